@@ -1,0 +1,13 @@
+"""gpubp: readable, exact backpropagation on NumPy (CPU) or CuPy (CUDA)."""
+from .backend import KERNELS, Backend, auto_choice, get_backend, use_backend
+from .errors import DeviceError, DTypeError, GpubpError, NumericalError, ShapeError
+from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
+from .network import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = ["Backend", "KERNELS", "get_backend", "use_backend", "auto_choice",
+           "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity", "Sequential",
+           "MSE", "BinaryCrossEntropy", "SoftmaxCrossEntropy",
+           "GpubpError", "ShapeError", "DTypeError", "DeviceError", "NumericalError"]

@@ -1,0 +1,43 @@
+"""The one module that imports CuPy.
+
+Two flags, as in thinc's ``compat``: ``has_cupy`` (CuPy can be imported) and
+``gpu_status()`` (a CUDA device exists *and* runs a kernel). Everything else in
+gpubp imports CuPy from here, so ``import gpubp`` works on any CPU-only machine.
+"""
+from __future__ import annotations
+
+import functools
+
+try:  # pragma: no cover - depends on the machine
+    import cupy
+    has_cupy = True
+    cupy_import_error = ""
+except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+    cupy = None
+    has_cupy = False
+    cupy_import_error = f"{type(exc).__name__}: {exc}"
+
+
+@functools.lru_cache(maxsize=None)
+def gpu_status(device_id: int = 0) -> tuple[bool, str]:
+    """Return ``(usable, reason)`` for CUDA device ``device_id``.
+
+    Usable means more than "cupy imports": the device exists and a tiny
+    computation runs on it. The reason says what is missing otherwise.
+    """
+    if not has_cupy:
+        return False, f"CuPy is not installed ({cupy_import_error}); pip install 'gpubp[cuda12]' or 'gpubp[cuda13]'"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return False, f"CuPy found no CUDA driver or device ({type(exc).__name__}: {exc})"
+    if device_id >= count:
+        return False, f"cuda:{device_id} requested but only {count} CUDA device(s) are visible"
+    try:
+        with cupy.cuda.Device(device_id):
+            total = int(cupy.arange(4, dtype=cupy.float32).sum())
+        if total != 6:
+            return False, f"cuda:{device_id} computed a wrong result in the self-test"
+    except Exception as exc:
+        return False, f"cuda:{device_id} is visible but failed a test computation ({type(exc).__name__}: {exc})"
+    return True, f"cuda:{device_id} works"

@@ -1,0 +1,115 @@
+"""Activation kernels and their fused backward passes.
+
+Each backward takes the upstream gradient ``g`` (= dL/dY) and the value saved
+in the forward pass, and returns ``delta`` (= dL/dZ) in one pass:
+``delta = g * s * (1 - s)`` for the sigmoid, computed from its *output* ``s``.
+The NumPy paths write into ``out`` with no temporaries larger than a boolean
+mask; the references are the textbook formulas.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import Kernel, register
+
+# Lowest z whose exp(-z) stays finite: sigmoid(z) is clipped below there on the
+# CPU path (the value is < 1e-38 in float32, < 1e-307 in float64 either way).
+_SIGMOID_FLOOR = {np.dtype(np.float32): -88.0, np.dtype(np.float64): -708.0}
+
+
+def _sigmoid_np(z, s):
+    # s = 1 / (1 + exp(-max(z, floor))): five in-place passes, never overflows.
+    np.maximum(z, _SIGMOID_FLOOR[s.dtype], out=s)
+    np.negative(s, out=s)
+    np.exp(s, out=s)
+    s += 1
+    np.reciprocal(s, out=s)
+
+
+def _sigmoid_ref(z, s):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _sigmoid_backward_np(g, s, delta):
+    np.subtract(1, s, out=delta)
+    delta *= s
+    delta *= g
+
+
+def _tanh_backward_np(g, t, delta):
+    np.multiply(t, t, out=delta)
+    np.subtract(1, delta, out=delta)
+    delta *= g
+
+
+def _relu_backward_np(g, z, delta):
+    np.multiply(g, z > 0, out=delta)
+
+
+def _leaky_relu_np(z, slope, y):
+    # For 0 <= slope <= 1: max(z, slope * z) is z when z > 0, slope * z otherwise.
+    np.multiply(z, slope, out=y)
+    np.maximum(z, y, out=y)
+
+
+def _leaky_relu_backward_np(g, z, slope, delta):
+    np.multiply(g, slope, out=delta)
+    np.copyto(delta, g, where=z > 0)
+
+
+sigmoid = register(Kernel(
+    "sigmoid", "T z", "T s",
+    "s = z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z))",
+    _sigmoid_np, _sigmoid_ref,
+    "s = 1 / (1 + exp(-z)), evaluated without overflow for any z.",
+))
+
+sigmoid_backward = register(Kernel(
+    "sigmoid_backward", "T g, T s", "T delta",
+    "delta = g * s * (1 - s)",
+    _sigmoid_backward_np, lambda g, s, delta: g * s * (1 - s),
+    "delta = g * s * (1 - s), from the sigmoid output s = sigmoid(z).",
+))
+
+tanh = register(Kernel(
+    "tanh", "T z", "T t",
+    "t = tanh(z)",
+    lambda z, t: np.tanh(z, out=t), lambda z, t: np.tanh(z),
+    "t = tanh(z).",
+))
+
+tanh_backward = register(Kernel(
+    "tanh_backward", "T g, T t", "T delta",
+    "delta = g * (1 - t * t)",
+    _tanh_backward_np, lambda g, t, delta: g * (1 - t * t),
+    "delta = g * (1 - t^2), from the tanh output t = tanh(z).",
+))
+
+relu = register(Kernel(
+    "relu", "T z", "T y",
+    "y = z > 0 ? z : (T)0",
+    lambda z, y: np.maximum(z, 0, out=y), lambda z, y: np.where(z > 0, z, 0),
+    "y = max(z, 0).",
+))
+
+relu_backward = register(Kernel(
+    "relu_backward", "T g, T z", "T delta",
+    "delta = z > 0 ? g : (T)0",
+    _relu_backward_np, lambda g, z, delta: np.where(z > 0, g, 0),
+    "delta = g * [z > 0].",
+))
+
+leaky_relu = register(Kernel(
+    "leaky_relu", "T z, T slope", "T y",
+    "y = z > 0 ? z : slope * z",
+    _leaky_relu_np, lambda z, slope, y: np.where(z > 0, z, slope * z),
+    "y = z if z > 0 else slope * z (0 <= slope <= 1).",
+))
+
+leaky_relu_backward = register(Kernel(
+    "leaky_relu_backward", "T g, T z, T slope", "T delta",
+    "delta = z > 0 ? g : slope * g",
+    _leaky_relu_backward_np, lambda g, z, slope, delta: np.where(z > 0, g, slope * g),
+    "delta = g if z > 0 else slope * g.",
+))

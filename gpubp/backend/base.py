@@ -1,0 +1,177 @@
+"""The Backend: one object owning an array module, a dtype and the kernels.
+
+Layers, losses and optimizers never import numpy or cupy: they ask their
+backend (``backend.xp``, ``backend.sigmoid_backward(g, s)``). NumpyBackend and
+CupyBackend differ only in ``xp``, in how arrays cross devices and in how a
+registry kernel is launched.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ..errors import DTypeError, DeviceError, ShapeError
+from .registry import KERNELS
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_dtype(dtype) -> np.dtype:
+    """``np.dtype`` for "float32"/"float64" (or the types), with a clear error otherwise."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise DTypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+class Backend:
+    """Base class. Subclasses set ``xp``, ``name`` and ``device``."""
+
+    xp = np
+    name = "base"
+    device = "cpu"
+
+    def __init__(self, dtype="float32"):
+        self.dtype = as_float_dtype(dtype)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} device={self.device} dtype={self.dtype.name}>"
+
+    def __eq__(self, other):
+        return isinstance(other, Backend) and (self.device, self.dtype) == (other.device, other.dtype)
+
+    def __hash__(self):
+        return hash((self.device, self.dtype))
+
+    def with_dtype(self, dtype) -> "Backend":
+        """The same device with another float dtype."""
+        from .select import get_backend
+        return get_backend(self.device, dtype=dtype)
+
+    # -- arrays -----------------------------------------------------------------
+    def is_own(self, x) -> bool:
+        """True when ``x`` is an array of this backend's module on this device."""
+        raise NotImplementedError
+
+    def asarray(self, x, dtype=None):
+        """Copy/convert ``x`` (list, NumPy or CuPy array) onto this device.
+
+        Floating (and list) input becomes ``self.dtype`` unless ``dtype`` says
+        otherwise; integer arrays (class labels) keep their dtype.
+        """
+        host = x if isinstance(x, np.ndarray) or self.is_own(x) else None
+        if host is None:
+            host = self._from_foreign(x)
+        if dtype is None:
+            dtype = host.dtype if host.dtype.kind in "iub" else self.dtype
+        return self._to_device(host, np.dtype(dtype))
+
+    def _from_foreign(self, x):
+        """Array from another device, or a Python sequence, as a NumPy array."""
+        if hasattr(x, "get") and hasattr(x, "device"):  # a CuPy array on another device
+            return x.get()
+        arr = np.asarray(x)
+        if arr.dtype == object:
+            raise DTypeError("cannot turn an object array into numbers; pass a numeric array")
+        return arr
+
+    def _to_device(self, host, dtype):
+        raise NotImplementedError
+
+    def to_numpy(self, x) -> np.ndarray:
+        """A NumPy copy of an array of this backend (NumPy input passes through)."""
+        raise NotImplementedError
+
+    def zeros(self, shape, dtype=None):
+        return self.xp.zeros(shape, dtype=dtype or self.dtype)
+
+    def empty(self, shape, dtype=None):
+        return self.xp.empty(shape, dtype=dtype or self.dtype)
+
+    @staticmethod
+    def host_rng(seed=None) -> np.random.Generator:
+        """The host RNG every initialiser draws from (identical on every device)."""
+        return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (a no-op on the CPU)."""
+
+    def activate(self):
+        """Context in which ``xp`` calls run on this backend's device."""
+        return contextlib.nullcontext()
+
+    def check_array(self, x, what: str = "input", ndim: int | None = None):
+        """Refuse ``x`` with a clear error unless it is a ``self.dtype`` array on this device."""
+        if not self.is_own(x):
+            raise DeviceError(f"{what}: expected an array on {self.device}, got {describe(x)}; "
+                              f"move it with backend.asarray(x) (backend = model.backend)")
+        if x.dtype != self.dtype:
+            kind = "an integer" if x.dtype.kind in "iub" else f"a {x.dtype}"
+            raise DTypeError(f"{what}: expected {self.dtype} values, got {kind} array; "
+                             f"convert it with backend.asarray(x)")
+        if ndim is not None and x.ndim != ndim:
+            raise ShapeError(f"{what}: expected a {ndim}-d array, got shape {tuple(x.shape)}")
+        return x
+
+    # -- kernels ----------------------------------------------------------------
+    def launch(self, name: str, *args) -> None:
+        """Run registry kernel ``name`` on its inputs followed by its outputs (written in place)."""
+        kernel = KERNELS[name]
+        expected = len(kernel.input_names) + len(kernel.output_names)
+        if len(args) != expected:
+            raise TypeError(f"kernel {name} takes {expected} arrays/scalars, got {len(args)}")
+        self._launch(kernel, [self._scalar(a) for a in args])
+
+    def apply(self, name: str, *inputs, out=None):
+        """Single-output kernel: ``out = name(*inputs)``; allocates ``out`` like the first input."""
+        if out is None:
+            out = self.xp.empty_like(inputs[0])
+        self.launch(name, *inputs, out)
+        return out
+
+    def _scalar(self, a):
+        # Python/NumPy scalars become this dtype: a float64 scalar must never
+        # promote float32 arrays (NumPy 2 rules) or pick the double kernel.
+        return self.dtype.type(a) if isinstance(a, (int, float, np.floating)) else a
+
+    def _launch(self, kernel, args) -> None:
+        raise NotImplementedError
+
+    def sigmoid(self, z, out=None):
+        return self.apply("sigmoid", z, out=out)
+
+    def sigmoid_backward(self, g, s, out=None):
+        return self.apply("sigmoid_backward", g, s, out=out)
+
+    def tanh(self, z, out=None):
+        return self.apply("tanh", z, out=out)
+
+    def tanh_backward(self, g, t, out=None):
+        return self.apply("tanh_backward", g, t, out=out)
+
+    def relu(self, z, out=None):
+        return self.apply("relu", z, out=out)
+
+    def relu_backward(self, g, z, out=None):
+        return self.apply("relu_backward", g, z, out=out)
+
+    def leaky_relu(self, z, slope, out=None):
+        return self.apply("leaky_relu", z, slope, out=out)
+
+    def leaky_relu_backward(self, g, z, slope, out=None):
+        return self.apply("leaky_relu_backward", g, z, slope, out=out)
+
+
+def describe(x) -> str:
+    """Short description of an array's kind, device, dtype and shape for error messages."""
+    module = type(x).__module__.split(".")[0]
+    if module == "cupy":
+        return f"a CuPy array on cuda:{x.device.id} ({x.dtype}, shape {tuple(x.shape)})"
+    if isinstance(x, np.ndarray):
+        return f"a NumPy array ({x.dtype}, shape {x.shape})"
+    return f"a {type(x).__name__}"
+

@@ -1,0 +1,25 @@
+"""gpubp's own exception types: every mistake a user can make is one of these.
+
+Each also derives from the matching builtin (ValueError, TypeError, ...) so code
+that catches the builtin keeps working.
+"""
+
+
+class GpubpError(Exception):
+    """Base class of every error gpubp raises on purpose."""
+
+
+class ShapeError(GpubpError, ValueError):
+    """An array has the wrong number of dimensions or the wrong size."""
+
+
+class DTypeError(GpubpError, TypeError):
+    """An array has the wrong dtype (integer where float is needed, float32 vs float64)."""
+
+
+class DeviceError(GpubpError, RuntimeError):
+    """An array lives on another device, or the requested device is unusable."""
+
+
+class NumericalError(GpubpError, FloatingPointError):
+    """NaN or Inf where finite numbers are required."""

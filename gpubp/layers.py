@@ -1,0 +1,201 @@
+"""Layers with explicit forward and backward passes (the delta rule).
+
+Notation (seed 001, section 7): a layer maps X to Y; ``dY`` is dL/dY coming from
+the layer above and ``backward`` returns dX = dL/dX for the layer below. For
+``Dense``, Y = X W + b, so with ``delta = dY``::
+
+    dW = X^T delta      db = sum over the batch of delta      dX = delta W^T
+
+Activation layers turn dY into delta = dY * f'(z) with one fused kernel, so
+stacking ``Dense`` and ``Sigmoid`` gives delta_l = (delta_{l+1} W_{l+1}^T) * f'(z_l).
+Gradients accumulate in ``grads`` across backward calls until ``zero_grad()``.
+"""
+from __future__ import annotations
+
+from .backend import get_backend
+from .errors import ShapeError
+from .init import get_initializer
+
+
+class Layer:
+    """Base class: ``params``/``grads`` dicts of arrays on ``self.backend``."""
+
+    def __init__(self, backend=None):
+        self.backend = get_backend(backend) if not hasattr(backend, "xp") else backend
+        self.params: dict = {}
+        self.grads: dict = {}
+        self._grads_zero = True
+
+    def __call__(self, X):
+        return self.forward(X)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    def forward(self, X):
+        raise NotImplementedError
+
+    def backward(self, dY):
+        raise NotImplementedError
+
+    def zero_grad(self):
+        """Set accumulated gradients to zero (the next backward then writes them directly)."""
+        self._grads_zero = True
+        for g in self.grads.values():
+            g.fill(0)
+
+    def reset_parameters(self, rng):
+        """Redraw parameters from the host RNG ``rng`` (no-op for parameter-free layers)."""
+
+    def to(self, backend):
+        """Move parameters and gradients to ``backend`` (spec or Backend); returns self."""
+        backend = get_backend(backend, self.backend.dtype) if isinstance(backend, str) else backend
+        self.params = {k: backend.asarray(self.backend.to_numpy(v)) for k, v in self.params.items()}
+        self.grads = {k: backend.zeros(v.shape) for k, v in self.params.items()}
+        self._grads_zero = True
+        self.backend = backend
+        self._clear_cache()
+        return self
+
+    def _clear_cache(self):
+        for name in ("X", "Y"):
+            if hasattr(self, name):
+                setattr(self, name, None)
+
+    def _accumulate(self, name, compute):
+        """grads[name] (+)= compute(out): written directly right after zero_grad."""
+        if self._grads_zero:
+            compute(self.grads[name])
+        else:
+            self.grads[name] += compute(None)
+
+    def _check_dY(self, dY, shape):
+        self.backend.check_array(dY, f"{type(self).__name__}.backward dY")
+        if getattr(self, "Y", None) is None and getattr(self, "X", None) is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        if tuple(dY.shape) != tuple(shape):
+            raise ShapeError(f"{type(self).__name__}.backward: dY has shape {tuple(dY.shape)}, "
+                             f"expected {tuple(shape)} (the forward output's shape)")
+
+
+class Dense(Layer):
+    """Affine layer Y = X W + b with W of shape (n_in, n_out)."""
+
+    def __init__(self, n_in: int, n_out: int, init="xavier_uniform", seed=None, backend=None):
+        super().__init__(backend)
+        if int(n_in) < 1 or int(n_out) < 1:
+            raise ShapeError(f"Dense needs n_in >= 1 and n_out >= 1, got ({n_in}, {n_out})")
+        self.n_in, self.n_out, self.init = int(n_in), int(n_out), init
+        self.X = None
+        self.reset_parameters(self.backend.host_rng(seed))
+
+    def __repr__(self):
+        return f"Dense({self.n_in}, {self.n_out})"
+
+    def reset_parameters(self, rng):
+        W = get_initializer(self.init)(rng, self.n_in, self.n_out)
+        self.params = {"W": self.backend.asarray(W), "b": self.backend.zeros((self.n_out,))}
+        self.grads = {k: self.backend.zeros(v.shape) for k, v in self.params.items()}
+        self._grads_zero = True
+
+    def forward(self, X):
+        self.backend.check_array(X, "Dense input", ndim=2)
+        if X.shape[1] != self.n_in:
+            raise ShapeError(f"Dense({self.n_in}, {self.n_out}) expects inputs of width {self.n_in}, "
+                             f"got shape {tuple(X.shape)}")
+        self.X = X
+        Y = self.backend.xp.matmul(X, self.params["W"])
+        Y += self.params["b"]
+        return Y
+
+    def backward(self, dY):
+        self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
+        xp, X, W = self.backend.xp, self.X, self.params["W"]
+        self._accumulate("W", lambda out: xp.matmul(X.T, dY, out=out))  # dW = X^T delta
+        self._accumulate("b", lambda out: xp.sum(dY, axis=0, out=out))  # db = sum(delta)
+        self._grads_zero = False
+        return xp.matmul(dY, W.T)  # dX = delta W^T
+
+
+class Activation(Layer):
+    """Elementwise f with a fused backward kernel ``delta = dY * f'(.)``.
+
+    Subclasses name the two registry kernels and whether the backward needs
+    the saved input ``X`` (ReLU family) or the saved output ``Y`` (sigmoid, tanh).
+    """
+
+    forward_kernel = backward_kernel = ""
+    saves = "Y"
+
+    def __init__(self, backend=None):
+        super().__init__(backend)
+        self.X = self.Y = None
+
+    def _extra(self):
+        return ()
+
+    def forward(self, X):
+        self.backend.check_array(X, f"{type(self).__name__} input")
+        Y = self.backend.apply(self.forward_kernel, X, *self._extra())
+        if self.saves == "X":
+            self.X = X
+        else:
+            self.Y = Y
+        return Y
+
+    def backward(self, dY):
+        saved = self.X if self.saves == "X" else self.Y
+        self._check_dY(dY, saved.shape if saved is not None else ())
+        return self.backend.apply(self.backward_kernel, dY, saved, *self._extra())
+
+
+class Sigmoid(Activation):
+    """Y = 1 / (1 + exp(-X)); delta = dY * Y * (1 - Y)."""
+
+    forward_kernel, backward_kernel = "sigmoid", "sigmoid_backward"
+
+
+class Tanh(Activation):
+    """Y = tanh(X); delta = dY * (1 - Y^2)."""
+
+    forward_kernel, backward_kernel = "tanh", "tanh_backward"
+
+
+class ReLU(Activation):
+    """Y = max(X, 0); delta = dY * [X > 0]."""
+
+    forward_kernel, backward_kernel, saves = "relu", "relu_backward", "X"
+
+
+class LeakyReLU(Activation):
+    """Y = X if X > 0 else slope * X; delta = dY * (1 if X > 0 else slope)."""
+
+    forward_kernel, backward_kernel, saves = "leaky_relu", "leaky_relu_backward", "X"
+
+    def __init__(self, slope: float = 0.01, backend=None):
+        if not 0.0 <= slope <= 1.0:
+            raise ValueError(f"LeakyReLU slope must be in [0, 1], got {slope}")
+        super().__init__(backend)
+        self.slope = float(slope)
+
+    def __repr__(self):
+        return f"LeakyReLU({self.slope})"
+
+    def _extra(self):
+        return (self.slope,)
+
+
+class Identity(Layer):
+    """Y = X; dX = dY."""
+
+    def forward(self, X):
+        self.backend.check_array(X, "Identity input")
+        return X
+
+    def backward(self, dY):
+        self.backend.check_array(dY, "Identity.backward dY")
+        return dY
+
+
+ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU,
+               "identity": Identity}

@@ -1,0 +1,129 @@
+"""Losses: ``forward(Y, T)`` returns the mean loss, ``backward()`` returns dL/dY.
+
+All are means over the batch, so dL/dY carries the factor 1/N. Logit losses
+work from raw scores and are evaluated in their stable forms (no overflow for
+any finite logit): BCE via max(z, 0) - z t + log(1 + exp(-|z|)), softmax
+cross-entropy via log-sum-exp with a max shift.
+"""
+from __future__ import annotations
+
+from .backend import backend_of
+from .errors import DTypeError, ShapeError
+
+
+class Loss:
+    """Base class: remembers what ``backward`` needs from the last ``forward``."""
+
+    def __call__(self, Y, T):
+        return self.forward(Y, T)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    def _begin(self, Y, T, ndim=None):
+        self.backend = backend_of(Y)
+        self.backend.check_array(Y, f"{type(self).__name__} predictions", ndim=ndim)
+        if Y.shape[0] == 0:
+            raise ShapeError(f"{type(self).__name__}: empty batch (predictions of shape {tuple(Y.shape)})")
+        return self.backend.xp
+
+    def _float_targets(self, Y, T):
+        self.backend.check_array(T, f"{type(self).__name__} targets")
+        if T.shape != Y.shape:
+            raise ShapeError(f"{type(self).__name__}: targets have shape {tuple(T.shape)}, "
+                             f"predictions {tuple(Y.shape)}; they must match")
+        return T
+
+    def forward(self, Y, T):
+        raise NotImplementedError
+
+    def backward(self):
+        raise NotImplementedError
+
+
+class MSE(Loss):
+    """L = mean((Y - T)^2) over all elements; dL/dY = 2 (Y - T) / N.
+
+    For one sample with one output this is the seeds' squared error (y_hat - y)^2.
+    """
+
+    def forward(self, Y, T):
+        xp = self._begin(Y, T)
+        self.diff = Y - self._float_targets(Y, T)
+        return xp.mean(self.diff * self.diff)
+
+    def backward(self):
+        return self.diff * (2.0 / self.diff.size)
+
+
+class BinaryCrossEntropy(Loss):
+    """BCE from logits z with targets t in [0, 1]:
+
+    L = mean(max(z, 0) - z t + log(1 + exp(-|z|)));  dL/dz = (sigmoid(z) - t) / N.
+    """
+
+    def forward(self, Z, T):
+        xp = self._begin(Z, T)
+        self.Z, self.T = Z, self._float_targets(Z, T)
+        return xp.mean(xp.maximum(Z, 0) - Z * T + xp.log1p(xp.exp(-xp.abs(Z))))
+
+    def backward(self):
+        dZ = self.backend.sigmoid(self.Z)
+        dZ -= self.T
+        dZ *= 1.0 / self.Z.size
+        return dZ
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax cross-entropy from logits Z of shape (N, C).
+
+    Targets are integer class labels (N,) or one-hot / probability rows (N, C).
+    L = mean_n(logsumexp(Z_n) - sum_c T_nc Z_nc);  dL/dZ = (softmax(Z) - T) / N.
+    """
+
+    def forward(self, Z, T):
+        xp = self._begin(Z, T, ndim=2)
+        self.T = self._targets(Z, T)
+        shifted = Z - Z.max(axis=1, keepdims=True)
+        log_norm = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        self.log_probs = shifted - log_norm
+        return -(self.T * self.log_probs).sum() / Z.shape[0]
+
+    def backward(self):
+        dZ = self.backend.xp.exp(self.log_probs)
+        dZ -= self.T
+        dZ *= 1.0 / dZ.shape[0]
+        return dZ
+
+    def _targets(self, Z, T):
+        """One-hot/probability targets of Z's shape and dtype."""
+        n, c = Z.shape
+        if T.ndim == 2:
+            return self._float_targets(Z, T)
+        if T.dtype.kind not in "iu":
+            raise DTypeError(f"SoftmaxCrossEntropy: 1-d targets must be integer class labels, got {T.dtype}")
+        if not self.backend.is_own(T):
+            self.backend.check_array(T, "SoftmaxCrossEntropy labels")
+        if T.shape != (n,):
+            raise ShapeError(f"SoftmaxCrossEntropy: {n} predictions but labels of shape {tuple(T.shape)}")
+        lo, hi = int(T.min()), int(T.max())
+        if lo < 0 or hi >= c:  # CuPy wraps bad indices silently, so check
+            raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {c - 1}] for {c} classes, "
+                             f"got values in [{lo}, {hi}]")
+        onehot = self.backend.zeros((n, c))
+        onehot[self.backend.xp.arange(n), T] = 1
+        return onehot
+
+
+LOSSES = {"mse": MSE, "bce": BinaryCrossEntropy, "binary_cross_entropy": BinaryCrossEntropy,
+          "softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": SoftmaxCrossEntropy}
+
+
+def get_loss(loss) -> Loss:
+    """A Loss instance from a name or an instance."""
+    if isinstance(loss, Loss):
+        return loss
+    try:
+        return LOSSES[loss]()
+    except KeyError:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None

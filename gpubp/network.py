@@ -1,0 +1,73 @@
+"""Sequential: a stack of layers run forward in order and backward in reverse."""
+from __future__ import annotations
+
+from .backend import get_backend
+from .errors import ShapeError
+
+
+class Sequential:
+    """Chain of layers on one backend.
+
+    ``forward(X)`` runs each layer's forward; ``backward(dY)`` runs each layer's
+    backward in reverse order and returns dL/dX. Parameters and gradients are
+    exposed by name (``"0.W"`` is layer 0's weight). With ``seed`` set, every
+    parameter is redrawn from one host RNG in layer order, so a seed fixes the
+    initial weights on every device.
+    """
+
+    def __init__(self, layers, backend=None, dtype="float32", seed=0):
+        self.layers = list(layers)
+        if not self.layers:
+            raise ShapeError("Sequential needs at least one layer")
+        self.to(get_backend(backend, dtype))
+        if seed is not None:
+            self.reset_parameters(seed)
+
+    def __repr__(self):
+        inner = ", ".join(map(repr, self.layers))
+        return f"Sequential([{inner}], device={self.backend.device}, dtype={self.backend.dtype})"
+
+    def __call__(self, X):
+        return self.forward(X)
+
+    def forward(self, X):
+        with self.backend.activate():
+            for layer in self.layers:
+                X = layer.forward(X)
+        return X
+
+    def backward(self, dY):
+        with self.backend.activate():
+            for layer in reversed(self.layers):
+                dY = layer.backward(dY)
+        return dY
+
+    def parameters(self) -> dict:
+        """``{"i.name": array}`` for every parameter, in layer order."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    def gradients(self) -> dict:
+        """``{"i.name": array}`` of accumulated gradients, same keys as ``parameters()``."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    def zero_grad(self):
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def reset_parameters(self, seed=0):
+        rng = self.backend.host_rng(seed)
+        for layer in self.layers:
+            layer.reset_parameters(rng)
+        return self
+
+    def to(self, backend, dtype=None):
+        """Move every layer to ``backend`` (spec or Backend, optionally re-typed); returns self."""
+        current = getattr(self, "backend", None)
+        self.backend = get_backend(backend, dtype or (current.dtype if current else "float32"))
+        for layer in self.layers:
+            layer.to(self.backend)
+        return self
+
+    def predict(self, X):
+        """Forward pass on data converted to the model's backend (any device, list or array)."""
+        return self.forward(self.backend.asarray(X))
