@@ -21,7 +21,7 @@ class Layer:
     """Base class: ``params``/``grads`` dicts of arrays on ``self.backend``."""
 
     def __init__(self, backend=None):
-        self.backend = get_backend(backend) if not hasattr(backend, "xp") else backend
+        self.backend = get_backend(backend, getattr(backend, "dtype", "float32"))
         self.params: dict = {}
         self.grads: dict = {}
         self._grads_zero = True

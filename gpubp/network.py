@@ -15,11 +15,11 @@ class Sequential:
     initial weights on every device.
     """
 
-    def __init__(self, layers, backend=None, dtype="float32", seed=0):
+    def __init__(self, layers, backend=None, dtype=None, seed=0):
         self.layers = list(layers)
         if not self.layers:
             raise ShapeError("Sequential needs at least one layer")
-        self.to(get_backend(backend, dtype))
+        self.to(backend, dtype)
         if seed is not None:
             self.reset_parameters(seed)
 
@@ -61,9 +61,14 @@ class Sequential:
         return self
 
     def to(self, backend, dtype=None):
-        """Move every layer to ``backend`` (spec or Backend, optionally re-typed); returns self."""
+        """Move every layer to ``backend`` (spec or Backend, optionally re-typed); returns self.
+
+        Without ``dtype``, a Backend keeps its dtype, a spec keeps the model's (float32 at first).
+        """
         current = getattr(self, "backend", None)
-        self.backend = get_backend(backend, dtype or (current.dtype if current else "float32"))
+        if dtype is None:
+            dtype = getattr(backend, "dtype", None) or (current.dtype if current else "float32")
+        self.backend = get_backend(backend, dtype)
         for layer in self.layers:
             layer.to(self.backend)
         return self
