@@ -1,0 +1,283 @@
+"""The doctor behind ``gpubp check``: is this machine ready, and does gpubp compute right here?
+
+Each check returns :class:`Item` s, ``ok`` / ``warning`` / ``failure`` with a
+one-line fix. Environment: versions, duplicate ``cupy-*`` distributions, CUDA
+driver/runtime, devices, NVRTC compiling every registry kernel, the CuPy kernel
+cache directory, TF32. Self-test on every usable backend: each kernel's fast
+path against its reference formula, a float64 finite-difference gradient check
+of a small net, and a parity run (CPU vs GPU where one works, else CPU float32
+vs float64). Missing CUDA pieces are warnings on a CPU-only machine and
+failures where a GPU is expected (``expect_gpu``, ``GPUBP_DEVICE=gpu|cuda:N``,
+or an NVIDIA driver node ``/dev/nvidiactl``).
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _compat
+from .backend import KERNELS, cuda_source, get_backend
+from .selftest import gradient_error, kernel_mismatches, small_net
+from .tolerance import tf32_state
+
+OK, WARNING, FAILURE = "ok", "warning", "failure"
+NVRTC_ARCHS = (80, 90)  # compiled on CPU-only machines (the device's own arch on a GPU)
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = {OK: "[ ok ]", WARNING: "[warn]", FAILURE: "[FAIL]"}[self.status]
+        return f"{mark} {self.name}: {self.detail}" + (f"\n       fix: {self.fix}" if self.fix else "")
+
+
+# -- facts (shared with `gpubp info`) -------------------------------------------
+
+def cupy_distributions() -> list[tuple[str, str]]:
+    """Installed CuPy distributions ``(name, version)``: more than one breaks CuPy."""
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if re.fullmatch(r"cupy(-cuda\d+x?|-rocm[-\d]*)?", name):
+            found[name] = dist.version
+    return sorted(found.items())
+
+
+def _cuda_version(code: int) -> str:
+    return f"{code // 1000}.{code % 1000 // 10}" if code else "none"
+
+
+def versions() -> dict:
+    """gpubp, Python, NumPy, CuPy (package and version) and CUDA driver/runtime/NVRTC versions."""
+    from . import __version__
+    out = {"gpubp": __version__, "python": platform.python_version(), "numpy": np.__version__,
+           "cupy": None, "cupy_package": ", ".join(n for n, _ in cupy_distributions()) or None,
+           "cuda_runtime": None, "cuda_driver": None, "nvrtc": None}
+    cp = _compat.cupy
+    if cp is None:
+        return out
+    out["cupy"] = cp.__version__
+    for key, get in (("cuda_runtime", lambda: _cuda_version(cp.cuda.runtime.runtimeGetVersion())),
+                     ("cuda_driver", lambda: _cuda_version(cp.cuda.runtime.driverGetVersion())),
+                     ("nvrtc", lambda: "%d.%d" % cp.cuda.nvrtc.getVersion())):
+        try:
+            out[key] = get()
+        except Exception as exc:  # a missing library names itself here
+            out[key] = f"unavailable ({type(exc).__name__})"
+    return out
+
+
+def devices() -> list[dict]:
+    """Visible CUDA devices: id, name, memory (GiB), compute capability, usable."""
+    cp = _compat.cupy
+    try:
+        count = cp.cuda.runtime.getDeviceCount() if cp is not None else 0
+    except Exception:
+        return []
+    found = []
+    for i in range(count):
+        props = cp.cuda.runtime.getDeviceProperties(i)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        found.append({"device": f"cuda:{i}", "name": name, "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+                      "compute_capability": f"{props['major']}.{props['minor']}",
+                      "usable": _compat.gpu_status(i)[0]})
+    return found
+
+
+def gpu_expected() -> tuple[bool, str]:
+    device = os.environ.get("GPUBP_DEVICE", "").strip().lower()
+    if device.startswith(("gpu", "cuda", "cupy")):
+        return True, f"GPUBP_DEVICE={device}"
+    if os.path.exists("/dev/nvidiactl"):
+        return True, "an NVIDIA driver is loaded (/dev/nvidiactl)"
+    return False, "CPU-only machine"
+
+
+# -- environment checks ---------------------------------------------------------
+
+def check_versions(expect_gpu):
+    v = versions()
+    cp = f"CuPy {v['cupy']} ({v['cupy_package']})" if v["cupy"] else "no CuPy"
+    yield Item("versions", OK, f"gpubp {v['gpubp']}, Python {v['python']}, NumPy {v['numpy']}, {cp}")
+    dists = cupy_distributions()
+    if len(dists) > 1:
+        names = " ".join(n for n, _ in dists)
+        yield Item("cupy packages", FAILURE, f"{len(dists)} CuPy distributions side by side: {names}",
+                   f"pip uninstall -y {names}, then install the one matching your CUDA driver")
+    elif not _compat.has_cupy:
+        why = _compat.cupy_import_error or "not installed"
+        yield _missing(expect_gpu, "cupy", f"CuPy cannot be imported ({why})",
+                       "pip install 'gpubp[cuda12]' or 'gpubp[cuda13]' (match the driver's CUDA)")
+    else:
+        yield Item("cupy packages", OK, f"one CuPy distribution ({dists[0][0] if dists else 'source build'})")
+
+
+def check_cuda(expect_gpu):
+    if not _compat.has_cupy:
+        return
+    v = versions()
+    if v["cuda_driver"] in (None, "none") or v["cuda_driver"].startswith("unavailable"):
+        yield _missing(expect_gpu, "cuda", f"no CUDA driver (CuPy's runtime is CUDA {v['cuda_runtime']})",
+                       "install the NVIDIA driver, or run the container with --gpus all")
+    else:
+        newer = tuple(map(int, v["cuda_runtime"].split("."))) > tuple(map(int, v["cuda_driver"].split(".")))
+        detail = f"driver supports CUDA {v['cuda_driver']}, CuPy's runtime is CUDA {v['cuda_runtime']}"
+        yield (Item("cuda", FAILURE, detail, "upgrade the driver or install the CuPy wheel for an older CUDA")
+               if newer else Item("cuda", OK, detail))
+    found = devices()
+    if not found:
+        yield _missing(expect_gpu, "devices", f"no usable CUDA device ({_compat.gpu_status(0)[1]})",
+                       "check nvidia-smi; in Docker pass --gpus all")
+    for d in found:
+        detail = f"{d['device']} {d['name']}, {d['memory_gib']} GiB, compute capability {d['compute_capability']}"
+        yield (Item("device", OK, detail) if d["usable"] else
+               Item("device", FAILURE, f"{detail}: {_compat.gpu_status(int(d['device'][5:]))[1]}",
+                    "check nvidia-smi and that no other process holds the device"))
+
+
+def nvrtc_compile(source: str, arch: int) -> str:
+    """Compile CUDA ``source`` for ``compute_<arch>`` with NVRTC; returns "" or the error log."""
+    nvrtc = _compat.cupy.cuda.nvrtc
+    prog = nvrtc.createProgram(source, "gpubp_check.cu", [], [])
+    try:
+        nvrtc.compileProgram(prog, [f"--gpu-architecture=compute_{arch}"])
+        return ""
+    except nvrtc.NVRTCError:
+        return nvrtc.getProgramLog(prog).strip()
+    finally:
+        nvrtc.destroyProgram(prog)
+
+
+def check_nvrtc(expect_gpu):
+    found = [d for d in devices() if d["usable"]]
+    archs = sorted({int(d["compute_capability"].replace(".", "")) for d in found}) or list(NVRTC_ARCHS)
+    if not _compat.has_cupy:
+        yield _missing(expect_gpu, "nvrtc", "no CuPy, so the kernels' CUDA sources are not compile-checked",
+                       "pip install 'gpubp[nvrtc]' to compile-check them on a CPU-only machine")
+        return
+    try:
+        _compat.cupy.cuda.nvrtc.getVersion()
+    except Exception as exc:
+        yield _missing(expect_gpu, "nvrtc", f"NVRTC unavailable ({type(exc).__name__}: {exc})",
+                       "pip install nvidia-cuda-nvrtc-cu12 (or 'cupy-cuda12x[ctk]')")
+        return
+    errors = [f"{k.name}/{ct}/compute_{a}: {log.splitlines()[0] if log else '?'}"
+              for k in KERNELS.values() for ct in ("float", "double") for a in archs
+              if (log := nvrtc_compile(cuda_source(k, ct), a))]
+    if errors:
+        yield Item("nvrtc", FAILURE, f"{len(errors)} kernel build(s) fail: {errors[0]}",
+                   "fix the kernel's CUDA body in the registry (gpubp/backend/*_kernels.py)")
+    else:
+        yield Item("nvrtc", OK, f"{len(KERNELS)} kernels x float/double compile for "
+                                f"{', '.join(f'compute_{a}' for a in archs)}")
+
+
+_CACHE_FIX = "export CUPY_CACHE_DIR=/tmp/cupy_kernel_cache (any writable folder)"
+
+
+def check_kernel_cache(expect_gpu):
+    path = os.path.abspath(os.environ.get("CUPY_CACHE_DIR") or os.path.expanduser("~/.cupy/kernel_cache"))
+    if not _compat.has_cupy:
+        yield Item("kernel cache", OK, f"{path} (unused without CuPy)")
+        return
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)  # CuPy creates the missing folders itself
+    if not os.path.isdir(probe):
+        yield Item("kernel cache", FAILURE, f"{path} cannot be created: {probe} is a file",
+                   _CACHE_FIX)
+        return
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+        yield Item("kernel cache", OK, f"{path} is writable")
+    except OSError as exc:
+        yield Item("kernel cache", FAILURE, f"{path} is not writable ({exc.strerror} in {probe})",
+                   _CACHE_FIX)
+
+
+def check_tf32(expect_gpu):
+    on, detail = tf32_state()
+    if on is False:
+        yield Item("tf32", OK, f"off: {detail}")
+    else:
+        yield Item("tf32", WARNING, f"{'on' if on else 'unknown'}: {detail}; float32 matmuls keep 10 mantissa bits",
+                   "unset CUPY_TF32 for exact float32 (gpubp parity turns TF32 off during its runs)")
+
+
+def _missing(expect_gpu, name, detail, fix):
+    return Item(name, FAILURE if expect_gpu else WARNING, detail, fix)
+
+
+# -- self-test (gpubp.selftest) --------------------------------------------------
+
+def _devices_to_test():
+    return ["cpu"] + (["cuda:0"] if _compat.gpu_status(0)[0] else [])
+
+
+def check_kernels(expect_gpu):
+    bad = [m for d in _devices_to_test() for t in ("float32", "float64")
+           for m in kernel_mismatches(get_backend(d, t))]
+    if bad:
+        yield Item("kernels", FAILURE, f"{len(bad)} kernel(s) disagree with their reference: {', '.join(bad[:3])}",
+                   "compare the kernel's fast path (and CUDA body) with its reference formula")
+    else:
+        yield Item("kernels", OK, f"{len(KERNELS)} kernels match their references on {', '.join(_devices_to_test())} "
+                                  "(float32, float64)")
+
+
+def check_gradients(expect_gpu):
+    for device in _devices_to_test():
+        worst = gradient_error(device)
+        status = OK if worst <= 1 else FAILURE
+        yield Item("gradients", status, f"backprop vs central differences (float64, {device}): "
+                                        f"worst {worst:.2g} of the allowed error",
+                   "" if status == OK else "a layer's backward disagrees with its forward; see gpubp.gradcheck")
+
+
+def check_parity(expect_gpu):
+    from .parity import parity
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(32, 3)), rng.integers(0, 2, size=32)
+    pairs = ([("cpu/float32", "cuda:0/float32"), ("cpu/float64", "cuda:0/float64")]
+             if "cuda:0" in _devices_to_test() else [("cpu/float32", "cpu/float64")])
+    for pair in pairs:
+        report = parity(small_net("cpu"), X, y, "softmax_cross_entropy", "sgd", steps=3, backends=pair,
+                        lr=0.5, batch_size=16)
+        yield Item("parity", OK if report.ok else FAILURE, report.summary(),
+                   "" if report.ok else f"gpubp parity {pair[0]} {pair[1]} shows the full table")
+
+
+CHECKS = (check_versions, check_cuda, check_nvrtc, check_kernel_cache, check_tf32,
+          check_kernels, check_gradients, check_parity)
+
+
+def run_checks(expect_gpu: bool | None = None, checks=CHECKS) -> list[Item]:
+    """Run every check; a check that crashes is itself a failure (the doctor never raises)."""
+    if expect_gpu is None:
+        expect_gpu = gpu_expected()[0]
+    items = []
+    for check in checks:
+        try:
+            items.extend(check(expect_gpu))
+        except Exception as exc:
+            name = check.__name__.removeprefix("check_")
+            items.append(Item(name, FAILURE, f"the check crashed: {type(exc).__name__}: {exc}",
+                              "report this with the output of `gpubp info`"))
+    return items
+
+
+def exit_code(items) -> int:
+    """1 when any item failed, else 0 (warnings pass)."""
+    return int(any(i.status == FAILURE for i in items))

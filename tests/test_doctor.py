@@ -1,0 +1,137 @@
+"""The doctor: healthy here, and each simulated breakage turns into the right item."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp import _compat, doctor, selftest
+from gpubp.backend import KERNELS
+
+from conftest import GPU_OK
+
+
+def items_named(items, name):
+    return [i for i in items if i.name == name]
+
+
+def nvrtc_works():
+    try:
+        return _compat.has_cupy and bool(_compat.cupy.cuda.nvrtc.getVersion())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def healthy():
+    return doctor.run_checks(expect_gpu=False)
+
+
+def test_healthy_machine_has_no_failures(healthy):
+    assert doctor.exit_code(healthy) == 0, "\n".join(i.line() for i in healthy)
+    names = {i.name for i in healthy}
+    assert {"versions", "nvrtc", "kernel cache", "tf32", "kernels", "gradients", "parity"} <= names
+    assert all(i.status in (doctor.OK, doctor.WARNING) for i in healthy)
+    assert all(i.fix for i in healthy if i.status != doctor.OK)  # every warning says what to do
+    assert f"gpubp {gpubp.__version__}" in items_named(healthy, "versions")[0].detail
+
+
+def test_versions_and_devices():
+    v = doctor.versions()
+    assert v["numpy"] == np.__version__ and v["gpubp"] == gpubp.__version__
+    assert (v["cupy"] is not None) == _compat.has_cupy
+    assert len(doctor.devices()) >= (1 if GPU_OK else 0)
+
+
+def test_broken_kernel_fast_path_fails(monkeypatch):
+    tanh = KERNELS["tanh"]
+    monkeypatch.setitem(KERNELS, "tanh", dataclasses.replace(tanh, numpy=lambda z, t: np.sin(z, out=t)))
+    items = doctor.run_checks(expect_gpu=False, checks=(doctor.check_kernels,))
+    assert doctor.exit_code(items) == 1
+    assert items[0].status == doctor.FAILURE and "tanh.t on cpu" in items[0].detail
+    assert selftest.kernel_mismatches(gpubp.get_backend("cpu", "float64")) == ["tanh.t on cpu/float64"]
+
+
+@pytest.mark.skipif(not nvrtc_works(), reason="NVRTC is not installed (pip install 'gpubp[nvrtc]')")
+def test_kernel_that_does_not_compile_fails(monkeypatch):
+    relu = KERNELS["relu"]
+    monkeypatch.setitem(KERNELS, "relu", dataclasses.replace(relu, cuda="y = z > 0 ? z : undefined_name"))
+    [item] = doctor.check_nvrtc(False)
+    assert item.status == doctor.FAILURE and "relu/float" in item.detail and "undefined_name" in item.detail
+
+
+def test_wrong_backward_fails_the_gradient_check(monkeypatch):
+    # sigmoid's delta computed with tanh's derivative: a bug parity cannot see (both sides agree)
+    monkeypatch.setattr(gpubp.Sigmoid, "backward_kernel", "tanh_backward")
+    assert selftest.gradient_error("cpu") > 1
+    item = next(doctor.check_gradients(False))
+    assert item.status == doctor.FAILURE
+
+
+def test_healthy_gradient_check_is_tight():
+    assert selftest.gradient_error("cpu") < 0.1
+
+
+def test_duplicate_cupy_distributions_fail(monkeypatch):
+    class Dist:
+        def __init__(self, name):
+            self.metadata, self.version = {"Name": name}, "14.0.0"
+    fakes = [Dist("cupy-cuda12x"), Dist("cupy-cuda13x"), Dist("numpy"), Dist("cupy-cuda12x")]
+    monkeypatch.setattr(doctor.importlib.metadata, "distributions", lambda: fakes)
+    assert doctor.cupy_distributions() == [("cupy-cuda12x", "14.0.0"), ("cupy-cuda13x", "14.0.0")]
+    [item] = items_named(doctor.check_versions(False), "cupy packages")
+    assert item.status == doctor.FAILURE and "cupy-cuda12x cupy-cuda13x" in item.fix
+
+
+@pytest.mark.parametrize("expect_gpu,status", [(False, doctor.WARNING), (True, doctor.FAILURE)])
+def test_missing_cupy_is_a_warning_unless_a_gpu_is_expected(monkeypatch, expect_gpu, status):
+    monkeypatch.setattr(_compat, "has_cupy", False)
+    monkeypatch.setattr(_compat, "cupy", None)
+    monkeypatch.setattr(doctor, "cupy_distributions", lambda: [])
+    items = doctor.run_checks(expect_gpu, checks=(doctor.check_versions, doctor.check_cuda, doctor.check_nvrtc,
+                                                  doctor.check_kernel_cache))
+    by_name = {i.name: i for i in items}
+    assert by_name["cupy"].status == status and by_name["nvrtc"].status == status
+    assert by_name["kernel cache"].status == doctor.OK
+    assert doctor.exit_code(items) == int(expect_gpu)
+
+
+@pytest.mark.skipif(GPU_OK, reason="needs a machine without a usable GPU")
+def test_expected_gpu_missing_fails():
+    items = doctor.run_checks(expect_gpu=True, checks=(doctor.check_cuda,))
+    assert doctor.exit_code(items) == 1
+
+
+@pytest.mark.skipif(not _compat.has_cupy, reason="the kernel cache only matters with CuPy")
+def test_kernel_cache_not_writable(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(blocker / "cache"))
+    [item] = doctor.check_kernel_cache(False)
+    assert item.status == doctor.FAILURE and "is a file" in item.detail and "CUPY_CACHE_DIR" in item.fix
+
+    def refuse(**kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path / "new" / "cache"))
+    monkeypatch.setattr(doctor.tempfile, "TemporaryFile", refuse)
+    [item] = doctor.check_kernel_cache(False)
+    assert item.status == doctor.FAILURE and "not writable" in item.detail
+
+
+def test_tf32_on_is_a_warning(monkeypatch):
+    monkeypatch.setattr(doctor, "tf32_state", lambda: (True, "CUPY_TF32=1"))
+    [item] = doctor.check_tf32(False)
+    assert item.status == doctor.WARNING and "CUPY_TF32" in item.fix
+
+
+def test_crashing_check_is_a_failure():
+    def check_boom(expect_gpu):
+        raise RuntimeError("boom")
+        yield
+    [item] = doctor.run_checks(False, checks=(check_boom,))
+    assert (item.name, item.status) == ("boom", doctor.FAILURE) and "boom" in item.detail
+
+
+def test_gpu_expected_from_environment(monkeypatch):
+    monkeypatch.setenv("GPUBP_DEVICE", "cuda:1")
+    assert doctor.gpu_expected()[0] is True
