@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ()
+COMMANDS = ("check", "info", "parity")
 
 
 def build_parser() -> argparse.ArgumentParser:
