@@ -103,14 +103,17 @@ class ParityReport:
         if first is None:
             worst = max(self.worst_by_step(), default=0.0)
             return f"{head}: within tolerance everywhere (worst {worst:.2g} of the allowed difference)"
-        allowed = first.max_abs / first.ratio if np.isfinite(first.ratio) and first.ratio else 0.0
-        line = (f"{head}: FIRST out of tolerance at {first.where()}: max abs {first.max_abs:.3g}"
-                f" > allowed {allowed:.3g} (rel {first.max_rel:.3g})")
+        if not np.isfinite(first.ratio):
+            line = f"{head}: FIRST out of tolerance at {first.where()}: non-finite values (or shapes differ)"
+        else:
+            line = (f"{head}: FIRST out of tolerance at {first.where()}: max abs {first.max_abs:.3g}"
+                    f" > allowed {first.max_abs / first.ratio:.3g} (rel {first.max_rel:.3g})")
         if self.grows is None:
             return line + "; no later step to tell whether it grows"
         worst = self.worst_by_step()
         trend = "grows" if self.grows else "does not grow"
-        return line + f"; it then {trend} ({worst[first.step]:.3g} -> {worst[-1]:.3g} x allowed by step {self.steps - 1})"
+        return line + (f"; it then {trend} ({worst[first.step]:.3g} -> {worst[-1]:.3g} x allowed"
+                       f" by step {self.steps - 1})")
 
     def table(self) -> str:
         """Readable table: one row per step and layer, norm-wise relative difference per quantity."""
@@ -126,7 +129,7 @@ class ParityReport:
             for i, name in enumerate(self.layers):
                 row = "".join(f"{cells.get((step, i, c), '-'):>10}" for c in cols)
                 lines.append(f"{step:>4}  {f'{i} {name}':<18}{row}")
-            lines.append(f"{step:>4}  {'loss':<18}{cells.get((step, None, 'loss'), '-'):>10}")
+            lines.append(f"{step:>4}  loss {cells.get((step, None, 'loss'), '-')}")
         lines.append(self.summary())
         return "\n".join(lines)
 
@@ -283,7 +286,7 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
     runs = [_Run(model, b, loss, optimizer, lr, perturb if perturb and perturb.side == k else None)
             for k, b in enumerate(sides)]
     try:
-        with true_float32():
+        with true_float32(), np.errstate(all="ignore"):  # non-finite values are reported, not warned
             for step in range(report.steps):
                 rows = (step * size + np.arange(size)) % n
                 a, b = (run.step(Xh[rows], yh[rows]) for run in runs)
