@@ -25,8 +25,11 @@ def machine() -> dict:
 def _print_machine(info):
     v = info["versions"]
     print(f"gpubp {v['gpubp']}  Python {v['python']}  NumPy {v['numpy']}")
-    cupy = f"CuPy {v['cupy']} ({v['cupy_package']})" if v["cupy"] else "CuPy: not installed"
-    print(f"{cupy}  CUDA runtime {v['cuda_runtime']}  driver {v['cuda_driver']}  NVRTC {v['nvrtc']}")
+    if v["cupy"]:
+        print(f"CuPy {v['cupy']} ({v['cupy_package']})  CUDA runtime {v['cuda_runtime']}  "
+              f"driver {v['cuda_driver']}  NVRTC {v['nvrtc']}")
+    else:
+        print("CuPy: not installed (NumPy only)")
     for d in info["devices"] or [{"device": "devices", "name": "no CUDA device visible"}]:
         extra = f", {d['memory_gib']} GiB, cc {d['compute_capability']}" if "memory_gib" in d else ""
         print(f"{d['device']}: {d['name']}{extra}")
