@@ -114,9 +114,9 @@ def _pattern_regex(pattern):
                 out, i = out + regex, i + len(token)
                 break
         else:
-            if pattern[i] == "[":
-                end = pattern.index("]", i)
-                out, i = out + "[" + pattern[i + 1:end].replace("!", "^", 1) + "]", end + 1
+            if pattern[i] == "[":  # a class, "[^...]" negated: the same in Go and in re
+                end = pattern.index("]", i + 1)
+                out, i = out + pattern[i:end + 1], end + 1
             else:
                 out, i = out + re.escape(pattern[i]), i + 1
     return re.compile(out + r"\Z")
