@@ -223,17 +223,20 @@ def _missing(expect_gpu, name, detail, fix):
 # -- self-test (gpubp.selftest) --------------------------------------------------
 
 def _devices_to_test():
-    return ["cpu"] + (["cuda:0"] if _compat.gpu_status(0)[0] else [])
+    """"cpu", plus the GPU that GPUBP_DEVICE names (cuda:0 by default) when one works."""
+    spec = os.environ.get("GPUBP_DEVICE", "").strip().lower()
+    gpu = spec if re.fullmatch(r"cuda:\d+", spec) else "cuda:0"
+    return ["cpu"] + ([gpu] if _compat.gpu_status(int(gpu[5:]))[0] else [])
 
 
 def check_kernels(expect_gpu):
-    bad = [m for d in _devices_to_test() for t in ("float32", "float64")
-           for m in kernel_mismatches(get_backend(d, t))]
+    tested = _devices_to_test()
+    bad = [m for d in tested for t in ("float32", "float64") for m in kernel_mismatches(get_backend(d, t))]
     if bad:
         yield Item("kernels", FAILURE, f"{len(bad)} kernel(s) disagree with their reference: {', '.join(bad[:3])}",
                    "compare the kernel's fast path (and CUDA body) with its reference formula")
     else:
-        yield Item("kernels", OK, f"{len(KERNELS)} kernels match their references on {', '.join(_devices_to_test())} "
+        yield Item("kernels", OK, f"{len(KERNELS)} kernels match their references on {', '.join(tested)} "
                                   "(float32, float64)")
 
 
@@ -250,8 +253,9 @@ def check_parity(expect_gpu):
     from .parity import parity
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(32, 3)), rng.integers(0, 2, size=32)
-    pairs = ([("cpu/float32", "cuda:0/float32"), ("cpu/float64", "cuda:0/float64")]
-             if "cuda:0" in _devices_to_test() else [("cpu/float32", "cpu/float64")])
+    tested = _devices_to_test()
+    pairs = ([(f"cpu/{t}", f"{tested[1]}/{t}") for t in ("float32", "float64")]
+             if len(tested) > 1 else [("cpu/float32", "cpu/float64")])
     for pair in pairs:
         report = parity(small_net("cpu"), X, y, "softmax_cross_entropy", "sgd", steps=3, backends=pair,
                         lr=0.5, batch_size=16)
