@@ -4,6 +4,7 @@ from .errors import DeviceError, DTypeError, GpubpError, NumericalError, ShapeEr
 from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 from .network import Sequential
+from .optim import SGD, Adam, AdamW, RMSprop, get_optimizer
 from .parity import parity
 
 __version__ = "0.1.0"
@@ -11,4 +12,5 @@ __version__ = "0.1.0"
 __all__ = ["Backend", "KERNELS", "get_backend", "use_backend", "auto_choice",
            "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity", "Sequential",
            "MSE", "BinaryCrossEntropy", "SoftmaxCrossEntropy",
+           "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer",
            "GpubpError", "ShapeError", "DTypeError", "DeviceError", "NumericalError", "parity"]

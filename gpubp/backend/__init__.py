@@ -1,5 +1,5 @@
 """Array backends (NumPy on the CPU, CuPy on CUDA) and the kernel registry."""
-from . import activation_kernels  # noqa: F401  (registers the kernels)
+from . import activation_kernels, update_kernels  # noqa: F401  (register the kernels)
 from .base import Backend, as_float_dtype, describe
 from .numpy_backend import NumpyBackend
 from .registry import KERNELS, Kernel, cuda_source, register

@@ -1,0 +1,166 @@
+"""Optimizers: each step is one fused registry kernel per parameter.
+
+``opt.step(model)`` updates every ``model.parameters()[name]`` in place from
+``model.gradients()[name]``. State (momentum buffers, moving averages) is
+created lazily on the model's backend; if the model moves to another backend,
+the state moves with it on the next step. ``opt.lr`` is a plain float that a
+schedule may change between steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ShapeError
+
+
+class Optimizer:
+    """Base class: subclasses name their ``kernel``, state ``slots`` and ``scalars()``."""
+
+    kernel = ""
+    slots: tuple = ()
+
+    def __init__(self, lr, **hyper):
+        self.lr = _positive("lr", lr)
+        self.hyper = hyper
+        self.t = 0
+        self.state: dict = {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper}.items())
+        return f"{type(self).__name__}({args})"
+
+    def scalars(self) -> tuple:
+        raise NotImplementedError
+
+    def step(self, model) -> None:
+        """One update of every parameter of ``model`` from its accumulated gradients."""
+        self.t += 1
+        backend, grads = model.backend, model.gradients()
+        scalars = self.scalars()
+        with backend.activate():
+            for name, param in model.parameters().items():
+                backend.launch(self.kernel, grads[name], *scalars, param, *self._slots(name, param, backend))
+
+    def _slots(self, name, param, backend) -> list:
+        state = self.state.get(name)
+        if state is None:
+            state = self.state[name] = {s: backend.zeros(param.shape) for s in self.slots}
+        for slot, arr in state.items():
+            if arr.shape != param.shape:
+                raise ShapeError(f"{type(self).__name__} state {name}.{slot} has shape {arr.shape}, "
+                                 f"parameter has {tuple(param.shape)}; create a new optimizer for a new model")
+            if not backend.is_own(arr) or arr.dtype != backend.dtype:
+                state[slot] = backend.asarray(arr)  # the model moved: its state follows it
+        return [state[s] for s in self.slots]
+
+    def state_dict(self) -> dict:
+        """Host copy of everything needed to continue exactly: type, hyperparameters, t, state."""
+        def host(a):
+            return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.array(a)
+        return {"type": type(self).__name__, "hyper": {"lr": self.lr, **self.hyper}, "t": self.t,
+                "state": {n: {s: host(a) for s, a in st.items()} for n, st in self.state.items()}}
+
+    def load_state_dict(self, d: dict, backend) -> None:
+        """Restore ``state_dict()`` output onto ``backend``."""
+        if d["type"] != type(self).__name__:
+            raise ValueError(f"state is for {d['type']}, this optimizer is {type(self).__name__}")
+        self.lr = float(d["hyper"]["lr"])
+        self.hyper.update({k: v for k, v in d["hyper"].items() if k != "lr"})
+        self.t = int(d["t"])
+        self.state = {n: {s: backend.asarray(a) for s, a in st.items()} for n, st in d["state"].items()}
+
+
+class SGD(Optimizer):
+    """param -= lr * g, with optional momentum (PyTorch convention, dampening 0) and Nesterov.
+
+    g = grad + weight_decay * param;  buf = momentum * buf + g;
+    step = g + momentum * buf (Nesterov) or buf.
+    """
+
+    def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
+        if nesterov and not momentum:
+            raise ValueError("nesterov=True needs momentum > 0")
+        super().__init__(lr, momentum=_unit("momentum", momentum), nesterov=bool(nesterov),
+                         weight_decay=_nonneg("weight_decay", weight_decay))
+        self.kernel, self.slots = ("sgd_momentum", ("buf",)) if momentum else ("sgd", ())
+
+    def scalars(self):
+        h = self.hyper
+        if not h["momentum"]:
+            return (self.lr, h["weight_decay"])
+        return (self.lr, h["momentum"], h["weight_decay"], float(h["nesterov"]))
+
+
+class RMSprop(Optimizer):
+    """sq = alpha * sq + (1 - alpha) g^2;  param -= lr * g / (sqrt(sq) + eps)."""
+
+    kernel, slots = "rmsprop", ("sq",)
+
+    def __init__(self, lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, alpha=_unit("alpha", alpha), eps=_positive("eps", eps),
+                         weight_decay=_nonneg("weight_decay", weight_decay))
+
+    def scalars(self):
+        h = self.hyper
+        return (self.lr, h["alpha"], h["eps"], h["weight_decay"])
+
+
+class Adam(Optimizer):
+    """Adam with bias correction; ``weight_decay`` is AdamW's decoupled decay.
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    param -= lr * (wd * param + (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)).
+    """
+
+    kernel, slots = "adam", ("m", "v")
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        b1, b2 = betas
+        super().__init__(lr, beta1=_unit("beta1", b1), beta2=_unit("beta2", b2),
+                         eps=_positive("eps", eps), weight_decay=_nonneg("weight_decay", weight_decay))
+
+    def scalars(self):
+        h = self.hyper
+        return (self.lr, h["beta1"], h["beta2"], h["eps"], h["weight_decay"],
+                1 - h["beta1"] ** self.t, 1 - h["beta2"] ** self.t)
+
+
+def AdamW(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    """Adam with decoupled weight decay (default 0.01, as in PyTorch)."""
+    return Adam(lr, betas, eps, weight_decay)
+
+
+OPTIMIZERS = {
+    "sgd": SGD, "momentum": lambda **kw: SGD(**{"momentum": 0.9, **kw}),
+    "nesterov": lambda **kw: SGD(**{"momentum": 0.9, "nesterov": True, **kw}),
+    "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW,
+}
+
+
+def get_optimizer(opt="adam", **kw) -> Optimizer:
+    """An optimizer by name (keyword arguments go to its constructor), or an instance unchanged."""
+    if isinstance(opt, Optimizer):
+        return opt
+    try:
+        factory = OPTIMIZERS[str(opt).lower()]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {opt!r}; choose one of {sorted(OPTIMIZERS)}") from None
+    return factory(**kw)
+
+
+def _positive(name, x):
+    if not float(x) > 0:
+        raise ValueError(f"{name} must be > 0, got {x}")
+    return float(x)
+
+
+def _nonneg(name, x):
+    if not float(x) >= 0:
+        raise ValueError(f"{name} must be >= 0, got {x}")
+    return float(x)
+
+
+def _unit(name, x):
+    if not 0.0 <= float(x) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {x}")
+    return float(x)
