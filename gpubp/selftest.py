@@ -8,23 +8,39 @@ from .backend import KERNELS, get_backend
 from .tolerance import POLICY, compare
 
 
-def kernel_mismatches(backend, n=257, seed=0) -> list[str]:
-    """Run every registry kernel on ``backend`` against its NumPy reference on inputs in [-1, 1].
+def sample_arguments(kernel, dtype, rng, n=257):
+    """Host inputs and outputs for ``kernel``: inputs in [-1, 1], outputs (state read in
+    place, e.g. Adam's v) in [0, 1]. Inputs after the first become scalars in [0.1, 0.9]
+    (hyperparameters such as lr or slope) when the NumPy fast path refuses arrays there."""
+    dtype = np.dtype(dtype)
+    ins = [rng.uniform(-1, 1, n).astype(dtype) for _ in kernel.input_names]
+    outs = [rng.uniform(0, 1, n).astype(dtype) for _ in kernel.output_names]
+    try:
+        with np.errstate(all="ignore"):
+            kernel.numpy(*ins, *[o.copy() for o in outs])
+    except (TypeError, ValueError):  # e.g. `if weight_decay:` on an array
+        ins[1:] = [dtype.type(rng.uniform(0.1, 0.9)) for _ in ins[1:]]
+    return ins, outs
+
+
+def kernel_mismatches(backend, seed=0) -> list[str]:
+    """Run every registry kernel on ``backend`` against its NumPy reference formula.
 
     Non-finite reference values (a formula outside its domain) must be non-finite on
     the backend too; the rest must agree within the policy of the backend's dtype.
     """
     rng, bad = np.random.default_rng(seed), []
     for kernel in KERNELS.values():
-        draw = lambda: rng.uniform(-1, 1, n).astype(backend.dtype)  # noqa: E731
-        ins, outs = [draw() for _ in kernel.input_names], [draw() for _ in kernel.output_names]
-        expected = kernel.reference(*ins, *[o.copy() for o in outs])
+        ins, outs = sample_arguments(kernel, backend.dtype, rng)
+        with np.errstate(all="ignore"):  # a NaN outside a formula's domain is compared, not warned
+            expected = kernel.reference(*ins, *[o.copy() for o in outs])
         expected = expected if isinstance(expected, tuple) else (expected,)
         got = [backend.asarray(o) for o in outs]
         with backend.activate():
-            backend.launch(kernel.name, *[backend.asarray(a) for a in ins], *got)
+            backend.launch(kernel.name, *[backend.asarray(a) if np.ndim(a) else a for a in ins], *got)
         for name, want, have in zip(kernel.output_names, expected, got):
-            want, have = np.broadcast_to(want, (n,)), backend.to_numpy(have)
+            have = backend.to_numpy(have)
+            want = np.broadcast_to(want, have.shape)
             finite = np.isfinite(want)
             if (np.isfinite(have) != finite).any() or not compare(want[finite], have[finite],
                                                                  POLICY[backend.dtype]).ok:

@@ -135,3 +135,22 @@ def test_crashing_check_is_a_failure():
 def test_gpu_expected_from_environment(monkeypatch):
     monkeypatch.setenv("GPUBP_DEVICE", "cuda:1")
     assert doctor.gpu_expected()[0] is True
+
+
+def test_kernel_with_scalar_hyperparameters_is_self_tested(monkeypatch):
+    from gpubp.backend import Kernel
+
+    def decay_np(grad, lr, wd, param):  # refuses arrays for lr/wd, as optimizer updates do
+        if wd:
+            param *= 1 - lr * wd
+        param -= lr * grad
+
+    good = Kernel("decay", "T grad, T lr, T wd", "T param", "param -= lr * (grad + wd * param)",
+                  decay_np, lambda grad, lr, wd, param: param - lr * (grad + wd * param))
+    monkeypatch.setitem(KERNELS, "decay", good)
+    ins, outs = selftest.sample_arguments(good, "float32", np.random.default_rng(0))
+    assert [np.ndim(a) for a in ins] == [1, 0, 0] and ins[1].dtype == np.float32
+    assert selftest.kernel_mismatches(gpubp.get_backend("cpu", "float32")) == []
+    wrong = dataclasses.replace(good, reference=lambda grad, lr, wd, param: param - lr * grad)
+    monkeypatch.setitem(KERNELS, "decay", wrong)
+    assert selftest.kernel_mismatches(gpubp.get_backend("cpu", "float32")) == ["decay.param on cpu/float32"]
