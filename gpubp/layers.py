@@ -47,6 +47,10 @@ class Layer:
     def reset_parameters(self, rng):
         """Redraw parameters from the host RNG ``rng`` (no-op for parameter-free layers)."""
 
+    def config(self) -> dict:
+        """What rebuilds this layer (without parameters): ``layer_from_config(config())``."""
+        return {"type": type(self).__name__}
+
     def to(self, backend):
         """Move parameters and gradients to ``backend`` (spec or Backend); returns self."""
         backend = get_backend(backend, self.backend.dtype) if isinstance(backend, str) else backend
@@ -91,6 +95,10 @@ class Dense(Layer):
 
     def __repr__(self):
         return f"Dense({self.n_in}, {self.n_out})"
+
+    def config(self):
+        init = self.init if isinstance(self.init, str) else "xavier_uniform"
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": init}
 
     def reset_parameters(self, rng):
         W = get_initializer(self.init)(rng, self.n_in, self.n_out)
@@ -181,6 +189,9 @@ class LeakyReLU(Activation):
     def __repr__(self):
         return f"LeakyReLU({self.slope})"
 
+    def config(self):
+        return {"type": "LeakyReLU", "slope": self.slope}
+
     def _extra(self):
         return (self.slope,)
 
@@ -199,3 +210,13 @@ class Identity(Layer):
 
 ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU,
                "identity": Identity}
+LAYERS = {cls.__name__: cls for cls in (Dense, *ACTIVATIONS.values())}
+
+
+def layer_from_config(config: dict, backend=None) -> Layer:
+    """Rebuild a layer from ``Layer.config()`` on ``backend``."""
+    kwargs = dict(config)
+    name = kwargs.pop("type", None)
+    if name not in LAYERS:
+        raise ValueError(f"unknown layer type {name!r} in config; known: {sorted(LAYERS)}")
+    return LAYERS[name](**kwargs, backend=backend)

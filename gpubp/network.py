@@ -73,6 +73,17 @@ class Sequential:
             layer.to(self.backend)
         return self
 
+    def config(self) -> list:
+        """Architecture as a list of layer configs (see ``from_config``)."""
+        return [layer.config() for layer in self.layers]
+
+    @classmethod
+    def from_config(cls, config, backend=None, dtype=None, seed=0):
+        """A new Sequential with the architecture ``config`` (fresh parameters from ``seed``)."""
+        from .layers import layer_from_config
+        backend = get_backend(backend, dtype or getattr(backend, "dtype", "float32"))
+        return cls([layer_from_config(c, backend) for c in config], backend=backend, seed=seed)
+
     def predict(self, X):
         """Forward pass on data converted to the model's backend (any device, list or array)."""
         return self.forward(self.backend.asarray(X))
