@@ -25,6 +25,7 @@ import numpy as np
 
 from .backend import Backend, get_backend
 from .losses import get_loss
+from .optim import get_optimizer
 from .tolerance import Tolerance, compare, tf32_state, tolerance_for, true_float32
 
 FAULT_QUANTITIES = ("Y", "dX", "dW", "db")
@@ -119,8 +120,9 @@ class ParityReport:
         """Readable table: one row per step and layer, norm-wise relative difference per quantity."""
         cols = ("W", "b", "Y", "dY", "dW", "db", "dX")
         t = self.tolerance
-        lines = [f"parity {self.sides[0]} vs {self.sides[1]}; tolerance rtol={t.rtol:g} atol={t.atol:g} "
-                 f"(max|a-b| <= atol + rtol*max|a|); '!' = out of tolerance; TF32: {self.tf32}",
+        lines = [f"parity {self.sides[0]} vs {self.sides[1]}; TF32: {self.tf32}",
+                 f"tolerance: max|a-b| <= {t.atol:g} + {t.rtol:g} * max|a| (Dense Y, dX, dW, db: * the size of "
+                 f"their summed terms); cells: max|a-b| / max|a|, '!' = out of tolerance",
                  f"{'step':>4}  {'layer':<18}" + "".join(f"{c:>10}" for c in cols)]
         cells: dict = {}
         for e in self.entries:
@@ -173,29 +175,9 @@ def resolve_backend(spec, dtype) -> Backend:
     return get_backend(device, dtype)
 
 
-class PlainSGD:
-    """p <- p - lr * dL/dp, with lr cast to each parameter's dtype (stand-in for gpubp.optim)."""
-
-    def __init__(self, lr=0.01):
-        self.lr = float(lr)
-
-    def step(self, model):
-        grads = model.gradients()
-        for key, p in model.parameters().items():
-            p -= p.dtype.type(self.lr) * grads[key]
-
-
 def make_optimizer(spec, lr):
-    """An optimizer instance per run: from ``gpubp.optim`` by name, or a copy of an instance."""
-    if not isinstance(spec, str):
-        return copy.deepcopy(spec)
-    try:
-        from .optim import get_optimizer
-    except ImportError:
-        if spec.lower() == "sgd":
-            return PlainSGD(lr)
-        raise ValueError(f"optimizer {spec!r} needs gpubp.optim; only 'sgd' works without it") from None
-    return get_optimizer(spec, lr=lr)
+    """A fresh optimizer per run: ``gpubp.optim`` by name, or a copy of an instance."""
+    return get_optimizer(spec, lr=lr) if isinstance(spec, str) else copy.deepcopy(spec)
 
 
 def _host(x) -> np.ndarray:
@@ -213,8 +195,24 @@ class _Run:
         for i, layer in enumerate(self.model.layers):
             self._wrap(i, layer)
 
-    def _keep(self, key, x):
+    def _keep(self, key, x, scale=None):
         self.record[key] = np.array(self.backend.to_numpy(x), dtype=np.float64)
+        if scale is not None:
+            self.scales[key] = float(scale)
+
+    def _term_size(self, layer, quantity, dY=None):
+        """Size of the terms an affine layer's output or gradient sums (None elsewhere)::
+
+            Y: |X| |W| + |b|    dX: |dY| |W|^T    dW: |X|^T |dY|    db: sum over the batch of |dY|
+        """
+        xp, X, W = self.backend.xp, getattr(layer, "X", None), layer.params.get("W")
+        if X is None or W is None or X.ndim != 2 or W.ndim != 2:
+            return None
+        terms = {"Y": lambda: xp.matmul(xp.abs(X), xp.abs(W)) + xp.abs(layer.params.get("b", 0)),
+                 "dX": lambda: xp.matmul(xp.abs(dY), xp.abs(W).T),
+                 "dW": lambda: xp.matmul(xp.abs(X).T, xp.abs(dY)),
+                 "db": lambda: xp.abs(dY).sum(axis=0)}
+        return terms[quantity]().max() if quantity in terms else None
 
     def _faulty(self, i, quantity, x, in_place=False):
         f = self.fault
@@ -232,23 +230,24 @@ class _Run:
             for k, p in layer.params.items():
                 self._keep((i, k), p)
             Y = self._faulty(i, "Y", forward(X))
-            self._keep((i, "Y"), Y)
+            self._keep((i, "Y"), Y, self._term_size(layer, "Y"))
             return Y
 
         def recording_backward(dY):
             self._keep((i, "dY"), dY)
             dX = backward(dY)
             for k, g in layer.grads.items():
-                self._keep((i, "d" + k), self._faulty(i, "d" + k, g, in_place=True))
+                g = self._faulty(i, "d" + k, g, in_place=True)
+                self._keep((i, "d" + k), g, self._term_size(layer, "d" + k, dY))
             dX = self._faulty(i, "dX", dX)
-            self._keep((i, "dX"), dX)
+            self._keep((i, "dX"), dX, self._term_size(layer, "dX", dY))
             return dX
 
         layer.forward, layer.backward = recording_forward, recording_backward
 
     def step(self, X, T) -> dict:
         """One training step on host batch (X, T); returns {(layer, quantity): float64 array}."""
-        self.record = {}
+        self.record, self.scales = {}, {}
         model = self.model
         model.zero_grad()
         Y = model.forward(self.backend.asarray(X))
@@ -290,17 +289,17 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
             for step in range(report.steps):
                 rows = (step * size + np.arange(size)) % n
                 a, b = (run.step(Xh[rows], yh[rows]) for run in runs)
-                report.entries += _compare_step(step, a, b, report)
+                report.entries += _compare_step(step, a, b, runs[0].scales, report)
     finally:
         for run in runs:
             run.close()
     return report
 
 
-def _compare_step(step, a, b, report) -> list[Entry]:
+def _compare_step(step, a, b, scales, report) -> list[Entry]:
     entries = []
     for (layer, quantity), ref in a.items():
-        d = compare(ref, b[(layer, quantity)], report.tolerance)
+        d = compare(ref, b[(layer, quantity)], report.tolerance, scales.get((layer, quantity)))
         name = "loss" if layer is None else report.layers[layer]
         entries.append(Entry(step, layer, name, quantity, d.max_abs, d.max_rel, d.ratio))
     return entries

@@ -6,8 +6,11 @@ compared array (reference ``a``, other ``b``, both taken to float64 on the host)
     max|a - b|  <=  atol + rtol * max|a|
 
 a norm-wise test: an element that cancels to ~0 on one side cannot make a
-healthy run fail, while a wrong layer moves the whole array and does. The
-coarser dtype of the two runs sets ``rtol``/``atol``:
+healthy run fail, while a wrong layer moves the whole array and does. Sums
+(Y = X W + b, dW = X^T delta, db = sum delta, dX = delta W^T) are judged against
+the size of their terms where known (``scale``, e.g. max of |X|^T |delta|), the
+classic error bound of a dot product: near a minimum a gradient shrinks while
+its rounding error does not. The coarser dtype of the two runs sets ``rtol``/``atol``:
 
 * float64: rtol 1e-10 (BLAS libraries sum in different orders; ~1e6 ulps of room)
 * float32: rtol 1e-5 (float32 vs float64 over a few layers and steps stays near
@@ -65,8 +68,11 @@ class Difference:
         return self.ratio <= 1.0
 
 
-def compare(a, b, tol: Tolerance) -> Difference:
-    """Compare two NumPy arrays of one shape under ``tol`` (any non-finite value fails)."""
+def compare(a, b, tol: Tolerance, scale: float | None = None) -> Difference:
+    """Compare two NumPy arrays of one shape under ``tol`` (any non-finite value fails).
+
+    ``scale`` is the magnitude the error is relative to; max|a| by default.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
@@ -76,9 +82,9 @@ def compare(a, b, tol: Tolerance) -> Difference:
     if a.size == 0:
         return Difference(0.0, 0.0, 0.0)
     max_abs = float(np.max(np.abs(a - b)))
-    scale = float(np.max(np.abs(a)))
-    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
-    return Difference(max_abs, max_rel, max_abs / tol.allowed(scale))
+    size = float(np.max(np.abs(a)))
+    max_rel = max_abs / size if size > 0 else (0.0 if max_abs == 0 else np.inf)
+    return Difference(max_abs, max_rel, max_abs / tol.allowed(max(size, scale or 0.0)))
 
 
 # -- TF32 ------------------------------------------------------------------------

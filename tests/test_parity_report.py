@@ -6,7 +6,8 @@ import pytest
 
 import gpubp
 from gpubp.errors import DeviceError, DTypeError
-from gpubp.parity import Entry, ParityReport, Perturbation, PlainSGD, resolve_backend
+from gpubp.optim import SGD
+from gpubp.parity import Entry, ParityReport, Perturbation, resolve_backend
 from gpubp.tolerance import POLICY, Tolerance, compare, tolerance_for
 
 from conftest import DEVICES
@@ -62,14 +63,37 @@ def test_injected_fault_is_named(layer, step, quantity, side, data):
     assert f"step {step}, layer {layer}" in report.summary()
 
 
-def test_fault_is_found_above_float32_rounding(data):
+@pytest.mark.parametrize("quantity", ["dX", "dW", "db", "Y"])
+def test_fault_is_found_above_float32_rounding(quantity, data):
     X, y = data
-    fault = Perturbation(layer=2, step=2, quantity="dX", rel=1e-3)
+    fault = Perturbation(layer=2, step=2, quantity=quantity, rel=1e-3)
     report = gpubp.parity(make_model(), X, y, "softmax_cross_entropy", steps=4,
                           backends=("cpu/float64", "cpu/float32"), lr=0.3, perturb=fault)
     first = report.first_failure
-    assert (first.step, first.layer, first.quantity) == (2, 2, "dX")
-    assert "FIRST out of tolerance at step 2, layer 2 (Dense(12, 8)) dX" in report.table()
+    assert (first.step, first.layer, first.quantity) == (2, 2, quantity)
+    assert f"FIRST out of tolerance at step 2, layer 2 (Dense(12, 8)) {quantity}" in report.table()
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "rmsprop", "adam"])
+def test_float32_vs_float64_with_optimizers(optimizer, data):
+    X, y = data
+    report = gpubp.parity(make_model(gpubp.Sigmoid), X, y, "softmax_cross_entropy", optimizer, steps=10,
+                          backends=("cpu/float32", "cpu/float64"), lr=0.01, batch_size=16)
+    assert report.ok, report.table()
+
+
+def test_gradients_near_a_minimum_are_judged_by_their_terms():
+    """db = sum of per-sample deltas that nearly cancel: its own size is no measure of its rounding."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    y = np.tanh(X @ rng.normal(size=(4, 1)))
+    model = gpubp.Sequential([gpubp.Dense(4, 1)], seed=0)
+    model.layers[0].params["W"][...] = np.linalg.lstsq(X, y, rcond=None)[0]  # the minimum: dW ~ 0
+    model.layers[0].params["b"][...] = 0
+    report = gpubp.parity(model, X, y, "mse", steps=2, backends=("cpu/float32", "cpu/float64"), lr=0.01)
+    dW = [e for e in report.entries if e.quantity == "dW"]
+    assert max(e.max_rel for e in dW) > POLICY[np.dtype("float32")].rtol  # large relative to |dW| ...
+    assert report.ok, report.table()  # ... yet within the rounding of its terms
 
 
 def test_user_model_is_left_untouched(data):
@@ -87,7 +111,7 @@ def test_user_model_is_left_untouched(data):
 def test_mse_with_optimizer_instance(data):
     X, _ = data
     T = np.tanh(X[:, :3])
-    report = gpubp.parity(make_model(gpubp.Sigmoid), X, T, gpubp.MSE(), PlainSGD(0.5), steps=4,
+    report = gpubp.parity(make_model(gpubp.Sigmoid), X, T, gpubp.MSE(), SGD(0.5), steps=4,
                           backends=("cpu/float32", "cpu/float64"), batch_size=7)
     assert report.ok, report.summary()
     losses = [e for e in report.entries if e.quantity == "loss"]

@@ -11,7 +11,7 @@ def add_arguments(parser):
     parser.add_argument("--sizes", default="8,16,16,3", help="layer widths, input first (default 8,16,16,3)")
     parser.add_argument("--activation", default="tanh", help="hidden activation (default tanh)")
     parser.add_argument("--loss", default="softmax_cross_entropy", help="mse, bce or softmax_cross_entropy")
-    parser.add_argument("--optimizer", default="sgd", help="optimizer name (default sgd)")
+    parser.add_argument("--optimizer", default="sgd", help="sgd, momentum, nesterov, rmsprop, adam or adamw (default sgd)")
     parser.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     parser.add_argument("--steps", type=int, default=5, help="training steps (default 5)")
     parser.add_argument("--batch-size", type=int, default=32, help="rows per step (default 32)")
