@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("check", "info", "parity")
+COMMANDS = ("train", "check", "info", "parity")
 
 
 def build_parser() -> argparse.ArgumentParser:

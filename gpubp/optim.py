@@ -148,6 +148,19 @@ def get_optimizer(opt="adam", **kw) -> Optimizer:
     return factory(**kw)
 
 
+def optimizer_from_state(d: dict, backend) -> Optimizer:
+    """Rebuild an optimizer from ``state_dict()`` output, its state placed on ``backend``."""
+    kinds = {cls.__name__: cls for cls in (SGD, RMSprop, Adam)}
+    if d.get("type") not in kinds:
+        raise ValueError(f"unknown optimizer type {d.get('type')!r} in saved state")
+    hyper = dict(d["hyper"])
+    if d["type"] == "Adam":
+        hyper["betas"] = (hyper.pop("beta1"), hyper.pop("beta2"))
+    opt = kinds[d["type"]](**hyper)
+    opt.load_state_dict(d, backend)
+    return opt
+
+
 def _positive(name, x):
     if not float(x) > 0:
         raise ValueError(f"{name} must be > 0, got {x}")

@@ -1,0 +1,190 @@
+"""fit(): mini-batch training with history, progress, early stopping and checkpoints.
+
+The data is moved to the model's device once; each epoch's batch order is a
+permutation drawn on the host from ``(seed, epoch)``, so the CPU and the GPU see
+the same batches and a resumed run repeats an uninterrupted one bit for bit.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from . import checkpoint
+from .errors import NumericalError, ShapeError
+from .history import History, Progress
+from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
+from .optim import get_optimizer
+from .schedules import get_schedule
+
+
+def fit(model, X, y, loss="softmax_cross_entropy", optimizer="adam", lr=None, epochs=10,
+        batch_size=32, shuffle=True, seed=0, validation_data=None, schedule=None, tol=None,
+        patience=None, progress=None, callbacks=(), checkpoint_path=None, checkpoint_every=None,
+        resume_from=None) -> History:
+    """Train ``model`` in place and return its :class:`History`.
+
+    Stops early when the training loss improves by less than ``tol`` (relative)
+    between epochs, or when the validation metric (loss if none) has not improved
+    for ``patience`` epochs. A NaN/Inf epoch loss raises NumericalError after
+    restoring the parameters from the start of that epoch. Ctrl-C returns the
+    history so far with ``interrupted=True``. With ``checkpoint_path`` and
+    ``checkpoint_every=N`` a checkpoint is written every N epochs; ``resume_from``
+    continues from one as if never stopped.
+    """
+    backend = model.backend
+    loss = get_loss(loss)
+    optimizer = get_optimizer(optimizer, **({} if lr is None else {"lr": lr}))
+    Xd, yd = _to_device(backend, X, y)
+    val = _to_device(backend, *validation_data) if validation_data is not None else None
+    history, start = History(metric_name=_metric_name(loss)), 0
+    if resume_from is not None:
+        history, start, optimizer = _resume(resume_from, model, optimizer)
+    sched = get_schedule(schedule, optimizer.lr, epochs) if schedule is not None else None
+    bar = Progress(epochs, progress)
+    try:
+        for epoch in range(start, epochs):
+            if sched is not None:
+                optimizer.lr = sched(epoch)
+            _call(callbacks, "on_epoch_begin", epoch, model)
+            _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history, callbacks)
+            if val is not None:
+                v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
+                history.val_loss.append(v_loss)
+                if v_metric is not None:
+                    history.val_metric.append(v_metric)
+            bar.epoch(epoch, history.summary(epoch))
+            _call(callbacks, "on_epoch_end", epoch, model, history)
+            if checkpoint_path and checkpoint_every and (epoch + 1) % checkpoint_every == 0:
+                _save(checkpoint_path, model, optimizer, history, seed, epoch + 1)
+            history.stopped = _stop_reason(history, tol, patience)
+            if history.stopped:
+                break
+    except KeyboardInterrupt:
+        history.interrupted = True
+    finally:
+        bar.close()
+    return history
+
+
+def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks):
+    backend, n = model.backend, X.shape[0]
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    order = backend.asarray(order)
+    snapshot = {k: v.copy() for k, v in model.parameters().items()}
+    t0, total, correct = time.perf_counter(), 0.0, 0.0
+    for step, lo in enumerate(range(0, n, batch_size)):
+        idx = order[lo:lo + batch_size]
+        Xb, yb = X[idx], y[idx]
+        out = model.forward(Xb)
+        value = loss.forward(out, yb)
+        model.zero_grad()
+        model.backward(loss.backward())
+        _call(callbacks, "on_batch_end", step, model, value)
+        optimizer.step(model)
+        total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
+        if history.metric_name:
+            correct = correct + _n_correct(out, yb)
+    epoch_loss = float(total) / n
+    backend.synchronize()
+    seconds = time.perf_counter() - t0
+    if not math.isfinite(epoch_loss):
+        for k, v in model.parameters().items():
+            v[...] = snapshot[k]
+        raise NumericalError(f"training loss became {epoch_loss} in epoch {epoch + 1}; parameters were "
+                             f"restored to the start of that epoch (lower the learning rate?)")
+    history.loss.append(epoch_loss)
+    if history.metric_name:
+        history.metric.append(float(correct) / n)
+    history.lr.append(optimizer.lr)
+    history.epoch_time.append(seconds)
+    history.samples_per_sec.append(n / seconds if seconds > 0 else float("inf"))
+
+
+def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict:
+    """``{"loss": ..., "accuracy": ...}`` (accuracy for classification losses) on (X, y)."""
+    loss = get_loss(loss)
+    value, metric = _evaluate(model, loss, *_to_device(model.backend, X, y), batch_size=batch_size)
+    result = {"loss": value}
+    if metric is not None:
+        result[_metric_name(loss)] = metric
+    return result
+
+
+def predict(model, X, batch_size=1024) -> np.ndarray:
+    """Model outputs for X as a host NumPy array, computed in batches."""
+    Xd = model.backend.asarray(X)
+    outs = [model.backend.to_numpy(model.forward(Xd[i:i + batch_size]))
+            for i in range(0, Xd.shape[0], batch_size)]
+    return np.concatenate(outs)
+
+
+def _evaluate(model, loss, X, y, batch_size):
+    total, correct, n = 0.0, 0.0, X.shape[0]
+    for lo in range(0, n, batch_size):
+        out = model.forward(X[lo:lo + batch_size])
+        total = total + loss.forward(out, y[lo:lo + batch_size]) * out.shape[0]
+        correct = correct + _n_correct(out, y[lo:lo + batch_size])
+    metric = float(correct) / n if _metric_name(loss) else None
+    return float(total) / n, metric
+
+
+def _metric_name(loss):
+    return "accuracy" if isinstance(loss, (SoftmaxCrossEntropy, BinaryCrossEntropy)) else None
+
+
+def _n_correct(out, y):
+    """Correct predictions in a batch: argmax for several outputs, logit > 0 for one."""
+    if out.ndim == 2 and out.shape[1] > 1:
+        pred = out.argmax(axis=1)
+        truth = y if y.ndim == 1 else y.argmax(axis=1)
+    else:
+        pred, truth = out > 0, y > 0.5
+    return (pred == truth).sum()
+
+
+def _to_device(backend, X, y):
+    X, y = backend.asarray(X), backend.asarray(y)
+    if X.ndim != 2:
+        raise ShapeError(f"fit: X must be 2-d (samples, features), got shape {tuple(X.shape)}")
+    if y.shape[0] != X.shape[0]:
+        raise ShapeError(f"fit: X has {X.shape[0]} samples but y has {y.shape[0]}")
+    if X.shape[0] == 0:
+        raise ShapeError("fit: no samples (X is empty)")
+    return X, y
+
+
+def _stop_reason(history, tol, patience):
+    if tol is not None and len(history.loss) >= 2:
+        prev, last = history.loss[-2], history.loss[-1]
+        if abs(prev - last) <= tol * max(abs(prev), 1e-12):
+            return f"converged: loss changed by less than {tol:g} (relative)"
+    if patience is not None:
+        watched = [-m for m in history.val_metric] or history.val_loss or history.loss
+        best = int(np.argmin(watched))
+        if len(watched) - 1 - best >= patience:
+            return f"no improvement for {patience} epochs (best at epoch {best + 1})"
+    return None
+
+
+def _call(callbacks, method, *args):
+    for cb in callbacks:
+        fn = getattr(cb, method, None)
+        if fn is not None:
+            fn(*args)
+
+
+def _save(path, model, optimizer, history, seed, epochs_done):
+    checkpoint.save(path, model, optimizer,
+                    extra={"epochs_done": epochs_done, "seed": seed, "history": history.as_dict()})
+
+
+def _resume(path, model, optimizer):
+    ck = checkpoint.load(path, model.backend)
+    if ck.model.config() != model.config():
+        raise ShapeError(f"{path} holds a different architecture: {ck.model.config()}")
+    for k, v in model.parameters().items():
+        v[...] = ck.model.parameters()[k]
+    extra = ck.metadata.get("extra", {})
+    return History.from_dict(extra["history"]), int(extra["epochs_done"]), ck.optimizer or optimizer
