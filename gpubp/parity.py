@@ -180,6 +180,18 @@ def make_optimizer(spec, lr):
     return get_optimizer(spec, lr=lr) if isinstance(spec, str) else copy.deepcopy(spec)
 
 
+def copy_model(model, backend):
+    """The same architecture and weights on ``backend``, from ``model.config()``; a deep copy
+    when a layer type is not one gpubp can rebuild (a user's own Layer subclass)."""
+    try:
+        twin = type(model).from_config(model.config(), backend, backend.dtype, seed=None)
+    except ValueError:
+        return copy.deepcopy(model).to(backend, backend.dtype)
+    for key, p in twin.parameters().items():
+        p[...] = backend.asarray(model.backend.to_numpy(model.parameters()[key]))
+    return twin
+
+
 def _host(x) -> np.ndarray:
     return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
 
@@ -188,7 +200,7 @@ class _Run:
     """One backend's copy of the model, with its layers recording what they compute."""
 
     def __init__(self, model, backend, loss, optimizer, lr, fault):
-        self.model = copy.deepcopy(model).to(backend, backend.dtype)
+        self.model = copy_model(model, backend)
         self.backend, self.fault, self.step_no = backend, fault, 0
         self.loss, self.optimizer = get_loss(copy.deepcopy(loss)), make_optimizer(optimizer, lr)
         self.record: dict = {}

@@ -212,3 +212,28 @@ def test_true_float32_switches_tf32_off_and_restores(monkeypatch, mode, data):
     assert fake.mode == mode
     report = gpubp.parity(make_model(), X, y, "softmax_cross_entropy", steps=1, backends=("cpu", "cpu"))
     assert fake.mode == mode and "COMPUTE_TYPE" in report.tf32
+
+
+class Square(gpubp.layers.Layer):
+    """A user's own layer (not rebuildable from a config): Y = X^2, dX = 2 X dY."""
+
+    def forward(self, X):
+        self.X = X
+        return X * X
+
+    def backward(self, dY):
+        return 2 * self.X * dY
+
+
+def test_copies_have_the_same_weights_and_user_layers_work(data):
+    from gpubp.parity import copy_model
+    X, y = data
+    model = make_model()
+    twin = copy_model(model, gpubp.get_backend("cpu", "float64"))
+    assert twin is not model and twin.backend.dtype == np.float64
+    for key, value in model.parameters().items():
+        np.testing.assert_array_equal(twin.parameters()[key], value.astype(np.float64))
+    custom = gpubp.Sequential([gpubp.Dense(5, 4), Square(), gpubp.Dense(4, 3)], seed=1)
+    report = gpubp.parity(custom, X, y, "softmax_cross_entropy", steps=3, backends=("cpu", "cpu"),
+                          perturb=Perturbation(layer=1, step=1, quantity="dX"))
+    assert (report.first_failure.layer, report.first_failure.step) == (1, 1)
