@@ -80,3 +80,10 @@ def test_parity_command_bad_input(capsys):
     assert "give two backends" in capsys.readouterr().err
     assert cli.main(["parity", "cpu", "cpu/float16"]) == 1
     assert "float16" in capsys.readouterr().err
+
+
+def test_parity_command_on_a_builtin_dataset(capsys):
+    assert cli.main(["parity", "cpu/float32", "cpu/float64", "--dataset", "xor", "--sizes", "0,6,0",
+                     "--steps", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layers"] == ["Dense(2, 6)", "Tanh()", "Dense(6, 2)"] and report["ok"]

@@ -8,7 +8,8 @@ HELP = ("train one seeded model on two backends (e.g. cpu gpu, or cpu/float32 cp
 def add_arguments(parser):
     parser.add_argument("backends", nargs="*", default=["cpu", "gpu"], metavar="BACKEND",
                         help="two backend specs, DEVICE[/DTYPE] (default: cpu gpu)")
-    parser.add_argument("--sizes", default="8,16,16,3", help="layer widths, input first (default 8,16,16,3)")
+    parser.add_argument("--sizes", default="8,16,16,3",
+                        help="layer widths, input first (default 8,16,16,3; --dataset sets the first and last)")
     parser.add_argument("--activation", default="tanh", help="hidden activation (default tanh)")
     parser.add_argument("--loss", default="softmax_cross_entropy", help="mse, bce or softmax_cross_entropy")
     parser.add_argument("--optimizer", default="sgd", help="sgd, momentum, nesterov, rmsprop, adam or adamw (default sgd)")
@@ -16,6 +17,8 @@ def add_arguments(parser):
     parser.add_argument("--steps", type=int, default=5, help="training steps (default 5)")
     parser.add_argument("--batch-size", type=int, default=32, help="rows per step (default 32)")
     parser.add_argument("--samples", type=int, default=128, help="synthetic data rows (default 128)")
+    parser.add_argument("--dataset", help="train on a built-in dataset (digits, xor, spirals, house_price) "
+                                          "instead of synthetic data; it sets the input and output widths")
     parser.add_argument("--dtype", default="float32", help="dtype of specs that name none (default float32)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
     parser.add_argument("--perturb", metavar="LAYER:STEP[:QUANTITY]",
@@ -25,9 +28,7 @@ def add_arguments(parser):
 
 
 def build(args):
-    """The seeded model and synthetic (X, y) for ``args``."""
-    import numpy as np
-
+    """The seeded model and its data (X, y) for ``args``."""
     from ..errors import GpubpError
     from ..layers import ACTIVATIONS, Dense
     from ..losses import get_loss
@@ -38,20 +39,27 @@ def build(args):
     except (ValueError, KeyError):
         raise GpubpError(f"--sizes must be integers like 8,16,3 and --activation one of "
                          f"{sorted(ACTIVATIONS)}") from None
+    if args.dataset:
+        from ..datasets import load_dataset
+        X, y = load_dataset(args.dataset)[:2]
+        sizes[0], sizes[-1] = X.shape[1], (int(y.max()) + 1 if y.ndim == 1 else y.shape[1])
+    else:
+        X, y = _synthetic(args, sizes, type(get_loss(args.loss)).__name__)
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         layers += [Dense(n_in, n_out), act()]
-    model = Sequential(layers[:-1], backend="cpu", dtype=args.dtype, seed=args.seed)
+    return Sequential(layers[:-1], backend="cpu", dtype=args.dtype, seed=args.seed), X, y
+
+
+def _synthetic(args, sizes, loss_kind):
+    import numpy as np
     rng = np.random.default_rng(args.seed)
     X = rng.normal(size=(args.samples, sizes[0]))
-    kind = type(get_loss(args.loss)).__name__
-    if kind == "SoftmaxCrossEntropy":
-        y = rng.integers(0, sizes[-1], size=args.samples)
-    elif kind == "BinaryCrossEntropy":
-        y = rng.integers(0, 2, size=(args.samples, sizes[-1])).astype(float)
-    else:
-        y = rng.normal(size=(args.samples, sizes[-1]))
-    return model, X, y
+    if loss_kind == "SoftmaxCrossEntropy":
+        return X, rng.integers(0, sizes[-1], size=args.samples)
+    if loss_kind == "BinaryCrossEntropy":
+        return X, rng.integers(0, 2, size=(args.samples, sizes[-1])).astype(float)
+    return X, rng.normal(size=(args.samples, sizes[-1]))
 
 
 def run(args) -> int:
@@ -66,6 +74,6 @@ def run(args) -> int:
                              quantity=parts[2] if len(parts) > 2 else "dX")
     model, X, y = build(args)
     report = parity(model, X, y, args.loss, args.optimizer, steps=args.steps, backends=args.backends,
-                    lr=args.lr, batch_size=min(args.batch_size, args.samples), perturb=fault)
+                    lr=args.lr, batch_size=min(args.batch_size, len(X)), perturb=fault)
     print(report.to_json(indent=2) if args.json else report.table())
     return 0 if report.ok else 1
