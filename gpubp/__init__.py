@@ -5,6 +5,8 @@ from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 from .network import Sequential
 from .optim import SGD, Adam, AdamW, RMSprop, get_optimizer
+from .train import evaluate, fit, predict
+from . import checkpoint, datasets
 from .parity import parity
 
 __version__ = "0.1.0"
@@ -12,5 +14,6 @@ __version__ = "0.1.0"
 __all__ = ["Backend", "KERNELS", "get_backend", "use_backend", "auto_choice",
            "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity", "Sequential",
            "MSE", "BinaryCrossEntropy", "SoftmaxCrossEntropy",
-           "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer",
+           "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer", "fit", "evaluate", "predict",
+           "checkpoint", "datasets",
            "GpubpError", "ShapeError", "DTypeError", "DeviceError", "NumericalError", "parity"]

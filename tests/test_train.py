@@ -1,0 +1,128 @@
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.datasets import load_digits, spirals
+from gpubp.errors import NumericalError, ShapeError
+from gpubp.train import evaluate, fit, predict
+
+
+def mlp(backend="cpu", dtype="float32", hidden=32, n_in=2, n_out=2, seed=0):
+    return gpubp.Sequential([gpubp.Dense(n_in, hidden), gpubp.Tanh(), gpubp.Dense(hidden, n_out)],
+                            backend=backend, dtype=dtype, seed=seed)
+
+
+def params(model):
+    return {k: model.backend.to_numpy(v).copy() for k, v in model.parameters().items()}
+
+
+def test_digits_reach_target_accuracy():
+    Xtr, ytr, Xte, yte = load_digits()
+    model = gpubp.Sequential([gpubp.Dense(64, 128, init="he_uniform"), gpubp.ReLU(),
+                              gpubp.Dense(128, 10)], seed=0)
+    history = fit(model, Xtr, ytr, optimizer="adam", lr=0.01, epochs=20, batch_size=32,
+                  validation_data=(Xte, yte))
+    assert history.epochs == 20 and history.loss[-1] < history.loss[0]
+    assert evaluate(model, Xte, yte)["accuracy"] >= 0.95
+    assert history.val_metric[-1] == evaluate(model, Xte, yte)["accuracy"]
+    assert all(s > 0 for s in history.samples_per_sec) and len(history.epoch_time) == 20
+
+
+def test_predict_matches_forward():
+    model = mlp()
+    X = np.random.default_rng(0).normal(size=(2500, 2))
+    np.testing.assert_array_equal(predict(model, X, batch_size=1000), model.predict(X))
+
+
+def test_same_seed_same_run_and_resume_is_bit_identical(tmp_path):
+    X, y, _, _ = spirals(n=200)
+    a, b = mlp(), mlp()
+    fit(a, X, y, epochs=6, seed=3)
+    fit(b, X, y, epochs=6, seed=3, checkpoint_path=tmp_path / "c.npz", checkpoint_every=2)
+    for k, v in params(a).items():
+        np.testing.assert_array_equal(v, params(b)[k])
+    # stop after 4 epochs, resume from the epoch-4 checkpoint, finish: identical to one straight run
+    c = mlp()
+    fit(c, X, y, epochs=4, seed=3, checkpoint_path=tmp_path / "r.npz", checkpoint_every=4)
+    d = mlp(seed=99)
+    history = fit(d, X, y, epochs=6, seed=3, resume_from=tmp_path / "r.npz")
+    assert history.epochs == 6
+    for k, v in params(a).items():
+        np.testing.assert_array_equal(v, params(d)[k])
+
+
+def test_nan_loss_stops_and_keeps_last_good_parameters():
+    X, y, _, _ = spirals(n=100)
+    model = mlp()
+    fit(model, X, y, epochs=1)
+    good = params(model)
+    X_bad = X.copy()
+    X_bad[7, 0] = np.nan
+    with pytest.raises(NumericalError, match="loss became nan"):
+        fit(model, X_bad, y, epochs=3)
+    for k, v in good.items():
+        np.testing.assert_array_equal(v, params(model)[k])
+
+
+def test_ctrl_c_returns_history_so_far():
+    class StopAtEpoch2:
+        def on_epoch_begin(self, epoch, model):
+            if epoch == 2:
+                raise KeyboardInterrupt
+    X, y, _, _ = spirals(n=100)
+    history = fit(mlp(), X, y, epochs=10, callbacks=[StopAtEpoch2()])
+    assert history.interrupted and history.epochs == 2
+
+
+def test_callbacks_see_gradients_before_the_step():
+    seen = []
+
+    class Recorder:
+        def on_batch_end(self, step, model, loss_value):
+            seen.append((step, float(np.abs(model.backend.to_numpy(model.gradients()["0.W"])).sum()),
+                         float(loss_value)))
+
+        def on_epoch_end(self, epoch, model, history):
+            seen.append(("end", epoch, history.epochs))
+    X, y, _, _ = spirals(n=64)
+    fit(mlp(), X, y, epochs=2, batch_size=16, callbacks=[Recorder()])
+    ends = [s for s in seen if s[0] == "end"]
+    assert ends == [("end", 0, 1), ("end", 1, 2)]
+    steps = [s for s in seen if s[0] != "end"]
+    assert len(steps) == 2 * math.ceil(len(X) / 16) and all(g > 0 and l > 0 for _, g, l in steps)
+
+
+def test_early_stopping():
+    X, y, Xv, yv = spirals(n=200)
+    h = fit(mlp(), X, y, epochs=500, lr=1e-6, optimizer="sgd", tol=1e-3)
+    assert h.epochs < 500 and h.stopped.startswith("converged")
+    h = fit(mlp(), X, y, epochs=500, lr=0.05, validation_data=(Xv, yv), patience=3)
+    assert h.epochs < 500 and "no improvement for 3 epochs" in h.stopped
+
+
+def test_bad_data_is_refused():
+    with pytest.raises(ShapeError, match="100 samples but y has 99"):
+        fit(mlp(), np.zeros((100, 2)), np.zeros(99, dtype=int))
+    with pytest.raises(ShapeError, match="2-d"):
+        fit(mlp(), np.zeros(100), np.zeros(100, dtype=int))
+
+
+def test_train_command_runs_as_a_user_runs_it(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "gpubp", "train", "--epochs", "20", "--quiet",
+                          "--device", "cpu", "--save", str(tmp_path / "m.npz")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    acc = float(out.stdout.split("test accuracy:")[1].split()[0])
+    assert acc >= 0.95
+    assert "device: cpu" in out.stdout and "time:" in out.stdout
+    ck = gpubp.checkpoint.load(tmp_path / "m.npz")
+    assert ck.model.config()[0] == {"type": "Dense", "n_in": 64, "n_out": 128, "init": "he_uniform"}
+    bad = subprocess.run([sys.executable, "-m", "gpubp", "train", "--device", "gpu"],
+                         capture_output=True, text=True, timeout=120)
+    from gpubp._compat import gpu_status
+    if not gpu_status(0)[0]:
+        assert bad.returncode == 1 and "cuda:0 requested but unusable" in bad.stderr
