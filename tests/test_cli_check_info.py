@@ -87,3 +87,28 @@ def test_parity_command_on_a_builtin_dataset(capsys):
                      "--steps", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["layers"] == ["Dense(2, 6)", "Tanh()", "Dense(6, 2)"] and report["ok"]
+
+
+def test_info_prints_a_checkpoints_provenance(tmp_path, capsys):
+    from gpubp import checkpoint
+    from gpubp.optim import get_optimizer
+    model = gpubp.Sequential([gpubp.Dense(3, 4), gpubp.Sigmoid(), gpubp.Dense(4, 2)], dtype="float64", seed=1)
+    path = checkpoint.save(tmp_path / "model.npz", model, get_optimizer("sgd", lr=0.1),
+                           extra={"seed": 11, "epochs_done": 4})
+    assert cli.main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "saved from: cpu (numpy backend), dtype float64" in out
+    assert "seed: 11, epochs done: 4" in out
+    assert "Dense(3, 4) -> Sigmoid() -> Dense(4, 2)" in out and "optimizer: SGD(lr=0.1" in out
+    assert f"gpubp: {gpubp.__version__}\n" in out and f"numpy: {np.__version__}\n" in out
+    assert cli.main(["info", str(path), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["created"] in out and meta["dtype"] == "float64"
+
+
+def test_info_refuses_what_is_not_a_checkpoint(tmp_path, capsys):
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    assert cli.main(["info", str(tmp_path / "other.npz")]) == 1
+    assert "not a gpubp checkpoint" in capsys.readouterr().err
+    assert cli.main(["info", str(tmp_path / "missing.npz")]) == 1
+    assert "no checkpoint" in capsys.readouterr().err

@@ -38,7 +38,40 @@ def _print_machine(info):
         print(f"GPUBP_DEVICE={info['GPUBP_DEVICE']} (the default device spec)")
 
 
+def _layer(config) -> str:
+    args = ", ".join(str(v) for k, v in config.items() if k not in ("type", "init"))
+    return f"{config['type']}({args})"
+
+
+def _print_checkpoint(path, meta):
+    """Provenance of a checkpoint, and where this machine differs from the one that saved it."""
+    from ..doctor import versions
+    extra, here = meta.get("extra", {}), versions()
+    print(f"checkpoint {path}")
+    print(f"saved from: {meta.get('device')} ({meta.get('backend')} backend), dtype {meta.get('dtype')}")
+    print(f"created: {meta.get('created')}")
+    print(f"seed: {extra.get('seed', 'not recorded')}"
+          + (f", epochs done: {extra['epochs_done']}" if "epochs_done" in extra else ""))
+    print("architecture: " + " -> ".join(_layer(c) for c in meta.get("architecture", [])))
+    opt = meta.get("optimizer")
+    if opt:
+        hyper = ", ".join(f"{k}={v}" for k, v in opt["hyper"].items())
+        print(f"optimizer: {opt['type']}({hyper}), {opt['t']} step(s) taken")
+    for lib in ("gpubp", "numpy", "cupy"):
+        saved, now = meta.get(lib), here.get(lib)
+        note = "" if saved == now else f" (this machine: {now or 'none'})"
+        print(f"{lib}: {saved or 'none'}{note}")
+
+
 def run(args) -> int:
+    if args.path:
+        from ..checkpoint import read_metadata
+        meta = read_metadata(args.path)
+        if args.json:
+            print(json.dumps(meta, indent=2))
+        else:
+            _print_checkpoint(args.path, meta)
+        return 0
     info = machine()
     if args.json:
         print(json.dumps(info, indent=2))
