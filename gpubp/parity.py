@@ -192,6 +192,10 @@ def copy_model(model, backend):
     return twin
 
 
+def _first(*values):
+    return next((v for v in values if v is not None), None)
+
+
 def _host(x) -> np.ndarray:
     return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
 
@@ -203,7 +207,7 @@ class _Run:
         self.model = copy_model(model, backend)
         self.backend, self.fault, self.step_no = backend, fault, 0
         self.loss, self.optimizer = get_loss(copy.deepcopy(loss)), make_optimizer(optimizer, lr)
-        self.record: dict = {}
+        self.record, self.scales = {}, {}
         for i, layer in enumerate(self.model.layers):
             self._wrap(i, layer)
 
@@ -238,21 +242,24 @@ class _Run:
     def _wrap(self, i, layer):
         forward, backward = layer.forward, layer.backward
 
+        # A layer without a term size of its own (an activation, |f'| <= 1) passes on the
+        # error it receives: its Y inherits the scale of its input, its dX that of its dY.
         def recording_forward(X):
             for k, p in layer.params.items():
                 self._keep((i, k), p)
             Y = self._faulty(i, "Y", forward(X))
-            self._keep((i, "Y"), Y, self._term_size(layer, "Y"))
+            self._keep((i, "Y"), Y, _first(self._term_size(layer, "Y"), self.scales.get((i - 1, "Y"))))
             return Y
 
         def recording_backward(dY):
-            self._keep((i, "dY"), dY)
+            received = self.scales.get((i + 1, "dX"))
+            self._keep((i, "dY"), dY, received)
             dX = backward(dY)
             for k, g in layer.grads.items():
                 g = self._faulty(i, "d" + k, g, in_place=True)
                 self._keep((i, "d" + k), g, self._term_size(layer, "d" + k, dY))
             dX = self._faulty(i, "dX", dX)
-            self._keep((i, "dX"), dX, self._term_size(layer, "dX", dY))
+            self._keep((i, "dX"), dX, _first(self._term_size(layer, "dX", dY), received))
             return dX
 
         layer.forward, layer.backward = recording_forward, recording_backward

@@ -63,15 +63,16 @@ def test_injected_fault_is_named(layer, step, quantity, side, data):
     assert f"step {step}, layer {layer}" in report.summary()
 
 
-@pytest.mark.parametrize("quantity", ["dX", "dW", "db", "Y"])
-def test_fault_is_found_above_float32_rounding(quantity, data):
+@pytest.mark.parametrize("layer,quantity", [(2, "dX"), (2, "dW"), (2, "db"), (2, "Y"), (1, "Y"), (3, "dX")])
+def test_fault_is_found_above_float32_rounding(layer, quantity, data):
     X, y = data
-    fault = Perturbation(layer=2, step=2, quantity=quantity, rel=1e-3)
+    fault = Perturbation(layer=layer, step=2, quantity=quantity, rel=1e-3)
     report = gpubp.parity(make_model(), X, y, "softmax_cross_entropy", steps=4,
                           backends=("cpu/float64", "cpu/float32"), lr=0.3, perturb=fault)
     first = report.first_failure
-    assert (first.step, first.layer, first.quantity) == (2, 2, quantity)
-    assert f"FIRST out of tolerance at step 2, layer 2 (Dense(12, 8)) {quantity}" in report.table()
+    assert (first.step, first.layer, first.quantity) == (2, layer, quantity)
+    name = report.layers[layer]
+    assert f"FIRST out of tolerance at step 2, layer {layer} ({name}) {quantity}" in report.table()
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "rmsprop", "adam"])
