@@ -112,7 +112,7 @@ class Backend:
         if x.dtype != self.dtype:
             kind = "an integer" if x.dtype.kind in "iub" else f"a {x.dtype}"
             raise DTypeError(f"{what}: expected {self.dtype} values, got {kind} array; "
-                             f"convert it with backend.asarray(x)")
+                             f"convert it with backend.asarray(x, dtype='{self.dtype}')")
         if ndim is not None and x.ndim != ndim:
             raise ShapeError(f"{what}: expected a {ndim}-d array, got shape {tuple(x.shape)}")
         return x
