@@ -104,12 +104,12 @@ leaky_relu = register(Kernel(
     "leaky_relu", "T z, T slope", "T y",
     "y = z > 0 ? z : slope * z",
     _leaky_relu_np, lambda z, slope, y: np.where(z > 0, z, slope * z),
-    "y = z if z > 0 else slope * z (0 <= slope <= 1).",
+    "y = z if z > 0 else slope * z (0 <= slope <= 1).", scalars=("slope",),
 ))
 
 leaky_relu_backward = register(Kernel(
     "leaky_relu_backward", "T g, T z, T slope", "T delta",
     "delta = z > 0 ? g : slope * g",
     _leaky_relu_backward_np, lambda g, z, slope, delta: np.where(z > 0, g, slope * g),
-    "delta = g if z > 0 else slope * g.",
+    "delta = g if z > 0 else slope * g.", scalars=("slope",),
 ))

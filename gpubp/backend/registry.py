@@ -23,7 +23,8 @@ class Kernel:
     Output names may also be read in ``cuda`` (in-place updates), exactly as
     CuPy allows. ``numpy(*inputs, *outputs)`` must fill the outputs in place;
     ``reference(*inputs, *outputs)`` returns the new output value(s) as plain
-    NumPy expressions (a tuple when there are several outputs).
+    NumPy expressions (a tuple when there are several outputs). Inputs named in
+    ``scalars`` are hyperparameters passed as numbers; all other arguments are arrays.
     """
 
     name: str
@@ -33,6 +34,7 @@ class Kernel:
     numpy: Callable
     reference: Callable
     doc: str = ""
+    scalars: tuple = ()  # input names that are scalars (hyperparameters), not arrays
 
     @property
     def input_names(self) -> list[str]:

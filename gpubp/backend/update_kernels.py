@@ -84,7 +84,7 @@ sgd = register(Kernel(
     "sgd", "T grad, T lr, T weight_decay", "T param",
     "param -= lr * (grad + weight_decay * param)",
     _sgd_np, _sgd_ref,
-    "param -= lr * (g + wd * param).",
+    "param -= lr * (g + wd * param).", scalars=("lr", "weight_decay"),
 ))
 
 sgd_momentum = register(Kernel(
@@ -93,6 +93,7 @@ sgd_momentum = register(Kernel(
     "param -= lr * (nesterov != 0 ? g + momentum * buf : buf)",
     _momentum_np, _momentum_ref,
     "buf = mu * buf + g; param -= lr * (g + mu * buf if nesterov else buf).",
+    scalars=("lr", "momentum", "weight_decay", "nesterov"),
 ))
 
 rmsprop = register(Kernel(
@@ -101,6 +102,7 @@ rmsprop = register(Kernel(
     "param -= lr * g / (sqrt(sq) + eps)",
     _rmsprop_np, _rmsprop_ref,
     "sq = alpha * sq + (1 - alpha) g^2; param -= lr * g / (sqrt(sq) + eps).",
+    scalars=("lr", "alpha", "eps", "weight_decay"),
 ))
 
 adam = register(Kernel(
@@ -110,4 +112,5 @@ adam = register(Kernel(
     "param -= lr * (weight_decay * param + (m / bias1) / (sqrt(v / bias2) + eps))",
     _adam_np, _adam_ref,
     "m, v moving averages; param -= lr * (wd * param + m_hat / (sqrt(v_hat) + eps)) (AdamW).",
+    scalars=("lr", "beta1", "beta2", "eps", "weight_decay", "bias1", "bias2"),
 ))
