@@ -39,10 +39,9 @@ class Layer:
         raise NotImplementedError
 
     def zero_grad(self):
-        """Set accumulated gradients to zero (the next backward then writes them directly)."""
+        """Start a new accumulation: the next backward *overwrites* ``grads`` instead of
+        adding to them (no pass over memory to write zeros first)."""
         self._grads_zero = True
-        for g in self.grads.values():
-            g.fill(0)
 
     def reset_parameters(self, rng):
         """Redraw parameters from the host RNG ``rng`` (no-op for parameter-free layers)."""
@@ -117,12 +116,16 @@ class Dense(Layer):
         return Y
 
     def backward(self, dY):
+        self.backward_params(dY)
+        return self.backend.xp.matmul(dY, self.params["W"].T)  # dX = delta W^T
+
+    def backward_params(self, dY):
+        """The parameter half of ``backward``: dW and db only (no dX, e.g. for the first layer)."""
         self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
-        xp, X, W = self.backend.xp, self.X, self.params["W"]
+        xp, X = self.backend.xp, self.X
         self._accumulate("W", lambda out: xp.matmul(X.T, dY, out=out))  # dW = X^T delta
         self._accumulate("b", lambda out: xp.sum(dY, axis=0, out=out))  # db = sum(delta)
         self._grads_zero = False
-        return xp.matmul(dY, W.T)  # dX = delta W^T
 
 
 class Activation(Layer):

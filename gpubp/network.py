@@ -36,9 +36,19 @@ class Sequential:
                 X = layer.forward(X)
         return X
 
-    def backward(self, dY):
+    def backward(self, dY, input_grad=True):
+        """Backpropagate dL/dY through every layer; returns dL/dX.
+
+        With ``input_grad=False`` (training), a first Dense layer computes only its
+        dW and db and None is returned: dL/dX of the data is never needed, and
+        skipping it saves a third of that layer's matrix products.
+        """
         with self.backend.activate():
-            for layer in reversed(self.layers):
+            for i in range(len(self.layers) - 1, -1, -1):
+                layer = self.layers[i]
+                if i == 0 and not input_grad and hasattr(layer, "backward_params"):
+                    layer.backward_params(dY)
+                    return None
                 dY = layer.backward(dY)
         return dY
 

@@ -80,7 +80,7 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
         out = model.forward(Xb)
         value = loss.forward(out, yb)
         model.zero_grad()
-        model.backward(loss.backward())
+        model.backward(loss.backward(), input_grad=False)
         _call(callbacks, "on_batch_end", step, model, value)
         optimizer.step(model)
         total = total + value * Xb.shape[0]  # stays on the device: no sync per batch

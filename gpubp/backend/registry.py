@@ -10,6 +10,7 @@ that NVRTC can compile on a machine without a GPU.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 KERNELS: dict[str, "Kernel"] = {}
@@ -36,11 +37,11 @@ class Kernel:
     doc: str = ""
     scalars: tuple = ()  # input names that are scalars (hyperparameters), not arrays
 
-    @property
+    @cached_property
     def input_names(self) -> list[str]:
         return _names(self.inputs)
 
-    @property
+    @cached_property
     def output_names(self) -> list[str]:
         return _names(self.outputs)
 
