@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "check", "info", "parity")
+COMMANDS = ("train", "check", "info", "parity", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,7 +44,8 @@ def _tanh_backward_np(g, t, delta):
 
 
 def _relu_backward_np(g, z, delta):
-    np.multiply(g, z > 0, out=delta)
+    np.greater(z, 0, out=delta)  # 1.0 where z > 0, else 0.0
+    delta *= g
 
 
 def _leaky_relu_np(z, slope, y):
@@ -54,8 +55,10 @@ def _leaky_relu_np(z, slope, y):
 
 
 def _leaky_relu_backward_np(g, z, slope, delta):
-    np.multiply(g, slope, out=delta)
-    np.copyto(delta, g, where=z > 0)
+    np.greater(z, 0, out=delta)  # factor = [z > 0] (1 - slope) + slope
+    delta *= 1 - slope
+    delta += slope
+    delta *= g
 
 
 sigmoid = register(Kernel(

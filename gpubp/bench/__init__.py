@@ -1,0 +1,127 @@
+"""gpubp benchmarks: kernel bandwidth, MLP step against PyTorch, scaling.
+
+``python scripts/bench.py`` or ``gpubp bench``; writes JSON and prints a table.
+Figures are ratios measured in the same run (against a copy of the same bytes,
+the unfused expression, PyTorch eager on the same device), never absolute targets.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+
+from .kernels import bench_kernels
+from .mlp import CONFIGS, run_isolated, torch_available
+from .scaling import bench_scaling
+
+QUICK_CONFIGS = {"a": ([32, 16, 16, 4], "sigmoid", 8), "b": ([16, 32, 32, 16], "relu", 8),
+                 "c": ([8] * 11, "sigmoid", 4)}
+
+
+def machine(device) -> dict:
+    import numpy as np
+    from .. import __version__
+    from ..doctor import devices, versions
+    info = {"date": datetime.date.today().isoformat(), "device": device, "gpubp": __version__,
+            "numpy": np.__version__, "python": platform.python_version(), "cpu": _cpu_name(),
+            "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg())}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:
+        pass
+    if device != "cpu":
+        info.update(versions=versions(), gpus=devices())
+    if torch_available():
+        import torch
+        info["torch"] = torch.__version__
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
+def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=True, scaling=True,
+        graph=False) -> dict:
+    """All benchmarks on ``device``; each MLP measurement in its own process."""
+    from ..backend import get_backend
+    backend = get_backend(device)
+    device = backend.device
+    threads = threads or os.cpu_count()
+    result = {"machine": machine(device), "threads": threads, "quick": quick}
+    if kernels:
+        result["kernels"] = bench_kernels(backend, n=1 << 14 if quick else 1 << 24, repeat=1 if quick else repeat)
+    if mlp:
+        configs = QUICK_CONFIGS if quick else CONFIGS
+        impls = ["gpubp"] + (["gpubp-graph"] if graph and device != "cpu" else [])
+        impls += ["torch"] if torch_available() else []
+        rows = []
+        for name, cfg in configs.items():
+            row = {"config": name, "widths": cfg[0], "activation": cfg[1], "batch": cfg[2]}
+            for impl in impls:
+                row[impl] = run_isolated(impl, list(cfg), device, threads, 1 if quick else repeat)
+            if "ms" in row["gpubp"] and "ms" in row.get("torch", {}):
+                row["ratio_gpubp_over_torch"] = row["gpubp"]["ms"] / row["torch"]["ms"]
+            rows.append(row)
+        result["mlp"] = rows
+        if not torch_available():
+            result["mlp_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
+    if scaling:
+        result["scaling"] = bench_scaling(device, points=2 if quick else 4, repeat=1 if quick else 3)
+    return result
+
+
+def table(result) -> str:
+    """The result as readable text."""
+    m = result["machine"]
+    lines = [f"gpubp {m['gpubp']} on {m['device']} ({m['cpu']}, {result['threads']} threads), "
+             f"NumPy {m['numpy']}" + (f", PyTorch {m['torch']}" if "torch" in m else "")]
+    if "kernels" in result:
+        lines += ["", f"{'kernel':22}{'ms':>9}{'GB/s':>8}{'of copy':>9}{'vs unfused':>12}"]
+        lines += [f"{r['kernel']:22}{r['ms']:9.3f}{r['GB_per_s']:8.1f}{r['fraction_of_copy']:9.0%}"
+                  f"{r['speedup_vs_unfused']:11.2f}x" for r in result["kernels"]]
+    if "mlp" in result:
+        lines += ["", f"{'MLP step':34}{'gpubp ms':>10}{'torch ms':>10}{'ratio':>8}"]
+        for r in result["mlp"]:
+            desc = f"({r['config']}) {'-'.join(map(str, r['widths'][:4]))}{'...' if len(r['widths']) > 4 else ''} {r['activation']} b{r['batch']}"
+            g, t = r["gpubp"].get("ms", float("nan")), r.get("torch", {}).get("ms", float("nan"))
+            lines.append(f"{desc:34}{g:10.3f}{t:10.3f}{r.get('ratio_gpubp_over_torch', float('nan')):8.2f}")
+            if "gpubp-graph" in r:
+                lines.append(f"{'    with CUDA graph':34}{r['gpubp-graph'].get('ms', float('nan')):10.3f}")
+        if "mlp_note" in result:
+            lines.append(result["mlp_note"])
+    if "scaling" in result:
+        lines += ["", f"{'scaling':10}{'batch':>7}{'width':>7}{'depth':>7}{'ms':>9}{'peak MB':>9}{'theory MB':>10}"]
+        lines += [f"{r['vary']:10}{r['batch']:7}{r['width']:7}{r['depth']:7}{r['ms']:9.3f}"
+                  f"{r['peak_bytes'] / 1e6:9.2f}{r['theoretical_bytes'] / 1e6:10.2f}" for r in result["scaling"]]
+    return "\n".join(lines)
+
+
+def add_arguments(p):
+    p.add_argument("--device", default="cpu", help="cpu (default), gpu, cuda:N or auto")
+    p.add_argument("--threads", type=int, default=None, help="BLAS/torch threads (default: all cores)")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
+    p.add_argument("--only", choices=["kernels", "mlp", "scaling"], action="append",
+                   help="run only these parts (repeatable)")
+    p.add_argument("--cuda-graph", action="store_true", help="also time (c)-style steps replayed as a CUDA graph")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
+
+
+def main(args) -> int:
+    parts = set(args.only or ["kernels", "mlp", "scaling"])
+    result = run(args.device, quick=args.quick, threads=args.threads, repeat=args.repeat,
+                 kernels="kernels" in parts, mlp="mlp" in parts, scaling="scaling" in parts,
+                 graph=args.cuda_graph)
+    print(table(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"\nwritten: {args.json}")
+    return 0

@@ -1,0 +1,51 @@
+"""Kernel bandwidth: every registry kernel against a plain copy of the same bytes
+and against the unfused NumPy/CuPy expression it replaces (its ``reference``)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..backend import KERNELS
+from .timing import median_seconds
+
+
+def bytes_moved(kernel, n, itemsize) -> int:
+    """Bytes a perfect kernel must move: each array input read, each output written,
+    and outputs updated in place (``param -= ...``, state on the right-hand side) read too."""
+    arrays_in = len(kernel.input_names) - len(kernel.scalars)
+    read_outs = sum(len(re.findall(rf"\b{o}\b", kernel.cuda)) > 1 or f"{o} -=" in kernel.cuda
+                    for o in kernel.output_names)
+    return (arrays_in + len(kernel.output_names) + read_outs) * n * itemsize
+
+
+def kernel_args(kernel, backend, n, rng):
+    """Inputs (arrays in [-1, 1], scalars 0.5 or a small lr) and outputs (state in [0, 1])."""
+    def draw(lo, hi):
+        return backend.asarray(rng.uniform(lo, hi, n).astype(backend.dtype))
+    ins = [(0.01 if name == "lr" else 0.5) if name in kernel.scalars else draw(-1, 1)
+           for name in kernel.input_names]
+    outs = [draw(0, 1) for _ in kernel.output_names]
+    return ins, outs
+
+
+def bench_kernels(backend, n=1 << 24, repeat=5, seed=0) -> list[dict]:
+    """One row per kernel: ms, GB/s, fraction of copy bandwidth, speed-up over the unfused form."""
+    xp, rng = backend.xp, np.random.default_rng(seed)
+    rows = []
+    for kernel in KERNELS.values():
+        ins, outs = kernel_args(kernel, backend, n, rng)
+        nbytes = bytes_moved(kernel, n, backend.dtype.itemsize)
+        src = backend.zeros((nbytes // 2 // backend.dtype.itemsize,))
+        dst = xp.empty_like(src)
+        with backend.activate():
+            t_copy = median_seconds(lambda: xp.copyto(dst, src), backend.synchronize, repeat=repeat)
+            t_fused = median_seconds(lambda: backend.launch(kernel.name, *ins, *outs),
+                                     backend.synchronize, repeat=repeat)
+            t_ref = median_seconds(lambda: kernel.reference(*ins, *outs), backend.synchronize, repeat=repeat)
+        rows.append({"kernel": kernel.name, "elements": n, "bytes": nbytes, "ms": t_fused * 1e3,
+                     "GB_per_s": nbytes / t_fused / 1e9, "copy_GB_per_s": 2 * src.nbytes / t_copy / 1e9,
+                     "fraction_of_copy": (nbytes / t_fused) / (2 * src.nbytes / t_copy),
+                     "unfused_ms": t_ref * 1e3, "speedup_vs_unfused": t_ref / t_fused})
+        del ins, outs, src, dst
+    return rows

@@ -1,0 +1,137 @@
+"""MLP training step (forward + MSE + backward + SGD), gpubp against PyTorch eager.
+
+Each measurement runs in its own process (``python -m gpubp.bench.mlp``) with the
+BLAS/OpenMP thread count fixed before NumPy or torch is imported: two BLAS thread
+pools in one process interfere. Both sides start from the same host-drawn weights.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+CONFIGS = {  # name: (layer widths, activation, batch)
+    "a": ([784, 256, 256, 10], "sigmoid", 256),
+    "b": ([1024, 4096, 4096, 1024], "relu", 1024),
+    "c": ([64] * 11, "sigmoid", 64),
+}
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def initial_weights(widths, seed=0):
+    """Host float64 weights (Glorot uniform) and zero biases, shared by both implementations."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    return [(rng.uniform(-1, 1, (a, b)) * np.sqrt(6 / (a + b)), np.zeros(b)) for a, b in zip(widths, widths[1:])]
+
+
+def data(widths, batch, seed=1):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(batch, widths[0])), rng.normal(size=(batch, widths[-1]))
+
+
+def gpubp_step(widths, activation, batch, device, lr=0.01):
+    """A closure running one gpubp training step, its backend, and the model."""
+    import gpubp
+    from gpubp.layers import ACTIVATIONS
+    backend = gpubp.get_backend(device, "float32")
+    layers = []
+    for i in range(len(widths) - 1):
+        layers.append(gpubp.Dense(widths[i], widths[i + 1], backend=backend))
+        if i < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation](backend=backend))
+    model = gpubp.Sequential(layers, backend=backend, seed=None)
+    dense = [layer for layer in model.layers if isinstance(layer, gpubp.Dense)]
+    for layer, (W, b) in zip(dense, initial_weights(widths)):
+        layer.params["W"][...] = backend.asarray(W)
+        layer.params["b"][...] = backend.asarray(b)
+    X, T = (backend.asarray(a) for a in data(widths, batch))
+    loss, opt = gpubp.MSE(), gpubp.SGD(lr=lr)
+
+    def step():
+        loss.forward(model.forward(X), T)
+        model.zero_grad()
+        model.backward(loss.backward(), input_grad=False)
+        opt.step(model)
+    return step, backend, model
+
+
+def torch_step(widths, activation, batch, device, lr=0.01):
+    import torch
+    dev = "cuda" if device.startswith("cuda") or device == "gpu" else "cpu"
+    mods = []
+    for i, (W, b) in enumerate(initial_weights(widths)):
+        lin = torch.nn.Linear(*W.shape)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b))
+        mods.append(lin)
+        if i < len(widths) - 2:
+            mods.append(torch.nn.Sigmoid() if activation == "sigmoid" else torch.nn.ReLU())
+    model = torch.nn.Sequential(*mods).to(dev).float()
+    X, T = (torch.from_numpy(a).float().to(dev) for a in data(widths, batch))
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        torch.nn.functional.mse_loss(model(X), T).backward()
+        opt.step()
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    return step, sync
+
+
+def cuda_graph(step, backend):
+    """Capture one whole training step as a CUDA graph; returns a function replaying it.
+
+    The step is run once first so the memory pool already holds every buffer the
+    captured launches use. Only for CuPy backends (unverified here: no GPU was lent).
+    """
+    cupy = backend.xp
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with backend.activate(), stream:
+        step()
+        stream.synchronize()
+        stream.begin_capture()
+        step()
+        graph = stream.end_capture()
+    return lambda: graph.launch(stream)
+
+
+def measure(impl, config, device, repeat):
+    """ms per step of ``impl`` ("gpubp", "gpubp-graph" or "torch") on ``config``, in this process."""
+    from .timing import median_seconds
+    widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config
+    if impl == "torch":
+        step, sync = torch_step(widths, activation, batch, device)
+    else:
+        step, backend, _ = gpubp_step(widths, activation, batch, device)
+        sync = backend.synchronize
+        if impl == "gpubp-graph":
+            step = cuda_graph(step, backend)
+    return median_seconds(step, sync, warmup=2, repeat=repeat, min_time=0.2) * 1e3
+
+
+def run_isolated(impl, config, device, threads, repeat) -> dict:
+    """``measure`` in a fresh process with ``threads`` BLAS threads; {"ms": ...} or {"error": ...}."""
+    env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
+    args = [sys.executable, "-m", "gpubp.bench.mlp", impl, json.dumps(config), device, str(threads), str(repeat)]
+    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def torch_available() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
+if __name__ == "__main__":
+    impl, config, device, threads, repeat = sys.argv[1:6]
+    config = json.loads(config)
+    if impl == "torch":
+        import torch
+        torch.set_num_threads(int(threads))
+    print(json.dumps({"ms": measure(impl, config, device, int(repeat))}))

@@ -1,0 +1,64 @@
+"""Scaling: step time as batch, width and depth double, and peak memory per step.
+
+Doubling the batch at fixed width shows where a step stops being launch-bound
+(constant time) and becomes GEMM-bound (time doubles); doubling the width
+quadruples the GEMM work; doubling the depth doubles the number of launches.
+"""
+from __future__ import annotations
+
+import tracemalloc
+
+from .mlp import gpubp_step
+from .timing import median_seconds
+
+BASE = {"batch": 64, "width": 128, "depth": 4}
+
+
+def shape(batch, width, depth):
+    return [width] * (depth + 1), "sigmoid", batch
+
+
+def theoretical_bytes(widths, batch, itemsize=4) -> int:
+    """Parameters, gradients and SGD-free state, input and target batch, and the
+    activations one step must hold (each Dense output and each activation output)."""
+    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    data = batch * (widths[0] + widths[-1])
+    activations = batch * (2 * sum(widths[1:-1]) + widths[-1])
+    return (2 * params + data + activations) * itemsize
+
+
+def peak_bytes(make_step) -> int:
+    """Peak bytes held during one step: the model, its data and the step's own arrays.
+
+    CPU: tracemalloc (NumPy reports its allocations to it). CuPy: bytes the memory
+    pool holds afterwards (it keeps freed blocks, so this is the step's high-water mark).
+    """
+    import gc
+    gc.collect()
+    tracemalloc.start()
+    try:
+        step, backend, model = make_step()
+        pool = backend.xp.get_default_memory_pool() if backend.name == "cupy" else None
+        if pool is not None:
+            pool.free_all_blocks()
+        tracemalloc.reset_peak()  # forget the host-side initialisation draws
+        step()
+        backend.synchronize()
+        return int(pool.total_bytes()) if pool is not None else tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def bench_scaling(device, points=4, repeat=3) -> list[dict]:
+    rows = []
+    for knob in ("batch", "width", "depth"):
+        for k in range(points):
+            cfg = dict(BASE, **{knob: BASE[knob] * 2 ** k})
+            widths, act, batch = shape(**cfg)
+            step, backend, _ = gpubp_step(widths, act, batch, device)
+            ms = median_seconds(step, backend.synchronize, repeat=repeat, min_time=0.1) * 1e3
+            del step, backend
+            peak = peak_bytes(lambda: gpubp_step(widths, act, batch, device))
+            rows.append({"vary": knob, **cfg, "ms": ms, "peak_bytes": peak,
+                         "theoretical_bytes": theoretical_bytes(widths, batch)})
+    return rows

@@ -1,0 +1,49 @@
+"""Smoke test of the benchmark script: tiny sizes, structure and sanity only (no timing targets)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gpubp.backend import KERNELS
+from gpubp.bench.kernels import bytes_moved
+from gpubp.bench.scaling import theoretical_bytes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bytes_moved_counts_reads_and_in_place_updates():
+    n = 1000
+    assert bytes_moved(KERNELS["sigmoid"], n, 4) == 2 * n * 4          # read z, write s
+    assert bytes_moved(KERNELS["sigmoid_backward"], n, 4) == 3 * n * 4  # read g, s; write delta
+    assert bytes_moved(KERNELS["sgd"], n, 4) == 3 * n * 4               # read grad, param; write param
+    assert bytes_moved(KERNELS["adam"], n, 4) == 7 * n * 4              # grad; param, m, v read and written
+
+
+def test_theoretical_bytes():
+    # one Dense(2, 3): params 9 (+9 grads), data 4*(2+3), activations 4*3
+    assert theoretical_bytes([2, 3], batch=4, itemsize=1) == 18 + 20 + 12
+
+
+@pytest.mark.slow
+def test_bench_script_quick_run(tmp_path):
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench.py"), "--quick", "--json", str(out)],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert run.returncode == 0, run.stderr
+    assert "MLP step" in run.stdout and "kernel" in run.stdout
+    result = json.loads(out.read_text())
+    assert {r["kernel"] for r in result["kernels"]} == set(KERNELS)
+    for r in result["kernels"]:
+        assert r["GB_per_s"] > 0 and math.isfinite(r["fraction_of_copy"]) and r["speedup_vs_unfused"] > 0
+    assert [r["config"] for r in result["mlp"]] == ["a", "b", "c"]
+    for r in result["mlp"]:
+        assert r["gpubp"]["ms"] > 0
+        if "torch" in r:
+            assert r["ratio_gpubp_over_torch"] > 0
+    assert {r["vary"] for r in result["scaling"]} == {"batch", "width", "depth"}
+    assert all(r["peak_bytes"] > 0 for r in result["scaling"])
+    assert result["machine"]["device"] == "cpu"
