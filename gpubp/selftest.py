@@ -9,18 +9,13 @@ from .tolerance import POLICY, compare
 
 
 def sample_arguments(kernel, dtype, rng, n=257):
-    """Host inputs and outputs for ``kernel``: inputs in [-1, 1], outputs (state read in
-    place, e.g. Adam's v) in [0, 1]. Inputs after the first become scalars in [0.1, 0.9]
-    (hyperparameters such as lr or slope) when the NumPy fast path refuses arrays there."""
+    """Host arguments for ``kernel``: array inputs in [-1, 1], scalar inputs (hyperparameters
+    such as lr or slope, ``kernel.scalars``) in [0.1, 0.9], outputs (state read in place,
+    e.g. Adam's v) in [0, 1]."""
     dtype = np.dtype(dtype)
-    ins = [rng.uniform(-1, 1, n).astype(dtype) for _ in kernel.input_names]
-    outs = [rng.uniform(0, 1, n).astype(dtype) for _ in kernel.output_names]
-    try:
-        with np.errstate(all="ignore"):
-            kernel.numpy(*ins, *[o.copy() for o in outs])
-    except (TypeError, ValueError):  # e.g. `if weight_decay:` on an array
-        ins[1:] = [dtype.type(rng.uniform(0.1, 0.9)) for _ in ins[1:]]
-    return ins, outs
+    ins = [dtype.type(rng.uniform(0.1, 0.9)) if name in kernel.scalars else rng.uniform(-1, 1, n).astype(dtype)
+           for name in kernel.input_names]
+    return ins, [rng.uniform(0, 1, n).astype(dtype) for _ in kernel.output_names]
 
 
 def kernel_mismatches(backend, seed=0) -> list[str]:

@@ -140,13 +140,13 @@ def test_gpu_expected_from_environment(monkeypatch):
 def test_kernel_with_scalar_hyperparameters_is_self_tested(monkeypatch):
     from gpubp.backend import Kernel
 
-    def decay_np(grad, lr, wd, param):  # refuses arrays for lr/wd, as optimizer updates do
+    def decay_np(grad, lr, wd, param):  # takes lr/wd as numbers, as optimizer updates do
         if wd:
             param *= 1 - lr * wd
         param -= lr * grad
 
     good = Kernel("decay", "T grad, T lr, T wd", "T param", "param -= lr * (grad + wd * param)",
-                  decay_np, lambda grad, lr, wd, param: param - lr * (grad + wd * param))
+                  decay_np, lambda grad, lr, wd, param: param - lr * (grad + wd * param), scalars=("lr", "wd"))
     monkeypatch.setitem(KERNELS, "decay", good)
     ins, outs = selftest.sample_arguments(good, "float32", np.random.default_rng(0))
     assert [np.ndim(a) for a in ins] == [1, 0, 0] and ins[1].dtype == np.float32
