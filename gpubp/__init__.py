@@ -6,6 +6,7 @@ from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 from .network import Sequential
 from .optim import SGD, Adam, AdamW, RMSprop, get_optimizer
 from .train import evaluate, fit, predict
+from .gradcheck import GradcheckError, gradcheck, gradcheck_layer, gradcheck_loss
 from . import checkpoint, datasets
 from .parity import parity
 
@@ -15,5 +16,5 @@ __all__ = ["Backend", "KERNELS", "get_backend", "use_backend", "auto_choice",
            "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity", "Sequential",
            "MSE", "BinaryCrossEntropy", "SoftmaxCrossEntropy",
            "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer", "fit", "evaluate", "predict",
-           "checkpoint", "datasets",
+           "checkpoint", "datasets", "gradcheck", "gradcheck_layer", "gradcheck_loss", "GradcheckError",
            "GpubpError", "ShapeError", "DTypeError", "DeviceError", "NumericalError", "parity"]

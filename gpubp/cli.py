@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "check", "info", "parity", "bench")
+COMMANDS = ("train", "check", "info", "parity", "bench", "gradcheck")
 
 
 def build_parser() -> argparse.ArgumentParser:

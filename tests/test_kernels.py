@@ -1,0 +1,115 @@
+"""Every registry kernel: NumPy fast path vs its reference formula, on every backend,
+and the activation kernels at extreme inputs. New kernels are covered automatically."""
+import warnings
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.backend import KERNELS
+
+from conftest import TOL
+
+
+def arguments(kernel, dtype, rng, n=1000):
+    """Array inputs in [-3, 3], scalars in (0, 1), outputs (in-place state) in [0, 1]."""
+    ins = [dtype.type(rng.uniform(0.05, 0.95)) if name in kernel.scalars else rng.uniform(-3, 3, n).astype(dtype)
+           for name in kernel.input_names]
+    outs = [rng.uniform(0, 1, n).astype(dtype) for _ in kernel.output_names]
+    return ins, outs
+
+
+def as_tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_kernel_matches_reference(name, backend):
+    kernel, dtype = KERNELS[name], backend.dtype
+    ins, outs = arguments(kernel, dtype, np.random.default_rng(0))
+    expected = as_tuple(kernel.reference(*ins, *[o.copy() for o in outs]))
+    got = [backend.asarray(o) for o in outs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        backend.launch(name, *[backend.asarray(a) if np.ndim(a) else a for a in ins], *got)
+    for out_name, want, have in zip(kernel.output_names, expected, got):
+        have = backend.to_numpy(have)
+        assert have.dtype == dtype, f"{name}.{out_name} came back as {have.dtype}"
+        np.testing.assert_allclose(have, want, **TOL[dtype], err_msg=f"{name}.{out_name}")
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_blocked_path_equals_one_pass(name, dtype):
+    """Large arrays go through the NumPy path in blocks; the result must not change."""
+    from gpubp.backend.numpy_backend import BLOCK
+    kernel, dt = KERNELS[name], np.dtype(dtype)
+    ins, outs = arguments(kernel, dt, np.random.default_rng(1), n=2 * BLOCK + 123)
+    one = [o.copy() for o in outs]
+    kernel.numpy(*ins, *one)
+    blocked = [o.copy() for o in outs]
+    gpubp.get_backend("cpu", dtype).launch(name, *ins, *blocked)
+    for a, b in zip(one, blocked):
+        np.testing.assert_array_equal(a, b)
+
+
+EXTREME = np.array([-1e4, -1e3, -710.0, -100.0, -89.0, -30.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 30.0, 89.0,
+                    100.0, 710.0, 1e3, 1e4])
+
+
+def test_sigmoid_at_extremes(backend):
+    z = backend.asarray(EXTREME)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        s = backend.to_numpy(backend.sigmoid(z))
+    with np.errstate(under="ignore"):
+        exact = np.exp(-np.logaddexp(0, -EXTREME))  # float64 ground truth, no overflow
+    assert np.all(np.isfinite(s)) and np.all((s >= 0) & (s <= 1))
+    # values near the dtype's smallest normal may differ (the CPU path clips z below
+    # exp's range: s >= 1e-38 in float32, 1e-308 in float64); all else is accurate
+    np.testing.assert_allclose(s, exact.astype(backend.dtype), rtol=TOL[backend.dtype]["rtol"] * 10,
+                               atol=np.finfo(backend.dtype).tiny * 1e8)
+    assert s[EXTREME == 0.0][0] == 0.5
+    assert s[-1] == 1.0 and s[0] < 1e-30
+
+
+@pytest.mark.parametrize("name", ["tanh", "relu", "leaky_relu"])
+def test_other_activations_at_extremes(name, backend):
+    kernel = KERNELS[name]
+    z = backend.asarray(EXTREME)
+    extra = (0.1,) if kernel.scalars else ()
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        y = backend.to_numpy(backend.apply(name, z, *extra))
+    want = kernel.reference(EXTREME.astype(backend.dtype), *[backend.dtype.type(e) for e in extra], None)
+    np.testing.assert_allclose(y, want, **TOL[backend.dtype])
+
+
+def test_sigmoid_backward_uses_the_saved_output(backend):
+    z = np.linspace(-8, 8, 101)
+    s = backend.sigmoid(backend.asarray(z))
+    g = backend.asarray(np.ones_like(z))
+    delta = backend.to_numpy(backend.sigmoid_backward(g, s))
+    sig = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(delta, sig * (1 - sig), **TOL[backend.dtype])
+    assert delta.max() == pytest.approx(0.25, rel=1e-6)  # the seeds' point: never above 1/4
+
+
+def test_fused_numpy_path_allocates_nothing_large():
+    """The CPU path writes into `out`: peak extra memory is at most a small block."""
+    import tracemalloc
+    be = gpubp.get_backend("cpu", "float32")
+    g, s, out = (be.asarray(np.random.rand(1 << 20)) for _ in range(3))
+    be.sigmoid_backward(g, s, out=out)
+    tracemalloc.start()
+    be.sigmoid_backward(g, s, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < out.nbytes / 8, f"{peak} bytes allocated for a {out.nbytes}-byte in-place kernel"
+
+
+def test_registry_is_complete_and_consistent():
+    assert {"sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "relu", "relu_backward",
+            "leaky_relu", "leaky_relu_backward", "sgd", "sgd_momentum", "rmsprop", "adam"} <= set(KERNELS)
+    for k in KERNELS.values():
+        assert set(k.scalars) <= set(k.input_names), k.name
+        assert k.cuda_name == f"gpubp_{k.name}"
