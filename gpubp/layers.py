@@ -82,13 +82,13 @@ class Layer:
 
 
 class Dense(Layer):
-    """Affine layer Y = X W + b with W of shape (n_in, n_out)."""
+    """Affine layer Y = X W + b with W of shape (n_in, n_out) (no b with ``bias=False``)."""
 
-    def __init__(self, n_in: int, n_out: int, init="xavier_uniform", seed=None, backend=None):
+    def __init__(self, n_in: int, n_out: int, init="xavier_uniform", seed=None, backend=None, bias=True):
         super().__init__(backend)
         if int(n_in) < 1 or int(n_out) < 1:
             raise ShapeError(f"Dense needs n_in >= 1 and n_out >= 1, got ({n_in}, {n_out})")
-        self.n_in, self.n_out, self.init = int(n_in), int(n_out), init
+        self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bool(bias)
         self.X = None
         self.reset_parameters(self.backend.host_rng(seed))
 
@@ -97,11 +97,13 @@ class Dense(Layer):
 
     def config(self):
         init = self.init if isinstance(self.init, str) else "xavier_uniform"
-        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": init}
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": init, "bias": self.bias}
 
     def reset_parameters(self, rng):
         W = get_initializer(self.init)(rng, self.n_in, self.n_out)
-        self.params = {"W": self.backend.asarray(W), "b": self.backend.zeros((self.n_out,))}
+        self.params = {"W": self.backend.asarray(W)}
+        if self.bias:
+            self.params["b"] = self.backend.zeros((self.n_out,))
         self.grads = {k: self.backend.zeros(v.shape) for k, v in self.params.items()}
         self._grads_zero = True
 
@@ -112,7 +114,8 @@ class Dense(Layer):
                              f"got shape {tuple(X.shape)}")
         self.X = X
         Y = self.backend.xp.matmul(X, self.params["W"])
-        Y += self.params["b"]
+        if self.bias:
+            Y += self.params["b"]
         return Y
 
     def backward(self, dY):
@@ -124,7 +127,8 @@ class Dense(Layer):
         self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
         xp, X = self.backend.xp, self.X
         self._accumulate("W", lambda out: xp.matmul(X.T, dY, out=out))  # dW = X^T delta
-        self._accumulate("b", lambda out: xp.sum(dY, axis=0, out=out))  # db = sum(delta)
+        if self.bias:
+            self._accumulate("b", lambda out: xp.sum(dY, axis=0, out=out))  # db = sum(delta)
         self._grads_zero = False
 
 

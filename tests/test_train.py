@@ -1,12 +1,12 @@
+import io
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import gpubp
-from gpubp.datasets import load_digits, spirals
+from conftest import GPU_OK, GPU_REASON
+from gpubp.datasets import house_price, load_digits, spirals
 from gpubp.errors import NumericalError, ShapeError
 from gpubp.train import evaluate, fit, predict
 
@@ -57,14 +57,37 @@ def test_same_seed_same_run_and_resume_is_bit_identical(tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_parameters():
     X, y, _, _ = spirals(n=100)
-    model = mlp()
-    fit(model, X, y, epochs=1)
-    good = params(model)
+    model, opt = mlp(), gpubp.Adam(lr=0.01)
+    fit(model, X, y, optimizer=opt, epochs=1)
+    good, good_opt = params(model), opt.state_dict()
     X_bad = X.copy()
     X_bad[7, 0] = np.nan
-    with pytest.raises(NumericalError, match="loss became nan"):
-        fit(model, X_bad, y, epochs=3)
+    with pytest.raises(NumericalError, match="loss became nan in epoch 1"):
+        fit(model, X_bad, y, optimizer=opt, epochs=3)
     for k, v in good.items():
+        np.testing.assert_array_equal(v, params(model)[k])
+    assert opt.t == good_opt["t"]
+    for name, slots in good_opt["state"].items():
+        for slot, a in slots.items():
+            np.testing.assert_array_equal(a, opt.state_dict()["state"][name][slot])
+
+
+@pytest.mark.filterwarnings("ignore:overflow")
+def test_diverging_run_stops_at_the_first_bad_epoch():
+    """lr far too large: the loss grows ~100x per step until it overflows float32."""
+    X, y, _, _ = house_price()
+
+    def train(epochs):
+        model = gpubp.Sequential([gpubp.Dense(1, 1)], seed=0)
+        fit(model, X, y, loss="mse", optimizer="sgd", lr=10.0, epochs=epochs)
+        return model
+    model = gpubp.Sequential([gpubp.Dense(1, 1)], seed=0)
+    with pytest.raises(NumericalError, match=r"loss became inf in epoch \d+") as info:
+        fit(model, X, y, loss="mse", optimizer="sgd", lr=10.0, epochs=100)
+    bad_epoch = int(str(info.value).split("epoch ")[1].split(";")[0])
+    assert bad_epoch > 1
+    for k, v in params(train(bad_epoch - 1)).items():  # the last good parameters, bit for bit
+        assert np.isfinite(v).all()
         np.testing.assert_array_equal(v, params(model)[k])
 
 
@@ -111,18 +134,48 @@ def test_bad_data_is_refused():
         fit(mlp(), np.zeros(100), np.zeros(100, dtype=int))
 
 
-def test_train_command_runs_as_a_user_runs_it(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "gpubp", "train", "--epochs", "20", "--quiet",
-                          "--device", "cpu", "--save", str(tmp_path / "m.npz")],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    acc = float(out.stdout.split("test accuracy:")[1].split()[0])
-    assert acc >= 0.95
-    assert "device: cpu" in out.stdout and "time:" in out.stdout
-    ck = gpubp.checkpoint.load(tmp_path / "m.npz")
-    assert ck.model.config()[0] == {"type": "Dense", "n_in": 64, "n_out": 128, "init": "he_uniform"}
-    bad = subprocess.run([sys.executable, "-m", "gpubp", "train", "--device", "gpu"],
-                         capture_output=True, text=True, timeout=120)
-    from gpubp._compat import gpu_status
-    if not gpu_status(0)[0]:
-        assert bad.returncode == 1 and "cuda:0 requested but unusable" in bad.stderr
+def test_lr_schedule_and_lr_override():
+    X, y, _, _ = spirals(n=64)
+    h = fit(mlp(), X, y, epochs=6, lr=0.1, optimizer="sgd", schedule="step")
+    assert h.lr == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    opt = gpubp.SGD(lr=0.5)
+    assert fit(mlp(), X, y, epochs=1, optimizer=opt, lr=0.02).lr == [0.02] and opt.lr == 0.02
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        fit(mlp(), X, y, lr=0)
+
+
+def test_progress_only_when_asked_or_on_a_terminal(monkeypatch):
+    X, y, _, _ = spirals(n=64)
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    fit(mlp(), X, y, epochs=3)  # stderr is not a terminal: quiet
+    assert err.getvalue() == ""
+    fit(mlp(), X, y, epochs=3, progress=True)
+    text = err.getvalue()
+    assert "epoch 3/3" in text and "samples/s" in text and text.endswith("\n")
+
+
+def test_history_round_trips_through_a_dict():
+    X, y, Xv, yv = spirals(n=64)
+    h = fit(mlp(), X, y, epochs=2, validation_data=(Xv, yv))
+    assert gpubp.train.History.from_dict(h.as_dict()) == h
+    assert h.metric_name == "accuracy" and len(h.val_metric) == 2 and 0 <= h.metric[-1] <= 1
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    X, y, _, _ = spirals(n=64)
+    fit(mlp(), X, y, epochs=1, checkpoint_path=tmp_path / "c.npz", checkpoint_every=1)
+    with pytest.raises(ShapeError, match="different architecture"):
+        fit(mlp(hidden=8), X, y, epochs=2, resume_from=tmp_path / "c.npz")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not GPU_OK, reason=f"no usable GPU: {GPU_REASON}")
+def test_gpu_sees_the_same_batches_as_the_cpu():
+    """float64 on both devices: same seed, same batches -> the same weights up to rounding."""
+    X, y, _, _ = spirals(n=200)
+    cpu, gpu = mlp("cpu", "float64"), mlp("cuda:0", "float64")
+    fit(cpu, X, y, epochs=3, seed=4)
+    fit(gpu, X, y, epochs=3, seed=4)
+    for k, v in params(cpu).items():
+        np.testing.assert_allclose(params(gpu)[k], v, rtol=1e-9, atol=1e-12)
