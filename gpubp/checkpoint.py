@@ -77,23 +77,34 @@ def read_metadata(path) -> dict:
 def load(path, backend=None, dtype=None) -> Checkpoint:
     """Rebuild model (and optimizer) from ``path`` on ``backend`` (default: the saved dtype, "auto")."""
     with _open(path) as data:
-        meta = _meta(data, path)
-        model = Sequential.from_config(meta["architecture"], backend, dtype or meta["dtype"], seed=None)
-        params = model.parameters()
-        for name, value in params.items():
-            saved = _array(data, f"param/{name}", path)
-            if saved.shape != tuple(value.shape):
-                raise CheckpointError(f"{path}: parameter {name} has shape {saved.shape}, "
-                                      f"architecture says {tuple(value.shape)}")
-            value[...] = model.backend.asarray(saved)
-        optimizer = None
-        if "optimizer" in meta:
-            state: dict = {}
-            for key in data.files:
-                if key.startswith("opt/"):
-                    _, name, slot = key.split("/")
-                    state.setdefault(name, {})[slot] = data[key]
-            optimizer = optimizer_from_state({**meta["optimizer"], "state": state}, model.backend)
+        try:
+            return _build(data, path, backend, dtype)
+        except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, GpubpError):  # already names what is wrong
+                raise
+            raise CheckpointError(f"{path} is damaged or incompatible with this gpubp "
+                                  f"({type(exc).__name__}: {exc})") from None
+
+
+def _build(data, path, backend, dtype) -> Checkpoint:
+    """The model and optimizer stored in the open checkpoint ``data``."""
+    meta = _meta(data, path)
+    model = Sequential.from_config(meta["architecture"], backend, dtype or meta["dtype"], seed=None)
+    params = model.parameters()
+    for name, value in params.items():
+        saved = _array(data, f"param/{name}", path)
+        if saved.shape != tuple(value.shape):
+            raise CheckpointError(f"{path}: parameter {name} has shape {saved.shape}, "
+                                  f"architecture says {tuple(value.shape)}")
+        value[...] = model.backend.asarray(saved)
+    optimizer = None
+    if "optimizer" in meta:
+        state: dict = {}
+        for key in data.files:
+            if key.startswith("opt/"):
+                _, name, slot = key.split("/")
+                state.setdefault(name, {})[slot] = data[key]
+        optimizer = optimizer_from_state({**meta["optimizer"], "state": state}, model.backend)
     return Checkpoint(model, optimizer, meta)
 
 
@@ -102,21 +113,29 @@ def _open(path):
     if not os.path.exists(path):
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        return np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path} is not a readable .npz checkpoint ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise CheckpointError(f"{path} holds a single array, not a gpubp checkpoint (.npz)")
+    return data
 
 
 def _meta(data, path) -> dict:
     if "__meta__" not in data.files:
         raise CheckpointError(f"{path} is an .npz file but not a gpubp checkpoint (no metadata)")
-    meta = json.loads(str(data["__meta__"]))
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {meta.get('format')!r}, expected {FORMAT}")
+    try:
+        meta = json.loads(str(data["__meta__"]))
+    except (ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path}: unreadable metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{path}: unsupported checkpoint format {found!r}, expected {FORMAT}")
     return meta
 
 
 def _array(data, key, path):
     if key not in data.files:
-        raise CheckpointError(f"{path}: missing array {key!r}; the file is truncated or from another model")
+        raise CheckpointError(f"{path}: missing array {key!r}; the file is truncated or from "
+                              f"another model")
     return data[key]

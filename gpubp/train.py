@@ -35,7 +35,11 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer="adam", lr=None, ep
     """
     backend = model.backend
     loss = get_loss(loss)
-    optimizer = get_optimizer(optimizer, **({} if lr is None else {"lr": lr}))
+    optimizer = get_optimizer(optimizer)
+    if lr is not None:  # also overrides the lr of an optimizer instance
+        if not float(lr) > 0:
+            raise ValueError(f"fit: lr must be > 0, got {lr}")
+        optimizer.lr = float(lr)
     Xd, yd = _to_device(backend, X, y)
     val = _to_device(backend, *validation_data) if validation_data is not None else None
     history, start = History(metric_name=_metric_name(loss)), 0
@@ -72,7 +76,7 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     backend, n = model.backend, X.shape[0]
     order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
     order = backend.asarray(order)
-    snapshot = {k: v.copy() for k, v in model.parameters().items()}
+    snapshot = _snapshot(model, optimizer)
     t0, total, correct = time.perf_counter(), 0.0, 0.0
     for step, lo in enumerate(range(0, n, batch_size)):
         idx = order[lo:lo + batch_size]
@@ -90,16 +94,29 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     backend.synchronize()
     seconds = time.perf_counter() - t0
     if not math.isfinite(epoch_loss):
-        for k, v in model.parameters().items():
-            v[...] = snapshot[k]
-        raise NumericalError(f"training loss became {epoch_loss} in epoch {epoch + 1}; parameters were "
-                             f"restored to the start of that epoch (lower the learning rate?)")
+        _restore(model, optimizer, snapshot)
+        raise NumericalError(f"training loss became {epoch_loss} in epoch {epoch + 1}; parameters and "
+                             f"optimizer state were restored to the start of that epoch "
+                             f"(lower the learning rate, or check the data for NaN/Inf)")
     history.loss.append(epoch_loss)
     if history.metric_name:
         history.metric.append(float(correct) / n)
     history.lr.append(optimizer.lr)
     history.epoch_time.append(seconds)
     history.samples_per_sec.append(n / seconds if seconds > 0 else float("inf"))
+
+
+def _snapshot(model, optimizer):
+    """Device copies of the parameters and the optimizer's step count and slots."""
+    return ({k: v.copy() for k, v in model.parameters().items()}, optimizer.t,
+            {n: {s: a.copy() for s, a in st.items()} for n, st in optimizer.state.items()})
+
+
+def _restore(model, optimizer, snapshot):
+    params, optimizer.t, state = snapshot
+    for k, v in model.parameters().items():
+        v[...] = params[k]
+    optimizer.state = state
 
 
 def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict:

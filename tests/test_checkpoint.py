@@ -75,3 +75,49 @@ def test_bad_files_give_clear_errors(tmp_path):
     np.savez(other, a=np.zeros(3))
     with pytest.raises(CheckpointError, match="not a gpubp checkpoint"):
         checkpoint.load(other)
+
+
+def rewrite(src, dst, change_meta=None, drop=()):
+    """Copy checkpoint ``src`` to ``dst`` with its metadata edited or arrays dropped."""
+    import json
+    with np.load(src) as data:
+        arrays = {k: data[k] for k in data.files if k not in drop}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if change_meta:
+        change_meta(meta)
+    np.savez(dst, __meta__=np.array(json.dumps(meta)), **arrays)
+
+
+def test_damaged_or_incompatible_files_give_clear_errors(tmp_path):
+    model, opt, _ = trained(gpubp.get_backend("cpu"))
+    good = checkpoint.save(tmp_path / "good.npz", model, opt)
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    with pytest.raises(CheckpointError, match="single array"):
+        checkpoint.load(tmp_path / "single.npy")
+    raw = bytearray(open(good, "rb").read())
+    raw[len(raw) // 3: len(raw) // 3 + 64] = bytes(64)  # zeroed bytes inside a stored array
+    (tmp_path / "flipped.npz").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError):
+        checkpoint.load(tmp_path / "flipped.npz")
+    (tmp_path / "cut.npz").write_bytes(bytes(raw[: len(raw) // 2]))
+    with pytest.raises(CheckpointError, match="not a readable"):
+        checkpoint.load(tmp_path / "cut.npz")
+    rewrite(good, tmp_path / "missing.npz", drop=("param/2.b",))
+    with pytest.raises(CheckpointError, match="missing array 'param/2.b'"):
+        checkpoint.load(tmp_path / "missing.npz")
+    rewrite(good, tmp_path / "future.npz", lambda m: m.update(format="gpubp-checkpoint-99"))
+    with pytest.raises(CheckpointError, match="unsupported checkpoint format 'gpubp-checkpoint-99'"):
+        checkpoint.load(tmp_path / "future.npz")
+    rewrite(good, tmp_path / "shape.npz", lambda m: m["architecture"][2].update(n_in=7))
+    with pytest.raises(CheckpointError, match="parameter 2.W has shape"):
+        checkpoint.load(tmp_path / "shape.npz")
+    rewrite(good, tmp_path / "layer.npz", lambda m: m["architecture"][1].update(type="Swish"))
+    with pytest.raises(CheckpointError, match="unknown layer type 'Swish'"):
+        checkpoint.load(tmp_path / "layer.npz")
+
+
+def test_load_in_another_dtype(tmp_path):
+    model, opt, X = trained(gpubp.get_backend("cpu", "float64"))
+    ck = checkpoint.load(checkpoint.save(tmp_path / "m.npz", model, opt), "cpu", dtype="float32")
+    assert ck.model.backend.dtype == np.float32 and ck.metadata["dtype"] == "float64"
+    np.testing.assert_allclose(ck.model.predict(X), model.predict(X), rtol=1e-5, atol=1e-6)
