@@ -1,6 +1,7 @@
 """gpubp: readable, exact backpropagation on NumPy (CPU) or CuPy (CUDA)."""
 from .backend import KERNELS, Backend, auto_choice, get_backend, use_backend
-from .errors import DeviceError, DTypeError, GpubpError, NumericalError, ShapeError
+from .anomaly import detect_anomaly
+from .errors import DeviceError, DTypeError, GpubpError, NumericalError, OutOfMemoryError, ShapeError
 from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 from .network import Sequential
@@ -17,4 +18,5 @@ __all__ = ["Backend", "KERNELS", "get_backend", "use_backend", "auto_choice",
            "MSE", "BinaryCrossEntropy", "SoftmaxCrossEntropy",
            "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer", "fit", "evaluate", "predict",
            "checkpoint", "datasets", "gradcheck", "gradcheck_layer", "gradcheck_loss", "GradcheckError",
-           "GpubpError", "ShapeError", "DTypeError", "DeviceError", "NumericalError", "parity"]
+           "GpubpError", "ShapeError", "DTypeError", "DeviceError", "NumericalError", "OutOfMemoryError",
+           "detect_anomaly", "parity"]

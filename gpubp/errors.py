@@ -23,3 +23,7 @@ class DeviceError(GpubpError, RuntimeError):
 
 class NumericalError(GpubpError, FloatingPointError):
     """NaN or Inf where finite numbers are required."""
+
+
+class OutOfMemoryError(GpubpError, MemoryError):
+    """The device ran out of memory; the message says how much was asked for."""

@@ -1,6 +1,7 @@
 """Sequential: a stack of layers run forward in order and backward in reverse."""
 from __future__ import annotations
 
+from .anomaly import anomaly_enabled, check_layer
 from .backend import get_backend
 from .errors import ShapeError
 
@@ -31,9 +32,12 @@ class Sequential:
         return self.forward(X)
 
     def forward(self, X):
+        watch = anomaly_enabled()
         with self.backend.activate():
-            for layer in self.layers:
+            for i, layer in enumerate(self.layers):
                 X = layer.forward(X)
+                if watch:
+                    check_layer(self.backend.xp, X, i, layer, "forward")
         return X
 
     def backward(self, dY, input_grad=True):
@@ -43,6 +47,7 @@ class Sequential:
         dW and db and None is returned: dL/dX of the data is never needed, and
         skipping it saves a third of that layer's matrix products.
         """
+        watch = anomaly_enabled()
         with self.backend.activate():
             for i in range(len(self.layers) - 1, -1, -1):
                 layer = self.layers[i]
@@ -50,6 +55,8 @@ class Sequential:
                     layer.backward_params(dY)
                     return None
                 dY = layer.backward(dY)
+                if watch:
+                    check_layer(self.backend.xp, dY, i, layer, "backward")
         return dY
 
     def parameters(self) -> dict:

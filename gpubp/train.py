@@ -20,32 +20,48 @@ from .schedules import get_schedule
 
 
 def fit(model, X, y, loss="softmax_cross_entropy", optimizer="adam", lr=None, epochs=10,
-        batch_size=32, shuffle=True, seed=0, validation_data=None, schedule=None, tol=None,
+        batch_size=32, shuffle=True, seed=None, validation_data=None, schedule=None, tol=None,
         patience=None, progress=None, callbacks=(), checkpoint_path=None, checkpoint_every=None,
         resume_from=None) -> History:
-    """Train ``model`` in place and return its :class:`History`.
+    """Train ``model`` in place by mini-batch gradient descent; return its :class:`History`.
 
-    Stops early when the training loss improves by less than ``tol`` (relative)
-    between epochs, or when the validation metric (loss if none) has not improved
-    for ``patience`` epochs. A NaN/Inf epoch loss raises NumericalError after
-    restoring the parameters from the start of that epoch. Ctrl-C returns the
-    history so far with ``interrupted=True``. With ``checkpoint_path`` and
-    ``checkpoint_every=N`` a checkpoint is written every N epochs; ``resume_from``
-    continues from one as if never stopped.
+    Each step: ``out = model(X[idx])``, ``loss(out, y[idx])``, ``model.backward(dL/dout)``,
+    ``optimizer.step(model)``; epoch ``e`` visits the batches in the order of a permutation
+    drawn on the host from ``(seed, e)``.
+
+    Args:
+        loss, optimizer: a name or an instance; ``lr`` overrides the optimizer's rate.
+        seed: batch order (default 0, or the seed stored in ``resume_from``).
+        schedule: "constant", "step", "cosine" or a callable ``epoch -> lr``.
+        tol: stop when the training loss changes by less than ``tol`` (relative).
+        patience: stop when the validation metric (else loss) has not improved for that
+            many epochs.
+        progress: True/False; default: a progress line on stderr when it is a terminal.
+        callbacks: objects with any of ``on_epoch_begin(epoch, model)``,
+            ``on_batch_end(step, model, loss_value)`` (after backward, before the step)
+            and ``on_epoch_end(epoch, model, history)``.
+        checkpoint_path, checkpoint_every: write a checkpoint every N epochs.
+        resume_from: a checkpoint written by fit(); the run continues as if never stopped.
+
+    A NaN/Inf epoch loss raises NumericalError after restoring the parameters and the
+    optimizer state from the start of that epoch. Ctrl-C returns the history so far
+    with ``interrupted=True`` (the model keeps the updates made until then).
     """
     backend = model.backend
     loss = get_loss(loss)
     optimizer = get_optimizer(optimizer)
+    _check_positive(epochs=epochs, batch_size=batch_size, lr=1 if lr is None else lr)
     if lr is not None:  # also overrides the lr of an optimizer instance
-        if not float(lr) > 0:
-            raise ValueError(f"fit: lr must be > 0, got {lr}")
         optimizer.lr = float(lr)
     Xd, yd = _to_device(backend, X, y)
     val = _to_device(backend, *validation_data) if validation_data is not None else None
+    # the schedule starts from the run's initial lr, also when resuming
+    sched = get_schedule(schedule, optimizer.lr, epochs) if schedule is not None else None
     history, start = History(metric_name=_metric_name(loss)), 0
     if resume_from is not None:
-        history, start, optimizer = _resume(resume_from, model, optimizer)
-    sched = get_schedule(schedule, optimizer.lr, epochs) if schedule is not None else None
+        history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer)
+        seed = saved_seed if seed is None else seed
+    seed = 0 if seed is None else seed
     bar = Progress(epochs, progress)
     try:
         for epoch in range(start, epochs):
@@ -131,7 +147,7 @@ def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict
 
 def predict(model, X, batch_size=1024) -> np.ndarray:
     """Model outputs for X as a host NumPy array, computed in batches."""
-    Xd = model.backend.asarray(X)
+    Xd = model.backend.check_finite(model.backend.asarray(X), "X")
     outs = [model.backend.to_numpy(model.forward(Xd[i:i + batch_size]))
             for i in range(0, Xd.shape[0], batch_size)]
     return np.concatenate(outs)
@@ -169,7 +185,15 @@ def _to_device(backend, X, y):
         raise ShapeError(f"fit: X has {X.shape[0]} samples but y has {y.shape[0]}")
     if X.shape[0] == 0:
         raise ShapeError("fit: no samples (X is empty)")
+    backend.check_finite(X, "X")
+    backend.check_finite(y, "y")
     return X, y
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"fit: {name} must be > 0, got {value}")
 
 
 def _stop_reason(history, tol, patience):
@@ -204,4 +228,7 @@ def _resume(path, model, optimizer):
     for k, v in model.parameters().items():
         v[...] = ck.model.parameters()[k]
     extra = ck.metadata.get("extra", {})
-    return History.from_dict(extra["history"]), int(extra["epochs_done"]), ck.optimizer or optimizer
+    if "epochs_done" not in extra:
+        raise checkpoint.CheckpointError(f"{path} holds no training state (epochs done) to resume from")
+    return (History.from_dict(extra["history"]), int(extra["epochs_done"]), ck.optimizer or optimizer,
+            extra.get("seed"))

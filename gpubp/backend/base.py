@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 
-from ..errors import DTypeError, DeviceError, ShapeError
+from ..errors import DTypeError, DeviceError, NumericalError, ShapeError
 from .registry import KERNELS
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -117,6 +117,15 @@ class Backend:
             raise ShapeError(f"{what}: expected a {ndim}-d array, got shape {tuple(x.shape)}")
         return x
 
+    def check_finite(self, x, what: str = "input"):
+        """Refuse NaN/Inf in ``x`` with a NumericalError saying how many and where the first is."""
+        bad = count_nonfinite(self.xp, x)
+        if bad:
+            first = np.unravel_index(int(self.xp.argmax(~self.xp.isfinite(x))), x.shape)
+            raise NumericalError(f"{what} contains {bad} NaN/Inf value(s); the first at index "
+                                 f"{tuple(int(i) for i in first)}")
+        return x
+
     # -- kernels ----------------------------------------------------------------
     def launch(self, name: str, *args) -> None:
         """Run registry kernel ``name`` on its inputs followed by its outputs (written in place)."""
@@ -164,6 +173,13 @@ class Backend:
 
     def leaky_relu_backward(self, g, z, slope, out=None):
         return self.apply("leaky_relu_backward", g, z, slope, out=out)
+
+
+def count_nonfinite(xp, x) -> int:
+    """Number of NaN/Inf entries of ``x`` (0 for integer arrays)."""
+    if x.dtype.kind not in "fc":
+        return 0
+    return int(x.size - xp.count_nonzero(xp.isfinite(x)))
 
 
 def describe(x) -> str:

@@ -1,9 +1,12 @@
 """CupyBackend: the CUDA path. Registry kernels become ``cupy.ElementwiseKernel``."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .._compat import cupy
+from ..errors import OutOfMemoryError
 from .base import Backend
 
 _compiled: dict[str, object] = {}
@@ -15,6 +18,13 @@ def elementwise_kernel(kernel):
         _compiled[kernel.name] = cupy.ElementwiseKernel(
             kernel.inputs, kernel.outputs, kernel.cuda, kernel.cuda_name)
     return _compiled[kernel.name]
+
+
+def out_of_memory(device, exc) -> OutOfMemoryError:
+    """gpubp's error for a CuPy allocation failure: how much was asked, and what to do."""
+    return OutOfMemoryError(f"{device} ran out of memory: {exc}. Use a smaller batch size or model, "
+                            f"free other arrays (cupy.get_default_memory_pool().free_all_blocks()), "
+                            f"or pick another GPU with --device cuda:N")
 
 
 class CupyBackend(Backend):
@@ -41,8 +51,22 @@ class CupyBackend(Backend):
     def synchronize(self) -> None:
         cupy.cuda.Device(self.device_id).synchronize()
 
+    @contextlib.contextmanager
     def activate(self):
-        return cupy.cuda.Device(self.device_id)
+        """This device, and CUDA out-of-memory turned into gpubp's OutOfMemoryError."""
+        with cupy.cuda.Device(self.device_id):
+            try:
+                yield
+            except cupy.cuda.memory.OutOfMemoryError as exc:
+                raise out_of_memory(self.device, exc) from exc
+
+    def zeros(self, shape, dtype=None):
+        with self.activate():
+            return super().zeros(shape, dtype)
+
+    def empty(self, shape, dtype=None):
+        with self.activate():
+            return super().empty(shape, dtype)
 
     def _launch(self, kernel, args) -> None:
         with self.activate():

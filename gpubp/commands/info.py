@@ -39,7 +39,8 @@ def _print_machine(info):
 
 
 def _layer(config) -> str:
-    args = ", ".join(str(v) for k, v in config.items() if k not in ("type", "init"))
+    args = ", ".join(str(v) if k != "bias" else "bias=False" for k, v in config.items()
+                     if k not in ("type", "init") and not (k == "bias" and v))
     return f"{config['type']}({args})"
 
 
