@@ -1,10 +1,10 @@
-"""Numerical self-test: registry kernels against their references, and backprop against
-finite differences, on any backend. Used by ``gpubp check``; no pytest needed."""
+"""Numerical self-test on any backend: registry kernels against their reference formulas,
+and the small net that ``gpubp check`` gradient-checks and parity-runs. No pytest needed."""
 from __future__ import annotations
 
 import numpy as np
 
-from .backend import KERNELS, get_backend
+from .backend import KERNELS
 from .tolerance import POLICY, compare
 
 
@@ -50,33 +50,3 @@ def small_net(backend, seed=0):
     layers = [Dense(3, 6), ReLU(), Dense(6, 5), Tanh(), Dense(5, 4), Sigmoid(), Dense(4, 4), LeakyReLU(0.1),
               Dense(4, 2)]
     return Sequential(layers, backend=backend, seed=seed)
-
-
-def gradient_error(device="cpu", eps=1e-6) -> float:
-    """Worst ratio (|backprop - central difference| / allowed) over a small float64 net's parameters.
-
-    dL/dp ~ (L(p + eps) - L(p - eps)) / (2 eps), allowed 1e-7 + 1e-5 * max|dL/dp| per array.
-    """
-    from .losses import MSE
-    backend = get_backend(device, "float64")
-    rng = np.random.default_rng(1)
-    model, loss = small_net(backend), MSE()
-    X, T = backend.asarray(rng.normal(size=(8, 3))), backend.asarray(rng.normal(size=(8, 2)))
-    model.zero_grad()
-    loss.forward(model.forward(X), T)
-    model.backward(loss.backward())
-    worst = 0.0
-    for key, p in model.parameters().items():
-        numeric = np.zeros(p.shape)
-        for idx in np.ndindex(*p.shape):
-            saved = float(p[idx])
-            values = []
-            for shift in (eps, -eps):
-                p[idx] = saved + shift
-                values.append(float(loss.forward(model.forward(X), T)))
-            p[idx] = saved
-            numeric[idx] = (values[0] - values[1]) / (2 * eps)
-        analytic = backend.to_numpy(model.gradients()[key])
-        allowed = 1e-7 + 1e-5 * np.abs(numeric).max()
-        worst = max(worst, float(np.abs(analytic - numeric).max() / allowed))
-    return worst
