@@ -21,10 +21,13 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from .. import doctor
-    items = doctor.run_checks(args.expect_gpu)
+    expect, why = (args.expect_gpu, "as asked") if args.expect_gpu is not None else doctor.gpu_expected()
+    items = doctor.run_checks(expect)
     if args.json:
         print(json.dumps([dataclasses.asdict(i) for i in items], indent=2))
     else:
+        print(f"gpubp check: a GPU is {'expected' if expect else 'not expected'} ({why}); "
+              f"missing CUDA pieces are {'failures' if expect else 'warnings'}")
         for item in items:
             print(item.line())
         counts = {s: sum(i.status == s for i in items) for s in (doctor.OK, doctor.WARNING, doctor.FAILURE)}
