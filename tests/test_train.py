@@ -92,6 +92,29 @@ def test_nan_loss_stops_and_keeps_last_good_parameters():
         np.testing.assert_array_equal(v, params(model)[k])
 
 
+def test_divergence_restores_the_optimizer_state_too():
+    """Momentum slots and step count return to the start of the bad epoch with the weights."""
+    X, y, _, _ = house_price()
+    starts = {}
+
+    class Snapshot:
+        def on_epoch_begin(self, epoch, model):
+            starts[epoch + 1] = (params(model), opt.state_dict())
+    model, opt = gpubp.Sequential([gpubp.Dense(1, 1)], seed=0), gpubp.SGD(lr=10.0, momentum=0.5)
+    with np.errstate(all="ignore"), pytest.raises(NumericalError, match="loss became inf") as err:
+        fit(model, X, y, loss="mse", optimizer=opt, epochs=100, callbacks=[Snapshot()])
+    bad_epoch = int(str(err.value).split("in epoch ")[1].split(";")[0])
+    assert bad_epoch > 1
+    good_params, good_opt = starts[bad_epoch]
+    for k, v in good_params.items():
+        assert np.isfinite(v).all()
+        np.testing.assert_array_equal(v, params(model)[k])
+    assert opt.t == good_opt["t"] > 0
+    for name, slots in good_opt["state"].items():
+        for slot, a in slots.items():
+            np.testing.assert_array_equal(a, opt.state_dict()["state"][name][slot])
+
+
 def test_ctrl_c_returns_history_so_far():
     X, y, _, _ = spirals(n=100)
     history = fit(mlp(), X, y, epochs=10, callbacks=[InterruptAt(2)])
