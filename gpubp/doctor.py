@@ -131,10 +131,16 @@ def check_cuda(expect_gpu):
         yield _missing(expect_gpu, "cuda", f"no CUDA driver (CuPy's runtime is CUDA {v['cuda_runtime']})",
                        "install the NVIDIA driver, or run the container with --gpus all")
     else:
-        newer = tuple(map(int, v["cuda_runtime"].split("."))) > tuple(map(int, v["cuda_driver"].split(".")))
+        runtime = tuple(map(int, v["cuda_runtime"].split(".")))
+        driver = tuple(map(int, v["cuda_driver"].split(".")))
         detail = f"driver supports CUDA {v['cuda_driver']}, CuPy's runtime is CUDA {v['cuda_runtime']}"
-        yield (Item("cuda", FAILURE, detail, "upgrade the driver or install the CuPy wheel for an older CUDA")
-               if newer else Item("cuda", OK, detail))
+        if runtime[0] > driver[0]:  # a newer major version cannot run at all
+            yield Item("cuda", FAILURE, detail, "upgrade the driver or install the CuPy wheel for an older CUDA")
+        elif runtime > driver:  # same major: CUDA minor-version compatibility runs it
+            yield Item("cuda", WARNING, detail + " (minor-version compatibility)",
+                       "fine for gpubp's kernels; upgrade the driver if a CUDA feature is reported missing")
+        else:
+            yield Item("cuda", OK, detail)
     found = devices()
     if not found:
         yield _missing(expect_gpu, "devices", f"no usable CUDA device ({_compat.gpu_status(0)[1]})",

@@ -154,3 +154,14 @@ def test_kernel_with_scalar_hyperparameters_is_self_tested(monkeypatch):
     wrong = dataclasses.replace(good, reference=lambda grad, lr, wd, param: param - lr * grad)
     monkeypatch.setitem(KERNELS, "decay", wrong)
     assert selftest.kernel_mismatches(gpubp.get_backend("cpu", "float32")) == ["decay.param on cpu/float32"]
+
+
+@pytest.mark.parametrize("runtime,driver,status", [("12.9", "12.6", doctor.WARNING), ("13.0", "12.8", doctor.FAILURE),
+                                                   ("12.4", "12.8", doctor.OK)])
+def test_driver_runtime_versions(monkeypatch, runtime, driver, status):
+    """CUDA minor-version compatibility: a newer 12.x runtime runs on any 12.x driver."""
+    monkeypatch.setattr(_compat, "has_cupy", True)
+    monkeypatch.setattr(doctor, "versions", lambda: {"cuda_runtime": runtime, "cuda_driver": driver})
+    monkeypatch.setattr(doctor, "devices", lambda: [])
+    items = [i for i in doctor.check_cuda(expect_gpu=False) if i.name == "cuda"]
+    assert [i.status for i in items] == [status]
