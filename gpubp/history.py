@@ -35,11 +35,12 @@ class History:
     def summary(self, epoch: int) -> str:
         """One line describing epoch ``epoch`` (0-based)."""
         parts = [f"loss {self.loss[epoch]:.4f}"]
-        if self.metric_name and self.metric:
+        # validation lists can be shorter (a resumed run without validation data)
+        if self.metric_name and len(self.metric) > epoch:
             parts.append(f"{self.metric_name} {self.metric[epoch]:.4f}")
-        if self.val_loss:
+        if len(self.val_loss) > epoch:
             parts.append(f"val_loss {self.val_loss[epoch]:.4f}")
-        if self.val_metric:
+        if len(self.val_metric) > epoch:
             parts.append(f"val_{self.metric_name} {self.val_metric[epoch]:.4f}")
         parts.append(f"{self.samples_per_sec[epoch]:,.0f} samples/s")
         return "  ".join(parts)

@@ -270,7 +270,10 @@ class _Run:
         model = self.model
         model.zero_grad()
         Y = model.forward(self.backend.asarray(X))
-        self._keep((None, "loss"), self.loss.forward(Y, self.backend.asarray(T)))
+        value = self.loss.forward(Y, self.backend.asarray(T))
+        # the loss averages terms as large as the outputs (log-sum-exp of logits, squared
+        # errors): judge it against them, not against its own size, tiny near convergence
+        self._keep((None, "loss"), value, abs(float(value)) + float(self.backend.xp.abs(Y).max()))
         model.backward(self.loss.backward())
         self.optimizer.step(model)
         self.step_no += 1
