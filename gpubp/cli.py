@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "check", "info", "parity", "bench", "gradcheck")
+COMMANDS = ("train", "check", "info", "parity", "bench", "gradcheck", "vanishing")
 
 
 def build_parser() -> argparse.ArgumentParser:
