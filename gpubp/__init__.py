@@ -1,7 +1,8 @@
 """gpubp: readable, exact backpropagation on NumPy (CPU) or CuPy (CUDA)."""
 from .backend import KERNELS, Backend, auto_choice, get_backend, use_backend
 from .anomaly import detect_anomaly
-from .errors import DeviceError, DTypeError, GpubpError, NumericalError, OutOfMemoryError, ShapeError
+from .errors import (DeviceError, DTypeError, GpubpError, InvalidValueError, NumericalError, OutOfMemoryError,
+                     ShapeError, StateError)
 from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 from .network import Sequential
@@ -19,4 +20,5 @@ __all__ = ["Backend", "KERNELS", "get_backend", "use_backend", "auto_choice",
            "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer", "fit", "evaluate", "predict",
            "checkpoint", "datasets", "gradcheck", "gradcheck_layer", "gradcheck_loss", "GradcheckError",
            "GpubpError", "ShapeError", "DTypeError", "DeviceError", "NumericalError", "OutOfMemoryError",
+           "InvalidValueError", "StateError",
            "detect_anomaly", "parity"]

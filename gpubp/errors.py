@@ -21,6 +21,14 @@ class DeviceError(GpubpError, RuntimeError):
     """An array lives on another device, or the requested device is unusable."""
 
 
+class InvalidValueError(GpubpError, ValueError):
+    """A value outside what is allowed: a class label out of range, an unknown name."""
+
+
+class StateError(GpubpError, RuntimeError):
+    """A call out of order, e.g. ``backward`` before ``forward``."""
+
+
 class NumericalError(GpubpError, FloatingPointError):
     """NaN or Inf where finite numbers are required."""
 

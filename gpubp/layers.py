@@ -13,7 +13,7 @@ Gradients accumulate in ``grads`` across backward calls until ``zero_grad()``.
 from __future__ import annotations
 
 from .backend import get_backend
-from .errors import ShapeError
+from .errors import InvalidValueError, ShapeError, StateError
 from .init import get_initializer
 
 
@@ -75,7 +75,7 @@ class Layer:
     def _check_dY(self, dY, shape):
         self.backend.check_array(dY, f"{type(self).__name__}.backward dY")
         if getattr(self, "Y", None) is None and getattr(self, "X", None) is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+            raise StateError(f"{type(self).__name__}.backward called before forward")
         if tuple(dY.shape) != tuple(shape):
             raise ShapeError(f"{type(self).__name__}.backward: dY has shape {tuple(dY.shape)}, "
                              f"expected {tuple(shape)} (the forward output's shape)")
@@ -189,7 +189,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, slope: float = 0.01, backend=None):
         if not 0.0 <= slope <= 1.0:
-            raise ValueError(f"LeakyReLU slope must be in [0, 1], got {slope}")
+            raise InvalidValueError(f"LeakyReLU slope must be in [0, 1], got {slope}")
         super().__init__(backend)
         self.slope = float(slope)
 

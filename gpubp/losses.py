@@ -8,7 +8,7 @@ cross-entropy via log-sum-exp with a max shift.
 from __future__ import annotations
 
 from .backend import backend_of
-from .errors import DTypeError, ShapeError
+from .errors import DTypeError, InvalidValueError, ShapeError, StateError
 
 
 class Loss:
@@ -40,6 +40,12 @@ class Loss:
     def backward(self):
         raise NotImplementedError
 
+    def _saved(self, name):
+        """What ``forward`` saved for ``backward`` (StateError before any forward)."""
+        if not hasattr(self, name):
+            raise StateError(f"{type(self).__name__}.backward called before forward")
+        return getattr(self, name)
+
 
 class MSE(Loss):
     """L = mean((Y - T)^2) over all elements; dL/dY = 2 (Y - T) / N.
@@ -53,7 +59,8 @@ class MSE(Loss):
         return xp.mean(self.diff * self.diff)
 
     def backward(self):
-        return self.diff * (2.0 / self.diff.size)
+        diff = self._saved("diff")
+        return diff * (2.0 / diff.size)
 
 
 class BinaryCrossEntropy(Loss):
@@ -68,7 +75,8 @@ class BinaryCrossEntropy(Loss):
         return xp.mean(xp.maximum(Z, 0) - Z * T + xp.log1p(xp.exp(-xp.abs(Z))))
 
     def backward(self):
-        dZ = self.backend.sigmoid(self.Z)
+        Z = self._saved("Z")
+        dZ = self.backend.sigmoid(Z)
         dZ -= self.T
         dZ *= 1.0 / self.Z.size
         return dZ
@@ -90,7 +98,8 @@ class SoftmaxCrossEntropy(Loss):
         return -(self.T * self.log_probs).sum() / Z.shape[0]
 
     def backward(self):
-        dZ = self.backend.xp.exp(self.log_probs)
+        log_probs = self._saved("log_probs")
+        dZ = self.backend.xp.exp(log_probs)
         dZ -= self.T
         dZ *= 1.0 / dZ.shape[0]
         return dZ
@@ -108,7 +117,7 @@ class SoftmaxCrossEntropy(Loss):
             raise ShapeError(f"SoftmaxCrossEntropy: {n} predictions but labels of shape {tuple(T.shape)}")
         lo, hi = int(T.min()), int(T.max())
         if lo < 0 or hi >= c:  # CuPy wraps bad indices silently, so check
-            raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {c - 1}] for {c} classes, "
+            raise InvalidValueError(f"SoftmaxCrossEntropy: labels must be in [0, {c - 1}] for {c} classes, "
                              f"got values in [{lo}, {hi}]")
         onehot = self.backend.zeros((n, c))
         onehot[self.backend.xp.arange(n), T] = 1
@@ -126,4 +135,4 @@ def get_loss(loss) -> Loss:
     try:
         return LOSSES[loss]()
     except KeyError:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None
+        raise InvalidValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None

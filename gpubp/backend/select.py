@@ -67,6 +67,9 @@ def _make(device: str, dtype: str) -> Backend:
 
 def backend_of(x) -> Backend:
     """The backend an array lives on, with the array's dtype (used by losses)."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise DeviceError(f"expected a NumPy or CuPy array, got {type(x).__name__}; "
+                          f"convert it with backend.asarray(x)")
     if type(x).__module__.split(".")[0] == "cupy":
         return get_backend(f"cuda:{x.device.id}", x.dtype)
     return get_backend("cpu", x.dtype)
