@@ -19,8 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .errors import GpubpError
-from .layers import Dense, ReLU, Sigmoid
-from .network import Sequential
+from .layers import Dense
 
 _WATCHED = ("backward", "backward_params")  # Sequential uses backward_params for a first Dense
 
@@ -119,38 +118,29 @@ def record_gradients(model, X, T, loss) -> GradientRecorder:
     return rec
 
 
-def deep_net(activation, depth, n_in, width, n_out, backend=None, dtype="float32", seed=0):
-    """``depth`` hidden layers ``Dense -> activation`` then a Dense output layer.
-
-    Sigmoid nets get Xavier init and ReLU nets He init: each activation's own standard
-    init, so the sigmoid net's small first-layer gradient is not an init artefact.
-    """
-    act = {"sigmoid": Sigmoid, "relu": ReLU}[activation]
-    init = "xavier_uniform" if activation == "sigmoid" else "he_uniform"
-    sizes = [n_in] + [width] * depth
-    layers = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [Dense(a, b, init=init), act()]
-    layers.append(Dense(width, n_out, init=init))
-    return Sequential(layers, backend=backend, dtype=dtype, seed=seed)
-
-
-def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype="float32",
+def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
                          n_samples=256, epochs=0, lr=0.01):
     """Deep sigmoid net vs the same net with ReLU on the digits data.
+
+    Each net is ``depth`` hidden ``Dense(width) -> activation`` layers and a Dense output,
+    built like ``gpubp train``'s: Xavier init for sigmoid, He init for ReLU (each
+    activation's own standard init, so the small sigmoid gradient is no init artefact).
 
     Records one forward/backward at initialisation (and, with ``epochs > 0``, the
     per-epoch norms of a short fit() with Adam). Returns
     ``{"sigmoid": GradientRecorder, "relu": GradientRecorder, "ratio": {...}}`` where
     ``ratio[act]`` = first-layer ``||dW||`` / last-layer ``||dW||`` at initialisation.
     """
+    from .backend import get_backend
+    from .commands.train import build_model
     from .datasets import load_digits
     from .losses import SoftmaxCrossEntropy
+    backend = get_backend(backend, dtype or getattr(backend, "dtype", "float32"))
     X, y, _, _ = load_digits(seed=seed)
     X, y = X[:n_samples], y[:n_samples]
     out = {"ratio": {}}
     for act in ("sigmoid", "relu"):
-        model = deep_net(act, depth, X.shape[1], width, 10, backend=backend, dtype=dtype, seed=seed)
+        model = build_model(X.shape[1], [width] * depth, 10, act, backend, seed)
         rec = record_gradients(model, X, y, SoftmaxCrossEntropy())
         if epochs:
             from .train import fit

@@ -11,7 +11,8 @@ from pathlib import Path
 from .errors import GpubpError
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or a GpubpError naming the extra to install."""
     try:
         import matplotlib
     except ImportError as exc:
@@ -27,7 +28,7 @@ def _save(fig, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -39,7 +40,7 @@ def plot_history(history, path) -> Path:
     h = history if isinstance(history, dict) else history.as_dict()
     if not h.get("loss"):
         raise GpubpError("plot_history: the history has no epochs to plot")
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("loss", "loss", "val_loss")]
     if h.get("metric"):
         name = h.get("metric_name") or "metric"
@@ -62,7 +63,7 @@ def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> P
     ``recorders``: ``{label: GradientRecorder}``, e.g. ``{"sigmoid": ..., "relu": ...}``
     as returned by :func:`gpubp.diagnostics.vanishing_experiment`.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, rec in recorders.items():
         norms = rec.dW_norms[epoch]

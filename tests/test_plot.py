@@ -2,7 +2,6 @@
 import struct
 import sys
 
-import numpy as np
 import pytest
 
 from gpubp import Dense, ReLU, Sequential, datasets, fit, get_backend
@@ -59,3 +58,22 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(GpubpError, match=r"gpubp\[plot\]"):
         plot_history(History(loss=[1.0, 0.5]), tmp_path / "x.png")
+
+
+def test_train_command_plot(tmp_path, capsys):
+    from gpubp.cli import main
+    path = tmp_path / "train.png"
+    assert main(["train", "--dataset", "xor", "--layers", "8", "--epochs", "3", "--device", "cpu",
+                 "--quiet", "--plot", str(path)]) == 0
+    assert f"plot: {path}" in capsys.readouterr().out
+    w, _ = assert_png(path)
+    assert w > 600  # loss and accuracy panels
+
+
+def test_train_command_plot_without_matplotlib_fails_before_training(tmp_path, capsys, monkeypatch):
+    from gpubp.cli import main
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["train", "--dataset", "xor", "--epochs", "1", "--device", "cpu", "--quiet",
+                 "--plot", str(tmp_path / "x.png")]) == 1
+    captured = capsys.readouterr()
+    assert "gpubp[plot]" in captured.err and "epochs:" not in captured.out

@@ -55,6 +55,7 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0, help="fixes initial weights, data split and batch order")
     p.add_argument("--save", metavar="PATH", help="write the trained model and optimizer to this .npz")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
 
 
 def build_model(n_in, hidden, n_out, activation, backend, seed):
@@ -85,6 +86,9 @@ def run(args) -> int:
     backend = get_backend(spec, args.dtype)
     why = f" ({auto_choice()[1]})" if spec == "auto" else ""
     print(f"device: {backend.device} [{backend.name}, {backend.dtype}]{why}")
+    if args.plot:  # fail before training, not after
+        from ..plot import pyplot
+        pyplot()
     X, y, X_test, y_test = load(args.dataset, args.seed)
     model = build_model(X.shape[1], args.layers, int(y.max()) + 1, args.activation, backend, args.seed)
     print(f"model: {model}")
@@ -97,6 +101,9 @@ def run(args) -> int:
     report(history, evaluate(model, X_test, y_test), time.perf_counter() - t0)
     if args.save:
         save(args, model, optimizer, history)
+    if args.plot and history.loss:
+        from ..plot import plot_history
+        print(f"plot: {plot_history(history, args.plot)}")
     return 130 if history.interrupted else 0
 
 
