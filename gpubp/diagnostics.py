@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-
 from .errors import GpubpError
 from .layers import Dense
 
