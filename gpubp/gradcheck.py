@@ -4,8 +4,9 @@
 
 ``gradcheck`` checks every parameter of a model (a seeded sample of entries for
 large ones), ``gradcheck_layer`` one layer (its parameters and dX), and
-``gradcheck_loss`` a loss alone. Each works on a float64 copy on the caller's
-device (the caller's objects are never changed), returns a per-array report,
+``gradcheck_loss`` a loss alone. Each works on a float64 copy (``dtype``) on the
+caller's device (the caller's objects are never changed; inputs on another device
+are refused), returns a per-array report,
 and raises :class:`GradcheckError` carrying it when an entry is out of tolerance
 (``|analytic - numeric| <= atol + rtol * |numeric|``).
 """
@@ -59,9 +60,14 @@ class GradcheckError(GpubpError, AssertionError):
         self.report = report
 
 
-def gradcheck(model, loss, X, y, eps=1e-6, atol=1e-6, rtol=1e-4, max_samples=64, seed=0, raise_on_fail=True):
-    """Check dL/dp for every parameter p of a Sequential ``model`` under ``loss`` on (X, y)."""
-    m, backend = _float64_copy(model, model.backend)
+def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, max_samples_per_param=64,
+              seed=0, raise_on_fail=True):
+    """Check dL/dp for every parameter p of a Sequential ``model`` under ``loss`` on (X, y).
+
+    Parameters with more than ``max_samples_per_param`` entries are checked at that many
+    indices drawn with ``seed``; the report's rows are named like ``model.parameters()``.
+    """
+    m, backend = _copy(model, model.backend, dtype)
     loss = copy.copy(loss)
     X, y = _inputs(backend, model.backend, X, y)
 
@@ -71,13 +77,15 @@ def gradcheck(model, loss, X, y, eps=1e-6, atol=1e-6, rtol=1e-4, max_samples=64,
     m.zero_grad()
     m.backward(loss.backward())
     analytic = {k: backend.to_numpy(g) for k, g in m.gradients().items()}
-    return _finish(_compare(f, m.parameters(), analytic, backend, eps, atol, rtol, max_samples, seed),
+    return _finish(_compare(f, m.parameters(), analytic, eps, atol, rtol, max_samples_per_param, seed),
                    raise_on_fail)
 
 
-def gradcheck_layer(layer, X, eps=1e-6, atol=1e-6, rtol=1e-4, max_samples=64, seed=0, raise_on_fail=True):
-    """Check a single layer's dX and parameter gradients for L = sum(w * layer(X)), w random."""
-    lay, backend = _float64_copy(layer, layer.backend)
+def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, max_samples_per_param=64,
+                    seed=0, raise_on_fail=True):
+    """Check a single layer's dX and parameter gradients for L = sum(w * layer(X)), w random
+    (so dL/dY = w: every output's gradient path is exercised with a different weight)."""
+    lay, backend = _copy(layer, layer.backend, dtype)
     (X,) = _inputs(backend, layer.backend, X)
     w = backend.asarray(np.random.default_rng(seed).normal(size=lay.forward(X).shape))
 
@@ -88,13 +96,14 @@ def gradcheck_layer(layer, X, eps=1e-6, atol=1e-6, rtol=1e-4, max_samples=64, se
     analytic = {"dX": backend.to_numpy(lay.backward(w))}
     analytic.update({k: backend.to_numpy(g) for k, g in lay.grads.items()})
     arrays = {"dX": X, **lay.params}
-    return _finish(_compare(f, arrays, analytic, backend, eps, atol, rtol, max_samples, seed), raise_on_fail)
+    return _finish(_compare(f, arrays, analytic, eps, atol, rtol, max_samples_per_param, seed), raise_on_fail)
 
 
-def gradcheck_loss(loss, Y, T, eps=1e-6, atol=1e-6, rtol=1e-4, max_samples=64, seed=0, raise_on_fail=True):
-    """Check a loss's dL/dY at predictions Y and targets T."""
+def gradcheck_loss(loss, Y, T, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, max_samples_per_param=64,
+                   seed=0, raise_on_fail=True):
+    """Check a loss's dL/dY at predictions Y and targets T (float targets are cast, labels kept)."""
     origin = backend_of(Y)
-    backend = origin.with_dtype("float64")
+    backend = origin.with_dtype(dtype)
     loss = copy.copy(loss)
     Y, T = _inputs(backend, origin, Y, T)
 
@@ -102,12 +111,14 @@ def gradcheck_loss(loss, Y, T, eps=1e-6, atol=1e-6, rtol=1e-4, max_samples=64, s
         return float(loss.forward(Y, T))
     f()
     analytic = {"dY": backend.to_numpy(loss.backward())}
-    return _finish(_compare(f, {"dY": Y}, analytic, backend, eps, atol, rtol, max_samples, seed), raise_on_fail)
+    return _finish(_compare(f, {"dY": Y}, analytic, eps, atol, rtol, max_samples_per_param, seed),
+                   raise_on_fail)
 
 
-def _float64_copy(obj, backend):
-    target = get_backend(backend.device, "float64")
-    return copy.deepcopy(obj).to(target), target
+def _copy(obj, backend, dtype):
+    """A deep copy of a model or layer moved to ``dtype`` on its own device (backends are shared, not copied)."""
+    target = get_backend(backend.device, dtype)
+    return copy.deepcopy(obj, memo={id(backend): backend}).to(target), target
 
 
 def _inputs(backend, origin, *arrays):
@@ -122,21 +133,21 @@ def _inputs(backend, origin, *arrays):
     return out
 
 
-def _compare(f, arrays, analytic, backend, eps, atol, rtol, max_samples, seed):
+def _compare(f, arrays, analytic, eps, atol, rtol, max_samples, seed):
+    """Central differences of ``f`` at (sampled) entries of each array, against ``analytic``."""
     report, rng = GradcheckReport(eps=eps, atol=atol, rtol=rtol), np.random.default_rng(seed)
     for name, arr in arrays.items():
-        flat = arr.reshape(-1)  # a view: arrays checked here are contiguous
-        size = flat.size
+        size = arr.size
         idx = np.arange(size) if size <= max_samples else np.sort(rng.choice(size, max_samples, replace=False))
         numeric = np.empty(len(idx))
         for j, i in enumerate(idx):
-            i = int(i)
-            orig = float(flat[i])
-            flat[i] = orig + eps
+            at = np.unravel_index(int(i), arr.shape)  # works for any memory layout
+            orig = float(arr[at])
+            arr[at] = orig + eps
             up = f()
-            flat[i] = orig - eps
+            arr[at] = orig - eps
             down = f()
-            flat[i] = orig
+            arr[at] = orig
             numeric[j] = (up - down) / (2 * eps)
         got = analytic[name].reshape(-1)[idx]
         err = np.abs(got - numeric)

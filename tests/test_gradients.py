@@ -6,6 +6,8 @@ import pytest
 import gpubp
 from gpubp.gradcheck import GradcheckError, gradcheck, gradcheck_layer, gradcheck_loss
 
+from conftest import GPU_OK, GPU_REASON
+
 LAYERS = {
     "dense": lambda be: gpubp.Dense(4, 3, backend=be, seed=1),
     "dense_nobias": lambda be: gpubp.Dense(4, 3, backend=be, seed=1, bias=False),
@@ -79,7 +81,7 @@ def test_gradcheck_catches_a_wrong_gradient():
 
 def test_gradcheck_samples_large_parameters():
     model = gpubp.Sequential([gpubp.Dense(40, 30), gpubp.Tanh(), gpubp.Dense(30, 2)], dtype="float64")
-    report = gradcheck(model, gpubp.MSE(), inputs((4, 40)), inputs((4, 2)), max_samples=20)
+    report = gradcheck(model, gpubp.MSE(), inputs((4, 40)), inputs((4, 2)), max_samples_per_param=20)
     assert [r.checked for r in report.rows] == [20, 20, 20, 2]
 
 
@@ -156,3 +158,72 @@ def test_training_backward_skips_only_the_input_gradient():
     assert model.backward(loss.backward(), input_grad=False) is None
     for k, v in model.gradients().items():
         np.testing.assert_array_equal(v, full[k])
+
+
+def test_report_table_and_error_type():
+    model = gpubp.Sequential([gpubp.Dense(3, 2)], dtype="float64")
+    report = gradcheck(model, gpubp.MSE(), inputs((4, 3)), inputs((4, 2), seed=1))
+    text = str(report).splitlines()
+    assert "eps=1e-06" in text[0] and text[1].split()[:3] == ["array", "shape", "checked"]
+    assert text[2].split()[0] == "0.W" and text[2].endswith("ok") and len(text) == 4
+    assert issubclass(GradcheckError, gpubp.GpubpError)
+
+
+def test_any_memory_layout_and_caller_arrays_untouched():
+    """A Fortran-ordered input is perturbed correctly, and the caller's array is not changed."""
+    layer = gpubp.Dense(3, 4, seed=0).to(gpubp.get_backend("cpu", "float64"))
+    X = np.asfortranarray(inputs((5, 3)))
+    X_before = X.copy()
+    report = gradcheck_layer(layer, X, atol=1e-8, rtol=1e-6)
+    assert report.ok and report.rows[0].max_abs < 1e-7
+    np.testing.assert_array_equal(X, X_before)
+
+
+def test_float32_models_checked_in_float64_or_as_asked():
+    model = gpubp.Sequential([gpubp.Dense(3, 2), gpubp.Tanh()], dtype="float32", seed=0)
+    X, T = inputs((4, 3)).astype(np.float32), inputs((4, 2), seed=1).astype(np.float32)
+    assert gradcheck(model, gpubp.MSE(), X, T, atol=1e-9, rtol=1e-6).ok  # float64 copy: tight
+    # in float32 itself, central differences are only good to ~sqrt(float32 eps)
+    with pytest.raises(GradcheckError):
+        gradcheck(model, gpubp.MSE(), X, T, dtype="float32", eps=1e-3, atol=1e-9, rtol=1e-6)
+    assert gradcheck(model, gpubp.MSE(), X, T, dtype="float32", eps=1e-2, atol=1e-2, rtol=1e-2).ok
+
+
+def test_gradcheck_loss_leaves_its_inputs_alone():
+    Y, T = inputs((4, 3)), np.array([0, 2, 1, 1])
+    Y_before = Y.copy()
+    report = gradcheck_loss(gpubp.SoftmaxCrossEntropy(), Y, T)
+    assert report.ok and report.rows[0].name == "dY" and report.rows[0].checked == 12
+    np.testing.assert_array_equal(Y, Y_before)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not GPU_OK, reason=f"no usable GPU: {GPU_REASON}")
+def test_gradcheck_refuses_mixed_devices():
+    model = gpubp.Sequential([gpubp.Dense(3, 2)], backend="cuda:0", dtype="float64")
+    with pytest.raises(gpubp.DeviceError, match="NumPy input for a CuPy model"):
+        gradcheck(model, gpubp.MSE(), inputs((4, 3)), model.backend.asarray(inputs((4, 2))))
+    cpu = gpubp.Sequential([gpubp.Dense(3, 2)], backend="cpu", dtype="float64")
+    with pytest.raises(gpubp.DeviceError, match="is on cuda:0 but the model is on cpu"):
+        gradcheck(cpu, gpubp.MSE(), model.backend.asarray(inputs((4, 3))), inputs((4, 2)))
+
+
+@pytest.mark.parametrize("argv", [["--layers", "3,5,2"], ["--layers", "4,6,6,3", "--activation", "tanh",
+                                                           "--loss", "bce", "--seed", "3"],
+                                  ["--activation", "leaky_relu", "--loss", "mse", "--device", "cpu"]])
+def test_gradcheck_command(argv, capsys):
+    from gpubp.cli import main
+    assert main(["gradcheck", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "gradient check (eps=1e-06" in out and "FAIL" not in out
+    assert out.count(" ok") == 2 * (len((argv[1] if argv[0] == "--layers" else "4,16,3").split(",")) - 1)
+
+
+def test_gradcheck_command_fails_with_exit_code_1(monkeypatch, capsys):
+    from gpubp.cli import main
+    real = gpubp.Tanh.backward
+    monkeypatch.setattr(gpubp.Tanh, "backward", lambda self, dY: real(self, dY) * 1.001)
+    assert main(["gradcheck", "--activation", "tanh"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="positive widths"):
+        main(["gradcheck", "--layers", "4,x"])

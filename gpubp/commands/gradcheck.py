@@ -22,9 +22,13 @@ def run(args) -> int:
     from ..gradcheck import GradcheckError, gradcheck
     from ..losses import get_loss
 
-    widths = [int(w) for w in args.layers.split(",")]
-    if len(widths) < 2:
-        raise SystemExit("gpubp gradcheck: --layers needs at least an input and an output width")
+    try:
+        widths = [int(w) for w in args.layers.split(",")]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or min(widths) < 1:
+        raise SystemExit(f"gpubp gradcheck: --layers wants positive widths, input to output, "
+                         f"like 4,16,3; got {args.layers!r}")
     backend = get_backend(args.device or default_device(), "float64")
     model = build_model(widths[0], widths[1:-1], widths[-1], args.activation, backend, args.seed)
     rng = np.random.default_rng(args.seed)
