@@ -113,3 +113,27 @@ def test_registry_is_complete_and_consistent():
     for k in KERNELS.values():
         assert set(k.scalars) <= set(k.input_names), k.name
         assert k.cuda_name == f"gpubp_{k.name}"
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_every_kernel_at_extremes(name, backend):
+    """Array inputs up to |x| = 1e4 (state in [0, 1]): no warning, nothing non-finite, and
+    agreement with the reference formula evaluated in float64."""
+    kernel, dtype = KERNELS[name], backend.dtype
+    ins, outs = arguments(kernel, dtype, np.random.default_rng(2), n=EXTREME.size)
+    ins = [a if np.ndim(a) == 0 else np.roll(EXTREME, k).astype(dtype) for k, a in enumerate(ins)]
+    if name.endswith("_backward") and kernel.input_names[1] in ("s", "t"):
+        ins[1] = backend.to_numpy(backend.apply(name.removesuffix("_backward"), backend.asarray(ins[1])))
+    got = [backend.asarray(o) for o in outs]
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        backend.launch(name, *[backend.asarray(a) if np.ndim(a) else a for a in ins], *got)
+    with np.errstate(all="ignore"):
+        want = as_tuple(kernel.reference(*[np.float64(a) if np.ndim(a) == 0 else a.astype(np.float64) for a in ins],
+                                         *[o.astype(np.float64) for o in outs]))
+    for out_name, w, have in zip(kernel.output_names, want, got):
+        have = backend.to_numpy(have)
+        assert np.all(np.isfinite(have)), f"{name}.{out_name} is not finite at {ins}"
+        np.testing.assert_allclose(have, w, rtol=TOL[dtype]["rtol"] * 10,
+                                   atol=np.finfo(dtype).tiny * 1e8 + TOL[dtype]["atol"] * np.abs(w).max(),
+                                   err_msg=f"{name}.{out_name}")

@@ -38,3 +38,22 @@ def test_a_broken_kernel_fails_the_check():
     broken = Kernel("broken", "T x", "T y", "y = x * undefined_thing", None, None)
     with pytest.raises(AssertionError, match="undefined_thing"):
         compile_ok(cuda_source(broken, "float"), "80")
+
+
+@pytest.mark.parametrize("ci, outcome", [("1", pytest.fail.Exception), (None, pytest.skip.Exception)])
+def test_missing_nvrtc_skips_here_but_fails_in_ci(ci, outcome, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_cupy(name, *args, **kwargs):
+        if name.startswith("cupy"):
+            raise ImportError("No module named 'cupy'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cupy)
+    if ci:
+        monkeypatch.setenv("CI", ci)
+    else:
+        monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(outcome, match="NVRTC unavailable"):
+        require_nvrtc()

@@ -100,6 +100,7 @@ def test_seed_002_single_sigmoid_neuron():
     gpubp.SGD(lr=0.1).step(model)
     np.testing.assert_allclose(model.layers[0].params["W"].ravel(), [wi - 0.1 * dL_dz * xi for wi, xi in zip(w, x)],
                                rtol=1e-12)
+    assert float(model.layers[0].params["b"][0]) == pytest.approx(b - 0.1 * dL_dz, rel=1e-12)
 
 
 def test_seed_002_printed_figure_is_wrong():
