@@ -19,6 +19,7 @@ import numpy as np
 
 from .backend import backend_of, get_backend
 from .errors import DeviceError, GpubpError
+from .losses import get_loss
 
 
 @dataclass
@@ -62,13 +63,13 @@ class GradcheckError(GpubpError, AssertionError):
 
 def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, max_samples_per_param=64,
               seed=0, raise_on_fail=True):
-    """Check dL/dp for every parameter p of a Sequential ``model`` under ``loss`` on (X, y).
+    """Check dL/dp for every parameter p of a Sequential ``model`` under ``loss`` (instance or name) on (X, y).
 
     Parameters with more than ``max_samples_per_param`` entries are checked at that many
     indices drawn with ``seed``; the report's rows are named like ``model.parameters()``.
     """
     m, backend = _copy(model, model.backend, dtype)
-    loss = copy.copy(loss)
+    loss = copy.copy(get_loss(loss))
     X, y = _inputs(backend, model.backend, X, y)
 
     def f():
@@ -104,7 +105,7 @@ def gradcheck_loss(loss, Y, T, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, 
     """Check a loss's dL/dY at predictions Y and targets T (float targets are cast, labels kept)."""
     origin = backend_of(Y)
     backend = origin.with_dtype(dtype)
-    loss = copy.copy(loss)
+    loss = copy.copy(get_loss(loss))
     Y, T = _inputs(backend, origin, Y, T)
 
     def f():

@@ -194,6 +194,7 @@ def test_gradcheck_loss_leaves_its_inputs_alone():
     Y_before = Y.copy()
     report = gradcheck_loss(gpubp.SoftmaxCrossEntropy(), Y, T)
     assert report.ok and report.rows[0].name == "dY" and report.rows[0].checked == 12
+    assert str(gradcheck_loss("cross_entropy", Y, T)) == str(report)  # a loss by name
     np.testing.assert_array_equal(Y, Y_before)
 
 
