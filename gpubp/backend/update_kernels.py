@@ -13,10 +13,31 @@ import numpy as np
 from .registry import Kernel, register
 
 
-def _sgd_np(grad, lr, wd, param):
+def _decayed(grad, wd, param, out):
+    """out = grad + wd * param (a copy of grad when wd is 0): PyTorch's coupled L2 decay."""
     if wd:
-        param *= 1 - lr * wd
-    param -= lr * grad
+        np.multiply(param, wd, out=out)
+        out += grad
+    else:
+        np.copyto(out, grad)
+    return out
+
+
+def _ema_of_square(g, beta, avg, tmp):
+    """avg = beta avg + (1 - beta) g^2, as avg += (1 - beta) (g^2 - avg) in one scratch array."""
+    np.multiply(g, g, out=tmp)
+    tmp -= avg
+    tmp *= 1 - beta
+    avg += tmp
+
+
+# The NumPy paths use one scratch array the size of the parameter (the backend
+# launches large arrays in cache-sized blocks, so in practice a block).
+
+def _sgd_np(grad, lr, wd, param):
+    step = _decayed(grad, wd, param, np.empty_like(param))
+    step *= lr
+    param -= step
 
 
 def _sgd_ref(grad, lr, wd, param):
@@ -24,13 +45,16 @@ def _sgd_ref(grad, lr, wd, param):
 
 
 def _momentum_np(grad, lr, mu, wd, nesterov, param, buf):
-    g = grad + wd * param if wd else grad
+    g = _decayed(grad, wd, param, np.empty_like(param))
     buf *= mu
-    buf += g
-    if nesterov:
-        param -= lr * (g + mu * buf)
-    else:
-        param -= lr * buf
+    buf += g                         # buf = mu buf + g
+    if nesterov:                     # param -= lr g + lr mu buf
+        g *= lr
+        param -= g
+        np.multiply(buf, lr * mu, out=g)
+    else:                            # param -= lr buf
+        np.multiply(buf, lr, out=g)
+    param -= g
 
 
 def _momentum_ref(grad, lr, mu, wd, nesterov, param, buf):
@@ -41,14 +65,14 @@ def _momentum_ref(grad, lr, mu, wd, nesterov, param, buf):
 
 
 def _rmsprop_np(grad, lr, alpha, eps, wd, param, sq):
-    g = grad + wd * param if wd else grad
-    sq *= alpha
-    sq += (1 - alpha) * (g * g)
-    denom = np.sqrt(sq)
-    denom += eps
-    np.divide(g, denom, out=denom)
-    denom *= lr
-    param -= denom
+    g = _decayed(grad, wd, param, np.empty_like(param)) if wd else grad
+    tmp = np.empty_like(param)
+    _ema_of_square(g, alpha, sq, tmp)
+    np.sqrt(sq, out=tmp)
+    tmp += eps
+    np.divide(g, tmp, out=tmp)       # g / (sqrt(sq) + eps)
+    tmp *= lr
+    param -= tmp
 
 
 def _rmsprop_ref(grad, lr, alpha, eps, wd, param, sq):
@@ -58,16 +82,15 @@ def _rmsprop_ref(grad, lr, alpha, eps, wd, param, sq):
 
 
 def _adam_np(grad, lr, beta1, beta2, eps, wd, bias1, bias2, param, m, v):
-    # m = g + beta1 (m - g) = beta1 m + (1 - beta1) g, without a temporary
     m -= grad
     m *= beta1
-    m += grad
-    v *= beta2
-    v += (1 - beta2) * (grad * grad)
-    step = v / bias2
+    m += grad                        # m = grad + beta1 (m - grad) = beta1 m + (1 - beta1) grad
+    step = np.empty_like(param)
+    _ema_of_square(grad, beta2, v, step)
+    np.divide(v, bias2, out=step)
     np.sqrt(step, out=step)
     step += eps
-    np.divide(m, step, out=step)
+    np.divide(m, step, out=step)     # m / (sqrt(v / bias2) + eps)
     step *= lr / bias1
     if wd:
         param *= 1 - lr * wd
