@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import Backend, get_backend
 from .errors import ShapeError
 
 
@@ -34,12 +35,14 @@ class Optimizer:
 
     def step(self, model) -> None:
         """One update of every parameter of ``model`` from its accumulated gradients."""
-        self.t += 1
         backend, grads = model.backend, model.gradients()
-        scalars = self.scalars()
-        with backend.activate():
-            for name, param in model.parameters().items():
-                backend.launch(self.kernel, grads[name], *scalars, param, *self._slots(name, param, backend))
+        with backend.activate():  # check everything before the first parameter changes
+            work = [(backend.check_array(grads[name], f"gradient {name}"), param,
+                     self._slots(name, param, backend)) for name, param in model.parameters().items()]
+            self.t += 1
+            scalars = self.scalars()
+            for grad, param, slots in work:
+                backend.launch(self.kernel, grad, *scalars, param, *slots)
 
     def _slots(self, name, param, backend) -> list:
         state = self.state.get(name)
@@ -61,11 +64,20 @@ class Optimizer:
                 "state": {n: {s: host(a) for s, a in st.items()} for n, st in self.state.items()}}
 
     def load_state_dict(self, d: dict, backend) -> None:
-        """Restore ``state_dict()`` output onto ``backend``."""
-        if d["type"] != type(self).__name__:
-            raise ValueError(f"state is for {d['type']}, this optimizer is {type(self).__name__}")
+        """Restore ``state_dict()`` output onto ``backend`` (a Backend or a device spec), exactly."""
+        if d.get("type") != type(self).__name__:
+            raise ValueError(f"state is for {d.get('type')}, this optimizer is {type(self).__name__}")
+        before = self.lr, dict(self.hyper)
         self.lr = float(d["hyper"]["lr"])
         self.hyper.update({k: v for k, v in d["hyper"].items() if k != "lr"})
+        for name, st in d["state"].items():  # SGD's slots depend on its momentum
+            if set(st) != set(self.slots):
+                self.lr, self.hyper = before
+                raise ValueError(f"saved state of {name} has slots {sorted(st)}, "
+                                 f"{type(self).__name__} keeps {list(self.slots)}")
+        if not isinstance(backend, Backend):
+            arrays = [a for st in d["state"].values() for a in st.values()]
+            backend = get_backend(backend, arrays[0].dtype if arrays else "float32")
         self.t = int(d["t"])
         self.state = {n: {s: backend.asarray(a) for s, a in st.items()} for n, st in d["state"].items()}
 
@@ -82,7 +94,14 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0")
         super().__init__(lr, momentum=_unit("momentum", momentum), nesterov=bool(nesterov),
                          weight_decay=_nonneg("weight_decay", weight_decay))
-        self.kernel, self.slots = ("sgd_momentum", ("buf",)) if momentum else ("sgd", ())
+
+    @property
+    def kernel(self):
+        return "sgd_momentum" if self.hyper["momentum"] else "sgd"
+
+    @property
+    def slots(self):
+        return ("buf",) if self.hyper["momentum"] else ()
 
     def scalars(self):
         h = self.hyper

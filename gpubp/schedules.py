@@ -1,52 +1,102 @@
-"""Learning-rate schedules: ``schedule(epoch) -> lr``, epochs counted from 0."""
+"""Learning-rate schedules: ``schedule(epoch) -> lr``, epochs counted from 0.
+
+``fit()`` sets ``optimizer.lr = schedule(epoch)`` before each epoch. The
+formulas are PyTorch's (``StepLR``, ``CosineAnnealingLR`` with ``T_max =
+total_epochs``), evaluated in closed form so that resuming at any epoch gives
+the same rate.
+"""
 from __future__ import annotations
 
 import math
 
 
-class Constant:
-    """lr(epoch) = lr."""
+class Schedule:
+    """Base class: ``lr`` is the rate at epoch 0; subclasses implement ``rate(epoch)``."""
 
     def __init__(self, lr):
-        self.lr = float(lr)
+        self.lr = _rate("lr", lr)
 
-    def __call__(self, epoch):
+    def __call__(self, epoch) -> float:
+        if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        return self.rate(int(epoch))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+    def rate(self, epoch: int) -> float:
+        raise NotImplementedError
+
+
+class Constant(Schedule):
+    """lr(epoch) = lr."""
+
+    def rate(self, epoch):
         return self.lr
 
 
-class StepDecay:
-    """lr(epoch) = lr * gamma ** (epoch // step_size)."""
+class StepDecay(Schedule):
+    """lr(epoch) = lr * gamma ** (epoch // step_size)   (PyTorch ``StepLR``)."""
 
     def __init__(self, lr, step_size, gamma=0.1):
-        if step_size < 1:
-            raise ValueError(f"step_size must be >= 1, got {step_size}")
-        self.lr, self.step_size, self.gamma = float(lr), int(step_size), float(gamma)
+        super().__init__(lr)
+        if isinstance(step_size, bool) or int(step_size) != step_size or step_size < 1:
+            raise ValueError(f"step_size must be an integer >= 1, got {step_size!r}")
+        if not 0.0 < float(gamma) <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        self.step_size, self.gamma = int(step_size), float(gamma)
 
-    def __call__(self, epoch):
+    def rate(self, epoch):
         return self.lr * self.gamma ** (epoch // self.step_size)
 
 
-class Cosine:
-    """lr(epoch) = min_lr + (lr - min_lr) * (1 + cos(pi * epoch / total_epochs)) / 2."""
+class Cosine(Schedule):
+    """lr(epoch) = min_lr + (lr - min_lr) * (1 + cos(pi * epoch / total_epochs)) / 2.
+
+    Epochs past ``total_epochs`` stay at ``min_lr`` (PyTorch's ``CosineAnnealingLR``
+    would rise again).
+    """
 
     def __init__(self, lr, total_epochs, min_lr=0.0):
-        if total_epochs < 1:
-            raise ValueError(f"total_epochs must be >= 1, got {total_epochs}")
-        self.lr, self.total, self.min_lr = float(lr), int(total_epochs), float(min_lr)
+        super().__init__(lr)
+        if isinstance(total_epochs, bool) or int(total_epochs) != total_epochs or total_epochs < 1:
+            raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs!r}")
+        if not 0.0 <= _rate("min_lr", min_lr) <= self.lr:
+            raise ValueError(f"min_lr must be in [0, lr] = [0, {self.lr}], got {min_lr!r}")
+        self.total_epochs, self.min_lr = int(total_epochs), float(min_lr)
 
-    def __call__(self, epoch):
-        progress = min(epoch, self.total) / self.total
+    def rate(self, epoch):
+        progress = min(epoch, self.total_epochs) / self.total_epochs
         return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
 
 
+SCHEDULES = ("constant", "step", "cosine")
+
+
 def get_schedule(name, lr, epochs):
-    """A schedule by name: "constant", "step" (x0.1 every third of the run) or "cosine"."""
+    """A schedule by name, or a callable ``epoch -> lr`` unchanged.
+
+    "constant" (also ``None``); "step": times 0.1 after each third of the run
+    (``step_size = max(1, epochs // 3)``); "cosine": from ``lr`` to 0 over ``epochs``.
+    """
     if callable(name):
         return name
-    if name in (None, "constant"):
+    key = "constant" if name is None else str(name).lower()
+    if key == "constant":
         return Constant(lr)
-    if name == "step":
-        return StepDecay(lr, max(1, epochs // 3))
-    if name == "cosine":
+    if key == "step":
+        return StepDecay(lr, max(1, int(epochs) // 3))
+    if key == "cosine":
         return Cosine(lr, epochs)
-    raise ValueError(f"unknown schedule {name!r}; choose constant, step or cosine")
+    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+def _rate(name, x) -> float:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {x!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {x!r}")
+    return value
