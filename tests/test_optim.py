@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import gpubp
-from gpubp.optim import SGD, Adam, AdamW, RMSprop, get_optimizer
-from gpubp.schedules import Constant, Cosine, StepDecay, get_schedule
+from gpubp.optim import SGD, Adam, AdamW, RMSprop, get_optimizer, optimizer_from_state
+
+from conftest import GPU_OK, GPU_REASON, TOL
 
 
 def textbook(name, p, grads, lr, **h):
@@ -128,11 +129,127 @@ def test_unknown_optimizer():
         get_optimizer("lbfgs")
 
 
-def test_schedules():
-    assert Constant(0.1)(7) == 0.1
-    assert StepDecay(1.0, 2, 0.5)(5) == pytest.approx(0.25)
-    cos = Cosine(1.0, 10, min_lr=0.1)
-    assert cos(0) == pytest.approx(1.0) and cos(10) == pytest.approx(0.1) and cos(5) == pytest.approx(0.55)
-    assert get_schedule("cosine", 1.0, 10)(10) == pytest.approx(0.0)
-    with pytest.raises(ValueError, match="schedule"):
-        get_schedule("warmup", 1.0, 10)
+@pytest.mark.parametrize("make,word", [
+    (lambda: RMSprop(alpha=1.0), "alpha"), (lambda: RMSprop(eps=0), "eps"),
+    (lambda: RMSprop(weight_decay=-1), "weight_decay"), (lambda: Adam(betas=(0.9, 1.0)), "beta2"),
+    (lambda: Adam(betas=(-0.1, 0.9)), "beta1"), (lambda: Adam(eps=-1e-8), "eps"),
+    (lambda: Adam(lr=float("nan")), "lr"), (lambda: AdamW(weight_decay=-0.01), "weight_decay"),
+])
+def test_bad_hyperparameters_of_rmsprop_and_adam(make, word):
+    with pytest.raises(ValueError, match=word):
+        make()
+
+
+@pytest.mark.parametrize("name,make_opt,hyper", CASES)
+def test_state_dict_is_a_host_copy_restored_exactly_in_float32(name, make_opt, hyper):
+    backend = gpubp.get_backend("cpu", "float32")
+    rng = np.random.default_rng(3)
+    W0, grads = rng.normal(size=(4, 2)), [rng.normal(size=(4, 2)) for _ in range(4)]
+    straight, _, _ = run_steps(make_opt, backend, grads, W0)
+    _, opt, model = run_steps(make_opt, backend, grads[:2], W0)
+    saved = opt.state_dict()
+    assert saved["t"] == 2 and set(saved["hyper"]) >= {"lr"}
+    for name_, st in saved["state"].items():
+        for slot, arr in st.items():
+            assert type(arr) is np.ndarray and arr.dtype == np.float32
+            assert not np.shares_memory(arr, opt.state[name_][slot])
+    resumed = optimizer_from_state(saved, "cpu")  # a device spec: dtype from the saved arrays
+    for g in grads[2:]:
+        model.layers[0].grads["W"][...] = g
+        resumed.step(model)
+    np.testing.assert_array_equal(backend.to_numpy(model.layers[0].params["W"]), straight)
+
+
+def test_load_refuses_state_of_another_shape_of_optimizer():
+    backend = gpubp.get_backend("cpu", "float64")
+    _, momentum, _ = run_steps(lambda: SGD(momentum=0.9), backend, [np.ones((2, 2))], np.zeros((2, 2)))
+    saved = momentum.state_dict()
+    saved["state"]["0.W"] = {"m": saved["state"]["0.W"]["buf"]}
+    plain = SGD(lr=0.3)
+    with pytest.raises(ValueError, match="slots"):
+        plain.load_state_dict(saved, backend)
+    assert plain.lr == 0.3 and plain.hyper["momentum"] == 0.0  # unchanged after the refusal
+
+
+def test_plain_sgd_takes_momentum_state_with_its_hyperparameters():
+    backend = gpubp.get_backend("cpu", "float64")
+    _, momentum, _ = run_steps(lambda: SGD(momentum=0.9), backend, [np.ones((2, 2))], np.zeros((2, 2)))
+    opt = SGD()
+    opt.load_state_dict(momentum.state_dict(), backend)
+    assert opt.kernel == "sgd_momentum" and opt.slots == ("buf",)
+
+
+def test_state_of_another_model_is_refused_before_any_update():
+    backend = gpubp.get_backend("cpu", "float64")
+    _, opt, _ = run_steps(lambda: Adam(), backend, [np.ones((3, 2))], np.zeros((3, 2)))
+    other = gpubp.Sequential([gpubp.Dense(4, 2)], backend=backend)
+    W = other.layers[0].params["W"].copy()
+    with pytest.raises(gpubp.ShapeError, match="0.W"):
+        opt.step(other)
+    np.testing.assert_array_equal(other.layers[0].params["W"], W)
+    assert opt.t == 1
+
+
+def test_a_gradient_of_the_wrong_dtype_is_refused():
+    backend = gpubp.get_backend("cpu", "float32")
+    model = gpubp.Sequential([gpubp.Dense(3, 2)], backend=backend)
+    model.layers[0].grads["W"] = np.zeros((3, 2))  # float64 on a float32 model
+    with pytest.raises(gpubp.DTypeError, match="gradient 0.W"):
+        SGD().step(model)
+
+
+def test_moving_the_model_mid_run_carries_the_state_exactly():
+    """Steps on float64, then the model moves to float32: the state follows, values kept."""
+    rng = np.random.default_rng(4)
+    W0, grads = rng.normal(size=(3, 2)), [rng.normal(size=(3, 2)) for _ in range(4)]
+    cpu64, cpu32 = gpubp.get_backend("cpu", "float64"), gpubp.get_backend("cpu", "float32")
+    _, opt, model = run_steps(lambda: Adam(lr=0.01), cpu64, grads[:2], W0)
+    m_before = opt.state["0.W"]["m"].copy()
+    model.to(cpu32)
+    _, ref, ref_model = run_steps(lambda: Adam(lr=0.01), cpu64, grads[:2], W0)
+    ref_model.to(cpu32)
+    ref2 = Adam(lr=0.01)
+    ref2.load_state_dict(ref.state_dict(), cpu32)
+    for g in grads[2:]:
+        for m, o in ((model, opt), (ref_model, ref2)):
+            m.layers[0].grads["W"][...] = cpu32.asarray(g)
+            o.step(m)
+    np.testing.assert_array_equal(model.layers[0].params["W"], ref_model.layers[0].params["W"])
+    assert opt.state["0.W"]["m"].dtype == np.float32 and not np.array_equal(opt.state["0.W"]["m"], m_before)
+
+
+def test_numpy_update_allocates_no_parameter_sized_temporaries():
+    import tracemalloc
+    backend = gpubp.get_backend("cpu", "float32")
+    model = gpubp.Sequential([gpubp.Dense(1024, 1024)], backend=backend)
+    for grad in model.gradients().values():
+        grad[...] = 0.5
+    opt = Adam()
+    opt.step(model)  # creates the state
+    tracemalloc.start()
+    opt.step(model)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    nbytes = model.parameters()["0.W"].nbytes
+    assert peak < nbytes / 4, f"{peak} bytes allocated updating a {nbytes}-byte parameter"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not GPU_OK, reason=f"no usable GPU: {GPU_REASON}")
+@pytest.mark.parametrize("name,make_opt,hyper", CASES)
+def test_gpu_matches_cpu(name, make_opt, hyper, dtype):
+    """The same steps on cuda:0 and on the CPU, and the state moving CPU -> GPU mid-run."""
+    rng = np.random.default_rng(5)
+    W0, grads = rng.normal(size=(64, 33)), [rng.normal(size=(64, 33)) for _ in range(5)]
+    cpu, gpu = gpubp.get_backend("cpu", dtype), gpubp.get_backend("cuda:0", dtype)
+    on_cpu, _, _ = run_steps(make_opt, cpu, grads, W0)
+    on_gpu, opt, _ = run_steps(make_opt, gpu, grads, W0)
+    tol = TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(on_gpu, on_cpu, **tol)
+    _, opt, model = run_steps(make_opt, cpu, grads[:2], W0)
+    model.to(gpu)
+    for g in grads[2:]:
+        model.layers[0].grads["W"][...] = gpu.asarray(g)
+        opt.step(model)
+    assert all(gpu.is_own(a) for st in opt.state.values() for a in st.values())
+    np.testing.assert_allclose(gpu.to_numpy(model.layers[0].params["W"]), on_cpu, **tol)
