@@ -3,8 +3,10 @@
 ``opt.step(model)`` updates every ``model.parameters()[name]`` in place from
 ``model.gradients()[name]``. State (momentum buffers, moving averages) is
 created lazily on the model's backend; if the model moves to another backend,
-the state moves with it on the next step. ``opt.lr`` is a plain float that a
-schedule may change between steps.
+the state moves with it on the next step, values kept (a model of other shapes
+is refused with a ShapeError before any parameter changes). ``opt.lr`` is a
+plain float that a schedule may change between steps. Update rules and
+defaults follow ``torch.optim`` (see ``gpubp/backend/update_kernels.py``).
 """
 from __future__ import annotations
 
@@ -126,6 +128,9 @@ class RMSprop(Optimizer):
 
 class Adam(Optimizer):
     """Adam with bias correction; ``weight_decay`` is AdamW's decoupled decay.
+
+    With ``weight_decay > 0`` this is ``torch.optim.AdamW`` (decay applied to the
+    parameter, not added to g as ``torch.optim.Adam`` does).
 
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
     param -= lr * (wd * param + (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)).
