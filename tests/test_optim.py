@@ -38,7 +38,10 @@ CASES = [
     ("sgd", lambda: SGD(lr=0.1, weight_decay=0.01), {"weight_decay": 0.01}),
     ("sgd", lambda: SGD(lr=0.1, momentum=0.9), {"momentum": 0.9}),
     ("sgd", lambda: SGD(lr=0.1, momentum=0.9, nesterov=True), {"momentum": 0.9, "nesterov": True}),
+    ("sgd", lambda: SGD(lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.1),
+     {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}),
     ("rmsprop", lambda: RMSprop(lr=0.01), {}),
+    ("rmsprop", lambda: RMSprop(lr=0.01, weight_decay=0.05), {"weight_decay": 0.05}),
     ("adam", lambda: Adam(lr=0.01), {}),
     ("adam", lambda: AdamW(lr=0.01, weight_decay=0.1), {"weight_decay": 0.1}),
 ]
