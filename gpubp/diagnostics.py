@@ -130,7 +130,7 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
     ``ratio[act]`` = first-layer ``||dW||`` / last-layer ``||dW||`` at initialisation.
     """
     from .backend import get_backend
-    from .commands.train import build_model
+    from .network import mlp
     from .datasets import load_digits
     from .losses import SoftmaxCrossEntropy
     backend = get_backend(backend, dtype or getattr(backend, "dtype", "float32"))
@@ -138,7 +138,7 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
     X, y = X[:n_samples], y[:n_samples]
     out = {"ratio": {}}
     for act in ("sigmoid", "relu"):
-        model = build_model(X.shape[1], [width] * depth, 10, act, backend, seed)
+        model = mlp(X.shape[1], [width] * depth, 10, act, backend, seed=seed)
         rec = record_gradients(model, X, y, SoftmaxCrossEntropy())
         if epochs:
             from .train import fit

@@ -104,3 +104,18 @@ class Sequential:
     def predict(self, X):
         """Forward pass on data converted to the model's backend (any device, list or array)."""
         return self.forward(self.backend.asarray(X))
+
+
+def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0) -> Sequential:
+    """Dense -> activation for each size in ``hidden``, then a Dense output layer.
+
+    He initialisation for the ReLU family, Glorot otherwise.
+    """
+    from .layers import ACTIVATIONS, Dense
+    backend = get_backend(backend, dtype or getattr(backend, "dtype", "float32"))
+    sizes, stack = [n_in, *hidden], []
+    init = "he_uniform" if activation in ("relu", "leaky_relu") else "xavier_uniform"
+    for a, b in zip(sizes, sizes[1:]):
+        stack += [Dense(a, b, init=init, backend=backend), ACTIVATIONS[activation](backend=backend)]
+    stack.append(Dense(sizes[-1], n_out, backend=backend))
+    return Sequential(stack, backend=backend, seed=seed)

@@ -18,7 +18,7 @@ def run(args) -> int:
     import numpy as np
 
     from ..backend import default_device, get_backend
-    from ..commands.train import build_model
+    from ..network import mlp
     from ..gradcheck import GradcheckError, gradcheck
     from ..losses import get_loss
 
@@ -30,7 +30,7 @@ def run(args) -> int:
         raise SystemExit(f"gpubp gradcheck: --layers wants positive widths, input to output, "
                          f"like 4,16,3; got {args.layers!r}")
     backend = get_backend(args.device or default_device(), "float64")
-    model = build_model(widths[0], widths[1:-1], widths[-1], args.activation, backend, args.seed)
+    model = mlp(widths[0], widths[1:-1], widths[-1], args.activation, backend, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     X = rng.normal(size=(args.batch, widths[0]))
     if args.loss == "softmax_cross_entropy":

@@ -58,18 +58,6 @@ def add_arguments(p):
     p.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
 
 
-def build_model(n_in, hidden, n_out, activation, backend, seed):
-    """Dense -> activation for each hidden size, then a Dense output layer."""
-    from ..layers import ACTIVATIONS, Dense
-    from ..network import Sequential
-    sizes, stack = [n_in, *hidden], []
-    init = "he_uniform" if activation in ("relu", "leaky_relu") else "xavier_uniform"
-    for a, b in zip(sizes, sizes[1:]):
-        stack += [Dense(a, b, init=init, backend=backend), ACTIVATIONS[activation](backend=backend)]
-    stack.append(Dense(sizes[-1], n_out, backend=backend))
-    return Sequential(stack, backend=backend, seed=seed)
-
-
 def load(name, seed):
     """(X, y, X_test, y_test) of a built-in dataset; xor has no split to seed."""
     from ..datasets import load_dataset
@@ -81,6 +69,7 @@ def run(args) -> int:
     from ..backend import auto_choice, default_device
     from ..optim import get_optimizer
     from ..train import evaluate, fit
+    from ..network import mlp
 
     spec = args.device or default_device()
     backend = get_backend(spec, args.dtype)
@@ -90,7 +79,7 @@ def run(args) -> int:
         from ..plot import pyplot
         pyplot()
     X, y, X_test, y_test = load(args.dataset, args.seed)
-    model = build_model(X.shape[1], args.layers, int(y.max()) + 1, args.activation, backend, args.seed)
+    model = mlp(X.shape[1], args.layers, int(y.max()) + 1, args.activation, backend, seed=args.seed)
     print(f"model: {model}")
     print(f"data: {args.dataset}, {len(X)} training / {len(X_test)} test samples")
     t0 = time.perf_counter()
