@@ -35,14 +35,8 @@ def data(widths, batch, seed=1):
 def gpubp_step(widths, activation, batch, device, lr=0.01):
     """A closure running one gpubp training step, its backend, and the model."""
     import gpubp
-    from gpubp.layers import ACTIVATIONS
     backend = gpubp.get_backend(device, "float32")
-    layers = []
-    for i in range(len(widths) - 1):
-        layers.append(gpubp.Dense(widths[i], widths[i + 1], backend=backend))
-        if i < len(widths) - 2:
-            layers.append(ACTIVATIONS[activation](backend=backend))
-    model = gpubp.Sequential(layers, backend=backend, seed=None)
+    model = gpubp.mlp(widths[0], widths[1:-1], widths[-1], activation, backend=backend, seed=None)
     dense = [layer for layer in model.layers if isinstance(layer, gpubp.Dense)]
     for layer, (W, b) in zip(dense, initial_weights(widths)):
         layer.params["W"][...] = backend.asarray(W)
