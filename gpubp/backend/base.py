@@ -66,6 +66,9 @@ class Backend:
         host = x if isinstance(x, np.ndarray) or self.is_own(x) else None
         if host is None:
             host = self._from_foreign(x)
+        if host.dtype.kind not in "iubf":  # object (None would become NaN), strings, complex
+            raise DTypeError(f"cannot turn an array of dtype {host.dtype} into {self.dtype} numbers; "
+                             f"pass a numeric array")
         if dtype is None:
             dtype = host.dtype if host.dtype.kind in "iub" else self.dtype
         return self._to_device(host, np.dtype(dtype))
@@ -74,10 +77,7 @@ class Backend:
         """Array from another device, or a Python sequence, as a NumPy array."""
         if hasattr(x, "get") and hasattr(x, "device"):  # a CuPy array on another device
             return x.get()
-        arr = np.asarray(x)
-        if arr.dtype == object:
-            raise DTypeError("cannot turn an object array into numbers; pass a numeric array")
-        return arr
+        return np.asarray(x)
 
     def _to_device(self, host, dtype):
         raise NotImplementedError
