@@ -6,8 +6,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import gpubp
 from gpubp.errors import GpubpError
 
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-ACTS = ["sigmoid", "tanh", "leaky_relu", "identity"]  # ReLU's kink defeats finite differences at random points
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,  # the same examples on every run
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Smooth activations only: ReLU's and LeakyReLU's kink at 0 defeats finite differences at
+# random points (tests/test_gradients.py checks both with inputs kept away from the kink).
+ACTS = ["sigmoid", "tanh", "identity"]
 
 
 @st.composite
