@@ -8,13 +8,13 @@ from .backend import KERNELS
 from .tolerance import POLICY, compare
 
 
-def sample_arguments(kernel, dtype, rng, n=257):
-    """Host arguments for ``kernel``: array inputs in [-1, 1], scalar inputs (hyperparameters
-    such as lr or slope, ``kernel.scalars``) in [0.1, 0.9], outputs (state read in place,
-    e.g. Adam's v) in [0, 1]."""
+def sample_arguments(kernel, dtype, rng, n=257, spread=1.0):
+    """Host arguments for ``kernel``: array inputs in [-spread, spread], scalar inputs
+    (hyperparameters such as lr or slope, ``kernel.scalars``) in [0.1, 0.9], outputs
+    (state read in place, e.g. Adam's v) in [0, 1]."""
     dtype = np.dtype(dtype)
-    ins = [dtype.type(rng.uniform(0.1, 0.9)) if name in kernel.scalars else rng.uniform(-1, 1, n).astype(dtype)
-           for name in kernel.input_names]
+    ins = [dtype.type(rng.uniform(0.1, 0.9)) if name in kernel.scalars
+           else rng.uniform(-spread, spread, n).astype(dtype) for name in kernel.input_names]
     return ins, [rng.uniform(0, 1, n).astype(dtype) for _ in kernel.output_names]
 
 

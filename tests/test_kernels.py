@@ -7,16 +7,9 @@ import pytest
 
 import gpubp
 from gpubp.backend import KERNELS
+from gpubp.selftest import sample_arguments
 
 from conftest import TOL
-
-
-def arguments(kernel, dtype, rng, n=1000):
-    """Array inputs in [-3, 3], scalars in (0, 1), outputs (in-place state) in [0, 1]."""
-    ins = [dtype.type(rng.uniform(0.05, 0.95)) if name in kernel.scalars else rng.uniform(-3, 3, n).astype(dtype)
-           for name in kernel.input_names]
-    outs = [rng.uniform(0, 1, n).astype(dtype) for _ in kernel.output_names]
-    return ins, outs
 
 
 def as_tuple(x):
@@ -26,7 +19,7 @@ def as_tuple(x):
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_kernel_matches_reference(name, backend):
     kernel, dtype = KERNELS[name], backend.dtype
-    ins, outs = arguments(kernel, dtype, np.random.default_rng(0))
+    ins, outs = sample_arguments(kernel, dtype, np.random.default_rng(0), n=1000, spread=3.0)
     expected = as_tuple(kernel.reference(*ins, *[o.copy() for o in outs]))
     got = [backend.asarray(o) for o in outs]
     with warnings.catch_warnings():
@@ -43,7 +36,7 @@ def test_blocked_path_equals_one_pass(name, dtype):
     """Large arrays go through the NumPy path in blocks; the result must not change."""
     from gpubp.backend.numpy_backend import BLOCK
     kernel, dt = KERNELS[name], np.dtype(dtype)
-    ins, outs = arguments(kernel, dt, np.random.default_rng(1), n=2 * BLOCK + 123)
+    ins, outs = sample_arguments(kernel, dt, np.random.default_rng(1), n=2 * BLOCK + 123, spread=3.0)
     one = [o.copy() for o in outs]
     kernel.numpy(*ins, *one)
     blocked = [o.copy() for o in outs]
@@ -120,7 +113,7 @@ def test_every_kernel_at_extremes(name, backend):
     """Array inputs up to |x| = 1e4 (state in [0, 1]): no warning, nothing non-finite, and
     agreement with the reference formula evaluated in float64."""
     kernel, dtype = KERNELS[name], backend.dtype
-    ins, outs = arguments(kernel, dtype, np.random.default_rng(2), n=EXTREME.size)
+    ins, outs = sample_arguments(kernel, dtype, np.random.default_rng(2), n=EXTREME.size, spread=3.0)
     ins = [a if np.ndim(a) == 0 else np.roll(EXTREME, k).astype(dtype) for k, a in enumerate(ins)]
     if name.endswith("_backward") and kernel.input_names[1] in ("s", "t"):
         ins[1] = backend.to_numpy(backend.apply(name.removesuffix("_backward"), backend.asarray(ins[1])))

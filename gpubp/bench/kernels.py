@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from ..backend import KERNELS
+from ..selftest import sample_arguments
 from .timing import median_seconds
 
 
@@ -19,22 +20,14 @@ def bytes_moved(kernel, n, itemsize) -> int:
     return (arrays_in + len(kernel.output_names) + read_outs) * n * itemsize
 
 
-def kernel_args(kernel, backend, n, rng):
-    """Inputs (arrays in [-1, 1], scalars 0.5 or a small lr) and outputs (state in [0, 1])."""
-    def draw(lo, hi):
-        return backend.asarray(rng.uniform(lo, hi, n).astype(backend.dtype))
-    ins = [(0.01 if name == "lr" else 0.5) if name in kernel.scalars else draw(-1, 1)
-           for name in kernel.input_names]
-    outs = [draw(0, 1) for _ in kernel.output_names]
-    return ins, outs
-
-
 def bench_kernels(backend, n=1 << 24, repeat=5, seed=0) -> list[dict]:
     """One row per kernel: ms, GB/s, fraction of copy bandwidth, speed-up over the unfused form."""
     xp, rng = backend.xp, np.random.default_rng(seed)
     rows = []
     for kernel in KERNELS.values():
-        ins, outs = kernel_args(kernel, backend, n, rng)
+        ins, outs = sample_arguments(kernel, backend.dtype, rng, n)
+        ins = [backend.asarray(a) if np.ndim(a) else a for a in ins]
+        outs = [backend.asarray(a) for a in outs]
         nbytes = bytes_moved(kernel, n, backend.dtype.itemsize)
         src = backend.zeros((nbytes // 2 // backend.dtype.itemsize,))
         dst = xp.empty_like(src)
