@@ -128,7 +128,7 @@ class Dense(Layer):
         xp, X = self.backend.xp, self.X
         self._accumulate("W", lambda out: xp.matmul(X.T, dY, out=out))  # dW = X^T delta
         if self.bias:
-            self._accumulate("b", lambda out: xp.sum(dY, axis=0, out=out))  # db = sum(delta)
+            self._accumulate("b", lambda out: self.backend.sum_rows(dY, out=out))  # db = 1^T delta
         self._grads_zero = False
 
 

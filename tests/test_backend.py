@@ -6,7 +6,7 @@ import pytest
 import gpubp
 from gpubp.backend import auto_choice, backend_of, default_device, get_backend, parse_device, use_backend
 
-from conftest import DEVICES, GPU_OK, GPU_REASON
+from conftest import DEVICES, GPU_OK, GPU_REASON, TOL
 
 
 def test_auto_gives_a_device_and_a_reason():
@@ -87,6 +87,16 @@ def test_asarray_round_trip_keeps_dtype(backend):
     assert backend.is_own(dev) and dev.dtype == backend.dtype
     np.testing.assert_array_equal(backend.to_numpy(dev), host.astype(backend.dtype))
     assert backend.to_numpy(dev).__class__ is np.ndarray
+
+
+@pytest.mark.parametrize("rows", [1, 3, 3, 257])
+def test_sum_rows_is_the_column_sum(backend, rows):
+    # db = 1^T delta as a GEMV; the repeated 3 reuses the cached ones vector
+    host = np.random.default_rng(rows).normal(size=(rows, 5))
+    out = backend.empty((5,))
+    got = backend.sum_rows(backend.asarray(host), out=out)
+    assert got is out and got.dtype == backend.dtype
+    np.testing.assert_allclose(backend.to_numpy(got), host.astype(backend.dtype).sum(axis=0), **TOL[backend.dtype])
 
 
 def test_float32_arithmetic_stays_float32():

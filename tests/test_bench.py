@@ -5,10 +5,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from gpubp.backend import KERNELS
+from gpubp.bench.by_hand import by_hand_step
 from gpubp.bench.kernels import bytes_moved
+from gpubp.bench.mlp import data, gpubp_step, initial_weights
 from gpubp.bench.scaling import theoretical_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,6 +23,26 @@ def test_bytes_moved_counts_reads_and_in_place_updates():
     assert bytes_moved(KERNELS["sigmoid_backward"], n, 4) == 3 * n * 4  # read g, s; write delta
     assert bytes_moved(KERNELS["sgd"], n, 4) == 3 * n * 4               # read grad, param; write param
     assert bytes_moved(KERNELS["adam"], n, 4) == 7 * n * 4              # grad; param, m, v read and written
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_by_hand_peer_trains_exactly_like_gpubp(device, activation):
+    # The by-hand floor is only a fair peer if it does the same work: same
+    # parameters after three float64 steps, to rounding.
+    widths, batch = [5, 7, 6, 3], 4
+    step, backend, model = gpubp_step(widths, activation, batch, device, lr=0.1, dtype="float64")
+    X, T = (backend.asarray(a) for a in data(widths, batch))
+    by_hand, params = by_hand_step(widths, activation, batch, backend, initial_weights(widths), X, T, lr=0.1)
+    for _ in range(3):
+        step()
+        by_hand()
+    got = model.parameters()
+    assert len(got) == 2 * len(params)
+    for i, (W, b) in enumerate(params):
+        for name, want in (("W", W), ("b", b)):
+            have = backend.to_numpy(got[f"{2 * i}.{name}"])
+            assert np.allclose(have, backend.to_numpy(want), rtol=1e-12, atol=1e-14), (i, name)
+            assert not np.allclose(have, initial_weights(widths)[i][name == "b"]), "nothing trained"
 
 
 def test_theoretical_bytes():
@@ -41,7 +64,7 @@ def test_bench_script_quick_run(tmp_path):
         assert r["GB_per_s"] > 0 and math.isfinite(r["fraction_of_copy"]) and r["speedup_vs_unfused"] > 0
     assert [r["config"] for r in result["mlp"]] == ["a", "b", "c"]
     for r in result["mlp"]:
-        assert r["gpubp"]["ms"] > 0
+        assert r["gpubp"]["ms"] > 0 and r["by-hand"]["ms"] > 0 and r["ratio_gpubp_over_by_hand"] > 0
         if "torch" in r:
             assert r["ratio_gpubp_over_torch"] > 0
     assert {r["vary"] for r in result["scaling"]} == {"batch", "width", "depth"}

@@ -37,6 +37,7 @@ class Backend:
 
     def __init__(self, dtype="float32"):
         self.dtype = as_float_dtype(dtype)
+        self._ones: dict = {}  # n -> read-only ones(n), for sum_rows
 
     def __repr__(self):
         return f"<{type(self).__name__} device={self.device} dtype={self.dtype.name}>"
@@ -91,6 +92,18 @@ class Backend:
 
     def empty(self, shape, dtype=None):
         return self.xp.empty(shape, dtype=dtype or self.dtype)
+
+    def sum_rows(self, a, out=None):
+        """Column sums ``1^T a`` of a 2-d array as one matrix-vector product.
+
+        The same numbers as ``a.sum(axis=0)`` up to rounding, but one BLAS call:
+        several times faster than NumPy's reduction over rows (db = 1^T delta).
+        """
+        ones = self._ones.get(a.shape[0])
+        if ones is None:
+            with self.activate():
+                ones = self._ones[a.shape[0]] = self.xp.ones(a.shape[0], dtype=self.dtype)
+        return self.xp.matmul(ones, a, out=out)
 
     @staticmethod
     def host_rng(seed=None) -> np.random.Generator:

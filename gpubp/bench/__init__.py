@@ -59,15 +59,16 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
         result["kernels"] = bench_kernels(backend, n=1 << 14 if quick else 1 << 24, repeat=1 if quick else repeat)
     if mlp:
         configs = QUICK_CONFIGS if quick else CONFIGS
-        impls = ["gpubp"] + (["gpubp-graph"] if graph and device != "cpu" else [])
+        impls = ["gpubp"] + (["gpubp-graph"] if graph and device != "cpu" else []) + ["by-hand"]
         impls += ["torch"] if torch_available() else []
         rows = []
         for name, cfg in configs.items():
             row = {"config": name, "widths": cfg[0], "activation": cfg[1], "batch": cfg[2]}
             for impl in impls:
                 row[impl] = run_isolated(impl, list(cfg), device, threads, 1 if quick else repeat)
-            if "ms" in row["gpubp"] and "ms" in row.get("torch", {}):
-                row["ratio_gpubp_over_torch"] = row["gpubp"]["ms"] / row["torch"]["ms"]
+            for a, b in (("gpubp", "torch"), ("by-hand", "torch"), ("gpubp", "by-hand")):
+                if "ms" in row[a] and "ms" in row.get(b, {}):
+                    row[f"ratio_{a}_over_{b}".replace("-", "_")] = row[a]["ms"] / row[b]["ms"]
             rows.append(row)
         result["mlp"] = rows
         if not torch_available():
@@ -87,11 +88,14 @@ def table(result) -> str:
         lines += [f"{r['kernel']:22}{r['ms']:9.3f}{r['GB_per_s']:8.1f}{r['fraction_of_copy']:9.0%}"
                   f"{r['speedup_vs_unfused']:11.2f}x" for r in result["kernels"]]
     if "mlp" in result:
-        lines += ["", f"{'MLP step':34}{'gpubp ms':>10}{'torch ms':>10}{'ratio':>8}"]
+        nan = float("nan")
+        lines += ["", f"{'MLP step (ms)':34}{'gpubp':>9}{'by-hand':>9}{'torch':>9}"
+                      f"{'gpubp/torch':>13}{'by-hand/torch':>15}"]
         for r in result["mlp"]:
             desc = f"({r['config']}) {'-'.join(map(str, r['widths'][:4]))}{'...' if len(r['widths']) > 4 else ''} {r['activation']} b{r['batch']}"
-            g, t = r["gpubp"].get("ms", float("nan")), r.get("torch", {}).get("ms", float("nan"))
-            lines.append(f"{desc:34}{g:10.3f}{t:10.3f}{r.get('ratio_gpubp_over_torch', float('nan')):8.2f}")
+            ms = [r.get(impl, {}).get("ms", nan) for impl in ("gpubp", "by-hand", "torch")]
+            lines.append(f"{desc:34}" + "".join(f"{m:9.3f}" for m in ms) +
+                         f"{r.get('ratio_gpubp_over_torch', nan):13.2f}{r.get('ratio_by_hand_over_torch', nan):15.2f}")
             if "gpubp-graph" in r:
                 lines.append(f"{'    with CUDA graph':34}{r['gpubp-graph'].get('ms', float('nan')):10.3f}")
         if "mlp_note" in result:

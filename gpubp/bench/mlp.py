@@ -1,6 +1,6 @@
 """MLP training step (forward + MSE + backward + SGD), gpubp against PyTorch eager.
 
-Each measurement runs in its own process (``python -m gpubp.bench.mlp``) with the
+Each measurement runs in its own process (``python -m gpubp.bench.worker``) with the
 BLAS/OpenMP thread count fixed before NumPy or torch is imported: two BLAS thread
 pools in one process interfere. Both sides start from the same host-drawn weights.
 """
@@ -16,6 +16,7 @@ CONFIGS = {  # name: (layer widths, activation, batch)
     "b": ([1024, 4096, 4096, 1024], "relu", 1024),
     "c": ([64] * 11, "sigmoid", 64),
 }
+IMPLS = ("gpubp", "gpubp-graph", "by-hand", "torch")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
@@ -32,10 +33,10 @@ def data(widths, batch, seed=1):
     return rng.normal(size=(batch, widths[0])), rng.normal(size=(batch, widths[-1]))
 
 
-def gpubp_step(widths, activation, batch, device, lr=0.01):
+def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32"):
     """A closure running one gpubp training step, its backend, and the model."""
     import gpubp
-    backend = gpubp.get_backend(device, "float32")
+    backend = gpubp.get_backend(device, dtype)
     model = gpubp.mlp(widths[0], widths[1:-1], widths[-1], activation, backend=backend, seed=None)
     dense = [layer for layer in model.layers if isinstance(layer, gpubp.Dense)]
     for layer, (W, b) in zip(dense, initial_weights(widths)):
@@ -94,11 +95,18 @@ def cuda_graph(step, backend):
 
 
 def measure(impl, config, device, repeat):
-    """ms per step of ``impl`` ("gpubp", "gpubp-graph" or "torch") on ``config``, in this process."""
+    """ms per step of ``impl`` (one of ``IMPLS``) on ``config``, in this process."""
     from .timing import median_seconds
     widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config
     if impl == "torch":
         step, sync = torch_step(widths, activation, batch, device)
+    elif impl == "by-hand":
+        import gpubp
+        from .by_hand import by_hand_step
+        backend = gpubp.get_backend(device, "float32")
+        X, T = (backend.asarray(a) for a in data(widths, batch))
+        step, _ = by_hand_step(widths, activation, batch, backend, initial_weights(widths), X, T)
+        sync = backend.synchronize
     else:
         step, backend, _ = gpubp_step(widths, activation, batch, device)
         sync = backend.synchronize
@@ -110,7 +118,7 @@ def measure(impl, config, device, repeat):
 def run_isolated(impl, config, device, threads, repeat) -> dict:
     """``measure`` in a fresh process with ``threads`` BLAS threads; {"ms": ...} or {"error": ...}."""
     env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
-    args = [sys.executable, "-m", "gpubp.bench.mlp", impl, json.dumps(config), device, str(threads), str(repeat)]
+    args = [sys.executable, "-m", "gpubp.bench.worker", impl, json.dumps(config), device, str(threads), str(repeat)]
     out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -121,11 +129,3 @@ def torch_available() -> bool:
     import importlib.util
     return importlib.util.find_spec("torch") is not None
 
-
-if __name__ == "__main__":
-    impl, config, device, threads, repeat = sys.argv[1:6]
-    config = json.loads(config)
-    if impl == "torch":
-        import torch
-        torch.set_num_threads(int(threads))
-    print(json.dumps({"ms": measure(impl, config, device, int(repeat))}))

@@ -1,0 +1,13 @@
+"""One MLP-step measurement in a fresh process (see ``mlp.run_isolated``):
+``python -m gpubp.bench.worker IMPL CONFIG_JSON DEVICE THREADS REPEAT`` prints ``{"ms": ...}``."""
+import json
+import sys
+
+from .mlp import measure
+
+if __name__ == "__main__":
+    impl, config, device, threads, repeat = sys.argv[1:6]
+    if impl == "torch":
+        import torch
+        torch.set_num_threads(int(threads))
+    print(json.dumps({"ms": measure(impl, json.loads(config), device, int(repeat))}))
