@@ -18,15 +18,17 @@ for the whole run (see :func:`gpubp.tolerance.true_float32`).
 from __future__ import annotations
 
 import copy
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .backend import Backend, get_backend
 from .losses import get_loss
 from .optim import get_optimizer
-from .tolerance import Tolerance, compare, tf32_state, tolerance_for, true_float32
+from .parity_report import Entry, ParityReport
+from .tolerance import compare, tf32_state, tolerance_for, true_float32
+
+__all__ = ["parity", "Perturbation", "Entry", "ParityReport", "resolve_backend", "copy_model"]
 
 FAULT_QUANTITIES = ("Y", "dX", "dW", "db")
 
@@ -42,124 +44,6 @@ class Perturbation:
     side: int = 1
     quantity: str = "dX"
     rel: float = 1e-3
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One compared array: where it is and how far apart the two backends are."""
-
-    step: int
-    layer: int | None  # None for the loss
-    name: str
-    quantity: str
-    max_abs: float
-    max_rel: float
-    ratio: float  # max_abs / allowed difference
-
-    @property
-    def ok(self) -> bool:
-        return self.ratio <= 1.0
-
-    def where(self) -> str:
-        at = "loss" if self.layer is None else f"layer {self.layer} ({self.name}) {self.quantity}"
-        return f"step {self.step}, {at}"
-
-
-@dataclass
-class ParityReport:
-    sides: tuple[str, str]
-    tolerance: Tolerance
-    steps: int
-    layers: list[str]
-    entries: list[Entry] = field(default_factory=list)
-    tf32: str = ""
-
-    @property
-    def first_failure(self) -> Entry | None:
-        return next((e for e in self.entries if not e.ok), None)
-
-    @property
-    def ok(self) -> bool:
-        return self.first_failure is None
-
-    def worst_by_step(self) -> list[float]:
-        """Largest tolerance ratio (difference / allowed) of each step."""
-        worst = [0.0] * self.steps
-        for e in self.entries:
-            worst[e.step] = max(worst[e.step], e.ratio)
-        return worst
-
-    @property
-    def grows(self) -> bool | None:
-        """After the first failure, is the last step's worst ratio larger? None without later steps."""
-        first = self.first_failure
-        if first is None or first.step == self.steps - 1:
-            return None
-        worst = self.worst_by_step()
-        return worst[-1] > worst[first.step]
-
-    def summary(self) -> str:
-        head = f"parity {self.sides[0]} vs {self.sides[1]}, {self.steps} steps"
-        first = self.first_failure
-        if first is None:
-            worst = max(self.worst_by_step(), default=0.0)
-            return f"{head}: within tolerance everywhere (worst {worst:.2g} of the allowed difference)"
-        if not np.isfinite(first.ratio):
-            line = f"{head}: FIRST out of tolerance at {first.where()}: non-finite values (or shapes differ)"
-        else:
-            line = (f"{head}: FIRST out of tolerance at {first.where()}: max abs {first.max_abs:.3g}"
-                    f" > allowed {first.max_abs / first.ratio:.3g} (rel {first.max_rel:.3g})")
-        if self.grows is None:
-            return line + "; no later step to tell whether it grows"
-        worst = self.worst_by_step()
-        trend = "grows" if self.grows else "does not grow"
-        return line + (f"; it then {trend} ({worst[first.step]:.3g} -> {worst[-1]:.3g} x allowed"
-                       f" by step {self.steps - 1})")
-
-    def table(self) -> str:
-        """Readable table: one row per step and layer, norm-wise relative difference per quantity."""
-        cols = ("W", "b", "Y", "dY", "dW", "db", "dX")
-        t = self.tolerance
-        lines = [f"parity {self.sides[0]} vs {self.sides[1]}; TF32: {self.tf32}",
-                 f"tolerance: max|a-b| <= {t.atol:g} + {t.rtol:g} * max|a| (Dense Y, dX, dW, db: * the size of "
-                 f"their summed terms); cells: max|a-b| / max|a|, '!' = out of tolerance",
-                 f"{'step':>4}  {'layer':<18}" + "".join(f"{c:>10}" for c in cols)]
-        cells: dict = {}
-        for e in self.entries:
-            cells[(e.step, e.layer, e.quantity)] = f"{e.max_rel:.1e}{' ' if e.ok else '!'}"
-        for step in range(self.steps):
-            for i, name in enumerate(self.layers):
-                row = "".join(f"{cells.get((step, i, c), '-'):>10}" for c in cols)
-                lines.append(f"{step:>4}  {f'{i} {name}':<18}{row}")
-            lines.append(f"{step:>4}  loss {cells.get((step, None, 'loss'), '-')}")
-        lines.append(self.summary())
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        first = self.first_failure
-        return {"sides": list(self.sides), "steps": self.steps, "layers": self.layers,
-                "tolerance": asdict(self.tolerance), "tf32": self.tf32, "ok": self.ok,
-                "first_failure": None if first is None else _entry_dict(first),
-                "grows": self.grows, "worst_by_step": self.worst_by_step(),
-                "entries": [_entry_dict(e) for e in self.entries]}
-
-    def to_json(self, indent=None) -> str:
-        return json.dumps(_finite(self.to_dict()), indent=indent)
-
-
-def _entry_dict(e: Entry) -> dict:
-    return dict(asdict(e), ok=e.ok)
-
-
-def _finite(obj):
-    """Inf/NaN as strings, so the JSON stays standard."""
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def resolve_backend(spec, dtype) -> Backend:
@@ -192,6 +76,10 @@ def copy_model(model, backend):
     return twin
 
 
+def _max(x):
+    return None if x is None or x.size == 0 else x.max()
+
+
 def _first(*values):
     return next((v for v in values if v is not None), None)
 
@@ -207,7 +95,7 @@ class _Run:
         self.model = copy_model(model, backend)
         self.backend, self.fault, self.step_no = backend, fault, 0
         self.loss, self.optimizer = get_loss(copy.deepcopy(loss)), make_optimizer(optimizer, lr)
-        self.record, self.scales = {}, {}
+        self.record, self.scales, self.sizes = {}, {}, {}
         for i, layer in enumerate(self.model.layers):
             self._wrap(i, layer)
 
@@ -216,19 +104,28 @@ class _Run:
         if scale is not None:
             self.scales[key] = float(scale)
 
-    def _term_size(self, layer, quantity, dY=None):
-        """Size of the terms an affine layer's output or gradient sums (None elsewhere)::
-
-            Y: |X| |W| + |b|    dX: |dY| |W|^T    dW: |X|^T |dY|    db: sum over the batch of |dY|
-        """
+    def _output_size(self, layer):
+        """Size of the terms a Dense output sums, max(|X| |W| + |b|); None for other layers."""
         xp, X, W = self.backend.xp, getattr(layer, "X", None), layer.params.get("W")
         if X is None or W is None or X.ndim != 2 or W.ndim != 2:
             return None
-        terms = {"Y": lambda: xp.matmul(xp.abs(X), xp.abs(W)) + xp.abs(layer.params.get("b", 0)),
-                 "dX": lambda: xp.matmul(xp.abs(dY), xp.abs(W).T),
-                 "dW": lambda: xp.matmul(xp.abs(X).T, xp.abs(dY)),
-                 "db": lambda: xp.abs(dY).sum(axis=0)}
-        return terms[quantity]().max() if quantity in terms else None
+        return (xp.matmul(xp.abs(X), xp.abs(W)) + xp.abs(layer.params.get("b", 0))).max()
+
+    def _gradient_sizes(self, layer, backward, size):
+        """Elementwise size of the terms of each gradient, from ``size``, that of dY's::
+
+            Dense: dX: size |W|^T    dW: |X|^T size    db: sum over the batch of size
+            parameter-free (f' applied elementwise): dX: |backward(size)|
+
+        Near a minimum the gradients shrink while their rounding, relative to these, does not.
+        """
+        xp, X, W = self.backend.xp, getattr(layer, "X", None), layer.params.get("W")
+        if not layer.params:
+            dX = backward(size)
+            return {"dX": xp.abs(dX)} if dX.shape == size.shape else {}
+        if X is None or W is None or X.ndim != 2 or W.ndim != 2:
+            return {}
+        return {"dX": xp.matmul(size, xp.abs(W).T), "dW": xp.matmul(xp.abs(X).T, size), "db": size.sum(axis=0)}
 
     def _faulty(self, i, quantity, x, in_place=False):
         f = self.fault
@@ -243,23 +140,26 @@ class _Run:
         forward, backward = layer.forward, layer.backward
 
         # A layer without a term size of its own (an activation, |f'| <= 1) passes on the
-        # error it receives: its Y inherits the scale of its input, its dX that of its dY.
+        # error it receives: its Y inherits the scale of its input.
         def recording_forward(X):
             for k, p in layer.params.items():
                 self._keep((i, k), p)
             Y = self._faulty(i, "Y", forward(X))
-            self._keep((i, "Y"), Y, _first(self._term_size(layer, "Y"), self.scales.get((i - 1, "Y"))))
+            self._keep((i, "Y"), Y, _first(self._output_size(layer), self.scales.get((i - 1, "Y"))))
             return Y
 
         def recording_backward(dY):
-            received = self.scales.get((i + 1, "dX"))
-            self._keep((i, "dY"), dY, received)
+            size = self.sizes.pop(i + 1, None)  # the size of dY's terms, from the layer above or the loss
+            size = self.backend.xp.abs(dY) if size is None or size.shape != dY.shape else size
+            self._keep((i, "dY"), dY, size.max())
             dX = backward(dY)
+            sizes = self._gradient_sizes(layer, backward, size)
             for k, g in layer.grads.items():
                 g = self._faulty(i, "d" + k, g, in_place=True)
-                self._keep((i, "d" + k), g, self._term_size(layer, "d" + k, dY))
+                self._keep((i, "d" + k), g, _max(sizes.get("d" + k)))
             dX = self._faulty(i, "dX", dX)
-            self._keep((i, "dX"), dX, _first(self._term_size(layer, "dX", dY), received))
+            self._keep((i, "dX"), dX, _max(sizes.get("dX")))
+            self.sizes[i] = sizes.get("dX")
             return dX
 
         layer.forward, layer.backward = recording_forward, recording_backward
@@ -274,7 +174,9 @@ class _Run:
         # the loss averages terms as large as the outputs (log-sum-exp of logits, squared
         # errors): judge it against them, not against its own size, tiny near convergence
         self._keep((None, "loss"), value, abs(float(value)) + float(self.backend.xp.abs(Y).max()))
-        model.backward(self.loss.backward())
+        gradient = self.loss.backward()
+        self.sizes = {len(model.layers): self.loss.gradient_terms()}
+        model.backward(gradient)
         self.optimizer.step(model)
         self.step_no += 1
         return self.record

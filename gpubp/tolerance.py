@@ -8,10 +8,13 @@ compared array (reference ``a``, other ``b``, both taken to float64 on the host)
 a norm-wise test: an element that cancels to ~0 on one side cannot make a
 healthy run fail, while a wrong layer moves the whole array and does. Sums
 (Y = X W + b, dW = X^T delta, db = sum delta, dX = delta W^T) are judged against
-the size of their terms where known (``scale``, e.g. max of |X|^T |delta|), the
-classic error bound of a dot product: near a minimum a gradient shrinks while
-its rounding error does not. An activation (|f'| <= 1) passes the scale of what it
-receives on to what it returns. The coarser dtype of the two runs sets ``rtol``/``atol``:
+the size of their terms where known (``scale``, e.g. max of |X|^T S with S the
+elementwise size of delta's own terms), the classic error bound of a dot product:
+near a minimum a gradient shrinks while its rounding error does not. S starts at
+the loss, whose gradient c (a - t) cancels there while a and t are still rounded
+(``Loss.gradient_terms``), and an activation passes on |f'| S. An activation's
+forward output inherits the scale of its input. The coarser dtype of the two
+runs sets ``rtol``/``atol``:
 
 * float64: rtol 1e-10 (BLAS libraries sum in different orders; ~1e6 ulps of room)
 * float32: rtol 1e-5 (float32 vs float64 over a few layers and steps stays near
