@@ -106,6 +106,15 @@ def test_registry_is_complete_and_consistent():
     for k in KERNELS.values():
         assert set(k.scalars) <= set(k.input_names), k.name
         assert k.cuda_name == f"gpubp_{k.name}"
+        assert [k.input_names[i] for i in k.scalar_positions] == [n for n in k.input_names if n in k.scalars]
+
+
+def test_a_kernel_must_start_with_an_array():
+    from gpubp.backend.registry import Kernel, register
+    bad = Kernel("scaled_copy_test", "T scale, T x", "T y", "y = scale * x", None, None, scalars=("scale",))
+    with pytest.raises(ValueError, match="first input must be an array"):
+        register(bad)
+    assert "scaled_copy_test" not in KERNELS
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))

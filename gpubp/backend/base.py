@@ -146,7 +146,12 @@ class Backend:
         expected = len(kernel.input_names) + len(kernel.output_names)
         if len(args) != expected:
             raise TypeError(f"kernel {name} takes {expected} arrays/scalars, got {len(args)}")
-        self._launch(kernel, [self._scalar(a) for a in args])
+        # Scalars become this dtype: a float64 scalar must never promote float32
+        # arrays (NumPy 2 rules) or pick the double kernel.
+        args = list(args)
+        for i in kernel.scalar_positions:
+            args[i] = self.dtype.type(args[i])
+        self._launch(kernel, args)
 
     def apply(self, name: str, *inputs, out=None):
         """Single-output kernel: ``out = name(*inputs)``; allocates ``out`` like the first input."""
@@ -154,11 +159,6 @@ class Backend:
             out = self.xp.empty_like(inputs[0])
         self.launch(name, *inputs, out)
         return out
-
-    def _scalar(self, a):
-        # Python/NumPy scalars become this dtype: a float64 scalar must never
-        # promote float32 arrays (NumPy 2 rules) or pick the double kernel.
-        return self.dtype.type(a) if isinstance(a, (int, float, np.floating)) else a
 
     def _launch(self, kernel, args) -> None:
         raise NotImplementedError

@@ -27,9 +27,9 @@ class NumpyBackend(Backend):
     def _launch(self, kernel, args) -> None:
         # Large arrays go through in cache-sized blocks: each in-place pass of the
         # NumPy path then re-reads data from L2 instead of from memory.
-        arrays = [a for a in args if isinstance(a, np.ndarray)]
-        n = arrays[0].size
-        if n < 2 * BLOCK or not all(a.size == n and a.flags.c_contiguous for a in arrays):
+        n = args[0].size  # the first argument is always an array
+        if n < 2 * BLOCK or not all(a.size == n and a.flags.c_contiguous
+                                    for a in args if isinstance(a, np.ndarray)):
             kernel.numpy(*args)
             return
         flat = [a.reshape(-1) if isinstance(a, np.ndarray) else a for a in args]

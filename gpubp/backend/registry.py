@@ -45,6 +45,11 @@ class Kernel:
     def output_names(self) -> list[str]:
         return _names(self.outputs)
 
+    @cached_property
+    def scalar_positions(self) -> tuple[int, ...]:
+        """Argument positions of the ``scalars`` (inputs come first, then outputs)."""
+        return tuple(i for i, name in enumerate(self.input_names) if name in self.scalars)
+
     @property
     def cuda_name(self) -> str:
         return f"gpubp_{self.name}"
@@ -53,6 +58,8 @@ class Kernel:
 def register(kernel: Kernel) -> Kernel:
     if kernel.name in KERNELS:
         raise ValueError(f"kernel {kernel.name!r} is registered twice")
+    if kernel.input_names[0] in kernel.scalars:  # backends size a launch by its first argument
+        raise ValueError(f"kernel {kernel.name!r}: the first input must be an array, not a scalar")
     KERNELS[kernel.name] = kernel
     return kernel
 
