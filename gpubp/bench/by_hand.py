@@ -3,10 +3,10 @@
 One function, no layers, no checks, every buffer allocated once, the fewest
 in-place passes NumPy/CuPy allow (forward ``z = a W + b``, ``a = f(z)``; output
 delta ``2 (y - t) / N``; ``dW = a^T delta``, ``db = 1^T delta``,
-``delta_l = (delta_{l+1} W_{l+1}^T) * f'(z_l)``; ``W -= lr dW``). It is the
-best any code built from ``xp`` calls can do on these shapes, so
-gpubp/by-hand is gpubp's own overhead and by-hand/PyTorch is what the array
-library and its BLAS allow at all.
+``delta_l = (delta_{l+1} W_{l+1}^T) * f'(z_l)``; ``W -= lr dW``). It is about
+the best that plain ``xp`` calls can do on these shapes, so gpubp/by-hand is
+gpubp's own overhead (below 1 where its fused kernels beat separate calls) and
+by-hand/PyTorch is what the array library and its BLAS allow at all.
 """
 from __future__ import annotations
 
