@@ -45,6 +45,36 @@ def test_blocked_path_equals_one_pass(name, dtype):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_threaded_blocks_equal_one_pass(name, monkeypatch):
+    """From THREADED elements the blocks are shared among threads; three threads give
+    uneven shares, and the result must not change."""
+    from gpubp.backend.numpy_backend import BLOCK, THREADED
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    kernel = KERNELS[name]
+    ins, outs = sample_arguments(kernel, np.dtype("float32"), np.random.default_rng(2), n=THREADED + BLOCK // 3)
+    one = [o.copy() for o in outs]
+    kernel.numpy(*ins, *one)
+    gpubp.get_backend("cpu").launch(name, *ins, *outs)
+    for a, b in zip(one, outs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_threaded_kernels_work_in_a_forked_child():
+    import multiprocessing
+    from gpubp.backend.numpy_backend import THREADED
+    be = gpubp.get_backend("cpu")
+    z = be.asarray(np.linspace(-5, 5, THREADED))
+    be.sigmoid(z)  # the parent now has a thread pool; the child must not wait on its threads
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=be.sigmoid, args=(z,))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the forked child hung or failed in a threaded kernel"
+
+
 EXTREME = np.array([-1e4, -1e3, -710.0, -100.0, -89.0, -30.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 30.0, 89.0,
                     100.0, 710.0, 1e3, 1e4])
 
