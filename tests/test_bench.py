@@ -57,6 +57,7 @@ def test_bench_script_quick_run(tmp_path):
                          capture_output=True, text=True, timeout=600, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert run.returncode == 0, run.stderr
+    assert "[bench] MLP step (c) gpubp" in run.stderr and "[bench] scaling" in run.stderr  # progress
     assert "MLP step" in run.stdout and "kernel" in run.stdout
     result = json.loads(out.read_text())
     assert {r["kernel"] for r in result["kernels"]} == set(KERNELS)

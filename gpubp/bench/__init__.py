@@ -10,7 +10,9 @@ import datetime
 import json
 import os
 import platform
+import sys
 
+from ..backend import KERNELS
 from .kernels import bench_kernels
 from .mlp import CONFIGS, run_isolated, torch_available
 from .scaling import bench_scaling
@@ -48,14 +50,16 @@ def _cpu_name() -> str:
 
 
 def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=True, scaling=True,
-        graph=False) -> dict:
-    """All benchmarks on ``device``; each MLP measurement in its own process."""
+        graph=False, progress=lambda message: None) -> dict:
+    """All benchmarks on ``device``; each MLP measurement in its own process.
+    ``progress(message)`` is told what starts next (the full run takes minutes)."""
     from ..backend import get_backend
     backend = get_backend(device)
     device = backend.device
     threads = threads or os.cpu_count()
     result = {"machine": machine(device), "threads": threads, "quick": quick}
     if kernels:
+        progress(f"kernels: {len(KERNELS)} on {device}")
         result["kernels"] = bench_kernels(backend, n=1 << 14 if quick else 1 << 24, repeat=1 if quick else repeat)
     if mlp:
         configs = QUICK_CONFIGS if quick else CONFIGS
@@ -65,6 +69,7 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
         for name, cfg in configs.items():
             row = {"config": name, "widths": cfg[0], "activation": cfg[1], "batch": cfg[2]}
             for impl in impls:
+                progress(f"MLP step ({name}) {impl}")
                 row[impl] = run_isolated(impl, list(cfg), device, threads, 1 if quick else repeat)
             for a, b in (("gpubp", "torch"), ("by-hand", "torch"), ("gpubp", "by-hand")):
                 if "ms" in row[a] and "ms" in row.get(b, {}):
@@ -74,6 +79,7 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
         if not torch_available():
             result["mlp_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
     if scaling:
+        progress("scaling: batch, width, depth")
         result["scaling"] = bench_scaling(device, points=2 if quick else 4, repeat=1 if quick else 3)
     return result
 
@@ -118,11 +124,15 @@ def add_arguments(p):
     p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
 
 
+def _to_stderr(message) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
 def main(args) -> int:
     parts = set(args.only or ["kernels", "mlp", "scaling"])
     result = run(args.device, quick=args.quick, threads=args.threads, repeat=args.repeat,
                  kernels="kernels" in parts, mlp="mlp" in parts, scaling="scaling" in parts,
-                 graph=args.cuda_graph)
+                 graph=args.cuda_graph, progress=_to_stderr)
     print(table(result))
     if args.json:
         with open(args.json, "w") as f:
