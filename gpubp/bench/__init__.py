@@ -87,7 +87,7 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
 def table(result) -> str:
     """The result as readable text."""
     m = result["machine"]
-    lines = [f"gpubp {m['gpubp']} on {m['device']} ({m['cpu']}, {result['threads']} threads), "
+    lines = [f"gpubp {m['gpubp']} on {m['device']} ({m['cpu']}, {result['threads']} thread{'s' * (result['threads'] != 1)}), "
              f"NumPy {m['numpy']}" + (f", PyTorch {m['torch']}" if "torch" in m else "")]
     if "kernels" in result:
         lines += ["", f"{'kernel':22}{'ms':>9}{'GB/s':>8}{'of copy':>9}{'vs unfused':>12}"]
