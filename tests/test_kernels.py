@@ -60,6 +60,8 @@ def test_threaded_blocks_equal_one_pass(name, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(),
+                    reason="this platform cannot fork")
 def test_threaded_kernels_work_in_a_forked_child():
     import multiprocessing
     from gpubp.backend.numpy_backend import THREADED
