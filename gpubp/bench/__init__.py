@@ -124,7 +124,7 @@ def add_arguments(p):
     p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
 
 
-def _to_stderr(message) -> None:
+def print_progress(message) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
@@ -132,7 +132,7 @@ def main(args) -> int:
     parts = set(args.only or ["kernels", "mlp", "scaling"])
     result = run(args.device, quick=args.quick, threads=args.threads, repeat=args.repeat,
                  kernels="kernels" in parts, mlp="mlp" in parts, scaling="scaling" in parts,
-                 graph=args.cuda_graph, progress=_to_stderr)
+                 graph=args.cuda_graph, progress=print_progress)
     print(table(result))
     if args.json:
         with open(args.json, "w") as f:
