@@ -37,7 +37,7 @@ class Backend:
 
     def __init__(self, dtype="float32"):
         self.dtype = as_float_dtype(dtype)
-        self._ones: dict = {}  # n -> read-only ones(n), for sum_rows
+        self._ones: dict = {}  # n -> ones(n), shared by sum_rows and never written
 
     def __repr__(self):
         return f"<{type(self).__name__} device={self.device} dtype={self.dtype.name}>"
