@@ -59,6 +59,13 @@ def test_info_json(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["auto"]["device"] == gpubp.auto_choice()[0]
     assert info["versions"]["numpy"] == np.__version__
+    assert info["cpu_threads"] >= 1
+
+
+def test_info_says_how_many_threads_cpu_kernels_use(monkeypatch, capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cli.main(["info"]) == 0
+    assert "3 thread(s) (OMP_NUM_THREADS=3)" in capsys.readouterr().out
 
 
 def test_parity_command_within_tolerance():

@@ -16,10 +16,12 @@ def machine() -> dict:
     import os
 
     from ..backend import auto_choice
+    from ..backend.numpy_backend import threads
     from ..doctor import devices, versions
     device, reason = auto_choice()
     return {"versions": versions(), "devices": devices(), "auto": {"device": device, "reason": reason},
-            "GPUBP_DEVICE": os.environ.get("GPUBP_DEVICE")}
+            "GPUBP_DEVICE": os.environ.get("GPUBP_DEVICE"), "cpu_threads": threads(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
 
 def _print_machine(info):
@@ -34,6 +36,8 @@ def _print_machine(info):
         extra = f", {d['memory_gib']} GiB, cc {d['compute_capability']}" if "memory_gib" in d else ""
         print(f"{d['device']}: {d['name']}{extra}")
     print(f"auto -> {info['auto']['device']}: {info['auto']['reason']}")
+    source = f"OMP_NUM_THREADS={info['OMP_NUM_THREADS']}" if info["OMP_NUM_THREADS"] else "all usable cores"
+    print(f"CPU kernels on 2^20+ elements: {info['cpu_threads']} thread(s) ({source})")
     if info["GPUBP_DEVICE"]:
         print(f"GPUBP_DEVICE={info['GPUBP_DEVICE']} (the default device spec)")
 
