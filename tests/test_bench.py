@@ -45,6 +45,12 @@ def test_by_hand_peer_trains_exactly_like_gpubp(device, activation):
             assert not np.allclose(have, initial_weights(widths)[i][name == "b"]), "nothing trained"
 
 
+def test_an_unknown_implementation_is_refused_not_timed_as_gpubp():
+    from gpubp.bench.mlp import measure
+    with pytest.raises(ValueError, match="unknown implementation 'by_hand'"):
+        measure("by_hand", "a", "cpu", 1)
+
+
 def test_theoretical_bytes():
     # one Dense(2, 3): params 9 (+9 grads), data 4*(2+3), activations 4*3
     assert theoretical_bytes([2, 3], batch=4, itemsize=1) == 18 + 20 + 12

@@ -97,6 +97,8 @@ def cuda_graph(step, backend):
 def measure(impl, config, device, repeat):
     """ms per step of ``impl`` (one of ``IMPLS``) on ``config``, in this process."""
     from .timing import median_seconds
+    if impl not in IMPLS:  # else a misspelt name would quietly time gpubp
+        raise ValueError(f"unknown implementation {impl!r}; choose one of {IMPLS}")
     widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config
     if impl == "torch":
         step, sync = torch_step(widths, activation, batch, device)
