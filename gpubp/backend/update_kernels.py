@@ -35,9 +35,11 @@ def _ema_of_square(g, beta, avg, tmp):
 # launches large arrays in cache-sized blocks, so in practice a block).
 
 def _sgd_np(grad, lr, wd, param):
-    step = np.multiply(grad, lr)     # lr g: two passes when wd is 0
     if wd:
-        step += (lr * wd) * param    # lr (g + wd param)
+        step = _decayed(grad, wd, param, np.empty_like(param))  # g + wd param
+        step *= lr
+    else:
+        step = np.multiply(grad, lr)  # lr g in one pass (_decayed would first copy g)
     param -= step
 
 
