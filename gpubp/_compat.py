@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 try:  # pragma: no cover - depends on the machine
     import cupy
     has_cupy = True
@@ -41,3 +43,14 @@ def gpu_status(device_id: int = 0) -> tuple[bool, str]:
     except Exception as exc:
         return False, f"cuda:{device_id} is visible but failed a test computation ({type(exc).__name__}: {exc})"
     return True, f"cuda:{device_id} works"
+
+
+def is_cupy_array(x) -> bool:
+    """True for a CuPy array on any device (False everywhere CuPy is missing)."""
+    return has_cupy and isinstance(x, cupy.ndarray)
+
+
+def to_host(x) -> np.ndarray:
+    """A NumPy array with the values of ``x``: CuPy arrays are copied to the host,
+    NumPy arrays pass through uncopied, anything else goes through ``np.asarray``."""
+    return cupy.asnumpy(x) if is_cupy_array(x) else np.asarray(x)

@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import GpubpError
+from ._compat import cupy
+from ._version import __version__
+from .errors import CheckpointError, GpubpError
 from .network import Sequential
 from .optim import optimizer_from_state
 
 FORMAT = "gpubp-checkpoint-1"
-
-
-class CheckpointError(GpubpError, ValueError):
-    """A checkpoint file is missing, unreadable or not a gpubp checkpoint."""
 
 
 @dataclass
@@ -36,8 +34,6 @@ class Checkpoint:
 
 def provenance(model) -> dict:
     """Where and with what a model was saved: backend, device, dtype, library versions, time."""
-    from . import __version__
-    from ._compat import cupy
     return {"backend": model.backend.name, "device": model.backend.device,
             "dtype": model.backend.dtype.name, "gpubp": __version__, "numpy": np.__version__,
             "cupy": getattr(cupy, "__version__", None),

@@ -35,3 +35,15 @@ class NumericalError(GpubpError, FloatingPointError):
 
 class OutOfMemoryError(GpubpError, MemoryError):
     """The device ran out of memory; the message says how much was asked for."""
+
+
+class CheckpointError(GpubpError, ValueError):
+    """A checkpoint file is missing, unreadable or not a gpubp checkpoint."""
+
+
+class GradcheckError(GpubpError, AssertionError):
+    """Backprop disagrees with finite differences; ``.report`` says where."""
+
+    def __init__(self, report):
+        super().__init__(f"gradients out of tolerance:\n{report}")
+        self.report = report

@@ -13,15 +13,16 @@ Gradients accumulate in ``grads`` across backward calls until ``zero_grad()``.
 from __future__ import annotations
 
 from .backend import get_backend
+from .backend.kernels import activations
 from .errors import InvalidValueError, ShapeError, StateError
-from .init import get_initializer
+from .initializers import get_initializer
 
 
 class Layer:
     """Base class: ``params``/``grads`` dicts of arrays on ``self.backend``."""
 
     def __init__(self, backend=None):
-        self.backend = get_backend(backend, getattr(backend, "dtype", "float32"))
+        self.backend = get_backend(backend)
         self.params: dict = {}
         self.grads: dict = {}
         self._grads_zero = True
@@ -135,11 +136,11 @@ class Dense(Layer):
 class Activation(Layer):
     """Elementwise f with a fused backward kernel ``delta = dY * f'(.)``.
 
-    Subclasses name the two registry kernels and whether the backward needs
+    Subclasses hold their two registry kernels and say whether the backward needs
     the saved input ``X`` (ReLU family) or the saved output ``Y`` (sigmoid, tanh).
     """
 
-    forward_kernel = backward_kernel = ""
+    forward_kernel = backward_kernel = None
     saves = "Y"
 
     def __init__(self, backend=None):
@@ -167,25 +168,25 @@ class Activation(Layer):
 class Sigmoid(Activation):
     """Y = 1 / (1 + exp(-X)); delta = dY * Y * (1 - Y)."""
 
-    forward_kernel, backward_kernel = "sigmoid", "sigmoid_backward"
+    forward_kernel, backward_kernel = activations.sigmoid, activations.sigmoid_backward
 
 
 class Tanh(Activation):
     """Y = tanh(X); delta = dY * (1 - Y^2)."""
 
-    forward_kernel, backward_kernel = "tanh", "tanh_backward"
+    forward_kernel, backward_kernel = activations.tanh, activations.tanh_backward
 
 
 class ReLU(Activation):
     """Y = max(X, 0); delta = dY * [X > 0]."""
 
-    forward_kernel, backward_kernel, saves = "relu", "relu_backward", "X"
+    forward_kernel, backward_kernel, saves = activations.relu, activations.relu_backward, "X"
 
 
 class LeakyReLU(Activation):
     """Y = X if X > 0 else slope * X; delta = dY * (1 if X > 0 else slope)."""
 
-    forward_kernel, backward_kernel, saves = "leaky_relu", "leaky_relu_backward", "X"
+    forward_kernel, backward_kernel, saves = activations.leaky_relu, activations.leaky_relu_backward, "X"
 
     def __init__(self, slope: float = 0.01, backend=None):
         if not 0.0 <= slope <= 1.0:

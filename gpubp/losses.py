@@ -8,6 +8,7 @@ cross-entropy via log-sum-exp with a max shift.
 from __future__ import annotations
 
 from .backend import backend_of
+from .backend.kernels import activations
 from .errors import DTypeError, InvalidValueError, ShapeError, StateError
 
 
@@ -90,14 +91,14 @@ class BinaryCrossEntropy(Loss):
 
     def backward(self):
         Z = self._saved("Z")
-        dZ = self.backend.sigmoid(Z)
+        dZ = self.backend.apply(activations.sigmoid, Z)
         dZ -= self.T
         dZ *= 1.0 / self.Z.size
         return dZ
 
     def gradient_terms(self):
         Z = self._saved("Z")  # a = sigmoid(Z)
-        return (self.backend.sigmoid(Z) + self.backend.xp.abs(self.T)) * (1.0 / Z.size)
+        return (self.backend.apply(activations.sigmoid, Z) + self.backend.xp.abs(self.T)) * (1.0 / Z.size)
 
 
 class SoftmaxCrossEntropy(Loss):

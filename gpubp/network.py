@@ -1,9 +1,41 @@
-"""Sequential: a stack of layers run forward in order and backward in reverse."""
+"""Sequential: a stack of layers run forward in order and backward in reverse.
+
+One hook lets tools watch every layer without touching the layers' code: an
+*observer* is any object with ``forward(model, i, layer, X, Y)`` and
+``backward(model, i, layer, dY, dX)`` methods (either may be missing), told after
+layer ``i`` ran; it may change ``Y``, ``dX`` or ``layer.grads`` in place. A model
+tells its own ``observers`` list and those of the enclosing ``observing(...)`` blocks
+(how ``gpubp.detect_anomaly`` watches every model it meets). ``dX`` is None when
+the first layer computed no input gradient.
+"""
 from __future__ import annotations
 
-from .anomaly import anomaly_enabled, check_layer
+import contextlib
+import contextvars
+
 from .backend import get_backend
 from .errors import ShapeError
+from .layers import ACTIVATIONS, Dense, layer_from_config
+
+
+_ambient: contextvars.ContextVar = contextvars.ContextVar("gpubp_observers", default=())
+
+
+@contextlib.contextmanager
+def observing(observer):
+    """Inside the block every model also reports each layer's forward and backward to ``observer``."""
+    token = _ambient.set((*_ambient.get(), observer))
+    try:
+        yield observer
+    finally:
+        _ambient.reset(token)
+
+
+def _tell(observers, event, *args):
+    for observer in observers:
+        method = getattr(observer, event, None)
+        if method is not None:
+            method(*args)
 
 
 class Sequential:
@@ -18,6 +50,7 @@ class Sequential:
 
     def __init__(self, layers, backend=None, dtype=None, seed=0):
         self.layers = list(layers)
+        self.observers: list = []  # see the module docstring
         if not self.layers:
             raise ShapeError("Sequential needs at least one layer")
         self.to(backend, dtype)
@@ -32,12 +65,12 @@ class Sequential:
         return self.forward(X)
 
     def forward(self, X):
-        watch = anomaly_enabled()
+        observers = (*self.observers, *_ambient.get())
         with self.backend.activate():
             for i, layer in enumerate(self.layers):
-                X = layer.forward(X)
-                if watch:
-                    check_layer(self.backend.xp, X, i, layer, "forward")
+                Y = layer.forward(X)
+                _tell(observers, "forward", self, i, layer, X, Y)
+                X = Y
         return X
 
     def backward(self, dY, input_grad=True):
@@ -47,16 +80,17 @@ class Sequential:
         dW and db and None is returned: dL/dX of the data is never needed, and
         skipping it saves a third of that layer's matrix products.
         """
-        watch = anomaly_enabled()
+        observers = (*self.observers, *_ambient.get())
         with self.backend.activate():
             for i in range(len(self.layers) - 1, -1, -1):
                 layer = self.layers[i]
                 if i == 0 and not input_grad and hasattr(layer, "backward_params"):
                     layer.backward_params(dY)
-                    return None
-                dY = layer.backward(dY)
-                if watch:
-                    check_layer(self.backend.xp, dY, i, layer, "backward")
+                    dX = None
+                else:
+                    dX = layer.backward(dY)
+                _tell(observers, "backward", self, i, layer, dY, dX)
+                dY = dX
         return dY
 
     def parameters(self) -> dict:
@@ -97,8 +131,7 @@ class Sequential:
     @classmethod
     def from_config(cls, config, backend=None, dtype=None, seed=0):
         """A new Sequential with the architecture ``config`` (fresh parameters from ``seed``)."""
-        from .layers import layer_from_config
-        backend = get_backend(backend, dtype or getattr(backend, "dtype", "float32"))
+        backend = get_backend(backend, dtype)
         return cls([layer_from_config(c, backend) for c in config], backend=backend, seed=seed)
 
     def predict(self, X):
@@ -111,8 +144,7 @@ def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0
 
     He initialisation for the ReLU family, Glorot otherwise.
     """
-    from .layers import ACTIVATIONS, Dense
-    backend = get_backend(backend, dtype or getattr(backend, "dtype", "float32"))
+    backend = get_backend(backend, dtype)
     sizes, stack = [n_in, *hidden], []
     init = "he_uniform" if activation in ("relu", "leaky_relu") else "xavier_uniform"
     for a, b in zip(sizes, sizes[1:]):

@@ -6,20 +6,22 @@ created lazily on the model's backend; if the model moves to another backend,
 the state moves with it on the next step, values kept (a model of other shapes
 is refused with a ShapeError before any parameter changes). ``opt.lr`` is a
 plain float that a schedule may change between steps. Update rules and
-defaults follow ``torch.optim`` (see ``gpubp/backend/update_kernels.py``).
+defaults follow ``torch.optim`` (see ``gpubp/backend/kernels/updates.py``).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ._compat import to_host
 from .backend import Backend, get_backend
+from .backend.kernels import updates
 from .errors import ShapeError
 
 
 class Optimizer:
     """Base class: subclasses name their ``kernel``, state ``slots`` and ``scalars()``."""
 
-    kernel = ""
+    kernel = None  # a registry Kernel (gpubp/backend/kernels/updates.py)
     slots: tuple = ()
 
     def __init__(self, lr, **hyper):
@@ -60,10 +62,8 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """Host copy of everything needed to continue exactly: type, hyperparameters, t, state."""
-        def host(a):
-            return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.array(a)
         return {"type": type(self).__name__, "hyper": {"lr": self.lr, **self.hyper}, "t": self.t,
-                "state": {n: {s: host(a) for s, a in st.items()} for n, st in self.state.items()}}
+                "state": {n: {s: np.array(to_host(a)) for s, a in st.items()} for n, st in self.state.items()}}
 
     def load_state_dict(self, d: dict, backend) -> None:
         """Restore ``state_dict()`` output onto ``backend`` (a Backend or a device spec), exactly."""
@@ -99,7 +99,7 @@ class SGD(Optimizer):
 
     @property
     def kernel(self):
-        return "sgd_momentum" if self.hyper["momentum"] else "sgd"
+        return updates.sgd_momentum if self.hyper["momentum"] else updates.sgd
 
     @property
     def slots(self):
@@ -115,7 +115,7 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     """sq = alpha * sq + (1 - alpha) g^2;  param -= lr * g / (sqrt(sq) + eps)."""
 
-    kernel, slots = "rmsprop", ("sq",)
+    kernel, slots = updates.rmsprop, ("sq",)
 
     def __init__(self, lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0):
         super().__init__(lr, alpha=_unit("alpha", alpha), eps=_positive("eps", eps),
@@ -136,7 +136,7 @@ class Adam(Optimizer):
     param -= lr * (wd * param + (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)).
     """
 
-    kernel, slots = "adam", ("m", "v")
+    kernel, slots = updates.adam, ("m", "v")
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         b1, b2 = betas

@@ -77,7 +77,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer="adam", lr=None, ep
             bar.epoch(epoch, history.summary(epoch))
             _call(callbacks, "on_epoch_end", epoch, model, history)
             if checkpoint_path and checkpoint_every and (epoch + 1) % checkpoint_every == 0:
-                _save(checkpoint_path, model, optimizer, history, seed, epoch + 1)
+                save_training(checkpoint_path, model, optimizer, history, seed)
             history.stopped = _stop_reason(history, tol, patience)
             if history.stopped:
                 break
@@ -216,9 +216,11 @@ def _call(callbacks, method, *args):
             fn(*args)
 
 
-def _save(path, model, optimizer, history, seed, epochs_done):
-    checkpoint.save(path, model, optimizer,
-                    extra={"epochs_done": epochs_done, "seed": seed, "history": history.as_dict()})
+def save_training(path, model, optimizer, history, seed, **extra) -> str:
+    """Checkpoint ``model`` and ``optimizer`` with what ``fit(resume_from=path)`` reads back
+    (epochs done, seed, history; this module is the only writer and reader of those) and ``extra``."""
+    state = {"epochs_done": history.epochs, "seed": seed, "history": history.as_dict()}
+    return checkpoint.save(path, model, optimizer, extra={**extra, **state})
 
 
 def _resume(path, model, optimizer):

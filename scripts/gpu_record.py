@@ -5,7 +5,7 @@
 
 writes what DESIGN.md asks of a GPU run (device, CuPy/CUDA versions, tests
 passed/failed with each failure, every benchmark figure) and prints the table.
-``--device cpu --tests tests/test_kernels.py`` runs the same pipeline on a CPU.
+``--device cpu --tests tests/backend/test_kernels.py`` runs the same pipeline on a CPU.
 """
 import argparse
 import json

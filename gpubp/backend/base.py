@@ -1,7 +1,7 @@
 """The Backend: one object owning an array module, a dtype and the kernels.
 
 Layers, losses and optimizers never import numpy or cupy: they ask their
-backend (``backend.xp``, ``backend.sigmoid_backward(g, s)``). NumpyBackend and
+backend (``backend.xp``, ``backend.apply(activations.sigmoid, z)``). NumpyBackend and
 CupyBackend differ only in ``xp``, in how arrays cross devices and in how a
 registry kernel is launched.
 """
@@ -11,8 +11,8 @@ import contextlib
 
 import numpy as np
 
+from .._compat import is_cupy_array, to_host
 from ..errors import DTypeError, DeviceError, NumericalError, ShapeError
-from .registry import KERNELS
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -48,11 +48,6 @@ class Backend:
     def __hash__(self):
         return hash((self.device, self.dtype))
 
-    def with_dtype(self, dtype) -> "Backend":
-        """The same device with another float dtype."""
-        from .select import get_backend
-        return get_backend(self.device, dtype=dtype)
-
     # -- arrays -----------------------------------------------------------------
     def is_own(self, x) -> bool:
         """True when ``x`` is an array of this backend's module on this device."""
@@ -64,9 +59,7 @@ class Backend:
         Floating (and list) input becomes ``self.dtype`` unless ``dtype`` says
         otherwise; integer arrays (class labels) keep their dtype.
         """
-        host = x if isinstance(x, np.ndarray) or self.is_own(x) else None
-        if host is None:
-            host = self._from_foreign(x)
+        host = x if self.is_own(x) else to_host(x)
         if host.dtype.kind not in "iubf":  # object (None would become NaN), strings, complex
             raise DTypeError(f"cannot turn an array of dtype {host.dtype} into {self.dtype} numbers; "
                              f"pass a numeric array")
@@ -74,18 +67,12 @@ class Backend:
             dtype = host.dtype if host.dtype.kind in "iub" else self.dtype
         return self._to_device(host, np.dtype(dtype))
 
-    def _from_foreign(self, x):
-        """Array from another device, or a Python sequence, as a NumPy array."""
-        if hasattr(x, "get") and hasattr(x, "device"):  # a CuPy array on another device
-            return x.get()
-        return np.asarray(x)
-
     def _to_device(self, host, dtype):
         raise NotImplementedError
 
     def to_numpy(self, x) -> np.ndarray:
-        """A NumPy copy of an array of this backend (NumPy input passes through)."""
-        raise NotImplementedError
+        """The values of ``x`` as a NumPy array (copied from a device; NumPy input passes through)."""
+        return to_host(x)
 
     def zeros(self, shape, dtype=None):
         return self.xp.zeros(shape, dtype=dtype or self.dtype)
@@ -140,12 +127,11 @@ class Backend:
         return x
 
     # -- kernels ----------------------------------------------------------------
-    def launch(self, name: str, *args) -> None:
-        """Run registry kernel ``name`` on its inputs followed by its outputs (written in place)."""
-        kernel = KERNELS[name]
+    def launch(self, kernel, *args) -> None:
+        """Run registry ``kernel`` on its inputs followed by its outputs (written in place)."""
         expected = len(kernel.input_names) + len(kernel.output_names)
         if len(args) != expected:
-            raise TypeError(f"kernel {name} takes {expected} arrays/scalars, got {len(args)}")
+            raise TypeError(f"kernel {kernel.name} takes {expected} arrays/scalars, got {len(args)}")
         # Scalars become this dtype: a float64 scalar must never promote float32
         # arrays (NumPy 2 rules) or pick the double kernel.
         args = list(args)
@@ -153,39 +139,15 @@ class Backend:
             args[i] = self.dtype.type(args[i])
         self._launch(kernel, args)
 
-    def apply(self, name: str, *inputs, out=None):
-        """Single-output kernel: ``out = name(*inputs)``; allocates ``out`` like the first input."""
+    def apply(self, kernel, *inputs, out=None):
+        """Single-output kernel: ``out = kernel(*inputs)``; allocates ``out`` like the first input."""
         if out is None:
             out = self.xp.empty_like(inputs[0])
-        self.launch(name, *inputs, out)
+        self.launch(kernel, *inputs, out)
         return out
 
     def _launch(self, kernel, args) -> None:
         raise NotImplementedError
-
-    def sigmoid(self, z, out=None):
-        return self.apply("sigmoid", z, out=out)
-
-    def sigmoid_backward(self, g, s, out=None):
-        return self.apply("sigmoid_backward", g, s, out=out)
-
-    def tanh(self, z, out=None):
-        return self.apply("tanh", z, out=out)
-
-    def tanh_backward(self, g, t, out=None):
-        return self.apply("tanh_backward", g, t, out=out)
-
-    def relu(self, z, out=None):
-        return self.apply("relu", z, out=out)
-
-    def relu_backward(self, g, z, out=None):
-        return self.apply("relu_backward", g, z, out=out)
-
-    def leaky_relu(self, z, slope, out=None):
-        return self.apply("leaky_relu", z, slope, out=out)
-
-    def leaky_relu_backward(self, g, z, slope, out=None):
-        return self.apply("leaky_relu_backward", g, z, slope, out=out)
 
 
 def count_nonfinite(xp, x) -> int:
@@ -197,8 +159,7 @@ def count_nonfinite(xp, x) -> int:
 
 def describe(x) -> str:
     """Short description of an array's kind, device, dtype and shape for error messages."""
-    module = type(x).__module__.split(".")[0]
-    if module == "cupy":
+    if is_cupy_array(x):
         return f"a CuPy array on cuda:{x.device.id} ({x.dtype}, shape {tuple(x.shape)})"
     if isinstance(x, np.ndarray):
         return f"a NumPy array ({x.dtype}, shape {x.shape})"

@@ -45,9 +45,6 @@ class CupyBackend(Backend):
                 return host.astype(dtype, copy=True)
             return cupy.asarray(np.ascontiguousarray(host, dtype=dtype))
 
-    def to_numpy(self, x) -> np.ndarray:
-        return cupy.asnumpy(x) if isinstance(x, cupy.ndarray) else np.asarray(x)
-
     def synchronize(self) -> None:
         cupy.cuda.Device(self.device_id).synchronize()
 

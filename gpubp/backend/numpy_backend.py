@@ -1,47 +1,10 @@
 """NumpyBackend: the CPU path, and the reference every other backend is tested against."""
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
+from ._blocks import BLOCK, in_blocks
 from .base import Backend
-
-BLOCK = 1 << 16  # elements per block: 256 KiB of float32, fits in L2 with three operands
-THREADED = 1 << 20  # from this many elements, blocks are shared among threads (NumPy frees the GIL)
-_pool: dict = {}  # threads -> ThreadPoolExecutor
-
-
-def threads() -> int:
-    """Threads for large kernels: ``OMP_NUM_THREADS`` when set (as BLAS and PyTorch read it),
-    else the cores this process may use."""
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
-    except ValueError:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def in_blocks(fn, n: int) -> None:
-    """``fn(lo, hi)`` over [0, n) in pieces of ``BLOCK``; from ``THREADED`` elements the
-    pieces are shared, in contiguous runs, among ``threads()`` threads."""
-    starts, workers = range(0, n, BLOCK), threads()
-
-    def run(part):
-        for lo in part:
-            fn(lo, min(lo + BLOCK, n))
-    if n < THREADED or workers == 1:
-        run(starts)
-        return
-    pool = _pool.get(workers)
-    if pool is None:
-        pool = _pool[workers] = ThreadPoolExecutor(workers, "gpubp-kernel")
-    share = -(-len(starts) // workers)
-    list(pool.map(run, [starts[i:i + share] for i in range(0, len(starts), share)]))
-
-
-if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
-    os.register_at_fork(after_in_child=_pool.clear)
 
 
 class NumpyBackend(Backend):
@@ -54,11 +17,6 @@ class NumpyBackend(Backend):
 
     def _to_device(self, host, dtype):
         return np.array(host, dtype=dtype, copy=True)
-
-    def to_numpy(self, x) -> np.ndarray:
-        if hasattr(x, "get") and not isinstance(x, np.ndarray):
-            return x.get()
-        return np.asarray(x)
 
     def _launch(self, kernel, args) -> None:
         # Large arrays go through in cache-sized blocks: each in-place pass of the

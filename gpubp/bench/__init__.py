@@ -12,7 +12,10 @@ import os
 import platform
 import sys
 
-from ..backend import KERNELS
+import numpy as np
+
+from ..backend import KERNELS, get_backend
+from ..tools.doctor import machine
 from .kernels import bench_kernels
 from .mlp import CONFIGS, run_isolated, torch_available
 from .scaling import bench_scaling
@@ -21,20 +24,21 @@ QUICK_CONFIGS = {"a": ([32, 16, 16, 4], "sigmoid", 8), "b": ([16, 32, 32, 16], "
                  "c": ([8] * 11, "sigmoid", 4)}
 
 
-def machine(device) -> dict:
-    import numpy as np
-    from .. import __version__
-    from ..doctor import devices, versions
-    info = {"date": datetime.date.today().isoformat(), "device": device, "gpubp": __version__,
-            "numpy": np.__version__, "python": platform.python_version(), "cpu": _cpu_name(),
-            "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg())}
+def record_machine(device) -> dict:
+    """The doctor's facts about this machine (``gpubp info``), plus what a benchmark figure
+    depends on: the date, the CPU and its load, NumPy's BLAS, PyTorch."""
+    facts = machine()
+    v = facts["versions"]
+    info = {"date": datetime.date.today().isoformat(), "device": device, "gpubp": v["gpubp"],
+            "numpy": v["numpy"], "python": v["python"], "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "cpu_threads": facts["cpu_threads"], "load_average": list(os.getloadavg())}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
     except Exception:
         pass
     if device != "cpu":
-        info.update(versions=versions(), gpus=devices())
+        info.update(versions=v, gpus=facts["devices"])
     if torch_available():
         import torch
         info["torch"] = torch.__version__
@@ -53,11 +57,10 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
         graph=False, progress=lambda message: None) -> dict:
     """All benchmarks on ``device``; each MLP measurement in its own process.
     ``progress(message)`` is told what starts next (the full run takes minutes)."""
-    from ..backend import get_backend
     backend = get_backend(device)
     device = backend.device
     threads = threads or os.cpu_count()
-    result = {"machine": machine(device), "threads": threads, "quick": quick}
+    result = {"machine": record_machine(device), "threads": threads, "quick": quick}
     if kernels:
         progress(f"kernels: {len(KERNELS)} on {device}")
         result["kernels"] = bench_kernels(backend, n=1 << 14 if quick else 1 << 24, repeat=1 if quick else repeat)

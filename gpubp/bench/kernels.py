@@ -7,8 +7,8 @@ import re
 import numpy as np
 
 from ..backend import KERNELS
-from ..backend.numpy_backend import in_blocks
-from ..selftest import sample_arguments
+from ..backend._blocks import in_blocks
+from ..backend.kernels import sample_arguments
 from .timing import median_seconds
 
 
@@ -43,7 +43,7 @@ def bench_kernels(backend, n=1 << 24, repeat=5, seed=0) -> list[dict]:
         dst = xp.empty_like(src)
         with backend.activate():
             t_copy = median_seconds(lambda: copy(backend, dst, src), backend.synchronize, repeat=repeat)
-            t_fused = median_seconds(lambda: backend.launch(kernel.name, *ins, *outs),
+            t_fused = median_seconds(lambda: backend.launch(kernel, *ins, *outs),
                                      backend.synchronize, repeat=repeat)
             t_ref = median_seconds(lambda: kernel.reference(*ins, *outs), backend.synchronize, repeat=repeat)
         rows.append({"kernel": kernel.name, "elements": n, "bytes": nbytes, "ms": t_fused * 1e3,

@@ -1,15 +1,27 @@
 """MLP training step (forward + MSE + backward + SGD), gpubp against PyTorch eager.
 
-Each measurement runs in its own process (``python -m gpubp.bench.worker``) with the
-BLAS/OpenMP thread count fixed before NumPy or torch is imported: two BLAS thread
-pools in one process interfere. Both sides start from the same host-drawn weights.
+Each measurement runs in its own process (``python -m gpubp.bench.worker``) whose
+environment fixes the BLAS/OpenMP thread count before NumPy or torch is imported: two
+BLAS thread pools in one process interfere. Both sides start from the same host-drawn
+weights; torch, optional, is imported only where it is timed.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+
+import numpy as np
+
+from ..backend import get_backend
+from ..layers import Dense
+from ..losses import MSE
+from ..network import mlp
+from ..optim import SGD
+from .by_hand import by_hand_step
+from .timing import median_seconds
 
 CONFIGS = {  # name: (layer widths, activation, batch)
     "a": ([784, 256, 256, 10], "sigmoid", 256),
@@ -22,28 +34,25 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BL
 
 def initial_weights(widths, seed=0):
     """Host float64 weights (Glorot uniform) and zero biases, shared by both implementations."""
-    import numpy as np
     rng = np.random.default_rng(seed)
     return [(rng.uniform(-1, 1, (a, b)) * np.sqrt(6 / (a + b)), np.zeros(b)) for a, b in zip(widths, widths[1:])]
 
 
 def data(widths, batch, seed=1):
-    import numpy as np
     rng = np.random.default_rng(seed)
     return rng.normal(size=(batch, widths[0])), rng.normal(size=(batch, widths[-1]))
 
 
 def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32"):
     """A closure running one gpubp training step, its backend, and the model."""
-    import gpubp
-    backend = gpubp.get_backend(device, dtype)
-    model = gpubp.mlp(widths[0], widths[1:-1], widths[-1], activation, backend=backend, seed=None)
-    dense = [layer for layer in model.layers if isinstance(layer, gpubp.Dense)]
+    backend = get_backend(device, dtype)
+    model = mlp(widths[0], widths[1:-1], widths[-1], activation, backend=backend, seed=None)
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
     for layer, (W, b) in zip(dense, initial_weights(widths)):
         layer.params["W"][...] = backend.asarray(W)
         layer.params["b"][...] = backend.asarray(b)
     X, T = (backend.asarray(a) for a in data(widths, batch))
-    loss, opt = gpubp.MSE(), gpubp.SGD(lr=lr)
+    loss, opt = MSE(), SGD(lr=lr)
 
     def step():
         loss.forward(model.forward(X), T)
@@ -96,16 +105,13 @@ def cuda_graph(step, backend):
 
 def measure(impl, config, device, repeat):
     """ms per step of ``impl`` (one of ``IMPLS``) on ``config``, in this process."""
-    from .timing import median_seconds
     if impl not in IMPLS:  # else a misspelt name would quietly time gpubp
         raise ValueError(f"unknown implementation {impl!r}; choose one of {IMPLS}")
     widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config
     if impl == "torch":
         step, sync = torch_step(widths, activation, batch, device)
     elif impl == "by-hand":
-        import gpubp
-        from .by_hand import by_hand_step
-        backend = gpubp.get_backend(device, "float32")
+        backend = get_backend(device, "float32")
         X, T = (backend.asarray(a) for a in data(widths, batch))
         step, _ = by_hand_step(widths, activation, batch, backend, initial_weights(widths), X, T)
         sync = backend.synchronize
@@ -128,6 +134,5 @@ def run_isolated(impl, config, device, threads, repeat) -> dict:
 
 
 def torch_available() -> bool:
-    import importlib.util
     return importlib.util.find_spec("torch") is not None
 

@@ -6,6 +6,7 @@ quadruples the GEMM work; doubling the depth doubles the number of launches.
 """
 from __future__ import annotations
 
+import gc
 import tracemalloc
 
 from .mlp import gpubp_step
@@ -33,7 +34,6 @@ def peak_bytes(make_step) -> int:
     CPU: tracemalloc (NumPy reports its allocations to it). CuPy: bytes the memory
     pool holds afterwards (it keeps freed blocks, so this is the step's high-water mark).
     """
-    import gc
     gc.collect()
     tracemalloc.start()
     try:

@@ -1,0 +1,11 @@
+"""The kernel registry and every kernel in it.
+
+Each kernel is declared once (``registry.Kernel``): its CUDA body, its in-place
+NumPy path and a plain NumPy reference. Layers and optimizers hold the kernel
+objects themselves (``activations.sigmoid``), so "go to definition" reaches the
+formula; ``KERNELS`` lists them all by name for the tests and the doctor.
+"""
+from . import activations, updates
+from .registry import KERNELS, Kernel, cuda_source, register, sample_arguments
+
+__all__ = ["KERNELS", "Kernel", "cuda_source", "register", "sample_arguments", "activations", "updates"]

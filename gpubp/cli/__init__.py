@@ -1,0 +1,41 @@
+"""The ``gpubp`` command. Each subcommand lives in ``gpubp/cli/<name>.py`` and
+provides ``HELP``, ``add_arguments(parser)`` and ``run(args) -> exit code``; the
+flags they share are defined once, in ``gpubp/cli/args.py``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .._version import __version__
+from ..errors import GpubpError
+from . import bench, check, gradcheck, info, parity, train, vanishing
+
+COMMANDS = {"train": train, "check": check, "info": info, "parity": parity, "bench": bench,
+            "gradcheck": gradcheck, "vanishing": vanishing}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpubp", description="Backpropagation on NumPy or CuPy.")
+    parser.add_argument("--version", action="version", version=f"gpubp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except GpubpError as exc:  # a user mistake or a device problem: one clear line, no traceback
+        print(f"gpubp {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"gpubp {args.command}: interrupted", file=sys.stderr)
+        return 130

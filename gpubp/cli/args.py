@@ -1,0 +1,87 @@
+"""The one flag vocabulary of the ``gpubp`` command: value types, and the flags that
+several commands share, their choices read from the library's own registries."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ..layers import ACTIVATIONS
+from ..losses import LOSSES, BinaryCrossEntropy, SoftmaxCrossEntropy
+from ..optim import OPTIMIZERS
+from ..schedules import SCHEDULES
+
+HIDDEN_ACTIVATIONS = [a for a in ACTIVATIONS if a != "identity"]
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def widths(text):
+    """argparse type: comma-separated layer widths such as ``64,64`` (empty: none)."""
+    try:
+        return [positive_int(w) for w in text.split(",") if w.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected widths >= 1 separated by commas, e.g. 64,64; got {text!r}") from None
+
+
+def add_device(p, dtype="float32"):
+    """``--device``, and ``--dtype`` unless ``dtype`` is None (a command fixing its own)."""
+    p.add_argument("--device", default=None,
+                   help="auto (default, or $GPUBP_DEVICE), cpu, gpu or cuda:N")
+    if dtype:
+        p.add_argument("--dtype", default=dtype, choices=["float32", "float64"], help=f"(default {dtype})")
+
+
+def add_model(p, activation, loss=None):
+    """``--activation`` (and ``--loss``) with the registries' names as choices."""
+    p.add_argument("--activation", default=activation, choices=HIDDEN_ACTIVATIONS,
+                   help=f"hidden activation (default {activation})")
+    if loss:
+        p.add_argument("--loss", default=loss, choices=sorted(LOSSES), help=f"(default {loss})")
+
+
+def add_training(p, optimizer, lr):
+    """``--optimizer``, ``--lr`` and ``--seed``."""
+    p.add_argument("--optimizer", default=optimizer, choices=list(OPTIMIZERS), help=f"(default {optimizer})")
+    p.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default {lr})")
+    add_seed(p)
+
+
+def add_seed(p):
+    p.add_argument("--seed", type=int, default=0, help="fixes initial weights, data and batch order (default 0)")
+
+
+def add_schedule(p):
+    p.add_argument("--schedule", default="constant", choices=list(SCHEDULES))
+
+
+def synthetic(loss, n, n_in, n_out, seed):
+    """Seeded data ``(X, y)`` fit for ``loss``: class labels, 0/1 targets, or real targets."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in))
+    if isinstance(loss, SoftmaxCrossEntropy):
+        return X, rng.integers(0, n_out, size=n)
+    if isinstance(loss, BinaryCrossEntropy):
+        return X, rng.integers(0, 2, size=(n, n_out)).astype(float)
+    return X, rng.normal(size=(n, n_out))

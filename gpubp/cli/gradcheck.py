@@ -1,0 +1,40 @@
+"""``gpubp gradcheck``: backprop vs finite differences on a small model of your choice."""
+from __future__ import annotations
+
+from ..backend import get_backend
+from ..errors import GradcheckError
+from ..losses import get_loss
+from ..network import mlp
+from ..tools.gradcheck import gradcheck
+from . import args as flags
+
+HELP = "check backprop against central finite differences (float64) on a chosen small model"
+
+
+def add_arguments(p):
+    p.add_argument("--layers", type=flags.widths, default="4,16,3",
+                   help="layer widths, input to output (default 4,16,3)")
+    flags.add_model(p, "sigmoid", loss="softmax_cross_entropy")
+    p.add_argument("--batch", type=flags.positive_int, default=8)
+    flags.add_device(p, dtype=None)
+    flags.add_seed(p)
+    p.add_argument("--eps", type=flags.positive_float, default=1e-6)
+
+
+def run(args) -> int:
+    widths = args.layers
+    if len(widths) < 2:
+        raise SystemExit(f"gpubp gradcheck: --layers wants at least two widths, input to output, "
+                         f"like 4,16,3; got {widths}")
+    backend = get_backend(args.device, "float64")
+    model = mlp(widths[0], widths[1:-1], widths[-1], args.activation, backend, seed=args.seed)
+    loss = get_loss(args.loss)
+    X, y = flags.synthetic(loss, args.batch, widths[0], widths[-1], args.seed)
+    print(f"model: {model}\nloss: {args.loss}, batch {args.batch}, device {backend.device}")
+    try:
+        report = gradcheck(model, loss, backend.asarray(X), backend.asarray(y), eps=args.eps)
+    except GradcheckError as exc:
+        print(exc.report)
+        return 1
+    print(report)
+    return 0

@@ -1,0 +1,73 @@
+"""``gpubp info [PATH]``: versions, devices and the "auto" choice; or a checkpoint's provenance."""
+from __future__ import annotations
+
+import json
+
+from ..checkpoint import read_metadata
+from ..tools.doctor import machine, versions
+
+HELP = "show gpubp/NumPy/CuPy/CUDA versions, devices and what 'auto' picks and why"
+
+
+def add_arguments(parser):
+    parser.add_argument("path", nargs="?", help="a checkpoint (.npz): print where and how it was made")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _print_machine(info):
+    v = info["versions"]
+    print(f"gpubp {v['gpubp']}  Python {v['python']}  NumPy {v['numpy']}")
+    if v["cupy"]:
+        print(f"CuPy {v['cupy']} ({v['cupy_package']})  CUDA runtime {v['cuda_runtime']}  "
+              f"driver {v['cuda_driver']}  NVRTC {v['nvrtc']}")
+    else:
+        print("CuPy: not installed (NumPy only)")
+    for d in info["devices"] or [{"device": "devices", "name": "no CUDA device visible"}]:
+        extra = f", {d['memory_gib']} GiB, cc {d['compute_capability']}" if "memory_gib" in d else ""
+        print(f"{d['device']}: {d['name']}{extra}")
+    print(f"auto -> {info['auto']['device']}: {info['auto']['reason']}")
+    source = f"OMP_NUM_THREADS={info['OMP_NUM_THREADS']}" if info["OMP_NUM_THREADS"] else "all usable cores"
+    print(f"CPU kernels on 2^20+ elements: {info['cpu_threads']} thread(s) ({source})")
+    if info["GPUBP_DEVICE"]:
+        print(f"GPUBP_DEVICE={info['GPUBP_DEVICE']} (the default device spec)")
+
+
+def _layer(config) -> str:
+    args = ", ".join(str(v) if k != "bias" else "bias=False" for k, v in config.items()
+                     if k not in ("type", "init") and not (k == "bias" and v))
+    return f"{config['type']}({args})"
+
+
+def _print_checkpoint(path, meta):
+    """Provenance of a checkpoint, and where this machine differs from the one that saved it."""
+    extra, here = meta.get("extra", {}), versions()
+    print(f"checkpoint {path}")
+    print(f"saved from: {meta.get('device')} ({meta.get('backend')} backend), dtype {meta.get('dtype')}")
+    print(f"created: {meta.get('created')}")
+    print(f"seed: {extra.get('seed', 'not recorded')}"
+          + (f", epochs done: {extra['epochs_done']}" if "epochs_done" in extra else ""))
+    print("architecture: " + " -> ".join(_layer(c) for c in meta.get("architecture", [])))
+    opt = meta.get("optimizer")
+    if opt:
+        hyper = ", ".join(f"{k}={v}" for k, v in opt["hyper"].items())
+        print(f"optimizer: {opt['type']}({hyper}), {opt['t']} step(s) taken")
+    for lib in ("gpubp", "numpy", "cupy"):
+        saved, now = meta.get(lib), here.get(lib)
+        note = "" if saved == now else f" (this machine: {now or 'none'})"
+        print(f"{lib}: {saved or 'none'}{note}")
+
+
+def run(args) -> int:
+    if args.path:
+        meta = read_metadata(args.path)
+        if args.json:
+            print(json.dumps(meta, indent=2))
+        else:
+            _print_checkpoint(args.path, meta)
+        return 0
+    info = machine()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        _print_machine(info)
+    return 0

@@ -1,0 +1,68 @@
+"""``gpubp parity A B``: train a small seeded model on two backends and report where they differ."""
+from __future__ import annotations
+
+from ..datasets import DATASETS, load_dataset
+from ..errors import GpubpError
+from ..losses import get_loss
+from ..network import mlp
+from ..tools.parity import Perturbation, parity
+from . import args as flags
+
+HELP = ("train one seeded model on two backends (e.g. cpu gpu, or cpu/float32 cpu/float64) and report "
+        "per step and layer where activations, deltas, dW, db and the loss leave tolerance")
+
+
+def add_arguments(parser):
+    parser.add_argument("backends", nargs="*", default=["cpu", "gpu"], metavar="BACKEND",
+                        help="two backend specs, DEVICE[/DTYPE] (default: cpu gpu)")
+    parser.add_argument("--sizes", type=flags.widths, default="8,16,16,3",
+                        help="layer widths, input first (default 8,16,16,3; --dataset sets the first and last)")
+    flags.add_model(parser, "tanh", loss="softmax_cross_entropy")
+    flags.add_training(parser, "sgd", 0.1)
+    parser.add_argument("--steps", type=flags.positive_int, default=5, help="training steps (default 5)")
+    parser.add_argument("--batch-size", type=flags.positive_int, default=32, help="rows per step (default 32)")
+    parser.add_argument("--samples", type=flags.positive_int, default=128, help="synthetic data rows (default 128)")
+    parser.add_argument("--dataset", choices=sorted(DATASETS),
+                        help="train on a built-in dataset instead of synthetic data; it sets the input "
+                             "and output widths")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                        help="dtype of specs that name none (default float32)")
+    parser.add_argument("--perturb", metavar="LAYER:STEP[:QUANTITY]",
+                        help="inject a 1e-3 relative fault on the second backend (Y, dX, dW or db; default dX) "
+                             "to see the report localise it")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def build(args):
+    """The seeded model and its data (X, y) for ``args``."""
+    sizes = list(args.sizes)
+    if len(sizes) < 2:
+        raise GpubpError(f"--sizes needs at least two widths, input first, like 8,16,3; got {sizes}")
+    if args.dataset:
+        X, y = load_dataset(args.dataset)[:2]
+        sizes[0], sizes[-1] = X.shape[1], (int(y.max()) + 1 if y.ndim == 1 else y.shape[1])
+    else:
+        X, y = flags.synthetic(get_loss(args.loss), args.samples, sizes[0], sizes[-1], args.seed)
+    model = mlp(sizes[0], sizes[1:-1], sizes[-1], args.activation, "cpu", args.dtype, seed=args.seed)
+    return model, X, y
+
+
+def perturbation(text) -> Perturbation:
+    """``LAYER:STEP[:QUANTITY]`` as a Perturbation, or a GpubpError saying what is wrong."""
+    parts = text.split(":")
+    try:
+        layer, step = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        raise GpubpError(f"--perturb wants LAYER:STEP[:QUANTITY] with whole numbers, got {text!r}") from None
+    return Perturbation(layer=layer, step=step, quantity=parts[2] if len(parts) > 2 else "dX")
+
+
+def run(args) -> int:
+    if len(args.backends) != 2:
+        raise GpubpError(f"give two backends, got {len(args.backends)}: {args.backends}")
+    fault = perturbation(args.perturb) if args.perturb else None
+    model, X, y = build(args)
+    report = parity(model, X, y, args.loss, args.optimizer, steps=args.steps, backends=args.backends,
+                    lr=args.lr, batch_size=min(args.batch_size, len(X)), perturb=fault)
+    print(report.to_json(indent=2) if args.json else report.table())
+    return 0 if report.ok else 1

@@ -1,0 +1,45 @@
+"""``gpubp vanishing``: a deep sigmoid net's first-layer gradient vs the same net with ReLU."""
+from __future__ import annotations
+
+from ..backend import get_backend
+from ..errors import GpubpError
+from ..tools.diagnostics import format_table, vanishing_experiment
+from ..tools.plot import plot_gradient_norms
+from . import args as flags
+
+HELP = "show vanishing gradients: per-layer ||dW|| of a deep sigmoid net vs the same net with ReLU"
+
+
+def add_arguments(p):
+    p.add_argument("--depth", type=flags.positive_int, default=10, help="hidden layers (default 10)")
+    p.add_argument("--width", type=flags.positive_int, default=32, help="hidden width (default 32)")
+    p.add_argument("--epochs", type=int, default=0,
+                   help="also train this many epochs with Adam and show the last epoch (default 0)")
+    p.add_argument("--lr", type=flags.positive_float, default=0.01)
+    flags.add_device(p)
+    flags.add_seed(p)
+    p.add_argument("--plot", metavar="PATH", default="vanishing_gradients.png",
+                   help="PNG of the norms (default vanishing_gradients.png; needs gpubp[plot])")
+    p.add_argument("--no-plot", action="store_true", help="print the table only")
+
+
+def run(args) -> int:
+    backend = get_backend(args.device, args.dtype)
+    result = vanishing_experiment(depth=args.depth, width=args.width, seed=args.seed,
+                                  backend=backend, epochs=max(args.epochs, 0), lr=args.lr)
+    print(f"{args.depth} hidden layers of {args.width} on the digits data, {backend.device} "
+          f"{args.dtype}; one batch of 256 at initialisation:")
+    print(format_table(result, epoch=0))
+    if args.epochs > 0:
+        print(f"\nmean over the batches of epoch {args.epochs} of training:")
+        print(format_table(result, epoch=-1).rsplit("\n", 1)[0])
+    if args.no_plot:
+        return 0
+    try:
+        path = plot_gradient_norms({k: result[k] for k in ("sigmoid", "relu")}, args.plot,
+                                   title=f"||dW|| per layer at initialisation, depth {args.depth}")
+    except GpubpError as exc:
+        print(f"no plot: {exc}")
+        return 0
+    print(f"plot: {path}")
+    return 0

@@ -1,0 +1,160 @@
+"""Per-layer gradient diagnostics: how large is the error signal at each depth?
+
+Backprop multiplies the error signal by each layer's local derivative on the way
+down: for a sigmoid net ``delta_l = (delta_{l+1} W_{l+1}^T) * s_l (1 - s_l)`` and
+``s (1 - s) <= 1/4``, so after ``L`` sigmoid layers the signal can shrink like
+``4^-L`` (the vanishing gradient). ReLU's derivative is 1 where it is active.
+
+``GradientRecorder`` is a fit() callback that records, per epoch, the mean over
+batches of ``||dW||`` for every Dense layer and of ``||dY||``, the gradient each
+layer's backward receives (for a Dense layer that is its delta). It watches the
+backward by wrapping ``layer.backward`` on the instance (never the class) and
+deletes the wrapper afterwards, so the layers' code is untouched.
+``vanishing_experiment`` compares a deep sigmoid net with the same net in ReLU.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from ..backend import get_backend
+from ..datasets import load_digits
+from ..errors import GpubpError
+from ..layers import Dense
+from ..losses import SoftmaxCrossEntropy
+from ..network import mlp
+from ..train import fit
+
+_WATCHED = ("backward", "backward_params")  # Sequential uses backward_params for a first Dense
+
+
+class GradientRecorder:
+    """fit() callback recording per-layer gradient norms, averaged per epoch.
+
+    After training: ``dW_norms[e][k]`` is the mean ``||dW||`` of the k-th Dense layer
+    (``dense[k]`` is its index in ``model.layers``) in epoch ``e``; ``delta_norms[e][i]``
+    the mean ``||dY||`` received by layer ``i`` (NaN where it never ran a backward).
+    Norms are Frobenius norms, summed on the device and read once per epoch.
+    """
+
+    def __init__(self):
+        self.dW_norms, self.delta_norms = [], []
+        self.names, self.dense = [], []
+        self._model = None
+
+    # -- fit() callback protocol ------------------------------------------------------
+    def on_epoch_begin(self, epoch, model):
+        self.attach(model)
+
+    def on_batch_end(self, step, model, loss_value):
+        xp = model.backend.xp
+        for k, i in enumerate(self.dense):
+            self._dW_sum[k] = self._dW_sum[k] + xp.linalg.norm(model.layers[i].grads["W"])
+        for i, norm in self._batch.items():
+            self._delta_sum[i] = self._delta_sum[i] + norm
+            self._delta_count[i] += 1
+        self._batch.clear()
+        self._batches += 1
+
+    def on_epoch_end(self, epoch, model, history=None):
+        n = max(self._batches, 1)
+        self.dW_norms.append([float(s) / n for s in self._dW_sum])
+        self.delta_norms.append([float(s) / c if c else float("nan")
+                                 for s, c in zip(self._delta_sum, self._delta_count)])
+        self.detach()
+
+    # -- watching a model ---------------------------------------------------------------
+    def attach(self, model):
+        """Start an epoch on ``model``: zero the sums and wrap each layer's backward."""
+        self.detach()
+        self._model, n_layers = model, len(model.layers)
+        self.names = [type(layer).__name__ for layer in model.layers]
+        self.dense = [i for i, layer in enumerate(model.layers) if isinstance(layer, Dense)]
+        self._dW_sum = [0.0] * len(self.dense)
+        self._delta_sum, self._delta_count = [0.0] * n_layers, [0] * n_layers
+        self._batch, self._batches = {}, 0
+        for i, layer in enumerate(model.layers):
+            for method in _WATCHED:
+                if hasattr(layer, method):
+                    setattr(layer, method, self._wrap(i, getattr(layer, method), model.backend.xp))
+
+    def detach(self):
+        """Remove the instance wrappers: the class methods are visible again."""
+        if self._model is None:
+            return
+        for layer in self._model.layers:
+            for method in _WATCHED:
+                layer.__dict__.pop(method, None)
+        self._model = None
+
+    def _wrap(self, i, original, xp):
+        def watched(dY):
+            # Dense.backward calls backward_params with the same dY: one value per batch
+            self._batch[i] = xp.linalg.norm(dY)
+            return original(dY)
+        return watched
+
+    @contextmanager
+    def epoch(self, model):
+        """Record one "epoch" by hand: ``with rec.epoch(model): <forward/backward>; rec.on_batch_end``."""
+        self.attach(model)
+        try:
+            yield self
+        finally:
+            self.on_epoch_end(len(self.dW_norms), model)
+
+    def table(self, epoch=-1) -> list:
+        """Rows ``(layer index, layer name, ||dW|| or None, ||dY||)`` for one epoch."""
+        if not self.delta_norms:
+            raise GpubpError("GradientRecorder has recorded no epoch yet")
+        dW = dict(zip(self.dense, self.dW_norms[epoch]))
+        return [(i, name, dW.get(i), self.delta_norms[epoch][i]) for i, name in enumerate(self.names)]
+
+
+def record_gradients(model, X, T, loss) -> GradientRecorder:
+    """One forward/backward of ``model`` on ``(X, T)``, recorded as a single epoch."""
+    rec = GradientRecorder()
+    with rec.epoch(model):
+        loss.forward(model.forward(model.backend.asarray(X)), model.backend.asarray(T))
+        model.zero_grad()
+        model.backward(loss.backward())
+        rec.on_batch_end(0, model, None)
+    return rec
+
+
+def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
+                         n_samples=256, epochs=0, lr=0.01):
+    """Deep sigmoid net vs the same net with ReLU on the digits data.
+
+    Each net is ``depth`` hidden ``Dense(width) -> activation`` layers and a Dense output,
+    built like ``gpubp train``'s: Xavier init for sigmoid, He init for ReLU (each
+    activation's own standard init, so the small sigmoid gradient is no init artefact).
+
+    Records one forward/backward at initialisation (and, with ``epochs > 0``, the
+    per-epoch norms of a short fit() with Adam). Returns
+    ``{"sigmoid": GradientRecorder, "relu": GradientRecorder, "ratio": {...}}`` where
+    ``ratio[act]`` = first-layer ``||dW||`` / last-layer ``||dW||`` at initialisation.
+    """
+    backend = get_backend(backend, dtype)
+    X, y, _, _ = load_digits(seed=seed)
+    X, y = X[:n_samples], y[:n_samples]
+    out = {"ratio": {}}
+    for act in ("sigmoid", "relu"):
+        model = mlp(X.shape[1], [width] * depth, 10, act, backend, seed=seed)
+        rec = record_gradients(model, X, y, SoftmaxCrossEntropy())
+        if epochs:
+            fit(model, X, y, optimizer="adam", lr=lr, epochs=epochs, seed=seed, progress=False,
+                callbacks=[rec])
+        out[act] = rec
+        out["ratio"][act] = rec.dW_norms[0][0] / rec.dW_norms[0][-1]
+    return out
+
+
+def format_table(result, epoch=0) -> str:
+    """Side-by-side text table of ``vanishing_experiment`` norms for one epoch."""
+    sig, relu = result["sigmoid"], result["relu"]
+    lines = [f"{'layer':>5}  {'sigmoid ||dW||':>15}  {'relu ||dW||':>12}"]
+    for k, i in enumerate(sig.dense):
+        lines.append(f"{i:>5}  {sig.dW_norms[epoch][k]:>15.3e}  {relu.dW_norms[epoch][k]:>12.3e}")
+    lines.append("first/last layer ||dW||:  sigmoid {sigmoid:.2e}  relu {relu:.2e}".format(**result["ratio"]))
+    return "\n".join(lines)
+

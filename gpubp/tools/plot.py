@@ -1,0 +1,78 @@
+"""PNG plots of training curves and per-layer gradient norms.
+
+matplotlib is optional (``pip install gpubp[plot]``); it is imported only when a
+plot is drawn, with the non-interactive Agg backend, so no display is needed.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..errors import GpubpError
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or a GpubpError naming the extra to install."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise GpubpError("plotting needs matplotlib: install gpubp[plot] "
+                         "(pip install 'gpubp[plot]' or pip install matplotlib)") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    pyplot().close(fig)
+    return path
+
+
+def plot_history(history, path) -> Path:
+    """Loss (train, validation) and the metric, e.g. accuracy, per epoch -> PNG at ``path``.
+
+    ``history`` is a :class:`gpubp.history.History` or its ``as_dict()``.
+    """
+    h = history if isinstance(history, dict) else history.as_dict()
+    if not h.get("loss"):
+        raise GpubpError("plot_history: the history has no epochs to plot")
+    plt = pyplot()
+    panels = [("loss", "loss", "val_loss")]
+    if h.get("metric"):
+        name = h.get("metric_name") or "metric"
+        panels.append((name, "metric", "val_metric"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (title, train, val) in zip(axes[0], panels):
+        epochs = range(1, len(h[train]) + 1)
+        ax.plot(epochs, h[train], marker="o", label="train")
+        if h.get(val):
+            ax.plot(range(1, len(h[val]) + 1), h[val], marker="s", label="validation")
+        ax.set(xlabel="epoch", ylabel=title, title=title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> Path:
+    """||dW|| per Dense layer (log scale) for each named recorder -> PNG at ``path``.
+
+    ``recorders``: ``{label: GradientRecorder}``, e.g. ``{"sigmoid": ..., "relu": ...}``
+    as returned by :func:`gpubp.tools.diagnostics.vanishing_experiment`.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, rec in recorders.items():
+        norms = rec.dW_norms[epoch]
+        if not all(math.isfinite(v) and v > 0 for v in norms):
+            raise GpubpError(f"plot_gradient_norms: {label} has non-positive or non-finite "
+                             f"norms {norms}; a log scale cannot show them")
+        ax.plot(range(1, len(norms) + 1), norms, marker="o", label=label)
+    ax.set_yscale("log")
+    ax.set(xlabel="Dense layer (1 = nearest the input)", ylabel="||dW||", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,164 @@
+"""Every registry kernel: NumPy fast path vs its reference formula, on every backend,
+and the activation kernels at extreme inputs. New kernels are covered automatically."""
+import warnings
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.backend import KERNELS
+from gpubp.backend.kernels import activations, sample_arguments
+
+from helpers import TOL
+
+
+def as_tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_kernel_matches_reference(name, backend):
+    kernel, dtype = KERNELS[name], backend.dtype
+    ins, outs = sample_arguments(kernel, dtype, np.random.default_rng(0), n=1000, spread=3.0)
+    expected = as_tuple(kernel.reference(*ins, *[o.copy() for o in outs]))
+    got = [backend.asarray(o) for o in outs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        backend.launch(kernel, *[backend.asarray(a) if np.ndim(a) else a for a in ins], *got)
+    for out_name, want, have in zip(kernel.output_names, expected, got):
+        have = backend.to_numpy(have)
+        assert have.dtype == dtype, f"{name}.{out_name} came back as {have.dtype}"
+        np.testing.assert_allclose(have, want, **TOL[dtype], err_msg=f"{name}.{out_name}")
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_blocked_path_equals_one_pass(name, dtype):
+    """Large arrays go through the NumPy path in blocks; the result must not change."""
+    from gpubp.backend._blocks import BLOCK
+    kernel, dt = KERNELS[name], np.dtype(dtype)
+    ins, outs = sample_arguments(kernel, dt, np.random.default_rng(1), n=2 * BLOCK + 123, spread=3.0)
+    one = [o.copy() for o in outs]
+    kernel.numpy(*ins, *one)
+    blocked = [o.copy() for o in outs]
+    gpubp.get_backend("cpu", dtype).launch(kernel, *ins, *blocked)
+    for a, b in zip(one, blocked):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_threaded_blocks_equal_one_pass(name, monkeypatch):
+    """From THREADED elements the blocks are shared among threads; three threads give
+    uneven shares, and the result must not change."""
+    from gpubp.backend._blocks import BLOCK, THREADED
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    kernel = KERNELS[name]
+    ins, outs = sample_arguments(kernel, np.dtype("float32"), np.random.default_rng(2), n=THREADED + BLOCK // 3)
+    one = [o.copy() for o in outs]
+    kernel.numpy(*ins, *one)
+    gpubp.get_backend("cpu").launch(kernel, *ins, *outs)
+    for a, b in zip(one, outs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(),
+                    reason="this platform cannot fork")
+def test_threaded_kernels_work_in_a_forked_child():
+    import multiprocessing
+    from gpubp.backend._blocks import THREADED
+    be = gpubp.get_backend("cpu")
+    z = be.asarray(np.linspace(-5, 5, THREADED))
+    be.apply(activations.sigmoid, z)  # the parent now has a thread pool; the child must not wait on its threads
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=be.apply, args=(activations.sigmoid, z))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the forked child hung or failed in a threaded kernel"
+
+
+EXTREME = np.array([-1e4, -1e3, -710.0, -100.0, -89.0, -30.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 30.0, 89.0,
+                    100.0, 710.0, 1e3, 1e4])
+
+
+def test_sigmoid_at_extremes(backend):
+    z = backend.asarray(EXTREME)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        s = backend.to_numpy(backend.apply(activations.sigmoid, z))
+    with np.errstate(under="ignore"):
+        exact = np.exp(-np.logaddexp(0, -EXTREME))  # float64 ground truth, no overflow
+    assert np.all(np.isfinite(s)) and np.all((s >= 0) & (s <= 1))
+    # values near the dtype's smallest normal may differ (the CPU path clips z below
+    # exp's range: s >= 1e-38 in float32, 1e-308 in float64); all else is accurate
+    np.testing.assert_allclose(s, exact.astype(backend.dtype), rtol=TOL[backend.dtype]["rtol"] * 10,
+                               atol=np.finfo(backend.dtype).tiny * 1e8)
+    assert s[EXTREME == 0.0][0] == 0.5
+    assert s[-1] == 1.0 and s[0] < 1e-30
+
+
+@pytest.mark.parametrize("name", ["tanh", "relu", "leaky_relu"])
+def test_other_activations_at_extremes(name, backend):
+    kernel = KERNELS[name]
+    z = backend.asarray(EXTREME)
+    extra = (0.1,) if kernel.scalars else ()
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        y = backend.to_numpy(backend.apply(kernel, z, *extra))
+    want = kernel.reference(EXTREME.astype(backend.dtype), *[backend.dtype.type(e) for e in extra], None)
+    np.testing.assert_allclose(y, want, **TOL[backend.dtype])
+
+
+def test_sigmoid_backward_uses_the_saved_output(backend):
+    z = np.linspace(-8, 8, 101)
+    s = backend.apply(activations.sigmoid, backend.asarray(z))
+    g = backend.asarray(np.ones_like(z))
+    delta = backend.to_numpy(backend.apply(activations.sigmoid_backward, g, s))
+    sig = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(delta, sig * (1 - sig), **TOL[backend.dtype])
+    assert delta.max() == pytest.approx(0.25, rel=1e-6)  # the seeds' point: never above 1/4
+
+
+def test_fused_numpy_path_allocates_nothing_large():
+    """The CPU path writes into `out`: peak extra memory is at most a small block."""
+    import tracemalloc
+    be = gpubp.get_backend("cpu", "float32")
+    g, s, out = (be.asarray(np.random.rand(1 << 20)) for _ in range(3))
+    be.apply(activations.sigmoid_backward, g, s, out=out)
+    tracemalloc.start()
+    be.apply(activations.sigmoid_backward, g, s, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < out.nbytes / 8, f"{peak} bytes allocated for a {out.nbytes}-byte in-place kernel"
+
+
+def test_a_kernel_must_start_with_an_array():
+    from gpubp.backend.kernels import Kernel, register
+    bad = Kernel("scaled_copy_test", "T scale, T x", "T y", "y = scale * x", None, None, scalars=("scale",))
+    with pytest.raises(ValueError, match="first input must be an array"):
+        register(bad)
+    assert "scaled_copy_test" not in KERNELS
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_every_kernel_at_extremes(name, backend):
+    """Array inputs up to |x| = 1e4 (state in [0, 1]): no warning, nothing non-finite, and
+    agreement with the reference formula evaluated in float64."""
+    kernel, dtype = KERNELS[name], backend.dtype
+    ins, outs = sample_arguments(kernel, dtype, np.random.default_rng(2), n=EXTREME.size, spread=3.0)
+    ins = [a if np.ndim(a) == 0 else np.roll(EXTREME, k).astype(dtype) for k, a in enumerate(ins)]
+    if name.endswith("_backward") and kernel.input_names[1] in ("s", "t"):
+        ins[1] = backend.to_numpy(backend.apply(KERNELS[name.removesuffix("_backward")], backend.asarray(ins[1])))
+    got = [backend.asarray(o) for o in outs]
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        backend.launch(kernel, *[backend.asarray(a) if np.ndim(a) else a for a in ins], *got)
+    with np.errstate(all="ignore"):
+        want = as_tuple(kernel.reference(*[np.float64(a) if np.ndim(a) == 0 else a.astype(np.float64) for a in ins],
+                                         *[o.astype(np.float64) for o in outs]))
+    for out_name, w, have in zip(kernel.output_names, want, got):
+        have = backend.to_numpy(have)
+        assert np.all(np.isfinite(have)), f"{name}.{out_name} is not finite at {ins}"
+        np.testing.assert_allclose(have, w, rtol=TOL[dtype]["rtol"] * 10,
+                                   atol=np.finfo(dtype).tiny * 1e8 + TOL[dtype]["atol"] * np.abs(w).max(),
+                                   err_msg=f"{name}.{out_name}")

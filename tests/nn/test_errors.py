@@ -1,0 +1,132 @@
+"""Bad input is refused with gpubp's own error types, and the message names the problem."""
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.errors import (DeviceError, DTypeError, GpubpError, InvalidValueError, ShapeError,
+                          StateError)
+
+from helpers import GPU_REASON, needs_gpu, needs_no_gpu
+
+
+def model(dtype="float32"):
+    return gpubp.Sequential([gpubp.Dense(3, 4), gpubp.Sigmoid(), gpubp.Dense(4, 2)], dtype=dtype)
+
+
+def x(shape=(5, 3), dtype=np.float32):
+    return np.random.default_rng(0).normal(size=shape).astype(dtype)
+
+
+@pytest.mark.parametrize("bad, error, words", [
+    (x((5, 4)), ShapeError, ["Dense(3, 4)", "width 3", "(5, 4)"]),
+    (x((3,)), ShapeError, ["2-d", "(3,)"]),
+    (x(dtype=np.float64), DTypeError, ["float32", "float64"]),
+    (np.ones((5, 3), dtype=np.int64), DTypeError, ["integer", "asarray"]),
+    ([[1.0, 2.0, 3.0]], DeviceError, ["list", "asarray"]),
+    ("not an array", DeviceError, ["str"]),
+])
+def test_bad_forward_input(bad, error, words):
+    with pytest.raises(error) as err:
+        model().forward(bad)
+    assert isinstance(err.value, GpubpError)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_float64_model_refuses_float32_input():
+    with pytest.raises(DTypeError, match="expected float64 values, got a float32"):
+        model("float64").forward(x())
+
+
+def test_predict_converts_what_forward_refuses():
+    m = model()
+    want = m.forward(np.array([[1, 2, 3]], np.float32))
+    np.testing.assert_array_equal(m.predict([[1.0, 2.0, 3.0]]), want)  # a list
+    np.testing.assert_array_equal(m.predict(np.array([[1.0, 2.0, 3.0]])), want)  # float64
+
+
+@pytest.mark.parametrize("layer", [gpubp.Dense(3, 2), gpubp.Sigmoid(), gpubp.ReLU(), gpubp.LeakyReLU()])
+def test_backward_before_forward(layer):
+    with pytest.raises(StateError, match="backward called before forward"):
+        layer.backward(np.ones((5, 2), np.float32))
+    assert issubclass(StateError, RuntimeError)
+
+
+@pytest.mark.parametrize("loss", [gpubp.MSE(), gpubp.BinaryCrossEntropy(), gpubp.SoftmaxCrossEntropy()])
+def test_loss_backward_before_forward(loss):
+    with pytest.raises(StateError, match=f"{type(loss).__name__}.backward called before forward"):
+        loss.backward()
+
+
+def test_wrong_dY_shape_and_dtype():
+    m = model()
+    m.forward(x())
+    with pytest.raises(ShapeError, match=r"dY has shape \(5, 3\), expected \(5, 2\)"):
+        m.backward(x((5, 3)))
+    with pytest.raises(DTypeError, match="backward dY: expected float32"):
+        m.backward(x((5, 2), np.float64))
+
+
+@pytest.mark.parametrize("spec", ["tpu", "cuda:x", "gpu:0", "cuda:-1", "nonsense"])
+def test_unknown_device_spec(spec):
+    with pytest.raises(DeviceError, match=f"unknown device '{spec}'; use 'auto', 'cpu', 'gpu' or 'cuda:N'"):
+        gpubp.get_backend(spec)
+
+
+@needs_no_gpu
+@pytest.mark.parametrize("spec", ["gpu", "cuda:0", "cuda:3"])
+def test_gpu_without_gpu_names_what_is_missing(spec):
+    with pytest.raises(DeviceError) as err:
+        gpubp.get_backend(spec)
+    message = str(err.value)
+    assert "requested but unusable" in message and GPU_REASON in message
+
+
+def test_bad_dtype():
+    with pytest.raises(DTypeError, match="float32 or float64, got 'float16'"):
+        gpubp.get_backend("cpu", "float16")
+    with pytest.raises(DTypeError):
+        model("int32")
+
+
+@pytest.mark.parametrize("labels, words", [
+    ([0, 1, 3, 2, 0], "values in [0, 3]"),
+    ([0, -1, 2, 2, 0], "values in [-1, 2]"),
+])
+def test_labels_out_of_range(labels, words):
+    with pytest.raises(InvalidValueError) as err:
+        gpubp.SoftmaxCrossEntropy().forward(x((5, 3)), np.array(labels))
+    assert "labels must be in [0, 2] for 3 classes" in str(err.value) and words in str(err.value)
+
+
+def test_bad_targets():
+    Y = x((5, 3))
+    with pytest.raises(ShapeError, match="5 predictions but labels of shape"):
+        gpubp.SoftmaxCrossEntropy().forward(Y, np.array([0, 1, 2]))
+    with pytest.raises(DTypeError, match="integer class labels"):
+        gpubp.SoftmaxCrossEntropy().forward(Y, np.zeros(5, np.float32))
+    with pytest.raises(ShapeError, match="must match"):
+        gpubp.MSE().forward(Y, x((5, 2)))
+    with pytest.raises(DTypeError, match="targets: expected float32"):
+        gpubp.BinaryCrossEntropy().forward(Y, x(dtype=np.float64))
+    with pytest.raises(DeviceError, match="expected a NumPy or CuPy array, got a list"):
+        gpubp.MSE().forward([[1.0]], np.zeros((1, 1)))
+
+
+def test_bad_construction():
+    with pytest.raises(ShapeError, match="n_in >= 1"):
+        gpubp.Dense(0, 3)
+    with pytest.raises(InvalidValueError, match="slope must be in"):
+        gpubp.LeakyReLU(2.0)
+    with pytest.raises(InvalidValueError, match="unknown loss 'hinge'"):
+        gpubp.losses.get_loss("hinge")
+    with pytest.raises(ShapeError, match="at least one layer"):
+        gpubp.Sequential([])
+
+
+@needs_gpu
+def test_numpy_array_into_a_cupy_model():
+    m = model().to("cuda:0")
+    with pytest.raises(DeviceError, match="expected an array on cuda:0, got a NumPy array"):
+        m.forward(x())
+    assert m.predict(x()).shape == (5, 2)  # predict moves data for you

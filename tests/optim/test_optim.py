@@ -1,0 +1,257 @@
+"""Optimizers against textbook updates written out independently here (float64)."""
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.optim import SGD, Adam, AdamW, RMSprop, get_optimizer, optimizer_from_state
+
+from helpers import TOL, needs_gpu
+
+
+def textbook(name, p, grads, lr, **h):
+    """The updates as PyTorch documents them, one parameter, step by step."""
+    p = p.copy()
+    buf = np.zeros_like(p); m = np.zeros_like(p); v = np.zeros_like(p)
+    mu, wd = h.get("momentum", 0.0), h.get("weight_decay", 0.0)
+    for t, g in enumerate(grads, start=1):
+        if name == "adam":
+            b1, b2, eps = 0.9, 0.999, 1e-8
+            p = p * (1 - lr * wd)
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g ** 2
+            p = p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+            continue
+        g = g + wd * p
+        if name == "rmsprop":
+            v = 0.99 * v + 0.01 * g ** 2
+            p = p - lr * g / (np.sqrt(v) + 1e-8)
+            continue
+        if mu:
+            buf = mu * buf + g
+            g = g + mu * buf if h.get("nesterov") else buf
+        p = p - lr * g
+    return p
+
+
+CASES = [
+    ("sgd", lambda: SGD(lr=0.1), {}),
+    ("sgd", lambda: SGD(lr=0.1, weight_decay=0.01), {"weight_decay": 0.01}),
+    ("sgd", lambda: SGD(lr=0.1, momentum=0.9), {"momentum": 0.9}),
+    ("sgd", lambda: SGD(lr=0.1, momentum=0.9, nesterov=True), {"momentum": 0.9, "nesterov": True}),
+    ("sgd", lambda: SGD(lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.1),
+     {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}),
+    ("rmsprop", lambda: RMSprop(lr=0.01), {}),
+    ("rmsprop", lambda: RMSprop(lr=0.01, weight_decay=0.05), {"weight_decay": 0.05}),
+    ("adam", lambda: Adam(lr=0.01), {}),
+    ("adam", lambda: AdamW(lr=0.01, weight_decay=0.1), {"weight_decay": 0.1}),
+]
+
+
+def run_steps(make_opt, backend, grads, W0):
+    model = gpubp.Sequential([gpubp.Dense(*W0.shape)], backend=backend)
+    model.layers[0].params["W"][...] = backend.asarray(W0)
+    opt = make_opt()
+    for g in grads:
+        model.layers[0].grads["W"][...] = backend.asarray(g)
+        model.layers[0].grads["b"][...] = 0
+        opt.step(model)
+    return backend.to_numpy(model.layers[0].params["W"]), opt, model
+
+
+@pytest.mark.parametrize("name,make_opt,hyper", CASES)
+def test_matches_textbook(name, make_opt, hyper, device, dtype):
+    backend = gpubp.get_backend(device, dtype)
+    rng = np.random.default_rng(1)
+    W0 = rng.normal(size=(5, 3))
+    grads = [rng.normal(size=(5, 3)) for _ in range(6)]
+    got, _, _ = run_steps(make_opt, backend, grads, W0)
+    expected = textbook(name, W0.astype(dtype).astype(np.float64), grads, make_opt().lr, **hyper)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+    assert got.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("name,make_opt,hyper", CASES)
+def test_state_dict_round_trip_continues_identically(name, make_opt, hyper):
+    backend = gpubp.get_backend("cpu", "float64")
+    rng = np.random.default_rng(2)
+    W0, grads = rng.normal(size=(4, 2)), [rng.normal(size=(4, 2)) for _ in range(6)]
+    straight, _, _ = run_steps(make_opt, backend, grads, W0)
+    half, opt, model = run_steps(make_opt, backend, grads[:3], W0)
+    resumed = make_opt()
+    resumed.load_state_dict(opt.state_dict(), backend)
+    for g in grads[3:]:
+        model.layers[0].grads["W"][...] = g
+        resumed.step(model)
+    np.testing.assert_array_equal(backend.to_numpy(model.layers[0].params["W"]), straight)
+
+
+def test_state_dict_refuses_other_type():
+    with pytest.raises(ValueError, match="Adam"):
+        SGD().load_state_dict(Adam().state_dict(), gpubp.get_backend("cpu"))
+
+
+@pytest.mark.parametrize("bad", [dict(lr=0), dict(lr=-1), dict(momentum=1.5), dict(weight_decay=-0.1),
+                                 dict(nesterov=True)])
+def test_bad_hyperparameters_are_named(bad):
+    with pytest.raises(ValueError, match=next(iter(bad)) if "nesterov" not in bad else "momentum"):
+        SGD(**bad)
+
+
+def test_float32_state_stays_float32():
+    backend = gpubp.get_backend("cpu", "float32")
+    _, opt, model = run_steps(lambda: Adam(lr=1e-3), backend, [np.ones((3, 2))] * 2, np.zeros((3, 2)))
+    assert all(a.dtype == np.float32 for st in opt.state.values() for a in st.values())
+
+
+def test_state_follows_model_to_another_dtype():
+    backend = gpubp.get_backend("cpu", "float32")
+    _, opt, model = run_steps(lambda: Adam(lr=1e-3), backend, [np.ones((3, 2))], np.zeros((3, 2)))
+    model.to("cpu", "float64")
+    opt.step(model)
+    assert all(a.dtype == np.float64 for st in opt.state.values() for a in st.values())
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
+def test_every_optimizer_reduces_a_loss(name):
+    rng = np.random.default_rng(0)
+    model = gpubp.Sequential([gpubp.Dense(4, 16), gpubp.Tanh(), gpubp.Dense(16, 3)], seed=0)
+    X, y = model.backend.asarray(rng.normal(size=(64, 4))), model.backend.asarray(rng.integers(0, 3, 64))
+    loss, opt = gpubp.SoftmaxCrossEntropy(), get_optimizer(name, lr=0.05)
+    first = float(loss(model(X), y))
+    for _ in range(40):
+        model.zero_grad()
+        model.backward(loss.backward())
+        opt.step(model)
+        last = float(loss(model(X), y))
+    assert last < 0.9 * first
+
+
+def test_unknown_optimizer():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        get_optimizer("lbfgs")
+
+
+@pytest.mark.parametrize("make,word", [
+    (lambda: RMSprop(alpha=1.0), "alpha"), (lambda: RMSprop(eps=0), "eps"),
+    (lambda: RMSprop(weight_decay=-1), "weight_decay"), (lambda: Adam(betas=(0.9, 1.0)), "beta2"),
+    (lambda: Adam(betas=(-0.1, 0.9)), "beta1"), (lambda: Adam(eps=-1e-8), "eps"),
+    (lambda: Adam(lr=float("nan")), "lr"), (lambda: AdamW(weight_decay=-0.01), "weight_decay"),
+])
+def test_bad_hyperparameters_of_rmsprop_and_adam(make, word):
+    with pytest.raises(ValueError, match=word):
+        make()
+
+
+@pytest.mark.parametrize("name,make_opt,hyper", CASES)
+def test_state_dict_is_a_host_copy_restored_exactly_in_float32(name, make_opt, hyper):
+    backend = gpubp.get_backend("cpu", "float32")
+    rng = np.random.default_rng(3)
+    W0, grads = rng.normal(size=(4, 2)), [rng.normal(size=(4, 2)) for _ in range(4)]
+    straight, _, _ = run_steps(make_opt, backend, grads, W0)
+    _, opt, model = run_steps(make_opt, backend, grads[:2], W0)
+    saved = opt.state_dict()
+    assert saved["t"] == 2 and set(saved["hyper"]) >= {"lr"}
+    for name_, st in saved["state"].items():
+        for slot, arr in st.items():
+            assert type(arr) is np.ndarray and arr.dtype == np.float32
+            assert not np.shares_memory(arr, opt.state[name_][slot])
+    resumed = optimizer_from_state(saved, "cpu")  # a device spec: dtype from the saved arrays
+    for g in grads[2:]:
+        model.layers[0].grads["W"][...] = g
+        resumed.step(model)
+    np.testing.assert_array_equal(backend.to_numpy(model.layers[0].params["W"]), straight)
+
+
+def test_load_refuses_state_of_another_shape_of_optimizer():
+    backend = gpubp.get_backend("cpu", "float64")
+    _, momentum, _ = run_steps(lambda: SGD(momentum=0.9), backend, [np.ones((2, 2))], np.zeros((2, 2)))
+    saved = momentum.state_dict()
+    saved["state"]["0.W"] = {"m": saved["state"]["0.W"]["buf"]}
+    plain = SGD(lr=0.3)
+    with pytest.raises(ValueError, match="slots"):
+        plain.load_state_dict(saved, backend)
+    assert plain.lr == 0.3 and plain.hyper["momentum"] == 0.0  # unchanged after the refusal
+
+
+def test_plain_sgd_takes_momentum_state_with_its_hyperparameters():
+    backend = gpubp.get_backend("cpu", "float64")
+    _, momentum, _ = run_steps(lambda: SGD(momentum=0.9), backend, [np.ones((2, 2))], np.zeros((2, 2)))
+    opt = SGD()
+    opt.load_state_dict(momentum.state_dict(), backend)
+    assert opt.kernel.name == "sgd_momentum" and opt.slots == ("buf",)
+
+
+def test_state_of_another_model_is_refused_before_any_update():
+    backend = gpubp.get_backend("cpu", "float64")
+    _, opt, _ = run_steps(lambda: Adam(), backend, [np.ones((3, 2))], np.zeros((3, 2)))
+    other = gpubp.Sequential([gpubp.Dense(4, 2)], backend=backend)
+    W = other.layers[0].params["W"].copy()
+    with pytest.raises(gpubp.ShapeError, match="0.W"):
+        opt.step(other)
+    np.testing.assert_array_equal(other.layers[0].params["W"], W)
+    assert opt.t == 1
+
+
+def test_a_gradient_of_the_wrong_dtype_is_refused():
+    backend = gpubp.get_backend("cpu", "float32")
+    model = gpubp.Sequential([gpubp.Dense(3, 2)], backend=backend)
+    model.layers[0].grads["W"] = np.zeros((3, 2))  # float64 on a float32 model
+    with pytest.raises(gpubp.DTypeError, match="gradient 0.W"):
+        SGD().step(model)
+
+
+def test_moving_the_model_mid_run_carries_the_state_exactly():
+    """Steps on float64, then the model moves to float32: the state follows, values kept."""
+    rng = np.random.default_rng(4)
+    W0, grads = rng.normal(size=(3, 2)), [rng.normal(size=(3, 2)) for _ in range(4)]
+    cpu64, cpu32 = gpubp.get_backend("cpu", "float64"), gpubp.get_backend("cpu", "float32")
+    _, opt, model = run_steps(lambda: Adam(lr=0.01), cpu64, grads[:2], W0)
+    m_before = opt.state["0.W"]["m"].copy()
+    model.to(cpu32)
+    _, ref, ref_model = run_steps(lambda: Adam(lr=0.01), cpu64, grads[:2], W0)
+    ref_model.to(cpu32)
+    ref2 = Adam(lr=0.01)
+    ref2.load_state_dict(ref.state_dict(), cpu32)
+    for g in grads[2:]:
+        for m, o in ((model, opt), (ref_model, ref2)):
+            m.layers[0].grads["W"][...] = cpu32.asarray(g)
+            o.step(m)
+    np.testing.assert_array_equal(model.layers[0].params["W"], ref_model.layers[0].params["W"])
+    assert opt.state["0.W"]["m"].dtype == np.float32 and not np.array_equal(opt.state["0.W"]["m"], m_before)
+
+
+def test_numpy_update_allocates_no_parameter_sized_temporaries():
+    import tracemalloc
+    backend = gpubp.get_backend("cpu", "float32")
+    model = gpubp.Sequential([gpubp.Dense(1024, 1024)], backend=backend)
+    for grad in model.gradients().values():
+        grad[...] = 0.5
+    opt = Adam()
+    opt.step(model)  # creates the state
+    tracemalloc.start()
+    opt.step(model)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    nbytes = model.parameters()["0.W"].nbytes
+    assert peak < nbytes / 4, f"{peak} bytes allocated updating a {nbytes}-byte parameter"
+
+
+@needs_gpu
+@pytest.mark.parametrize("name,make_opt,hyper", CASES)
+def test_gpu_matches_cpu(name, make_opt, hyper, dtype):
+    """The same steps on cuda:0 and on the CPU, and the state moving CPU -> GPU mid-run."""
+    rng = np.random.default_rng(5)
+    W0, grads = rng.normal(size=(64, 33)), [rng.normal(size=(64, 33)) for _ in range(5)]
+    cpu, gpu = gpubp.get_backend("cpu", dtype), gpubp.get_backend("cuda:0", dtype)
+    on_cpu, _, _ = run_steps(make_opt, cpu, grads, W0)
+    on_gpu, opt, _ = run_steps(make_opt, gpu, grads, W0)
+    tol = TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(on_gpu, on_cpu, **tol)
+    _, opt, model = run_steps(make_opt, cpu, grads[:2], W0)
+    model.to(gpu)
+    for g in grads[2:]:
+        model.layers[0].grads["W"][...] = gpu.asarray(g)
+        opt.step(model)
+    assert all(gpu.is_own(a) for st in opt.state.values() for a in st.values())
+    np.testing.assert_allclose(gpu.to_numpy(model.layers[0].params["W"]), on_cpu, **tol)

@@ -1,0 +1,259 @@
+"""The parity report: healthy runs stay within the policy, injected faults are localised."""
+import json
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.errors import DeviceError, DTypeError
+from gpubp.optim import SGD
+from gpubp.tools.parity import Entry, ParityReport, Perturbation, resolve_backend
+from gpubp.tools.parity.tolerance import POLICY, Tolerance, compare, tolerance_for
+
+from helpers import DEVICES
+
+
+def make_model(act=gpubp.Tanh, dtype="float32", seed=3):
+    return gpubp.Sequential([gpubp.Dense(5, 12), act(), gpubp.Dense(12, 8), act(), gpubp.Dense(8, 3)],
+                            backend="cpu", dtype=dtype, seed=seed)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(7)
+    return rng.normal(size=(40, 5)), rng.integers(0, 3, size=40)
+
+
+@pytest.mark.parametrize("act", [gpubp.Tanh, gpubp.Sigmoid, gpubp.ReLU, gpubp.LeakyReLU])
+def test_float32_vs_float64_stays_within_policy(act, data):
+    X, y = data
+    report = gpubp.parity(make_model(act), X, y, "softmax_cross_entropy", "sgd", steps=8,
+                          backends=("cpu/float32", "cpu/float64"), lr=0.3, batch_size=16)
+    assert report.ok, report.table()
+    assert report.first_failure is None and report.grows is None
+    assert report.tolerance == POLICY[np.dtype("float32")]
+    # float32 really differs from float64 (the comparison is not vacuous) but stays small
+    worst_rel = max(e.max_rel for e in report.entries)
+    assert 1e-9 < worst_rel < 1e-5
+
+
+def test_every_layer_quantity_and_step_is_compared(data):
+    X, y = data
+    report = gpubp.parity(make_model(), X, y, "softmax_cross_entropy", steps=3,
+                          backends=("cpu/float64", ("cpu", "float32")))
+    per_step = 3 * 7 + 2 * 3 + 1  # Dense: W b Y dY dW db dX; activation: Y dY dX; the loss
+    assert len(report.entries) == 3 * per_step
+    assert {e.step for e in report.entries} == {0, 1, 2}
+    assert [e.quantity for e in report.entries[:4]] == ["W", "b", "Y", "Y"]
+    assert sum(e.layer is None for e in report.entries) == 3
+
+
+@pytest.mark.parametrize("layer,step,quantity", [
+    (2, 1, "dX"), (0, 0, "dW"), (4, 2, "db"), (1, 3, "Y"), (3, 0, "dX")])
+@pytest.mark.parametrize("side", [0, 1])
+def test_injected_fault_is_named(layer, step, quantity, side, data):
+    X, y = data
+    fault = Perturbation(layer=layer, step=step, side=side, quantity=quantity, rel=1e-3)
+    report = gpubp.parity(make_model(dtype="float64"), X, y, "softmax_cross_entropy", steps=5,
+                          backends=("cpu", "cpu"), lr=0.3, perturb=fault)
+    first = report.first_failure
+    assert (first.step, first.layer, first.quantity) == (step, layer, quantity)
+    assert first.max_rel == pytest.approx(1e-3 if side else 1e-3 / (1 + 1e-3), rel=1e-6)  # side 0 is the reference
+    assert all(e.max_abs == 0 for e in report.entries[:report.entries.index(first)])
+    assert f"step {step}, layer {layer}" in report.summary()
+
+
+@pytest.mark.parametrize("layer,quantity", [(2, "dX"), (2, "dW"), (2, "db"), (2, "Y"), (1, "Y"), (3, "dX")])
+def test_fault_is_found_above_float32_rounding(layer, quantity, data):
+    X, y = data
+    fault = Perturbation(layer=layer, step=2, quantity=quantity, rel=1e-3)
+    report = gpubp.parity(make_model(), X, y, "softmax_cross_entropy", steps=4,
+                          backends=("cpu/float64", "cpu/float32"), lr=0.3, perturb=fault)
+    first = report.first_failure
+    assert (first.step, first.layer, first.quantity) == (2, layer, quantity)
+    name = report.layers[layer]
+    assert f"FIRST out of tolerance at step 2, layer {layer} ({name}) {quantity}" in report.table()
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "rmsprop", "adam"])
+def test_float32_vs_float64_with_optimizers(optimizer, data):
+    X, y = data
+    report = gpubp.parity(make_model(gpubp.Sigmoid), X, y, "softmax_cross_entropy", optimizer, steps=10,
+                          backends=("cpu/float32", "cpu/float64"), lr=0.01, batch_size=16)
+    assert report.ok, report.table()
+
+
+def test_gradients_near_a_minimum_are_judged_by_their_terms():
+    """db = sum of per-sample deltas that nearly cancel: its own size is no measure of its rounding."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    y = np.tanh(X @ rng.normal(size=(4, 1)))
+    model = gpubp.Sequential([gpubp.Dense(4, 1)], seed=0)
+    model.layers[0].params["W"][...] = np.linalg.lstsq(X, y, rcond=None)[0]  # the minimum: dW ~ 0
+    model.layers[0].params["b"][...] = 0
+    report = gpubp.parity(model, X, y, "mse", steps=2, backends=("cpu/float32", "cpu/float64"), lr=0.01)
+    dW = [e for e in report.entries if e.quantity == "dW"]
+    assert max(e.max_rel for e in dW) > POLICY[np.dtype("float32")].rtol  # large relative to |dW| ...
+    assert report.ok, report.table()  # ... yet within the rounding of its terms
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "bce"])
+def test_a_trained_model_is_judged_by_the_terms_of_its_loss_gradient(loss):
+    """Trained close to a minimum, dL/dY = c (a - t) nearly cancels for most samples while
+    float32 still rounds a and t: judged against |dL/dY| alone, this was a false alarm."""
+    from gpubp.datasets import load_digits
+    X, y, _, _ = load_digits()
+    X, y = X[:512], y[:512]
+    width = 10 if loss == "softmax_cross_entropy" else 1
+    T = y if width == 10 else (y % 2)[:, None].astype(float)
+    model = gpubp.Sequential([gpubp.Dense(64, 64, init="he_uniform"), gpubp.ReLU(), gpubp.Dense(64, width)],
+                             seed=0)
+    gpubp.fit(model, X, T, loss=loss, optimizer="adam", lr=0.01, epochs=100, batch_size=32, progress=False)
+    report = gpubp.parity(model, X, T, loss, "sgd", steps=3, batch_size=64,
+                          backends=("cpu/float32", "cpu/float64"))
+    top = [e for e in report.entries if e.layer == 2 and e.quantity == "dY"]
+    assert max(e.max_rel for e in top) > POLICY[np.dtype("float32")].rtol  # large against |dL/dY| ...
+    assert report.ok, report.table()                                       # ... not against its terms
+
+
+def test_user_model_is_left_untouched(data):
+    X, y = data
+    model = make_model()
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    gpubp.parity(model, X, y, "softmax_cross_entropy", steps=2, backends=("cpu", "cpu/float64"), lr=1.0,
+                 perturb=Perturbation(layer=0, quantity="dW"))
+    for key, value in model.parameters().items():
+        np.testing.assert_array_equal(value, before[key])
+    assert all("forward" not in vars(layer) for layer in model.layers)
+    assert model.backend == gpubp.get_backend("cpu", "float32")
+
+
+def test_mse_with_optimizer_instance(data):
+    X, _ = data
+    T = np.tanh(X[:, :3])
+    report = gpubp.parity(make_model(gpubp.Sigmoid), X, T, gpubp.MSE(), SGD(0.5), steps=4,
+                          backends=("cpu/float32", "cpu/float64"), batch_size=7)
+    assert report.ok, report.summary()
+    losses = [e for e in report.entries if e.quantity == "loss"]
+    assert len(losses) == 4
+
+
+def test_grows_compares_last_step_with_first_failure():
+    def report(ratios):
+        entries = [Entry(s, 0, "Dense(1, 1)", "Y", r, r, r) for s, r in enumerate(ratios)]
+        return ParityReport(("a", "b"), Tolerance(1e-5, 0), len(ratios), ["Dense(1, 1)"], entries)
+    assert report([0.1, 2.0, 5.0]).grows is True
+    assert report([0.1, 2.0, 1.5]).grows is False
+    assert report([0.1, 0.2, 3.0]).grows is None  # fails only at the last step
+    assert report([0.1, 0.2]).grows is None and report([0.1, 0.2]).ok
+
+
+def test_json_round_trip(data):
+    X, y = data
+    report = gpubp.parity(make_model(dtype="float64"), X, y, "softmax_cross_entropy", steps=3,
+                          backends=("cpu", "cpu"), perturb=Perturbation(layer=1, step=1, quantity="Y"))
+    out = json.loads(report.to_json())
+    assert out["ok"] is False and out["sides"] == ["cpu/float64", "cpu/float64"]
+    assert (out["first_failure"]["layer"], out["first_failure"]["step"]) == (1, 1)
+    assert len(out["entries"]) == len(report.entries)
+
+
+def test_nonfinite_and_shape_mismatch_fail():
+    tol = POLICY[np.dtype("float64")]
+    assert not compare(np.array([1.0, np.nan]), np.array([1.0, np.nan]), tol).ok
+    assert not compare(np.zeros(3), np.zeros(4), tol).ok
+    assert compare(np.zeros(3), np.zeros(3), tol).ok
+    assert tolerance_for("float32", "float64") == POLICY[np.dtype("float32")]
+
+
+def test_backend_specs():
+    assert resolve_backend("cpu/float64", "float32") == gpubp.get_backend("cpu", "float64")
+    assert resolve_backend(("cpu", "float64"), "float32").dtype == np.float64
+    assert resolve_backend("cpu", "float64").dtype == np.float64
+    with pytest.raises(DTypeError, match="float16"):
+        resolve_backend("cpu/float16", "float32")
+    with pytest.raises(DeviceError, match="tpu"):
+        resolve_backend("tpu", "float32")
+
+
+def test_bad_arguments(data):
+    X, y = data
+    with pytest.raises(ValueError, match="two backends"):
+        gpubp.parity(make_model(), X, y, backends=("cpu",))
+    with pytest.raises(ValueError, match="perturbation"):
+        gpubp.parity(make_model(), X, y, "softmax_cross_entropy", backends=("cpu", "cpu"),
+                     perturb=Perturbation(layer=9))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cpu_vs_device(device, dtype, data):
+    """CPU against each device in one dtype (the GPU case runs where a GPU works)."""
+    X, y = data
+    report = gpubp.parity(make_model(gpubp.ReLU, dtype=dtype), X, y, "softmax_cross_entropy", steps=5,
+                          backends=("cpu", device), lr=0.3, batch_size=20)
+    assert report.ok, report.table()
+    assert report.sides == (f"cpu/{dtype}", f"{device}/{dtype}")
+
+
+class FakeLinalg:
+    """Stands in for CuPy's compute-type switch (no GPU needed to test the bookkeeping)."""
+    COMPUTE_TYPE_DEFAULT, COMPUTE_TYPE_TF32 = 1, 7
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def get_compute_type(self, dtype):
+        assert np.dtype(dtype) == np.float32
+        return self.mode
+
+    def set_compute_type(self, dtype, mode):
+        self.mode = mode
+
+    def compute_type_to_str(self, mode):
+        return {1: "COMPUTE_TYPE_DEFAULT", 7: "COMPUTE_TYPE_TF32"}[mode]
+
+
+@pytest.mark.parametrize("mode", [1, 7])
+def test_true_float32_switches_tf32_off_and_restores(monkeypatch, mode, data):
+    from gpubp.tools.parity import tolerance
+    fake = FakeLinalg(mode)
+    monkeypatch.setattr(tolerance, "_linalg", lambda: fake)
+    monkeypatch.setattr(tolerance, "has_cupy", True)
+    monkeypatch.delenv("NVIDIA_TF32_OVERRIDE", raising=False)
+    assert tolerance.tf32_state()[0] is (mode == 7)
+    with tolerance.true_float32():
+        assert fake.mode == 1 and tolerance.tf32_state()[0] is False
+    assert fake.mode == mode
+    X, y = data
+    with pytest.raises(ValueError):  # restored on errors too
+        with tolerance.true_float32():
+            raise ValueError
+    assert fake.mode == mode
+    report = gpubp.parity(make_model(), X, y, "softmax_cross_entropy", steps=1, backends=("cpu", "cpu"))
+    assert fake.mode == mode and "COMPUTE_TYPE" in report.tf32
+
+
+class Square(gpubp.layers.Layer):
+    """A user's own layer (not rebuildable from a config): Y = X^2, dX = 2 X dY."""
+
+    def forward(self, X):
+        self.X = X
+        return X * X
+
+    def backward(self, dY):
+        return 2 * self.X * dY
+
+
+def test_copies_have_the_same_weights_and_user_layers_work(data):
+    from gpubp.tools.parity import copy_model
+    X, y = data
+    model = make_model()
+    twin = copy_model(model, gpubp.get_backend("cpu", "float64"))
+    assert twin is not model and twin.backend.dtype == np.float64
+    for key, value in model.parameters().items():
+        np.testing.assert_array_equal(twin.parameters()[key], value.astype(np.float64))
+    custom = gpubp.Sequential([gpubp.Dense(5, 4), Square(), gpubp.Dense(4, 3)], seed=1)
+    report = gpubp.parity(custom, X, y, "softmax_cross_entropy", steps=3, backends=("cpu", "cpu"),
+                          perturb=Perturbation(layer=1, step=1, quantity="dX"))
+    assert (report.first_failure.layer, report.first_failure.step) == (1, 1)
