@@ -7,6 +7,7 @@ A checkpoint loads on any backend: train on a GPU, load on the CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -18,7 +19,7 @@ import numpy as np
 
 from ._compat import cupy
 from ._version import __version__
-from .errors import CheckpointError, GpubpError
+from .errors import CheckpointError, GpubpError, ShapeError
 from .network import Sequential
 from .optim import optimizer_from_state
 
@@ -71,28 +72,33 @@ def read_metadata(path) -> dict:
 
 
 def load(path, backend=None, dtype=None) -> Checkpoint:
-    """Rebuild model (and optimizer) from ``path`` on ``backend`` (default: the saved dtype, "auto")."""
+    """Rebuild model (and optimizer) from ``path`` on ``backend`` (default: the saved dtype, "auto").
+    The parameters are read straight into the new model: nothing is drawn at random."""
     with _open(path) as data:
-        try:
-            return _build(data, path, backend, dtype)
-        except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, GpubpError):  # already names what is wrong
-                raise
-            raise CheckpointError(f"{path} is damaged or incompatible with this gpubp "
-                                  f"({type(exc).__name__}: {exc})") from None
+        with _damage_named(path):
+            meta = _meta(data, path)
+            model = Sequential.from_config(meta["architecture"], backend, dtype or meta["dtype"], seed=None)
+            return _restore(data, path, meta, model)
 
 
-def _build(data, path, backend, dtype) -> Checkpoint:
-    """The model and optimizer stored in the open checkpoint ``data``."""
-    meta = _meta(data, path)
-    model = Sequential.from_config(meta["architecture"], backend, dtype or meta["dtype"], seed=None)
-    params = model.parameters()
-    for name, value in params.items():
-        saved = _array(data, f"param/{name}", path)
-        if saved.shape != tuple(value.shape):
-            raise CheckpointError(f"{path}: parameter {name} has shape {saved.shape}, "
-                                  f"architecture says {tuple(value.shape)}")
-        value[...] = model.backend.asarray(saved)
+def load_into(path, model) -> Checkpoint:
+    """Read the parameters saved at ``path`` into ``model`` in place (its architecture must
+    match) and rebuild the saved optimizer on the model's backend, e.g. to resume training."""
+    with _open(path) as data:
+        with _damage_named(path):
+            meta = _meta(data, path)
+            if meta["architecture"] != model.config():
+                raise CheckpointError(f"{path} holds a different architecture: {meta['architecture']}, "
+                                      f"the model is {model.config()}")
+            return _restore(data, path, meta, model)
+
+
+def _restore(data, path, meta, model) -> Checkpoint:
+    """Parameters (shapes checked before any is written) and optimizer of the open checkpoint."""
+    try:
+        model.load_parameters({name: _array(data, f"param/{name}", path) for name in model.parameter_shapes()})
+    except ShapeError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     optimizer = None
     if "optimizer" in meta:
         state: dict = {}
@@ -102,6 +108,18 @@ def _build(data, path, backend, dtype) -> Checkpoint:
                 state.setdefault(name, {})[slot] = data[key]
         optimizer = optimizer_from_state({**meta["optimizer"], "state": state}, model.backend)
     return Checkpoint(model, optimizer, meta)
+
+
+@contextlib.contextmanager
+def _damage_named(path):
+    """Errors of a damaged or incompatible file as one CheckpointError naming it."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, GpubpError):  # already names what is wrong
+            raise
+        raise CheckpointError(f"{path} is damaged or incompatible with this gpubp "
+                              f"({type(exc).__name__}: {exc})") from None
 
 
 def _open(path):

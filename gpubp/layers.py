@@ -12,20 +12,26 @@ Gradients accumulate in ``grads`` across backward calls until ``zero_grad()``.
 """
 from __future__ import annotations
 
-from .backend import get_backend
+from .backend import Backend, get_backend, parse_spec
 from .backend.kernels import activations
 from .errors import InvalidValueError, ShapeError, StateError
 from .initializers import get_initializer
 
 
 class Layer:
-    """Base class: ``params``/``grads`` dicts of arrays on ``self.backend``."""
+    """Base class: ``params``/``grads`` dicts of arrays on ``self.backend``.
+
+    A layer with parameters draws them on first use (``params``), from the RNG its
+    model hands it (``Sequential(..., seed=)``) or else from its own ``seed``: each
+    array is drawn once on the host and uploaded once, whatever the model does first.
+    """
 
     def __init__(self, backend=None):
         self.backend = get_backend(backend)
-        self.params: dict = {}
-        self.grads: dict = {}
-        self._grads_zero = True
+        self._params: dict | None = {}  # None: not drawn yet (see params)
+        self._grads: dict = {}
+        self._grads_zero = True   # the next backward overwrites grads instead of adding
+        self._grads_stale = False  # grads hold values from before zero_grad (read as zeros)
 
     def __call__(self, X):
         return self.forward(X)
@@ -39,26 +45,72 @@ class Layer:
     def backward(self, dY):
         raise NotImplementedError
 
+    @property
+    def params(self) -> dict:
+        """``{name: array}`` an optimizer updates in place (drawn on first use)."""
+        if self._params is None:
+            self.reset_parameters(self.backend.host_rng(self.seed))
+        return self._params
+
+    @property
+    def grads(self) -> dict:
+        """``{name: array}`` accumulated since ``zero_grad()`` (zeros right after it)."""
+        self.params  # noqa: B018  (gradients exist once parameters do)
+        if self._grads_stale:
+            for g in self._grads.values():
+                g.fill(0)
+            self._grads_stale = False
+        return self._grads
+
     def zero_grad(self):
         """Start a new accumulation: the next backward *overwrites* ``grads`` instead of
-        adding to them (no pass over memory to write zeros first)."""
-        self._grads_zero = True
+        adding to them, so no pass over memory writes zeros first (a read before then sees zeros)."""
+        self._grads_zero = self._grads_stale = True
+
+    def parameter_shapes(self) -> dict:
+        """``{name: shape}`` of the parameters, known without drawing them."""
+        return {}
 
     def reset_parameters(self, rng):
         """Redraw parameters from the host RNG ``rng`` (no-op for parameter-free layers)."""
+
+    def load_parameters(self, arrays: dict) -> None:
+        """Set every parameter from ``{name: array}`` (any device), in place once they exist:
+        no random draw, and arrays an optimizer holds stay the same objects."""
+        shapes = self.parameter_shapes()
+        if set(arrays) != set(shapes):
+            raise ShapeError(f"{self!r} has parameters {sorted(shapes)}, got {sorted(arrays)}")
+        for name, shape in shapes.items():
+            if tuple(arrays[name].shape) != shape:
+                raise ShapeError(f"{self!r} parameter {name} has shape {shape}, got {tuple(arrays[name].shape)}")
+        if self._params is None:
+            self._set_parameters({k: self.backend.asarray(arrays[k]) for k in shapes})
+        else:
+            for name, param in self._params.items():
+                param[...] = self.backend.asarray(arrays[name])
+
+    def _set_parameters(self, params: dict) -> None:
+        self._params = params
+        self._grads = {k: self.backend.zeros(v.shape) for k, v in params.items()}
+        self._grads_zero, self._grads_stale = True, False
 
     def config(self) -> dict:
         """What rebuilds this layer (without parameters): ``layer_from_config(config())``."""
         return {"type": type(self).__name__}
 
     def to(self, backend):
-        """Move parameters and gradients to ``backend`` (spec or Backend); returns self."""
-        backend = get_backend(backend, self.backend.dtype) if isinstance(backend, str) else backend
-        self.params = {k: backend.asarray(self.backend.to_numpy(v)) for k, v in self.params.items()}
-        self.grads = {k: backend.zeros(v.shape) for k, v in self.params.items()}
-        self._grads_zero = True
-        self.backend = backend
-        self._clear_cache()
+        """Move parameters and gradients to ``backend`` (Backend or spec); returns self.
+        Parameters not drawn yet are drawn later, on the new backend."""
+        if not isinstance(backend, Backend):
+            device, dtype = parse_spec(backend)
+            backend = get_backend(device, dtype or self.backend.dtype)
+        if backend != self.backend:
+            if self._params is not None:
+                host = {k: self.backend.to_numpy(v) for k, v in self._params.items()}
+                self.backend = backend
+                self._set_parameters({k: backend.asarray(v) for k, v in host.items()})
+            self.backend = backend
+            self._clear_cache()
         return self
 
     def _clear_cache(self):
@@ -69,9 +121,9 @@ class Layer:
     def _accumulate(self, name, compute):
         """grads[name] (+)= compute(out): written directly right after zero_grad."""
         if self._grads_zero:
-            compute(self.grads[name])
+            compute(self._grads[name])
         else:
-            self.grads[name] += compute(None)
+            self._grads[name] += compute(None)
 
     def _check_dY(self, dY, shape):
         self.backend.check_array(dY, f"{type(self).__name__}.backward dY")
@@ -90,8 +142,7 @@ class Dense(Layer):
         if int(n_in) < 1 or int(n_out) < 1:
             raise ShapeError(f"Dense needs n_in >= 1 and n_out >= 1, got ({n_in}, {n_out})")
         self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bool(bias)
-        self.X = None
-        self.reset_parameters(self.backend.host_rng(seed))
+        self.seed, self._params, self.X = seed, None, None
 
     def __repr__(self):
         return f"Dense({self.n_in}, {self.n_out})"
@@ -100,13 +151,14 @@ class Dense(Layer):
         init = self.init if isinstance(self.init, str) else "xavier_uniform"
         return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": init, "bias": self.bias}
 
+    def parameter_shapes(self):
+        return {"W": (self.n_in, self.n_out), **({"b": (self.n_out,)} if self.bias else {})}
+
     def reset_parameters(self, rng):
-        W = get_initializer(self.init)(rng, self.n_in, self.n_out)
-        self.params = {"W": self.backend.asarray(W)}
+        params = {"W": self.backend.asarray(get_initializer(self.init)(rng, self.n_in, self.n_out))}
         if self.bias:
-            self.params["b"] = self.backend.zeros((self.n_out,))
-        self.grads = {k: self.backend.zeros(v.shape) for k, v in self.params.items()}
-        self._grads_zero = True
+            params["b"] = self.backend.zeros((self.n_out,))
+        self._set_parameters(params)
 
     def forward(self, X):
         self.backend.check_array(X, "Dense input", ndim=2)
@@ -130,7 +182,7 @@ class Dense(Layer):
         self._accumulate("W", lambda out: xp.matmul(X.T, dY, out=out))  # dW = X^T delta
         if self.bias:
             self._accumulate("b", lambda out: self.backend.sum_rows(dY, out=out))  # db = 1^T delta
-        self._grads_zero = False
+        self._grads_zero = self._grads_stale = False
 
 
 class Activation(Layer):

@@ -7,6 +7,8 @@ cross-entropy via log-sum-exp with a max shift.
 """
 from __future__ import annotations
 
+import contextlib
+
 from .backend import backend_of
 from .backend.kernels import activations
 from .errors import DTypeError, InvalidValueError, ShapeError, StateError
@@ -40,6 +42,20 @@ class Loss:
 
     def backward(self):
         raise NotImplementedError
+
+    def check_targets(self, Y, T) -> None:
+        """Check a whole target array ``T`` once for outputs shaped like ``Y`` (``fit`` does,
+        before training), so that batches inside ``targets_checked()`` skip what needs a device
+        sync. Nothing to check by default."""
+
+    @contextlib.contextmanager
+    def targets_checked(self):
+        """Block in which ``forward`` trusts what ``check_targets`` already checked."""
+        before, self._trusted = getattr(self, "_trusted", False), True
+        try:
+            yield self
+        finally:
+            self._trusted = before
 
     def gradient_terms(self):
         """Elementwise size of the terms dL/dY is the difference of: c (|a| + |t|) for
@@ -128,6 +144,15 @@ class SoftmaxCrossEntropy(Loss):
         xp = self.backend.xp
         return (xp.exp(log_probs) + xp.abs(self.T)) * (1.0 / log_probs.shape[0])
 
+    def check_targets(self, Z, T):
+        """Integer labels must lie in [0, C): one reduction and one device sync for all of ``T``."""
+        if T.ndim == 1 and T.dtype.kind in "iu" and T.size:
+            c = Z.shape[-1]
+            lo, hi = int(T.min()), int(T.max())
+            if lo < 0 or hi >= c:
+                raise InvalidValueError(f"SoftmaxCrossEntropy: labels must be in [0, {c - 1}] for {c} classes, "
+                                        f"got values in [{lo}, {hi}]")
+
     def _targets(self, Z, T):
         """One-hot/probability targets of Z's shape and dtype."""
         n, c = Z.shape
@@ -139,13 +164,10 @@ class SoftmaxCrossEntropy(Loss):
             self.backend.check_array(T, "SoftmaxCrossEntropy labels")
         if T.shape != (n,):
             raise ShapeError(f"SoftmaxCrossEntropy: {n} predictions but labels of shape {tuple(T.shape)}")
-        lo, hi = int(T.min()), int(T.max())
-        if lo < 0 or hi >= c:  # CuPy wraps bad indices silently, so check
-            raise InvalidValueError(f"SoftmaxCrossEntropy: labels must be in [0, {c - 1}] for {c} classes, "
-                             f"got values in [{lo}, {hi}]")
-        onehot = self.backend.zeros((n, c))
-        onehot[self.backend.xp.arange(n), T] = 1
-        return onehot
+        if not getattr(self, "_trusted", False):  # a device sync per batch unless fit checked all labels
+            self.check_targets(Z, T)
+        xp = self.backend.xp  # one-hot by comparison: a bad label gives a zero row, never a wrapped index
+        return (T[:, None] == xp.arange(c)[None, :]).astype(self.backend.dtype)
 
 
 LOSSES = {"mse": MSE, "bce": BinaryCrossEntropy, "binary_cross_entropy": BinaryCrossEntropy,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
-from .backend import get_backend
+from .backend import Backend, default_device, get_backend, parse_spec
 from .errors import ShapeError
 from .layers import ACTIVATIONS, Dense, layer_from_config
 
@@ -97,6 +97,25 @@ class Sequential:
         """``{"i.name": array}`` for every parameter, in layer order."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
 
+    def parameter_shapes(self) -> dict:
+        """``{"i.name": shape}`` of every parameter, known without drawing any."""
+        return {f"{i}.{k}": shape for i, layer in enumerate(self.layers)
+                for k, shape in layer.parameter_shapes().items()}
+
+    def load_parameters(self, arrays: dict) -> None:
+        """Set every parameter from ``{"i.name": array}`` (as ``parameters()`` names them), in
+        place where they exist; names and shapes are all checked before anything is written."""
+        shapes = self.parameter_shapes()
+        if set(arrays) != set(shapes):
+            missing, extra = sorted(set(shapes) - set(arrays)), sorted(set(arrays) - set(shapes))
+            raise ShapeError(f"parameters do not match the model: missing {missing}, unexpected {extra}")
+        wrong = {k: tuple(a.shape) for k, a in arrays.items() if tuple(a.shape) != shapes[k]}
+        if wrong:
+            raise ShapeError("; ".join(f"parameter {k} has shape {v}, the architecture says {shapes[k]}"
+                                       for k, v in wrong.items()))
+        for i, layer in enumerate(self.layers):
+            layer.load_parameters({k: arrays[f"{i}.{k}"] for k in layer.parameter_shapes()})
+
     def gradients(self) -> dict:
         """``{"i.name": array}`` of accumulated gradients, same keys as ``parameters()``."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
@@ -117,8 +136,8 @@ class Sequential:
         Without ``dtype``, a Backend keeps its dtype, a spec keeps the model's (float32 at first).
         """
         current = getattr(self, "backend", None)
-        if dtype is None:
-            dtype = getattr(backend, "dtype", None) or (current.dtype if current else "float32")
+        if dtype is None and not isinstance(backend, Backend) and current is not None:
+            dtype = None if parse_spec(backend or default_device())[1] else current.dtype
         self.backend = get_backend(backend, dtype)
         for layer in self.layers:
             layer.to(self.backend)

@@ -53,8 +53,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer="adam", lr=None, ep
     _check_positive(epochs=epochs, batch_size=batch_size, lr=1 if lr is None else lr)
     if lr is not None:  # also overrides the lr of an optimizer instance
         optimizer.lr = float(lr)
-    Xd, yd = _to_device(backend, X, y)
-    val = _to_device(backend, *validation_data) if validation_data is not None else None
+    Xd, yd = _prepare(model, loss, X, y)
+    val = _prepare(model, loss, *validation_data) if validation_data is not None else None
     # the schedule starts from the run's initial lr, also when resuming
     sched = get_schedule(schedule, optimizer.lr, epochs) if schedule is not None else None
     history, start = History(metric_name=_metric_name(loss)), 0
@@ -64,23 +64,24 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer="adam", lr=None, ep
     seed = 0 if seed is None else seed
     bar = Progress(epochs, progress)
     try:
-        for epoch in range(start, epochs):
-            if sched is not None:
-                optimizer.lr = sched(epoch)
-            _call(callbacks, "on_epoch_begin", epoch, model)
-            _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history, callbacks)
-            if val is not None:
-                v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
-                history.val_loss.append(v_loss)
-                if v_metric is not None:
-                    history.val_metric.append(v_metric)
-            bar.epoch(epoch, history.summary(epoch))
-            _call(callbacks, "on_epoch_end", epoch, model, history)
-            if checkpoint_path and checkpoint_every and (epoch + 1) % checkpoint_every == 0:
-                save_training(checkpoint_path, model, optimizer, history, seed)
-            history.stopped = _stop_reason(history, tol, patience)
-            if history.stopped:
-                break
+        with loss.targets_checked():  # every label was checked once, above: no sync per batch
+            for epoch in range(start, epochs):
+                if sched is not None:
+                    optimizer.lr = sched(epoch)
+                _call(callbacks, "on_epoch_begin", epoch, model)
+                _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history, callbacks)
+                if val is not None:
+                    v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
+                    history.val_loss.append(v_loss)
+                    if v_metric is not None:
+                        history.val_metric.append(v_metric)
+                bar.epoch(epoch, history.summary(epoch))
+                _call(callbacks, "on_epoch_end", epoch, model, history)
+                if checkpoint_path and checkpoint_every and (epoch + 1) % checkpoint_every == 0:
+                    save_training(checkpoint_path, model, optimizer, history, seed)
+                history.stopped = _stop_reason(history, tol, patience)
+                if history.stopped:
+                    break
     except KeyboardInterrupt:
         history.interrupted = True
     finally:
@@ -138,7 +139,8 @@ def _restore(model, optimizer, snapshot):
 def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict:
     """``{"loss": ..., "accuracy": ...}`` (accuracy for classification losses) on (X, y)."""
     loss = get_loss(loss)
-    value, metric = _evaluate(model, loss, *_to_device(model.backend, X, y), batch_size=batch_size)
+    with loss.targets_checked():
+        value, metric = _evaluate(model, loss, *_prepare(model, loss, X, y), batch_size=batch_size)
     result = {"loss": value}
     if metric is not None:
         result[_metric_name(loss)] = metric
@@ -175,6 +177,14 @@ def _n_correct(out, y):
     else:
         pred, truth = out > 0, y > 0.5
     return (pred == truth).sum()
+
+
+def _prepare(model, loss, X, y):
+    """(X, y) on the model's device, checked: shapes, NaN/Inf, and every target once
+    against the model's output (labels in range)."""
+    X, y = _to_device(model.backend, X, y)
+    loss.check_targets(model.forward(X[:1]), y)
+    return X, y
 
 
 def _to_device(backend, X, y):
@@ -224,11 +234,7 @@ def save_training(path, model, optimizer, history, seed, **extra) -> str:
 
 
 def _resume(path, model, optimizer):
-    ck = checkpoint.load(path, model.backend)
-    if ck.model.config() != model.config():
-        raise ShapeError(f"{path} holds a different architecture: {ck.model.config()}")
-    for k, v in model.parameters().items():
-        v[...] = ck.model.parameters()[k]
+    ck = checkpoint.load_into(path, model)
     extra = ck.metadata.get("extra", {})
     if "epochs_done" not in extra:
         raise checkpoint.CheckpointError(f"{path} holds no training state (epochs done) to resume from")

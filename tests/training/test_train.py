@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 import gpubp
-from helpers import needs_gpu
 from gpubp.datasets import house_price, load_digits, spirals
-from gpubp.errors import NumericalError, ShapeError
+from gpubp.errors import CheckpointError, NumericalError, ShapeError
 from gpubp.train import evaluate, fit, predict
 
 
@@ -187,7 +186,7 @@ def test_history_round_trips_through_a_dict():
 def test_resume_refuses_another_architecture(tmp_path):
     X, y, _, _ = spirals(n=64)
     fit(mlp(), X, y, epochs=1, checkpoint_path=tmp_path / "c.npz", checkpoint_every=1)
-    with pytest.raises(ShapeError, match="different architecture"):
+    with pytest.raises(CheckpointError, match="different architecture"):
         fit(mlp(hidden=8), X, y, epochs=2, resume_from=tmp_path / "c.npz")
     model = mlp()
     gpubp.checkpoint.save(tmp_path / "plain.npz", model)
@@ -195,12 +194,35 @@ def test_resume_refuses_another_architecture(tmp_path):
         fit(model, X, y, epochs=2, resume_from=tmp_path / "plain.npz")
 
 
-@needs_gpu
-def test_gpu_sees_the_same_batches_as_the_cpu():
-    """float64 on both devices: same seed, same batches -> the same weights up to rounding."""
+def test_every_device_sees_the_same_batches_as_the_cpu(device):
+    """float64: same seed, same batches -> the same weights as a CPU run, up to rounding."""
     X, y, _, _ = spirals(n=200)
-    cpu, gpu = mlp("cpu", "float64"), mlp("cuda:0", "float64")
+    cpu, other = mlp("cpu", "float64"), mlp(device, "float64")
     fit(cpu, X, y, epochs=3, seed=4)
-    fit(gpu, X, y, epochs=3, seed=4)
+    fit(other, X, y, epochs=3, seed=4)
     for k, v in params(cpu).items():
-        np.testing.assert_allclose(params(gpu)[k], v, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(params(other)[k], v, rtol=1e-9, atol=1e-12)
+
+
+def test_labels_are_checked_once_per_fit_not_per_batch(monkeypatch):
+    """On a GPU each label check is a device sync: fit checks all labels once (train and
+    validation), then the batches trust them."""
+    calls = []
+    real = gpubp.SoftmaxCrossEntropy.check_targets
+    monkeypatch.setattr(gpubp.SoftmaxCrossEntropy, "check_targets",
+                        lambda self, Z, T: calls.append(T.shape) or real(self, Z, T))
+    X, y, Xv, yv = spirals(n=200)
+    fit(mlp(), X, y, epochs=3, batch_size=16, validation_data=(Xv, yv), progress=False)
+    assert calls == [y.shape, yv.shape]
+
+
+def test_a_bad_label_anywhere_is_refused_before_training():
+    X, y, _, _ = spirals(n=200)
+    y = y.copy()
+    y[-1] = 7  # in the last batch only
+    model = mlp()
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    with pytest.raises(gpubp.InvalidValueError, match=r"labels must be in \[0, 1\].*\[0, 7\]"):
+        fit(model, X, y, epochs=2, batch_size=16, progress=False)
+    for k, v in model.parameters().items():
+        np.testing.assert_array_equal(v, before[k])
