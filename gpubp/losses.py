@@ -57,14 +57,6 @@ class Loss:
         finally:
             self._trusted = before
 
-    def gradient_terms(self):
-        """Elementwise size of the terms dL/dY is the difference of: c (|a| + |t|) for
-        dL/dY = c (a - t). Near a minimum a - t cancels and dL/dY shrinks while its
-        rounding, relative to these terms, does not (``gpubp.parity`` judges it so).
-        None when a loss does not say (a user's loss): parity then uses |dL/dY|.
-        """
-        return None
-
     def _saved(self, name):
         """What ``forward`` saved for ``backward`` (StateError before any forward)."""
         if not hasattr(self, name):
@@ -88,11 +80,6 @@ class MSE(Loss):
         diff = self._saved("diff")
         return diff * (2.0 / diff.size)
 
-    def gradient_terms(self):
-        diff = self._saved("diff")  # a = Y = diff + T
-        xp = self.backend.xp
-        return (xp.abs(diff + self.T) + xp.abs(self.T)) * (2.0 / diff.size)
-
 
 class BinaryCrossEntropy(Loss):
     """BCE from logits z with targets t in [0, 1]:
@@ -111,10 +98,6 @@ class BinaryCrossEntropy(Loss):
         dZ -= self.T
         dZ *= 1.0 / self.Z.size
         return dZ
-
-    def gradient_terms(self):
-        Z = self._saved("Z")  # a = sigmoid(Z)
-        return (self.backend.apply(activations.sigmoid, Z) + self.backend.xp.abs(self.T)) * (1.0 / Z.size)
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -138,11 +121,6 @@ class SoftmaxCrossEntropy(Loss):
         dZ -= self.T
         dZ *= 1.0 / dZ.shape[0]
         return dZ
-
-    def gradient_terms(self):
-        log_probs = self._saved("log_probs")  # a = softmax(Z)
-        xp = self.backend.xp
-        return (xp.exp(log_probs) + xp.abs(self.T)) * (1.0 / log_probs.shape[0])
 
     def check_targets(self, Z, T):
         """Integer labels must lie in [0, C): one reduction and one device sync for all of ``T``."""

@@ -8,8 +8,8 @@ down: for a sigmoid net ``delta_l = (delta_{l+1} W_{l+1}^T) * s_l (1 - s_l)`` an
 ``GradientRecorder`` is a fit() callback that records, per epoch, the mean over
 batches of ``||dW||`` for every Dense layer and of ``||dY||``, the gradient each
 layer's backward receives (for a Dense layer that is its delta). It watches the
-backward by wrapping ``layer.backward`` on the instance (never the class) and
-deletes the wrapper afterwards, so the layers' code is untouched.
+backward as an observer on ``model.observers`` (the hook of :mod:`gpubp.network`),
+so neither the layers nor their instances are touched.
 ``vanishing_experiment`` compares a deep sigmoid net with the same net in ReLU.
 """
 from __future__ import annotations
@@ -23,8 +23,6 @@ from ..layers import Dense
 from ..losses import SoftmaxCrossEntropy
 from ..network import mlp
 from ..train import fit
-
-_WATCHED = ("backward", "backward_params")  # Sequential uses backward_params for a first Dense
 
 
 class GradientRecorder:
@@ -64,7 +62,7 @@ class GradientRecorder:
 
     # -- watching a model ---------------------------------------------------------------
     def attach(self, model):
-        """Start an epoch on ``model``: zero the sums and wrap each layer's backward."""
+        """Start an epoch on ``model``: zero the sums and join ``model.observers``."""
         self.detach()
         self._model, n_layers = model, len(model.layers)
         self.names = [type(layer).__name__ for layer in model.layers]
@@ -72,26 +70,20 @@ class GradientRecorder:
         self._dW_sum = [0.0] * len(self.dense)
         self._delta_sum, self._delta_count = [0.0] * n_layers, [0] * n_layers
         self._batch, self._batches = {}, 0
-        for i, layer in enumerate(model.layers):
-            for method in _WATCHED:
-                if hasattr(layer, method):
-                    setattr(layer, method, self._wrap(i, getattr(layer, method), model.backend.xp))
+        model.observers.append(self)
 
     def detach(self):
-        """Remove the instance wrappers: the class methods are visible again."""
+        """Leave the observers of the model attached to (if any)."""
         if self._model is None:
             return
-        for layer in self._model.layers:
-            for method in _WATCHED:
-                layer.__dict__.pop(method, None)
+        observers = self._model.observers
+        observers[:] = [o for o in observers if o is not self]
         self._model = None
 
-    def _wrap(self, i, original, xp):
-        def watched(dY):
-            # Dense.backward calls backward_params with the same dY: one value per batch
-            self._batch[i] = xp.linalg.norm(dY)
-            return original(dY)
-        return watched
+    def backward(self, model, i, layer, dY, dX):
+        """Observer event: layer ``i`` received ``dY`` (its norm stays on the device)."""
+        if model is self._model:
+            self._batch[i] = model.backend.xp.linalg.norm(dY)
 
     @contextmanager
     def epoch(self, model):

@@ -100,3 +100,43 @@ def test_vanishing_with_training_records_each_epoch():
     for act in ("sigmoid", "relu"):
         assert len(result[act].dW_norms) == 3          # initialisation + 2 epochs
         assert all(np.isfinite(v) and v > 0 for row in result[act].dW_norms for v in row)
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_recorder_is_an_observer_attached_and_detached_by_hand(input_grad):
+    """attach() joins model.observers, detach() (via on_epoch_end) leaves it empty; the norms are
+    those of a float64 backprop by hand, for the first layer too when it skips dX."""
+    backend = get_backend("cpu", "float64")
+    model = small_net(backend, seed=5)
+    X, T = data(n=9, seed=2)
+    rec = GradientRecorder()
+    rec.attach(model)
+    assert model.observers == [rec]
+    for layer in model.layers:
+        assert "backward" not in vars(layer) and "backward_params" not in vars(layer)
+    loss = MSE()
+    model.zero_grad()
+    loss.forward(model.forward(backend.asarray(X)), backend.asarray(T))
+    model.backward(loss.backward(), input_grad=input_grad)
+    rec.on_batch_end(0, model, None)
+    rec.on_epoch_end(0, model)
+    assert model.observers == []
+    model.forward(backend.asarray(X))  # no longer watched: nothing recorded, nothing raised
+    model.backward(backend.asarray(T), input_grad=input_grad)
+    p = {k: backend.to_numpy(v) for k, v in model.parameters().items()}
+    dWs, received = numpy_backprop(p["0.W"], p["0.b"], p["2.W"], p["2.b"], X, T)
+    np.testing.assert_allclose(rec.delta_norms[0], [np.linalg.norm(d) for d in received], rtol=1e-12)
+    np.testing.assert_allclose(rec.dW_norms[0], [np.linalg.norm(d) for d in dWs], rtol=1e-12)
+    assert len(rec.delta_norms) == 1
+
+
+def test_attaching_elsewhere_leaves_the_first_model():
+    backend = get_backend("cpu", "float64")
+    a, b = small_net(backend), small_net(backend)
+    rec = GradientRecorder()
+    rec.attach(a)
+    rec.attach(b)
+    assert a.observers == [] and b.observers == [rec]
+    rec.detach()
+    rec.detach()  # twice is harmless
+    assert b.observers == []

@@ -257,3 +257,45 @@ def test_copies_have_the_same_weights_and_user_layers_work(data):
     report = gpubp.parity(custom, X, y, "softmax_cross_entropy", steps=3, backends=("cpu", "cpu"),
                           perturb=Perturbation(layer=1, step=1, quantity="dX"))
     assert (report.first_failure.layer, report.first_failure.step) == (1, 1)
+
+
+class Spy:
+    """An observer counting events and checking, at each, that the layer is not patched."""
+
+    def __init__(self):
+        self.events = 0
+
+    def forward(self, model, i, layer, X, Y):
+        assert "forward" not in vars(layer) and "backward" not in vars(layer)
+        self.events += 1
+
+    backward = forward
+
+
+@pytest.mark.parametrize("user_layer", [False, True], ids=["rebuilt", "deep-copied"])
+def test_parity_watches_its_copies_through_the_observer_hook(monkeypatch, user_layer, data):
+    """No layer gets instance forward/backward, even during the run; the caller's observers
+    list is untouched and not copied; each copy is watched by one observer of its own."""
+    from gpubp.network import observing
+    from gpubp.tools.parity import run
+    X, y = data
+    middle = Square() if user_layer else gpubp.Tanh()
+    model = gpubp.Sequential([gpubp.Dense(5, 4), middle, gpubp.Dense(4, 3)], seed=1)
+    own, ambient = Spy(), Spy()
+    model.observers.append(own)
+    observers = model.observers
+    twins, copy_model = [], run.copy_model
+    monkeypatch.setattr(run, "copy_model", lambda m, b: twins.append(copy_model(m, b)) or twins[-1])
+    with observing(ambient):  # sees every layer of both copies, as they run
+        report = gpubp.parity(model, X, y, "softmax_cross_entropy", steps=2, backends=("cpu", "cpu/float64"),
+                              perturb=Perturbation(layer=1, step=1, quantity="Y"))
+    assert (report.first_failure.step, report.first_failure.layer, report.first_failure.quantity) == (1, 1, "Y")
+    assert model.observers is observers and model.observers == [own] and own.events == 0
+    assert ambient.events == 2 * 2 * 2 * 3  # sides x steps x (forward, backward) x layers
+    assert len(twins) == 2
+    for m in (model, *twins):
+        for layer in m.layers:
+            assert "forward" not in vars(layer) and "backward" not in vars(layer)
+    for twin in twins:
+        assert twin is not model and len(twin.observers) == 1
+        assert not isinstance(twin.observers[0], Spy)

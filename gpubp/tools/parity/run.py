@@ -27,7 +27,7 @@ from ...backend import Backend, get_backend, parse_spec
 from ...losses import get_loss
 from ...optim import get_optimizer
 from .report import Entry, ParityReport
-from .tolerance import compare, tf32_state, tolerance_for, true_float32
+from .tolerance import compare, loss_gradient_terms, tf32_state, tolerance_for, true_float32
 
 FAULT_QUANTITIES = ("Y", "dX", "dW", "db")
 
@@ -36,7 +36,7 @@ FAULT_QUANTITIES = ("Y", "dX", "dW", "db")
 class Perturbation:
     """A deliberate fault, to prove the report localises one: on backend ``side``
     (0 or 1), at ``step``, multiply layer ``layer``'s ``quantity`` (Y, dX, dW or db)
-    by ``1 + rel`` before it is used."""
+    by ``1 + rel`` in place, right after the layer computed it and before it is used."""
 
     layer: int
     step: int = 0
@@ -61,11 +61,12 @@ def make_optimizer(spec, lr):
 
 def copy_model(model, backend):
     """The same architecture and weights on ``backend``, from ``model.config()``; a deep copy
-    when a layer type is not one gpubp can rebuild (a user's own Layer subclass)."""
+    when a layer type is not one gpubp can rebuild (a user's own Layer subclass). Either way
+    the copy starts with no observers of its own."""
     try:
         twin = type(model).from_config(model.config(), backend, backend.dtype, seed=None)
     except ValueError:
-        return copy.deepcopy(model).to(backend, backend.dtype)
+        return copy.deepcopy(model, {id(model.observers): []}).to(backend, backend.dtype)
     for key, p in twin.parameters().items():
         p[...] = backend.asarray(model.backend.to_numpy(model.parameters()[key]))
     return twin
@@ -79,16 +80,28 @@ def _first(*values):
     return next((v for v in values if v is not None), None)
 
 
-class _Run:
-    """One backend's copy of the model, with its layers recording what they compute."""
+class _Recorder:
+    """Observer of one model copy (the hook of :mod:`gpubp.network`): records what each
+    layer computed, with the size of its terms, and applies the fault in place."""
 
-    def __init__(self, model, backend, loss, optimizer, lr, fault):
-        self.model = copy_model(model, backend)
+    def __init__(self, backend, fault):
         self.backend, self.fault, self.step_no = backend, fault, 0
-        self.loss, self.optimizer = get_loss(copy.deepcopy(loss)), make_optimizer(optimizer, lr)
         self.record, self.scales, self.sizes = {}, {}, {}
-        for i, layer in enumerate(self.model.layers):
-            self._wrap(i, layer)
+
+    def begin(self):
+        """A new step: forget the last one's record."""
+        self.record, self.scales, self.sizes = {}, {}, {}
+
+    def loss(self, model, value, Y, terms):
+        """Record the loss value; ``terms`` (or None) is the size of dL/dY's terms."""
+        # the loss averages terms as large as the outputs (log-sum-exp of logits, squared
+        # errors): judge it against them, not against its own size, tiny near convergence
+        self._keep((None, "loss"), value, abs(float(value)) + float(self.backend.xp.abs(Y).max()))
+        self.sizes[len(model.layers)] = terms
+
+    def end(self) -> dict:
+        self.step_no += 1
+        return self.record
 
     def _keep(self, key, x, scale=None):
         self.record[key] = np.array(self.backend.to_numpy(x), dtype=np.float64)
@@ -102,79 +115,76 @@ class _Run:
             return None
         return (xp.matmul(xp.abs(X), xp.abs(W)) + xp.abs(layer.params.get("b", 0))).max()
 
-    def _gradient_sizes(self, layer, backward, size):
+    def _gradient_sizes(self, layer, size):
         """Elementwise size of the terms of each gradient, from ``size``, that of dY's::
 
             Dense: dX: size |W|^T    dW: |X|^T size    db: sum over the batch of size
             parameter-free (f' applied elementwise): dX: |backward(size)|
 
         Near a minimum the gradients shrink while their rounding, relative to these, does not.
+        (Calling ``layer.backward`` directly does not go through the observer hook.)
         """
         xp, X, W = self.backend.xp, getattr(layer, "X", None), layer.params.get("W")
         if not layer.params:
-            dX = backward(size)
+            dX = layer.backward(size)
             return {"dX": xp.abs(dX)} if dX.shape == size.shape else {}
         if X is None or W is None or X.ndim != 2 or W.ndim != 2:
             return {}
         return {"dX": xp.matmul(size, xp.abs(W).T), "dW": xp.matmul(xp.abs(X).T, size), "db": size.sum(axis=0)}
 
-    def _faulty(self, i, quantity, x, in_place=False):
+    def _fault(self, i, quantity, x):
+        """Multiply ``x`` in place by 1 + rel when the fault is layer i's ``quantity`` now."""
         f = self.fault
-        if f is None or (f.layer, f.step, f.quantity) != (i, self.step_no, quantity):
-            return x
-        if in_place:
+        if f is not None and (f.layer, f.step, f.quantity) == (i, self.step_no, quantity):
             x *= x.dtype.type(1 + f.rel)
-            return x
-        return x * x.dtype.type(1 + f.rel)
 
-    def _wrap(self, i, layer):
-        forward, backward = layer.forward, layer.backward
-
+    def forward(self, model, i, layer, X, Y):
         # A layer without a term size of its own (an activation, |f'| <= 1) passes on the
         # error it receives: its Y inherits the scale of its input.
-        def recording_forward(X):
-            for k, p in layer.params.items():
-                self._keep((i, k), p)
-            Y = self._faulty(i, "Y", forward(X))
-            self._keep((i, "Y"), Y, _first(self._output_size(layer), self.scales.get((i - 1, "Y"))))
-            return Y
+        for k, p in layer.params.items():  # unchanged by the forward: those entering the step
+            self._keep((i, k), p)
+        self._fault(i, "Y", Y)
+        self._keep((i, "Y"), Y, _first(self._output_size(layer), self.scales.get((i - 1, "Y"))))
 
-        def recording_backward(dY):
-            size = self.sizes.pop(i + 1, None)  # the size of dY's terms, from the layer above or the loss
-            size = self.backend.xp.abs(dY) if size is None or size.shape != dY.shape else size
-            self._keep((i, "dY"), dY, size.max())
-            dX = backward(dY)
-            sizes = self._gradient_sizes(layer, backward, size)
-            for k, g in layer.grads.items():
-                g = self._faulty(i, "d" + k, g, in_place=True)
-                self._keep((i, "d" + k), g, _max(sizes.get("d" + k)))
-            dX = self._faulty(i, "dX", dX)
+    def backward(self, model, i, layer, dY, dX):
+        size = self.sizes.pop(i + 1, None)  # the size of dY's terms, from the layer above or the loss
+        size = self.backend.xp.abs(dY) if size is None or size.shape != dY.shape else size
+        self._keep((i, "dY"), dY, size.max())
+        sizes = self._gradient_sizes(layer, size)
+        for k, g in layer.grads.items():
+            self._fault(i, "d" + k, g)
+            self._keep((i, "d" + k), g, _max(sizes.get("d" + k)))
+        if dX is not None:
+            self._fault(i, "dX", dX)
             self._keep((i, "dX"), dX, _max(sizes.get("dX")))
-            self.sizes[i] = sizes.get("dX")
-            return dX
+        self.sizes[i] = sizes.get("dX")
 
-        layer.forward, layer.backward = recording_forward, recording_backward
+
+class _Run:
+    """One backend's copy of the model, watched by a :class:`_Recorder` on its observers."""
+
+    def __init__(self, model, backend, loss, optimizer, lr, fault):
+        self.model = copy_model(model, backend)
+        self.backend = backend
+        self.loss, self.optimizer = get_loss(copy.deepcopy(loss)), make_optimizer(optimizer, lr)
+        self.recorder = _Recorder(backend, fault)
+        self.model.observers.append(self.recorder)
+
+    @property
+    def scales(self):
+        return self.recorder.scales
 
     def step(self, X, T) -> dict:
         """One training step on host batch (X, T); returns {(layer, quantity): float64 array}."""
-        self.record, self.scales = {}, {}
         model = self.model
         model.zero_grad()
+        self.recorder.begin()
         Y = model.forward(self.backend.asarray(X))
         value = self.loss.forward(Y, self.backend.asarray(T))
-        # the loss averages terms as large as the outputs (log-sum-exp of logits, squared
-        # errors): judge it against them, not against its own size, tiny near convergence
-        self._keep((None, "loss"), value, abs(float(value)) + float(self.backend.xp.abs(Y).max()))
-        gradient = self.loss.backward()
-        self.sizes = {len(model.layers): self.loss.gradient_terms()}
-        model.backward(gradient)
+        self.recorder.loss(model, value, Y, loss_gradient_terms(self.loss))
+        model.backward(self.loss.backward())
         self.optimizer.step(model)
-        self.step_no += 1
-        return self.record
-
-    def close(self):
-        for layer in self.model.layers:  # drop the instance wrappers
-            del layer.forward, layer.backward
+        return self.recorder.end()
 
 
 def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "gpu"),
@@ -199,15 +209,11 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
                           [repr(layer) for layer in model.layers], tf32=tf32_state()[1])
     runs = [_Run(model, b, loss, optimizer, lr, perturb if perturb and perturb.side == k else None)
             for k, b in enumerate(sides)]
-    try:
-        with true_float32(), np.errstate(all="ignore"):  # non-finite values are reported, not warned
-            for step in range(report.steps):
-                rows = (step * size + np.arange(size)) % n
-                a, b = (run.step(Xh[rows], yh[rows]) for run in runs)
-                report.entries += _compare_step(step, a, b, runs[0].scales, report)
-    finally:
-        for run in runs:
-            run.close()
+    with true_float32(), np.errstate(all="ignore"):  # non-finite values are reported, not warned
+        for step in range(report.steps):
+            rows = (step * size + np.arange(size)) % n
+            a, b = (run.step(Xh[rows], yh[rows]) for run in runs)
+            report.entries += _compare_step(step, a, b, runs[0].scales, report)
     return report
 
 

@@ -12,7 +12,7 @@ the size of their terms where known (``scale``, e.g. max of |X|^T S with S the
 elementwise size of delta's own terms), the classic error bound of a dot product:
 near a minimum a gradient shrinks while its rounding error does not. S starts at
 the loss, whose gradient c (a - t) cancels there while a and t are still rounded
-(``Loss.gradient_terms``), and an activation passes on |f'| S. An activation's
+(:func:`loss_gradient_terms`), and an activation passes on |f'| S. An activation's
 forward output inherits the scale of its input. The coarser dtype of the two
 runs sets ``rtol``/``atol``:
 
@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._compat import cupy, has_cupy
+from ...backend.kernels import activations
+from ...losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,33 @@ def compare(a, b, tol: Tolerance, scale: float | None = None) -> Difference:
     size = float(np.max(np.abs(a)))
     max_rel = max_abs / size if size > 0 else (0.0 if max_abs == 0 else np.inf)
     return Difference(max_abs, max_rel, max_abs / tol.allowed(max(size, scale or 0.0)))
+
+
+def loss_gradient_terms(loss):
+    """Elementwise size of the terms dL/dY is the difference of: c (|a| + |t|) for
+    dL/dY = c (a - t), from what ``loss`` saved in its last forward.
+
+    Near a minimum a - t cancels and dL/dY shrinks while its rounding, relative to
+    these terms, does not (parity judges it so)::
+
+        MSE:                  a = Y = diff + T,  c = 2 / N
+        BinaryCrossEntropy:   a = sigmoid(Z),    c = 1 / N
+        SoftmaxCrossEntropy:  a = softmax(Z),    c = 1 / N (rows)
+
+    None for a loss this does not know (a user's loss): parity then uses |dL/dY|.
+    """
+    if isinstance(loss, MSE):
+        diff, T = loss._saved("diff"), loss.T
+        xp = loss.backend.xp
+        return (xp.abs(diff + T) + xp.abs(T)) * (2.0 / diff.size)
+    if isinstance(loss, BinaryCrossEntropy):
+        Z, T = loss._saved("Z"), loss.T
+        return (loss.backend.apply(activations.sigmoid, Z) + loss.backend.xp.abs(T)) * (1.0 / Z.size)
+    if isinstance(loss, SoftmaxCrossEntropy):
+        log_probs, T = loss._saved("log_probs"), loss.T
+        xp = loss.backend.xp
+        return (xp.exp(log_probs) + xp.abs(T)) * (1.0 / log_probs.shape[0])
+    return None
 
 
 # -- TF32 ------------------------------------------------------------------------
