@@ -100,7 +100,8 @@ def test_missing_cupy_is_a_warning_unless_a_gpu_is_expected(monkeypatch, expect_
 
 @needs_no_gpu
 def test_expected_gpu_missing_fails():
-    items = doctor.run_checks(expect_gpu=True, checks=(doctor.check_cuda,))
+    """Without CuPy the versions check fails, with CuPy but no device the CUDA check does."""
+    items = doctor.run_checks(expect_gpu=True, checks=(doctor.check_versions, doctor.check_cuda))
     assert doctor.exit_code(items) == 1
 
 
