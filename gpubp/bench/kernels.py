@@ -46,7 +46,7 @@ def bench_kernels(backend, n=1 << 24, repeat=5, seed=0) -> list[dict]:
             t_fused = median_seconds(lambda: backend.launch(kernel, *ins, *outs),
                                      backend.synchronize, repeat=repeat)
             t_ref = median_seconds(lambda: kernel.reference(*ins, *outs), backend.synchronize, repeat=repeat)
-        rows.append({"kernel": kernel.name, "elements": n, "bytes": nbytes, "ms": t_fused * 1e3,
+        rows.append({"kernel": kernel.name, "formula": kernel.formula, "elements": n, "bytes": nbytes, "ms": t_fused * 1e3,
                      "GB_per_s": nbytes / t_fused / 1e9, "copy_GB_per_s": 2 * src.nbytes / t_copy / 1e9,
                      "fraction_of_copy": (nbytes / t_fused) / (2 * src.nbytes / t_copy),
                      "unfused_ms": t_ref * 1e3, "speedup_vs_unfused": t_ref / t_fused})
