@@ -15,7 +15,7 @@ import numpy as np
 from ._compat import to_host
 from .backend import Backend, get_backend
 from .backend.kernels import updates
-from .errors import ShapeError
+from .errors import InvalidValueError, ShapeError
 
 
 class Optimizer:
@@ -68,15 +68,15 @@ class Optimizer:
     def load_state_dict(self, d: dict, backend) -> None:
         """Restore ``state_dict()`` output onto ``backend`` (a Backend or a device spec), exactly."""
         if d.get("type") != type(self).__name__:
-            raise ValueError(f"state is for {d.get('type')}, this optimizer is {type(self).__name__}")
+            raise InvalidValueError(f"state is for {d.get('type')}, this optimizer is {type(self).__name__}")
         before = self.lr, dict(self.hyper)
         self.lr = float(d["hyper"]["lr"])
         self.hyper.update({k: v for k, v in d["hyper"].items() if k != "lr"})
         for name, st in d["state"].items():  # SGD's slots depend on its momentum
             if set(st) != set(self.slots):
                 self.lr, self.hyper = before
-                raise ValueError(f"saved state of {name} has slots {sorted(st)}, "
-                                 f"{type(self).__name__} keeps {list(self.slots)}")
+                raise InvalidValueError(f"saved state of {name} has slots {sorted(st)}, "
+                                    f"{type(self).__name__} keeps {list(self.slots)}")
         if not isinstance(backend, Backend):
             arrays = [a for st in d["state"].values() for a in st.values()]
             backend = get_backend(backend, arrays[0].dtype if arrays else "float32")
@@ -85,16 +85,22 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """param -= lr * g, with optional momentum (PyTorch convention, dampening 0) and Nesterov.
+    """param -= lr * g, with optional momentum, dampening and Nesterov (PyTorch's rules).
 
-    g = grad + weight_decay * param;  buf = momentum * buf + g;
-    step = g + momentum * buf (Nesterov) or buf.
+    g = grad + weight_decay * param;  buf = momentum * buf + (1 - dampening) * g
+    (buf = g on the first step, as in PyTorch);  step = g + momentum * buf (Nesterov) or buf.
+
+    Differs from ``torch.optim.SGD`` only in the default learning rate: 0.1 here,
+    1e-3 in PyTorch (pass ``lr`` when porting). Nesterov needs momentum > 0 and
+    dampening 0, as in PyTorch.
     """
 
-    def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
-        if nesterov and not momentum:
-            raise ValueError("nesterov=True needs momentum > 0")
-        super().__init__(lr, momentum=_unit("momentum", momentum), nesterov=bool(nesterov),
+    def __init__(self, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        momentum, dampening = _unit("momentum", momentum), _unit("dampening", dampening, closed=True)
+        if nesterov and (not momentum or dampening):
+            raise InvalidValueError(f"nesterov=True needs momentum > 0 and dampening 0, "
+                                    f"got momentum={momentum}, dampening={dampening}")
+        super().__init__(lr, momentum=momentum, dampening=dampening, nesterov=bool(nesterov),
                          weight_decay=_nonneg("weight_decay", weight_decay))
 
     @property
@@ -109,49 +115,85 @@ class SGD(Optimizer):
         h = self.hyper
         if not h["momentum"]:
             return (self.lr, h["weight_decay"])
-        return (self.lr, h["momentum"], h["weight_decay"], float(h["nesterov"]))
+        return updates.sgd_momentum_scalars(self.lr, h["momentum"], h.get("dampening", 0.0), h["weight_decay"],
+                                            h["nesterov"], self.t)
 
 
 class RMSprop(Optimizer):
-    """sq = alpha * sq + (1 - alpha) g^2;  param -= lr * g / (sqrt(sq) + eps)."""
+    """sq = alpha * sq + (1 - alpha) g^2;  param -= lr * g / (sqrt(sq) + eps)  (PyTorch's rules).
 
-    kernel, slots = updates.rmsprop, ("sq",)
+    ``centered``: also avg = alpha * avg + (1 - alpha) g, and sqrt(sq - avg^2) in the
+    denominator. ``momentum``: buf = momentum * buf + g / denominator; param -= lr * buf.
+    ``weight_decay`` is L2 added to the gradient, g = grad + weight_decay * param.
 
-    def __init__(self, lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    Differs from ``torch.optim.RMSprop`` only in the default learning rate: 1e-3
+    here, 1e-2 in PyTorch (pass ``lr`` when porting).
+    """
+
+    def __init__(self, lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
         super().__init__(lr, alpha=_unit("alpha", alpha), eps=_positive("eps", eps),
-                         weight_decay=_nonneg("weight_decay", weight_decay))
+                         weight_decay=_nonneg("weight_decay", weight_decay),
+                         momentum=_unit("momentum", momentum), centered=bool(centered))
+
+    @property
+    def kernel(self):
+        h = self.hyper
+        return {(False, False): updates.rmsprop, (True, False): updates.rmsprop_centered,
+                (False, True): updates.rmsprop_momentum,
+                (True, True): updates.rmsprop_centered_momentum}[h.get("centered", False), bool(h.get("momentum"))]
+
+    @property
+    def slots(self):
+        h = self.hyper
+        return ("sq",) + ("avg",) * bool(h.get("centered")) + ("buf",) * bool(h.get("momentum"))
 
     def scalars(self):
         h = self.hyper
-        return (self.lr, h["alpha"], h["eps"], h["weight_decay"])
+        return updates.rmsprop_scalars(self.lr, h["alpha"], h["eps"], h["weight_decay"], h.get("momentum", 0.0))
 
 
 class Adam(Optimizer):
-    """Adam with bias correction; ``weight_decay`` is AdamW's decoupled decay.
+    """Adam with bias correction; by default ``weight_decay`` is AdamW's decoupled decay.
 
-    With ``weight_decay > 0`` this is ``torch.optim.AdamW`` (decay applied to the
-    parameter, not added to g as ``torch.optim.Adam`` does).
+    g = grad (+ weight_decay * param when not decoupled);
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2  (``amsgrad``: vmax = max(vmax, v), used for v);
+    param = (1 - lr wd) param - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), wd only if decoupled.
 
-    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
-    param -= lr * (wd * param + (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)).
+    Differs from ``torch.optim.Adam``: with ``weight_decay > 0`` this is
+    ``torch.optim.AdamW`` (decay applied to the parameter), because
+    ``decoupled_weight_decay`` defaults to True here and to False in PyTorch. Pass
+    ``decoupled_weight_decay=False`` for PyTorch's ``Adam(weight_decay=...)``, the
+    coupled L2 penalty added to the gradient. The learning rate default (1e-3) is
+    PyTorch's.
     """
 
-    kernel, slots = updates.adam, ("m", "v")
-
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        b1, b2 = betas
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 decoupled_weight_decay=True):
+        try:
+            b1, b2 = betas
+        except (TypeError, ValueError):
+            raise InvalidValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
         super().__init__(lr, beta1=_unit("beta1", b1), beta2=_unit("beta2", b2),
-                         eps=_positive("eps", eps), weight_decay=_nonneg("weight_decay", weight_decay))
+                         eps=_positive("eps", eps), weight_decay=_nonneg("weight_decay", weight_decay),
+                         amsgrad=bool(amsgrad), decoupled_weight_decay=bool(decoupled_weight_decay))
+
+    @property
+    def kernel(self):
+        return updates.adam_amsgrad if self.hyper.get("amsgrad") else updates.adam
+
+    @property
+    def slots(self):
+        return ("m", "v", "vmax") if self.hyper.get("amsgrad") else ("m", "v")
 
     def scalars(self):
         h = self.hyper
-        return (self.lr, h["beta1"], h["beta2"], h["eps"], h["weight_decay"],
-                1 - h["beta1"] ** self.t, 1 - h["beta2"] ** self.t)
+        return updates.adam_scalars(self.lr, h["beta1"], h["beta2"], h["eps"], h["weight_decay"], self.t,
+                                    decoupled=h.get("decoupled_weight_decay", True))
 
 
-def AdamW(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+def AdamW(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False):
     """Adam with decoupled weight decay (default 0.01, as in PyTorch)."""
-    return Adam(lr, betas, eps, weight_decay)
+    return Adam(lr, betas, eps, weight_decay, amsgrad=amsgrad, decoupled_weight_decay=True)
 
 
 OPTIMIZERS = {
@@ -168,7 +210,7 @@ def get_optimizer(opt="adam", **kw) -> Optimizer:
     try:
         factory = OPTIMIZERS[str(opt).lower()]
     except KeyError:
-        raise ValueError(f"unknown optimizer {opt!r}; choose one of {sorted(OPTIMIZERS)}") from None
+        raise InvalidValueError(f"unknown optimizer {opt!r}; choose one of {sorted(OPTIMIZERS)}") from None
     return factory(**kw)
 
 
@@ -176,7 +218,7 @@ def optimizer_from_state(d: dict, backend) -> Optimizer:
     """Rebuild an optimizer from ``state_dict()`` output, its state placed on ``backend``."""
     kinds = {cls.__name__: cls for cls in (SGD, RMSprop, Adam)}
     if d.get("type") not in kinds:
-        raise ValueError(f"unknown optimizer type {d.get('type')!r} in saved state")
+        raise InvalidValueError(f"unknown optimizer type {d.get('type')!r} in saved state")
     hyper = dict(d["hyper"])
     if d["type"] == "Adam":
         hyper["betas"] = (hyper.pop("beta1"), hyper.pop("beta2"))
@@ -185,19 +227,33 @@ def optimizer_from_state(d: dict, backend) -> Optimizer:
     return opt
 
 
+def _number(name, x) -> float:
+    """``float(x)``, refusing what is not a finite number (NaN, inf, strings) by name."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"{name} must be a number, got {x!r}") from None
+    if not np.isfinite(value):
+        raise InvalidValueError(f"{name} must be finite, got {x}")
+    return value
+
+
 def _positive(name, x):
-    if not float(x) > 0:
-        raise ValueError(f"{name} must be > 0, got {x}")
-    return float(x)
+    value = _number(name, x)
+    if not value > 0:
+        raise InvalidValueError(f"{name} must be > 0, got {x}")
+    return value
 
 
 def _nonneg(name, x):
-    if not float(x) >= 0:
-        raise ValueError(f"{name} must be >= 0, got {x}")
-    return float(x)
+    value = _number(name, x)
+    if not value >= 0:
+        raise InvalidValueError(f"{name} must be >= 0, got {x}")
+    return value
 
 
-def _unit(name, x):
-    if not 0.0 <= float(x) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {x}")
-    return float(x)
+def _unit(name, x, closed=False):
+    value = _number(name, x)
+    if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+        raise InvalidValueError(f"{name} must be in [0, 1{']' if closed else ')'}, got {x}")
+    return value

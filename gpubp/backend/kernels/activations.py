@@ -35,8 +35,12 @@ def _sigmoid_backward_np(g, s, delta):
 
 
 def _tanh_backward_np(g, t, delta):
-    np.multiply(t, t, out=delta)
-    np.subtract(1, delta, out=delta)
+    # 1 - t^2 as (1 - t)(1 + t): for t near +-1, 1 - t*t cancels after t*t was
+    # rounded (thousands of ulps off); 1 - t is exact there (Sterbenz) and 1 + t
+    # is rounded once. Same order as the CUDA body, so the two agree bit for bit.
+    one_plus_t = np.add(t, 1)        # a block-sized scratch array (the backend launches in blocks)
+    np.subtract(1, t, out=delta)
+    delta *= one_plus_t
     delta *= g
 
 
@@ -81,9 +85,9 @@ tanh = register(Kernel(
 
 tanh_backward = register(Kernel(
     "tanh_backward", "T g, T t", "T delta",
-    "delta = g * (1 - t * t)",
+    "delta = (1 - t) * (1 + t) * g",
     _tanh_backward_np, lambda g, t, delta: g * (1 - t * t),
-    "delta = g * (1 - t^2), from the tanh output t = tanh(z).",
+    "delta = g * (1 - t^2), from the tanh output t = tanh(z), as (1 - t)(1 + t) g.",
 ))
 
 relu = register(Kernel(
@@ -105,6 +109,7 @@ leaky_relu = register(Kernel(
     "y = z > 0 ? z : slope * z",
     _leaky_relu_np, lambda z, slope, y: np.where(z > 0, z, slope * z),
     "y = z if z > 0 else slope * z (0 <= slope <= 1).", scalars=("slope",),
+    examples=((0.01,), (0.1,), (0.2,), (0.3,)),
 ))
 
 leaky_relu_backward = register(Kernel(
@@ -112,4 +117,5 @@ leaky_relu_backward = register(Kernel(
     "delta = z > 0 ? g : slope * g",
     _leaky_relu_backward_np, lambda g, z, slope, delta: np.where(z > 0, g, slope * g),
     "delta = g if z > 0 else slope * g.", scalars=("slope",),
+    examples=((0.01,), (0.1,), (0.2,), (0.3,)),
 ))

@@ -3,9 +3,17 @@
 A :class:`Kernel` carries (a) its CUDA body, compiled by CuPy as an
 ``ElementwiseKernel`` on a GPU, (b) its NumPy fast path, which writes into
 the output arrays in place, and (c) a plain NumPy reference formula used by
-the tests. ``KERNELS`` is iterable, so tests cover every kernel automatically,
-and :func:`cuda_source` turns a kernel into a standalone CUDA translation unit
-that NVRTC can compile on a machine without a GPU.
+the tests. ``KERNELS`` is iterable, so tests cover every kernel automatically:
+:func:`cuda_source` turns a kernel into a standalone CUDA translation unit that
+NVRTC can compile on a machine without a GPU, and :func:`host_source` turns the
+same body into host C++ that a CPU runs, so the tests hold the CUDA body to the
+kernel's ulp budget (``Kernel.ulps``) without a GPU.
+
+Scalars that are functions of hyperparameters (``1 - beta``, ``lr / (1 - beta1^t)``,
+``1 - lr * wd``) are computed by the caller on the host in float64 and passed as
+their own scalar inputs, so each is rounded once: a body never subtracts nearly
+equal float32 numbers, and never mixes in a double literal (write ``(T)1`` or
+the integer ``1``, never ``1.0``).
 """
 from __future__ import annotations
 
@@ -28,6 +36,13 @@ class Kernel:
     ``reference(*inputs, *outputs)`` returns the new output value(s) as plain
     NumPy expressions (a tuple when there are several outputs). Inputs named in
     ``scalars`` are hyperparameters passed as numbers; all other arguments are arrays.
+
+    ``ulps`` is the accuracy budget: the largest error allowed, in units in the last
+    place (float32, float64), of the NumPy path and of the CUDA body run on the host,
+    against ``reference`` evaluated in long double (see ``ulp_error``). ``examples``
+    are realistic float64 values of the scalars (tuples in ``scalars`` order) for
+    tests, self-test and benchmarks; ``prepare(ins, outs)`` makes sampled state
+    consistent (e.g. a centred RMSprop's ``avg^2 <= sq``) in place.
     """
 
     name: str
@@ -38,6 +53,12 @@ class Kernel:
     reference: Callable
     formula: str = ""  # the math in one line, shown in reports
     scalars: tuple = ()  # input names that are scalars (hyperparameters), not arrays
+    ulps: tuple = (4, 4)  # accuracy budget in ulps for (float32, float64)
+    examples: tuple = ()  # realistic scalar values, each a tuple in `scalars` order
+    prepare: Callable | None = None  # prepare(ins, outs): make sampled state consistent
+
+    def ulp_budget(self, dtype) -> float:
+        return self.ulps[0] if np.dtype(dtype) == np.float32 else self.ulps[1]
 
     @cached_property
     def input_names(self) -> list[str]:
@@ -62,6 +83,8 @@ def register(kernel: Kernel) -> Kernel:
         raise ValueError(f"kernel {kernel.name!r} is registered twice")
     if kernel.input_names[0] in kernel.scalars:  # backends size a launch by its first argument
         raise ValueError(f"kernel {kernel.name!r}: the first input must be an array, not a scalar")
+    if list(kernel.scalars) != [n for n in kernel.input_names if n in kernel.scalars]:
+        raise ValueError(f"kernel {kernel.name!r}: scalars {kernel.scalars} must be inputs, in input order")
     KERNELS[kernel.name] = kernel
     return kernel
 
@@ -91,11 +114,51 @@ def cuda_source(kernel: Kernel, ctype: str) -> str:
     ])
 
 
+# What a CUDA body may call, mapped to <cmath>: the float overloads of exp, tanh,
+# sqrt ... are std's, as CUDA's are. std::max/min take one type only, so a double
+# literal mixed into a float max() fails to compile here, as it should.
+HOST_PRELUDE = """#include <cmath>
+#include <algorithm>
+using std::exp; using std::expm1; using std::log; using std::log1p; using std::sqrt;
+using std::tanh; using std::fabs; using std::abs; using std::max; using std::min;
+using std::fmax; using std::fmin; using std::isfinite; using std::isnan; using std::copysign;
+"""
+
+
+def host_source(kernel: Kernel, ctype: str) -> str:
+    """``kernel.cuda`` as a host C++ function ``<cuda_name>_<ctype>(arrays..., n)``.
+
+    The same text as on the GPU, bound as CuPy binds it (``const T x`` for inputs,
+    scalars by value, ``T& y`` for outputs) inside a loop over ``n`` elements.
+    Compiled with g++ (``-Wdouble-promotion -Werror``) by the tests, so a CUDA body
+    that computes the wrong thing, or in double, fails on a CPU-only machine.
+    """
+    ins, outs, scalars = kernel.input_names, kernel.output_names, kernel.scalars
+    params = [f"const {ctype} {n}" if n in scalars else f"const {ctype}* __restrict__ {n}_" for n in ins]
+    params += [f"{ctype}* __restrict__ {n}_" for n in outs]
+    binds = [f"const T {n} = {n}_[i];" for n in ins if n not in scalars] + [f"T& {n} = {n}_[i];" for n in outs]
+    return "\n".join([
+        f'extern "C" void {kernel.cuda_name}_{ctype}({", ".join(params)}, const long long n) {{',
+        f"    typedef {ctype} T;",
+        "    for (long long i = 0; i < n; ++i) {",
+        *("        " + b for b in binds),
+        f"        {kernel.cuda};",
+        "    }",
+        "}",
+    ])
+
+
 def sample_arguments(kernel, dtype, rng, n=257, spread=1.0):
     """Host arguments for ``kernel``: array inputs in [-spread, spread], scalar inputs
-    (hyperparameters such as lr or slope, ``kernel.scalars``) in [0.1, 0.9], outputs
-    (state read in place, e.g. Adam's v) in [0, 1]."""
+    (hyperparameters such as lr or slope, ``kernel.scalars``) one of ``kernel.examples``
+    (else uniform in [0.1, 0.9]), outputs (state read in place, e.g. Adam's v) in [0, 1]
+    then made consistent by ``kernel.prepare``."""
     dtype = np.dtype(dtype)
-    ins = [dtype.type(rng.uniform(0.1, 0.9)) if name in kernel.scalars
+    example = iter(kernel.examples[rng.integers(len(kernel.examples))] if kernel.examples
+                   else rng.uniform(0.1, 0.9, len(kernel.scalars)))
+    ins = [dtype.type(next(example)) if name in kernel.scalars
            else rng.uniform(-spread, spread, n).astype(dtype) for name in kernel.input_names]
-    return ins, [rng.uniform(0, 1, n).astype(dtype) for _ in kernel.output_names]
+    outs = [rng.uniform(0, 1, n).astype(dtype) for _ in kernel.output_names]
+    if kernel.prepare is not None:
+        kernel.prepare(ins, outs)
+    return ins, outs
