@@ -1,14 +1,13 @@
 """CPU/GPU parity of a full forward + backward + update on a 3-layer net.
 
-Tolerances (conftest.TOL): float64 ~1e-10 relative, float32 ~1e-5; both devices start
+Tolerances (helpers.TOL): float64 ~1e-10 relative, float32 ~1e-5; both devices start
 from bit-identical weights (drawn on the host) and see the same data. The CPU half
 (same-seed determinism, CPU against itself across dtypes) runs everywhere.
 """
 import numpy as np
-import pytest
 
 import gpubp
-from helpers import TOL, needs_gpu
+from helpers import TOL
 
 
 def run(device, dtype, steps=3):
@@ -48,14 +47,11 @@ def test_cpu_runs_are_deterministic_and_float32_tracks_float64():
         np.testing.assert_allclose(a[k], c[k], rtol=1e-3, atol=1e-4, err_msg=k)
 
 
-@needs_gpu
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_gpu_matches_cpu(dtype):
-    import os
-    os.environ.setdefault("CUPY_TF32", "0")  # true float32 matmuls (CuPy's default; made explicit)
+def test_every_device_matches_the_cpu(device, dtype, monkeypatch):
+    monkeypatch.setenv("CUPY_TF32", "0")  # true float32 matmuls (CuPy's default; made explicit)
     w_cpu, cpu = run("cpu", dtype)
-    w_gpu, gpu = run("cuda:0", dtype)
+    w_dev, dev = run(device, dtype)
     for k in w_cpu:
-        np.testing.assert_array_equal(w_cpu[k], w_gpu[k])  # bit-identical start
+        np.testing.assert_array_equal(w_cpu[k], w_dev[k])  # bit-identical start
     for k in cpu:
-        np.testing.assert_allclose(gpu[k], cpu[k], **TOL[np.dtype(dtype)], err_msg=k)
+        np.testing.assert_allclose(dev[k], cpu[k], **TOL[np.dtype(dtype)], err_msg=k)
