@@ -6,6 +6,6 @@ objects themselves (``activations.sigmoid``), so "go to definition" reaches the
 formula; ``KERNELS`` lists them all by name for the tests and the doctor.
 """
 from . import activations, updates
-from .registry import KERNELS, Kernel, cuda_source, host_source, register, sample_arguments
+from .registry import HOST_PRELUDE, KERNELS, Kernel, cuda_source, host_source, register, sample_arguments
 
-__all__ = ["KERNELS", "Kernel", "cuda_source", "host_source", "register", "sample_arguments", "activations", "updates"]
+__all__ = ["HOST_PRELUDE", "KERNELS", "Kernel", "cuda_source", "host_source", "register", "sample_arguments", "activations", "updates"]

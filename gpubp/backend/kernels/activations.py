@@ -94,14 +94,14 @@ relu = register(Kernel(
     "relu", "T z", "T y",
     "y = z > 0 ? z : (T)0",
     lambda z, y: np.maximum(z, 0, out=y), lambda z, y: np.where(z > 0, z, 0),
-    "y = max(z, 0).",
+    "y = max(z, 0).", ulps=(0, 0),
 ))
 
 relu_backward = register(Kernel(
     "relu_backward", "T g, T z", "T delta",
     "delta = z > 0 ? g : (T)0",
     _relu_backward_np, lambda g, z, delta: np.where(z > 0, g, 0),
-    "delta = g * [z > 0].",
+    "delta = g * [z > 0].", ulps=(0, 0),
 ))
 
 leaky_relu = register(Kernel(
@@ -109,7 +109,7 @@ leaky_relu = register(Kernel(
     "y = z > 0 ? z : slope * z",
     _leaky_relu_np, lambda z, slope, y: np.where(z > 0, z, slope * z),
     "y = z if z > 0 else slope * z (0 <= slope <= 1).", scalars=("slope",),
-    examples=((0.01,), (0.1,), (0.2,), (0.3,)),
+    examples=((0.01,), (0.1,), (0.2,), (0.3,)), ulps=(2, 2),  # slope rounded once, one product
 ))
 
 leaky_relu_backward = register(Kernel(
@@ -117,5 +117,5 @@ leaky_relu_backward = register(Kernel(
     "delta = z > 0 ? g : slope * g",
     _leaky_relu_backward_np, lambda g, z, slope, delta: np.where(z > 0, g, slope * g),
     "delta = g if z > 0 else slope * g.", scalars=("slope",),
-    examples=((0.01,), (0.1,), (0.2,), (0.3,)),
+    examples=((0.01,), (0.1,), (0.2,), (0.3,)), ulps=(2, 2),  # slope rounded once, one product
 ))
