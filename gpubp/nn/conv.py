@@ -1,0 +1,175 @@
+"""2-d convolution (NCHW) by im2col + one GEMM, and the helpers pooling shares.
+
+A window of a padded input ``Xp`` (N, C, Hp, Wp) at output position (oh, ow) is
+``Xp[n, c, oh*sh + i, ow*sw + j]`` for kernel offsets (i, j). ``windows`` exposes all of
+them as a strided view (N, C, OH, OW, kh, kw) with OH = (Hp - kh) // sh + 1 (floor mode,
+as PyTorch); ``col2im`` is its adjoint: every window entry's gradient is added back to
+the input element it was read from (one strided slice per kernel offset, so kh*kw
+vectorised additions whatever the stride and padding). Both work on NumPy and CuPy.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from ..errors import InvalidValueError, ShapeError
+from ..layers import Layer
+
+
+def pair(value, what, minimum=1):
+    """``value`` as an (h, w) pair of ints >= ``minimum`` (an int means both), else a clear error."""
+    items = value if isinstance(value, (tuple, list)) else (value, value)
+    try:
+        if isinstance(value, bool) or len(items) != 2 or any(isinstance(v, bool) for v in items):
+            raise TypeError
+        h, w = (operator.index(v) for v in items)
+    except TypeError:
+        raise InvalidValueError(f"{what} must be an int or a pair of ints, got {value!r}") from None
+    if h < minimum or w < minimum:
+        raise InvalidValueError(f"{what} must be >= {minimum}, got {value!r}")
+    return h, w
+
+
+def output_size(layer, X, kernel, stride, padding=(0, 0)):
+    """(OH, OW) of a layer sliding ``kernel`` over X (N, C, H, W); ShapeError when it does not fit."""
+    (H, W), (kh, kw) = X.shape[2:], kernel
+    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
+    if kh > Hp or kw > Wp:
+        raise ShapeError(f"{layer!r}: the {kh}x{kw} window is larger than the padded input {Hp}x{Wp} "
+                         f"(input shape {tuple(X.shape)}, padding {tuple(padding)})")
+    return (Hp - kh) // stride[0] + 1, (Wp - kw) // stride[1] + 1
+
+
+def windows(xp, X, kernel, stride, padding=(0, 0)):
+    """Strided view (N, C, OH, OW, kh, kw) of the windows of X zero-padded by ``padding``."""
+    (ph, pw), (sh, sw) = padding, stride
+    if ph or pw:
+        X = xp.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return xp.lib.stride_tricks.sliding_window_view(X, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def col2im(xp, dwin, shape, stride, padding=(0, 0)):
+    """dX (shape N, C, H, W) from window gradients ``dwin`` (N, C, kh, kw, OH, OW), the adjoint of
+    ``windows``: dXp[n, c, oh*sh + i, ow*sw + j] += dwin[n, c, i, j, oh, ow], then the padding cut."""
+    (N, C, H, W), (_, _, kh, kw, OH, OW) = shape, dwin.shape
+    (sh, sw), (ph, pw) = stride, padding
+    dXp = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dwin.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dXp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw] += dwin[:, :, i, j]
+    return xp.ascontiguousarray(dXp[:, :, ph:ph + H, pw:pw + W]) if ph or pw else dXp
+
+
+def conv_weight(init, rng, fan_in, fan_out, shape):
+    """A float64 conv weight of ``shape`` drawn from the host ``rng``, scaled by the PyTorch fans
+    fan_in = C kh kw and fan_out = O kh kw: He U(+-sqrt(6/fan_in)) or N(0, 2/fan_in), Glorot
+    U(+-sqrt(6/(fan_in+fan_out))) or N(0, 2/(fan_in+fan_out)); or ``init(rng, fan_in, fan_out, shape)``."""
+    if callable(init):
+        return np.asarray(init(rng, fan_in, fan_out, shape), dtype=np.float64)
+    fans = {"he": fan_in, "xavier": (fan_in + fan_out) / 2, "glorot": (fan_in + fan_out) / 2}
+    family, _, dist = str(init).partition("_")
+    if family not in fans or dist not in ("uniform", "normal"):
+        raise InvalidValueError(f"unknown conv initialiser {init!r}; choose he_uniform, he_normal, "
+                                f"xavier_uniform, xavier_normal (glorot_*), or a callable "
+                                f"init(rng, fan_in, fan_out, shape)")
+    var = 2.0 / fans[family]
+    if dist == "normal":
+        return rng.normal(0.0, np.sqrt(var), size=shape)
+    return rng.uniform(-np.sqrt(3 * var), np.sqrt(3 * var), size=shape)
+
+
+class Conv2D(Layer):
+    """Y[n, o] = b[o] + sum_{c,i,j} W[o, c, i, j] Xp[n, c, oh*sh + i, ow*sw + j]  (NCHW, PyTorch's Conv2d).
+
+    As one GEMM: cols = im2col(X) of shape (C kh kw, N OH OW), W_col = W reshaped to
+    (O, C kh kw), and ``Y = W_col @ cols + b``. With delta = dY laid out as (O, N OH OW)::
+
+        dW = delta @ cols^T      db = sum over columns of delta      dX = col2im(W_col^T @ delta)
+
+    W has shape (out_channels, in_channels, kh, kw) as in PyTorch; b is (out_channels,),
+    initialised to zero (as ``Dense`` does). ``init`` names a He or Glorot draw scaled by
+    fan-in = in_channels kh kw (see ``conv_weight``); He uniform by default, for ReLU nets.
+    ``stride``, ``padding`` (zeros, both sides) and ``kernel_size`` take an int or (h, w).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 init="he_uniform", seed=None, backend=None):
+        super().__init__(backend)
+        for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ShapeError(f"Conv2D needs {what} to be an int >= 1, got {n!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
+        self.stride = pair(stride, "Conv2D stride")
+        self.padding = pair(padding, "Conv2D padding", minimum=0)
+        self.bias, self.init = bool(bias), init
+        if not callable(init):
+            conv_weight(init, np.random.default_rng(0), 1, 1, (0,))  # an unknown name fails here
+        self.seed, self._params, self.X, self.cols = seed, None, None, None
+
+    def __repr__(self):
+        extra = (f", padding={self.padding}" if any(self.padding) else "") + ("" if self.bias else ", bias=False")
+        return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}{extra})")
+
+    def config(self):
+        return {"type": "Conv2D", "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding), "bias": self.bias,
+                "init": self.init if isinstance(self.init, str) else "he_uniform"}
+
+    def parameter_shapes(self):
+        W = (self.out_channels, self.in_channels, *self.kernel_size)
+        return {"W": W, **({"b": (self.out_channels,)} if self.bias else {})}
+
+    def reset_parameters(self, rng):
+        kh, kw = self.kernel_size
+        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
+        W = conv_weight(self.init, rng, fan_in, fan_out, self.parameter_shapes()["W"])
+        params = {"W": self.backend.asarray(W)}
+        if self.bias:
+            params["b"] = self.backend.zeros((self.out_channels,))
+        self._set_parameters(params)
+
+    def forward(self, X):
+        self.backend.check_array(X, "Conv2D input", ndim=4)
+        if X.shape[1] != self.in_channels:
+            raise ShapeError(f"{self!r} expects {self.in_channels} input channels (NCHW), "
+                             f"got shape {tuple(X.shape)}")
+        xp, (N, O), (OH, OW) = self.backend.xp, (X.shape[0], self.out_channels), self._out(X)
+        win = windows(xp, X, self.kernel_size, self.stride, self.padding)  # (N, C, OH, OW, kh, kw)
+        self.cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(-1, N * OH * OW)  # (C kh kw, N OH OW)
+        self.X = X
+        Y = xp.matmul(self.params["W"].reshape(O, -1), self.cols)  # Y = W_col @ cols
+        if self.bias:
+            Y += self.params["b"][:, None]
+        return xp.ascontiguousarray(Y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+
+    def backward(self, dY):
+        delta = self.backward_params(dY)
+        C, (kh, kw), (OH, OW) = self.in_channels, self.kernel_size, dY.shape[2:]
+        W_col = self.params["W"].reshape(self.out_channels, -1)
+        dcols = self.backend.xp.matmul(W_col.T, delta).reshape(C, kh, kw, -1, OH, OW)  # W_col^T @ delta
+        return col2im(self.backend.xp, dcols.transpose(3, 0, 1, 2, 4, 5), self.X.shape, self.stride, self.padding)
+
+    def backward_params(self, dY):
+        """dW and db only (no dX, e.g. for the first layer); returns delta as (O, N OH OW)."""
+        X, O = self.X, self.out_channels
+        self._check_dY(dY, () if X is None else (X.shape[0], O, *self._out(X)))
+        xp, shape = self.backend.xp, self.parameter_shapes()["W"]
+        delta = xp.ascontiguousarray(dY.transpose(1, 0, 2, 3)).reshape(O, -1)
+
+        def dW(out):  # dW = delta @ cols^T, written into grads["W"] viewed as (O, C kh kw)
+            return xp.matmul(delta, self.cols.T, out=None if out is None else out.reshape(O, -1)).reshape(shape)
+        self._accumulate("W", dW)
+        if self.bias:
+            self._accumulate("b", lambda out: self.backend.sum_rows(delta.T, out=out))  # db = delta 1
+        self._grads_zero = self._grads_stale = False
+        return delta
+
+    def _out(self, X):
+        return output_size(self, X, self.kernel_size, self.stride, self.padding)
+
+    def _clear_cache(self):
+        self.X = self.cols = None

@@ -1,0 +1,110 @@
+"""Pooling over NCHW windows, PyTorch's defaults: no padding, floor mode, stride = kernel size.
+
+Windows come from ``conv.windows`` (a strided view) and gradients go back through
+``conv.col2im``, its adjoint, so overlapping windows (stride < kernel) add up correctly.
+"""
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..layers import Layer
+from .conv import col2im, output_size, pair, windows
+
+
+def _show(hw):
+    return hw[0] if hw[0] == hw[1] else hw
+
+
+class _Pool2D(Layer):
+    """Shared by the windowed pools: arguments, checks, and the saved input X."""
+
+    def __init__(self, kernel_size, stride=None, backend=None):
+        super().__init__(backend)
+        name = type(self).__name__
+        self.kernel_size = pair(kernel_size, f"{name} kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, f"{name} stride")
+        self.X = None
+
+    def __repr__(self):
+        return f"{type(self).__name__}(kernel_size={_show(self.kernel_size)}, stride={_show(self.stride)})"
+
+    def config(self):
+        return {"type": type(self).__name__, "kernel_size": list(self.kernel_size), "stride": list(self.stride)}
+
+    def _windows(self, X):
+        """The (N, C, OH, OW, kh, kw) windows of a checked input X, which is saved for backward."""
+        self.backend.check_array(X, f"{type(self).__name__} input", ndim=4)
+        output_size(self, X, self.kernel_size, self.stride)
+        self.X = X
+        return windows(self.backend.xp, X, self.kernel_size, self.stride)
+
+    def _check_backward(self, dY):
+        X = self.X
+        out = () if X is None else (*X.shape[:2], *output_size(self, X, self.kernel_size, self.stride))
+        self._check_dY(dY, out)
+
+
+class MaxPool2D(_Pool2D):
+    """Y[n, c, oh, ow] = max_{i,j} X[n, c, oh*sh + i, ow*sw + j]  (PyTorch's MaxPool2d, no padding).
+
+    The gradient goes only to the element that won: with a = argmax over the window
+    (saved in forward), dX = col2im(dY * [k == a]) for window entries k. Ties go to the
+    first maximum in row-major window order, as PyTorch's kernels choose.
+    """
+
+    def forward(self, X):
+        win = self._windows(X)
+        N, C, OH, OW, kh, kw = win.shape
+        flat = win.reshape(N, C, OH, OW, kh * kw)  # a copy: windows overlap or skip in memory
+        self.arg = flat.argmax(axis=-1)
+        return self.backend.xp.take_along_axis(flat, self.arg[..., None], axis=-1)[..., 0]
+
+    def backward(self, dY):
+        self._check_backward(dY)
+        xp, (kh, kw) = self.backend.xp, self.kernel_size
+        N, C, OH, OW = dY.shape
+        dwin = (xp.arange(kh * kw) == self.arg[..., None]) * dY[..., None]  # dY routed to the argmax
+        dwin = dwin.reshape(N, C, OH, OW, kh, kw).transpose(0, 1, 4, 5, 2, 3)
+        return col2im(xp, dwin, self.X.shape, self.stride)
+
+    def _clear_cache(self):
+        self.X = self.arg = None
+
+
+class AvgPool2D(_Pool2D):
+    """Y[n, c, oh, ow] = (1 / (kh kw)) sum_{i,j} X[n, c, oh*sh + i, ow*sw + j]  (PyTorch's AvgPool2d).
+
+    Every window entry gets an equal share: dX = col2im(dY / (kh kw) broadcast over the window).
+    """
+
+    def forward(self, X):
+        return self._windows(X).mean(axis=(4, 5))
+
+    def backward(self, dY):
+        self._check_backward(dY)
+        xp, (kh, kw) = self.backend.xp, self.kernel_size
+        N, C, OH, OW = dY.shape
+        dwin = xp.broadcast_to((dY / (kh * kw))[:, :, None, None], (N, C, kh, kw, OH, OW))
+        return col2im(xp, dwin, self.X.shape, self.stride)
+
+
+class GlobalAvgPool2D(Layer):
+    """Y[n, c] = (1 / (H W)) sum_{h,w} X[n, c, h, w], shape (N, C) (PyTorch's AdaptiveAvgPool2d(1)
+    then flatten); dX[n, c, h, w] = dY[n, c] / (H W)."""
+
+    def __init__(self, backend=None):
+        super().__init__(backend)
+        self.X = None
+
+    def forward(self, X):
+        self.backend.check_array(X, "GlobalAvgPool2D input", ndim=4)
+        if X.shape[2] * X.shape[3] == 0:
+            raise ShapeError(f"GlobalAvgPool2D needs H, W >= 1, got input shape {tuple(X.shape)}")
+        self.X = X
+        return X.mean(axis=(2, 3))
+
+    def backward(self, dY):
+        self._check_dY(dY, () if self.X is None else self.X.shape[:2])
+        H, W = self.X.shape[2:]
+        dX = self.backend.xp.empty(self.X.shape, dtype=dY.dtype)
+        dX[...] = (dY / (H * W))[:, :, None, None]
+        return dX

@@ -1,0 +1,40 @@
+"""Layers that only change an array's shape."""
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..layers import Layer
+
+
+class Flatten(Layer):
+    """Y = X with dims start_dim..end_dim merged into one (PyTorch's nn.Flatten: by default
+    (N, C, H, W) -> (N, C H W)); dX = dY reshaped back to X's shape. No copy either way."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1, backend=None):
+        super().__init__(backend)
+        self.start_dim, self.end_dim, self.X = int(start_dim), int(end_dim), None
+
+    def __repr__(self):
+        return f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim})"
+
+    def config(self):
+        return {"type": "Flatten", "start_dim": self.start_dim, "end_dim": self.end_dim}
+
+    def _out_shape(self, shape):
+        nd = len(shape)
+        start, end = self.start_dim % max(nd, 1), self.end_dim % max(nd, 1)
+        if not (-nd <= self.start_dim < nd and -nd <= self.end_dim < nd) or start > end:
+            raise ShapeError(f"{self!r} cannot flatten a {nd}-d input of shape {tuple(shape)}")
+        merged = 1
+        for n in shape[start:end + 1]:
+            merged *= n
+        return (*shape[:start], merged, *shape[end + 1:])
+
+    def forward(self, X):
+        self.backend.check_array(X, "Flatten input")
+        Y = X.reshape(self._out_shape(X.shape))
+        self.X = X
+        return Y
+
+    def backward(self, dY):
+        self._check_dY(dY, () if self.X is None else self._out_shape(self.X.shape))
+        return dY.reshape(self.X.shape)
