@@ -226,3 +226,22 @@ def test_defaults_that_differ_from_pytorch_are_stated():
     assert SGD().lr == 0.1 and "1e-3" in SGD.__doc__
     assert RMSprop().lr == 1e-3 and "1e-2" in RMSprop.__doc__
     assert Adam().hyper["decoupled_weight_decay"] is True and "AdamW" in Adam.__doc__
+
+
+@pytest.mark.parametrize("case", ["sgd dampening", "rmsprop centered momentum", "adam amsgrad", "adam coupled l2"])
+def test_a_checkpoint_file_carries_the_options_and_slots(case, tmp_path):
+    from gpubp import checkpoint
+    make_opt, _ = CASES[case]
+    backend = gpubp.get_backend("cpu", "float32")
+    model, opt = net(backend), make_opt()
+    rng = np.random.default_rng(0)
+    X, y = backend.asarray(rng.normal(size=(32, 4))), backend.asarray(rng.integers(0, 3, 32))
+    grads_of(model, X, y, gpubp.SoftmaxCrossEntropy())
+    opt.step(model)
+    path = checkpoint.save(str(tmp_path / "ck"), model, opt)
+    restored = checkpoint.load(path).optimizer
+    assert type(restored) is type(opt) and restored.hyper == opt.hyper and restored.t == 1
+    for name, st in opt.state.items():
+        assert set(restored.state[name]) == set(opt.slots)
+        for slot, arr in st.items():
+            np.testing.assert_array_equal(restored.state[name][slot], arr)
