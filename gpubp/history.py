@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import InvalidValueError
 
 
 @dataclass
@@ -30,6 +33,23 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
+        """The inverse of ``as_dict``; anything else (unknown keys, non-numbers in the
+        per-epoch lists) is refused with an InvalidValueError naming it."""
+        if not isinstance(d, dict):
+            raise InvalidValueError(f"history must be a dict (History.as_dict()), got a {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InvalidValueError(f"history has unknown fields {unknown}; known: {sorted(known)}")
+        for name in ("loss", "metric", "val_loss", "val_metric", "lr", "epoch_time", "samples_per_sec"):
+            values = d.get(name, [])
+            if not isinstance(values, list) or not all(_is_number(v) for v in values):
+                raise InvalidValueError(f"history {name} must be a list of numbers, got {values!r:.80}")
+        for name in ("metric_name", "stopped"):
+            if d.get(name) is not None and not isinstance(d[name], str):
+                raise InvalidValueError(f"history {name} must be a string or None, got {d[name]!r:.80}")
+        if not isinstance(d.get("interrupted", False), bool):
+            raise InvalidValueError(f"history interrupted must be True or False, got {d['interrupted']!r:.80}")
         return cls(**d)
 
     def summary(self, epoch: int) -> str:
@@ -67,3 +87,7 @@ class Progress:
         if self.enabled:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InvalidValueError
+
 
 def xavier_uniform(rng, n_in, n_out):
     """Glorot uniform: U(-l, l) with l = sqrt(6 / (n_in + n_out))."""
@@ -40,5 +42,5 @@ def get_initializer(init):
         return init
     try:
         return INITIALIZERS[init]
-    except KeyError:
-        raise ValueError(f"unknown initialiser {init!r}; choose one of {sorted(INITIALIZERS)}") from None
+    except (KeyError, TypeError):  # TypeError: an unhashable init
+        raise InvalidValueError(f"unknown initialiser {init!r}; choose one of {sorted(INITIALIZERS)}") from None

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+from ._checks import integer, number
+from .errors import InvalidValueError
+
 
 class Schedule:
     """Base class: ``lr`` is the rate at epoch 0; subclasses implement ``rate(epoch)``."""
@@ -17,9 +20,7 @@ class Schedule:
         self.lr = _rate("lr", lr)
 
     def __call__(self, epoch) -> float:
-        if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
-            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
-        return self.rate(int(epoch))
+        return self.rate(integer("epoch", epoch, minimum=0))
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in vars(self).items())
@@ -41,11 +42,8 @@ class StepDecay(Schedule):
 
     def __init__(self, lr, step_size, gamma=0.1):
         super().__init__(lr)
-        if isinstance(step_size, bool) or int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"step_size must be an integer >= 1, got {step_size!r}")
-        if not 0.0 < float(gamma) <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size = integer("step_size", step_size, minimum=1)
+        self.gamma = number("gamma", gamma, low=0, high=1, low_open=True)
 
     def rate(self, epoch):
         return self.lr * self.gamma ** (epoch // self.step_size)
@@ -60,10 +58,9 @@ class Cosine(Schedule):
 
     def __init__(self, lr, total_epochs, min_lr=0.0):
         super().__init__(lr)
-        if isinstance(total_epochs, bool) or int(total_epochs) != total_epochs or total_epochs < 1:
-            raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs!r}")
+        integer("total_epochs", total_epochs, minimum=1)
         if not 0.0 <= _rate("min_lr", min_lr) <= self.lr:
-            raise ValueError(f"min_lr must be in [0, lr] = [0, {self.lr}], got {min_lr!r}")
+            raise InvalidValueError(f"min_lr must be in [0, lr] = [0, {self.lr}], got {min_lr!r}")
         self.total_epochs, self.min_lr = int(total_epochs), float(min_lr)
 
     def rate(self, epoch):
@@ -82,21 +79,27 @@ def get_schedule(name, lr, epochs):
     """
     if callable(name):
         return name
-    key = "constant" if name is None else str(name).lower()
+    if name is not None and not isinstance(name, str):
+        raise InvalidValueError(f"schedule must be one of {', '.join(SCHEDULES)} or a callable epoch -> lr, "
+                                f"got a {type(name).__name__}")
+    key = "constant" if name is None else name.lower()
+    if key not in SCHEDULES:
+        raise InvalidValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
     if key == "constant":
         return Constant(lr)
+    epochs = integer("epochs", epochs, minimum=1)
     if key == "step":
-        return StepDecay(lr, max(1, int(epochs) // 3))
-    if key == "cosine":
-        return Cosine(lr, epochs)
-    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+        return StepDecay(lr, max(1, epochs // 3))
+    return Cosine(lr, epochs)
 
 
 def _rate(name, x) -> float:
+    if isinstance(x, (bool, str)):
+        raise InvalidValueError(f"{name} must be a number, got {x!r}")
     try:
         value = float(x)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {x!r}") from None
+        raise InvalidValueError(f"{name} must be a number, got {x!r}") from None
     if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {x!r}")
+        raise InvalidValueError(f"{name} must be a finite number >= 0, got {x!r}")
     return value

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import integer, number
+from ..errors import InvalidValueError
+
 HERE = Path(__file__).parent
 
 
@@ -36,7 +39,9 @@ def xor():
 
 def spirals(n=400, noise=0.1, seed=0, test_fraction=0.25):
     """Two interleaved spirals (n points in all), labels 0 and 1."""
-    rng = np.random.default_rng(seed)
+    integer("spirals: n", n, minimum=2)
+    number("spirals: noise", noise, low=0)
+    rng = np.random.default_rng(integer("spirals: seed", seed, minimum=0))
     t = np.sqrt(rng.uniform(0, 1, n)) * 3 * np.pi
     y = np.arange(n) % 2
     sign = np.where(y == 0, 1.0, -1.0)
@@ -57,15 +62,22 @@ DATASETS = {"digits": load_digits, "xor": xor, "spirals": spirals, "house_price"
 def load_dataset(name, **kw):
     """A built-in dataset by name (keyword arguments go to its loader)."""
     try:
-        return DATASETS[name](**kw)
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}") from None
+        loader = DATASETS[name]
+    except (KeyError, TypeError):
+        raise InvalidValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}") from None
+    accepted = loader.__code__.co_varnames[:loader.__code__.co_argcount]
+    unknown = sorted(set(kw) - set(accepted))
+    if unknown:
+        raise InvalidValueError(f"dataset {name!r} takes {list(accepted) or 'no arguments'}, got {unknown}")
+    return loader(**kw)
 
 
 def split(X, y, test_fraction, seed, stratify=False):
     """Deterministic train/test split; stratified keeps class proportions."""
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    number("test_fraction", test_fraction, low=0, high=1, low_open=True)
+    if test_fraction == 1:
+        raise InvalidValueError("test_fraction must be in (0, 1), got 1: nothing would be left to train on")
+    integer("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
     test = np.concatenate([rng.permutation(g)[: round(len(g) * test_fraction)] for g in groups])

@@ -1,0 +1,69 @@
+"""Argument checks shared by the core: each names the argument, what it must be and what it got,
+and raises InvalidValueError (a ValueError), so a mistake is one clear gpubp error."""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+import numpy as np
+
+from .errors import InvalidValueError
+
+
+def integer(name, value, minimum=None) -> int:
+    """``value`` as an int: a whole number (not a bool, not 2.7) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidValueError(f"{name} must be a whole number{_at_least(minimum)}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InvalidValueError(f"{name} must be a whole number{_at_least(minimum)}, got {value!r}")
+    return int(value)
+
+
+def number(name, value, low=None, high=None, low_open=False) -> float:
+    """``value`` as a finite float in [low, high] (``(low, high]`` with ``low_open``)."""
+    bound = ""
+    if low is not None:
+        bound = f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        bound += f"{' and' if bound else ''} <= {high:g}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x) or (low is not None and (x <= low if low_open else x < low)) \
+            or (high is not None and x > high):
+        raise InvalidValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return x
+
+
+def seed(name, value):
+    """A seed: None, a whole number >= 0, or a NumPy Generator (passed through)."""
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    return integer(name, value, minimum=0)
+
+
+def writable_target(name, path, create_parents=False) -> str:
+    """Refuse ``path`` before any work is done when a file could not be written there: the
+    folder must exist (or, with ``create_parents``, its nearest existing ancestor) and be a
+    writable folder, and ``path`` itself must not be a folder."""
+    try:
+        path = os.path.abspath(os.fspath(path))
+    except TypeError:
+        raise InvalidValueError(f"{name} must be a file path, got {path!r}") from None
+    if os.path.isdir(path):
+        raise InvalidValueError(f"{name}: {path} is a folder; give a file name inside it")
+    folder = os.path.dirname(path)
+    while create_parents and not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.exists(folder):
+        raise InvalidValueError(f"{name}: the folder {folder} does not exist; create it first")
+    if not os.path.isdir(folder):
+        raise InvalidValueError(f"{name}: {folder} is a file, not a folder, so {path} cannot be written")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidValueError(f"{name}: the folder {folder} is not writable")
+    return path
+
+
+def _at_least(minimum):
+    return "" if minimum is None else f" >= {minimum}"

@@ -1,0 +1,247 @@
+"""fit never hands back (or writes) a non-finite model, follows the loss with its accuracy,
+honours explicit arguments on resume, and refuses every bad argument with one gpubp error
+that names it, before any training."""
+import warnings
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.errors import CheckpointError, GpubpError, InvalidValueError, NumericalError, ShapeError
+from gpubp.train import evaluate, fit, predict
+
+
+def net(n_in=2, n_out=2, seed=0, dtype="float32"):
+    return gpubp.Sequential([gpubp.Dense(n_in, 8), gpubp.Tanh(), gpubp.Dense(8, n_out)], dtype=dtype, seed=seed)
+
+
+def data(n=64, n_in=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, n_in)), rng.integers(0, 2, n)
+
+
+def host(model):
+    return {k: np.array(model.backend.to_numpy(v)) for k, v in model.parameters().items()}
+
+
+class Poison:
+    """Makes the last step of epoch ``epoch`` write NaN weights (64 samples in batches of 32: step 1),
+    after that epoch's losses were all computed: the epoch loss stays finite."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, model, history):
+        pass
+
+    def on_batch_end(self, step, model, loss_value):
+        if self._epoch == self.epoch and step == 1:
+            model.gradients()["2.W"][...] = np.nan  # the step turns this into NaN weights
+
+    def on_epoch_begin(self, epoch, model):
+        self._epoch = epoch
+
+
+def test_nonfinite_weights_behind_a_finite_loss_are_refused_and_restored():
+    X, y = data()
+    model, starts = net(), []
+
+    class Starts:
+        def on_epoch_begin(self, epoch, model):
+            starts.append(host(model))
+    with pytest.raises(NumericalError, match=r"NaN/Inf in epoch 2 although the loss stayed finite.*2\.W"):
+        fit(model, X, y, optimizer="sgd", epochs=3, callbacks=[Starts(), Poison(1)])
+    for k, v in host(model).items():
+        assert np.isfinite(v).all()
+        np.testing.assert_array_equal(v, starts[1][k])
+
+
+def test_adam_second_moment_overflow_is_caught():
+    """float32 inputs near 1e30: g*g overflows in Adam's v while the loss stays finite."""
+    X, y = data()
+    model = gpubp.Sequential([gpubp.Dense(2, 2)], seed=0)
+    before = host(model)
+    opt = gpubp.Adam()
+    with np.errstate(all="ignore"), pytest.raises(NumericalError, match="Adam slot 0.W.v"):
+        fit(model, X * 1e30, y, optimizer=opt, epochs=2)
+    for k, v in host(model).items():
+        np.testing.assert_array_equal(v, before[k])
+    assert opt.t == 0 and not opt.state  # restored to before the first step
+
+
+def test_a_good_checkpoint_is_never_replaced_by_a_bad_one(tmp_path):
+    X, y = data()
+    path = tmp_path / "run.npz"
+    with pytest.raises(NumericalError):
+        fit(net(), X, y, optimizer="sgd", epochs=3, checkpoint_path=path, checkpoint_every=1,
+            callbacks=Poison(2))  # one callback object, not a list
+    ck = gpubp.checkpoint.load(path)
+    assert ck.metadata["extra"]["epochs_done"] == 2
+    assert all(np.isfinite(v).all() for v in ck.model.parameters().values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]
+
+
+def test_a_model_holding_nan_is_refused_before_training():
+    model = net()
+    model.parameters()["0.b"][1] = np.inf
+    with pytest.raises(NumericalError, match=r"before training \(parameter 0\.b\)"):
+        fit(model, *data(), epochs=1)
+
+
+@pytest.mark.parametrize("rate", [float("nan"), -0.1, float("inf"), "0.1", None])
+def test_a_schedule_giving_a_bad_rate_is_refused(rate):
+    with pytest.raises(InvalidValueError, match=r"schedule gave lr=.* for epoch 1; a learning rate must be"):
+        fit(net(), *data(), epochs=3, schedule=lambda epoch: 0.01 if epoch == 0 else rate)
+
+
+def test_a_schedule_may_reach_zero():
+    h = fit(net(), *data(), epochs=2, optimizer="sgd", schedule=lambda epoch: 0.1 * (1 - epoch))
+    assert h.lr == [0.1, 0.0]
+
+
+def test_bce_accuracy_is_per_output_and_softmax_accuracy_is_argmax():
+    X = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    model = gpubp.Sequential([gpubp.Dense(3, 3, bias=False)], seed=0)
+    model.load_parameters({"0.W": np.eye(3, dtype=np.float32)})  # outputs = X
+    T = (X > 0).astype(np.float32)
+    assert evaluate(model, X, T, loss="bce")["accuracy"] == 1.0  # 12 outputs right
+    T[0, 0] = 1 - T[0, 0]
+    assert evaluate(model, X, T, loss="bce")["accuracy"] == pytest.approx(11 / 12)
+    labels = X.argmax(axis=1)
+    assert evaluate(model, X, labels)["accuracy"] == 1.0
+    h = fit(model, X, (X > 0).astype(np.float32), loss="bce", optimizer="sgd", lr=1e-9, epochs=1, shuffle=False)
+    assert h.metric == [1.0]
+
+
+def test_resume_honours_an_explicit_lr_and_optimizer(tmp_path):
+    X, y = data()
+    path = tmp_path / "c.npz"
+    fit(net(), X, y, lr=0.05, epochs=2, checkpoint_path=path, checkpoint_every=2)
+    assert fit(net(seed=1), X, y, epochs=3, resume_from=path).lr == [0.05] * 3  # the saved optimizer
+    assert fit(net(seed=1), X, y, epochs=3, lr=0.01, resume_from=path).lr == [0.05, 0.05, 0.01]
+    mine = gpubp.Adam(lr=0.02)
+    assert fit(net(seed=1), X, y, epochs=3, optimizer=mine, resume_from=path).lr[-1] == 0.02
+    saved_t = gpubp.checkpoint.load(path).optimizer.t
+    assert mine.t == saved_t + 2 and set(mine.state["0.W"]) == {"m", "v"}  # it got the saved slots
+    model = net(seed=1)
+    before = host(model)
+    for other in ("sgd", gpubp.RMSprop()):
+        with pytest.raises(InvalidValueError, match=r"continues a Adam run .* asks for (SGD|RMSprop)"):
+            fit(model, X, y, epochs=3, optimizer=other, resume_from=path)
+    for k, v in host(model).items():  # refused before anything was loaded
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_resume_without_lr_keeps_the_schedule_of_the_run(tmp_path):
+    X, y = data()
+    run = dict(epochs=4, lr=0.05, schedule="step", optimizer="sgd")
+    full = fit(net(), X, y, **run)
+
+    class StopAt:
+        def on_epoch_begin(self, epoch, model):
+            if epoch == 2:
+                raise KeyboardInterrupt
+    fit(net(), X, y, **run, checkpoint_path=tmp_path / "c.npz", checkpoint_every=1, callbacks=[StopAt()])
+    resumed = fit(net(seed=7), X, y, epochs=4, schedule="step", resume_from=tmp_path / "c.npz")
+    assert resumed.lr == full.lr and resumed.loss == full.loss
+
+
+X0, Y0 = data(16)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(lr=0), "lr must be a finite number > 0, got 0"),
+    (dict(lr=-1), "lr must be"),
+    (dict(lr=float("nan")), "got nan"),
+    (dict(lr=float("inf")), "got inf"),
+    (dict(lr="0.1"), "got '0.1'"),
+    (dict(epochs=0), "epochs must be a whole number >= 1, got 0"),
+    (dict(epochs=2.5), "epochs must be a whole number >= 1, got 2.5"),
+    (dict(epochs=True), "epochs must be"),
+    (dict(epochs="3"), "got '3'"),
+    (dict(batch_size=0), "batch_size must be a whole number >= 1"),
+    (dict(batch_size=1.5), "batch_size must be"),
+    (dict(seed=-1), "seed must be a whole number >= 0, got -1"),
+    (dict(seed="x"), "seed must be"),
+    (dict(tol=-1), "tol must be"),
+    (dict(patience=0), "patience must be a whole number >= 1"),
+    (dict(callbacks=5), "callbacks must be an object with any of on_epoch_begin"),
+    (dict(callbacks=[object()]), r"callbacks\[0\] \(a object\) has none of the methods"),
+    (dict(checkpoint_path="x.npz"), "checkpoint_path needs checkpoint_every"),
+    (dict(checkpoint_path="x.npz", checkpoint_every=0), "checkpoint_every must be a whole number >= 1, got 0"),
+    (dict(checkpoint_path="x.npz", checkpoint_every=2.5), "checkpoint_every must be .* got 2.5"),
+    (dict(checkpoint_every=1), "checkpoint_every=1 without checkpoint_path"),
+    (dict(validation_data=X0), "validation_data must be a pair .* got a ndarray"),
+    (dict(validation_data=(X0,)), "got a 1-item tuple"),
+    (dict(validation_data=(X0, Y0, Y0)), "got a 3-item tuple"),
+    (dict(validation_data=(X0[:, :1], Y0)), r"validation_data X has shape \(16, 1\)"),
+    (dict(validation_data=(X0, Y0[:3])), "validation_data X has 16 samples but validation_data y has 3"),
+    (dict(optimizer="adamm"), "adamm"),
+    (dict(schedule="linear"), "unknown schedule 'linear'"),
+])
+def test_bad_arguments_are_one_gpubp_error_naming_them(kwargs, words, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = net()
+    before = host(model)
+    with pytest.raises(GpubpError, match=words) as err:
+        fit(model, X0, Y0, **kwargs)
+    assert isinstance(err.value, ValueError)
+    for k, v in host(model).items():
+        np.testing.assert_array_equal(v, before[k])
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where, words", [
+    ("missing/c.npz", "the folder .*missing does not exist"),
+    ("file.txt/c.npz", "file.txt is a file, not a folder"),
+    (".", "is a folder; give a file name inside it"),
+])
+def test_an_unwritable_checkpoint_path_is_refused_before_training(where, words, tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    seen = []
+    with pytest.raises(InvalidValueError, match=words):
+        fit(net(), X0, Y0, checkpoint_path=tmp_path / where, checkpoint_every=1,
+            callbacks=[type("C", (), {"on_epoch_begin": lambda self, e, m: seen.append(e)})()])
+    assert seen == []
+
+
+@pytest.mark.parametrize("call, X, y, error, words", [
+    ("fit", X0[:, :1].repeat(5, axis=1), Y0, ShapeError, r"X has shape \(16, 5\), 5 features .* expects 2"),
+    ("fit", X0, np.array(3), ShapeError, r"y has a single number \(0-d\)"),
+    ("fit", X0, np.zeros((16, 3)), ShapeError, r"y has shape \(16, 3\) but the model gives \(2,\) per sample"),
+    ("fit", np.zeros((0, 2)), np.zeros(0, int), ShapeError, r"fit: no samples \(X has shape \(0, 2\)\)"),
+    ("evaluate", np.zeros((0, 2)), np.zeros(0, int), ShapeError, "evaluate: no samples"),
+    ("predict", np.zeros((0, 2)), None, ShapeError, "predict: no samples"),
+    ("predict", np.zeros(2), None, ShapeError, r"predict: X must be 2-d .* \(2,\)"),
+    ("predict", X0[:, :1].repeat(3, axis=1), None, ShapeError, r"predict: X has shape \(16, 3\)"),
+    ("fit", [[1.0, 2.0], [3.0]], [0, 1], ShapeError, "not a rectangular array"),
+    ("fit", X0 * 1e39, Y0, NumericalError, "X holds values up to .*e\\+39, beyond float32's range"),
+    ("predict", -X0 * 1e39, None, NumericalError, "beyond float32's range"),
+])
+def test_bad_data_names_the_array_the_user_passed(call, X, y, error, words):
+    fn = {"fit": fit, "evaluate": evaluate, "predict": predict}[call]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning leaks on the way
+        with pytest.raises(error, match=words):
+            fn(net(), X, *(() if y is None else (y,)))
+
+
+def test_float64_data_beyond_float32_is_fine_for_a_float64_model():
+    X = X0 * 1e39
+    assert np.isfinite(predict(net(dtype="float64"), X)).all()
+
+
+def test_integer_features_and_targets_are_converted():
+    X = np.arange(32).reshape(16, 2) % 3
+    assert fit(net(), X, Y0, epochs=1).epochs == 1
+    assert fit(net(n_out=1), X, (Y0 > 0).astype(int)[:, None], loss="bce", epochs=1).metric_name == "accuracy"
+
+
+def test_a_damaged_training_state_is_a_checkpoint_error(tmp_path):
+    model = net()
+    for extra in ({"epochs_done": "x"}, {"epochs_done": 1, "history": {"los": []}},
+                  {"epochs_done": 1, "history": {"loss": ["a"]}}, {"epochs_done": 2, "history": {"loss": [1.0]}},
+                  {"epochs_done": 0, "history": {}, "seed": -3}):
+        gpubp.checkpoint.save(tmp_path / "c.npz", model, gpubp.Adam(), extra=extra)
+        with pytest.raises(CheckpointError, match="damaged training state"):
+            fit(model, X0, Y0, epochs=2, resume_from=tmp_path / "c.npz")
