@@ -5,8 +5,11 @@
 created lazily on the model's backend; if the model moves to another backend,
 the state moves with it on the next step, values kept (a model of other shapes
 is refused with a ShapeError before any parameter changes). ``opt.lr`` is a
-plain float that a schedule may change between steps. Update rules and
-defaults follow ``torch.optim`` (see ``gpubp/backend/kernels/updates.py``).
+plain float that a schedule may change between steps. Update rules follow
+``torch.optim`` (see ``gpubp/backend/kernels/updates.py``); the defaults that differ
+are stated in each class. ``scalars()`` derives the kernel's scalars (``1 - beta``,
+``lr / (1 - beta1^t)``...) from the hyperparameters on the host in float64; the
+backend rounds each once to the model's dtype.
 """
 from __future__ import annotations
 
