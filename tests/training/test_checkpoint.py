@@ -103,13 +103,13 @@ def test_damaged_or_incompatible_files_give_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable"):
         checkpoint.load(tmp_path / "cut.npz")
     rewrite(good, tmp_path / "missing.npz", drop=("param/2.b",))
-    with pytest.raises(CheckpointError, match="missing array 'param/2.b'"):
+    with pytest.raises(CheckpointError, match=r"missing array\(s\) 'param/2.b'"):
         checkpoint.load(tmp_path / "missing.npz")
     rewrite(good, tmp_path / "future.npz", lambda m: m.update(format="gpubp-checkpoint-99"))
     with pytest.raises(CheckpointError, match="unsupported checkpoint format 'gpubp-checkpoint-99'"):
         checkpoint.load(tmp_path / "future.npz")
     rewrite(good, tmp_path / "shape.npz", lambda m: m["architecture"][2].update(n_in=7))
-    with pytest.raises(CheckpointError, match="parameter 2.W has shape"):
+    with pytest.raises(CheckpointError, match=r"param/2.W has shape \(6, 3\), the architecture says \(7, 3\)"):
         checkpoint.load(tmp_path / "shape.npz")
     rewrite(good, tmp_path / "layer.npz", lambda m: m["architecture"][1].update(type="Swish"))
     with pytest.raises(CheckpointError, match="unknown layer type 'Swish'"):
