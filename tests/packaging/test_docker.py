@@ -22,7 +22,12 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
-DOCKERFILES = {"gpu": ROOT / "docker" / "Dockerfile", "cpu": ROOT / "docker" / "Dockerfile.cpu"}
+DOCKERFILES = {"gpu": ROOT / "docker" / "Dockerfile", "gpu13": ROOT / "docker" / "Dockerfile.cuda13",
+               "cpu": ROOT / "docker" / "Dockerfile.cpu"}
+# CUDA major version -> (CuPy wheel, the CUDA header and NVRTC wheels); CUDA 13 dropped the suffix
+CUDA_WHEELS = {"12": ("cupy-cuda12x", ("nvidia-cuda-runtime-cu12", "nvidia-cuda-nvrtc-cu12")),
+               "13": ("cupy-cuda13x", ("nvidia-cuda-runtime", "nvidia-cuda-nvrtc"))}
+GPU_KINDS = pytest.mark.parametrize("kind", ["gpu", "gpu13"])
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 BUILD_TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|make|cmake|git|[\w.+-]+-dev)\b")
 # What would point python or pip elsewhere than the fresh venv (index settings are kept).
@@ -157,6 +162,7 @@ def test_dockerignore_keeps_the_package_and_drops_the_rest():
     rules = ignore_rules()
     for kept in ("pyproject.toml", "README.md", "LICENSE", "gpubp/__init__.py", "gpubp/cli/__init__.py"):
         assert not ignored(kept, rules), f"{kept} must reach the build context"
+    assert not ignored("examples/house_price.py", rules), "examples/ must reach the build context"
     for dropped in (".git/HEAD", ".venv-ci/bin/python", "tests/packaging/test_docker.py",
                     "gpubp/__pycache__/cli.cpython-312.pyc", "gpubp/layers.pyc"):
         assert ignored(dropped, rules), f"{dropped} must stay out of the build context"
@@ -249,18 +255,38 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path):
 
 # ---- per image --------------------------------------------------------------------
 
-def test_gpu_image_brings_cuda_headers_matching_its_base():
-    final = stages("gpu")[-1]
-    match = re.fullmatch(r"nvidia/cuda:(12\.\d+)\.\d+-runtime-ubuntu[\d.]+", final["image"])
-    assert match, f"final stage is {final['image']}, expected a pinned nvidia/cuda 12.x runtime"
+@GPU_KINDS
+def test_gpu_image_brings_cuda_headers_and_cupy_matching_its_base(kind):
+    final = stages(kind)[-1]
+    match = re.fullmatch(r"nvidia/cuda:((\d+)\.\d+)\.\d+-runtime-ubuntu[\d.]+", final["image"])
+    assert match, f"final stage is {final['image']}, expected a pinned nvidia/cuda runtime"
+    cupy, wheels = CUDA_WHEELS[match[2]]
     install = " ".join(pip_runs(final))
-    assert "[cuda12]" in install and "cuda12" in _pyproject()["project"]["optional-dependencies"]
-    for wheel in ("nvidia-cuda-runtime-cu12", "nvidia-cuda-nvrtc-cu12"):
-        pin = re.search(rf"{wheel}==(\d+\.\d+)\.\d+", install)
+    extra = f"cuda{match[2]}"
+    assert re.search(rf"\[{extra}(,\w+)*\]", install) and extra in _pyproject()["project"]["optional-dependencies"]
+    assert re.search(rf"{cupy}==\d+\.\d+\.\d+", install), f"{kind}: CuPy is not pinned ({cupy}==...)"
+    for wheel in wheels:
+        pin = re.search(rf"{wheel}==(\d+\.\d+)\.\d+\b", install)
         assert pin, f"{wheel} is not installed with an exact pin"
         assert pin[1] == match[1], f"{wheel}=={pin[1]}.* but the base image is CUDA {match[1]}"
     cache = env_of(final).get("CUPY_CACHE_DIR", "")
     assert cache.startswith("/tmp/"), f"CUPY_CACHE_DIR={cache!r}: not writable for any --user"
+
+
+@kinds
+def test_images_plot_ship_the_examples_and_work_under_any_user(kind):
+    """matplotlib (the plot extra) inside, examples/ in the working directory, and a working
+    directory and caches any ``--user UID:GID`` may write."""
+    final = stages(kind)[-1]
+    assert re.search(r"\[([\w]+,)*plot(,\w+)*\]", " ".join(pip_runs(final))), f"{kind}: no plot extra"
+    workdir = step_values(final, "WORKDIR")[-1]
+    runs = " ".join(step_values(final, "RUN"))
+    assert re.search(rf"install -d -m 1777 {re.escape(workdir)}\b", runs), \
+        f"{kind}: WORKDIR {workdir} is not created world-writable (sticky)"
+    examples = [dest for flags, src, dest in map(copy_args, step_values(final, "COPY"))
+                if any(s.rstrip("/").endswith("examples") for s in src)]
+    assert examples == [f"{workdir}/examples"], f"{kind}: examples/ copied to {examples}"
+    assert env_of(final).get("MPLCONFIGDIR", "").startswith("/tmp/"), f"{kind}: matplotlib's cache under ~"
 
 
 def test_cpu_image_is_numpy_only():
@@ -304,7 +330,7 @@ def _install_like_the_image(kind, tmp_path):
     image_env = {**env_of(builder), **env_of(final)}
     venv_dir = tmp_path / "venv"
     moved = {"WHEEL_DIR": tmp_path / "wheels", "VIRTUAL_ENV": venv_dir,
-             "CUPY_CACHE_DIR": tmp_path / "cupy-cache"}
+             "CUPY_CACHE_DIR": tmp_path / "cupy-cache", "MPLCONFIGDIR": tmp_path / "mpl"}
     for key, value in image_env.items():
         assert key == "PATH" or key in moved or not value.startswith("/"), \
             f"{kind}: ENV {key}={value} is a path this test does not move; teach it"
@@ -343,13 +369,19 @@ def test_cpu_image_install_commands_work(tmp_path):
 
 
 # NVRTC from the image's pinned wheel compiles a kernel that includes cuda_fp16.h, with
-# the headers of the nvidia-cuda-runtime-cu12 wheel (no GPU needed): what a *-runtime
+# the headers of the nvidia-cuda-runtime(-cu12) wheel (no GPU needed; CUDA 13's wheels
+# keep them under nvidia/cu13/include): what a *-runtime
 # image lacks without them. Prints NVRTC's version, to compare with the base image.
 NVRTC_PROBE = r"""
+import importlib
 from pathlib import Path
-import nvidia.cuda_runtime
 from cupy.cuda import nvrtc
-include = Path(list(nvidia.cuda_runtime.__path__)[0]) / "include"
+for name in ("nvidia.cuda_runtime", "nvidia.cu13"):  # CUDA 12 wheels, CUDA 13 wheels
+    try:
+        include = Path(list(importlib.import_module(name).__path__)[0]) / "include"
+        break
+    except ImportError:
+        pass
 source = ('#include <cuda_fp16.h>\n'
           'extern "C" __global__ void k(__half* x) { x[0] = __float2half(1.0f); }\n')
 program = nvrtc.createProgram(source, "probe.cu", [], [])
@@ -360,13 +392,14 @@ print("%d.%d" % nvrtc.getVersion())
 
 
 @pytest.mark.slow
-def test_gpu_image_install_commands_work(tmp_path):
-    """docker/Dockerfile's install (CuPy, CUDA header and NVRTC wheels: ~450 MB), then
+@GPU_KINDS
+def test_gpu_image_install_commands_work(kind, tmp_path):
+    """A CUDA image's install (CuPy, CUDA header and NVRTC wheels: ~450 MB), then
     `gpubp --help`, `gpubp check` (no GPU needed), and NVRTC of the base image's CUDA
     version compiling cuda_fp16.h."""
-    bindir, env = _install_like_the_image("gpu", tmp_path)
+    bindir, env = _install_like_the_image(kind, tmp_path)
     if "check" in _help_lists_the_commands(bindir, tmp_path, env):  # NVRTC builds every kernel
         _run([str(bindir / "gpubp"), "check"], tmp_path, env)
     version = _run([str(bindir / "python"), "-c", NVRTC_PROBE], tmp_path, env).split()[-1]
-    base = re.search(r":(\d+\.\d+)\.", stages("gpu")[-1]["image"])[1]
+    base = re.search(r":(\d+\.\d+)\.", stages(kind)[-1]["image"])[1]
     assert version == base, f"NVRTC {version} in the image, but its base is CUDA {base}"
