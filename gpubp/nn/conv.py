@@ -31,13 +31,16 @@ def pair(value, what, minimum=1):
     return h, w
 
 
-def output_size(layer, X, kernel, stride, padding=(0, 0)):
-    """(OH, OW) of a layer sliding ``kernel`` over X (N, C, H, W); ShapeError when it does not fit."""
-    (H, W), (kh, kw) = X.shape[2:], kernel
+def output_size(layer, shape, kernel, stride, padding=(0, 0)):
+    """(OH, OW) of ``layer`` sliding ``kernel`` over an input of ``shape`` (N, C, H, W), floor mode;
+    a ShapeError naming the layer when the input is not 4-d or the window does not fit."""
+    if len(shape) != 4:
+        raise ShapeError(f"{layer!r} expects NCHW (4-d) inputs, got shape {tuple(shape)}")
+    (H, W), (kh, kw) = shape[2:], kernel
     Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
     if kh > Hp or kw > Wp:
         raise ShapeError(f"{layer!r}: the {kh}x{kw} window is larger than the padded input {Hp}x{Wp} "
-                         f"(input shape {tuple(X.shape)}, padding {tuple(padding)})")
+                         f"(input shape {tuple(shape)}, padding {tuple(padding)})")
     return (Hp - kh) // stride[0] + 1, (Wp - kw) // stride[1] + 1
 
 
@@ -103,7 +106,9 @@ class Conv2D(Layer):
         self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
         self.stride = pair(stride, "Conv2D stride")
         self.padding = pair(padding, "Conv2D padding", minimum=0)
-        self.bias, self.init = bool(bias), init
+        if not isinstance(bias, bool):
+            raise InvalidValueError(f"Conv2D bias must be True or False, got {bias!r}")
+        self.bias, self.init = bias, init
         if not callable(init):
             conv_weight(init, np.random.default_rng(0), 1, 1, (0,))  # an unknown name fails here
         self.seed, self._params, self.X, self.cols = seed, None, None, None
@@ -132,12 +137,16 @@ class Conv2D(Layer):
             params["b"] = self.backend.zeros((self.out_channels,))
         self._set_parameters(params)
 
+    def output_shape(self, shape):
+        """(N, out_channels, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if they do not fit."""
+        OH, OW = output_size(self, shape, self.kernel_size, self.stride, self.padding)
+        if shape[1] != self.in_channels:
+            raise ShapeError(f"{self!r} expects {self.in_channels} input channels (NCHW), got shape {tuple(shape)}")
+        return shape[0], self.out_channels, OH, OW
+
     def forward(self, X):
         self.backend.check_array(X, "Conv2D input", ndim=4)
-        if X.shape[1] != self.in_channels:
-            raise ShapeError(f"{self!r} expects {self.in_channels} input channels (NCHW), "
-                             f"got shape {tuple(X.shape)}")
-        xp, (N, O), (OH, OW) = self.backend.xp, (X.shape[0], self.out_channels), self._out(X)
+        xp, (N, O, OH, OW) = self.backend.xp, self.output_shape(X.shape)
         win = windows(xp, X, self.kernel_size, self.stride, self.padding)  # (N, C, OH, OW, kh, kw)
         self.cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(-1, N * OH * OW)  # (C kh kw, N OH OW)
         self.X = X
@@ -156,7 +165,7 @@ class Conv2D(Layer):
     def backward_params(self, dY):
         """dW and db only (no dX, e.g. for the first layer); returns delta as (O, N OH OW)."""
         X, O = self.X, self.out_channels
-        self._check_dY(dY, () if X is None else (X.shape[0], O, *self._out(X)))
+        self._check_dY(dY, () if X is None else self.output_shape(X.shape))
         xp, shape = self.backend.xp, self.parameter_shapes()["W"]
         delta = xp.ascontiguousarray(dY.transpose(1, 0, 2, 3)).reshape(O, -1)
 
@@ -167,9 +176,6 @@ class Conv2D(Layer):
             self._accumulate("b", lambda out: self.backend.sum_rows(delta.T, out=out))  # db = delta 1
         self._grads_zero = self._grads_stale = False
         return delta
-
-    def _out(self, X):
-        return output_size(self, X, self.kernel_size, self.stride, self.padding)
 
     def _clear_cache(self):
         self.X = self.cols = None

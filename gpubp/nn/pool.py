@@ -30,17 +30,19 @@ class _Pool2D(Layer):
     def config(self):
         return {"type": type(self).__name__, "kernel_size": list(self.kernel_size), "stride": list(self.stride)}
 
+    def output_shape(self, shape):
+        """(N, C, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if the window does not fit."""
+        return (*shape[:2], *output_size(self, shape, self.kernel_size, self.stride))
+
     def _windows(self, X):
         """The (N, C, OH, OW, kh, kw) windows of a checked input X, which is saved for backward."""
         self.backend.check_array(X, f"{type(self).__name__} input", ndim=4)
-        output_size(self, X, self.kernel_size, self.stride)
+        self.output_shape(X.shape)
         self.X = X
         return windows(self.backend.xp, X, self.kernel_size, self.stride)
 
     def _check_backward(self, dY):
-        X = self.X
-        out = () if X is None else (*X.shape[:2], *output_size(self, X, self.kernel_size, self.stride))
-        self._check_dY(dY, out)
+        self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
 
 
 class MaxPool2D(_Pool2D):
@@ -95,10 +97,15 @@ class GlobalAvgPool2D(Layer):
         super().__init__(backend)
         self.X = None
 
+    def output_shape(self, shape):
+        """(N, C) for inputs of ``shape`` (N, C, H, W) with H, W >= 1, else a ShapeError."""
+        if len(shape) != 4 or shape[2] * shape[3] == 0:
+            raise ShapeError(f"GlobalAvgPool2D needs NCHW inputs with H, W >= 1, got shape {tuple(shape)}")
+        return tuple(shape[:2])
+
     def forward(self, X):
         self.backend.check_array(X, "GlobalAvgPool2D input", ndim=4)
-        if X.shape[2] * X.shape[3] == 0:
-            raise ShapeError(f"GlobalAvgPool2D needs H, W >= 1, got input shape {tuple(X.shape)}")
+        self.output_shape(X.shape)
         self.X = X
         return X.mean(axis=(2, 3))
 

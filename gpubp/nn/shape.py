@@ -1,7 +1,9 @@
 """Layers that only change an array's shape."""
 from __future__ import annotations
 
-from ..errors import ShapeError
+import numbers
+
+from ..errors import InvalidValueError, ShapeError
 from ..layers import Layer
 
 
@@ -11,6 +13,9 @@ class Flatten(Layer):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1, backend=None):
         super().__init__(backend)
+        for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+                raise InvalidValueError(f"Flatten {name} must be an int, got {dim!r}")
         self.start_dim, self.end_dim, self.X = int(start_dim), int(end_dim), None
 
     def __repr__(self):
@@ -19,7 +24,8 @@ class Flatten(Layer):
     def config(self):
         return {"type": "Flatten", "start_dim": self.start_dim, "end_dim": self.end_dim}
 
-    def _out_shape(self, shape):
+    def output_shape(self, shape):
+        """``shape`` with dims start_dim..end_dim merged; a ShapeError when the input has too few dims."""
         nd = len(shape)
         start, end = self.start_dim % max(nd, 1), self.end_dim % max(nd, 1)
         if not (-nd <= self.start_dim < nd and -nd <= self.end_dim < nd) or start > end:
@@ -31,10 +37,10 @@ class Flatten(Layer):
 
     def forward(self, X):
         self.backend.check_array(X, "Flatten input")
-        Y = X.reshape(self._out_shape(X.shape))
+        Y = X.reshape(self.output_shape(X.shape))
         self.X = X
         return Y
 
     def backward(self, dY):
-        self._check_dY(dY, () if self.X is None else self._out_shape(self.X.shape))
+        self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
         return dY.reshape(self.X.shape)

@@ -169,6 +169,7 @@ def test_config_repr_roundtrip():
     (dict(stride=0), gpubp.InvalidValueError, "Conv2D stride"),
     (dict(padding=-1), gpubp.InvalidValueError, "Conv2D padding must be >= 0"),
     (dict(init="lecun"), gpubp.InvalidValueError, "unknown conv initialiser"),
+    (dict(bias=1), gpubp.InvalidValueError, "Conv2D bias must be True or False"),
 ])
 def test_bad_arguments(kwargs, error, words):
     args = {**dict(in_channels=3, out_channels=4, kernel_size=3), **kwargs}
@@ -191,6 +192,23 @@ def test_bad_inputs_name_the_layer():
         layer.backward(np.zeros((2, 4, 4, 4)))
     with pytest.raises(gpubp.DTypeError, match="Conv2D input"):
         layer(np.zeros((2, 3, 5, 5), np.float32))
+
+
+def test_output_shape_without_data():
+    """``output_shape`` says each layer's output shape from its input shape alone (what a chain
+    check needs), and agrees with a real forward pass."""
+    stack = [Conv2D(1, 6, 5, padding=2), MaxPool2D(2), Conv2D(6, 16, 5), MaxPool2D(2), Flatten(),
+             gpubp.Dense(16 * 5 * 5, 10)]
+    model, shape = gpubp.Sequential(stack, dtype="float64"), (2, 1, 28, 28)
+    X = np.zeros(shape)
+    for layer in stack[:-1]:
+        shape, X = layer.output_shape(shape), layer(X)
+        assert X.shape == shape
+    assert shape == (2, 400) and model(np.zeros((2, 1, 28, 28))).shape == (2, 10)
+    with pytest.raises(gpubp.ShapeError, match=r"Conv2D\(6, 16, .*\) expects 6 input channels"):
+        stack[2].output_shape((2, 3, 14, 14))
+    with pytest.raises(gpubp.ShapeError, match=r"MaxPool2D\(kernel_size=2, stride=2\) expects NCHW \(4-d\)"):
+        stack[1].output_shape((2, 6, 28))
 
 
 def test_matches_torch():

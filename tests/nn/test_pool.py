@@ -180,12 +180,14 @@ def test_global_avg_and_flatten_errors():
     backend = gpubp.get_backend("cpu", "float64")
     with pytest.raises(gpubp.ShapeError, match="GlobalAvgPool2D input: expected a 4-d array"):
         GlobalAvgPool2D(backend=backend)(np.zeros((2, 3)))
-    with pytest.raises(gpubp.ShapeError, match="GlobalAvgPool2D needs H, W >= 1"):
+    with pytest.raises(gpubp.ShapeError, match="GlobalAvgPool2D needs NCHW inputs with H, W >= 1"):
         GlobalAvgPool2D(backend=backend)(np.zeros((2, 3, 0, 4)))
     with pytest.raises(gpubp.ShapeError, match=r"Flatten\(start_dim=1, end_dim=-1\) cannot flatten a 1-d input"):
         Flatten(backend=backend)(np.zeros(3))
     with pytest.raises(gpubp.ShapeError, match=r"Flatten\(start_dim=3, end_dim=1\) cannot flatten"):
         Flatten(3, 1, backend=backend)(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(gpubp.InvalidValueError, match="Flatten start_dim must be an int, got 1.5"):
+        Flatten(1.5)
     layer = Flatten(backend=backend)
     layer(np.zeros((2, 3, 4)))
     with pytest.raises(gpubp.ShapeError, match=r"Flatten.backward: dY has shape \(2, 11\), expected \(2, 12\)"):
