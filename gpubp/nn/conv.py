@@ -100,8 +100,10 @@ class Conv2D(Layer):
                  init="he_uniform", seed=None, backend=None):
         super().__init__(backend)
         for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-                raise ShapeError(f"Conv2D needs {what} to be an int >= 1, got {n!r}")
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+                raise InvalidValueError(f"Conv2D {what} must be a whole number, got {n!r}")
+            if n < 1:
+                raise ShapeError(f"Conv2D needs {what} >= 1, got {n!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
         self.stride = pair(stride, "Conv2D stride")

@@ -161,7 +161,7 @@ def test_config_repr_roundtrip():
 @pytest.mark.parametrize("kwargs,error,words", [
     (dict(in_channels=0), gpubp.ShapeError, "in_channels"),
     (dict(out_channels=-2), gpubp.ShapeError, "out_channels"),
-    (dict(in_channels=2.5), gpubp.ShapeError, "in_channels"),
+    (dict(in_channels=2.5), gpubp.InvalidValueError, "Conv2D in_channels must be a whole number, got 2.5"),
     (dict(kernel_size=0), gpubp.InvalidValueError, "kernel_size must be >= 1"),
     (dict(kernel_size=(3, 0)), gpubp.InvalidValueError, "kernel_size"),
     (dict(kernel_size=2.5), gpubp.InvalidValueError, "kernel_size must be an int"),
