@@ -98,9 +98,11 @@ def test_parity(device, dtype):
     be, tol = layer.backend, TOL[np.dtype(dtype)]
     np.testing.assert_array_equal(be.to_numpy(layer.params["W"]), ref.params["W"].astype(dtype))  # same draw
     X = X.astype(dtype).astype(np.float64)  # both see the same input values
-    np.testing.assert_allclose(be.to_numpy(layer(be.asarray(X))), ref(X), **tol)
+    Y = be.to_numpy(layer(be.asarray(X)))
+    np.testing.assert_allclose(Y, ref(X), **tol)
     dX, dX_ref = be.to_numpy(layer.backward(be.asarray(dY))), ref.backward(dY)
     np.testing.assert_allclose(dX, dX_ref, **tol)
+    assert Y.dtype == dX.dtype == layer.grads["W"].dtype == np.dtype(dtype)  # nothing promoted to float64
     for name in ("W", "b"):
         np.testing.assert_allclose(be.to_numpy(layer.grads[name]), ref.grads[name], **tol)
 
