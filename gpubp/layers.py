@@ -12,6 +12,7 @@ Gradients accumulate in ``grads`` across backward calls until ``zero_grad()``.
 """
 from __future__ import annotations
 
+from . import _checks
 from .backend import Backend, get_backend, parse_spec
 from .backend.kernels import activations
 from .errors import InvalidValueError, ShapeError, StateError
@@ -139,10 +140,15 @@ class Dense(Layer):
 
     def __init__(self, n_in: int, n_out: int, init="xavier_uniform", seed=None, backend=None, bias=True):
         super().__init__(backend)
-        if int(n_in) < 1 or int(n_out) < 1:
+        for name, value in (("n_in", n_in), ("n_out", n_out)):
+            _checks.integer(f"Dense {name}", value)
+        if n_in < 1 or n_out < 1:
             raise ShapeError(f"Dense needs n_in >= 1 and n_out >= 1, got ({n_in}, {n_out})")
-        self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bool(bias)
-        self.seed, self._params, self.X = seed, None, None
+        get_initializer(init)  # an unknown name is refused now, not at the first forward
+        if not isinstance(bias, bool):
+            raise InvalidValueError(f"Dense bias must be True or False, got {bias!r}")
+        self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bias
+        self.seed, self._params, self.X = _checks.seed("Dense seed", seed), None, None
 
     def __repr__(self):
         return f"Dense({self.n_in}, {self.n_out})"
@@ -241,10 +247,9 @@ class LeakyReLU(Activation):
     forward_kernel, backward_kernel, saves = activations.leaky_relu, activations.leaky_relu_backward, "X"
 
     def __init__(self, slope: float = 0.01, backend=None):
-        if not 0.0 <= slope <= 1.0:
-            raise InvalidValueError(f"LeakyReLU slope must be in [0, 1], got {slope}")
+        slope = _checks.number("LeakyReLU slope", slope, low=0, high=1)
         super().__init__(backend)
-        self.slope = float(slope)
+        self.slope = slope
 
     def __repr__(self):
         return f"LeakyReLU({self.slope})"
@@ -275,8 +280,13 @@ LAYERS = {cls.__name__: cls for cls in (Dense, *ACTIVATIONS.values())}
 
 def layer_from_config(config: dict, backend=None) -> Layer:
     """Rebuild a layer from ``Layer.config()`` on ``backend``."""
+    if not isinstance(config, dict):
+        raise InvalidValueError(f"a layer config must be a dict like {{'type': 'Dense', ...}}, got {config!r:.80}")
     kwargs = dict(config)
     name = kwargs.pop("type", None)
-    if name not in LAYERS:
-        raise ValueError(f"unknown layer type {name!r} in config; known: {sorted(LAYERS)}")
-    return LAYERS[name](**kwargs, backend=backend)
+    if not isinstance(name, str) or name not in LAYERS:
+        raise InvalidValueError(f"unknown layer type {name!r} in config; known: {sorted(LAYERS)}")
+    try:
+        return LAYERS[name](**kwargs, backend=backend)
+    except TypeError as exc:  # an argument the layer does not take
+        raise InvalidValueError(f"layer config {config!r:.120}: {exc}") from None

@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
+from . import _checks
 from .backend import Backend, default_device, get_backend, parse_spec
-from .errors import ShapeError
-from .layers import ACTIVATIONS, Dense, layer_from_config
+from .errors import InvalidValueError, ShapeError
+from .layers import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
 
 
 _ambient: contextvars.ContextVar = contextvars.ContextVar("gpubp_observers", default=())
@@ -49,10 +50,9 @@ class Sequential:
     """
 
     def __init__(self, layers, backend=None, dtype=None, seed=0):
-        self.layers = list(layers)
+        self.layers = _layers(layers)
         self.observers: list = []  # see the module docstring
-        if not self.layers:
-            raise ShapeError("Sequential needs at least one layer")
+        seed = _checks.seed("Sequential seed", seed)
         self.to(backend, dtype)
         if seed is not None:
             self.reset_parameters(seed)
@@ -125,7 +125,7 @@ class Sequential:
             layer.zero_grad()
 
     def reset_parameters(self, seed=0):
-        rng = self.backend.host_rng(seed)
+        rng = self.backend.host_rng(_checks.seed("seed", seed))
         for layer in self.layers:
             layer.reset_parameters(rng)
         return self
@@ -158,11 +158,45 @@ class Sequential:
         return self.forward(self.backend.asarray(X))
 
 
+def _layers(layers) -> list:
+    """``layers`` as a list of Layer objects whose Dense widths chain (checked here, with the
+    layer index, rather than at the first forward)."""
+    if isinstance(layers, Layer):
+        raise InvalidValueError(f"Sequential takes a list of layers, got one layer ({layers!r}); "
+                                f"write Sequential([{layers!r}])")
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise InvalidValueError(f"Sequential takes a list of layers, got a {type(layers).__name__}") from None
+    if not layers:
+        raise ShapeError("Sequential needs at least one layer")
+    width = None  # (index, layer) that fixes the width flowing into the next layer, if known
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise InvalidValueError(f"Sequential: item {i} is a {type(layer).__name__} ({layer!r:.60}), "
+                                    f"not a gpubp layer")
+        if isinstance(layer, Dense):
+            if width is not None and width[1].n_out != layer.n_in:
+                j, before = width
+                raise ShapeError(f"Sequential: layer {i} {layer!r} expects inputs of width {layer.n_in}, but "
+                                 f"layer {j} {before!r} outputs width {before.n_out}")
+            width = (i, layer)
+        elif not isinstance(layer, (Activation, Identity)):
+            width = None  # a layer of unknown shape change
+    return layers
+
+
 def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0) -> Sequential:
     """Dense -> activation for each size in ``hidden``, then a Dense output layer.
 
     He initialisation for the ReLU family, Glorot otherwise.
     """
+    if activation not in ACTIVATIONS:
+        raise InvalidValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+    try:
+        hidden = list(hidden)
+    except TypeError:
+        raise InvalidValueError(f"mlp: hidden must be a list of widths, e.g. [64, 64], got {hidden!r}") from None
     backend = get_backend(backend, dtype)
     sizes, stack = [n_in, *hidden], []
     init = "he_uniform" if activation in ("relu", "leaky_relu") else "xavier_uniform"

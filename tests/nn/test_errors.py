@@ -116,7 +116,7 @@ def test_bad_targets():
 def test_bad_construction():
     with pytest.raises(ShapeError, match="n_in >= 1"):
         gpubp.Dense(0, 3)
-    with pytest.raises(InvalidValueError, match="slope must be in"):
+    with pytest.raises(InvalidValueError, match="slope must be a finite number >= 0 and <= 1, got 2.0"):
         gpubp.LeakyReLU(2.0)
     with pytest.raises(InvalidValueError, match="unknown loss 'hinge'"):
         gpubp.losses.get_loss("hinge")
@@ -130,3 +130,44 @@ def test_numpy_array_into_a_cupy_model():
     with pytest.raises(DeviceError, match="expected an array on cuda:0, got a NumPy array"):
         m.forward(x())
     assert m.predict(x()).shape == (5, 2)  # predict moves data for you
+
+
+LAYERS = lambda: [gpubp.Dense(2, 3), gpubp.ReLU()]  # noqa: E731
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda: gpubp.Dense("a", 3), InvalidValueError, "Dense n_in must be a whole number, got 'a'"),
+    (lambda: gpubp.Dense(2.7, 3), InvalidValueError, "Dense n_in must be a whole number, got 2.7"),
+    (lambda: gpubp.Dense(2, True), InvalidValueError, "Dense n_out must be a whole number, got True"),
+    (lambda: gpubp.Dense(2, 3, init="nope"), InvalidValueError, "unknown initialiser 'nope'"),
+    (lambda: gpubp.Dense(2, 3, bias="yes"), InvalidValueError, "bias must be True or False"),
+    (lambda: gpubp.Dense(2, 3, seed=-1), InvalidValueError, "Dense seed must be a whole number >= 0"),
+    (lambda: gpubp.LeakyReLU("0.1"), InvalidValueError, "slope must be a finite number"),
+    (lambda: gpubp.LeakyReLU(float("nan")), InvalidValueError, "got nan"),
+    (lambda: gpubp.Sequential([gpubp.Dense(2, 3), "relu"]), InvalidValueError, "item 1 is a str"),
+    (lambda: gpubp.Sequential([gpubp.Dense(2, 3), gpubp.ReLU]), InvalidValueError, "item 1 is a type"),
+    (lambda: gpubp.Sequential(gpubp.Dense(2, 3)), InvalidValueError, r"write Sequential\(\[Dense\(2, 3\)\]\)"),
+    (lambda: gpubp.Sequential(5), InvalidValueError, "a list of layers, got a int"),
+    (lambda: gpubp.Sequential([*LAYERS(), gpubp.Dense(4, 1)]), ShapeError,
+     r"layer 2 Dense\(4, 1\) expects inputs of width 4, but layer 0 Dense\(2, 3\) outputs width 3"),
+    (lambda: gpubp.Sequential(LAYERS(), seed=-1), InvalidValueError, "Sequential seed must be a whole number >= 0"),
+    (lambda: gpubp.Sequential(LAYERS(), seed=1.5), InvalidValueError, "got 1.5"),
+    (lambda: gpubp.Sequential(LAYERS()).reset_parameters("x"), InvalidValueError, "seed must be"),
+    (lambda: gpubp.mlp(2, [4], 2, "swish"), InvalidValueError, "unknown activation 'swish'"),
+    (lambda: gpubp.mlp(2, 4, 2), InvalidValueError, "hidden must be a list of widths"),
+    (lambda: gpubp.initializers.get_initializer("nope"), InvalidValueError, "unknown initialiser"),
+    (lambda: gpubp.schedules.get_schedule("linear", 0.1, 10), InvalidValueError, "unknown schedule 'linear'"),
+    (lambda: gpubp.schedules.get_schedule(3, 0.1, 10), InvalidValueError, "or a callable"),
+    (lambda: gpubp.schedules.get_schedule("step", 0.1, "ten"), InvalidValueError, "epochs must be a whole number"),
+    (lambda: gpubp.schedules.StepDecay(0.1, "2"), InvalidValueError, "step_size must be"),
+    (lambda: gpubp.datasets.load_dataset("mnist"), InvalidValueError, "unknown dataset 'mnist'"),
+    (lambda: gpubp.datasets.load_dataset("xor", n=3), InvalidValueError, r"dataset 'xor' takes no arguments, got \['n'\]"),
+    (lambda: gpubp.datasets.spirals(n=0), InvalidValueError, "spirals: n must be a whole number >= 2"),
+    (lambda: gpubp.datasets.load_digits(test_fraction=1.5), InvalidValueError, "test_fraction must be"),
+    (lambda: gpubp.layers.layer_from_config({"type": "Dense", "n_in": 2}), InvalidValueError, "n_out"),
+    (lambda: gpubp.layers.layer_from_config("Dense"), InvalidValueError, "must be a dict"),
+])
+def test_bad_construction_is_one_gpubp_error_naming_the_argument(make, error, words):
+    with pytest.raises(error, match=words) as err:
+        make()
+    assert isinstance(err.value, GpubpError)
