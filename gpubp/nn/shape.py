@@ -9,7 +9,7 @@ from ..layers import Layer
 
 class Flatten(Layer):
     """Y = X with dims start_dim..end_dim merged into one (PyTorch's nn.Flatten: by default
-    (N, C, H, W) -> (N, C H W)); dX = dY reshaped back to X's shape. No copy either way."""
+    (N, C, H, W) -> (N, C H W)); dX = dY reshaped back to X's shape (views, no copies, for contiguous arrays)."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1, backend=None):
         super().__init__(backend)
