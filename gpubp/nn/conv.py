@@ -13,6 +13,7 @@ import operator
 
 import numpy as np
 
+from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..layers import Layer
 
@@ -100,9 +101,7 @@ class Conv2D(Layer):
                  init="he_uniform", seed=None, backend=None):
         super().__init__(backend)
         for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-                raise InvalidValueError(f"Conv2D {what} must be a whole number, got {n!r}")
-            if n < 1:
+            if _checks.integer(f"Conv2D {what}", n) < 1:
                 raise ShapeError(f"Conv2D needs {what} >= 1, got {n!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
@@ -113,7 +112,8 @@ class Conv2D(Layer):
         self.bias, self.init = bias, init
         if not callable(init):
             conv_weight(init, np.random.default_rng(0), 1, 1, (0,))  # an unknown name fails here
-        self.seed, self._params, self.X, self.cols = seed, None, None, None
+        self.seed, self._params = _checks.seed("Conv2D seed", seed), None
+        self.X = self.cols = None
 
     def __repr__(self):
         extra = (f", padding={self.padding}" if any(self.padding) else "") + ("" if self.bias else ", bias=False")

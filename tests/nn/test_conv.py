@@ -172,6 +172,7 @@ def test_config_repr_roundtrip():
     (dict(padding=-1), gpubp.InvalidValueError, "Conv2D padding must be >= 0"),
     (dict(init="lecun"), gpubp.InvalidValueError, "unknown conv initialiser"),
     (dict(bias=1), gpubp.InvalidValueError, "Conv2D bias must be True or False"),
+    (dict(seed=-1), gpubp.InvalidValueError, "Conv2D seed must be a whole number >= 0"),
 ])
 def test_bad_arguments(kwargs, error, words):
     args = {**dict(in_channels=3, out_channels=4, kernel_size=3), **kwargs}
