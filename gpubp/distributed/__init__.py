@@ -1,0 +1,22 @@
+"""Data-parallel training across processes: MPI on CPUs, NCCL between GPUs.
+
+Each of N processes (ranks, started by ``mpiexec -n N``) holds a copy of the model, trains on its
+share of every global batch, and the ranks sum their gradients, weighted so the result is the
+gradient of the mean loss over the global batch: the same step a single process takes.
+
+* ``sharding``: which samples a rank takes (same permutation from ``(seed, epoch)`` everywhere)
+  and the gradient weight ``n_r / B``; pure functions.
+* ``buckets``: gradients flattened into one preallocated buffer, reduced in buckets of a few MB.
+* ``mpi``: the communicator, ``from gpubp.distributed.mpi import world`` (importing that module
+  starts MPI, so this package does not import it).
+* ``nccl``: the GPU transport the communicator uses on CUDA devices.
+
+The core never imports this package, and ``import gpubp`` does not: fit receives a communicator
+object and calls its methods.
+"""
+from .buckets import DEFAULT_BUCKET_BYTES, FlatBuckets
+from .errors import DistributedError, MismatchError, RankFailure
+from .sharding import epoch_order, grad_scale, local_batches, shard, shard_bounds
+
+__all__ = ["DEFAULT_BUCKET_BYTES", "FlatBuckets", "DistributedError", "MismatchError", "RankFailure",
+           "epoch_order", "grad_scale", "local_batches", "shard", "shard_bounds"]

