@@ -27,6 +27,8 @@ class Layer:
     array is drawn once on the host and uploaded once, whatever the model does first.
     """
 
+    training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
+
     def __init__(self, backend=None):
         self.backend = get_backend(backend)
         self._params: dict | None = {}  # None: not drawn yet (see params)

@@ -124,6 +124,32 @@ class Sequential:
         for layer in self.layers:
             layer.zero_grad()
 
+    def train(self, mode=True):
+        """Training mode (``mode=True``, the default) or eval mode (False) for every layer; returns self.
+
+        In training Dropout drops units and BatchNorm normalises by batch statistics (and
+        updates its running ones); in eval both are deterministic: Dropout is the identity and
+        BatchNorm uses its running statistics. ``predict`` and ``evaluate`` run in eval.
+        """
+        if not isinstance(mode, bool):
+            raise InvalidValueError(f"Sequential.train mode must be True or False, got {mode!r}")
+        for layer in self.layers:
+            layer.training = mode
+        return self
+
+    def eval(self):
+        """Eval mode for every layer (``train(False)``); returns self."""
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        """True unless ``eval()`` (or ``train(False)``) was called since the last ``train()``."""
+        return all(layer.training for layer in self.layers)
+
+    @training.setter
+    def training(self, mode):
+        self.train(mode)
+
     def reset_parameters(self, seed=0):
         rng = self.backend.host_rng(_checks.seed("seed", seed))
         for layer in self.layers:
