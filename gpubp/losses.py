@@ -90,6 +90,8 @@ class BinaryCrossEntropy(Loss):
     def forward(self, Z, T):
         xp = self._begin(Z, T)
         self.Z, self.T = Z, self._float_targets(Z, T)
+        if not getattr(self, "_trusted", False):  # a device sync per batch unless fit checked all targets
+            self.check_targets(Z, T)
         return xp.mean(xp.maximum(Z, 0) - Z * T + xp.log1p(xp.exp(-xp.abs(Z))))
 
     def backward(self):
@@ -99,17 +101,27 @@ class BinaryCrossEntropy(Loss):
         dZ *= 1.0 / self.Z.size
         return dZ
 
+    def check_targets(self, Z, T):
+        """Targets must lie in [0, 1] (the loss has no minimum otherwise): one device sync for all of ``T``."""
+        if T.size:
+            lo, hi = float(T.min()), float(T.max())
+            if lo < 0 or hi > 1:
+                raise InvalidValueError(f"BinaryCrossEntropy: targets must be in [0, 1], got values in [{lo:g}, {hi:g}]")
+
 
 class SoftmaxCrossEntropy(Loss):
     """Softmax cross-entropy from logits Z of shape (N, C).
 
-    Targets are integer class labels (N,) or one-hot / probability rows (N, C).
-    L = mean_n(logsumexp(Z_n) - sum_c T_nc Z_nc);  dL/dZ = (softmax(Z) - T) / N.
+    Targets are integer class labels (N,) or rows of non-negative weights (N, C): one-hot,
+    probabilities, or any other row sums s_n = sum_c T_nc (e.g. per-sample weights).
+    L = mean_n(sum_c T_nc (logsumexp(Z_n) - Z_nc));  dL/dZ = (softmax(Z) * s - T) / N,
+    which is (softmax(Z) - T) / N for labels and rows summing to 1 (no extra pass then).
     """
 
     def forward(self, Z, T):
         xp = self._begin(Z, T, ndim=2)
         self.T = self._targets(Z, T)
+        self.row_sums = self.T.sum(axis=1, keepdims=True) if T.ndim == 2 else None
         shifted = Z - Z.max(axis=1, keepdims=True)
         log_norm = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         self.log_probs = shifted - log_norm
@@ -118,12 +130,20 @@ class SoftmaxCrossEntropy(Loss):
     def backward(self):
         log_probs = self._saved("log_probs")
         dZ = self.backend.xp.exp(log_probs)
+        if self.row_sums is not None:
+            dZ *= self.row_sums
         dZ -= self.T
         dZ *= 1.0 / dZ.shape[0]
         return dZ
 
     def check_targets(self, Z, T):
-        """Integer labels must lie in [0, C): one reduction and one device sync for all of ``T``."""
+        """Integer labels must lie in [0, C), target rows must be >= 0: one reduction and one
+        device sync for all of ``T``."""
+        if T.ndim == 2 and T.size:
+            lo = float(T.min())
+            if lo < 0:
+                raise InvalidValueError(f"SoftmaxCrossEntropy: target rows must be >= 0 (probabilities or "
+                                        f"weights), got a minimum of {lo:g}")
         if T.ndim == 1 and T.dtype.kind in "iu" and T.size:
             c = Z.shape[-1]
             lo, hi = int(T.min()), int(T.max())
@@ -135,7 +155,10 @@ class SoftmaxCrossEntropy(Loss):
         """One-hot/probability targets of Z's shape and dtype."""
         n, c = Z.shape
         if T.ndim == 2:
-            return self._float_targets(Z, T)
+            T = self._float_targets(Z, T)
+            if not getattr(self, "_trusted", False):
+                self.check_targets(Z, T)
+            return T
         if T.dtype.kind not in "iu":
             raise DTypeError(f"SoftmaxCrossEntropy: 1-d targets must be integer class labels, got {T.dtype}")
         if not self.backend.is_own(T):
