@@ -1,0 +1,150 @@
+"""Batch normalisation over the batch (and, for images, the spatial) axes, per feature/channel.
+
+Non-trainable state, the running mean and variance, lives in ``layer.buffers`` beside
+``params`` (which only an optimizer updates): it changes in training forwards only and is
+what a checkpoint must save with the parameters.
+"""
+from __future__ import annotations
+
+from .. import _checks
+from ..errors import ShapeError
+from ..layers import Layer
+
+
+def _given(value):
+    """A ``compute(out)`` for ``Layer._accumulate`` that hands over an already computed ``value``."""
+    def compute(out):
+        if out is None:
+            return value
+        out[...] = value
+        return out
+    return compute
+
+
+class BatchNorm(Layer):
+    """Y = gamma x_hat + beta, x_hat = (X - mu) / sigma, sigma = sqrt(var + eps), per channel c
+    (PyTorch's BatchNorm1d for (N, C), BatchNorm2d for (N, C, H, W)).
+
+    Training: mu and var are the batch mean and *biased* variance over the m = N (H W) values
+    of each channel, and the running estimates move by PyTorch's rule::
+
+        running_mean = (1 - momentum) running_mean + momentum mu
+        running_var  = (1 - momentum) running_var  + momentum var m / (m - 1)   (unbiased)
+
+    Eval: mu, var are the running estimates (constants). Backward, sums over N, H, W::
+
+        dbeta = sum dY      dgamma = sum dY x_hat
+        dX = (1/m) gamma / sigma (m dY - dbeta - x_hat dgamma)      (training)
+        dX = gamma / sigma dY                                        (eval)
+
+    gamma starts at ones, beta at zeros; running_mean at zeros, running_var at ones.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, backend=None):
+        super().__init__(backend)
+        self.num_features = _checks.integer("BatchNorm num_features", num_features, minimum=1)
+        self.eps = _checks.number("BatchNorm eps", eps, low=0, low_open=True)
+        self.momentum = _checks.number("BatchNorm momentum", momentum, low=0, high=1)
+        self.seed, self._params = None, None
+        C = self.num_features
+        self.buffers = {"running_mean": self.backend.zeros((C,)),
+                        "running_var": self.backend.xp.ones((C,), dtype=self.backend.dtype)}
+        self.X = self.x_hat = self.inv_sigma = None
+        self.batch_stats = True  # whether the last forward normalised by batch statistics
+
+    def __repr__(self):
+        return f"BatchNorm({self.num_features}, eps={self.eps:g}, momentum={self.momentum:g})"
+
+    def config(self):
+        return {"type": "BatchNorm", "num_features": self.num_features, "eps": self.eps,
+                "momentum": self.momentum}
+
+    def parameter_shapes(self):
+        return {"gamma": (self.num_features,), "beta": (self.num_features,)}
+
+    def reset_parameters(self, rng):
+        """gamma = 1, beta = 0 (``rng`` is not drawn from)."""
+        C, xp = self.num_features, self.backend.xp
+        self._set_parameters({"gamma": xp.ones((C,), dtype=self.backend.dtype), "beta": self.backend.zeros((C,))})
+
+    def output_shape(self, shape):
+        """``shape`` itself when it is (N, C) or (N, C, H, W) with C = num_features, else a ShapeError."""
+        if len(shape) not in (2, 4) or shape[1] != self.num_features:
+            raise ShapeError(f"{self!r} expects inputs of shape (N, {self.num_features}) or "
+                             f"(N, {self.num_features}, H, W), got shape {tuple(shape)}")
+        return tuple(shape)
+
+    def forward(self, X):
+        self.backend.check_array(X, "BatchNorm input")
+        self.output_shape(X.shape)
+        axes, shape = _axes(X)
+        if self.training:
+            m = X.size // self.num_features
+            if m < 2:
+                raise ShapeError(f"{self!r} in training needs more than one value per channel, got input "
+                                 f"shape {tuple(X.shape)} (use a larger batch, or eval mode)")
+            mu, var = X.mean(axis=axes), X.var(axis=axes)
+            self._update_running(mu, var, m)
+        else:
+            mu, var = self.buffers["running_mean"], self.buffers["running_var"]
+        xp, gamma, beta = self.backend.xp, self.params["gamma"], self.params["beta"]
+        self.inv_sigma = 1 / xp.sqrt(var + self.eps)  # 1 / sigma, per channel
+        self.x_hat = (X - mu.reshape(shape)) * self.inv_sigma.reshape(shape)
+        self.X, self.batch_stats = X, self.training
+        return self.x_hat * gamma.reshape(shape) + beta.reshape(shape)
+
+    def _update_running(self, mu, var, m):
+        """PyTorch's rule, in place (the buffers stay the same arrays): unbiased var for the estimate."""
+        k = self.momentum
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        rm *= 1 - k
+        rm += k * mu
+        rv *= 1 - k
+        rv += (k * m / (m - 1)) * var  # the scalar in float64 on the host, rounded once
+
+    def backward(self, dY):
+        self._check_dY(dY, () if self.X is None else self.X.shape)
+        axes, shape = _axes(dY)
+        dbeta, dgamma = dY.sum(axis=axes), (dY * self.x_hat).sum(axis=axes)
+        self._accumulate("gamma", _given(dgamma))
+        self._accumulate("beta", _given(dbeta))
+        self._grads_zero = self._grads_stale = False
+        scale = (self.params["gamma"] * self.inv_sigma).reshape(shape)  # gamma / sigma
+        if not self.batch_stats:
+            return dY * scale
+        m = dY.size // self.num_features
+        return (scale / m) * (m * dY - dbeta.reshape(shape) - self.x_hat * dgamma.reshape(shape))
+
+    def load_buffers(self, arrays: dict) -> None:
+        """Set running_mean and running_var from ``{name: array}`` (any device), in place, names and shapes checked."""
+        _load_buffers(self, arrays, self.backend.asarray)
+
+    def to(self, backend):
+        """Move parameters, gradients and the running statistics to ``backend``; returns self."""
+        old = self.backend
+        super().to(backend)
+        if self.backend != old:
+            self.buffers = {k: self.backend.asarray(old.to_numpy(v)) for k, v in self.buffers.items()}
+        return self
+
+    def _clear_cache(self):
+        self.X = self.x_hat = self.inv_sigma = None
+
+
+def _axes(X):
+    """The axes reduced per channel, and the shape a (C,) vector takes to broadcast against X."""
+    if X.ndim == 2:
+        return (0,), (1, X.shape[1])
+    return (0, 2, 3), (1, X.shape[1], 1, 1)
+
+
+def _load_buffers(layer, arrays, convert):
+    """Write ``arrays`` into ``layer.buffers`` in place after checking every name and shape."""
+    if set(arrays) != set(layer.buffers):
+        raise ShapeError(f"{layer!r} has buffers {sorted(layer.buffers)}, got {sorted(arrays)}")
+    for name, buf in layer.buffers.items():
+        if tuple(arrays[name].shape) != tuple(buf.shape):
+            raise ShapeError(f"{layer!r} buffer {name} has shape {tuple(buf.shape)}, "
+                             f"got {tuple(arrays[name].shape)}")
+    for name, buf in layer.buffers.items():
+        buf[...] = convert(arrays[name])
