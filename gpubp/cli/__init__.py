@@ -4,6 +4,7 @@ flags they share are defined once, in ``gpubp/cli/args.py``."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .._version import __version__
@@ -32,10 +33,25 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return code
     except GpubpError as exc:  # a user mistake or a device problem: one clear line, no traceback
         print(f"gpubp {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"gpubp {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `gpubp check | head -2`: the reader left; stop quietly
+        _silence_stdout()
+        return 1
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so the final flush at exit cannot fail again (Python docs, SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests)
+        pass

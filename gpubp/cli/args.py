@@ -3,6 +3,7 @@ several commands share, their choices read from the library's own registries."""
 from __future__ import annotations
 
 import argparse
+import math
 
 import numpy as np
 
@@ -25,14 +26,25 @@ def positive_int(text):
     return value
 
 
+def nonnegative_int(text):
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def positive_float(text):
-    """argparse type: a number > 0."""
+    """argparse type: a finite number > 0."""
     try:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
 
 
@@ -69,7 +81,8 @@ def add_training(p, optimizer, lr):
 
 
 def add_seed(p):
-    p.add_argument("--seed", type=int, default=0, help="fixes initial weights, data and batch order (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="fixes initial weights, data and batch order (a whole number >= 0, default 0)")
 
 
 def add_schedule(p):

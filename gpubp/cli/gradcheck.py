@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backend import get_backend
-from ..errors import GradcheckError
+from ..errors import GradcheckError, InvalidValueError
 from ..losses import get_loss
 from ..network import mlp
 from ..tools.gradcheck import gradcheck
@@ -24,8 +24,8 @@ def add_arguments(p):
 def run(args) -> int:
     widths = args.layers
     if len(widths) < 2:
-        raise SystemExit(f"gpubp gradcheck: --layers wants at least two widths, input to output, "
-                         f"like 4,16,3; got {widths}")
+        raise InvalidValueError(f"--layers wants at least two widths, input to output, like 4,16,3; "
+                                f"got {','.join(map(str, widths)) or 'none'}")
     backend = get_backend(args.device, "float64")
     model = mlp(widths[0], widths[1:-1], widths[-1], args.activation, backend, seed=args.seed)
     loss = get_loss(args.loss)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from ..datasets import DATASETS, load_dataset
-from ..errors import GpubpError
+from ..errors import InvalidValueError
 from ..losses import get_loss
 from ..network import mlp
 from ..tools.parity import Perturbation, parity
+from ..tools.parity.run import FAULT_QUANTITIES
 from . import args as flags
 
 HELP = ("train one seeded model on two backends (e.g. cpu gpu, or cpu/float32 cpu/float64) and report "
@@ -37,7 +38,7 @@ def build(args):
     """The seeded model and its data (X, y) for ``args``."""
     sizes = list(args.sizes)
     if len(sizes) < 2:
-        raise GpubpError(f"--sizes needs at least two widths, input first, like 8,16,3; got {sizes}")
+        raise InvalidValueError(f"--sizes needs at least two widths, input first, like 8,16,3; got {sizes}")
     if args.dataset:
         X, y = load_dataset(args.dataset)[:2]
         sizes[0], sizes[-1] = X.shape[1], (int(y.max()) + 1 if y.ndim == 1 else y.shape[1])
@@ -47,21 +48,30 @@ def build(args):
     return model, X, y
 
 
-def perturbation(text) -> Perturbation:
-    """``LAYER:STEP[:QUANTITY]`` as a Perturbation, or a GpubpError saying what is wrong."""
+def perturbation(text, n_layers, steps) -> Perturbation:
+    """``LAYER:STEP[:QUANTITY]`` as a Perturbation, or an InvalidValueError saying what is wrong."""
     parts = text.split(":")
     try:
+        if len(parts) > 3:
+            raise ValueError
         layer, step = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
     except ValueError:
-        raise GpubpError(f"--perturb wants LAYER:STEP[:QUANTITY] with whole numbers, got {text!r}") from None
-    return Perturbation(layer=layer, step=step, quantity=parts[2] if len(parts) > 2 else "dX")
+        raise InvalidValueError(f"--perturb wants LAYER:STEP[:QUANTITY] with whole numbers, got {text!r}") from None
+    quantity = parts[2] if len(parts) > 2 else "dX"
+    if not 0 <= layer < n_layers:
+        raise InvalidValueError(f"--perturb: layer must be in [0, {n_layers - 1}] for this model, got {layer}")
+    if not 0 <= step < steps:
+        raise InvalidValueError(f"--perturb: step must be in [0, {steps - 1}] for --steps {steps}, got {step}")
+    if quantity not in FAULT_QUANTITIES:
+        raise InvalidValueError(f"--perturb: quantity must be one of {', '.join(FAULT_QUANTITIES)}, got {quantity!r}")
+    return Perturbation(layer=layer, step=step, quantity=quantity)
 
 
 def run(args) -> int:
     if len(args.backends) != 2:
-        raise GpubpError(f"give two backends, got {len(args.backends)}: {args.backends}")
-    fault = perturbation(args.perturb) if args.perturb else None
+        raise InvalidValueError(f"give two backends, got {len(args.backends)}: {args.backends}")
     model, X, y = build(args)
+    fault = perturbation(args.perturb, len(model.layers), args.steps) if args.perturb else None
     report = parity(model, X, y, args.loss, args.optimizer, steps=args.steps, backends=args.backends,
                     lr=args.lr, batch_size=min(args.batch_size, len(X)), perturb=fault)
     print(report.to_json(indent=2) if args.json else report.table())

@@ -7,7 +7,8 @@ from ..backend import auto_choice, default_device, get_backend
 from ..datasets import load_dataset
 from ..network import mlp
 from ..optim import get_optimizer
-from ..tools.plot import plot_history, pyplot
+from .._checks import writable_target
+from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training
 from . import args as flags
 
@@ -39,7 +40,10 @@ def run(args) -> int:
     backend = get_backend(spec, args.dtype)
     why = f" ({auto_choice()[1]})" if spec == "auto" else ""
     print(f"device: {backend.device} [{backend.name}, {backend.dtype}]{why}")
-    if args.plot:  # fail before training, not after
+    if args.save:  # fail before training, not after
+        writable_target("--save", args.save)
+    if args.plot:
+        check_plot_path(args.plot, "--plot")
         pyplot()
     X, y, X_test, y_test = load(args.dataset, args.seed)
     model = mlp(X.shape[1], args.layers, int(y.max()) + 1, args.activation, backend, seed=args.seed)

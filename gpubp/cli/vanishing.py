@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..backend import get_backend
 from ..errors import GpubpError
 from ..tools.diagnostics import format_table, vanishing_experiment
-from ..tools.plot import plot_gradient_norms
+from ..tools.plot import check_plot_path, plot_gradient_norms
 from . import args as flags
 
 HELP = "show vanishing gradients: per-layer ||dW|| of a deep sigmoid net vs the same net with ReLU"
@@ -13,7 +13,7 @@ HELP = "show vanishing gradients: per-layer ||dW|| of a deep sigmoid net vs the 
 def add_arguments(p):
     p.add_argument("--depth", type=flags.positive_int, default=10, help="hidden layers (default 10)")
     p.add_argument("--width", type=flags.positive_int, default=32, help="hidden width (default 32)")
-    p.add_argument("--epochs", type=int, default=0,
+    p.add_argument("--epochs", type=flags.nonnegative_int, default=0,
                    help="also train this many epochs with Adam and show the last epoch (default 0)")
     p.add_argument("--lr", type=flags.positive_float, default=0.01)
     flags.add_device(p)
@@ -25,8 +25,10 @@ def add_arguments(p):
 
 def run(args) -> int:
     backend = get_backend(args.device, args.dtype)
+    if not args.no_plot:  # a path that cannot be written is refused before the experiment runs
+        check_plot_path(args.plot, "--plot")
     result = vanishing_experiment(depth=args.depth, width=args.width, seed=args.seed,
-                                  backend=backend, epochs=max(args.epochs, 0), lr=args.lr)
+                                  backend=backend, epochs=args.epochs, lr=args.lr)
     print(f"{args.depth} hidden layers of {args.width} on the digits data, {backend.device} "
           f"{args.dtype}; one batch of 256 at initialisation:")
     print(format_table(result, epoch=0))

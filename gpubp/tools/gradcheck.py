@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _checks
 from .._compat import is_cupy_array
 from ..backend import backend_of, get_backend
 from ..errors import DeviceError, GradcheckError
@@ -61,6 +62,7 @@ def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4
     Parameters with more than ``max_samples_per_param`` entries are checked at that many
     indices drawn with ``seed``; the report's rows are named like ``model.parameters()``.
     """
+    _check_args("gradcheck", eps, atol, rtol, max_samples_per_param, seed)
     m, backend = _copy(model, model.backend, dtype)
     loss = copy.copy(get_loss(loss))
     X, y = _inputs(backend, model.backend, X, y)
@@ -79,6 +81,7 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
                     seed=0, raise_on_fail=True):
     """Check a single layer's dX and parameter gradients for L = sum(w * layer(X)), w random
     (so dL/dY = w: every output's gradient path is exercised with a different weight)."""
+    _check_args("gradcheck_layer", eps, atol, rtol, max_samples_per_param, seed)
     lay, backend = _copy(layer, layer.backend, dtype)
     (X,) = _inputs(backend, layer.backend, X)
     w = backend.asarray(np.random.default_rng(seed).normal(size=lay.forward(X).shape))
@@ -96,6 +99,7 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
 def gradcheck_loss(loss, Y, T, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, max_samples_per_param=64,
                    seed=0, raise_on_fail=True):
     """Check a loss's dL/dY at predictions Y and targets T (float targets are cast, labels kept)."""
+    _check_args("gradcheck_loss", eps, atol, rtol, max_samples_per_param, seed)
     origin = backend_of(Y)
     backend = get_backend(origin.device, dtype)
     loss = copy.copy(get_loss(loss))
@@ -107,6 +111,16 @@ def gradcheck_loss(loss, Y, T, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, 
     analytic = {"dY": backend.to_numpy(loss.backward())}
     return _finish(_compare(f, {"dY": Y}, analytic, eps, atol, rtol, max_samples_per_param, seed),
                    raise_on_fail)
+
+
+def _check_args(fn, eps, atol, rtol, max_samples, seed):
+    """One InvalidValueError naming the argument: a zero or negative eps divides by zero or
+    differentiates backwards; tolerances are >= 0; at least one entry is sampled."""
+    _checks.number(f"{fn}: eps", eps, low=0, low_open=True)
+    _checks.number(f"{fn}: atol", atol, low=0)
+    _checks.number(f"{fn}: rtol", rtol, low=0)
+    _checks.integer(f"{fn}: max_samples_per_param", max_samples, minimum=1)
+    _checks.integer(f"{fn}: seed", seed, minimum=0)
 
 
 def _copy(obj, backend, dtype):

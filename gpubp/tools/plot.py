@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..errors import GpubpError
+from .._checks import writable_target
+from ..errors import GpubpError, InvalidValueError
 
 
 def pyplot():
@@ -23,12 +24,22 @@ def pyplot():
     return plt
 
 
+def check_plot_path(path, name="plot path") -> Path:
+    """Refuse, before any work, a PNG path that cannot be written: a folder, a file where a
+    folder is needed, or a folder without write permission (missing folders are created)."""
+    return Path(writable_target(name, path, create_parents=True))
+
+
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    pyplot().close(fig)
+    try:
+        path = check_plot_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path, format="png", dpi=100)
+    except OSError as exc:
+        raise InvalidValueError(f"cannot write the plot to {path}: {exc}") from None
+    finally:
+        pyplot().close(fig)
     return path
 
 

@@ -50,7 +50,7 @@ def test_other_datasets_and_options(args, target):
 
 @pytest.mark.parametrize("args, message", [
     (("--layers", "64,x"), "expected widths >= 1"),
-    (("--lr", "-1"), "expected a number > 0"),
+    (("--lr", "-1"), "expected a finite number > 0"),
     (("--epochs", "0"), "expected a whole number >= 1"),
     (("--dataset", "mnist"), "invalid choice"),
 ])

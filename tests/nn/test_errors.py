@@ -171,3 +171,17 @@ def test_bad_construction_is_one_gpubp_error_naming_the_argument(make, error, wo
     with pytest.raises(error, match=words) as err:
         make()
     assert isinstance(err.value, GpubpError)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(eps=0), "gradcheck: eps must be a finite number > 0, got 0"),
+    (dict(eps=-1e-6), "eps must be"),
+    (dict(eps=float("nan")), "eps must be"),
+    (dict(atol=-1), "atol must be"),
+    (dict(rtol="x"), "rtol must be"),
+    (dict(max_samples_per_param=0), "max_samples_per_param must be a whole number >= 1"),
+    (dict(seed=-1), "seed must be"),
+])
+def test_gradcheck_arguments_are_checked(kwargs, words):
+    with pytest.raises(InvalidValueError, match=words):
+        gpubp.gradcheck(model("float64"), gpubp.SoftmaxCrossEntropy(), x(dtype=np.float64), np.zeros(5, int), **kwargs)
