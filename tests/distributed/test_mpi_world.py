@@ -1,0 +1,177 @@
+"""Data parallelism proven under ``mpiexec -n 2`` on the CPU (and with 1 rank over NCCL on a GPU).
+
+(a) Two ranks, each training on its share of every global batch and summing weighted gradients
+    through the communicator, hold the same weights as one process with the whole batch after
+    every step: float64 within 1e-12 (norm-wise relative), float32 within the parity policy, for
+    SGD, momentum, Nesterov with weight decay, Adam and AdamW, with a short last batch, a last
+    batch of one sample and a rank that never gets a sample; both ranks hold identical bytes.
+(b) A rank that raises (NaN in its data, an error mid-training) stops both ranks with the same
+    message and a non-zero exit; a rank that raises outside any guard aborts the job. No hang.
+(c) Bucketed sums equal one MPI Allreduce per array exactly, with one collective per bucket.
+(d) The consistency check names the rank whose versions, device kind, dtype or model differ.
+
+MPI start-up costs about a second per launch, so one launch serves (a), (c) and (d). Where
+mpi4py or mpiexec is missing the tests skip and say so, except in CI (which installs them
+with the test extra): there they fail.
+"""
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, needs_gpu
+
+HERE = Path(__file__).resolve().parent
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
+RANKS = 2
+
+
+def _missing(what):
+    message = f"{what} (pip install 'gpubp[mpi]', or the test extra)"
+    if IN_CI:
+        pytest.fail(f"{message}; CI must install the test extra")
+    pytest.skip(message)
+
+
+def mpiexec() -> list:
+    """The mpiexec command line prefix: next to this Python (a venv's bin) or on PATH; Open MPI
+    gets --oversubscribe (2 ranks on fewer cores) and is allowed to run as root (CI containers)."""
+    if importlib.util.find_spec("mpi4py") is None:
+        _missing("mpi4py is not installed")
+    exe = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    if exe is None:
+        _missing("no mpiexec next to the Python or on PATH")
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    return [exe, "--oversubscribe"] if "Open MPI" in version else [exe]
+
+
+def launch(script, *args, n=RANKS, timeout=120):
+    """Run ``mpiexec -n n python script args``; returns (returncode, output, seconds). A run past
+    ``timeout`` is killed with its whole process group and fails the test as a hang."""
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    cmd = [*mpiexec(), "-n", str(n), sys.executable, str(HERE / script), *map(str, args)]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            cwd=ROOT, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} hung: killed after {timeout} s\n{output[-3000:]}")
+    return proc.returncode, output, time.monotonic() - t0
+
+
+def ranks(out, n=RANKS) -> list:
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
+
+
+@pytest.fixture(scope="module")
+def world_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mpi_world")
+    code, output, _ = launch("worker_parity.py", out)
+    assert code == 0, output[-4000:]
+    return ranks(out)
+
+
+# ---- (a) N ranks == one process, step for step ------------------------------------------
+def test_two_ranks_train_exactly_like_one_process(world_run):
+    assert [r["rank"] for r in world_run] == [0, 1] and {r["size"] for r in world_run} == {2}
+    cases = world_run[0]["training"]
+    assert {k.split("/")[0] for k in cases} >= {"sgd", "momentum", "adam"}
+    assert any(k.endswith("n23/b8") for k in cases)  # 8, 8, then a short batch of 7
+    for result in world_run:
+        for case, r in result["training"].items():
+            assert r["start_equal"], f"rank {result['rank']} {case}: the broadcast start differs from rank 0's draw"
+            assert r["first_bad"] is None, f"rank {result['rank']} {case}: diverged from one process at {r['first_bad']}"
+            assert r["worst_rel"] <= r["rtol"]
+            if "/float64/" in case:
+                assert r["worst_rel"] <= 1e-12
+    for case in cases:  # every rank applied the same summed gradient: identical bytes
+        assert len({result["training"][case]["digest"] for result in world_run}) == 1, case
+
+
+def test_the_reduced_epoch_loss_is_the_single_process_loss(world_run):
+    for case, r in world_run[0]["training"].items():
+        for epoch in r["epoch_loss"]:
+            n = int(case.split("/n")[1].split("/")[0])
+            assert epoch["count"] == n
+            assert epoch["reduced"] == pytest.approx(epoch["single"], rel=1e-12 if "/float64/" in case else 1e-5)
+
+
+def test_a_rank_without_samples_still_matches(world_run):
+    r = world_run[1]["training"]["adam/float64/softmax_cross_entropy/n5/b1"]  # rank 1 never gets a sample
+    assert r["steps"] == 15 and r["first_bad"] is None
+
+
+def test_broadcast_carries_parameters_and_optimizer_state(world_run):
+    a, b = (r["broadcast"] for r in world_run)
+    assert a["digest"] == b["digest"] and a["t"] == b["t"] == 1
+    assert a["slots"] == b["slots"] and len(a["slots"]) == 8  # created on rank 1, filled from rank 0
+    assert a["scalars"] == b["scalars"] == [3.0, 5.0, 0.0]
+
+
+# ---- (c) buckets ----------------------------------------------------------------------
+def test_bucketed_allreduce_equals_per_array_allreduce(world_run):
+    for result in world_run:
+        for dtype, r in result["buckets"].items():
+            assert r["equal"], f"rank {result['rank']} {dtype}"
+            per_bucket = r["bucket_bytes"] // r["itemsize"]
+            assert r["calls"] == -(-r["elements"] // per_bucket), dtype  # ceil(bytes / bucket bytes)
+            assert r["reused"], "the flat buffer must be allocated once per layout"
+    assert world_run[0]["buckets"]["float64"]["calls"] == 9  # 1065 doubles in buckets of 125
+
+
+# ---- (d) consistency --------------------------------------------------------------------
+@pytest.mark.parametrize("trial, fields", [("numpy", ["numpy"]), ("device", ["device kind"]), ("dtype", ["dtype"]),
+                                           ("architecture", ["architecture", "parameter shapes"])])
+def test_the_mismatch_check_names_the_rank_that_differs(world_run, trial, fields):
+    assert world_run[0]["mismatch"]["same"]  # agreeing ranks pass
+    seen = [r["mismatch"][trial] for r in world_run]
+    assert seen[0] == seen[1], "every rank must raise the same error"
+    assert seen[0]["rank"] == 1 and seen[0]["fields"] == fields
+    assert seen[0]["message"].startswith("rank 1 of 2 ")
+    if trial == "architecture":
+        assert "layer 0: {'type': 'Dense', 'n_in': 5, 'n_out': 7" in seen[0]["message"]
+
+
+# ---- (b) faults -----------------------------------------------------------------------
+def test_a_failing_rank_stops_every_rank_with_the_same_error(tmp_path):
+    code, output, seconds = launch("worker_faults.py", "guard", tmp_path, timeout=60)
+    assert code != 0 and seconds < 30, output[-3000:]
+    data = [(tmp_path / f"data{r}.txt").read_text() for r in range(RANKS)]
+    assert data[0] == data[1]
+    assert data[0].startswith("rank 1 of 2 failed during loading the data: NumericalError: rank 1's shard of X "
+                              "contains 1 NaN/Inf value(s); the first at index (5, 2)")
+    step = [(tmp_path / f"rank{r}.txt").read_text() for r in range(RANKS)]
+    assert step[0] == step[1] == ("rank 1 of 2 failed during training step 1: ValueError: a callback on rank 1 "
+                                  "refused the batch; every rank stopped")
+    assert output.count("RankFailure: rank 1 of 2 failed during training step 1") == RANKS
+
+
+def test_an_unguarded_error_aborts_every_rank_instead_of_hanging(tmp_path):
+    code, output, seconds = launch("worker_faults.py", "abort", tmp_path, timeout=60)
+    assert code != 0 and seconds < 30, output[-3000:]
+    assert "RuntimeError: rank 1 crashed outside any guard" in output
+    assert "gpubp.distributed: rank 1 of 2: uncaught RuntimeError" in output
+    assert not (tmp_path / "rank0.txt").exists()  # rank 0 never got past the collective
+
+
+# ---- NCCL, one rank per GPU --------------------------------------------------------------
+@needs_gpu
+def test_nccl_transport_with_one_rank(tmp_path):
+    code, output, _ = launch("worker_parity.py", tmp_path, "--device", "cuda", "--quick", n=1, timeout=300)
+    assert code == 0, output[-4000:]
+    (result,) = ranks(tmp_path, n=1)
+    assert result["transport"] == "nccl" and result["device"] == "cuda:0"
+    for case, r in result["training"].items():
+        assert r["first_bad"] is None and r["worst_rel"] <= r["rtol"], case
+    assert all(b["equal"] for b in result["buckets"].values())  # MPI transport staging CuPy buffers

@@ -1,0 +1,70 @@
+"""Run under ``mpiexec -n 2``: one rank fails; every rank must stop, none may hang.
+
+``guard``: rank 1's data holds a NaN, checked inside ``comm.guard``: both ranks raise the same
+RankFailure, catch it and write it to ``<out>/data<r>.txt`` (a coordinated error leaves the ranks
+in step, so they can go on); then rank 1 raises in step 1 of a guarded training loop: both raise
+the same RankFailure again, write it to ``<out>/rank<r>.txt`` and exit 1 with it uncaught.
+``abort``: rank 1 raises outside any guard while rank 0 waits in an all-reduce; the abort hook
+ends both (MPI_Abort).
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import gpubp
+from gpubp.distributed import RankFailure
+from gpubp.distributed.mpi import world
+
+
+def record(comm, path, fn, reraise):
+    try:
+        fn()
+    except RankFailure as exc:
+        Path(path).write_text(str(exc))
+        if reraise:
+            raise
+        return
+    Path(path).write_text("no error")
+
+
+def nan_data(comm):
+    X = np.random.default_rng(comm.rank).standard_normal((16, 4))
+    if comm.rank == 1:
+        X[5, 2] = np.nan
+    backend = gpubp.get_backend("cpu", "float64")
+    with comm.guard("loading the data"):
+        backend.check_finite(backend.asarray(X), f"rank {comm.rank}'s shard of X")
+
+
+def failing_step(comm):
+    model = gpubp.mlp(4, [3], 2, backend="cpu", dtype="float64", seed=0)
+    opt, loss = gpubp.SGD(lr=0.1), gpubp.MSE()
+    X, y = np.ones((8, 4)), np.zeros((8, 2))
+    for step, (local, global_n) in enumerate(comm.local_batches(8, 4, 0, 0)):
+        with comm.guard(f"training step {step}"):
+            if comm.rank == 1 and step == 1:
+                raise ValueError("a callback on rank 1 refused the batch")
+            loss.forward(model.forward(X[local]), y[local])
+            model.zero_grad()
+            model.backward(loss.backward(), input_grad=False)
+        comm.allreduce_gradients_(model, len(local), global_n)
+        opt.step(model)
+
+
+def main():
+    mode, out = sys.argv[1], sys.argv[2]
+    comm = world()
+    if mode == "guard":
+        record(comm, Path(out, f"data{comm.rank}.txt"), lambda: nan_data(comm), reraise=False)
+        record(comm, Path(out, f"rank{comm.rank}.txt"), lambda: failing_step(comm), reraise=True)
+    elif mode == "abort":
+        if comm.rank == 1:
+            raise RuntimeError("rank 1 crashed outside any guard")
+        comm.allreduce_scalars(1.0)  # rank 1 never joins: only the abort ends this
+        Path(out, "rank0.txt").write_text("rank 0 returned from a collective rank 1 never entered")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
