@@ -231,8 +231,7 @@ class Communicator:
         for r, (host, theirs) in enumerate(everyone[1:], start=1):
             fields = [k for k in sorted(set(ref) | set(theirs)) if ref.get(k) != theirs.get(k)]
             if fields:
-                detail = "; ".join(f"{k}: {_short(ref.get(k))} on rank 0, {_short(theirs.get(k))} on rank {r}"
-                                   for k in fields)
+                detail = "; ".join(_difference(k, ref.get(k), theirs.get(k), r) for k in fields)
                 raise MismatchError(f"rank {r} of {self.size} (on {host}) differs from rank 0 (on {host0}): "
                                     f"{detail}; every rank must run the same gpubp, NumPy and model on the "
                                     f"same kind of device", r, fields)
@@ -276,7 +275,7 @@ def rank_facts(model=None, optimizer=None) -> dict:
     if model is not None:
         backend = model.backend
         facts.update({"device kind": _device_kind(backend), "dtype": backend.dtype.name,
-                      "architecture": repr(model.config()), "parameter shapes": repr(model.parameter_shapes())})
+                      "architecture": model.config(), "parameter shapes": model.parameter_shapes()})
         if backend.device.startswith("cuda"):
             facts["cupy"] = cupy.__version__
     if optimizer is not None:
@@ -292,7 +291,7 @@ def install_abort_hook(comm) -> None:
     def hook(kind, exc, tb):
         previous(kind, exc, tb)
         if not getattr(exc, "everywhere", False):
-            comm.abort(f"uncaught {kind.__name__}")
+            comm.abort(f"uncaught {kind.__name__}: {exc}")
 
     sys.excepthook = hook
 
@@ -311,8 +310,25 @@ def _device_kind(backend) -> str:
     return f"cuda ({name.decode() if isinstance(name, bytes) else name})"
 
 
+def _difference(key, ours, theirs, rank) -> str:
+    """``key: <rank 0's> on rank 0, <theirs> on rank r``; for lists (layers) and dicts (shapes) only the
+    first entry that differs."""
+    where = ""
+    if isinstance(ours, list) and isinstance(theirs, list):
+        i = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+        where, ours, theirs = f" layer {i}", _item(ours, i), _item(theirs, i)
+    elif isinstance(ours, dict) and isinstance(theirs, dict):
+        name = next(k for k in [*ours, *theirs] if ours.get(k) != theirs.get(k))
+        where, ours, theirs = f" {name}", ours.get(name, "(none)"), theirs.get(name, "(none)")
+    return f"{key}{where}: {_short(ours)} on rank 0, {_short(theirs)} on rank {rank}"
+
+
+def _item(items, i):
+    return items[i] if i < len(items) else f"(none: {len(items)} layers)"
+
+
 def _short(value, limit=160) -> str:
-    text = repr(value)
+    text = value if isinstance(value, str) and value.startswith("(none") else repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
