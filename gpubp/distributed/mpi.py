@@ -133,11 +133,12 @@ class Communicator:
     def allreduce_sum_(self, arrays, scale=None) -> list:
         """Replace each array by its sum over all ranks (times ``scale`` on this rank first), in place,
         one collective per bucket; arrays of several dtypes or devices make one buffer each."""
-        for plan, group in self._groups(arrays):
-            plan.pack(group, scale)
-            for bucket in plan.buckets:
-                self.transport.allreduce_(bucket)
-            plan.unpack(group)
+        for backend, plan, group in self._groups(arrays):
+            with backend.activate():  # CuPy kernels run on the arrays' own device
+                plan.pack(group, scale)
+                for bucket in plan.buckets:
+                    self.transport.allreduce_(bucket)
+                plan.unpack(group)
         return list(arrays)
 
     def allreduce_gradients_(self, model, local_n: int, global_n: int) -> None:
@@ -148,11 +149,12 @@ class Communicator:
 
     def broadcast_(self, arrays, root=0) -> list:
         """Overwrite each array, in place, with rank ``root``'s values (bucketed like the sums)."""
-        for plan, group in self._groups(arrays):
-            plan.pack(group)
-            for bucket in plan.buckets:
-                self.transport.bcast_(bucket, root)
-            plan.unpack(group)
+        for backend, plan, group in self._groups(arrays):
+            with backend.activate():
+                plan.pack(group)
+                for bucket in plan.buckets:
+                    self.transport.bcast_(bucket, root)
+                plan.unpack(group)
         return list(arrays)
 
     def broadcast_training_state_(self, model, optimizer=None, root=0) -> None:
@@ -170,7 +172,7 @@ class Communicator:
         self.broadcast_(arrays, root)
 
     def _groups(self, arrays):
-        """``(plan, arrays)`` per (device, dtype), each plan allocated once and reused."""
+        """``(backend, plan, arrays)`` per (device, dtype), each plan allocated once and reused."""
         groups: dict = {}
         for a in arrays:
             if not hasattr(a, "dtype") or a.dtype.kind != "f":
@@ -183,7 +185,7 @@ class Communicator:
                 with backend.activate():
                     self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
                                                    self.bucket_bytes)
-            yield self._plans[key], group
+            yield backend, self._plans[key], group
 
     # -- host scalars, barrier --------------------------------------------------------
     def allreduce_scalars(self, *values) -> tuple:
