@@ -10,6 +10,7 @@ gradient of the mean loss over the global batch: the same step a single process 
 * ``mpi``: the communicator, ``from gpubp.distributed.mpi import world`` (importing that module
   starts MPI, so this package does not import it).
 * ``nccl``: the GPU transport the communicator uses on CUDA devices.
+* ``consistency``: what every rank must share (versions, device kind, model) and how a difference is told.
 
 The core never imports this package, and ``import gpubp`` does not: fit receives a communicator
 object and calls its methods.

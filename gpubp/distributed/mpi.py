@@ -20,17 +20,16 @@ mpiexec the world is this one process. ``import gpubp`` never imports it.
 from __future__ import annotations
 
 import contextlib
-import platform
 import socket
 import sys
 
 import numpy as np
 
 from .._compat import cupy, gpu_status, is_cupy_array, to_host
-from .._version import __version__
 from ..backend import backend_of
 from ..errors import DeviceError, DTypeError, InvalidValueError
 from .buckets import DEFAULT_BUCKET_BYTES, FlatBuckets
+from .consistency import difference, rank_facts
 from .errors import DistributedError, MismatchError, RankFailure
 from .nccl import NCCLTransport
 from .sharding import grad_scale, local_batches
@@ -227,13 +226,13 @@ class Communicator:
         """Refuse, on every rank alike, a run whose ranks differ in gpubp/NumPy/Python/mpi4py versions,
         device kind, dtype, architecture or optimizer; the error names the first rank that differs from
         rank 0 and what differs. ``facts`` adds or overrides entries. Returns this rank's facts."""
-        mine = {**rank_facts(model, optimizer), **(facts or {})}
+        mine = {**rank_facts(model, optimizer), "mpi4py": mpi4py.__version__, **(facts or {})}
         everyone = self.mpi.allgather((socket.gethostname(), mine))
         host0, ref = everyone[0]
         for r, (host, theirs) in enumerate(everyone[1:], start=1):
             fields = [k for k in sorted(set(ref) | set(theirs)) if ref.get(k) != theirs.get(k)]
             if fields:
-                detail = "; ".join(_difference(k, ref.get(k), theirs.get(k), r) for k in fields)
+                detail = "; ".join(difference(k, ref.get(k), theirs.get(k), r) for k in fields)
                 raise MismatchError(f"rank {r} of {self.size} (on {host}) differs from rank 0 (on {host0}): "
                                     f"{detail}; every rank must run the same gpubp, NumPy and model on the "
                                     f"same kind of device", r, fields)
@@ -270,21 +269,6 @@ class Communicator:
         return f"cuda:{gpu}"
 
 
-def rank_facts(model=None, optimizer=None) -> dict:
-    """What must agree across ranks: versions, and with a model its device kind, dtype and architecture."""
-    facts = {"gpubp": __version__, "numpy": np.__version__, "python": ".".join(platform.python_version_tuple()[:2]),
-             "mpi4py": getattr(mpi4py, "__version__", None)}
-    if model is not None:
-        backend = model.backend
-        facts.update({"device kind": _device_kind(backend), "dtype": backend.dtype.name,
-                      "architecture": model.config(), "parameter shapes": model.parameter_shapes()})
-        if backend.device.startswith("cuda"):
-            facts["cupy"] = cupy.__version__
-    if optimizer is not None:
-        facts["optimizer"] = repr(optimizer)
-    return facts
-
-
 def install_abort_hook(comm) -> None:
     """After an uncaught exception that only this rank raised, print it and abort every rank. Errors
     raised on every rank alike (``everywhere``) just print, and every rank exits with status 1."""
@@ -305,33 +289,4 @@ def _slot(arr, param, backend):
     return backend.zeros(param.shape)
 
 
-def _device_kind(backend) -> str:
-    if not backend.device.startswith("cuda"):
-        return "cpu"
-    name = cupy.cuda.runtime.getDeviceProperties(int(backend.device.split(":")[1]))["name"]
-    return f"cuda ({name.decode() if isinstance(name, bytes) else name})"
-
-
-def _difference(key, ours, theirs, rank) -> str:
-    """``key: <rank 0's> on rank 0, <theirs> on rank r``; for lists (layers) and dicts (shapes) only the
-    first entry that differs."""
-    where = ""
-    if isinstance(ours, list) and isinstance(theirs, list):
-        i = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
-        where, ours, theirs = f" layer {i}", _item(ours, i), _item(theirs, i)
-    elif isinstance(ours, dict) and isinstance(theirs, dict):
-        name = next(k for k in [*ours, *theirs] if ours.get(k) != theirs.get(k))
-        where, ours, theirs = f" {name}", ours.get(name, "(none)"), theirs.get(name, "(none)")
-    return f"{key}{where}: {_short(ours)} on rank 0, {_short(theirs)} on rank {rank}"
-
-
-def _item(items, i):
-    return items[i] if i < len(items) else f"(none: {len(items)} layers)"
-
-
-def _short(value, limit=160) -> str:
-    text = value if isinstance(value, str) and value.startswith("(none") else repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-__all__ = ["Communicator", "MPITransport", "world", "rank_facts", "install_abort_hook", "MPI"]
+__all__ = ["Communicator", "MPITransport", "world", "install_abort_hook", "MPI"]

@@ -1,0 +1,57 @@
+"""What must agree across ranks before they train together, and how a disagreement is told.
+
+``rank_facts`` lists this rank's versions and, with a model, its device kind (not the device
+index: ranks use different GPUs), dtype and architecture; ``difference`` describes one field that
+differs from rank 0, down to the first layer or parameter that differs.
+"""
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+
+from .._compat import cupy
+from .._version import __version__
+
+
+def rank_facts(model=None, optimizer=None) -> dict:
+    """What must agree across ranks: versions, and with a model its device kind, dtype and architecture."""
+    facts = {"gpubp": __version__, "numpy": np.__version__, "python": ".".join(platform.python_version_tuple()[:2])}
+    if model is not None:
+        backend = model.backend
+        facts.update({"device kind": _device_kind(backend), "dtype": backend.dtype.name,
+                      "architecture": model.config(), "parameter shapes": model.parameter_shapes()})
+        if backend.device.startswith("cuda"):
+            facts["cupy"] = cupy.__version__
+    if optimizer is not None:
+        facts["optimizer"] = repr(optimizer)
+    return facts
+
+
+def _device_kind(backend) -> str:
+    if not backend.device.startswith("cuda"):
+        return "cpu"
+    name = cupy.cuda.runtime.getDeviceProperties(int(backend.device.split(":")[1]))["name"]
+    return f"cuda ({name.decode() if isinstance(name, bytes) else name})"
+
+
+def difference(key, ours, theirs, rank) -> str:
+    """``key: <rank 0's> on rank 0, <theirs> on rank r``; for lists (layers) and dicts (shapes) only the
+    first entry that differs."""
+    where = ""
+    if isinstance(ours, list) and isinstance(theirs, list):
+        i = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+        where, ours, theirs = f" layer {i}", _item(ours, i), _item(theirs, i)
+    elif isinstance(ours, dict) and isinstance(theirs, dict):
+        name = next(k for k in [*ours, *theirs] if ours.get(k) != theirs.get(k))
+        where, ours, theirs = f" {name}", ours.get(name, "(none)"), theirs.get(name, "(none)")
+    return f"{key}{where}: {_short(ours)} on rank 0, {_short(theirs)} on rank {rank}"
+
+
+def _item(items, i):
+    return items[i] if i < len(items) else f"(none: {len(items)} layers)"
+
+
+def _short(value, limit=160) -> str:
+    text = value if isinstance(value, str) and value.startswith("(none") else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
