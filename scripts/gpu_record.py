@@ -1,11 +1,15 @@
 #!/usr/bin/env python
-"""One GPU record: the GPU test suite, then the benchmarks, in one JSON file.
+"""One GPU record: the GPU test suite, a CPU/GPU parity report of a digits run, then every
+benchmark, all into one folder, within a time budget.
 
-    PYTHONPATH=. python scripts/gpu_record.py --out benchmarks/results/<date>-<gpu>.json
+    PYTHONUNBUFFERED=1 PYTHONPATH=. python scripts/gpu_record.py --out record/
 
-writes what DESIGN.md asks of a GPU run (device, CuPy/CUDA versions, tests
-passed/failed with each failure, every benchmark figure) and prints the table.
-``--device cpu --tests tests/backend/test_kernels.py`` runs the same pipeline on a CPU.
+writes ``record/record.json`` (what DESIGN.md asks of a GPU run: the machine with its CUDA
+device, CuPy/CUDA versions, tests passed/failed/skipped with each failure, the parity
+summaries, every benchmark figure, each phase's seconds and any phase that crashed),
+``pytest.xml`` and ``pytest.log`` (the suite's own output), ``parity.txt`` and
+``bench.txt`` (the tables). A phase that fails is recorded and the next one still runs.
+``--device cpu --tests tests/backend/test_kernels.py --quick`` runs the same pipeline on a CPU.
 """
 import argparse
 import json
@@ -13,57 +17,108 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
+import time
+import traceback
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import gpubp  # noqa: E402
 from gpubp.bench import print_progress, run, table  # noqa: E402
+from gpubp.datasets import load_digits  # noqa: E402
 
 
-def test_results(selection: str) -> dict:
-    """Run ``pytest selection`` and summarise its JUnit report: counts and each failure."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = os.path.join(tmp, "junit.xml")
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", *shlex.split(selection), f"--junitxml={report}"],
-                              cwd=ROOT, capture_output=True, text=True,
-                              env=dict(os.environ, PYTHONPATH=ROOT))
-        if not os.path.exists(report):
-            return {"selection": selection, "exit_code": done.returncode, "error": done.stdout[-2000:] + done.stderr[-2000:]}
-        cases = ET.parse(report).getroot().iter("testcase")
-        failures, counts = [], {"passed": 0, "failed": 0, "skipped": 0}
-        for case in cases:
-            bad = case.find("failure") if case.find("failure") is not None else case.find("error")
-            if bad is not None:
-                counts["failed"] += 1
-                failures.append({"test": f"{case.get('classname')}::{case.get('name')}",
-                                 "message": (bad.get("message") or "")[:500]})
-            elif case.find("skipped") is not None:
-                counts["skipped"] += 1
-            else:
-                counts["passed"] += 1
-    return {"selection": selection, "exit_code": done.returncode, **counts, "failures": failures}
+def test_results(selection: str, out: str, timeout: float) -> dict:
+    """Run ``pytest selection`` (its output in ``out``) and summarise its JUnit report."""
+    report, log = os.path.join(out, "pytest.xml"), os.path.join(out, "pytest.log")
+    with open(log, "w") as f:
+        try:
+            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", *shlex.split(selection),
+                                   f"--junitxml={report}"], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                                  text=True, timeout=timeout,
+                                  env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1"))
+            code = done.returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    if not os.path.exists(report):
+        with open(log) as f:
+            return {"selection": selection, "exit_code": code, "error": f.read()[-3000:]}
+    failures, skips, counts = [], {}, {"passed": 0, "failed": 0, "skipped": 0}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        name = f"{case.get('classname')}::{case.get('name')}"
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        if bad is not None:
+            counts["failed"] += 1
+            failures.append({"test": name, "message": (bad.get("message") or "")[:500]})
+        elif case.find("skipped") is not None:
+            counts["skipped"] += 1
+            reason = (case.find("skipped").get("message") or "")[:200]
+            skips[reason] = skips.get(reason, 0) + 1
+        else:
+            counts["passed"] += 1
+    return {"selection": selection, "exit_code": code, **counts, "failures": failures, "skip_reasons": skips}
+
+
+def parity_of_digits(device: str, steps: int) -> list:
+    """CPU against ``device`` in float32 and float64 on a digits MLP: each run's summary."""
+    X, y, _, _ = load_digits()
+    out = []
+    for dtype in ("float32", "float64"):
+        model = gpubp.mlp(X.shape[1], [64, 32], 10, "relu", "cpu", dtype, seed=0)
+        report = gpubp.parity(model, X, y, "softmax_cross_entropy", "adam", steps=steps, batch_size=64,
+                              lr=1e-3, backends=(f"cpu/{dtype}", f"{device}/{dtype}"))
+        out.append({"dtype": dtype, "ok": report.ok, "summary": report.summary(), "table": report.table(),
+                    "worst_by_step": report.worst_by_step()})
+    return out
+
+
+def phase(record, name, fn):
+    """Run one phase, recording its seconds and, if it crashed, the traceback's tail."""
+    print_progress(f"{name} ...")
+    t0 = time.perf_counter()
+    try:
+        result = fn()
+    except Exception as exc:
+        record.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-2000:]}"
+        result = None
+    record.setdefault("seconds", {})[name] = round(time.perf_counter() - t0, 1)
+    return result
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="the JSON file to write")
+    p.add_argument("--out", required=True, help="the folder to write (made if missing)")
     p.add_argument("--device", default="gpu")
     p.add_argument("--tests", default="-m gpu", help="what pytest runs (default: -m gpu)")
     p.add_argument("--quick", action="store_true", help="tiny benchmark sizes (a smoke test)")
+    p.add_argument("--budget", type=float, default=420,
+                   help="seconds for the whole record (default 420); the suite gets at most half")
     args = p.parse_args()
-    tests = test_results(args.tests)
+    os.makedirs(args.out, exist_ok=True)
+    start, record = time.perf_counter(), {"argv": sys.argv[1:]}
+    tests = phase(record, "tests", lambda: test_results(args.tests, args.out, args.budget / 2)) or {}
     print(f"pytest {args.tests}: " + (tests.get("error") or
-          f"{tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} skipped"), flush=True)
-    result = run(args.device, quick=args.quick, graph=args.device != "cpu",
-                 progress=print_progress)
-    result["tests"] = tests
-    print(table(result))
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"\nwritten: {args.out}")
-    return 0 if tests.get("failed") == 0 and "error" not in tests else 1
+          f"{tests.get('passed')} passed, {tests.get('failed')} failed, {tests.get('skipped')} skipped"), flush=True)
+    parity = phase(record, "parity", lambda: parity_of_digits(args.device, 3 if args.quick else 10)) or []
+    with open(os.path.join(args.out, "parity.txt"), "w") as f:
+        f.write("\n\n".join(r["table"] for r in parity))
+    left = args.budget - (time.perf_counter() - start)
+    quick = args.quick or left < 120  # too little time left for the full sizes: say so in the record
+    result = phase(record, "benchmarks", lambda: run(args.device, quick=quick, graph=args.device != "cpu",
+                                                     progress=print_progress)) or {}
+    record.update(result, tests=tests, quick_benchmarks=quick,
+                  parity=[{k: v for k, v in r.items() if k != "table"} for r in parity])
+    if result:
+        with open(os.path.join(args.out, "bench.txt"), "w") as f:
+            f.write(table(result) + "\n")
+        print(table(result))
+    path = os.path.join(args.out, "record.json")
+    with open(path, "w") as f:
+        json.dump(record, f, indent=1)
+    print(f"\nwritten: {path} ({time.perf_counter() - start:.0f} s)")
+    ok = tests.get("failed") == 0 and "error" not in tests and all(r["ok"] for r in parity) and not record.get("errors")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

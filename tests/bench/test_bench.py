@@ -82,17 +82,22 @@ def test_bench_script_quick_run(tmp_path):
 @pytest.mark.slow
 def test_gpu_record_writes_tests_and_benchmarks(tmp_path):
     """scripts/gpu_record.py, run as a GPU session would but on the CPU: test counts, each
-    failure by name, the benchmark figures, and a failing exit code when a test failed."""
+    failure by name, the parity summaries, the benchmark figures, the files of the folder,
+    and a failing exit code when a test failed."""
     (tmp_path / "test_sample.py").write_text("def test_ok():\n    assert True\n\n"
                                              "def test_bad():\n    assert 1 == 2, 'broken on purpose'\n")
-    out = tmp_path / "record.json"
-    run = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gpu_record.py"), "--device", "cpu",
+    out = tmp_path / "record"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_record.py"), "--device", "cpu",
                           "--quick", "--tests", f"{tmp_path / 'test_sample.py'} -p no:cacheprovider",
                           "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert run.returncode == 1, run.stderr
-    record = json.loads(out.read_text())
+    assert {p.name for p in out.iterdir()} == {"record.json", "pytest.xml", "pytest.log", "parity.txt", "bench.txt"}
+    record = json.loads((out / "record.json").read_text())
+    assert "errors" not in record, record.get("errors")
     assert (record["tests"]["passed"], record["tests"]["failed"]) == (1, 1)
+    assert [r["dtype"] for r in record["parity"]] == ["float32", "float64"] and all(r["ok"] for r in record["parity"])
+    assert "broken on purpose" in (out / "pytest.log").read_text()
     assert record["tests"]["failures"][0]["test"].endswith("test_bad")
     assert "broken on purpose" in record["tests"]["failures"][0]["message"]
     assert record["machine"]["device"] == "cpu" and len(record["mlp"]) == 3 and record["kernels"]
