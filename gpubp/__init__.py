@@ -8,6 +8,7 @@ from .backend import KERNELS, Backend, auto_choice, get_backend, use_backend
 from .errors import (CheckpointError, DeviceError, DTypeError, GpubpError, GradcheckError, InvalidValueError,
                      NumericalError, OutOfMemoryError, ShapeError, StateError)
 from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .nn import AvgPool2D, BatchNorm, Conv2D, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D
 from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 from .network import Sequential, mlp
 from .optim import SGD, Adam, AdamW, RMSprop, get_optimizer
@@ -19,6 +20,7 @@ from .tools.parity import parity
 
 __all__ = ["__version__", "Backend", "KERNELS", "get_backend", "use_backend", "auto_choice",
            "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity", "Sequential", "mlp",
+           "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout", "BatchNorm",
            "MSE", "BinaryCrossEntropy", "SoftmaxCrossEntropy",
            "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer", "fit", "evaluate", "predict",
            "checkpoint", "datasets", "gradcheck", "gradcheck_layer", "gradcheck_loss", "GradcheckError",

@@ -18,6 +18,8 @@ from .backend.kernels import activations
 from .errors import InvalidValueError, ShapeError, StateError
 from .initializers import get_initializer
 
+LAYERS: dict = {}  # type name -> class: every concrete layer gpubp defines, registered as it is defined
+
 
 class Layer:
     """Base class: ``params``/``grads`` dicts of arrays on ``self.backend``.
@@ -25,9 +27,17 @@ class Layer:
     A layer with parameters draws them on first use (``params``), from the RNG its
     model hands it (``Sequential(..., seed=)``) or else from its own ``seed``: each
     array is drawn once on the host and uploaded once, whatever the model does first.
+    Every concrete layer class of gpubp (``abstract=False``) lands in ``LAYERS``, so
+    ``layer_from_config`` rebuilds it; a user's own subclass is left out (its
+    ``config()`` need not name its constructor's arguments).
     """
 
     training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
+
+    def __init_subclass__(cls, abstract=False, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not abstract and cls.__module__.split(".")[0] == "gpubp":
+            LAYERS[cls.__name__] = cls
 
     def __init__(self, backend=None):
         self.backend = get_backend(backend)
@@ -193,7 +203,7 @@ class Dense(Layer):
         self._grads_zero = self._grads_stale = False
 
 
-class Activation(Layer):
+class Activation(Layer, abstract=True):
     """Elementwise f with a fused backward kernel ``delta = dY * f'(.)``.
 
     Subclasses hold their two registry kernels and say whether the backward needs
@@ -277,7 +287,6 @@ class Identity(Layer):
 
 ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU,
                "identity": Identity}
-LAYERS = {cls.__name__: cls for cls in (Dense, *ACTIVATIONS.values())}
 
 
 def layer_from_config(config: dict, backend=None) -> Layer:

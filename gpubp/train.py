@@ -288,14 +288,16 @@ def _validation(model, loss, data):
 
 
 def _features(model, X, what, name):
-    """X as a finite, non-empty 2-d float array of the model's width on its device."""
+    """X as a finite, non-empty float array of samples (rows of features, or images (N, C, H, W))
+    on the model's device, of the model's width where its first layer says one."""
     X = _array(model.backend, X, what, name, dtype=model.backend.dtype)
-    if X.ndim != 2:
-        raise ShapeError(f"{what}: {name} must be 2-d (samples, features), got shape {tuple(X.shape)}")
+    if X.ndim < 2:
+        raise ShapeError(f"{what}: {name} must hold samples along its first axis, as (samples, features) "
+                         f"or (samples, channels, height, width); got shape {tuple(X.shape)}")
     if X.shape[0] == 0:
         raise ShapeError(f"{what}: no samples ({name} has shape {tuple(X.shape)})")
     width = _input_width(model)
-    if width is not None and X.shape[1] != width:
+    if width is not None and X.ndim == 2 and X.shape[1] != width:
         raise ShapeError(f"{what}: {name} has shape {tuple(X.shape)}, {X.shape[1]} features per sample, "
                          f"but the model's first layer {model.layers[0]!r} expects {width}")
     return model.backend.check_finite(X, f"{what}: {name}")

@@ -14,7 +14,7 @@ def _show(hw):
     return hw[0] if hw[0] == hw[1] else hw
 
 
-class _Pool2D(Layer):
+class _Pool2D(Layer, abstract=True):
     """Shared by the windowed pools: arguments, checks, and the saved input X."""
 
     def __init__(self, kernel_size, stride=None, backend=None):

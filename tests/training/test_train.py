@@ -149,8 +149,10 @@ def test_early_stopping():
 def test_bad_data_is_refused():
     with pytest.raises(ShapeError, match="100 samples but y has 99"):
         fit(mlp(), np.zeros((100, 2)), np.zeros(99, dtype=int))
-    with pytest.raises(ShapeError, match="2-d"):
+    with pytest.raises(ShapeError, match="must hold samples along its first axis"):
         fit(mlp(), np.zeros(100), np.zeros(100, dtype=int))
+    with pytest.raises(ShapeError, match=r"Dense input: expected a 2-d array, got shape \(1, 2, 1\)"):
+        fit(mlp(), np.zeros((100, 2, 1)), np.zeros(100, dtype=int))  # images into an MLP
 
 
 def test_lr_schedule_and_lr_override():
