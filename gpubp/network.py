@@ -129,7 +129,7 @@ class Sequential:
 
         In training Dropout drops units and BatchNorm normalises by batch statistics (and
         updates its running ones); in eval both are deterministic: Dropout is the identity and
-        BatchNorm uses its running statistics. ``predict`` and ``evaluate`` run in eval.
+        BatchNorm uses its running statistics.
         """
         if not isinstance(mode, bool):
             raise InvalidValueError(f"Sequential.train mode must be True or False, got {mode!r}")
