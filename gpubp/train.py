@@ -3,6 +3,8 @@
 The data is moved to the model's device once; each epoch's batch order is a
 permutation drawn on the host from ``(seed, epoch)``, so the CPU and the GPU see
 the same batches and a resumed run repeats an uninterrupted one bit for bit.
+With a communicator (``gpubp.distributed``) each of N processes trains on its share
+of every such batch and the gradients are summed so each step is the single-process one.
 
 Nothing non-finite leaves fit: after every epoch the parameters and the optimizer's
 slots are checked (one device sync), and a NaN/Inf anywhere restores the state of the
@@ -11,6 +13,7 @@ written from checked state.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -32,7 +35,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epochs=10,
         batch_size=32, shuffle=True, seed=None, validation_data=None, schedule=None, tol=None,
         patience=None, progress=None, callbacks=(), checkpoint_path=None, checkpoint_every=None,
-        resume_from=None) -> History:
+        resume_from=None, comm=None) -> History:
     """Train ``model`` in place by mini-batch gradient descent; return its :class:`History`.
 
     Each step: ``out = model(X[idx])``, ``loss(out, y[idx])``, ``model.backward(dL/dout)``,
@@ -59,6 +62,11 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             The saved optimizer continues unless ``optimizer`` says otherwise: a name must
             name the saved kind; an instance of the saved kind keeps its own hyperparameters
             and receives the saved step count and slots; another kind is refused.
+        comm: a communicator for data parallelism (``gpubp.distributed.mpi.world()``, under
+            ``mpiexec -n N``): every rank calls fit with the same arguments; each trains on its
+            share of every global batch of ``batch_size``, gradients are summed weighted by
+            share (the single-process step), an error on one rank stops all ranks, and only
+            rank 0 shows progress and writes checkpoints.
 
     A NaN/Inf epoch loss, parameter or optimizer slot raises NumericalError after restoring
     the parameters and the optimizer state from the start of that epoch. Ctrl-C returns the
@@ -75,8 +83,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     patience = None if patience is None else _checks.integer("fit: patience", patience, 1)
     callbacks = _callbacks(callbacks)
     checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every)
-    Xd, yd = _prepare(model, loss, X, y, "fit")
-    val = _validation(model, loss, validation_data)
+    with _guard(comm, "checking the data"):
+        Xd, yd = _prepare(model, loss, X, y, "fit")
+        val = _validation(model, loss, validation_data)
     history, start = History(metric_name=_metric_name(loss)), 0
     if resume_from is not None:
         history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer)
@@ -91,8 +100,12 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     if sched is None:
         _checks.number("fit: the optimizer's lr", optimizer.lr, low=0, low_open=True)
     _refuse_nonfinite_start(model, optimizer)
+    if comm is not None:  # every rank starts from rank 0's model and optimizer
+        comm.check_consistent(model, optimizer)
+        comm.broadcast_training_state_(model, optimizer)
     seed = 0 if seed is None else seed
-    bar, snapshot = Progress(epochs, progress), None
+    root = comm is None or comm.is_root
+    bar, snapshot = Progress(epochs, progress if root else False), None
     try:
         with loss.targets_checked():  # every label was checked once, above: no sync per batch
             for epoch in range(start, epochs):
@@ -101,7 +114,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 snapshot = _snapshot(model, optimizer)  # finite: checked at the start or after the last epoch
                 _call(callbacks, "on_epoch_begin", epoch, model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
-                           callbacks, snapshot)
+                           callbacks, snapshot, comm)
                 if val is not None:
                     v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
                     history.val_loss.append(v_loss)
@@ -111,7 +124,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 _call(callbacks, "on_epoch_end", epoch, model, history)
                 if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
                     _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written
-                    save_training(checkpoint_path, model, optimizer, history, seed)
+                    if root:
+                        save_training(checkpoint_path, model, optimizer, history, seed)
                 history.stopped = _stop_reason(history, tol, patience)
                 if history.stopped:
                     break
@@ -124,23 +138,47 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     return history
 
 
-def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot):
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The batch order of ``epoch``: a permutation of ``range(n)`` drawn on the host from
+    ``(seed, epoch)`` (the same on every device and every rank), or ``range(n)`` unshuffled."""
+    return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+
+
+def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
+    """``(indices on the device, global batch size)`` of each step: the consecutive slices of
+    ``epoch_order``, or with ``comm`` this rank's share of each (``global_n`` then counts all ranks)."""
+    if comm is None:
+        order = backend.asarray(epoch_order(n, seed, epoch, shuffle))
+        return ((order[lo:lo + batch_size], None) for lo in range(0, n, batch_size))
+    return ((backend.asarray(idx), global_n) for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
+
+
+def _guard(comm, what):
+    """With a communicator, an error on any rank inside the block stops every rank alike."""
+    return contextlib.nullcontext() if comm is None else comm.guard(what)
+
+
+def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
+               comm=None):
     backend, n = model.backend, X.shape[0]
-    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-    order = backend.asarray(order)
     t0, total, correct = time.perf_counter(), 0.0, 0.0
-    for step, lo in enumerate(range(0, n, batch_size)):
-        idx = order[lo:lo + batch_size]
-        Xb, yb = X[idx], y[idx]
-        out = model.forward(Xb)
-        value = loss.forward(out, yb)
-        model.zero_grad()
-        model.backward(loss.backward(), input_grad=False)
-        _call(callbacks, "on_batch_end", step, model, value)
+    for step, (idx, global_n) in enumerate(_batches(backend, n, batch_size, shuffle, seed, epoch, comm)):
+        with _guard(comm, f"epoch {epoch + 1}, step {step}"):
+            model.zero_grad()
+            if len(idx):  # with a communicator a rank may hold no sample of a small last batch
+                Xb, yb = X[idx], y[idx]
+                out = model.forward(Xb)
+                value = loss.forward(out, yb)
+                model.backward(loss.backward(), input_grad=False)
+                _call(callbacks, "on_batch_end", step, model, value)
+                total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
+                if history.metric_name:
+                    correct = correct + _n_correct(loss, out, yb)
+        if comm is not None:  # the global-batch mean gradient on every rank
+            comm.allreduce_gradients_(model, len(idx), global_n)
         optimizer.step(model)
-        total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
-        if history.metric_name:
-            correct = correct + _n_correct(loss, out, yb)
+    if comm is not None:
+        total, correct = comm.allreduce_scalars(float(total), float(correct))
     epoch_loss = float(total) / n
     backend.synchronize()
     seconds = time.perf_counter() - t0

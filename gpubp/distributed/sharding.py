@@ -20,11 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidValueError
-
-
-def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
-    """The host permutation of ``range(n)`` for ``epoch``, the same on every rank (and in fit)."""
-    return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+from ..train import epoch_order  # fit's own batch order, the same on every rank
 
 
 def shard_bounds(batch: int, rank: int, size: int) -> tuple[int, int]:

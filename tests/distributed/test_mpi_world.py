@@ -99,6 +99,19 @@ def test_two_ranks_train_exactly_like_one_process(world_run):
         assert len({result["training"][case]["digest"] for result in world_run}) == 1, case
 
 
+def test_fit_on_two_ranks_is_fit_in_one_process(world_run):
+    """fit(..., comm=) itself: the same weights (float64, 1e-12), history and accuracy as one
+    process, identical bytes on every rank, and one complete checkpoint written by rank 0."""
+    cases = world_run[0]["fit"]
+    assert len(cases) == 2
+    for case, r in cases.items():
+        assert r["worst_rel"] <= 1e-12, case
+        assert r["loss"] == pytest.approx(r["single_loss"], rel=1e-12), case
+        assert r["metric"] == pytest.approx(r["single_metric"], rel=1e-12), case
+        assert r["checkpoint_equal"] and not r["temp_files"], case
+        assert len({result["fit"][case]["digest"] for result in world_run}) == 1, case
+
+
 def test_the_reduced_epoch_loss_is_the_single_process_loss(world_run):
     for case, r in world_run[0]["training"].items():
         for epoch in r["epoch_loss"]:

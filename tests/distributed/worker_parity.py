@@ -158,6 +158,26 @@ def mismatch_checks(comm, device):
     return out
 
 
+def fit_case(comm, device, opt_name, dtype, loss_name, n, batch_size, out):
+    """``fit(..., comm=comm)`` on 2 ranks against ``fit`` in one process: weights, history,
+    and the checkpoint (written by rank 0 only)."""
+    X, y = data(n, loss_name)
+    ref, dist = model(device, dtype, seed=100), model(device, dtype, seed=100 + comm.rank)  # inits differ
+    kwargs = dict(loss=loss_name, epochs=EPOCHS, batch_size=batch_size, seed=SEED, progress=False)
+    ref_history = gpubp.fit(ref, X, y, optimizer=OPTIMIZERS[opt_name](), **kwargs)
+    path = Path(out, f"fit-{opt_name}-{n}-{batch_size}.npz")
+    history = gpubp.fit(dist, X, y, optimizer=OPTIMIZERS[opt_name](), comm=comm, checkpoint_path=path,
+                        checkpoint_every=EPOCHS, **kwargs)
+    worst = max(compare(ref.backend.to_numpy(p), dist.backend.to_numpy(dist.parameters()[k]),
+                        TOLERANCE[dtype]).max_rel for k, p in ref.parameters().items())
+    comm.barrier()  # rank 0 has written the checkpoint
+    saved = gpubp.checkpoint.load(path, "cpu", dtype).model if path.exists() else None
+    return {"worst_rel": worst, "loss": history.loss, "single_loss": ref_history.loss,
+            "metric": history.metric, "single_metric": ref_history.metric, "digest": _digest(dist),
+            "checkpoint_equal": saved is not None and _digest(saved) == _digest(dist),
+            "temp_files": sorted(p.name for p in Path(out).iterdir() if p.name.startswith(".gpubp-"))}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -172,6 +192,8 @@ def main():
     for opt_name, dtype, loss, n, batch_size in cases:
         key = f"{opt_name}/{dtype}/{loss}/n{n}/b{batch_size}"
         result["training"][key] = training_case(comm, device, opt_name, dtype, loss, n, batch_size)
+    fits = [("adam", "float64", "softmax_cross_entropy", 23, 8), ("momentum", "float64", "mse", 7, 3)]
+    result["fit"] = {f"{c[0]}/{c[2]}/n{c[3]}/b{c[4]}": fit_case(comm, device, *c, args.out) for c in fits}
     result["buckets"] = bucket_checks(comm, device)
     result["broadcast"] = broadcast_checks(comm, device)
     result["mismatch"] = mismatch_checks(comm, device)
