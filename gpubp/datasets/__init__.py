@@ -5,6 +5,8 @@
   DIGITS_LICENSE.txt beside this file).
 - ``xor``, ``spirals``: small generated binary problems.
 - ``house_price``: the seeds' one-sample toy (a 2,000 sq ft house at $100k: x = 2, y = 100).
+- ``load_table`` (files.py): your own CSV (header row, a target column) or ``.npz`` (X, y);
+  ``Scaler`` standardises features with the training split's mean and std.
 
 Every loader returns ``(X_train, y_train, X_test, y_test)`` as NumPy arrays: float64
 features, int64 class labels (float64 targets for regression).
@@ -18,6 +20,7 @@ import numpy as np
 
 from .._checks import integer, number
 from ..errors import InvalidValueError
+from .files import Scaler, Table, load_table  # noqa: F401  (your own data)
 
 HERE = Path(__file__).parent
 

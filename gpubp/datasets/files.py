@@ -1,0 +1,213 @@
+"""Your own data: a CSV with a header row, or an ``.npz`` holding ``X`` and ``y``.
+
+A CSV's target column (``target=``, default the last) becomes ``y``; every other column is a
+numeric feature. For classification the classes are the target's distinct values, kept as a
+list of labels (numbers sorted numerically, anything else as text), and ``y`` holds their
+indices; for regression ``y`` is the target as floats, shape (N, 1). Every bad value is named
+with its file, line and column.
+
+``Scaler`` standardises features, ``x' = (x - mean) / std`` with the mean and std of the
+training split (std 0 -> 1, so a constant column stays finite); ``to_dict`` is what a
+checkpoint stores so ``predict`` on raw data is right.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidValueError, ShapeError
+
+
+@dataclass
+class Table:
+    """Features ``X`` (float64, (N, F) or images (N, C, H, W)), targets ``y`` (int64 class
+    indices, or float64 (N, k); None when the file has no target), and what they mean."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    features: list
+    target: str | None
+    classes: list | None
+
+
+def load_table(path, target=None, regression=False, features=None, classes=None,
+               require_target=True) -> Table:
+    """Read ``path`` (``.csv`` or ``.npz``) as a :class:`Table`.
+
+    Args:
+        target: the CSV column to predict (default: the last column).
+        regression: float targets instead of classes.
+        features: the feature columns a trained model expects (by name, any order in the
+            file); default every column but the target.
+        classes: the labels a trained model knows; a target value outside them is refused.
+        require_target: False to read files without the target column (prediction).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidValueError(f"data file {path} does not exist (or is not a file)")
+    if path.suffix.lower() == ".npz":
+        X, raw, names, target = _read_npz(path, features, require_target)
+    else:
+        X, raw, names, target = _read_csv(path, target, features, require_target)
+    if raw is None:
+        return Table(X, None, names, target, classes)
+    if regression:
+        y = _floats(raw, path, target)
+        return Table(X, y.reshape(len(y), -1), names, target, None)
+    labels, y = _encode(raw, classes, path, target)
+    return Table(X, y, names, target, labels)
+
+
+def _read_csv(path, target, features, require_target):
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidValueError(f"cannot read {path} as CSV: {exc}") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise InvalidValueError(f"{path}: expected a header row and at least one data row, "
+                                f"found {len(rows)} non-empty row(s)")
+    header = [h.strip() for h in rows[0]]
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ShapeError(f"{path}, line {line}: {len(row)} values but the header has {len(header)} columns")
+    target = _target_column(path, header, target, features, require_target)
+    names = list(features) if features is not None else [h for h in header if h != target]
+    missing = [n for n in names if n not in header]
+    if missing:
+        raise InvalidValueError(f"{path}: the model needs the column(s) {missing}, not in the header {header}")
+    cols = [header.index(n) for n in names]
+    X = np.empty((len(rows) - 1, len(cols)))
+    for line, row in enumerate(rows[1:], start=2):
+        for j, c in enumerate(cols):
+            X[line - 2, j] = _number(row[c], path, line, header[c])
+    raw = None if target is None else [(line, row[header.index(target)].strip())
+                                       for line, row in enumerate(rows[1:], start=2)]
+    return X, raw, names, target
+
+
+def _target_column(path, header, target, features, require_target):
+    if target is None:
+        if features is not None:  # prediction: the target is whatever column is not a feature
+            rest = [h for h in header if h not in features]
+            target = rest[0] if len(rest) == 1 else None
+        else:
+            target = header[-1]
+    if target is not None and target not in header:
+        if require_target:
+            raise InvalidValueError(f"{path}: no column {target!r} to predict; the header has {header}")
+        target = None
+    if require_target and target is None:
+        raise InvalidValueError(f"{path}: no target column (give --target COLUMN); the header has {header}")
+    return target
+
+
+def _number(text, path, line, column) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidValueError(f"{path}, line {line}, column {column!r}: {text.strip()!r} is not a number"
+                                ) from None
+    if not math.isfinite(value):
+        raise InvalidValueError(f"{path}, line {line}, column {column!r}: {text.strip()!r} is not finite")
+    return value
+
+
+def _read_npz(path, features, require_target):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (OSError, ValueError) as exc:
+        raise InvalidValueError(f"cannot read {path} as .npz: {exc}") from None
+    if "X" not in arrays or (require_target and "y" not in arrays):
+        raise InvalidValueError(f"{path}: an .npz needs arrays named X and y, found {sorted(arrays)}")
+    X = arrays["X"]
+    if X.dtype.kind not in "iuf" or X.ndim not in (2, 4):
+        raise ShapeError(f"{path}: X must be numbers of shape (samples, features) or (samples, C, H, W), "
+                         f"got {X.dtype} {X.shape}")
+    X = X.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(X))
+    if len(bad):
+        raise InvalidValueError(f"{path}: X holds NaN/Inf, the first at index {tuple(int(i) for i in bad[0])}")
+    names = [f"x{i}" for i in range(int(np.prod(X.shape[1:])))]
+    if features is not None and len(features) != len(names):
+        raise ShapeError(f"{path}: X has {len(names)} features per sample, the model expects {len(features)}")
+    y = arrays.get("y")
+    if y is not None and len(y) != len(X):
+        raise ShapeError(f"{path}: X has {len(X)} samples but y has {len(y)}")
+    raw = None if y is None else ([(i, str(v)) for i, v in enumerate(y.tolist())] if y.ndim == 1 else y)
+    return X, raw, list(features or names), "y" if y is not None else None
+
+
+def _floats(raw, path, target) -> np.ndarray:
+    if isinstance(raw, np.ndarray):
+        return raw.astype(np.float64)
+    return np.array([_number(text, path, line, target) for line, text in raw])
+
+
+def _encode(raw, classes, path, target):
+    """(labels, indices): ``classes`` when given, else the distinct values, sorted."""
+    if isinstance(raw, np.ndarray):
+        raise ShapeError(f"{path}: classification needs y with one label per sample, got shape {raw.shape} "
+                         f"(use --loss mse for several real-valued targets)")
+    if classes is None:
+        classes = _sorted_labels({text for _, text in raw})
+    if len(classes) < 2:
+        raise InvalidValueError(f"{path}: column {target!r} has only one distinct value {classes}; "
+                                f"classification needs two or more (--loss mse for regression)")
+    index = {str(c): i for i, c in enumerate(classes)}
+    y = np.empty(len(raw), dtype=np.int64)
+    for k, (line, text) in enumerate(raw):
+        if _key(text) not in index:
+            where = f"line {line}" if path.suffix.lower() != ".npz" else f"y[{line}]"
+            raise InvalidValueError(f"{path}, {where}, column {target!r}: {text!r} is not one of the "
+                                    f"model's classes {classes}")
+        y[k] = index[_key(text)]
+    return classes, y
+
+
+def _sorted_labels(values) -> list:
+    """Numbers sorted as numbers (kept as int where whole), else text sorted as text."""
+    try:
+        numbers = sorted(float(v) for v in values)
+    except ValueError:
+        return sorted(values)
+    return [int(v) if v.is_integer() else v for v in numbers]
+
+
+def _key(text) -> str:
+    """The label of a target cell as ``_sorted_labels`` spells it ("1.0" and "1" are class 1)."""
+    try:
+        v = float(text)
+    except ValueError:
+        return text
+    return str(int(v)) if v.is_integer() else str(v)
+
+
+class Scaler:
+    """Per-feature standardisation fitted on training data: ``x' = (x - mean) / std``."""
+
+    def __init__(self, mean, std):
+        self.mean, self.std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+
+    @classmethod
+    def fit(cls, X) -> "Scaler":
+        X = np.asarray(X, np.float64).reshape(len(X), -1)
+        std = X.std(axis=0)
+        return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def __call__(self, X) -> np.ndarray:
+        X = np.asarray(X, np.float64)
+        return ((X.reshape(len(X), -1) - self.mean) / self.std).reshape(X.shape)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d) -> "Scaler":
+        return cls(d["mean"], d["std"])
