@@ -22,6 +22,7 @@ class History:
     samples_per_sec: list = field(default_factory=list)
     metric_name: str | None = None
     stopped: str | None = None       # why training ended before `epochs`, if it did
+    best_epoch: int | None = None    # 1-based epoch whose state fit(restore_best=True) put back
     interrupted: bool = False        # True when Ctrl-C ended the run
 
     @property
@@ -48,6 +49,9 @@ class History:
         for name in ("metric_name", "stopped"):
             if d.get(name) is not None and not isinstance(d[name], str):
                 raise InvalidValueError(f"history {name} must be a string or None, got {d[name]!r:.80}")
+        best = d.get("best_epoch")
+        if best is not None and (isinstance(best, bool) or not isinstance(best, int) or best < 1):
+            raise InvalidValueError(f"history best_epoch must be a whole number >= 1 or None, got {best!r:.80}")
         if not isinstance(d.get("interrupted", False), bool):
             raise InvalidValueError(f"history interrupted must be True or False, got {d['interrupted']!r:.80}")
         return cls(**d)

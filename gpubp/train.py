@@ -35,7 +35,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epochs=10,
         batch_size=32, shuffle=True, seed=None, validation_data=None, schedule=None, tol=None,
         patience=None, progress=None, callbacks=(), checkpoint_path=None, checkpoint_every=None,
-        resume_from=None, comm=None) -> History:
+        resume_from=None, comm=None, restore_best=False, checkpoint_extra=None) -> History:
     """Train ``model`` in place by mini-batch gradient descent; return its :class:`History`.
 
     Each step: ``out = model(X[idx])``, ``loss(out, y[idx])``, ``model.backward(dL/dout)``,
@@ -57,7 +57,15 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             ``on_batch_end(step, model, loss_value)`` (after backward, before the step)
             and ``on_epoch_end(epoch, model, history)``.
         checkpoint_path, checkpoint_every: write a checkpoint every N epochs (both or neither;
-            the folder must exist and be writable, checked before training).
+            the folder must exist and be writable, checked before training), and once more at
+            the end when the last epoch was not written (early stop, restore_best), so the
+            checkpoint holds the model returned.
+        checkpoint_extra: a JSON-able dict kept in every checkpoint's extras (e.g. the feature
+            scaling a model needs to predict raw data).
+        restore_best: keep a host copy of the parameters, buffers and optimizer state of this
+            run's best epoch (validation metric, else validation loss, else training loss: the
+            criterion of ``patience``) and put it back at the end, also after Ctrl-C;
+            ``history.best_epoch`` names it.
         resume_from: a checkpoint written by fit(); the run continues as if never stopped.
             The saved optimizer continues unless ``optimizer`` says otherwise: a name must
             name the saved kind; an instance of the saved kind keeps its own hyperparameters
@@ -106,6 +114,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     seed = 0 if seed is None else seed
     root = comm is None or comm.is_root
     bar, snapshot = Progress(epochs, progress if root else False), None
+    keeper = _BestKeeper(optimizer) if restore_best else None
+    callbacks = callbacks + ((keeper,) if keeper else ())
     try:
         with loss.targets_checked():  # every label was checked once, above: no sync per batch
             for epoch in range(start, epochs):
@@ -125,7 +135,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
                     _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written
                     if root:
-                        save_training(checkpoint_path, model, optimizer, history, seed)
+                        save_training(checkpoint_path, model, optimizer, history, seed, **(checkpoint_extra or {}))
                 history.stopped = _stop_reason(history, tol, patience)
                 if history.stopped:
                     break
@@ -135,7 +145,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             _restore(model, optimizer, snapshot)
     finally:
         bar.close()
-    return history
+    return _finish(model, optimizer, history, keeper, seed, root and checkpoint_path, checkpoint_every,
+                   checkpoint_extra)
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
@@ -223,6 +234,45 @@ def _refuse_nonfinite_end(model, optimizer, snapshot, epoch):
         raise NumericalError(f"training produced NaN/Inf in epoch {epoch + 1} although the loss stayed finite "
                              f"({', '.join(bad)}); parameters and optimizer state were restored to the start "
                              f"of that epoch (lower the learning rate, or scale the inputs)")
+
+
+class _BestKeeper:
+    """fit(restore_best=True): host copies of the parameters, buffers and optimizer state of
+    the best epoch so far (the criterion of ``patience``), put back by ``restore``."""
+
+    def __init__(self, optimizer):
+        self.optimizer, self.value, self.epoch, self.state = optimizer, math.inf, None, None
+
+    def on_epoch_end(self, epoch, model, history):
+        value = ([-m for m in history.val_metric] or history.val_loss or history.loss)[-1]
+        if value < self.value:
+            host = model.backend.to_numpy
+            self.value, self.epoch = value, epoch
+            self.state = ({k: host(v).copy() for k, v in model.parameters().items()},
+                          {k: host(v).copy() for k, v in model.buffers().items()}, self.optimizer.t,
+                          {n: {s: host(a).copy() for s, a in st.items()} for n, st in self.optimizer.state.items()})
+
+    def restore(self, model, history) -> bool:
+        """Put the best epoch back (True), or do nothing when no epoch ran (False)."""
+        if self.state is None:
+            return False
+        params, buffers, self.optimizer.t, state = self.state
+        model.load_parameters(params)
+        model.load_buffers(buffers)
+        asarray = model.backend.asarray
+        self.optimizer.state = {n: {s: asarray(a) for s, a in st.items()} for n, st in state.items()}
+        history.best_epoch = self.epoch + 1
+        return True
+
+
+def _finish(model, optimizer, history, keeper, seed, path, every, extra) -> History:
+    """The end of fit: the best epoch put back (restore_best), and the checkpoint at ``path``
+    made to hold the model returned when its last write was of an earlier epoch."""
+    restored = keeper is not None and keeper.restore(model, history)
+    written = every and history.epochs % every == 0 and not restored
+    if path and history.epochs and not history.interrupted and not written:
+        save_training(path, model, optimizer, history, seed, **(extra or {}))
+    return history
 
 
 def _snapshot(model, optimizer):
