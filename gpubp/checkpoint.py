@@ -71,6 +71,7 @@ def save(path, model, optimizer=None, extra=None) -> str:
     path = _checks.writable_target("checkpoint path", path)
     meta = {"format": FORMAT, "architecture": model.config(), **provenance(model), "extra": extra or {}}
     arrays = {f"param/{k}": model.backend.to_numpy(v) for k, v in model.parameters().items()}
+    arrays.update({f"buffer/{k}": model.backend.to_numpy(v) for k, v in model.buffers().items()})
     if optimizer is not None:
         state = optimizer.state_dict()
         meta["optimizer"] = {k: state[k] for k in ("type", "hyper", "t")}
@@ -195,12 +196,15 @@ def _restore(archive, meta, model) -> Checkpoint:
     """Parameters and optimizer of the open checkpoint: the inventory first, then the values."""
     shapes = model.parameter_shapes()
     required = {f"param/{k}": s for k, s in shapes.items()}
+    buffers = {f"buffer/{k}": v for k, v in model.buffers().items()}
+    required.update({k: tuple(v.shape) for k, v in buffers.items()})
     optional = {}
     if "optimizer" in meta:
         slots, t = _saved_slots(meta, model, archive.path)
         slot_shapes = {f"opt/{k}/{slot}": s for k, s in shapes.items() for slot in slots}
         (required if t > 0 else optional).update(slot_shapes)  # slots exist from the first step on
-    archive.check_inventory(required, optional, meta["dtype"])
+    dtypes = {k: (v.dtype if v.dtype.kind in "iub" else meta["dtype"]) for k, v in buffers.items()}
+    archive.check_inventory(required, optional, meta["dtype"], dtypes)
     arrays = {key: archive.read(key) for key in [*required, *(k for k in optional if k in archive.headers)]}
     bad = {k: int(a.size - np.count_nonzero(np.isfinite(a))) for k, a in arrays.items()}
     bad = {k: n for k, n in bad.items() if n}
@@ -209,6 +213,7 @@ def _restore(archive, meta, model) -> Checkpoint:
                               + "; this checkpoint cannot be used")
     try:
         model.load_parameters({k: arrays[f"param/{k}"] for k in shapes})
+        model.load_buffers({k[len("buffer/"):]: arrays[k] for k in buffers})
     except ShapeError as exc:
         raise CheckpointError(f"{archive.path}: {exc}") from None
     optimizer = None
@@ -313,17 +318,18 @@ class _Archive:
                                           f"which gpubp checkpoints never do")
                 shape, _, dtype = reader(f)
                 data_at = f.tell()
-            if dtype.hasobject or dtype.kind not in "fU":
+            if dtype.hasobject or dtype.kind not in "fiU":
                 raise CheckpointError(f"{self.path}: entry {key!r} holds {dtype} values; a gpubp checkpoint "
-                                      f"holds only float arrays and its metadata string")
+                                      f"holds only float and integer arrays and its metadata string")
             if data_at + math.prod(shape) * dtype.itemsize != info.file_size:
                 raise CheckpointError(f"{self.path}: entry {key!r} declares shape {shape} ({dtype}) but holds "
                                       f"{info.file_size - data_at} bytes of data (truncated or damaged)")
             headers[key] = (tuple(shape), dtype)
         return headers
 
-    def check_inventory(self, required, optional, dtype):
-        """Every ``required`` array present, each present array expected, shapes and dtype as said."""
+    def check_inventory(self, required, optional, dtype, dtypes=None):
+        """Every ``required`` array present, each present array expected, shapes and dtype as said
+        (``dtypes`` names the arrays of another dtype, e.g. a Dropout's integer step)."""
         missing = [k for k in required if k not in self.headers]
         if missing:
             raise CheckpointError(f"{self.path}: missing array(s) {', '.join(map(repr, missing))}; the file is "
@@ -338,8 +344,9 @@ class _Archive:
                 if found != tuple(shape):
                     raise CheckpointError(f"{self.path}: {key} has shape {found}, the architecture says "
                                           f"{tuple(shape)}")
-                if kind != np.dtype(dtype):
-                    raise CheckpointError(f"{self.path}: {key} holds {kind} values, the checkpoint says {dtype}")
+                expected = np.dtype((dtypes or {}).get(key, dtype))
+                if kind != expected:
+                    raise CheckpointError(f"{self.path}: {key} holds {kind} values, the checkpoint says {expected}")
 
     def read(self, key) -> np.ndarray:
         with self._damage(key), self.zip.open(key + ".npy") as f:

@@ -12,6 +12,8 @@ Gradients accumulate in ``grads`` across backward calls until ``zero_grad()``.
 """
 from __future__ import annotations
 
+import types
+
 from . import _checks
 from .backend import Backend, get_backend, parse_spec
 from .backend.kernels import activations
@@ -33,6 +35,7 @@ class Layer:
     """
 
     training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
+    buffers = types.MappingProxyType({})  # non-trainable state a checkpoint keeps (BatchNorm's running stats)
 
     def __init_subclass__(cls, abstract=False, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -101,6 +104,11 @@ class Layer:
         else:
             for name, param in self._params.items():
                 param[...] = self.backend.asarray(arrays[name])
+
+    def load_buffers(self, arrays: dict) -> None:
+        """Set the ``buffers`` from ``{name: array}`` (layers with buffers override this)."""
+        if arrays:
+            raise ShapeError(f"{self!r} has no buffers, got {sorted(arrays)}")
 
     def _set_parameters(self, params: dict) -> None:
         self._params = params

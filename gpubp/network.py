@@ -116,6 +116,20 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.load_parameters({k: arrays[f"{i}.{k}"] for k in layer.parameter_shapes()})
 
+    def buffers(self) -> dict:
+        """``{"i.name": array}`` of every layer's non-trainable state (BatchNorm's running
+        statistics, Dropout's seed and step): what a checkpoint keeps beside the parameters."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
+
+    def load_buffers(self, arrays: dict) -> None:
+        """Set every buffer from ``{"i.name": array}`` (as ``buffers()`` names them)."""
+        names = set(self.buffers())
+        if set(arrays) != names:
+            raise ShapeError(f"buffers do not match the model: missing {sorted(names - set(arrays))}, "
+                             f"unexpected {sorted(set(arrays) - names)}")
+        for i, layer in enumerate(self.layers):
+            layer.load_buffers({k: arrays[f"{i}.{k}"] for k in layer.buffers})
+
     def gradients(self) -> dict:
         """``{"i.name": array}`` of accumulated gradients, same keys as ``parameters()``."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
@@ -140,6 +154,17 @@ class Sequential:
     def eval(self):
         """Eval mode for every layer (``train(False)``); returns self."""
         return self.train(False)
+
+    @contextlib.contextmanager
+    def mode(self, training: bool):
+        """A block in training (True) or eval (False) mode; each layer's mode before is restored after."""
+        before = [layer.training for layer in self.layers]
+        self.train(training)
+        try:
+            yield self
+        finally:
+            for layer, was in zip(self.layers, before):
+                layer.training = was
 
     @property
     def training(self) -> bool:
@@ -180,8 +205,9 @@ class Sequential:
         return cls([layer_from_config(c, backend) for c in config], backend=backend, seed=seed)
 
     def predict(self, X):
-        """Forward pass on data converted to the model's backend (any device, list or array)."""
-        return self.forward(self.backend.asarray(X))
+        """Eval-mode forward pass on data converted to the model's backend (any device, list or array)."""
+        with self.mode(False):
+            return self.forward(self.backend.asarray(X))
 
 
 def _layers(layers) -> list:

@@ -164,16 +164,21 @@ def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
     return ((backend.asarray(idx), global_n) for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
 
 
+def _mode(model, training):
+    """The model in training or eval mode for a block (a model without modes runs as it is)."""
+    return model.mode(training) if hasattr(model, "mode") else contextlib.nullcontext()
+
+
 def _guard(comm, what):
     """With a communicator, an error on any rank inside the block stops every rank alike."""
     return contextlib.nullcontext() if comm is None else comm.guard(what)
 
 
-def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
-               comm=None):
-    backend, n = model.backend, X.shape[0]
-    t0, total, correct = time.perf_counter(), 0.0, 0.0
-    for step, (idx, global_n) in enumerate(_batches(backend, n, batch_size, shuffle, seed, epoch, comm)):
+def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm):
+    """One epoch's steps; returns this rank's (loss sum, correct count), still on the device."""
+    total, correct = 0.0, 0.0
+    for step, (idx, global_n) in enumerate(_batches(model.backend, X.shape[0], batch_size, shuffle, seed, epoch,
+                                                    comm)):
         with _guard(comm, f"epoch {epoch + 1}, step {step}"):
             model.zero_grad()
             if len(idx):  # with a communicator a rank may hold no sample of a small last batch
@@ -188,6 +193,16 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
         if comm is not None:  # the global-batch mean gradient on every rank
             comm.allreduce_gradients_(model, len(idx), global_n)
         optimizer.step(model)
+    return total, correct
+
+
+def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
+               comm=None):
+    backend, n = model.backend, X.shape[0]
+    t0 = time.perf_counter()
+    with _mode(model, True):
+        total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
+                                    callbacks, comm)
     if comm is not None:
         total, correct = comm.allreduce_scalars(float(total), float(correct))
     epoch_loss = float(total) / n
@@ -298,7 +313,7 @@ def _scheduled_lr(sched, epoch) -> float:
 
 
 def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict:
-    """``{"loss": ..., "accuracy": ...}`` (accuracy for classification losses) on (X, y)."""
+    """``{"loss": ..., "accuracy": ...}`` (accuracy for classification losses) on (X, y), in eval mode."""
     _check_model(model, "evaluate")
     loss = get_loss(loss)
     batch_size = _checks.integer("evaluate: batch_size", batch_size, 1)
@@ -311,22 +326,25 @@ def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict
 
 
 def predict(model, X, batch_size=1024) -> np.ndarray:
-    """Model outputs for X as a host NumPy array, computed in batches."""
+    """Model outputs for X as a host NumPy array, computed in batches in eval mode."""
     _check_model(model, "predict")
     batch_size = _checks.integer("predict: batch_size", batch_size, 1)
     Xd = _features(model, X, "predict", "X")
-    outs = [model.backend.to_numpy(model.forward(Xd[i:i + batch_size]))
-            for i in range(0, Xd.shape[0], batch_size)]
+    with _mode(model, False):
+        outs = [model.backend.to_numpy(model.forward(Xd[i:i + batch_size]))
+                for i in range(0, Xd.shape[0], batch_size)]
     return np.concatenate(outs)
 
 
 def _evaluate(model, loss, X, y, batch_size):
+    """Mean loss and metric over (X, y) in eval mode (Dropout off, BatchNorm's running statistics)."""
     total, correct, n = 0.0, 0.0, X.shape[0]
-    for lo in range(0, n, batch_size):
-        out = model.forward(X[lo:lo + batch_size])
-        total = total + loss.forward(out, y[lo:lo + batch_size]) * out.shape[0]
-        if _metric_name(loss):
-            correct = correct + _n_correct(loss, out, y[lo:lo + batch_size])
+    with _mode(model, False):
+        for lo in range(0, n, batch_size):
+            out = model.forward(X[lo:lo + batch_size])
+            total = total + loss.forward(out, y[lo:lo + batch_size]) * out.shape[0]
+            if _metric_name(loss):
+                correct = correct + _n_correct(loss, out, y[lo:lo + batch_size])
     metric = float(correct) / n if _metric_name(loss) else None
     return float(total) / n, metric
 
@@ -356,7 +374,8 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
         raise ShapeError(f"{what}: {names[0]} has {X.shape[0]} samples but {names[1]} has {found}; "
                          f"give one target per sample")
     model.backend.check_finite(y, f"{what}: {names[1]}")
-    out = model.forward(X[:1])
+    with _mode(model, False):  # a probe: no Dropout step, no BatchNorm statistics
+        out = model.forward(X[:1])
     if not labels and tuple(y.shape[1:]) != tuple(out.shape[1:]):
         raise ShapeError(f"{what}: {names[1]} has shape {tuple(y.shape)} but the model gives "
                          f"{tuple(out.shape[1:])} per sample; {names[1]} must have shape "

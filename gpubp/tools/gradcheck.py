@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _checks
-from .._compat import is_cupy_array
+from .._compat import is_cupy_array, to_host
 from ..backend import backend_of, get_backend
 from ..errors import DeviceError, GradcheckError
 from ..losses import get_loss
@@ -66,8 +66,10 @@ def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4
     m, backend = _copy(model, model.backend, dtype)
     loss = copy.copy(get_loss(loss))
     X, y = _inputs(backend, model.backend, X, y)
+    start = _frozen(m.buffers())
 
-    def f():
+    def f():  # every evaluation from the same buffers: the same Dropout mask, BatchNorm state
+        m.load_buffers(start)
         return float(loss.forward(m.forward(X), y))
     f()
     m.zero_grad()
@@ -84,9 +86,12 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
     _check_args("gradcheck_layer", eps, atol, rtol, max_samples_per_param, seed)
     lay, backend = _copy(layer, layer.backend, dtype)
     (X,) = _inputs(backend, layer.backend, X)
+    start = _frozen(lay.buffers)
+    lay.load_buffers(start)
     w = backend.asarray(np.random.default_rng(seed).normal(size=lay.forward(X).shape))
 
-    def f():
+    def f():  # every evaluation from the same buffers: the same Dropout mask, BatchNorm state
+        lay.load_buffers(start)
         return float((lay.forward(X) * w).sum())
     f()
     lay.zero_grad()
@@ -121,6 +126,11 @@ def _check_args(fn, eps, atol, rtol, max_samples, seed):
     _checks.number(f"{fn}: rtol", rtol, low=0)
     _checks.integer(f"{fn}: max_samples_per_param", max_samples, minimum=1)
     _checks.integer(f"{fn}: seed", seed, minimum=0)
+
+
+def _frozen(buffers) -> dict:
+    """Host copies of a model's or layer's buffers, to start each evaluation from."""
+    return {k: np.array(to_host(v)) for k, v in buffers.items()}
 
 
 def _copy(obj, backend, dtype):
