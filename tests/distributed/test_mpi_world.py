@@ -188,3 +188,19 @@ def test_nccl_transport_with_one_rank(tmp_path):
     for case, r in result["training"].items():
         assert r["first_bad"] is None and r["worst_rel"] <= r["rtol"], case
     assert all(b["equal"] for b in result["buckets"].values())  # MPI transport staging CuPy buffers
+
+
+def test_the_readme_example_runs_under_mpiexec(tmp_path):
+    """The README's data-parallel example, as written, on 2 ranks: both report the same loss."""
+    import re
+    block = re.search(r"```python \(run under mpiexec\)\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[1]
+    script = tmp_path / "train.py"
+    script.write_text(block)
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([*mpiexec(), "-n", "2", sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = sorted(line.split() for line in proc.stdout.splitlines() if line[:1] in "01")
+    assert [line[0] for line in lines] == ["0", "1"] and lines[0][1:] == lines[1][1:]
+    assert float(lines[0][2]) > 0.9 and (tmp_path / "run.npz").exists()
