@@ -107,21 +107,6 @@ def test_parity(device, dtype):
         np.testing.assert_allclose(be.to_numpy(layer.grads[name]), ref.grads[name], **tol)
 
 
-def test_gradients_accumulate_until_zero_grad():
-    backend = gpubp.get_backend("cpu", "float64")
-    layer, X, dY = conv(backend, "k3_s2_p1"), image("k3_s2_p1"), np.ones((2, 4, 4, 3))
-    layer(X)
-    layer.backward(dY)
-    once = {k: v.copy() for k, v in layer.grads.items()}
-    layer.backward(dY)
-    for k, v in layer.grads.items():
-        np.testing.assert_allclose(v, 2 * once[k], rtol=1e-14)
-    layer.zero_grad()
-    layer.backward_params(dY)  # the first layer's path: dW and db without dX
-    for k, v in layer.grads.items():
-        np.testing.assert_allclose(v, once[k], rtol=1e-14)
-
-
 def test_first_layer_skips_dX():
     model = gpubp.Sequential([Conv2D(1, 2, 3), Flatten(), gpubp.Dense(2 * 4 * 4, 3)], dtype="float64")
     model.forward(np.random.default_rng(0).normal(size=(2, 1, 6, 6)))

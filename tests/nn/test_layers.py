@@ -120,3 +120,32 @@ def test_moving_to_the_same_backend_copies_nothing():
     model.to("cpu", "float64")
     assert model.parameters()["0.W"].dtype == np.float64
     np.testing.assert_array_equal(model.parameters()["0.W"], held["0.W"].astype(np.float64))
+
+
+ACCUMULATING = {  # a layer with parameters, and the shape of an input batch
+    "Dense": (lambda: gpubp.Dense(4, 3, seed=1), (5, 4)),
+    "Conv2D": (lambda: gpubp.Conv2D(3, 4, 3, stride=2, padding=1, seed=1), (2, 3, 7, 6)),
+    "BatchNorm": (lambda: gpubp.BatchNorm(3), (4, 3, 5, 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCUMULATING))
+def test_gradients_accumulate_until_zero_grad(name):
+    """Two backward passes add up; after zero_grad the next one overwrites (the first layer's
+    dW/db-only path too, where a layer has one)."""
+    make, shape = ACCUMULATING[name]
+    layer = make().to("cpu/float64")
+    X = np.random.default_rng(0).normal(size=shape)
+    dY = np.random.default_rng(1).normal(size=layer(X).shape)
+    layer.backward(dY)
+    once = {k: v.copy() for k, v in layer.grads.items()}
+    assert once and all(v.any() for v in once.values())
+    layer.backward(dY)
+    for k, v in layer.grads.items():
+        np.testing.assert_allclose(v, 2 * once[k], rtol=1e-14, err_msg=k)
+    for path in ("backward", "backward_params"):
+        if hasattr(layer, path):
+            layer.zero_grad()
+            getattr(layer, path)(dY)
+            for k, v in layer.grads.items():
+                np.testing.assert_allclose(v, once[k], rtol=1e-14, err_msg=f"{k} after zero_grad, {path}")

@@ -187,21 +187,6 @@ def test_parity(device, dtype):
             np.testing.assert_allclose(be.to_numpy(layer.buffers[name]), ref.buffers[name], **tol)
 
 
-def test_gradients_accumulate_until_zero_grad():
-    layer = layer_for(gpubp.get_backend("cpu", "float64"), gamma=GAMMA, beta=BETA)
-    X, dY = data(SHAPES["2d"]), np.random.default_rng(1).normal(size=SHAPES["2d"])
-    layer(X)
-    layer.backward(dY)
-    once = {k: v.copy() for k, v in layer.grads.items()}
-    layer.backward(dY)
-    for k, v in layer.grads.items():
-        np.testing.assert_allclose(v, 2 * once[k], rtol=1e-14)
-    layer.zero_grad()
-    layer.backward(dY)
-    for k, v in layer.grads.items():
-        np.testing.assert_allclose(v, once[k], rtol=1e-14)
-
-
 def test_model_train_eval_reaches_every_layer():
     model = gpubp.Sequential([Conv2D(1, 3, 3), BatchNorm(3), gpubp.ReLU(), Flatten(), Dropout(0.5),
                               gpubp.Dense(3 * 4 * 4, 2)], dtype="float64")
