@@ -32,7 +32,7 @@ def gpu_status(device_id: int = 0) -> tuple[bool, str]:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return False, f"CuPy found no CUDA driver or device ({type(exc).__name__}: {exc})"
+        return False, _no_device_reason(exc)
     if device_id >= count:
         return False, f"cuda:{device_id} requested but only {count} CUDA device(s) are visible"
     try:
@@ -43,6 +43,23 @@ def gpu_status(device_id: int = 0) -> tuple[bool, str]:
     except Exception as exc:
         return False, f"cuda:{device_id} is visible but failed a test computation ({type(exc).__name__}: {exc})"
     return True, f"cuda:{device_id} works"
+
+
+def _no_device_reason(exc) -> str:
+    """Why CuPy sees no device, in words: "no NVIDIA driver found" when none is loaded (CuPy
+    then says "driver version is insufficient"), else the driver that is too old, else CuPy's error."""
+    detail = f"{type(exc).__name__}: {exc}"
+    try:
+        driver = cupy.cuda.runtime.driverGetVersion()
+    except Exception:
+        driver = 0
+    if driver == 0:
+        return f"no NVIDIA driver found (CuPy: {detail})"
+    if "InsufficientDriver" in detail:
+        runtime = cupy.cuda.runtime.runtimeGetVersion()
+        return (f"the NVIDIA driver supports CUDA {driver // 1000}.{driver % 1000 // 10}, older than CuPy's "
+                f"CUDA runtime {runtime // 1000}.{runtime % 1000 // 10} (CuPy: {detail})")
+    return f"CuPy found no CUDA device ({detail})"
 
 
 def is_cupy_array(x) -> bool:

@@ -1,12 +1,19 @@
-"""Training history and the text progress line fit() prints."""
+"""Training history, the progress bar fit() shows, and the per-epoch log file."""
 from __future__ import annotations
 
+import csv
+import json
+import math
 import sys
 import time
-import math
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import InvalidValueError
+
+try:  # a dependency (pyproject.toml); the plain line below covers an install without it
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+    tqdm = None
 
 
 @dataclass
@@ -71,26 +78,72 @@ class History:
 
 
 class Progress:
-    """A one-line progress display on stderr, only when it is a terminal (or forced)."""
+    """The epoch progress bar: tqdm (``tqdm.auto``: a widget in notebooks, a bar fitted to the
+    terminal's width), on stderr only when it is a terminal unless forced; a plain one-line
+    fallback where tqdm is not installed."""
 
     def __init__(self, epochs: int, enabled=None, stream=None):
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else bool(enabled)
-        self.epochs, self.start = epochs, time.perf_counter()
+        self.enabled = _isatty(self.stream) if enabled is None else bool(enabled)
+        self.epochs, self.start, self.bar = epochs, time.perf_counter(), None
+        if self.enabled and tqdm is not None:
+            self.bar = tqdm(total=epochs, unit="epoch", file=self.stream, dynamic_ncols=True, leave=True,
+                            bar_format="epoch {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}")
 
     def epoch(self, epoch: int, text: str):
         if not self.enabled:
             return
-        done = (epoch + 1) / self.epochs
-        bar = "#" * int(24 * done) + "." * (24 - int(24 * done))
+        if self.bar is not None:
+            self.bar.n = epoch + 1  # a resumed run starts past 0
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.refresh()
+            return
         elapsed = time.perf_counter() - self.start
-        self.stream.write(f"\r[{bar}] epoch {epoch + 1}/{self.epochs}  {text}  {elapsed:.1f}s ")
+        self.stream.write(f"\repoch {epoch + 1}/{self.epochs}  {text}  {elapsed:.1f}s ")
         self.stream.flush()
 
     def close(self):
-        if self.enabled:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class EpochLog:
+    """fit() callback writing one line per epoch to ``path``: CSV (``.csv``) or JSON lines
+    (``.jsonl``, ``.json``, anything else), with epoch, loss, metrics, lr, seconds, samples/s."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.json = not self.path.lower().endswith(".csv")
+        self.file, self.writer = open(self.path, "w", newline=""), None
+
+    def on_epoch_end(self, epoch, model, history):
+        h, name = history, history.metric_name
+        row = {"epoch": epoch + 1, "loss": h.loss[epoch]}
+        for key, values in ((name, h.metric), ("val_loss", h.val_loss), (f"val_{name}", h.val_metric)):
+            if key and len(values) > epoch:
+                row[key] = values[epoch]
+        row.update(lr=h.lr[epoch], seconds=h.epoch_time[epoch], samples_per_sec=h.samples_per_sec[epoch])
+        if self.json:
+            self.file.write(json.dumps(row) + "\n")
+        else:
+            if self.writer is None:
+                self.writer = csv.DictWriter(self.file, fieldnames=list(row))
+                self.writer.writeheader()
+            self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _is_number(v) -> bool:

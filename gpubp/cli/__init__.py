@@ -9,10 +9,11 @@ import sys
 
 from .._version import __version__
 from ..errors import GpubpError
-from . import bench, check, gradcheck, info, parity, train, vanishing
+from . import bench, check, evaluate, gradcheck, info, parity, predict, train, vanishing
+from .args import HelpFormatter
 
-COMMANDS = {"train": train, "check": check, "info": info, "parity": parity, "bench": bench,
-            "gradcheck": gradcheck, "vanishing": vanishing}
+COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "check": check, "info": info,
+            "parity": parity, "bench": bench, "gradcheck": gradcheck, "vanishing": vanishing}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gpubp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
-        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter)
         module.add_arguments(cmd)
         cmd.set_defaults(run=module.run)
     return parser

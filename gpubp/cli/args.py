@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..backend import default_device
 from ..layers import ACTIVATIONS
 from ..losses import LOSSES, BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..optim import OPTIMIZERS
@@ -57,36 +58,77 @@ def widths(text):
             f"expected widths >= 1 separated by commas, e.g. 64,64; got {text!r}") from None
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every default shown, ``(default: ...)``; none for flags without a value (None, False)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_device(p, dtype="float32"):
     """``--device``, and ``--dtype`` unless ``dtype`` is None (a command fixing its own)."""
-    p.add_argument("--device", default=None,
-                   help="auto (default, or $GPUBP_DEVICE), cpu, gpu or cuda:N")
+    p.add_argument("--device", default="auto",
+                   help="auto (a working CUDA GPU, else the CPU; $GPUBP_DEVICE overrides auto), "
+                        "cpu, gpu or cuda:N")
     if dtype:
-        p.add_argument("--dtype", default=dtype, choices=["float32", "float64"], help=f"(default {dtype})")
+        p.add_argument("--dtype", default=dtype, choices=["float32", "float64"], help="floating-point type")
 
 
-def add_model(p, activation, loss=None):
+def device_spec(args) -> str:
+    """The device asked for: ``--device``, with ``auto`` deferring to $GPUBP_DEVICE."""
+    return default_device() if args.device in (None, "auto") else args.device
+
+
+def add_hidden(p, default):
+    """``--hidden`` (alias ``--layers``): the hidden layer sizes of an MLP."""
+    p.add_argument("--hidden", "--layers", dest="hidden", type=widths, default=default,
+                   help="hidden layer sizes, comma-separated")
+
+
+def add_widths(p, default):
+    """``--widths``: every layer width, input first and output last."""
+    p.add_argument("--widths", type=widths, default=default,
+                   help="every layer width, input first and output last, comma-separated")
+
+
+def add_batch_size(p, default):
+    p.add_argument("--batch-size", type=positive_int, default=default, help="samples per step")
+
+
+def add_model(p, activation, loss=None, losses=None):
     """``--activation`` (and ``--loss``) with the registries' names as choices."""
-    p.add_argument("--activation", default=activation, choices=HIDDEN_ACTIVATIONS,
-                   help=f"hidden activation (default {activation})")
+    p.add_argument("--activation", default=activation, choices=HIDDEN_ACTIVATIONS, help="hidden activation")
     if loss:
-        p.add_argument("--loss", default=loss, choices=sorted(LOSSES), help=f"(default {loss})")
+        p.add_argument("--loss", default=loss, choices=losses or sorted(LOSSES), help="loss function")
 
 
 def add_training(p, optimizer, lr):
     """``--optimizer``, ``--lr`` and ``--seed``."""
-    p.add_argument("--optimizer", default=optimizer, choices=list(OPTIMIZERS), help=f"(default {optimizer})")
-    p.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default {lr})")
+    p.add_argument("--optimizer", default=optimizer, choices=list(OPTIMIZERS), help="update rule")
+    p.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     add_seed(p)
 
 
 def add_seed(p):
     p.add_argument("--seed", type=nonnegative_int, default=0,
-                   help="fixes initial weights, data and batch order (a whole number >= 0, default 0)")
+                   help="fixes initial weights, data and batch order (a whole number >= 0)")
 
 
 def add_schedule(p):
-    p.add_argument("--schedule", default="constant", choices=list(SCHEDULES))
+    p.add_argument("--schedule", default="constant", choices=list(SCHEDULES), help="learning-rate schedule")
+
+
+def fraction(text):
+    """argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
 
 
 def synthetic(loss, n, n_in, n_out, seed):

@@ -1,4 +1,18 @@
-"""``gpubp bench``: the benchmarks of scripts/bench.py."""
-from ..bench import add_arguments, main as run  # noqa: F401
+"""``gpubp bench``: the benchmarks of scripts/bench.py, on ``--device auto`` like every command."""
+from ..bench import add_arguments as _bench_arguments, main as _bench_main
+from . import args as flags
 
 HELP = "benchmark kernels, an MLP step against PyTorch, and scaling (JSON + table)"
+
+
+def add_arguments(p):
+    _bench_arguments(p)
+    for action in p._actions:  # the one device vocabulary: auto by default, as everywhere
+        if action.dest == "device":
+            action.default = "auto"
+            action.help = "auto (a working CUDA GPU, else the CPU; $GPUBP_DEVICE overrides auto), cpu, gpu or cuda:N"
+
+
+def run(args) -> int:
+    args.device = flags.device_spec(args)
+    return _bench_main(args)

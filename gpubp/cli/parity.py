@@ -16,18 +16,18 @@ HELP = ("train one seeded model on two backends (e.g. cpu gpu, or cpu/float32 cp
 def add_arguments(parser):
     parser.add_argument("backends", nargs="*", default=["cpu", "gpu"], metavar="BACKEND",
                         help="two backend specs, DEVICE[/DTYPE] (default: cpu gpu)")
-    parser.add_argument("--sizes", type=flags.widths, default="8,16,16,3",
-                        help="layer widths, input first (default 8,16,16,3; --dataset sets the first and last)")
+    parser.add_argument("--widths", "--sizes", dest="widths", type=flags.widths, default="8,16,16,3",
+                        help="every layer width, input first and output last (--dataset sets the first and last)")
     flags.add_model(parser, "tanh", loss="softmax_cross_entropy")
     flags.add_training(parser, "sgd", 0.1)
-    parser.add_argument("--steps", type=flags.positive_int, default=5, help="training steps (default 5)")
-    parser.add_argument("--batch-size", type=flags.positive_int, default=32, help="rows per step (default 32)")
-    parser.add_argument("--samples", type=flags.positive_int, default=128, help="synthetic data rows (default 128)")
+    parser.add_argument("--steps", type=flags.positive_int, default=5, help="training steps")
+    flags.add_batch_size(parser, 32)
+    parser.add_argument("--samples", type=flags.positive_int, default=128, help="synthetic data rows")
     parser.add_argument("--dataset", choices=sorted(DATASETS),
                         help="train on a built-in dataset instead of synthetic data; it sets the input "
                              "and output widths")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                        help="dtype of specs that name none (default float32)")
+                        help="dtype of specs that name none")
     parser.add_argument("--perturb", metavar="LAYER:STEP[:QUANTITY]",
                         help="inject a 1e-3 relative fault on the second backend (Y, dX, dW or db; default dX) "
                              "to see the report localise it")
@@ -36,9 +36,9 @@ def add_arguments(parser):
 
 def build(args):
     """The seeded model and its data (X, y) for ``args``."""
-    sizes = list(args.sizes)
+    sizes = list(args.widths)
     if len(sizes) < 2:
-        raise InvalidValueError(f"--sizes needs at least two widths, input first, like 8,16,3; got {sizes}")
+        raise InvalidValueError(f"--widths needs at least two widths, input first, like 8,16,3; got {sizes}")
     if args.dataset:
         X, y = load_dataset(args.dataset)[:2]
         sizes[0], sizes[-1] = X.shape[1], (int(y.max()) + 1 if y.ndim == 1 else y.shape[1])

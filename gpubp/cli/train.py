@@ -1,76 +1,145 @@
-"""``gpubp train``: train an MLP on a built-in dataset on the best device."""
+"""``gpubp train``: train an MLP (or a small CNN) on a built-in dataset or your own CSV/.npz."""
 from __future__ import annotations
 
 import time
 
-from ..backend import auto_choice, default_device, get_backend
-from ..datasets import load_dataset
-from ..network import mlp
-from ..optim import get_optimizer
+from .. import checkpoint
 from .._checks import writable_target
+from .._compat import gpu_status
+from ..backend import get_backend
+from ..errors import InvalidValueError
+from ..history import EpochLog
+from ..layers import Dense, ReLU
+from ..network import Sequential, mlp
+from ..nn import Conv2D, Flatten, MaxPool2D
+from ..optim import OPTIMIZERS, get_optimizer
 from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training
 from . import args as flags
+from .data import prepare
 
-HELP = "train an MLP on a built-in dataset (default: 8x8 digits) on the GPU if one works, else the CPU"
+HELP = ("train an MLP on your own CSV/.npz (--data) or a built-in dataset (default: 8x8 digits), "
+        "on the GPU if one works, else the CPU")
+DEFAULTS = {"mlp": (0.01, "constant"), "cnn": (0.005, "cosine")}  # (lr, schedule) per --model
 
 
 def add_arguments(p):
-    p.add_argument("--dataset", default="digits", choices=["digits", "xor", "spirals"])
-    p.add_argument("--layers", type=flags.widths, default="128,64",
-                   help="hidden layer sizes, comma-separated (default 128,64)")
-    flags.add_model(p, "relu")
-    flags.add_training(p, "adam", 0.01)
-    flags.add_schedule(p)
-    p.add_argument("--epochs", type=flags.positive_int, default=30)
-    p.add_argument("--batch-size", type=flags.positive_int, default=32)
-    flags.add_device(p)
-    p.add_argument("--save", metavar="PATH", help="write the trained model and optimizer to this .npz")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
+    d = p.add_argument_group("data")
+    d.add_argument("--data", metavar="PATH", help="your own data: a CSV with a header row, or an .npz with X and y")
+    d.add_argument("--target", metavar="COLUMN", help="the CSV column to predict (default: the last)")
+    d.add_argument("--val-split", type=flags.fraction, default=0.1, metavar="FRACTION",
+                   help="share of the training data held out for validation (seeded; stratified for "
+                        "classes; 0: none)")
+    d.add_argument("--test", metavar="PATH", help="a test file for --data, read like it")
+    d.add_argument("--dataset", default="digits", choices=["digits", "xor", "spirals"],
+                   help="built-in data when --data is not given (xor trains and tests on its 4 points)")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="mlp", choices=list(DEFAULTS),
+                   help="mlp, or cnn: Conv-ReLU-Pool-Conv-ReLU-Pool-Dense on 1x8x8 digits or (N, C, H, W) data")
+    flags.add_hidden(m, "128,64")
+    flags.add_model(m, "relu", loss="softmax_cross_entropy", losses=["softmax_cross_entropy", "mse"])
+    t = p.add_argument_group("training")
+    t.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS),
+                   help="update rule (default: adam, or the resumed run's)")
+    t.add_argument("--lr", type=flags.positive_float, default=None,
+                   help="learning rate (default: 0.01 for mlp, 0.005 for cnn, or the resumed run's)")
+    t.add_argument("--schedule", default=None, choices=["constant", "step", "cosine"],
+                   help="learning-rate schedule (default: constant for mlp, cosine for cnn)")
+    flags.add_seed(t)
+    t.add_argument("--epochs", type=flags.positive_int, default=30, help="epochs in all (a resumed run counts its own)")
+    flags.add_batch_size(t, 32)
+    t.add_argument("--patience", type=flags.positive_int, help="stop after N epochs without a better validation score")
+    t.add_argument("--restore-best", action="store_true",
+                   help="end with the weights of the best validation epoch (they are what --save writes)")
+    flags.add_device(t)
+    o = p.add_argument_group("output")
+    o.add_argument("--save", metavar="PATH", help="write the trained model, optimizer and data scaling to this .npz")
+    o.add_argument("--checkpoint-every", type=flags.positive_int, metavar="N", help="also write --save every N epochs")
+    o.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    o.add_argument("--log", metavar="PATH", help="one line per epoch: .csv, or .jsonl/.json for JSON lines")
+    o.add_argument("--quiet", action="store_true", help="no progress bar")
+    o.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
 
 
-def load(name, seed):
-    """(X, y, X_test, y_test) of a built-in dataset; xor has no split to seed."""
-    return load_dataset("xor") if name == "xor" else load_dataset(name, seed=seed)
+def device_line(spec, backend) -> str:
+    """The first line of a run: the device, and why when ``auto`` chose the CPU."""
+    why = ""
+    if spec == "auto" and backend.device == "cpu":
+        why = f" (no GPU: {gpu_status(0)[1].split(' (')[0].split(';')[0]})"
+    return f"device: {backend.device}, {backend.dtype}{why}"
 
 
 def run(args) -> int:
-    spec = args.device or default_device()
+    spec = flags.device_spec(args)
     backend = get_backend(spec, args.dtype)
-    why = f" ({auto_choice()[1]})" if spec == "auto" else ""
-    print(f"device: {backend.device} [{backend.name}, {backend.dtype}]{why}")
-    if args.save:  # fail before training, not after
-        writable_target("--save", args.save)
-    if args.plot:
-        check_plot_path(args.plot, "--plot")
-        pyplot()
-    X, y, X_test, y_test = load(args.dataset, args.seed)
-    model = mlp(X.shape[1], args.layers, int(y.max()) + 1, args.activation, backend, seed=args.seed)
+    print(device_line(spec, backend))
+    _check_outputs(args)
+    saved = checkpoint.load(args.resume, backend) if args.resume else None
+    data = prepare(args, saved and saved.metadata.get("extra", {}).get("data"))
+    model = saved.model if saved else build(args, data, backend)
     print(f"model: {model}")
-    print(f"data: {args.dataset}, {len(X)} training / {len(X_test)} test samples")
+    print(f"data: {data.name}, {len(data.X)} training / {len(data.val[0]) if data.val else 0} validation / "
+          f"{len(data.test[0]) if data.test else 0} test samples")
+    lr, schedule = DEFAULTS[args.model]
+    optimizer = (saved.optimizer if args.optimizer is None else get_optimizer(args.optimizer)) if saved \
+        else get_optimizer(args.optimizer or "adam", lr=args.lr or lr)
     t0 = time.perf_counter()
-    optimizer = get_optimizer(args.optimizer, lr=args.lr)
-    history = fit(model, X, y, optimizer=optimizer, epochs=args.epochs,
-                  batch_size=args.batch_size, seed=args.seed, schedule=args.schedule,
-                  validation_data=(X_test, y_test), progress=False if args.quiet else None)
-    report(history, evaluate(model, X_test, y_test), time.perf_counter() - t0)
+    log = EpochLog(args.log) if args.log else None
+    try:
+        history = fit(model, data.X, data.y, loss=args.loss, optimizer=optimizer, lr=args.lr, epochs=args.epochs,
+                      batch_size=args.batch_size, seed=args.seed, schedule=args.schedule or schedule,
+                      validation_data=data.val, patience=args.patience, restore_best=args.restore_best,
+                      progress=False if args.quiet else None, callbacks=[log] if log else (),
+                      checkpoint_path=args.save if args.checkpoint_every else None,
+                      checkpoint_every=args.checkpoint_every, checkpoint_extra={"data": data.info},
+                      resume_from=args.resume)
+    finally:
+        if log:
+            log.close()
+    report(args, model, data, history, time.perf_counter() - t0)
     if args.save:
-        save(args, model, optimizer, history)
+        path = save_training(args.save, model, optimizer, history, args.seed, dataset=data.name, data=data.info)
+        print(f"saved: {path}")
     if args.plot and history.loss:
-        print(f"plot: {plot_history(history, args.plot)}")
+        print(f"plot: {plot_history(history, args.plot, title=f'{data.name}, {args.model}')}")
     return 130 if history.interrupted else 0
 
 
-def report(history, result, seconds):
+def _check_outputs(args):
+    """Every output path and flag combination refused before any work."""
+    if args.checkpoint_every and not args.save:
+        raise InvalidValueError("--checkpoint-every needs --save PATH, the checkpoint to write")
+    if args.save:
+        writable_target("--save", args.save)
+    if args.log:
+        writable_target("--log", args.log)
+    if args.plot:
+        check_plot_path(args.plot, "--plot")
+        pyplot()
+    if args.test and not args.data:
+        raise InvalidValueError("--test goes with --data (the built-in datasets bring their own test split)")
+
+
+def build(args, data, backend) -> Sequential:
+    """The model for ``args``: an MLP, or the small CNN, sized by the data."""
+    info = data.info
+    n_out = len(info["classes"]) if info["classes"] else data.y.shape[1]
+    if args.model == "mlp":
+        return mlp(data.X.shape[1], args.hidden, n_out, args.activation, backend, seed=args.seed)
+    c, h, w = info["shape"]
+    flat = 32 * (h // 4) * (w // 4)
+    return Sequential([Conv2D(c, 16, 3, padding=1), ReLU(), MaxPool2D(2), Conv2D(16, 32, 3, padding=1), ReLU(),
+                       MaxPool2D(2), Flatten(), Dense(flat, n_out)], backend=backend, seed=args.seed)
+
+
+def report(args, model, data, history, seconds):
     if history.interrupted:
         print("interrupted: reporting the model as trained so far")
-    loss = f"  final train loss: {history.loss[-1]:.4f}" if history.loss else ""
-    print(f"epochs: {history.epochs}{loss}" + (f"  ({history.stopped})" if history.stopped else ""))
-    print(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}")
+    loss = f"  final train loss: {history.loss[-1]:.4g}" if history.loss else ""
+    best = f"  (restored the best epoch, {history.best_epoch})" if args.restore_best and history.best_epoch else ""
+    print(f"epochs: {history.epochs}{loss}" + (f"  ({history.stopped})" if history.stopped else "") + best)
+    for name, part in (("validation", data.val), ("test", data.test)):
+        if part is not None:
+            result = evaluate(model, *part, loss=args.loss)
+            print(f"{name} " + "  ".join(f"{k}: {v:.4f}" for k, v in reversed(result.items())))
     print(f"time: {seconds:.2f} s")
-
-
-def save(args, model, optimizer, history):
-    path = save_training(args.save, model, optimizer, history, args.seed, dataset=args.dataset)
-    print(f"saved: {path}")

@@ -11,20 +11,20 @@ HELP = "show vanishing gradients: per-layer ||dW|| of a deep sigmoid net vs the 
 
 
 def add_arguments(p):
-    p.add_argument("--depth", type=flags.positive_int, default=10, help="hidden layers (default 10)")
-    p.add_argument("--width", type=flags.positive_int, default=32, help="hidden width (default 32)")
+    p.add_argument("--depth", type=flags.positive_int, default=10, help="hidden layers")
+    p.add_argument("--width", type=flags.positive_int, default=32, help="hidden width")
     p.add_argument("--epochs", type=flags.nonnegative_int, default=0,
-                   help="also train this many epochs with Adam and show the last epoch (default 0)")
-    p.add_argument("--lr", type=flags.positive_float, default=0.01)
+                   help="also train this many epochs with Adam and show the last epoch")
+    p.add_argument("--lr", type=flags.positive_float, default=0.01, help="learning rate")
     flags.add_device(p)
     flags.add_seed(p)
     p.add_argument("--plot", metavar="PATH", default="vanishing_gradients.png",
-                   help="PNG of the norms (default vanishing_gradients.png; needs gpubp[plot])")
+                   help="PNG of the norms (needs gpubp[plot])")
     p.add_argument("--no-plot", action="store_true", help="print the table only")
 
 
 def run(args) -> int:
-    backend = get_backend(args.device, args.dtype)
+    backend = get_backend(flags.device_spec(args), args.dtype)
     if not args.no_plot:  # a path that cannot be written is refused before the experiment runs
         check_plot_path(args.plot, "--plot")
     result = vanishing_experiment(depth=args.depth, width=args.width, seed=args.seed,

@@ -93,10 +93,10 @@ def _read_csv(path, target, features, require_target):
 
 def _target_column(path, header, target, features, require_target):
     if target is None:
-        if features is not None:  # prediction: the target is whatever column is not a feature
+        if features is not None:  # a trained model: the target is whatever column is not a feature
             rest = [h for h in header if h not in features]
             target = rest[0] if len(rest) == 1 else None
-        else:
+        elif require_target:
             target = header[-1]
     if target is not None and target not in header:
         if require_target:

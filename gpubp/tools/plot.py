@@ -43,10 +43,12 @@ def _save(fig, path) -> Path:
     return path
 
 
-def plot_history(history, path) -> Path:
+def plot_history(history, path, title=None) -> Path:
     """Loss (train, validation) and the metric, e.g. accuracy, per epoch -> PNG at ``path``.
 
-    ``history`` is a :class:`gpubp.history.History` or its ``as_dict()``.
+    ``history`` is a :class:`gpubp.history.History` or its ``as_dict()``; ``title`` (say, the
+    dataset and model) heads the figure. A loss spanning more than two decades is drawn on a
+    log scale.
     """
     h = history if isinstance(history, dict) else history.as_dict()
     if not h.get("loss"):
@@ -57,15 +59,25 @@ def plot_history(history, path) -> Path:
         name = h.get("metric_name") or "metric"
         panels.append((name, "metric", "val_metric"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    for ax, (title, train, val) in zip(axes[0], panels):
+    for ax, (panel, train, val) in zip(axes[0], panels):
         epochs = range(1, len(h[train]) + 1)
         ax.plot(epochs, h[train], marker="o", label="train")
         if h.get(val):
             ax.plot(range(1, len(h[val]) + 1), h[val], marker="s", label="validation")
-        ax.set(xlabel="epoch", ylabel=title, title=title)
+        ax.set(xlabel="epoch", ylabel=panel, title=panel)
+        if panel == "loss" and _spans_decades(h[train] + (h.get(val) or [])):
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)
+
+
+def _spans_decades(values, decades=2) -> bool:
+    """True when positive finite ``values`` span more than ``decades`` powers of ten."""
+    good = [v for v in values if v > 0 and math.isfinite(v)]
+    return len(good) == len(values) and len(good) > 1 and max(good) / min(good) > 10 ** decades
 
 
 def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> Path:

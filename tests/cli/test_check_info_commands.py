@@ -75,7 +75,7 @@ def test_parity_command_within_tolerance():
 
 
 def test_parity_command_localises_a_fault(capsys):
-    assert cli.main(["parity", "cpu", "cpu", "--steps", "3", "--sizes", "4,6,5,2", "--perturb", "2:1",
+    assert cli.main(["parity", "cpu", "cpu", "--steps", "3", "--widths", "4,6,5,2", "--perturb", "2:1",
                      "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     first = report["first_failure"]
@@ -90,7 +90,7 @@ def test_parity_command_bad_input(capsys):
 
 
 def test_parity_command_on_a_builtin_dataset(capsys):
-    assert cli.main(["parity", "cpu/float32", "cpu/float64", "--dataset", "xor", "--sizes", "1,6,1",
+    assert cli.main(["parity", "cpu/float32", "cpu/float64", "--dataset", "xor", "--widths", "1,6,1",
                      "--steps", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["layers"] == ["Dense(2, 6)", "Tanh()", "Dense(6, 2)"] and report["ok"]

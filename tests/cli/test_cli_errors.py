@@ -18,7 +18,7 @@ def files(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, code, words", [
-    (["gradcheck", "--layers", "4"], 1, "--layers wants at least two widths.* got 4"),
+    (["gradcheck", "--widths", "4"], 1, "--widths wants at least two widths.* got 4"),
     (["gradcheck", "--eps", "0"], 2, "argument --eps: expected a finite number > 0, got '0'"),
     (["gradcheck", "--eps", "-1"], 2, "expected a finite number > 0, got '-1'"),
     (["gradcheck", "--eps", "inf"], 2, "got 'inf'"),

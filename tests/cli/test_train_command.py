@@ -31,16 +31,16 @@ def test_defaults_reach_the_digits_target_and_save(tmp_path):
 
 
 def test_auto_device_says_why():
-    out = gpubp_train("--epochs", "1", "--quiet", "--layers", "16")
+    out = gpubp_train("--epochs", "1", "--quiet", "--hidden", "16")
     assert out.returncode == 0, out.stderr
     first = out.stdout.splitlines()[0]
     assert first.startswith("device: ") and "(" in first  # the reason auto chose it
 
 
 @pytest.mark.parametrize("args, target", [
-    (("--dataset", "xor", "--layers", "8", "--activation", "tanh", "--lr", "0.05",
+    (("--dataset", "xor", "--hidden", "8", "--activation", "tanh", "--lr", "0.05",
       "--epochs", "200", "--batch-size", "4"), 1.0),
-    (("--dataset", "spirals", "--layers", "64,64", "--epochs", "60", "--dtype", "float64"), 0.85),
+    (("--dataset", "spirals", "--hidden", "64,64", "--epochs", "60", "--dtype", "float64"), 0.85),
 ])
 def test_other_datasets_and_options(args, target):
     out = gpubp_train("--quiet", "--device", "cpu", *args)
@@ -49,7 +49,7 @@ def test_other_datasets_and_options(args, target):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--layers", "64,x"), "expected widths >= 1"),
+    (("--hidden", "64,x"), "expected widths >= 1"),
     (("--lr", "-1"), "expected a finite number > 0"),
     (("--epochs", "0"), "expected a whole number >= 1"),
     (("--dataset", "mnist"), "invalid choice"),

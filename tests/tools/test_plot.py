@@ -54,7 +54,7 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
 def test_train_command_plot(tmp_path, capsys):
     from gpubp.cli import main
     path = tmp_path / "train.png"
-    assert main(["train", "--dataset", "xor", "--layers", "8", "--epochs", "3", "--device", "cpu",
+    assert main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "3", "--device", "cpu",
                  "--quiet", "--plot", str(path)]) == 0
     assert f"plot: {path}" in capsys.readouterr().out
     w, _ = assert_png(path)

@@ -1,0 +1,102 @@
+"""The data of ``gpubp train``, ``predict`` and ``evaluate``: a built-in set or your own file,
+split, standardised with the training split's statistics, and described in ``info`` (kept in
+the checkpoint's extras as ``data``) so a saved model reads raw files the same way."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..datasets import Scaler, load_dataset, load_table, split
+from ..errors import InvalidValueError
+
+CNN_SHAPE = [1, 8, 8]  # the built-in digits as images
+
+
+@dataclass
+class Data:
+    X: np.ndarray
+    y: np.ndarray
+    val: tuple | None
+    test: tuple | None
+    info: dict
+    name: str
+
+
+def prepare(args, saved=None) -> Data:
+    """Training, validation and test arrays for ``args``; ``saved`` is the ``data`` info of a
+    checkpoint being resumed (its classes, features and scaling are reused, not refitted)."""
+    regression = args.loss == "mse"
+    if args.data:
+        return _own(args, regression, saved)
+    if regression:
+        raise InvalidValueError("--loss mse needs --data: the built-in datasets are classification")
+    if args.dataset == "xor":  # 4 points: trained and tested on the same four, no validation split
+        X, y, X_test, y_test = load_dataset("xor")
+        val = None
+    else:
+        X, y, X_test, y_test = load_dataset(args.dataset, seed=args.seed)
+        X, y, val = _split(X, y, args.val_split, args.seed, stratify=True)
+    shape = CNN_SHAPE if args.model == "cnn" else [X.shape[1]]
+    info = {"source": args.dataset, "target": None, "features": None, "task": "classification",
+            "classes": list(range(int(y.max()) + 1)), "loss": args.loss, "scaler": None, "shape": shape}
+    data = Data(X, y, val, (X_test, y_test), info, args.dataset)
+    return _shaped(data)
+
+
+def _own(args, regression, saved):
+    saved = saved or {}
+    table = load_table(args.data, target=args.target or saved.get("target"), regression=regression,
+                       features=saved.get("features"), classes=saved.get("classes"))
+    X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
+    scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else Scaler.fit(X)
+    shape = saved.get("shape") or list(X.shape[1:])
+    if args.model == "cnn" and len(shape) != 3:
+        raise InvalidValueError(f"--model cnn needs images: an .npz whose X has shape (N, C, H, W); "
+                                f"{args.data} holds {X.shape[1:]} per sample")
+    info = {"source": str(args.data), "target": table.target, "features": table.features,
+            "task": "regression" if regression else "classification", "classes": table.classes,
+            "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape}
+    test = None
+    if args.test:
+        t = load_table(args.test, target=table.target, regression=regression, features=table.features,
+                       classes=table.classes)
+        test = (t.X, t.y)
+    data = Data(X, y, val, test, info, str(args.data))
+    return _shaped(data, scaler)
+
+
+def _split(X, y, fraction, seed, stratify):
+    if not fraction:
+        return X, y, None
+    if stratify and np.bincount(y).min() < 2:
+        stratify = False  # a class with one sample cannot be in both parts
+    X, y, X_val, y_val = split(X, y, fraction, seed, stratify=stratify)
+    return X, y, (X_val, y_val)
+
+
+def _shaped(data, scaler=None) -> Data:
+    """Every X scaled (own data) and laid out as the model reads it (images for the CNN)."""
+    def fix(X):
+        X = scaler(X) if scaler is not None else X
+        return X.reshape(len(X), *data.info["shape"])
+    data.X = fix(data.X)
+    data.val = None if data.val is None else (fix(data.val[0]), data.val[1])
+    data.test = None if data.test is None else (fix(data.test[0]), data.test[1])
+    return data
+
+
+def read_for_model(path, info, target=None, require_target=False):
+    """``(X, y or None, table)`` of a file read as the model's training data was: same
+    features, classes and scaling; images reshaped."""
+    info = info or {}
+    regression = info.get("task") == "regression"
+    table = load_table(path, target=target or info.get("target"), regression=regression,
+                       features=info.get("features"), classes=info.get("classes"),
+                       require_target=require_target)
+    X = table.X
+    if info.get("scaler"):
+        X = Scaler.from_dict(info["scaler"])(X)
+    if info.get("shape"):
+        X = X.reshape(len(X), *info["shape"])
+    return X, table.y, table

@@ -1,0 +1,30 @@
+"""``gpubp evaluate MODEL DATA``: a saved model's loss and accuracy on a labelled CSV/.npz."""
+from __future__ import annotations
+
+import json
+
+from ..train import evaluate
+from . import args as flags
+from .data import read_for_model
+from .predict import load
+
+HELP = "evaluate a saved model on a labelled CSV/.npz (read and scaled as in training): loss, accuracy"
+
+
+def add_arguments(p):
+    p.add_argument("model", metavar="MODEL", help="a checkpoint written by gpubp train --save")
+    p.add_argument("data", metavar="DATA", help="a CSV with the features and the target column, or an .npz with X and y")
+    p.add_argument("--target", metavar="COLUMN", help="the target column (default: the one the model was trained on)")
+    flags.add_batch_size(p, 1024)
+    flags.add_device(p, dtype=None)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args) -> int:
+    model, info = load(args)
+    X, y, _ = read_for_model(args.data, info, target=args.target, require_target=True)
+    result = evaluate(model, X, y, loss=info.get("loss", "softmax_cross_entropy"), batch_size=args.batch_size)
+    result = {"samples": len(X), **result}
+    print(json.dumps(result) if args.json else "  ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+                                                       for k, v in result.items()))
+    return 0

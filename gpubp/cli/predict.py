@@ -1,0 +1,60 @@
+"""``gpubp predict MODEL DATA``: a saved model's predictions for a CSV/.npz of raw features."""
+from __future__ import annotations
+
+import csv
+import sys
+
+import numpy as np
+
+from .. import checkpoint
+from .._checks import writable_target
+from ..backend import get_backend
+from ..train import predict
+from . import args as flags
+from .data import read_for_model
+
+HELP = "predict with a saved model on a CSV/.npz of raw features (scaled as in training); CSV out"
+
+
+def add_arguments(p):
+    p.add_argument("model", metavar="MODEL", help="a checkpoint written by gpubp train --save")
+    p.add_argument("data", metavar="DATA", help="a CSV with the training features' columns (any order), or an .npz with X")
+    p.add_argument("--out", metavar="PATH", help="write the predictions here as CSV (default: print them)")
+    flags.add_batch_size(p, 1024)
+    flags.add_device(p, dtype=None)
+
+
+def load(args):
+    """(model, data info) of the checkpoint ``args.model`` on ``args.device``."""
+    ck = checkpoint.load(args.model, get_backend(flags.device_spec(args)))
+    return ck.model, ck.metadata.get("extra", {}).get("data") or {}
+
+
+def rows(outputs, info) -> tuple[list, list]:
+    """(header, rows): the predicted class and each class's probability, or the predicted values."""
+    if info.get("task", "classification") == "regression":
+        names = ["prediction"] if outputs.shape[1] == 1 else [f"prediction_{j}" for j in range(outputs.shape[1])]
+        return names, outputs.tolist()
+    classes = info.get("classes") or list(range(outputs.shape[1]))
+    z = outputs - outputs.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    header = ["prediction"] + [f"p_{c}" for c in classes]
+    return header, [[classes[k]] + [f"{v:.6g}" for v in row] for k, row in zip(p.argmax(axis=1), p)]
+
+
+def run(args) -> int:
+    if args.out:
+        writable_target("--out", args.out)
+    model, info = load(args)
+    X, _, _ = read_for_model(args.data, info)
+    header, body = rows(predict(model, X, batch_size=args.batch_size), info)
+    f = open(args.out, "w", newline="") if args.out else sys.stdout
+    try:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(body)
+    finally:
+        if args.out:
+            f.close()
+            print(f"predictions: {args.out} ({len(body)} rows)")
+    return 0
