@@ -1,0 +1,108 @@
+"""Your own CSV from the CLI alone: train -> checkpoint -> resume -> predict -> evaluate."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.cli import main
+from helpers import ROOT
+
+DATA = ROOT / "tests" / "data"
+
+
+def test_train_checkpoint_resume_predict_evaluate(tmp_path, capsys):
+    ck, log = tmp_path / "m.npz", tmp_path / "log.jsonl"
+    assert main(["train", "--data", str(DATA / "fruit.csv"), "--target", "fruit", "--epochs", "6", "--quiet",
+                 "--device", "cpu", "--save", str(ck), "--checkpoint-every", "3", "--log", str(log)]) == 0
+    meta = gpubp.checkpoint.read_metadata(ck)
+    info = meta["extra"]["data"]
+    assert info["classes"] == ["apple", "banana", "orange"] and info["target"] == "fruit"
+    assert len(info["scaler"]["mean"]) == 4 and meta["extra"]["epochs_done"] == 6
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == list(range(1, 7))
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "samples_per_sec"} <= set(lines[0])
+    assert main(["train", "--data", str(DATA / "fruit.csv"), "--epochs", "40", "--quiet", "--device", "cpu",
+                 "--resume", str(ck), "--save", str(ck)]) == 0
+    assert gpubp.checkpoint.read_metadata(ck)["extra"]["epochs_done"] == 40
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(ck), str(DATA / "fruit.csv"), "--out", str(out), "--device", "cpu"]) == 0
+    with open(out) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["prediction", "p_apple", "p_banana", "p_orange"] and len(rows) == 181
+    with open(DATA / "fruit.csv") as f:
+        truth = [r["fruit"] for r in csv.DictReader(f)]
+    assert np.mean([r[0] == t for r, t in zip(rows[1:], truth)]) >= 0.85  # raw data, scaled as in training
+    capsys.readouterr()
+    assert main(["evaluate", str(ck), str(DATA / "fruit.csv"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["samples"] == 180 and result["accuracy"] >= 0.85
+
+
+def test_predict_reads_columns_by_name_without_the_target(tmp_path):
+    ck = tmp_path / "m.npz"
+    assert main(["train", "--data", str(DATA / "fruit.csv"), "--epochs", "5", "--quiet", "--device", "cpu",
+                 "--save", str(ck)]) == 0
+    with open(DATA / "fruit.csv") as f:
+        rows = list(csv.DictReader(f))
+    shuffled = tmp_path / "new.csv"
+    with open(shuffled, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sweetness", "width_cm", "length_cm", "weight_g"])
+        for r in rows[:10]:
+            w.writerow([r["sweetness"], r["width_cm"], r["length_cm"], r["weight_g"]])
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["predict", str(ck), str(DATA / "fruit.csv"), "--out", str(a), "--device", "cpu"]) == 0
+    assert main(["predict", str(ck), str(shuffled), "--out", str(b), "--device", "cpu"]) == 0
+    assert a.read_text().splitlines()[:11] == b.read_text().splitlines()
+
+
+def test_regression_and_early_stop_with_restore_best(tmp_path, capsys):
+    ck = tmp_path / "h.npz"
+    assert main(["train", "--data", str(DATA / "houses.csv"), "--loss", "mse", "--epochs", "200", "--lr", "0.05",
+                 "--patience", "5", "--restore-best", "--quiet", "--device", "cpu", "--save", str(ck),
+                 "--checkpoint-every", "7"]) == 0
+    out = capsys.readouterr().out
+    history = gpubp.checkpoint.read_metadata(ck)["extra"]["history"]
+    best = history["best_epoch"]
+    assert best == int(np.argmin(history["val_loss"])) + 1 and f"restored the best epoch, {best}" in out
+    model = gpubp.checkpoint.load(ck).model  # the checkpoint holds the best, as returned
+    assert main(["evaluate", str(ck), str(DATA / "houses.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] < 2000
+    assert model is not None
+
+
+@pytest.mark.parametrize("content, words", [
+    ("a,b,label\n1,2,x\n3,oops,y\n", r"bad.csv, line 3, column 'b': 'oops' is not a number"),
+    ("a,b,label\n1,2,x\n3,4\n", r"bad.csv, line 3: 2 values but the header has 3 columns"),
+    ("a,b,label\n1,2,x\n3,4,x\n", "only one distinct value"),
+])
+def test_bad_files_are_named_with_line_and_column(tmp_path, capsys, content, words):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    assert main(["train", "--data", str(bad), "--device", "cpu", "--quiet", "--val-split", "0"]) == 1
+    import re
+    assert re.search(words, capsys.readouterr().err)
+
+
+def test_npz_data(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    np.savez(tmp_path / "d.npz", X=X * 100 + 5, y=(X[:, 0] > 0).astype(int))
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--epochs", "20", "--quiet", "--device", "cpu",
+                 "--save", str(tmp_path / "m.npz")]) == 0
+    assert main(["evaluate", str(tmp_path / "m.npz"), str(tmp_path / "d.npz")]) == 0
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 30)" in text and "(default: 0.1)" in text and "--hidden HIDDEN, --layers HIDDEN" in text
+    for command in ("gradcheck", "parity", "bench", "vanishing", "predict", "evaluate"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--batch-size" in text or command in ("bench", "vanishing")
+        assert "--device DEVICE" in text and "(default: auto)" in text or command == "parity"  # parity: two specs
