@@ -64,3 +64,19 @@ def test_gpu_requested_without_one_is_one_clear_line():
     out = gpubp_train("--device", "gpu", timeout=120)
     assert out.returncode == 1 and "cuda:0 requested but unusable" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_cnn_on_digits_reaches_98_percent_on_the_cpu_in_under_a_minute():
+    out = gpubp_train("--model", "cnn", "--quiet", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    assert value_after(out.stdout, "test accuracy:") >= 0.98 and value_after(out.stdout, "time:") < 60
+
+
+@needs_no_gpu
+def test_first_line_is_short_and_names_a_missing_driver():
+    out = gpubp_train("--epochs", "1", "--quiet", "--hidden", "8")
+    first = out.stdout.splitlines()[0]
+    assert len(first) <= 80, first
+    if "InsufficientDriver" in gpubp._compat.gpu_status(0)[1]:
+        assert "no NVIDIA driver found" in first or "older than" in first
