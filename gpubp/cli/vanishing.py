@@ -39,7 +39,8 @@ def run(args) -> int:
         return 0
     try:
         path = plot_gradient_norms({k: result[k] for k in ("sigmoid", "relu")}, args.plot,
-                                   title=f"||dW|| per layer at initialisation, depth {args.depth}")
+                                   title=f"digits: {args.depth} hidden layers of {args.width}, sigmoid vs ReLU, "
+                                         f"||dW|| at initialisation")
     except GpubpError as exc:
         print(f"no plot: {exc}")
         return 0

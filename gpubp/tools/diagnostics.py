@@ -94,12 +94,21 @@ class GradientRecorder:
         finally:
             self.on_epoch_end(len(self.dW_norms), model)
 
-    def table(self, epoch=-1) -> list:
+    def rows(self, epoch=-1) -> list:
         """Rows ``(layer index, layer name, ||dW|| or None, ||dY||)`` for one epoch."""
         if not self.delta_norms:
             raise GpubpError("GradientRecorder has recorded no epoch yet")
         dW = dict(zip(self.dense, self.dW_norms[epoch]))
         return [(i, name, dW.get(i), self.delta_norms[epoch][i]) for i, name in enumerate(self.names)]
+
+    def table(self, epoch=-1) -> str:
+        """``rows(epoch)`` as a printed table, the output layer marked."""
+        rows = self.rows(epoch)
+        lines = [f"{'layer':>5}  {'':<10}{'||dW||':>12}{'||dY||':>12}"]
+        for i, name, dW, dY in rows:
+            mark = "  (output)" if i == len(rows) - 1 else ""
+            lines.append(f"{i:>5}  {name:<10}{'-' if dW is None else f'{dW:.3e}':>12}{dY:>12.3e}{mark}")
+        return "\n".join(lines)
 
 
 def record_gradients(model, X, T, loss) -> GradientRecorder:
@@ -144,9 +153,11 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
 def format_table(result, epoch=0) -> str:
     """Side-by-side text table of ``vanishing_experiment`` norms for one epoch."""
     sig, relu = result["sigmoid"], result["relu"]
-    lines = [f"{'layer':>5}  {'sigmoid ||dW||':>15}  {'relu ||dW||':>12}"]
-    for k, i in enumerate(sig.dense):
-        lines.append(f"{i:>5}  {sig.dW_norms[epoch][k]:>15.3e}  {relu.dW_norms[epoch][k]:>12.3e}")
+    lines = [f"{'Dense layer':>11}  {'sigmoid ||dW||':>15}  {'relu ||dW||':>12}   (1 = nearest the input, as in the plot)"]
+    last = len(sig.dense)
+    for k in range(last):
+        mark = "  output layer" if k + 1 == last else ""
+        lines.append(f"{k + 1:>11}  {sig.dW_norms[epoch][k]:>15.3e}  {relu.dW_norms[epoch][k]:>12.3e}{mark}")
     lines.append("first/last layer ||dW||:  sigmoid {sigmoid:.2e}  relu {relu:.2e}".format(**result["ratio"]))
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""PNG plots of training curves and per-layer gradient norms.
+"""Plots of training curves and per-layer gradient norms, in the format the file name asks for
+(``.png``, ``.pdf``, ``.svg``, ...; a name without one of matplotlib's formats is refused).
 
 matplotlib is optional (``pip install gpubp[plot]``); it is imported only when a
 plot is drawn, with the non-interactive Agg backend, so no display is needed.
@@ -24,10 +25,20 @@ def pyplot():
     return plt
 
 
+FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+
+
 def check_plot_path(path, name="plot path") -> Path:
-    """Refuse, before any work, a PNG path that cannot be written: a folder, a file where a
-    folder is needed, or a folder without write permission (missing folders are created)."""
-    return Path(writable_target(name, path, create_parents=True))
+    """Refuse, before any work, a path that cannot be written: an extension that is not an
+    image format (matplotlib would write PNG bytes under it, or fail), a folder, a file where
+    a folder is needed, or a folder without write permission (missing folders are created)."""
+    target = Path(writable_target(name, path, create_parents=True))
+    suffix = target.suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise InvalidValueError(f"{name}: {str(path)!r} must end in an image format "
+                                f"({', '.join('.' + f for f in FORMATS[:4])}, ...), got "
+                                f"{('.' + suffix) if suffix else 'no extension'}")
+    return target
 
 
 def _save(fig, path) -> Path:
@@ -35,7 +46,7 @@ def _save(fig, path) -> Path:
         path = check_plot_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
-        fig.savefig(path, format="png", dpi=100)
+        fig.savefig(path, format=path.suffix.lower().lstrip("."), dpi=100)
     except OSError as exc:
         raise InvalidValueError(f"cannot write the plot to {path}: {exc}") from None
     finally:
@@ -95,7 +106,8 @@ def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> P
                              f"norms {norms}; a log scale cannot show them")
         ax.plot(range(1, len(norms) + 1), norms, marker="o", label=label)
     ax.set_yscale("log")
-    ax.set(xlabel="Dense layer (1 = nearest the input)", ylabel="||dW||", title=title)
+    ax.set(xlabel="Dense layer (1 = nearest the input; the last is the output layer)", ylabel="||dW||",
+           title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return _save(fig, path)

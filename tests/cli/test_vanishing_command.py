@@ -10,9 +10,22 @@ from gpubp.cli import main
 
 
 def first_layer_norms(out):
-    """(sigmoid, relu) ||dW|| of the first table row."""
-    row = re.search(r"^\s+0\s+(\S+)\s+(\S+)$", out, re.M)
+    """(sigmoid, relu) ||dW|| of the first table row (Dense layer 1, as in the plot)."""
+    row = re.search(r"^\s+1\s+(\S+)\s+(\S+)$", out, re.M)
     return float(row.group(1)), float(row.group(2))
+
+
+def test_table_numbers_dense_layers_as_the_plot_and_marks_the_output(capsys):
+    assert main(["vanishing", "--device", "cpu", "--depth", "3", "--width", "8", "--no-plot"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if re.match(r"^\s+\d+\s", line)]
+    assert [r[0] for r in rows] == ["1", "2", "3", "4"] and rows[-1][-2:] == ["output", "layer"]
+
+
+@pytest.mark.parametrize("name", ["v.txt", "v"])
+def test_a_plot_name_without_an_image_format_is_refused_before_the_experiment(tmp_path, capsys, name):
+    assert main(["vanishing", "--device", "cpu", "--plot", str(tmp_path / name)]) == 1
+    err = capsys.readouterr().err
+    assert "must end in an image format" in err and not list(tmp_path.iterdir())
 
 
 def test_vanishing_table_and_plot(tmp_path, capsys):

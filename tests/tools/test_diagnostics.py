@@ -36,8 +36,11 @@ def test_recorded_norms_match_independent_backprop(device):
     assert rec.dense == [0, 2] and rec.names == ["Dense", "Sigmoid", "Dense"]
     np.testing.assert_allclose(rec.dW_norms[0], [np.linalg.norm(d) for d in dWs], rtol=1e-10)
     np.testing.assert_allclose(rec.delta_norms[0], [np.linalg.norm(d) for d in received], rtol=1e-10)
-    rows = rec.table()
+    rows = rec.rows()
     assert rows[1][2] is None and rows[0][2] == pytest.approx(np.linalg.norm(dWs[0]))
+    table = rec.table().splitlines()
+    assert len(table) == 4 and table[2].split()[:3] == ["1", "Sigmoid", "-"] and table[-1].endswith("(output)")
+    assert float(table[1].split()[2]) == pytest.approx(np.linalg.norm(dWs[0]), rel=1e-3)
 
 
 def test_wrappers_are_removed_after_recording():

@@ -68,3 +68,12 @@ def test_train_command_plot_without_matplotlib_fails_before_training(tmp_path, c
                  "--plot", str(tmp_path / "x.png")]) == 1
     captured = capsys.readouterr()
     assert "gpubp[plot]" in captured.err and "epochs:" not in captured.out
+
+
+def test_the_file_name_sets_the_format_and_an_unknown_one_is_refused(tmp_path):
+    history = History(loss=[1.0, 0.5], metric=[0.5, 0.7], metric_name="accuracy")
+    svg = plot_history(history, tmp_path / "curves.svg", title="digits, MLP")
+    assert b"<svg" in svg.read_bytes()[:500]
+    with pytest.raises(GpubpError, match=r"must end in an image format.*got \.csv"):
+        plot_history(history, tmp_path / "curves.csv")
+    assert not (tmp_path / "curves.csv").exists()
