@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -112,12 +113,16 @@ class Progress:
 
 class EpochLog:
     """fit() callback writing one line per epoch to ``path``: CSV (``.csv``) or JSON lines
-    (``.jsonl``, ``.json``, anything else), with epoch, loss, metrics, lr, seconds, samples/s."""
+    (``.jsonl``, ``.json``, anything else), with epoch, loss, metrics, lr, seconds, samples/s.
+    With ``append`` (a resumed run) the lines go after those already there, under the CSV
+    header already written."""
 
-    def __init__(self, path):
+    def __init__(self, path, append=False):
         self.path = str(path)
         self.json = not self.path.lower().endswith(".csv")
-        self.file, self.writer = open(self.path, "w", newline=""), None
+        continued = append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        self.file = open(self.path, "a" if append else "w", newline="")
+        self.writer, self.header_written = None, continued
 
     def on_epoch_end(self, epoch, model, history):
         h, name = history, history.metric_name
@@ -131,7 +136,8 @@ class EpochLog:
         else:
             if self.writer is None:
                 self.writer = csv.DictWriter(self.file, fieldnames=list(row))
-                self.writer.writeheader()
+                if not self.header_written:
+                    self.writer.writeheader()
             self.writer.writerow(row)
         self.file.flush()
 

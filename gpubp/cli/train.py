@@ -84,7 +84,7 @@ def run(args) -> int:
     optimizer = (saved.optimizer if args.optimizer is None else get_optimizer(args.optimizer)) if saved \
         else get_optimizer(args.optimizer or "adam", lr=args.lr or lr)
     t0 = time.perf_counter()
-    log = EpochLog(args.log) if args.log else None
+    log = EpochLog(args.log, append=bool(args.resume)) if args.log else None
     try:
         history = fit(model, data.X, data.y, loss=args.loss, optimizer=optimizer, lr=args.lr, epochs=args.epochs,
                       batch_size=args.batch_size, seed=args.seed, schedule=args.schedule or schedule,

@@ -106,3 +106,17 @@ def test_help_shows_defaults(capsys):
         text = " ".join(capsys.readouterr().out.split())
         assert "--batch-size" in text or command in ("bench", "vanishing")
         assert "--device DEVICE" in text and "(default: auto)" in text or command == "parity"  # parity: two specs
+
+
+@pytest.mark.parametrize("name", ["log.csv", "log.jsonl"])
+def test_a_resumed_run_appends_to_its_log(tmp_path, name):
+    """Nothing lost: the epochs of the first run stay in the log, once, under one CSV header."""
+    ck, log = tmp_path / "m.npz", tmp_path / name
+    common = ["--data", str(DATA / "fruit.csv"), "--quiet", "--device", "cpu", "--save", str(ck), "--log", str(log)]
+    assert main(["train", *common, "--epochs", "2"]) == 0
+    assert main(["train", *common, "--epochs", "4", "--resume", str(ck)]) == 0
+    text = log.read_text().splitlines()
+    if name.endswith(".csv"):
+        assert text[0].startswith("epoch,") and [r.split(",")[0] for r in text[1:]] == ["1", "2", "3", "4"]
+    else:
+        assert [json.loads(r)["epoch"] for r in text] == [1, 2, 3, 4]
