@@ -186,20 +186,21 @@ class Dense(Layer):
             params["b"] = self.backend.zeros((self.n_out,))
         self._set_parameters(params)
 
-    def forward(self, X):
+    def forward(self, X, out=None):
+        """Y = X W + b, written into ``out`` when given (a buffer of shape (N, n_out))."""
         self.backend.check_array(X, "Dense input", ndim=2)
         if X.shape[1] != self.n_in:
             raise ShapeError(f"Dense({self.n_in}, {self.n_out}) expects inputs of width {self.n_in}, "
                              f"got shape {tuple(X.shape)}")
         self.X = X
-        Y = self.backend.xp.matmul(X, self.params["W"])
+        Y = self.backend.xp.matmul(X, self.params["W"], out=out)
         if self.bias:
             Y += self.params["b"]
         return Y
 
-    def backward(self, dY):
+    def backward(self, dY, out=None):
         self.backward_params(dY)
-        return self.backend.xp.matmul(dY, self.params["W"].T)  # dX = delta W^T
+        return self.backend.xp.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T
 
     def backward_params(self, dY):
         """The parameter half of ``backward``: dW and db only (no dX, e.g. for the first layer)."""
@@ -228,19 +229,20 @@ class Activation(Layer, abstract=True):
     def _extra(self):
         return ()
 
-    def forward(self, X):
+    def forward(self, X, out=None):
+        """Y = f(X), written into ``out`` when given (a buffer of X's shape)."""
         self.backend.check_array(X, f"{type(self).__name__} input")
-        Y = self.backend.apply(self.forward_kernel, X, *self._extra())
+        Y = self.backend.apply(self.forward_kernel, X, *self._extra(), out=out)
         if self.saves == "X":
             self.X = X
         else:
             self.Y = Y
         return Y
 
-    def backward(self, dY):
+    def backward(self, dY, out=None):
         saved = self.X if self.saves == "X" else self.Y
         self._check_dY(dY, saved.shape if saved is not None else ())
-        return self.backend.apply(self.backward_kernel, dY, saved, *self._extra())
+        return self.backend.apply(self.backward_kernel, dY, saved, *self._extra(), out=out)
 
 
 class Sigmoid(Activation):
@@ -282,13 +284,13 @@ class LeakyReLU(Activation):
 
 
 class Identity(Layer):
-    """Y = X; dX = dY."""
+    """Y = X; dX = dY (both passed through: ``out`` is accepted and left unused)."""
 
-    def forward(self, X):
+    def forward(self, X, out=None):
         self.backend.check_array(X, "Identity input")
         return X
 
-    def backward(self, dY):
+    def backward(self, dY, out=None):
         self.backend.check_array(dY, "Identity.backward dY")
         return dY
 

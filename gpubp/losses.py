@@ -1,9 +1,13 @@
-"""Losses: ``forward(Y, T)`` returns the mean loss, ``backward()`` returns dL/dY.
+"""Losses: ``forward(Y, T)`` returns the mean loss, ``backward(out=None)`` returns dL/dY.
 
 All are means over the batch, so dL/dY carries the factor 1/N. Logit losses
 work from raw scores and are evaluated in their stable forms (no overflow for
 any finite logit): BCE via max(z, 0) - z t + log(1 + exp(-|z|)), softmax
 cross-entropy via log-sum-exp with a max shift.
+
+``backward(out=...)`` writes dL/dY into a given buffer. The forward's intermediate
+arrays come from ``_buf``: fresh arrays, or the buffers a step plan (gpubp/plan.py)
+lends through ``work`` for the length of its step, so a planned step allocates none.
 """
 from __future__ import annotations
 
@@ -57,6 +61,21 @@ class Loss:
         finally:
             self._trusted = before
 
+    work = None  # {name: array} lent by a step plan; else every intermediate is a new array
+
+    def _buf(self, name, shape, dtype=None):
+        """The lent buffer ``name`` when it has this shape and dtype, else a new empty array."""
+        dtype = dtype or self.backend.dtype
+        a = self.work.get(name) if self.work else None
+        if a is None or a.shape != tuple(shape) or a.dtype != dtype:
+            return self.backend.empty(shape, dtype)
+        return a
+
+    def workspace(self, Y, T) -> dict:
+        """``{name: (shape, dtype)}`` of the intermediates ``forward(Y, T)`` takes from ``_buf``
+        (what a step plan allocates once for outputs and targets shaped like these)."""
+        return {}
+
     def _saved(self, name):
         """What ``forward`` saved for ``backward`` (StateError before any forward)."""
         if not hasattr(self, name):
@@ -73,12 +92,15 @@ class MSE(Loss):
     def forward(self, Y, T):
         xp = self._begin(Y, T)
         self.T = self._float_targets(Y, T)
-        self.diff = Y - self.T
-        return xp.mean(self.diff * self.diff)
+        self.diff = xp.subtract(Y, self.T, out=self._buf("diff", Y.shape))
+        return xp.mean(xp.multiply(self.diff, self.diff, out=self._buf("square", Y.shape)))
 
-    def backward(self):
+    def backward(self, out=None):
         diff = self._saved("diff")
-        return diff * (2.0 / diff.size)
+        return self.backend.xp.multiply(diff, 2.0 / diff.size, out=out)
+
+    def workspace(self, Y, T):
+        return {"diff": (Y.shape, Y.dtype), "square": (Y.shape, Y.dtype)}
 
 
 class BinaryCrossEntropy(Loss):
@@ -92,14 +114,24 @@ class BinaryCrossEntropy(Loss):
         self.Z, self.T = Z, self._float_targets(Z, T)
         if not getattr(self, "_trusted", False):  # a device sync per batch unless fit checked all targets
             self.check_targets(Z, T)
-        return xp.mean(xp.maximum(Z, 0) - Z * T + xp.log1p(xp.exp(-xp.abs(Z))))
+        terms, log_term = self._buf("terms", Z.shape), self._buf("log_term", Z.shape)
+        xp.maximum(Z, 0, out=terms)
+        terms -= xp.multiply(Z, T, out=log_term)        # max(z, 0) - z t
+        xp.abs(Z, out=log_term)
+        xp.negative(log_term, out=log_term)
+        xp.exp(log_term, out=log_term)
+        terms += xp.log1p(log_term, out=log_term)       # + log(1 + exp(-|z|))
+        return xp.mean(terms)
 
-    def backward(self):
+    def backward(self, out=None):
         Z = self._saved("Z")
-        dZ = self.backend.apply(activations.sigmoid, Z)
+        dZ = self.backend.apply(activations.sigmoid, Z, out=out)
         dZ -= self.T
         dZ *= 1.0 / self.Z.size
         return dZ
+
+    def workspace(self, Z, T):
+        return {"terms": (Z.shape, Z.dtype), "log_term": (Z.shape, Z.dtype)}
 
     def check_targets(self, Z, T):
         """Targets must lie in [0, 1] (the loss has no minimum otherwise): one device sync for all of ``T``."""
@@ -121,15 +153,19 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, Z, T):
         xp = self._begin(Z, T, ndim=2)
         self.T = self._targets(Z, T)
-        self.row_sums = self.T.sum(axis=1, keepdims=True) if T.ndim == 2 else None
-        shifted = Z - Z.max(axis=1, keepdims=True)
-        log_norm = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        self.log_probs = shifted - log_norm
-        return -(self.T * self.log_probs).sum() / Z.shape[0]
+        column, rows = (Z.shape[0], 1), self._buf("rows", Z.shape)
+        self.row_sums = self.T.sum(axis=1, keepdims=True, out=self._buf("row_sums", column)) \
+            if T.ndim == 2 else None
+        log_probs = self._buf("log_probs", Z.shape)
+        xp.subtract(Z, Z.max(axis=1, keepdims=True, out=self._buf("row_max", column)), out=log_probs)  # shifted
+        log_norm = xp.exp(log_probs, out=rows).sum(axis=1, keepdims=True, out=self._buf("log_norm", column))
+        xp.log(log_norm, out=log_norm)
+        self.log_probs = xp.subtract(log_probs, log_norm, out=log_probs)  # shifted - log_norm
+        return -(xp.multiply(self.T, self.log_probs, out=rows)).sum() / Z.shape[0]
 
-    def backward(self):
+    def backward(self, out=None):
         log_probs = self._saved("log_probs")
-        dZ = self.backend.xp.exp(log_probs)
+        dZ = self.backend.xp.exp(log_probs, out=out)
         if self.row_sums is not None:
             dZ *= self.row_sums
         dZ -= self.T
@@ -168,7 +204,20 @@ class SoftmaxCrossEntropy(Loss):
         if not getattr(self, "_trusted", False):  # a device sync per batch unless fit checked all labels
             self.check_targets(Z, T)
         xp = self.backend.xp  # one-hot by comparison: a bad label gives a zero row, never a wrapped index
-        return (T[:, None] == xp.arange(c)[None, :]).astype(self.backend.dtype)
+        classes = getattr(self, "_classes", None)  # 0..c-1, kept: the same for every batch
+        if classes is None or classes.shape != (c,) or not self.backend.is_own(classes):
+            classes = self._classes = xp.arange(c)
+        return xp.equal(T[:, None], classes[None, :], out=self._buf("one_hot", (n, c)))
+
+    def workspace(self, Z, T):
+        n, c = Z.shape
+        column, table = ((n, 1), Z.dtype), ((n, c), Z.dtype)
+        space = {"rows": table, "log_probs": table, "row_max": column, "log_norm": column}
+        if T.ndim == 2:
+            space["row_sums"] = column
+        else:
+            space["one_hot"] = table
+        return space
 
 
 LOSSES = {"mse": MSE, "bce": BinaryCrossEntropy, "binary_cross_entropy": BinaryCrossEntropy,
