@@ -1,6 +1,8 @@
 """``gpubp train``: train an MLP (or a small CNN) on a built-in dataset or your own CSV/.npz."""
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 
 from .. import checkpoint
@@ -52,6 +54,9 @@ def add_arguments(p):
     t.add_argument("--restore-best", action="store_true",
                    help="end with the weights of the best validation epoch (they are what --save writes)")
     flags.add_device(t)
+    t.add_argument("--distributed", action="store_true",
+                   help="data parallelism over the ranks of `mpiexec -n N gpubp train --distributed` "
+                        "(needs gpubp[mpi]; on CUDA one GPU per rank)")
     o = p.add_argument_group("output")
     o.add_argument("--save", metavar="PATH", help="write the trained model, optimizer and data scaling to this .npz")
     o.add_argument("--checkpoint-every", type=flags.positive_int, metavar="N", help="also write --save every N epochs")
@@ -70,9 +75,25 @@ def device_line(spec, backend) -> str:
 
 
 def run(args) -> int:
+    comm = communicator(args) if args.distributed else None
+    quiet = comm is not None and not comm.is_root  # one report, from rank 0
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        return train(args, comm)
+
+
+def communicator(args):
+    """The MPI world of this process, its device agreed by every rank (importing gpubp's MPI
+    module starts MPI, so it is imported only for --distributed)."""
+    from ..distributed.mpi import world
     spec = flags.device_spec(args)
+    return world(device="cuda" if spec.startswith(("gpu", "cuda")) else spec)
+
+
+def train(args, comm) -> int:
+    spec = comm.device if comm else flags.device_spec(args)
     backend = get_backend(spec, args.dtype)
-    print(device_line(spec, backend))
+    ranks = f", {comm.size} rank(s) over {comm.transport.name}" if comm else ""
+    print(device_line(spec, backend) + ranks)
     _check_outputs(args)
     saved = checkpoint.load(args.resume, backend) if args.resume else None
     data = prepare(args, saved and saved.metadata.get("extra", {}).get("data"))
@@ -92,12 +113,12 @@ def run(args) -> int:
                       progress=False if args.quiet else None, callbacks=[log] if log else (),
                       checkpoint_path=args.save if args.checkpoint_every else None,
                       checkpoint_every=args.checkpoint_every, checkpoint_extra={"data": data.info},
-                      resume_from=args.resume)
+                      resume_from=args.resume, comm=comm)
     finally:
         if log:
             log.close()
     report(args, model, data, history, time.perf_counter() - t0)
-    if args.save:
+    if args.save and (comm is None or comm.is_root):
         path = save_training(args.save, model, optimizer, history, args.seed, dataset=data.name, data=data.info)
         print(f"saved: {path}")
     if args.plot and history.loss:

@@ -204,3 +204,15 @@ def test_the_readme_example_runs_under_mpiexec(tmp_path):
     lines = sorted(line.split() for line in proc.stdout.splitlines() if line[:1] in "01")
     assert [line[0] for line in lines] == ["0", "1"] and lines[0][1:] == lines[1][1:]
     assert float(lines[0][2]) > 0.9 and (tmp_path / "run.npz").exists()
+
+
+def test_the_train_command_runs_distributed(tmp_path):
+    """`mpiexec -n 2 gpubp train --distributed`: one report (rank 0's), one checkpoint."""
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([*mpiexec(), "-n", "2", sys.executable, "-m", "gpubp", "train", "--distributed",
+                           "--device", "cpu", "--epochs", "3", "--quiet", "--save", str(tmp_path / "m.npz")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("device: cpu") == 1 and "2 rank(s) over mpi" in proc.stdout
+    assert proc.stdout.count("saved:") == 1 and (tmp_path / "m.npz").exists()

@@ -1,5 +1,6 @@
 """The pure half of gpubp.distributed, in this process (no MPI started): shards, gradient
 weights, flat buckets, and the import rules (``import gpubp`` never reaches this package or mpi4py)."""
+import os
 import subprocess
 import sys
 
@@ -97,3 +98,13 @@ def test_import_gpubp_never_imports_mpi():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "distributed" not in gpubp.__all__
+
+
+def test_distributed_training_without_mpi_is_one_clear_line():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"  # as on a machine without gpubp[mpi]
+            "from gpubp.cli import main\n"
+            "sys.exit(main(['train', '--distributed', '--epochs', '1', '--device', 'cpu']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("gpubp train: error: gpubp.distributed needs mpi4py"), proc.stderr

@@ -9,8 +9,10 @@ from helpers import ROOT
 PACKAGE = ROOT / "gpubp"
 LEAVES = ("tools", "cli", "bench")  # built on the core; the core never imports them
 FRONT = ("__init__.py", "__main__.py")  # the package front re-exports tools for users
-# the one lazy intra-package import: CuPy's backend, only once a GPU is asked for
-LAZY_ALLOWED = {("backend/__init__.py", "gpubp.backend.cupy_backend")}
+# the lazy intra-package imports: CuPy's backend, only once a GPU is asked for, and MPI's world
+LAZY_ALLOWED = {("backend/__init__.py", "gpubp.backend.cupy_backend"),
+                # importing it starts MPI: only `gpubp train --distributed` may
+                ("cli/train.py", "gpubp.distributed.mpi")}
 OPTIONAL = ("cupy", "matplotlib", "torch")  # optional dependencies, imported where used
 
 
