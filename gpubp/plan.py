@@ -1,0 +1,235 @@
+"""The step plan: one training step run into buffers allocated once.
+
+For a model, a loss, an optimizer and a batch shape, :class:`StepPlan` allocates every
+array a step writes (each layer's output, the deltas, the loss's intermediates, the
+batch itself), checks shapes and dtypes once by a dry forward pass, and then drives the
+layers' own ``forward(X, out=)`` / ``backward(dY, out=)``: the same math as the eager
+step, in the same order, so the same numbers bit for bit, with no array allocated per
+step (the parameters, their gradients and the optimizer's slots persist already)::
+
+    plan = model.plan("mse", opt, (64, 784))
+    value = plan.step(X_batch, y_batch)   # zero_grad, forward, loss, backward, opt.step
+
+Deltas alternate between two pools (a layer reads dY from one and writes dX into the
+other), so a plan holds no more deltas than an eager step does at a time. The model's
+observers (``model.observers``, ``gpubp.network.observing`` blocks, anomaly mode) are
+told after each layer exactly as ``Sequential.forward/backward`` tell them; since the
+plan reuses its buffers, an observer must copy what it keeps beyond its call (the
+anomaly watch, the gradient recorder and the parity recorder do).
+
+A layer whose ``forward``/``backward`` take no ``out`` (Dropout, BatchNorm, the image
+layers, a user's layer) makes the model unplannable: ``plan_problem`` says why and
+``fit`` then runs the eager step. ``fit`` keeps one plan per batch shape (``PlanCache``):
+the short last batch of an epoch gets its own plan, made once, rather than padding.
+"""
+from __future__ import annotations
+
+import inspect
+
+from .errors import DeviceError, InvalidValueError, ShapeError, StateError
+from .losses import get_loss
+from .network import Sequential, _ambient, _tell
+
+
+def takes_out(method) -> bool:
+    """True when ``method`` accepts an ``out`` argument (an output buffer)."""
+    try:
+        return "out" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def plan_problem(model) -> str | None:
+    """Why ``model`` cannot be driven by a plan, or None when it can."""
+    if not isinstance(model, Sequential) or type(model).forward is not Sequential.forward \
+            or type(model).backward is not Sequential.backward:
+        return f"a {type(model).__name__} is not a plain gpubp Sequential"
+    for i, layer in enumerate(model.layers):
+        if not (takes_out(layer.forward) and takes_out(layer.backward)):
+            return f"layer {i} ({layer!r}) takes no output buffers (out=)"
+    return None
+
+
+class StepPlan:
+    """Buffers for one training step of ``model`` on batches of ``batch_shape``.
+
+    Args:
+        model: a Sequential whose layers all take ``out=`` (see ``plan_problem``).
+        loss: a name or a Loss instance; optimizer: an Optimizer (used by ``step``).
+        batch_shape: the shape of ``X`` per step, e.g. ``(64, 784)``.
+        target_shape, target_dtype: of ``y``; default the model's output shape and dtype
+            (give ``(N,)`` and an integer dtype for class labels).
+    """
+
+    def __init__(self, model, loss, optimizer, batch_shape, target_shape=None, target_dtype=None):
+        problem = plan_problem(model)
+        if problem:
+            raise InvalidValueError(f"StepPlan: {problem}; train it eagerly (fit(..., plan=False))")
+        self.model, self.loss, self.optimizer = model, get_loss(loss), optimizer
+        backend = self.backend = model.backend
+        with backend.activate():
+            self.X = backend.zeros(tuple(int(n) for n in batch_shape))
+            inputs, self.outputs = self._dry_forward()
+            Y = self.outputs[-1] if self.outputs[-1] is not None else inputs[-1]
+            self.y = backend.zeros(tuple(target_shape or Y.shape), target_dtype or backend.dtype)
+            self.work = {name: backend.zeros(shape, dtype)
+                         for name, (shape, dtype) in self.loss.workspace(Y, self.y).items()}
+            self.dout, self.deltas, self._pools = self._delta_buffers(inputs, Y)
+        self._loss_out = takes_out(self.loss.backward)
+
+    def _dry_forward(self):
+        """Run each layer once on zeros (checking shapes and dtypes once); returns each
+        layer's input and a buffer for its output (None where a layer passes its input on)."""
+        inputs, outputs, X = [], [], self.X
+        for layer in self.model.layers:
+            Y = layer.forward(X)
+            inputs.append(X)
+            outputs.append(None if Y is X else self.backend.zeros(Y.shape))
+            X = Y if Y is X else outputs[-1]
+        return inputs, outputs
+
+    def _delta_buffers(self, inputs, Y):
+        """dL/dY of the loss and each layer's dX as views of two alternating pools."""
+        layers, need = self.model.layers, []
+        for i in range(len(layers) - 1, -1, -1):
+            first = i == 0 and hasattr(layers[i], "backward_params")
+            need.append(None if first or self.outputs[i] is None else inputs[i].shape)
+        size = max([Y.size] + [_size(s) for s in need if s is not None])
+        pools = [self.backend.zeros(size), self.backend.zeros(size)]
+        dout, current, deltas = pools[0][:Y.size].reshape(Y.shape), 0, [None] * len(layers)
+        for i, shape in zip(range(len(layers) - 1, -1, -1), need):
+            if shape is not None:
+                current ^= 1
+                deltas[i] = pools[current][:_size(shape)].reshape(shape)
+        return dout, deltas, pools
+
+    def __repr__(self):
+        rows = [("input X", self.X), ("targets y", self.y)]
+        rows += [(f"layer {i} {layer!r} output", out) for i, (layer, out) in
+                 enumerate(zip(self.model.layers, self.outputs)) if out is not None]
+        rows += [(f"deltas (pool {k} of 2)", pool) for k, pool in enumerate(self._pools)]
+        rows += [(f"loss {type(self.loss).__name__} {name}", a) for name, a in self.work.items()]
+        lines = [f"StepPlan({type(self.loss).__name__}, {type(self.optimizer).__name__}, batch "
+                 f"{tuple(self.X.shape)} on {self.backend.device} {self.backend.dtype}: "
+                 f"{len(rows)} buffers, {_kib(self.nbytes)} allocated once; persistent: "
+                 f"{_kib(self.persistent_bytes)} of parameters, gradients and optimizer state)"]
+        lines += [f"  {name:42} {str(tuple(a.shape)):>14} {a.dtype.name:>8} {_kib(a.nbytes):>12}"
+                  for name, a in rows]
+        return "\n".join(lines)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the buffers this plan allocated."""
+        arrays = [self.X, self.y, *self._pools, *self.work.values(), *(o for o in self.outputs if o is not None)]
+        return sum(a.nbytes for a in arrays)
+
+    @property
+    def persistent_bytes(self) -> int:
+        """Bytes of what persists without a plan: parameters, gradients, optimizer slots."""
+        state = getattr(self.optimizer, "state", {})
+        return (sum(a.nbytes for a in self.model.parameters().values())
+                + sum(a.nbytes for a in self.model.gradients().values())
+                + sum(a.nbytes for st in state.values() for a in st.values()))
+
+    def gather(self, X, y, idx):
+        """Copy the samples ``idx`` of the whole arrays ``X``, ``y`` into the plan's batch
+        buffers (no new array); returns them."""
+        xp = self.backend.xp
+        mode = {"mode": "clip"} if self.backend.name == "numpy" else {}  # 'raise' would buffer a copy
+        xp.take(X, idx, axis=0, out=self.X, **mode)
+        xp.take(y, idx, axis=0, out=self.y, **mode)
+        return self.X, self.y
+
+    def run(self, X, y):
+        """Forward, loss and backward (no input gradient) of one batch into the plan's
+        buffers; returns ``(model output, loss value)``. Gradients accumulate as in the
+        eager step (call ``model.zero_grad()`` first to start afresh)."""
+        X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
+        model, loss = self.model, self.loss
+        observers = (*model.observers, *_ambient.get())
+        with self.backend.activate():
+            for i, (layer, out) in enumerate(zip(model.layers, self.outputs)):
+                Y = layer.forward(X, out=out)
+                _tell(observers, "forward", model, i, layer, X, Y)
+                X = Y
+            loss.work = self.work
+            try:
+                value = loss.forward(X, y)
+                dY = loss.backward(out=self.dout) if self._loss_out else loss.backward()
+            finally:
+                loss.work = None
+            self._backward(dY, observers)
+        return X, value
+
+    def _backward(self, dY, observers):
+        model = self.model
+        for i in range(len(model.layers) - 1, -1, -1):
+            layer = model.layers[i]
+            if i == 0 and hasattr(layer, "backward_params"):
+                layer.backward_params(dY)
+                dX = None
+            else:
+                dX = layer.backward(dY, out=self.deltas[i])
+            _tell(observers, "backward", model, i, layer, dY, dX)
+            dY = dX
+
+    def step(self, X, y):
+        """One training step: zero_grad, ``run``, ``optimizer.step``; returns the loss value
+        (a device scalar: no host sync)."""
+        self.model.zero_grad()
+        _, value = self.run(X, y)
+        self.optimizer.step(self.model)
+        return value
+
+    def _load(self, a, buffer, name):
+        """``a`` itself when it is the plan's buffer, else copied into it (shape and dtype checked)."""
+        if a is buffer:
+            return a
+        if self.model.backend != self.backend:
+            raise StateError(f"StepPlan: the model moved to {self.model.backend.device} "
+                             f"{self.model.backend.dtype}; make a new plan")
+        if tuple(a.shape) != tuple(buffer.shape) or a.dtype != buffer.dtype:
+            raise ShapeError(f"StepPlan: {name} has shape {tuple(a.shape)} and dtype {a.dtype}, the plan "
+                             f"was made for {tuple(buffer.shape)} {buffer.dtype}; make a plan for this batch")
+        if not self.backend.is_own(a):
+            raise DeviceError(f"StepPlan: {name} is not an array on {self.backend.device}; "
+                              f"move it with model.backend.asarray")
+        buffer[...] = a
+        return buffer
+
+
+class PlanCache:
+    """``fit``'s plans, one per batch shape (the short last batch gets its own), or none at
+    all when the model cannot be planned (``problem`` says why: the eager step is used)."""
+
+    def __init__(self, model, loss, optimizer):
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.problem = plan_problem(model)
+        self.plans: dict = {}
+
+    def get(self, X, y, n):
+        """The plan for a batch of ``n`` rows of ``X`` and ``y``, or None (eager)."""
+        if self.problem:
+            return None
+        key = (n, self.model.backend)
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self.plans[key] = StepPlan(self.model, self.loss, self.optimizer, (n, *X.shape[1:]),
+                                              (n, *y.shape[1:]), y.dtype)
+        return plan
+
+
+def plan_step(model, loss, optimizer, batch_shape, target_shape=None, target_dtype=None) -> StepPlan:
+    """A :class:`StepPlan` (same as ``model.plan(...)``)."""
+    return StepPlan(model, loss, optimizer, batch_shape, target_shape, target_dtype)
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _kib(nbytes) -> str:
+    return f"{nbytes / 1024:.1f} KiB"
