@@ -120,3 +120,16 @@ def test_a_resumed_run_appends_to_its_log(tmp_path, name):
         assert text[0].startswith("epoch,") and [r.split(",")[0] for r in text[1:]] == ["1", "2", "3", "4"]
     else:
         assert [json.loads(r)["epoch"] for r in text] == [1, 2, 3, 4]
+
+
+def test_a_real_csv_end_to_end(tmp_path, capsys):
+    """Fisher's iris (tests/data/iris.csv): train with a validation split and a test file,
+    then predict and evaluate the raw file from the checkpoint."""
+    ck = tmp_path / "iris.npz"
+    assert main(["train", "--data", str(DATA / "iris.csv"), "--target", "species", "--test", str(DATA / "iris.csv"),
+                 "--val-split", "0.2", "--epochs", "60", "--lr", "0.02", "--quiet", "--device", "cpu",
+                 "--save", str(ck)]) == 0
+    assert gpubp.checkpoint.read_metadata(ck)["extra"]["data"]["classes"] == ["setosa", "versicolor", "virginica"]
+    capsys.readouterr()
+    assert main(["evaluate", str(ck), str(DATA / "iris.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] >= 0.9
