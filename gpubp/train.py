@@ -26,6 +26,7 @@ from .history import History, Progress
 from .layers import Activation, Identity
 from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from .optim import get_optimizer, optimizer_from_state
+from .plan import PlanCache
 from .schedules import get_schedule
 
 HOOKS = ("on_epoch_begin", "on_batch_end", "on_epoch_end")
@@ -35,7 +36,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epochs=10,
         batch_size=32, shuffle=True, seed=None, validation_data=None, schedule=None, tol=None,
         patience=None, progress=None, callbacks=(), checkpoint_path=None, checkpoint_every=None,
-        resume_from=None, comm=None, restore_best=False, checkpoint_extra=None) -> History:
+        resume_from=None, comm=None, restore_best=False, checkpoint_extra=None, plan=True) -> History:
     """Train ``model`` in place by mini-batch gradient descent; return its :class:`History`.
 
     Each step: ``out = model(X[idx])``, ``loss(out, y[idx])``, ``model.backward(dL/dout)``,
@@ -75,6 +76,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             share of every global batch of ``batch_size``, gradients are summed weighted by
             share (the single-process step), an error on one rank stops all ranks, and only
             rank 0 shows progress and writes checkpoints.
+        plan: run each step into buffers allocated once (``gpubp.plan``: one plan per batch
+            shape, the same numbers as the eager step); False, or a layer without ``out=``
+            buffers (Dropout, BatchNorm, image layers), runs the eager step.
 
     A NaN/Inf epoch loss, parameter or optimizer slot raises NumericalError after restoring
     the parameters and the optimizer state from the start of that epoch. Ctrl-C returns the
@@ -115,6 +119,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     root = comm is None or comm.is_root
     bar, snapshot = Progress(epochs, progress if root else False), None
     keeper = _BestKeeper(optimizer) if restore_best else None
+    if not isinstance(plan, bool):
+        raise InvalidValueError(f"fit: plan must be True or False, got {plan!r}")
+    plans = PlanCache(model, loss, optimizer) if plan else None  # step plans, one per batch shape
     callbacks = callbacks + ((keeper,) if keeper else ())
     try:
         with loss.targets_checked():  # every label was checked once, above: no sync per batch
@@ -124,7 +131,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 snapshot = _snapshot(model, optimizer)  # finite: checked at the start or after the last epoch
                 _call(callbacks, "on_epoch_begin", epoch, model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
-                           callbacks, snapshot, comm)
+                           callbacks, snapshot, comm, plans)
                 if val is not None:
                     v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
                     history.val_loss.append(v_loss)
@@ -174,18 +181,25 @@ def _guard(comm, what):
     return contextlib.nullcontext() if comm is None else comm.guard(what)
 
 
-def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm):
-    """One epoch's steps; returns this rank's (loss sum, correct count), still on the device."""
+def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
+               plans=None):
+    """One epoch's steps; returns this rank's (loss sum, correct count), still on the device.
+    With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers."""
     total, correct = 0.0, 0.0
     for step, (idx, global_n) in enumerate(_batches(model.backend, X.shape[0], batch_size, shuffle, seed, epoch,
                                                     comm)):
         with _guard(comm, f"epoch {epoch + 1}, step {step}"):
             model.zero_grad()
             if len(idx):  # with a communicator a rank may hold no sample of a small last batch
-                Xb, yb = X[idx], y[idx]
-                out = model.forward(Xb)
-                value = loss.forward(out, yb)
-                model.backward(loss.backward(), input_grad=False)
+                plan = plans.get(X, y, len(idx)) if plans is not None else None
+                if plan is not None:
+                    Xb, yb = plan.gather(X, y, idx)
+                    out, value = plan.run(Xb, yb)
+                else:
+                    Xb, yb = X[idx], y[idx]
+                    out = model.forward(Xb)
+                    value = loss.forward(out, yb)
+                    model.backward(loss.backward(), input_grad=False)
                 _call(callbacks, "on_batch_end", step, model, value)
                 total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
                 if history.metric_name:
@@ -197,12 +211,12 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
 
 
 def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
-               comm=None):
+               comm=None, plans=None):
     backend, n = model.backend, X.shape[0]
     t0 = time.perf_counter()
     with _mode(model, True):
         total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
-                                    callbacks, comm)
+                                    callbacks, comm, plans)
     if comm is not None:
         total, correct = comm.allreduce_scalars(float(total), float(correct))
     epoch_loss = float(total) / n
