@@ -16,26 +16,21 @@ from ..schedules import SCHEDULES
 HIDDEN_ACTIVATIONS = [a for a in ACTIVATIONS if a != "identity"]
 
 
-def positive_int(text):
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+def whole_number(low):
+    """argparse type: an integer >= ``low``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
+        return value
+    parse.__name__ = f"whole number >= {low}"  # argparse names the type by it in errors
+    return parse
 
 
-def nonnegative_int(text):
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
+positive_int, nonnegative_int = whole_number(1), whole_number(0)
 
 
 def positive_float(text):
@@ -140,3 +135,11 @@ def synthetic(loss, n, n_in, n_out, seed):
     if isinstance(loss, BinaryCrossEntropy):
         return X, rng.integers(0, 2, size=(n, n_out)).astype(float)
     return X, rng.normal(size=(n, n_out))
+
+
+def add_saved_model(p, data_help):
+    """The arguments of a command run on a saved model: MODEL, DATA, --batch-size, --device."""
+    p.add_argument("model", metavar="MODEL", help="a checkpoint written by gpubp train --save")
+    p.add_argument("data", metavar="DATA", help=data_help)
+    add_batch_size(p, 1024)
+    add_device(p, dtype=None)

@@ -12,11 +12,8 @@ HELP = "evaluate a saved model on a labelled CSV/.npz (read and scaled as in tra
 
 
 def add_arguments(p):
-    p.add_argument("model", metavar="MODEL", help="a checkpoint written by gpubp train --save")
-    p.add_argument("data", metavar="DATA", help="a CSV with the features and the target column, or an .npz with X and y")
+    flags.add_saved_model(p, "a CSV with the features and the target column, or an .npz with X and y")
     p.add_argument("--target", metavar="COLUMN", help="the target column (default: the one the model was trained on)")
-    flags.add_batch_size(p, 1024)
-    flags.add_device(p, dtype=None)
     p.add_argument("--json", action="store_true", help="print JSON")
 
 

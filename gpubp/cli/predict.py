@@ -17,11 +17,8 @@ HELP = "predict with a saved model on a CSV/.npz of raw features (scaled as in t
 
 
 def add_arguments(p):
-    p.add_argument("model", metavar="MODEL", help="a checkpoint written by gpubp train --save")
-    p.add_argument("data", metavar="DATA", help="a CSV with the training features' columns (any order), or an .npz with X")
+    flags.add_saved_model(p, "a CSV with the training features' columns (any order), or an .npz with X")
     p.add_argument("--out", metavar="PATH", help="write the predictions here as CSV (default: print them)")
-    flags.add_batch_size(p, 1024)
-    flags.add_device(p, dtype=None)
 
 
 def load(args):
