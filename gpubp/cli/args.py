@@ -26,7 +26,6 @@ def whole_number(low):
         if value < low:
             raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
         return value
-    parse.__name__ = f"whole number >= {low}"  # argparse names the type by it in errors
     return parse
 
 
