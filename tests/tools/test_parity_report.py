@@ -299,3 +299,19 @@ def test_parity_watches_its_copies_through_the_observer_hook(monkeypatch, user_l
     for twin in twins:
         assert twin is not model and len(twin.observers) == 1
         assert not isinstance(twin.observers[0], Spy)
+
+
+def test_a_cnn_in_the_parity_report_and_a_fault_in_its_conv_layer_found():
+    from gpubp.datasets import load_digits
+    from gpubp.tools.parity import Perturbation
+    X, y, _, _ = load_digits()
+    X = X.reshape(-1, 1, 8, 8)[:64]
+    cnn = gpubp.Sequential([gpubp.Conv2D(1, 4, 3, padding=1), gpubp.ReLU(), gpubp.MaxPool2D(2), gpubp.Flatten(),
+                            gpubp.Dense(64, 10)], seed=0)
+    report = gpubp.parity(cnn, X, y[:64], "softmax_cross_entropy", "sgd", steps=3,
+                          backends=("cpu/float32", "cpu/float64"))
+    assert report.ok, report.table()
+    faulty = gpubp.parity(cnn, X, y[:64], "softmax_cross_entropy", "sgd", steps=3,
+                          backends=("cpu/float64", "cpu/float64"), perturb=Perturbation(layer=0, step=1, quantity="dW"))
+    first = faulty.first_failure
+    assert (first.step, first.layer, first.quantity) == (1, 0, "dW")
