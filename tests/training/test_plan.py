@@ -1,0 +1,222 @@
+"""The step plan (gpubp/plan.py): the same numbers as the eager step, no allocation per step
+after warm-up, the observer hook kept, and the eager fallback for layers without out=."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.errors import InvalidValueError, NumericalError, ShapeError
+from gpubp.layers import layer_from_config
+from gpubp.losses import MSE
+from gpubp.network import mlp
+from gpubp.optim import SGD, Adam
+from gpubp.plan import PlanCache, StepPlan, plan_problem
+from gpubp.train import fit
+
+OPTIMIZERS = {"sgd": lambda: SGD(lr=0.05), "momentum": lambda: SGD(lr=0.05, momentum=0.9),
+              "adam": lambda: Adam(lr=1e-2)}
+
+
+def data(loss, n=70, n_in=6, n_out=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in))
+    if loss == "mse":
+        y = rng.normal(size=(n, n_out))
+    elif loss == "bce":
+        y = (rng.uniform(size=(n, n_out)) > 0.5).astype(float)
+    elif loss == "softmax_cross_entropy":
+        y = rng.integers(0, n_out, n)
+    else:  # soft targets, rows of probabilities
+        y = rng.dirichlet(np.ones(n_out), n)
+    return X, y
+
+
+class Recorder:
+    """A callback keeping every batch's loss value and the parameters after each epoch."""
+
+    def __init__(self):
+        self.values, self.params = [], []
+
+    def on_batch_end(self, step, model, value):
+        self.values.append(float(value))
+
+    def on_epoch_end(self, epoch, model, history):
+        self.params.append({k: model.backend.to_numpy(v).copy() for k, v in model.parameters().items()})
+
+
+def train(plan, loss, opt, dtype, activation="sigmoid", device="cpu"):
+    X, y = data(loss if loss != "soft" else "soft")
+    model = mlp(6, [8, 5], 3, activation, backend=device, dtype=dtype, seed=3)
+    rec = Recorder()
+    history = fit(model, X, y, loss=loss if loss != "soft" else "softmax_cross_entropy",
+                  optimizer=OPTIMIZERS[opt](), epochs=3, batch_size=16, seed=1, callbacks=[rec],
+                  validation_data=(X[:20], y[:20]), progress=False, plan=plan)
+    return model, history, rec
+
+
+@pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("loss", ["mse", "bce", "softmax_cross_entropy", "soft"])
+def test_planned_fit_equals_eager_fit_bit_for_bit(device, dtype, loss, opt):
+    # 70 samples in batches of 16: a short last batch of 6, planned by its own plan
+    eager, h_eager, r_eager = train(False, loss, opt, dtype, device=device)
+    planned, h_planned, r_planned = train(True, loss, opt, dtype, device=device)
+    assert r_planned.values == r_eager.values and len(r_eager.values) == 15
+    assert h_planned.loss == h_eager.loss and h_planned.val_loss == h_eager.val_loss
+    assert h_planned.metric == h_eager.metric
+    for p_eager, p_planned in zip(r_eager.params, r_planned.params):
+        for name in p_eager:
+            assert p_planned[name].dtype == np.dtype(dtype)
+            assert np.array_equal(p_planned[name], p_eager[name]), name
+
+
+def test_relu_and_leaky_relu_and_identity_plan_like_eager():
+    for layers in ([gpubp.Dense(6, 8), gpubp.ReLU(), gpubp.Identity(), gpubp.Dense(8, 3)],
+                   [gpubp.Identity(), gpubp.Tanh(), gpubp.Dense(6, 8), gpubp.LeakyReLU(0.1), gpubp.Dense(8, 3)]):
+        models = [gpubp.Sequential([layer_from_config(layer.config()) for layer in layers], seed=2)
+                  for _ in range(2)]
+        X, y = data("mse")
+        for model, plan in zip(models, (False, True)):
+            fit(model, X, y, loss="mse", optimizer="adam", epochs=2, batch_size=32, progress=False, plan=plan)
+        for a, b in zip(models[0].parameters().values(), models[1].parameters().values()):
+            assert np.array_equal(a, b)
+
+
+def test_plan_step_repr_and_buffers():
+    model = mlp(6, [8], 3, "sigmoid", seed=0)
+    plan = model.plan("mse", SGD(lr=0.1), (16, 6))
+    text = repr(plan)
+    assert text.startswith("StepPlan(MSE, SGD, batch (16, 6) on cpu float32")
+    for row in ("input X", "targets y", "layer 0 Dense(6, 8) output", "layer 1 Sigmoid() output",
+                "deltas (pool 0 of 2)", "loss MSE diff"):
+        assert row in text
+    assert f"{plan.nbytes / 1024:.1f} KiB allocated once" in text
+    X, y = (model.backend.asarray(a[:16]) for a in data("mse"))
+    value = plan.step(X, y)
+    assert np.isfinite(value) and value.dtype == np.float32
+    with pytest.raises(ShapeError, match=r"X has shape \(8, 6\).*made for \(16, 6\)"):
+        plan.step(X[:8], y[:8])
+
+
+def test_image_model_falls_back_to_the_eager_step():
+    model = gpubp.Sequential([gpubp.Conv2D(1, 2, 3, padding=1), gpubp.ReLU(), gpubp.Flatten(),
+                              gpubp.Dense(2 * 5 * 5, 3)], seed=0)
+    assert "layer 0 (Conv2D" in plan_problem(model)
+    assert PlanCache(model, MSE(), SGD()).get(None, None, 4) is None
+    with pytest.raises(InvalidValueError, match="takes no output buffers"):
+        model.plan("mse", SGD(), (4, 1, 5, 5))
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 1, 5, 5)), rng.integers(0, 3, 20)
+    runs = []
+    for plan in (True, False):
+        m = gpubp.Sequential.from_config(model.config(), seed=0)
+        runs.append(fit(m, X, y, epochs=2, batch_size=8, progress=False, plan=plan).loss)
+    assert runs[0] == runs[1]
+
+
+def test_dropout_model_falls_back():
+    model = gpubp.Sequential([gpubp.Dense(6, 8), gpubp.Dropout(0.5), gpubp.Dense(8, 3)], seed=0)
+    assert "Dropout" in plan_problem(model)
+
+
+def test_plan_flag_is_checked():
+    X, y = data("mse")
+    with pytest.raises(InvalidValueError, match="plan must be True or False"):
+        fit(mlp(6, [4], 3), X, y, loss="mse", plan="yes", progress=False)
+
+
+class Watch:
+    def __init__(self):
+        self.events = []
+
+    def forward(self, model, i, layer, X, Y):
+        self.events.append(("forward", i, float(np.abs(Y).sum())))
+
+    def backward(self, model, i, layer, dY, dX):
+        self.events.append(("backward", i, float(np.abs(dY).sum()), dX is None))
+
+
+def test_observers_are_told_as_by_the_eager_step():
+    X, y = data("mse")
+    watches = []
+    for plan in (False, True):
+        model = mlp(6, [8], 3, "tanh", seed=0)
+        watch = Watch()
+        model.observers.append(watch)
+        fit(model, X, y, loss="mse", epochs=1, batch_size=32, progress=False, plan=plan)
+        watches.append(watch.events)
+    # fit's probe forward (3 layers), then 3 batches of 3 layers, both passes
+    assert watches[0] == watches[1] and len(watches[0]) == 3 + 3 * 2 * 3
+
+
+def test_anomaly_mode_names_the_layer_in_a_planned_step():
+    model = mlp(6, [8, 5], 3, "sigmoid", seed=0)
+    plan = model.plan("mse", SGD(), (16, 6))
+    X, y = (model.backend.asarray(a[:16]) for a in data("mse"))
+    plan.step(X, y)
+    model.layers[2].params["W"][0, 0] = np.nan
+    with gpubp.detect_anomaly(), pytest.raises(NumericalError, match=r"layer 2 \(Dense\(8, 5\)\) produced .* "
+                                                                      r"forward output"):
+        plan.step(X, y)
+    model.layers[2].params["W"][0, 0] = 0.0
+    model.layers[4].params["W"][0, 0] = np.inf
+    with gpubp.detect_anomaly(), pytest.raises(NumericalError, match=r"layer 4 \(Dense\(5, 3\)\) produced"):
+        plan.step(X, y)
+
+
+def allocation_peak(step, steps=range(3, 11)):
+    """Bytes allocated on top of what is live during steps 3..10 (after two warm-up steps)."""
+    for _ in range(3):
+        step()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in steps:
+            step()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - base, current - base
+
+
+@pytest.mark.parametrize("loss, opt", [("mse", "sgd"), ("bce", "adam"), ("softmax_cross_entropy", "momentum")])
+def test_no_array_allocated_per_step_after_warm_up(loss, opt):
+    # activations of 256 x 64 (64 KiB each) dwarf the parameters (at most 64 x 64 = 16 KiB):
+    # an eager step allocates hundreds of KiB; a planned one allocates no array, only transient
+    # scratch freed at once: the optimizer's NumPy update kernels' (the size of a parameter),
+    # NumPy's own ufunc iterator buffer for a broadcast operation (the bias add: getbufsize()
+    # elements), and a few hundred bytes of Python objects and loss scalars.
+    model = mlp(32, [64, 64], 4, "sigmoid", seed=0)
+    rng = np.random.default_rng(0)
+    X = model.backend.asarray(rng.normal(size=(256, 32)))
+    y = model.backend.asarray(data(loss, n=256, n_out=4)[1], dtype="int64" if loss == "softmax_cross_entropy"
+                              else None)
+    optimizer = OPTIMIZERS[opt]()
+    plan = model.plan(loss, optimizer, X.shape, y.shape, y.dtype)
+    planned_peak, planned_left = allocation_peak(lambda: plan.step(X, y))
+    largest_parameter = max(p.nbytes for p in model.parameters().values())
+    ufunc_buffer = np.getbufsize() * 4
+    bound = max(largest_parameter, ufunc_buffer) + 8 * 1024
+    assert planned_peak <= bound, planned_peak
+    assert planned_left <= 4 * 1024
+
+    lossf = gpubp.losses.get_loss(loss)
+
+    def eager():
+        model.zero_grad()
+        lossf.forward(model.forward(X), y)
+        model.backward(lossf.backward(), input_grad=False)
+        optimizer.step(model)
+    eager_peak, _ = allocation_peak(eager)
+    assert eager_peak > 3 * bound, eager_peak  # the measure sees activations when they are allocated
+
+
+def test_a_moved_model_needs_a_new_plan():
+    model = mlp(6, [8], 3, seed=0)
+    plan = model.plan("mse", SGD(), (4, 6))
+    model.to("cpu", "float64")
+    X, y = np.zeros((4, 6)), np.zeros((4, 3))
+    with pytest.raises(gpubp.errors.StateError, match="moved"):
+        plan.step(X, y)
+    assert isinstance(model.plan("mse", SGD(), (4, 6)), StepPlan)
