@@ -66,7 +66,7 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
         result["kernels"] = bench_kernels(backend, n=1 << 14 if quick else 1 << 24, repeat=1 if quick else repeat)
     if mlp:
         configs = QUICK_CONFIGS if quick else CONFIGS
-        impls = ["gpubp"] + (["gpubp-graph"] if graph and device != "cpu" else []) + ["by-hand"]
+        impls = ["gpubp", "gpubp-planned"] + (["gpubp-graph"] if graph and device != "cpu" else []) + ["by-hand"]
         impls += ["torch"] if torch_available() else []
         rows = []
         for name, cfg in configs.items():
@@ -74,7 +74,8 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
             for impl in impls:
                 progress(f"MLP step ({name}) {impl}")
                 row[impl] = run_isolated(impl, list(cfg), device, threads, 1 if quick else repeat)
-            for a, b in (("gpubp", "torch"), ("by-hand", "torch"), ("gpubp", "by-hand")):
+            for a, b in (("gpubp", "torch"), ("by-hand", "torch"), ("gpubp", "by-hand"),
+                         ("gpubp-planned", "by-hand"), ("gpubp-planned", "gpubp"), ("gpubp-planned", "torch")):
                 if "ms" in row[a] and "ms" in row.get(b, {}):
                     row[f"ratio_{a}_over_{b}".replace("-", "_")] = row[a]["ms"] / row[b]["ms"]
             rows.append(row)
@@ -98,13 +99,15 @@ def table(result) -> str:
                   f"{r['speedup_vs_unfused']:11.2f}x" for r in result["kernels"]]
     if "mlp" in result:
         nan = float("nan")
-        lines += ["", f"{'MLP step (ms)':34}{'gpubp':>9}{'by-hand':>9}{'torch':>9}"
-                      f"{'gpubp/torch':>13}{'by-hand/torch':>15}"]
+        lines += ["", f"{'MLP step (ms)':34}{'gpubp':>9}{'planned':>9}{'by-hand':>9}{'torch':>9}"
+                      f"{'gpubp/torch':>13}{'by-hand/torch':>15}{'planned/by-hand':>17}{'planned/gpubp':>15}"]
         for r in result["mlp"]:
             desc = f"({r['config']}) {'-'.join(map(str, r['widths'][:4]))}{'...' if len(r['widths']) > 4 else ''} {r['activation']} b{r['batch']}"
-            ms = [r.get(impl, {}).get("ms", nan) for impl in ("gpubp", "by-hand", "torch")]
+            ms = [r.get(impl, {}).get("ms", nan) for impl in ("gpubp", "gpubp-planned", "by-hand", "torch")]
             lines.append(f"{desc:34}" + "".join(f"{m:9.3f}" for m in ms) +
-                         f"{r.get('ratio_gpubp_over_torch', nan):13.2f}{r.get('ratio_by_hand_over_torch', nan):15.2f}")
+                         f"{r.get('ratio_gpubp_over_torch', nan):13.2f}{r.get('ratio_by_hand_over_torch', nan):15.2f}"
+                         f"{r.get('ratio_gpubp_planned_over_by_hand', nan):17.2f}"
+                         f"{r.get('ratio_gpubp_planned_over_gpubp', nan):15.2f}")
             if "gpubp-graph" in r:
                 lines.append(f"{'    with CUDA graph':34}{r['gpubp-graph'].get('ms', float('nan')):10.3f}")
         if "mlp_note" in result:

@@ -28,7 +28,7 @@ CONFIGS = {  # name: (layer widths, activation, batch)
     "b": ([1024, 4096, 4096, 1024], "relu", 1024),
     "c": ([64] * 11, "sigmoid", 64),
 }
-IMPLS = ("gpubp", "gpubp-graph", "by-hand", "torch")
+IMPLS = ("gpubp", "gpubp-planned", "gpubp-graph", "by-hand", "torch")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
@@ -43,8 +43,9 @@ def data(widths, batch, seed=1):
     return rng.normal(size=(batch, widths[0])), rng.normal(size=(batch, widths[-1]))
 
 
-def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32"):
-    """A closure running one gpubp training step, its backend, and the model."""
+def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32", planned=False):
+    """A closure running one gpubp training step, its backend, and the model; ``planned``:
+    the step of a step plan (gpubp/plan.py: every buffer allocated once), else the eager one."""
     backend = get_backend(device, dtype)
     model = mlp(widths[0], widths[1:-1], widths[-1], activation, backend=backend, seed=None)
     dense = [layer for layer in model.layers if isinstance(layer, Dense)]
@@ -53,6 +54,9 @@ def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32"):
         layer.params["b"][...] = backend.asarray(b)
     X, T = (backend.asarray(a) for a in data(widths, batch))
     loss, opt = MSE(), SGD(lr=lr)
+    if planned:
+        plan = model.plan(loss, opt, X.shape)
+        return (lambda: plan.step(X, T)), backend, model
 
     def step():
         loss.forward(model.forward(X), T)
@@ -116,7 +120,7 @@ def measure(impl, config, device, repeat):
         step, _ = by_hand_step(widths, activation, batch, backend, initial_weights(widths), X, T)
         sync = backend.synchronize
     else:
-        step, backend, _ = gpubp_step(widths, activation, batch, device)
+        step, backend, _ = gpubp_step(widths, activation, batch, device, planned=impl == "gpubp-planned")
         sync = backend.synchronize
         if impl == "gpubp-graph":
             step = cuda_graph(step, backend)

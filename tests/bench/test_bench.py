@@ -45,6 +45,17 @@ def test_by_hand_peer_trains_exactly_like_gpubp(device, activation):
             assert not np.allclose(have, initial_weights(widths)[i][name == "b"]), "nothing trained"
 
 
+def test_planned_step_trains_exactly_like_the_eager_step(device):
+    widths, batch = [5, 7, 6, 3], 4
+    eager, backend, model = gpubp_step(widths, "sigmoid", batch, device, lr=0.1, dtype="float64")
+    planned, _, planned_model = gpubp_step(widths, "sigmoid", batch, device, lr=0.1, dtype="float64", planned=True)
+    for _ in range(3):
+        eager()
+        planned()
+    for name, param in model.parameters().items():
+        assert np.array_equal(backend.to_numpy(param), backend.to_numpy(planned_model.parameters()[name])), name
+
+
 def test_an_unknown_implementation_is_refused_not_timed_as_gpubp():
     from gpubp.bench.mlp import measure
     with pytest.raises(ValueError, match="unknown implementation 'by_hand'"):
