@@ -93,12 +93,6 @@ class Sequential:
                 dY = dX
         return dY
 
-    def plan(self, loss, optimizer, batch_shape, target_shape=None, target_dtype=None):
-        """A step plan for this model: buffers for a training step on batches of ``batch_shape``
-        allocated once; ``plan.step(X, y)`` trains on one batch (see gpubp/plan.py)."""
-        from .plan import StepPlan  # the plan drives a Sequential: imported here, not at the top
-        return StepPlan(self, loss, optimizer, batch_shape, target_shape, target_dtype)
-
     def parameters(self) -> dict:
         """``{"i.name": array}`` for every parameter, in layer order."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}

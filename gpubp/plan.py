@@ -7,7 +7,7 @@ layers' own ``forward(X, out=)`` / ``backward(dY, out=)``: the same math as the 
 step, in the same order, so the same numbers bit for bit, with no array allocated per
 step (the parameters, their gradients and the optimizer's slots persist already)::
 
-    plan = model.plan("mse", opt, (64, 784))
+    plan = StepPlan(model, "mse", opt, (64, 784))
     value = plan.step(X_batch, y_batch)   # zero_grad, forward, loss, backward, opt.step
 
 Deltas alternate between two pools (a layer reads dY from one and writes dX into the
@@ -217,11 +217,6 @@ class PlanCache:
             plan = self.plans[key] = StepPlan(self.model, self.loss, self.optimizer, (n, *X.shape[1:]),
                                               (n, *y.shape[1:]), y.dtype)
         return plan
-
-
-def plan_step(model, loss, optimizer, batch_shape, target_shape=None, target_dtype=None) -> StepPlan:
-    """A :class:`StepPlan` (same as ``model.plan(...)``)."""
-    return StepPlan(model, loss, optimizer, batch_shape, target_shape, target_dtype)
 
 
 def _size(shape) -> int:

@@ -20,6 +20,7 @@ from ..layers import Dense
 from ..losses import MSE
 from ..network import mlp
 from ..optim import SGD
+from ..plan import StepPlan
 from .by_hand import by_hand_step
 from .timing import median_seconds
 
@@ -55,7 +56,7 @@ def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32", plan
     X, T = (backend.asarray(a) for a in data(widths, batch))
     loss, opt = MSE(), SGD(lr=lr)
     if planned:
-        plan = model.plan(loss, opt, X.shape)
+        plan = StepPlan(model, loss, opt, X.shape)
         return (lambda: plan.step(X, T)), backend, model
 
     def step():

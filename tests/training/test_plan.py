@@ -84,7 +84,7 @@ def test_relu_and_leaky_relu_and_identity_plan_like_eager():
 
 def test_plan_step_repr_and_buffers():
     model = mlp(6, [8], 3, "sigmoid", seed=0)
-    plan = model.plan("mse", SGD(lr=0.1), (16, 6))
+    plan = StepPlan(model, "mse", SGD(lr=0.1), (16, 6))
     text = repr(plan)
     assert text.startswith("StepPlan(MSE, SGD, batch (16, 6) on cpu float32")
     for row in ("input X", "targets y", "layer 0 Dense(6, 8) output", "layer 1 Sigmoid() output",
@@ -104,7 +104,7 @@ def test_image_model_falls_back_to_the_eager_step():
     assert "layer 0 (Conv2D" in plan_problem(model)
     assert PlanCache(model, MSE(), SGD()).get(None, None, 4) is None
     with pytest.raises(InvalidValueError, match="takes no output buffers"):
-        model.plan("mse", SGD(), (4, 1, 5, 5))
+        StepPlan(model, "mse", SGD(), (4, 1, 5, 5))
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(20, 1, 5, 5)), rng.integers(0, 3, 20)
     runs = []
@@ -151,7 +151,7 @@ def test_observers_are_told_as_by_the_eager_step():
 
 def test_anomaly_mode_names_the_layer_in_a_planned_step():
     model = mlp(6, [8, 5], 3, "sigmoid", seed=0)
-    plan = model.plan("mse", SGD(), (16, 6))
+    plan = StepPlan(model, "mse", SGD(), (16, 6))
     X, y = (model.backend.asarray(a[:16]) for a in data("mse"))
     plan.step(X, y)
     model.layers[2].params["W"][0, 0] = np.nan
@@ -193,7 +193,7 @@ def test_no_array_allocated_per_step_after_warm_up(loss, opt):
     y = model.backend.asarray(data(loss, n=256, n_out=4)[1], dtype="int64" if loss == "softmax_cross_entropy"
                               else None)
     optimizer = OPTIMIZERS[opt]()
-    plan = model.plan(loss, optimizer, X.shape, y.shape, y.dtype)
+    plan = StepPlan(model, loss, optimizer, X.shape, y.shape, y.dtype)
     planned_peak, planned_left = allocation_peak(lambda: plan.step(X, y))
     largest_parameter = max(p.nbytes for p in model.parameters().values())
     ufunc_buffer = np.getbufsize() * 4
@@ -214,9 +214,9 @@ def test_no_array_allocated_per_step_after_warm_up(loss, opt):
 
 def test_a_moved_model_needs_a_new_plan():
     model = mlp(6, [8], 3, seed=0)
-    plan = model.plan("mse", SGD(), (4, 6))
+    plan = StepPlan(model, "mse", SGD(), (4, 6))
     model.to("cpu", "float64")
     X, y = np.zeros((4, 6)), np.zeros((4, 3))
     with pytest.raises(gpubp.errors.StateError, match="moved"):
         plan.step(X, y)
-    assert isinstance(model.plan("mse", SGD(), (4, 6)), StepPlan)
+    assert isinstance(StepPlan(model, "mse", SGD(), (4, 6)), StepPlan)

@@ -177,7 +177,7 @@ def test_progress_only_when_asked_or_on_a_terminal(monkeypatch):
 def test_history_round_trips_through_a_dict():
     X, y, Xv, yv = spirals(n=64)
     h = fit(mlp(), X, y, epochs=2, validation_data=(Xv, yv))
-    assert gpubp.train.History.from_dict(h.as_dict()) == h
+    assert gpubp.history.History.from_dict(h.as_dict()) == h
     assert h.metric_name == "accuracy" and len(h.val_metric) == 2 and 0 <= h.metric[-1] <= 1
 
 

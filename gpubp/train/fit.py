@@ -1,0 +1,265 @@
+"""fit(): mini-batch training with history, progress, early stopping and checkpoints.
+
+The data is moved to the model's device once; each epoch's batch order is a
+permutation drawn on the host from ``(seed, epoch)``, so the CPU and the GPU see
+the same batches and a resumed run repeats an uninterrupted one bit for bit.
+With a communicator (``gpubp.distributed``) each of N processes trains on its share
+of every such batch and the gradients are summed so each step is the single-process one.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import numpy as np
+
+from .. import _checks
+from ..errors import InvalidValueError, NumericalError
+from ..history import History, Progress
+from ..losses import get_loss
+from ..optim import get_optimizer
+from ..plan import PlanCache
+from ..schedules import get_schedule
+from .evaluation import _evaluate, _metric_name, _n_correct
+from .inputs import _callbacks, _check_model, _checkpointing, _mode, _prepare, _validation
+from .resume import _resume, save_training
+from .state import _BestKeeper, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore, _snapshot
+
+
+def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epochs=10,
+        batch_size=32, shuffle=True, seed=None, validation_data=None, schedule=None, tol=None,
+        patience=None, progress=None, callbacks=(), checkpoint_path=None, checkpoint_every=None,
+        resume_from=None, comm=None, restore_best=False, checkpoint_extra=None, plan=True) -> History:
+    """Train ``model`` in place by mini-batch gradient descent; return its :class:`History`.
+
+    Each step: ``out = model(X[idx])``, ``loss(out, y[idx])``, ``model.backward(dL/dout)``,
+    ``optimizer.step(model)``; epoch ``e`` visits the batches in the order of a permutation
+    drawn on the host from ``(seed, e)``.
+
+    Args:
+        loss: a name or an instance.
+        optimizer: a name or an instance; default Adam (or, resuming, the saved optimizer).
+        lr: overrides the optimizer's rate (also a resumed one); a finite number > 0.
+        seed: batch order (default 0, or the seed stored in ``resume_from``).
+        schedule: "constant", "step", "cosine" or a callable ``epoch -> lr`` (must return a
+            finite number >= 0); it starts from ``lr``, else the run's first rate.
+        tol: stop when the training loss changes by less than ``tol`` (relative).
+        patience: stop when the validation metric (else loss) has not improved for that
+            many epochs.
+        progress: True/False; default: a progress line on stderr when it is a terminal.
+        callbacks: one object, or a list of objects, with any of ``on_epoch_begin(epoch, model)``,
+            ``on_batch_end(step, model, loss_value)`` (after backward, before the step)
+            and ``on_epoch_end(epoch, model, history)``.
+        checkpoint_path, checkpoint_every: write a checkpoint every N epochs (both or neither;
+            the folder must exist and be writable, checked before training), and once more at
+            the end when the last epoch was not written (early stop, restore_best), so the
+            checkpoint holds the model returned.
+        checkpoint_extra: a JSON-able dict kept in every checkpoint's extras (e.g. the feature
+            scaling a model needs to predict raw data).
+        restore_best: keep a host copy of the parameters, buffers and optimizer state of this
+            run's best epoch (validation metric, else validation loss, else training loss: the
+            criterion of ``patience``) and put it back at the end, also after Ctrl-C;
+            ``history.best_epoch`` names it.
+        resume_from: a checkpoint written by fit(); the run continues as if never stopped.
+            The saved optimizer continues unless ``optimizer`` says otherwise: a name must
+            name the saved kind; an instance of the saved kind keeps its own hyperparameters
+            and receives the saved step count and slots; another kind is refused.
+        comm: a communicator for data parallelism (``gpubp.distributed.mpi.world()``, under
+            ``mpiexec -n N``): every rank calls fit with the same arguments; each trains on its
+            share of every global batch of ``batch_size``, gradients are summed weighted by
+            share (the single-process step), an error on one rank stops all ranks, and only
+            rank 0 shows progress and writes checkpoints.
+        plan: run each step into buffers allocated once (``gpubp.plan``: one plan per batch
+            shape, the same numbers as the eager step); False, or a layer without ``out=``
+            buffers (Dropout, BatchNorm, image layers), runs the eager step.
+
+    A NaN/Inf epoch loss, parameter or optimizer slot raises NumericalError after restoring
+    the parameters and the optimizer state from the start of that epoch. Ctrl-C returns the
+    history so far with ``interrupted=True`` (the model keeps the updates made until then,
+    unless they are not finite: then it holds the start of that epoch).
+    """
+    _check_model(model, "fit")
+    loss = get_loss(loss)
+    epochs = _checks.integer("fit: epochs", epochs, 1)
+    batch_size = _checks.integer("fit: batch_size", batch_size, 1)
+    lr = None if lr is None else _checks.number("fit: lr", lr, low=0, low_open=True)
+    seed = None if seed is None else _checks.integer("fit: seed", seed, 0)
+    tol = None if tol is None else _checks.number("fit: tol", tol, low=0)
+    patience = None if patience is None else _checks.integer("fit: patience", patience, 1)
+    callbacks = _callbacks(callbacks)
+    checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every)
+    with _guard(comm, "checking the data"):
+        Xd, yd = _prepare(model, loss, X, y, "fit")
+        val = _validation(model, loss, validation_data)
+    history, start = History(metric_name=_metric_name(loss)), 0
+    if resume_from is not None:
+        history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer)
+        seed = saved_seed if seed is None else seed
+    else:
+        optimizer = get_optimizer("adam" if optimizer is None else optimizer)
+    if lr is not None:  # also overrides the lr of an optimizer instance or a resumed one
+        optimizer.lr = lr
+    # the schedule starts from the run's initial lr, also when resuming
+    first_lr = lr if lr is not None else (history.lr[0] if history.lr else optimizer.lr)
+    sched = get_schedule(schedule, first_lr, epochs) if schedule is not None else None
+    if sched is None:
+        _checks.number("fit: the optimizer's lr", optimizer.lr, low=0, low_open=True)
+    _refuse_nonfinite_start(model, optimizer)
+    if comm is not None:  # every rank starts from rank 0's model and optimizer
+        comm.check_consistent(model, optimizer)
+        comm.broadcast_training_state_(model, optimizer)
+    seed = 0 if seed is None else seed
+    root = comm is None or comm.is_root
+    bar, snapshot = Progress(epochs, progress if root else False), None
+    keeper = _BestKeeper(optimizer) if restore_best else None
+    if not isinstance(plan, bool):
+        raise InvalidValueError(f"fit: plan must be True or False, got {plan!r}")
+    plans = PlanCache(model, loss, optimizer) if plan else None  # step plans, one per batch shape
+    callbacks = callbacks + ((keeper,) if keeper else ())
+    try:
+        with loss.targets_checked():  # every label was checked once, above: no sync per batch
+            for epoch in range(start, epochs):
+                if sched is not None:
+                    optimizer.lr = _scheduled_lr(sched, epoch)
+                snapshot = _snapshot(model, optimizer)  # finite: checked at the start or after the last epoch
+                _call(callbacks, "on_epoch_begin", epoch, model)
+                _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
+                           callbacks, snapshot, comm, plans)
+                if val is not None:
+                    v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
+                    history.val_loss.append(v_loss)
+                    if v_metric is not None:
+                        history.val_metric.append(v_metric)
+                bar.epoch(epoch, history.summary(epoch))
+                _call(callbacks, "on_epoch_end", epoch, model, history)
+                if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
+                    _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written
+                    if root:
+                        save_training(checkpoint_path, model, optimizer, history, seed, **(checkpoint_extra or {}))
+                history.stopped = _stop_reason(history, tol, patience)
+                if history.stopped:
+                    break
+    except KeyboardInterrupt:
+        history.interrupted = True
+        if snapshot is not None and _nonfinite(model, optimizer):
+            _restore(model, optimizer, snapshot)
+    finally:
+        bar.close()
+    return _finish(model, optimizer, history, keeper, seed, root and checkpoint_path, checkpoint_every,
+                   checkpoint_extra)
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The batch order of ``epoch``: a permutation of ``range(n)`` drawn on the host from
+    ``(seed, epoch)`` (the same on every device and every rank), or ``range(n)`` unshuffled."""
+    return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+
+
+def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
+    """``(indices on the device, global batch size)`` of each step: the consecutive slices of
+    ``epoch_order``, or with ``comm`` this rank's share of each (``global_n`` then counts all ranks)."""
+    if comm is None:
+        order = backend.asarray(epoch_order(n, seed, epoch, shuffle))
+        return ((order[lo:lo + batch_size], None) for lo in range(0, n, batch_size))
+    return ((backend.asarray(idx), global_n) for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
+
+
+
+def _guard(comm, what):
+    """With a communicator, an error on any rank inside the block stops every rank alike."""
+    return contextlib.nullcontext() if comm is None else comm.guard(what)
+
+
+def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
+               plans=None):
+    """One epoch's steps; returns this rank's (loss sum, correct count), still on the device.
+    With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers."""
+    total, correct = 0.0, 0.0
+    for step, (idx, global_n) in enumerate(_batches(model.backend, X.shape[0], batch_size, shuffle, seed, epoch,
+                                                    comm)):
+        with _guard(comm, f"epoch {epoch + 1}, step {step}"):
+            model.zero_grad()
+            if len(idx):  # with a communicator a rank may hold no sample of a small last batch
+                plan = plans.get(X, y, len(idx)) if plans is not None else None
+                if plan is not None:
+                    Xb, yb = plan.gather(X, y, idx)
+                    out, value = plan.run(Xb, yb)
+                else:
+                    Xb, yb = X[idx], y[idx]
+                    out = model.forward(Xb)
+                    value = loss.forward(out, yb)
+                    model.backward(loss.backward(), input_grad=False)
+                _call(callbacks, "on_batch_end", step, model, value)
+                total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
+                if history.metric_name:
+                    correct = correct + _n_correct(loss, out, yb)
+        if comm is not None:  # the global-batch mean gradient on every rank
+            comm.allreduce_gradients_(model, len(idx), global_n)
+        optimizer.step(model)
+    return total, correct
+
+
+def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
+               comm=None, plans=None):
+    backend, n = model.backend, X.shape[0]
+    t0 = time.perf_counter()
+    with _mode(model, True):
+        total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
+                                    callbacks, comm, plans)
+    if comm is not None:
+        total, correct = comm.allreduce_scalars(float(total), float(correct))
+    epoch_loss = float(total) / n
+    backend.synchronize()
+    seconds = time.perf_counter() - t0
+    if not math.isfinite(epoch_loss):
+        _restore(model, optimizer, snapshot)
+        raise NumericalError(f"training loss became {epoch_loss} in epoch {epoch + 1}; parameters and "
+                             f"optimizer state were restored to the start of that epoch "
+                             f"(lower the learning rate, or check the data for NaN/Inf)")
+    _refuse_nonfinite_end(model, optimizer, snapshot, epoch)
+    history.loss.append(epoch_loss)
+    if history.metric_name:
+        history.metric.append(float(correct) / n)
+    history.lr.append(optimizer.lr)
+    history.epoch_time.append(seconds)
+    history.samples_per_sec.append(n / seconds if seconds > 0 else float("inf"))
+
+
+def _finish(model, optimizer, history, keeper, seed, path, every, extra) -> History:
+    """The end of fit: the best epoch put back (restore_best), and the checkpoint at ``path``
+    made to hold the model returned when its last write was of an earlier epoch."""
+    restored = keeper is not None and keeper.restore(model, history)
+    written = every and history.epochs % every == 0 and not restored
+    if path and history.epochs and not history.interrupted and not written:
+        save_training(path, model, optimizer, history, seed, **(extra or {}))
+    return history
+
+
+def _scheduled_lr(sched, epoch) -> float:
+    value = sched(epoch)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not (math.isfinite(value) and value >= 0):
+        raise InvalidValueError(f"fit: the schedule gave lr={value!r} for epoch {epoch}; a learning rate "
+                                f"must be a finite number >= 0")
+    return float(value)
+
+
+def _stop_reason(history, tol, patience):
+    if tol is not None and len(history.loss) >= 2:
+        prev, last = history.loss[-2], history.loss[-1]
+        if abs(prev - last) <= tol * max(abs(prev), 1e-12):
+            return f"converged: loss changed by less than {tol:g} (relative)"
+    if patience is not None:
+        watched = [-m for m in history.val_metric] or history.val_loss or history.loss
+        best = int(np.argmin(watched))
+        if len(watched) - 1 - best >= patience:
+            return f"no improvement for {patience} epochs (best at epoch {best + 1})"
+    return None
+
+
+def _call(callbacks, method, *args):
+    for cb in callbacks:
+        fn = getattr(cb, method, None)
+        if fn is not None:
+            fn(*args)

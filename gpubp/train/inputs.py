@@ -1,0 +1,139 @@
+"""What fit, evaluate and predict are given, checked before any work: the model, data on
+its device (finite, of the model's width, targets fit for the loss), callbacks, checkpointing."""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from .. import _checks
+from .._compat import cupy, is_cupy_array
+from ..errors import GpubpError, InvalidValueError, NumericalError, ShapeError
+from ..layers import Activation, Identity
+from ..losses import SoftmaxCrossEntropy
+
+
+HOOKS = ("on_epoch_begin", "on_batch_end", "on_epoch_end")
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _prepare(model, loss, X, y, what, names=("X", "y")):
+    """(X, y) on the model's device, checked: shapes, NaN/Inf, and every target once
+    against the model's output (labels in range). Errors name ``what`` and ``names``."""
+    X = _features(model, X, what, names[0])
+    labels = isinstance(loss, SoftmaxCrossEntropy) and np.ndim(y) == 1  # integer labels stay integers
+    y = _array(model.backend, y, what, names[1], dtype=None if labels else model.backend.dtype)
+    if y.ndim == 0 or y.shape[0] != X.shape[0]:
+        found = "a single number (0-d)" if y.ndim == 0 else f"{y.shape[0]} (shape {tuple(y.shape)})"
+        raise ShapeError(f"{what}: {names[0]} has {X.shape[0]} samples but {names[1]} has {found}; "
+                         f"give one target per sample")
+    model.backend.check_finite(y, f"{what}: {names[1]}")
+    with _mode(model, False):  # a probe: no Dropout step, no BatchNorm statistics
+        out = model.forward(X[:1])
+    if not labels and tuple(y.shape[1:]) != tuple(out.shape[1:]):
+        raise ShapeError(f"{what}: {names[1]} has shape {tuple(y.shape)} but the model gives "
+                         f"{tuple(out.shape[1:])} per sample; {names[1]} must have shape "
+                         f"{(y.shape[0], *out.shape[1:])}")
+    loss.check_targets(out, y)
+    return X, y
+
+
+def _validation(model, loss, data):
+    if data is None:
+        return None
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        kind = f"a {len(data)}-item {type(data).__name__}" if isinstance(data, (tuple, list)) \
+            else f"a {type(data).__name__}"
+        raise InvalidValueError(f"fit: validation_data must be a pair (X_val, y_val), got {kind}")
+    return _prepare(model, loss, *data, "fit", names=("validation_data X", "validation_data y"))
+
+
+def _features(model, X, what, name):
+    """X as a finite, non-empty float array of samples (rows of features, or images (N, C, H, W))
+    on the model's device, of the model's width where its first layer says one."""
+    X = _array(model.backend, X, what, name, dtype=model.backend.dtype)
+    if X.ndim < 2:
+        raise ShapeError(f"{what}: {name} must hold samples along its first axis, as (samples, features) "
+                         f"or (samples, channels, height, width); got shape {tuple(X.shape)}")
+    if X.shape[0] == 0:
+        raise ShapeError(f"{what}: no samples ({name} has shape {tuple(X.shape)})")
+    width = _input_width(model)
+    if width is not None and X.ndim == 2 and X.shape[1] != width:
+        raise ShapeError(f"{what}: {name} has shape {tuple(X.shape)}, {X.shape[1]} features per sample, "
+                         f"but the model's first layer {model.layers[0]!r} expects {width}")
+    return model.backend.check_finite(X, f"{what}: {name}")
+
+
+def _array(backend, a, what, name, dtype=None):
+    """``a`` on ``backend``; float64 data beyond float32's range is named as such, not let
+    overflow to Inf (with a RuntimeWarning) on the way to a float32 model."""
+    if not hasattr(a, "dtype"):
+        try:
+            a = np.asarray(a)
+        except ValueError as exc:  # ragged lists
+            raise ShapeError(f"{what}: {name} is not a rectangular array ({exc})") from None
+    if backend.dtype == np.float32 and a.dtype.kind == "f" and a.dtype.itemsize > 4 and a.size:
+        xp = cupy if is_cupy_array(a) else np
+        largest = float(xp.where(xp.isfinite(a), xp.abs(a), 0).max())
+        if largest > FLOAT32_MAX:
+            raise NumericalError(f"{what}: {name} holds values up to {largest:.3g}, beyond float32's range "
+                                 f"(+-{FLOAT32_MAX:.3g}); use a float64 model or rescale the data")
+    try:
+        return backend.asarray(a, dtype=dtype if a.dtype.kind in "iub" else None)
+    except GpubpError as exc:
+        raise type(exc)(f"{what}: {name}: {exc}") from None
+
+
+def _input_width(model):
+    """The input width the model's first Dense layer needs, when only activations precede it."""
+    for layer in model.layers:
+        if hasattr(layer, "n_in"):
+            return layer.n_in
+        if not isinstance(layer, (Activation, Identity)):
+            return None
+    return None
+
+
+def _check_model(model, what):
+    if not all(hasattr(model, a) for a in ("backend", "layers", "forward", "backward", "parameters")):
+        raise InvalidValueError(f"{what}: model must be a gpubp Sequential, got a {type(model).__name__}")
+
+
+def _callbacks(callbacks) -> tuple:
+    """A tuple of callback objects from one object, a list of them, or None."""
+    if callbacks is None:
+        return ()
+    if any(callable(getattr(callbacks, h, None)) for h in HOOKS):
+        return (callbacks,)
+    try:
+        items = tuple(callbacks)
+    except TypeError:
+        raise InvalidValueError(f"fit: callbacks must be an object with any of {', '.join(HOOKS)}, or a list "
+                                f"of them; got a {type(callbacks).__name__}") from None
+    for i, cb in enumerate(items):
+        if not any(callable(getattr(cb, h, None)) for h in HOOKS):
+            raise InvalidValueError(f"fit: callbacks[{i}] (a {type(cb).__name__}) has none of the methods "
+                                    f"{', '.join(HOOKS)}")
+    return items
+
+
+def _checkpointing(path, every):
+    """``checkpoint_every`` checked against ``checkpoint_path`` (both or neither); the folder
+    is checked writable now, before any training."""
+    if path is None:
+        if every is not None:
+            raise InvalidValueError(f"fit: checkpoint_every={every!r} without checkpoint_path; nothing would "
+                                    f"be written (give checkpoint_path too)")
+        return None
+    if every is None:
+        raise InvalidValueError("fit: checkpoint_path needs checkpoint_every, a whole number >= 1 "
+                                "(write every N epochs), got None")
+    every = _checks.integer("fit: checkpoint_every", every, 1)
+    _checks.writable_target("fit: checkpoint_path", path)
+    return every
+
+def _mode(model, training):
+    """The model in training or eval mode for a block (a model without modes runs as it is)."""
+    return model.mode(training) if hasattr(model, "mode") else contextlib.nullcontext()

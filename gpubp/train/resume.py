@@ -1,0 +1,65 @@
+"""Resume state: the only writer (``save_training``) and reader (``resume``) of what a
+checkpoint holds for ``fit(resume_from=...)``: epochs done, seed, history, optimizer."""
+from __future__ import annotations
+
+from .. import _checks, checkpoint
+from ..errors import CheckpointError, GpubpError, InvalidValueError
+from ..history import History
+from ..optim import get_optimizer, optimizer_from_state
+
+
+def save_training(path, model, optimizer, history, seed, **extra) -> str:
+    """Checkpoint ``model`` and ``optimizer`` with what ``fit(resume_from=path)`` reads back
+    (epochs done, seed, history; this module is the only writer and reader of those) and ``extra``."""
+    state = {"epochs_done": history.epochs, "seed": seed, "history": history.as_dict()}
+    return checkpoint.save(path, model, optimizer, extra={**extra, **state})
+
+
+def _resume(path, model, requested):
+    """(history, epochs done, optimizer, seed) saved at ``path``, the parameters loaded into
+    ``model``. Every conflict is refused before the model is touched."""
+    meta = checkpoint.read_metadata(path)
+    history, done, seed = _training_state(meta.get("extra"), path)
+    saved_kind = _saved_optimizer_kind(meta, model, path)
+    wanted = None if requested is None else get_optimizer(requested)
+    if wanted is not None and saved_kind is not None and \
+            (type(wanted).__name__, tuple(wanted.slots)) != saved_kind:
+        raise InvalidValueError(
+            f"fit: resume_from={path} continues a {saved_kind[0]} run (slots {list(saved_kind[1])}) but "
+            f"optimizer={requested!r} asks for {type(wanted).__name__} (slots {list(wanted.slots)}); "
+            f"leave optimizer out to continue with the saved one, or start a new run without resume_from")
+    ck = checkpoint.load_into(path, model)
+    if ck.optimizer is None:
+        return history, done, wanted or get_optimizer("adam"), seed
+    if wanted is None or isinstance(requested, str):
+        return history, done, ck.optimizer, seed
+    wanted.t, wanted.state = ck.optimizer.t, ck.optimizer.state  # the instance's hyperparameters, saved slots
+    return history, done, wanted, seed
+
+
+def _saved_optimizer_kind(meta, model, path):
+    """(type name, slots) of the optimizer saved in ``meta``, or None."""
+    if "optimizer" not in meta:
+        return None
+    try:
+        probe = optimizer_from_state({**meta["optimizer"], "state": {}}, model.backend)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: the saved optimizer is unreadable ({exc})") from None
+    return type(probe).__name__, tuple(probe.slots)
+
+
+def _training_state(extra, path):
+    """(history, epochs done, seed) from a checkpoint's ``extra``, each checked."""
+    if not isinstance(extra, dict) or "epochs_done" not in extra:
+        raise CheckpointError(f"{path} holds no training state (epochs done) to resume from")
+    try:
+        done = _checks.integer("epochs_done", extra["epochs_done"], 0)
+        seed = extra.get("seed")
+        seed = None if seed is None else _checks.integer("seed", seed, 0)
+        history = History.from_dict(extra.get("history"))
+    except GpubpError as exc:
+        raise CheckpointError(f"{path}: damaged training state: {exc}") from None
+    if history.epochs != done:
+        raise CheckpointError(f"{path}: damaged training state: epochs_done is {done} but the history "
+                              f"holds {history.epochs} epochs")
+    return history, done, seed

@@ -1,0 +1,79 @@
+"""Nothing non-finite leaves fit: after every epoch the parameters and the optimizer's slots
+are checked (one device sync), and a NaN/Inf anywhere restores the state of the start of
+that epoch (itself checked) and raises NumericalError; ``restore_best`` keeps the best epoch."""
+from __future__ import annotations
+
+import math
+
+from ..errors import NumericalError
+
+
+def _nonfinite(model, optimizer) -> list:
+    """Names of the parameters and optimizer slots holding NaN/Inf (one device sync for all)."""
+    arrays = {f"parameter {k}": v for k, v in model.parameters().items()}
+    arrays.update({f"{type(optimizer).__name__} slot {name}.{s}": a
+                   for name, st in optimizer.state.items() for s, a in st.items()})
+    if not arrays:
+        return []
+    xp = model.backend.xp
+    with model.backend.activate():
+        finite = model.backend.to_numpy(xp.stack([xp.isfinite(a).all() for a in arrays.values()]))
+    return [name for name, ok in zip(arrays, finite) if not ok]
+
+
+def _refuse_nonfinite_start(model, optimizer):
+    bad = _nonfinite(model, optimizer)
+    if bad:
+        raise NumericalError(f"fit: the model or optimizer holds NaN/Inf before training ({', '.join(bad)}); "
+                             f"reload a good checkpoint or redraw the parameters")
+
+
+def _refuse_nonfinite_end(model, optimizer, snapshot, epoch):
+    bad = _nonfinite(model, optimizer)
+    if bad:
+        _restore(model, optimizer, snapshot)
+        raise NumericalError(f"training produced NaN/Inf in epoch {epoch + 1} although the loss stayed finite "
+                             f"({', '.join(bad)}); parameters and optimizer state were restored to the start "
+                             f"of that epoch (lower the learning rate, or scale the inputs)")
+
+
+class _BestKeeper:
+    """fit(restore_best=True): host copies of the parameters, buffers and optimizer state of
+    the best epoch so far (the criterion of ``patience``), put back by ``restore``."""
+
+    def __init__(self, optimizer):
+        self.optimizer, self.value, self.epoch, self.state = optimizer, math.inf, None, None
+
+    def on_epoch_end(self, epoch, model, history):
+        value = ([-m for m in history.val_metric] or history.val_loss or history.loss)[-1]
+        if value < self.value:
+            host = model.backend.to_numpy
+            self.value, self.epoch = value, epoch
+            self.state = ({k: host(v).copy() for k, v in model.parameters().items()},
+                          {k: host(v).copy() for k, v in model.buffers().items()}, self.optimizer.t,
+                          {n: {s: host(a).copy() for s, a in st.items()} for n, st in self.optimizer.state.items()})
+
+    def restore(self, model, history) -> bool:
+        """Put the best epoch back (True), or do nothing when no epoch ran (False)."""
+        if self.state is None:
+            return False
+        params, buffers, self.optimizer.t, state = self.state
+        model.load_parameters(params)
+        model.load_buffers(buffers)
+        asarray = model.backend.asarray
+        self.optimizer.state = {n: {s: asarray(a) for s, a in st.items()} for n, st in state.items()}
+        history.best_epoch = self.epoch + 1
+        return True
+
+
+def _snapshot(model, optimizer):
+    """Device copies of the parameters and the optimizer's step count and slots."""
+    return ({k: v.copy() for k, v in model.parameters().items()}, optimizer.t,
+            {n: {s: a.copy() for s, a in st.items()} for n, st in optimizer.state.items()})
+
+
+def _restore(model, optimizer, snapshot):
+    params, optimizer.t, state = snapshot
+    for k, v in model.parameters().items():
+        v[...] = params[k]
+    optimizer.state = {n: {s: a.copy() for s, a in st.items()} for n, st in state.items()}
