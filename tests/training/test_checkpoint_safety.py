@@ -206,7 +206,7 @@ def test_orphans_of_killed_saves_are_removed_and_live_ones_kept(tmp_path):
     import sys
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    host = checkpoint._HOST
+    host = checkpoint.atomic.HOST
     orphan = tmp_path / f".gpubp-{host}-{dead}-0123abcd.tmp"
     live = tmp_path / f".gpubp-{host}-{os.getppid()}-0123abcd.tmp"
     elsewhere = tmp_path / f".gpubp-otherhost-{dead}-0123abcd.tmp"

@@ -1,0 +1,180 @@
+"""Checkpoints: architecture, parameters, optimizer state and provenance in one .npz.
+
+Written atomically (a temp file in the same folder, fsync, ``os.replace``, fsync of the
+folder), so a crash leaves either the old checkpoint or the new one, never half of one;
+the temp files of saves that were killed are removed by the next save in that folder. An
+existing file keeps its permissions. Non-finite parameters or slots are never written.
+
+Loading reads the zip directory and every array's header first and checks them against
+what the architecture and the optimizer imply (each array present, with its shape and
+dtype, nothing else) before any array is read, so a damaged or crafted file is refused
+before anything is allocated; then the values must be finite. Arrays are read with
+``allow_pickle=False``; metadata is a JSON string. A checkpoint loads on any backend.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _checks
+from .._compat import cupy
+from .._version import __version__
+from ..backend import get_backend
+from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError, ShapeError
+from ..network import Sequential
+from ..optim import optimizer_from_state
+from .archive import FORMAT, Archive, read_meta
+from .atomic import write_atomically
+
+
+@dataclass
+class Checkpoint:
+    model: Sequential
+    optimizer: object = None
+    metadata: dict = field(default_factory=dict)
+
+
+def provenance(model) -> dict:
+    """Where and with what a model was saved: backend, device, dtype, library versions, time."""
+    return {"backend": model.backend.name, "device": model.backend.device,
+            "dtype": model.backend.dtype.name, "gpubp": __version__, "numpy": np.__version__,
+            "cupy": getattr(cupy, "__version__", None),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+# -- saving ---------------------------------------------------------------------------------
+def save(path, model, optimizer=None, extra=None) -> str:
+    """Write ``model`` (and ``optimizer`` state, and JSON-able ``extra``) to ``path`` atomically.
+
+    Refused before anything is written: a folder that does not exist or is not writable,
+    ``extra`` JSON cannot hold, and NaN/Inf in a parameter or slot (the file at ``path``,
+    if any, is kept)."""
+    path = _checks.writable_target("checkpoint path", path)
+    meta = {"format": FORMAT, "architecture": model.config(), **provenance(model), "extra": extra or {}}
+    arrays = {f"param/{k}": model.backend.to_numpy(v) for k, v in model.parameters().items()}
+    arrays.update({f"buffer/{k}": model.backend.to_numpy(v) for k, v in model.buffers().items()})
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        meta["optimizer"] = {k: state[k] for k in ("type", "hyper", "t")}
+        arrays.update({f"opt/{n}/{s}": a for n, st in state["state"].items() for s, a in st.items()})
+    text = _json(meta)
+    bad = [k for k, a in arrays.items() if not np.isfinite(a).all()]
+    if bad:
+        raise NumericalError(f"refusing to write {path}: {', '.join(bad)} hold(s) NaN/Inf "
+                             f"(the file already there, if any, is kept)")
+    write_atomically(path, lambda f: np.savez(f, __meta__=np.array(text), **arrays))
+    return path
+
+
+def _json(meta) -> str:
+    """``meta`` as JSON; NumPy scalars and small arrays become numbers and lists."""
+    def plain(x):
+        if isinstance(x, np.generic):
+            return x.item()
+        if isinstance(x, np.ndarray) and x.size <= 10_000:
+            return x.tolist()
+        raise InvalidValueError(f"checkpoint extra: a {type(x).__name__} cannot be stored as JSON; "
+                                f"pass numbers, strings, lists and dicts")
+    try:
+        return json.dumps(meta, default=plain)
+    except GpubpError:
+        raise
+    except (TypeError, ValueError) as exc:  # e.g. non-string keys, circular references
+        raise InvalidValueError(f"checkpoint extra cannot be stored as JSON ({exc})") from None
+
+
+
+
+
+
+
+
+
+
+# -- loading --------------------------------------------------------------------------------
+def read_metadata(path) -> dict:
+    """The metadata of a checkpoint, without building the model."""
+    with Archive(path) as archive:
+        return read_meta(archive)
+
+
+def load(path, backend=None, dtype=None) -> Checkpoint:
+    """Rebuild model (and optimizer) from ``path`` on ``backend`` (default: the saved dtype, "auto").
+    Every array is checked against the architecture before any is read: nothing is drawn at random."""
+    with Archive(path) as archive:
+        meta = read_meta(archive)
+        backend = get_backend(backend, dtype or meta["dtype"])
+        try:
+            model = Sequential.from_config(meta["architecture"], backend, seed=None)
+        except (GpubpError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CheckpointError(f"{archive.path}: the architecture cannot be built: {exc}") from None
+        return _restore(archive, meta, model)
+
+
+def load_into(path, model) -> Checkpoint:
+    """Read the parameters saved at ``path`` into ``model`` in place (its architecture must
+    match) and rebuild the saved optimizer on the model's backend, e.g. to resume training."""
+    with Archive(path) as archive:
+        meta = read_meta(archive)
+        if meta["architecture"] != model.config():
+            raise CheckpointError(f"{archive.path} holds a different architecture: {meta['architecture']}, "
+                                  f"the model is {model.config()}")
+        return _restore(archive, meta, model)
+
+
+def _restore(archive, meta, model) -> Checkpoint:
+    """Parameters and optimizer of the open checkpoint: the inventory first, then the values."""
+    shapes = model.parameter_shapes()
+    required = {f"param/{k}": s for k, s in shapes.items()}
+    buffers = {f"buffer/{k}": v for k, v in model.buffers().items()}
+    required.update({k: tuple(v.shape) for k, v in buffers.items()})
+    optional = {}
+    if "optimizer" in meta:
+        slots, t = _saved_slots(meta, model, archive.path)
+        slot_shapes = {f"opt/{k}/{slot}": s for k, s in shapes.items() for slot in slots}
+        (required if t > 0 else optional).update(slot_shapes)  # slots exist from the first step on
+    dtypes = {k: (v.dtype if v.dtype.kind in "iub" else meta["dtype"]) for k, v in buffers.items()}
+    archive.check_inventory(required, optional, meta["dtype"], dtypes)
+    arrays = {key: archive.read(key) for key in [*required, *(k for k in optional if k in archive.headers)]}
+    bad = {k: int(a.size - np.count_nonzero(np.isfinite(a))) for k, a in arrays.items()}
+    bad = {k: n for k, n in bad.items() if n}
+    if bad:
+        raise CheckpointError(f"{archive.path}: NaN/Inf in " + ", ".join(f"{k} ({n} values)" for k, n in bad.items())
+                              + "; this checkpoint cannot be used")
+    try:
+        model.load_parameters({k: arrays[f"param/{k}"] for k in shapes})
+        model.load_buffers({k[len("buffer/"):]: arrays[k] for k in buffers})
+    except ShapeError as exc:
+        raise CheckpointError(f"{archive.path}: {exc}") from None
+    optimizer = None
+    if "optimizer" in meta:
+        state: dict = {}
+        for key, a in arrays.items():
+            if key.startswith("opt/"):
+                _, name, slot = key.split("/")
+                state.setdefault(name, {})[slot] = a
+        try:
+            optimizer = optimizer_from_state({**meta["optimizer"], "state": state}, model.backend)
+        except (ValueError, TypeError, KeyError) as exc:
+            if isinstance(exc, GpubpError) and not isinstance(exc, InvalidValueError):
+                raise
+            raise CheckpointError(f"{archive.path}: the saved optimizer cannot be rebuilt ({exc})") from None
+    return Checkpoint(model, optimizer, meta)
+
+
+def _saved_slots(meta, model, path):
+    """(slot names, step count) of the saved optimizer, from its metadata alone."""
+    opt = meta["optimizer"]
+    try:
+        t = _checks.integer("t", opt["t"], 0)
+        probe = optimizer_from_state({**opt, "state": {}}, model.backend)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: the saved optimizer is unreadable ({exc})") from None
+    return tuple(probe.slots), t
+
+
+
+

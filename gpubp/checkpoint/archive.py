@@ -1,0 +1,140 @@
+"""Reading a checkpoint without trusting it: the zip directory and every array's header are
+read first and checked against what the architecture implies, before any data is read or
+allocated; whatever a damaged file raises becomes one CheckpointError naming file and entry."""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+
+from ..errors import CheckpointError, GpubpError
+
+FORMAT = "gpubp-checkpoint-1"
+# what reading a damaged zip can raise (a flipped byte: bad CRC, unknown compression, "encrypted")
+DAMAGE = (OSError, ValueError, KeyError, TypeError, EOFError, NotImplementedError, RuntimeError,
+           zipfile.BadZipFile, zlib.error, struct.error, UnicodeDecodeError)
+
+def read_meta(archive) -> dict:
+    path = archive.path
+    if "__meta__" not in archive.headers:
+        raise CheckpointError(f"{path} is an .npz file but not a gpubp checkpoint (no metadata)")
+    shape, dtype = archive.headers["__meta__"]
+    if shape != () or dtype.kind != "U":
+        raise CheckpointError(f"{path}: the metadata entry is not a JSON string (dtype {dtype}, shape {shape})")
+    try:
+        meta = json.loads(str(archive.read("__meta__")))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: unreadable metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{path}: unsupported checkpoint format {found!r}, expected {FORMAT}")
+    if not isinstance(meta.get("architecture"), list) or not all(isinstance(c, dict) for c in meta["architecture"]):
+        raise CheckpointError(f"{path}: the metadata holds no architecture (a list of layer configs)")
+    if meta.get("dtype") not in ("float32", "float64"):
+        raise CheckpointError(f"{path}: the metadata says dtype {meta.get('dtype')!r}, expected float32 or float64")
+    if "optimizer" in meta and not isinstance(meta["optimizer"], dict):
+        raise CheckpointError(f"{path}: the optimizer metadata is not a dict")
+    return meta
+
+class Archive:
+    """An open .npz: the zip directory and each array's header (shape, dtype) read up front,
+    each header checked against the entry's size; ``read`` reads one array."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise CheckpointError(f"no checkpoint at {self.path}")
+        if os.path.isdir(self.path):
+            raise CheckpointError(f"{self.path} is a folder, not a checkpoint file")
+        with open(self.path, "rb") as f:
+            head = f.read(6)
+        if not head:
+            raise CheckpointError(f"{self.path} is empty (0 bytes), not a checkpoint; was its save interrupted?")
+        if head == b"\x93NUMPY":
+            raise CheckpointError(f"{self.path} holds a single array, not a gpubp checkpoint (.npz)")
+        try:
+            self.zip = zipfile.ZipFile(self.path)
+        except DAMAGE as exc:
+            raise CheckpointError(f"{self.path} is not a readable .npz checkpoint ({type(exc).__name__}: "
+                                  f"{exc}); it is damaged, truncated or another kind of file") from None
+        try:
+            self.headers = self._headers()
+        except BaseException:
+            self.zip.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.zip.close()
+
+    def _headers(self) -> dict:
+        size, headers = os.path.getsize(self.path), {}
+        for info in self.zip.infolist():
+            if not info.filename.endswith(".npy"):
+                raise CheckpointError(f"{self.path}: unexpected entry {info.filename!r}; a checkpoint holds "
+                                      f".npy arrays only")
+            key = info.filename[:-4]
+            if info.compress_size > size or info.header_offset + info.compress_size > size:
+                raise CheckpointError(f"{self.path}: entry {key!r} claims more bytes than the file holds "
+                                      f"(truncated or damaged)")
+            with self._damage(key), self.zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                          (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if reader is None:
+                    raise CheckpointError(f"{self.path}: entry {key!r} uses .npy format {version}, "
+                                          f"which gpubp checkpoints never do")
+                shape, _, dtype = reader(f)
+                data_at = f.tell()
+            if dtype.hasobject or dtype.kind not in "fiU":
+                raise CheckpointError(f"{self.path}: entry {key!r} holds {dtype} values; a gpubp checkpoint "
+                                      f"holds only float and integer arrays and its metadata string")
+            if data_at + math.prod(shape) * dtype.itemsize != info.file_size:
+                raise CheckpointError(f"{self.path}: entry {key!r} declares shape {shape} ({dtype}) but holds "
+                                      f"{info.file_size - data_at} bytes of data (truncated or damaged)")
+            headers[key] = (tuple(shape), dtype)
+        return headers
+
+    def check_inventory(self, required, optional, dtype, dtypes=None):
+        """Every ``required`` array present, each present array expected, shapes and dtype as said
+        (``dtypes`` names the arrays of another dtype, e.g. a Dropout's integer step)."""
+        missing = [k for k in required if k not in self.headers]
+        if missing:
+            raise CheckpointError(f"{self.path}: missing array(s) {', '.join(map(repr, missing))}; the file is "
+                                  f"damaged, truncated or from another model")
+        unexpected = [k for k in self.headers if k != "__meta__" and k not in required and k not in optional]
+        if unexpected:
+            raise CheckpointError(f"{self.path}: unexpected array(s) {', '.join(map(repr, unexpected))} for this "
+                                  f"architecture and optimizer")
+        for key, shape in {**required, **optional}.items():
+            if key in self.headers:
+                found, kind = self.headers[key]
+                if found != tuple(shape):
+                    raise CheckpointError(f"{self.path}: {key} has shape {found}, the architecture says "
+                                          f"{tuple(shape)}")
+                expected = np.dtype((dtypes or {}).get(key, dtype))
+                if kind != expected:
+                    raise CheckpointError(f"{self.path}: {key} holds {kind} values, the checkpoint says {expected}")
+
+    def read(self, key) -> np.ndarray:
+        with self._damage(key), self.zip.open(key + ".npy") as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+
+    @contextlib.contextmanager
+    def _damage(self, key):
+        """Whatever a damaged entry raises, as one CheckpointError naming the file and entry."""
+        try:
+            yield
+        except GpubpError:
+            raise
+        except DAMAGE as exc:
+            raise CheckpointError(f"{self.path}: entry {key!r} is damaged ({type(exc).__name__}: "
+                                  f"{exc})") from None

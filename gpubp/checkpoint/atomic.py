@@ -1,0 +1,78 @@
+"""Writing a file so that a crash leaves the old one or the new one, never half of one: an
+open temp file in the same folder, fsync, ``os.replace``, fsync of the folder; an existing
+file keeps its permissions; temp files of saves that were killed are removed by the next."""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import stat
+import time
+
+HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:40] or "host"
+
+
+TEMP = re.compile(r"^\.gpubp-(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+LEGACY_TEMP = re.compile(r"^\.gpubp-[a-z0-9_]{8}\.tmp$")  # tempfile.mkstemp names of gpubp <= 0.x
+
+
+def write_atomically(path, write):
+    folder = os.path.dirname(path)
+    remove_orphans(folder)
+    tmp = os.path.join(folder, f".gpubp-{HOST}-{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with contextlib.suppress(FileNotFoundError):
+                if hasattr(os, "fchmod"):  # an existing checkpoint keeps its permissions
+                    os.fchmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_folder(folder)
+
+
+def fsync_folder(folder):
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_orphans(folder, legacy_age=3600.0):
+    """Delete temp files left in ``folder`` by saves that were killed: ours from this host whose
+    process is gone, and unnamed ones (older gpubp) untouched for ``legacy_age`` seconds."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            m = TEMP.match(entry.name)
+            if m and m["host"] == HOST and not alive(int(m["pid"])) or \
+                    LEGACY_TEMP.match(entry.name) and time.time() - entry.stat().st_mtime > legacy_age:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def alive(pid) -> bool:
+    if pid == os.getpid() or os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
