@@ -7,8 +7,8 @@ from ._version import __version__
 from .backend import KERNELS, Backend, auto_choice, get_backend, use_backend
 from .errors import (CheckpointError, DeviceError, DTypeError, GpubpError, GradcheckError, InvalidValueError,
                      NumericalError, OutOfMemoryError, ShapeError, StateError)
-from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from .nn import AvgPool2D, BatchNorm, Conv2D, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D
+from .nn import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Identity, LeakyReLU,
+                 MaxPool2D, ReLU, Sigmoid, Tanh)
 from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 from .network import Sequential, mlp
 from .optim import SGD, Adam, AdamW, RMSprop, get_optimizer

@@ -16,7 +16,7 @@ import contextvars
 from . import _checks
 from .backend import Backend, default_device, get_backend, parse_spec
 from .errors import InvalidValueError, ShapeError
-from .layers import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
+from .nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
 
 
 _ambient: contextvars.ContextVar = contextvars.ContextVar("gpubp_observers", default=())

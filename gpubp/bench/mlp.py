@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from ..backend import get_backend
-from ..layers import Dense
+from ..nn import Dense
 from ..losses import MSE
 from ..network import mlp
 from ..optim import SGD

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..backend import default_device
-from ..layers import ACTIVATIONS
+from ..nn import ACTIVATIONS
 from ..losses import LOSSES, BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..optim import OPTIMIZERS
 from ..schedules import SCHEDULES

@@ -11,9 +11,8 @@ from .._compat import gpu_status
 from ..backend import get_backend
 from ..errors import InvalidValueError
 from ..history import EpochLog
-from ..layers import Dense, ReLU
 from ..network import Sequential, mlp
-from ..nn import Conv2D, Flatten, MaxPool2D
+from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from ..optim import OPTIMIZERS, get_optimizer
 from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training

@@ -1,13 +1,17 @@
-"""Layers for images (NCHW, PyTorch's argument names and defaults), each a screenful with
-its forward and its backward (the delta rule) side by side, on NumPy and CuPy alike.
-
-``gpubp/layers.py`` (the ``Layer`` base, ``Dense`` and the activations) will move here as
-``nn/dense.py`` and ``nn/activations.py``; until then these layers build on it.
+"""Layers, each a screenful with its forward and its backward (the delta rule) side by side,
+on NumPy and CuPy alike: the ``Layer`` base and the registry (base.py), ``Dense`` (dense.py),
+the activations (activations.py), and for images (NCHW, PyTorch's argument names and
+defaults) ``Conv2D``, pooling, ``Flatten``, ``Dropout`` and ``BatchNorm``.
 """
+from .activations import ACTIVATIONS, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .base import LAYERS, Layer, layer_from_config
 from .conv import Conv2D
+from .dense import Dense
 from .dropout import Dropout
 from .norm import BatchNorm
 from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .shape import Flatten
 
-__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout", "BatchNorm"]
+__all__ = ["Layer", "LAYERS", "layer_from_config", "Dense", "Activation", "ACTIVATIONS", "Sigmoid", "Tanh", "ReLU",
+           "LeakyReLU", "Identity", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout",
+           "BatchNorm"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
-from ..layers import Layer
+from .base import Layer
 
 
 def pair(value, what, minimum=1):

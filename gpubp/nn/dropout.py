@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
-from ..layers import Layer
+from .base import Layer
 
 
 class Dropout(Layer):

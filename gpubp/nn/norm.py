@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import _checks
 from ..errors import ShapeError
-from ..layers import Layer
+from .base import Layer
 
 
 def _given(value):

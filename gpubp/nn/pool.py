@@ -6,7 +6,7 @@ Windows come from ``conv.windows`` (a strided view) and gradients go back throug
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..layers import Layer
+from .base import Layer
 from .conv import col2im, output_size, pair, windows
 
 

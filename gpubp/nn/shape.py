@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 
 from ..errors import InvalidValueError, ShapeError
-from ..layers import Layer
+from .base import Layer
 
 
 class Flatten(Layer):

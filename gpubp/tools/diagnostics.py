@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from ..backend import get_backend
 from ..datasets import load_digits
 from ..errors import GpubpError
-from ..layers import Dense
+from ..nn import Dense
 from ..losses import SoftmaxCrossEntropy
 from ..network import mlp
 from ..train import fit

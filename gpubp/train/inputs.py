@@ -9,7 +9,7 @@ import numpy as np
 from .. import _checks
 from .._compat import cupy, is_cupy_array
 from ..errors import GpubpError, InvalidValueError, NumericalError, ShapeError
-from ..layers import Activation, Identity
+from ..nn import Activation, Identity
 from ..losses import SoftmaxCrossEntropy
 
 

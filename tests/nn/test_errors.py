@@ -164,8 +164,8 @@ LAYERS = lambda: [gpubp.Dense(2, 3), gpubp.ReLU()]  # noqa: E731
     (lambda: gpubp.datasets.load_dataset("xor", n=3), InvalidValueError, r"dataset 'xor' takes no arguments, got \['n'\]"),
     (lambda: gpubp.datasets.spirals(n=0), InvalidValueError, "spirals: n must be a whole number >= 2"),
     (lambda: gpubp.datasets.load_digits(test_fraction=1.5), InvalidValueError, "test_fraction must be"),
-    (lambda: gpubp.layers.layer_from_config({"type": "Dense", "n_in": 2}), InvalidValueError, "n_out"),
-    (lambda: gpubp.layers.layer_from_config("Dense"), InvalidValueError, "must be a dict"),
+    (lambda: gpubp.nn.layer_from_config({"type": "Dense", "n_in": 2}), InvalidValueError, "n_out"),
+    (lambda: gpubp.nn.layer_from_config("Dense"), InvalidValueError, "must be a dict"),
 ])
 def test_bad_construction_is_one_gpubp_error_naming_the_argument(make, error, words):
     with pytest.raises(error, match=words) as err:

@@ -54,7 +54,7 @@ def test_loss_gradients(name, device):
 def test_whole_network(act, device, dtype):
     """A float32 model is checked on a float64 copy; the model itself is left untouched."""
     backend = gpubp.get_backend(device, dtype)
-    A = gpubp.layers.ACTIVATIONS[act]
+    A = gpubp.nn.ACTIVATIONS[act]
     model = gpubp.Sequential([gpubp.Dense(4, 7), A(), gpubp.Dense(7, 5), A(), gpubp.Dense(5, 3)],
                              backend=backend, seed=2)
     before = {k: backend.to_numpy(v).copy() for k, v in model.parameters().items()}

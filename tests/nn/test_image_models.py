@@ -5,7 +5,7 @@ import pytest
 
 import gpubp
 from gpubp.datasets import load_digits
-from gpubp.layers import LAYERS, Layer, layer_from_config
+from gpubp.nn import LAYERS, Layer, layer_from_config
 
 
 def cnn(backend="cpu", seed=0):

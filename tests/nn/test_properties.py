@@ -21,7 +21,7 @@ def stacks(draw):
     for i, (a, b) in enumerate(zip(widths, widths[1:])):
         layers.append(gpubp.Dense(a, b, bias=draw(st.booleans())))
         if i < len(acts):
-            layers.append(gpubp.layers.ACTIVATIONS[acts[i]]())
+            layers.append(gpubp.nn.ACTIVATIONS[acts[i]]())
     return widths, layers
 
 

@@ -234,7 +234,7 @@ def test_true_float32_switches_tf32_off_and_restores(monkeypatch, mode, data):
     assert fake.mode == mode and "COMPUTE_TYPE" in report.tf32
 
 
-class Square(gpubp.layers.Layer):
+class Square(gpubp.nn.Layer):
     """A user's own layer (not rebuildable from a config): Y = X^2, dX = 2 X dY."""
 
     def forward(self, X):

@@ -7,7 +7,7 @@ import pytest
 
 import gpubp
 from gpubp.errors import InvalidValueError, NumericalError, ShapeError
-from gpubp.layers import layer_from_config
+from gpubp.nn import layer_from_config
 from gpubp.losses import MSE
 from gpubp.network import mlp
 from gpubp.optim import SGD, Adam

@@ -6,7 +6,7 @@ import numpy as np
 
 from ...backend import KERNELS
 from ...backend.kernels import sample_arguments
-from ...layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
+from ...nn import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
 from ...network import Sequential
 from ..parity.tolerance import POLICY, compare
 

@@ -1,24 +1,16 @@
-"""Layers with explicit forward and backward passes (the delta rule).
+"""The Layer base class: parameters drawn once on first use, gradients that accumulate until
+``zero_grad()`` (and read as zeros right after it), buffers, train/eval mode, moving between
+backends; and the registry every gpubp layer joins, so ``layer_from_config`` rebuilds it.
 
-Notation (seed 001, section 7): a layer maps X to Y; ``dY`` is dL/dY coming from
-the layer above and ``backward`` returns dX = dL/dX for the layer below. For
-``Dense``, Y = X W + b, so with ``delta = dY``::
-
-    dW = X^T delta      db = sum over the batch of delta      dX = delta W^T
-
-Activation layers turn dY into delta = dY * f'(z) with one fused kernel, so
-stacking ``Dense`` and ``Sigmoid`` gives delta_l = (delta_{l+1} W_{l+1}^T) * f'(z_l).
-Gradients accumulate in ``grads`` across backward calls until ``zero_grad()``.
+Notation (seed 001, section 7): a layer maps X to Y; ``dY`` is dL/dY coming from the
+layer above and ``backward`` returns dX = dL/dX for the layer below.
 """
 from __future__ import annotations
 
 import types
 
-from . import _checks
-from .backend import Backend, get_backend, parse_spec
-from .backend.kernels import activations
-from .errors import InvalidValueError, ShapeError, StateError
-from .initializers import get_initializer
+from ..backend import Backend, get_backend, parse_spec
+from ..errors import InvalidValueError, ShapeError, StateError
 
 LAYERS: dict = {}  # type name -> class: every concrete layer gpubp defines, registered as it is defined
 
@@ -153,150 +145,6 @@ class Layer:
         if tuple(dY.shape) != tuple(shape):
             raise ShapeError(f"{type(self).__name__}.backward: dY has shape {tuple(dY.shape)}, "
                              f"expected {tuple(shape)} (the forward output's shape)")
-
-
-class Dense(Layer):
-    """Affine layer Y = X W + b with W of shape (n_in, n_out) (no b with ``bias=False``)."""
-
-    def __init__(self, n_in: int, n_out: int, init="xavier_uniform", seed=None, backend=None, bias=True):
-        super().__init__(backend)
-        for name, value in (("n_in", n_in), ("n_out", n_out)):
-            _checks.integer(f"Dense {name}", value)
-        if n_in < 1 or n_out < 1:
-            raise ShapeError(f"Dense needs n_in >= 1 and n_out >= 1, got ({n_in}, {n_out})")
-        get_initializer(init)  # an unknown name is refused now, not at the first forward
-        if not isinstance(bias, bool):
-            raise InvalidValueError(f"Dense bias must be True or False, got {bias!r}")
-        self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bias
-        self.seed, self._params, self.X = _checks.seed("Dense seed", seed), None, None
-
-    def __repr__(self):
-        return f"Dense({self.n_in}, {self.n_out})"
-
-    def config(self):
-        init = self.init if isinstance(self.init, str) else "xavier_uniform"
-        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": init, "bias": self.bias}
-
-    def parameter_shapes(self):
-        return {"W": (self.n_in, self.n_out), **({"b": (self.n_out,)} if self.bias else {})}
-
-    def reset_parameters(self, rng):
-        params = {"W": self.backend.asarray(get_initializer(self.init)(rng, self.n_in, self.n_out))}
-        if self.bias:
-            params["b"] = self.backend.zeros((self.n_out,))
-        self._set_parameters(params)
-
-    def forward(self, X, out=None):
-        """Y = X W + b, written into ``out`` when given (a buffer of shape (N, n_out))."""
-        self.backend.check_array(X, "Dense input", ndim=2)
-        if X.shape[1] != self.n_in:
-            raise ShapeError(f"Dense({self.n_in}, {self.n_out}) expects inputs of width {self.n_in}, "
-                             f"got shape {tuple(X.shape)}")
-        self.X = X
-        Y = self.backend.xp.matmul(X, self.params["W"], out=out)
-        if self.bias:
-            Y += self.params["b"]
-        return Y
-
-    def backward(self, dY, out=None):
-        self.backward_params(dY)
-        return self.backend.xp.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T
-
-    def backward_params(self, dY):
-        """The parameter half of ``backward``: dW and db only (no dX, e.g. for the first layer)."""
-        self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
-        xp, X = self.backend.xp, self.X
-        self._accumulate("W", lambda out: xp.matmul(X.T, dY, out=out))  # dW = X^T delta
-        if self.bias:
-            self._accumulate("b", lambda out: self.backend.sum_rows(dY, out=out))  # db = 1^T delta
-        self._grads_zero = self._grads_stale = False
-
-
-class Activation(Layer, abstract=True):
-    """Elementwise f with a fused backward kernel ``delta = dY * f'(.)``.
-
-    Subclasses hold their two registry kernels and say whether the backward needs
-    the saved input ``X`` (ReLU family) or the saved output ``Y`` (sigmoid, tanh).
-    """
-
-    forward_kernel = backward_kernel = None
-    saves = "Y"
-
-    def __init__(self, backend=None):
-        super().__init__(backend)
-        self.X = self.Y = None
-
-    def _extra(self):
-        return ()
-
-    def forward(self, X, out=None):
-        """Y = f(X), written into ``out`` when given (a buffer of X's shape)."""
-        self.backend.check_array(X, f"{type(self).__name__} input")
-        Y = self.backend.apply(self.forward_kernel, X, *self._extra(), out=out)
-        if self.saves == "X":
-            self.X = X
-        else:
-            self.Y = Y
-        return Y
-
-    def backward(self, dY, out=None):
-        saved = self.X if self.saves == "X" else self.Y
-        self._check_dY(dY, saved.shape if saved is not None else ())
-        return self.backend.apply(self.backward_kernel, dY, saved, *self._extra(), out=out)
-
-
-class Sigmoid(Activation):
-    """Y = 1 / (1 + exp(-X)); delta = dY * Y * (1 - Y)."""
-
-    forward_kernel, backward_kernel = activations.sigmoid, activations.sigmoid_backward
-
-
-class Tanh(Activation):
-    """Y = tanh(X); delta = dY * (1 - Y^2)."""
-
-    forward_kernel, backward_kernel = activations.tanh, activations.tanh_backward
-
-
-class ReLU(Activation):
-    """Y = max(X, 0); delta = dY * [X > 0]."""
-
-    forward_kernel, backward_kernel, saves = activations.relu, activations.relu_backward, "X"
-
-
-class LeakyReLU(Activation):
-    """Y = X if X > 0 else slope * X; delta = dY * (1 if X > 0 else slope)."""
-
-    forward_kernel, backward_kernel, saves = activations.leaky_relu, activations.leaky_relu_backward, "X"
-
-    def __init__(self, slope: float = 0.01, backend=None):
-        slope = _checks.number("LeakyReLU slope", slope, low=0, high=1)
-        super().__init__(backend)
-        self.slope = slope
-
-    def __repr__(self):
-        return f"LeakyReLU({self.slope})"
-
-    def config(self):
-        return {"type": "LeakyReLU", "slope": self.slope}
-
-    def _extra(self):
-        return (self.slope,)
-
-
-class Identity(Layer):
-    """Y = X; dX = dY (both passed through: ``out`` is accepted and left unused)."""
-
-    def forward(self, X, out=None):
-        self.backend.check_array(X, "Identity input")
-        return X
-
-    def backward(self, dY, out=None):
-        self.backend.check_array(dY, "Identity.backward dY")
-        return dY
-
-
-ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU,
-               "identity": Identity}
 
 
 def layer_from_config(config: dict, backend=None) -> Layer:

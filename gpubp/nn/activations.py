@@ -1,0 +1,95 @@
+"""Activation layers: Y = f(X), and delta = dY * f'(.) in one fused registry kernel, so
+stacking ``Dense`` and ``Sigmoid`` gives delta_l = (delta_{l+1} W_{l+1}^T) * f'(z_l).
+"""
+from __future__ import annotations
+
+from .. import _checks
+from ..backend.kernels import activations as kernels
+from .base import Layer
+
+
+class Activation(Layer, abstract=True):
+    """Elementwise f with a fused backward kernel ``delta = dY * f'(.)``.
+
+    Subclasses hold their two registry kernels and say whether the backward needs
+    the saved input ``X`` (ReLU family) or the saved output ``Y`` (sigmoid, tanh).
+    """
+
+    forward_kernel = backward_kernel = None
+    saves = "Y"
+
+    def __init__(self, backend=None):
+        super().__init__(backend)
+        self.X = self.Y = None
+
+    def _extra(self):
+        return ()
+
+    def forward(self, X, out=None):
+        """Y = f(X), written into ``out`` when given (a buffer of X's shape)."""
+        self.backend.check_array(X, f"{type(self).__name__} input")
+        Y = self.backend.apply(self.forward_kernel, X, *self._extra(), out=out)
+        if self.saves == "X":
+            self.X = X
+        else:
+            self.Y = Y
+        return Y
+
+    def backward(self, dY, out=None):
+        saved = self.X if self.saves == "X" else self.Y
+        self._check_dY(dY, saved.shape if saved is not None else ())
+        return self.backend.apply(self.backward_kernel, dY, saved, *self._extra(), out=out)
+
+
+class Sigmoid(Activation):
+    """Y = 1 / (1 + exp(-X)); delta = dY * Y * (1 - Y)."""
+
+    forward_kernel, backward_kernel = kernels.sigmoid, kernels.sigmoid_backward
+
+
+class Tanh(Activation):
+    """Y = tanh(X); delta = dY * (1 - Y^2)."""
+
+    forward_kernel, backward_kernel = kernels.tanh, kernels.tanh_backward
+
+
+class ReLU(Activation):
+    """Y = max(X, 0); delta = dY * [X > 0]."""
+
+    forward_kernel, backward_kernel, saves = kernels.relu, kernels.relu_backward, "X"
+
+
+class LeakyReLU(Activation):
+    """Y = X if X > 0 else slope * X; delta = dY * (1 if X > 0 else slope)."""
+
+    forward_kernel, backward_kernel, saves = kernels.leaky_relu, kernels.leaky_relu_backward, "X"
+
+    def __init__(self, slope: float = 0.01, backend=None):
+        slope = _checks.number("LeakyReLU slope", slope, low=0, high=1)
+        super().__init__(backend)
+        self.slope = slope
+
+    def __repr__(self):
+        return f"LeakyReLU({self.slope})"
+
+    def config(self):
+        return {"type": "LeakyReLU", "slope": self.slope}
+
+    def _extra(self):
+        return (self.slope,)
+
+
+class Identity(Layer):
+    """Y = X; dX = dY (both passed through: ``out`` is accepted and left unused)."""
+
+    def forward(self, X, out=None):
+        self.backend.check_array(X, "Identity input")
+        return X
+
+    def backward(self, dY, out=None):
+        self.backend.check_array(dY, "Identity.backward dY")
+        return dY
+
+
+ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU,
+               "identity": Identity}

@@ -1,0 +1,69 @@
+"""Dense: the affine layer of the delta rule.
+
+For Y = X W + b, with ``delta = dY``::
+
+    dW = X^T delta      db = sum over the batch of delta      dX = delta W^T
+"""
+from __future__ import annotations
+
+from .. import _checks
+from ..errors import InvalidValueError, ShapeError
+from ..initializers import get_initializer
+from .base import Layer
+
+
+class Dense(Layer):
+    """Affine layer Y = X W + b with W of shape (n_in, n_out) (no b with ``bias=False``)."""
+
+    def __init__(self, n_in: int, n_out: int, init="xavier_uniform", seed=None, backend=None, bias=True):
+        super().__init__(backend)
+        for name, value in (("n_in", n_in), ("n_out", n_out)):
+            _checks.integer(f"Dense {name}", value)
+        if n_in < 1 or n_out < 1:
+            raise ShapeError(f"Dense needs n_in >= 1 and n_out >= 1, got ({n_in}, {n_out})")
+        get_initializer(init)  # an unknown name is refused now, not at the first forward
+        if not isinstance(bias, bool):
+            raise InvalidValueError(f"Dense bias must be True or False, got {bias!r}")
+        self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bias
+        self.seed, self._params, self.X = _checks.seed("Dense seed", seed), None, None
+
+    def __repr__(self):
+        return f"Dense({self.n_in}, {self.n_out})"
+
+    def config(self):
+        init = self.init if isinstance(self.init, str) else "xavier_uniform"
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": init, "bias": self.bias}
+
+    def parameter_shapes(self):
+        return {"W": (self.n_in, self.n_out), **({"b": (self.n_out,)} if self.bias else {})}
+
+    def reset_parameters(self, rng):
+        params = {"W": self.backend.asarray(get_initializer(self.init)(rng, self.n_in, self.n_out))}
+        if self.bias:
+            params["b"] = self.backend.zeros((self.n_out,))
+        self._set_parameters(params)
+
+    def forward(self, X, out=None):
+        """Y = X W + b, written into ``out`` when given (a buffer of shape (N, n_out))."""
+        self.backend.check_array(X, "Dense input", ndim=2)
+        if X.shape[1] != self.n_in:
+            raise ShapeError(f"Dense({self.n_in}, {self.n_out}) expects inputs of width {self.n_in}, "
+                             f"got shape {tuple(X.shape)}")
+        self.X = X
+        Y = self.backend.xp.matmul(X, self.params["W"], out=out)
+        if self.bias:
+            Y += self.params["b"]
+        return Y
+
+    def backward(self, dY, out=None):
+        self.backward_params(dY)
+        return self.backend.xp.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T
+
+    def backward_params(self, dY):
+        """The parameter half of ``backward``: dW and db only (no dX, e.g. for the first layer)."""
+        self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
+        xp, X = self.backend.xp, self.X
+        self._accumulate("W", lambda out: xp.matmul(X.T, dY, out=out))  # dW = X^T delta
+        if self.bias:
+            self._accumulate("b", lambda out: self.backend.sum_rows(dY, out=out))  # db = 1^T delta
+        self._grads_zero = self._grads_stale = False
