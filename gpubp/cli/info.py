@@ -30,6 +30,11 @@ def _print_machine(info):
     print(f"CPU kernels on 2^20+ elements: {info['cpu_threads']} thread(s) ({source})")
     if info["GPUBP_DEVICE"]:
         print(f"GPUBP_DEVICE={info['GPUBP_DEVICE']} (the default device spec)")
+    mpi = info["mpi"]
+    if mpi:
+        transport = "NCCL between GPUs" if info["auto"]["device"] != "cpu" else "MPI"
+        print(f"MPI: rank {mpi['rank']} of {mpi['size']} ({mpi['launcher']}); gpubp train --distributed "
+              f"would reduce over {transport}")
 
 
 def _layer(config) -> str:

@@ -17,6 +17,7 @@ with the test extra): there they fail.
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -216,3 +217,12 @@ def test_the_train_command_runs_distributed(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.count("device: cpu") == 1 and "2 rank(s) over mpi" in proc.stdout
     assert proc.stdout.count("saved:") == 1 and (tmp_path / "m.npz").exists()
+
+
+def test_info_names_rank_and_size_under_mpiexec(tmp_path):
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([*mpiexec(), "-n", "2", sys.executable, "-m", "gpubp", "info"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(re.findall(r"MPI: rank (\d) of 2", proc.stdout)) == ["0", "1"]

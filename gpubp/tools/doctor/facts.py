@@ -87,9 +87,23 @@ def gpu_expected() -> tuple[bool, str]:
     return False, "CPU-only machine"
 
 
+# the rank and size an MPI launcher gives each process: Open MPI's, then MPICH's (PMI) names
+MPI_ENV = (("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "Open MPI"), ("PMI_RANK", "PMI_SIZE", "MPICH"))
+
+
+def mpi_launch() -> dict | None:
+    """``{"rank", "size", "launcher"}`` when this process was started by mpiexec, read from the
+    launcher's environment (without starting MPI), else None."""
+    for rank, size, launcher in MPI_ENV:
+        if rank in os.environ and size in os.environ:
+            return {"rank": int(os.environ[rank]), "size": int(os.environ[size]), "launcher": launcher}
+    return None
+
+
 def machine() -> dict:
-    """Versions, devices, what ``auto`` picks and why, and the CPU kernels' thread count."""
+    """Versions, devices, what ``auto`` picks and why, the CPU kernels' thread count, and the
+    MPI rank and size under mpiexec."""
     device, reason = auto_choice()
     return {"versions": versions(), "devices": devices(), "auto": {"device": device, "reason": reason},
             "GPUBP_DEVICE": os.environ.get("GPUBP_DEVICE"), "cpu_threads": threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "mpi": mpi_launch()}
