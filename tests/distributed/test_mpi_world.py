@@ -226,3 +226,16 @@ def test_info_names_rank_and_size_under_mpiexec(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(re.findall(r"MPI: rank (\d) of 2", proc.stdout)) == ["0", "1"]
+
+
+def test_the_distributed_benchmark_runs(tmp_path):
+    """scripts/bench_distributed.py --quick on 2 ranks: the figures (never asserted as times)."""
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([*mpiexec(), "-n", "2", sys.executable, str(ROOT / "scripts" / "bench_distributed.py"),
+                           "--quick", "--json", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["allreduce"]["ranks"] == 2 and result["allreduce"]["buckets"] == 1
+    assert result["allreduce"]["ratio_single_over_bucketed"] > 0 and result["weak_scaling"]["efficiency"] > 0
