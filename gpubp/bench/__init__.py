@@ -1,4 +1,4 @@
-"""gpubp benchmarks: kernel bandwidth, MLP step against PyTorch, scaling.
+"""gpubp benchmarks: kernel bandwidth, MLP and LeNet steps against PyTorch, scaling.
 
 ``python scripts/bench.py`` or ``gpubp bench``; writes JSON and prints a table.
 Figures are ratios measured in the same run (against a copy of the same bytes,
@@ -16,6 +16,7 @@ import numpy as np
 
 from ..backend import KERNELS, get_backend
 from ..tools.doctor import machine
+from .conv import LENET, QUICK_LENET, describe
 from .kernels import bench_kernels
 from .mlp import CONFIGS, run_isolated, torch_available
 from .scaling import bench_scaling
@@ -54,8 +55,8 @@ def _cpu_name() -> str:
 
 
 def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=True, scaling=True,
-        graph=False, progress=lambda message: None) -> dict:
-    """All benchmarks on ``device``; each MLP measurement in its own process.
+        graph=False, progress=lambda message: None, conv=True) -> dict:
+    """All benchmarks on ``device``; each MLP and LeNet measurement in its own process.
     ``progress(message)`` is told what starts next (the full run takes minutes)."""
     backend = get_backend(device)
     device = backend.device
@@ -82,10 +83,31 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
         result["mlp"] = rows
         if not torch_available():
             result["mlp_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
+    if conv:
+        result["conv"] = [_bench_lenet(device, quick, threads, repeat, progress)]
+        if not torch_available():
+            result["conv_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
     if scaling:
         progress("scaling: batch, width, depth")
         result["scaling"] = bench_scaling(device, points=2 if quick else 4, repeat=1 if quick else 3)
     return result
+
+
+def _bench_lenet(device, quick, threads, repeat, progress) -> dict:
+    """The LeNet step (conv.py): gpubp, and PyTorch on the same device (on a GPU with cuDNN off,
+    the peer of gpubp's own kernels, and on); ratios gpubp/PyTorch."""
+    cfg = QUICK_LENET if quick else LENET
+    row, repeat = {"config": "quick" if quick else "lenet", "lenet": cfg}, 1 if quick else repeat
+    progress(f"LeNet step ({describe(cfg)}) gpubp")
+    row["gpubp"] = run_isolated("gpubp", cfg, device, threads, repeat)
+    if torch_available():
+        peers = {"torch": False} if device == "cpu" else {"torch": False, "torch-cudnn": True}
+        for name, cudnn in peers.items():
+            progress(f"LeNet step {name}")
+            row[name] = run_isolated("torch", dict(cfg, cudnn=cudnn), device, threads, repeat)
+            if "ms" in row["gpubp"] and "ms" in row[name]:
+                row[f"ratio_gpubp_over_{name}".replace("-", "_")] = row["gpubp"]["ms"] / row[name]["ms"]
+    return row
 
 
 def table(result) -> str:
@@ -112,6 +134,19 @@ def table(result) -> str:
                 lines.append(f"{'    with CUDA graph':34}{r['gpubp-graph'].get('ms', float('nan')):10.3f}")
         if "mlp_note" in result:
             lines.append(result["mlp_note"])
+    if "conv" in result:
+        nan = float("nan")
+        torch_label = "torch" if m["device"] == "cpu" else "no cuDNN"
+        lines += ["", f"{'LeNet step (ms)':44}{'gpubp':>9}{torch_label:>10}{'cuDNN':>9}"
+                      f"{'gpubp/torch':>13}{'gpubp/cuDNN':>13}"]
+        for r in result["conv"]:
+            ms = [r.get(impl, {}).get("ms", nan) for impl in ("gpubp", "torch", "torch-cudnn")]
+            lines.append(f"{describe(r['lenet']):44}{ms[0]:9.3f}{ms[1]:10.3f}{ms[2]:9.3f}"
+                         f"{r.get('ratio_gpubp_over_torch', nan):13.2f}{r.get('ratio_gpubp_over_torch_cudnn', nan):13.2f}")
+            errors = {k: r[k]["error"] for k in ("gpubp", "torch", "torch-cudnn") if "error" in r.get(k, {})}
+            lines += [f"    {k} failed: {e}" for k, e in errors.items()]
+        if "conv_note" in result:
+            lines.append(result["conv_note"])
     if "scaling" in result:
         lines += ["", f"{'scaling':10}{'batch':>7}{'width':>7}{'depth':>7}{'ms':>9}{'peak MB':>9}{'theory MB':>10}"]
         lines += [f"{r['vary']:10}{r['batch']:7}{r['width']:7}{r['depth']:7}{r['ms']:9.3f}"
@@ -124,7 +159,7 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, default=None, help="BLAS/torch threads (default: all cores)")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
-    p.add_argument("--only", choices=["kernels", "mlp", "scaling"], action="append",
+    p.add_argument("--only", choices=["kernels", "mlp", "conv", "scaling"], action="append",
                    help="run only these parts (repeatable)")
     p.add_argument("--cuda-graph", action="store_true", help="also time (c)-style steps replayed as a CUDA graph")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
@@ -135,9 +170,9 @@ def print_progress(message) -> None:
 
 
 def main(args) -> int:
-    parts = set(args.only or ["kernels", "mlp", "scaling"])
+    parts = set(args.only or ["kernels", "mlp", "conv", "scaling"])
     result = run(args.device, quick=args.quick, threads=args.threads, repeat=args.repeat,
-                 kernels="kernels" in parts, mlp="mlp" in parts, scaling="scaling" in parts,
+                 kernels="kernels" in parts, mlp="mlp" in parts, conv="conv" in parts, scaling="scaling" in parts,
                  graph=args.cuda_graph, progress=print_progress)
     print(table(result))
     if args.json:

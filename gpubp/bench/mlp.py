@@ -1,4 +1,6 @@
-"""MLP training step (forward + MSE + backward + SGD), gpubp against PyTorch eager.
+"""MLP training step (forward + MSE + backward + SGD), gpubp against PyTorch eager; the one
+runner (``measure``, ``run_isolated``) also times the LeNet step of conv.py (a config dict
+whose ``kind`` is ``"lenet"``).
 
 Each measurement runs in its own process (``python -m gpubp.bench.worker``) whose
 environment fixes the BLAS/OpenMP thread count before NumPy or torch is imported: two
@@ -22,6 +24,7 @@ from ..network import mlp
 from ..optim import SGD
 from ..plan import StepPlan
 from .by_hand import by_hand_step
+from .conv import gpubp_lenet_step, is_lenet, torch_lenet_step
 from .timing import median_seconds
 
 CONFIGS = {  # name: (layer widths, activation, batch)
@@ -30,6 +33,7 @@ CONFIGS = {  # name: (layer widths, activation, batch)
     "c": ([64] * 11, "sigmoid", 64),
 }
 IMPLS = ("gpubp", "gpubp-planned", "gpubp-graph", "by-hand", "torch")
+LENET_IMPLS = ("gpubp", "torch")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
@@ -109,9 +113,18 @@ def cuda_graph(step, backend):
 
 
 def measure(impl, config, device, repeat):
-    """ms per step of ``impl`` (one of ``IMPLS``) on ``config``, in this process."""
-    if impl not in IMPLS:  # else a misspelt name would quietly time gpubp
-        raise ValueError(f"unknown implementation {impl!r}; choose one of {IMPLS}")
+    """ms per step of ``impl`` (one of ``IMPLS``; ``LENET_IMPLS`` for a LeNet config) on ``config``
+    (a name in ``CONFIGS``, (widths, activation, batch), or a LeNet dict of conv.py), in this process."""
+    impls = LENET_IMPLS if is_lenet(config) else IMPLS
+    if impl not in impls:  # else a misspelt name would quietly time gpubp
+        raise ValueError(f"unknown implementation {impl!r}; choose one of {impls}")
+    if is_lenet(config):
+        if impl == "torch":
+            step, sync = torch_lenet_step(config, device)
+        else:
+            step, backend, _ = gpubp_lenet_step(config, device)
+            sync = backend.synchronize
+        return median_seconds(step, sync, warmup=2, repeat=repeat, min_time=0.2) * 1e3
     widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config
     if impl == "torch":
         step, sync = torch_step(widths, activation, batch, device)

@@ -1,4 +1,5 @@
-"""One MLP-step measurement in a fresh process (see ``mlp.run_isolated``):
+"""One step measurement (an MLP, or a LeNet when CONFIG_JSON is a dict with ``"kind": "lenet"``)
+in a fresh process (see ``mlp.run_isolated``):
 ``python -m gpubp.bench.worker IMPL CONFIG_JSON DEVICE THREADS REPEAT`` prints ``{"ms": ...}``."""
 import json
 import sys

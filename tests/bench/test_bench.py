@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from gpubp.backend import KERNELS
+from gpubp.bench import run as run_bench, table
+from gpubp.bench import conv as lenet
 from gpubp.bench.by_hand import by_hand_step
 from gpubp.bench.kernels import bytes_moved
 from gpubp.bench.mlp import data, gpubp_step, initial_weights
@@ -67,6 +69,124 @@ def test_theoretical_bytes():
     assert theoretical_bytes([2, 3], batch=4, itemsize=1) == 18 + 20 + 12
 
 
+def test_conv_part_quick_on_the_cpu_times_gpubp_and_is_in_the_table():
+    result = run_bench("cpu", quick=True, kernels=False, mlp=False, scaling=False, conv=True)
+    assert set(result) >= {"conv"} and not {"kernels", "mlp", "scaling"} & set(result)
+    (row,) = result["conv"]
+    assert row["lenet"] == lenet.QUICK_LENET and row["gpubp"]["ms"] > 0
+    text = table(result)
+    assert "LeNet step" in text and lenet.describe(lenet.QUICK_LENET) in text
+    if "torch" in row:
+        assert row["torch"]["ms"] > 0 and row["ratio_gpubp_over_torch"] > 0
+        assert "torch-cudnn" not in row  # no cuDNN on the CPU
+    else:
+        assert "PyTorch is not installed" in result["conv_note"] and result["conv_note"] in text
+
+
+def test_lenet_layers_follow_the_issue():
+    # 1x28x28 -> 6@5x5 -> pool -> 16@5x5 -> pool -> 120 -> 84 -> 10, batch 64
+    assert lenet.LENET["batch"] == 64
+    assert [s for s in lenet.layer_specs(lenet.LENET) if s[0] in ("conv", "dense")] == [
+        ("conv", (1, 6, 5)), ("conv", (6, 16, 5)), ("dense", (256, 120)), ("dense", (120, 84)), ("dense", (84, 10))]
+
+
+@pytest.mark.parametrize("cfg", [lenet.QUICK_LENET, lenet.LENET], ids=["quick", "lenet"])
+def test_gpubp_lenet_starts_from_the_host_weights(device, cfg):
+    _, backend, model = lenet.gpubp_lenet_step(cfg, device, dtype="float64")
+    want = lenet.initial_weights(cfg)
+    got = model.parameters()
+    assert set(got) == set(want)
+    for name, array in got.items():
+        assert np.array_equal(backend.to_numpy(array), want[name]), name
+
+
+def test_torch_lenet_starts_from_the_same_weights_and_computes_the_same_function():
+    torch = pytest.importorskip("torch")
+    cfg = lenet.QUICK_LENET
+    weights, model = lenet.initial_weights(cfg), lenet.torch_model(cfg, "float64")
+    mods = {i: m for i, m in enumerate(model) if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    assert {f"{i}.W" for i in mods} | {f"{i}.b" for i in mods} == set(weights)
+    for i, m in mods.items():
+        W = m.weight.detach().numpy()
+        assert np.array_equal(W.T if isinstance(m, torch.nn.Linear) else W, weights[f"{i}.W"]), i
+        assert np.array_equal(m.bias.detach().numpy(), weights[f"{i}.b"]), i
+    _, backend, gp = lenet.gpubp_lenet_step(cfg, "cpu", dtype="float64")
+    X, _ = lenet.data(cfg)
+    want = model(torch.from_numpy(X)).detach().numpy()
+    assert np.allclose(backend.to_numpy(gp.forward(backend.asarray(X))), want, rtol=1e-10, atol=1e-12)
+
+
+def _numpy_lenet_step(cfg, lr):
+    """One float64 LeNet SGD step written out in NumPy, independently of gpubp's layers
+    (convolution by einsum over windows, pooling by reshape): the reference for the test below."""
+    P = {k: v.copy() for k, v in lenet.initial_weights(cfg).items()}
+    X, labels = lenet.data(cfg)
+    specs, acts, saved = lenet.layer_specs(cfg), [X], []
+    for i, spec in enumerate(specs):  # forward
+        x = acts[-1]
+        if spec[0] == "conv":
+            k = spec[1][2]
+            win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+            y = np.einsum("ncyxij,ocij->noyx", win, P[f"{i}.W"]) + P[f"{i}.b"][:, None, None]
+        elif spec[0] == "pool":
+            N, C, H, W = x.shape
+            OH, OW = H // 2, W // 2
+            blocks = x[:, :, :2 * OH, :2 * OW].reshape(N, C, OH, 2, OW, 2).transpose(0, 1, 2, 4, 3, 5)
+            arg = blocks.reshape(N, C, OH, OW, 4).argmax(-1)  # first maximum in row-major order
+            saved.append(arg)
+            y = np.take_along_axis(blocks.reshape(N, C, OH, OW, 4), arg[..., None], -1)[..., 0]
+        elif spec[0] == "relu":
+            y = np.maximum(x, 0)
+        elif spec[0] == "flatten":
+            y = x.reshape(len(x), -1)
+        else:
+            y = x @ P[f"{i}.W"] + P[f"{i}.b"]
+        acts.append(y)
+    Z = acts[-1]
+    prob = np.exp(Z - Z.max(1, keepdims=True))
+    prob /= prob.sum(1, keepdims=True)
+    dY = (prob - np.eye(cfg["classes"])[labels]) / len(Z)
+    grads = {}
+    for i in range(len(specs) - 1, -1, -1):  # backward
+        spec, x = specs[i], acts[i]
+        if spec[0] == "conv":
+            k = spec[1][2]
+            win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+            grads[f"{i}.W"] = np.einsum("noyx,ncyxij->ocij", dY, win)
+            grads[f"{i}.b"] = dY.sum((0, 2, 3))
+            dX = np.zeros_like(x)
+            OH, OW = dY.shape[2:]
+            for a in range(k):
+                for b in range(k):
+                    dX[:, :, a:a + OH, b:b + OW] += np.einsum("noyx,oc->ncyx", dY, P[f"{i}.W"][:, :, a, b])
+        elif spec[0] == "pool":
+            N, C, OH, OW = dY.shape
+            routed = (np.arange(4) == saved.pop()[..., None]) * dY[..., None]  # (N, C, OH, OW, 4)
+            dX = np.zeros_like(x)
+            dX[:, :, :2 * OH, :2 * OW] = routed.reshape(N, C, OH, OW, 2, 2).transpose(0, 1, 2, 4, 3, 5) \
+                .reshape(N, C, 2 * OH, 2 * OW)
+        elif spec[0] == "relu":
+            dX = dY * (x > 0)
+        elif spec[0] == "flatten":
+            dX = dY.reshape(x.shape)
+        else:
+            grads[f"{i}.W"], grads[f"{i}.b"] = x.T @ dY, dY.sum(0)
+            dX = dY @ P[f"{i}.W"].T
+        dY = dX
+    return {k: v - lr * grads[k] for k, v in P.items()}
+
+
+def test_one_gpubp_lenet_step_updates_the_weights_as_numpy_by_hand(device):
+    cfg = dict(lenet.QUICK_LENET, image=[2, 13, 11], batch=5)  # two input channels, odd sizes
+    step, backend, model = lenet.gpubp_lenet_step(cfg, device, lr=0.5, dtype="float64")
+    step()
+    want, start = _numpy_lenet_step(cfg, lr=0.5), lenet.initial_weights(cfg)
+    for name, param in model.parameters().items():
+        have = backend.to_numpy(param)
+        assert np.allclose(have, want[name], rtol=1e-10, atol=1e-12), name
+        assert not np.allclose(have, start[name]), f"{name} did not train"
+
+
 @pytest.mark.slow
 def test_bench_script_quick_run(tmp_path):
     out = tmp_path / "bench.json"
@@ -75,12 +195,13 @@ def test_bench_script_quick_run(tmp_path):
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert run.returncode == 0, run.stderr
     assert "[bench] MLP step (c) gpubp" in run.stderr and "[bench] scaling" in run.stderr  # progress
-    assert "MLP step" in run.stdout and "kernel" in run.stdout
+    assert "MLP step" in run.stdout and "kernel" in run.stdout and "LeNet step" in run.stdout
     result = json.loads(out.read_text())
     assert {r["kernel"] for r in result["kernels"]} == set(KERNELS)
     for r in result["kernels"]:
         assert r["GB_per_s"] > 0 and math.isfinite(r["fraction_of_copy"]) and r["speedup_vs_unfused"] > 0
     assert [r["config"] for r in result["mlp"]] == ["a", "b", "c"]
+    assert [r["config"] for r in result["conv"]] == ["quick"] and result["conv"][0]["gpubp"]["ms"] > 0
     for r in result["mlp"]:
         assert r["gpubp"]["ms"] > 0 and r["by-hand"]["ms"] > 0 and r["ratio_gpubp_over_by_hand"] > 0
         if "torch" in r:
