@@ -275,10 +275,11 @@ def test_gpu_image_brings_cuda_headers_and_cupy_matching_its_base(kind):
 
 @kinds
 def test_images_plot_ship_the_examples_and_work_under_any_user(kind):
-    """matplotlib (the plot extra) inside, examples/ in the working directory, and a working
+    """matplotlib (the plot extra) and MPI (the mpi extra) inside, examples/ in the working directory, and a working
     directory and caches any ``--user UID:GID`` may write."""
     final = stages(kind)[-1]
-    assert re.search(r"\[([\w]+,)*plot(,\w+)*\]", " ".join(pip_runs(final))), f"{kind}: no plot extra"
+    extras = re.search(r"\[([\w,]+)\]", " ".join(pip_runs(final)))
+    assert extras and {"plot", "mpi"} <= set(extras[1].split(",")), f"{kind}: the plot and mpi extras, got {extras}"
     workdir = step_values(final, "WORKDIR")[-1]
     runs = " ".join(step_values(final, "RUN"))
     assert re.search(rf"install -d -m 1777 {re.escape(workdir)}\b", runs), \
