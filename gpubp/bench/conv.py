@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_backend
+from ..losses import SoftmaxCrossEntropy
+from ..network import Sequential
+from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from ..optim import SGD
+
 LENET = {"kind": "lenet", "image": [1, 28, 28], "channels": [6, 16], "kernel": 5, "hidden": [120, 84],
          "classes": 10, "batch": 64}
 QUICK_LENET = {"kind": "lenet", "image": [1, 12, 12], "channels": [2, 4], "kernel": 3, "hidden": [8],
@@ -70,8 +76,6 @@ def data(cfg, seed=1):
 
 
 def gpubp_model(cfg, backend):
-    from ..network import Sequential
-    from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
     make = {"conv": lambda a: Conv2D(*a), "relu": lambda: ReLU(), "pool": lambda: MaxPool2D(2),
             "flatten": lambda: Flatten(), "dense": lambda a: Dense(*a)}
     model = Sequential([make[s[0]](*s[1:]) for s in layer_specs(cfg)], backend=backend, seed=None)
@@ -81,9 +85,6 @@ def gpubp_model(cfg, backend):
 
 def gpubp_lenet_step(cfg, device, lr=0.01, dtype="float32"):
     """A closure running one gpubp LeNet training step, its backend, and the model."""
-    from ..backend import get_backend
-    from ..losses import SoftmaxCrossEntropy
-    from ..optim import SGD
     backend = get_backend(device, dtype)
     model = gpubp_model(cfg, backend)
     X, labels = data(cfg)
