@@ -15,6 +15,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..network import Sequential
 from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from ..optim import SGD
+from .steps import eager_step, torch_sgd_step
 
 LENET = {"kind": "lenet", "image": [1, 28, 28], "channels": [6, 16], "kernel": 5, "hidden": [120, 84],
          "classes": 10, "batch": 64}
@@ -90,13 +91,7 @@ def gpubp_lenet_step(cfg, device, lr=0.01, dtype="float32"):
     X, labels = data(cfg)
     X, T = backend.asarray(X), backend.xp.asarray(labels)
     loss, opt = SoftmaxCrossEntropy(), SGD(lr=lr)
-
-    def step():
-        loss.forward(model.forward(X), T)
-        model.zero_grad()
-        model.backward(loss.backward(), input_grad=False)
-        opt.step(model)
-    return step, backend, model
+    return eager_step(model, loss, opt, X, T), backend, model
 
 
 def torch_model(cfg, dtype="float32"):
@@ -130,11 +125,4 @@ def torch_lenet_step(cfg, device, lr=0.01):
     model = torch_model(cfg).to(dev)
     X, labels = data(cfg)
     X, T = torch.from_numpy(X).float().to(dev), torch.from_numpy(labels).long().to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-
-    def step():
-        opt.zero_grad(set_to_none=False)
-        torch.nn.functional.cross_entropy(model(X), T).backward()
-        opt.step()
-    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-    return step, sync
+    return torch_sgd_step(model, torch.nn.functional.cross_entropy, X, T, lr, dev)

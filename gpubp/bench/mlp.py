@@ -25,6 +25,7 @@ from ..optim import SGD
 from ..plan import StepPlan
 from .by_hand import by_hand_step
 from .conv import gpubp_lenet_step, is_lenet, torch_lenet_step
+from .steps import eager_step, torch_sgd_step
 from .timing import median_seconds
 
 CONFIGS = {  # name: (layer widths, activation, batch)
@@ -62,13 +63,7 @@ def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32", plan
     if planned:
         plan = StepPlan(model, loss, opt, X.shape)
         return (lambda: plan.step(X, T)), backend, model
-
-    def step():
-        loss.forward(model.forward(X), T)
-        model.zero_grad()
-        model.backward(loss.backward(), input_grad=False)
-        opt.step(model)
-    return step, backend, model
+    return eager_step(model, loss, opt, X, T), backend, model
 
 
 def torch_step(widths, activation, batch, device, lr=0.01):
@@ -85,14 +80,7 @@ def torch_step(widths, activation, batch, device, lr=0.01):
             mods.append(torch.nn.Sigmoid() if activation == "sigmoid" else torch.nn.ReLU())
     model = torch.nn.Sequential(*mods).to(dev).float()
     X, T = (torch.from_numpy(a).float().to(dev) for a in data(widths, batch))
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-
-    def step():
-        opt.zero_grad(set_to_none=False)
-        torch.nn.functional.mse_loss(model(X), T).backward()
-        opt.step()
-    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-    return step, sync
+    return torch_sgd_step(model, torch.nn.functional.mse_loss, X, T, lr, dev)
 
 
 def cuda_graph(step, backend):
