@@ -130,6 +130,14 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.load_buffers({k: arrays[f"{i}.{k}"] for k in layer.buffers})
 
+    def keep_gradients_in(self, arrays: dict) -> None:
+        """Store every layer's gradients in ``arrays`` (``{"i.name": array}``, as ``gradients()``
+        names them) from now on, e.g. views of the flat buffer a communicator reduces."""
+        for i, layer in enumerate(self.layers):
+            mine = {k: arrays[f"{i}.{k}"] for k in layer.params if f"{i}.{k}" in arrays}
+            if mine:
+                layer.keep_gradients_in(mine)
+
     def gradients(self) -> dict:
         """``{"i.name": array}`` of accumulated gradients, same keys as ``parameters()``."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}

@@ -1,6 +1,6 @@
 """Data parallelism, measured under ``mpiexec -n N`` (``scripts/bench_distributed.py``).
 
-* all-reduce: the bucketed sum of MLP (a)'s gradients (784-256-256-10, float32) against
+* all-reduce: the gradient all-reduce of MLP (a) (784-256-256-10, float32) against
   mpi4py's own ``Allreduce`` of one buffer of the same bytes (target: ratio >= 0.9);
 * weak scaling: a data-parallel training step of (a) with ``batch`` samples per rank on all
   N ranks against the same step on rank 0 alone (efficiency = t(1 rank) / t(N ranks); 1 is
@@ -42,12 +42,13 @@ def gradient_shapes(widths=WIDTHS) -> list:
 
 
 def allreduce(comm, repeat=50, rounds=9, widths=WIDTHS) -> dict:
-    """Bucketed all-reduce of the gradients against one ``Allreduce`` of the same bytes, timed in
-    alternating rounds (the median round of each), so a busy machine slows both alike."""
-    rng = np.random.default_rng(comm.rank)
-    arrays = [rng.standard_normal(s).astype(np.float32) * 1e-3 for s in gradient_shapes(widths)]
-    flat = np.concatenate([a.ravel() for a in arrays])
-    times = [(timed(comm, lambda: comm.allreduce_sum_(arrays, scale=0.5), repeat),
+    """The gradient all-reduce of a training step (``allreduce_gradients_``: scale the flat
+    buffer the gradients live in, reduce its buckets) against one ``Allreduce`` of the same
+    bytes, timed in alternating rounds (the median round of each), so a busy machine slows
+    both alike."""
+    model = mlp(widths[0], widths[1:-1], widths[-1], "sigmoid", "cpu", seed=0)
+    flat = np.concatenate([g.ravel() for g in model.gradients().values()])
+    times = [(timed(comm, lambda: comm.allreduce_gradients_(model, 1, comm.size), repeat),
               timed(comm, lambda: comm.mpi.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM), repeat))
              for _ in range(rounds)]
     bucketed, single = (float(np.median(t)) for t in zip(*times))

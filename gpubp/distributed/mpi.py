@@ -112,6 +112,7 @@ class Communicator:
         else:
             self.transport = MPITransport(self.mpi)
         self._plans: dict = {}
+        self._bound: dict = {}  # id(model) -> FlatBuckets holding that model's gradients
 
     def __repr__(self):
         return (f"Communicator(rank={self.rank}, size={self.size}, local_rank={self.local_rank}, "
@@ -143,8 +144,34 @@ class Communicator:
     def allreduce_gradients_(self, model, local_n: int, global_n: int) -> None:
         """The model's gradients become ``sum_r (n_r / B) g_r``: the gradient of the mean loss over the
         global batch of ``B = global_n`` samples. ``local_n == 0``: this rank adds zeros (its stale
-        gradients are not read)."""
-        self.allreduce_sum_(list(model.gradients().values()), grad_scale(local_n, global_n))
+        gradients are not read).
+
+        The gradients live in the communicator's flat buffer (``model.keep_gradients_in`` its
+        views, on the first call and again whenever the model has replaced them), so a step
+        scales the buffer and reduces its buckets in place: no copy in or out."""
+        grads = model.gradients()
+        plan = self._bound.get(id(model))
+        if plan is None or any(g is not v for g, v in zip(grads.values(), plan.gradient_views)):
+            plan = self._bound[id(model)] = self._bind(model, grads)
+        scale = grad_scale(local_n, global_n)
+        backend = model.backend
+        with backend.activate():
+            if scale == 0:
+                plan.flat.fill(0)
+            elif scale != 1:
+                plan.flat *= backend.dtype.type(scale)
+            for bucket in plan.buckets:
+                self.transport.allreduce_(bucket)
+
+    def _bind(self, model, grads) -> FlatBuckets:
+        """A flat buffer for ``model``'s gradients, which move into views of it."""
+        backend = model.backend
+        with backend.activate():
+            plan = FlatBuckets([g.shape for g in grads.values()], backend.dtype, backend.xp, self.bucket_bytes)
+        views = dict(zip(grads, (v.reshape(g.shape) for v, g in zip(plan.views(), grads.values()))))
+        model.keep_gradients_in(views)
+        plan.gradient_views = list(views.values())
+        return plan
 
     def broadcast_(self, arrays, root=0) -> list:
         """Overwrite each array, in place, with rank ``root``'s values (bucketed like the sums)."""

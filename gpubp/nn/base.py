@@ -102,6 +102,18 @@ class Layer:
         if arrays:
             raise ShapeError(f"{self!r} has no buffers, got {sorted(arrays)}")
 
+    def keep_gradients_in(self, arrays: dict) -> None:
+        """Store the gradients in ``arrays`` from now on (``{name: array}`` of their shapes and
+        dtype on this device, e.g. views of one flat buffer that a communicator reduces in
+        place); their current values are copied in."""
+        grads = self.grads
+        for name, array in arrays.items():
+            if tuple(array.shape) != tuple(grads[name].shape) or array.dtype != grads[name].dtype:
+                raise ShapeError(f"{self!r}: gradient {name} is {grads[name].dtype} {tuple(grads[name].shape)}, "
+                                 f"got {array.dtype} {tuple(array.shape)}")
+            array[...] = grads[name]
+        self._grads.update(arrays)
+
     def _set_parameters(self, params: dict) -> None:
         self._params = params
         self._grads = {k: self.backend.zeros(v.shape) for k, v in params.items()}

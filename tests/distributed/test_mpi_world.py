@@ -110,6 +110,7 @@ def test_fit_on_two_ranks_is_fit_in_one_process(world_run):
         assert r["loss"] == pytest.approx(r["single_loss"], rel=1e-12), case
         assert r["metric"] == pytest.approx(r["single_metric"], rel=1e-12), case
         assert r["checkpoint_equal"] and not r["temp_files"], case
+        assert r["gradients_in_buffer"], case  # reduced in place: no copies in and out
         assert len({result["fit"][case]["digest"] for result in world_run}) == 1, case
 
 

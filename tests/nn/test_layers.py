@@ -149,3 +149,28 @@ def test_gradients_accumulate_until_zero_grad(name):
             getattr(layer, path)(dY)
             for k, v in layer.grads.items():
                 np.testing.assert_allclose(v, once[k], rtol=1e-14, err_msg=f"{k} after zero_grad, {path}")
+
+
+def test_gradients_can_live_in_given_arrays():
+    """keep_gradients_in: backward then writes into the given arrays (views of one flat buffer),
+    with their values carried over; arrays of another shape or dtype are refused."""
+    model = gpubp.mlp(3, [4], 2, "tanh", "cpu", "float64", seed=0)
+    X, T = np.random.default_rng(0).normal(size=(5, 3)), np.zeros((5, 2))
+    loss = gpubp.MSE()
+    loss.forward(model.forward(X), T)
+    model.backward(loss.backward())
+    before = {k: v.copy() for k, v in model.gradients().items()}
+    flat = np.zeros(sum(v.size for v in before.values()))
+    views, lo = {}, 0
+    for k, v in before.items():
+        views[k] = flat[lo:lo + v.size].reshape(v.shape)
+        lo += v.size
+    model.keep_gradients_in(views)
+    np.testing.assert_array_equal(flat, np.concatenate([v.ravel() for v in before.values()]))
+    model.zero_grad()
+    loss.forward(model.forward(X), T)
+    model.backward(loss.backward())
+    assert all(model.gradients()[k] is views[k] for k in views)
+    np.testing.assert_allclose(flat, np.concatenate([v.ravel() for v in before.values()]), rtol=1e-14)
+    with pytest.raises(ShapeError, match="gradient W is float64"):
+        model.layers[0].keep_gradients_in({"W": np.zeros((4, 3))})
