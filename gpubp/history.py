@@ -33,6 +33,11 @@ class History:
     best_epoch: int | None = None    # 1-based epoch whose state fit(restore_best=True) put back
     interrupted: bool = False        # True when Ctrl-C ended the run
 
+    def watched(self) -> list:
+        """What ``patience`` and ``restore_best`` judge per epoch, lower being better: minus the
+        validation metric, else the validation loss, else the training loss."""
+        return [-m for m in self.val_metric] or self.val_loss or self.loss
+
     @property
     def epochs(self) -> int:
         return len(self.loss)

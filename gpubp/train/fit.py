@@ -251,7 +251,7 @@ def _stop_reason(history, tol, patience):
         if abs(prev - last) <= tol * max(abs(prev), 1e-12):
             return f"converged: loss changed by less than {tol:g} (relative)"
     if patience is not None:
-        watched = [-m for m in history.val_metric] or history.val_loss or history.loss
+        watched = history.watched()
         best = int(np.argmin(watched))
         if len(watched) - 1 - best >= patience:
             return f"no improvement for {patience} epochs (best at epoch {best + 1})"

@@ -45,7 +45,7 @@ class _BestKeeper:
         self.optimizer, self.value, self.epoch, self.state = optimizer, math.inf, None, None
 
     def on_epoch_end(self, epoch, model, history):
-        value = ([-m for m in history.val_metric] or history.val_loss or history.loss)[-1]
+        value = history.watched()[-1]
         if value < self.value:
             host = model.backend.to_numpy
             self.value, self.epoch = value, epoch
