@@ -97,7 +97,8 @@ def _input_width(model):
 
 
 def _check_model(model, what):
-    if not all(hasattr(model, a) for a in ("backend", "layers", "forward", "backward", "parameters")):
+    if not all(hasattr(model, a) for a in ("backend", "layers", "forward", "backward", "parameters", "buffers",
+                                           "load_parameters", "load_buffers")):
         raise InvalidValueError(f"{what}: model must be a gpubp Sequential, got a {type(model).__name__}")
 
 

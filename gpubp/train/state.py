@@ -1,6 +1,8 @@
-"""Nothing non-finite leaves fit: after every epoch the parameters and the optimizer's slots
-are checked (one device sync), and a NaN/Inf anywhere restores the state of the start of
-that epoch (itself checked) and raises NumericalError; ``restore_best`` keeps the best epoch."""
+"""Nothing non-finite leaves fit: after every epoch the parameters, float buffers (BatchNorm's
+running statistics) and the optimizer's slots are checked (one device sync), and a NaN/Inf
+anywhere restores the state of the start of that epoch (itself checked) and raises
+NumericalError; ``restore_best`` keeps the best epoch. Both keep the same snapshot: parameters,
+buffers, the optimizer's step count and slots."""
 from __future__ import annotations
 
 import math
@@ -9,8 +11,10 @@ from ..errors import NumericalError
 
 
 def _nonfinite(model, optimizer) -> list:
-    """Names of the parameters and optimizer slots holding NaN/Inf (one device sync for all)."""
+    """Names of the parameters, float buffers and optimizer slots holding NaN/Inf (one device
+    sync for all)."""
     arrays = {f"parameter {k}": v for k, v in model.parameters().items()}
+    arrays.update({f"buffer {k}": v for k, v in model.buffers().items() if v.dtype.kind == "f"})
     arrays.update({f"{type(optimizer).__name__} slot {name}.{s}": a
                    for name, st in optimizer.state.items() for s, a in st.items()})
     if not arrays:
@@ -38,8 +42,8 @@ def _refuse_nonfinite_end(model, optimizer, snapshot, epoch):
 
 
 class _BestKeeper:
-    """fit(restore_best=True): host copies of the parameters, buffers and optimizer state of
-    the best epoch so far (the criterion of ``patience``), put back by ``restore``."""
+    """fit(restore_best=True): a host snapshot of the best epoch so far (the criterion of
+    ``patience``), put back by ``restore``."""
 
     def __init__(self, optimizer):
         self.optimizer, self.value, self.epoch, self.state = optimizer, math.inf, None, None
@@ -47,33 +51,29 @@ class _BestKeeper:
     def on_epoch_end(self, epoch, model, history):
         value = history.watched()[-1]
         if value < self.value:
-            host = model.backend.to_numpy
             self.value, self.epoch = value, epoch
-            self.state = ({k: host(v).copy() for k, v in model.parameters().items()},
-                          {k: host(v).copy() for k, v in model.buffers().items()}, self.optimizer.t,
-                          {n: {s: host(a).copy() for s, a in st.items()} for n, st in self.optimizer.state.items()})
+            self.state = _snapshot(model, self.optimizer, lambda a: model.backend.to_numpy(a).copy())
 
     def restore(self, model, history) -> bool:
         """Put the best epoch back (True), or do nothing when no epoch ran (False)."""
         if self.state is None:
             return False
-        params, buffers, self.optimizer.t, state = self.state
-        model.load_parameters(params)
-        model.load_buffers(buffers)
-        asarray = model.backend.asarray
-        self.optimizer.state = {n: {s: asarray(a) for s, a in st.items()} for n, st in state.items()}
+        _restore(model, self.optimizer, self.state)
         history.best_epoch = self.epoch + 1
         return True
 
 
-def _snapshot(model, optimizer):
-    """Device copies of the parameters and the optimizer's step count and slots."""
-    return ({k: v.copy() for k, v in model.parameters().items()}, optimizer.t,
-            {n: {s: a.copy() for s, a in st.items()} for n, st in optimizer.state.items()})
+def _snapshot(model, optimizer, copy=lambda a: a.copy()):
+    """Copies (on the device, or wherever ``copy`` puts them) of the parameters, the buffers and
+    the optimizer's step count and slots."""
+    return ({k: copy(v) for k, v in model.parameters().items()}, {k: copy(v) for k, v in model.buffers().items()},
+            optimizer.t, {n: {s: copy(a) for s, a in st.items()} for n, st in optimizer.state.items()})
 
 
 def _restore(model, optimizer, snapshot):
-    params, optimizer.t, state = snapshot
-    for k, v in model.parameters().items():
-        v[...] = params[k]
-    optimizer.state = {n: {s: a.copy() for s, a in st.items()} for n, st in state.items()}
+    """Put a snapshot back: parameters and buffers in place, the optimizer's slots as copies."""
+    params, buffers, optimizer.t, state = snapshot
+    model.load_parameters(params)
+    model.load_buffers(buffers)
+    asarray = model.backend.asarray
+    optimizer.state = {n: {s: asarray(a) for s, a in st.items()} for n, st in state.items()}

@@ -245,3 +245,22 @@ def test_a_damaged_training_state_is_a_checkpoint_error(tmp_path):
         gpubp.checkpoint.save(tmp_path / "c.npz", model, gpubp.Adam(), extra=extra)
         with pytest.raises(CheckpointError, match="damaged training state"):
             fit(model, X0, Y0, epochs=2, resume_from=tmp_path / "c.npz")
+
+
+def test_a_nonfinite_buffer_is_caught_and_restored_with_the_rest():
+    """BatchNorm's running statistics are checked and snapshotted like the parameters: a NaN
+    there stops fit with NumericalError naming it, and the start of the epoch comes back."""
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    y = np.random.default_rng(1).integers(0, 2, 64)
+    model = gpubp.Sequential([gpubp.Dense(3, 4), gpubp.BatchNorm(4), gpubp.ReLU(), gpubp.Dense(4, 2)],
+                             dtype="float64", seed=0)
+    fit(model, X, y, epochs=1, batch_size=16, progress=False, plan=False)
+    before = {k: v.copy() for k, v in model.buffers().items()}
+
+    class Poison:
+        def on_batch_end(self, step, model, loss):
+            model.layers[1].buffers["running_var"][0] = np.nan
+    with pytest.raises(NumericalError, match="buffer 1.running_var"):
+        fit(model, X, y, epochs=2, batch_size=16, progress=False, callbacks=[Poison()])
+    for k, v in model.buffers().items():
+        np.testing.assert_array_equal(v, before[k])
