@@ -97,12 +97,12 @@ def gpubp_lenet_step(cfg, device, lr=0.01, dtype="float32"):
 def torch_model(cfg, dtype="float32"):
     """The same LeNet as torch.nn.Sequential on the CPU, from ``initial_weights`` (in ``dtype``)."""
     import torch
-    weights, mods = initial_weights(cfg), []
-    for i, spec in enumerate(layer_specs(cfg)):
+    weights, mods, dt = initial_weights(cfg), [], getattr(torch, dtype)
+    for i, spec in enumerate(layer_specs(cfg)):  # made in dt: float64 weights are not rounded via float32
         if spec[0] == "conv":
-            mod = torch.nn.Conv2d(*spec[1])
+            mod = torch.nn.Conv2d(*spec[1], dtype=dt)
         elif spec[0] == "dense":
-            mod = torch.nn.Linear(*spec[1])
+            mod = torch.nn.Linear(*spec[1], dtype=dt)
         else:
             mods.append({"relu": torch.nn.ReLU, "pool": lambda: torch.nn.MaxPool2d(2),
                          "flatten": torch.nn.Flatten}[spec[0]]())
@@ -112,7 +112,7 @@ def torch_model(cfg, dtype="float32"):
             mod.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T if spec[0] == "dense" else W)))
             mod.bias.copy_(torch.from_numpy(weights[f"{i}.b"]))
         mods.append(mod)
-    return torch.nn.Sequential(*mods).to(getattr(torch, dtype))
+    return torch.nn.Sequential(*mods)
 
 
 def torch_lenet_step(cfg, device, lr=0.01):
