@@ -142,6 +142,12 @@ class Sequential:
         """``{"i.name": array}`` of accumulated gradients, same keys as ``parameters()``."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
 
+    @property
+    def generation(self) -> tuple:
+        """Changes whenever a layer is swapped or replaces its parameter or gradient arrays
+        (not when their values change): an optimizer keeps what it checked until then."""
+        return tuple((id(layer), layer.generation) for layer in self.layers)
+
     def zero_grad(self):
         for layer in self.layers:
             layer.zero_grad()

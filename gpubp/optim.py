@@ -30,8 +30,17 @@ class Optimizer:
     def __init__(self, lr, **hyper):
         self.lr = _positive("lr", lr)
         self.hyper = hyper
-        self.t = 0
+        self.t, self._prepared = 0, None
         self.state: dict = {}
+
+    @property
+    def state(self) -> dict:
+        """``{parameter name: {slot: array}}``: momentum buffers, moving averages."""
+        return self._state
+
+    @state.setter
+    def state(self, state: dict) -> None:
+        self._state, self._prepared = state, None  # the slots ``prepare`` found are no longer these
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper}.items())
@@ -42,19 +51,46 @@ class Optimizer:
 
     def step(self, model) -> None:
         """One update of every parameter of ``model`` from its accumulated gradients."""
-        backend, grads = model.backend, model.gradients()
-        with backend.activate():  # check everything before the first parameter changes
-            work = [(backend.check_array(grads[name], f"gradient {name}"), param,
-                     self._slots(name, param, backend)) for name, param in model.parameters().items()]
-            self.t += 1
-            scalars = self.scalars()
-            for grad, param, slots in work:
-                backend.launch(self.kernel, grad, *scalars, param, *slots)
+        self.update(self.prepared(model), model.backend)
+
+    def prepare(self, model) -> list:
+        """``(layer, gradient, parameter, slots)`` of every parameter of ``model``, each gradient
+        checked and each slot made, before any parameter changes: what ``update`` runs."""
+        backend, params, grads = model.backend, model.parameters(), model.gradients()
+        layers = getattr(model, "layers", None)  # a Sequential: each parameter's layer
+        owners = [layer for layer in layers for _ in layer.params] if layers is not None else [None] * len(params)
+        with backend.activate():
+            return [(layer, backend.check_array(grads[name], f"gradient {name}"), param,
+                     self._slots(name, param, backend)) for layer, (name, param) in zip(owners, params.items())]
+
+    def prepared(self, model) -> list:
+        """``prepare(model)``, kept while the model's arrays and this state stay the same ones
+        (``Sequential.generation``), so a step re-checks nothing that cannot have changed."""
+        generation = getattr(model, "generation", None)
+        key = (id(model), generation, model.backend, self.slots)
+        if generation is None or self._prepared is None or self._prepared[0] != key:
+            work = self.prepare(model)
+            self._prepared = ((id(model), model.generation, model.backend, self.slots), work) \
+                if generation is not None else None
+            return work
+        return self._prepared[1]
+
+    def update(self, work, backend) -> None:
+        """Step ``t + 1`` of every ``(layer, gradient, parameter, slots)`` of ``prepare``:
+        the kernel's scalars computed once on the host, then one launch per parameter."""
+        self.t += 1
+        kernel, dtype, run = self.kernel, backend.dtype.type, backend.run
+        scalars = [dtype(s) for s in self.scalars()]
+        with backend.activate():
+            for layer, grad, param, slots in work:
+                if layer is not None and layer.grads_stale:  # zero_grad() and no backward since
+                    layer.grads  # noqa: B018  (reads zeros: fills them)
+                run(kernel, [grad, *scalars, param, *slots])
 
     def _slots(self, name, param, backend) -> list:
-        state = self.state.get(name)
+        state = self._state.get(name)
         if state is None:
-            state = self.state[name] = {s: backend.zeros(param.shape) for s in self.slots}
+            state = self._state[name] = {s: backend.zeros(param.shape) for s in self.slots}
         for slot, arr in state.items():
             if arr.shape != param.shape:
                 raise ShapeError(f"{type(self).__name__} state {name}.{slot} has shape {arr.shape}, "

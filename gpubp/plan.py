@@ -75,7 +75,25 @@ class StepPlan:
             self.work = {name: backend.zeros(shape, dtype)
                          for name, (shape, dtype) in self.loss.workspace(Y, self.y).items()}
             self.dout, self.deltas, self._pools = self._delta_buffers(inputs, Y)
+            self._bind(inputs)
         self._loss_out = takes_out(self.loss.backward)
+
+    def _bind(self, inputs):
+        """Each layer's forward and backward on these buffers (``Layer.bind``), and the
+        (X, Y) and (dY, dX) arrays the observers are told about."""
+        layers, fwd, bwd, self._seen = self.model.layers, [], [], []
+        for X, out in zip(inputs, self.outputs):
+            self._seen.append([X, X if out is None else out, None, None])
+        dY = self.dout
+        for i in range(len(layers) - 1, -1, -1):
+            dX = self.deltas[i]
+            passes = self.outputs[i] is None  # the layer returns its input, and dY as dX
+            forward, backward = layers[i].bind(inputs[i], self.outputs[i], dY, dX)
+            fwd.append(forward)
+            bwd.append(backward)
+            self._seen[i][2:] = dY, dY if passes else dX
+            dY = dY if passes else dX
+        self._forward, self._backward = fwd[::-1], bwd
 
     def _dry_forward(self):
         """Run each layer once on zeros (checking shapes and dtypes once); returns each
@@ -145,33 +163,31 @@ class StepPlan:
         buffers; returns ``(model output, loss value)``. Gradients accumulate as in the
         eager step (call ``model.zero_grad()`` first to start afresh)."""
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
-        model, loss = self.model, self.loss
-        observers = (*model.observers, *_ambient.get())
+        loss, observers, Y = self.loss, (*self.model.observers, *_ambient.get()), self._seen[-1][1]
         with self.backend.activate():
-            for i, (layer, out) in enumerate(zip(model.layers, self.outputs)):
-                Y = layer.forward(X, out=out)
-                _tell(observers, "forward", model, i, layer, X, Y)
-                X = Y
+            self._pass(self._forward, observers, "forward", range(len(self._forward)), 0)
             loss.work = self.work
             try:
-                value = loss.forward(X, y)
-                dY = loss.backward(out=self.dout) if self._loss_out else loss.backward()
+                value = loss.forward(Y, y)
+                if self._loss_out:
+                    loss.backward(out=self.dout)
+                else:
+                    self.dout[...] = loss.backward()
             finally:
                 loss.work = None
-            self._backward(dY, observers)
-        return X, value
+            self._pass(self._backward, observers, "backward", range(len(self._backward) - 1, -1, -1), 2)
+        return Y, value
 
-    def _backward(self, dY, observers):
-        model = self.model
-        for i in range(len(model.layers) - 1, -1, -1):
-            layer = model.layers[i]
-            if i == 0 and hasattr(layer, "backward_params"):
-                layer.backward_params(dY)
-                dX = None
-            else:
-                dX = layer.backward(dY, out=self.deltas[i])
-            _tell(observers, "backward", model, i, layer, dY, dX)
-            dY = dX
+    def _pass(self, steps, observers, event, order, at):
+        """Run the bound ``steps``; with observers, tell them after each layer as Sequential does."""
+        if not observers:
+            for run in steps:
+                run()
+            return
+        layers = self.model.layers
+        for run, i in zip(steps, order):
+            run()
+            _tell(observers, event, self.model, i, layers[i], *self._seen[i][at:at + 2])
 
     def step(self, X, y):
         """One training step: zero_grad, ``run``, ``optimizer.step``; returns the loss value

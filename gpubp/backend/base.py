@@ -8,6 +8,7 @@ registry kernel is launched.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 
@@ -137,7 +138,14 @@ class Backend:
         args = list(args)
         for i in kernel.scalar_positions:
             args[i] = self.dtype.type(args[i])
-        self._launch(kernel, args)
+        self.run(kernel, args)
+
+    def bind(self, kernel, *args):
+        """``launch(kernel, *args)`` as a function of no arguments, checked now: the launch a
+        step plan repeats on the same buffers."""
+        self.launch(kernel, *args)  # checks the arguments (and compiles on a GPU) once
+        args = [self.dtype.type(a) if i in kernel.scalar_positions else a for i, a in enumerate(args)]
+        return functools.partial(self.run, kernel, args)
 
     def apply(self, kernel, *inputs, out=None):
         """Single-output kernel: ``out = kernel(*inputs)``; allocates ``out`` like the first input."""
@@ -146,7 +154,9 @@ class Backend:
         self.launch(kernel, *inputs, out)
         return out
 
-    def _launch(self, kernel, args) -> None:
+    def run(self, kernel, args) -> None:
+        """Launch ``kernel`` on ``args`` as ``launch`` has checked them (in order, the scalars
+        already in this dtype): the path of a prepared optimizer step and of a step plan."""
         raise NotImplementedError
 
 

@@ -65,6 +65,6 @@ class CupyBackend(Backend):
         with self.activate():
             return super().empty(shape, dtype)
 
-    def _launch(self, kernel, args) -> None:
+    def run(self, kernel, args) -> None:
         with self.activate():
             elementwise_kernel(kernel)(*args)

@@ -60,9 +60,10 @@ def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32", plan
         layer.params["b"][...] = backend.asarray(b)
     X, T = (backend.asarray(a) for a in data(widths, batch))
     loss, opt = MSE(), SGD(lr=lr)
-    if planned:
+    if planned:  # the batch sits in the plan's buffers, as fit gathers it there
         plan = StepPlan(model, loss, opt, X.shape)
-        return (lambda: plan.step(X, T)), backend, model
+        plan.X[...], plan.y[...] = X, T
+        return (lambda: plan.step(plan.X, plan.y)), backend, model
     return eager_step(model, loss, opt, X, T), backend, model
 
 

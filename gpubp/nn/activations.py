@@ -40,6 +40,13 @@ class Activation(Layer, abstract=True):
         self._check_dY(dY, saved.shape if saved is not None else ())
         return self.backend.apply(self.backward_kernel, dY, saved, *self._extra(), out=out)
 
+    def bind(self, X, Y, dY, dX):
+        if dX is None:
+            return super().bind(X, Y, dY, dX)
+        saved = X if self.saves == "X" else Y
+        return (self.backend.bind(self.forward_kernel, X, *self._extra(), Y),
+                self.backend.bind(self.backward_kernel, dY, saved, *self._extra(), dX))
+
 
 class Sigmoid(Activation):
     """Y = 1 / (1 + exp(-X)); delta = dY * Y * (1 - Y)."""

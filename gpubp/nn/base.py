@@ -7,6 +7,7 @@ layer above and ``backward`` returns dX = dL/dX for the layer below.
 """
 from __future__ import annotations
 
+import functools
 import types
 
 from ..backend import Backend, get_backend, parse_spec
@@ -26,6 +27,7 @@ class Layer:
     ``config()`` need not name its constructor's arguments).
     """
 
+    generation = 0  # counts replacements of the parameter or gradient arrays (Sequential.generation)
     training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
     buffers = types.MappingProxyType({})  # non-trainable state a checkpoint keeps (BatchNorm's running stats)
 
@@ -53,6 +55,15 @@ class Layer:
     def backward(self, dY):
         raise NotImplementedError
 
+    def bind(self, X, Y, dY, dX):
+        """This layer's forward and backward in a step plan (gpubp/plan.py) as two functions of
+        no arguments on the plan's buffers: input ``X``, output ``Y``, incoming ``dY`` and
+        outgoing ``dX`` (None: no input gradient wanted). The plan has run ``forward(X, out=Y)``
+        once, so shapes and dtypes are checked; by default the checked methods themselves."""
+        if dX is None:
+            return functools.partial(self.forward, X, out=Y), functools.partial(self.backward, dY)
+        return functools.partial(self.forward, X, out=Y), functools.partial(self.backward, dY, out=dX)
+
     @property
     def params(self) -> dict:
         """``{name: array}`` an optimizer updates in place (drawn on first use)."""
@@ -69,6 +80,11 @@ class Layer:
                 g.fill(0)
             self._grads_stale = False
         return self._grads
+
+    @property
+    def grads_stale(self) -> bool:
+        """True from ``zero_grad()`` until the next backward: ``grads`` then reads (fills) zeros."""
+        return self._grads_stale
 
     def zero_grad(self):
         """Start a new accumulation: the next backward *overwrites* ``grads`` instead of
@@ -113,10 +129,12 @@ class Layer:
                                  f"got {array.dtype} {tuple(array.shape)}")
             array[...] = grads[name]
         self._grads.update(arrays)
+        self.generation += 1
 
     def _set_parameters(self, params: dict) -> None:
         self._params = params
         self._grads = {k: self.backend.zeros(v.shape) for k, v in params.items()}
+        self.generation += 1
         self._grads_zero, self._grads_stale = True, False
 
     def config(self) -> dict:

@@ -6,6 +6,8 @@ For Y = X W + b, with ``delta = dY``::
 """
 from __future__ import annotations
 
+import functools
+
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import get_initializer
@@ -49,21 +51,33 @@ class Dense(Layer):
         if X.shape[1] != self.n_in:
             raise ShapeError(f"Dense({self.n_in}, {self.n_out}) expects inputs of width {self.n_in}, "
                              f"got shape {tuple(X.shape)}")
+        return self._affine(X, out)
+
+    def backward(self, dY, out=None):
+        self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
+        return self._backprop(dY, out, input_grad=True)
+
+    def backward_params(self, dY):
+        """The parameter half of ``backward``: dW and db only (no dX, e.g. for the first layer)."""
+        self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
+        self._backprop(dY, None, input_grad=False)
+
+    def bind(self, X, Y, dY, dX):
+        return (functools.partial(self._affine, X, Y),
+                functools.partial(self._backprop, dY, dX, input_grad=dX is not None))
+
+    def _affine(self, X, out):
         self.X = X
         Y = self.backend.xp.matmul(X, self.params["W"], out=out)
         if self.bias:
             Y += self.params["b"]
         return Y
 
-    def backward(self, dY, out=None):
-        self.backward_params(dY)
-        return self.backend.xp.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T
-
-    def backward_params(self, dY):
-        """The parameter half of ``backward``: dW and db only (no dX, e.g. for the first layer)."""
-        self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
+    def _backprop(self, dY, out, input_grad):
         xp, X = self.backend.xp, self.X
         self._accumulate("W", lambda out: xp.matmul(X.T, dY, out=out))  # dW = X^T delta
         if self.bias:
             self._accumulate("b", lambda out: self.backend.sum_rows(dY, out=out))  # db = 1^T delta
         self._grads_zero = self._grads_stale = False
+        if input_grad:
+            return xp.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T

@@ -45,6 +45,27 @@ def test_blocked_path_equals_one_pass(name, dtype):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("n", [1000, 2 * 65536 + 7], ids=["one-block", "blocked"])
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_a_bound_launch_repeats_the_launch(name, n, backend):
+    """``backend.bind`` (a step plan's launch) checks once and then computes what ``launch``
+    computes, on the arrays it was bound to, each time it is called."""
+    kernel = KERNELS[name]
+    ins, outs = sample_arguments(kernel, backend.dtype, np.random.default_rng(2), n=n)
+    ins = [backend.asarray(a) if np.ndim(a) else float(a) for a in ins]
+    bound_outs, want = [backend.asarray(o) for o in outs], [backend.asarray(o) for o in outs]
+    run = backend.bind(kernel, *ins, *bound_outs)
+    for a, o in zip(bound_outs, outs):  # bind launched once to check: start again from outs
+        a[...] = backend.asarray(o)
+    for _ in range(2):
+        run()
+        backend.launch(kernel, *ins, *want)
+        for a, b in zip(bound_outs, want):
+            np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+    with pytest.raises(TypeError, match=name):
+        backend.bind(kernel, *ins)  # the outputs are missing: refused when bound, not when run
+
+
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_threaded_blocks_equal_one_pass(name, monkeypatch):
     """From THREADED elements the blocks are shared among threads; three threads give

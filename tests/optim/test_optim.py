@@ -255,3 +255,59 @@ def test_gpu_matches_cpu(name, make_opt, hyper, dtype):
         opt.step(model)
     assert all(gpu.is_own(a) for st in opt.state.values() for a in st.values())
     np.testing.assert_allclose(gpu.to_numpy(model.layers[0].params["W"]), on_cpu, **tol)
+
+
+def _model_with_gradients(backend, seed):
+    model = gpubp.Sequential([gpubp.Dense(4, 3), gpubp.Sigmoid(), gpubp.Dense(3, 2)], backend=backend, seed=seed)
+    for layer in (model.layers[0], model.layers[2]):
+        for name, g in layer.grads.items():
+            g[...] = backend.asarray(np.random.default_rng(seed).normal(size=g.shape))
+    return model
+
+
+@pytest.mark.parametrize("replace", ["keep_gradients_in", "load_state_dict", "swap_layer", "reset_parameters"])
+def test_a_kept_preparation_follows_every_replacement_of_arrays(replace):
+    """``step`` keeps the checked (gradient, parameter, slots) list between steps; after each
+    way gpubp replaces those arrays, the next step must use the new ones: it equals the step
+    of a fresh optimizer given the same state."""
+    backend = gpubp.get_backend("cpu", "float64")
+    model, opt = _model_with_gradients(backend, 0), Adam(lr=0.1)
+    opt.step(model)
+    opt.step(model)
+    if replace == "keep_gradients_in":
+        fresh = {k: backend.zeros(g.shape) for k, g in model.gradients().items()}
+        model.keep_gradients_in(fresh)  # copies the current gradients in
+        for g in fresh.values():
+            g += 0.5
+    elif replace == "load_state_dict":
+        state = opt.state_dict()
+        state["state"]["0.W"]["m"] = state["state"]["0.W"]["m"] + 1.0
+        opt.load_state_dict(state, backend)
+    elif replace == "swap_layer":
+        model.layers[2] = _model_with_gradients(backend, 1).layers[2]
+    else:
+        model.reset_parameters(seed=3)
+        _model_with_gradients(backend, 4)  # (only its RNG stream: grads of the new arrays below)
+        for g in model.gradients().values():
+            g[...] = 0.25
+    reference = Adam(lr=0.1)
+    reference.load_state_dict(opt.state_dict(), backend)
+    twin = gpubp.Sequential.from_config(model.config(), backend=backend)
+    twin.load_parameters(model.parameters())
+    for name, g in twin.gradients().items():
+        g[...] = model.gradients()[name]
+    opt.step(model)
+    reference.step(twin)
+    for name, p in twin.parameters().items():
+        np.testing.assert_array_equal(model.parameters()[name], p, err_msg=name)
+
+
+def test_a_step_after_zero_grad_alone_reads_zero_gradients():
+    backend = gpubp.get_backend("cpu", "float64")
+    model, opt = _model_with_gradients(backend, 0), SGD(lr=0.5)
+    opt.step(model)
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    model.zero_grad()
+    opt.step(model)  # zero_grad, no backward: the gradients are zero, so nothing moves
+    for name, p in model.parameters().items():
+        np.testing.assert_array_equal(p, before[name], err_msg=name)
