@@ -158,10 +158,11 @@ class StepPlan:
         xp.take(y, idx, axis=0, out=self.y, **mode)
         return self.X, self.y
 
-    def run(self, X, y):
+    def run(self, X, y, scale=1.0):
         """Forward, loss and backward (no input gradient) of one batch into the plan's
         buffers; returns ``(model output, loss value)``. Gradients accumulate as in the
-        eager step (call ``model.zero_grad()`` first to start afresh)."""
+        eager step (call ``model.zero_grad()`` first to start afresh); ``scale`` multiplies
+        dL/dY, hence every gradient (a rank's share of a global batch)."""
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
         loss, observers, Y = self.loss, (*self.model.observers, *_ambient.get()), self._seen[-1][1]
         with self.backend.activate():
@@ -173,6 +174,8 @@ class StepPlan:
                     loss.backward(out=self.dout)
                 else:
                     self.dout[...] = loss.backward()
+                if scale != 1:
+                    self.dout *= self.backend.dtype.type(scale)
             finally:
                 loss.work = None
             self._pass(self._backward, observers, "backward", range(len(self._backward) - 1, -1, -1), 2)

@@ -141,10 +141,11 @@ class Communicator:
                 plan.unpack(group)
         return list(arrays)
 
-    def allreduce_gradients_(self, model, local_n: int, global_n: int) -> None:
+    def allreduce_gradients_(self, model, local_n: int, global_n: int, scaled=False) -> None:
         """The model's gradients become ``sum_r (n_r / B) g_r``: the gradient of the mean loss over the
         global batch of ``B = global_n`` samples. ``local_n == 0``: this rank adds zeros (its stale
-        gradients are not read).
+        gradients are not read). ``scaled``: each gradient already carries its factor ``n_r / B``
+        (``fit`` multiplies dL/dY by it before the backward), so only the reduction runs.
 
         The gradients live in the communicator's flat buffer (``model.keep_gradients_in`` its
         views, on the first call and again whenever the model has replaced them), so a step
@@ -158,7 +159,7 @@ class Communicator:
         with backend.activate():
             if scale == 0:
                 plan.flat.fill(0)
-            elif scale != 1:
+            elif scale != 1 and not scaled:
                 plan.flat *= backend.dtype.type(scale)
             for bucket in plan.buckets:
                 self.transport.allreduce_(bucket)

@@ -180,22 +180,28 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                                                     comm)):
         with _guard(comm, f"epoch {epoch + 1}, step {step}"):
             model.zero_grad()
+            # with a communicator the gradients are this rank's share n_r / B of the global mean,
+            # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
+            share = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
             if len(idx):  # with a communicator a rank may hold no sample of a small last batch
                 plan = plans.get(X, y, len(idx)) if plans is not None else None
                 if plan is not None:
                     Xb, yb = plan.gather(X, y, idx)
-                    out, value = plan.run(Xb, yb)
+                    out, value = plan.run(Xb, yb, share)
                 else:
                     Xb, yb = X[idx], y[idx]
                     out = model.forward(Xb)
                     value = loss.forward(out, yb)
-                    model.backward(loss.backward(), input_grad=False)
+                    dY = loss.backward()
+                    if share != 1:
+                        dY *= model.backend.dtype.type(share)
+                    model.backward(dY, input_grad=False)
                 _call(callbacks, "on_batch_end", step, model, value)
                 total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
                 if history.metric_name:
                     correct = correct + _n_correct(loss, out, yb)
         if comm is not None:  # the global-batch mean gradient on every rank
-            comm.allreduce_gradients_(model, len(idx), global_n)
+            comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
         optimizer.step(model)
     return total, correct
 
