@@ -4,8 +4,10 @@ Each kernel is declared once (``registry.Kernel``): its CUDA body, its in-place
 NumPy path and a plain NumPy reference. Layers and optimizers hold the kernel
 objects themselves (``activations.sigmoid``), so "go to definition" reaches the
 formula; ``KERNELS`` lists them all by name for the tests and the doctor.
+``gemm`` is not elementwise and not in the registry: the matrix product captured
+CUDA graphs use, where CuPy refuses cuBLAS.
 """
-from . import activations, updates
+from . import activations, gemm, updates
 from .registry import HOST_PRELUDE, KERNELS, Kernel, cuda_source, host_source, register, sample_arguments
 
-__all__ = ["HOST_PRELUDE", "KERNELS", "Kernel", "cuda_source", "host_source", "register", "sample_arguments", "activations", "updates"]
+__all__ = ["HOST_PRELUDE", "KERNELS", "Kernel", "cuda_source", "host_source", "register", "sample_arguments", "activations", "gemm", "updates"]
