@@ -1,0 +1,286 @@
+"""gpubp's GEMM kernel (gpubp/backend/kernels/gemm.py), the one captured steps use.
+
+On every machine: the CUDA text compiles with NVRTC (sm_80, sm_90; float and double),
+and the *same text* compiled as host C++ (each block's threads run phase by phase
+between barriers, the grid by a loop) matches NumPy's matmul over odd shapes, every
+transpose combination and both dtypes, within the dot-product error bound
+``K eps (|A| |B|)`` of the exact product (NumPy's matmul in long double). Mutants of
+the body (a wrong index, a lost offset) must fail that check. Argument checks run on
+NumPy arrays through ``launch_arguments``, which the host harness launches with too.
+On a GPU: the kernel against ``cupy.matmul``, and inside a CUDA graph capture.
+"""
+import ctypes
+import hashlib
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from gpubp.backend.kernels import gemm as G
+from gpubp.errors import DeviceError, DTypeError, InvalidValueError, ShapeError
+from helpers import needs_gpu
+from kernel_truth import FLAGS, compiler
+from test_nvrtc import compile_ok, require_nvrtc
+
+DTYPES = ["float32", "float64"]
+# (M, N, K): single elements, odd sizes, exact tiles, M and N past one tile, K past one slab, K = 0
+SHAPES = [(1, 1, 1), (3, 5, 7), (64, 64, 64), (65, 33, 17), (130, 70, 40), (128, 64, 16),
+          (1, 200, 3), (70, 1, 33), (2, 3, 0)]
+LAYOUTS = ["CC", "CF", "FC", "FF"]  # A's and B's order: C-contiguous, or F (a transposed view)
+
+
+def operand(rng, shape, dtype, order, xp=np):
+    """A ``shape`` matrix in [-1, 1]: C-contiguous, or the transpose of a C-contiguous one."""
+    if order == "C":
+        return xp.asarray(rng.uniform(-1, 1, shape).astype(dtype))
+    return xp.asarray(rng.uniform(-1, 1, shape[::-1]).astype(dtype)).T
+
+
+def operands(shape, dtype, layout, seed=0, xp=np):
+    m, n, k = shape
+    rng = np.random.default_rng(seed)
+    return operand(rng, (m, k), dtype, layout[0], xp), operand(rng, (k, n), dtype, layout[1], xp)
+
+
+def assert_within_bound(got, a, b, factor=1, exact=None):
+    """``|got - exact| <= factor K eps (|A| |B|)`` elementwise; ``exact`` defaults to A B in long double."""
+    a, b, got = (np.asarray(x) for x in (a, b, got))
+    if exact is None:
+        exact = np.matmul(a.astype(np.longdouble), b.astype(np.longdouble))
+    bound = factor * a.shape[1] * np.finfo(a.dtype).eps * np.matmul(np.abs(a).astype(np.longdouble),
+                                                                    np.abs(b).astype(np.longdouble))
+    err = np.abs(got.astype(np.longdouble) - np.asarray(exact, dtype=np.longdouble))
+    bad = err > bound
+    if bad.any():
+        i = np.unravel_index(np.argmax(err - bound), err.shape)
+        raise AssertionError(f"{bad.sum()} of {err.size} entries exceed the bound, worst at {i}: "
+                             f"got {got[i]!r}, exact {float(exact[i])!r}, bound {float(bound[i]):.3g}")
+
+
+class HostGemm:
+    """The kernel text as a host shared library (one per source), launched over its grid."""
+
+    def __init__(self, workdir):
+        self.workdir, self._libs = str(workdir), {}
+
+    def library(self, source):
+        key = hashlib.sha256(source.encode()).hexdigest()[:16]
+        if key not in self._libs:
+            cpp = os.path.join(self.workdir, f"gemm_{key}.cpp")
+            with open(cpp, "w") as f:
+                f.write(G.host_source(source))
+            done = subprocess.run([compiler(), *FLAGS, cpp, "-o", cpp[:-4] + ".so"], capture_output=True, text=True)
+            assert not done.returncode, f"the GEMM kernel does not compile as host C++:\n{done.stderr}"
+            self._libs[key] = ctypes.CDLL(cpp[:-4] + ".so")
+        return self._libs[key]
+
+    def gemm(self, a, b, out, source=G.SOURCE):
+        """``out = a @ b`` by the kernel, with the grid and arguments ``gemm()`` would launch."""
+        grid, args = G.launch_arguments(a, b, out)
+        if grid is None:
+            return out
+        fn = getattr(self.library(source), f"gpubp_gemm_host_{G.CTYPES[out.dtype]}")
+        fn.restype = None
+        fn(ctypes.c_uint(grid[0]), ctypes.c_uint(grid[1]), *[
+            ctypes.c_void_p(x.ctypes.data) if isinstance(x, np.ndarray)
+            else ctypes.c_int(int(x)) if x.dtype == np.int32 else ctypes.c_longlong(int(x)) for x in args])
+        return out
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    if compiler() is None:
+        pytest.skip("no C++ compiler (g++/c++ or $CXX) on this machine: the CUDA kernel cannot run on the host")
+    return HostGemm(tmp_path_factory.mktemp("host_gemm"))
+
+
+def host_product(host, shape, dtype, layout, source=G.SOURCE, out_order="C"):
+    a, b = operands(shape, dtype, layout)
+    out = np.full((shape[0], shape[1]), np.nan, dtype=dtype, order=out_order)
+    return host.gemm(a, b, out, source), a, b
+
+
+# -- the CUDA text run on the host ---------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_host_kernel_within_the_dot_product_bound(shape, layout, dtype, host):
+    got, a, b = host_product(host, shape, dtype, layout)
+    assert_within_bound(got, a, b)
+    assert np.array_equal(got, host_product(host, shape, dtype, layout)[0])  # deterministic
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_host_kernel_on_strided_views_into_an_f_ordered_out(dtype, host):
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-1, 1, (150, 90)).astype(dtype)[::-2, 1::3]  # 75 x 30, negative row stride
+    b = rng.uniform(-1, 1, (30, 200)).astype(dtype)[:, ::3]      # 30 x 67
+    out = np.full((75, 67), np.nan, dtype=dtype, order="F")
+    assert_within_bound(host.gemm(a, b, out), a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_host_column_sum_is_a_product_with_ones(dtype, host):
+    """db = 1^T delta: the row of ones times delta, written into db viewed as 1 x N."""
+    delta = operand(np.random.default_rng(4), (70, 33), dtype, "C")
+    ones, db = np.ones(100, dtype=dtype), np.zeros(33, dtype=dtype)
+    host.gemm(ones[None, :70], delta, db[None, :])
+    assert_within_bound(db[None, :], ones[None, :70], delta)
+    np.testing.assert_allclose(db, delta.sum(axis=0), rtol=70 * np.finfo(dtype).eps, atol=70 * np.finfo(dtype).eps)
+
+
+# (old, new) in the kernel text: each must make the host check fail (none reads or writes out of bounds)
+MUTANTS = {
+    "tile row index": ("a[r] = As[k][ty + TY * r]", "a[r] = As[k][ty * TM + r]"),
+    "tile column index": ("b[c] = Bs[k][tx + TX * c]", "b[c] = Bs[k][tx * TN + c]"),
+    "slab offset of A dropped": ("A[(i0 + i) * as0 + (k0 + k) * as1]", "A[(i0 + i) * as0 + k * as1]"),
+    "block row offset dropped": ("const int i = i0 + ty + TY * r;", "const int i = ty + TY * r;"),
+    "sum overwritten": ("acc[GPUBP_SLOT(t)][r][c] += a[r] * b[c]", "acc[GPUBP_SLOT(t)][r][c] = a[r] * b[c]"),
+    "padding not zero": (": T(0);", ": T(1);"),  # both slabs padded with ones
+}
+
+
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_a_mutated_kernel_fails_the_host_check(mutant, host):
+    old, new = MUTANTS[mutant]
+    assert old in G.SOURCE
+    broken = G.SOURCE.replace(old, new)
+    with pytest.raises(AssertionError, match="exceed the bound"):
+        for layout in LAYOUTS:
+            for shape in [(130, 70, 40), (65, 33, 17)]:
+                assert_within_bound(*host_product(host, shape, "float64", layout, broken))
+
+
+# -- NVRTC: the text the GPU runs compiles without a GPU ------------------------------
+
+@pytest.mark.parametrize("arch", ["80", "90"])
+def test_kernel_compiles_with_nvrtc(arch):
+    compile_ok(G.SOURCE, arch)
+
+
+def test_ptx_has_both_dtypes_and_keeps_the_tile_in_registers():
+    require_nvrtc()
+    from cupy.cuda import nvrtc
+    prog = nvrtc.createProgram(G.SOURCE, "gemm.cu", [], [])
+    try:
+        nvrtc.compileProgram(prog, ["--gpu-architecture=compute_90"])
+        ptx = nvrtc.getPTX(prog)
+    finally:
+        nvrtc.destroyProgram(prog)
+    ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+    assert ".entry gpubp_gemm_float(" in ptx and ".entry gpubp_gemm_double(" in ptx
+    assert ".local" not in ptx, "the 4 x 4 accumulators spilled to local memory"
+
+
+def test_a_kernel_syntax_error_fails_the_nvrtc_check():
+    with pytest.raises(AssertionError, match="undefined_thing"):
+        compile_ok(G.SOURCE.replace("T a[TM], b[TN];", "T a[TM], b[TN]; undefined_thing;"), "80")
+
+
+# -- argument checks (on NumPy arrays: the same code gemm() runs before a launch) ------
+
+def test_launch_arguments_describe_a_transposed_view():
+    x, w = np.zeros((8, 3), np.float32), np.zeros((5, 3), np.float32)
+    grid, args = G.launch_arguments(x, w.T, np.zeros((8, 5), np.float32))  # x @ w.T
+    assert grid == (1, 1, 1)
+    assert [int(v) for v in args[3:]] == [8, 5, 3, 3, 1, 1, 3, 5, 1]
+
+
+@pytest.mark.parametrize("shapes, dtypes, error", [
+    (((3,), (3, 2), (1, 2)), "fff", ShapeError),
+    (((4, 3), (2, 5), (4, 5)), "fff", ShapeError),
+    (((4, 3), (3, 5), (5, 4)), "fff", ShapeError),
+    (((4, 3), (3, 5), (4, 5)), "dff", DTypeError),
+    (((4, 3), (3, 5), (4, 5)), "iii", DTypeError),
+    (((4, 3), (3, 5), (4, 5)), "eee", DTypeError),
+], ids=["1-d", "inner", "out shape", "mixed dtype", "integer", "float16"])
+def test_bad_arguments_raise_gpubp_errors(shapes, dtypes, error):
+    with pytest.raises(error):
+        G.launch_arguments(*[np.zeros(s, dtype=d) for s, d in zip(shapes, dtypes)])
+
+
+def test_out_must_be_contiguous_and_apart_from_the_inputs():
+    a, b = np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32)
+    with pytest.raises(ShapeError, match="contiguous"):
+        G.launch_arguments(a, b, np.zeros((4, 8), np.float32)[:, ::2])
+    for out in (a, a.T, b[:, :]):
+        with pytest.raises(InvalidValueError, match="overlaps"):
+            G.launch_arguments(a, b, out)
+    big = np.zeros((8, 4), np.float32)
+    assert G.launch_arguments(big[:4], b, big[4:])[0] == (1, 1, 1)  # neighbours, not overlapping
+
+
+def test_empty_products_launch_nothing_and_gemm_refuses_host_arrays():
+    assert G.launch_arguments(np.zeros((0, 3)), np.zeros((3, 4)), np.zeros((0, 4))) == (None, ())
+    with pytest.raises(DeviceError, match="CuPy arrays"):
+        G.gemm(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+# -- on a GPU --------------------------------------------------------------------------
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", SHAPES + [(1024, 256, 64), (256, 1024, 512)], ids=lambda s: "x".join(map(str, s)))
+def test_gpu_gemm_matches_cupy_matmul(shape, layout, dtype):
+    import cupy
+    a, b = operands(shape, dtype, layout, xp=cupy)
+    out = cupy.full((shape[0], shape[1]), np.nan, dtype=dtype)
+    got = cupy.asnumpy(G.gemm(a, b, out))
+    assert_within_bound(got, cupy.asnumpy(a), cupy.asnumpy(b))
+    want = cupy.asnumpy(cupy.matmul(a, b))  # cuBLAS, also within the bound of the exact product
+    assert_within_bound(got, cupy.asnumpy(a), cupy.asnumpy(b), factor=2, exact=want)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_gemm_in_a_captured_graph_is_the_eager_result_bit_for_bit(dtype):
+    """A dense layer's products (X W, X^T delta, delta W^T, 1^T delta) captured as one graph."""
+    import cupy
+    batch, n_in, n_out = 1000, 130, 257
+    rng = np.random.default_rng(5)
+    x, delta = (cupy.asarray(rng.uniform(-1, 1, s).astype(dtype)) for s in ((batch, n_in), (batch, n_out)))
+    w = cupy.asarray(rng.uniform(-1, 1, (n_in, n_out)).astype(dtype))
+    ones = cupy.ones(batch, dtype=dtype)
+    outs = [cupy.empty(s, dtype=dtype) for s in ((batch, n_out), (n_in, n_out), (batch, n_in), (1, n_out))]
+
+    def step():
+        G.gemm(x, w, outs[0])
+        G.gemm(x.T, delta, outs[1])
+        G.gemm(delta, w.T, outs[2])
+        G.gemm(ones[None, :], delta, outs[3])
+
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        step()  # compiles the kernel and gives the eager result
+        eager = [cupy.asnumpy(o) for o in outs]
+        for o in outs:
+            o.fill(np.nan)
+        stream.begin_capture()
+        step()
+        graph = stream.end_capture()
+        assert all(np.isnan(cupy.asnumpy(o)).all() for o in outs)  # captured, not run
+        for _ in range(2):
+            graph.launch(stream)
+            stream.synchronize()
+            assert all(np.array_equal(cupy.asnumpy(o), e) for o, e in zip(outs, eager))
+        x *= 2  # the graph reads the live buffers
+        graph.launch(stream)
+        stream.synchronize()
+        replayed = [cupy.asnumpy(o) for o in outs]
+        step()
+        assert all(np.array_equal(r, cupy.asnumpy(o)) for r, o in zip(replayed, outs))
+    for got, a, b in zip(eager, (x / 2, (x / 2).T, delta, ones[None, :]), (w, delta, w.T, delta)):
+        assert_within_bound(got, cupy.asnumpy(a), cupy.asnumpy(b))
+
+
+@needs_gpu
+def test_gpu_gemm_checks_its_arrays():
+    import cupy
+    a = cupy.zeros((4, 3), np.float32)
+    with pytest.raises(DTypeError):
+        G.gemm(a, cupy.zeros((3, 2), np.float64), cupy.zeros((4, 2), np.float32))
+    with pytest.raises(DeviceError):
+        G.gemm(a, np.zeros((3, 2), np.float32), cupy.zeros((4, 2), np.float32))
