@@ -1,13 +1,15 @@
 """Pooling over NCHW windows, PyTorch's defaults: no padding, floor mode, stride = kernel size.
 
-Windows come from ``conv.windows`` (a strided view) and gradients go back through
-``conv.col2im``, its adjoint, so overlapping windows (stride < kernel) add up correctly.
+MaxPool2D works one kernel offset at a time (``conv.tap``: the (i, j) entries of every
+window, a strided view), so each step is one vectorised operation over the output;
+AvgPool2D takes its windows from ``conv.windows`` and sends gradients back through
+``conv.col2im``, its adjoint. Overlapping windows (stride < kernel) add up correctly.
 """
 from __future__ import annotations
 
 from ..errors import ShapeError
 from .base import Layer
-from .conv import col2im, output_size, pair, windows
+from .conv import col2im, output_size, pair, tap, windows
 
 
 def _show(hw):
@@ -34,11 +36,16 @@ class _Pool2D(Layer, abstract=True):
         """(N, C, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if the window does not fit."""
         return (*shape[:2], *output_size(self, shape, self.kernel_size, self.stride))
 
+    def _check_input(self, X):
+        """(OH, OW) for a checked input X, which is saved for backward."""
+        self.backend.check_array(X, f"{type(self).__name__} input", ndim=4)
+        out_hw = self.output_shape(X.shape)[2:]
+        self.X = X
+        return out_hw
+
     def _windows(self, X):
         """The (N, C, OH, OW, kh, kw) windows of a checked input X, which is saved for backward."""
-        self.backend.check_array(X, f"{type(self).__name__} input", ndim=4)
-        self.output_shape(X.shape)
-        self.X = X
+        self._check_input(X)
         return windows(self.backend.xp, X, self.kernel_size, self.stride)
 
     def _check_backward(self, dY):
@@ -48,28 +55,46 @@ class _Pool2D(Layer, abstract=True):
 class MaxPool2D(_Pool2D):
     """Y[n, c, oh, ow] = max_{i,j} X[n, c, oh*sh + i, ow*sw + j]  (PyTorch's MaxPool2d, no padding).
 
-    The gradient goes only to the element that won: with a = argmax over the window
-    (saved in forward), dX = col2im(dY * [k == a]) for window entries k. Ties go to the
-    first maximum in row-major window order, as PyTorch's kernels choose.
+    Forward takes the running maximum over the kh kw kernel offsets (t = i kw + j), each the
+    strided view x_t = X[:, :, i::sh, j::sw] (``tap``), and marks each window's winner::
+
+        Y = max_t x_t      won_t = [not x_t < Y] and not won_s for any s < t
+
+    so ties go to the first maximum in row-major window order, as PyTorch's kernels choose.
+    A NaN propagates to Y, as in PyTorch, and its window's gradient goes to the window's
+    first entry. The gradient goes only to the winner: dX[:, :, i::sh, j::sw] += dY * won_t
+    (a plain write when the windows are disjoint).
     """
 
     def forward(self, X):
-        win = self._windows(X)
-        N, C, OH, OW, kh, kw = win.shape
-        flat = win.reshape(N, C, OH, OW, kh * kw)  # a copy: windows overlap or skip in memory
-        self.arg = flat.argmax(axis=-1)
-        return self.backend.xp.take_along_axis(flat, self.arg[..., None], axis=-1)[..., 0]
+        xp, (kh, kw), out_hw = self.backend.xp, self.kernel_size, self._check_input(X)
+        taps = [tap(X, i, j, out_hw, self.stride) for i in range(kh) for j in range(kw)]
+        Y = taps[0].copy()
+        for x in taps[1:]:
+            xp.maximum(Y, x, out=Y)  # NaN propagates, as in PyTorch
+        self.won = xp.empty((len(taps), *Y.shape), dtype=bool)
+        taken = xp.zeros(Y.shape, dtype=bool)  # windows whose winner is already marked
+        for x, won in zip(taps, self.won):
+            xp.logical_not(xp.less(x, Y, out=won), out=won)  # x == Y, or Y is NaN
+            won &= ~taken
+            taken |= won
+        return Y
 
     def backward(self, dY):
         self._check_backward(dY)
-        xp, (kh, kw) = self.backend.xp, self.kernel_size
-        N, C, OH, OW = dY.shape
-        dwin = (xp.arange(kh * kw) == self.arg[..., None]) * dY[..., None]  # dY routed to the argmax
-        dwin = dwin.reshape(N, C, OH, OW, kh, kw).transpose(0, 1, 4, 5, 2, 3)
-        return col2im(xp, dwin, self.X.shape, self.stride)
+        xp, (kh, kw), (sh, sw) = self.backend.xp, self.kernel_size, self.stride
+        dX = xp.zeros(self.X.shape, dtype=dY.dtype)
+        disjoint = sh >= kh and sw >= kw  # then each input element is in at most one window
+        for t, won in enumerate(self.won):
+            entry = tap(dX, t // kw, t % kw, dY.shape[2:], self.stride)
+            if disjoint:
+                xp.multiply(dY, won, out=entry)
+            else:
+                entry += dY * won
+        return dX
 
     def _clear_cache(self):
-        self.X = self.arg = None
+        self.X = self.won = None
 
 
 class AvgPool2D(_Pool2D):

@@ -104,6 +104,37 @@ def test_max_ties_go_to_the_first_maximum(device):
     np.testing.assert_array_equal(dX, [[[[5.0, 0.0, 0.0, 7.0], [0.0, 0.0, 0.0, 0.0]]]])
 
 
+def test_max_nan_propagates_and_its_window_routes_to_one_entry(device):
+    """A NaN makes its window's maximum NaN (as PyTorch); that window's gradient goes to exactly
+    one element, its first entry, and the other windows are unaffected."""
+    backend = gpubp.get_backend(device, "float64")
+    X = np.array([[[[1.0, np.nan, 0.0, 2.0], [3.0, 1.0, 2.0, 1.0]]]])
+    layer = MaxPool2D(2, backend=backend)
+    np.testing.assert_array_equal(backend.to_numpy(layer(backend.asarray(X))), [[[[np.nan, 2.0]]]])
+    dX = backend.to_numpy(layer.backward(backend.asarray(np.array([[[[5.0, 7.0]]]]))))
+    np.testing.assert_array_equal(dX, [[[[5.0, 0.0, 0.0, 7.0], [0.0, 0.0, 0.0, 0.0]]]])
+
+
+def test_max_backward_follows_its_own_forward(device):
+    """Each backward routes dY by the winners of the latest forward, and neither the returned Y
+    nor dX is written by later calls (no shared buffers are handed out)."""
+    backend, rng = gpubp.get_backend(device, "float64"), np.random.default_rng(6)
+    layer = MaxPool2D(2, backend=backend)
+    X1, X2 = rng.normal(size=(2, 3, 6, 4)), rng.normal(size=(3, 3, 4, 4))
+    dY1, dY2 = rng.normal(size=(2, 3, 3, 2)), rng.normal(size=(3, 3, 2, 2))
+    Y1 = layer(backend.asarray(X1))
+    dX1 = layer.backward(backend.asarray(dY1))
+    kept = backend.to_numpy(Y1).copy(), backend.to_numpy(dX1).copy()
+    Y2 = layer(backend.asarray(X2))
+    dX2 = layer.backward(backend.asarray(dY2))
+    for got, (Y_ref, dX_ref) in [((Y1, dX1), naive_pool("max", X1, 2, None, dY1)),
+                                 ((Y2, dX2), naive_pool("max", X2, 2, None, dY2))]:
+        np.testing.assert_array_equal(backend.to_numpy(got[0]), Y_ref)
+        np.testing.assert_array_equal(backend.to_numpy(got[1]), dX_ref)
+    np.testing.assert_array_equal(backend.to_numpy(Y1), kept[0])
+    np.testing.assert_array_equal(backend.to_numpy(dX1), kept[1])
+
+
 def test_overlapping_windows_add_up(device):
     """The centre of a 3x3 image wins all four 2x2 windows (stride 1) and collects all four dY."""
     backend = gpubp.get_backend(device, "float64")
