@@ -3,9 +3,11 @@
 A window of a padded input ``Xp`` (N, C, Hp, Wp) at output position (oh, ow) is
 ``Xp[n, c, oh*sh + i, ow*sw + j]`` for kernel offsets (i, j). ``windows`` exposes all of
 them as a strided view (N, C, OH, OW, kh, kw) with OH = (Hp - kh) // sh + 1 (floor mode,
-as PyTorch); ``col2im`` is its adjoint: every window entry's gradient is added back to
-the input element it was read from (one strided slice per kernel offset, so kh*kw
-vectorised additions whatever the stride and padding). Both work on NumPy and CuPy.
+as PyTorch); ``tap(Xp, i, j, ...)`` is one kernel offset's entries of every window, a
+strided (N, C, OH, OW) view; ``col2im`` is the adjoint of ``windows``: every window
+entry's gradient is added back to the input element it was read from (one ``tap`` per
+kernel offset, so kh*kw vectorised additions whatever the stride and padding). All work
+on NumPy and CuPy.
 """
 from __future__ import annotations
 
@@ -53,15 +55,22 @@ def windows(xp, X, kernel, stride, padding=(0, 0)):
     return xp.lib.stride_tricks.sliding_window_view(X, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
 
 
+def tap(Xp, i, j, out_hw, stride):
+    """Entry (i, j) of every window: the strided view Xp[:, :, oh*sh + i, ow*sw + j] of shape (N, C, OH, OW)."""
+    (OH, OW), (sh, sw) = out_hw, stride
+    return Xp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
+
+
 def col2im(xp, dwin, shape, stride, padding=(0, 0)):
     """dX (shape N, C, H, W) from window gradients ``dwin`` (N, C, kh, kw, OH, OW), the adjoint of
     ``windows``: dXp[n, c, oh*sh + i, ow*sw + j] += dwin[n, c, i, j, oh, ow], then the padding cut."""
     (N, C, H, W), (_, _, kh, kw, OH, OW) = shape, dwin.shape
-    (sh, sw), (ph, pw) = stride, padding
+    ph, pw = padding
     dXp = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dwin.dtype)
     for i in range(kh):
         for j in range(kw):
-            dXp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw] += dwin[:, :, i, j]
+            entry = tap(dXp, i, j, (OH, OW), stride)
+            xp.add(entry, dwin[:, :, i, j], out=entry)
     return xp.ascontiguousarray(dXp[:, :, ph:ph + H, pw:pw + W]) if ph or pw else dXp
 
 
@@ -86,10 +95,14 @@ def conv_weight(init, rng, fan_in, fan_out, shape):
 class Conv2D(Layer):
     """Y[n, o] = b[o] + sum_{c,i,j} W[o, c, i, j] Xp[n, c, oh*sh + i, ow*sw + j]  (NCHW, PyTorch's Conv2d).
 
-    As one GEMM: cols = im2col(X) of shape (C kh kw, N OH OW), W_col = W reshaped to
-    (O, C kh kw), and ``Y = W_col @ cols + b``. With delta = dY laid out as (O, N OH OW)::
+    As a GEMM per image: cols = im2col(X) of shape (N, C kh kw, OH OW), W_col = W reshaped to
+    (O, C kh kw), and ``Y_n = W_col @ cols_n + b`` lands directly in NCHW order. With
+    delta = dY viewed as (N, O, OH OW), no copy::
 
-        dW = delta @ cols^T      db = sum over columns of delta      dX = col2im(W_col^T @ delta)
+        dW = sum_n delta_n @ cols_n^T      db = sum_{n,p} delta      dX = col2im(W_col^T @ delta_n)
+
+    (PyTorch's CPU convolution lays it out the same way.) cols lives in a scratch buffer the
+    layer reuses while the shapes repeat; no array the caller holds is ever overwritten.
 
     W has shape (out_channels, in_channels, kh, kw) as in PyTorch; b is (out_channels,),
     initialised to zero (as ``Dense`` does). ``init`` names a He or Glorot draw scaled by
@@ -114,6 +127,7 @@ class Conv2D(Layer):
             conv_weight(init, np.random.default_rng(0), 1, 1, (0,))  # an unknown name fails here
         self.seed, self._params = _checks.seed("Conv2D seed", seed), None
         self.X = self.cols = None
+        self._buffers = {}  # scratch arrays by name (see _scratch)
 
     def __repr__(self):
         extra = (f", padding={self.padding}" if any(self.padding) else "") + ("" if self.bias else ", bias=False")
@@ -150,34 +164,66 @@ class Conv2D(Layer):
         self.backend.check_array(X, "Conv2D input", ndim=4)
         xp, (N, O, OH, OW) = self.backend.xp, self.output_shape(X.shape)
         win = windows(xp, X, self.kernel_size, self.stride, self.padding)  # (N, C, OH, OW, kh, kw)
-        self.cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(-1, N * OH * OW)  # (C kh kw, N OH OW)
-        self.X = X
-        Y = xp.matmul(self.params["W"].reshape(O, -1), self.cols)  # Y = W_col @ cols
+        cols = self._scratch("cols", (N, win.shape[1], *self.kernel_size, OH, OW), X.dtype)
+        cols[...] = win.transpose(0, 1, 4, 5, 2, 3)  # im2col: the one copy of the windows
+        self.cols, self.X = cols.reshape(N, -1, OH * OW), X  # (N, C kh kw, OH OW)
+        Y = xp.matmul(self.params["W"].reshape(O, -1), self.cols)  # Y_n = W_col @ cols_n
         if self.bias:
             Y += self.params["b"][:, None]
-        return xp.ascontiguousarray(Y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+        return Y.reshape(N, O, OH, OW)
 
     def backward(self, dY):
         delta = self.backward_params(dY)
-        C, (kh, kw), (OH, OW) = self.in_channels, self.kernel_size, dY.shape[2:]
-        W_col = self.params["W"].reshape(self.out_channels, -1)
-        dcols = self.backend.xp.matmul(W_col.T, delta).reshape(C, kh, kw, -1, OH, OW)  # W_col^T @ delta
-        return col2im(self.backend.xp, dcols.transpose(3, 0, 1, 2, 4, 5), self.X.shape, self.stride, self.padding)
+        (N, C, _, _), (kh, kw), (OH, OW) = self.X.shape, self.kernel_size, dY.shape[2:]
+        xp, W_col = self.backend.xp, self.params["W"].reshape(self.out_channels, -1)
+        if self.stride == (1, 1):
+            return self._backward_rows(W_col, delta.reshape(N, -1, OH, OW))
+        dcols = xp.matmul(W_col.T, delta).reshape(N, C, kh, kw, OH, OW)  # W_col^T @ delta_n
+        return col2im(xp, dcols, self.X.shape, self.stride, self.padding)
+
+    def _backward_rows(self, W_col, delta):
+        """dX for stride 1, the same sums as col2im by whole rows: delta is padded with zeros to the
+        padded input's width Wp, so dcols = W_col^T @ delta_n holds rows of Wp entries and kernel
+        offset (i, j) adds one contiguous run to the flattened dXp, at i Wp + j (the zero columns
+        land on the next row's first entries, harmlessly; the run stops before the image ends)."""
+        xp, (N, O, OH, OW), (N, C, H, W) = self.backend.xp, delta.shape, self.X.shape
+        (kh, kw), (ph, pw), Wp = self.kernel_size, self.padding, OW + self.kernel_size[1] - 1
+        wide = self._scratch("delta", (N, O, OH, Wp), delta.dtype, zeros=True)
+        wide[..., :OW] = delta  # columns OW.. stay zero
+        dcols = xp.matmul(W_col.T, wide.reshape(N, O, -1), out=self._scratch("dcols", (N, C * kh * kw, OH * Wp), delta.dtype))
+        dcols, run = dcols.reshape(N, C, kh, kw, -1), OH * Wp - (kw - 1)
+        dXp = xp.zeros((N, C, (H + 2 * ph) * Wp), dtype=delta.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                entry = dXp[:, :, i * Wp + j:i * Wp + j + run]
+                entry += dcols[:, :, i, j, :run]
+        dXp = dXp.reshape(N, C, H + 2 * ph, Wp)
+        return xp.ascontiguousarray(dXp[:, :, ph:ph + H, pw:pw + W]) if ph or pw else dXp
 
     def backward_params(self, dY):
-        """dW and db only (no dX, e.g. for the first layer); returns delta as (O, N OH OW)."""
+        """dW and db only (no dX, e.g. for the first layer); returns delta as (N, O, OH OW)."""
         X, O = self.X, self.out_channels
         self._check_dY(dY, () if X is None else self.output_shape(X.shape))
         xp, shape = self.backend.xp, self.parameter_shapes()["W"]
-        delta = xp.ascontiguousarray(dY.transpose(1, 0, 2, 3)).reshape(O, -1)
+        delta = dY.reshape(dY.shape[0], O, -1)
 
-        def dW(out):  # dW = delta @ cols^T, written into grads["W"] viewed as (O, C kh kw)
-            return xp.matmul(delta, self.cols.T, out=None if out is None else out.reshape(O, -1)).reshape(shape)
+        def dW(out):  # dW^T = sum_n cols_n @ delta_n^T, summed into grads["W"] viewed as (C kh kw, O)
+            per_image = xp.matmul(self.cols, delta.transpose(0, 2, 1))  # (N, C kh kw, O): BLAS likes this side
+            return per_image.sum(axis=0, out=None if out is None else out.reshape(O, -1).T).T.reshape(shape)
         self._accumulate("W", dW)
         if self.bias:
-            self._accumulate("b", lambda out: self.backend.sum_rows(delta.T, out=out))  # db = delta 1
+            self._accumulate("b", lambda out: delta.sum(axis=(0, 2), out=out))  # db = sum_{n,p} delta
         self._grads_zero = self._grads_stale = False
         return delta
 
+    def _scratch(self, name, shape, dtype, zeros=False):
+        """A work array of this layer (never handed to a caller), kept while shape, dtype and device
+        repeat; ``zeros``: filled with zeros when made (what the caller never writes stays zero)."""
+        buf, xp = self._buffers.get(name), self.backend.xp
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._buffers[name] = (xp.zeros if zeros else xp.empty)(shape, dtype=dtype)
+        return buf
+
     def _clear_cache(self):
         self.X = self.cols = None
+        self._buffers = {}

@@ -217,6 +217,50 @@ def test_matches_torch():
     np.testing.assert_allclose(layer.grads["b"], tconv.bias.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
+def test_stride_one_matches_torch():
+    """Stride 1 with padding: the whole-row path of Conv2D.backward (padded delta, contiguous runs)."""
+    torch = pytest.importorskip("torch")
+    layer = Conv2D(3, 4, (3, 2), padding=(2, 1), backend=gpubp.get_backend("cpu", "float64"))
+    layer.params["b"][...] = [0.1, -0.2, 0.3, 0.4]
+    X = image("k3x2_s2x1_p1x0")
+    tconv = torch.nn.Conv2d(3, 4, (3, 2), padding=(2, 1)).double()
+    with torch.no_grad():
+        tconv.weight.copy_(torch.from_numpy(layer.params["W"]))
+        tconv.bias.copy_(torch.from_numpy(layer.params["b"]))
+    tX = torch.from_numpy(X).requires_grad_()
+    tY = tconv(tX)
+    dY = np.random.default_rng(2).normal(size=tuple(tY.shape))
+    tY.backward(torch.from_numpy(dY))
+    np.testing.assert_allclose(layer(X), tY.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(dY), tX.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W"], tconv.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["b"], tconv.bias.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["k3", "k3_s2_p1"])
+def test_reused_work_arrays_never_reach_the_caller(case, device):
+    """Conv2D keeps its im2col and backward work arrays between calls while shapes repeat: the
+    returned Y and dX stay intact across later calls, a new batch size is handled, and each
+    backward uses the latest forward."""
+    backend = gpubp.get_backend(device, "float64")
+    layer, X1, X2 = conv(backend, case), image(case, N=2, seed=3), image(case, N=3, seed=4)
+    layer.params["b"][...] = backend.asarray(np.arange(4.0))
+    W, b = backend.to_numpy(layer.params["W"]), backend.to_numpy(layer.params["b"])
+    Y1 = layer(backend.asarray(X1))
+    dY1 = np.random.default_rng(5).normal(size=Y1.shape)
+    dX1 = layer.backward(backend.asarray(dY1))
+    kept = backend.to_numpy(Y1).copy(), backend.to_numpy(dX1).copy(), backend.to_numpy(layer.grads["W"]).copy()
+    for X in (X1, X2, X1):  # the same shape, a new one, the first again; each with another dY
+        Y = layer(backend.asarray(X))
+        np.testing.assert_allclose(backend.to_numpy(Y), naive_conv(X, W, b, *CASES[case][1:3]), rtol=0, atol=1e-12)
+        layer.backward(backend.asarray(np.random.default_rng(6).normal(size=Y.shape)))
+    np.testing.assert_array_equal(backend.to_numpy(Y1), kept[0])
+    np.testing.assert_array_equal(backend.to_numpy(dX1), kept[1])
+    layer.zero_grad()
+    np.testing.assert_array_equal(backend.to_numpy(layer.backward(backend.asarray(dY1))), kept[1])
+    np.testing.assert_array_equal(backend.to_numpy(layer.grads["W"]), kept[2])
+
+
 def test_small_cnn_learns_digits():
     """Digits as 1x8x8 images: Conv-ReLU-Pool-Dense trained by a manual loop (``fit`` takes
     only 2-d X so far), at least 95% right on the held-out digits (97.8% with this seed)."""
