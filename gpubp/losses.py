@@ -6,7 +6,7 @@ any finite logit): BCE via max(z, 0) - z t + log(1 + exp(-|z|)), softmax
 cross-entropy via log-sum-exp with a max shift.
 
 ``backward(out=...)`` writes dL/dY into a given buffer. The forward's intermediate
-arrays come from ``_buf``: fresh arrays, or the buffers a step plan (gpubp/plan.py)
+arrays come from ``_buf``: fresh arrays, or the buffers a step plan (gpubp/plan/)
 lends through ``work`` for the length of its step, so a planned step allocates none.
 """
 from __future__ import annotations
@@ -76,6 +76,13 @@ class Loss:
         (what a step plan allocates once for outputs and targets shaped like these)."""
         return {}
 
+    def _mean(self, terms, n):
+        """sum(terms) / n as a 0-d array: the lent ``value`` buffer in a step plan (so a captured
+        step writes its loss where the plan reads it), else a new one."""
+        value = self.backend.xp.sum(terms, out=self._buf("value", ()))
+        value /= n
+        return value
+
     def _saved(self, name):
         """What ``forward`` saved for ``backward`` (StateError before any forward)."""
         if not hasattr(self, name):
@@ -93,14 +100,14 @@ class MSE(Loss):
         xp = self._begin(Y, T)
         self.T = self._float_targets(Y, T)
         self.diff = xp.subtract(Y, self.T, out=self._buf("diff", Y.shape))
-        return xp.mean(xp.multiply(self.diff, self.diff, out=self._buf("square", Y.shape)))
+        return self._mean(xp.multiply(self.diff, self.diff, out=self._buf("square", Y.shape)), Y.size)
 
     def backward(self, out=None):
         diff = self._saved("diff")
         return self.backend.xp.multiply(diff, 2.0 / diff.size, out=out)
 
     def workspace(self, Y, T):
-        return {"diff": (Y.shape, Y.dtype), "square": (Y.shape, Y.dtype)}
+        return {"diff": (Y.shape, Y.dtype), "square": (Y.shape, Y.dtype), "value": ((), Y.dtype)}
 
 
 class BinaryCrossEntropy(Loss):
@@ -121,7 +128,7 @@ class BinaryCrossEntropy(Loss):
         xp.negative(log_term, out=log_term)
         xp.exp(log_term, out=log_term)
         terms += xp.log1p(log_term, out=log_term)       # + log(1 + exp(-|z|))
-        return xp.mean(terms)
+        return self._mean(terms, Z.size)
 
     def backward(self, out=None):
         Z = self._saved("Z")
@@ -131,7 +138,7 @@ class BinaryCrossEntropy(Loss):
         return dZ
 
     def workspace(self, Z, T):
-        return {"terms": (Z.shape, Z.dtype), "log_term": (Z.shape, Z.dtype)}
+        return {"terms": (Z.shape, Z.dtype), "log_term": (Z.shape, Z.dtype), "value": ((), Z.dtype)}
 
     def check_targets(self, Z, T):
         """Targets must lie in [0, 1] (the loss has no minimum otherwise): one device sync for all of ``T``."""
@@ -161,7 +168,7 @@ class SoftmaxCrossEntropy(Loss):
         log_norm = xp.exp(log_probs, out=rows).sum(axis=1, keepdims=True, out=self._buf("log_norm", column))
         xp.log(log_norm, out=log_norm)
         self.log_probs = xp.subtract(log_probs, log_norm, out=log_probs)  # shifted - log_norm
-        return -(xp.multiply(self.T, self.log_probs, out=rows)).sum() / Z.shape[0]
+        return self._mean(xp.multiply(self.T, self.log_probs, out=rows), -Z.shape[0])
 
     def backward(self, out=None):
         log_probs = self._saved("log_probs")
@@ -212,7 +219,7 @@ class SoftmaxCrossEntropy(Loss):
     def workspace(self, Z, T):
         n, c = Z.shape
         column, table = ((n, 1), Z.dtype), ((n, c), Z.dtype)
-        space = {"rows": table, "log_probs": table, "row_max": column, "log_norm": column}
+        space = {"rows": table, "log_probs": table, "row_max": column, "log_norm": column, "value": ((), Z.dtype)}
         if T.ndim == 2:
             space["row_sums"] = column
         else:

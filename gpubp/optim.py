@@ -79,8 +79,13 @@ class Optimizer:
         """Step ``t + 1`` of every ``(layer, gradient, parameter, slots)`` of ``prepare``:
         the kernel's scalars computed once on the host, then one launch per parameter."""
         self.t += 1
-        kernel, dtype, run = self.kernel, backend.dtype.type, backend.run
-        scalars = [dtype(s) for s in self.scalars()]
+        dtype = backend.dtype.type
+        self.launch(work, backend, [dtype(s) for s in self.scalars()])
+
+    def launch(self, work, backend, scalars) -> None:
+        """The update kernels of ``work`` with these ``scalars`` (numbers in the model's dtype, or
+        0-d device arrays that a captured CUDA graph reads anew each replay)."""
+        kernel, run = self.kernel, backend.run
         with backend.activate():
             for layer, grad, param, slots in work:
                 if layer is not None and layer.grads_stale:  # zero_grad() and no backward since

@@ -91,7 +91,12 @@ class Backend:
         if ones is None:
             with self.activate():
                 ones = self._ones[a.shape[0]] = self.xp.ones(a.shape[0], dtype=self.dtype)
-        return self.xp.matmul(ones, a, out=out)
+        return self.matmul(ones, a, out=out)
+
+    def matmul(self, a, b, out=None):
+        """``a @ b``, into ``out`` when given: the one matrix product of the layers (CuPy's
+        backend runs gpubp's own GEMM kernel instead of cuBLAS while a CUDA graph captures)."""
+        return self.xp.matmul(a, b, out=out)
 
     @staticmethod
     def host_rng(seed=None) -> np.random.Generator:

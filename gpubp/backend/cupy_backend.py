@@ -8,6 +8,7 @@ import numpy as np
 from .._compat import cupy
 from ..errors import OutOfMemoryError
 from .base import Backend
+from .kernels.gemm import gemm
 
 _compiled: dict[str, object] = {}
 
@@ -35,6 +36,46 @@ class CupyBackend(Backend):
         self.xp = cupy
         self.device_id = device_id
         self.device = f"cuda:{device_id}"
+        self._graph_arithmetic = False
+
+    def matmul(self, a, b, out=None):
+        """cuBLAS (``cupy.matmul``), except inside ``graph_arithmetic`` (a capture): gpubp's
+        GEMM kernel (backend/kernels/gemm.py), as CuPy refuses cuBLAS while a stream captures."""
+        if not self._graph_arithmetic or out is None:
+            return cupy.matmul(a, b, out=out)
+        if a.ndim == 1:  # 1^T D (sum_rows): a row vector times a matrix
+            gemm(a[None, :], b, out[None, :])
+        else:
+            gemm(a, b, out)
+        return out
+
+    @contextlib.contextmanager
+    def graph_arithmetic(self):
+        """The arithmetic of a captured CUDA graph, also for an eager run to equal one bit for
+        bit: matmul by gpubp's GEMM, reductions by CuPy's own kernels (CUB off: it allocates scratch,
+        and a captured graph must allocate nothing)."""
+        accelerators = cupy._core._accelerator
+        saved = accelerators.get_routine_accelerators(), accelerators.get_reduction_accelerators()
+        accelerators.set_routine_accelerators([])
+        accelerators.set_reduction_accelerators([])
+        before, self._graph_arithmetic = self._graph_arithmetic, True
+        try:
+            yield
+        finally:
+            self._graph_arithmetic = before
+            accelerators.set_routine_accelerators(saved[0])
+            accelerators.set_reduction_accelerators(saved[1])
+
+    def capture(self, fn, stream):
+        """The CUDA graph of the launches ``fn()`` makes on ``stream`` (nothing runs now), in
+        ``graph_arithmetic``."""
+        with self.activate(), stream, self.graph_arithmetic():
+            stream.begin_capture()
+            try:
+                fn()
+            finally:
+                graph = stream.end_capture()
+        return graph
 
     def is_own(self, x) -> bool:
         return isinstance(x, cupy.ndarray) and x.device.id == self.device_id

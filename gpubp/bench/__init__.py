@@ -68,7 +68,7 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
     if mlp:
         configs = QUICK_CONFIGS if quick else CONFIGS
         impls = ["gpubp", "gpubp-planned"] + (["gpubp-graph"] if graph and device != "cpu" else []) + ["by-hand"]
-        impls += ["torch"] if torch_available() else []
+        impls += (["torch"] + (["torch-graph"] if graph and device != "cpu" else [])) if torch_available() else []
         rows = []
         for name, cfg in configs.items():
             row = {"config": name, "widths": cfg[0], "activation": cfg[1], "batch": cfg[2]}
@@ -76,8 +76,9 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
                 progress(f"MLP step ({name}) {impl}")
                 row[impl] = run_isolated(impl, list(cfg), device, threads, 1 if quick else repeat)
             for a, b in (("gpubp", "torch"), ("by-hand", "torch"), ("gpubp", "by-hand"),
-                         ("gpubp-planned", "by-hand"), ("gpubp-planned", "gpubp"), ("gpubp-planned", "torch")):
-                if "ms" in row[a] and "ms" in row.get(b, {}):
+                         ("gpubp-planned", "by-hand"), ("gpubp-planned", "gpubp"), ("gpubp-planned", "torch"),
+                         ("gpubp-graph", "torch"), ("gpubp-graph", "torch-graph")):
+                if "ms" in row.get(a, {}) and "ms" in row.get(b, {}):
                     row[f"ratio_{a}_over_{b}".replace("-", "_")] = row[a]["ms"] / row[b]["ms"]
             rows.append(row)
         result["mlp"] = rows
@@ -131,7 +132,12 @@ def table(result) -> str:
                          f"{r.get('ratio_gpubp_planned_over_by_hand', nan):17.2f}"
                          f"{r.get('ratio_gpubp_planned_over_gpubp', nan):15.2f}")
             if "gpubp-graph" in r:
-                lines.append(f"{'    with CUDA graph':34}{r['gpubp-graph'].get('ms', float('nan')):10.3f}")
+                graphs = {k: r.get(k, {}) for k in ("gpubp-graph", "torch-graph")}
+                lines.append(f"{'    CUDA graph: gpubp, torch.compile':34}" + "".join(
+                    f"{g.get('ms', nan):9.3f}" for g in graphs.values()) +
+                    f"   graph/torch eager {r.get('ratio_gpubp_graph_over_torch', nan):.2f},"
+                    f" graph/torch graph {r.get('ratio_gpubp_graph_over_torch_graph', nan):.2f}")
+                lines += [f"    {k} failed: {g['error']}" for k, g in graphs.items() if "error" in g]
         if "mlp_note" in result:
             lines.append(result["mlp_note"])
     if "conv" in result:

@@ -22,7 +22,7 @@ from ..nn import Dense
 from ..losses import MSE
 from ..network import mlp
 from ..optim import SGD
-from ..plan import StepPlan
+from ..plan import GraphedStep, StepPlan
 from .by_hand import by_hand_step
 from .conv import gpubp_lenet_step, is_lenet, torch_lenet_step
 from .steps import eager_step, torch_sgd_step
@@ -33,7 +33,7 @@ CONFIGS = {  # name: (layer widths, activation, batch)
     "b": ([1024, 4096, 4096, 1024], "relu", 1024),
     "c": ([64] * 11, "sigmoid", 64),
 }
-IMPLS = ("gpubp", "gpubp-planned", "gpubp-graph", "by-hand", "torch")
+IMPLS = ("gpubp", "gpubp-planned", "gpubp-graph", "by-hand", "torch", "torch-graph")
 LENET_IMPLS = ("gpubp", "torch")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
@@ -49,9 +49,10 @@ def data(widths, batch, seed=1):
     return rng.normal(size=(batch, widths[0])), rng.normal(size=(batch, widths[-1]))
 
 
-def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32", planned=False):
+def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32", planned=False, graphed=False):
     """A closure running one gpubp training step, its backend, and the model; ``planned``:
-    the step of a step plan (gpubp/plan.py: every buffer allocated once), else the eager one."""
+    the step of a step plan (gpubp/plan: every buffer allocated once), ``graphed``: that plan's
+    step captured as one CUDA graph (gpubp/plan/graph.py), else the eager step."""
     backend = get_backend(device, dtype)
     model = mlp(widths[0], widths[1:-1], widths[-1], activation, backend=backend, seed=None)
     dense = [layer for layer in model.layers if isinstance(layer, Dense)]
@@ -60,15 +61,21 @@ def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32", plan
         layer.params["b"][...] = backend.asarray(b)
     X, T = (backend.asarray(a) for a in data(widths, batch))
     loss, opt = MSE(), SGD(lr=lr)
-    if planned:  # the batch sits in the plan's buffers, as fit gathers it there
+    if planned or graphed:  # the batch sits in the plan's buffers, as fit gathers it there
         plan = StepPlan(model, loss, opt, X.shape)
         plan.X[...], plan.y[...] = X, T
+        if graphed:
+            graph = GraphedStep(plan)
+            return (lambda: graph.step(plan.X, plan.y)), backend, model
         return (lambda: plan.step(plan.X, plan.y)), backend, model
     return eager_step(model, loss, opt, X, T), backend, model
 
 
-def torch_step(widths, activation, batch, device, lr=0.01):
+def torch_step(widths, activation, batch, device, lr=0.01, graphed=False):
+    """PyTorch eager (TF32 off), or with ``graphed`` the model under torch.compile(mode="reduce-overhead"),
+    PyTorch's own CUDA-graph path: the peer of a graphed gpubp step."""
     import torch
+    torch.backends.cuda.matmul.allow_tf32 = False
     dev = "cuda" if device.startswith("cuda") or device == "gpu" else "cpu"
     mods = []
     for i, (W, b) in enumerate(initial_weights(widths)):
@@ -81,24 +88,9 @@ def torch_step(widths, activation, batch, device, lr=0.01):
             mods.append(torch.nn.Sigmoid() if activation == "sigmoid" else torch.nn.ReLU())
     model = torch.nn.Sequential(*mods).to(dev).float()
     X, T = (torch.from_numpy(a).float().to(dev) for a in data(widths, batch))
+    if graphed:
+        model = torch.compile(model, mode="reduce-overhead")
     return torch_sgd_step(model, torch.nn.functional.mse_loss, X, T, lr, dev)
-
-
-def cuda_graph(step, backend):
-    """Capture one whole training step as a CUDA graph; returns a function replaying it.
-
-    The step is run once first so the memory pool already holds every buffer the
-    captured launches use. Only for CuPy backends (unverified here: no GPU was lent).
-    """
-    cupy = backend.xp
-    stream = cupy.cuda.Stream(non_blocking=True)
-    with backend.activate(), stream:
-        step()
-        stream.synchronize()
-        stream.begin_capture()
-        step()
-        graph = stream.end_capture()
-    return lambda: graph.launch(stream)
 
 
 def measure(impl, config, device, repeat):
@@ -115,18 +107,17 @@ def measure(impl, config, device, repeat):
             sync = backend.synchronize
         return median_seconds(step, sync, warmup=2, repeat=repeat, min_time=0.2) * 1e3
     widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config
-    if impl == "torch":
-        step, sync = torch_step(widths, activation, batch, device)
+    if impl in ("torch", "torch-graph"):
+        step, sync = torch_step(widths, activation, batch, device, graphed=impl == "torch-graph")
     elif impl == "by-hand":
         backend = get_backend(device, "float32")
         X, T = (backend.asarray(a) for a in data(widths, batch))
         step, _ = by_hand_step(widths, activation, batch, backend, initial_weights(widths), X, T)
         sync = backend.synchronize
     else:
-        step, backend, _ = gpubp_step(widths, activation, batch, device, planned=impl == "gpubp-planned")
+        step, backend, _ = gpubp_step(widths, activation, batch, device, planned=impl == "gpubp-planned",
+                                      graphed=impl == "gpubp-graph")
         sync = backend.synchronize
-        if impl == "gpubp-graph":
-            step = cuda_graph(step, backend)
     return median_seconds(step, sync, warmup=2, repeat=repeat, min_time=0.2) * 1e3
 
 

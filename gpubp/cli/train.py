@@ -53,6 +53,8 @@ def add_arguments(p):
     t.add_argument("--restore-best", action="store_true",
                    help="end with the weights of the best validation epoch (they are what --save writes)")
     flags.add_device(t)
+    t.add_argument("--cuda-graph", action="store_true",
+                   help="on a GPU, replay each training step as one captured CUDA graph (MLP models)")
     t.add_argument("--distributed", action="store_true",
                    help="data parallelism over the ranks of `mpiexec -n N gpubp train --distributed` "
                         "(needs gpubp[mpi]; on CUDA one GPU per rank)")
@@ -112,7 +114,7 @@ def train(args, comm) -> int:
                       progress=False if args.quiet else None, callbacks=[log] if log else (),
                       checkpoint_path=args.save if args.checkpoint_every else None,
                       checkpoint_every=args.checkpoint_every, checkpoint_extra={"data": data.info},
-                      resume_from=args.resume, comm=comm)
+                      resume_from=args.resume, comm=comm, cuda_graph=args.cuda_graph)
     finally:
         if log:
             log.close()

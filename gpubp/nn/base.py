@@ -56,7 +56,7 @@ class Layer:
         raise NotImplementedError
 
     def bind(self, X, Y, dY, dX):
-        """This layer's forward and backward in a step plan (gpubp/plan.py) as two functions of
+        """This layer's forward and backward in a step plan (gpubp/plan/) as two functions of
         no arguments on the plan's buffers: input ``X``, output ``Y``, incoming ``dY`` and
         outgoing ``dX`` (None: no input gradient wanted). The plan has run ``forward(X, out=Y)``
         once, so shapes and dtypes are checked; by default the checked methods themselves."""

@@ -68,16 +68,16 @@ class Dense(Layer):
 
     def _affine(self, X, out):
         self.X = X
-        Y = self.backend.xp.matmul(X, self.params["W"], out=out)
+        Y = self.backend.matmul(X, self.params["W"], out=out)
         if self.bias:
             Y += self.params["b"]
         return Y
 
     def _backprop(self, dY, out, input_grad):
-        xp, X = self.backend.xp, self.X
-        self._accumulate("W", lambda out: xp.matmul(X.T, dY, out=out))  # dW = X^T delta
+        backend, X = self.backend, self.X
+        self._accumulate("W", lambda out: backend.matmul(X.T, dY, out=out))  # dW = X^T delta
         if self.bias:
-            self._accumulate("b", lambda out: self.backend.sum_rows(dY, out=out))  # db = 1^T delta
+            self._accumulate("b", lambda out: backend.sum_rows(dY, out=out))  # db = 1^T delta
         self._grads_zero = self._grads_stale = False
         if input_grad:
-            return xp.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T
+            return backend.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T

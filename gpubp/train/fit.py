@@ -19,7 +19,7 @@ from ..errors import InvalidValueError, NumericalError
 from ..history import History, Progress
 from ..losses import get_loss
 from ..optim import get_optimizer
-from ..plan import PlanCache
+from ..plan import PlanCache, plan_problem
 from ..schedules import get_schedule
 from .evaluation import _evaluate, _metric_name, _n_correct
 from .inputs import _callbacks, _check_model, _checkpointing, _mode, _prepare, _validation
@@ -30,7 +30,8 @@ from .state import _BestKeeper, _nonfinite, _refuse_nonfinite_end, _refuse_nonfi
 def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epochs=10,
         batch_size=32, shuffle=True, seed=None, validation_data=None, schedule=None, tol=None,
         patience=None, progress=None, callbacks=(), checkpoint_path=None, checkpoint_every=None,
-        resume_from=None, comm=None, restore_best=False, checkpoint_extra=None, plan=True) -> History:
+        resume_from=None, comm=None, restore_best=False, checkpoint_extra=None, plan=True,
+        cuda_graph=False) -> History:
     """Train ``model`` in place by mini-batch gradient descent; return its :class:`History`.
 
     Each step: ``out = model(X[idx])``, ``loss(out, y[idx])``, ``model.backward(dL/dout)``,
@@ -73,6 +74,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         plan: run each step into buffers allocated once (``gpubp.plan``: one plan per batch
             shape, the same numbers as the eager step); False, or a layer without ``out=``
             buffers (Dropout, BatchNorm, image layers), runs the eager step.
+        cuda_graph: on a CUDA device, capture each plan's whole step (update included) as one
+            CUDA graph and replay it per batch (``gpubp.plan.graph``); needs a plannable model,
+            no ``comm``; ``on_batch_end`` then comes after the update.
 
     A NaN/Inf epoch loss, parameter or optimizer slot raises NumericalError after restoring
     the parameters and the optimizer state from the start of that epoch. Ctrl-C returns the
@@ -89,6 +93,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     patience = None if patience is None else _checks.integer("fit: patience", patience, 1)
     callbacks = _callbacks(callbacks)
     checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every)
+    _check_cuda_graph(cuda_graph, model, plan, comm)
     with _guard(comm, "checking the data"):
         Xd, yd = _prepare(model, loss, X, y, "fit")
         val = _validation(model, loss, validation_data)
@@ -115,7 +120,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     keeper = _BestKeeper(optimizer) if restore_best else None
     if not isinstance(plan, bool):
         raise InvalidValueError(f"fit: plan must be True or False, got {plan!r}")
-    plans = PlanCache(model, loss, optimizer) if plan else None  # step plans, one per batch shape
+    plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
     callbacks = callbacks + ((keeper,) if keeper else ())
     try:
         with loss.targets_checked():  # every label was checked once, above: no sync per batch
@@ -156,6 +161,19 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
     return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
 
 
+def _check_cuda_graph(cuda_graph, model, plan, comm):
+    if not isinstance(cuda_graph, bool):
+        raise InvalidValueError(f"fit: cuda_graph must be True or False, got {cuda_graph!r}")
+    if not cuda_graph:
+        return
+    problem = ("it needs plan=True" if plan is not True else
+               "a graph holds one process's whole step, so not with comm" if comm is not None else
+               f"{model.backend.device} runs NumPy: a CUDA graph needs a CUDA device (--device gpu)"
+               if not hasattr(model.backend, "capture") else plan_problem(model))
+    if problem:
+        raise InvalidValueError(f"fit: cuda_graph: {problem}")
+
+
 def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
     """``(indices on the device, global batch size)`` of each step: the consecutive slices of
     ``epoch_order``, or with ``comm`` this rank's share of each (``global_n`` then counts all ranks)."""
@@ -183,9 +201,14 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
             # with a communicator the gradients are this rank's share n_r / B of the global mean,
             # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
             share = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
+            graphed = None
             if len(idx):  # with a communicator a rank may hold no sample of a small last batch
                 plan = plans.get(X, y, len(idx)) if plans is not None else None
-                if plan is not None:
+                graphed = plan.graph if plan is not None else None  # the whole step, update included
+                if graphed is not None:
+                    Xb, yb = plan.gather(X, y, idx)
+                    out, value = graphed.step(Xb, yb)
+                elif plan is not None:
                     Xb, yb = plan.gather(X, y, idx)
                     out, value = plan.run(Xb, yb, share)
                 else:
@@ -202,7 +225,8 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                     correct = correct + _n_correct(loss, out, yb)
         if comm is not None:  # the global-batch mean gradient on every rank
             comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
-        optimizer.step(model)
+        if graphed is None:
+            optimizer.step(model)
     return total, correct
 
 

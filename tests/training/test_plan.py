@@ -1,4 +1,4 @@
-"""The step plan (gpubp/plan.py): the same numbers as the eager step, no allocation per step
+"""The step plan (gpubp/plan/step.py): the same numbers as the eager step, no allocation per step
 after warm-up, the observer hook kept, and the eager fallback for layers without out=."""
 import tracemalloc
 

@@ -2,8 +2,9 @@
 
 For a model, a loss, an optimizer and a batch shape, :class:`StepPlan` allocates every
 array a step writes (each layer's output, the deltas, the loss's intermediates, the
-batch itself), checks shapes and dtypes once by a dry forward pass, and then drives the
-layers' own ``forward(X, out=)`` / ``backward(dY, out=)``: the same math as the eager
+batch itself), checks shapes and dtypes once by a dry forward pass, and binds each
+layer's forward and backward to those buffers once (``Layer.bind``: the layer's own math
+without its per-call checks). A step then only calls them: the same math as the eager
 step, in the same order, so the same numbers bit for bit, with no array allocated per
 step (the parameters, their gradients and the optimizer's slots persist already)::
 
@@ -20,15 +21,17 @@ anomaly watch, the gradient recorder and the parity recorder do).
 A layer whose ``forward``/``backward`` take no ``out`` (Dropout, BatchNorm, the image
 layers, a user's layer) makes the model unplannable: ``plan_problem`` says why and
 ``fit`` then runs the eager step. ``fit`` keeps one plan per batch shape (``PlanCache``):
-the short last batch of an epoch gets its own plan, made once, rather than padding.
+the short last batch of an epoch gets its own plan, made once, rather than padding. On a
+GPU each plan can be captured as one CUDA graph (``graph.GraphedStep``, ``fit(cuda_graph=True)``).
 """
 from __future__ import annotations
 
 import inspect
 
-from .errors import DeviceError, InvalidValueError, ShapeError, StateError
-from .losses import get_loss
-from .network import Sequential, _ambient, _tell
+from ..errors import DeviceError, InvalidValueError, ShapeError, StateError
+from ..losses import get_loss
+from ..network import Sequential, _ambient, _tell
+from .graph import GraphedStep
 
 
 def takes_out(method) -> bool:
@@ -77,6 +80,7 @@ class StepPlan:
             self.dout, self.deltas, self._pools = self._delta_buffers(inputs, Y)
             self._bind(inputs)
         self._loss_out = takes_out(self.loss.backward)
+        self.graph = None  # a GraphedStep of this plan, when fit captures one
 
     def _bind(self, inputs):
         """Each layer's forward and backward on these buffers (``Layer.bind``), and the
@@ -219,10 +223,11 @@ class StepPlan:
 
 class PlanCache:
     """``fit``'s plans, one per batch shape (the short last batch gets its own), or none at
-    all when the model cannot be planned (``problem`` says why: the eager step is used)."""
+    all when the model cannot be planned (``problem`` says why: the eager step is used).
+    With ``cuda_graph`` each plan is captured as a CUDA graph (``plan.graph``)."""
 
-    def __init__(self, model, loss, optimizer):
-        self.model, self.loss, self.optimizer = model, loss, optimizer
+    def __init__(self, model, loss, optimizer, cuda_graph=False):
+        self.model, self.loss, self.optimizer, self.cuda_graph = model, loss, optimizer, cuda_graph
         self.problem = plan_problem(model)
         self.plans: dict = {}
 
@@ -235,6 +240,8 @@ class PlanCache:
         if plan is None:
             plan = self.plans[key] = StepPlan(self.model, self.loss, self.optimizer, (n, *X.shape[1:]),
                                               (n, *y.shape[1:]), y.dtype)
+            if self.cuda_graph:
+                plan.graph = GraphedStep(plan)
         return plan
 
 

@@ -1,0 +1,102 @@
+"""A training step as one CUDA graph: a step plan's launches recorded once, replayed per batch.
+
+On a GPU, ``GraphedStep(plan)`` runs one step of the plan eagerly (every kernel compiled, every
+optimizer slot made; the model and optimizer are put back afterwards), then records one step on
+its own stream — zero_grad, forward, loss, backward, the optimizer's update — and from then on
+replays it::
+
+    graphed = GraphedStep(StepPlan(model, "mse", Adam(), (64, 784)))
+    out, value = graphed.step(X, y)   # copy the batch in, write this step's scalars, one launch
+
+The loss value stays on the device (``fit`` adds it up there: no host sync per step).
+
+What a capture needs, and where it comes from:
+
+* no allocation: every array is the plan's, the loss value included (``Loss._mean``);
+* no cuBLAS, which CuPy refuses while a stream captures: ``CupyBackend.capture`` routes the
+  layers' ``backend.matmul`` to gpubp's own GEMM (``backend/kernels/gemm.py``) and turns CuPy's
+  CUB reductions off (they allocate scratch);
+* no host sync and no per-step decision in Python: targets are trusted (``fit`` checks them
+  all first), observers are refused, and what changes between steps — the step count's bias
+  corrections, a scheduled lr — is written to a device array the update kernels read.
+
+If the model or the optimizer replaces its arrays (a restore, a resumed state), the graph would
+write into the old ones: ``step`` notices (``Optimizer.prepared`` returns another list) and
+records again. Unverified on hardware as of this writing: no GPU has been lent to the project.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InvalidValueError, StateError
+from ..network import _ambient
+
+
+class GraphedStep:
+    """One captured training step of ``plan`` (a StepPlan on a CuPy backend)."""
+
+    def __init__(self, plan):
+        backend = plan.backend
+        if not hasattr(backend, "capture"):
+            raise InvalidValueError(f"cuda_graph: {backend.device} runs NumPy; a CUDA graph needs a "
+                                    f"CUDA device (--device gpu)")
+        self._refuse_observers(plan)
+        self.plan, self.backend = plan, backend
+        xp = backend.xp
+        with backend.activate():
+            self.stream = xp.cuda.Stream(non_blocking=True)
+            self._scalars = xp.zeros(len(plan.optimizer.scalars()), backend.dtype)
+            self._scalar_views = [self._scalars[i] for i in range(self._scalars.size)]
+        self._warm_up()
+        self._record()
+
+    @staticmethod
+    def _refuse_observers(plan):
+        if plan.model.observers or _ambient.get():
+            raise StateError("cuda_graph: a captured step cannot tell observers (anomaly mode, recorders) "
+                             "after each layer; run without them or with cuda_graph=False")
+
+    def _warm_up(self):
+        """One eager step (compiles every kernel, makes every slot), then the model, its gradients
+        and the optimizer put back as they were: capturing must not train."""
+        plan, opt = self.plan, self.plan.optimizer
+        with self.backend.activate(), self.stream:
+            work = opt.prepared(plan.model)
+            arrays = [a for _, grad, param, slots in work for a in (grad, param, *slots)]
+            saved, t = [a.copy() for a in arrays], opt.t
+            with plan.loss.targets_checked():
+                plan.step(plan.X, plan.y)
+            for a, s in zip(arrays, saved):
+                a[...] = s
+            opt.t = t
+            self.stream.synchronize()
+
+    def _record(self):
+        plan = self.plan
+        self._work = plan.optimizer.prepared(plan.model)
+
+        def one_step():
+            plan.model.zero_grad()
+            with plan.loss.targets_checked():
+                self.out, self.value = plan.run(plan.X, plan.y)
+            plan.optimizer.launch(self._work, self.backend, self._scalar_views)
+        self.graph = self.backend.capture(one_step, self.stream)
+
+    def step(self, X, y):
+        """One training step on ``X``, ``y`` (the plan's buffers, or arrays copied into them):
+        ``(model output, loss value)``, both the plan's device arrays, valid until the next step."""
+        plan, opt, xp = self.plan, self.plan.optimizer, self.backend.xp
+        self._refuse_observers(plan)
+        if opt.prepared(plan.model) is not self._work:  # arrays replaced: the graph would miss them
+            self._record()
+        with self.backend.activate():
+            current = xp.cuda.get_current_stream()
+            self.stream.wait_event(current.record())      # the batch gathered on the current stream
+            with self.stream:
+                plan._load(X, plan.X, "X")
+                plan._load(y, plan.y, "y")
+                opt.t += 1
+                self._scalars.set(np.asarray(opt.scalars(), dtype=self.backend.dtype))
+                self.graph.launch(self.stream)
+            current.wait_event(self.stream.record())      # what reads the results waits for them
+        return self.out, self.value

@@ -1,0 +1,113 @@
+"""A training step captured as one CUDA graph (gpubp/plan/graph.py): refused with one line
+where it cannot run (NumPy, no plan, a communicator, observers), and on a GPU the same numbers
+as the eager step run with the same GEMM, bit for bit, after every kind of step change."""
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.errors import InvalidValueError, StateError
+from gpubp.network import mlp
+from gpubp.optim import SGD, Adam
+from gpubp.plan import GraphedStep, StepPlan
+from gpubp.train import fit
+
+from helpers import needs_gpu
+
+
+def small_problem(n=70, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 6)), rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({}, "cpu runs NumPy: a CUDA graph needs a CUDA device"),
+    ({"plan": False}, "needs plan=True"),
+    ({"comm": object()}, "not with comm"),
+])
+def test_fit_refuses_a_graph_it_cannot_run_before_training(kwargs, words):
+    model = mlp(6, [8], 3, seed=0)
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    with pytest.raises(InvalidValueError, match=f"fit: cuda_graph: .*{words}"):
+        fit(model, *small_problem(), epochs=1, progress=False, cuda_graph=True, **kwargs)
+    for k, v in model.parameters().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_fit_refuses_a_cuda_graph_flag_that_is_not_a_bool():
+    with pytest.raises(InvalidValueError, match="cuda_graph must be True or False"):
+        fit(mlp(6, [8], 3), *small_problem(), epochs=1, progress=False, cuda_graph="yes")
+
+
+def test_a_numpy_plan_cannot_be_captured():
+    plan = StepPlan(mlp(6, [8], 3), "mse", SGD(), (16, 6))
+    with pytest.raises(InvalidValueError, match="a CUDA graph needs a CUDA device"):
+        GraphedStep(plan)
+
+
+def test_the_train_command_refuses_cuda_graph_on_the_cpu(capsys):
+    from gpubp.cli import main
+    assert main(["train", "--device", "cpu", "--cuda-graph", "--epochs", "1", "--quiet"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("gpubp train: error: fit: cuda_graph:") and "CUDA device" in err[-1]
+
+
+# -- on a GPU ------------------------------------------------------------------------
+
+
+def train_on_gpu(cuda_graph, optimizer, schedule=None, epochs=3):
+    X, y = small_problem()
+    model = mlp(6, [8, 5], 3, "sigmoid", backend="cuda:0", dtype="float64", seed=3)
+    with model.backend.graph_arithmetic():  # the eager run computes as the graph does
+        history = fit(model, X, y, optimizer=optimizer, epochs=epochs, batch_size=16, seed=1,
+                      schedule=schedule, progress=False, cuda_graph=cuda_graph)
+    return model, history
+
+
+@needs_gpu
+@pytest.mark.parametrize("make, schedule", [(lambda: SGD(lr=0.05), None), (lambda: SGD(lr=0.05, momentum=0.9), "step"),
+                                            (lambda: Adam(lr=1e-2), "cosine")], ids=["sgd", "momentum-step", "adam-cosine"])
+def test_a_graphed_fit_equals_the_eager_fit_bit_for_bit(make, schedule):
+    # 70 samples in batches of 16: a short last batch, so two graphs; Adam's bias corrections
+    # and the schedule's lr change every step and epoch: the scalars the graph reads anew
+    eager, h_eager = train_on_gpu(False, make(), schedule)
+    graphed, h_graphed = train_on_gpu(True, make(), schedule)
+    assert h_graphed.loss == h_eager.loss
+    for name, p in eager.parameters().items():
+        np.testing.assert_array_equal(graphed.backend.to_numpy(graphed.parameters()[name]),
+                                      eager.backend.to_numpy(p), err_msg=name)
+
+
+@needs_gpu
+def test_capturing_does_not_train_and_replaced_state_is_recaptured():
+    model = mlp(6, [8], 3, backend="cuda:0", dtype="float64", seed=0)
+    before = {k: model.backend.to_numpy(v) for k, v in model.parameters().items()}
+    opt = Adam(lr=1e-2)
+    plan = StepPlan(model, "softmax_cross_entropy", opt, (16, 6), (16,), np.int64)
+    graphed = GraphedStep(plan)  # warm-up step and capture: nothing may change
+    assert opt.t == 0
+    for k, v in model.parameters().items():
+        np.testing.assert_array_equal(model.backend.to_numpy(v), before[k])
+    X, y = small_problem(16)
+    X, y = model.backend.asarray(X), model.backend.xp.asarray(y)
+    graphed.step(X, y)
+    twin = gpubp.Sequential.from_config(model.config(), backend=model.backend)
+    twin.load_parameters(model.parameters())
+    twin_opt = Adam(lr=1e-2)
+    state = opt.state_dict()
+    state["state"]["0.W"]["m"] += 1.0
+    opt.load_state_dict(state, model.backend)  # new slot arrays: the old graph would miss them
+    twin_opt.load_state_dict(state, model.backend)
+    with model.backend.graph_arithmetic():  # the eager run computes as the graph does
+        graphed.step(X, y)
+        StepPlan(twin, "softmax_cross_entropy", twin_opt, (16, 6), (16,), np.int64).step(X, y)
+    for name, p in twin.parameters().items():
+        np.testing.assert_array_equal(model.backend.to_numpy(model.parameters()[name]),
+                                      model.backend.to_numpy(p), err_msg=name)
+
+
+@needs_gpu
+def test_a_graphed_step_refuses_observers():
+    model = mlp(6, [8], 3, backend="cuda:0", seed=0)
+    graphed = GraphedStep(StepPlan(model, "mse", SGD(), (16, 6)))
+    with gpubp.detect_anomaly(), pytest.raises(StateError, match="observers"):
+        graphed.step(graphed.plan.X, graphed.plan.y)
