@@ -15,6 +15,7 @@ the rounded ``1 - beta``, never ``beta`` itself.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -48,8 +49,23 @@ def adam_scalars(lr, beta1, beta2, eps, weight_decay, t, decoupled=True):
             math.sqrt(one_minus_power(beta2, t)), l2, decay)
 
 
-# -- NumPy building blocks: in place, one scratch array the size of the parameter
-# (the backend launches large arrays in cache-sized blocks, so in practice a block)
+# -- NumPy building blocks: in place, with scratch arrays the size of the parameter
+# (the backend launches large arrays in cache-sized blocks, so in practice of a block)
+
+_scratch_arrays = threading.local()  # each thread its own: blocks of one array run on several
+
+
+def _scratch(like, k=0):
+    """Scratch array ``k`` of ``like``'s shape and dtype, made once per thread and reused by
+    every later step: an update allocates nothing (a fresh block-sized array per call would
+    cost a page fault per page, every step)."""
+    arrays = _scratch_arrays.__dict__.setdefault("arrays", {})
+    key = (like.shape, like.dtype, k)
+    a = arrays.get(key)
+    if a is None:
+        a = arrays[key] = np.empty_like(like)
+    return a
+
 
 def _decayed(grad, wd, param, out):
     """out = grad + wd * param (a copy of grad when wd is 0): PyTorch's coupled L2 decay."""
@@ -80,10 +96,10 @@ def _lerp_square(avg, g, weight, tmp):
 
 def _sgd_np(grad, lr, wd, param):
     if wd:
-        step = _decayed(grad, wd, param, np.empty_like(param))  # g + wd param
+        step = _decayed(grad, wd, param, _scratch(param))  # g + wd param
         step *= lr
     else:
-        step = np.multiply(grad, lr)  # lr g in one pass (_decayed would first copy g)
+        step = np.multiply(grad, lr, out=_scratch(param))  # lr g in one pass (_decayed would first copy g)
     param -= step
 
 
@@ -92,14 +108,14 @@ def _sgd_ref(grad, lr, wd, param):
 
 
 def _momentum_np(grad, lr, mu, damp, wd, nesterov, param, buf):
-    g = _decayed(grad, wd, param, np.empty_like(param))
+    g = _decayed(grad, wd, param, _scratch(param))
     buf *= mu
     if damp != 1:
-        buf += damp * g              # a second scratch array, only with dampening
+        buf += np.multiply(g, damp, out=_scratch(param, 1))  # a second scratch array, only with dampening
     else:
         buf += g                     # buf = mu buf + (1 - dampening) g
     if nesterov:                     # param -= lr (g + mu buf)
-        g += mu * buf
+        g += np.multiply(buf, mu, out=_scratch(param, 1))
         g *= lr
     else:                            # param -= lr buf
         np.multiply(buf, lr, out=g)
@@ -118,8 +134,8 @@ def _momentum_ref(grad, lr, mu, damp, wd, nesterov, param, buf):
 def _rmsprop_np(centered, momentum):
     def update(grad, lr, oma, eps, wd, *rest):
         mu, (param, sq, *state) = (rest[0], rest[1:]) if momentum else (0, rest)
-        g = _decayed(grad, wd, param, np.empty_like(param)) if wd else grad
-        tmp = np.empty_like(param)
+        g = _decayed(grad, wd, param, _scratch(param)) if wd else grad
+        tmp = _scratch(param, 1)
         _lerp_square(sq, g, oma, tmp)            # sq = alpha sq + (1 - alpha) g^2
         if centered:
             avg = state[0]
@@ -195,8 +211,8 @@ def _rmsprop_kernel(centered, momentum):
 
 def _adam_np(amsgrad):
     def update(grad, step_size, omb1, omb2, eps, sqrt_bias2, l2, decay, param, m, v, *vmax):
-        g = _decayed(grad, l2, param, np.empty_like(param)) if l2 else grad
-        tmp = np.empty_like(param)
+        g = _decayed(grad, l2, param, _scratch(param)) if l2 else grad
+        tmp = _scratch(param, 1)
         _lerp(m, g, omb1, tmp)                   # m = b1 m + (1 - b1) g
         _lerp_square(v, g, omb2, tmp)            # v = b2 v + (1 - b2) g^2
         if amsgrad:
