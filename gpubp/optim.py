@@ -13,12 +13,22 @@ backend rounds each once to the model's dtype.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._compat import to_host
 from .backend import Backend, get_backend
 from .backend.kernels import updates
 from .errors import InvalidValueError, ShapeError
+
+
+class Updates(NamedTuple):
+    """An optimizer's update of one model, bound once (``Optimizer.prepare``)."""
+
+    scalars: object   # the kernel's scalars for the current step, a small array on the device
+    launches: list    # (layer, run) per parameter: run() updates it
+    arrays: list      # every gradient, parameter and slot the launches touch
 
 
 class Optimizer:
@@ -51,46 +61,47 @@ class Optimizer:
 
     def step(self, model) -> None:
         """One update of every parameter of ``model`` from its accumulated gradients."""
-        self.update(self.prepared(model), model.backend)
+        updates = self.prepared(model)
+        self.t += 1
+        model.backend.write(updates.scalars, self.scalars())
+        self.launch(updates, model.backend)
 
-    def prepare(self, model) -> list:
-        """``(layer, gradient, parameter, slots)`` of every parameter of ``model``, each gradient
-        checked and each slot made, before any parameter changes: what ``update`` runs."""
+    def prepare(self, model) -> "Updates":
+        """The update of every parameter of ``model`` bound once (``Backend.bind``), each gradient
+        checked and each slot made before any parameter changes; the kernels read the step's
+        scalars from ``Updates.scalars``, a small array on the model's device that ``step`` writes."""
         backend, params, grads = model.backend, model.parameters(), model.gradients()
         layers = getattr(model, "layers", None)  # a Sequential: each parameter's layer
         owners = [layer for layer in layers for _ in layer.params] if layers is not None else [None] * len(params)
         with backend.activate():
-            return [(layer, backend.check_array(grads[name], f"gradient {name}"), param,
+            work = [(layer, backend.check_array(grads[name], f"gradient {name}"), param,
                      self._slots(name, param, backend)) for layer, (name, param) in zip(owners, params.items())]
+            scalars = backend.zeros(len(self.kernel.scalars))
+            views = [scalars[i, ...] for i in range(scalars.size)]  # 0-d views, read at each launch
+            launches = [(layer, backend.bind(self.kernel, grad, *views, param, *slots))
+                        for layer, grad, param, slots in work]
+        return Updates(scalars, launches, [a for _, grad, param, slots in work for a in (grad, param, *slots)])
 
-    def prepared(self, model) -> list:
+    def prepared(self, model) -> "Updates":
         """``prepare(model)``, kept while the model's arrays and this state stay the same ones
         (``Sequential.generation``), so a step re-checks nothing that cannot have changed."""
         generation = getattr(model, "generation", None)
-        key = (id(model), generation, model.backend, self.slots)
+        key = (id(model), generation, model.backend, self.kernel, self.slots)
         if generation is None or self._prepared is None or self._prepared[0] != key:
-            work = self.prepare(model)
-            self._prepared = ((id(model), model.generation, model.backend, self.slots), work) \
+            updates = self.prepare(model)
+            self._prepared = ((id(model), model.generation, model.backend, self.kernel, self.slots), updates) \
                 if generation is not None else None
-            return work
+            return updates
         return self._prepared[1]
 
-    def update(self, work, backend) -> None:
-        """Step ``t + 1`` of every ``(layer, gradient, parameter, slots)`` of ``prepare``:
-        the kernel's scalars computed once on the host, then one launch per parameter."""
-        self.t += 1
-        dtype = backend.dtype.type
-        self.launch(work, backend, [dtype(s) for s in self.scalars()])
-
-    def launch(self, work, backend, scalars) -> None:
-        """The update kernels of ``work`` with these ``scalars`` (numbers in the model's dtype, or
-        0-d device arrays that a captured CUDA graph reads anew each replay)."""
-        kernel, run = self.kernel, backend.run
+    @staticmethod
+    def launch(updates, backend) -> None:
+        """The bound update kernels of ``prepare`` (with the scalars ``updates.scalars`` holds)."""
         with backend.activate():
-            for layer, grad, param, slots in work:
+            for layer, run in updates.launches:
                 if layer is not None and layer.grads_stale:  # zero_grad() and no backward since
                     layer.grads  # noqa: B018  (reads zeros: fills them)
-                run(kernel, [grad, *scalars, param, *slots])
+                run()
 
     def _slots(self, name, param, backend) -> list:
         state = self._state.get(name)

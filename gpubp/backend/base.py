@@ -93,6 +93,10 @@ class Backend:
                 ones = self._ones[a.shape[0]] = self.xp.ones(a.shape[0], dtype=self.dtype)
         return self.matmul(ones, a, out=out)
 
+    def write(self, dst, host_values) -> None:
+        """``dst[...] = host_values`` (host numbers, rounded once to ``dst``'s dtype), in one copy."""
+        dst[...] = np.asarray(host_values, dtype=dst.dtype)
+
     def matmul(self, a, b, out=None):
         """``a @ b``, into ``out`` when given: the one matrix product of the layers (CuPy's
         backend runs gpubp's own GEMM kernel instead of cuBLAS while a CUDA graph captures)."""
@@ -135,6 +139,15 @@ class Backend:
     # -- kernels ----------------------------------------------------------------
     def launch(self, kernel, *args) -> None:
         """Run registry ``kernel`` on its inputs followed by its outputs (written in place)."""
+        self.run(kernel, self._arguments(kernel, args))
+
+    def bind(self, kernel, *args):
+        """``launch(kernel, *args)`` as a function of no arguments, its arguments checked now
+        (nothing runs): the launch a step plan or an optimizer repeats on the same arrays. A
+        scalar may be a 0-d array of this backend, read anew at each call (a learning rate)."""
+        return functools.partial(self.run, kernel, self._arguments(kernel, args))
+
+    def _arguments(self, kernel, args) -> list:
         expected = len(kernel.input_names) + len(kernel.output_names)
         if len(args) != expected:
             raise TypeError(f"kernel {kernel.name} takes {expected} arrays/scalars, got {len(args)}")
@@ -142,15 +155,9 @@ class Backend:
         # arrays (NumPy 2 rules) or pick the double kernel.
         args = list(args)
         for i in kernel.scalar_positions:
-            args[i] = self.dtype.type(args[i])
-        self.run(kernel, args)
-
-    def bind(self, kernel, *args):
-        """``launch(kernel, *args)`` as a function of no arguments, checked now: the launch a
-        step plan repeats on the same buffers."""
-        self.launch(kernel, *args)  # checks the arguments (and compiles on a GPU) once
-        args = [self.dtype.type(a) if i in kernel.scalar_positions else a for i, a in enumerate(args)]
-        return functools.partial(self.run, kernel, args)
+            if not (self.is_own(args[i]) and args[i].dtype == self.dtype and args[i].ndim == 0):
+                args[i] = self.dtype.type(args[i])
+        return args
 
     def apply(self, kernel, *inputs, out=None):
         """Single-output kernel: ``out = kernel(*inputs)``; allocates ``out`` like the first input."""
@@ -161,7 +168,7 @@ class Backend:
 
     def run(self, kernel, args) -> None:
         """Launch ``kernel`` on ``args`` as ``launch`` has checked them (in order, the scalars
-        already in this dtype): the path of a prepared optimizer step and of a step plan."""
+        already in this dtype)."""
         raise NotImplementedError
 
 

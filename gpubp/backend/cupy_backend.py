@@ -38,6 +38,10 @@ class CupyBackend(Backend):
         self.device = f"cuda:{device_id}"
         self._graph_arithmetic = False
 
+    def write(self, dst, host_values) -> None:
+        with self.activate():
+            dst.set(np.asarray(host_values, dtype=dst.dtype))  # one host-to-device copy, in stream order
+
     def matmul(self, a, b, out=None):
         """cuBLAS (``cupy.matmul``), except inside ``graph_arithmetic`` (a capture): gpubp's
         GEMM kernel (backend/kernels/gemm.py), as CuPy refuses cuBLAS while a stream captures."""

@@ -74,10 +74,15 @@ class Dense(Layer):
         return Y
 
     def _backprop(self, dY, out, input_grad):
-        backend, X = self.backend, self.X
-        self._accumulate("W", lambda out: backend.matmul(X.T, dY, out=out))  # dW = X^T delta
-        if self.bias:
-            self._accumulate("b", lambda out: backend.sum_rows(dY, out=out))  # db = 1^T delta
+        backend, X, grads = self.backend, self.X, self._grads
+        if self._grads_zero:  # right after zero_grad: written, not added (no pass of zeros first)
+            backend.matmul(X.T, dY, out=grads["W"])         # dW = X^T delta
+            if self.bias:
+                backend.sum_rows(dY, out=grads["b"])         # db = 1^T delta
+        else:
+            grads["W"] += backend.matmul(X.T, dY)
+            if self.bias:
+                grads["b"] += backend.sum_rows(dY)
         self._grads_zero = self._grads_stale = False
         if input_grad:
             return backend.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T

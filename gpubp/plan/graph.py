@@ -26,8 +26,6 @@ records again. Unverified on hardware as of this writing: no GPU has been lent t
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import InvalidValueError, StateError
 from ..network import _ambient
 
@@ -45,8 +43,6 @@ class GraphedStep:
         xp = backend.xp
         with backend.activate():
             self.stream = xp.cuda.Stream(non_blocking=True)
-            self._scalars = xp.zeros(len(plan.optimizer.scalars()), backend.dtype)
-            self._scalar_views = [self._scalars[i] for i in range(self._scalars.size)]
         self._warm_up()
         self._record()
 
@@ -61,8 +57,7 @@ class GraphedStep:
         and the optimizer put back as they were: capturing must not train."""
         plan, opt = self.plan, self.plan.optimizer
         with self.backend.activate(), self.stream:
-            work = opt.prepared(plan.model)
-            arrays = [a for _, grad, param, slots in work for a in (grad, param, *slots)]
+            arrays = opt.prepared(plan.model).arrays
             saved, t = [a.copy() for a in arrays], opt.t
             with plan.loss.targets_checked():
                 plan.step(plan.X, plan.y)
@@ -73,13 +68,13 @@ class GraphedStep:
 
     def _record(self):
         plan = self.plan
-        self._work = plan.optimizer.prepared(plan.model)
+        self._updates = plan.optimizer.prepared(plan.model)
 
         def one_step():
             plan.model.zero_grad()
             with plan.loss.targets_checked():
                 self.out, self.value = plan.run(plan.X, plan.y)
-            plan.optimizer.launch(self._work, self.backend, self._scalar_views)
+            plan.optimizer.launch(self._updates, self.backend)  # reads the scalars step() writes
         self.graph = self.backend.capture(one_step, self.stream)
 
     def step(self, X, y):
@@ -87,7 +82,7 @@ class GraphedStep:
         ``(model output, loss value)``, both the plan's device arrays, valid until the next step."""
         plan, opt, xp = self.plan, self.plan.optimizer, self.backend.xp
         self._refuse_observers(plan)
-        if opt.prepared(plan.model) is not self._work:  # arrays replaced: the graph would miss them
+        if opt.prepared(plan.model) is not self._updates:  # arrays replaced: the graph would miss them
             self._record()
         with self.backend.activate():
             current = xp.cuda.get_current_stream()
@@ -96,7 +91,7 @@ class GraphedStep:
                 plan._load(X, plan.X, "X")
                 plan._load(y, plan.y, "y")
                 opt.t += 1
-                self._scalars.set(np.asarray(opt.scalars(), dtype=self.backend.dtype))
+                self.backend.write(self._updates.scalars, opt.scalars())
                 self.graph.launch(self.stream)
             current.wait_event(self.stream.record())      # what reads the results waits for them
         return self.out, self.value
