@@ -154,9 +154,11 @@ def table(result) -> str:
         if "conv_note" in result:
             lines.append(result["conv_note"])
     if "scaling" in result:
-        lines += ["", f"{'scaling':10}{'batch':>7}{'width':>7}{'depth':>7}{'ms':>9}{'peak MB':>9}{'theory MB':>10}"]
+        lines += ["", f"{'scaling':10}{'batch':>7}{'width':>7}{'depth':>7}{'ms':>9}{'peak MB':>9}{'planned':>9}"
+                      f"{'theory MB':>10}{'planned/theory':>16}"]
         lines += [f"{r['vary']:10}{r['batch']:7}{r['width']:7}{r['depth']:7}{r['ms']:9.3f}"
-                  f"{r['peak_bytes'] / 1e6:9.2f}{r['theoretical_bytes'] / 1e6:10.2f}" for r in result["scaling"]]
+                  f"{r['peak_bytes'] / 1e6:9.2f}{r['planned_peak_bytes'] / 1e6:9.2f}{r['theoretical_bytes'] / 1e6:10.2f}"
+                  f"{r['planned_peak_bytes'] / r['theoretical_bytes']:16.2f}" for r in result["scaling"]]
     return "\n".join(lines)
 
 

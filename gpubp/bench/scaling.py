@@ -1,4 +1,5 @@
-"""Scaling: step time as batch, width and depth double, and peak memory per step.
+"""Scaling: step time as batch, width and depth double, and peak memory per step (eager, and
+planned: the plan's buffers included) against the theoretical bytes.
 
 Doubling the batch at fixed width shows where a step stops being launch-bound
 (constant time) and becomes GEMM-bound (time doubles); doubling the width
@@ -59,6 +60,7 @@ def bench_scaling(device, points=4, repeat=3) -> list[dict]:
             ms = median_seconds(step, backend.synchronize, repeat=repeat, min_time=0.1) * 1e3
             del step, backend
             peak = peak_bytes(lambda: gpubp_step(widths, act, batch, device))
-            rows.append({"vary": knob, **cfg, "ms": ms, "peak_bytes": peak,
+            planned = peak_bytes(lambda: gpubp_step(widths, act, batch, device, planned=True))
+            rows.append({"vary": knob, **cfg, "ms": ms, "peak_bytes": peak, "planned_peak_bytes": planned,
                          "theoretical_bytes": theoretical_bytes(widths, batch)})
     return rows

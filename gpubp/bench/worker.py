@@ -8,7 +8,7 @@ from .mlp import measure
 
 if __name__ == "__main__":
     impl, config, device, threads, repeat = sys.argv[1:6]
-    if impl == "torch":
+    if impl.startswith("torch"):
         import torch
         torch.set_num_threads(int(threads))
     print(json.dumps({"ms": measure(impl, json.loads(config), device, int(repeat))}))
