@@ -131,6 +131,10 @@ def table(result) -> str:
                          f"{r.get('ratio_gpubp_over_torch', nan):13.2f}{r.get('ratio_by_hand_over_torch', nan):15.2f}"
                          f"{r.get('ratio_gpubp_planned_over_by_hand', nan):17.2f}"
                          f"{r.get('ratio_gpubp_planned_over_gpubp', nan):15.2f}")
+            allocs = [r.get(k, {}).get("alloc_bytes_per_step") for k in ("gpubp", "gpubp-planned")]
+            if None not in allocs:
+                lines.append(f"{'    allocated per step after warm-up':34}{allocs[0] / 1024:8.1f}K{allocs[1] / 1024:8.1f}K"
+                             "  (eager, planned: a planned step allocates no array, only NumPy's iterator buffer and Python objects)")
             if "gpubp-graph" in r:
                 graphs = {k: r.get(k, {}) for k in ("gpubp-graph", "torch-graph")}
                 lines.append(f"{'    CUDA graph: gpubp, torch.compile':34}" + "".join(

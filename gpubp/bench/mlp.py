@@ -26,6 +26,7 @@ from ..plan import GraphedStep, StepPlan
 from .by_hand import by_hand_step
 from .conv import gpubp_lenet_step, is_lenet, torch_lenet_step
 from .steps import eager_step, torch_sgd_step
+from .memory import allocated_per_step
 from .timing import median_seconds
 
 CONFIGS = {  # name: (layer widths, activation, batch)
@@ -119,6 +120,16 @@ def measure(impl, config, device, repeat):
                                       graphed=impl == "gpubp-graph")
         sync = backend.synchronize
     return median_seconds(step, sync, warmup=2, repeat=repeat, min_time=0.2) * 1e3
+
+
+def allocations(impl, config, device) -> int | None:
+    """Bytes one step of ``impl`` ("gpubp" or "gpubp-planned") allocates after warm-up (an MLP
+    config; None for a LeNet one)."""
+    if is_lenet(config):
+        return None
+    widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config
+    step, backend, _ = gpubp_step(widths, activation, batch, device, planned=impl == "gpubp-planned")
+    return allocated_per_step(step, backend)
 
 
 def run_isolated(impl, config, device, threads, repeat) -> dict:

@@ -7,9 +7,7 @@ quadruples the GEMM work; doubling the depth doubles the number of launches.
 """
 from __future__ import annotations
 
-import gc
-import tracemalloc
-
+from .memory import peak_bytes
 from .mlp import gpubp_step
 from .timing import median_seconds
 
@@ -27,27 +25,6 @@ def theoretical_bytes(widths, batch, itemsize=4) -> int:
     data = batch * (widths[0] + widths[-1])
     activations = batch * (2 * sum(widths[1:-1]) + widths[-1])
     return (2 * params + data + activations) * itemsize
-
-
-def peak_bytes(make_step) -> int:
-    """Peak bytes held during one step: the model, its data and the step's own arrays.
-
-    CPU: tracemalloc (NumPy reports its allocations to it). CuPy: bytes the memory
-    pool holds afterwards (it keeps freed blocks, so this is the step's high-water mark).
-    """
-    gc.collect()
-    tracemalloc.start()
-    try:
-        step, backend, model = make_step()
-        pool = backend.xp.get_default_memory_pool() if backend.name == "cupy" else None
-        if pool is not None:
-            pool.free_all_blocks()
-        tracemalloc.reset_peak()  # forget the host-side initialisation draws
-        step()
-        backend.synchronize()
-        return int(pool.total_bytes()) if pool is not None else tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def bench_scaling(device, points=4, repeat=3) -> list[dict]:

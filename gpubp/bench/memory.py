@@ -1,0 +1,51 @@
+"""Memory measures of a step: its peak (model, data and the step's own arrays) and what it
+allocates per step after warm-up."""
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+
+def peak_bytes(make_step) -> int:
+    """Peak bytes held during one step: the model, its data and the step's own arrays.
+
+    CPU: tracemalloc (NumPy reports its allocations to it). CuPy: bytes the memory
+    pool holds afterwards (it keeps freed blocks, so this is the step's high-water mark).
+    """
+    gc.collect()
+    tracemalloc.start()
+    try:
+        step, backend, model = make_step()
+        pool = backend.xp.get_default_memory_pool() if backend.name == "cupy" else None
+        if pool is not None:
+            pool.free_all_blocks()
+        tracemalloc.reset_peak()  # forget the host-side initialisation draws
+        step()
+        backend.synchronize()
+        return int(pool.total_bytes()) if pool is not None else tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def allocated_per_step(step, backend, steps=5) -> int:
+    """Bytes a step allocates on top of what is live, after two warm-up steps: tracemalloc's
+    peak on the CPU (0 for a planned step), on CuPy the growth of the pool's used bytes."""
+    for _ in range(2):
+        step()
+    backend.synchronize()
+    if backend.name == "cupy":
+        pool = backend.xp.get_default_memory_pool()
+        before = pool.used_bytes()
+        for _ in range(steps):
+            step()
+        backend.synchronize()
+        return max(0, int(pool.used_bytes() - before))
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(steps):
+            step()
+        return int(tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
