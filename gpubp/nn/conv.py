@@ -101,8 +101,9 @@ class Conv2D(Layer):
 
         dW = sum_n delta_n @ cols_n^T      db = sum_{n,p} delta      dX = col2im(W_col^T @ delta_n)
 
-    (PyTorch's CPU convolution lays it out the same way.) cols lives in a scratch buffer the
-    layer reuses while the shapes repeat; no array the caller holds is ever overwritten.
+    For stride 1, dX goes by whole rows (``_backward_rows``). cols and the backward's work
+    arrays are kept between calls while the shapes repeat (dropped when the layer moves to
+    another backend); no array handed to a caller is ever written again.
 
     W has shape (out_channels, in_channels, kh, kw) as in PyTorch; b is (out_channels,),
     initialised to zero (as ``Dense`` does). ``init`` names a He or Glorot draw scaled by
@@ -190,7 +191,8 @@ class Conv2D(Layer):
         (kh, kw), (ph, pw), Wp = self.kernel_size, self.padding, OW + self.kernel_size[1] - 1
         wide = self._scratch("delta", (N, O, OH, Wp), delta.dtype, zeros=True)
         wide[..., :OW] = delta  # columns OW.. stay zero
-        dcols = xp.matmul(W_col.T, wide.reshape(N, O, -1), out=self._scratch("dcols", (N, C * kh * kw, OH * Wp), delta.dtype))
+        dcols = self._scratch("dcols", (N, C * kh * kw, OH * Wp), delta.dtype)
+        xp.matmul(W_col.T, wide.reshape(N, O, -1), out=dcols)  # W_col^T @ delta_n, rows Wp wide
         dcols, run = dcols.reshape(N, C, kh, kw, -1), OH * Wp - (kw - 1)
         dXp = xp.zeros((N, C, (H + 2 * ph) * Wp), dtype=delta.dtype)
         for i in range(kh):
@@ -217,8 +219,8 @@ class Conv2D(Layer):
         return delta
 
     def _scratch(self, name, shape, dtype, zeros=False):
-        """A work array of this layer (never handed to a caller), kept while shape, dtype and device
-        repeat; ``zeros``: filled with zeros when made (what the caller never writes stays zero)."""
+        """A work array of this layer (never handed to a caller), kept while shape and dtype repeat;
+        ``zeros``: filled with zeros when made (entries the caller never writes stay zero)."""
         buf, xp = self._buffers.get(name), self.backend.xp
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self._buffers[name] = (xp.zeros if zeros else xp.empty)(shape, dtype=dtype)
