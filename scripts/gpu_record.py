@@ -29,6 +29,9 @@ from gpubp.bench import print_progress, run, table  # noqa: E402
 from gpubp.datasets import load_digits  # noqa: E402
 
 
+PARTS = ("kernels", "mlp", "conv", "scaling")  # the benchmarks, in the order they run
+
+
 def test_results(selection: str, out: str, timeout: float) -> dict:
     """Run ``pytest selection`` (its output in ``out``) and summarise its JUnit report."""
     report, log = os.path.join(out, "pytest.xml"), os.path.join(out, "pytest.log")
@@ -97,25 +100,39 @@ def main() -> int:
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     start, record = time.perf_counter(), {"argv": sys.argv[1:]}
+    path = os.path.join(args.out, "record.json")
+
+    def save():  # after every phase: a run stopped from outside still leaves its record so far
+        with open(path, "w") as f:
+            json.dump(record, f, indent=1)
+
     tests = phase(record, "tests", lambda: test_results(args.tests, args.out, args.budget / 2)) or {}
+    record["tests"] = tests
+    save()
     print(f"pytest {args.tests}: " + (tests.get("error") or
           f"{tests.get('passed')} passed, {tests.get('failed')} failed, {tests.get('skipped')} skipped"), flush=True)
     parity = phase(record, "parity", lambda: parity_of_digits(args.device, 3 if args.quick else 10)) or []
+    record["parity"] = [{k: v for k, v in r.items() if k != "table"} for r in parity]
+    save()
     with open(os.path.join(args.out, "parity.txt"), "w") as f:
         f.write("\n\n".join(r["table"] for r in parity))
-    left = args.budget - (time.perf_counter() - start)
-    quick = args.quick or left < 120  # too little time left for the full sizes: say so in the record
-    result = phase(record, "benchmarks", lambda: run(args.device, quick=quick, graph=args.device != "cpu",
-                                                     progress=print_progress)) or {}
-    record.update(result, tests=tests, quick_benchmarks=quick,
-                  parity=[{k: v for k, v in r.items() if k != "table"} for r in parity])
+    quick = args.quick or args.budget - (time.perf_counter() - start) < 120  # say so in the record
+    record["quick_benchmarks"], result = quick, {}
+    for part in PARTS:  # each part a phase of its own, skipped with the reason once time is short
+        left = args.budget - (time.perf_counter() - start)
+        if left < 30:
+            record.setdefault("benchmarks_skipped", {})[part] = f"out of time: {left:.0f} s of the budget left"
+            continue
+        only = {p: p == part for p in PARTS}
+        result.update(phase(record, f"bench {part}", lambda: run(args.device, quick=quick, graph=args.device != "cpu",
+                                                                  progress=print_progress, **only)) or {})
+        record.update(result)
+        save()
     if result:
         with open(os.path.join(args.out, "bench.txt"), "w") as f:
             f.write(table(result) + "\n")
         print(table(result))
-    path = os.path.join(args.out, "record.json")
-    with open(path, "w") as f:
-        json.dump(record, f, indent=1)
+    save()
     print(f"\nwritten: {path} ({time.perf_counter() - start:.0f} s)")
     ok = tests.get("failed") == 0 and "error" not in tests and all(r["ok"] for r in parity) and not record.get("errors")
     return 0 if ok else 1
