@@ -11,6 +11,12 @@ import json
 import os
 import sys
 
+# The ranks on this machine share its cores: each gets cores / ranks BLAS threads, set before
+# NumPy loads (N ranks with all cores each oversubscribe them N times over).
+_LOCAL_RANKS = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or os.environ.get("MPI_LOCALNRANKS") or 1)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _LOCAL_RANKS)))
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
+import weakref
 
 import numpy as np
 
@@ -112,7 +113,7 @@ class Communicator:
         else:
             self.transport = MPITransport(self.mpi)
         self._plans: dict = {}
-        self._bound: dict = {}  # id(model) -> FlatBuckets holding that model's gradients
+        self._bound = weakref.WeakKeyDictionary()  # model -> FlatBuckets holding its gradients
 
     def __repr__(self):
         return (f"Communicator(rank={self.rank}, size={self.size}, local_rank={self.local_rank}, "
@@ -151,9 +152,9 @@ class Communicator:
         views, on the first call and again whenever the model has replaced them), so a step
         scales the buffer and reduces its buckets in place: no copy in or out."""
         grads = model.gradients()
-        plan = self._bound.get(id(model))
+        plan = self._bound.get(model)
         if plan is None or any(g is not v for g, v in zip(grads.values(), plan.gradient_views)):
-            plan = self._bound[id(model)] = self._bind(model, grads)
+            plan = self._bound[model] = self._bind(model, grads)
         scale = grad_scale(local_n, global_n)
         backend = model.backend
         with backend.activate():

@@ -172,7 +172,7 @@ def fit_case(comm, device, opt_name, dtype, loss_name, n, batch_size, out):
                         TOLERANCE[dtype]).max_rel for k, p in ref.parameters().items())
     comm.barrier()  # rank 0 has written the checkpoint
     saved = gpubp.checkpoint.load(path, "cpu", dtype).model if path.exists() else None
-    bound = comm._bound.get(id(dist))
+    bound = comm._bound.get(dist)
     in_buffer = bound is not None and all(g is v for g, v in zip(dist.gradients().values(), bound.gradient_views))
     return {"worst_rel": worst, "loss": history.loss, "single_loss": ref_history.loss, "gradients_in_buffer": in_buffer,
             "metric": history.metric, "single_metric": ref_history.metric, "digest": _digest(dist),
