@@ -3,6 +3,7 @@
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gpubp._compat import gpu_status
@@ -45,3 +46,14 @@ def assert_png(path, min_side=100, max_bytes=2_000_000):
     assert width > min_side and height > min_side
     assert 1_000 < len(raw) < max_bytes
     return width, height
+
+
+def torch_reference(module, X, seed):
+    """PyTorch's ``module`` at ``X`` (float64) and its input gradient for a random dY drawn from
+    ``seed``: ``(Y, dX, dY)`` as NumPy arrays (the independent implementation layers are checked against)."""
+    import torch
+    tX = torch.from_numpy(X).requires_grad_()
+    tY = module(tX)
+    dY = np.random.default_rng(seed).normal(size=tuple(tY.shape))
+    tY.backward(torch.from_numpy(dY))
+    return tY.detach().numpy(), tX.grad.numpy(), dY

@@ -70,6 +70,15 @@ class CupyBackend(Backend):
             accelerators.set_routine_accelerators(saved[0])
             accelerators.set_reduction_accelerators(saved[1])
 
+    def stream(self):
+        """A new CUDA stream on this device (one that does not wait for the legacy default stream)."""
+        with self.activate():
+            return cupy.cuda.Stream(non_blocking=True)
+
+    @staticmethod
+    def current_stream():
+        return cupy.cuda.get_current_stream()
+
     def capture(self, fn, stream):
         """The CUDA graph of the launches ``fn()`` makes on ``stream`` (nothing runs now), in
         ``graph_arithmetic``."""

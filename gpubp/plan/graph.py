@@ -40,9 +40,7 @@ class GraphedStep:
                                     f"CUDA device (--device gpu)")
         self._refuse_observers(plan)
         self.plan, self.backend = plan, backend
-        xp = backend.xp
-        with backend.activate():
-            self.stream = xp.cuda.Stream(non_blocking=True)
+        self.stream = backend.stream()
         self._warm_up()
         self._record()
 
@@ -80,12 +78,12 @@ class GraphedStep:
     def step(self, X, y):
         """One training step on ``X``, ``y`` (the plan's buffers, or arrays copied into them):
         ``(model output, loss value)``, both the plan's device arrays, valid until the next step."""
-        plan, opt, xp = self.plan, self.plan.optimizer, self.backend.xp
+        plan, opt = self.plan, self.plan.optimizer
         self._refuse_observers(plan)
         if opt.prepared(plan.model) is not self._updates:  # arrays replaced: the graph would miss them
             self._record()
         with self.backend.activate():
-            current = xp.cuda.get_current_stream()
+            current = self.backend.current_stream()
             self.stream.wait_event(current.record())      # the batch gathered on the current stream
             with self.stream:
                 plan._load(X, plan.X, "X")

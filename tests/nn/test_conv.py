@@ -9,7 +9,7 @@ import pytest
 import gpubp
 from gpubp.nn import Conv2D, Flatten, MaxPool2D
 
-from helpers import TOL
+from helpers import TOL, torch_reference
 
 # (kernel_size, stride, padding, (H, W)): square and not, strides that skip input
 # (floor mode), padding wider than needed, a kernel as large as the padded input.
@@ -199,40 +199,20 @@ def test_output_shape_without_data():
         stack[1].output_shape((2, 6, 28))
 
 
-def test_matches_torch():
+@pytest.mark.parametrize("stride, padding, case", [((2, 1), (1, 2), "k3_s2_p1"), (1, (2, 1), "k3x2_s2x1_p1x0")],
+                         ids=["strided", "stride-1"])  # stride 1: Conv2D.backward's whole-row path
+def test_matches_torch(stride, padding, case):
     torch = pytest.importorskip("torch")
-    layer = Conv2D(3, 4, (3, 2), stride=(2, 1), padding=(1, 2), backend=gpubp.get_backend("cpu", "float64"))
+    layer = Conv2D(3, 4, (3, 2), stride=stride, padding=padding, backend=gpubp.get_backend("cpu", "float64"))
     layer.params["b"][...] = [0.1, -0.2, 0.3, 0.4]
-    X, dY = image("k3_s2_p1"), np.random.default_rng(2).normal(size=(2, 4, 4, 9))
-    tconv = torch.nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 2)).double()
+    X = image(case)
+    tconv = torch.nn.Conv2d(3, 4, (3, 2), stride=stride, padding=padding).double()
     with torch.no_grad():
         tconv.weight.copy_(torch.from_numpy(layer.params["W"]))
         tconv.bias.copy_(torch.from_numpy(layer.params["b"]))
-    tX = torch.from_numpy(X).requires_grad_()
-    tY = tconv(tX)
-    tY.backward(torch.from_numpy(dY))
-    np.testing.assert_allclose(layer(X), tY.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.backward(dY), tX.grad.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["W"], tconv.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["b"], tconv.bias.grad.numpy(), rtol=1e-10, atol=1e-12)
-
-
-def test_stride_one_matches_torch():
-    """Stride 1 with padding: the whole-row path of Conv2D.backward (padded delta, contiguous runs)."""
-    torch = pytest.importorskip("torch")
-    layer = Conv2D(3, 4, (3, 2), padding=(2, 1), backend=gpubp.get_backend("cpu", "float64"))
-    layer.params["b"][...] = [0.1, -0.2, 0.3, 0.4]
-    X = image("k3x2_s2x1_p1x0")
-    tconv = torch.nn.Conv2d(3, 4, (3, 2), padding=(2, 1)).double()
-    with torch.no_grad():
-        tconv.weight.copy_(torch.from_numpy(layer.params["W"]))
-        tconv.bias.copy_(torch.from_numpy(layer.params["b"]))
-    tX = torch.from_numpy(X).requires_grad_()
-    tY = tconv(tX)
-    dY = np.random.default_rng(2).normal(size=tuple(tY.shape))
-    tY.backward(torch.from_numpy(dY))
-    np.testing.assert_allclose(layer(X), tY.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.backward(dY), tX.grad.numpy(), rtol=1e-10, atol=1e-12)
+    Y, dX, dY = torch_reference(tconv, X, seed=2)
+    np.testing.assert_allclose(layer(X), Y, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(dY), dX, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(layer.grads["W"], tconv.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(layer.grads["b"], tconv.bias.grad.numpy(), rtol=1e-10, atol=1e-12)
 
