@@ -71,13 +71,14 @@ class GraphedStep:
         def one_step():
             plan.model.zero_grad()
             with plan.loss.targets_checked():
-                self.out, self.value = plan.run(plan.X, plan.y)
+                self.out, self.value = plan.run_into(plan.X, plan.y)
             plan.optimizer.launch(self._updates, self.backend)  # reads the scalars step() writes
         self.graph = self.backend.capture(one_step, self.stream)
 
     def step(self, X, y):
         """One training step on ``X``, ``y`` (the plan's buffers, or arrays copied into them):
-        ``(model output, loss value)``, both the plan's device arrays, valid until the next step."""
+        ``(model output, loss value)``: the output is the plan's buffer (valid until the next
+        step), the value a 0-d device array of the caller's own."""
         plan, opt = self.plan, self.plan.optimizer
         self._refuse_observers(plan)
         if opt.prepared(plan.model) is not self._updates:  # arrays replaced: the graph would miss them
@@ -92,4 +93,4 @@ class GraphedStep:
                 self.backend.write(self._updates.scalars, opt.scalars())
                 self.graph.launch(self.stream)
             current.wait_event(self.stream.record())      # what reads the results waits for them
-        return self.out, self.value
+            return self.out, self.value.copy()

@@ -164,9 +164,16 @@ class StepPlan:
 
     def run(self, X, y, scale=1.0):
         """Forward, loss and backward (no input gradient) of one batch into the plan's
-        buffers; returns ``(model output, loss value)``. Gradients accumulate as in the
-        eager step (call ``model.zero_grad()`` first to start afresh); ``scale`` multiplies
-        dL/dY, hence every gradient (a rank's share of a global batch)."""
+        buffers; returns ``(model output, loss value)``: the output is the plan's buffer
+        (valid until the next step), the value a 0-d array of the caller's own. Gradients
+        accumulate as in the eager step (call ``model.zero_grad()`` first to start afresh);
+        ``scale`` multiplies dL/dY, hence every gradient (a rank's share of a global batch)."""
+        Y, value = self.run_into(X, y, scale)
+        return Y, value.copy()  # the caller's own 0-d array: the loss's buffer is written again next step
+
+    def run_into(self, X, y, scale=1.0):
+        """``run`` with the loss value left in the plan's own buffer (no copy: what a CUDA graph
+        records, where nothing may be allocated)."""
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
         loss, observers, Y = self.loss, (*self.model.observers, *_ambient.get()), self._seen[-1][1]
         with self.backend.activate():

@@ -220,3 +220,17 @@ def test_a_moved_model_needs_a_new_plan():
     with pytest.raises(gpubp.errors.StateError, match="moved"):
         plan.step(X, y)
     assert isinstance(StepPlan(model, "mse", SGD(), (4, 6)), StepPlan)
+
+
+def test_a_kept_loss_value_is_not_overwritten_by_later_steps():
+    # a callback may keep the values it is given; a plan writes its loss into one buffer
+    kept = []
+
+    class Keep:
+        def on_batch_end(self, step, model, value):
+            kept.append(value)
+    X, y = data("mse")
+    model = mlp(6, [8], 3, "sigmoid", seed=0)
+    fit(model, X, y, loss="mse", optimizer=SGD(lr=0.1), epochs=2, batch_size=16, progress=False, callbacks=[Keep()])
+    values = [float(v) for v in kept]
+    assert len(set(values)) == len(values) > 4
