@@ -5,7 +5,7 @@ import sys
 import pytest
 
 import gpubp
-from helpers import needs_no_gpu
+from helpers import needs_gpu, needs_no_gpu
 
 
 def gpubp_train(*args, timeout=300):
@@ -80,3 +80,16 @@ def test_first_line_is_short_and_names_a_missing_driver():
     assert len(first) <= 80, first
     if "InsufficientDriver" in gpubp._compat.gpu_status(0)[1]:
         assert "no NVIDIA driver found" in first or "older than" in first
+
+
+@needs_gpu
+@pytest.mark.parametrize("args, target", [((), 0.95), (("--cuda-graph",), 0.95), (("--model", "cnn", "--epochs", "10"), 0.95)],
+                         ids=["mlp", "cuda-graph", "cnn"])
+def test_the_readme_command_trains_on_the_gpu(tmp_path, args, target):
+    """The README's first command where a GPU works: it trains there (auto picks it), and the
+    checkpoint it saves loads on the CPU."""
+    out = gpubp_train("--quiet", "--save", str(tmp_path / "m.npz"), *args)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("device: cuda:0") and value_after(out.stdout, "test accuracy:") >= target
+    assert gpubp.checkpoint.load(tmp_path / "m.npz", "cpu").model.backend.device == "cpu"
+
