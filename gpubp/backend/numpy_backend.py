@@ -23,11 +23,10 @@ class NumpyBackend(Backend):
         return np.array(host, dtype=dtype, copy=True)
 
     def bind(self, kernel, *args):
-        run = super().bind(kernel, *args)
-        args = run.args[1]
+        args = self._arguments(kernel, args)
         if args[0].size < 2 * BLOCK:  # one block: the NumPy body itself, with nothing in between
             return functools.partial(kernel.numpy, *args)
-        return run
+        return functools.partial(self.run, kernel, args)
 
     def run(self, kernel, args) -> None:
         # Large arrays go through in cache-sized blocks: each in-place pass of the

@@ -58,8 +58,8 @@ class Layer:
     def bind(self, X, Y, dY, dX):
         """This layer's forward and backward in a step plan (gpubp/plan/) as two functions of
         no arguments on the plan's buffers: input ``X``, output ``Y``, incoming ``dY`` and
-        outgoing ``dX`` (None: no input gradient wanted). The plan has run ``forward(X, out=Y)``
-        once, so shapes and dtypes are checked; by default the checked methods themselves."""
+        outgoing ``dX`` (None: no input gradient wanted). The plan has run ``forward`` once on
+        these shapes, so shapes and dtypes are checked; by default the checked methods themselves."""
         if dX is None:
             return functools.partial(self.forward, X, out=Y), functools.partial(self.backward, dY)
         return functools.partial(self.forward, X, out=Y), functools.partial(self.backward, dY, out=dX)
