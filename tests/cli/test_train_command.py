@@ -83,13 +83,12 @@ def test_first_line_is_short_and_names_a_missing_driver():
 
 
 @needs_gpu
-@pytest.mark.parametrize("args, target", [((), 0.95), (("--cuda-graph",), 0.95), (("--model", "cnn", "--epochs", "10"), 0.95)],
-                         ids=["mlp", "cuda-graph", "cnn"])
-def test_the_readme_command_trains_on_the_gpu(tmp_path, args, target):
-    """The README's first command where a GPU works: it trains there (auto picks it), and the
-    checkpoint it saves loads on the CPU."""
-    out = gpubp_train("--quiet", "--save", str(tmp_path / "m.npz"), *args)
+@pytest.mark.parametrize("args", [(), ("--cuda-graph",), ("--model", "cnn")], ids=["mlp", "cuda-graph", "cnn"])
+def test_the_readme_command_trains_on_the_gpu(tmp_path, args):
+    """The README's first command where a GPU works, shortened to 8 epochs: it trains there
+    (auto picks it), and the checkpoint it saves loads on the CPU."""
+    out = gpubp_train("--quiet", "--epochs", "8", "--save", str(tmp_path / "m.npz"), *args)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("device: cuda:0") and value_after(out.stdout, "test accuracy:") >= target
+    assert out.stdout.startswith("device: cuda:0") and value_after(out.stdout, "test accuracy:") >= 0.9
     assert gpubp.checkpoint.load(tmp_path / "m.npz", "cpu").model.backend.device == "cpu"
 
