@@ -99,15 +99,17 @@ def _bench_lenet(device, quick, threads, repeat, progress) -> dict:
     the peer of gpubp's own kernels, and on); ratios gpubp/PyTorch."""
     cfg = QUICK_LENET if quick else LENET
     row, repeat = {"config": "quick" if quick else "lenet", "lenet": cfg}, 1 if quick else repeat
-    progress(f"LeNet step ({describe(cfg)}) gpubp")
-    row["gpubp"] = run_isolated("gpubp", cfg, device, threads, repeat)
+    for impl in ("gpubp", "gpubp-planned"):
+        progress(f"LeNet step ({describe(cfg)}) {impl}")
+        row[impl] = run_isolated(impl, cfg, device, threads, repeat)
     if torch_available():
         peers = {"torch": False} if device == "cpu" else {"torch": False, "torch-cudnn": True}
         for name, cudnn in peers.items():
             progress(f"LeNet step {name}")
             row[name] = run_isolated("torch", dict(cfg, cudnn=cudnn), device, threads, repeat)
-            if "ms" in row["gpubp"] and "ms" in row[name]:
-                row[f"ratio_gpubp_over_{name}".replace("-", "_")] = row["gpubp"]["ms"] / row[name]["ms"]
+            for impl in ("gpubp", "gpubp-planned"):
+                if "ms" in row[impl] and "ms" in row[name]:
+                    row[f"ratio_{impl}_over_{name}".replace("-", "_")] = row[impl]["ms"] / row[name]["ms"]
     return row
 
 
@@ -147,13 +149,15 @@ def table(result) -> str:
     if "conv" in result:
         nan = float("nan")
         torch_label = "torch" if m["device"] == "cpu" else "no cuDNN"
-        lines += ["", f"{'LeNet step (ms)':44}{'gpubp':>9}{torch_label:>10}{'cuDNN':>9}"
-                      f"{'gpubp/torch':>13}{'gpubp/cuDNN':>13}"]
+        lines += ["", f"{'LeNet step (ms)':44}{'gpubp':>9}{'planned':>9}{torch_label:>10}{'cuDNN':>9}"
+                      f"{'planned/torch':>15}{'planned/cuDNN':>15}"]
         for r in result["conv"]:
-            ms = [r.get(impl, {}).get("ms", nan) for impl in ("gpubp", "torch", "torch-cudnn")]
-            lines.append(f"{describe(r['lenet']):44}{ms[0]:9.3f}{ms[1]:10.3f}{ms[2]:9.3f}"
-                         f"{r.get('ratio_gpubp_over_torch', nan):13.2f}{r.get('ratio_gpubp_over_torch_cudnn', nan):13.2f}")
-            errors = {k: r[k]["error"] for k in ("gpubp", "torch", "torch-cudnn") if "error" in r.get(k, {})}
+            ms = [r.get(impl, {}).get("ms", nan) for impl in ("gpubp", "gpubp-planned", "torch", "torch-cudnn")]
+            lines.append(f"{describe(r['lenet']):44}{ms[0]:9.3f}{ms[1]:9.3f}{ms[2]:10.3f}{ms[3]:9.3f}"
+                         f"{r.get('ratio_gpubp_planned_over_torch', nan):15.2f}"
+                         f"{r.get('ratio_gpubp_planned_over_torch_cudnn', nan):15.2f}")
+            errors = {k: r[k]["error"] for k in ("gpubp", "gpubp-planned", "torch", "torch-cudnn")
+                      if "error" in r.get(k, {})}
             lines += [f"    {k} failed: {e}" for k, e in errors.items()]
         if "conv_note" in result:
             lines.append(result["conv_note"])

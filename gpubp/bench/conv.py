@@ -15,6 +15,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..network import Sequential
 from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from ..optim import SGD
+from ..plan import StepPlan
 from .steps import eager_step, torch_sgd_step
 
 LENET = {"kind": "lenet", "image": [1, 28, 28], "channels": [6, 16], "kernel": 5, "hidden": [120, 84],
@@ -84,13 +85,18 @@ def gpubp_model(cfg, backend):
     return model
 
 
-def gpubp_lenet_step(cfg, device, lr=0.01, dtype="float32"):
-    """A closure running one gpubp LeNet training step, its backend, and the model."""
+def gpubp_lenet_step(cfg, device, lr=0.01, dtype="float32", planned=False):
+    """A closure running one gpubp LeNet training step, its backend, and the model; ``planned``:
+    the step of a step plan (the batch in its buffers, as fit gathers it), else the eager one."""
     backend = get_backend(device, dtype)
     model = gpubp_model(cfg, backend)
     X, labels = data(cfg)
     X, T = backend.asarray(X), backend.xp.asarray(labels)
     loss, opt = SoftmaxCrossEntropy(), SGD(lr=lr)
+    if planned:
+        plan = StepPlan(model, loss, opt, X.shape, T.shape, T.dtype)
+        plan.X[...], plan.y[...] = X, T
+        return (lambda: plan.step(plan.X, plan.y)), backend, model
     return eager_step(model, loss, opt, X, T), backend, model
 
 

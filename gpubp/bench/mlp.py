@@ -35,7 +35,7 @@ CONFIGS = {  # name: (layer widths, activation, batch)
     "c": ([64] * 11, "sigmoid", 64),
 }
 IMPLS = ("gpubp", "gpubp-planned", "gpubp-graph", "by-hand", "torch", "torch-graph")
-LENET_IMPLS = ("gpubp", "torch")
+LENET_IMPLS = ("gpubp", "gpubp-planned", "torch")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
@@ -104,7 +104,7 @@ def measure(impl, config, device, repeat):
         if impl == "torch":
             step, sync = torch_lenet_step(config, device)
         else:
-            step, backend, _ = gpubp_lenet_step(config, device)
+            step, backend, _ = gpubp_lenet_step(config, device, planned=impl == "gpubp-planned")
             sync = backend.synchronize
         return median_seconds(step, sync, warmup=2, repeat=repeat, min_time=0.2) * 1e3
     widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config

@@ -17,6 +17,7 @@ class Activation(Layer, abstract=True):
 
     forward_kernel = backward_kernel = None
     saves = "Y"
+    capturable = True  # registry kernels only
 
     def __init__(self, backend=None):
         super().__init__(backend)
@@ -88,6 +89,8 @@ class LeakyReLU(Activation):
 
 class Identity(Layer):
     """Y = X; dX = dY (both passed through: ``out`` is accepted and left unused)."""
+
+    capturable = True
 
     def forward(self, X, out=None):
         self.backend.check_array(X, "Identity input")

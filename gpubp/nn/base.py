@@ -27,6 +27,7 @@ class Layer:
     ``config()`` need not name its constructor's arguments).
     """
 
+    capturable = False  # its bound step can be recorded in a CUDA graph (plan/graph.py)
     generation = 0  # counts replacements of the parameter or gradient arrays (Sequential.generation)
     training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
     buffers = types.MappingProxyType({})  # non-trainable state a checkpoint keeps (BatchNorm's running stats)
@@ -60,8 +61,9 @@ class Layer:
         no arguments on the plan's buffers: input ``X``, output ``Y``, incoming ``dY`` and
         outgoing ``dX`` (None: no input gradient wanted). The plan has run ``forward`` once on
         these shapes, so shapes and dtypes are checked; by default the checked methods themselves."""
-        if dX is None:
-            return functools.partial(self.forward, X, out=Y), functools.partial(self.backward, dY)
+        if dX is None:  # only the parameters' gradients, where the layer can skip dX
+            backward = getattr(self, "backward_params", self.backward)
+            return functools.partial(self.forward, X, out=Y), functools.partial(backward, dY)
         return functools.partial(self.forward, X, out=Y), functools.partial(self.backward, dY, out=dX)
 
     @property
@@ -175,6 +177,14 @@ class Layer:
         if tuple(dY.shape) != tuple(shape):
             raise ShapeError(f"{type(self).__name__}.backward: dY has shape {tuple(dY.shape)}, "
                              f"expected {tuple(shape)} (the forward output's shape)")
+
+
+def into(out, value):
+    """``value``; with a buffer ``out`` given (a step plan's), ``value`` written into it and ``out``."""
+    if out is None:
+        return value
+    out[...] = value
+    return out
 
 
 def layer_from_config(config: dict, backend=None) -> Layer:

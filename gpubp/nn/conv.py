@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
-from .base import Layer
+from .base import Layer, into
 
 
 def pair(value, what, minimum=1):
@@ -161,28 +161,34 @@ class Conv2D(Layer):
             raise ShapeError(f"{self!r} expects {self.in_channels} input channels (NCHW), got shape {tuple(shape)}")
         return shape[0], self.out_channels, OH, OW
 
-    def forward(self, X):
+    def forward(self, X, out=None):
+        """Y (N, O, OH, OW), written into ``out`` when given (a step plan's buffer)."""
         self.backend.check_array(X, "Conv2D input", ndim=4)
         xp, (N, O, OH, OW) = self.backend.xp, self.output_shape(X.shape)
         win = windows(xp, X, self.kernel_size, self.stride, self.padding)  # (N, C, OH, OW, kh, kw)
         cols = self._scratch("cols", (N, win.shape[1], *self.kernel_size, OH, OW), X.dtype)
         cols[...] = win.transpose(0, 1, 4, 5, 2, 3)  # im2col: the one copy of the windows
         self.cols, self.X = cols.reshape(N, -1, OH * OW), X  # (N, C kh kw, OH OW)
-        Y = xp.matmul(self.params["W"].reshape(O, -1), self.cols)  # Y_n = W_col @ cols_n
+        direct = out is not None and out.flags.c_contiguous  # then Y is computed in out itself
+        Y = xp.matmul(self.params["W"].reshape(O, -1), self.cols,  # Y_n = W_col @ cols_n
+                      out=out.reshape(N, O, OH * OW) if direct else None)
         if self.bias:
             Y += self.params["b"][:, None]
-        return Y.reshape(N, O, OH, OW)
+        return out if direct else into(out, Y.reshape(N, O, OH, OW))
 
-    def backward(self, dY):
+    def backward(self, dY, out=None):
+        """dX, written into ``out`` when given."""
         delta = self.backward_params(dY)
         (N, C, _, _), (kh, kw), (OH, OW) = self.X.shape, self.kernel_size, dY.shape[2:]
         xp, W_col = self.backend.xp, self.params["W"].reshape(self.out_channels, -1)
         if self.stride == (1, 1):
-            return self._backward_rows(W_col, delta.reshape(N, -1, OH, OW))
-        dcols = xp.matmul(W_col.T, delta).reshape(N, C, kh, kw, OH, OW)  # W_col^T @ delta_n
-        return col2im(xp, dcols, self.X.shape, self.stride, self.padding)
+            dX = self._backward_rows(W_col, delta.reshape(N, -1, OH, OW), out)
+        else:
+            dcols = xp.matmul(W_col.T, delta).reshape(N, C, kh, kw, OH, OW)  # W_col^T @ delta_n
+            dX = col2im(xp, dcols, self.X.shape, self.stride, self.padding)
+        return dX if dX is out else into(out, dX)
 
-    def _backward_rows(self, W_col, delta):
+    def _backward_rows(self, W_col, delta, out=None):
         """dX for stride 1, the same sums as col2im by whole rows: delta is padded with zeros to the
         padded input's width Wp, so dcols = W_col^T @ delta_n holds rows of Wp entries and kernel
         offset (i, j) adds one contiguous run to the flattened dXp, at i Wp + j (the zero columns
@@ -194,11 +200,15 @@ class Conv2D(Layer):
         dcols = self._scratch("dcols", (N, C * kh * kw, OH * Wp), delta.dtype)
         xp.matmul(W_col.T, wide.reshape(N, O, -1), out=dcols)  # W_col^T @ delta_n, rows Wp wide
         dcols, run = dcols.reshape(N, C, kh, kw, -1), OH * Wp - (kw - 1)
-        dXp = xp.zeros((N, C, (H + 2 * ph) * Wp), dtype=delta.dtype)
+        unpadded = not (ph or pw) and out is not None and out.flags.c_contiguous  # dXp can be out itself
+        dXp = out.reshape(N, C, -1) if unpadded else xp.empty((N, C, (H + 2 * ph) * Wp), dtype=delta.dtype)
+        dXp.fill(0)
         for i in range(kh):
             for j in range(kw):
                 entry = dXp[:, :, i * Wp + j:i * Wp + j + run]
                 entry += dcols[:, :, i, j, :run]
+        if unpadded:
+            return out
         dXp = dXp.reshape(N, C, H + 2 * ph, Wp)
         return xp.ascontiguousarray(dXp[:, :, ph:ph + H, pw:pw + W]) if ph or pw else dXp
 

@@ -17,6 +17,8 @@ from .base import Layer
 class Dense(Layer):
     """Affine layer Y = X W + b with W of shape (n_in, n_out) (no b with ``bias=False``)."""
 
+    capturable = True  # its products go through backend.matmul, gpubp's GEMM in a capture
+
     def __init__(self, n_in: int, n_out: int, init="xavier_uniform", seed=None, backend=None, bias=True):
         super().__init__(backend)
         for name, value in (("n_in", n_in), ("n_out", n_out)):

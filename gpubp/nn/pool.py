@@ -8,7 +8,7 @@ AvgPool2D takes its windows from ``conv.windows`` and sends gradients back throu
 from __future__ import annotations
 
 from ..errors import ShapeError
-from .base import Layer
+from .base import Layer, into
 from .conv import col2im, output_size, pair, tap, windows
 
 
@@ -66,10 +66,10 @@ class MaxPool2D(_Pool2D):
     (a plain write when the windows are disjoint).
     """
 
-    def forward(self, X):
+    def forward(self, X, out=None):
         xp, (kh, kw), out_hw = self.backend.xp, self.kernel_size, self._check_input(X)
         taps = [tap(X, i, j, out_hw, self.stride) for i in range(kh) for j in range(kw)]
-        Y = taps[0].copy()
+        Y = taps[0].copy() if out is None else into(out, taps[0])
         for x in taps[1:]:
             xp.maximum(Y, x, out=Y)  # NaN propagates, as in PyTorch
         self.won = xp.empty((len(taps), *Y.shape), dtype=bool)
@@ -80,10 +80,10 @@ class MaxPool2D(_Pool2D):
             taken |= won
         return Y
 
-    def backward(self, dY):
+    def backward(self, dY, out=None):
         self._check_backward(dY)
         xp, (kh, kw), (sh, sw) = self.backend.xp, self.kernel_size, self.stride
-        dX = xp.zeros(self.X.shape, dtype=dY.dtype)
+        dX = xp.zeros(self.X.shape, dtype=dY.dtype) if out is None else into(out, 0)
         disjoint = sh >= kh and sw >= kw  # then each input element is in at most one window
         for t, won in enumerate(self.won):
             entry = tap(dX, t // kw, t % kw, dY.shape[2:], self.stride)
@@ -103,15 +103,15 @@ class AvgPool2D(_Pool2D):
     Every window entry gets an equal share: dX = col2im(dY / (kh kw) broadcast over the window).
     """
 
-    def forward(self, X):
-        return self._windows(X).mean(axis=(4, 5))
+    def forward(self, X, out=None):
+        return self._windows(X).mean(axis=(4, 5), out=out)
 
-    def backward(self, dY):
+    def backward(self, dY, out=None):
         self._check_backward(dY)
         xp, (kh, kw) = self.backend.xp, self.kernel_size
         N, C, OH, OW = dY.shape
         dwin = xp.broadcast_to((dY / (kh * kw))[:, :, None, None], (N, C, kh, kw, OH, OW))
-        return col2im(xp, dwin, self.X.shape, self.stride)
+        return into(out, col2im(xp, dwin, self.X.shape, self.stride))
 
 
 class GlobalAvgPool2D(Layer):
@@ -128,15 +128,15 @@ class GlobalAvgPool2D(Layer):
             raise ShapeError(f"GlobalAvgPool2D needs NCHW inputs with H, W >= 1, got shape {tuple(shape)}")
         return tuple(shape[:2])
 
-    def forward(self, X):
+    def forward(self, X, out=None):
         self.backend.check_array(X, "GlobalAvgPool2D input", ndim=4)
         self.output_shape(X.shape)
         self.X = X
-        return X.mean(axis=(2, 3))
+        return X.mean(axis=(2, 3), out=out)
 
-    def backward(self, dY):
+    def backward(self, dY, out=None):
         self._check_dY(dY, () if self.X is None else self.X.shape[:2])
         H, W = self.X.shape[2:]
-        dX = self.backend.xp.empty(self.X.shape, dtype=dY.dtype)
+        dX = self.backend.xp.empty(self.X.shape, dtype=dY.dtype) if out is None else out
         dX[...] = (dY / (H * W))[:, :, None, None]
         return dX

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 
 from ..errors import InvalidValueError, ShapeError
-from .base import Layer
+from .base import Layer, into
 
 
 class Flatten(Layer):
@@ -35,12 +35,14 @@ class Flatten(Layer):
             merged *= n
         return (*shape[:start], merged, *shape[end + 1:])
 
-    def forward(self, X):
+    def forward(self, X, out=None):
+        """The reshaped view of X; with ``out`` (a step plan's buffer), copied into it."""
         self.backend.check_array(X, "Flatten input")
         Y = X.reshape(self.output_shape(X.shape))
         self.X = X
-        return Y
+        return into(out, Y)
 
-    def backward(self, dY):
+    def backward(self, dY, out=None):
         self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
-        return dY.reshape(self.X.shape)
+        return into(out, dY.reshape(self.X.shape))
+

@@ -30,6 +30,15 @@ from ..errors import InvalidValueError, StateError
 from ..network import _ambient
 
 
+def graph_problem(model) -> str | None:
+    """Why a planned step of ``model`` cannot be recorded as a CUDA graph yet, or None."""
+    for i, layer in enumerate(model.layers):
+        if not layer.capturable:
+            return (f"layer {i} ({layer!r}) cannot be captured yet (only Dense and activation layers can: "
+                    f"the others' matrix products run on cuBLAS, which CuPy refuses while capturing)")
+    return None
+
+
 class GraphedStep:
     """One captured training step of ``plan`` (a StepPlan on a CuPy backend)."""
 
@@ -38,6 +47,9 @@ class GraphedStep:
         if not hasattr(backend, "capture"):
             raise InvalidValueError(f"cuda_graph: {backend.device} runs NumPy; a CUDA graph needs a "
                                     f"CUDA device (--device gpu)")
+        problem = graph_problem(plan.model)
+        if problem:
+            raise InvalidValueError(f"cuda_graph: {problem}")
         self._refuse_observers(plan)
         self.plan, self.backend = plan, backend
         self.stream = backend.stream()

@@ -18,8 +18,8 @@ told after each layer exactly as ``Sequential.forward/backward`` tell them; sinc
 plan reuses its buffers, an observer must copy what it keeps beyond its call (the
 anomaly watch, the gradient recorder and the parity recorder do).
 
-A layer whose ``forward``/``backward`` take no ``out`` (Dropout, BatchNorm, the image
-layers, a user's layer) makes the model unplannable: ``plan_problem`` says why and
+A layer whose ``forward``/``backward`` take no ``out`` (Dropout and BatchNorm, whose steps
+differ by mode and draw; a user's layer) makes the model unplannable: ``plan_problem`` says why and
 ``fit`` then runs the eager step. ``fit`` keeps one plan per batch shape (``PlanCache``):
 the short last batch of an epoch gets its own plan, made once, rather than padding. On a
 GPU each plan can be captured as one CUDA graph (``graph.GraphedStep``, ``fit(cuda_graph=True)``).

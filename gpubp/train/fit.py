@@ -19,7 +19,7 @@ from ..errors import InvalidValueError, NumericalError
 from ..history import History, Progress
 from ..losses import get_loss
 from ..optim import get_optimizer
-from ..plan import PlanCache, plan_problem
+from ..plan import PlanCache, graph_problem, plan_problem
 from ..schedules import get_schedule
 from .evaluation import _evaluate, _metric_name, _n_correct
 from .inputs import _callbacks, _check_model, _checkpointing, _mode, _prepare, _validation
@@ -73,7 +73,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             rank 0 shows progress and writes checkpoints.
         plan: run each step into buffers allocated once (``gpubp.plan``: one plan per batch
             shape, the same numbers as the eager step); False, or a layer without ``out=``
-            buffers (Dropout, BatchNorm, image layers), runs the eager step.
+            buffers (Dropout, BatchNorm), runs the eager step.
         cuda_graph: on a CUDA device, capture each plan's whole step (update included) as one
             CUDA graph and replay it per batch (``gpubp.plan.graph``); needs a plannable model,
             no ``comm``; ``on_batch_end`` then comes after the update.
@@ -169,7 +169,7 @@ def _check_cuda_graph(cuda_graph, model, plan, comm):
     problem = ("it needs plan=True" if plan is not True else
                "a graph holds one process's whole step, so not with comm" if comm is not None else
                f"{model.backend.device} runs NumPy: a CUDA graph needs a CUDA device (--device gpu)"
-               if not hasattr(model.backend, "capture") else plan_problem(model))
+               if not hasattr(model.backend, "capture") else plan_problem(model) or graph_problem(model))
     if problem:
         raise InvalidValueError(f"fit: cuda_graph: {problem}")
 

@@ -8,7 +8,7 @@ import gpubp
 from gpubp.errors import InvalidValueError, StateError
 from gpubp.network import mlp
 from gpubp.optim import SGD, Adam
-from gpubp.plan import GraphedStep, StepPlan
+from gpubp.plan import GraphedStep, StepPlan, graph_problem
 from gpubp.train import fit
 
 from helpers import needs_gpu
@@ -42,6 +42,12 @@ def test_a_numpy_plan_cannot_be_captured():
     plan = StepPlan(mlp(6, [8], 3), "mse", SGD(), (16, 6))
     with pytest.raises(InvalidValueError, match="a CUDA graph needs a CUDA device"):
         GraphedStep(plan)
+
+
+def test_only_dense_and_activation_layers_are_captured():
+    assert graph_problem(mlp(6, [8, 5], 3, "tanh")) is None
+    cnn = gpubp.Sequential([gpubp.Conv2D(1, 2, 3), gpubp.ReLU(), gpubp.Flatten(), gpubp.Dense(2 * 4 * 4, 3)])
+    assert graph_problem(cnn).startswith("layer 0 (Conv2D(") and "cuBLAS" in graph_problem(cnn)
 
 
 def test_the_train_command_refuses_cuda_graph_on_the_cpu(capsys):
@@ -111,3 +117,13 @@ def test_a_graphed_step_refuses_observers():
     graphed = GraphedStep(StepPlan(model, "mse", SGD(), (16, 6)))
     with gpubp.detect_anomaly(), pytest.raises(StateError, match="observers"):
         graphed.step(graphed.plan.X, graphed.plan.y)
+
+
+@needs_gpu
+def test_fit_refuses_to_capture_a_convolution_before_training():
+    cnn = gpubp.Sequential([gpubp.Conv2D(1, 2, 3), gpubp.ReLU(), gpubp.Flatten(), gpubp.Dense(2 * 4 * 4, 3)],
+                           backend="cuda:0")
+    X, y = np.random.default_rng(0).normal(size=(20, 1, 6, 6)), np.arange(20) % 3
+    with pytest.raises(InvalidValueError, match=r"fit: cuda_graph: layer 0 \(Conv2D"):
+        fit(cnn, X, y, epochs=1, progress=False, cuda_graph=True)
+

@@ -98,10 +98,37 @@ def test_plan_step_repr_and_buffers():
         plan.step(X[:8], y[:8])
 
 
-def test_image_model_falls_back_to_the_eager_step():
-    model = gpubp.Sequential([gpubp.Conv2D(1, 2, 3, padding=1), gpubp.ReLU(), gpubp.Flatten(),
+IMAGE_MODELS = {  # (layers, input side): every image layer that takes out=, strided and padded convolutions
+    "conv-pad-maxpool": (lambda: [gpubp.Conv2D(1, 2, 3, padding=1), gpubp.ReLU(), gpubp.MaxPool2D(2),
+                                  gpubp.Flatten(), gpubp.Dense(2 * 3 * 3, 3)], 6),
+    "conv-stride-avgpool": (lambda: [gpubp.Conv2D(1, 3, 3, stride=2), gpubp.Tanh(), gpubp.AvgPool2D(2, 1),
+                                     gpubp.Flatten(), gpubp.Dense(3 * 2 * 2, 3)], 7),
+    "conv-globalpool": (lambda: [gpubp.Conv2D(1, 4, 3), gpubp.Sigmoid(), gpubp.GlobalAvgPool2D(),
+                                 gpubp.Dense(4, 3)], 6),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
+def test_image_models_plan_like_eager_bit_for_bit(name):
+    layers, side = IMAGE_MODELS[name]
+    model = gpubp.Sequential(layers(), dtype="float64", seed=0)
+    assert plan_problem(model) is None
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 1, side, side)), rng.integers(0, 3, 20)  # batches of 8, 8 and 4
+    runs = []
+    for plan in (True, False):
+        m = gpubp.Sequential.from_config(model.config(), dtype="float64", seed=0)
+        history = fit(m, X, y, optimizer=SGD(lr=0.1), epochs=2, batch_size=8, progress=False, plan=plan)
+        runs.append((history.loss, {k: v.copy() for k, v in m.parameters().items()}))
+    assert runs[0][0] == runs[1][0]
+    for k, v in runs[0][1].items():
+        np.testing.assert_array_equal(v, runs[1][1][k], err_msg=k)
+
+
+def test_batch_norm_model_falls_back_to_the_eager_step():
+    model = gpubp.Sequential([gpubp.Conv2D(1, 2, 3, padding=1), gpubp.BatchNorm(2), gpubp.ReLU(), gpubp.Flatten(),
                               gpubp.Dense(2 * 5 * 5, 3)], seed=0)
-    assert "layer 0 (Conv2D" in plan_problem(model)
+    assert "layer 1 (BatchNorm" in plan_problem(model)
     assert PlanCache(model, MSE(), SGD()).get(None, None, 4) is None
     with pytest.raises(InvalidValueError, match="takes no output buffers"):
         StepPlan(model, "mse", SGD(), (4, 1, 5, 5))
