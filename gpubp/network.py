@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
+import math
 
 from . import _checks
 from .backend import Backend, default_device, get_backend, parse_spec
@@ -115,6 +117,8 @@ class Sequential:
                                        for k, v in wrong.items()))
         for i, layer in enumerate(self.layers):
             layer.load_parameters({k: arrays[f"{i}.{k}"] for k in layer.parameter_shapes()})
+        if self.flat is None:  # some were drawn just now, as separate arrays
+            self.flatten_()
 
     def buffers(self) -> dict:
         """``{"i.name": array}`` of every layer's non-trainable state (BatchNorm's running
@@ -193,7 +197,40 @@ class Sequential:
         rng = self.backend.host_rng(_checks.seed("seed", seed))
         for layer in self.layers:
             layer.reset_parameters(rng)
+        return self.flatten_()
+
+    def flatten_(self) -> "Sequential":
+        """Keep every parameter in one flat buffer and every gradient in another, in the order of
+        ``parameters()``, each array a view of it (values kept): what lets an optimizer update
+        them all in one kernel launch (``flat``). Done when parameters are drawn, moved or
+        loaded; a no-op while some layer has not drawn its parameters yet. Returns self."""
+        if not all(layer.parameters_drawn for layer in self.layers):
+            return self
+        shapes = [p.shape for p in self.parameters().values()]
+        sizes = [math.prod(s) for s in shapes]
+        with self.backend.activate():
+            flat = self.backend.zeros((sum(sizes),)), self.backend.zeros((sum(sizes),))
+        ends = list(itertools.accumulate(sizes))
+        views = [[f[e - n:e].reshape(s) for e, n, s in zip(ends, sizes, shapes)] for f in flat]
+        k = 0
+        for layer in self.layers:
+            names = list(layer.params)
+            layer.keep_parameters_in(dict(zip(names, views[0][k:k + len(names)])))
+            layer.keep_gradients_in(dict(zip(names, views[1][k:k + len(names)])))
+            k += len(names)
+        self._flat = flat
         return self
+
+    @property
+    def flat(self):
+        """``(parameters, gradients)``, each one flat array, while every parameter and gradient
+        still lives in the buffers of ``flatten_`` (None once any was replaced)."""
+        flat = getattr(self, "_flat", None)
+        if flat is None or not flat[0].size:
+            return None
+        lives_in = self.backend.lives_in  # by address: a copied model's arrays are no views any more
+        same = lives_in(list(self.parameters().values()), flat[0]) and lives_in(list(self.gradients().values()), flat[1])
+        return flat if same else None
 
     def to(self, backend, dtype=None):
         """Move every layer to ``backend`` (spec or Backend, optionally re-typed); returns self.
@@ -206,7 +243,7 @@ class Sequential:
         self.backend = get_backend(backend, dtype)
         for layer in self.layers:
             layer.to(self.backend)
-        return self
+        return self.flatten_() if current is not None and current != self.backend else self
 
     def config(self) -> list:
         """Architecture as a list of layer configs (see ``from_config``)."""

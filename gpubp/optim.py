@@ -27,8 +27,9 @@ class Updates(NamedTuple):
     """An optimizer's update of one model, bound once (``Optimizer.prepare``)."""
 
     scalars: object   # the kernel's scalars for the current step, a small array on the device
-    launches: list    # (layer, run) per parameter: run() updates it
-    arrays: list      # every gradient, parameter and slot the launches touch
+    layers: list      # the layers whose gradients are updated (read as zeros after zero_grad alone)
+    runs: list        # the bound kernels: one per parameter, or one for all of a flat model
+    arrays: list      # every gradient, parameter and slot the runs touch
 
 
 class Optimizer:
@@ -69,18 +70,35 @@ class Optimizer:
     def prepare(self, model) -> "Updates":
         """The update of every parameter of ``model`` bound once (``Backend.bind``), each gradient
         checked and each slot made before any parameter changes; the kernels read the step's
-        scalars from ``Updates.scalars``, a small array on the model's device that ``step`` writes."""
+        scalars from ``Updates.scalars``, a small array on the model's device that ``step`` writes.
+        A model whose parameters and gradients each live in one flat buffer (``Sequential.flat``)
+        gets flat slots too and one kernel for all of them (the same numbers: it is elementwise)."""
         backend, params, grads = model.backend, model.parameters(), model.gradients()
-        layers = getattr(model, "layers", None)  # a Sequential: each parameter's layer
-        owners = [layer for layer in layers for _ in layer.params] if layers is not None else [None] * len(params)
+        layers = [layer for layer in getattr(model, "layers", ()) if layer.params]
         with backend.activate():
-            work = [(layer, backend.check_array(grads[name], f"gradient {name}"), param,
-                     self._slots(name, param, backend)) for layer, (name, param) in zip(owners, params.items())]
+            work = [(backend.check_array(grads[name], f"gradient {name}"), param, self._slots(name, param, backend))
+                    for name, param in params.items()]
+            flat = getattr(model, "flat", None)  # (parameters, gradients)
+            if flat is not None:
+                work = [(flat[1], flat[0], self._flatten_slots(list(params), backend))]
             scalars = backend.zeros(len(self.kernel.scalars))
             views = [scalars[i, ...] for i in range(scalars.size)]  # 0-d views, read at each launch
-            launches = [(layer, backend.bind(self.kernel, grad, *views, param, *slots))
-                        for layer, grad, param, slots in work]
-        return Updates(scalars, launches, [a for _, grad, param, slots in work for a in (grad, param, *slots)])
+            runs = [backend.bind(self.kernel, grad, *views, param, *slots) for grad, param, slots in work]
+        return Updates(scalars, layers, runs, [a for grad, param, slots in work for a in (grad, param, *slots)])
+
+    def _flatten_slots(self, names, backend) -> list:
+        """Each slot of every parameter in ``names`` moved into one flat array per slot (values
+        kept; the state then holds views of it), in that order: the flat slots."""
+        xp, flats = backend.xp, []
+        for slot in self.slots:
+            arrays = [self._state[name][slot] for name in names]
+            flat = xp.concatenate([a.ravel() for a in arrays])
+            start = 0
+            for name, a in zip(names, arrays):
+                self._state[name][slot] = flat[start:start + a.size].reshape(a.shape)
+                start += a.size
+            flats.append(flat)
+        return flats
 
     def prepared(self, model) -> "Updates":
         """``prepare(model)``, kept while the model's arrays and this state stay the same ones
@@ -98,9 +116,10 @@ class Optimizer:
     def launch(updates, backend) -> None:
         """The bound update kernels of ``prepare`` (with the scalars ``updates.scalars`` holds)."""
         with backend.activate():
-            for layer, run in updates.launches:
-                if layer is not None and layer.grads_stale:  # zero_grad() and no backward since
+            for layer in updates.layers:
+                if layer.grads_stale:  # zero_grad() and no backward since
                     layer.grads  # noqa: B018  (reads zeros: fills them)
+            for run in updates.runs:
                 run()
 
     def _slots(self, name, param, backend) -> list:

@@ -93,6 +93,19 @@ class Backend:
                 ones = self._ones[a.shape[0]] = self.xp.ones(a.shape[0], dtype=self.dtype)
         return self.matmul(ones, a, out=out)
 
+    def address(self, a) -> int:
+        """Where ``a``'s first element lies in memory."""
+        return a.__array_interface__["data"][0]
+
+    def lives_in(self, arrays, flat) -> bool:
+        """True when ``arrays`` are contiguous and lie end to end exactly over ``flat``."""
+        at, end = self.address(flat), self.address(flat) + flat.nbytes
+        for a in arrays:
+            if a.dtype != flat.dtype or not a.flags.c_contiguous or self.address(a) != at:
+                return False
+            at += a.nbytes
+        return at == end
+
     def write(self, dst, host_values) -> None:
         """``dst[...] = host_values`` (host numbers, rounded once to ``dst``'s dtype), in one copy."""
         dst[...] = np.asarray(host_values, dtype=dst.dtype)

@@ -38,6 +38,10 @@ class CupyBackend(Backend):
         self.device = f"cuda:{device_id}"
         self._graph_arithmetic = False
 
+    @staticmethod
+    def address(a) -> int:
+        return a.data.ptr
+
     def write(self, dst, host_values) -> None:
         with self.activate():
             dst.set(np.asarray(host_values, dtype=dst.dtype))  # one host-to-device copy, in stream order

@@ -21,21 +21,25 @@ DEFAULT_BUCKET_BYTES = 4 << 20  # 4 MiB: PyTorch DDP uses 25 MB, Horovod's fusio
 
 
 class FlatBuckets:
-    """One flat buffer for arrays of ``shapes`` and ``dtype`` on ``xp``, and its bucket views.
+    """One flat buffer for arrays of ``shapes`` and ``dtype`` on ``xp`` (allocated here, or
+    ``flat``, one the arrays already live in), and its bucket views.
 
     ``pack(arrays, scale)`` writes ``flat[offset_i : offset_i + size_i] = scale * arrays[i].ravel()``;
     ``buckets`` are ``flat[k * per : (k + 1) * per]`` with ``per = bucket_bytes // itemsize``;
     ``unpack(arrays)`` writes each slice back into its array (in place).
     """
 
-    def __init__(self, shapes, dtype, xp=np, bucket_bytes=DEFAULT_BUCKET_BYTES):
+    def __init__(self, shapes, dtype, xp=np, bucket_bytes=DEFAULT_BUCKET_BYTES, flat=None):
         self.shapes = [tuple(int(d) for d in s) for s in shapes]
         self.dtype = np.dtype(dtype)
         self.xp = xp
         sizes = [math.prod(s) for s in self.shapes]
         self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()
         self.per_bucket = max(1, int(bucket_bytes) // self.dtype.itemsize)  # elements per bucket
-        self.flat = xp.zeros(self.offsets[-1], dtype=self.dtype)
+        self.flat = xp.zeros(self.offsets[-1], dtype=self.dtype) if flat is None else flat  # or one given
+        if self.flat.shape != (self.offsets[-1],) or self.flat.dtype != self.dtype:
+            raise ShapeError(f"FlatBuckets: a flat buffer of {self.offsets[-1]} {self.dtype.name}, got "
+                             f"{self.flat.dtype} {tuple(self.flat.shape)}")
         self.buckets = [self.flat[lo:lo + self.per_bucket] for lo in range(0, self.offsets[-1], self.per_bucket)]
 
     def __repr__(self):

@@ -166,13 +166,17 @@ class Communicator:
                 self.transport.allreduce_(bucket)
 
     def _bind(self, model, grads) -> FlatBuckets:
-        """A flat buffer for ``model``'s gradients, which move into views of it."""
-        backend = model.backend
+        """A flat buffer for ``model``'s gradients: the one they live in already (``Sequential.flat``,
+        which also keeps the optimizer's update one kernel), else a new one they move into."""
+        backend, flat = model.backend, getattr(model, "flat", None)
         with backend.activate():
-            plan = FlatBuckets([g.shape for g in grads.values()], backend.dtype, backend.xp, self.bucket_bytes)
-        views = dict(zip(grads, (v.reshape(g.shape) for v, g in zip(plan.views(), grads.values()))))
-        model.keep_gradients_in(views)
-        plan.gradient_views = list(views.values())
+            plan = FlatBuckets([g.shape for g in grads.values()], backend.dtype, backend.xp, self.bucket_bytes,
+                               flat=None if flat is None else flat[1])
+        if flat is None:
+            views = dict(zip(grads, (v.reshape(g.shape) for v, g in zip(plan.views(), grads.values()))))
+            model.keep_gradients_in(views)
+            grads = views
+        plan.gradient_views = list(grads.values())
         return plan
 
     def broadcast_(self, arrays, root=0) -> list:

@@ -84,6 +84,11 @@ class Layer:
         return self._grads
 
     @property
+    def parameters_drawn(self) -> bool:
+        """False while the parameters wait to be drawn on first use."""
+        return self._params is not None
+
+    @property
     def grads_stale(self) -> bool:
         """True from ``zero_grad()`` until the next backward: ``grads`` then reads (fills) zeros."""
         return self._grads_stale
@@ -124,13 +129,20 @@ class Layer:
         """Store the gradients in ``arrays`` from now on (``{name: array}`` of their shapes and
         dtype on this device, e.g. views of one flat buffer that a communicator reduces in
         place); their current values are copied in."""
-        grads = self.grads
+        self._keep_in(self.grads, arrays, "gradient")
+
+    def keep_parameters_in(self, arrays: dict) -> None:
+        """Store the parameters in ``arrays`` from now on (views of a model's flat buffer,
+        ``Sequential.flatten_``); their current values are copied in."""
+        self._keep_in(self.params, arrays, "parameter")
+
+    def _keep_in(self, store: dict, arrays: dict, what: str) -> None:
         for name, array in arrays.items():
-            if tuple(array.shape) != tuple(grads[name].shape) or array.dtype != grads[name].dtype:
-                raise ShapeError(f"{self!r}: gradient {name} is {grads[name].dtype} {tuple(grads[name].shape)}, "
+            if tuple(array.shape) != tuple(store[name].shape) or array.dtype != store[name].dtype:
+                raise ShapeError(f"{self!r}: {what} {name} is {store[name].dtype} {tuple(store[name].shape)}, "
                                  f"got {array.dtype} {tuple(array.shape)}")
-            array[...] = grads[name]
-        self._grads.update(arrays)
+            array[...] = store[name]
+        store.update(arrays)
         self.generation += 1
 
     def _set_parameters(self, params: dict) -> None:

@@ -311,3 +311,51 @@ def test_a_step_after_zero_grad_alone_reads_zero_gradients():
     opt.step(model)  # zero_grad, no backward: the gradients are zero, so nothing moves
     for name, p in model.parameters().items():
         np.testing.assert_array_equal(p, before[name], err_msg=name)
+
+
+@pytest.mark.parametrize("name,make_opt,hyper", CASES)
+def test_one_kernel_for_a_flat_model_updates_as_one_per_parameter(name, make_opt, hyper):
+    """A Sequential keeps its parameters and gradients in one flat buffer each, so the update is
+    one kernel over all of them: the same numbers, bit for bit, as one kernel per parameter."""
+    backend = gpubp.get_backend("cpu", "float32")
+    models = [_model_with_gradients(backend, 0) for _ in range(2)]
+    separate = {k: backend.zeros(g.shape) for k, g in models[1].gradients().items()}
+    models[1].keep_gradients_in(separate)  # no longer flat: one kernel per parameter
+    assert models[0].flat is not None and models[1].flat is None
+    opts = [make_opt(), make_opt()]
+    for step in range(3):
+        for model, opt in zip(models, opts):
+            for k, g in model.gradients().items():
+                g[...] = np.random.default_rng(step).normal(size=g.shape)
+            opt.step(model)
+    assert [len(opt.prepared(m).runs) for m, opt in zip(models, opts)] == [1, len(models[1].parameters())]
+    for k, p in models[0].parameters().items():
+        np.testing.assert_array_equal(p, models[1].parameters()[k], err_msg=k)
+    for k, state in opts[0].state.items():  # the state stays per parameter (views of the flat slots)
+        for slot, a in state.items():
+            np.testing.assert_array_equal(a, opts[1].state[k][slot], err_msg=f"{k}.{slot}")
+
+
+def test_a_model_stays_flat_through_moves_and_loads():
+    model = gpubp.mlp(4, [8, 6], 3, seed=0)
+    params, grads = model.flat
+    assert params.size == sum(p.size for p in model.parameters().values())
+    assert all(np.shares_memory(p, params) for p in model.parameters().values())
+    model.to("cpu/float64")
+    assert model.flat is not None and model.flat[0].dtype == np.float64
+    lazy = gpubp.Sequential([gpubp.Dense(4, 3), gpubp.Tanh(), gpubp.Dense(3, 2)], seed=None)
+    assert lazy.flat is None  # nothing drawn yet
+    lazy.load_parameters({k: np.ones(s) for k, s in lazy.parameter_shapes().items()})
+    assert lazy.flat is not None and float(lazy.flat[0].sum()) == lazy.flat[0].size
+
+
+def test_a_deep_copied_model_is_not_taken_for_flat():
+    # deepcopy turns each view into an array of its own: an update of the copied flat buffer
+    # would reach no parameter (a silent no-op), so the copy must take one kernel per parameter
+    import copy
+    model = _model_with_gradients(gpubp.get_backend("cpu", "float64"), 0)
+    twin = copy.deepcopy(model)
+    assert model.flat is not None and twin.flat is None
+    before = {k: v.copy() for k, v in twin.parameters().items()}
+    SGD(lr=0.5).step(twin)
+    assert all(not np.array_equal(v, before[k]) for k, v in twin.parameters().items())
