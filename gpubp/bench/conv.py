@@ -15,8 +15,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..network import Sequential
 from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from ..optim import SGD
-from ..plan import StepPlan
-from .steps import eager_step, torch_sgd_step
+from .steps import eager_step, planned_step, torch_sgd_step
 
 LENET = {"kind": "lenet", "image": [1, 28, 28], "channels": [6, 16], "kernel": 5, "hidden": [120, 84],
          "classes": 10, "batch": 64}
@@ -94,9 +93,7 @@ def gpubp_lenet_step(cfg, device, lr=0.01, dtype="float32", planned=False):
     X, T = backend.asarray(X), backend.xp.asarray(labels)
     loss, opt = SoftmaxCrossEntropy(), SGD(lr=lr)
     if planned:
-        plan = StepPlan(model, loss, opt, X.shape, T.shape, T.dtype)
-        plan.X[...], plan.y[...] = X, T
-        return (lambda: plan.step(plan.X, plan.y)), backend, model
+        return planned_step(model, loss, opt, X, T), backend, model
     return eager_step(model, loss, opt, X, T), backend, model
 
 

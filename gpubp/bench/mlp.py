@@ -22,10 +22,9 @@ from ..nn import Dense
 from ..losses import MSE
 from ..network import mlp
 from ..optim import SGD
-from ..plan import GraphedStep, StepPlan
 from .by_hand import by_hand_step
 from .conv import gpubp_lenet_step, is_lenet, torch_lenet_step
-from .steps import eager_step, torch_sgd_step
+from .steps import eager_step, planned_step, torch_sgd_step
 from .memory import allocated_per_step
 from .timing import median_seconds
 
@@ -62,13 +61,8 @@ def gpubp_step(widths, activation, batch, device, lr=0.01, dtype="float32", plan
         layer.params["b"][...] = backend.asarray(b)
     X, T = (backend.asarray(a) for a in data(widths, batch))
     loss, opt = MSE(), SGD(lr=lr)
-    if planned or graphed:  # the batch sits in the plan's buffers, as fit gathers it there
-        plan = StepPlan(model, loss, opt, X.shape)
-        plan.X[...], plan.y[...] = X, T
-        if graphed:
-            graph = GraphedStep(plan)
-            return (lambda: graph.step(plan.X, plan.y)), backend, model
-        return (lambda: plan.step(plan.X, plan.y)), backend, model
+    if planned or graphed:
+        return planned_step(model, loss, opt, X, T, graphed), backend, model
     return eager_step(model, loss, opt, X, T), backend, model
 
 

@@ -1,6 +1,8 @@
-"""A training step as a closure, for gpubp eager and for PyTorch, the peer (torch, optional,
-is imported only where it is timed)."""
+"""A training step as a closure, for gpubp (eager, planned, graphed) and for PyTorch, the peer
+(torch, optional, is imported only where it is timed)."""
 from __future__ import annotations
+
+from ..plan import GraphedStep, StepPlan
 
 
 def eager_step(model, loss, optimizer, X, T):
@@ -11,6 +13,15 @@ def eager_step(model, loss, optimizer, X, T):
         model.backward(loss.backward(), input_grad=False)
         optimizer.step(model)
     return step
+
+
+def planned_step(model, loss, optimizer, X, T, graphed=False):
+    """The same step run by a step plan, the batch in the plan's buffers as fit gathers it there;
+    ``graphed``: that plan's step captured as one CUDA graph."""
+    plan = StepPlan(model, loss, optimizer, X.shape, T.shape, T.dtype)
+    plan.X[...], plan.y[...] = X, T
+    run = GraphedStep(plan).step if graphed else plan.step
+    return lambda: run(plan.X, plan.y)
 
 
 def torch_sgd_step(model, loss_fn, X, T, lr, dev):
