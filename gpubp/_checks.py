@@ -2,6 +2,7 @@
 and raises InvalidValueError (a ValueError), so a mistake is one clear gpubp error."""
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
@@ -67,3 +68,11 @@ def writable_target(name, path, create_parents=False) -> str:
 
 def _at_least(minimum):
     return "" if minimum is None else f" >= {minimum}"
+
+
+def takes_out(method) -> bool:
+    """True when ``method`` accepts an ``out`` argument (an output buffer)."""
+    try:
+        return "out" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False

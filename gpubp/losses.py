@@ -12,7 +12,9 @@ lends through ``work`` for the length of its step, so a planned step allocates n
 from __future__ import annotations
 
 import contextlib
+import functools
 
+from ._checks import takes_out
 from .backend import backend_of
 from .backend.kernels import activations
 from .errors import DTypeError, InvalidValueError, ShapeError, StateError
@@ -76,12 +78,32 @@ class Loss:
         (what a step plan allocates once for outputs and targets shaped like these)."""
         return {}
 
-    def _mean(self, terms, n):
-        """sum(terms) / n as a 0-d array: the lent ``value`` buffer in a step plan (so a captured
-        step writes its loss where the plan reads it), else a new one."""
-        value = self.backend.xp.sum(terms, out=self._buf("value", ()))
+    def _mean(self, terms, n, value=None):
+        """sum(terms) / n as a 0-d array: ``value``, or the lent ``value`` buffer in a step plan
+        (so a captured step writes its loss where the plan reads it), else a new one."""
+        value = terms.sum(out=self._buf("value", ()) if value is None else value)
         value /= n
         return value
+
+    def bind(self, Y, T, dY, work):
+        """This loss in a step plan (gpubp/plan/): a function of no arguments that computes the
+        value for the plan's outputs ``Y`` and targets ``T``, writes dL/dY into ``dY`` and
+        returns the value (a 0-d array, the ``value`` of ``work``), its intermediates in the
+        buffers ``work`` of ``workspace``. By default the checked methods, ``work`` lent."""
+        backward_out = takes_out(self.backward)
+
+        def run():
+            self.work = work
+            try:
+                value = self.forward(Y, T)
+                if backward_out:
+                    self.backward(out=dY)
+                else:
+                    dY[...] = self.backward()
+            finally:
+                self.work = None
+            return value
+        return run
 
     def _saved(self, name):
         """What ``forward`` saved for ``backward`` (StateError before any forward)."""
@@ -97,14 +119,33 @@ class MSE(Loss):
     """
 
     def forward(self, Y, T):
-        xp = self._begin(Y, T)
-        self.T = self._float_targets(Y, T)
-        self.diff = xp.subtract(Y, self.T, out=self._buf("diff", Y.shape))
-        return self._mean(xp.multiply(self.diff, self.diff, out=self._buf("square", Y.shape)), Y.size)
+        self._begin(Y, T)
+        T = self._float_targets(Y, T)
+        return self._value(Y, T, self._buf("diff", Y.shape), self._buf("square", Y.shape), self._buf("value", ()))
+
+    def _value(self, Y, T, diff, square, value):
+        """mean((Y - T)^2) into ``value``, keeping diff = Y - T (in ``diff``) for backward."""
+        xp = self.backend.xp
+        self.T, self.diff = T, xp.subtract(Y, T, out=diff)
+        return self._mean(xp.multiply(diff, diff, out=square), Y.size, value)
 
     def backward(self, out=None):
         diff = self._saved("diff")
         return self.backend.xp.multiply(diff, 2.0 / diff.size, out=out)
+
+    def bind(self, Y, T, dY, work):
+        if type(self).forward is not MSE.forward or type(self).backward is not MSE.backward:
+            return super().bind(Y, T, dY, work)  # a subclass's own methods, as they are
+        # The plan fixed the shapes, dtypes and device of Y and T (MSE checks nothing else).
+        self.backend = backend_of(Y)
+        value = functools.partial(self._value, Y, T, work["diff"], work["square"], work["value"])
+        backward = functools.partial(self.backward, dY)
+
+        def run():
+            v = value()
+            backward()
+            return v
+        return run
 
     def workspace(self, Y, T):
         return {"diff": (Y.shape, Y.dtype), "square": (Y.shape, Y.dtype), "value": ((), Y.dtype)}

@@ -54,6 +54,7 @@ class Sequential:
     def __init__(self, layers, backend=None, dtype=None, seed=0):
         self.layers = _layers(layers)
         self.observers: list = []  # see the module docstring
+        self._flat = None  # (parameters, gradients) once flatten_ has run
         seed = _checks.seed("Sequential seed", seed)
         self.to(backend, dtype)
         if seed is not None:
@@ -73,6 +74,8 @@ class Sequential:
                 Y = layer.forward(X)
                 _tell(observers, "forward", self, i, layer, X, Y)
                 X = Y
+        if self._flat is None:  # parameters drawn on first use (seed=None): now one flat buffer each
+            self.flatten_()
         return X
 
     def backward(self, dY, input_grad=True):
@@ -199,6 +202,13 @@ class Sequential:
             layer.reset_parameters(rng)
         return self.flatten_()
 
+    def draw_parameters(self) -> "Sequential":
+        """Draw now every parameter that waits for its first use (``seed=None``; each layer's
+        own seed) and keep them flat (``flatten_``), as the first forward would; returns self."""
+        for layer in self.layers:
+            layer.params  # noqa: B018  (draws them)
+        return self.flatten_() if self._flat is None else self
+
     def flatten_(self) -> "Sequential":
         """Keep every parameter in one flat buffer and every gradient in another, in the order of
         ``parameters()``, each array a view of it (values kept): what lets an optimizer update
@@ -225,7 +235,7 @@ class Sequential:
     def flat(self):
         """``(parameters, gradients)``, each one flat array, while every parameter and gradient
         still lives in the buffers of ``flatten_`` (None once any was replaced)."""
-        flat = getattr(self, "_flat", None)
+        flat = self._flat
         if flat is None or not flat[0].size:
             return None
         lives_in = self.backend.lives_in  # by address: a copied model's arrays are no views any more

@@ -26,20 +26,11 @@ GPU each plan can be captured as one CUDA graph (``graph.GraphedStep``, ``fit(cu
 """
 from __future__ import annotations
 
-import inspect
-
+from .._checks import takes_out
 from ..errors import DeviceError, InvalidValueError, ShapeError, StateError
 from ..losses import get_loss
 from ..network import Sequential, _ambient, _tell
 from .graph import GraphedStep
-
-
-def takes_out(method) -> bool:
-    """True when ``method`` accepts an ``out`` argument (an output buffer)."""
-    try:
-        return "out" in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def plan_problem(model) -> str | None:
@@ -70,6 +61,7 @@ class StepPlan:
             raise InvalidValueError(f"StepPlan: {problem}; train it eagerly (fit(..., plan=False))")
         self.model, self.loss, self.optimizer = model, get_loss(loss), optimizer
         backend = self.backend = model.backend
+        model.draw_parameters()  # those drawn on first use, as one flat buffer (one update kernel)
         with backend.activate():
             self.X = backend.zeros(tuple(int(n) for n in batch_shape))
             inputs, self.outputs = self._dry_forward()
@@ -79,7 +71,12 @@ class StepPlan:
                          for name, (shape, dtype) in self.loss.workspace(Y, self.y).items()}
             self.dout, self.deltas, self._pools = self._delta_buffers(inputs, Y)
             self._bind(inputs)
-        self._loss_out = takes_out(self.loss.backward)
+            self.loss.work = self.work
+            try:  # once, checked: the loss's shapes and dtypes; then bound like the layers
+                self.loss.forward(Y, self.y)
+            finally:
+                self.loss.work = None
+        self._loss = self.loss.bind(Y, self.y, self.dout, self.work)
         self.graph = None  # a GraphedStep of this plan, when fit captures one
 
     def _bind(self, inputs):
@@ -175,22 +172,14 @@ class StepPlan:
         """``run`` with the loss value left in the plan's own buffer (no copy: what a CUDA graph
         records, where nothing may be allocated)."""
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
-        loss, observers, Y = self.loss, (*self.model.observers, *_ambient.get()), self._seen[-1][1]
+        observers = (*self.model.observers, *_ambient.get())
         with self.backend.activate():
             self._pass(self._forward, observers, "forward", range(len(self._forward)), 0)
-            loss.work = self.work
-            try:
-                value = loss.forward(Y, y)
-                if self._loss_out:
-                    loss.backward(out=self.dout)
-                else:
-                    self.dout[...] = loss.backward()
-                if scale != 1:
-                    self.dout *= self.backend.dtype.type(scale)
-            finally:
-                loss.work = None
+            value = self._loss()
+            if scale != 1:
+                self.dout *= self.backend.dtype.type(scale)
             self._pass(self._backward, observers, "backward", range(len(self._backward) - 1, -1, -1), 2)
-        return Y, value
+        return self._seen[-1][1], value
 
     def _pass(self, steps, observers, event, order, at):
         """Run the bound ``steps``; with observers, tell them after each layer as Sequential does."""

@@ -349,6 +349,30 @@ def test_a_model_stays_flat_through_moves_and_loads():
     assert lazy.flat is not None and float(lazy.flat[0].sum()) == lazy.flat[0].size
 
 
+@pytest.mark.parametrize("draw", ["forward", "plan"])
+def test_parameters_drawn_on_first_use_end_up_flat(draw):
+    # seed=None: each layer draws its own parameters at its first use, one array each; the model
+    # then keeps them flat (the values kept), so the update is still one kernel
+    from gpubp.plan import StepPlan
+    def model():
+        return gpubp.Sequential([gpubp.Dense(4, 8, seed=1), gpubp.Tanh(), gpubp.Dense(8, 3, seed=2)], seed=None)
+    lazy = model()
+    assert lazy.flat is None
+    X = lazy.backend.asarray(np.ones((5, 4)))
+    drawn = {f"{i}.W": layer.params["W"].copy() for i, layer in enumerate(model().layers) if layer.params}
+    if draw == "forward":
+        lazy.forward(X)
+    else:
+        StepPlan(lazy, "mse", SGD(lr=0.1), (5, 4))
+    assert lazy.flat is not None
+    assert all(np.shares_memory(p, lazy.flat[0]) for p in lazy.parameters().values())
+    for k, W in drawn.items():  # each layer's own seed: the same draw as unflattened
+        np.testing.assert_array_equal(lazy.parameters()[k], W, err_msg=k)
+    opt = SGD(lr=0.1)
+    lazy.zero_grad()
+    assert len(opt.prepared(lazy).runs) == 1
+
+
 def test_a_deep_copied_model_is_not_taken_for_flat():
     # deepcopy turns each view into an array of its own: an update of the copied flat buffer
     # would reach no parameter (a silent no-op), so the copy must take one kernel per parameter

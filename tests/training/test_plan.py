@@ -261,3 +261,35 @@ def test_a_kept_loss_value_is_not_overwritten_by_later_steps():
     fit(model, X, y, loss="mse", optimizer=SGD(lr=0.1), epochs=2, batch_size=16, progress=False, callbacks=[Keep()])
     values = [float(v) for v in kept]
     assert len(set(values)) == len(values) > 4
+
+
+def test_the_loss_is_checked_once_when_the_plan_is_made():
+    # the plan binds the loss to its buffers (Loss.bind) and skips its per-step checks, so
+    # targets that do not fit the outputs are refused when the plan is made
+    model = mlp(6, [8], 3, "sigmoid", seed=0)
+    with pytest.raises(ShapeError, match=r"targets have shape \(16, 2\).*predictions \(16, 3\)"):
+        StepPlan(model, "mse", SGD(lr=0.1), (16, 6), (16, 2))
+    with pytest.raises(gpubp.errors.DTypeError, match="integer"):
+        StepPlan(model, "mse", SGD(lr=0.1), (16, 6), (16, 3), np.int64)
+
+
+def test_a_loss_whose_backward_takes_no_buffer_is_planned_by_its_own_methods():
+    class Halved(MSE):  # a user's loss: backward returns a new array
+        def backward(self):
+            return super().backward() / 2
+
+    X, y = (np.asarray(a[:16], dtype=np.float32) for a in data("mse"))
+    values, grads = [], []
+    for planned in (False, True):
+        model, loss = mlp(6, [8], 3, "sigmoid", seed=0), Halved()
+        if planned:
+            plan = StepPlan(model, loss, SGD(lr=0.1), X.shape)
+            _, value = plan.run(X, y)
+        else:
+            value = loss.forward(model.forward(X), y)
+            model.backward(loss.backward(), input_grad=False)
+        values.append(float(value))
+        grads.append(model.backend.to_numpy(model.flat[1]).copy())
+    assert values[0] == values[1]
+    np.testing.assert_array_equal(grads[0], grads[1])
+    assert np.abs(grads[0]).max() > 0
