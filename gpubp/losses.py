@@ -138,7 +138,7 @@ class MSE(Loss):
             return super().bind(Y, T, dY, work)  # a subclass's own methods, as they are
         # The plan fixed the shapes, dtypes and device of Y and T (MSE checks nothing else).
         self.backend = backend_of(Y)
-        value = functools.partial(self._value, Y, T, work["diff"], work["square"], work["value"])
+        value = functools.partial(self._value, Y, T, work["diff"], dY, work["value"])  # squares in dY first
         backward = functools.partial(self.backward, dY)
 
         def run():
@@ -148,7 +148,7 @@ class MSE(Loss):
         return run
 
     def workspace(self, Y, T):
-        return {"diff": (Y.shape, Y.dtype), "square": (Y.shape, Y.dtype), "value": ((), Y.dtype)}
+        return {"diff": (Y.shape, Y.dtype), "value": ((), Y.dtype)}  # the squares go where dL/dY will
 
 
 class BinaryCrossEntropy(Loss):

@@ -103,8 +103,10 @@ class StepPlan:
         for layer in self.model.layers:
             Y = layer.forward(X)
             inputs.append(X)
-            outputs.append(None if Y is X else self.backend.zeros(Y.shape))
-            X = Y if Y is X else outputs[-1]
+            if Y is not X:  # once more into the buffer: what the layer saves for backward is the
+                Y = layer.forward(X, out=self.backend.zeros(Y.shape))  # plan's, not a stray array
+            outputs.append(None if Y is X else Y)
+            X = Y
         return inputs, outputs
 
     def _delta_buffers(self, inputs, Y):
