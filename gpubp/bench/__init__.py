@@ -80,6 +80,11 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
                          ("gpubp-graph", "torch"), ("gpubp-graph", "torch-graph")):
                 if "ms" in row.get(a, {}) and "ms" in row.get(b, {}):
                     row[f"ratio_{a}_over_{b}".replace("-", "_")] = row[a]["ms"] / row[b]["ms"]
+            progress(f"MLP step ({name}) gpubp-planned and by-hand side by side")
+            row["planned_by_hand_paired"] = paired = run_isolated("gpubp-planned,by-hand", list(cfg), device,
+                                                                  threads, 1 if quick else repeat)
+            if "ratio" in paired:  # gpubp's own overhead, measured where the machine's drift cancels
+                row["ratio_gpubp_planned_over_by_hand"] = paired["ratio"]
             rows.append(row)
         result["mlp"] = rows
         if not torch_available():
@@ -133,6 +138,10 @@ def table(result) -> str:
                          f"{r.get('ratio_gpubp_over_torch', nan):13.2f}{r.get('ratio_by_hand_over_torch', nan):15.2f}"
                          f"{r.get('ratio_gpubp_planned_over_by_hand', nan):17.2f}"
                          f"{r.get('ratio_gpubp_planned_over_gpubp', nan):15.2f}")
+            paired = r.get("planned_by_hand_paired", {})
+            if "ratio" in paired:
+                lines.append(f"{'    planned, by-hand side by side':34}{'':9}" + "".join(f"{m:9.3f}" for m in paired["ms"]) +
+                             "  (one process, alternating rounds: planned/by-hand is their median ratio)")
             allocs = [r.get(k, {}).get("alloc_bytes_per_step") for k in ("gpubp", "gpubp-planned")]
             if None not in allocs:
                 lines.append(f"{'    allocated per step after warm-up':34}{allocs[0] / 1024:8.1f}K{allocs[1] / 1024:8.1f}K"

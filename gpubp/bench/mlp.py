@@ -91,29 +91,43 @@ def torch_step(widths, activation, batch, device, lr=0.01, graphed=False):
 def measure(impl, config, device, repeat):
     """ms per step of ``impl`` (one of ``IMPLS``; ``LENET_IMPLS`` for a LeNet config) on ``config``
     (a name in ``CONFIGS``, (widths, activation, batch), or a LeNet dict of conv.py), in this process."""
+    return median_seconds(*_step(impl, config, device), warmup=2, repeat=repeat, min_time=0.2) * 1e3
+
+
+def measure_paired(impls, config, device, repeat, rounds=5) -> dict:
+    """Two implementations of one array library (gpubp's planned step and by-hand) timed in this
+    process in ``rounds`` alternating rounds (each a ``measure``-style median): ``{"ms": [a, b],
+    "ratio": a / b}``, medians over the rounds. The speed of a shared machine drifts by more than
+    their difference between separate processes; their ratio measured side by side does not."""
+    steps = [_step(impl, config, device) for impl in impls]
+    ms = [[], []]
+    for _ in range(rounds):
+        for times, (step, sync) in zip(ms, steps):
+            times.append(median_seconds(step, sync, warmup=2, repeat=repeat, min_time=0.1) * 1e3)
+    return {"ms": [float(np.median(t)) for t in ms], "ratio": float(np.median(np.divide(*ms)))}
+
+
+def _step(impl, config, device):
+    """``(step, sync)`` of ``impl`` on ``config`` (see ``measure``)."""
     impls = LENET_IMPLS if is_lenet(config) else IMPLS
     if impl not in impls:  # else a misspelt name would quietly time gpubp
         raise ValueError(f"unknown implementation {impl!r}; choose one of {impls}")
     if is_lenet(config):
         if impl == "torch":
-            step, sync = torch_lenet_step(config, device)
-        else:
-            step, backend, _ = gpubp_lenet_step(config, device, planned=impl == "gpubp-planned")
-            sync = backend.synchronize
-        return median_seconds(step, sync, warmup=2, repeat=repeat, min_time=0.2) * 1e3
+            return torch_lenet_step(config, device)
+        step, backend, _ = gpubp_lenet_step(config, device, planned=impl == "gpubp-planned")
+        return step, backend.synchronize
     widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config
     if impl in ("torch", "torch-graph"):
-        step, sync = torch_step(widths, activation, batch, device, graphed=impl == "torch-graph")
-    elif impl == "by-hand":
+        return torch_step(widths, activation, batch, device, graphed=impl == "torch-graph")
+    if impl == "by-hand":
         backend = get_backend(device, "float32")
         X, T = (backend.asarray(a) for a in data(widths, batch))
         step, _ = by_hand_step(widths, activation, batch, backend, initial_weights(widths), X, T)
-        sync = backend.synchronize
-    else:
-        step, backend, _ = gpubp_step(widths, activation, batch, device, planned=impl == "gpubp-planned",
-                                      graphed=impl == "gpubp-graph")
-        sync = backend.synchronize
-    return median_seconds(step, sync, warmup=2, repeat=repeat, min_time=0.2) * 1e3
+        return step, backend.synchronize
+    step, backend, _ = gpubp_step(widths, activation, batch, device, planned=impl == "gpubp-planned",
+                                  graphed=impl == "gpubp-graph")
+    return step, backend.synchronize
 
 
 def allocations(impl, config, device) -> int | None:
@@ -127,7 +141,8 @@ def allocations(impl, config, device) -> int | None:
 
 
 def run_isolated(impl, config, device, threads, repeat) -> dict:
-    """``measure`` in a fresh process with ``threads`` BLAS threads; {"ms": ...} or {"error": ...}."""
+    """``measure`` in a fresh process with ``threads`` BLAS threads; {"ms": ...} or {"error": ...}.
+    ``impl`` "a,b": ``measure_paired`` of the two, {"ms": [a, b], "ratio": a / b}."""
     env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
     args = [sys.executable, "-m", "gpubp.bench.worker", impl, json.dumps(config), device, str(threads), str(repeat)]
     out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)

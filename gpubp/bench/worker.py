@@ -1,17 +1,22 @@
 """One step measurement (an MLP, or a LeNet when CONFIG_JSON is a dict with ``"kind": "lenet"``)
 in a fresh process (see ``mlp.run_isolated``):
 ``python -m gpubp.bench.worker IMPL CONFIG_JSON DEVICE THREADS REPEAT`` prints ``{"ms": ...}`` and,
-for gpubp's MLP steps, the bytes a step allocates after warm-up."""
+for gpubp's MLP steps, the bytes a step allocates after warm-up; IMPL "a,b" times the two side by
+side in this one process (``mlp.measure_paired``)."""
 import json
 import sys
 
-from .mlp import allocations, measure
+from .mlp import allocations, measure, measure_paired
 
 if __name__ == "__main__":
     impl, config, device, threads, repeat = sys.argv[1:6]
     if impl.startswith("torch"):
         import torch
         torch.set_num_threads(int(threads))
+    if "," in impl:  # two of one array library, side by side
+        rounds = 2 if int(repeat) == 1 else 5  # --quick: a smoke test
+        print(json.dumps(measure_paired(impl.split(","), json.loads(config), device, int(repeat), rounds)))
+        sys.exit()
     result = {"ms": measure(impl, json.loads(config), device, int(repeat))}
     if impl in ("gpubp", "gpubp-planned"):
         result["alloc_bytes_per_step"] = allocations(impl, json.loads(config), device)

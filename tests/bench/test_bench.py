@@ -196,6 +196,7 @@ def test_bench_script_quick_run(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "[bench] MLP step (c) gpubp" in run.stderr and "[bench] scaling" in run.stderr  # progress
     assert "MLP step" in run.stdout and "kernel" in run.stdout and "LeNet step" in run.stdout
+    assert "planned, by-hand side by side" in run.stdout
     result = json.loads(out.read_text())
     assert {r["kernel"] for r in result["kernels"]} == set(KERNELS)
     for r in result["kernels"]:
@@ -204,6 +205,9 @@ def test_bench_script_quick_run(tmp_path):
     assert [r["config"] for r in result["conv"]] == ["quick"] and result["conv"][0]["gpubp"]["ms"] > 0
     for r in result["mlp"]:
         assert r["gpubp"]["ms"] > 0 and r["by-hand"]["ms"] > 0 and r["ratio_gpubp_over_by_hand"] > 0
+        paired = r["planned_by_hand_paired"]  # side by side in one process: the planned/by-hand ratio
+        assert len(paired["ms"]) == 2 and min(paired["ms"]) > 0
+        assert r["ratio_gpubp_planned_over_by_hand"] == paired["ratio"] > 0
         if "torch" in r:
             assert r["ratio_gpubp_over_torch"] > 0
     assert {r["vary"] for r in result["scaling"]} == {"batch", "width", "depth"}
