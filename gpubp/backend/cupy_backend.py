@@ -60,19 +60,20 @@ class CupyBackend(Backend):
     @contextlib.contextmanager
     def graph_arithmetic(self):
         """The arithmetic of a captured CUDA graph, also for an eager run to equal one bit for
-        bit: matmul by gpubp's GEMM, reductions by CuPy's own kernels (CUB off: it allocates scratch,
-        and a captured graph must allocate nothing)."""
+        bit: matmul by gpubp's GEMM, reductions and elementwise operations by CuPy's own kernels
+        (CUB and cuTENSOR off: they allocate scratch, and a captured graph must allocate nothing)."""
         accelerators = cupy._core._accelerator
-        saved = accelerators.get_routine_accelerators(), accelerators.get_reduction_accelerators()
-        accelerators.set_routine_accelerators([])
-        accelerators.set_reduction_accelerators([])
+        kinds = ("routine", "reduction", "elementwise")
+        saved = [getattr(accelerators, f"get_{kind}_accelerators")() for kind in kinds]
+        for kind in kinds:
+            getattr(accelerators, f"set_{kind}_accelerators")([])
         before, self._graph_arithmetic = self._graph_arithmetic, True
         try:
             yield
         finally:
             self._graph_arithmetic = before
-            accelerators.set_routine_accelerators(saved[0])
-            accelerators.set_reduction_accelerators(saved[1])
+            for kind, accelerated in zip(kinds, saved):
+                getattr(accelerators, f"set_{kind}_accelerators")(accelerated)
 
     def stream(self):
         """A new CUDA stream on this device (one that does not wait for the legacy default stream)."""
@@ -90,9 +91,13 @@ class CupyBackend(Backend):
             stream.begin_capture()
             try:
                 fn()
-            finally:
-                graph = stream.end_capture()
-        return graph
+            except BaseException:
+                try:  # end the capture, but report what went wrong inside it, not that it ended badly
+                    stream.end_capture()
+                except Exception:  # noqa: S110  (the capture is invalid after fn's error)
+                    pass
+                raise
+            return stream.end_capture()
 
     def is_own(self, x) -> bool:
         return isinstance(x, cupy.ndarray) and x.device.id == self.device_id

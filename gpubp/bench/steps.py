@@ -24,6 +24,13 @@ def planned_step(model, loss, optimizer, X, T, graphed=False):
     return lambda: run(plan.X, plan.y)
 
 
+def torch_in_float32(torch):
+    """TF32 off for PyTorch's matrix products and cuDNN's convolutions: a float32 peer computes in
+    float32, as gpubp does (PyTorch's default lets cuDNN convolutions round inputs to TF32)."""
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def torch_sgd_step(model, loss_fn, X, T, lr, dev):
     """One PyTorch SGD training step on (X, T) as a closure, and the sync that waits for it."""
     import torch

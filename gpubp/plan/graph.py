@@ -63,10 +63,14 @@ class GraphedStep:
                              "after each layer; run without them or with cuda_graph=False")
 
     def _warm_up(self):
-        """One eager step (compiles every kernel, makes every slot), then the model, its gradients
-        and the optimizer put back as they were: capturing must not train."""
+        """One eager step in the capture's arithmetic (compiles and loads every kernel the capture
+        launches, makes every slot), then the model, its gradients and the optimizer put back as
+        they were: capturing must not train. It waits for the work queued on the current stream
+        (a graph replayed there, the plan's buffers being zeroed) before it reads anything."""
         plan, opt = self.plan, self.plan.optimizer
-        with self.backend.activate(), self.stream:
+        with self.backend.activate():
+            self.stream.wait_event(self.backend.current_stream().record())
+        with self.backend.activate(), self.stream, self.backend.graph_arithmetic():
             arrays = opt.prepared(plan.model).arrays
             saved, t = [a.copy() for a in arrays], opt.t
             with plan.loss.targets_checked():

@@ -237,3 +237,22 @@ def test_gpu_record_writes_tests_and_benchmarks(tmp_path):
     assert record["tests"]["failures"][0]["test"].endswith("test_bad")
     assert "broken on purpose" in record["tests"]["failures"][0]["message"]
     assert record["machine"]["device"] == "cpu" and len(record["mlp"]) == 3 and record["kernels"]
+
+
+@pytest.mark.slow
+def test_gpu_record_keeps_the_tests_that_ran_when_the_suite_runs_out_of_time(tmp_path):
+    # the suite gets 55% of the budget; at its end pytest is interrupted, not killed, so its
+    # report still names what ran, and the benchmarks are skipped with the reason
+    (tmp_path / "test_sample.py").write_text("import time\n\ndef test_ok():\n    assert True\n\n"
+                                             "def test_slow():\n    time.sleep(120)\n")
+    out = tmp_path / "record"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_record.py"), "--device", "cpu",
+                          "--quick", "--budget", "20", "--out", str(out),
+                          "--tests", f"{tmp_path / 'test_sample.py'} -p no:cacheprovider"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 1, run.stderr
+    record = json.loads((out / "record.json").read_text())
+    tests = record["tests"]
+    assert tests["exit_code"] == "timeout" and tests["passed"] == 1 and "stopped after 11 s" in tests["note"]
+    assert record["seconds"]["tests"] < 60
+    assert set(record["benchmarks_skipped"]) == {"kernels", "mlp", "conv", "scaling"}
