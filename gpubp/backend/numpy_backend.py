@@ -30,11 +30,12 @@ class NumpyBackend(Backend):
 
     def run(self, kernel, args) -> None:
         # Large arrays go through in cache-sized blocks: each in-place pass of the
-        # NumPy path then re-reads data from L2 instead of from memory.
+        # NumPy path then re-reads data from L2 instead of from memory. A 0-d array is a
+        # scalar (a learning rate read at each launch), the same for every block.
         n = args[0].size  # the first argument is always an array
-        if n < 2 * BLOCK or not all(a.size == n and a.flags.c_contiguous
-                                    for a in args if isinstance(a, np.ndarray)):
+        blocked = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
+        if n < 2 * BLOCK or not all(a.size == n and a.flags.c_contiguous for a, b in zip(args, blocked) if b):
             kernel.numpy(*args)
             return
-        flat = [a.reshape(-1) if isinstance(a, np.ndarray) else a for a in args]
-        in_blocks(lambda lo, hi: kernel.numpy(*[a[lo:hi] if isinstance(a, np.ndarray) else a for a in flat]), n)
+        flat = [a.reshape(-1) if b else a for a, b in zip(args, blocked)]
+        in_blocks(lambda lo, hi: kernel.numpy(*[a[lo:hi] if b else a for a, b in zip(flat, blocked)]), n)

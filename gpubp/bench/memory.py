@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
+from ..backend.kernels.updates import forget_scratch
+
 
 def peak_bytes(make_step) -> int:
     """Peak bytes held during one step: the model, its data and the step's own arrays.
@@ -19,6 +21,7 @@ def peak_bytes(make_step) -> int:
         pool = backend.xp.get_default_memory_pool() if backend.name == "cupy" else None
         if pool is not None:
             pool.free_all_blocks()
+        forget_scratch()  # the update's scratch, made by an earlier step of another model, is counted anew
         tracemalloc.reset_peak()  # forget the host-side initialisation draws
         step()
         backend.synchronize()

@@ -66,6 +66,36 @@ def test_a_bound_launch_repeats_the_launch(name, n, backend):
         backend.bind(kernel, *ins)  # the outputs are missing: refused when bound, not when run
 
 
+@pytest.mark.parametrize("name", sorted(k for k, kernel in KERNELS.items() if kernel.scalars))
+def test_scalars_as_0d_arrays_still_run_in_blocks(name):
+    """An optimizer binds its update with the step's scalars as 0-d arrays (read at each launch).
+    A large array still runs in cache-sized blocks, each with a block of scratch at most (one
+    whole-array pass would need scratch of the parameter's size), and computes what one pass
+    with plain numbers computes."""
+    import tracemalloc
+    from gpubp.backend._blocks import BLOCK
+    from gpubp.backend.kernels import updates
+    kernel, backend = KERNELS[name], gpubp.get_backend("cpu", "float32")
+    n = 8 * BLOCK + 7  # several blocks, fewer than are shared among threads
+    ins, outs = sample_arguments(kernel, backend.dtype, np.random.default_rng(3), n=n)
+    names = [a.split()[-1] for a in kernel.inputs.split(",")]
+    zero_d = [np.asarray(a, backend.dtype) if name_ in kernel.scalars else a for a, name_ in zip(ins, names)]
+    assert sum(np.ndim(a) == 0 for a in zero_d) == len(kernel.scalars)
+    want = [o.copy() for o in outs]
+    run = backend.bind(kernel, *zero_d, *outs)
+    updates.forget_scratch()  # no scratch kept from before: this run makes its own
+    tracemalloc.start()
+    try:
+        run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < n * backend.dtype.itemsize // 2, peak  # blocks: never a parameter-sized scratch
+    kernel.numpy(*[float(a) if np.ndim(a) == 0 else a for a in ins], *want)
+    for have, expected in zip(outs, want):
+        np.testing.assert_array_equal(have, expected)
+
+
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_threaded_blocks_equal_one_pass(name, monkeypatch):
     """From THREADED elements the blocks are shared among threads; three threads give

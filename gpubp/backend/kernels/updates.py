@@ -67,6 +67,12 @@ def _scratch(like, k=0):
     return a
 
 
+def forget_scratch() -> None:
+    """Drop the calling thread's scratch arrays (the next update makes them anew): what a
+    measure of one step's peak memory does first, so that the step's own scratch is counted."""
+    _scratch_arrays.__dict__.pop("arrays", None)
+
+
 def _decayed(grad, wd, param, out):
     """out = grad + wd * param (a copy of grad when wd is 0): PyTorch's coupled L2 decay."""
     if wd:
