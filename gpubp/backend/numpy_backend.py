@@ -33,8 +33,11 @@ class NumpyBackend(Backend):
         # NumPy path then re-reads data from L2 instead of from memory. A 0-d array is a
         # scalar (a learning rate read at each launch), the same for every block.
         n = args[0].size  # the first argument is always an array
+        if n < 2 * BLOCK:
+            kernel.numpy(*args)
+            return
         blocked = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
-        if n < 2 * BLOCK or not all(a.size == n and a.flags.c_contiguous for a, b in zip(args, blocked) if b):
+        if not all(a.size == n and a.flags.c_contiguous for a, b in zip(args, blocked) if b):
             kernel.numpy(*args)
             return
         flat = [a.reshape(-1) if b else a for a, b in zip(args, blocked)]

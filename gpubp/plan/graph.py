@@ -70,15 +70,15 @@ class GraphedStep:
         plan, opt = self.plan, self.plan.optimizer
         with self.backend.activate():
             self.stream.wait_event(self.backend.current_stream().record())
-        with self.backend.activate(), self.stream, self.backend.graph_arithmetic():
-            arrays = opt.prepared(plan.model).arrays
-            saved, t = [a.copy() for a in arrays], opt.t
-            with plan.loss.targets_checked():
-                plan.step(plan.X, plan.y)
-            for a, s in zip(arrays, saved):
-                a[...] = s
-            opt.t = t
-            self.stream.synchronize()
+            with self.stream, self.backend.graph_arithmetic():
+                arrays = opt.prepared(plan.model).arrays
+                saved, t = [a.copy() for a in arrays], opt.t
+                with plan.loss.targets_checked():
+                    plan.step(plan.X, plan.y)
+                for a, s in zip(arrays, saved):
+                    a[...] = s
+                opt.t = t
+                self.stream.synchronize()
 
     def _record(self):
         plan = self.plan

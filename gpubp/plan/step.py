@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .._checks import takes_out
 from ..errors import DeviceError, InvalidValueError, ShapeError, StateError
-from ..losses import get_loss
+from ..losses import Loss, get_loss
 from ..network import Sequential, _ambient, _tell
 from .graph import GraphedStep
 
@@ -71,11 +71,8 @@ class StepPlan:
                          for name, (shape, dtype) in self.loss.workspace(Y, self.y).items()}
             self.dout, self.deltas, self._pools = self._delta_buffers(inputs, Y)
             self._bind(inputs)
-            self.loss.work = self.work
-            try:  # once, checked: the loss's shapes and dtypes; then bound like the layers
-                self.loss.forward(Y, self.y)
-            finally:
-                self.loss.work = None
+            # the loss once by its checked methods (shapes, dtypes), then bound for every step
+            Loss.bind(self.loss, Y, self.y, self.dout, self.work)()
         self._loss = self.loss.bind(Y, self.y, self.dout, self.work)
         self.graph = None  # a GraphedStep of this plan, when fit captures one
 
