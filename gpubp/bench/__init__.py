@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import sys
+import time
 
 import numpy as np
 
@@ -55,16 +56,40 @@ def _cpu_name() -> str:
 
 
 def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=True, scaling=True,
-        graph=False, progress=lambda message: None, conv=True) -> dict:
+        graph=False, progress=lambda message: None, conv=True, deadline=None) -> dict:
     """All benchmarks on ``device``; each MLP and LeNet measurement in its own process.
-    ``progress(message)`` is told what starts next (the full run takes minutes)."""
+    ``progress(message)`` is told what starts next (the full run takes minutes). With a
+    ``deadline`` (a ``time.monotonic()`` value) what would pass it is stopped or not started,
+    and named in ``result["out_of_time"]``: the figures measured by then are kept."""
     backend = get_backend(device)
     device = backend.device
     threads = threads or os.cpu_count()
     result = {"machine": record_machine(device), "threads": threads, "quick": quick}
-    if kernels:
+    late = []
+
+    def isolated(what, impl, cfg, rep):
+        row = run_isolated(impl, cfg, device, threads, rep, deadline)
+        if row.get("out_of_time"):
+            late.append(what)
+        return row
+
+    def in_time(what):
+        if deadline is not None and time.monotonic() > deadline:
+            late.append(what)
+            return False
+        return True
+    if kernels and in_time("kernels"):
         progress(f"kernels: {len(KERNELS)} on {device}")
-        result["kernels"] = bench_kernels(backend, n=1 << 14 if quick else 1 << 24, repeat=1 if quick else repeat)
+        n, rep = 1 << 14 if quick else 1 << 24, 1 if quick else repeat
+        result["kernels"] = rows = bench_kernels(backend, n=n, repeat=rep)
+        if torch_available():
+            progress("kernels: PyTorch's own op for each")
+            peers = isolated("kernels: PyTorch's", "torch-kernels",
+                             {"kernels": list(KERNELS), "n": n, "dtype": backend.dtype.name}, rep)
+            for row in rows:
+                row["torch"] = peer = peers.get(row["kernel"], {"error": peers.get("error", "not measured")})
+                if "ms" in peer:
+                    row["ratio_over_torch"] = row["ms"] / peer["ms"]
     if mlp:
         configs = QUICK_CONFIGS if quick else CONFIGS
         impls = ["gpubp", "gpubp-planned"] + (["gpubp-graph"] if graph and device != "cpu" else []) + ["by-hand"]
@@ -74,15 +99,15 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
             row = {"config": name, "widths": cfg[0], "activation": cfg[1], "batch": cfg[2]}
             for impl in impls:
                 progress(f"MLP step ({name}) {impl}")
-                row[impl] = run_isolated(impl, list(cfg), device, threads, 1 if quick else repeat)
+                row[impl] = isolated(f"MLP ({name}) {impl}", impl, list(cfg), 1 if quick else repeat)
             for a, b in (("gpubp", "torch"), ("by-hand", "torch"), ("gpubp", "by-hand"),
                          ("gpubp-planned", "by-hand"), ("gpubp-planned", "gpubp"), ("gpubp-planned", "torch"),
                          ("gpubp-graph", "torch"), ("gpubp-graph", "torch-graph")):
                 if "ms" in row.get(a, {}) and "ms" in row.get(b, {}):
                     row[f"ratio_{a}_over_{b}".replace("-", "_")] = row[a]["ms"] / row[b]["ms"]
             progress(f"MLP step ({name}) gpubp-planned and by-hand side by side")
-            row["planned_by_hand_paired"] = paired = run_isolated("gpubp-planned,by-hand", list(cfg), device,
-                                                                  threads, 1 if quick else repeat)
+            row["planned_by_hand_paired"] = paired = isolated(f"MLP ({name}) planned and by-hand side by side",
+                                                              "gpubp-planned,by-hand", list(cfg), 1 if quick else repeat)
             if "ratio" in paired:  # gpubp's own overhead, measured where the machine's drift cancels
                 row["ratio_gpubp_planned_over_by_hand"] = paired["ratio"]
             rows.append(row)
@@ -90,28 +115,33 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
         if not torch_available():
             result["mlp_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
     if conv:
-        result["conv"] = [_bench_lenet(device, quick, threads, repeat, progress)]
+        result["conv"] = [_bench_lenet(device, quick, repeat, progress, isolated)]
         if not torch_available():
             result["conv_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
-    if scaling:
+    if scaling and in_time("scaling"):
         progress("scaling: batch, width, depth")
-        result["scaling"] = bench_scaling(device, points=2 if quick else 4, repeat=1 if quick else 3)
+        result["scaling"] = bench_scaling(device, points=2 if quick else 4, repeat=1 if quick else 3, deadline=deadline)
+        if len(result["scaling"]) < 3 * (2 if quick else 4):
+            late.append(f"scaling after {len(result['scaling'])} points")
+    if late:
+        result["out_of_time"] = late
     return result
 
 
-def _bench_lenet(device, quick, threads, repeat, progress) -> dict:
+def _bench_lenet(device, quick, repeat, progress, isolated) -> dict:
     """The LeNet step (conv.py): gpubp, and PyTorch on the same device (on a GPU with cuDNN off,
-    the peer of gpubp's own kernels, and on); ratios gpubp/PyTorch."""
+    the peer of gpubp's own kernels, and on); ratios gpubp/PyTorch. ``isolated(what, impl,
+    config, repeat)`` runs one measurement (``run``'s, in a fresh process)."""
     cfg = QUICK_LENET if quick else LENET
     row, repeat = {"config": "quick" if quick else "lenet", "lenet": cfg}, 1 if quick else repeat
     for impl in ("gpubp", "gpubp-planned"):
         progress(f"LeNet step ({describe(cfg)}) {impl}")
-        row[impl] = run_isolated(impl, cfg, device, threads, repeat)
+        row[impl] = isolated(f"LeNet {impl}", impl, cfg, repeat)
     if torch_available():
         peers = {"torch": False} if device == "cpu" else {"torch": False, "torch-cudnn": True}
         for name, cudnn in peers.items():
             progress(f"LeNet step {name}")
-            row[name] = run_isolated("torch", dict(cfg, cudnn=cudnn), device, threads, repeat)
+            row[name] = isolated(f"LeNet {name}", "torch", dict(cfg, cudnn=cudnn), repeat)
             for impl in ("gpubp", "gpubp-planned"):
                 if "ms" in row[impl] and "ms" in row[name]:
                     row[f"ratio_{impl}_over_{name}".replace("-", "_")] = row[impl]["ms"] / row[name]["ms"]
@@ -124,9 +154,14 @@ def table(result) -> str:
     lines = [f"gpubp {m['gpubp']} on {m['device']} ({m['cpu']}, {result['threads']} thread{'s' * (result['threads'] != 1)}), "
              f"NumPy {m['numpy']}" + (f", PyTorch {m['torch']}" if "torch" in m else "")]
     if "kernels" in result:
-        lines += ["", f"{'kernel':22}{'ms':>9}{'GB/s':>8}{'of copy':>9}{'vs unfused':>12}"]
-        lines += [f"{r['kernel']:22}{r['ms']:9.3f}{r['GB_per_s']:8.1f}{r['fraction_of_copy']:9.0%}"
-                  f"{r['speedup_vs_unfused']:11.2f}x" for r in result["kernels"]]
+        nan = float("nan")
+        lines += ["", f"{'kernel':26}{'ms':>9}{'GB/s':>8}{'of copy':>9}{'vs unfused':>12}{'torch ms':>10}"
+                      f"{'gpubp/torch':>13}  PyTorch's op"]
+        lines += [f"{r['kernel']:26}{r['ms']:9.3f}{r['GB_per_s']:8.1f}{r['fraction_of_copy']:9.0%}"
+                  f"{r['speedup_vs_unfused']:11.2f}x{r.get('torch', {}).get('ms', nan):10.3f}"
+                  f"{r.get('ratio_over_torch', nan):13.2f}  "
+                  + r.get("torch", {}).get("how", r.get("torch", {}).get("error", "not measured"))
+                  for r in result["kernels"]]
     if "mlp" in result:
         nan = float("nan")
         lines += ["", f"{'MLP step (ms)':34}{'gpubp':>9}{'planned':>9}{'by-hand':>9}{'torch':>9}"

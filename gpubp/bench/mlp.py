@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -140,12 +141,20 @@ def allocations(impl, config, device) -> int | None:
     return allocated_per_step(step, backend)
 
 
-def run_isolated(impl, config, device, threads, repeat) -> dict:
+def run_isolated(impl, config, device, threads, repeat, deadline=None) -> dict:
     """``measure`` in a fresh process with ``threads`` BLAS threads; {"ms": ...} or {"error": ...}.
-    ``impl`` "a,b": ``measure_paired`` of the two, {"ms": [a, b], "ratio": a / b}."""
+    ``impl`` "a,b": ``measure_paired`` of the two, {"ms": [a, b], "ratio": a / b}. With a
+    ``deadline`` (a ``time.monotonic()`` value) a measurement that would pass it is stopped, or
+    not started, and returns {"error": ..., "out_of_time": True}."""
+    left = 1800 if deadline is None else deadline - time.monotonic()
+    if left < 5:
+        return {"error": "not run: the time budget was spent", "out_of_time": True}
     env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
     args = [sys.executable, "-m", "gpubp.bench.worker", impl, json.dumps(config), device, str(threads), str(repeat)]
-    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=left)
+    except subprocess.TimeoutExpired:  # subprocess.run has killed the worker
+        return {"error": f"stopped after {left:.0f} s: the time budget was spent", "out_of_time": True}
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])

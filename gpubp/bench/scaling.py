@@ -7,6 +7,8 @@ quadruples the GEMM work; doubling the depth doubles the number of launches.
 """
 from __future__ import annotations
 
+import time
+
 from .memory import peak_bytes
 from .mlp import gpubp_step
 from .timing import median_seconds
@@ -27,10 +29,14 @@ def theoretical_bytes(widths, batch, itemsize=4) -> int:
     return (2 * params + data + activations) * itemsize
 
 
-def bench_scaling(device, points=4, repeat=3) -> list[dict]:
+def bench_scaling(device, points=4, repeat=3, deadline=None) -> list[dict]:
+    """Each knob doubled ``points - 1`` times from BASE; stops before a point that starts
+    after ``deadline`` (a ``time.monotonic()`` value), returning the rows measured by then."""
     rows = []
     for knob in ("batch", "width", "depth"):
         for k in range(points):
+            if deadline is not None and time.monotonic() > deadline:
+                return rows
             cfg = dict(BASE, **{knob: BASE[knob] * 2 ** k})
             widths, act, batch = shape(**cfg)
             step, backend, _ = gpubp_step(widths, act, batch, device)

@@ -4,6 +4,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from gpubp.bench import run as run_bench, table
 from gpubp.bench import conv as lenet
 from gpubp.bench.by_hand import by_hand_step
 from gpubp.bench.kernels import bytes_moved
-from gpubp.bench.mlp import data, gpubp_step, initial_weights
+from gpubp.bench.mlp import data, gpubp_step, initial_weights, torch_available
 from gpubp.bench.scaling import theoretical_bytes
 from helpers import ROOT
 
@@ -201,6 +202,9 @@ def test_bench_script_quick_run(tmp_path):
     assert {r["kernel"] for r in result["kernels"]} == set(KERNELS)
     for r in result["kernels"]:
         assert r["GB_per_s"] > 0 and math.isfinite(r["fraction_of_copy"]) and r["speedup_vs_unfused"] > 0
+        if torch_available():  # PyTorch's own op for the same bytes, measured in a worker process
+            assert r["torch"]["ms"] > 0 and r["ratio_over_torch"] == r["ms"] / r["torch"]["ms"], r
+    assert "gpubp/torch" in run.stdout
     assert [r["config"] for r in result["mlp"]] == ["a", "b", "c"]
     assert [r["config"] for r in result["conv"]] == ["quick"] and result["conv"][0]["gpubp"]["ms"] > 0
     for r in result["mlp"]:
@@ -255,4 +259,44 @@ def test_gpu_record_keeps_the_tests_that_ran_when_the_suite_runs_out_of_time(tmp
     tests = record["tests"]
     assert tests["exit_code"] == "timeout" and tests["passed"] == 1 and "stopped after 11 s" in tests["note"]
     assert record["seconds"]["tests"] < 60
-    assert set(record["benchmarks_skipped"]) == {"kernels", "mlp", "conv", "scaling"}
+    skipped = set(record["benchmarks_skipped"])  # what the budget's last seconds did not allow, by name
+    assert {"LeNet gpubp", "scaling"} <= skipped and "scaling" not in record
+    assert all("ms" not in r[impl] for r in record["mlp"] for impl in ("gpubp", "by-hand")
+               if f"MLP ({r['config']}) {impl}" in skipped)
+
+
+def test_a_measurement_that_would_pass_the_deadline_is_stopped_and_named():
+    """The benchmarks keep what they measured in time: a worker still running at the deadline
+    is killed and reported as out of time, and what would start after it is not started."""
+    from gpubp.bench import mlp
+    big = [[1024, 4096, 4096, 1024], "relu", 1024]  # (b): seconds a step on a CPU, far past the deadline
+    t0 = time.monotonic()
+    stopped = mlp.run_isolated("gpubp", big, "cpu", 1, 50, deadline=t0 + 6)
+    assert stopped["out_of_time"] and "stopped after" in stopped["error"]
+    assert time.monotonic() - t0 < 30
+    result = run_bench("cpu", quick=True, kernels=True, mlp=True, conv=True, scaling=True, deadline=t0)
+    assert {"kernels", "MLP (a) gpubp", "MLP (c) by-hand", "LeNet gpubp-planned", "scaling"} <= set(result["out_of_time"])
+    assert "kernels" not in result and "scaling" not in result
+    assert all("ms" not in r[impl] for r in result["mlp"] for impl in ("gpubp", "gpubp-planned", "by-hand"))
+
+
+def test_each_pytorch_peer_of_a_kernel_computes_that_kernels_op():
+    """The kernel benchmark's PyTorch figure is of the same op: each activation's ATen op equals the
+    kernel's reference formula, and each update's torch.optim arguments make gpubp's optimizer of
+    that name choose that very kernel."""
+    torch = pytest.importorskip("torch")
+    from gpubp import optim
+    from gpubp.bench.torch_kernels import OPTIMIZERS, SLOPE, activation_ops
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-3, 3, 1001), rng.uniform(-1, 1, 1001)
+    out = torch.empty(a.size, dtype=torch.float64)
+    ops = activation_ops(torch, torch.from_numpy(a), torch.from_numpy(b), out)
+    assert set(ops) | set(OPTIMIZERS) == set(KERNELS) and not set(ops) & set(OPTIMIZERS)
+    for name, op in ops.items():
+        kernel, arrays = KERNELS[name], iter([a, b])
+        ins = [SLOPE if arg in kernel.scalars else next(arrays) for arg in kernel.input_names]
+        want = kernel.reference(*ins, np.empty_like(a))
+        op()
+        np.testing.assert_allclose(out.numpy(), want, rtol=1e-13, atol=1e-300, err_msg=name)
+    for name, (cls, kwargs) in OPTIMIZERS.items():
+        assert getattr(optim, cls)(**kwargs).kernel.name == name
