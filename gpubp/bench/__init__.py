@@ -78,6 +78,7 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
             late.append(what)
             return False
         return True
+
     if kernels and in_time("kernels"):
         progress(f"kernels: {len(KERNELS)} on {device}")
         n, rep = 1 << 14 if quick else 1 << 24, 1 if quick else repeat
@@ -90,27 +91,27 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
                 row["torch"] = peer = peers.get(row["kernel"], {"error": peers.get("error", "not measured")})
                 if "ms" in peer:
                     row["ratio_over_torch"] = row["ms"] / peer["ms"]
-    if mlp:
+    if mlp:  # what the targets compare first (over all three configs), should the time run out
         configs = QUICK_CONFIGS if quick else CONFIGS
-        impls = ["gpubp", "gpubp-planned"] + (["gpubp-graph"] if graph and device != "cpu" else []) + ["by-hand"]
-        impls += (["torch"] + (["torch-graph"] if graph and device != "cpu" else [])) if torch_available() else []
-        rows = []
-        for name, cfg in configs.items():
-            row = {"config": name, "widths": cfg[0], "activation": cfg[1], "batch": cfg[2]}
-            for impl in impls:
-                progress(f"MLP step ({name}) {impl}")
-                row[impl] = isolated(f"MLP ({name}) {impl}", impl, list(cfg), 1 if quick else repeat)
+        on_gpu, has_torch, rep = graph and device != "cpu", torch_available(), 1 if quick else repeat
+        impls = ["torch"] * has_torch + ["gpubp-planned"] + ["gpubp-graph"] * on_gpu + ["gpubp"] \
+            + ["torch-graph"] * (has_torch and on_gpu) + ["by-hand"]
+        rows = [{"config": name, "widths": cfg[0], "activation": cfg[1], "batch": cfg[2]} for name, cfg in configs.items()]
+        for impl in impls:
+            for row, cfg in zip(rows, configs.values()):
+                progress(f"MLP step ({row['config']}) {impl}")
+                row[impl] = isolated(f"MLP ({row['config']}) {impl}", impl, list(cfg), rep)
+        for row, cfg in zip(rows, configs.values()):
             for a, b in (("gpubp", "torch"), ("by-hand", "torch"), ("gpubp", "by-hand"),
                          ("gpubp-planned", "by-hand"), ("gpubp-planned", "gpubp"), ("gpubp-planned", "torch"),
                          ("gpubp-graph", "torch"), ("gpubp-graph", "torch-graph")):
                 if "ms" in row.get(a, {}) and "ms" in row.get(b, {}):
                     row[f"ratio_{a}_over_{b}".replace("-", "_")] = row[a]["ms"] / row[b]["ms"]
-            progress(f"MLP step ({name}) gpubp-planned and by-hand side by side")
-            row["planned_by_hand_paired"] = paired = isolated(f"MLP ({name}) planned and by-hand side by side",
-                                                              "gpubp-planned,by-hand", list(cfg), 1 if quick else repeat)
+            progress(f"MLP step ({row['config']}) gpubp-planned and by-hand side by side")
+            row["planned_by_hand_paired"] = paired = isolated(f"MLP ({row['config']}) planned and by-hand side by side",
+                                                              "gpubp-planned,by-hand", list(cfg), rep)
             if "ratio" in paired:  # gpubp's own overhead, measured where the machine's drift cancels
                 row["ratio_gpubp_planned_over_by_hand"] = paired["ratio"]
-            rows.append(row)
         result["mlp"] = rows
         if not torch_available():
             result["mlp_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
