@@ -18,6 +18,12 @@ told after each layer exactly as ``Sequential.forward/backward`` tell them; sinc
 plan reuses its buffers, an observer must copy what it keeps beyond its call (the
 anomaly watch, the gradient recorder and the parity recorder do).
 
+A plan is bound to the model's layer objects and backend as they were when it was made: a
+step after a layer was replaced, inserted or removed, or after ``model.to(...)``, is refused
+with a StateError (make a new plan; ``PlanCache`` does so itself), never run on the old
+layers. Parameters written or loaded in place, a replaced parameter array, the optimizer's
+``lr``, observers and the model's mode are read at every step and need no new plan.
+
 A layer whose ``forward``/``backward`` take no ``out`` (Dropout and BatchNorm, whose steps
 differ by mode and draw; a user's layer) makes the model unplannable: ``plan_problem`` says why and
 ``fit`` then runs the eager step. ``fit`` keeps one plan per batch shape (``PlanCache``):
@@ -26,10 +32,14 @@ GPU each plan can be captured as one CUDA graph (``graph.GraphedStep``, ``fit(cu
 """
 from __future__ import annotations
 
+import numpy as np
+
+from .. import _checks
 from .._checks import takes_out
-from ..errors import DeviceError, InvalidValueError, ShapeError, StateError
+from ..errors import DeviceError, DTypeError, InvalidValueError, ShapeError, StateError
 from ..losses import Loss, get_loss
 from ..network import Sequential, _ambient, _tell
+from ..optim import get_optimizer
 from .graph import GraphedStep
 
 
@@ -49,8 +59,8 @@ class StepPlan:
 
     Args:
         model: a Sequential whose layers all take ``out=`` (see ``plan_problem``).
-        loss: a name or a Loss instance; optimizer: an Optimizer (used by ``step``).
-        batch_shape: the shape of ``X`` per step, e.g. ``(64, 784)``.
+        loss: a name or a Loss instance; optimizer: a name or an Optimizer (used by ``step``).
+        batch_shape: the shape of ``X`` per step, e.g. ``(64, 784)`` (whole numbers >= 1).
         target_shape, target_dtype: of ``y``; default the model's output shape and dtype
             (give ``(N,)`` and an integer dtype for class labels).
     """
@@ -59,11 +69,15 @@ class StepPlan:
         problem = plan_problem(model)
         if problem:
             raise InvalidValueError(f"StepPlan: {problem}; train it eagerly (fit(..., plan=False))")
-        self.model, self.loss, self.optimizer = model, get_loss(loss), optimizer
+        self.model, self.loss, self.optimizer = model, get_loss(loss), get_optimizer(optimizer)
+        batch_shape, target_shape = _shape("batch_shape", batch_shape), \
+            None if target_shape is None else _shape("target_shape", target_shape)
+        target_dtype = None if target_dtype is None else _dtype(target_dtype)
         backend = self.backend = model.backend
+        self._layers = list(model.layers)  # what the plan binds: a step checks they are still the model's
         model.draw_parameters()  # those drawn on first use, as one flat buffer (one update kernel)
         with backend.activate():
-            self.X = backend.zeros(tuple(int(n) for n in batch_shape))
+            self.X = backend.zeros(batch_shape)
             inputs, self.outputs = self._dry_forward()
             Y = self.outputs[-1] if self.outputs[-1] is not None else inputs[-1]
             self.y = backend.zeros(tuple(target_shape or Y.shape), target_dtype or backend.dtype)
@@ -170,6 +184,9 @@ class StepPlan:
     def run_into(self, X, y, scale=1.0):
         """``run`` with the loss value left in the plan's own buffer (no copy: what a CUDA graph
         records, where nothing may be allocated)."""
+        problem = self.stale()
+        if problem:
+            raise StateError(f"StepPlan: {problem} since the plan was made; make a new plan")
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
         observers = (*self.model.observers, *_ambient.get())
         with self.backend.activate():
@@ -199,19 +216,32 @@ class StepPlan:
         self.optimizer.step(self.model)
         return value
 
+    def stale(self) -> str | None:
+        """What changed in the model since this plan was made that the plan cannot follow (a layer
+        replaced, inserted or removed; the model moved), or None while the plan is current."""
+        model = self.model
+        if model.backend is not self.backend and model.backend != self.backend:
+            return (f"the model moved to {model.backend.device} {model.backend.dtype} (the plan is on "
+                    f"{self.backend.device} {self.backend.dtype})")
+        if model.layers != self._layers and list(model.layers) != self._layers:  # by identity, layer by layer
+            return (f"the model's layers changed (the plan was bound to {len(self._layers)} layers, the "
+                    f"model has {len(model.layers)}, not all the same objects)")
+        return None
+
     def _load(self, a, buffer, name):
-        """``a`` itself when it is the plan's buffer, else copied into it (shape and dtype checked)."""
+        """``a`` itself when it is the plan's buffer, else copied into it (device, shape and dtype checked)."""
         if a is buffer:
             return a
-        if self.model.backend != self.backend:
-            raise StateError(f"StepPlan: the model moved to {self.model.backend.device} "
-                             f"{self.model.backend.dtype}; make a new plan")
-        if tuple(a.shape) != tuple(buffer.shape) or a.dtype != buffer.dtype:
-            raise ShapeError(f"StepPlan: {name} has shape {tuple(a.shape)} and dtype {a.dtype}, the plan "
-                             f"was made for {tuple(buffer.shape)} {buffer.dtype}; make a plan for this batch")
         if not self.backend.is_own(a):
-            raise DeviceError(f"StepPlan: {name} is not an array on {self.backend.device}; "
+            raise DeviceError(f"StepPlan: {name} is a {type(a).__name__}, not an array on {self.backend.device}; "
                               f"move it with model.backend.asarray")
+        if tuple(a.shape) != tuple(buffer.shape):
+            raise ShapeError(f"StepPlan: {name} has shape {tuple(a.shape)}, the plan was made for "
+                             f"{tuple(buffer.shape)}; make a plan for this batch")
+        if a.dtype != buffer.dtype:
+            raise DTypeError(f"StepPlan: {name} has dtype {a.dtype}, the plan was made for {buffer.dtype}; "
+                             f"convert it (model.backend.asarray({name}, dtype={buffer.dtype.name!r})) or make a "
+                             f"plan for this dtype")
         buffer[...] = a
         return buffer
 
@@ -219,15 +249,23 @@ class StepPlan:
 class PlanCache:
     """``fit``'s plans, one per batch shape (the short last batch gets its own), or none at
     all when the model cannot be planned (``problem`` says why: the eager step is used).
-    With ``cuda_graph`` each plan is captured as a CUDA graph (``plan.graph``)."""
+    With ``cuda_graph`` each plan is captured as a CUDA graph (``plan.graph``). When the
+    model's layers change between steps (a callback replaced one), every plan is dropped and
+    the model is planned again (or run eagerly, if it can no longer be planned)."""
 
     def __init__(self, model, loss, optimizer, cuda_graph=False):
         self.model, self.loss, self.optimizer, self.cuda_graph = model, loss, optimizer, cuda_graph
-        self.problem = plan_problem(model)
+        self._renew()
+
+    def _renew(self):
+        self._layers = list(self.model.layers)
+        self.problem = plan_problem(self.model)
         self.plans: dict = {}
 
     def get(self, X, y, n):
         """The plan for a batch of ``n`` rows of ``X`` and ``y``, or None (eager)."""
+        if self.model.layers != self._layers and list(self.model.layers) != self._layers:  # by identity
+            self._renew()
         if self.problem:
             return None
         key = (n, self.model.backend)
@@ -238,6 +276,22 @@ class PlanCache:
             if self.cuda_graph:
                 plan.graph = GraphedStep(plan)
         return plan
+
+
+def _shape(name, shape) -> tuple:
+    """``shape`` as a tuple of whole numbers >= 1, each checked by name."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise InvalidValueError(f"StepPlan: {name} must be a tuple of sizes, e.g. (64, 784), got {shape!r}") from None
+    return tuple(_checks.integer(f"StepPlan: {name}[{i}]", d, 1) for i, d in enumerate(dims))
+
+
+def _dtype(dtype):
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"StepPlan: target_dtype {dtype!r} is not a dtype (e.g. 'int64', 'float32')") from None
 
 
 def _size(shape) -> int:

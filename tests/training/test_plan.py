@@ -293,3 +293,153 @@ def test_a_loss_whose_backward_takes_no_buffer_is_planned_by_its_own_methods():
     assert values[0] == values[1]
     np.testing.assert_array_equal(grads[0], grads[1])
     assert np.abs(grads[0]).max() > 0
+
+
+class Swap:
+    """A callback that changes the model's layers once: at the end of epoch 0, or in the middle of
+    an epoch (after step 1 of epoch 1, between its backward and its update)."""
+
+    def __init__(self, change, mid_epoch=False):
+        self.change, self.mid_epoch, self.epoch = change, mid_epoch, None
+
+    def on_epoch_begin(self, epoch, model):
+        self.epoch = epoch
+
+    def on_batch_end(self, step, model, value):
+        if self.mid_epoch and (self.epoch, step) == (1, 1):
+            self.change(model)
+
+    def on_epoch_end(self, epoch, model, history):
+        if not self.mid_epoch and epoch == 0:
+            self.change(model)
+
+
+SWAPS = {
+    "a Dense replaced": (lambda m: m.layers.__setitem__(2, gpubp.nn.Dense(8, 3, seed=5)), False),
+    "a Dense replaced mid-epoch": (lambda m: m.layers.__setitem__(0, gpubp.nn.Dense(6, 8, seed=5)), True),
+    "an activation replaced": (lambda m: m.layers.__setitem__(1, gpubp.nn.ReLU()), False),
+    "a Dropout inserted": (lambda m: m.layers.insert(2, gpubp.nn.Dropout(0.5, seed=1)), False),
+    "a layer removed": (lambda m: m.layers.pop(1), False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SWAPS))
+def test_a_plan_follows_layers_a_callback_changes_as_the_eager_step_does(name):
+    # a plan is bound to the layer objects it was made for: run on after a swap, it would train
+    # the old layers while the optimizer updates the new ones (silently another result)
+    change, mid_epoch = SWAPS[name]
+    X, y = data("softmax_cross_entropy")
+    runs = []
+    for planned in (False, True):
+        model, rec = mlp(6, [8], 3, "sigmoid", seed=3), Recorder()
+        h = fit(model, X, y, optimizer=SGD(lr=0.1), epochs=3, batch_size=16, seed=1, plan=planned,
+                callbacks=[Swap(change, mid_epoch), rec], progress=False)
+        runs.append((h.loss, rec.values, rec.params[-1], [repr(layer) for layer in model.layers]))
+    (loss_e, values_e, params_e, layers_e), (loss_p, values_p, params_p, layers_p) = runs
+    assert layers_p == layers_e
+    assert values_p == values_e and loss_p == loss_e
+    assert params_p.keys() == params_e.keys()
+    for k in params_e:
+        np.testing.assert_array_equal(params_p[k], params_e[k], err_msg=k)
+
+
+def test_a_plan_refuses_a_step_after_its_model_changed():
+    model = mlp(6, [8], 3, seed=0)
+    plan = StepPlan(model, "mse", SGD(), (4, 6))
+    X, y = np.zeros((4, 6), np.float32), np.zeros((4, 3), np.float32)
+    plan.step(X, y)
+    old = model.layers[2]
+    model.layers[2] = layer_from_config(old.config())
+    with pytest.raises(gpubp.errors.StateError, match="the model's layers changed .*; make a new plan"):
+        plan.step(X, y)
+    model.layers = [*model.layers[:2], old]  # the same layer objects again: the plan is current
+    plan.step(X, y)
+    model.layers.append(gpubp.nn.Identity())
+    with pytest.raises(gpubp.errors.StateError, match="bound to 3 layers, the model has 4"):
+        plan.run(plan.X, plan.y)  # also when given the plan's own buffers (as fit does)
+
+
+def test_a_plan_cache_drops_its_plans_when_the_layers_change():
+    model = mlp(6, [8], 3, seed=0)
+    cache = PlanCache(model, "mse", SGD())
+    X, y = np.zeros((10, 6), np.float32), np.zeros((10, 3), np.float32)
+    first = cache.get(X, y, 4)
+    assert cache.get(X, y, 4) is first
+    model.layers.insert(2, gpubp.nn.Dropout(0.5))
+    assert cache.get(X, y, 4) is None and "Dropout" in cache.problem  # now eager
+    model.layers.pop(2)
+    again = cache.get(X, y, 4)
+    assert again is not None and again is not first and again.stale() is None
+
+
+@pytest.mark.parametrize("args, error, words", [
+    (dict(batch_shape=(2.5, 6)), InvalidValueError, r"batch_shape\[0\] must be a whole number >= 1, got 2.5"),
+    (dict(batch_shape=(0, 6)), InvalidValueError, r"batch_shape\[0\] must be a whole number >= 1, got 0"),
+    (dict(batch_shape=(-1, 6)), InvalidValueError, r"batch_shape\[0\] must be"),
+    (dict(batch_shape=16), InvalidValueError, "batch_shape must be a tuple of sizes, e.g. .* got 16"),
+    (dict(target_shape=(16, 0)), InvalidValueError, r"target_shape\[1\] must be"),
+    (dict(target_dtype="floot"), gpubp.errors.DTypeError, "target_dtype 'floot' is not a dtype"),
+    (dict(optimizer=None), InvalidValueError, "unknown optimizer None"),
+])
+def test_a_plan_checks_its_arguments_by_name(args, error, words):
+    kwargs = {"loss": "mse", "optimizer": SGD(), "batch_shape": (16, 6), **args}
+    with pytest.raises(error, match=words):
+        StepPlan(mlp(6, [8], 3, seed=0), **kwargs)
+
+
+def test_a_plan_names_what_is_wrong_with_a_batch():
+    model = mlp(6, [8], 3, seed=0)
+    plan = StepPlan(model, "softmax_cross_entropy", "sgd", (4, 6), (4,), np.int64)  # an optimizer by name
+    X, y = np.zeros((4, 6), np.float32), np.zeros(4, np.int64)
+    plan.step(np.asfortranarray(X), y)  # a non-contiguous batch is copied in
+    with pytest.raises(gpubp.errors.DeviceError, match="X is a list, not an array on cpu"):
+        plan.step(X.tolist(), y)
+    with pytest.raises(ShapeError, match=r"X has shape \(3, 6\), the plan was made for \(4, 6\)"):
+        plan.step(X[:3], y)
+    with pytest.raises(gpubp.errors.DTypeError, match="y has dtype int32, the plan was made for int64"):
+        plan.step(X, y.astype(np.int32))
+
+
+class CtrlC:
+    """Ctrl-C inside step 2 of epoch 2: from an observer in the middle of the forward (the plan's
+    buffers half written), or from on_batch_end between the backward and the update."""
+
+    def __init__(self, where):
+        self.where, self.epoch, self.step, self.layers = where, None, 0, 0
+
+    def on_epoch_begin(self, epoch, model):
+        self.epoch, self.step = epoch, 0
+
+    def on_batch_end(self, step, model, value):
+        self.step = step + 1
+        if self.where == "callback" and (self.epoch, step) == (2, 2):
+            raise KeyboardInterrupt
+
+    def forward(self, model, i, layer, X, Y):
+        if self.where == "forward" and (self.epoch, self.step, i) == (2, 2, 1):
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("where", ["forward", "callback"])
+def test_ctrl_c_mid_epoch_leaves_the_last_step_and_a_resume_repeats_the_run(where, tmp_path):
+    X, y = data("softmax_cross_entropy")
+    run = dict(optimizer="adam", epochs=4, batch_size=16, seed=1, progress=False)
+    full = mlp(6, [8], 3, "sigmoid", seed=3)
+    h_full = fit(full, X, y, **run)
+    two_epochs = mlp(6, [8], 3, "sigmoid", seed=3)
+    fit(two_epochs, X, y, **{**run, "epochs": 2})
+    cut_models = []
+    for planned in (False, True):
+        model, stop = mlp(6, [8], 3, "sigmoid", seed=3), CtrlC(where)
+        model.observers.append(stop)
+        path = tmp_path / f"{where}{planned}.npz"
+        cut = fit(model, X, y, **run, plan=planned, callbacks=stop, checkpoint_path=path, checkpoint_every=1)
+        assert cut.interrupted and cut.epochs == 2
+        # the model holds the updates of the steps that ran to the end (two past the checkpoint), alike
+        cut_models.append(model.flat[0].copy())
+        assert not np.array_equal(cut_models[-1], two_epochs.flat[0])
+        np.testing.assert_array_equal(cut_models[-1], cut_models[0])
+        resumed = mlp(6, [8], 3, "sigmoid", seed=0)
+        h = fit(resumed, X, y, **run, plan=planned, resume_from=path)
+        assert h.loss == h_full.loss
+        np.testing.assert_array_equal(resumed.flat[0], full.flat[0])
