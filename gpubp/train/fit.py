@@ -15,14 +15,15 @@ import time
 import numpy as np
 
 from .. import _checks
-from ..errors import InvalidValueError, NumericalError
+from ..backend import backend_of
+from ..errors import InvalidValueError, NumericalError, StateError
 from ..history import History, Progress
 from ..losses import get_loss
 from ..optim import get_optimizer
 from ..plan import PlanCache, graph_problem, plan_problem
 from ..schedules import get_schedule
 from .evaluation import _evaluate, _metric_name, _n_correct
-from .inputs import _callbacks, _check_model, _checkpointing, _mode, _prepare, _validation
+from .inputs import _callbacks, _check_model, _checkpoint_extra, _checkpointing, _flag, _mode, _prepare, _validation
 from .resume import _resume, save_training
 from .state import _BestKeeper, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore, _snapshot
 
@@ -51,18 +52,22 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         progress: True/False; default: a progress line on stderr when it is a terminal.
         callbacks: one object, or a list of objects, with any of ``on_epoch_begin(epoch, model)``,
             ``on_batch_end(step, model, loss_value)`` (after backward, before the step)
-            and ``on_epoch_end(epoch, model, history)``.
+            and ``on_epoch_end(epoch, model, history)``. A callback may replace, insert or remove
+            layers (the step plans follow: the same numbers as the eager step) but not move the
+            model to another device or dtype (StateError: the data stays where fit put it).
         checkpoint_path, checkpoint_every: write a checkpoint every N epochs (both or neither;
             the folder must exist and be writable, checked before training), and once more at
             the end when the last epoch was not written (early stop, restore_best), so the
             checkpoint holds the model returned.
         checkpoint_extra: a JSON-able dict kept in every checkpoint's extras (e.g. the feature
-            scaling a model needs to predict raw data).
+            scaling a model needs to predict raw data); checked before training; its keys may
+            not be the training state's own (epochs_done, seed, history).
         restore_best: keep a host copy of the parameters, buffers and optimizer state of this
             run's best epoch (validation metric, else validation loss, else training loss: the
             criterion of ``patience``) and put it back at the end, also after Ctrl-C;
             ``history.best_epoch`` names it.
-        resume_from: a checkpoint written by fit(); the run continues as if never stopped.
+        resume_from: a checkpoint written by fit(); the run continues as if never stopped
+            (``epochs`` counts every epoch of the run: fewer than the checkpoint has done is refused).
             The saved optimizer continues unless ``optimizer`` says otherwise: a name must
             name the saved kind; an instance of the saved kind keeps its own hyperparameters
             and receives the saved step count and slots; another kind is refused.
@@ -91,15 +96,19 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     seed = None if seed is None else _checks.integer("fit: seed", seed, 0)
     tol = None if tol is None else _checks.number("fit: tol", tol, low=0)
     patience = None if patience is None else _checks.integer("fit: patience", patience, 1)
+    shuffle, restore_best, plan = (_flag(f"fit: {name}", value) for name, value in
+                                   (("shuffle", shuffle), ("restore_best", restore_best), ("plan", plan)))
+    progress = None if progress is None else _flag("fit: progress", progress, " or None (a terminal decides)")
     callbacks = _callbacks(callbacks)
     checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every)
+    checkpoint_extra = _checkpoint_extra(checkpoint_extra)
     _check_cuda_graph(cuda_graph, model, plan, comm)
     with _guard(comm, "checking the data"):
         Xd, yd = _prepare(model, loss, X, y, "fit")
         val = _validation(model, loss, validation_data)
     history, start = History(metric_name=_metric_name(loss)), 0
     if resume_from is not None:
-        history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer)
+        history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer, epochs)
         seed = saved_seed if seed is None else seed
     else:
         optimizer = get_optimizer("adam" if optimizer is None else optimizer)
@@ -118,8 +127,6 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     root = comm is None or comm.is_root
     bar, snapshot = Progress(epochs, progress if root else False), None
     keeper = _BestKeeper(optimizer) if restore_best else None
-    if not isinstance(plan, bool):
-        raise InvalidValueError(f"fit: plan must be True or False, got {plan!r}")
     plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
     callbacks = callbacks + ((keeper,) if keeper else ())
     try:
@@ -129,6 +136,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                     optimizer.lr = _scheduled_lr(sched, epoch)
                 snapshot = _snapshot(model, optimizer)  # finite: checked at the start or after the last epoch
                 _call(callbacks, "on_epoch_begin", epoch, model)
+                _keep_flat(model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
                            callbacks, snapshot, comm, plans)
                 if val is not None:
@@ -184,6 +192,14 @@ def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
 
 
 
+def _keep_flat(model):
+    """The model's parameters kept in its flat buffer: a parameter array replaced by assignment
+    (``layer.params["W"] = W2``, between fits or in a callback) leaves it, and the optimizer's
+    update, bound to the flat buffer, would go on updating the old array. Once per epoch."""
+    if getattr(model, "flat", False) is None and hasattr(model, "flatten_") and model.parameters():
+        model.flatten_()  # the current arrays' values into a new flat buffer; the optimizer rebinds
+
+
 def _guard(comm, what):
     """With a communicator, an error on any rank inside the block stops every rank alike."""
     return contextlib.nullcontext() if comm is None else comm.guard(what)
@@ -193,10 +209,13 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                plans=None):
     """One epoch's steps; returns this rank's (loss sum, correct count), still on the device.
     With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers."""
-    total, correct = 0.0, 0.0
-    for step, (idx, global_n) in enumerate(_batches(model.backend, X.shape[0], batch_size, shuffle, seed, epoch,
-                                                    comm)):
+    total, correct, data = 0.0, 0.0, backend_of(X)
+    for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
         with _guard(comm, f"epoch {epoch + 1}, step {step}"):
+            if model.backend is not data and model.backend != data:  # a callback moved it
+                raise StateError(f"fit: the model moved to {model.backend.device} {model.backend.dtype} during "
+                                 f"training (in a callback?) but fit placed the data on {data.device} {data.dtype} "
+                                 f"when it started; move the model before calling fit")
             model.zero_grad()
             # with a communicator the gradients are this rank's share n_r / B of the global mean,
             # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward

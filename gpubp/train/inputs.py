@@ -8,7 +8,9 @@ import numpy as np
 
 from .. import _checks
 from .._compat import cupy, is_cupy_array
-from ..errors import GpubpError, InvalidValueError, NumericalError, ShapeError
+from ..checkpoint import _json as checkpoint_json
+from .resume import STATE_KEYS
+from ..errors import DTypeError, GpubpError, InvalidValueError, NumericalError, ShapeError
 from ..nn import Activation, Identity
 from ..losses import SoftmaxCrossEntropy
 
@@ -30,14 +32,23 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
         raise ShapeError(f"{what}: {names[0]} has {X.shape[0]} samples but {names[1]} has {found}; "
                          f"give one target per sample")
     model.backend.check_finite(y, f"{what}: {names[1]}")
-    with _mode(model, False):  # a probe: no Dropout step, no BatchNorm statistics
-        out = model.forward(X[:1])
+    out = _probe(model, X, what, names[0])
     if not labels and tuple(y.shape[1:]) != tuple(out.shape[1:]):
         raise ShapeError(f"{what}: {names[1]} has shape {tuple(y.shape)} but the model gives "
                          f"{tuple(out.shape[1:])} per sample; {names[1]} must have shape "
                          f"{(y.shape[0], *out.shape[1:])}")
     loss.check_targets(out, y)
     return X, y
+
+
+def _probe(model, X, what, name):
+    """The model's output for the first sample of ``X``; a sample the model refuses is named
+    as the user's array, with its whole shape (not as a layer's one-sample input)."""
+    try:
+        with _mode(model, False):  # a probe: no Dropout step, no BatchNorm statistics
+            return model.forward(X[:1])
+    except (ShapeError, DTypeError) as exc:
+        raise type(exc)(f"{what}: {name} of shape {tuple(X.shape)} does not fit the model: {exc}") from None
 
 
 def _validation(model, loss, data):
@@ -118,6 +129,31 @@ def _callbacks(callbacks) -> tuple:
             raise InvalidValueError(f"fit: callbacks[{i}] (a {type(cb).__name__}) has none of the methods "
                                     f"{', '.join(HOOKS)}")
     return items
+
+
+def _flag(name, value, alternative="") -> bool:
+    """``value`` as a bool: True or False (NumPy's too), not a string such as "no" that reads as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidValueError(f"{name} must be True or False{alternative}, got {value!r}")
+    return bool(value)
+
+
+def _checkpoint_extra(extra):
+    """``checkpoint_extra`` checked now, not at the first checkpoint after an epoch of training: a
+    dict of JSON-able values whose keys are strings other than the training state's own."""
+    if extra is None:
+        return None
+    if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
+        raise InvalidValueError(f"fit: checkpoint_extra must be a dict with string keys, got {extra!r:.80}")
+    clash = sorted(set(extra) & set(STATE_KEYS))
+    if clash:
+        raise InvalidValueError(f"fit: checkpoint_extra may not use the key(s) {clash}: a checkpoint of fit keeps "
+                                f"its training state under {list(STATE_KEYS)}; rename them")
+    try:
+        checkpoint_json(extra)  # the checkpoint writer's own rules, applied before training
+    except GpubpError as exc:
+        raise InvalidValueError(f"fit: {exc}") from None
+    return extra
 
 
 def _checkpointing(path, every):

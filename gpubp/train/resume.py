@@ -8,18 +8,31 @@ from ..history import History
 from ..optim import get_optimizer, optimizer_from_state
 
 
-def save_training(path, model, optimizer, history, seed, **extra) -> str:
+STATE_KEYS = ("epochs_done", "seed", "history")  # the training state in a checkpoint's extras
+
+
+def save_training(path, model, optimizer, history, seed, /, **extra) -> str:
     """Checkpoint ``model`` and ``optimizer`` with what ``fit(resume_from=path)`` reads back
-    (epochs done, seed, history; this module is the only writer and reader of those) and ``extra``."""
+    (epochs done, seed, history; this module is the only writer and reader of those) and ``extra``
+    (any keys but those three, which it refuses rather than overwrite)."""
+    clash = sorted(set(extra) & set(STATE_KEYS))
+    if clash:
+        raise InvalidValueError(f"save_training: extra key(s) {clash} would overwrite the training state "
+                                f"kept under {list(STATE_KEYS)}; rename them")
     state = {"epochs_done": history.epochs, "seed": seed, "history": history.as_dict()}
     return checkpoint.save(path, model, optimizer, extra={**extra, **state})
 
 
-def _resume(path, model, requested):
+def _resume(path, model, requested, epochs):
     """(history, epochs done, optimizer, seed) saved at ``path``, the parameters loaded into
-    ``model``. Every conflict is refused before the model is touched."""
+    ``model``. Every conflict is refused before the model is touched, also a run asked for fewer
+    epochs in all than the checkpoint has done (``epochs`` counts them all, not those still to run)."""
     meta = checkpoint.read_metadata(path)
     history, done, seed = _training_state(meta.get("extra"), path)
+    if done > epochs:
+        raise InvalidValueError(f"fit: resume_from={path} has done {done} epochs but epochs={epochs}; epochs "
+                                f"counts every epoch of the run, resumed ones included: give epochs > {done} "
+                                f"to train on")
     saved_kind = _saved_optimizer_kind(meta, model, path)
     wanted = None if requested is None else get_optimizer(requested)
     if wanted is not None and saved_kind is not None and \

@@ -178,6 +178,16 @@ X0, Y0 = data(16)
     (dict(validation_data=(X0, Y0[:3])), "validation_data X has 16 samples but validation_data y has 3"),
     (dict(optimizer="adamm"), "adamm"),
     (dict(schedule="linear"), "unknown schedule 'linear'"),
+    # flags: a string such as "no" reads as True, so only True/False are taken
+    (dict(shuffle="no"), "shuffle must be True or False, got 'no'"),
+    (dict(restore_best="false"), "restore_best must be True or False, got 'false'"),
+    (dict(progress="off"), "progress must be True or False or None .* got 'off'"),
+    # checkpoint_extra: checked before training, not at the first checkpoint an epoch later
+    (dict(checkpoint_path="c.npz", checkpoint_every=1, checkpoint_extra={"seed": 3}),
+     r"checkpoint_extra may not use the key\(s\) \['seed'\]"),
+    (dict(checkpoint_path="c.npz", checkpoint_every=1, checkpoint_extra={"scaler": object()}),
+     "a object cannot be stored as JSON"),
+    (dict(checkpoint_extra=["scale", 2]), r"checkpoint_extra must be a dict with string keys, got \['scale', 2\]"),
 ])
 def test_bad_arguments_are_one_gpubp_error_naming_them(kwargs, words, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -215,6 +225,7 @@ def test_an_unwritable_checkpoint_path_is_refused_before_training(where, words, 
     ("predict", np.zeros(2), None, ShapeError, r"predict: X must hold samples along its first axis.* \(2,\)"),
     ("predict", X0[:, :1].repeat(3, axis=1), None, ShapeError, r"predict: X has shape \(16, 3\)"),
     ("fit", [[1.0, 2.0], [3.0]], [0, 1], ShapeError, "not a rectangular array"),
+    ("fit", X0[:, :, None], Y0, ShapeError, r"fit: X of shape \(16, 2, 1\) does not fit the model: Dense input"),
     ("fit", X0 * 1e39, Y0, NumericalError, "X holds values up to .*e\\+39, beyond float32's range"),
     ("predict", -X0 * 1e39, None, NumericalError, "beyond float32's range"),
 ])
@@ -264,3 +275,54 @@ def test_a_nonfinite_buffer_is_caught_and_restored_with_the_rest():
         fit(model, X, y, epochs=2, batch_size=16, progress=False, callbacks=[Poison()])
     for k, v in model.buffers().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+def test_save_training_keeps_any_extra_key_but_the_training_state(tmp_path):
+    model, history = net(), fit(net(), X0, Y0, epochs=1, progress=False)
+    path = gpubp.train.save_training(tmp_path / "c.npz", model, None, history, 0, path="raw.csv", model="v2")
+    assert gpubp.checkpoint.read_metadata(path)["extra"]["path"] == "raw.csv"  # no TypeError from a key
+    with pytest.raises(InvalidValueError, match=r"extra key\(s\) \['epochs_done'\] would overwrite"):
+        gpubp.train.save_training(tmp_path / "d.npz", model, None, history, 0, epochs_done=9)
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_resuming_a_run_longer_than_asked_is_refused_before_the_model_is_touched(tmp_path):
+    fit(net(), X0, Y0, epochs=3, checkpoint_path=tmp_path / "c.npz", checkpoint_every=1, progress=False)
+    model = net(seed=5)
+    before = host(model)
+    with pytest.raises(InvalidValueError, match="has done 3 epochs but epochs=2; epochs counts every epoch"):
+        fit(model, X0, Y0, epochs=2, resume_from=tmp_path / "c.npz")
+    for k, v in host(model).items():
+        np.testing.assert_array_equal(v, before[k])
+    assert fit(model, X0, Y0, epochs=3, resume_from=tmp_path / "c.npz").epochs == 3  # all done: nothing to run
+
+
+@pytest.mark.parametrize("plan", [False, True])
+def test_a_parameter_array_assigned_between_fits_is_the_one_trained(plan):
+    # the optimizer's update is bound to the model's flat buffer: an array put in its place by
+    # assignment would never be updated by that optimizer (the old one would), unless fit makes
+    # the model flat again
+    model, opt = net(), gpubp.optim.SGD(lr=0.1, momentum=0.9)
+    fit(model, X0, Y0, optimizer=opt, epochs=1, progress=False, plan=plan)
+    start = model.layers[0].params["W"] * 0.5
+    model.layers[0].params["W"] = start.copy()
+    fit(model, X0, Y0, optimizer=opt, epochs=1, progress=False, plan=plan)
+    assert not np.array_equal(model.parameters()["0.W"], start)
+    twin, twin_opt = net(), gpubp.optim.SGD(lr=0.1, momentum=0.9)  # the same run, the weights loaded in place
+    fit(twin, X0, Y0, optimizer=twin_opt, epochs=1, progress=False, plan=plan)
+    twin.load_parameters({**host(twin), "0.W": start})
+    fit(twin, X0, Y0, optimizer=twin_opt, epochs=1, progress=False, plan=plan)
+    for k, v in host(twin).items():
+        np.testing.assert_array_equal(host(model)[k], v)
+
+
+@pytest.mark.parametrize("plan", [False, True])
+def test_a_model_moved_by_a_callback_is_refused_by_name_before_the_next_step(plan):
+    class Move:
+        def on_epoch_end(self, epoch, model, history):
+            model.to("cpu", "float64")
+    model = net()
+    with pytest.raises(gpubp.errors.StateError, match="the model moved to cpu float64 during training .* "
+                                                      "placed the data on cpu float32"):
+        fit(model, X0, Y0, epochs=2, progress=False, plan=plan, callbacks=Move())
+    assert all(v.dtype == np.float64 for v in model.parameters().values())
