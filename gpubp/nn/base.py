@@ -60,11 +60,21 @@ class Layer:
         """This layer's forward and backward in a step plan (gpubp/plan/) as two functions of
         no arguments on the plan's buffers: input ``X``, output ``Y``, incoming ``dY`` and
         outgoing ``dX`` (None: no input gradient wanted). The plan has run ``forward`` once on
-        these shapes, so shapes and dtypes are checked; by default the checked methods themselves."""
-        if dX is None:  # only the parameters' gradients, where the layer can skip dX
-            backward = getattr(self, "backward_params", self.backward)
-            return functools.partial(self.forward, X, out=Y), functools.partial(backward, dY)
-        return functools.partial(self.forward, X, out=Y), functools.partial(self.backward, dY, out=dX)
+        these shapes, so shapes and dtypes are checked: by default the unchecked cores that the
+        checked methods run after their checks (``_forward(X, out)``, ``_backward(dY, out)``,
+        ``_backward_params(dY)``) where the layer has them, else the checked methods."""
+        forward = self._unchecked("forward")
+        if dX is None and hasattr(self, "backward_params"):  # only dW, db: the layer can skip dX
+            return functools.partial(forward, X, out=Y), functools.partial(self._unchecked("backward_params"), dY)
+        return functools.partial(forward, X, out=Y), functools.partial(self._unchecked("backward"), dY, out=dX)
+
+    def _unchecked(self, name):
+        """The core ``_<name>`` of the checked method ``name`` when the class defining the core
+        derives from the one defining ``name`` (a subclass that overrides only ``name`` keeps it)."""
+        def owner(attr):
+            return next((c for c in type(self).__mro__ if attr in vars(c)), None)
+        checked, core = owner(name), owner("_" + name)
+        return getattr(self, "_" + name) if core is not None and issubclass(core, checked) else getattr(self, name)
 
     @property
     def params(self) -> dict:
@@ -189,6 +199,18 @@ class Layer:
         if tuple(dY.shape) != tuple(shape):
             raise ShapeError(f"{type(self).__name__}.backward: dY has shape {tuple(dY.shape)}, "
                              f"expected {tuple(shape)} (the forward output's shape)")
+
+    def _check_out(self, out, shape, what):
+        """Refuse an ``out`` buffer (None: none given) that is not a ``shape`` array of this
+        layer's dtype on its device, before any work: numbers written into a buffer of another
+        shape would be broadcast or cut, into another dtype rounded or truncated."""
+        if out is None:
+            return
+        where = f"{type(self).__name__}.{what} out"
+        self.backend.check_array(out, where)
+        if tuple(out.shape) != tuple(shape):
+            raise ShapeError(f"{where}: the buffer has shape {tuple(out.shape)}, expected {tuple(shape)} "
+                             f"(the shape of the {'output' if what == 'forward' else 'input gradient dX'})")
 
 
 def into(out, value):

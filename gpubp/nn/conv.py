@@ -145,6 +145,11 @@ class Conv2D(Layer):
         W = (self.out_channels, self.in_channels, *self.kernel_size)
         return {"W": W, **({"b": (self.out_channels,)} if self.bias else {})}
 
+    @property
+    def W_rows(self) -> int:
+        """C kh kw: the length of one window, a row of W_col (spelled out: reshapes of an empty batch need it)."""
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
     def reset_parameters(self, rng):
         kh, kw = self.kernel_size
         fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
@@ -162,13 +167,17 @@ class Conv2D(Layer):
         return shape[0], self.out_channels, OH, OW
 
     def forward(self, X, out=None):
-        """Y (N, O, OH, OW), written into ``out`` when given (a step plan's buffer)."""
+        """Y (N, O, OH, OW), written into ``out`` when given (a step plan's buffer); X and out checked."""
         self.backend.check_array(X, "Conv2D input", ndim=4)
+        self._check_out(out, self.output_shape(X.shape), "forward")
+        return self._forward(X, out)
+
+    def _forward(self, X, out=None):
         xp, (N, O, OH, OW) = self.backend.xp, self.output_shape(X.shape)
         win = windows(xp, X, self.kernel_size, self.stride, self.padding)  # (N, C, OH, OW, kh, kw)
         cols = self._scratch("cols", (N, win.shape[1], *self.kernel_size, OH, OW), X.dtype)
         cols[...] = win.transpose(0, 1, 4, 5, 2, 3)  # im2col: the one copy of the windows
-        self.cols, self.X = cols.reshape(N, -1, OH * OW), X  # (N, C kh kw, OH OW)
+        self.cols, self.X = cols.reshape(N, self.W_rows, OH * OW), X  # (N, C kh kw, OH OW)
         direct = out is not None and out.flags.c_contiguous  # then Y is computed in out itself
         Y = xp.matmul(self.params["W"].reshape(O, -1), self.cols,  # Y_n = W_col @ cols_n
                       out=out.reshape(N, O, OH * OW) if direct else None)
@@ -177,12 +186,17 @@ class Conv2D(Layer):
         return out if direct else into(out, Y.reshape(N, O, OH, OW))
 
     def backward(self, dY, out=None):
-        """dX, written into ``out`` when given."""
-        delta = self.backward_params(dY)
+        """dX, written into ``out`` when given; dY and out checked before any gradient is added."""
+        self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
+        self._check_out(out, self.X.shape, "backward")
+        return self._backward(dY, out)
+
+    def _backward(self, dY, out=None):
+        delta = self._backward_params(dY)
         (N, C, _, _), (kh, kw), (OH, OW) = self.X.shape, self.kernel_size, dY.shape[2:]
         xp, W_col = self.backend.xp, self.params["W"].reshape(self.out_channels, -1)
         if self.stride == (1, 1):
-            dX = self._backward_rows(W_col, delta.reshape(N, -1, OH, OW), out)
+            dX = self._backward_rows(W_col, delta.reshape(N, self.out_channels, OH, OW), out)
         else:
             dcols = xp.matmul(W_col.T, delta).reshape(N, C, kh, kw, OH, OW)  # W_col^T @ delta_n
             dX = col2im(xp, dcols, self.X.shape, self.stride, self.padding)
@@ -198,10 +212,10 @@ class Conv2D(Layer):
         wide = self._scratch("delta", (N, O, OH, Wp), delta.dtype, zeros=True)
         wide[..., :OW] = delta  # columns OW.. stay zero
         dcols = self._scratch("dcols", (N, C * kh * kw, OH * Wp), delta.dtype)
-        xp.matmul(W_col.T, wide.reshape(N, O, -1), out=dcols)  # W_col^T @ delta_n, rows Wp wide
-        dcols, run = dcols.reshape(N, C, kh, kw, -1), OH * Wp - (kw - 1)
+        xp.matmul(W_col.T, wide.reshape(N, O, OH * Wp), out=dcols)  # W_col^T @ delta_n, rows Wp wide
+        dcols, run = dcols.reshape(N, C, kh, kw, OH * Wp), OH * Wp - (kw - 1)
         unpadded = not (ph or pw) and out is not None and out.flags.c_contiguous  # dXp can be out itself
-        dXp = out.reshape(N, C, -1) if unpadded else xp.empty((N, C, (H + 2 * ph) * Wp), dtype=delta.dtype)
+        dXp = out.reshape(N, C, H * W) if unpadded else xp.empty((N, C, (H + 2 * ph) * Wp), dtype=delta.dtype)
         dXp.fill(0)
         for i in range(kh):
             for j in range(kw):
@@ -214,10 +228,12 @@ class Conv2D(Layer):
 
     def backward_params(self, dY):
         """dW and db only (no dX, e.g. for the first layer); returns delta as (N, O, OH OW)."""
-        X, O = self.X, self.out_channels
-        self._check_dY(dY, () if X is None else self.output_shape(X.shape))
-        xp, shape = self.backend.xp, self.parameter_shapes()["W"]
-        delta = dY.reshape(dY.shape[0], O, -1)
+        self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
+        return self._backward_params(dY)
+
+    def _backward_params(self, dY):
+        xp, O, shape = self.backend.xp, self.out_channels, self.parameter_shapes()["W"]
+        delta = dY.reshape(dY.shape[0], O, dY.shape[2] * dY.shape[3])
 
         def dW(out):  # dW^T = sum_n cols_n @ delta_n^T, summed into grads["W"] viewed as (C kh kw, O)
             per_image = xp.matmul(self.cols, delta.transpose(0, 2, 1))  # (N, C kh kw, O): BLAS likes this side

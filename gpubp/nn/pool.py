@@ -36,20 +36,17 @@ class _Pool2D(Layer, abstract=True):
         """(N, C, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if the window does not fit."""
         return (*shape[:2], *output_size(self, shape, self.kernel_size, self.stride))
 
-    def _check_input(self, X):
-        """(OH, OW) for a checked input X, which is saved for backward."""
+    def forward(self, X, out=None):
+        """Y (N, C, OH, OW), written into ``out`` when given (a step plan's buffer); X and out checked."""
         self.backend.check_array(X, f"{type(self).__name__} input", ndim=4)
-        out_hw = self.output_shape(X.shape)[2:]
-        self.X = X
-        return out_hw
+        self._check_out(out, self.output_shape(X.shape), "forward")
+        return self._forward(X, out)
 
-    def _windows(self, X):
-        """The (N, C, OH, OW, kh, kw) windows of a checked input X, which is saved for backward."""
-        self._check_input(X)
-        return windows(self.backend.xp, X, self.kernel_size, self.stride)
-
-    def _check_backward(self, dY):
+    def backward(self, dY, out=None):
+        """dX, written into ``out`` when given; dY and out checked first."""
         self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
+        self._check_out(out, self.X.shape, "backward")
+        return self._backward(dY, out)
 
 
 class MaxPool2D(_Pool2D):
@@ -66,8 +63,9 @@ class MaxPool2D(_Pool2D):
     (a plain write when the windows are disjoint).
     """
 
-    def forward(self, X, out=None):
-        xp, (kh, kw), out_hw = self.backend.xp, self.kernel_size, self._check_input(X)
+    def _forward(self, X, out=None):
+        self.X, (kh, kw), xp = X, self.kernel_size, self.backend.xp
+        out_hw = output_size(self, X.shape, self.kernel_size, self.stride)
         taps = [tap(X, i, j, out_hw, self.stride) for i in range(kh) for j in range(kw)]
         Y = taps[0].copy() if out is None else into(out, taps[0])
         for x in taps[1:]:
@@ -80,8 +78,7 @@ class MaxPool2D(_Pool2D):
             taken |= won
         return Y
 
-    def backward(self, dY, out=None):
-        self._check_backward(dY)
+    def _backward(self, dY, out=None):
         xp, (kh, kw), (sh, sw) = self.backend.xp, self.kernel_size, self.stride
         dX = xp.zeros(self.X.shape, dtype=dY.dtype) if out is None else into(out, 0)
         disjoint = sh >= kh and sw >= kw  # then each input element is in at most one window
@@ -103,11 +100,11 @@ class AvgPool2D(_Pool2D):
     Every window entry gets an equal share: dX = col2im(dY / (kh kw) broadcast over the window).
     """
 
-    def forward(self, X, out=None):
-        return self._windows(X).mean(axis=(4, 5), out=out)
+    def _forward(self, X, out=None):
+        self.X = X
+        return windows(self.backend.xp, X, self.kernel_size, self.stride).mean(axis=(4, 5), out=out)
 
-    def backward(self, dY, out=None):
-        self._check_backward(dY)
+    def _backward(self, dY, out=None):
         xp, (kh, kw) = self.backend.xp, self.kernel_size
         N, C, OH, OW = dY.shape
         dwin = xp.broadcast_to((dY / (kh * kw))[:, :, None, None], (N, C, kh, kw, OH, OW))
@@ -130,12 +127,19 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, X, out=None):
         self.backend.check_array(X, "GlobalAvgPool2D input", ndim=4)
-        self.output_shape(X.shape)
+        self._check_out(out, self.output_shape(X.shape), "forward")
+        return self._forward(X, out)
+
+    def _forward(self, X, out=None):
         self.X = X
         return X.mean(axis=(2, 3), out=out)
 
     def backward(self, dY, out=None):
         self._check_dY(dY, () if self.X is None else self.X.shape[:2])
+        self._check_out(out, self.X.shape, "backward")
+        return self._backward(dY, out)
+
+    def _backward(self, dY, out=None):
         H, W = self.X.shape[2:]
         dX = self.backend.xp.empty(self.X.shape, dtype=dY.dtype) if out is None else out
         dX[...] = (dY / (H * W))[:, :, None, None]

@@ -38,11 +38,18 @@ class Flatten(Layer):
     def forward(self, X, out=None):
         """The reshaped view of X; with ``out`` (a step plan's buffer), copied into it."""
         self.backend.check_array(X, "Flatten input")
-        Y = X.reshape(self.output_shape(X.shape))
+        self._check_out(out, self.output_shape(X.shape), "forward")
+        return self._forward(X, out)
+
+    def _forward(self, X, out=None):
         self.X = X
-        return into(out, Y)
+        return into(out, X.reshape(self.output_shape(X.shape)))
 
     def backward(self, dY, out=None):
         self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
+        self._check_out(out, self.X.shape, "backward")
+        return self._backward(dY, out)
+
+    def _backward(self, dY, out=None):
         return into(out, dY.reshape(self.X.shape))
 
