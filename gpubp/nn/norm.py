@@ -7,7 +7,7 @@ what a checkpoint must save with the parameters.
 from __future__ import annotations
 
 from .. import _checks
-from ..errors import ShapeError
+from ..errors import InvalidValueError, ShapeError
 from .base import Layer
 
 
@@ -94,13 +94,17 @@ class BatchNorm(Layer):
         return self.x_hat * gamma.reshape(shape) + beta.reshape(shape)
 
     def _update_running(self, mu, var, m):
-        """PyTorch's rule, in place (the buffers stay the same arrays): unbiased var for the estimate."""
-        k = self.momentum
+        """PyTorch's rule, in place (the buffers stay the same arrays): unbiased var for the estimate.
+
+        A batch whose mean or variance is not finite (NaN/Inf in X, or values whose squares
+        overflow) leaves both estimates as they were: its output already shows the NaN, and the
+        statistics of every batch before it, what eval uses, are not lost (PyTorch would keep
+        NaN in them for good). Decided on the device: no host sync."""
+        k, xp = self.momentum, self.backend.xp
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-        rm *= 1 - k
-        rm += k * mu
-        rv *= 1 - k
-        rv += (k * m / (m - 1)) * var  # the scalar in float64 on the host, rounded once
+        finite = xp.isfinite(mu).all() & xp.isfinite(var).all()  # a 0-d bool array
+        xp.copyto(rm, (1 - k) * rm + k * mu, where=finite)
+        xp.copyto(rv, (1 - k) * rv + (k * m / (m - 1)) * var, where=finite)  # the scalar in float64 on the host, rounded once
 
     def backward(self, dY):
         self._check_dY(dY, () if self.X is None else self.X.shape)
@@ -139,12 +143,18 @@ def _axes(X):
 
 
 def _load_buffers(layer, arrays, convert):
-    """Write ``arrays`` into ``layer.buffers`` in place after checking every name and shape."""
-    if set(arrays) != set(layer.buffers):
-        raise ShapeError(f"{layer!r} has buffers {sorted(layer.buffers)}, got {sorted(arrays)}")
+    """Write ``arrays`` into ``layer.buffers`` in place after checking every name, shape and value:
+    finite, and a variance never negative (its square root is taken in eval)."""
+    if not isinstance(arrays, dict) or set(arrays) != set(layer.buffers):
+        raise ShapeError(f"{layer!r} has buffers {sorted(layer.buffers)}, got "
+                         f"{sorted(arrays) if isinstance(arrays, dict) else repr(arrays)[:80]}")
+    arrays = {name: convert(a) for name, a in arrays.items()}
     for name, buf in layer.buffers.items():
         if tuple(arrays[name].shape) != tuple(buf.shape):
             raise ShapeError(f"{layer!r} buffer {name} has shape {tuple(buf.shape)}, "
                              f"got {tuple(arrays[name].shape)}")
+        layer.backend.check_finite(arrays[name], f"{layer!r} buffer {name}")
+    if bool((arrays["running_var"] < 0).any()):
+        raise InvalidValueError(f"{layer!r} buffer running_var must be >= 0 (a variance), got a negative value")
     for name, buf in layer.buffers.items():
-        buf[...] = convert(arrays[name])
+        buf[...] = arrays[name]

@@ -1,13 +1,14 @@
 """Bad input to the image layers (issue #16): ``out=`` buffers of the wrong shape or dtype,
-an empty batch: each a gpubp error naming the layer before any work, or the right answer,
-never a buffer silently broadcast or truncated. And the plan binds each layer's
+an empty batch, NaN batches into BatchNorm's running statistics, bad running statistics
+loaded: each a gpubp error naming the layer before any work, or the right answer, never a
+buffer silently broadcast or truncated nor statistics lost. And the plan binds each layer's
 unchecked core, since its own buffers were checked once by the dry forward."""
 import numpy as np
 import pytest
 
 import gpubp
-from gpubp.errors import DeviceError, DTypeError, ShapeError
-from gpubp.nn import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
+from gpubp.errors import DeviceError, DTypeError, InvalidValueError, NumericalError, ShapeError
+from gpubp.nn import AvgPool2D, BatchNorm, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
 
 LAYERS = {
     "conv": lambda: Conv2D(3, 4, 3, seed=0),
@@ -99,6 +100,56 @@ def test_conv_takes_an_empty_batch(stride, padding):
     assert layer.backward(np.zeros(Y.shape)).shape == (0, 3, 6, 6)
     layer.backward_params(np.zeros(Y.shape))
     assert not layer.grads["W"].any() and not layer.grads["b"].any()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_nonfinite_batch_leaves_batchnorm_running_statistics_as_they_were(bad):
+    """Before: one NaN in one training batch made running_mean and running_var NaN for good
+    (eval then gave NaN for every input, and a checkpoint refused to save the model)."""
+    layer, X = BatchNorm(3, backend="cpu/float64"), images(dtype=np.float64)
+    layer.forward(X)
+    before = {k: v.copy() for k, v in layer.buffers.items()}
+    poisoned = X.copy()
+    poisoned[0, 1, 2, 3] = bad
+    assert not np.isfinite(layer.forward(poisoned)).all()  # the output shows it
+    for k, v in layer.buffers.items():
+        np.testing.assert_array_equal(v, before[k])
+    layer.forward(2 * X)  # and a finite batch after it moves them by PyTorch's rule again
+    m = X.size // 3
+    mu, var = (2 * X).mean(axis=(0, 2, 3)), (2 * X).var(axis=(0, 2, 3)) * m / (m - 1)
+    np.testing.assert_allclose(layer.buffers["running_mean"], 0.9 * before["running_mean"] + 0.1 * mu, rtol=1e-12)
+    np.testing.assert_allclose(layer.buffers["running_var"], 0.9 * before["running_var"] + 0.1 * var, rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_a_float32_batch_whose_variance_overflows_leaves_the_running_variance_finite():
+    layer = BatchNorm(3)
+    layer.forward(images() * np.float32(1e20))
+    assert np.isfinite(layer.buffers["running_var"]).all()
+
+
+@pytest.mark.parametrize("arrays, error, words", [
+    ({"running_mean": np.full(3, np.nan), "running_var": np.ones(3)}, NumericalError, ["running_mean", "NaN"]),
+    ({"running_mean": np.zeros(3), "running_var": np.array([1.0, np.inf, 1.0])}, NumericalError, ["running_var"]),
+    ({"running_mean": np.zeros(3), "running_var": -np.ones(3)}, InvalidValueError, ["running_var", ">= 0"]),
+    ({"running_mean": np.zeros(3)}, ShapeError, ["running_var"]),
+    ([np.zeros(3), np.ones(3)], ShapeError, ["buffers"]),
+])
+def test_batchnorm_refuses_running_statistics_it_could_not_use(arrays, error, words):
+    """Before: NaN, Inf and a negative variance were loaded as given (eval then returned NaN),
+    and a list of arrays failed with a raw AttributeError."""
+    layer = BatchNorm(3)
+    with pytest.raises(error) as err:
+        layer.load_buffers(arrays)
+    assert "BatchNorm" in str(err.value) and all(w in str(err.value) for w in words)
+    np.testing.assert_array_equal(layer.buffers["running_var"], np.ones(3))  # nothing written
+
+
+def test_batchnorm_loads_running_statistics_given_as_lists():
+    layer = BatchNorm(2)
+    layer.load_buffers({"running_mean": [0.5, -1], "running_var": [2, 0]})
+    np.testing.assert_array_equal(layer.buffers["running_var"], np.array([2, 0], np.float32))
 
 
 def test_the_plan_binds_the_unchecked_cores_and_a_subclass_keeps_its_own_forward():
