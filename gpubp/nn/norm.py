@@ -40,8 +40,13 @@ class BatchNorm(Layer):
     gamma starts at ones, beta at zeros; running_mean at zeros, running_var at ones.
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, backend=None):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, *unsupported, backend=None):
         super().__init__(backend)
+        if unsupported:  # PyTorch's affine and track_running_stats, once taken for a device name
+            raise InvalidValueError(f"BatchNorm takes num_features, eps and momentum, got more arguments "
+                                    f"{unsupported!r:.60}: gamma and beta are always learned and the running "
+                                    f"statistics always kept (PyTorch's affine, track_running_stats); "
+                                    f"pass backend= by keyword")
         self.num_features = _checks.integer("BatchNorm num_features", num_features, minimum=1)
         self.eps = _checks.number("BatchNorm eps", eps, low=0, low_open=True)
         self.momentum = _checks.number("BatchNorm momentum", momentum, low=0, high=1)

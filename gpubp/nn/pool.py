@@ -7,7 +7,7 @@ AvgPool2D takes its windows from ``conv.windows`` and sends gradients back throu
 """
 from __future__ import annotations
 
-from ..errors import ShapeError
+from ..errors import InvalidValueError, ShapeError
 from .base import Layer, into
 from .conv import col2im, output_size, pair, tap, windows
 
@@ -19,9 +19,13 @@ def _show(hw):
 class _Pool2D(Layer, abstract=True):
     """Shared by the windowed pools: arguments, checks, and the saved input X."""
 
-    def __init__(self, kernel_size, stride=None, backend=None):
+    def __init__(self, kernel_size, stride=None, *unsupported, backend=None):
         super().__init__(backend)
         name = type(self).__name__
+        if unsupported:  # PyTorch's padding, dilation, ceil_mode, once taken for a device name
+            raise InvalidValueError(f"{name} takes kernel_size and stride, got more arguments {unsupported!r:.60}: "
+                                    f"it has no padding, dilation or ceil_mode (PyTorch's {name[:-2]}2d has); "
+                                    f"pass backend= by keyword")
         self.kernel_size = pair(kernel_size, f"{name} kernel_size")
         self.stride = self.kernel_size if stride is None else pair(stride, f"{name} stride")
         self.X = None
@@ -115,8 +119,12 @@ class GlobalAvgPool2D(Layer):
     """Y[n, c] = (1 / (H W)) sum_{h,w} X[n, c, h, w], shape (N, C) (PyTorch's AdaptiveAvgPool2d(1)
     then flatten); dX[n, c, h, w] = dY[n, c] / (H W)."""
 
-    def __init__(self, backend=None):
+    def __init__(self, *unsupported, backend=None):
         super().__init__(backend)
+        if unsupported:  # PyTorch's AdaptiveAvgPool2d(1), once taken for a device name
+            raise InvalidValueError(f"GlobalAvgPool2D takes no arguments but backend=, got {unsupported!r:.60}: "
+                                    f"it averages each channel to one value (PyTorch's AdaptiveAvgPool2d(1) "
+                                    f"then flatten)")
         self.X = None
 
     def output_shape(self, shape):

@@ -186,3 +186,23 @@ def test_a_planned_cnn_step_matches_the_eager_one():
     gpubp.fit(twin, X, y, epochs=2, batch_size=5, progress=False, plan=False)
     for k, v in model.parameters().items():
         np.testing.assert_array_equal(v, twin.parameters()[k])
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: MaxPool2D(3, 2, 1), ["MaxPool2D", "padding", "(1,)"]),
+    (lambda: AvgPool2D(2, 2, 0, True), ["AvgPool2D", "ceil_mode"]),
+    (lambda: BatchNorm(3, 1e-5, 0.1, True), ["BatchNorm", "affine", "(True,)"]),
+    (lambda: GlobalAvgPool2D(1), ["GlobalAvgPool2D", "AdaptiveAvgPool2d(1)"]),
+])
+def test_pytorch_positional_arguments_are_not_taken_for_a_device(make, words):
+    """PyTorch's MaxPool2d(3, 2, 1) (padding 1), BatchNorm2d(3, 1e-5, 0.1, True) (affine) and
+    AdaptiveAvgPool2d(1), ported as they are, used to fail with "unknown device '1'"."""
+    with pytest.raises(InvalidValueError) as err:
+        make()
+    assert all(w in str(err.value) for w in words) and "device" not in str(err.value)
+
+
+def test_backend_is_still_taken_by_keyword():
+    for layer in (MaxPool2D(2, backend="cpu/float64"), BatchNorm(3, backend="cpu/float64"),
+                  GlobalAvgPool2D(backend="cpu/float64")):
+        assert layer.backend.dtype == np.float64
