@@ -85,8 +85,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
 
     A NaN/Inf epoch loss, parameter or optimizer slot raises NumericalError after restoring
     the parameters and the optimizer state from the start of that epoch. Ctrl-C returns the
-    history so far with ``interrupted=True`` (the model keeps the updates made until then,
-    unless they are not finite: then it holds the start of that epoch).
+    history of the whole epochs so far (one whose validation was cut short is left out) with
+    ``interrupted=True`` (the model keeps the updates made until then, unless they are not
+    finite: then it holds the start of that epoch).
     """
     _check_model(model, "fit")
     loss = get_loss(loss)
@@ -140,7 +141,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
                            callbacks, snapshot, comm, plans)
                 if val is not None:
-                    v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
+                    v_loss, v_metric = _validate(model, loss, val, batch_size, history)
                     history.val_loss.append(v_loss)
                     if v_metric is not None:
                         history.val_metric.append(v_metric)
@@ -273,6 +274,18 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     history.lr.append(optimizer.lr)
     history.epoch_time.append(seconds)
     history.samples_per_sec.append(n / seconds if seconds > 0 else float("inf"))
+
+
+def _validate(model, loss, val, batch_size, history):
+    """The validation loss and metric of the epoch just trained. Ctrl-C here drops that epoch's
+    training records too, so the history an interrupted run returns (and a checkpoint may keep)
+    holds whole epochs, its lists indexed alike (as after a Ctrl-C during the epoch's steps)."""
+    try:
+        return _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
+    except KeyboardInterrupt:
+        for name in ("loss", "lr", "epoch_time", "samples_per_sec") + (("metric",) if history.metric_name else ()):
+            getattr(history, name).pop()
+        raise
 
 
 def _finish(model, optimizer, history, keeper, seed, path, every, extra) -> History:

@@ -326,3 +326,23 @@ def test_a_model_moved_by_a_callback_is_refused_by_name_before_the_next_step(pla
                                                       "placed the data on cpu float32"):
         fit(model, X0, Y0, epochs=2, progress=False, plan=plan, callbacks=Move())
     assert all(v.dtype == np.float64 for v in model.parameters().values())
+
+
+def test_ctrl_c_during_validation_leaves_a_history_of_whole_epochs():
+    # the epoch's training records were written before its validation: kept alone, the lists
+    # would be misaligned (val_loss[i] then belongs to another epoch than loss[i])
+    class CtrlCInValidation:
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, model):
+            self.epoch = epoch
+
+        def forward(self, model, i, layer, X, Y):
+            if not model.training and self.epoch == 1:
+                raise KeyboardInterrupt
+    model, stop = net(), CtrlCInValidation()
+    model.observers.append(stop)
+    history = fit(model, X0, Y0, epochs=3, progress=False, validation_data=(X0, Y0), callbacks=stop)
+    assert history.interrupted and history.epochs == 1
+    lists = ("loss", "metric", "val_loss", "val_metric", "lr", "epoch_time", "samples_per_sec")
+    assert {name: len(getattr(history, name)) for name in lists} == dict.fromkeys(lists, 1)
