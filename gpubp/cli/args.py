@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 import numpy as np
 
 from ..backend import default_device
+from ..errors import InvalidValueError
 from ..nn import ACTIVATIONS
 from ..losses import LOSSES, BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..optim import OPTIMIZERS
@@ -52,11 +54,35 @@ def widths(text):
             f"expected widths >= 1 separated by commas, e.g. 64,64; got {text!r}") from None
 
 
+class _DefaultText(str):
+    """A default string, told apart from the same text given on the command line (``given``)."""
+
+
+class _DefaultList(list):
+    """A default list (e.g. widths), told apart from one given; shown as ``128,64`` in --help."""
+
+    def __str__(self):
+        return ",".join(map(str, self))
+
+
+def marked(value):
+    """``value`` as a default that ``given`` recognises: argparse keeps a non-string default as it
+    is, and a string default of a flag without ``type`` too."""
+    return _DefaultList(value) if isinstance(value, list) else _DefaultText(value)
+
+
+def given(args, name) -> bool:
+    """Whether the flag ``name`` was given on the command line (its default was ``marked``)."""
+    return not isinstance(getattr(args, name), (_DefaultText, _DefaultList))
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every default shown, ``(default: ...)``; none for flags without a value (None, False)."""
+    """Every default shown, ``(default: ...)``; none for flags without a value (None, False) or
+    whose help already says it."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS \
+                or "default:" in (action.help or ""):  # a help that states its default in words
             return action.help
         return super()._get_help_string(action)
 
@@ -142,3 +168,22 @@ def add_saved_model(p, data_help):
     p.add_argument("data", metavar="DATA", help=data_help)
     add_batch_size(p, 1024)
     add_device(p, dtype=None)
+
+
+def distinct_files(outputs, inputs, allowed=()):
+    """Refuse, before any work, an output path that names one of the command's inputs or another
+    output (``--out data.csv`` would replace the data read, ``--log model.npz`` the model);
+    ``outputs`` and ``inputs`` map flag names to paths (None: not given), ``allowed`` lists
+    (output, input) pairs that may share a file, e.g. ("--save", "--resume")."""
+    def same(a, b):
+        try:
+            return os.path.samefile(a, b)
+        except OSError:  # not there yet (or unreadable): compare the names
+            return os.path.abspath(a) == os.path.abspath(b)
+    given = [(n, p) for n, p in outputs.items() if p]
+    for i, (name, path) in enumerate(given):
+        for other, source in [*given[:i], *((n, p) for n, p in inputs.items() if p)]:
+            if (name, other) not in allowed and same(path, source):
+                what = f"the file {other} reads" if other in inputs else f"the output of {other}"
+                raise InvalidValueError(f"{name} {path} is also {other}: writing it would replace {what}; "
+                                        f"give another path")

@@ -11,6 +11,8 @@ def add_arguments(p):
         if action.dest == "device":
             action.default = "auto"
             action.help = "auto (a working CUDA GPU, else the CPU; $GPUBP_DEVICE overrides auto), cpu, gpu or cuda:N"
+        elif action.dest == "repeat" and not action.help:
+            action.help = "timed repeats of each measurement (--quick: 1)"
 
 
 def run(args) -> int:

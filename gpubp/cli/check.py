@@ -16,7 +16,7 @@ def add_arguments(parser):
     gpu.add_argument("--expect-gpu", dest="expect_gpu", action="store_true", default=None,
                      help="missing CUDA pieces are failures (default: when GPUBP_DEVICE asks for a GPU "
                           "or an NVIDIA driver is loaded)")
-    gpu.add_argument("--cpu-only", dest="expect_gpu", action="store_false",
+    gpu.add_argument("--cpu-only", dest="expect_gpu", action="store_false", default=None,
                      help="missing CUDA pieces are only warnings")
     parser.add_argument("--json", action="store_true", help="print the items as JSON")
 

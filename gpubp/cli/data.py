@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..datasets import Scaler, load_dataset, load_table, split
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, ShapeError
 
 CNN_SHAPE = [1, 8, 8]  # the built-in digits as images
 
@@ -31,13 +31,16 @@ def prepare(args, saved=None) -> Data:
         return _own(args, regression, saved)
     if regression:
         raise InvalidValueError("--loss mse needs --data: the built-in datasets are classification")
+    if args.model == "cnn" and args.dataset != "digits":
+        raise InvalidValueError(f"--model cnn reads images: of the built-in datasets only digits (8x8) is one; "
+                                f"{args.dataset} has 2 features per sample (use --model mlp)")
     if args.dataset == "xor":  # 4 points: trained and tested on the same four, no validation split
         X, y, X_test, y_test = load_dataset("xor")
         val = None
     else:
         X, y, X_test, y_test = load_dataset(args.dataset, seed=args.seed)
         X, y, val = _split(X, y, args.val_split, args.seed, stratify=True)
-    shape = CNN_SHAPE if args.model == "cnn" else [X.shape[1]]
+    shape = (saved or {}).get("shape") or (CNN_SHAPE if args.model == "cnn" else [X.shape[1]])
     info = {"source": args.dataset, "target": None, "features": None, "task": "classification",
             "classes": list(range(int(y.max()) + 1)), "loss": args.loss, "scaler": None, "shape": shape}
     data = Data(X, y, val, (X_test, y_test), info, args.dataset)
@@ -50,7 +53,8 @@ def _own(args, regression, saved):
                        features=saved.get("features"), classes=saved.get("classes"))
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
     scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else Scaler.fit(X)
-    shape = saved.get("shape") or list(X.shape[1:])
+    # an MLP reads an image as its C*H*W values; the CNN needs (C, H, W)
+    shape = saved.get("shape") or (list(X.shape[1:]) if args.model == "cnn" else [int(np.prod(X.shape[1:]))])
     if args.model == "cnn" and len(shape) != 3:
         raise InvalidValueError(f"--model cnn needs images: an .npz whose X has shape (N, C, H, W); "
                                 f"{args.data} holds {X.shape[1:]} per sample")
@@ -62,17 +66,27 @@ def _own(args, regression, saved):
         t = load_table(args.test, target=table.target, regression=regression, features=table.features,
                        classes=table.classes)
         test = (t.X, t.y)
+        fit_shape(t.X, shape, args.test, "--test")
+    fit_shape(X, shape, args.data, "--data")
     data = Data(X, y, val, test, info, str(args.data))
     return _shaped(data, scaler)
 
 
 def _split(X, y, fraction, seed, stratify):
+    """``(X, y, (X_val, y_val) or None)``: no validation part when the fraction is 0 or rounds to
+    no sample; refused when it would leave no sample to train on."""
     if not fraction:
         return X, y, None
     if stratify and np.bincount(y).min() < 2:
         stratify = False  # a class with one sample cannot be in both parts
-    X, y, X_val, y_val = split(X, y, fraction, seed, stratify=stratify)
-    return X, y, (X_val, y_val)
+    X_train, y_train, X_val, y_val = split(X, y, fraction, seed, stratify=stratify)
+    if len(X_train) == 0:
+        raise InvalidValueError(f"--val-split {fraction} holds out all {len(X)} samples, none is left to train "
+                                f"on; use a smaller fraction (or 0)")
+    if len(X_val) == 0:
+        print(f"note: --val-split {fraction} of {len(X)} samples rounds to none: no validation")
+        return X_train, y_train, None
+    return X_train, y_train, (X_val, y_val)
 
 
 def _shaped(data, scaler=None) -> Data:
@@ -95,8 +109,23 @@ def read_for_model(path, info, target=None, require_target=False):
                        features=info.get("features"), classes=info.get("classes"),
                        require_target=require_target)
     X = table.X
+    if info.get("shape"):
+        fit_shape(X, info["shape"], path, "DATA")
     if info.get("scaler"):
         X = Scaler.from_dict(info["scaler"])(X)
     if info.get("shape"):
         X = X.reshape(len(X), *info["shape"])
     return X, table.y, table
+
+
+def fit_shape(X, shape, path, name):
+    """Refuse ``X`` unless each sample can be read as ``shape``: the same number of values, and
+    an image (C, H, W) only when it is ``shape`` itself (not the same pixels in another layout)."""
+    per_sample, want = int(np.prod(X.shape[1:])), int(np.prod(shape))
+    image = tuple(X.shape[1:]) if X.ndim == 4 else None
+    if per_sample != want or (image is not None and len(shape) == 3 and image != tuple(shape)):
+        what = f"images of {tuple(shape)}" if len(shape) == 3 else f"{want} features"
+        found = f"images of {image}" if image else f"{per_sample} values"
+        hint = "; one too many: is the target column among them? drop it" if per_sample == want + 1 else ""
+        raise ShapeError(f"{name} {path}: the model reads {what} per sample, the file holds {found} per sample"
+                         f"{hint}")

@@ -42,6 +42,7 @@ def rows(outputs, info) -> tuple[list, list]:
 def run(args) -> int:
     if args.out:
         writable_target("--out", args.out)
+        flags.distinct_files({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
     model, info = load(args)
     X, _, _ = read_for_model(args.data, info)
     header, body = rows(predict(model, X, batch_size=args.batch_size), info)

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import os
 import time
+
+import numpy as np
 
 from .. import checkpoint
 from .._checks import writable_target
 from .._compat import gpu_status
 from ..backend import get_backend
-from ..errors import InvalidValueError
+from ..errors import GpubpError, InvalidValueError
 from ..history import EpochLog
 from ..network import Sequential, mlp
 from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
@@ -21,6 +25,7 @@ from .data import prepare
 
 HELP = ("train an MLP on your own CSV/.npz (--data) or a built-in dataset (default: 8x8 digits), "
         "on the GPU if one works, else the CPU")
+KINDS = {"mlp": "an MLP", "cnn": "a CNN"}
 DEFAULTS = {"mlp": (0.01, "constant"), "cnn": (0.005, "cosine")}  # (lr, schedule) per --model
 
 
@@ -35,10 +40,11 @@ def add_arguments(p):
     d.add_argument("--dataset", default="digits", choices=["digits", "xor", "spirals"],
                    help="built-in data when --data is not given (xor trains and tests on its 4 points)")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="mlp", choices=list(DEFAULTS),
-                   help="mlp, or cnn: Conv-ReLU-Pool-Conv-ReLU-Pool-Dense on 1x8x8 digits or (N, C, H, W) data")
-    flags.add_hidden(m, "128,64")
-    flags.add_model(m, "relu", loss="softmax_cross_entropy", losses=["softmax_cross_entropy", "mse"])
+    m.add_argument("--model", default=flags.marked("mlp"), choices=list(DEFAULTS),
+                   help="mlp, or cnn: Conv-ReLU-Pool-Conv-ReLU-Pool-Dense on 1x8x8 digits or (N, C, H, W) data "
+                        "(--resume: the saved model's)")
+    flags.add_hidden(m, flags.marked([128, 64]))
+    flags.add_model(m, flags.marked("relu"), loss="softmax_cross_entropy", losses=["softmax_cross_entropy", "mse"])
     t = p.add_argument_group("training")
     t.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS),
                    help="update rule (default: adam, or the resumed run's)")
@@ -52,7 +58,12 @@ def add_arguments(p):
     t.add_argument("--patience", type=flags.positive_int, help="stop after N epochs without a better validation score")
     t.add_argument("--restore-best", action="store_true",
                    help="end with the weights of the best validation epoch (they are what --save writes)")
-    flags.add_device(t)
+    flags.add_device(t, dtype=flags.marked("float32"))
+    for action in p._actions:  # the shared flags, as they read here
+        if action.dest == "dtype":
+            action.help = "floating-point type (--resume: the saved one)"
+        elif action.dest in ("hidden", "activation"):
+            action.help += " (--model mlp)"
     t.add_argument("--cuda-graph", action="store_true",
                    help="on a GPU, replay each training step as one captured CUDA graph (MLP models)")
     t.add_argument("--distributed", action="store_true",
@@ -79,7 +90,12 @@ def run(args) -> int:
     comm = communicator(args) if args.distributed else None
     quiet = comm is not None and not comm.is_root  # one report, from rank 0
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        return train(args, comm)
+        try:
+            return train(args, comm)
+        except GpubpError as exc:
+            if quiet and getattr(exc, "everywhere", False):
+                return 1  # raised on every rank alike: rank 0 prints the one line
+            raise
 
 
 def communicator(args):
@@ -90,15 +106,29 @@ def communicator(args):
     return world(device="cuda" if spec.startswith(("gpu", "cuda")) else spec)
 
 
+def _guard(comm, what):
+    """With ``comm``, an error on one rank (a file it cannot read) stops every rank alike,
+    instead of leaving the others waiting for it in the first collective."""
+    return comm.guard(what) if comm is not None else contextlib.nullcontext()
+
+
 def train(args, comm) -> int:
     spec = comm.device if comm else flags.device_spec(args)
-    backend = get_backend(spec, args.dtype)
-    ranks = f", {comm.size} rank(s) over {comm.transport.name}" if comm else ""
-    print(device_line(spec, backend) + ranks)
     _check_outputs(args)
-    saved = checkpoint.load(args.resume, backend) if args.resume else None
-    data = prepare(args, saved and saved.metadata.get("extra", {}).get("data"))
-    model = saved.model if saved else build(args, data, backend)
+    _check_model_flags(args)
+    with _guard(comm, "reading the checkpoint and the data"):
+        if args.resume:  # the saved dtype unless --dtype says otherwise; the saved model's kind
+            saved = checkpoint.load(args.resume, spec, dtype=args.dtype if flags.given(args, "dtype") else None)
+            _continue_saved(args, saved.model)
+            backend = saved.model.backend
+        else:
+            saved, backend = None, get_backend(spec, args.dtype)
+        ranks = f", {comm.size} rank(s) over {comm.transport.name}" if comm else ""
+        print(device_line(spec, backend) + ranks)
+        data = prepare(args, saved and saved.metadata.get("extra", {}).get("data"))
+        model = saved.model if saved else build(args, data, backend)
+    if comm is not None:  # every rank must train on the same samples, or the steps differ
+        comm.check_consistent(facts={"training data": _fingerprint(data)})
     print(f"model: {model}")
     print(f"data: {data.name}, {len(data.X)} training / {len(data.val[0]) if data.val else 0} validation / "
           f"{len(data.test[0]) if data.test else 0} test samples")
@@ -118,13 +148,62 @@ def train(args, comm) -> int:
     finally:
         if log:
             log.close()
-    report(args, model, data, history, time.perf_counter() - t0)
+    saved_line = None  # written before the report, so nothing printed or evaluated can lose it
     if args.save and (comm is None or comm.is_root):
-        path = save_training(args.save, model, optimizer, history, args.seed, dataset=data.name, data=data.info)
-        print(f"saved: {path}")
+        saved_line = _save(args, model, optimizer, history, data)
+    report(args, model, data, history, time.perf_counter() - t0)
+    if saved_line:
+        print(saved_line)
     if args.plot and history.loss:
         print(f"plot: {plot_history(history, args.plot, title=f'{data.name}, {args.model}')}")
     return 130 if history.interrupted else 0
+
+
+def _save(args, model, optimizer, history, data) -> str:
+    """Write --save; after Ctrl-C only where no file is yet: the model then holds part of an
+    epoch, and a checkpoint already there (an earlier run, or --checkpoint-every's last write
+    at an epoch's end) is the better one to keep."""
+    if history.interrupted and os.path.exists(args.save):
+        return f"not saved: interrupted in epoch {history.epochs + 1}; {args.save} keeps what it held"
+    path = save_training(args.save, model, optimizer, history, args.seed, dataset=data.name, data=data.info)
+    return f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
+
+
+def _fingerprint(data) -> str:
+    """The training and validation samples in a few words: how many, their shape, a digest."""
+    digest = hashlib.sha256()
+    for a in (data.X, data.y, *(data.val or ())):
+        digest.update(str((a.dtype.str, a.shape)).encode())
+        digest.update(np.ascontiguousarray(a).data)
+    return f"{len(data.X)} samples of {tuple(data.X.shape[1:])}, sha256 {digest.hexdigest()[:12]}"
+
+
+def _check_model_flags(args):
+    """The MLP's flags are refused with the CNN, which has its own fixed layers."""
+    if args.model == "cnn" and flags.given(args, "model"):
+        for name in ("hidden", "activation"):
+            if flags.given(args, name):
+                raise InvalidValueError(f"--{name} shapes the MLP; --model cnn has fixed layers "
+                                        f"(Conv-ReLU-Pool-Conv-ReLU-Pool-Dense): leave --{name} out")
+
+
+def _continue_saved(args, model):
+    """``args.model`` becomes the kind of the resumed model; a --model, --hidden or --activation
+    given that the saved architecture contradicts is refused (the saved model continues)."""
+    config = model.config()
+    kind = "cnn" if config and config[0]["type"] == "Conv2D" else "mlp"
+    if flags.given(args, "model") and args.model != kind:
+        raise InvalidValueError(f"--model {args.model}, but {args.resume} holds {KINDS[kind]} ({model}); "
+                                f"leave --model out to continue it")
+    args.model = kind
+    if kind == "mlp" and (flags.given(args, "hidden") or flags.given(args, "activation")):
+        wanted = mlp(config[0]["n_in"], args.hidden, config[-1]["n_out"], args.activation, "cpu", seed=None)
+        if wanted.config() != config:
+            raise InvalidValueError(f"--hidden/--activation ask for an MLP of hidden widths "
+                                    f"{','.join(map(str, args.hidden))} and {args.activation}, but {args.resume} "
+                                    f"holds {model}; leave them out to continue it")
+    elif kind == "cnn":
+        _check_model_flags(args)
 
 
 def _check_outputs(args):
@@ -140,6 +219,9 @@ def _check_outputs(args):
         pyplot()
     if args.test and not args.data:
         raise InvalidValueError("--test goes with --data (the built-in datasets bring their own test split)")
+    flags.distinct_files({"--save": args.save, "--log": args.log, "--plot": args.plot},
+                         {"--data": args.data, "--test": args.test, "--resume": args.resume},
+                         allowed={("--save", "--resume")})  # a run continued in place
 
 
 def build(args, data, backend) -> Sequential:

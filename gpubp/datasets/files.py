@@ -73,11 +73,14 @@ def _read_csv(path, target, features, require_target):
         raise InvalidValueError(f"{path}: expected a header row and at least one data row, "
                                 f"found {len(rows)} non-empty row(s)")
     header = [h.strip() for h in rows[0]]
+    _check_header(path, header)
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise ShapeError(f"{path}, line {line}: {len(row)} values but the header has {len(header)} columns")
     target = _target_column(path, header, target, features, require_target)
     names = list(features) if features is not None else [h for h in header if h != target]
+    if not names:
+        raise InvalidValueError(f"{path}: no feature column: the header {header} holds only the target {target!r}")
     missing = [n for n in names if n not in header]
     if missing:
         raise InvalidValueError(f"{path}: the model needs the column(s) {missing}, not in the header {header}")
@@ -89,6 +92,17 @@ def _read_csv(path, target, features, require_target):
     raw = None if target is None else [(line, row[header.index(target)].strip())
                                        for line, row in enumerate(rows[1:], start=2)]
     return X, raw, names, target
+
+
+def _check_header(path, header):
+    """Every column named, each name once (a repeated name would be read twice as one column)."""
+    blank = [i + 1 for i, h in enumerate(header) if not h]
+    if blank:
+        raise InvalidValueError(f"{path}: column(s) {blank} of the header have no name; every column needs one")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise InvalidValueError(f"{path}: the header names the column(s) {repeated} more than once; "
+                                f"every column needs a name of its own")
 
 
 def _target_column(path, header, target, features, require_target):
@@ -155,6 +169,11 @@ def _encode(raw, classes, path, target):
     if isinstance(raw, np.ndarray):
         raise ShapeError(f"{path}: classification needs y with one label per sample, got shape {raw.shape} "
                          f"(use --loss mse for several real-valued targets)")
+    empty = next((line for line, text in raw if not text.strip()), None)
+    if empty is not None:
+        where = f"line {empty}" if path.suffix.lower() != ".npz" else f"y[{empty}]"
+        raise InvalidValueError(f"{path}, {where}, column {target!r}: the label is empty; every sample "
+                                f"needs one (remove the row or fill it in)")
     if classes is None:
         classes = _sorted_labels({text for _, text in raw})
     if len(classes) < 2:
@@ -176,7 +195,7 @@ def _sorted_labels(values) -> list:
     try:
         numbers = sorted(float(v) for v in values)
     except ValueError:
-        return sorted(values)
+        return sorted({_key(v) for v in values})  # "1" and "1.0" beside text labels are one class
     return [int(v) if v.is_integer() else v for v in numbers]
 
 
@@ -197,13 +216,16 @@ class Scaler:
 
     @classmethod
     def fit(cls, X) -> "Scaler":
-        X = np.asarray(X, np.float64).reshape(len(X), -1)
+        X = np.asarray(X, np.float64)
+        if len(X) == 0:
+            raise ShapeError("Scaler.fit: no samples to take the mean and std of")
+        X = X.reshape(len(X), -1)
         std = X.std(axis=0)
         return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
 
     def __call__(self, X) -> np.ndarray:
         X = np.asarray(X, np.float64)
-        return ((X.reshape(len(X), -1) - self.mean) / self.std).reshape(X.shape)
+        return ((X.reshape(len(X), self.mean.size) - self.mean) / self.std).reshape(X.shape)
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
