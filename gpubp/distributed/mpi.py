@@ -267,7 +267,7 @@ class Communicator:
             if fields:
                 detail = "; ".join(difference(k, ref.get(k), theirs.get(k), r) for k in fields)
                 raise MismatchError(f"rank {r} of {self.size} (on {host}) differs from rank 0 (on {host0}): "
-                                    f"{detail}; every rank must run the same gpubp, NumPy and model on the "
+                                    f"{detail}; every rank must run the same gpubp, NumPy, model and data on the "
                                     f"same kind of device", r, fields)
         return mine
 

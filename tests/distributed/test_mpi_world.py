@@ -240,3 +240,33 @@ def test_the_distributed_benchmark_runs(tmp_path):
     result = json.loads(out.read_text())
     assert result["allreduce"]["ranks"] == 2 and result["allreduce"]["buckets"] == 1
     assert result["allreduce"]["ratio_single_over_bucketed"] > 0 and result["weak_scaling"]["efficiency"] > 0
+
+
+@pytest.mark.parametrize("rank1_data, words", [
+    ("missing.csv", r"rank 1 of 2 failed during reading the checkpoint and the data: .*missing.csv does not exist"),
+    ("short.csv", r"rank 1 of 2 .* differs from rank 0 .*training data: '36 samples .* on rank 0, '18 samples"),
+])
+def test_the_train_command_with_bad_data_on_one_rank_stops_every_rank(tmp_path, rank1_data, words):
+    """Was: a rank that could not read its data left the command (exit 1) while rank 0 waited for
+    it in a collective (a hang); data that differed between ranks was an MPI_ERR_TRUNCATE
+    traceback. Now: one line, from rank 0, naming the rank, and every rank exits 1."""
+    rows = "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(40))
+    (tmp_path / "data.csv").write_text("a,b,y\n" + rows)
+    (tmp_path / "short.csv").write_text("a,b,y\n" + rows[:len(rows) // 2])
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "gpubp", "train", "--distributed", "--device", "cpu", "--epochs", "1",
+               "--quiet", "--data"]
+    launcher = mpiexec()
+    proc = subprocess.Popen([*launcher, "-n", "1", *command, "data.csv", ":", "-n", "1", *command, rank1_data],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"hung: {proc.communicate()[1][-2000:]}")
+    assert proc.returncode != 0 and "epochs:" not in out
+    lines = [line for line in err.splitlines() if line.startswith("gpubp train: error:")]
+    assert len(lines) == 1 and re.search(words, lines[0]), err[-2000:]
+    assert "Traceback" not in err
