@@ -55,6 +55,7 @@ class Sequential:
         self.layers = _layers(layers)
         self.observers: list = []  # see the module docstring
         self._flat = None  # (parameters, gradients) once flatten_ has run
+        self._chain = None  # (input shape, layers) that _check_chain last passed
         seed = _checks.seed("Sequential seed", seed)
         self.to(backend, dtype)
         if seed is not None:
@@ -68,6 +69,8 @@ class Sequential:
         return self.forward(X)
 
     def forward(self, X):
+        if self._chain != (getattr(X, "shape", None), self.layers):  # a new input shape, or new layers
+            self._check_chain(X)
         observers = (*self.observers, *_ambient.get())
         with self.backend.activate():
             for i, layer in enumerate(self.layers):
@@ -77,6 +80,19 @@ class Sequential:
         if self._flat is None:  # parameters drawn on first use (seed=None): now one flat buffer each
             self.flatten_()
         return X
+
+    def _check_chain(self, X):
+        """Refuse inputs that some layer will not take before any layer runs (one that did would
+        have moved state: Dropout's draws, BatchNorm's running statistics), by each layer's
+        ``output_shape`` as far as the layers can tell; remembered for the next forward."""
+        shape = getattr(X, "shape", None)
+        if shape is None:
+            return  # not an array: the first layer says so
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            if shape is None:  # a layer that cannot tell: the rest is checked as they run
+                break
+        self._chain = (X.shape, list(self.layers))
 
     def backward(self, dY, input_grad=True):
         """Backpropagate dL/dY through every layer; returns dL/dX.

@@ -26,6 +26,9 @@ class Activation(Layer, abstract=True):
     def _extra(self):
         return ()
 
+    def output_shape(self, shape):
+        return tuple(shape)
+
     def forward(self, X, out=None):
         """Y = f(X), written into ``out`` when given (a buffer of X's shape)."""
         self.backend.check_array(X, f"{type(self).__name__} input")
@@ -91,6 +94,9 @@ class Identity(Layer):
     """Y = X; dX = dY (both passed through: ``out`` is accepted and left unused)."""
 
     capturable = True
+
+    def output_shape(self, shape):
+        return tuple(shape)
 
     def forward(self, X, out=None):
         self.backend.check_array(X, "Identity input")

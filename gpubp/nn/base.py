@@ -47,6 +47,11 @@ class Layer:
     def __call__(self, X):
         return self.forward(X)
 
+    def output_shape(self, shape):
+        """The shape of the output for inputs of ``shape``, a ShapeError naming the layer when it
+        cannot take them, or None when the layer cannot tell before it runs (a user's layer)."""
+        return None
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
@@ -156,8 +161,8 @@ class Layer:
         self.generation += 1
 
     def _set_parameters(self, params: dict) -> None:
-        self._params = params
-        self._grads = {k: self.backend.zeros(v.shape) for k, v in params.items()}
+        self._params = Arrays(self, "parameter", params)
+        self._grads = Arrays(self, "gradient", {k: self.backend.zeros(v.shape) for k, v in params.items()})
         self.generation += 1
         self._grads_zero, self._grads_stale = True, False
 
@@ -211,6 +216,30 @@ class Layer:
         if tuple(out.shape) != tuple(shape):
             raise ShapeError(f"{where}: the buffer has shape {tuple(out.shape)}, expected {tuple(shape)} "
                              f"(the shape of the {'output' if what == 'forward' else 'input gradient dX'})")
+
+
+class Arrays(dict):
+    """A layer's ``{name: array}`` of parameters or of gradients. Putting an array under a name
+    (``layer.params["W"] = W``) checks it against the one it replaces (shape, dtype, device) and
+    counts a replacement (``Layer.generation``), so that an optimizer update or a CUDA graph bound
+    to the old array is bound anew; ``load_parameters`` instead copies values into the arrays."""
+
+    def __init__(self, layer, what, arrays):
+        super().__init__(arrays)
+        self.layer, self.what = layer, what
+
+    def __setitem__(self, name, array):
+        layer, old = self.layer, self.get(name)
+        if old is None:
+            raise InvalidValueError(f"{layer!r} has no {self.what} {name!r}; its {self.what}s are {sorted(self)}")
+        layer.backend.check_array(array, f"{layer!r} {self.what} {name}")
+        if tuple(array.shape) != tuple(old.shape):
+            raise ShapeError(f"{layer!r} {self.what} {name} has shape {tuple(old.shape)}, got {tuple(array.shape)}")
+        super().__setitem__(name, array)
+        layer.generation += 1
+
+    def __reduce__(self):  # copies and pickles rebuild it whole (not item by item, which would be refused)
+        return type(self), (self.layer, self.what, dict(self))
 
 
 def into(out, value):

@@ -47,12 +47,19 @@ class Dense(Layer):
             params["b"] = self.backend.zeros((self.n_out,))
         self._set_parameters(params)
 
+    def output_shape(self, shape):
+        """(N, n_out) for inputs of shape (N, n_in), else a ShapeError."""
+        if len(shape) != 2:
+            raise ShapeError(f"Dense input: expected a 2-d array, got shape {tuple(shape)}")
+        if shape[1] != self.n_in:
+            raise ShapeError(f"Dense({self.n_in}, {self.n_out}) expects inputs of width {self.n_in}, "
+                             f"got shape {tuple(shape)}")
+        return shape[0], self.n_out
+
     def forward(self, X, out=None):
         """Y = X W + b, written into ``out`` when given (a buffer of shape (N, n_out))."""
-        self.backend.check_array(X, "Dense input", ndim=2)
-        if X.shape[1] != self.n_in:
-            raise ShapeError(f"Dense({self.n_in}, {self.n_out}) expects inputs of width {self.n_in}, "
-                             f"got shape {tuple(X.shape)}")
+        self.backend.check_array(X, "Dense input")
+        self.output_shape(X.shape)
         return self._affine(X, out)
 
     def backward(self, dY, out=None):

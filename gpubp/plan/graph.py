@@ -96,6 +96,9 @@ class GraphedStep:
         ``(model output, loss value)``: the output is the plan's buffer (valid until the next
         step), the value a 0-d device array of the caller's own."""
         plan, opt = self.plan, self.plan.optimizer
+        problem = plan.stale()
+        if problem:  # the graph would replay the old layers' kernels
+            raise StateError(f"GraphedStep: {problem} since the graph was recorded; make a new plan")
         self._refuse_observers(plan)
         if opt.prepared(plan.model) is not self._updates:  # arrays replaced: the graph would miss them
             self._record()

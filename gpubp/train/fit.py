@@ -121,8 +121,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     if sched is None:
         _checks.number("fit: the optimizer's lr", optimizer.lr, low=0, low_open=True)
     _refuse_nonfinite_start(model, optimizer)
-    if comm is not None:  # every rank starts from rank 0's model and optimizer
-        comm.check_consistent(model, optimizer)
+    if comm is not None:  # every rank holds the same data, and starts from rank 0's model and optimizer
+        to_host = model.backend.to_numpy
+        comm.check_consistent(model, optimizer, data=(to_host(Xd), to_host(yd), *map(to_host, val or ())))
         comm.broadcast_training_state_(model, optimizer)
     seed = 0 if seed is None else seed
     root = comm is None or comm.is_root
@@ -195,8 +196,8 @@ def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
 
 def _keep_flat(model):
     """The model's parameters kept in its flat buffer: a parameter array replaced by assignment
-    (``layer.params["W"] = W2``, between fits or in a callback) leaves it, and the optimizer's
-    update, bound to the flat buffer, would go on updating the old array. Once per epoch."""
+    (``layer.params["W"] = W2``, between fits or in a callback) leaves it, and the optimizer then
+    updates parameter by parameter (one launch each) until the model is made flat again. Once per epoch."""
     if getattr(model, "flat", False) is None and hasattr(model, "flatten_") and model.parameters():
         model.flatten_()  # the current arrays' values into a new flat buffer; the optimizer rebinds
 

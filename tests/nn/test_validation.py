@@ -102,3 +102,24 @@ def test_wrong_kinds_of_input_are_gpubp_errors(bad):
 def test_object_arrays_cannot_be_converted():
     with pytest.raises(GpubpError, match="cannot turn an array of dtype object"):
         gpubp.get_backend("cpu").asarray(np.array([1.0, None], dtype=object))
+
+
+def test_an_input_a_later_layer_refuses_is_refused_before_any_layer_moves_its_state():
+    """Dropout draws and BatchNorm's running statistics move in forward: an input that a later
+    layer cannot take is refused by the whole chain first, so nothing has moved and the next,
+    right input gives what it would have given without the mistake."""
+    def make():
+        return gpubp.Sequential([gpubp.Dropout(0.5, seed=1), gpubp.BatchNorm(3), gpubp.Flatten(),
+                                 gpubp.Dense(12, 2)], dtype="float64", seed=0)
+    model, twin = make(), make()
+    X = np.random.default_rng(0).normal(size=(4, 3, 2, 2))
+    wrong = np.random.default_rng(1).normal(size=(4, 3, 3, 2))  # 18 features after Flatten, not 12
+    with pytest.raises(ShapeError, match=r"Dense\(12, 2\) expects inputs of width 12, got shape \(4, 18\)"):
+        model.forward(wrong)
+    assert model.layers[0].step == 0
+    np.testing.assert_array_equal(model.layers[1].buffers["running_mean"], np.zeros(3))
+    np.testing.assert_array_equal(model.forward(X), twin.forward(X))
+    with pytest.raises(ShapeError, match="expects 3 input channels|BatchNorm"):  # checked again for a new shape
+        model.forward(np.zeros((4, 2, 2, 2)))
+    model.layers[3] = gpubp.Dense(18, 2, backend=model.backend)  # new layers: the chain is checked anew and takes it
+    assert model.forward(wrong).shape == (4, 2)

@@ -196,8 +196,10 @@ def test_state_of_another_model_is_refused_before_any_update():
 def test_a_gradient_of_the_wrong_dtype_is_refused():
     backend = gpubp.get_backend("cpu", "float32")
     model = gpubp.Sequential([gpubp.Dense(3, 2)], backend=backend)
-    model.layers[0].grads["W"] = np.zeros((3, 2))  # float64 on a float32 model
-    with pytest.raises(gpubp.DTypeError, match="gradient 0.W"):
+    with pytest.raises(gpubp.DTypeError, match="gradient W"):  # refused as it is put there
+        model.layers[0].grads["W"] = np.zeros((3, 2))  # float64 on a float32 model
+    dict.__setitem__(model.layers[0].grads, "W", np.zeros((3, 2)))  # put there past that check
+    with pytest.raises(gpubp.DTypeError, match="gradient 0.W"):  # the optimizer refuses it too
         SGD().step(model)
 
 
@@ -383,3 +385,36 @@ def test_a_deep_copied_model_is_not_taken_for_flat():
     before = {k: v.copy() for k, v in twin.parameters().items()}
     SGD(lr=0.5).step(twin)
     assert all(not np.array_equal(v, before[k]) for k, v in twin.parameters().items())
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(lr=0.1, momentum=0.9), lambda: Adam(lr=0.01)], ids=["momentum", "adam"])
+def test_a_parameter_replaced_by_assignment_is_the_one_the_optimizer_updates(make):
+    """``layer.params["W"] = W2`` between two steps: the next steps update W2 (the optimizer's
+    update, bound to the model's flat buffer, is bound anew), exactly as after loading W2's
+    values in place; an array that cannot be W is refused by name."""
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(16, 5)), rng.normal(size=(16, 2))
+    models = [gpubp.mlp(5, [6], 2, "tanh", "cpu", "float64", seed=1) for _ in range(2)]
+    opts = [make(), make()]
+
+    def step(model, opt):
+        loss = gpubp.losses.MSE()
+        loss.forward(model.forward(X), T)
+        model.zero_grad()
+        model.backward(loss.backward(), input_grad=False)
+        opt.step(model)
+    for model, opt in zip(models, opts):
+        step(model, opt)
+    W2 = rng.normal(size=(5, 6))
+    models[0].layers[0].params["W"] = W2.copy()
+    models[1].layers[0].load_parameters({"W": W2, "b": models[1].layers[0].params["b"]})
+    for _ in range(3):
+        for model, opt in zip(models, opts):
+            step(model, opt)
+    assert models[0].layers[0].params["W"] is not None and not np.allclose(models[0].layers[0].params["W"], W2)
+    for (name, a), b in zip(models[0].parameters().items(), models[1].parameters().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    with pytest.raises(gpubp.errors.ShapeError, match=r"Dense\(5, 6\) parameter W has shape \(5, 6\)"):
+        models[0].layers[0].params["W"] = np.zeros((6, 5))
+    with pytest.raises(gpubp.errors.DTypeError, match="parameter W"):
+        models[0].layers[0].params["W"] = np.zeros((5, 6), np.float32)

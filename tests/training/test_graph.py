@@ -112,6 +112,22 @@ def test_capturing_does_not_train_and_replaced_state_is_recaptured():
 
 
 @needs_gpu
+def test_a_graph_refuses_a_step_once_a_layer_was_replaced_and_follows_a_replaced_parameter():
+    rng = np.random.default_rng(1)
+    model = mlp(6, [8], 3, backend="cuda:0", dtype="float64", seed=0)
+    graphed = GraphedStep(StepPlan(model, "mse", SGD(lr=0.1), (16, 6)))
+    X, y = (model.backend.asarray(rng.normal(size=shape)) for shape in ((16, 6), (16, 3)))
+    W2 = model.backend.asarray(rng.normal(size=(6, 8)))
+    model.layers[0].params["W"] = W2  # a new array: the graph is recorded anew and updates it
+    before = model.backend.to_numpy(W2)
+    graphed.step(X, y)
+    assert model.layers[0].params["W"] is W2 and not np.array_equal(model.backend.to_numpy(W2), before)
+    model.layers[2] = gpubp.Dense(8, 3, backend=model.backend)
+    with pytest.raises(StateError, match="GraphedStep: the model's layers changed"):
+        graphed.step(X, y)
+
+
+@needs_gpu
 def test_a_graphed_step_refuses_observers():
     model = mlp(6, [8], 3, backend="cuda:0", seed=0)
     graphed = GraphedStep(StepPlan(model, "mse", SGD(), (16, 6)))
