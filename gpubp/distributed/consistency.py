@@ -1,11 +1,13 @@
 """What must agree across ranks before they train together, and how a disagreement is told.
 
 ``rank_facts`` lists this rank's versions and, with a model, its device kind (not the device
-index: ranks use different GPUs), dtype and architecture; ``difference`` describes one field that
+index: ranks use different GPUs), dtype and architecture; ``data_fingerprint`` sums up the
+training data (which every rank must hold alike); ``difference`` describes one field that
 differs from rank 0, down to the first layer or parameter that differs.
 """
 from __future__ import annotations
 
+import hashlib
 import platform
 
 import numpy as np
@@ -26,6 +28,17 @@ def rank_facts(model=None, optimizer=None) -> dict:
     if optimizer is not None:
         facts["optimizer"] = repr(optimizer)
     return facts
+
+
+def data_fingerprint(*arrays) -> str:
+    """Host arrays (the first one the samples, e.g. X, y, validation X, y) in a few words: how
+    many samples, their shape, and a sha256 of every array's dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(str((a.dtype.str, a.shape)).encode())
+        digest.update(a.data)
+    return f"{len(arrays[0])} samples of {tuple(np.shape(arrays[0])[1:])}, sha256 {digest.hexdigest()[:12]}"
 
 
 def _device_kind(backend) -> str:

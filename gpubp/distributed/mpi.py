@@ -30,7 +30,7 @@ from .._compat import cupy, gpu_status, is_cupy_array, to_host
 from ..backend import backend_of
 from ..errors import DeviceError, DTypeError, InvalidValueError
 from .buckets import DEFAULT_BUCKET_BYTES, FlatBuckets
-from .consistency import difference, rank_facts
+from .consistency import data_fingerprint, difference, rank_facts
 from .errors import DistributedError, MismatchError, RankFailure
 from .nccl import NCCLTransport
 from .sharding import grad_scale, local_batches
@@ -255,11 +255,14 @@ class Communicator:
         raise RankFailure(f"rank {first} of {self.size} failed during {what}: {reports[first]}{others}; "
                           f"every rank stopped", first, failed) from exc
 
-    def check_consistent(self, model=None, optimizer=None, facts=None) -> dict:
+    def check_consistent(self, model=None, optimizer=None, facts=None, data=None) -> dict:
         """Refuse, on every rank alike, a run whose ranks differ in gpubp/NumPy/Python/mpi4py versions,
-        device kind, dtype, architecture or optimizer; the error names the first rank that differs from
-        rank 0 and what differs. ``facts`` adds or overrides entries. Returns this rank's facts."""
+        device kind, dtype, architecture, optimizer or (``data``: host arrays, samples first) training
+        data; the error names the first rank that differs from rank 0 and what differs. ``facts`` adds
+        or overrides entries. Returns this rank's facts."""
         mine = {**rank_facts(model, optimizer), "mpi4py": mpi4py.__version__, **(facts or {})}
+        if data is not None:
+            mine["training data"] = data_fingerprint(*data)
         everyone = self.mpi.allgather((socket.gethostname(), mine))
         host0, ref = everyone[0]
         for r, (host, theirs) in enumerate(everyone[1:], start=1):

@@ -147,7 +147,8 @@ def test_bucketed_allreduce_equals_per_array_allreduce(world_run):
 
 # ---- (d) consistency --------------------------------------------------------------------
 @pytest.mark.parametrize("trial, fields", [("numpy", ["numpy"]), ("device", ["device kind"]), ("dtype", ["dtype"]),
-                                           ("architecture", ["architecture", "parameter shapes"])])
+                                           ("architecture", ["architecture", "parameter shapes"]),
+                                           ("data", ["training data"])])
 def test_the_mismatch_check_names_the_rank_that_differs(world_run, trial, fields):
     assert world_run[0]["mismatch"]["same"]  # agreeing ranks pass
     seen = [r["mismatch"][trial] for r in world_run]
@@ -156,6 +157,9 @@ def test_the_mismatch_check_names_the_rank_that_differs(world_run, trial, fields
     assert seen[0]["message"].startswith("rank 1 of 2 ")
     if trial == "architecture":
         assert "layer 0: {'type': 'Dense', 'n_in': 5, 'n_out': 7" in seen[0]["message"]
+    if trial == "data":  # fit itself: ranks given other samples (a rank reading its own copy of a file)
+        assert re.search(r"training data: '7 samples of \(5,\), sha256 \w+' on rank 0, '7 samples of \(5,\), "
+                         r"sha256 \w+' on rank 1", seen[0]["message"]), seen[0]["message"]
 
 
 # ---- (b) faults -----------------------------------------------------------------------

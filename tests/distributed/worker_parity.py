@@ -148,7 +148,9 @@ def mismatch_checks(comm, device):
               "device": lambda: comm.check_consistent(
                   model(device, "float64", 0), facts={"device kind": "cuda (NVIDIA H200)"} if comm.rank == 1 else None),
               "architecture": lambda: comm.check_consistent(model(device, "float64", 0, [8] if comm.rank == 1 else [7])),
-              "dtype": lambda: comm.check_consistent(model(device, "float32" if comm.rank == 1 else "float64", 0))}
+              "dtype": lambda: comm.check_consistent(model(device, "float32" if comm.rank == 1 else "float64", 0)),
+              "data": lambda: gpubp.fit(model(device, "float64", 0), data(7, "mse")[0] + (comm.rank == 1),
+                                        data(7, "mse")[1], loss="mse", epochs=1, progress=False, comm=comm)}
     for what, trial in trials.items():
         try:
             trial()
