@@ -5,8 +5,8 @@ The core (backend, layers, losses, network, optim, train, checkpoint) never impo
 """
 from ._version import __version__
 from .backend import KERNELS, Backend, auto_choice, get_backend, use_backend
-from .errors import (CheckpointError, DeviceError, DTypeError, GpubpError, GradcheckError, InvalidValueError,
-                     NumericalError, OutOfMemoryError, ShapeError, StateError)
+from .errors import (CheckpointError, DeviceError, DTypeError, GpubpError, GpubpWarning, GradcheckError,
+                     InvalidValueError, NumericalError, OutOfMemoryError, ShapeError, StateError)
 from .nn import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Identity, LeakyReLU,
                  MaxPool2D, ReLU, Sigmoid, Tanh)
 from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
@@ -24,6 +24,6 @@ __all__ = ["__version__", "Backend", "KERNELS", "get_backend", "use_backend", "a
            "MSE", "BinaryCrossEntropy", "SoftmaxCrossEntropy",
            "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer", "fit", "evaluate", "predict",
            "checkpoint", "datasets", "gradcheck", "gradcheck_layer", "gradcheck_loss", "GradcheckError",
-           "GpubpError", "ShapeError", "DTypeError", "DeviceError", "NumericalError", "OutOfMemoryError",
-           "InvalidValueError", "StateError", "CheckpointError",
+           "GpubpError", "GpubpWarning", "ShapeError", "DTypeError", "DeviceError", "NumericalError",
+           "OutOfMemoryError", "InvalidValueError", "StateError", "CheckpointError",
            "detect_anomaly", "parity"]

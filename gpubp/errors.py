@@ -47,3 +47,7 @@ class GradcheckError(GpubpError, AssertionError):
     def __init__(self, report):
         super().__init__(f"gradients out of tolerance:\n{report}")
         self.report = report
+
+
+class GpubpWarning(UserWarning):
+    """Something a user should know that does not stop the work (the CLI prints it in one line)."""

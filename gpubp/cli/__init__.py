@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from .._version import __version__
-from ..errors import GpubpError
+from ..errors import GpubpError, GpubpWarning
 from . import bench, check, evaluate, gradcheck, info, parity, predict, train, vanishing
 from .args import HelpFormatter
 
@@ -34,7 +35,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        code = int(args.run(args) or 0)
+        with warnings.catch_warnings():  # gpubp's warnings in one line, as its errors
+            warnings.showwarning = _one_line(args.command)
+            code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
         return code
     except GpubpError as exc:  # a user mistake or a device problem: one clear line, no traceback
@@ -46,6 +49,17 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `gpubp check | head -2`: the reader left; stop quietly
         _silence_stdout()
         return 1
+
+
+def _one_line(command):
+    previous = warnings.showwarning
+
+    def show(message, category, *rest, **kwargs):
+        if issubclass(category, GpubpWarning):
+            print(f"gpubp {command}: warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, *rest, **kwargs)
+    return show
 
 
 def _silence_stdout():

@@ -2,8 +2,10 @@
 checkpoint holds for ``fit(resume_from=...)``: epochs done, seed, history, optimizer."""
 from __future__ import annotations
 
+import warnings
+
 from .. import _checks, checkpoint
-from ..errors import CheckpointError, GpubpError, InvalidValueError
+from ..errors import CheckpointError, GpubpError, GpubpWarning, InvalidValueError
 from ..history import History
 from ..optim import get_optimizer, optimizer_from_state
 
@@ -29,6 +31,12 @@ def _resume(path, model, requested, epochs):
     epochs in all than the checkpoint has done (``epochs`` counts them all, not those still to run)."""
     meta = checkpoint.read_metadata(path)
     history, done, seed = _training_state(meta.get("extra"), path)
+    if history.interrupted:  # saved after Ctrl-C: the weights hold part of the next epoch
+        warnings.warn(f"fit: resume_from={path} was saved after Ctrl-C in epoch {done + 1}: its weights hold "
+                      f"part of that epoch, which the resumed run trains in full again (so not the numbers of "
+                      f"an uninterrupted run; a checkpoint written at an epoch's end, checkpoint_every, gives "
+                      f"those)", GpubpWarning, stacklevel=3)
+        history.interrupted = False  # this run is not (yet): it writes its checkpoints as any other
     if done > epochs:
         raise InvalidValueError(f"fit: resume_from={path} has done {done} epochs but epochs={epochs}; epochs "
                                 f"counts every epoch of the run, resumed ones included: give epochs > {done} "

@@ -3,9 +3,9 @@ a reader that leaves early (`gpubp check | head -2`) ends the command quietly.""
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
+import gpubp
 from gpubp.cli import main
 
 
@@ -77,3 +77,17 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     child.stdout.close()  # like `| head -0`: every write meets a closed pipe
     err = child.stderr.read().decode()
     assert child.wait(timeout=60) == 1 and err == ""
+
+
+def test_a_gpubp_warning_is_one_line_on_stderr_and_others_stay_pythons(capsys, monkeypatch):
+    import warnings
+    from gpubp import cli
+
+    def run(args):
+        warnings.warn("the checkpoint was saved after Ctrl-C", gpubp.GpubpWarning)
+        warnings.warn("a library's own warning", DeprecationWarning)
+        return 0
+    monkeypatch.setattr(cli.info, "run", run)
+    with pytest.warns(DeprecationWarning, match="a library's own warning"):  # shown as Python shows it
+        assert cli.main(["info"]) == 0
+    assert capsys.readouterr().err == "gpubp info: warning: the checkpoint was saved after Ctrl-C\n"

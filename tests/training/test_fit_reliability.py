@@ -346,3 +346,27 @@ def test_ctrl_c_during_validation_leaves_a_history_of_whole_epochs():
     assert history.interrupted and history.epochs == 1
     lists = ("loss", "metric", "val_loss", "val_metric", "lr", "epoch_time", "samples_per_sec")
     assert {name: len(getattr(history, name)) for name in lists} == dict.fromkeys(lists, 1)
+
+
+def test_resuming_a_model_saved_after_ctrl_c_says_so_and_writes_its_checkpoints(tmp_path):
+    """A model saved after Ctrl-C (as ``gpubp train --save`` does) holds part of the next epoch:
+    resuming from it says that it cannot repeat an uninterrupted run, and the resumed run is not
+    itself taken for interrupted (it wrote no final checkpoint, and the CLI kept no --save of it)."""
+    class CtrlC:
+        def on_batch_end(self, step, model, value):
+            if len(history_so_far) == 1:  # in the second epoch, after its first step
+                raise KeyboardInterrupt
+
+        def on_epoch_end(self, epoch, model, history):
+            history_so_far.append(epoch)
+    history_so_far = []
+    model, opt = net(), gpubp.Adam(lr=0.01)
+    cut = fit(model, X0, Y0, optimizer=opt, epochs=3, batch_size=8, progress=False, callbacks=CtrlC())
+    assert cut.interrupted and cut.epochs == 1
+    saved = gpubp.train.save_training(tmp_path / "cut.npz", model, opt, cut, 0)
+    path = tmp_path / "resumed.npz"
+    with pytest.warns(gpubp.GpubpWarning, match=r"saved after Ctrl-C in epoch 2: its weights hold part of that epoch"):
+        h = fit(net(), X0, Y0, epochs=3, batch_size=8, progress=False, resume_from=saved,
+                checkpoint_path=path, checkpoint_every=2)
+    assert not h.interrupted and h.epochs == 3
+    assert gpubp.checkpoint.read_metadata(path)["extra"]["epochs_done"] == 3  # the final write, after epoch 3
