@@ -1,7 +1,6 @@
 """Found by an adversarial sweep of the command line: each input here once gave a raw
 traceback, a silently different model or data, or a checkpoint lost; now it is one clear
 line before any training, or it is read as what it is."""
-import hashlib
 import re
 
 import numpy as np

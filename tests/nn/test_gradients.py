@@ -105,7 +105,6 @@ def three_layer(backend):
 
 def test_matches_independent_numpy_implementation(device, dtype):
     """CPU half always runs; on a GPU the same comparison runs on CuPy."""
-    from helpers import TOL
     backend = gpubp.get_backend(device, dtype)
     model = three_layer(backend)
     rng = np.random.default_rng(0)

@@ -1,5 +1,4 @@
 """plot_history / plot_gradient_norms write valid PNGs; a missing matplotlib is a clear error."""
-import struct
 import sys
 
 import pytest
