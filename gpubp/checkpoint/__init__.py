@@ -60,7 +60,7 @@ def save(path, model, optimizer=None, extra=None) -> str:
         state = optimizer.state_dict()
         meta["optimizer"] = {k: state[k] for k in ("type", "hyper", "t")}
         arrays.update({f"opt/{n}/{s}": a for n, st in state["state"].items() for s, a in st.items()})
-    text = _json(meta)
+    text = metadata_json(meta)
     bad = [k for k, a in arrays.items() if not np.isfinite(a).all()]
     if bad:
         raise NumericalError(f"refusing to write {path}: {', '.join(bad)} hold(s) NaN/Inf "
@@ -69,8 +69,9 @@ def save(path, model, optimizer=None, extra=None) -> str:
     return path
 
 
-def _json(meta) -> str:
-    """``meta`` as JSON; NumPy scalars and small arrays become numbers and lists."""
+def metadata_json(meta) -> str:
+    """``meta`` as JSON, by the rules every checkpoint is written with (``fit`` applies them to
+    ``checkpoint_extra`` before training); NumPy scalars and small arrays become numbers and lists."""
     def plain(x):
         if isinstance(x, np.generic):
             return x.item()

@@ -122,7 +122,9 @@ class Conv2D(Layer):
         self.stride = pair(stride, "Conv2D stride")
         self.padding = pair(padding, "Conv2D padding", minimum=0)
         if not isinstance(bias, bool):
-            raise InvalidValueError(f"Conv2D bias must be True or False, got {bias!r}")
+            hint = (" (PyTorch's Conv2d takes dilation in that place, which gpubp's does not: give bias by "
+                    "name)") if isinstance(bias, (int, tuple)) else ""
+            raise InvalidValueError(f"Conv2D bias must be True or False, got {bias!r}{hint}")
         self.bias, self.init = bias, init
         if not callable(init):
             conv_weight(init, np.random.default_rng(0), 1, 1, (0,))  # an unknown name fails here

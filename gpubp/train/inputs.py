@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _checks
 from .._compat import cupy, is_cupy_array
-from ..checkpoint import _json as checkpoint_json
+from ..checkpoint import metadata_json
 from .resume import STATE_KEYS
 from ..errors import DTypeError, GpubpError, InvalidValueError, NumericalError, ShapeError
 from ..nn import Activation, Identity
@@ -26,6 +26,11 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
     against the model's output (labels in range). Errors name ``what`` and ``names``."""
     X = _features(model, X, what, names[0])
     labels = isinstance(loss, SoftmaxCrossEntropy) and np.ndim(y) == 1  # integer labels stay integers
+    kind = (y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype) if labels else None
+    if labels and kind.kind == "f":  # named as the user gave it, before any conversion
+        raise DTypeError(f"{what}: {names[1]} holds {kind} values, but 1-d targets of softmax_cross_entropy "
+                         f"are integer class labels 0..C-1: convert them ({names[1]}.astype(int)) or give "
+                         f"one-hot targets of shape (N, C)")
     y = _array(model.backend, y, what, names[1], dtype=None if labels else model.backend.dtype)
     if y.ndim == 0 or y.shape[0] != X.shape[0]:
         found = "a single number (0-d)" if y.ndim == 0 else f"{y.shape[0]} (shape {tuple(y.shape)})"
@@ -150,7 +155,7 @@ def _checkpoint_extra(extra):
         raise InvalidValueError(f"fit: checkpoint_extra may not use the key(s) {clash}: a checkpoint of fit keeps "
                                 f"its training state under {list(STATE_KEYS)}; rename them")
     try:
-        checkpoint_json(extra)  # the checkpoint writer's own rules, applied before training
+        metadata_json(extra)  # the checkpoint writer's own rules, applied before training
     except GpubpError as exc:
         raise InvalidValueError(f"fit: {exc}") from None
     return extra

@@ -370,3 +370,11 @@ def test_resuming_a_model_saved_after_ctrl_c_says_so_and_writes_its_checkpoints(
                 checkpoint_path=path, checkpoint_every=2)
     assert not h.interrupted and h.epochs == 3
     assert gpubp.checkpoint.read_metadata(path)["extra"]["epochs_done"] == 3  # the final write, after epoch 3
+
+
+@pytest.mark.parametrize("y", [np.array([0.0, 1.0] * 32), [0.0, 1.0] * 32], ids=["array", "list"])
+def test_float_class_labels_are_named_as_given_with_the_way_out(y):
+    from gpubp.errors import DTypeError
+    with pytest.raises(DTypeError, match=r"fit: y holds float64 values, but 1-d targets of softmax_cross_entropy "
+                                         r"are integer class labels 0..C-1: convert them \(y.astype\(int\)\)"):
+        fit(net(), X0, y, epochs=1, progress=False)
