@@ -265,6 +265,25 @@ def test_gpu_record_keeps_the_tests_that_ran_when_the_suite_runs_out_of_time(tmp
                if f"MLP ({r['config']}) {impl}" in skipped)
 
 
+def test_gpu_record_reruns_only_the_phases_asked_for(tmp_path):
+    """A rerun after fixes: the named tests alone (the benchmarks and parity skipped), their
+    result the exit code; an unknown phase is refused before anything runs."""
+    (tmp_path / "test_sample.py").write_text("def test_ok():\n    assert True\n")
+    out, script = tmp_path / "record", str(ROOT / "scripts" / "gpu_record.py")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, script, "--device", "cpu", "--out", str(out), "--skip",
+                          "parity,kernels,mlp,conv,scaling", "--tests", f"{tmp_path / 'test_sample.py'} -p no:cacheprovider"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert run.returncode == 0, run.stderr
+    record = json.loads((out / "record.json").read_text())
+    assert record["tests"]["passed"] == 1 and record["skipped_phases"] == ["conv", "kernels", "mlp", "parity", "scaling"]
+    assert "parity" not in record["seconds"] and "mlp" not in record and not (out / "parity.txt").exists()
+    bad = subprocess.run([sys.executable, script, "--out", str(tmp_path / "never"), "--skip", "benchmarks"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert bad.returncode == 2 and "--skip: unknown phase(s) ['benchmarks']" in bad.stderr
+    assert not (tmp_path / "never").exists()
+
+
 def test_a_measurement_that_would_pass_the_deadline_is_stopped_and_named():
     """The benchmarks keep what they measured in time: a worker still running at the deadline
     is killed and reported as out of time, and what would start after it is not started."""
