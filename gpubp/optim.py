@@ -13,14 +13,16 @@ backend rounds each once to the model's dtype.
 """
 from __future__ import annotations
 
+import inspect
 from typing import NamedTuple
 
 import numpy as np
 
+from ._checks import integer
 from ._compat import to_host
 from .backend import Backend, get_backend
 from .backend.kernels import updates
-from .errors import InvalidValueError, ShapeError
+from .errors import DTypeError, InvalidValueError, NumericalError, ShapeError
 
 
 class Updates(NamedTuple):
@@ -37,12 +39,23 @@ class Optimizer:
 
     kernel = None  # a registry Kernel (gpubp/backend/kernels/updates.py)
     slots: tuple = ()
+    nonnegative_slots: tuple = ()  # slots that hold sums of squares (a negative one gives NaN steps)
 
     def __init__(self, lr, **hyper):
         self.lr = _positive("lr", lr)
         self.hyper = hyper
-        self.t, self._prepared = 0, None
+        self.t, self._prepared, self._loaded = 0, None, False
         self.state: dict = {}
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next step: a finite float >= 0 (a schedule may reach 0);
+        anything else is refused when it is set, not found in the parameters after a step."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self._lr = _nonneg("lr", value)
 
     @property
     def state(self) -> dict:
@@ -74,6 +87,9 @@ class Optimizer:
         A model whose parameters and gradients each live in one flat buffer (``Sequential.flat``)
         gets flat slots too and one kernel for all of them (the same numbers: it is elementwise)."""
         backend, params, grads = model.backend, model.parameters(), model.gradients()
+        if getattr(self, "_loaded", False):
+            self._check_state_names(params)
+            self._loaded = False
         layers = [layer for layer in getattr(model, "layers", ()) if layer.params]
         with backend.activate():
             work = [(backend.check_array(grads[name], f"gradient {name}"), param, self._slots(name, param, backend))
@@ -85,6 +101,20 @@ class Optimizer:
             views = [scalars[i, ...] for i in range(scalars.size)]  # 0-d views, read at each launch
             runs = [backend.bind(self.kernel, grad, *views, param, *slots) for grad, param, slots in work]
         return Updates(scalars, layers, runs, [a for grad, param, slots in work for a in (grad, param, *slots)])
+
+    def _check_state_names(self, params) -> None:
+        """Loaded state for parameters the model lacks, or (after a step) none for some it has, is
+        the state of another model: refused before any parameter changes. (State this optimizer
+        made itself follows a model whose layers change: new parameters get new slots.)"""
+        if not self._state:
+            return
+        extra = sorted(set(self._state) - set(params))
+        missing = sorted(set(params) - set(self._state)) if self.t > 0 else []
+        if extra or missing:
+            raise ShapeError(f"{type(self).__name__} state is not this model's: "
+                             + "; ".join(p for p in (extra and f"it has state for {extra}, which the model lacks",
+                                                     missing and f"it has none for the model's {missing}") if p)
+                             + "; create a new optimizer for a new model")
 
     def _flatten_slots(self, names, backend) -> list:
         """Each slot of every parameter in ``names`` moved into one flat array per slot (values
@@ -140,22 +170,19 @@ class Optimizer:
                 "state": {n: {s: np.array(to_host(a)) for s, a in st.items()} for n, st in self.state.items()}}
 
     def load_state_dict(self, d: dict, backend) -> None:
-        """Restore ``state_dict()`` output onto ``backend`` (a Backend or a device spec), exactly."""
-        if d.get("type") != type(self).__name__:
-            raise InvalidValueError(f"state is for {d.get('type')}, this optimizer is {type(self).__name__}")
-        before = self.lr, dict(self.hyper)
-        self.lr = float(d["hyper"]["lr"])
-        self.hyper.update({k: v for k, v in d["hyper"].items() if k != "lr"})
-        for name, st in d["state"].items():  # SGD's slots depend on its momentum
-            if set(st) != set(self.slots):
-                self.lr, self.hyper = before
-                raise InvalidValueError(f"saved state of {name} has slots {sorted(st)}, "
-                                    f"{type(self).__name__} keeps {list(self.slots)}")
+        """Restore ``state_dict()`` output onto ``backend`` (a Backend or a device spec), exactly.
+        The saved hyperparameters replace this optimizer's; everything is checked first (kind,
+        hyperparameters as the constructor checks them, ``t``, each slot's name, dtype and
+        values), so a refused state leaves this optimizer as it was."""
+        self._load_checked(_checked_state(d, type(self)), backend)
+
+    def _load_checked(self, saved: dict, backend) -> None:
         if not isinstance(backend, Backend):
-            arrays = [a for st in d["state"].values() for a in st.values()]
+            arrays = [a for st in saved["state"].values() for a in st.values()]
             backend = get_backend(backend, arrays[0].dtype if arrays else "float32")
-        self.t = int(d["t"])
-        self.state = {n: {s: backend.asarray(a) for s, a in st.items()} for n, st in d["state"].items()}
+        self.lr, self.hyper, self.t = saved["lr"], saved["hyper"], saved["t"]
+        self.state = {n: {s: backend.asarray(a) for s, a in st.items()} for n, st in saved["state"].items()}
+        self._loaded = True  # the next prepare checks it is this model's
 
 
 class SGD(Optimizer):
@@ -171,10 +198,10 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
         momentum, dampening = _unit("momentum", momentum), _unit("dampening", dampening, closed=True)
-        if nesterov and (not momentum or dampening):
+        if _flag("nesterov", nesterov) and (not momentum or dampening):
             raise InvalidValueError(f"nesterov=True needs momentum > 0 and dampening 0, "
                                     f"got momentum={momentum}, dampening={dampening}")
-        super().__init__(lr, momentum=momentum, dampening=dampening, nesterov=bool(nesterov),
+        super().__init__(lr, momentum=momentum, dampening=dampening, nesterov=_flag("nesterov", nesterov),
                          weight_decay=_nonneg("weight_decay", weight_decay))
 
     @property
@@ -207,7 +234,7 @@ class RMSprop(Optimizer):
     def __init__(self, lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
         super().__init__(lr, alpha=_unit("alpha", alpha), eps=_positive("eps", eps),
                          weight_decay=_nonneg("weight_decay", weight_decay),
-                         momentum=_unit("momentum", momentum), centered=bool(centered))
+                         momentum=_unit("momentum", momentum), centered=_flag("centered", centered))
 
     @property
     def kernel(self):
@@ -215,6 +242,8 @@ class RMSprop(Optimizer):
         return {(False, False): updates.rmsprop, (True, False): updates.rmsprop_centered,
                 (False, True): updates.rmsprop_momentum,
                 (True, True): updates.rmsprop_centered_momentum}[h.get("centered", False), bool(h.get("momentum"))]
+
+    nonnegative_slots = ("sq",)
 
     @property
     def slots(self):
@@ -249,11 +278,14 @@ class Adam(Optimizer):
             raise InvalidValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
         super().__init__(lr, beta1=_unit("beta1", b1), beta2=_unit("beta2", b2),
                          eps=_positive("eps", eps), weight_decay=_nonneg("weight_decay", weight_decay),
-                         amsgrad=bool(amsgrad), decoupled_weight_decay=bool(decoupled_weight_decay))
+                         amsgrad=_flag("amsgrad", amsgrad),
+                         decoupled_weight_decay=_flag("decoupled_weight_decay", decoupled_weight_decay))
 
     @property
     def kernel(self):
         return updates.adam_amsgrad if self.hyper.get("amsgrad") else updates.adam
+
+    nonnegative_slots = ("v", "vmax")
 
     @property
     def slots(self):
@@ -285,24 +317,92 @@ def get_optimizer(opt="adam", **kw) -> Optimizer:
         factory = OPTIMIZERS[str(opt).lower()]
     except KeyError:
         raise InvalidValueError(f"unknown optimizer {opt!r}; choose one of {sorted(OPTIMIZERS)}") from None
+    _check_keywords(str(opt).lower(), {"momentum": SGD, "nesterov": SGD}.get(str(opt).lower(), factory), kw)
     return factory(**kw)
+
+
+def _check_keywords(name, make, kw) -> None:
+    """Refuse keyword arguments the optimizer made by ``make`` does not take, naming those it does."""
+    accepted = list(inspect.signature(make).parameters)
+    unknown = sorted(set(kw) - set(accepted))
+    if unknown:
+        raise InvalidValueError(f"optimizer {name!r} takes {accepted}, got {unknown}")
 
 
 def optimizer_from_state(d: dict, backend) -> Optimizer:
     """Rebuild an optimizer from ``state_dict()`` output, its state placed on ``backend``."""
     kinds = {cls.__name__: cls for cls in (SGD, RMSprop, Adam)}
-    if d.get("type") not in kinds:
-        raise InvalidValueError(f"unknown optimizer type {d.get('type')!r} in saved state")
-    hyper = dict(d["hyper"])
-    if d["type"] == "Adam":
-        hyper["betas"] = (hyper.pop("beta1"), hyper.pop("beta2"))
-    opt = kinds[d["type"]](**hyper)
-    opt.load_state_dict(d, backend)
+    kind = d.get("type") if isinstance(d, dict) else None
+    if kind not in kinds:
+        if not isinstance(d, dict):
+            raise InvalidValueError(f"optimizer state must be a dict (Optimizer.state_dict()), "
+                                    f"got a {type(d).__name__}")
+        raise InvalidValueError(f"unknown optimizer type {kind!r} in saved state")
+    saved = _checked_state(d, kinds[kind])
+    opt = _construct(kinds[kind], saved["hyper_args"])
+    opt._load_checked(saved, backend)
     return opt
 
 
+def _construct(cls, hyper: dict) -> Optimizer:
+    """``cls(**hyper)`` with saved hyperparameters; Adam's are saved as beta1 and beta2."""
+    hyper = dict(hyper)
+    if cls is Adam and ("beta1" in hyper or "beta2" in hyper):
+        hyper["betas"] = (hyper.pop("beta1", None), hyper.pop("beta2", None))
+    _check_keywords(cls.__name__, cls, hyper)
+    return cls(**hyper)
+
+
+def _checked_state(d, cls) -> dict:
+    """``state_dict()`` output for an optimizer of class ``cls``, every part checked (nothing
+    changed): {"lr", "hyper" (as a ``cls`` built from them keeps them), "hyper_args", "t", "state"}."""
+    name = cls.__name__
+    if not isinstance(d, dict):
+        raise InvalidValueError(f"optimizer state must be a dict (Optimizer.state_dict()), got a {type(d).__name__}")
+    if d.get("type") != name:
+        raise InvalidValueError(f"state is for {d.get('type')}, this optimizer is {name}")
+    missing = [k for k in ("hyper", "t", "state") if k not in d]
+    if missing:
+        raise InvalidValueError(f"optimizer state lacks {missing}; expected Optimizer.state_dict() output")
+    if not isinstance(d["hyper"], dict) or "lr" not in d["hyper"]:
+        raise InvalidValueError(f"optimizer state: hyper must be a dict with lr, got {d['hyper']!r:.80}")
+    fresh = _construct(cls, d["hyper"])  # the constructor's checks, by name
+    t = integer("optimizer state t (steps taken)", d["t"], minimum=0)
+    state = d["state"]
+    if not isinstance(state, dict) or not all(isinstance(st, dict) for st in state.values()):
+        raise InvalidValueError(f"optimizer state: state must be {{parameter: {{slot: array}}}}, got {state!r:.80}")
+    for pname, st in state.items():  # SGD's slots depend on its momentum
+        if set(st) != set(fresh.slots):
+            raise InvalidValueError(f"saved state of {pname} has slots {sorted(st)}, "
+                                    f"{name} keeps {list(fresh.slots)}")
+        for slot, a in st.items():
+            _check_slot(f"{name} state {pname}.{slot}", to_host(a), slot in fresh.nonnegative_slots)
+    return {"lr": fresh.lr, "hyper": fresh.hyper, "hyper_args": d["hyper"], "t": t, "state": state}
+
+
+def _check_slot(what, a, nonnegative) -> None:
+    """A saved slot: a float array of finite values (>= 0 for sums of squares)."""
+    kind = getattr(getattr(a, "dtype", None), "kind", None)
+    if kind != "f":
+        raise DTypeError(f"{what}: expected a float array, got {getattr(a, 'dtype', type(a).__name__)}")
+    if not np.isfinite(a).all():
+        raise NumericalError(f"{what} holds NaN/Inf; this state cannot be continued from")
+    if nonnegative and a.size and a.min() < 0:
+        raise InvalidValueError(f"{what} holds negative values (minimum {float(a.min()):g}); it is a moving "
+                                f"average of squares, so the state is damaged")
+
+
+def _flag(name, x) -> bool:
+    """A True/False option: a bool (or NumPy bool, or 0/1), never a string such as "False"."""
+    if isinstance(x, (bool, np.bool_)) or (isinstance(x, (int, np.integer)) and x in (0, 1)):
+        return bool(x)
+    raise InvalidValueError(f"{name} must be True or False, got {x!r}")
+
+
 def _number(name, x) -> float:
-    """``float(x)``, refusing what is not a finite number (NaN, inf, strings) by name."""
+    """``float(x)``, refusing what is not a finite number (NaN, inf, strings, bools) by name."""
+    if isinstance(x, (str, bytes, bool, np.bool_)):
+        raise InvalidValueError(f"{name} must be a number, got {x!r}")
     try:
         value = float(x)
     except (TypeError, ValueError):
