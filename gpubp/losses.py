@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 
 from ._checks import takes_out
 from .backend import backend_of
@@ -29,7 +30,11 @@ class Loss:
     def __repr__(self):
         return f"{type(self).__name__}()"
 
+    _saves = ()  # the attributes forward keeps for backward (forgotten as a forward starts)
+
     def _begin(self, Y, T, ndim=None):
+        for name in self._saves:  # a forward that fails leaves nothing for backward: no stale gradient
+            self.__dict__.pop(name, None)
         self.backend = backend_of(Y)
         self.backend.check_array(Y, f"{type(self).__name__} predictions", ndim=ndim)
         if Y.shape[0] == 0:
@@ -108,7 +113,7 @@ class Loss:
     def _saved(self, name):
         """What ``forward`` saved for ``backward`` (StateError before any forward)."""
         if not hasattr(self, name):
-            raise StateError(f"{type(self).__name__}.backward called before forward")
+            raise StateError(f"{type(self).__name__}.backward called before forward (or after a forward that failed)")
         return getattr(self, name)
 
 
@@ -117,6 +122,8 @@ class MSE(Loss):
 
     For one sample with one output this is the seeds' squared error (y_hat - y)^2.
     """
+
+    _saves = ("diff",)
 
     def forward(self, Y, T):
         self._begin(Y, T)
@@ -157,11 +164,14 @@ class BinaryCrossEntropy(Loss):
     L = mean(max(z, 0) - z t + log(1 + exp(-|z|)));  dL/dz = (sigmoid(z) - t) / N.
     """
 
+    _saves = ("Z",)
+
     def forward(self, Z, T):
         xp = self._begin(Z, T)
-        self.Z, self.T = Z, self._float_targets(Z, T)
+        T = self._float_targets(Z, T)
         if not getattr(self, "_trusted", False):  # a device sync per batch unless fit checked all targets
             self.check_targets(Z, T)
+        self.Z, self.T = Z, T
         terms, log_term = self._buf("terms", Z.shape), self._buf("log_term", Z.shape)
         xp.maximum(Z, 0, out=terms)
         terms -= xp.multiply(Z, T, out=log_term)        # max(z, 0) - z t
@@ -184,9 +194,10 @@ class BinaryCrossEntropy(Loss):
     def check_targets(self, Z, T):
         """Targets must lie in [0, 1] (the loss has no minimum otherwise): one device sync for all of ``T``."""
         if T.size:
-            lo, hi = float(T.min()), float(T.max())
-            if lo < 0 or hi > 1:
-                raise InvalidValueError(f"BinaryCrossEntropy: targets must be in [0, 1], got values in [{lo:g}, {hi:g}]")
+            lo, hi = float(T.min()), float(T.max())  # NaN if any is: refused too
+            if not (lo >= 0 and hi <= 1):
+                raise InvalidValueError(f"BinaryCrossEntropy: targets must be in [0, 1], got values in [{lo:g}, {hi:g}]"
+                                        + (" (NaN among them)" if math.isnan(lo) else ""))
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -197,6 +208,8 @@ class SoftmaxCrossEntropy(Loss):
     L = mean_n(sum_c T_nc (logsumexp(Z_n) - Z_nc));  dL/dZ = (softmax(Z) * s - T) / N,
     which is (softmax(Z) - T) / N for labels and rows summing to 1 (no extra pass then).
     """
+
+    _saves = ("log_probs",)
 
     def forward(self, Z, T):
         xp = self._begin(Z, T, ndim=2)
@@ -224,10 +237,10 @@ class SoftmaxCrossEntropy(Loss):
         """Integer labels must lie in [0, C), target rows must be >= 0: one reduction and one
         device sync for all of ``T``."""
         if T.ndim == 2 and T.size:
-            lo = float(T.min())
-            if lo < 0:
-                raise InvalidValueError(f"SoftmaxCrossEntropy: target rows must be >= 0 (probabilities or "
-                                        f"weights), got a minimum of {lo:g}")
+            lo, hi = float(T.min()), float(T.max())  # NaN if any is: refused too
+            if not (lo >= 0 and math.isfinite(hi)):
+                raise InvalidValueError(f"SoftmaxCrossEntropy: target rows must be finite and >= 0 (probabilities "
+                                        f"or weights), got values in [{lo:g}, {hi:g}]")
         if T.ndim == 1 and T.dtype.kind in "iu" and T.size:
             c = Z.shape[-1]
             lo, hi = int(T.min()), int(T.max())
@@ -238,6 +251,10 @@ class SoftmaxCrossEntropy(Loss):
     def _targets(self, Z, T):
         """One-hot/probability targets of Z's shape and dtype."""
         n, c = Z.shape
+        if c == 0:
+            raise ShapeError(f"SoftmaxCrossEntropy: predictions of shape {tuple(Z.shape)} have no classes")
+        if not hasattr(T, "ndim") or not hasattr(T, "dtype"):
+            self.backend.check_array(T, "SoftmaxCrossEntropy targets")  # a list: the DeviceError saying how
         if T.ndim == 2:
             T = self._float_targets(Z, T)
             if not getattr(self, "_trusted", False):
@@ -278,5 +295,5 @@ def get_loss(loss) -> Loss:
         return loss
     try:
         return LOSSES[loss]()
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable value such as a list
         raise InvalidValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None
