@@ -25,7 +25,7 @@ from .._version import __version__
 from ..backend import get_backend
 from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError, ShapeError
 from ..network import Sequential
-from ..optim import optimizer_from_state
+from ..optim import Optimizer, optimizer_from_state
 from .archive import FORMAT, Archive, read_meta
 from .atomic import write_atomically
 
@@ -53,6 +53,13 @@ def save(path, model, optimizer=None, extra=None) -> str:
     ``extra`` JSON cannot hold, and NaN/Inf in a parameter or slot (the file at ``path``,
     if any, is kept)."""
     path = _checks.writable_target("checkpoint path", path)
+    if not isinstance(model, Sequential):
+        raise InvalidValueError(f"checkpoint.save: model must be a gpubp Sequential, got a {type(model).__name__}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise InvalidValueError(f"checkpoint.save: optimizer must be a gpubp Optimizer (or None), "
+                                f"got a {type(optimizer).__name__}")
+    if extra is not None and not isinstance(extra, dict):  # readers look names up in it
+        raise InvalidValueError(f"checkpoint extra must be a dict of JSON-able values, got a {type(extra).__name__}")
     meta = {"format": FORMAT, "architecture": model.config(), **provenance(model), "extra": extra or {}}
     arrays = {f"param/{k}": model.backend.to_numpy(v) for k, v in model.parameters().items()}
     arrays.update({f"buffer/{k}": model.backend.to_numpy(v) for k, v in model.buffers().items()})
@@ -65,7 +72,11 @@ def save(path, model, optimizer=None, extra=None) -> str:
     if bad:
         raise NumericalError(f"refusing to write {path}: {', '.join(bad)} hold(s) NaN/Inf "
                              f"(the file already there, if any, is kept)")
-    write_atomically(path, lambda f: np.savez(f, __meta__=np.array(text), **arrays))
+    try:
+        write_atomically(path, lambda f: np.savez(f, __meta__=np.array(text), **arrays))
+    except OSError as exc:  # a full disk, a read-only or special file system: nothing replaced
+        raise CheckpointError(f"cannot write {path} ({type(exc).__name__}: {exc.strerror or exc}); "
+                              f"the file already there, if any, is kept") from None
     return path
 
 

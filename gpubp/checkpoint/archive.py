@@ -47,7 +47,10 @@ class Archive:
     each header checked against the entry's size; ``read`` reads one array."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
+        try:
+            self.path = os.fspath(path)
+        except TypeError:
+            raise CheckpointError(f"a checkpoint path must be a file path, got {path!r}") from None
         if not os.path.exists(self.path):
             raise CheckpointError(f"no checkpoint at {self.path}")
         if os.path.isdir(self.path):

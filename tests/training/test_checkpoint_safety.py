@@ -235,3 +235,37 @@ def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
 def test_save_refuses_a_path_it_cannot_write_before_writing(tmp_path, where, words):
     with pytest.raises(InvalidValueError, match=words):
         checkpoint.save(tmp_path / where, trained(steps=0)[0])
+
+
+@pytest.mark.parametrize("fail_at", ["savez", "replace"])
+def test_a_write_that_fails_is_a_checkpoint_error_and_keeps_the_old_file(good, monkeypatch, fail_at):
+    path, model, opt = good
+    before = open(path, "rb").read()
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(np if fail_at == "savez" else os, "savez" if fail_at == "savez" else "replace", full)
+    with pytest.raises(CheckpointError, match="No space left.*kept"):  # was: a raw OSError
+        checkpoint.save(path, model, opt)
+    monkeypatch.undo()
+    assert open(path, "rb").read() == before
+    assert sorted(os.listdir(os.path.dirname(path))) == ["good.npz"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("args, words", [
+    (("a string",), "model must be a gpubp Sequential"),
+    ((None, "adam"), "optimizer must be a gpubp Optimizer"),
+    ((None, None, [1, 2]), "extra must be a dict"),
+])
+def test_save_names_arguments_of_the_wrong_kind(tmp_path, args, words):
+    model, _ = trained(steps=0)
+    args = tuple(model if a is None and i == 0 else a for i, a in enumerate(args))
+    with pytest.raises(InvalidValueError, match=words):  # was: AttributeError from deep inside save
+        checkpoint.save(tmp_path / "m.npz", *args)
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("load", [checkpoint.load, checkpoint.read_metadata])
+def test_a_path_that_is_not_a_path_is_a_checkpoint_error(load):
+    with pytest.raises(CheckpointError, match="file path"):  # was: TypeError from os.fspath
+        load(None)
