@@ -9,10 +9,18 @@ caller's device (the caller's objects are never changed; inputs on another devic
 are refused), returns a per-array report,
 and raises :class:`GradcheckError` carrying it when an entry is out of tolerance
 (``|analytic - numeric| <= atol + rtol * |numeric|``).
+
+A check that cannot fail is said so: an array whose checked gradients are all, backprop's
+and the differences' alike, within ``atol`` of zero (a deep sigmoid net's first layers, a
+softmax over one class) passes any backward as small (zero, its negative), so its
+row reads ``ok?`` and a GpubpWarning names it and says which ``atol`` would test it. Inputs
+with NaN/Inf, and a loss that is not finite where the check starts, are refused
+(NumericalError) before any difference is taken.
 """
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,8 +28,10 @@ import numpy as np
 from .. import _checks
 from .._compat import is_cupy_array, to_host
 from ..backend import backend_of, get_backend
-from ..errors import DeviceError, GradcheckError
+from ..errors import DeviceError, DTypeError, GpubpWarning, GradcheckError, InvalidValueError, NumericalError
 from ..losses import get_loss
+from ..network import Sequential
+from ..nn import Layer
 
 
 @dataclass
@@ -33,6 +43,7 @@ class Row:
     max_rel: float
     worst_index: tuple
     ok: bool
+    vacuous: bool = False  # every checked gradient within atol of zero: no backward could fail here
 
 
 @dataclass
@@ -46,12 +57,20 @@ class GradcheckReport:
     def ok(self) -> bool:
         return all(r.ok for r in self.rows)
 
+    @property
+    def vacuous(self) -> list:
+        """Names of the arrays whose check could not fail (see the module docstring)."""
+        return [r.name for r in self.rows if r.vacuous]
+
     def __str__(self):
         head = f"{'array':14}{'shape':>14}{'checked':>9}{'max abs err':>13}{'max rel err':>13}  worst index  result"
         lines = [f"gradient check (eps={self.eps:g}, atol={self.atol:g}, rtol={self.rtol:g})", head]
         for r in self.rows:
             lines.append(f"{r.name:14}{str(r.shape):>14}{r.checked:9}{r.max_abs:13.3e}{r.max_rel:13.3e}  "
-                         f"{str(r.worst_index):11}  {'ok' if r.ok else 'FAIL'}")
+                         f"{str(r.worst_index):11}  {'FAIL' if not r.ok else 'ok?' if r.vacuous else 'ok'}")
+        if self.vacuous:
+            lines.append(f"ok?: every checked gradient is within atol={self.atol:g} of zero, so this check "
+                         f"cannot tell it from 0 or from its negative")
         return "\n".join(lines)
 
 
@@ -62,16 +81,17 @@ def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4
     Parameters with more than ``max_samples_per_param`` entries are checked at that many
     indices drawn with ``seed``; the report's rows are named like ``model.parameters()``.
     """
-    _check_args("gradcheck", eps, atol, rtol, max_samples_per_param, seed)
+    _check_args("gradcheck", eps, atol, rtol, max_samples_per_param, seed, dtype)
+    _check_kind("gradcheck", "model", model, Sequential, "a gpubp Sequential (for one layer use gradcheck_layer)")
     m, backend = _copy(model, model.backend, dtype)
     loss = copy.copy(get_loss(loss))
-    X, y = _inputs(backend, model.backend, X, y)
+    X, y = _inputs("gradcheck", backend, model.backend, X, y, names=("X", "y"))
     start = _frozen(m.buffers())
 
     def f():  # every evaluation from the same buffers: the same Dropout mask, BatchNorm state
         m.load_buffers(start)
         return float(loss.forward(m.forward(X), y))
-    f()
+    _finite_start("gradcheck", f(), "the loss")
     m.zero_grad()
     m.backward(loss.backward())
     analytic = {k: backend.to_numpy(g) for k, g in m.gradients().items()}
@@ -83,9 +103,10 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
                     seed=0, raise_on_fail=True):
     """Check a single layer's dX and parameter gradients for L = sum(w * layer(X)), w random
     (so dL/dY = w: every output's gradient path is exercised with a different weight)."""
-    _check_args("gradcheck_layer", eps, atol, rtol, max_samples_per_param, seed)
+    _check_args("gradcheck_layer", eps, atol, rtol, max_samples_per_param, seed, dtype)
+    _check_kind("gradcheck_layer", "layer", layer, Layer, "a gpubp Layer (for a model use gradcheck)")
     lay, backend = _copy(layer, layer.backend, dtype)
-    (X,) = _inputs(backend, layer.backend, X)
+    (X,) = _inputs("gradcheck_layer", backend, layer.backend, X, names=("X",))
     start = _frozen(lay.buffers)
     lay.load_buffers(start)
     w = backend.asarray(np.random.default_rng(seed).normal(size=lay.forward(X).shape))
@@ -93,7 +114,7 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
     def f():  # every evaluation from the same buffers: the same Dropout mask, BatchNorm state
         lay.load_buffers(start)
         return float((lay.forward(X) * w).sum())
-    f()
+    _finite_start("gradcheck_layer", f(), f"the output of {lay!r}")
     lay.zero_grad()
     analytic = {"dX": backend.to_numpy(lay.backward(w))}
     analytic.update({k: backend.to_numpy(g) for k, g in lay.grads.items()})
@@ -104,28 +125,48 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
 def gradcheck_loss(loss, Y, T, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, max_samples_per_param=64,
                    seed=0, raise_on_fail=True):
     """Check a loss's dL/dY at predictions Y and targets T (float targets are cast, labels kept)."""
-    _check_args("gradcheck_loss", eps, atol, rtol, max_samples_per_param, seed)
+    _check_args("gradcheck_loss", eps, atol, rtol, max_samples_per_param, seed, dtype)
     origin = backend_of(Y)
     backend = get_backend(origin.device, dtype)
     loss = copy.copy(get_loss(loss))
-    Y, T = _inputs(backend, origin, Y, T)
+    Y, T = _inputs("gradcheck_loss", backend, origin, Y, T, names=("Y", "T"))
 
     def f():
         return float(loss.forward(Y, T))
-    f()
+    _finite_start("gradcheck_loss", f(), "the loss")
     analytic = {"dY": backend.to_numpy(loss.backward())}
     return _finish(_compare(f, {"dY": Y}, analytic, eps, atol, rtol, max_samples_per_param, seed),
                    raise_on_fail)
 
 
-def _check_args(fn, eps, atol, rtol, max_samples, seed):
+def _check_args(fn, eps, atol, rtol, max_samples, seed, dtype):
     """One InvalidValueError naming the argument: a zero or negative eps divides by zero or
-    differentiates backwards; tolerances are >= 0; at least one entry is sampled."""
+    differentiates backwards; tolerances are >= 0; at least one entry is sampled; the dtype
+    is float32 or float64 (a DTypeError)."""
     _checks.number(f"{fn}: eps", eps, low=0, low_open=True)
     _checks.number(f"{fn}: atol", atol, low=0)
     _checks.number(f"{fn}: rtol", rtol, low=0)
     _checks.integer(f"{fn}: max_samples_per_param", max_samples, minimum=1)
     _checks.integer(f"{fn}: seed", seed, minimum=0)
+    try:
+        name = None if dtype is None else np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in ("float32", "float64"):  # None too: it would keep the model's own dtype
+        raise DTypeError(f"{fn}: dtype must be 'float64' (the default) or 'float32', got {dtype!r}")
+
+
+def _check_kind(fn, what, obj, cls, expected):
+    if not isinstance(obj, cls):
+        raise InvalidValueError(f"{fn}: {what} must be {expected}, got {type(obj).__name__} {obj!r:.60}")
+
+
+def _finite_start(fn, value, what):
+    """Refuse a check that starts where ``what`` is NaN/Inf: every difference would be NaN."""
+    if not np.isfinite(value):
+        raise NumericalError(f"{fn}: {what} is {value} at the inputs given, so no finite difference "
+                             f"can be taken; check the parameters and targets for NaN/Inf or values "
+                             f"outside the loss's domain (with gpubp.detect_anomaly() to find the layer)")
 
 
 def _frozen(buffers) -> dict:
@@ -136,18 +177,26 @@ def _frozen(buffers) -> dict:
 def _copy(obj, backend, dtype):
     """A deep copy of a model or layer moved to ``dtype`` on its own device (backends are shared, not copied)."""
     target = get_backend(backend.device, dtype)
-    return copy.deepcopy(obj, memo={id(backend): backend}).to(target), target
+    try:
+        twin = copy.deepcopy(obj, memo={id(backend): backend})
+    except Exception as exc:  # a user's layer holding a lock, a file, a generator...
+        raise InvalidValueError(f"gradcheck works on a copy, and {obj!r:.80} cannot be copied "
+                                f"({type(exc).__name__}: {exc}); give its layers state that copy.deepcopy "
+                                f"can copy") from exc
+    return twin.to(target), target
 
 
-def _inputs(backend, origin, *arrays):
-    """Arrays on the checked device: floats as float64, integer labels unchanged."""
+def _inputs(fn, backend, origin, *arrays, names):
+    """Arrays on the checked device: floats as float64, integer labels unchanged; NaN/Inf refused."""
     out = []
-    for a in arrays:
+    for name, a in zip(names, arrays):
         if is_cupy_array(a) and not origin.is_own(a):
-            raise DeviceError(f"gradcheck: an input is on cuda:{a.device.id} but the model is on {origin.device}")
+            raise DeviceError(f"{fn}: an input is on cuda:{a.device.id} but the model is on {origin.device}")
         if isinstance(a, np.ndarray) and origin.name == "cupy":
-            raise DeviceError("gradcheck: a NumPy input for a CuPy model; move it with model.backend.asarray(x)")
-        out.append(backend.asarray(a))
+            raise DeviceError(f"{fn}: a NumPy input for a CuPy model; move it with model.backend.asarray(x)")
+        a = backend.asarray(a)
+        backend.check_finite(a, f"{fn}: the input {name}")
+        out.append(a)
     return out
 
 
@@ -171,13 +220,20 @@ def _compare(f, arrays, analytic, eps, atol, rtol, max_samples, seed):
         err = np.abs(got - numeric)
         rel = err / np.maximum(np.maximum(np.abs(got), np.abs(numeric)), 1e-300)
         worst = int(np.argmax(err - (atol + rtol * np.abs(numeric))))
+        size = float(max(np.abs(got).max(), np.abs(numeric).max()))
         report.rows.append(Row(name, tuple(arr.shape), len(idx), float(err.max()), float(rel.max()),
                                tuple(int(k) for k in np.unravel_index(int(idx[worst]), arr.shape)),
-                               bool(np.all(err <= atol + rtol * np.abs(numeric)))))
+                               bool(np.all(err <= atol + rtol * np.abs(numeric))), vacuous=size <= atol))
     return report
 
 
 def _finish(report, raise_on_fail):
     if raise_on_fail and not report.ok:
         raise GradcheckError(report)
+    if report.vacuous:
+        warnings.warn(f"gradcheck: every checked gradient of {', '.join(report.vacuous)} is within "
+                      f"atol={report.atol:g} of zero, so a wrong backward as small (zero, the negative, "
+                      f"half of it) passes as well; give an atol well below their size (float64 differences are good "
+                      f"to about 1e-10 of the loss) or inputs where the gradient is not ~0",
+                      GpubpWarning, stacklevel=3)
     return report
