@@ -18,13 +18,18 @@ for the whole run (see :func:`.tolerance.true_float32`).
 from __future__ import annotations
 
 import copy
+import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from ... import _checks
 from ..._compat import to_host
 from ...backend import Backend, get_backend, parse_spec
+from ...errors import GpubpWarning, InvalidValueError, ShapeError
 from ...losses import get_loss
+from ...network import Sequential
 from ...optim import get_optimizer
 from .report import Entry, ParityReport
 from .tolerance import compare, loss_gradient_terms, tf32_state, tolerance_for, true_float32
@@ -56,7 +61,12 @@ def resolve_backend(spec, dtype) -> Backend:
 
 def make_optimizer(spec, lr):
     """A fresh optimizer per run: ``gpubp.optim`` by name, or a copy of an instance."""
-    return get_optimizer(spec, lr=lr) if isinstance(spec, str) else copy.deepcopy(spec)
+    if isinstance(spec, str):
+        return get_optimizer(spec, lr=lr)
+    if isinstance(spec, type) or not callable(getattr(spec, "step", None)):
+        raise InvalidValueError(f"parity: optimizer must be a gpubp.optim name like 'sgd' or an optimizer "
+                                f"instance like SGD(0.1), got {spec!r:.80}")
+    return copy.deepcopy(spec)
 
 
 def copy_model(model, backend):
@@ -66,7 +76,13 @@ def copy_model(model, backend):
     try:
         twin = type(model).from_config(model.config(), backend, backend.dtype, seed=None)
     except ValueError:
-        return copy.deepcopy(model, {id(model.observers): []}).to(backend, backend.dtype)
+        try:
+            twin = copy.deepcopy(model, {id(model.observers): []})
+        except Exception as exc:  # a user's layer holding a lock, a file, a generator...
+            raise InvalidValueError(f"parity trains copies of the model, and {model!r:.80} cannot be copied "
+                                    f"({type(exc).__name__}: {exc}); give its layers state that "
+                                    f"copy.deepcopy can copy") from exc
+        return twin.to(backend, backend.dtype)
     for key, p in twin.parameters().items():
         p[...] = backend.asarray(model.backend.to_numpy(model.parameters()[key]))
     return twin
@@ -195,15 +211,21 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
     (wrapping), ``batch_size`` rows per step (all rows by default). ``loss`` is
     a name or Loss; ``optimizer`` a gpubp.optim name or optimizer instance.
     """
-    if len(backends) != 2:
-        raise ValueError(f"parity compares two backends, got {len(backends)}")
-    if int(steps) < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    if not isinstance(model, Sequential):
+        raise InvalidValueError(f"parity: model must be a gpubp Sequential, got {type(model).__name__} {model!r:.60}")
+    if isinstance(backends, (str, Backend)) or not isinstance(backends, (tuple, list)) or len(backends) != 2:
+        raise InvalidValueError(f"parity compares two backends, like ('cpu', 'gpu') or "
+                                f"('cpu/float32', 'cpu/float64'), got {backends!r}")
+    steps = _checks.integer("parity: steps", steps, minimum=1)
     sides = [resolve_backend(b, model.backend.dtype) for b in backends]
-    _check_perturbation(perturb, len(model.layers))
-    Xh, yh = to_host(X), to_host(y)
+    _check_perturbation(perturb, model, steps)
+    if sides[0] == sides[1] and perturb is None:
+        warnings.warn(f"parity: both sides are {sides[0].device}/{sides[0].dtype.name}, so the report compares "
+                      f"a backend with itself (equal by construction on the CPU); name two backends, like "
+                      f"cpu gpu or cpu/float32 cpu/float64", GpubpWarning, stacklevel=2)
+    Xh, yh = _data(X, y)
     n = Xh.shape[0]
-    size = n if batch_size is None else int(batch_size)
+    size = n if batch_size is None else _checks.integer("parity: batch_size", batch_size, minimum=1)
     report = ParityReport(tuple(f"{b.device}/{b.dtype.name}" for b in sides),
                           tolerance_for(*(b.dtype for b in sides)), int(steps),
                           [repr(layer) for layer in model.layers], tf32=tf32_state()[1])
@@ -226,9 +248,37 @@ def _compare_step(step, a, b, scales, report) -> list[Entry]:
     return entries
 
 
-def _check_perturbation(p, n_layers):
+def _data(X, y):
+    """Host copies of the data: as many targets as rows, at least one row."""
+    Xh, yh = np.asarray(to_host(X)), np.asarray(to_host(y))
+    if Xh.ndim == 0 or yh.ndim == 0 or Xh.shape[0] == 0:
+        raise ShapeError(f"parity needs at least one row of data, got X of shape {Xh.shape} and y of shape {yh.shape}")
+    if Xh.shape[0] != yh.shape[0]:
+        raise ShapeError(f"parity: X has {Xh.shape[0]} rows but y has {yh.shape[0]}; they must match")
+    return Xh, yh
+
+
+def _check_perturbation(p, model, steps):
+    """Refuse a fault that would not be applied (a silent 'within tolerance'): the layer, step,
+    side and quantity must exist in this run, and ``rel`` change the numbers."""
     if p is None:
         return
-    if not 0 <= p.layer < n_layers or p.side not in (0, 1) or p.quantity not in FAULT_QUANTITIES:
-        raise ValueError(f"bad perturbation {p}: layer in [0, {n_layers - 1}], side 0 or 1, "
-                         f"quantity one of {FAULT_QUANTITIES}")
+    if not isinstance(p, Perturbation):
+        raise InvalidValueError(f"parity: perturb must be a Perturbation(layer, step, side, quantity, rel), got {p!r:.80}")
+    n_layers = len(model.layers)
+    if not (_whole(p.layer) and 0 <= p.layer < n_layers) or not (_whole(p.step) and 0 <= p.step < steps) \
+            or p.side not in (0, 1) or p.quantity not in FAULT_QUANTITIES:
+        raise InvalidValueError(f"bad perturbation {p}: layer in [0, {n_layers - 1}], step in [0, {steps - 1}] "
+                                f"(the run has {steps} steps), side 0 or 1, quantity one of {FAULT_QUANTITIES}")
+    layer = model.layers[p.layer]
+    names = layer.parameter_shapes() or layer.params  # a user's layer may not state its shapes
+    if p.quantity in ("dW", "db") and p.quantity[1:] not in names:
+        raise InvalidValueError(f"bad perturbation {p}: layer {p.layer} ({layer!r}) has no {p.quantity[1:]}, so "
+                                f"no {p.quantity} to perturb; its quantities are Y, dX"
+                                + "".join(f", d{k}" for k in names if f"d{k}" in FAULT_QUANTITIES))
+    if isinstance(p.rel, bool) or not isinstance(p.rel, numbers.Real) or not np.isfinite(p.rel) or p.rel == 0:
+        raise InvalidValueError(f"bad perturbation {p}: rel must be a finite number other than 0, got {p.rel!r}")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
