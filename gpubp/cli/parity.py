@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from ..datasets import DATASETS, load_dataset
 from ..errors import InvalidValueError
-from ..losses import get_loss
+from ..losses import SoftmaxCrossEntropy, get_loss
 from ..network import mlp
 from ..tools.parity import Perturbation, parity
 from ..tools.parity.run import FAULT_QUANTITIES
 from . import args as flags
+from .gradcheck import check_softmax_outputs
 
 HELP = ("train one seeded model on two backends (e.g. cpu gpu, or cpu/float32 cpu/float64) and report "
         "per step and layer where activations, deltas, dW, db and the loss leave tolerance")
@@ -39,11 +40,19 @@ def build(args):
     sizes = list(args.widths)
     if len(sizes) < 2:
         raise InvalidValueError(f"--widths needs at least two widths, input first, like 8,16,3; got {sizes}")
+    loss = get_loss(args.loss)
     if args.dataset:
         X, y = load_dataset(args.dataset)[:2]
+        labels = y.dtype.kind in "iu"
+        if labels != isinstance(loss, SoftmaxCrossEntropy):
+            raise InvalidValueError(f"--dataset {args.dataset} has {'class labels' if labels else 'real-valued targets'}"
+                                    f", which --loss {args.loss} cannot train on; use --loss "
+                                    f"{'softmax_cross_entropy' if labels else 'mse'}")
         sizes[0], sizes[-1] = X.shape[1], (int(y.max()) + 1 if y.ndim == 1 else y.shape[1])
+        check_softmax_outputs(loss, sizes[-1], f"--dataset {args.dataset}")
     else:
-        X, y = flags.synthetic(get_loss(args.loss), args.samples, sizes[0], sizes[-1], args.seed)
+        check_softmax_outputs(loss, sizes[-1])
+        X, y = flags.synthetic(loss, args.samples, sizes[0], sizes[-1], args.seed)
     model = mlp(sizes[0], sizes[1:-1], sizes[-1], args.activation, "cpu", args.dtype, seed=args.seed)
     return model, X, y
 

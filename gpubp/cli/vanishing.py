@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backend import get_backend
-from ..errors import GpubpError
+from ..errors import GpubpError, OutOfMemoryError
 from ..tools.diagnostics import format_table, vanishing_experiment
 from ..tools.plot import check_plot_path, plot_gradient_norms
 from . import args as flags
@@ -27,8 +27,12 @@ def run(args) -> int:
     backend = get_backend(flags.device_spec(args), args.dtype)
     if not args.no_plot:  # a path that cannot be written is refused before the experiment runs
         check_plot_path(args.plot, "--plot")
-    result = vanishing_experiment(depth=args.depth, width=args.width, seed=args.seed,
-                                  backend=backend, epochs=args.epochs, lr=args.lr)
+    try:
+        result = vanishing_experiment(depth=args.depth, width=args.width, seed=args.seed,
+                                      backend=backend, epochs=args.epochs, lr=args.lr)
+    except MemoryError as exc:  # NumPy's (CuPy's is an OutOfMemoryError already, a MemoryError too)
+        raise OutOfMemoryError(f"--depth {args.depth} --width {args.width} does not fit in memory "
+                               f"({exc}); use a smaller --width or --depth") from None
     print(f"{args.depth} hidden layers of {args.width} on the digits data, {backend.device} "
           f"{args.dtype}; one batch of 256 at initialisation:")
     print(format_table(result, epoch=0))

@@ -14,13 +14,14 @@ so neither the layers nor their instances are touched.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 from ..backend import get_backend
 from ..datasets import load_digits
-from ..errors import GpubpError
+from ..errors import GpubpError, InvalidValueError
 from ..nn import Dense
-from ..losses import SoftmaxCrossEntropy
+from ..losses import SoftmaxCrossEntropy, get_loss
 from ..network import mlp
 from ..train import fit
 
@@ -98,6 +99,9 @@ class GradientRecorder:
         """Rows ``(layer index, layer name, ||dW|| or None, ||dY||)`` for one epoch."""
         if not self.delta_norms:
             raise GpubpError("GradientRecorder has recorded no epoch yet")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not -len(self.delta_norms) <= epoch < len(self.delta_norms):
+            raise InvalidValueError(f"GradientRecorder has recorded {len(self.delta_norms)} epoch(s) "
+                                    f"(0 to {len(self.delta_norms) - 1}, or -1 for the last), got epoch {epoch!r}")
         dW = dict(zip(self.dense, self.dW_norms[epoch]))
         return [(i, name, dW.get(i), self.delta_norms[epoch][i]) for i, name in enumerate(self.names)]
 
@@ -112,8 +116,9 @@ class GradientRecorder:
 
 
 def record_gradients(model, X, T, loss) -> GradientRecorder:
-    """One forward/backward of ``model`` on ``(X, T)``, recorded as a single epoch."""
-    rec = GradientRecorder()
+    """One forward/backward of ``model`` on ``(X, T)`` under ``loss`` (a Loss or its name),
+    recorded as a single epoch."""
+    rec, loss = GradientRecorder(), get_loss(loss)
     with rec.epoch(model):
         loss.forward(model.forward(model.backend.asarray(X)), model.backend.asarray(T))
         model.zero_grad()
@@ -146,8 +151,15 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
             fit(model, X, y, optimizer="adam", lr=lr, epochs=epochs, seed=seed, progress=False,
                 callbacks=[rec])
         out[act] = rec
-        out["ratio"][act] = rec.dW_norms[0][0] / rec.dW_norms[0][-1]
+        out["ratio"][act] = _ratio(rec.dW_norms[0][0], rec.dW_norms[0][-1])
     return out
+
+
+def _ratio(first, last) -> float:
+    """first / last; inf when only the last is 0 (a net whose units all died), NaN when both are."""
+    if last:
+        return first / last
+    return math.inf if first else math.nan
 
 
 def format_table(result, epoch=0) -> str:
