@@ -7,6 +7,7 @@ plot is drawn, with the non-interactive Agg backend, so no display is needed.
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 from .._checks import writable_target
@@ -61,9 +62,11 @@ def plot_history(history, path, title=None) -> Path:
     dataset and model) heads the figure. A loss spanning more than two decades is drawn on a
     log scale.
     """
-    h = history if isinstance(history, dict) else history.as_dict()
+    h = _history_dict(history)
     if not h.get("loss"):
         raise GpubpError("plot_history: the history has no epochs to plot")
+    for key in ("loss", "val_loss", "metric", "val_metric"):
+        _series(f"plot_history: history[{key!r}]", h.get(key))
     plt = pyplot()
     panels = [("loss", "loss", "val_loss")]
     if h.get("metric"):
@@ -85,6 +88,27 @@ def plot_history(history, path, title=None) -> Path:
     return _save(fig, path)
 
 
+def _history_dict(history) -> dict:
+    """``history`` as a dict: a History (or anything with ``as_dict()``), or a dict already."""
+    if isinstance(history, dict):
+        return history
+    if callable(getattr(history, "as_dict", None)):
+        return history.as_dict()
+    raise InvalidValueError(f"plot_history: history must be a gpubp History or its as_dict(), "
+                            f"got {type(history).__name__} {history!r:.60}")
+
+
+def _series(name, values):
+    """Refuse a series that is not a list of numbers (None marks an epoch without a value)."""
+    if values is None:
+        return
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+        raise InvalidValueError(f"{name} must be a list of numbers, one per epoch, got {values!r:.60}")
+    bad = [v for v in values if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real))]
+    if bad:
+        raise InvalidValueError(f"{name} must hold numbers, one per epoch, got {bad[0]!r:.40}")
+
+
 def _spans_decades(values, decades=2) -> bool:
     """True when positive finite ``values`` span more than ``decades`` powers of ten."""
     good = [v for v in values if v > 0 and math.isfinite(v)]
@@ -97,13 +121,10 @@ def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> P
     ``recorders``: ``{label: GradientRecorder}``, e.g. ``{"sigmoid": ..., "relu": ...}``
     as returned by :func:`gpubp.tools.diagnostics.vanishing_experiment`.
     """
+    series = _recorded_norms(recorders, epoch)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, rec in recorders.items():
-        norms = rec.dW_norms[epoch]
-        if not all(math.isfinite(v) and v > 0 for v in norms):
-            raise GpubpError(f"plot_gradient_norms: {label} has non-positive or non-finite "
-                             f"norms {norms}; a log scale cannot show them")
+    for label, norms in series.items():
         ax.plot(range(1, len(norms) + 1), norms, marker="o", label=label)
     ax.set_yscale("log")
     ax.set(xlabel="Dense layer (1 = nearest the input; the last is the output layer)", ylabel="||dW||",
@@ -111,3 +132,30 @@ def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> P
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return _save(fig, path)
+
+
+def _recorded_norms(recorders, epoch) -> dict:
+    """``{label: ||dW|| per Dense layer}`` of ``epoch``, checked before any figure is made: at
+    least one recorder, each with that epoch recorded and every norm positive and finite."""
+    if not isinstance(recorders, dict) or not recorders:
+        raise InvalidValueError(f"plot_gradient_norms: recorders must be a non-empty dict "
+                                f"{{label: GradientRecorder}}, got {recorders!r:.60}")
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
+        raise InvalidValueError(f"plot_gradient_norms: epoch must be a whole number, got {epoch!r}")
+    series = {}
+    for label, rec in recorders.items():
+        recorded = getattr(rec, "dW_norms", None)
+        if not isinstance(recorded, list):
+            raise InvalidValueError(f"plot_gradient_norms: {label!r} is not a GradientRecorder, got "
+                                    f"{type(rec).__name__}")
+        if not -len(recorded) <= epoch < len(recorded):
+            raise InvalidValueError(f"plot_gradient_norms: {label!r} has recorded {len(recorded)} epoch(s), "
+                                    f"so epoch {epoch} is not there")
+        norms = recorded[epoch]
+        bad = [(k + 1, v) for k, v in enumerate(norms) if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise GpubpError(f"plot_gradient_norms: {label} has {len(bad)} non-positive or non-finite "
+                             f"norm(s) of {len(norms)} (Dense layer {bad[0][0]}: {bad[0][1]}); a log scale "
+                             f"cannot show them")
+        series[label] = norms
+    return series

@@ -1,0 +1,50 @@
+"""Bad input to the plot helpers: a gpubp error naming it, before matplotlib draws anything."""
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.errors import GpubpError, InvalidValueError
+from gpubp.tools.diagnostics import GradientRecorder, record_gradients
+from gpubp.tools.plot import plot_gradient_norms, plot_history
+
+
+def recorded():
+    model = gpubp.mlp(4, [5], 3, "tanh", "cpu", seed=0)
+    return record_gradients(model, np.ones((4, 4)), np.array([0, 1, 2, 0]), "softmax_cross_entropy")
+
+
+@pytest.mark.parametrize("history, words", [
+    (None, "history must be a gpubp History or its as_dict"),
+    ([1.0, 2.0], "history must be a gpubp History"),
+    ({"loss": 1.0}, r"history\['loss'\] must be a list of numbers"),
+    ({"loss": ["a", "b"]}, r"history\['loss'\] must hold numbers"),
+    ({"loss": [1.0], "metric": "acc"}, r"history\['metric'\] must be a list"),
+])
+def test_a_history_that_is_not_one_is_named(history, words, tmp_path):
+    with pytest.raises(InvalidValueError, match=words):
+        plot_history(history, tmp_path / "h.png")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("recorders, epoch, words", [
+    ({}, 0, "recorders must be a non-empty dict"),
+    ([GradientRecorder()], 0, "recorders must be a non-empty dict"),
+    ({"sigmoid": GradientRecorder()}, 0, "'sigmoid' has recorded 0 epoch"),
+    ({"sigmoid": "rec"}, 0, "'sigmoid' is not a GradientRecorder"),
+    ("recorded", 5, "'a' has recorded 1 epoch.*epoch 5 is not there"),
+    ("recorded", "x", "epoch must be a whole number"),
+])
+def test_recorders_without_that_epoch_are_named(recorders, epoch, words, tmp_path):
+    recorders = {"a": recorded()} if recorders == "recorded" else recorders
+    with pytest.raises(InvalidValueError, match=words):
+        plot_gradient_norms(recorders, tmp_path / "g.png", epoch=epoch)
+    assert not list(tmp_path.iterdir())
+
+
+def test_zero_norms_are_named_in_one_short_line(tmp_path):
+    rec = recorded()
+    rec.dW_norms[0] = [0.0] * 200
+    with pytest.raises(GpubpError, match=r"a has 200 non-positive or non-finite norm\(s\) of 200 \(Dense layer 1: 0.0\)") \
+            as caught:
+        plot_gradient_norms({"a": rec}, tmp_path / "g.png")
+    assert len(str(caught.value)) < 200
