@@ -1,22 +1,23 @@
-"""Anomaly mode: find the first layer whose output or delta turns NaN/Inf.
+"""Anomaly mode: find the first layer whose output or gradients turn NaN/Inf.
 
     with gpubp.detect_anomaly():
         loss.forward(model.forward(X), y)
         model.backward(loss.backward())
 
 Inside the block every model reports to an :class:`AnomalyWatch` (the observer hook
-of :mod:`gpubp.network`), which checks each layer's forward output and backward
-result (one reduction and one device sync each: a debugging tool, off by default,
-and free when off). The first non-finite array raises NumericalError naming the
-layer (index and type) and the pass (forward or backward).
+of :mod:`gpubp.network`), which checks the model's input, each layer's forward output,
+the gradient the top layer receives from the loss, and each layer's backward results:
+dX and its parameter gradients (dW, db, ...; the first layer's are all there is when
+fit skips its dX). One reduction and one device sync each: a debugging tool, off by
+default, and free when off. The first non-finite array raises NumericalError naming where
+it was found: the input, a layer (index and type) and the pass, or the loss's gradient.
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 
 from ..backend.base import count_nonfinite
-from ..errors import NumericalError
+from ..errors import InvalidValueError, NumericalError
 from ..network import observing
 
 
@@ -28,33 +29,58 @@ def anomaly_enabled() -> bool:
 
 
 class AnomalyWatch:
-    """Observer raising NumericalError at the first layer whose result has NaN/Inf
-    (while anomaly mode is enabled: a ``detect_anomaly(False)`` block inside pauses it)."""
+    """Observer raising NumericalError at the first non-finite array of a pass (while anomaly
+    mode is enabled: a ``detect_anomaly(False)`` block inside pauses it)."""
 
     def forward(self, model, i, layer, X, Y):
-        self._check(model, Y, i, layer, "forward", "output")
+        if i == 0:
+            self._check(model, X, lambda bad: f"the model's input X has {bad} NaN/Inf value(s), out of "
+                                              f"{X.size}, before layer 0 ran")
+        self._check(model, Y, self._layer(i, layer, "forward output", "the layers before it", Y.size))
 
     def backward(self, model, i, layer, dY, dX):
+        if i == len(model.layers) - 1:
+            self._check(model, dY, lambda bad: f"the gradient dY that layer {i} ({layer!r}) received from the "
+                                               f"loss has {bad} NaN/Inf value(s), out of {dY.size}: look at the "
+                                               f"loss, its targets and the predictions")
+        for name, g in layer.grads.items():
+            self._check(model, g, self._layer(i, layer, f"backward gradient d{name}", "the layers above it", g.size))
         if dX is not None:
-            self._check(model, dX, i, layer, "backward", "delta (dX)")
+            self._check(model, dX, self._layer(i, layer, "backward delta (dX)", "the layers above it", dX.size))
 
     @staticmethod
-    def _check(model, x, index, layer, phase, what):
+    def _layer(i, layer, what, others, size):
+        return lambda bad: (f"layer {i} ({layer!r}) produced {bad} NaN/Inf value(s) in its {what}, out of "
+                            f"{size}; {others} were finite")
+
+    @staticmethod
+    def _check(model, x, message):
         if not _enabled.get():
             return
         bad = count_nonfinite(model.backend.xp, x)
         if bad:
-            raise NumericalError(f"anomaly: layer {index} ({layer!r}) produced {bad} NaN/Inf value(s) in its "
-                                 f"{phase} {what}, out of {x.size}; the layers before it were finite")
+            raise NumericalError(f"anomaly: {message(bad)}")
 
 
-@contextlib.contextmanager
-def detect_anomaly(enabled: bool = True):
-    """Check every layer of every model run inside the block (``enabled=False`` pauses an outer block)."""
-    watch = observing(AnomalyWatch()) if enabled and not _enabled.get() else contextlib.nullcontext()
-    token = _enabled.set(bool(enabled))
-    try:
-        with watch:
-            yield
-    finally:
+class detect_anomaly:  # noqa: N801 (used as a function: ``with gpubp.detect_anomaly():``)
+    """Check every layer of every model run inside the block (``enabled=False`` pauses an outer
+    block). The same object may be entered again, nested or later."""
+
+    def __init__(self, enabled: bool = True):
+        if not isinstance(enabled, bool):
+            raise InvalidValueError(f"detect_anomaly(enabled) must be True or False, got {enabled!r}")
+        self.enabled, self._entered = enabled, []
+
+    def __enter__(self):
+        watch = observing(AnomalyWatch()) if self.enabled and not _enabled.get() else None
+        if watch is not None:
+            watch.__enter__()
+        self._entered.append((watch, _enabled.set(self.enabled)))
+        return self
+
+    def __exit__(self, *exc):
+        watch, token = self._entered.pop()
         _enabled.reset(token)
+        if watch is not None:
+            watch.__exit__(*exc)
+        return False
