@@ -24,7 +24,7 @@ def as_float_dtype(dtype) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in FLOAT_DTYPES:
+    if dt is None or dt not in FLOAT_DTYPES:  # (None in FLOAT_DTYPES: NumPy compares None as float64)
         raise DTypeError(f"dtype must be float32 or float64, got {dtype!r}")
     return dt
 

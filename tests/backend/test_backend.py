@@ -37,6 +37,13 @@ def test_parse_spec_refuses(spec):
         parse_spec(spec)
 
 
+@pytest.mark.parametrize("dtype", ["bogus", 3, "float16", object()])
+def test_a_dtype_that_is_no_float_dtype_is_named(dtype):
+    # NumPy's np.dtype('float64') == None is True: a name NumPy does not know must not pass for float64
+    with pytest.raises(gpubp.DTypeError, match="dtype must be float32 or float64, got"):
+        get_backend("cpu", dtype)
+
+
 def test_spec_dtype_and_argument_must_agree():
     assert get_backend("cpu/float64").dtype == np.float64
     assert get_backend("cpu/float64", "float64").dtype == np.float64
