@@ -30,7 +30,7 @@ def load_digits(test_fraction=0.2, seed=0):
     with gzip.open(HERE / "digits.csv.gz", "rt") as f:
         data = np.loadtxt(f, delimiter=",")
     X, y = data[:, :64] / 16.0, data[:, 64].astype(np.int64)
-    return split(X, y, test_fraction, seed, stratify=True)
+    return _both_sides(split(X, y, test_fraction, seed, stratify=True), test_fraction)
 
 
 def xor():
@@ -50,7 +50,7 @@ def spirals(n=400, noise=0.1, seed=0, test_fraction=0.25):
     sign = np.where(y == 0, 1.0, -1.0)
     X = np.stack([sign * t * np.cos(t), sign * t * np.sin(t)], axis=1) / (3 * np.pi)
     X += rng.normal(0, noise, X.shape)
-    return split(X, y.astype(np.int64), test_fraction, seed)
+    return _both_sides(split(X, y.astype(np.int64), test_fraction, seed), test_fraction)
 
 
 def house_price():
@@ -75,12 +75,25 @@ def load_dataset(name, **kw):
     return loader(**kw)
 
 
+def _both_sides(parts, test_fraction):
+    """A loader's split, refused when a side is empty (it would train on nothing, or report a
+    score of no test sample); ``split`` itself returns such sides for callers that handle them."""
+    n_train, n_test = len(parts[1]), len(parts[3])
+    if not (n_train and n_test):
+        raise InvalidValueError(f"test_fraction {test_fraction:g} of {n_train + n_test} samples leaves {n_test} for "
+                                f"testing and {n_train} for training; each needs at least one")
+    return parts
+
+
 def split(X, y, test_fraction, seed, stratify=False):
-    """Deterministic train/test split; stratified keeps class proportions."""
+    """Deterministic train/test split; stratified keeps class proportions (a side may be empty
+    when the fraction rounds to no sample)."""
     number("test_fraction", test_fraction, low=0, high=1, low_open=True)
     if test_fraction == 1:
         raise InvalidValueError("test_fraction must be in (0, 1), got 1: nothing would be left to train on")
     integer("seed", seed, minimum=0)
+    if len(X) != len(y):
+        raise InvalidValueError(f"split: X has {len(X)} samples but y has {len(y)}")
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
     test = np.concatenate([rng.permutation(g)[: round(len(g) * test_fraction)] for g in groups])

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +48,17 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
         classes: the labels a trained model knows; a target value outside them is refused.
         require_target: False to read files without the target column (prediction).
     """
-    path = Path(path)
+    try:
+        path = Path(path)
+    except TypeError:
+        raise InvalidValueError(f"data file must be a path, got {path!r}") from None
+    if isinstance(features, (str, bytes)):  # a string would be read as one column per character
+        raise InvalidValueError(f"features must be a list of column names, got the string {features!r}")
+    if classes is not None:
+        classes = list(classes)
+        keys = [_key(str(c)) for c in classes]
+        if len(set(keys)) != len(keys):
+            raise InvalidValueError(f"classes {classes} name a class more than once")
     if not path.is_file():
         raise InvalidValueError(f"data file {path} does not exist (or is not a file)")
     if path.suffix.lower() == ".npz":
@@ -136,14 +148,16 @@ def _read_npz(path, features, require_target):
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as exc:
-        raise InvalidValueError(f"cannot read {path} as .npz: {exc}") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:  # damaged files
+        raise InvalidValueError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from None
     if "X" not in arrays or (require_target and "y" not in arrays):
         raise InvalidValueError(f"{path}: an .npz needs arrays named X and y, found {sorted(arrays)}")
     X = arrays["X"]
     if X.dtype.kind not in "iuf" or X.ndim not in (2, 4):
         raise ShapeError(f"{path}: X must be numbers of shape (samples, features) or (samples, C, H, W), "
                          f"got {X.dtype} {X.shape}")
+    if len(X) == 0:
+        raise ShapeError(f"{path}: X holds no samples")
     X = X.astype(np.float64)
     bad = np.argwhere(~np.isfinite(X))
     if len(bad):
@@ -152,6 +166,8 @@ def _read_npz(path, features, require_target):
     if features is not None and len(features) != len(names):
         raise ShapeError(f"{path}: X has {len(names)} features per sample, the model expects {len(features)}")
     y = arrays.get("y")
+    if y is not None and (y.ndim not in (1, 2) or y.dtype.kind not in "biufU"):
+        raise ShapeError(f"{path}: y must hold one label or row of targets per sample, got {y.dtype} {y.shape}")
     if y is not None and len(y) != len(X):
         raise ShapeError(f"{path}: X has {len(X)} samples but y has {len(y)}")
     raw = None if y is None else ([(i, str(v)) for i, v in enumerate(y.tolist())] if y.ndim == 1 else y)
@@ -160,6 +176,11 @@ def _read_npz(path, features, require_target):
 
 def _floats(raw, path, target) -> np.ndarray:
     if isinstance(raw, np.ndarray):
+        if raw.dtype.kind not in "iuf":
+            raise InvalidValueError(f"{path}: regression targets y must be numbers, got {raw.dtype}")
+        bad = np.argwhere(~np.isfinite(raw))
+        if len(bad):
+            raise InvalidValueError(f"{path}: y holds NaN/Inf, the first at index {tuple(int(i) for i in bad[0])}")
         return raw.astype(np.float64)
     return np.array([_number(text, path, line, target) for line, text in raw])
 
@@ -174,12 +195,17 @@ def _encode(raw, classes, path, target):
         where = f"line {empty}" if path.suffix.lower() != ".npz" else f"y[{empty}]"
         raise InvalidValueError(f"{path}, {where}, column {target!r}: the label is empty; every sample "
                                 f"needs one (remove the row or fill it in)")
+    missing = next(((line, text) for line, text in raw if _is_nonfinite(text)), None)
+    if missing is not None:  # "nan" is a missing value, not a class of its own
+        where = f"line {missing[0]}" if path.suffix.lower() != ".npz" else f"y[{missing[0]}]"
+        raise InvalidValueError(f"{path}, {where}, column {target!r}: the label {missing[1].strip()!r} is not "
+                                f"finite; every sample needs a real label (remove the row or fill it in)")
     if classes is None:
         classes = _sorted_labels({text for _, text in raw})
     if len(classes) < 2:
         raise InvalidValueError(f"{path}: column {target!r} has only one distinct value {classes}; "
                                 f"classification needs two or more (--loss mse for regression)")
-    index = {str(c): i for i, c in enumerate(classes)}
+    index = {_key(str(c)): i for i, c in enumerate(classes)}
     y = np.empty(len(raw), dtype=np.int64)
     for k, (line, text) in enumerate(raw):
         if _key(text) not in index:
@@ -193,26 +219,50 @@ def _encode(raw, classes, path, target):
 def _sorted_labels(values) -> list:
     """Numbers sorted as numbers (kept as int where whole), else text sorted as text."""
     try:
-        numbers = sorted(float(v) for v in values)
+        numbers = sorted({_label_number(v) for v in values})
     except ValueError:
         return sorted({_key(v) for v in values})  # "1" and "1.0" beside text labels are one class
-    return [int(v) if v.is_integer() else v for v in numbers]
+    return numbers
+
+
+def _label_number(text):
+    """A numeric label: an int when whole (exactly, however large), else a float; ValueError if text."""
+    try:
+        return int(text)
+    except ValueError:
+        v = float(text)
+    return int(v) if v.is_integer() else v
 
 
 def _key(text) -> str:
     """The label of a target cell as ``_sorted_labels`` spells it ("1.0" and "1" are class 1)."""
     try:
-        v = float(text)
+        return str(_label_number(text))
     except ValueError:
         return text
-    return str(int(v)) if v.is_integer() else str(v)
+
+
+def _is_nonfinite(text) -> bool:
+    try:
+        return not math.isfinite(float(text))
+    except (ValueError, OverflowError):
+        return False
 
 
 class Scaler:
     """Per-feature standardisation fitted on training data: ``x' = (x - mean) / std``."""
 
     def __init__(self, mean, std):
-        self.mean, self.std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        try:
+            self.mean, self.std = np.asarray(mean, np.float64).ravel(), np.asarray(std, np.float64).ravel()
+        except (TypeError, ValueError):
+            raise InvalidValueError(f"Scaler: mean and std must be lists of numbers, got {mean!r:.60} and "
+                                    f"{std!r:.60}") from None
+        if self.mean.shape != self.std.shape or not self.mean.size:
+            raise ShapeError(f"Scaler: {self.mean.size} means but {self.std.size} stds; one of each per feature")
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all() and (self.std > 0).all()):
+            raise InvalidValueError("Scaler: mean and std must be finite and std > 0 (NaN, Inf or a zero std "
+                                    "would turn every input into NaN or Inf)")
 
     @classmethod
     def fit(cls, X) -> "Scaler":
@@ -220,11 +270,15 @@ class Scaler:
         if len(X) == 0:
             raise ShapeError("Scaler.fit: no samples to take the mean and std of")
         X = X.reshape(len(X), -1)
+        if not np.isfinite(X).all():
+            raise InvalidValueError("Scaler.fit: the features hold NaN/Inf")
         std = X.std(axis=0)
         return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
 
     def __call__(self, X) -> np.ndarray:
         X = np.asarray(X, np.float64)
+        if X.ndim < 1 or X.size != len(X) * self.mean.size:
+            raise ShapeError(f"Scaler: fitted on {self.mean.size} features per sample, got data of shape {X.shape}")
         return ((X.reshape(len(X), self.mean.size) - self.mean) / self.std).reshape(X.shape)
 
     def to_dict(self) -> dict:
@@ -232,4 +286,6 @@ class Scaler:
 
     @classmethod
     def from_dict(cls, d) -> "Scaler":
+        if not isinstance(d, dict) or set(d) != {"mean", "std"}:
+            raise InvalidValueError(f"a Scaler is stored as {{'mean': [...], 'std': [...]}}, got {d!r:.80}")
         return cls(d["mean"], d["std"])

@@ -34,3 +34,19 @@ def test_generators():
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("mnist")
+
+
+@pytest.mark.parametrize("load", [lambda: load_digits(test_fraction=0.9999), lambda: load_digits(test_fraction=1e-9),
+                                  lambda: spirals(n=10, test_fraction=0.01), lambda: spirals(n=2)],
+                         ids=["no training sample", "no test sample", "spirals, no test", "two points"])
+def test_a_split_with_an_empty_side_is_refused(load):
+    from gpubp.errors import InvalidValueError
+    with pytest.raises(InvalidValueError, match="each needs at least one"):  # was: an empty array, silently
+        load()
+
+
+def test_split_names_x_and_y_of_different_lengths():
+    from gpubp.datasets import split
+    from gpubp.errors import InvalidValueError
+    with pytest.raises(InvalidValueError, match="5 samples but y has 4"):  # was: IndexError from NumPy
+        split(np.zeros((5, 2)), np.zeros(4), 0.2, 0)

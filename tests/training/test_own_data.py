@@ -49,3 +49,74 @@ def test_tables_and_scaler(tmp_path):
     assert load_table(f).classes == [1, 2, 10]
     with pytest.raises(InvalidValueError, match=r"line 2, column 'label': '2' is not one of the model's classes \[1, 10\]"):
         load_table(f, classes=[1, 10])
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("label", ["nan", "inf", "-inf"])
+def test_a_missing_label_is_not_made_a_class(tmp_path, label):
+    path = write(tmp_path, "d.csv", f"a,y\n1,0\n2,1\n3,{label}\n")
+    with pytest.raises(InvalidValueError, match=f"line 4.*{label!r} is not finite"):  # was: a class "nan"
+        load_table(path)
+    np.savez(tmp_path / "d.npz", X=np.ones((3, 1)), y=np.array([0.0, 1.0, float(label)]))
+    with pytest.raises(InvalidValueError, match="not finite|NaN/Inf"):
+        load_table(tmp_path / "d.npz")
+    np.savez(tmp_path / "r.npz", X=np.ones((3, 1)), y=np.array([[0.0], [1.0], [float(label)]]))
+    with pytest.raises(InvalidValueError, match="NaN/Inf"):  # regression targets from .npz were not checked
+        load_table(tmp_path / "r.npz", regression=True)
+
+
+def test_one_label_spelled_two_ways_is_one_class(tmp_path):
+    table = load_table(write(tmp_path, "d.csv", "a,y\n1,1\n2,1.0\n3,2\n"))
+    assert table.classes == [1, 2] and table.y.tolist() == [0, 0, 1]  # was: classes [1, 1, 2], y [1, 1, 2]
+    big = load_table(write(tmp_path, "b.csv", f"a,y\n1,{2**60}\n2,{2**60 + 1}\n"))
+    assert big.classes == [2**60, 2**60 + 1] and big.y.tolist() == [0, 1]  # float rounding merged them
+
+
+def test_given_classes_are_matched_by_value_and_must_be_distinct(tmp_path):
+    path = write(tmp_path, "d.csv", "a,y\n1,0\n2,1\n")
+    assert load_table(path, classes=[0.0, 1.0]).y.tolist() == [0, 1]  # was: "'0' is not one of [0.0, 1.0]"
+    with pytest.raises(InvalidValueError, match="more than once"):  # was: y indexed past the duplicate
+        load_table(path, classes=[0, 0, 1])
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"PK\x03\x04garbage", "cannot read"), (b"", "cannot read"),
+])
+def test_a_damaged_npz_is_named(tmp_path, content, words):
+    (tmp_path / "d.npz").write_bytes(content)
+    with pytest.raises(InvalidValueError, match=words):  # was: BadZipFile / EOFError
+        load_table(tmp_path / "d.npz")
+
+
+def test_odd_arguments_and_arrays_are_named(tmp_path):
+    path = write(tmp_path, "d.csv", "a,b,y\n1,2,0\n3,4,1\n")
+    with pytest.raises(InvalidValueError, match="list of column names"):  # was: one column per character
+        load_table(path, features="ab")
+    with pytest.raises(InvalidValueError, match="must be a path"):  # was: TypeError
+        load_table(None)
+    np.savez(tmp_path / "s.npz", X=np.ones((3, 2)), y=np.array(1))
+    with pytest.raises(gpubp.ShapeError, match="one label"):  # was: TypeError len() of unsized object
+        load_table(tmp_path / "s.npz")
+    np.savez(tmp_path / "e.npz", X=np.ones((0, 2)), y=np.zeros(0))
+    with pytest.raises(gpubp.ShapeError, match="no samples"):
+        load_table(tmp_path / "e.npz")
+
+
+@pytest.mark.parametrize("stored, words", [
+    ({"mean": [0.0]}, "stored as"), ({"mean": [0.0, 1.0], "std": [1.0]}, "2 means but 1 stds"),
+    ({"mean": [0.0], "std": [0.0]}, "std > 0"), ({"mean": [float("nan")], "std": [1.0]}, "finite"),
+])
+def test_a_damaged_scaler_is_refused_when_read(stored, words):
+    with pytest.raises(gpubp.GpubpError, match=words):  # was: KeyError, or Inf/NaN for every input
+        Scaler.from_dict(stored)
+
+
+def test_a_scaler_names_data_of_another_width():
+    scaler = Scaler.fit(np.ones((3, 2)))
+    with pytest.raises(gpubp.ShapeError, match="2 features"):  # was: ValueError cannot reshape
+        scaler(np.ones((3, 3)))
