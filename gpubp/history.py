@@ -67,6 +67,7 @@ class History:
             raise InvalidValueError(f"history best_epoch must be a whole number >= 1 or None, got {best!r:.80}")
         if not isinstance(d.get("interrupted", False), bool):
             raise InvalidValueError(f"history interrupted must be True or False, got {d['interrupted']!r:.80}")
+        _check_epochs(d)
         return cls(**d)
 
     def summary(self, epoch: int) -> str:
@@ -155,6 +156,24 @@ def _isatty(stream) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _check_epochs(d) -> None:
+    """One entry per epoch in every per-epoch list (validation lists may be shorter: a run resumed
+    without validation data), none negative where a rate or a time is, best_epoch one of the epochs."""
+    epochs = len(d.get("loss", []))
+    for name in ("lr", "epoch_time", "samples_per_sec") + (("metric",) if d.get("metric_name") else ()):
+        if len(d.get(name, [])) != epochs:
+            raise InvalidValueError(f"history {name} has {len(d.get(name, []))} entries for {epochs} epochs of loss; "
+                                    f"each epoch needs one")
+    for name in ("metric", "val_loss", "val_metric"):
+        if len(d.get(name, [])) > epochs:
+            raise InvalidValueError(f"history {name} has {len(d[name])} entries, more than its {epochs} epochs")
+    for name in ("lr", "epoch_time", "samples_per_sec"):
+        if any(v < 0 for v in d.get(name, [])):
+            raise InvalidValueError(f"history {name} holds a negative value: {min(d[name])}")
+    if d.get("best_epoch") is not None and d["best_epoch"] > epochs:
+        raise InvalidValueError(f"history best_epoch {d['best_epoch']} is past its {epochs} epochs")
 
 
 def _is_number(v) -> bool:

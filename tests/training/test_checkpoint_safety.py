@@ -269,3 +269,19 @@ def test_save_names_arguments_of_the_wrong_kind(tmp_path, args, words):
 def test_a_path_that_is_not_a_path_is_a_checkpoint_error(load):
     with pytest.raises(CheckpointError, match="file path"):  # was: TypeError from os.fspath
         load(None)
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(lr=[0.1]), "lr has 1 entries for 2 epochs"),
+    (dict(val_loss=[1.0, 2.0, 3.0]), "more than its 2 epochs"),
+    (dict(best_epoch=5), "past its 2 epochs"),
+    (dict(lr=[-0.1, 0.1]), "negative"),
+    (dict(metric_name="accuracy", metric=[0.5]), "metric has 1 entries"),
+])
+def test_a_damaged_history_is_refused_when_read(change, words):
+    # a history whose lists disagree resumed, then failed deep in the epoch log (IndexError)
+    from gpubp.history import History
+    good = History(loss=[1.0, 0.5], lr=[0.1, 0.1], epoch_time=[1.0, 1.0], samples_per_sec=[9.0, 9.0]).as_dict()
+    assert History.from_dict(good).epochs == 2
+    with pytest.raises(InvalidValueError, match=words):
+        History.from_dict({**good, **change})
