@@ -29,6 +29,11 @@ class Activation(Layer, abstract=True):
     def output_shape(self, shape):
         return tuple(shape)
 
+    def derivative_terms(self):
+        """Elementwise size of the terms f' is computed from, the scale of its rounding (the parity
+        tolerance reads it), or None where f' is exact given the saved input (the ReLU family)."""
+        return None
+
     def forward(self, X, out=None):
         """Y = f(X), written into ``out`` when given (a buffer of X's shape)."""
         self.backend.check_array(X, f"{type(self).__name__} input")
@@ -57,11 +62,19 @@ class Sigmoid(Activation):
 
     forward_kernel, backward_kernel = kernels.sigmoid, kernels.sigmoid_backward
 
+    def derivative_terms(self):
+        """Y (1 + Y), of f' = Y - Y^2 from the rounded Y: near Y = 1, f' is smaller than its rounding."""
+        return self.Y * (1 + self.Y)
+
 
 class Tanh(Activation):
     """Y = tanh(X); delta = dY * (1 - Y^2)."""
 
     forward_kernel, backward_kernel = kernels.tanh, kernels.tanh_backward
+
+    def derivative_terms(self):
+        """1 + Y^2, of f' = 1 - Y^2 from the rounded Y: near |Y| = 1, f' is smaller than its rounding."""
+        return 1 + self.Y * self.Y
 
 
 class ReLU(Activation):

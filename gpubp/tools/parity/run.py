@@ -135,14 +135,17 @@ class _Recorder:
         """Elementwise size of the terms of each gradient, from ``size``, that of dY's::
 
             Dense: dX: size |W|^T    dW: |X|^T size    db: sum over the batch of size
-            parameter-free (f' applied elementwise): dX: |backward(size)|
+            parameter-free (f' applied elementwise): dX: size times the size of f''s own terms
+                (``derivative_terms``: 1 + Y^2 for tanh, where |f'| = 1 - Y^2 is far smaller
+                than its rounding once the unit saturates), else |backward(size)|
 
         Near a minimum the gradients shrink while their rounding, relative to these, does not.
         (Calling ``layer.backward`` directly does not go through the observer hook.)
         """
         xp, X, W = self.backend.xp, getattr(layer, "X", None), layer.params.get("W")
         if not layer.params:
-            dX = layer.backward(size)
+            terms = getattr(layer, "derivative_terms", lambda: None)()
+            dX = size * terms if terms is not None else layer.backward(size)
             return {"dX": xp.abs(dX)} if dX.shape == size.shape else {}
         if X is None or W is None or X.ndim != 2 or W.ndim != 2:
             return {}
