@@ -21,20 +21,28 @@ def integer(name, value, minimum=None) -> int:
     return int(value)
 
 
-def number(name, value, low=None, high=None, low_open=False) -> float:
-    """``value`` as a finite float in [low, high] (``(low, high]`` with ``low_open``)."""
+def number(name, value, low=None, high=None, low_open=False, high_open=False) -> float:
+    """``value`` as a finite float in [low, high] (either end open with ``low_open``/``high_open``);
+    not a bool, not a string."""
     bound = ""
     if low is not None:
         bound = f" {'>' if low_open else '>='} {low:g}"
     if high is not None:
-        bound += f"{' and' if bound else ''} <= {high:g}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        bound += f"{' and' if bound else ''} {'<' if high_open else '<='} {high:g}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise InvalidValueError(f"{name} must be a finite number{bound}, got {value!r}")
     x = float(value)
     if not math.isfinite(x) or (low is not None and (x <= low if low_open else x < low)) \
-            or (high is not None and x > high):
+            or (high is not None and (x >= high if high_open else x > high)):
         raise InvalidValueError(f"{name} must be a finite number{bound}, got {value!r}")
     return x
+
+
+def flag(name, value, alternative="") -> bool:
+    """``value`` as a bool: True or False (NumPy's too), not a string such as "no" that reads as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidValueError(f"{name} must be True or False{alternative}, got {value!r}")
+    return bool(value)
 
 
 def seed(name, value):

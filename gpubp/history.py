@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 
+from . import _checks
 from .errors import InvalidValueError
 
 try:  # a dependency (pyproject.toml); the plain line below covers an install without it
@@ -65,8 +66,7 @@ class History:
         best = d.get("best_epoch")
         if best is not None and (isinstance(best, bool) or not isinstance(best, int) or best < 1):
             raise InvalidValueError(f"history best_epoch must be a whole number >= 1 or None, got {best!r:.80}")
-        if not isinstance(d.get("interrupted", False), bool):
-            raise InvalidValueError(f"history interrupted must be True or False, got {d['interrupted']!r:.80}")
+        _checks.flag("history interrupted", d.get("interrupted", False))
         _check_epochs(d)
         return cls(**d)
 

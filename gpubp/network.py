@@ -182,8 +182,7 @@ class Sequential:
         updates its running ones); in eval both are deterministic: Dropout is the identity and
         BatchNorm uses its running statistics.
         """
-        if not isinstance(mode, bool):
-            raise InvalidValueError(f"Sequential.train mode must be True or False, got {mode!r}")
+        mode = _checks.flag("Sequential.train mode", mode)
         for layer in self.layers:
             layer.training = mode
         return self

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import integer
+from ._checks import flag, integer, number
 from ._compat import to_host
 from .backend import Backend, get_backend
 from .backend.kernels import updates
@@ -198,10 +198,10 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
         momentum, dampening = _unit("momentum", momentum), _unit("dampening", dampening, closed=True)
-        if _flag("nesterov", nesterov) and (not momentum or dampening):
+        if flag("nesterov", nesterov) and (not momentum or dampening):
             raise InvalidValueError(f"nesterov=True needs momentum > 0 and dampening 0, "
                                     f"got momentum={momentum}, dampening={dampening}")
-        super().__init__(lr, momentum=momentum, dampening=dampening, nesterov=_flag("nesterov", nesterov),
+        super().__init__(lr, momentum=momentum, dampening=dampening, nesterov=flag("nesterov", nesterov),
                          weight_decay=_nonneg("weight_decay", weight_decay))
 
     @property
@@ -234,7 +234,7 @@ class RMSprop(Optimizer):
     def __init__(self, lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
         super().__init__(lr, alpha=_unit("alpha", alpha), eps=_positive("eps", eps),
                          weight_decay=_nonneg("weight_decay", weight_decay),
-                         momentum=_unit("momentum", momentum), centered=_flag("centered", centered))
+                         momentum=_unit("momentum", momentum), centered=flag("centered", centered))
 
     @property
     def kernel(self):
@@ -278,8 +278,8 @@ class Adam(Optimizer):
             raise InvalidValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
         super().__init__(lr, beta1=_unit("beta1", b1), beta2=_unit("beta2", b2),
                          eps=_positive("eps", eps), weight_decay=_nonneg("weight_decay", weight_decay),
-                         amsgrad=_flag("amsgrad", amsgrad),
-                         decoupled_weight_decay=_flag("decoupled_weight_decay", decoupled_weight_decay))
+                         amsgrad=flag("amsgrad", amsgrad),
+                         decoupled_weight_decay=flag("decoupled_weight_decay", decoupled_weight_decay))
 
     @property
     def kernel(self):
@@ -392,42 +392,14 @@ def _check_slot(what, a, nonnegative) -> None:
                                 f"average of squares, so the state is damaged")
 
 
-def _flag(name, x) -> bool:
-    """A True/False option: a bool (or NumPy bool, or 0/1), never a string such as "False"."""
-    if isinstance(x, (bool, np.bool_)) or (isinstance(x, (int, np.integer)) and x in (0, 1)):
-        return bool(x)
-    raise InvalidValueError(f"{name} must be True or False, got {x!r}")
+def _positive(name, x) -> float:
+    return number(name, x, low=0, low_open=True)
 
 
-def _number(name, x) -> float:
-    """``float(x)``, refusing what is not a finite number (NaN, inf, strings, bools) by name."""
-    if isinstance(x, (str, bytes, bool, np.bool_)):
-        raise InvalidValueError(f"{name} must be a number, got {x!r}")
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        raise InvalidValueError(f"{name} must be a number, got {x!r}") from None
-    if not np.isfinite(value):
-        raise InvalidValueError(f"{name} must be finite, got {x}")
-    return value
+def _nonneg(name, x) -> float:
+    return number(name, x, low=0)
 
 
-def _positive(name, x):
-    value = _number(name, x)
-    if not value > 0:
-        raise InvalidValueError(f"{name} must be > 0, got {x}")
-    return value
-
-
-def _nonneg(name, x):
-    value = _number(name, x)
-    if not value >= 0:
-        raise InvalidValueError(f"{name} must be >= 0, got {x}")
-    return value
-
-
-def _unit(name, x, closed=False):
-    value = _number(name, x)
-    if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
-        raise InvalidValueError(f"{name} must be in [0, 1{']' if closed else ')'}, got {x}")
-    return value
+def _unit(name, x, closed=False) -> float:
+    """In [0, 1), or [0, 1] when ``closed``."""
+    return number(name, x, low=0, high=1, high_open=not closed)

@@ -94,12 +94,4 @@ def get_schedule(name, lr, epochs):
 
 
 def _rate(name, x) -> float:
-    if isinstance(x, (bool, str)):
-        raise InvalidValueError(f"{name} must be a number, got {x!r}")
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        raise InvalidValueError(f"{name} must be a number, got {x!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise InvalidValueError(f"{name} must be a finite number >= 0, got {x!r}")
-    return value
+    return number(name, x, low=0)

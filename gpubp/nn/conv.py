@@ -121,11 +121,10 @@ class Conv2D(Layer):
         self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
         self.stride = pair(stride, "Conv2D stride")
         self.padding = pair(padding, "Conv2D padding", minimum=0)
-        if not isinstance(bias, bool):
-            hint = (" (PyTorch's Conv2d takes dilation in that place, which gpubp's does not: give bias by "
-                    "name)") if isinstance(bias, (int, tuple)) else ""
-            raise InvalidValueError(f"Conv2D bias must be True or False, got {bias!r}{hint}")
-        self.bias, self.init = bias, init
+        self.bias = _checks.flag("Conv2D bias", bias, "" if not isinstance(bias, (int, tuple)) else
+                                 " (PyTorch's Conv2d takes dilation in that place, which gpubp's does not: give "
+                                 "bias by name)")
+        self.init = init
         if not callable(init):
             conv_weight(init, np.random.default_rng(0), 1, 1, (0,))  # an unknown name fails here
         self.seed, self._params = _checks.seed("Conv2D seed", seed), None

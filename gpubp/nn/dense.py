@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 from .. import _checks
-from ..errors import InvalidValueError, ShapeError
+from ..errors import ShapeError
 from ..initializers import get_initializer
 from .base import Layer
 
@@ -26,8 +26,7 @@ class Dense(Layer):
         if n_in < 1 or n_out < 1:
             raise ShapeError(f"Dense needs n_in >= 1 and n_out >= 1, got ({n_in}, {n_out})")
         get_initializer(init)  # an unknown name is refused now, not at the first forward
-        if not isinstance(bias, bool):
-            raise InvalidValueError(f"Dense bias must be True or False, got {bias!r}")
+        bias = _checks.flag("Dense bias", bias)
         self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bias
         self.seed, self._params, self.X = _checks.seed("Dense seed", seed), None, None
 

@@ -25,9 +25,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, seed=None, backend=None):
         super().__init__(backend)
-        self.p = _checks.number("Dropout p", p, low=0)
-        if self.p >= 1:
-            raise InvalidValueError(f"Dropout p must be a finite number >= 0 and < 1, got {p!r}")
+        self.p = _checks.number("Dropout p", p, low=0, high=1, high_open=True)
         self.buffers = {"seed": np.zeros((), np.int64), "step": np.zeros((), np.int64)}
         self.seed = 0 if seed is None else seed
         self.X = self.mask = None

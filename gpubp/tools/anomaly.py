@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextvars
 
 from ..backend.base import count_nonfinite
-from ..errors import InvalidValueError, NumericalError
+from .. import _checks
+from ..errors import NumericalError
 from ..network import observing
 
 
@@ -67,9 +68,7 @@ class detect_anomaly:  # noqa: N801 (used as a function: ``with gpubp.detect_ano
     block). The same object may be entered again, nested or later."""
 
     def __init__(self, enabled: bool = True):
-        if not isinstance(enabled, bool):
-            raise InvalidValueError(f"detect_anomaly(enabled) must be True or False, got {enabled!r}")
-        self.enabled, self._entered = enabled, []
+        self.enabled, self._entered = _checks.flag("detect_anomaly(enabled)", enabled), []
 
     def __enter__(self):
         watch = observing(AnomalyWatch()) if self.enabled and not _enabled.get() else None

@@ -10,7 +10,7 @@ import math
 import numbers
 from pathlib import Path
 
-from .._checks import writable_target
+from .._checks import integer, writable_target
 from ..errors import GpubpError, InvalidValueError
 
 
@@ -140,8 +140,7 @@ def _recorded_norms(recorders, epoch) -> dict:
     if not isinstance(recorders, dict) or not recorders:
         raise InvalidValueError(f"plot_gradient_norms: recorders must be a non-empty dict "
                                 f"{{label: GradientRecorder}}, got {recorders!r:.60}")
-    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
-        raise InvalidValueError(f"plot_gradient_norms: epoch must be a whole number, got {epoch!r}")
+    epoch = integer("plot_gradient_norms: epoch", epoch)
     series = {}
     for label, rec in recorders.items():
         recorded = getattr(rec, "dW_norms", None)

@@ -23,7 +23,7 @@ from ..optim import get_optimizer
 from ..plan import PlanCache, graph_problem, plan_problem
 from ..schedules import get_schedule
 from .evaluation import _evaluate, _metric_name, _n_correct
-from .inputs import _callbacks, _check_model, _checkpoint_extra, _checkpointing, _flag, _mode, _prepare, _validation
+from .inputs import _callbacks, _check_model, _checkpoint_extra, _checkpointing, _mode, _prepare, _validation
 from .resume import _resume, save_training
 from .state import _BestKeeper, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore, _snapshot
 
@@ -97,9 +97,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     seed = None if seed is None else _checks.integer("fit: seed", seed, 0)
     tol = None if tol is None else _checks.number("fit: tol", tol, low=0)
     patience = None if patience is None else _checks.integer("fit: patience", patience, 1)
-    shuffle, restore_best, plan = (_flag(f"fit: {name}", value) for name, value in
+    shuffle, restore_best, plan = (_checks.flag(f"fit: {name}", value) for name, value in
                                    (("shuffle", shuffle), ("restore_best", restore_best), ("plan", plan)))
-    progress = None if progress is None else _flag("fit: progress", progress, " or None (a terminal decides)")
+    progress = None if progress is None else _checks.flag("fit: progress", progress, " or None (a terminal decides)")
     callbacks = _callbacks(callbacks)
     checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every)
     checkpoint_extra = _checkpoint_extra(checkpoint_extra)
@@ -172,9 +172,7 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
 
 
 def _check_cuda_graph(cuda_graph, model, plan, comm):
-    if not isinstance(cuda_graph, bool):
-        raise InvalidValueError(f"fit: cuda_graph must be True or False, got {cuda_graph!r}")
-    if not cuda_graph:
+    if not _checks.flag("fit: cuda_graph", cuda_graph):
         return
     problem = ("it needs plan=True" if plan is not True else
                "a graph holds one process's whole step, so not with comm" if comm is not None else

@@ -136,13 +136,6 @@ def _callbacks(callbacks) -> tuple:
     return items
 
 
-def _flag(name, value, alternative="") -> bool:
-    """``value`` as a bool: True or False (NumPy's too), not a string such as "no" that reads as True."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise InvalidValueError(f"{name} must be True or False{alternative}, got {value!r}")
-    return bool(value)
-
-
 def _checkpoint_extra(extra):
     """``checkpoint_extra`` checked now, not at the first checkpoint after an epoch of training: a
     dict of JSON-able values whose keys are strings other than the training state's own."""
