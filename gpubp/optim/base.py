@@ -1,0 +1,186 @@
+"""The optimizer base class: its update bound once per model (``prepare``: one fused kernel per
+parameter, or one for a flat model) and launched per step; its state saved and restored."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._checks import number
+from .._compat import to_host
+from ..backend import Backend, get_backend
+from ..errors import ShapeError
+from .state import checked_state
+
+
+class Updates(NamedTuple):
+    """An optimizer's update of one model, bound once (``Optimizer.prepare``)."""
+
+    scalars: object   # the kernel's scalars for the current step, a small array on the device
+    layers: list      # the layers whose gradients are updated (read as zeros after zero_grad alone)
+    runs: list        # the bound kernels: one per parameter, or one for all of a flat model
+    arrays: list      # every gradient, parameter and slot the runs touch
+
+
+class Optimizer:
+    """Base class: subclasses name their ``kernel``, state ``slots`` and ``scalars()``."""
+
+    kernel = None  # a registry Kernel (gpubp/backend/kernels/updates.py)
+    slots: tuple = ()
+    nonnegative_slots: tuple = ()  # slots that hold sums of squares (a negative one gives NaN steps)
+
+    def __init__(self, lr, **hyper):
+        self.lr = _positive("lr", lr)
+        self.hyper = hyper
+        self.t, self._prepared, self._loaded = 0, None, False
+        self.state: dict = {}
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next step: a finite float >= 0 (a schedule may reach 0);
+        anything else is refused when it is set, not found in the parameters after a step."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self._lr = _nonneg("lr", value)
+
+    @property
+    def state(self) -> dict:
+        """``{parameter name: {slot: array}}``: momentum buffers, moving averages."""
+        return self._state
+
+    @state.setter
+    def state(self, state: dict) -> None:
+        self._state, self._prepared = state, None  # the slots ``prepare`` found are no longer these
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper}.items())
+        return f"{type(self).__name__}({args})"
+
+    def scalars(self) -> tuple:
+        raise NotImplementedError
+
+    def step(self, model) -> None:
+        """One update of every parameter of ``model`` from its accumulated gradients."""
+        updates = self.prepared(model)
+        self.t += 1
+        model.backend.write(updates.scalars, self.scalars())
+        self.launch(updates, model.backend)
+
+    def prepare(self, model) -> "Updates":
+        """The update of every parameter of ``model`` bound once (``Backend.bind``), each gradient
+        checked and each slot made before any parameter changes; the kernels read the step's
+        scalars from ``Updates.scalars``, a small array on the model's device that ``step`` writes.
+        A model whose parameters and gradients each live in one flat buffer (``Sequential.flat``)
+        gets flat slots too and one kernel for all of them (the same numbers: it is elementwise)."""
+        backend, params, grads = model.backend, model.parameters(), model.gradients()
+        if getattr(self, "_loaded", False):
+            self._check_state_names(params)
+            self._loaded = False
+        layers = [layer for layer in getattr(model, "layers", ()) if layer.params]
+        with backend.activate():
+            work = [(backend.check_array(grads[name], f"gradient {name}"), param, self._slots(name, param, backend))
+                    for name, param in params.items()]
+            flat = getattr(model, "flat", None)  # (parameters, gradients)
+            if flat is not None:
+                work = [(flat[1], flat[0], self._flatten_slots(list(params), backend))]
+            scalars = backend.zeros(len(self.kernel.scalars))
+            views = [scalars[i, ...] for i in range(scalars.size)]  # 0-d views, read at each launch
+            runs = [backend.bind(self.kernel, grad, *views, param, *slots) for grad, param, slots in work]
+        return Updates(scalars, layers, runs, [a for grad, param, slots in work for a in (grad, param, *slots)])
+
+    def _check_state_names(self, params) -> None:
+        """Loaded state for parameters the model lacks, or (after a step) none for some it has, is
+        the state of another model: refused before any parameter changes. (State this optimizer
+        made itself follows a model whose layers change: new parameters get new slots.)"""
+        if not self._state:
+            return
+        extra = sorted(set(self._state) - set(params))
+        missing = sorted(set(params) - set(self._state)) if self.t > 0 else []
+        if extra or missing:
+            raise ShapeError(f"{type(self).__name__} state is not this model's: "
+                             + "; ".join(p for p in (extra and f"it has state for {extra}, which the model lacks",
+                                                     missing and f"it has none for the model's {missing}") if p)
+                             + "; create a new optimizer for a new model")
+
+    def _flatten_slots(self, names, backend) -> list:
+        """Each slot of every parameter in ``names`` moved into one flat array per slot (values
+        kept; the state then holds views of it), in that order: the flat slots."""
+        xp, flats = backend.xp, []
+        for slot in self.slots:
+            arrays = [self._state[name][slot] for name in names]
+            flat = xp.concatenate([a.ravel() for a in arrays])
+            start = 0
+            for name, a in zip(names, arrays):
+                self._state[name][slot] = flat[start:start + a.size].reshape(a.shape)
+                start += a.size
+            flats.append(flat)
+        return flats
+
+    def prepared(self, model) -> "Updates":
+        """``prepare(model)``, kept while the model's arrays and this state stay the same ones
+        (``Sequential.generation``), so a step re-checks nothing that cannot have changed."""
+        generation = getattr(model, "generation", None)
+        key = (id(model), generation, model.backend, self.kernel, self.slots)
+        if generation is None or self._prepared is None or self._prepared[0] != key:
+            updates = self.prepare(model)
+            self._prepared = ((id(model), model.generation, model.backend, self.kernel, self.slots), updates) \
+                if generation is not None else None
+            return updates
+        return self._prepared[1]
+
+    @staticmethod
+    def launch(updates, backend) -> None:
+        """The bound update kernels of ``prepare`` (with the scalars ``updates.scalars`` holds)."""
+        with backend.activate():
+            for layer in updates.layers:
+                if layer.grads_stale:  # zero_grad() and no backward since
+                    layer.grads  # noqa: B018  (reads zeros: fills them)
+            for run in updates.runs:
+                run()
+
+    def _slots(self, name, param, backend) -> list:
+        state = self._state.get(name)
+        if state is None:
+            state = self._state[name] = {s: backend.zeros(param.shape) for s in self.slots}
+        for slot, arr in state.items():
+            if arr.shape != param.shape:
+                raise ShapeError(f"{type(self).__name__} state {name}.{slot} has shape {arr.shape}, "
+                                 f"parameter has {tuple(param.shape)}; create a new optimizer for a new model")
+            if not backend.is_own(arr) or arr.dtype != backend.dtype:
+                state[slot] = backend.asarray(arr)  # the model moved: its state follows it
+        return [state[s] for s in self.slots]
+
+    def state_dict(self) -> dict:
+        """Host copy of everything needed to continue exactly: type, hyperparameters, t, state."""
+        return {"type": type(self).__name__, "hyper": {"lr": self.lr, **self.hyper}, "t": self.t,
+                "state": {n: {s: np.array(to_host(a)) for s, a in st.items()} for n, st in self.state.items()}}
+
+    def load_state_dict(self, d: dict, backend) -> None:
+        """Restore ``state_dict()`` output onto ``backend`` (a Backend or a device spec), exactly.
+        The saved hyperparameters replace this optimizer's; everything is checked first (kind,
+        hyperparameters as the constructor checks them, ``t``, each slot's name, dtype and
+        values), so a refused state leaves this optimizer as it was."""
+        self._load_checked(checked_state(d, type(self)), backend)
+
+    def _load_checked(self, saved: dict, backend) -> None:
+        if not isinstance(backend, Backend):
+            arrays = [a for st in saved["state"].values() for a in st.values()]
+            backend = get_backend(backend, arrays[0].dtype if arrays else "float32")
+        self.lr, self.hyper, self.t = saved["lr"], saved["hyper"], saved["t"]
+        self.state = {n: {s: backend.asarray(a) for s, a in st.items()} for n, st in saved["state"].items()}
+        self._loaded = True  # the next prepare checks it is this model's
+
+
+def _positive(name, x) -> float:
+    return number(name, x, low=0, low_open=True)
+
+
+def _nonneg(name, x) -> float:
+    return number(name, x, low=0)
+
+
+def _unit(name, x, closed=False) -> float:
+    """In [0, 1), or [0, 1] when ``closed``."""
+    return number(name, x, low=0, high=1, high_open=not closed)

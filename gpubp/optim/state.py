@@ -1,0 +1,67 @@
+"""Saved optimizer state (``Optimizer.state_dict()`` output) read back checked: its kind, its
+hyperparameters through the constructor's own checks, ``t`` and every slot, before anything changes."""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .._checks import integer
+from .._compat import to_host
+from ..errors import DTypeError, InvalidValueError, NumericalError
+
+
+def check_keywords(name, make, kw) -> None:
+    """Refuse keyword arguments the optimizer made by ``make`` does not take, naming those it does."""
+    accepted = list(inspect.signature(make).parameters)
+    unknown = sorted(set(kw) - set(accepted))
+    if unknown:
+        raise InvalidValueError(f"optimizer {name!r} takes {accepted}, got {unknown}")
+
+
+def construct(cls, hyper: dict):
+    """``cls(**hyper)`` from saved hyperparameters (Adam's betas are saved as beta1 and beta2)."""
+    hyper = dict(hyper)
+    if "betas" in inspect.signature(cls).parameters and ("beta1" in hyper or "beta2" in hyper):
+        hyper["betas"] = (hyper.pop("beta1", None), hyper.pop("beta2", None))
+    check_keywords(cls.__name__, cls, hyper)
+    return cls(**hyper)
+
+
+def checked_state(d, cls) -> dict:
+    """``state_dict()`` output for an optimizer of class ``cls``, every part checked (nothing
+    changed): {"lr", "hyper" (as a ``cls`` built from them keeps them), "hyper_args", "t", "state"}."""
+    name = cls.__name__
+    if not isinstance(d, dict):
+        raise InvalidValueError(f"optimizer state must be a dict (Optimizer.state_dict()), got a {type(d).__name__}")
+    if d.get("type") != name:
+        raise InvalidValueError(f"state is for {d.get('type')}, this optimizer is {name}")
+    missing = [k for k in ("hyper", "t", "state") if k not in d]
+    if missing:
+        raise InvalidValueError(f"optimizer state lacks {missing}; expected Optimizer.state_dict() output")
+    if not isinstance(d["hyper"], dict) or "lr" not in d["hyper"]:
+        raise InvalidValueError(f"optimizer state: hyper must be a dict with lr, got {d['hyper']!r:.80}")
+    fresh = construct(cls, d["hyper"])  # the constructor's checks, by name
+    t = integer("optimizer state t (steps taken)", d["t"], minimum=0)
+    state = d["state"]
+    if not isinstance(state, dict) or not all(isinstance(st, dict) for st in state.values()):
+        raise InvalidValueError(f"optimizer state: state must be {{parameter: {{slot: array}}}}, got {state!r:.80}")
+    for pname, st in state.items():  # SGD's slots depend on its momentum
+        if set(st) != set(fresh.slots):
+            raise InvalidValueError(f"saved state of {pname} has slots {sorted(st)}, "
+                                    f"{name} keeps {list(fresh.slots)}")
+        for slot, a in st.items():
+            check_slot(f"{name} state {pname}.{slot}", to_host(a), slot in fresh.nonnegative_slots)
+    return {"lr": fresh.lr, "hyper": fresh.hyper, "hyper_args": d["hyper"], "t": t, "state": state}
+
+
+def check_slot(what, a, nonnegative) -> None:
+    """A saved slot: a float array of finite values (>= 0 for sums of squares)."""
+    kind = getattr(getattr(a, "dtype", None), "kind", None)
+    if kind != "f":
+        raise DTypeError(f"{what}: expected a float array, got {getattr(a, 'dtype', type(a).__name__)}")
+    if not np.isfinite(a).all():
+        raise NumericalError(f"{what} holds NaN/Inf; this state cannot be continued from")
+    if nonnegative and a.size and a.min() < 0:
+        raise InvalidValueError(f"{what} holds negative values (minimum {float(a.min()):g}); it is a moving "
+                                f"average of squares, so the state is damaged")
