@@ -18,6 +18,7 @@ from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from ..optim import OPTIMIZERS, get_optimizer
 from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training
+from ..train.fit import guard
 from . import args as flags
 from .data import prepare
 
@@ -104,17 +105,11 @@ def communicator(args):
     return world(device="cuda" if spec.startswith(("gpu", "cuda")) else spec)
 
 
-def _guard(comm, what):
-    """With ``comm``, an error on one rank (a file it cannot read) stops every rank alike,
-    instead of leaving the others waiting for it in the first collective."""
-    return comm.guard(what) if comm is not None else contextlib.nullcontext()
-
-
 def train(args, comm) -> int:
     spec = comm.device if comm else flags.device_spec(args)
     _check_outputs(args)
     _check_model_flags(args)
-    with _guard(comm, "reading the checkpoint and the data"):
+    with guard(comm, "reading the checkpoint and the data"):
         if args.resume:  # the saved dtype unless --dtype says otherwise; the saved model's kind
             saved = checkpoint.load(args.resume, spec, dtype=args.dtype if flags.given(args, "dtype") else None)
             _continue_saved(args, saved.model)

@@ -104,7 +104,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every)
     checkpoint_extra = _checkpoint_extra(checkpoint_extra)
     _check_cuda_graph(cuda_graph, model, plan, comm)
-    with _guard(comm, "checking the data"):
+    with guard(comm, "checking the data"):
         Xd, yd = _prepare(model, loss, X, y, "fit")
         val = _validation(model, loss, validation_data)
     history, start = History(metric_name=_metric_name(loss)), 0
@@ -200,8 +200,9 @@ def _keep_flat(model):
         model.flatten_()  # the current arrays' values into a new flat buffer; the optimizer rebinds
 
 
-def _guard(comm, what):
-    """With a communicator, an error on any rank inside the block stops every rank alike."""
+def guard(comm, what):
+    """With a communicator, an error on any rank inside the block (a file it cannot read, a bad
+    step) stops every rank alike, instead of leaving the others waiting in the next collective."""
     return contextlib.nullcontext() if comm is None else comm.guard(what)
 
 
@@ -211,7 +212,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers."""
     total, correct, data = 0.0, 0.0, backend_of(X)
     for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
-        with _guard(comm, f"epoch {epoch + 1}, step {step}"):
+        with guard(comm, f"epoch {epoch + 1}, step {step}"):
             if model.backend is not data and model.backend != data:  # a callback moved it
                 raise StateError(f"fit: the model moved to {model.backend.device} {model.backend.dtype} during "
                                  f"training (in a callback?) but fit placed the data on {data.device} {data.dtype} "
