@@ -223,7 +223,7 @@ class StepPlan:
         if model.backend is not self.backend and model.backend != self.backend:
             return (f"the model moved to {model.backend.device} {model.backend.dtype} (the plan is on "
                     f"{self.backend.device} {self.backend.dtype})")
-        if model.layers != self._layers and list(model.layers) != self._layers:  # by identity, layer by layer
+        if layers_changed(model, self._layers):
             return (f"the model's layers changed (the plan was bound to {len(self._layers)} layers, the "
                     f"model has {len(model.layers)}, not all the same objects)")
         return None
@@ -264,7 +264,7 @@ class PlanCache:
 
     def get(self, X, y, n):
         """The plan for a batch of ``n`` rows of ``X`` and ``y``, or None (eager)."""
-        if self.model.layers != self._layers and list(self.model.layers) != self._layers:  # by identity
+        if layers_changed(self.model, self._layers):
             self._renew()
         if self.problem:
             return None
@@ -276,6 +276,12 @@ class PlanCache:
             if self.cuda_graph:
                 plan.graph = GraphedStep(plan)
         return plan
+
+
+def layers_changed(model, layers) -> bool:
+    """Whether ``model.layers`` are no longer the layer objects ``layers`` (a list taken when a
+    plan was made), compared by identity, layer by layer (a tuple assigned to ``model.layers`` too)."""
+    return model.layers != layers and list(model.layers) != layers
 
 
 def _shape(name, shape) -> tuple:
