@@ -22,10 +22,11 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
         momentum, dampening = _unit("momentum", momentum), _unit("dampening", dampening, closed=True)
-        if flag("nesterov", nesterov) and (not momentum or dampening):
+        nesterov = flag("nesterov", nesterov)
+        if nesterov and (not momentum or dampening):
             raise InvalidValueError(f"nesterov=True needs momentum > 0 and dampening 0, "
                                     f"got momentum={momentum}, dampening={dampening}")
-        super().__init__(lr, momentum=momentum, dampening=dampening, nesterov=flag("nesterov", nesterov),
+        super().__init__(lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
                          weight_decay=_nonneg("weight_decay", weight_decay))
 
     @property
