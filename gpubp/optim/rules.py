@@ -6,7 +6,7 @@ from .._checks import flag
 from ..backend.kernels import updates
 from ..errors import InvalidValueError
 from .base import Optimizer, _nonneg, _positive, _unit
-from .state import check_keywords, checked_state, construct
+from .state import check_keywords, checked_state, saved_dict
 
 
 class SGD(Optimizer):
@@ -149,13 +149,10 @@ def get_optimizer(opt="adam", **kw) -> Optimizer:
 def optimizer_from_state(d: dict, backend) -> Optimizer:
     """Rebuild an optimizer from ``state_dict()`` output, its state placed on ``backend``."""
     kinds = {cls.__name__: cls for cls in (SGD, RMSprop, Adam)}
-    kind = d.get("type") if isinstance(d, dict) else None
+    kind = saved_dict(d).get("type")
     if kind not in kinds:
-        if not isinstance(d, dict):
-            raise InvalidValueError(f"optimizer state must be a dict (Optimizer.state_dict()), "
-                                    f"got a {type(d).__name__}")
         raise InvalidValueError(f"unknown optimizer type {kind!r} in saved state")
     saved = checked_state(d, kinds[kind])
-    opt = construct(kinds[kind], saved["hyper_args"])
+    opt = saved["optimizer"]  # built from the saved hyperparameters by the check
     opt._load_checked(saved, backend)
     return opt

@@ -28,13 +28,19 @@ def construct(cls, hyper: dict):
     return cls(**hyper)
 
 
-def checked_state(d, cls) -> dict:
-    """``state_dict()`` output for an optimizer of class ``cls``, every part checked (nothing
-    changed): {"lr", "hyper" (as a ``cls`` built from them keeps them), "hyper_args", "t", "state"}."""
-    name = cls.__name__
+def saved_dict(d) -> dict:
+    """``d`` itself when it is a dict (what ``Optimizer.state_dict()`` gives), else refused."""
     if not isinstance(d, dict):
         raise InvalidValueError(f"optimizer state must be a dict (Optimizer.state_dict()), got a {type(d).__name__}")
-    if d.get("type") != name:
+    return d
+
+
+def checked_state(d, cls) -> dict:
+    """``state_dict()`` output for an optimizer of class ``cls``, every part checked (nothing
+    changed): {"lr", "hyper" (as a ``cls`` built from them keeps them), "optimizer" (that fresh
+    ``cls``, its state not loaded yet), "t", "state"}."""
+    name = cls.__name__
+    if saved_dict(d).get("type") != name:
         raise InvalidValueError(f"state is for {d.get('type')}, this optimizer is {name}")
     missing = [k for k in ("hyper", "t", "state") if k not in d]
     if missing:
@@ -52,7 +58,7 @@ def checked_state(d, cls) -> dict:
                                     f"{name} keeps {list(fresh.slots)}")
         for slot, a in st.items():
             check_slot(f"{name} state {pname}.{slot}", to_host(a), slot in fresh.nonnegative_slots)
-    return {"lr": fresh.lr, "hyper": fresh.hyper, "hyper_args": d["hyper"], "t": t, "state": state}
+    return {"lr": fresh.lr, "hyper": fresh.hyper, "optimizer": fresh, "t": t, "state": state}
 
 
 def check_slot(what, a, nonnegative) -> None:
