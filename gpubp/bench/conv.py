@@ -15,7 +15,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..network import Sequential
 from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from ..optim import SGD
-from .steps import eager_step, planned_step, torch_in_float32, torch_sgd_step
+from .steps import eager_step, planned_step, torch_device, torch_in_float32, torch_sgd_step
 
 LENET = {"kind": "lenet", "image": [1, 28, 28], "channels": [6, 16], "kernel": 5, "hidden": [120, 84],
          "classes": 10, "batch": 64}
@@ -122,7 +122,7 @@ def torch_lenet_step(cfg, device, lr=0.01):
     """A closure running one PyTorch LeNet step, and a sync. On CUDA ``cfg["cudnn"]`` (default
     False) sets ``torch.backends.cudnn.enabled``; on the CPU there is no cuDNN (PyTorch uses oneDNN)."""
     import torch
-    dev = "cuda" if device.startswith("cuda") or device == "gpu" else "cpu"
+    dev = torch_device(device)
     torch_in_float32(torch)
     if dev == "cuda":
         torch.backends.cudnn.enabled = bool(cfg.get("cudnn", False))

@@ -25,7 +25,7 @@ from ..network import mlp
 from ..optim import SGD
 from .by_hand import by_hand_step
 from .conv import gpubp_lenet_step, is_lenet, torch_lenet_step
-from .steps import eager_step, planned_step, torch_in_float32, torch_sgd_step
+from .steps import eager_step, planned_step, torch_device, torch_in_float32, torch_sgd_step
 from .memory import allocated_per_step
 from .timing import median_seconds
 
@@ -72,7 +72,7 @@ def torch_step(widths, activation, batch, device, lr=0.01, graphed=False):
     PyTorch's own CUDA-graph path: the peer of a graphed gpubp step."""
     import torch
     torch_in_float32(torch)
-    dev = "cuda" if device.startswith("cuda") or device == "gpu" else "cpu"
+    dev = torch_device(device)
     mods = []
     for i, (W, b) in enumerate(initial_weights(widths)):
         lin = torch.nn.Linear(*W.shape)

@@ -24,6 +24,16 @@ def planned_step(model, loss, optimizer, X, T, graphed=False):
     return lambda: run(plan.X, plan.y)
 
 
+def torch_device(device) -> str:
+    """PyTorch's device for a gpubp device (``cuda:N``, ``gpu``): "cuda" or "cpu"."""
+    return "cuda" if device.startswith("cuda") or device == "gpu" else "cpu"
+
+
+def torch_sync(torch, dev):
+    """What waits for PyTorch's work on ``dev`` (nothing on the CPU)."""
+    return torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+
+
 def torch_in_float32(torch):
     """TF32 off for PyTorch's matrix products and cuDNN's convolutions: a float32 peer computes in
     float32, as gpubp does (PyTorch's default lets cuDNN convolutions round inputs to TF32)."""
@@ -40,4 +50,4 @@ def torch_sgd_step(model, loss_fn, X, T, lr, dev):
         opt.zero_grad(set_to_none=False)
         loss_fn(model(X), T).backward()
         opt.step()
-    return step, (torch.cuda.synchronize if dev == "cuda" else (lambda: None))
+    return step, torch_sync(torch, dev)

@@ -9,6 +9,7 @@ like every PyTorch measurement here; torch is imported only there.
 """
 from __future__ import annotations
 
+from .steps import torch_device, torch_sync
 from .timing import median_seconds
 
 SLOPE = 0.01  # leaky ReLU's negative slope
@@ -63,9 +64,9 @@ def measure_all(names, n, device, dtype, repeat) -> dict:
     """ms of PyTorch's op for each kernel name on ``n`` elements: {name: {"ms", "how"}} (an
     op PyTorch lacks: {"error"})."""
     import torch
-    dev = "cuda" if device.startswith("cuda") or device == "gpu" else "cpu"
+    dev = torch_device(device)
     tdtype = getattr(torch, dtype)
-    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    sync = torch_sync(torch, dev)
     a, b = (torch.rand(n, device=dev, dtype=tdtype) * 2 - 1 for _ in range(2))
     out = torch.empty_like(a)
     ops, rows = activation_ops(torch, a, b, out), {}
