@@ -3,7 +3,8 @@
 Written atomically (a temp file in the same folder, fsync, ``os.replace``, fsync of the
 folder), so a crash leaves either the old checkpoint or the new one, never half of one;
 the temp files of saves that were killed are removed by the next save in that folder. An
-existing file keeps its permissions. Non-finite parameters or slots are never written.
+existing file keeps its permissions; a symbolic link is followed (the file it names is
+replaced, the link kept). Non-finite parameters or slots are never written.
 
 Loading reads the zip directory and every array's header first and checks them against
 what the architecture and the optimizer imply (each array present, with its shape and
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +28,7 @@ from ..backend import get_backend
 from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError, ShapeError
 from ..network import Sequential
 from ..optim import Optimizer, optimizer_from_state
-from .archive import FORMAT, Archive, read_meta
+from .archive import FORMAT, Archive, read_meta, user_path
 from .atomic import write_atomically
 
 
@@ -52,7 +54,13 @@ def save(path, model, optimizer=None, extra=None) -> str:
     Refused before anything is written: a folder that does not exist or is not writable,
     ``extra`` JSON cannot hold, and NaN/Inf in a parameter or slot (the file at ``path``,
     if any, is kept)."""
-    path = _checks.writable_target("checkpoint path", path)
+    given = _checks.writable_target("checkpoint path", user_path(path))
+    path = os.path.realpath(given)  # through a symbolic link: the file it names is replaced, the link kept
+    if path != given:
+        _checks.writable_target(f"checkpoint path {given} (a link to {path})", path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise InvalidValueError(f"checkpoint path: {path} is not a regular file (a pipe, a device); "
+                                f"give the name of a file")
     if not isinstance(model, Sequential):
         raise InvalidValueError(f"checkpoint.save: model must be a gpubp Sequential, got a {type(model).__name__}")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
@@ -77,7 +85,7 @@ def save(path, model, optimizer=None, extra=None) -> str:
     except OSError as exc:  # a full disk, a read-only or special file system: nothing replaced
         raise CheckpointError(f"cannot write {path} ({type(exc).__name__}: {exc.strerror or exc}); "
                               f"the file already there, if any, is kept") from None
-    return path
+    return given
 
 
 def metadata_json(meta) -> str:

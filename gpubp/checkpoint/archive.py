@@ -20,6 +20,14 @@ FORMAT = "gpubp-checkpoint-1"
 DAMAGE = (OSError, ValueError, KeyError, TypeError, EOFError, NotImplementedError, RuntimeError,
            zipfile.BadZipFile, zlib.error, struct.error, UnicodeDecodeError)
 
+def user_path(path):
+    """``path`` (str, bytes or os.PathLike) as a str, ``~`` expanded; anything else as given,
+    for the caller to refuse with its own words."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        return os.path.expanduser(os.fsdecode(path))
+    return path
+
+
 def read_meta(archive) -> dict:
     path = archive.path
     if "__meta__" not in archive.headers:
@@ -47,10 +55,9 @@ class Archive:
     each header checked against the entry's size; ``read`` reads one array."""
 
     def __init__(self, path):
-        try:
-            self.path = os.fspath(path)
-        except TypeError:
-            raise CheckpointError(f"a checkpoint path must be a file path, got {path!r}") from None
+        self.path = user_path(path)
+        if not isinstance(self.path, str):
+            raise CheckpointError(f"a checkpoint path must be a file path, got {path!r}")
         if not os.path.exists(self.path):
             raise CheckpointError(f"no checkpoint at {self.path}")
         if os.path.isdir(self.path):

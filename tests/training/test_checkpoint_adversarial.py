@@ -1,0 +1,65 @@
+"""Saving and loading under hostile use: paths that are links, bytes, ``~`` or special files;
+files that cannot be read; checkpoints whose values a layer refuses; a model that is never
+left half-loaded by a refused checkpoint."""
+import os
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp import checkpoint
+from gpubp.errors import CheckpointError, InvalidValueError
+
+from test_checkpoint_safety import edited, trained
+
+
+# -- where a save writes ----------------------------------------------------------------------
+def test_a_save_through_a_link_replaces_the_file_it_points_to_and_keeps_the_link(tmp_path):
+    model, opt = trained()
+    (tmp_path / "runs").mkdir()
+    real, link = tmp_path / "runs" / "m.npz", tmp_path / "latest.npz"
+    checkpoint.save(real, trained(steps=0)[0])
+    link.symlink_to(real)
+    assert checkpoint.save(link, model, opt) == str(link)
+    assert link.is_symlink() and os.readlink(link) == str(real)  # was: the link replaced by a file
+    assert checkpoint.load(real).optimizer.t == opt.t
+    assert sorted(os.listdir(tmp_path / "runs")) == ["m.npz"] and sorted(os.listdir(tmp_path)) == ["latest.npz", "runs"]
+
+
+def test_a_dangling_link_gets_its_file_and_stays_a_link(tmp_path):
+    model, _ = trained(steps=0)
+    link = tmp_path / "latest.npz"
+    link.symlink_to(tmp_path / "m.npz")
+    checkpoint.save(link, model)
+    assert link.is_symlink() and (tmp_path / "m.npz").is_file()
+    link.unlink()
+    link.symlink_to(tmp_path / "gone" / "m.npz")
+    with pytest.raises(InvalidValueError, match=r"latest.npz \(a link to .*gone/m.npz\): the folder .*gone does not"):
+        checkpoint.save(link, model)
+    assert link.is_symlink()
+
+
+def test_a_link_to_a_folder_or_a_special_file_is_refused(tmp_path):
+    model, _ = trained(steps=0)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "to_folder").symlink_to(tmp_path / "folder")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "to_pipe").symlink_to(tmp_path / "pipe")
+    for path, words in [("to_folder", "is a folder"), ("pipe", "pipe is not a regular file"),
+                        ("to_pipe", "pipe is not a regular file")]:
+        with pytest.raises(InvalidValueError, match=words):  # was: the pipe replaced by a checkpoint
+            checkpoint.save(tmp_path / path, model)
+    assert (tmp_path / "to_pipe").is_symlink() and not (tmp_path / "pipe").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["folder", "pipe", "to_folder", "to_pipe"]
+    assert not os.listdir(tmp_path / "folder")
+
+
+def test_paths_as_bytes_and_with_a_tilde(tmp_path, monkeypatch):
+    model, opt = trained()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for given in (os.fsencode(tmp_path / "b.npz"), "~/t.npz"):  # was: TypeError / AttributeError; '~' a folder
+        path = checkpoint.save(given, model, opt)
+        assert os.path.isfile(path) and path.startswith(str(tmp_path))
+        assert checkpoint.load(given).optimizer.t == opt.t
+        assert checkpoint.read_metadata(given)["format"] == checkpoint.FORMAT
+    assert sorted(os.listdir(tmp_path)) == ["b.npz", "t.npz"]
