@@ -9,7 +9,7 @@ import numpy as np
 from .. import _checks
 from .._compat import cupy, is_cupy_array
 from ..checkpoint import metadata_json
-from .resume import STATE_KEYS
+from .resume import refuse_state_keys
 from ..errors import DTypeError, GpubpError, InvalidValueError, NumericalError, ShapeError
 from ..nn import Activation, Identity
 from ..losses import SoftmaxCrossEntropy
@@ -143,10 +143,7 @@ def _checkpoint_extra(extra):
         return None
     if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
         raise InvalidValueError(f"fit: checkpoint_extra must be a dict with string keys, got {extra!r:.80}")
-    clash = sorted(set(extra) & set(STATE_KEYS))
-    if clash:
-        raise InvalidValueError(f"fit: checkpoint_extra may not use the key(s) {clash}: a checkpoint of fit keeps "
-                                f"its training state under {list(STATE_KEYS)}; rename them")
+    refuse_state_keys(extra)
     try:
         metadata_json(extra)  # the checkpoint writer's own rules, applied before training
     except GpubpError as exc:

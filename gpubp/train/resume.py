@@ -17,12 +17,18 @@ def save_training(path, model, optimizer, history, seed, /, **extra) -> str:
     """Checkpoint ``model`` and ``optimizer`` with what ``fit(resume_from=path)`` reads back
     (epochs done, seed, history; this module is the only writer and reader of those) and ``extra``
     (any keys but those three, which it refuses rather than overwrite)."""
-    clash = sorted(set(extra) & set(STATE_KEYS))
-    if clash:
-        raise InvalidValueError(f"save_training: extra key(s) {clash} would overwrite the training state "
-                                f"kept under {list(STATE_KEYS)}; rename them")
+    refuse_state_keys(extra)
     state = {"epochs_done": history.epochs, "seed": seed, "history": history.as_dict()}
     return checkpoint.save(path, model, optimizer, extra={**extra, **state})
+
+
+def refuse_state_keys(extra):
+    """The one check that extras given to a checkpoint of fit (``checkpoint_extra``,
+    ``save_training``'s keywords) leave the training state's keys alone."""
+    clash = sorted(set(extra) & set(STATE_KEYS))
+    if clash:
+        raise InvalidValueError(f"checkpoint extra may not use the key(s) {clash}: a checkpoint of fit keeps its "
+                                f"training state under {list(STATE_KEYS)}; rename them")
 
 
 def _resume(path, model, requested, epochs):

@@ -63,3 +63,20 @@ def test_paths_as_bytes_and_with_a_tilde(tmp_path, monkeypatch):
         assert checkpoint.load(given).optimizer.t == opt.t
         assert checkpoint.read_metadata(given)["format"] == checkpoint.FORMAT
     assert sorted(os.listdir(tmp_path)) == ["b.npz", "t.npz"]
+
+
+def test_the_training_state_keys_are_refused_by_one_check_in_one_message(tmp_path):
+    from gpubp.train import fit, save_training
+    model, _ = trained(steps=0)
+    history = gpubp.history.History()
+    X, y = np.zeros((4, 4), np.float32), np.zeros(4, int)
+    messages = []
+    for call in (lambda: save_training(tmp_path / "a.npz", model, None, history, 0, seed=1, history=2),
+                 lambda: fit(model, X, y, epochs=1, progress=False, checkpoint_path=tmp_path / "b.npz",
+                             checkpoint_every=1, checkpoint_extra={"seed": 1, "history": 2})):
+        with pytest.raises(InvalidValueError) as err:
+            call()
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]  # was: two wordings, one of them blaming fit's own argument
+    assert "checkpoint extra may not use the key(s) ['history', 'seed']" in messages[0]
+    assert not os.listdir(tmp_path)

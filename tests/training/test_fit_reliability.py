@@ -184,7 +184,7 @@ X0, Y0 = data(16)
     (dict(progress="off"), "progress must be True or False or None .* got 'off'"),
     # checkpoint_extra: checked before training, not at the first checkpoint an epoch later
     (dict(checkpoint_path="c.npz", checkpoint_every=1, checkpoint_extra={"seed": 3}),
-     r"checkpoint_extra may not use the key\(s\) \['seed'\]"),
+     r"checkpoint extra may not use the key\(s\) \['seed'\]"),
     (dict(checkpoint_path="c.npz", checkpoint_every=1, checkpoint_extra={"scaler": object()}),
      "a object cannot be stored as JSON"),
     (dict(checkpoint_extra=["scale", 2]), r"checkpoint_extra must be a dict with string keys, got \['scale', 2\]"),
@@ -281,7 +281,7 @@ def test_save_training_keeps_any_extra_key_but_the_training_state(tmp_path):
     model, history = net(), fit(net(), X0, Y0, epochs=1, progress=False)
     path = gpubp.train.save_training(tmp_path / "c.npz", model, None, history, 0, path="raw.csv", model="v2")
     assert gpubp.checkpoint.read_metadata(path)["extra"]["path"] == "raw.csv"  # no TypeError from a key
-    with pytest.raises(InvalidValueError, match=r"extra key\(s\) \['epochs_done'\] would overwrite"):
+    with pytest.raises(InvalidValueError, match=r"checkpoint extra may not use the key\(s\) \['epochs_done'\]"):
         gpubp.train.save_training(tmp_path / "d.npz", model, None, history, 0, epochs_done=9)
     assert not (tmp_path / "d.npz").exists()
 
