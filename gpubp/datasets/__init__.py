@@ -86,16 +86,25 @@ def _both_sides(parts, test_fraction):
 
 
 def split(X, y, test_fraction, seed, stratify=False):
-    """Deterministic train/test split; stratified keeps class proportions (a side may be empty
-    when the fraction rounds to no sample)."""
-    number("test_fraction", test_fraction, low=0, high=1, low_open=True)
-    if test_fraction == 1:
-        raise InvalidValueError("test_fraction must be in (0, 1), got 1: nothing would be left to train on")
-    integer("seed", seed, minimum=0)
+    """Deterministic train/test split of arrays (or lists) with one row per sample; stratified
+    keeps the proportions of each distinct label (or target row). A side may be empty when the
+    fraction rounds to no sample."""
+    number("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+    rng = np.random.default_rng(integer("seed", seed, minimum=0))
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim == 0 or y.ndim == 0:
+        raise InvalidValueError(f"split: X and y need one row per sample, got shapes {X.shape} and {y.shape}")
     if len(X) != len(y):
         raise InvalidValueError(f"split: X has {len(X)} samples but y has {len(y)}")
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    if not len(y):
+        raise InvalidValueError("split: X and y hold no samples")
+    groups = [np.arange(len(y))]
+    if stratify:  # every sample in the group of its label (NaN labels form one group)
+        try:
+            labels, which = np.unique(y, return_inverse=True, axis=None if y.ndim == 1 else 0)
+        except TypeError:
+            raise InvalidValueError(f"split: cannot stratify by y of dtype {y.dtype}; give numbers or text") from None
+        groups = [np.flatnonzero(which.reshape(-1) == k) for k in range(len(labels))]
     test = np.concatenate([rng.permutation(g)[: round(len(g) * test_fraction)] for g in groups])
     mask = np.zeros(len(y), dtype=bool)
     mask[test] = True

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import flag
 from ..errors import InvalidValueError, ShapeError
 
 
@@ -52,10 +53,12 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
         path = Path(path)
     except TypeError:
         raise InvalidValueError(f"data file must be a path, got {path!r}") from None
-    if isinstance(features, (str, bytes)):  # a string would be read as one column per character
-        raise InvalidValueError(f"features must be a list of column names, got the string {features!r}")
+    regression, require_target = flag("regression", regression), flag("require_target", require_target)
+    features = None if features is None else _names("features", features, "column names", str)
+    if features is not None and len(set(features)) != len(features):
+        raise InvalidValueError(f"features {features} name a column more than once")
     if classes is not None:
-        classes = list(classes)
+        classes = _names("classes", classes, "labels")
         keys = [_key(str(c)) for c in classes]
         if len(set(keys)) != len(keys):
             raise InvalidValueError(f"classes {classes} name a class more than once")
@@ -72,6 +75,22 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
         return Table(X, y.reshape(len(y), -1), names, target, None)
     labels, y = _encode(raw, classes, path, target)
     return Table(X, y, names, target, labels)
+
+
+def _names(name, value, what, kind=object) -> list:
+    """``value`` as a list (a string would be read as one name per character)."""
+    try:
+        names = None if isinstance(value, (str, bytes)) else list(value)
+    except TypeError:
+        names = None
+    if names is None or not all(isinstance(v, kind) for v in names):
+        raise InvalidValueError(f"{name} must be a list of {what}, got {value!r:.80}")
+    return names
+
+
+def _where(path, line) -> str:
+    """Where a target value is: a CSV's line, an .npz's index into y."""
+    return f"y[{line}]" if path.suffix.lower() == ".npz" else f"line {line}"
 
 
 def _read_csv(path, target, features, require_target):
@@ -137,10 +156,10 @@ def _number(text, path, line, column) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise InvalidValueError(f"{path}, line {line}, column {column!r}: {text.strip()!r} is not a number"
-                                ) from None
+        raise InvalidValueError(f"{path}, {_where(path, line)}, column {column!r}: {text.strip()!r} is not "
+                                f"a number") from None
     if not math.isfinite(value):
-        raise InvalidValueError(f"{path}, line {line}, column {column!r}: {text.strip()!r} is not finite")
+        raise InvalidValueError(f"{path}, {_where(path, line)}, column {column!r}: {text.strip()!r} is not finite")
     return value
 
 
@@ -156,8 +175,8 @@ def _read_npz(path, features, require_target):
     if X.dtype.kind not in "iuf" or X.ndim not in (2, 4):
         raise ShapeError(f"{path}: X must be numbers of shape (samples, features) or (samples, C, H, W), "
                          f"got {X.dtype} {X.shape}")
-    if len(X) == 0:
-        raise ShapeError(f"{path}: X holds no samples")
+    if X.size == 0:
+        raise ShapeError(f"{path}: X holds no samples or no features (shape {X.shape})")
     X = X.astype(np.float64)
     bad = np.argwhere(~np.isfinite(X))
     if len(bad):
@@ -192,13 +211,11 @@ def _encode(raw, classes, path, target):
                          f"(use --loss mse for several real-valued targets)")
     empty = next((line for line, text in raw if not text.strip()), None)
     if empty is not None:
-        where = f"line {empty}" if path.suffix.lower() != ".npz" else f"y[{empty}]"
-        raise InvalidValueError(f"{path}, {where}, column {target!r}: the label is empty; every sample "
+        raise InvalidValueError(f"{path}, {_where(path, empty)}, column {target!r}: the label is empty; every sample "
                                 f"needs one (remove the row or fill it in)")
     missing = next(((line, text) for line, text in raw if _is_nonfinite(text)), None)
     if missing is not None:  # "nan" is a missing value, not a class of its own
-        where = f"line {missing[0]}" if path.suffix.lower() != ".npz" else f"y[{missing[0]}]"
-        raise InvalidValueError(f"{path}, {where}, column {target!r}: the label {missing[1].strip()!r} is not "
+        raise InvalidValueError(f"{path}, {_where(path, missing[0])}, column {target!r}: the label {missing[1].strip()!r} is not "
                                 f"finite; every sample needs a real label (remove the row or fill it in)")
     if classes is None:
         classes = _sorted_labels({text for _, text in raw})
@@ -209,8 +226,7 @@ def _encode(raw, classes, path, target):
     y = np.empty(len(raw), dtype=np.int64)
     for k, (line, text) in enumerate(raw):
         if _key(text) not in index:
-            where = f"line {line}" if path.suffix.lower() != ".npz" else f"y[{line}]"
-            raise InvalidValueError(f"{path}, {where}, column {target!r}: {text!r} is not one of the "
+            raise InvalidValueError(f"{path}, {_where(path, line)}, column {target!r}: {text!r} is not one of the "
                                     f"model's classes {classes}")
         y[k] = index[_key(text)]
     return classes, y
@@ -253,11 +269,7 @@ class Scaler:
     """Per-feature standardisation fitted on training data: ``x' = (x - mean) / std``."""
 
     def __init__(self, mean, std):
-        try:
-            self.mean, self.std = np.asarray(mean, np.float64).ravel(), np.asarray(std, np.float64).ravel()
-        except (TypeError, ValueError):
-            raise InvalidValueError(f"Scaler: mean and std must be lists of numbers, got {mean!r:.60} and "
-                                    f"{std!r:.60}") from None
+        self.mean, self.std = _floats_of("Scaler: mean", mean).ravel(), _floats_of("Scaler: std", std).ravel()
         if self.mean.shape != self.std.shape or not self.mean.size:
             raise ShapeError(f"Scaler: {self.mean.size} means but {self.std.size} stds; one of each per feature")
         if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all() and (self.std > 0).all()):
@@ -266,7 +278,7 @@ class Scaler:
 
     @classmethod
     def fit(cls, X) -> "Scaler":
-        X = np.asarray(X, np.float64)
+        X = _floats_of("Scaler.fit: X", X)
         if len(X) == 0:
             raise ShapeError("Scaler.fit: no samples to take the mean and std of")
         X = X.reshape(len(X), -1)
@@ -276,7 +288,7 @@ class Scaler:
         return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
 
     def __call__(self, X) -> np.ndarray:
-        X = np.asarray(X, np.float64)
+        X = _floats_of("Scaler: X", X)
         if X.ndim < 1 or X.size != len(X) * self.mean.size:
             raise ShapeError(f"Scaler: fitted on {self.mean.size} features per sample, got data of shape {X.shape}")
         return ((X.reshape(len(X), self.mean.size) - self.mean) / self.std).reshape(X.shape)
@@ -289,3 +301,10 @@ class Scaler:
         if not isinstance(d, dict) or set(d) != {"mean", "std"}:
             raise InvalidValueError(f"a Scaler is stored as {{'mean': [...], 'std': [...]}}, got {d!r:.80}")
         return cls(d["mean"], d["std"])
+
+
+def _floats_of(name, values) -> np.ndarray:
+    try:
+        return np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"{name} must be numbers (an array or lists of them), got {values!r:.60}") from None

@@ -50,3 +50,32 @@ def test_split_names_x_and_y_of_different_lengths():
     from gpubp.errors import InvalidValueError
     with pytest.raises(InvalidValueError, match="5 samples but y has 4"):  # was: IndexError from NumPy
         split(np.zeros((5, 2)), np.zeros(4), 0.2, 0)
+
+
+@pytest.mark.parametrize("X, y, words", [
+    (np.zeros(3), 3, r"split: X and y need one row per sample, got shapes \(3,\) and \(\)"),  # was: TypeError
+    (np.zeros((0, 2)), np.zeros(0), "split: X and y hold no samples"),  # was: concatenate error when stratified
+])
+def test_split_refuses_what_has_no_samples(X, y, words):
+    from gpubp.datasets import split
+    from gpubp.errors import InvalidValueError
+    with pytest.raises(InvalidValueError, match=words):
+        split(X, y, 0.5, 0, stratify=True)
+
+
+def test_split_takes_lists_and_a_fraction_of_one_is_named_consistently():
+    from gpubp.datasets import split
+    from gpubp.errors import InvalidValueError
+    parts = split([[1.0], [2.0], [3.0], [4.0]], [0, 1, 0, 1], 0.5, 0)  # was: TypeError indexing a list by a mask
+    assert [np.shape(p) for p in parts] == [(2, 1), (2,), (2, 1), (2,)]
+    with pytest.raises(InvalidValueError, match="test_fraction must be a finite number > 0 and < 1, got 1"):
+        split(np.zeros((4, 1)), np.zeros(4), 1, 0)  # was: "... and <= 1" in the message for 1.5, refused at 1
+
+
+@pytest.mark.parametrize("y", [np.array([0, 0, np.nan, np.nan, 1, 1, np.nan, np.nan]), np.eye(2)[[0, 0, 1, 1, 0, 1, 0, 1]]],
+                         ids=["NaN labels", "one-hot rows"])
+def test_a_stratified_split_keeps_every_sample_and_the_fraction(y):
+    from gpubp.datasets import split
+    Xtr, ytr, Xte, yte = split(np.arange(8.0)[:, None], y, 0.5, 0, stratify=True)
+    # was: NaN labels matched no group and left the test side empty; one-hot rows raised IndexError
+    assert sorted(np.concatenate([Xtr, Xte]).ravel()) == list(range(8)) and len(Xte) == 4

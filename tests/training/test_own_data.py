@@ -120,3 +120,37 @@ def test_a_scaler_names_data_of_another_width():
     scaler = Scaler.fit(np.ones((3, 2)))
     with pytest.raises(gpubp.ShapeError, match="2 features"):  # was: ValueError cannot reshape
         scaler(np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(features=3), "features must be a list of column names, got 3"),  # was: TypeError 'int' not iterable
+    (dict(features=[1, 2]), r"features must be a list of column names, got \[1, 2\]"),
+    (dict(features=["a", "a"]), r"features \['a', 'a'\] name a column more than once"),  # was: "no target column"
+    (dict(classes=3), "classes must be a list of labels, got 3"),  # was: TypeError
+    (dict(regression="no"), "regression must be True or False, got 'no'"),  # was: read as True
+    (dict(require_target="yes"), "require_target must be True or False, got 'yes'"),
+])
+def test_load_table_arguments_are_checked_by_name(tmp_path, kwargs, words):
+    path = write(tmp_path, "d.csv", "a,b,y\n1,2,0\n3,4,1\n")
+    with pytest.raises(InvalidValueError, match=words):
+        load_table(path, **kwargs)
+
+
+def test_an_npz_with_no_feature_or_a_bad_target_is_named(tmp_path):
+    np.savez(tmp_path / "f.npz", X=np.ones((3, 0)), y=np.arange(3) % 2)
+    with pytest.raises(gpubp.ShapeError, match=r"no features \(shape \(3, 0\)\)"):  # was: a Table with 0 features
+        load_table(tmp_path / "f.npz")
+    np.savez(tmp_path / "b.npz", X=np.ones((3, 2)), y=np.array(["1", "x", "2"]))
+    with pytest.raises(InvalidValueError, match=r"b.npz, y\[1\], column 'y': 'x' is not a number"):  # was: "line 1"
+        load_table(tmp_path / "b.npz", regression=True)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: Scaler.fit("abc"), "Scaler.fit: X must be numbers"),  # was: ValueError from NumPy
+    (lambda: Scaler.fit([[1, "a"]]), "Scaler.fit: X must be numbers"),
+    (lambda: Scaler([0.0], [1.0])([["x"]]), "Scaler: X must be numbers"),
+    (lambda: Scaler("ab", [1.0]), "Scaler: mean must be numbers"),
+])
+def test_a_scaler_given_text_says_so(call, words):
+    with pytest.raises(InvalidValueError, match=words):
+        call()
