@@ -48,6 +48,8 @@ def plan_problem(model) -> str | None:
     if not isinstance(model, Sequential) or type(model).forward is not Sequential.forward \
             or type(model).backward is not Sequential.backward:
         return f"a {type(model).__name__} is not a plain gpubp Sequential"
+    if not model.layers:
+        return "the model has no layers"
     for i, layer in enumerate(model.layers):
         if not (takes_out(layer.forward) and takes_out(layer.backward)):
             return f"layer {i} ({layer!r}) takes no output buffers (out=)"

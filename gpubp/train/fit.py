@@ -217,6 +217,8 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                 raise StateError(f"fit: the model moved to {model.backend.device} {model.backend.dtype} during "
                                  f"training (in a callback?) but fit placed the data on {data.device} {data.dtype} "
                                  f"when it started; move the model before calling fit")
+            if not model.layers:  # the eager step would train the identity: the data as its own output
+                raise StateError("fit: the model has no layers left (a callback removed them all)")
             model.zero_grad()
             # with a communicator the gradients are this rank's share n_r / B of the global mean,
             # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
