@@ -14,10 +14,11 @@ import contextlib
 import contextvars
 import itertools
 import math
+import warnings
 
 from . import _checks
 from .backend import Backend, default_device, get_backend, parse_spec
-from .errors import InvalidValueError, ShapeError
+from .errors import GpubpWarning, InvalidValueError, ShapeError
 from .nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
 
 
@@ -59,6 +60,11 @@ class Sequential:
         seed = _checks.seed("Sequential seed", seed)
         self.to(backend, dtype)
         if seed is not None:
+            drawn = [f"{i} {layer!r}" for i, layer in enumerate(self.layers)
+                     if layer.parameters_drawn and layer.parameter_shapes()]
+            if drawn:  # trained or loaded values, about to be replaced
+                warnings.warn(f"Sequential(seed={seed}) redraws the parameters that layers {', '.join(drawn)} "
+                              f"already hold; pass seed=None to keep them", GpubpWarning, stacklevel=2)
             self.reset_parameters(seed)
 
     def __repr__(self):
@@ -101,6 +107,7 @@ class Sequential:
         dW and db and None is returned: dL/dX of the data is never needed, and
         skipping it saves a third of that layer's matrix products.
         """
+        input_grad = _checks.flag("Sequential.backward input_grad", input_grad)
         observers = (*self.observers, *_ambient.get())
         with self.backend.activate():
             for i in range(len(self.layers) - 1, -1, -1):
@@ -125,17 +132,19 @@ class Sequential:
 
     def load_parameters(self, arrays: dict) -> None:
         """Set every parameter from ``{"i.name": array}`` (as ``parameters()`` names them), in
-        place where they exist; names and shapes are all checked before anything is written."""
+        place where they exist; names, shapes and values (numbers, finite) are all checked before
+        anything is written."""
         shapes = self.parameter_shapes()
+        if not isinstance(arrays, dict):
+            raise InvalidValueError(f"parameters are loaded from a dict {{name: array}} like parameters() gives, "
+                                    f"got a {type(arrays).__name__}")
         if set(arrays) != set(shapes):
-            missing, extra = sorted(set(shapes) - set(arrays)), sorted(set(arrays) - set(shapes))
+            missing, extra = sorted(set(shapes) - set(arrays)), sorted(map(str, set(arrays) - set(shapes)))
             raise ShapeError(f"parameters do not match the model: missing {missing}, unexpected {extra}")
-        wrong = {k: tuple(a.shape) for k, a in arrays.items() if tuple(a.shape) != shapes[k]}
-        if wrong:
-            raise ShapeError("; ".join(f"parameter {k} has shape {v}, the architecture says {shapes[k]}"
-                                       for k, v in wrong.items()))
-        for i, layer in enumerate(self.layers):
-            layer.load_parameters({k: arrays[f"{i}.{k}"] for k in layer.parameter_shapes()})
+        checked = [layer.checked_parameters({k: arrays[f"{i}.{k}"] for k in layer.parameter_shapes()}, f"{i}.")
+                   for i, layer in enumerate(self.layers)]
+        for layer, arrays_i in zip(self.layers, checked):
+            layer._write_parameters(arrays_i)
         if self.flat is None:  # some were drawn just now, as separate arrays
             self.flatten_()
 
@@ -147,6 +156,9 @@ class Sequential:
     def load_buffers(self, arrays: dict) -> None:
         """Set every buffer from ``{"i.name": array}`` (as ``buffers()`` names them)."""
         names = set(self.buffers())
+        if not isinstance(arrays, dict):
+            raise InvalidValueError(f"buffers are loaded from a dict {{name: array}} like buffers() gives, "
+                                    f"got a {type(arrays).__name__}")
         if set(arrays) != names:
             raise ShapeError(f"buffers do not match the model: missing {sorted(names - set(arrays))}, "
                              f"unexpected {sorted(set(arrays) - names)}")
@@ -281,9 +293,9 @@ class Sequential:
         return cls([layer_from_config(c, backend) for c in config], backend=backend, seed=seed)
 
     def predict(self, X):
-        """Eval-mode forward pass on data converted to the model's backend (any device, list or array)."""
+        """Eval-mode forward pass on data converted to the model's backend and dtype (any device, list or array)."""
         with self.mode(False):
-            return self.forward(self.backend.asarray(X))
+            return self.forward(self.backend.asarray(X, self.backend.dtype))
 
 
 def _layers(layers) -> list:
@@ -303,6 +315,10 @@ def _layers(layers) -> list:
         if not isinstance(layer, Layer):
             raise InvalidValueError(f"Sequential: item {i} is a {type(layer).__name__} ({layer!r:.60}), "
                                     f"not a gpubp layer")
+        same = [j for j, other in enumerate(layers[:i]) if other is layer]
+        if same:  # its backward would read the input saved by its later use, and it would be updated twice
+            raise InvalidValueError(f"Sequential: item {i} {layer!r} is the same layer object as item {same[0]}; "
+                                    f"a layer can appear once (create a second one)")
         if isinstance(layer, Dense):
             if width is not None and width[1].n_out != layer.n_in:
                 j, before = width
@@ -319,7 +335,7 @@ def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0
 
     He initialisation for the ReLU family, Glorot otherwise.
     """
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise InvalidValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
     try:
         hidden = list(hidden)

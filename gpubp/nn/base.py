@@ -11,7 +11,7 @@ import functools
 import types
 
 from ..backend import Backend, get_backend, parse_spec
-from ..errors import InvalidValueError, ShapeError, StateError
+from ..errors import DTypeError, InvalidValueError, ShapeError, StateError
 
 LAYERS: dict = {}  # type name -> class: every concrete layer gpubp defines, registered as it is defined
 
@@ -121,19 +121,39 @@ class Layer:
         """Redraw parameters from the host RNG ``rng`` (no-op for parameter-free layers)."""
 
     def load_parameters(self, arrays: dict) -> None:
-        """Set every parameter from ``{name: array}`` (any device), in place once they exist:
-        no random draw, and arrays an optimizer holds stay the same objects."""
+        """Set every parameter from ``{name: array}`` (any device, lists too), in place once they
+        exist: no random draw, and arrays an optimizer holds stay the same objects. Names, shapes
+        and values (numbers, finite) are all checked before anything is written."""
+        self._write_parameters(self.checked_parameters(arrays))
+
+    def checked_parameters(self, arrays: dict, prefix="") -> dict:
+        """``arrays`` as this layer's parameters would hold them (copies in its dtype on its device),
+        or the error that ``load_parameters`` would raise (names given ``prefix``, e.g. "0.")."""
         shapes = self.parameter_shapes()
+        if not isinstance(arrays, dict):
+            raise InvalidValueError(f"{self!r}: parameters are loaded from a dict {{name: array}}, "
+                                    f"got a {type(arrays).__name__}")
         if set(arrays) != set(shapes):
-            raise ShapeError(f"{self!r} has parameters {sorted(shapes)}, got {sorted(arrays)}")
+            raise ShapeError(f"{self!r} has parameters {sorted(shapes)}, got {sorted(map(str, arrays))}")
+        checked = {}
         for name, shape in shapes.items():
-            if tuple(arrays[name].shape) != shape:
-                raise ShapeError(f"{self!r} parameter {name} has shape {shape}, got {tuple(arrays[name].shape)}")
+            try:
+                a = checked[name] = self.backend.asarray(arrays[name], self.backend.dtype)
+            except (DTypeError, ValueError) as exc:  # not numbers, or a ragged list
+                raise DTypeError(f"{self!r}: parameter {prefix}{name}: {exc}") from None
+            if tuple(a.shape) != shape:
+                raise ShapeError(f"{self!r}: parameter {prefix}{name} has shape {tuple(a.shape)}, "
+                                 f"the architecture says {shape}")
+            self.backend.check_finite(a, f"{self!r}: parameter {prefix}{name}")
+        return checked
+
+    def _write_parameters(self, checked: dict) -> None:
+        """Set the parameters from ``checked_parameters`` output."""
         if self._params is None:
-            self._set_parameters({k: self.backend.asarray(arrays[k]) for k in shapes})
+            self._set_parameters(checked)
         else:
             for name, param in self._params.items():
-                param[...] = self.backend.asarray(arrays[name])
+                param[...] = checked[name]
 
     def load_buffers(self, arrays: dict) -> None:
         """Set the ``buffers`` from ``{name: array}`` (layers with buffers override this)."""

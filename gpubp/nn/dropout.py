@@ -66,8 +66,9 @@ class Dropout(Layer):
 
     def load_buffers(self, arrays: dict) -> None:
         """Set seed and step from ``{"seed": array, "step": array}`` (0-d integer arrays, any device)."""
-        if set(arrays) != set(self.buffers):
-            raise ShapeError(f"{self!r} has buffers {sorted(self.buffers)}, got {sorted(arrays)}")
+        if not isinstance(arrays, dict) or set(arrays) != set(self.buffers):
+            raise ShapeError(f"{self!r} has buffers {sorted(self.buffers)}, got "
+                             f"{sorted(map(str, arrays)) if isinstance(arrays, dict) else repr(arrays)[:80]}")
         values = {k: self.backend.to_numpy(a) for k, a in arrays.items()}
         bad = {k: v for k, v in values.items() if v.shape != () or v.dtype.kind not in "iu"}
         if bad:

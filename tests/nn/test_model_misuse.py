@@ -1,0 +1,86 @@
+"""A model misused: the same layer twice, trained layers redrawn, parameters loaded from
+junk, wrong flags. Each refused (or warned about) by gpubp, naming what was wrong, with
+nothing changed."""
+import warnings
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.errors import DTypeError, GpubpWarning, InvalidValueError, NumericalError, ShapeError
+
+
+def test_the_same_layer_object_twice_is_refused():
+    # Its backward would read the input saved by its second use for both: wrong gradients.
+    dense = gpubp.Dense(3, 3)
+    with pytest.raises(InvalidValueError, match=r"item 2 Dense\(3, 3\) is the same layer object as item 0"):
+        gpubp.Sequential([dense, gpubp.ReLU(), dense])
+
+
+def test_a_seeded_model_warns_before_redrawing_trained_parameters():
+    trained = gpubp.Sequential([gpubp.Dense(3, 2)], seed=0)
+    trained.load_parameters({"0.W": np.full((3, 2), 0.5), "0.b": np.zeros(2)})
+    with pytest.warns(GpubpWarning, match=r"redraws the parameters that layers 0 Dense\(3, 2\).*seed=None"):
+        gpubp.Sequential(trained.layers, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept = gpubp.Sequential(trained.layers, seed=None)  # keeps them, silently
+        gpubp.Sequential([gpubp.Dense(3, 2), gpubp.ReLU()], seed=1)  # nothing drawn yet: nothing to lose
+    trained.load_parameters({"0.W": np.full((3, 2), 0.5), "0.b": np.zeros(2)})
+    assert np.all(kept.parameters()["0.W"] == 0.5)
+
+
+@pytest.mark.parametrize("bad, error, words", [
+    (None, InvalidValueError, ["dict", "NoneType"]),
+    ([np.ones((3, 4))], InvalidValueError, ["dict", "list"]),
+    ({"2.W": np.full((4, 2), "a")}, DTypeError, ["parameter 2.W", "<U1"]),
+    ({"2.W": [[1.0, 2.0], [3.0]]}, DTypeError, ["parameter 2.W"]),
+    ({"2.W": np.zeros((2, 4))}, ShapeError, ["parameter 2.W has shape (2, 4)", "(4, 2)"]),
+    ({"2.W": np.full((4, 2), np.nan)}, NumericalError, ["parameter 2.W", "NaN"]),
+    ({"2.b": np.array([1.0, np.inf])}, NumericalError, ["parameter 2.b", "index (1,)"]),
+])
+def test_load_parameters_refuses_junk_before_writing_anything(bad, error, words):
+    model = gpubp.mlp(3, [4], 2, seed=0)
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    arrays = {k: np.ones(v.shape) for k, v in model.parameters().items()}
+    with pytest.raises(error) as err:
+        model.load_parameters(bad if not isinstance(bad, dict) else {**arrays, **bad})
+    for word in words:
+        assert word in str(err.value)
+    for k, v in model.parameters().items():  # layer 0 comes first, yet nothing was written
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_loaded_integer_and_list_parameters_take_the_models_dtype():
+    layer = gpubp.Dense(2, 2)  # not drawn yet: the loaded arrays become its parameters
+    layer.load_parameters({"W": np.eye(2, dtype=np.int64), "b": [0, 1]})
+    assert all(p.dtype == np.float32 for p in layer.params.values())
+    np.testing.assert_array_equal(layer(np.ones((1, 2), np.float32)), [[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.load_buffers(None), lambda m: m.layers[1].load_buffers(None),
+])
+def test_load_buffers_refuses_a_non_dict(call):
+    model = gpubp.Sequential([gpubp.Dense(3, 3), gpubp.Dropout(0.5)])
+    with pytest.raises((InvalidValueError, ShapeError), match="NoneType|None"):
+        call(model)
+
+
+def test_backward_input_grad_is_a_flag_not_any_truthy_value():
+    model = gpubp.mlp(3, [4], 2, seed=0)
+    Y = model.forward(np.ones((2, 3), np.float32))
+    with pytest.raises(InvalidValueError, match="input_grad must be True or False, got 'no'"):
+        model.backward(np.ones_like(Y), input_grad="no")
+
+
+def test_mlp_refuses_an_unhashable_activation_by_name():
+    with pytest.raises(InvalidValueError, match=r"unknown activation \['relu'\]"):
+        gpubp.mlp(3, [4], 2, activation=["relu"])
+
+
+def test_predict_converts_integer_data_to_the_models_dtype():
+    model = gpubp.mlp(3, [4], 2, seed=0)
+    want = model.predict(np.array([[1.0, 2.0, 3.0]], np.float32))
+    np.testing.assert_array_equal(model.predict([[1, 2, 3]]), want)
+    np.testing.assert_array_equal(model.predict(np.array([[1, 2, 3]], np.uint8)), want)
