@@ -25,7 +25,7 @@ from .. import _checks
 from .._compat import cupy
 from .._version import __version__
 from ..backend import get_backend
-from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError, ShapeError
+from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError
 from ..network import Sequential
 from ..optim import Optimizer, optimizer_from_state
 from .archive import FORMAT, Archive, read_meta, user_path
@@ -137,6 +137,8 @@ def load(path, backend=None, dtype=None) -> Checkpoint:
 def load_into(path, model) -> Checkpoint:
     """Read the parameters saved at ``path`` into ``model`` in place (its architecture must
     match) and rebuild the saved optimizer on the model's backend, e.g. to resume training."""
+    if not isinstance(model, Sequential):
+        raise InvalidValueError(f"checkpoint.load_into: model must be a gpubp Sequential, got a {type(model).__name__}")
     with Archive(path) as archive:
         meta = read_meta(archive)
         if meta["architecture"] != model.config():
@@ -164,13 +166,8 @@ def _restore(archive, meta, model) -> Checkpoint:
     if bad:
         raise CheckpointError(f"{archive.path}: NaN/Inf in " + ", ".join(f"{k} ({n} values)" for k, n in bad.items())
                               + "; this checkpoint cannot be used")
-    try:
-        model.load_parameters({k: arrays[f"param/{k}"] for k in shapes})
-        model.load_buffers({k[len("buffer/"):]: arrays[k] for k in buffers})
-    except ShapeError as exc:
-        raise CheckpointError(f"{archive.path}: {exc}") from None
     optimizer = None
-    if "optimizer" in meta:
+    if "optimizer" in meta:  # rebuilt before the model is touched
         state: dict = {}
         for key, a in arrays.items():
             if key.startswith("opt/"):
@@ -182,6 +179,14 @@ def _restore(archive, meta, model) -> Checkpoint:
             if isinstance(exc, GpubpError) and not isinstance(exc, InvalidValueError):
                 raise
             raise CheckpointError(f"{archive.path}: the saved optimizer cannot be rebuilt ({exc})") from None
+    before = {k: v.copy() for k, v in buffers.items()}
+    try:  # the buffers first: a layer may still refuse their values (a negative variance, step)
+        model.load_buffers({k[len("buffer/"):]: arrays[k] for k in buffers})
+        model.load_parameters({k: arrays[f"param/{k}"] for k in shapes})
+    except GpubpError as exc:
+        model.load_buffers({k[len("buffer/"):]: v for k, v in before.items()})  # all or nothing
+        raise CheckpointError(f"{archive.path}: {exc}; this checkpoint cannot be used (the model is "
+                              f"unchanged)") from None
     return Checkpoint(model, optimizer, meta)
 
 

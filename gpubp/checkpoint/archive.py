@@ -46,8 +46,9 @@ def read_meta(archive) -> dict:
         raise CheckpointError(f"{path}: the metadata holds no architecture (a list of layer configs)")
     if meta.get("dtype") not in ("float32", "float64"):
         raise CheckpointError(f"{path}: the metadata says dtype {meta.get('dtype')!r}, expected float32 or float64")
-    if "optimizer" in meta and not isinstance(meta["optimizer"], dict):
-        raise CheckpointError(f"{path}: the optimizer metadata is not a dict")
+    for key in ("optimizer", "extra"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise CheckpointError(f"{path}: the {key} metadata is not a dict")
     return meta
 
 class Archive:
@@ -62,8 +63,11 @@ class Archive:
             raise CheckpointError(f"no checkpoint at {self.path}")
         if os.path.isdir(self.path):
             raise CheckpointError(f"{self.path} is a folder, not a checkpoint file")
-        with open(self.path, "rb") as f:
-            head = f.read(6)
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(6)
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {self.path} ({type(exc).__name__}: {exc.strerror or exc})") from None
         if not head:
             raise CheckpointError(f"{self.path} is empty (0 bytes), not a checkpoint; was its save interrupted?")
         if head == b"\x93NUMPY":

@@ -80,3 +80,52 @@ def test_the_training_state_keys_are_refused_by_one_check_in_one_message(tmp_pat
     assert messages[0] == messages[1]  # was: two wordings, one of them blaming fit's own argument
     assert "checkpoint extra may not use the key(s) ['history', 'seed']" in messages[0]
     assert not os.listdir(tmp_path)
+
+
+# -- what a load reads ------------------------------------------------------------------------
+def bn_net(seed):
+    return gpubp.Sequential([gpubp.Dense(4, 6), gpubp.BatchNorm(6), gpubp.Tanh(), gpubp.Dense(6, 3),
+                             gpubp.Dropout(0.3)], seed=seed)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"buffer/1.running_var": -np.ones(6, np.float32)}, "running_var must be >= 0"),
+    ({"buffer/4.step": np.array(-5)}, "Dropout step must be a whole number >= 0"),
+])
+def test_buffer_values_a_layer_refuses_leave_the_model_unchanged(tmp_path, change, words):
+    model = bn_net(5)
+    model.layers[4].step = 7
+    path = edited(checkpoint.save(tmp_path / "g.npz", model), tmp_path / "bad.npz", change)
+    target = bn_net(9)
+    target.layers[1].buffers["running_mean"][...] = 3.0
+    before = {**{k: v.copy() for k, v in target.parameters().items()}, **{k: v.copy() for k, v in target.buffers().items()}}
+    for load in (lambda: checkpoint.load(path), lambda: checkpoint.load_into(path, target)):
+        with pytest.raises(CheckpointError, match=f"bad.npz: .*{words}.*model is unchanged"):  # was: InvalidValueError
+            load()
+    after = {**target.parameters(), **target.buffers()}
+    for k, v in before.items():  # was: the parameters and BatchNorm's statistics of the checkpoint loaded
+        np.testing.assert_array_equal(after[k], v, err_msg=k)
+
+
+def test_load_into_something_that_is_not_a_model(tmp_path):
+    path = checkpoint.save(tmp_path / "m.npz", trained(steps=0)[0])
+    with pytest.raises(InvalidValueError, match="model must be a gpubp Sequential, got a str"):  # was: AttributeError
+        checkpoint.load_into(path, "model.npz")
+
+
+def test_a_file_that_cannot_be_opened_is_a_checkpoint_error(tmp_path, monkeypatch):
+    path = checkpoint.save(tmp_path / "m.npz", trained(steps=0)[0])
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr("builtins.open", denied)
+    for read in (checkpoint.load, checkpoint.read_metadata):
+        with pytest.raises(CheckpointError, match="cannot read .*m.npz .*Permission denied"):  # was: PermissionError
+            read(path)
+
+
+def test_metadata_whose_extra_is_not_a_dict_is_refused(tmp_path):
+    path = checkpoint.save(tmp_path / "m.npz", trained(steps=0)[0])
+    edited(path, tmp_path / "bad.npz", {"meta": lambda m: m.update(extra=[1, 2])})
+    with pytest.raises(CheckpointError, match="the extra metadata is not a dict"):  # was: a list, read as extras
+        checkpoint.read_metadata(tmp_path / "bad.npz")
