@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _checks
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
-from .inputs import _check_model, _features, _mode, _prepare
+from .inputs import _check_model, _features, _mode, _prepare, _probe
 
 
 def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict:
@@ -26,6 +26,7 @@ def predict(model, X, batch_size=1024) -> np.ndarray:
     _check_model(model, "predict")
     batch_size = _checks.integer("predict: batch_size", batch_size, 1)
     Xd = _features(model, X, "predict", "X")
+    _probe(model, Xd, "predict", "X")  # a sample the model refuses, named as the user's array
     with _mode(model, False):
         outs = [model.backend.to_numpy(model.forward(Xd[i:i + batch_size]))
                 for i in range(0, Xd.shape[0], batch_size)]

@@ -60,6 +60,24 @@ def _probe(model, X, what, name):
         raise type(exc)(f"{what}: {name} of shape {tuple(X.shape)} does not fit the model: {exc}") from None
 
 
+def _one_sample_batch(model, X, batch_size):
+    """A batch of one sample, when the epoch has one (``batch_size`` 1, or N % batch_size == 1),
+    run through the model in training now (its buffers put back), so a layer refusing it (BatchNorm
+    over one value per channel) stops fit before training, not at the end of the first epoch."""
+    if (X.shape[0] % batch_size or batch_size) != 1:
+        return
+    saved = {k: v.copy() for k, v in model.buffers().items()}
+    try:
+        with _mode(model, True):
+            model.forward(X[:1])
+    except ShapeError as exc:
+        raise ShapeError(f"fit: {X.shape[0]} samples in batches of {batch_size} make a batch of one sample "
+                         f"{'at the end of every epoch' if batch_size > 1 else 'at every step'}, which the model "
+                         f"refuses in training ({exc}); choose another batch_size") from None
+    finally:
+        model.load_buffers(saved)
+
+
 def _validation(model, loss, data):
     if data is None:
         return None

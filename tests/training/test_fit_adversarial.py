@@ -52,3 +52,37 @@ def test_a_step_plan_of_a_model_without_layers_is_refused():
     assert plan_problem(model) == "the model has no layers"
     with pytest.raises(InvalidValueError, match="the model has no layers"):  # was: IndexError
         StepPlan(model, "mse", "sgd", (4, 2))
+
+
+def bn_net(dropout_first=False):
+    layers = [gpubp.Dense(2, 8), gpubp.BatchNorm(8), gpubp.ReLU(), gpubp.Dense(8, 2)]
+    layers.insert(1, gpubp.Dropout(0.5)) if dropout_first else None
+    return gpubp.Sequential(layers, seed=0)
+
+
+@pytest.mark.parametrize("n, batch_size, words", [(9, 4, "at the end of every epoch"), (16, 1, "at every step")])
+def test_a_one_sample_batch_batchnorm_refuses_is_named_before_training(n, batch_size, words):
+    """Was: a whole epoch trained, then BatchNorm's ShapeError at the last batch, the model left mid-epoch."""
+    model = bn_net(dropout_first=True)
+    before, buffers = host(model), {k: np.array(v) for k, v in model.buffers().items()}
+    seen = []
+    with pytest.raises(ShapeError, match=f"{n} samples in batches of {batch_size} make a batch of one sample {words}"
+                                         f".*BatchNorm.*choose another batch_size"):
+        fit(model, X0[:n], Y0[:n], batch_size=batch_size, epochs=2, progress=False,
+            callbacks=type("C", (), {"on_epoch_begin": lambda self, e, m: seen.append(e)})())
+    assert seen == [] and all(np.array_equal(v, before[k]) for k, v in host(model).items())
+    assert all(np.array_equal(np.array(v), buffers[k]) for k, v in model.buffers().items())  # Dropout's step too
+
+
+def test_the_one_sample_probe_leaves_no_trace():
+    """A model that takes a one-sample batch trains exactly as if the probe had not run: Dropout's
+    step counts only the steps (3 per epoch), BatchNorm's statistics only the training batches."""
+    model = gpubp.Sequential([gpubp.Dense(2, 8), gpubp.Dropout(0.5), gpubp.Dense(8, 2)], seed=0)
+    fit(model, X0[:9], Y0[:9], batch_size=4, epochs=2, progress=False)
+    assert model.layers[1].step == 6
+
+
+def test_predict_names_the_array_a_model_refuses():
+    cnn = gpubp.Sequential([gpubp.Conv2D(1, 2, 3), gpubp.Flatten(), gpubp.Dense(2 * 6 * 6, 3)], seed=0)
+    with pytest.raises(ShapeError, match=r"predict: X of shape \(4, 64\) does not fit the model: Conv2D"):
+        gpubp.predict(cnn, np.zeros((4, 64)))  # was: the layer's message alone, about its own input
