@@ -4,10 +4,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
 
 from . import _checks
 from .errors import InvalidValueError
@@ -16,6 +19,9 @@ try:  # a dependency (pyproject.toml); the plain line below covers an install wi
     from tqdm.auto import tqdm
 except ImportError:  # pragma: no cover
     tqdm = None
+
+
+PER_EPOCH = ("loss", "metric", "val_loss", "val_metric", "lr", "epoch_time", "samples_per_sec")
 
 
 @dataclass
@@ -48,30 +54,34 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
-        """The inverse of ``as_dict``; anything else (unknown keys, non-numbers in the
-        per-epoch lists) is refused with an InvalidValueError naming it."""
+        """The inverse of ``as_dict`` (the lists copied, their numbers as floats); anything else
+        (unknown keys, non-numbers in the per-epoch lists) is refused with an InvalidValueError naming it."""
         if not isinstance(d, dict):
             raise InvalidValueError(f"history must be a dict (History.as_dict()), got a {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise InvalidValueError(f"history has unknown fields {unknown}; known: {sorted(known)}")
-        for name in ("loss", "metric", "val_loss", "val_metric", "lr", "epoch_time", "samples_per_sec"):
+        d = dict(d)
+        for name in PER_EPOCH:
             values = d.get(name, [])
             if not isinstance(values, list) or not all(_is_number(v) for v in values):
                 raise InvalidValueError(f"history {name} must be a list of numbers, got {values!r:.80}")
+            d[name] = [float(v) for v in values]
         for name in ("metric_name", "stopped"):
             if d.get(name) is not None and not isinstance(d[name], str):
                 raise InvalidValueError(f"history {name} must be a string or None, got {d[name]!r:.80}")
-        best = d.get("best_epoch")
-        if best is not None and (isinstance(best, bool) or not isinstance(best, int) or best < 1):
-            raise InvalidValueError(f"history best_epoch must be a whole number >= 1 or None, got {best!r:.80}")
-        _checks.flag("history interrupted", d.get("interrupted", False))
+        if d.get("best_epoch") is not None:
+            d["best_epoch"] = _checks.integer("history best_epoch", d["best_epoch"], 1)
+        d["interrupted"] = _checks.flag("history interrupted", d.get("interrupted", False))
         _check_epochs(d)
         return cls(**d)
 
     def summary(self, epoch: int) -> str:
         """One line describing epoch ``epoch`` (0-based)."""
+        if _checks.integer("History.summary epoch", epoch, 0) >= self.epochs:
+            raise InvalidValueError(f"History.summary: epoch {epoch} is past the {self.epochs} epoch(s) recorded "
+                                    f"(epochs count from 0)")
         parts = [f"loss {self.loss[epoch]:.4f}"]
         # validation lists can be shorter (a resumed run without validation data)
         if self.metric_name and len(self.metric) > epoch:
@@ -166,6 +176,9 @@ def _check_epochs(d) -> None:
         if len(d.get(name, [])) != epochs:
             raise InvalidValueError(f"history {name} has {len(d.get(name, []))} entries for {epochs} epochs of loss; "
                                     f"each epoch needs one")
+    for name in ("metric", "val_metric"):
+        if d.get(name) and not d.get("metric_name"):
+            raise InvalidValueError(f"history {name} holds values but metric_name (what they measure) is None")
     for name in ("metric", "val_loss", "val_metric"):
         if len(d.get(name, [])) > epochs:
             raise InvalidValueError(f"history {name} has {len(d[name])} entries, more than its {epochs} epochs")
@@ -177,4 +190,10 @@ def _check_epochs(d) -> None:
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+    """A real number that a float holds (NumPy's too), not a bool, not NaN."""
+    if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        return not math.isnan(float(v))
+    except OverflowError:  # an int past the float range
+        return False

@@ -16,9 +16,13 @@ STATE_KEYS = ("epochs_done", "seed", "history")  # the training state in a check
 def save_training(path, model, optimizer, history, seed, /, **extra) -> str:
     """Checkpoint ``model`` and ``optimizer`` with what ``fit(resume_from=path)`` reads back
     (epochs done, seed, history; this module is the only writer and reader of those) and ``extra``
-    (any keys but those three, which it refuses rather than overwrite)."""
+    (any keys but those three, which it refuses rather than overwrite). What ``resume`` would
+    refuse is refused here, before a checkpoint is replaced by one no run could resume from."""
     refuse_state_keys(extra)
-    state = {"epochs_done": history.epochs, "seed": seed, "history": history.as_dict()}
+    if not isinstance(history, History):
+        raise InvalidValueError(f"save_training: history must be a gpubp History, got a {type(history).__name__}")
+    seed = None if seed is None else _checks.integer("save_training: seed", seed, 0)
+    state = {"epochs_done": history.epochs, "seed": seed, "history": History.from_dict(history.as_dict()).as_dict()}
     return checkpoint.save(path, model, optimizer, extra={**extra, **state})
 
 

@@ -129,3 +129,56 @@ def test_metadata_whose_extra_is_not_a_dict_is_refused(tmp_path):
     edited(path, tmp_path / "bad.npz", {"meta": lambda m: m.update(extra=[1, 2])})
     with pytest.raises(CheckpointError, match="the extra metadata is not a dict"):  # was: a list, read as extras
         checkpoint.read_metadata(tmp_path / "bad.npz")
+
+
+# -- the training state: written only when it can be read back ---------------------------------
+def test_save_training_refuses_what_resume_would_refuse_and_keeps_the_old_checkpoint(tmp_path):
+    from gpubp.history import History
+    from gpubp.train import fit, save_training
+    model, _ = trained(steps=0)
+    X, y = np.zeros((8, 4), np.float32), np.arange(8) % 3
+    path = tmp_path / "c.npz"
+    history = fit(model, X, y, epochs=1, progress=False, checkpoint_path=path, checkpoint_every=1)
+    before = path.read_bytes()
+    for args, words in [((history, "3"), "seed must be a whole number >= 0, got '3'"),
+                        ((history, -1), "seed must be a whole number >= 0, got -1"),
+                        ((history, 1.5), "seed must be a whole number >= 0, got 1.5"),
+                        ((history.as_dict(), 0), "history must be a gpubp History, got a dict"),
+                        ((History(loss=[1.0]), 0), "history lr has 0 entries for 1 epochs")]:
+        with pytest.raises(InvalidValueError, match=words):  # was: written, then refused by resume (or AttributeError)
+            save_training(path, model, None, *args)
+    assert path.read_bytes() == before
+    assert fit(model, X, y, epochs=2, progress=False, resume_from=path).epochs == 2
+
+
+def test_history_round_trips_numpy_numbers_and_never_shares_lists():
+    from gpubp.history import History
+    d = History(loss=[np.float32(0.5), 1], lr=[np.float64(0.1)] * 2, epoch_time=[1, 2], samples_per_sec=[3.0, 4.0],
+                metric_name="accuracy", metric=[np.float32(0.25), 0.5], best_epoch=np.int64(2)).as_dict()
+    h = History.from_dict(d)  # was: refused ('must be a list of numbers'), np.int64 best_epoch too
+    assert h.loss == [0.5, 1.0] and all(type(v) is float for v in h.loss + h.metric + h.lr)
+    assert h.best_epoch == 2 and type(h.best_epoch) is int
+    d["loss"].append(9.0)
+    assert h.epochs == 2  # was: the History grew with the dict it was read from
+    assert History.from_dict(h.as_dict()) == h
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(loss=[10 ** 400, 1.0]), "history loss must be a list of numbers"),  # was: OverflowError
+    (dict(val_metric=[0.5]), "val_metric holds values but metric_name .* is None"),  # was: 'val_None 0.5'
+    (dict(best_epoch=True), "best_epoch must be a whole number >= 1"),
+])
+def test_history_from_dict_refuses_odd_values_naming_them(change, words):
+    from gpubp.history import History
+    good = History(loss=[1.0, 0.5], lr=[0.1, 0.1], epoch_time=[1.0, 1.0], samples_per_sec=[9.0, 9.0]).as_dict()
+    with pytest.raises(InvalidValueError, match=words):
+        History.from_dict({**good, **change})
+
+
+@pytest.mark.parametrize("epoch, words", [(2, "epoch 2 is past the 2 epoch"), (-1, "got -1"), ("0", "got '0'")])
+def test_history_summary_of_an_epoch_not_recorded(epoch, words):
+    from gpubp.history import History
+    h = History(loss=[1.0, 0.5], lr=[0.1, 0.1], epoch_time=[1.0, 1.0], samples_per_sec=[9.0, 9.0])
+    assert h.summary(1).startswith("loss 0.5000")
+    with pytest.raises(InvalidValueError, match=words):  # was: IndexError, or the last epoch for -1
+        h.summary(epoch)
