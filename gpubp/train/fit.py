@@ -134,7 +134,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
     callbacks = callbacks + ((keeper,) if keeper else ())
     try:
-        with loss.targets_checked():  # every label was checked once, above: no sync per batch
+        # every label was checked once, above (no sync per batch); NaN/Inf is checked after each epoch and
+        # reported as a NumericalError, so NumPy's floating-point warnings are noise (CuPy gives none)
+        with loss.targets_checked(), np.errstate(all="ignore"):
             for epoch in range(start, epochs):
                 if sched is not None:
                     optimizer.lr = _scheduled_lr(sched, epoch)
@@ -161,6 +163,10 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         history.interrupted = True
         if snapshot is not None and _nonfinite(model, optimizer):
             _restore(model, optimizer, snapshot)
+    except NumericalError as exc:  # restore_best keeps its promise here too
+        if keeper is not None and keeper.restore(model, history):
+            raise NumericalError(f"{exc}; restore_best then put back the best epoch, {history.best_epoch}") from None
+        raise
     finally:
         bar.close()
     return _finish(model, optimizer, history, keeper, seed, root and checkpoint_path, checkpoint_every,

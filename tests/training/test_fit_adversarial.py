@@ -86,3 +86,36 @@ def test_predict_names_the_array_a_model_refuses():
     cnn = gpubp.Sequential([gpubp.Conv2D(1, 2, 3), gpubp.Flatten(), gpubp.Dense(2 * 6 * 6, 3)], seed=0)
     with pytest.raises(ShapeError, match=r"predict: X of shape \(4, 64\) does not fit the model: Conv2D"):
         gpubp.predict(cnn, np.zeros((4, 64)))  # was: the layer's message alone, about its own input
+
+
+class InfGradientsIn:
+    """Turns the gradients of every step of epoch ``epoch`` (0-based) into Inf."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, model):
+        self.now = epoch
+
+    def on_batch_end(self, step, model, value):
+        if self.now == self.epoch:
+            model.gradients()["0.W"][...] = np.inf
+
+
+def test_a_numerical_error_with_restore_best_puts_the_best_epoch_back():
+    """Was: the model held the start of the failing epoch, not the best one restore_best promised."""
+    X, y = rng.normal(size=(64, 2)), rng.integers(0, 2, 64)
+    best = net()
+    h = fit(best, X, y, epochs=3, lr=0.05, restore_best=True, progress=False)  # the same first three epochs
+    model = net()
+    with pytest.raises(gpubp.NumericalError, match=f"restore_best then put back the best epoch, {h.best_epoch}"):
+        fit(model, X, y, epochs=5, lr=0.05, restore_best=True, progress=False, callbacks=InfGradientsIn(3))
+    assert all(np.array_equal(v, host(best)[k]) for k, v in host(model).items())
+
+
+def test_a_diverging_run_is_one_numerical_error_and_no_numpy_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # was: RuntimeWarnings from NumPy's update kernels before the error
+        with pytest.raises(gpubp.NumericalError, match="NaN/Inf in epoch 1"):
+            fit(net(), X0, Y0, epochs=2, progress=False, callbacks=InfGradientsIn(0))
