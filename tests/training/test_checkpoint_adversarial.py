@@ -182,3 +182,19 @@ def test_history_summary_of_an_epoch_not_recorded(epoch, words):
     assert h.summary(1).startswith("loss 0.5000")
     with pytest.raises(InvalidValueError, match=words):  # was: IndexError, or the last epoch for -1
         h.summary(epoch)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda d: gpubp.history.EpochLog(d), "EpochLog path: .* is a folder"),  # was: IsADirectoryError
+    (lambda d: gpubp.history.EpochLog(d / "no" / "log.csv"), "the folder .*no does not exist"),  # FileNotFoundError
+    (lambda d: gpubp.history.EpochLog(None), "EpochLog path must be a file path, got None"),  # wrote ./None
+    (lambda d: gpubp.history.EpochLog(3), "EpochLog path must be a file path, got 3"),  # wrote ./3
+    (lambda d: gpubp.history.EpochLog(d / "log.csv", append="no"), "append must be True or False, got 'no'"),
+    (lambda d: gpubp.history.Progress("3"), "Progress epochs must be a whole number >= 0, got '3'"),  # TypeError
+    (lambda d: gpubp.history.Progress(3, enabled="no"), "enabled must be True or False or None, got 'no'"),
+])
+def test_epoch_log_and_progress_refuse_bad_arguments_and_write_nothing(tmp_path, monkeypatch, make, words):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidValueError, match=words):
+        make(tmp_path)
+    assert not os.listdir(tmp_path)
