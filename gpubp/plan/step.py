@@ -167,7 +167,15 @@ class StepPlan:
 
     def gather(self, X, y, idx):
         """Copy the samples ``idx`` of the whole arrays ``X``, ``y`` into the plan's batch
-        buffers (no new array); returns them."""
+        buffers (no new array); returns them. ``idx`` holds one integer index per row of the plan's
+        batch; the indices are trusted to lie in range (fit draws them; checking would sync the device)."""
+        self._check(X, self.X, "X", any_rows=True)
+        self._check(y, self.y, "y", any_rows=True)
+        rows = self.X.shape[0]
+        if getattr(idx, "dtype", np.dtype(object)).kind not in "iu" or getattr(idx, "shape", None) != (rows,):
+            raise ShapeError(f"StepPlan.gather: idx must be {rows} integer indices on {self.backend.device}, "
+                             f"one per row of the plan's batch, got {type(idx).__name__} "
+                             f"{getattr(idx, 'dtype', '')} {tuple(getattr(idx, 'shape', ()))}")
         xp = self.backend.xp
         mode = {"mode": "clip"} if self.backend.name == "numpy" else {}  # 'raise' would buffer a copy
         xp.take(X, idx, axis=0, out=self.X, **mode)
@@ -189,6 +197,8 @@ class StepPlan:
         problem = self.stale()
         if problem:
             raise StateError(f"StepPlan: {problem} since the plan was made; make a new plan")
+        if scale != 1:
+            _checks.number("StepPlan.run: scale", scale, low=0, low_open=True)
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
         observers = (*self.model.observers, *_ambient.get())
         with self.backend.activate():
@@ -234,18 +244,25 @@ class StepPlan:
         """``a`` itself when it is the plan's buffer, else copied into it (device, shape and dtype checked)."""
         if a is buffer:
             return a
+        self._check(a, buffer, name)
+        buffer[...] = a
+        return buffer
+
+    def _check(self, a, buffer, name, any_rows=False):
+        """Refuse ``a`` unless it is an array on the plan's device with the dtype and shape of ``buffer``
+        (with ``any_rows``, its shape per sample: the whole data a batch is gathered from)."""
         if not self.backend.is_own(a):
             raise DeviceError(f"StepPlan: {name} is a {type(a).__name__}, not an array on {self.backend.device}; "
                               f"move it with model.backend.asarray")
-        if tuple(a.shape) != tuple(buffer.shape):
-            raise ShapeError(f"StepPlan: {name} has shape {tuple(a.shape)}, the plan was made for "
-                             f"{tuple(buffer.shape)}; make a plan for this batch")
+        want, made = tuple(buffer.shape), f"{tuple(buffer.shape)}; make a plan for this batch"
+        if any_rows:
+            want, made = (a.shape[0] if a.ndim else None, *want[1:]), f"samples of shape {want[1:]}"
+        if tuple(a.shape) != want:
+            raise ShapeError(f"StepPlan: {name} has shape {tuple(a.shape)}, the plan was made for {made}")
         if a.dtype != buffer.dtype:
             raise DTypeError(f"StepPlan: {name} has dtype {a.dtype}, the plan was made for {buffer.dtype}; "
                              f"convert it (model.backend.asarray({name}, dtype={buffer.dtype.name!r})) or make a "
                              f"plan for this dtype")
-        buffer[...] = a
-        return buffer
 
 
 class PlanCache:

@@ -119,3 +119,29 @@ def test_a_diverging_run_is_one_numerical_error_and_no_numpy_warning():
         warnings.simplefilter("error")  # was: RuntimeWarnings from NumPy's update kernels before the error
         with pytest.raises(gpubp.NumericalError, match="NaN/Inf in epoch 1"):
             fit(net(), X0, Y0, epochs=2, progress=False, callbacks=InfGradientsIn(0))
+
+
+@pytest.mark.parametrize("X, y, idx, error, words", [
+    (np.zeros((6, 1), np.float32), np.zeros(6, np.int64), np.arange(4), ShapeError,
+     r"X has shape \(6, 1\), the plan was made for samples of shape \(2,\)"),  # was: ValueError from np.take
+    (np.zeros((6, 2), np.float32), np.zeros(6, np.int32), np.arange(4), gpubp.DTypeError,
+     "y has dtype int32, the plan was made for int64"),  # was: TypeError from np.take
+    (np.zeros((6, 2), np.float32), np.zeros(6, np.int64), np.arange(2), ShapeError,
+     r"idx must be 4 integer indices .* got ndarray int64 \(2,\)"),  # was: ValueError from np.take
+    (np.zeros((6, 2), np.float32), np.zeros(6, np.int64), np.arange(4.0), ShapeError,
+     r"idx must be 4 integer indices .* got ndarray float64 \(4,\)"),  # was: TypeError (casting)
+])
+def test_a_plan_names_what_it_cannot_gather(X, y, idx, error, words):
+    plan = StepPlan(net(), "softmax_cross_entropy", "sgd", (4, 2), (4,), np.int64)
+    with pytest.raises(error, match=words):
+        plan.gather(X, y, idx)
+
+
+@pytest.mark.parametrize("scale", [float("nan"), "2", 0, -1.0])
+def test_a_plan_refuses_a_gradient_scale_that_is_no_positive_number(scale):
+    """Was: NaN (or a negated, or zero) gradient in every parameter, silently."""
+    model = net()
+    plan = StepPlan(model, "softmax_cross_entropy", "sgd", (4, 2), (4,), np.int64)
+    X, y = np.zeros((4, 2), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(InvalidValueError, match=f"StepPlan.run: scale must be a finite number > 0, got {scale!r}"):
+        plan.run(X, y, scale)
