@@ -99,11 +99,23 @@ def metadata_json(meta) -> str:
         raise InvalidValueError(f"checkpoint extra: a {type(x).__name__} cannot be stored as JSON; "
                                 f"pass numbers, strings, lists and dicts")
     try:
-        return json.dumps(meta, default=plain)
+        text = json.dumps(meta, default=plain)
     except GpubpError:
         raise
-    except (TypeError, ValueError) as exc:  # e.g. non-string keys, circular references
+    except (TypeError, ValueError) as exc:  # e.g. tuple keys, circular references
         raise InvalidValueError(f"checkpoint extra cannot be stored as JSON ({exc})") from None
+    _string_keys(meta)
+    return text
+
+
+def _string_keys(x):
+    """Refuse a key JSON would turn into a string: {0: "cat"} would come back as {"0": "cat"}."""
+    items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, (list, tuple)) else ()
+    for key, value in items:
+        if isinstance(x, dict) and not isinstance(key, str):
+            raise InvalidValueError(f"checkpoint extra: the key {key!r} ({type(key).__name__}) would be read back "
+                                    f"as a string; use string keys")
+        _string_keys(value)
 
 
 

@@ -198,3 +198,16 @@ def test_epoch_log_and_progress_refuse_bad_arguments_and_write_nothing(tmp_path,
     with pytest.raises(InvalidValueError, match=words):
         make(tmp_path)
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("extra", [{"classes": {0: "cat", 1: "dog"}}, {"runs": [{"a": 1}, {2.5: "b"}]}, {1: "a", "1": "b"}])
+def test_extra_keys_json_would_turn_into_strings_are_refused(tmp_path, extra):
+    from gpubp.train import fit
+    model, _ = trained(steps=0)
+    with pytest.raises(InvalidValueError, match=r"checkpoint extra: the key .* would be read back as a string"):
+        checkpoint.save(tmp_path / "m.npz", model, extra=extra)  # was: {"0": "cat"} read back; {1:, "1":} lost one
+    if all(isinstance(k, str) for k in extra):  # fit refuses it before training, not after the first epoch
+        with pytest.raises(InvalidValueError, match="would be read back as a string"):
+            fit(model, np.zeros((4, 4), np.float32), np.zeros(4, int), epochs=1, progress=False,
+                checkpoint_path=tmp_path / "c.npz", checkpoint_every=1, checkpoint_extra=extra)
+    assert not os.listdir(tmp_path)
