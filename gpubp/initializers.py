@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InvalidValueError
+from .errors import DTypeError, InvalidValueError, NumericalError, ShapeError
 
 
 def xavier_uniform(rng, n_in, n_out):
@@ -44,3 +44,19 @@ def get_initializer(init):
         return INITIALIZERS[init]
     except (KeyError, TypeError):  # TypeError: an unhashable init
         raise InvalidValueError(f"unknown initialiser {init!r}; choose one of {sorted(INITIALIZERS)}") from None
+
+
+def checked_weight(W, shape, what) -> np.ndarray:
+    """An initialiser's draw ``W`` as a float64 host array, refused (naming the layer ``what``)
+    unless it holds finite real numbers of ``shape``: a user's callable may return anything."""
+    try:
+        W = np.asarray(W)
+    except (TypeError, ValueError):  # a device array, a ragged list
+        W = np.array(None, dtype=object)
+    if W.dtype.kind not in "iuf":
+        raise DTypeError(f"{what}: the weight initialiser returned {W.dtype} values, not real numbers on the host")
+    if W.shape != tuple(shape):
+        raise ShapeError(f"{what}: the weight initialiser returned shape {W.shape}, expected {tuple(shape)}")
+    if not np.isfinite(W).all():
+        raise NumericalError(f"{what}: the weight initialiser returned NaN/Inf values")
+    return W.astype(np.float64, copy=False)

@@ -18,7 +18,8 @@ import math
 from ._checks import takes_out
 from .backend import backend_of
 from .backend.kernels import activations
-from .errors import DTypeError, InvalidValueError, ShapeError, StateError
+from .errors import DTypeError, GpubpError, InvalidValueError, ShapeError, StateError
+from .nn.base import check_out
 
 
 class Loss:
@@ -35,8 +36,14 @@ class Loss:
     def _begin(self, Y, T, ndim=None):
         for name in self._saves:  # a forward that fails leaves nothing for backward: no stale gradient
             self.__dict__.pop(name, None)
-        self.backend = backend_of(Y)
+        try:
+            self.backend = backend_of(Y)
+        except GpubpError as exc:  # not an array, or not of floats: say it is the predictions
+            raise type(exc)(f"{type(self).__name__} predictions: {exc}") from None
         self.backend.check_array(Y, f"{type(self).__name__} predictions", ndim=ndim)
+        if Y.ndim == 0:
+            raise ShapeError(f"{type(self).__name__} predictions: expected a batch of samples along the first axis, "
+                             f"got a 0-d array")
         if Y.shape[0] == 0:
             raise ShapeError(f"{type(self).__name__}: empty batch (predictions of shape {tuple(Y.shape)})")
         return self.backend.xp
@@ -110,11 +117,14 @@ class Loss:
             return value
         return run
 
-    def _saved(self, name):
-        """What ``forward`` saved for ``backward`` (StateError before any forward)."""
+    def _saved(self, name, out=None):
+        """What ``forward`` saved for ``backward`` (StateError before any forward), with ``out``
+        checked: None, or a writable buffer of the predictions' shape and dtype for dL/dY."""
         if not hasattr(self, name):
             raise StateError(f"{type(self).__name__}.backward called before forward (or after a forward that failed)")
-        return getattr(self, name)
+        saved = getattr(self, name)
+        check_out(self.backend, out, saved.shape, f"{type(self).__name__}.backward out", "predictions, as dL/dY")
+        return saved
 
 
 class MSE(Loss):
@@ -137,14 +147,17 @@ class MSE(Loss):
         return self._mean(xp.multiply(diff, diff, out=square), Y.size, value)
 
     def backward(self, out=None):
-        diff = self._saved("diff")
+        diff = self._saved("diff", out)
         return self.backend.xp.multiply(diff, 2.0 / diff.size, out=out)
 
     def bind(self, Y, T, dY, work):
         if type(self).forward is not MSE.forward or type(self).backward is not MSE.backward:
             return super().bind(Y, T, dY, work)  # a subclass's own methods, as they are
         # The plan fixed the shapes, dtypes and device of Y and T (MSE checks nothing else).
-        self.backend = backend_of(Y)
+        try:
+            self.backend = backend_of(Y)
+        except GpubpError as exc:  # not an array, or not of floats: say it is the predictions
+            raise type(exc)(f"{type(self).__name__} predictions: {exc}") from None
         value = functools.partial(self._value, Y, T, work["diff"], dY, work["value"])  # squares in dY first
         backward = functools.partial(self.backward, dY)
 
@@ -182,7 +195,7 @@ class BinaryCrossEntropy(Loss):
         return self._mean(terms, Z.size)
 
     def backward(self, out=None):
-        Z = self._saved("Z")
+        Z = self._saved("Z", out)
         dZ = self.backend.apply(activations.sigmoid, Z, out=out)
         dZ -= self.T
         dZ *= 1.0 / self.Z.size
@@ -222,10 +235,13 @@ class SoftmaxCrossEntropy(Loss):
         log_norm = xp.exp(log_probs, out=rows).sum(axis=1, keepdims=True, out=self._buf("log_norm", column))
         xp.log(log_norm, out=log_norm)
         self.log_probs = xp.subtract(log_probs, log_norm, out=log_probs)  # shifted - log_norm
+        # log 0 (a -inf logit, or a shift past the float range) as the lowest float instead of -inf,
+        # so that a class of probability 0 adds 0 log 0 = 0, not NaN, for a target weight of 0
+        xp.maximum(log_probs, float(xp.finfo(Z.dtype).min), out=log_probs)
         return self._mean(xp.multiply(self.T, self.log_probs, out=rows), -Z.shape[0])
 
     def backward(self, out=None):
-        log_probs = self._saved("log_probs")
+        log_probs = self._saved("log_probs", out)
         dZ = self.backend.xp.exp(log_probs, out=out)
         if self.row_sums is not None:
             dZ *= self.row_sums

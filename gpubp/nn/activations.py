@@ -37,6 +37,7 @@ class Activation(Layer, abstract=True):
     def forward(self, X, out=None):
         """Y = f(X), written into ``out`` when given (a buffer of X's shape)."""
         self.backend.check_array(X, f"{type(self).__name__} input")
+        self._check_out(out, X.shape, "forward")
         Y = self.backend.apply(self.forward_kernel, X, *self._extra(), out=out)
         if self.saves == "X":
             self.X = X
@@ -47,6 +48,7 @@ class Activation(Layer, abstract=True):
     def backward(self, dY, out=None):
         saved = self.X if self.saves == "X" else self.Y
         self._check_dY(dY, saved.shape if saved is not None else ())
+        self._check_out(out, saved.shape, "backward")
         return self.backend.apply(self.backward_kernel, dY, saved, *self._extra(), out=out)
 
     def bind(self, X, Y, dY, dX):
@@ -107,16 +109,18 @@ class Identity(Layer):
     """Y = X; dX = dY (both passed through: ``out`` is accepted and left unused)."""
 
     capturable = True
+    X = None  # the last input, for its shape: dY must have it
 
     def output_shape(self, shape):
         return tuple(shape)
 
     def forward(self, X, out=None):
         self.backend.check_array(X, "Identity input")
+        self.X = X
         return X
 
     def backward(self, dY, out=None):
-        self.backend.check_array(dY, "Identity.backward dY")
+        self._check_dY(dY, self.X.shape if self.X is not None else ())
         return dY
 
 

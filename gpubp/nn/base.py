@@ -229,13 +229,8 @@ class Layer:
         """Refuse an ``out`` buffer (None: none given) that is not a ``shape`` array of this
         layer's dtype on its device, before any work: numbers written into a buffer of another
         shape would be broadcast or cut, into another dtype rounded or truncated."""
-        if out is None:
-            return
-        where = f"{type(self).__name__}.{what} out"
-        self.backend.check_array(out, where)
-        if tuple(out.shape) != tuple(shape):
-            raise ShapeError(f"{where}: the buffer has shape {tuple(out.shape)}, expected {tuple(shape)} "
-                             f"(the shape of the {'output' if what == 'forward' else 'input gradient dX'})")
+        check_out(self.backend, out, shape, f"{type(self).__name__}.{what} out",
+                  "output" if what == "forward" else "input gradient dX")
 
 
 class Arrays(dict):
@@ -260,6 +255,19 @@ class Arrays(dict):
 
     def __reduce__(self):  # copies and pickles rebuild it whole (not item by item, which would be refused)
         return type(self), (self.layer, self.what, dict(self))
+
+
+def check_out(backend, out, shape, where, of):
+    """Refuse an ``out`` buffer (None: none given) unless it is a writable ``shape`` array of
+    ``backend``'s dtype on its device: the shape of ``of``, named in the message with ``where``."""
+    if out is None:
+        return
+    backend.check_array(out, where)
+    if tuple(out.shape) != tuple(shape):
+        raise ShapeError(f"{where}: the buffer has shape {tuple(out.shape)}, expected {tuple(shape)} "
+                         f"(the shape of the {of})")
+    if not getattr(out.flags, "writeable", True):  # NumPy's read-only arrays (CuPy has none)
+        raise InvalidValueError(f"{where}: the buffer is read-only")
 
 
 def into(out, value):

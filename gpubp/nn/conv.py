@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
+from ..initializers import checked_weight
 from .base import Layer, into
 
 
@@ -75,11 +76,11 @@ def col2im(xp, dwin, shape, stride, padding=(0, 0)):
 
 
 def conv_weight(init, rng, fan_in, fan_out, shape):
-    """A float64 conv weight of ``shape`` drawn from the host ``rng``, scaled by the PyTorch fans
+    """A conv weight of ``shape`` (float64 unless a callable ``init`` says otherwise) drawn from the host ``rng``, scaled by the PyTorch fans
     fan_in = C kh kw and fan_out = O kh kw: He U(+-sqrt(6/fan_in)) or N(0, 2/fan_in), Glorot
     U(+-sqrt(6/(fan_in+fan_out))) or N(0, 2/(fan_in+fan_out)); or ``init(rng, fan_in, fan_out, shape)``."""
     if callable(init):
-        return np.asarray(init(rng, fan_in, fan_out, shape), dtype=np.float64)
+        return init(rng, fan_in, fan_out, shape)
     fans = {"he": fan_in, "xavier": (fan_in + fan_out) / 2, "glorot": (fan_in + fan_out) / 2}
     family, _, dist = str(init).partition("_")
     if family not in fans or dist not in ("uniform", "normal"):
@@ -154,7 +155,8 @@ class Conv2D(Layer):
     def reset_parameters(self, rng):
         kh, kw = self.kernel_size
         fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
-        W = conv_weight(self.init, rng, fan_in, fan_out, self.parameter_shapes()["W"])
+        shape = self.parameter_shapes()["W"]
+        W = checked_weight(conv_weight(self.init, rng, fan_in, fan_out, shape), shape, repr(self))
         params = {"W": self.backend.asarray(W)}
         if self.bias:
             params["b"] = self.backend.zeros((self.out_channels,))

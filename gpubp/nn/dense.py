@@ -10,7 +10,7 @@ import functools
 
 from .. import _checks
 from ..errors import ShapeError
-from ..initializers import get_initializer
+from ..initializers import checked_weight, get_initializer
 from .base import Layer
 
 
@@ -41,7 +41,8 @@ class Dense(Layer):
         return {"W": (self.n_in, self.n_out), **({"b": (self.n_out,)} if self.bias else {})}
 
     def reset_parameters(self, rng):
-        params = {"W": self.backend.asarray(get_initializer(self.init)(rng, self.n_in, self.n_out))}
+        W = checked_weight(get_initializer(self.init)(rng, self.n_in, self.n_out), (self.n_in, self.n_out), repr(self))
+        params = {"W": self.backend.asarray(W)}
         if self.bias:
             params["b"] = self.backend.zeros((self.n_out,))
         self._set_parameters(params)
@@ -58,11 +59,13 @@ class Dense(Layer):
     def forward(self, X, out=None):
         """Y = X W + b, written into ``out`` when given (a buffer of shape (N, n_out))."""
         self.backend.check_array(X, "Dense input")
-        self.output_shape(X.shape)
+        self._check_out(out, self.output_shape(X.shape), "forward")
         return self._affine(X, out)
 
     def backward(self, dY, out=None):
+        """dX = delta W^T, written into ``out`` when given; dY and out checked before any gradient is added."""
         self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
+        self._check_out(out, self.X.shape, "backward")
         return self._backprop(dY, out, input_grad=True)
 
     def backward_params(self, dY):
