@@ -3,6 +3,7 @@ its device (finite, of the model's width, targets fit for the loss), callbacks, 
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import numpy as np
 
@@ -15,7 +16,8 @@ from ..nn import Activation, Identity
 from ..losses import SoftmaxCrossEntropy
 
 
-HOOKS = ("on_epoch_begin", "on_batch_end", "on_epoch_end")
+HOOKS = {"on_epoch_begin": ("epoch", "model"), "on_batch_end": ("step", "model", "loss_value"),
+         "on_epoch_end": ("epoch", "model", "history")}  # each hook's arguments
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -141,21 +143,38 @@ def _check_model(model, what):
 
 
 def _callbacks(callbacks) -> tuple:
-    """A tuple of callback objects from one object, a list of them, or None."""
+    """A tuple of callback objects from one object, a list of them, or None; every hook present
+    is checked now, not after an epoch of training, to be callable with fit's arguments."""
     if callbacks is None:
         return ()
-    if any(callable(getattr(callbacks, h, None)) for h in HOOKS):
-        return (callbacks,)
+    single = any(callable(getattr(callbacks, h, None)) for h in HOOKS)
     try:
-        items = tuple(callbacks)
+        items = (callbacks,) if single else tuple(callbacks)
     except TypeError:
         raise InvalidValueError(f"fit: callbacks must be an object with any of {', '.join(HOOKS)}, or a list "
                                 f"of them; got a {type(callbacks).__name__}") from None
     for i, cb in enumerate(items):
+        name = "callbacks" if single else f"callbacks[{i}]"
         if not any(callable(getattr(cb, h, None)) for h in HOOKS):
-            raise InvalidValueError(f"fit: callbacks[{i}] (a {type(cb).__name__}) has none of the methods "
-                                    f"{', '.join(HOOKS)}")
+            raise InvalidValueError(f"fit: {name} (a {type(cb).__name__}) has none of the methods {', '.join(HOOKS)}")
+        for hook, args in HOOKS.items():
+            fn = getattr(cb, hook, None)
+            if fn is not None and not _takes(fn, args):
+                raise InvalidValueError(f"fit: {name}.{hook} must be a method taking ({', '.join(args)}), got "
+                                        f"{fn!r:.80}" + (" (a class: pass an instance of it)" if isinstance(cb, type)
+                                                         else ""))
     return items
+
+
+def _takes(fn, args) -> bool:
+    """Whether ``fn`` can be called with ``args`` (True when its signature cannot be read)."""
+    try:
+        inspect.signature(fn).bind(*args)
+    except TypeError:  # not callable, or another number of arguments
+        return False
+    except ValueError:
+        return True
+    return True
 
 
 def _checkpoint_extra(extra):

@@ -145,3 +145,39 @@ def test_a_plan_refuses_a_gradient_scale_that_is_no_positive_number(scale):
     X, y = np.zeros((4, 2), np.float32), np.zeros(4, np.int64)
     with pytest.raises(InvalidValueError, match=f"StepPlan.run: scale must be a finite number > 0, got {scale!r}"):
         plan.run(X, y, scale)
+
+
+class EpochEnd:
+    def on_epoch_end(self, epoch, model, history):
+        pass
+
+
+class NoArguments:
+    def on_epoch_end(self):
+        pass
+
+
+@pytest.mark.parametrize("callbacks, words", [
+    (NoArguments(), r"callbacks.on_epoch_end must be a method taking \(epoch, model, history\), got <bound method"),
+    (EpochEnd, r"callbacks.on_epoch_end must be .* \(a class: pass an instance of it\)"),
+    ([EpochEnd(), type("C", (), {"on_epoch_begin": lambda self, e, m: None, "on_batch_end": 5})()],
+     r"callbacks\[1\].on_batch_end must be a method taking \(step, model, loss_value\), got 5"),
+])
+def test_a_hook_fit_could_not_call_is_refused_before_training(callbacks, words):
+    """Was: a TypeError at the end of the first epoch (or its first step), after the training it spoilt."""
+    model = net()
+    before = host(model)
+    with pytest.raises(InvalidValueError, match=words):
+        fit(model, X0, Y0, epochs=2, callbacks=callbacks, progress=False)
+    assert all(np.array_equal(v, before[k]) for k, v in host(model).items())
+
+
+def test_hooks_with_extra_or_variable_arguments_are_called():
+    seen = []
+    class Flexible:
+        def on_batch_end(self, *args):
+            seen.append(len(args))
+        def on_epoch_end(self, epoch, model, history, note="kept"):
+            seen.append(note)
+    fit(net(), X0, Y0, epochs=1, batch_size=8, callbacks=Flexible(), progress=False)
+    assert seen == [3, 3, "kept"]
