@@ -6,10 +6,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import number
+from .._checks import integer, number
 from .._compat import to_host
-from ..backend import Backend, get_backend
-from ..errors import ShapeError
+from ..backend import Backend, default_device, get_backend, parse_spec
+from ..errors import InvalidValueError, ShapeError
 from .state import checked_state
 
 
@@ -46,12 +46,23 @@ class Optimizer:
         self._lr = _nonneg("lr", value)
 
     @property
+    def t(self) -> int:
+        """The number of steps taken: a whole number >= 0 (the bias corrections divide by 1 - beta^t)."""
+        return self._t
+
+    @t.setter
+    def t(self, value) -> None:
+        self._t = integer("optimizer t (steps taken)", value, minimum=0)
+
+    @property
     def state(self) -> dict:
         """``{parameter name: {slot: array}}``: momentum buffers, moving averages."""
         return self._state
 
     @state.setter
     def state(self, state: dict) -> None:
+        if not isinstance(state, dict) or not all(isinstance(st, dict) for st in state.values()):
+            raise InvalidValueError(f"optimizer state must be {{parameter name: {{slot: array}}}}, got {state!r:.80}")
         self._state, self._prepared = state, None  # the slots ``prepare`` found are no longer these
 
     def __repr__(self):
@@ -74,7 +85,7 @@ class Optimizer:
         scalars from ``Updates.scalars``, a small array on the model's device that ``step`` writes.
         A model whose parameters and gradients each live in one flat buffer (``Sequential.flat``)
         gets flat slots too and one kernel for all of them (the same numbers: it is elementwise)."""
-        backend, params, grads = model.backend, model.parameters(), model.gradients()
+        backend, params, grads = _model(model).backend, model.parameters(), model.gradients()
         if getattr(self, "_loaded", False):
             self._check_state_names(params)
             self._loaded = False
@@ -122,7 +133,7 @@ class Optimizer:
         """``prepare(model)``, kept while the model's arrays and this state stay the same ones
         (``Sequential.generation``), so a step re-checks nothing that cannot have changed."""
         generation = getattr(model, "generation", None)
-        key = (id(model), generation, model.backend, self.kernel, self.slots)
+        key = (id(model), generation, _model(model).backend, self.kernel, self.slots)
         if generation is None or self._prepared is None or self._prepared[0] != key:
             updates = self.prepare(model)
             self._prepared = ((id(model), model.generation, model.backend, self.kernel, self.slots), updates) \
@@ -165,12 +176,22 @@ class Optimizer:
         self._load_checked(checked_state(d, type(self)), backend)
 
     def _load_checked(self, saved: dict, backend) -> None:
-        if not isinstance(backend, Backend):
+        if not isinstance(backend, Backend):  # a spec: its dtype, else the saved slots' (float32 if none)
             arrays = [a for st in saved["state"].values() for a in st.values()]
-            backend = get_backend(backend, arrays[0].dtype if arrays else "float32")
+            named = parse_spec(backend or default_device())[1]
+            backend = get_backend(backend, None if named else arrays[0].dtype if arrays else "float32")
         self.lr, self.hyper, self.t = saved["lr"], saved["hyper"], saved["t"]
         self.state = {n: {s: backend.asarray(a) for s, a in st.items()} for n, st in saved["state"].items()}
         self._loaded = True  # the next prepare checks it is this model's
+
+
+def _model(model):
+    """``model`` when it is one an optimizer can step (a Sequential, or any object with ``backend``,
+    ``parameters()`` and ``gradients()``), else an InvalidValueError naming what it got."""
+    if not all(hasattr(model, a) for a in ("backend", "parameters", "gradients")):
+        raise InvalidValueError(f"an optimizer steps a model (a gpubp Sequential: backend, parameters(), "
+                                f"gradients()), got a {type(model).__name__} {model!r:.60}")
+    return model
 
 
 def _positive(name, x) -> float:

@@ -52,13 +52,15 @@ def checked_state(d, cls) -> dict:
     state = d["state"]
     if not isinstance(state, dict) or not all(isinstance(st, dict) for st in state.values()):
         raise InvalidValueError(f"optimizer state: state must be {{parameter: {{slot: array}}}}, got {state!r:.80}")
+    host = {}
     for pname, st in state.items():  # SGD's slots depend on its momentum
         if set(st) != set(fresh.slots):
             raise InvalidValueError(f"saved state of {pname} has slots {sorted(st)}, "
                                     f"{name} keeps {list(fresh.slots)}")
-        for slot, a in st.items():
-            check_slot(f"{name} state {pname}.{slot}", to_host(a), slot in fresh.nonnegative_slots)
-    return {"lr": fresh.lr, "hyper": fresh.hyper, "optimizer": fresh, "t": t, "state": state}
+        host[pname] = {slot: to_host(a) for slot, a in st.items()}
+        for slot, a in host[pname].items():
+            check_slot(f"{name} state {pname}.{slot}", a, slot in fresh.nonnegative_slots)
+    return {"lr": fresh.lr, "hyper": fresh.hyper, "optimizer": fresh, "t": t, "state": host}
 
 
 def check_slot(what, a, nonnegative) -> None:

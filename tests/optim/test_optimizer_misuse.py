@@ -1,0 +1,64 @@
+"""Optimizers misused: stepping something that is not a model, steps counted or state set to
+junk, saved state with list slots or loaded onto a spec naming another dtype. Each refused
+by gpubp naming what was wrong, or done as asked, never a raw error from inside a step."""
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.errors import InvalidValueError
+from gpubp.optim import SGD, Adam, RMSprop, optimizer_from_state
+
+
+def stepped(opt):
+    model = gpubp.Sequential([gpubp.Dense(3, 2)], seed=0)
+    Y = model.forward(np.ones((4, 3), np.float32))
+    model.backward(np.ones_like(Y))
+    opt.step(model)
+    return model, opt
+
+
+@pytest.mark.parametrize("thing", ["model", None, gpubp.Dense(3, 2)], ids=["str", "None", "layer"])
+def test_stepping_something_that_is_not_a_model_is_named(thing):
+    with pytest.raises(InvalidValueError, match=f"optimizer steps a model.*got a {type(thing).__name__}"):
+        Adam().step(thing)
+
+
+@pytest.mark.parametrize("t", [-1, "5", 2.0, None])
+def test_the_step_count_is_a_whole_number(t):
+    opt = Adam()
+    with pytest.raises(InvalidValueError, match=f"t \\(steps taken\\) must be a whole number >= 0, got {t!r}"):
+        opt.t = t
+    assert opt.t == 0
+
+
+@pytest.mark.parametrize("state", [None, {"0.W": None}, [1, 2]])
+def test_the_state_must_be_a_dict_of_slot_dicts(state):
+    opt = Adam()
+    with pytest.raises(InvalidValueError, match="state must be {parameter name: {slot: array}}"):
+        opt.state = state
+
+
+@pytest.mark.parametrize("make", [Adam, lambda: SGD(momentum=0.9), RMSprop])
+def test_saved_slots_given_as_lists_are_loaded_as_arrays(make):
+    model, opt = stepped(make())
+    saved = opt.state_dict()
+    for st in saved["state"].values():
+        for slot in st:
+            st[slot] = st[slot].tolist()
+    for restored in (make(), None):
+        if restored is None:
+            restored = optimizer_from_state(saved, "cpu")
+        else:
+            restored.load_state_dict(saved, "cpu")
+        for name, st in opt.state.items():
+            for slot, a in st.items():
+                np.testing.assert_array_equal(restored.state[name][slot], a)
+
+
+def test_a_spec_naming_a_dtype_decides_the_dtype_of_loaded_state():
+    _, opt = stepped(Adam())  # float32 slots
+    restored = Adam()
+    restored.load_state_dict(opt.state_dict(), "cpu/float64")
+    assert restored.state["0.W"]["m"].dtype == np.float64
+    restored.load_state_dict(opt.state_dict(), "cpu")  # no dtype named: the saved slots' own
+    assert restored.state["0.W"]["m"].dtype == np.float32
