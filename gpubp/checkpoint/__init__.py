@@ -28,7 +28,8 @@ from ..backend import get_backend
 from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError
 from ..network import Sequential
 from ..optim import Optimizer, optimizer_from_state
-from .archive import FORMAT, Archive, read_meta, user_path
+from ..optim.state import checked_state
+from .archive import FORMAT, Archive, inventory_problem, read_meta, user_path
 from .atomic import write_atomically
 
 
@@ -80,6 +81,17 @@ def save(path, model, optimizer=None, extra=None) -> str:
     if bad:
         raise NumericalError(f"refusing to write {path}: {', '.join(bad)} hold(s) NaN/Inf "
                              f"(the file already there, if any, is kept)")
+    if optimizer is not None:  # what load will check, so that no checkpoint is written that cannot be loaded
+        try:
+            t = checked_state(state, type(optimizer))["t"]
+            problem = inventory_problem({k: (a.shape, a.dtype) for k, a in arrays.items()},
+                                        *_expected(model, optimizer.slots, t), meta["dtype"])
+        except GpubpError as exc:
+            problem = str(exc)
+        if problem:
+            raise InvalidValueError(f"refusing to write {path}: the {type(optimizer).__name__} optimizer's state does not fit "
+                                    f"the model ({problem}); pass the optimizer that trains this model (the file "
+                                    f"already there, if any, is kept)")
     try:
         write_atomically(path, lambda f: np.savez(f, __meta__=np.array(text), **arrays))
     except OSError as exc:  # a full disk, a read-only or special file system: nothing replaced
@@ -159,20 +171,27 @@ def load_into(path, model) -> Checkpoint:
         return _restore(archive, meta, model)
 
 
+def _expected(model, slots, t):
+    """(required, optional, dtypes) of a checkpoint of ``model`` and an optimizer keeping ``slots``
+    after ``t`` steps: {array name: shape} of those it must and may hold (slots exist from the
+    first step on), and the dtype of those not of the model's dtype."""
+    shapes, buffers = model.parameter_shapes(), model.buffers()
+    required = {f"param/{k}": s for k, s in shapes.items()}
+    required.update({f"buffer/{k}": tuple(v.shape) for k, v in buffers.items()})
+    slot_shapes = {f"opt/{k}/{slot}": s for k, s in shapes.items() for slot in slots}
+    optional = {} if t else slot_shapes
+    required.update(slot_shapes if t else {})
+    return required, optional, {f"buffer/{k}": v.dtype for k, v in buffers.items() if v.dtype.kind in "iub"}
+
+
 def _restore(archive, meta, model) -> Checkpoint:
     """Parameters and optimizer of the open checkpoint: the inventory first, then the values."""
-    shapes = model.parameter_shapes()
-    required = {f"param/{k}": s for k, s in shapes.items()}
-    buffers = {f"buffer/{k}": v for k, v in model.buffers().items()}
-    required.update({k: tuple(v.shape) for k, v in buffers.items()})
-    optional = {}
-    if "optimizer" in meta:
-        slots, t = _saved_slots(meta, model, archive.path)
-        slot_shapes = {f"opt/{k}/{slot}": s for k, s in shapes.items() for slot in slots}
-        (required if t > 0 else optional).update(slot_shapes)  # slots exist from the first step on
-    dtypes = {k: (v.dtype if v.dtype.kind in "iub" else meta["dtype"]) for k, v in buffers.items()}
-    archive.check_inventory(required, optional, meta["dtype"], dtypes)
-    arrays = {key: archive.read(key) for key in [*required, *(k for k in optional if k in archive.headers)]}
+    slots, t = _saved_slots(meta, model, archive.path) if "optimizer" in meta else ((), 0)
+    problem = inventory_problem(archive.headers, *_expected(model, slots, t), meta["dtype"])
+    if problem:
+        raise CheckpointError(f"{archive.path}: {problem}; the file is damaged, truncated or from another model")
+    arrays = {key: archive.read(key) for key in archive.headers if key != "__meta__"}
+    shapes, buffers = model.parameter_shapes(), model.buffers()
     bad = {k: int(a.size - np.count_nonzero(np.isfinite(a))) for k, a in arrays.items()}
     bad = {k: n for k, n in bad.items() if n}
     if bad:
@@ -193,10 +212,10 @@ def _restore(archive, meta, model) -> Checkpoint:
             raise CheckpointError(f"{archive.path}: the saved optimizer cannot be rebuilt ({exc})") from None
     before = {k: v.copy() for k, v in buffers.items()}
     try:  # the buffers first: a layer may still refuse their values (a negative variance, step)
-        model.load_buffers({k[len("buffer/"):]: arrays[k] for k in buffers})
+        model.load_buffers({k: arrays[f"buffer/{k}"] for k in buffers})
         model.load_parameters({k: arrays[f"param/{k}"] for k in shapes})
     except GpubpError as exc:
-        model.load_buffers({k[len("buffer/"):]: v for k, v in before.items()})  # all or nothing
+        model.load_buffers(before)  # all or nothing
         raise CheckpointError(f"{archive.path}: {exc}; this checkpoint cannot be used (the model is "
                               f"unchanged)") from None
     return Checkpoint(model, optimizer, meta)

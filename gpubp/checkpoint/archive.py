@@ -51,6 +51,27 @@ def read_meta(archive) -> dict:
             raise CheckpointError(f"{path}: the {key} metadata is not a dict")
     return meta
 
+def inventory_problem(headers, required, optional, dtypes, dtype) -> str | None:
+    """What is wrong with ``headers`` ({name: (shape, dtype)}), or None: every ``required`` array
+    present, each present array expected, shapes as said, all of ``dtype`` but those ``dtypes``
+    names (e.g. a Dropout's integer step)."""
+    missing = [k for k in required if k not in headers]
+    if missing:
+        return f"missing array(s) {', '.join(map(repr, missing))}"
+    unexpected = [k for k in headers if k != "__meta__" and k not in required and k not in optional]
+    if unexpected:
+        return f"unexpected array(s) {', '.join(map(repr, unexpected))} for this architecture and optimizer"
+    for key, shape in {**required, **optional}.items():
+        if key in headers:
+            found, kind = headers[key]
+            if tuple(found) != tuple(shape):
+                return f"{key} has shape {tuple(found)}, the architecture says {tuple(shape)}"
+            expected = np.dtype(dtypes.get(key, dtype))
+            if kind != expected:
+                return f"{key} holds {kind} values, the checkpoint says {expected}"
+    return None
+
+
 class Archive:
     """An open .npz: the zip directory and each array's header (shape, dtype) read up front,
     each header checked against the entry's size; ``read`` reads one array."""
@@ -116,27 +137,6 @@ class Archive:
                                       f"{info.file_size - data_at} bytes of data (truncated or damaged)")
             headers[key] = (tuple(shape), dtype)
         return headers
-
-    def check_inventory(self, required, optional, dtype, dtypes=None):
-        """Every ``required`` array present, each present array expected, shapes and dtype as said
-        (``dtypes`` names the arrays of another dtype, e.g. a Dropout's integer step)."""
-        missing = [k for k in required if k not in self.headers]
-        if missing:
-            raise CheckpointError(f"{self.path}: missing array(s) {', '.join(map(repr, missing))}; the file is "
-                                  f"damaged, truncated or from another model")
-        unexpected = [k for k in self.headers if k != "__meta__" and k not in required and k not in optional]
-        if unexpected:
-            raise CheckpointError(f"{self.path}: unexpected array(s) {', '.join(map(repr, unexpected))} for this "
-                                  f"architecture and optimizer")
-        for key, shape in {**required, **optional}.items():
-            if key in self.headers:
-                found, kind = self.headers[key]
-                if found != tuple(shape):
-                    raise CheckpointError(f"{self.path}: {key} has shape {found}, the architecture says "
-                                          f"{tuple(shape)}")
-                expected = np.dtype((dtypes or {}).get(key, dtype))
-                if kind != expected:
-                    raise CheckpointError(f"{self.path}: {key} holds {kind} values, the checkpoint says {expected}")
 
     def read(self, key) -> np.ndarray:
         with self._damage(key), self.zip.open(key + ".npy") as f:

@@ -10,7 +10,7 @@ import gpubp
 from gpubp import checkpoint
 from gpubp.errors import CheckpointError, InvalidValueError
 
-from test_checkpoint_safety import edited, trained
+from test_checkpoint_safety import edited, good, trained  # noqa: F401 (good: a fixture)
 
 
 # -- where a save writes ----------------------------------------------------------------------
@@ -211,3 +211,47 @@ def test_extra_keys_json_would_turn_into_strings_are_refused(tmp_path, extra):
             fit(model, np.zeros((4, 4), np.float32), np.zeros(4, int), epochs=1, progress=False,
                 checkpoint_path=tmp_path / "c.npz", checkpoint_every=1, checkpoint_extra=extra)
     assert not os.listdir(tmp_path)
+
+
+# -- a save never writes what a load would refuse ---------------------------------------------
+def other_models_optimizer():
+    return trained(optimizer=gpubp.Adam())[1], gpubp.Sequential([gpubp.Dense(4, 3)], seed=1)
+
+
+def float64_optimizer():
+    model = gpubp.Sequential([gpubp.Dense(4, 6), gpubp.Tanh(), gpubp.Dense(6, 3)], seed=5, dtype="float64")
+    opt = gpubp.Adam()
+    X, y, loss = np.ones((4, 4)), np.arange(4) % 3, gpubp.SoftmaxCrossEntropy()
+    loss(model(X), y)
+    model.backward(loss.backward())
+    opt.step(model)
+    return opt, None
+
+
+def stepped_without_state():
+    opt = gpubp.Adam()
+    opt.t = 3
+    return opt, None
+
+
+def negative_second_moment():
+    opt = trained()[1]
+    opt.state["0.W"]["v"][0, 0] = -1.0
+    return opt, None
+
+
+@pytest.mark.parametrize("make, words", [
+    (other_models_optimizer, r"unexpected array\(s\) 'opt/2.W/m'"),
+    (float64_optimizer, "opt/0.W/m holds float64 values, the checkpoint says float32"),
+    (stepped_without_state, r"missing array\(s\) 'opt/0.W/m'"),
+    (negative_second_moment, "0.W.v holds negative values"),
+])
+def test_an_optimizer_whose_state_would_not_load_is_refused_before_writing(good, make, words):
+    path, model, _ = good
+    before = open(path, "rb").read()
+    opt, other = make()
+    with pytest.raises(InvalidValueError, match=f"refusing to write .*good.npz: the Adam optimizer's state does not "
+                                                f"fit the model \\(.*({words})"):
+        checkpoint.save(path, other or model, opt)  # was: written over the good file, then refused by load
+    assert open(path, "rb").read() == before
+    assert sorted(os.listdir(os.path.dirname(path))) == ["good.npz"]
