@@ -41,6 +41,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     drawn on the host from ``(seed, e)``.
 
     Args:
+        X, y: arrays, lists or array-likes (read by NumPy), with one sample per row; they are put on
+            the model's device in its dtype once (float64 data into a float32 model is rounded to
+            float32, as a float32 array would be; values beyond float32's range are refused).
         loss: a name or an instance.
         optimizer: a name or an instance; default Adam (or, resuming, the saved optimizer).
         lr: overrides the optimizer's rate (also a resumed one); a finite number > 0.

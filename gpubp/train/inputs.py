@@ -27,10 +27,10 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
     """(X, y) on the model's device, checked: shapes, NaN/Inf, and every target once
     against the model's output (labels in range). Errors name ``what`` and ``names``."""
     X = _features(model, X, what, names[0])
-    labels = isinstance(loss, SoftmaxCrossEntropy) and np.ndim(y) == 1  # integer labels stay integers
-    kind = (y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype) if labels else None
-    if labels and kind.kind == "f":  # named as the user gave it, before any conversion
-        raise DTypeError(f"{what}: {names[1]} holds {kind} values, but 1-d targets of softmax_cross_entropy "
+    y = _as_array(y, what, names[1])
+    labels = isinstance(loss, SoftmaxCrossEntropy) and y.ndim == 1  # integer labels stay integers
+    if labels and y.dtype.kind == "f":  # named as the user gave it, before any conversion
+        raise DTypeError(f"{what}: {names[1]} holds {y.dtype} values, but 1-d targets of softmax_cross_entropy "
                          f"are integer class labels 0..C-1: convert them ({names[1]}.astype(int)) or give "
                          f"one-hot targets of shape (N, C)")
     y = _array(model.backend, y, what, names[1], dtype=None if labels else model.backend.dtype)
@@ -109,11 +109,7 @@ def _features(model, X, what, name):
 def _array(backend, a, what, name, dtype=None):
     """``a`` on ``backend``; float64 data beyond float32's range is named as such, not let
     overflow to Inf (with a RuntimeWarning) on the way to a float32 model."""
-    if not hasattr(a, "dtype"):
-        try:
-            a = np.asarray(a)
-        except ValueError as exc:  # ragged lists
-            raise ShapeError(f"{what}: {name} is not a rectangular array ({exc})") from None
+    a = _as_array(a, what, name)
     if backend.dtype == np.float32 and a.dtype.kind == "f" and a.dtype.itemsize > 4 and a.size:
         xp = cupy if is_cupy_array(a) else np
         largest = float(xp.where(xp.isfinite(a), xp.abs(a), 0).max())
@@ -124,6 +120,23 @@ def _array(backend, a, what, name, dtype=None):
         return backend.asarray(a, dtype=dtype if a.dtype.kind in "iub" else None)
     except GpubpError as exc:
         raise type(exc)(f"{what}: {name}: {exc}") from None
+
+
+def _as_array(a, what, name):
+    """``a`` itself when it is an array of a NumPy dtype (NumPy's or CuPy's), else read by NumPy (a
+    list, a tensor, an array-like); a masked array with masked values is refused, not read unmasked."""
+    if np.ma.is_masked(a):
+        raise InvalidValueError(f"{what}: {name} has {int(np.ma.count_masked(a))} masked (missing) value(s), which "
+                                f"would be read as the values under the mask; fill them ({name}.filled(v)) or drop "
+                                f"those samples")
+    if isinstance(getattr(a, "dtype", None), np.dtype):
+        return a
+    try:
+        return np.asarray(a)
+    except ValueError as exc:  # ragged lists
+        raise ShapeError(f"{what}: {name} is not a rectangular array ({exc})") from None
+    except TypeError as exc:  # e.g. a tensor on a GPU
+        raise DTypeError(f"{what}: {name} (a {type(a).__name__}) cannot be read as an array ({exc})") from None
 
 
 def _input_width(model):

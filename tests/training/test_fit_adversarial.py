@@ -181,3 +181,34 @@ def test_hooks_with_extra_or_variable_arguments_are_called():
             seen.append(note)
     fit(net(), X0, Y0, epochs=1, batch_size=8, callbacks=Flexible(), progress=False)
     assert seen == [3, 3, "kept"]
+
+
+class ForeignDtype:
+    """An array-like whose ``dtype`` is not NumPy's (a torch tensor, a pandas extension column)."""
+    dtype, shape = "float64", X0.shape
+
+    def __array__(self, dtype=None, copy=None):
+        return X0 if dtype is None else X0.astype(dtype)
+
+
+def test_array_likes_with_a_foreign_dtype_train_as_the_array_would():
+    """Was: AttributeError ('str' object has no attribute 'kind'), also for torch tensors."""
+    expected = fit(net(), X0, Y0, epochs=2, progress=False).loss
+    assert fit(net(), ForeignDtype(), Y0, epochs=2, progress=False).loss == expected
+    np.testing.assert_array_equal(gpubp.predict(net(), ForeignDtype()), gpubp.predict(net(), X0))
+
+
+def test_ragged_labels_are_named():
+    with pytest.raises(ShapeError, match="fit: y is not a rectangular array"):  # was: ValueError from np.ndim
+        fit(net(), X0, [[0], [1, 0]] * 8, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("which", ["X", "y"])
+def test_masked_values_are_refused_not_read_unmasked(which):
+    """Was: the values under the mask trained on, silently."""
+    X, y = np.ma.masked_array(X0, mask=X0 > 1), np.ma.masked_array(Y0, mask=Y0 > 0)
+    n = int(np.ma.count_masked(X if which == "X" else y))
+    args = (X, Y0) if which == "X" else (X0, y)
+    with pytest.raises(InvalidValueError, match=f"fit: {which} has {n} masked .*fill them"):
+        fit(net(), *args, epochs=1, progress=False)
+    assert fit(net(), np.ma.masked_array(X0), Y0, epochs=1, progress=False).epochs == 1  # nothing masked: fine
