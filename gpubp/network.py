@@ -90,7 +90,10 @@ class Sequential:
     def _check_chain(self, X):
         """Refuse inputs that some layer will not take before any layer runs (one that did would
         have moved state: Dropout's draws, BatchNorm's running statistics), by each layer's
-        ``output_shape`` as far as the layers can tell; remembered for the next forward."""
+        ``output_shape`` as far as the layers can tell; remembered for the next forward. The
+        layers themselves are checked as the constructor checks them (``layers`` may have been
+        replaced or appended to since)."""
+        _layers(self.layers)
         shape = getattr(X, "shape", None)
         if shape is None:
             return  # not an array: the first layer says so
@@ -289,6 +292,9 @@ class Sequential:
     @classmethod
     def from_config(cls, config, backend=None, dtype=None, seed=0):
         """A new Sequential with the architecture ``config`` (fresh parameters from ``seed``)."""
+        if not isinstance(config, (list, tuple)):
+            raise InvalidValueError(f"from_config takes a list of layer configs (what config() gives), "
+                                    f"got a {type(config).__name__}")
         backend = get_backend(backend, dtype)
         return cls([layer_from_config(c, backend) for c in config], backend=backend, seed=seed)
 

@@ -84,3 +84,25 @@ def test_predict_converts_integer_data_to_the_models_dtype():
     want = model.predict(np.array([[1.0, 2.0, 3.0]], np.float32))
     np.testing.assert_array_equal(model.predict([[1, 2, 3]]), want)
     np.testing.assert_array_equal(model.predict(np.array([[1, 2, 3]], np.uint8)), want)
+
+
+@pytest.mark.parametrize("layers, error, words", [
+    ([], ShapeError, ["at least one layer"]),
+    (lambda m: [m.layers[0], "x"], InvalidValueError, ["item 1 is a str"]),
+    (lambda m: [m.layers[0], m.layers[0]], InvalidValueError, ["same layer object"]),
+], ids=["empty", "junk", "twice"])
+def test_layers_replaced_after_construction_are_checked_at_the_next_forward(layers, error, words):
+    model = gpubp.Sequential([gpubp.Dense(3, 3), gpubp.ReLU()], seed=0)
+    X = np.ones((2, 3), np.float32)
+    model.forward(X)
+    model.layers = layers(model) if callable(layers) else layers  # an empty list was an identity model
+    with pytest.raises(error) as err:
+        model.forward(X)
+    for word in words:
+        assert word in str(err.value)
+
+
+@pytest.mark.parametrize("config", [None, {"type": "Dense", "n_in": 3, "n_out": 2}, "Dense"])
+def test_from_config_takes_a_list_of_layer_configs(config):
+    with pytest.raises(InvalidValueError, match=f"list of layer configs.*got a {type(config).__name__}"):
+        gpubp.Sequential.from_config(config)
