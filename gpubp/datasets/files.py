@@ -215,8 +215,9 @@ def _encode(raw, classes, path, target):
                                 f"needs one (remove the row or fill it in)")
     missing = next(((line, text) for line, text in raw if _is_nonfinite(text)), None)
     if missing is not None:  # "nan" is a missing value, not a class of its own
-        raise InvalidValueError(f"{path}, {_where(path, missing[0])}, column {target!r}: the label {missing[1].strip()!r} is not "
-                                f"finite; every sample needs a real label (remove the row or fill it in)")
+        raise InvalidValueError(f"{path}, {_where(path, missing[0])}, column {target!r}: the label "
+                                f"{missing[1].strip()!r} is not finite; every sample needs a real label (remove the "
+                                f"row or fill it in)")
     if classes is None:
         classes = _sorted_labels({text for _, text in raw})
     if len(classes) < 2:

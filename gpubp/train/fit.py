@@ -23,8 +23,8 @@ from ..optim import get_optimizer
 from ..plan import PlanCache, graph_problem, plan_problem
 from ..schedules import get_schedule
 from .evaluation import _evaluate, _metric_name, _n_correct
-from .inputs import (_callbacks, _check_model, _checkpoint_extra, _checkpointing, _mode, _one_sample_batch,
-                     _prepare, _validation)
+from .inputs import (_callbacks, _check_comm, _check_model, _checkpoint_extra, _checkpointing, _mode,
+                     _one_sample_batch, _prepare, _validation)
 from .resume import _resume, save_training
 from .state import _BestKeeper, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore, _snapshot
 
@@ -108,6 +108,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every)
     checkpoint_extra = _checkpoint_extra(checkpoint_extra)
     _check_cuda_graph(cuda_graph, model, plan, comm)
+    _check_comm(comm)
     with guard(comm, "checking the data"):
         Xd, yd = _prepare(model, loss, X, y, "fit")
         _one_sample_batch(model, Xd, batch_size)

@@ -155,6 +155,17 @@ def _check_model(model, what):
         raise InvalidValueError(f"{what}: model must be a gpubp Sequential, got a {type(model).__name__}")
 
 
+COMM_METHODS = ("guard", "check_consistent", "broadcast_training_state_", "local_batches", "grad_scale",
+                "allreduce_gradients_", "allreduce_scalars")
+
+
+def _check_comm(comm):
+    if comm is not None and not (hasattr(comm, "is_root") and all(callable(getattr(comm, m, None))
+                                                                  for m in COMM_METHODS)):
+        raise InvalidValueError(f"fit: comm must be a communicator such as gpubp.distributed.mpi.world(), or None; "
+                                f"got {comm!r:.80}")
+
+
 def _callbacks(callbacks) -> tuple:
     """A tuple of callback objects from one object, a list of them, or None; every hook present
     is checked now, not after an epoch of training, to be callable with fit's arguments."""

@@ -212,3 +212,9 @@ def test_masked_values_are_refused_not_read_unmasked(which):
     with pytest.raises(InvalidValueError, match=f"fit: {which} has {n} masked .*fill them"):
         fit(net(), *args, epochs=1, progress=False)
     assert fit(net(), np.ma.masked_array(X0), Y0, epochs=1, progress=False).epochs == 1  # nothing masked: fine
+
+
+@pytest.mark.parametrize("comm", [5, "mpi", True])
+def test_a_comm_that_is_no_communicator_is_refused_by_name(comm):
+    with pytest.raises(InvalidValueError, match=f"fit: comm must be a communicator .* got {comm!r}"):
+        fit(net(), X0, Y0, epochs=1, comm=comm, progress=False)  # was: AttributeError 'int' has no 'guard'
