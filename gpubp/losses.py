@@ -18,7 +18,7 @@ import math
 from ._checks import takes_out
 from .backend import backend_of
 from .backend.kernels import activations
-from .errors import DTypeError, GpubpError, InvalidValueError, ShapeError, StateError
+from .errors import DeviceError, DTypeError, GpubpError, InvalidValueError, ShapeError, StateError
 from .nn.base import check_out
 
 
@@ -65,6 +65,12 @@ class Loss:
         """Check a whole target array ``T`` once for outputs shaped like ``Y`` (``fit`` does,
         before training), so that batches inside ``targets_checked()`` skip what needs a device
         sync. Nothing to check by default."""
+
+    def _array_targets(self, T):
+        """Refuse targets that are no array (a list) before their shape or values are read."""
+        if not hasattr(T, "ndim") or not hasattr(T, "dtype"):
+            raise DeviceError(f"{type(self).__name__} targets: expected a NumPy or CuPy array, got a "
+                              f"{type(T).__name__}; convert it with backend.asarray(T)")
 
     @contextlib.contextmanager
     def targets_checked(self):
@@ -206,6 +212,7 @@ class BinaryCrossEntropy(Loss):
 
     def check_targets(self, Z, T):
         """Targets must lie in [0, 1] (the loss has no minimum otherwise): one device sync for all of ``T``."""
+        self._array_targets(T)
         if T.size:
             lo, hi = float(T.min()), float(T.max())  # NaN if any is: refused too
             if not (lo >= 0 and hi <= 1):
@@ -252,6 +259,7 @@ class SoftmaxCrossEntropy(Loss):
     def check_targets(self, Z, T):
         """Integer labels must lie in [0, C), target rows must be >= 0: one reduction and one
         device sync for all of ``T``."""
+        self._array_targets(T)
         if T.ndim == 2 and T.size:
             lo, hi = float(T.min()), float(T.max())  # NaN if any is: refused too
             if not (lo >= 0 and math.isfinite(hi)):
@@ -269,8 +277,7 @@ class SoftmaxCrossEntropy(Loss):
         n, c = Z.shape
         if c == 0:
             raise ShapeError(f"SoftmaxCrossEntropy: predictions of shape {tuple(Z.shape)} have no classes")
-        if not hasattr(T, "ndim") or not hasattr(T, "dtype"):
-            self.backend.check_array(T, "SoftmaxCrossEntropy targets")  # a list: the DeviceError saying how
+        self._array_targets(T)
         if T.ndim == 2:
             T = self._float_targets(Z, T)
             if not getattr(self, "_trusted", False):

@@ -67,3 +67,9 @@ def test_a_class_of_probability_zero_adds_nothing_to_the_loss(Z, label):
     want = p.copy()
     want[0, label] -= 1
     np.testing.assert_allclose(loss.backward(), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["BinaryCrossEntropy", "SoftmaxCrossEntropy"])
+def test_check_targets_refuses_a_list_by_name(name):
+    with pytest.raises(DeviceError, match=f"{name} targets: expected a NumPy or CuPy array, got a list"):
+        LOSSES[name][0]().check_targets(np.zeros((2, 3), F32), [0, 5])
