@@ -55,13 +55,7 @@ def save(path, model, optimizer=None, extra=None) -> str:
     Refused before anything is written: a folder that does not exist or is not writable,
     ``extra`` JSON cannot hold, and NaN/Inf in a parameter or slot (the file at ``path``,
     if any, is kept)."""
-    given = _checks.writable_target("checkpoint path", user_path(path))
-    path = os.path.realpath(given)  # through a symbolic link: the file it names is replaced, the link kept
-    if path != given:
-        _checks.writable_target(f"checkpoint path {given} (a link to {path})", path)
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise InvalidValueError(f"checkpoint path: {path} is not a regular file (a pipe, a device); "
-                                f"give the name of a file")
+    given, path = target(path)
     if not isinstance(model, Sequential):
         raise InvalidValueError(f"checkpoint.save: model must be a gpubp Sequential, got a {type(model).__name__}")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
@@ -98,6 +92,31 @@ def save(path, model, optimizer=None, extra=None) -> str:
         raise CheckpointError(f"cannot write {path} ({type(exc).__name__}: {exc.strerror or exc}); "
                               f"the file already there, if any, is kept") from None
     return given
+
+
+def target(path) -> tuple:
+    """(``path`` as given, made absolute; the file a save to it replaces), refused before any work
+    when that file cannot or must not be replaced: a folder that does not exist or is not writable,
+    a folder, a pipe or device, a read-only file, a file that is not a gpubp checkpoint (someone's
+    data, a damaged checkpoint: moved away by the user, never replaced). ``~`` is expanded; through
+    a symbolic link the file it names is replaced, the link kept."""
+    given = _checks.writable_target("checkpoint path", user_path(path))
+    path = os.path.realpath(given)
+    if path != given:
+        _checks.writable_target(f"checkpoint path {given} (a link to {path})", path)
+    if not os.path.exists(path):
+        return given, path
+    if not os.path.isfile(path):
+        raise InvalidValueError(f"checkpoint path: {path} is not a regular file (a pipe, a device); "
+                                f"give the name of a file")
+    if not os.access(path, os.W_OK):
+        raise InvalidValueError(f"checkpoint path: {path} is read-only; it is kept (make it writable to replace it)")
+    try:
+        read_metadata(path)
+    except CheckpointError as exc:
+        raise InvalidValueError(f"checkpoint path: {path} is there and is not a gpubp checkpoint, so it is not "
+                                f"replaced; move it away or give another name ({exc})") from None
+    return given, path
 
 
 def metadata_json(meta) -> str:

@@ -255,3 +255,30 @@ def test_an_optimizer_whose_state_would_not_load_is_refused_before_writing(good,
         checkpoint.save(path, other or model, opt)  # was: written over the good file, then refused by load
     assert open(path, "rb").read() == before
     assert sorted(os.listdir(os.path.dirname(path))) == ["good.npz"]
+
+
+@pytest.mark.parametrize("content", [b"x,y\n1,2\n", b"", "npy", "npz"])
+def test_a_file_that_is_not_a_checkpoint_is_never_replaced(tmp_path, content):
+    path = tmp_path / "data.npz"
+    if content == "npy":
+        np.save(tmp_path / "data.npy", np.arange(3))
+        path = tmp_path / "data.npy"
+    elif content == "npz":
+        np.savez(path, X=np.arange(3))  # the user's data, not a checkpoint
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(InvalidValueError, match="data.np[yz] is there and is not a gpubp checkpoint, so it is not "
+                                                "replaced"):  # was: replaced by the checkpoint
+        checkpoint.save(path, trained(steps=0)[0])
+    assert path.read_bytes() == before and len(os.listdir(tmp_path)) == 1
+
+
+def test_a_read_only_checkpoint_is_kept(good, monkeypatch):
+    path, model, opt = good
+    before = open(path, "rb").read()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: not (mode & os.W_OK and str(p) == path) and real(p, mode))
+    with pytest.raises(InvalidValueError, match="good.npz is read-only; it is kept"):  # was: replaced (os.replace
+        checkpoint.save(path, model, opt)                                               # needs the folder's rights)
+    assert open(path, "rb").read() == before
