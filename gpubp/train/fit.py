@@ -180,7 +180,11 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
     """The batch order of ``epoch``: a permutation of ``range(n)`` drawn on the host from
     ``(seed, epoch)`` (the same on every device and every rank), or ``range(n)`` unshuffled."""
-    return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    n, seed, epoch = (_checks.integer(f"epoch_order: {name}", v, 0) for name, v in (("n", n), ("seed", seed),
+                                                                                 ("epoch", epoch)))
+    if not _checks.flag("epoch_order: shuffle", shuffle):
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def _check_cuda_graph(cuda_graph, model, plan, comm):

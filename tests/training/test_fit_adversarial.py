@@ -218,3 +218,17 @@ def test_masked_values_are_refused_not_read_unmasked(which):
 def test_a_comm_that_is_no_communicator_is_refused_by_name(comm):
     with pytest.raises(InvalidValueError, match=f"fit: comm must be a communicator .* got {comm!r}"):
         fit(net(), X0, Y0, epochs=1, comm=comm, progress=False)  # was: AttributeError 'int' has no 'guard'
+
+
+@pytest.mark.parametrize("args, words", [
+    (("5", 0, 0), "epoch_order: n must be a whole number >= 0, got '5'"),  # was: AxisError
+    ((-1, 0, 0), "epoch_order: n must be .* got -1"),  # was: an empty order, silently
+    ((5, 1.5, 0), "epoch_order: seed must be .* got 1.5"),  # was: TypeError
+    ((5, None, 0), "epoch_order: seed must be .* got None"),
+    ((5, 0, -2), "epoch_order: epoch must be .* got -2"),  # was: ValueError from NumPy's SeedSequence
+    ((5, 0, 0, "no"), "epoch_order: shuffle must be True or False, got 'no'"),  # was: read as True
+])
+def test_epoch_order_checks_its_arguments(args, words):
+    from gpubp.train import epoch_order
+    with pytest.raises(InvalidValueError, match=words):
+        epoch_order(*args)
