@@ -165,8 +165,14 @@ def _number(text, path, line, column) -> float:
 
 def _read_npz(path, features, require_target):
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # one .npy array under an .npz name
+            raise ValueError(f"it holds a single {type(archive).__name__}, not named arrays")
+        with archive:
             arrays = {k: archive[k] for k in archive.files}
+        damaged = sorted(k for k, a in arrays.items() if not isinstance(a, np.ndarray))  # raw bytes: no .npy
+        if damaged:
+            raise ValueError(f"{damaged} not stored as .npy arrays")
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:  # damaged files
         raise InvalidValueError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from None
     if "X" not in arrays or (require_target and "y" not in arrays):

@@ -154,3 +154,16 @@ def test_an_npz_with_no_feature_or_a_bad_target_is_named(tmp_path):
 def test_a_scaler_given_text_says_so(call, words):
     with pytest.raises(InvalidValueError, match=words):
         call()
+
+
+def test_an_npz_that_is_not_an_archive_of_arrays_is_named(tmp_path):
+    import zipfile
+    np.save(tmp_path / "one.npy", np.zeros((3, 2)))
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")
+    with pytest.raises(InvalidValueError, match="cannot read .*one.npz as .npz .*a single ndarray"):
+        load_table(tmp_path / "one.npz")  # was: TypeError (an ndarray is no context manager)
+    with zipfile.ZipFile(tmp_path / "raw.npz", "w") as z:
+        z.writestr("X.npy", b"not an array")
+        z.writestr("y.npy", b"nor this")
+    with pytest.raises(InvalidValueError, match=r"cannot read .*raw.npz as .npz .*\['X', 'y'\] not stored as .npy"):
+        load_table(tmp_path / "raw.npz")  # was: AttributeError 'bytes' object has no attribute 'dtype'
