@@ -84,6 +84,8 @@ class Archive:
             raise CheckpointError(f"no checkpoint at {self.path}")
         if os.path.isdir(self.path):
             raise CheckpointError(f"{self.path} is a folder, not a checkpoint file")
+        if not os.path.isfile(self.path):  # reading a pipe would wait for a writer forever
+            raise CheckpointError(f"{self.path} is not a regular file (a pipe, a device), not a checkpoint file")
         try:
             with open(self.path, "rb") as f:
                 head = f.read(6)

@@ -282,3 +282,10 @@ def test_a_read_only_checkpoint_is_kept(good, monkeypatch):
     with pytest.raises(InvalidValueError, match="good.npz is read-only; it is kept"):  # was: replaced (os.replace
         checkpoint.save(path, model, opt)                                               # needs the folder's rights)
     assert open(path, "rb").read() == before
+
+
+def test_loading_from_a_pipe_is_refused_at_once(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    for read in (checkpoint.load, checkpoint.read_metadata):
+        with pytest.raises(CheckpointError, match="pipe is not a regular file"):  # was: waited forever for a writer
+            read(tmp_path / "pipe")
