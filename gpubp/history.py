@@ -102,7 +102,8 @@ class Progress:
     def __init__(self, epochs: int, enabled=None, stream=None):
         epochs = _checks.integer("Progress epochs", epochs, 0)
         self.stream = stream or sys.stderr
-        self.enabled = _isatty(self.stream) if enabled is None else _checks.flag("Progress enabled", enabled, " or None")
+        self.enabled = _isatty(self.stream) if enabled is None else \
+            _checks.flag("Progress enabled", enabled, " or None")
         self.epochs, self.start, self.bar = epochs, time.perf_counter(), None
         if self.enabled and tqdm is not None:
             self.bar = tqdm(total=epochs, unit="epoch", file=self.stream, dynamic_ncols=True, leave=True,
@@ -137,7 +138,8 @@ class EpochLog:
     def __init__(self, path, append=False):
         self.path = os.fsdecode(_checks.writable_target("EpochLog path", path))  # a folder, a missing one: refused now
         self.json = not self.path.lower().endswith(".csv")
-        continued = _checks.flag("EpochLog append", append) and os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        append = _checks.flag("EpochLog append", append)
+        continued = append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
         self.file = open(self.path, "a" if append else "w", newline="")
         self.writer, self.header_written = None, continued
 

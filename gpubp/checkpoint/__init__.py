@@ -52,9 +52,9 @@ def provenance(model) -> dict:
 def save(path, model, optimizer=None, extra=None) -> str:
     """Write ``model`` (and ``optimizer`` state, and JSON-able ``extra``) to ``path`` atomically.
 
-    Refused before anything is written: a folder that does not exist or is not writable,
-    ``extra`` JSON cannot hold, and NaN/Inf in a parameter or slot (the file at ``path``,
-    if any, is kept)."""
+    Refused before anything is written (the file at ``path``, if any, is kept): a path ``target``
+    refuses, ``extra`` JSON cannot hold, NaN/Inf in a parameter or slot, an optimizer whose state
+    ``load`` would refuse with this model (another model's, of another dtype, incomplete)."""
     given, path = target(path)
     if not isinstance(model, Sequential):
         raise InvalidValueError(f"checkpoint.save: model must be a gpubp Sequential, got a {type(model).__name__}")
@@ -83,9 +83,9 @@ def save(path, model, optimizer=None, extra=None) -> str:
         except GpubpError as exc:
             problem = str(exc)
         if problem:
-            raise InvalidValueError(f"refusing to write {path}: the {type(optimizer).__name__} optimizer's state does not fit "
-                                    f"the model ({problem}); pass the optimizer that trains this model (the file "
-                                    f"already there, if any, is kept)")
+            raise InvalidValueError(f"refusing to write {path}: the {type(optimizer).__name__} optimizer's state does "
+                                    f"not fit the model ({problem}); pass the optimizer that trains this model (the "
+                                    f"file already there, if any, is kept)")
     try:
         write_atomically(path, lambda f: np.savez(f, __meta__=np.array(text), **arrays))
     except OSError as exc:  # a full disk, a read-only or special file system: nothing replaced

@@ -98,7 +98,7 @@ def test_buffer_values_a_layer_refuses_leave_the_model_unchanged(tmp_path, chang
     path = edited(checkpoint.save(tmp_path / "g.npz", model), tmp_path / "bad.npz", change)
     target = bn_net(9)
     target.layers[1].buffers["running_mean"][...] = 3.0
-    before = {**{k: v.copy() for k, v in target.parameters().items()}, **{k: v.copy() for k, v in target.buffers().items()}}
+    before = {k: v.copy() for k, v in {**target.parameters(), **target.buffers()}.items()}
     for load in (lambda: checkpoint.load(path), lambda: checkpoint.load_into(path, target)):
         with pytest.raises(CheckpointError, match=f"bad.npz: .*{words}.*model is unchanged"):  # was: InvalidValueError
             load()
@@ -200,7 +200,8 @@ def test_epoch_log_and_progress_refuse_bad_arguments_and_write_nothing(tmp_path,
     assert not os.listdir(tmp_path)
 
 
-@pytest.mark.parametrize("extra", [{"classes": {0: "cat", 1: "dog"}}, {"runs": [{"a": 1}, {2.5: "b"}]}, {1: "a", "1": "b"}])
+@pytest.mark.parametrize("extra", [{"classes": {0: "cat", 1: "dog"}}, {"runs": [{"a": 1}, {2.5: "b"}]},
+                                   {1: "a", "1": "b"}])
 def test_extra_keys_json_would_turn_into_strings_are_refused(tmp_path, extra):
     from gpubp.train import fit
     model, _ = trained(steps=0)
