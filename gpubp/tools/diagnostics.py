@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 
+from .. import _checks
 from ..backend import get_backend
 from ..datasets import load_digits
 from ..errors import GpubpError, InvalidValueError
 from ..nn import Dense
 from ..losses import SoftmaxCrossEntropy, get_loss
-from ..network import mlp
+from ..network import Sequential, mlp
 from ..train import fit
 
 
@@ -99,9 +100,7 @@ class GradientRecorder:
         """Rows ``(layer index, layer name, ||dW|| or None, ||dY||)`` for one epoch."""
         if not self.delta_norms:
             raise GpubpError("GradientRecorder has recorded no epoch yet")
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or not -len(self.delta_norms) <= epoch < len(self.delta_norms):
-            raise InvalidValueError(f"GradientRecorder has recorded {len(self.delta_norms)} epoch(s) "
-                                    f"(0 to {len(self.delta_norms) - 1}, or -1 for the last), got epoch {epoch!r}")
+        epoch = checked_epoch("GradientRecorder", self, epoch)
         dW = dict(zip(self.dense, self.dW_norms[epoch]))
         return [(i, name, dW.get(i), self.delta_norms[epoch][i]) for i, name in enumerate(self.names)]
 
@@ -118,9 +117,15 @@ class GradientRecorder:
 def record_gradients(model, X, T, loss) -> GradientRecorder:
     """One forward/backward of ``model`` on ``(X, T)`` under ``loss`` (a Loss or its name),
     recorded as a single epoch."""
-    rec, loss = GradientRecorder(), get_loss(loss)
+    if not isinstance(model, Sequential):
+        raise InvalidValueError(f"record_gradients: model must be a gpubp Sequential, got "
+                                f"{type(model).__name__} {model!r:.60}")
+    rec, loss, backend = GradientRecorder(), get_loss(loss), model.backend
+    X, T = backend.asarray(X), backend.asarray(T)
+    backend.check_finite(X, "record_gradients: the input X")
+    backend.check_finite(T, "record_gradients: the targets T")
     with rec.epoch(model):
-        loss.forward(model.forward(model.backend.asarray(X)), model.backend.asarray(T))
+        loss.forward(model.forward(X), T)
         model.zero_grad()
         model.backward(loss.backward())
         rec.on_batch_end(0, model, None)
@@ -140,8 +145,15 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
     ``{"sigmoid": GradientRecorder, "relu": GradientRecorder, "ratio": {...}}`` where
     ``ratio[act]`` = first-layer ``||dW||`` / last-layer ``||dW||`` at initialisation.
     """
+    depth = _checks.integer("vanishing_experiment: depth", depth, minimum=1)
+    epochs = _checks.integer("vanishing_experiment: epochs", epochs, minimum=0)
+    lr = _checks.number("vanishing_experiment: lr", lr, low=0, low_open=True)
     backend = get_backend(backend, dtype)
     X, y, _, _ = load_digits(seed=seed)
+    n_samples = _checks.integer("vanishing_experiment: n_samples", n_samples, minimum=1)
+    if n_samples > len(X):
+        raise InvalidValueError(f"vanishing_experiment: n_samples must be at most {len(X)} (the digits "
+                                f"training set), got {n_samples}")
     X, y = X[:n_samples], y[:n_samples]
     out = {"ratio": {}}
     for act in ("sigmoid", "relu"):
@@ -155,6 +167,16 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
     return out
 
 
+def checked_epoch(who, rec, epoch) -> int:
+    """``epoch`` as an index into what ``rec`` recorded (negative counts from the end)."""
+    n = len(rec.dW_norms)
+    epoch = _checks.integer(f"{who}: epoch", epoch)
+    if not -n <= epoch < n:
+        raise InvalidValueError(f"{who} has recorded {n} epoch(s)" + (f" (0 to {n - 1}, or -1 for the last)"
+                                if n else "") + f", so epoch {epoch} is not there")
+    return epoch
+
+
 def _ratio(first, last) -> float:
     """first / last; inf when only the last is 0 (a net whose units all died), NaN when both are."""
     if last:
@@ -165,6 +187,7 @@ def _ratio(first, last) -> float:
 def format_table(result, epoch=0) -> str:
     """Side-by-side text table of ``vanishing_experiment`` norms for one epoch."""
     sig, relu = result["sigmoid"], result["relu"]
+    epoch = checked_epoch("format_table", sig, epoch)
     lines = [f"{'Dense layer':>11}  {'sigmoid ||dW||':>15}  {'relu ||dW||':>12}   (1 = nearest the input, as in the plot)"]
     last = len(sig.dense)
     for k in range(last):

@@ -10,8 +10,9 @@ import math
 import numbers
 from pathlib import Path
 
-from .._checks import integer, writable_target
+from .._checks import writable_target
 from ..errors import GpubpError, InvalidValueError
+from .diagnostics import checked_epoch
 
 
 def pyplot():
@@ -140,17 +141,13 @@ def _recorded_norms(recorders, epoch) -> dict:
     if not isinstance(recorders, dict) or not recorders:
         raise InvalidValueError(f"plot_gradient_norms: recorders must be a non-empty dict "
                                 f"{{label: GradientRecorder}}, got {recorders!r:.60}")
-    epoch = integer("plot_gradient_norms: epoch", epoch)
     series = {}
     for label, rec in recorders.items():
         recorded = getattr(rec, "dW_norms", None)
         if not isinstance(recorded, list):
             raise InvalidValueError(f"plot_gradient_norms: {label!r} is not a GradientRecorder, got "
                                     f"{type(rec).__name__}")
-        if not -len(recorded) <= epoch < len(recorded):
-            raise InvalidValueError(f"plot_gradient_norms: {label!r} has recorded {len(recorded)} epoch(s), "
-                                    f"so epoch {epoch} is not there")
-        norms = recorded[epoch]
+        norms = recorded[checked_epoch(f"plot_gradient_norms: {label!r}", rec, epoch)]
         bad = [(k + 1, v) for k, v in enumerate(norms) if not (math.isfinite(v) and v > 0)]
         if bad:
             raise GpubpError(f"plot_gradient_norms: {label} has {len(bad)} non-positive or non-finite "
