@@ -40,14 +40,20 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
                          f"give one target per sample")
     model.backend.check_finite(y, f"{what}: {names[1]}")
     out = _probe(model, X, what, names[0])
-    if isinstance(loss, SoftmaxCrossEntropy) and out.ndim == 2 and out.shape[1] < 2:
-        raise ShapeError(f"{what}: softmax_cross_entropy needs one output per class (2 or more), but the model "
-                         f"gives {out.shape[1]} per sample: the softmax of one output is always 1, so the loss "
-                         f"is 0 and nothing is learned; use loss='bce' for one yes/no output")
     if not labels and tuple(y.shape[1:]) != tuple(out.shape[1:]):
         raise ShapeError(f"{what}: {names[1]} has shape {tuple(y.shape)} but the model gives "
                          f"{tuple(out.shape[1:])} per sample; {names[1]} must have shape "
                          f"{(y.shape[0], *out.shape[1:])}")
+    try:  # the loss's own checks of shapes and dtypes, on the first sample (its values are checked below)
+        with loss.targets_checked():
+            loss.forward(out, y[:1])
+    except (ShapeError, DTypeError) as exc:
+        raise type(exc)(f"{what}: the model's output, {tuple(out.shape[1:])} per sample, and {names[1]} do not "
+                        f"fit {type(loss).__name__}: {exc}") from None
+    if isinstance(loss, SoftmaxCrossEntropy) and out.shape[1] < 2:
+        raise ShapeError(f"{what}: softmax_cross_entropy needs one output per class (2 or more), but the model "
+                         f"gives {out.shape[1]} per sample: the softmax of one output is always 1, so the loss "
+                         f"is 0 and nothing is learned; use loss='bce' for one yes/no output")
     loss.check_targets(out, y)
     return X, y
 

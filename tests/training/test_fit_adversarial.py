@@ -232,3 +232,13 @@ def test_epoch_order_checks_its_arguments(args, words):
     from gpubp.train import epoch_order
     with pytest.raises(InvalidValueError, match=words):
         epoch_order(*args)
+
+
+@pytest.mark.parametrize("plan", [True, False])
+def test_outputs_the_loss_cannot_take_are_named_before_training(plan):
+    """Was: ValueError 'too many values to unpack' from inside the step plan (plan=True), or the
+    loss's own message at the first step (plan=False), for a softmax over images."""
+    conv = gpubp.Sequential([gpubp.Conv2D(1, 2, 3)], seed=0)
+    with pytest.raises(ShapeError, match=r"fit: the model's output, \(2, 6, 6\) per sample, and y do not fit "
+                                         r"SoftmaxCrossEntropy: .*expected a 2-d array"):
+        fit(conv, np.zeros((8, 1, 8, 8)), np.arange(8) % 2, epochs=1, plan=plan, progress=False)
