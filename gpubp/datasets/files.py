@@ -110,6 +110,8 @@ def _read_csv(path, target, features, require_target):
             raise ShapeError(f"{path}, line {line}: {len(row)} values but the header has {len(header)} columns")
     target = _target_column(path, header, target, features, require_target)
     names = list(features) if features is not None else [h for h in header if h != target]
+    if target in names:  # the answer among the inputs: a model that learns nothing else
+        raise InvalidValueError(f"{path}: the target column {target!r} is also one of the features {names}")
     if not names:
         raise InvalidValueError(f"{path}: no feature column: the header {header} holds only the target {target!r}")
     missing = [n for n in names if n not in header]

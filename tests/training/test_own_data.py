@@ -167,3 +167,9 @@ def test_an_npz_that_is_not_an_archive_of_arrays_is_named(tmp_path):
         z.writestr("y.npy", b"nor this")
     with pytest.raises(InvalidValueError, match=r"cannot read .*raw.npz as .npz .*\['X', 'y'\] not stored as .npy"):
         load_table(tmp_path / "raw.npz")  # was: AttributeError 'bytes' object has no attribute 'dtype'
+
+
+def test_the_target_column_is_never_also_a_feature(tmp_path):
+    path = write(tmp_path, "d.csv", "a,b,y\n1,2,0\n3,4,1\n")
+    with pytest.raises(InvalidValueError, match=r"the target column 'a' is also one of the features \['a', 'b'\]"):
+        load_table(path, target="a", features=["a", "b"])  # was: X held the target, silently
