@@ -24,7 +24,7 @@ import numpy as np
 from .. import _checks
 from .._compat import cupy
 from .._version import __version__
-from ..backend import get_backend
+from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError
 from ..network import Sequential
 from ..optim import Optimizer, optimizer_from_state
@@ -165,11 +165,14 @@ def read_metadata(path) -> dict:
 
 
 def load(path, backend=None, dtype=None) -> Checkpoint:
-    """Rebuild model (and optimizer) from ``path`` on ``backend`` (default: the saved dtype, "auto").
-    Every array is checked against the architecture before any is read: nothing is drawn at random."""
+    """Rebuild model (and optimizer) from ``path`` on ``backend`` (a spec or a Backend, default
+    "auto"), in ``dtype``, else the dtype a spec names ("cpu/float64"), else the saved dtype (a
+    Backend gives only the device). Every array is checked against the architecture before any
+    is read: nothing is drawn at random."""
     with Archive(path) as archive:
         meta = read_meta(archive)
-        backend = get_backend(backend, dtype or meta["dtype"])
+        named = not isinstance(backend, Backend) and parse_spec(default_device() if backend is None else backend)[1]
+        backend = get_backend(backend, dtype or (None if named else meta["dtype"]))
         try:
             model = Sequential.from_config(meta["architecture"], backend, seed=None)
         except (GpubpError, ValueError, TypeError, KeyError, AttributeError) as exc:

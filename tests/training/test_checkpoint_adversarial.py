@@ -290,3 +290,13 @@ def test_loading_from_a_pipe_is_refused_at_once(tmp_path):
     for read in (checkpoint.load, checkpoint.read_metadata):
         with pytest.raises(CheckpointError, match="pipe is not a regular file"):  # was: waited forever for a writer
             read(tmp_path / "pipe")
+
+
+def test_a_spec_naming_a_dtype_loads_in_it(tmp_path):
+    path = checkpoint.save(tmp_path / "m.npz", *trained())
+    ck = checkpoint.load(path, "cpu/float64")  # was: DeviceError, 'dtype=float32 was asked for' (the saved one)
+    assert ck.model.backend.dtype == np.float64 and ck.optimizer.state["0.W"]["m"].dtype == np.float64
+    assert checkpoint.load(path, "cpu").model.backend.dtype == np.float32  # the saved dtype
+    assert checkpoint.load(path, "cpu", dtype="float64").model.backend.dtype == np.float64
+    with pytest.raises(gpubp.errors.DeviceError, match="names dtype float64 but dtype=float32"):
+        checkpoint.load(path, "cpu/float64", dtype="float32")  # both given, and they disagree
