@@ -49,7 +49,8 @@ class Sequential:
     backward in reverse order and returns dL/dX. Parameters and gradients are
     exposed by name (``"0.W"`` is layer 0's weight). With ``seed`` set, every
     parameter is redrawn from one host RNG in layer order, so a seed fixes the
-    initial weights on every device.
+    initial weights on every device. Every layer moves to the model's backend and dtype (a
+    GpubpWarning says so when a float64 layer is made float32 without ``dtype`` or ``backend`` asking).
     """
 
     def __init__(self, layers, backend=None, dtype=None, seed=0):
@@ -58,7 +59,11 @@ class Sequential:
         self._flat = None  # (parameters, gradients) once flatten_ has run
         self._chain = None  # (input shape, layers) that _check_chain last passed
         seed = _checks.seed("Sequential seed", seed)
+        wider = [f"{i} {layer!r}" for i, layer in enumerate(self.layers) if layer.backend.dtype.itemsize > 4]
         self.to(backend, dtype)
+        if wider and backend is None and dtype is None and self.backend.dtype.itemsize == 4:
+            warnings.warn(f"Sequential: layers {', '.join(wider)} were made float64 and are now float32, the "
+                          f"model's dtype; pass dtype='float64' to keep them", GpubpWarning, stacklevel=2)
         if seed is not None:
             drawn = [f"{i} {layer!r}" for i, layer in enumerate(self.layers)
                      if layer.parameters_drawn and layer.parameter_shapes()]

@@ -106,3 +106,13 @@ def test_layers_replaced_after_construction_are_checked_at_the_next_forward(laye
 def test_from_config_takes_a_list_of_layer_configs(config):
     with pytest.raises(InvalidValueError, match=f"list of layer configs.*got a {type(config).__name__}"):
         gpubp.Sequential.from_config(config)
+
+
+def test_a_float64_layer_made_float32_by_a_default_model_is_warned_about():
+    with pytest.warns(GpubpWarning, match=r"layers 0 Dense\(3, 2\) were made float64 and are now float32.*dtype='float64'"):
+        model = gpubp.Sequential([gpubp.Dense(3, 2, backend="cpu/float64"), gpubp.ReLU()])
+    assert model.layers[0].params["W"].dtype == np.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for: no warning
+        gpubp.Sequential([gpubp.Dense(3, 2, backend="cpu/float64")], dtype="float32")
+        assert gpubp.Sequential([gpubp.Dense(3, 2, backend="cpu/float64")], dtype="float64").backend.dtype == np.float64
