@@ -20,6 +20,7 @@ FORMAT = "gpubp-checkpoint-1"
 DAMAGE = (OSError, ValueError, KeyError, TypeError, EOFError, NotImplementedError, RuntimeError,
            zipfile.BadZipFile, zlib.error, struct.error, UnicodeDecodeError)
 
+
 def user_path(path):
     """``path`` (str, bytes or os.PathLike) as a str, ``~`` expanded; anything else as given,
     for the caller to refuse with its own words."""
@@ -50,6 +51,7 @@ def read_meta(archive) -> dict:
         if key in meta and not isinstance(meta[key], dict):
             raise CheckpointError(f"{path}: the {key} metadata is not a dict")
     return meta
+
 
 def inventory_problem(headers, required, optional, dtypes, dtype) -> str | None:
     """What is wrong with ``headers`` ({name: (shape, dtype)}), or None: every ``required`` array
