@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gpubp
-from gpubp.errors import GpubpWarning, InvalidValueError, ShapeError
+from gpubp.errors import DTypeError, GpubpWarning, InvalidValueError, NumericalError, ShapeError
 from gpubp.optim import SGD
 from gpubp.tools.parity import Perturbation
 
@@ -24,11 +24,16 @@ def data():
 
 
 @pytest.mark.parametrize("fault,what", [
-    (Perturbation(layer=0, step=5), r"step in \[0, 1\] \(the run has 2 steps\)"),
+    (Perturbation(layer=0, step=5), r"step must be in \[0, 1\] \(the run has 2 steps\), got 5"),
     (Perturbation(layer=1, step=0, quantity="dW"), r"layer 1 \(Tanh\(\)\) has no W, so no dW to perturb"),
     (Perturbation(layer=2, step=0, quantity="db", rel=0.0), "rel must be a finite number other than 0"),
-    (Perturbation(layer=0, step=0, rel=float("nan")), "rel must be a finite number other than 0"),
-    (Perturbation(layer=0.5, step=0), r"layer in \[0, 2\]"),
+    (Perturbation(layer=0, step=0, rel=float("nan")), "rel must be a finite number, got nan"),
+    (Perturbation(layer=0, step=0, rel="0.1"), "rel must be a finite number, got '0.1'"),
+    (Perturbation(layer=0.5, step=0), "layer must be a whole number >= 0, got 0.5"),
+    (Perturbation(layer=3, step=0), r"layer must be in \[0, 2\] \(the model has 3 layers\), got 3"),
+    (Perturbation(layer=0, step=0, side=True), "side must be a whole number >= 0, got True"),  # was: side 1
+    (Perturbation(layer=0, step=0, side=2), r"side must be in \[0, 1\]"),
+    (Perturbation(layer=0, step=0, quantity="dZ"), r"quantity must be one of \('Y', 'dX', 'dW', 'db'\), got 'dZ'"),
     ({"layer": 0}, "perturb must be a Perturbation"),
 ])
 def test_a_fault_that_would_never_be_applied_is_refused(fault, what, data):
@@ -49,6 +54,8 @@ def test_a_fault_on_a_layer_with_that_parameter_is_still_found(data):
     ({"steps": 0}, "steps must be a whole number >= 1, got 0"),
     ({"batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
     ({"batch_size": -4}, "batch_size must be a whole number >= 1, got -4"),
+    ({"lr": 0}, "lr must be a finite number > 0, got 0"),
+    ({"lr": "0.1"}, "lr must be a finite number > 0, got '0.1'"),
     ({"backends": "cpu"}, "two backends.*got 'cpu'"),
     ({"backends": None}, "two backends.*got None"),
     ({"optimizer": None}, "optimizer must be a gpubp.optim name"),
@@ -68,6 +75,26 @@ def test_bad_data_is_named(data):
         gpubp.parity(make_model(), X[:0], y[:0], "softmax_cross_entropy", backends=PAIR)
     with pytest.raises(InvalidValueError, match="model must be a gpubp Sequential"):
         gpubp.parity("model", X, y, "softmax_cross_entropy", backends=PAIR)
+    with pytest.raises(DTypeError, match="parity: X must hold real numbers, got an array of dtype complex128"):
+        gpubp.parity(make_model(), X + 1j, y, "softmax_cross_entropy", backends=PAIR)
+
+
+def test_data_with_nan_is_refused_not_blamed_on_the_backends(data):
+    """Before: the report said 'FIRST out of tolerance at step 0, layer 0 Y: non-finite values'."""
+    X, y = data[0].copy(), data[1]
+    X[3, 2] = np.inf
+    with pytest.raises(NumericalError, match=r"parity: X contains 1 NaN/Inf value\(s\); the first at index \(3, 2\)"):
+        gpubp.parity(make_model(), X, y, "softmax_cross_entropy", backends=PAIR)
+    with pytest.raises(NumericalError, match="parity: y contains"):
+        gpubp.parity(make_model(), data[0], np.full((16, 3), np.nan), "mse", backends=PAIR)
+
+
+def test_lr_applies_to_an_optimizer_instance_too(data):
+    """Before: lr was silently ignored for an instance (SGD(0.1) trained at 0.1 with lr=5)."""
+    run = lambda opt, **kw: gpubp.parity(make_model(), *data, "softmax_cross_entropy", opt, steps=3,
+                                         backends=PAIR, **kw).entries
+    assert run(SGD(0.1), lr=0.5) == run(SGD(0.5)) != run(SGD(0.1))
+    assert run("sgd") == run("sgd", lr=0.01)  # a name's default rate is unchanged
 
 
 class Locked(gpubp.nn.Identity):

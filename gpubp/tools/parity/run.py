@@ -18,7 +18,6 @@ for the whole run (see :func:`.tolerance.true_float32`).
 from __future__ import annotations
 
 import copy
-import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -27,7 +26,7 @@ import numpy as np
 from ... import _checks
 from ..._compat import to_host
 from ...backend import Backend, get_backend, parse_spec
-from ...errors import GpubpWarning, InvalidValueError, ShapeError
+from ...errors import DTypeError, GpubpWarning, InvalidValueError, ShapeError
 from ...losses import get_loss
 from ...network import Sequential
 from ...optim import get_optimizer
@@ -35,6 +34,7 @@ from .report import Entry, ParityReport
 from .tolerance import compare, loss_gradient_terms, tf32_state, tolerance_for, true_float32
 
 FAULT_QUANTITIES = ("Y", "dX", "dW", "db")
+DEFAULT_LR = 0.01  # for an optimizer given by name
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,17 @@ def resolve_backend(spec, dtype) -> Backend:
 
 
 def make_optimizer(spec, lr):
-    """A fresh optimizer per run: ``gpubp.optim`` by name, or a copy of an instance."""
+    """A fresh optimizer per run: ``gpubp.optim`` by name (at ``lr``, 0.01 by default), or a copy
+    of an instance (its rate replaced by ``lr`` when one is given)."""
     if isinstance(spec, str):
-        return get_optimizer(spec, lr=lr)
+        return get_optimizer(spec, lr=DEFAULT_LR if lr is None else lr)
     if isinstance(spec, type) or not callable(getattr(spec, "step", None)):
         raise InvalidValueError(f"parity: optimizer must be a gpubp.optim name like 'sgd' or an optimizer "
                                 f"instance like SGD(0.1), got {spec!r:.80}")
-    return copy.deepcopy(spec)
+    twin = copy.deepcopy(spec)
+    if lr is not None:
+        twin.lr = lr
+    return twin
 
 
 def copy_model(model, backend):
@@ -207,12 +211,14 @@ class _Run:
 
 
 def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "gpu"),
-           lr=0.01, batch_size=None, perturb: Perturbation | None = None) -> ParityReport:
+           lr=None, batch_size=None, perturb: Perturbation | None = None) -> ParityReport:
     """Train copies of ``model`` on two backends for ``steps`` steps and compare them.
 
     ``model`` is left untouched. Batches are rows of (X, y) taken in order
     (wrapping), ``batch_size`` rows per step (all rows by default). ``loss`` is
-    a name or Loss; ``optimizer`` a gpubp.optim name or optimizer instance.
+    a name or Loss; ``optimizer`` a gpubp.optim name or optimizer instance, and ``lr`` its
+    rate (an instance keeps its own unless ``lr`` is given; a name gets 0.01 by default).
+    Data with NaN/Inf is refused: the report would blame the backends for it.
     """
     if not isinstance(model, Sequential):
         raise InvalidValueError(f"parity: model must be a gpubp Sequential, got {type(model).__name__} {model!r:.60}")
@@ -220,6 +226,7 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
         raise InvalidValueError(f"parity compares two backends, like ('cpu', 'gpu') or "
                                 f"('cpu/float32', 'cpu/float64'), got {backends!r}")
     steps = _checks.integer("parity: steps", steps, minimum=1)
+    lr = None if lr is None else _checks.number("parity: lr", lr, low=0, low_open=True)
     sides = [resolve_backend(b, model.backend.dtype) for b in backends]
     _check_perturbation(perturb, model, steps)
     if sides[0] == sides[1] and perturb is None:
@@ -252,8 +259,12 @@ def _compare_step(step, a, b, scales, report) -> list[Entry]:
 
 
 def _data(X, y):
-    """Host copies of the data: as many targets as rows, at least one row."""
+    """Host copies of the data: numbers, finite, as many targets as rows, at least one row."""
     Xh, yh = np.asarray(to_host(X)), np.asarray(to_host(y))
+    for name, a in (("X", Xh), ("y", yh)):
+        if a.dtype.kind not in "iubf":
+            raise DTypeError(f"parity: {name} must hold real numbers, got an array of dtype {a.dtype}")
+        get_backend("cpu").check_finite(a, f"parity: {name}")
     if Xh.ndim == 0 or yh.ndim == 0 or Xh.shape[0] == 0:
         raise ShapeError(f"parity needs at least one row of data, got X of shape {Xh.shape} and y of shape {yh.shape}")
     if Xh.shape[0] != yh.shape[0]:
@@ -269,19 +280,19 @@ def _check_perturbation(p, model, steps):
     if not isinstance(p, Perturbation):
         raise InvalidValueError(f"parity: perturb must be a Perturbation(layer, step, side, quantity, rel), got {p!r:.80}")
     n_layers = len(model.layers)
-    if not (_whole(p.layer) and 0 <= p.layer < n_layers) or not (_whole(p.step) and 0 <= p.step < steps) \
-            or p.side not in (0, 1) or p.quantity not in FAULT_QUANTITIES:
-        raise InvalidValueError(f"bad perturbation {p}: layer in [0, {n_layers - 1}], step in [0, {steps - 1}] "
-                                f"(the run has {steps} steps), side 0 or 1, quantity one of {FAULT_QUANTITIES}")
+    for name, value, last, why in (("layer", p.layer, n_layers - 1, f"the model has {n_layers} layers"),
+                                   ("side", p.side, 1, "the index into backends"),
+                                   ("step", p.step, steps - 1, f"the run has {steps} steps")):
+        if _checks.integer(f"bad perturbation {p}: {name}", value, minimum=0) > last:
+            raise InvalidValueError(f"bad perturbation {p}: {name} must be in [0, {last}] ({why}), got {value}")
+    if p.quantity not in FAULT_QUANTITIES:
+        raise InvalidValueError(f"bad perturbation {p}: quantity must be one of {FAULT_QUANTITIES}, "
+                                f"got {p.quantity!r}")
     layer = model.layers[p.layer]
     names = layer.parameter_shapes() or layer.params  # a user's layer may not state its shapes
     if p.quantity in ("dW", "db") and p.quantity[1:] not in names:
         raise InvalidValueError(f"bad perturbation {p}: layer {p.layer} ({layer!r}) has no {p.quantity[1:]}, so "
                                 f"no {p.quantity} to perturb; its quantities are Y, dX"
                                 + "".join(f", d{k}" for k in names if f"d{k}" in FAULT_QUANTITIES))
-    if isinstance(p.rel, bool) or not isinstance(p.rel, numbers.Real) or not np.isfinite(p.rel) or p.rel == 0:
+    if _checks.number(f"bad perturbation {p}: rel", p.rel) == 0:
         raise InvalidValueError(f"bad perturbation {p}: rel must be a finite number other than 0, got {p.rel!r}")
-
-
-def _whole(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
