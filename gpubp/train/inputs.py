@@ -79,7 +79,7 @@ def _one_sample_batch(model, X, batch_size):
         with _mode(model, True):
             model.forward(X[:1])
     except ShapeError as exc:
-        raise ShapeError(f"fit: {X.shape[0]} samples in batches of {batch_size} make a batch of one sample "
+        raise ShapeError(f"fit: {X.shape[0]} sample(s) in batches of {batch_size} make a batch of one sample "
                          f"{'at the end of every epoch' if batch_size > 1 else 'at every step'}, which the model "
                          f"refuses in training ({exc}); choose another batch_size") from None
     finally:
@@ -200,11 +200,11 @@ def _takes(fn, args) -> bool:
     """Whether ``fn`` can be called with ``args`` (True when its signature cannot be read)."""
     try:
         inspect.signature(fn).bind(*args)
+        return True
     except TypeError:  # not callable, or another number of arguments
         return False
-    except ValueError:
+    except ValueError:  # no signature to read (a builtin)
         return True
-    return True
 
 
 def _checkpoint_extra(extra):

@@ -66,8 +66,8 @@ def test_a_one_sample_batch_batchnorm_refuses_is_named_before_training(n, batch_
     model = bn_net(dropout_first=True)
     before, buffers = host(model), {k: np.array(v) for k, v in model.buffers().items()}
     seen = []
-    with pytest.raises(ShapeError, match=f"{n} samples in batches of {batch_size} make a batch of one sample {words}"
-                                         f".*BatchNorm.*choose another batch_size"):
+    with pytest.raises(ShapeError, match=rf"{n} sample\(s\) in batches of {batch_size} make a batch of one sample "
+                                         rf"{words}.*BatchNorm.*choose another batch_size"):
         fit(model, X0[:n], Y0[:n], batch_size=batch_size, epochs=2, progress=False,
             callbacks=type("C", (), {"on_epoch_begin": lambda self, e, m: seen.append(e)})())
     assert seen == [] and all(np.array_equal(v, before[k]) for k, v in host(model).items())
