@@ -52,9 +52,10 @@ def checked_weight(W, shape, what) -> np.ndarray:
     try:
         W = np.asarray(W)
     except (TypeError, ValueError):  # a device array, a ragged list
-        W = np.array(None, dtype=object)
+        raise DTypeError(f"{what}: the weight initialiser returned a {type(W).__name__}, not an array of "
+                         f"numbers on the host") from None
     if W.dtype.kind not in "iuf":
-        raise DTypeError(f"{what}: the weight initialiser returned {W.dtype} values, not real numbers on the host")
+        raise DTypeError(f"{what}: the weight initialiser returned {W.dtype} values, not real numbers")
     if W.shape != tuple(shape):
         raise ShapeError(f"{what}: the weight initialiser returned shape {W.shape}, expected {tuple(shape)}")
     if not np.isfinite(W).all():

@@ -76,9 +76,10 @@ def col2im(xp, dwin, shape, stride, padding=(0, 0)):
 
 
 def conv_weight(init, rng, fan_in, fan_out, shape):
-    """A conv weight of ``shape`` (float64 unless a callable ``init`` says otherwise) drawn from the host ``rng``, scaled by the PyTorch fans
+    """A conv weight of ``shape`` drawn from the host ``rng`` (float64), scaled by the PyTorch fans
     fan_in = C kh kw and fan_out = O kh kw: He U(+-sqrt(6/fan_in)) or N(0, 2/fan_in), Glorot
-    U(+-sqrt(6/(fan_in+fan_out))) or N(0, 2/(fan_in+fan_out)); or ``init(rng, fan_in, fan_out, shape)``."""
+    U(+-sqrt(6/(fan_in+fan_out))) or N(0, 2/(fan_in+fan_out)); or what ``init(rng, fan_in, fan_out, shape)``
+    returns (``checked_weight`` checks it)."""
     if callable(init):
         return init(rng, fan_in, fan_out, shape)
     fans = {"he": fan_in, "xavier": (fan_in + fan_out) / 2, "glorot": (fan_in + fan_out) / 2}

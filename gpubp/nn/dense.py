@@ -41,8 +41,8 @@ class Dense(Layer):
         return {"W": (self.n_in, self.n_out), **({"b": (self.n_out,)} if self.bias else {})}
 
     def reset_parameters(self, rng):
-        W = checked_weight(get_initializer(self.init)(rng, self.n_in, self.n_out), (self.n_in, self.n_out), repr(self))
-        params = {"W": self.backend.asarray(W)}
+        shape = self.parameter_shapes()["W"]
+        params = {"W": self.backend.asarray(checked_weight(get_initializer(self.init)(rng, *shape), shape, repr(self)))}
         if self.bias:
             params["b"] = self.backend.zeros((self.n_out,))
         self._set_parameters(params)
