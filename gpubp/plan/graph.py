@@ -32,6 +32,8 @@ from ..network import _ambient
 
 def graph_problem(model) -> str | None:
     """Why a planned step of ``model`` cannot be recorded as a CUDA graph yet, or None."""
+    if not hasattr(model, "layers"):
+        return f"a {type(model).__name__} is not a gpubp Sequential"
     for i, layer in enumerate(model.layers):
         if not layer.capturable:
             return (f"layer {i} ({layer!r}) cannot be captured yet (only Dense and activation layers can: "

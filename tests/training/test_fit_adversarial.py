@@ -242,3 +242,9 @@ def test_outputs_the_loss_cannot_take_are_named_before_training(plan):
     with pytest.raises(ShapeError, match=r"fit: the model's output, \(2, 6, 6\) per sample, and y do not fit "
                                          r"SoftmaxCrossEntropy: .*expected a 2-d array"):
         fit(conv, np.zeros((8, 1, 8, 8)), np.arange(8) % 2, epochs=1, plan=plan, progress=False)
+
+
+def test_graph_problem_names_what_is_not_a_model():
+    from gpubp.plan import graph_problem
+    assert graph_problem([1, 2]) == "a list is not a gpubp Sequential"  # was: AttributeError
+    assert graph_problem(net()) is None
