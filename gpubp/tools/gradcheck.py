@@ -28,7 +28,8 @@ import numpy as np
 from .. import _checks
 from .._compat import is_cupy_array, to_host
 from ..backend import backend_of, get_backend
-from ..errors import DeviceError, DTypeError, GpubpWarning, GradcheckError, InvalidValueError, NumericalError
+from ..errors import (DeviceError, DTypeError, GpubpWarning, GradcheckError, InvalidValueError, NumericalError,
+                      ShapeError)
 from ..losses import get_loss
 from ..network import Sequential
 from ..nn import Layer
@@ -81,8 +82,11 @@ def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4
     Parameters with more than ``max_samples_per_param`` entries are checked at that many
     indices drawn with ``seed``; the report's rows are named like ``model.parameters()``.
     """
-    _check_args("gradcheck", eps, atol, rtol, max_samples_per_param, seed, dtype)
+    raise_on_fail = _check_args("gradcheck", eps, atol, rtol, max_samples_per_param, seed, dtype, raise_on_fail)
     _check_kind("gradcheck", "model", model, Sequential, "a gpubp Sequential (for one layer use gradcheck_layer)")
+    if not model.parameters():
+        raise InvalidValueError(f"gradcheck: {model!r:.80} has no parameters, so there is no gradient to check "
+                                f"(a report of no rows would pass); check its layers' dX with gradcheck_layer")
     m, backend = _copy(model, model.backend, dtype)
     loss = copy.copy(get_loss(loss))
     X, y = _inputs("gradcheck", backend, model.backend, X, y, names=("X", "y"))
@@ -103,7 +107,8 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
                     seed=0, raise_on_fail=True):
     """Check a single layer's dX and parameter gradients for L = sum(w * layer(X)), w random
     (so dL/dY = w: every output's gradient path is exercised with a different weight)."""
-    _check_args("gradcheck_layer", eps, atol, rtol, max_samples_per_param, seed, dtype)
+    raise_on_fail = _check_args("gradcheck_layer", eps, atol, rtol, max_samples_per_param, seed, dtype,
+                                raise_on_fail)
     _check_kind("gradcheck_layer", "layer", layer, Layer, "a gpubp Layer (for a model use gradcheck)")
     lay, backend = _copy(layer, layer.backend, dtype)
     (X,) = _inputs("gradcheck_layer", backend, layer.backend, X, names=("X",))
@@ -125,8 +130,9 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
 def gradcheck_loss(loss, Y, T, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, max_samples_per_param=64,
                    seed=0, raise_on_fail=True):
     """Check a loss's dL/dY at predictions Y and targets T (float targets are cast, labels kept)."""
-    _check_args("gradcheck_loss", eps, atol, rtol, max_samples_per_param, seed, dtype)
-    origin = backend_of(Y)
+    raise_on_fail = _check_args("gradcheck_loss", eps, atol, rtol, max_samples_per_param, seed, dtype,
+                                raise_on_fail)
+    origin = backend_of(Y) if is_cupy_array(Y) else get_backend("cpu", dtype)  # Y may be a list
     backend = get_backend(origin.device, dtype)
     loss = copy.copy(get_loss(loss))
     Y, T = _inputs("gradcheck_loss", backend, origin, Y, T, names=("Y", "T"))
@@ -139,11 +145,13 @@ def gradcheck_loss(loss, Y, T, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, 
                    raise_on_fail)
 
 
-def _check_args(fn, eps, atol, rtol, max_samples, seed, dtype):
+def _check_args(fn, eps, atol, rtol, max_samples, seed, dtype, raise_on_fail) -> bool:
     """One InvalidValueError naming the argument: a zero or negative eps divides by zero or
     differentiates backwards; tolerances are >= 0; at least one entry is sampled; the dtype
-    is float32 or float64 (a DTypeError)."""
-    _checks.number(f"{fn}: eps", eps, low=0, low_open=True)
+    is float32 or float64 (a DTypeError); ``raise_on_fail`` (returned) is True or False. An eps
+    so small that rounding swamps the differences (below sqrt of the dtype's machine epsilon:
+    float32's default 1e-6) warns: a correct backward would be reported wrong."""
+    eps = _checks.number(f"{fn}: eps", eps, low=0, low_open=True)
     _checks.number(f"{fn}: atol", atol, low=0)
     _checks.number(f"{fn}: rtol", rtol, low=0)
     _checks.integer(f"{fn}: max_samples_per_param", max_samples, minimum=1)
@@ -154,6 +162,13 @@ def _check_args(fn, eps, atol, rtol, max_samples, seed, dtype):
         name = None
     if name not in ("float32", "float64"):  # None too: it would keep the model's own dtype
         raise DTypeError(f"{fn}: dtype must be 'float64' (the default) or 'float32', got {dtype!r}")
+    if eps < np.sqrt(np.finfo(name).eps):
+        warnings.warn(f"{fn}: eps={eps:g} is below the square root of {name}'s machine epsilon, so the loss's "
+                      f"rounding divided by 2 eps swamps the differences and a correct backward can be reported "
+                      f"wrong; use eps near {np.cbrt(np.finfo(name).eps):.0e}"
+                      + (" with atol and rtol near 1e-2, or dtype='float64'" if name == "float32" else ""),
+                      GpubpWarning, stacklevel=3)
+    return _checks.flag(f"{fn}: raise_on_fail", raise_on_fail)
 
 
 def _check_kind(fn, what, obj, cls, expected):
@@ -194,7 +209,12 @@ def _inputs(fn, backend, origin, *arrays, names):
             raise DeviceError(f"{fn}: an input is on cuda:{a.device.id} but the model is on {origin.device}")
         if isinstance(a, np.ndarray) and origin.name == "cupy":
             raise DeviceError(f"{fn}: a NumPy input for a CuPy model; move it with model.backend.asarray(x)")
-        a = backend.asarray(a)
+        try:
+            a = backend.asarray(a)
+        except DTypeError as exc:
+            raise DTypeError(f"{fn}: the input {name}: {exc}") from None
+        if a.size == 0:
+            raise ShapeError(f"{fn}: the input {name} is empty (shape {tuple(a.shape)}): no difference can be taken")
         backend.check_finite(a, f"{fn}: the input {name}")
         out.append(a)
     return out

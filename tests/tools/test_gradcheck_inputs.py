@@ -7,7 +7,7 @@ import pytest
 
 import gpubp
 from gpubp import nn
-from gpubp.errors import DTypeError, GpubpWarning, GradcheckError, InvalidValueError, NumericalError
+from gpubp.errors import DTypeError, GpubpWarning, GradcheckError, InvalidValueError, NumericalError, ShapeError
 from gpubp.tools.gradcheck import gradcheck, gradcheck_layer, gradcheck_loss
 
 
@@ -121,3 +121,47 @@ def test_a_model_that_cannot_be_copied_is_named():
     model = gpubp.Sequential([nn.Dense(8, 4), Locked()], dtype="float64", seed=0)
     with pytest.raises(InvalidValueError, match="gradcheck works on a copy.*cannot be copied.*lock"):
         gradcheck(model, "mse", data()[0], np.zeros((16, 4)))
+
+
+@pytest.mark.parametrize("value", [None, "no", 0])
+def test_raise_on_fail_must_be_a_flag(value, first_dW_negated):
+    """Before: None or 0 turned a failing check into a returned report, 'no' raised anyway."""
+    with pytest.raises(InvalidValueError, match=f"gradcheck: raise_on_fail must be True or False, got {value!r}"):
+        gradcheck(gpubp.mlp(8, [6], 4, "tanh", "cpu", "float64", seed=0), "softmax_cross_entropy", *data(),
+                  raise_on_fail=value)
+
+
+def test_a_model_without_parameters_is_not_a_silent_pass():
+    """Before: a report with no rows, ok=True."""
+    with pytest.raises(InvalidValueError, match=r"Sequential\(\[Tanh\(\)\].*has no parameters.*gradcheck_layer"):
+        gradcheck(gpubp.Sequential([nn.Tanh()], dtype="float64"), "mse", np.ones((2, 3)), np.ones((2, 3)))
+
+
+def test_empty_inputs_are_named():
+    """Before: gradcheck_layer raised NumPy's 'attempt to get argmax of an empty sequence'."""
+    with pytest.raises(ShapeError, match=r"gradcheck_layer: the input X is empty \(shape \(0, 3\)\)"):
+        gradcheck_layer(nn.Dense(3, 2), np.ones((0, 3)))
+    with pytest.raises(ShapeError, match=r"gradcheck: the input X is empty"):
+        gradcheck(gpubp.mlp(8, [6], 4, "tanh", "cpu", "float64", seed=0), "mse", np.ones((0, 8)), np.ones((0, 4)))
+
+
+def test_inputs_of_the_wrong_kind_are_named():
+    with pytest.raises(DTypeError, match="gradcheck_layer: the input X: cannot turn an array of dtype <U1"):
+        gradcheck_layer(nn.Dense(3, 2), np.array([["a", "b", "c"]]))
+    # a loss is checked at predictions given as a list too (before: DeviceError 'got a list')
+    Y, T = [[0.5, -1.0], [2.0, 0.1]], [[0.0, 1.0], [1.0, 0.0]]
+    assert gradcheck_loss("mse", Y, T).ok
+
+
+@pytest.mark.parametrize("dtype,eps", [("float32", 1e-6), ("float64", 1e-12)])
+def test_an_eps_that_rounding_swamps_warns(dtype, eps):
+    """float32 differences at the default eps=1e-6 report a correct backward as wrong: say why."""
+    model = gpubp.mlp(8, [6], 4, "tanh", "cpu", "float64", seed=0)
+    with pytest.warns(GpubpWarning, match=f"eps={eps:g} is below the square root of {dtype}'s machine epsilon"):
+        gradcheck(model, "softmax_cross_entropy", *data(), dtype=dtype, eps=eps, raise_on_fail=False)
+
+
+def test_a_sound_eps_does_not_warn(recwarn):
+    model = gpubp.mlp(8, [6], 4, "tanh", "cpu", "float64", seed=0)
+    assert gradcheck(model, "softmax_cross_entropy", *data(), dtype="float32", eps=1e-2, atol=1e-2, rtol=1e-2).ok
+    assert not [w for w in recwarn if issubclass(w.category, GpubpWarning)]
