@@ -136,7 +136,6 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     bar, snapshot = Progress(epochs, progress if root else False), None
     keeper = _BestKeeper(optimizer) if restore_best else None
     plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
-    callbacks = callbacks + ((keeper,) if keeper else ())
     try:
         # every label was checked once, above (no sync per batch); NaN/Inf is checked after each epoch and
         # reported as a NumericalError, so NumPy's floating-point warnings are noise (CuPy gives none)
@@ -156,10 +155,11 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                         history.val_metric.append(v_metric)
                 bar.epoch(epoch, history.summary(epoch))
                 _call(callbacks, "on_epoch_end", epoch, model, history)
-                if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
-                    _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written
-                    if root:
-                        save_training(checkpoint_path, model, optimizer, history, seed, **(checkpoint_extra or {}))
+                _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written NaN/Inf
+                if keeper is not None:
+                    keeper.on_epoch_end(epoch, model, history)  # after that check: a best epoch is finite
+                if checkpoint_every and (epoch + 1) % checkpoint_every == 0 and root:
+                    save_training(checkpoint_path, model, optimizer, history, seed, **(checkpoint_extra or {}))
                 history.stopped = _stop_reason(history, tol, patience)
                 if history.stopped:
                     break

@@ -248,3 +248,25 @@ def test_graph_problem_names_what_is_not_a_model():
     from gpubp.plan import graph_problem
     assert graph_problem([1, 2]) == "a list is not a gpubp Sequential"  # was: AttributeError
     assert graph_problem(net()) is None
+
+
+class PoisonAtEpochEnd:
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, model, history):
+        if epoch == self.epoch:
+            model.parameters()["0.W"][...] = np.nan
+
+
+@pytest.mark.parametrize("kwargs", [{}, dict(restore_best=True)])
+def test_nan_written_by_on_epoch_end_never_leaves_fit(kwargs):
+    """Was: after the last epoch the NaN model was returned silently (and restore_best could keep a
+    NaN 'best' epoch); now the epoch's start comes back (with restore_best the best finite epoch)."""
+    X, y = rng.normal(size=(64, 2)), rng.integers(0, 2, 64)
+    first = net()
+    fit(first, X, y, epochs=1, lr=0.05, progress=False)
+    model = net()
+    with pytest.raises(gpubp.NumericalError, match=r"NaN/Inf in epoch 2 .*\(parameter 0.W\)"):
+        fit(model, X, y, epochs=2, lr=0.05, progress=False, callbacks=PoisonAtEpochEnd(1), **kwargs)
+    assert all(np.array_equal(v, host(first)[k]) for k, v in host(model).items())  # epoch 1's end, finite
