@@ -87,8 +87,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             CUDA graph and replay it per batch (``gpubp.plan.graph``); needs a plannable model,
             no ``comm``; ``on_batch_end`` then comes after the update.
 
-    A NaN/Inf epoch loss, parameter or optimizer slot raises NumericalError after restoring
-    the parameters and the optimizer state from the start of that epoch. Ctrl-C returns the
+    A NaN/Inf epoch loss, parameter or optimizer slot (also one a callback wrote) raises
+    NumericalError after restoring the parameters and the optimizer state from the start of that
+    epoch (with ``restore_best``, of the best epoch so far). Ctrl-C returns the
     history of the whole epochs so far (one whose validation was cut short is left out) with
     ``interrupted=True`` (the model keeps the updates made until then, unless they are not
     finite: then it holds the start of that epoch).
