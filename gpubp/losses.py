@@ -275,6 +275,9 @@ class SoftmaxCrossEntropy(Loss):
         if c == 0:
             raise ShapeError(f"SoftmaxCrossEntropy: predictions of shape {tuple(Z.shape)} have no classes")
         self._array_targets(T)
+        if T.dtype.kind in "iu" and T.shape == (n, 1) and c > 1:  # not float rows: they would not fit either
+            raise ShapeError(f"SoftmaxCrossEntropy: integer targets of shape {tuple(T.shape)} are class labels in a "
+                             f"column; give them as shape ({n},) (y.ravel()), or one-hot rows of shape ({n}, {c})")
         if T.ndim == 2:
             T = self._float_targets(Z, T)
             if not getattr(self, "_trusted", False):

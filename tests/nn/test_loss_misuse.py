@@ -73,3 +73,11 @@ def test_a_class_of_probability_zero_adds_nothing_to_the_loss(Z, label):
 def test_check_targets_refuses_a_list_by_name(name):
     with pytest.raises(DeviceError, match=f"{name} targets: expected a NumPy or CuPy array, got a list"):
         LOSSES[name][0]().check_targets(np.zeros((2, 3), F32), [0, 5])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_a_column_of_class_labels_is_named_as_such(dtype):
+    """(N, 1) integer labels: the advice is to flatten them, not to make them floats (which
+    would be (N, 1) weights that fit no (N, C) predictions)."""
+    with pytest.raises(ShapeError, match=r"integer targets of shape \(2, 1\) are class labels.*\(2,\)"):
+        gpubp.SoftmaxCrossEntropy().forward(np.zeros((2, 3), F32), np.array([[0], [2]], dtype))
