@@ -72,7 +72,8 @@ def test_split_takes_lists_and_a_fraction_of_one_is_named_consistently():
         split(np.zeros((4, 1)), np.zeros(4), 1, 0)  # was: "... and <= 1" in the message for 1.5, refused at 1
 
 
-@pytest.mark.parametrize("y", [np.array([0, 0, np.nan, np.nan, 1, 1, np.nan, np.nan]), np.eye(2)[[0, 0, 1, 1, 0, 1, 0, 1]]],
+@pytest.mark.parametrize("y", [np.array([0, 0, np.nan, np.nan, 1, 1, np.nan, np.nan]),
+                               np.eye(2)[[0, 0, 1, 1, 0, 1, 0, 1]]],
                          ids=["NaN labels", "one-hot rows"])
 def test_a_stratified_split_keeps_every_sample_and_the_fraction(y):
     from gpubp.datasets import split
