@@ -1,9 +1,8 @@
 """Layers that only change an array's shape."""
 from __future__ import annotations
 
-import numbers
-
-from ..errors import InvalidValueError, ShapeError
+from .. import _checks
+from ..errors import ShapeError
 from .base import Layer, into
 
 
@@ -13,10 +12,9 @@ class Flatten(Layer):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1, backend=None):
         super().__init__(backend)
-        for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)):
-            if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-                raise InvalidValueError(f"Flatten {name} must be an int, got {dim!r}")
-        self.start_dim, self.end_dim, self.X = int(start_dim), int(end_dim), None
+        self.start_dim, self.end_dim = (_checks.integer(f"Flatten {name}", dim)
+                                        for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)))
+        self.X = None
 
     def __repr__(self):
         return f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim})"

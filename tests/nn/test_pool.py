@@ -218,7 +218,7 @@ def test_global_avg_and_flatten_errors():
         Flatten(backend=backend)(np.zeros(3))
     with pytest.raises(gpubp.ShapeError, match=r"Flatten\(start_dim=3, end_dim=1\) cannot flatten"):
         Flatten(3, 1, backend=backend)(np.zeros((2, 3, 4, 5)))
-    with pytest.raises(gpubp.InvalidValueError, match="Flatten start_dim must be an int, got 1.5"):
+    with pytest.raises(gpubp.InvalidValueError, match="Flatten start_dim must be a whole number, got 1.5"):
         Flatten(1.5)
     layer = Flatten(backend=backend)
     layer(np.zeros((2, 3, 4)))
