@@ -64,10 +64,10 @@ def plot_history(history, path, title=None) -> Path:
     log scale.
     """
     h = _history_dict(history)
-    if not h.get("loss"):
-        raise GpubpError("plot_history: the history has no epochs to plot")
     for key in ("loss", "val_loss", "metric", "val_metric"):
         _series(f"plot_history: history[{key!r}]", h.get(key))
+    if not h.get("loss"):
+        raise GpubpError("plot_history: the history has no epochs to plot")
     plt = pyplot()
     panels = [("loss", "loss", "val_loss")]
     if h.get("metric"):
@@ -111,9 +111,11 @@ def _series(name, values):
 
 
 def _spans_decades(values, decades=2) -> bool:
-    """True when positive finite ``values`` span more than ``decades`` powers of ten."""
-    good = [v for v in values if v > 0 and math.isfinite(v)]
-    return len(good) == len(values) and len(good) > 1 and max(good) / min(good) > 10 ** decades
+    """True when ``values`` (None for an epoch without one) are positive, finite and span more
+    than ``decades`` powers of ten."""
+    present = [v for v in values if v is not None]
+    good = [v for v in present if v > 0 and math.isfinite(v)]
+    return len(good) == len(present) and len(good) > 1 and max(good) / min(good) > 10 ** decades
 
 
 def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> Path:

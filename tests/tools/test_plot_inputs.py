@@ -19,6 +19,8 @@ def recorded():
     ({"loss": 1.0}, r"history\['loss'\] must be a list of numbers"),
     ({"loss": ["a", "b"]}, r"history\['loss'\] must hold numbers"),
     ({"loss": [1.0], "metric": "acc"}, r"history\['metric'\] must be a list"),
+    # an array: before, NumPy's "truth value of an array ... is ambiguous"
+    ({"loss": np.array([1.0, 0.5])}, r"history\['loss'\] must be a list of numbers"),
 ])
 def test_a_history_that_is_not_one_is_named(history, words, tmp_path):
     with pytest.raises(InvalidValueError, match=words):
@@ -48,3 +50,10 @@ def test_zero_norms_are_named_in_one_short_line(tmp_path):
             as caught:
         plot_gradient_norms({"a": rec}, tmp_path / "g.png")
     assert len(str(caught.value)) < 200
+
+
+def test_an_epoch_without_a_value_is_plotted(tmp_path):
+    """None marks an epoch without a value (the series check allows it); before, the log-scale test
+    compared None > 0 and raised TypeError."""
+    path = plot_history({"loss": [1.0, None, 1e-4], "val_loss": [None, 2.0, 1e-3]}, tmp_path / "h.png")
+    assert path.stat().st_size > 0
