@@ -41,9 +41,11 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
     model.backend.check_finite(y, f"{what}: {names[1]}")
     out = _probe(model, X, what, names[0])
     if not labels and tuple(y.shape[1:]) != tuple(out.shape[1:]):
+        column = isinstance(loss, SoftmaxCrossEntropy) and tuple(y.shape[1:]) == (1,)  # labels as a column
         raise ShapeError(f"{what}: {names[1]} has shape {tuple(y.shape)} but the model gives "
                          f"{tuple(out.shape[1:])} per sample; {names[1]} must have shape "
-                         f"{(y.shape[0], *out.shape[1:])}")
+                         f"{(y.shape[0], *out.shape[1:])}"
+                         + (f", or be class labels of shape ({y.shape[0]},): {names[1]}.ravel()" if column else ""))
     try:  # the loss's own checks of shapes and dtypes, on the first sample (its values are checked below)
         with loss.targets_checked():
             loss.forward(out, y[:1])

@@ -270,3 +270,8 @@ def test_nan_written_by_on_epoch_end_never_leaves_fit(kwargs):
     with pytest.raises(gpubp.NumericalError, match=r"NaN/Inf in epoch 2 .*\(parameter 0.W\)"):
         fit(model, X, y, epochs=2, lr=0.05, progress=False, callbacks=PoisonAtEpochEnd(1), **kwargs)
     assert all(np.array_equal(v, host(first)[k]) for k, v in host(model).items())  # epoch 1's end, finite
+
+
+def test_labels_given_as_a_column_are_told_the_way_out():
+    with pytest.raises(ShapeError, match=r"y has shape \(16, 1\) .* or be class labels of shape \(16,\): y.ravel\(\)"):
+        fit(net(), X0, Y0[:, None], epochs=1, progress=False)
