@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _checks
 from .._compat import cupy, is_cupy_array
-from ..checkpoint import metadata_json
+from ..checkpoint import metadata_json, target
 from .resume import refuse_state_keys
 from ..errors import DTypeError, GpubpError, InvalidValueError, NumericalError, ShapeError
 from ..nn import Activation, Identity
@@ -225,8 +225,9 @@ def _checkpoint_extra(extra):
 
 
 def _checkpointing(path, every):
-    """``checkpoint_every`` checked against ``checkpoint_path`` (both or neither); the folder
-    is checked writable now, before any training."""
+    """``checkpoint_every`` checked against ``checkpoint_path`` (both or neither); the path is
+    checked now, before any training, as the checkpoint writer checks it (a writable folder; no
+    folder, read-only file or file that is not a gpubp checkpoint there)."""
     if path is None:
         if every is not None:
             raise InvalidValueError(f"fit: checkpoint_every={every!r} without checkpoint_path; nothing would "
@@ -236,7 +237,10 @@ def _checkpointing(path, every):
         raise InvalidValueError("fit: checkpoint_path needs checkpoint_every, a whole number >= 1 "
                                 "(write every N epochs), got None")
     every = _checks.integer("fit: checkpoint_every", every, 1)
-    _checks.writable_target("fit: checkpoint_path", path)
+    try:
+        target(path)  # the checkpoint writer's own refusals (a folder, someone's data file), before training
+    except GpubpError as exc:
+        raise InvalidValueError(f"fit: {exc}") from None
     return every
 
 def _mode(model, training):

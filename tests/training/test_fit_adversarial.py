@@ -275,3 +275,15 @@ def test_nan_written_by_on_epoch_end_never_leaves_fit(kwargs):
 def test_labels_given_as_a_column_are_told_the_way_out():
     with pytest.raises(ShapeError, match=r"y has shape \(16, 1\) .* or be class labels of shape \(16,\): y.ravel\(\)"):
         fit(net(), X0, Y0[:, None], epochs=1, progress=False)
+
+
+def test_a_checkpoint_path_holding_someone_elses_file_is_refused_before_training(tmp_path):
+    """Was: refused by the writer at the first checkpoint, after the epochs before it were trained."""
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    seen = []
+    with pytest.raises(InvalidValueError, match="fit: checkpoint path: .*data.csv is there and is not a gpubp "
+                                                "checkpoint, so it is not replaced"):
+        fit(net(), X0, Y0, epochs=3, checkpoint_path=data, checkpoint_every=2, progress=False,
+            callbacks=type("C", (), {"on_epoch_begin": lambda self, e, m: seen.append(e)})())
+    assert seen == [] and data.read_text() == "a,b\n1,2\n"
