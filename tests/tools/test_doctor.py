@@ -168,3 +168,39 @@ def test_driver_runtime_versions(monkeypatch, runtime, driver, status):
     monkeypatch.setattr(doctor, "devices", lambda: [])
     items = [i for i in doctor.check_cuda(expect_gpu=False) if i.name == "cuda"]
     assert [i.status for i in items] == [status]
+
+
+@pytest.mark.parametrize("runtime", ["unavailable (CUDARuntimeError)", None])
+def test_a_runtime_that_cannot_be_read_is_a_named_failure(monkeypatch, runtime):
+    """A driver but no loadable CUDA runtime: before, the check crashed parsing the version."""
+    monkeypatch.setattr(_compat, "has_cupy", True)
+    monkeypatch.setattr(doctor, "versions", lambda: {"cuda_runtime": runtime, "cuda_driver": "12.8"})
+    monkeypatch.setattr(doctor, "devices", lambda: [])
+    [item] = [i for i in doctor.check_cuda(expect_gpu=False) if i.name == "cuda"]
+    assert item.status == doctor.FAILURE and f"CuPy's CUDA runtime is {runtime}" in item.detail
+    assert "reinstall the CuPy wheel" in item.fix and "crashed" not in item.detail
+
+
+@pytest.mark.parametrize("spec", ["cuda:x", "gpu/float16", "tpu"])
+def test_a_bad_gpubp_device_is_a_failure(monkeypatch, spec):
+    """Before: the doctor said 'CPU-only machine', all fine, while every default backend refused it."""
+    monkeypatch.setenv("GPUBP_DEVICE", spec)
+    [item] = doctor.run_checks(False, checks=(doctor.check_device_setting,))
+    assert item.status == doctor.FAILURE and repr(spec) in item.detail and "GPUBP_DEVICE" in item.fix
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu/float64")
+    [item] = doctor.check_device_setting(False)
+    assert item.status == doctor.OK and "cpu/float64" in item.detail
+
+
+def test_a_stray_mpi_variable_does_not_break_info(monkeypatch):
+    """Before: a non-numeric OMPI_COMM_WORLD_RANK made machine() (gpubp info) raise ValueError."""
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "x")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    assert facts.mpi_launch() is None and facts.machine()["mpi"] is None
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "1")
+    assert facts.mpi_launch() == {"rank": 1, "size": 2, "launcher": "Open MPI"}
+
+
+def test_expect_gpu_must_be_a_flag():
+    with pytest.raises(gpubp.errors.InvalidValueError, match="expect_gpu must be True or False, got 'no'"):
+        doctor.run_checks("no", checks=())

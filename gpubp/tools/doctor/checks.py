@@ -1,7 +1,7 @@
 """The doctor behind ``gpubp check``: is this machine ready, and does gpubp compute right here?
 
 Each check returns :class:`Item` s, ``ok`` / ``warning`` / ``failure`` with a
-one-line fix. Environment: versions, duplicate ``cupy-*`` distributions, CUDA
+one-line fix. Environment: versions, duplicate ``cupy-*`` distributions, the GPUBP_DEVICE setting, CUDA
 driver/runtime, devices, NVRTC compiling every registry kernel, the CuPy kernel
 cache directory, TF32. Self-test on every usable backend: each kernel's fast
 path against its reference formula, a float64 finite-difference gradient check
@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ... import _compat
-from ...backend import KERNELS, get_backend
+from ... import _checks, _compat
+from ...backend import KERNELS, get_backend, parse_spec
 from ...backend.kernels import cuda_source
+from ...errors import GpubpError
 from ...losses import MSE
 from ..gradcheck import gradcheck
 from ..parity import parity
@@ -67,12 +68,15 @@ def check_cuda(expect_gpu):
     if not _compat.has_cupy:
         return
     v = versions()
-    if v["cuda_driver"] in (None, "none") or v["cuda_driver"].startswith("unavailable"):
+    runtime, driver = _version(v["cuda_runtime"]), _version(v["cuda_driver"])
+    if driver is None:
         yield _missing(expect_gpu, "cuda", f"no CUDA driver (CuPy's runtime is CUDA {v['cuda_runtime']})",
                        "install the NVIDIA driver, or run the container with --gpus all")
+    elif runtime is None:
+        yield Item("cuda", FAILURE, f"the driver supports CUDA {v['cuda_driver']}, but CuPy's CUDA runtime is "
+                                    f"{v['cuda_runtime']}", "reinstall the CuPy wheel matching the driver's CUDA "
+                                                            "(pip install --force-reinstall 'cupy-cuda12x[ctk]')")
     else:
-        runtime = tuple(map(int, v["cuda_runtime"].split(".")))
-        driver = tuple(map(int, v["cuda_driver"].split(".")))
         detail = f"driver supports CUDA {v['cuda_driver']}, CuPy's runtime is CUDA {v['cuda_runtime']}"
         if runtime[0] > driver[0]:  # a newer major version cannot run at all
             yield Item("cuda", FAILURE, detail, "upgrade the driver or install the CuPy wheel for an older CUDA")
@@ -162,6 +166,28 @@ def check_tf32(expect_gpu):
                    "unset CUPY_TF32 for exact float32 (gpubp parity turns TF32 off during its runs)")
 
 
+def _version(text):
+    """``(major, minor)`` from "12.8"; None for "none", "unavailable (...)" or None."""
+    try:
+        return tuple(map(int, text.split(".")))
+    except (AttributeError, ValueError):
+        return None
+
+
+def check_device_setting(expect_gpu):
+    """GPUBP_DEVICE, when set, must be a device spec: every gpubp call without one refuses it."""
+    spec = os.environ.get("GPUBP_DEVICE")
+    if spec is None:
+        return
+    try:
+        device, dtype = parse_spec(spec)
+    except GpubpError as exc:
+        yield Item("GPUBP_DEVICE", FAILURE, f"{spec!r} is not a device: {exc}",
+                   "set GPUBP_DEVICE to auto, cpu, gpu or cuda:N (optionally /float32 or /float64), or unset it")
+        return
+    yield Item("GPUBP_DEVICE", OK, f"{spec!r}: {device}" + (f"/{dtype}" if dtype else ""))
+
+
 def _missing(expect_gpu, name, detail, fix):
     return Item(name, FAILURE if expect_gpu else WARNING, detail, fix)
 
@@ -214,14 +240,13 @@ def check_parity(expect_gpu):
                    "" if report.ok else f"gpubp parity {pair[0]} {pair[1]} shows the full table")
 
 
-CHECKS = (check_versions, check_cuda, check_nvrtc, check_kernel_cache, check_tf32,
+CHECKS = (check_versions, check_device_setting, check_cuda, check_nvrtc, check_kernel_cache, check_tf32,
           check_kernels, check_gradients, check_parity)
 
 
 def run_checks(expect_gpu: bool | None = None, checks=CHECKS) -> list[Item]:
     """Run every check; a check that crashes is itself a failure (the doctor never raises)."""
-    if expect_gpu is None:
-        expect_gpu = gpu_expected()[0]
+    expect_gpu = gpu_expected()[0] if expect_gpu is None else _checks.flag("run_checks: expect_gpu", expect_gpu)
     items = []
     for check in checks:
         try:

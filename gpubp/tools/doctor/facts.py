@@ -95,8 +95,9 @@ def mpi_launch() -> dict | None:
     """``{"rank", "size", "launcher"}`` when this process was started by mpiexec, read from the
     launcher's environment (without starting MPI), else None."""
     for rank, size, launcher in MPI_ENV:
-        if rank in os.environ and size in os.environ:
-            return {"rank": int(os.environ[rank]), "size": int(os.environ[size]), "launcher": launcher}
+        values = os.environ.get(rank, ""), os.environ.get(size, "")
+        if all(v.strip().isdigit() for v in values):  # a variable set to something else is not a launch
+            return {"rank": int(values[0]), "size": int(values[1]), "launcher": launcher}
     return None
 
 
