@@ -162,7 +162,8 @@ class Sequential:
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
 
     def load_buffers(self, arrays: dict) -> None:
-        """Set every buffer from ``{"i.name": array}`` (as ``buffers()`` names them)."""
+        """Set every buffer from ``{"i.name": array}`` (as ``buffers()`` names them); names, shapes and
+        values are all checked before anything is written."""
         names = set(self.buffers())
         if not isinstance(arrays, dict):
             raise InvalidValueError(f"buffers are loaded from a dict {{name: array}} like buffers() gives, "
@@ -170,8 +171,10 @@ class Sequential:
         if set(arrays) != names:
             raise ShapeError(f"buffers do not match the model: missing {sorted(names - set(arrays))}, "
                              f"unexpected {sorted(set(arrays) - names)}")
-        for i, layer in enumerate(self.layers):
-            layer.load_buffers({k: arrays[f"{i}.{k}"] for k in layer.buffers})
+        checked = [layer.checked_buffers({k: arrays[f"{i}.{k}"] for k in layer.buffers})
+                   for i, layer in enumerate(self.layers)]
+        for layer, arrays_i in zip(self.layers, checked):  # nothing written before all passed
+            layer._write_buffers(arrays_i)
 
     def keep_gradients_in(self, arrays: dict) -> None:
         """Store every layer's gradients in ``arrays`` (``{"i.name": array}``, as ``gradients()``

@@ -137,10 +137,7 @@ class Layer:
             raise ShapeError(f"{self!r} has parameters {sorted(shapes)}, got {sorted(map(str, arrays))}")
         checked = {}
         for name, shape in shapes.items():
-            try:
-                a = checked[name] = self.backend.asarray(arrays[name], self.backend.dtype)
-            except (DTypeError, ValueError) as exc:  # not numbers, or a ragged list
-                raise DTypeError(f"{self!r}: parameter {prefix}{name}: {exc}") from None
+            a = checked[name] = values(self.backend, arrays[name], f"{self!r}: parameter {prefix}{name}")
             if tuple(a.shape) != shape:
                 raise ShapeError(f"{self!r}: parameter {prefix}{name} has shape {tuple(a.shape)}, "
                                  f"the architecture says {shape}")
@@ -156,9 +153,20 @@ class Layer:
                 param[...] = checked[name]
 
     def load_buffers(self, arrays: dict) -> None:
-        """Set the ``buffers`` from ``{name: array}`` (layers with buffers override this)."""
+        """Set the ``buffers`` from ``{name: array}`` (any device), in place; names, shapes and
+        values are all checked before anything is written."""
+        self._write_buffers(self.checked_buffers(arrays))
+
+    def checked_buffers(self, arrays: dict) -> dict:
+        """``arrays`` as ``load_buffers`` writes them, or the error it raises (layers with buffers override this)."""
         if arrays:
-            raise ShapeError(f"{self!r} has no buffers, got {sorted(arrays)}")
+            raise ShapeError(f"{self!r} has no buffers, got {repr(arrays)[:80]}")
+        return {}
+
+    def _write_buffers(self, checked: dict) -> None:
+        """Write ``checked_buffers`` output into the buffers, in place."""
+        for name, value in checked.items():
+            self.buffers[name][...] = value
 
     def keep_gradients_in(self, arrays: dict) -> None:
         """Store the gradients in ``arrays`` from now on (``{name: array}`` of their shapes and
@@ -255,6 +263,15 @@ class Arrays(dict):
 
     def __reduce__(self):  # copies and pickles rebuild it whole (not item by item, which would be refused)
         return type(self), (self.layer, self.what, dict(self))
+
+
+def values(backend, a, what):
+    """``a`` (an array on any device, or a list) as a new array of ``backend``'s dtype on it;
+    a DTypeError naming ``what`` when it holds no numbers (strings, a ragged list)."""
+    try:
+        return backend.asarray(a, backend.dtype)
+    except (DTypeError, ValueError) as exc:
+        raise DTypeError(f"{what}: {exc}") from None
 
 
 def check_out(backend, out, shape, where, of):

@@ -64,8 +64,8 @@ class Dropout(Layer):
             raise InvalidValueError(f"Dropout state must be a dict with keys 'seed' and 'step', got {state!r:.80}")
         self.seed, self.step = state["seed"], state["step"]
 
-    def load_buffers(self, arrays: dict) -> None:
-        """Set seed and step from ``{"seed": array, "step": array}`` (0-d integer arrays, any device)."""
+    def checked_buffers(self, arrays: dict) -> dict:
+        """Seed and step from ``{"seed": array, "step": array}`` (0-d integer arrays, any device)."""
         if not isinstance(arrays, dict) or set(arrays) != set(self.buffers):
             raise ShapeError(f"{self!r} has buffers {sorted(self.buffers)}, got "
                              f"{sorted(map(str, arrays)) if isinstance(arrays, dict) else repr(arrays)[:80]}")
@@ -74,7 +74,7 @@ class Dropout(Layer):
         if bad:
             raise ShapeError(f"{self!r} buffers seed and step are 0-d integer arrays, got "
                              + ", ".join(f"{k} {v.dtype} of shape {v.shape}" for k, v in bad.items()))
-        self.state = {k: int(v) for k, v in values.items()}
+        return {k: _counter(f"Dropout {k}", int(v)) for k, v in values.items()}
 
     def reset_parameters(self, rng):
         """seed from a child of ``rng``'s seed sequence (the model's seed), step = 0; no draw from ``rng``."""

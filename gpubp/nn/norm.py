@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
-from .base import Layer
+from .base import Layer, values
 
 
 def _given(value):
@@ -124,9 +124,21 @@ class BatchNorm(Layer):
         m = dY.size // self.num_features
         return (scale / m) * (m * dY - dbeta.reshape(shape) - self.x_hat * dgamma.reshape(shape))
 
-    def load_buffers(self, arrays: dict) -> None:
-        """Set running_mean and running_var from ``{name: array}`` (any device), in place, names and shapes checked."""
-        _load_buffers(self, arrays, self.backend.asarray)
+    def checked_buffers(self, arrays: dict) -> dict:
+        """running_mean and running_var from ``{name: array}`` (any device), every name, shape and
+        value checked: finite, and a variance never negative (its square root is taken in eval)."""
+        if not isinstance(arrays, dict) or set(arrays) != set(self.buffers):
+            raise ShapeError(f"{self!r} has buffers {sorted(self.buffers)}, got "
+                             f"{sorted(map(str, arrays)) if isinstance(arrays, dict) else repr(arrays)[:80]}")
+        arrays = {name: values(self.backend, a, f"{self!r} buffer {name}") for name, a in arrays.items()}
+        for name, buf in self.buffers.items():
+            if tuple(arrays[name].shape) != tuple(buf.shape):
+                raise ShapeError(f"{self!r} buffer {name} has shape {tuple(buf.shape)}, "
+                                 f"got {tuple(arrays[name].shape)}")
+            self.backend.check_finite(arrays[name], f"{self!r} buffer {name}")
+        if bool((arrays["running_var"] < 0).any()):
+            raise InvalidValueError(f"{self!r} buffer running_var must be >= 0 (a variance), got a negative value")
+        return arrays
 
     def to(self, backend):
         """Move parameters, gradients and the running statistics to ``backend``; returns self."""
@@ -145,21 +157,3 @@ def _axes(X):
     if X.ndim == 2:
         return (0,), (1, X.shape[1])
     return (0, 2, 3), (1, X.shape[1], 1, 1)
-
-
-def _load_buffers(layer, arrays, convert):
-    """Write ``arrays`` into ``layer.buffers`` in place after checking every name, shape and value:
-    finite, and a variance never negative (its square root is taken in eval)."""
-    if not isinstance(arrays, dict) or set(arrays) != set(layer.buffers):
-        raise ShapeError(f"{layer!r} has buffers {sorted(layer.buffers)}, got "
-                         f"{sorted(arrays) if isinstance(arrays, dict) else repr(arrays)[:80]}")
-    arrays = {name: convert(a) for name, a in arrays.items()}
-    for name, buf in layer.buffers.items():
-        if tuple(arrays[name].shape) != tuple(buf.shape):
-            raise ShapeError(f"{layer!r} buffer {name} has shape {tuple(buf.shape)}, "
-                             f"got {tuple(arrays[name].shape)}")
-        layer.backend.check_finite(arrays[name], f"{layer!r} buffer {name}")
-    if bool((arrays["running_var"] < 0).any()):
-        raise InvalidValueError(f"{layer!r} buffer running_var must be >= 0 (a variance), got a negative value")
-    for name, buf in layer.buffers.items():
-        buf[...] = arrays[name]

@@ -116,3 +116,26 @@ def test_a_float64_layer_made_float32_by_a_default_model_is_warned_about():
         warnings.simplefilter("error")  # asked for: no warning
         gpubp.Sequential([gpubp.Dense(3, 2, backend="cpu/float64")], dtype="float32")
         assert gpubp.Sequential([gpubp.Dense(3, 2, backend="cpu/float64")], dtype="float64").backend.dtype == np.float64
+
+
+@pytest.mark.parametrize("bad, error, words", [
+    ({"3.running_var": -np.ones(4)}, InvalidValueError, ["running_var must be >= 0"]),
+    ({"3.running_mean": np.full(4, "a")}, DTypeError, ["buffer running_mean", "<U1"]),
+    ({"3.running_mean": [0.0, [1.0], 2.0, 3.0]}, DTypeError, ["buffer running_mean"]),
+    ({"3.running_mean": np.full(4, np.inf)}, NumericalError, ["buffer running_mean"]),
+    ({"5.step": np.array(-1)}, InvalidValueError, ["Dropout step", "-1"]),
+])
+def test_load_buffers_refuses_junk_before_writing_any_layers_buffers(bad, error, words):
+    model = gpubp.Sequential([gpubp.Dense(3, 4), gpubp.BatchNorm(4), gpubp.ReLU(), gpubp.BatchNorm(4),
+                              gpubp.Dense(4, 2), gpubp.Dropout(0.5)], seed=0)
+    good = {k: np.asarray(v) + 1 for k, v in model.buffers().items()}
+    before = {k: np.array(v) for k, v in model.buffers().items()}
+    with pytest.raises(error) as err:
+        model.load_buffers({**good, **bad})
+    for word in words:
+        assert word in str(err.value)
+    for k, v in model.buffers().items():  # layer 1's statistics come first, yet were not written
+        np.testing.assert_array_equal(v, before[k])
+    model.load_buffers(good)
+    for k, v in model.buffers().items():
+        np.testing.assert_array_equal(v, good[k])
