@@ -65,3 +65,12 @@ def test_before_any_forward_is_a_state_error():
     from gpubp.errors import StateError
     with pytest.raises(StateError, match="before forward"):
         loss_gradient_terms(gpubp.MSE())
+
+
+def test_a_dtype_without_a_policy_is_named():
+    """Before: KeyError: dtype('float16') from the policy table."""
+    from gpubp.errors import DTypeError
+    from gpubp.tools.parity.tolerance import POLICY, tolerance_for
+    assert tolerance_for("float32", np.float64) == POLICY[np.dtype(np.float32)]
+    with pytest.raises(DTypeError, match="dtype must be float32 or float64, got 'float16'"):
+        tolerance_for("float64", "float16")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._compat import cupy, has_cupy
+from ...backend import as_float_dtype
 from ...backend.kernels import activations
 from ...losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 
@@ -57,8 +58,8 @@ POLICY = {np.dtype(np.float64): Tolerance(rtol=1e-10, atol=1e-14),
 
 
 def tolerance_for(*dtypes) -> Tolerance:
-    """The tolerance for comparing runs in ``dtypes``: the loosest of their policies."""
-    return max((POLICY[np.dtype(d)] for d in dtypes), key=lambda t: t.rtol)
+    """The tolerance for comparing runs in ``dtypes`` (float32, float64): the loosest of their policies."""
+    return max((POLICY[as_float_dtype(d)] for d in dtypes), key=lambda t: t.rtol)
 
 
 @dataclass(frozen=True)
