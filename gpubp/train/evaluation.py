@@ -6,11 +6,13 @@ import numpy as np
 from .. import _checks
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from .inputs import _check_model, _features, _mode, _prepare, _probe
+from .state import _refuse_nonfinite_model
 
 
 def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict:
     """``{"loss": ..., "accuracy": ...}`` (accuracy for classification losses) on (X, y), in eval mode."""
     _check_model(model, "evaluate")
+    _refuse_nonfinite_model(model, "evaluate")
     loss = get_loss(loss)
     batch_size = _checks.integer("evaluate: batch_size", batch_size, 1)
     with loss.targets_checked():
@@ -24,6 +26,7 @@ def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict
 def predict(model, X, batch_size=1024) -> np.ndarray:
     """Model outputs for X as a host NumPy array, computed in batches in eval mode."""
     _check_model(model, "predict")
+    _refuse_nonfinite_model(model, "predict")
     batch_size = _checks.integer("predict: batch_size", batch_size, 1)
     Xd = _features(model, X, "predict", "X")
     _probe(model, Xd, "predict", "X")  # a sample the model refuses, named as the user's array

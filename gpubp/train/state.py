@@ -10,13 +10,14 @@ import math
 from ..errors import NumericalError
 
 
-def _nonfinite(model, optimizer) -> list:
-    """Names of the parameters, float buffers and optimizer slots holding NaN/Inf (one device
-    sync for all)."""
+def _nonfinite(model, optimizer=None) -> list:
+    """Names of the parameters, float buffers and optimizer slots (if an optimizer is given)
+    holding NaN/Inf (one device sync for all)."""
     arrays = {f"parameter {k}": v for k, v in model.parameters().items()}
     arrays.update({f"buffer {k}": v for k, v in model.buffers().items() if v.dtype.kind == "f"})
-    arrays.update({f"{type(optimizer).__name__} slot {name}.{s}": a
-                   for name, st in optimizer.state.items() for s, a in st.items()})
+    if optimizer is not None:
+        arrays.update({f"{type(optimizer).__name__} slot {name}.{s}": a
+                       for name, st in optimizer.state.items() for s, a in st.items()})
     if not arrays:
         return []
     xp = model.backend.xp
@@ -30,6 +31,14 @@ def _refuse_nonfinite_start(model, optimizer):
     if bad:
         raise NumericalError(f"fit: the model or optimizer holds NaN/Inf before training ({', '.join(bad)}); "
                              f"reload a good checkpoint or redraw the parameters")
+
+
+def _refuse_nonfinite_model(model, what):
+    """evaluate/predict: a model holding NaN/Inf would answer NaN for every sample."""
+    bad = _nonfinite(model)
+    if bad:
+        raise NumericalError(f"{what}: the model holds NaN/Inf ({', '.join(bad)}), so every output would be NaN; "
+                             f"reload a good checkpoint or retrain")
 
 
 def _refuse_nonfinite_end(model, optimizer, snapshot, epoch):
@@ -50,9 +59,9 @@ class _BestKeeper:
 
     def on_epoch_end(self, epoch, model, history):
         value = history.watched()[-1]
-        if value < self.value:
-            self.value, self.epoch = value, epoch
-            self.state = _snapshot(model, self.optimizer, lambda a: model.backend.to_numpy(a).copy())
+        if value < self.value:  # the snapshot first: a Ctrl-C while it is taken keeps the old best whole
+            state = _snapshot(model, self.optimizer, lambda a: model.backend.to_numpy(a).copy())
+            self.value, self.epoch, self.state = value, epoch, state
 
     def restore(self, model, history) -> bool:
         """Put the best epoch back (True), or do nothing when no epoch ran (False)."""

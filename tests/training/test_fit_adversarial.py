@@ -1,5 +1,7 @@
 """fit, evaluate, predict and the step plan given what a careless or hostile user gives them:
 each refusal a gpubp error naming what was wrong, before the work it would spoil."""
+import types
+
 import numpy as np
 import pytest
 
@@ -287,3 +289,33 @@ def test_a_checkpoint_path_holding_someone_elses_file_is_refused_before_training
         fit(net(), X0, Y0, epochs=3, checkpoint_path=data, checkpoint_every=2, progress=False,
             callbacks=type("C", (), {"on_epoch_begin": lambda self, e, m: seen.append(e)})())
     assert seen == [] and data.read_text() == "a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("call", [lambda m: gpubp.train.predict(m, X0), lambda m: evaluate(m, X0, Y0)])
+def test_predict_and_evaluate_refuse_a_model_holding_nan(call):
+    """Was: an array of NaN predictions (a loss of NaN), silently."""
+    from gpubp.errors import NumericalError
+    model = net()
+    W = model.parameters()["2.W"]
+    W[0, 0] = np.nan
+    with pytest.raises(NumericalError, match=r"holds NaN/Inf \(parameter 2.W\)"):
+        call(model)
+
+
+def test_restore_best_keeps_the_old_best_whole_when_a_snapshot_is_interrupted(monkeypatch):
+    """Was: the new best epoch and value were recorded before its snapshot was taken, so a Ctrl-C
+    while copying left the keeper naming epoch 2 with epoch 1's weights."""
+    from gpubp.train import state
+    model, opt = net(), gpubp.SGD(0.1)
+    keeper = state._BestKeeper(opt)
+    history = types.SimpleNamespace(watched=lambda: [1.0])
+    keeper.on_epoch_end(0, model, history)
+    kept = keeper.state
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(state, "_snapshot", interrupted)
+    history.watched = lambda: [0.5]
+    with pytest.raises(KeyboardInterrupt):
+        keeper.on_epoch_end(1, model, history)
+    assert (keeper.epoch, keeper.value, keeper.state) == (0, 1.0, kept)
