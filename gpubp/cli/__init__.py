@@ -43,6 +43,10 @@ def main(argv=None) -> int:
     except GpubpError as exc:  # a user mistake or a device problem: one clear line, no traceback
         print(f"gpubp {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except MemoryError as exc:  # NumPy's, for a model or data this machine cannot hold
+        print(f"gpubp {args.command}: error: out of memory ({exc}); ask for a smaller model, batch or data",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"gpubp {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -93,12 +93,18 @@ def add_device(p, dtype="float32"):
                    help="auto (a working CUDA GPU, else the CPU; $GPUBP_DEVICE overrides auto), "
                         "cpu, gpu or cuda:N")
     if dtype:
-        p.add_argument("--dtype", default=dtype, choices=["float32", "float64"], help="floating-point type")
+        p.add_argument("--dtype", default=marked(dtype), choices=["float32", "float64"], help="floating-point type")
 
 
 def device_spec(args) -> str:
     """The device asked for: ``--device``, with ``auto`` deferring to $GPUBP_DEVICE."""
     return default_device() if args.device in (None, "auto") else args.device
+
+
+def dtype(args):
+    """The ``--dtype`` given, else None: the dtype a device spec names (``cpu/float64``, also in
+    $GPUBP_DEVICE), or float32 when it names none."""
+    return args.dtype if given(args, "dtype") else None
 
 
 def add_hidden(p, default):

@@ -49,8 +49,14 @@ def prepare(args, saved=None) -> Data:
 
 def _own(args, regression, saved):
     saved = saved or {}
+    _csv_target(args.data, args.target)
     table = load_table(args.data, target=args.target or saved.get("target"), regression=regression,
                        features=saved.get("features"), classes=saved.get("classes"))
+    fraction = next((c for c in table.classes or () if isinstance(c, float)), None)
+    if fraction is not None and not saved.get("classes"):  # 0.25, 1.7, ...: a measurement, not a label
+        raise InvalidValueError(f"--data {args.data}: the target {table.target!r} holds numbers that are not whole "
+                                f"(such as {fraction}), which as classes would each be one of their own; for a "
+                                f"real-valued target give --loss mse")
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
     scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else Scaler.fit(X)
     # an MLP reads an image as its C*H*W values; the CNN needs (C, H, W)
@@ -105,6 +111,7 @@ def read_for_model(path, info, target=None, require_target=False):
     features, classes and scaling; images reshaped."""
     info = info or {}
     regression = info.get("task") == "regression"
+    _csv_target(path, target)
     table = load_table(path, target=target or info.get("target"), regression=regression,
                        features=info.get("features"), classes=info.get("classes"),
                        require_target=require_target)
@@ -116,6 +123,13 @@ def read_for_model(path, info, target=None, require_target=False):
     if info.get("shape"):
         X = X.reshape(len(X), *info["shape"])
     return X, table.y, table
+
+
+def _csv_target(path, target):
+    """Refuse ``--target`` with an .npz, whose target is its array y (the flag would be ignored)."""
+    if target and str(path).lower().endswith(".npz"):
+        raise InvalidValueError(f"--target {target} names a CSV column, but {path} is an .npz whose target is its "
+                                f"array y; leave --target out")
 
 
 def fit_shape(X, shape, path, name):

@@ -25,6 +25,7 @@ from .data import prepare
 HELP = ("train an MLP on your own CSV/.npz (--data) or a built-in dataset (default: 8x8 digits), "
         "on the GPU if one works, else the CPU")
 KINDS = {"mlp": "an MLP", "cnn": "a CNN"}
+BUILT_IN = ["digits", "xor", "spirals"]
 DEFAULTS = {"mlp": (0.01, "constant"), "cnn": (0.005, "cosine")}  # (lr, schedule) per --model
 
 
@@ -36,14 +37,15 @@ def add_arguments(p):
                    help="share of the training data held out for validation (seeded; stratified for "
                         "classes; 0: none)")
     d.add_argument("--test", metavar="PATH", help="a test file for --data, read like it")
-    d.add_argument("--dataset", default="digits", choices=["digits", "xor", "spirals"],
-                   help="built-in data when --data is not given (xor trains and tests on its 4 points)")
+    d.add_argument("--dataset", default=flags.marked("digits"), choices=BUILT_IN,
+                   help="built-in data when --data is not given (xor trains and tests on its 4 points; "
+                        "--resume: the saved run's)")
     m = p.add_argument_group("model")
     m.add_argument("--model", default=flags.marked("mlp"), choices=list(DEFAULTS),
                    help="mlp, or cnn: Conv-ReLU-Pool-Conv-ReLU-Pool-Dense on 1x8x8 digits or (N, C, H, W) data "
                         "(--resume: the saved model's)")
     flags.add_hidden(m, flags.marked([128, 64]))
-    flags.add_model(m, flags.marked("relu"), loss="softmax_cross_entropy", losses=["softmax_cross_entropy", "mse"])
+    flags.add_model(m, flags.marked("relu"), loss=flags.marked("softmax_cross_entropy"), losses=["softmax_cross_entropy", "mse"])
     t = p.add_argument_group("training")
     t.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS),
                    help="update rule (default: adam, or the resumed run's)")
@@ -57,12 +59,14 @@ def add_arguments(p):
     t.add_argument("--patience", type=flags.positive_int, help="stop after N epochs without a better validation score")
     t.add_argument("--restore-best", action="store_true",
                    help="end with the weights of the best validation epoch (they are what --save writes)")
-    flags.add_device(t, dtype=flags.marked("float32"))
+    flags.add_device(t)
     for action in p._actions:  # the shared flags, as they read here
         if action.dest == "dtype":
             action.help = "floating-point type (--resume: the saved one)"
         elif action.dest in ("hidden", "activation"):
             action.help += " (--model mlp)"
+        elif action.dest == "loss":
+            action.help += " (--resume: the saved run's)"
     t.add_argument("--cuda-graph", action="store_true",
                    help="on a GPU, replay each training step as one captured CUDA graph (MLP models)")
     t.add_argument("--distributed", action="store_true",
@@ -111,11 +115,11 @@ def train(args, comm) -> int:
     _check_model_flags(args)
     with guard(comm, "reading the checkpoint and the data"):
         if args.resume:  # the saved dtype unless --dtype says otherwise; the saved model's kind
-            saved = checkpoint.load(args.resume, spec, dtype=args.dtype if flags.given(args, "dtype") else None)
-            _continue_saved(args, saved.model)
+            saved = checkpoint.load(args.resume, spec, dtype=flags.dtype(args))
+            _continue_saved(args, saved)
             backend = saved.model.backend
         else:
-            saved, backend = None, get_backend(spec, args.dtype)
+            saved, backend = None, get_backend(spec, flags.dtype(args))
         ranks = f", {comm.size} rank(s) over {comm.transport.name}" if comm else ""
         print(device_line(spec, backend) + ranks)
         data = prepare(args, saved and saved.metadata.get("extra", {}).get("data"))
@@ -171,15 +175,14 @@ def _check_model_flags(args):
                                         f"(Conv-ReLU-Pool-Conv-ReLU-Pool-Dense): leave --{name} out")
 
 
-def _continue_saved(args, model):
-    """``args.model`` becomes the kind of the resumed model; a --model, --hidden or --activation
-    given that the saved architecture contradicts is refused (the saved model continues)."""
+def _continue_saved(args, saved):
+    """``args`` take the kind, loss and built-in dataset of the resumed run; a --model, --hidden,
+    --activation, --loss, --optimizer or --dataset given that the saved run contradicts is refused
+    (the saved run continues)."""
+    model, info = saved.model, saved.metadata.get("extra", {}).get("data") or {}
     config = model.config()
     kind = "cnn" if config and config[0]["type"] == "Conv2D" else "mlp"
-    if flags.given(args, "model") and args.model != kind:
-        raise InvalidValueError(f"--model {args.model}, but {args.resume} holds {KINDS[kind]} ({model}); "
-                                f"leave --model out to continue it")
-    args.model = kind
+    _same(args, "model", kind, f"holds {KINDS[kind]} ({model})")
     if kind == "mlp" and (flags.given(args, "hidden") or flags.given(args, "activation")):
         wanted = mlp(config[0]["n_in"], args.hidden, config[-1]["n_out"], args.activation, "cpu", seed=None)
         if wanted.config() != config:
@@ -188,6 +191,29 @@ def _continue_saved(args, model):
                                     f"holds {model}; leave them out to continue it")
     elif kind == "cnn":
         _check_model_flags(args)
+    _same(args, "loss", info.get("loss"), f"was trained with --loss {info.get('loss')}")
+    if args.optimizer and saved.optimizer:
+        wanted = get_optimizer(args.optimizer)
+        if (type(wanted), wanted.hyper) != (type(saved.optimizer), saved.optimizer.hyper):
+            raise InvalidValueError(f"--optimizer {args.optimizer}, but {args.resume} continues {saved.optimizer}; "
+                                    f"leave --optimizer out to continue it (--lr sets its learning rate)")
+        args.optimizer = None  # the name restates the saved optimizer: it continues, hyperparameters and all
+    source = info.get("source")
+    if source and not args.data:
+        if source not in BUILT_IN:
+            raise InvalidValueError(f"{args.resume} was trained on {source}: give --data PATH (that file, or one "
+                                    f"with the same columns) to continue it")
+        _same(args, "dataset", source, f"was trained on {source}")
+
+
+def _same(args, name, saved_value, what):
+    """``args.<name>`` becomes ``saved_value`` (when known); a flag given that differs is refused."""
+    if saved_value is None:
+        return
+    value = getattr(args, name)
+    if flags.given(args, name) and value != saved_value:
+        raise InvalidValueError(f"--{name} {value}, but {args.resume} {what}; leave --{name} out to continue it")
+    setattr(args, name, saved_value)
 
 
 def _check_outputs(args):

@@ -24,7 +24,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    backend = get_backend(flags.device_spec(args), args.dtype)
+    backend = get_backend(flags.device_spec(args), flags.dtype(args))
     if not args.no_plot:  # a path that cannot be written is refused before the experiment runs
         check_plot_path(args.plot, "--plot")
     try:
@@ -34,7 +34,7 @@ def run(args) -> int:
         raise OutOfMemoryError(f"--depth {args.depth} --width {args.width} does not fit in memory "
                                f"({exc}); use a smaller --width or --depth") from None
     print(f"{args.depth} hidden layers of {args.width} on the digits data, {backend.device} "
-          f"{args.dtype}; one batch of 256 at initialisation:")
+          f"{backend.dtype}; one batch of 256 at initialisation:")
     print(format_table(result, epoch=0))
     if args.epochs > 0:
         print(f"\nmean over the batches of epoch {args.epochs} of training:")

@@ -1,0 +1,125 @@
+"""A second adversarial sweep of the command line: a resumed run that silently trained on other
+data or with another loss or optimizer, inputs read as something else than they are, and
+mistakes that ended in a traceback (or after minutes of work) instead of one line."""
+import re
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.cli import main
+from helpers import ROOT
+
+DATA = ROOT / "tests" / "data"
+
+
+def run(argv, capsys):
+    """(exit code, stdout, the last stderr line) of ``gpubp argv``."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, (err.strip().splitlines() or [""])[-1]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Checkpoints of one short run each: on xor, on an own .npz, and a regression on houses.csv."""
+    d = tmp_path_factory.mktemp("resume")
+    rng = np.random.default_rng(0)
+    np.savez(d / "table.npz", X=rng.normal(size=(40, 3)), y=np.arange(40) % 2)
+    for name, argv in {"xor": ["--dataset", "xor"], "own": ["--data", str(d / "table.npz")],
+                       "houses": ["--data", str(DATA / "houses.csv"), "--loss", "mse"]}.items():
+        assert main(["train", "--device", "cpu", "--epochs", "1", "--quiet", *argv, "--save", str(d / f"{name}.npz")]) == 0
+    return d
+
+
+@pytest.mark.parametrize("checkpoint, argv, words", [
+    ("own", [], r"own.npz was trained on .*table.npz: give --data PATH"),  # was: trained on the digits, silently
+    ("xor", ["--dataset", "spirals"], "--dataset spirals, but .*xor.npz was trained on xor; leave --dataset out"),
+    ("xor", ["--loss", "mse"], "--loss mse, but .*xor.npz was trained with --loss softmax_cross_entropy"),
+    ("xor", ["--optimizer", "sgd"], r"--optimizer sgd, but .*xor.npz continues Adam\(lr=0.01"),  # was: fit's words
+    ("xor", ["--optimizer", "adamw"], "--optimizer adamw, but .*continues Adam.*weight_decay=0.0"),
+])
+def test_a_resumed_run_contradicted_by_a_flag_is_refused_before_the_data(saved, capsys, checkpoint, argv, words):
+    code, out, last = run(["train", "--device", "cpu", "--epochs", "3", "--quiet",
+                           "--resume", str(saved / f"{checkpoint}.npz"), *argv], capsys)
+    assert code == 1 and last.startswith("gpubp train: error: ") and re.search(words, last), last
+    assert "data:" not in out
+
+
+def test_a_resumed_run_continues_its_own_dataset_and_loss(saved, tmp_path, capsys):
+    """Was: xor resumed without --dataset xor read the digits (a reshape traceback); a regression
+    resumed without --loss mse read the prices as classes."""
+    code, out, _ = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--resume", str(saved / "xor.npz")],
+                       capsys)
+    assert code == 0 and "data: xor, 4 training" in out
+    code, out, _ = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--resume", str(saved / "houses.npz"),
+                        "--data", str(DATA / "houses.csv")], capsys)
+    assert code == 0 and "validation loss:" in out and "accuracy" not in out
+
+
+def test_resume_with_the_saved_optimizer_named_keeps_its_hyperparameters(saved, tmp_path, capsys):
+    """Was: `--optimizer adam` built a fresh Adam, so the run went on at Adam's default lr 0.001."""
+    ck = tmp_path / "xor.npz"
+    code, _, _ = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--resume", str(saved / "xor.npz"),
+                      "--optimizer", "adam", "--save", str(ck)], capsys)
+    assert code == 0 and gpubp.checkpoint.read_metadata(ck)["optimizer"]["hyper"]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("content", ["a,b,price\n" + "".join(f"{i},{i % 3},{i * 1.37:.2f}\n" for i in range(30))])
+def test_real_valued_targets_are_not_taken_for_classes(tmp_path, capsys, content):
+    """Was: every distinct price its own class, trained to a validation accuracy of 0."""
+    (tmp_path / "p.csv").write_text(content)
+    np.savez(tmp_path / "p.npz", X=np.ones((30, 2)), y=np.linspace(0, 1, 30))
+    for path in ("p.csv", "p.npz"):
+        code, out, last = run(["train", "--device", "cpu", "--epochs", "1", "--quiet", "--data", str(tmp_path / path)],
+                              capsys)
+        assert code == 1 and "holds numbers that are not whole" in last and "--loss mse" in last, last
+        assert "epochs:" not in out
+    code, out, _ = run(["train", "--device", "cpu", "--epochs", "1", "--quiet", "--loss", "mse",
+                        "--data", str(tmp_path / "p.csv")], capsys)
+    assert code == 0
+
+
+def test_target_with_an_npz_is_refused_not_ignored(saved, capsys):
+    for argv in (["train", "--device", "cpu", "--epochs", "1", "--data", str(saved / "table.npz"), "--target", "label"],
+                 ["evaluate", str(saved / "own.npz"), str(saved / "table.npz"), "--target", "label", "--device", "cpu"]):
+        code, _, last = run(argv, capsys)
+        assert code == 1 and re.search(r"--target label names a CSV column, but .*table.npz is an .npz", last), last
+
+
+def test_a_device_spec_naming_its_dtype_is_obeyed(monkeypatch, capsys):
+    """Was: GPUBP_DEVICE=cpu/float64 (or --device cpu/float64) refused by train and vanishing,
+    which passed their default --dtype float32 as if it had been asked for."""
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu/float64")
+    code, out, _ = run(["train", "--epochs", "1", "--quiet", "--dataset", "xor"], capsys)
+    assert code == 0 and out.startswith("device: cpu, float64")
+    code, out, _ = run(["vanishing", "--depth", "2", "--width", "4", "--no-plot"], capsys)
+    assert code == 0 and "cpu float64" in out.splitlines()[0]
+    code, _, last = run(["train", "--dtype", "float32", "--epochs", "1", "--dataset", "xor"], capsys)
+    assert code == 1 and "names dtype float64 but dtype=float32" in last
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--device", "cpu", "--hidden", "100000000000", "--epochs", "1", "--quiet"],
+    ["parity", "cpu", "cpu/float64", "--widths", "4,100000000000,3"],
+])
+def test_a_model_too_large_for_memory_is_one_line(capsys, argv):
+    """Was: NumPy's _ArrayMemoryError traceback."""
+    code, _, last = run(argv, capsys)
+    assert code == 1 and last.startswith(f"gpubp {argv[0]}: error: out of memory (") and "Unable to allocate" in last
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--repeat", "0"], "argument --repeat: expected a whole number >= 1"),  # was: a StatisticsError traceback
+    (["--threads", "-1"], "argument --threads: expected a whole number >= 1"),
+    (["--json", "{d}"], "--json: .* is a folder"),  # was: refused by open() after the whole benchmark
+    (["--json", "{d}/missing/b.json"], "--json: the folder .*missing does not exist"),
+])
+def test_bench_refuses_bad_flags_before_measuring(tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.setattr("gpubp.bench.run", lambda *a, **k: pytest.fail("measured before refusing"))
+    code, _, last = run(["bench", "--device", "cpu", *(a.format(d=tmp_path) for a in argv)], capsys)
+    assert code in (1, 2) and last.startswith("gpubp bench: error: ") and re.search(words, last), last
