@@ -112,7 +112,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     _check_comm(comm)
     with guard(comm, "checking the data"):
         Xd, yd = _prepare(model, loss, X, y, "fit")
-        _one_sample_batch(model, Xd, batch_size)
+        _one_sample_batch(model, Xd, batch_size, 1 if comm is None else comm.size)
         val = _validation(model, loss, validation_data)
     history, start = History(metric_name=_metric_name(loss)), 0
     if resume_from is not None:
