@@ -44,8 +44,9 @@ class Loss:
         if Y.ndim == 0:
             raise ShapeError(f"{type(self).__name__} predictions: expected a batch of samples along the first axis, "
                              f"got a 0-d array")
-        if Y.shape[0] == 0:
-            raise ShapeError(f"{type(self).__name__}: empty batch (predictions of shape {tuple(Y.shape)})")
+        if Y.size == 0:  # the mean would divide by 0
+            what = "empty batch" if Y.shape[0] == 0 else "no classes or outputs per sample"
+            raise ShapeError(f"{type(self).__name__}: {what} (predictions of shape {tuple(Y.shape)})")
         return self.backend.xp
 
     def _float_targets(self, Y, T):
@@ -67,10 +68,12 @@ class Loss:
         sync. Nothing to check by default."""
 
     def _array_targets(self, T):
-        """Refuse targets that are no array (a list) before their shape or values are read."""
+        """Refuse targets that are no array (a list) or hold no numbers before their values are read."""
         if not hasattr(T, "ndim") or not hasattr(T, "dtype"):
             raise DeviceError(f"{type(self).__name__} targets: expected a NumPy or CuPy array, got a "
                               f"{type(T).__name__}; convert it with backend.asarray(T)")
+        if T.dtype.kind not in "iubf":
+            raise DTypeError(f"{type(self).__name__} targets: expected numbers, got an array of {T.dtype}")
 
     @contextlib.contextmanager
     def targets_checked(self):
@@ -257,6 +260,9 @@ class SoftmaxCrossEntropy(Loss):
         """Integer labels must lie in [0, C), target rows must be >= 0: one reduction and one
         device sync for all of ``T``."""
         self._array_targets(T)
+        if getattr(Z, "ndim", None) != 2:
+            raise ShapeError(f"SoftmaxCrossEntropy predictions: expected a 2-d array (samples, classes), "
+                             f"got {getattr(Z, 'shape', type(Z).__name__)}")
         if T.ndim == 2 and T.size:
             lo, hi = float(T.min()), float(T.max())  # NaN if any is: refused too
             if not (lo >= 0 and math.isfinite(hi)):
@@ -272,8 +278,6 @@ class SoftmaxCrossEntropy(Loss):
     def _targets(self, Z, T):
         """One-hot/probability targets of Z's shape and dtype."""
         n, c = Z.shape
-        if c == 0:
-            raise ShapeError(f"SoftmaxCrossEntropy: predictions of shape {tuple(Z.shape)} have no classes")
         self._array_targets(T)
         if T.dtype.kind in "iu" and T.shape == (n, 1) and c > 1:  # not float rows: they would not fit either
             raise ShapeError(f"SoftmaxCrossEntropy: integer targets of shape {tuple(T.shape)} are class labels in a "

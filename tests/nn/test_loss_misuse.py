@@ -81,3 +81,25 @@ def test_a_column_of_class_labels_is_named_as_such(dtype):
     would be (N, 1) weights that fit no (N, C) predictions)."""
     with pytest.raises(ShapeError, match=r"integer targets of shape \(2, 1\) are class labels.*\(2,\)"):
         gpubp.SoftmaxCrossEntropy().forward(np.zeros((2, 3), F32), np.array([[0], [2]], dtype))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_predictions_with_no_outputs_per_sample_are_refused(name):
+    """(N, 0): no value to average (MSE and BCE divided by zero in backward)."""
+    make, _ = LOSSES[name]
+    T = np.array([0, 0]) if name == "SoftmaxCrossEntropy" else np.zeros((2, 0), F32)
+    with pytest.raises(ShapeError, match=r"no classes or outputs per sample \(predictions of shape \(2, 0\)\)"):
+        make()(np.zeros((2, 0), F32), T)
+
+
+@pytest.mark.parametrize("name", ["BinaryCrossEntropy", "SoftmaxCrossEntropy"])
+@pytest.mark.parametrize("T", [np.empty((2, 3), object), np.zeros((2, 3), np.complex64)], ids=["object", "complex"])
+def test_check_targets_refuses_targets_that_hold_no_numbers(name, T):
+    with pytest.raises(DTypeError, match=f"{name} targets: expected numbers, got an array of {T.dtype}"):
+        LOSSES[name][0]().check_targets(np.zeros((2, 3), F32), T)
+
+
+@pytest.mark.parametrize("Z", [None, np.zeros(3, F32)])
+def test_softmax_check_targets_names_predictions_that_are_not_2d(Z):
+    with pytest.raises(ShapeError, match="SoftmaxCrossEntropy predictions: expected a 2-d array"):
+        gpubp.SoftmaxCrossEntropy().check_targets(Z, np.array([0, 1]))
