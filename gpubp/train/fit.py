@@ -89,7 +89,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
 
     A NaN/Inf epoch loss, parameter or optimizer slot (also one a callback wrote) raises
     NumericalError after restoring the parameters and the optimizer state from the start of that
-    epoch (with ``restore_best``, of the best epoch so far). Ctrl-C returns the
+    epoch (with ``restore_best``, of the best epoch so far); the error's ``history`` holds the
+    epochs trained until then. Ctrl-C returns the
     history of the whole epochs so far (one whose validation was cut short is left out) with
     ``interrupted=True`` (the model keeps the updates made until then, unless they are not
     finite: then it holds the start of that epoch).
@@ -168,10 +169,11 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         history.interrupted = True
         if snapshot is not None and _nonfinite(model, optimizer):
             _restore(model, optimizer, snapshot)
-    except NumericalError as exc:  # restore_best keeps its promise here too
+    except NumericalError as exc:  # restore_best keeps its promise here too; the epochs done go with the error
         if keeper is not None and keeper.restore(model, history):
-            raise NumericalError(f"{exc}; restore_best then put back the best epoch, {history.best_epoch}") from None
-        raise
+            exc = NumericalError(f"{exc}; restore_best then put back the best epoch, {history.best_epoch}")
+        exc.history = history
+        raise exc from None
     finally:
         bar.close()
     return _finish(model, optimizer, history, keeper, seed, root and checkpoint_path, checkpoint_every,

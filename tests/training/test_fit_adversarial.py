@@ -132,9 +132,10 @@ def test_a_numerical_error_with_restore_best_puts_the_best_epoch_back():
     best = net()
     h = fit(best, X, y, epochs=3, lr=0.05, restore_best=True, progress=False)  # the same first three epochs
     model = net()
-    with pytest.raises(gpubp.NumericalError, match=f"restore_best then put back the best epoch, {h.best_epoch}"):
+    with pytest.raises(gpubp.NumericalError, match=f"restore_best then put back the best epoch, {h.best_epoch}") as err:
         fit(model, X, y, epochs=5, lr=0.05, restore_best=True, progress=False, callbacks=InfGradientsIn(3))
     assert all(np.array_equal(v, host(best)[k]) for k, v in host(model).items())
+    assert err.value.history.loss[:3] == h.loss and err.value.history.best_epoch == h.best_epoch  # was: lost
 
 
 def test_a_diverging_run_is_one_numerical_error_and_no_numpy_warning():
