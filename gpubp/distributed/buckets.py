@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .. import _checks
 from ..errors import DTypeError, ShapeError
 
 DEFAULT_BUCKET_BYTES = 4 << 20  # 4 MiB: PyTorch DDP uses 25 MB, Horovod's fusion buffer 64 MB; our nets are small
@@ -35,7 +36,8 @@ class FlatBuckets:
         self.xp = xp
         sizes = [math.prod(s) for s in self.shapes]
         self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()
-        self.per_bucket = max(1, int(bucket_bytes) // self.dtype.itemsize)  # elements per bucket
+        bucket_bytes = _checks.integer("bucket_bytes", bucket_bytes, minimum=1)
+        self.per_bucket = max(1, bucket_bytes // self.dtype.itemsize)  # elements per bucket
         self.flat = xp.zeros(self.offsets[-1], dtype=self.dtype) if flat is None else flat  # or one given
         if self.flat.shape != (self.offsets[-1],) or self.flat.dtype != self.dtype:
             raise ShapeError(f"FlatBuckets: a flat buffer of {self.offsets[-1]} {self.dtype.name}, got "

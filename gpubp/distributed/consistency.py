@@ -14,6 +14,7 @@ import numpy as np
 
 from .._compat import cupy
 from .._version import __version__
+from ..errors import InvalidValueError
 
 
 def rank_facts(model=None, optimizer=None) -> dict:
@@ -32,12 +33,15 @@ def rank_facts(model=None, optimizer=None) -> dict:
 
 def data_fingerprint(*arrays) -> str:
     """Host arrays (the first one the samples, e.g. X, y, validation X, y) in a few words: how
-    many samples, their shape, and a sha256 of every array's dtype, shape and bytes."""
+    many samples, their shape, and a sha256 of every array's dtype, shape and bytes (of the values'
+    repr for an object array, whose bytes are pointers that differ from process to process)."""
+    if not arrays:
+        raise InvalidValueError("data_fingerprint needs at least one array (the samples first)")
     digest = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
         digest.update(str((a.dtype.str, a.shape)).encode())
-        digest.update(a.data)
+        digest.update(repr(a.tolist()).encode() if a.dtype.hasobject else a.data)
     return f"{len(arrays[0])} samples of {tuple(np.shape(arrays[0])[1:])}, sha256 {digest.hexdigest()[:12]}"
 
 

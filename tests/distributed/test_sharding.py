@@ -48,9 +48,9 @@ def test_weighted_local_means_sum_to_the_global_mean():
     assert grad_scale(0, 4) == 0.0 and grad_scale(4, 4) == 1.0
 
 
-@pytest.mark.parametrize("bad", [(5, 4), (-1, 4), (0, 0)])
-def test_grad_scale_refuses_impossible_counts(bad):
-    with pytest.raises(InvalidValueError, match="local_n"):
+@pytest.mark.parametrize("bad,name", [((5, 4), "local_n"), ((-1, 4), "local_n"), ((0, 0), "global_n")])
+def test_grad_scale_refuses_impossible_counts(bad, name):
+    with pytest.raises(InvalidValueError, match=name):
         grad_scale(*bad)
 
 
