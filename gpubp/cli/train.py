@@ -176,10 +176,14 @@ def _check_model_flags(args):
 
 
 def _continue_saved(args, saved):
-    """``args`` take the kind, loss and built-in dataset of the resumed run; a --model, --hidden,
-    --activation, --loss, --optimizer or --dataset given that the saved run contradicts is refused
-    (the saved run continues)."""
-    model, info = saved.model, saved.metadata.get("extra", {}).get("data") or {}
+    """``args`` take the kind, loss and built-in dataset of the resumed run; an --epochs it has
+    passed, and a --model, --hidden, --activation, --loss, --optimizer or --dataset given that it
+    contradicts, are refused (the saved run continues)."""
+    extra = saved.metadata.get("extra", {})
+    model, info, done = saved.model, extra.get("data") or {}, extra.get("epochs_done", 0)
+    if args.epochs < done:
+        raise InvalidValueError(f"--epochs {args.epochs}, but {args.resume} has done {done} epochs: --epochs counts "
+                                f"every epoch of the run, resumed ones included; give --epochs > {done}")
     config = model.config()
     kind = "cnn" if config and config[0]["type"] == "Conv2D" else "mlp"
     _same(args, "model", kind, f"holds {KINDS[kind]} ({model})")

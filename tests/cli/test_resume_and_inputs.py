@@ -26,13 +26,13 @@ def run(argv, capsys):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """Checkpoints of one short run each: on xor, on an own .npz, and a regression on houses.csv."""
+    """Checkpoints of a short run each (2 epochs): on xor, on an own .npz, and a regression on houses.csv."""
     d = tmp_path_factory.mktemp("resume")
     rng = np.random.default_rng(0)
     np.savez(d / "table.npz", X=rng.normal(size=(40, 3)), y=np.arange(40) % 2)
     for name, argv in {"xor": ["--dataset", "xor"], "own": ["--data", str(d / "table.npz")],
                        "houses": ["--data", str(DATA / "houses.csv"), "--loss", "mse"]}.items():
-        assert main(["train", "--device", "cpu", "--epochs", "1", "--quiet", *argv, "--save", str(d / f"{name}.npz")]) == 0
+        assert main(["train", "--device", "cpu", "--epochs", "2", "--quiet", *argv, "--save", str(d / f"{name}.npz")]) == 0
     return d
 
 
@@ -41,6 +41,7 @@ def saved(tmp_path_factory):
     ("xor", ["--dataset", "spirals"], "--dataset spirals, but .*xor.npz was trained on xor; leave --dataset out"),
     ("xor", ["--loss", "mse"], "--loss mse, but .*xor.npz was trained with --loss softmax_cross_entropy"),
     ("xor", ["--optimizer", "sgd"], r"--optimizer sgd, but .*xor.npz continues Adam\(lr=0.01"),  # was: fit's words
+    ("xor", ["--epochs", "1"], "--epochs 1, but .*xor.npz has done 2 epochs: .* give --epochs > 2"),  # fit's words
     ("xor", ["--optimizer", "adamw"], "--optimizer adamw, but .*continues Adam.*weight_decay=0.0"),
 ])
 def test_a_resumed_run_contradicted_by_a_flag_is_refused_before_the_data(saved, capsys, checkpoint, argv, words):
