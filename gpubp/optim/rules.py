@@ -150,8 +150,8 @@ def optimizer_from_state(d: dict, backend) -> Optimizer:
     """Rebuild an optimizer from ``state_dict()`` output, its state placed on ``backend``."""
     kinds = {cls.__name__: cls for cls in (SGD, RMSprop, Adam)}
     kind = saved_dict(d).get("type")
-    if kind not in kinds:
-        raise InvalidValueError(f"unknown optimizer type {kind!r} in saved state")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise InvalidValueError(f"unknown optimizer type {kind!r:.60} in saved state; known: {sorted(kinds)}")
     saved = checked_state(d, kinds[kind])
     opt = saved["optimizer"]  # built from the saved hyperparameters by the check
     opt._load_checked(saved, backend)

@@ -62,3 +62,10 @@ def test_a_spec_naming_a_dtype_decides_the_dtype_of_loaded_state():
     assert restored.state["0.W"]["m"].dtype == np.float64
     restored.load_state_dict(opt.state_dict(), "cpu")  # no dtype named: the saved slots' own
     assert restored.state["0.W"]["m"].dtype == np.float32
+
+
+@pytest.mark.parametrize("kind", [["Adam"], {"a": 1}, None, "Nadam"])
+def test_saved_state_of_an_unknown_type_is_named(kind):
+    _, opt = stepped(Adam())
+    with pytest.raises(InvalidValueError, match="unknown optimizer type .* in saved state"):
+        optimizer_from_state({**opt.state_dict(), "type": kind}, "cpu")
