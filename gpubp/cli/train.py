@@ -56,9 +56,11 @@ def add_arguments(p):
     flags.add_seed(t)
     t.add_argument("--epochs", type=flags.positive_int, default=30, help="epochs in all (a resumed run counts its own)")
     flags.add_batch_size(t, 32)
-    t.add_argument("--patience", type=flags.positive_int, help="stop after N epochs without a better validation score")
+    t.add_argument("--patience", type=flags.positive_int, help="stop after N epochs without a better validation score (training loss without "
+                        "a validation split)")
     t.add_argument("--restore-best", action="store_true",
-                   help="end with the weights of the best validation epoch (they are what --save writes)")
+                   help="end with the weights of the best epoch, judged as --patience judges (they are what "
+                        "--save writes)")
     flags.add_device(t)
     for action in p._actions:  # the shared flags, as they read here
         if action.dest == "dtype":
@@ -76,7 +78,7 @@ def add_arguments(p):
     o.add_argument("--save", metavar="PATH", help="write the trained model, optimizer and data scaling to this .npz")
     o.add_argument("--checkpoint-every", type=flags.positive_int, metavar="N", help="also write --save every N epochs")
     o.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
-    o.add_argument("--log", metavar="PATH", help="one line per epoch: .csv, or .jsonl/.json for JSON lines")
+    o.add_argument("--log", metavar="PATH", help="one line per epoch: CSV for a .csv, else JSON lines (.jsonl)")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     o.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
 
@@ -233,6 +235,11 @@ def _check_outputs(args):
         pyplot()
     if args.test and not args.data:
         raise InvalidValueError("--test goes with --data (the built-in datasets bring their own test split)")
+    if args.target and not args.data:
+        raise InvalidValueError("--target names a column of --data (the built-in datasets have their labels)")
+    if args.data and flags.given(args, "dataset"):
+        raise InvalidValueError(f"--dataset {args.dataset} names built-in data, --data {args.data} your own: "
+                                f"give one of them")
     flags.distinct_files({"--save": args.save, "--log": args.log, "--plot": args.plot},
                          {"--data": args.data, "--test": args.test, "--resume": args.resume},
                          allowed={("--save", "--resume")})  # a run continued in place

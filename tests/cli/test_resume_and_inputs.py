@@ -124,3 +124,15 @@ def test_bench_refuses_bad_flags_before_measuring(tmp_path, capsys, monkeypatch,
     monkeypatch.setattr("gpubp.bench.run", lambda *a, **k: pytest.fail("measured before refusing"))
     code, _, last = run(["bench", "--device", "cpu", *(a.format(d=tmp_path) for a in argv)], capsys)
     assert code in (1, 2) and last.startswith("gpubp bench: error: ") and re.search(words, last), last
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--target", "label"], "--target names a column of --data"),
+    (["--data", "{d}/d.csv", "--dataset", "xor"], "--dataset xor names built-in data, --data .*d.csv your own"),
+])
+def test_train_flags_that_were_silently_ignored_are_refused(tmp_path, capsys, argv, words):
+    """Was: --target without --data, and --dataset beside --data, had no effect."""
+    (tmp_path / "d.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
+    code, out, last = run(["train", "--device", "cpu", "--epochs", "1", *(a.format(d=tmp_path) for a in argv)], capsys)
+    assert code == 1 and re.search(words, last), last
+    assert out == ""
