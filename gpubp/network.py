@@ -179,6 +179,9 @@ class Sequential:
     def keep_gradients_in(self, arrays: dict) -> None:
         """Store every layer's gradients in ``arrays`` (``{"i.name": array}``, as ``gradients()``
         names them) from now on, e.g. views of the flat buffer a communicator reduces."""
+        if not isinstance(arrays, dict):
+            raise InvalidValueError(f"keep_gradients_in takes a dict {{name: array}} like gradients() gives, "
+                                    f"got a {type(arrays).__name__}")
         for i, layer in enumerate(self.layers):
             mine = {k: arrays[f"{i}.{k}"] for k in layer.params if f"{i}.{k}" in arrays}
             if mine:
@@ -287,7 +290,7 @@ class Sequential:
         """
         current = getattr(self, "backend", None)
         if dtype is None and not isinstance(backend, Backend) and current is not None:
-            dtype = None if parse_spec(backend or default_device())[1] else current.dtype
+            dtype = None if parse_spec(default_device() if backend is None else backend)[1] else current.dtype
         self.backend = get_backend(backend, dtype)
         for layer in self.layers:
             layer.to(self.backend)

@@ -181,6 +181,9 @@ class Layer:
 
     def _keep_in(self, store: dict, arrays: dict, what: str) -> None:
         for name, array in arrays.items():
+            if name not in store:
+                raise InvalidValueError(f"{self!r} has no {what} {name!r}; its {what}s are {sorted(store)}")
+            self.backend.check_array(array, f"{self!r}: {what} {name}")
             if tuple(array.shape) != tuple(store[name].shape) or array.dtype != store[name].dtype:
                 raise ShapeError(f"{self!r}: {what} {name} is {store[name].dtype} {tuple(store[name].shape)}, "
                                  f"got {array.dtype} {tuple(array.shape)}")

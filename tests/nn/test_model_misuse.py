@@ -139,3 +139,18 @@ def test_load_buffers_refuses_junk_before_writing_any_layers_buffers(bad, error,
     model.load_buffers(good)
     for k, v in model.buffers().items():
         np.testing.assert_array_equal(v, good[k])
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda m: m.to(np.ones(3)), gpubp.DeviceError, ["unknown device"]),
+    (lambda m: m.keep_gradients_in(5), InvalidValueError, ["dict", "int"]),
+    (lambda m: m.keep_gradients_in({"0.W": 5}), gpubp.DeviceError, ["gradient W", "int"]),
+    (lambda m: m.layers[0].keep_parameters_in({"Q": np.ones((3, 4), np.float32)}), InvalidValueError,
+     ["no parameter 'Q'"]),
+])
+def test_moving_and_rehousing_refuse_junk_by_name(call, error, words):
+    model = gpubp.Sequential([gpubp.Dense(3, 4), gpubp.ReLU()], seed=0)
+    with pytest.raises(error) as err:
+        call(model)
+    for word in words:
+        assert word in str(err.value)
