@@ -13,18 +13,19 @@ import functools
 import numpy as np
 
 from .._compat import is_cupy_array, to_host
-from ..errors import DTypeError, DeviceError, NumericalError, ShapeError
+from ..errors import DTypeError, DeviceError, InvalidValueError, NumericalError, ShapeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def as_float_dtype(dtype) -> np.dtype:
-    """``np.dtype`` for "float32"/"float64" (or the types), with a clear error otherwise."""
+    """``np.dtype`` for "float32"/"float64" (any case, or the types), with a clear error otherwise
+    (None too: NumPy reads it as float64)."""
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype.strip().lower() if isinstance(dtype, str) else dtype)
     except TypeError:
         dt = None
-    if dt is None or dt not in FLOAT_DTYPES:  # (None in FLOAT_DTYPES: NumPy compares None as float64)
+    if dt is None or dt not in FLOAT_DTYPES:
         raise DTypeError(f"dtype must be float32 or float64, got {dtype!r}")
     return dt
 
@@ -57,16 +58,24 @@ class Backend:
     def asarray(self, x, dtype=None):
         """Copy/convert ``x`` (list, NumPy or CuPy array) onto this device.
 
-        Floating (and list) input becomes ``self.dtype`` unless ``dtype`` says
-        otherwise; integer arrays (class labels) keep their dtype.
+        Floating (and list) input becomes ``self.dtype`` unless ``dtype`` (a numeric dtype) says
+        otherwise; integer arrays (class labels) keep their dtype. Refused: masked values (they
+        would be read as the values under the mask), ragged lists, non-numeric dtypes, and
+        finite values beyond the target dtype's range (they would become Inf).
         """
-        host = x if self.is_own(x) else to_host(x)
+        host = x if self.is_own(x) and not np.ma.isMaskedArray(x) else _host(x)
         if host.dtype.kind not in "iubf":  # object (None would become NaN), strings, complex
             raise DTypeError(f"cannot turn an array of dtype {host.dtype} into {self.dtype} numbers; "
                              f"pass a numeric array")
-        if dtype is None:
-            dtype = host.dtype if host.dtype.kind in "iub" else self.dtype
-        return self._to_device(host, np.dtype(dtype))
+        target = host.dtype if dtype is None and host.dtype.kind in "iub" else self.dtype if dtype is None \
+            else _numeric_dtype(dtype)
+        with np.errstate(over="ignore"):  # an overflow is refused below, not warned
+            out = self._to_device(host, target)
+        if host.dtype.kind == "f" and target.itemsize < host.dtype.itemsize \
+                and count_nonfinite(self.xp, out) > count_nonfinite(self.xp if self.is_own(host) else np, host):
+            raise NumericalError(f"the values exceed {target}'s range (+-{np.finfo(target).max:.3g}), so they "
+                                 f"would become Inf; rescale them or use float64")
+        return out
 
     def _to_device(self, host, dtype):
         raise NotImplementedError
@@ -183,6 +192,28 @@ class Backend:
         """Launch ``kernel`` on ``args`` as ``launch`` has checked them (in order, the scalars
         already in this dtype)."""
         raise NotImplementedError
+
+
+def _host(x) -> np.ndarray:
+    """``x`` (a list, a number, a NumPy or CuPy array) as a host array; masked values and ragged
+    lists refused."""
+    if np.ma.is_masked(x):
+        raise InvalidValueError(f"{int(np.ma.count_masked(x))} masked (missing) value(s) would be read as the "
+                                f"values under the mask; fill them (x.filled(v)) or drop them")
+    try:
+        return to_host(x)
+    except ValueError as exc:  # ragged lists
+        raise ShapeError(f"not a rectangular array ({exc})") from None
+
+
+def _numeric_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind not in "iubf":
+        raise DTypeError(f"asarray: dtype must be a numeric dtype such as 'float32' or 'int64', got {dtype!r}")
+    return dt
 
 
 def count_nonfinite(xp, x) -> int:

@@ -23,7 +23,17 @@ from typing import Callable
 
 import numpy as np
 
-KERNELS: dict[str, "Kernel"] = {}
+from ...errors import InvalidValueError
+
+
+class Registry(dict):
+    """``{name: Kernel}``; an unknown name is an InvalidValueError listing the known ones."""
+
+    def __missing__(self, name):
+        raise InvalidValueError(f"no kernel named {name!r}; the registry has {', '.join(sorted(self))}")
+
+
+KERNELS: dict[str, "Kernel"] = Registry()
 
 
 @dataclass(frozen=True)

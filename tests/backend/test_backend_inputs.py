@@ -1,0 +1,61 @@
+"""Odd input to the backend's public API: a gpubp error naming what is wrong, never a NumPy
+error from inside, a silent float64 or a value that quietly became Inf."""
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.backend import KERNELS, NumpyBackend, as_float_dtype, get_backend
+from gpubp.errors import DTypeError, InvalidValueError, NumericalError, ShapeError
+
+
+def test_none_is_not_read_as_float64():
+    """np.dtype(None) is float64: before, NumpyBackend(None) was a float64 backend (the default is float32)."""
+    with pytest.raises(DTypeError, match="dtype must be float32 or float64, got None"):
+        NumpyBackend(None)
+    with pytest.raises(DTypeError, match="got None"):
+        as_float_dtype(None)
+
+
+@pytest.mark.parametrize("spec", ["cpu/FLOAT64", "cpu/ float64 ", "CPU/Float64"])
+def test_a_dtype_is_spelled_in_any_case_like_the_device(spec):
+    """Before: ' CPU ' was the CPU but 'cpu/FLOAT64' a DTypeError."""
+    assert get_backend(spec).dtype == np.float64
+
+
+@pytest.fixture
+def backend():
+    return get_backend("cpu", "float32")
+
+
+def test_masked_values_are_refused(backend):
+    """Before: the value under the mask was used as data."""
+    with pytest.raises(InvalidValueError, match="1 masked"):
+        backend.asarray(np.ma.masked_array([1.0, 2.0], mask=[0, 1]))
+    assert backend.asarray(np.ma.masked_array([1.0, 2.0], mask=[0, 0])).tolist() == [1.0, 2.0]
+
+
+def test_a_ragged_list_is_a_shape_error(backend):
+    with pytest.raises(ShapeError, match="not a rectangular array"):  # was: NumPy's ValueError
+        backend.asarray([[1.0, 2.0], [3.0]])
+
+
+def test_values_beyond_float32_are_refused_not_made_inf(backend, recwarn):
+    """Before: 1e300 became inf, with only NumPy's RuntimeWarning."""
+    with pytest.raises(NumericalError, match=r"exceed float32's range \(\+-3.4e\+38\)"):
+        backend.asarray(np.array([1.0, 1e300]))
+    assert np.isinf(backend.asarray(np.array([np.inf, 1.0]))).sum() == 1  # an Inf given stays (finite checks name it)
+    assert get_backend("cpu", "float64").asarray(np.array([1e300]))[0] == 1e300
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("dtype", ["U3", "xx", object])
+def test_asarray_dtype_must_be_numeric(backend, dtype):
+    """Before: dtype='U3' returned an array of strings, 'xx' NumPy's TypeError."""
+    with pytest.raises(DTypeError, match=f"asarray: dtype must be a numeric dtype.*got {dtype!r}"):
+        backend.asarray([1.0], dtype=dtype)
+
+
+def test_an_unknown_kernel_name_lists_the_known_ones():
+    with pytest.raises(InvalidValueError, match=r"no kernel named 'sigmod'; the registry has .*sigmoid"):
+        KERNELS["sigmod"]  # was: KeyError: 'sigmod'
+    assert "sigmoid" in KERNELS and KERNELS.get("sigmod") is None
