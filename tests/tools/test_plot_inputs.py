@@ -57,3 +57,9 @@ def test_an_epoch_without_a_value_is_plotted(tmp_path):
     compared None > 0 and raised TypeError."""
     path = plot_history({"loss": [1.0, None, 1e-4], "val_loss": [None, 2.0, 1e-3]}, tmp_path / "h.png")
     assert path.stat().st_size > 0
+
+
+def test_a_bytes_path_is_a_path(tmp_path):
+    """os.fspath takes bytes paths; before, pathlib refused the checked one with a raw TypeError."""
+    path = plot_history({"loss": [1.0, 0.5]}, bytes(tmp_path / "h.png"))
+    assert path == tmp_path / "h.png" and path.stat().st_size > 0
