@@ -11,7 +11,7 @@ import functools
 import types
 
 from ..backend import Backend, get_backend, parse_spec
-from ..errors import DTypeError, InvalidValueError, ShapeError, StateError
+from ..errors import GpubpError, InvalidValueError, ShapeError, StateError
 
 LAYERS: dict = {}  # type name -> class: every concrete layer gpubp defines, registered as it is defined
 
@@ -158,10 +158,18 @@ class Layer:
         self._write_buffers(self.checked_buffers(arrays))
 
     def checked_buffers(self, arrays: dict) -> dict:
-        """``arrays`` as ``load_buffers`` writes them, or the error it raises (layers with buffers override this)."""
-        if arrays:
-            raise ShapeError(f"{self!r} has no buffers, got {repr(arrays)[:80]}")
-        return {}
+        """``arrays`` as ``load_buffers`` writes them (the names of ``buffers``, each array of its
+        buffer's shape, in this layer's dtype), or the error it raises; a layer whose buffers hold
+        more (a range, integers) extends or overrides this."""
+        if not isinstance(arrays, dict) or set(arrays) != set(self.buffers):
+            raise ShapeError(f"{self!r} has buffers {sorted(self.buffers)}, got "
+                             f"{sorted(map(str, arrays)) if isinstance(arrays, dict) else repr(arrays)[:80]}")
+        checked = {name: values(self.backend, a, f"{self!r} buffer {name}") for name, a in arrays.items()}
+        for name, buf in self.buffers.items():
+            if tuple(checked[name].shape) != tuple(buf.shape):
+                raise ShapeError(f"{self!r} buffer {name} has shape {tuple(buf.shape)}, "
+                                 f"got {tuple(checked[name].shape)}")
+        return checked
 
     def _write_buffers(self, checked: dict) -> None:
         """Write ``checked_buffers`` output into the buffers, in place."""
@@ -270,11 +278,11 @@ class Arrays(dict):
 
 def values(backend, a, what):
     """``a`` (an array on any device, or a list) as a new array of ``backend``'s dtype on it;
-    a DTypeError naming ``what`` when it holds no numbers (strings, a ragged list)."""
+    the backend's refusal (no numbers, not rectangular) naming ``what``."""
     try:
         return backend.asarray(a, backend.dtype)
-    except (DTypeError, ValueError) as exc:
-        raise DTypeError(f"{what}: {exc}") from None
+    except GpubpError as exc:
+        raise type(exc)(f"{what}: {exc}") from None
 
 
 def check_out(backend, out, shape, where, of):

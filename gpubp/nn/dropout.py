@@ -67,8 +67,7 @@ class Dropout(Layer):
     def checked_buffers(self, arrays: dict) -> dict:
         """Seed and step from ``{"seed": array, "step": array}`` (0-d integer arrays, any device)."""
         if not isinstance(arrays, dict) or set(arrays) != set(self.buffers):
-            raise ShapeError(f"{self!r} has buffers {sorted(self.buffers)}, got "
-                             f"{sorted(map(str, arrays)) if isinstance(arrays, dict) else repr(arrays)[:80]}")
+            super().checked_buffers(arrays)  # the error naming the buffers
         values = {k: self.backend.to_numpy(a) for k, a in arrays.items()}
         bad = {k: v for k, v in values.items() if v.shape != () or v.dtype.kind not in "iu"}
         if bad:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
-from .base import Layer, values
+from .base import Layer
 
 
 def _given(value):
@@ -127,15 +127,9 @@ class BatchNorm(Layer):
     def checked_buffers(self, arrays: dict) -> dict:
         """running_mean and running_var from ``{name: array}`` (any device), every name, shape and
         value checked: finite, and a variance never negative (its square root is taken in eval)."""
-        if not isinstance(arrays, dict) or set(arrays) != set(self.buffers):
-            raise ShapeError(f"{self!r} has buffers {sorted(self.buffers)}, got "
-                             f"{sorted(map(str, arrays)) if isinstance(arrays, dict) else repr(arrays)[:80]}")
-        arrays = {name: values(self.backend, a, f"{self!r} buffer {name}") for name, a in arrays.items()}
-        for name, buf in self.buffers.items():
-            if tuple(arrays[name].shape) != tuple(buf.shape):
-                raise ShapeError(f"{self!r} buffer {name} has shape {tuple(buf.shape)}, "
-                                 f"got {tuple(arrays[name].shape)}")
-            self.backend.check_finite(arrays[name], f"{self!r} buffer {name}")
+        arrays = super().checked_buffers(arrays)
+        for name, a in arrays.items():
+            self.backend.check_finite(a, f"{self!r} buffer {name}")
         if bool((arrays["running_var"] < 0).any()):
             raise InvalidValueError(f"{self!r} buffer running_var must be >= 0 (a variance), got a negative value")
         return arrays

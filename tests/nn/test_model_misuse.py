@@ -34,7 +34,7 @@ def test_a_seeded_model_warns_before_redrawing_trained_parameters():
     (None, InvalidValueError, ["dict", "NoneType"]),
     ([np.ones((3, 4))], InvalidValueError, ["dict", "list"]),
     ({"2.W": np.full((4, 2), "a")}, DTypeError, ["parameter 2.W", "<U1"]),
-    ({"2.W": [[1.0, 2.0], [3.0]]}, DTypeError, ["parameter 2.W"]),
+    ({"2.W": [[1.0, 2.0], [3.0]]}, ShapeError, ["parameter 2.W", "rectangular"]),
     ({"2.W": np.zeros((2, 4))}, ShapeError, ["parameter 2.W has shape (2, 4)", "(4, 2)"]),
     ({"2.W": np.full((4, 2), np.nan)}, NumericalError, ["parameter 2.W", "NaN"]),
     ({"2.b": np.array([1.0, np.inf])}, NumericalError, ["parameter 2.b", "index (1,)"]),
@@ -121,7 +121,7 @@ def test_a_float64_layer_made_float32_by_a_default_model_is_warned_about():
 @pytest.mark.parametrize("bad, error, words", [
     ({"3.running_var": -np.ones(4)}, InvalidValueError, ["running_var must be >= 0"]),
     ({"3.running_mean": np.full(4, "a")}, DTypeError, ["buffer running_mean", "<U1"]),
-    ({"3.running_mean": [0.0, [1.0], 2.0, 3.0]}, DTypeError, ["buffer running_mean"]),
+    ({"3.running_mean": [0.0, [1.0], 2.0, 3.0]}, ShapeError, ["buffer running_mean", "rectangular"]),
     ({"3.running_mean": np.full(4, np.inf)}, NumericalError, ["buffer running_mean"]),
     ({"5.step": np.array(-1)}, InvalidValueError, ["Dropout step", "-1"]),
 ])
@@ -154,3 +154,28 @@ def test_moving_and_rehousing_refuse_junk_by_name(call, error, words):
         call(model)
     for word in words:
         assert word in str(err.value)
+
+
+class Counting(gpubp.nn.Layer):
+    """A user's layer with a float buffer and no load_buffers of its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.buffers = {"count": self.backend.zeros((2,))}
+
+    def output_shape(self, shape):
+        return tuple(shape)
+
+    def forward(self, X):
+        return X
+
+    def backward(self, dY):
+        return dY
+
+
+def test_a_users_layer_with_buffers_loads_them_checked():
+    model = gpubp.Sequential([gpubp.Dense(2, 2), Counting()], seed=0)
+    model.load_buffers({"1.count": [3, 4]})  # was refused: the base class took no buffers at all
+    np.testing.assert_array_equal(model.layers[1].buffers["count"], [3.0, 4.0])
+    with pytest.raises(ShapeError, match=r"Counting\(\) buffer count has shape \(2,\), got \(3,\)"):
+        model.load_buffers({"1.count": [3, 4, 5]})
