@@ -9,7 +9,8 @@ import os
 import numpy as np
 
 from ..backend import default_device
-from ..errors import InvalidValueError
+from ..checkpoint import read_metadata
+from ..errors import CheckpointError, InvalidValueError
 from ..nn import ACTIVATIONS
 from ..losses import LOSSES, BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..optim import OPTIMIZERS
@@ -176,20 +177,37 @@ def add_saved_model(p, data_help):
     add_device(p, dtype=None)
 
 
-def distinct_files(outputs, inputs, allowed=()):
+def is_checkpoint(path) -> bool:
+    """Whether ``path`` holds a readable gpubp checkpoint."""
+    try:
+        read_metadata(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def distinct_files(outputs, inputs=None, allowed=()):
     """Refuse, before any work, an output path that names one of the command's inputs or another
-    output (``--out data.csv`` would replace the data read, ``--log model.npz`` the model);
-    ``outputs`` and ``inputs`` map flag names to paths (None: not given), ``allowed`` lists
-    (output, input) pairs that may share a file, e.g. ("--save", "--resume")."""
+    output (``--out data.csv`` would replace the data read, ``--log model.npz`` the model), or
+    that holds a file of another kind than the output (``--out`` over a checkpoint, ``--save``
+    over data: a checkpoint is what --save writes, and nothing else is); ``outputs`` and
+    ``inputs`` map flag names to paths (None: not given), ``allowed`` lists (output, input)
+    pairs that may share a file, e.g. ("--save", "--resume")."""
     def same(a, b):
         try:
             return os.path.samefile(a, b)
         except OSError:  # not there yet (or unreadable): compare the names
             return os.path.abspath(a) == os.path.abspath(b)
     given = [(n, p) for n, p in outputs.items() if p]
+    inputs = inputs or {}
     for i, (name, path) in enumerate(given):
         for other, source in [*given[:i], *((n, p) for n, p in inputs.items() if p)]:
             if (name, other) not in allowed and same(path, source):
                 what = f"the file {other} reads" if other in inputs else f"the output of {other}"
                 raise InvalidValueError(f"{name} {path} is also {other}: writing it would replace {what}; "
                                         f"give another path")
+    for name, path in given:
+        if os.path.isfile(path) and is_checkpoint(path) != (name == "--save"):
+            what = "a gpubp checkpoint" if name != "--save" else "a file that is not a gpubp checkpoint"
+            raise InvalidValueError(f"{name} {path} is {what}, which writing it would replace; give another path "
+                                    f"(or remove that file first)")

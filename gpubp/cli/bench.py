@@ -22,4 +22,5 @@ def run(args) -> int:
     args.device = flags.device_spec(args)
     if args.json:  # refused now, not after minutes of measuring
         writable_target("--json", args.json)
+        flags.distinct_files({"--json": args.json})
     return _bench_main(args)

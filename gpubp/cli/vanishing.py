@@ -27,6 +27,7 @@ def run(args) -> int:
     backend = get_backend(flags.device_spec(args), flags.dtype(args))
     if not args.no_plot:  # a path that cannot be written is refused before the experiment runs
         check_plot_path(args.plot, "--plot")
+        flags.distinct_files({"--plot": args.plot})
     try:
         result = vanishing_experiment(depth=args.depth, width=args.width, seed=args.seed,
                                       backend=backend, epochs=args.epochs, lr=args.lr)

@@ -116,13 +116,14 @@ def test_ctrl_c_never_replaces_a_checkpoint_with_part_of_an_epoch(tmp_path, caps
             if step == 3:
                 raise KeyboardInterrupt
 
+    path = tmp_path / "m.npz"
+    assert main(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "1", "--quiet", "--save", str(path)]) == 0
+    earlier = path.read_bytes()  # an earlier run's checkpoint
     monkeypatch.setattr(train_command, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, CtrlC()],
                                                                                  **k))
-    path = tmp_path / "m.npz"
-    path.write_bytes(b"an earlier run's checkpoint")
     code, out, _ = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--save", str(path)], capsys)
     assert code == 130 and "not saved: interrupted in epoch 1" in out
-    assert path.read_bytes() == b"an earlier run's checkpoint"
+    assert path.read_bytes() == earlier
     fresh = tmp_path / "fresh.npz"  # nothing to keep: what was trained is written, and said to be partial
     code, out, _ = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--save", str(fresh)], capsys)
     assert code == 130 and fresh.exists() and "interrupted: 0 whole epoch(s)" in out

@@ -136,3 +136,26 @@ def test_train_flags_that_were_silently_ignored_are_refused(tmp_path, capsys, ar
     code, out, last = run(["train", "--device", "cpu", "--epochs", "1", *(a.format(d=tmp_path) for a in argv)], capsys)
     assert code == 1 and re.search(words, last), last
     assert out == ""
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--epochs", "1", "--save", "{d}/notes.txt"], "--save .*notes.txt is a file that is not a gpubp checkpoint"),
+    (["train", "--epochs", "1", "--save", "{d}/empty.npz"], "--save .*empty.npz is a file that is not a gpubp"),
+    (["train", "--epochs", "1", "--log", "{d}/xor.npz"], "--log .*xor.npz is a gpubp checkpoint"),
+    (["predict", "{d}/own.npz", "{d}/table.npz", "--out", "{d}/xor.npz"], "--out .*xor.npz is a gpubp checkpoint"),
+    (["vanishing", "--depth", "1", "--plot", "{d}/xor.png"], "--plot .*xor.png is a gpubp checkpoint"),
+    (["bench", "--json", "{d}/xor.npz"], "--json .*xor.npz is a gpubp checkpoint"),
+])
+def test_an_output_never_replaces_a_file_of_another_kind(saved, tmp_path, capsys, monkeypatch, argv, words):
+    """Was: --out/--log/--json replaced another model's checkpoint; --save replaced a data file or
+    notes (or, over an empty file, trained and then was refused by the save: the model lost)."""
+    monkeypatch.setattr("gpubp.bench.run", lambda *a, **k: pytest.fail("measured before refusing"))
+    for name in ("xor.npz", "own.npz", "table.npz"):
+        (tmp_path / name).write_bytes((saved / name).read_bytes())
+    (tmp_path / "xor.png").write_bytes((saved / "xor.npz").read_bytes())
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    code, out, last = run([*(a.format(d=tmp_path) for a in argv), "--device", "cpu"], capsys)
+    assert code == 1 and re.search(words, last), last
+    assert "epochs:" not in out and {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
