@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from .. import _checks
 from ..backend import get_backend
 from ..datasets import load_digits
-from ..errors import GpubpError, InvalidValueError
+from ..errors import GpubpError, InvalidValueError, StateError
 from ..nn import Dense
 from ..losses import SoftmaxCrossEntropy, get_loss
 from ..network import Sequential, mlp
@@ -46,6 +46,7 @@ class GradientRecorder:
         self.attach(model)
 
     def on_batch_end(self, step, model, loss_value):
+        self._watching(model, "on_batch_end")
         xp = model.backend.xp
         for k, i in enumerate(self.dense):
             self._dW_sum[k] = self._dW_sum[k] + xp.linalg.norm(model.layers[i].grads["W"])
@@ -56,6 +57,7 @@ class GradientRecorder:
         self._batches += 1
 
     def on_epoch_end(self, epoch, model, history=None):
+        self._watching(model, "on_epoch_end")
         n = max(self._batches, 1)
         self.dW_norms.append([float(s) / n for s in self._dW_sum])
         self.delta_norms.append([float(s) / c if c else float("nan")
@@ -73,6 +75,13 @@ class GradientRecorder:
         self._delta_sum, self._delta_count = [0.0] * n_layers, [0] * n_layers
         self._batch, self._batches = {}, 0
         model.observers.append(self)
+
+    def _watching(self, model, event):
+        """Refuse an event for a model this recorder is not attached to (its layer indices
+        would read another model's gradients)."""
+        if model is not self._model or self._model is None:
+            raise StateError(f"GradientRecorder.{event}: the recorder is not attached to this model; "
+                             f"call attach(model) (or on_epoch_begin, as fit does) first")
 
     def detach(self):
         """Leave the observers of the model attached to (if any)."""

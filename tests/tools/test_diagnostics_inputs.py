@@ -59,3 +59,19 @@ def test_record_gradients_refuses_nan_input_and_a_non_model():
     with pytest.raises(InvalidValueError, match="model must be a gpubp Sequential, got str"):
         record_gradients("model", X, T, "mse")            # was: AttributeError
     assert model.observers == []                          # nothing left attached by a refusal
+
+
+def test_recorder_events_for_a_model_it_is_not_attached_to_are_refused():
+    """Before: AttributeError ('_batch') before attach, and another model's gradients read by this
+    model's layer indices after it."""
+    from gpubp.errors import StateError
+    from gpubp.tools.diagnostics import GradientRecorder
+    model, other = small()[0], gpubp.mlp(4, [5, 5], 2, "tanh", "cpu", "float64", seed=0)
+    with pytest.raises(StateError, match="on_batch_end: the recorder is not attached to this model"):
+        GradientRecorder().on_batch_end(0, model, None)
+    with pytest.raises(StateError, match="on_epoch_end: the recorder is not attached"):
+        GradientRecorder().on_epoch_end(0, model)
+    rec = GradientRecorder()
+    rec.attach(model)
+    with pytest.raises(StateError, match="not attached to this model"):
+        rec.on_batch_end(0, other, None)
