@@ -18,7 +18,7 @@ import warnings
 
 from . import _checks
 from .backend import Backend, default_device, get_backend, parse_spec
-from .errors import GpubpWarning, InvalidValueError, ShapeError
+from .errors import GpubpWarning, InvalidValueError, ShapeError, StateError
 from .nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
 
 
@@ -79,7 +79,10 @@ class Sequential:
     def __call__(self, X):
         return self.forward(X)
 
+    _predicted = False  # the last forward was predict's: the layers hold its inputs, not a training batch's
+
     def forward(self, X):
+        self._predicted = False
         if self._chain != (getattr(X, "shape", None), self.layers):  # a new input shape, or new layers
             self._check_chain(X)
         observers = (*self.observers, *_ambient.get())
@@ -116,6 +119,9 @@ class Sequential:
         skipping it saves a third of that layer's matrix products.
         """
         input_grad = _checks.flag("Sequential.backward input_grad", input_grad)
+        if self._predicted:
+            raise StateError("Sequential.backward after predict: the layers now hold predict's inputs (in eval "
+                             "mode), so the gradients would be of that pass; run forward on the batch again")
         observers = (*self.observers, *_ambient.get())
         with self.backend.activate():
             for i in range(len(self.layers) - 1, -1, -1):
@@ -312,7 +318,9 @@ class Sequential:
     def predict(self, X):
         """Eval-mode forward pass on data converted to the model's backend and dtype (any device, list or array)."""
         with self.mode(False):
-            return self.forward(self.backend.asarray(X, self.backend.dtype))
+            Y = self.forward(self.backend.asarray(X, self.backend.dtype))
+        self._predicted = True
+        return Y
 
 
 def _layers(layers) -> list:

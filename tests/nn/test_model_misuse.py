@@ -179,3 +179,16 @@ def test_a_users_layer_with_buffers_loads_them_checked():
     np.testing.assert_array_equal(model.layers[1].buffers["count"], [3.0, 4.0])
     with pytest.raises(ShapeError, match=r"Counting\(\) buffer count has shape \(2,\), got \(3,\)"):
         model.load_buffers({"1.count": [3, 4, 5]})
+
+
+def test_backward_after_predict_is_refused_until_the_next_forward():
+    """predict between a training forward and its backward leaves its own inputs in the layers:
+    the gradients would be those of the eval pass on other data (silently, for a batch of the same size)."""
+    model = gpubp.Sequential([gpubp.Dense(3, 4), gpubp.Dropout(0.5), gpubp.Dense(4, 2)], seed=0)
+    X = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    Y = model.forward(X)
+    model.predict(X[::-1].copy())
+    with pytest.raises(gpubp.StateError, match="backward after predict"):
+        model.backward(np.ones_like(Y))
+    model.forward(X)
+    model.backward(np.ones_like(Y))  # after a forward again: fine
