@@ -32,7 +32,7 @@ from .._compat import cupy, gpu_status, is_cupy_array, to_host
 from ..backend import backend_of
 from ..errors import DeviceError, DTypeError, InvalidValueError, StateError
 from .buckets import DEFAULT_BUCKET_BYTES, FlatBuckets
-from .consistency import data_fingerprint, difference, rank_facts
+from .consistency import _short, data_fingerprint, difference, rank_facts
 from .errors import DistributedError, MismatchError, RankFailure
 from .nccl import NCCLTransport
 from .sharding import grad_scale, local_batches
@@ -228,13 +228,27 @@ class Communicator:
                 raise InvalidValueError(f"collectives write the arrays in place, but the array at position {i} "
                                         f"is read-only; pass a writable copy (x.copy())")
             groups.setdefault(backend_of(a), []).append(a)
-        for backend, group in groups.items():
-            key = (backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
+        keys = [(backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
+                for backend, group in groups.items()]
+        if any(key not in self._plans for key in keys):  # a new layout: every rank must pass the same
+            self._agree_on_layout([key[1:] for key in keys])
+        for (backend, group), key in zip(groups.items(), keys):
             if key not in self._plans:
                 with backend.activate():
                     self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
                                                    self.bucket_bytes)
             yield backend, self._plans[key], group
+
+    def _agree_on_layout(self, layout):
+        """Refuse, on every rank alike, a collective whose arrays differ in dtype or shape between
+        ranks (MPI would sum past the end of the shorter buffers, or fail on one rank only)."""
+        everyone = self.mpi.allgather(layout)  # dtypes and shapes, not devices: ranks use different GPUs
+        r = next((r for r, theirs in enumerate(everyone) if theirs != everyone[0]), None)
+        if r is not None:
+            raise MismatchError(f"rank {r} of {self.size} passes other arrays to a collective than rank 0: "
+                                f"(dtype, shapes) {_short(everyone[0])} on rank 0, {_short(everyone[r])} on "
+                                f"rank {r}; every rank must pass arrays of the same shapes and dtypes, in the "
+                                f"same order", r, ["arrays"])
 
     # -- host scalars, barrier --------------------------------------------------------
     def allreduce_scalars(self, *values) -> tuple:

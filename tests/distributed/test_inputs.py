@@ -76,3 +76,16 @@ def communicator_cases():
 ])
 def test_a_communicator_names_bad_input(communicator_cases, case, kind, words):
     assert communicator_cases[case][0] == kind and words in communicator_cases[case][1], communicator_cases[case]
+
+
+def test_ranks_passing_arrays_of_other_shapes_are_refused_on_every_rank():
+    """Before: rank 0 failed with MPI_ERR_TRUNCATE and rank 1 went on with [2. 2. 2. 2. 2.], read past
+    the end of rank 0's three ones."""
+    from test_mpi_world import launch
+    code, output, _ = launch("worker_inputs.py", "layout", timeout=60)
+    lines = sorted(line for line in output.splitlines() if line.startswith("layout on rank"))
+    assert len(lines) == 2, output[-3000:]
+    for r, line in enumerate(lines):
+        assert line.startswith(f"layout on rank {r}|MismatchError|rank 1 of 2 passes other arrays to a collective "
+                               f"than rank 0: (dtype, shapes) [('float64', ((3,),))] on rank 0, "
+                               f"[('float64', ((5,),))] on rank 1"), line

@@ -1,6 +1,9 @@
 """Bad input to a communicator, in a world of one process (run by test_inputs.py, which starts it
 without mpiexec so that the test process itself never starts MPI). Prints one line per case:
-``case|ErrorClass|message`` (``ok`` for none)."""
+``case|ErrorClass|message`` (``ok`` for none). With the argument ``layout`` (under mpiexec -n 2):
+rank 1 passes a longer array than rank 0 to one all-reduce."""
+import sys
+
 import numpy as np
 
 import gpubp
@@ -32,6 +35,9 @@ def run(case, fn):
         print(f"{case}|{type(exc).__name__}|{exc}")
 
 
+if sys.argv[1:] == ["layout"]:
+    run(f"layout on rank {comm.rank}", lambda: comm.allreduce_sum_([np.ones(3 + 2 * comm.rank)]))
+    sys.exit()
 for case, fn in CASES.items():
     run(case, fn)
 comm.close()
