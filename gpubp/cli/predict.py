@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import csv
+import io
+import os
 import sys
 
 import numpy as np
 
 from .. import checkpoint
 from .._checks import writable_target
+from ..checkpoint.atomic import write_atomically
 from ..backend import get_backend
 from ..train import predict
 from . import args as flags
@@ -28,9 +31,13 @@ def load(args):
 
 
 def rows(outputs, info) -> tuple[list, list]:
-    """(header, rows): the predicted class and each class's probability, or the predicted values."""
-    if info.get("task", "classification") == "regression":
-        names = ["prediction"] if outputs.shape[1] == 1 else [f"prediction_{j}" for j in range(outputs.shape[1])]
+    """(header, rows): the predicted class and each class's probability, or the predicted values;
+    a model saved without its task (not by gpubp train) is taken for a classifier, unless it has
+    one output, which a softmax would make 1 whatever the input: then its raw output is shown."""
+    task = info.get("task") or ("classification" if outputs.shape[1] > 1 else None)
+    if task != "classification":
+        name = "prediction" if task else "output"
+        names = [name] if outputs.shape[1] == 1 else [f"{name}_{j}" for j in range(outputs.shape[1])]
         return names, outputs.tolist()
     classes = info.get("classes") or list(range(outputs.shape[1]))
     z = outputs - outputs.max(axis=1, keepdims=True)
@@ -46,13 +53,14 @@ def run(args) -> int:
     model, info = load(args)
     X, _, _ = read_for_model(args.data, info)
     header, body = rows(predict(model, X, batch_size=args.batch_size), info)
-    f = open(args.out, "w", newline="") if args.out else sys.stdout
-    try:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(body)
-    finally:
-        if args.out:
-            f.close()
-            print(f"predictions: {args.out} ({len(body)} rows)")
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(body)
+    if not args.out:
+        sys.stdout.write(text.getvalue())
+        return 0
+    # all or nothing: a file already at --out is replaced only by the whole new one
+    write_atomically(os.path.abspath(args.out), lambda f: f.write(text.getvalue().encode()))
+    print(f"predictions: {args.out} ({len(body)} rows)")
     return 0

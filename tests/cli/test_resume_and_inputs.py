@@ -159,3 +159,35 @@ def test_an_output_never_replaces_a_file_of_another_kind(saved, tmp_path, capsys
     code, out, last = run([*(a.format(d=tmp_path) for a in argv), "--device", "cpu"], capsys)
     assert code == 1 and re.search(words, last), last
     assert "epochs:" not in out and {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_predict_with_a_one_output_model_saved_outside_the_command(tmp_path, capsys):
+    """Was: taken for a classifier, so every row read `0,1`: a softmax over one output is 1."""
+    model = gpubp.network.mlp(3, [4], 1, "tanh", "cpu", seed=0)
+    gpubp.checkpoint.save(tmp_path / "m.npz", model)
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    np.savez(tmp_path / "x.npz", X=X)
+    code, out, _ = run(["predict", str(tmp_path / "m.npz"), str(tmp_path / "x.npz"), "--device", "cpu"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "output"
+    np.testing.assert_allclose([float(v) for v in lines[1:]], gpubp.train.predict(model, X).ravel(), rtol=1e-6)
+
+
+def test_predict_out_is_all_or_nothing(saved, tmp_path, capsys, monkeypatch):
+    """Was: --out was opened (emptied) first and written row by row, so Ctrl-C (or a full disk)
+    midway left part of the new predictions in place of the earlier file."""
+    import gpubp.cli.predict as predict_command
+
+    def rows(outputs, info):
+        def body():
+            yield ["0"]
+            raise KeyboardInterrupt
+        return ["prediction"], body()
+
+    out = tmp_path / "preds.csv"
+    out.write_text("prediction\nearlier,run\n")
+    monkeypatch.setattr(predict_command, "rows", rows)
+    code, _, last = run(["predict", str(saved / "own.npz"), str(saved / "table.npz"), "--out", str(out),
+                         "--device", "cpu"], capsys)
+    assert code == 130 and last == "gpubp predict: interrupted"
+    assert out.read_text() == "prediction\nearlier,run\n" and [p.name for p in tmp_path.iterdir()] == ["preds.csv"]
