@@ -297,6 +297,9 @@ class Communicator:
         or overrides entries. Returns this rank's facts."""
         mine = {**rank_facts(model, optimizer), "mpi4py": mpi4py.__version__, **(facts or {})}
         if data is not None:
+            if not isinstance(data, (tuple, list)):  # an array would be read as one array per sample
+                raise InvalidValueError(f"check_consistent: data must be a tuple of host arrays, samples first, "
+                                        f"like (X, y), got {type(data).__name__}")
             mine["training data"] = data_fingerprint(*data)
         everyone = self.mpi.allgather((socket.gethostname(), mine))
         host0, ref = everyone[0]

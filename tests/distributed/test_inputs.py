@@ -71,6 +71,7 @@ def communicator_cases():
     ("scale='2'", "InvalidValueError", "scale must be a finite number, got '2'"),  # was: accepted as 2
     ("root=5", "InvalidValueError", r"root must be a rank in [0, 0], got 5"),  # was: MPI_ERR_ROOT
     ("scalars 'a'", "InvalidValueError", "allreduce_scalars takes numbers, got 'a'"),
+    ("data=X", "InvalidValueError", "data must be a tuple of host arrays"),  # was: '2 samples', one per row
     ("local_n=1.5", "InvalidValueError", "local_n must be a whole number >= 0, got 1.5"),
     ("after close", "StateError", "communicator (rank 0 of 1) is closed"),  # was: a collective on it
 ])

@@ -23,6 +23,7 @@ CASES = {
     "scale='2'": lambda: comm.allreduce_sum_([np.ones(3)], scale="2"),
     "root=5": lambda: comm.broadcast_([np.ones(3)], root=5),
     "scalars 'a'": lambda: comm.allreduce_scalars(1.0, "a"),
+    "data=X": lambda: comm.check_consistent(data=np.ones((4, 2))),
     "local_n=1.5": lambda: comm.allreduce_gradients_(gpubp.mlp(3, [4], 2, "tanh", "cpu", seed=0), 1.5, 3),
 }
 
