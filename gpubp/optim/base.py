@@ -2,6 +2,7 @@
 parameter, or one for a flat model) and launched per step; its state saved and restored."""
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from .._checks import integer, number
 from .._compat import to_host
 from ..backend import Backend, default_device, get_backend, parse_spec
-from ..errors import InvalidValueError, ShapeError
+from ..errors import GpubpWarning, InvalidValueError, ShapeError
 from .state import checked_state
 
 
@@ -86,6 +87,9 @@ class Optimizer:
         A model whose parameters and gradients each live in one flat buffer (``Sequential.flat``)
         gets flat slots too and one kernel for all of them (the same numbers: it is elementwise)."""
         backend, params, grads = _model(model).backend, model.parameters(), model.gradients()
+        if not params:  # PyTorch refuses an empty parameter list; a step here would change nothing, silently
+            warnings.warn(f"{type(self).__name__}: the model has no parameters, so its steps change nothing",
+                          GpubpWarning, stacklevel=3)
         if getattr(self, "_loaded", False):
             self._check_state_names(params)
             self._loaded = False

@@ -1,6 +1,8 @@
 """Optimizers misused: stepping something that is not a model, steps counted or state set to
 junk, saved state with list slots or loaded onto a spec naming another dtype. Each refused
 by gpubp naming what was wrong, or done as asked, never a raw error from inside a step."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,13 @@ def test_saved_state_of_an_unknown_type_is_named(kind):
     _, opt = stepped(Adam())
     with pytest.raises(InvalidValueError, match="unknown optimizer type .* in saved state"):
         optimizer_from_state({**opt.state_dict(), "type": kind}, "cpu")
+
+
+def test_stepping_a_model_without_parameters_warns_once():
+    model = gpubp.Sequential([gpubp.ReLU(), gpubp.Sigmoid()])
+    opt = SGD()
+    with pytest.warns(gpubp.GpubpWarning, match="SGD: the model has no parameters, so its steps change nothing"):
+        opt.step(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step(model)  # the prepared update is kept: said once
