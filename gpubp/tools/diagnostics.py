@@ -155,6 +155,7 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
     ``ratio[act]`` = first-layer ``||dW||`` / last-layer ``||dW||`` at initialisation.
     """
     depth = _checks.integer("vanishing_experiment: depth", depth, minimum=1)
+    width = _checks.integer("vanishing_experiment: width", width, minimum=1)
     epochs = _checks.integer("vanishing_experiment: epochs", epochs, minimum=0)
     lr = _checks.number("vanishing_experiment: lr", lr, low=0, low_open=True)
     backend = get_backend(backend, dtype)

@@ -12,6 +12,7 @@ from gpubp.tools.diagnostics import format_table, record_gradients, vanishing_ex
     ({"depth": 2.5}, "depth must be a whole number >= 1, got 2.5"),      # was: TypeError from [width] * depth
     ({"depth": 0}, "depth must be a whole number >= 1, got 0"),          # was: a 1-layer "experiment", ratio 1
     ({"depth": True}, "depth must be a whole number >= 1, got True"),
+    ({"width": 0}, "width must be a whole number >= 1, got 0"),          # was: Dense's "n_in >= 1 and n_out >= 1"
     ({"n_samples": -1}, "n_samples must be a whole number >= 1, got -1"),  # was: all rows but the last
     ({"n_samples": 2.5}, "n_samples must be a whole number >= 1, got 2.5"),
     ({"n_samples": 10**6}, "n_samples must be at most 1438"),            # was: silently 1438
