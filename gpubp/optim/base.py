@@ -89,7 +89,7 @@ class Optimizer:
         backend, params, grads = _model(model).backend, model.parameters(), model.gradients()
         if not params:  # PyTorch refuses an empty parameter list; a step here would change nothing, silently
             warnings.warn(f"{type(self).__name__}: the model has no parameters, so its steps change nothing",
-                          GpubpWarning, stacklevel=3)
+                          GpubpWarning, stacklevel=4)  # the caller of step()
         if getattr(self, "_loaded", False):
             self._check_state_names(params)
             self._loaded = False
