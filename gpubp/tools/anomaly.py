@@ -18,7 +18,7 @@ import contextvars
 
 from ..backend.base import count_nonfinite
 from .. import _checks
-from ..errors import NumericalError
+from ..errors import NumericalError, StateError
 from ..network import observing
 
 
@@ -78,6 +78,9 @@ class detect_anomaly:  # noqa: N801 (used as a function: ``with gpubp.detect_ano
         return self
 
     def __exit__(self, *exc):
+        if not self._entered:
+            raise StateError("detect_anomaly: __exit__ without a matching __enter__; use it as "
+                             "`with gpubp.detect_anomaly(): ...`")
         watch, token = self._entered.pop()
         _enabled.reset(token)
         if watch is not None:

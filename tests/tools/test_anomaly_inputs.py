@@ -61,3 +61,14 @@ def test_one_block_entered_again_nested_and_later():
     with block, pytest.raises(NumericalError, match="input X"), np.errstate(invalid="ignore"):
         run(model(), np.full((2, 3), np.inf), np.zeros((2, 2)))
     assert not anomaly_enabled()
+
+
+def test_exit_without_enter_is_a_state_error():
+    """Before: IndexError 'pop from empty list' from the block's bookkeeping."""
+    from gpubp.errors import StateError
+    block = gpubp.detect_anomaly()
+    with pytest.raises(StateError, match="__exit__ without a matching __enter__"):
+        block.__exit__(None, None, None)
+    with block:  # the block still works afterwards
+        assert anomaly_enabled()
+    assert not anomaly_enabled()
