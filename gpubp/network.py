@@ -149,10 +149,7 @@ class Sequential:
         place where they exist; names, shapes and values (numbers, finite) are all checked before
         anything is written."""
         shapes = self.parameter_shapes()
-        if not isinstance(arrays, dict):
-            raise InvalidValueError(f"parameters are loaded from a dict {{name: array}} like parameters() gives, "
-                                    f"got a {type(arrays).__name__}")
-        if set(arrays) != set(shapes):
+        if set(_named(arrays, "load_parameters", "parameters")) != set(shapes):
             missing, extra = sorted(set(shapes) - set(arrays)), sorted(map(str, set(arrays) - set(shapes)))
             raise ShapeError(f"parameters do not match the model: missing {missing}, unexpected {extra}")
         checked = [layer.checked_parameters({k: arrays[f"{i}.{k}"] for k in layer.parameter_shapes()}, f"{i}.")
@@ -171,10 +168,7 @@ class Sequential:
         """Set every buffer from ``{"i.name": array}`` (as ``buffers()`` names them); names, shapes and
         values are all checked before anything is written."""
         names = set(self.buffers())
-        if not isinstance(arrays, dict):
-            raise InvalidValueError(f"buffers are loaded from a dict {{name: array}} like buffers() gives, "
-                                    f"got a {type(arrays).__name__}")
-        if set(arrays) != names:
+        if set(_named(arrays, "load_buffers", "buffers")) != names:
             raise ShapeError(f"buffers do not match the model: missing {sorted(names - set(arrays))}, "
                              f"unexpected {sorted(set(arrays) - names)}")
         checked = [layer.checked_buffers({k: arrays[f"{i}.{k}"] for k in layer.buffers})
@@ -185,9 +179,7 @@ class Sequential:
     def keep_gradients_in(self, arrays: dict) -> None:
         """Store every layer's gradients in ``arrays`` (``{"i.name": array}``, as ``gradients()``
         names them) from now on, e.g. views of the flat buffer a communicator reduces."""
-        if not isinstance(arrays, dict):
-            raise InvalidValueError(f"keep_gradients_in takes a dict {{name: array}} like gradients() gives, "
-                                    f"got a {type(arrays).__name__}")
+        _named(arrays, "keep_gradients_in", "gradients")
         for i, layer in enumerate(self.layers):
             mine = {k: arrays[f"{i}.{k}"] for k in layer.params if f"{i}.{k}" in arrays}
             if mine:
@@ -321,6 +313,14 @@ class Sequential:
             Y = self.forward(self.backend.asarray(X, self.backend.dtype))
         self._predicted = True
         return Y
+
+
+def _named(arrays, method, like):
+    """``arrays`` when it is a dict (of arrays by name, as ``like()`` gives), else an InvalidValueError."""
+    if not isinstance(arrays, dict):
+        raise InvalidValueError(f"Sequential.{method} takes a dict {{name: array}} like {like}() gives, "
+                                f"got a {type(arrays).__name__}")
+    return arrays
 
 
 def _layers(layers) -> list:
