@@ -66,15 +66,26 @@ class _DefaultList(list):
         return ",".join(map(str, self))
 
 
+class _DefaultInt(int):
+    """A default whole number (e.g. --seed), told apart from the same number given."""
+
+
+class _DefaultFloat(float):
+    """A default number (e.g. --val-split), told apart from the same number given."""
+
+
+MARKS = {list: _DefaultList, int: _DefaultInt, float: _DefaultFloat, str: _DefaultText}
+
+
 def marked(value):
     """``value`` as a default that ``given`` recognises: argparse keeps a non-string default as it
     is, and a string default of a flag without ``type`` too."""
-    return _DefaultList(value) if isinstance(value, list) else _DefaultText(value)
+    return MARKS[type(value)](value)
 
 
 def given(args, name) -> bool:
     """Whether the flag ``name`` was given on the command line (its default was ``marked``)."""
-    return not isinstance(getattr(args, name), (_DefaultText, _DefaultList))
+    return not isinstance(getattr(args, name), tuple(MARKS.values()))
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -139,7 +150,7 @@ def add_training(p, optimizer, lr):
 
 
 def add_seed(p):
-    p.add_argument("--seed", type=nonnegative_int, default=0,
+    p.add_argument("--seed", type=nonnegative_int, default=marked(0),
                    help="fixes initial weights, data and batch order (a whole number >= 0)")
 
 

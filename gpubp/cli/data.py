@@ -42,7 +42,8 @@ def prepare(args, saved=None) -> Data:
         X, y, val = _split(X, y, args.val_split, args.seed, stratify=True)
     shape = (saved or {}).get("shape") or (CNN_SHAPE if args.model == "cnn" else [X.shape[1]])
     info = {"source": args.dataset, "target": None, "features": None, "task": "classification",
-            "classes": list(range(int(y.max()) + 1)), "loss": args.loss, "scaler": None, "shape": shape}
+            "classes": list(range(int(y.max()) + 1)), "loss": args.loss, "scaler": None, "shape": shape,
+            "val_split": args.val_split}
     data = Data(X, y, val, (X_test, y_test), info, args.dataset)
     return _shaped(data)
 
@@ -66,7 +67,7 @@ def _own(args, regression, saved):
                                 f"{args.data} holds {X.shape[1:]} per sample")
     info = {"source": str(args.data), "target": table.target, "features": table.features,
             "task": "regression" if regression else "classification", "classes": table.classes,
-            "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape}
+            "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape, "val_split": args.val_split}
     test = None
     if args.test:
         t = load_table(args.test, target=table.target, regression=regression, features=table.features,

@@ -33,9 +33,9 @@ def add_arguments(p):
     d = p.add_argument_group("data")
     d.add_argument("--data", metavar="PATH", help="your own data: a CSV with a header row, or an .npz with X and y")
     d.add_argument("--target", metavar="COLUMN", help="the CSV column to predict (default: the last)")
-    d.add_argument("--val-split", type=flags.fraction, default=0.1, metavar="FRACTION",
+    d.add_argument("--val-split", type=flags.fraction, default=flags.marked(0.1), metavar="FRACTION",
                    help="share of the training data held out for validation (seeded; stratified for "
-                        "classes; 0: none)")
+                        "classes; 0: none; --resume: the saved run's)")
     d.add_argument("--test", metavar="PATH", help="a test file for --data, read like it")
     d.add_argument("--dataset", default=flags.marked("digits"), choices=BUILT_IN,
                    help="built-in data when --data is not given (xor trains and tests on its 4 points; "
@@ -67,7 +67,7 @@ def add_arguments(p):
             action.help = "floating-point type (--resume: the saved one)"
         elif action.dest in ("hidden", "activation"):
             action.help += " (--model mlp)"
-        elif action.dest == "loss":
+        elif action.dest in ("loss", "seed"):
             action.help += " (--resume: the saved run's)"
     t.add_argument("--cuda-graph", action="store_true",
                    help="on a GPU, replay each training step as one captured CUDA graph (MLP models)")
@@ -197,7 +197,8 @@ def _continue_saved(args, saved):
                                     f"holds {model}; leave them out to continue it")
     elif kind == "cnn":
         _check_model_flags(args)
-    _same(args, "loss", info.get("loss"), f"was trained with --loss {info.get('loss')}")
+    for name, value in (("loss", info.get("loss")), ("seed", extra.get("seed")), ("val_split", info.get("val_split"))):
+        _same(args, name, value, f"was trained with {_flag(name)} {value}")  # the seed and split: same samples
     if args.optimizer and saved.optimizer:
         wanted = get_optimizer(args.optimizer)
         if (type(wanted), wanted.hyper) != (type(saved.optimizer), saved.optimizer.hyper):
@@ -218,8 +219,13 @@ def _same(args, name, saved_value, what):
         return
     value = getattr(args, name)
     if flags.given(args, name) and value != saved_value:
-        raise InvalidValueError(f"--{name} {value}, but {args.resume} {what}; leave --{name} out to continue it")
+        raise InvalidValueError(f"{_flag(name)} {value}, but {args.resume} {what}; leave {_flag(name)} out to "
+                                f"continue it")
     setattr(args, name, saved_value)
+
+
+def _flag(name) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _check_outputs(args):

@@ -41,6 +41,8 @@ def saved(tmp_path_factory):
     ("xor", ["--dataset", "spirals"], "--dataset spirals, but .*xor.npz was trained on xor; leave --dataset out"),
     ("xor", ["--loss", "mse"], "--loss mse, but .*xor.npz was trained with --loss softmax_cross_entropy"),
     ("xor", ["--optimizer", "sgd"], r"--optimizer sgd, but .*xor.npz continues Adam\(lr=0.01"),  # was: fit's words
+    ("xor", ["--seed", "3"], "--seed 3, but .*xor.npz was trained with --seed 0; leave --seed out"),
+    ("xor", ["--val-split", "0.2"], "--val-split 0.2, but .*xor.npz was trained with --val-split 0.1"),
     ("xor", ["--epochs", "1"], "--epochs 1, but .*xor.npz has done 2 epochs: .* give --epochs > 2"),  # fit's words
     ("xor", ["--optimizer", "adamw"], "--optimizer adamw, but .*continues Adam.*weight_decay=0.0"),
 ])
@@ -60,6 +62,19 @@ def test_a_resumed_run_continues_its_own_dataset_and_loss(saved, tmp_path, capsy
     code, out, _ = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--resume", str(saved / "houses.npz"),
                         "--data", str(DATA / "houses.csv")], capsys)
     assert code == 0 and "validation loss:" in out and "accuracy" not in out
+
+
+def test_a_resumed_run_keeps_its_seed_and_validation_split(saved, tmp_path, capsys):
+    """Was: resumed at --seed 0 and --val-split 0.1 whatever the saved run used: other samples held
+    out (the first part's validation samples then trained on), another batch order."""
+    argv = ["train", "--device", "cpu", "--quiet", "--data", str(saved / "table.npz")]
+    code, out, _ = run([*argv, "--epochs", "1", "--seed", "5", "--val-split", "0.5", "--save", str(tmp_path / "m.npz")],
+                       capsys)
+    assert code == 0 and "20 training / 20 validation" in out
+    code, out, _ = run([*argv, "--epochs", "2", "--resume", str(tmp_path / "m.npz"), "--save", str(tmp_path / "m2.npz")],
+                       capsys)
+    assert code == 0 and "20 training / 20 validation" in out
+    assert gpubp.checkpoint.read_metadata(tmp_path / "m2.npz")["extra"]["seed"] == 5
 
 
 def test_resume_with_the_saved_optimizer_named_keeps_its_hyperparameters(saved, tmp_path, capsys):
