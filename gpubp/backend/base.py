@@ -14,6 +14,7 @@ import numpy as np
 
 from .._compat import is_cupy_array, to_host
 from ..errors import DTypeError, DeviceError, InvalidValueError, NumericalError, ShapeError
+from .kernels.registry import Kernel
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -170,6 +171,9 @@ class Backend:
         return functools.partial(self.run, kernel, self._arguments(kernel, args))
 
     def _arguments(self, kernel, args) -> list:
+        if not isinstance(kernel, Kernel):
+            raise InvalidValueError(f"a launch takes a registry Kernel, such as gpubp.backend.KERNELS['sigmoid'], "
+                                    f"got {kernel!r:.60}")
         expected = len(kernel.input_names) + len(kernel.output_names)
         if len(args) != expected:
             raise TypeError(f"kernel {kernel.name} takes {expected} arrays/scalars, got {len(args)}")

@@ -59,3 +59,12 @@ def test_an_unknown_kernel_name_lists_the_known_ones():
     with pytest.raises(InvalidValueError, match=r"no kernel named 'sigmod'; the registry has .*sigmoid"):
         KERNELS["sigmod"]  # was: KeyError: 'sigmod'
     assert "sigmoid" in KERNELS and KERNELS.get("sigmod") is None
+
+
+@pytest.mark.parametrize("call", ["launch", "apply", "bind"])
+def test_a_kernel_given_by_name_is_named(backend, call):
+    """Before: AttributeError: 'str' object has no attribute 'input_names'."""
+    x = np.ones(3, np.float32)
+    with pytest.raises(InvalidValueError, match=r"takes a registry Kernel, such as gpubp.backend.KERNELS\['sigmoid'\], "
+                                                r"got 'sigmoid'"):
+        getattr(backend, call)("sigmoid", x, *(() if call == "apply" else (np.empty_like(x),)))
