@@ -18,7 +18,7 @@ import warnings
 
 from . import _checks
 from .backend import Backend, default_device, get_backend, parse_spec
-from .errors import GpubpWarning, InvalidValueError, ShapeError, StateError
+from .errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
 from .nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
 
 
@@ -85,6 +85,12 @@ class Sequential:
         self._predicted = False
         if self._chain != (getattr(X, "shape", None), self.layers):  # a new input shape, or new layers
             self._check_chain(X)
+        moved = [f"{i} {layer!r} ({layer.backend.device}/{layer.backend.dtype})"
+                 for i, layer in enumerate(self.layers) if layer.backend != self.backend]
+        if moved:
+            raise DeviceError(f"layers {', '.join(moved)} no longer live on this model's backend "
+                              f"({self.backend.device}/{self.backend.dtype}), e.g. moved by another model they are "
+                              f"part of; model.to(model.backend) moves them back")
         observers = (*self.observers, *_ambient.get())
         with self.backend.activate():
             for i, layer in enumerate(self.layers):

@@ -192,3 +192,15 @@ def test_backward_after_predict_is_refused_until_the_next_forward():
         model.backward(np.ones_like(Y))
     model.forward(X)
     model.backward(np.ones_like(Y))  # after a forward again: fine
+
+
+def test_a_layer_moved_away_by_another_model_is_named_at_the_next_forward():
+    shared = gpubp.Dense(3, 3)
+    first = gpubp.Sequential([shared, gpubp.ReLU()], seed=0)
+    gpubp.Sequential([shared], dtype="float64", seed=None)  # moves the shared layer to float64
+    X = np.ones((2, 3), np.float32)
+    with pytest.raises(gpubp.DeviceError, match=r"layers 0 Dense\(3, 3\) \(cpu/float64\) no longer live on this "
+                                                r"model's backend \(cpu/float32\)"):
+        first.forward(X)  # was: 'Dense input: expected float64 values', from a float32 model
+    first.to(first.backend)
+    assert first.forward(X).dtype == np.float32
