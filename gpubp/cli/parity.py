@@ -23,7 +23,8 @@ def add_arguments(parser):
     flags.add_training(parser, "sgd", 0.1)
     parser.add_argument("--steps", type=flags.positive_int, default=5, help="training steps")
     flags.add_batch_size(parser, 32)
-    parser.add_argument("--samples", type=flags.positive_int, default=128, help="synthetic data rows")
+    parser.add_argument("--samples", type=flags.positive_int, default=flags.marked(128),
+                        help="synthetic data rows")
     parser.add_argument("--dataset", choices=sorted(DATASETS),
                         help="train on a built-in dataset instead of synthetic data; it sets the input "
                              "and output widths")
@@ -42,6 +43,9 @@ def build(args):
         raise InvalidValueError(f"--widths needs at least two widths, input first, like 8,16,3; got {sizes}")
     loss = get_loss(args.loss)
     if args.dataset:
+        if flags.given(args, "samples"):
+            raise InvalidValueError(f"--samples sizes the synthetic data; --dataset {args.dataset} brings its own: "
+                                    f"give one of them")
         X, y = load_dataset(args.dataset)[:2]
         labels = y.dtype.kind in "iu"
         if labels != isinstance(loss, SoftmaxCrossEntropy):

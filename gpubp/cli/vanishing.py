@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backend import get_backend
-from ..errors import GpubpError, OutOfMemoryError
+from ..errors import GpubpError, InvalidValueError, OutOfMemoryError
 from ..tools.diagnostics import format_table, vanishing_experiment
 from ..tools.plot import check_plot_path, plot_gradient_norms
 from . import args as flags
@@ -18,13 +18,15 @@ def add_arguments(p):
     p.add_argument("--lr", type=flags.positive_float, default=0.01, help="learning rate")
     flags.add_device(p)
     flags.add_seed(p)
-    p.add_argument("--plot", metavar="PATH", default="vanishing_gradients.png",
+    p.add_argument("--plot", metavar="PATH", default=flags.marked("vanishing_gradients.png"),
                    help="PNG of the norms (needs gpubp[plot])")
     p.add_argument("--no-plot", action="store_true", help="print the table only")
 
 
 def run(args) -> int:
     backend = get_backend(flags.device_spec(args), flags.dtype(args))
+    if args.no_plot and flags.given(args, "plot"):
+        raise InvalidValueError("--plot PATH asks for the PNG that --no-plot turns off: give one of them")
     if not args.no_plot:  # a path that cannot be written is refused before the experiment runs
         check_plot_path(args.plot, "--plot")
         flags.distinct_files({"--plot": args.plot})

@@ -206,3 +206,13 @@ def test_predict_out_is_all_or_nothing(saved, tmp_path, capsys, monkeypatch):
                          "--device", "cpu"], capsys)
     assert code == 130 and last == "gpubp predict: interrupted"
     assert out.read_text() == "prediction\nearlier,run\n" and [p.name for p in tmp_path.iterdir()] == ["preds.csv"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["vanishing", "--depth", "1", "--no-plot", "--plot", "v.png"], "--plot PATH asks for the PNG that --no-plot turns off"),
+    (["parity", "cpu", "cpu/float64", "--dataset", "digits", "--samples", "5"], "--samples sizes the synthetic data"),
+])
+def test_tool_flags_that_were_silently_ignored_are_refused(tmp_path, monkeypatch, capsys, argv, words):
+    monkeypatch.chdir(tmp_path)
+    code, out, last = run(argv, capsys)
+    assert code == 1 and words in last and out == "" and list(tmp_path.iterdir()) == []
