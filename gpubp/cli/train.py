@@ -258,6 +258,9 @@ def build(args, data, backend) -> Sequential:
     if args.model == "mlp":
         return mlp(data.X.shape[1], args.hidden, n_out, args.activation, backend, seed=args.seed)
     c, h, w = info["shape"]
+    if h < 4 or w < 4:
+        raise InvalidValueError(f"--model cnn pools twice by 2, so it needs images of 4x4 pixels or more; "
+                                f"{data.name} holds {h}x{w}")
     flat = 32 * (h // 4) * (w // 4)
     return Sequential([Conv2D(c, 16, 3, padding=1), ReLU(), MaxPool2D(2), Conv2D(16, 32, 3, padding=1), ReLU(),
                        MaxPool2D(2), Flatten(), Dense(flat, n_out)], backend=backend, seed=args.seed)

@@ -216,3 +216,10 @@ def test_tool_flags_that_were_silently_ignored_are_refused(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     code, out, last = run(argv, capsys)
     assert code == 1 and words in last and out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_the_cnn_names_images_too_small_for_its_pooling(tmp_path, capsys):
+    """Was: "Dense needs n_in >= 1 and n_out >= 1, got (0, 2)", naming neither the images nor the pooling."""
+    np.savez(tmp_path / "tiny.npz", X=np.ones((8, 1, 3, 5)), y=np.arange(8) % 2)
+    code, _, last = run(["train", "--device", "cpu", "--model", "cnn", "--data", str(tmp_path / "tiny.npz")], capsys)
+    assert code == 1 and re.search(r"--model cnn pools twice by 2, .* 4x4 pixels or more; .*tiny.npz holds 3x5", last)
