@@ -45,15 +45,20 @@ def check_plot_path(path, name="plot path") -> Path:
 
 
 def _save(fig, path) -> Path:
+    """Write ``fig`` to ``path`` (checked) through a temporary file beside it, so a save that
+    fails or is interrupted (Ctrl-C) leaves an earlier plot there whole."""
+    final = Path(os.path.realpath(path))  # through a symlink, as a direct write would go
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
-        path = check_plot_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
-        fig.savefig(path, format=path.suffix.lower().lstrip("."), dpi=100)
+        fig.savefig(tmp, format=final.suffix.lower().lstrip("."), dpi=100)
+        os.replace(tmp, final)
     except OSError as exc:
         raise InvalidValueError(f"cannot write the plot to {path}: {exc}") from None
     finally:
         pyplot().close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -64,7 +69,7 @@ def plot_history(history, path, title=None) -> Path:
     dataset and model) heads the figure. A loss spanning more than two decades is drawn on a
     log scale.
     """
-    h = _history_dict(history)
+    path, h = check_plot_path(path), _history_dict(history)
     for key in ("loss", "val_loss", "metric", "val_metric"):
         _series(f"plot_history: history[{key!r}]", h.get(key))
     if not h.get("loss"):
@@ -125,7 +130,7 @@ def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> P
     ``recorders``: ``{label: GradientRecorder}``, e.g. ``{"sigmoid": ..., "relu": ...}``
     as returned by :func:`gpubp.tools.diagnostics.vanishing_experiment`.
     """
-    series = _recorded_norms(recorders, epoch)
+    path, series = check_plot_path(path), _recorded_norms(recorders, epoch)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, norms in series.items():

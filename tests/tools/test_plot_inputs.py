@@ -63,3 +63,28 @@ def test_a_bytes_path_is_a_path(tmp_path):
     """os.fspath takes bytes paths; before, pathlib refused the checked one with a raw TypeError."""
     path = plot_history({"loss": [1.0, 0.5]}, bytes(tmp_path / "h.png"))
     assert path == tmp_path / "h.png" and path.stat().st_size > 0
+
+
+def test_an_interrupted_save_leaves_the_earlier_plot_whole(tmp_path, monkeypatch):
+    """Before: savefig wrote into the file itself, so Ctrl-C mid-save left a truncated image."""
+    from matplotlib.figure import Figure
+    path = plot_history({"loss": [1.0, 0.5]}, tmp_path / "h.png")
+    before = path.read_bytes()
+
+    def interrupted(self, fname, **kwargs):
+        with open(fname, "wb") as f:
+            f.write(b"\x89PNG partial")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plot_history({"loss": [3.0, 2.0, 1.0]}, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["h.png"]
+
+
+def test_a_bad_path_is_refused_before_drawing(tmp_path, monkeypatch):
+    import gpubp.tools.plot as plot
+    monkeypatch.setattr(plot, "pyplot", lambda: pytest.fail("drew a figure for a path that cannot be written"))
+    with pytest.raises(InvalidValueError, match="is a folder"):
+        plot_history({"loss": [1.0]}, tmp_path)
+    with pytest.raises(InvalidValueError, match="must end in an image format"):
+        plot_gradient_norms({"a": recorded()}, tmp_path / "g.txt")
