@@ -3,6 +3,7 @@ parameter, or one for a flat model) and launched per step; its state saved and r
 from __future__ import annotations
 
 import warnings
+import weakref
 from typing import NamedTuple
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from .._checks import integer, number
 from .._compat import to_host
 from ..backend import Backend, default_device, get_backend, parse_spec
-from ..errors import GpubpWarning, InvalidValueError, ShapeError
+from ..errors import GpubpWarning, InvalidValueError, ShapeError, StateError
 from .state import checked_state
 
 
@@ -65,6 +66,7 @@ class Optimizer:
         if not isinstance(state, dict) or not all(isinstance(st, dict) for st in state.values()):
             raise InvalidValueError(f"optimizer state must be {{parameter name: {{slot: array}}}}, got {state!r:.80}")
         self._state, self._prepared = state, None  # the slots ``prepare`` found are no longer these
+        self._owner = None  # the model these slots belong to: the next one stepped
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper}.items())
@@ -93,6 +95,11 @@ class Optimizer:
         if getattr(self, "_loaded", False):
             self._check_state_names(params)
             self._loaded = False
+        owner = self._owner and self._owner()
+        if owner is not None and owner is not model and any(self._state.values()):
+            raise StateError(f"{type(self).__name__} holds the slots (momentum, moving averages) of another model, "
+                             f"which would be applied to this one; create a new optimizer for this model, or set "
+                             f"optimizer.state = {{}} to start afresh")
         layers = [layer for layer in getattr(model, "layers", ()) if layer.params]
         with backend.activate():
             work = [(backend.check_array(grads[name], f"gradient {name}"), param, self._slots(name, param, backend))
@@ -103,6 +110,7 @@ class Optimizer:
             scalars = backend.zeros(len(self.kernel.scalars))
             views = [scalars[i, ...] for i in range(scalars.size)]  # 0-d views, read at each launch
             runs = [backend.bind(self.kernel, grad, *views, param, *slots) for grad, param, slots in work]
+        self._owner = weakref.ref(model)
         return Updates(scalars, layers, runs, [a for grad, param, slots in work for a in (grad, param, *slots)])
 
     def _check_state_names(self, params) -> None:

@@ -81,3 +81,27 @@ def test_stepping_a_model_without_parameters_warns_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         opt.step(model)  # the prepared update is kept: said once
+
+
+@pytest.mark.parametrize("make", [Adam, lambda: SGD(0.1, momentum=0.9), RMSprop])
+def test_one_optimizer_does_not_carry_one_model_s_slots_into_another(make):
+    """Was: a second model with the same parameter names and shapes silently took the first one's
+    momentum and moving averages."""
+    first, opt = stepped(make())
+    second, _ = stepped(SGD(0.1))
+    before = {k: np.array(v) for k, v in second.parameters().items()}
+    with pytest.raises(gpubp.StateError, match="holds the slots .* of another model.*create a new optimizer"):
+        opt.step(second)
+    assert all(np.array_equal(v, before[k]) for k, v in second.parameters().items())
+    opt.step(first)  # its own model goes on
+    opt.state = {}
+    opt.step(second)  # afresh, as the message says
+
+
+def test_loaded_state_and_slotless_sgd_follow_the_model_they_step():
+    """Saved state belongs to whichever model steps it first (a checkpoint's new model); plain
+    SGD holds no slots, so one instance may step several models."""
+    _, adam = stepped(Adam())
+    stepped(optimizer_from_state(adam.state_dict(), "cpu"))
+    _, sgd = stepped(SGD(0.1))
+    stepped(sgd)
