@@ -204,3 +204,22 @@ def test_a_stray_mpi_variable_does_not_break_info(monkeypatch):
 def test_expect_gpu_must_be_a_flag():
     with pytest.raises(gpubp.errors.InvalidValueError, match="expect_gpu must be True or False, got 'no'"):
         doctor.run_checks("no", checks=())
+
+
+def test_a_device_that_cannot_be_queried_is_listed_not_a_crash(monkeypatch):
+    """Before: getDeviceProperties' error escaped devices(), so `gpubp info` crashed and the cuda check
+    said only that it crashed."""
+    from types import SimpleNamespace
+
+    def props(i):
+        raise RuntimeError("cudaErrorUnknown")
+    fake = SimpleNamespace(cuda=SimpleNamespace(runtime=SimpleNamespace(getDeviceCount=lambda: 1,
+                                                                        getDeviceProperties=props)))
+    monkeypatch.setattr(_compat, "cupy", fake)
+    monkeypatch.setattr(_compat, "gpu_status", lambda i=0: (False, "cuda:0 is visible but failed"))
+    [d] = facts.devices()
+    assert d["device"] == "cuda:0" and "cudaErrorUnknown" in d["name"] and d["usable"] is False
+    monkeypatch.setattr(_compat, "has_cupy", True)
+    monkeypatch.setattr(doctor, "versions", lambda: {"cuda_runtime": "12.8", "cuda_driver": "12.8"})
+    [item] = [i for i in doctor.check_cuda(expect_gpu=False) if i.name == "device"]
+    assert item.status == doctor.FAILURE and "unreadable (RuntimeError: cudaErrorUnknown)" in item.detail

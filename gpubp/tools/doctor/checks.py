@@ -90,7 +90,8 @@ def check_cuda(expect_gpu):
         yield _missing(expect_gpu, "devices", f"no usable CUDA device ({_compat.gpu_status(0)[1]})",
                        "check nvidia-smi; in Docker pass --gpus all")
     for d in found:
-        detail = f"{d['device']} {d['name']}, {d['memory_gib']} GiB, compute capability {d['compute_capability']}"
+        detail = f"{d['device']} {d['name']}" + (f", {d['memory_gib']} GiB, compute capability "
+                                                  f"{d['compute_capability']}" if d["compute_capability"] else "")
         yield (Item("device", OK, detail) if d["usable"] else
                Item("device", FAILURE, f"{detail}: {_compat.gpu_status(int(d['device'][5:]))[1]}",
                     "check nvidia-smi and that no other process holds the device"))

@@ -58,7 +58,12 @@ def devices() -> list[dict]:
         return []
     found = []
     for i in range(count):
-        props = cp.cuda.runtime.getDeviceProperties(i)
+        try:
+            props = cp.cuda.runtime.getDeviceProperties(i)
+        except Exception as exc:  # a device that cannot even be queried is listed as such
+            found.append({"device": f"cuda:{i}", "name": f"unreadable ({type(exc).__name__}: {exc})",
+                          "memory_gib": None, "compute_capability": None, "usable": False})
+            continue
         name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         found.append({"device": f"cuda:{i}", "name": name, "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
                       "compute_capability": f"{props['major']}.{props['minor']}",
