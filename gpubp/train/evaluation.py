@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _checks
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
-from .inputs import _check_model, _features, _mode, _prepare, _probe
+from .inputs import _check_model, _features, _mode, _prepare, _probe, _warn_sigmoid_twice
 from .state import _refuse_nonfinite_model
 
 
@@ -14,6 +14,7 @@ def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict
     _check_model(model, "evaluate")
     _refuse_nonfinite_model(model, "evaluate")
     loss = get_loss(loss)
+    _warn_sigmoid_twice(model, loss, "evaluate")
     batch_size = _checks.integer("evaluate: batch_size", batch_size, 1)
     with loss.targets_checked():
         value, metric = _evaluate(model, loss, *_prepare(model, loss, X, y, "evaluate"), batch_size=batch_size)

@@ -24,7 +24,7 @@ from ..plan import PlanCache, graph_problem, plan_problem
 from ..schedules import get_schedule
 from .evaluation import _evaluate, _metric_name, _n_correct
 from .inputs import (_callbacks, _check_comm, _check_model, _checkpoint_extra, _checkpointing, _mode,
-                     _one_sample_batch, _prepare, _validation)
+                     _one_sample_batch, _prepare, _validation, _warn_sigmoid_twice)
 from .resume import _resume, save_training
 from .state import _BestKeeper, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore, _snapshot
 
@@ -97,6 +97,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     """
     _check_model(model, "fit")
     loss = get_loss(loss)
+    _warn_sigmoid_twice(model, loss, "fit")
     epochs = _checks.integer("fit: epochs", epochs, 1)
     batch_size = _checks.integer("fit: batch_size", batch_size, 1)
     lr = None if lr is None else _checks.number("fit: lr", lr, low=0, low_open=True)

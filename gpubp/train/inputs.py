@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import warnings
 
 import numpy as np
 
@@ -11,9 +12,9 @@ from .. import _checks
 from .._compat import cupy, is_cupy_array
 from ..checkpoint import metadata_json, target
 from .resume import refuse_state_keys
-from ..errors import DTypeError, GpubpError, InvalidValueError, NumericalError, ShapeError
-from ..nn import Activation, Identity
-from ..losses import SoftmaxCrossEntropy
+from ..errors import DTypeError, GpubpError, GpubpWarning, InvalidValueError, NumericalError, ShapeError
+from ..nn import Activation, Identity, Sigmoid
+from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 
 
 HOOKS = {"on_epoch_begin": ("epoch", "model"), "on_batch_end": ("step", "model", "loss_value"),
@@ -58,6 +59,14 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
                          f"is 0 and nothing is learned; use loss='bce' for one yes/no output")
     loss.check_targets(out, y)
     return X, y
+
+
+def _warn_sigmoid_twice(model, loss, what):
+    """BCE takes logits and applies the sigmoid itself: after a final Sigmoid layer it is applied
+    twice (the outputs squashed into [0.5, 0.73], the gradients small), silently."""
+    if isinstance(loss, BinaryCrossEntropy) and model.layers and isinstance(model.layers[-1], Sigmoid):
+        warnings.warn(f"{what}: the model ends in a Sigmoid layer and bce applies the sigmoid itself (it takes "
+                      f"logits), so it is applied twice; remove the last Sigmoid", GpubpWarning, stacklevel=3)
 
 
 def _probe(model, X, what, name):

@@ -342,3 +342,17 @@ def test_restore_best_keeps_the_old_best_whole_when_a_snapshot_is_interrupted(mo
     with pytest.raises(KeyboardInterrupt):
         keeper.on_epoch_end(1, model, history)
     assert (keeper.epoch, keeper.value, keeper.state) == (0, 1.0, kept)
+
+
+@pytest.mark.parametrize("call", [lambda m, y: fit(m, X0, y, loss="bce", epochs=1, progress=False),
+                                  lambda m, y: evaluate(m, X0, y, loss="bce")])
+def test_bce_after_a_final_sigmoid_layer_is_warned(call):
+    """Was: silent; BCE takes logits, so the sigmoid was applied twice and the model learned little."""
+    model = gpubp.Sequential([gpubp.Dense(2, 4), gpubp.Tanh(), gpubp.Dense(4, 1), gpubp.Sigmoid()], seed=0)
+    y = (X0[:, :1] > 0).astype(float)
+    with pytest.warns(gpubp.GpubpWarning, match="ends in a Sigmoid layer and bce applies the sigmoid itself"):
+        call(model, y)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call(gpubp.Sequential(model.layers[:-1], seed=None), y)  # logits: no warning
