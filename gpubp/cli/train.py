@@ -149,7 +149,7 @@ def train(args, comm) -> int:
             log.close()
     saved_line = None  # written before the report, so nothing printed or evaluated can lose it
     if args.save and (comm is None or comm.is_root):
-        saved_line = _save(args, model, optimizer, history, data)
+        saved_line = _save(args, model, optimizer, history, data, saved and saved.metadata.get("extra", {}))
     report(args, model, data, history, time.perf_counter() - t0)
     if saved_line:
         print(saved_line)
@@ -158,11 +158,12 @@ def train(args, comm) -> int:
     return 130 if history.interrupted else 0
 
 
-def _save(args, model, optimizer, history, data) -> str:
-    """Write --save; after Ctrl-C only where no file is yet: the model then holds part of an
-    epoch, and a checkpoint already there (an earlier run, or --checkpoint-every's last write
-    at an epoch's end) is the better one to keep."""
-    if history.interrupted and os.path.exists(args.save):
+def _save(args, model, optimizer, history, data, resumed=None) -> str:
+    """Write --save; after Ctrl-C only where no file is yet, or where the file is still the
+    checkpoint this run resumed from (``resumed``: its extras) and the run has done more whole
+    epochs: the model then holds part of an epoch, and a checkpoint already there (an earlier
+    run, or --checkpoint-every's last write at an epoch's end) is the better one to keep."""
+    if history.interrupted and os.path.exists(args.save) and not _ahead_of(args, history, resumed):
         return f"not saved: interrupted in epoch {history.epochs + 1}; {args.save} keeps what it held"
     path = save_training(args.save, model, optimizer, history, args.seed, dataset=data.name, data=data.info)
     return f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
@@ -175,6 +176,17 @@ def _check_model_flags(args):
             if flags.given(args, name):
                 raise InvalidValueError(f"--{name} shapes the MLP; --model cnn has fixed layers "
                                         f"(Conv-ReLU-Pool-Conv-ReLU-Pool-Dense): leave --{name} out")
+
+
+def _ahead_of(args, history, resumed) -> bool:
+    """Whether --save is the --resume checkpoint, unchanged since this run read it, and the run
+    has gone past it by whole epochs (so keeping it would throw those epochs away)."""
+    done = (resumed or {}).get("epochs_done")
+    try:
+        return done is not None and history.epochs > done and os.path.samefile(args.save, args.resume) \
+            and checkpoint.read_metadata(args.save).get("extra", {}).get("epochs_done") == done
+    except (OSError, GpubpError):
+        return False
 
 
 def _continue_saved(args, saved):

@@ -223,3 +223,31 @@ def test_the_cnn_names_images_too_small_for_its_pooling(tmp_path, capsys):
     np.savez(tmp_path / "tiny.npz", X=np.ones((8, 1, 3, 5)), y=np.arange(8) % 2)
     code, _, last = run(["train", "--device", "cpu", "--model", "cnn", "--data", str(tmp_path / "tiny.npz")], capsys)
     assert code == 1 and re.search(r"--model cnn pools twice by 2, .* 4x4 pixels or more; .*tiny.npz holds 3x5", last)
+
+
+def test_ctrl_c_in_a_run_continued_in_place_keeps_its_new_epochs(tmp_path, capsys, monkeypatch):
+    """Was: `--resume m.npz --save m.npz` interrupted kept m.npz as the run had found it, so every
+    epoch trained since was lost; the file is now replaced when it is still that starting point."""
+    import gpubp.cli.train as train_command
+    real, path = train_command.fit, tmp_path / "m.npz"
+    argv = ["train", "--device", "cpu", "--dataset", "spirals", "--quiet", "--save", str(path)]
+    assert main([*argv, "--epochs", "1"]) == 0
+
+    class CtrlC:  # in the third epoch of the resumed run
+        ends = 0
+
+        def on_epoch_end(self, epoch, model, history):
+            self.ends += 1
+
+        def on_batch_end(self, step, model, loss):
+            if self.ends == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_command, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, CtrlC()],
+                                                                                 **k))
+    code, out, _ = run([*argv, "--epochs", "9", "--resume", str(path)], capsys)
+    assert code == 130 and "(interrupted: 3 whole epoch(s))" in out
+    assert gpubp.checkpoint.read_metadata(path)["extra"]["epochs_done"] == 3
+    code, out, _ = run([*argv, "--epochs", "9", "--resume", str(path), "--checkpoint-every", "1"], capsys)
+    assert code == 130 and "not saved: interrupted in epoch 6" in out  # its last epoch-end write is kept
+    assert gpubp.checkpoint.read_metadata(path)["extra"]["epochs_done"] == 5
