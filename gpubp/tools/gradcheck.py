@@ -20,6 +20,7 @@ with NaN/Inf, and a loss that is not finite where the check starts, are refused
 from __future__ import annotations
 
 import copy
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -221,8 +222,17 @@ def _inputs(fn, backend, origin, *arrays, names):
 
 
 def _compare(f, arrays, analytic, eps, atol, rtol, max_samples, seed):
-    """Central differences of ``f`` at (sampled) entries of each array, against ``analytic``."""
+    """Central differences of ``f`` at (sampled) entries of each array, against ``analytic``; a check
+    that one timed evaluation says will take over a minute warns first, with what makes it shorter."""
     report, rng = GradcheckReport(eps=eps, atol=atol, rtol=rtol), np.random.default_rng(seed)
+    start = time.perf_counter()
+    f()
+    evaluations = 2 * sum(min(a.size, max_samples) for a in arrays.values())
+    seconds = evaluations * (time.perf_counter() - start)
+    if seconds > 60:
+        warnings.warn(f"gradcheck: {evaluations} evaluations of the model, about {seconds / 60:.0f} minute(s); "
+                      f"give a smaller max_samples_per_param (now {max_samples}) or fewer samples in X",
+                      GpubpWarning, stacklevel=3)
     for name, arr in arrays.items():
         size = arr.size
         idx = np.arange(size) if size <= max_samples else np.sort(rng.choice(size, max_samples, replace=False))

@@ -165,3 +165,17 @@ def test_a_sound_eps_does_not_warn(recwarn):
     model = gpubp.mlp(8, [6], 4, "tanh", "cpu", "float64", seed=0)
     assert gradcheck(model, "softmax_cross_entropy", *data(), dtype="float32", eps=1e-2, atol=1e-2, rtol=1e-2).ok
     assert not [w for w in recwarn if issubclass(w.category, GpubpWarning)]
+
+
+def test_a_check_that_will_take_long_says_so_first(monkeypatch):
+    """Before: no word of how long a check of a large model would run (evaluations x one forward)."""
+    import itertools
+
+    import gpubp.tools.gradcheck as gc
+    clock = itertools.count(0.0, 2.0)  # each reading 2 s later: the timed evaluation takes 2 s
+    monkeypatch.setattr(gc.time, "perf_counter", lambda: next(clock))
+    model = gpubp.mlp(8, [6], 4, "tanh", "cpu", "float64", seed=0)
+    # 4 arrays: W1 48 entries, b1 6, W2 24, b2 4 -> 2 * (8 + 6 + 8 + 4) = 52 evaluations of 2 s
+    with pytest.warns(GpubpWarning, match=r"52 evaluations of the model, about 2 minute.*max_samples_per_param "
+                                          r"\(now 8\)"):
+        gradcheck(model, "softmax_cross_entropy", *data(), max_samples_per_param=8)
