@@ -68,8 +68,10 @@ class Backend:
         if host.dtype.kind not in "iubf":  # object (None would become NaN), strings, complex
             raise DTypeError(f"cannot turn an array of dtype {host.dtype} into {self.dtype} numbers; "
                              f"pass a numeric array")
-        target = host.dtype if dtype is None and host.dtype.kind in "iub" else self.dtype if dtype is None \
-            else _numeric_dtype(dtype)
+        if dtype is not None:
+            target = _numeric_dtype(dtype)
+        else:
+            target = host.dtype if host.dtype.kind in "iub" else self.dtype
         with np.errstate(over="ignore"):  # an overflow is refused below, not warned
             out = self._to_device(host, target)
         if host.dtype.kind == "f" and target.itemsize < host.dtype.itemsize \
