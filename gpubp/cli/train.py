@@ -45,7 +45,8 @@ def add_arguments(p):
                    help="mlp, or cnn: Conv-ReLU-Pool-Conv-ReLU-Pool-Dense on 1x8x8 digits or (N, C, H, W) data "
                         "(--resume: the saved model's)")
     flags.add_hidden(m, flags.marked([128, 64]))
-    flags.add_model(m, flags.marked("relu"), loss=flags.marked("softmax_cross_entropy"), losses=["softmax_cross_entropy", "mse"])
+    flags.add_model(m, flags.marked("relu"), loss=flags.marked("softmax_cross_entropy"),
+                    losses=["softmax_cross_entropy", "mse"])
     t = p.add_argument_group("training")
     t.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS),
                    help="update rule (default: adam, or the resumed run's)")
@@ -56,8 +57,9 @@ def add_arguments(p):
     flags.add_seed(t)
     t.add_argument("--epochs", type=flags.positive_int, default=30, help="epochs in all (a resumed run counts its own)")
     flags.add_batch_size(t, 32)
-    t.add_argument("--patience", type=flags.positive_int, help="stop after N epochs without a better validation score (training loss without "
-                        "a validation split)")
+    t.add_argument("--patience", type=flags.positive_int,
+                   help="stop after N epochs without a better validation score (training loss without a "
+                        "validation split)")
     t.add_argument("--restore-best", action="store_true",
                    help="end with the weights of the best epoch, judged as --patience judges (they are what "
                         "--save writes)")
@@ -122,9 +124,10 @@ def train(args, comm) -> int:
             backend = saved.model.backend
         else:
             saved, backend = None, get_backend(spec, flags.dtype(args))
+        resumed = saved.metadata.get("extra", {}) if saved else {}  # epochs done, seed, data info
         ranks = f", {comm.size} rank(s) over {comm.transport.name}" if comm else ""
         print(device_line(spec, backend) + ranks)
-        data = prepare(args, saved and saved.metadata.get("extra", {}).get("data"))
+        data = prepare(args, resumed.get("data"))
         model = saved.model if saved else build(args, data, backend)
     if comm is not None:  # every rank must train on the same samples, or the steps differ
         comm.check_consistent(data=(data.X, data.y, *(data.val or ())))
@@ -149,7 +152,7 @@ def train(args, comm) -> int:
             log.close()
     saved_line = None  # written before the report, so nothing printed or evaluated can lose it
     if args.save and (comm is None or comm.is_root):
-        saved_line = _save(args, model, optimizer, history, data, saved and saved.metadata.get("extra", {}))
+        saved_line = _save(args, model, optimizer, history, data, resumed)
     report(args, model, data, history, time.perf_counter() - t0)
     if saved_line:
         print(saved_line)
@@ -158,7 +161,7 @@ def train(args, comm) -> int:
     return 130 if history.interrupted else 0
 
 
-def _save(args, model, optimizer, history, data, resumed=None) -> str:
+def _save(args, model, optimizer, history, data, resumed) -> str:
     """Write --save; after Ctrl-C only where no file is yet, or where the file is still the
     checkpoint this run resumed from (``resumed``: its extras) and the run has done more whole
     epochs: the model then holds part of an epoch, and a checkpoint already there (an earlier
@@ -181,7 +184,7 @@ def _check_model_flags(args):
 def _ahead_of(args, history, resumed) -> bool:
     """Whether --save is the --resume checkpoint, unchanged since this run read it, and the run
     has gone past it by whole epochs (so keeping it would throw those epochs away)."""
-    done = (resumed or {}).get("epochs_done")
+    done = resumed.get("epochs_done")
     try:
         return done is not None and history.epochs > done and os.path.samefile(args.save, args.resume) \
             and checkpoint.read_metadata(args.save).get("extra", {}).get("epochs_done") == done
@@ -190,9 +193,10 @@ def _ahead_of(args, history, resumed) -> bool:
 
 
 def _continue_saved(args, saved):
-    """``args`` take the kind, loss and built-in dataset of the resumed run; an --epochs it has
-    passed, and a --model, --hidden, --activation, --loss, --optimizer or --dataset given that it
-    contradicts, are refused (the saved run continues)."""
+    """``args`` take the kind, loss, seed, validation split and built-in dataset of the resumed
+    run; an --epochs it has passed, and a --model, --hidden, --activation, --loss, --seed,
+    --val-split, --optimizer or --dataset given that it contradicts, are refused (the saved run
+    continues)."""
     extra = saved.metadata.get("extra", {})
     model, info, done = saved.model, extra.get("data") or {}, extra.get("epochs_done", 0)
     if args.epochs < done:

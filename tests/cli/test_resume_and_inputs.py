@@ -32,7 +32,8 @@ def saved(tmp_path_factory):
     np.savez(d / "table.npz", X=rng.normal(size=(40, 3)), y=np.arange(40) % 2)
     for name, argv in {"xor": ["--dataset", "xor"], "own": ["--data", str(d / "table.npz")],
                        "houses": ["--data", str(DATA / "houses.csv"), "--loss", "mse"]}.items():
-        assert main(["train", "--device", "cpu", "--epochs", "2", "--quiet", *argv, "--save", str(d / f"{name}.npz")]) == 0
+        assert main(["train", "--device", "cpu", "--epochs", "2", "--quiet", *argv,
+                     "--save", str(d / f"{name}.npz")]) == 0
     return d
 
 
@@ -71,8 +72,8 @@ def test_a_resumed_run_keeps_its_seed_and_validation_split(saved, tmp_path, caps
     code, out, _ = run([*argv, "--epochs", "1", "--seed", "5", "--val-split", "0.5", "--save", str(tmp_path / "m.npz")],
                        capsys)
     assert code == 0 and "20 training / 20 validation" in out
-    code, out, _ = run([*argv, "--epochs", "2", "--resume", str(tmp_path / "m.npz"), "--save", str(tmp_path / "m2.npz")],
-                       capsys)
+    code, out, _ = run([*argv, "--epochs", "2", "--resume", str(tmp_path / "m.npz"),
+                        "--save", str(tmp_path / "m2.npz")], capsys)
     assert code == 0 and "20 training / 20 validation" in out
     assert gpubp.checkpoint.read_metadata(tmp_path / "m2.npz")["extra"]["seed"] == 5
 
@@ -102,7 +103,8 @@ def test_real_valued_targets_are_not_taken_for_classes(tmp_path, capsys, content
 
 def test_target_with_an_npz_is_refused_not_ignored(saved, capsys):
     for argv in (["train", "--device", "cpu", "--epochs", "1", "--data", str(saved / "table.npz"), "--target", "label"],
-                 ["evaluate", str(saved / "own.npz"), str(saved / "table.npz"), "--target", "label", "--device", "cpu"]):
+                 ["evaluate", str(saved / "own.npz"), str(saved / "table.npz"), "--target", "label",
+                  "--device", "cpu"]):
         code, _, last = run(argv, capsys)
         assert code == 1 and re.search(r"--target label names a CSV column, but .*table.npz is an .npz", last), last
 
@@ -154,7 +156,7 @@ def test_train_flags_that_were_silently_ignored_are_refused(tmp_path, capsys, ar
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["train", "--epochs", "1", "--save", "{d}/notes.txt"], "--save .*notes.txt is a file that is not a gpubp checkpoint"),
+    (["train", "--epochs", "1", "--save", "{d}/notes.txt"], "--save .*notes.txt is a file that is not a gpubp"),
     (["train", "--epochs", "1", "--save", "{d}/empty.npz"], "--save .*empty.npz is a file that is not a gpubp"),
     (["train", "--epochs", "1", "--log", "{d}/xor.npz"], "--log .*xor.npz is a gpubp checkpoint"),
     (["predict", "{d}/own.npz", "{d}/table.npz", "--out", "{d}/xor.npz"], "--out .*xor.npz is a gpubp checkpoint"),
@@ -209,7 +211,7 @@ def test_predict_out_is_all_or_nothing(saved, tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["vanishing", "--depth", "1", "--no-plot", "--plot", "v.png"], "--plot PATH asks for the PNG that --no-plot turns off"),
+    (["vanishing", "--depth", "1", "--no-plot", "--plot", "v.png"], "--plot PATH asks for the PNG that --no-plot"),
     (["parity", "cpu", "cpu/float64", "--dataset", "digits", "--samples", "5"], "--samples sizes the synthetic data"),
 ])
 def test_tool_flags_that_were_silently_ignored_are_refused(tmp_path, monkeypatch, capsys, argv, words):
