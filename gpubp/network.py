@@ -57,7 +57,7 @@ class Sequential:
         self.layers = _layers(layers)
         self.observers: list = []  # see the module docstring
         self._flat = None  # (parameters, gradients) once flatten_ has run
-        self._chain = None  # (input shape, layers) that _check_chain last passed
+        self._chain = None  # (input shape, layers, their modes) that _check_chain last passed
         seed = _checks.seed("Sequential seed", seed)
         wider = [f"{i} {layer!r}" for i, layer in enumerate(self.layers) if layer.backend.dtype.itemsize > 4]
         self.to(backend, dtype)
@@ -83,7 +83,7 @@ class Sequential:
 
     def forward(self, X):
         self._predicted = False
-        if self._chain != (getattr(X, "shape", None), self.layers):  # a new input shape, or new layers
+        if self._chain != self._chain_key(X):  # a new input shape, new layers or another mode
             self._check_chain(X)
         moved = [f"{i} {layer!r} ({layer.backend.device}/{layer.backend.dtype})"
                  for i, layer in enumerate(self.layers) if layer.backend != self.backend]
@@ -115,7 +115,10 @@ class Sequential:
             shape = layer.output_shape(shape)
             if shape is None:  # a layer that cannot tell: the rest is checked as they run
                 break
-        self._chain = (X.shape, list(self.layers))
+        self._chain = self._chain_key(X)
+
+    def _chain_key(self, X):
+        return getattr(X, "shape", None), list(self.layers), [getattr(layer, "training", None) for layer in self.layers]
 
     def backward(self, dY, input_grad=True):
         """Backpropagate dL/dY through every layer; returns dL/dX.

@@ -6,6 +6,8 @@ what a checkpoint must save with the parameters.
 """
 from __future__ import annotations
 
+import math
+
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from .base import Layer
@@ -73,10 +75,14 @@ class BatchNorm(Layer):
         self._set_parameters({"gamma": xp.ones((C,), dtype=self.backend.dtype), "beta": self.backend.zeros((C,))})
 
     def output_shape(self, shape):
-        """``shape`` itself when it is (N, C) or (N, C, H, W) with C = num_features, else a ShapeError."""
+        """``shape`` itself when it is (N, C) or (N, C, H, W) with C = num_features and, in
+        training, more than one value per channel (a variance of one value is 0); else a ShapeError."""
         if len(shape) not in (2, 4) or shape[1] != self.num_features:
             raise ShapeError(f"{self!r} expects inputs of shape (N, {self.num_features}) or "
                              f"(N, {self.num_features}, H, W), got shape {tuple(shape)}")
+        if self.training and math.prod(shape) // self.num_features < 2:
+            raise ShapeError(f"{self!r} in training needs more than one value per channel, got input "
+                             f"shape {tuple(shape)} (use a larger batch, or eval mode)")
         return tuple(shape)
 
     def forward(self, X):
@@ -84,12 +90,8 @@ class BatchNorm(Layer):
         self.output_shape(X.shape)
         axes, shape = _axes(X)
         if self.training:
-            m = X.size // self.num_features
-            if m < 2:
-                raise ShapeError(f"{self!r} in training needs more than one value per channel, got input "
-                                 f"shape {tuple(X.shape)} (use a larger batch, or eval mode)")
             mu, var = X.mean(axis=axes), X.var(axis=axes)
-            self._update_running(mu, var, m)
+            self._update_running(mu, var, X.size // self.num_features)
         else:
             mu, var = self.buffers["running_mean"], self.buffers["running_var"]
         xp, gamma, beta = self.backend.xp, self.params["gamma"], self.params["beta"]

@@ -204,3 +204,16 @@ def test_a_layer_moved_away_by_another_model_is_named_at_the_next_forward():
         first.forward(X)  # was: 'Dense input: expected float64 values', from a float32 model
     first.to(first.backend)
     assert first.forward(X).dtype == np.float32
+
+
+def test_a_batch_of_one_batchnorm_refuses_in_training_moves_nothing():
+    """Was: the chain check cached per input shape, not per mode, and BatchNorm's one-value
+    refusal came from its own forward, after an earlier Dropout had drawn its mask (step + 1)."""
+    model = gpubp.Sequential([gpubp.Dense(3, 4), gpubp.Dropout(0.5), gpubp.BatchNorm(4)], seed=0)
+    one = np.ones((1, 3), np.float32)
+    model.eval()
+    model.forward(one)  # eval mode: running statistics, one sample is fine
+    model.train()
+    with pytest.raises(ShapeError, match=r"BatchNorm\(4, .*\) in training needs more than one value per channel"):
+        model.forward(one)
+    assert model.layers[1].step == 0 and np.all(model.layers[2].buffers["running_mean"] == 0)
