@@ -67,9 +67,11 @@ def get_backend(spec=None, dtype=None) -> Backend:
     """
     if isinstance(spec, Backend):
         return spec if dtype is None or spec.dtype == as_float_dtype(dtype) else _make(spec.device, as_float_dtype(dtype).name)
-    device, named = parse_spec(default_device() if spec is None else spec)
+    given = default_device() if spec is None else spec
+    device, named = parse_spec(given)
     if named and dtype is not None and as_float_dtype(dtype).name != named:
-        raise DeviceError(f"backend {spec!r} names dtype {named} but dtype={as_float_dtype(dtype).name} "
+        where = " (the default, from use_backend or GPUBP_DEVICE)" if spec is None else ""
+        raise DeviceError(f"backend {given!r}{where} names dtype {named} but dtype={as_float_dtype(dtype).name} "
                           f"was asked for; give one of them")
     return _make(device, named or as_float_dtype(dtype or "float32").name)
 
@@ -97,10 +99,15 @@ def backend_of(x) -> Backend:
 
 @contextlib.contextmanager
 def use_backend(spec):
-    """``with use_backend("cpu"): ...`` makes ``spec`` the default device inside the block."""
-    device = spec.device if isinstance(spec, Backend) else parse_spec(spec)[0]
-    token = _default.set(device)
+    """``with use_backend("cpu"): ...`` makes ``spec`` the default inside the block: its device, and
+    its dtype when it names one (``"cpu/float64"``, a Backend), as ``GPUBP_DEVICE`` does."""
+    if isinstance(spec, Backend):
+        default = f"{spec.device}/{spec.dtype.name}"
+    else:
+        device, dtype = parse_spec(spec)
+        default = device if dtype is None else f"{device}/{dtype}"
+    token = _default.set(default)
     try:
-        yield get_backend(device)
+        yield get_backend(default)
     finally:
         _default.reset(token)

@@ -73,8 +73,8 @@ def test_use_backend_nests_and_beats_the_env_var(monkeypatch):
     with use_backend("cpu") as outer:
         assert outer.device == "cpu" and default_device() == "cpu"
         assert gpubp.Dense(2, 2).backend.device == "cpu"
-        with use_backend(get_backend("cpu", "float64")):
-            assert default_device() == "cpu"
+        with use_backend(get_backend("cpu", "float64")):  # its dtype too (it was dropped: float32 models)
+            assert default_device() == "cpu/float64" and gpubp.Dense(2, 2).backend.dtype == np.float64
             with use_backend("cpu"):
                 assert default_device() == "cpu"
         assert default_device() == "cpu"

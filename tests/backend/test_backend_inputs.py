@@ -68,3 +68,19 @@ def test_a_kernel_given_by_name_is_named(backend, call):
     with pytest.raises(InvalidValueError, match=r"takes a registry Kernel, such as gpubp.backend.KERNELS\['sigmoid'\], "
                                                 r"got 'sigmoid'"):
         getattr(backend, call)("sigmoid", x, *(() if call == "apply" else (np.empty_like(x),)))
+
+
+def test_use_backend_keeps_the_dtype_its_spec_names(monkeypatch):
+    """Before: use_backend('cpu/float64') set the device only, so models in the block were float32."""
+    from gpubp.backend import default_device, use_backend
+    from gpubp.errors import DeviceError
+    monkeypatch.delenv("GPUBP_DEVICE", raising=False)
+    with use_backend("cpu/float64") as b:
+        assert b.dtype == np.float64 and default_device() == "cpu/float64"
+        assert gpubp.mlp(2, [3], 1, "tanh").backend.dtype == np.float64
+        with pytest.raises(DeviceError, match=r"backend 'cpu/float64' \(the default, from use_backend or "
+                                              r"GPUBP_DEVICE\) names dtype float64 but dtype=float32"):
+            get_backend(None, "float32")
+        with use_backend("cpu"):  # a spec without a dtype: the default dtype again
+            assert get_backend().dtype == np.float32
+    assert default_device() == "auto"
