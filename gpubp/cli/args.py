@@ -188,6 +188,14 @@ def add_saved_model(p, data_help):
     add_device(p, dtype=None)
 
 
+def same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (through links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # not there yet (or unreadable): compare the names
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
 def is_checkpoint(path) -> bool:
     """Whether ``path`` holds a readable gpubp checkpoint."""
     try:
@@ -204,16 +212,11 @@ def distinct_files(outputs, inputs=None, allowed=()):
     over data: a checkpoint is what --save writes, and nothing else is); ``outputs`` and
     ``inputs`` map flag names to paths (None: not given), ``allowed`` lists (output, input)
     pairs that may share a file, e.g. ("--save", "--resume")."""
-    def same(a, b):
-        try:
-            return os.path.samefile(a, b)
-        except OSError:  # not there yet (or unreadable): compare the names
-            return os.path.abspath(a) == os.path.abspath(b)
     given = [(n, p) for n, p in outputs.items() if p]
     inputs = inputs or {}
     for i, (name, path) in enumerate(given):
         for other, source in [*given[:i], *((n, p) for n, p in inputs.items() if p)]:
-            if (name, other) not in allowed and same(path, source):
+            if (name, other) not in allowed and same_file(path, source):
                 what = f"the file {other} reads" if other in inputs else f"the output of {other}"
                 raise InvalidValueError(f"{name} {path} is also {other}: writing it would replace {what}; "
                                         f"give another path")

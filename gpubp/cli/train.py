@@ -5,13 +5,14 @@ import contextlib
 import io
 import os
 import time
+import warnings
 
 
 from .. import checkpoint
 from .._checks import writable_target
 from .._compat import gpu_status
 from ..backend import get_backend
-from ..errors import GpubpError, InvalidValueError
+from ..errors import GpubpError, GpubpWarning, InvalidValueError
 from ..history import EpochLog
 from ..network import Sequential, mlp
 from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
@@ -257,6 +258,9 @@ def _check_outputs(args):
         pyplot()
     if args.test and not args.data:
         raise InvalidValueError("--test goes with --data (the built-in datasets bring their own test split)")
+    if args.test and flags.same_file(args.test, args.data):
+        warnings.warn(f"--test {args.test} is also --data: its test scores are on samples trained on, not a test "
+                      f"of new ones", GpubpWarning)
     if args.target and not args.data:
         raise InvalidValueError("--target names a column of --data (the built-in datasets have their labels)")
     if args.data and flags.given(args, "dataset"):

@@ -253,3 +253,14 @@ def test_ctrl_c_in_a_run_continued_in_place_keeps_its_new_epochs(tmp_path, capsy
     code, out, _ = run([*argv, "--epochs", "9", "--resume", str(path), "--checkpoint-every", "1"], capsys)
     assert code == 130 and "not saved: interrupted in epoch 6" in out  # its last epoch-end write is kept
     assert gpubp.checkpoint.read_metadata(path)["extra"]["epochs_done"] == 5
+
+
+def test_a_test_file_that_is_the_training_data_is_said(tmp_path, capsys):
+    """Was: trained on the file, then "test accuracy" on those very samples, without a word."""
+    (tmp_path / "d.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "d.csv")
+    code, out, last = run(["train", "--device", "cpu", "--epochs", "1", "--data", str(tmp_path / "d.csv"),
+                           "--test", str(tmp_path / "link.csv"), "--quiet"], capsys)
+    assert code == 0 and "test accuracy" in out
+    assert re.fullmatch(r"gpubp train: warning: --test .*link.csv is also --data: its test scores are on samples "
+                        r"trained on, not a test of new ones", last), last
