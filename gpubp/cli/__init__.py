@@ -53,6 +53,11 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `gpubp check | head -2`: the reader left; stop quietly
         _silence_stdout()
         return 1
+    except OSError as exc:  # a full disk, a file the system refuses: its reason, and the path when there is one
+        print(f"gpubp {args.command}: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
+        _silence_stdout()  # stdout may be what failed: the flush at exit must not fail again
+        return 1
 
 
 def _one_line(command):

@@ -2,6 +2,7 @@
 data or with another loss or optimizer, inputs read as something else than they are, and
 mistakes that ended in a traceback (or after minutes of work) instead of one line."""
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -264,3 +265,18 @@ def test_a_test_file_that_is_the_training_data_is_said(tmp_path, capsys):
     assert code == 0 and "test accuracy" in out
     assert re.fullmatch(r"gpubp train: warning: --test .*link.csv is also --data: its test scores are on samples "
                         r"trained on, not a test of new ones", last), last
+
+
+class FullDisk:
+    def write(self, text):
+        raise OSError(28, "No space left on device")
+
+    def flush(self):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_full_disk_is_one_line(monkeypatch, capsys):
+    """Was: `gpubp info > /dev/full` ended in an OSError traceback."""
+    monkeypatch.setattr(sys, "stdout", FullDisk())
+    assert main(["info"]) == 1
+    assert capsys.readouterr().err == "gpubp info: error: No space left on device\n"
