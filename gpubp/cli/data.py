@@ -3,12 +3,13 @@ split, standardised with the training split's statistics, and described in ``inf
 the checkpoint's extras as ``data``) so a saved model reads raw files the same way."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..datasets import Scaler, load_dataset, load_table, split
-from ..errors import InvalidValueError, ShapeError
+from ..errors import GpubpWarning, InvalidValueError, ShapeError
 
 CNN_SHAPE = [1, 8, 8]  # the built-in digits as images
 
@@ -53,11 +54,8 @@ def _own(args, regression, saved):
     _csv_target(args.data, args.target)
     table = load_table(args.data, target=args.target or saved.get("target"), regression=regression,
                        features=saved.get("features"), classes=saved.get("classes"))
-    fraction = next((c for c in table.classes or () if isinstance(c, float)), None)
-    if fraction is not None and not saved.get("classes"):  # 0.25, 1.7, ...: a measurement, not a label
-        raise InvalidValueError(f"--data {args.data}: the target {table.target!r} holds numbers that are not whole "
-                                f"(such as {fraction}), which as classes would each be one of their own; for a "
-                                f"real-valued target give --loss mse")
+    if table.classes and not saved.get("classes"):
+        _plausible_classes(table, args.data)
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
     scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else Scaler.fit(X)
     # an MLP reads an image as its C*H*W values; the CNN needs (C, H, W)
@@ -77,6 +75,20 @@ def _own(args, regression, saved):
     fit_shape(X, shape, args.data, "--data")
     data = Data(X, y, val, test, info, str(args.data))
     return _shaped(data, scaler)
+
+
+def _plausible_classes(table, path):
+    """Refuse a target of non-whole numbers (a measurement: each value would be a class of its
+    own), and warn of one with more classes than half its rows (an id, a count, a price?)."""
+    fraction = next((c for c in table.classes if isinstance(c, float)), None)
+    if fraction is not None:
+        raise InvalidValueError(f"--data {path}: the target {table.target!r} holds numbers that are not whole "
+                                f"(such as {fraction}), which as classes would each be one of their own; for a "
+                                f"real-valued target give --loss mse")
+    if len(table.classes) > len(table.y) / 2:
+        warnings.warn(f"--data {path}: the target {table.target!r} has {len(table.classes)} distinct values in "
+                      f"{len(table.y)} rows, so most classes have a single sample: is it the column to predict "
+                      f"(--target), or a real-valued target (--loss mse)?", GpubpWarning)
 
 
 def _split(X, y, fraction, seed, stratify):

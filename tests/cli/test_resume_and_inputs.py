@@ -280,3 +280,13 @@ def test_a_full_disk_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", FullDisk())
     assert main(["info"]) == 1
     assert capsys.readouterr().err == "gpubp info: error: No space left on device\n"
+
+
+def test_a_target_of_mostly_single_sample_classes_is_warned_of(tmp_path, capsys):
+    """Was: an id (or a whole-number price) as the last column trained 30 one-sample classes without a word."""
+    (tmp_path / "d.csv").write_text("a,b,id\n" + "".join(f"{i},{i % 3},{1000 + i}\n" for i in range(30)))
+    code, out, last = run(["train", "--device", "cpu", "--epochs", "1", "--quiet", "--data", str(tmp_path / "d.csv")],
+                          capsys)
+    assert code == 0 and re.fullmatch(r"gpubp train: warning: --data .*d.csv: the target 'id' has 30 distinct values "
+                                      r"in 30 rows, so most classes have a single sample: is it the column to predict "
+                                      r"\(--target\), or a real-valued target \(--loss mse\)\?", last), last
