@@ -15,7 +15,8 @@ def add_arguments(p):
     p.add_argument("--width", type=flags.positive_int, default=32, help="hidden width")
     p.add_argument("--epochs", type=flags.nonnegative_int, default=0,
                    help="also train this many epochs with Adam and show the last epoch")
-    p.add_argument("--lr", type=flags.positive_float, default=0.01, help="learning rate")
+    p.add_argument("--lr", type=flags.positive_float, default=flags.marked(0.01),
+                   help="learning rate of the --epochs of training")
     flags.add_device(p)
     flags.add_seed(p)
     p.add_argument("--plot", metavar="PATH", default=flags.marked("vanishing_gradients.png"),
@@ -25,6 +26,9 @@ def add_arguments(p):
 
 def run(args) -> int:
     backend = get_backend(flags.device_spec(args), flags.dtype(args))
+    if args.epochs == 0 and flags.given(args, "lr"):
+        raise InvalidValueError("--lr sets the training of --epochs N, and --epochs is 0 (gradients at "
+                                "initialisation only): give --epochs too, or leave --lr out")
     if args.no_plot and flags.given(args, "plot"):
         raise InvalidValueError("--plot PATH asks for the PNG that --no-plot turns off: give one of them")
     if not args.no_plot:  # a path that cannot be written is refused before the experiment runs

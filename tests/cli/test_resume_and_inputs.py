@@ -214,6 +214,7 @@ def test_predict_out_is_all_or_nothing(saved, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("argv, words", [
     (["vanishing", "--depth", "1", "--no-plot", "--plot", "v.png"], "--plot PATH asks for the PNG that --no-plot"),
     (["parity", "cpu", "cpu/float64", "--dataset", "digits", "--samples", "5"], "--samples sizes the synthetic data"),
+    (["vanishing", "--depth", "1", "--lr", "0.5"], "--lr sets the training of --epochs N, and --epochs is 0"),
 ])
 def test_tool_flags_that_were_silently_ignored_are_refused(tmp_path, monkeypatch, capsys, argv, words):
     monkeypatch.chdir(tmp_path)
