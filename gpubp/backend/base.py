@@ -76,8 +76,10 @@ class Backend:
             out = self._to_device(host, target)
         if host.dtype.kind == "f" and target.itemsize < host.dtype.itemsize \
                 and count_nonfinite(self.xp, out) > count_nonfinite(self.xp if self.is_own(host) else np, host):
-            raise NumericalError(f"the values exceed {target}'s range (+-{np.finfo(target).max:.3g}), so they "
-                                 f"would become Inf; rescale them or use float64")
+            values = to_host(host)
+            largest = float(np.abs(values[np.isfinite(values)]).max())
+            raise NumericalError(f"holds values up to {largest:.3g}, beyond {target}'s range "
+                                 f"(+-{np.finfo(target).max:.3g}), so they would become Inf; rescale them or use float64")
         return out
 
     def _to_device(self, host, dtype):

@@ -9,19 +9,15 @@ import warnings
 import numpy as np
 
 from .. import _checks
-from .._compat import cupy, is_cupy_array
 from ..checkpoint import metadata_json, target
 from .resume import refuse_state_keys
-from ..errors import DTypeError, GpubpError, GpubpWarning, InvalidValueError, NumericalError, ShapeError
+from ..errors import DTypeError, GpubpError, GpubpWarning, InvalidValueError, ShapeError
 from ..nn import Activation, Identity, Sigmoid
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 
 
 HOOKS = {"on_epoch_begin": ("epoch", "model"), "on_batch_end": ("step", "model", "loss_value"),
          "on_epoch_end": ("epoch", "model", "history")}  # each hook's arguments
-
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _prepare(model, loss, X, y, what, names=("X", "y")):
@@ -128,15 +124,9 @@ def _features(model, X, what, name):
 
 
 def _array(backend, a, what, name, dtype=None):
-    """``a`` on ``backend``; float64 data beyond float32's range is named as such, not let
-    overflow to Inf (with a RuntimeWarning) on the way to a float32 model."""
+    """``a`` on ``backend`` (``Backend.asarray``: masked values, ragged lists and values beyond
+    the model's float range refused), its refusals named as ``what: name``."""
     a = _as_array(a, what, name)
-    if backend.dtype == np.float32 and a.dtype.kind == "f" and a.dtype.itemsize > 4 and a.size:
-        xp = cupy if is_cupy_array(a) else np
-        largest = float(xp.where(xp.isfinite(a), xp.abs(a), 0).max())
-        if largest > FLOAT32_MAX:
-            raise NumericalError(f"{what}: {name} holds values up to {largest:.3g}, beyond float32's range "
-                                 f"(+-{FLOAT32_MAX:.3g}); use a float64 model or rescale the data")
     try:
         return backend.asarray(a, dtype=dtype if a.dtype.kind in "iub" else None)
     except GpubpError as exc:
@@ -144,12 +134,8 @@ def _array(backend, a, what, name, dtype=None):
 
 
 def _as_array(a, what, name):
-    """``a`` itself when it is an array of a NumPy dtype (NumPy's or CuPy's), else read by NumPy (a
-    list, a tensor, an array-like); a masked array with masked values is refused, not read unmasked."""
-    if np.ma.is_masked(a):
-        raise InvalidValueError(f"{what}: {name} has {int(np.ma.count_masked(a))} masked (missing) value(s), which "
-                                f"would be read as the values under the mask; fill them ({name}.filled(v)) or drop "
-                                f"those samples")
+    """``a`` itself when it is an array of a NumPy dtype (NumPy's, CuPy's or a masked array, which
+    ``Backend.asarray`` checks), else read by NumPy (a list, a tensor, an array-like)."""
     if isinstance(getattr(a, "dtype", None), np.dtype):
         return a
     try:

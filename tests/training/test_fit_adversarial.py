@@ -234,7 +234,7 @@ def test_masked_values_are_refused_not_read_unmasked(which):
     X, y = np.ma.masked_array(X0, mask=X0 > 1), np.ma.masked_array(Y0, mask=Y0 > 0)
     n = int(np.ma.count_masked(X if which == "X" else y))
     args = (X, Y0) if which == "X" else (X0, y)
-    with pytest.raises(InvalidValueError, match=f"fit: {which} has {n} masked .*fill them"):
+    with pytest.raises(InvalidValueError, match=f"fit: {which}: {n} masked .*fill them"):
         fit(net(), *args, epochs=1, progress=False)
     assert fit(net(), np.ma.masked_array(X0), Y0, epochs=1, progress=False).epochs == 1  # nothing masked: fine
 
