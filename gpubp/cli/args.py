@@ -93,7 +93,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     whose help already says it."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or action.default is argparse.SUPPRESS \
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS \
                 or "default:" in (action.help or ""):  # a help that states its default in words
             return action.help
         return super()._get_help_string(action)

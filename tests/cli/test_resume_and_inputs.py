@@ -291,3 +291,14 @@ def test_a_target_of_mostly_single_sample_classes_is_warned_of(tmp_path, capsys)
     assert code == 0 and re.fullmatch(r"gpubp train: warning: --data .*d.csv: the target 'id' has 30 distinct values "
                                       r"in 30 rows, so most classes have a single sample: is it the column to predict "
                                       r"\(--target\), or a real-valued target \(--loss mse\)\?", last), last
+
+
+def test_help_states_a_default_of_zero():
+    """Was: a default of 0 compared equal to False and was left out (--seed, vanishing --epochs)."""
+    subs = next(a for a in gpubp.cli.build_parser()._actions if a.dest == "command").choices
+    for name, sub in subs.items():
+        for action in sub._actions:
+            if action.default == 0 and action.default is not False and action.help:
+                assert "(default: 0)" in " ".join(sub.format_help().split()), (name, action.dest)
+    text = " ".join(subs["vanishing"].format_help().split())
+    assert "show the last epoch (default: 0)" in text and "batch order (a whole number >= 0) (default: 0)" in text
