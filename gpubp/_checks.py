@@ -57,7 +57,7 @@ def writable_target(name, path, create_parents=False) -> str:
     folder must exist (or, with ``create_parents``, its nearest existing ancestor) and be a
     writable folder, and ``path`` itself must not be a folder."""
     try:
-        path = os.path.abspath(os.fspath(path))
+        path = os.path.abspath(os.fsdecode(path))  # str, bytes or os.PathLike: a str
     except TypeError:
         raise InvalidValueError(f"{name} must be a file path, got {path!r}") from None
     if os.path.isdir(path):

@@ -136,7 +136,7 @@ class EpochLog:
     header already written."""
 
     def __init__(self, path, append=False):
-        self.path = os.fsdecode(_checks.writable_target("EpochLog path", path))  # a folder, a missing one: refused now
+        self.path = _checks.writable_target("EpochLog path", path)  # a folder, a missing one: refused now
         self.json = not self.path.lower().endswith(".csv")
         append = _checks.flag("EpochLog append", append)
         continued = append and os.path.exists(self.path) and os.path.getsize(self.path) > 0

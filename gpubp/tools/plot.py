@@ -35,7 +35,7 @@ def check_plot_path(path, name="plot path") -> Path:
     """Refuse, before any work, a path that cannot be written: an extension that is not an
     image format (matplotlib would write PNG bytes under it, or fail), a folder, a file where
     a folder is needed, or a folder without write permission (missing folders are created)."""
-    target = Path(os.fsdecode(writable_target(name, path, create_parents=True)))  # a bytes path too
+    target = Path(writable_target(name, path, create_parents=True))
     suffix = target.suffix.lower().lstrip(".")
     if suffix not in FORMATS:
         raise InvalidValueError(f"{name}: {str(path)!r} must end in an image format "

@@ -300,3 +300,11 @@ def test_a_spec_naming_a_dtype_loads_in_it(tmp_path):
     assert checkpoint.load(path, "cpu", dtype="float64").model.backend.dtype == np.float64
     with pytest.raises(gpubp.errors.DeviceError, match="names dtype float64 but dtype=float32"):
         checkpoint.load(path, "cpu/float64", dtype="float32")  # both given, and they disagree
+
+
+def test_a_bytes_path_is_a_str_path_for_every_writer(tmp_path):
+    """writable_target returned a bytes path for a bytes path, so each caller had to decode it
+    (EpochLog's CSV test, ``path.lower().endswith('.csv')``, raised TypeError before it did)."""
+    log = gpubp.history.EpochLog(os.fsencode(tmp_path / "log.csv"))
+    assert log.path == str(tmp_path / "log.csv") and not log.json
+    log.file.close()
