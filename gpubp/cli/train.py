@@ -199,7 +199,10 @@ def _continue_saved(args, saved):
     --val-split, --optimizer or --dataset given that it contradicts, are refused (the saved run
     continues)."""
     extra = saved.metadata.get("extra", {})
-    model, info, done = saved.model, extra.get("data") or {}, extra.get("epochs_done", 0)
+    model, info, done = saved.model, extra.get("data") or {}, extra.get("epochs_done")
+    if done is None:
+        raise InvalidValueError(f"{args.resume} holds a model but no training run to continue (it was written by "
+                                f"checkpoint.save, not by gpubp train --save or save_training)")
     if args.epochs < done:
         raise InvalidValueError(f"--epochs {args.epochs}, but {args.resume} has done {done} epochs: --epochs counts "
                                 f"every epoch of the run, resumed ones included; give --epochs > {done}")

@@ -27,7 +27,8 @@ def run(argv, capsys):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """Checkpoints of a short run each (2 epochs): on xor, on an own .npz, and a regression on houses.csv."""
+    """Checkpoints of a short run each (2 epochs): on xor, on an own .npz, and a regression on houses.csv;
+    and a model saved without a run (checkpoint.save)."""
     d = tmp_path_factory.mktemp("resume")
     rng = np.random.default_rng(0)
     np.savez(d / "table.npz", X=rng.normal(size=(40, 3)), y=np.arange(40) % 2)
@@ -35,10 +36,12 @@ def saved(tmp_path_factory):
                        "houses": ["--data", str(DATA / "houses.csv"), "--loss", "mse"]}.items():
         assert main(["train", "--device", "cpu", "--epochs", "2", "--quiet", *argv,
                      "--save", str(d / f"{name}.npz")]) == 0
+    gpubp.checkpoint.save(d / "bare.npz", gpubp.network.mlp(2, [4], 2, "relu", "cpu", seed=0))
     return d
 
 
 @pytest.mark.parametrize("checkpoint, argv, words", [
+    ("bare", [], "bare.npz holds a model but no training run to continue"),  # was: fit's words, after the data
     ("own", [], r"own.npz was trained on .*table.npz: give --data PATH"),  # was: trained on the digits, silently
     ("xor", ["--dataset", "spirals"], "--dataset spirals, but .*xor.npz was trained on xor; leave --dataset out"),
     ("xor", ["--loss", "mse"], "--loss mse, but .*xor.npz was trained with --loss softmax_cross_entropy"),
