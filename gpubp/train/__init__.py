@@ -1,9 +1,11 @@
-"""Training: ``fit`` (fit.py: the epoch loop, data-parallel with a communicator), ``evaluate``
-and ``predict`` (evaluation.py), the checks of what they are given (inputs.py), the guard
-that no non-finite state leaves fit (state.py), and resume state (resume.py).
+"""Training: ``fit`` (fit.py: the run; epoch.py: one epoch's batches and steps, data-parallel
+with a communicator), ``evaluate`` and ``predict`` (evaluation.py), the checks of what they
+are given (inputs.py), the guard that no non-finite state leaves fit (state.py), and resume
+state (resume.py).
 """
 from .evaluation import evaluate, predict
-from .fit import epoch_order, fit
+from .epoch import epoch_order
+from .fit import fit
 from .resume import save_training
 
 __all__ = ["fit", "evaluate", "predict", "save_training", "epoch_order"]

@@ -1,0 +1,123 @@
+"""One epoch of fit: its batch order (a permutation drawn on the host from ``(seed, epoch)``,
+the same on every device and rank), its steps (eager, planned or a replayed CUDA graph; with
+a communicator this rank's share of each global batch, the gradients summed over the ranks),
+and its record in the history (loss, metric, lr, time), refused when not finite.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import numpy as np
+
+from .. import _checks
+from ..backend import backend_of
+from ..errors import NumericalError, StateError
+from .evaluation import _n_correct
+from .inputs import _mode
+from .state import _refuse_nonfinite_end, _restore
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The batch order of ``epoch``: a permutation of ``range(n)`` drawn on the host from
+    ``(seed, epoch)`` (the same on every device and every rank), or ``range(n)`` unshuffled."""
+    n, seed, epoch = (_checks.integer(f"epoch_order: {name}", v, 0) for name, v in (("n", n), ("seed", seed),
+                                                                                 ("epoch", epoch)))
+    if not _checks.flag("epoch_order: shuffle", shuffle):
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
+    """``(indices on the device, global batch size)`` of each step: the consecutive slices of
+    ``epoch_order``, or with ``comm`` this rank's share of each (``global_n`` then counts all ranks)."""
+    if comm is None:
+        order = backend.asarray(epoch_order(n, seed, epoch, shuffle))
+        return ((order[lo:lo + batch_size], None) for lo in range(0, n, batch_size))
+    return ((backend.asarray(idx), global_n) for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
+
+
+def guard(comm, what):
+    """With a communicator, an error on any rank inside the block (a file it cannot read, a bad
+    step) stops every rank alike, instead of leaving the others waiting in the next collective."""
+    return contextlib.nullcontext() if comm is None else comm.guard(what)
+
+
+def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
+               plans=None):
+    """One epoch's steps; returns this rank's (loss sum, correct count), still on the device.
+    With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers."""
+    total, correct, data = 0.0, 0.0, backend_of(X)
+    for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
+        with guard(comm, f"epoch {epoch + 1}, step {step}"):
+            if model.backend is not data and model.backend != data:  # a callback moved it
+                raise StateError(f"fit: the model moved to {model.backend.device} {model.backend.dtype} during "
+                                 f"training (in a callback?) but fit placed the data on {data.device} {data.dtype} "
+                                 f"when it started; move the model before calling fit")
+            if not model.layers:  # the eager step would train the identity: the data as its own output
+                raise StateError("fit: the model has no layers left (a callback removed them all)")
+            model.zero_grad()
+            # with a communicator the gradients are this rank's share n_r / B of the global mean,
+            # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
+            share = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
+            graphed = None
+            if len(idx):  # with a communicator a rank may hold no sample of a small last batch
+                plan = plans.get(X, y, len(idx)) if plans is not None else None
+                graphed = plan.graph if plan is not None else None  # the whole step, update included
+                if graphed is not None:
+                    Xb, yb = plan.gather(X, y, idx)
+                    out, value = graphed.step(Xb, yb)
+                elif plan is not None:
+                    Xb, yb = plan.gather(X, y, idx)
+                    out, value = plan.run(Xb, yb, share)
+                else:
+                    Xb, yb = X[idx], y[idx]
+                    out = model.forward(Xb)
+                    value = loss.forward(out, yb)
+                    dY = loss.backward()
+                    if share != 1:
+                        dY *= model.backend.dtype.type(share)
+                    model.backward(dY, input_grad=False)
+                _call(callbacks, "on_batch_end", step, model, value)
+                total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
+                if history.metric_name:
+                    correct = correct + _n_correct(loss, out, yb)
+        if comm is not None:  # the global-batch mean gradient on every rank
+            comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
+        if graphed is None:
+            optimizer.step(model)
+    return total, correct
+
+
+def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
+               comm=None, plans=None):
+    backend, n = model.backend, X.shape[0]
+    t0 = time.perf_counter()
+    with _mode(model, True):
+        total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
+                                    callbacks, comm, plans)
+    if comm is not None:
+        total, correct = comm.allreduce_scalars(float(total), float(correct))
+    epoch_loss = float(total) / n
+    backend.synchronize()
+    seconds = time.perf_counter() - t0
+    if not math.isfinite(epoch_loss):
+        _restore(model, optimizer, snapshot)
+        raise NumericalError(f"training loss became {epoch_loss} in epoch {epoch + 1}; parameters and "
+                             f"optimizer state were restored to the start of that epoch "
+                             f"(lower the learning rate, or check the data for NaN/Inf)")
+    _refuse_nonfinite_end(model, optimizer, snapshot, epoch)
+    history.loss.append(epoch_loss)
+    if history.metric_name:
+        history.metric.append(float(correct) / n)
+    history.lr.append(optimizer.lr)
+    history.epoch_time.append(seconds)
+    history.samples_per_sec.append(n / seconds if seconds > 0 else float("inf"))
+
+
+def _call(callbacks, method, *args):
+    for cb in callbacks:
+        fn = getattr(cb, method, None)
+        if fn is not None:
+            fn(*args)
