@@ -1,53 +1,25 @@
-"""Sequential: a stack of layers run forward in order and backward in reverse.
-
-One hook lets tools watch every layer without touching the layers' code: an
-*observer* is any object with ``forward(model, i, layer, X, Y)`` and
-``backward(model, i, layer, dY, dX)`` methods (either may be missing), told after
-layer ``i`` ran; it may change ``Y``, ``dX`` or ``layer.grads`` in place. A model
-tells its own ``observers`` list and those of the enclosing ``observing(...)`` blocks
-(how ``gpubp.detect_anomaly`` watches every model it meets). ``dX`` is None when
-the first layer computed no input gradient.
+"""Sequential: a stack of layers run forward in order and backward in reverse, telling the
+observers (observers.py) after each layer; its arrays by name live in state.py. Also ``mlp``.
 """
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import itertools
-import math
 import warnings
 
-from . import _checks
-from .backend import Backend, default_device, get_backend, parse_spec
-from .errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
-from .nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
+from .. import _checks
+from ..backend import Backend, default_device, get_backend, parse_spec
+from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
+from ..nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
+from .observers import _ambient, _tell
+from .state import ModelState
 
 
-_ambient: contextvars.ContextVar = contextvars.ContextVar("gpubp_observers", default=())
-
-
-@contextlib.contextmanager
-def observing(observer):
-    """Inside the block every model also reports each layer's forward and backward to ``observer``."""
-    token = _ambient.set((*_ambient.get(), observer))
-    try:
-        yield observer
-    finally:
-        _ambient.reset(token)
-
-
-def _tell(observers, event, *args):
-    for observer in observers:
-        method = getattr(observer, event, None)
-        if method is not None:
-            method(*args)
-
-
-class Sequential:
+class Sequential(ModelState):
     """Chain of layers on one backend.
 
     ``forward(X)`` runs each layer's forward; ``backward(dY)`` runs each layer's
-    backward in reverse order and returns dL/dX. Parameters and gradients are
-    exposed by name (``"0.W"`` is layer 0's weight). With ``seed`` set, every
+    backward in reverse order and returns dL/dX. Parameters, gradients and buffers are
+    exposed by name (``"0.W"`` is layer 0's weight; ``ModelState``). With ``seed`` set, every
     parameter is redrawn from one host RNG in layer order, so a seed fixes the
     initial weights on every device. Every layer moves to the model's backend and dtype (a
     GpubpWarning says so when a float64 layer is made float32 without ``dtype`` or ``backend`` asking).
@@ -55,8 +27,7 @@ class Sequential:
 
     def __init__(self, layers, backend=None, dtype=None, seed=0):
         self.layers = _layers(layers)
-        self.observers: list = []  # see the module docstring
-        self._flat = None  # (parameters, gradients) once flatten_ has run
+        self.observers: list = []  # told after each layer (observers.py)
         self._chain = None  # (input shape, layers, their modes) that _check_chain last passed
         seed = _checks.seed("Sequential seed", seed)
         wider = [f"{i} {layer!r}" for i, layer in enumerate(self.layers) if layer.backend.dtype.itemsize > 4]
@@ -144,70 +115,6 @@ class Sequential:
                 dY = dX
         return dY
 
-    def parameters(self) -> dict:
-        """``{"i.name": array}`` for every parameter, in layer order."""
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
-
-    def parameter_shapes(self) -> dict:
-        """``{"i.name": shape}`` of every parameter, known without drawing any."""
-        return {f"{i}.{k}": shape for i, layer in enumerate(self.layers)
-                for k, shape in layer.parameter_shapes().items()}
-
-    def load_parameters(self, arrays: dict) -> None:
-        """Set every parameter from ``{"i.name": array}`` (as ``parameters()`` names them), in
-        place where they exist; names, shapes and values (numbers, finite) are all checked before
-        anything is written."""
-        shapes = self.parameter_shapes()
-        if set(_named(arrays, "load_parameters", "parameters")) != set(shapes):
-            missing, extra = sorted(set(shapes) - set(arrays)), sorted(map(str, set(arrays) - set(shapes)))
-            raise ShapeError(f"parameters do not match the model: missing {missing}, unexpected {extra}")
-        checked = [layer.checked_parameters({k: arrays[f"{i}.{k}"] for k in layer.parameter_shapes()}, f"{i}.")
-                   for i, layer in enumerate(self.layers)]
-        for layer, arrays_i in zip(self.layers, checked):
-            layer._write_parameters(arrays_i)
-        if self.flat is None:  # some were drawn just now, as separate arrays
-            self.flatten_()
-
-    def buffers(self) -> dict:
-        """``{"i.name": array}`` of every layer's non-trainable state (BatchNorm's running
-        statistics, Dropout's seed and step): what a checkpoint keeps beside the parameters."""
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
-
-    def load_buffers(self, arrays: dict) -> None:
-        """Set every buffer from ``{"i.name": array}`` (as ``buffers()`` names them); names, shapes and
-        values are all checked before anything is written."""
-        names = set(self.buffers())
-        if set(_named(arrays, "load_buffers", "buffers")) != names:
-            raise ShapeError(f"buffers do not match the model: missing {sorted(names - set(arrays))}, "
-                             f"unexpected {sorted(set(arrays) - names)}")
-        checked = [layer.checked_buffers({k: arrays[f"{i}.{k}"] for k in layer.buffers})
-                   for i, layer in enumerate(self.layers)]
-        for layer, arrays_i in zip(self.layers, checked):  # nothing written before all passed
-            layer._write_buffers(arrays_i)
-
-    def keep_gradients_in(self, arrays: dict) -> None:
-        """Store every layer's gradients in ``arrays`` (``{"i.name": array}``, as ``gradients()``
-        names them) from now on, e.g. views of the flat buffer a communicator reduces."""
-        _named(arrays, "keep_gradients_in", "gradients")
-        for i, layer in enumerate(self.layers):
-            mine = {k: arrays[f"{i}.{k}"] for k in layer.params if f"{i}.{k}" in arrays}
-            if mine:
-                layer.keep_gradients_in(mine)
-
-    def gradients(self) -> dict:
-        """``{"i.name": array}`` of accumulated gradients, same keys as ``parameters()``."""
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
-
-    @property
-    def generation(self) -> tuple:
-        """Changes whenever a layer is swapped or replaces its parameter or gradient arrays
-        (not when their values change): an optimizer keeps what it checked until then."""
-        return tuple((id(layer), layer.generation) for layer in self.layers)
-
-    def zero_grad(self):
-        for layer in self.layers:
-            layer.zero_grad()
-
     def train(self, mode=True):
         """Training mode (``mode=True``, the default) or eval mode (False) for every layer; returns self.
 
@@ -244,52 +151,6 @@ class Sequential:
     def training(self, mode):
         self.train(mode)
 
-    def reset_parameters(self, seed=0):
-        rng = self.backend.host_rng(_checks.seed("seed", seed))
-        for layer in self.layers:
-            layer.reset_parameters(rng)
-        return self.flatten_()
-
-    def draw_parameters(self) -> "Sequential":
-        """Draw now every parameter that waits for its first use (``seed=None``; each layer's
-        own seed) and keep them flat (``flatten_``), as the first forward would; returns self."""
-        for layer in self.layers:
-            layer.params  # noqa: B018  (draws them)
-        return self.flatten_() if self._flat is None else self
-
-    def flatten_(self) -> "Sequential":
-        """Keep every parameter in one flat buffer and every gradient in another, in the order of
-        ``parameters()``, each array a view of it (values kept): what lets an optimizer update
-        them all in one kernel launch (``flat``). Done when parameters are drawn, moved or
-        loaded; a no-op while some layer has not drawn its parameters yet. Returns self."""
-        if not all(layer.parameters_drawn for layer in self.layers):
-            return self
-        shapes = [p.shape for p in self.parameters().values()]
-        sizes = [math.prod(s) for s in shapes]
-        with self.backend.activate():
-            flat = self.backend.zeros((sum(sizes),)), self.backend.zeros((sum(sizes),))
-        ends = list(itertools.accumulate(sizes))
-        views = [[f[e - n:e].reshape(s) for e, n, s in zip(ends, sizes, shapes)] for f in flat]
-        k = 0
-        for layer in self.layers:
-            names = list(layer.params)
-            layer.keep_parameters_in(dict(zip(names, views[0][k:k + len(names)])))
-            layer.keep_gradients_in(dict(zip(names, views[1][k:k + len(names)])))
-            k += len(names)
-        self._flat = flat
-        return self
-
-    @property
-    def flat(self):
-        """``(parameters, gradients)``, each one flat array, while every parameter and gradient
-        still lives in the buffers of ``flatten_`` (None once any was replaced)."""
-        flat = self._flat
-        if flat is None or not flat[0].size:
-            return None
-        lives_in = self.backend.lives_in  # by address: a copied model's arrays are no views any more
-        same = lives_in(list(self.parameters().values()), flat[0]) and lives_in(list(self.gradients().values()), flat[1])
-        return flat if same else None
-
     def to(self, backend, dtype=None):
         """Move every layer to ``backend`` (spec or Backend, optionally re-typed); returns self.
 
@@ -322,14 +183,6 @@ class Sequential:
             Y = self.forward(self.backend.asarray(X, self.backend.dtype))
         self._predicted = True
         return Y
-
-
-def _named(arrays, method, like):
-    """``arrays`` when it is a dict (of arrays by name, as ``like()`` gives), else an InvalidValueError."""
-    if not isinstance(arrays, dict):
-        raise InvalidValueError(f"Sequential.{method} takes a dict {{name: array}} like {like}() gives, "
-                                f"got a {type(arrays).__name__}")
-    return arrays
 
 
 def _layers(layers) -> list:

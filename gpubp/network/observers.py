@@ -1,0 +1,33 @@
+"""The observer hook: tools watch every layer of a model without touching the layers' code.
+
+An *observer* is any object with ``forward(model, i, layer, X, Y)`` and
+``backward(model, i, layer, dY, dX)`` methods (either may be missing), told after
+layer ``i`` ran; it may change ``Y``, ``dX`` or ``layer.grads`` in place. A model
+tells its own ``observers`` list and those of the enclosing ``observing(...)`` blocks
+(how ``gpubp.detect_anomaly`` watches every model it meets). ``dX`` is None when
+the first layer computed no input gradient.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+_ambient: contextvars.ContextVar = contextvars.ContextVar("gpubp_observers", default=())
+
+
+@contextlib.contextmanager
+def observing(observer):
+    """Inside the block every model also reports each layer's forward and backward to ``observer``."""
+    token = _ambient.set((*_ambient.get(), observer))
+    try:
+        yield observer
+    finally:
+        _ambient.reset(token)
+
+
+def _tell(observers, event, *args):
+    """Call ``event`` ("forward" or "backward") with ``args`` on each observer that has it."""
+    for observer in observers:
+        method = getattr(observer, event, None)
+        if method is not None:
+            method(*args)
