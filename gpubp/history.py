@@ -1,4 +1,4 @@
-"""Training history, the progress bar fit() shows, and the per-epoch log file."""
+"""Training history (per-epoch records) and the per-epoch log file."""
 from __future__ import annotations
 
 import csv
@@ -6,20 +6,12 @@ import json
 import math
 import numbers
 import os
-import sys
-import time
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from . import _checks
 from .errors import InvalidValueError
-
-try:  # a dependency (pyproject.toml); the plain line below covers an install without it
-    from tqdm.auto import tqdm
-except ImportError:  # pragma: no cover
-    tqdm = None
-
 
 PER_EPOCH = ("loss", "metric", "val_loss", "val_metric", "lr", "epoch_time", "samples_per_sec")
 
@@ -94,41 +86,6 @@ class History:
         return "  ".join(parts)
 
 
-class Progress:
-    """The epoch progress bar: tqdm (``tqdm.auto``: a widget in notebooks, a bar fitted to the
-    terminal's width), on stderr only when it is a terminal unless forced; a plain one-line
-    fallback where tqdm is not installed."""
-
-    def __init__(self, epochs: int, enabled=None, stream=None):
-        epochs = _checks.integer("Progress epochs", epochs, 0)
-        self.stream = stream or sys.stderr
-        self.enabled = _isatty(self.stream) if enabled is None else \
-            _checks.flag("Progress enabled", enabled, " or None")
-        self.epochs, self.start, self.bar = epochs, time.perf_counter(), None
-        if self.enabled and tqdm is not None:
-            self.bar = tqdm(total=epochs, unit="epoch", file=self.stream, dynamic_ncols=True, leave=True,
-                            bar_format="epoch {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}")
-
-    def epoch(self, epoch: int, text: str):
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.n = epoch + 1  # a resumed run starts past 0
-            self.bar.set_postfix_str(text, refresh=False)
-            self.bar.refresh()
-            return
-        elapsed = time.perf_counter() - self.start
-        self.stream.write(f"\repoch {epoch + 1}/{self.epochs}  {text}  {elapsed:.1f}s ")
-        self.stream.flush()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 class EpochLog:
     """fit() callback writing one line per epoch to ``path``: CSV (``.csv``) or JSON lines
     (``.jsonl``, ``.json``, anything else), with epoch, loss, metrics, lr, seconds, samples/s.
@@ -162,13 +119,6 @@ class EpochLog:
 
     def close(self):
         self.file.close()
-
-
-def _isatty(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _check_epochs(d) -> None:

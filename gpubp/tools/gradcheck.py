@@ -34,6 +34,7 @@ from ..errors import (DeviceError, DTypeError, GpubpWarning, GradcheckError, Inv
 from ..losses import get_loss
 from ..network import Sequential
 from ..nn import Layer
+from ..progress import Progress
 
 
 @dataclass
@@ -222,39 +223,50 @@ def _inputs(fn, backend, origin, *arrays, names):
 
 
 def _compare(f, arrays, analytic, eps, atol, rtol, max_samples, seed):
-    """Central differences of ``f`` at (sampled) entries of each array, against ``analytic``; a check
-    that one timed evaluation says will take over a minute warns first, with what makes it shorter."""
+    """Central differences of ``f`` at (sampled) entries of each array, against ``analytic``. One
+    timed evaluation estimates the check: over 10 s it shows progress (on a terminal), over a
+    minute it warns first, with what makes it shorter."""
     report, rng = GradcheckReport(eps=eps, atol=atol, rtol=rtol), np.random.default_rng(seed)
     start = time.perf_counter()
     f()
-    evaluations = 2 * sum(min(a.size, max_samples) for a in arrays.values())
-    seconds = evaluations * (time.perf_counter() - start)
+    entries = sum(min(a.size, max_samples) for a in arrays.values())
+    seconds = 2 * entries * (time.perf_counter() - start)
     if seconds > 60:
-        warnings.warn(f"gradcheck: {evaluations} evaluations of the model, about {seconds / 60:.0f} minute(s); "
+        warnings.warn(f"gradcheck: {2 * entries} evaluations of the model, about {seconds / 60:.0f} minute(s); "
                       f"give a smaller max_samples_per_param (now {max_samples}) or fewer samples in X",
                       GpubpWarning, stacklevel=3)
-    for name, arr in arrays.items():
-        size = arr.size
-        idx = np.arange(size) if size <= max_samples else np.sort(rng.choice(size, max_samples, replace=False))
-        numeric = np.empty(len(idx))
-        for j, i in enumerate(idx):
-            at = np.unravel_index(int(i), arr.shape)  # works for any memory layout
-            orig = float(arr[at])
-            arr[at] = orig + eps
-            up = f()
-            arr[at] = orig - eps
-            down = f()
-            arr[at] = orig
-            numeric[j] = (up - down) / (2 * eps)
-        got = analytic[name].reshape(-1)[idx]
-        err = np.abs(got - numeric)
-        rel = err / np.maximum(np.maximum(np.abs(got), np.abs(numeric)), 1e-300)
-        worst = int(np.argmax(err - (atol + rtol * np.abs(numeric))))
-        size = float(max(np.abs(got).max(), np.abs(numeric).max()))
-        report.rows.append(Row(name, tuple(arr.shape), len(idx), float(err.max()), float(rel.max()),
-                               tuple(int(k) for k in np.unravel_index(int(idx[worst]), arr.shape)),
-                               bool(np.all(err <= atol + rtol * np.abs(numeric))), vacuous=size <= atol))
+    bar, done = Progress(entries, None if seconds > 10 else False, unit="entry"), 0
+    try:
+        for name, arr in arrays.items():
+            size = arr.size
+            idx = np.arange(size) if size <= max_samples else np.sort(rng.choice(size, max_samples, replace=False))
+            numeric = np.empty(len(idx))
+            for j, i in enumerate(idx):
+                at = np.unravel_index(int(i), arr.shape)  # works for any memory layout
+                orig = float(arr[at])
+                arr[at] = orig + eps
+                up = f()
+                arr[at] = orig - eps
+                down = f()
+                arr[at] = orig
+                numeric[j] = (up - down) / (2 * eps)
+                bar.update(done + j + 1, name)
+            done += len(idx)
+            report.rows.append(_row(name, arr, idx, analytic[name].reshape(-1)[idx], numeric, atol, rtol))
+    finally:
+        bar.close()
     return report
+
+
+def _row(name, arr, idx, got, numeric, atol, rtol):
+    """The report's row of one array: its worst error, where, and whether all are in tolerance."""
+    err = np.abs(got - numeric)
+    rel = err / np.maximum(np.maximum(np.abs(got), np.abs(numeric)), 1e-300)
+    worst = int(np.argmax(err - (atol + rtol * np.abs(numeric))))
+    size = float(max(np.abs(got).max(), np.abs(numeric).max()))
+    return Row(name, tuple(arr.shape), len(idx), float(err.max()), float(rel.max()),
+               tuple(int(k) for k in np.unravel_index(int(idx[worst]), arr.shape)),
+               bool(np.all(err <= atol + rtol * np.abs(numeric))), vacuous=size <= atol)
 
 
 def _finish(report, raise_on_fail):

@@ -12,10 +12,11 @@ import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, NumericalError
-from ..history import History, Progress
+from ..history import History
 from ..losses import get_loss
 from ..optim import get_optimizer
 from ..plan import PlanCache, graph_problem, plan_problem
+from ..progress import Progress
 from ..schedules import get_schedule
 from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name

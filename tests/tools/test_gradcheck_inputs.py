@@ -179,3 +179,19 @@ def test_a_check_that_will_take_long_says_so_first(monkeypatch):
     with pytest.warns(GpubpWarning, match=r"52 evaluations of the model, about 2 minute.*max_samples_per_param "
                                           r"\(now 8\)"):
         gradcheck(model, "softmax_cross_entropy", *data(), max_samples_per_param=8)
+
+
+def test_a_long_check_shows_its_progress_on_a_terminal(monkeypatch, capsys):
+    """A check estimated at over 10 s (one timed evaluation) shows entries done; a short one is silent."""
+    import itertools
+    from gpubp import progress
+    from gpubp.tools import gradcheck as module
+    model = gpubp.Sequential([gpubp.Dense(2, 3), gpubp.Tanh(), gpubp.Dense(3, 2)], seed=0, dtype="float64")
+    X, y = np.ones((4, 2)), np.array([0, 1, 0, 1])
+    monkeypatch.setattr(progress, "_isatty", lambda stream: True)
+    gpubp.gradcheck(model, "softmax_cross_entropy", X, y)
+    assert "entry" not in capsys.readouterr().err  # milliseconds: no bar
+    clock = itertools.count(step=1.0)  # every evaluation "takes" a second: 2 x 17 entries, 34 s
+    monkeypatch.setattr(module.time, "perf_counter", lambda: next(clock))
+    gpubp.gradcheck(model, "softmax_cross_entropy", X, y)
+    assert "entry 17/17" in capsys.readouterr().err

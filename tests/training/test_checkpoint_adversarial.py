@@ -190,8 +190,8 @@ def test_history_summary_of_an_epoch_not_recorded(epoch, words):
     (lambda d: gpubp.history.EpochLog(None), "EpochLog path must be a file path, got None"),  # wrote ./None
     (lambda d: gpubp.history.EpochLog(3), "EpochLog path must be a file path, got 3"),  # wrote ./3
     (lambda d: gpubp.history.EpochLog(d / "log.csv", append="no"), "append must be True or False, got 'no'"),
-    (lambda d: gpubp.history.Progress("3"), "Progress epochs must be a whole number >= 0, got '3'"),  # TypeError
-    (lambda d: gpubp.history.Progress(3, enabled="no"), "enabled must be True or False or None, got 'no'"),
+    (lambda d: gpubp.progress.Progress("3"), "Progress total must be a whole number >= 0, got '3'"),  # TypeError
+    (lambda d: gpubp.progress.Progress(3, enabled="no"), "enabled must be True or False or None, got 'no'"),
 ])
 def test_epoch_log_and_progress_refuse_bad_arguments_and_write_nothing(tmp_path, monkeypatch, make, words):
     monkeypatch.chdir(tmp_path)
