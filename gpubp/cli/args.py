@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from .._checks import writable_target
 from ..backend import default_device
 from ..checkpoint import read_metadata
 from ..errors import CheckpointError, InvalidValueError
@@ -209,7 +210,8 @@ def distinct_files(outputs, inputs=None, allowed=()):
     """Refuse, before any work, an output path that names one of the command's inputs or another
     output (``--out data.csv`` would replace the data read, ``--log model.npz`` the model), or
     that holds a file of another kind than the output (``--out`` over a checkpoint, ``--save``
-    over data: a checkpoint is what --save writes, and nothing else is); ``outputs`` and
+    over data: a checkpoint is what --save writes, and nothing else is), or that is a link
+    whose target cannot be written; ``outputs`` and
     ``inputs`` map flag names to paths (None: not given), ``allowed`` lists (output, input)
     pairs that may share a file, e.g. ("--save", "--resume")."""
     given = [(n, p) for n, p in outputs.items() if p]
@@ -221,7 +223,21 @@ def distinct_files(outputs, inputs=None, allowed=()):
                 raise InvalidValueError(f"{name} {path} is also {other}: writing it would replace {what}; "
                                         f"give another path")
     for name, path in given:
+        if os.path.islink(path):
+            _link_target(name, path)
         if os.path.isfile(path) and is_checkpoint(path) != (name == "--save"):
             what = "a gpubp checkpoint" if name != "--save" else "a file that is not a gpubp checkpoint"
             raise InvalidValueError(f"{name} {path} is {what}, which writing it would replace; give another path "
                                     f"(or remove that file first)")
+
+
+def _link_target(name, path):
+    """An output that is a link is written where it leads: refuse a loop, or a target whose folder
+    is missing, now (the write would fail only after the work)."""
+    try:
+        target = os.path.realpath(path, strict=True)
+    except FileNotFoundError:  # a link to a file not there yet: that file is written
+        target = os.path.realpath(path)
+    except OSError as exc:  # a loop
+        raise InvalidValueError(f"{name} {path} is a link that leads to no file ({exc.strerror})") from None
+    writable_target(f"{name} {path} (a link to {target})", target)

@@ -61,6 +61,6 @@ def run(args) -> int:
         sys.stdout.write(text.getvalue())
         return 0
     # all or nothing: a file already at --out is replaced only by the whole new one
-    write_atomically(os.path.abspath(args.out), lambda f: f.write(text.getvalue().encode()))
+    write_atomically(os.path.realpath(args.out), lambda f: f.write(text.getvalue().encode()))  # through a link
     print(f"predictions: {args.out} ({len(body)} rows)")
     return 0

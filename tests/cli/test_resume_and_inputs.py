@@ -305,3 +305,27 @@ def test_help_states_a_default_of_zero():
                 assert "(default: 0)" in " ".join(sub.format_help().split()), (name, action.dest)
     text = " ".join(subs["vanishing"].format_help().split())
     assert "show the last epoch (default: 0)" in text and "batch order (a whole number >= 0) (default: 0)" in text
+
+
+@pytest.mark.parametrize("argv, link, words", [
+    (["train", "--epochs", "1", "--quiet", "--save"], "loop", r"--save .*loop is a link that leads to no file \(Too many levels"),
+    (["train", "--epochs", "1", "--quiet", "--save"], "nowhere/m.npz", r"--save .*m.npz \(a link to .*nowhere/m.npz\): the folder"),
+    (["predict", "{d}/own.npz", "{d}/table.npz", "--out"], "loop", "--out .*loop is a link that leads to no file"),
+])
+def test_an_output_link_that_cannot_be_written_is_refused_before_the_work(saved, tmp_path, capsys, argv, link, words):
+    """Was: trained (or predicted) in full, then refused by the write: the model lost."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "m.npz").symlink_to(tmp_path / "nowhere" / "m.npz")
+    out_link = tmp_path / ("loop" if link == "loop" else "m.npz")
+    code, out, last = run([*(a.format(d=saved) for a in argv), str(out_link), "--device", "cpu"], capsys)
+    assert code == 1 and re.search(words, last), last
+    assert "epochs:" not in out
+
+
+def test_predict_out_through_a_link_writes_its_target(saved, tmp_path, capsys):
+    (tmp_path / "target.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "target.csv")
+    code, _, _ = run(["predict", str(saved / "own.npz"), str(saved / "table.npz"), "--out", str(tmp_path / "link.csv"),
+                      "--device", "cpu"], capsys)
+    assert code == 0 and (tmp_path / "link.csv").is_symlink()
+    assert (tmp_path / "target.csv").read_text().splitlines()[0] == "prediction,p_0,p_1"
