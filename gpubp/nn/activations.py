@@ -36,8 +36,7 @@ class Activation(Layer, abstract=True):
 
     def forward(self, X, out=None):
         """Y = f(X), written into ``out`` when given (a buffer of X's shape)."""
-        self.backend.check_array(X, f"{type(self).__name__} input")
-        self._check_out(out, X.shape, "forward")
+        self._check_forward(X, out)
         Y = self.backend.apply(self.forward_kernel, X, *self._extra(), out=out)
         if self.saves == "X":
             self.X = X

@@ -11,7 +11,8 @@ import functools
 import types
 
 from ..backend import Backend, get_backend, parse_spec
-from ..errors import GpubpError, InvalidValueError, ShapeError, StateError
+from ..errors import InvalidValueError, ShapeError, StateError
+from .arrays import Arrays, check_out, values
 
 LAYERS: dict = {}  # type name -> class: every concrete layer gpubp defines, registered as it is defined
 
@@ -236,6 +237,18 @@ class Layer:
         else:
             self._grads[name] += compute(None)
 
+    def _check_forward(self, X, out, ndim=None):
+        """Refuse, before any work, an input ``X`` this layer cannot take (``output_shape`` says) or
+        an ``out`` buffer (None: none given) not of the output's shape."""
+        self.backend.check_array(X, f"{type(self).__name__} input", ndim=ndim)
+        self._check_out(out, self.output_shape(X.shape), "forward")
+
+    def _check_backward(self, dY, out=None):
+        """Refuse, before any gradient is added, a ``dY`` not of the last forward output's shape
+        (that forward's input saved as ``X``) or an ``out`` buffer not of the input's shape."""
+        self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
+        self._check_out(out, self.X.shape, "backward")
+
     def _check_dY(self, dY, shape):
         self.backend.check_array(dY, f"{type(self).__name__}.backward dY")
         if getattr(self, "Y", None) is None and getattr(self, "X", None) is None:
@@ -250,60 +263,6 @@ class Layer:
         shape would be broadcast or cut, into another dtype rounded or truncated."""
         check_out(self.backend, out, shape, f"{type(self).__name__}.{what} out",
                   "output" if what == "forward" else "input gradient dX")
-
-
-class Arrays(dict):
-    """A layer's ``{name: array}`` of parameters or of gradients. Putting an array under a name
-    (``layer.params["W"] = W``) checks it against the one it replaces (shape, dtype, device) and
-    counts a replacement (``Layer.generation``), so that an optimizer update or a CUDA graph bound
-    to the old array is bound anew; ``load_parameters`` instead copies values into the arrays."""
-
-    def __init__(self, layer, what, arrays):
-        super().__init__(arrays)
-        self.layer, self.what = layer, what
-
-    def __setitem__(self, name, array):
-        layer, old = self.layer, self.get(name)
-        if old is None:
-            raise InvalidValueError(f"{layer!r} has no {self.what} {name!r}; its {self.what}s are {sorted(self)}")
-        layer.backend.check_array(array, f"{layer!r} {self.what} {name}")
-        if tuple(array.shape) != tuple(old.shape):
-            raise ShapeError(f"{layer!r} {self.what} {name} has shape {tuple(old.shape)}, got {tuple(array.shape)}")
-        super().__setitem__(name, array)
-        layer.generation += 1
-
-    def __reduce__(self):  # copies and pickles rebuild it whole (not item by item, which would be refused)
-        return type(self), (self.layer, self.what, dict(self))
-
-
-def values(backend, a, what):
-    """``a`` (an array on any device, or a list) as a new array of ``backend``'s dtype on it;
-    the backend's refusal (no numbers, not rectangular) naming ``what``."""
-    try:
-        return backend.asarray(a, backend.dtype)
-    except GpubpError as exc:
-        raise type(exc)(f"{what}: {exc}") from None
-
-
-def check_out(backend, out, shape, where, of):
-    """Refuse an ``out`` buffer (None: none given) unless it is a writable ``shape`` array of
-    ``backend``'s dtype on its device: the shape of ``of``, named in the message with ``where``."""
-    if out is None:
-        return
-    backend.check_array(out, where)
-    if tuple(out.shape) != tuple(shape):
-        raise ShapeError(f"{where}: the buffer has shape {tuple(out.shape)}, expected {tuple(shape)} "
-                         f"(the shape of the {of})")
-    if not getattr(out.flags, "writeable", True):  # NumPy's read-only arrays (CuPy has none)
-        raise InvalidValueError(f"{where}: the buffer is read-only")
-
-
-def into(out, value):
-    """``value``; with a buffer ``out`` given (a step plan's), ``value`` written into it and ``out``."""
-    if out is None:
-        return value
-    out[...] = value
-    return out
 
 
 def layer_from_config(config: dict, backend=None) -> Layer:

@@ -1,78 +1,16 @@
-"""2-d convolution (NCHW) by im2col + one GEMM, and the helpers pooling shares.
-
-A window of a padded input ``Xp`` (N, C, Hp, Wp) at output position (oh, ow) is
-``Xp[n, c, oh*sh + i, ow*sw + j]`` for kernel offsets (i, j). ``windows`` exposes all of
-them as a strided view (N, C, OH, OW, kh, kw) with OH = (Hp - kh) // sh + 1 (floor mode,
-as PyTorch); ``tap(Xp, i, j, ...)`` is one kernel offset's entries of every window, a
-strided (N, C, OH, OW) view; ``col2im`` is the adjoint of ``windows``: every window
-entry's gradient is added back to the input element it was read from (one ``tap`` per
-kernel offset, so kh*kw vectorised additions whatever the stride and padding). All work
-on NumPy and CuPy.
+"""2-d convolution (NCHW) by im2col + one GEMM: its windows come from ``windows.windows``
+and its input gradient goes back through ``windows.col2im`` (or, for stride 1, by whole rows).
 """
 from __future__ import annotations
-
-import operator
 
 import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import checked_weight
-from .base import Layer, into
-
-
-def pair(value, what, minimum=1):
-    """``value`` as an (h, w) pair of ints >= ``minimum`` (an int means both), else a clear error."""
-    items = value if isinstance(value, (tuple, list)) else (value, value)
-    try:
-        if isinstance(value, bool) or len(items) != 2 or any(isinstance(v, bool) for v in items):
-            raise TypeError
-        h, w = (operator.index(v) for v in items)
-    except TypeError:
-        raise InvalidValueError(f"{what} must be an int or a pair of ints, got {value!r}") from None
-    if h < minimum or w < minimum:
-        raise InvalidValueError(f"{what} must be >= {minimum}, got {value!r}")
-    return h, w
-
-
-def output_size(layer, shape, kernel, stride, padding=(0, 0)):
-    """(OH, OW) of ``layer`` sliding ``kernel`` over an input of ``shape`` (N, C, H, W), floor mode;
-    a ShapeError naming the layer when the input is not 4-d or the window does not fit."""
-    if len(shape) != 4:
-        raise ShapeError(f"{layer!r} expects NCHW (4-d) inputs, got shape {tuple(shape)}")
-    (H, W), (kh, kw) = shape[2:], kernel
-    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-    if kh > Hp or kw > Wp:
-        raise ShapeError(f"{layer!r}: the {kh}x{kw} window is larger than the padded input {Hp}x{Wp} "
-                         f"(input shape {tuple(shape)}, padding {tuple(padding)})")
-    return (Hp - kh) // stride[0] + 1, (Wp - kw) // stride[1] + 1
-
-
-def windows(xp, X, kernel, stride, padding=(0, 0)):
-    """Strided view (N, C, OH, OW, kh, kw) of the windows of X zero-padded by ``padding``."""
-    (ph, pw), (sh, sw) = padding, stride
-    if ph or pw:
-        X = xp.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    return xp.lib.stride_tricks.sliding_window_view(X, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
-
-
-def tap(Xp, i, j, out_hw, stride):
-    """Entry (i, j) of every window: the strided view Xp[:, :, oh*sh + i, ow*sw + j] of shape (N, C, OH, OW)."""
-    (OH, OW), (sh, sw) = out_hw, stride
-    return Xp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
-
-
-def col2im(xp, dwin, shape, stride, padding=(0, 0)):
-    """dX (shape N, C, H, W) from window gradients ``dwin`` (N, C, kh, kw, OH, OW), the adjoint of
-    ``windows``: dXp[n, c, oh*sh + i, ow*sw + j] += dwin[n, c, i, j, oh, ow], then the padding cut."""
-    (N, C, H, W), (_, _, kh, kw, OH, OW) = shape, dwin.shape
-    ph, pw = padding
-    dXp = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dwin.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            entry = tap(dXp, i, j, (OH, OW), stride)
-            xp.add(entry, dwin[:, :, i, j], out=entry)
-    return xp.ascontiguousarray(dXp[:, :, ph:ph + H, pw:pw + W]) if ph or pw else dXp
+from .arrays import into
+from .base import Layer
+from .windows import col2im, output_size, pair, windows
 
 
 def conv_weight(init, rng, fan_in, fan_out, shape):
@@ -172,8 +110,7 @@ class Conv2D(Layer):
 
     def forward(self, X, out=None):
         """Y (N, O, OH, OW), written into ``out`` when given (a step plan's buffer); X and out checked."""
-        self.backend.check_array(X, "Conv2D input", ndim=4)
-        self._check_out(out, self.output_shape(X.shape), "forward")
+        self._check_forward(X, out, ndim=4)
         return self._forward(X, out)
 
     def _forward(self, X, out=None):
@@ -191,8 +128,7 @@ class Conv2D(Layer):
 
     def backward(self, dY, out=None):
         """dX, written into ``out`` when given; dY and out checked before any gradient is added."""
-        self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
-        self._check_out(out, self.X.shape, "backward")
+        self._check_backward(dY, out)
         return self._backward(dY, out)
 
     def _backward(self, dY, out=None):
@@ -232,7 +168,7 @@ class Conv2D(Layer):
 
     def backward_params(self, dY):
         """dW and db only (no dX, e.g. for the first layer); returns delta as (N, O, OH OW)."""
-        self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
+        self._check_backward(dY)
         return self._backward_params(dY)
 
     def _backward_params(self, dY):

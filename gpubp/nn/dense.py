@@ -58,19 +58,17 @@ class Dense(Layer):
 
     def forward(self, X, out=None):
         """Y = X W + b, written into ``out`` when given (a buffer of shape (N, n_out))."""
-        self.backend.check_array(X, "Dense input")
-        self._check_out(out, self.output_shape(X.shape), "forward")
+        self._check_forward(X, out)
         return self._affine(X, out)
 
     def backward(self, dY, out=None):
         """dX = delta W^T, written into ``out`` when given; dY and out checked before any gradient is added."""
-        self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
-        self._check_out(out, self.X.shape, "backward")
+        self._check_backward(dY, out)
         return self._backprop(dY, out, input_grad=True)
 
     def backward_params(self, dY):
         """The parameter half of ``backward``: dW and db only (no dX, e.g. for the first layer)."""
-        self._check_dY(dY, (self.X.shape[0] if self.X is not None else -1, self.n_out))
+        self._check_backward(dY)
         self._backprop(dY, None, input_grad=False)
 
     def bind(self, X, Y, dY, dX):

@@ -10,17 +10,8 @@ import math
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
+from .arrays import into
 from .base import Layer
-
-
-def _given(value):
-    """A ``compute(out)`` for ``Layer._accumulate`` that hands over an already computed ``value``."""
-    def compute(out):
-        if out is None:
-            return value
-        out[...] = value
-        return out
-    return compute
 
 
 class BatchNorm(Layer):
@@ -117,8 +108,8 @@ class BatchNorm(Layer):
         self._check_dY(dY, () if self.X is None else self.X.shape)
         axes, shape = _axes(dY)
         dbeta, dgamma = dY.sum(axis=axes), (dY * self.x_hat).sum(axis=axes)
-        self._accumulate("gamma", _given(dgamma))
-        self._accumulate("beta", _given(dbeta))
+        self._accumulate("gamma", lambda out: into(out, dgamma))
+        self._accumulate("beta", lambda out: into(out, dbeta))
         self._grads_zero = self._grads_stale = False
         scale = (self.params["gamma"] * self.inv_sigma).reshape(shape)  # gamma / sigma
         if not self.batch_stats:

@@ -1,15 +1,16 @@
 """Pooling over NCHW windows, PyTorch's defaults: no padding, floor mode, stride = kernel size.
 
-MaxPool2D works one kernel offset at a time (``conv.tap``: the (i, j) entries of every
+MaxPool2D works one kernel offset at a time (``windows.tap``: the (i, j) entries of every
 window, a strided view), so each step is one vectorised operation over the output;
-AvgPool2D takes its windows from ``conv.windows`` and sends gradients back through
-``conv.col2im``, its adjoint. Overlapping windows (stride < kernel) add up correctly.
+AvgPool2D takes its windows from ``windows.windows`` and sends gradients back through
+``windows.col2im``, its adjoint. Overlapping windows (stride < kernel) add up correctly.
 """
 from __future__ import annotations
 
 from ..errors import InvalidValueError, ShapeError
-from .base import Layer, into
-from .conv import col2im, output_size, pair, tap, windows
+from .arrays import into
+from .base import Layer
+from .windows import col2im, output_size, pair, tap, windows
 
 
 def _show(hw):
@@ -42,14 +43,12 @@ class _Pool2D(Layer, abstract=True):
 
     def forward(self, X, out=None):
         """Y (N, C, OH, OW), written into ``out`` when given (a step plan's buffer); X and out checked."""
-        self.backend.check_array(X, f"{type(self).__name__} input", ndim=4)
-        self._check_out(out, self.output_shape(X.shape), "forward")
+        self._check_forward(X, out, ndim=4)
         return self._forward(X, out)
 
     def backward(self, dY, out=None):
         """dX, written into ``out`` when given; dY and out checked first."""
-        self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
-        self._check_out(out, self.X.shape, "backward")
+        self._check_backward(dY, out)
         return self._backward(dY, out)
 
 
@@ -134,8 +133,7 @@ class GlobalAvgPool2D(Layer):
         return tuple(shape[:2])
 
     def forward(self, X, out=None):
-        self.backend.check_array(X, "GlobalAvgPool2D input", ndim=4)
-        self._check_out(out, self.output_shape(X.shape), "forward")
+        self._check_forward(X, out, ndim=4)
         return self._forward(X, out)
 
     def _forward(self, X, out=None):
@@ -143,8 +141,7 @@ class GlobalAvgPool2D(Layer):
         return X.mean(axis=(2, 3), out=out)
 
     def backward(self, dY, out=None):
-        self._check_dY(dY, () if self.X is None else self.X.shape[:2])
-        self._check_out(out, self.X.shape, "backward")
+        self._check_backward(dY, out)
         return self._backward(dY, out)
 
     def _backward(self, dY, out=None):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from .. import _checks
 from ..errors import ShapeError
-from .base import Layer, into
+from .arrays import into
+from .base import Layer
 
 
 class Flatten(Layer):
@@ -35,8 +36,7 @@ class Flatten(Layer):
 
     def forward(self, X, out=None):
         """The reshaped view of X; with ``out`` (a step plan's buffer), copied into it."""
-        self.backend.check_array(X, "Flatten input")
-        self._check_out(out, self.output_shape(X.shape), "forward")
+        self._check_forward(X, out)
         return self._forward(X, out)
 
     def _forward(self, X, out=None):
@@ -44,8 +44,7 @@ class Flatten(Layer):
         return into(out, X.reshape(self.output_shape(X.shape)))
 
     def backward(self, dY, out=None):
-        self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
-        self._check_out(out, self.X.shape, "backward")
+        self._check_backward(dY, out)
         return self._backward(dY, out)
 
     def _backward(self, dY, out=None):

@@ -1,0 +1,62 @@
+"""The arrays that cross into a layer, checked where they enter: a parameter or gradient put
+under a name (``Arrays``), values loaded from any device (``values``), and the ``out`` buffer a
+step plan lends to a forward or backward (``check_out``; ``into`` writes a result into it).
+Losses check their ``out`` buffers with the same ``check_out``.
+"""
+from __future__ import annotations
+
+from ..errors import GpubpError, InvalidValueError, ShapeError
+
+
+class Arrays(dict):
+    """A layer's ``{name: array}`` of parameters or of gradients. Putting an array under a name
+    (``layer.params["W"] = W``) checks it against the one it replaces (shape, dtype, device) and
+    counts a replacement (``Layer.generation``), so that an optimizer update or a CUDA graph bound
+    to the old array is bound anew; ``load_parameters`` instead copies values into the arrays."""
+
+    def __init__(self, layer, what, arrays):
+        super().__init__(arrays)
+        self.layer, self.what = layer, what
+
+    def __setitem__(self, name, array):
+        layer, old = self.layer, self.get(name)
+        if old is None:
+            raise InvalidValueError(f"{layer!r} has no {self.what} {name!r}; its {self.what}s are {sorted(self)}")
+        layer.backend.check_array(array, f"{layer!r} {self.what} {name}")
+        if tuple(array.shape) != tuple(old.shape):
+            raise ShapeError(f"{layer!r} {self.what} {name} has shape {tuple(old.shape)}, got {tuple(array.shape)}")
+        super().__setitem__(name, array)
+        layer.generation += 1
+
+    def __reduce__(self):  # copies and pickles rebuild it whole (not item by item, which would be refused)
+        return type(self), (self.layer, self.what, dict(self))
+
+
+def values(backend, a, what):
+    """``a`` (an array on any device, or a list) as a new array of ``backend``'s dtype on it;
+    the backend's refusal (no numbers, not rectangular) naming ``what``."""
+    try:
+        return backend.asarray(a, backend.dtype)
+    except GpubpError as exc:
+        raise type(exc)(f"{what}: {exc}") from None
+
+
+def check_out(backend, out, shape, where, of):
+    """Refuse an ``out`` buffer (None: none given) unless it is a writable ``shape`` array of
+    ``backend``'s dtype on its device: the shape of ``of``, named in the message with ``where``."""
+    if out is None:
+        return
+    backend.check_array(out, where)
+    if tuple(out.shape) != tuple(shape):
+        raise ShapeError(f"{where}: the buffer has shape {tuple(out.shape)}, expected {tuple(shape)} "
+                         f"(the shape of the {of})")
+    if not getattr(out.flags, "writeable", True):  # NumPy's read-only arrays (CuPy has none)
+        raise InvalidValueError(f"{where}: the buffer is read-only")
+
+
+def into(out, value):
+    """``value``; with a buffer ``out`` given (a step plan's), ``value`` written into it and ``out``."""
+    if out is None:
+        return value
+    out[...] = value
+    return out
