@@ -1,0 +1,138 @@
+"""The Loss base class: ``forward(Y, T)`` returns the mean loss, ``backward(out=None)`` returns
+dL/dY; what every loss checks (predictions, targets, ``out``) and the buffers it computes in.
+
+All losses are means over the batch, so dL/dY carries the factor 1/N. ``backward(out=...)``
+writes dL/dY into a given buffer. The forward's intermediate arrays come from ``_buf``: fresh
+arrays, or the buffers a step plan (gpubp/plan/) lends through ``work`` for the length of its
+step, so a planned step allocates none.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from .._checks import takes_out
+from ..backend import backend_of
+from ..errors import DeviceError, DTypeError, GpubpError, ShapeError, StateError
+from ..nn.arrays import check_out
+
+
+class Loss:
+    """Base class: remembers what ``backward`` needs from the last ``forward``."""
+
+    def __call__(self, Y, T):
+        return self.forward(Y, T)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    _saves = ()  # the attributes forward keeps for backward (forgotten as a forward starts)
+
+    def _begin(self, Y, T, ndim=None):
+        for name in self._saves:  # a forward that fails leaves nothing for backward: no stale gradient
+            self.__dict__.pop(name, None)
+        try:
+            self.backend = backend_of(Y)
+        except GpubpError as exc:  # not an array, or not of floats: say it is the predictions
+            raise type(exc)(f"{type(self).__name__} predictions: {exc}") from None
+        self.backend.check_array(Y, f"{type(self).__name__} predictions", ndim=ndim)
+        if Y.ndim == 0:
+            raise ShapeError(f"{type(self).__name__} predictions: expected a batch of samples along the first axis, "
+                             f"got a 0-d array")
+        if Y.size == 0:  # the mean would divide by 0
+            what = "empty batch" if Y.shape[0] == 0 else "no classes or outputs per sample"
+            raise ShapeError(f"{type(self).__name__}: {what} (predictions of shape {tuple(Y.shape)})")
+        return self.backend.xp
+
+    def _float_targets(self, Y, T):
+        self.backend.check_array(T, f"{type(self).__name__} targets")
+        if T.shape != Y.shape:
+            raise ShapeError(f"{type(self).__name__}: targets have shape {tuple(T.shape)}, "
+                             f"predictions {tuple(Y.shape)}; they must match")
+        return T
+
+    def forward(self, Y, T):
+        raise NotImplementedError
+
+    def backward(self):
+        raise NotImplementedError
+
+    def check_targets(self, Y, T) -> None:
+        """Check a whole target array ``T`` once for outputs shaped like ``Y`` (``fit`` does,
+        before training), so that batches inside ``targets_checked()`` skip what needs a device
+        sync. Nothing to check by default."""
+
+    def _check_batch_targets(self, Y, T):
+        """``check_targets`` on this batch's targets (a device sync per batch), unless inside
+        ``targets_checked()`` (``fit`` checked all of them once)."""
+        if not self._trusted:
+            self.check_targets(Y, T)
+
+    def _array_targets(self, T):
+        """Refuse targets that are no array (a list) or hold no numbers before their values are read."""
+        if not hasattr(T, "ndim") or not hasattr(T, "dtype"):
+            raise DeviceError(f"{type(self).__name__} targets: expected a NumPy or CuPy array, got a "
+                              f"{type(T).__name__}; convert it with backend.asarray(T)")
+        if T.dtype.kind not in "iubf":
+            raise DTypeError(f"{type(self).__name__} targets: expected numbers, got an array of {T.dtype}")
+
+    _trusted = False  # inside targets_checked(): check_targets already ran on all the targets
+
+    @contextlib.contextmanager
+    def targets_checked(self):
+        """Block in which ``forward`` trusts what ``check_targets`` already checked."""
+        before, self._trusted = self._trusted, True
+        try:
+            yield self
+        finally:
+            self._trusted = before
+
+    work = None  # {name: array} lent by a step plan; else every intermediate is a new array
+
+    def _buf(self, name, shape, dtype=None):
+        """The lent buffer ``name`` when it has this shape and dtype, else a new empty array."""
+        dtype = dtype or self.backend.dtype
+        a = self.work.get(name) if self.work else None
+        if a is None or a.shape != tuple(shape) or a.dtype != dtype:
+            return self.backend.empty(shape, dtype)
+        return a
+
+    def workspace(self, Y, T) -> dict:
+        """``{name: (shape, dtype)}`` of the intermediates ``forward(Y, T)`` takes from ``_buf``
+        (what a step plan allocates once for outputs and targets shaped like these)."""
+        return {}
+
+    def _mean(self, terms, n, value=None):
+        """sum(terms) / n as a 0-d array: ``value``, or the lent ``value`` buffer in a step plan
+        (so a captured step writes its loss where the plan reads it), else a new one."""
+        value = terms.sum(out=self._buf("value", ()) if value is None else value)
+        value /= n
+        return value
+
+    def bind(self, Y, T, dY, work):
+        """This loss in a step plan (gpubp/plan/): a function of no arguments that computes the
+        value for the plan's outputs ``Y`` and targets ``T``, writes dL/dY into ``dY`` and
+        returns the value (a 0-d array, the ``value`` of ``work``), its intermediates in the
+        buffers ``work`` of ``workspace``. By default the checked methods, ``work`` lent."""
+        backward_out = takes_out(self.backward)
+
+        def run():
+            self.work = work
+            try:
+                value = self.forward(Y, T)
+                if backward_out:
+                    self.backward(out=dY)
+                else:
+                    dY[...] = self.backward()
+            finally:
+                self.work = None
+            return value
+        return run
+
+    def _saved(self, name, out=None):
+        """What ``forward`` saved for ``backward`` (StateError before any forward), with ``out``
+        checked: None, or a writable buffer of the predictions' shape and dtype for dL/dY."""
+        if not hasattr(self, name):
+            raise StateError(f"{type(self).__name__}.backward called before forward (or after a forward that failed)")
+        saved = getattr(self, name)
+        check_out(self.backend, out, saved.shape, f"{type(self).__name__}.backward out", "predictions, as dL/dY")
+        return saved

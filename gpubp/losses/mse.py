@@ -1,0 +1,48 @@
+"""Mean squared error, the seeds' squared error averaged over a batch."""
+from __future__ import annotations
+
+import functools
+
+from ..backend import backend_of
+from .base import Loss
+
+
+class MSE(Loss):
+    """L = mean((Y - T)^2) over all elements; dL/dY = 2 (Y - T) / N.
+
+    For one sample with one output this is the seeds' squared error (y_hat - y)^2.
+    """
+
+    _saves = ("diff",)
+
+    def forward(self, Y, T):
+        self._begin(Y, T)
+        T = self._float_targets(Y, T)
+        return self._value(Y, T, self._buf("diff", Y.shape), self._buf("square", Y.shape), self._buf("value", ()))
+
+    def _value(self, Y, T, diff, square, value):
+        """mean((Y - T)^2) into ``value``, keeping diff = Y - T (in ``diff``) for backward."""
+        xp = self.backend.xp
+        self.T, self.diff = T, xp.subtract(Y, T, out=diff)
+        return self._mean(xp.multiply(diff, diff, out=square), Y.size, value)
+
+    def backward(self, out=None):
+        diff = self._saved("diff", out)
+        return self.backend.xp.multiply(diff, 2.0 / diff.size, out=out)
+
+    def bind(self, Y, T, dY, work):
+        if type(self).forward is not MSE.forward or type(self).backward is not MSE.backward:
+            return super().bind(Y, T, dY, work)  # a subclass's own methods, as they are
+        # The plan fixed the shapes, dtypes and device of Y and T (MSE checks nothing else).
+        self.backend = backend_of(Y)
+        value = functools.partial(self._value, Y, T, work["diff"], dY, work["value"])  # squares in dY first
+        backward = functools.partial(self.backward, dY)
+
+        def run():
+            v = value()
+            backward()
+            return v
+        return run
+
+    def workspace(self, Y, T):
+        return {"diff": (Y.shape, Y.dtype), "value": ((), Y.dtype)}  # the squares go where dL/dY will
