@@ -85,8 +85,9 @@ def marked(value):
 
 
 def given(args, name) -> bool:
-    """Whether the flag ``name`` was given on the command line (its default was ``marked``)."""
-    return not isinstance(getattr(args, name), tuple(MARKS.values()))
+    """Whether the flag ``name`` was given on the command line (its default was ``marked``, or None)."""
+    value = getattr(args, name)
+    return value is not None and not isinstance(value, tuple(MARKS.values()))
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

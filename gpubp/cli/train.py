@@ -54,10 +54,10 @@ def add_arguments(p):
     t.add_argument("--lr", type=flags.positive_float, default=None,
                    help="learning rate (default: 0.01 for mlp, 0.005 for cnn, or the resumed run's)")
     t.add_argument("--schedule", default=None, choices=["constant", "step", "cosine"],
-                   help="learning-rate schedule (default: constant for mlp, cosine for cnn)")
+                   help="learning-rate schedule (default: constant for mlp, cosine for cnn, or the resumed run's)")
     flags.add_seed(t)
     t.add_argument("--epochs", type=flags.positive_int, default=30, help="epochs in all (a resumed run counts its own)")
-    flags.add_batch_size(t, 32)
+    flags.add_batch_size(t, flags.marked(32))
     t.add_argument("--patience", type=flags.positive_int,
                    help="stop after N epochs without a better validation score (training loss without a "
                         "validation split)")
@@ -70,7 +70,7 @@ def add_arguments(p):
             action.help = "floating-point type (--resume: the saved one)"
         elif action.dest in ("hidden", "activation"):
             action.help += " (--model mlp)"
-        elif action.dest in ("loss", "seed"):
+        elif action.dest in ("loss", "seed", "batch_size"):
             action.help += " (--resume: the saved run's)"
     t.add_argument("--cuda-graph", action="store_true",
                    help="on a GPU, replay each training step as one captured CUDA graph (MLP models)")
@@ -138,6 +138,7 @@ def train(args, comm) -> int:
     lr, schedule = DEFAULTS[args.model]
     optimizer = (saved.optimizer if args.optimizer is None else get_optimizer(args.optimizer)) if saved \
         else get_optimizer(args.optimizer or "adam", lr=args.lr or lr)
+    extras = {"data": data.info, "run": {"schedule": args.schedule or schedule, "batch_size": args.batch_size}}
     t0 = time.perf_counter()
     log = EpochLog(args.log, append=bool(args.resume)) if args.log else None
     try:
@@ -146,14 +147,14 @@ def train(args, comm) -> int:
                       validation_data=data.val, patience=args.patience, restore_best=args.restore_best,
                       progress=False if args.quiet else None, callbacks=[log] if log else (),
                       checkpoint_path=args.save if args.checkpoint_every else None,
-                      checkpoint_every=args.checkpoint_every, checkpoint_extra={"data": data.info},
+                      checkpoint_every=args.checkpoint_every, checkpoint_extra=extras,
                       resume_from=args.resume, comm=comm, cuda_graph=args.cuda_graph)
     finally:
         if log:
             log.close()
     saved_line = None  # written before the report, so nothing printed or evaluated can lose it
     if args.save and (comm is None or comm.is_root):
-        saved_line = _save(args, model, optimizer, history, data, resumed)
+        saved_line = _save(args, model, optimizer, history, data.name, extras, resumed)
     report(args, model, data, history, time.perf_counter() - t0)
     if saved_line:
         print(saved_line)
@@ -162,14 +163,14 @@ def train(args, comm) -> int:
     return 130 if history.interrupted else 0
 
 
-def _save(args, model, optimizer, history, data, resumed) -> str:
+def _save(args, model, optimizer, history, name, extras, resumed) -> str:
     """Write --save; after Ctrl-C only where no file is yet, or where the file is still the
     checkpoint this run resumed from (``resumed``: its extras) and the run has done more whole
     epochs: the model then holds part of an epoch, and a checkpoint already there (an earlier
     run, or --checkpoint-every's last write at an epoch's end) is the better one to keep."""
     if history.interrupted and os.path.exists(args.save) and not _ahead_of(args, history, resumed):
         return f"not saved: interrupted in epoch {history.epochs + 1}; {args.save} keeps what it held"
-    path = save_training(args.save, model, optimizer, history, args.seed, dataset=data.name, data=data.info)
+    path = save_training(args.save, model, optimizer, history, args.seed, dataset=name, **extras)
     return f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
 
 
@@ -194,10 +195,10 @@ def _ahead_of(args, history, resumed) -> bool:
 
 
 def _continue_saved(args, saved):
-    """``args`` take the kind, loss, seed, validation split and built-in dataset of the resumed
-    run; an --epochs it has passed, and a --model, --hidden, --activation, --loss, --seed,
-    --val-split, --optimizer or --dataset given that it contradicts, are refused (the saved run
-    continues)."""
+    """``args`` take the kind, loss, seed, validation split, schedule, batch size and built-in
+    dataset of the resumed run; an --epochs it has passed, and a --model, --hidden, --activation,
+    --loss, --seed, --val-split, --schedule, --batch-size, --optimizer or --dataset given that it
+    contradicts, are refused (the saved run continues as if never stopped)."""
     extra = saved.metadata.get("extra", {})
     model, info, done = saved.model, extra.get("data") or {}, extra.get("epochs_done")
     if done is None:
@@ -217,8 +218,10 @@ def _continue_saved(args, saved):
                                     f"holds {model}; leave them out to continue it")
     elif kind == "cnn":
         _check_model_flags(args)
-    for name, value in (("loss", info.get("loss")), ("seed", extra.get("seed")), ("val_split", info.get("val_split"))):
-        _same(args, name, value, f"was trained with {_flag(name)} {value}")  # the seed and split: same samples
+    run = extra.get("run") or {}
+    for name, value in (("loss", info.get("loss")), ("seed", extra.get("seed")), ("val_split", info.get("val_split")),
+                        ("schedule", run.get("schedule")), ("batch_size", run.get("batch_size"))):
+        _same(args, name, value, f"was trained with {_flag(name)} {value}")  # the same samples, steps and rates
     if args.optimizer and saved.optimizer:
         wanted = get_optimizer(args.optimizer)
         if (type(wanted), wanted.hyper) != (type(saved.optimizer), saved.optimizer.hyper):

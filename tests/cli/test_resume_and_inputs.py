@@ -82,6 +82,24 @@ def test_a_resumed_run_keeps_its_seed_and_validation_split(saved, tmp_path, caps
     assert gpubp.checkpoint.read_metadata(tmp_path / "m2.npz")["extra"]["seed"] == 5
 
 
+def test_a_resumed_run_keeps_its_schedule_and_batch_size(saved, tmp_path, capsys):
+    """Was: resumed at --schedule constant and --batch-size 32 whatever the run had used."""
+    argv = ["train", "--device", "cpu", "--quiet", "--data", str(saved / "table.npz")]
+    code, _, _ = run([*argv, "--epochs", "1", "--schedule", "cosine", "--batch-size", "8",
+                      "--save", str(tmp_path / "m.npz")], capsys)
+    assert code == 0
+    for flag, value, words in (("--batch-size", "16", "--batch-size 16, but .*m.npz was trained with --batch-size 8"),
+                               ("--schedule", "step", "--schedule step, but .*m.npz was trained with --schedule cosine")):
+        code, _, last = run([*argv, "--epochs", "3", "--resume", str(tmp_path / "m.npz"), flag, value], capsys)
+        assert code == 1 and re.search(words, last), last
+    code, _, _ = run([*argv, "--epochs", "3", "--resume", str(tmp_path / "m.npz"), "--save", str(tmp_path / "m2.npz")],
+                     capsys)
+    meta = gpubp.checkpoint.read_metadata(tmp_path / "m2.npz")
+    assert code == 0 and meta["extra"]["run"] == {"schedule": "cosine", "batch_size": 8}
+    history = meta["extra"]["history"]
+    assert len(history["lr"]) == 3 and history["lr"][2] < history["lr"][1] < history["lr"][0]  # cosine went on
+
+
 def test_resume_with_the_saved_optimizer_named_keeps_its_hyperparameters(saved, tmp_path, capsys):
     """Was: `--optimizer adam` built a fresh Adam, so the run went on at Adam's default lr 0.001."""
     ck = tmp_path / "xor.npz"
