@@ -1,7 +1,9 @@
 """Layers, each a screenful with its forward and its backward (the delta rule) side by side,
-on NumPy and CuPy alike: the ``Layer`` base and the registry (base.py), ``Dense`` (dense.py),
-the activations (activations.py), and for images (NCHW, PyTorch's argument names and
-defaults) ``Conv2D``, pooling, ``Flatten``, ``Dropout`` and ``BatchNorm``.
+on NumPy and CuPy alike: the ``Layer`` base and the registry (base.py), the checks of arrays
+crossing into a layer (arrays.py), ``Dense`` (dense.py), the activations (activations.py), and
+for images (NCHW, PyTorch's argument names and defaults) ``Conv2D`` (conv.py), pooling
+(pool.py), both over the sliding windows of windows.py, ``Flatten`` (shape.py), ``Dropout``
+(dropout.py) and ``BatchNorm`` (norm.py).
 """
 from .activations import ACTIVATIONS, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import LAYERS, Layer, layer_from_config
