@@ -347,3 +347,15 @@ def test_predict_out_through_a_link_writes_its_target(saved, tmp_path, capsys):
                       "--device", "cpu"], capsys)
     assert code == 0 and (tmp_path / "link.csv").is_symlink()
     assert (tmp_path / "target.csv").read_text().splitlines()[0] == "prediction,p_0,p_1"
+
+
+def test_a_run_refused_by_fit_leaves_the_log_as_it_was(tmp_path, capsys):
+    """Was: --log was opened (emptied) before fit's own checks, so a refused run lost the earlier log."""
+    log = tmp_path / "epochs.csv"
+    log.write_text("epoch,loss\n1,0.5\n")
+    code, _, last = run(["train", "--device", "cpu", "--dataset", "xor", "--cuda-graph", "--log", str(log)], capsys)
+    assert code == 1 and "a CUDA graph needs a CUDA device" in last
+    assert log.read_text() == "epoch,loss\n1,0.5\n"
+    code, _, _ = run(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "2", "--quiet", "--log", str(log)],
+                     capsys)
+    assert code == 0 and [r.split(",")[0] for r in log.read_text().splitlines()] == ["epoch", "1", "2"]
