@@ -5,7 +5,8 @@ Modules: ``sequential.py`` (Sequential: running the layers, train/eval mode, dev
 checked and kept flat), ``observers.py`` (the one hook tools watch every layer through:
 ``model.observers`` and ``observing`` blocks).
 """
-from .observers import _ambient, _tell, observing  # noqa: F401  (_ambient, _tell: the step plan, gpubp/plan/, tells the same observers)
+# _ambient and _tell too: the step plan (gpubp/plan/) tells the same observers
+from .observers import _ambient, _tell, observing  # noqa: F401
 from .sequential import Sequential, mlp
 
 __all__ = ["Sequential", "mlp", "observing"]
