@@ -53,13 +53,22 @@ def seed(name, value):
 
 
 def writable_target(name, path, create_parents=False) -> str:
-    """Refuse ``path`` before any work is done when a file could not be written there: the
-    folder must exist (or, with ``create_parents``, its nearest existing ancestor) and be a
-    writable folder, and ``path`` itself must not be a folder."""
+    """The file a write to ``path`` replaces, as an absolute str, refused before any work when it
+    could not be written: its folder must exist (or, with ``create_parents``, its nearest existing
+    ancestor) and be a writable folder, and it must not be a folder. Through a symbolic link it is
+    the file the link names (the link is kept); a link that loops is refused."""
     try:
-        path = os.path.abspath(os.fsdecode(path))  # str, bytes or os.PathLike: a str
+        path = os.path.abspath(os.fsdecode(path))  # str, bytes or os.PathLike
     except TypeError:
         raise InvalidValueError(f"{name} must be a file path, got {path!r}") from None
+    if os.path.islink(path):
+        try:
+            target = os.path.realpath(path, strict=True)
+        except FileNotFoundError:  # a link to a file not there yet: that file is written
+            target = os.path.realpath(path)
+        except OSError as exc:  # a loop
+            raise InvalidValueError(f"{name}: {path} is a link that leads to no file ({exc.strerror})") from None
+        name, path = f"{name} {path} (a link to {target})", target
     if os.path.isdir(path):
         raise InvalidValueError(f"{name}: {path} is a folder; give a file name inside it")
     folder = os.path.dirname(path)

@@ -100,10 +100,9 @@ def target(path) -> tuple:
     a folder, a pipe or device, a read-only file, a file that is not a gpubp checkpoint (someone's
     data, a damaged checkpoint: moved away by the user, never replaced). ``~`` is expanded; through
     a symbolic link the file it names is replaced, the link kept."""
-    given = _checks.writable_target("checkpoint path", user_path(path))
-    path = os.path.realpath(given)
-    if path != given:
-        _checks.writable_target(f"checkpoint path {given} (a link to {path})", path)
+    given = user_path(path)
+    path = _checks.writable_target("checkpoint path", given)  # through a link: the file it names
+    given = os.path.abspath(given)
     if not os.path.exists(path):
         return given, path
     if not os.path.isfile(path):

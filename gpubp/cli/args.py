@@ -224,21 +224,8 @@ def distinct_files(outputs, inputs=None, allowed=()):
                 raise InvalidValueError(f"{name} {path} is also {other}: writing it would replace {what}; "
                                         f"give another path")
     for name, path in given:
-        if os.path.islink(path):
-            _link_target(name, path)
+        path = writable_target(name, path)  # through a link, the file it names
         if os.path.isfile(path) and is_checkpoint(path) != (name == "--save"):
             what = "a gpubp checkpoint" if name != "--save" else "a file that is not a gpubp checkpoint"
             raise InvalidValueError(f"{name} {path} is {what}, which writing it would replace; give another path "
                                     f"(or remove that file first)")
-
-
-def _link_target(name, path):
-    """An output that is a link is written where it leads: refuse a loop, or a target whose folder
-    is missing, now (the write would fail only after the work)."""
-    try:
-        target = os.path.realpath(path, strict=True)
-    except FileNotFoundError:  # a link to a file not there yet: that file is written
-        target = os.path.realpath(path)
-    except OSError as exc:  # a loop
-        raise InvalidValueError(f"{name} {path} is a link that leads to no file ({exc.strerror})") from None
-    writable_target(f"{name} {path} (a link to {target})", target)

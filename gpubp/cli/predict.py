@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 
 import numpy as np
@@ -61,6 +60,7 @@ def run(args) -> int:
         sys.stdout.write(text.getvalue())
         return 0
     # all or nothing: a file already at --out is replaced only by the whole new one
-    write_atomically(os.path.realpath(args.out), lambda f: f.write(text.getvalue().encode()))  # through a link
+    out = writable_target("--out", args.out)  # through a link, the file it names
+    write_atomically(out, lambda f: f.write(text.getvalue().encode()))
     print(f"predictions: {args.out} ({len(body)} rows)")
     return 0

@@ -47,7 +47,7 @@ def check_plot_path(path, name="plot path") -> Path:
 def _save(fig, path) -> Path:
     """Write ``fig`` to ``path`` (checked) through a temporary file beside it, so a save that
     fails or is interrupted (Ctrl-C) leaves an earlier plot there whole."""
-    final = Path(os.path.realpath(path))  # through a symlink, as a direct write would go
+    final = Path(path)  # check_plot_path's: through a symbolic link, the file it names
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)

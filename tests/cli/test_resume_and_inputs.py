@@ -326,9 +326,9 @@ def test_help_states_a_default_of_zero():
 
 
 @pytest.mark.parametrize("argv, link, words", [
-    (["train", "--epochs", "1", "--quiet", "--save"], "loop", r"--save .*loop is a link that leads to no file \(Too"),
+    (["train", "--epochs", "1", "--quiet", "--save"], "loop", r"--save: .*loop is a link that leads to no file \(Too"),
     (["train", "--epochs", "1", "--quiet", "--save"], "nowhere/m.npz", r"--save .*m.npz \(a link to .*nowhere/m.npz\)"),
-    (["predict", "{d}/own.npz", "{d}/table.npz", "--out"], "loop", "--out .*loop is a link that leads to no file"),
+    (["predict", "{d}/own.npz", "{d}/table.npz", "--out"], "loop", "--out: .*loop is a link that leads to no file"),
 ])
 def test_an_output_link_that_cannot_be_written_is_refused_before_the_work(saved, tmp_path, capsys, argv, link, words):
     """Was: trained (or predicted) in full, then refused by the write: the model lost."""

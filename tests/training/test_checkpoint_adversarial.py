@@ -308,3 +308,15 @@ def test_a_bytes_path_is_a_str_path_for_every_writer(tmp_path):
     log = gpubp.history.EpochLog(os.fsencode(tmp_path / "log.csv"))
     assert log.path == str(tmp_path / "log.csv") and not log.json
     log.file.close()
+
+
+def test_every_writer_follows_a_link_and_refuses_a_loop(tmp_path):
+    """writable_target followed no link: a looping link was found only when written (after the
+    work), and only the CLI and checkpoint.save wrote through a link to the file it names."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(InvalidValueError, match="EpochLog path: .*loop is a link that leads to no file"):
+        gpubp.history.EpochLog(tmp_path / "loop")
+    (tmp_path / "log.csv").symlink_to(tmp_path / "real.csv")
+    log = gpubp.history.EpochLog(tmp_path / "log.csv")
+    log.file.close()
+    assert log.path == str(tmp_path / "real.csv") and os.path.islink(tmp_path / "log.csv")
