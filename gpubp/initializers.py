@@ -10,26 +10,32 @@ import numpy as np
 from .errors import DTypeError, InvalidValueError, NumericalError, ShapeError
 
 
+def draw(name, rng, fan_in, fan_out, shape):
+    """Initialiser ``name`` for a weight of ``shape`` with these fans (Dense: n_in, n_out; Conv2D:
+    C kh kw, O kh kw, as PyTorch counts them): Glorot (xavier) U(+-sqrt(6 / (fan_in + fan_out)))
+    or N(0, 2 / (fan_in + fan_out)); He U(+-sqrt(6 / fan_in)) or N(0, 2 / fan_in), for ReLU layers."""
+    family, _, dist = name.partition("_")
+    fans = fan_in + fan_out if family in ("xavier", "glorot") else fan_in
+    if dist == "normal":
+        return rng.normal(0.0, np.sqrt(2.0 / fans), size=shape)
+    limit = np.sqrt(6.0 / fans)
+    return rng.uniform(-limit, limit, size=shape)
+
+
 def xavier_uniform(rng, n_in, n_out):
-    """Glorot uniform: U(-l, l) with l = sqrt(6 / (n_in + n_out))."""
-    limit = np.sqrt(6.0 / (n_in + n_out))
-    return rng.uniform(-limit, limit, size=(n_in, n_out))
+    return draw("xavier_uniform", rng, n_in, n_out, (n_in, n_out))
 
 
 def xavier_normal(rng, n_in, n_out):
-    """Glorot normal: N(0, 2 / (n_in + n_out))."""
-    return rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=(n_in, n_out))
+    return draw("xavier_normal", rng, n_in, n_out, (n_in, n_out))
 
 
 def he_uniform(rng, n_in, n_out):
-    """He uniform: U(-l, l) with l = sqrt(6 / n_in), for ReLU layers."""
-    limit = np.sqrt(6.0 / n_in)
-    return rng.uniform(-limit, limit, size=(n_in, n_out))
+    return draw("he_uniform", rng, n_in, n_out, (n_in, n_out))
 
 
 def he_normal(rng, n_in, n_out):
-    """He normal: N(0, 2 / n_in), for ReLU layers."""
-    return rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
+    return draw("he_normal", rng, n_in, n_out, (n_in, n_out))
 
 
 INITIALIZERS = {f.__name__: f for f in (xavier_uniform, xavier_normal, he_uniform, he_normal)}

@@ -7,29 +7,22 @@ import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
-from ..initializers import checked_weight
+from ..initializers import INITIALIZERS, checked_weight, draw
 from .arrays import into
 from .base import Layer
 from .windows import col2im, output_size, pair, windows
 
 
 def conv_weight(init, rng, fan_in, fan_out, shape):
-    """A conv weight of ``shape`` drawn from the host ``rng`` (float64), scaled by the PyTorch fans
-    fan_in = C kh kw and fan_out = O kh kw: He U(+-sqrt(6/fan_in)) or N(0, 2/fan_in), Glorot
-    U(+-sqrt(6/(fan_in+fan_out))) or N(0, 2/(fan_in+fan_out)); or what ``init(rng, fan_in, fan_out, shape)``
-    returns (``checked_weight`` checks it)."""
+    """A conv weight of ``shape`` drawn from the host ``rng`` (float64) by the initialiser named
+    ``init`` (``initializers.draw``) with fan_in = C kh kw and fan_out = O kh kw, as PyTorch counts
+    them; or what ``init(rng, fan_in, fan_out, shape)`` returns (``checked_weight`` checks it)."""
     if callable(init):
         return init(rng, fan_in, fan_out, shape)
-    fans = {"he": fan_in, "xavier": (fan_in + fan_out) / 2, "glorot": (fan_in + fan_out) / 2}
-    family, _, dist = str(init).partition("_")
-    if family not in fans or dist not in ("uniform", "normal"):
-        raise InvalidValueError(f"unknown conv initialiser {init!r}; choose he_uniform, he_normal, "
-                                f"xavier_uniform, xavier_normal (glorot_*), or a callable "
-                                f"init(rng, fan_in, fan_out, shape)")
-    var = 2.0 / fans[family]
-    if dist == "normal":
-        return rng.normal(0.0, np.sqrt(var), size=shape)
-    return rng.uniform(-np.sqrt(3 * var), np.sqrt(3 * var), size=shape)
+    if not (isinstance(init, str) and init in INITIALIZERS):
+        raise InvalidValueError(f"unknown conv initialiser {init!r}; choose one of {sorted(INITIALIZERS)}, or a "
+                                f"callable init(rng, fan_in, fan_out, shape)")
+    return draw(init, rng, fan_in, fan_out, shape)
 
 
 class Conv2D(Layer):

@@ -114,10 +114,11 @@ def test_first_layer_skips_dX():
     assert float(np.abs(model.gradients()["0.W"]).sum()) > 0
 
 
-@pytest.mark.parametrize("init,fan", [("he_uniform", 27), ("xavier_uniform", (27 + 36) / 2),
-                                      ("glorot_normal", (27 + 36) / 2), ("he_normal", 27)])
+@pytest.mark.parametrize("init,fan", [("he_uniform", 27), ("xavier_uniform", 27 + 36),
+                                      ("glorot_normal", 27 + 36), ("he_normal", 27)])
 def test_init_scaled_by_fans(init, fan):
-    """fan_in = in_channels kh kw = 27, fan_out = out_channels kh kw = 36; variance 2 / fan."""
+    """fan_in = in_channels kh kw = 27, fan_out = out_channels kh kw = 36; variance 2 / fan_in (He)
+    or 2 / (fan_in + fan_out) (Glorot, as PyTorch's xavier_ and Dense). Glorot had twice that."""
     W = Conv2D(3, 4, 3, init=init, seed=0, backend="cpu").params["W"]
     draws = np.concatenate([Conv2D(3, 4, 3, init=init, seed=s, backend="cpu").params["W"].ravel()
                             for s in range(40)])
