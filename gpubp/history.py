@@ -90,15 +90,19 @@ class EpochLog:
     """fit() callback writing one line per epoch to ``path``: CSV (``.csv``) or JSON lines
     (``.jsonl``, ``.json``, anything else), with epoch, loss, metrics, lr, seconds, samples/s.
     With ``append`` (a resumed run) the lines go after those already there, under the CSV
-    header already written."""
+    header already written. The path is checked at once, the file opened at the first line:
+    a run refused before its first epoch leaves a file already there as it was."""
 
     def __init__(self, path, append=False):
         self.path = _checks.writable_target("EpochLog path", path)  # a folder, a missing one: refused now
         self.json = not self.path.lower().endswith(".csv")
-        append = _checks.flag("EpochLog append", append)
-        continued = append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        self.file = open(self.path, "a" if append else "w", newline="")
-        self.writer, self.header_written = None, continued
+        self.append = _checks.flag("EpochLog append", append)
+        self.file = self.writer = None
+
+    def _open(self):
+        continued = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        self.file = open(self.path, "a" if self.append else "w", newline="")
+        self.header_written = continued
 
     def on_epoch_end(self, epoch, model, history):
         h, name = history, history.metric_name
@@ -107,6 +111,8 @@ class EpochLog:
             if key and len(values) > epoch:
                 row[key] = values[epoch]
         row.update(lr=h.lr[epoch], seconds=h.epoch_time[epoch], samples_per_sec=h.samples_per_sec[epoch])
+        if self.file is None:
+            self._open()
         if self.json:
             self.file.write(json.dumps(row) + "\n")
         else:
@@ -118,7 +124,8 @@ class EpochLog:
         self.file.flush()
 
     def close(self):
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
 def _check_epochs(d) -> None:

@@ -140,7 +140,7 @@ def train(args, comm) -> int:
         else get_optimizer(args.optimizer or "adam", lr=args.lr or lr)
     extras = {"data": data.info, "run": {"schedule": args.schedule or schedule, "batch_size": args.batch_size}}
     t0 = time.perf_counter()
-    log = _Log(args.log, append=bool(args.resume)) if args.log else None
+    log = EpochLog(args.log, append=bool(args.resume)) if args.log else None
     try:
         history = fit(model, data.X, data.y, loss=args.loss, optimizer=optimizer, lr=args.lr, epochs=args.epochs,
                       batch_size=args.batch_size, seed=args.seed, schedule=args.schedule or schedule,
@@ -161,23 +161,6 @@ def train(args, comm) -> int:
     if args.plot and history.loss:
         print(f"plot: {plot_history(history, args.plot, title=f'{data.name}, {args.model}')}")
     return 130 if history.interrupted else 0
-
-
-class _Log:
-    """--log, opened as the first epoch begins: a run that fit refuses leaves the file as it was."""
-
-    def __init__(self, path, append):
-        self.path, self.append, self.log = path, append, None
-
-    def on_epoch_begin(self, epoch, model):
-        self.log = self.log or EpochLog(self.path, append=self.append)
-
-    def on_epoch_end(self, epoch, model, history):
-        self.log.on_epoch_end(epoch, model, history)
-
-    def close(self):
-        if self.log:
-            self.log.close()
 
 
 def _save(args, model, optimizer, history, name, extras, resumed) -> str:

@@ -307,7 +307,7 @@ def test_a_bytes_path_is_a_str_path_for_every_writer(tmp_path):
     (EpochLog's CSV test, ``path.lower().endswith('.csv')``, raised TypeError before it did)."""
     log = gpubp.history.EpochLog(os.fsencode(tmp_path / "log.csv"))
     assert log.path == str(tmp_path / "log.csv") and not log.json
-    log.file.close()
+    log.close()
 
 
 def test_every_writer_follows_a_link_and_refuses_a_loop(tmp_path):
@@ -318,5 +318,20 @@ def test_every_writer_follows_a_link_and_refuses_a_loop(tmp_path):
         gpubp.history.EpochLog(tmp_path / "loop")
     (tmp_path / "log.csv").symlink_to(tmp_path / "real.csv")
     log = gpubp.history.EpochLog(tmp_path / "log.csv")
-    log.file.close()
+    log.close()
     assert log.path == str(tmp_path / "real.csv") and os.path.islink(tmp_path / "log.csv")
+
+
+def test_an_epoch_log_leaves_its_file_as_it_was_until_the_first_epoch_ends(tmp_path):
+    """Was: opened (emptied) when made, so a run refused before training lost the earlier log."""
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,loss\n1,0.5\n")
+    log = gpubp.history.EpochLog(path)
+    model = gpubp.Sequential([gpubp.Dense(2, 2)], seed=0)
+    with pytest.raises(InvalidValueError, match="epochs"):
+        gpubp.fit(model, np.ones((4, 2)), np.array([0, 1, 0, 1]), epochs=0, callbacks=[log], progress=False)
+    log.close()
+    assert path.read_text() == "epoch,loss\n1,0.5\n"
+    gpubp.fit(model, np.ones((4, 2)), np.array([0, 1, 0, 1]), epochs=1, callbacks=[log], progress=False)
+    log.close()
+    assert path.read_text().startswith("epoch,loss,accuracy,lr")
