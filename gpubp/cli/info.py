@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 
+from ..backend import parse_spec
 from ..checkpoint import read_metadata
+from ..errors import GpubpError
 from ..tools.doctor import machine, versions
 
 HELP = "show gpubp/NumPy/CuPy/CUDA versions, devices and what 'auto' picks and why"
@@ -29,7 +31,12 @@ def _print_machine(info):
     source = f"OMP_NUM_THREADS={info['OMP_NUM_THREADS']}" if info["OMP_NUM_THREADS"] else "all usable cores"
     print(f"CPU kernels on 2^20+ elements: {info['cpu_threads']} thread(s) ({source})")
     if info["GPUBP_DEVICE"]:
-        print(f"GPUBP_DEVICE={info['GPUBP_DEVICE']} (the default device spec)")
+        try:
+            parse_spec(info["GPUBP_DEVICE"])
+            print(f"GPUBP_DEVICE={info['GPUBP_DEVICE']} (the default device spec)")
+        except GpubpError as exc:
+            print(f"GPUBP_DEVICE={info['GPUBP_DEVICE']} is not a device spec, so every call without a device "
+                  f"refuses it: {exc}")
     mpi = info["mpi"]
     if mpi:
         transport = "NCCL between GPUs" if info["auto"]["device"] != "cpu" else "MPI"

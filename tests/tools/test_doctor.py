@@ -223,3 +223,16 @@ def test_a_device_that_cannot_be_queried_is_listed_not_a_crash(monkeypatch):
     monkeypatch.setattr(doctor, "versions", lambda: {"cuda_runtime": "12.8", "cuda_driver": "12.8"})
     [item] = [i for i in doctor.check_cuda(expect_gpu=False) if i.name == "device"]
     assert item.status == doctor.FAILURE and "unreadable (RuntimeError: cudaErrorUnknown)" in item.detail
+
+
+@pytest.mark.parametrize("spec", ["garbage", "cpu/float16"])
+def test_a_bad_gpubp_device_is_one_failure_and_info_names_it(monkeypatch, capsys, spec):
+    """Before: the self-test's layers read GPUBP_DEVICE, so the gradients and parity checks were
+    reported as crashed ('report this'), and `gpubp info` called the spec the default."""
+    monkeypatch.setenv("GPUBP_DEVICE", spec)
+    items = doctor.run_checks(False, checks=(doctor.check_device_setting, doctor.check_gradients,
+                                             doctor.check_parity))
+    assert [i.status for i in items] == [doctor.FAILURE, doctor.OK, doctor.OK]
+    from gpubp import cli
+    assert cli.main(["info"]) == 0
+    assert f"GPUBP_DEVICE={spec} is not a device spec" in capsys.readouterr().out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...backend import KERNELS
+from ...backend import KERNELS, use_backend
 from ...backend.kernels import sample_arguments
 from ...nn import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
 from ...network import Sequential
@@ -37,7 +37,9 @@ def kernel_mismatches(backend, seed=0) -> list[str]:
 
 
 def small_net(backend, seed=0):
-    # ReLU first (fed by raw inputs, so not all dead); every kernel is on the path
-    layers = [Dense(3, 6), ReLU(), Dense(6, 5), Tanh(), Dense(5, 4), Sigmoid(), Dense(4, 4), LeakyReLU(0.1),
-              Dense(4, 2)]
-    return Sequential(layers, backend=backend, seed=seed)
+    """ReLU first (fed by raw inputs, so not all dead); every kernel is on the path. Built on
+    ``backend`` itself, so the self-test does not read GPUBP_DEVICE (checked on its own)."""
+    with use_backend(backend):
+        layers = [Dense(3, 6), ReLU(), Dense(6, 5), Tanh(), Dense(5, 4), Sigmoid(), Dense(4, 4), LeakyReLU(0.1),
+                  Dense(4, 2)]
+        return Sequential(layers, backend=backend, seed=seed)
