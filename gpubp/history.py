@@ -6,12 +6,13 @@ import json
 import math
 import numbers
 import os
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from . import _checks
-from .errors import InvalidValueError
+from .errors import GpubpWarning, InvalidValueError
 
 PER_EPOCH = ("loss", "metric", "val_loss", "val_metric", "lr", "epoch_time", "samples_per_sec")
 
@@ -100,9 +101,12 @@ class EpochLog:
         self.file = self.writer = None
 
     def _open(self):
-        continued = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        """The file, and the CSV header already in it when appending (None: none yet)."""
+        self.header = None
+        if self.append and not self.json and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            with open(self.path, newline="") as f:
+                self.header = next(csv.reader(f), None)
         self.file = open(self.path, "a" if self.append else "w", newline="")
-        self.header_written = continued
 
     def on_epoch_end(self, epoch, model, history):
         h, name = history, history.metric_name
@@ -117,11 +121,21 @@ class EpochLog:
             self.file.write(json.dumps(row) + "\n")
         else:
             if self.writer is None:
-                self.writer = csv.DictWriter(self.file, fieldnames=list(row))
-                if not self.header_written:
-                    self.writer.writeheader()
+                self._start_csv(list(row))
             self.writer.writerow(row)
         self.file.flush()
+
+    def _start_csv(self, columns):
+        """The header, or the one already in an appended file: lines under another header would
+        not read back, so its columns are kept (a column it lacks is left out, with a warning)."""
+        if self.header is None:
+            self.writer = csv.DictWriter(self.file, fieldnames=columns)
+            self.writer.writeheader()
+            return
+        if columns != self.header:
+            warnings.warn(f"EpochLog: {self.path} has the columns {self.header}, this run writes {columns}; "
+                          f"its lines keep the file's columns", GpubpWarning, stacklevel=3)
+        self.writer = csv.DictWriter(self.file, fieldnames=self.header, extrasaction="ignore")
 
     def close(self):
         if self.file is not None:

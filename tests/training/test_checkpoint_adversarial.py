@@ -335,3 +335,21 @@ def test_an_epoch_log_leaves_its_file_as_it_was_until_the_first_epoch_ends(tmp_p
     gpubp.fit(model, np.ones((4, 2)), np.array([0, 1, 0, 1]), epochs=1, callbacks=[log], progress=False)
     log.close()
     assert path.read_text().startswith("epoch,loss,accuracy,lr")
+
+
+def test_an_appended_csv_log_keeps_its_columns(tmp_path):
+    """Was: a resumed run with validation data appended lines of 9 columns under the file's header
+    of 7, which no CSV reader reads back; now the file's columns are kept, with a warning."""
+    import csv
+    path = tmp_path / "log.csv"
+    X, y = np.ones((8, 2)), np.array([0, 1] * 4)
+    model = gpubp.Sequential([gpubp.Dense(2, 2)], seed=0)
+    log = gpubp.history.EpochLog(path)
+    gpubp.fit(model, X, y, epochs=1, callbacks=[log], progress=False)
+    log.close()
+    log = gpubp.history.EpochLog(path, append=True)
+    with pytest.warns(gpubp.GpubpWarning, match="keep the file's columns"):
+        gpubp.fit(model, X, y, epochs=1, callbacks=[log], progress=False, validation_data=(X, y))
+    log.close()
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == 2 and all(None not in row for row in rows) and "val_loss" not in rows[0]
