@@ -21,8 +21,9 @@ What a capture needs, and where it comes from:
   corrections, a scheduled lr — is written to a device array the update kernels read.
 
 If the model or the optimizer replaces its arrays (a restore, a resumed state), the graph would
-write into the old ones: ``step`` notices (``Optimizer.prepared`` returns another list) and
-records again. Unverified on hardware as of this writing: no GPU has been lent to the project.
+write into the old ones: ``step`` notices (``Optimizer.prepared`` returns another list), warms
+up again (the new arrays may need a kernel not compiled yet) and records again. Unverified on
+hardware as of this writing: no GPU has been lent to the project.
 """
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ class GraphedStep:
             raise StateError(f"GraphedStep: {problem} since the graph was recorded; make a new plan")
         self._refuse_observers(plan)
         if opt.prepared(plan.model) is not self._updates:  # arrays replaced: the graph would miss them
-            self._record()
+            self._warm_up()  # the new arrays may need kernels not yet compiled (another shape, layout
+            self._record()   # or a flat buffer given up): none may compile and load inside a capture
         with self.backend.activate():
             current = self.backend.current_stream()
             self.stream.wait_event(current.record())      # the batch gathered on the current stream

@@ -1,10 +1,15 @@
 """A training step captured as one CUDA graph (gpubp/plan/graph.py): refused with one line
 where it cannot run (NumPy, no plan, a communicator, observers), and on a GPU the same numbers
 as the eager step run with the same GEMM, bit for bit, after every kind of step change."""
+import contextlib
+import functools
+import types
+
 import numpy as np
 import pytest
 
 import gpubp
+from gpubp.backend.numpy_backend import NumpyBackend
 from gpubp.errors import InvalidValueError, StateError
 from gpubp.network import mlp
 from gpubp.optim import SGD, Adam
@@ -55,6 +60,90 @@ def test_the_train_command_refuses_cuda_graph_on_the_cpu(capsys):
     assert main(["train", "--device", "cpu", "--cuda-graph", "--epochs", "1", "--quiet"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("gpubp train: error: fit: cuda_graph:") and "CUDA device" in err[-1]
+
+
+class CaptureOnTheHost(NumpyBackend):
+    """NumPy with CupyBackend's capture interface: a "graph" replays the launches ``fn`` made. A
+    launch inside a capture of a registry kernel or product on arrays of a kind (shape, dtype,
+    layout) not launched before fails, as a kernel first compiled and loaded inside a CUDA
+    stream capture would (CuPy compiles per argument kind)."""
+
+    class Stream:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def record(self):
+            return None
+
+        def wait_event(self, event):
+            pass
+
+        def synchronize(self):
+            pass
+
+    def __init__(self, dtype="float64"):
+        super().__init__(dtype)
+        self.seen, self.capturing, self.captures = set(), False, 0
+
+    def _launched(self, *key):
+        if self.capturing and key not in self.seen:
+            raise AssertionError(f"{key[0]} on arrays of a new kind launched inside a capture: {key[1:]}")
+        self.seen.add(key)
+
+    @staticmethod
+    def _kind(args):
+        return tuple((a.shape, a.dtype.str, a.flags.c_contiguous) if isinstance(a, np.ndarray) else type(a).__name__
+                     for a in args)
+
+    def bind(self, kernel, *args):
+        args = self._arguments(kernel, args)
+        return functools.partial(self.run, kernel, args)
+
+    def run(self, kernel, args):
+        self._launched(kernel.name, self._kind(args))
+        super().run(kernel, args)
+
+    def matmul(self, a, b, out=None):
+        self._launched("matmul", self._kind((a, b, out)))
+        return np.matmul(a, b, out=out)
+
+    def stream(self):
+        return self.Stream()
+
+    def current_stream(self):
+        return self.Stream()
+
+    @contextlib.contextmanager
+    def graph_arithmetic(self):
+        yield
+
+    def capture(self, fn, stream):
+        self.capturing, self.captures = True, self.captures + 1
+        try:
+            fn()
+        finally:
+            self.capturing = False
+        return types.SimpleNamespace(launch=lambda stream: fn())
+
+
+def test_a_graph_recorded_again_launches_nothing_new_inside_the_capture():
+    """A parameter replaced by assignment gives up the flat buffer: the update runs per parameter, on
+    arrays of other shapes, and the step records a new graph. Those kernels must be compiled before
+    the capture starts (a warm-up step), as on first recording, never inside it."""
+    backend = CaptureOnTheHost("float64")
+    rng = np.random.default_rng(1)
+    model = mlp(6, [8], 3, backend=backend, seed=0)
+    graphed = GraphedStep(StepPlan(model, "mse", SGD(lr=0.1, momentum=0.9), (16, 6)))
+    X, y = (backend.asarray(rng.normal(size=shape)) for shape in ((16, 6), (16, 3)))
+    graphed.step(X, y)
+    W2 = backend.asarray(rng.normal(size=(6, 8)))
+    model.layers[0].params["W"] = W2
+    before = W2.copy()
+    graphed.step(X, y)
+    assert backend.captures == 2 and not np.array_equal(W2, before)
 
 
 # -- on a GPU ------------------------------------------------------------------------
