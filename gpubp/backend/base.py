@@ -187,7 +187,21 @@ class Backend:
         for i in kernel.scalar_positions:
             if not (self.is_own(args[i]) and args[i].dtype == self.dtype and args[i].ndim == 0):
                 args[i] = self.dtype.type(args[i])
+        # Arrays are this backend's, of its dtype and of one shape: NumPy would cast or broadcast
+        # silently where CuPy refuses, so the two devices would part ways.
+        shape, scalars = getattr(args[0], "shape", None), kernel.scalar_positions  # the first is an array
+        for i, a in enumerate(args):
+            if i not in scalars and not (self.is_own(a) and a.dtype == self.dtype and a.shape == shape):
+                self._refuse_array(kernel, i, a, shape)
         return args
+
+    def _refuse_array(self, kernel, i, a, shape):
+        name, first = [*kernel.input_names, *kernel.output_names][i], kernel.input_names[0]
+        if not (self.is_own(a) and a.dtype == self.dtype):
+            raise DTypeError(f"kernel {kernel.name}: {name} is {describe(a)}; it takes {self.dtype} arrays on "
+                             f"{self.device}")
+        raise ShapeError(f"kernel {kernel.name}: {name} has shape {tuple(a.shape)}, {first} {tuple(shape)}; "
+                         f"its arrays have one shape")
 
     def apply(self, kernel, *inputs, out=None):
         """Single-output kernel: ``out = kernel(*inputs)``; allocates ``out`` like the first input."""

@@ -84,3 +84,18 @@ def test_use_backend_keeps_the_dtype_its_spec_names(monkeypatch):
         with use_backend("cpu"):  # a spec without a dtype: the default dtype again
             assert get_backend().dtype == np.float32
     assert default_device() == "auto"
+
+
+@pytest.mark.parametrize("args, error, words", [
+    ((np.ones(4), np.empty(4, np.float32)), DTypeError, "sigmoid: z is a NumPy array \\(float64"),  # was: cast
+    (([0.0] * 4, np.empty(4, np.float32)), DTypeError, "sigmoid: z is a list"),
+    ((np.ones(4, np.float32), np.empty(8, np.float32)), ShapeError, "s has shape \\(8,\\), z \\(4,\\)"),  # NumPy: error
+    ((np.ones(1, np.float32), np.empty(4, np.float32)), ShapeError, "s has shape \\(4,\\), z \\(1,\\)"),  # broadcast
+])
+def test_a_launch_takes_arrays_of_the_backend_s_dtype_and_one_shape(args, error, words):
+    """Before: NumPy cast float64 into a float32 launch and broadcast a (1,) input silently, where
+    CuPy's kernel refuses: the devices parted ways. Checked once when bound, at each eager launch."""
+    backend = get_backend("cpu", "float32")
+    for call in (backend.launch, backend.bind):
+        with pytest.raises(error, match=words):
+            call(KERNELS["sigmoid"], *args)
