@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import types
 
-from ..backend import Backend, get_backend, parse_spec
+from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import InvalidValueError, ShapeError, StateError
 from .arrays import Arrays, check_out, values
 
@@ -211,10 +211,10 @@ class Layer:
         return {"type": type(self).__name__}
 
     def to(self, backend):
-        """Move parameters and gradients to ``backend`` (Backend or spec); returns self.
-        Parameters not drawn yet are drawn later, on the new backend."""
+        """Move parameters and gradients to ``backend`` (Backend or spec; None: the default device,
+        as ``Sequential.to``); returns self. Parameters not drawn yet are drawn later, on the new backend."""
         if not isinstance(backend, Backend):
-            device, dtype = parse_spec(backend)
+            device, dtype = parse_spec(default_device() if backend is None else backend)
             backend = get_backend(device, dtype or self.backend.dtype)
         if backend != self.backend:
             if self._params is not None:

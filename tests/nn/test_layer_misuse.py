@@ -88,3 +88,11 @@ def test_a_model_ending_in_identity_refuses_a_delta_of_the_wrong_shape():
     model.forward(X)
     with pytest.raises(ShapeError, match="Identity.backward"):
         model.backward(np.ones((4, 5), np.float32))
+
+
+def test_a_layer_moved_to_none_goes_to_the_default_device_as_a_model_does():
+    """Was: Dense(...).to(None) refused 'none' as a device, while Sequential.to(None) meant the default."""
+    with gpubp.use_backend("cpu/float64"):
+        layer = gpubp.Dense(2, 2).to("cpu").to(None)
+        model = gpubp.Sequential([gpubp.Dense(2, 2)]).to(None)
+    assert layer.backend == model.backend == gpubp.get_backend("cpu", "float64")  # the default's dtype too
