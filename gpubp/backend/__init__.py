@@ -14,7 +14,7 @@ import functools
 import os
 
 from .._compat import gpu_status, is_cupy_array
-from ..errors import DeviceError
+from ..errors import DeviceError, GpubpError
 from .base import Backend, as_float_dtype, describe
 from .kernels import KERNELS, Kernel
 from .numpy_backend import NumpyBackend
@@ -54,9 +54,18 @@ def parse_spec(spec) -> tuple[str, str | None]:
                       f"optionally with a dtype: 'cuda:0/float64'")
 
 
-def default_device() -> str:
-    """The spec used when none is given: the innermost ``use_backend``, else ``$GPUBP_DEVICE``, else auto."""
-    return _default.get() or os.environ.get("GPUBP_DEVICE") or "auto"
+def default_device(check=False) -> str:
+    """The spec used when none is given: the innermost ``use_backend``, else ``$GPUBP_DEVICE``, else auto.
+    With ``check``, a ``$GPUBP_DEVICE`` that is no device spec is refused naming the variable (the
+    user gave no device, so an error naming only its value would not say where it came from)."""
+    spec = _default.get() or os.environ.get("GPUBP_DEVICE") or "auto"
+    if check and not _default.get():  # use_backend's spec was checked when its block began
+        try:
+            parse_spec(spec)
+        except GpubpError as exc:
+            raise type(exc)(f"GPUBP_DEVICE={spec!r} (the device when none is given): {exc}; set it to "
+                            f"a device spec or unset it") from None
+    return spec
 
 
 def get_backend(spec=None, dtype=None) -> Backend:
@@ -67,7 +76,7 @@ def get_backend(spec=None, dtype=None) -> Backend:
     """
     if isinstance(spec, Backend):
         return spec if dtype is None or spec.dtype == as_float_dtype(dtype) else _make(spec.device, as_float_dtype(dtype).name)
-    given = default_device() if spec is None else spec
+    given = default_device(check=True) if spec is None else spec
     device, named = parse_spec(given)
     if named and dtype is not None and as_float_dtype(dtype).name != named:
         where = " (the default, from use_backend or GPUBP_DEVICE)" if spec is None else ""

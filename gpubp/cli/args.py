@@ -112,7 +112,7 @@ def add_device(p, dtype="float32"):
 
 def device_spec(args) -> str:
     """The device asked for: ``--device``, with ``auto`` deferring to $GPUBP_DEVICE."""
-    return default_device() if args.device in (None, "auto") else args.device
+    return default_device(check=True) if args.device in (None, "auto") else args.device
 
 
 def dtype(args):

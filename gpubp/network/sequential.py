@@ -158,7 +158,7 @@ class Sequential(ModelState):
         """
         current = getattr(self, "backend", None)
         if dtype is None and not isinstance(backend, Backend) and current is not None:
-            dtype = None if parse_spec(default_device() if backend is None else backend)[1] else current.dtype
+            dtype = None if parse_spec(default_device(check=True) if backend is None else backend)[1] else current.dtype
         self.backend = get_backend(backend, dtype)
         for layer in self.layers:
             layer.to(self.backend)

@@ -190,7 +190,7 @@ class Optimizer:
     def _load_checked(self, saved: dict, backend) -> None:
         if not isinstance(backend, Backend):  # a spec: its dtype, else the saved slots' (float32 if none)
             arrays = [a for st in saved["state"].values() for a in st.values()]
-            named = parse_spec(default_device() if backend is None else backend)[1]
+            named = parse_spec(default_device(check=True) if backend is None else backend)[1]
             backend = get_backend(backend, None if named else arrays[0].dtype if arrays else "float32")
         self.lr, self.hyper, self.t = saved["lr"], saved["hyper"], saved["t"]
         self.state = {n: {s: backend.asarray(a) for s, a in st.items()} for n, st in saved["state"].items()}
