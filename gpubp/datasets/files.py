@@ -128,7 +128,12 @@ def _read_csv(path, target, features, require_target):
 
 
 def _check_header(path, header):
-    """Every column named, each name once (a repeated name would be read twice as one column)."""
+    """Every column named, each name once (a repeated name would be read twice as one column), and
+    not every name a number: that is a first sample where the header row is missing."""
+    if all(_is_number(h) for h in header):
+        first = ",".join(header[:3]) + (",..." if len(header) > 3 else "")
+        raise InvalidValueError(f"{path}: the first row ({first}) holds only numbers, so it is a sample, not a "
+                                f"header; the CSV needs a header row naming its columns (add one, e.g. x0,x1,...,label)")
     blank = [i + 1 for i, h in enumerate(header) if not h]
     if blank:
         raise InvalidValueError(f"{path}: column(s) {blank} of the header have no name; every column needs one")
@@ -265,6 +270,14 @@ def _key(text) -> str:
         return str(_label_number(text))
     except ValueError:
         return text
+
+
+def _is_number(text) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_nonfinite(text) -> bool:

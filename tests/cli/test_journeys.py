@@ -25,3 +25,32 @@ def test_a_junk_gpubp_device_is_named_as_the_variable(monkeypatch, capsys, comma
     monkeypatch.setenv("GPUBP_DEVICE", "cpu/float16")
     with pytest.raises(gpubp.DTypeError, match="GPUBP_DEVICE='cpu/float16'.*float16"):
         gpubp.get_backend()
+
+
+def _write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def test_a_csv_without_its_header_row_is_named_so(tmp_path, capsys):
+    """Was: a CSV saved without a header (np.savetxt) was refused for "naming columns more than once"
+    (its first sample's repeated values), or, with distinct values, trained with that sample taken
+    for column names; every command now says the header row is missing."""
+    rng = np.random.default_rng(0)
+    rows = np.c_[rng.normal(size=(40, 3)), np.arange(40) % 2]
+    repeated = _write_csv(tmp_path / "repeated.csv", None, np.r_[[[0.0, 0.0, 1.0, 1]], rows])
+    distinct = _write_csv(tmp_path / "distinct.csv", None, rows)
+    for path in (repeated, distinct):
+        assert main(["train", "--data", path, "--epochs", "1", "--quiet", "--device", "cpu"]) == 1
+        assert "holds only numbers" in capsys.readouterr().err
+    model = tmp_path / "m.npz"
+    named = _write_csv(tmp_path / "named.csv", ["a", "b", "c", "label"], rows)
+    assert main(["train", "--data", named, "--epochs", "1", "--quiet", "--device", "cpu", "--save", str(model)]) == 0
+    for command in ("evaluate", "predict"):
+        assert main([command, str(model), distinct, "--device", "cpu"]) == 1
+        err = capsys.readouterr().err
+        assert "holds only numbers, so it is a sample, not a header" in err, err
