@@ -32,3 +32,45 @@ def test_readme_examples_run_in_order_and_say_what_they_claim(tmp_path, monkeypa
     assert "[False  True  True False]" in out  # the delta-rule example learns XOR
     assert "accuracy" in out and "gradient check" in out and "(output)" in out
     assert namespace["report"].ok and os.path.exists(tmp_path / "run.npz")
+
+
+TEXT = " ".join((ROOT / "README.md").read_text().split())  # prose with its line breaks made spaces
+
+
+def test_the_history_fields_the_readme_names_exist():
+    """The README lists what fit's History holds: every name it gives is a field of History."""
+    import dataclasses
+    from gpubp.history import History
+
+    listed = re.search(r"It returns a `History` \((.*?)\), shows", TEXT)[1]
+    names = set(re.findall(r"`(\w+)`", listed))
+    assert {"loss", "metric", "val_loss", "stopped", "interrupted"} <= names
+    assert names <= {f.name for f in dataclasses.fields(History)}
+
+
+def test_the_speed_figures_are_those_of_the_committed_benchmark_files():
+    """The planned step's and the LeNet step's ratios to PyTorch that the README states are the
+    least and the most over the committed 2026-12-03 CPU records."""
+    import json
+
+    records = [json.loads(p.read_text()) for p in sorted((ROOT / "benchmarks/results").glob("2026-12-03-cpu-*.json"))]
+    mlp = [row for r in records for row in r.get("mlp", [])]
+    for config in "abc":
+        ratios = [row["ratio_gpubp_planned_over_torch"] for row in mlp
+                  if row["config"] == config and "ratio_gpubp_planned_over_torch" in row]
+        assert len(ratios) >= 3
+        assert f"{min(ratios):.2f}-{max(ratios):.2f}x" in TEXT, config
+    lenet = [row[k] for r in records for row in r.get("conv", [])
+             for k in ("ratio_gpubp_over_torch", "ratio_gpubp_planned_over_torch") if k in row]
+    span = f"{min(lenet):.2f}-{max(lenet):.2f}x PyTorch's"
+    assert TEXT.count(span) == 2  # the Speed and the Images sections
+
+
+def test_the_layout_names_every_part_of_the_package():
+    """Every module and folder directly under gpubp/ appears in the README's tree."""
+    tree = re.search(r"## Layout\n.*?```\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[1]
+    parts = [p.name for p in (ROOT / "gpubp").iterdir()
+             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+             and p.name not in ("__init__.py", "__main__.py")]
+    missing = [name for name in parts if name not in tree]
+    assert not missing, missing
