@@ -222,7 +222,7 @@ def add_arguments(p):
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
     p.add_argument("--only", choices=["kernels", "mlp", "conv", "scaling"], action="append",
                    help="run only these parts (repeatable)")
-    p.add_argument("--cuda-graph", action="store_true", help="also time (c)-style steps replayed as a CUDA graph")
+    p.add_argument("--cuda-graph", action="store_true", help="on a GPU, also time the MLP steps (a)-(c) replayed as one captured CUDA graph each")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
 
 

@@ -3,7 +3,7 @@ from ..bench import add_arguments as _bench_arguments, main as _bench_main
 from .._checks import writable_target
 from . import args as flags
 
-HELP = "benchmark kernels, an MLP step against PyTorch, and scaling (JSON + table)"
+HELP = "benchmark kernels, MLP and LeNet steps against PyTorch, and scaling (JSON + table)"
 
 
 def add_arguments(p):

@@ -67,7 +67,7 @@ def add_arguments(p):
     flags.add_device(t)
     for action in p._actions:  # the shared flags, as they read here
         if action.dest == "dtype":
-            action.help = "floating-point type (--resume: the saved one)"
+            action.help = "floating-point type (--resume: the saved one, unless given)"
         elif action.dest in ("hidden", "activation"):
             action.help += " (--model mlp)"
         elif action.dest in ("loss", "seed", "batch_size"):

@@ -1,4 +1,5 @@
-"""Optimizers: each step is one fused registry kernel per parameter.
+"""Optimizers: each step is one fused registry kernel for all of a model's parameters when they
+lie in one flat buffer (``Sequential.flat``), else one per parameter.
 
 ``opt.step(model)`` updates every ``model.parameters()[name]`` in place from
 ``model.gradients()[name]``. State (momentum buffers, moving averages) is
