@@ -32,6 +32,7 @@ class History:
     stopped: str | None = None       # why training ended before `epochs`, if it did
     best_epoch: int | None = None    # 1-based epoch whose state fit(restore_best=True) put back
     interrupted: bool = False        # True when Ctrl-C ended the run
+    data: str | None = None          # what fit trained on ("N samples, <hash>"), so a resume on other data is told
 
     def watched(self) -> list:
         """What ``patience`` and ``restore_best`` judge per epoch, lower being better: minus the
@@ -61,7 +62,7 @@ class History:
             if not isinstance(values, list) or not all(_is_number(v) for v in values):
                 raise InvalidValueError(f"history {name} must be a list of numbers, got {values!r:.80}")
             d[name] = [float(v) for v in values]
-        for name in ("metric_name", "stopped"):
+        for name in ("metric_name", "stopped", "data"):
             if d.get(name) is not None and not isinstance(d[name], str):
                 raise InvalidValueError(f"history {name} must be a string or None, got {d[name]!r:.80}")
         if d.get("best_epoch") is not None:

@@ -22,7 +22,7 @@ from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name
 from .inputs import (_callbacks, _check_comm, _check_model, _checkpoint_extra, _checkpointing, _one_sample_batch,
                      _prepare, _validation, _warn_sigmoid_twice)
-from .resume import _resume, save_training
+from .resume import _resume, data_fingerprint, save_training
 from .state import _BestKeeper, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore, _snapshot
 
 
@@ -113,12 +113,14 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         Xd, yd = _prepare(model, loss, X, y, "fit")
         _one_sample_batch(model, Xd, batch_size, 1 if comm is None else comm.size)
         val = _validation(model, loss, validation_data)
+    data = data_fingerprint(model.backend, Xd, yd)
     history, start = History(metric_name=_metric_name(loss)), 0
     if resume_from is not None:
-        history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer, epochs)
+        history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer, epochs, data)
         seed = saved_seed if seed is None else seed
     else:
         optimizer = get_optimizer("adam" if optimizer is None else optimizer)
+    history.data = data  # what this run trains on, kept in its checkpoints
     if lr is not None:  # also overrides the lr of an optimizer instance or a resumed one
         optimizer.lr = lr
     # the schedule starts from the run's initial lr, also when resuming

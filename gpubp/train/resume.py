@@ -2,7 +2,10 @@
 checkpoint holds for ``fit(resume_from=...)``: epochs done, seed, history, optimizer."""
 from __future__ import annotations
 
+import hashlib
 import warnings
+
+import numpy as np
 
 from .. import _checks, checkpoint
 from ..errors import CheckpointError, GpubpError, GpubpWarning, InvalidValueError
@@ -35,10 +38,23 @@ def refuse_state_keys(extra):
                                 f"training state under {list(STATE_KEYS)}; rename them")
 
 
-def _resume(path, model, requested, epochs):
+def data_fingerprint(backend, X, y) -> str:
+    """``"<N> samples, <hash>"`` of training data on ``backend``: its number of samples and a hash of
+    up to about 4096 evenly spaced samples and their targets, read as float32 (so the same data
+    in a float64 run has the same fingerprint)."""
+    step = max(1, X.shape[0] // 4096)
+    digest = hashlib.sha1()
+    for a in (X[::step], y[::step]):
+        digest.update(np.ascontiguousarray(backend.to_numpy(a), dtype=np.float32).tobytes())
+    return f"{X.shape[0]} samples, {digest.hexdigest()[:12]}"
+
+
+def _resume(path, model, requested, epochs, data=None):
     """(history, epochs done, optimizer, seed) saved at ``path``, the parameters loaded into
     ``model``. Every conflict is refused before the model is touched, also a run asked for fewer
-    epochs in all than the checkpoint has done (``epochs`` counts them all, not those still to run)."""
+    epochs in all than the checkpoint has done (``epochs`` counts them all, not those still to run).
+    A run with no epoch left to train, or on other data (``data``, this run's ``data_fingerprint``)
+    than the saved run's, is warned of: it does not continue the saved run."""
     meta = checkpoint.read_metadata(path)
     history, done, seed = _training_state(meta.get("extra"), path)
     if history.interrupted:  # saved after Ctrl-C: the weights hold part of the next epoch
@@ -60,6 +76,14 @@ def _resume(path, model, requested, epochs):
             f"optimizer={requested!r} asks for {type(wanted).__name__} (slots {list(wanted.slots)}); "
             f"leave optimizer out to continue with the saved one, or start a new run without resume_from")
     ck = checkpoint.load_into(path, model)
+    if data is not None and history.data is not None and data != history.data:
+        warnings.warn(f"fit: resume_from={path} was trained on other data ({history.data}) than this run's "
+                      f"({data}), so the resumed run does not continue it; give the saved run's data to continue "
+                      f"it", GpubpWarning, stacklevel=3)
+    if done == epochs:
+        warnings.warn(f"fit: resume_from={path} has done {done} epochs and epochs={epochs}, so nothing is "
+                      f"trained; epochs counts every epoch of the run, resumed ones included: give epochs > "
+                      f"{done} to train more", GpubpWarning, stacklevel=3)
     if ck.optimizer is None:
         return history, done, wanted or get_optimizer("adam"), seed
     if wanted is None or isinstance(requested, str):

@@ -54,3 +54,21 @@ def test_a_csv_without_its_header_row_is_named_so(tmp_path, capsys):
         assert main([command, str(model), distinct, "--device", "cpu"]) == 1
         err = capsys.readouterr().err
         assert "holds only numbers, so it is a sample, not a header" in err, err
+
+
+def test_train_resume_on_another_file_or_no_epoch_left_warns(tmp_path, capsys):
+    """Was: `gpubp train --resume m.npz --data fewer_rows.csv` continued the saved run silently on other
+    samples, and `--epochs N` equal to the epochs done trained nothing silently (and wrote --save again)."""
+    with open(IRIS) as f:
+        rows = list(csv.reader(f))
+    half = _write_csv(tmp_path / "half.csv", rows[0], rows[1:60])
+    model = str(tmp_path / "m.npz")
+    base = ["train", "--target", "species", "--quiet", "--device", "cpu"]
+    assert main(base + ["--data", str(IRIS), "--epochs", "2", "--save", model]) == 0
+    capsys.readouterr()
+    assert main(base + ["--data", half, "--epochs", "3", "--resume", model]) == 0
+    assert "warning: fit: resume_from=" in capsys.readouterr().err
+    assert main(base + ["--data", str(IRIS), "--epochs", "3", "--resume", model]) == 0
+    assert "warning" not in capsys.readouterr().err  # the saved run's own file: it continues
+    assert main(base + ["--data", str(IRIS), "--epochs", "2", "--resume", model]) == 0
+    assert "has done 2 epochs and epochs=2, so nothing is trained" in capsys.readouterr().err
