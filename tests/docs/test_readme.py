@@ -74,3 +74,13 @@ def test_the_layout_names_every_part_of_the_package():
              and p.name not in ("__init__.py", "__main__.py")]
     missing = [name for name in parts if name not in tree]
     assert not missing, missing
+
+
+def test_the_delta_rule_example_updates_every_parameter_in_one_kernel(tmp_path, monkeypatch):
+    """Its comment says `opt.step(model)` is one fused update kernel for all parameters."""
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu")
+    namespace = {}
+    run(BLOCKS[0], namespace)
+    assert "one fused update kernel for all parameters" in BLOCKS[0]
+    updates = namespace["opt"].prepared(namespace["model"])
+    assert len(updates.runs) == 1 and len(namespace["model"].parameters()) == 4
