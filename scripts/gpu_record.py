@@ -18,16 +18,21 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# What this script starts (pytest, each benchmark's `python -m gpubp.bench.worker`) imports gpubp
+# from this checkout too, installed or not: without it every benchmark worker fails at its import.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 
 import gpubp  # noqa: E402
 from gpubp.bench import print_progress, run, table  # noqa: E402
 from gpubp.datasets import load_digits  # noqa: E402
+from gpubp.tools.doctor.checks import FAILURE, check_kernel_cache  # noqa: E402
 
 
 PARTS = ("kernels", "mlp", "conv", "scaling")  # the benchmarks, in the order they run
@@ -96,6 +101,16 @@ def parity_of_digits(device: str, steps: int) -> list:
     return out
 
 
+def writable_kernel_cache() -> str:
+    """CuPy's kernel cache folder, one this run can write: CuPy keeps each compiled kernel in
+    CUPY_CACHE_DIR (default ~/.cupy/kernel_cache), and where that cannot be written (a read-only
+    home) its first kernel raises, so gpu_status finds no usable GPU and every GPU test is skipped.
+    Then this run and what it starts use a folder in the temporary directory instead."""
+    if any(item.status == FAILURE for item in check_kernel_cache(expect_gpu=True)):
+        os.environ["CUPY_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "gpubp-cupy-kernel-cache")
+    return os.environ.get("CUPY_CACHE_DIR") or os.path.expanduser("~/.cupy/kernel_cache")
+
+
 def phase(record, name, fn):
     """Run one phase, recording its seconds and, if it crashed, the traceback's tail."""
     print_progress(f"{name} ...")
@@ -126,7 +141,8 @@ def main() -> int:
     if skip - set(PHASES):
         p.error(f"--skip: unknown phase(s) {sorted(skip - set(PHASES))}; choose from {', '.join(PHASES)}")
     os.makedirs(args.out, exist_ok=True)
-    start, record = time.monotonic(), {"argv": sys.argv[1:], "skipped_phases": sorted(skip)}
+    start, record = time.monotonic(), {"argv": sys.argv[1:], "skipped_phases": sorted(skip),
+                                       "kernel_cache": writable_kernel_cache()}
     path = os.path.join(args.out, "record.json")
 
     def save():  # after every phase: a run stopped from outside still leaves its record so far
