@@ -23,18 +23,22 @@ def draw(name, rng, fan_in, fan_out, shape):
 
 
 def xavier_uniform(rng, n_in, n_out):
+    """A Dense weight (n_in, n_out), Glorot uniform, U(+-sqrt(6 / (n_in + n_out)))."""
     return draw("xavier_uniform", rng, n_in, n_out, (n_in, n_out))
 
 
 def xavier_normal(rng, n_in, n_out):
+    """A Dense weight (n_in, n_out), Glorot normal, N(0, 2 / (n_in + n_out))."""
     return draw("xavier_normal", rng, n_in, n_out, (n_in, n_out))
 
 
 def he_uniform(rng, n_in, n_out):
+    """A Dense weight (n_in, n_out), He uniform, U(+-sqrt(6 / n_in))."""
     return draw("he_uniform", rng, n_in, n_out, (n_in, n_out))
 
 
 def he_normal(rng, n_in, n_out):
+    """A Dense weight (n_in, n_out), He normal, N(0, 2 / n_in)."""
     return draw("he_normal", rng, n_in, n_out, (n_in, n_out))
 
 

@@ -164,9 +164,10 @@ def read_metadata(path) -> dict:
 
 
 def load(path, backend=None, dtype=None) -> Checkpoint:
-    """Rebuild model (and optimizer) from ``path`` on ``backend`` (a spec or a Backend, default
-    "auto"), in ``dtype``, else the dtype a spec names ("cpu/float64"), else the saved dtype (a
-    Backend gives only the device). Every array is checked against the architecture before any
+    """Rebuild model (and optimizer) from ``path`` on ``backend`` (a spec or a Backend; default
+    the default device: a ``use_backend`` block, else ``$GPUBP_DEVICE``, else "auto"), in
+    ``dtype``, else the dtype a spec names ("cpu/float64"), else the saved dtype (a Backend gives
+    only the device). Every array is checked against the architecture before any
     is read: nothing is drawn at random."""
     with Archive(path) as archive:
         meta = read_meta(archive)

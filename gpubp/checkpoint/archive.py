@@ -30,6 +30,9 @@ def user_path(path):
 
 
 def read_meta(archive) -> dict:
+    """The metadata of an open checkpoint ``archive``, checked: a JSON dict of this format with an
+    architecture (a list of layer configs), a dtype float32 or float64, and dicts for ``optimizer``
+    and ``extra`` when present; anything else is a CheckpointError naming the file."""
     path = archive.path
     if "__meta__" not in archive.headers:
         raise CheckpointError(f"{path} is an .npz file but not a gpubp checkpoint (no metadata)")

@@ -20,6 +20,9 @@ LEGACY_TEMP = re.compile(r"^\.gpubp-[a-z0-9_]{8}\.tmp$")  # tempfile.mkstemp nam
 
 
 def write_atomically(path, write):
+    """``write(f)`` into a temp file in ``path``'s folder, then fsync, ``os.replace`` onto ``path``
+    and fsync of the folder: ``path`` holds the old file or the new one, never half of one (the
+    temp file is removed if ``write`` fails; an existing file's permissions are kept)."""
     folder = os.path.dirname(path)
     remove_orphans(folder)
     tmp = os.path.join(folder, f".gpubp-{HOST}-{os.getpid()}-{os.urandom(4).hex()}.tmp")

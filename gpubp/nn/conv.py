@@ -39,8 +39,9 @@ class Conv2D(Layer):
     another backend); no array handed to a caller is ever written again.
 
     W has shape (out_channels, in_channels, kh, kw) as in PyTorch; b is (out_channels,),
-    initialised to zero (as ``Dense`` does). ``init`` names a He or Glorot draw scaled by
-    fan-in = in_channels kh kw (see ``conv_weight``); He uniform by default, for ReLU nets.
+    initialised to zero (as ``Dense`` does). ``init`` names a He draw scaled by fan-in =
+    in_channels kh kw or a Glorot draw by fan-in + fan-out (out_channels kh kw), see
+    ``conv_weight``; He uniform by default, for ReLU nets.
     ``stride``, ``padding`` (zeros, both sides) and ``kernel_size`` take an int or (h, w).
     """
 
