@@ -54,6 +54,8 @@ def _own(args, regression, saved):
     _csv_target(args.data, args.target)
     table = load_table(args.data, target=args.target or saved.get("target"), regression=regression,
                        features=saved.get("features"), classes=saved.get("classes"))
+    if not saved:
+        _plausible_features(table, args.data)
     if table.classes and not saved.get("classes"):
         _plausible_classes(table, args.data)
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
@@ -85,10 +87,26 @@ def _plausible_classes(table, path):
         raise InvalidValueError(f"--data {path}: the target {table.target!r} holds numbers that are not whole "
                                 f"(such as {fraction}), which as classes would each be one of their own; for a "
                                 f"real-valued target give --loss mse")
-    if len(table.classes) > len(table.y) / 2:
-        warnings.warn(f"--data {path}: the target {table.target!r} has {len(table.classes)} distinct values in "
-                      f"{len(table.y)} rows, so most classes have a single sample: is it the column to predict "
-                      f"(--target), or a real-valued target (--loss mse)?", GpubpWarning)
+    n, rows = len(table.classes), len(table.y)
+    numbers = not any(isinstance(c, str) for c in table.classes)
+    if n > rows / 2 or (numbers and n > 10 and rows < 5 * n):  # a price in whole dollars, a count
+        few = "most classes have a single sample" if n > rows / 2 else f"a class has {rows / n:.1f} samples on average"
+        warnings.warn(f"--data {path}: the target {table.target!r} has {n} distinct values in {rows} rows, so "
+                      f"{few}: is it the column to predict (--target), or a real-valued target (--loss mse)?",
+                      GpubpWarning)
+
+
+def _plausible_features(table, path):
+    """Warn of a feature column that numbers the rows (each whole number of a run once: an id, a row
+    number), from which a model learns the order of the file (sorted by class?), not the samples."""
+    if table.X.ndim != 2 or len(table.X) < 10:  # images have no id column
+        return
+    values = np.sort(table.X, axis=0)
+    counting = (values[0] == np.floor(values[0])) & (np.diff(values, axis=0) == 1).all(axis=0)
+    for j in np.flatnonzero(counting):
+        warnings.warn(f"--data {path}: the feature {table.features[j]!r} holds each whole number from "
+                      f"{values[0, j]:g} to {values[-1, j]:g} once, one per row: a row number or an id, from which "
+                      f"a model learns the file's order, not the samples? drop that column", GpubpWarning)
 
 
 def _split(X, y, fraction, seed, stratify):
