@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import warnings
 
 import numpy as np
 
@@ -11,7 +12,9 @@ from .. import checkpoint
 from .._checks import writable_target
 from ..checkpoint.atomic import write_atomically
 from ..backend import get_backend
+from ..errors import GpubpWarning
 from ..train import predict
+from ..train.resume import STATE_KEYS
 from . import args as flags
 from .data import read_for_model
 
@@ -24,9 +27,18 @@ def add_arguments(p):
 
 
 def load(args):
-    """(model, data info) of the checkpoint ``args.model`` on ``args.device``."""
+    """(model, data info) of the checkpoint ``args.model`` on ``args.device``. A model saved without
+    data info (not by gpubp train) reads DATA as it is: warned of, naming the extras not read (a
+    scaling kept there by ``fit(checkpoint_extra=...)`` is not applied)."""
     ck = checkpoint.load(args.model, get_backend(flags.device_spec(args)))
-    return ck.model, ck.metadata.get("extra", {}).get("data") or {}
+    extra = ck.metadata.get("extra", {})
+    if not extra.get("data"):
+        unread = sorted(set(extra) - {*STATE_KEYS, "data"})
+        warnings.warn(f"{args.model} was not saved by gpubp train, so it keeps no record of how its training data "
+                      f"was read (columns, classes, scaling): {args.data} goes into the model as it is"
+                      + (f"; its extras {unread} are not read (a scaling kept there is not applied: give data "
+                         f"scaled as in training)" if unread else ""), GpubpWarning)
+    return ck.model, extra.get("data") or {}
 
 
 def rows(outputs, info) -> tuple[list, list]:
