@@ -148,12 +148,11 @@ def add_training(p, optimizer, lr):
     """``--optimizer``, ``--lr`` and ``--seed``."""
     p.add_argument("--optimizer", default=optimizer, choices=list(OPTIMIZERS), help="update rule")
     p.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
-    add_seed(p)
+    add_seed(p, "initial weights and data")  # parity's batches are the rows in order
 
 
-def add_seed(p):
-    p.add_argument("--seed", type=nonnegative_int, default=marked(0),
-                   help="fixes initial weights, data and batch order (a whole number >= 0)")
+def add_seed(p, fixes="initial weights, data and batch order"):
+    p.add_argument("--seed", type=nonnegative_int, default=marked(0), help=f"fixes {fixes} (a whole number >= 0)")
 
 
 def add_schedule(p):

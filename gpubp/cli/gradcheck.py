@@ -19,7 +19,7 @@ def add_arguments(p):
     p.add_argument("--batch-size", "--batch", dest="batch_size", type=flags.positive_int, default=8,
                    help="samples in the checked batch")
     flags.add_device(p, dtype=None)
-    flags.add_seed(p)
+    flags.add_seed(p, "initial weights and data")  # one batch, no order to fix
     p.add_argument("--eps", type=flags.positive_float, default=1e-6, help="finite-difference step")
 
 
