@@ -8,8 +8,9 @@
 - ``load_table`` (files.py): your own CSV (header row, a target column) or ``.npz`` (X, y);
   ``Scaler`` standardises features with the training split's mean and std.
 
-Every loader returns ``(X_train, y_train, X_test, y_test)`` as NumPy arrays: float64
-features, int64 class labels (float64 targets for regression).
+Every built-in loader (``load_digits``, ``xor``, ``spirals``, ``house_price``, ``load_dataset``)
+returns ``(X_train, y_train, X_test, y_test)`` as NumPy arrays: float64 features, int64 class
+labels (float64 targets for regression); ``load_table`` returns a ``Table``.
 """
 from __future__ import annotations
 
