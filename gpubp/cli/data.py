@@ -65,6 +65,10 @@ def _own(args, regression, saved):
     if args.model == "cnn" and len(shape) != 3:
         raise InvalidValueError(f"--model cnn needs images: an .npz whose X has shape (N, C, H, W); "
                                 f"{args.data} holds {X.shape[1:]} per sample")
+    if args.model == "cnn" and shape[2] <= 4 < min(shape[:2]):  # (H, W, C) read as (C, H, W)
+        raise ShapeError(f"--data {args.data}: X holds {tuple(X.shape[1:])} per sample, images of {shape[2]} pixel(s) wide with "
+                         f"{shape[0]} channels; that looks like NHWC (channels last), and --model cnn reads NCHW "
+                         f"(N, C, H, W), as PyTorch: save X.transpose(0, 3, 1, 2)")
     info = {"source": str(args.data), "target": table.target, "features": table.features,
             "task": "regression" if regression else "classification", "classes": table.classes,
             "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape, "val_split": args.val_split}

@@ -124,3 +124,17 @@ def test_predict_with_a_python_model_says_its_scaling_is_not_read(tmp_path, caps
     capsys.readouterr()
     assert main(["evaluate", str(trained), str(data), "--device", "cpu"]) == 0
     assert "warning" not in capsys.readouterr().err  # gpubp train's own record: read and applied
+
+
+@pytest.mark.parametrize("channels, side", [(1, 8), (4, 16)])
+def test_cnn_images_saved_channels_last_are_named_so(tmp_path, capsys, channels, side):
+    """Was: --model cnn on an .npz of NHWC images (N, H, W, C) said they were too small ("holds 8x1"),
+    or, with 4 channels, trained on (C=16, H=16, W=4) images, the pixels in the wrong places."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "nhwc.npz"
+    np.savez(path, X=rng.random((60, side, side, channels)), y=np.arange(60) % 2)
+    assert main(["train", "--model", "cnn", "--data", str(path), "--epochs", "1", "--quiet", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "looks like NHWC (channels last)" in err and "X.transpose(0, 3, 1, 2)" in err, err
+    np.savez(path, X=rng.random((60, channels, side, side)), y=np.arange(60) % 2)  # NCHW: trains
+    assert main(["train", "--model", "cnn", "--data", str(path), "--epochs", "1", "--quiet", "--device", "cpu"]) == 0
