@@ -84,3 +84,16 @@ def test_the_delta_rule_example_updates_every_parameter_in_one_kernel(tmp_path, 
     assert "one fused update kernel for all parameters" in BLOCKS[0]
     updates = namespace["opt"].prepared(namespace["model"])
     assert len(updates.runs) == 1 and len(namespace["model"].parameters()) == 4
+
+
+def test_the_vanishing_gradient_is_about_six_orders_of_magnitude():
+    """`gpubp vanishing`'s run (10 sigmoid layers of 32 at initialisation): the sigmoid net's
+    first-layer ||dW|| is about 1e-6 of its last layer's and of the ReLU net's first layer's."""
+    import math
+    from gpubp.tools.diagnostics import vanishing_experiment
+
+    assert "first-layer gradient is about six orders of magnitude smaller" in TEXT
+    result = vanishing_experiment(backend="cpu")
+    first_sigmoid, first_relu = result["sigmoid"].dW_norms[0][0], result["relu"].dW_norms[0][0]
+    for ratio in (result["ratio"]["sigmoid"], first_sigmoid / first_relu):
+        assert 5.5 <= -math.log10(ratio) <= 7.0, ratio
