@@ -294,7 +294,8 @@ def test_resuming_a_run_longer_than_asked_is_refused_before_the_model_is_touched
         fit(model, X0, Y0, epochs=2, resume_from=tmp_path / "c.npz")
     for k, v in host(model).items():
         np.testing.assert_array_equal(v, before[k])
-    assert fit(model, X0, Y0, epochs=3, resume_from=tmp_path / "c.npz").epochs == 3  # all done: nothing to run
+    with pytest.warns(gpubp.GpubpWarning, match="nothing"):  # all done: nothing to run, and said so
+        assert fit(model, X0, Y0, epochs=3, resume_from=tmp_path / "c.npz").epochs == 3
 
 
 @pytest.mark.parametrize("plan", [False, True])
