@@ -31,6 +31,7 @@ from ...losses import get_loss
 from ...network import Sequential
 from ...optim import get_optimizer
 from .report import Entry, ParityReport
+from .terms import gradient_terms, output_terms
 from .tolerance import compare, loss_gradient_terms, tf32_state, tolerance_for, true_float32
 
 FAULT_QUANTITIES = ("Y", "dX", "dW", "db")
@@ -128,33 +129,6 @@ class _Recorder:
         if scale is not None:
             self.scales[key] = float(scale)
 
-    def _output_size(self, layer):
-        """Size of the terms a Dense output sums, max(|X| |W| + |b|); None for other layers."""
-        xp, X, W = self.backend.xp, getattr(layer, "X", None), layer.params.get("W")
-        if X is None or W is None or X.ndim != 2 or W.ndim != 2:
-            return None
-        return (xp.matmul(xp.abs(X), xp.abs(W)) + xp.abs(layer.params.get("b", 0))).max()
-
-    def _gradient_sizes(self, layer, size):
-        """Elementwise size of the terms of each gradient, from ``size``, that of dY's::
-
-            Dense: dX: size |W|^T    dW: |X|^T size    db: sum over the batch of size
-            parameter-free (f' applied elementwise): dX: size times the size of f''s own terms
-                (``derivative_terms``: 1 + Y^2 for tanh, where |f'| = 1 - Y^2 is far smaller
-                than its rounding once the unit saturates), else |backward(size)|
-
-        Near a minimum the gradients shrink while their rounding, relative to these, does not.
-        (Calling ``layer.backward`` directly does not go through the observer hook.)
-        """
-        xp, X, W = self.backend.xp, getattr(layer, "X", None), layer.params.get("W")
-        if not layer.params:
-            terms = getattr(layer, "derivative_terms", lambda: None)()
-            dX = size * terms if terms is not None else layer.backward(size)
-            return {"dX": xp.abs(dX)} if dX.shape == size.shape else {}
-        if X is None or W is None or X.ndim != 2 or W.ndim != 2:
-            return {}
-        return {"dX": xp.matmul(size, xp.abs(W).T), "dW": xp.matmul(xp.abs(X).T, size), "db": size.sum(axis=0)}
-
     def _fault(self, i, quantity, x):
         """Multiply ``x`` in place by 1 + rel when the fault is layer i's ``quantity`` now."""
         f = self.fault
@@ -167,13 +141,13 @@ class _Recorder:
         for k, p in layer.params.items():  # unchanged by the forward: those entering the step
             self._keep((i, k), p)
         self._fault(i, "Y", Y)
-        self._keep((i, "Y"), Y, _first(self._output_size(layer), self.scales.get((i - 1, "Y"))))
+        self._keep((i, "Y"), Y, _first(output_terms(layer), self.scales.get((i - 1, "Y"))))
 
     def backward(self, model, i, layer, dY, dX):
         size = self.sizes.pop(i + 1, None)  # the size of dY's terms, from the layer above or the loss
         size = self.backend.xp.abs(dY) if size is None or size.shape != dY.shape else size
         self._keep((i, "dY"), dY, size.max())
-        sizes = self._gradient_sizes(layer, size)
+        sizes = gradient_terms(layer, size)
         for k, g in layer.grads.items():
             self._fault(i, "d" + k, g)
             self._keep((i, "d" + k), g, _max(sizes.get("d" + k)))

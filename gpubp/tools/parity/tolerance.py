@@ -8,8 +8,8 @@ compared array (reference ``a``, other ``b``, both taken to float64 on the host)
 a norm-wise test: an element that cancels to ~0 on one side cannot make a
 healthy run fail, while a wrong layer moves the whole array and does. Sums
 (Y = X W + b, dW = X^T delta, db = sum delta, dX = delta W^T) are judged against
-the size of their terms where known (``scale``, e.g. max of |X|^T S with S the
-elementwise size of delta's own terms), the classic error bound of a dot product:
+the size of their terms where known (``scale``, from :mod:`.terms`: e.g. max of |X|^T S
+with S the elementwise size of delta's own terms), the classic error bound of a dot product:
 near a minimum a gradient shrinks while its rounding error does not. S starts at
 the loss, whose gradient c (a - t) cancels there while a and t are still rounded
 (:func:`loss_gradient_terms`), and an activation passes on |f'| S. An activation's
