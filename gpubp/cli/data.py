@@ -10,6 +10,7 @@ import numpy as np
 
 from ..datasets import Scaler, load_dataset, load_table, split
 from ..errors import GpubpWarning, InvalidValueError, ShapeError
+from ..train import predict
 
 CNN_SHAPE = [1, 8, 8]  # the built-in digits as images
 
@@ -60,6 +61,10 @@ def _own(args, regression, saved):
         _plausible_classes(table, args.data)
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
     scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else Scaler.fit(X)
+    # a regression learns its target standardised too (a price in the hundreds from outputs near 0
+    # takes an MLP many epochs); its outputs are turned back into the target's units when read
+    targets = (Scaler.from_dict(saved["target_scaler"]) if saved.get("target_scaler") else Scaler.fit(y)) \
+        if regression and (saved.get("target_scaler") or not saved) else None
     # an MLP reads an image as its C*H*W values; the CNN needs (C, H, W)
     shape = saved.get("shape") or (list(X.shape[1:]) if args.model == "cnn" else [int(np.prod(X.shape[1:]))])
     if args.model == "cnn" and len(shape) != 3:
@@ -71,7 +76,8 @@ def _own(args, regression, saved):
                          f"(N, C, H, W), as PyTorch: save X.transpose(0, 3, 1, 2)")
     info = {"source": str(args.data), "target": table.target, "features": table.features,
             "task": "regression" if regression else "classification", "classes": table.classes,
-            "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape, "val_split": args.val_split}
+            "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape, "val_split": args.val_split,
+            **({"target_scaler": targets.to_dict()} if targets else {})}
     test = None
     if args.test:
         t = load_table(args.test, target=table.target, regression=regression, features=table.features,
@@ -80,7 +86,7 @@ def _own(args, regression, saved):
         fit_shape(t.X, shape, args.test, "--test")
     fit_shape(X, shape, args.data, "--data")
     data = Data(X, y, val, test, info, str(args.data))
-    return _shaped(data, scaler)
+    return _shaped(data, scaler, targets)
 
 
 def _plausible_classes(table, path):
@@ -130,15 +136,29 @@ def _split(X, y, fraction, seed, stratify):
     return X_train, y_train, (X_val, y_val)
 
 
-def _shaped(data, scaler=None) -> Data:
-    """Every X scaled (own data) and laid out as the model reads it (images for the CNN)."""
-    def fix(X):
+def _shaped(data, scaler=None, targets=None) -> Data:
+    """Every X scaled (own data) and laid out as the model reads it (images for the CNN); a
+    regression's targets standardised by ``targets``."""
+    def fix(X, y):
         X = scaler(X) if scaler is not None else X
-        return X.reshape(len(X), *data.info["shape"])
-    data.X = fix(data.X)
-    data.val = None if data.val is None else (fix(data.val[0]), data.val[1])
-    data.test = None if data.test is None else (fix(data.test[0]), data.test[1])
+        return X.reshape(len(X), *data.info["shape"]), targets(y) if targets is not None else y
+    data.X, data.y = fix(data.X, data.y)
+    data.val = None if data.val is None else fix(*data.val)
+    data.test = None if data.test is None else fix(*data.test)
     return data
+
+
+def in_target_units(outputs, info):
+    """A model's outputs in its target's units: a regression trained on a standardised target
+    (``target_scaler`` in its data record) gives them scaled."""
+    return Scaler.from_dict(info["target_scaler"]).inverse(outputs) if info.get("target_scaler") else outputs
+
+
+def raw_mse(model, X, y, info, batch_size=1024) -> float:
+    """A regression's MSE in its target's units, ``mean((out - y)^2)`` with ``y`` as read from
+    the file (``X`` as the model reads it)."""
+    out = in_target_units(predict(model, X, batch_size=batch_size), info)
+    return float(np.mean((out - np.asarray(y, np.float64).reshape(out.shape)) ** 2))
 
 
 def read_for_model(path, info, target=None, require_target=False):

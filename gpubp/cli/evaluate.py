@@ -5,7 +5,7 @@ import json
 
 from ..train import evaluate
 from . import args as flags
-from .data import read_for_model
+from .data import raw_mse, read_for_model
 from .predict import load
 
 HELP = "evaluate a saved model on a labelled CSV/.npz (read and scaled as in training): loss, accuracy"
@@ -20,7 +20,10 @@ def add_arguments(p):
 def run(args) -> int:
     model, info = load(args)
     X, y, _ = read_for_model(args.data, info, target=args.target, require_target=True)
-    result = evaluate(model, X, y, loss=info.get("loss", "softmax_cross_entropy"), batch_size=args.batch_size)
+    if info.get("target_scaler"):  # a regression on a standardised target: its loss in the target's units
+        result = {"loss": raw_mse(model, X, y, info, args.batch_size)}
+    else:
+        result = evaluate(model, X, y, loss=info.get("loss", "softmax_cross_entropy"), batch_size=args.batch_size)
     result = {"samples": len(X), **result}
     print(json.dumps(result) if args.json else "  ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
                                                        for k, v in result.items()))

@@ -16,7 +16,7 @@ from ..errors import GpubpWarning
 from ..train import predict
 from ..train.resume import STATE_KEYS
 from . import args as flags
-from .data import read_for_model
+from .data import in_target_units, read_for_model
 
 HELP = "predict with a saved model on a CSV/.npz of raw features (scaled as in training); CSV out"
 
@@ -63,7 +63,7 @@ def run(args) -> int:
         flags.distinct_files({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
     model, info = load(args)
     X, _, _ = read_for_model(args.data, info)
-    header, body = rows(predict(model, X, batch_size=args.batch_size), info)
+    header, body = rows(in_target_units(predict(model, X, batch_size=args.batch_size), info), info)
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(header)

@@ -21,7 +21,7 @@ from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training
 from ..train.fit import guard
 from . import args as flags
-from .data import prepare
+from .data import in_target_units, prepare, raw_mse
 
 HELP = ("train an MLP on your own CSV/.npz (--data) or a built-in dataset (default: 8x8 digits), "
         "on the GPU if one works, else the CPU")
@@ -295,11 +295,16 @@ def build(args, data, backend) -> Sequential:
 def report(args, model, data, history, seconds):
     if history.interrupted:
         print("interrupted: reporting the model as trained so far")
-    loss = f"  final train loss: {history.loss[-1]:.4g}" if history.loss else ""
+    scaled = " (of the standardised target)" if data.info.get("target_scaler") else ""
+    loss = f"  final train loss{scaled}: {history.loss[-1]:.4g}" if history.loss else ""
     best = f"  (restored the best epoch, {history.best_epoch})" if args.restore_best and history.best_epoch else ""
     print(f"epochs: {history.epochs}{loss}" + (f"  ({history.stopped})" if history.stopped else "") + best)
     for name, part in (("validation", data.val), ("test", data.test)):
-        if part is not None:
-            result = evaluate(model, *part, loss=args.loss)
-            print(f"{name} " + "  ".join(f"{k}: {v:.4f}" for k, v in reversed(result.items())))
+        if part is None:
+            continue
+        if scaled:  # in the target's own units, as predict gives them
+            print(f"{name} loss: {raw_mse(model, part[0], in_target_units(part[1], data.info), data.info):.4f}")
+            continue
+        result = evaluate(model, *part, loss=args.loss)
+        print(f"{name} " + "  ".join(f"{k}: {v:.4f}" for k, v in reversed(result.items())))
     print(f"time: {seconds:.2f} s")

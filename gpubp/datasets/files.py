@@ -315,6 +315,13 @@ class Scaler:
             raise ShapeError(f"Scaler: fitted on {self.mean.size} features per sample, got data of shape {X.shape}")
         return ((X.reshape(len(X), self.mean.size) - self.mean) / self.std).reshape(X.shape)
 
+    def inverse(self, X) -> np.ndarray:
+        """Back to the original units: ``x = x' std + mean`` (a regression's outputs)."""
+        X = _floats_of("Scaler.inverse: X", X)
+        if X.ndim < 1 or X.size != len(X) * self.mean.size:
+            raise ShapeError(f"Scaler: fitted on {self.mean.size} features per sample, got data of shape {X.shape}")
+        return (X.reshape(len(X), self.mean.size) * self.std + self.mean).reshape(X.shape)
+
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
