@@ -182,6 +182,37 @@ def test_a_kernel_syntax_error_fails_the_nvrtc_check():
 
 # -- argument checks (on NumPy arrays: the same code gemm() runs before a launch) ------
 
+def host_backed_cupy(a):
+    """A CuPy array viewing NumPy array ``a``'s memory (no GPU needed to make one; only a kernel
+    launch would need a device): CuPy's own strides, flags and data pointers, for argument checks."""
+    cupy = pytest.importorskip("cupy")
+    from cupy.cuda import memory
+    mem = memory.UnownedMemory(a.ctypes.data, a.nbytes, a, device_id=0)
+    return cupy.ndarray(a.shape, a.dtype, memptr=memory.MemoryPointer(mem, 0))
+
+
+def test_launch_arguments_of_cupy_views_are_those_of_numpy_views():
+    """A dense layer's four products as a captured step launches them, on CuPy arrays and their views
+    (x.T, w.T, the newaxis row of ones, db viewed as 1 x N): the grid and element strides NumPy views
+    of the same layout give, which the host tests run."""
+    shapes = {"x": (1000, 130), "w": (130, 257), "d": (1000, 257), "y": (1000, 257), "dw": (130, 257),
+              "dx": (1000, 130), "ones": (1000,), "db": (257,)}
+    host = {k: np.zeros(s, np.float32) for k, s in shapes.items()}
+    dev = {k: host_backed_cupy(a) for k, a in host.items()}
+    for arrays in (host, dev):
+        x, w, d, ones, db = (arrays[k] for k in ("x", "w", "d", "ones", "db"))
+        products = [(x, w, arrays["y"]), (x.T, d, arrays["dw"]), (d, w.T, arrays["dx"]), (ones[None, :], d, db[None, :])]
+        got = [G.launch_arguments(*p) for p in products]
+        if arrays is host:
+            want = [(grid, [int(v) for v in args[3:]]) for grid, args in got]
+        else:
+            assert [(grid, [int(v) for v in args[3:]]) for grid, args in got] == want
+            assert all(isinstance(args[0], type(x)) for _, args in got)  # the arrays themselves: RawKernel passes their pointers
+    square = host_backed_cupy(np.zeros((130, 130), np.float32))
+    with pytest.raises(InvalidValueError, match="overlaps"):  # CuPy data pointers are compared too
+        G.launch_arguments(dev["x"], square, dev["x"])
+
+
 def test_launch_arguments_describe_a_transposed_view():
     x, w = np.zeros((8, 3), np.float32), np.zeros((5, 3), np.float32)
     grid, args = G.launch_arguments(x, w.T, np.zeros((8, 5), np.float32))  # x @ w.T
