@@ -113,8 +113,11 @@ class CupyBackend(Backend):
 
     @contextlib.contextmanager
     def activate(self):
-        """This device, and CUDA out-of-memory turned into gpubp's OutOfMemoryError."""
-        with cupy.cuda.Device(self.device_id):
+        """This device, and CUDA out-of-memory turned into gpubp's OutOfMemoryError. The device is
+        made current only when it is not: CuPy's ``Device`` block calls cudaSetDevice on leaving
+        even then, a runtime call per launch that a captured CUDA graph is better without."""
+        switch = cupy.cuda.runtime.getDevice() != self.device_id
+        with cupy.cuda.Device(self.device_id) if switch else contextlib.nullcontext():
             try:
                 yield
             except cupy.cuda.memory.OutOfMemoryError as exc:

@@ -19,21 +19,47 @@ class FakeCupyOOM(Exception):
     pass
 
 
-def test_oom_translation_without_a_gpu(monkeypatch):
+def fake_cupy(monkeypatch, current=0):
+    """CuPy's device switching and OOM class, recording each cudaSetDevice a Device block makes
+    (CuPy's ``Device.__exit__`` always makes one, ``__enter__`` one when the device changes)."""
+    calls = []
+
     class Device:
         def __init__(self, i):
-            pass
+            self.i = i
 
         def __enter__(self):
+            if self.i != current:
+                calls.append(self.i)
             return self
 
         def __exit__(self, *exc):
+            calls.append(current)
             return False
-    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=Device,
-                                                            memory=types.SimpleNamespace(OutOfMemoryError=FakeCupyOOM)))
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        Device=Device, runtime=types.SimpleNamespace(getDevice=lambda: current),
+        memory=types.SimpleNamespace(OutOfMemoryError=FakeCupyOOM)))
     monkeypatch.setattr(cupy_backend, "cupy", fake)
     backend = cupy_backend.CupyBackend.__new__(cupy_backend.CupyBackend)
     backend.device_id, backend.device = 0, "cuda:0"
+    return backend, calls
+
+
+def test_activate_sets_the_device_only_when_another_is_current(monkeypatch):
+    """Every launch runs under activate(): on the current device it now makes no cudaSetDevice
+    (one per launch before, inside a CUDA graph's capture too); from another it switches and back."""
+    backend, calls = fake_cupy(monkeypatch, current=0)
+    with backend.activate():
+        pass
+    assert calls == []
+    backend, calls = fake_cupy(monkeypatch, current=1)
+    with backend.activate():
+        pass
+    assert calls == [0, 1]
+
+
+def test_oom_translation_without_a_gpu(monkeypatch):
+    backend, _ = fake_cupy(monkeypatch)
     with pytest.raises(OutOfMemoryError, match=r"cuda:0 ran out of memory: Out of memory allocating 8,589,934,592 "
                                                r"bytes.*smaller batch size") as err:
         with backend.activate():
