@@ -187,7 +187,8 @@ def test_an_unguarded_error_aborts_every_rank_instead_of_hanging(tmp_path):
 # ---- NCCL, one rank per GPU --------------------------------------------------------------
 @needs_gpu
 def test_nccl_transport_with_one_rank(tmp_path):
-    code, output, _ = launch("worker_parity.py", tmp_path, "--device", "cuda", "--quick", n=1, timeout=300)
+    # 150 s: a hang must not eat the GPU record's whole test phase (231 s of its default budget)
+    code, output, _ = launch("worker_parity.py", tmp_path, "--device", "cuda", "--quick", n=1, timeout=150)
     assert code == 0, output[-4000:]
     (result,) = ranks(tmp_path, n=1)
     assert result["transport"] == "nccl" and result["device"] == "cuda:0"
