@@ -30,6 +30,7 @@ sys.path.insert(0, ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 
 import gpubp  # noqa: E402
+from gpubp._compat import gpu_status  # noqa: E402
 from gpubp.bench import print_progress, run, table  # noqa: E402
 from gpubp.datasets import load_digits  # noqa: E402
 from gpubp.tools.doctor.checks import FAILURE, check_kernel_cache  # noqa: E402
@@ -149,6 +150,13 @@ def main() -> int:
         with open(path, "w") as f:
             json.dump(record, f, indent=1)
 
+    if args.device != "cpu":  # an unusable GPU skips every GPU test and benchmark: stop now, saying why
+        usable, why = gpu_status(0)
+        record["gpu_status"] = why
+        if not usable:
+            save()
+            print(f"no usable GPU ({why}); nothing recorded. `gpubp check` says what is missing", flush=True)
+            return 2
     share = 0.55 if set(PARTS) - skip else 0.9
     tests = {} if "tests" in skip else \
         phase(record, "tests", lambda: test_results(args.tests, args.out, share * args.budget)) or {"error": "crashed"}

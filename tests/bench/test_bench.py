@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from gpubp._compat import gpu_status
 from gpubp.backend import KERNELS
 from gpubp.bench import run as run_bench, table
 from gpubp.bench import conv as lenet
@@ -324,3 +325,15 @@ def test_each_pytorch_peer_of_a_kernel_computes_that_kernels_op():
         np.testing.assert_allclose(out.numpy(), want, rtol=1e-13, atol=1e-300, err_msg=name)
     for name, (cls, kwargs) in OPTIMIZERS.items():
         assert getattr(optim, cls)(**kwargs).kernel.name == name
+
+
+@pytest.mark.skipif(gpu_status(0)[0], reason="a usable GPU is here: the record would run")
+def test_gpu_record_stops_at_once_without_a_usable_gpu(tmp_path):
+    """Where CuPy cannot run a kernel (no driver, no CUDA headers), every GPU test would be skipped
+    and every benchmark fail: the record stops before spending the device's time, saying why."""
+    out = tmp_path / "record"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_record.py"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 2 and "no usable GPU" in run.stdout
+    record = json.loads((out / "record.json").read_text())
+    assert record["gpu_status"] == gpu_status(0)[1] and "tests" not in record
