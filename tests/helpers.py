@@ -1,5 +1,6 @@
 """What the tests share: the repository root, the GPU probe, its marker and skip reason
-(defined here once), the device list the fixtures run over, and the tolerances."""
+(defined here once), the device list the fixtures run over, the tolerances, and the command
+line run in-process."""
 import struct
 from pathlib import Path
 
@@ -57,3 +58,15 @@ def torch_reference(module, X, seed):
     dY = np.random.default_rng(seed).normal(size=tuple(tY.shape))
     tY.backward(torch.from_numpy(dY))
     return tY.detach().numpy(), tX.grad.numpy(), dY
+
+
+def run_cli(argv, capsys):
+    """(exit code, stdout, the last stderr line) of ``gpubp argv`` in this process; never a traceback."""
+    from gpubp.cli import main
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, (err.strip().splitlines() or [""])[-1]

@@ -10,17 +10,7 @@ import gpubp.cli.train as train_command
 from gpubp.cli import build_parser, main
 from gpubp.datasets import Scaler, load_digits, load_table
 from gpubp.errors import InvalidValueError
-
-
-def run(argv, capsys):
-    """(exit code, stdout, the last stderr line) of ``gpubp argv``."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, (err.strip().splitlines() or [""])[-1]
+from helpers import run_cli as run
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,9 @@ import pytest
 
 import gpubp
 from gpubp.cli import main
-from helpers import ROOT
+from helpers import ROOT, run_cli as run
 
 DATA = ROOT / "tests" / "data"
-
-
-def run(argv, capsys):
-    """(exit code, stdout, the last stderr line) of ``gpubp argv``."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, (err.strip().splitlines() or [""])[-1]
 
 
 @pytest.fixture(scope="module")
