@@ -49,7 +49,7 @@ class Kernel:
 
     ``ulps`` is the accuracy budget: the largest error allowed, in units in the last
     place (float32, float64), of the NumPy path and of the CUDA body run on the host,
-    against ``reference`` evaluated in long double (see ``ulp_error``). ``examples``
+    against ``reference`` evaluated in long double (see ``ulp_errors`` in tests/backend/kernel_truth.py). ``examples``
     are realistic float64 values of the scalars (tuples in ``scalars`` order) for
     tests, self-test and benchmarks; ``prepare(ins, outs)`` makes sampled state
     consistent (e.g. a centred RMSprop's ``avg^2 <= sq``) in place.
