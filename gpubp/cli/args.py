@@ -210,20 +210,20 @@ def distinct_files(outputs, inputs=None, allowed=()):
     """Refuse, before any work, an output path that names one of the command's inputs or another
     output (``--out data.csv`` would replace the data read, ``--log model.npz`` the model), or
     that holds a file of another kind than the output (``--out`` over a checkpoint, ``--save``
-    over data: a checkpoint is what --save writes, and nothing else is), or that is a link
-    whose target cannot be written; ``outputs`` and
+    over data: a checkpoint is what --save writes, and nothing else is). ``outputs`` and
     ``inputs`` map flag names to paths (None: not given), ``allowed`` lists (output, input)
-    pairs that may share a file, e.g. ("--save", "--resume")."""
-    given = [(n, p) for n, p in outputs.items() if p]
+    pairs that may share a file, e.g. ("--save", "--resume"). Each output's own check
+    (``writable_target``, ``check_plot_path``) is the caller's: a missing folder is left to it."""
+    outs = [(n, p) for n, p in outputs.items() if p]
     inputs = inputs or {}
-    for i, (name, path) in enumerate(given):
-        for other, source in [*given[:i], *((n, p) for n, p in inputs.items() if p)]:
+    for i, (name, path) in enumerate(outs):
+        for other, source in [*outs[:i], *((n, p) for n, p in inputs.items() if p)]:
             if (name, other) not in allowed and same_file(path, source):
                 what = f"the file {other} reads" if other in inputs else f"the output of {other}"
                 raise InvalidValueError(f"{name} {path} is also {other}: writing it would replace {what}; "
                                         f"give another path")
-    for name, path in given:
-        path = writable_target(name, path)  # through a link, the file it names
+    for name, path in outs:
+        path = writable_target(name, path, create_parents=True)  # through a link, the file it names
         if os.path.isfile(path) and is_checkpoint(path) != (name == "--save"):
             what = "a gpubp checkpoint" if name != "--save" else "a file that is not a gpubp checkpoint"
             raise InvalidValueError(f"{name} {path} is {what}, which writing it would replace; give another path "

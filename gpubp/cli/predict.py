@@ -58,8 +58,8 @@ def rows(outputs, info) -> tuple[list, list]:
 
 
 def run(args) -> int:
-    if args.out:
-        writable_target("--out", args.out)
+    out = writable_target("--out", args.out) if args.out else None  # through a link, the file it names
+    if out:
         flags.distinct_files({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
     model, info = load(args)
     X, _, _ = read_for_model(args.data, info)
@@ -68,11 +68,10 @@ def run(args) -> int:
     writer = csv.writer(text)
     writer.writerow(header)
     writer.writerows(body)
-    if not args.out:
+    if not out:
         sys.stdout.write(text.getvalue())
         return 0
     # all or nothing: a file already at --out is replaced only by the whole new one
-    out = writable_target("--out", args.out)  # through a link, the file it names
     write_atomically(out, lambda f: f.write(text.getvalue().encode()))
     print(f"predictions: {args.out} ({len(body)} rows)")
     return 0

@@ -348,3 +348,10 @@ def test_a_run_refused_by_fit_leaves_the_log_as_it_was(tmp_path, capsys):
     code, _, _ = run(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "2", "--quiet", "--log", str(log)],
                      capsys)
     assert code == 0 and [r.split(",")[0] for r in log.read_text().splitlines()] == ["epoch", "1", "2"]
+
+
+def test_predict_out_in_a_missing_folder_is_refused_before_the_model_is_read(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "no-model.npz"), str(tmp_path / "no-data.csv"),
+                 "--out", str(tmp_path / "missing" / "p.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "--out: the folder" in err and "does not exist" in err and "no checkpoint" not in err

@@ -63,3 +63,10 @@ def test_bad_depth_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["vanishing", "--depth", "0"])
     assert exc.value.code == 2
+
+
+def test_a_plot_in_a_folder_not_there_yet_is_written_there(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
+    path = tmp_path / "new" / "sub" / "v.png"  # check_plot_path creates missing folders
+    assert main(["vanishing", "--device", "cpu", "--depth", "2", "--width", "4", "--plot", str(path)]) == 0
+    assert_png(path)
