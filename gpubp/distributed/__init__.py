@@ -9,8 +9,11 @@ gradient of the mean loss over the global batch: the same step a single process 
 * ``buckets``: gradients flattened into one preallocated buffer, reduced in buckets of a few MB.
 * ``mpi``: the communicator, ``from gpubp.distributed.mpi import world`` (importing that module
   starts MPI, so this package does not import it).
-* ``nccl``: the GPU transport the communicator uses on CUDA devices.
-* ``consistency``: what every rank must share (versions, device kind, model) and how a difference is told.
+* ``transport``: MPI itself and the MPI transport; ``nccl``: the GPU transport used on CUDA devices.
+* ``devices``: which GPU (or the CPU) each rank takes, agreed by every rank.
+* ``faults``: an exception on one rank raised on every rank (``guard``), or every rank aborted.
+* ``consistency``: what every rank must share (versions, device kind, model, the arrays of a
+  collective) and how a difference is told.
 
 The core never imports this package, and ``import gpubp`` does not: fit receives a communicator
 object and calls its methods.

@@ -3,18 +3,22 @@
 ``rank_facts`` lists this rank's versions and, with a model, its device kind (not the device
 index: ranks use different GPUs), dtype and architecture; ``data_fingerprint`` sums up the
 training data (which every rank must hold alike); ``difference`` describes one field that
-differs from rank 0, down to the first layer or parameter that differs.
+differs from rank 0, down to the first layer or parameter that differs. ``refuse_differences``
+and ``refuse_other_layouts`` compare every rank's with rank 0's and raise the same MismatchError on
+every rank.
 """
 from __future__ import annotations
 
 import hashlib
 import platform
+import socket
 
 import numpy as np
 
 from .._compat import cupy
 from .._version import __version__
 from ..errors import InvalidValueError
+from .errors import MismatchError
 
 
 def rank_facts(model=None, optimizer=None) -> dict:
@@ -43,6 +47,33 @@ def data_fingerprint(*arrays) -> str:
         digest.update(str((a.dtype.str, a.shape)).encode())
         digest.update(repr(a.tolist()).encode() if a.dtype.hasobject else a.data)
     return f"{len(arrays[0])} samples of {tuple(np.shape(arrays[0])[1:])}, sha256 {digest.hexdigest()[:12]}"
+
+
+def refuse_differences(mpi_comm, mine: dict) -> None:
+    """Refuse, on every rank alike, facts (``rank_facts`` and more) that differ from rank 0's,
+    naming the first rank that differs, its host and what differs."""
+    everyone = mpi_comm.allgather((socket.gethostname(), mine))
+    host0, ref = everyone[0]
+    for r, (host, theirs) in enumerate(everyone[1:], start=1):
+        fields = [k for k in sorted(set(ref) | set(theirs)) if ref.get(k) != theirs.get(k)]
+        if fields:
+            detail = "; ".join(difference(k, ref.get(k), theirs.get(k), r) for k in fields)
+            raise MismatchError(f"rank {r} of {len(everyone)} (on {host}) differs from rank 0 (on {host0}): "
+                                f"{detail}; every rank must run the same gpubp, NumPy, model and data on the "
+                                f"same kind of device", r, fields)
+
+
+def refuse_other_layouts(mpi_comm, layout) -> None:
+    """Refuse, on every rank alike, a collective whose arrays (``layout``: dtypes and shapes, not
+    devices, as ranks use different GPUs) differ between ranks: MPI would sum past the end of the
+    shorter buffers, or fail on one rank only."""
+    everyone = mpi_comm.allgather(layout)
+    r = next((r for r, theirs in enumerate(everyone) if theirs != everyone[0]), None)
+    if r is not None:
+        raise MismatchError(f"rank {r} of {len(everyone)} passes other arrays to a collective than rank 0: "
+                            f"(dtype, shapes) {_short(everyone[0])} on rank 0, {_short(everyone[r])} on "
+                            f"rank {r}; every rank must pass arrays of the same shapes and dtypes, in the "
+                            f"same order", r, ["arrays"])
 
 
 def _device_kind(backend) -> str:

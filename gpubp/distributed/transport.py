@@ -1,0 +1,65 @@
+"""MPI itself (importing this module starts it) and the transports the communicator sums and
+broadcasts its buckets through: ``MPITransport`` here, ``NCCLTransport`` (nccl.py) on GPUs.
+
+``mpi4py`` is the ``mpi`` extra (``pip install "gpubp[mpi]"``); without it, or without a loadable
+MPI library, ``MPI`` is None and ``MPI_ERROR`` says why.
+"""
+from __future__ import annotations
+
+from .._compat import is_cupy_array, to_host
+from ..errors import DeviceError, InvalidValueError
+from .nccl import NCCLTransport
+
+try:
+    import mpi4py
+    from mpi4py import MPI
+    MPI_ERROR = ""
+except Exception as exc:  # ImportError, or mpi4py without a loadable MPI library (RuntimeError)
+    mpi4py = MPI = None
+    MPI_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+class MPITransport:
+    """Sums and broadcasts through MPI, in place; CuPy buffers go through host memory (an MPI
+    library built without CUDA support cannot read device memory)."""
+
+    name = "mpi"
+
+    def __init__(self, mpi_comm):
+        self.comm, self.calls = mpi_comm, 0
+
+    def allreduce_(self, buf) -> None:
+        self.calls += 1
+        host = to_host(buf) if is_cupy_array(buf) else buf
+        self.comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
+        if host is not buf:
+            buf.set(host)
+
+    def bcast_(self, buf, root) -> None:
+        self.calls += 1
+        host = to_host(buf) if is_cupy_array(buf) else buf
+        self.comm.Bcast(host, root=root)
+        if host is not buf:
+            buf.set(host)
+
+    def close(self) -> None:
+        pass
+
+
+def check_transport_name(transport):
+    """``transport`` ("mpi", "nccl", None: chosen by device), refused before MPI is asked anything."""
+    if transport not in (None, "mpi", "nccl"):
+        raise InvalidValueError(f"transport must be 'mpi' or 'nccl', got {transport!r}")
+    return transport
+
+
+def make_transport(mpi_comm, device, transport):
+    """The transport named ``transport`` for a rank on ``device`` ("cpu" or "cuda:<id>");
+    None: NCCL on CUDA, MPI on the CPU."""
+    cuda = device.startswith("cuda")
+    transport = transport or ("nccl" if cuda else "mpi")
+    if transport == "mpi":
+        return MPITransport(mpi_comm)
+    if not cuda:
+        raise DeviceError("the NCCL transport reduces GPU buffers: use device='cuda'")
+    return NCCLTransport(mpi_comm, int(device.split(":")[1]))
