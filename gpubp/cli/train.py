@@ -7,7 +7,6 @@ import os
 import time
 import warnings
 
-
 from .. import checkpoint
 from .._checks import writable_target
 from .._compat import gpu_status
@@ -19,7 +18,7 @@ from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from ..optim import OPTIMIZERS, get_optimizer
 from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training
-from ..train.fit import guard
+from ..train.epoch import guard
 from . import args as flags
 from .data import in_target_units, prepare, raw_mse
 
@@ -200,24 +199,14 @@ def _continue_saved(args, saved):
     --loss, --seed, --val-split, --schedule, --batch-size, --optimizer or --dataset given that it
     contradicts, are refused (the saved run continues as if never stopped)."""
     extra = saved.metadata.get("extra", {})
-    model, info, done = saved.model, extra.get("data") or {}, extra.get("epochs_done")
+    info, done = extra.get("data") or {}, extra.get("epochs_done")
     if done is None:
         raise InvalidValueError(f"{args.resume} holds a model but no training run to continue (it was written by "
                                 f"checkpoint.save, not by gpubp train --save or save_training)")
     if args.epochs < done:
         raise InvalidValueError(f"--epochs {args.epochs}, but {args.resume} has done {done} epochs: --epochs counts "
                                 f"every epoch of the run, resumed ones included; give --epochs > {done}")
-    config = model.config()
-    kind = "cnn" if config and config[0]["type"] == "Conv2D" else "mlp"
-    _same(args, "model", kind, f"holds {KINDS[kind]} ({model})")
-    if kind == "mlp" and (flags.given(args, "hidden") or flags.given(args, "activation")):
-        wanted = mlp(config[0]["n_in"], args.hidden, config[-1]["n_out"], args.activation, "cpu", seed=None)
-        if wanted.config() != config:
-            raise InvalidValueError(f"--hidden/--activation ask for an MLP of hidden widths "
-                                    f"{','.join(map(str, args.hidden))} and {args.activation}, but {args.resume} "
-                                    f"holds {model}; leave them out to continue it")
-    elif kind == "cnn":
-        _check_model_flags(args)
+    _continue_architecture(args, saved.model)
     run = extra.get("run") or {}
     for name, value in (("loss", info.get("loss")), ("seed", extra.get("seed")), ("val_split", info.get("val_split")),
                         ("schedule", run.get("schedule")), ("batch_size", run.get("batch_size"))):
@@ -234,6 +223,22 @@ def _continue_saved(args, saved):
             raise InvalidValueError(f"{args.resume} was trained on {source}: give --data PATH (that file, or one "
                                     f"with the same columns) to continue it")
         _same(args, "dataset", source, f"was trained on {source}")
+
+
+def _continue_architecture(args, model):
+    """``args.model`` becomes the saved model's kind; --model, --hidden or --activation given
+    that ask for another architecture are refused."""
+    config = model.config()
+    kind = "cnn" if config and config[0]["type"] == "Conv2D" else "mlp"
+    _same(args, "model", kind, f"holds {KINDS[kind]} ({model})")
+    if kind == "cnn":
+        _check_model_flags(args)
+    elif flags.given(args, "hidden") or flags.given(args, "activation"):
+        wanted = mlp(config[0]["n_in"], args.hidden, config[-1]["n_out"], args.activation, "cpu", seed=None)
+        if wanted.config() != config:
+            raise InvalidValueError(f"--hidden/--activation ask for an MLP of hidden widths "
+                                    f"{','.join(map(str, args.hidden))} and {args.activation}, but {args.resume} "
+                                    f"holds {model}; leave them out to continue it")
 
 
 def _same(args, name, saved_value, what):
