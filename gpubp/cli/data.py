@@ -61,19 +61,8 @@ def _own(args, regression, saved):
         _plausible_classes(table, args.data)
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
     scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else Scaler.fit(X)
-    # a regression learns its target standardised too (a price in the hundreds from outputs near 0
-    # takes an MLP many epochs); its outputs are turned back into the target's units when read
-    targets = (Scaler.from_dict(saved["target_scaler"]) if saved.get("target_scaler") else Scaler.fit(y)) \
-        if regression and (saved.get("target_scaler") or not saved) else None
-    # an MLP reads an image as its C*H*W values; the CNN needs (C, H, W)
-    shape = saved.get("shape") or (list(X.shape[1:]) if args.model == "cnn" else [int(np.prod(X.shape[1:]))])
-    if args.model == "cnn" and len(shape) != 3:
-        raise InvalidValueError(f"--model cnn needs images: an .npz whose X has shape (N, C, H, W); "
-                                f"{args.data} holds {X.shape[1:]} per sample")
-    if args.model == "cnn" and shape[2] <= 4 < min(shape[:2]):  # (H, W, C) read as (C, H, W)
-        raise ShapeError(f"--data {args.data}: X holds {tuple(X.shape[1:])} per sample, images of {shape[2]} pixel(s) wide with "
-                         f"{shape[0]} channels; that looks like NHWC (channels last), and --model cnn reads NCHW "
-                         f"(N, C, H, W), as PyTorch: save X.transpose(0, 3, 1, 2)")
+    targets = _target_scaler(y, regression, saved)
+    shape = _model_shape(args, X, saved)
     info = {"source": str(args.data), "target": table.target, "features": table.features,
             "task": "regression" if regression else "classification", "classes": table.classes,
             "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape, "val_split": args.val_split,
@@ -87,6 +76,33 @@ def _own(args, regression, saved):
     fit_shape(X, shape, args.data, "--data")
     data = Data(X, y, val, test, info, str(args.data))
     return _shaped(data, scaler, targets)
+
+
+def _target_scaler(y, regression, saved):
+    """A regression learns its target standardised too (a price in the hundreds from outputs near 0
+    takes an MLP many epochs); its outputs are turned back into the target's units when read. A
+    resumed run keeps the saved scaling, and one saved without it (None) goes on without."""
+    if not regression:
+        return None
+    if saved.get("target_scaler"):
+        return Scaler.from_dict(saved["target_scaler"])
+    return None if saved else Scaler.fit(y)
+
+
+def _model_shape(args, X, saved):
+    """The shape of one sample as the model reads it: an MLP an image's C*H*W values, the CNN
+    (C, H, W), refused when X holds no images or images channels last (N, H, W, C)."""
+    shape = saved.get("shape") or (list(X.shape[1:]) if args.model == "cnn" else [int(np.prod(X.shape[1:]))])
+    if args.model != "cnn":
+        return shape
+    if len(shape) != 3:
+        raise InvalidValueError(f"--model cnn needs images: an .npz whose X has shape (N, C, H, W); "
+                                f"{args.data} holds {X.shape[1:]} per sample")
+    if shape[2] <= 4 < min(shape[:2]):  # (H, W, C) read as (C, H, W)
+        raise ShapeError(f"--data {args.data}: X holds {tuple(X.shape[1:])} per sample, images of {shape[2]} "
+                         f"pixel(s) wide with {shape[0]} channels; that looks like NHWC (channels last), and "
+                         f"--model cnn reads NCHW (N, C, H, W), as PyTorch: save X.transpose(0, 3, 1, 2)")
+    return shape
 
 
 def _plausible_classes(table, path):
