@@ -310,17 +310,20 @@ class Scaler:
         return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
 
     def __call__(self, X) -> np.ndarray:
-        X = _floats_of("Scaler: X", X)
-        if X.ndim < 1 or X.size != len(X) * self.mean.size:
-            raise ShapeError(f"Scaler: fitted on {self.mean.size} features per sample, got data of shape {X.shape}")
+        X = self._checked("Scaler: X", X)
         return ((X.reshape(len(X), self.mean.size) - self.mean) / self.std).reshape(X.shape)
 
     def inverse(self, X) -> np.ndarray:
         """Back to the original units: ``x = x' std + mean`` (a regression's outputs)."""
-        X = _floats_of("Scaler.inverse: X", X)
+        X = self._checked("Scaler.inverse: X", X)
+        return (X.reshape(len(X), self.mean.size) * self.std + self.mean).reshape(X.shape)
+
+    def _checked(self, name, X) -> np.ndarray:
+        """``X`` as float64, refused unless each sample holds the fitted number of features."""
+        X = _floats_of(name, X)
         if X.ndim < 1 or X.size != len(X) * self.mean.size:
             raise ShapeError(f"Scaler: fitted on {self.mean.size} features per sample, got data of shape {X.shape}")
-        return (X.reshape(len(X), self.mean.size) * self.std + self.mean).reshape(X.shape)
+        return X
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
