@@ -51,12 +51,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     total, correct, data = 0.0, 0.0, backend_of(X)
     for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
         with guard(comm, f"epoch {epoch + 1}, step {step}"):
-            if model.backend is not data and model.backend != data:  # a callback moved it
-                raise StateError(f"fit: the model moved to {model.backend.device} {model.backend.dtype} during "
-                                 f"training (in a callback?) but fit placed the data on {data.device} {data.dtype} "
-                                 f"when it started; move the model before calling fit")
-            if not model.layers:  # the eager step would train the identity: the data as its own output
-                raise StateError("fit: the model has no layers left (a callback removed them all)")
+            _check_unchanged(model, data)
             model.zero_grad()
             # with a communicator the gradients are this rank's share n_r / B of the global mean,
             # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
@@ -65,20 +60,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
             if len(idx):  # with a communicator a rank may hold no sample of a small last batch
                 plan = plans.get(X, y, len(idx)) if plans is not None else None
                 graphed = plan.graph if plan is not None else None  # the whole step, update included
-                if graphed is not None:
-                    Xb, yb = plan.gather(X, y, idx)
-                    out, value = graphed.step(Xb, yb)
-                elif plan is not None:
-                    Xb, yb = plan.gather(X, y, idx)
-                    out, value = plan.run(Xb, yb, share)
-                else:
-                    Xb, yb = X[idx], y[idx]
-                    out = model.forward(Xb)
-                    value = loss.forward(out, yb)
-                    dY = loss.backward()
-                    if share != 1:
-                        dY *= model.backend.dtype.type(share)
-                    model.backward(dY, input_grad=False)
+                Xb, yb, out, value = _forward_backward(model, loss, X, y, idx, share, plan)
                 _call(callbacks, "on_batch_end", step, model, value)
                 total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
                 if history.metric_name:
@@ -88,6 +70,32 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
         if graphed is None:
             optimizer.step(model)
     return total, correct
+
+
+def _check_unchanged(model, data):
+    """Refuse a model that a callback moved off the data's device or emptied of layers."""
+    if model.backend is not data and model.backend != data:
+        raise StateError(f"fit: the model moved to {model.backend.device} {model.backend.dtype} during "
+                         f"training (in a callback?) but fit placed the data on {data.device} {data.dtype} "
+                         f"when it started; move the model before calling fit")
+    if not model.layers:  # the eager step would train the identity: the data as its own output
+        raise StateError("fit: the model has no layers left (a callback removed them all)")
+
+
+def _forward_backward(model, loss, X, y, idx, share, plan):
+    """(Xb, yb, output, loss value) of the samples ``idx``, the gradients (times ``share``) in the
+    model: through ``plan``'s captured graph (the update too) or its buffers, else eagerly."""
+    if plan is not None:
+        Xb, yb = plan.gather(X, y, idx)
+        return (Xb, yb, *(plan.graph.step(Xb, yb) if plan.graph is not None else plan.run(Xb, yb, share)))
+    Xb, yb = X[idx], y[idx]
+    out = model.forward(Xb)
+    value = loss.forward(out, yb)
+    dY = loss.backward()
+    if share != 1:
+        dY *= model.backend.dtype.type(share)
+    model.backward(dY, input_grad=False)
+    return Xb, yb, out, value
 
 
 def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
