@@ -5,8 +5,7 @@ Modules: ``sequential.py`` (Sequential: running the layers, train/eval mode, dev
 checked and kept flat), ``observers.py`` (the one hook tools watch every layer through:
 ``model.observers`` and ``observing`` blocks).
 """
-# _ambient and _tell too: the step plan (gpubp/plan/) tells the same observers
-from .observers import _ambient, _tell, observing  # noqa: F401
+from .observers import observers_of, observing, tell  # noqa: F401 (observers_of, tell: for the step plan)
 from .sequential import Sequential, mlp
 
 __all__ = ["Sequential", "mlp", "observing"]

@@ -25,7 +25,12 @@ def observing(observer):
         _ambient.reset(token)
 
 
-def _tell(observers, event, *args):
+def observers_of(model) -> tuple:
+    """The observers ``model`` tells: its own ``observers``, then those of the enclosing ``observing`` blocks."""
+    return (*model.observers, *_ambient.get())
+
+
+def tell(observers, event, *args):
     """Call ``event`` ("forward" or "backward") with ``args`` on each observer that has it."""
     for observer in observers:
         method = getattr(observer, event, None)

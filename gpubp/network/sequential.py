@@ -10,7 +10,7 @@ from .. import _checks
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
-from .observers import _ambient, _tell
+from .observers import observers_of, tell
 from .state import ModelState
 
 
@@ -62,11 +62,11 @@ class Sequential(ModelState):
             raise DeviceError(f"layers {', '.join(moved)} no longer live on this model's backend "
                               f"({self.backend.device}/{self.backend.dtype}), e.g. moved by another model they are "
                               f"part of; model.to(model.backend) moves them back")
-        observers = (*self.observers, *_ambient.get())
+        observers = observers_of(self)
         with self.backend.activate():
             for i, layer in enumerate(self.layers):
                 Y = layer.forward(X)
-                _tell(observers, "forward", self, i, layer, X, Y)
+                tell(observers, "forward", self, i, layer, X, Y)
                 X = Y
         if self._flat is None:  # parameters drawn on first use (seed=None): now one flat buffer each
             self.flatten_()
@@ -102,7 +102,7 @@ class Sequential(ModelState):
         if self._predicted:
             raise StateError("Sequential.backward after predict: the layers now hold predict's inputs (in eval "
                              "mode), so the gradients would be of that pass; run forward on the batch again")
-        observers = (*self.observers, *_ambient.get())
+        observers = observers_of(self)
         with self.backend.activate():
             for i in range(len(self.layers) - 1, -1, -1):
                 layer = self.layers[i]
@@ -111,7 +111,7 @@ class Sequential(ModelState):
                     dX = None
                 else:
                     dX = layer.backward(dY)
-                _tell(observers, "backward", self, i, layer, dY, dX)
+                tell(observers, "backward", self, i, layer, dY, dX)
                 dY = dX
         return dY
 
@@ -197,7 +197,6 @@ def _layers(layers) -> list:
         raise InvalidValueError(f"Sequential takes a list of layers, got a {type(layers).__name__}") from None
     if not layers:
         raise ShapeError("Sequential needs at least one layer")
-    width = None  # (index, layer) that fixes the width flowing into the next layer, if known
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise InvalidValueError(f"Sequential: item {i} is a {type(layer).__name__} ({layer!r:.60}), "
@@ -206,6 +205,14 @@ def _layers(layers) -> list:
         if same:  # its backward would read the input saved by its later use, and it would be updated twice
             raise InvalidValueError(f"Sequential: item {i} {layer!r} is the same layer object as item {same[0]}; "
                                     f"a layer can appear once (create a second one)")
+    _check_widths(layers)
+    return layers
+
+
+def _check_widths(layers) -> None:
+    """Refuse a Dense whose n_in is not the n_out of the Dense before it (through activations)."""
+    width = None  # (index, layer) that fixes the width flowing into the next layer, if known
+    for i, layer in enumerate(layers):
         if isinstance(layer, Dense):
             if width is not None and width[1].n_out != layer.n_in:
                 j, before = width
@@ -214,7 +221,6 @@ def _layers(layers) -> list:
             width = (i, layer)
         elif not isinstance(layer, (Activation, Identity)):
             width = None  # a layer of unknown shape change
-    return layers
 
 
 def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0) -> Sequential:

@@ -28,7 +28,7 @@ hardware as of this writing: no GPU has been lent to the project.
 from __future__ import annotations
 
 from ..errors import InvalidValueError, StateError
-from ..network import _ambient
+from ..network import observers_of
 
 
 def graph_problem(model) -> str | None:
@@ -61,7 +61,7 @@ class GraphedStep:
 
     @staticmethod
     def _refuse_observers(plan):
-        if plan.model.observers or _ambient.get():
+        if observers_of(plan.model):
             raise StateError("cuda_graph: a captured step cannot tell observers (anomaly mode, recorders) "
                              "after each layer; run without them or with cuda_graph=False")
 

@@ -32,13 +32,15 @@ GPU each plan can be captured as one CUDA graph (``graph.GraphedStep``, ``fit(cu
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _checks
 from .._checks import takes_out
 from ..errors import DeviceError, DTypeError, InvalidValueError, ShapeError, StateError
 from ..losses import Loss, get_loss
-from ..network import Sequential, _ambient, _tell
+from ..network import Sequential, observers_of, tell
 from ..optim import get_optimizer
 from .graph import GraphedStep
 
@@ -128,13 +130,13 @@ class StepPlan:
         for i in range(len(layers) - 1, -1, -1):
             first = i == 0 and hasattr(layers[i], "backward_params")
             need.append(None if first or self.outputs[i] is None else inputs[i].shape)
-        size = max([Y.size] + [_size(s) for s in need if s is not None])
+        size = max([Y.size] + [math.prod(s) for s in need if s is not None])
         pools = [self.backend.zeros(size), self.backend.zeros(size)]
         dout, current, deltas = pools[0][:Y.size].reshape(Y.shape), 0, [None] * len(layers)
         for i, shape in zip(range(len(layers) - 1, -1, -1), need):
             if shape is not None:
                 current ^= 1
-                deltas[i] = pools[current][:_size(shape)].reshape(shape)
+                deltas[i] = pools[current][:math.prod(shape)].reshape(shape)
         return dout, deltas, pools
 
     def __repr__(self):
@@ -200,7 +202,7 @@ class StepPlan:
         if scale != 1:
             _checks.number("StepPlan.run: scale", scale, low=0, low_open=True)
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
-        observers = (*self.model.observers, *_ambient.get())
+        observers = observers_of(self.model)
         with self.backend.activate():
             self._pass(self._forward, observers, "forward", range(len(self._forward)), 0)
             value = self._loss()
@@ -218,7 +220,7 @@ class StepPlan:
         layers = self.model.layers
         for run, i in zip(steps, order):
             run()
-            _tell(observers, event, self.model, i, layers[i], *self._seen[i][at:at + 2])
+            tell(observers, event, self.model, i, layers[i], *self._seen[i][at:at + 2])
 
     def step(self, X, y):
         """One training step: zero_grad, ``run``, ``optimizer.step``; returns the loss value
@@ -317,13 +319,6 @@ def _dtype(dtype):
         return np.dtype(dtype)
     except TypeError:
         raise DTypeError(f"StepPlan: target_dtype {dtype!r} is not a dtype (e.g. 'int64', 'float32')") from None
-
-
-def _size(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
 
 
 def _kib(nbytes) -> str:
