@@ -74,13 +74,17 @@ class Backend:
             target = host.dtype if host.dtype.kind in "iub" else self.dtype
         with np.errstate(over="ignore"):  # an overflow is refused below, not warned
             out = self._to_device(host, target)
-        if host.dtype.kind == "f" and target.itemsize < host.dtype.itemsize \
-                and count_nonfinite(self.xp, out) > count_nonfinite(self.xp if self.is_own(host) else np, host):
+        if host.dtype.kind == "f" and target.itemsize < host.dtype.itemsize:
+            self._refuse_overflow(host, out)
+        return out
+
+    def _refuse_overflow(self, host, out):
+        """Refuse ``out``, ``host`` narrowed to a smaller float dtype, when finite values became Inf."""
+        if count_nonfinite(self.xp, out) > count_nonfinite(self.xp if self.is_own(host) else np, host):
             values = to_host(host)
             largest = float(np.abs(values[np.isfinite(values)]).max())
-            raise NumericalError(f"holds values up to {largest:.3g}, beyond {target}'s range "
-                                 f"(+-{np.finfo(target).max:.3g}), so they would become Inf; rescale them or use float64")
-        return out
+            raise NumericalError(f"holds values up to {largest:.3g}, beyond {out.dtype}'s range "
+                                 f"(+-{np.finfo(out.dtype).max:.3g}), so they would become Inf; rescale them or use float64")
 
     def _to_device(self, host, dtype):
         raise NotImplementedError
