@@ -177,17 +177,8 @@ class Communicator:
         """``(backend, plan, arrays)`` per (device, dtype), each plan allocated once and reused; every
         array is checked before the first collective (it is written in place)."""
         self._open()
-        if not isinstance(arrays, (list, tuple)):
-            raise InvalidValueError(f"collectives take a list of arrays, got {type(arrays).__name__}; "
-                                    f"for one array x pass [x]")
         groups: dict = {}
-        for i, a in enumerate(arrays):
-            if not (isinstance(a, np.ndarray) or is_cupy_array(a)) or a.dtype.kind != "f":
-                raise DTypeError(f"collectives take float NumPy/CuPy arrays, got {type(a).__name__} "
-                                 f"of {getattr(a, 'dtype', None)} at position {i}")
-            if isinstance(a, np.ndarray) and not a.flags.writeable:
-                raise InvalidValueError(f"collectives write the arrays in place, but the array at position {i} "
-                                        f"is read-only; pass a writable copy (x.copy())")
+        for a in _writable_float_arrays(arrays):
             groups.setdefault(backend_of(a), []).append(a)
         keys = [(backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
                 for backend, group in groups.items()]
@@ -262,6 +253,22 @@ class Communicator:
 def _spelled(value):
     """A name as the communicator spells it ("CPU", " MPI " are "cpu", "mpi"); other values as given."""
     return value.strip().lower() if isinstance(value, str) else value
+
+
+def _writable_float_arrays(arrays):
+    """``arrays``, refused unless a list or tuple of writable float NumPy/CuPy arrays (a
+    collective writes them in place), naming the position of the first that is not."""
+    if not isinstance(arrays, (list, tuple)):
+        raise InvalidValueError(f"collectives take a list of arrays, got {type(arrays).__name__}; "
+                                f"for one array x pass [x]")
+    for i, a in enumerate(arrays):
+        if not (isinstance(a, np.ndarray) or is_cupy_array(a)) or a.dtype.kind != "f":
+            raise DTypeError(f"collectives take float NumPy/CuPy arrays, got {type(a).__name__} "
+                             f"of {getattr(a, 'dtype', None)} at position {i}")
+        if isinstance(a, np.ndarray) and not a.flags.writeable:
+            raise InvalidValueError(f"collectives write the arrays in place, but the array at position {i} "
+                                    f"is read-only; pass a writable copy (x.copy())")
+    return arrays
 
 
 def _slot(arr, param, backend):
