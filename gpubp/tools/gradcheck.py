@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _checks
 from .._compat import is_cupy_array, to_host
-from ..backend import backend_of, get_backend
+from ..backend import as_float_dtype, backend_of, get_backend
 from ..errors import (DeviceError, DTypeError, GpubpWarning, GradcheckError, InvalidValueError, NumericalError,
                       ShapeError)
 from ..losses import get_loss
@@ -159,11 +159,9 @@ def _check_args(fn, eps, atol, rtol, max_samples, seed, dtype, raise_on_fail) ->
     _checks.integer(f"{fn}: max_samples_per_param", max_samples, minimum=1)
     _checks.integer(f"{fn}: seed", seed, minimum=0)
     try:
-        name = None if dtype is None else np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in ("float32", "float64"):  # None too: it would keep the model's own dtype
-        raise DTypeError(f"{fn}: dtype must be 'float64' (the default) or 'float32', got {dtype!r}")
+        name = as_float_dtype(dtype).name  # None refused too: it would keep the model's own dtype
+    except DTypeError:
+        raise DTypeError(f"{fn}: dtype must be 'float64' (the default) or 'float32', got {dtype!r}") from None
     if eps < np.sqrt(np.finfo(name).eps):
         warnings.warn(f"{fn}: eps={eps:g} is below the square root of {name}'s machine epsilon, so the loss's "
                       f"rounding divided by 2 eps swamps the differences and a correct backward can be reported "
