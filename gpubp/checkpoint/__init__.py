@@ -32,6 +32,8 @@ from ..optim.state import checked_state
 from .archive import FORMAT, Archive, inventory_problem, read_meta, user_path
 from .atomic import write_atomically
 
+KEPT = "the file already there, if any, is kept"  # how save's refusals after the path's checks end
+
 
 @dataclass
 class Checkpoint:
@@ -73,25 +75,27 @@ def save(path, model, optimizer=None, extra=None) -> str:
     text = metadata_json(meta)
     bad = [k for k, a in arrays.items() if not np.isfinite(a).all()]
     if bad:
-        raise NumericalError(f"refusing to write {path}: {', '.join(bad)} hold(s) NaN/Inf "
-                             f"(the file already there, if any, is kept)")
-    if optimizer is not None:  # what load will check, so that no checkpoint is written that cannot be loaded
-        try:
-            t = checked_state(state, type(optimizer))["t"]
-            problem = inventory_problem({k: (a.shape, a.dtype) for k, a in arrays.items()},
-                                        *_expected(model, optimizer.slots, t), meta["dtype"])
-        except GpubpError as exc:
-            problem = str(exc)
-        if problem:
-            raise InvalidValueError(f"refusing to write {path}: the {type(optimizer).__name__} optimizer's state does "
-                                    f"not fit the model ({problem}); pass the optimizer that trains this model (the "
-                                    f"file already there, if any, is kept)")
+        raise NumericalError(f"refusing to write {path}: {', '.join(bad)} hold(s) NaN/Inf ({KEPT})")
+    problem = None if optimizer is None else _unloadable(model, optimizer, state, arrays, meta["dtype"])
+    if problem:
+        raise InvalidValueError(f"refusing to write {path}: the {type(optimizer).__name__} optimizer's state does "
+                                f"not fit the model ({problem}); pass the optimizer that trains this model ({KEPT})")
     try:
         write_atomically(path, lambda f: np.savez(f, __meta__=np.array(text), **arrays))
     except OSError as exc:  # a full disk, a read-only or special file system: nothing replaced
-        raise CheckpointError(f"cannot write {path} ({type(exc).__name__}: {exc.strerror or exc}); "
-                              f"the file already there, if any, is kept") from None
+        raise CheckpointError(f"cannot write {path} ({type(exc).__name__}: {exc.strerror or exc}); {KEPT}") from None
     return given
+
+
+def _unloadable(model, optimizer, state, arrays, dtype) -> str | None:
+    """Why ``load`` would refuse a checkpoint of ``model`` with ``optimizer``'s ``state`` and
+    these ``arrays`` (slots of another model or dtype, missing ones), or None."""
+    try:
+        t = checked_state(state, type(optimizer))["t"]
+        return inventory_problem({k: (a.shape, a.dtype) for k, a in arrays.items()},
+                                 *_expected(model, optimizer.slots, t), dtype)
+    except GpubpError as exc:
+        return str(exc)
 
 
 def target(path) -> tuple:
