@@ -151,10 +151,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
                            callbacks, snapshot, comm, plans)
                 if val is not None:
-                    v_loss, v_metric = _validate(model, loss, val, batch_size, history)
-                    history.val_loss.append(v_loss)
-                    if v_metric is not None:
-                        history.val_metric.append(v_metric)
+                    _validate(model, loss, val, batch_size, history)
                 bar.epoch(epoch, history.summary(epoch))
                 _call(callbacks, "on_epoch_end", epoch, model, history)
                 _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written NaN/Inf
@@ -200,15 +197,19 @@ def _keep_flat(model):
 
 
 def _validate(model, loss, val, batch_size, history):
-    """The validation loss and metric of the epoch just trained. Ctrl-C here drops that epoch's
-    training records too, so the history an interrupted run returns (and a checkpoint may keep)
-    holds whole epochs, its lists indexed alike (as after a Ctrl-C during the epoch's steps)."""
+    """The validation loss and metric of the epoch just trained, added to ``history``. Ctrl-C here
+    drops that epoch's training records too, so the history an interrupted run returns (and a
+    checkpoint may keep) holds whole epochs, its lists indexed alike (as after a Ctrl-C during the
+    epoch's steps)."""
     try:
-        return _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
+        v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
     except KeyboardInterrupt:
         for name in ("loss", "lr", "epoch_time", "samples_per_sec") + (("metric",) if history.metric_name else ()):
             getattr(history, name).pop()
         raise
+    history.val_loss.append(v_loss)
+    if v_metric is not None:
+        history.val_metric.append(v_metric)
 
 
 def _finish(model, optimizer, history, keeper, seed, path, every, extra) -> History:

@@ -242,6 +242,7 @@ def _checkpointing(path, every):
         raise InvalidValueError(f"fit: {exc}") from None
     return every
 
+
 def _mode(model, training):
     """The model in training or eval mode for a block (a model without modes runs as it is)."""
     return model.mode(training) if hasattr(model, "mode") else contextlib.nullcontext()
