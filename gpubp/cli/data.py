@@ -13,6 +13,7 @@ from ..errors import GpubpWarning, InvalidValueError, ShapeError
 from ..train import predict
 
 CNN_SHAPE = [1, 8, 8]  # the built-in digits as images
+BUILT_IN = ["digits", "xor", "spirals"]  # the datasets --dataset names
 
 
 @dataclass

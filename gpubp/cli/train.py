@@ -20,12 +20,11 @@ from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training
 from ..train.epoch import guard
 from . import args as flags
-from .data import in_target_units, prepare, raw_mse
+from .data import BUILT_IN, in_target_units, prepare, raw_mse
+from .resume import ahead_of, check_model_flags, continue_saved
 
 HELP = ("train an MLP on your own CSV/.npz (--data) or a built-in dataset (default: 8x8 digits), "
         "on the GPU if one works, else the CPU")
-KINDS = {"mlp": "an MLP", "cnn": "a CNN"}
-BUILT_IN = ["digits", "xor", "spirals"]
 DEFAULTS = {"mlp": (0.01, "constant"), "cnn": (0.005, "cosine")}  # (lr, schedule) per --model
 
 
@@ -116,11 +115,11 @@ def communicator(args):
 def train(args, comm) -> int:
     spec = comm.device if comm else flags.device_spec(args)
     _check_outputs(args)
-    _check_model_flags(args)
+    check_model_flags(args)
     with guard(comm, "reading the checkpoint and the data"):
         if args.resume:  # the saved dtype unless --dtype says otherwise; the saved model's kind
             saved = checkpoint.load(args.resume, spec, dtype=flags.dtype(args))
-            _continue_saved(args, saved)
+            continue_saved(args, saved)
             backend = saved.model.backend
         else:
             saved, backend = None, get_backend(spec, flags.dtype(args))
@@ -167,93 +166,10 @@ def _save(args, model, optimizer, history, name, extras, resumed) -> str:
     checkpoint this run resumed from (``resumed``: its extras) and the run has done more whole
     epochs: the model then holds part of an epoch, and a checkpoint already there (an earlier
     run, or --checkpoint-every's last write at an epoch's end) is the better one to keep."""
-    if history.interrupted and os.path.exists(args.save) and not _ahead_of(args, history, resumed):
+    if history.interrupted and os.path.exists(args.save) and not ahead_of(args, history, resumed):
         return f"not saved: interrupted in epoch {history.epochs + 1}; {args.save} keeps what it held"
     path = save_training(args.save, model, optimizer, history, args.seed, dataset=name, **extras)
     return f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
-
-
-def _check_model_flags(args):
-    """The MLP's flags are refused with the CNN, which has its own fixed layers."""
-    if args.model == "cnn" and flags.given(args, "model"):
-        for name in ("hidden", "activation"):
-            if flags.given(args, name):
-                raise InvalidValueError(f"--{name} shapes the MLP; --model cnn has fixed layers "
-                                        f"(Conv-ReLU-Pool-Conv-ReLU-Pool-Dense): leave --{name} out")
-
-
-def _ahead_of(args, history, resumed) -> bool:
-    """Whether --save is the --resume checkpoint, unchanged since this run read it, and the run
-    has gone past it by whole epochs (so keeping it would throw those epochs away)."""
-    done = resumed.get("epochs_done")
-    try:
-        return done is not None and history.epochs > done and os.path.samefile(args.save, args.resume) \
-            and checkpoint.read_metadata(args.save).get("extra", {}).get("epochs_done") == done
-    except (OSError, GpubpError):
-        return False
-
-
-def _continue_saved(args, saved):
-    """``args`` take the kind, loss, seed, validation split, schedule, batch size and built-in
-    dataset of the resumed run; an --epochs it has passed, and a --model, --hidden, --activation,
-    --loss, --seed, --val-split, --schedule, --batch-size, --optimizer or --dataset given that it
-    contradicts, are refused (the saved run continues as if never stopped)."""
-    extra = saved.metadata.get("extra", {})
-    info, done = extra.get("data") or {}, extra.get("epochs_done")
-    if done is None:
-        raise InvalidValueError(f"{args.resume} holds a model but no training run to continue (it was written by "
-                                f"checkpoint.save, not by gpubp train --save or save_training)")
-    if args.epochs < done:
-        raise InvalidValueError(f"--epochs {args.epochs}, but {args.resume} has done {done} epochs: --epochs counts "
-                                f"every epoch of the run, resumed ones included; give --epochs > {done}")
-    _continue_architecture(args, saved.model)
-    run = extra.get("run") or {}
-    for name, value in (("loss", info.get("loss")), ("seed", extra.get("seed")), ("val_split", info.get("val_split")),
-                        ("schedule", run.get("schedule")), ("batch_size", run.get("batch_size"))):
-        _same(args, name, value, f"was trained with {_flag(name)} {value}")  # the same samples, steps and rates
-    if args.optimizer and saved.optimizer:
-        wanted = get_optimizer(args.optimizer)
-        if (type(wanted), wanted.hyper) != (type(saved.optimizer), saved.optimizer.hyper):
-            raise InvalidValueError(f"--optimizer {args.optimizer}, but {args.resume} continues {saved.optimizer}; "
-                                    f"leave --optimizer out to continue it (--lr sets its learning rate)")
-        args.optimizer = None  # the name restates the saved optimizer: it continues, hyperparameters and all
-    source = info.get("source")
-    if source and not args.data:
-        if source not in BUILT_IN:
-            raise InvalidValueError(f"{args.resume} was trained on {source}: give --data PATH (that file, or one "
-                                    f"with the same columns) to continue it")
-        _same(args, "dataset", source, f"was trained on {source}")
-
-
-def _continue_architecture(args, model):
-    """``args.model`` becomes the saved model's kind; --model, --hidden or --activation given
-    that ask for another architecture are refused."""
-    config = model.config()
-    kind = "cnn" if config and config[0]["type"] == "Conv2D" else "mlp"
-    _same(args, "model", kind, f"holds {KINDS[kind]} ({model})")
-    if kind == "cnn":
-        _check_model_flags(args)
-    elif flags.given(args, "hidden") or flags.given(args, "activation"):
-        wanted = mlp(config[0]["n_in"], args.hidden, config[-1]["n_out"], args.activation, "cpu", seed=None)
-        if wanted.config() != config:
-            raise InvalidValueError(f"--hidden/--activation ask for an MLP of hidden widths "
-                                    f"{','.join(map(str, args.hidden))} and {args.activation}, but {args.resume} "
-                                    f"holds {model}; leave them out to continue it")
-
-
-def _same(args, name, saved_value, what):
-    """``args.<name>`` becomes ``saved_value`` (when known); a flag given that differs is refused."""
-    if saved_value is None:
-        return
-    value = getattr(args, name)
-    if flags.given(args, name) and value != saved_value:
-        raise InvalidValueError(f"{_flag(name)} {value}, but {args.resume} {what}; leave {_flag(name)} out to "
-                                f"continue it")
-    setattr(args, name, saved_value)
-
-
-def _flag(name) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _check_outputs(args):
