@@ -19,17 +19,25 @@ class Arrays(dict):
         self.layer, self.what = layer, what
 
     def __setitem__(self, name, array):
-        layer, old = self.layer, self.get(name)
-        if old is None:
-            raise InvalidValueError(f"{layer!r} has no {self.what} {name!r}; its {self.what}s are {sorted(self)}")
-        layer.backend.check_array(array, f"{layer!r} {self.what} {name}")
-        if tuple(array.shape) != tuple(old.shape):
-            raise ShapeError(f"{layer!r} {self.what} {name} has shape {tuple(old.shape)}, got {tuple(array.shape)}")
+        check_replacement(self.layer, self.what, self, name, array)
         super().__setitem__(name, array)
-        layer.generation += 1
+        self.layer.generation += 1
 
     def __reduce__(self):  # copies and pickles rebuild it whole (not item by item, which would be refused)
         return type(self), (self.layer, self.what, dict(self))
+
+
+def check_replacement(layer, what, store, name, array):
+    """Refuse ``array`` as the new ``store[name]``, a ``layer``'s parameter or gradient (``what``),
+    before anything changes: ``name`` must be in ``store`` and ``array`` an array on the layer's
+    device of the dtype and shape of the one it replaces."""
+    old = store.get(name)
+    if old is None:
+        raise InvalidValueError(f"{layer!r} has no {what} {name!r}; its {what}s are {sorted(store)}")
+    layer.backend.check_array(array, f"{layer!r} {what} {name}")
+    if tuple(array.shape) != tuple(old.shape) or array.dtype != old.dtype:
+        raise ShapeError(f"{layer!r} {what} {name} is {old.dtype} {tuple(old.shape)}, "
+                         f"got {array.dtype} {tuple(array.shape)}")
 
 
 def values(backend, a, what):

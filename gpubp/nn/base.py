@@ -12,7 +12,7 @@ import types
 
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import InvalidValueError, ShapeError, StateError
-from .arrays import Arrays, check_out, values
+from .arrays import Arrays, check_out, check_replacement, values
 
 LAYERS: dict = {}  # type name -> class: every concrete layer gpubp defines, registered as it is defined
 
@@ -130,19 +130,12 @@ class Layer:
     def checked_parameters(self, arrays: dict, prefix="") -> dict:
         """``arrays`` as this layer's parameters would hold them (copies in its dtype on its device),
         or the error that ``load_parameters`` would raise (names given ``prefix``, e.g. "0.")."""
-        shapes = self.parameter_shapes()
         if not isinstance(arrays, dict):
             raise InvalidValueError(f"{self!r}: parameters are loaded from a dict {{name: array}}, "
                                     f"got a {type(arrays).__name__}")
-        if set(arrays) != set(shapes):
-            raise ShapeError(f"{self!r} has parameters {sorted(shapes)}, got {sorted(map(str, arrays))}")
-        checked = {}
-        for name, shape in shapes.items():
-            a = checked[name] = values(self.backend, arrays[name], f"{self!r}: parameter {prefix}{name}")
-            if tuple(a.shape) != shape:
-                raise ShapeError(f"{self!r}: parameter {prefix}{name} has shape {tuple(a.shape)}, "
-                                 f"the architecture says {shape}")
-            self.backend.check_finite(a, f"{self!r}: parameter {prefix}{name}")
+        checked = self._checked_arrays("parameter", arrays, self.parameter_shapes(), prefix)
+        for name, a in checked.items():
+            self.backend.check_finite(a, f"{self!r} parameter {prefix}{name}")
         return checked
 
     def _write_parameters(self, checked: dict) -> None:
@@ -162,14 +155,20 @@ class Layer:
         """``arrays`` as ``load_buffers`` writes them (the names of ``buffers``, each array of its
         buffer's shape, in this layer's dtype), or the error it raises; a layer whose buffers hold
         more (a range, integers) extends or overrides this."""
-        if not isinstance(arrays, dict) or set(arrays) != set(self.buffers):
-            raise ShapeError(f"{self!r} has buffers {sorted(self.buffers)}, got "
-                             f"{sorted(map(str, arrays)) if isinstance(arrays, dict) else repr(arrays)[:80]}")
-        checked = {name: values(self.backend, a, f"{self!r} buffer {name}") for name, a in arrays.items()}
-        for name, buf in self.buffers.items():
-            if tuple(checked[name].shape) != tuple(buf.shape):
-                raise ShapeError(f"{self!r} buffer {name} has shape {tuple(buf.shape)}, "
-                                 f"got {tuple(checked[name].shape)}")
+        return self._checked_arrays("buffer", arrays, {name: buf.shape for name, buf in self.buffers.items()})
+
+    def _checked_arrays(self, kind, arrays, shapes: dict, prefix="") -> dict:
+        """``arrays`` as new arrays of this layer's dtype on its device, refused unless it is a dict
+        of exactly the names of ``shapes`` ({name: shape}), each array of its shape."""
+        if not isinstance(arrays, dict) or set(arrays) != set(shapes):
+            got = sorted(map(str, arrays)) if isinstance(arrays, dict) else repr(arrays)[:80]
+            raise ShapeError(f"{self!r} has {kind}s {sorted(shapes)}, got {got}")
+        checked = {}
+        for name, shape in shapes.items():
+            what = f"{self!r} {kind} {prefix}{name}"
+            a = checked[name] = values(self.backend, arrays[name], what)
+            if tuple(a.shape) != tuple(shape):
+                raise ShapeError(f"{what} has shape {tuple(a.shape)}, the architecture says {tuple(shape)}")
         return checked
 
     def _write_buffers(self, checked: dict) -> None:
@@ -190,12 +189,7 @@ class Layer:
 
     def _keep_in(self, store: dict, arrays: dict, what: str) -> None:
         for name, array in arrays.items():
-            if name not in store:
-                raise InvalidValueError(f"{self!r} has no {what} {name!r}; its {what}s are {sorted(store)}")
-            self.backend.check_array(array, f"{self!r}: {what} {name}")
-            if tuple(array.shape) != tuple(store[name].shape) or array.dtype != store[name].dtype:
-                raise ShapeError(f"{self!r}: {what} {name} is {store[name].dtype} {tuple(store[name].shape)}, "
-                                 f"got {array.dtype} {tuple(array.shape)}")
+            check_replacement(self, what, store, name, array)
             array[...] = store[name]
         store.update(arrays)
         self.generation += 1

@@ -414,7 +414,7 @@ def test_a_parameter_replaced_by_assignment_is_the_one_the_optimizer_updates(mak
     assert models[0].layers[0].params["W"] is not None and not np.allclose(models[0].layers[0].params["W"], W2)
     for (name, a), b in zip(models[0].parameters().items(), models[1].parameters().values()):
         np.testing.assert_array_equal(a, b, err_msg=name)
-    with pytest.raises(gpubp.errors.ShapeError, match=r"Dense\(5, 6\) parameter W has shape \(5, 6\)"):
+    with pytest.raises(gpubp.errors.ShapeError, match=r"Dense\(5, 6\) parameter W is float64 \(5, 6\), got float64 \(6, 5\)"):
         models[0].layers[0].params["W"] = np.zeros((6, 5))
     with pytest.raises(gpubp.errors.DTypeError, match="parameter W"):
         models[0].layers[0].params["W"] = np.zeros((5, 6), np.float32)
