@@ -12,7 +12,7 @@ from .._checks import integer, number
 from .._compat import to_host
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import GpubpWarning, InvalidValueError, ShapeError, StateError
-from .state import checked_state
+from .state import checked_state, slots_by_parameter
 
 
 class Updates(NamedTuple):
@@ -63,9 +63,7 @@ class Optimizer:
 
     @state.setter
     def state(self, state: dict) -> None:
-        if not isinstance(state, dict) or not all(isinstance(st, dict) for st in state.values()):
-            raise InvalidValueError(f"optimizer state must be {{parameter name: {{slot: array}}}}, got {state!r:.80}")
-        self._state, self._prepared = state, None  # the slots ``prepare`` found are no longer these
+        self._state, self._prepared = slots_by_parameter(state), None  # the slots ``prepare`` found are no longer these
         self._owner = None  # the model these slots belong to: the next one stepped
 
     def __repr__(self):
@@ -144,14 +142,17 @@ class Optimizer:
     def prepared(self, model) -> "Updates":
         """``prepare(model)``, kept while the model's arrays and this state stay the same ones
         (``Sequential.generation``), so a step re-checks nothing that cannot have changed."""
-        generation = getattr(model, "generation", None)
-        key = (id(model), generation, _model(model).backend, self.kernel, self.slots)
-        if generation is None or self._prepared is None or self._prepared[0] != key:
+        if getattr(_model(model), "generation", None) is None:  # nothing tells when its arrays change
+            self._prepared = None
+            return self.prepare(model)
+        if self._prepared is None or self._prepared[0] != self._key(model):
             updates = self.prepare(model)
-            self._prepared = ((id(model), model.generation, model.backend, self.kernel, self.slots), updates) \
-                if generation is not None else None
-            return updates
+            self._prepared = (self._key(model), updates)  # after prepare, which may draw the parameters
         return self._prepared[1]
+
+    def _key(self, model) -> tuple:
+        """What a kept update is for: the model, its arrays' generation, its backend, this rule."""
+        return id(model), model.generation, model.backend, self.kernel, self.slots
 
     @staticmethod
     def launch(updates, backend) -> None:

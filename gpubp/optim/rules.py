@@ -138,11 +138,12 @@ def get_optimizer(opt="adam", **kw) -> Optimizer:
     """An optimizer by name (keyword arguments go to its constructor), or an instance unchanged."""
     if isinstance(opt, Optimizer):
         return opt
+    name = str(opt).lower()
     try:
-        factory = OPTIMIZERS[str(opt).lower()]
+        factory = OPTIMIZERS[name]
     except KeyError:
         raise InvalidValueError(f"unknown optimizer {opt!r}; choose one of {sorted(OPTIMIZERS)}") from None
-    check_keywords(str(opt).lower(), {"momentum": SGD, "nesterov": SGD}.get(str(opt).lower(), factory), kw)
+    check_keywords(name, {"momentum": SGD, "nesterov": SGD}.get(name, factory), kw)  # the presets' own class
     return factory(**kw)
 
 

@@ -35,6 +35,13 @@ def saved_dict(d) -> dict:
     return d
 
 
+def slots_by_parameter(state, what="optimizer state") -> dict:
+    """``state`` when it is ``{parameter name: {slot: array}}``, else refused naming ``what``."""
+    if not isinstance(state, dict) or not all(isinstance(st, dict) for st in state.values()):
+        raise InvalidValueError(f"{what} must be {{parameter name: {{slot: array}}}}, got {state!r:.80}")
+    return state
+
+
 def checked_state(d, cls) -> dict:
     """``state_dict()`` output for an optimizer of class ``cls``, every part checked (nothing
     changed): {"lr", "hyper" (as a ``cls`` built from them keeps them), "optimizer" (that fresh
@@ -49,9 +56,7 @@ def checked_state(d, cls) -> dict:
         raise InvalidValueError(f"optimizer state: hyper must be a dict with lr, got {d['hyper']!r:.80}")
     fresh = construct(cls, d["hyper"])  # the constructor's checks, by name
     t = integer("optimizer state t (steps taken)", d["t"], minimum=0)
-    state = d["state"]
-    if not isinstance(state, dict) or not all(isinstance(st, dict) for st in state.values()):
-        raise InvalidValueError(f"optimizer state: state must be {{parameter: {{slot: array}}}}, got {state!r:.80}")
+    state = slots_by_parameter(d["state"], "optimizer state: state")
     host = {}
     for pname, st in state.items():  # SGD's slots depend on its momentum
         if set(st) != set(fresh.slots):
