@@ -221,39 +221,51 @@ def _inputs(fn, backend, origin, *arrays, names):
 
 
 def _compare(f, arrays, analytic, eps, atol, rtol, max_samples, seed):
-    """Central differences of ``f`` at (sampled) entries of each array, against ``analytic``. One
-    timed evaluation estimates the check: over 10 s it shows progress (on a terminal), over a
-    minute it warns first, with what makes it shorter."""
+    """Central differences of ``f`` at (sampled) entries of each array, against ``analytic``,
+    with progress shown (on a terminal) when the check is estimated at over 10 s."""
     report, rng = GradcheckReport(eps=eps, atol=atol, rtol=rtol), np.random.default_rng(seed)
-    start = time.perf_counter()
-    f()
     entries = sum(min(a.size, max_samples) for a in arrays.values())
-    seconds = 2 * entries * (time.perf_counter() - start)
-    if seconds > 60:
-        warnings.warn(f"gradcheck: {2 * entries} evaluations of the model, about {seconds / 60:.0f} minute(s); "
-                      f"give a smaller max_samples_per_param (now {max_samples}) or fewer samples in X",
-                      GpubpWarning, stacklevel=3)
-    bar, done = Progress(entries, None if seconds > 10 else False, unit="entry"), 0
+    bar, done = Progress(entries, None if _estimate(f, entries, max_samples) > 10 else False, unit="entry"), 0
     try:
         for name, arr in arrays.items():
             size = arr.size
             idx = np.arange(size) if size <= max_samples else np.sort(rng.choice(size, max_samples, replace=False))
-            numeric = np.empty(len(idx))
-            for j, i in enumerate(idx):
-                at = np.unravel_index(int(i), arr.shape)  # works for any memory layout
-                orig = float(arr[at])
-                arr[at] = orig + eps
-                up = f()
-                arr[at] = orig - eps
-                down = f()
-                arr[at] = orig
-                numeric[j] = (up - down) / (2 * eps)
-                bar.update(done + j + 1, name)
+            numeric = _differences(f, arr, idx, eps, lambda j: bar.update(done + j + 1, name))
             done += len(idx)
             report.rows.append(_row(name, arr, idx, analytic[name].reshape(-1)[idx], numeric, atol, rtol))
     finally:
         bar.close()
     return report
+
+
+def _estimate(f, entries, max_samples) -> float:
+    """Seconds the check of ``entries`` entries takes, from one timed evaluation of ``f``; over a
+    minute it warns first, with what makes it shorter."""
+    start = time.perf_counter()
+    f()
+    seconds = 2 * entries * (time.perf_counter() - start)
+    if seconds > 60:
+        warnings.warn(f"gradcheck: {2 * entries} evaluations of the model, about {seconds / 60:.0f} minute(s); "
+                      f"give a smaller max_samples_per_param (now {max_samples}) or fewer samples in X",
+                      GpubpWarning, stacklevel=4)
+    return seconds
+
+
+def _differences(f, arr, idx, eps, tick):
+    """(f(p + eps e_i) - f(p - eps e_i)) / (2 eps) at the flat indices ``idx`` of ``arr`` (each
+    entry restored after), calling ``tick(j)`` after the j-th."""
+    numeric = np.empty(len(idx))
+    for j, i in enumerate(idx):
+        at = np.unravel_index(int(i), arr.shape)  # works for any memory layout
+        orig = float(arr[at])
+        arr[at] = orig + eps
+        up = f()
+        arr[at] = orig - eps
+        down = f()
+        arr[at] = orig
+        numeric[j] = (up - down) / (2 * eps)
+        tick(j)
+    return numeric
 
 
 def _row(name, arr, idx, got, numeric, atol, rtol):
