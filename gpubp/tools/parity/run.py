@@ -194,6 +194,27 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
     rate (an instance keeps its own unless ``lr`` is given; a name gets 0.01 by default).
     Data with NaN/Inf is refused: the report would blame the backends for it.
     """
+    sides, steps, lr = _check_arguments(model, backends, steps, lr, perturb)
+    Xh, yh = _data(X, y)
+    n = Xh.shape[0]
+    size = n if batch_size is None else _checks.integer("parity: batch_size", batch_size, minimum=1)
+    report = ParityReport(tuple(f"{b.device}/{b.dtype.name}" for b in sides),
+                          tolerance_for(*(b.dtype for b in sides)), steps,
+                          [repr(layer) for layer in model.layers], tf32=tf32_state()[1])
+    runs = [_Run(model, b, loss, optimizer, lr, perturb if perturb and perturb.side == k else None)
+            for k, b in enumerate(sides)]
+    with true_float32(), np.errstate(all="ignore"):  # non-finite values are reported, not warned
+        for step in range(steps):
+            rows = (step * size + np.arange(size)) % n
+            a, b = (run.step(Xh[rows], yh[rows]) for run in runs)
+            report.entries += _compare_step(step, a, b, runs[0].scales, report)
+    return report
+
+
+def _check_arguments(model, backends, steps, lr, perturb):
+    """``(sides, steps, lr)``: the two Backends, the step count and the rate (or None) of a parity
+    run, each checked, with the fault; a warning when both sides are one backend and no fault
+    sets them apart."""
     if not isinstance(model, Sequential):
         raise InvalidValueError(f"parity: model must be a gpubp Sequential, got {type(model).__name__} {model!r:.60}")
     if isinstance(backends, (str, Backend)) or not isinstance(backends, (tuple, list)) or len(backends) != 2:
@@ -206,21 +227,8 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
     if sides[0] == sides[1] and perturb is None:
         warnings.warn(f"parity: both sides are {sides[0].device}/{sides[0].dtype.name}, so the report compares "
                       f"a backend with itself (equal by construction on the CPU); name two backends, like "
-                      f"cpu gpu or cpu/float32 cpu/float64", GpubpWarning, stacklevel=2)
-    Xh, yh = _data(X, y)
-    n = Xh.shape[0]
-    size = n if batch_size is None else _checks.integer("parity: batch_size", batch_size, minimum=1)
-    report = ParityReport(tuple(f"{b.device}/{b.dtype.name}" for b in sides),
-                          tolerance_for(*(b.dtype for b in sides)), int(steps),
-                          [repr(layer) for layer in model.layers], tf32=tf32_state()[1])
-    runs = [_Run(model, b, loss, optimizer, lr, perturb if perturb and perturb.side == k else None)
-            for k, b in enumerate(sides)]
-    with true_float32(), np.errstate(all="ignore"):  # non-finite values are reported, not warned
-        for step in range(report.steps):
-            rows = (step * size + np.arange(size)) % n
-            a, b = (run.step(Xh[rows], yh[rows]) for run in runs)
-            report.entries += _compare_step(step, a, b, runs[0].scales, report)
-    return report
+                      f"cpu gpu or cpu/float32 cpu/float64", GpubpWarning, stacklevel=3)
+    return sides, steps, lr
 
 
 def _compare_step(step, a, b, scales, report) -> list[Entry]:
