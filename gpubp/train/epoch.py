@@ -14,7 +14,7 @@ import numpy as np
 from .. import _checks
 from ..backend import backend_of
 from ..errors import NumericalError, StateError
-from .evaluation import _n_correct
+from .evaluation import _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
 from .inputs import _mode
 from .state import _refuse_nonfinite_end, _restore
 
@@ -45,9 +45,11 @@ def guard(comm, what):
 
 
 def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
-               plans=None):
+               plans=None, first=None):
     """One epoch's steps; returns this rank's (loss sum, correct count), still on the device.
-    With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers."""
+    With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers.
+    ``first`` (the snapshot of the run's first epoch, whose first step is then checked) refuses a
+    NaN/Inf loss at the run's first step, before any update: the data overflows, not the training."""
     total, correct, data = 0.0, 0.0, backend_of(X)
     for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
         with guard(comm, f"epoch {epoch + 1}, step {step}"):
@@ -61,6 +63,8 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                 plan = plans.get(X, y, len(idx)) if plans is not None else None
                 graphed = plan.graph if plan is not None else None  # the whole step, update included
                 Xb, yb, out, value = _forward_backward(model, loss, X, y, idx, share, plan)
+                if first is not None and step == 0:
+                    _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, first, epoch)
                 _call(callbacks, "on_batch_end", step, model, value)
                 total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
                 if history.metric_name:
@@ -70,6 +74,21 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
         if graphed is None:
             optimizer.step(model)
     return total, correct
+
+
+def _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, snapshot, epoch):
+    """A NaN/Inf loss at a run's first step comes from the data with the (finite) starting parameters,
+    not from the learning rate: refused at once (one sync), naming its cause, not after an epoch."""
+    value = float(value)
+    if math.isfinite(value):
+        return
+    _restore(model, optimizer, snapshot)  # a captured graph has applied its update
+    try:
+        _refuse_nonfinite_outputs(model, out, 0, "fit", "X's first batch")
+        _refuse_nonfinite_loss(model, loss, Xb, yb, Xb.shape[0], value, "fit", ("X's first batch", "y"))
+    except NumericalError as exc:
+        raise NumericalError(f"{exc} (at the first step of epoch {epoch + 1}, before any update, so not from the "
+                             f"learning rate; parameters and optimizer state are those before it)") from None
 
 
 def _check_unchanged(model, data):
@@ -99,12 +118,12 @@ def _forward_backward(model, loss, X, y, idx, share, plan):
 
 
 def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
-               comm=None, plans=None):
+               comm=None, plans=None, first=False):
     backend, n = model.backend, X.shape[0]
     t0 = time.perf_counter()
     with _mode(model, True):
         total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
-                                    callbacks, comm, plans)
+                                    callbacks, comm, plans, snapshot if first else None)
     if comm is not None:
         total, correct = comm.allreduce_scalars(float(total), float(correct))
     epoch_loss = float(total) / n

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from ..errors import NumericalError
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from .inputs import _check_model, _features, _mode, _prepare, _probe, _warn_sigmoid_twice
 from .state import _refuse_nonfinite_model
@@ -16,8 +17,9 @@ def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict
     loss = get_loss(loss)
     _warn_sigmoid_twice(model, loss, "evaluate")
     batch_size = _checks.integer("evaluate: batch_size", batch_size, 1)
-    with loss.targets_checked():
-        value, metric = _evaluate(model, loss, *_prepare(model, loss, X, y, "evaluate"), batch_size=batch_size)
+    with loss.targets_checked(), np.errstate(all="ignore"):  # overflow is reported as a NumericalError
+        value, metric = _evaluate(model, loss, *_prepare(model, loss, X, y, "evaluate"), batch_size=batch_size,
+                                  what="evaluate")
     result = {"loss": value}
     if metric is not None:
         result[_metric_name(loss)] = metric
@@ -30,15 +32,34 @@ def predict(model, X, batch_size=1024) -> np.ndarray:
     _refuse_nonfinite_model(model, "predict")
     batch_size = _checks.integer("predict: batch_size", batch_size, 1)
     Xd = _features(model, X, "predict", "X")
-    _probe(model, Xd, "predict", "X")  # a sample the model refuses, named as the user's array
-    with _mode(model, False):
+    with np.errstate(all="ignore"):  # overflow is reported as a NumericalError, below
+        _probe(model, Xd, "predict", "X")  # a sample the model refuses, named as the user's array
+    with _mode(model, False), np.errstate(all="ignore"):
         outs = [model.backend.to_numpy(model.forward(Xd[i:i + batch_size]))
                 for i in range(0, Xd.shape[0], batch_size)]
-    return np.concatenate(outs)
+    out = np.concatenate(outs)
+    _refuse_nonfinite_outputs(model, out, 0, "predict", "X")
+    return out
 
 
-def _evaluate(model, loss, X, y, batch_size):
-    """Mean loss and metric over (X, y) in eval mode (Dropout off, BatchNorm's running statistics)."""
+def _refuse_nonfinite_outputs(model, out, offset, what, name):
+    """A NaN/Inf output (the input or the parameters beyond what the model's float type holds through
+    its layers) refused, naming the first sample (``offset`` + its row in ``out``), never returned."""
+    xp = model.backend.xp if model.backend.is_own(out) else np
+    flat = out.reshape(out.shape[0], -1)
+    rows = xp.isfinite(flat).all(axis=1)
+    if not bool(rows.all()):
+        first = int(xp.argmin(rows))
+        value = flat[first][~xp.isfinite(flat[first])][0]
+        raise NumericalError(f"{what}: the model's output for sample {offset + first} of {name} is {float(value)} "
+                             f"({int((~rows).sum())} sample(s) in all): the values overflow "
+                             f"{model.backend.dtype} in the layers; scale {name} (e.g. with gpubp.datasets.Scaler), "
+                             f"or use float64")
+
+
+def _evaluate(model, loss, X, y, batch_size, what, names=("X", "y")):
+    """Mean loss and metric over (X, y) in eval mode (Dropout off, BatchNorm's running statistics);
+    a loss that is not finite is refused with its cause (NumericalError), never returned."""
     total, correct, n = 0.0, 0.0, X.shape[0]
     with _mode(model, False):
         for lo in range(0, n, batch_size):
@@ -47,7 +68,25 @@ def _evaluate(model, loss, X, y, batch_size):
             if _metric_name(loss):
                 correct = correct + _n_correct(loss, out, y[lo:lo + batch_size])
     metric = float(correct) / n if _metric_name(loss) else None
-    return float(total) / n, metric
+    value = float(total) / n
+    if not np.isfinite(value):
+        _refuse_nonfinite_loss(model, loss, X, y, batch_size, value, what, names)
+    return value, metric
+
+
+def _refuse_nonfinite_loss(model, loss, X, y, batch_size, value, what, names):
+    """Raise NumericalError with the cause of a NaN/Inf mean ``loss`` over (X, y), the parameters being
+    finite: an output that overflowed in the layers (the first such sample named), else the loss itself
+    overflowing the float type (targets far from the outputs)."""
+    with _mode(model, False), np.errstate(all="ignore"):
+        for lo in range(0, X.shape[0], batch_size):
+            _refuse_nonfinite_outputs(model, model.forward(X[lo:lo + batch_size]), lo, what, names[0])
+    xp, dtype = model.backend.xp, model.backend.dtype
+    largest = float(xp.abs(y).max()) if y.dtype.kind == "f" else None
+    targets = f" (|{names[1]}| up to {largest:.3g})" if largest is not None else ""
+    raise NumericalError(f"{what}: the {type(loss).__name__} loss over {names[0]} and {names[1]} is {value} although "
+                         f"every output is finite: it overflows {dtype}{targets}; scale the targets (e.g. with "
+                         f"gpubp.datasets.Scaler), or use float64")
 
 
 def _metric_name(loss):

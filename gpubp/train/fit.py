@@ -149,7 +149,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 _call(callbacks, "on_epoch_begin", epoch, model)
                 _keep_flat(model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
-                           callbacks, snapshot, comm, plans)
+                           callbacks, snapshot, comm, plans, first=epoch == start)
                 if val is not None:
                     _validate(model, loss, val, batch_size, history)
                 bar.epoch(epoch, history.summary(epoch))
@@ -202,7 +202,8 @@ def _validate(model, loss, val, batch_size, history):
     checkpoint may keep) holds whole epochs, its lists indexed alike (as after a Ctrl-C during the
     epoch's steps)."""
     try:
-        v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024))
+        v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024), what="fit",
+                                     names=("validation_data X", "validation_data y"))
     except KeyboardInterrupt:
         for name in ("loss", "lr", "epoch_time", "samples_per_sec") + (("metric",) if history.metric_name else ()):
             getattr(history, name).pop()

@@ -36,7 +36,8 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
         raise ShapeError(f"{what}: {names[0]} has {X.shape[0]} samples but {names[1]} has {found}; "
                          f"give one target per sample")
     model.backend.check_finite(y, f"{what}: {names[1]}")
-    out = _probe(model, X, what, names[0])
+    with np.errstate(all="ignore"):  # an output or loss beyond the float range is refused, not warned of
+        out = _probe(model, X, what, names[0])
     if not labels and tuple(y.shape[1:]) != tuple(out.shape[1:]):
         column = isinstance(loss, SoftmaxCrossEntropy) and tuple(y.shape[1:]) == (1,)  # labels as a column
         raise ShapeError(f"{what}: {names[1]} has shape {tuple(y.shape)} but the model gives "
@@ -44,7 +45,7 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
                          f"{(y.shape[0], *out.shape[1:])}"
                          + (f", or be class labels of shape ({y.shape[0]},): {names[1]}.ravel()" if column else ""))
     try:  # the loss's own checks of shapes and dtypes, on the first sample (its values are checked below)
-        with loss.targets_checked():
+        with loss.targets_checked(), np.errstate(all="ignore"):
             loss.forward(out, y[:1])
     except (ShapeError, DTypeError) as exc:
         raise type(exc)(f"{what}: the model's output, {tuple(out.shape[1:])} per sample, and {names[1]} do not "

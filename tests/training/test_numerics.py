@@ -1,0 +1,82 @@
+"""Numerical edge cases through the public API: extreme but legal values give either the right
+numbers (checked against NumPy float64) or a gpubp error naming the cause, before long work;
+never NaN/Inf passed off as a result, never a raw NumPy RuntimeWarning."""
+import warnings
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.errors import NumericalError
+from gpubp.train import evaluate, fit, predict
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(40, 3))
+
+
+def regressor(dtype="float32", seed=0):
+    backend = gpubp.get_backend("cpu", dtype=dtype)
+    return gpubp.Sequential([gpubp.Dense(3, 4), gpubp.Tanh(), gpubp.Dense(4, 1)], seed=seed, backend=backend)
+
+
+def host(model):
+    return {k: np.array(model.backend.to_numpy(v)) for k, v in model.parameters().items()}
+
+
+def reference_mse(model, X, y):
+    """The MSE of ``model`` (Dense -> Tanh -> Dense) on (X, y) in NumPy float64."""
+    p = {k: v.astype(np.float64) for k, v in host(model).items()}
+    (W1, b1), (W2, b2) = [(p[k], p[k.replace("W", "b")]) for k in sorted(p) if k.endswith("W")]
+    return float(np.mean((np.tanh(X @ W1 + b1) @ W2 + b2 - y) ** 2))
+
+
+@pytest.fixture
+def no_runtime_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        yield
+
+
+BIG_Y = rng.normal(size=(40, 1)) * 1e20  # within float32's range, its square is not
+
+
+def test_evaluate_refuses_a_loss_overflowing_float32_and_float64_gives_the_number(no_runtime_warning):
+    with pytest.raises(NumericalError, match=r"MSE loss .* is inf .* overflows float32 \(\|y\| up to"):
+        evaluate(regressor(), X, BIG_Y, loss="mse")
+    model = regressor("float64")
+    assert evaluate(model, X, BIG_Y, loss="mse")["loss"] == pytest.approx(reference_mse(model, X, BIG_Y), rel=1e-12)
+
+
+def test_predict_and_evaluate_refuse_outputs_overflowing_in_the_layers(no_runtime_warning):
+    model = gpubp.Sequential([gpubp.Dense(2, 1)], seed=0)
+    model.layers[0].params["W"][...] = 3e38
+    Xo = np.array([[0.5, 0.25], [1e38, 1e38], [1.0, 1.0]])
+    with pytest.raises(NumericalError, match=r"predict: the model's output for sample 1 of X is inf \(2 sample"):
+        predict(model, Xo)
+    with pytest.raises(NumericalError, match=r"evaluate: the model's output for sample 1 of X is inf"):
+        evaluate(model, Xo, np.zeros((3, 1)), loss="mse")
+
+
+def test_fit_refuses_an_overflowing_loss_at_its_first_step_not_after_an_epoch(no_runtime_warning):
+    steps = []
+
+    class Count:
+        def on_batch_end(self, step, model, loss_value):
+            steps.append(step)
+
+    for plan in (True, False):
+        steps.clear()
+        model = regressor()
+        before = host(model)
+        with pytest.raises(NumericalError, match="overflows float32.*before any update, so not from the learning"):
+            fit(model, X, BIG_Y, loss="mse", epochs=1000, batch_size=4, plan=plan, progress=False,
+                callbacks=[Count()])
+        assert steps == [], "no step ran to its end"
+        assert all(np.array_equal(before[k], v) for k, v in host(model).items())
+
+
+def test_fit_refuses_validation_data_whose_loss_overflows(no_runtime_warning):
+    y_val = np.zeros((40, 1))
+    y_val[7] = 1e25  # the first sample (probed before training) is fine
+    with pytest.raises(NumericalError, match=r"fit: the MSE loss over validation_data X and validation_data y is inf"):
+        fit(regressor(), X, np.zeros((40, 1)), loss="mse", epochs=2, validation_data=(X, y_val), progress=False)
