@@ -32,10 +32,10 @@ def output_terms(layer):
     if X is None:
         return None
     if isinstance(layer, Dense):
-        return (xp.matmul(xp.abs(X), xp.abs(layer.params["W"])) + _abs_bias(layer, xp, "b")).max()
+        return (xp.matmul(xp.abs(X), xp.abs(layer.params["W"])) + _abs_bias(layer, xp)).max()
     if isinstance(layer, Conv2D):
         W_col = xp.abs(layer.params["W"].reshape(layer.out_channels, -1))
-        return (xp.matmul(W_col, xp.abs(layer.cols)).max(axis=(0, 2)) + _abs_bias(layer, xp, "b")).max()
+        return (xp.matmul(W_col, xp.abs(layer.cols)).max(axis=(0, 2)) + _abs_bias(layer, xp)).max()
     if isinstance(layer, BatchNorm):
         axes, shape = _channel_axes(X)
         mu = X.mean(axis=axes) if layer.batch_stats else layer.buffers["running_mean"]
@@ -73,8 +73,9 @@ def gradient_terms(layer, size) -> dict:
     return {}
 
 
-def _abs_bias(layer, xp, name):
-    b = layer.params.get(name)
+def _abs_bias(layer, xp):
+    """|b|, or 0 for a layer built without a bias."""
+    b = layer.params.get("b")
     return 0 if b is None else xp.abs(b)
 
 
