@@ -58,10 +58,9 @@ class Cosine(Schedule):
 
     def __init__(self, lr, total_epochs, min_lr=0.0):
         super().__init__(lr)
-        integer("total_epochs", total_epochs, minimum=1)
-        if not 0.0 <= _rate("min_lr", min_lr) <= self.lr:
+        self.total_epochs, self.min_lr = integer("total_epochs", total_epochs, minimum=1), _rate("min_lr", min_lr)
+        if self.min_lr > self.lr:
             raise InvalidValueError(f"min_lr must be in [0, lr] = [0, {self.lr}], got {min_lr!r}")
-        self.total_epochs, self.min_lr = int(total_epochs), float(min_lr)
 
     def rate(self, epoch):
         progress = min(epoch, self.total_epochs) / self.total_epochs

@@ -158,9 +158,9 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
     width = _checks.integer("vanishing_experiment: width", width, minimum=1)
     epochs = _checks.integer("vanishing_experiment: epochs", epochs, minimum=0)
     lr = _checks.number("vanishing_experiment: lr", lr, low=0, low_open=True)
+    n_samples = _checks.integer("vanishing_experiment: n_samples", n_samples, minimum=1)
     backend = get_backend(backend, dtype)
     X, y, _, _ = load_digits(seed=seed)
-    n_samples = _checks.integer("vanishing_experiment: n_samples", n_samples, minimum=1)
     if n_samples > len(X):
         raise InvalidValueError(f"vanishing_experiment: n_samples must be at most {len(X)} (the digits "
                                 f"training set), got {n_samples}")
