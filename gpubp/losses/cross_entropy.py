@@ -36,7 +36,7 @@ class BinaryCrossEntropy(Loss):
         Z = self._saved("Z", out)
         dZ = self.backend.apply(activations.sigmoid, Z, out=out)
         dZ -= self.T
-        dZ *= 1.0 / self.Z.size
+        dZ *= 1.0 / Z.size
         return dZ
 
     def workspace(self, Z, T):
