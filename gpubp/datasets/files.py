@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import flag
-from ..errors import InvalidValueError, ShapeError
+from ..errors import InvalidValueError, NumericalError, ShapeError
 
 
 @dataclass
@@ -306,17 +306,49 @@ class Scaler:
         X = X.reshape(len(X), -1)
         if not np.isfinite(X).all():
             raise InvalidValueError("Scaler.fit: the features hold NaN/Inf")
-        std = X.std(axis=0)
-        return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
+        # each column divided by a power of two near its largest |x| (exact): the mean and the squares
+        # neither overflow (values up to 1.8e308) nor underflow (subnormal columns); the same numbers otherwise
+        unit = np.ldexp(1.0, np.frexp(np.abs(X).max(axis=0))[1] - 1)
+        Z = X / unit
+        mean, std = Z.mean(axis=0) * unit, Z.std(axis=0) * unit
+        # a column of one value: its mean is that value exactly (summing n copies of 0.1 rounds), its std 1,
+        # not the rounding's ~1e-17, which would blow a new value 0.2 up to 7e15
+        constant = (X == X[0]).all(axis=0)
+        return cls(np.where(constant, X[0], mean), np.where(constant | (std == 0), 1.0, std))
 
     def __call__(self, X) -> np.ndarray:
         X = self._checked("Scaler: X", X)
-        return ((X.reshape(len(X), self.mean.size) - self.mean) / self.std).reshape(X.shape)
+        X2 = X.reshape(len(X), self.mean.size)
+        with np.errstate(all="ignore"):  # x - mean may overflow where the result does not: then in halves
+            out = self._halves((X2 - self.mean) / self.std, lambda: (X2 / 2 - self.mean / 2) / self.std)
+        return self._finite(out.reshape(X.shape), X, "scaled")
 
     def inverse(self, X) -> np.ndarray:
         """Back to the original units: ``x = x' std + mean`` (a regression's outputs)."""
         X = self._checked("Scaler.inverse: X", X)
-        return (X.reshape(len(X), self.mean.size) * self.std + self.mean).reshape(X.shape)
+        X2 = X.reshape(len(X), self.mean.size)
+        with np.errstate(all="ignore"):
+            out = self._halves(X2 * self.std + self.mean, lambda: X2 * (self.std / 2) + self.mean / 2)
+        return self._finite(out.reshape(X.shape), X, "unscaled")
+
+    @staticmethod
+    def _halves(out, half) -> np.ndarray:
+        """``out``, its NaN/Inf entries recomputed as twice ``half()`` (the same formula on halved terms,
+        exact), which is finite where only an intermediate sum overflowed float64."""
+        bad = ~np.isfinite(out)
+        if bad.any():
+            out[bad] = (half() * 2)[bad]
+        return out
+
+    @staticmethod
+    def _finite(out, X, what) -> np.ndarray:
+        """``out``, refused when finite values of ``X`` became NaN/Inf (beyond float64's range)."""
+        bad = ~np.isfinite(out) & np.isfinite(X)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise NumericalError(f"Scaler: X{list(first)} = {X[first]:.6g} {what} is beyond float64's range "
+                                 f"({int(bad.sum())} value(s)); the data is far outside what the Scaler was fitted on")
+        return out
 
     def _checked(self, name, X) -> np.ndarray:
         """``X`` as float64, refused unless each sample holds the fitted number of features."""

@@ -80,3 +80,33 @@ def test_fit_refuses_validation_data_whose_loss_overflows(no_runtime_warning):
     y_val[7] = 1e25  # the first sample (probed before training) is fine
     with pytest.raises(NumericalError, match=r"fit: the MSE loss over validation_data X and validation_data y is inf"):
         fit(regressor(), X, np.zeros((40, 1)), loss="mse", epochs=2, validation_data=(X, y_val), progress=False)
+
+
+def test_scaler_maps_a_constant_column_to_zero_and_keeps_new_values_finite(no_runtime_warning):
+    from gpubp.datasets import Scaler
+    train = np.column_stack([np.full(10, 0.1), np.arange(10.0)])  # ten 0.1s sum to 0.9999999999999999
+    scaler = Scaler.fit(train)
+    assert scaler.mean[0] == 0.1 and scaler.std[0] == 1.0
+    assert np.array_equal(scaler(train)[:, 0], np.zeros(10))
+    assert scaler(np.array([[0.2, 4.5]]))[0] == pytest.approx([0.1, 0.0])  # not 7.2e15
+    reference = (train[:, 1] - train[:, 1].mean()) / train[:, 1].std()  # a varying column as before, bit for bit
+    assert np.array_equal(scaler(train)[:, 1], reference)
+
+
+@pytest.mark.parametrize("column", [[1e308, 1.5e308, -1.7e308], [1e-320, 2e-320, 4e-320], [3e200, -3e200, 1e199]])
+def test_scaler_of_extreme_columns_is_right_without_overflow_or_underflow(column, no_runtime_warning):
+    from gpubp.datasets import Scaler
+    X = np.array(column)[:, None]
+    unit = np.abs(X).max()  # the float64 reference, computed in units of the largest value
+    mean, std = (X / unit).mean() * unit, (X / unit).std() * unit
+    scaler = Scaler.fit(X)
+    assert scaler.mean[0] == pytest.approx(mean, rel=1e-3) and scaler.std[0] == pytest.approx(std, rel=1e-3)
+    assert scaler(X)[:, 0] == pytest.approx(((X / unit - mean / unit) / (std / unit))[:, 0], rel=1e-2)
+    assert np.allclose(scaler.inverse(scaler(X)), X, rtol=1e-2, atol=0)
+
+
+def test_scaler_refuses_values_scaled_beyond_float64(no_runtime_warning):
+    from gpubp.datasets import Scaler
+    scaler = Scaler.fit(np.array([[-1e308], [1e308]]))
+    with pytest.raises(NumericalError, match=r"Scaler: X\[1, 0\] = 1e\+300 unscaled is beyond float64's range"):
+        scaler.inverse(np.array([[1e-300], [1e300]]))  # the second: 1e300 * 1e308
