@@ -14,13 +14,14 @@ import functools
 import os
 
 from .._compat import gpu_status, is_cupy_array
+from ._blocks import threads
 from ..errors import DeviceError, GpubpError
 from .base import Backend, as_float_dtype, describe
 from .kernels import KERNELS, Kernel
 from .numpy_backend import NumpyBackend
 
 __all__ = ["Backend", "NumpyBackend", "KERNELS", "Kernel", "get_backend", "use_backend", "auto_choice",
-           "backend_of", "default_device", "parse_spec", "as_float_dtype", "describe"]
+           "backend_of", "default_device", "parse_spec", "as_float_dtype", "describe", "threads"]
 
 _default: contextvars.ContextVar = contextvars.ContextVar("gpubp_backend", default=None)
 

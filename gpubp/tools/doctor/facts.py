@@ -11,9 +11,8 @@ import numpy as np
 
 from ... import _compat
 from ..._version import __version__
-from ...backend import auto_choice, parse_spec
+from ...backend import auto_choice, parse_spec, threads
 from ...errors import GpubpError
-from ...backend._blocks import threads
 
 
 def cupy_distributions() -> list[tuple[str, str]]:
