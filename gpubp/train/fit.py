@@ -137,6 +137,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     root = comm is None or comm.is_root
     bar, snapshot = Progress(epochs, progress if root else False), None
     keeper = _BestKeeper(optimizer) if restore_best else None
+    if keeper is not None and start:
+        keeper.resumed(model, history, resume_from)
     plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
     try:
         # every label was checked once, above (no sync per batch); NaN/Inf is checked after each epoch and

@@ -6,8 +6,11 @@ buffers, the optimizer's step count and slots."""
 from __future__ import annotations
 
 import math
+import warnings
 
-from ..errors import NumericalError
+import numpy as np
+
+from ..errors import GpubpWarning, NumericalError
 
 
 def _nonfinite(model, optimizer=None) -> list:
@@ -56,6 +59,24 @@ class _BestKeeper:
 
     def __init__(self, optimizer):
         self.optimizer, self.value, self.epoch, self.state = optimizer, math.inf, None, None
+
+    def resumed(self, model, history, path):
+        """A resumed run's best so far is the saved run's (the epoch an uninterrupted run would put
+        back unless a later one beats it): its value and epoch from the saved history, its state
+        from the checkpoint when that holds it (the epoch it was written at, or the best epoch the
+        saved run's restore_best put back); else a GpubpWarning says it cannot be put back."""
+        watched = history.watched()
+        if not watched:
+            return
+        best, held = int(np.argmin(watched)), (history.best_epoch or history.epochs) - 1
+        self.value, self.epoch = watched[best], best
+        if best == held:
+            self.state = _snapshot(model, self.optimizer, lambda a: model.backend.to_numpy(a).copy())
+            return
+        warnings.warn(f"fit: restore_best: the best epoch so far, {best + 1}, is not in resume_from={path} (it "
+                      f"holds epoch {held + 1}), so it cannot be put back: unless a later epoch is better, the run "
+                      f"ends on its last epoch, where an uninterrupted one would end on epoch {best + 1}",
+                      GpubpWarning, stacklevel=4)
 
     def on_epoch_end(self, epoch, model, history):
         value = history.watched()[-1]

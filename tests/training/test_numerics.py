@@ -110,3 +110,54 @@ def test_scaler_refuses_values_scaled_beyond_float64(no_runtime_warning):
     scaler = Scaler.fit(np.array([[-1e308], [1e308]]))
     with pytest.raises(NumericalError, match=r"Scaler: X\[1, 0\] = 1e\+300 unscaled is beyond float64's range"):
         scaler.inverse(np.array([[1e-300], [1e300]]))  # the second: 1e300 * 1e308
+
+
+def _fit_copying_at(path, epoch_copied, **kw):
+    """An uninterrupted fit that checkpoints every epoch; the checkpoint as it was after ``epoch_copied``
+    epochs is kept beside ``path``, to resume from."""
+    import shutil
+
+    class Copy:
+        def on_epoch_begin(self, epoch, model):
+            if epoch == epoch_copied:
+                shutil.copy(path, f"{path}.{epoch_copied}.npz")
+
+    model = classifier()
+    history = fit(model, XC, YC, checkpoint_path=path, checkpoint_every=1, callbacks=[Copy()], **kw)
+    return model, history, f"{path}.{epoch_copied}.npz"
+
+
+XC, YC = X, X[:, :1] * 0.5 + X[:, 1:2] ** 2
+
+
+def classifier():  # a regressor with Dropout: restore_best judges the validation loss
+    return gpubp.Sequential([gpubp.Dense(3, 8), gpubp.Tanh(), gpubp.Dropout(0.2), gpubp.Dense(8, 1)], seed=3)
+
+
+def rates(best):  # small steps until epoch ``best``, then steps too big: the validation loss gets worse
+    return lambda epoch: 0.05 if epoch < best else 0.5
+
+
+@pytest.mark.parametrize("plan", [True, False])
+def test_resumed_restore_best_puts_back_the_saved_runs_best_epoch_as_an_uninterrupted_run(tmp_path, plan):
+    kw = dict(loss="mse", optimizer="sgd", epochs=7, batch_size=6, restore_best=True, validation_data=(XC, YC),
+              schedule=rates(3), plan=plan, progress=False)
+    whole, history, saved = _fit_copying_at(str(tmp_path / "run.npz"), 3, **kw)
+    assert history.best_epoch == 3 and min(history.val_loss) == history.val_loss[2]
+    resumed = classifier()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = fit(resumed, XC, YC, resume_from=saved, **kw)
+    assert again.best_epoch == 3 and again.val_loss == history.val_loss
+    assert all(np.array_equal(v, host(resumed)[k]) for k, v in host(whole).items())
+
+
+def test_resumed_restore_best_warns_when_the_checkpoint_lacks_the_best_epoch(tmp_path):
+    kw = dict(loss="mse", optimizer="sgd", epochs=6, batch_size=6, restore_best=True, validation_data=(XC, YC),
+              schedule=rates(2), progress=False)
+    _, history, saved = _fit_copying_at(str(tmp_path / "run.npz"), 3, **kw)
+    assert history.best_epoch == 2
+    with pytest.warns(gpubp.GpubpWarning, match=r"the best epoch so far, 2, is not in resume_from=.* \(it holds "
+                                               r"epoch 3\), so it cannot be put back"):
+        again = fit(classifier(), XC, YC, resume_from=saved, **kw)
+    assert again.best_epoch is None  # no later epoch beat epoch 2: the run ends on its last epoch, as warned
