@@ -64,7 +64,8 @@ class Cosine(Schedule):
 
     def rate(self, epoch):
         progress = min(epoch, self.total_epochs) / self.total_epochs
-        return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
+        # halved before the product (exact, the same number), which then stays finite for any finite lr
+        return self.min_lr + (self.lr - self.min_lr) * ((1 + math.cos(math.pi * progress)) / 2)
 
 
 SCHEDULES = ("constant", "step", "cosine")

@@ -161,3 +161,17 @@ def test_resumed_restore_best_warns_when_the_checkpoint_lacks_the_best_epoch(tmp
                                                r"epoch 3\), so it cannot be put back"):
         again = fit(classifier(), XC, YC, resume_from=saved, **kw)
     assert again.best_epoch is None  # no later epoch beat epoch 2: the run ends on its last epoch, as warned
+
+
+def test_cosine_schedule_of_the_largest_rates_stays_finite_and_exact():
+    from fractions import Fraction
+    from gpubp.schedules import Cosine
+    for lr, min_lr in ((1.7e308, 0.0), (1e308, 1e307), (0.1, 0.001)):
+        schedule = Cosine(lr, 4, min_lr)
+        for epoch in range(6):
+            cos = (1 + np.cos(np.pi * min(epoch, 4) / 4)) / 2  # the reference in exact arithmetic from here
+            exact = Fraction(min_lr) + (Fraction(lr) - Fraction(min_lr)) * Fraction(float(cos))
+            assert schedule(epoch) == pytest.approx(float(exact), rel=1e-15)
+    history = fit(regressor(), X, np.zeros((40, 1)), loss="mse", optimizer="sgd", lr=1e-30, epochs=2,
+                  schedule="cosine", progress=False)
+    assert history.lr == [1e-30, 0.5e-30]
