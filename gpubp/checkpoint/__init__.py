@@ -232,6 +232,9 @@ def _restore(archive, meta, model) -> Checkpoint:
                 state.setdefault(name, {})[slot] = a
         try:
             optimizer = optimizer_from_state({**meta["optimizer"], "state": state}, model.backend)
+        except NumericalError as exc:  # a float64 slot beyond a float32 model's range, as a parameter's is refused
+            raise CheckpointError(f"{archive.path}: the saved optimizer's slots: {exc}; this checkpoint cannot be "
+                                  f"used in {model.backend.dtype} (the model is unchanged)") from None
         except (ValueError, TypeError, KeyError) as exc:
             if isinstance(exc, GpubpError) and not isinstance(exc, InvalidValueError):
                 raise

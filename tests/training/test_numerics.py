@@ -175,3 +175,32 @@ def test_cosine_schedule_of_the_largest_rates_stays_finite_and_exact():
     history = fit(regressor(), X, np.zeros((40, 1)), loss="mse", optimizer="sgd", lr=1e-30, epochs=2,
                   schedule="cosine", progress=False)
     assert history.lr == [1e-30, 0.5e-30]
+
+
+def test_loading_a_float64_checkpoint_whose_optimizer_slots_overflow_float32_is_a_checkpoint_error(tmp_path):
+    from gpubp.errors import CheckpointError
+    model = regressor("float64")
+    optimizer = gpubp.Adam(lr=1e-3)
+    fit(model, X, np.full((40, 1), 1e30), loss="mse", optimizer=optimizer, epochs=1, progress=False)
+    assert max(float(np.abs(a).max()) for st in optimizer.state.values() for a in st.values()) > 3.4e38
+    path = _save(tmp_path, model, optimizer)
+    with pytest.raises(CheckpointError, match=r"run\.npz: the saved optimizer's slots: .*beyond float32's range.*"
+                                              r"cannot be used in float32"):
+        gpubp.checkpoint.load(path, "cpu", dtype="float32")
+    assert gpubp.checkpoint.load(path, "cpu").optimizer.t == optimizer.t  # in float64 it loads
+
+
+def _save(folder, model, optimizer):
+    return gpubp.checkpoint.save(str(folder / "run.npz"), model, optimizer)
+
+
+@pytest.mark.xfail(strict=True, reason="gpubp/optim (another engineer's scope): an eps that rounds to 0 in the "
+                                       "model's dtype gives 0/0 = NaN for a zero gradient, reported an epoch later "
+                                       "as 'lower the learning rate'; proposed: refuse it when the optimizer binds")
+@pytest.mark.parametrize("make", [lambda: gpubp.Adam(lr=0.01, eps=1e-50), lambda: gpubp.RMSprop(lr=0.01, eps=1e-50)])
+def test_an_eps_that_rounds_to_zero_in_float32_is_refused_naming_eps(make):
+    model = gpubp.Sequential([gpubp.Dense(3, 4), gpubp.ReLU(), gpubp.Dense(4, 2)], seed=0)
+    model.layers[0].params["W"][:, 0] = 0
+    model.layers[0].params["b"][0] = -100  # a dead unit: its gradients are exactly 0
+    with pytest.raises(gpubp.InvalidValueError, match="eps"):
+        fit(model, X, (X[:, 0] > 0).astype(np.int64), optimizer=make(), epochs=1, progress=False)
