@@ -98,6 +98,11 @@ class Optimizer:
             raise StateError(f"{type(self).__name__} holds the slots (momentum, moving averages) of another model, "
                              f"which would be applied to this one; create a new optimizer for this model, or set "
                              f"optimizer.state = {{}} to start afresh")
+        eps = self.hyper.get("eps")
+        if eps is not None and backend.dtype.type(eps) == 0:  # sqrt(0) + 0: a zero gradient's step is 0/0
+            raise InvalidValueError(f"{type(self).__name__} eps={eps:g} is 0 in the model's {backend.dtype}, so a "
+                                    f"zero gradient's step would be 0/0 = NaN; give eps >= "
+                                    f"{float(np.finfo(backend.dtype).smallest_subnormal):.3g}")
         layers = [layer for layer in getattr(model, "layers", ()) if layer.params]
         with backend.activate():
             work = [(backend.check_array(grads[name], f"gradient {name}"), param, self._slots(name, param, backend))
