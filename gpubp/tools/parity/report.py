@@ -88,8 +88,8 @@ class ParityReport:
         cols = ("W", "b", "Y", "dY", "dW", "db", "dX")
         t = self.tolerance
         lines = [f"parity {self.sides[0]} vs {self.sides[1]}; TF32: {self.tf32}",
-                 f"tolerance: max|a-b| <= {t.atol:g} + {t.rtol:g} * max|a| (gradients and Dense Y: * the size "
-                 f"of their terms); cells: max|a-b| / max|a|, '!' = out of tolerance",
+                 f"tolerance: max|a-b| <= {t.atol:g} + {t.rtol:g} * max|a| (gradients, Dense/Conv2D/BatchNorm Y: "
+                 f"* the size of their terms); cells: max|a-b| / max|a|, '!' = out of tolerance",
                  f"{'step':>4}  {'layer':<18}" + "".join(f"{c:>10}" for c in cols)]
         cells: dict = {}
         for e in self.entries:
