@@ -80,6 +80,10 @@ def _resume(path, model, requested, epochs, data=None):
         warnings.warn(f"fit: resume_from={path} was trained on other data ({history.data}) than this run's "
                       f"({data}), so the resumed run does not continue it; give the saved run's data to continue "
                       f"it", GpubpWarning, stacklevel=3)
+    if history.best_epoch is not None and history.best_epoch != done and done < epochs:
+        warnings.warn(f"fit: resume_from={path} holds epoch {history.best_epoch}'s weights, the best one that "
+                      f"restore_best put back, not epoch {done}'s: the resumed run continues from those (not the "
+                      f"numbers of a run that went on from epoch {done})", GpubpWarning, stacklevel=3)
     if done == epochs:
         warnings.warn(f"fit: resume_from={path} has done {done} epochs and epochs={epochs}, so nothing is "
                       f"trained; epochs counts every epoch of the run, resumed ones included: give epochs > "

@@ -356,3 +356,17 @@ def test_bce_after_a_final_sigmoid_layer_is_warned(call):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         call(gpubp.Sequential(model.layers[:-1], seed=None), y)  # logits: no warning
+
+
+def test_resuming_a_checkpoint_restore_best_rewound_says_so(tmp_path):
+    """A restore_best run's last checkpoint holds its best epoch's weights under the count of all its
+    epochs; continuing it went on from those silently. (Random labels: the validation loss is least
+    after epoch 1.)"""
+    r = np.random.default_rng(0)
+    X, y, Xv, yv = r.normal(size=(64, 2)), r.integers(0, 2, 64), r.normal(size=(32, 2)), r.integers(0, 2, 32)
+    path = tmp_path / "c.npz"
+    history = fit(net(), X, y, epochs=6, lr=0.05, restore_best=True, validation_data=(Xv, yv), checkpoint_path=path,
+                  checkpoint_every=1, progress=False)
+    assert history.best_epoch < 6
+    with pytest.warns(gpubp.GpubpWarning, match=f"holds epoch {history.best_epoch}'s weights, the best one"):
+        fit(net(), X, y, epochs=7, resume_from=path, validation_data=(Xv, yv), progress=False)
