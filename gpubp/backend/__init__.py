@@ -13,6 +13,7 @@ import contextvars
 import functools
 import os
 
+from .. import _checks
 from .._compat import gpu_status, is_cupy_array
 from ._blocks import threads
 from ..errors import DeviceError, GpubpError
@@ -60,7 +61,7 @@ def default_device(check=False) -> str:
     With ``check``, a ``$GPUBP_DEVICE`` that is no device spec is refused naming the variable (the
     user gave no device, so an error naming only its value would not say where it came from)."""
     spec = _default.get() or os.environ.get("GPUBP_DEVICE") or "auto"
-    if check and not _default.get():  # use_backend's spec was checked when its block began
+    if _checks.flag("check", check) and not _default.get():  # use_backend's spec was checked when its block began
         try:
             parse_spec(spec)
         except GpubpError as exc:
@@ -83,7 +84,7 @@ def get_backend(spec=None, dtype=None) -> Backend:
         where = " (the default, from use_backend or GPUBP_DEVICE)" if spec is None else ""
         raise DeviceError(f"backend {given!r}{where} names dtype {named} but dtype={as_float_dtype(dtype).name} "
                           f"was asked for; give one of them")
-    return _make(device, named or as_float_dtype(dtype or "float32").name)
+    return _make(device, named or as_float_dtype("float32" if dtype is None else dtype).name)
 
 
 @functools.lru_cache(maxsize=None)

@@ -176,7 +176,7 @@ def load(path, backend=None, dtype=None) -> Checkpoint:
     with Archive(path) as archive:
         meta = read_meta(archive)
         named = not isinstance(backend, Backend) and parse_spec(default_device(check=True) if backend is None else backend)[1]
-        backend = get_backend(backend, dtype or (None if named else meta["dtype"]))
+        backend = get_backend(backend, dtype if dtype is not None else (None if named else meta["dtype"]))
         try:
             model = Sequential.from_config(meta["architecture"], backend, seed=None)
         except (GpubpError, ValueError, TypeError, KeyError, AttributeError) as exc:

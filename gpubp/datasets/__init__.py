@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import integer, number
+from .._checks import flag, integer, number
 from ..errors import InvalidValueError
 from .files import Scaler, Table, load_table  # noqa: F401  (your own data)
 
@@ -100,7 +100,7 @@ def split(X, y, test_fraction, seed, stratify=False):
     if not len(y):
         raise InvalidValueError("split: X and y hold no samples")
     groups = [np.arange(len(y))]
-    if stratify:  # every sample in the group of its label (NaN labels form one group)
+    if flag("stratify", stratify):  # every sample in the group of its label (NaN labels form one group)
         try:
             labels, which = np.unique(y, return_inverse=True, axis=None if y.ndim == 1 else 0)
         except TypeError:

@@ -54,6 +54,8 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
     except TypeError:
         raise InvalidValueError(f"data file must be a path, got {path!r}") from None
     regression, require_target = flag("regression", regression), flag("require_target", require_target)
+    if target is not None and not isinstance(target, str):
+        raise InvalidValueError(f"target must be a column name, got {target!r:.80}")
     features = None if features is None else _names("features", features, "column names", str)
     if features is not None and len(set(features)) != len(features):
         raise InvalidValueError(f"features {features} name a column more than once")
@@ -301,6 +303,8 @@ class Scaler:
     @classmethod
     def fit(cls, X) -> "Scaler":
         X = _floats_of("Scaler.fit: X", X)
+        if X.ndim == 0:
+            raise ShapeError(f"Scaler.fit: X needs one row per sample, got a single value {X!r:.60}")
         if len(X) == 0:
             raise ShapeError("Scaler.fit: no samples to take the mean and std of")
         X = X.reshape(len(X), -1)
@@ -369,6 +373,9 @@ class Scaler:
 
 def _floats_of(name, values) -> np.ndarray:
     try:
-        return np.asarray(values, np.float64)
+        floats = None if np.iscomplexobj(values) else np.asarray(values, np.float64)
     except (TypeError, ValueError):
         raise InvalidValueError(f"{name} must be numbers (an array or lists of them), got {values!r:.60}") from None
+    if floats is None:  # NumPy would drop the imaginary parts with only a warning
+        raise InvalidValueError(f"{name} must be real numbers, got complex values {values!r:.60}")
+    return floats

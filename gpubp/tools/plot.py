@@ -90,7 +90,7 @@ def plot_history(history, path, title=None) -> Path:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
-    if title:
+    if _title("plot_history", title):
         fig.suptitle(title)
     return _save(fig, path)
 
@@ -124,6 +124,13 @@ def _spans_decades(values, decades=2) -> bool:
     return len(good) == len(present) and len(good) > 1 and max(good) / min(good) > 10 ** decades
 
 
+def _title(who, title):
+    """``title`` when it is None or text, else an InvalidValueError naming ``who``."""
+    if title is not None and not isinstance(title, str):
+        raise InvalidValueError(f"{who}: title must be text or None, got {title!r:.80}")
+    return title
+
+
 def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> Path:
     """||dW|| per Dense layer (log scale) for each named recorder -> PNG at ``path``.
 
@@ -131,6 +138,7 @@ def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> P
     as returned by :func:`gpubp.tools.diagnostics.vanishing_experiment`.
     """
     path, series = check_plot_path(path), _recorded_norms(recorders, epoch)
+    _title("plot_gradient_norms", title)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, norms in series.items():

@@ -88,3 +88,13 @@ def test_a_bad_path_is_refused_before_drawing(tmp_path, monkeypatch):
         plot_history({"loss": [1.0]}, tmp_path)
     with pytest.raises(InvalidValueError, match="must end in an image format"):
         plot_gradient_norms({"a": recorded()}, tmp_path / "g.txt")
+
+
+@pytest.mark.parametrize("title", [np.array([]), np.ones((2, 3), dtype=np.int8), 3, object()])
+def test_a_title_that_is_not_text_is_named(title, tmp_path):
+    """Before, an array title was NumPy's "truth value ... is ambiguous" (plot_history) or went to matplotlib."""
+    with pytest.raises(InvalidValueError, match="plot_history: title must be text or None"):
+        plot_history({"loss": [1.0, 0.5]}, tmp_path / "h.png", title=title)
+    with pytest.raises(InvalidValueError, match="plot_gradient_norms: title must be text or None"):
+        plot_gradient_norms({"a": recorded()}, tmp_path / "g.png", title=title)
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,55 @@
+"""Junk in the datasets' and checkpoint's arguments (found by fuzzing the public API): a gpubp error
+naming the argument, never NumPy's "truth value of an array is ambiguous", a TypeError from
+len(), or a ComplexWarning while the imaginary parts are dropped."""
+import warnings
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp import checkpoint
+from gpubp.datasets import Scaler, load_table, split
+from gpubp.errors import DTypeError, InvalidValueError, ShapeError
+
+ARRAYS = [np.array([]), np.ones((2, 3), dtype=np.int8)]
+IRIS = __file__.rsplit("/", 2)[0] + "/data/iris.csv"
+
+
+@pytest.mark.parametrize("junk", ARRAYS + ["yes"])
+def test_split_stratify_must_be_a_flag(junk):
+    X, y = np.ones((8, 2)), np.arange(8) % 2
+    with pytest.raises(InvalidValueError, match="stratify must be True or False"):
+        split(X, y, 0.25, 0, stratify=junk)
+
+
+@pytest.mark.parametrize("junk", ARRAYS + [3, ["species"]])
+def test_load_table_target_must_be_a_column_name(junk):
+    with pytest.raises(InvalidValueError, match="target must be a column name"):
+        load_table(IRIS, target=junk)
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: Scaler.fit(c),
+    lambda c: Scaler(c, np.ones(5)),
+    lambda c: Scaler(np.zeros(5), c),
+    lambda c: Scaler.fit(np.ones((3, 5)))(c),
+    lambda c: Scaler.fit(np.ones((3, 5)) * [[1], [2], [3]]).inverse(c),
+])
+def test_scaler_refuses_complex_values_without_a_warning(call):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidValueError, match="must be real numbers, got complex"):
+            call(np.ones(5, dtype=complex).reshape(1, 5))
+
+
+@pytest.mark.parametrize("junk", [None, 1.5])
+def test_scaler_fit_of_a_single_value_is_a_shape_error(junk):
+    with pytest.raises(ShapeError, match="Scaler.fit: X needs one row per sample"):
+        Scaler.fit(junk)
+
+
+@pytest.mark.parametrize("junk", ARRAYS)
+def test_checkpoint_load_dtype_array_is_a_dtype_error(junk, tmp_path):
+    path = checkpoint.save(tmp_path / "m.npz", gpubp.mlp(2, [3], 2))
+    with pytest.raises(DTypeError, match="dtype must be float32 or float64"):
+        checkpoint.load(path, dtype=junk)
