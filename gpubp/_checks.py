@@ -52,6 +52,13 @@ def seed(name, value):
     return integer(name, value, minimum=0)
 
 
+def generator(name, value) -> np.random.Generator:
+    """``value`` when it is a NumPy Generator (what ``np.random.default_rng(seed)`` gives)."""
+    if not isinstance(value, np.random.Generator):
+        raise InvalidValueError(f"{name} must be a NumPy Generator, such as np.random.default_rng(0), got {value!r:.80}")
+    return value
+
+
 def writable_target(name, path, create_parents=False) -> str:
     """The file a write to ``path`` replaces, as an absolute str, refused before any work when it
     could not be written: its folder must exist (or, with ``create_parents``, its nearest existing

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _checks
 from .errors import DTypeError, InvalidValueError, NumericalError, ShapeError
 
 
@@ -14,6 +15,13 @@ def draw(name, rng, fan_in, fan_out, shape):
     """Initialiser ``name`` for a weight of ``shape`` with these fans (Dense: n_in, n_out; Conv2D:
     C kh kw, O kh kw, as PyTorch counts them): Glorot (xavier) U(+-sqrt(6 / (fan_in + fan_out)))
     or N(0, 2 / (fan_in + fan_out)); He U(+-sqrt(6 / fan_in)) or N(0, 2 / fan_in), for ReLU layers."""
+    if not (isinstance(name, str) and name in INITIALIZERS):
+        raise InvalidValueError(f"unknown initialiser {name!r}; choose one of {sorted(INITIALIZERS)}")
+    _checks.generator(f"{name}: rng", rng)
+    fan_in, fan_out = _checks.integer(f"{name}: fan_in", fan_in, 1), _checks.integer(f"{name}: fan_out", fan_out, 1)
+    if not isinstance(shape, (tuple, list)):
+        raise InvalidValueError(f"{name}: shape must be a tuple of whole numbers, got {shape!r:.80}")
+    shape = tuple(_checks.integer(f"{name}: shape", n, 0) for n in shape)
     family, _, dist = name.partition("_")
     fans = fan_in + fan_out if family in ("xavier", "glorot") else fan_in
     if dist == "normal":
@@ -24,22 +32,28 @@ def draw(name, rng, fan_in, fan_out, shape):
 
 def xavier_uniform(rng, n_in, n_out):
     """A Dense weight (n_in, n_out), Glorot uniform, U(+-sqrt(6 / (n_in + n_out)))."""
-    return draw("xavier_uniform", rng, n_in, n_out, (n_in, n_out))
+    return draw("xavier_uniform", rng, *_dense("xavier_uniform", n_in, n_out))
 
 
 def xavier_normal(rng, n_in, n_out):
     """A Dense weight (n_in, n_out), Glorot normal, N(0, 2 / (n_in + n_out))."""
-    return draw("xavier_normal", rng, n_in, n_out, (n_in, n_out))
+    return draw("xavier_normal", rng, *_dense("xavier_normal", n_in, n_out))
 
 
 def he_uniform(rng, n_in, n_out):
     """A Dense weight (n_in, n_out), He uniform, U(+-sqrt(6 / n_in))."""
-    return draw("he_uniform", rng, n_in, n_out, (n_in, n_out))
+    return draw("he_uniform", rng, *_dense("he_uniform", n_in, n_out))
 
 
 def he_normal(rng, n_in, n_out):
     """A Dense weight (n_in, n_out), He normal, N(0, 2 / n_in)."""
-    return draw("he_normal", rng, n_in, n_out, (n_in, n_out))
+    return draw("he_normal", rng, *_dense("he_normal", n_in, n_out))
+
+
+def _dense(name, n_in, n_out):
+    """fan_in, fan_out and shape of a Dense weight, n_in and n_out checked under their own names."""
+    n_in, n_out = _checks.integer(f"{name}: n_in", n_in, 1), _checks.integer(f"{name}: n_out", n_out, 1)
+    return n_in, n_out, (n_in, n_out)
 
 
 INITIALIZERS = {f.__name__: f for f in (xavier_uniform, xavier_normal, he_uniform, he_normal)}

@@ -12,6 +12,7 @@ import functools
 
 import numpy as np
 
+from .. import _checks
 from .._compat import is_cupy_array, to_host
 from ..errors import DTypeError, DeviceError, InvalidValueError, NumericalError, ShapeError
 from .kernels.registry import Kernel
@@ -136,7 +137,7 @@ class Backend:
     @staticmethod
     def host_rng(seed=None) -> np.random.Generator:
         """The host RNG every initialiser draws from (identical on every device)."""
-        return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(_checks.seed("seed", seed))
 
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on the CPU)."""

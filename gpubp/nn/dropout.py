@@ -77,6 +77,7 @@ class Dropout(Layer):
 
     def reset_parameters(self, rng):
         """seed from a child of ``rng``'s seed sequence (the model's seed), step = 0; no draw from ``rng``."""
+        _checks.generator("Dropout.reset_parameters: rng", rng)
         try:
             child = rng.bit_generator.seed_seq.spawn(1)[0]
             self.seed = int(child.generate_state(1, np.uint32)[0])
