@@ -110,6 +110,12 @@ class EpochLog:
         self.file = open(self.path, "a" if self.append else "w", newline="")
 
     def on_epoch_end(self, epoch, model, history):
+        if not isinstance(history, History):
+            raise InvalidValueError(f"EpochLog.on_epoch_end: history must be a gpubp History, got a {type(history).__name__}")
+        epoch = _checks.integer("EpochLog.on_epoch_end: epoch", epoch, minimum=0)
+        if epoch >= history.epochs:
+            raise InvalidValueError(f"EpochLog.on_epoch_end: epoch {epoch} is not in the history, which holds "
+                                    f"{history.epochs} epoch(s)")
         h, name = history, history.metric_name
         row = {"epoch": epoch + 1, "loss": h.loss[epoch]}
         for key, values in ((name, h.metric), ("val_loss", h.val_loss), (f"val_{name}", h.val_metric)):

@@ -188,6 +188,8 @@ class Layer:
         self._keep_in(self.params, arrays, "parameter")
 
     def _keep_in(self, store: dict, arrays: dict, what: str) -> None:
+        if not isinstance(arrays, dict):
+            raise InvalidValueError(f"{self!r}.keep_{what}s_in takes a dict {{name: array}}, got a {type(arrays).__name__}")
         for name, array in arrays.items():
             check_replacement(self, what, store, name, array)
             array[...] = store[name]

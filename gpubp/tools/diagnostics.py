@@ -67,6 +67,8 @@ class GradientRecorder:
     # -- watching a model ---------------------------------------------------------------
     def attach(self, model):
         """Start an epoch on ``model``: zero the sums and join ``model.observers``."""
+        if not isinstance(model, Sequential):
+            raise InvalidValueError(f"GradientRecorder.attach: model must be a gpubp Sequential, got a {type(model).__name__}")
         self.detach()
         self._model, n_layers = model, len(model.layers)
         self.names = [type(layer).__name__ for layer in model.layers]

@@ -76,3 +76,11 @@ def test_recorder_events_for_a_model_it_is_not_attached_to_are_refused():
     rec.attach(model)
     with pytest.raises(StateError, match="not attached to this model"):
         rec.on_batch_end(0, other, None)
+
+
+@pytest.mark.parametrize("model", [None, True, "x", 1.5, [], {}, object(), np.array([]), lambda: None], ids=repr)
+def test_gradient_recorder_attach_takes_a_model(model):
+    """Before, AttributeError: '...' object has no attribute 'layers' (found by fuzzing the public API)."""
+    from gpubp.tools.diagnostics import GradientRecorder
+    with pytest.raises(InvalidValueError, match="GradientRecorder.attach: model must be a gpubp Sequential"):
+        GradientRecorder().attach(model)

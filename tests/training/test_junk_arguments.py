@@ -53,3 +53,36 @@ def test_checkpoint_load_dtype_array_is_a_dtype_error(junk, tmp_path):
     path = checkpoint.save(tmp_path / "m.npz", gpubp.mlp(2, [3], 2))
     with pytest.raises(DTypeError, match="dtype must be float32 or float64"):
         checkpoint.load(path, dtype=junk)
+
+
+def _history():
+    X, y = np.ones((8, 4), np.float32), np.arange(8) % 3
+    return gpubp.fit(gpubp.mlp(4, [5], 3, seed=0), X, y, optimizer="sgd", epochs=2, progress=False)
+
+
+@pytest.mark.parametrize("history", [None, "x", 1.5, [], {}, object(), np.array([])], ids=repr)
+def test_epoch_log_on_epoch_end_takes_a_history(history, tmp_path):
+    """Before, AttributeError: '...' object has no attribute 'metric_name'."""
+    from gpubp.history import EpochLog
+    with pytest.raises(InvalidValueError, match="EpochLog.on_epoch_end: history must be a gpubp History"):
+        EpochLog(tmp_path / "log.csv").on_epoch_end(0, None, history)
+
+
+@pytest.mark.parametrize("epoch, words", [(None, "epoch must be a whole number >= 0"), ("x", "must be a whole number"),
+                                          (1.5, "must be a whole number"), (-1, "must be a whole number >= 0"),
+                                          (np.array([]), "must be a whole number"), (2, "epoch 2 is not in the history"),
+                                          (10**30, "is not in the history")], ids=repr)
+def test_epoch_log_on_epoch_end_names_a_bad_epoch(epoch, words, tmp_path):
+    """Before, TypeError, IndexError, or a row for epoch 0 written for epoch=-1."""
+    from gpubp.history import EpochLog
+    with pytest.raises(InvalidValueError, match=words):
+        EpochLog(tmp_path / "log.csv").on_epoch_end(epoch, None, _history())
+
+
+def test_epoch_log_still_logs_each_epoch(tmp_path):
+    from gpubp.history import EpochLog
+    log, h = EpochLog(tmp_path / "log.csv"), _history()
+    log.on_epoch_end(0, None, h)
+    log.on_epoch_end(np.int64(1), None, h)
+    log.close()
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 3
