@@ -54,14 +54,8 @@ class Sequential(ModelState):
 
     def forward(self, X):
         self._predicted = False
-        if self._chain != self._chain_key(X):  # a new input shape, new layers or another mode
+        if self._chain != self._chain_key(X):  # a new input shape, new layers, another mode or device
             self._check_chain(X)
-        moved = [f"{i} {layer!r} ({layer.backend.device}/{layer.backend.dtype})"
-                 for i, layer in enumerate(self.layers) if layer.backend != self.backend]
-        if moved:
-            raise DeviceError(f"layers {', '.join(moved)} no longer live on this model's backend "
-                              f"({self.backend.device}/{self.backend.dtype}), e.g. moved by another model they are "
-                              f"part of; model.to(model.backend) moves them back")
         observers = observers_of(self)
         with self.backend.activate():
             for i, layer in enumerate(self.layers):
@@ -77,8 +71,14 @@ class Sequential(ModelState):
         have moved state: Dropout's draws, BatchNorm's running statistics), by each layer's
         ``output_shape`` as far as the layers can tell; remembered for the next forward. The
         layers themselves are checked as the constructor checks them (``layers`` may have been
-        replaced or appended to since)."""
+        replaced or appended to since), and each must still live on the model's backend."""
         _layers(self.layers)
+        moved = [f"{i} {layer!r} ({layer.backend.device}/{layer.backend.dtype})"
+                 for i, layer in enumerate(self.layers) if layer.backend != self.backend]
+        if moved:
+            raise DeviceError(f"layers {', '.join(moved)} no longer live on this model's backend "
+                              f"({self.backend.device}/{self.backend.dtype}), e.g. moved by another model they are "
+                              f"part of; model.to(model.backend) moves them back")
         shape = getattr(X, "shape", None)
         if shape is None:
             return  # not an array: the first layer says so
@@ -89,7 +89,9 @@ class Sequential(ModelState):
         self._chain = self._chain_key(X)
 
     def _chain_key(self, X):
-        return getattr(X, "shape", None), list(self.layers), [getattr(layer, "training", None) for layer in self.layers]
+        """What a passed chain check holds for: the input shape, the layers, each one's mode and backend."""
+        return (getattr(X, "shape", None), list(self.layers),
+                [(getattr(layer, "training", None), getattr(layer, "backend", None)) for layer in self.layers])
 
     def backward(self, dY, input_grad=True):
         """Backpropagate dL/dY through every layer; returns dL/dX.
