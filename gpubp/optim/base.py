@@ -147,17 +147,18 @@ class Optimizer:
     def prepared(self, model) -> "Updates":
         """``prepare(model)``, kept while the model's arrays and this state stay the same ones
         (``Sequential.generation``), so a step re-checks nothing that cannot have changed."""
-        if getattr(_model(model), "generation", None) is None:  # nothing tells when its arrays change
+        generation = getattr(_model(model), "generation", None)
+        if generation is None:  # nothing tells when its arrays change
             self._prepared = None
             return self.prepare(model)
-        if self._prepared is None or self._prepared[0] != self._key(model):
-            updates = self.prepare(model)
-            self._prepared = (self._key(model), updates)  # after prepare, which may draw the parameters
+        if self._prepared is None or self._prepared[0] != self._key(model, generation):
+            updates = self.prepare(model)  # which may draw the parameters: the generation read anew
+            self._prepared = (self._key(model, model.generation), updates)
         return self._prepared[1]
 
-    def _key(self, model) -> tuple:
+    def _key(self, model, generation) -> tuple:
         """What a kept update is for: the model, its arrays' generation, its backend, this rule."""
-        return id(model), model.generation, model.backend, self.kernel, self.slots
+        return id(model), generation, model.backend, self.kernel, self.slots
 
     @staticmethod
     def launch(updates, backend) -> None:
