@@ -26,6 +26,11 @@ class Layer:
     Every concrete layer class of gpubp (``abstract=False``) lands in ``LAYERS``, so
     ``layer_from_config`` rebuilds it; a user's own subclass is left out (its
     ``config()`` need not name its constructor's arguments).
+
+    ``forward`` keeps a reference to what ``backward`` needs (its input X, or its output),
+    not a copy: an array edited in place between the two changes the gradients, as in
+    NumPy code written by hand. PyTorch refuses that by version counters; gpubp does not
+    check (it would copy or hash every input of every step), so write new arrays instead.
     """
 
     capturable = False  # its bound step can be recorded in a CUDA graph (plan/graph.py)
