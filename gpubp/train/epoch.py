@@ -16,6 +16,7 @@ from ..backend import backend_of
 from ..errors import NumericalError, StateError
 from .evaluation import _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
 from .inputs import _mode
+from .interrupts import Steps
 from .state import _refuse_nonfinite_end, _restore
 
 
@@ -45,13 +46,16 @@ def guard(comm, what):
 
 
 def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
-               plans=None, first=None):
+               plans=None, first=None, steps=None):
     """One epoch's steps; returns this rank's (loss sum, correct count), still on the device.
     With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers.
     ``first`` (the snapshot of the run's first epoch, whose first step is then checked) refuses a
-    NaN/Inf loss at the run's first step, before any update: the data overflows, not the training."""
-    total, correct, data = 0.0, 0.0, backend_of(X)
+    NaN/Inf loss at the run's first step, before any update: the data overflows, not the training.
+    ``steps`` (``interrupts.Steps``) marks each step running, so a Ctrl-C waits for its end."""
+    data = backend_of(X)
+    total, correct, steps = 0.0, 0.0, steps or Steps()
     for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
+        steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
         with guard(comm, f"epoch {epoch + 1}, step {step}"):
             _check_unchanged(model, data)
             model.zero_grad()
@@ -73,6 +77,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
             comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
         if graphed is None:
             optimizer.step(model)
+        steps.end()
     return total, correct
 
 
@@ -118,12 +123,12 @@ def _forward_backward(model, loss, X, y, idx, share, plan):
 
 
 def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
-               comm=None, plans=None, first=False):
+               comm=None, plans=None, first=False, steps=None):
     backend, n = model.backend, X.shape[0]
     t0 = time.perf_counter()
     with _mode(model, True):
         total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
-                                    callbacks, comm, plans, snapshot if first else None)
+                                    callbacks, comm, plans, snapshot if first else None, steps)
     if comm is not None:
         total, correct = comm.allreduce_scalars(float(total), float(correct))
     epoch_loss = float(total) / n

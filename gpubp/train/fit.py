@@ -22,6 +22,7 @@ from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name
 from .inputs import (_callbacks, _check_comm, _check_model, _checkpoint_extra, _checkpointing, _one_sample_batch,
                      _prepare, _validation, _warn_sigmoid_twice)
+from .interrupts import deferred
 from .resume import _resume, data_fingerprint, save_training
 from .state import _BestKeeper, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore, _snapshot
 
@@ -90,7 +91,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     epochs trained until then. Ctrl-C returns the
     history of the whole epochs so far (one whose validation was cut short is left out) with
     ``interrupted=True`` (the model keeps the updates made until then, unless they are not
-    finite: then it holds the start of that epoch).
+    finite: then it holds the start of that epoch). A Ctrl-C during a step takes effect when the
+    step is done, so the model holds whole steps (a second Ctrl-C stops at once; see
+    ``gpubp.train.interrupts``).
     """
     _check_model(model, "fit")
     loss = get_loss(loss)
@@ -142,8 +145,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
     try:
         # every label was checked once, above (no sync per batch); NaN/Inf is checked after each epoch and
-        # reported as a NumericalError, so NumPy's floating-point warnings are noise (CuPy gives none)
-        with loss.targets_checked(), np.errstate(all="ignore"):
+        # reported as a NumericalError, so NumPy's floating-point warnings are noise (CuPy gives none);
+        # a Ctrl-C during a step is raised when the step is done (interrupts.deferred)
+        with loss.targets_checked(), np.errstate(all="ignore"), deferred() as steps:
             for epoch in range(start, epochs):
                 if sched is not None:
                     optimizer.lr = _scheduled_lr(sched, epoch)
@@ -151,7 +155,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 _call(callbacks, "on_epoch_begin", epoch, model)
                 _keep_flat(model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
-                           callbacks, snapshot, comm, plans, first=epoch == start)
+                           callbacks, snapshot, comm, plans, first=epoch == start, steps=steps)
                 if val is not None:
                     _validate(model, loss, val, batch_size, history)
                 bar.epoch(epoch, history.summary(epoch))

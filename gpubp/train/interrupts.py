@@ -1,0 +1,63 @@
+"""Ctrl-C between training steps, never inside one.
+
+A step (zero_grad, forward, loss, backward, update) changes many arrays: the parameters, the
+optimizer's slots and step count ``t``, Dropout's step counter, BatchNorm's running statistics.
+A KeyboardInterrupt raised in the middle would leave some of them moved for a batch whose update
+never happened. Within ``fit``, ``deferred()`` installs a SIGINT handler that, while a step runs
+(``steps.running`` set), only notes the Ctrl-C; ``steps.end()`` raises it at the step boundary.
+A second Ctrl-C while one is pending raises at once (the user insists). Per step this costs an
+attribute set and cleared, no ``signal.signal`` call::
+
+    with deferred() as steps:
+        for batch in batches:
+            steps.running = True
+            ...                      # one whole step
+            steps.end()              # KeyboardInterrupt here, if Ctrl-C came during the step
+
+The handler is installed only in the main thread and only where SIGINT's handler is Python's own
+(``signal.default_int_handler``): a handler someone else set (an outer fit, a framework, a
+user's) is left alone, and the previous handler is always put back.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+
+class Steps:
+    """The step in progress (``running``) and a Ctrl-C deferred until it ends (``pending``)."""
+
+    __slots__ = ("running", "pending")
+
+    def __init__(self):
+        self.running = self.pending = False
+
+    def end(self):
+        """The step is done: a Ctrl-C that came during it is raised now."""
+        self.running = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def _on_sigint(self, signum, frame):
+        if self.running and not self.pending:
+            self.pending = True  # finish the step first
+            return
+        self.pending = False
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred():
+    """A :class:`Steps` whose Ctrl-C waits for the step's end, while the block runs (see the module)."""
+    steps = Steps()
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield steps  # the flags are set and cleared as ever; nothing defers
+        return
+    previous = signal.signal(signal.SIGINT, steps._on_sigint)
+    try:
+        yield steps
+    finally:
+        signal.signal(signal.SIGINT, previous)
