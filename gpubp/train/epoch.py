@@ -14,7 +14,7 @@ import numpy as np
 from .. import _checks
 from ..backend import backend_of
 from ..errors import NumericalError, StateError
-from .evaluation import _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
+from .evaluation import LossSum, _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
 from .inputs import _mode
 from .interrupts import Steps
 from .state import _refuse_nonfinite_end, _restore
@@ -47,13 +47,13 @@ def guard(comm, what):
 
 def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
                plans=None, first=None, steps=None):
-    """One epoch's steps; returns this rank's (loss sum, correct count), still on the device.
+    """One epoch's steps; returns this rank's (loss sum, a LossSum; correct count), still on the device.
     With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers.
     ``first`` (the snapshot of the run's first epoch, whose first step is then checked) refuses a
     NaN/Inf loss at the run's first step, before any update: the data overflows, not the training.
     ``steps`` (``interrupts.Steps``) marks each step running, so a Ctrl-C waits for its end."""
     data = backend_of(X)
-    total, correct, steps = 0.0, 0.0, steps or Steps()
+    total, correct, steps = LossSum(data), 0.0, steps or Steps()
     for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
         steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
         with guard(comm, f"epoch {epoch + 1}, step {step}"):
@@ -70,7 +70,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                 if first is not None and step == 0:
                     _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, first, epoch)
                 _call(callbacks, "on_batch_end", step, model, value)
-                total = total + value * Xb.shape[0]  # stays on the device: no sync per batch
+                total.add(value, Xb.shape[0])  # stays on the device: no sync per batch
                 if history.metric_name:
                     correct = correct + _n_correct(loss, out, yb)
         if comm is not None:  # the global-batch mean gradient on every rank

@@ -60,11 +60,11 @@ def _refuse_nonfinite_outputs(model, out, offset, what, name):
 def _evaluate(model, loss, X, y, batch_size, what, names=("X", "y")):
     """Mean loss and metric over (X, y) in eval mode (Dropout off, BatchNorm's running statistics);
     a loss that is not finite is refused with its cause (NumericalError), never returned."""
-    total, correct, n = 0.0, 0.0, X.shape[0]
+    total, correct, n = LossSum(model.backend), 0.0, X.shape[0]
     with _mode(model, False):
         for lo in range(0, n, batch_size):
             out = model.forward(X[lo:lo + batch_size])
-            total = total + loss.forward(out, y[lo:lo + batch_size]) * out.shape[0]
+            total.add(loss.forward(out, y[lo:lo + batch_size]), out.shape[0])
             if _metric_name(loss):
                 correct = correct + _n_correct(loss, out, y[lo:lo + batch_size])
     metric = float(correct) / n if _metric_name(loss) else None
@@ -72,6 +72,28 @@ def _evaluate(model, loss, X, y, batch_size, what, names=("X", "y")):
     if not np.isfinite(value):
         _refuse_nonfinite_loss(model, loss, X, y, batch_size, value, what, names)
     return value, metric
+
+
+class LossSum:
+    """sum_b n_b L_b over batches b of n_b samples with mean loss L_b (a 0-d array in the model's
+    dtype), added up in float64 on the device: one float64 accumulator per batch size, so a step
+    costs one in-place add (no host sync, no multiply) and a long float32 epoch's sum is not
+    rounded to float32 as it grows. ``float(total)`` reads it (one sync per batch size)."""
+
+    __slots__ = ("backend", "sums")
+
+    def __init__(self, backend):
+        self.backend, self.sums = backend, {}
+
+    def add(self, value, n):
+        acc = self.sums.get(n)
+        if acc is None:
+            with self.backend.activate():
+                acc = self.sums[n] = self.backend.zeros((), np.float64)
+        acc += value
+
+    def __float__(self):
+        return sum((n * float(acc) for n, acc in self.sums.items()), 0.0)
 
 
 def _refuse_nonfinite_loss(model, loss, X, y, batch_size, value, what, names):

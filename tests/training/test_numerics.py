@@ -1,6 +1,7 @@
 """Numerical edge cases through the public API: extreme but legal values give either the right
 numbers (checked against NumPy float64) or a gpubp error naming the cause, before long work;
 never NaN/Inf passed off as a result, never a raw NumPy RuntimeWarning."""
+import math
 import warnings
 
 import numpy as np
@@ -202,3 +203,37 @@ def test_an_eps_that_rounds_to_zero_in_float32_is_refused_naming_eps(make):
     model.layers[0].params["b"][0] = -100  # a dead unit: its gradients are exactly 0
     with pytest.raises(gpubp.InvalidValueError, match="eps"):
         fit(model, X, (X[:, 0] > 0).astype(np.int64), optimizer=make(), epochs=1, progress=False)
+
+
+class LossValues:
+    """Each step's loss value (the batch mean, in the model's dtype), as fit hands it to callbacks."""
+
+    def __init__(self):
+        self.values = []
+
+    def on_batch_end(self, step, model, loss_value):
+        self.values.append(float(loss_value))
+
+
+@pytest.mark.parametrize("plan", [True, False], ids=["planned", "eager"])
+def test_a_long_float32_epochs_loss_is_summed_in_float64(plan):
+    n, batch = 20_000, 3  # 6667 steps, the last of 2 samples
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(n, 3)), 100 + 30 * rng.normal(size=(n, 1))
+    seen = LossValues()
+    history = fit(regressor(), X, y, loss="mse", optimizer=gpubp.SGD(lr=1e-4), epochs=1, batch_size=batch,
+                  shuffle=False, callbacks=seen, plan=plan, progress=False)
+    sizes = [batch] * (n // batch) + [n % batch]
+    assert len(seen.values) == len(sizes)
+    want = math.fsum(v * b for v, b in zip(seen.values, sizes)) / n  # the batch means summed exactly
+    assert history.loss[0] == pytest.approx(want, rel=1e-13)  # a float32 running sum was about 1e-6 off
+
+
+def test_evaluate_over_many_float32_batches_matches_a_float64_reference():
+    n = 20_000
+    rng = np.random.default_rng(6)
+    X, y = rng.normal(size=(n, 3)), 100 + 30 * rng.normal(size=(n, 1))
+    model = regressor()
+    got = evaluate(model, X, y, loss="mse", batch_size=1)["loss"]
+    # each sample's float32 loss is within ~1e-7 of float64's; a float32 running sum drifts 1e-6 or more
+    assert got == pytest.approx(reference_mse(model, X, y), rel=2e-7)
