@@ -65,9 +65,10 @@ def test_results(selection: str, out: str, timeout: float) -> dict:
             os.killpg(suite.pid, signal.SIGKILL)  # whatever the suite left running
         except ProcessLookupError:
             pass
-    if not os.path.exists(report):
+    if not os.path.exists(report):  # pytest never started its tests (an import failed), or was killed
         with open(log) as f:
-            return {"selection": selection, "exit_code": code, "error": f.read()[-3000:]}
+            return {"selection": selection, "exit_code": code, "passed": 0, "failed": 0, "skipped": 0,
+                    "error": f"pytest wrote no report; the end of its output: {f.read()[-3000:]}"}
     failures, skips, counts = [], {}, {"passed": 0, "failed": 0, "skipped": 0}
     for case in ET.parse(report).getroot().iter("testcase"):
         if case.get("name") is None:  # the test a timeout interrupted: no result

@@ -290,6 +290,19 @@ def test_gpu_record_reruns_only_the_phases_asked_for(tmp_path):
     assert not (tmp_path / "never").exists()
 
 
+def test_gpu_record_counts_a_suite_that_wrote_no_report_as_failed(tmp_path):
+    """pytest refusing its arguments (or dying before any test) writes no report: the record
+    still holds the counts (none ran), says so with pytest's own output, and the run fails."""
+    out = tmp_path / "record"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_record.py"), "--device", "cpu", "--out",
+                          str(out), "--skip", "parity,kernels,mlp,conv,scaling", "--tests=--no-such-option"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 1, run.stderr
+    tests = json.loads((out / "record.json").read_text())["tests"]
+    assert (tests["passed"], tests["failed"], tests["skipped"]) == (0, 0, 0)
+    assert "pytest wrote no report" in tests["error"] and "--no-such-option" in tests["error"]
+
+
 def test_a_measurement_that_would_pass_the_deadline_is_stopped_and_named():
     """The benchmarks keep what they measured in time: a worker still running at the deadline
     is killed and reported as out of time, and what would start after it is not started."""
