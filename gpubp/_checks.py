@@ -59,6 +59,14 @@ def generator(name, value) -> np.random.Generator:
     return value
 
 
+def sequential(what, model):
+    """``model`` when it is a gpubp Sequential (a subclass too), else InvalidValueError naming ``what``."""
+    from .network import Sequential  # here: the network imports this module
+    if not isinstance(model, Sequential):
+        raise InvalidValueError(f"{what}: model must be a gpubp Sequential, got a {type(model).__name__}")
+    return model
+
+
 def writable_target(name, path, create_parents=False) -> str:
     """The file a write to ``path`` replaces, as an absolute str, refused before any work when it
     could not be written: its folder must exist (or, with ``create_parents``, its nearest existing

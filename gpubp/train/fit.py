@@ -20,7 +20,7 @@ from ..progress import Progress
 from ..schedules import get_schedule
 from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name
-from .inputs import (_callbacks, _check_comm, _check_model, _checkpoint_extra, _checkpointing, _one_sample_batch,
+from .inputs import (_callbacks, _check_comm, _checkpoint_extra, _checkpointing, _one_sample_batch,
                      _prepare, _validation, _warn_sigmoid_twice)
 from .interrupts import deferred
 from .resume import _resume, data_fingerprint, save_training
@@ -95,7 +95,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     step is done, so the model holds whole steps (a second Ctrl-C stops at once; see
     ``gpubp.train.interrupts``).
     """
-    _check_model(model, "fit")
+    _checks.sequential("fit", model)
     loss = get_loss(loss)
     _warn_sigmoid_twice(model, loss, "fit")
     epochs = _checks.integer("fit: epochs", epochs, 1)

@@ -157,12 +157,6 @@ def _input_width(model):
     return None
 
 
-def _check_model(model, what):
-    if not all(hasattr(model, a) for a in ("backend", "layers", "forward", "backward", "parameters", "buffers",
-                                           "load_parameters", "load_buffers")):
-        raise InvalidValueError(f"{what}: model must be a gpubp Sequential, got a {type(model).__name__}")
-
-
 COMM_METHODS = ("guard", "check_consistent", "broadcast_training_state_", "local_batches", "grad_scale",
                 "allreduce_gradients_", "allreduce_scalars")
 

@@ -86,3 +86,27 @@ def test_epoch_log_still_logs_each_epoch(tmp_path):
     log.on_epoch_end(np.int64(1), None, h)
     log.close()
     assert len((tmp_path / "log.csv").read_text().splitlines()) == 3
+
+
+class LooksLikeAModel:
+    """What fit's old check asked for (these names), without being a model: it got past that check
+    and failed later in the data checks with AttributeError ('NoneType' object has no attribute ...)."""
+    backend = layers = forward = backward = parameters = buffers = load_parameters = load_buffers = None
+
+
+@pytest.mark.parametrize("call, caller", [
+    (lambda m, p: gpubp.fit(m, np.ones((4, 2)), np.zeros(4, dtype=int), epochs=1, progress=False), "fit"),
+    (lambda m, p: gpubp.evaluate(m, np.ones((4, 2)), np.zeros(4, dtype=int)), "evaluate"),
+    (lambda m, p: gpubp.predict(m, np.ones((4, 2))), "predict"),
+    (lambda m, p: checkpoint.save(p, m), "checkpoint.save"),
+    (lambda m, p: checkpoint.load_into(p, m), "checkpoint.load_into"),
+], ids=["fit", "evaluate", "predict", "save", "load_into"])
+@pytest.mark.parametrize("junk", [LooksLikeAModel(), [gpubp.Dense(2, 2)]], ids=["lookalike", "list"])
+def test_every_caller_refuses_what_is_not_a_sequential_by_one_check(call, caller, junk, tmp_path):
+    path = str(tmp_path / "m.npz")
+    checkpoint.save(path, gpubp.Sequential([gpubp.Dense(2, 2)]))
+    before = open(path, "rb").read()
+    with pytest.raises(InvalidValueError, match=f"^{caller}: model must be a gpubp Sequential, got a "
+                                                f"{type(junk).__name__}$"):
+        call(junk, path)
+    assert open(path, "rb").read() == before
