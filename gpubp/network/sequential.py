@@ -11,7 +11,7 @@ from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
 from .observers import observers_of, tell
-from .state import ModelState
+from .state import ModelState, refuse_shared_memory
 
 
 class Sequential(ModelState):
@@ -56,6 +56,8 @@ class Sequential(ModelState):
         self._predicted = False
         if self._chain != self._chain_key(X):  # a new input shape, new layers, another mode or device
             self._check_chain(X)
+        if self._flat is None:  # the flatten_ after this forward would untie arrays that share memory
+            refuse_shared_memory(self._memory(), "Sequential.forward")
         observers = observers_of(self)
         with self.backend.activate():
             for i, layer in enumerate(self.layers):
@@ -157,11 +159,16 @@ class Sequential(ModelState):
         """Move every layer to ``backend`` (spec or Backend, optionally re-typed); returns self.
 
         Without ``dtype``, a Backend keeps its dtype, a spec keeps the model's (float32 at first).
+        Arrays that share memory (tied weights) are refused before any layer moves: the move
+        would give each name a copy of its own.
         """
         current = getattr(self, "backend", None)
         if dtype is None and not isinstance(backend, Backend) and current is not None:
             dtype = None if parse_spec(default_device(check=True) if backend is None else backend)[1] else current.dtype
-        self.backend = get_backend(backend, dtype)
+        new = get_backend(backend, dtype)
+        if any(layer.backend != new for layer in self.layers):  # each array moved on its own: a copy each
+            refuse_shared_memory(self._memory(), "Sequential.to")
+        self.backend = new
         for layer in self.layers:
             layer.to(self.backend)
         return self.flatten_() if current is not None and current != self.backend else self

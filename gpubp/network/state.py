@@ -4,14 +4,18 @@
 Loading checks every name, shape and value of every layer before anything is written.
 ``flatten_`` keeps all parameters in one flat array and all gradients in another, each
 layer's arrays views of them, so an optimizer updates every parameter in one kernel launch.
+Every name owns its memory (``refuse_shared_memory``): tied weights are refused, not untied.
 """
 from __future__ import annotations
 
 import itertools
 import math
 
+import numpy as np
+
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
+from ..nn.arrays import check_replacement
 
 
 class ModelState:
@@ -43,7 +47,8 @@ class ModelState:
     def load_parameters(self, arrays: dict) -> None:
         """Set every parameter from ``{"i.name": array}`` (as ``parameters()`` names them), in
         place where they exist; names, shapes and values (numbers, finite) are all checked before
-        anything is written."""
+        anything is written, and so is that no two names share memory (one's values would be lost)."""
+        refuse_shared_memory(self._memory(), "Sequential.load_parameters")
         checked = self._checked(arrays, "load_parameters", "parameters", lambda layer: layer.parameter_shapes(),
                                 lambda layer, share, i: layer.checked_parameters(share, f"{i}."))
         for layer, share in zip(self.layers, checked):
@@ -71,12 +76,35 @@ class ModelState:
 
     def keep_gradients_in(self, arrays: dict) -> None:
         """Store every layer's gradients in ``arrays`` (``{"i.name": array}``, as ``gradients()``
-        names them) from now on, e.g. views of the flat buffer a communicator reduces."""
+        names them) from now on, e.g. views of the flat buffer a communicator reduces. Every name
+        and array is checked before any layer changes: names the model lacks, arrays of another
+        shape, dtype or device, and arrays that share memory with one another or with a parameter
+        (one layer's backward would overwrite another's gradient) are refused."""
         _named(arrays, "keep_gradients_in", "gradients")
+        unknown = sorted(map(str, set(arrays) - set(self.gradients())))
+        if unknown:
+            raise ShapeError(f"Sequential.keep_gradients_in: the model has no gradients {unknown}; "
+                             f"its gradients are {list(self.gradients())}")
+        shares = []
         for i, layer in enumerate(self.layers):
             mine = {k: arrays[f"{i}.{k}"] for k in layer.params if f"{i}.{k}" in arrays}
+            for k, array in mine.items():
+                check_replacement(layer, "gradient", layer.grads, k, array)
+            shares.append(mine)
+        kept = [{**layer.grads, **mine} for layer, mine in zip(self.layers, shares)]
+        refuse_shared_memory(self._memory(grads=kept), "Sequential.keep_gradients_in")
+        for layer, mine in zip(self.layers, shares):
             if mine:
                 layer.keep_gradients_in(mine)
+
+    def _memory(self, grads=None) -> list:
+        """``(kind, name, array, backend)`` of every parameter and gradient of the layers that have
+        drawn theirs (``grads``: each layer's gradients to check instead of its own), for
+        ``refuse_shared_memory``."""
+        grads = [layer.grads if layer.parameters_drawn else {} for layer in self.layers] if grads is None else grads
+        return [(kind, f"{i}.{k}", a, layer.backend)
+                for i, (layer, g) in enumerate(zip(self.layers, grads)) if layer.parameters_drawn
+                for kind, arrays in (("parameter", layer.params), ("gradient", g)) for k, a in arrays.items()]
 
     @property
     def generation(self) -> tuple:
@@ -108,6 +136,7 @@ class ModelState:
         loaded; a no-op while some layer has not drawn its parameters yet. Returns self."""
         if not all(layer.parameters_drawn for layer in self.layers):
             return self
+        refuse_shared_memory(self._memory(), "Sequential.flatten_")  # a copy each would untie them
         shapes = [p.shape for p in self.parameters().values()]
         sizes = [math.prod(s) for s in shapes]
         with self.backend.activate():
@@ -133,6 +162,76 @@ class ModelState:
         lives_in = self.backend.lives_in  # by address: a copied model's arrays are no views any more
         same = lives_in(list(self.parameters().values()), flat[0]) and lives_in(list(self.gradients().values()), flat[1])
         return flat if same else None
+
+
+def refuse_shared_memory(entries, where) -> None:
+    """An InvalidValueError naming both, from ``where``, when two of ``entries`` share memory:
+    ``(kind, name, array, backend)`` of a model's parameters and gradients and an optimizer's
+    slots ("parameter", "0.W", W, backend). gpubp gives every name its own memory: an optimizer
+    updates each name once (a tied weight would be stepped once per name, with a state for each),
+    ``flatten_`` copies each name into a view of its own (untying them), and a backward writes
+    each gradient whole (over the other's). Arrays not on their backend's device are skipped.
+
+    An array spans the bytes [low, low + sum_d |(n_d - 1) s_d| + itemsize), low = address +
+    sum_d min((n_d - 1) s_d, 0), from the backend's ``address`` and the strides ``s``, so NumPy
+    and CuPy arrays are compared alike. Spans are swept in address order; two that overlap share
+    memory when both are contiguous (each fills its span), else as NumPy's exact test on their
+    addresses and strides says (interleaved views ``a[::2]``, ``a[1::2]`` share nothing)."""
+    spans = sorted((span, n, entry) for n, entry in enumerate(entries)
+                   if entry[3].is_own(entry[2]) and (span := _span(entry[2], entry[3])) is not None)
+    reaching = []  # (high, entry) of the spans seen whose bytes may reach the next one
+    for (low, high), _, entry in spans:
+        reaching = [(end, other) for end, other in reaching if end > low]
+        for _, other in reaching:
+            if _overlap(other, entry):
+                raise InvalidValueError(f"{where}: {_shared(other, entry)}")
+        reaching.append((high, entry))
+
+
+def _span(array, backend):
+    """``(low, high)``: the bytes ``array`` touches lie in [low, high); None when it has none."""
+    if not array.size:
+        return None
+    ends = [(n - 1) * s for n, s in zip(array.shape, array.strides)]
+    low = backend.address(array) + sum(min(e, 0) for e in ends)
+    return low, low + sum(abs(e) for e in ends) + array.itemsize
+
+
+def _overlap(a, b) -> bool:
+    """Whether entries ``a`` and ``b``, whose spans overlap, share a byte."""
+    (_, _, x, xb), (_, _, y, yb) = a, b
+    if all(z.flags.c_contiguous or z.flags.f_contiguous for z in (x, y)):
+        return True
+    return bool(np.shares_memory(_layout(x, xb), _layout(y, yb)))
+
+
+def _layout(array, backend):
+    """A NumPy array with ``array``'s address, shape, strides and dtype, for NumPy's overlap test,
+    which computes with addresses only (never reads them: a device address is safe here)."""
+    class Layout:
+        __array_interface__ = {"shape": tuple(array.shape), "strides": tuple(array.strides), "version": 3,
+                               "typestr": array.dtype.str, "data": (backend.address(array), False)}
+    return np.asarray(Layout())
+
+
+_HARM = {  # what goes wrong when two arrays of these kinds share memory
+    ("parameter", "parameter"): " (tied weights): an optimizer would step the shared weight once per name, with "
+                                "a state for each, and flatten_ would give each name a copy, untying them",
+    ("gradient", "gradient"): ": one layer's backward would overwrite the other's gradient",
+    ("gradient", "parameter"): ": a backward would write the gradient over the parameter",
+}
+
+
+def _shared(a, b) -> str:
+    """The message for entries ``a`` and ``b`` that share memory: both named, the harm, the remedy."""
+    (ka, na, *_), (kb, nb, *_) = sorted([a, b], key=lambda e: (e[0], e[1]))
+    both = f"{ka}s {na} and {nb}" if ka == kb else f"{ka} {na} and {kb} {nb}"
+    harm = _HARM.get((ka, kb), ": an update would write one over the other")
+    if ka in ("gradient", "parameter") and kb in ("gradient", "parameter"):
+        fix = "gpubp gives each layer its own arrays; give each name its own (e.g. layer.params['W'] = W.copy())"
+    else:
+        fix = "give each slot its own array, or set optimizer.state = {} to start afresh"
+    return f"{both} share memory{harm}; {fix}"
 
 
 def _named(arrays, method, like):
