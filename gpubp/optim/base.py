@@ -12,6 +12,7 @@ from .._checks import integer, number
 from .._compat import to_host
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import GpubpWarning, InvalidValueError, ShapeError, StateError
+from ..network.state import refuse_shared_memory
 from .state import checked_state, slots_by_parameter
 
 
@@ -90,9 +91,8 @@ class Optimizer:
         if not params:  # PyTorch refuses an empty parameter list; a step here would change nothing, silently
             warnings.warn(f"{type(self).__name__}: the model has no parameters, so its steps change nothing",
                           GpubpWarning, stacklevel=4)  # the caller of step()
-        if getattr(self, "_loaded", False):
+        if getattr(self, "_loaded", False):  # cleared once this prepare succeeds: a refused one checks again
             self._check_state_names(params)
-            self._loaded = False
         owner = self._owner and self._owner()
         if owner is not None and owner is not model and any(self._state.values()):
             raise StateError(f"{type(self).__name__} holds the slots (momentum, moving averages) of another model, "
@@ -105,15 +105,16 @@ class Optimizer:
                                     f"{float(np.finfo(backend.dtype).smallest_subnormal):.3g}")
         layers = [layer for layer in getattr(model, "layers", ()) if layer.params]
         with backend.activate():
-            work = [(backend.check_array(grads[name], f"gradient {name}"), param, self._slots(name, param, backend))
-                    for name, param in params.items()]
+            grads = {name: backend.check_array(grads[name], f"gradient {name}") for name in params}
+            self._check_slots(params, grads, backend)  # before any slot is made or moved
+            work = [(grads[name], param, self._slots(name, param, backend)) for name, param in params.items()]
             flat = getattr(model, "flat", None)  # (parameters, gradients)
             if flat is not None:
                 work = [(flat[1], flat[0], self._flatten_slots(list(params), backend))]
             scalars = backend.zeros(len(self.kernel.scalars))
             views = [scalars[i, ...] for i in range(scalars.size)]  # 0-d views, read at each launch
             runs = [backend.bind(self.kernel, grad, *views, param, *slots) for grad, param, slots in work]
-        self._owner = weakref.ref(model)
+        self._owner, self._loaded = weakref.ref(model), False
         return Updates(scalars, layers, runs, [a for grad, param, slots in work for a in (grad, param, *slots)])
 
     def _check_state_names(self, params) -> None:
@@ -170,14 +171,38 @@ class Optimizer:
             for run in updates.runs:
                 run()
 
+    def _check_slots(self, params, grads, backend) -> None:
+        """Refuse, before anything changes, slots held for the model's parameters (set by hand,
+        ``optimizer.state = ...``, or another model's) that are not exactly this rule's ``slots``,
+        not arrays, or of another shape than their parameter; and any two of the parameters,
+        gradients and the slots kept as they are that share memory (``refuse_shared_memory``: an
+        update reads and writes each name's arrays as its own)."""
+        kind = type(self).__name__
+        memory = [(what, name, a, backend) for what, arrays in (("parameter", params), ("gradient", grads))
+                  for name, a in arrays.items()]
+        for name, param in params.items():
+            state = self._state.get(name)
+            if state is None:
+                continue
+            if set(state) != set(self.slots):
+                raise InvalidValueError(f"{kind} state {name} has slots {sorted(map(str, state))}, {kind} keeps "
+                                        f"{list(self.slots)}; set optimizer.state = {{}} to start afresh")
+            for slot, arr in state.items():
+                if getattr(arr, "shape", None) is None or getattr(arr, "dtype", None) is None:
+                    raise InvalidValueError(f"{kind} state {name}.{slot} is a {type(arr).__name__}, not an array")
+                if tuple(arr.shape) != tuple(param.shape):
+                    raise ShapeError(f"{kind} state {name}.{slot} has shape {tuple(arr.shape)}, parameter has "
+                                     f"{tuple(param.shape)}; create a new optimizer for a new model")
+                if backend.is_own(arr) and arr.dtype == backend.dtype:  # kept as it is (others are copied)
+                    memory.append((f"{kind} state", f"{name}.{slot}", arr, backend))
+        refuse_shared_memory(memory, kind)
+
     def _slots(self, name, param, backend) -> list:
+        """The slots of parameter ``name`` on ``backend`` (``_check_slots`` passed): made (zeros) or moved."""
         state = self._state.get(name)
         if state is None:
             state = self._state[name] = {s: backend.zeros(param.shape) for s in self.slots}
         for slot, arr in state.items():
-            if arr.shape != param.shape:
-                raise ShapeError(f"{type(self).__name__} state {name}.{slot} has shape {arr.shape}, "
-                                 f"parameter has {tuple(param.shape)}; create a new optimizer for a new model")
             if not backend.is_own(arr) or arr.dtype != backend.dtype:
                 state[slot] = backend.asarray(arr)  # the model moved: its state follows it
         return [state[s] for s in self.slots]
