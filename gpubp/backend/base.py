@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
+import numbers
+import operator
 
 import numpy as np
 
 from .. import _checks
 from .._compat import is_cupy_array, to_host
-from ..errors import DTypeError, DeviceError, InvalidValueError, NumericalError, ShapeError
+from ..errors import DTypeError, DeviceError, GpubpError, InvalidValueError, NumericalError, OutOfMemoryError, ShapeError
 from .kernels.registry import Kernel
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -95,10 +98,20 @@ class Backend:
         return to_host(x)
 
     def zeros(self, shape, dtype=None):
-        return self.xp.zeros(shape, dtype=dtype or self.dtype)
+        """A new array of zeros of ``shape`` (whole numbers >= 0) and ``dtype`` (this backend's by default)."""
+        dtype = self.dtype if dtype is None else dtype
+        try:
+            return self.xp.zeros(shape, dtype=dtype)
+        except (TypeError, ValueError, OverflowError, MemoryError) as exc:
+            raise allocation_error("zeros", shape, dtype, exc) from None
 
     def empty(self, shape, dtype=None):
-        return self.xp.empty(shape, dtype=dtype or self.dtype)
+        """A new array of ``shape`` and ``dtype`` (this backend's by default), its values not set."""
+        dtype = self.dtype if dtype is None else dtype
+        try:
+            return self.xp.empty(shape, dtype=dtype)
+        except (TypeError, ValueError, OverflowError, MemoryError) as exc:
+            raise allocation_error("empty", shape, dtype, exc) from None
 
     def sum_rows(self, a, out=None):
         """Column sums ``1^T a`` of a 2-d array as one matrix-vector product.
@@ -106,33 +119,52 @@ class Backend:
         The same numbers as ``a.sum(axis=0)`` up to rounding, but one BLAS call:
         several times faster than NumPy's reduction over rows (db = 1^T delta).
         """
-        ones = self._ones.get(a.shape[0])
-        if ones is None:
-            with self.activate():
-                ones = self._ones[a.shape[0]] = self.xp.ones(a.shape[0], dtype=self.dtype)
-        return self.matmul(ones, a, out=out)
+        try:
+            ones = self._ones.get(a.shape[0])
+            if ones is None:
+                with self.activate():
+                    ones = self._ones[a.shape[0]] = self.xp.ones(a.shape[0], dtype=self.dtype)
+            return self.matmul(ones, a, out=out)
+        except (TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise operand_error("sum_rows", exc, self, "a (N, M) -> out (M,)", a=a, **given(out=out)) from None
 
     def address(self, a) -> int:
         """Where ``a``'s first element lies in memory."""
-        return a.__array_interface__["data"][0]
+        try:
+            return a.__array_interface__["data"][0]
+        except (AttributeError, TypeError) as exc:
+            raise operand_error("address", exc, self, a=a) from None
 
     def lives_in(self, arrays, flat) -> bool:
         """True when ``arrays`` are contiguous and lie end to end exactly over ``flat``."""
-        at, end = self.address(flat), self.address(flat) + flat.nbytes
-        for a in arrays:
-            if a.dtype != flat.dtype or not a.flags.c_contiguous or self.address(a) != at:
-                return False
-            at += a.nbytes
-        return at == end
+        try:
+            at, end = self.address(flat), self.address(flat) + flat.nbytes
+            for a in arrays:
+                if a.dtype != flat.dtype or not a.flags.c_contiguous or self.address(a) != at:
+                    return False
+                at += a.nbytes
+            return at == end
+        except (AttributeError, TypeError) as exc:
+            if isinstance(exc, GpubpError):
+                raise
+            raise InvalidValueError(f"lives_in takes a list of arrays and a flat array on {self.device}, got "
+                                    f"{describe(arrays)} and {describe(flat)}") from None
 
     def write(self, dst, host_values) -> None:
         """``dst[...] = host_values`` (host numbers, rounded once to ``dst``'s dtype), in one copy."""
-        dst[...] = np.asarray(host_values, dtype=dst.dtype)
+        try:
+            dst[...] = np.asarray(host_values, dtype=dst.dtype)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise operand_error("write", exc, self, dst=dst, host_values=host_values) from None
 
     def matmul(self, a, b, out=None):
         """``a @ b``, into ``out`` when given: the one matrix product of the layers (CuPy's
-        backend runs gpubp's own GEMM kernel instead of cuBLAS while a CUDA graph captures)."""
-        return self.xp.matmul(a, b, out=out)
+        backend runs gpubp's own GEMM kernel instead of cuBLAS while a CUDA graph captures).
+        Operands that do not fit are a ShapeError or DTypeError naming their shapes and dtypes."""
+        try:
+            return self.xp.matmul(a, b, out=out)
+        except (TypeError, ValueError) as exc:
+            raise operand_error("matmul", exc, self, MATMUL, a=a, b=b, **given(out=out)) from None
 
     @staticmethod
     def host_rng(seed=None) -> np.random.Generator:
@@ -155,7 +187,11 @@ class Backend:
             kind = "an integer" if x.dtype.kind in "iub" else f"a {x.dtype}"
             raise DTypeError(f"{what}: expected {self.dtype} values, got {kind} array; "
                              f"convert it with backend.asarray(x, dtype='{self.dtype}')")
-        if ndim is not None and x.ndim != ndim:
+        try:
+            wrong_ndim = bool(ndim is not None and x.ndim != ndim)
+        except ValueError:  # an array as ndim
+            raise InvalidValueError(f"check_array: ndim must be a whole number or None, got {ndim!r:.60}") from None
+        if wrong_ndim:
             raise ShapeError(f"{what}: expected a {ndim}-d array, got shape {tuple(x.shape)}")
         return x
 
@@ -185,7 +221,7 @@ class Backend:
                                     f"got {kernel!r:.60}")
         expected = len(kernel.input_names) + len(kernel.output_names)
         if len(args) != expected:
-            raise TypeError(f"kernel {kernel.name} takes {expected} arrays/scalars, got {len(args)}")
+            raise InvalidValueError(f"kernel {kernel.name} takes {expected} arrays/scalars, got {len(args)}")
         # Scalars become this dtype: a float64 scalar must never promote float32
         # arrays (NumPy 2 rules) or pick the double kernel.
         args = list(args)
@@ -220,6 +256,15 @@ class Backend:
         already in this dtype)."""
         raise NotImplementedError
 
+    def _refuse_run(self, kernel, args, exc):
+        """The error of ``run(kernel, args)`` that failed with ``exc``: ``launch``'s refusal of
+        these arguments, else ``exc`` itself (raised from a kernel given what launch takes)."""
+        if not isinstance(args, (list, tuple)):
+            raise InvalidValueError(f"run takes a registry Kernel and a list of its arguments (as launch checks "
+                                    f"them), got {describe(args)}") from None
+        self._arguments(kernel, args)
+        raise exc
+
 
 def _host(x) -> np.ndarray:
     """``x`` (a list, a number, a NumPy or CuPy array) as a host array; masked values and ragged
@@ -243,9 +288,74 @@ def _numeric_dtype(dtype) -> np.dtype:
     return dt
 
 
+MATMUL = "(n, k) @ (k, m) -> out (n, m)"
+
+
+def given(**operands) -> dict:
+    """``operands`` without those that are None (an ``out`` not given)."""
+    return {name: x for name, x in operands.items() if x is not None}
+
+
+def operand_error(what, exc, backend=None, rule="", **operands) -> GpubpError:
+    """The gpubp error for ``exc``, what NumPy or CuPy raised when operation ``what`` ran on
+    ``operands`` ({name: array}; looked at only once it failed, so a working call pays nothing): a
+    DTypeError for an operand that is not an array of real numbers, a DeviceError for an array on
+    another device than ``backend``'s, else a ShapeError (for a ValueError) or DTypeError (for a
+    TypeError) naming every operand's dtype and shape, ``rule`` (the shapes it takes) and why."""
+    for name, x in operands.items():
+        if name == "host_values":  # host numbers: anything NumPy reads as an array
+            try:
+                x = operands[name] = np.asarray(x)
+            except ValueError:
+                return ShapeError(f"{what}: {name} is not a rectangular array")
+        if not (hasattr(x, "dtype") and hasattr(x, "shape")):
+            return DTypeError(f"{what}: {name} is {describe(x)}{'' if x is None else f' {x!r:.40}'}, not an array")
+        elif backend is not None and not backend.is_own(x) and (isinstance(x, np.ndarray) or is_cupy_array(x)):
+            return DeviceError(f"{what}: {name} is {describe(x)}, not an array on {backend.device}; "
+                               f"move it with backend.asarray(x)")
+        elif getattr(x.dtype, "kind", "") not in "iubf":
+            return DTypeError(f"{what}: {name} is {describe(x)}; it takes arrays of real numbers")
+    listing = ", ".join(f"{name} {_brief(x)}" for name, x in operands.items())
+    rule = f" (it takes {rule})" if rule else ""
+    if isinstance(exc, GpubpError) and not isinstance(exc, (ShapeError, DTypeError)):
+        return exc  # a device or memory error from below: already says what happened
+    reason = "" if isinstance(exc, GpubpError) or not str(exc) else ": " + str(exc).splitlines()[0]
+    kind = DTypeError if isinstance(exc, TypeError) else ShapeError
+    return kind(f"{what}: cannot take {listing}{rule}{reason}")
+
+
+def _brief(x) -> str:
+    if hasattr(x, "dtype") and hasattr(x, "shape"):
+        return f"{x.dtype} {tuple(x.shape)}"
+    return f"a {type(x).__name__} {x!r:.40}"
+
+
+def allocation_error(what, shape, dtype, exc) -> GpubpError:
+    """The gpubp error for ``exc``, what allocating ``what`` of ``shape`` and ``dtype`` raised: the
+    shape or dtype named when it is none, else the size asked for (OutOfMemoryError)."""
+    dims = (shape,) if isinstance(shape, numbers.Integral) else shape
+    try:
+        dims = tuple(operator.index(n) for n in dims)
+        if isinstance(shape, (bool, np.bool_)) or min(dims, default=0) < 0:
+            raise TypeError
+    except TypeError:
+        return ShapeError(f"{what}: shape must be a whole number or a tuple of whole numbers >= 0, got {shape!r:.80}")
+    try:
+        itemsize = np.dtype(dtype).itemsize
+    except TypeError:
+        return DTypeError(f"{what}: dtype must be a dtype such as 'float32', got {dtype!r:.60}")
+    if not isinstance(exc, (MemoryError, OverflowError)) and "exceed" not in str(exc) and "too big" not in str(exc):
+        return InvalidValueError(f"{what}: cannot make an array of shape {dims} and dtype {dtype!r:.60}: {exc}")
+    return OutOfMemoryError(f"{what}: an array of shape {dims} holds {math.prod(dims):.3g} values, "
+                            f"{math.prod(dims) * itemsize / 2**30:.3g} GiB: more than there is memory for")
+
+
 def count_nonfinite(xp, x) -> int:
     """Number of NaN/Inf entries of ``x`` (0 for integer arrays)."""
-    if x.dtype.kind not in "fc":
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind is None:
+        raise DTypeError(f"count_nonfinite: expected an array, got {describe(x)}")
+    if kind not in "fc":
         return 0
     return int(x.size - xp.count_nonzero(xp.isfinite(x)))
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._compat import cupy
 from ..errors import OutOfMemoryError
-from .base import Backend
+from .base import MATMUL, Backend, given, operand_error
 from .kernels.gemm import gemm
 
 _compiled: dict[str, object] = {}
@@ -48,14 +48,18 @@ class CupyBackend(Backend):
 
     def matmul(self, a, b, out=None):
         """cuBLAS (``cupy.matmul``), except inside ``graph_arithmetic`` (a capture): gpubp's
-        GEMM kernel (backend/kernels/gemm.py), as CuPy refuses cuBLAS while a stream captures."""
-        if not self._graph_arithmetic or out is None:
-            return cupy.matmul(a, b, out=out)
-        if a.ndim == 1:  # 1^T D (sum_rows): a row vector times a matrix
-            gemm(a[None, :], b, out[None, :])
-        else:
-            gemm(a, b, out)
-        return out
+        GEMM kernel (backend/kernels/gemm.py), as CuPy refuses cuBLAS while a stream captures.
+        Operands that do not fit are a ShapeError or DTypeError naming their shapes and dtypes."""
+        try:
+            if not self._graph_arithmetic or out is None:
+                return cupy.matmul(a, b, out=out)
+            if a.ndim == 1:  # 1^T D (sum_rows): a row vector times a matrix
+                gemm(a[None, :], b, out[None, :])
+            else:
+                gemm(a, b, out)
+            return out
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise operand_error("matmul", exc, self, MATMUL, a=a, b=b, **given(out=out)) from None
 
     @contextlib.contextmanager
     def graph_arithmetic(self):
@@ -133,4 +137,7 @@ class CupyBackend(Backend):
 
     def run(self, kernel, args) -> None:
         with self.activate():
-            elementwise_kernel(kernel)(*args)
+            try:
+                elementwise_kernel(kernel)(*args)
+            except (TypeError, ValueError, AttributeError) as exc:
+                self._refuse_run(kernel, args, exc)

@@ -6,7 +6,9 @@ import functools
 import numpy as np
 
 from ._blocks import BLOCK, in_blocks
-from .base import Backend
+from .base import MATMUL, Backend, given, operand_error
+
+_matmul = np.matmul
 
 
 class NumpyBackend(Backend):
@@ -14,7 +16,11 @@ class NumpyBackend(Backend):
     name = "numpy"
     device = "cpu"
 
-    matmul = staticmethod(np.matmul)  # a @ b (out=): called directly, no Python frame between
+    def matmul(self, a, b, out=None):
+        try:  # free while nothing is raised: no check runs before the product
+            return _matmul(a, b, out=out)
+        except (TypeError, ValueError) as exc:
+            raise operand_error("matmul", exc, self, MATMUL, a=a, b=b, **given(out=out)) from None
 
     def is_own(self, x) -> bool:
         return isinstance(x, np.ndarray)
@@ -32,10 +38,13 @@ class NumpyBackend(Backend):
         # Large arrays go through in cache-sized blocks: each in-place pass of the
         # NumPy path then re-reads data from L2 instead of from memory. A 0-d array is a
         # scalar (a learning rate read at each launch), the same for every block.
-        n = args[0].size  # the first argument is always an array
-        if n < 2 * BLOCK:
-            kernel.numpy(*args)
-            return
+        try:
+            n = args[0].size  # the first argument is always an array
+            if n < 2 * BLOCK:
+                kernel.numpy(*args)
+                return
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+            self._refuse_run(kernel, args, exc)
         blocked = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
         if not all(a.size == n and a.flags.c_contiguous for a, b in zip(args, blocked) if b):
             kernel.numpy(*args)
