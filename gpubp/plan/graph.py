@@ -98,10 +98,14 @@ class GraphedStep:
         """One training step on ``X``, ``y`` (the plan's buffers, or arrays copied into them):
         ``(model output, loss value)``: the output is the plan's buffer (valid until the next
         step), the value a 0-d device array of the caller's own."""
-        plan, opt = self.plan, self.plan.optimizer
-        problem = plan.stale()
+        problem = self.plan.stale()
         if problem:  # the graph would replay the old layers' kernels
             raise StateError(f"GraphedStep: {problem} since the graph was recorded; make a new plan")
+        return self._step(X, y)
+
+    def _step(self, X, y):
+        """``step`` of a plan known to be current (``PlanCache.run``: its ``get`` checked)."""
+        plan, opt = self.plan, self.plan.optimizer
         self._refuse_observers(plan)
         if opt.prepared(plan.model) is not self._updates:  # arrays replaced: the graph would miss them
             self._warm_up()  # the new arrays may need kernels not yet compiled (another shape, layout

@@ -199,6 +199,10 @@ class StepPlan:
         problem = self.stale()
         if problem:
             raise StateError(f"StepPlan: {problem} since the plan was made; make a new plan")
+        return self._run_into(X, y, scale)
+
+    def _run_into(self, X, y, scale=1.0):
+        """``run_into`` of a plan known to be current (``PlanCache.run``: its ``get`` checked)."""
         if scale != 1:
             _checks.number("StepPlan.run: scale", scale, low=0, low_open=True)
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
@@ -284,7 +288,9 @@ class PlanCache:
         self.plans: dict = {}
 
     def get(self, X, y, n):
-        """The plan for a batch of ``n`` rows of ``X`` and ``y``, or None (eager)."""
+        """The plan for a batch of ``n`` rows of ``X`` and ``y``, or None (eager). The one check per
+        step that the plan is current: the model's layers are those it was made for (else every plan is
+        dropped and the model planned again), and it is the plan for the model's backend (the key)."""
         if layers_changed(self.model, self._layers):
             self._renew()
         if self.problem:
@@ -297,6 +303,16 @@ class PlanCache:
             if self.cuda_graph:
                 plan.graph = GraphedStep(plan)
         return plan
+
+    @staticmethod
+    def run(plan, X, y, scale=1.0):
+        """One step of ``plan``, just returned by ``get`` (which checked that it is current, so it is
+        not checked again): ``(model output, loss value)`` of its captured graph (the update included)
+        or of its forward, loss and backward (``StepPlan.run``)."""
+        if plan.graph is not None:
+            return plan.graph._step(X, y)
+        Y, value = plan._run_into(X, y, scale)
+        return Y, value.copy()
 
 
 def layers_changed(model, layers) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 from .. import _checks
 from ..backend import backend_of
 from ..errors import NumericalError, StateError
+from ..plan import PlanCache
 from .evaluation import LossSum, _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
 from .inputs import _mode
 from .interrupts import Steps
@@ -108,10 +109,11 @@ def _check_unchanged(model, data):
 
 def _forward_backward(model, loss, X, y, idx, share, plan):
     """(Xb, yb, output, loss value) of the samples ``idx``, the gradients (times ``share``) in the
-    model: through ``plan``'s captured graph (the update too) or its buffers, else eagerly."""
+    model: through ``plan``'s captured graph (the update too) or its buffers, else eagerly. ``plan``
+    is ``PlanCache.get``'s for this step, so known to be current."""
     if plan is not None:
         Xb, yb = plan.gather(X, y, idx)
-        return (Xb, yb, *(plan.graph.step(Xb, yb) if plan.graph is not None else plan.run(Xb, yb, share)))
+        return (Xb, yb, *PlanCache.run(plan, Xb, yb, share))
     Xb, yb = X[idx], y[idx]
     out = model.forward(Xb)
     value = loss.forward(out, yb)

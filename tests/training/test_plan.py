@@ -372,6 +372,30 @@ def test_a_plan_cache_drops_its_plans_when_the_layers_change():
     assert again is not None and again is not first and again.stale() is None
 
 
+def test_a_planned_fit_step_checks_its_layers_once(monkeypatch):
+    import gpubp.plan.step as step_module
+    calls, original = [], step_module.layers_changed
+
+    def counted(model, layers):
+        calls.append(1)
+        return original(model, layers)
+
+    monkeypatch.setattr(step_module, "layers_changed", counted)
+    X, y = data("softmax_cross_entropy")  # 70 samples in batches of 16: 5 steps an epoch
+    fit(mlp(6, [8], 3, seed=0), X, y, optimizer=SGD(lr=0.1), epochs=2, batch_size=16, progress=False)
+    assert len(calls) == 10  # PlanCache.get's, once per step (StepPlan.run checked them a second time)
+    # and the check still sees a change: a layer appended mid-run is planned again (checked by the
+    # plan-follows-layers test above); here a plan run directly still refuses
+    model = mlp(6, [8], 3, seed=0)
+    cache = PlanCache(model, "mse", SGD())
+    Xd, yd = np.zeros((4, 6), np.float32), np.zeros((4, 3), np.float32)
+    plan = cache.get(Xd, yd, 4)
+    model.layers.append(gpubp.nn.Identity())
+    with pytest.raises(gpubp.errors.StateError, match="bound to 3 layers, the model has 4"):
+        plan.run(Xd, yd)
+    assert cache.get(Xd, yd, 4) is not plan
+
+
 @pytest.mark.parametrize("args, error, words", [
     (dict(batch_shape=(2.5, 6)), InvalidValueError, r"batch_shape\[0\] must be a whole number >= 1, got 2.5"),
     (dict(batch_shape=(0, 6)), InvalidValueError, r"batch_shape\[0\] must be a whole number >= 1, got 0"),
