@@ -70,6 +70,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             ``history.best_epoch`` names it.
         resume_from: a checkpoint written by fit(); the run continues as if never stopped
             (``epochs`` counts every epoch of the run: fewer than the checkpoint has done is refused).
+            A ``batch_size``, ``shuffle`` or ``seed`` other than the saved run's (kept in its
+            checkpoints), or other data, makes other batches: warned of (GpubpWarning), as the
+            run then does not continue the saved one.
             The saved optimizer continues unless ``optimizer`` says otherwise: a name must
             name the saved kind; an instance of the saved kind keeps its own hyperparameters
             and receives the saved step count and slots; another kind is refused.
@@ -118,8 +121,10 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         val = _validation(model, loss, validation_data)
     data = data_fingerprint(model.backend, Xd, yd)
     history, start = History(metric_name=_metric_name(loss)), 0
+    batching = {"batch_size": batch_size, "shuffle": shuffle}  # kept in the checkpoints; a resumed run's compared
     if resume_from is not None:
-        history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer, epochs, data)
+        history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer, epochs, data,
+                                                        {**batching, "seed": seed})
         seed = saved_seed if seed is None else seed
     else:
         optimizer = get_optimizer("adam" if optimizer is None else optimizer)
@@ -164,7 +169,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 if keeper is not None:
                     keeper.on_epoch_end(epoch, model, history)  # after that check: a best epoch is finite
                 if checkpoint_every and (epoch + 1) % checkpoint_every == 0 and root:
-                    save_training(checkpoint_path, model, optimizer, history, seed, **(checkpoint_extra or {}))
+                    save_training(checkpoint_path, model, optimizer, history, seed, batching,
+                                  **(checkpoint_extra or {}))
                 history.stopped = _stop_reason(history, tol, patience)
                 if history.stopped:
                     break
@@ -179,7 +185,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         raise exc from None
     finally:
         bar.close()
-    return _finish(model, optimizer, history, keeper, seed, root and checkpoint_path, checkpoint_every,
+    return _finish(model, optimizer, history, keeper, (seed, batching), root and checkpoint_path, checkpoint_every,
                    checkpoint_extra)
 
 
@@ -219,13 +225,14 @@ def _validate(model, loss, val, batch_size, history):
         history.val_metric.append(v_metric)
 
 
-def _finish(model, optimizer, history, keeper, seed, path, every, extra) -> History:
+def _finish(model, optimizer, history, keeper, run, path, every, extra) -> History:
     """The end of fit: the best epoch put back (restore_best), and the checkpoint at ``path``
-    made to hold the model returned when its last write was of an earlier epoch."""
+    made to hold the model returned when its last write was of an earlier epoch (``run``: the
+    seed and batching it keeps)."""
     restored = keeper is not None and keeper.restore(model, history)
     written = every and history.epochs % every == 0 and not restored
     if path and history.epochs and not history.interrupted and not written:
-        save_training(path, model, optimizer, history, seed, **(extra or {}))
+        save_training(path, model, optimizer, history, *run, **(extra or {}))
     return history
 
 

@@ -1,5 +1,6 @@
 """Resume state: the only writer (``save_training``) and reader (``resume``) of what a
-checkpoint holds for ``fit(resume_from=...)``: epochs done, seed, history, optimizer."""
+checkpoint holds for ``fit(resume_from=...)``: epochs done, seed, history, the settings that
+decide the batches (batch size, shuffle), optimizer."""
 from __future__ import annotations
 
 import hashlib
@@ -13,20 +14,33 @@ from ..history import History
 from ..optim import get_optimizer, optimizer_from_state
 
 
-STATE_KEYS = ("epochs_done", "seed", "history")  # the training state in a checkpoint's extras
+STATE_KEYS = ("epochs_done", "seed", "history", "batching")  # the training state in a checkpoint's extras
+BATCHING = {"batch_size": "a whole number >= 1", "shuffle": "True or False"}  # fit's settings that decide the batches
 
 
-def save_training(path, model, optimizer, history, seed, /, **extra) -> str:
+def save_training(path, model, optimizer, history, seed, /, batching=None, **extra) -> str:
     """Checkpoint ``model`` and ``optimizer`` with what ``fit(resume_from=path)`` reads back
-    (epochs done, seed, history; this module is the only writer and reader of those) and ``extra``
-    (any keys but those three, which it refuses rather than overwrite). What ``resume`` would
+    (epochs done, seed, history, and ``batching``: the run's ``{"batch_size": ..., "shuffle": ...}``,
+    compared with the resumed run's; this module is the only writer and reader of those) and ``extra``
+    (any keys but those four, which it refuses rather than overwrite). What ``resume`` would
     refuse is refused here, before a checkpoint is replaced by one no run could resume from."""
     refuse_state_keys(extra)
     if not isinstance(history, History):
         raise InvalidValueError(f"save_training: history must be a gpubp History, got a {type(history).__name__}")
     seed = None if seed is None else _checks.integer("save_training: seed", seed, 0)
     state = {"epochs_done": history.epochs, "seed": seed, "history": History.from_dict(history.as_dict()).as_dict()}
+    if batching is not None:
+        state["batching"] = _batching(batching, "save_training: batching")
     return checkpoint.save(path, model, optimizer, extra={**extra, **state})
+
+
+def _batching(batching, name) -> dict:
+    """``batching`` checked: a dict of ``batch_size`` (a whole number >= 1) and ``shuffle`` (a flag)."""
+    if not isinstance(batching, dict) or set(batching) != set(BATCHING):
+        raise InvalidValueError(f"{name} must be a dict of {', '.join(f'{k} ({v})' for k, v in BATCHING.items())}, "
+                                f"got {batching!r:.80}")
+    return {"batch_size": _checks.integer(f"{name} batch_size", batching["batch_size"], 1),
+            "shuffle": _checks.flag(f"{name} shuffle", batching["shuffle"])}
 
 
 def refuse_state_keys(extra):
@@ -49,14 +63,15 @@ def data_fingerprint(backend, X, y) -> str:
     return f"{X.shape[0]} samples, {digest.hexdigest()[:12]}"
 
 
-def _resume(path, model, requested, epochs, data=None):
+def _resume(path, model, requested, epochs, data=None, batching=None):
     """(history, epochs done, optimizer, seed) saved at ``path``, the parameters loaded into
     ``model``. Every conflict is refused before the model is touched, also a run asked for fewer
     epochs in all than the checkpoint has done (``epochs`` counts them all, not those still to run).
-    A run with no epoch left to train, or on other data (``data``, this run's ``data_fingerprint``)
-    than the saved run's, is warned of: it does not continue the saved run."""
+    A run with no epoch left to train, on other data (``data``, this run's ``data_fingerprint``)
+    than the saved run's, or in other batches (``batching``, this run's batch_size, shuffle and seed,
+    where the checkpoint keeps them), is warned of: it does not continue the saved run."""
     meta = checkpoint.read_metadata(path)
-    history, done, seed = _training_state(meta.get("extra"), path)
+    history, done, seed, saved_batching = _training_state(meta.get("extra"), path)
     if history.interrupted:  # saved after Ctrl-C: the weights hold part of the next epoch
         warnings.warn(f"fit: resume_from={path} was saved after Ctrl-C in epoch {done + 1}: its weights hold "
                       f"part of that epoch, which the resumed run trains in full again (so not the numbers of "
@@ -80,6 +95,8 @@ def _resume(path, model, requested, epochs, data=None):
         warnings.warn(f"fit: resume_from={path} was trained on other data ({history.data}) than this run's "
                       f"({data}), so the resumed run does not continue it; give the saved run's data to continue "
                       f"it", GpubpWarning, stacklevel=3)
+    if done < epochs:
+        _warn_other_batches(path, saved_batching, seed, batching)
     if history.best_epoch is not None and history.best_epoch != done and done < epochs:
         warnings.warn(f"fit: resume_from={path} holds epoch {history.best_epoch}'s weights, the best one that "
                       f"restore_best put back, not epoch {done}'s: the resumed run continues from those (not the "
@@ -107,8 +124,24 @@ def _saved_optimizer_kind(meta, model, path):
     return type(probe).__name__, tuple(probe.slots)
 
 
+def _warn_other_batches(path, saved, saved_seed, given):
+    """Warn when this run's ``given`` batching (``batch_size``, ``shuffle`` and its ``seed``) differs
+    from the ``saved`` run's (None: a checkpoint from before batching was kept, compared on nothing),
+    naming each setting's saved and given value."""
+    if saved is None or given is None:
+        return
+    saved = {**saved, "seed": saved_seed}
+    names = ("batch_size", "shuffle") + (("seed",) if saved["shuffle"] and given["shuffle"] else ())
+    other = [f"{k}={given[k]!r} (saved: {saved[k]!r})" for k in names
+             if saved[k] is not None and given.get(k) is not None and given[k] != saved[k]]
+    if other:
+        warnings.warn(f"fit: resume_from={path} was trained in other batches than this run's: {', '.join(other)}; "
+                      f"the resumed run does not continue it (give the saved values, or leave seed out, to continue "
+                      f"it)", GpubpWarning, stacklevel=4)
+
+
 def _training_state(extra, path):
-    """(history, epochs done, seed) from a checkpoint's ``extra``, each checked."""
+    """(history, epochs done, seed, batching or None) from a checkpoint's ``extra``, each checked."""
     if not isinstance(extra, dict) or "epochs_done" not in extra:
         raise CheckpointError(f"{path} holds no training state (epochs done) to resume from")
     try:
@@ -116,9 +149,11 @@ def _training_state(extra, path):
         seed = extra.get("seed")
         seed = None if seed is None else _checks.integer("seed", seed, 0)
         history = History.from_dict(extra.get("history"))
+        batching = extra.get("batching")  # absent from checkpoints written before it was kept
+        batching = None if batching is None else _batching(batching, "batching")
     except GpubpError as exc:
         raise CheckpointError(f"{path}: damaged training state: {exc}") from None
     if history.epochs != done:
         raise CheckpointError(f"{path}: damaged training state: epochs_done is {done} but the history "
                               f"holds {history.epochs} epochs")
-    return history, done, seed
+    return history, done, seed, batching

@@ -379,3 +379,65 @@ def test_float_class_labels_are_named_as_given_with_the_way_out(y):
     with pytest.raises(DTypeError, match=r"fit: y holds float64 values, but 1-d targets of softmax_cross_entropy "
                                          r"are integer class labels 0..C-1: convert them \(y.astype\(int\)\)"):
         fit(net(), X0, y, epochs=1, progress=False)
+
+
+RUN = dict(epochs=2, batch_size=4, shuffle=True, seed=3, progress=False)  # 16 samples: 4 steps an epoch
+
+
+def saved_run(tmp_path, **run):
+    path = tmp_path / "c.npz"
+    fit(net(), X0, Y0, **{**RUN, **run, "epochs": 1}, checkpoint_path=path, checkpoint_every=1)
+    return path
+
+
+@pytest.mark.parametrize("given, words", [
+    (dict(batch_size=8), r"batch_size=8 \(saved: 4\)"),
+    (dict(shuffle=False), r"shuffle=False \(saved: True\)"),
+    (dict(seed=4), r"seed=4 \(saved: 3\)"),
+    (dict(batch_size=5, seed=0), r"batch_size=5 \(saved: 4\), seed=0 \(saved: 3\)"),
+])
+def test_resuming_in_other_batches_than_the_saved_run_is_warned_of(tmp_path, given, words):
+    path = saved_run(tmp_path)
+    assert gpubp.checkpoint.read_metadata(path)["extra"]["batching"] == {"batch_size": 4, "shuffle": True}
+    with pytest.warns(gpubp.GpubpWarning, match=f"{path} was trained in other batches than this run's: {words}; "
+                                                f"the resumed run does not continue it"):
+        assert fit(net(), X0, Y0, **{**RUN, **given}, resume_from=path).epochs == 2  # was: silent
+
+
+def test_resuming_in_the_saved_batches_says_nothing_and_repeats_the_run(tmp_path):
+    path = saved_run(tmp_path)
+    whole = fit(net(), X0, Y0, **RUN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resumed = fit(net(), X0, Y0, **{**RUN, "seed": None}, resume_from=path)  # the saved seed
+        assert fit(net(), X0, Y0, **RUN, resume_from=path).loss == resumed.loss  # the same seed, given
+    assert resumed.loss == whole.loss
+
+
+def test_a_checkpoint_without_batching_still_resumes_unwarned(tmp_path):
+    history = fit(net(), X0, Y0, **{**RUN, "epochs": 1})
+    path = gpubp.train.save_training(tmp_path / "old.npz", net(), gpubp.Adam(), history, 3)  # as before it was kept
+    assert "batching" not in gpubp.checkpoint.read_metadata(path)["extra"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fit(net(), X0, Y0, **{**RUN, "batch_size": 8}, resume_from=path).epochs == 2
+
+
+@pytest.mark.parametrize("batching, words", [
+    ({"batch_size": 0, "shuffle": True}, "batching batch_size must be a whole number >= 1, got 0"),
+    ({"batch_size": 8, "shuffle": "yes"}, "batching shuffle must be True or False, got 'yes'"),
+    ({"batch_size": 8}, "batching must be a dict of batch_size .*, shuffle .*, got"),
+    (16, "batching must be a dict of batch_size"),
+])
+def test_batching_is_checked_when_saved_and_when_read(tmp_path, batching, words):
+    history = fit(net(), X0, Y0, **{**RUN, "epochs": 1})
+    with pytest.raises(InvalidValueError, match=f"save_training: {words}"):
+        gpubp.train.save_training(tmp_path / "c.npz", net(), None, history, 3, batching)
+    assert not (tmp_path / "c.npz").exists()
+    extra = {"epochs_done": 1, "seed": 3, "history": history.as_dict(), "batching": batching}
+    gpubp.checkpoint.save(tmp_path / "d.npz", net(), gpubp.Adam(), extra=extra)
+    with pytest.raises(CheckpointError, match=f"damaged training state: {words}"):
+        fit(net(), X0, Y0, **RUN, resume_from=tmp_path / "d.npz")
+    with pytest.raises(InvalidValueError, match=r"may not use the key\(s\) \['batching'\]"):
+        fit(net(), X0, Y0, **RUN, checkpoint_path=tmp_path / "e.npz", checkpoint_every=1,
+            checkpoint_extra={"batching": batching})
