@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+import math
+
 from . import _checks
-from .errors import DTypeError, InvalidValueError, NumericalError, ShapeError
+from .errors import DTypeError, InvalidValueError, NumericalError, OutOfMemoryError, ShapeError
+
+_LARGEST = np.iinfo(np.intp).max  # bytes: no array on this machine can be larger
 
 
 def draw(name, rng, fan_in, fan_out, shape):
@@ -22,12 +26,26 @@ def draw(name, rng, fan_in, fan_out, shape):
     if not isinstance(shape, (tuple, list)):
         raise InvalidValueError(f"{name}: shape must be a tuple of whole numbers, got {shape!r:.80}")
     shape = tuple(_checks.integer(f"{name}: shape", n, 0) for n in shape)
+    addressable(f"{name}: a weight", shape)
     family, _, dist = name.partition("_")
     fans = fan_in + fan_out if family in ("xavier", "glorot") else fan_in
-    if dist == "normal":
-        return rng.normal(0.0, np.sqrt(2.0 / fans), size=shape)
-    limit = np.sqrt(6.0 / fans)
-    return rng.uniform(-limit, limit, size=shape)
+    try:
+        if dist == "normal":
+            return rng.normal(0.0, np.sqrt(2.0 / fans), size=shape)
+        limit = np.sqrt(6.0 / fans)
+        return rng.uniform(-limit, limit, size=shape)
+    except MemoryError:
+        raise OutOfMemoryError(f"{name}: a weight of shape {shape} is {math.prod(shape) * 8 / 2**30:.3g} GiB of "
+                               f"float64 on the host, more than there is memory for") from None
+
+
+def addressable(what, shape, itemsize=8):
+    """Refuse, before anything is allocated, a ``shape`` whose array of ``itemsize``-byte numbers
+    (a float64 host draw by default) is larger than any array can be on this machine."""
+    size = math.prod(shape)
+    if size * itemsize > _LARGEST:
+        raise OutOfMemoryError(f"{what} of shape {tuple(shape)} would hold {size:.3g} numbers, {size * itemsize:.3g} "
+                               f"bytes: more than any array can hold ({_LARGEST:.3g} bytes)")
 
 
 def xavier_uniform(rng, n_in, n_out):
@@ -80,8 +98,12 @@ def checked_weight(W, shape, what) -> np.ndarray:
                          f"numbers on the host") from None
     if W.dtype.kind not in "iuf":
         raise DTypeError(f"{what}: the weight initialiser returned {W.dtype} values, not real numbers")
-    if W.shape != tuple(shape):
-        raise ShapeError(f"{what}: the weight initialiser returned shape {W.shape}, expected {tuple(shape)}")
+    try:
+        shape = tuple(_checks.integer("shape", n, 0) for n in shape)
+    except (TypeError, InvalidValueError):
+        raise InvalidValueError(f"checked_weight: shape must be a tuple of whole numbers >= 0, got {shape!r:.80}") from None
+    if W.shape != shape:
+        raise ShapeError(f"{what}: the weight initialiser returned shape {W.shape}, expected {shape}")
     if not np.isfinite(W).all():
         raise NumericalError(f"{what}: the weight initialiser returned NaN/Inf values")
     return W.astype(np.float64, copy=False)

@@ -319,7 +319,7 @@ def operand_error(what, exc, backend=None, rule="", **operands) -> GpubpError:
     rule = f" (it takes {rule})" if rule else ""
     if isinstance(exc, GpubpError) and not isinstance(exc, (ShapeError, DTypeError)):
         return exc  # a device or memory error from below: already says what happened
-    reason = "" if isinstance(exc, GpubpError) or not str(exc) else ": " + str(exc).splitlines()[0]
+    reason = ": " + str(exc).splitlines()[0] if str(exc) else ""
     kind = DTypeError if isinstance(exc, TypeError) else ShapeError
     return kind(f"{what}: cannot take {listing}{rule}{reason}")
 

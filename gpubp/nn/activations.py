@@ -6,6 +6,7 @@ from __future__ import annotations
 from .. import _checks
 from ..backend.kernels import activations as kernels
 from .base import Layer
+from .shape import FAILURES, shape_error
 
 
 class Activation(Layer, abstract=True):
@@ -27,7 +28,10 @@ class Activation(Layer, abstract=True):
         return ()
 
     def output_shape(self, shape):
-        return tuple(shape)
+        try:
+            return tuple(shape)
+        except FAILURES as exc:
+            raise shape_error(self, shape, exc) from None
 
     def derivative_terms(self):
         """Elementwise size of the terms f' is computed from, the scale of its rounding (the parity
@@ -111,7 +115,10 @@ class Identity(Layer):
     X = None  # the last input, for its shape: dY must have it
 
     def output_shape(self, shape):
-        return tuple(shape)
+        try:
+            return tuple(shape)
+        except FAILURES as exc:
+            raise shape_error(self, shape, exc) from None
 
     def forward(self, X, out=None):
         self.backend.check_array(X, "Identity input")

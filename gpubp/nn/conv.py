@@ -7,9 +7,10 @@ import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
-from ..initializers import INITIALIZERS, checked_weight, draw
+from ..initializers import INITIALIZERS, addressable, checked_weight, draw
 from .arrays import into
 from .base import Layer
+from .shape import FAILURES, core_error
 from .windows import col2im, output_size, pair, windows
 
 
@@ -55,6 +56,8 @@ class Conv2D(Layer):
         self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
         self.stride = pair(stride, "Conv2D stride")
         self.padding = pair(padding, "Conv2D padding", minimum=0)
+        addressable(f"Conv2D({in_channels}, {out_channels}) weight W",
+                    (self.out_channels, self.in_channels, *self.kernel_size))
         self.bias = _checks.flag("Conv2D bias", bias, "" if not isinstance(bias, (int, tuple)) else
                                  " (PyTorch's Conv2d takes dilation in that place, which gpubp's does not: give "
                                  "bias by name)")
@@ -97,7 +100,7 @@ class Conv2D(Layer):
 
     def output_shape(self, shape):
         """(N, out_channels, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if they do not fit."""
-        OH, OW = output_size(self, shape, self.kernel_size, self.stride, self.padding)
+        OH, OW = output_size(self, shape, self.kernel_size, self.stride, self.padding)  # shape is 4 numbers now
         if shape[1] != self.in_channels:
             raise ShapeError(f"{self!r} expects {self.in_channels} input channels (NCHW), got shape {tuple(shape)}")
         return shape[0], self.out_channels, OH, OW
@@ -108,17 +111,22 @@ class Conv2D(Layer):
         return self._forward(X, out)
 
     def _forward(self, X, out=None):
-        xp, (N, O, OH, OW) = self.backend.xp, self.output_shape(X.shape)
-        win = windows(xp, X, self.kernel_size, self.stride, self.padding)  # (N, C, OH, OW, kh, kw)
-        cols = self._scratch("cols", (N, win.shape[1], *self.kernel_size, OH, OW), X.dtype)
-        cols[...] = win.transpose(0, 1, 4, 5, 2, 3)  # im2col: the one copy of the windows
-        self.cols, self.X = cols.reshape(N, self.W_rows, OH * OW), X  # (N, C kh kw, OH OW)
-        direct = out is not None and out.flags.c_contiguous  # then Y is computed in out itself
-        Y = xp.matmul(self.params["W"].reshape(O, -1), self.cols,  # Y_n = W_col @ cols_n
-                      out=out.reshape(N, O, OH * OW) if direct else None)
-        if self.bias:
-            Y += self.params["b"][:, None]
-        return out if direct else into(out, Y.reshape(N, O, OH, OW))
+        try:
+            xp, (N, O, OH, OW) = self.backend.xp, self.output_shape(X.shape)
+            win = windows(xp, X, self.kernel_size, self.stride, self.padding)  # (N, C, OH, OW, kh, kw)
+            cols = self._scratch("cols", (N, win.shape[1], *self.kernel_size, OH, OW), X.dtype)
+            cols[...] = win.transpose(0, 1, 4, 5, 2, 3)  # im2col: the one copy of the windows
+            cols = cols.reshape(N, self.W_rows, OH * OW)  # (N, C kh kw, OH OW)
+            direct = out is not None and out.flags.c_contiguous  # then Y is computed in out itself
+            Y = xp.matmul(self.params["W"].reshape(O, -1), cols,  # Y_n = W_col @ cols_n
+                          out=out.reshape(N, O, OH * OW) if direct else None)
+            if self.bias:
+                Y += self.params["b"][:, None]
+            Y = out if direct else into(out, Y.reshape(N, O, OH, OW))
+        except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
+            raise core_error(self, "forward", exc, X=X, out=out) from None
+        self.cols, self.X = cols, X
+        return Y
 
     def backward(self, dY, out=None):
         """dX, written into ``out`` when given; dY and out checked before any gradient is added."""
@@ -127,14 +135,17 @@ class Conv2D(Layer):
 
     def _backward(self, dY, out=None):
         delta = self._backward_params(dY)
-        (N, C, _, _), (kh, kw), (OH, OW) = self.X.shape, self.kernel_size, dY.shape[2:]
-        xp, W_col = self.backend.xp, self.params["W"].reshape(self.out_channels, -1)
-        if self.stride == (1, 1):
-            dX = self._backward_rows(W_col, delta.reshape(N, self.out_channels, OH, OW), out)
-        else:
-            dcols = xp.matmul(W_col.T, delta).reshape(N, C, kh, kw, OH, OW)  # W_col^T @ delta_n
-            dX = col2im(xp, dcols, self.X.shape, self.stride, self.padding)
-        return dX if dX is out else into(out, dX)
+        try:
+            (N, C, _, _), (kh, kw), (OH, OW) = self.X.shape, self.kernel_size, dY.shape[2:]
+            xp, W_col = self.backend.xp, self.params["W"].reshape(self.out_channels, -1)
+            if self.stride == (1, 1):
+                dX = self._backward_rows(W_col, delta.reshape(N, self.out_channels, OH, OW), out)
+            else:
+                dcols = xp.matmul(W_col.T, delta).reshape(N, C, kh, kw, OH, OW)  # W_col^T @ delta_n
+                dX = col2im(xp, dcols, self.X.shape, self.stride, self.padding)
+            return dX if dX is out else into(out, dX)
+        except FAILURES as exc:
+            raise core_error(self, "backward", exc, dY=dY, out=out) from None
 
     def _backward_rows(self, W_col, delta, out=None):
         """dX for stride 1, the same sums as col2im by whole rows: delta is padded with zeros to the
@@ -166,17 +177,20 @@ class Conv2D(Layer):
         return self._backward_params(dY)
 
     def _backward_params(self, dY):
-        xp, O, shape = self.backend.xp, self.out_channels, self.parameter_shapes()["W"]
-        delta = dY.reshape(dY.shape[0], O, dY.shape[2] * dY.shape[3])
+        try:
+            xp, O, shape = self.backend.xp, self.out_channels, self.parameter_shapes()["W"]
+            delta = dY.reshape(dY.shape[0], O, dY.shape[2] * dY.shape[3])
 
-        def dW(out):  # dW^T = sum_n cols_n @ delta_n^T, summed into grads["W"] viewed as (C kh kw, O)
-            per_image = xp.matmul(self.cols, delta.transpose(0, 2, 1))  # (N, C kh kw, O): BLAS likes this side
-            return per_image.sum(axis=0, out=None if out is None else out.reshape(O, -1).T).T.reshape(shape)
-        self._accumulate("W", dW)
-        if self.bias:
-            self._accumulate("b", lambda out: delta.sum(axis=(0, 2), out=out))  # db = sum_{n,p} delta
-        self._grads_zero = self._grads_stale = False
-        return delta
+            def dW(out):  # dW^T = sum_n cols_n @ delta_n^T, summed into grads["W"] viewed as (C kh kw, O)
+                per_image = xp.matmul(self.cols, delta.transpose(0, 2, 1))  # (N, C kh kw, O): BLAS likes this side
+                return per_image.sum(axis=0, out=None if out is None else out.reshape(O, -1).T).T.reshape(shape)
+            self._accumulate("W", dW)
+            if self.bias:
+                self._accumulate("b", lambda out: delta.sum(axis=(0, 2), out=out))  # db = sum_{n,p} delta
+            self._grads_zero = self._grads_stale = False
+            return delta
+        except FAILURES as exc:
+            raise core_error(self, "backward", exc, dY=dY, X=self.X) from None
 
     def _scratch(self, name, shape, dtype, zeros=False):
         """A work array of this layer (never handed to a caller), kept while shape and dtype repeat;

@@ -10,8 +10,9 @@ import functools
 
 from .. import _checks
 from ..errors import ShapeError
-from ..initializers import checked_weight, get_initializer
+from ..initializers import addressable, checked_weight, get_initializer
 from .base import Layer
+from .shape import FAILURES, core_error, shape_error
 
 
 class Dense(Layer):
@@ -25,6 +26,7 @@ class Dense(Layer):
             _checks.integer(f"Dense {name}", value)
         if n_in < 1 or n_out < 1:
             raise ShapeError(f"Dense needs n_in >= 1 and n_out >= 1, got ({n_in}, {n_out})")
+        addressable(f"Dense({n_in}, {n_out}) weight W", (n_in, n_out))
         get_initializer(init)  # an unknown name is refused now, not at the first forward
         bias = _checks.flag("Dense bias", bias)
         self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bias
@@ -49,11 +51,14 @@ class Dense(Layer):
 
     def output_shape(self, shape):
         """(N, n_out) for inputs of shape (N, n_in), else a ShapeError."""
-        if len(shape) != 2:
-            raise ShapeError(f"Dense input: expected a 2-d array, got shape {tuple(shape)}")
-        if shape[1] != self.n_in:
-            raise ShapeError(f"Dense({self.n_in}, {self.n_out}) expects inputs of width {self.n_in}, "
-                             f"got shape {tuple(shape)}")
+        try:
+            if len(shape) != 2:
+                raise ShapeError(f"Dense input: expected a 2-d array, got shape {tuple(shape)}")
+            if shape[1] != self.n_in:
+                raise ShapeError(f"Dense({self.n_in}, {self.n_out}) expects inputs of width {self.n_in}, "
+                                 f"got shape {tuple(shape)}")
+        except FAILURES as exc:
+            raise shape_error(self, shape, exc) from None
         return shape[0], self.n_out
 
     def forward(self, X, out=None):
@@ -76,22 +81,31 @@ class Dense(Layer):
                 functools.partial(self._backprop, dY, dX, input_grad=dX is not None))
 
     def _affine(self, X, out):
+        try:
+            Y = self.backend.matmul(X, self.params["W"], out=out)
+            if self.bias:
+                Y += self.params["b"]
+        except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
+            raise core_error(self, "forward", exc, X=X, W=self.params["W"], out=out) from None
         self.X = X
-        Y = self.backend.matmul(X, self.params["W"], out=out)
-        if self.bias:
-            Y += self.params["b"]
         return Y
 
     def _backprop(self, dY, out, input_grad):
         backend, X, grads = self.backend, self.X, self._grads
-        if self._grads_zero:  # right after zero_grad: written, not added (no pass of zeros first)
-            backend.matmul(X.T, dY, out=grads["W"])         # dW = X^T delta
-            if self.bias:
-                backend.sum_rows(dY, out=grads["b"])         # db = 1^T delta
-        else:
-            grads["W"] += backend.matmul(X.T, dY)
-            if self.bias:
-                grads["b"] += backend.sum_rows(dY)
+        try:
+            if self._grads_zero:  # right after zero_grad: written, not added (no pass of zeros first)
+                backend.matmul(X.T, dY, out=grads["W"])         # dW = X^T delta
+                if self.bias:
+                    backend.sum_rows(dY, out=grads["b"])         # db = 1^T delta
+            else:
+                grads["W"] += backend.matmul(X.T, dY)
+                if self.bias:
+                    grads["b"] += backend.sum_rows(dY)
+        except FAILURES as exc:
+            raise core_error(self, "backward", exc, X=X, dY=dY, W=self.params["W"]) from None
         self._grads_zero = self._grads_stale = False
         if input_grad:
-            return backend.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T
+            try:
+                return backend.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T
+            except FAILURES as exc:
+                raise core_error(self, "backward", exc, dY=dY, W=self.params["W"], out=out) from None

@@ -7,6 +7,7 @@ import numpy as np
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from .base import Layer
+from .shape import FAILURES, shape_error
 
 
 class Dropout(Layer):
@@ -86,7 +87,10 @@ class Dropout(Layer):
         self.step = 0
 
     def output_shape(self, shape):
-        return tuple(shape)
+        try:
+            return tuple(shape)
+        except FAILURES as exc:
+            raise shape_error(self, shape, exc) from None
 
     def forward(self, X):
         self.backend.check_array(X, "Dropout input")
@@ -105,6 +109,11 @@ class Dropout(Layer):
     def backward(self, dY):
         self._check_dY(dY, () if self.X is None else self.X.shape)
         return dY if self.mask is None else dY * self.mask
+
+    def bind(self, X, Y, dY, dX):
+        """Refused: Dropout's forward and backward write no ``out`` buffer, so a step plan cannot bind them."""
+        raise InvalidValueError(f"{self!r} cannot be bound to a step plan's buffers: its forward and backward "
+                                f"take no out buffer; run it with forward and backward")
 
     def _clear_cache(self):
         self.X = self.mask = None

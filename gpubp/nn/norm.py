@@ -10,8 +10,10 @@ import math
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
+from ..initializers import addressable
 from .arrays import into
 from .base import Layer
+from .shape import FAILURES, shape_error
 
 
 class BatchNorm(Layer):
@@ -43,6 +45,7 @@ class BatchNorm(Layer):
         self.num_features = _checks.integer("BatchNorm num_features", num_features, minimum=1)
         self.eps = _checks.number("BatchNorm eps", eps, low=0, low_open=True)
         self.momentum = _checks.number("BatchNorm momentum", momentum, low=0, high=1)
+        addressable(f"BatchNorm({num_features}) gamma", (self.num_features,), self.backend.dtype.itemsize)
         self.seed, self._params = None, None
         C = self.num_features
         self.buffers = {"running_mean": self.backend.zeros((C,)),
@@ -68,13 +71,16 @@ class BatchNorm(Layer):
     def output_shape(self, shape):
         """``shape`` itself when it is (N, C) or (N, C, H, W) with C = num_features and, in
         training, more than one value per channel (a variance of one value is 0); else a ShapeError."""
-        if len(shape) not in (2, 4) or shape[1] != self.num_features:
-            raise ShapeError(f"{self!r} expects inputs of shape (N, {self.num_features}) or "
-                             f"(N, {self.num_features}, H, W), got shape {tuple(shape)}")
-        if self.training and math.prod(shape) // self.num_features < 2:
-            raise ShapeError(f"{self!r} in training needs more than one value per channel, got input "
-                             f"shape {tuple(shape)} (use a larger batch, or eval mode)")
-        return tuple(shape)
+        try:
+            if len(shape) not in (2, 4) or shape[1] != self.num_features:
+                raise ShapeError(f"{self!r} expects inputs of shape (N, {self.num_features}) or "
+                                 f"(N, {self.num_features}, H, W), got shape {tuple(shape)}")
+            if self.training and math.prod(shape) // self.num_features < 2:
+                raise ShapeError(f"{self!r} in training needs more than one value per channel, got input "
+                                 f"shape {tuple(shape)} (use a larger batch, or eval mode)")
+            return tuple(shape)
+        except FAILURES as exc:
+            raise shape_error(self, shape, exc) from None
 
     def forward(self, X):
         self.backend.check_array(X, "BatchNorm input")
@@ -134,6 +140,11 @@ class BatchNorm(Layer):
         if self.backend != old:
             self.buffers = {k: self.backend.asarray(old.to_numpy(v)) for k, v in self.buffers.items()}
         return self
+
+    def bind(self, X, Y, dY, dX):
+        """Refused: BatchNorm's forward and backward write no ``out`` buffer, so a step plan cannot bind them."""
+        raise InvalidValueError(f"{self!r} cannot be bound to a step plan's buffers: its forward and backward "
+                                f"take no out buffer; run it with forward and backward")
 
     def _clear_cache(self):
         self.X = self.x_hat = self.inv_sigma = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..errors import InvalidValueError, ShapeError
 from .arrays import into
 from .base import Layer
+from .shape import FAILURES, core_error, shape_error
 from .windows import col2im, output_size, pair, tap, windows
 
 
@@ -39,7 +40,8 @@ class _Pool2D(Layer, abstract=True):
 
     def output_shape(self, shape):
         """(N, C, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if the window does not fit."""
-        return (*shape[:2], *output_size(self, shape, self.kernel_size, self.stride))
+        OH, OW = output_size(self, shape, self.kernel_size, self.stride)  # shape is 4 numbers now
+        return (*shape[:2], OH, OW)
 
     def forward(self, X, out=None):
         """Y (N, C, OH, OW), written into ``out`` when given (a step plan's buffer); X and out checked."""
@@ -67,30 +69,37 @@ class MaxPool2D(_Pool2D):
     """
 
     def _forward(self, X, out=None):
-        self.X, (kh, kw), xp = X, self.kernel_size, self.backend.xp
-        out_hw = output_size(self, X.shape, self.kernel_size, self.stride)
-        taps = [tap(X, i, j, out_hw, self.stride) for i in range(kh) for j in range(kw)]
-        Y = taps[0].copy() if out is None else into(out, taps[0])
-        for x in taps[1:]:
-            xp.maximum(Y, x, out=Y)  # NaN propagates, as in PyTorch
-        self.won = xp.empty((len(taps), *Y.shape), dtype=bool)
-        taken = xp.zeros(Y.shape, dtype=bool)  # windows whose winner is already marked
-        for x, won in zip(taps, self.won):
-            xp.logical_not(xp.less(x, Y, out=won), out=won)  # x == Y, or Y is NaN
-            won &= ~taken
-            taken |= won
+        (kh, kw), xp = self.kernel_size, self.backend.xp
+        try:
+            out_hw = output_size(self, X.shape, self.kernel_size, self.stride)
+            taps = [tap(X, i, j, out_hw, self.stride) for i in range(kh) for j in range(kw)]
+            Y = taps[0].copy() if out is None else into(out, taps[0])
+            for x in taps[1:]:
+                xp.maximum(Y, x, out=Y)  # NaN propagates, as in PyTorch
+            won_all = xp.empty((len(taps), *Y.shape), dtype=bool)
+            taken = xp.zeros(Y.shape, dtype=bool)  # windows whose winner is already marked
+            for x, won in zip(taps, won_all):
+                xp.logical_not(xp.less(x, Y, out=won), out=won)  # x == Y, or Y is NaN
+                won &= ~taken
+                taken |= won
+        except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
+            raise core_error(self, "forward", exc, X=X, out=out) from None
+        self.X, self.won = X, won_all
         return Y
 
     def _backward(self, dY, out=None):
         xp, (kh, kw), (sh, sw) = self.backend.xp, self.kernel_size, self.stride
-        dX = xp.zeros(self.X.shape, dtype=dY.dtype) if out is None else into(out, 0)
-        disjoint = sh >= kh and sw >= kw  # then each input element is in at most one window
-        for t, won in enumerate(self.won):
-            entry = tap(dX, t // kw, t % kw, dY.shape[2:], self.stride)
-            if disjoint:
-                xp.multiply(dY, won, out=entry)
-            else:
-                entry += dY * won
+        try:
+            dX = xp.zeros(self.X.shape, dtype=dY.dtype) if out is None else into(out, 0)
+            disjoint = sh >= kh and sw >= kw  # then each input element is in at most one window
+            for t, won in enumerate(self.won):
+                entry = tap(dX, t // kw, t % kw, dY.shape[2:], self.stride)
+                if disjoint:
+                    xp.multiply(dY, won, out=entry)
+                else:
+                    entry += dY * won
+        except FAILURES as exc:
+            raise core_error(self, "backward", exc, dY=dY, out=out) from None
         return dX
 
     def _clear_cache(self):
@@ -104,14 +113,21 @@ class AvgPool2D(_Pool2D):
     """
 
     def _forward(self, X, out=None):
+        try:
+            Y = windows(self.backend.xp, X, self.kernel_size, self.stride).mean(axis=(4, 5), out=out)
+        except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
+            raise core_error(self, "forward", exc, X=X, out=out) from None
         self.X = X
-        return windows(self.backend.xp, X, self.kernel_size, self.stride).mean(axis=(4, 5), out=out)
+        return Y
 
     def _backward(self, dY, out=None):
         xp, (kh, kw) = self.backend.xp, self.kernel_size
-        N, C, OH, OW = dY.shape
-        dwin = xp.broadcast_to((dY / (kh * kw))[:, :, None, None], (N, C, kh, kw, OH, OW))
-        return into(out, col2im(xp, dwin, self.X.shape, self.stride))
+        try:
+            N, C, OH, OW = dY.shape
+            dwin = xp.broadcast_to((dY / (kh * kw))[:, :, None, None], (N, C, kh, kw, OH, OW))
+            return into(out, col2im(xp, dwin, self.X.shape, self.stride))
+        except FAILURES as exc:
+            raise core_error(self, "backward", exc, dY=dY, out=out) from None
 
 
 class GlobalAvgPool2D(Layer):
@@ -128,24 +144,34 @@ class GlobalAvgPool2D(Layer):
 
     def output_shape(self, shape):
         """(N, C) for inputs of ``shape`` (N, C, H, W) with H, W >= 1, else a ShapeError."""
-        if len(shape) != 4 or shape[2] * shape[3] == 0:
-            raise ShapeError(f"GlobalAvgPool2D needs NCHW inputs with H, W >= 1, got shape {tuple(shape)}")
-        return tuple(shape[:2])
+        try:
+            if len(shape) != 4 or shape[2] * shape[3] == 0:
+                raise ShapeError(f"GlobalAvgPool2D needs NCHW inputs with H, W >= 1, got shape {tuple(shape)}")
+            return tuple(shape[:2])
+        except FAILURES as exc:
+            raise shape_error(self, shape, exc) from None
 
     def forward(self, X, out=None):
         self._check_forward(X, out, ndim=4)
         return self._forward(X, out)
 
     def _forward(self, X, out=None):
+        try:
+            Y = X.mean(axis=(2, 3), out=out)
+        except FAILURES as exc:
+            raise core_error(self, "forward", exc, X=X, out=out) from None
         self.X = X
-        return X.mean(axis=(2, 3), out=out)
+        return Y
 
     def backward(self, dY, out=None):
         self._check_backward(dY, out)
         return self._backward(dY, out)
 
     def _backward(self, dY, out=None):
-        H, W = self.X.shape[2:]
-        dX = self.backend.xp.empty(self.X.shape, dtype=dY.dtype) if out is None else out
-        dX[...] = (dY / (H * W))[:, :, None, None]
+        try:
+            H, W = self.X.shape[2:]
+            dX = self.backend.xp.empty(self.X.shape, dtype=dY.dtype) if out is None else out
+            dX[...] = (dY / (H * W))[:, :, None, None]
+        except FAILURES as exc:
+            raise core_error(self, "backward", exc, dY=dY, out=out) from None
         return dX

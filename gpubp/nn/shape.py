@@ -1,10 +1,29 @@
-"""Layers that only change an array's shape."""
+"""Layers that only change an array's shape, and the error of a shape no layer can take."""
 from __future__ import annotations
 
 from .. import _checks
-from ..errors import ShapeError
+from ..backend.base import operand_error
+from ..errors import GpubpError, ShapeError
 from .arrays import into
 from .base import Layer
+
+FAILURES = (TypeError, ValueError, IndexError, AttributeError, KeyError)  # what NumPy or Python raise on junk
+
+
+def shape_error(layer, shape, exc) -> GpubpError:
+    """The error of ``layer.output_shape(shape)`` that failed with ``exc`` (raised by Python or
+    NumPy, looked at only then): gpubp's own passes through, anything else is a ShapeError saying
+    what a shape is."""
+    if isinstance(exc, GpubpError):
+        return exc
+    return ShapeError(f"{layer!r}: an input shape is a tuple of whole numbers >= 0, got {shape!r:.80} ({exc})")
+
+
+def core_error(layer, what, exc, **operands) -> GpubpError:
+    """The error of a layer's unchecked core (``_forward``, ``_backward``, ...) that failed with
+    ``exc`` on ``operands`` (a step plan's buffers, say): their shapes and dtypes named."""
+    given = {k: v for k, v in operands.items() if not (k == "out" and v is None)}  # out=None: none lent
+    return operand_error(f"{layer!r} {what}", exc, layer.backend, **given)
 
 
 class Flatten(Layer):
@@ -25,14 +44,17 @@ class Flatten(Layer):
 
     def output_shape(self, shape):
         """``shape`` with dims start_dim..end_dim merged; a ShapeError when the input has too few dims."""
-        nd = len(shape)
-        start, end = self.start_dim % max(nd, 1), self.end_dim % max(nd, 1)
-        if not (-nd <= self.start_dim < nd and -nd <= self.end_dim < nd) or start > end:
-            raise ShapeError(f"{self!r} cannot flatten a {nd}-d input of shape {tuple(shape)}")
-        merged = 1
-        for n in shape[start:end + 1]:
-            merged *= n
-        return (*shape[:start], merged, *shape[end + 1:])
+        try:
+            nd = len(shape)
+            start, end = self.start_dim % max(nd, 1), self.end_dim % max(nd, 1)
+            if not (-nd <= self.start_dim < nd and -nd <= self.end_dim < nd) or start > end:
+                raise ShapeError(f"{self!r} cannot flatten a {nd}-d input of shape {tuple(shape)}")
+            merged = 1
+            for n in shape[start:end + 1]:
+                merged *= n
+            return (*shape[:start], merged, *shape[end + 1:])
+        except FAILURES as exc:
+            raise shape_error(self, shape, exc) from None
 
     def forward(self, X, out=None):
         """The reshaped view of X; with ``out`` (a step plan's buffer), copied into it."""
@@ -40,13 +62,20 @@ class Flatten(Layer):
         return self._forward(X, out)
 
     def _forward(self, X, out=None):
+        try:
+            Y = into(out, X.reshape(self.output_shape(X.shape)))
+        except FAILURES as exc:
+            raise core_error(self, "forward", exc, X=X, out=out) from None
         self.X = X
-        return into(out, X.reshape(self.output_shape(X.shape)))
+        return Y
 
     def backward(self, dY, out=None):
         self._check_backward(dY, out)
         return self._backward(dY, out)
 
     def _backward(self, dY, out=None):
-        return into(out, dY.reshape(self.X.shape))
+        try:
+            return into(out, dY.reshape(self.X.shape))
+        except FAILURES as exc:
+            raise core_error(self, "backward", exc, dY=dY, out=out) from None
 

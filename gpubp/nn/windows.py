@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import operator
 
-from ..errors import InvalidValueError, ShapeError
+from ..backend.base import operand_error
+from ..errors import GpubpError, InvalidValueError, ShapeError
+
+_FAILURES = (TypeError, ValueError, IndexError, AttributeError, KeyError)
 
 
 def pair(value, what, minimum=1):
     """``value`` as an (h, w) pair of ints >= ``minimum`` (an int means both), else a clear error."""
+    if isinstance(minimum, bool) or not isinstance(minimum, int):
+        raise InvalidValueError(f"pair: minimum must be a whole number, got {minimum!r:.60}")
     items = value if isinstance(value, (tuple, list)) else (value, value)
     try:
         if isinstance(value, bool) or len(items) != 2 or any(isinstance(v, bool) for v in items):
@@ -33,38 +38,60 @@ def pair(value, what, minimum=1):
 def output_size(layer, shape, kernel, stride, padding=(0, 0)):
     """(OH, OW) of ``layer`` sliding ``kernel`` over an input of ``shape`` (N, C, H, W), floor mode;
     a ShapeError naming the layer when the input is not 4-d or the window does not fit."""
-    if len(shape) != 4:
-        raise ShapeError(f"{layer!r} expects NCHW (4-d) inputs, got shape {tuple(shape)}")
-    (H, W), (kh, kw) = shape[2:], kernel
-    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-    if kh > Hp or kw > Wp:
-        raise ShapeError(f"{layer!r}: the {kh}x{kw} window is larger than the padded input {Hp}x{Wp} "
-                         f"(input shape {tuple(shape)}, padding {tuple(padding)})")
-    return (Hp - kh) // stride[0] + 1, (Wp - kw) // stride[1] + 1
+    try:
+        if len(shape) != 4:
+            raise ShapeError(f"{layer!r} expects NCHW (4-d) inputs, got shape {tuple(shape)}")
+        (H, W), (kh, kw) = shape[2:], kernel
+        Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
+        if kh > Hp or kw > Wp:
+            raise ShapeError(f"{layer!r}: the {kh}x{kw} window is larger than the padded input {Hp}x{Wp} "
+                             f"(input shape {tuple(shape)}, padding {tuple(padding)})")
+        return (Hp - kh) // stride[0] + 1, (Wp - kw) // stride[1] + 1
+    except _FAILURES + (ZeroDivisionError,) as exc:
+        if isinstance(exc, GpubpError):
+            raise
+        raise ShapeError(f"{layer!r}: cannot slide a window {kernel!r:.30} with stride {stride!r:.30} and padding "
+                         f"{padding!r:.30} over an input of shape {shape!r:.80}: an input shape is 4 whole numbers "
+                         f"(NCHW), the window, stride and padding pairs of them ({exc})") from None
 
 
 def windows(xp, X, kernel, stride, padding=(0, 0)):
     """Strided view (N, C, OH, OW, kh, kw) of the windows of X zero-padded by ``padding``."""
-    (ph, pw), (sh, sw) = padding, stride
-    if ph or pw:
-        X = xp.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    return xp.lib.stride_tricks.sliding_window_view(X, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+    try:
+        (ph, pw), (sh, sw) = padding, stride
+        if ph or pw:
+            X = xp.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        return xp.lib.stride_tricks.sliding_window_view(X, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+    except _FAILURES as exc:
+        raise _error(f"windows (kernel {kernel!r:.30}, stride {stride!r:.30}, padding {padding!r:.30})", exc, X=X) from None
+
+
+def _error(what, exc, **arrays):
+    """The error of ``what`` on ``arrays`` that failed with ``exc``: the arrays' shapes and dtypes named."""
+    return operand_error(what, exc, rule="NCHW arrays and (h, w) pairs of whole numbers", **arrays)
 
 
 def tap(Xp, i, j, out_hw, stride):
     """Entry (i, j) of every window: the strided view Xp[:, :, oh*sh + i, ow*sw + j] of shape (N, C, OH, OW)."""
-    (OH, OW), (sh, sw) = out_hw, stride
-    return Xp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
+    try:
+        (OH, OW), (sh, sw) = out_hw, stride
+        return Xp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
+    except _FAILURES as exc:
+        raise _error(f"tap ({i!r:.20}, {j!r:.20}) of {out_hw!r:.30} windows, stride {stride!r:.30}", exc, Xp=Xp) from None
 
 
 def col2im(xp, dwin, shape, stride, padding=(0, 0)):
     """dX (shape N, C, H, W) from window gradients ``dwin`` (N, C, kh, kw, OH, OW), the adjoint of
     ``windows``: dXp[n, c, oh*sh + i, ow*sw + j] += dwin[n, c, i, j, oh, ow], then the padding cut."""
-    (N, C, H, W), (_, _, kh, kw, OH, OW) = shape, dwin.shape
-    ph, pw = padding
-    dXp = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dwin.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            entry = tap(dXp, i, j, (OH, OW), stride)
-            xp.add(entry, dwin[:, :, i, j], out=entry)
-    return xp.ascontiguousarray(dXp[:, :, ph:ph + H, pw:pw + W]) if ph or pw else dXp
+    try:
+        (N, C, H, W), (_, _, kh, kw, OH, OW) = shape, dwin.shape
+        ph, pw = padding
+        dXp = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dwin.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                entry = tap(dXp, i, j, (OH, OW), stride)
+                xp.add(entry, dwin[:, :, i, j], out=entry)
+        return xp.ascontiguousarray(dXp[:, :, ph:ph + H, pw:pw + W]) if ph or pw else dXp
+    except _FAILURES as exc:
+        raise _error(f"col2im to shape {shape!r:.40} (stride {stride!r:.30}, padding {padding!r:.30})", exc,
+                     dwin=dwin) from None
