@@ -18,7 +18,8 @@ of the additions differs), short last batch included.
 from __future__ import annotations
 
 from .. import _checks
-from ..errors import InvalidValueError
+from ..errors import GpubpError, InvalidValueError
+from ..initializers import addressable
 from ..train import epoch_order  # fit's own batch order, the same on every rank
 
 
@@ -35,8 +36,14 @@ def shard_bounds(batch: int, rank: int, size: int) -> tuple[int, int]:
 
 def shard(indices, rank: int, size: int):
     """Rank ``rank``'s contiguous share of ``indices`` (one global batch); may be empty."""
-    lo, hi = shard_bounds(len(indices), rank, size)
-    return indices[lo:hi]
+    try:
+        lo, hi = shard_bounds(len(indices), rank, size)
+        return indices[lo:hi]
+    except (TypeError, KeyError) as exc:  # no sequence: None, a number, a dict
+        if isinstance(exc, GpubpError):
+            raise
+        raise InvalidValueError(f"shard: indices must be a sequence (an array of sample indices), got "
+                                f"{indices!r:.60}") from None
 
 
 def local_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, size: int, shuffle: bool = True):
@@ -47,6 +54,7 @@ def local_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, siz
     """
     _check_rank(rank, size)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+    addressable("local_batches: the sample order", (_checks.integer("local_batches: n", n, minimum=0),))
     order = epoch_order(n, seed, epoch, shuffle)
     for lo in range(0, n, batch_size):
         batch = order[lo:lo + batch_size]
