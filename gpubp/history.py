@@ -34,6 +34,20 @@ class History:
     interrupted: bool = False        # True when Ctrl-C ended the run
     data: str | None = None          # what fit trained on ("N samples, <hash>"), so a resume on other data is told
 
+    def __post_init__(self):
+        """Refuse fields of the wrong kind when made (every per-epoch field a list of real numbers,
+        NaN allowed: a diverged epoch's loss), so a reader never meets them one epoch later."""
+        for name in PER_EPOCH:
+            values = getattr(self, name)
+            if not isinstance(values, list) or not all(_is_real(v) for v in values):
+                raise InvalidValueError(f"History {name} must be a list of numbers, got {values!r:.80}")
+        for name in ("metric_name", "stopped", "data"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise InvalidValueError(f"History {name} must be a string or None, got {getattr(self, name)!r:.80}")
+        if self.best_epoch is not None:
+            _checks.integer("History best_epoch", self.best_epoch, 1)
+        _checks.flag("History interrupted", self.interrupted)
+
     def watched(self) -> list:
         """What ``patience`` and ``restore_best`` judge per epoch, lower being better: minus the
         validation metric, else the validation loss, else the training loss."""
@@ -84,7 +98,8 @@ class History:
             parts.append(f"val_loss {self.val_loss[epoch]:.4f}")
         if len(self.val_metric) > epoch:
             parts.append(f"val_{self.metric_name} {self.val_metric[epoch]:.4f}")
-        parts.append(f"{self.samples_per_sec[epoch]:,.0f} samples/s")
+        if len(self.samples_per_sec) > epoch:
+            parts.append(f"{self.samples_per_sec[epoch]:,.0f} samples/s")
         return "  ".join(parts)
 
 
@@ -168,6 +183,11 @@ def _check_epochs(d) -> None:
             raise InvalidValueError(f"history {name} holds a negative value: {min(d[name])}")
     if d.get("best_epoch") is not None and d["best_epoch"] > epochs:
         raise InvalidValueError(f"history best_epoch {d['best_epoch']} is past its {epochs} epochs")
+
+
+def _is_real(v) -> bool:
+    """A real number (NumPy's too), not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
 def _is_number(v) -> bool:

@@ -18,7 +18,7 @@ import contextvars
 
 from ..backend.base import count_nonfinite
 from .. import _checks
-from ..errors import NumericalError, StateError
+from ..errors import GpubpError, InvalidValueError, NumericalError, StateError
 from ..network import observing
 
 
@@ -34,20 +34,26 @@ class AnomalyWatch:
     mode is enabled: a ``detect_anomaly(False)`` block inside pauses it)."""
 
     def forward(self, model, i, layer, X, Y):
-        if i == 0:
-            self._check(model, X, lambda bad: f"the model's input X has {bad} NaN/Inf value(s), out of "
-                                              f"{X.size}, before layer 0 ran")
-        self._check(model, Y, self._layer(i, layer, "forward output", "the layers before it", Y.size))
+        try:
+            if i == 0:
+                self._check(model, X, lambda bad: f"the model's input X has {bad} NaN/Inf value(s), out of "
+                                                  f"{X.size}, before layer 0 ran")
+            self._check(model, Y, self._layer(i, layer, "forward output", "the layers before it", Y.size))
+        except _FAILURES as exc:
+            raise _event_error("forward", "X, Y", exc) from None
 
     def backward(self, model, i, layer, dY, dX):
-        if i == len(model.layers) - 1:
-            self._check(model, dY, lambda bad: f"the gradient dY that layer {i} ({layer!r}) received from the "
-                                               f"loss has {bad} NaN/Inf value(s), out of {dY.size}: look at the "
-                                               f"loss, its targets and the predictions")
-        for name, g in layer.grads.items():
-            self._check(model, g, self._layer(i, layer, f"backward gradient d{name}", "the layers above it", g.size))
-        if dX is not None:
-            self._check(model, dX, self._layer(i, layer, "backward delta (dX)", "the layers above it", dX.size))
+        try:
+            if i == len(model.layers) - 1:
+                self._check(model, dY, lambda bad: f"the gradient dY that layer {i} ({layer!r}) received from the "
+                                                   f"loss has {bad} NaN/Inf value(s), out of {dY.size}: look at the "
+                                                   f"loss, its targets and the predictions")
+            for name, g in layer.grads.items():
+                self._check(model, g, self._layer(i, layer, f"backward gradient d{name}", "the layers above it", g.size))
+            if dX is not None:
+                self._check(model, dX, self._layer(i, layer, "backward delta (dX)", "the layers above it", dX.size))
+        except _FAILURES as exc:
+            raise _event_error("backward", "dY, dX", exc) from None
 
     @staticmethod
     def _layer(i, layer, what, others, size):
@@ -61,6 +67,17 @@ class AnomalyWatch:
         bad = count_nonfinite(model.backend.xp, x)
         if bad:
             raise NumericalError(f"anomaly: {message(bad)}")
+
+
+_FAILURES = (AttributeError, TypeError, ValueError)  # what Python raises on events that are none
+
+
+def _event_error(event, arrays, exc):
+    """The error of an observer event given what no model tells its observers (``exc`` what that raised)."""
+    if isinstance(exc, GpubpError):
+        return exc
+    return InvalidValueError(f"AnomalyWatch.{event}: takes (model, i, layer, {arrays}) as a Sequential tells its "
+                             f"observers: a model, a layer index, the layer and arrays ({exc})")
 
 
 class detect_anomaly:  # noqa: N801 (used as a function: ``with gpubp.detect_anomaly():``)

@@ -21,6 +21,7 @@ from .. import _checks
 from ..backend import get_backend
 from ..datasets import load_digits
 from ..errors import GpubpError, InvalidValueError, StateError
+from ..initializers import addressable
 from ..nn import Dense
 from ..losses import SoftmaxCrossEntropy, get_loss
 from ..network import Sequential, mlp
@@ -96,7 +97,14 @@ class GradientRecorder:
     def backward(self, model, i, layer, dY, dX):
         """Observer event: layer ``i`` received ``dY`` (its norm stays on the device)."""
         if model is self._model:
-            self._batch[i] = model.backend.xp.linalg.norm(dY)
+            try:
+                self._delta_count[i]  # noqa: B018  (a layer index of this model, else refused here, not at the sum)
+                norm = model.backend.xp.linalg.norm(dY)
+            except (TypeError, ValueError, IndexError) as exc:
+                raise InvalidValueError(f"GradientRecorder.backward: takes (model, i, layer, dY, dX) as a model's "
+                                        f"observers are told, i a layer index < {len(self._delta_count)} and dY an "
+                                        f"array; got i={i!r:.20}, dY {type(dY).__name__} ({exc})") from None
+            self._batch[i] = norm
 
     @contextmanager
     def epoch(self, model):
@@ -158,6 +166,7 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
     """
     depth = _checks.integer("vanishing_experiment: depth", depth, minimum=1)
     width = _checks.integer("vanishing_experiment: width", width, minimum=1)
+    addressable("vanishing_experiment: the hidden weights", (depth, width, width))
     epochs = _checks.integer("vanishing_experiment: epochs", epochs, minimum=0)
     lr = _checks.number("vanishing_experiment: lr", lr, low=0, low_open=True)
     n_samples = _checks.integer("vanishing_experiment: n_samples", n_samples, minimum=1)
@@ -181,6 +190,8 @@ def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
 
 def checked_epoch(who, rec, epoch) -> int:
     """``epoch`` as an index into what ``rec`` recorded (negative counts from the end)."""
+    if not isinstance(rec, GradientRecorder):
+        raise InvalidValueError(f"{who}: expected a GradientRecorder, got {type(rec).__name__} {rec!r:.60}")
     n = len(rec.dW_norms)
     epoch = _checks.integer(f"{who}: epoch", epoch)
     if not -n <= epoch < n:
@@ -198,6 +209,11 @@ def _ratio(first, last) -> float:
 
 def format_table(result, epoch=0) -> str:
     """Side-by-side text table of ``vanishing_experiment`` norms for one epoch."""
+    if not (isinstance(result, dict) and isinstance(result.get("sigmoid"), GradientRecorder)
+            and isinstance(result.get("relu"), GradientRecorder) and isinstance(result.get("ratio"), dict)
+            and {"sigmoid", "relu"} <= set(result["ratio"])):
+        raise InvalidValueError(f"format_table takes what vanishing_experiment returns, a dict of 'sigmoid' and 'relu' "
+                                f"GradientRecorders and their 'ratio', got {type(result).__name__} {result!r:.60}")
     sig, relu = result["sigmoid"], result["relu"]
     epoch = checked_epoch("format_table", sig, epoch)
     lines = [f"{'Dense layer':>11}  {'sigmoid ||dW||':>15}  {'relu ||dW||':>12}   (1 = nearest the input, as in the plot)"]
