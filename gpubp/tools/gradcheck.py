@@ -16,6 +16,28 @@ softmax over one class) passes any backward as small (zero, its negative), so it
 row reads ``ok?`` and a GpubpWarning names it and says which ``atol`` would test it. Inputs
 with NaN/Inf, and a loss that is not finite where the check starts, are refused
 (NumericalError) before any difference is taken.
+
+A kink is not a wrong gradient. Where the loss is not differentiable within eps of an
+entry (a ReLU/LeakyReLU input near 0, two max-pool inputs within eps of each other, more
+common in eval mode) the central difference straddles it and is off by about half the jump
+in slope. So an entry whose central difference disagrees with backprop is looked at again
+through its one-sided differences, from f(p) (no extra evaluation):
+
+    d+ = (f(p + h e_i) - f(p)) / h,   d- = (f(p) - f(p - h e_i)) / h,
+    D(h) = |d+ - d-| = |f(p + h e_i) - 2 f(p) + f(p - h e_i)| / h = |f''| h + O(u |f| / h)
+
+for a smooth f (u: the dtype's machine epsilon), but about the jump in slope, whatever h,
+across a kink. When D(eps) is within the tolerance the one-sided differences agree: a real
+failure. Otherwise the entry is differenced again at eps/10 and eps/100 (steps below
+sqrt(u)/10 are skipped; with none left it is a failure): if the central difference there
+agrees with backprop, the entry passes (the kink lay between); if D falls within the tolerance,
+it fails; if D at the last step is still beyond 3 times the smooth bound scaled from the step
+before (D(h') h / h' plus rounding, 32 u max|f| / h), the entry is *at a kink, not compared*:
+counted in the row's ``kinks`` column and listed with both one-sided slopes
+(``GradcheckReport.kinks``, a GpubpWarning), not a failure -- provided backprop's value lies
+between d- and d+ (within the tolerance and rounding), as a correct backward's does at one
+kink (ReLU's delta at 0 takes one side). A backprop value outside them fails, and so does
+everything else. Not compared means a wrong backward there goes unseen: hence the names.
 """
 from __future__ import annotations
 
@@ -37,6 +59,19 @@ from ..nn import Layer
 from ..progress import Progress
 
 
+RETRY = (10, 100)  # an entry whose difference at eps is off is differenced again at eps/10, eps/100
+LISTED = 10  # kinks named in the printed report (GradcheckReport.kinks has all)
+
+
+@dataclass
+class Kink:
+    """An entry at a kink, not compared: its one-sided slopes at the smallest step tried, and backprop's value."""
+    index: tuple
+    left: float
+    right: float
+    backprop: float
+
+
 @dataclass
 class Row:
     name: str
@@ -47,6 +82,7 @@ class Row:
     worst_index: tuple
     ok: bool
     vacuous: bool = False  # every checked gradient within atol of zero: no backward could fail here
+    kinks: tuple = ()  # Kink per entry at a kink, not compared (not counted in ``checked``)
 
 
 @dataclass
@@ -65,15 +101,30 @@ class GradcheckReport:
         """Names of the arrays whose check could not fail (see the module docstring)."""
         return [r.name for r in self.rows if r.vacuous]
 
+    @property
+    def kinks(self) -> list:
+        """(array name, index) of every entry at a kink, not compared (see the module docstring)."""
+        return [(r.name, k.index) for r in self.rows for k in r.kinks]
+
     def __str__(self):
-        head = f"{'array':14}{'shape':>14}{'checked':>9}{'max abs err':>13}{'max rel err':>13}  worst index  result"
+        head = (f"{'array':14}{'shape':>14}{'checked':>9}{'kinks':>7}{'max abs err':>13}{'max rel err':>13}"
+                f"  worst index  result")
         lines = [f"gradient check (eps={self.eps:g}, atol={self.atol:g}, rtol={self.rtol:g})", head]
         for r in self.rows:
-            lines.append(f"{r.name:14}{str(r.shape):>14}{r.checked:9}{r.max_abs:13.3e}{r.max_rel:13.3e}  "
-                         f"{str(r.worst_index):11}  {'FAIL' if not r.ok else 'ok?' if r.vacuous else 'ok'}")
+            result = "FAIL" if not r.ok else "not compared" if not r.checked else "ok?" if r.vacuous else "ok"
+            lines.append(f"{r.name:14}{str(r.shape):>14}{r.checked:9}{len(r.kinks):7}{r.max_abs:13.3e}"
+                         f"{r.max_rel:13.3e}  {str(r.worst_index):11}  {result}")
         if self.vacuous:
             lines.append(f"ok?: every checked gradient is within atol={self.atol:g} of zero, so this check "
                          f"cannot tell it from 0 or from its negative")
+        kinks = [(r.name, k) for r in self.rows for k in r.kinks]
+        if kinks:
+            lines += [f"at a kink, not compared ({len(kinks)}): the one-sided differences disagree, so the loss is",
+                      "not differentiable within eps of these entries (a ReLU input at 0, a max-pool tie)"]
+            lines += [f"  {name}{list(k.index)}: slope {k.left:.6g} from the left, {k.right:.6g} from the right; "
+                      f"backprop {k.backprop:.6g}" for name, k in kinks[:LISTED]]
+            if len(kinks) > LISTED:
+                lines.append(f"  ... and {len(kinks) - LISTED} more (report.kinks lists them all)")
         return "\n".join(lines)
 
 
@@ -83,6 +134,8 @@ def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4
 
     Parameters with more than ``max_samples_per_param`` entries are checked at that many
     indices drawn with ``seed``; the report's rows are named like ``model.parameters()``.
+    Entries where the loss has a kink within ``eps`` (a ReLU input at 0, a max-pool tie) are
+    not compared and not failures: ``report.kinks`` names them (see the module docstring).
     """
     raise_on_fail = _check_args("gradcheck", eps, atol, rtol, max_samples_per_param, seed, dtype, raise_on_fail)
     _check_kind("gradcheck", "model", model, Sequential, "a gpubp Sequential (for one layer use gradcheck_layer)")
@@ -225,58 +278,105 @@ def _compare(f, arrays, analytic, eps, atol, rtol, max_samples, seed):
     with progress shown (on a terminal) when the check is estimated at over 10 s."""
     report, rng = GradcheckReport(eps=eps, atol=atol, rtol=rtol), np.random.default_rng(seed)
     entries = sum(min(a.size, max_samples) for a in arrays.values())
-    bar, done = Progress(entries, None if _estimate(f, entries, max_samples) > 10 else False, unit="entry"), 0
+    seconds, f0 = _estimate(f, entries, max_samples)
+    bar, done = Progress(entries, None if seconds > 10 else False, unit="entry"), 0
     try:
         for name, arr in arrays.items():
             size = arr.size
             idx = np.arange(size) if size <= max_samples else np.sort(rng.choice(size, max_samples, replace=False))
-            numeric = _differences(f, arr, idx, eps, lambda j: bar.update(done + j + 1, name))
+            got = analytic[name].reshape(-1)[idx]
+            numeric, kinks = _differences(f, f0, arr, idx, got, (eps, atol, rtol),
+                                          lambda j: bar.update(done + j + 1, name))
             done += len(idx)
-            report.rows.append(_row(name, arr, idx, analytic[name].reshape(-1)[idx], numeric, atol, rtol))
+            report.rows.append(_row(name, arr, idx, got, numeric, kinks, atol, rtol))
     finally:
         bar.close()
     return report
 
 
-def _estimate(f, entries, max_samples) -> float:
-    """Seconds the check of ``entries`` entries takes, from one timed evaluation of ``f``; over a
-    minute it warns first, with what makes it shorter."""
+def _estimate(f, entries, max_samples):
+    """Seconds the check of ``entries`` entries takes, from one timed evaluation of ``f``, and
+    that evaluation (f at the unperturbed point); over a minute it warns first, with what makes it shorter."""
     start = time.perf_counter()
-    f()
+    f0 = f()
     seconds = 2 * entries * (time.perf_counter() - start)
     if seconds > 60:
         warnings.warn(f"gradcheck: {2 * entries} evaluations of the model, about {seconds / 60:.0f} minute(s); "
                       f"give a smaller max_samples_per_param (now {max_samples}) or fewer samples in X",
                       GpubpWarning, stacklevel=4)
-    return seconds
+    return seconds, f0
 
 
-def _differences(f, arr, idx, eps, tick):
-    """(f(p + eps e_i) - f(p - eps e_i)) / (2 eps) at the flat indices ``idx`` of ``arr`` (each
-    entry restored after), calling ``tick(j)`` after the j-th."""
-    numeric = np.empty(len(idx))
+def _differences(f, f0, arr, idx, got, tolerance, tick):
+    """(f(p + eps e_i) - f(p - eps e_i)) / (2 eps) at the flat indices ``idx`` of ``arr``, calling
+    ``tick(j)`` after the j-th; an entry that disagrees with backprop's ``got`` is settled by
+    ``_settle``. Returns the differences and {j: Kink} for the entries at a kink."""
+    eps, atol, rtol = tolerance
+    numeric, kinks = np.empty(len(idx)), {}
     for j, i in enumerate(idx):
         at = np.unravel_index(int(i), arr.shape)  # works for any memory layout
-        orig = float(arr[at])
-        arr[at] = orig + eps
-        up = f()
-        arr[at] = orig - eps
-        down = f()
-        arr[at] = orig
+        up, down = _sides(f, arr, at, eps)
         numeric[j] = (up - down) / (2 * eps)
+        if abs(got[j] - numeric[j]) > atol + rtol * abs(numeric[j]):
+            numeric[j], kink = _settle(f, f0, arr, at, (up, down), got[j], tolerance)
+            if kink is not None:
+                kinks[j] = kink
         tick(j)
-    return numeric
+    return numeric, kinks
 
 
-def _row(name, arr, idx, got, numeric, atol, rtol):
-    """The report's row of one array: its worst error, where, and whether all are in tolerance."""
+def _sides(f, arr, at, h):
+    """f(p + h e_i), f(p - h e_i), the entry restored after."""
+    orig = float(arr[at])
+    try:
+        arr[at] = orig + h
+        up = f()
+        arr[at] = orig - h
+        return up, f()
+    finally:
+        arr[at] = orig
+
+
+def _settle(f, f0, arr, at, sides, got, tolerance):
+    """An entry whose central difference at eps disagrees with backprop: a real failure, or a kink
+    within eps (the module docstring has the test). Returns (difference, None) for a pass at a
+    smaller step or a failure (then the difference at eps), (difference at eps, Kink) at a kink."""
+    eps, atol, rtol = tolerance
+    u = float(np.finfo(arr.dtype).eps)
+    steps = [eps] + [eps / k for k in RETRY if eps / k >= np.sqrt(u) / 10]
+    first, spread = (sides[0] - sides[1]) / (2 * eps), []
+    for h in steps:
+        up, down = sides if h == eps else _sides(f, arr, at, h)
+        central = (up - down) / (2 * h)
+        tol = atol + rtol * abs(central)
+        if abs(got - central) <= tol:
+            return central, None  # the kink (or the curvature) lay between h and eps
+        spread.append(abs(up - 2 * f0 + down) / h)
+        if spread[-1] <= tol:
+            return first, None  # the one-sided differences agree: backprop is wrong here
+    noise = 32 * u * max(abs(f0), abs(up), abs(down)) / h
+    left, right = (f0 - down) / h, (up - f0) / h
+    between = min(left, right) - tol - noise <= got <= max(left, right) + tol + noise
+    if len(steps) > 1 and spread[-1] > 3 * spread[-2] * h / steps[-2] + noise and between:
+        return first, Kink(tuple(int(k) for k in at), left + 0.0, right + 0.0, float(got) + 0.0)  # no -0
+    return first, None
+
+
+def _row(name, arr, idx, got, numeric, kinks, atol, rtol):
+    """The report's row of one array: its worst error over the entries compared (not those at a
+    kink), where, and whether all are in tolerance."""
+    compared = np.array([j not in kinks for j in range(len(idx))], bool)
+    marks = tuple(kinks[j] for j in sorted(kinks))
+    if not compared.any():  # every entry at a kink: nothing compared (the kink warning says so)
+        return Row(name, tuple(arr.shape), 0, 0.0, 0.0, None, True, kinks=marks)
+    idx, got, numeric = idx[compared], got[compared], numeric[compared]
     err = np.abs(got - numeric)
     rel = err / np.maximum(np.maximum(np.abs(got), np.abs(numeric)), 1e-300)
     worst = int(np.argmax(err - (atol + rtol * np.abs(numeric))))
     size = float(max(np.abs(got).max(), np.abs(numeric).max()))
     return Row(name, tuple(arr.shape), len(idx), float(err.max()), float(rel.max()),
                tuple(int(k) for k in np.unravel_index(int(idx[worst]), arr.shape)),
-               bool(np.all(err <= atol + rtol * np.abs(numeric))), vacuous=size <= atol)
+               bool(np.all(err <= atol + rtol * np.abs(numeric))), vacuous=size <= atol, kinks=marks)
 
 
 def _finish(report, raise_on_fail):
@@ -288,4 +388,11 @@ def _finish(report, raise_on_fail):
                       f"half of it) passes as well; give an atol well below their size (float64 differences are good "
                       f"to about 1e-10 of the loss) or inputs where the gradient is not ~0",
                       GpubpWarning, stacklevel=3)
+    if report.kinks:
+        named = ", ".join(f"{name}{list(index)}" for name, index in report.kinks[:LISTED])
+        more = f" and {len(report.kinks) - LISTED} more" if len(report.kinks) > LISTED else ""
+        warnings.warn(f"gradcheck: {len(report.kinks)} entr{'y is' if len(report.kinks) == 1 else 'ies are'} at a "
+                      f"kink (the loss is not differentiable within eps: a ReLU input at 0, a max-pool tie), so "
+                      f"not compared: {named}{more}; a wrong backward there goes unseen, so check them at inputs "
+                      f"away from the kink (other data or seed)", GpubpWarning, stacklevel=3)
     return report
