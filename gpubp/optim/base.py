@@ -83,8 +83,10 @@ class Optimizer:
 
     def prepare(self, model) -> "Updates":
         """The update of every parameter of ``model`` bound once (``Backend.bind``), each gradient
-        checked and each slot made before any parameter changes; the kernels read the step's
-        scalars from ``Updates.scalars``, a small array on the model's device that ``step`` writes.
+        and slot checked (any two of parameters, gradients and slots sharing memory refused: a
+        tied weight would be stepped once per name) and each slot made before any parameter
+        changes; the kernels read the step's scalars from ``Updates.scalars``, a small array on
+        the model's device that ``step`` writes.
         A model whose parameters and gradients each live in one flat buffer (``Sequential.flat``)
         gets flat slots too and one kernel for all of them (the same numbers: it is elementwise)."""
         backend, params, grads = _model(model).backend, model.parameters(), model.gradients()
