@@ -171,7 +171,7 @@ def test_a_check_that_will_take_long_says_so_first(monkeypatch):
     """Before: no word of how long a check of a large model would run (evaluations x one forward)."""
     import itertools
 
-    import gpubp.tools.gradcheck as gc
+    import gpubp.tools.gradcheck.differences as gc
     clock = itertools.count(0.0, 2.0)  # each reading 2 s later: the timed evaluation takes 2 s
     monkeypatch.setattr(gc.time, "perf_counter", lambda: next(clock))
     model = gpubp.mlp(8, [6], 4, "tanh", "cpu", "float64", seed=0)
@@ -185,7 +185,7 @@ def test_a_long_check_shows_its_progress_on_a_terminal(monkeypatch, capsys):
     """A check estimated at over 10 s (one timed evaluation) shows entries done; a short one is silent."""
     import itertools
     from gpubp import progress
-    from gpubp.tools import gradcheck as module
+    from gpubp.tools.gradcheck import differences as module
     model = gpubp.Sequential([gpubp.Dense(2, 3), gpubp.Tanh(), gpubp.Dense(3, 2)], seed=0, dtype="float64")
     X, y = np.ones((4, 2)), np.array([0, 1, 0, 1])
     monkeypatch.setattr(progress, "_isatty", lambda stream: True)

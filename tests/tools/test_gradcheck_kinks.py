@@ -118,7 +118,7 @@ def test_without_a_smaller_step_a_kink_is_a_failure():
 def test_kinks_keep_the_progress_display(monkeypatch, capsys):
     import itertools
     from gpubp import progress
-    from gpubp.tools import gradcheck as module
+    from gpubp.tools.gradcheck import differences as module
     monkeypatch.setattr(progress, "_isatty", lambda stream: True)
     clock = itertools.count(step=1.0)  # every evaluation "takes" a second: 2 x 8 entries, 16 s, shown
     monkeypatch.setattr(module.time, "perf_counter", lambda: next(clock))
