@@ -115,3 +115,19 @@ def test_one_backend_twice_without_a_fault_warns(data, recwarn):
     gpubp.parity(make_model(), *data, "softmax_cross_entropy", steps=1, backends=("cpu", "cpu"),
                  perturb=Perturbation(layer=0, step=0))  # the way to test the report itself: no warning
     assert not [w for w in recwarn if issubclass(w.category, GpubpWarning)]
+
+
+def test_a_long_run_shows_its_progress_and_a_short_one_does_not(data, monkeypatch, capsys):
+    """Before: a parity run of many steps on a large model said nothing until its report."""
+    import itertools
+
+    from gpubp import progress
+    from gpubp.tools.parity import run
+    monkeypatch.setattr(progress, "_isatty", lambda stream: True)
+    gpubp.parity(make_model(), *data, "cross_entropy", steps=3, backends=PAIR)  # fast: no bar
+    assert "step" not in capsys.readouterr().err
+    clock = itertools.count(step=6.0)  # each reading 6 s later: the first step "takes" 6 s, 3 steps 18 s
+    monkeypatch.setattr(run.time, "perf_counter", lambda: next(clock))
+    report = gpubp.parity(make_model(), *data, "cross_entropy", steps=3, backends=PAIR)
+    err = capsys.readouterr().err
+    assert "step 3/3" in err and ("in tolerance" in err) == report.ok

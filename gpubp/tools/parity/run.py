@@ -18,6 +18,7 @@ for the whole run (see :func:`.tolerance.true_float32`).
 from __future__ import annotations
 
 import copy
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from ...errors import DTypeError, GpubpWarning, InvalidValueError, ShapeError
 from ...losses import get_loss
 from ...network import Sequential
 from ...optim import get_optimizer
+from ...progress import Progress
 from .report import Entry, ParityReport
 from .terms import gradient_terms, output_terms
 from .tolerance import compare, loss_gradient_terms, tf32_state, tolerance_for, true_float32
@@ -192,7 +194,8 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
     (wrapping), ``batch_size`` rows per step (all rows by default). ``loss`` is
     a name or Loss; ``optimizer`` a gpubp.optim name or optimizer instance, and ``lr`` its
     rate (an instance keeps its own unless ``lr`` is given; a name gets 0.01 by default).
-    Data with NaN/Inf is refused: the report would blame the backends for it.
+    Data with NaN/Inf is refused: the report would blame the backends for it. A run whose
+    first step says it will take over 10 s shows its progress (on a terminal).
     """
     sides, steps, lr = _check_arguments(model, backends, steps, lr, perturb)
     Xh, yh = _data(X, y)
@@ -203,11 +206,20 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
                           [repr(layer) for layer in model.layers], tf32=tf32_state()[1])
     runs = [_Run(model, b, loss, optimizer, lr, perturb if perturb and perturb.side == k else None)
             for k, b in enumerate(sides)]
-    with true_float32(), np.errstate(all="ignore"):  # non-finite values are reported, not warned
-        for step in range(steps):
-            rows = (step * size + np.arange(size)) % n
-            a, b = (run.step(Xh[rows], yh[rows]) for run in runs)
-            report.entries += _compare_step(step, a, b, runs[0].scales, report)
+    bar = Progress(steps, False, unit="step")  # shown (on a terminal) once the first step says the run is long
+    try:
+        with true_float32(), np.errstate(all="ignore"):  # non-finite values are reported, not warned
+            for step in range(steps):
+                start = time.perf_counter()
+                rows = (step * size + np.arange(size)) % n
+                a, b = (run.step(Xh[rows], yh[rows]) for run in runs)
+                report.entries += _compare_step(step, a, b, runs[0].scales, report)
+                if step == 0 and (time.perf_counter() - start) * steps > 10:
+                    bar = Progress(steps, unit="step")
+                first = report.first_failure
+                bar.update(step + 1, "in tolerance" if first is None else f"out of tolerance from step {first.step}")
+    finally:
+        bar.close()
     return report
 
 
