@@ -59,12 +59,12 @@ def generator(name, value) -> np.random.Generator:
     return value
 
 
-def sequential(what, model):
-    """``model`` when it is a gpubp Sequential (a subclass too), else InvalidValueError naming ``what``."""
-    from .network import Sequential  # here: the network imports this module
-    if not isinstance(model, Sequential):
-        raise InvalidValueError(f"{what}: model must be a gpubp Sequential, got a {type(model).__name__}")
-    return model
+def instance(name, value, kind):
+    """``value`` when it is a ``kind`` (a gpubp class; a subclass too), e.g. ``instance("fit: model",
+    model, Sequential)``: "fit: model must be a gpubp Sequential, got a list"."""
+    if not isinstance(value, kind):
+        raise InvalidValueError(f"{name} must be a gpubp {kind.__name__}, got a {type(value).__name__}")
+    return value
 
 
 def writable_target(name, path, create_parents=False) -> str:

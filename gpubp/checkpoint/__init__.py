@@ -58,7 +58,7 @@ def save(path, model, optimizer=None, extra=None) -> str:
     refuses, ``extra`` JSON cannot hold, NaN/Inf in a parameter or slot, an optimizer whose state
     ``load`` would refuse with this model (another model's, of another dtype, incomplete)."""
     given, path = target(path)
-    _checks.sequential("checkpoint.save", model)
+    _checks.instance("checkpoint.save: model", model, Sequential)
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise InvalidValueError(f"checkpoint.save: optimizer must be a gpubp Optimizer (or None), "
                                 f"got a {type(optimizer).__name__}")
@@ -186,7 +186,7 @@ def load(path, backend=None, dtype=None) -> Checkpoint:
 def load_into(path, model) -> Checkpoint:
     """Read the parameters saved at ``path`` into ``model`` in place (its architecture must
     match) and rebuild the saved optimizer on the model's backend, e.g. to resume training."""
-    _checks.sequential("checkpoint.load_into", model)
+    _checks.instance("checkpoint.load_into: model", model, Sequential)
     with Archive(path) as archive:
         meta = read_meta(archive)
         if meta["architecture"] != model.config():

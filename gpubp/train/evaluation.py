@@ -6,13 +6,14 @@ import numpy as np
 from .. import _checks
 from ..errors import NumericalError
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
+from ..network import Sequential
 from .inputs import _features, _mode, _prepare, _probe, _warn_sigmoid_twice
 from .state import _refuse_nonfinite_model
 
 
 def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict:
     """``{"loss": ..., "accuracy": ...}`` (accuracy for classification losses) on (X, y), in eval mode."""
-    _checks.sequential("evaluate", model)
+    _checks.instance("evaluate: model", model, Sequential)
     _refuse_nonfinite_model(model, "evaluate")
     loss = get_loss(loss)
     _warn_sigmoid_twice(model, loss, "evaluate")
@@ -28,7 +29,7 @@ def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict
 
 def predict(model, X, batch_size=1024) -> np.ndarray:
     """Model outputs for X as a host NumPy array, computed in batches in eval mode."""
-    _checks.sequential("predict", model)
+    _checks.instance("predict: model", model, Sequential)
     _refuse_nonfinite_model(model, "predict")
     batch_size = _checks.integer("predict: batch_size", batch_size, 1)
     Xd = _features(model, X, "predict", "X")

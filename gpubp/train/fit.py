@@ -14,6 +14,7 @@ from .. import _checks
 from ..errors import InvalidValueError, NumericalError
 from ..history import History
 from ..losses import get_loss
+from ..network import Sequential
 from ..optim import get_optimizer
 from ..plan import PlanCache, graph_problem, plan_problem
 from ..progress import Progress
@@ -98,7 +99,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     step is done, so the model holds whole steps (a second Ctrl-C stops at once; see
     ``gpubp.train.interrupts``).
     """
-    _checks.sequential("fit", model)
+    _checks.instance("fit: model", model, Sequential)
     loss = get_loss(loss)
     _warn_sigmoid_twice(model, loss, "fit")
     epochs = _checks.integer("fit: epochs", epochs, 1)
