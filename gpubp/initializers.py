@@ -34,9 +34,10 @@ def draw(name, rng, fan_in, fan_out, shape):
             return rng.normal(0.0, np.sqrt(2.0 / fans), size=shape)
         limit = np.sqrt(6.0 / fans)
         return rng.uniform(-limit, limit, size=shape)
-    except MemoryError:
-        raise OutOfMemoryError(f"{name}: a weight of shape {shape} is {math.prod(shape) * 8 / 2**30:.3g} GiB of "
-                               f"float64 on the host, more than there is memory for") from None
+    except MemoryError as exc:  # NumPy's words name the size too
+        raise OutOfMemoryError(f"out of memory ({exc}): {name} draws a weight of shape {shape}, "
+                               f"{math.prod(shape) * 8 / 2**30:.3g} GiB of float64 on the host; ask for a smaller "
+                               f"model") from None
 
 
 def addressable(what, shape, itemsize=8):

@@ -74,7 +74,8 @@ def test_a_weight_beyond_memory_is_named_by_the_initialiser():
         def uniform(self, *args, **kwargs):
             raise MemoryError("Unable to allocate")
     rng = Refusing(np.random.PCG64(0))
-    with pytest.raises(OutOfMemoryError, match=r"he_uniform: a weight of shape \(1000, 1000\) is 0.00745 GiB of float64"):
+    with pytest.raises(OutOfMemoryError, match=r"out of memory \(Unable to allocate\): he_uniform draws a weight of shape "
+                                               r"\(1000, 1000\), 0.00745 GiB of float64"):
         he_uniform(rng, 1000, 1000)
     with pytest.raises(OutOfMemoryError, match=r"would hold 1e\+30 numbers"):
         draw("he_normal", rng, 3, 2, (10**30,))  # was: ValueError 'Maximum allowed dimension exceeded'
