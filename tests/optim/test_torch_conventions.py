@@ -112,13 +112,10 @@ def distances(case, runner):
     return distance(runner(make_opt, None, "float32"), truth), distance(runner(None, rule, "float32"), truth)
 
 
-def on_nets(make_opt, rule, dtype):
-    """Three small nets trained 100 steps each from the same float32 start (seed 1)."""
-    out = {}
-    for k, widths in enumerate(NETS):
-        start = float32_start(1, widths)
-        out.update({f"{k}.{n}": p for n, p in run(make_opt, rule, dtype, 100, 1, widths, start).items()})
-    return out
+def on_net(seed, widths):
+    """A runner: the net of ``widths`` trained 100 steps from its float32 start drawn with ``seed``."""
+    start = float32_start(seed, widths)
+    return lambda make_opt, rule, dtype: run(make_opt, rule, dtype, 100, seed, widths, start)
 
 
 @pytest.mark.parametrize("case", TRAJECTORIES)
@@ -131,10 +128,13 @@ def test_float32_updates_as_close_to_float64_as_pytorch(case):
 
 @pytest.mark.parametrize("case", TRAJECTORIES)
 def test_float32_training_as_close_to_float64_as_pytorch(case):
-    """Three small nets, 100 steps: forward/backward rounding is amplified by training
-    (each net alone varies 0.4x - 2.3x either way), so the nets are judged together."""
-    ours, torch32 = distances(case, on_nets)
-    assert ours <= 1.5 * torch32, f"{case}: gpubp float32 {ours:.2e} from float64, PyTorch's rules {torch32:.2e}"
+    """Fifteen small nets (three shapes, five starts), 100 steps each: training amplifies every
+    rounding (one net's ratio ranges from 0.1x to 10x either way between machines, as the
+    BLAS's roundings differ), so the median of the nets' ratios is judged, not one sum."""
+    ratios = [ours / torch32 for ours, torch32 in
+              (distances(case, on_net(seed, widths)) for seed in range(1, 6) for widths in NETS)]
+    assert np.median(ratios) <= 1.5, f"{case}: gpubp float32 / PyTorch's rules, distance from float64: " \
+                                     f"{np.round(sorted(ratios), 2)}"
 
 
 def test_the_old_float32_one_minus_beta_is_caught(monkeypatch):
