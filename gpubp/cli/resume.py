@@ -50,8 +50,9 @@ def continue_saved(args, saved):
                                 f"every epoch of the run, resumed ones included; give --epochs > {done}")
     _continue_architecture(args, saved.model)
     run = extra.get("run") or {}
+    batch_size = (extra.get("batching") or {}).get("batch_size", run.get("batch_size"))  # run's: older checkpoints
     for name, value in (("loss", info.get("loss")), ("seed", extra.get("seed")), ("val_split", info.get("val_split")),
-                        ("schedule", run.get("schedule")), ("batch_size", run.get("batch_size"))):
+                        ("schedule", run.get("schedule")), ("batch_size", batch_size)):
         _same(args, name, value, f"was trained with {_flag(name)} {value}")  # the same samples, steps and rates
     if args.optimizer and saved.optimizer:
         wanted = get_optimizer(args.optimizer)

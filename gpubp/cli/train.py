@@ -136,7 +136,7 @@ def train(args, comm) -> int:
     lr, schedule = DEFAULTS[args.model]
     optimizer = (saved.optimizer if args.optimizer is None else get_optimizer(args.optimizer)) if saved \
         else get_optimizer(args.optimizer or "adam", lr=args.lr or lr)
-    extras = {"data": data.info, "run": {"schedule": args.schedule or schedule, "batch_size": args.batch_size}}
+    extras = {"data": data.info, "run": {"schedule": args.schedule or schedule}}  # fit keeps the batch size
     t0 = time.perf_counter()
     log = EpochLog(args.log, append=bool(args.resume)) if args.log else None
     try:
@@ -168,7 +168,8 @@ def _save(args, model, optimizer, history, name, extras, resumed) -> str:
     run, or --checkpoint-every's last write at an epoch's end) is the better one to keep."""
     if history.interrupted and os.path.exists(args.save) and not ahead_of(args, history, resumed):
         return f"not saved: interrupted in epoch {history.epochs + 1}; {args.save} keeps what it held"
-    path = save_training(args.save, model, optimizer, history, args.seed, dataset=name, **extras)
+    path = save_training(args.save, model, optimizer, history, args.seed,
+                         {"batch_size": args.batch_size, "shuffle": True}, dataset=name, **extras)
     return f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
 
 

@@ -84,9 +84,41 @@ def test_a_resumed_run_keeps_its_schedule_and_batch_size(saved, tmp_path, capsys
     code, _, _ = run([*argv, "--epochs", "3", "--resume", str(tmp_path / "m.npz"), "--save", str(tmp_path / "m2.npz")],
                      capsys)
     meta = gpubp.checkpoint.read_metadata(tmp_path / "m2.npz")
-    assert code == 0 and meta["extra"]["run"] == {"schedule": "cosine", "batch_size": 8}
+    assert code == 0 and meta["extra"]["run"] == {"schedule": "cosine"}
+    assert meta["extra"]["batching"] == {"batch_size": 8, "shuffle": True}  # what fit(resume_from=) compares too
     history = meta["extra"]["history"]
     assert len(history["lr"]) == 3 and history["lr"][2] < history["lr"][1] < history["lr"][0]  # cosine went on
+
+
+def test_the_final_save_keeps_the_batching_a_python_resume_compares(saved, tmp_path, capsys):
+    """Was: --save's last write held the batch size only in the command's own record, so
+    fit(resume_from=) of it with another batch size went on silently."""
+    ck = tmp_path / "m.npz"
+    code, _, _ = run(["train", "--device", "cpu", "--quiet", "--data", str(saved / "table.npz"), "--epochs", "1",
+                      "--batch-size", "8", "--save", str(ck)], capsys)
+    assert code == 0
+    loaded = gpubp.checkpoint.load(ck)
+    X = np.random.default_rng(0).normal(size=(20, loaded.model.layers[0].n_in))
+    y = np.zeros(20, dtype=np.int64)
+    with pytest.warns(gpubp.GpubpWarning, match="other data"), \
+            pytest.warns(gpubp.GpubpWarning, match=r"batch_size=16 \(saved: 8\)"):  # other samples too: both said
+        gpubp.fit(loaded.model, X, y, loss="cross_entropy", optimizer=loaded.optimizer, epochs=2, batch_size=16,
+                  resume_from=str(ck), progress=False)
+
+
+def test_a_checkpoint_of_an_older_version_keeps_its_batch_size(saved, tmp_path, capsys):
+    """Checkpoints written before "batching" held the batch size in the command's "run" record."""
+    ck = tmp_path / "old.npz"
+    code, _, _ = run(["train", "--device", "cpu", "--quiet", "--data", str(saved / "table.npz"), "--epochs", "1",
+                      "--batch-size", "8", "--save", str(ck)], capsys)
+    loaded = gpubp.checkpoint.load(ck)
+    extra = gpubp.checkpoint.read_metadata(ck)["extra"]
+    batching = extra.pop("batching")
+    extra["run"]["batch_size"] = batching["batch_size"]
+    gpubp.checkpoint.save(ck, loaded.model, loaded.optimizer, extra=extra)
+    code, _, last = run(["train", "--device", "cpu", "--quiet", "--data", str(saved / "table.npz"), "--epochs", "2",
+                         "--resume", str(ck), "--batch-size", "16"], capsys)
+    assert code == 1 and "was trained with --batch-size 8" in last, last
 
 
 def test_resume_with_the_saved_optimizer_named_keeps_its_hyperparameters(saved, tmp_path, capsys):
