@@ -59,11 +59,12 @@ def generator(name, value) -> np.random.Generator:
     return value
 
 
-def instance(name, value, kind):
+def instance(name, value, kind, hint=""):
     """``value`` when it is a ``kind`` (a gpubp class; a subclass too), e.g. ``instance("fit: model",
-    model, Sequential)``: "fit: model must be a gpubp Sequential, got a list"."""
+    model, Sequential)``: "fit: model must be a gpubp Sequential, got a list" (then ``hint``, if any)."""
     if not isinstance(value, kind):
-        raise InvalidValueError(f"{name} must be a gpubp {kind.__name__}, got a {type(value).__name__}")
+        raise InvalidValueError(f"{name} must be a gpubp {kind.__name__}, got a {type(value).__name__}"
+                                + (f"; {hint}" if hint else ""))
     return value
 
 

@@ -68,8 +68,7 @@ class GradientRecorder:
     # -- watching a model ---------------------------------------------------------------
     def attach(self, model):
         """Start an epoch on ``model``: zero the sums and join ``model.observers``."""
-        if not isinstance(model, Sequential):
-            raise InvalidValueError(f"GradientRecorder.attach: model must be a gpubp Sequential, got a {type(model).__name__}")
+        _checks.instance("GradientRecorder.attach: model", model, Sequential)
         self.detach()
         self._model, n_layers = model, len(model.layers)
         self.names = [type(layer).__name__ for layer in model.layers]
@@ -136,9 +135,7 @@ class GradientRecorder:
 def record_gradients(model, X, T, loss) -> GradientRecorder:
     """One forward/backward of ``model`` on ``(X, T)`` under ``loss`` (a Loss or its name),
     recorded as a single epoch."""
-    if not isinstance(model, Sequential):
-        raise InvalidValueError(f"record_gradients: model must be a gpubp Sequential, got "
-                                f"{type(model).__name__} {model!r:.60}")
+    _checks.instance("record_gradients: model", model, Sequential)
     rec, loss, backend = GradientRecorder(), get_loss(loss), model.backend
     X, T = backend.asarray(X), backend.asarray(T)
     backend.check_finite(X, "record_gradients: the input X")

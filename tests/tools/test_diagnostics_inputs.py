@@ -57,7 +57,7 @@ def test_record_gradients_refuses_nan_input_and_a_non_model():
         record_gradients(model, X, T, "mse")              # was: a table of nan norms
     with pytest.raises(NumericalError, match="record_gradients: the targets T"):
         record_gradients(model, np.nan_to_num(X), T * np.inf, "mse")
-    with pytest.raises(InvalidValueError, match="model must be a gpubp Sequential, got str"):
+    with pytest.raises(InvalidValueError, match="model must be a gpubp Sequential, got a str"):
         record_gradients("model", X, T, "mse")            # was: AttributeError
     assert model.observers == []                          # nothing left attached by a refusal
 

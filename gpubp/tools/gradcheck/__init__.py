@@ -51,7 +51,7 @@ def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4
     not compared and not failures: ``report.kinks`` names them (see the module docstring).
     """
     raise_on_fail = _check_args("gradcheck", eps, atol, rtol, max_samples_per_param, seed, dtype, raise_on_fail)
-    _check_kind("gradcheck", "model", model, Sequential, "a gpubp Sequential (for one layer use gradcheck_layer)")
+    _checks.instance("gradcheck: model", model, Sequential, "for one layer use gradcheck_layer")
     if not model.parameters():
         raise InvalidValueError(f"gradcheck: {model!r:.80} has no parameters, so there is no gradient to check "
                                 f"(a report of no rows would pass); check its layers' dX with gradcheck_layer")
@@ -77,7 +77,7 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
     (so dL/dY = w: every output's gradient path is exercised with a different weight)."""
     raise_on_fail = _check_args("gradcheck_layer", eps, atol, rtol, max_samples_per_param, seed, dtype,
                                 raise_on_fail)
-    _check_kind("gradcheck_layer", "layer", layer, Layer, "a gpubp Layer (for a model use gradcheck)")
+    _checks.instance("gradcheck_layer: layer", layer, Layer, "for a model use gradcheck")
     lay, backend = _copy(layer, layer.backend, dtype)
     (X,) = _inputs("gradcheck_layer", backend, layer.backend, X, names=("X",))
     start = _frozen(lay.buffers)
@@ -135,11 +135,6 @@ def _check_args(fn, eps, atol, rtol, max_samples, seed, dtype, raise_on_fail) ->
                       + (" with atol and rtol near 1e-2, or dtype='float64'" if name == "float32" else ""),
                       GpubpWarning, stacklevel=3)
     return _checks.flag(f"{fn}: raise_on_fail", raise_on_fail)
-
-
-def _check_kind(fn, what, obj, cls, expected):
-    if not isinstance(obj, cls):
-        raise InvalidValueError(f"{fn}: {what} must be {expected}, got {type(obj).__name__} {obj!r:.60}")
 
 
 def _finite_start(fn, value, what):

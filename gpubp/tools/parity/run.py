@@ -227,8 +227,7 @@ def _check_arguments(model, backends, steps, lr, perturb):
     """``(sides, steps, lr)``: the two Backends, the step count and the rate (or None) of a parity
     run, each checked, with the fault; a warning when both sides are one backend and no fault
     sets them apart."""
-    if not isinstance(model, Sequential):
-        raise InvalidValueError(f"parity: model must be a gpubp Sequential, got {type(model).__name__} {model!r:.60}")
+    _checks.instance("parity: model", model, Sequential)
     if isinstance(backends, (str, Backend)) or not isinstance(backends, (tuple, list)) or len(backends) != 2:
         raise InvalidValueError(f"parity compares two backends, like ('cpu', 'gpu') or "
                                 f"('cpu/float32', 'cpu/float64'), got {backends!r}")
