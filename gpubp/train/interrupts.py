@@ -15,8 +15,9 @@ attribute set and cleared, no ``signal.signal`` call::
             steps.end()              # KeyboardInterrupt here, if Ctrl-C came during the step
 
 The handler is installed only in the main thread and only where SIGINT's handler is Python's own
-(``signal.default_int_handler``): a handler someone else set (an outer fit, a framework, a
-user's) is left alone, and the previous handler is always put back.
+(``signal.default_int_handler``) or an outer fit's: a fit run inside another's callback defers to
+its own steps, so a Ctrl-C there stops the inner fit at its step's end (never mid-step). A handler
+someone else set (a framework, a user's) is left alone, and the previous handler is always put back.
 """
 from __future__ import annotations
 
@@ -52,12 +53,12 @@ class Steps:
 def deferred():
     """A :class:`Steps` whose Ctrl-C waits for the step's end, while the block runs (see the module)."""
     steps = Steps()
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if not (previous is signal.default_int_handler or isinstance(getattr(previous, "__self__", None), Steps)):
         yield steps  # the flags are set and cleared as ever; nothing defers
         return
-    previous = signal.signal(signal.SIGINT, steps._on_sigint)
-    try:
+    try:  # installed inside the try: a Ctrl-C the moment it is in still puts ``previous`` back
+        signal.signal(signal.SIGINT, steps._on_sigint)
         yield steps
     finally:
         signal.signal(signal.SIGINT, previous)
