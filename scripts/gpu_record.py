@@ -44,6 +44,13 @@ GPU_SUITE = ("-m gpu tests/backend tests/training/test_graph.py tests/distribute
              "tests/optim tests/tools tests/cli tests/bench tests")
 
 
+def _ctrl_c_stops() -> None:
+    """In the suite's process, before it starts: SIGINT as Python expects to find it. A command
+    started in the background (``&``, some job runners) passes SIGINT on ignored, and Python then
+    keeps ignoring it, so the out-of-time Ctrl-C would not stop pytest and its report were lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_results(selection: str, out: str, timeout: float) -> dict:
     """Run ``pytest selection`` (its output in ``out``) and summarise its JUnit report."""
     report, log = os.path.join(out, "pytest.xml"), os.path.join(out, "pytest.log")
@@ -51,6 +58,7 @@ def test_results(selection: str, out: str, timeout: float) -> dict:
         suite = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-rs", *shlex.split(selection),
                                   f"--junitxml={report}"], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
                                  text=True, start_new_session=True,  # its own process group: mpiexec's too
+                                 preexec_fn=_ctrl_c_stops,
                                  env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1"))
         try:
             code = suite.wait(timeout=timeout)
