@@ -38,9 +38,11 @@ class CtrlCInUpdate(gpubp.Adam):
 
 @pytest.fixture(autouse=True)
 def default_sigint():
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    """Every test runs with Python's own SIGINT handler (a suite started in the background
+    inherits SIGINT ignored), and the suite's handler is put back after it."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize("hook", ["on_epoch_end", "on_batch_end"])
