@@ -67,6 +67,12 @@ class Optimizer:
         self._state, self._prepared = slots_by_parameter(state), None  # the slots ``prepare`` found are no longer these
         self._owner = None  # the model these slots belong to: the next one stepped
 
+    def __getstate__(self):
+        """Copies and pickles keep the hyperparameters, ``t`` and the slots, not the update bound
+        to a model nor which model that was: ``deepcopy((model, optimizer))`` steps the copied
+        model with the copied slots (the first model stepped owns them, as for a new optimizer)."""
+        return {**self.__dict__, "_prepared": None, "_owner": None}
+
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper}.items())
         return f"{type(self).__name__}({args})"

@@ -105,3 +105,24 @@ def test_loaded_state_and_slotless_sgd_follow_the_model_they_step():
     stepped(optimizer_from_state(adam.state_dict(), "cpu"))
     _, sgd = stepped(SGD(0.1))
     stepped(sgd)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop"])
+def test_a_copied_model_and_optimizer_train_as_the_originals(name):
+    """Was: deepcopy((model, optimizer)) gave an optimizer still bound to the original model
+    (StateError on the copy's first step), and pickling an optimizer that had stepped failed on
+    its bound kernels; a copy now carries hyperparameters, t and slots, nothing bound."""
+    import copy
+    import pickle
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 3)), rng.normal(size=(16, 2))
+    model = gpubp.mlp(3, [5], 2, "tanh", "cpu", "float64", seed=0)
+    opt = gpubp.optim.get_optimizer(name, lr=0.01)
+    gpubp.fit(model, X, y, loss="mse", optimizer=opt, epochs=1, batch_size=4, progress=False)
+    twin, twin_opt = copy.deepcopy((model, opt))
+    unpickled = pickle.loads(pickle.dumps(opt))
+    assert (unpickled.t, twin_opt.t) == (opt.t, opt.t) == (4, 4)
+    for m, o in ((model, opt), (twin, twin_opt)):
+        gpubp.fit(m, X, y, loss="mse", optimizer=o, epochs=2, batch_size=4, progress=False)
+    for name_, p in model.parameters().items():
+        np.testing.assert_array_equal(twin.parameters()[name_], p)
