@@ -14,6 +14,8 @@ from .errors import InvalidValueError
 
 def integer(name, value, minimum=None) -> int:
     """``value`` as an int: a whole number (not a bool, not 2.7) >= ``minimum``."""
+    if minimum is not None and type(minimum) is not int:
+        _limit(name, "minimum", minimum)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidValueError(f"{name} must be a whole number{_at_least(minimum)}, got {value!r}")
     if minimum is not None and value < minimum:
@@ -24,6 +26,11 @@ def integer(name, value, minimum=None) -> int:
 def number(name, value, low=None, high=None, low_open=False, high_open=False) -> float:
     """``value`` as a finite float in [low, high] (either end open with ``low_open``/``high_open``);
     not a bool, not a string."""
+    for which, limit in (("low", low), ("high", high)):
+        if limit is not None and type(limit) not in (int, float) or limit != limit:  # NaN
+            _limit(name, which, limit)
+    if type(low_open) is not bool or type(high_open) is not bool:
+        low_open, high_open = flag(f"{name}: low_open", low_open), flag(f"{name}: high_open", high_open)
     bound = ""
     if low is not None:
         bound = f" {'>' if low_open else '>='} {low:g}"
@@ -62,8 +69,11 @@ def generator(name, value) -> np.random.Generator:
 def instance(name, value, kind, hint=""):
     """``value`` when it is a ``kind`` (a gpubp class; a subclass too), e.g. ``instance("fit: model",
     model, Sequential)``: "fit: model must be a gpubp Sequential, got a list" (then ``hint``, if any)."""
+    if not (isinstance(kind, type) or isinstance(kind, tuple) and kind and all(isinstance(k, type) for k in kind)):
+        raise InvalidValueError(f"{name}: the kind to check against must be a class or a tuple of classes, got {kind!r:.60}")
     if not isinstance(value, kind):
-        raise InvalidValueError(f"{name} must be a gpubp {kind.__name__}, got a {type(value).__name__}"
+        what = " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+        raise InvalidValueError(f"{name} must be a gpubp {what}, got a {type(value).__name__}"
                                 + (f"; {hint}" if hint else ""))
     return value
 
@@ -73,6 +83,7 @@ def writable_target(name, path, create_parents=False) -> str:
     could not be written: its folder must exist (or, with ``create_parents``, its nearest existing
     ancestor) and be a writable folder, and it must not be a folder. Through a symbolic link it is
     the file the link names (the link is kept); a link that loops is refused."""
+    create_parents = flag(f"{name}: create_parents", create_parents)
     try:
         path = os.path.abspath(os.fsdecode(path))  # str, bytes or os.PathLike
     except TypeError:
@@ -97,6 +108,13 @@ def writable_target(name, path, create_parents=False) -> str:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InvalidValueError(f"{name}: the folder {folder} is not writable")
     return path
+
+
+def _limit(name, which, limit):
+    """Refuse a bound (``minimum``, ``low``, ``high``) that is not a number: a string or None
+    compares with an error, NaN compares False and would let every value pass, a bool reads as 0 or 1."""
+    if isinstance(limit, (bool, np.bool_)) or not isinstance(limit, numbers.Real) or math.isnan(limit):
+        raise InvalidValueError(f"{name}: the bound {which} must be a number (not NaN, not a bool), got {limit!r:.60}")
 
 
 def _at_least(minimum):
