@@ -7,6 +7,7 @@ import sys
 import time
 
 from . import _checks
+from .errors import InvalidValueError
 
 try:  # a dependency (pyproject.toml); the plain line below covers an install without it
     from tqdm.auto import tqdm
@@ -19,7 +20,12 @@ class Progress:
 
     def __init__(self, total: int, enabled=None, stream=None, unit="epoch"):
         total = _checks.integer("Progress total", total, 0)
-        self.stream = stream or sys.stderr
+        if stream is not None and not callable(getattr(stream, "write", None)):
+            raise InvalidValueError(f"Progress stream must be a text stream (an object with write, such as "
+                                    f"sys.stderr) or None (stderr), got {stream!r:.60}")
+        if not isinstance(unit, str):
+            raise InvalidValueError(f"Progress unit must be a word such as 'epoch', got {unit!r:.60}")
+        self.stream = sys.stderr if stream is None else stream
         self.enabled = _isatty(self.stream) if enabled is None else \
             _checks.flag("Progress enabled", enabled, " or None")
         self.total, self.unit, self.start, self.bar = total, unit, time.perf_counter(), None
@@ -29,6 +35,7 @@ class Progress:
 
     def update(self, done: int, text: str = ""):
         """``done`` units of the total are finished (a resumed run starts past 0)."""
+        done = _checks.integer("Progress.update: done", done, 0)
         if not self.enabled:
             return
         if self.bar is not None:
@@ -42,7 +49,7 @@ class Progress:
 
     def epoch(self, epoch: int, text: str):
         """fit: epoch ``epoch`` (from 0) has ended, ``text`` its summary."""
-        self.update(epoch + 1, text)
+        self.update(_checks.integer("Progress.epoch: epoch", epoch, 0) + 1, text)
 
     def close(self):
         if self.bar is not None:
