@@ -46,6 +46,9 @@ class GraphedStep:
     """One captured training step of ``plan`` (a StepPlan on a CuPy backend)."""
 
     def __init__(self, plan):
+        from .step import StepPlan  # step.py imports this module
+        if not isinstance(plan, StepPlan):
+            raise InvalidValueError(f"GraphedStep: plan must be a gpubp StepPlan, got a {type(plan).__name__}")
         backend = plan.backend
         if not hasattr(backend, "capture"):
             raise InvalidValueError(f"cuda_graph: {backend.device} runs NumPy; a CUDA graph needs a "

@@ -203,8 +203,8 @@ class StepPlan:
 
     def _run_into(self, X, y, scale=1.0):
         """``run_into`` of a plan known to be current (``PlanCache.run``: its ``get`` checked)."""
-        if scale != 1:
-            _checks.number("StepPlan.run: scale", scale, low=0, low_open=True)
+        if type(scale) is not float or scale != 1.0:  # a bool or an array is no scale: checked, not compared
+            scale = _checks.number("StepPlan.run: scale", scale, low=0, low_open=True)
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
         observers = observers_of(self.model)
         with self.backend.activate():
@@ -279,6 +279,8 @@ class PlanCache:
     the model is planned again (or run eagerly, if it can no longer be planned)."""
 
     def __init__(self, model, loss, optimizer, cuda_graph=False):
+        _checks.instance("PlanCache: model", model, Sequential)
+        cuda_graph = _checks.flag("PlanCache: cuda_graph", cuda_graph)
         self.model, self.loss, self.optimizer, self.cuda_graph = model, loss, optimizer, cuda_graph
         self._renew()
 
