@@ -46,7 +46,10 @@ def spirals(n=400, noise=0.1, seed=0, test_fraction=0.25):
     integer("spirals: n", n, minimum=2)
     number("spirals: noise", noise, low=0)
     rng = np.random.default_rng(integer("spirals: seed", seed, minimum=0))
-    t = np.sqrt(rng.uniform(0, 1, n)) * 3 * np.pi
+    try:
+        t = np.sqrt(rng.uniform(0, 1, n)) * 3 * np.pi
+    except (ValueError, MemoryError, OverflowError):  # NumPy's "Maximum allowed dimension exceeded", or no room
+        raise InvalidValueError(f"spirals: n={n} points is more than this machine can hold") from None
     y = np.arange(n) % 2
     sign = np.where(y == 0, 1.0, -1.0)
     X = np.stack([sign * t * np.cos(t), sign * t * np.sin(t)], axis=1) / (3 * np.pi)

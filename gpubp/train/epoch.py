@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _checks
 from ..backend import backend_of
-from ..errors import NumericalError, StateError
+from ..errors import InvalidValueError, NumericalError, StateError
 from ..plan import PlanCache
 from .evaluation import LossSum, _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
 from .inputs import _mode
@@ -26,9 +26,11 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
     ``(seed, epoch)`` (the same on every device and every rank), or ``range(n)`` unshuffled."""
     n, seed, epoch = (_checks.integer(f"epoch_order: {name}", v, 0) for name, v in (("n", n), ("seed", seed),
                                                                                  ("epoch", epoch)))
-    if not _checks.flag("epoch_order: shuffle", shuffle):
-        return np.arange(n)
-    return np.random.default_rng([seed, epoch]).permutation(n)
+    shuffle = _checks.flag("epoch_order: shuffle", shuffle)
+    try:
+        return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    except (ValueError, MemoryError, OverflowError):  # NumPy's "Maximum allowed size exceeded", or no room
+        raise InvalidValueError(f"epoch_order: n={n} samples is more than this machine can hold an order of") from None
 
 
 def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
