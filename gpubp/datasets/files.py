@@ -373,9 +373,13 @@ class Scaler:
 
 def _floats_of(name, values) -> np.ndarray:
     try:
-        floats = None if np.iscomplexobj(values) else np.asarray(values, np.float64)
+        given = np.asarray(values)
+        missing = given.dtype == object and given.ndim > 0 and any(v is None for v in given.reshape(-1))  # NumPy: NaN
+        floats = None if missing or np.iscomplexobj(given) else np.asarray(given, np.float64)
     except (TypeError, ValueError):
         raise InvalidValueError(f"{name} must be numbers (an array or lists of them), got {values!r:.60}") from None
+    if missing:
+        raise InvalidValueError(f"{name} holds None where numbers belong (a missing value?): {values!r:.60}")
     if floats is None:  # NumPy would drop the imaginary parts with only a warning
         raise InvalidValueError(f"{name} must be real numbers, got complex values {values!r:.60}")
     return floats
