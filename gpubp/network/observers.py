@@ -12,12 +12,18 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
+from ..errors import InvalidValueError
+
 _ambient: contextvars.ContextVar = contextvars.ContextVar("gpubp_observers", default=())
 
 
 @contextlib.contextmanager
 def observing(observer):
-    """Inside the block every model also reports each layer's forward and backward to ``observer``."""
+    """Inside the block every model also reports each layer's forward and backward to ``observer``
+    (an object with a ``forward`` or a ``backward`` method, or both)."""
+    if not any(callable(getattr(observer, event, None)) for event in ("forward", "backward")):
+        raise InvalidValueError(f"observing: the observer must have a forward(model, i, layer, X, Y) or a "
+                                f"backward(model, i, layer, dY, dX) method, got {observer!r:.60}")
     token = _ambient.set((*_ambient.get(), observer))
     try:
         yield observer

@@ -240,6 +240,8 @@ def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise InvalidValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
     try:
+        if isinstance(hidden, (str, bytes, dict, set, frozenset)):  # "" or {} would read as no hidden layer
+            raise TypeError
         hidden = list(hidden)
     except TypeError:
         raise InvalidValueError(f"mlp: hidden must be a list of widths, e.g. [64, 64], got {hidden!r}") from None
