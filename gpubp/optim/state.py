@@ -47,8 +47,9 @@ def checked_state(d, cls) -> dict:
     changed): {"lr", "hyper" (as a ``cls`` built from them keeps them), "optimizer" (that fresh
     ``cls``, its state not loaded yet), "t", "state"}."""
     name = cls.__name__
-    if saved_dict(d).get("type") != name:
-        raise InvalidValueError(f"state is for {d.get('type')}, this optimizer is {name}")
+    kind = saved_dict(d).get("type")
+    if not isinstance(kind, str) or kind != name:
+        raise InvalidValueError(f"state is for {kind!r:.60}, this optimizer is {name}")
     missing = [k for k in ("hyper", "t", "state") if k not in d]
     if missing:
         raise InvalidValueError(f"optimizer state lacks {missing}; expected Optimizer.state_dict() output")
