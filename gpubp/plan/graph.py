@@ -28,7 +28,7 @@ hardware as of this writing: no GPU has been lent to the project.
 from __future__ import annotations
 
 from ..errors import InvalidValueError, StateError
-from ..network import observers_of
+from ..network import Sequential, observers_of
 
 
 def graph_problem(model) -> str | None:
@@ -46,8 +46,8 @@ class GraphedStep:
     """One captured training step of ``plan`` (a StepPlan on a CuPy backend)."""
 
     def __init__(self, plan):
-        from .step import StepPlan  # step.py imports this module
-        if not isinstance(plan, StepPlan):
+        # a StepPlan (step.py imports this module, so the class is known by what it holds and does)
+        if not isinstance(getattr(plan, "model", None), Sequential) or not callable(getattr(plan, "run_into", None)):
             raise InvalidValueError(f"GraphedStep: plan must be a gpubp StepPlan, got a {type(plan).__name__}")
         backend = plan.backend
         if not hasattr(backend, "capture"):
