@@ -1,6 +1,7 @@
 """Ctrl-C inside a training step waits for the step's end: fit returns a model of whole steps
 (parameters, optimizer step count and slots, Dropout's step counter, BatchNorm's statistics all
-moved together), a second Ctrl-C stops at once, and SIGINT's handler is put back as it was."""
+moved together), a second Ctrl-C stops at once, a fit inside another fit's callback defers to its own
+steps, and SIGINT's handler is put back as it was, also when a Ctrl-C comes the moment it is installed."""
 import os
 import signal
 import threading
@@ -158,3 +159,59 @@ def test_steps_defer_one_ctrl_c_to_the_step_boundary():
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert isinstance(steps, Steps)
+
+
+def ctrl_c_on_install(monkeypatch):
+    """signal.signal patched so that a Ctrl-C arrives the moment fit's handler is installed."""
+    real = signal.signal
+
+    def install_then_ctrl_c(signum, handler):
+        previous = real(signum, handler)
+        if isinstance(getattr(handler, "__self__", None), Steps):
+            os.kill(os.getpid(), signal.SIGINT)  # raised by the new handler before signal.signal returns
+        return previous
+    monkeypatch.setattr(signal, "signal", install_then_ctrl_c)
+
+
+@pytest.mark.parametrize("hook", ["on_epoch_end", "on_batch_end"])
+def test_a_fit_inside_another_fits_callback_stops_at_its_own_step_end(hook):
+    """The outer fit's handler raised at once between its steps (on_epoch_end: the inner step was cut
+    before its update, t == at - 1) or deferred to the outer step's end (on_batch_end: the inner fit
+    ran to its end, uninterrupted); now the inner fit finishes the step, stops, and the outer goes on."""
+    X, y = data()
+    inner = {}
+
+    def run_inner(*args):
+        if not inner:
+            opt = inner["opt"] = CtrlCInUpdate(at=3)
+            inner["history"] = fit(plannable(1), X, y, optimizer=opt, epochs=2, batch_size=BATCH, shuffle=False,
+                                   progress=False)
+            inner["handler"] = signal.getsignal(signal.SIGINT)
+
+    outer_opt = gpubp.Adam(lr=0.01)
+    outer = fit(plannable(), X, y, optimizer=outer_opt, epochs=2, batch_size=BATCH, progress=False,
+                callbacks=type("Nest", (), {hook: lambda self, *a: run_inner(*a)})())
+    assert inner["history"].interrupted and inner["history"].epochs == 0
+    assert inner["opt"].t == 3  # the interrupted step's update was made: whole steps
+    assert not outer.interrupted and outer.epochs == 2 and outer_opt.t == 2 * STEPS  # the Ctrl-C was the inner's
+    assert isinstance(getattr(inner["handler"], "__self__", None), Steps)  # the outer's handler back in place
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_the_moment_the_handler_is_installed_still_puts_the_previous_one_back(monkeypatch):
+    ctrl_c_on_install(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        with deferred():
+            pass
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_fit_interrupted_the_moment_its_handler_is_in_returns_and_puts_it_back(monkeypatch):
+    ctrl_c_on_install(monkeypatch)
+    X, y = data()
+    opt = gpubp.Adam(lr=0.01)
+    history = fit(plannable(), X, y, optimizer=opt, epochs=2, batch_size=BATCH, progress=False)
+    monkeypatch.undo()
+    assert history.interrupted and history.epochs == 0 and opt.t == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
