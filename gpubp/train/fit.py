@@ -229,11 +229,14 @@ def _validate(model, loss, val, batch_size, history):
 def _finish(model, optimizer, history, keeper, run, path, every, extra) -> History:
     """The end of fit: the best epoch put back (restore_best), and the checkpoint at ``path``
     made to hold the model returned when its last write was of an earlier epoch (``run``: the
-    seed and batching it keeps)."""
-    restored = keeper is not None and keeper.restore(model, history)
-    written = every and history.epochs % every == 0 and not restored
-    if path and history.epochs and not history.interrupted and not written:
-        save_training(path, model, optimizer, history, *run, **(extra or {}))
+    seed and batching it keeps). A Ctrl-C meanwhile waits for its end and is then dropped: the
+    run is over, and the model returned and the checkpoint are whole (a second stops at once)."""
+    with deferred(running=True) as steps:
+        restored = keeper is not None and keeper.restore(model, history)
+        written = every and history.epochs % every == 0 and not restored
+        if path and history.epochs and not history.interrupted and not written:
+            save_training(path, model, optimizer, history, *run, **(extra or {}))
+        steps.running = steps.pending = False
     return history
 
 

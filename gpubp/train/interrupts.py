@@ -50,9 +50,11 @@ class Steps:
 
 
 @contextlib.contextmanager
-def deferred():
-    """A :class:`Steps` whose Ctrl-C waits for the step's end, while the block runs (see the module)."""
+def deferred(running=False):
+    """A :class:`Steps` whose Ctrl-C waits for the step's end, while the block runs (see the module);
+    ``running``: the block is one step from its start (a Ctrl-C the moment the handler is in waits too)."""
     steps = Steps()
+    steps.running = running
     previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
     if not (previous is signal.default_int_handler or isinstance(getattr(previous, "__self__", None), Steps)):
         yield steps  # the flags are set and cleared as ever; nothing defers

@@ -215,3 +215,33 @@ def test_fit_interrupted_the_moment_its_handler_is_in_returns_and_puts_it_back(m
     monkeypatch.undo()
     assert history.interrupted and history.epochs == 0 and opt.t == 0
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_while_fit_writes_its_last_checkpoint(presses, tmp_path, monkeypatch):
+    """Was: one Ctrl-C while fit put back the best epoch or wrote its last checkpoint cut that
+    work (the file kept an earlier epoch, or none). Now one waits for the end and the run returns
+    whole; a second stops at once, the file left as it was (the write is atomic)."""
+    import importlib
+    fit_module = importlib.import_module("gpubp.train.fit")  # the module (gpubp.train.fit is also the function)
+    real = fit_module.save_training
+
+    def ctrl_c_then_save(*args, **kwargs):
+        for _ in range(presses):
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(fit_module, "save_training", ctrl_c_then_save)
+    X, y = data()
+    path = tmp_path / "run.npz"
+    opt = gpubp.Adam(lr=0.01)
+    if presses == 2:
+        with pytest.raises(KeyboardInterrupt):
+            fit(plannable(), X, y, optimizer=opt, epochs=2, batch_size=BATCH, progress=False, checkpoint_path=path,
+                checkpoint_every=5)
+        assert not path.exists()
+    else:
+        history = fit(plannable(), X, y, optimizer=opt, epochs=2, batch_size=BATCH, progress=False,
+                      checkpoint_path=path, checkpoint_every=5)  # no write at an epoch's end: only the last
+        assert not history.interrupted and history.epochs == 2
+        assert gpubp.checkpoint.read_metadata(path)["extra"]["epochs_done"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
