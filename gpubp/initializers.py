@@ -5,9 +5,9 @@ give bit-identical starting weights on the CPU and on the GPU.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import math
+
+import numpy as np
 
 from . import _checks
 from .errors import DTypeError, InvalidValueError, NumericalError, OutOfMemoryError, ShapeError

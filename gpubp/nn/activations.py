@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import _checks
 from ..backend.kernels import activations as kernels
 from .base import Layer
-from .shape import FAILURES, shape_error
+from .arrays import FAILURES, shape_error
 
 
 class Activation(Layer, abstract=True):

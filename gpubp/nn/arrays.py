@@ -1,10 +1,12 @@
 """The arrays that cross into a layer, checked where they enter: a parameter or gradient put
 under a name (``Arrays``), values loaded from any device (``values``), and the ``out`` buffer a
 step plan lends to a forward or backward (``check_out``; ``into`` writes a result into it).
-Losses check their ``out`` buffers with the same ``check_out``.
+Losses check their ``out`` buffers with the same ``check_out``. Arrays a layer cannot take, found
+only once NumPy or CuPy failed on them, are named by ``shape_error`` and ``core_error``.
 """
 from __future__ import annotations
 
+from ..backend.base import operand_error
 from ..errors import GpubpError, InvalidValueError, ShapeError
 
 
@@ -68,3 +70,22 @@ def into(out, value):
         return value
     out[...] = value
     return out
+
+
+FAILURES = (TypeError, ValueError, IndexError, AttributeError, KeyError)  # what NumPy or Python raise on junk
+
+
+def shape_error(layer, shape, exc) -> GpubpError:
+    """The error of ``layer.output_shape(shape)`` that failed with ``exc`` (raised by Python or
+    NumPy, looked at only then): gpubp's own passes through, anything else is a ShapeError saying
+    what a shape is."""
+    if isinstance(exc, GpubpError):
+        return exc
+    return ShapeError(f"{layer!r}: an input shape is a tuple of whole numbers >= 0, got {shape!r:.80} ({exc})")
+
+
+def core_error(layer, what, exc, **operands) -> GpubpError:
+    """The error of a layer's unchecked core (``_forward``, ``_backward``, ...) that failed with
+    ``exc`` on ``operands`` (a step plan's buffers, say): their shapes and dtypes named."""
+    given = {k: v for k, v in operands.items() if not (k == "out" and v is None)}  # out=None: none lent
+    return operand_error(f"{layer!r} {what}", exc, layer.backend, **given)

@@ -8,9 +8,8 @@ import numpy as np
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import INITIALIZERS, addressable, checked_weight, draw
-from .arrays import into
+from .arrays import FAILURES, core_error, into
 from .base import Layer
-from .shape import FAILURES, core_error
 from .windows import col2im, output_size, pair, windows
 
 

@@ -12,7 +12,7 @@ from .. import _checks
 from ..errors import ShapeError
 from ..initializers import addressable, checked_weight, get_initializer
 from .base import Layer
-from .shape import FAILURES, core_error, shape_error
+from .arrays import FAILURES, core_error, shape_error
 
 
 class Dense(Layer):

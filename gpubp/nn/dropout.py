@@ -7,7 +7,7 @@ import numpy as np
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from .base import Layer
-from .shape import FAILURES, shape_error
+from .arrays import FAILURES, shape_error
 
 
 class Dropout(Layer):

@@ -11,9 +11,8 @@ import math
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
-from .arrays import into
+from .arrays import FAILURES, into, shape_error
 from .base import Layer
-from .shape import FAILURES, shape_error
 
 
 class BatchNorm(Layer):

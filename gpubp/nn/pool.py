@@ -8,9 +8,8 @@ AvgPool2D takes its windows from ``windows.windows`` and sends gradients back th
 from __future__ import annotations
 
 from ..errors import InvalidValueError, ShapeError
-from .arrays import into
+from .arrays import FAILURES, core_error, into, shape_error
 from .base import Layer
-from .shape import FAILURES, core_error, shape_error
 from .windows import col2im, output_size, pair, tap, windows
 
 

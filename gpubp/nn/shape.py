@@ -1,30 +1,10 @@
-"""Layers that only change an array's shape, and the error of a shape no layer can take."""
+"""Layers that only change an array's shape."""
 from __future__ import annotations
 
 from .. import _checks
-from ..backend.base import operand_error
-from ..errors import GpubpError, ShapeError
-from .arrays import into
+from ..errors import ShapeError
+from .arrays import FAILURES, core_error, into, shape_error
 from .base import Layer
-
-FAILURES = (TypeError, ValueError, IndexError, AttributeError, KeyError)  # what NumPy or Python raise on junk
-
-
-def shape_error(layer, shape, exc) -> GpubpError:
-    """The error of ``layer.output_shape(shape)`` that failed with ``exc`` (raised by Python or
-    NumPy, looked at only then): gpubp's own passes through, anything else is a ShapeError saying
-    what a shape is."""
-    if isinstance(exc, GpubpError):
-        return exc
-    return ShapeError(f"{layer!r}: an input shape is a tuple of whole numbers >= 0, got {shape!r:.80} ({exc})")
-
-
-def core_error(layer, what, exc, **operands) -> GpubpError:
-    """The error of a layer's unchecked core (``_forward``, ``_backward``, ...) that failed with
-    ``exc`` on ``operands`` (a step plan's buffers, say): their shapes and dtypes named."""
-    given = {k: v for k, v in operands.items() if not (k == "out" and v is None)}  # out=None: none lent
-    return operand_error(f"{layer!r} {what}", exc, layer.backend, **given)
-
 
 class Flatten(Layer):
     """Y = X with dims start_dim..end_dim merged into one (PyTorch's nn.Flatten: by default
