@@ -9,10 +9,12 @@ step, in the same order, so the same numbers bit for bit, with no array allocate
 step (the parameters, their gradients and the optimizer's slots persist already)::
 
     plan = StepPlan(model, "mse", opt, (64, 784))
-    value = plan.step(X_batch, y_batch)   # zero_grad, forward, loss, backward, opt.step
+    value = plan.step(X_batch, y_batch)   # zero_grad, forward, loss, backward, update
 
 Deltas alternate between two pools (a layer reads dY from one and writes dX into the
-other), so a plan holds no more deltas than an eager step does at a time. The model's
+other), so a plan holds no more deltas than an eager step does at a time. The layers' outputs
+and the two pools are views of one buffer, the arena, whose contents are spent once the
+backward pass is over: ``update`` lends it to the optimizer's NumPy kernels as their scratch. The model's
 observers (``model.observers``, ``gpubp.network.observing`` blocks, anomaly mode) are
 told after each layer exactly as ``Sequential.forward/backward`` tell them; since the
 plan reuses its buffers, an observer must copy what it keeps beyond its call (the
@@ -38,6 +40,7 @@ import numpy as np
 
 from .. import _checks
 from .._checks import takes_out
+from ..backend.kernels.updates import scratch_in
 from ..errors import DeviceError, DTypeError, InvalidValueError, ShapeError, StateError
 from ..losses import Loss, get_loss
 from ..network import Sequential, observers_of, tell
@@ -85,9 +88,8 @@ class StepPlan:
             inputs, self.outputs = self._dry_forward()
             Y = self.outputs[-1] if self.outputs[-1] is not None else inputs[-1]
             self.y = backend.zeros(tuple(target_shape or Y.shape), target_dtype or backend.dtype)
-            self.work = {name: backend.zeros(shape, dtype)
-                         for name, (shape, dtype) in self.loss.workspace(Y, self.y).items()}
-            self.dout, self.deltas, self._pools = self._delta_buffers(inputs, Y)
+            self.work = self._loss_work(self.loss.workspace(Y, self.y))
+            self.dout, self.deltas = self._delta_buffers(inputs, Y)
             self._bind(inputs)
             # the loss once by its checked methods (shapes, dtypes), then bound for every step
             Loss.bind(self.loss, Y, self.y, self.dout, self.work)()
@@ -112,32 +114,67 @@ class StepPlan:
         self._forward, self._backward = fwd[::-1], bwd
 
     def _dry_forward(self):
-        """Run each layer once on zeros (checking shapes and dtypes once); returns each
-        layer's input and a buffer for its output (None where a layer passes its input on)."""
-        inputs, outputs, X = [], [], self.X
-        for layer in self.model.layers:
+        """Run each layer once on zeros (checking shapes and dtypes once), then once more into a
+        buffer of the plan (so what it saves for backward is the plan's, not a stray array);
+        returns each layer's input and its output buffer (None where a layer passes its input on)."""
+        shapes, deltas, X = [], [], self.X
+        for i, layer in enumerate(self.model.layers):
             Y = layer.forward(X)
-            inputs.append(X)
-            if Y is not X:  # once more into the buffer: what the layer saves for backward is the
-                Y = layer.forward(X, out=self.backend.zeros(Y.shape))  # plan's, not a stray array
-            outputs.append(None if Y is X else Y)
+            shapes.append(None if Y is X else (Y.shape, Y.dtype))
+            if _writes_dx(i, layer, passes=Y is X):
+                deltas.append(X.size)
             X = Y
+        own = [s for s in shapes if s is not None and s[1] == self.backend.dtype]
+        largest = max(deltas + [X.size])  # dL/dY of the loss too
+        carved = iter(self._carve([shape for shape, _ in own] + [(largest,)] * 2))
+        inputs, outputs, X, self._apart = [], [], self.X, []
+        for layer, shape in zip(self.model.layers, shapes):
+            inputs.append(X)
+            if shape is not None:
+                if shape[1] == self.backend.dtype:
+                    out = next(carved)
+                else:  # an output of another dtype than the backend's: a buffer of its own
+                    out = self.backend.zeros(*shape)
+                    self._apart.append(out)
+                X = layer.forward(X, out=out)
+            outputs.append(None if shape is None else X)
+        self._pools = list(carved)  # the deltas' two pools, each as large as the largest delta
         return inputs, outputs
 
+    def _carve(self, shapes):
+        """Views of ``shapes`` into one zeroed buffer of the backend's dtype (``self.arena``), each
+        starting on a page. All it holds is spent once the backward pass is over: the update takes its
+        scratch there (``update``)."""
+        align, starts = max(1, 4096 // self.backend.dtype.itemsize), [0]
+        for shape in shapes:
+            starts.append(starts[-1] + -(-math.prod(shape) // align) * align)
+        self.arena = self.backend.zeros(starts[-1])
+        return [self.arena[at:at + math.prod(shape)].reshape(shape) for shape, at in zip(shapes, starts)]
+
+    def _loss_work(self, space):
+        """The loss's work arrays: in the second delta pool, unused until the layers' backward pass
+        begins, when the loss is done with them (but its ``value``, returned after that pass, and what
+        does not fit or has another dtype: arrays of their own)."""
+        work, free = {}, self._pools[1]
+        for name, (shape, dtype) in space.items():
+            n = math.prod(shape)
+            if name != "value" and dtype == free.dtype and n <= free.size:
+                work[name], free = free[:n].reshape(shape), free[n:]
+            else:
+                work[name] = self.backend.zeros(shape, dtype)
+                self._apart.append(work[name])
+        return work
+
     def _delta_buffers(self, inputs, Y):
-        """dL/dY of the loss and each layer's dX as views of two alternating pools."""
-        layers, need = self.model.layers, []
+        """dL/dY of the loss and each layer's dX as views of the two alternating pools."""
+        layers, dout, current, deltas = self.model.layers, self._pools[0][:Y.size].reshape(Y.shape), 0, []
         for i in range(len(layers) - 1, -1, -1):
-            first = i == 0 and hasattr(layers[i], "backward_params")
-            need.append(None if first or self.outputs[i] is None else inputs[i].shape)
-        size = max([Y.size] + [math.prod(s) for s in need if s is not None])
-        pools = [self.backend.zeros(size), self.backend.zeros(size)]
-        dout, current, deltas = pools[0][:Y.size].reshape(Y.shape), 0, [None] * len(layers)
-        for i, shape in zip(range(len(layers) - 1, -1, -1), need):
-            if shape is not None:
-                current ^= 1
-                deltas[i] = pools[current][:math.prod(shape)].reshape(shape)
-        return dout, deltas, pools
+            if not _writes_dx(i, layers[i], passes=self.outputs[i] is None):
+                deltas.append(None)
+                continue
+            current ^= 1
+            deltas.append(self._pools[current][:inputs[i].size].reshape(inputs[i].shape))
+        return dout, deltas[::-1]
 
     def __repr__(self):
         rows = [("input X", self.X), ("targets y", self.y)]
@@ -156,7 +193,7 @@ class StepPlan:
     @property
     def nbytes(self) -> int:
         """Bytes of the buffers this plan allocated."""
-        arrays = [self.X, self.y, *self._pools, *self.work.values(), *(o for o in self.outputs if o is not None)]
+        arrays = [self.X, self.y, self.arena, *self._apart]
         return sum(a.nbytes for a in arrays)
 
     @property
@@ -187,7 +224,7 @@ class StepPlan:
     def run(self, X, y, scale=1.0):
         """Forward, loss and backward (no input gradient) of one batch into the plan's
         buffers; returns ``(model output, loss value)``: the output is the plan's buffer
-        (valid until the next step), the value a 0-d array of the caller's own. Gradients
+        (valid until ``update``, which takes its scratch there), the value a 0-d array of the caller's own. Gradients
         accumulate as in the eager step (call ``model.zero_grad()`` first to start afresh);
         ``scale`` multiplies dL/dY, hence every gradient (a rank's share of a global batch)."""
         Y, value = self.run_into(X, y, scale)
@@ -231,8 +268,14 @@ class StepPlan:
         (a device scalar: no host sync)."""
         self.model.zero_grad()
         _, value = self.run(X, y)
-        self.optimizer.step(self.model)
+        self.update()
         return value
+
+    def update(self):
+        """``optimizer.step(model)``, its NumPy kernels' scratch taken from the plan's arena (the
+        activations and deltas are spent once the backward pass is over): no memory of its own."""
+        with scratch_in(self.arena):
+            self.optimizer.step(self.model)
 
     def stale(self) -> str | None:
         """What changed in the model since this plan was made that the plan cannot follow (a layer
@@ -321,6 +364,12 @@ def layers_changed(model, layers) -> bool:
     """Whether ``model.layers`` are no longer the layer objects ``layers`` (a list taken when a
     plan was made), compared by identity, layer by layer (a tuple assigned to ``model.layers`` too)."""
     return model.layers != layers and list(model.layers) != layers
+
+
+def _writes_dx(i, layer, passes) -> bool:
+    """Whether layer ``i`` writes a dX of its own in a planned step: not when it passes its input
+    on (dY is then its dX), nor when it is the first and can skip it (``backward_params``)."""
+    return not passes and not (i == 0 and hasattr(layer, "backward_params"))
 
 
 def _shape(name, shape) -> tuple:

@@ -65,7 +65,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
             # with a communicator the gradients are this rank's share n_r / B of the global mean,
             # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
             share = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
-            graphed = None
+            plan = graphed = None
             if len(idx):  # with a communicator a rank may hold no sample of a small last batch
                 plan = plans.get(X, y, len(idx)) if plans is not None else None
                 graphed = plan.graph if plan is not None else None  # the whole step, update included
@@ -78,8 +78,10 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                     correct = correct + _n_correct(loss, out, yb)
         if comm is not None:  # the global-batch mean gradient on every rank
             comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
-        if graphed is None:
+        if plan is None:
             optimizer.step(model)
+        elif graphed is None:
+            plan.update()  # the update's scratch in the plan's spent buffers
         steps.end()
     return total, correct
 

@@ -97,6 +97,38 @@ def test_scalars_as_0d_arrays_still_run_in_blocks(name):
         np.testing.assert_array_equal(have, expected)
 
 
+UPDATES = sorted(k for k, kernel in KERNELS.items() if kernel.numpy.__module__.endswith(".updates"))
+
+
+@pytest.mark.parametrize("name", UPDATES)
+@pytest.mark.parametrize("room", [0, 1, 3])
+def test_update_takes_its_scratch_from_a_lent_buffer(name, room):
+    """Inside ``scratch_in(buffer)`` an update's scratch is a piece of ``buffer`` where it has room
+    (``room`` parameter sizes: none, one, or more than any update needs), else its own: the
+    numbers are those of the update with its own scratch, and a lent buffer with room is written."""
+    import tracemalloc
+    from gpubp.backend.kernels import updates
+    kernel = KERNELS[name]
+    ins, outs = sample_arguments(kernel, np.dtype("float32"), np.random.default_rng(4), n=5000)
+    want = [o.copy() for o in outs]
+    kernel.numpy(*ins, *want)
+    lent = np.full(room * 5000 + 3, 7.0, np.float32)
+    updates.forget_scratch()
+    tracemalloc.start()
+    try:
+        with updates.scratch_in(lent):
+            kernel.numpy(*ins, *outs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    for have, expected in zip(outs, want):
+        np.testing.assert_array_equal(have, expected)
+    assert updates._scratch_arrays.__dict__.get("lent") is None  # nothing lent after the block
+    if room == 3:  # every scratch array an update takes (two at most) fits: none of its own
+        assert peak < 5000 * 4, peak
+        assert not np.all(lent == 7.0)
+
+
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_threaded_blocks_equal_one_pass(name, monkeypatch):
     """From THREADED elements the blocks are shared among threads; three threads give

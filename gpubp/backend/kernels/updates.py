@@ -14,6 +14,7 @@ the rounded ``1 - beta``, never ``beta`` itself.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 
@@ -56,15 +57,36 @@ _scratch_arrays = threading.local()  # each thread its own: blocks of one array 
 
 
 def _scratch(like, k=0):
-    """Scratch array ``k`` of ``like``'s shape and dtype, made once per thread and reused by
-    every later step: an update allocates nothing (a fresh block-sized array per call would
-    cost a page fault per page, every step)."""
-    arrays = _scratch_arrays.__dict__.setdefault("arrays", {})
+    """Scratch array ``k`` of ``like``'s shape and dtype: a piece of the buffer lent by
+    ``scratch_in`` when it has room, else one made once per thread and reused by every later
+    step: an update allocates nothing (a fresh block-sized array per call would cost a page
+    fault per page, every step)."""
+    local = _scratch_arrays.__dict__
+    lent = local.get("lent")
+    if lent is not None:
+        buffer, slots = lent
+        at, n = slots.setdefault(k, len(slots)) * like.size, like.size  # each k its own piece
+        if buffer.dtype == like.dtype and at + n <= buffer.size:
+            return buffer[at:at + n].reshape(like.shape)
+    arrays = local.setdefault("arrays", {})
     key = (like.shape, like.dtype, k)
     a = arrays.get(key)
     if a is None:
         a = arrays[key] = np.empty_like(like)
     return a
+
+
+@contextlib.contextmanager
+def scratch_in(buffer):
+    """Updates run in this block (by this thread) take their scratch from ``buffer``, a flat
+    C-contiguous array whose contents are spent (a step plan's activations and deltas once the
+    backward pass is over), wherever it has room: no memory of their own."""
+    local = _scratch_arrays.__dict__
+    before, local["lent"] = local.get("lent"), (buffer, {})
+    try:
+        yield
+    finally:
+        local["lent"] = before
 
 
 def forget_scratch() -> None:
