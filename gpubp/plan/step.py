@@ -143,12 +143,15 @@ class StepPlan:
 
     def _carve(self, shapes):
         """Views of ``shapes`` into one zeroed buffer of the backend's dtype (``self.arena``), each
-        starting on a page. All it holds is spent once the backward pass is over: the update takes its
-        scratch there (``update``)."""
-        align, starts = max(1, 4096 // self.backend.dtype.itemsize), [0]
+        starting on a page (on a cache line when smaller than a page). All it holds is spent once the
+        backward pass is over: the update takes its scratch there (``update``)."""
+        itemsize, at, starts = self.backend.dtype.itemsize, 0, []
         for shape in shapes:
-            starts.append(starts[-1] + -(-math.prod(shape) // align) * align)
-        self.arena = self.backend.zeros(starts[-1])
+            align = max(1, (4096 if math.prod(shape) * itemsize >= 4096 else 64) // itemsize)
+            at = -(-at // align) * align
+            starts.append(at)
+            at += math.prod(shape)
+        self.arena = self.backend.zeros(at)
         return [self.arena[at:at + math.prod(shape)].reshape(shape) for shape, at in zip(shapes, starts)]
 
     def _loss_work(self, space):
@@ -188,6 +191,8 @@ class StepPlan:
                  f"{_kib(self.persistent_bytes)} of parameters, gradients and optimizer state)"]
         lines += [f"  {name:42} {str(tuple(a.shape)):>14} {a.dtype.name:>8} {_kib(a.nbytes):>12}"
                   for name, a in rows]
+        lines.append(f"  (layer outputs, deltas and the loss's work but its value lie in one arena of {_kib(self.arena.nbytes)}, "
+                     f"the update's scratch once the backward pass is over)")
         return "\n".join(lines)
 
     @property
