@@ -191,8 +191,8 @@ class StepPlan:
                  f"{_kib(self.persistent_bytes)} of parameters, gradients and optimizer state)"]
         lines += [f"  {name:42} {str(tuple(a.shape)):>14} {a.dtype.name:>8} {_kib(a.nbytes):>12}"
                   for name, a in rows]
-        lines.append(f"  (layer outputs, deltas and the loss's work but its value lie in one arena of {_kib(self.arena.nbytes)}, "
-                     f"the update's scratch once the backward pass is over)")
+        lines.append(f"  (layer outputs, deltas and the loss's work but its value lie in one arena of "
+                     f"{_kib(self.arena.nbytes)}, the update's scratch once the backward pass is over)")
         return "\n".join(lines)
 
     @property
