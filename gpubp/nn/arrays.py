@@ -21,6 +21,8 @@ class Arrays(dict):
         self.layer, self.what = layer, what
 
     def __setitem__(self, name, array):
+        if dict.get(self, name) is array:  # ``grads[name] += g`` puts the same array back: nothing replaced
+            return
         check_replacement(self.layer, self.what, self, name, array)
         super().__setitem__(name, array)
         self.layer.generation += 1
