@@ -13,7 +13,7 @@ from .._compat import to_host
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..network.state import refuse_shared_memory
-from .state import checked_state, slots_by_parameter
+from .state import SlotState, checked_state, slots_by_parameter
 
 
 class Updates(NamedTuple):
@@ -64,14 +64,23 @@ class Optimizer:
 
     @state.setter
     def state(self, state: dict) -> None:
-        self._state, self._prepared = slots_by_parameter(state), None  # the slots ``prepare`` found are no longer these
+        self._state = SlotState(slots_by_parameter(state), self._unbind)  # a slot set later unbinds too
+        self._prepared = None  # the slots ``prepare`` found are no longer these
         self._owner = None  # the model these slots belong to: the next one stepped
+
+    def _unbind(self) -> None:
+        """Forget the update bound to the slot arrays: a slot was replaced (the next step binds anew)."""
+        self._prepared = None
 
     def __getstate__(self):
         """Copies and pickles keep the hyperparameters, ``t`` and the slots, not the update bound
         to a model nor which model that was: ``deepcopy((model, optimizer))`` steps the copied
         model with the copied slots (the first model stepped owns them, as for a new optimizer)."""
         return {**self.__dict__, "_prepared": None, "_owner": None}
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self.state = d["_state"]  # its slots tracked again
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper}.items())

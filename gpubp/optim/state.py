@@ -42,6 +42,64 @@ def slots_by_parameter(state, what="optimizer state") -> dict:
     return state
 
 
+class SlotState(dict):
+    """``{parameter name: {slot: array}}``, and each ``{slot: array}`` in it, as dicts that call
+    ``changed()`` whenever an entry is set or removed. An optimizer binds its update to the slot
+    arrays once; a slot replaced by hand (``optimizer.state["0.W"]["m"] = a``) makes it bind
+    anew at the next step, rather than be ignored while the old array is stepped."""
+
+    def __init__(self, items, changed, inner=False):
+        super().__init__()
+        self._changed, self._inner = changed, inner
+        dict.update(self, {k: self._kept(v) for k, v in dict(items).items()})
+
+    def _kept(self, value):
+        """A parameter's slots (a dict) are kept as a SlotState that reports to the same optimizer."""
+        if self._inner:
+            return value
+        if not isinstance(value, dict):
+            raise InvalidValueError(f"optimizer state: a parameter's state must be {{slot: array}}, got {value!r:.80}")
+        return SlotState(value, self._changed, inner=True)
+
+    def __setitem__(self, key, value):
+        if dict.get(self, key) is value:  # ``state[name][slot] *= 0`` puts the same array back
+            return
+        self._changed()
+        dict.__setitem__(self, key, self._kept(value))
+
+    def __delitem__(self, key):
+        self._changed()
+        dict.__delitem__(self, key)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args, **kw):
+        for key, value in dict(*args, **kw).items():
+            self[key] = value
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def pop(self, *args):
+        self._changed()
+        return dict.pop(self, *args)
+
+    def popitem(self):
+        self._changed()
+        return dict.popitem(self)
+
+    def clear(self):
+        self._changed()
+        dict.clear(self)
+
+    def __reduce__(self):  # copies and pickles are plain dicts: the optimizer wraps them again
+        return dict, (dict(self),)
+
+
 def checked_state(d, cls) -> dict:
     """``state_dict()`` output for an optimizer of class ``cls``, every part checked (nothing
     changed): {"lr", "hyper" (as a ``cls`` built from them keeps them), "optimizer" (that fresh

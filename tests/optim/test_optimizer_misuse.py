@@ -126,3 +126,53 @@ def test_a_copied_model_and_optimizer_train_as_the_originals(name):
         gpubp.fit(m, X, y, loss="mse", optimizer=o, epochs=2, batch_size=4, progress=False)
     for name_, p in model.parameters().items():
         np.testing.assert_array_equal(twin.parameters()[name_], p)
+
+
+def _replace_one(state, how):
+    """Replace the slot arrays of parameter 0.W in ``state`` (an optimizer's) by ``how``."""
+    name = "0.W"
+    new = {s: np.full_like(a, 0.25) for s, a in state[name].items()}
+    if how == "slot":
+        for s, a in new.items():
+            state[name][s] = a
+    elif how == "parameter":
+        state[name] = new
+    elif how == "update":
+        state.update({name: new})
+    elif how == "pop then setdefault":
+        state.pop(name)
+        state.setdefault(name, new)
+    return new
+
+
+@pytest.mark.parametrize("how", ["slot", "parameter", "update", "pop then setdefault"])
+@pytest.mark.parametrize("make", [lambda: SGD(lr=0.1, momentum=0.9), lambda: Adam(lr=0.1),
+                                  lambda: RMSprop(lr=0.01, momentum=0.5)], ids=["momentum", "adam", "rmsprop"])
+def test_a_slot_replaced_by_hand_is_the_one_the_next_step_uses(make, how):
+    """An optimizer binds its update to the slot arrays once: a slot array replaced in
+    ``optimizer.state`` (rather than written in place) was ignored, the old one stepped. The next
+    step must use and update the new array, as an optimizer given that whole state does."""
+    def step(m, o):  # as fit steps: zero_grad first (the model's arrays stay the same ones)
+        m.zero_grad()
+        m.backward(np.ones_like(m.forward(np.ones((4, 3), np.float32))), input_grad=False)
+        o.step(m)
+    model, opt, twin, twin_opt = gpubp.Sequential([gpubp.Dense(3, 2)], seed=0), make(), \
+        gpubp.Sequential([gpubp.Dense(3, 2)], seed=0), make()
+    for m, o in ((model, opt), (twin, twin_opt)):
+        step(m, o)
+    new = _replace_one(opt.state, how)
+    twin_opt.state = {n: {s: (new[s] if n == "0.W" else a).copy() for s, a in st.items()}
+                      for n, st in twin_opt.state.items()}
+    for m, o in ((model, opt), (twin, twin_opt)):
+        step(m, o)
+    for n in model.parameters():
+        np.testing.assert_array_equal(model.parameters()[n], twin.parameters()[n])
+    for s, a in opt.state["0.W"].items():
+        np.testing.assert_array_equal(a, twin_opt.state["0.W"][s])
+        assert not np.all(a == 0.25), "the new slot was not updated"
+
+
+def test_a_parameter_s_state_set_to_junk_is_refused_when_set():
+    _, opt = stepped(Adam())
+    with pytest.raises(InvalidValueError, match=r"a parameter's state must be \{slot: array\}, got None"):
+        opt.state["0.W"] = None

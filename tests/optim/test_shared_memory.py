@@ -117,6 +117,25 @@ def test_the_check_runs_once_per_generation_not_per_step(monkeypatch):
     assert len(calls) == 2
 
 
+def test_gradients_accumulated_in_place_are_not_a_new_generation(monkeypatch):
+    """``grads["W"] += g`` (a backward without zero_grad) puts the same array back under its name:
+    was counted as a replacement, so every step without zero_grad checked and bound the update
+    anew; the same for an optimizer slot scaled in place through its dict (``state[n][s] *= 0``)."""
+    import gpubp.optim.base as base
+    calls = []
+    check = base.refuse_shared_memory
+    monkeypatch.setattr(base, "refuse_shared_memory", lambda *a: calls.append(1) or check(*a))
+    m, opt = model(), Adam()
+    X = np.ones((4, m.layers[0].n_in))
+    for _ in range(3):
+        m.backward(np.ones_like(m.forward(X)))  # no zero_grad: the gradients accumulate
+        opt.step(m)
+        opt.state["0.W"]["m"] *= 0.5
+    generation = m.generation
+    m.backward(np.ones_like(m.forward(X)))
+    assert m.generation == generation and len(calls) == 1
+
+
 def test_loaded_state_is_checked_against_the_next_model_after_a_refused_step():
     """Was: a step refused after the loaded state's names were checked counted as its check, so the
     next model, of other names, took that state silently."""
