@@ -25,7 +25,12 @@ class Activation(Layer, abstract=True):
         self.X = self.Y = None
 
     def _extra(self):
+        """The kernels' scalar arguments after the arrays (LeakyReLU's slope)."""
         return ()
+
+    def _bound_extra(self):
+        """``_extra`` for kernels bound once (a step plan): values read at each launch."""
+        return self._extra()
 
     def output_shape(self, shape):
         try:
@@ -58,8 +63,8 @@ class Activation(Layer, abstract=True):
         if dX is None:
             return super().bind(X, Y, dY, dX)
         saved = X if self.saves == "X" else Y
-        return (self.backend.bind(self.forward_kernel, X, *self._extra(), Y),
-                self.backend.bind(self.backward_kernel, dY, saved, *self._extra(), dX))
+        return (self.backend.bind(self.forward_kernel, X, *self._bound_extra(), Y),
+                self.backend.bind(self.backward_kernel, dY, saved, *self._bound_extra(), dX))
 
 
 class Sigmoid(Activation):
@@ -96,7 +101,20 @@ class LeakyReLU(Activation):
     def __init__(self, slope: float = 0.01, backend=None):
         slope = _checks.number("LeakyReLU slope", slope, low=0, high=1)
         super().__init__(backend)
+        self._bound_slope = None
         self.slope = slope
+
+    @property
+    def slope(self) -> float:
+        """The slope for X <= 0, in [0, 1]. Set between steps (a callback annealing it), the next
+        step uses it, a step plan's too: its bound kernels read it from a 0-d array on the device."""
+        return self._slope
+
+    @slope.setter
+    def slope(self, value) -> None:
+        self._slope = _checks.number("LeakyReLU slope", value, low=0, high=1)
+        if self._bound_slope is not None:
+            self._bound_slope[...] = self._slope
 
     def __repr__(self):
         return f"LeakyReLU({self.slope})"
@@ -106,6 +124,12 @@ class LeakyReLU(Activation):
 
     def _extra(self):
         return (self.slope,)
+
+    def _bound_extra(self):
+        bound = self._bound_slope
+        if bound is None or not self.backend.is_own(bound) or bound.dtype != self.backend.dtype:
+            bound = self._bound_slope = self.backend.asarray(self.slope)  # on the layer's device (it moved)
+        return (bound,)
 
 
 class Identity(Layer):

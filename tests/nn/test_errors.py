@@ -118,6 +118,10 @@ def test_bad_construction():
         gpubp.Dense(0, 3)
     with pytest.raises(InvalidValueError, match="slope must be a finite number >= 0 and <= 1, got 2.0"):
         gpubp.LeakyReLU(2.0)
+    layer = gpubp.LeakyReLU(0.2)
+    with pytest.raises(InvalidValueError, match="slope must be a finite number >= 0 and <= 1, got nan"):
+        layer.slope = float("nan")  # set later: checked as at construction (was taken, and gave NaN outputs)
+    assert layer.slope == 0.2
     with pytest.raises(InvalidValueError, match="unknown loss 'hinge'"):
         gpubp.losses.get_loss("hinge")
     with pytest.raises(ShapeError, match="at least one layer"):
