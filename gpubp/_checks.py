@@ -110,6 +110,24 @@ def writable_target(name, path, create_parents=False) -> str:
     return path
 
 
+class Checked:
+    """A hyperparameter attribute that is checked whenever it is set, later as at construction:
+    ``p = Checked(number, low=0, high=1)`` in a class body checks ``obj.p = v`` as
+    ``number("<Class> p", v, low=0, high=1)`` and keeps what the check returns."""
+
+    def __init__(self, check, **limits):
+        self.check, self.limits = check, limits
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj.__dict__[self.name]
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.name] = self.check(f"{type(obj).__name__} {self.name}", value, **self.limits)
+
+
 def _limit(name, which, limit):
     """Refuse a bound (``minimum``, ``low``, ``high``) that is not a number: a string or None
     compares with an error, NaN compares False and would let every value pass, a bool reads as 0 or 1."""

@@ -24,9 +24,11 @@ class Dropout(Layer):
     step to 0. ``buffers`` holds seed and step as 0-d int64 host arrays: what a checkpoint saves.
     """
 
+    p = _checks.Checked(_checks.number, low=0, high=1, high_open=True)  # set later too: checked
+
     def __init__(self, p=0.5, seed=None, backend=None):
         super().__init__(backend)
-        self.p = _checks.number("Dropout p", p, low=0, high=1, high_open=True)
+        self.p = p
         self.buffers = {"seed": np.zeros((), np.int64), "step": np.zeros((), np.int64)}
         self.seed = 0 if seed is None else seed
         self.X = self.mask = None

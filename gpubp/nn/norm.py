@@ -34,6 +34,9 @@ class BatchNorm(Layer):
     gamma starts at ones, beta at zeros; running_mean at zeros, running_var at ones.
     """
 
+    eps = _checks.Checked(_checks.number, low=0, low_open=True)  # set later too: checked
+    momentum = _checks.Checked(_checks.number, low=0, high=1)
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, *unsupported, backend=None):
         super().__init__(backend)
         if unsupported:  # PyTorch's affine and track_running_stats, once taken for a device name
@@ -42,8 +45,7 @@ class BatchNorm(Layer):
                                     f"statistics always kept (PyTorch's affine, track_running_stats); "
                                     f"pass backend= by keyword")
         self.num_features = _checks.integer("BatchNorm num_features", num_features, minimum=1)
-        self.eps = _checks.number("BatchNorm eps", eps, low=0, low_open=True)
-        self.momentum = _checks.number("BatchNorm momentum", momentum, low=0, high=1)
+        self.eps, self.momentum = eps, momentum
         addressable(f"BatchNorm({num_features}) gamma", (self.num_features,), self.backend.dtype.itemsize)
         self.seed, self._params = None, None
         C = self.num_features

@@ -13,7 +13,7 @@ from .._compat import to_host
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..network.state import refuse_shared_memory
-from .state import SlotState, checked_state, slots_by_parameter
+from .state import Hyperparameters, SlotState, checked_state, construct, slots_by_parameter
 
 
 class Updates(NamedTuple):
@@ -34,7 +34,7 @@ class Optimizer:
 
     def __init__(self, lr, **hyper):
         self.lr = _positive("lr", lr)
-        self.hyper = hyper
+        self._hyper = Hyperparameters(type(self), hyper)  # checked by the subclass's constructor
         self.t, self._prepared, self._loaded = 0, None, False
         self.state: dict = {}
 
@@ -56,6 +56,18 @@ class Optimizer:
     @t.setter
     def t(self, value) -> None:
         self._t = integer("optimizer t (steps taken)", value, minimum=0)
+
+    @property
+    def hyper(self) -> dict:
+        """The rule's hyperparameters but ``lr`` (``{"momentum": 0.9, ...}``): one set later is checked
+        as the constructor checks it (``Hyperparameters``), and the next step uses it."""
+        return self._hyper
+
+    @hyper.setter
+    def hyper(self, hyper) -> None:
+        if not isinstance(hyper, dict):
+            raise InvalidValueError(f"{type(self).__name__} hyper must be a dict of hyperparameters, got {hyper!r:.80}")
+        self._hyper = Hyperparameters(type(self), construct(type(self), hyper).hyper)
 
     @property
     def state(self) -> dict:
@@ -80,6 +92,7 @@ class Optimizer:
 
     def __setstate__(self, d):
         self.__dict__.update(d)
+        self._hyper = Hyperparameters(type(self), d["_hyper"])  # checked again when set
         self.state = d["_state"]  # its slots tracked again
 
     def __repr__(self):

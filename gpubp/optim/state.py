@@ -42,6 +42,48 @@ def slots_by_parameter(state, what="optimizer state") -> dict:
     return state
 
 
+class Hyperparameters(dict):
+    """An optimizer's hyperparameters (``optimizer.hyper``), checked whenever one is set, later as
+    at construction, by building an optimizer of the same class from them: ``hyper["beta1"] = 1.5``
+    is refused (as ``Adam(betas=(1.5, 0.999))`` is), never stepped with. None can be removed."""
+
+    def __init__(self, cls, items):
+        super().__init__(items)
+        self._cls = cls
+
+    def __setitem__(self, key, value):
+        self.update({key: value})
+
+    def update(self, *args, **kw):
+        new = dict(*args, **kw)
+        unknown = sorted(map(str, set(new) - set(self)))
+        if unknown:
+            raise InvalidValueError(f"{self._cls.__name__}.hyper has no {unknown}; its hyperparameters are "
+                                    f"{sorted(self)} (and lr: optimizer.lr)")
+        try:
+            fresh = construct(self._cls, {**self, **new})  # the constructor's checks, by name
+        except InvalidValueError as exc:
+            raise InvalidValueError(f"{self._cls.__name__}.hyper: {exc}") from None
+        dict.update(self, fresh.hyper)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def _removes(self, *args):
+        raise InvalidValueError(f"{self._cls.__name__} hyperparameters cannot be removed (each has a value: set it)")
+
+    __delitem__ = pop = popitem = clear = _removes
+
+    def __reduce__(self):  # copies and pickles are plain dicts: the optimizer wraps them again
+        return dict, (dict(self),)
+
+
 class SlotState(dict):
     """``{parameter name: {slot: array}}``, and each ``{slot: array}`` in it, as dicts that call
     ``changed()`` whenever an entry is set or removed. An optimizer binds its update to the slot

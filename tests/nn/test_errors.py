@@ -122,6 +122,14 @@ def test_bad_construction():
     with pytest.raises(InvalidValueError, match="slope must be a finite number >= 0 and <= 1, got nan"):
         layer.slope = float("nan")  # set later: checked as at construction (was taken, and gave NaN outputs)
     assert layer.slope == 0.2
+    dropout, norm = gpubp.Dropout(0.2), gpubp.BatchNorm(3)
+    for obj, name, value, match in ((dropout, "p", 1.5, "Dropout p must be a finite number >= 0 and < 1, got 1.5"),
+                                    (norm, "eps", -1.0, "BatchNorm eps must be a finite number > 0, got -1.0"),
+                                    (norm, "momentum", 5, "BatchNorm momentum must be a finite number >= 0 and <= 1")):
+        before = getattr(obj, name)
+        with pytest.raises(InvalidValueError, match=match):  # was taken: p = 1.5 trained on, silently
+            setattr(obj, name, value)
+        assert getattr(obj, name) == before
     with pytest.raises(InvalidValueError, match="unknown loss 'hinge'"):
         gpubp.losses.get_loss("hinge")
     with pytest.raises(ShapeError, match="at least one layer"):

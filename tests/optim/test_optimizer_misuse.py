@@ -176,3 +176,45 @@ def test_a_parameter_s_state_set_to_junk_is_refused_when_set():
     _, opt = stepped(Adam())
     with pytest.raises(InvalidValueError, match=r"a parameter's state must be \{slot: array\}, got None"):
         opt.state["0.W"] = None
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("beta1", 1.5, r"Adam.hyper: beta1 must be a finite number >= 0 and < 1, got 1.5"),
+    ("eps", float("nan"), r"Adam.hyper: eps must be a finite number > 0, got nan"),
+    ("weight_decay", "x", r"Adam.hyper: weight_decay must be a finite number >= 0, got 'x'"),
+    ("betas", (0.5, 0.9), r"Adam.hyper has no \['betas'\]; its hyperparameters are \['amsgrad', 'beta1', 'beta2'"),
+    ("lr", 0.5, r"Adam.hyper has no \['lr'\]; .* \(and lr: optimizer.lr\)")])
+def test_a_hyperparameter_set_later_is_checked_as_at_construction(key, value, match):
+    """Was: ``optimizer.hyper[...] = junk`` taken as it was: beta1 = 1.5 trained on, eps = NaN ended
+    in 'lower the learning rate', a string in a raw TypeError from inside the step."""
+    _, opt = stepped(Adam())
+    before = dict(opt.hyper)
+    with pytest.raises(InvalidValueError, match=match):
+        opt.hyper[key] = value
+    assert dict(opt.hyper) == before
+    with pytest.raises(InvalidValueError, match="cannot be removed"):
+        opt.hyper.pop("eps")
+
+
+def test_a_hyperparameter_set_between_steps_is_the_one_the_next_step_uses():
+    import copy
+    import pickle
+
+    def step(m, o):
+        m.zero_grad()
+        m.backward(np.ones_like(m.forward(np.ones((4, 3), np.float32))), input_grad=False)
+        o.step(m)
+    model, opt = gpubp.Sequential([gpubp.Dense(3, 2)], seed=0), Adam(lr=0.1)
+    step(model, opt)
+    twin = copy.deepcopy(model)
+    twin_opt = Adam(lr=0.1, betas=(0.5, 0.99), eps=1e-3)
+    twin_opt.t, twin_opt.state = opt.t, {n: {s: a.copy() for s, a in st.items()} for n, st in opt.state.items()}
+    opt.hyper.update(beta1=0.5, beta2=0.99)
+    opt.hyper["eps"] = 1e-3
+    for copied in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):  # copies check too
+        with pytest.raises(InvalidValueError, match="beta2 must be"):
+            copied.hyper["beta2"] = -1
+    step(model, opt)
+    step(twin, twin_opt)
+    for n in model.parameters():
+        np.testing.assert_array_equal(model.parameters()[n], twin.parameters()[n])
