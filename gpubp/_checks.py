@@ -113,7 +113,8 @@ def writable_target(name, path, create_parents=False) -> str:
 class Checked:
     """A hyperparameter attribute that is checked whenever it is set, later as at construction:
     ``p = Checked(number, low=0, high=1)`` in a class body checks ``obj.p = v`` as
-    ``number("<Class> p", v, low=0, high=1)`` and keeps what the check returns."""
+    ``number("<Class> p", v, low=0, high=1)`` and keeps what the check returns. (No ``__get__``:
+    a read finds the value in the instance's ``__dict__``, as fast as a plain attribute.)"""
 
     def __init__(self, check, **limits):
         self.check, self.limits = check, limits
@@ -121,11 +122,23 @@ class Checked:
     def __set_name__(self, owner, name):
         self.name = name
 
-    def __get__(self, obj, owner=None):
-        return self if obj is None else obj.__dict__[self.name]
-
     def __set__(self, obj, value):
         obj.__dict__[self.name] = self.check(f"{type(obj).__name__} {self.name}", value, **self.limits)
+
+
+class Fixed:
+    """An attribute set once, when its object is made, then refused: a layer's configuration
+    (its parameters' shapes, its window) that what was built from it would no longer match.
+    Reads are those of a plain attribute (no ``__get__``)."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __set__(self, obj, value):
+        if self.name in obj.__dict__:
+            raise InvalidValueError(f"{type(obj).__name__} {self.name} is fixed when it is made ({obj!r}); "
+                                    f"make a new {type(obj).__name__} instead")
+        obj.__dict__[self.name] = value
 
 
 def _limit(name, which, limit):

@@ -45,6 +45,8 @@ class Conv2D(Layer):
     ``stride``, ``padding`` (zeros, both sides) and ``kernel_size`` take an int or (h, w).
     """
 
+    in_channels, out_channels, kernel_size, stride, padding, bias, init = (_checks.Fixed() for _ in range(7))
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  init="he_uniform", seed=None, backend=None):
         super().__init__(backend)

@@ -20,6 +20,8 @@ class Dense(Layer):
 
     capturable = True  # its products go through backend.matmul, gpubp's GEMM in a capture
 
+    n_in, n_out, init, bias = (_checks.Fixed() for _ in range(4))  # the configuration: set once
+
     def __init__(self, n_in: int, n_out: int, init="xavier_uniform", seed=None, backend=None, bias=True):
         super().__init__(backend)
         for name, value in (("n_in", n_in), ("n_out", n_out)):

@@ -34,6 +34,7 @@ class BatchNorm(Layer):
     gamma starts at ones, beta at zeros; running_mean at zeros, running_var at ones.
     """
 
+    num_features = _checks.Fixed()  # the parameters' shape: set once
     eps = _checks.Checked(_checks.number, low=0, low_open=True)  # set later too: checked
     momentum = _checks.Checked(_checks.number, low=0, high=1)
 

@@ -7,6 +7,7 @@ AvgPool2D takes its windows from ``windows.windows`` and sends gradients back th
 """
 from __future__ import annotations
 
+from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from .arrays import FAILURES, core_error, into, shape_error
 from .base import Layer
@@ -19,6 +20,8 @@ def _show(hw):
 
 class _Pool2D(Layer, abstract=True):
     """Shared by the windowed pools: arguments, checks, and the saved input X."""
+
+    kernel_size, stride = _checks.Fixed(), _checks.Fixed()  # the window: set once
 
     def __init__(self, kernel_size, stride=None, *unsupported, backend=None):
         super().__init__(backend)

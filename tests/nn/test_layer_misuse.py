@@ -96,3 +96,25 @@ def test_a_layer_moved_to_none_goes_to_the_default_device_as_a_model_does():
         layer = gpubp.Dense(2, 2).to("cpu").to(None)
         model = gpubp.Sequential([gpubp.Dense(2, 2)]).to(None)
     assert layer.backend == model.backend == gpubp.get_backend("cpu", "float64")  # the default's dtype too
+
+
+CONFIGURED = [(lambda: gpubp.Dense(3, 2), ["n_in", "n_out", "init", "bias"]),
+              (lambda: gpubp.Conv2D(1, 2, 3), ["in_channels", "out_channels", "kernel_size", "stride", "padding",
+                                               "bias", "init"]),
+              (lambda: gpubp.MaxPool2D(2), ["kernel_size", "stride"]),
+              (lambda: gpubp.AvgPool2D(2), ["kernel_size", "stride"]),
+              (lambda: gpubp.Flatten(), ["start_dim", "end_dim"]),
+              (lambda: gpubp.BatchNorm(2), ["num_features"])]
+
+
+@pytest.mark.parametrize("make, names", CONFIGURED, ids=lambda c: c if isinstance(c, str) else None)
+def test_a_layer_s_configuration_is_fixed_when_it_is_made(make, names):
+    """Was: set later, taken as it came: Dense.n_in = 5 or a pool's stride = 2 (an int, where a pair
+    is kept) ended in raw TypeErrors from the next forward, Dense.init = 5 was used silently at the
+    next reset, Conv2D.stride = (2, 2) changed the outputs but not the config a checkpoint keeps."""
+    layer = make()
+    config = layer.config()
+    for name in names:
+        with pytest.raises(InvalidValueError, match=f"{type(layer).__name__} {name} is fixed when it is made"):
+            setattr(layer, name, getattr(layer, name))  # even its own value: one way to change a layer, a new one
+    assert layer.config() == config
