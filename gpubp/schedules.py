@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import math
 
-from ._checks import integer, number
+from ._checks import Checked, integer, number
 from .errors import InvalidValueError
 
 
 class Schedule:
-    """Base class: ``lr`` is the rate at epoch 0; subclasses implement ``rate(epoch)``."""
+    """Base class: ``lr`` is the rate at epoch 0; subclasses implement ``rate(epoch)``. Their
+    settings set later are checked as when the schedule is made (``Checked``)."""
+
+    lr = Checked(number, low=0)
 
     def __init__(self, lr):
-        self.lr = _rate("lr", lr)
+        self.lr = lr
 
     def __call__(self, epoch) -> float:
         return self.rate(integer("epoch", epoch, minimum=0))
@@ -40,10 +43,12 @@ class Constant(Schedule):
 class StepDecay(Schedule):
     """lr(epoch) = lr * gamma ** (epoch // step_size)   (PyTorch ``StepLR``)."""
 
+    step_size = Checked(integer, minimum=1)
+    gamma = Checked(number, low=0, high=1, low_open=True)
+
     def __init__(self, lr, step_size, gamma=0.1):
         super().__init__(lr)
-        self.step_size = integer("step_size", step_size, minimum=1)
-        self.gamma = number("gamma", gamma, low=0, high=1, low_open=True)
+        self.step_size, self.gamma = step_size, gamma
 
     def rate(self, epoch):
         return self.lr * self.gamma ** (epoch // self.step_size)
@@ -56,9 +61,12 @@ class Cosine(Schedule):
     would rise again).
     """
 
+    total_epochs = Checked(integer, minimum=1)
+    min_lr = Checked(number, low=0)
+
     def __init__(self, lr, total_epochs, min_lr=0.0):
         super().__init__(lr)
-        self.total_epochs, self.min_lr = integer("total_epochs", total_epochs, minimum=1), _rate("min_lr", min_lr)
+        self.total_epochs, self.min_lr = total_epochs, min_lr
         if self.min_lr > self.lr:
             raise InvalidValueError(f"min_lr must be in [0, lr] = [0, {self.lr}], got {min_lr!r}")
 
@@ -92,6 +100,3 @@ def get_schedule(name, lr, epochs):
         return StepDecay(lr, max(1, epochs // 3))
     return Cosine(lr, epochs)
 
-
-def _rate(name, x) -> float:
-    return number(name, x, low=0)

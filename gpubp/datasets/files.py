@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import flag
+from .._checks import Fixed, flag
 from ..errors import InvalidValueError, NumericalError, ShapeError
 
 
@@ -290,7 +290,10 @@ def _is_nonfinite(text) -> bool:
 
 
 class Scaler:
-    """Per-feature standardisation fitted on training data: ``x' = (x - mean) / std``."""
+    """Per-feature standardisation fitted on training data: ``x' = (x - mean) / std``. Its mean
+    and std are fixed when it is made (a new Scaler for others)."""
+
+    mean, std = Fixed(), Fixed()
 
     def __init__(self, mean, std):
         self.mean, self.std = _floats_of("Scaler: mean", mean).ravel(), _floats_of("Scaler: std", std).ravel()
@@ -299,6 +302,9 @@ class Scaler:
         if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all() and (self.std > 0).all()):
             raise InvalidValueError("Scaler: mean and std must be finite and std > 0 (NaN, Inf or a zero std "
                                     "would turn every input into NaN or Inf)")
+
+    def __repr__(self):
+        return f"Scaler({self.mean.size} features)"
 
     @classmethod
     def fit(cls, X) -> "Scaler":

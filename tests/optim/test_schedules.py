@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import gpubp
+from gpubp.errors import InvalidValueError
 from gpubp.schedules import Constant, Cosine, StepDecay, get_schedule
 
 
@@ -75,3 +76,19 @@ def test_fit_sets_the_scheduled_rate_each_epoch():
     history = gpubp.fit(model, X, y, optimizer="sgd", lr=0.4, epochs=4, batch_size=8,
                         schedule=StepDecay(0.4, 2, 0.5), progress=False)
     np.testing.assert_allclose(history.lr, [0.4, 0.4, 0.2, 0.2])
+
+
+@pytest.mark.parametrize("make, name, value, match", [
+    (lambda: StepDecay(0.1, 2), "step_size", 0, "StepDecay step_size must be a whole number >= 1, got 0"),
+    (lambda: StepDecay(0.1, 2), "gamma", 1.5, "StepDecay gamma must be a finite number > 0 and <= 1, got 1.5"),
+    (lambda: Cosine(0.1, 3), "total_epochs", "x", "Cosine total_epochs must be a whole number >= 1, got 'x'"),
+    (lambda: Cosine(0.1, 3), "min_lr", None, "Cosine min_lr must be a finite number >= 0, got None"),
+    (lambda: Constant(0.1), "lr", float("nan"), "Constant lr must be a finite number >= 0, got nan")])
+def test_a_schedule_setting_set_later_is_checked_as_when_it_is_made(make, name, value, match):
+    """Was: taken as it came; total_epochs = 0 ended in a raw ZeroDivisionError, 'x' in a TypeError
+    from inside fit, a NaN lr in fit's message about the epoch's rate."""
+    schedule = make()
+    before = schedule(1)
+    with pytest.raises(InvalidValueError, match=match):
+        setattr(schedule, name, value)
+    assert schedule(1) == before

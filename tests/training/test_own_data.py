@@ -173,3 +173,12 @@ def test_the_target_column_is_never_also_a_feature(tmp_path):
     path = write(tmp_path, "d.csv", "a,b,y\n1,2,0\n3,4,1\n")
     with pytest.raises(InvalidValueError, match=r"the target column 'a' is also one of the features \['a', 'b'\]"):
         load_table(path, target="a", features=["a", "b"])  # was: X held the target, silently
+
+
+def test_a_scaler_s_mean_and_std_are_fixed_when_it_is_made():
+    """Was: ``scaler.std = None`` (or 0, or a list) taken, ending in a raw error or NaN inputs later."""
+    scaler = Scaler([1.0, 2.0], [2.0, 4.0])
+    for name in ("mean", "std"):
+        with pytest.raises(InvalidValueError, match=f"Scaler {name} is fixed when it is made \\(Scaler\\(2 features"):
+            setattr(scaler, name, np.zeros(2))
+    np.testing.assert_array_equal(scaler(np.array([[3.0, 6.0]])), [[1.0, 1.0]])
