@@ -73,7 +73,8 @@ def instance(name, value, kind, hint=""):
         raise InvalidValueError(f"{name}: the kind to check against must be a class or a tuple of classes, got {kind!r:.60}")
     if not isinstance(value, kind):
         what = " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
-        raise InvalidValueError(f"{name} must be a gpubp {what}, got a {type(value).__name__}"
+        got = type(value).__name__
+        raise InvalidValueError(f"{name} must be a gpubp {what}, got {'an' if got[0] in 'aeiouAEIOU' else 'a'} {got}"
                                 + (f"; {hint}" if hint else ""))
     return value
 

@@ -17,13 +17,26 @@ from ..errors import InvalidValueError
 _ambient: contextvars.ContextVar = contextvars.ContextVar("gpubp_observers", default=())
 
 
+def check_observer(name, observer):
+    """``observer`` when it has a ``forward`` or a ``backward`` method (or both), else refused."""
+    if not any(callable(getattr(observer, event, None)) for event in ("forward", "backward")):
+        raise InvalidValueError(f"{name}: the observer must have a forward(model, i, layer, X, Y) or a "
+                                f"backward(model, i, layer, dY, dX) method, got {observer!r:.60}")
+    return observer
+
+
+def observer_list(name, observers) -> list:
+    """``observers`` (a model's ``observers``) as a list of observers, each checked."""
+    if isinstance(observers, (str, bytes)) or not hasattr(observers, "__iter__"):
+        raise InvalidValueError(f"{name} must be a list of observers, got a {type(observers).__name__}")
+    return [check_observer(f"{name}[{i}]", o) for i, o in enumerate(observers)]
+
+
 @contextlib.contextmanager
 def observing(observer):
     """Inside the block every model also reports each layer's forward and backward to ``observer``
     (an object with a ``forward`` or a ``backward`` method, or both)."""
-    if not any(callable(getattr(observer, event, None)) for event in ("forward", "backward")):
-        raise InvalidValueError(f"observing: the observer must have a forward(model, i, layer, X, Y) or a "
-                                f"backward(model, i, layer, dY, dX) method, got {observer!r:.60}")
+    check_observer("observing", observer)
     token = _ambient.set((*_ambient.get(), observer))
     try:
         yield observer

@@ -10,7 +10,7 @@ from .. import _checks
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
-from .observers import observers_of, tell
+from .observers import observer_list, observers_of, tell
 from .state import ModelState, refuse_shared_memory
 
 
@@ -25,9 +25,14 @@ class Sequential(ModelState):
     GpubpWarning says so when a float64 layer is made float32 without ``dtype`` or ``backend`` asking).
     """
 
+    # set later too, each is checked as here (layers as the constructor checks them)
+    layers = _checks.Checked(lambda name, value: _layers(value))
+    observers = _checks.Checked(observer_list)  # told after each layer (observers.py)
+    backend = _checks.Checked(_checks.instance, kind=Backend, hint="move a model with model.to(device)")
+
     def __init__(self, layers, backend=None, dtype=None, seed=0):
-        self.layers = _layers(layers)
-        self.observers: list = []  # told after each layer (observers.py)
+        self.layers = layers
+        self.observers = []
         self._chain = None  # (input shape, layers, their modes) that _check_chain last passed
         seed = _checks.seed("Sequential seed", seed)
         wider = [f"{i} {layer!r}" for i, layer in enumerate(self.layers) if layer.backend.dtype.itemsize > 4]
@@ -127,7 +132,7 @@ class Sequential(ModelState):
         BatchNorm uses its running statistics.
         """
         mode = _checks.flag("Sequential.train mode", mode)
-        for layer in self.layers:
+        for layer in _layers(self.layers):  # appended to since? checked as the constructor checks them
             layer.training = mode
         return self
 
@@ -162,7 +167,7 @@ class Sequential(ModelState):
         Arrays that share memory (tied weights) are refused before any layer moves: the move
         would give each name a copy of its own.
         """
-        current = getattr(self, "backend", None)
+        current = self.__dict__.get("backend")  # None while the constructor runs
         if dtype is None and not isinstance(backend, Backend) and current is not None:
             dtype = None if parse_spec(default_device(check=True) if backend is None else backend)[1] else current.dtype
         new = get_backend(backend, dtype)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import types
 
+from .. import _checks
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import InvalidValueError, ShapeError, StateError
 from .arrays import Arrays, check_out, check_replacement, values
@@ -33,6 +34,7 @@ class Layer:
     check (it would copy or hash every input of every step), so write new arrays instead.
     """
 
+    backend = _checks.Checked(_checks.instance, kind=Backend, hint="move a layer with layer.to(device)")
     capturable = False  # its bound step can be recorded in a CUDA graph (plan/graph.py)
     generation = 0  # counts replacements of the parameter or gradient arrays (Sequential.generation)
     training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it

@@ -132,6 +132,7 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                comm=None, plans=None, first=False, steps=None):
     backend, n = model.backend, X.shape[0]
     t0 = time.perf_counter()
+    _check_unchanged(model, backend_of(X))  # by an on_epoch_begin callback: said before the mode is set
     with _mode(model, True):
         total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
                                     callbacks, comm, plans, snapshot if first else None, steps)

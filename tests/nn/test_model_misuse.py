@@ -91,15 +91,23 @@ def test_predict_converts_integer_data_to_the_models_dtype():
     (lambda m: [m.layers[0], "x"], InvalidValueError, ["item 1 is a str"]),
     (lambda m: [m.layers[0], m.layers[0]], InvalidValueError, ["same layer object"]),
 ], ids=["empty", "junk", "twice"])
-def test_layers_replaced_after_construction_are_checked_at_the_next_forward(layers, error, words):
+def test_layers_replaced_after_construction_are_checked(layers, error, words):
+    """A list assigned to ``model.layers`` is checked when it is set (an empty one was an identity
+    model); one changed in place, at the next forward, or at ``train()`` (which fit calls first)."""
     model = gpubp.Sequential([gpubp.Dense(3, 3), gpubp.ReLU()], seed=0)
     X = np.ones((2, 3), np.float32)
     model.forward(X)
-    model.layers = layers(model) if callable(layers) else layers  # an empty list was an identity model
+    new = layers(model) if callable(layers) else layers
     with pytest.raises(error) as err:
+        model.layers = new
+    assert len(model.layers) == 2
+    model.layers[:] = new
+    with pytest.raises(error) as later:
         model.forward(X)
+    with pytest.raises(error):
+        model.train()
     for word in words:
-        assert word in str(err.value)
+        assert word in str(err.value) and word in str(later.value)
 
 
 @pytest.mark.parametrize("config", [None, {"type": "Dense", "n_in": 3, "n_out": 2}, "Dense"])
@@ -217,3 +225,18 @@ def test_a_batch_of_one_batchnorm_refuses_in_training_moves_nothing():
     with pytest.raises(ShapeError, match=r"BatchNorm\(4, .*\) in training needs more than one value per channel"):
         model.forward(one)
     assert model.layers[1].step == 0 and np.all(model.layers[2].buffers["running_mean"] == 0)
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("backend", "cpu", "Sequential backend must be a gpubp Backend, got a str; move a model with model.to(device)"),
+    ("observers", None, "Sequential observers must be a list of observers, got a NoneType"),
+    ("observers", [5], "Sequential observers[0]: the observer must have a forward(model, i, layer, X, Y)")])
+def test_a_model_s_backend_and_observers_set_later_are_checked(name, value, words):
+    """Was: taken, then a raw AttributeError or TypeError from the next forward, fit or save."""
+    model = gpubp.Sequential([gpubp.Dense(3, 3), gpubp.ReLU()], seed=0)
+    with pytest.raises(InvalidValueError) as err:
+        setattr(model, name, value)
+    assert words in str(err.value)
+    with pytest.raises(InvalidValueError, match="Dense backend must be a gpubp Backend, got a str"):
+        model.layers[0].backend = "cpu"
+    model.forward(np.ones((2, 3), np.float32))

@@ -112,7 +112,7 @@ def test_checks_instance_refuses_a_kind_that_is_not_a_class(kind):
 
 
 def test_checks_instance_names_each_class_of_a_tuple():
-    with pytest.raises(InvalidValueError, match="m must be a gpubp Dense or Sequential, got a int"):
+    with pytest.raises(InvalidValueError, match="m must be a gpubp Dense or Sequential, got an int"):
         _checks.instance("m", 1, (gpubp.Dense, gpubp.Sequential))
 
 
