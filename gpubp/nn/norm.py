@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
@@ -88,13 +90,16 @@ class BatchNorm(Layer):
         self.backend.check_array(X, "BatchNorm input")
         self.output_shape(X.shape)
         axes, shape = _axes(X)
-        if self.training:
-            mu, var = X.mean(axis=axes), X.var(axis=axes)
+        xp, gamma, beta = self.backend.xp, self.params["gamma"], self.params["beta"]
+        if self.training:  # statistics summed in float64: var of float32 values past 1.8e19 is finite there
+            mu, var = X.mean(axis=axes, dtype=np.float64), X.var(axis=axes, dtype=np.float64)
+            self.inv_sigma = (1 / xp.sqrt(var + self.eps)).astype(X.dtype)  # 1 / sigma, per channel
+            with np.errstate(over="ignore"):  # a var past the dtype's range: Inf, so the estimates stay as they were
+                mu, var = mu.astype(X.dtype), var.astype(X.dtype)
             self._update_running(mu, var, X.size // self.num_features)
         else:
             mu, var = self.buffers["running_mean"], self.buffers["running_var"]
-        xp, gamma, beta = self.backend.xp, self.params["gamma"], self.params["beta"]
-        self.inv_sigma = 1 / xp.sqrt(var + self.eps)  # 1 / sigma, per channel
+            self.inv_sigma = 1 / xp.sqrt(var + self.eps)
         self.x_hat = (X - mu.reshape(shape)) * self.inv_sigma.reshape(shape)
         self.X, self.batch_stats = X, self.training
         return self.x_hat * gamma.reshape(shape) + beta.reshape(shape)
@@ -102,8 +107,8 @@ class BatchNorm(Layer):
     def _update_running(self, mu, var, m):
         """PyTorch's rule, in place (the buffers stay the same arrays): unbiased var for the estimate.
 
-        A batch whose mean or variance is not finite (NaN/Inf in X, or values whose squares
-        overflow) leaves both estimates as they were: its output already shows the NaN, and the
+        A batch whose mean or variance is not finite (NaN/Inf in X, or a variance past the
+        dtype's range: float32 values spread over more than about 1.8e19) leaves both estimates as they were: its output already shows the NaN, and the
         statistics of every batch before it, what eval uses, are not lost (PyTorch would keep
         NaN in them for good). Decided on the device: no host sync."""
         k, xp = self.momentum, self.backend.xp

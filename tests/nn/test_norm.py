@@ -287,3 +287,18 @@ def test_model_with_batchnorm_gradients(device):
     assert report.ok and [r.name for r in report.rows] == ["0.W", "0.b", "1.gamma", "1.beta", "4.W", "4.b",
                                                            "5.gamma", "5.beta"]
     assert report.vacuous == ["0.b", "4.b"]  # a bias right before BatchNorm: its mean is removed, dL/db = 0
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e37])
+def test_float32_values_whose_squares_overflow_are_normalised(scale):
+    """Was: the variance of float32 values past 1.8e19 overflowed to Inf, 1 / sigma to 0, and every
+    output was beta (0), silently. The statistics are now summed in float64: the output is that of
+    the same values scaled down (BatchNorm is scale invariant), gradients finite; the running
+    statistics, whose variance float32 cannot hold, stay as they were."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(16, 3)).astype(np.float32)
+    big, unit = BatchNorm(3), BatchNorm(3)
+    Y = big(X * np.float32(scale))
+    np.testing.assert_allclose(Y, unit(X), rtol=1e-5, atol=1e-5)
+    assert np.isfinite(big.backward(np.ones_like(Y))).all()
+    np.testing.assert_array_equal(big.buffers["running_var"], np.ones(3, np.float32))
