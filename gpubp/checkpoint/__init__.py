@@ -121,6 +121,14 @@ def target(path) -> tuple:
     return given, path
 
 
+def same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (through links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # not there yet (or unreadable): compare the names
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
 def metadata_json(meta) -> str:
     """``meta`` as JSON, by the rules every checkpoint is written with (``fit`` applies them to
     ``checkpoint_extra`` before training); NumPy scalars and small arrays become numbers and lists."""

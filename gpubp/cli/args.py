@@ -10,7 +10,7 @@ import numpy as np
 
 from .._checks import writable_target
 from ..backend import default_device
-from ..checkpoint import read_metadata
+from ..checkpoint import read_metadata, same_file
 from ..errors import CheckpointError, InvalidValueError
 from ..nn import ACTIVATIONS
 from ..losses import LOSSES, BinaryCrossEntropy, SoftmaxCrossEntropy
@@ -187,14 +187,6 @@ def add_saved_model(p, data_help):
     p.add_argument("data", metavar="DATA", help=data_help)
     add_batch_size(p, 1024)
     add_device(p, dtype=None)
-
-
-def same_file(a, b) -> bool:
-    """Whether paths ``a`` and ``b`` name one file (through links too)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # not there yet (or unreadable): compare the names
-        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def is_checkpoint(path) -> bool:

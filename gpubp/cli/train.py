@@ -19,6 +19,7 @@ from ..optim import OPTIMIZERS, get_optimizer
 from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training
 from ..train.epoch import guard
+from ..train.resume import refuse_overwrite
 from . import args as flags
 from .data import BUILT_IN, in_target_units, prepare, raw_mse
 from .resume import ahead_of, check_model_flags, continue_saved
@@ -79,6 +80,8 @@ def add_arguments(p):
     o.add_argument("--save", metavar="PATH", help="write the trained model, optimizer and data scaling to this .npz")
     o.add_argument("--checkpoint-every", type=flags.positive_int, metavar="N", help="also write --save every N epochs")
     o.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    o.add_argument("--overwrite", action="store_true",
+                   help="let --save replace a checkpoint of another run (kept otherwise: refused before training)")
     o.add_argument("--log", metavar="PATH", help="one line per epoch: CSV for a .csv, else JSON lines (.jsonl)")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     o.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
@@ -146,7 +149,7 @@ def train(args, comm) -> int:
                       progress=False if args.quiet else None, callbacks=[log] if log else (),
                       checkpoint_path=args.save if args.checkpoint_every else None,
                       checkpoint_every=args.checkpoint_every, checkpoint_extra=extras,
-                      resume_from=args.resume, comm=comm, cuda_graph=args.cuda_graph)
+                      resume_from=args.resume, comm=comm, cuda_graph=args.cuda_graph, overwrite=args.overwrite)
     finally:
         if log:
             log.close()
@@ -179,6 +182,8 @@ def _check_outputs(args):
         raise InvalidValueError("--checkpoint-every needs --save PATH, the checkpoint to write")
     if args.save:
         writable_target("--save", args.save)
+        if not args.overwrite:
+            refuse_overwrite(args.save, args.resume, "--save", "--resume {path}", "--overwrite")
     if args.log:
         writable_target("--log", args.log)
     if args.plot:

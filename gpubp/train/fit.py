@@ -32,7 +32,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         batch_size=32, shuffle=True, seed=None, validation_data=None, schedule=None, tol=None,
         patience=None, progress=None, callbacks=(), checkpoint_path=None, checkpoint_every=None,
         resume_from=None, comm=None, restore_best=False, checkpoint_extra=None, plan=True,
-        cuda_graph=False) -> History:
+        cuda_graph=False, overwrite=False) -> History:
     """Train ``model`` in place by mini-batch gradient descent; return its :class:`History`.
 
     Each step: ``out = model(X[idx])``, ``loss(out, y[idx])``, ``model.backward(dL/dout)``,
@@ -61,7 +61,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         checkpoint_path, checkpoint_every: write a checkpoint every N epochs (both or neither;
             the folder must exist and be writable, checked before training), and once more at
             the end when the last epoch was not written (early stop, restore_best), so the
-            checkpoint holds the model returned.
+            checkpoint holds the model returned. A checkpoint already at ``checkpoint_path``, the
+            model of a run this one does not resume (``resume_from`` is another file), is refused
+            before training unless ``overwrite=True``: this run could replace it by a worse one.
         checkpoint_extra: a JSON-able dict kept in every checkpoint's extras (e.g. the feature
             scaling a model needs to predict raw data); checked before training; its keys may
             not be the training state's own (epochs_done, seed, history).
@@ -108,11 +110,11 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     seed = None if seed is None else _checks.integer("fit: seed", seed, 0)
     tol = None if tol is None else _checks.number("fit: tol", tol, low=0)
     patience = None if patience is None else _checks.integer("fit: patience", patience, 1)
-    shuffle, restore_best, plan = (_checks.flag(f"fit: {name}", value) for name, value in
-                                   (("shuffle", shuffle), ("restore_best", restore_best), ("plan", plan)))
+    shuffle, restore_best, plan, overwrite = (_checks.flag(f"fit: {name}", value) for name, value in (
+        ("shuffle", shuffle), ("restore_best", restore_best), ("plan", plan), ("overwrite", overwrite)))
     progress = None if progress is None else _checks.flag("fit: progress", progress, " or None (a terminal decides)")
     callbacks = _callbacks(callbacks)
-    checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every)
+    checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite)
     checkpoint_extra = _checkpoint_extra(checkpoint_extra)
     _check_cuda_graph(cuda_graph, model, plan, comm)
     _check_comm(comm)

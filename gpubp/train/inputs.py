@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _checks
 from ..checkpoint import metadata_json, target
-from .resume import refuse_state_keys
+from .resume import refuse_overwrite, refuse_state_keys
 from ..errors import DTypeError, GpubpError, GpubpWarning, InvalidValueError, ShapeError
 from ..nn import Activation, Identity, Sigmoid
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy
@@ -218,10 +218,11 @@ def _checkpoint_extra(extra):
     return extra
 
 
-def _checkpointing(path, every):
+def _checkpointing(path, every, resume_from=None, overwrite=False):
     """``checkpoint_every`` checked against ``checkpoint_path`` (both or neither); the path is
     checked now, before any training, as the checkpoint writer checks it (a writable folder; no
-    folder, read-only file or file that is not a gpubp checkpoint there)."""
+    folder, read-only file or file that is not a gpubp checkpoint there), and a checkpoint of
+    another run there is kept unless ``overwrite`` (``refuse_overwrite``)."""
     if path is None:
         if every is not None:
             raise InvalidValueError(f"fit: checkpoint_every={every!r} without checkpoint_path; nothing would "
@@ -235,6 +236,8 @@ def _checkpointing(path, every):
         target(path)  # the checkpoint writer's own refusals (a folder, someone's data file), before training
     except GpubpError as exc:
         raise InvalidValueError(f"fit: {exc}") from None
+    if not overwrite:
+        refuse_overwrite(path, resume_from, "fit: checkpoint_path", "resume_from='{path}'", "overwrite=True")
     return every
 
 

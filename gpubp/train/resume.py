@@ -4,6 +4,7 @@ decide the batches (batch size, shuffle), optimizer."""
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 
 import numpy as np
@@ -32,6 +33,26 @@ def save_training(path, model, optimizer, history, seed, /, batching=None, **ext
     if batching is not None:
         state["batching"] = _batching(batching, "save_training: batching")
     return checkpoint.save(path, model, optimizer, extra={**extra, **state})
+
+
+def refuse_overwrite(path, resume_from, name, resume, allow) -> None:
+    """Refuse, before any training, a run's checkpoint ``path`` (given as ``name``) that already holds
+    a trained model which this run does not continue (``resume_from`` is another file, or None): the
+    work of another run, which this one would replace, maybe by a worse model. ``resume`` says how to
+    continue it (a template of ``{path}``), ``allow`` how to replace it anyway (``overwrite=True``, ``--overwrite``)."""
+    if not os.path.isfile(path) or resume_from is not None and checkpoint.same_file(path, resume_from):
+        return
+    try:
+        meta = checkpoint.read_metadata(path)
+    except CheckpointError:
+        return  # not a checkpoint: the writer's own check (checkpoint.target) refuses it
+    done = (meta.get("extra") or {}).get("epochs_done")
+    what = ", ".join(part for part in (f"{len(meta.get('architecture') or ())} layers",
+                                       done is not None and f"{done} epoch(s) trained",
+                                       meta.get("created") and f"saved {meta['created']}") if part)
+    raise InvalidValueError(f"{name}: {path} already holds a trained model ({what}), which this run would "
+                            f"replace; it is kept: give another path, continue that run ({resume.format(path=path)}), or "
+                            f"pass {allow} to replace it")
 
 
 def _batching(batching, name) -> dict:

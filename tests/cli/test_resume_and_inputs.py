@@ -387,3 +387,21 @@ def test_predict_out_in_a_missing_folder_is_refused_before_the_model_is_read(tmp
                  "--out", str(tmp_path / "missing" / "p.csv")]) == 1
     err = capsys.readouterr().err
     assert "--out: the folder" in err and "does not exist" in err and "no checkpoint" not in err
+
+
+def test_save_keeps_a_model_of_another_run_unless_overwrite(tmp_path, capsys):
+    """Was: `gpubp train --save m.npz` run twice replaced the first run's trained model by the
+    second's, however worse (a lower learning rate left it at 12% accuracy). Refused before any
+    work, naming what the file holds; --resume of that file, or --overwrite, may write it."""
+    path = tmp_path / "m.npz"
+    base = ["train", "--device", "cpu", "--dataset", "xor", "--quiet", "--save", str(path)]
+    assert main([*base, "--epochs", "2"]) == 0
+    capsys.readouterr()
+    first = path.read_bytes()
+    code, _, err = run([*base, "--epochs", "1"], capsys)
+    assert code == 1 and path.read_bytes() == first
+    assert re.search(r"--save: .*m.npz already holds a trained model \(.*2 epoch\(s\) trained, saved .*\).*"
+                     r"--resume .*m.npz.*--overwrite", err)
+    assert run([*base, "--epochs", "3", "--resume", str(path)], capsys)[0] == 0
+    assert run([*base, "--epochs", "1", "--overwrite"], capsys)[0] == 0
+    assert gpubp.checkpoint.read_metadata(path)["extra"]["epochs_done"] == 1

@@ -353,3 +353,32 @@ def test_an_appended_csv_log_keeps_its_columns(tmp_path):
     log.close()
     rows = list(csv.DictReader(path.open()))
     assert len(rows) == 2 and all(None not in row for row in rows) and "val_loss" not in rows[0]
+
+
+def test_a_checkpoint_of_another_run_is_kept_unless_overwrite(tmp_path):
+    """Was: a second fit with the same checkpoint_path (a rerun, another experiment) wrote over the
+    first run's trained model at its first checkpoint, maybe with a worse one. Refused before any
+    training, naming what the file holds; continuing that run (resume_from) or overwrite=True may."""
+    from gpubp.train import fit
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)).astype(np.float32), rng.integers(0, 2, 40)
+    path = tmp_path / "run.npz"
+
+    def run(epochs, **kw):
+        model = gpubp.Sequential([gpubp.Dense(3, 2)], seed=0)
+        before = model.parameters()["0.W"].copy()
+        try:
+            return fit(model, X, y, epochs=epochs, checkpoint_path=path, checkpoint_every=1, progress=False, **kw)
+        finally:
+            run.trained = not np.array_equal(before, model.parameters()["0.W"])
+    run(2)
+    first = path.read_bytes()
+    with pytest.raises(InvalidValueError, match=r"fit: checkpoint_path: .*run.npz already holds a trained model "
+                                                r"\(1 layers, 2 epoch\(s\) trained, saved .*\).*resume_from='.*run.npz'.*"
+                                                r"overwrite=True"):
+        run(1)
+    assert path.read_bytes() == first and not run.trained  # refused before training
+    assert run(3, resume_from=path).epochs == 3  # continuing it in place
+    assert run(1, overwrite=True).epochs == 1
+    with pytest.raises(InvalidValueError, match="fit: overwrite must be True or False"):
+        run(1, overwrite="yes")
