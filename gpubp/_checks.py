@@ -136,9 +136,9 @@ class Fixed:
         self.name = name
 
     def __set__(self, obj, value):
-        if self.name in obj.__dict__:
-            raise InvalidValueError(f"{type(obj).__name__} {self.name} is fixed when it is made ({obj!r}); "
-                                    f"make a new {type(obj).__name__} instead")
+        if self.name in obj.__dict__ and obj.__dict__[self.name] is not value:  # ``a += b`` puts a back: allowed
+            raise InvalidValueError(f"{type(obj).__name__} {self.name} is fixed when it is made "
+                                    f"({repr(obj).splitlines()[0]:.100}); make a new {type(obj).__name__} instead")
         obj.__dict__[self.name] = value
 
 

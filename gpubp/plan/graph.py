@@ -27,6 +27,7 @@ hardware as of this writing: no GPU has been lent to the project.
 """
 from __future__ import annotations
 
+from .. import _checks
 from ..errors import InvalidValueError, StateError
 from ..network import Sequential, observers_of
 
@@ -44,6 +45,8 @@ def graph_problem(model) -> str | None:
 
 class GraphedStep:
     """One captured training step of ``plan`` (a StepPlan on a CuPy backend)."""
+
+    plan, backend, stream = _checks.Fixed(), _checks.Fixed(), _checks.Fixed()  # what the graph was recorded on
 
     def __init__(self, plan):
         # a StepPlan (step.py imports this module, so the class is known by what it holds and does)

@@ -70,7 +70,12 @@ class StepPlan:
         batch_shape: the shape of ``X`` per step, e.g. ``(64, 784)`` (whole numbers >= 1).
         target_shape, target_dtype: of ``y``; default the model's output shape and dtype
             (give ``(N,)`` and an integer dtype for class labels).
+
+    What it was made of and its buffers are fixed (``_checks.Fixed``): the steps are bound to them,
+    so a buffer put in their place would be ignored; write into them (``plan.X[...] = ...``).
     """
+
+    model, loss, optimizer, backend, X, y, work, dout, deltas, outputs, arena = (_checks.Fixed() for _ in range(11))
 
     def __init__(self, model, loss, optimizer, batch_shape, target_shape=None, target_dtype=None):
         problem = plan_problem(model)
@@ -325,6 +330,8 @@ class PlanCache:
     With ``cuda_graph`` each plan is captured as a CUDA graph (``plan.graph``). When the
     model's layers change between steps (a callback replaced one), every plan is dropped and
     the model is planned again (or run eagerly, if it can no longer be planned)."""
+
+    model, loss, optimizer, cuda_graph = (_checks.Fixed() for _ in range(4))  # what every plan is made of
 
     def __init__(self, model, loss, optimizer, cuda_graph=False):
         _checks.instance("PlanCache: model", model, Sequential)

@@ -101,6 +101,19 @@ def test_a_leaky_relu_slope_annealed_by_a_callback_is_the_one_a_planned_step_use
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("name", ["X", "y", "dout", "arena", "model", "optimizer"])
+def test_what_a_plan_is_bound_to_is_fixed(name):
+    """Was: ``plan.X = new_array`` taken, while the bound forward kept reading the old buffer: every
+    later step ran on the old batch, silently. Writing into the buffer is the way (it is checked)."""
+    model = mlp(6, [8], 3, "sigmoid", seed=0)
+    plan = StepPlan(model, "mse", SGD(lr=0.1), (16, 6))
+    with pytest.raises(InvalidValueError, match=f"StepPlan {name} is fixed when it is made \\(StepPlan\\(MSE, SGD"):
+        setattr(plan, name, np.zeros(3) if name != "model" else mlp(6, [8], 3, "sigmoid", seed=0))
+    cache = PlanCache(model, "mse", SGD(lr=0.1))
+    with pytest.raises(InvalidValueError, match="PlanCache optimizer is fixed when it is made"):
+        cache.optimizer = Adam()
+
+
 def test_plan_step_repr_and_buffers():
     model = mlp(6, [8], 3, "sigmoid", seed=0)
     plan = StepPlan(model, "mse", SGD(lr=0.1), (16, 6))
