@@ -31,6 +31,31 @@ class Arrays(dict):
         return type(self), (self.layer, self.what, dict(self))
 
 
+class Buffers(dict):
+    """A layer's ``{name: array}`` of non-trainable state (``Layer.buffers``: BatchNorm's running
+    statistics, Dropout's counters). An array put under a name (``bn.buffers["running_mean"] = m``,
+    a port of another library's statistics) is written as ``load_buffers`` writes it: checked (shape,
+    dtype, values, as a checkpoint's are) and copied into the layer's own array, which stays the
+    same (whoever holds it sees the change). Names are the layer's: none added or removed."""
+
+    def __init__(self, layer, arrays):
+        super().__init__(arrays)
+        self.layer = layer
+
+    def __setitem__(self, name, array):
+        if dict.get(self, name) is not array:  # ``buffers[name] += x`` puts the same array back
+            self.layer.load_buffers({**self, name: array})
+
+    def _fixed_names(self, *args, **kw):
+        raise InvalidValueError(f"{self.layer!r} buffers are {sorted(self)}: none can be added or removed; set "
+                                f"values with buffers[name] = array or load_buffers")
+
+    __delitem__ = pop = popitem = clear = setdefault = update = __ior__ = _fixed_names
+
+    def __reduce__(self):  # copies and pickles rebuild it whole (not item by item, which would load)
+        return type(self), (self.layer, dict(self))
+
+
 def check_replacement(layer, what, store, name, array):
     """Refuse ``array`` as the new ``store[name]``, a ``layer``'s parameter or gradient (``what``),
     before anything changes: ``name`` must be in ``store`` and ``array`` an array on the layer's

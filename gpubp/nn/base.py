@@ -13,7 +13,7 @@ import types
 from .. import _checks
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import InvalidValueError, ShapeError, StateError
-from .arrays import Arrays, check_out, check_replacement, values
+from .arrays import Arrays, Buffers, check_out, check_replacement, values
 
 LAYERS: dict = {}  # type name -> class: every concrete layer gpubp defines, registered as it is defined
 
@@ -38,7 +38,7 @@ class Layer:
     capturable = False  # its bound step can be recorded in a CUDA graph (plan/graph.py)
     generation = 0  # counts replacements of the parameter or gradient arrays (Sequential.generation)
     training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
-    buffers = types.MappingProxyType({})  # non-trainable state a checkpoint keeps (BatchNorm's running stats)
+    _buffers_kept = types.MappingProxyType({})  # none, unless a layer keeps some (keep_buffers)
 
     def __init_subclass__(cls, abstract=False, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -152,6 +152,27 @@ class Layer:
         else:
             for name, param in self._params.items():
                 param[...] = checked[name]
+
+    @property
+    def buffers(self) -> dict:
+        """Non-trainable state a checkpoint keeps, ``{name: array}`` (BatchNorm's running statistics,
+        Dropout's counters): an array set under a name is checked and copied in (``Buffers``)."""
+        return self._buffers_kept
+
+    @buffers.setter
+    def buffers(self, arrays) -> None:
+        """Set once, by a layer's constructor (``keep_buffers``); then refused: values are loaded."""
+        if "_buffers_kept" in self.__dict__:
+            raise InvalidValueError(f"{self!r}.buffers cannot be replaced; set values with buffers[name] = array "
+                                    f"or load_buffers({{name: array}})")
+        if not isinstance(arrays, dict):
+            raise InvalidValueError(f"{self!r}.buffers must be a dict {{name: array}}, got a {type(arrays).__name__}")
+        self.keep_buffers(arrays)
+
+    def keep_buffers(self, arrays: dict) -> None:
+        """Make ``arrays`` (``{name: array}`` on this layer's device) the layer's buffers: what its
+        constructor and ``to`` do. ``load_buffers`` writes new values into them."""
+        self._buffers_kept = Buffers(self, arrays)
 
     def load_buffers(self, arrays: dict) -> None:
         """Set the ``buffers`` from ``{name: array}`` (any device), in place; names, shapes and

@@ -29,7 +29,7 @@ class Dropout(Layer):
     def __init__(self, p=0.5, seed=None, backend=None):
         super().__init__(backend)
         self.p = p
-        self.buffers = {"seed": np.zeros((), np.int64), "step": np.zeros((), np.int64)}
+        self.keep_buffers({"seed": np.zeros((), np.int64), "step": np.zeros((), np.int64)})
         self.seed = 0 if seed is None else seed
         self.X = self.mask = None
 

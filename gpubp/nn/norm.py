@@ -52,8 +52,8 @@ class BatchNorm(Layer):
         addressable(f"BatchNorm({num_features}) gamma", (self.num_features,), self.backend.dtype.itemsize)
         self.seed, self._params = None, None
         C = self.num_features
-        self.buffers = {"running_mean": self.backend.zeros((C,)),
-                        "running_var": self.backend.xp.ones((C,), dtype=self.backend.dtype)}
+        self.keep_buffers({"running_mean": self.backend.zeros((C,)),
+                           "running_var": self.backend.xp.ones((C,), dtype=self.backend.dtype)})
         self.X = self.x_hat = self.inv_sigma = None
         self.batch_stats = True  # whether the last forward normalised by batch statistics
 
@@ -145,7 +145,7 @@ class BatchNorm(Layer):
         old = self.backend
         super().to(backend)
         if self.backend != old:
-            self.buffers = {k: self.backend.asarray(old.to_numpy(v)) for k, v in self.buffers.items()}
+            self.keep_buffers({k: self.backend.asarray(old.to_numpy(v)) for k, v in self.buffers.items()})
         return self
 
     def bind(self, X, Y, dY, dX):

@@ -4,6 +4,7 @@ gradients against central differences, running statistics against PyTorch's rule
 out by hand over several steps, eval on the running statistics, train/eval reaching every
 layer of a model, CPU/GPU parity on the device fixture, buffers, and errors naming the layer."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -302,3 +303,26 @@ def test_float32_values_whose_squares_overflow_are_normalised(scale):
     np.testing.assert_allclose(Y, unit(X), rtol=1e-5, atol=1e-5)
     assert np.isfinite(big.backward(np.ones_like(Y))).all()
     np.testing.assert_array_equal(big.buffers["running_var"], np.ones(3, np.float32))
+
+
+def test_running_statistics_set_by_name_are_checked_and_copied_in():
+    """Was: ``bn.buffers["running_var"] = a`` (a port of another library's statistics) taken as it
+    came: a wrong shape or None ended in raw errors at the next forward, a negative variance in NaN
+    outputs, a float64 array in a float32 layer stayed float64. Now it is written as load_buffers
+    writes it: checked, converted, and copied into the layer's own array (which stays the same)."""
+    layer = BatchNorm(3)
+    held = layer.buffers["running_var"]
+    layer.buffers["running_var"] = np.array([1.0, 2.0, 4.0])  # float64 in, the layer's float32 kept
+    assert layer.buffers["running_var"] is held and held.dtype == np.float32
+    np.testing.assert_array_equal(held, [1.0, 2.0, 4.0])
+    for name, value, error, words in (("running_mean", np.zeros(5), gpubp.ShapeError, "has shape (5,)"),
+                                      ("running_var", -np.ones(3), gpubp.InvalidValueError, "must be >= 0"),
+                                      ("running_mean", [np.nan] * 3, gpubp.NumericalError, "NaN"),
+                                      ("count", np.ones(3), gpubp.ShapeError, "has buffers")):
+        with pytest.raises(error, match=re.escape(words)):
+            layer.buffers[name] = value
+    np.testing.assert_array_equal(held, [1.0, 2.0, 4.0])
+    with pytest.raises(gpubp.InvalidValueError, match="buffers cannot be replaced"):
+        layer.buffers = {"running_mean": np.zeros(3), "running_var": np.ones(3)}
+    with pytest.raises(gpubp.InvalidValueError, match="none can be added or removed"):
+        layer.buffers.pop("running_mean")
