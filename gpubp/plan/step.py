@@ -40,7 +40,7 @@ import numpy as np
 
 from .. import _checks
 from .._checks import takes_out
-from ..backend.kernels.updates import scratch_in
+from ..backend.kernels.updates import ScratchIn
 from ..errors import DeviceError, DTypeError, InvalidValueError, ShapeError, StateError
 from ..losses import Loss, get_loss
 from ..network import Sequential, observers_of, tell
@@ -147,16 +147,17 @@ class StepPlan:
         return inputs, outputs
 
     def _carve(self, shapes):
-        """Views of ``shapes`` into one zeroed buffer of the backend's dtype (``self.arena``), each
-        starting on a page (on a cache line when smaller than a page). All it holds is spent once the
-        backward pass is over: the update takes its scratch there (``update``)."""
-        itemsize, at, starts = self.backend.dtype.itemsize, 0, []
+        """Views of ``shapes`` into one zeroed buffer of the backend's dtype (``self.arena``), each on
+        a cache line, one line after the last view ends (views of whole pages then start at different
+        offsets within a page: a load and a store 4 KiB apart would stall as one address). All it
+        holds is spent once the backward pass is over: the update takes its scratch there (``update``)."""
+        line, at, starts = max(1, 64 // self.backend.dtype.itemsize), 0, []
         for shape in shapes:
-            align = max(1, (4096 if math.prod(shape) * itemsize >= 4096 else 64) // itemsize)
-            at = -(-at // align) * align
+            at = -(-at // line) * line + line
             starts.append(at)
             at += math.prod(shape)
         self.arena = self.backend.zeros(at)
+        self._scratch = ScratchIn(self.arena)
         return [self.arena[at:at + math.prod(shape)].reshape(shape) for shape, at in zip(shapes, starts)]
 
     def _loss_work(self, space):
@@ -284,7 +285,7 @@ class StepPlan:
     def update(self):
         """``optimizer.step(model)``, its NumPy kernels' scratch taken from the plan's arena (the
         activations and deltas are spent once the backward pass is over): no memory of its own."""
-        with scratch_in(self.arena):
+        with self._scratch:
             self.optimizer.step(self.model)
 
     def stale(self) -> str | None:

@@ -103,7 +103,7 @@ UPDATES = sorted(k for k, kernel in KERNELS.items() if kernel.numpy.__module__.e
 @pytest.mark.parametrize("name", UPDATES)
 @pytest.mark.parametrize("room", [0, 1, 3])
 def test_update_takes_its_scratch_from_a_lent_buffer(name, room):
-    """Inside ``scratch_in(buffer)`` an update's scratch is a piece of ``buffer`` where it has room
+    """Inside ``ScratchIn(buffer)`` an update's scratch is a piece of ``buffer`` where it has room
     (``room`` parameter sizes: none, one, or more than any update needs), else its own: the
     numbers are those of the update with its own scratch, and a lent buffer with room is written."""
     import tracemalloc
@@ -116,7 +116,7 @@ def test_update_takes_its_scratch_from_a_lent_buffer(name, room):
     updates.forget_scratch()
     tracemalloc.start()
     try:
-        with updates.scratch_in(lent):
+        with updates.ScratchIn(lent):
             kernel.numpy(*ins, *outs)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
