@@ -81,7 +81,8 @@ def add_arguments(p):
     o.add_argument("--checkpoint-every", type=flags.positive_int, metavar="N", help="also write --save every N epochs")
     o.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
     o.add_argument("--overwrite", action="store_true",
-                   help="let --save replace a checkpoint of another run (kept otherwise: refused before training)")
+                   help="let --save and --log replace another run's checkpoint and log (kept otherwise: refused "
+                        "before training)")
     o.add_argument("--log", metavar="PATH", help="one line per epoch: CSV for a .csv, else JSON lines (.jsonl)")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     o.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
@@ -182,10 +183,7 @@ def _check_outputs(args):
         raise InvalidValueError("--checkpoint-every needs --save PATH, the checkpoint to write")
     if args.save:
         writable_target("--save", args.save)
-        if not args.overwrite:
-            refuse_overwrite(args.save, args.resume, "--save", "--resume {path}", "--overwrite")
-    if args.log:
-        writable_target("--log", args.log)
+    log = args.log and writable_target("--log", args.log)  # through a link, the file it names
     if args.plot:
         check_plot_path(args.plot, "--plot")
         pyplot()
@@ -202,6 +200,14 @@ def _check_outputs(args):
     flags.distinct_files({"--save": args.save, "--log": args.log, "--plot": args.plot},
                          {"--data": args.data, "--test": args.test, "--resume": args.resume},
                          allowed={("--save", "--resume")})  # a run continued in place
+    if args.overwrite:
+        return
+    if args.save:  # another run's work at an output is kept
+        refuse_overwrite(args.save, args.resume, "--save", "--resume {path}", "--overwrite")
+    if log and os.path.isfile(log) and os.path.getsize(log) and not args.resume:
+        raise InvalidValueError(f"--log: {args.log} already holds another run's log, which this run would replace; "
+                                f"it is kept: give another path, continue that run (--resume appends to it), or "
+                                f"pass --overwrite to replace it")
 
 
 def build(args, data, backend) -> Sequential:

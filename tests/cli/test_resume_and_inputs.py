@@ -374,11 +374,12 @@ def test_a_run_refused_by_fit_leaves_the_log_as_it_was(tmp_path, capsys):
     """Was: --log was opened (emptied) before fit's own checks, so a refused run lost the earlier log."""
     log = tmp_path / "epochs.csv"
     log.write_text("epoch,loss\n1,0.5\n")
-    code, _, last = run(["train", "--device", "cpu", "--dataset", "xor", "--cuda-graph", "--log", str(log)], capsys)
+    code, _, last = run(["train", "--device", "cpu", "--dataset", "xor", "--cuda-graph", "--log", str(log),
+                         "--overwrite"], capsys)
     assert code == 1 and "a CUDA graph needs a CUDA device" in last
     assert log.read_text() == "epoch,loss\n1,0.5\n"
-    code, _, _ = run(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "2", "--quiet", "--log", str(log)],
-                     capsys)
+    code, _, _ = run(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "2", "--quiet", "--log", str(log),
+                      "--overwrite"], capsys)
     assert code == 0 and [r.split(",")[0] for r in log.read_text().splitlines()] == ["epoch", "1", "2"]
 
 
@@ -405,3 +406,17 @@ def test_save_keeps_a_model_of_another_run_unless_overwrite(tmp_path, capsys):
     assert run([*base, "--epochs", "3", "--resume", str(path)], capsys)[0] == 0
     assert run([*base, "--epochs", "1", "--overwrite"], capsys)[0] == 0
     assert gpubp.checkpoint.read_metadata(path)["extra"]["epochs_done"] == 1
+
+
+def test_log_keeps_another_run_s_log_unless_overwrite(tmp_path, capsys):
+    """Was: a second run with the same --log wrote over the first run's record, line by line."""
+    log = tmp_path / "epochs.csv"
+    base = ["train", "--device", "cpu", "--dataset", "xor", "--quiet", "--log", str(log)]
+    assert main([*base, "--epochs", "2"]) == 0
+    capsys.readouterr()
+    first = log.read_text()
+    code, _, err = run([*base, "--epochs", "1"], capsys)
+    assert code == 1 and log.read_text() == first
+    assert "--log: " in err and "already holds another run's log" in err and "--overwrite" in err
+    assert run([*base, "--epochs", "1", "--overwrite"], capsys)[0] == 0
+    assert len(log.read_text().splitlines()) == 2  # the header and the new run's one epoch
