@@ -25,12 +25,8 @@ class Activation(Layer, abstract=True):
         self.X = self.Y = None
 
     def _extra(self):
-        """The kernels' scalar arguments after the arrays (LeakyReLU's slope)."""
+        """The kernels' scalar arguments after the arrays (LeakyReLU's slope), read at each launch."""
         return ()
-
-    def _bound_extra(self):
-        """``_extra`` for kernels bound once (a step plan): values read at each launch."""
-        return self._extra()
 
     def output_shape(self, shape):
         try:
@@ -63,8 +59,8 @@ class Activation(Layer, abstract=True):
         if dX is None:
             return super().bind(X, Y, dY, dX)
         saved = X if self.saves == "X" else Y
-        return (self.backend.bind(self.forward_kernel, X, *self._bound_extra(), Y),
-                self.backend.bind(self.backward_kernel, dY, saved, *self._bound_extra(), dX))
+        return (self.backend.bind(self.forward_kernel, X, *self._extra(), Y),
+                self.backend.bind(self.backward_kernel, dY, saved, *self._extra(), dX))
 
 
 class Sigmoid(Activation):
@@ -101,7 +97,7 @@ class LeakyReLU(Activation):
     def __init__(self, slope: float = 0.01, backend=None):
         slope = _checks.number("LeakyReLU slope", slope, low=0, high=1)
         super().__init__(backend)
-        self._bound_slope = None
+        self._slope_array = None
         self.slope = slope
 
     @property
@@ -113,8 +109,8 @@ class LeakyReLU(Activation):
     @slope.setter
     def slope(self, value) -> None:
         self._slope = _checks.number("LeakyReLU slope", value, low=0, high=1)
-        if self._bound_slope is not None:
-            self._bound_slope[...] = self._slope
+        if self._slope_array is not None:
+            self._slope_array[...] = self._slope
 
     def __repr__(self):
         return f"LeakyReLU({self.slope})"
@@ -123,12 +119,11 @@ class LeakyReLU(Activation):
         return {"type": "LeakyReLU", "slope": self.slope}
 
     def _extra(self):
-        return (self.slope,)
-
-    def _bound_extra(self):
-        bound = self._bound_slope
+        """The slope as a 0-d array of the layer's dtype, rounded once (as the CUDA kernel takes it), the
+        same in the eager and the bound step: a bound kernel reads the value set last."""
+        bound = self._slope_array
         if bound is None or not self.backend.is_own(bound) or bound.dtype != self.backend.dtype:
-            bound = self._bound_slope = self.backend.asarray(self.slope)  # on the layer's device (it moved)
+            bound = self._slope_array = self.backend.asarray(self.slope)  # on the layer's device (it moved)
         return (bound,)
 
 
