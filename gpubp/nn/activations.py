@@ -95,10 +95,9 @@ class LeakyReLU(Activation):
     forward_kernel, backward_kernel, saves = kernels.leaky_relu, kernels.leaky_relu_backward, "X"
 
     def __init__(self, slope: float = 0.01, backend=None):
-        slope = _checks.number("LeakyReLU slope", slope, low=0, high=1)
         super().__init__(backend)
         self._slope_array = None
-        self.slope = slope
+        self.slope = slope  # checked by the setter
 
     @property
     def slope(self) -> float:

@@ -108,8 +108,9 @@ class BatchNorm(Layer):
         """PyTorch's rule, in place (the buffers stay the same arrays): unbiased var for the estimate.
 
         A batch whose mean or variance is not finite (NaN/Inf in X, or a variance past the
-        dtype's range: float32 values spread over more than about 1.8e19) leaves both estimates as they were: its output already shows the NaN, and the
-        statistics of every batch before it, what eval uses, are not lost (PyTorch would keep
+        dtype's range: float32 values spread over more than about 1.8e19) leaves both estimates
+        as they were: its output already shows the NaN, and the statistics of every batch
+        before it, what eval uses, are not lost (PyTorch would keep
         NaN in them for good). Decided on the device: no host sync."""
         k, xp = self.momentum, self.backend.xp
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]

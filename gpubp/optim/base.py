@@ -67,7 +67,7 @@ class Optimizer:
     def hyper(self, hyper) -> None:
         if not isinstance(hyper, dict):
             raise InvalidValueError(f"{type(self).__name__} hyper must be a dict of hyperparameters, got {hyper!r:.80}")
-        self._hyper = Hyperparameters(type(self), construct(type(self), hyper).hyper)
+        self._hyper = construct(type(self), hyper).hyper  # checked by a fresh optimizer's constructor
 
     @property
     def state(self) -> dict:

@@ -51,8 +51,8 @@ def refuse_overwrite(path, resume_from, name, resume, allow) -> None:
                                        done is not None and f"{done} epoch(s) trained",
                                        meta.get("created") and f"saved {meta['created']}") if part)
     raise InvalidValueError(f"{name}: {path} already holds a trained model ({what}), which this run would "
-                            f"replace; it is kept: give another path, continue that run ({resume.format(path=path)}), or "
-                            f"pass {allow} to replace it")
+                            f"replace; it is kept: give another path, continue that run "
+                            f"({resume.format(path=path)}), or pass {allow} to replace it")
 
 
 def _batching(batching, name) -> dict:

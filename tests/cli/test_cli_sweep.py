@@ -111,7 +111,8 @@ def test_ctrl_c_never_replaces_a_checkpoint_with_part_of_an_epoch(tmp_path, caps
     earlier = path.read_bytes()  # an earlier run's checkpoint
     monkeypatch.setattr(train_command, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, CtrlC()],
                                                                                  **k))
-    code, out, _ = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--save", str(path), "--overwrite"], capsys)
+    code, out, _ = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--save", str(path), "--overwrite"],
+                       capsys)
     assert code == 130 and "not saved: interrupted in epoch 1" in out
     assert path.read_bytes() == earlier
     fresh = tmp_path / "fresh.npz"  # nothing to keep: what was trained is written, and said to be partial

@@ -390,17 +390,24 @@ def test_predict_out_in_a_missing_folder_is_refused_before_the_model_is_read(tmp
     assert "--out: the folder" in err and "does not exist" in err and "no checkpoint" not in err
 
 
-def test_save_keeps_a_model_of_another_run_unless_overwrite(tmp_path, capsys):
-    """Was: `gpubp train --save m.npz` run twice replaced the first run's trained model by the
-    second's, however worse (a lower learning rate left it at 12% accuracy). Refused before any
-    work, naming what the file holds; --resume of that file, or --overwrite, may write it."""
-    path = tmp_path / "m.npz"
-    base = ["train", "--device", "cpu", "--dataset", "xor", "--quiet", "--save", str(path)]
+def _second_run_refused(flag, path, capsys):
+    """``gpubp train`` on xor writing ``flag path``: a first run of 2 epochs, then a second of 1 that
+    must be refused, leaving the file as it was; returns the command and the refusal."""
+    base = ["train", "--device", "cpu", "--dataset", "xor", "--quiet", flag, str(path)]
     assert main([*base, "--epochs", "2"]) == 0
     capsys.readouterr()
     first = path.read_bytes()
     code, _, err = run([*base, "--epochs", "1"], capsys)
     assert code == 1 and path.read_bytes() == first
+    return base, err
+
+
+def test_save_keeps_a_model_of_another_run_unless_overwrite(tmp_path, capsys):
+    """Was: `gpubp train --save m.npz` run twice replaced the first run's trained model by the
+    second's, however worse (a lower learning rate left it at 12% accuracy). Refused before any
+    work, naming what the file holds; --resume of that file, or --overwrite, may write it."""
+    path = tmp_path / "m.npz"
+    base, err = _second_run_refused("--save", path, capsys)
     assert re.search(r"--save: .*m.npz already holds a trained model \(.*2 epoch\(s\) trained, saved .*\).*"
                      r"--resume .*m.npz.*--overwrite", err)
     assert run([*base, "--epochs", "3", "--resume", str(path)], capsys)[0] == 0
@@ -411,12 +418,7 @@ def test_save_keeps_a_model_of_another_run_unless_overwrite(tmp_path, capsys):
 def test_log_keeps_another_run_s_log_unless_overwrite(tmp_path, capsys):
     """Was: a second run with the same --log wrote over the first run's record, line by line."""
     log = tmp_path / "epochs.csv"
-    base = ["train", "--device", "cpu", "--dataset", "xor", "--quiet", "--log", str(log)]
-    assert main([*base, "--epochs", "2"]) == 0
-    capsys.readouterr()
-    first = log.read_text()
-    code, _, err = run([*base, "--epochs", "1"], capsys)
-    assert code == 1 and log.read_text() == first
+    base, err = _second_run_refused("--log", log, capsys)
     assert "--log: " in err and "already holds another run's log" in err and "--overwrite" in err
     assert run([*base, "--epochs", "1", "--overwrite"], capsys)[0] == 0
     assert len(log.read_text().splitlines()) == 2  # the header and the new run's one epoch

@@ -374,8 +374,8 @@ def test_a_checkpoint_of_another_run_is_kept_unless_overwrite(tmp_path):
     run(2)
     first = path.read_bytes()
     with pytest.raises(InvalidValueError, match=r"fit: checkpoint_path: .*run.npz already holds a trained model "
-                                                r"\(1 layers, 2 epoch\(s\) trained, saved .*\).*resume_from='.*run.npz'.*"
-                                                r"overwrite=True"):
+                                                r"\(1 layers, 2 epoch\(s\) trained, saved .*\).*"
+                                                r"resume_from='.*run.npz'.*overwrite=True"):
         run(1)
     assert path.read_bytes() == first and not run.trained  # refused before training
     assert run(3, resume_from=path).epochs == 3  # continuing it in place
