@@ -111,6 +111,51 @@ def writable_target(name, path, create_parents=False) -> str:
     return path
 
 
+def output_path(name, path, ours, kind, overwrite=False, create_parents=False, allow=None) -> str:
+    """The one rule of every file gpubp writes: ``writable_target(name, path)``, where a file already
+    there is replaced only when it is empty, or a ``kind`` that gpubp wrote (``ours(path)`` is True:
+    the same command run again replaces its own output), or when the user says so (``overwrite``).
+    Anything else (someone's data, their figure; a read-only file, a pipe, whatever ``overwrite``) is
+    refused before any work, in one line naming ``name``, the path, what is there and the way out
+    (``allow``; by default ``--overwrite`` for a flag's ``name``, else ``overwrite=True``)."""
+    overwrite, path = flag(f"{name}: overwrite", overwrite), writable_target(name, path, create_parents)
+    if not os.path.lexists(path):
+        return path
+    if not os.path.isfile(path) or not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222:  # root too
+        raise InvalidValueError(f"{name}: {path} is {'read-only' if os.path.isfile(path) else 'not a regular file'}; "
+                                f"it is kept: give another path")
+    if overwrite or os.path.getsize(path) == 0:
+        return path
+    try:
+        mine = ours(path)
+    except (OSError, ValueError):  # unreadable, or not the text it should be
+        mine = False
+    if not mine:
+        allow = allow or ("--overwrite" if str(name).startswith("--") else "overwrite=True")
+        raise InvalidValueError(f"{name}: {path} holds {_what(path)}, not {kind} written by gpubp, which this would "
+                                f"replace; it is kept: give another path, or pass {allow} to replace it")
+    return path
+
+
+def _what(path) -> str:
+    """What a file is, for a message: its kind where its first bytes tell, its size, a text's first line."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(512)
+    for magic, kind in ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF"), (b"\xff\xd8", "a JPEG image"),
+                        (b"PK\x03\x04", "a zip archive (.npz)"), (b"\x93NUMPY", "a NumPy array (.npy)")):
+        if head.startswith(magic):
+            return f"{kind} of {size:,} bytes"
+    try:
+        text = head.decode()
+    except UnicodeDecodeError as exc:  # binary, unless only a character cut at the end
+        text = head[:exc.start].decode() if exc.start > len(head) - 4 else "\x00"
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    if "\x00" in text or not line:
+        return f"a file of {size:,} bytes"
+    return f"a text of {size:,} bytes starting {line[:60]!r}"
+
+
 class Checked:
     """A hyperparameter attribute that is checked whenever it is set, later as at construction:
     ``p = Checked(number, low=0, high=1)`` in a class body checks ``obj.p = v`` as
