@@ -1,5 +1,7 @@
 """Plots of training curves and per-layer gradient norms, in the format the file name asks for
 (``.png``, ``.pdf``, ``.svg``, ...; a name without one of matplotlib's formats is refused).
+Each file is stamped as gpubp's (``STAMP`` in its metadata), so drawing it again replaces it,
+while a file there that gpubp did not draw is kept unless ``overwrite=True``.
 
 matplotlib is optional (``pip install gpubp[plot]``); it is imported only when a
 plot is drawn, with the non-interactive Agg backend, so no display is needed.
@@ -11,7 +13,8 @@ import numbers
 import os
 from pathlib import Path
 
-from .._checks import writable_target
+from .._version import __version__
+from .._checks import output_path, writable_target
 from ..errors import GpubpError, InvalidValueError
 from .diagnostics import checked_epoch
 
@@ -31,28 +34,51 @@ def pyplot():
 FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
 
 
-def check_plot_path(path, name="plot path") -> Path:
+STAMP = "gpubp plot"  # in the metadata of every plot drawn here: what ``is_plot`` looks for
+TAIL = 1 << 16  # bytes read at each end of a file for the stamp (a PDF's or WebP's is at the end)
+
+
+def check_plot_path(path, name="plot path", overwrite=False) -> Path:
     """Refuse, before any work, a path that cannot be written: an extension that is not an
     image format (matplotlib would write PNG bytes under it, or fail), a folder, a file where
-    a folder is needed, or a folder without write permission (missing folders are created)."""
+    a folder is needed, or a folder without write permission (missing folders are created);
+    and a file there that is not a plot drawn by gpubp, unless ``overwrite`` (``output_path``)."""
     target = Path(writable_target(name, path, create_parents=True))
     suffix = target.suffix.lower().lstrip(".")
     if suffix not in FORMATS:
         raise InvalidValueError(f"{name}: {str(path)!r} must end in an image format "
                                 f"({', '.join('.' + f for f in FORMATS[:4])}, ...), got "
                                 f"{('.' + suffix) if suffix else 'no extension'}")
-    return target
+    return Path(output_path(name, path, is_plot, "a plot", overwrite, create_parents=True))
+
+
+def is_plot(path) -> bool:
+    """Whether the file at ``path`` is a plot drawn here: its first or last 64 KiB hold ``STAMP``."""
+    with open(path, "rb") as f:
+        head = f.read(TAIL)
+        f.seek(max(len(head), os.fstat(f.fileno()).st_size - TAIL))
+        return STAMP.encode() in head + f.read()
+
+
+def _stamp(fmt) -> dict:
+    """savefig's keywords that put ``STAMP`` in a file of format ``fmt``: the Creator of PNG, PDF,
+    SVG and PostScript; Pillow's comment (JPEG), Software tag (TIFF) or XMP (WebP) for the others."""
+    text = f"{STAMP} (gpubp {__version__})"
+    pil = {"jpg": {"comment": text}, "jpeg": {"comment": text}, "tif": {"tiffinfo": {305: text}},
+           "tiff": {"tiffinfo": {305: text}}, "webp": {"xmp": text.encode()}}
+    return {"pil_kwargs": pil[fmt]} if fmt in pil else {"metadata": {"Creator": text}}
 
 
 def _save(fig, path) -> Path:
-    """Write ``fig`` to ``path`` (checked) through a temporary file beside it, so a save that
-    fails or is interrupted (Ctrl-C) leaves an earlier plot there whole."""
+    """Write ``fig`` to ``path`` (checked), stamped, through a temporary file beside it, so a
+    save that fails or is interrupted (Ctrl-C) leaves an earlier plot there whole."""
     final = Path(path)  # check_plot_path's: through a symbolic link, the file it names
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    fmt = final.suffix.lower().lstrip(".")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
-        fig.savefig(tmp, format=final.suffix.lower().lstrip("."), dpi=100)
+        fig.savefig(tmp, format=fmt, dpi=100, **_stamp(fmt))
         os.replace(tmp, final)
     except OSError as exc:
         raise InvalidValueError(f"cannot write the plot to {path}: {exc}") from None
@@ -62,14 +88,14 @@ def _save(fig, path) -> Path:
     return path
 
 
-def plot_history(history, path, title=None) -> Path:
+def plot_history(history, path, title=None, overwrite=False) -> Path:
     """Loss (train, validation) and the metric, e.g. accuracy, per epoch -> PNG at ``path``.
 
     ``history`` is a :class:`gpubp.history.History` or its ``as_dict()``; ``title`` (say, the
     dataset and model) heads the figure. A loss spanning more than two decades is drawn on a
-    log scale.
+    log scale. A file at ``path`` that gpubp did not draw is kept unless ``overwrite=True``.
     """
-    path, h = check_plot_path(path), _history_dict(history)
+    path, h = check_plot_path(path, overwrite=overwrite), _history_dict(history)
     for key in ("loss", "val_loss", "metric", "val_metric"):
         _series(f"plot_history: history[{key!r}]", h.get(key))
     if not h.get("loss"):
@@ -131,13 +157,14 @@ def _title(who, title):
     return title
 
 
-def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||") -> Path:
+def plot_gradient_norms(recorders, path, epoch=0, title="per-layer ||dW||", overwrite=False) -> Path:
     """||dW|| per Dense layer (log scale) for each named recorder -> PNG at ``path``.
 
     ``recorders``: ``{label: GradientRecorder}``, e.g. ``{"sigmoid": ..., "relu": ...}``
-    as returned by :func:`gpubp.tools.diagnostics.vanishing_experiment`.
+    as returned by :func:`gpubp.tools.diagnostics.vanishing_experiment`. A file at ``path``
+    that gpubp did not draw is kept unless ``overwrite=True``.
     """
-    path, series = check_plot_path(path), _recorded_norms(recorders, epoch)
+    path, series = check_plot_path(path, overwrite=overwrite), _recorded_norms(recorders, epoch)
     _title("plot_gradient_norms", title)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
