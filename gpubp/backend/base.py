@@ -64,18 +64,21 @@ class Backend:
         """Copy/convert ``x`` (list, NumPy or CuPy array) onto this device.
 
         Floating (and list) input becomes ``self.dtype`` unless ``dtype`` (a numeric dtype) says
-        otherwise; integer arrays (class labels) keep their dtype. Refused: masked values (they
-        would be read as the values under the mask), ragged lists, non-numeric dtypes, and
-        finite values beyond the target dtype's range (they would become Inf).
+        otherwise; integer arrays (class labels) keep their dtype. The copy is always C-ordered and
+        native-endian (a big-endian file's values read as numbers, never its bytes); an object array
+        of real numbers is read as the numbers. Refused: masked values (they would be read as the
+        values under the mask), ragged lists, non-numeric values, and finite values beyond the
+        target dtype's range (they would become Inf).
         """
-        host = x if self.is_own(x) and not np.ma.isMaskedArray(x) else _host(x)
+        host = _numbers(x if self.is_own(x) else _host(x))
         if host.dtype.kind not in "iubf":  # object (None would become NaN), strings, complex
-            raise DTypeError(f"cannot turn an array of dtype {host.dtype} into {self.dtype} numbers; "
-                             f"pass a numeric array")
+            raise DTypeError(f"cannot turn an array of dtype {host.dtype}{_first_odd(host)} into {self.dtype} "
+                             f"numbers; pass a numeric array")
         if dtype is not None:
             target = _numeric_dtype(dtype)
         else:
             target = host.dtype if host.dtype.kind in "iub" else self.dtype
+        target = target.newbyteorder("=")  # a device array is native-endian ('>i8' labels too)
         with np.errstate(over="ignore"):  # an overflow is refused below, not warned
             out = self._to_device(host, target)
         if host.dtype.kind == "f" and target.itemsize < host.dtype.itemsize:
@@ -181,6 +184,10 @@ class Backend:
     def check_array(self, x, what: str = "input", ndim: int | None = None):
         """Refuse ``x`` with a clear error unless it is a ``self.dtype`` array on this device."""
         if not self.is_own(x):
+            odd = foreign(x)
+            if odd:
+                raise InvalidValueError(f"{what}: got {describe(x)}, {odd}; pass a plain array: "
+                                        f"backend.asarray(x) (backend = model.backend)")
             raise DeviceError(f"{what}: expected an array on {self.device}, got {describe(x)}; "
                               f"move it with backend.asarray(x) (backend = model.backend)")
         if x.dtype != self.dtype:
@@ -278,6 +285,36 @@ def _host(x) -> np.ndarray:
         raise ShapeError(f"not a rectangular array ({exc})") from None
 
 
+def _numbers(host):
+    """``host``, or, when it is an object array whose every entry is a real number (a table's
+    ``.values`` of mixed columns), those numbers as NumPy reads them (a float or integer array)."""
+    if host.dtype == object and host.size and all(isinstance(v, numbers.Real) for v in host.flat):
+        return np.array(host.tolist())
+    return host
+
+
+def _first_odd(host) -> str:
+    """For an object array: " holding <its first entry that is no real number>" ("" if none)."""
+    odd = next((v for v in host.flat if not isinstance(v, numbers.Real)), _NONE) if host.dtype == object else _NONE
+    if odd is _NONE:
+        return ""
+    return " holding None (a missing value?)" if odd is None else f" holding {type(odd).__name__} {odd!r:.40}"
+
+
+_NONE = object()
+
+
+def foreign(x) -> str:
+    """Why ``x``, a NumPy array of a subclass whose operators mean other things, is no array a layer
+    computes with ("" for any other ``x``): a masked array's kernels would read through its mask (or
+    its results carry one), a matrix's ``*`` is a matrix product and its reductions stay 2-d."""
+    if isinstance(x, np.ma.MaskedArray):
+        return "whose mask a layer's kernels would read through"
+    if isinstance(x, np.matrix):
+        return "for which * is a matrix product and reductions stay 2-d"
+    return ""
+
+
 def _numeric_dtype(dtype) -> np.dtype:
     try:
         dt = np.dtype(dtype)
@@ -310,6 +347,8 @@ def operand_error(what, exc, backend=None, rule="", **operands) -> GpubpError:
                 return ShapeError(f"{what}: {name} is not a rectangular array")
         if not (hasattr(x, "dtype") and hasattr(x, "shape")):
             return DTypeError(f"{what}: {name} is {describe(x)}{'' if x is None else f' {x!r:.40}'}, not an array")
+        elif foreign(x):
+            return InvalidValueError(f"{what}: {name} is {describe(x)}, {foreign(x)}; pass a plain array")
         elif backend is not None and not backend.is_own(x) and (isinstance(x, np.ndarray) or is_cupy_array(x)):
             return DeviceError(f"{what}: {name} is {describe(x)}, not an array on {backend.device}; "
                                f"move it with backend.asarray(x)")
@@ -364,7 +403,8 @@ def describe(x) -> str:
     """Short description of an array's kind, device, dtype and shape for error messages."""
     if is_cupy_array(x):
         return f"a CuPy array on cuda:{x.device.id} ({x.dtype}, shape {tuple(x.shape)})"
-    if isinstance(x, np.ndarray):
-        return f"a NumPy array ({x.dtype}, shape {x.shape})"
+    if isinstance(x, np.ndarray):  # a subclass by its name: "a NumPy MaskedArray", "a NumPy memmap"
+        kind = "array" if type(x) is np.ndarray else type(x).__name__
+        return f"a NumPy {kind} ({x.dtype}, shape {x.shape})"
     return f"a {type(x).__name__}"
 

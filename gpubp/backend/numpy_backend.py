@@ -9,6 +9,7 @@ from ._blocks import BLOCK, in_blocks
 from .base import MATMUL, Backend, given, operand_error
 
 _matmul = np.matmul
+_FOREIGN = (np.ma.MaskedArray, np.matrix)  # ndarrays whose operators mean other things (base.foreign)
 
 
 class NumpyBackend(Backend):
@@ -23,10 +24,12 @@ class NumpyBackend(Backend):
             raise operand_error("matmul", exc, self, MATMUL, a=a, b=b, **given(out=out)) from None
 
     def is_own(self, x) -> bool:
-        return isinstance(x, np.ndarray)
+        """A NumPy array, or a subclass that computes as one (a memmap); not a masked array or a
+        matrix (``foreign``): a kernel would read through the mask, ``*`` would be a matrix product."""
+        return type(x) is np.ndarray or (isinstance(x, np.ndarray) and not isinstance(x, _FOREIGN))
 
     def _to_device(self, host, dtype):
-        return np.array(host, dtype=dtype, copy=True)
+        return np.array(host, dtype=dtype, copy=True, order="C")
 
     def bind(self, kernel, *args):
         args = self._arguments(kernel, args)
