@@ -66,6 +66,15 @@ def generator(name, value) -> np.random.Generator:
     return value
 
 
+def unmasked(name, value):
+    """``value``, refused when it is a NumPy masked array with masked entries: NumPy reads through
+    the mask (``np.asarray``, ``tolist`` gives None), so they would be used as the values under it."""
+    if np.ma.is_masked(value):
+        raise InvalidValueError(f"{name} holds {int(np.ma.count_masked(value))} masked (missing) value(s), which "
+                                f"would be read as the values under the mask; fill them (x.filled(v)) or drop them")
+    return value
+
+
 def instance(name, value, kind, hint=""):
     """``value`` when it is a ``kind`` (a gpubp class; a subclass too), e.g. ``instance("fit: model",
     model, Sequential)``: "fit: model must be a gpubp Sequential, got a list" (then ``hint``, if any)."""

@@ -136,7 +136,7 @@ def metadata_json(meta) -> str:
         if isinstance(x, np.generic):
             return x.item()
         if isinstance(x, np.ndarray) and x.size <= 10_000:
-            return x.tolist()
+            return _checks.unmasked("checkpoint extra", x).tolist()  # tolist: a masked value would be None
         raise InvalidValueError(f"checkpoint extra: a {type(x).__name__} cannot be stored as JSON; "
                                 f"pass numbers, strings, lists and dicts")
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import flag, integer, number
+from .._checks import flag, integer, number, unmasked
 from ..errors import InvalidValueError
 from .files import Scaler, Table, load_table  # noqa: F401  (your own data)
 
@@ -92,10 +92,11 @@ def _both_sides(parts, test_fraction):
 def split(X, y, test_fraction, seed, stratify=False):
     """Deterministic train/test split of arrays (or lists) with one row per sample; stratified
     keeps the proportions of each distinct label (or target row). A side may be empty when the
-    fraction rounds to no sample."""
+    fraction rounds to no sample. Each part keeps the given dtype; a masked array with masked
+    values is refused (its mask would be lost)."""
     number("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
     rng = np.random.default_rng(integer("seed", seed, minimum=0))
-    X, y = np.asarray(X), np.asarray(y)
+    X, y = np.asarray(unmasked("split: X", X)), np.asarray(unmasked("split: y", y))
     if X.ndim == 0 or y.ndim == 0:
         raise InvalidValueError(f"split: X and y need one row per sample, got shapes {X.shape} and {y.shape}")
     if len(X) != len(y):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import Fixed, flag
+from .._checks import Fixed, flag, unmasked
 from ..errors import InvalidValueError, NumericalError, ShapeError
 
 
@@ -378,10 +378,13 @@ class Scaler:
 
 
 def _floats_of(name, values) -> np.ndarray:
+    """``values`` as a C-ordered float64 array (a Fortran-ordered or strided array reduced as its C-ordered
+    copy is, to the last bit); masked values, None, complex and non-numbers refused."""
+    unmasked(name, values)
     try:
         given = np.asarray(values)
         missing = given.dtype == object and given.ndim > 0 and any(v is None for v in given.reshape(-1))  # NumPy: NaN
-        floats = None if missing or np.iscomplexobj(given) else np.asarray(given, np.float64)
+        floats = None if missing or np.iscomplexobj(given) else np.asarray(given, np.float64, order="C")
     except (TypeError, ValueError):
         raise InvalidValueError(f"{name} must be numbers (an array or lists of them), got {values!r:.60}") from None
     if missing:

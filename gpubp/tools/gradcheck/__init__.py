@@ -30,8 +30,8 @@ import numpy as np
 from ... import _checks
 from ..._compat import is_cupy_array, to_host
 from ...backend import as_float_dtype, backend_of, get_backend
-from ...errors import (DeviceError, DTypeError, GpubpWarning, GradcheckError, InvalidValueError, NumericalError,
-                       ShapeError)
+from ...errors import (DeviceError, DTypeError, GpubpError, GpubpWarning, GradcheckError, InvalidValueError,
+                       NumericalError, ShapeError)
 from ...losses import get_loss
 from ...network import Sequential
 from ...nn import Layer
@@ -172,8 +172,8 @@ def _inputs(fn, backend, origin, *arrays, names):
             raise DeviceError(f"{fn}: a NumPy input for a CuPy model; move it with model.backend.asarray(x)")
         try:
             a = backend.asarray(a)
-        except DTypeError as exc:
-            raise DTypeError(f"{fn}: the input {name}: {exc}") from None
+        except GpubpError as exc:  # masked values, no numbers, not rectangular
+            raise type(exc)(f"{fn}: the input {name}: {exc}") from None
         if a.size == 0:
             raise ShapeError(f"{fn}: the input {name} is empty (shape {tuple(a.shape)}): no difference can be taken")
         backend.check_finite(a, f"{fn}: the input {name}")
