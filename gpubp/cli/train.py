@@ -102,10 +102,14 @@ def run(args) -> int:
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
         try:
             return train(args, comm)
-        except GpubpError as exc:
-            if quiet and getattr(exc, "everywhere", False):
-                return 1  # raised on every rank alike: rank 0 prints the one line
-            raise
+        except (GpubpError, KeyboardInterrupt) as exc:
+            if comm is None or comm.size == 1 or getattr(exc, "everywhere", False):
+                if quiet and isinstance(exc, GpubpError):
+                    return 1  # raised on every rank alike: rank 0 prints the one line
+                raise
+            # met by this rank alone, maybe (a Ctrl-C outside fit, whose ranks stop together; a file):
+            # the others may be waiting for it in a collective, so every rank is ended (MPI_Abort)
+            comm.abort(f"gpubp train: error: {exc}" if isinstance(exc, GpubpError) else "gpubp train: interrupted")
 
 
 def communicator(args):
@@ -118,8 +122,9 @@ def communicator(args):
 
 def train(args, comm) -> int:
     spec = comm.device if comm else flags.device_spec(args)
-    _check_outputs(args)
-    check_model_flags(args)
+    with guard(comm, "checking the flags and outputs"):  # paths a rank alone may fail on
+        _check_outputs(args)
+        check_model_flags(args)
     with guard(comm, "reading the checkpoint and the data"):
         if args.resume:  # the saved dtype unless --dtype says otherwise; the saved model's kind
             saved = checkpoint.load(args.resume, spec, dtype=flags.dtype(args))
@@ -142,7 +147,8 @@ def train(args, comm) -> int:
         else get_optimizer(args.optimizer or "adam", lr=args.lr or lr)
     extras = {"data": data.info, "run": {"schedule": args.schedule or schedule}}  # fit keeps the batch size
     t0 = time.perf_counter()
-    log = EpochLog(args.log, append=bool(args.resume)) if args.log else None
+    root = comm is None or comm.is_root  # the one rank that writes files
+    log = EpochLog(args.log, append=bool(args.resume)) if args.log and root else None
     try:
         history = fit(model, data.X, data.y, loss=args.loss, optimizer=optimizer, lr=args.lr, epochs=args.epochs,
                       batch_size=args.batch_size, seed=args.seed, schedule=args.schedule or schedule,
@@ -155,12 +161,12 @@ def train(args, comm) -> int:
         if log:
             log.close()
     saved_line = None  # written before the report, so nothing printed or evaluated can lose it
-    if args.save and (comm is None or comm.is_root):
+    if args.save and root:
         saved_line = _save(args, model, optimizer, history, data.name, extras, resumed)
     report(args, model, data, history, time.perf_counter() - t0)
     if saved_line:
         print(saved_line)
-    if args.plot and history.loss:
+    if args.plot and history.loss and root:
         print(f"plot: {plot_history(history, args.plot, title=f'{data.name}, {args.model}')}")
     return 130 if history.interrupted else 0
 

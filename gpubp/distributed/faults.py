@@ -13,21 +13,25 @@ from .transport import MPI
 
 
 @contextlib.contextmanager
-def guard(comm, what):
+def guard(comm, what, steps=None):
     """``Communicator.guard``: at the end of the section every rank of ``comm`` learns whether
-    any rank raised, and if one did every rank raises the same RankFailure."""
+    any rank raised, and if one did every rank raises the same RankFailure; with ``steps`` (fit's
+    ``interrupts.Steps``), also whether any rank noted a Ctrl-C, and if one did every rank stops
+    at the end of this step."""
     try:
         yield
     except Exception as exc:
-        _agree(comm, what, exc)
+        _agree(comm, what, exc, steps)
         raise
     else:
-        _agree(comm, what, None)
+        _agree(comm, what, None, steps)
 
 
-def _agree(comm, what, exc):
-    flag = np.array([exc is not None], dtype=np.int32)
+def _agree(comm, what, exc, steps):
+    flag = np.array([exc is not None, steps is not None and steps.noted], dtype=np.int32)
     comm.mpi.Allreduce(MPI.IN_PLACE, flag, op=MPI.SUM)
+    if flag[1] and steps is not None:
+        steps.agree()
     if not flag[0]:
         return
     reports = comm.mpi.allgather(None if exc is None else f"{type(exc).__name__}: {exc}")

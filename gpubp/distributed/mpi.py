@@ -206,12 +206,13 @@ class Communicator:
         self.mpi.Barrier()
 
     # -- agreement and failure ----------------------------------------------------------
-    def guard(self, what="a step"):
+    def guard(self, what="a step", steps=None):
         """A context manager around a rank-local section; at its end every rank learns whether any
         rank raised. If one did, every rank raises the same :class:`RankFailure` naming the lowest
-        failing rank and its error (chained to the original where it happened). Costs one 4-byte
-        all-reduce."""
-        return faults.guard(self, what)
+        failing rank and its error (chained to the original where it happened). ``steps`` (fit's
+        ``interrupts.Steps``): also whether any rank noted a Ctrl-C; then every rank stops at the
+        end of the step. Costs one 8-byte all-reduce."""
+        return faults.guard(self, what, steps)
 
     def check_consistent(self, model=None, optimizer=None, facts=None, data=None) -> dict:
         """Refuse, on every rank alike, a run whose ranks differ in gpubp/NumPy/Python/mpi4py versions,

@@ -42,10 +42,11 @@ def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
     return ((backend.asarray(idx), global_n) for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
 
 
-def guard(comm, what):
+def guard(comm, what, steps=None):
     """With a communicator, an error on any rank inside the block (a file it cannot read, a bad
-    step) stops every rank alike, instead of leaving the others waiting in the next collective."""
-    return contextlib.nullcontext() if comm is None else comm.guard(what)
+    step) stops every rank alike, instead of leaving the others waiting in the next collective;
+    with ``steps``, so does a Ctrl-C that one rank noted (``interrupts``), at the step's end."""
+    return contextlib.nullcontext() if comm is None else comm.guard(what, steps)
 
 
 def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
@@ -59,7 +60,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     total, correct, steps = LossSum(data), 0.0, steps or Steps()
     for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
         steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
-        with guard(comm, f"epoch {epoch + 1}, step {step}"):
+        with guard(comm, f"epoch {epoch + 1}, step {step}", steps):
             _check_unchanged(model, data)
             model.zero_grad()
             # with a communicator the gradients are this rank's share n_r / B of the global mean,

@@ -99,7 +99,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     ``interrupted=True`` (the model keeps the updates made until then, unless they are not
     finite: then it holds the start of that epoch). A Ctrl-C during a step takes effect when the
     step is done, so the model holds whole steps (a second Ctrl-C stops at once; see
-    ``gpubp.train.interrupts``).
+    ``gpubp.train.interrupts``). With ``comm``, a Ctrl-C that reaches any rank stops every rank at
+    the end of the same step (a second one aborts every rank).
     """
     _checks.instance("fit: model", model, Sequential)
     loss = get_loss(loss)
@@ -155,7 +156,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         # every label was checked once, above (no sync per batch); NaN/Inf is checked after each epoch and
         # reported as a NumericalError, so NumPy's floating-point warnings are noise (CuPy gives none);
         # a Ctrl-C during a step is raised when the step is done (interrupts.deferred)
-        with loss.targets_checked(), np.errstate(all="ignore"), deferred() as steps:
+        with loss.targets_checked(), np.errstate(all="ignore"), deferred(comm=comm) as steps:
             for epoch in range(start, epochs):
                 if sched is not None:
                     optimizer.lr = _scheduled_lr(sched, epoch)
@@ -189,7 +190,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     finally:
         bar.close()
     return _finish(model, optimizer, history, keeper, (seed, batching), root and checkpoint_path, checkpoint_every,
-                   checkpoint_extra)
+                   checkpoint_extra, comm)
 
 
 def _check_cuda_graph(cuda_graph, model, plan, comm):
@@ -228,12 +229,13 @@ def _validate(model, loss, val, batch_size, history):
         history.val_metric.append(v_metric)
 
 
-def _finish(model, optimizer, history, keeper, run, path, every, extra) -> History:
+def _finish(model, optimizer, history, keeper, run, path, every, extra, comm=None) -> History:
     """The end of fit: the best epoch put back (restore_best), and the checkpoint at ``path``
     made to hold the model returned when its last write was of an earlier epoch (``run``: the
     seed and batching it keeps). A Ctrl-C meanwhile waits for its end and is then dropped: the
-    run is over, and the model returned and the checkpoint are whole (a second stops at once)."""
-    with deferred(running=True) as steps:
+    run is over, and the model returned and the checkpoint are whole (a second stops at once; with
+    ``comm``, every rank)."""
+    with deferred(running=True, comm=comm) as steps:
         restored = keeper is not None and keeper.restore(model, history)
         written = every and history.epochs % every == 0 and not restored
         if path and history.epochs and not history.interrupted and not written:

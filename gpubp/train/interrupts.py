@@ -14,6 +14,12 @@ attribute set and cleared, no ``signal.signal`` call::
             ...                      # one whole step
             steps.end()              # KeyboardInterrupt here, if Ctrl-C came during the step
 
+With a communicator (``deferred(comm)``: every rank of a data-parallel fit) a Ctrl-C is only noted
+(``noted``), whenever it comes: the next step's ``comm.guard`` tells every rank whether any rank
+noted one, and if so every rank stops at that step's end (``agree``), together; a Ctrl-C that
+reached one rank alone no longer leaves the others waiting in the next collective. A second
+Ctrl-C before that aborts every rank (``comm.abort``).
+
 The handler is installed only in the main thread and only where SIGINT's handler is Python's own
 (``signal.default_int_handler``) or an outer fit's: a fit run inside another's callback defers to
 its own steps, so a Ctrl-C there stops the inner fit at its step's end (never mid-step). A handler
@@ -27,12 +33,18 @@ import threading
 
 
 class Steps:
-    """The step in progress (``running``) and a Ctrl-C deferred until it ends (``pending``)."""
+    """The step in progress (``running``) and a Ctrl-C deferred until it ends (``pending``); with
+    ``comm``, a Ctrl-C this rank saw and the ranks have not yet agreed on (``noted``)."""
 
-    __slots__ = ("running", "pending")
+    __slots__ = ("running", "pending", "noted", "comm")
 
-    def __init__(self):
-        self.running = self.pending = False
+    def __init__(self, comm=None):
+        self.running = self.pending = self.noted = False
+        self.comm = comm
+
+    def agree(self):
+        """A rank noted a Ctrl-C (``comm.guard`` found it): every rank stops at this step's end."""
+        self.noted, self.pending = False, True
 
     def end(self):
         """The step is done: a Ctrl-C that came during it is raised now."""
@@ -42,6 +54,11 @@ class Steps:
             raise KeyboardInterrupt
 
     def _on_sigint(self, signum, frame):
+        if self.comm is not None:  # the ranks stop together, at a step they agree on
+            if self.noted or self.pending:
+                self.comm.abort("a second Ctrl-C before the ranks could stop together")
+            self.noted = True
+            return
         if self.running and not self.pending:
             self.pending = True  # finish the step first
             return
@@ -50,10 +67,11 @@ class Steps:
 
 
 @contextlib.contextmanager
-def deferred(running=False):
+def deferred(running=False, comm=None):
     """A :class:`Steps` whose Ctrl-C waits for the step's end, while the block runs (see the module);
-    ``running``: the block is one step from its start (a Ctrl-C the moment the handler is in waits too)."""
-    steps = Steps()
+    ``running``: the block is one step from its start (a Ctrl-C the moment the handler is in waits too);
+    ``comm``: the ranks of a data-parallel fit, which stop together."""
+    steps = Steps(comm)
     steps.running = running
     previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
     if not (previous is signal.default_int_handler or isinstance(getattr(previous, "__self__", None), Steps)):

@@ -184,6 +184,31 @@ def test_an_unguarded_error_aborts_every_rank_instead_of_hanging(tmp_path):
     assert not (tmp_path / "rank0.txt").exists()  # rank 0 never got past the collective
 
 
+def test_a_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """Was: the rank that got the Ctrl-C left fit at its step's end while the other waited for it in
+    the next step's collective (a hang). Now the next step's guard tells every rank, and every rank
+    stops at the end of that step with the same whole steps done."""
+    code, output, seconds = launch("worker_faults.py", "interrupt", tmp_path, timeout=60)
+    assert code == 0 and seconds < 30, output[-3000:]
+    seen = ranks(tmp_path)
+    assert [r["interrupted"] for r in seen] == [True, True] and [r["epochs"] for r in seen] == [0, 0]
+    assert [r["steps"] for r in seen] == [2, 2]  # steps 0 and 1: the Ctrl-C came in step 1
+    assert seen[0]["params"] == seen[1]["params"]
+
+
+@pytest.mark.parametrize("mode, words", [
+    ("interrupt-twice", "rank 1 of 2: a second Ctrl-C before the ranks could stop together"),
+    ("cli-interrupt", "rank 1 of 2: gpubp train: interrupted"),
+])
+def test_a_ctrl_c_one_rank_cannot_share_ends_every_rank(tmp_path, mode, words):
+    """A second Ctrl-C, or one outside fit (``gpubp train`` reading its data) ends every rank
+    (MPI_Abort) instead of leaving the others in a collective (was: a hang)."""
+    code, output, seconds = launch("worker_faults.py", mode, tmp_path, timeout=60)
+    assert code != 0 and seconds < 30, output[-3000:]
+    assert f"gpubp.distributed: {words}; aborting every rank" in output, output[-3000:]
+    assert not list(tmp_path.glob("rank*.*"))  # no rank returned
+
+
 # ---- NCCL, one rank per GPU --------------------------------------------------------------
 @needs_gpu
 def test_nccl_transport_with_one_rank(tmp_path):
@@ -214,15 +239,19 @@ def test_the_readme_example_runs_under_mpiexec(tmp_path):
 
 
 def test_the_train_command_runs_distributed(tmp_path):
-    """`mpiexec -n 2 gpubp train --distributed`: one report (rank 0's), one checkpoint."""
+    """`mpiexec -n 2 gpubp train --distributed`: one report (rank 0's), one checkpoint, one log
+    (was: every rank wrote the --log file, each its own copy of the same rows)."""
     env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([*mpiexec(), "-n", "2", sys.executable, "-m", "gpubp", "train", "--distributed",
-                           "--device", "cpu", "--epochs", "3", "--quiet", "--save", str(tmp_path / "m.npz")],
+                           "--device", "cpu", "--epochs", "3", "--quiet", "--save", str(tmp_path / "m.npz"),
+                           "--log", str(tmp_path / "log.csv")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.count("device: cpu") == 1 and "2 rank(s) over mpi" in proc.stdout
     assert proc.stdout.count("saved:") == 1 and (tmp_path / "m.npz").exists()
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["1", "2", "3"], rows
 
 
 def test_info_names_rank_and_size_under_mpiexec(tmp_path):

@@ -6,7 +6,15 @@ in step, so they can go on); then rank 1 raises in step 1 of a guarded training 
 the same RankFailure again, write it to ``<out>/rank<r>.txt`` and exit 1 with it uncaught.
 ``abort``: rank 1 raises outside any guard while rank 0 waits in an all-reduce; the abort hook
 ends both (MPI_Abort).
+``interrupt``: rank 1 alone gets a Ctrl-C (SIGINT) in step 1 of a data-parallel fit: both ranks
+stop at the end of that step and write how many steps they ran and their parameters to
+``<out>/rank<r>.json``. ``interrupt-twice``: rank 1 gets two, which abort both ranks.
+``cli-interrupt``: rank 1's ``gpubp train --distributed`` is interrupted while it reads the data,
+which rank 0 waits for in a collective: both ranks end.
 """
+import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -52,6 +60,39 @@ def failing_step(comm):
         opt.step(model)
 
 
+def interrupted_fit(comm, out, times):
+    """A data-parallel fit whose rank 1 receives ``times`` SIGINTs in step 1 of the first epoch."""
+    model = gpubp.mlp(4, [3], 2, backend="cpu", dtype="float64", seed=0)
+    X = np.random.default_rng(0).standard_normal((64, 4))
+    y = (X[:, 0] > 0).astype(np.int64)
+    steps = []
+
+    class Interrupt:
+        def on_batch_end(self, step, model, value):
+            steps.append(step)
+            if comm.rank == 1 and len(steps) == 2:
+                for _ in range(times):
+                    os.kill(os.getpid(), signal.SIGINT)
+
+    history = gpubp.fit(model, X, y, optimizer="sgd", lr=0.1, epochs=3, batch_size=8, comm=comm,
+                        callbacks=[Interrupt()], progress=False)
+    params = {name: p.tolist() for name, p in model.parameters().items()}
+    Path(out, f"rank{comm.rank}.json").write_text(json.dumps(
+        {"interrupted": history.interrupted, "steps": len(steps), "epochs": history.epochs, "params": params}))
+
+
+def cli_interrupt(comm, out):
+    from gpubp.cli import main as cli_main
+    from gpubp.cli import train
+
+    if comm.rank == 1:
+        def prepare(*args, **kwargs):
+            raise KeyboardInterrupt
+        train.prepare = prepare
+    code = cli_main(["train", "--distributed", "--device", "cpu", "--epochs", "1", "--quiet"])
+    Path(out, f"rank{comm.rank}.txt").write_text(f"rank {comm.rank} returned {code}")
+
+
 def main():
     mode, out = sys.argv[1], sys.argv[2]
     comm = world()
@@ -63,6 +104,10 @@ def main():
             raise RuntimeError("rank 1 crashed outside any guard")
         comm.allreduce_scalars(1.0)  # rank 1 never joins: only the abort ends this
         Path(out, "rank0.txt").write_text("rank 0 returned from a collective rank 1 never entered")
+    elif mode in ("interrupt", "interrupt-twice"):
+        interrupted_fit(comm, out, 1 if mode == "interrupt" else 2)
+    elif mode == "cli-interrupt":
+        cli_interrupt(comm, out)
     return 0
 
 
