@@ -220,7 +220,7 @@ class Backend:
         """``launch(kernel, *args)`` as a function of no arguments, its arguments checked now
         (nothing runs): the launch a step plan or an optimizer repeats on the same arrays. A
         scalar may be a 0-d array of this backend, read anew at each call (a learning rate)."""
-        return functools.partial(self.run, kernel, self._arguments(kernel, args))
+        return functools.partial(self.run, kernel, self._refuse_read_only(kernel, self._arguments(kernel, args)))
 
     def _arguments(self, kernel, args) -> list:
         if not isinstance(kernel, Kernel):
@@ -241,6 +241,17 @@ class Backend:
         for i, a in enumerate(args):
             if i not in scalars and not (self.is_own(a) and a.dtype == self.dtype and a.shape == shape):
                 self._refuse_array(kernel, i, a, shape)
+        return args
+
+    @staticmethod
+    def _refuse_read_only(kernel, args) -> list:
+        """``args`` (as ``_arguments`` checked them), refused when an output is read-only (a broadcast
+        view, ``np.frombuffer``, a memory map opened "r", set as a parameter): the kernel writes it in place."""
+        names = [*kernel.input_names, *kernel.output_names]
+        for i in range(len(kernel.input_names), len(args)):
+            if not getattr(args[i].flags, "writeable", True):  # NumPy's read-only arrays (CuPy has none)
+                raise InvalidValueError(f"kernel {kernel.name}: {names[i]} is read-only, and the kernel writes it in "
+                                        f"place; give a writable array (np.array(a) is a writable copy)")
         return args
 
     def _refuse_array(self, kernel, i, a, shape):
@@ -269,7 +280,7 @@ class Backend:
         if not isinstance(args, (list, tuple)):
             raise InvalidValueError(f"run takes a registry Kernel and a list of its arguments (as launch checks "
                                     f"them), got {describe(args)}") from None
-        self._arguments(kernel, args)
+        self._refuse_read_only(kernel, self._arguments(kernel, args))
         raise exc
 
 

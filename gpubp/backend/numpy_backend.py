@@ -32,7 +32,7 @@ class NumpyBackend(Backend):
         return np.array(host, dtype=dtype, copy=True, order="C")
 
     def bind(self, kernel, *args):
-        args = self._arguments(kernel, args)
+        args = self._refuse_read_only(kernel, self._arguments(kernel, args))
         if args[0].size < 2 * BLOCK:  # one block: the NumPy body itself, with nothing in between
             return functools.partial(kernel.numpy, *args)
         return functools.partial(self.run, kernel, args)
@@ -46,11 +46,11 @@ class NumpyBackend(Backend):
             if n < 2 * BLOCK:
                 kernel.numpy(*args)
                 return
+            blocked = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
+            if not all(a.size == n and a.flags.c_contiguous for a, b in zip(args, blocked) if b):
+                kernel.numpy(*args)
+                return
+            flat = [a.reshape(-1) if b else a for a, b in zip(args, blocked)]
+            in_blocks(lambda lo, hi: kernel.numpy(*[a[lo:hi] if b else a for a, b in zip(flat, blocked)]), n)
         except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
             self._refuse_run(kernel, args, exc)
-        blocked = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
-        if not all(a.size == n and a.flags.c_contiguous for a, b in zip(args, blocked) if b):
-            kernel.numpy(*args)
-            return
-        flat = [a.reshape(-1) if b else a for a, b in zip(args, blocked)]
-        in_blocks(lambda lo, hi: kernel.numpy(*[a[lo:hi] if b else a for a, b in zip(flat, blocked)]), n)

@@ -99,3 +99,32 @@ def test_a_loss_refuses_matrix_predictions():
     """Before: TypeError 'matrix.max() got an unexpected keyword argument keepdims'."""
     with pytest.raises(InvalidValueError, match="predictions: got a NumPy matrix"):
         gpubp.SoftmaxCrossEntropy().forward(np.asmatrix(X[:, :3].astype(np.float32)), np.array([0, 1, 2] * 2))
+
+
+@pytest.mark.parametrize("n", [10, 100_000])  # one block, and the blocked path
+def test_a_kernel_refuses_a_read_only_output(n):
+    """Before: NumPy's ValueError 'output array is read-only' from inside the kernel's NumPy body."""
+    backend = gpubp.get_backend("cpu", "float32")
+    x, out = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    out.flags.writeable = False
+    with pytest.raises(InvalidValueError, match="kernel sigmoid: s is read-only"):
+        backend.launch(gpubp.KERNELS["sigmoid"], x, out)
+    with pytest.raises(InvalidValueError, match="kernel sigmoid: s is read-only"):
+        backend.bind(gpubp.KERNELS["sigmoid"], x, out)
+
+
+def test_an_optimizer_step_refuses_a_read_only_parameter_before_changing_it():
+    """A parameter set from a read-only array (np.load(mmap_mode='r'), a broadcast view): before,
+    the update's NumPy ValueError; now a gpubp error when the update is bound, nothing stepped."""
+    model = gpubp.Sequential([gpubp.Dense(4, 3)], seed=0)
+    W = np.array(model.parameters()["0.W"])
+    W.flags.writeable = False
+    model.layers[0].params["W"] = W
+    loss = gpubp.MSE()
+    out = model.forward(X.astype(np.float32))
+    loss.forward(out, np.zeros_like(out))
+    model.backward(loss.backward())
+    optimizer = gpubp.SGD(lr=0.1)
+    with pytest.raises(InvalidValueError, match="read-only"):
+        optimizer.step(model)
+    assert optimizer.t == 0 and np.array_equal(model.parameters()["0.W"], W)
