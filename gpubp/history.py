@@ -108,10 +108,12 @@ class EpochLog:
     (``.jsonl``, ``.json``, anything else), with epoch, loss, metrics, lr, seconds, samples/s.
     With ``append`` (a resumed run) the lines go after those already there, under the CSV
     header already written. The path is checked at once, the file opened at the first line:
-    a run refused before its first epoch leaves a file already there as it was."""
+    a run refused before its first epoch leaves a file already there as it was. A file there
+    that is not an epoch log (someone's data) is refused, unless ``overwrite=True``."""
 
-    def __init__(self, path, append=False):
-        self.path = _checks.writable_target("EpochLog path", path)  # a folder, a missing one: refused now
+    def __init__(self, path, append=False, overwrite=False):
+        # a folder, a missing one, another file than a log: refused now
+        self.path = _checks.output_path("EpochLog path", path, is_epoch_log, "an epoch log", overwrite)
         self.json = not self.path.lower().endswith(".csv")
         self.append = _checks.flag("EpochLog append", append)
         self.file = self.writer = None
@@ -162,6 +164,17 @@ class EpochLog:
     def close(self):
         if self.file is not None:
             self.file.close()
+
+
+def is_epoch_log(path) -> bool:
+    """Whether ``path`` is a log written by EpochLog: its first line is a CSV header, or a JSON
+    line, whose first columns are ``epoch`` and ``loss``."""
+    with open(path, newline="") as f:
+        first = f.readline(1 << 16)
+    if first.startswith("{"):
+        row = json.loads(first)
+        return isinstance(row, dict) and list(row)[:2] == ["epoch", "loss"]
+    return first.rstrip("\r\n").split(",")[:2] == ["epoch", "loss"]
 
 
 def _check_epochs(d) -> None:

@@ -55,3 +55,30 @@ def test_the_message_says_what_a_binary_file_is(tmp_path):
     path.write_bytes(bytes(range(256)))
     with pytest.raises(InvalidValueError, match=r"holds a file of 256 bytes, not"):
         output_path("--plot", path, never, "a plot")
+
+
+def test_an_epoch_log_replaces_a_log_but_keeps_someone_elses_file(tmp_path):
+    """EpochLog opened whatever was at its path with "w" (or appended to it) at the first epoch."""
+    import numpy as np
+
+    import gpubp
+    from gpubp.history import EpochLog, is_epoch_log
+    data = tmp_path / "train.csv"
+    data.write_text("x1,x2,label\n1,2,0\n")
+    for append in (False, True):
+        with pytest.raises(InvalidValueError, match=r"EpochLog path: .*train\.csv holds a text of 18 bytes starting "
+                                                    r"'x1,x2,label', not an epoch log .*pass overwrite=True"):
+            EpochLog(data, append=append)
+    assert data.read_text() == "x1,x2,label\n1,2,0\n"
+    model, X, y = gpubp.Sequential([gpubp.Dense(2, 2)], seed=0), np.ones((4, 2)), np.array([0, 1, 0, 1])
+    for name in ("log.csv", "log.jsonl"):
+        for _ in range(2):  # a rerun replaces its own log
+            log = EpochLog(tmp_path / name)
+            gpubp.fit(model, X, y, epochs=1, callbacks=[log], progress=False)
+            log.close()
+            lines = (tmp_path / name).read_text().splitlines()
+            assert is_epoch_log(tmp_path / name) and len(lines) == 1 + name.endswith(".csv")  # one epoch
+    log = EpochLog(data, overwrite=True)
+    gpubp.fit(model, X, y, epochs=1, callbacks=[log], progress=False)
+    log.close()
+    assert data.read_text().startswith("epoch,loss,")
