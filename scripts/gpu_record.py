@@ -30,12 +30,16 @@ sys.path.insert(0, ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 
 import gpubp  # noqa: E402
+from gpubp._checks import output_path  # noqa: E402
 from gpubp._compat import gpu_status  # noqa: E402
+from gpubp.checkpoint.atomic import write_atomically  # noqa: E402
+from gpubp.errors import InvalidValueError  # noqa: E402
 from gpubp.bench import print_progress, run, table  # noqa: E402
 from gpubp.datasets import load_digits  # noqa: E402
 from gpubp.tools.doctor.checks import FAILURE, check_kernel_cache  # noqa: E402
 
 
+OUTPUTS = ("record.json", "pytest.xml", "pytest.log", "parity.txt", "bench.txt")  # what --out receives
 PARTS = ("kernels", "mlp", "conv", "scaling")  # the benchmarks, in the order they run
 PHASES = ("tests", "parity", *PARTS)
 # The gpu-marked tests, those that prove most first (should time run out): the kernels, the CUDA
@@ -134,9 +138,30 @@ def phase(record, name, fn):
     return result
 
 
+def is_record(path) -> bool:
+    """Whether ``path`` is a record.json written here: a JSON object with ``argv`` and ``skipped_phases``."""
+    with open(path) as f:
+        record = json.load(f)
+    return isinstance(record, dict) and {"argv", "skipped_phases"} <= set(record)
+
+
+def check_out(folder, overwrite) -> None:
+    """Refuse, before any work, an --out folder that holds a file of a name in OUTPUTS which an
+    earlier record did not write (gpubp's rule of outputs, ``output_path``; ``overwrite`` replaces
+    it anyway). Its record.json, written first, vouches for the other files there."""
+    def ours(path):
+        return is_record(os.path.join(folder, "record.json"))
+    for name in OUTPUTS:
+        output_path("--out", os.path.join(folder, name), is_record if name == "record.json" else ours,
+                    f"the {name} of a GPU record", overwrite, create_parents=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="the folder to write (made if missing)")
+    p.add_argument("--out", required=True, help="the folder to write (made if missing); the files of an "
+                   "earlier record there are replaced, others kept (refused before any work) unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help=f"let --out replace files named {', '.join(OUTPUTS)} "
+                   f"that an earlier record did not write")
     p.add_argument("--device", default="gpu")
     p.add_argument("--tests", default=GPU_SUITE, help=f"what pytest runs (default: {GPU_SUITE})")
     p.add_argument("--quick", action="store_true", help="tiny benchmark sizes (a smoke test)")
@@ -150,14 +175,19 @@ def main() -> int:
     skip = set(filter(None, args.skip.split(",")))
     if skip - set(PHASES):
         p.error(f"--skip: unknown phase(s) {sorted(skip - set(PHASES))}; choose from {', '.join(PHASES)}")
+    try:
+        check_out(args.out, args.overwrite)
+    except InvalidValueError as exc:
+        p.error(str(exc))
     os.makedirs(args.out, exist_ok=True)
     start, record = time.monotonic(), {"argv": sys.argv[1:], "skipped_phases": sorted(skip),
                                        "kernel_cache": writable_kernel_cache()}
     path = os.path.join(args.out, "record.json")
 
-    def save():  # after every phase: a run stopped from outside still leaves its record so far
-        with open(path, "w") as f:
-            json.dump(record, f, indent=1)
+    def save():  # first, then after every phase: a run stopped from outside still leaves its record so far
+        write_atomically(path, lambda f: f.write(json.dumps(record, indent=1).encode()))
+
+    save()  # the mark of this folder's files as a record's (check_out), before pytest.log is begun
 
     if args.device != "cpu":  # an unusable GPU skips every GPU test and benchmark: stop now, saying why
         usable, why = gpu_status(0)

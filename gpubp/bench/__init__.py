@@ -15,7 +15,10 @@ import time
 
 import numpy as np
 
+from .._checks import output_path
 from ..backend import KERNELS, get_backend
+from ..checkpoint.atomic import write_atomically
+from ..errors import InvalidValueError
 from ..tools.doctor import machine
 from .conv import LENET, QUICK_LENET, describe
 from .kernels import bench_kernels
@@ -226,20 +229,35 @@ def add_arguments(p):
                    help="run only these parts (repeatable)")
     p.add_argument("--cuda-graph", action="store_true", help="on a GPU, also time the MLP steps (a)-(c) replayed as one captured CUDA graph each")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="let --json replace a file that is not a benchmark "
+                   "JSON of gpubp (kept otherwise: refused before measuring)")
 
 
 def print_progress(message) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def is_result(path) -> bool:
+    """Whether ``path`` holds the JSON that ``main`` writes: ``run``'s result (not a GPU record, ``argv``)."""
+    if os.path.getsize(path) > 1 << 26:
+        return False
+    with open(path) as f:
+        result = json.load(f)
+    return isinstance(result, dict) and {"machine", "threads", "quick"} <= set(result) and "argv" not in result
+
+
 def main(args) -> int:
+    if args.overwrite and not args.json:
+        raise InvalidValueError("--overwrite lets --json replace a file; give --json PATH too, "
+                                "or leave --overwrite out")
+    out = args.json and output_path("--json", args.json, is_result, "a benchmark JSON",  # refused before measuring
+                                    args.overwrite)
     parts = set(args.only or ["kernels", "mlp", "conv", "scaling"])
     result = run(args.device, quick=args.quick, threads=args.threads, repeat=args.repeat,
                  kernels="kernels" in parts, mlp="mlp" in parts, conv="conv" in parts, scaling="scaling" in parts,
                  graph=args.cuda_graph, progress=print_progress)
     print(table(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+    if out:
+        write_atomically(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
         print(f"\nwritten: {args.json}")
     return 0

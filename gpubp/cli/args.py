@@ -189,6 +189,13 @@ def add_saved_model(p, data_help):
     add_device(p, dtype=None)
 
 
+def add_overwrite(p, outputs, kind):
+    """``--overwrite``: let ``outputs`` (e.g. ``--out``) replace a file gpubp did not write there
+    (``_checks.output_path``); ``kind`` (what it writes) is replaced anyway, a rerun's own output."""
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"let {outputs} replace a file that is not {kind} (kept otherwise: refused before any work)")
+
+
 def is_checkpoint(path) -> bool:
     """Whether ``path`` holds a readable gpubp checkpoint."""
     try:

@@ -9,10 +9,10 @@ import warnings
 import numpy as np
 
 from .. import checkpoint
-from .._checks import writable_target
+from .._checks import output_path, writable_target
 from ..checkpoint.atomic import write_atomically
 from ..backend import get_backend
-from ..errors import GpubpWarning
+from ..errors import GpubpWarning, InvalidValueError
 from ..train import predict
 from ..train.resume import STATE_KEYS
 from . import args as flags
@@ -24,6 +24,7 @@ HELP = "predict with a saved model on a CSV/.npz of raw features (scaled as in t
 def add_arguments(p):
     flags.add_saved_model(p, "a CSV with the training features' columns (any order), or an .npz with X")
     p.add_argument("--out", metavar="PATH", help="write the predictions here as CSV (default: print them)")
+    flags.add_overwrite(p, "--out", "the predictions CSV of an earlier gpubp predict")
 
 
 def load(args):
@@ -57,10 +58,32 @@ def rows(outputs, info) -> tuple[list, list]:
     return header, [[classes[k]] + [f"{v:.6g}" for v in row] for k, row in zip(p.argmax(axis=1), p)]
 
 
+def is_predictions(path) -> bool:
+    """Whether ``path`` is a CSV written by ``run``: its header is one that ``rows`` writes."""
+    with open(path, newline="") as f:
+        try:
+            header = next(csv.reader([f.readline(1 << 16)]), [])
+        except csv.Error:  # a NUL byte: not a text
+            return False
+    if len(header) > 1 and header[0] == "prediction" and all(c.startswith("p_") for c in header[1:]):
+        return True  # a classifier's
+    return any(header in ([name], [f"{name}_{j}" for j in range(len(header))]) for name in ("prediction", "output"))
+
+
+def check_out(args):
+    """``--out`` refused before any work: a path that cannot be written, one of the inputs, a
+    file there that is not gpubp predict's CSV (unless ``--overwrite``). The file a write replaces."""
+    if args.overwrite and not args.out:
+        raise InvalidValueError("--overwrite lets --out replace a file; give --out PATH too, or leave --overwrite out")
+    if not args.out:
+        return None
+    writable_target("--out", args.out)
+    flags.distinct_files({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
+    return output_path("--out", args.out, is_predictions, "a predictions CSV", args.overwrite)  # a link: its file
+
+
 def run(args) -> int:
-    out = writable_target("--out", args.out) if args.out else None  # through a link, the file it names
-    if out:
-        flags.distinct_files({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
+    out = check_out(args)
     model, info = load(args)
     X, _, _ = read_for_model(args.data, info)
     header, body = rows(in_target_units(predict(model, X, batch_size=args.batch_size), info), info)
@@ -71,7 +94,7 @@ def run(args) -> int:
     if not out:
         sys.stdout.write(text.getvalue())
         return 0
-    # all or nothing: a file already at --out is replaced only by the whole new one
+    # all or nothing: a file already at --out (an earlier run's, or --overwrite) is replaced only by the whole new one
     write_atomically(out, lambda f: f.write(text.getvalue().encode()))
     print(f"predictions: {args.out} ({len(body)} rows)")
     return 0

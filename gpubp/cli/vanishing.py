@@ -22,6 +22,7 @@ def add_arguments(p):
     p.add_argument("--plot", metavar="PATH", default=flags.marked("vanishing_gradients.png"),
                    help="PNG of the norms (needs gpubp[plot])")
     p.add_argument("--no-plot", action="store_true", help="print the table only")
+    flags.add_overwrite(p, "--plot", "a plot drawn by gpubp")
 
 
 def run(args) -> int:
@@ -31,9 +32,11 @@ def run(args) -> int:
                                 "initialisation only): give --epochs too, or leave --lr out")
     if args.no_plot and flags.given(args, "plot"):
         raise InvalidValueError("--plot PATH asks for the PNG that --no-plot turns off: give one of them")
-    if not args.no_plot:  # a path that cannot be written is refused before the experiment runs
-        check_plot_path(args.plot, "--plot")
-        flags.distinct_files({"--plot": args.plot})
+    if args.no_plot and args.overwrite:
+        raise InvalidValueError("--overwrite lets --plot replace a file, and --no-plot writes none: give one of them")
+    if not args.no_plot:  # a path that cannot be written, or someone's file there, is refused before the experiment
+        flags.distinct_files({"--plot": args.plot})  # a checkpoint there: kept, even with --overwrite
+        check_plot_path(args.plot, "--plot", overwrite=args.overwrite)
     try:
         result = vanishing_experiment(depth=args.depth, width=args.width, seed=args.seed,
                                       backend=backend, epochs=args.epochs, lr=args.lr)
@@ -51,7 +54,7 @@ def run(args) -> int:
     try:
         path = plot_gradient_norms({k: result[k] for k in ("sigmoid", "relu")}, args.plot,
                                    title=f"digits: {args.depth} hidden layers of {args.width}, sigmoid vs ReLU, "
-                                         f"||dW|| at initialisation")
+                                         f"||dW|| at initialisation", overwrite=args.overwrite)
     except GpubpError as exc:
         print(f"no plot: {exc}")
         return 0

@@ -362,7 +362,7 @@ def test_an_output_link_that_cannot_be_written_is_refused_before_the_work(saved,
 
 
 def test_predict_out_through_a_link_writes_its_target(saved, tmp_path, capsys):
-    (tmp_path / "target.csv").write_text("old\n")
+    (tmp_path / "target.csv").write_text("prediction,p_0,p_1\n1,0.1,0.9\n")  # an earlier run's predictions
     (tmp_path / "link.csv").symlink_to(tmp_path / "target.csv")
     code, _, _ = run(["predict", str(saved / "own.npz"), str(saved / "table.npz"), "--out", str(tmp_path / "link.csv"),
                       "--device", "cpu"], capsys)
