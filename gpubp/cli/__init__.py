@@ -4,8 +4,11 @@ flags they share are defined once, in ``gpubp/cli/args.py``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from .._version import __version__
@@ -34,12 +37,13 @@ def main(argv=None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    terminated = []
     try:
-        with warnings.catch_warnings():  # gpubp's warnings in one line, as its errors
+        with warnings.catch_warnings(), _term_as_ctrl_c(terminated):  # gpubp's warnings in one line, as its errors
             warnings.showwarning = _one_line(args.command)
             code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
-        return code
+        return 128 + signal.SIGTERM if terminated and code == 130 else code
     except GpubpError as exc:  # a user mistake or a device problem: one clear line, no traceback
         print(f"gpubp {args.command}: error: {exc}", file=sys.stderr)
         return 1
@@ -48,8 +52,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"gpubp {args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(f"gpubp {args.command}: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
     except BrokenPipeError:  # `gpubp check | head -2`: the reader left; stop quietly
         _silence_stdout()
         return 1
@@ -58,6 +62,32 @@ def main(argv=None) -> int:
               file=sys.stderr)
         _silence_stdout()  # stdout may be what failed: the flush at exit must not fail again
         return 1
+
+
+@contextlib.contextmanager
+def _term_as_ctrl_c(terminated):
+    """SIGTERM (``docker stop``, ``kill``, a batch scheduler's notice) is taken as Ctrl-C while the
+    command runs: training stops at the end of its step and keeps what it made (``--save``), where
+    the default action ended the process at once, and a process 1 in a container (as
+    ``docker run IMAGE gpubp train``) ignored it until killed. ``terminated`` gets an entry, so the
+    exit status says SIGTERM (143). Left alone where SIGTERM already has a handler."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def on_term(signum, frame):
+        terminated.append(signum)
+        handler = signal.getsignal(signal.SIGINT)  # fit's, which stops at the step's end, or Python's
+        if not callable(handler):  # SIGINT ignored (a background job): stop here
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _one_line(command):
