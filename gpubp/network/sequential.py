@@ -10,6 +10,7 @@ from .. import _checks
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
+from ..nn.arrays import values
 from .observers import observer_list, observers_of, tell
 from .state import ModelState, refuse_shared_memory
 
@@ -194,7 +195,7 @@ class Sequential(ModelState):
     def predict(self, X):
         """Eval-mode forward pass on data converted to the model's backend and dtype (any device, list or array)."""
         with self.mode(False):
-            Y = self.forward(self.backend.asarray(X, self.backend.dtype))
+            Y = self.forward(values(self.backend, X, "Sequential.predict X"))
         self._predicted = True
         return Y
 

@@ -67,6 +67,10 @@ def check_replacement(layer, what, store, name, array):
     if tuple(array.shape) != tuple(old.shape) or array.dtype != old.dtype:
         raise ShapeError(f"{layer!r} {what} {name} is {old.dtype} {tuple(old.shape)}, "
                          f"got {array.dtype} {tuple(array.shape)}")
+    if not getattr(array.flags, "writeable", True):  # NumPy's flag; CuPy arrays are always writable
+        raise InvalidValueError(f"{layer!r} {what} {name}: the array is read-only (a memory map, a broadcast "
+                                f"view?), but {'backward adds into' if what == 'gradient' else 'an optimizer writes'} "
+                                f"it in place; give a writable copy (a.copy())")
 
 
 def values(backend, a, what):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 from .. import _checks
-from ..errors import ShapeError
+from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable, checked_weight, get_initializer
 from .base import Layer
 from .arrays import FAILURES, core_error, shape_error
@@ -64,8 +64,13 @@ class Dense(Layer):
         return shape[0], self.n_out
 
     def forward(self, X, out=None):
-        """Y = X W + b, written into ``out`` when given (a buffer of shape (N, n_out))."""
+        """Y = X W + b, written into ``out`` when given (a buffer of shape (N, n_out), not X's memory:
+        backward reads X for dW = X^T delta)."""
         self._check_forward(X, out)
+        if out is not None and self.backend.xp.may_share_memory(X, out):
+            raise InvalidValueError(f"{self!r}.forward: out shares memory with X, which backward reads for "
+                                    f"dW = X^T delta (Y written there would make dW wrong); give out a buffer "
+                                    f"of its own")
         return self._affine(X, out)
 
     def backward(self, dY, out=None):
