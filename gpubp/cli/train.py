@@ -8,11 +8,11 @@ import time
 import warnings
 
 from .. import checkpoint
-from .._checks import writable_target
+from .._checks import output_path, writable_target
 from .._compat import gpu_status
 from ..backend import get_backend
 from ..errors import GpubpError, GpubpWarning, InvalidValueError
-from ..history import EpochLog
+from ..history import EpochLog, is_epoch_log
 from ..network import Sequential, mlp
 from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from ..optim import OPTIMIZERS, get_optimizer
@@ -81,8 +81,8 @@ def add_arguments(p):
     o.add_argument("--checkpoint-every", type=flags.positive_int, metavar="N", help="also write --save every N epochs")
     o.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
     o.add_argument("--overwrite", action="store_true",
-                   help="let --save and --log replace another run's checkpoint and log (kept otherwise: refused "
-                        "before training)")
+                   help="let --save, --log and --plot replace another run's checkpoint, log or plot, or a file "
+                        "gpubp did not write (kept otherwise: refused before training)")
     o.add_argument("--log", metavar="PATH", help="one line per epoch: CSV for a .csv, else JSON lines (.jsonl)")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     o.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
@@ -148,7 +148,7 @@ def train(args, comm) -> int:
     extras = {"data": data.info, "run": {"schedule": args.schedule or schedule}}  # fit keeps the batch size
     t0 = time.perf_counter()
     root = comm is None or comm.is_root  # the one rank that writes files
-    log = EpochLog(args.log, append=bool(args.resume)) if args.log and root else None
+    log = EpochLog(args.log, append=bool(args.resume), overwrite=args.overwrite) if args.log and root else None
     try:
         history = fit(model, data.X, data.y, loss=args.loss, optimizer=optimizer, lr=args.lr, epochs=args.epochs,
                       batch_size=args.batch_size, seed=args.seed, schedule=args.schedule or schedule,
@@ -167,7 +167,7 @@ def train(args, comm) -> int:
     if saved_line:
         print(saved_line)
     if args.plot and history.loss and root:
-        print(f"plot: {plot_history(history, args.plot, title=f'{data.name}, {args.model}')}")
+        print(f"plot: {plot_history(history, args.plot, title=f'{data.name}, {args.model}', overwrite=args.overwrite)}")
     return 130 if history.interrupted else 0
 
 
@@ -191,7 +191,7 @@ def _check_outputs(args):
         writable_target("--save", args.save)
     log = args.log and writable_target("--log", args.log)  # through a link, the file it names
     if args.plot:
-        check_plot_path(args.plot, "--plot")
+        check_plot_path(args.plot, "--plot", overwrite=args.overwrite)
         pyplot()
     if args.test and not args.data:
         raise InvalidValueError("--test goes with --data (the built-in datasets bring their own test split)")
@@ -206,6 +206,8 @@ def _check_outputs(args):
     flags.distinct_files({"--save": args.save, "--log": args.log, "--plot": args.plot},
                          {"--data": args.data, "--test": args.test, "--resume": args.resume},
                          allowed={("--save", "--resume")})  # a run continued in place
+    if log:  # a file there that is not an epoch log (someone's data) is kept unless --overwrite
+        output_path("--log", log, is_epoch_log, "an epoch log", args.overwrite)
     if args.overwrite:
         return
     if args.save:  # another run's work at an output is kept

@@ -2,6 +2,7 @@
 --out replace only a file of their own kind that gpubp wrote (a rerun replaces its own output),
 or any file with --overwrite; anything else is refused in one line before any work. Before,
 `predict --out train.csv` replaced the user's data, `--plot` any figure, `--json` any file."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -112,6 +113,30 @@ def test_train_plot_keeps_someone_elses_figure(tmp_path, capsys):
                            "--plot", str(png)], capsys)
     assert code == 1 and "epochs" not in out and png.read_bytes() == b"\x89PNG\r\n\x1a\n" + bytes(32)
     assert f"--plot: {png} holds a PNG image of 40 bytes, not a plot written by gpubp" in last
+
+
+def test_train_keeps_someone_elses_log_before_reading_data_and_overwrite_frees_both(tmp_path, capsys, monkeypatch):
+    """--log over a file that is not an epoch log is refused before the data is read (it was refused
+    by the log itself after that, naming overwrite=True); --overwrite frees --log and --plot alike."""
+    log = tmp_path / "notes.csv"
+    log.write_text("x1,x2,label\n1,2,0\n")
+    with monkeypatch.context() as m:
+        m.setattr("gpubp.cli.train.prepare", never)
+        code, out, last = run(["train", "--dataset", "xor", "--epochs", "1", "--device", "cpu", "--quiet",
+                               "--log", str(log)], capsys)
+    assert code == 1 and log.read_text() == "x1,x2,label\n1,2,0\n"
+    assert f"--log: {log} holds" in last and "pass --overwrite to replace it" in last
+    extra = []
+    if importlib.util.find_spec("matplotlib") is not None:
+        png = tmp_path / "curves.png"
+        png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
+        extra = ["--plot", str(png)]
+    code, out, last = run(["train", "--dataset", "xor", "--epochs", "2", "--device", "cpu", "--quiet",
+                           "--log", str(log), "--overwrite", *extra], capsys)
+    assert code == 0, last
+    assert log.read_text().startswith("epoch,loss") and len(log.read_text().splitlines()) == 3
+    if extra:
+        assert png.stat().st_size > 40 and f"plot: {png}" in out
 
 
 RESULT = {"machine": {"device": "cpu"}, "threads": 1, "quick": True}
