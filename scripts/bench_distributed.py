@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Data-parallel benchmarks (gpubp/bench/allreduce.py), run under MPI:
 
-    mpiexec -n 2 python scripts/bench_distributed.py [--json out.json] [--quick]
+    mpiexec -n 2 python scripts/bench_distributed.py [--json out.json [--overwrite]] [--quick]
 
-Rank 0 prints the figures (and writes them as JSON). With Open MPI as root add
+Rank 0 prints the figures (and writes them as JSON: a file already at --json is replaced only when
+it is an earlier result of this script, or with --overwrite; else refused before measuring). With Open MPI as root add
 ``--allow-run-as-root``; on fewer cores than ranks, ``--oversubscribe``.
 """
 import argparse
@@ -20,16 +21,37 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from gpubp._checks import output_path  # noqa: E402
 from gpubp.bench.allreduce import allreduce, weak_scaling  # noqa: E402  (starts MPI)
+from gpubp.checkpoint.atomic import write_atomically  # noqa: E402
+from gpubp.distributed import RankFailure  # noqa: E402
 from gpubp.distributed.mpi import world  # noqa: E402
+
+
+def is_result(path) -> bool:
+    """Whether ``path`` holds what this script writes (``{"allreduce": ..., "weak_scaling": ...}``)."""
+    if os.path.getsize(path) > 1 << 20:
+        return False
+    with open(path) as f:
+        result = json.load(f)
+    return isinstance(result, dict) and set(result) == {"allreduce", "weak_scaling"}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", metavar="PATH", help="write the figures here (rank 0)")
+    p.add_argument("--overwrite", action="store_true", help="let --json replace a file this script did not write")
     p.add_argument("--quick", action="store_true", help="few repeats (a smoke test)")
     args = p.parse_args()
     comm = world(device="cpu")
+    try:
+        with comm.guard("checking --json"):  # every rank stops alike, before any measurement
+            out = args.json and output_path("--json", args.json, is_result, "a distributed benchmark JSON",
+                                            args.overwrite)
+    except RankFailure as exc:
+        if comm.is_root:
+            print(f"bench_distributed: error: {exc.__cause__ or exc}", file=sys.stderr)
+        return 1
     result = {"allreduce": allreduce(comm, repeat=5 if args.quick else 20, rounds=1 if args.quick else 9),
               "weak_scaling": weak_scaling(comm, batch=32 if args.quick else 256, repeat=3 if args.quick else 20)}
     if comm.is_root:
@@ -39,9 +61,8 @@ def main() -> int:
               f"ratio {a['ratio_single_over_bucketed']:.2f}")
         print(f"weak scaling, {w['batch_per_rank']} samples per rank: 1 rank {w['one_rank_ms']:.3f} ms, "
               f"{w['ranks']} ranks {w['all_ranks_ms']:.3f} ms, efficiency {w['efficiency']:.2f}")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=1)
+        if out:
+            write_atomically(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
     comm.close()
     return 0
 

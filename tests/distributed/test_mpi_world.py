@@ -274,6 +274,18 @@ def test_the_distributed_benchmark_runs(tmp_path):
     result = json.loads(out.read_text())
     assert result["allreduce"]["ranks"] == 2 and result["allreduce"]["buckets"] == 1
     assert result["allreduce"]["ratio_single_over_bucketed"] > 0 and result["weak_scaling"]["efficiency"] > 0
+    again = subprocess.run([*mpiexec(), "-n", "2", sys.executable, str(ROOT / "scripts" / "bench_distributed.py"),
+                            "--quick", "--json", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]  # its own earlier result is replaced
+    # a file it did not write is kept (was: replaced), refused before measuring on every rank
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    proc = subprocess.run([*mpiexec(), "-n", "2", sys.executable, str(ROOT / "scripts" / "bench_distributed.py"),
+                           "--quick", "--json", str(notes)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1 and notes.read_text() == '{"mine": 1}' and "all-reduce of" not in proc.stdout
+    assert proc.stderr.count(f"bench_distributed: error: --json: {notes} holds") == 1, proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("rank1_data, words", [
