@@ -219,7 +219,8 @@ class Backend:
     def bind(self, kernel, *args):
         """``launch(kernel, *args)`` as a function of no arguments, its arguments checked now
         (nothing runs): the launch a step plan or an optimizer repeats on the same arrays. A
-        scalar may be a 0-d array of this backend, read anew at each call (a learning rate)."""
+        scalar may be a 0-d array of this backend, read anew at each call (a learning rate). A
+        kernel that ``overflows`` warns on NumPy unless its caller holds ``np.errstate(over="ignore")``."""
         return functools.partial(self.run, kernel, self._refuse_read_only(kernel, self._arguments(kernel, args)))
 
     def _arguments(self, kernel, args) -> list:

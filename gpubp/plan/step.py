@@ -255,7 +255,8 @@ class StepPlan:
             scale = _checks.number("StepPlan.run: scale", scale, low=0, low_open=True)
         X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
         observers = observers_of(self.model)
-        with self.backend.activate():
+        # one errstate for the step's expected overflows (``Kernel.overflows``: the sigmoid's exp(-z) = inf)
+        with self.backend.activate(), np.errstate(over="ignore"):
             self._pass(self._forward, observers, "forward", range(len(self._forward)), 0)
             value = self._loss()
             if scale != 1:

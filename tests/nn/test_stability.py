@@ -67,3 +67,20 @@ def test_deep_sigmoid_net_gradients_underflow_to_zero_not_nan(strict, backend):
     assert np.all(np.isfinite(first)) and np.abs(last).max() > 0
     # vanished: exactly zero in float32, below any meaningful size in float64
     assert np.all(first == 0) if backend.dtype == np.float32 else np.abs(first).max() < 1e-90
+
+
+def test_saturated_sigmoids_warn_of_nothing_eager_or_planned(strict, backend):
+    """exp(-z) = inf is the sigmoid's expected overflow (s = 0): silenced by the eager launch and,
+    once per step, by a step plan (its bound kernels hold no errstate of their own)."""
+    model = gpubp.Sequential([gpubp.Dense(3, 4), gpubp.Sigmoid(), gpubp.Dense(4, 2)], backend=backend, seed=0)
+    model.layers[0].params["W"][...] = backend.asarray(np.full((3, 4), 1e4))
+    X = backend.asarray(np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))  # z = -3e4 and 3e4
+    T = backend.asarray(np.zeros((2, 2)))
+    model.forward(X)
+    hidden = backend.to_numpy(model.layers[1].Y)
+    assert np.array_equal(hidden, [[0.0] * 4, [1.0] * 4])
+    plan = gpubp.plan.StepPlan(model, "mse", "sgd", X.shape)
+    model.zero_grad()
+    plan.run(X, T)
+    assert np.array_equal(backend.to_numpy(plan.outputs[1]), hidden)  # valid until the update
+    plan.update()

@@ -53,6 +53,11 @@ class Kernel:
     are realistic float64 values of the scalars (tuples in ``scalars`` order) for
     tests, self-test and benchmarks; ``prepare(ins, outs)`` makes sampled state
     consistent (e.g. a centred RMSprop's ``avg^2 <= sq``) in place.
+
+    ``overflows``: the NumPy path may overflow where its result is still right (the sigmoid's
+    ``exp(-z) = inf`` gives ``s = 0``) and leaves NumPy's warning to whoever runs it: an eager
+    launch runs it under ``np.errstate(over="ignore")``, a bound one under its caller's (a step
+    plan holds one for its whole step), so a plan's step does not pay for one per layer.
     """
 
     name: str
@@ -66,6 +71,7 @@ class Kernel:
     ulps: tuple = (4, 4)  # accuracy budget in ulps for (float32, float64)
     examples: tuple = ()  # realistic scalar values, each a tuple in `scalars` order
     prepare: Callable | None = None  # prepare(ins, outs): make sampled state consistent
+    overflows: bool = False  # the NumPy path's expected overflow is silenced by its caller
 
     def ulp_budget(self, dtype) -> float:
         return self.ulps[0] if np.dtype(dtype) == np.float32 else self.ulps[1]
