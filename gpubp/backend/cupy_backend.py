@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 
 from .._compat import cupy
-from ..errors import OutOfMemoryError
+from ..errors import OutOfMemoryError, StateError
 from .base import MATMUL, Backend, given, operand_error
 from .kernels.gemm import gemm
 
@@ -28,6 +29,30 @@ def out_of_memory(device, exc) -> OutOfMemoryError:
                             f"or pick another GPU with --device cuda:N")
 
 
+def no_allocation(device):
+    """A CuPy memory hook, entered as a context, that refuses every allocation from CuPy's memory
+    pool in this thread while it is entered (a StateError naming the size and ``device``). Memory
+    hooks are thread-local and called only when one is registered: nothing else pays for it."""
+    return _no_allocation_hook()(device)
+
+
+@functools.lru_cache(maxsize=None)
+def _no_allocation_hook():
+    class NoAllocation(cupy.cuda.MemoryHook):
+        name = "gpubp_capture_allocates_nothing"
+
+        def __init__(self, device):
+            self.device = device
+
+        def malloc_preprocess(self, **kwargs):
+            raise StateError(f"cuda_graph: an operation of the captured step asked CuPy's memory pool on "
+                             f"{self.device} for {kwargs.get('size', '?')} bytes while the stream captured; a "
+                             f"replay would write into memory the pool lends out again once that array is "
+                             f"dropped. A captured step must write only arrays made before the capture (a "
+                             f"step plan's buffers); the traceback shows the operation")
+    return NoAllocation
+
+
 class CupyBackend(Backend):
     name = "cupy"
 
@@ -43,8 +68,22 @@ class CupyBackend(Backend):
         return a.data.ptr
 
     def write(self, dst, host_values) -> None:
-        with self.activate():
-            dst.set(np.asarray(host_values, dtype=dst.dtype))  # one host-to-device copy, in stream order
+        """``dst[...] = host_values`` as on NumPy (broadcast, rounded once to ``dst``'s dtype), in one
+        host-to-device copy in stream order. CuPy's ``set`` takes only a host array of ``dst``'s very
+        shape and a contiguous ``dst``: a scalar for a vector is broadcast here, on the host, first."""
+        try:
+            host = np.asarray(host_values, dtype=dst.dtype)
+            if host.shape != dst.shape:
+                host = np.broadcast_to(host, dst.shape)
+            with self.activate():
+                if dst.flags.c_contiguous or dst.flags.f_contiguous:
+                    dst.set(host)
+                else:  # set refuses a strided dst (RuntimeError): a device copy, then an elementwise one
+                    dst[...] = cupy.asarray(host)
+        except (AttributeError, TypeError, ValueError) as exc:  # host_values are host numbers: not checked for a device
+            if not self.is_own(dst):
+                raise operand_error("write", exc, self, dst=dst) from None
+            raise operand_error("write", exc, None, dst=dst, host_values=host_values) from None
 
     def matmul(self, a, b, out=None):
         """cuBLAS (``cupy.matmul``), except inside ``graph_arithmetic`` (a capture): gpubp's
@@ -90,8 +129,11 @@ class CupyBackend(Backend):
 
     def capture(self, fn, stream):
         """The CUDA graph of the launches ``fn()`` makes on ``stream`` (nothing runs now), in
-        ``graph_arithmetic``."""
-        with self.activate(), stream, self.graph_arithmetic():
+        ``graph_arithmetic``. An allocation from CuPy's memory pool inside ``fn`` is refused
+        (StateError, raised where it happens): CuPy allows one during a capture, but the graph keeps
+        its address, and once the array is dropped the pool lends that memory to the next array,
+        which every replay would then overwrite."""
+        with self.activate(), stream, self.graph_arithmetic(), no_allocation(self.device):
             stream.begin_capture()
             try:
                 fn()
