@@ -131,6 +131,30 @@ def test_signatures_of_the_calls_gpubp_makes():
     binds(type(pool).total_bytes, method=True)
 
 
+def test_signatures_of_the_calls_the_shared_layer_code_makes_on_cupy_arrays():
+    """Calls in layers, losses, the step plan and the graph that run on CuPy arrays, with the keywords
+    they pass (a keyword NumPy takes and CuPy does not is a TypeError on the first GPU only)."""
+    nd = cupy.ndarray
+    binds(nd.set, np.zeros(2), method=True)                                    # CupyBackend.write
+    binds(nd.take, None, axis=0, out=None, method=True)
+    binds(cupy.take, None, None, axis=0, out=None)                             # StepPlan.gather (no mode=)
+    with pytest.raises(TypeError):
+        binds(cupy.take, None, None, axis=0, out=None, mode="clip")            # why gather passes none on CuPy
+    binds(cupy.copyto, None, None, where=None)                                 # BatchNorm running statistics
+    binds(nd.mean, axis=(0,), dtype=np.float64, method=True)                   # BatchNorm statistics
+    binds(nd.var, axis=(0,), dtype=np.float64, method=True)
+    binds(nd.sum, axis=1, keepdims=True, out=None, method=True)                # losses
+    binds(nd.sum, out=None, method=True)                                       # Loss._mean
+    binds(nd.max, axis=1, keepdims=True, out=None, method=True)
+    binds(nd.astype, np.float32, copy=True, method=True)                       # CupyBackend._to_device
+    binds(nd.fill, 0, method=True)                                             # Layer.grads
+    binds(nd.copy, method=True)
+    binds(cupy.cuda.Stream.record, method=True)                                # GraphedStep
+    binds(cupy.cuda.Stream.wait_event, None, method=True)
+    binds(cupy.RawKernel.__call__, (1, 1, 1), (256,), (), method=True)        # kernels/gemm.py
+    binds(cupy.cuda.MemoryHook.malloc_preprocess, device_id=0, size=8, mem_size=512, method=True)
+
+
 def test_the_tf32_switch_is_found_in_this_cupy():
     """tools/parity/tolerance.py reads CuPy's compute-type switch (CuPy's only one)."""
     from gpubp.tools.parity.tolerance import _linalg
