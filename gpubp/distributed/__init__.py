@@ -12,6 +12,7 @@ gradient of the mean loss over the global batch: the same step a single process 
 * ``transport``: MPI itself and the MPI transport; ``nccl``: the GPU transport used on CUDA devices.
 * ``devices``: which GPU (or the CPU) each rank takes, agreed by every rank.
 * ``faults``: an exception on one rank raised on every rank (``guard``), or every rank aborted.
+* ``errors``: ``DistributedError``; ``RankFailure`` and ``MismatchError`` are raised alike on every rank.
 * ``consistency``: what every rank must share (versions, device kind, model, the arrays of a
   collective) and how a difference is told.
 

@@ -1,7 +1,7 @@
 """Training: ``fit`` (fit.py: the run; epoch.py: one epoch's batches and steps, data-parallel
 with a communicator), ``evaluate`` and ``predict`` (evaluation.py), the checks of what they
-are given (inputs.py), the guard that no non-finite state leaves fit (state.py), and resume
-state (resume.py).
+are given (inputs.py), the guard that no non-finite state leaves fit (state.py), resume
+state (resume.py), and Ctrl-C taken between steps, never inside one (interrupts.py).
 """
 from .evaluation import evaluate, predict
 from .epoch import epoch_order
