@@ -91,8 +91,10 @@ class BatchNorm(Layer):
         self.output_shape(X.shape)
         axes, shape = _axes(X)
         xp, gamma, beta = self.backend.xp, self.params["gamma"], self.params["beta"]
-        if self.training:  # statistics summed in float64: var of float32 values past 1.8e19 is finite there
-            mu, var = X.mean(axis=axes, dtype=np.float64), X.var(axis=axes, dtype=np.float64)
+        if self.training:  # statistics in float64: var of float32 values past 1.8e19 is finite there
+            mu = X.mean(axis=axes, dtype=np.float64)
+            d = X - mu.reshape(shape)  # float64 deviations, as NumPy's var forms them (CuPy's var squares in X's dtype)
+            var = xp.multiply(d, d, out=d).mean(axis=axes)
             self.inv_sigma = (1 / xp.sqrt(var + self.eps)).astype(X.dtype)  # 1 / sigma, per channel
             with np.errstate(over="ignore"):  # a var past the dtype's range: Inf, so the estimates stay as they were
                 mu, var = mu.astype(X.dtype), var.astype(X.dtype)
