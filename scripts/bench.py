@@ -1,11 +1,9 @@
 #!/usr/bin/env python
-"""Benchmarks: ``python scripts/bench.py [--device gpu] [--json out.json]`` (see gpubp/bench)."""
-import argparse
+"""Benchmarks: ``python scripts/bench.py [--device gpu] [--json out.json]``, the same command as
+``gpubp bench`` (its flags, ``--device auto`` by default; see gpubp/bench)."""
 import sys
 
-from gpubp.bench import add_arguments, main
+from gpubp.cli import main
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_arguments(parser)
-    sys.exit(main(parser.parse_args()))
+    sys.exit(main(["bench", *sys.argv[1:]]))

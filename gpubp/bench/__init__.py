@@ -221,9 +221,10 @@ def table(result) -> str:
 
 
 def add_arguments(p):
-    p.add_argument("--device", default="cpu", help="cpu (default), gpu, cuda:N or auto")
+    p.add_argument("--device", default="auto", help="auto (a working CUDA GPU, else the CPU; $GPUBP_DEVICE "
+                   "overrides auto), cpu, gpu or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="BLAS/torch threads (default: all cores)")
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=5, help="timed repeats of each measurement (--quick: 1)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
     p.add_argument("--only", choices=["kernels", "mlp", "conv", "scaling"], action="append",
                    help="run only these parts (repeatable)")

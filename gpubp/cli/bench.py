@@ -1,4 +1,4 @@
-"""``gpubp bench``: the benchmarks of scripts/bench.py, on ``--device auto`` like every command."""
+"""``gpubp bench`` (also ``python scripts/bench.py``): the benchmarks of gpubp/bench."""
 from ..bench import add_arguments as _bench_arguments, main as _bench_main
 from .._checks import writable_target
 from . import args as flags
@@ -8,12 +8,7 @@ HELP = "benchmark kernels, MLP and LeNet steps against PyTorch, and scaling (JSO
 
 def add_arguments(p):
     _bench_arguments(p)
-    for action in p._actions:  # the one device vocabulary: auto by default, as everywhere
-        if action.dest == "device":
-            action.default = "auto"
-            action.help = "auto (a working CUDA GPU, else the CPU; $GPUBP_DEVICE overrides auto), cpu, gpu or cuda:N"
-        elif action.dest == "repeat" and not action.help:
-            action.help = "timed repeats of each measurement (--quick: 1)"
+    for action in p._actions:  # counts refused by argparse, in the commands' words
         if action.dest in ("repeat", "threads"):
             action.type = flags.positive_int
 
