@@ -30,6 +30,10 @@ def as_float_dtype(dtype) -> np.dtype:
         dt = None if dtype is None else np.dtype(dtype.strip().lower() if isinstance(dtype, str) else dtype)
     except TypeError:
         dt = None
+    if dt is not None and dt.isnative is False and dt.newbyteorder("=") in FLOAT_DTYPES:
+        name = dt.newbyteorder("=").name
+        raise DTypeError(f"dtype must be float32 or float64 in this machine's byte order, got {name} of the "
+                         f"other byte order ({dt.str!r}, e.g. read from a file); convert it: a.astype({name!r})")
     if dt is None or dt not in FLOAT_DTYPES:
         raise DTypeError(f"dtype must be float32 or float64, got {dtype!r}")
     return dt

@@ -127,3 +127,10 @@ def test_a_read_only_parameter_is_refused_before_an_optimizer_could_step_it():
     model.backward(loss.backward())
     optimizer.step(model)
     assert optimizer.t == 1 and not np.array_equal(model.parameters()["0.W"], W)
+
+
+def test_a_loss_given_the_other_byte_order_says_so_and_how_to_convert():
+    """Was: 'dtype must be float32 or float64, got dtype('>f4')', which a float32 array seemed to be."""
+    other = ">f4" if np.little_endian else "<f4"
+    with pytest.raises(gpubp.errors.DTypeError, match=r"float32 of the other byte order .*a\.astype\('float32'\)"):
+        gpubp.MSE().forward(np.ones((2, 2), other), np.ones((2, 2), np.float32))
