@@ -1,7 +1,9 @@
 """Training history (per-epoch records) and the per-epoch log file."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 import numbers
@@ -12,7 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from . import _checks
-from .errors import GpubpWarning, InvalidValueError
+from .checkpoint.atomic import write_atomically
+from .errors import GpubpError, GpubpWarning, InvalidValueError
 
 PER_EPOCH = ("loss", "metric", "val_loss", "val_metric", "lr", "epoch_time", "samples_per_sec")
 
@@ -107,24 +110,22 @@ class EpochLog:
     """fit() callback writing one line per epoch to ``path``: CSV (``.csv``) or JSON lines
     (``.jsonl``, ``.json``, anything else), with epoch, loss, metrics, lr, seconds, samples/s.
     With ``append`` (a resumed run) the lines go after those already there, under the CSV
-    header already written. The path is checked at once, the file opened at the first line:
+    header already written. The path is checked at once, the file written at the first line:
     a run refused before its first epoch leaves a file already there as it was. A file there
-    that is not an epoch log (someone's data) is refused, unless ``overwrite=True``."""
+    that is not an epoch log (someone's data) is refused, unless ``overwrite=True``.
+
+    Each line is written whole or not at all: the first one (without ``append``) replaces the file
+    atomically, the next are appended, and a line that cannot be written (a full disk, a folder
+    gone or made read-only) is cut off again and raised as a GpubpError naming the file, which
+    keeps the lines before it (fit then stops, keeping the model: see ``fit``)."""
 
     def __init__(self, path, append=False, overwrite=False):
         # a folder, a missing one, another file than a log: refused now
         self.path = _checks.output_path("EpochLog path", path, is_epoch_log, "an epoch log", overwrite)
         self.json = not self.path.lower().endswith(".csv")
         self.append = _checks.flag("EpochLog append", append)
-        self.file = self.writer = None
-
-    def _open(self):
-        """The file, and the CSV header already in it when appending (None: none yet)."""
-        self.header = None
-        if self.append and not self.json and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
-            with open(self.path, newline="") as f:
-                self.header = next(csv.reader(f), None)
-        self.file = open(self.path, "a" if self.append else "w", newline="")
+        self.started = False  # a line written: the next ones are appended
+        self.columns = None  # the CSV columns, once the first line is made
 
     def on_epoch_end(self, epoch, model, history):
         if not isinstance(history, History):
@@ -139,31 +140,67 @@ class EpochLog:
             if key and len(values) > epoch:
                 row[key] = values[epoch]
         row.update(lr=h.lr[epoch], seconds=h.epoch_time[epoch], samples_per_sec=h.samples_per_sec[epoch])
-        if self.file is None:
-            self._open()
-        if self.json:
-            self.file.write(json.dumps(row) + "\n")
-        else:
-            if self.writer is None:
-                self._start_csv(list(row))
-            self.writer.writerow(row)
-        self.file.flush()
+        try:
+            self._write(self._line(row), epoch)
+        except OSError as exc:
+            kept = "the log keeps the lines written before it" if os.path.isfile(self.path) else "the log is gone"
+            raise GpubpError(f"EpochLog: cannot write epoch {epoch + 1}'s line to {self.path} ({type(exc).__name__}: "
+                             f"{exc.strerror or exc}); {kept}") from None
 
-    def _start_csv(self, columns):
-        """The header, or the one already in an appended file: lines under another header would
-        not read back, so its columns are kept (a column it lacks is left out, with a warning)."""
-        if self.header is None:
-            self.writer = csv.DictWriter(self.file, fieldnames=columns)
-            self.writer.writeheader()
+    def _line(self, row) -> bytes:
+        """The line of ``row`` (after the CSV header, at a new file's first line)."""
+        if self.json:
+            return (json.dumps(row) + "\n").encode()
+        text, header = io.StringIO(newline=""), self.columns is None
+        if header:
+            self.columns = self._csv_columns(list(row))
+        writer = csv.DictWriter(text, fieldnames=self.columns, extrasaction="ignore")
+        if header and not self.appending_to_lines():
+            writer.writeheader()
+        writer.writerow(row)
+        return text.getvalue().encode()
+
+    def appending_to_lines(self) -> bool:
+        """Whether the next line goes after lines already in the file (a resumed run's, or this one's)."""
+        return self.started or self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
+
+    def _csv_columns(self, columns):
+        """This run's columns, or those of the header already in an appended file: lines under
+        another header would not read back, so its columns are kept (a column it lacks is left
+        out, with a warning)."""
+        if self.started or not self.appending_to_lines():
+            return columns
+        with open(self.path, newline="") as f:
+            header = next(csv.reader(f), None)
+        if header and columns != header:
+            warnings.warn(f"EpochLog: {self.path} has the columns {header}, this run writes {columns}; "
+                          f"its lines keep the file's columns", GpubpWarning, stacklevel=4)
+        return header or columns
+
+    def _write(self, data, epoch):
+        """``data`` appended whole (a failed write is cut off again), or at a new log's first line
+        written atomically, so the file replaced is kept whole when it cannot be."""
+        if not self.appending_to_lines():
+            write_atomically(self.path, lambda f: f.write(data))
+            self.started = True
             return
-        if columns != self.header:
-            warnings.warn(f"EpochLog: {self.path} has the columns {self.header}, this run writes {columns}; "
-                          f"its lines keep the file's columns", GpubpWarning, stacklevel=3)
-        self.writer = csv.DictWriter(self.file, fieldnames=self.header, extrasaction="ignore")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))  # gone: said, not made anew
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)  # no half line for the next one to follow
+                raise
+        finally:
+            os.close(fd)
+        self.started = True
 
     def close(self):
-        if self.file is not None:
-            self.file.close()
+        """Nothing to do: each line is written and its file closed at once (kept for callers)."""
 
 
 def is_epoch_log(path) -> bool:

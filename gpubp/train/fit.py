@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from ..errors import InvalidValueError, NumericalError
+from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError, OutOfMemoryError
 from ..history import History
 from ..losses import get_loss
 from ..network import Sequential
@@ -24,8 +24,9 @@ from .evaluation import _evaluate, _metric_name
 from .inputs import (_callbacks, _check_comm, _checkpoint_extra, _checkpointing, _one_sample_batch,
                      _prepare, _validation, _warn_sigmoid_twice)
 from .interrupts import deferred
-from .resume import _resume, data_fingerprint, save_training
-from .state import _BestKeeper, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore, _snapshot
+from .resume import _resume, data_fingerprint, held_at, save_training
+from .state import (_BestKeeper, _marks, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore,
+                    _roll_back, _snapshot)
 
 
 def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epochs=10,
@@ -152,6 +153,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     if keeper is not None and start:
         keeper.resumed(model, history, resume_from)
     plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
+    marks, epoch = None, start  # marks: the history's lengths at the start of an epoch not yet whole
     try:
         # every label was checked once, above (no sync per batch); NaN/Inf is checked after each epoch and
         # reported as a NumericalError, so NumPy's floating-point warnings are noise (CuPy gives none);
@@ -161,6 +163,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 if sched is not None:
                     optimizer.lr = _scheduled_lr(sched, epoch)
                 snapshot = _snapshot(model, optimizer)  # finite: checked at the start or after the last epoch
+                marks = _marks(history)
                 _call(callbacks, "on_epoch_begin", epoch, model)
                 _keep_flat(model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
@@ -170,11 +173,14 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 bar.epoch(epoch, history.summary(epoch))
                 _call(callbacks, "on_epoch_end", epoch, model, history)
                 _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written NaN/Inf
+                marks = None  # the epoch is whole: a failure from here on keeps it
                 if keeper is not None:
                     keeper.on_epoch_end(epoch, model, history)  # after that check: a best epoch is finite
-                if checkpoint_every and (epoch + 1) % checkpoint_every == 0 and root:
-                    save_training(checkpoint_path, model, optimizer, history, seed, batching,
-                                  **(checkpoint_extra or {}))
+                if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
+                    with guard(comm, f"writing the checkpoint of epoch {epoch + 1}"):  # rank 0's failure stops all
+                        if root:
+                            _write_checkpoint(checkpoint_path, model, optimizer, history, (seed, batching),
+                                              checkpoint_extra)
                 history.stopped = _stop_reason(history, tol, patience)
                 if history.stopped:
                     break
@@ -183,10 +189,18 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         if snapshot is not None and _nonfinite(model, optimizer):
             _restore(model, optimizer, snapshot)
     except NumericalError as exc:  # restore_best keeps its promise here too; the epochs done go with the error
+        _roll_back(model, optimizer, history, snapshot, marks)
         if keeper is not None and keeper.restore(model, history):
             exc = NumericalError(f"{exc}; restore_best then put back the best epoch, {history.best_epoch}")
         exc.history = history
         raise exc from None
+    except (GpubpError, MemoryError, OSError) as exc:  # out of memory, a checkpoint or log not written, ...
+        cut = f" in epoch {epoch + 1}" + (" (its part done is undone)" if marks is not None else "")
+        try:
+            _roll_back(model, optimizer, history, snapshot, marks)
+        except Exception:  # a model a callback moved or emptied cannot take its snapshot back: said as it is
+            raise exc from None
+        raise _stopped(exc, model, history, keeper, "training stopped" + cut) from None
     finally:
         bar.close()
     return _finish(model, optimizer, history, keeper, (seed, batching), root and checkpoint_path, checkpoint_every,
@@ -239,9 +253,48 @@ def _finish(model, optimizer, history, keeper, run, path, every, extra, comm=Non
         restored = keeper is not None and keeper.restore(model, history)
         written = every and history.epochs % every == 0 and not restored
         if path and history.epochs and not history.interrupted and not written:
-            save_training(path, model, optimizer, history, *run, **(extra or {}))
+            try:
+                _write_checkpoint(path, model, optimizer, history, run, extra)
+            except CheckpointError as exc:
+                raise _stopped(exc, model, history, keeper, "training is done") from None
         steps.running = steps.pending = False
     return history
+
+
+def _write_checkpoint(path, model, optimizer, history, run, extra):
+    """``save_training`` to ``path``; whatever stops it (a full disk, a folder gone or made
+    read-only, no memory left) is one CheckpointError saying what ``path`` still holds."""
+    try:
+        save_training(path, model, optimizer, history, *run, **(extra or {}))
+    except (GpubpError, MemoryError, OSError) as exc:
+        raise CheckpointError(f"fit: cannot write the checkpoint of epoch {history.epochs} to {path} "
+                              f"({_reason(exc)}); {held_at(path)}") from None
+
+
+def _stopped(exc, model, history, keeper, what):
+    """The error ``exc`` that stopped fit, with the ``history`` of the whole epochs the model holds
+    (an epoch cut short was rolled back), after restore_best put its epoch back: an out-of-memory
+    error becomes gpubp's OutOfMemoryError, an OSError a GpubpError; the message says what the model holds."""
+    best = keeper is not None and keeper.restore(model, history)
+    held = f"{what}: the model holds {history.epochs} whole epoch(s)" + \
+        (f", with the weights of the best, epoch {history.best_epoch} (restore_best)" if best else "")
+    if isinstance(exc, MemoryError) and type(exc) is not OutOfMemoryError:
+        exc = OutOfMemoryError(f"fit: out of memory ({_reason(exc)})")
+    elif isinstance(exc, OSError):  # e.g. a callback's file
+        exc = GpubpError(f"fit: {_reason(exc)}")
+    if type(exc) in (GpubpError, CheckpointError, OutOfMemoryError, InvalidValueError):
+        exc = type(exc)(f"{exc}; {held}")
+    exc.history = history
+    return exc
+
+
+def _reason(exc) -> str:
+    """What went wrong, in words: a gpubp error's message, else the exception's kind and reason (and file)."""
+    if isinstance(exc, GpubpError):
+        return str(exc)
+    text = getattr(exc, "strerror", None) or str(exc) or "no detail"
+    filename = getattr(exc, "filename", None)
+    return f"{type(exc).__name__}: {text}" + (f": {filename}" if filename else "")
 
 
 def _scheduled_lr(sched, epoch) -> float:

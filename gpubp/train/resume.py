@@ -35,6 +35,17 @@ def save_training(path, model, optimizer, history, seed, /, batching=None, **ext
     return checkpoint.save(path, model, optimizer, extra={**extra, **state})
 
 
+def held_at(path) -> str:
+    """What the checkpoint at ``path`` holds, in words (said after a write to it failed)."""
+    if not os.path.lexists(path):
+        return f"no checkpoint is at {path}"
+    try:
+        done = (checkpoint.read_metadata(path).get("extra") or {}).get("epochs_done")
+    except (GpubpError, OSError):
+        return f"{path} keeps what it held"
+    return f"{path} keeps " + ("the model it held" if done is None else f"the checkpoint of epoch {done}")
+
+
 def refuse_overwrite(path, resume_from, name, resume, allow) -> None:
     """Refuse, before any training, a run's checkpoint ``path`` (given as ``name``) that already holds
     a trained model which this run does not continue (``resume_from`` is another file, or None): the

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from ..errors import GpubpWarning, NumericalError
+from ..history import PER_EPOCH
 
 
 def _nonfinite(model, optimizer=None) -> list:
@@ -107,3 +108,22 @@ def _restore(model, optimizer, snapshot):
     model.load_buffers(buffers)
     asarray = model.backend.asarray
     optimizer.state = {n: {s: asarray(a) for s, a in st.items()} for n, st in state.items()}
+
+
+def _marks(history) -> dict:
+    """The length of each per-epoch list of ``history`` (taken at an epoch's start, for ``_truncate``)."""
+    return {name: len(getattr(history, name)) for name in PER_EPOCH}
+
+
+def _truncate(history, marks):
+    """Drop the records made since ``marks`` (an epoch that did not end whole)."""
+    for name, n in marks.items():
+        del getattr(history, name)[n:]
+
+
+def _roll_back(model, optimizer, history, snapshot, marks):
+    """An epoch that did not end whole (``marks`` is not None) is undone: the model and optimizer
+    back to its start (``snapshot``), its records dropped, so the history and the model agree."""
+    if marks is not None:
+        _restore(model, optimizer, snapshot)
+        _truncate(history, marks)
