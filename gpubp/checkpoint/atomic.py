@@ -10,6 +10,8 @@ import socket
 import stat
 import time
 
+from ..errors import GpubpError
+
 HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:40] or "host"
 
 
@@ -19,10 +21,11 @@ TEMP = re.compile(r"^\.gpubp-(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-[0-9a-f]{8}\.
 LEGACY_TEMP = re.compile(r"^\.gpubp-[a-z0-9_]{8}\.tmp$")  # tempfile.mkstemp names of gpubp <= 0.x
 
 
-def write_atomically(path, write):
+def write_atomically(path, write, by_name=False):
     """``write(f)`` into a temp file in ``path``'s folder, then fsync, ``os.replace`` onto ``path``
     and fsync of the folder: ``path`` holds the old file or the new one, never half of one (the
-    temp file is removed if ``write`` fails; an existing file's permissions are kept)."""
+    temp file is removed if ``write`` fails; an existing file's permissions are kept). With
+    ``by_name``, ``write(temp_path)`` writes it by its name (for a library that opens it itself)."""
     folder = os.path.dirname(path)
     remove_orphans(folder)
     tmp = os.path.join(folder, f".gpubp-{HOST}-{os.getpid()}-{os.urandom(4).hex()}.tmp")
@@ -32,7 +35,7 @@ def write_atomically(path, write):
             with contextlib.suppress(FileNotFoundError):
                 if hasattr(os, "fchmod"):  # an existing checkpoint keeps its permissions
                     os.fchmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
-            write(f)
+            write(tmp if by_name else f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -41,6 +44,18 @@ def write_atomically(path, write):
             os.unlink(tmp)
         raise
     fsync_folder(folder)
+
+
+def describe(exc) -> str:
+    """What stopped a write or a run, in words: a gpubp error's message, else the exception's kind
+    and reason (and its file), e.g. ``OSError: No space left on device: /data/run.npz``."""
+    if isinstance(exc, GpubpError):
+        return str(exc)
+    text = getattr(exc, "strerror", None) or str(exc) or "no detail"
+    filename = getattr(exc, "filename", None)
+    if filename and TEMP.match(os.path.basename(os.fsdecode(filename))):
+        filename = None  # our temp file: the caller names the file it stood for
+    return f"{type(exc).__name__}: {text}" + (f": {filename}" if filename else "")
 
 
 def fsync_folder(folder):

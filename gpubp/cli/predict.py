@@ -10,9 +10,9 @@ import numpy as np
 
 from .. import checkpoint
 from .._checks import output_path, writable_target
-from ..checkpoint.atomic import write_atomically
+from ..checkpoint.atomic import describe, write_atomically
 from ..backend import get_backend
-from ..errors import GpubpWarning, InvalidValueError
+from ..errors import GpubpError, GpubpWarning, InvalidValueError
 from ..train import predict
 from ..train.resume import STATE_KEYS
 from . import args as flags
@@ -95,6 +95,10 @@ def run(args) -> int:
         sys.stdout.write(text.getvalue())
         return 0
     # all or nothing: a file already at --out (an earlier run's, or --overwrite) is replaced only by the whole new one
-    write_atomically(out, lambda f: f.write(text.getvalue().encode()))
+    try:
+        write_atomically(out, lambda f: f.write(text.getvalue().encode()))
+    except (OSError, MemoryError) as exc:  # a full disk, the folder gone or made read-only
+        raise GpubpError(f"--out {args.out}: cannot write the predictions ({describe(exc)}); nothing was written "
+                         f"there (a file already there is kept)") from None
     print(f"predictions: {args.out} ({len(body)} rows)")
     return 0

@@ -8,10 +8,11 @@ import time
 import warnings
 
 from .. import checkpoint
+from ..checkpoint.atomic import describe
 from .._checks import output_path, writable_target
 from .._compat import gpu_status
 from ..backend import get_backend
-from ..errors import GpubpError, GpubpWarning, InvalidValueError
+from ..errors import CheckpointError, GpubpError, GpubpWarning, InvalidValueError
 from ..history import EpochLog, is_epoch_log
 from ..network import Sequential, mlp
 from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
@@ -19,7 +20,7 @@ from ..optim import OPTIMIZERS, get_optimizer
 from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training
 from ..train.epoch import guard
-from ..train.resume import refuse_overwrite
+from ..train.resume import held_at, refuse_overwrite
 from . import args as flags
 from .data import BUILT_IN, in_target_units, prepare, raw_mse
 from .resume import ahead_of, check_model_flags, continue_saved
@@ -137,6 +138,8 @@ def train(args, comm) -> int:
         print(device_line(spec, backend) + ranks)
         data = prepare(args, resumed.get("data"))
         model = saved.model if saved else build(args, data, backend)
+        if saved:  # fit reads it again: what it continues must be what was checked
+            _unchanged("--resume", args.resume, saved.metadata)
     if comm is not None:  # every rank must train on the same samples, or the steps differ
         comm.check_consistent(data=(data.X, data.y, *(data.val or ())))
     print(f"model: {model}")
@@ -157,30 +160,94 @@ def train(args, comm) -> int:
                       checkpoint_path=args.save if args.checkpoint_every else None,
                       checkpoint_every=args.checkpoint_every, checkpoint_extra=extras,
                       resume_from=args.resume, comm=comm, cuda_graph=args.cuda_graph, overwrite=args.overwrite)
+    except GpubpError as exc:  # out of memory, a disk full, ...: fit's whole epochs are saved before it is said
+        raise _kept(exc, args, model, optimizer, data.name, extras, resumed, root) from None
     finally:
         if log:
             log.close()
     saved_line = None  # written before the report, so nothing printed or evaluated can lose it
     if args.save and root:
         saved_line = _save(args, model, optimizer, history, data.name, extras, resumed)
-    report(args, model, data, history, time.perf_counter() - t0)
+    kept = saved_line or "no --save: the model is not kept"
+    try:
+        report(args, model, data, history, time.perf_counter() - t0)
+    except (GpubpError, MemoryError) as exc:
+        raise GpubpError(f"the report after training failed ({describe(exc)}); {kept}") from None
     if saved_line:
         print(saved_line)
     if args.plot and history.loss and root:
-        print(f"plot: {plot_history(history, args.plot, title=f'{data.name}, {args.model}', overwrite=args.overwrite)}")
+        try:
+            plot = plot_history(history, args.plot, title=f"{data.name}, {args.model}", overwrite=args.overwrite)
+        except (GpubpError, MemoryError, OSError) as exc:
+            raise GpubpError(f"--plot {args.plot}: {describe(exc)}; {kept}") from None
+        print(f"plot: {plot}")
     return 130 if history.interrupted else 0
+
+
+def _kept(exc, args, model, optimizer, name, extras, resumed, root):
+    """``exc``, fit's error, saying what is kept of the run: the whole epochs it trained (its
+    ``history``; none when it stopped before) are written to --save first (``_save``: else beside it)."""
+    history, done = getattr(exc, "history", None), resumed.get("epochs_done") or 0
+    if history is None or not root or history.epochs <= done:
+        return exc  # nothing trained that is not already on disk (the --resume checkpoint)
+    if not args.save:
+        kept = f"no --save: the {history.epochs - done} epoch(s) trained are not kept"
+    else:
+        try:
+            kept = _save(args, model, optimizer, history, name, extras, resumed)
+        except GpubpError as failed:
+            kept = str(failed)
+    kept = GpubpError(f"{exc}; {kept}")
+    kept.everywhere = getattr(exc, "everywhere", False)  # every rank stopped alike: no MPI_Abort needed
+    return kept
 
 
 def _save(args, model, optimizer, history, name, extras, resumed) -> str:
     """Write --save; after Ctrl-C only where no file is yet, or where the file is still the
     checkpoint this run resumed from (``resumed``: its extras) and the run has done more whole
     epochs: the model then holds part of an epoch, and a checkpoint already there (an earlier
-    run, or --checkpoint-every's last write at an epoch's end) is the better one to keep."""
+    run, or --checkpoint-every's last write at an epoch's end) is the better one to keep.
+    When --save cannot be written (a full disk, its folder gone, no memory left) the model is
+    written beside it, else in the current folder, as ``<name>.rescued.npz`` (a name no file has),
+    and a GpubpError says where, or that the run's epochs are lost and what --save keeps."""
     if history.interrupted and os.path.exists(args.save) and not ahead_of(args, history, resumed):
         return f"not saved: interrupted in epoch {history.epochs + 1}; {args.save} keeps what it held"
-    path = save_training(args.save, model, optimizer, history, args.seed,
-                         {"batch_size": args.batch_size, "shuffle": True}, dataset=name, **extras)
+
+    def write(path):
+        return save_training(path, model, optimizer, history, args.seed,
+                             {"batch_size": args.batch_size, "shuffle": True}, dataset=name, **extras)
+    try:
+        path = write(args.save)
+    except (GpubpError, MemoryError, OSError) as exc:
+        raise GpubpError(f"--save {args.save}: {describe(exc)}; {_rescue(write, args.save, history.epochs)}") from None
     return f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
+
+
+def _rescue(write, save, epochs) -> str:
+    """Write the model that --save could not hold beside it, else in the current folder, under a
+    name no file has (nothing is replaced); say where, or what is lost."""
+    stem, failed = os.path.splitext(os.path.basename(save))[0], None
+    for folder in dict.fromkeys((os.path.dirname(os.path.abspath(save)), os.getcwd())):
+        path = next(p for p in (os.path.join(folder, f"{stem}.rescued{f'-{k}' if k else ''}.npz") for k in range(1000))
+                    if not os.path.lexists(p))
+        try:
+            return f"the model ({epochs} epoch(s)) is saved instead at {write(path)}; give it to --resume to continue"
+        except (GpubpError, MemoryError, OSError) as exc:
+            failed = exc
+    return f"nor could it be written beside it or in the current folder ({describe(failed)}): the model " \
+           f"({epochs} epoch(s)) is lost; {held_at(save)}"
+
+
+def _unchanged(flag, path, meta):
+    """Refuse, before training, a checkpoint changed (another run wrote it) or gone since it was read."""
+    try:
+        now = checkpoint.read_metadata(path)
+    except GpubpError as exc:
+        raise CheckpointError(f"{flag} {path} cannot be read again since it was read ({exc}); nothing was "
+                              f"trained") from None
+    if now != meta:
+        raise CheckpointError(f"{flag} {path} changed since it was read (another run wrote it?); nothing was "
+                              f"trained: run again to continue what it holds now")
 
 
 def _check_outputs(args):

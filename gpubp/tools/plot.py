@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .._version import __version__
 from .._checks import output_path, writable_target
+from ..checkpoint.atomic import describe, write_atomically
 from ..errors import GpubpError, InvalidValueError
 from .diagnostics import checked_epoch
 
@@ -70,21 +71,20 @@ def _stamp(fmt) -> dict:
 
 
 def _save(fig, path) -> Path:
-    """Write ``fig`` to ``path`` (checked), stamped, through a temporary file beside it, so a
-    save that fails or is interrupted (Ctrl-C) leaves an earlier plot there whole."""
+    """Write ``fig`` to ``path`` (checked), stamped, atomically (``checkpoint.atomic``), so a save
+    that fails (a full disk, a folder gone, no memory left) or is interrupted (Ctrl-C) leaves an
+    earlier plot there whole and no temp file."""
     final = Path(path)  # check_plot_path's: through a symbolic link, the file it names
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     fmt = final.suffix.lower().lstrip(".")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
-        fig.savefig(tmp, format=fmt, dpi=100, **_stamp(fmt))
-        os.replace(tmp, final)
-    except OSError as exc:
-        raise InvalidValueError(f"cannot write the plot to {path}: {exc}") from None
+        write_atomically(str(final), lambda tmp: fig.savefig(tmp, format=fmt, dpi=100, **_stamp(fmt)), by_name=True)
+    except (OSError, MemoryError) as exc:
+        raise InvalidValueError(f"cannot write the plot to {path} ({describe(exc)}); a file already there is "
+                                f"kept") from None
     finally:
         pyplot().close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 

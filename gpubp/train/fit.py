@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from ..checkpoint.atomic import describe
 from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError, OutOfMemoryError
 from ..history import History
 from ..losses import get_loss
@@ -102,6 +103,13 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     step is done, so the model holds whole steps (a second Ctrl-C stops at once; see
     ``gpubp.train.interrupts``). With ``comm``, a Ctrl-C that reaches any rank stops every rank at
     the end of the same step (a second one aborts every rank).
+
+    A machine failure stops the run, keeping the model: out of memory (OutOfMemoryError), a
+    checkpoint that cannot be written (CheckpointError: a full disk, its folder gone or made
+    read-only; the checkpoint already there is kept whole), or another gpubp error (an EpochLog
+    line that cannot be written). An epoch cut short is undone, so the model holds the whole
+    epochs in the error's ``history`` (with ``restore_best``, the best one's weights), and the
+    message says what the model and the checkpoint hold.
     """
     _checks.instance("fit: model", model, Sequential)
     loss = get_loss(loss)
@@ -268,7 +276,7 @@ def _write_checkpoint(path, model, optimizer, history, run, extra):
         save_training(path, model, optimizer, history, *run, **(extra or {}))
     except (GpubpError, MemoryError, OSError) as exc:
         raise CheckpointError(f"fit: cannot write the checkpoint of epoch {history.epochs} to {path} "
-                              f"({_reason(exc)}); {held_at(path)}") from None
+                              f"({describe(exc)}); {held_at(path)}") from None
 
 
 def _stopped(exc, model, history, keeper, what):
@@ -279,22 +287,13 @@ def _stopped(exc, model, history, keeper, what):
     held = f"{what}: the model holds {history.epochs} whole epoch(s)" + \
         (f", with the weights of the best, epoch {history.best_epoch} (restore_best)" if best else "")
     if isinstance(exc, MemoryError) and type(exc) is not OutOfMemoryError:
-        exc = OutOfMemoryError(f"fit: out of memory ({_reason(exc)})")
+        exc = OutOfMemoryError(f"fit: out of memory ({describe(exc)})")
     elif isinstance(exc, OSError):  # e.g. a callback's file
-        exc = GpubpError(f"fit: {_reason(exc)}")
+        exc = GpubpError(f"fit: {describe(exc)}")
     if type(exc) in (GpubpError, CheckpointError, OutOfMemoryError, InvalidValueError):
         exc = type(exc)(f"{exc}; {held}")
     exc.history = history
     return exc
-
-
-def _reason(exc) -> str:
-    """What went wrong, in words: a gpubp error's message, else the exception's kind and reason (and file)."""
-    if isinstance(exc, GpubpError):
-        return str(exc)
-    text = getattr(exc, "strerror", None) or str(exc) or "no detail"
-    filename = getattr(exc, "filename", None)
-    return f"{type(exc).__name__}: {text}" + (f": {filename}" if filename else "")
 
 
 def _scheduled_lr(sched, epoch) -> float:
