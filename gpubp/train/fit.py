@@ -260,11 +260,12 @@ def _finish(model, optimizer, history, keeper, run, path, every, extra, comm=Non
     with deferred(running=True, comm=comm) as steps:
         restored = keeper is not None and keeper.restore(model, history)
         written = every and history.epochs % every == 0 and not restored
-        if path and history.epochs and not history.interrupted and not written:
-            try:
-                _write_checkpoint(path, model, optimizer, history, run, extra)
-            except CheckpointError as exc:
-                raise _stopped(exc, model, history, keeper, "training is done") from None
+        try:
+            with guard(comm, "writing the checkpoint of the model returned"):  # rank 0's failure stops all
+                if path and history.epochs and not history.interrupted and not written:
+                    _write_checkpoint(path, model, optimizer, history, run, extra)
+        except GpubpError as exc:  # a CheckpointError, or with comm every rank's RankFailure of it
+            raise _stopped(exc, model, history, keeper, "training is done") from None
         steps.running = steps.pending = False
     return history
 

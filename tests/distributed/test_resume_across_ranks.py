@@ -60,3 +60,15 @@ def test_a_rank_killed_while_saving_leaves_the_last_whole_checkpoint(tmp_path, u
     assert gpubp.checkpoint.read_metadata(tmp_path / "ranks.npz")["extra"]["epochs_done"] == 1
     assert_close(fit_here(tmp_path, EPOCHS, resume=tmp_path / "ranks.npz", path="ranks.npz"), uninterrupted)
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # removed by the next save
+
+
+def test_the_last_checkpoint_failing_on_rank_0_stops_every_rank(tmp_path):
+    """Was: rank 0 raised while the other ranks returned from fit as if all were well."""
+    code, output, seconds = launch("worker_resume.py", "last-fails", tmp_path, timeout=60)
+    assert code == 0 and seconds < 30, output[-3000:]
+    seen = [(tmp_path / f"rank{r}.txt").read_text() for r in range(2)]
+    assert seen[0] == seen[1], seen
+    assert seen[0].startswith("RankFailure: rank 0 of 2 failed during writing the checkpoint of the model returned: "
+                              "CheckpointError: fit: cannot write the checkpoint of epoch 3"), seen[0]
+    assert "No space left on device" in seen[0] and "ranks.npz keeps the checkpoint of epoch 2" in seen[0]
+    assert gpubp.checkpoint.read_metadata(tmp_path / "ranks.npz")["extra"]["epochs_done"] == 2  # kept whole

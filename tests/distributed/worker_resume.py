@@ -6,7 +6,10 @@ tests/distributed/test_resume_across_ranks.py (which runs the single-process hal
 its parameters to ``<out>/params.json``.
 ``kill <out>``: as ``train`` for 3 epochs, but rank 0 is killed (SIGKILL) halfway through
 writing its second checkpoint.
+``last-fails <out>``: 3 epochs, a checkpoint every 2, and rank 0's disk full when fit writes the
+last epoch's: every rank writes the error it got to ``<out>/rank<r>.txt``.
 """
+import errno
 import json
 import os
 import signal
@@ -54,6 +57,27 @@ def killed_while_saving(comm, out):
     train(comm, out, 3, resume=False)
 
 
+def last_checkpoint_fails(comm, out):
+    model, X, y, kwargs = problem()
+    if comm.rank == 0:
+        fit_module = sys.modules["gpubp.train.fit"]  # the module (gpubp.train.fit is the function)
+        save, saves = fit_module.save_training, []
+
+        def full_disk(path, *args, **kw):
+            saves.append(path)
+            if len(saves) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device", path)
+            return save(path, *args, **kw)
+        fit_module.save_training = full_disk
+    try:
+        gpubp.fit(model, X, y, epochs=3, comm=comm, checkpoint_path=str(out / "ranks.npz"), checkpoint_every=2,
+                  **kwargs)
+        outcome = "returned"
+    except gpubp.errors.GpubpError as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    (out / f"rank{comm.rank}.txt").write_text(outcome)
+
+
 def main():
     from gpubp.distributed.mpi import world  # starts MPI: not when the test imports problem()
 
@@ -63,6 +87,8 @@ def main():
         train(comm, out, int(sys.argv[3]), resume=len(sys.argv) > 4)
     elif mode == "kill":
         killed_while_saving(comm, out)
+    elif mode == "last-fails":
+        last_checkpoint_fails(comm, out)
     comm.close()
     return 0
 
