@@ -109,7 +109,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     read-only; the checkpoint already there is kept whole), or another gpubp error (an EpochLog
     line that cannot be written). An epoch cut short is undone, so the model holds the whole
     epochs in the error's ``history`` (with ``restore_best``, the best one's weights), and the
-    message says what the model and the checkpoint hold.
+    message says what the model and the checkpoint hold. A callback's own OSError is raised as it
+    is, with that ``history`` too.
     """
     _checks.instance("fit: model", model, Sequential)
     loss = get_loss(loss)
@@ -283,14 +284,13 @@ def _write_checkpoint(path, model, optimizer, history, run, extra):
 def _stopped(exc, model, history, keeper, what):
     """The error ``exc`` that stopped fit, with the ``history`` of the whole epochs the model holds
     (an epoch cut short was rolled back), after restore_best put its epoch back: an out-of-memory
-    error becomes gpubp's OutOfMemoryError, an OSError a GpubpError; the message says what the model holds."""
+    error becomes gpubp's OutOfMemoryError, and gpubp's own errors say what the model holds; an
+    OSError (a callback's own file) keeps its type and message, so ``except OSError`` still catches it."""
     best = keeper is not None and keeper.restore(model, history)
     held = f"{what}: the model holds {history.epochs} whole epoch(s)" + \
         (f", with the weights of the best, epoch {history.best_epoch} (restore_best)" if best else "")
     if isinstance(exc, MemoryError) and type(exc) is not OutOfMemoryError:
         exc = OutOfMemoryError(f"fit: out of memory ({describe(exc)})")
-    elif isinstance(exc, OSError):  # e.g. a callback's file
-        exc = GpubpError(f"fit: {describe(exc)}")
     if type(exc) in (GpubpError, CheckpointError, OutOfMemoryError, InvalidValueError):
         exc = type(exc)(f"{exc}; {held}")
     exc.history = history

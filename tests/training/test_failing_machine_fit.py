@@ -198,3 +198,16 @@ def test_a_log_removed_mid_run_is_said_gone_not_made_anew_without_its_header(tmp
         fit(net(), *data(), epochs=4, batch_size=16, progress=False,
             callbacks=[gpubp.history.EpochLog(path), Remove()])
     assert not path.exists()
+
+
+def test_a_callbacks_own_oserror_keeps_its_type_with_the_whole_epochs():
+    """Was: re-labelled a GpubpError, so the caller's ``except FileNotFoundError`` missed its own error."""
+    class ReadsItsFile:
+        def on_epoch_begin(self, epoch, model):
+            if epoch == 2:
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/no/such/notes.txt")
+
+    model = net()
+    with pytest.raises(FileNotFoundError, match="notes.txt") as err:
+        fit(model, *data(), epochs=4, batch_size=16, seed=3, progress=False, callbacks=ReadsItsFile())
+    assert err.value.history.epochs == 2 and same(model, trained(2))
