@@ -103,14 +103,15 @@ def run(args) -> int:
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
         try:
             return train(args, comm)
-        except (GpubpError, KeyboardInterrupt) as exc:
+        except (Exception, KeyboardInterrupt) as exc:  # main() says any of them in one line and returns 1
             if comm is None or comm.size == 1 or getattr(exc, "everywhere", False):
                 if quiet and isinstance(exc, GpubpError):
                     return 1  # raised on every rank alike: rank 0 prints the one line
                 raise
-            # met by this rank alone, maybe (a Ctrl-C outside fit, whose ranks stop together; a file):
-            # the others may be waiting for it in a collective, so every rank is ended (MPI_Abort)
-            comm.abort(f"gpubp train: error: {exc}" if isinstance(exc, GpubpError) else "gpubp train: interrupted")
+            # met by this rank alone, maybe (a Ctrl-C outside fit, whose ranks stop together; a file; stdout
+            # closed): the others may be waiting for it in a collective, so every rank is ended (MPI_Abort)
+            comm.abort("gpubp train: interrupted" if isinstance(exc, KeyboardInterrupt) else
+                       f"gpubp train: error: {describe(exc)}")
 
 
 def communicator(args):

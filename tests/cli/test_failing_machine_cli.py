@@ -225,3 +225,30 @@ def test_predictions_that_cannot_be_written_keep_the_earlier_ones(table, tmp_pat
     assert code == 1 and last == (f"gpubp predict: error: --out {out}: cannot write the predictions (OSError: No space "
                                   f"left on device); nothing was written there (a file already there is kept)")
     assert out.read_bytes() == before and files(tmp_path) == ["m.npz", "p.csv", "table.npz"]
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.EPIPE, "Broken pipe"), MemoryError("cannot allocate 4 GiB")])
+def test_a_failure_one_rank_alone_meets_outside_fit_ends_every_rank(monkeypatch, failure):
+    """gpubp train --distributed: an error that is no gpubp error (rank 0's stdout closed, no memory left)
+    met by one rank. Was: that rank's main() said it and returned 1, the other ranks waited for it in
+    their next collective (a hang); now every rank is ended (MPI_Abort), as for a gpubp error."""
+    import gpubp.cli.train as train_command
+    from gpubp.cli import build_parser
+
+    class Aborted(BaseException):
+        pass
+
+    class Comm:
+        size, is_root, aborted = 2, True, []
+
+        def abort(self, message):
+            self.aborted.append(message)
+            raise Aborted
+
+    def fails(args, comm):
+        raise failure
+    monkeypatch.setattr(train_command, "communicator", lambda args: Comm())
+    monkeypatch.setattr(train_command, "train", fails)
+    with pytest.raises(Aborted):
+        train_command.run(build_parser().parse_args(["train", "--distributed"]))
+    assert Comm.aborted == [f"gpubp train: error: {type(failure).__name__}: {failure.args[-1]}"]
