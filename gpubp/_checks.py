@@ -149,8 +149,11 @@ def output_path(name, path, ours, kind, overwrite=False, create_parents=False, a
 def _what(path) -> str:
     """What a file is, for a message: its kind where its first bytes tell, its size, a text's first line."""
     size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(512)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as exc:  # write-only for this user, say: said, not raised in place of the refusal
+        return f"a file of {size:,} bytes that cannot be read ({exc.strerror or exc})"
     for magic, kind in ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF"), (b"\xff\xd8", "a JPEG image"),
                         (b"PK\x03\x04", "a zip archive (.npz)"), (b"\x93NUMPY", "a NumPy array (.npy)")):
         if head.startswith(magic):

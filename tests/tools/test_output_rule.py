@@ -82,3 +82,18 @@ def test_an_epoch_log_replaces_a_log_but_keeps_someone_elses_file(tmp_path):
     gpubp.fit(model, X, y, epochs=1, callbacks=[log], progress=False)
     log.close()
     assert data.read_text().startswith("epoch,loss,")
+
+
+def test_a_file_that_cannot_be_read_is_refused_by_the_rule_not_by_its_description(tmp_path, monkeypatch):
+    """A write-only file (mode 0o200 for its owner; root reads every file, so open is made to refuse it):
+    was a raw PermissionError out of the message's description, in place of the refusal naming --out."""
+    import gpubp._checks as checks
+    path = tmp_path / "out.csv"
+    path.write_text("someone's data\n")
+
+    def refuse(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+    monkeypatch.setattr(checks, "open", refuse, raising=False)  # the module's open, not every module's
+    with pytest.raises(InvalidValueError, match=r"--out: .*out\.csv holds a file of 15 bytes that cannot be read "
+                                                r"\(Permission denied\), not a predictions CSV.*pass --overwrite"):
+        output_path("--out", path, refuse, "a predictions CSV")  # ``ours`` cannot read it either
