@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from . import _checks
-from .checkpoint.atomic import write_atomically
+from .checkpoint.atomic import describe, write_atomically
 from .errors import GpubpError, GpubpWarning, InvalidValueError
 
 PER_EPOCH = ("loss", "metric", "val_loss", "val_metric", "lr", "epoch_time", "samples_per_sec")
@@ -144,8 +144,8 @@ class EpochLog:
             self._write(self._line(row), epoch)
         except OSError as exc:
             kept = "the log keeps the lines written before it" if os.path.isfile(self.path) else "the log is gone"
-            raise GpubpError(f"EpochLog: cannot write epoch {epoch + 1}'s line to {self.path} ({type(exc).__name__}: "
-                             f"{exc.strerror or exc}); {kept}") from None
+            raise GpubpError(f"EpochLog: cannot write epoch {epoch + 1}'s line to {self.path} ({describe(exc)}); "
+                             f"{kept}") from None
 
     def _line(self, row) -> bytes:
         """The line of ``row`` (after the CSV header, at a new file's first line)."""
