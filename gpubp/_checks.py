@@ -160,8 +160,9 @@ def _what(path) -> str:
             return f"{kind} of {size:,} bytes"
     try:
         text = head.decode()
-    except UnicodeDecodeError as exc:  # binary, unless only a character cut at the end
-        text = head[:exc.start].decode() if exc.start > len(head) - 4 else "\x00"
+    except UnicodeDecodeError as exc:  # binary, unless only a character cut where the 512 bytes end
+        cut = len(head) == 512 and exc.reason == "unexpected end of data"
+        text = head[:exc.start].decode() if cut else "\x00"
     line = next((line for line in text.splitlines() if line.strip()), "")
     if "\x00" in text or not line:
         return f"a file of {size:,} bytes"

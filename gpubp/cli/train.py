@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import time
 import warnings
@@ -229,8 +230,8 @@ def _rescue(write, save, epochs) -> str:
     name no file has (nothing is replaced); say where, or what is lost."""
     stem, failed = os.path.splitext(os.path.basename(save))[0], None
     for folder in dict.fromkeys((os.path.dirname(os.path.abspath(save)), os.getcwd())):
-        path = next(p for p in (os.path.join(folder, f"{stem}.rescued{f'-{k}' if k else ''}.npz") for k in range(1000))
-                    if not os.path.lexists(p))
+        names = (os.path.join(folder, f"{stem}.rescued{f'-{k}' if k else ''}.npz") for k in itertools.count())
+        path = next(p for p in names if not os.path.lexists(p))
         try:
             return f"the model ({epochs} epoch(s)) is saved instead at {write(path)}; give it to --resume to continue"
         except (GpubpError, MemoryError, OSError) as exc:

@@ -97,3 +97,14 @@ def test_a_file_that_cannot_be_read_is_refused_by_the_rule_not_by_its_descriptio
     with pytest.raises(InvalidValueError, match=r"--out: .*out\.csv holds a file of 15 bytes that cannot be read "
                                                 r"\(Permission denied\), not a predictions CSV.*pass --overwrite"):
         output_path("--out", path, refuse, "a predictions CSV")  # ``ours`` cannot read it either
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"ab\xff", "a file of 3 bytes"),  # short binary: was read as "a text starting 'ab'"
+    (b"x" * 511 + "\u00e9".encode()[:1] + b"more", "a text of 516 bytes starting 'xxx"),  # a character cut at 512
+])
+def test_the_refusal_tells_text_from_binary(tmp_path, data, words):
+    path = tmp_path / "someone.dat"
+    path.write_bytes(data)
+    with pytest.raises(InvalidValueError, match=f"holds {words}"):
+        output_path("--out", str(path), lambda p: False, "predictions")
