@@ -320,15 +320,15 @@ def _first_odd(host) -> str:
 _NONE = object()
 
 
+FOREIGN = {np.ma.MaskedArray: "whose mask a layer's kernels would read through",
+           np.matrix: "for which * is a matrix product and reductions stay 2-d"}
+
+
 def foreign(x) -> str:
-    """Why ``x``, a NumPy array of a subclass whose operators mean other things, is no array a layer
-    computes with ("" for any other ``x``): a masked array's kernels would read through its mask (or
-    its results carry one), a matrix's ``*`` is a matrix product and its reductions stay 2-d."""
-    if isinstance(x, np.ma.MaskedArray):
-        return "whose mask a layer's kernels would read through"
-    if isinstance(x, np.matrix):
-        return "for which * is a matrix product and reductions stay 2-d"
-    return ""
+    """Why ``x``, a NumPy array of a subclass whose operators mean other things (``FOREIGN``), is no
+    array a layer computes with ("" for any other ``x``): a masked array's kernels would read through
+    its mask (or its results carry one), a matrix's ``*`` is a matrix product and its reductions stay 2-d."""
+    return next((why for kind, why in FOREIGN.items() if isinstance(x, kind)), "")
 
 
 def _numeric_dtype(dtype) -> np.dtype:

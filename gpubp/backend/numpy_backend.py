@@ -6,10 +6,10 @@ import functools
 import numpy as np
 
 from ._blocks import BLOCK, in_blocks
-from .base import MATMUL, Backend, given, operand_error
+from .base import FOREIGN, MATMUL, Backend, given, operand_error
 
 _matmul = np.matmul
-_FOREIGN = (np.ma.MaskedArray, np.matrix)  # ndarrays whose operators mean other things (base.foreign)
+_FOREIGN = tuple(FOREIGN)  # ndarrays whose operators mean other things
 
 
 class NumpyBackend(Backend):
