@@ -27,7 +27,7 @@ from .inputs import (_callbacks, _check_comm, _checkpoint_extra, _checkpointing,
 from .interrupts import deferred
 from .resume import _resume, data_fingerprint, held_at, save_training
 from .state import (_BestKeeper, _marks, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore,
-                    _roll_back, _snapshot)
+                    _roll_back, _snapshot, _truncate)
 
 
 def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epochs=10,
@@ -178,7 +178,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
                            callbacks, snapshot, comm, plans, first=epoch == start, steps=steps)
                 if val is not None:
-                    _validate(model, loss, val, batch_size, history)
+                    _validate(model, loss, val, batch_size, history, marks)
                 bar.epoch(epoch, history.summary(epoch))
                 _call(callbacks, "on_epoch_end", epoch, model, history)
                 _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written NaN/Inf
@@ -235,17 +235,16 @@ def _keep_flat(model):
         model.flatten_()  # the current arrays' values into a new flat buffer; the optimizer rebinds
 
 
-def _validate(model, loss, val, batch_size, history):
+def _validate(model, loss, val, batch_size, history, marks):
     """The validation loss and metric of the epoch just trained, added to ``history``. Ctrl-C here
-    drops that epoch's training records too, so the history an interrupted run returns (and a
-    checkpoint may keep) holds whole epochs, its lists indexed alike (as after a Ctrl-C during the
-    epoch's steps)."""
+    drops that epoch's training records too (back to ``marks``, taken at the epoch's start), so the
+    history an interrupted run returns (and a checkpoint may keep) holds whole epochs, its lists
+    indexed alike (as after a Ctrl-C during the epoch's steps)."""
     try:
         v_loss, v_metric = _evaluate(model, loss, *val, batch_size=max(batch_size, 1024), what="fit",
                                      names=("validation_data X", "validation_data y"))
     except KeyboardInterrupt:
-        for name in ("loss", "lr", "epoch_time", "samples_per_sec") + (("metric",) if history.metric_name else ()):
-            getattr(history, name).pop()
+        _truncate(history, marks)
         raise
     history.val_loss.append(v_loss)
     if v_metric is not None:

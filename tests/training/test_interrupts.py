@@ -245,3 +245,23 @@ def test_ctrl_c_while_fit_writes_its_last_checkpoint(presses, tmp_path, monkeypa
         assert not history.interrupted and history.epochs == 2
         assert gpubp.checkpoint.read_metadata(path)["extra"]["epochs_done"] == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_during_validation_drops_that_epochs_records(monkeypatch):
+    """The history returned holds whole epochs: the epoch whose validation a Ctrl-C cut short
+    leaves none of its training records behind, every per-epoch list as long as the others."""
+    import sys
+    fit_module = sys.modules["gpubp.train.fit"]
+    real, calls = fit_module._evaluate, []
+
+    def evaluate(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(fit_module, "_evaluate", evaluate)
+    X, y = data()
+    history = fit(plannable(), X, y, epochs=3, batch_size=BATCH, progress=False, validation_data=(X, y))
+    assert history.interrupted and history.epochs == 1
+    for name in ("loss", "metric", "lr", "epoch_time", "samples_per_sec", "val_loss", "val_metric"):
+        assert len(getattr(history, name)) == 1, name
