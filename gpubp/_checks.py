@@ -3,6 +3,7 @@ and raises InvalidValueError (a ValueError), so a mistake is one clear gpubp err
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import numbers
 import os
@@ -144,6 +145,20 @@ def output_path(name, path, ours, kind, overwrite=False, create_parents=False, a
         raise InvalidValueError(f"{name}: {path} holds {_what(path)}, not {kind} written by gpubp, which this would "
                                 f"replace; it is kept: give another path, or pass {allow} to replace it")
     return path
+
+
+def json_with_keys(path, keys, without=(), exact=False, limit=1 << 26) -> bool:
+    """Whether ``path`` holds a JSON object with every one of ``keys`` (exactly those, with ``exact``)
+    and none of ``without``: how a JSON file gpubp wrote is told apart (``output_path``'s ``ours``).
+    A file over ``limit`` bytes is not one."""
+    if os.path.getsize(path) > limit:
+        return False
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        return False
+    found = set(data)
+    return (found == set(keys) if exact else set(keys) <= found) and not found & set(without)
 
 
 def _what(path) -> str:

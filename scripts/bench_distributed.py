@@ -21,7 +21,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from gpubp._checks import output_path  # noqa: E402
+from gpubp._checks import json_with_keys, output_path  # noqa: E402
 from gpubp.bench.allreduce import allreduce, weak_scaling  # noqa: E402  (starts MPI)
 from gpubp.checkpoint.atomic import write_atomically  # noqa: E402
 from gpubp.distributed import RankFailure  # noqa: E402
@@ -30,11 +30,7 @@ from gpubp.distributed.mpi import world  # noqa: E402
 
 def is_result(path) -> bool:
     """Whether ``path`` holds what this script writes (``{"allreduce": ..., "weak_scaling": ...}``)."""
-    if os.path.getsize(path) > 1 << 20:
-        return False
-    with open(path) as f:
-        result = json.load(f)
-    return isinstance(result, dict) and set(result) == {"allreduce", "weak_scaling"}
+    return json_with_keys(path, {"allreduce", "weak_scaling"}, exact=True, limit=1 << 20)
 
 
 def main() -> int:

@@ -30,7 +30,7 @@ sys.path.insert(0, ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 
 import gpubp  # noqa: E402
-from gpubp._checks import output_path  # noqa: E402
+from gpubp._checks import json_with_keys, output_path  # noqa: E402
 from gpubp._compat import gpu_status  # noqa: E402
 from gpubp.checkpoint.atomic import write_atomically  # noqa: E402
 from gpubp.errors import InvalidValueError  # noqa: E402
@@ -140,9 +140,7 @@ def phase(record, name, fn):
 
 def is_record(path) -> bool:
     """Whether ``path`` is a record.json written here: a JSON object with ``argv`` and ``skipped_phases``."""
-    with open(path) as f:
-        record = json.load(f)
-    return isinstance(record, dict) and {"argv", "skipped_phases"} <= set(record)
+    return json_with_keys(path, {"argv", "skipped_phases"})
 
 
 def check_out(folder, overwrite) -> None:

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .._checks import output_path
+from .._checks import json_with_keys, output_path
 from ..backend import KERNELS, get_backend
 from ..checkpoint.atomic import write_atomically
 from ..errors import InvalidValueError
@@ -240,11 +240,7 @@ def print_progress(message) -> None:
 
 def is_result(path) -> bool:
     """Whether ``path`` holds the JSON that ``main`` writes: ``run``'s result (not a GPU record, ``argv``)."""
-    if os.path.getsize(path) > 1 << 26:
-        return False
-    with open(path) as f:
-        result = json.load(f)
-    return isinstance(result, dict) and {"machine", "threads", "quick"} <= set(result) and "argv" not in result
+    return json_with_keys(path, {"machine", "threads", "quick"}, without={"argv"})
 
 
 def main(args) -> int:

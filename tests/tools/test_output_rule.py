@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from gpubp._checks import output_path
+from gpubp._checks import json_with_keys, output_path
 from gpubp.errors import InvalidValueError
 
 
@@ -108,3 +108,20 @@ def test_the_refusal_tells_text_from_binary(tmp_path, data, words):
     path.write_bytes(data)
     with pytest.raises(InvalidValueError, match=f"holds {words}"):
         output_path("--out", str(path), lambda p: False, "predictions")
+
+
+def test_a_json_output_is_told_by_its_keys(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{"machine": 1, "threads": 2, "quick": false}')
+    assert json_with_keys(path, {"machine", "threads"})
+    assert not json_with_keys(path, {"machine", "threads"}, exact=True)  # a third key: not exactly those
+    assert json_with_keys(path, {"machine", "threads", "quick"}, exact=True)
+    assert not json_with_keys(path, {"machine"}, without={"quick"})  # a key that marks another kind
+    assert not json_with_keys(path, {"machine"}, limit=10)  # larger than such a file is
+    path.write_text('[["machine", "threads"]]')
+    assert not json_with_keys(path, {"machine"})  # not an object
+    path.write_text("machine,threads\n")
+    with pytest.raises(ValueError):  # not JSON: output_path takes this as not ours
+        json_with_keys(path, {"machine"})
+    with pytest.raises(InvalidValueError, match="not a benchmark JSON"):
+        output_path("--json", path, lambda p: json_with_keys(p, {"machine"}), "a benchmark JSON")
