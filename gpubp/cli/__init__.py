@@ -12,6 +12,7 @@ import threading
 import warnings
 
 from .._version import __version__
+from ..checkpoint.atomic import describe
 from ..errors import GpubpError, GpubpWarning
 from . import bench, check, evaluate, gradcheck, info, parity, predict, train, vanishing
 from .args import HelpFormatter
@@ -58,8 +59,7 @@ def main(argv=None) -> int:
         _silence_stdout()
         return 1
     except OSError as exc:  # a full disk, a file the system refuses: its reason, and the path when there is one
-        print(f"gpubp {args.command}: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
-              file=sys.stderr)
+        print(f"gpubp {args.command}: error: {describe(exc)}", file=sys.stderr)
         _silence_stdout()  # stdout may be what failed: the flush at exit must not fail again
         return 1
 

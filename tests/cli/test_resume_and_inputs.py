@@ -322,7 +322,7 @@ def test_a_full_disk_is_one_line(monkeypatch, capsys):
     """Was: `gpubp info > /dev/full` ended in an OSError traceback."""
     monkeypatch.setattr(sys, "stdout", FullDisk())
     assert main(["info"]) == 1
-    assert capsys.readouterr().err == "gpubp info: error: No space left on device\n"
+    assert capsys.readouterr().err == "gpubp info: error: OSError: No space left on device\n"
 
 
 def test_a_target_of_mostly_single_sample_classes_is_warned_of(tmp_path, capsys):
