@@ -47,7 +47,9 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
         features: the feature columns a trained model expects (by name, any order in the
             file); default every column but the target.
         classes: the labels a trained model knows; a target value outside them is refused.
-        require_target: False to read files without the target column (prediction).
+        require_target: False to read the features only (prediction): the target column,
+            present or not, is left out of ``X`` and not read (``y`` is None), so labels a
+            new file leaves empty or holds outside ``classes`` do not stop it.
     """
     try:
         path = Path(path)
@@ -71,7 +73,7 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
     else:
         X, raw, names, target = _read_csv(path, target, features, require_target)
     if raw is None:
-        return Table(X, None, names, target, classes)
+        return Table(X, None, names, None, classes)
     if regression:
         y = _floats(raw, path, target)
         return Table(X, y.reshape(len(y), -1), names, target, None)
@@ -124,7 +126,7 @@ def _read_csv(path, target, features, require_target):
     for line, row in enumerate(rows[1:], start=2):
         for j, c in enumerate(cols):
             X[line - 2, j] = _number(row[c], path, line, header[c])
-    raw = None if target is None else [(line, row[header.index(target)].strip())
+    raw = None if target is None or not require_target else [(line, row[header.index(target)].strip())
                                        for line, row in enumerate(rows[1:], start=2)]
     return X, raw, names, target
 
@@ -199,7 +201,7 @@ def _read_npz(path, features, require_target):
     names = [f"x{i}" for i in range(int(np.prod(X.shape[1:])))]
     if features is not None and len(features) != len(names):
         raise ShapeError(f"{path}: X has {len(names)} features per sample, the model expects {len(features)}")
-    y = arrays.get("y")
+    y = arrays.get("y") if require_target else None
     if y is not None and (y.ndim not in (1, 2) or y.dtype.kind not in "biufU"):
         raise ShapeError(f"{path}: y must hold one label or row of targets per sample, got {y.dtype} {y.shape}")
     if y is not None and len(y) != len(X):

@@ -1,0 +1,52 @@
+"""Your own files from the command line, round seven: inputs that once stopped a command on
+something it does not read, or named the wrong place in the file."""
+import csv
+
+import numpy as np
+import pytest
+
+from gpubp.cli import main
+from helpers import run_cli as run
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A classifier of 'cat'/'dog' from two columns a, b, trained one epoch; its folder."""
+    d = tmp_path_factory.mktemp("round7")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    rows = [f"{a},{b},{'cat' if a > 0 else 'dog'}" for a, b in X]
+    (d / "train.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    assert main(["train", "--data", str(d / "train.csv"), "--epochs", "1", "--quiet", "--device", "cpu",
+                 "--save", str(d / "m.npz")]) == 0
+    return d
+
+
+@pytest.mark.parametrize("labels", ["", "bird", "1.5"])
+def test_predict_reads_no_label_of_a_file_that_has_its_target_column(model, tmp_path, capsys, labels):
+    """Was: "the label is empty" or "'bird' is not one of the model's classes": new data with its
+    label column left blank (or holding labels never trained on) refused by predict, which reads
+    no label."""
+    new = tmp_path / "new.csv"
+    new.write_text("b,a,label\n" + "".join(f"{b},{a},{labels}\n" for a, b in [(1.0, 2.0), (-1.0, 0.5)]))
+    code, out, last = run(["predict", str(model / "m.npz"), str(new), "--device", "cpu"], capsys)
+    assert code == 0, last
+    rows = list(csv.reader(out.splitlines()))
+    assert rows[0] == ["prediction", "p_cat", "p_dog"] and len(rows) == 3
+    code, _, last = run(["evaluate", str(model / "m.npz"), str(new), "--device", "cpu"], capsys)
+    assert code == 1 and "column 'label'" in last  # evaluate does read them, and says which is wrong
+
+
+def test_predict_on_an_npz_reads_no_y(tmp_path, capsys):
+    """Was: an .npz's y read and refused by predict (labels outside the model's classes, a 2-D y)."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 3))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(int))
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--epochs", "1", "--quiet", "--device", "cpu",
+                 "--save", str(tmp_path / "m.npz")]) == 0
+    capsys.readouterr()
+    for y in (np.full(4, 7), np.zeros((4, 2))):
+        np.savez(tmp_path / "new.npz", X=X[:4], y=y)
+        code, out, last = run(["predict", str(tmp_path / "m.npz"), str(tmp_path / "new.npz"), "--device", "cpu"],
+                              capsys)
+        assert code == 0 and len(out.splitlines()) == 5, last
