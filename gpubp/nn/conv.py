@@ -10,7 +10,13 @@ from ..errors import InvalidValueError, ShapeError
 from ..initializers import INITIALIZERS, addressable, checked_weight, draw
 from .arrays import FAILURES, core_error, into
 from .base import Layer
-from .windows import col2im, output_size, pair, windows
+from .windows import DEVICE_OPTION, col2im, output_size, pair, same_padding, torch_options, windows
+
+TORCH_OPTIONS = {  # PyTorch's Conv2d arguments that Conv2D takes only at their defaults: see torch_options
+    "dilation": ((1, (1, 1)), "its windows are contiguous (dilation=1)"),
+    "groups": ((1,), "every output channel sees every input channel (groups=1)"),
+    "padding_mode": (("zeros",), "it pads with zeros (padding_mode='zeros')"),
+    "device": DEVICE_OPTION, "dtype": DEVICE_OPTION}
 
 
 def conv_weight(init, rng, fan_in, fan_out, shape):
@@ -42,21 +48,25 @@ class Conv2D(Layer):
     initialised to zero (as ``Dense`` does). ``init`` names a He draw scaled by fan-in =
     in_channels kh kw or a Glorot draw by fan-in + fan-out (out_channels kh kw), see
     ``conv_weight``; He uniform by default, for ReLU nets.
-    ``stride``, ``padding`` (zeros, both sides) and ``kernel_size`` take an int or (h, w).
+    ``stride``, ``padding`` (zeros, both sides) and ``kernel_size`` take an int or (h, w);
+    ``padding`` also PyTorch's "valid" (0) and "same" (stride 1, odd kernels: (k - 1) / 2).
+    PyTorch's dilation, groups, padding_mode, device and dtype are taken by keyword at their
+    defaults only (``TORCH_OPTIONS``).
     """
 
     in_channels, out_channels, kernel_size, stride, padding, bias, init = (_checks.Fixed() for _ in range(7))
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 init="he_uniform", seed=None, backend=None):
+                 init="he_uniform", seed=None, backend=None, **options):
         super().__init__(backend)
+        torch_options("Conv2D", options, TORCH_OPTIONS)
         for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
             if _checks.integer(f"Conv2D {what}", n) < 1:
                 raise ShapeError(f"Conv2D needs {what} >= 1, got {n!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
         self.stride = pair(stride, "Conv2D stride")
-        self.padding = pair(padding, "Conv2D padding", minimum=0)
+        self.padding = same_padding(padding, self.kernel_size, self.stride, "Conv2D padding")
         addressable(f"Conv2D({in_channels}, {out_channels}) weight W",
                     (self.out_channels, self.in_channels, *self.kernel_size))
         self.bias = _checks.flag("Conv2D bias", bias, "" if not isinstance(bias, (int, tuple)) else

@@ -8,6 +8,7 @@ from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from .base import Layer
 from .arrays import FAILURES, shape_error
+from .windows import torch_options
 
 
 class Dropout(Layer):
@@ -22,12 +23,17 @@ class Dropout(Layer):
     model's seed: ``reset_parameters(rng)`` takes a child of the model's seed sequence (one per
     Dropout, in layer order, without consuming the stream the weights are drawn from) and sets
     step to 0. ``buffers`` holds seed and step as 0-d int64 host arrays: what a checkpoint saves.
+    PyTorch's ``inplace`` is taken by keyword as False only: Y is a new array, X is never written.
     """
 
     p = _checks.Checked(_checks.number, low=0, high=1, high_open=True)  # set later too: checked
 
-    def __init__(self, p=0.5, seed=None, backend=None):
+    def __init__(self, p=0.5, seed=None, backend=None, **options):
         super().__init__(backend)
+        torch_options("Dropout", options, {"inplace": ((False,), "its forward never writes its input (inplace=False)")})
+        if isinstance(seed, (bool, np.bool_)):  # PyTorch's Dropout(p, inplace), ported as it is
+            raise InvalidValueError(f"Dropout seed must be a whole number >= 0, got {seed!r} (PyTorch's Dropout takes "
+                                    f"inplace in that place; gpubp's never writes its input: leave it out)")
         self.p = p
         self.keep_buffers({"seed": np.zeros((), np.int64), "step": np.zeros((), np.int64)})
         self.seed = 0 if seed is None else seed

@@ -15,6 +15,13 @@ from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
 from .arrays import FAILURES, into, shape_error
 from .base import Layer
+from .windows import DEVICE_OPTION, torch_options
+
+TORCH_OPTIONS = {  # PyTorch's BatchNorm arguments taken by keyword at their defaults only: see torch_options
+    "affine": ((True,), "gamma and beta are always learned (affine=True)"),
+    "track_running_stats": ((True,), "the running statistics are always kept, and eval normalises by them "
+                                     "(track_running_stats=True)"),
+    "device": DEVICE_OPTION, "dtype": DEVICE_OPTION}
 
 
 class BatchNorm(Layer):
@@ -34,20 +41,26 @@ class BatchNorm(Layer):
         dX = gamma / sigma dY                                        (eval)
 
     gamma starts at ones, beta at zeros; running_mean at zeros, running_var at ones.
+    PyTorch's affine, track_running_stats, device and dtype are taken by keyword at their
+    defaults only (``TORCH_OPTIONS``); momentum=None (its cumulative average) is refused.
     """
 
     num_features = _checks.Fixed()  # the parameters' shape: set once
     eps = _checks.Checked(_checks.number, low=0, low_open=True)  # set later too: checked
     momentum = _checks.Checked(_checks.number, low=0, high=1)
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, *unsupported, backend=None):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, *unsupported, backend=None, **options):
         super().__init__(backend)
+        torch_options("BatchNorm", options, TORCH_OPTIONS)
         if unsupported:  # PyTorch's affine and track_running_stats, once taken for a device name
             raise InvalidValueError(f"BatchNorm takes num_features, eps and momentum, got more arguments "
                                     f"{unsupported!r:.60}: gamma and beta are always learned and the running "
                                     f"statistics always kept (PyTorch's affine, track_running_stats); "
                                     f"pass backend= by keyword")
         self.num_features = _checks.integer("BatchNorm num_features", num_features, minimum=1)
+        if momentum is None:
+            raise InvalidValueError("BatchNorm momentum=None (PyTorch's cumulative average of every batch's "
+                                    "statistics) is not supported: give a number in [0, 1], e.g. PyTorch's default 0.1")
         self.eps, self.momentum = eps, momentum
         addressable(f"BatchNorm({num_features}) gamma", (self.num_features,), self.backend.dtype.itemsize)
         self.seed, self._params = None, None

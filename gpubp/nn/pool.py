@@ -1,4 +1,5 @@
-"""Pooling over NCHW windows, PyTorch's defaults: no padding, floor mode, stride = kernel size.
+"""Pooling over NCHW windows, PyTorch's defaults: no padding, floor mode, stride = kernel size
+(PyTorch's padding, ceil_mode and the like are taken by keyword at those defaults only).
 
 MaxPool2D works one kernel offset at a time (``windows.tap``: the (i, j) entries of every
 window, a strided view), so each step is one vectorised operation over the output;
@@ -11,7 +12,10 @@ from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from .arrays import FAILURES, core_error, into, shape_error
 from .base import Layer
-from .windows import col2im, output_size, pair, tap, windows
+from .windows import col2im, output_size, pair, tap, torch_options, windows
+
+_PADDING = ((0, (0, 0)), "it does not pad (padding=0)")
+_CEIL = ((False,), "it uses floor mode (ceil_mode=False): rows and columns no whole window covers are left out")
 
 
 def _show(hw):
@@ -22,10 +26,12 @@ class _Pool2D(Layer, abstract=True):
     """Shared by the windowed pools: arguments, checks, and the saved input X."""
 
     kernel_size, stride = _checks.Fixed(), _checks.Fixed()  # the window: set once
+    TORCH_OPTIONS: dict = {}  # PyTorch's arguments taken by keyword at their defaults only: see torch_options
 
-    def __init__(self, kernel_size, stride=None, *unsupported, backend=None):
+    def __init__(self, kernel_size, stride=None, *unsupported, backend=None, **options):
         super().__init__(backend)
         name = type(self).__name__
+        torch_options(name, options, self.TORCH_OPTIONS)
         if unsupported:  # PyTorch's padding, dilation, ceil_mode, once taken for a device name
             raise InvalidValueError(f"{name} takes kernel_size and stride, got more arguments {unsupported!r:.60}: "
                                     f"it has no padding, dilation or ceil_mode (PyTorch's {name[:-2]}2d has); "
@@ -70,6 +76,9 @@ class MaxPool2D(_Pool2D):
     (a plain write when the windows are disjoint).
     """
 
+    TORCH_OPTIONS = {"padding": _PADDING, "dilation": ((1, (1, 1)), "its windows are contiguous (dilation=1)"),
+                     "return_indices": ((False,), "forward returns Y only (return_indices=False)"), "ceil_mode": _CEIL}
+
     def _forward(self, X, out=None):
         (kh, kw), xp = self.kernel_size, self.backend.xp
         try:
@@ -113,6 +122,10 @@ class AvgPool2D(_Pool2D):
 
     Every window entry gets an equal share: dX = col2im(dY / (kh kw) broadcast over the window).
     """
+
+    TORCH_OPTIONS = {"padding": _PADDING, "ceil_mode": _CEIL,
+                     "count_include_pad": ((True, False), ""),  # no padding: either means the same
+                     "divisor_override": ((None,), "it divides by the window's size kh kw (divisor_override=None)")}
 
     def _forward(self, X, out=None):
         try:

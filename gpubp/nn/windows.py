@@ -11,6 +11,7 @@ on NumPy and CuPy.
 """
 from __future__ import annotations
 
+import numbers
 import operator
 
 from ..backend.base import operand_error
@@ -33,6 +34,53 @@ def pair(value, what, minimum=1):
     if h < minimum or w < minimum:
         raise InvalidValueError(f"{what} must be >= {minimum}, got {value!r}")
     return h, w
+
+
+def same_padding(padding, kernel, stride, what):
+    """``padding`` as Conv2D takes it: PyTorch's "valid" (none) and "same" (Y as large as X: (k - 1) / 2 on
+    each side, stride 1 and odd kernels only), else ``pair(padding, what, minimum=0)``."""
+    if not isinstance(padding, str):
+        return pair(padding, what, minimum=0)
+    if padding == "valid":
+        return 0, 0
+    if padding != "same":
+        raise InvalidValueError(f"{what} must be an int, a pair of ints, 'valid' or 'same', got {padding!r:.40}")
+    if tuple(stride) != (1, 1):
+        raise InvalidValueError(f"{what}='same' needs stride 1 (as in PyTorch), got stride {tuple(stride)}")
+    if not all(k % 2 for k in kernel):
+        raise InvalidValueError(f"{what}='same' with the even kernel size {tuple(kernel)} pads one side more than "
+                                f"the other (PyTorch does), which gpubp's padding cannot: give padding=(ph, pw)")
+    return (kernel[0] - 1) // 2, (kernel[1] - 1) // 2
+
+
+DEVICE_OPTION = ((None,), "give backend= (a device and dtype, e.g. 'cuda:0/float64') in place of PyTorch's "
+                          "device and dtype")  # PyTorch's device= and dtype=, in torch_options' terms
+
+
+def torch_options(layer, given, supported):
+    """Check a layer's extra keyword arguments ``given`` ({name: value}): those of PyTorch's
+    layer that gpubp's does not implement, ``supported`` = {name: (values meaning what gpubp does,
+    what it does)}. At such a value (PyTorch's default) one is accepted, so ported code runs as
+    it is; another value, or a name not in ``supported``, is an InvalidValueError naming it."""
+    for name, value in given.items():
+        if name not in supported:
+            raise InvalidValueError(f"{layer} got an unexpected keyword argument {name!r} (besides its own, it takes "
+                                    f"PyTorch's {', '.join(supported)} at their default values only)")
+        accepted, meaning = supported[name]
+        if not any(_same(value, a) for a in accepted):
+            raise InvalidValueError(f"{layer} does not support {name}={value!r:.40}: {meaning}")
+
+
+def _same(value, accepted) -> bool:
+    """Whether ``value`` is ``accepted`` (an int, bool, str, None or tuple of them), bools never taken for ints."""
+    if isinstance(accepted, tuple):
+        return (isinstance(value, (tuple, list)) and len(value) == len(accepted)
+                and all(_same(v, a) for v, a in zip(value, accepted)))
+    if isinstance(accepted, bool) or isinstance(value, bool):
+        return type(value) is type(accepted) and value == accepted
+    if isinstance(accepted, int):
+        return isinstance(value, numbers.Integral) and value == accepted
+    return type(value) is type(accepted) and value == accepted
 
 
 def output_size(layer, shape, kernel, stride, padding=(0, 0)):

@@ -1,0 +1,85 @@
+"""Image layers as a user porting PyTorch code meets them: PyTorch's keyword arguments (taken at
+their defaults, refused otherwise, naming them), Conv2d's padding="same"/"valid" against
+torch.nn.Conv2d in float64, and BatchNorm moved to a dtype that cannot hold its statistics."""
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.nn import AvgPool2D, BatchNorm, Conv2D, Dropout, MaxPool2D
+
+from helpers import torch_reference
+
+F64 = gpubp.get_backend("cpu", "float64")
+
+
+def test_pytorch_keyword_arguments_at_their_defaults_are_taken():
+    """Code ported from PyTorch that spells out a default (what gpubp does) builds the same layer."""
+    pairs = [
+        (Conv2D(3, 4, 3, dilation=1, groups=1, padding_mode="zeros", device=None, dtype=None), Conv2D(3, 4, 3)),
+        (Conv2D(3, 4, 3, dilation=(1, 1)), Conv2D(3, 4, 3)),
+        (MaxPool2D(2, padding=0, dilation=1, return_indices=False, ceil_mode=False), MaxPool2D(2)),
+        (MaxPool2D(2, padding=(0, 0)), MaxPool2D(2)),
+        (AvgPool2D(2, padding=0, ceil_mode=False, count_include_pad=False, divisor_override=None), AvgPool2D(2)),
+        (AvgPool2D(2, count_include_pad=True), AvgPool2D(2)),
+        (BatchNorm(3, affine=True, track_running_stats=True, device=None, dtype=None), BatchNorm(3)),
+        (Dropout(0.2, inplace=False), Dropout(0.2)),
+    ]
+    for ported, plain in pairs:
+        assert ported.config() == plain.config()
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: Conv2D(3, 4, 3, dilation=2), "Conv2D does not support dilation=2"),
+    (lambda: Conv2D(3, 4, 3, dilation=True), "Conv2D does not support dilation=True"),
+    (lambda: Conv2D(3, 4, 3, groups=3), "Conv2D does not support groups=3"),
+    (lambda: Conv2D(3, 4, 3, padding_mode="reflect"), "Conv2D does not support padding_mode='reflect'.*zeros"),
+    (lambda: Conv2D(3, 4, 3, device="cuda"), "Conv2D does not support device='cuda': give backend="),
+    (lambda: Conv2D(3, 4, 3, dtype="float64"), "Conv2D does not support dtype='float64': give backend="),
+    (lambda: Conv2D(3, 4, 3, bais=False), "Conv2D got an unexpected keyword argument 'bais'"),
+    (lambda: MaxPool2D(2, ceil_mode=True), "MaxPool2D does not support ceil_mode=True: it uses floor mode"),
+    (lambda: MaxPool2D(3, padding=1), "MaxPool2D does not support padding=1: it does not pad"),
+    (lambda: MaxPool2D(2, return_indices=True), "MaxPool2D does not support return_indices=True"),
+    (lambda: MaxPool2D(2, dilation=2), "MaxPool2D does not support dilation=2"),
+    (lambda: AvgPool2D(2, ceil_mode=True), "AvgPool2D does not support ceil_mode=True"),
+    (lambda: AvgPool2D(2, divisor_override=3), "AvgPool2D does not support divisor_override=3"),
+    (lambda: AvgPool2D(2, dilation=1), "AvgPool2D got an unexpected keyword argument 'dilation'"),
+    (lambda: BatchNorm(3, affine=False), "BatchNorm does not support affine=False: gamma and beta are always"),
+    (lambda: BatchNorm(3, track_running_stats=False), "BatchNorm does not support track_running_stats=False"),
+    (lambda: BatchNorm(3, momentum=None), "BatchNorm momentum=None .PyTorch's cumulative average"),
+    (lambda: Dropout(0.5, inplace=True), "Dropout does not support inplace=True"),
+    (lambda: Dropout(0.5, True), "Dropout seed must be a whole number >= 0, got True .PyTorch's Dropout takes inplace"),
+])
+def test_pytorch_arguments_gpubp_does_not_implement_are_refused_naming_them(make, words):
+    """Each used to be Python's bare TypeError (unexpected keyword argument), or a message that
+    did not say what PyTorch's argument means (momentum=None, Dropout(p, inplace))."""
+    with pytest.raises(gpubp.InvalidValueError, match=words):
+        make()
+
+
+@pytest.mark.parametrize("padding, kernel, hw", [("same", (3, 5), (6, 7)), ("same", 1, (2, 3)),
+                                                  ("valid", (2, 3), (5, 4))])
+def test_conv_padding_same_and_valid_match_torch(padding, kernel, hw):
+    torch = pytest.importorskip("torch")
+    layer = Conv2D(3, 4, kernel, padding=padding, backend=F64)
+    layer.params["b"][...] = [0.1, -0.2, 0.3, 0.4]
+    tconv = torch.nn.Conv2d(3, 4, kernel, padding=padding).double()
+    with torch.no_grad():
+        tconv.weight.copy_(torch.from_numpy(layer.params["W"]))
+        tconv.bias.copy_(torch.from_numpy(layer.params["b"]))
+    X = np.random.default_rng(1).normal(size=(2, 3, *hw))
+    Y, dX, dY = torch_reference(tconv, X, seed=2)
+    np.testing.assert_allclose(layer(X), Y, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(dY), dX, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W"], tconv.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
+    again = gpubp.nn.layer_from_config(layer.config(), backend=F64)
+    assert again.padding == layer.padding
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(kernel_size=3, stride=2, padding="same"), "padding='same' needs stride 1 .as in PyTorch., got stride .2, 2."),
+    (dict(kernel_size=(3, 2), padding="same"), "even kernel size .3, 2. pads one side more"),
+    (dict(kernel_size=3, padding="full"), "Conv2D padding must be an int, a pair of ints, 'valid' or 'same', got 'full'"),
+])
+def test_conv_padding_words_it_cannot_do_are_refused(kwargs, words):
+    with pytest.raises(gpubp.InvalidValueError, match=words):
+        Conv2D(3, 4, **kwargs)
