@@ -13,7 +13,8 @@ import numpy as np
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
-from .arrays import FAILURES, into, shape_error
+from ..backend import Backend, default_device, get_backend, parse_spec
+from .arrays import FAILURES, into, shape_error, values
 from .base import Layer
 from .windows import DEVICE_OPTION, torch_options
 
@@ -157,11 +158,17 @@ class BatchNorm(Layer):
         return arrays
 
     def to(self, backend):
-        """Move parameters, gradients and the running statistics to ``backend``; returns self."""
+        """Move parameters, gradients and the running statistics to ``backend``; returns self.
+        The statistics are converted first: ones the new dtype cannot hold (past float32's
+        range) are refused, naming the buffer, with the layer left where it was."""
         old = self.backend
+        if not isinstance(backend, Backend):  # the spec read as Layer.to reads it
+            device, dtype = parse_spec(default_device() if backend is None else backend)
+            backend = get_backend(device, dtype or old.dtype)
+        moved = {k: values(backend, old.to_numpy(v), f"{self!r} buffer {k}") for k, v in self.buffers.items()}
         super().to(backend)
         if self.backend != old:
-            self.keep_buffers({k: self.backend.asarray(old.to_numpy(v)) for k, v in self.buffers.items()})
+            self.keep_buffers(moved)
         return self
 
     def bind(self, X, Y, dY, dX):

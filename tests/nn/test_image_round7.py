@@ -83,3 +83,23 @@ def test_conv_padding_same_and_valid_match_torch(padding, kernel, hw):
 def test_conv_padding_words_it_cannot_do_are_refused(kwargs, words):
     with pytest.raises(gpubp.InvalidValueError, match=words):
         Conv2D(3, 4, **kwargs)
+
+
+def test_batchnorm_moved_to_a_dtype_that_cannot_hold_its_statistics_stays_where_it_was():
+    """float64 running statistics past float32's range: the move is refused naming the buffer, and
+    the layer keeps its backend, parameters and statistics (it had moved the parameters to float32
+    and kept float64 statistics, then refused its float64 inputs)."""
+    layer = BatchNorm(3, backend=F64)
+    layer.params["gamma"][...] = [1.0, 2.0, 1.0 + 1e-12]  # a value float32 would round
+    layer.load_buffers({"running_mean": np.zeros(3), "running_var": np.array([1e39, 1.0, 4.0])})
+    with pytest.raises(gpubp.NumericalError, match=r"BatchNorm\(3.*\) buffer running_var: holds values up to 1e\+39"):
+        layer.to("cpu/float32")
+    assert layer.backend.dtype == np.float64 and layer.params["gamma"].dtype == np.float64
+    np.testing.assert_array_equal(layer.params["gamma"], [1.0, 2.0, 1.0 + 1e-12])
+    np.testing.assert_array_equal(layer.buffers["running_var"], [1e39, 1.0, 4.0])
+    layer.training = False
+    assert layer(np.ones((2, 3))).dtype == np.float64
+    layer.load_buffers({"running_mean": np.zeros(3), "running_var": np.array([9.0, 1.0, 4.0])})
+    layer.to("cpu/float32")  # statistics it can hold: moved and re-typed
+    assert layer.buffers["running_var"].dtype == np.float32 and layer.params["gamma"].dtype == np.float32
+    np.testing.assert_array_equal(layer.buffers["running_var"], [9.0, 1.0, 4.0])
