@@ -194,7 +194,9 @@ class Conv2D(Layer):
 
             def dW(out):  # dW^T = sum_n cols_n @ delta_n^T, summed into grads["W"] viewed as (C kh kw, O)
                 per_image = xp.matmul(self.cols, delta.transpose(0, 2, 1))  # (N, C kh kw, O): BLAS likes this side
-                return per_image.sum(axis=0, out=None if out is None else out.reshape(O, -1).T).T.reshape(shape)
+                view = out is not None and out.flags.c_contiguous  # else reshape would copy: the sum lost
+                dWt = per_image.sum(axis=0, out=out.reshape(O, -1).T if view else None)
+                return dWt.T.reshape(shape) if out is None or view else into(out, dWt.T.reshape(shape))
             self._accumulate("W", dW)
             if self.bias:
                 self._accumulate("b", lambda out: delta.sum(axis=(0, 2), out=out))  # db = sum_{n,p} delta

@@ -103,3 +103,25 @@ def test_batchnorm_moved_to_a_dtype_that_cannot_hold_its_statistics_stays_where_
     layer.to("cpu/float32")  # statistics it can hold: moved and re-typed
     assert layer.buffers["running_var"].dtype == np.float32 and layer.params["gamma"].dtype == np.float32
     np.testing.assert_array_equal(layer.buffers["running_var"], [9.0, 1.0, 4.0])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_weight_gradient_lands_in_a_gradient_array_of_any_memory_order(stride):
+    """grads["W"] replaced by an array of its shape and dtype that is not C-ordered (a Fortran-
+    ordered array, a strided view of a flat buffer): the first backward after zero_grad wrote
+    dW into a reshaped copy of it, so the gradient stayed zero; a second backward adds to it."""
+    torch = pytest.importorskip("torch")
+    X = np.random.default_rng(3).normal(size=(2, 2, 6, 5))
+    for given in (np.zeros((2, 3, 2, 3)).T, np.zeros(2 * 36)[::2].reshape(3, 2, 3, 2)):
+        layer = Conv2D(2, 3, (3, 2), stride=stride, backend=F64)
+        tconv = torch.nn.Conv2d(2, 3, (3, 2), stride=stride).double()
+        with torch.no_grad():
+            tconv.weight.copy_(torch.from_numpy(layer.params["W"]))
+        layer.grads["W"] = given
+        Y, _, dY = torch_reference(tconv, X, seed=4)
+        layer.zero_grad()
+        for times in (1, 2):  # the sum of two backward calls, as PyTorch accumulates
+            layer(X)
+            layer.backward(dY)
+            assert layer.grads["W"] is given
+            np.testing.assert_allclose(given, times * tconv.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
