@@ -1,4 +1,4 @@
-"""Your own data: a CSV with a header row, or an ``.npz`` holding ``X`` and ``y``.
+"""Your own data: a CSV with a header row (UTF-8, or gzip-compressed), or an ``.npz`` holding ``X`` and ``y``.
 
 A CSV's target column (``target=``, default the last) becomes ``y``; every other column is a
 numeric feature. For classification the classes are the target's distinct values, kept as a
@@ -13,6 +13,8 @@ checkpoint stores so ``predict`` on raw data is right.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import math
 import zipfile
 import zlib
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import Fixed, flag, unmasked
+from ..checkpoint.atomic import describe
 from ..errors import InvalidValueError, NumericalError, ShapeError
 
 
@@ -98,18 +101,13 @@ def _where(path, line) -> str:
 
 
 def _read_csv(path, target, features, require_target):
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InvalidValueError(f"cannot read {path} as CSV: {exc}") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    rows = _csv_rows(path)
     if len(rows) < 2:
         raise InvalidValueError(f"{path}: expected a header row and at least one data row, "
                                 f"found {len(rows)} non-empty row(s)")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in rows[0][1]]
     _check_header(path, header)
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in rows[1:]:
         if len(row) != len(header):
             raise ShapeError(f"{path}, line {line}: {len(row)} values but the header has {len(header)} columns")
     target = _target_column(path, header, target, features, require_target)
@@ -123,17 +121,63 @@ def _read_csv(path, target, features, require_target):
         raise InvalidValueError(f"{path}: the model needs the column(s) {missing}, not in the header {header}")
     cols = [header.index(n) for n in names]
     X = np.empty((len(rows) - 1, len(cols)))
-    for line, row in enumerate(rows[1:], start=2):
+    for i, (line, row) in enumerate(rows[1:]):
         for j, c in enumerate(cols):
-            X[line - 2, j] = _number(row[c], path, line, header[c])
+            X[i, j] = _number(row[c], path, line, header[c])
     raw = None if target is None or not require_target else [(line, row[header.index(target)].strip())
-                                       for line, row in enumerate(rows[1:], start=2)]
+                                                             for line, row in rows[1:]]
     return X, raw, names, target
+
+
+def _csv_rows(path) -> list:
+    """``[(line, values)]`` of the rows holding a value, ``line`` the one each begins on in the
+    file (blank rows are skipped, a quoted value may span lines); a quote never closed is refused,
+    not read as the rest of the file."""
+    reader = csv.reader(io.StringIO(_text(path), newline=""), strict=True)
+    rows, line = [], 1
+    try:
+        for row in reader:
+            if "".join(row).strip():
+                rows.append((line, row))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise InvalidValueError(f"{path}, line {line}: not a CSV row ({exc}): a quote \" never closed, or text "
+                                f"after a closing one?") from None
+    return rows
+
+
+def _text(path) -> str:
+    """The file's text: UTF-8 (a BOM allowed) or UTF-16 with its BOM, gzip-compressed or not."""
+    try:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":  # gzip's magic number (a .csv.gz)
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InvalidValueError(f"cannot read {path} ({describe(exc)})") from None
+    if data[:4] == b"PK\x03\x04":
+        raise InvalidValueError(f"{path} is a zip archive (an Excel workbook? an .npz under another name?), not a "
+                                f"CSV: save it as CSV in UTF-8, or give an .npz its .npz name")
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].decode(encoding, "replace").count("\n") + 1
+        raise InvalidValueError(f"{path}, line {line}: byte {data[exc.start]:#04x} is not {exc.encoding} text "
+                                f"(a file from another program or in another encoding?); save it as CSV in UTF-8") from None
+    if "\x00" in text:  # csv reads NUL as a character: a binary file would become labels
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise InvalidValueError(f"{path}, line {line}: holds a NUL character, so it is not a text CSV (a binary "
+                                f"file?); save it as CSV in UTF-8")
+    return text
 
 
 def _check_header(path, header):
     """Every column named, each name once (a repeated name would be read twice as one column), and
     not every name a number: that is a first sample where the header row is missing."""
+    separator = next((c for c in ";\t|" if c in header[0]), None) if len(header) == 1 else None
+    if separator:
+        raise InvalidValueError(f"{path}: the header is the one column {header[0]!r:.60}, its values separated by "
+                                f"{separator!r}; gpubp reads comma-separated values: save the file with commas")
     if all(_is_number(h) for h in header):
         first = ",".join(header[:3]) + (",..." if len(header) > 3 else "")
         raise InvalidValueError(f"{path}: the first row ({first}) holds only numbers, so it is a sample, not a "
