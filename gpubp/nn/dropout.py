@@ -71,7 +71,8 @@ class Dropout(Layer):
     def state(self, state):
         if not isinstance(state, dict) or set(state) != {"seed", "step"}:
             raise InvalidValueError(f"Dropout state must be a dict with keys 'seed' and 'step', got {state!r:.80}")
-        self.seed, self.step = state["seed"], state["step"]
+        seed, step = (_counter(f"Dropout {k}", state[k]) for k in ("seed", "step"))  # both checked, then set
+        self.seed, self.step = seed, step
 
     def checked_buffers(self, arrays: dict) -> dict:
         """Seed and step from ``{"seed": array, "step": array}`` (0-d integer arrays, any device)."""

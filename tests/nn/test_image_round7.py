@@ -125,3 +125,15 @@ def test_conv_weight_gradient_lands_in_a_gradient_array_of_any_memory_order(stri
             layer.backward(dY)
             assert layer.grads["W"] is given
             np.testing.assert_allclose(given, times * tconv.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("step, words", [(-1, "Dropout step must be a whole number >= 0, got -1"),
+                                         (2**63, "Dropout step must be .* < 2\\*\\*63"), (1.5, "Dropout step")])
+def test_a_dropout_state_refused_leaves_seed_and_step_as_they_were(step, words):
+    """``layer.state = {"seed": s, "step": bad}`` set the seed, then refused the step: the mask
+    sequence was silently another one's (seed 5's from step 4)."""
+    layer = Dropout(0.5, seed=3)
+    layer.step = 4
+    with pytest.raises(gpubp.InvalidValueError, match=words):
+        layer.state = {"seed": 5, "step": step}
+    assert layer.state == {"seed": 3, "step": 4}
