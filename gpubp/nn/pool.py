@@ -149,8 +149,10 @@ class GlobalAvgPool2D(Layer):
     """Y[n, c] = (1 / (H W)) sum_{h,w} X[n, c, h, w], shape (N, C) (PyTorch's AdaptiveAvgPool2d(1)
     then flatten); dX[n, c, h, w] = dY[n, c] / (H W)."""
 
-    def __init__(self, *unsupported, backend=None):
+    def __init__(self, *unsupported, backend=None, **options):
         super().__init__(backend)
+        torch_options("GlobalAvgPool2D", options, {"output_size": ((1, (1, 1)), "it averages each channel to one "
+                                                                                 "value (output_size=1)")})
         if unsupported:  # PyTorch's AdaptiveAvgPool2d(1), once taken for a device name
             raise InvalidValueError(f"GlobalAvgPool2D takes no arguments but backend=, got {unsupported!r:.60}: "
                                     f"it averages each channel to one value (PyTorch's AdaptiveAvgPool2d(1) "

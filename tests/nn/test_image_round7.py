@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gpubp
-from gpubp.nn import AvgPool2D, BatchNorm, Conv2D, Dropout, MaxPool2D
+from gpubp.nn import AvgPool2D, BatchNorm, Conv2D, Dropout, GlobalAvgPool2D, MaxPool2D
 
 from helpers import torch_reference
 
@@ -23,6 +23,7 @@ def test_pytorch_keyword_arguments_at_their_defaults_are_taken():
         (AvgPool2D(2, count_include_pad=True), AvgPool2D(2)),
         (BatchNorm(3, affine=True, track_running_stats=True, device=None, dtype=None), BatchNorm(3)),
         (Dropout(0.2, inplace=False), Dropout(0.2)),
+        (GlobalAvgPool2D(output_size=1), GlobalAvgPool2D()), (GlobalAvgPool2D(output_size=(1, 1)), GlobalAvgPool2D()),
     ]
     for ported, plain in pairs:
         assert ported.config() == plain.config()
@@ -47,6 +48,7 @@ def test_pytorch_keyword_arguments_at_their_defaults_are_taken():
     (lambda: BatchNorm(3, track_running_stats=False), "BatchNorm does not support track_running_stats=False"),
     (lambda: BatchNorm(3, momentum=None), "BatchNorm momentum=None .PyTorch's cumulative average"),
     (lambda: Dropout(0.5, inplace=True), "Dropout does not support inplace=True"),
+    (lambda: GlobalAvgPool2D(output_size=2), "GlobalAvgPool2D does not support output_size=2: it averages each"),
     (lambda: Dropout(0.5, True), "Dropout seed must be a whole number >= 0, got True .PyTorch's Dropout takes inplace"),
 ])
 def test_pytorch_arguments_gpubp_does_not_implement_are_refused_naming_them(make, words):
