@@ -64,8 +64,12 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
     features = None if features is None else _names("features", features, "column names", str)
     if features is not None and len(set(features)) != len(features):
         raise InvalidValueError(f"features {features} name a column more than once")
+    if features == []:
+        raise InvalidValueError("features [] name no column; a model reads at least one")
     if classes is not None:
         classes = _names("classes", classes, "labels")
+        if len(classes) < 2:
+            raise InvalidValueError(f"classes {classes} name {len(classes)} class(es); classification needs two or more")
         keys = [_key(str(c)) for c in classes]
         if len(set(keys)) != len(keys):
             raise InvalidValueError(f"classes {classes} name a class more than once")

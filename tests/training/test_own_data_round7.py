@@ -89,3 +89,16 @@ def test_a_file_that_is_not_utf8_text_is_named_with_where(tmp_path, content, wor
     path.write_bytes(content)
     with pytest.raises(InvalidValueError, match=words):
         load_table(path)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(classes=["cat"]), r"classes \['cat'\] name 1 class\(es\); classification needs two or more"),
+    (dict(classes=[]), r"classes \[\] name 0 class\(es\)"),
+    (dict(features=[]), r"features \[\] name no column"),
+])
+def test_too_few_classes_or_features_given_are_named_as_given(tmp_path, kwargs, words):
+    """Was: "column 'y' has only one distinct value ['cat']" of a column holding two, and "no target
+    column (give --target COLUMN)" for features=[]."""
+    (tmp_path / "d.csv").write_text(PLAIN)
+    with pytest.raises(InvalidValueError, match=words):
+        load_table(tmp_path / "d.csv", **kwargs)
