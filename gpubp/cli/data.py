@@ -171,6 +171,24 @@ def in_target_units(outputs, info):
     return Scaler.from_dict(info["target_scaler"]).inverse(outputs) if info.get("target_scaler") else outputs
 
 
+def check_record(model, X, info, path):
+    """Refuse a data record that does not describe the model ``path`` holds: one class (or one
+    target's scaling) per output. Another model's record, or one written by hand, would label the
+    probabilities wrongly (or cut them off), or unscale one output with another's statistics."""
+    if not len(X) or not info:
+        return
+    width = predict(model, X[:1]).reshape(1, -1).shape[1]
+    if info.get("task") == "classification" and info.get("classes"):
+        named, what = len(info["classes"]), f"the classes {info['classes']!r:.80}"
+    elif info.get("target_scaler"):
+        named, what = Scaler.from_dict(info["target_scaler"]).mean.size, "a target scaling"
+    else:
+        return
+    if named != width:
+        raise InvalidValueError(f"{path}: its data record names {what} for {named} output(s), but the model has "
+                                f"{width}; the record is not this model's (written by hand, or beside another?)")
+
+
 def raw_mse(model, X, y, info, batch_size=1024) -> float:
     """A regression's MSE in its target's units, ``mean((out - y)^2)`` with ``y`` as read from
     the file (``X`` as the model reads it)."""

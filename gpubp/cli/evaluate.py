@@ -5,7 +5,7 @@ import json
 
 from ..train import evaluate
 from . import args as flags
-from .data import raw_mse, read_for_model
+from .data import check_record, raw_mse, read_for_model
 from .predict import load
 
 HELP = "evaluate a saved model on a labelled CSV/.npz (read and scaled as in training): loss, accuracy"
@@ -20,6 +20,7 @@ def add_arguments(p):
 def run(args) -> int:
     model, info = load(args)
     X, y, _ = read_for_model(args.data, info, target=args.target, require_target=True)
+    check_record(model, X, info, args.model)
     if info.get("target_scaler"):  # a regression on a standardised target: its loss in the target's units
         result = {"loss": raw_mse(model, X, y, info, args.batch_size)}
     else:

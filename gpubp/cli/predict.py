@@ -16,7 +16,7 @@ from ..errors import GpubpError, GpubpWarning, InvalidValueError
 from ..train import predict
 from ..train.resume import STATE_KEYS
 from . import args as flags
-from .data import in_target_units, read_for_model
+from .data import check_record, in_target_units, read_for_model
 
 HELP = "predict with a saved model on a CSV/.npz of raw features (scaled as in training); CSV out"
 
@@ -86,6 +86,7 @@ def run(args) -> int:
     out = check_out(args)
     model, info = load(args)
     X, _, _ = read_for_model(args.data, info)
+    check_record(model, X, info, args.model)
     header, body = rows(in_target_units(predict(model, X, batch_size=args.batch_size), info), info)
     text = io.StringIO(newline="")
     writer = csv.writer(text)

@@ -1,11 +1,14 @@
 """Your own files from the command line, round seven: inputs that once stopped a command on
 something it does not read, or named the wrong place in the file."""
 import csv
+import re
 
 import numpy as np
 import pytest
 
+import gpubp
 from gpubp.cli import main
+from gpubp.train import fit
 from helpers import run_cli as run
 
 
@@ -50,3 +53,27 @@ def test_predict_on_an_npz_reads_no_y(tmp_path, capsys):
         code, out, last = run(["predict", str(tmp_path / "m.npz"), str(tmp_path / "new.npz"), "--device", "cpu"],
                               capsys)
         assert code == 0 and len(out.splitlines()) == 5, last
+
+
+@pytest.mark.parametrize("record, words", [
+    ({"task": "classification", "classes": ["a", "b", "c"]}, r"the classes \['a', 'b', 'c'\] for 3"),
+    ({"task": "regression", "target_scaler": {"mean": [0.0, 1.0], "std": [1.0, 2.0]}}, "a target scaling for 2"),
+])
+def test_a_data_record_that_is_not_the_model_s_is_refused(tmp_path, capsys, record, words):
+    """Was: predict wrote a header of three classes over rows of two probabilities (a class with none,
+    silently), or "Scaler: fitted on 2 features per sample" of a record beside a one-output model."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(20, 2))
+    outputs = 2 if record["task"] == "classification" else 1
+    model = gpubp.mlp(2, [4], outputs, "relu", seed=0)
+    y = (X[:, 0] > 0).astype(int) if outputs == 2 else X[:, :1]
+    fit(model, X, y, loss="softmax_cross_entropy" if outputs == 2 else "mse", epochs=1, progress=False,
+        checkpoint_path=tmp_path / "m.npz", checkpoint_every=1,
+        checkpoint_extra={"data": {**record, "features": ["a", "b"], "target": "y"}})
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,a\n3,4,b\n" if outputs == 2 else "a,b,y\n1,2,0.5\n3,4,7\n")
+    for command in ("predict", "evaluate"):
+        extra = ["--out", str(tmp_path / "p.csv")] if command == "predict" else []
+        code, _, last = run([command, str(tmp_path / "m.npz"), str(tmp_path / "d.csv"), "--device", "cpu", *extra],
+                            capsys)
+        assert code == 1 and re.search(words + r" output\(s\), but the model has " + str(outputs), last), last
+    assert not (tmp_path / "p.csv").exists()
