@@ -114,7 +114,7 @@ def _read_csv(path, target, features, require_target):
     for line, row in rows[1:]:
         if len(row) != len(header):
             raise ShapeError(f"{path}, line {line}: {len(row)} values but the header has {len(header)} columns")
-    target = _target_column(path, header, target, features, require_target)
+    target = _target_column(path, header, None if target is None else target.strip(), features, require_target)
     names = list(features) if features is not None else [h for h in header if h != target]
     if target in names:  # the answer among the inputs: a model that learns nothing else
         raise InvalidValueError(f"{path}: the target column {target!r} is also one of the features {names}")

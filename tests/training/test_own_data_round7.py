@@ -102,3 +102,11 @@ def test_too_few_classes_or_features_given_are_named_as_given(tmp_path, kwargs, 
     (tmp_path / "d.csv").write_text(PLAIN)
     with pytest.raises(InvalidValueError, match=words):
         load_table(tmp_path / "d.csv", **kwargs)
+
+
+def test_a_target_named_with_the_spaces_around_it_in_the_header_is_found(tmp_path):
+    """The header's names are read without the spaces around them; a target named as the file spells
+    it (" label ") was "no column ' label ' to predict; the header has ['a', 'b', 'label']"."""
+    (tmp_path / "d.csv").write_text(" a , b , label \n1,2,cat\n3,4,dog\n")
+    table = load_table(tmp_path / "d.csv", target=" label ")
+    assert table.target == "label" and table.features == ["a", "b"] and table.classes == ["cat", "dog"]
