@@ -5,7 +5,8 @@
   DIGITS_LICENSE.txt beside this file).
 - ``xor``, ``spirals``: small generated binary problems.
 - ``house_price``: the seeds' one-sample toy (a 2,000 sq ft house at $100k: x = 2, y = 100).
-- ``load_table`` (files.py): your own CSV (header row, a target column) or ``.npz`` (X, y);
+- ``load_table`` (files.py): your own CSV (header row, a target column; UTF-8, gzip-compressed too)
+  or ``.npz`` (X, y);
   ``Scaler`` standardises features with the training split's mean and std.
 
 Every built-in loader (``load_digits``, ``xor``, ``spirals``, ``house_price``, ``load_dataset``)
