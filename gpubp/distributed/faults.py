@@ -4,6 +4,7 @@ escapes one rank, instead of leaving the others waiting in a collective."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 
 import numpy as np
@@ -17,11 +18,13 @@ def guard(comm, what, steps=None):
     """``Communicator.guard``: at the end of the section every rank of ``comm`` learns whether
     any rank raised, and if one did every rank raises the same RankFailure; with ``steps`` (fit's
     ``interrupts.Steps``), also whether any rank noted a Ctrl-C, and if one did every rank stops
-    at the end of this step."""
+    at the end of this step. An error raised on every rank alike (``everywhere``: a RankFailure of
+    a guard inside this one, a MismatchError) passes as it is: every rank is here with it."""
     try:
         yield
     except Exception as exc:
-        _agree(comm, what, exc, steps)
+        if not getattr(exc, "everywhere", False):
+            _agree(comm, what, exc, steps)
         raise
     else:
         _agree(comm, what, None, steps)
@@ -43,7 +46,13 @@ def _agree(comm, what, exc, steps):
 
 
 def abort(comm, message: str, code: int = 1) -> None:
-    """Print ``message`` and end every rank of ``comm`` now (``MPI_Abort``)."""
+    """Print ``message`` and end every rank of ``comm`` now (``MPI_Abort``); after ``MPI.Finalize()``,
+    when MPI can no longer abort anything (it would only say so), this process alone."""
+    if MPI.Is_finalized():
+        sys.stderr.write(f"gpubp.distributed: rank {comm.rank} of {comm.size}: {message}; MPI was finalized, so "
+                         f"this process ends alone\n")
+        sys.stderr.flush()
+        os._exit(code)
     sys.stderr.write(f"gpubp.distributed: rank {comm.rank} of {comm.size}: {message}; aborting every rank\n")
     sys.stderr.flush()
     comm.mpi.Abort(code)

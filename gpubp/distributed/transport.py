@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .._compat import is_cupy_array, to_host
 from ..errors import DeviceError, InvalidValueError
+from .errors import DistributedError
 from .nccl import NCCLTransport
 
 try:
@@ -44,6 +45,19 @@ class MPITransport:
 
     def close(self) -> None:
         pass
+
+
+def mpi_running() -> None:
+    """Refuse, before MPI is asked anything, an MPI that is not running: not initialised
+    (``mpi4py.rc.initialize = False`` and no ``MPI.Init()``) or already finalized. Asked then,
+    MPI ends the process with its own message (Open MPI: "called before MPI_INIT")."""
+    if not MPI.Is_initialized():
+        raise DistributedError("MPI is not initialised in this process (mpi4py.rc.initialize is False?): call "
+                               "mpi4py.MPI.Init() before making a communicator, or leave mpi4py.rc.initialize "
+                               "True")
+    if MPI.Is_finalized():
+        raise DistributedError("MPI was finalized in this process (MPI.Finalize()); a communicator cannot be "
+                               "made or used after it: finalize at the end of the program only")
 
 
 def check_transport_name(transport):

@@ -166,6 +166,8 @@ def _check_comm(comm):
                                                                   for m in COMM_METHODS)):
         raise InvalidValueError(f"fit: comm must be a communicator such as gpubp.distributed.mpi.world(), or None; "
                                 f"got {comm!r:.80}")
+    if comm is not None and callable(getattr(comm, "ready", None)):
+        comm.ready()  # MPI running and the communicator open, asked before fit's first collective
 
 
 def _callbacks(callbacks) -> tuple:
