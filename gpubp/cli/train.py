@@ -143,7 +143,7 @@ def train(args, comm) -> int:
         if saved:  # fit reads it again: what it continues must be what was checked
             _unchanged("--resume", args.resume, saved.metadata)
     if comm is not None:  # every rank must train on the same samples, or the steps differ
-        comm.check_consistent(data=(data.X, data.y, *(data.val or ())))
+        comm.check_consistent(data=(data.X, data.y), validation=data.val)
     print(f"model: {model}")
     print(f"data: {data.name}, {len(data.X)} training / {len(data.val[0]) if data.val else 0} validation / "
           f"{len(data.test[0]) if data.test else 0} test samples")

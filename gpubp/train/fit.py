@@ -82,10 +82,12 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             name the saved kind; an instance of the saved kind keeps its own hyperparameters
             and receives the saved step count and slots; another kind is refused.
         comm: a communicator for data parallelism (``gpubp.distributed.mpi.world()``, under
-            ``mpiexec -n N``): every rank calls fit with the same arguments; each trains on its
-            share of every global batch of ``batch_size``, gradients are summed weighted by
-            share (the single-process step), an error on one rank stops all ranks, and only
-            rank 0 shows progress and writes checkpoints.
+            ``mpiexec -n N``): every rank calls fit with the same arguments (refused on every rank,
+            naming the first that differs, before training: the model, optimizer, data, validation
+            data and the settings that decide the steps); each trains on its share of every global
+            batch of ``batch_size``, gradients are summed weighted by share (the single-process
+            step), an error on one rank (a file it lacks, its callback) stops all ranks alike, and
+            only rank 0 shows progress and writes checkpoints.
         plan: run each step into buffers allocated once (``gpubp.plan``: one plan per batch
             shape, the same numbers as the eager step); False, or a layer without ``out=``
             buffers (Dropout, BatchNorm), runs the eager step.
@@ -113,47 +115,54 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     is, with that ``history`` too.
     """
     _checks.instance("fit: model", model, Sequential)
-    loss = get_loss(loss)
-    _warn_sigmoid_twice(model, loss, "fit")
-    epochs = _checks.integer("fit: epochs", epochs, 1)
-    batch_size = _checks.integer("fit: batch_size", batch_size, 1)
-    lr = None if lr is None else _checks.number("fit: lr", lr, low=0, low_open=True)
-    seed = None if seed is None else _checks.integer("fit: seed", seed, 0)
-    tol = None if tol is None else _checks.number("fit: tol", tol, low=0)
-    patience = None if patience is None else _checks.integer("fit: patience", patience, 1)
-    shuffle, restore_best, plan, overwrite = (_checks.flag(f"fit: {name}", value) for name, value in (
-        ("shuffle", shuffle), ("restore_best", restore_best), ("plan", plan), ("overwrite", overwrite)))
-    progress = None if progress is None else _checks.flag("fit: progress", progress, " or None (a terminal decides)")
-    callbacks = _callbacks(callbacks)
-    checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite)
-    checkpoint_extra = _checkpoint_extra(checkpoint_extra)
-    _check_cuda_graph(cuda_graph, model, plan, comm)
     _check_comm(comm)
-    with guard(comm, "checking the data"):
+    as_given = _AsGiven(model, optimizer, resume_from)  # a refused run leaves what resume_from loaded undone
+    with as_given, guard(comm, "checking fit's arguments"):  # what one rank alone refuses (its file, flag) stops all
+        loss = get_loss(loss)
+        _warn_sigmoid_twice(model, loss, "fit")
+        epochs = _checks.integer("fit: epochs", epochs, 1)
+        batch_size = _checks.integer("fit: batch_size", batch_size, 1)
+        lr = None if lr is None else _checks.number("fit: lr", lr, low=0, low_open=True)
+        seed = None if seed is None else _checks.integer("fit: seed", seed, 0)
+        tol = None if tol is None else _checks.number("fit: tol", tol, low=0)
+        patience = None if patience is None else _checks.integer("fit: patience", patience, 1)
+        shuffle, restore_best, plan, overwrite = (_checks.flag(f"fit: {name}", value) for name, value in (
+            ("shuffle", shuffle), ("restore_best", restore_best), ("plan", plan), ("overwrite", overwrite)))
+        progress = None if progress is None else _checks.flag("fit: progress", progress,
+                                                              " or None (a terminal decides)")
+        callbacks = _callbacks(callbacks)
+        checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite)
+        checkpoint_extra = _checkpoint_extra(checkpoint_extra)
+        _check_cuda_graph(cuda_graph, model, plan, comm)
         Xd, yd = _prepare(model, loss, X, y, "fit")
         _one_sample_batch(model, Xd, batch_size, 1 if comm is None else comm.size)
         val = _validation(model, loss, validation_data)
-    data = data_fingerprint(model.backend, Xd, yd)
-    history, start = History(metric_name=_metric_name(loss)), 0
-    batching = {"batch_size": batch_size, "shuffle": shuffle}  # kept in the checkpoints; a resumed run's compared
-    if resume_from is not None:
-        history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer, epochs, data,
-                                                        {**batching, "seed": seed})
-        seed = saved_seed if seed is None else seed
-    else:
-        optimizer = get_optimizer("adam" if optimizer is None else optimizer)
-    history.data = data  # what this run trains on, kept in its checkpoints
-    if lr is not None:  # also overrides the lr of an optimizer instance or a resumed one
-        optimizer.lr = lr
-    # the schedule starts from the run's initial lr, also when resuming
-    first_lr = lr if lr is not None else (history.lr[0] if history.lr else optimizer.lr)
-    sched = get_schedule(schedule, first_lr, epochs) if schedule is not None else None
-    if sched is None:
-        _checks.number("fit: the optimizer's lr", optimizer.lr, low=0, low_open=True)
-    _refuse_nonfinite_start(model, optimizer)
-    if comm is not None:  # every rank holds the same data, and starts from rank 0's model and optimizer
+        data = data_fingerprint(model.backend, Xd, yd)
+        history, start = History(metric_name=_metric_name(loss)), 0
+        batching = {"batch_size": batch_size, "shuffle": shuffle}  # kept in the checkpoints; a resumed run's compared
+        if resume_from is not None:
+            history, start, optimizer, saved_seed = _resume(resume_from, model, optimizer, epochs, data,
+                                                            {**batching, "seed": seed})
+            seed = saved_seed if seed is None else seed
+        else:
+            optimizer = get_optimizer("adam" if optimizer is None else optimizer)
+        history.data = data  # what this run trains on, kept in its checkpoints
+        if lr is not None:  # also overrides the lr of an optimizer instance or a resumed one
+            optimizer.lr = lr
+        # the schedule starts from the run's initial lr, also when resuming
+        first_lr = lr if lr is not None else (history.lr[0] if history.lr else optimizer.lr)
+        sched = get_schedule(schedule, first_lr, epochs) if schedule is not None else None
+        if sched is None:
+            _checks.number("fit: the optimizer's lr", optimizer.lr, low=0, low_open=True)
+        _refuse_nonfinite_start(model, optimizer)
+        settings = None if comm is None else _run_settings(
+            loss, epochs, batch_size, shuffle, seed, tol, patience, restore_best, checkpoint_every, sched, start,
+            history)
+    if comm is not None:  # every rank holds the same data and settings, and starts from rank 0's model and optimizer
         to_host = model.backend.to_numpy
-        comm.check_consistent(model, optimizer, data=(to_host(Xd), to_host(yd), *map(to_host, val or ())))
+        with as_given:
+            comm.check_consistent(model, optimizer, facts={"fit settings": settings},
+                                  data=(to_host(Xd), to_host(yd)), validation=val and tuple(map(to_host, val)))
         comm.broadcast_training_state_(model, optimizer)
     seed = 0 if seed is None else seed
     root = comm is None or comm.is_root
@@ -173,18 +182,23 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                     optimizer.lr = _scheduled_lr(sched, epoch)
                 snapshot = _snapshot(model, optimizer)  # finite: checked at the start or after the last epoch
                 marks = _marks(history)
-                _call(callbacks, "on_epoch_begin", epoch, model)
-                _keep_flat(model)
+                # with comm, what runs on each rank alone between the steps' collectives (callbacks, validation,
+                # the progress line) is guarded: a failure on one rank stops every rank (one all-reduce an epoch)
+                with guard(comm, f"the start of epoch {epoch + 1}"):
+                    _call(callbacks, "on_epoch_begin", epoch, model)
+                    _keep_flat(model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
                            callbacks, snapshot, comm, plans, first=epoch == start, steps=steps)
-                if val is not None:
-                    _validate(model, loss, val, batch_size, history, marks)
-                bar.epoch(epoch, history.summary(epoch))
-                _call(callbacks, "on_epoch_end", epoch, model, history)
-                _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written NaN/Inf
-                marks = None  # the epoch is whole: a failure from here on keeps it
+                with guard(comm, f"the end of epoch {epoch + 1}"):
+                    if val is not None:
+                        _validate(model, loss, val, batch_size, history, marks)
+                    bar.epoch(epoch, history.summary(epoch))
+                    _call(callbacks, "on_epoch_end", epoch, model, history)
+                    _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written NaN/Inf
+                marks = None  # the epoch is whole (on every rank): a failure from here on keeps it
                 if keeper is not None:
-                    keeper.on_epoch_end(epoch, model, history)  # after that check: a best epoch is finite
+                    with guard(comm, f"keeping epoch {epoch + 1} as the best"):
+                        keeper.on_epoch_end(epoch, model, history)  # after that check: a best epoch is finite
                 if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
                     with guard(comm, f"writing the checkpoint of epoch {epoch + 1}"):  # rank 0's failure stops all
                         if root:
@@ -214,6 +228,32 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         bar.close()
     return _finish(model, optimizer, history, keeper, (seed, batching), root and checkpoint_path, checkpoint_every,
                    checkpoint_extra, comm)
+
+
+class _AsGiven:
+    """Around fit's checks: a run refused there (by this rank, or with comm by another) leaves the
+    model and an optimizer instance as they were given, though ``resume_from`` has loaded its
+    checkpoint into them by then (with comm, on the ranks that could read it: the ranks' models
+    would differ, and none holds what the caller gave). Copies the parameters and buffers once."""
+
+    def __init__(self, model, optimizer, resume_from):
+        self.model, self.optimizer, self.given = model, optimizer, None
+        if resume_from is not None:
+            self.given = ({k: v.copy() for k, v in model.parameters().items()},
+                          {k: v.copy() for k, v in model.buffers().items()},
+                          (optimizer.t, optimizer.state) if hasattr(optimizer, "state") else None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is not None and self.given is not None:
+            params, buffers, opt = self.given
+            self.model.load_parameters(params)
+            self.model.load_buffers(buffers)
+            if opt is not None:
+                self.optimizer.t, self.optimizer.state = opt
+        return False
 
 
 def _check_cuda_graph(cuda_graph, model, plan, comm):
@@ -294,6 +334,20 @@ def _stopped(exc, model, history, keeper, what):
         exc = type(exc)(f"{exc}; {held}")
     exc.history = history
     return exc
+
+
+def _run_settings(loss, epochs, batch_size, shuffle, seed, tol, patience, restore_best, every, sched, start,
+                  history) -> dict:
+    """What every rank of a data-parallel fit must share beyond its model, optimizer and data: the
+    settings that decide the batches, the steps and when the run stops (a rank with another seed
+    trains on other samples, one with more epochs waits for the others in a collective, one with
+    another schedule updates by other rates), and the epochs it resumes, whose losses decide
+    ``patience``. A schedule is compared by its rate for each epoch still to run."""
+    return {"loss": repr(loss), "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle,
+            "seed": 0 if seed is None else seed, "tol": tol, "patience": patience, "restore_best": restore_best,
+            "checkpoint_every": every,
+            "lr per epoch": None if sched is None else [_scheduled_lr(sched, e) for e in range(start, epochs)],
+            "epochs resumed": start, "resumed losses": [history.loss, history.val_loss, history.val_metric]}
 
 
 def _scheduled_lr(sched, epoch) -> float:
