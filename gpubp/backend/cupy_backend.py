@@ -152,7 +152,7 @@ class CupyBackend(Backend):
         with self.activate():
             if isinstance(host, cupy.ndarray):
                 return host.astype(dtype, copy=True)
-            return cupy.asarray(np.ascontiguousarray(host, dtype=dtype))
+            return cupy.asarray(np.asarray(host, dtype=dtype, order="C"))  # a scalar stays 0-d (ascontiguousarray: 1-d)
 
     def synchronize(self) -> None:
         cupy.cuda.Device(self.device_id).synchronize()

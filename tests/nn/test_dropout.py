@@ -38,7 +38,8 @@ def test_mask_is_a_function_of_seed_and_step(shape, device, dtype):
 def test_same_mask_on_cpu_and_device(device):
     """Two layers with the same (seed, step), one on the CPU and one on ``device``, drop the same units."""
     X = np.random.default_rng(1).normal(size=(16, 32)) + 3.0  # no zeros of its own
-    cpu, dev = Dropout(0.5, seed=5), Dropout(0.5, seed=5, backend=gpubp.get_backend(device, "float32"))
+    cpu = Dropout(0.5, seed=5, backend=gpubp.get_backend("cpu", "float32"))
+    dev = Dropout(0.5, seed=5, backend=gpubp.get_backend(device, "float32"))
     cpu.step = dev.step = 41
     Y_cpu = cpu(cpu.backend.asarray(X))
     Y_dev = dev.backend.to_numpy(dev(dev.backend.asarray(X)))

@@ -24,8 +24,9 @@ def run(device, dtype, steps=3):
         out[f"loss{step}"] = float(loss.forward(Y, y))
         model.zero_grad()
         dX = model.backward(loss.backward())
-        out[f"Y{step}"], out[f"dX{step}"] = backend.to_numpy(Y), backend.to_numpy(dX)
-        out.update({f"grad{step}:{k}": backend.to_numpy(g) for k, g in model.gradients().items()})
+        # copies: on the CPU to_numpy passes the live arrays through, and the next step writes over them
+        out[f"Y{step}"], out[f"dX{step}"] = backend.to_numpy(Y).copy(), backend.to_numpy(dX).copy()
+        out.update({f"grad{step}:{k}": backend.to_numpy(g).copy() for k, g in model.gradients().items()})
         opt.step(model)
     out.update({f"param:{k}": backend.to_numpy(v) for k, v in model.parameters().items()})
     return initial, out

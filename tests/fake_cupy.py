@@ -1,0 +1,871 @@
+"""CuPy over NumPy, for running the gpu-marked tests' Python paths on a machine without a GPU.
+
+Not a GPU proof (the numbers are NumPy's): a dress rehearsal of the CuPy branches, as strict as CuPy
+about what most often breaks a first GPU run, each rule read in CuPy 14's source:
+
+* host arrays are refused where CuPy refuses them: a NumPy array as an operand of an arithmetic
+  operation, a ufunc or a kernel (``TypeError: Unsupported type``, cupy/_core/_scalar.pyx), as the
+  value of ``a[...] =`` or ``copyto`` (``ValueError: non-scalar numpy.ndarray ...``), and a CuPy array
+  turned into a NumPy one implicitly (``np.asarray(a)``: ``TypeError``); ``ndarray.set`` takes only a
+  NumPy array of the same shape and dtype into a contiguous array;
+* only the names CuPy has exist: an attribute of an array or of the module that the installed
+  CuPy lacks is an AttributeError here too; a reduction returns a 0-d array, as on a GPU;
+* every array a CuPy operation makes comes from the memory pool: its hooks are called (gpubp's
+  capture guard is one) and its used and total bytes are counted;
+* a CUDA graph records, it does not run: between ``begin_capture`` and ``end_capture`` an operation
+  writing into existing arrays (``out=``, in-place operators, ``a[...] =``, kernels) is recorded with
+  its arrays and the values of its scalars as they are then, and runs at each ``Graph.launch``; one
+  allocating an array gets it from the pool (and runs at launch into it); reading a value to the host,
+  synchronizing and cuBLAS (``matmul``, refused by CuPy while capturing) raise as they would there;
+* an ``ElementwiseKernel`` runs the registry kernel of its name by its reference formula, after CuPy's
+  checks of its arguments (arrays on the device, one dtype per type placeholder); a ``RawKernel``
+  is gpubp's GEMM, run as ``np.matmul``.
+
+What it cannot do raises FakeLimit (NCCL, other raw kernels, several devices). Installed by
+tests/conftest.py when ``GPUBP_FAKE_CUPY=1``; ``tests/backend/test_fake_gpu.py`` runs the gpu-marked
+tests so and holds that every failure there is a FakeLimit.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+import weakref
+
+import numpy as np
+
+
+class FakeLimit(NotImplementedError):
+    """What this fake cannot do; a test failing with it says nothing about gpubp."""
+
+
+class CaptureError(RuntimeError):
+    """What CUDA refuses while a stream captures (a host read or sync: cudaErrorStreamCaptureUnsupported)."""
+
+
+def _real_cupy():
+    """The installed CuPy (its names are the API surface), or None."""
+    try:
+        import cupy as real
+        import cupy.lib.stride_tricks  # noqa: F401  (loaded, so that its names are known)
+        import cupy.linalg  # noqa: F401
+    except Exception:  # no CuPy at all: NumPy's names, less strict
+        return None
+    return real
+
+
+REAL = _real_cupy()
+MODULE_NAMES = None if REAL is None else set(dir(REAL))
+ARRAY_NAMES = None if REAL is None else set(dir(REAL.ndarray))
+
+# ---------------------------------------------------------------- the capture and the pool
+
+_state = threading.local()
+
+
+def _recording():
+    return getattr(_state, "recording", None)
+
+
+def _check_host_read(what):
+    if _recording() is not None:
+        raise CaptureError(f"cudaErrorStreamCaptureUnsupported: {what} while a stream captures (a host sync)")
+
+
+class _Pool:
+    def __init__(self):
+        self.used, self.total, self.limit = 0, 0, 0
+
+    def _malloc(self, nbytes, device_id=0):
+        size = max(512, -(-int(nbytes) // 512) * 512)
+        for hook in list(_hooks().values()):
+            hook.malloc_preprocess(device_id=device_id, size=size, mem_size=size)
+        if self.limit and self.used + size > self.limit:
+            raise cuda.memory.OutOfMemoryError(size, self.used, self.limit)
+        self.used += size
+        self.total = max(self.total, self.used)
+        return size
+
+    def _free(self, size):
+        self.used -= size
+
+    def used_bytes(self):
+        return self.used
+
+    def total_bytes(self):
+        return self.total
+
+    def free_bytes(self):
+        return self.total - self.used
+
+    def free_all_blocks(self, stream=None):
+        self.total = self.used
+
+    def n_free_blocks(self):
+        return 0
+
+    def set_limit(self, size=None, fraction=None):
+        self.limit = int(size or 0)
+
+    def get_limit(self):
+        return self.limit
+
+
+_pool = _Pool()
+
+
+def _root(a):
+    while isinstance(a, np.ndarray) and a.base is not None and isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _account(a):
+    """Count a new array against the pool (its hooks first); freed with its memory."""
+    size = _pool._malloc(a.nbytes)
+    weakref.finalize(_root(a), _pool._free, size)
+
+
+# ---------------------------------------------------------------- arrays
+
+def _unwrap(x, where="operand"):
+    """The NumPy array behind a fake one; a host array where CuPy refuses it is refused the same way."""
+    if isinstance(x, ndarray):
+        return x._a
+    if isinstance(x, np.ndarray):
+        raise TypeError(f"Unsupported type {type(x)}")
+    if isinstance(x, (list, tuple)) and where == "operand":
+        raise TypeError(f"Unsupported type {type(x)}")
+    return x
+
+
+def _unwrap_any(x):
+    """For arguments CuPy converts (indices, shapes, lists of device arrays): fake arrays unwrapped,
+    the rest as it is."""
+    if isinstance(x, ndarray):
+        return x._a
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unwrap_any(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _unwrap_any(v) for k, v in x.items()}
+    return x
+
+
+def _unwrap_args(args, kwargs):
+    """Arguments of a CuPy function: device arrays and scalars; a host array is refused."""
+    def one(x):
+        if isinstance(x, np.ndarray):
+            raise TypeError(f"Unsupported type {type(x)}")
+        if isinstance(x, (list, tuple)):
+            return type(x)(one(v) for v in x)
+        return _unwrap_any(x)
+    return [one(a) for a in args], {k: one(v) for k, v in kwargs.items()}
+
+
+def _wrap(r, inputs=()):
+    """Fake arrays for NumPy results; a new array (not a view of an input) counted against the pool."""
+    if isinstance(r, np.generic):  # CuPy's reductions give 0-d arrays
+        r = np.asarray(r)
+    if isinstance(r, np.ndarray):
+        if r.dtype == object:
+            raise TypeError("Unsupported dtype object")
+        roots = {id(_root(a)) for a in inputs if isinstance(a, np.ndarray)}
+        if id(_root(r)) not in roots:
+            _account(r)
+        return ndarray._of(r)
+    if isinstance(r, tuple):
+        return tuple(_wrap(v, inputs) for v in r)
+    if isinstance(r, list):
+        return [_wrap(v, inputs) for v in r]
+    return r
+
+
+def _arrays_in(args, kwargs):
+    found = []
+
+    def walk(x):
+        if isinstance(x, np.ndarray):
+            found.append(x)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+    for a in list(args) + list(kwargs.values()):
+        walk(a)
+    return found
+
+
+def _call(fn, args, kwargs, writes=False, owner=None):
+    """Run NumPy's ``fn`` on unwrapped arguments (and ``owner``, the array whose method it is): now,
+    or recorded when a stream captures."""
+    rec = _recording()
+    inputs = _arrays_in(args, kwargs) + ([owner] if owner is not None else [])
+    if rec is None:
+        with np.errstate(all="ignore"):
+            return _wrap(fn(*args, **kwargs), inputs)
+    if writes:  # into arrays that exist: recorded, run at each launch
+        rec.append(lambda: fn(*args, **kwargs))
+        out = kwargs.get("out")
+        if isinstance(out, tuple):
+            out = out[0] if len(out) == 1 else out
+        return _wrap(out, inputs) if out is not None else None
+    with np.errstate(all="ignore"):  # a new array: its shape now, its values at each launch
+        r = fn(*args, **kwargs)
+    if isinstance(r, np.generic):
+        r = np.asarray(r)
+    if not isinstance(r, np.ndarray) or id(_root(r)) in {id(_root(a)) for a in inputs}:
+        return _wrap(r, inputs)  # a view, or a non-array: nothing to run later
+    fresh = np.full(r.shape, np.nan, r.dtype) if r.dtype.kind in "fc" else np.zeros(r.shape, r.dtype)
+    _account(fresh)
+
+    def later():
+        with np.errstate(all="ignore"):
+            np.copyto(fresh, fn(*args, **kwargs))
+    rec.append(later)
+    return ndarray._of(fresh)
+
+
+def _array_method(name):
+    def method(self, *args, **kwargs):
+        args, kwargs = _unwrap_args(args, kwargs)
+        return _call(getattr(self._a, name), args, kwargs, writes=kwargs.get("out") is not None, owner=self._a)
+    method.__name__ = name
+    return method
+
+
+_wrappers = weakref.WeakValueDictionary()
+_BINARY = ["add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor", "lshift", "rshift"]
+_COMPARE = ["lt", "le", "gt", "ge", "eq", "ne"]
+
+
+class ndarray:
+    """A device array: a NumPy array behind CuPy's interface."""
+
+    __slots__ = ("_a", "__weakref__")
+    __array_priority__ = 100
+
+    def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
+        if memptr is not None or strides is not None:
+            raise FakeLimit("ndarray(memptr=..., strides=...)")
+        self._a = np.empty(shape, dtype, order=order)
+        _account(self._a)
+        _wrappers[id(self._a)] = self
+
+    @classmethod
+    def _of(cls, a):
+        """The device array of ``a``: the one already made for it (``out=`` returns ``out`` itself)."""
+        known = _wrappers.get(id(a))
+        if known is not None and known._a is a:
+            return known
+        obj = object.__new__(cls)
+        obj._a = a
+        _wrappers[id(a)] = obj
+        return obj
+
+    def __getattr__(self, name):
+        if ARRAY_NAMES is not None and name not in ARRAY_NAMES:
+            raise AttributeError(f"'cupy.ndarray' object has no attribute '{name}'")
+        value = getattr(self._a, name)
+        if callable(value):
+            return _array_method(name).__get__(self)
+        return _wrap(value, (self._a,))
+
+    # what a device array has that a NumPy one has not, or has otherwise
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    nbytes = property(lambda self: self._a.nbytes)
+    itemsize = property(lambda self: self._a.itemsize)
+    strides = property(lambda self: self._a.strides)
+    flags = property(lambda self: self._a.flags)
+    T = property(lambda self: ndarray._of(self._a.T))
+    device = property(lambda self: Device(0))
+    data = property(lambda self: MemoryPointer(self._a))
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to "
+                        "construct a NumPy array explicitly.")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__" and method != "reduce":
+            raise FakeLimit(f"ufunc.{method}")
+        ins = [_unwrap(x) for x in inputs]
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = tuple(_unwrap(o) for o in out)
+        fn = ufunc if method == "__call__" else ufunc.reduce
+        return _call(fn, ins, kwargs, writes=out is not None)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        name = func.__name__
+        if MODULE_NAMES is not None and name not in MODULE_NAMES:
+            raise TypeError(f"no implementation found for 'numpy.{name}' on cupy.ndarray")
+        return getattr(sys.modules[__name__].module, name)(*args, **kwargs)
+
+    def get(self, stream=None, order="C", out=None, blocking=True):
+        _check_host_read("ndarray.get")
+        if out is not None:
+            np.copyto(out, self._a)
+            return out
+        return np.array(self._a, order=order)
+
+    def set(self, arr, stream=None):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError("Only numpy.ndarray can be set to cupy.ndarray")
+        if self.dtype != arr.dtype:
+            raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
+        if self.shape != arr.shape:
+            raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
+        if not (self._a.flags.c_contiguous or self._a.flags.f_contiguous):
+            raise RuntimeError("Cannot set to non-contiguous array")
+        values = arr.copy()
+        _call(np.copyto, [self._a, values], {}, writes=True)
+
+    def item(self, *args):
+        _check_host_read("ndarray.item")
+        return self._a.item(*args)
+
+    def tolist(self):
+        _check_host_read("ndarray.tolist")
+        return self._a.tolist()
+
+    def __float__(self):
+        _check_host_read("float()")
+        return float(self._a)
+
+    def __int__(self):
+        _check_host_read("int()")
+        return int(self._a)
+
+    def __index__(self):
+        _check_host_read("an index")
+        return self._a.__index__()
+
+    def __bool__(self):
+        _check_host_read("bool()")
+        return bool(self._a)
+
+    def __complex__(self):
+        _check_host_read("complex()")
+        return complex(self._a)
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d array")
+        return (self[i] for i in range(len(self._a)))
+
+    def __repr__(self):
+        return repr(self._a).replace("array(", "fake_cupy.array(", 1)
+
+    __str__ = lambda self: str(self._a)  # noqa: E731
+
+    def __format__(self, spec):
+        return format(self._a, spec) if self.ndim == 0 else format(str(self), spec)
+
+    def __getitem__(self, key):
+        return _call(self._a.__getitem__, [_unwrap_any(key)], {}, owner=self._a)
+
+    def __setitem__(self, key, value):
+        if isinstance(value, np.ndarray) and value.shape != ():
+            raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
+        if isinstance(value, (list, tuple)):
+            raise TypeError(f"Unsupported type {type(value)}")
+        value = value._a if isinstance(value, ndarray) else value
+        _call(self._a.__setitem__, [_unwrap_any(key), value], {}, writes=True, owner=self._a)
+
+    def fill(self, value):
+        if isinstance(value, np.ndarray) and value.shape != ():
+            raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
+        _call(self._a.fill, [_unwrap(value)], {}, writes=True, owner=self._a)
+
+    def __matmul__(self, other):
+        return module.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return module.matmul(other, self)
+
+    def __neg__(self):
+        return _call(np.negative, [self._a], {})
+
+    def __pos__(self):
+        return _call(np.positive, [self._a], {})
+
+    def __abs__(self):
+        return _call(np.abs, [self._a], {})
+
+    def __invert__(self):
+        return _call(np.invert, [self._a], {})
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    def __reduce__(self):
+        raise FakeLimit("pickling a device array")
+
+
+def _binary(name):
+    op = getattr(np.ndarray, f"__{name}__")
+
+    def forward(self, other):
+        if isinstance(other, np.ndarray):
+            raise TypeError(f"Unsupported type {type(other)}")
+        return _call(op, [self._a, _unwrap(other)], {})
+
+    def reflected(self, other):
+        if isinstance(other, np.ndarray):
+            raise TypeError(f"Unsupported type {type(other)}")
+        return _call(getattr(np.ndarray, f"__r{name}__"), [self._a, _unwrap(other)], {})
+
+    def inplace(self, other):
+        if isinstance(other, np.ndarray):
+            raise TypeError(f"Unsupported type {type(other)}")
+        _call(getattr(np.ndarray, f"__i{name}__"), [self._a, _unwrap(other)], {}, writes=True)
+        return self
+    return forward, reflected, inplace
+
+
+for _name in _BINARY:
+    _f, _r, _i = _binary(_name)
+    setattr(ndarray, f"__{_name}__", _f)
+    setattr(ndarray, f"__r{_name}__", _r)
+    setattr(ndarray, f"__i{_name}__", _i)
+for _name in _COMPARE:
+    setattr(ndarray, f"__{_name}__", _binary(_name)[0])
+ndarray.__hash__ = None
+
+
+class MemoryPointer:
+    def __init__(self, a):
+        self.ptr = a.__array_interface__["data"][0]
+        self.device_id = 0
+        self.mem = types.SimpleNamespace(size=_root(a).nbytes, ptr=self.ptr)
+
+
+# ---------------------------------------------------------------- kernels
+
+def _params(spec):
+    """CuPy's ``"T x, raw T y, float32 z"`` as [(type, name, raw)]."""
+    out = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        words = part.split()
+        out.append((words[-2], words[-1], "raw" in words[:-2]))
+    return out
+
+
+class ElementwiseKernel:
+    """A registry kernel by its CUDA name, run by its NumPy body after CuPy's argument checks."""
+
+    def __init__(self, in_params, out_params, operation, name="kernel", **options):
+        self.ins, self.outs, self.name = _params(in_params), _params(out_params), name
+        self.operation = operation
+
+    def _kernel(self):
+        from gpubp.backend import KERNELS
+        for k in KERNELS.values():
+            if k.cuda_name == self.name:
+                return k
+        raise FakeLimit(f"ElementwiseKernel {self.name!r} is not a gpubp registry kernel")
+
+    def __call__(self, *args, size=None, block_size=None, stream=None):
+        params = self.ins + self.outs
+        if len(args) != len(params):
+            if len(args) == len(self.ins):
+                raise FakeLimit("an ElementwiseKernel whose outputs CuPy allocates")
+            raise TypeError(f"Wrong number of arguments for {self.name!r}")
+        types_ = {}
+        unwrapped = []
+        for (ctype, pname, raw), a in zip(params, args):
+            if isinstance(a, ndarray):
+                if len(ctype) == 1 and ctype.isupper():
+                    if ctype in types_ and types_[ctype] != a.dtype:
+                        raise TypeError(f"Type is mismatched. {pname} {a.dtype} {ctype} {types_[ctype]}")
+                    types_.setdefault(ctype, a.dtype)
+                unwrapped.append(a._a)
+            elif isinstance(a, (np.ndarray, list, tuple)):
+                raise TypeError(f"Unsupported type {type(a)}")
+            else:
+                unwrapped.append(a)
+        kernel = self._kernel()
+        for i, ((ctype, _, _), a) in enumerate(zip(params, unwrapped)):  # scalars in the kernel's type
+            if not isinstance(a, np.ndarray) and ctype in types_:
+                unwrapped[i] = types_[ctype].type(a)
+        outs = unwrapped[len(self.ins):]
+
+        def run():  # the kernel's formula (its NumPy body may take host scratch: not a device's way)
+            values = kernel.reference(*unwrapped)
+            for out, value in zip(outs, values if isinstance(values, tuple) else (values,)):
+                np.copyto(out, value, casting="unsafe")
+        _call(run, [], {}, writes=True)
+
+
+class RawKernel:
+    """gpubp's GEMM kernel (``gpubp_gemm_float`` / ``_double``): ``out = a @ b`` by NumPy."""
+
+    def __init__(self, code, name, options=(), backend="nvrtc", translate_cucomplex=False, **kw):
+        if not name.startswith("gpubp_gemm_"):
+            raise FakeLimit(f"RawKernel {name!r}")
+        self.name = name
+
+    def __call__(self, grid, block, args, shared_mem=0):
+        a, b, out = args[:3]
+        for x in (a, b, out):
+            if not isinstance(x, ndarray):
+                raise TypeError(f"Unsupported type {type(x)}")
+        dtype = np.float32 if self.name.endswith("float") else np.float64
+        if not a.dtype == b.dtype == out.dtype == dtype:
+            raise FakeLimit(f"{self.name} launched on {a.dtype}, {b.dtype}, {out.dtype}")
+        _call(np.matmul, [a._a, b._a], {"out": out._a}, writes=True)
+
+
+# ---------------------------------------------------------------- cuda: devices, streams, events, graphs
+
+def _hooks():
+    if not hasattr(_state, "hooks"):
+        _state.hooks = {}
+    return _state.hooks
+
+
+class MemoryHook:
+    name = "MemoryHook"
+
+    def __enter__(self):
+        if self.name in _hooks():
+            raise RuntimeError(f"memory hook {self.name!r} already exists")
+        _hooks()[self.name] = self
+        return self
+
+    def __exit__(self, *exc):
+        _hooks().pop(self.name, None)
+
+    def alloc_preprocess(self, **kwargs):
+        pass
+
+    def alloc_postprocess(self, **kwargs):
+        pass
+
+    def malloc_preprocess(self, **kwargs):
+        pass
+
+    def malloc_postprocess(self, **kwargs):
+        pass
+
+    def free_preprocess(self, **kwargs):
+        pass
+
+    def free_postprocess(self, **kwargs):
+        pass
+
+
+class Device:
+    def __init__(self, device=None):
+        self.id = 0 if device is None else int(device)
+        if self.id != 0:
+            raise cuda.runtime.CUDARuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal {self.id}")
+        self.compute_capability = "90"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def synchronize(self):
+        _check_host_read("Device.synchronize")
+
+    def use(self):
+        pass
+
+    @property
+    def mem_info(self):
+        return MEMORY - _pool.used, MEMORY
+
+    def __eq__(self, other):
+        return isinstance(other, Device) and other.id == self.id
+
+    def __hash__(self):
+        return hash(self.id)
+
+
+class Graph:
+    def __init__(self, ops):
+        self._ops = ops
+
+    def launch(self, stream=None):
+        _check_host_read("Graph.launch inside another capture")
+        with np.errstate(all="ignore"):
+            for op in self._ops:
+                op()
+
+    def upload(self, stream=None):
+        pass
+
+
+class Event:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.time = None
+
+    def record(self, stream=None):
+        self.time = time.perf_counter()
+
+    def synchronize(self):
+        _check_host_read("Event.synchronize")
+
+    @property
+    def done(self):
+        return True
+
+
+class Stream:
+    null = None
+
+    def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
+        self.ptr = 0 if null else id(self)
+        self._capturing = False
+
+    def __enter__(self):
+        stack = getattr(_state, "streams", None)
+        if stack is None:
+            stack = _state.streams = []
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _state.streams.pop()
+
+    def use(self):
+        return self
+
+    def synchronize(self):
+        _check_host_read("Stream.synchronize")
+
+    def record(self, event=None):
+        event = event or Event()
+        event.record(self)
+        return event
+
+    def wait_event(self, event):
+        pass
+
+    def begin_capture(self, mode=None):
+        if _recording() is not None:
+            raise CaptureError("cudaErrorIllegalState: a capture is in progress")
+        if get_current_stream() is not self:
+            raise FakeLimit("capturing a stream that is not the current one")
+        _state.recording, self._capturing = [], True
+
+    def end_capture(self):
+        if not self._capturing:
+            raise CaptureError("cudaErrorIllegalState: this stream does not capture")
+        ops, _state.recording, self._capturing = _state.recording, None, False
+        return Graph(ops)
+
+    def is_capturing(self):
+        return self._capturing
+
+
+def get_current_stream(device_id=None):
+    stack = getattr(_state, "streams", None)
+    return stack[-1] if stack else Stream.null
+
+
+def get_elapsed_time(start, end):
+    return (end.time - start.time) * 1e3
+
+
+# ---------------------------------------------------------------- the module
+
+def _module_function(name, fn):
+    def f(*args, **kwargs):
+        args, kwargs = _unwrap_args(args, kwargs)
+        return _call(fn, args, kwargs, writes=kwargs.get("out") is not None)
+    f.__name__ = name
+    return f
+
+
+def asarray(a, dtype=None, order=None, *, blocking=False):
+    if isinstance(a, ndarray):
+        return a if dtype is None or np.dtype(dtype) == a.dtype else a.astype(dtype)
+    return array(a, dtype=dtype, order=order or "K")
+
+
+def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False):
+    if isinstance(obj, ndarray):
+        return _call(np.array, [obj._a], dict(dtype=dtype, copy=True, order=order, ndmin=ndmin))
+    _check_host_read("a host-to-device copy (cupy.array) on the capturing stream") if False else None
+    host = np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin)
+    if host.dtype == object:
+        raise ValueError("Unsupported dtype object")
+    _account(host)
+    return ndarray._of(host)
+
+
+def asnumpy(a, stream=None, order="C", out=None, blocking=True):
+    if isinstance(a, ndarray):
+        return a.get(order=order, out=out)
+    return np.asarray(a, order=order)
+
+
+def matmul(a, b, out=None, **kwargs):
+    if _recording() is not None:  # CuPy: cuBLAS is not allowed while a stream captures
+        raise NotImplementedError("cuBLAS operations are not allowed during stream capture")
+    for x in (a, b):
+        if not isinstance(x, ndarray):
+            raise TypeError(f"Unsupported type {type(x)}")
+    return _call(np.matmul, [a._a, b._a], {"out": _unwrap(out)} if out is not None else {},
+                 writes=out is not None)
+
+
+def get_array_module(*args):
+    return module if any(isinstance(a, ndarray) for a in args) else np
+
+
+def _accelerators():
+    saved = {kind: [] for kind in ("routine", "reduction", "elementwise")}
+    m = types.ModuleType("cupy._core._accelerator")
+    for kind in saved:
+        m.__dict__[f"get_{kind}_accelerators"] = lambda kind=kind: list(saved[kind])
+        m.__dict__[f"set_{kind}_accelerators"] = lambda names, kind=kind: saved.__setitem__(kind, list(names))
+    return m
+
+
+class _Module(types.ModuleType):
+    """``cupy`` or one of its submodules: NumPy's functions of the same names on device arrays."""
+
+    def __init__(self, name, host, real):
+        super().__init__(name)
+        self._host, self._real = host, real
+        self._names = None if real is None else set(dir(real))
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_host", "_names", "_real"):
+            raise AttributeError(name)
+        if self._names is not None and name not in self._names:
+            raise AttributeError(f"module '{self.__name__}' has no attribute '{name}'")
+        value = getattr(self._host, name, None)
+        if value is None:
+            raise FakeLimit(f"{self.__name__}.{name}")
+        if isinstance(value, types.ModuleType):  # np.lib, np.linalg: a submodule of the same kind
+            sub = _Module(f"{self.__name__}.{name}", value, getattr(self._real, name, None))
+            setattr(self, name, sub)
+            return sub
+        if isinstance(value, type) or not callable(value):
+            return value  # dtypes (cupy.float32), constants
+        f = _module_function(name, value)
+        setattr(self, name, f)
+        return f
+
+
+module = _Module("cupy", np, REAL)
+module.__version__ = "14.2.0+fake"
+module.ndarray = ndarray
+module.asarray, module.array, module.asnumpy, module.matmul = asarray, array, asnumpy, matmul
+module.get_array_module = get_array_module
+module.ElementwiseKernel, module.RawKernel = ElementwiseKernel, RawKernel
+module.get_default_memory_pool = lambda: _pool
+module.get_default_pinned_memory_pool = lambda: _Pool()
+module.is_available = lambda: True
+
+
+MEMORY = 140 * 2**30  # an H200's
+
+
+def _fits(shape, dtype):
+    """CuPy's pool refuses what the device cannot hold (before NumPy would try)."""
+    n = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize if np.ndim(shape) else int(shape) * np.dtype(dtype).itemsize
+    if n > MEMORY - _pool.used:
+        raise OutOfMemoryError(n, _pool.used)
+
+
+def zeros(shape, dtype=float, order="C"):
+    _fits(shape, dtype)
+    a = np.zeros(shape, dtype, order=order)
+    _account(a)
+    if _recording() is not None:  # a memset recorded too
+        _recording().append(lambda: a.fill(0))
+    return ndarray._of(a)
+
+
+def empty(shape, dtype=float, order="C"):
+    _fits(shape, dtype)
+    a = np.full(shape, np.nan, dtype, order=order) if np.dtype(dtype).kind in "fc" else np.zeros(shape, dtype, order=order)
+    _account(a)
+    return ndarray._of(a)
+
+
+module.zeros, module.empty = zeros, empty
+
+cuda = types.ModuleType("cupy.cuda")
+cuda.Device, cuda.Stream, cuda.Event, cuda.MemoryHook = Device, Stream, Event, MemoryHook
+cuda.get_current_stream, cuda.get_elapsed_time = get_current_stream, get_elapsed_time
+cuda.is_available = lambda: True
+Stream.null = Stream(null=True)
+
+cuda.runtime = types.ModuleType("cupy.cuda.runtime")
+
+
+class CUDARuntimeError(RuntimeError):
+    pass
+
+
+cuda.runtime.CUDARuntimeError = CUDARuntimeError
+cuda.runtime.getDeviceCount = lambda: 1
+cuda.runtime.getDevice = lambda: 0
+cuda.runtime.setDevice = lambda i: None
+cuda.runtime.driverGetVersion = lambda: 13000
+cuda.runtime.runtimeGetVersion = lambda: 13000
+cuda.runtime.getDeviceProperties = lambda i: {"name": b"Fake GPU (NumPy behind CuPy's API)", "major": 9,
+                                              "minor": 0, "totalGlobalMem": 140 * 2**30}
+
+cuda.memory = types.ModuleType("cupy.cuda.memory")
+
+
+class OutOfMemoryError(MemoryError):
+    def __init__(self, size, total, limit=0):
+        super().__init__(f"Out of memory allocating {size:,} bytes (allocated so far: {total:,} bytes"
+                         + (f", limit set to: {limit:,} bytes" if limit else "") + ").")
+
+
+cuda.memory.OutOfMemoryError = OutOfMemoryError
+cuda.memory.MemoryPool = _Pool
+cuda.memory_hook = types.ModuleType("cupy.cuda.memory_hook")
+cuda.memory_hook.MemoryHook = MemoryHook
+cuda.memory_hook.get_memory_hooks = lambda: dict(_hooks())
+cuda.graph = types.ModuleType("cupy.cuda.graph")
+cuda.graph.Graph = Graph
+
+
+class _NoNccl(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise FakeLimit(f"cupy.cuda.nccl.{name}: no NCCL behind this fake")
+
+
+cuda.nccl = _NoNccl("cupy.cuda.nccl")
+cuda.nvrtc = types.ModuleType("cupy.cuda.nvrtc")
+cuda.nvrtc.getVersion = lambda: (13, 0)
+module.cuda = cuda
+
+_core = types.ModuleType("cupy._core")
+_core._accelerator = _accelerators()
+module._core = _core
+
+SUBMODULES = {"cupy": module, "cupy.cuda": cuda, "cupy.cuda.runtime": cuda.runtime, "cupy.cuda.memory": cuda.memory,
+              "cupy.cuda.memory_hook": cuda.memory_hook, "cupy.cuda.graph": cuda.graph, "cupy.cuda.nccl": cuda.nccl,
+              "cupy.cuda.nvrtc": cuda.nvrtc, "cupy._core": _core, "cupy._core._accelerator": _core._accelerator}
+
+
+def install():
+    """Put this fake where ``import cupy`` finds it (before gpubp is imported)."""
+    if "gpubp" in sys.modules:
+        raise RuntimeError("install the fake CuPy before gpubp is imported")
+    for name in [n for n in sys.modules if n == "cupy" or n.startswith(("cupy.", "cupyx", "cupy_backends"))]:
+        del sys.modules[name]
+    sys.modules.update(SUBMODULES)
