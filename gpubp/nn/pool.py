@@ -65,15 +65,20 @@ class _Pool2D(Layer, abstract=True):
 class MaxPool2D(_Pool2D):
     """Y[n, c, oh, ow] = max_{i,j} X[n, c, oh*sh + i, ow*sw + j]  (PyTorch's MaxPool2d, no padding).
 
-    Forward takes the running maximum over the kh kw kernel offsets (t = i kw + j), each the
-    strided view x_t = X[:, :, i::sh, j::sw] (``tap``), and marks each window's winner::
+    Forward takes the maximum over the kh kw kernel offsets (t = i kw + j), each the strided
+    view x_t = X[:, :, i::sh, j::sw] (``tap``), from the last offset back (suffix maxima S_t),
+    and marks each window's winner::
 
-        Y = max_t x_t      won_t = [not x_t < Y] and not won_s for any s < t
+        S_T = -inf      S_t = max(x_t, S_{t+1})  (NaN propagates, as in PyTorch)      Y = S_0
+        c_t = [not x_t < S_{t+1}]  and  [S_{t+1} is not NaN]
+        won_t = c_t and not c_s for any s < t
 
-    so ties go to the first maximum in row-major window order, as PyTorch's kernels choose.
-    A NaN propagates to Y, as in PyTorch, and its window's gradient goes to the window's
-    first entry. The gradient goes only to the winner: dX[:, :, i::sh, j::sw] += dY * won_t
-    (a plain write when the windows are disjoint).
+    (c_t: x_t is at least every later entry, or is NaN with no NaN after it), so ties go to the
+    first maximum in row-major window order and a window holding NaN to its last NaN: what
+    PyTorch's kernels choose. The NaN test reads only S (contiguous), so NaN-free inputs cost
+    what they did before.
+    The gradient goes only to the winner: dX[:, :, i::sh, j::sw] += dY * won_t (a plain write
+    when the windows are disjoint).
     """
 
     TORCH_OPTIONS = {"padding": _PADDING, "dilation": ((1, (1, 1)), "its windows are contiguous (dilation=1)"),
@@ -84,15 +89,20 @@ class MaxPool2D(_Pool2D):
         try:
             out_hw = output_size(self, X.shape, self.kernel_size, self.stride)
             taps = [tap(X, i, j, out_hw, self.stride) for i in range(kh) for j in range(kw)]
-            Y = taps[0].copy() if out is None else into(out, taps[0])
-            for x in taps[1:]:
-                xp.maximum(Y, x, out=Y)  # NaN propagates, as in PyTorch
+            Y = taps[-1].copy() if out is None else into(out, taps[-1])  # S_{T-1}
             won_all = xp.empty((len(taps), *Y.shape), dtype=bool)
-            taken = xp.zeros(Y.shape, dtype=bool)  # windows whose winner is already marked
-            for x, won in zip(taps, won_all):
-                xp.logical_not(xp.less(x, Y, out=won), out=won)  # x == Y, or Y is NaN
-                won &= ~taken
-                taken |= won
+            won_all[-1] = True  # c_{T-1}: S_T = -inf
+            nan = xp.empty(Y.shape, dtype=bool)
+            for x, c in zip(taps[-2::-1], won_all[-2::-1]):
+                xp.logical_not(xp.less(x, Y, out=c), out=c)
+                xp.greater(c, xp.isnan(Y, out=nan), out=c)  # c and not nan
+                xp.maximum(Y, x, out=Y)
+            if len(taps) > 1:  # the first t with c_t wins; c_{T-1} takes what is left
+                free = xp.logical_not(won_all[0], out=nan)
+                for won in won_all[1:-1]:
+                    won &= free
+                    free ^= won
+                won_all[-1] = free
         except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
             raise core_error(self, "forward", exc, X=X, out=out) from None
         self.X, self.won = X, won_all

@@ -104,15 +104,25 @@ def test_max_ties_go_to_the_first_maximum(device):
     np.testing.assert_array_equal(dX, [[[[5.0, 0.0, 0.0, 7.0], [0.0, 0.0, 0.0, 0.0]]]])
 
 
-def test_max_nan_propagates_and_its_window_routes_to_one_entry(device):
-    """A NaN makes its window's maximum NaN (as PyTorch); that window's gradient goes to exactly
-    one element, its first entry, and the other windows are unaffected."""
-    backend = gpubp.get_backend(device, "float64")
-    X = np.array([[[[1.0, np.nan, 0.0, 2.0], [3.0, 1.0, 2.0, 1.0]]]])
-    layer = MaxPool2D(2, backend=backend)
-    np.testing.assert_array_equal(backend.to_numpy(layer(backend.asarray(X))), [[[[np.nan, 2.0]]]])
-    dX = backend.to_numpy(layer.backward(backend.asarray(np.array([[[[5.0, 7.0]]]]))))
-    np.testing.assert_array_equal(dX, [[[[5.0, 0.0, 0.0, 7.0], [0.0, 0.0, 0.0, 0.0]]]])
+@pytest.mark.parametrize("kernel, stride", [(2, None), (3, 1), ((2, 3), (1, 2))], ids=["k2", "k3_s1", "k2x3_s1x2"])
+def test_max_nan_routes_as_pytorch(kernel, stride, device):
+    """A NaN makes its window's maximum NaN, and that window's gradient goes to the NaN PyTorch
+    selects (its last NaN in row-major window order, on the CPU in float64): windows with one NaN,
+    several, NaN beside ties and +-inf, overlapping windows; the other windows are unaffected."""
+    torch = pytest.importorskip("torch")
+    backend, nan, inf = gpubp.get_backend(device, "float64"), np.nan, np.inf
+    X = np.random.default_rng(7).normal(size=(2, 2, 6, 7))
+    X[0, 0, :2, :2] = [[1.0, nan], [3.0, 1.0]]          # one NaN
+    X[0, 0, 2:4, :2] = [[nan, 5.0], [nan, 2.0]]         # two: the later one
+    X[0, 1, :3, :3] = [[nan, 0.0, nan], [0.0, 0.0, nan], [4.0, nan, 1.0]]
+    X[1, 0, :2, 2:6] = [[inf, nan, 2.0, 2.0], [nan, -inf, 2.0, 1.0]]
+    X[1, 1] = nan                                       # every entry NaN
+    ours = MaxPool2D(kernel, stride, backend=backend)
+    Y, dX, dY = torch_reference(torch.nn.MaxPool2d(kernel, stride), X, seed=8)
+    assert np.isnan(Y).any() and not np.isnan(Y).all()
+    np.testing.assert_array_equal(backend.to_numpy(ours(backend.asarray(X))), Y)
+    # overlapping windows add in another order: a misrouted dY would be off by O(1), not 1e-15
+    np.testing.assert_allclose(backend.to_numpy(ours.backward(backend.asarray(dY))), dX, rtol=1e-12, atol=1e-12)
 
 
 def test_max_backward_follows_its_own_forward(device):
