@@ -165,19 +165,23 @@ class Sequential(ModelState):
         """Move every layer to ``backend`` (spec or Backend, optionally re-typed); returns self.
 
         Without ``dtype``, a Backend keeps its dtype, a spec keeps the model's (float32 at first).
-        Arrays that share memory (tied weights) are refused before any layer moves: the move
-        would give each name a copy of its own.
+        All or nothing: every array of every layer is converted and checked (``Layer.moved_arrays``)
+        before the model or any layer changes, so a refusal (a value beyond the new dtype's range,
+        named) leaves the model as it was. Arrays that share memory (tied weights) are refused
+        first: the move would give each name a copy of its own.
         """
         current = self.__dict__.get("backend")  # None while the constructor runs
         if dtype is None and not isinstance(backend, Backend) and current is not None:
             dtype = None if parse_spec(default_device(check=True) if backend is None else backend)[1] else current.dtype
         new = get_backend(backend, dtype)
-        if any(layer.backend != new for layer in self.layers):  # each array moved on its own: a copy each
+        moving = [(i, layer) for i, layer in enumerate(_layers(self.layers)) if layer.backend != new]
+        if moving:  # each array moved on its own: a copy each
             refuse_shared_memory(self._memory(), "Sequential.to")
+        arrays = [layer.moved_arrays(new, f"{i}.") for i, layer in moving]
         self.backend = new
-        for layer in self.layers:
-            layer.to(self.backend)
-        return self.flatten_() if current is not None and current != self.backend else self
+        for (_, layer), moved in zip(moving, arrays):
+            layer._take_moved(new, moved)
+        return self.flatten_() if current is not None and (moving or current != new) else self
 
     def config(self) -> list:
         """Architecture as a list of layer configs (see ``from_config``)."""

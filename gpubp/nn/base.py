@@ -216,10 +216,12 @@ class Layer:
         self._keep_in(self.params, arrays, "parameter")
 
     def _keep_in(self, store: dict, arrays: dict, what: str) -> None:
+        """Every array checked before any is written: a refused one leaves the others' values as given."""
         if not isinstance(arrays, dict):
             raise InvalidValueError(f"{self!r}.keep_{what}s_in takes a dict {{name: array}}, got a {type(arrays).__name__}")
         for name, array in arrays.items():
             check_replacement(self, what, store, name, array)
+        for name, array in arrays.items():
             array[...] = store[name]
         store.update(arrays)
         self.generation += 1
@@ -235,19 +237,44 @@ class Layer:
         return {"type": type(self).__name__}
 
     def to(self, backend):
-        """Move parameters and gradients to ``backend`` (Backend or spec; None: the default device,
-        as ``Sequential.to``); returns self. Parameters not drawn yet are drawn later, on the new backend."""
+        """Move every array this layer holds per device (``moved_arrays``) to ``backend`` (Backend or
+        spec; None: the default device, as ``Sequential.to``); returns self. All or nothing: each is
+        converted and checked before any is swapped in, so a refusal (a value beyond the new dtype's
+        range, named) leaves the layer as it was. Parameters not drawn yet are drawn later, there."""
         if not isinstance(backend, Backend):
             device, dtype = parse_spec(default_device() if backend is None else backend)
             backend = get_backend(device, dtype or self.backend.dtype)
         if backend != self.backend:
-            if self._params is not None:
-                host = {k: self.backend.to_numpy(v) for k, v in self._params.items()}
-                self.backend = backend
-                self._set_parameters({k: backend.asarray(v) for k, v in host.items()})
-            self.backend = backend
-            self._clear_cache()
+            self._take_moved(backend, self.moved_arrays(backend))
         return self
+
+    def moved_arrays(self, backend: Backend, prefix="") -> dict:
+        """New arrays holding, as ``backend`` would, what this layer keeps per device:
+        ``{"parameter": ..., "gradient": ..., "buffer": ...}``, each ``{name: array}`` (parameters and
+        gradients None while not drawn; the buffers of the layer's dtype on its device, not host
+        counters such as Dropout's). A value the new dtype cannot hold is refused, named (``prefix``:
+        e.g. "0."), and this layer is left as it was: ``to`` swaps the arrays in (``_take_moved``)."""
+        def moved(kind, arrays):
+            return {k: values(backend, a, f"{self!r} {kind} {prefix}{k}") for k, a in arrays.items()}
+        params = grads = None
+        if self._params is not None:
+            params = moved("parameter", self._params)
+            with backend.activate():
+                grads = ({k: backend.zeros(p.shape) for k, p in params.items()} if self._grads_stale  # read as zeros
+                         else moved("gradient", self._grads))
+        own = {k: b for k, b in self.buffers.items() if self.backend.is_own(b) and b.dtype == self.backend.dtype}
+        return {"parameter": params, "gradient": grads, "buffer": moved("buffer", own)}
+
+    def _take_moved(self, backend: Backend, arrays: dict) -> None:
+        """Live on ``backend`` with ``arrays`` (``moved_arrays(backend)``); nothing here can be refused."""
+        self.backend = backend
+        if arrays["parameter"] is not None:
+            self._params = Arrays(self, "parameter", arrays["parameter"])
+            self._grads = Arrays(self, "gradient", arrays["gradient"])
+            self.generation += 1
+        if arrays["buffer"]:
+            self.keep_buffers({**self.buffers, **arrays["buffer"]})
+        self._clear_cache()
 
     def _clear_cache(self):
         for name in ("X", "Y"):

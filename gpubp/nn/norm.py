@@ -13,8 +13,7 @@ import numpy as np
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
-from ..backend import Backend, default_device, get_backend, parse_spec
-from .arrays import FAILURES, into, shape_error, values
+from .arrays import FAILURES, into, shape_error
 from .base import Layer
 from .windows import DEVICE_OPTION, torch_options
 
@@ -156,20 +155,6 @@ class BatchNorm(Layer):
         if bool((arrays["running_var"] < 0).any()):
             raise InvalidValueError(f"{self!r} buffer running_var must be >= 0 (a variance), got a negative value")
         return arrays
-
-    def to(self, backend):
-        """Move parameters, gradients and the running statistics to ``backend``; returns self.
-        The statistics are converted first: ones the new dtype cannot hold (past float32's
-        range) are refused, naming the buffer, with the layer left where it was."""
-        old = self.backend
-        if not isinstance(backend, Backend):  # the spec read as Layer.to reads it
-            device, dtype = parse_spec(default_device() if backend is None else backend)
-            backend = get_backend(device, dtype or old.dtype)
-        moved = {k: values(backend, old.to_numpy(v), f"{self!r} buffer {k}") for k, v in self.buffers.items()}
-        super().to(backend)
-        if self.backend != old:
-            self.keep_buffers(moved)
-        return self
 
     def bind(self, X, Y, dY, dX):
         """Refused: BatchNorm's forward and backward write no ``out`` buffer, so a step plan cannot bind them."""
