@@ -21,8 +21,9 @@ class Sequential(ModelState):
     ``forward(X)`` runs each layer's forward; ``backward(dY)`` runs each layer's
     backward in reverse order and returns dL/dX. Parameters, gradients and buffers are
     exposed by name (``"0.W"`` is layer 0's weight; ``ModelState``). With ``seed`` set, every
-    parameter is redrawn from one host RNG in layer order, so a seed fixes the
-    initial weights on every device. Every layer moves to the model's backend and dtype (a
+    parameter is redrawn from one host RNG in layer order and each Dropout's seed derived from it
+    (step 0), so a seed fixes the initial weights and masks on every device (a GpubpWarning names
+    the layers whose trained, loaded or chosen values it replaces). Every layer moves to the model's backend and dtype (a
     GpubpWarning says so when a float64 layer is made float32 without ``dtype`` or ``backend`` asking).
     """
 
@@ -42,11 +43,14 @@ class Sequential(ModelState):
             warnings.warn(f"Sequential: layers {', '.join(wider)} were made float64 and are now float32, the "
                           f"model's dtype; pass dtype='float64' to keep them", GpubpWarning, stacklevel=2)
         if seed is not None:
-            drawn = [f"{i} {layer!r}" for i, layer in enumerate(self.layers)
-                     if layer.parameters_drawn and layer.parameter_shapes()]
-            if drawn:  # trained or loaded values, about to be replaced
-                warnings.warn(f"Sequential(seed={seed}) redraws the parameters that layers {', '.join(drawn)} "
-                              f"already hold; pass seed=None to keep them", GpubpWarning, stacklevel=2)
+            held = {}  # what each layer holds that the seed replaces (trained, loaded or set) -> the layers
+            for i, layer in enumerate(self.layers):
+                if layer.reset_replaces():
+                    held.setdefault(layer.reset_replaces(), []).append(f"{i} {layer!r}")
+            if held:
+                what = " and ".join(f"the {k} that layers {', '.join(v)} already hold" for k, v in held.items())
+                warnings.warn(f"Sequential(seed={seed}) redraws {what}; pass seed=None to keep them",
+                              GpubpWarning, stacklevel=2)
             self.reset_parameters(seed)
 
     def __repr__(self):

@@ -128,6 +128,11 @@ class Layer:
     def reset_parameters(self, rng):
         """Redraw parameters from the host RNG ``rng`` (no-op for parameter-free layers)."""
 
+    def reset_replaces(self) -> str:
+        """What ``reset_parameters`` would replace that this layer already holds, in words ("" for
+        nothing; a seeded ``Sequential`` warns naming it): its parameters, once drawn."""
+        return "parameters" if self.parameters_drawn and self.parameter_shapes() else ""
+
     def load_parameters(self, arrays: dict) -> None:
         """Set every parameter from ``{name: array}`` (any device, lists too), in place once they
         exist: no random draw, and arrays an optimizer holds stay the same objects. Names, shapes

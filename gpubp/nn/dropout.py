@@ -37,6 +37,7 @@ class Dropout(Layer):
         self.p = p
         self.keep_buffers({"seed": np.zeros((), np.int64), "step": np.zeros((), np.int64)})
         self.seed = 0 if seed is None else seed
+        self._seed_set = seed is not None  # a seed the user chose (then set), not the default
         self.X = self.mask = None
 
     def __repr__(self):
@@ -52,6 +53,7 @@ class Dropout(Layer):
     @seed.setter
     def seed(self, value):
         self.buffers["seed"][...] = _counter("Dropout seed", value)
+        self._seed_set = True
 
     @property
     def step(self) -> int:
@@ -94,6 +96,10 @@ class Dropout(Layer):
         except (AttributeError, NotImplementedError):  # NumPy < 1.25, or a generator without a seed sequence
             self.seed = int(rng.integers(2**32))
         self.step = 0
+
+    def reset_replaces(self) -> str:
+        """"seed and step" unless they are a new Dropout's (the default seed 0, step 0)."""
+        return "" if not self._seed_set and self.state == {"seed": 0, "step": 0} else "seed and step"
 
     def output_shape(self, shape):
         try:

@@ -2,13 +2,15 @@
 (parameters, gradients, BatchNorm's running statistics) is converted and checked before any is
 swapped in, so a refused move (a value beyond float32's range) leaves the model or layer exactly
 as it was: the model's and each layer's backend, and every array's dtype, bytes and identity.
-Also a relative of that defect: arrays handed to ``keep_parameters_in`` are all checked before
-any is written."""
+Also the relatives of that defect: arrays handed to ``keep_parameters_in`` are all checked before
+any is written, and a seeded model says when it replaces a Dropout's seed and step."""
+import warnings
+
 import numpy as np
 import pytest
 
 import gpubp
-from gpubp.nn import BatchNorm, Dense
+from gpubp.nn import BatchNorm, Dense, Dropout
 
 F64 = gpubp.get_backend("cpu", "float64")
 F32 = gpubp.get_backend("cpu", "float32")
@@ -105,3 +107,20 @@ def test_keep_parameters_in_checks_every_array_before_writing_any():
         layer.keep_parameters_in({"W": W, "b": b})
     np.testing.assert_array_equal(W, np.full((3, 2), 7.0))
     assert layer.params["W"] is not W
+
+
+def test_a_seeded_model_says_it_replaces_a_dropouts_chosen_seed_or_its_step():
+    """Was: silent, while drawn parameters were warned about; a new Dropout's defaults are not."""
+    chosen, stepped = Dropout(0.5, seed=7), Dropout(0.2)
+    stepped.step = 3
+    with pytest.warns(gpubp.GpubpWarning, match=r"Sequential\(seed=0\) redraws the seed and step that layers "
+                                                r"1 Dropout\(p=0\.5\), 2 Dropout\(p=0\.2\) already hold; "
+                                                r"pass seed=None to keep them"):
+        gpubp.Sequential([Dense(3, 4), chosen, stepped])
+    assert chosen.seed != 7 and stepped.step == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gpubp.Sequential([Dense(3, 4), Dropout(0.5)])
+        kept = Dropout(0.5, seed=7)
+        gpubp.Sequential([Dense(3, 4), kept], seed=None)
+    assert kept.seed == 7
