@@ -23,7 +23,8 @@ class Sequential(ModelState):
     exposed by name (``"0.W"`` is layer 0's weight; ``ModelState``). With ``seed`` set, every
     parameter is redrawn from one host RNG in layer order and each Dropout's seed derived from it
     (step 0), so a seed fixes the initial weights and masks on every device (a GpubpWarning names
-    the layers whose trained, loaded or chosen values it replaces). Every layer moves to the model's backend and dtype (a
+    the layers whose trained, loaded or chosen values it replaces; a refused draw, named by its layer,
+    leaves every layer as given: ``reset_parameters``). Every layer moves to the model's backend and dtype (a
     GpubpWarning says so when a float64 layer is made float32 without ``dtype`` or ``backend`` asking).
     """
 
@@ -38,6 +39,7 @@ class Sequential(ModelState):
         self._chain = None  # (input shape, layers, their modes) that _check_chain last passed
         seed = _checks.seed("Sequential seed", seed)
         wider = [f"{i} {layer!r}" for i, layer in enumerate(self.layers) if layer.backend.dtype.itemsize > 4]
+        given = [dict(vars(layer)) for layer in self.layers]  # a refused draw puts every layer back as given
         self.to(backend, dtype)
         if wider and backend is None and dtype is None and self.backend.dtype.itemsize == 4:
             warnings.warn(f"Sequential: layers {', '.join(wider)} were made float64 and are now float32, the "
@@ -47,11 +49,17 @@ class Sequential(ModelState):
             for i, layer in enumerate(self.layers):
                 if layer.reset_replaces():
                     held.setdefault(layer.reset_replaces(), []).append(f"{i} {layer!r}")
+            try:
+                self.reset_parameters(seed)  # all or nothing itself; the move above is undone here
+            except BaseException:
+                for layer, state in zip(self.layers, given):  # the move swapped attributes only: arrays kept
+                    vars(layer).clear()
+                    vars(layer).update(state)
+                raise
             if held:
                 what = " and ".join(f"the {k} that layers {', '.join(v)} already hold" for k, v in held.items())
                 warnings.warn(f"Sequential(seed={seed}) redraws {what}; pass seed=None to keep them",
                               GpubpWarning, stacklevel=2)
-            self.reset_parameters(seed)
 
     def __repr__(self):
         inner = ", ".join(map(repr, self.layers))

@@ -117,17 +117,40 @@ class ModelState:
             layer.zero_grad()
 
     def reset_parameters(self, seed=0):
+        """Redraw every layer's parameters from one host RNG seeded by ``seed``, in layer order, and
+        keep them flat; returns self. All or nothing: every layer draws (``Layer.drawn_arrays``) and
+        the flat buffers are made before any layer changes, so a refused draw (named by its layer)
+        leaves every parameter, and the flat buffer, as it was."""
         rng = self.backend.host_rng(_checks.seed("seed", seed))
-        for layer in self.layers:
-            layer.reset_parameters(rng)
-        return self.flatten_()
+        drawn = [layer.drawn_arrays(rng, f"{i}.") for i, layer in enumerate(self.layers)]
+        return self._take_drawn(drawn, "Sequential.reset_parameters")
 
     def draw_parameters(self):
         """Draw now every parameter that waits for its first use (``seed=None``; each layer's
-        own seed) and keep them flat (``flatten_``), as the first forward would; returns self."""
-        for layer in self.layers:
-            layer.params  # noqa: B018  (draws them)
-        return self.flatten_() if self._flat is None else self
+        own seed) and keep them flat (``flatten_``), as the first forward would; returns self.
+        All or nothing, as ``reset_parameters``."""
+        drawn = [None if layer.parameters_drawn else layer.drawn_arrays(layer.backend.host_rng(layer.seed), f"{i}.")
+                 for i, layer in enumerate(self.layers)]
+        return self._take_drawn(drawn, "Sequential.draw_parameters", flatten=self._flat is None)
+
+    def _take_drawn(self, drawn: list, where: str, flatten=True):
+        """Swap in each layer's ``drawn_arrays`` (None: kept), then keep every parameter flat
+        (``flatten``); shared memory is refused and the flat buffers made before any layer changes."""
+        params = [layer.params if arrays is None or arrays["parameter"] is None and layer.parameters_drawn
+                  else arrays["parameter"] for layer, arrays in zip(self.layers, drawn)]
+        flat = None
+        if flatten and all(p is not None for p in params):
+            grads = [layer.grads if arrays is None or arrays["parameter"] is None else arrays["gradient"]
+                     for layer, arrays in zip(self.layers, drawn)]
+            refuse_shared_memory(_entries(self.layers, params, grads), where)
+            flat = self._flat_views(params)
+            for layer, p, (views, _) in zip(self.layers, params, flat[1]):
+                for name, view in views.items():
+                    check_replacement(layer, "parameter", p, name, view)  # what keep_parameters_in checks
+        for layer, arrays in zip(self.layers, drawn):
+            if arrays is not None:
+                layer._take_drawn(arrays)
+        return self if flat is None else self._keep_flat(*flat)
 
     def flatten_(self):
         """Keep every parameter in one flat buffer and every gradient in another, in the order of
@@ -137,18 +160,29 @@ class ModelState:
         if not all(layer.parameters_drawn for layer in self.layers):
             return self
         refuse_shared_memory(self._memory(), "Sequential.flatten_")  # a copy each would untie them
-        shapes = [p.shape for p in self.parameters().values()]
+        return self._keep_flat(*self._flat_views([layer.params for layer in self.layers]))
+
+    def _flat_views(self, params: list) -> tuple:
+        """``((parameters, gradients), views)``: two new flat buffers for the layers' ``params``
+        (``{name: array}`` each) and, per layer, ``({name: parameter view}, {name: gradient view})``."""
+        shapes = [p.shape for arrays in params for p in arrays.values()]
         sizes = [math.prod(s) for s in shapes]
         with self.backend.activate():
             flat = self.backend.zeros((sum(sizes),)), self.backend.zeros((sum(sizes),))
         ends = list(itertools.accumulate(sizes))
         views = [[f[e - n:e].reshape(s) for e, n, s in zip(ends, sizes, shapes)] for f in flat]
-        k = 0
-        for layer in self.layers:
-            names = list(layer.params)
-            layer.keep_parameters_in(dict(zip(names, views[0][k:k + len(names)])))
-            layer.keep_gradients_in(dict(zip(names, views[1][k:k + len(names)])))
+        k, per_layer = 0, []
+        for arrays in params:
+            names = list(arrays)
+            per_layer.append(tuple(dict(zip(names, v[k:k + len(names)])) for v in views))
             k += len(names)
+        return flat, per_layer
+
+    def _keep_flat(self, flat, views):
+        """Make ``_flat_views`` output the layers' parameters and gradients (values copied in)."""
+        for layer, (params, grads) in zip(self.layers, views):
+            layer.keep_parameters_in(params)
+            layer.keep_gradients_in(grads)
         self._flat = flat
         return self
 
@@ -162,6 +196,12 @@ class ModelState:
         lives_in = self.backend.lives_in  # by address: a copied model's arrays are no views any more
         same = lives_in(list(self.parameters().values()), flat[0]) and lives_in(list(self.gradients().values()), flat[1])
         return flat if same else None
+
+
+def _entries(layers, params, grads) -> list:
+    """``(kind, "i.name", array, backend)`` of each layer's ``params`` and ``grads``, for ``refuse_shared_memory``."""
+    return [(kind, f"{i}.{k}", a, layer.backend) for i, (layer, p, g) in enumerate(zip(layers, params, grads))
+            for kind, arrays in (("parameter", p), ("gradient", g)) for k, a in arrays.items()]
 
 
 def refuse_shared_memory(entries, where) -> None:

@@ -39,6 +39,7 @@ class Layer:
     generation = 0  # counts replacements of the parameter or gradient arrays (Sequential.generation)
     training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
     _buffers_kept = types.MappingProxyType({})  # none, unless a layer keeps some (keep_buffers)
+    _own_reset_running = False  # a subclass's own reset_parameters runs under drawn_arrays
 
     def __init_subclass__(cls, abstract=False, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -126,7 +127,64 @@ class Layer:
         return {}
 
     def reset_parameters(self, rng):
-        """Redraw parameters from the host RNG ``rng`` (no-op for parameter-free layers)."""
+        """Redraw parameters from the host RNG ``rng``: ``drawn_arrays(rng)`` swapped in (no-op for
+        parameter-free layers)."""
+        self._take_drawn(self.drawn_arrays(rng))
+
+    def drawn_parameters(self, rng, prefix="") -> dict:
+        """``{name: array}`` of new parameters drawn from ``rng`` on this layer's device, checked
+        (a refusal names the layer and ``prefix``-ed parameter, e.g. "1.W"); nothing is set. A
+        layer with parameters overrides this; {}: none."""
+        return {}
+
+    def drawn_arrays(self, rng, prefix="") -> dict:
+        """What ``reset_parameters(rng)`` sets, as ``moved_arrays`` gives it (parameters and zero
+        gradients, None when none are drawn; buffers), the layer left as it was: a model draws every
+        layer's first and swaps them in only when all passed (``_take_drawn``). A class that keeps
+        its own ``reset_parameters`` (a user's layer) is reset and then put back as it was, even when
+        the reset raises; what it set travels under "reset"."""
+        if _defines_own(type(self), "reset_parameters") and not self._own_reset_running:
+            return self._reset_undone(rng)
+        params = self.drawn_parameters(rng, prefix) or None
+        grads = None
+        if params is not None:
+            with self.backend.activate():
+                grads = {k: self.backend.zeros(p.shape) for k, p in params.items()}
+        return {"parameter": params, "gradient": grads, "buffer": {}}
+
+    def _reset_undone(self, rng) -> dict:
+        """``drawn_arrays`` of a layer with its own ``reset_parameters``: run it, keep what it set
+        (its attributes, and values it wrote into arrays it already held), put the layer back."""
+        before = dict(self.__dict__)
+        held = [a for arrays in (self._params or {}, self._grads if self._params else {}, self.buffers)
+                for a in arrays.values()]
+        saved = [a.copy() for a in held]
+        try:
+            self._own_reset_running = True  # its super().reset_parameters draws as Layer's does
+            self.reset_parameters(rng)
+            del self._own_reset_running
+            after, written = dict(self.__dict__), [a.copy() for a in held]
+        finally:
+            for a, value in zip(held, saved):
+                a[...] = value
+            self.__dict__.clear()
+            self.__dict__.update(before)
+        params, grads = after.get("_params"), after.get("_grads")
+        return {"parameter": None if params is None else dict(params),
+                "gradient": None if params is None else dict(grads), "buffer": {},
+                "reset": (after, list(zip(held, written)))}
+
+    def _take_drawn(self, arrays: dict) -> None:
+        """Hold ``arrays`` (``drawn_arrays``) from now on; nothing here can be refused."""
+        if "reset" in arrays:
+            after, written = arrays["reset"]
+            self.__dict__.clear()
+            self.__dict__.update(after)
+            for a, value in written:
+                a[...] = value
+        elif arrays["parameter"] is not None:
+            self._take(arrays)
+            self._grads_zero, self._grads_stale = True, False
 
     def reset_replaces(self) -> str:
         """What ``reset_parameters`` would replace that this layer already holds, in words ("" for
@@ -273,13 +331,17 @@ class Layer:
     def _take_moved(self, backend: Backend, arrays: dict) -> None:
         """Live on ``backend`` with ``arrays`` (``moved_arrays(backend)``); nothing here can be refused."""
         self.backend = backend
+        self._take(arrays)
+        self._clear_cache()
+
+    def _take(self, arrays: dict) -> None:
+        """Hold the new arrays of ``moved_arrays`` or ``drawn_arrays`` (None: the parameters kept)."""
         if arrays["parameter"] is not None:
             self._params = Arrays(self, "parameter", arrays["parameter"])
             self._grads = Arrays(self, "gradient", arrays["gradient"])
             self.generation += 1
         if arrays["buffer"]:
             self.keep_buffers({**self.buffers, **arrays["buffer"]})
-        self._clear_cache()
 
     def _clear_cache(self):
         for name in ("X", "Y"):
@@ -319,6 +381,11 @@ class Layer:
         shape would be broadcast or cut, into another dtype rounded or truncated."""
         check_out(self.backend, out, shape, f"{type(self).__name__}.{what} out",
                   "output" if what == "forward" else "input gradient dX")
+
+
+def _defines_own(cls, name) -> bool:
+    """Whether a class below Layer (between ``cls`` and Layer) defines ``name`` itself."""
+    return next(c for c in cls.__mro__ if name in vars(c)) is not Layer
 
 
 def layer_from_config(config: dict, backend=None) -> Layer:

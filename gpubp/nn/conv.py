@@ -99,15 +99,14 @@ class Conv2D(Layer):
         """C kh kw: the length of one window, a row of W_col (spelled out: reshapes of an empty batch need it)."""
         return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
 
-    def reset_parameters(self, rng):
+    def drawn_parameters(self, rng, prefix=""):
+        """W from ``conv_weight`` (checked), b = 0; nothing set (``Layer.drawn_arrays``)."""
         kh, kw = self.kernel_size
         fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
         shape = self.parameter_shapes()["W"]
-        W = checked_weight(conv_weight(self.init, rng, fan_in, fan_out, shape), shape, repr(self))
-        params = {"W": self.backend.asarray(W)}
-        if self.bias:
-            params["b"] = self.backend.zeros((self.out_channels,))
-        self._set_parameters(params)
+        W = checked_weight(conv_weight(self.init, rng, fan_in, fan_out, shape), shape, f"{self!r} parameter {prefix}W")
+        with self.backend.activate():
+            return {"W": self.backend.asarray(W), **({"b": self.backend.zeros((self.out_channels,))} if self.bias else {})}
 
     def output_shape(self, shape):
         """(N, out_channels, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if they do not fit."""

@@ -44,12 +44,12 @@ class Dense(Layer):
     def parameter_shapes(self):
         return {"W": (self.n_in, self.n_out), **({"b": (self.n_out,)} if self.bias else {})}
 
-    def reset_parameters(self, rng):
+    def drawn_parameters(self, rng, prefix=""):
+        """W from the initialiser (checked), b = 0; nothing set (``Layer.drawn_arrays``)."""
         shape = self.parameter_shapes()["W"]
-        params = {"W": self.backend.asarray(checked_weight(get_initializer(self.init)(rng, *shape), shape, repr(self)))}
-        if self.bias:
-            params["b"] = self.backend.zeros((self.n_out,))
-        self._set_parameters(params)
+        W = checked_weight(get_initializer(self.init)(rng, *shape), shape, f"{self!r} parameter {prefix}W")
+        with self.backend.activate():
+            return {"W": self.backend.asarray(W), **({"b": self.backend.zeros((self.n_out,))} if self.bias else {})}
 
     def output_shape(self, shape):
         """(N, n_out) for inputs of shape (N, n_in), else a ShapeError."""
