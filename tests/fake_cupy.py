@@ -367,7 +367,11 @@ class ndarray:
         return format(self._a, spec) if self.ndim == 0 else format(str(self), spec)
 
     def __getitem__(self, key):
-        return _call(self._a.__getitem__, [_unwrap_any(key)], {}, owner=self._a)
+        key = _unwrap_any(key)
+        key = key if isinstance(key, tuple) else (key,)
+        if not any(k is Ellipsis for k in key):  # an element is a 0-d view, as in CuPy (NumPy: a scalar)
+            key = key + (Ellipsis,)
+        return _call(self._a.__getitem__, [key], {}, owner=self._a)
 
     def __setitem__(self, key, value):
         if isinstance(value, np.ndarray) and value.shape != ():
@@ -722,6 +726,16 @@ def matmul(a, b, out=None, **kwargs):
                  writes=out is not None)
 
 
+def take(a, indices, axis=None, out=None):
+    """CuPy converts host indices (cupy/_core/_routines_indexing.pyx, _take); ``a`` and ``out`` are the device's."""
+    for x in (a,) if out is None else (a, out):
+        if not isinstance(x, ndarray):
+            raise TypeError(f"Unsupported type {type(x)}")
+    indices = indices._a if isinstance(indices, ndarray) else np.asarray(indices)
+    return _call(np.take, [a._a, indices], {"axis": axis, **({"out": out._a} if out is not None else {})},
+                 writes=out is not None)
+
+
 def get_array_module(*args):
     return module if any(isinstance(a, ndarray) for a in args) else np
 
@@ -765,7 +779,7 @@ class _Module(types.ModuleType):
 module = _Module("cupy", np, REAL)
 module.__version__ = "14.2.0+fake"
 module.ndarray = ndarray
-module.asarray, module.array, module.asnumpy, module.matmul = asarray, array, asnumpy, matmul
+module.asarray, module.array, module.asnumpy, module.matmul, module.take = asarray, array, asnumpy, matmul, take
 module.get_array_module = get_array_module
 module.ElementwiseKernel, module.RawKernel = ElementwiseKernel, RawKernel
 module.get_default_memory_pool = lambda: _pool
@@ -849,8 +863,11 @@ class _NoNccl(types.ModuleType):
 
 
 cuda.nccl = _NoNccl("cupy.cuda.nccl")
-cuda.nvrtc = types.ModuleType("cupy.cuda.nvrtc")
-cuda.nvrtc.getVersion = lambda: (13, 0)
+if REAL is not None:  # NVRTC needs no GPU: CuPy's own compiler, as on a GPU machine
+    cuda.nvrtc, cuda.compiler = REAL.cuda.nvrtc, REAL.cuda.compiler
+else:
+    cuda.nvrtc = types.ModuleType("cupy.cuda.nvrtc")
+    cuda.nvrtc.getVersion = lambda: (13, 0)
 module.cuda = cuda
 
 _core = types.ModuleType("cupy._core")
@@ -859,7 +876,7 @@ module._core = _core
 
 SUBMODULES = {"cupy": module, "cupy.cuda": cuda, "cupy.cuda.runtime": cuda.runtime, "cupy.cuda.memory": cuda.memory,
               "cupy.cuda.memory_hook": cuda.memory_hook, "cupy.cuda.graph": cuda.graph, "cupy.cuda.nccl": cuda.nccl,
-              "cupy.cuda.nvrtc": cuda.nvrtc, "cupy._core": _core, "cupy._core._accelerator": _core._accelerator}
+              "cupy.cuda.nvrtc": cuda.nvrtc, **({"cupy.cuda.compiler": cuda.compiler} if REAL else {}), "cupy._core": _core, "cupy._core._accelerator": _core._accelerator}
 
 
 def install():

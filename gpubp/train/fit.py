@@ -115,6 +115,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     is, with that ``history`` too.
     """
     _checks.instance("fit: model", model, Sequential)
+    _check_cuda_graph(cuda_graph, model, plan, comm)  # the same on every rank: no guard needed
     _check_comm(comm)
     as_given = _AsGiven(model, optimizer, resume_from)  # a refused run leaves what resume_from loaded undone
     with as_given, guard(comm, "checking fit's arguments"):  # what one rank alone refuses (its file, flag) stops all
@@ -133,7 +134,6 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         callbacks = _callbacks(callbacks)
         checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite)
         checkpoint_extra = _checkpoint_extra(checkpoint_extra)
-        _check_cuda_graph(cuda_graph, model, plan, comm)
         Xd, yd = _prepare(model, loss, X, y, "fit")
         _one_sample_batch(model, Xd, batch_size, 1 if comm is None else comm.size)
         val = _validation(model, loss, validation_data)

@@ -45,8 +45,9 @@ def test_predict_converts_what_forward_refuses():
     np.testing.assert_array_equal(m.predict(np.array([[1.0, 2.0, 3.0]])), want)  # float64
 
 
-@pytest.mark.parametrize("layer", [gpubp.Dense(3, 2), gpubp.Sigmoid(), gpubp.ReLU(), gpubp.LeakyReLU()])
-def test_backward_before_forward(layer):
+@pytest.mark.parametrize("make", [lambda: gpubp.Dense(3, 2), gpubp.Sigmoid, gpubp.ReLU, gpubp.LeakyReLU])
+def test_backward_before_forward(make):
+    layer = make()  # made in the test, on its default device (the CPU, also on a GPU machine), not at collection
     with pytest.raises(StateError, match="backward called before forward"):
         layer.backward(np.ones((5, 2), np.float32))
     assert issubclass(StateError, RuntimeError)

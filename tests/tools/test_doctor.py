@@ -65,13 +65,13 @@ def test_kernel_that_does_not_compile_fails(monkeypatch):
 def test_wrong_backward_fails_the_gradient_check(monkeypatch):
     # sigmoid's delta computed with tanh's derivative: a bug parity cannot see (both sides agree)
     monkeypatch.setattr(gpubp.Sigmoid, "backward_kernel", activations.tanh_backward)
-    [item] = doctor.check_gradients(False)
+    item = next(doctor.check_gradients(False))  # the CPU's (a GPU machine checks its device next)
     assert item.status == doctor.FAILURE and "2.W" in item.detail and "gradcheck_layer" in item.fix
 
 
 def test_healthy_gradient_check_covers_every_layer():
-    [item] = doctor.check_gradients(False)
-    assert item.status == doctor.OK and "10 arrays agree" in item.detail  # W and b of five Dense layers
+    item = next(doctor.check_gradients(False))  # the CPU's (a GPU machine checks its device next)
+    assert "float64, cpu" in item.detail and item.status == doctor.OK and "10 arrays agree" in item.detail  # W and b of five Dense layers
 
 
 def test_duplicate_cupy_distributions_fail(monkeypatch):
@@ -232,7 +232,8 @@ def test_a_bad_gpubp_device_is_one_failure_and_info_names_it(monkeypatch, capsys
     monkeypatch.setenv("GPUBP_DEVICE", spec)
     items = doctor.run_checks(False, checks=(doctor.check_device_setting, doctor.check_gradients,
                                              doctor.check_parity))
-    assert [i.status for i in items] == [doctor.FAILURE, doctor.OK, doctor.OK]
+    assert items[0].status == doctor.FAILURE and len(items) >= 3  # (a GPU machine checks its device too)
+    assert all(i.status == doctor.OK for i in items[1:]), items
     from gpubp import cli
     assert cli.main(["info"]) == 0
     assert f"GPUBP_DEVICE={spec} is not a device spec" in capsys.readouterr().out
