@@ -11,23 +11,36 @@ from ..backend.kernels.updates import forget_scratch
 def peak_bytes(make_step) -> int:
     """Peak bytes held during one step: the model, its data and the step's own arrays.
 
-    CPU: tracemalloc (NumPy reports its allocations to it). CuPy: bytes the memory
-    pool holds afterwards (it keeps freed blocks, so this is the step's high-water mark).
+    CPU: tracemalloc (NumPy reports its allocations to it). CuPy: bytes the memory pool holds
+    afterwards (it keeps freed blocks, so this is the step's high-water mark), less what it held
+    before the step was made (the arrays of earlier measurements still alive in this process).
+    Garbage of the making (arrays only a reference cycle holds) is collected first on both.
     """
     gc.collect()
+    pool = _cupy_pool()
+    base = 0
+    if pool is not None:
+        pool.free_all_blocks()
+        base = pool.used_bytes()
     tracemalloc.start()
     try:
         step, backend, model = make_step()
-        pool = backend.xp.get_default_memory_pool() if backend.name == "cupy" else None
+        gc.collect()
         if pool is not None:
             pool.free_all_blocks()
         forget_scratch()  # the update's scratch, made by an earlier step of another model, is counted anew
         tracemalloc.reset_peak()  # forget the host-side initialisation draws
         step()
         backend.synchronize()
-        return int(pool.total_bytes()) if pool is not None else tracemalloc.get_traced_memory()[1]
+        return int(pool.total_bytes()) - base if backend.name == "cupy" else tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def _cupy_pool():
+    """CuPy's default memory pool where a GPU works (a step on it may follow), else None."""
+    from .._compat import cupy, gpu_status
+    return cupy.get_default_memory_pool() if gpu_status(0)[0] else None
 
 
 def allocated_per_step(step, backend, steps=5) -> int:

@@ -16,8 +16,9 @@ from gpubp.bench import conv as lenet
 from gpubp.bench.by_hand import by_hand_step
 from gpubp.bench.kernels import bytes_moved
 from gpubp.bench.mlp import data, gpubp_step, initial_weights, torch_available
-from gpubp.bench.scaling import theoretical_bytes
-from helpers import ROOT
+from gpubp.bench.memory import peak_bytes
+from gpubp.bench.scaling import shape, theoretical_bytes
+from helpers import ROOT, needs_gpu
 
 
 
@@ -350,3 +351,13 @@ def test_gpu_record_stops_at_once_without_a_usable_gpu(tmp_path):
     assert run.returncode == 2 and "no usable GPU" in run.stdout
     record = json.loads((out / "record.json").read_text())
     assert record["gpu_status"] == gpu_status(0)[1] and "tests" not in record
+
+
+@needs_gpu
+def test_peak_bytes_on_a_gpu_leaves_out_what_lives_before():
+    """Was: CuPy's pool total of the whole process, earlier measurements' arrays included."""
+    import gpubp
+    held = gpubp.get_backend("cuda:0").zeros((1 << 22,))  # 16 MiB alive through the measure
+    widths, act, batch = shape(64, 128, 4)
+    peak = peak_bytes(lambda: gpubp_step(widths, act, batch, "cuda:0", planned=True))
+    assert theoretical_bytes(widths, batch) <= peak < held.nbytes
