@@ -185,7 +185,7 @@ def table(result) -> str:
                              "  (one process, alternating rounds: planned/by-hand is their median ratio)")
             allocs = [r.get(k, {}).get("alloc_bytes_per_step") for k in ("gpubp", "gpubp-planned")]
             if None not in allocs:
-                lines.append(f"{'    allocated per step after warm-up':34}{allocs[0] / 1024:8.1f}K{allocs[1] / 1024:8.1f}K"
+                lines.append(f"{'    allocated per step after warm-up':34} {allocs[0] / 1024:7.0f}K {allocs[1] / 1024:7.0f}K"
                              "  (eager, planned: a planned step allocates no array, only NumPy's iterator buffer and Python objects)")
             if "gpubp-graph" in r:
                 graphs = {k: r.get(k, {}) for k in ("gpubp-graph", "torch-graph")}
