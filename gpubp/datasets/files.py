@@ -188,7 +188,9 @@ def _check_header(path, header):
                                 f"header; the CSV needs a header row naming its columns (add one, e.g. x0,x1,...,label)")
     blank = [i + 1 for i, h in enumerate(header) if not h]
     if blank:
-        raise InvalidValueError(f"{path}: column(s) {blank} of the header have no name; every column needs one")
+        index = " (a pandas index column: save with to_csv(..., index=False))" if blank == [1] else ""
+        raise InvalidValueError(f"{path}: column(s) {blank} of the header have no name{index}; every column "
+                                f"needs one")
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise InvalidValueError(f"{path}: the header names the column(s) {repeated} more than once; "

@@ -110,3 +110,11 @@ def test_a_target_named_with_the_spaces_around_it_in_the_header_is_found(tmp_pat
     (tmp_path / "d.csv").write_text(" a , b , label \n1,2,cat\n3,4,dog\n")
     table = load_table(tmp_path / "d.csv", target=" label ")
     assert table.target == "label" and table.features == ["a", "b"] and table.classes == ["cat", "dog"]
+
+
+def test_a_pandas_index_column_is_named_with_the_way_to_save_without_it(tmp_path):
+    """Was: "column(s) [1] of the header have no name" for pandas' to_csv default, its index first."""
+    (tmp_path / "d.csv").write_text(",a,b,label\n0,1,2,cat\n1,3,4,dog\n")
+    with pytest.raises(InvalidValueError, match=r"column\(s\) \[1\] .*no name \(a pandas index column: save with "
+                                                r"to_csv\(\.\.\., index=False\)\)"):
+        load_table(tmp_path / "d.csv", target="label")
