@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
+from .._compat import cupy, gpu_status
 from ..backend.kernels.updates import forget_scratch
 
 
@@ -39,7 +40,6 @@ def peak_bytes(make_step) -> int:
 
 def _cupy_pool():
     """CuPy's default memory pool where a GPU works (a step on it may follow), else None."""
-    from .._compat import cupy, gpu_status
     return cupy.get_default_memory_pool() if gpu_status(0)[0] else None
 
 
