@@ -702,7 +702,6 @@ def asarray(a, dtype=None, order=None, *, blocking=False):
 def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False):
     if isinstance(obj, ndarray):
         return _call(np.array, [obj._a], dict(dtype=dtype, copy=True, order=order, ndmin=ndmin))
-    _check_host_read("a host-to-device copy (cupy.array) on the capturing stream") if False else None
     host = np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin)
     if host.dtype == object:
         raise ValueError("Unsupported dtype object")
