@@ -21,7 +21,7 @@ about what most often breaks a first GPU run, each rule read in CuPy 14's source
   checks of its arguments (arrays on the device, one dtype per type placeholder); a ``RawKernel``
   is gpubp's GEMM, run as ``np.matmul``.
 
-What it cannot do raises FakeLimit (NCCL, other raw kernels, several devices). Installed by
+What it cannot do raises FakeLimit (NCCL across ranks, other raw kernels, several devices). Installed by
 tests/conftest.py when ``GPUBP_FAKE_CUPY=1``; ``tests/backend/test_fake_gpu.py`` runs the gpu-marked
 tests so and holds that every failure there is a FakeLimit.
 """
@@ -854,14 +854,41 @@ cuda.graph = types.ModuleType("cupy.cuda.graph")
 cuda.graph.Graph = Graph
 
 
-class _NoNccl(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise FakeLimit(f"cupy.cuda.nccl.{name}: no NCCL behind this fake")
+class NcclCommunicator:
+    """NCCL of one rank (a sum over one rank leaves a buffer as it is): the NCCL transport's calls,
+    their arguments checked as CuPy's binding takes them (device pointers and counts as ints)."""
+
+    def __init__(self, ndev, commId, rank):
+        if ndev != 1:
+            raise FakeLimit(f"NCCL across {ndev} ranks")
+        if not (isinstance(commId, tuple) and len(commId) == 128) or rank != 0:
+            raise TypeError(f"NcclCommunicator(ndev, commId, rank): got {type(commId).__name__} and rank {rank}")
+        self._open = True
+
+    def _check(self, *ints):
+        if not self._open:
+            raise RuntimeError("NCCL_ERROR_INVALID_ARGUMENT: the communicator was destroyed")
+        for x in ints:
+            if not isinstance(x, (int, np.integer)):
+                raise TypeError(f"an NCCL argument must be an int (a pointer, count or enum), got {type(x).__name__}")
+
+    def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):
+        self._check(sendbuf, recvbuf, count, datatype, op, stream)
+        if sendbuf != recvbuf:
+            raise FakeLimit("an NCCL all-reduce into another buffer")
+
+    def bcast(self, buff, count, datatype, root, stream):
+        self._check(buff, count, datatype, root, stream)
+
+    def destroy(self):
+        self._open = False
 
 
-cuda.nccl = _NoNccl("cupy.cuda.nccl")
+cuda.nccl = types.ModuleType("cupy.cuda.nccl")
+cuda.nccl.available = True
+cuda.nccl.get_unique_id = lambda: tuple(range(128))
+cuda.nccl.NcclCommunicator = NcclCommunicator
+cuda.nccl.NCCL_SUM, cuda.nccl.NCCL_FLOAT32, cuda.nccl.NCCL_FLOAT64 = 0, 7, 8
 if REAL is not None:  # NVRTC needs no GPU: CuPy's own compiler, as on a GPU machine
     cuda.nvrtc, cuda.compiler = REAL.cuda.nvrtc, REAL.cuda.compiler
 else:
