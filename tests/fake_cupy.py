@@ -311,14 +311,7 @@ class ndarray:
         return np.array(self._a, order=order)
 
     def set(self, arr, stream=None):
-        if not isinstance(arr, np.ndarray):
-            raise TypeError("Only numpy.ndarray can be set to cupy.ndarray")
-        if self.dtype != arr.dtype:
-            raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
-        if self.shape != arr.shape:
-            raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
-        if not (self._a.flags.c_contiguous or self._a.flags.f_contiguous):
-            raise RuntimeError("Cannot set to non-contiguous array")
+        check_set(self, arr)
         values = arr.copy()
         _call(np.copyto, [self._a, values], {}, writes=True)
 
@@ -443,6 +436,19 @@ for _name in _BINARY:
 for _name in _COMPARE:
     setattr(ndarray, f"__{_name}__", _binary(_name)[0])
 ndarray.__hash__ = None
+
+
+def check_set(dst, arr):
+    """What ``cupy.ndarray.set`` refuses (cupy/_core/core.pyx): not a NumPy array, another dtype or
+    shape, a destination that is not contiguous."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError("Only numpy.ndarray can be set to cupy.ndarray")
+    if dst.dtype != arr.dtype:
+        raise TypeError(f"{arr.dtype} array cannot be set to {dst.dtype} array")
+    if dst.shape != arr.shape:
+        raise ValueError(f"Shape mismatch. Old shape: {dst.shape}, new shape: {arr.shape}")
+    if not (dst.flags.c_contiguous or dst.flags.f_contiguous):
+        raise RuntimeError("Cannot set to non-contiguous array")
 
 
 class MemoryPointer:

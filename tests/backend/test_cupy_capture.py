@@ -16,6 +16,7 @@ import pytest
 from gpubp._compat import cupy, cupy_import_error, has_cupy
 from gpubp.errors import StateError
 
+from fake_cupy import check_set
 from helpers import needs_gpu
 
 pytestmark = pytest.mark.skipif(not has_cupy, reason=f"CuPy is not installed ({cupy_import_error})")
@@ -95,14 +96,7 @@ class FakeDeviceArray:
         self.flags = type("Flags", (), {"c_contiguous": contiguous, "f_contiguous": False})()
 
     def set(self, arr, stream=None):
-        if not isinstance(arr, np.ndarray):
-            raise TypeError("Only numpy.ndarray can be set to cupy.ndarray")
-        if self.dtype != arr.dtype:
-            raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
-        if self.shape != arr.shape:
-            raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
-        if not (self.flags.c_contiguous or self.flags.f_contiguous):
-            raise RuntimeError("Cannot set to non-contiguous array")
+        check_set(self, arr)  # CuPy's checks, as the CuPy stand-in makes them
         self.values[...] = np.ascontiguousarray(arr)
 
 
