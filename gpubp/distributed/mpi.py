@@ -207,13 +207,16 @@ class Communicator:
         self.mpi.Barrier()
 
     # -- agreement and failure ----------------------------------------------------------
-    def guard(self, what="a step", steps=None):
+    def guard(self, what="a step", steps=None, model=None):
         """A context manager around a rank-local section; at its end every rank learns whether any
         rank raised. If one did, every rank raises the same :class:`RankFailure` naming the lowest
         failing rank and its error (chained to the original where it happened). ``steps`` (fit's
         ``interrupts.Steps``): also whether any rank noted a Ctrl-C; then every rank stops at the
-        end of the step. Costs one 8-byte all-reduce."""
-        return faults.guard(self, what, steps)
+        end of the step. ``model``: also whether its layout (layers, parameter shapes) is the same
+        on every rank, else every rank raises the same MismatchError before a gradient collective.
+        A communicator closed on any rank is a StateError on every rank. Costs one 48-byte
+        all-reduce (see ``faults.guard``)."""
+        return faults.guard(self, what, steps, model)
 
     def check_consistent(self, model=None, optimizer=None, facts=None, data=None, validation=None) -> dict:
         """Refuse, on every rank alike, a run whose ranks differ in gpubp/NumPy/Python/mpi4py versions,
@@ -246,9 +249,9 @@ class Communicator:
     def ready(self) -> None:
         """Refuse, on this rank and before any collective, a communicator that cannot take part in
         one: MPI not initialised or already finalized (a collective would end the process with
-        MPI's own message), or closed. ``fit`` asks once, before its first collective."""
+        MPI's own message). ``fit`` asks once, before its first collective; a communicator closed
+        (on any rank) is refused by that collective, fit's first ``guard``, on every rank alike."""
         mpi_running()
-        self._open()
 
     def _open(self):
         if self.closed:

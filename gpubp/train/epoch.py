@@ -42,11 +42,15 @@ def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
     return ((backend.asarray(idx), global_n) for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
 
 
-def guard(comm, what, steps=None):
+def guard(comm, what, steps=None, model=None):
     """With a communicator, an error on any rank inside the block (a file it cannot read, a bad
     step) stops every rank alike, instead of leaving the others waiting in the next collective;
-    with ``steps``, so does a Ctrl-C that one rank noted (``interrupts``), at the step's end."""
-    return contextlib.nullcontext() if comm is None else comm.guard(what, steps)
+    with ``steps``, so does a Ctrl-C that one rank noted (``interrupts``), at the step's end; with
+    ``model``, so does a model whose layout differs between the ranks (a callback changed it on
+    one), refused before the step's gradient all-reduce."""
+    if comm is None:
+        return contextlib.nullcontext()
+    return comm.guard(what, steps) if model is None else comm.guard(what, steps, model)
 
 
 def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
@@ -60,7 +64,9 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     total, correct, steps = LossSum(data), 0.0, steps or Steps()
     for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
         steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
-        with guard(comm, f"epoch {epoch + 1}, step {step}", steps):
+        # on_batch_end callbacks run inside: the guard's agreement on the model's layout is the
+        # last word before the gradient all-reduce
+        with guard(comm, f"epoch {epoch + 1}, step {step}", steps, model):
             _check_unchanged(model, data)
             model.zero_grad()
             # with a communicator the gradients are this rank's share n_r / B of the global mean,
@@ -133,7 +139,8 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                comm=None, plans=None, first=False, steps=None):
     backend, n = model.backend, X.shape[0]
     t0 = time.perf_counter()
-    _check_unchanged(model, backend_of(X))  # by an on_epoch_begin callback: said before the mode is set
+    with guard(comm, f"the start of epoch {epoch + 1}"):  # on one rank alone it stops every rank
+        _check_unchanged(model, backend_of(X))  # by an on_epoch_begin callback: said before the mode is set
     with _mode(model, True):
         total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
                                     callbacks, comm, plans, snapshot if first else None, steps)

@@ -18,7 +18,9 @@ With a communicator (``deferred(comm)``: every rank of a data-parallel fit) a Ct
 (``noted``), whenever it comes: the next step's ``comm.guard`` tells every rank whether any rank
 noted one, and if so every rank stops at that step's end (``agree``), together; a Ctrl-C that
 reached one rank alone no longer leaves the others waiting in the next collective. A second
-Ctrl-C before that aborts every rank (``comm.abort``).
+Ctrl-C before that aborts every rank (``comm.abort``). Where no such handler is in (fit's argument
+checks, before its steps), ``comm.guard`` defers a Ctrl-C to the end of its section itself, and
+then every rank raises KeyboardInterrupt (``gpubp.distributed.faults``).
 
 The handler is installed only in the main thread and only where SIGINT's handler is Python's own
 (``signal.default_int_handler``) or an outer fit's: a fit run inside another's callback defers to
