@@ -158,19 +158,22 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         settings = None if comm is None else _run_settings(
             loss, epochs, batch_size, shuffle, seed, tol, patience, restore_best, checkpoint_every, sched, start,
             history)
-    if comm is not None:  # every rank holds the same data and settings, and starts from rank 0's model and optimizer
-        to_host = model.backend.to_numpy
-        with as_given:
-            comm.check_consistent(model, optimizer, facts={"fit settings": settings},
-                                  data=(to_host(Xd), to_host(yd)), validation=val and tuple(map(to_host, val)))
-        comm.broadcast_training_state_(model, optimizer)
-    seed = 0 if seed is None else seed
-    root = comm is None or comm.is_root
-    bar, snapshot = Progress(epochs, progress if root else False), None
-    keeper = _BestKeeper(optimizer) if restore_best else None
-    if keeper is not None and start:
-        keeper.resumed(model, history, resume_from)
-    plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
+    # up to the first step, a failure or a Ctrl-C on one rank stops every rank alike (not one rank alone
+    # while the others wait in a collective)
+    with guard(comm, "starting the run"):
+        if comm is not None:  # every rank holds the same data and settings, and starts from rank 0's model and optimizer
+            to_host = model.backend.to_numpy
+            with as_given:
+                comm.check_consistent(model, optimizer, facts={"fit settings": settings},
+                                      data=(to_host(Xd), to_host(yd)), validation=val and tuple(map(to_host, val)))
+            comm.broadcast_training_state_(model, optimizer)
+        seed = 0 if seed is None else seed
+        root = comm is None or comm.is_root
+        bar, snapshot = Progress(epochs, progress if root else False), None
+        keeper = _BestKeeper(optimizer) if restore_best else None
+        if keeper is not None and start:
+            keeper.resumed(model, history, resume_from)
+        plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
     marks, epoch = None, start  # marks: the history's lengths at the start of an epoch not yet whole
     try:
         # every label was checked once, above (no sync per batch); NaN/Inf is checked after each epoch and

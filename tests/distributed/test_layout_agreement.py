@@ -61,7 +61,9 @@ def test_a_communicator_closed_on_one_rank_is_refused_on_every_rank(tmp_path, ca
                               f"{where}; every rank stopped"), message
 
 
-def test_a_ctrl_c_during_fits_checks_on_one_rank_interrupts_every_rank(tmp_path):
-    """Was: KeyboardInterrupt on rank 1 alone, out of fit's checks, while rank 0 waited in their guard."""
-    kind, message = run(tmp_path, "interrupt")
+@pytest.mark.parametrize("case", ["interrupt", "interrupt-start"])
+def test_a_ctrl_c_during_fits_checks_on_one_rank_interrupts_every_rank(tmp_path, case):
+    """Was: KeyboardInterrupt on rank 1 alone, out of fit's checks (or out of its start, while it made its
+    step plans), while rank 0 waited in their guard (or in the first step's)."""
+    kind, message = run(tmp_path, case)
     assert kind == "KeyboardInterrupt", message

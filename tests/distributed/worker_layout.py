@@ -7,7 +7,8 @@ closed its own), which must still work and agree.
 Cases (what the last rank does): ``insert`` a layer in ``on_epoch_begin`` of epoch 2;
 ``widen`` replaces the first two Dense layers by wider ones in ``on_batch_end`` of step 1;
 ``retype`` moves the model to float32 in ``on_batch_end`` of step 1; ``move`` does so in
-``on_epoch_begin`` of epoch 2; ``interrupt`` gets a SIGINT during fit's argument checks; ``close``
+``on_epoch_begin`` of epoch 2; ``interrupt`` gets a SIGINT during fit's argument checks,
+``interrupt-start`` while fit makes its step plans, after the ranks were compared; ``close``
 closes its communicator before fit; ``close-mid`` closes it in ``on_epoch_end`` of epoch 1.
 """
 import importlib
@@ -69,10 +70,23 @@ def interrupt_the_checks(comm):
     return lambda: setattr(fit_module, "_prepare", prepare)
 
 
+def interrupt_the_start(comm):
+    """The last rank gets a SIGINT while fit makes its step plans (after the ranks were compared)."""
+    plans = fit_module.PlanCache
+
+    def interrupted(*args, **kwargs):
+        if comm.rank == comm.size - 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return plans(*args, **kwargs)
+
+    fit_module.PlanCache = interrupted
+    return lambda: setattr(fit_module, "PlanCache", plans)
+
+
 def main():
     case, out = sys.argv[1], sys.argv[2]
     comm = world()
-    undo = interrupt_the_checks(comm) if case == "interrupt" else None
+    undo = {"interrupt": interrupt_the_checks, "interrupt-start": interrupt_the_start}.get(case, lambda c: None)(comm)
     if case == "close" and comm.rank == comm.size - 1:
         comm.close()
     try:
