@@ -895,8 +895,9 @@ cuda.nccl.available = True
 cuda.nccl.get_unique_id = lambda: tuple(range(128))
 cuda.nccl.NcclCommunicator = NcclCommunicator
 cuda.nccl.NCCL_SUM, cuda.nccl.NCCL_FLOAT32, cuda.nccl.NCCL_FLOAT64 = 0, 7, 8
-if REAL is not None:  # NVRTC needs no GPU: CuPy's own compiler, as on a GPU machine
+if REAL is not None:  # NVRTC needs no GPU: CuPy's own compiler, as on a GPU machine (and what it reads)
     cuda.nvrtc, cuda.compiler = REAL.cuda.nvrtc, REAL.cuda.compiler
+    module._environment = REAL._environment
 else:
     cuda.nvrtc = types.ModuleType("cupy.cuda.nvrtc")
     cuda.nvrtc.getVersion = lambda: (13, 0)
@@ -915,6 +916,6 @@ def install():
     """Put this fake where ``import cupy`` finds it (before gpubp is imported)."""
     if "gpubp" in sys.modules:
         raise RuntimeError("install the fake CuPy before gpubp is imported")
-    for name in [n for n in sys.modules if n == "cupy" or n.startswith(("cupy.", "cupyx", "cupy_backends"))]:
+    for name in [n for n in sys.modules if n == "cupy" or n.startswith(("cupy.", "cupyx"))]:
         del sys.modules[name]
     sys.modules.update(SUBMODULES)
