@@ -87,15 +87,19 @@ class Dropout(Layer):
                              + ", ".join(f"{k} {v.dtype} of shape {v.shape}" for k, v in bad.items()))
         return {k: _counter(f"Dropout {k}", int(v)) for k, v in values.items()}
 
-    def reset_parameters(self, rng):
-        """seed from a child of ``rng``'s seed sequence (the model's seed), step = 0; no draw from ``rng``."""
+    def drawn_arrays(self, rng, prefix=""):
+        """What ``reset_parameters(rng)`` sets, nothing set yet: a seed from a child of ``rng``'s seed
+        sequence (the model's seed; no draw from ``rng``) and step 0; no arrays."""
         _checks.generator("Dropout.reset_parameters: rng", rng)
         try:
             child = rng.bit_generator.seed_seq.spawn(1)[0]
-            self.seed = int(child.generate_state(1, np.uint32)[0])
+            seed = int(child.generate_state(1, np.uint32)[0])
         except (AttributeError, NotImplementedError):  # NumPy < 1.25, or a generator without a seed sequence
-            self.seed = int(rng.integers(2**32))
-        self.step = 0
+            seed = int(rng.integers(2**32))
+        return {"parameter": None, "gradient": None, "buffer": {}, "seed": seed}
+
+    def _take_drawn(self, arrays):
+        self.seed, self.step = arrays["seed"], 0
 
     def reset_replaces(self) -> str:
         """"seed and step" unless they are a new Dropout's (the default seed 0, step 0)."""

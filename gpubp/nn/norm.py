@@ -80,10 +80,11 @@ class BatchNorm(Layer):
     def parameter_shapes(self):
         return {"gamma": (self.num_features,), "beta": (self.num_features,)}
 
-    def reset_parameters(self, rng):
-        """gamma = 1, beta = 0 (``rng`` is not drawn from)."""
-        C, xp = self.num_features, self.backend.xp
-        self._set_parameters({"gamma": xp.ones((C,), dtype=self.backend.dtype), "beta": self.backend.zeros((C,))})
+    def drawn_parameters(self, rng, prefix=""):
+        """gamma = 1, beta = 0 (``rng`` is not drawn from); nothing set (``Layer.drawn_arrays``)."""
+        C = self.num_features
+        with self.backend.activate():
+            return {"gamma": self.backend.xp.ones((C,), dtype=self.backend.dtype), "beta": self.backend.zeros((C,))}
 
     def output_shape(self, shape):
         """``shape`` itself when it is (N, C) or (N, C, H, W) with C = num_features and, in
