@@ -129,13 +129,12 @@ def _account(a):
 
 # ---------------------------------------------------------------- arrays
 
-def _unwrap(x, where="operand"):
-    """The NumPy array behind a fake one; a host array where CuPy refuses it is refused the same way."""
+def _unwrap(x):
+    """The NumPy array behind a fake one; a host array or a list, which CuPy refuses as an operand,
+    is refused the same way."""
     if isinstance(x, ndarray):
         return x._a
-    if isinstance(x, np.ndarray):
-        raise TypeError(f"Unsupported type {type(x)}")
-    if isinstance(x, (list, tuple)) and where == "operand":
+    if isinstance(x, (np.ndarray, list, tuple)):
         raise TypeError(f"Unsupported type {type(x)}")
     return x
 
@@ -315,34 +314,6 @@ class ndarray:
         values = arr.copy()
         _call(np.copyto, [self._a, values], {}, writes=True)
 
-    def item(self, *args):
-        _check_host_read("ndarray.item")
-        return self._a.item(*args)
-
-    def tolist(self):
-        _check_host_read("ndarray.tolist")
-        return self._a.tolist()
-
-    def __float__(self):
-        _check_host_read("float()")
-        return float(self._a)
-
-    def __int__(self):
-        _check_host_read("int()")
-        return int(self._a)
-
-    def __index__(self):
-        _check_host_read("an index")
-        return self._a.__index__()
-
-    def __bool__(self):
-        _check_host_read("bool()")
-        return bool(self._a)
-
-    def __complex__(self):
-        _check_host_read("complex()")
-        return complex(self._a)
-
     def __len__(self):
         return len(self._a)
 
@@ -410,24 +381,29 @@ class ndarray:
 def _binary(name):
     op = getattr(np.ndarray, f"__{name}__")
 
-    def forward(self, other):
-        if isinstance(other, np.ndarray):
-            raise TypeError(f"Unsupported type {type(other)}")
+    def forward(self, other):  # _unwrap refuses a host array as CuPy does
         return _call(op, [self._a, _unwrap(other)], {})
 
     def reflected(self, other):
-        if isinstance(other, np.ndarray):
-            raise TypeError(f"Unsupported type {type(other)}")
         return _call(getattr(np.ndarray, f"__r{name}__"), [self._a, _unwrap(other)], {})
 
     def inplace(self, other):
-        if isinstance(other, np.ndarray):
-            raise TypeError(f"Unsupported type {type(other)}")
         _call(getattr(np.ndarray, f"__i{name}__"), [self._a, _unwrap(other)], {}, writes=True)
         return self
     return forward, reflected, inplace
 
 
+def _host_read(name):
+    """A method that reads values to the host (refused while a stream captures), as NumPy's."""
+    def read(self, *args):
+        _check_host_read(f"ndarray.{name}")
+        return getattr(self._a, name)(*args)
+    read.__name__ = name
+    return read
+
+
+for _name in ("item", "tolist", "__float__", "__int__", "__index__", "__bool__", "__complex__"):
+    setattr(ndarray, _name, _host_read(_name))
 for _name in _BINARY:
     _f, _r, _i = _binary(_name)
     setattr(ndarray, f"__{_name}__", _f)

@@ -57,36 +57,27 @@ class Change:
             self.comm.close()
 
 
-def interrupt_the_checks(comm):
-    """The last rank gets a SIGINT while fit checks its arguments (in ``_prepare``, inside the guard)."""
-    prepare = fit_module._prepare
+def interrupt_in(name):
+    """The last rank gets a SIGINT when fit calls its ``name``: ``_prepare`` (fit's argument checks,
+    inside their guard) or ``PlanCache`` (its step plans, after the ranks were compared)."""
+    def patch(comm):
+        original = getattr(fit_module, name)
 
-    def interrupted(*args, **kwargs):
-        if comm.rank == comm.size - 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return prepare(*args, **kwargs)
+        def interrupted(*args, **kwargs):
+            if comm.rank == comm.size - 1:
+                os.kill(os.getpid(), signal.SIGINT)
+            return original(*args, **kwargs)
 
-    fit_module._prepare = interrupted
-    return lambda: setattr(fit_module, "_prepare", prepare)
-
-
-def interrupt_the_start(comm):
-    """The last rank gets a SIGINT while fit makes its step plans (after the ranks were compared)."""
-    plans = fit_module.PlanCache
-
-    def interrupted(*args, **kwargs):
-        if comm.rank == comm.size - 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return plans(*args, **kwargs)
-
-    fit_module.PlanCache = interrupted
-    return lambda: setattr(fit_module, "PlanCache", plans)
+        setattr(fit_module, name, interrupted)
+        return lambda: setattr(fit_module, name, original)
+    return patch
 
 
 def main():
     case, out = sys.argv[1], sys.argv[2]
     comm = world()
-    undo = {"interrupt": interrupt_the_checks, "interrupt-start": interrupt_the_start}.get(case, lambda c: None)(comm)
+    undo = {"interrupt": interrupt_in("_prepare"), "interrupt-start": interrupt_in("PlanCache")}.get(
+        case, lambda c: None)(comm)
     if case == "close" and comm.rank == comm.size - 1:
         comm.close()
     try:
