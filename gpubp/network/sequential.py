@@ -34,6 +34,10 @@ class Sequential(ModelState):
     backend = _checks.Checked(_checks.instance, kind=Backend, hint="move a model with model.to(device)")
 
     def __init__(self, layers, backend=None, dtype=None, seed=0):
+        if any(isinstance(a, Layer) for a in (backend, dtype, seed)):  # PyTorch's nn.Sequential(a, b, ...)
+            given = ", ".join(repr(a) for a in (layers, backend, dtype, seed) if isinstance(a, Layer))
+            raise InvalidValueError(f"Sequential takes its layers as one list, got them as separate arguments; "
+                                    f"write Sequential([{given}, ...])")
         self.layers = layers
         self.observers = []
         self._chain = None  # (input shape, layers, their modes) that _check_chain last passed

@@ -112,7 +112,10 @@ class Conv2D(Layer):
         """(N, out_channels, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if they do not fit."""
         OH, OW = output_size(self, shape, self.kernel_size, self.stride, self.padding)  # shape is 4 numbers now
         if shape[1] != self.in_channels:
-            raise ShapeError(f"{self!r} expects {self.in_channels} input channels (NCHW), got shape {tuple(shape)}")
+            hint = (f" (channels last? NumPy's X.transpose(0, 3, 1, 2) makes NHWC images NCHW)"
+                    if shape[3] == self.in_channels else "")
+            raise ShapeError(f"{self!r} expects {self.in_channels} input channels (NCHW), got shape "
+                             f"{tuple(shape)}{hint}")
         return shape[0], self.out_channels, OH, OW
 
     def forward(self, X, out=None):

@@ -172,6 +172,9 @@ def test_bad_inputs_name_the_layer():
         layer(np.zeros((2, 27)))
     with pytest.raises(gpubp.ShapeError, match=r"Conv2D\(3, 4, .*\) expects 3 input channels .*\(2, 1, 5, 5\)"):
         layer(np.zeros((2, 1, 5, 5)))
+    with pytest.raises(gpubp.ShapeError, match=r"got shape \(2, 5, 5, 3\) \(channels last\? NumPy's "
+                                               r"X.transpose\(0, 3, 1, 2\) makes NHWC images NCHW\)"):
+        layer(np.zeros((2, 5, 5, 3)))
     with pytest.raises(gpubp.ShapeError, match=r"the 3x3 window is larger than the padded input 3x2"):
         Conv2D(3, 4, 3, padding=(1, 0), backend="cpu")(np.zeros((1, 3, 1, 2), np.float32))
     with pytest.raises(gpubp.StateError, match="Conv2D.backward called before forward"):

@@ -240,3 +240,13 @@ def test_a_model_s_backend_and_observers_set_later_are_checked(name, value, word
     with pytest.raises(InvalidValueError, match="Dense backend must be a gpubp Backend, got a str"):
         model.layers[0].backend = "cpu"
     model.forward(np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_layers_given_as_separate_arguments_are_named(count):
+    """PyTorch's ``nn.Sequential(a, b, ...)``: the second layer landed in ``backend`` and the first
+    was refused as "one layer"; now the message says the layers came separately and shows them."""
+    layers = [gpubp.Dense(2, 3), gpubp.ReLU(), gpubp.Dense(3, 1), gpubp.Sigmoid()][:count]
+    with pytest.raises(InvalidValueError, match="takes its layers as one list, got them as separate arguments; "
+                                                r"write Sequential\(\[Dense\(2, 3\), ReLU\(\)"):
+        gpubp.Sequential(*layers)
