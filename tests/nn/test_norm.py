@@ -248,7 +248,7 @@ def test_config_repr_roundtrip():
     (dict(num_features=2.5), gpubp.InvalidValueError, "BatchNorm num_features"),
     (dict(eps=0), gpubp.InvalidValueError, "BatchNorm eps must be a finite number > 0"),
     (dict(momentum=1.5), gpubp.InvalidValueError, "BatchNorm momentum must be a finite number >= 0 and <= 1"),
-    (dict(momentum=None), gpubp.InvalidValueError, "BatchNorm momentum"),
+    (dict(momentum="0.1"), gpubp.InvalidValueError, "BatchNorm momentum must be a finite number"),
 ])
 def test_bad_arguments(kwargs, error, words):
     with pytest.raises(error, match=words):
