@@ -7,6 +7,7 @@ the same rate.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 from ._checks import Checked, integer, number
@@ -67,8 +68,20 @@ class Cosine(Schedule):
     def __init__(self, lr, total_epochs, min_lr=0.0):
         super().__init__(lr)
         self.total_epochs, self.min_lr = total_epochs, min_lr
-        if self.min_lr > self.lr:
-            raise InvalidValueError(f"min_lr must be in [0, lr] = [0, {self.lr}], got {min_lr!r}")
+
+    def __setattr__(self, name, value):
+        """``lr`` and ``min_lr`` set later keep min_lr <= lr, as when made (a min_lr above lr makes
+        the rate rise); a refused one leaves the schedule as it was. Lower both min_lr first."""
+        before = self.__dict__.get(name)
+        super().__setattr__(name, value)  # the setting's own check (``Checked``)
+        lr, min_lr = self.__dict__.get("lr"), self.__dict__.get("min_lr")
+        if name in ("lr", "min_lr") and lr is not None and min_lr is not None and min_lr > lr:
+            self.__dict__[name] = before
+            if before is None:
+                del self.__dict__[name]
+            if name == "min_lr":
+                raise InvalidValueError(f"Cosine min_lr must be in [0, lr] = [0, {lr:g}], got {value!r}")
+            raise InvalidValueError(f"Cosine lr must be >= min_lr = {min_lr:g}, got {value!r}; lower min_lr first")
 
     def rate(self, epoch):
         progress = min(epoch, self.total_epochs) / self.total_epochs
@@ -86,7 +99,7 @@ def get_schedule(name, lr, epochs):
     (``step_size = max(1, epochs // 3)``); "cosine": from ``lr`` to 0 over ``epochs``.
     """
     if callable(name):
-        return name
+        return _takes_epoch(name)
     if name is not None and not isinstance(name, str):
         raise InvalidValueError(f"schedule must be one of {', '.join(SCHEDULES)} or a callable epoch -> lr, "
                                 f"got a {type(name).__name__}")
@@ -100,3 +113,16 @@ def get_schedule(name, lr, epochs):
         return StepDecay(lr, max(1, epochs // 3))
     return Cosine(lr, epochs)
 
+
+
+def _takes_epoch(schedule):
+    """``schedule`` when it can be called with one epoch (refused before training, not at the
+    first epoch with a TypeError of its own)."""
+    try:
+        inspect.signature(schedule).bind(0)
+    except TypeError:
+        raise InvalidValueError(f"schedule must be a callable epoch -> lr, taking one argument (the epoch); "
+                                f"{schedule!r:.80} takes {inspect.signature(schedule)}") from None
+    except ValueError:  # no signature to read (a builtin): called as it is
+        pass
+    return schedule

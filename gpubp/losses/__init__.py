@@ -14,11 +14,13 @@ LOSSES = {"mse": MSE, "bce": BinaryCrossEntropy, "binary_cross_entropy": BinaryC
 
 
 def get_loss(loss) -> Loss:
-    """A Loss instance from a name or an instance."""
+    """A Loss instance from a name (in any case) or an instance."""
     if isinstance(loss, Loss):
         return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        raise InvalidValueError(f"loss: got the class {loss.__name__}; pass an instance, {loss.__name__}()")
     try:
-        return LOSSES[loss]()
+        return LOSSES[loss.lower() if isinstance(loss, str) else loss]()  # any case, as optimizers and schedules
     except (KeyError, TypeError):  # TypeError: an unhashable value such as a list
         raise InvalidValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None
 

@@ -34,9 +34,10 @@ class Optimizer:
 
     def __init__(self, lr, **hyper):
         self.lr = _positive("lr", lr)
-        self._hyper = Hyperparameters(type(self), hyper)  # checked by the subclass's constructor
+        self._hyper = Hyperparameters(type(self), hyper, self._hyper_changed)  # checked by the subclass's constructor
         self.t, self._prepared, self._loaded = 0, None, False
         self.state: dict = {}
+        self._slot_names = tuple(self.slots)  # the slots the state is kept in (``_hyper_changed``)
 
     @property
     def lr(self) -> float:
@@ -60,14 +61,33 @@ class Optimizer:
     @property
     def hyper(self) -> dict:
         """The rule's hyperparameters but ``lr`` (``{"momentum": 0.9, ...}``): one set later is checked
-        as the constructor checks it (``Hyperparameters``), and the next step uses it."""
+        as the constructor checks it (``Hyperparameters``), and the next step uses it, also one that
+        changes the slots the rule keeps (``_hyper_changed``)."""
         return self._hyper
 
     @hyper.setter
     def hyper(self, hyper) -> None:
         if not isinstance(hyper, dict):
             raise InvalidValueError(f"{type(self).__name__} hyper must be a dict of hyperparameters, got {hyper!r:.80}")
-        self._hyper = construct(type(self), hyper).hyper  # checked by a fresh optimizer's constructor
+        checked = construct(type(self), hyper).hyper  # checked by a fresh optimizer's constructor
+        self._hyper = Hyperparameters(type(self), checked, self._hyper_changed)
+        self._hyper_changed()
+
+    def _hyper_changed(self) -> None:
+        """The state follows a hyperparameter that changes the rule's slots between steps (SGD's
+        momentum set from 0, or to 0; RMSprop's ``centered`` or ``momentum``; Adam's ``amsgrad``): a
+        slot the rule no longer keeps is dropped (PyTorch ignores it), one it now keeps starts at
+        zeros at the next step (the moments already kept are kept). SGD's new momentum buffer so
+        starts at (1 - dampening) g, where PyTorch's starts at g; the same for dampening 0."""
+        old, new = getattr(self, "_slot_names", None), tuple(self.slots)
+        if old is None or old == new:
+            return
+        for slots in self._state.values():
+            for slot in set(slots) - set(new):
+                del slots[slot]
+        self._added = (getattr(self, "_added", set()) | set(new) - set(old)) & set(new)
+        self._slot_names = new
+        self._prepared = None
 
     @property
     def state(self) -> dict:
@@ -78,6 +98,7 @@ class Optimizer:
     def state(self, state: dict) -> None:
         self._state = SlotState(slots_by_parameter(state), self._unbind)  # a slot set later unbinds too
         self._prepared = None  # the slots ``prepare`` found are no longer these
+        self._added = set()  # slots a hyperparameter change added, made at the next step (none in state set here)
         self._owner = None  # the model these slots belong to: the next one stepped
 
     def _unbind(self) -> None:
@@ -92,8 +113,10 @@ class Optimizer:
 
     def __setstate__(self, d):
         self.__dict__.update(d)
-        self._hyper = Hyperparameters(type(self), d["_hyper"])  # checked again when set
+        self._hyper = Hyperparameters(type(self), d["_hyper"], self._hyper_changed)  # checked again when set
+        added = d.get("_added", set())
         self.state = d["_state"]  # its slots tracked again
+        self._added, self._slot_names = set(added), tuple(self.slots)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper}.items())
@@ -144,7 +167,7 @@ class Optimizer:
             scalars = backend.zeros(len(self.kernel.scalars))
             views = [scalars[i, ...] for i in range(scalars.size)]  # 0-d views, read at each launch
             runs = [backend.bind(self.kernel, grad, *views, param, *slots) for grad, param, slots in work]
-        self._owner, self._loaded = weakref.ref(model), False
+        self._owner, self._loaded, self._added = weakref.ref(model), False, set()  # every added slot made
         return Updates(scalars, layers, runs, [a for grad, param, slots in work for a in (grad, param, *slots)])
 
     def _check_state_names(self, params) -> None:
@@ -212,9 +235,9 @@ class Optimizer:
                   for name, a in arrays.items()]
         for name, param in params.items():
             state = self._state.get(name)
-            if state is None:
+            if not state:  # none, or {}: nothing made yet (PyTorch's empty state), made at this step
                 continue
-            if set(state) != set(self.slots):
+            if not set(state) <= set(self.slots) or set(self.slots) - set(state) - self._added:
                 raise InvalidValueError(f"{kind} state {name} has slots {sorted(map(str, state))}, {kind} keeps "
                                         f"{list(self.slots)}; set optimizer.state = {{}} to start afresh")
             for slot, arr in state.items():
@@ -232,6 +255,9 @@ class Optimizer:
         state = self._state.get(name)
         if state is None:
             state = self._state[name] = {s: backend.zeros(param.shape) for s in self.slots}
+        for slot in self.slots:
+            if slot not in state:  # one a hyperparameter change added (``_hyper_changed``)
+                state[slot] = backend.zeros(param.shape)
         for slot, arr in state.items():
             if not backend.is_own(arr) or arr.dtype != backend.dtype:
                 state[slot] = backend.asarray(arr)  # the model moved: its state follows it
@@ -239,8 +265,11 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """Host copy of everything needed to continue exactly: type, hyperparameters, t, state."""
-        return {"type": type(self).__name__, "hyper": {"lr": self.lr, **self.hyper}, "t": self.t,
-                "state": {n: {s: np.array(to_host(a)) for s, a in st.items()} for n, st in self.state.items()}}
+        state = {n: {s: np.array(to_host(a)) for s, a in st.items()} for n, st in self.state.items()}
+        for slots in state.values():  # slots a hyperparameter change added, not made yet: their zeros
+            for slot in self._added - set(slots) if slots else ():
+                slots[slot] = np.zeros_like(next(iter(slots.values())))
+        return {"type": type(self).__name__, "hyper": {"lr": self.lr, **self.hyper}, "t": self.t, "state": state}
 
     def load_state_dict(self, d: dict, backend) -> None:
         """Restore ``state_dict()`` output onto ``backend`` (a Backend or a device spec), exactly.

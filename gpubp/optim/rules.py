@@ -138,6 +138,8 @@ def get_optimizer(opt="adam", **kw) -> Optimizer:
     """An optimizer by name (keyword arguments go to its constructor), or an instance unchanged."""
     if isinstance(opt, Optimizer):
         return opt
+    if isinstance(opt, type) and issubclass(opt, Optimizer):
+        raise InvalidValueError(f"optimizer: got the class {opt.__name__}; pass an instance, {opt.__name__}()")
     name = str(opt).lower()
     try:
         factory = OPTIMIZERS[name]

@@ -45,11 +45,12 @@ def slots_by_parameter(state, what="optimizer state") -> dict:
 class Hyperparameters(dict):
     """An optimizer's hyperparameters (``optimizer.hyper``), checked whenever one is set, later as
     at construction, by building an optimizer of the same class from them: ``hyper["beta1"] = 1.5``
-    is refused (as ``Adam(betas=(1.5, 0.999))`` is), never stepped with. None can be removed."""
+    is refused (as ``Adam(betas=(1.5, 0.999))`` is), never stepped with. None can be removed.
+    ``changed()`` (the optimizer's) is called after a change is taken."""
 
-    def __init__(self, cls, items):
+    def __init__(self, cls, items, changed=None):
         super().__init__(items)
-        self._cls = cls
+        self._cls, self._changed = cls, changed
 
     def __setitem__(self, key, value):
         self.update({key: value})
@@ -65,6 +66,8 @@ class Hyperparameters(dict):
         except InvalidValueError as exc:
             raise InvalidValueError(f"{self._cls.__name__}.hyper: {exc}") from None
         dict.update(self, fresh.hyper)
+        if self._changed is not None:
+            self._changed()
 
     def setdefault(self, key, default=None):
         if key not in self:
@@ -160,7 +163,7 @@ def checked_state(d, cls) -> dict:
     state = slots_by_parameter(d["state"], "optimizer state: state")
     host = {}
     for pname, st in state.items():  # SGD's slots depend on its momentum
-        if set(st) != set(fresh.slots):
+        if st and set(st) != set(fresh.slots):  # {}: nothing made yet (SGD's momentum set from 0)
             raise InvalidValueError(f"saved state of {pname} has slots {sorted(st)}, "
                                     f"{name} keeps {list(fresh.slots)}")
         host[pname] = {slot: to_host(a) for slot, a in st.items()}
