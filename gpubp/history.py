@@ -135,11 +135,16 @@ class EpochLog:
             raise InvalidValueError(f"EpochLog.on_epoch_end: epoch {epoch} is not in the history, which holds "
                                     f"{history.epochs} epoch(s)")
         h, name = history, history.metric_name
+        missing = [f for f in ("lr", "epoch_time", "samples_per_sec") if len(getattr(h, f)) <= epoch]
+        if missing:  # a History made by hand: said, not an IndexError
+            raise InvalidValueError(f"EpochLog.on_epoch_end: the history has no {', '.join(missing)} for epoch {epoch} "
+                                    f"(each per-epoch list needs an entry per epoch of loss)")
         row = {"epoch": epoch + 1, "loss": h.loss[epoch]}
         for key, values in ((name, h.metric), ("val_loss", h.val_loss), (f"val_{name}", h.val_metric)):
             if key and len(values) > epoch:
                 row[key] = values[epoch]
         row.update(lr=h.lr[epoch], seconds=h.epoch_time[epoch], samples_per_sec=h.samples_per_sec[epoch])
+        row.update({k: float(v) for k, v in row.items() if k != "epoch"})  # NumPy numbers too (JSON takes floats)
         try:
             self._write(self._line(row), epoch)
         except OSError as exc:

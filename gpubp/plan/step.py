@@ -188,7 +188,7 @@ class StepPlan:
     def __repr__(self):
         rows = [("input X", self.X), ("targets y", self.y)]
         rows += [(f"layer {i} {layer!r} output", out) for i, (layer, out) in
-                 enumerate(zip(self.model.layers, self.outputs)) if out is not None]
+                 enumerate(zip(self._layers, self.outputs)) if out is not None]  # the layers it was made for
         rows += [(f"deltas (pool {k} of 2)", pool) for k, pool in enumerate(self._pools)]
         rows += [(f"loss {type(self.loss).__name__} {name}", a) for name, a in self.work.items()]
         lines = [f"StepPlan({type(self.loss).__name__}, {type(self.optimizer).__name__}, batch "
@@ -199,6 +199,9 @@ class StepPlan:
                   for name, a in rows]
         lines.append(f"  (layer outputs, deltas and the loss's work but its value lie in one arena of "
                      f"{_kib(self.arena.nbytes)}, the update's scratch once the backward pass is over)")
+        problem = self.stale()
+        if problem:  # its steps are refused: said where it is shown
+            lines.append(f"  stale: {problem} since the plan was made; make a new plan")
         return "\n".join(lines)
 
     @property
@@ -313,7 +316,9 @@ class StepPlan:
         """Refuse ``a`` unless it is an array on the plan's device with the dtype and shape of ``buffer``
         (with ``any_rows``, its shape per sample: the whole data a batch is gathered from)."""
         if not self.backend.is_own(a):
-            raise DeviceError(f"StepPlan: {name} is a {type(a).__name__}, not an array on {self.backend.device}; "
+            where = {"numpy": "NumPy ", "cupy": "CuPy "}.get(type(a).__module__.split(".")[0], "")
+            kind = f"{where}{type(a).__name__}"  # a NumPy ndarray is not a CuPy one
+            raise DeviceError(f"StepPlan: {name} is a {kind}, not an array on {self.backend.device}; "
                               f"move it with model.backend.asarray")
         want, made = tuple(buffer.shape), f"{tuple(buffer.shape)}; make a plan for this batch"
         if any_rows:
