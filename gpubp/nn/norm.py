@@ -29,8 +29,9 @@ class BatchNorm(Layer):
 
     Batch statistics: mu and var are the batch mean and *biased* variance over the m = N (H W)
     values of each channel. They are used in training, and in eval too with
-    ``track_running_stats=False`` (no running estimates are kept then). Otherwise each training
-    batch moves the running estimates by PyTorch's rule, and eval normalises by them::
+    ``track_running_stats=False`` (no running estimates are kept then; eval takes one value per
+    channel, x_hat = 0, which PyTorch refuses: fit probes a model with one sample). Otherwise each
+    training batch moves the running estimates by PyTorch's rule, and eval normalises by them::
 
         running_mean = (1 - k) running_mean + k mu
         running_var  = (1 - k) running_var  + k var m / (m - 1)      (unbiased)
@@ -110,7 +111,8 @@ class BatchNorm(Layer):
         return {"gamma": (self.num_features,), "beta": (self.num_features,)} if self.affine else {}
 
     def drawn_parameters(self, rng, prefix=""):
-        """gamma = 1, beta = 0 (``rng`` is not drawn from), none with affine=False; nothing set (``Layer.drawn_arrays``)."""
+        """gamma = 1, beta = 0 (``rng`` is not drawn from; none with affine=False); nothing set
+        (``Layer.drawn_arrays``)."""
         if not self.affine:
             return {}
         C = self.num_features
