@@ -152,6 +152,11 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         # the schedule starts from the run's initial lr, also when resuming
         first_lr = lr if lr is not None else (history.lr[0] if history.lr else optimizer.lr)
         sched = get_schedule(schedule, first_lr, epochs) if schedule is not None else None
+        if lr is not None and callable(schedule):  # the schedule sets every rate: an lr it does not start at is ignored
+            start_lr = _scheduled_lr(sched, 0)
+            if not np.isclose(start_lr, lr, rtol=1e-6, atol=0):
+                raise InvalidValueError(f"fit: lr={lr:g} but the schedule {schedule!r:.60} starts at {start_lr:g}, "
+                                        f"and it sets every epoch's rate: leave lr out, or start the schedule at it")
         if sched is None:
             _checks.number("fit: the optimizer's lr", optimizer.lr, low=0, low_open=True)
         _refuse_nonfinite_start(model, optimizer)
@@ -241,6 +246,7 @@ class _AsGiven:
 
     def __init__(self, model, optimizer, resume_from):
         self.model, self.optimizer, self.given = model, optimizer, None
+        self.lr = getattr(optimizer, "lr", None)  # fit's lr sets it before the last checks
         if resume_from is not None:
             self.given = ({k: v.copy() for k, v in model.parameters().items()},
                           {k: v.copy() for k, v in model.buffers().items()},
@@ -250,6 +256,8 @@ class _AsGiven:
         return self
 
     def __exit__(self, kind, exc, tb):
+        if exc is not None and self.lr is not None:
+            self.optimizer.lr = self.lr
         if exc is not None and self.given is not None:
             params, buffers, opt = self.given
             self.model.load_parameters(params)

@@ -163,3 +163,22 @@ def test_names_in_capitals_and_classes_for_instances():
         gpubp.losses.get_loss(MSE)
     with pytest.raises(InvalidValueError, match=r"the class Adam; pass an instance, Adam\(\)"):
         get_optimizer(Adam)
+
+
+def test_fit_refuses_an_lr_its_schedule_would_ignore_and_keeps_the_optimizer_as_given():
+    X, y = np.ones((8, 3), np.float32), np.ones((8, 2), np.float32)
+    model, opt = gpubp.Sequential([gpubp.Dense(3, 2)], seed=0), SGD(lr=0.5)
+    before = model.parameters()["0.W"].copy()
+    with pytest.raises(InvalidValueError, match=r"fit: lr=0.01 but the schedule Cosine\(lr=0.1.* starts at 0.1"):
+        gpubp.fit(model, X, y, loss="mse", optimizer=opt, lr=0.01, schedule=Cosine(0.1, 4), epochs=2,
+                  progress=False)  # trained at 0.1, ten times the lr asked for, on the old code
+    np.testing.assert_array_equal(model.parameters()["0.W"], before)
+    assert opt.lr == 0.5  # fit's lr had been set on it by the refused run
+    with pytest.raises(InvalidValueError, match="schedule must be"):
+        gpubp.fit(model, X, y, loss="mse", optimizer=opt, lr=0.01, schedule=lambda: 0.1, progress=False)
+    assert opt.lr == 0.5
+    h = gpubp.fit(model, X, y, loss="mse", optimizer=opt, lr=0.1, schedule=Cosine(0.1, 4), epochs=2, progress=False)
+    assert h.lr[0] == 0.1  # an lr the schedule starts at is fine, as is one with a named schedule
+    h = gpubp.fit(model, X, y, loss="mse", lr=0.01, schedule=lambda e: np.float32(0.01) / (1 + e), epochs=2,
+                  progress=False)
+    assert h.lr[0] == pytest.approx(0.01)
