@@ -1,10 +1,17 @@
-"""Pooling over NCHW windows, PyTorch's defaults: no padding, floor mode, stride = kernel size
-(PyTorch's padding, ceil_mode and the like are taken by keyword at those defaults only).
+"""Pooling over NCHW windows with PyTorch's arguments and defaults: stride = kernel size, no
+padding, floor mode. ``padding`` (at most half the kernel, PyTorch's rule) pads both sides of
+each axis; ``ceil_mode`` keeps a last, partial window (PyTorch's rule of ``windows.output_size``);
+AvgPool2D's ``count_include_pad`` and ``divisor_override`` choose its divisor. MaxPool2D's
+``dilation`` and ``return_indices`` are taken at their defaults only (1, False).
 
-MaxPool2D works one kernel offset at a time (``windows.tap``: the (i, j) entries of every
-window, a strided view), so each step is one vectorised operation over the output;
-AvgPool2D takes its windows from ``windows.windows`` and sends gradients back through
-``windows.col2im``, its adjoint. Overlapping windows (stride < kernel) add up correctly.
+A padded window reads ``Xp``: X placed at (ph, pw) in a larger array (``windows.padded``), -inf
+around it for MaxPool2D, zeros for AvgPool2D, as far down and right as ceil mode's last window
+reaches (what PyTorch's windows, cut at the padded input's edge, never read). MaxPool2D works one
+kernel offset at a time (``windows.tap``: the (i, j) entries of every window, a strided view), so
+each step is one vectorised operation over the output; AvgPool2D takes its windows from
+``windows.windows`` and sends gradients back through ``windows.col2im``, its adjoint. Overlapping
+windows add up correctly; the gradient of the padding is dropped. Unpadded, floor-mode pools
+read X itself, as they always did.
 """
 from __future__ import annotations
 
@@ -12,10 +19,7 @@ from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from .arrays import FAILURES, core_error, into, shape_error
 from .base import Layer
-from .windows import col2im, output_size, pair, tap, torch_options, windows
-
-_PADDING = ((0, (0, 0)), "it does not pad (padding=0)")
-_CEIL = ((False,), "it uses floor mode (ceil_mode=False): rows and columns no whole window covers are left out")
+from .windows import col2im, output_size, padded, pair, tap, torch_options, windows
 
 
 def _show(hw):
@@ -23,33 +27,65 @@ def _show(hw):
 
 
 class _Pool2D(Layer, abstract=True):
-    """Shared by the windowed pools: arguments, checks, and the saved input X."""
+    """Shared by the windowed pools: arguments, checks, the padded geometry, and the saved input X."""
 
-    kernel_size, stride = _checks.Fixed(), _checks.Fixed()  # the window: set once
-    TORCH_OPTIONS: dict = {}  # PyTorch's arguments taken by keyword at their defaults only: see torch_options
+    kernel_size, stride, padding, ceil_mode = (_checks.Fixed() for _ in range(4))  # the windows: set once
 
-    def __init__(self, kernel_size, stride=None, *unsupported, backend=None, **options):
+    def __init__(self, kernel_size, stride, padding, ceil_mode, backend, options):
         super().__init__(backend)
         name = type(self).__name__
-        torch_options(name, options, self.TORCH_OPTIONS)
-        if unsupported:  # PyTorch's padding, dilation, ceil_mode, once taken for a device name
-            raise InvalidValueError(f"{name} takes kernel_size and stride, got more arguments {unsupported!r:.60}: "
-                                    f"it has no padding, dilation or ceil_mode (PyTorch's {name[:-2]}2d has); "
-                                    f"pass backend= by keyword")
+        torch_options(name, options, {})  # a keyword neither PyTorch's layer nor gpubp's takes
         self.kernel_size = pair(kernel_size, f"{name} kernel_size")
         self.stride = self.kernel_size if stride is None else pair(stride, f"{name} stride")
+        self.padding = pair(padding, f"{name} padding", minimum=0)
+        if any(p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
+            raise InvalidValueError(f"{name} padding must be at most half the kernel size (PyTorch's rule), got "
+                                    f"padding={padding!r} for kernel_size={kernel_size!r}")
+        self.ceil_mode = _checks.flag(f"{name} ceil_mode", ceil_mode)
         self.X = None
 
+    def _options(self) -> dict:
+        """The arguments at other values than PyTorch's defaults, beyond kernel_size and stride."""
+        return {**({"padding": self.padding} if any(self.padding) else {}),
+                **({"ceil_mode": True} if self.ceil_mode else {})}
+
     def __repr__(self):
-        return f"{type(self).__name__}(kernel_size={_show(self.kernel_size)}, stride={_show(self.stride)})"
+        extra = "".join(f", {k}={_show(v) if isinstance(v, tuple) else v}" for k, v in self._options().items())
+        return f"{type(self).__name__}(kernel_size={_show(self.kernel_size)}, stride={_show(self.stride)}{extra})"
 
     def config(self):
-        return {"type": type(self).__name__, "kernel_size": list(self.kernel_size), "stride": list(self.stride)}
+        """kernel_size and stride, and the other arguments where not at their defaults (a config
+        without them, as older checkpoints hold, is a pool with PyTorch's defaults)."""
+        options = {k: list(v) if isinstance(v, tuple) else v for k, v in self._options().items()}
+        return {"type": type(self).__name__, "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                **options}
 
     def output_shape(self, shape):
-        """(N, C, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if the window does not fit."""
-        OH, OW = output_size(self, shape, self.kernel_size, self.stride)  # shape is 4 numbers now
+        """(N, C, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if no window fits."""
+        OH, OW = output_size(self, shape, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        if any(self.padding) and not shape[2] * shape[3]:  # a window of padding alone
+            raise ShapeError(f"{self!r} needs inputs with H, W >= 1, got shape {tuple(shape)}")
         return (*shape[:2], OH, OW)
+
+    def _geometry(self, shape):
+        """((OH, OW), (Hp, Wp)): the output's size and the padded input's, H + 2 ph or, in ceil mode,
+        as far as the last window reaches, (OH - 1) sh + kh, when that is more."""
+        (OH, OW), (H, W) = self.output_shape(shape)[2:], shape[2:]
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (OH, OW), (max(H + 2 * ph, (OH - 1) * sh + kh), max(W + 2 * pw, (OW - 1) * sw + kw))
+
+    def _padded(self, X, fill):
+        """((OH, OW), Xp): X itself when no window reaches past it, else X in a padded array of ``fill``."""
+        out_hw, size = self._geometry(X.shape)
+        return out_hw, X if size == tuple(X.shape[2:]) else padded(self.backend.xp, X, self.padding, size, fill)
+
+    def _unpadded(self, dXp, out):
+        """dX from dXp, the gradient of the padded input: X's own entries, written into ``out`` when given."""
+        (H, W), (ph, pw) = self.X.shape[2:], self.padding
+        if dXp.shape[2:] == (H, W):  # nothing padded
+            return dXp if dXp is out else into(out, dXp)
+        inner = dXp[:, :, ph:ph + H, pw:pw + W]
+        return self.backend.xp.ascontiguousarray(inner) if out is None else into(out, inner)
 
     def forward(self, X, out=None):
         """Y (N, C, OH, OW), written into ``out`` when given (a step plan's buffer); X and out checked."""
@@ -63,41 +99,54 @@ class _Pool2D(Layer, abstract=True):
 
 
 class MaxPool2D(_Pool2D):
-    """Y[n, c, oh, ow] = max_{i,j} X[n, c, oh*sh + i, ow*sw + j]  (PyTorch's MaxPool2d, no padding).
+    """Y[n, c, oh, ow] = max_{i,j} Xp[n, c, oh*sh + i, ow*sw + j]  (PyTorch's MaxPool2d), Xp: X padded with -inf.
 
     Forward takes the maximum over the kh kw kernel offsets (t = i kw + j), each the strided
-    view x_t = X[:, :, i::sh, j::sw] (``tap``), from the last offset back (suffix maxima S_t),
+    view x_t = Xp[:, :, i::sh, j::sw] (``tap``), from the last offset back (suffix maxima S_t),
     and marks each window's winner::
 
         S_T = -inf      S_t = max(x_t, S_{t+1})  (NaN propagates, as in PyTorch)      Y = S_0
-        c_t = [not x_t < S_{t+1}]  and  [S_{t+1} is not NaN]
+        c_t = [not x_t < S_{t+1}]  and  [S_{t+1} is not NaN]  and  [x_t is in X, not padding]
         won_t = c_t and not c_s for any s < t
 
     (c_t: x_t is at least every later entry, or is NaN with no NaN after it), so ties go to the
     first maximum in row-major window order and a window holding NaN to its last NaN: what
-    PyTorch's kernels choose. The NaN test reads only S (contiguous), so NaN-free inputs cost
-    what they did before.
-    The gradient goes only to the winner: dX[:, :, i::sh, j::sw] += dY * won_t (a plain write
-    when the windows are disjoint).
+    PyTorch's kernels choose. Padding never wins, not even a tie with an input's -inf (PyTorch's
+    windows skip it): every window holds some of X (padding <= kernel / 2, and ceil mode's last
+    window starts in X or its top/left padding), and the last such entry has c_t, so a winner
+    is always in X. The NaN test reads only S (contiguous), so NaN-free inputs cost what they
+    did before. The gradient goes only to the winner: dXp[:, :, i::sh, j::sw] += dY * won_t (a
+    plain write when the windows are disjoint), then dX = dXp without its padding.
     """
 
-    TORCH_OPTIONS = {"padding": _PADDING, "dilation": ((1, (1, 1)), "its windows are contiguous (dilation=1)"),
-                     "return_indices": ((False,), "forward returns Y only (return_indices=False)"), "ceil_mode": _CEIL}
+    TORCH_OPTIONS = {"dilation": ((1, (1, 1)), "its windows are contiguous (dilation=1)"),
+                     "return_indices": ((False,), "forward returns Y only (return_indices=False)")}
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False,
+                 backend=None, **options):
+        torch_options("MaxPool2D", {"dilation": dilation, "return_indices": return_indices}, self.TORCH_OPTIONS)
+        super().__init__(kernel_size, stride, padding, ceil_mode, backend, options)
 
     def _forward(self, X, out=None):
         (kh, kw), xp = self.kernel_size, self.backend.xp
         try:
-            out_hw = output_size(self, X.shape, self.kernel_size, self.stride)
-            taps = [tap(X, i, j, out_hw, self.stride) for i in range(kh) for j in range(kw)]
+            out_hw, Xp = self._padded(X, -xp.inf)
+            offsets = [(i, j) for i in range(kh) for j in range(kw)]
+            taps = [tap(Xp, i, j, out_hw, self.stride) for i, j in offsets]
+            inside = None if Xp is X else padded(xp, xp.ones((1, 1, *X.shape[2:]), dtype=bool), self.padding,
+                                                 Xp.shape[2:], False)  # True on X, False on its padding
+            in_x = [None if inside is None else tap(inside, i, j, out_hw, self.stride) for i, j in offsets]
             Y = taps[-1].copy() if out is None else into(out, taps[-1])  # S_{T-1}
             won_all = xp.empty((len(taps), *Y.shape), dtype=bool)
             won_all[-1] = True  # c_{T-1}: S_T = -inf
             nan = xp.empty(Y.shape, dtype=bool)
-            for x, c in zip(taps[-2::-1], won_all[-2::-1]):
+            for x, c, x_in_X in zip(taps[-2::-1], won_all[-2::-1], in_x[-2::-1]):
                 xp.logical_not(xp.less(x, Y, out=c), out=c)
                 xp.greater(c, xp.isnan(Y, out=nan), out=c)  # c and not nan
+                if x_in_X is not None:
+                    c &= x_in_X  # padding never wins
                 xp.maximum(Y, x, out=Y)
-            if len(taps) > 1:  # the first t with c_t wins; c_{T-1} takes what is left
+            if len(taps) > 1:  # the first t with c_t wins; c_{T-1} takes what is left (no window if padding)
                 free = xp.logical_not(won_all[0], out=nan)
                 for won in won_all[1:-1]:
                     won &= free
@@ -111,35 +160,73 @@ class MaxPool2D(_Pool2D):
     def _backward(self, dY, out=None):
         xp, (kh, kw), (sh, sw) = self.backend.xp, self.kernel_size, self.stride
         try:
-            dX = xp.zeros(self.X.shape, dtype=dY.dtype) if out is None else into(out, 0)
+            size = self._geometry(self.X.shape)[1]
+            if out is not None and size == tuple(self.X.shape[2:]):
+                dXp = into(out, 0)  # unpadded: the gradient goes straight into out
+            else:
+                dXp = xp.zeros((*self.X.shape[:2], *size), dtype=dY.dtype)
             disjoint = sh >= kh and sw >= kw  # then each input element is in at most one window
             for t, won in enumerate(self.won):
-                entry = tap(dX, t // kw, t % kw, dY.shape[2:], self.stride)
+                entry = tap(dXp, t // kw, t % kw, dY.shape[2:], self.stride)
                 if disjoint:
                     xp.multiply(dY, won, out=entry)
                 else:
                     entry += dY * won
+            return self._unpadded(dXp, out)
         except FAILURES as exc:
             raise core_error(self, "backward", exc, dY=dY, out=out) from None
-        return dX
 
     def _clear_cache(self):
         self.X = self.won = None
 
 
 class AvgPool2D(_Pool2D):
-    """Y[n, c, oh, ow] = (1 / (kh kw)) sum_{i,j} X[n, c, oh*sh + i, ow*sw + j]  (PyTorch's AvgPool2d).
+    """Y[n, c, oh, ow] = (1 / d[oh, ow]) sum_{i,j} Xp[n, c, oh*sh + i, ow*sw + j]  (PyTorch's AvgPool2d),
+    Xp: X padded with zeros.
 
-    Every window entry gets an equal share: dX = col2im(dY / (kh kw) broadcast over the window).
+    The divisor d is ``divisor_override`` when given, else the number of window entries that
+    count, the window sums of an indicator M: d[oh, ow] = sum_{i,j} M[oh*sh + i, ow*sw + j], M = 1
+    on the padded input (``count_include_pad=True``: padding counts, ceil mode's overhang past
+    it does not) or on X alone (False), 0 elsewhere; d = kh kw when every window lies in M (no
+    padding, floor mode). Every window entry gets its share of dY::
+
+        dX = col2im(dY / d broadcast over the window), without the padding
+
+    The sum comes first and the division after, as in PyTorch (float32 sums there too): a float32
+    window summing past float32's largest value (3.4e38) gives inf in both.
     """
 
-    TORCH_OPTIONS = {"padding": _PADDING, "ceil_mode": _CEIL,
-                     "count_include_pad": ((True, False), ""),  # no padding: either means the same
-                     "divisor_override": ((None,), "it divides by the window's size kh kw (divisor_override=None)")}
+    count_include_pad, divisor_override = _checks.Fixed(), _checks.Fixed()
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None, backend=None, **options):
+        super().__init__(kernel_size, stride, padding, ceil_mode, backend, options)
+        self.count_include_pad = _checks.flag("AvgPool2D count_include_pad", count_include_pad)
+        self.divisor_override = (None if divisor_override is None else
+                                 _checks.integer("AvgPool2D divisor_override", divisor_override, minimum=1))
+
+    def _options(self) -> dict:
+        return {**super()._options(), **({} if self.count_include_pad else {"count_include_pad": False}),
+                **({} if self.divisor_override is None else {"divisor_override": self.divisor_override})}
+
+    def _divisor(self, shape, dtype):
+        """d: ``divisor_override``, else kh kw where every window lies in M, else M's window sums (OH, OW)."""
+        if self.divisor_override is not None:
+            return self.divisor_override
+        xp, (kh, kw), (H, W), (ph, pw) = self.backend.xp, self.kernel_size, shape[2:], self.padding
+        size = self._geometry(shape)[1]
+        inner, at = ((H + 2 * ph, W + 2 * pw), (0, 0)) if self.count_include_pad else ((H, W), (ph, pw))
+        if inner == size:
+            return kh * kw
+        M = padded(xp, xp.ones((1, 1, *inner), dtype=dtype), at, size)
+        return windows(xp, M, self.kernel_size, self.stride).sum(axis=(4, 5))[0, 0]
 
     def _forward(self, X, out=None):
+        xp = self.backend.xp
         try:
-            Y = windows(self.backend.xp, X, self.kernel_size, self.stride).mean(axis=(4, 5), out=out)
+            Xp = self._padded(X, 0)[1]
+            Y = windows(xp, Xp, self.kernel_size, self.stride).sum(axis=(4, 5), out=out)
+            Y /= self._divisor(X.shape, X.dtype)
         except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
             raise core_error(self, "forward", exc, X=X, out=out) from None
         self.X = X
@@ -148,9 +235,10 @@ class AvgPool2D(_Pool2D):
     def _backward(self, dY, out=None):
         xp, (kh, kw) = self.backend.xp, self.kernel_size
         try:
-            N, C, OH, OW = dY.shape
-            dwin = xp.broadcast_to((dY / (kh * kw))[:, :, None, None], (N, C, kh, kw, OH, OW))
-            return into(out, col2im(xp, dwin, self.X.shape, self.stride))
+            (N, C, OH, OW), size = dY.shape, self._geometry(self.X.shape)[1]
+            dwin = xp.broadcast_to((dY / self._divisor(self.X.shape, dY.dtype))[:, :, None, None],
+                                   (N, C, kh, kw, OH, OW))
+            return self._unpadded(col2im(xp, dwin, (N, C, *size), self.stride), out)
         except FAILURES as exc:
             raise core_error(self, "backward", exc, dY=dY, out=out) from None
 

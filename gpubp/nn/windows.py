@@ -3,11 +3,12 @@
 A window of a padded input ``Xp`` (N, C, Hp, Wp) at output position (oh, ow) is
 ``Xp[n, c, oh*sh + i, ow*sw + j]`` for kernel offsets (i, j). ``windows`` exposes all of
 them as a strided view (N, C, OH, OW, kh, kw) with OH = (Hp - kh) // sh + 1 (floor mode,
-as PyTorch); ``tap(Xp, i, j, ...)`` is one kernel offset's entries of every window, a
-strided (N, C, OH, OW) view; ``col2im`` is the adjoint of ``windows``: every window
-entry's gradient is added back to the input element it was read from (one ``tap`` per
-kernel offset, so kh*kw vectorised additions whatever the stride and padding). All work
-on NumPy and CuPy.
+as PyTorch; ``output_size`` also knows the pools' ceil mode, whose last window may reach
+past the padded input: ``padded`` makes room for it); ``tap(Xp, i, j, ...)`` is one kernel
+offset's entries of every window, a strided (N, C, OH, OW) view; ``col2im`` is the adjoint
+of ``windows``: every window entry's gradient is added back to the input element it was
+read from (one ``tap`` per kernel offset, so kh*kw vectorised additions whatever the stride
+and padding). All work on NumPy and CuPy.
 """
 from __future__ import annotations
 
@@ -64,8 +65,8 @@ def torch_options(layer, given, supported):
     it is; another value, or a name not in ``supported``, is an InvalidValueError naming it."""
     for name, value in given.items():
         if name not in supported:
-            raise InvalidValueError(f"{layer} got an unexpected keyword argument {name!r} (besides its own, it takes "
-                                    f"PyTorch's {', '.join(supported)} at their default values only)")
+            also = f" (besides its own, it takes PyTorch's {', '.join(supported)} at their default values only)"
+            raise InvalidValueError(f"{layer} got an unexpected keyword argument {name!r}{also if supported else ''}")
         accepted, meaning = supported[name]
         if not any(_same(value, a) for a in accepted):
             raise InvalidValueError(f"{layer} does not support {name}={value!r:.40}: {meaning}")
@@ -83,24 +84,55 @@ def _same(value, accepted) -> bool:
     return type(value) is type(accepted) and value == accepted
 
 
-def output_size(layer, shape, kernel, stride, padding=(0, 0)):
-    """(OH, OW) of ``layer`` sliding ``kernel`` over an input of ``shape`` (N, C, H, W), floor mode;
-    a ShapeError naming the layer when the input is not 4-d or the window does not fit."""
+def output_size(layer, shape, kernel, stride, padding=(0, 0), ceil_mode=False):
+    """(OH, OW) of ``layer`` sliding ``kernel`` over an input of ``shape`` (N, C, H, W) padded by
+    ``padding`` on each side (Hp = H + 2 ph): floor mode OH = (Hp - kh) // sh + 1, or PyTorch's
+    ceil mode OH = ceil((Hp - kh) / sh) + 1, less one when that last window would start at or
+    past H + ph (in the bottom padding or beyond: every window must hold some of the input or
+    its top padding); the same across. A ShapeError naming the layer when the input is not
+    4-d or no window fits."""
     try:
         if len(shape) != 4:
             raise ShapeError(f"{layer!r} expects NCHW (4-d) inputs, got shape {tuple(shape)}")
-        (H, W), (kh, kw) = shape[2:], kernel
+        (H, W), (kh, kw), (sh, sw) = shape[2:], kernel, stride
         Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-        if kh > Hp or kw > Wp:
-            raise ShapeError(f"{layer!r}: the {kh}x{kw} window is larger than the padded input {Hp}x{Wp} "
-                             f"(input shape {tuple(shape)}, padding {tuple(padding)})")
-        return (Hp - kh) // stride[0] + 1, (Wp - kw) // stride[1] + 1
+        if not ceil_mode:
+            if kh > Hp or kw > Wp:
+                raise ShapeError(f"{layer!r}: the {kh}x{kw} window is larger than the padded input {Hp}x{Wp} "
+                                 f"(input shape {tuple(shape)}, padding {tuple(padding)})")
+            return (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
+        OH, OW = (_ceil_size(n, p, k, s) for n, p, k, s in ((H, padding[0], kh, sh), (W, padding[1], kw, sw)))
+        if OH < 1 or OW < 1:
+            raise ShapeError(f"{layer!r}: the {kh}x{kw} window with stride {tuple(stride)} leaves no output of the "
+                             f"padded input {Hp}x{Wp}, even in ceil mode (input shape {tuple(shape)}, padding "
+                             f"{tuple(padding)})")
+        return OH, OW
     except _FAILURES + (ZeroDivisionError,) as exc:
         if isinstance(exc, GpubpError):
             raise
         raise ShapeError(f"{layer!r}: cannot slide a window {kernel!r:.30} with stride {stride!r:.30} and padding "
                          f"{padding!r:.30} over an input of shape {shape!r:.80}: an input shape is 4 whole numbers "
                          f"(NCHW), the window, stride and padding pairs of them ({exc})") from None
+
+
+def _ceil_size(n, p, k, s):
+    """Ceil mode's number of windows along one axis (PyTorch's pooling_output_shape): ceil((n + 2p - k) / s) + 1,
+    less the last when it would start at or past n + p."""
+    size = (n + 2 * p - k + s - 1) // s + 1  # // rounds down, as PyTorch's div_rtn
+    return size - 1 if (size - 1) * s >= n + p else size
+
+
+def padded(xp, X, padding, size, value=0):
+    """A new (N, C, *size) array of ``value`` holding X (N, C, H, W) at offset ``padding`` (ph, pw): X
+    padded by ph, pw at the top and left, and at the bottom and right as far as ``size`` reaches (at
+    least ph, pw more; ceil mode's last window may need more)."""
+    try:
+        (N, C, H, W), (ph, pw) = X.shape, padding
+        Xp = xp.full((N, C, *size), value, dtype=X.dtype)
+        Xp[:, :, ph:ph + H, pw:pw + W] = X
+        return Xp
+    except _FAILURES as exc:
+        raise _error(f"padded (padding {padding!r:.30}, size {size!r:.30})", exc, X=X) from None
 
 
 def windows(xp, X, kernel, stride, padding=(0, 0)):

@@ -188,15 +188,19 @@ def test_a_planned_cnn_step_matches_the_eager_one():
         np.testing.assert_array_equal(v, twin.parameters()[k])
 
 
+def test_pytorch_positional_pool_arguments_are_pytorch_s():
+    """PyTorch's MaxPool2d(3, 2, 1) (padding 1) and AvgPool2d(2, 2, 0, True) (ceil_mode), ported as they
+    are, once failed with "unknown device '1'", then were refused by name; now they are what PyTorch makes."""
+    assert MaxPool2D(3, 2, 1).padding == (1, 1) and AvgPool2D(2, 2, 0, True).ceil_mode is True
+
+
 @pytest.mark.parametrize("make, words", [
-    (lambda: MaxPool2D(3, 2, 1), ["MaxPool2D", "padding", "(1,)"]),
-    (lambda: AvgPool2D(2, 2, 0, True), ["AvgPool2D", "ceil_mode"]),
     (lambda: BatchNorm(3, 1e-5, 0.1, True, True, None), ["BatchNorm", "track_running_stats", "(None,)"]),
     (lambda: GlobalAvgPool2D(1), ["GlobalAvgPool2D", "AdaptiveAvgPool2d(1)"]),
 ])
 def test_pytorch_positional_arguments_are_not_taken_for_a_device(make, words):
-    """PyTorch's MaxPool2d(3, 2, 1) (padding 1), BatchNorm2d(3, 1e-5, 0.1, True, True, None) (device) and
-    AdaptiveAvgPool2d(1), ported as they are, used to fail with "unknown device '1'"."""
+    """PyTorch's BatchNorm2d(3, 1e-5, 0.1, True, True, None) (device) and AdaptiveAvgPool2d(1), ported as
+    they are, used to fail with "unknown device '1'"."""
     with pytest.raises(InvalidValueError) as err:
         make()
     assert all(w in str(err.value) for w in words) and "device" not in str(err.value)
