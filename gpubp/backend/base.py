@@ -195,7 +195,8 @@ class Backend:
             raise DeviceError(f"{what}: expected an array on {self.device}, got {describe(x)}; "
                               f"move it with backend.asarray(x) (backend = model.backend)")
         if x.dtype != self.dtype:
-            kind = "an integer" if x.dtype.kind in "iub" else f"a {x.dtype}"
+            kinds = {"b": "a bool", "i": "an integer", "u": "an integer", "O": "an object"}
+            kind = kinds.get(x.dtype.kind, f"a {x.dtype}")
             raise DTypeError(f"{what}: expected {self.dtype} values, got {kind} array; "
                              f"convert it with backend.asarray(x, dtype='{self.dtype}')")
         try:

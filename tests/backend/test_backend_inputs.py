@@ -99,3 +99,12 @@ def test_a_launch_takes_arrays_of_the_backend_s_dtype_and_one_shape(args, error,
     for call in (backend.launch, backend.bind):
         with pytest.raises(error, match=words):
             call(KERNELS["sigmoid"], *args)
+
+
+@pytest.mark.parametrize("dtype, words", [(bool, "a bool array"), (np.int8, "an integer array"),
+                                          (np.uint16, "an integer array"), (object, "an object array"),
+                                          (np.float16, "a float16 array")])
+def test_a_wrong_dtype_is_named_by_its_kind(dtype, words):
+    backend = gpubp.get_backend("cpu", "float32")
+    with pytest.raises(gpubp.DTypeError, match=f"layer input: expected float32 values, got {words}; convert"):
+        backend.check_array(np.zeros(3, dtype=dtype), "layer input")
