@@ -184,7 +184,7 @@ class BatchNorm(Layer):
         self._check_dY(dY, () if self.X is None else self.X.shape)
         axes, shape = _axes(dY)
         dbeta, dgamma = dY.sum(axis=axes), (dY * self.x_hat).sum(axis=axes)
-        scale = self.inv_sigma.reshape(shape)  # gamma / sigma
+        scale = self.inv_sigma.reshape(shape)  # gamma / sigma, gamma = 1 without affine
         if self.affine:
             self._accumulate("gamma", lambda out: into(out, dgamma))
             self._accumulate("beta", lambda out: into(out, dbeta))
