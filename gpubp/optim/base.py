@@ -100,6 +100,7 @@ class Optimizer:
         self._prepared = None  # the slots ``prepare`` found are no longer these
         self._added = set()  # slots a hyperparameter change added, made at the next step (none in state set here)
         self._owner = None  # the model these slots belong to: the next one stepped
+        self._holders = {}  # {parameter name: weakref to the layer its slots were made for} (``prepare``)
 
     def _unbind(self) -> None:
         """Forget the update bound to the slot arrays: a slot was replaced (the next step binds anew)."""
@@ -109,14 +110,14 @@ class Optimizer:
         """Copies and pickles keep the hyperparameters, ``t`` and the slots, not the update bound
         to a model nor which model that was: ``deepcopy((model, optimizer))`` steps the copied
         model with the copied slots (the first model stepped owns them, as for a new optimizer)."""
-        return {**self.__dict__, "_prepared": None, "_owner": None}
+        return {**self.__dict__, "_prepared": None, "_owner": None, "_holders": {}}
 
     def __setstate__(self, d):
         self.__dict__.update(d)
         self._hyper = Hyperparameters(type(self), d["_hyper"], self._hyper_changed)  # checked again when set
         added = d.get("_added", set())
         self.state = d["_state"]  # its slots tracked again
-        self._added, self._slot_names = set(added), tuple(self.slots)
+        self._added, self._slot_names, self._holders = set(added), tuple(self.slots), {}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper}.items())
@@ -139,7 +140,9 @@ class Optimizer:
         changes; the kernels read the step's scalars from ``Updates.scalars``, a small array on
         the model's device that ``step`` writes.
         A model whose parameters and gradients each live in one flat buffer (``Sequential.flat``)
-        gets flat slots too and one kernel for all of them (the same numbers: it is elementwise)."""
+        gets flat slots too and one kernel for all of them (the same numbers: it is elementwise).
+        A layer put in place of another (``model.layers[i] = ...``) gets slots of its own, zeros, not
+        the moments of the layer it replaced (the step count ``t`` stays the optimizer's)."""
         backend, params, grads = _model(model).backend, model.parameters(), model.gradients()
         if not params:  # PyTorch refuses an empty parameter list; a step here would change nothing, silently
             warnings.warn(f"{type(self).__name__}: the model has no parameters, so its steps change nothing",
@@ -157,10 +160,14 @@ class Optimizer:
                                     f"zero gradient's step would be 0/0 = NaN; give eps >= "
                                     f"{float(np.finfo(backend.dtype).smallest_subnormal):.3g}")
         layers = [layer for layer in getattr(model, "layers", ()) if layer.params]
+        holders = _holders(model)
+        replaced = {name for name, layer in holders.items()
+                    if name in self._holders and self._holders[name]() is not layer}
         with backend.activate():
             grads = {name: backend.check_array(grads[name], f"gradient {name}") for name in params}
-            self._check_slots(params, grads, backend)  # before any slot is made or moved
-            work = [(grads[name], param, self._slots(name, param, backend)) for name, param in params.items()]
+            self._check_slots(params, grads, backend, replaced)  # before any slot is made or moved
+            work = [(grads[name], param, self._slots(name, param, backend, name in replaced))
+                    for name, param in params.items()]
             flat = getattr(model, "flat", None)  # (parameters, gradients)
             if flat is not None:
                 work = [(flat[1], flat[0], self._flatten_slots(list(params), backend))]
@@ -168,6 +175,7 @@ class Optimizer:
             views = [scalars[i, ...] for i in range(scalars.size)]  # 0-d views, read at each launch
             runs = [backend.bind(self.kernel, grad, *views, param, *slots) for grad, param, slots in work]
         self._owner, self._loaded, self._added = weakref.ref(model), False, set()  # every added slot made
+        self._holders = {name: weakref.ref(layer) for name, layer in holders.items()}
         return Updates(scalars, layers, runs, [a for grad, param, slots in work for a in (grad, param, *slots)])
 
     def _check_state_names(self, params) -> None:
@@ -224,18 +232,19 @@ class Optimizer:
             for run in updates.runs:
                 run()
 
-    def _check_slots(self, params, grads, backend) -> None:
+    def _check_slots(self, params, grads, backend, replaced=()) -> None:
         """Refuse, before anything changes, slots held for the model's parameters (set by hand,
         ``optimizer.state = ...``, or another model's) that are not exactly this rule's ``slots``,
         not arrays, or of another shape than their parameter; and any two of the parameters,
         gradients and the slots kept as they are that share memory (``refuse_shared_memory``: an
-        update reads and writes each name's arrays as its own)."""
+        update reads and writes each name's arrays as its own). The slots of a ``replaced`` layer's
+        parameters are not this model's: not checked, made anew."""
         kind = type(self).__name__
         memory = [(what, name, a, backend) for what, arrays in (("parameter", params), ("gradient", grads))
                   for name, a in arrays.items()]
         for name, param in params.items():
             state = self._state.get(name)
-            if not state:  # none, or {}: nothing made yet (PyTorch's empty state), made at this step
+            if not state or name in replaced:  # none, or {}: nothing made yet (PyTorch's empty state), made now
                 continue
             if not set(state) <= set(self.slots) or set(self.slots) - set(state) - self._added:
                 raise InvalidValueError(f"{kind} state {name} has slots {sorted(map(str, state))}, {kind} keeps "
@@ -250,10 +259,11 @@ class Optimizer:
                     memory.append((f"{kind} state", f"{name}.{slot}", arr, backend))
         refuse_shared_memory(memory, kind)
 
-    def _slots(self, name, param, backend) -> list:
-        """The slots of parameter ``name`` on ``backend`` (``_check_slots`` passed): made (zeros) or moved."""
+    def _slots(self, name, param, backend, fresh=False) -> list:
+        """The slots of parameter ``name`` on ``backend`` (``_check_slots`` passed): made (zeros; also
+        when ``fresh``) or moved."""
         state = self._state.get(name)
-        if state is None:
+        if state is None or fresh:
             state = self._state[name] = {s: backend.zeros(param.shape) for s in self.slots}
         for slot in self.slots:
             if slot not in state:  # one a hyperparameter change added (``_hyper_changed``)
@@ -295,6 +305,11 @@ def _model(model):
         raise InvalidValueError(f"an optimizer steps a model (a gpubp Sequential: backend, parameters(), "
                                 f"gradients()), got a {type(model).__name__} {model!r:.60}")
     return model
+
+
+def _holders(model) -> dict:
+    """``{parameter name: the layer holding it}`` (names as ``model.parameters()`` gives them)."""
+    return {f"{i}.{k}": layer for i, layer in enumerate(getattr(model, "layers", ())) for k in layer.params}
 
 
 def _positive(name, x) -> float:

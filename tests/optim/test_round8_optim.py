@@ -182,3 +182,39 @@ def test_fit_refuses_an_lr_its_schedule_would_ignore_and_keeps_the_optimizer_as_
     h = gpubp.fit(model, X, y, loss="mse", lr=0.01, schedule=lambda e: np.float32(0.01) / (1 + e), epochs=2,
                   progress=False)
     assert h.lr[0] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("width", [2, 5], ids=["same shape", "another shape"])
+def test_a_layer_put_in_place_of_another_starts_with_slots_of_its_own(width):
+    """``model.layers[2] = Dense(...)`` between steps: Adam kept the replaced layer's moments for the
+    new one under the same name (same shape: m = beta1 m_old + (1 - beta1) g, silently) or refused
+    the step (another shape); the new layer's slots start at zeros, the other layers' go on."""
+    model, opt = model64(), Adam(lr=0.01)
+    train(model, opt, 3)
+    kept = {k: v.copy() for k, v in opt.state["0.W"].items()}
+    model.layers[2] = gpubp.Dense(4, width, seed=7, backend=model.backend)
+    rng = np.random.default_rng(1)
+    X, T, loss = rng.random((5, 3)), rng.random((5, width)), MSE()
+    model.zero_grad()
+    loss.forward(model.forward(X), T)
+    model.backward(loss.backward())
+    g_new, g_kept = model.gradients()["2.W"].copy(), model.gradients()["0.W"].copy()
+    opt.step(model)
+    b1, b2, new = opt.hyper["beta1"], opt.hyper["beta2"], opt.state["2.W"]
+    np.testing.assert_allclose(new["m"], (1 - b1) * g_new, rtol=1e-15)
+    np.testing.assert_allclose(new["v"], (1 - b2) * g_new ** 2, rtol=1e-15)
+    np.testing.assert_allclose(opt.state["0.W"]["m"], b1 * kept["m"] + (1 - b1) * g_kept, rtol=1e-14)
+
+
+def test_loaded_state_of_another_shape_is_still_refused():
+    """The slots of a saved state belong to whatever model is stepped next: checked whole, as before."""
+    model, opt = model64(), Adam(lr=0.01)
+    train(model, opt, 2)
+    saved = opt.state_dict()
+    model.layers[2] = gpubp.Dense(4, 5, backend=model.backend)
+    opt.load_state_dict(saved, model.backend)
+    X = np.ones((5, 3))
+    model.zero_grad()
+    model.backward(model.forward(X))
+    with pytest.raises(gpubp.ShapeError, match=r"state 2.W.* has shape \(4, 2\), parameter has \(4, 5\)"):
+        opt.step(model)
