@@ -352,3 +352,21 @@ def test_a_conv_bias_before_batchnorm_is_judged_by_its_terms_and_faults_still_fo
     assert report.ok, report.table()
     first = run(Perturbation(layer=layer, step=1, quantity=quantity)).first_failure
     assert (first.step, first.layer, first.quantity) == (1, layer, quantity)
+
+
+@pytest.mark.parametrize("options", [{"affine": False}, {"affine": False, "track_running_stats": False},
+                                     {"momentum": None}])
+def test_batchnorm_without_gamma_is_judged_by_its_terms(options):
+    """BatchNorm(affine=False) has no gamma and no parameters: parity's term sizes read
+    params["gamma"] (a KeyError) and took the layer for an activation, bounding dX by the
+    signed backward of the sizes. Now gamma = 1, beta = 0; a fault in its dX is still found."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 1, 8, 8)), rng.integers(0, 3, 16)
+    model = gpubp.Sequential([gpubp.Conv2D(1, 4, 3), gpubp.BatchNorm(4, **options), gpubp.ReLU(),
+                              gpubp.MaxPool2D(2), gpubp.Flatten(), gpubp.Dense(36, 3)], seed=0)
+    run = lambda perturb=None: gpubp.parity(model, X, y, "softmax_cross_entropy", "sgd", steps=3,  # noqa: E731
+                                            backends=("cpu/float32", "cpu/float64"), perturb=perturb)
+    report = run()
+    assert report.ok, report.table()
+    first = run(Perturbation(layer=1, step=1, quantity="dX")).first_failure
+    assert (first.step, first.layer, first.quantity) == (1, 1, "dX")

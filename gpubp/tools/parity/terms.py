@@ -6,7 +6,7 @@ Forward, the output Y::
 
     Dense:      |X| |W| + |b|
     Conv2D:     |W_col| |cols_n| + |b|                      (cols = im2col(X))
-    BatchNorm:  (|X| + |mu|) |gamma| / sigma + |beta|
+    BatchNorm:  (|X| + |mu|) |gamma| / sigma + |beta|         (gamma = 1, beta = 0 with affine=False)
 
 Backward, from S, the elementwise size of dY's terms::
 
@@ -39,7 +39,7 @@ def output_terms(layer):
     if isinstance(layer, BatchNorm):
         axes, shape = _channel_axes(X)
         mu = X.mean(axis=axes) if layer.batch_stats else layer.buffers["running_mean"]
-        gamma, beta = xp.abs(layer.params["gamma"]), xp.abs(layer.params["beta"])
+        gamma, beta = _affine(layer, xp)
         return (((xp.abs(X) + xp.abs(mu).reshape(shape)) * (layer.inv_sigma * gamma).reshape(shape)).max(axis=axes)
                 + beta).max()
     return None
@@ -49,7 +49,7 @@ def gradient_terms(layer, size) -> dict:
     """``{"dX": ..., "dW": ..., ...}``: the elementwise term sizes of the layer's gradients, from
     ``size``, that of dY's terms; an entry is missing where unknown."""
     xp, X = layer.backend.xp, getattr(layer, "X", None)
-    if not layer.params:
+    if not layer.params and not isinstance(layer, BatchNorm):  # BatchNorm(affine=False) has none either
         terms = getattr(layer, "derivative_terms", lambda: None)()
         dX = size * terms if terms is not None else layer.backward(size)
         return {"dX": xp.abs(dX)} if dX.shape == size.shape else {}
@@ -66,10 +66,11 @@ def gradient_terms(layer, size) -> dict:
         return {"dX": col2im(xp, dwin, X.shape, layer.stride, layer.padding), "dW": dW, "db": S.sum(axis=(0, 2))}
     if isinstance(layer, BatchNorm):
         axes, shape = _channel_axes(X)
-        x_hat, scale = xp.abs(layer.x_hat), (xp.abs(layer.params["gamma"]) * layer.inv_sigma).reshape(shape)
+        x_hat, scale = xp.abs(layer.x_hat), (_affine(layer, xp)[0] * layer.inv_sigma).reshape(shape)
         dX = size + size.mean(axis=axes, keepdims=True) + x_hat * (size * x_hat).mean(axis=axes, keepdims=True) \
             if layer.batch_stats else size
-        return {"dX": scale * dX, "dgamma": (size * x_hat).sum(axis=axes), "dbeta": size.sum(axis=axes)}
+        params = {"dgamma": (size * x_hat).sum(axis=axes), "dbeta": size.sum(axis=axes)} if layer.params else {}
+        return {"dX": scale * dX, **params}
     return {}
 
 
@@ -77,6 +78,13 @@ def _abs_bias(layer, xp):
     """|b|, or 0 for a layer built without a bias."""
     b = layer.params.get("b")
     return 0 if b is None else xp.abs(b)
+
+
+def _affine(layer, xp):
+    """BatchNorm's |gamma| and |beta|, or 1 and 0 for one built with affine=False."""
+    if not layer.params:
+        return 1, 0
+    return xp.abs(layer.params["gamma"]), xp.abs(layer.params["beta"])
 
 
 def _channel_axes(X):
