@@ -100,7 +100,8 @@ def _unloadable(model, optimizer, state, arrays, dtype) -> str | None:
 def target(path) -> tuple:
     """(``path`` as given, made absolute; the file a save to it replaces), refused before any work
     when that file cannot or must not be replaced: a folder that does not exist or is not writable,
-    a folder, a pipe or device, a read-only file, a file that is not a gpubp checkpoint (someone's
+    a folder, a pipe or device, a read-only file (no write permission bit: kept from root too, as
+    every output gpubp writes), a file that is not a gpubp checkpoint (someone's
     data, a damaged checkpoint: moved away by the user, never replaced). ``~`` is expanded; through
     a symbolic link the file it names is replaced, the link kept."""
     given = user_path(path)
@@ -111,7 +112,7 @@ def target(path) -> tuple:
     if not os.path.isfile(path):
         raise InvalidValueError(f"checkpoint path: {path} is not a regular file (a pipe, a device); "
                                 f"give the name of a file")
-    if not os.access(path, os.W_OK):
+    if not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222:  # no write bit: kept from root too
         raise InvalidValueError(f"checkpoint path: {path} is read-only; it is kept (make it writable to replace it)")
     try:
         read_metadata(path)

@@ -275,6 +275,8 @@ def _check_outputs(args):
     flags.distinct_files({"--save": args.save, "--log": args.log, "--plot": args.plot},
                          {"--data": args.data, "--test": args.test, "--resume": args.resume},
                          allowed={("--save", "--resume")})  # a run continued in place
+    if args.save:
+        _save_target(args.save)
     if log:  # a file there that is not an epoch log (someone's data) is kept unless --overwrite
         output_path("--log", log, is_epoch_log, "an epoch log", args.overwrite)
     if args.overwrite:
@@ -285,6 +287,15 @@ def _check_outputs(args):
         raise InvalidValueError(f"--log: {args.log} already holds another run's log, which this run would replace; "
                                 f"it is kept: give another path, continue that run (--resume appends to it), or "
                                 f"pass --overwrite to replace it")
+
+
+def _save_target(path):
+    """--save refused before training as its writer would refuse it after it (``checkpoint.target``:
+    a read-only file, a pipe or a device there; a file that is not a checkpoint ``distinct_files`` named)."""
+    try:
+        checkpoint.target(path)
+    except InvalidValueError as exc:
+        raise InvalidValueError(f"--save: {str(exc).removeprefix('checkpoint path: ')}") from None
 
 
 def build(args, data, backend) -> Sequential:
