@@ -203,13 +203,18 @@ def test_inputs_no_window_fits_are_refused():
         AvgPool2D(5, padding=1, backend=F64)(np.zeros((1, 1, 2, 2)))
 
 
-def test_repr_names_the_options_not_at_their_defaults():
+def test_repr_names_the_options_not_at_their_defaults_and_they_are_fixed():
     assert repr(MaxPool2D(3, 2, 1)) == "MaxPool2D(kernel_size=3, stride=2, padding=1)"
     assert repr(MaxPool2D(3, 2, (1, 0), ceil_mode=True)) == \
         "MaxPool2D(kernel_size=3, stride=2, padding=(1, 0), ceil_mode=True)"
     assert repr(AvgPool2D(2, 1, 1, True, False, 3)) == \
         "AvgPool2D(kernel_size=2, stride=1, padding=1, ceil_mode=True, count_include_pad=False, divisor_override=3)"
-    assert repr(AvgPool2D(2, padding=0, ceil_mode=False, count_include_pad=True)) == "AvgPool2D(kernel_size=2, stride=2)"
+    assert repr(AvgPool2D(2, padding=0, ceil_mode=False, count_include_pad=True)) == \
+        "AvgPool2D(kernel_size=2, stride=2)"
+    layer = AvgPool2D(3, 2, 1)
+    for name, value in [("padding", (0, 0)), ("ceil_mode", True), ("count_include_pad", False), ("divisor_override", 2)]:
+        with pytest.raises(gpubp.InvalidValueError, match=f"AvgPool2D {name} is fixed when it is made"):
+            setattr(layer, name, value)
 
 
 LAYERS = [MaxPool2D(3, 2, 1), MaxPool2D((3, 2), 1, (1, 0), ceil_mode=True), AvgPool2D(3, 2, 1, True),
