@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _checks
 from ..datasets import Scaler, load_dataset, load_table, split
-from ..errors import GpubpWarning, InvalidValueError, ShapeError
+from ..errors import CheckpointError, GpubpError, GpubpWarning, InvalidValueError, ShapeError
+from ..losses import LOSSES
 from ..train import predict
 
 CNN_SHAPE = [1, 8, 8]  # the built-in digits as images
@@ -163,6 +165,75 @@ def _shaped(data, scaler=None, targets=None) -> Data:
     data.val = None if data.val is None else fix(*data.val)
     data.test = None if data.test is None else fix(*data.test)
     return data
+
+
+def saved_record(metadata, path) -> dict:
+    """The data record (``extra["data"]``) of the checkpoint ``path`` whose ``metadata`` is given,
+    checked before it is used to read a file ({} when there is none: a model not saved by gpubp
+    train). A record edited by hand or damaged (a field of the wrong type, an unknown task or loss,
+    a scaling of another width than the samples) is one CheckpointError naming the file and the
+    field, where it was a traceback, or a silent wrong answer (an unknown task: raw outputs as
+    predictions). Fields it does not know are left alone (a later gpubp's)."""
+    record = (metadata.get("extra") or {}).get("data")
+    if record is None:
+        return {}
+    try:
+        return _fits_model(_checked_record(record), metadata.get("architecture") or [])
+    except GpubpError as exc:
+        raise CheckpointError(f"{path}: its data record (how gpubp train read the data) is damaged: {exc}; this "
+                              f"checkpoint cannot read data as its model was trained") from None
+
+
+def _checked_record(record) -> dict:
+    if not isinstance(record, dict):
+        raise InvalidValueError(f"it is a {type(record).__name__}, not a dict")
+    for name in ("source", "target"):
+        if record.get(name) is not None and not isinstance(record[name], str):
+            raise InvalidValueError(f"{name} must be a string or null, got {record[name]!r:.60}")
+    if record.get("task") not in (None, "classification", "regression"):
+        raise InvalidValueError(f"task must be classification or regression, got {record['task']!r:.60}")
+    if record.get("loss") is not None and (not isinstance(record["loss"], str) or record["loss"] not in LOSSES):
+        raise InvalidValueError(f"loss must be one of {sorted(LOSSES)}, got {record['loss']!r:.60}")
+    for name, kinds in (("features", (str,)), ("classes", (str, int, float))):
+        values = record.get(name)
+        if values is not None and (not isinstance(values, list) or not values or
+                                   not all(isinstance(v, kinds) and not isinstance(v, bool) for v in values)):
+            raise InvalidValueError(f"{name} must be a list of {'column names' if name == 'features' else 'labels'} "
+                                    f"or null, got {values!r:.60}")
+    shape = record.get("shape")
+    if shape is not None:
+        if not isinstance(shape, list) or len(shape) not in (1, 3):
+            raise InvalidValueError(f"shape must be a list of 1 or 3 whole numbers, got {shape!r:.60}")
+        shape = [_checks.integer("shape", n, 1) for n in shape]
+    if record.get("val_split") is not None:
+        _checks.number("val_split", record["val_split"], 0, 1, high_open=True)
+    for name in ("scaler", "target_scaler"):
+        if record.get(name) is not None:
+            scaler = Scaler.from_dict(record[name])
+            if name == "scaler" and shape and scaler.mean.size != int(np.prod(shape)):
+                raise InvalidValueError(f"scaler has {scaler.mean.size} feature(s), but shape {shape} says "
+                                        f"{int(np.prod(shape))}")
+    return record
+
+
+def _fits_model(record, architecture) -> dict:
+    """``record`` refused unless its sample shape fits the first layer of ``architecture`` (a Dense's
+    inputs, a Conv2D's channels) and its classes or target scaling the last layer's outputs."""
+    first, last = architecture[0] if architecture else {}, [c for c in architecture if "n_out" in c][-1:]
+    shape, width = record.get("shape"), int(np.prod(record.get("shape") or [0]))
+    if shape and first.get("type") == "Dense" and width != first.get("n_in"):
+        raise InvalidValueError(f"shape {shape} says {width} value(s) per sample, but the model's first layer "
+                                f"reads {first.get('n_in')}")
+    if shape and first.get("type") == "Conv2D" and (len(shape) != 3 or shape[0] != first.get("in_channels")):
+        raise InvalidValueError(f"shape {shape} is not images of the {first.get('in_channels')} channel(s) the "
+                                f"model's first layer reads")
+    n_out = last[0]["n_out"] if last else None
+    named = len(record["classes"]) if record.get("task") == "classification" and record.get("classes") else \
+        Scaler.from_dict(record["target_scaler"]).mean.size if record.get("target_scaler") else None
+    if None not in (n_out, named) and n_out != named:
+        what = f"the classes {record['classes']!r:.80}" if record.get("task") == "classification" else "a target scaling"
+        raise InvalidValueError(f"it names {what} for {named} output(s), but the model has {n_out}")
+    return record
 
 
 def in_target_units(outputs, info):

@@ -16,7 +16,7 @@ from ..errors import GpubpError, GpubpWarning, InvalidValueError
 from ..train import predict
 from ..train.resume import STATE_KEYS
 from . import args as flags
-from .data import check_record, in_target_units, read_for_model
+from .data import check_record, in_target_units, read_for_model, saved_record
 
 HELP = "predict with a saved model on a CSV/.npz of raw features (scaled as in training); CSV out"
 
@@ -32,14 +32,14 @@ def load(args):
     data info (not by gpubp train) reads DATA as it is: warned of, naming the extras not read (a
     scaling kept there by ``fit(checkpoint_extra=...)`` is not applied)."""
     ck = checkpoint.load(args.model, get_backend(flags.device_spec(args)))
-    extra = ck.metadata.get("extra", {})
-    if not extra.get("data"):
+    extra, record = ck.metadata.get("extra", {}), saved_record(ck.metadata, args.model)
+    if not record:
         unread = sorted(set(extra) - {*STATE_KEYS, "data"})
         warnings.warn(f"{args.model} was not saved by gpubp train, so it keeps no record of how its training data "
                       f"was read (columns, classes, scaling): {args.data} goes into the model as it is"
                       + (f"; its extras {unread} are not read (a scaling kept there is not applied: give data "
                          f"scaled as in training)" if unread else ""), GpubpWarning)
-    return ck.model, extra.get("data") or {}
+    return ck.model, record
 
 
 def rows(outputs, info) -> tuple[list, list]:

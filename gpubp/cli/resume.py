@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 
-from .. import checkpoint
-from ..errors import GpubpError, InvalidValueError
+from .. import _checks, checkpoint
+from ..errors import CheckpointError, GpubpError, InvalidValueError
 from ..network import mlp
 from ..optim import get_optimizer
+from ..schedules import SCHEDULES
+from ..train.resume import training_state
 from . import args as flags
-from .data import BUILT_IN
+from .data import BUILT_IN, saved_record
 
 KINDS = {"mlp": "an MLP", "cnn": "a CNN"}
 
@@ -41,16 +43,16 @@ def continue_saved(args, saved):
     --loss, --seed, --val-split, --schedule, --batch-size, --optimizer or --dataset given that it
     contradicts, are refused (the saved run continues as if never stopped)."""
     extra = saved.metadata.get("extra", {})
-    info, done = extra.get("data") or {}, extra.get("epochs_done")
-    if done is None:
+    if extra.get("epochs_done") is None:
         raise InvalidValueError(f"{args.resume} holds a model but no training run to continue (it was written by "
                                 f"checkpoint.save, not by gpubp train --save or save_training)")
+    info, (_, done, _, batching), run = saved_record(saved.metadata, args.resume), \
+        training_state(extra, args.resume), run_record(extra, args.resume)  # each checked before it is used
     if args.epochs < done:
         raise InvalidValueError(f"--epochs {args.epochs}, but {args.resume} has done {done} epochs: --epochs counts "
                                 f"every epoch of the run, resumed ones included; give --epochs > {done}")
     _continue_architecture(args, saved.model)
-    run = extra.get("run") or {}
-    batch_size = (extra.get("batching") or {}).get("batch_size", run.get("batch_size"))  # run's: older checkpoints
+    batch_size = (batching or {}).get("batch_size", run.get("batch_size"))  # run's: older checkpoints
     for name, value in (("loss", info.get("loss")), ("seed", extra.get("seed")), ("val_split", info.get("val_split")),
                         ("schedule", run.get("schedule")), ("batch_size", batch_size)):
         _same(args, name, value, f"was trained with {_flag(name)} {value}")  # the same samples, steps and rates
@@ -66,6 +68,25 @@ def continue_saved(args, saved):
             raise InvalidValueError(f"{args.resume} was trained on {source}: give --data PATH (that file, or one "
                                     f"with the same columns) to continue it")
         _same(args, "dataset", source, f"was trained on {source}")
+
+
+def run_record(extra, path) -> dict:
+    """The run record (``extra["run"]``: the schedule; an older gpubp's batch size) of the checkpoint
+    ``path``, checked ({} when there is none); a damaged one is a CheckpointError naming it."""
+    run = extra.get("run")
+    if run is None:
+        return {}
+    try:
+        if not isinstance(run, dict):
+            raise InvalidValueError(f"it is a {type(run).__name__}, not a dict")
+        if run.get("schedule") is not None and run["schedule"] not in SCHEDULES:
+            raise InvalidValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {run['schedule']!r:.60}")
+        if run.get("batch_size") is not None:
+            _checks.integer("batch_size", run["batch_size"], 1)
+    except GpubpError as exc:
+        raise CheckpointError(f"{path}: its run record (the schedule gpubp train used) is damaged: {exc}; this "
+                              f"checkpoint cannot be continued") from None
+    return run
 
 
 def _continue_architecture(args, model):

@@ -103,7 +103,7 @@ def _resume(path, model, requested, epochs, data=None, batching=None):
     than the saved run's, or in other batches (``batching``, this run's batch_size, shuffle and seed,
     where the checkpoint keeps them), is warned of: it does not continue the saved run."""
     meta = checkpoint.read_metadata(path)
-    history, done, seed, saved_batching = _training_state(meta.get("extra"), path)
+    history, done, seed, saved_batching = training_state(meta.get("extra"), path)
     if history.interrupted:  # saved after Ctrl-C: the weights hold part of the next epoch
         warnings.warn(f"fit: resume_from={path} was saved after Ctrl-C in epoch {done + 1}: its weights hold "
                       f"part of that epoch, which the resumed run trains in full again (so not the numbers of "
@@ -172,8 +172,9 @@ def _warn_other_batches(path, saved, saved_seed, given):
                       f"it)", GpubpWarning, stacklevel=4)
 
 
-def _training_state(extra, path):
-    """(history, epochs done, seed, batching or None) from a checkpoint's ``extra``, each checked."""
+def training_state(extra, path):
+    """(history, epochs done, seed, batching or None) from a checkpoint's ``extra``, each checked
+    (fit's ``resume_from`` and ``gpubp train --resume`` read them through this one check)."""
     if not isinstance(extra, dict) or "epochs_done" not in extra:
         raise CheckpointError(f"{path} holds no training state (epochs done) to resume from")
     try:

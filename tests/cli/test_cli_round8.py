@@ -6,10 +6,12 @@ record, before any data is read, never a traceback or a silent wrong answer; two
 import importlib
 import json
 import os
+import re
 
 import numpy as np
 import pytest
 
+import gpubp.cli.train
 from gpubp.cli import main
 from helpers import run_cli as run
 
@@ -60,3 +62,78 @@ def test_a_read_only_or_special_save_is_refused_before_training(saved, tmp_path,
         assert "model:" not in out
     assert ro.read_bytes() == (saved / "xor.npz").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.npz", "ro.npz"]  # nothing rescued: nothing trained
+
+
+# -- a checkpoint's records, edited by hand or damaged --------------------------------------------
+def _set(*keys, value):
+    """An edit of the metadata: ``meta[k1][k2]... = value``."""
+    def change(meta):
+        for key in keys[:-1]:
+            meta = meta[key]
+        meta[keys[-1]] = value
+    return change
+
+
+RESUMED = [  # (edit, words): was a traceback, a wrong flag named (fit's), or silently trained
+    (_set("extra", "epochs_done", value="3"), "damaged training state: epochs_done must be a whole number"),
+    (_set("extra", "seed", value=-5), "damaged training state: seed must be a whole number >= 0, got -5"),
+    (_set("extra", "batching", value=[32]), "damaged training state: batching must be a dict"),
+    (_set("extra", "batching", "batch_size", value=0), "batching batch_size must be a whole number >= 1, got 0"),
+    (_set("extra", "run", value=[1]), "its run record .* is damaged: it is a list, not a dict"),
+    (_set("extra", "run", "schedule", value="junk"), "run record .* schedule must be one of constant, step, cosine"),
+    (_set("extra", "data", value="xor"), "its data record .* is damaged: it is a str, not a dict"),
+    (_set("extra", "data", "val_split", value=5), "val_split must be a finite number >= 0 and < 1, got 5"),
+    (_set("extra", "data", "loss", value="junk"), "loss must be one of .*, got 'junk'"),
+    (_set("extra", "data", "shape", value=[3]), r"shape \[3\] says 3 value\(s\) per sample, but the model's first "
+                                                 r"layer reads 2"),
+    (_set("extra", "data", "shape", value="2"), "shape must be a list of 1 or 3 whole numbers"),
+    (_set("extra", "data", "classes", value=[0, 1, 2]), r"the classes \[0, 1, 2\] for 3 output\(s\), but the "
+                                                        r"model has 2"),
+]
+
+
+@pytest.mark.parametrize("change, words", RESUMED)
+def test_a_resumed_checkpoint_with_a_damaged_record_is_one_line_before_the_data(saved, tmp_path, capsys, monkeypatch,
+                                                                               change, words):
+    path = edited(saved / "xor.npz", tmp_path / "edited.npz", change)
+    monkeypatch.setattr(gpubp.cli.train, "prepare", never)  # the data is read after the checkpoint is checked
+    code, out, err = run(["train", "--device", "cpu", "--epochs", "6", "--quiet", "--resume", path,
+                          "--save", str(tmp_path / "next.npz")], capsys)
+    assert code == 1 and err.startswith(f"gpubp train: error: {path}: ") and re.search(words, err), err
+    assert not (tmp_path / "next.npz").exists()
+
+
+PREDICTED = [  # (model, edit, words): was a traceback, or predictions of a damaged record (raw outputs, dicts)
+    ("own", _set("extra", "data", value=[1]), "it is a list, not a dict"),
+    ("own", _set("extra", "data", "task", value="junk"), "task must be classification or regression, got 'junk'"),
+    ("own", _set("extra", "data", "classes", value=[{"a": 1}, {"b": 2}]), "classes must be a list of labels"),
+    ("own", _set("extra", "data", "shape", value=[-2]), "shape must be a whole number >= 1, got -2"),
+    ("own", _set("extra", "data", "scaler", value="x"), "a Scaler is stored as"),
+    ("own", _set("extra", "data", "scaler", value={"mean": [0.0], "std": [1.0]}),
+     r"scaler has 1 feature\(s\), but shape \[2\] says 2"),
+    ("reg", _set("extra", "data", "target_scaler", value={"mean": [0.0, 1.0]}), "a Scaler is stored as"),
+]
+
+
+@pytest.mark.parametrize("name, change, words", PREDICTED)
+def test_predict_and_evaluate_refuse_a_damaged_data_record_naming_the_checkpoint(saved, tmp_path, capsys, name,
+                                                                                change, words):
+    path = edited(saved / f"{name}.npz", tmp_path / "edited.npz", change)
+    for command in ("predict", "evaluate"):
+        code, out, err = run([command, path, str(saved / "data.csv"), "--device", "cpu"], capsys)
+        assert code == 1 and out == "", out
+        assert err.startswith(f"gpubp {command}: error: {path}: its data record") and re.search(words, err), err
+
+
+def test_records_a_later_gpubp_adds_to_are_read(saved, tmp_path, capsys):
+    """Fields a record does not know (a later gpubp's) are left alone, not refused."""
+    def change(meta):
+        meta["extra"]["data"]["new_field"] = [1, 2]
+        meta["extra"]["run"]["new_field"] = {"a": 1}
+        meta["extra"]["unknown"] = "x"
+    path = edited(saved / "own.npz", tmp_path / "later.npz", change)
+    code, out, err = run(["evaluate", path, str(saved / "data.csv"), "--device", "cpu"], capsys)
+    assert code == 0 and out.startswith("samples: 16"), err
+    code, out, err = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--resume", path, "--data",
+                          str(saved / "data.csv"), "--save", path], capsys)
+    assert code == 0 and "epochs: 3" in out, err
