@@ -17,6 +17,7 @@ import subprocess
 import numpy as np
 import pytest
 
+import gpubp
 from gpubp.backend.kernels import gemm as G
 from gpubp.errors import DeviceError, DTypeError, InvalidValueError, ShapeError
 from gpubp.tools.parity.tolerance import true_float32
@@ -317,3 +318,24 @@ def test_gpu_gemm_checks_its_arrays():
         G.gemm(a, cupy.zeros((3, 2), np.float64), cupy.zeros((4, 2), np.float32))
     with pytest.raises(DeviceError):
         G.gemm(a, np.zeros((3, 2), np.float32), cupy.zeros((4, 2), np.float32))
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_matmul_of_stacks_in_graph_arithmetic_is_one_gemm_per_item(dtype):
+    """Conv2D's products are stacks, one per image (W_col @ cols_n, W_col^T @ delta_n, cols_n @ delta_n^T):
+    in a capture's arithmetic the backend's matmul runs gpubp's GEMM per item, within its bound."""
+    import cupy
+    backend, rng = gpubp.get_backend("gpu", dtype), np.random.default_rng(3)
+    N, O, K, P = 3, 6, 75, 40
+    W, cols, delta = (cupy.asarray(rng.uniform(-1, 1, s).astype(dtype)) for s in ((O, K), (N, K, P), (N, O, P)))
+    cases = [(W, cols, (N, O, P)), (W.T, delta, (N, K, P)), (cols, delta.transpose(0, 2, 1), (N, K, O))]
+    with backend.graph_arithmetic():
+        for a, b, shape in cases:
+            out = cupy.full(shape, np.nan, dtype=dtype)
+            assert backend.matmul(a, b, out=out) is out
+            for n in range(N):
+                a_n = a[n] if a.ndim == 3 else a
+                assert_within_bound(cupy.asnumpy(out[n]), cupy.asnumpy(a_n), cupy.asnumpy(b[n]))
+        with pytest.raises(gpubp.ShapeError, match="matmul"):
+            backend.matmul(W, cols, out=cupy.empty((N + 1, O, P), dtype=dtype))
