@@ -47,7 +47,7 @@ def _print_machine(info):
 def _layer(config) -> str:
     args = ", ".join(str(v) if k != "bias" else "bias=False" for k, v in config.items()
                      if k not in ("type", "init") and not (k == "bias" and v))
-    return f"{config['type']}({args})"
+    return f"{config.get('type', '?')}({args})"  # a config edited by hand is shown as it is
 
 
 def _print_checkpoint(path, meta):
@@ -60,9 +60,10 @@ def _print_checkpoint(path, meta):
           + (f", epochs done: {extra['epochs_done']}" if "epochs_done" in extra else ""))
     print("architecture: " + " -> ".join(_layer(c) for c in meta.get("architecture", [])))
     opt = meta.get("optimizer")
-    if opt:
-        hyper = ", ".join(f"{k}={v}" for k, v in opt["hyper"].items())
-        print(f"optimizer: {opt['type']}({hyper}), {opt['t']} step(s) taken")
+    if opt:  # shown as it is, whatever a hand's edit left (the checkpoint's readers refuse it)
+        hyper = opt.get("hyper")
+        hyper = ", ".join(f"{k}={v}" for k, v in hyper.items()) if isinstance(hyper, dict) else repr(hyper)
+        print(f"optimizer: {opt.get('type')}({hyper}), {opt.get('t')} step(s) taken")
     for lib in ("gpubp", "numpy", "cupy"):
         saved, now = meta.get(lib), here.get(lib)
         note = "" if saved == now else f" (this machine: {now or 'none'})"

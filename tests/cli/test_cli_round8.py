@@ -137,3 +137,15 @@ def test_records_a_later_gpubp_adds_to_are_read(saved, tmp_path, capsys):
     code, out, err = run(["train", "--device", "cpu", "--epochs", "3", "--quiet", "--resume", path, "--data",
                           str(saved / "data.csv"), "--save", path], capsys)
     assert code == 0 and "epochs: 3" in out, err
+
+
+@pytest.mark.parametrize("change, shown", [
+    (_set("optimizer", "hyper", value=[1]), r"optimizer: Adam\(\[1\]\), 2 step\(s\) taken"),
+    (lambda meta: meta["optimizer"].pop("hyper"), r"optimizer: Adam\(None\)"),
+    (_set("architecture", 0, value={"n_in": 2}), r"architecture: \?\(2\) -> ReLU\(\) -> Dense\(4, 2\)"),
+])
+def test_info_shows_a_hand_edited_checkpoint_as_it_is(saved, tmp_path, capsys, change, shown):
+    """gpubp info shows a checkpoint's metadata; edited by hand it was a traceback (KeyError: 'hyper')."""
+    path = edited(saved / "xor.npz", tmp_path / "edited.npz", change)
+    code, out, err = run(["info", path], capsys)
+    assert code == 0 and re.search(shown, out), (out, err)
