@@ -23,6 +23,7 @@ from ..train import evaluate, fit, save_training
 from ..train.epoch import guard
 from ..train.resume import held_at, refuse_overwrite
 from . import args as flags
+from .claim import Claim
 from .data import BUILT_IN, in_target_units, prepare, raw_mse
 from .resume import ahead_of, check_model_flags, continue_saved
 
@@ -128,6 +129,8 @@ def train(args, comm) -> int:
     with guard(comm, "checking the flags and outputs"):  # paths a rank alone may fail on
         _check_outputs(args)
         check_model_flags(args)
+        claim = Claim(args.save, args.checkpoint_every, args.epochs, args.patience) \
+            if args.save and (comm is None or comm.is_root) else None  # what --save holds now
     with guard(comm, "reading the checkpoint and the data"):
         if args.resume:  # the saved dtype unless --dtype says otherwise; the saved model's kind
             saved = checkpoint.load(args.resume, spec, dtype=flags.dtype(args))
@@ -153,23 +156,26 @@ def train(args, comm) -> int:
     extras = {"data": data.info, "run": {"schedule": args.schedule or schedule}}  # fit keeps the batch size
     t0 = time.perf_counter()
     root = comm is None or comm.is_root  # the one rank that writes files
+    if claim:
+        extras["writer"] = claim.token  # a run's own checkpoints told apart from another's at --save
     log = EpochLog(args.log, append=bool(args.resume), overwrite=args.overwrite) if args.log and root else None
+    callbacks = [c for c in (log, claim if args.checkpoint_every else None) if c]
     try:
         history = fit(model, data.X, data.y, loss=args.loss, optimizer=optimizer, lr=args.lr, epochs=args.epochs,
                       batch_size=args.batch_size, seed=args.seed, schedule=args.schedule or schedule,
                       validation_data=data.val, patience=args.patience, restore_best=args.restore_best,
-                      progress=False if args.quiet else None, callbacks=[log] if log else (),
+                      progress=False if args.quiet else None, callbacks=callbacks,
                       checkpoint_path=args.save if args.checkpoint_every else None,
                       checkpoint_every=args.checkpoint_every, checkpoint_extra=extras,
                       resume_from=args.resume, comm=comm, cuda_graph=args.cuda_graph, overwrite=args.overwrite)
     except GpubpError as exc:  # out of memory, a disk full, ...: fit's whole epochs are saved before it is said
-        raise _kept(exc, args, model, optimizer, data.name, extras, resumed, root) from None
+        raise _kept(exc, args, model, optimizer, data.name, extras, resumed, root, claim) from None
     finally:
         if log:
             log.close()
     saved_line = None  # written before the report, so nothing printed or evaluated can lose it
     if args.save and root:
-        saved_line = _save(args, model, optimizer, history, data.name, extras, resumed)
+        saved_line = _save(args, model, optimizer, history, data.name, extras, resumed, claim)
     kept = saved_line or "no --save: the model is not kept"
     try:
         report(args, model, data, history, time.perf_counter() - t0)
@@ -186,7 +192,7 @@ def train(args, comm) -> int:
     return 130 if history.interrupted else 0
 
 
-def _kept(exc, args, model, optimizer, name, extras, resumed, root):
+def _kept(exc, args, model, optimizer, name, extras, resumed, root, claim=None):
     """``exc``, fit's error, saying what is kept of the run: the whole epochs it trained (its
     ``history``; none when it stopped before) are written to --save first (``_save``: else beside it)."""
     history, done = getattr(exc, "history", None), resumed.get("epochs_done") or 0
@@ -196,7 +202,7 @@ def _kept(exc, args, model, optimizer, name, extras, resumed, root):
         kept = f"no --save: the {history.epochs - done} epoch(s) trained are not kept"
     else:
         try:
-            kept = _save(args, model, optimizer, history, name, extras, resumed)
+            kept = _save(args, model, optimizer, history, name, extras, resumed, claim)
         except GpubpError as failed:
             kept = str(failed)
     kept = GpubpError(f"{exc}; {kept}")
@@ -204,20 +210,25 @@ def _kept(exc, args, model, optimizer, name, extras, resumed, root):
     return kept
 
 
-def _save(args, model, optimizer, history, name, extras, resumed) -> str:
+def _save(args, model, optimizer, history, name, extras, resumed, claim=None) -> str:
     """Write --save; after Ctrl-C only where no file is yet, or where the file is still the
     checkpoint this run resumed from (``resumed``: its extras) and the run has done more whole
     epochs: the model then holds part of an epoch, and a checkpoint already there (an earlier
     run, or --checkpoint-every's last write at an epoch's end) is the better one to keep.
     When --save cannot be written (a full disk, its folder gone, no memory left) the model is
     written beside it, else in the current folder, as ``<name>.rescued.npz`` (a name no file has),
-    and a GpubpError says where, or that the run's epochs are lost and what --save keeps."""
+    and a GpubpError says where, or that the run's epochs are lost and what --save keeps. A
+    checkpoint that another run wrote at --save while this one trained (``claim``) is kept: the
+    model goes beside it as well."""
     if history.interrupted and os.path.exists(args.save) and not ahead_of(args, history, resumed):
         return f"not saved: interrupted in epoch {history.epochs + 1}; {args.save} keeps what it held"
 
     def write(path):
         return save_training(path, model, optimizer, history, args.seed,
                              {"batch_size": args.batch_size, "shuffle": True}, dataset=name, **extras)
+    taken = claim and claim.taken()
+    if taken:  # said already when it stopped the run
+        raise GpubpError(("" if claim.stopped else f"--save: {taken}; ") + _rescue(write, args.save, history.epochs))
     try:
         path = write(args.save)
     except (GpubpError, MemoryError, OSError) as exc:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import gpubp.cli.train
+from gpubp import checkpoint
 from gpubp.cli import main
 from helpers import run_cli as run
 
@@ -149,3 +150,46 @@ def test_info_shows_a_hand_edited_checkpoint_as_it_is(saved, tmp_path, capsys, c
     path = edited(saved / "xor.npz", tmp_path / "edited.npz", change)
     code, out, err = run(["info", path], capsys)
     assert code == 0 and re.search(shown, out), (out, err)
+
+
+# -- two runs given one --save -----------------------------------------------------------------------
+def another_run_writes(monkeypatch, source, save, at_epoch):
+    """While this run trains epoch ``at_epoch`` (1-based), another run's checkpoint (``source``)
+    lands at ``save``, as a save (atomic replace) of a run started at the same time would."""
+    real, calls = FIT._run_epoch, []
+
+    def run_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == at_epoch:
+            save.with_name("other.tmp").write_bytes(source.read_bytes())
+            os.replace(save.with_name("other.tmp"), save)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(FIT, "_run_epoch", run_epoch)
+
+
+@pytest.mark.parametrize("every", [None, 1])
+def test_a_checkpoint_another_run_wrote_at_save_meanwhile_is_kept(saved, tmp_path, capsys, monkeypatch, every):
+    """Was: the run that finished last replaced the other's model at --save, and both said "saved"."""
+    save, other = tmp_path / "same.npz", saved / "own.npz"
+    another_run_writes(monkeypatch, other, save, at_epoch=2)
+    code, out, err = run(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "3", "--quiet",
+                          "--save", str(save), *(["--checkpoint-every", str(every)] if every else [])], capsys)
+    assert code == 1 and err.startswith(f"gpubp train: error: --save: another run wrote {save} while this one "
+                                        f"trained (a checkpoint of 2 epoch(s), saved "), err
+    assert err.count("another run wrote") == 1 and f"is saved instead at {tmp_path / 'same.rescued.npz'}" in err
+    assert save.read_bytes() == other.read_bytes()  # the other run's model, kept
+    rescued = checkpoint.read_metadata(tmp_path / "same.rescued.npz")["extra"]
+    assert rescued["dataset"] == "xor" and rescued["epochs_done"] == (1 if every else 3)  # stopped before epoch 2's
+
+
+def test_a_run_s_own_checkpoints_and_the_file_it_was_given_are_its_to_replace(saved, tmp_path, capsys):
+    """No false alarm: --checkpoint-every's own writes, the --resume checkpoint continued in place, and a
+    file --overwrite replaces are this run's to write."""
+    save = tmp_path / "m.npz"
+    save.write_bytes((saved / "own.npz").read_bytes())  # another run's model, replaced as asked
+    base = ["train", "--device", "cpu", "--quiet", "--checkpoint-every", "1", "--save", str(save)]
+    assert run([*base, "--dataset", "xor", "--epochs", "3", "--overwrite"], capsys)[0] == 0
+    code, out, err = run([*base, "--epochs", "5", "--resume", str(save), "--patience", "9"], capsys)
+    assert code == 0 and "epochs: 5" in out, err
+    assert checkpoint.read_metadata(save)["extra"]["epochs_done"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
