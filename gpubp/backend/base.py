@@ -235,12 +235,13 @@ class Backend:
         expected = len(kernel.input_names) + len(kernel.output_names)
         if len(args) != expected:
             raise InvalidValueError(f"kernel {kernel.name} takes {expected} arrays/scalars, got {len(args)}")
-        # Scalars become this dtype: a float64 scalar must never promote float32
-        # arrays (NumPy 2 rules) or pick the double kernel.
+        # Scalars become this dtype (or their declared one, ``Kernel.scalar_dtype``): a float64
+        # scalar must never promote float32 arrays (NumPy 2 rules) or pick the double kernel.
         args = list(args)
         for i in kernel.scalar_positions:
-            if not (self.is_own(args[i]) and args[i].dtype == self.dtype and args[i].ndim == 0):
-                args[i] = self.dtype.type(args[i])
+            dtype = kernel.scalar_dtype(kernel.input_names[i], self.dtype)
+            if not (self.is_own(args[i]) and args[i].dtype == dtype and args[i].ndim == 0):
+                args[i] = dtype.type(args[i])
         # Arrays are this backend's, of its dtype and of one shape: NumPy would cast or broadcast
         # silently where CuPy refuses, so the two devices would part ways.
         shape, scalars = getattr(args[0], "shape", None), kernel.scalar_positions  # the first is an array

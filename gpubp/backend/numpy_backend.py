@@ -58,6 +58,7 @@ class NumpyBackend(Backend):
                 kernel.numpy(*args)
                 return
             flat = [a.reshape(-1) if b else a for a, b in zip(args, blocked)]
-            in_blocks(lambda lo, hi: kernel.numpy(*[a[lo:hi] if b else a for a, b in zip(flat, blocked)]), n)
+            at = (lambda lo: {"start": lo}) if kernel.indexed else (lambda lo: {})  # an index-aware body: where the block starts
+            in_blocks(lambda lo, hi: kernel.numpy(*[a[lo:hi] if b else a for a, b in zip(flat, blocked)], **at(lo)), n)
         except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
             self._refuse_run(kernel, args, exc)

@@ -53,7 +53,7 @@ def extreme_arguments(kernel, dtype, rng, example=0):
     dtype = np.dtype(dtype)
     pool = value_pool(dtype, rng)
     scalars = iter(kernel.examples[example] if kernel.examples else ())
-    ins = [np.float64(next(scalars)) if name in kernel.scalars else rng.permutation(pool)
+    ins = [kernel.scalar_dtype(name, np.float64).type(next(scalars)) if name in kernel.scalars else rng.permutation(pool)
            for name in kernel.input_names]
     outs = [np.abs(rng.permutation(pool)) if name in NONNEGATIVE_STATE else rng.permutation(pool)
             for name in kernel.output_names]
@@ -63,8 +63,9 @@ def extreme_arguments(kernel, dtype, rng, example=0):
 
 
 def rounded(ins, kernel, dtype):
-    """The inputs as a launch sees them: scalars rounded once to ``dtype``."""
-    return [np.dtype(dtype).type(a) if name in kernel.scalars else a for name, a in zip(kernel.input_names, ins)]
+    """The inputs as a launch sees them: scalars rounded once to ``dtype`` (or in their declared type)."""
+    return [kernel.scalar_dtype(name, dtype).type(a) if name in kernel.scalars else a
+            for name, a in zip(kernel.input_names, ins)]
 
 
 def exact_outputs(kernel, ins, outs):
@@ -136,6 +137,7 @@ def compiler():
     return None
 
 
+CTYPES = {"uint32": ctypes.c_uint32, "uint64": ctypes.c_uint64, "int32": ctypes.c_int32, "int64": ctypes.c_int64}
 FLAGS = ["-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wdouble-promotion", "-Wfloat-conversion", "-Werror"]
 
 
@@ -169,11 +171,12 @@ class HostBuild:
         scalar = ctypes.c_float if ctype == "float" else ctypes.c_double
         fn = getattr(self.library(kernel), f"{kernel.cuda_name}_{ctype}")
         fn.restype = None
-        fn.argtypes = [scalar if name in kernel.scalars else ctypes.c_void_p for name in kernel.input_names]
+        typed = {name: CTYPES.get(kernel.types[name], scalar) for name in kernel.scalars}  # uint32 k0 ...
+        fn.argtypes = [typed[name] if name in kernel.scalars else ctypes.c_void_p for name in kernel.input_names]
         fn.argtypes += [ctypes.c_void_p] * len(outs) + [ctypes.c_longlong]
         assert all(o.dtype == dtype and o.flags.c_contiguous for o in outs)
         arrays = {name: np.ascontiguousarray(a, dtype=dtype) for name, a in zip(kernel.input_names, ins)
                   if name not in kernel.scalars}  # held until the call returns
-        args = [scalar(a) if name in kernel.scalars else arrays[name].ctypes.data
+        args = [typed[name](a.item() if hasattr(a, "item") else a) if name in kernel.scalars else arrays[name].ctypes.data
                 for name, a in zip(kernel.input_names, ins)]
         fn(*args, *[o.ctypes.data for o in outs], len(outs[0]))

@@ -9,6 +9,12 @@ NVRTC can compile on a machine without a GPU, and :func:`host_source` turns the
 same body into host C++ that a CPU runs, so the tests hold the CUDA body to the
 kernel's ulp budget (``Kernel.ulps``) without a GPU.
 
+Two extensions, both in CuPy's own terms: a scalar input may be declared with a type other
+than ``T`` (``"uint32 k0"``: integer words such as a mask's key, which a float cannot carry
+exactly), and an ``indexed`` kernel's body reads ``i``, the element's flat index in C order
+(CuPy's ElementwiseKernel defines it; the NumPy backend passes each block's first index as
+``start``). Every other argument is a ``T`` array of one shape.
+
 Scalars that are functions of hyperparameters (``1 - beta``, ``lr / (1 - beta1^t)``,
 ``1 - lr * wd``) are computed by the caller on the host in float64 and passed as
 their own scalar inputs, so each is rounded once: a body never subtracts nearly
@@ -54,6 +60,12 @@ class Kernel:
     tests, self-test and benchmarks; ``prepare(ins, outs)`` makes sampled state
     consistent (e.g. a centred RMSprop's ``avg^2 <= sq``) in place.
 
+    ``indexed``: the body reads ``i``, the element's flat index in C order (CuPy's
+    ElementwiseKernel's special variable); the NumPy path then takes keyword ``start``, the index
+    of its first element (the backend launches large arrays in blocks), and ``reference``
+    computes over the whole array from index 0. A scalar declared with another type than ``T``
+    (``"uint32 k0"``) is passed in that type (``scalar_dtype``).
+
     ``overflows``: the NumPy path may overflow where its result is still right (the sigmoid's
     ``exp(-z) = inf`` gives ``s = 0``) and leaves NumPy's warning to whoever runs it: an eager
     launch runs it under ``np.errstate(over="ignore")``, a bound one under its caller's (a step
@@ -72,6 +84,7 @@ class Kernel:
     examples: tuple = ()  # realistic scalar values, each a tuple in `scalars` order
     prepare: Callable | None = None  # prepare(ins, outs): make sampled state consistent
     overflows: bool = False  # the NumPy path's expected overflow is silenced by its caller
+    indexed: bool = False  # the body reads i, the element index; the NumPy path takes start=
 
     def ulp_budget(self, dtype) -> float:
         return self.ulps[0] if np.dtype(dtype) == np.float32 else self.ulps[1]
@@ -83,6 +96,21 @@ class Kernel:
     @cached_property
     def output_names(self) -> list[str]:
         return _names(self.outputs)
+
+    @cached_property
+    def types(self) -> dict[str, str]:
+        """``{name: type}`` of every argument as declared: "T", or a NumPy dtype name ("uint32")."""
+        return {p.split()[-1]: p.split()[-2] for p in f"{self.inputs},{self.outputs}".split(",") if p.strip()}
+
+    def scalar_dtype(self, name, dtype) -> np.dtype:
+        """The dtype scalar ``name`` is passed in: ``dtype`` (the arrays') for a ``T``, else its declared type."""
+        declared = self.types[name]
+        return np.dtype(dtype) if declared == "T" else np.dtype(declared)
+
+    def ctype(self, name, ctype) -> str:
+        """The C type of argument ``name`` when ``T`` is ``ctype``."""
+        declared = self.types[name]
+        return ctype if declared == "T" else C_TYPES[declared]
 
     @cached_property
     def scalar_positions(self) -> tuple[int, ...]:
@@ -101,8 +129,15 @@ def register(kernel: Kernel) -> Kernel:
         raise ValueError(f"kernel {kernel.name!r}: the first input must be an array, not a scalar")
     if list(kernel.scalars) != [n for n in kernel.input_names if n in kernel.scalars]:
         raise ValueError(f"kernel {kernel.name!r}: scalars {kernel.scalars} must be inputs, in input order")
+    typed = [n for n, t in kernel.types.items() if t != "T"]
+    if set(typed) - set(kernel.scalars) or {kernel.types[n] for n in typed} - set(C_TYPES):
+        raise ValueError(f"kernel {kernel.name!r}: only scalars may have a type other than T, one of "
+                         f"{', '.join(C_TYPES)}; got {', '.join(f'{kernel.types[n]} {n}' for n in typed)}")
     KERNELS[kernel.name] = kernel
     return kernel
+
+
+C_TYPES = {"uint32": "unsigned int", "uint64": "unsigned long long", "int32": "int", "int64": "long long"}
 
 
 def _names(params: str) -> list[str]:
@@ -113,12 +148,14 @@ def cuda_source(kernel: Kernel, ctype: str) -> str:
     """A standalone ``__global__`` function running ``kernel.cuda`` with ``T = ctype``.
 
     It binds the parameters the way CuPy's ElementwiseKernel does (``const T x``
-    for inputs, ``T& y`` for outputs), so a body that compiles here compiles
-    inside CuPy too. Used by the NVRTC compile check; needs no GPU.
+    for inputs, scalars by value in their declared type, ``T& y`` for outputs, ``i`` the
+    element's index), so a body that compiles here compiles inside CuPy too. Used by the
+    NVRTC compile check; needs no GPU.
     """
-    ins, outs = kernel.input_names, kernel.output_names
-    params = [f"const {ctype}* __restrict__ {n}_" for n in ins] + [f"{ctype}* {n}_" for n in outs]
-    binds = [f"const T {n} = {n}_[i];" for n in ins] + [f"T& {n} = {n}_[i];" for n in outs]
+    ins, outs, scalars = kernel.input_names, kernel.output_names, kernel.scalars
+    params = [f"const {kernel.ctype(n, ctype)} {n}" if n in scalars else f"const {ctype}* __restrict__ {n}_"
+              for n in ins] + [f"{ctype}* {n}_" for n in outs]
+    binds = [f"const T {n} = {n}_[i];" for n in ins if n not in scalars] + [f"T& {n} = {n}_[i];" for n in outs]
     return "\n".join([
         f'extern "C" __global__ void {kernel.cuda_name}_{ctype}({", ".join(params)}, const long long n) {{',
         "    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
@@ -145,12 +182,14 @@ def host_source(kernel: Kernel, ctype: str) -> str:
     """``kernel.cuda`` as a host C++ function ``<cuda_name>_<ctype>(arrays..., n)``.
 
     The same text as on the GPU, bound as CuPy binds it (``const T x`` for inputs,
-    scalars by value, ``T& y`` for outputs) inside a loop over ``n`` elements.
+    scalars by value in their declared type, ``T& y`` for outputs) inside a loop over
+    ``n`` elements whose index is ``i``, from 0.
     Compiled with g++ (``-Wdouble-promotion -Werror``) by the tests, so a CUDA body
     that computes the wrong thing, or in double, fails on a CPU-only machine.
     """
     ins, outs, scalars = kernel.input_names, kernel.output_names, kernel.scalars
-    params = [f"const {ctype} {n}" if n in scalars else f"const {ctype}* __restrict__ {n}_" for n in ins]
+    params = [f"const {kernel.ctype(n, ctype)} {n}" if n in scalars else f"const {ctype}* __restrict__ {n}_"
+              for n in ins]
     params += [f"{ctype}* __restrict__ {n}_" for n in outs]
     binds = [f"const T {n} = {n}_[i];" for n in ins if n not in scalars] + [f"T& {n} = {n}_[i];" for n in outs]
     return "\n".join([
@@ -172,7 +211,7 @@ def sample_arguments(kernel, dtype, rng, n=257, spread=1.0):
     dtype = np.dtype(dtype)
     example = iter(kernel.examples[rng.integers(len(kernel.examples))] if kernel.examples
                    else rng.uniform(0.1, 0.9, len(kernel.scalars)))
-    ins = [dtype.type(next(example)) if name in kernel.scalars
+    ins = [kernel.scalar_dtype(name, dtype).type(next(example)) if name in kernel.scalars
            else rng.uniform(-spread, spread, n).astype(dtype) for name in kernel.input_names]
     outs = [rng.uniform(0, 1, n).astype(dtype) for _ in kernel.output_names]
     if kernel.prepare is not None:
