@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from ..backend.kernels import dropout as kernels
 from ..errors import InvalidValueError, ShapeError
 from .base import Layer
 from .arrays import FAILURES, shape_error
@@ -16,15 +17,26 @@ class Dropout(Layer):
     (inverted dropout, PyTorch's nn.Dropout). Backward goes through the same mask:
     dX = dY * keep / (1 - p) (training), dX = dY (eval).
 
-    The mask is counter-based: keep = u >= p with u ~ U[0, 1) drawn on the host from
-    ``np.random.default_rng([seed, step])`` and uploaded, so one (seed, step) gives one mask
-    on NumPy and CuPy alike. Each training forward uses the current ``step`` and then adds 1.
+    The mask is counter-based and computed on the device, one registry kernel
+    (``backend/kernels/dropout.py``): keep[i] = murmur3(i, key) >= t, where i is the element's flat
+    index, the 64-bit key is SplitMix64's output for (seed, step) and t = min(round(p 2^32), 2^32 - 1),
+    so keep is Bernoulli(1 - p) up to 2^-32, in integer arithmetic: one (seed, step) gives one mask,
+    bit for bit, on NumPy and CuPy alike, with no host draw and no upload. (Before, the mask was drawn
+    on the host from ``np.random.default_rng([seed, step])``: a seed now drops other units than it
+    did then, with the same law.) Each training forward uses the current ``step`` and then adds 1.
     ``seed`` comes from the constructor (0 by default) or, in a seeded ``Sequential``, from the
     model's seed: ``reset_parameters(rng)`` takes a child of the model's seed sequence (one per
     Dropout, in layer order, without consuming the stream the weights are drawn from) and sets
     step to 0. ``buffers`` holds seed and step as 0-d int64 host arrays: what a checkpoint saves.
+
+    The step's key, t and the scale 1 / (1 - p) reach the kernel through small device arrays that
+    ``before_step`` writes on the host, so a step plan binds the kernel once and a CUDA graph replays
+    it with each step's key (the plan calls ``before_step`` before every step and every replay,
+    outside the capture). The mask is kept in a buffer of the layer's (one per plan binding), reused.
     PyTorch's ``inplace`` is taken by keyword as False only: Y is a new array, X is never written.
     """
+
+    capturable = True  # one registry kernel and a product into the plan's buffers
 
     p = _checks.Checked(_checks.number, low=0, high=1, high_open=True)  # set later too: checked
 
@@ -38,7 +50,7 @@ class Dropout(Layer):
         self.keep_buffers({"seed": np.zeros((), np.int64), "step": np.zeros((), np.int64)})
         self.seed = 0 if seed is None else seed
         self._seed_set = seed is not None  # a seed the user chose (then set), not the default
-        self.X = self.mask = None
+        self.X = self.mask = self._mask = self._device_draw = None
 
     def __repr__(self):
         return f"Dropout(p={self.p:g})"
@@ -111,31 +123,87 @@ class Dropout(Layer):
         except FAILURES as exc:
             raise shape_error(self, shape, exc) from None
 
-    def forward(self, X):
-        self.backend.check_array(X, "Dropout input")
+    def forward(self, X, out=None):
+        """Y = X * mask (training; the mask of this step's key, then step + 1), Y = X (eval: X
+        itself, or copied into ``out`` when given)."""
+        self._check_forward(X, out)
         self.X, self.mask = X, None
         if not self.training:
-            return X
-        step, self.step = self.step, self.step + 1
-        if self.p == 0:
-            return X
-        keep = np.random.default_rng([self.seed, step]).random(X.shape) >= self.p
-        mask = self.backend.asarray(keep).astype(self.backend.dtype)  # uploaded as 1-byte bools
-        mask *= 1 / (1 - self.p)  # a Python float, rounded once to the layer's dtype
+            return X if out is None else self._copy(X, out)
+        self.before_step()
+        mask = self._mask
+        if mask is None or not self.backend.is_own(mask) or mask.dtype != self.backend.dtype \
+                or mask.shape != X.shape:
+            mask = self._mask = self.backend.empty(X.shape)  # kept: the next step of this shape reuses it
+        if out is None:
+            out = self.backend.empty(X.shape)
+        self.backend.launch(kernels.dropout, X, *self._draw(), out, mask)
         self.mask = mask
-        return X * mask
+        return out
 
-    def backward(self, dY):
+    def backward(self, dY, out=None):
+        """dX = dY * mask (training), dX = dY (eval: dY itself, or copied into ``out`` when given)."""
         self._check_dY(dY, () if self.X is None else self.X.shape)
-        return dY if self.mask is None else dY * self.mask
+        self._check_out(out, dY.shape, "backward")
+        if self.mask is None:
+            return dY if out is None else self._copy(dY, out)
+        with self.backend.activate():
+            return self.backend.xp.multiply(dY, self.mask, out=out)
+
+    def before_step(self):
+        """In training, this step's draw into the device arrays the kernel reads (the key of
+        (seed, step), t and the scale, as one host write each), then step + 1; in eval, nothing.
+        The eager forward calls it; a step plan calls it before each step and each replay of its CUDA
+        graph (outside the capture), so the bound kernel reads each step's key."""
+        if not self.training:
+            return
+        words, scale = self._draw_arrays()
+        self.backend.write(words, [*kernels.key_words(self.seed, self.step), kernels.threshold(self.p)])
+        self.backend.write(scale, 1 / (1 - self.p))  # a Python float, rounded once to the layer's dtype
+        self.step += 1
+
+    def _draw_arrays(self):
+        """``(words, scale)``: uint32 (k0, k1, t) and the 0-d scale on the layer's device (made anew after a move)."""
+        arrays = self._device_draw
+        if arrays is None or not self.backend.is_own(arrays[1]) or arrays[1].dtype != self.backend.dtype:
+            with self.backend.activate():
+                arrays = self._device_draw = (self.backend.zeros(3, np.uint32), self.backend.zeros(()))
+        return arrays
+
+    def _draw(self):
+        """The kernel's scalar arguments k0, k1, t, scale: 0-d views of the draw arrays, read at each launch."""
+        words, scale = self._draw_arrays()
+        return words[0, ...], words[1, ...], words[2, ...], scale  # views (words[0] is a NumPy scalar: a copy)
+
+    def _copy(self, a, out):
+        with self.backend.activate():
+            self.backend.xp.copyto(out, a)
+        return out
 
     def bind(self, X, Y, dY, dX):
-        """Refused: Dropout's forward and backward write no ``out`` buffer, so a step plan cannot bind them."""
-        raise InvalidValueError(f"{self!r} cannot be bound to a step plan's buffers: its forward and backward "
-                                f"take no out buffer; run it with forward and backward")
+        """The kernel bound to the plan's buffers and a mask of this binding's own (a plan per batch
+        shape); the mode is read at each call (eval: copies). ``before_step`` must run before each
+        step (the plan calls it): the bound forward reads the key it wrote."""
+        xp = self.backend.xp
+        with self.backend.activate():
+            mask = self.backend.zeros(X.shape)
+        run = self.backend.bind(kernels.dropout, X, *self._draw(), Y, mask)
+
+        def forward():
+            if self.training:
+                run()
+            else:
+                xp.copyto(Y, X)
+
+        def backward():
+            if self.training:
+                xp.multiply(dY, mask, out=dX)
+            else:
+                xp.copyto(dX, dY)
+        return forward, backward
 
     def _clear_cache(self):
-        self.X = self.mask = None
+        self.X = self.mask = self._mask = self._device_draw = None
 
 
 def _counter(name, value) -> int:

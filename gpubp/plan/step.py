@@ -26,14 +26,22 @@ with a StateError (make a new plan; ``PlanCache`` does so itself), never run on 
 layers. Parameters written or loaded in place, a replaced parameter array, the optimizer's
 ``lr``, observers and the model's mode are read at every step and need no new plan.
 
-A layer whose ``forward``/``backward`` take no ``out`` (Dropout and BatchNorm, whose steps
-differ by mode and draw; a user's layer) makes the model unplannable: ``plan_problem`` says why and
-``fit`` then runs the eager step. ``fit`` keeps one plan per batch shape (``PlanCache``):
+What changes per step and is decided on the host reaches a bound layer through device arrays
+it reads: a layer may define ``before_step()``, host work the plan calls before each step, and
+before each replay of its CUDA graph, outside the capture (Dropout writes the step's mask key
+there and advances its step count, so a planned or graphed step drops the units an eager one
+does). The plan is made for training: its dry forward runs every layer in training mode (so a
+layer that passes its input on in eval, as Dropout does, still gets its buffer) and puts back the
+layers' modes and buffers (running statistics, Dropout's step) after it.
+
+A layer whose ``forward``/``backward`` take no ``out`` (a user's layer; BatchNorm until it
+does) makes the model unplannable: ``plan_problem`` says why and ``fit`` then runs the eager step. ``fit`` keeps one plan per batch shape (``PlanCache``):
 the short last batch of an epoch gets its own plan, made once, rather than padding. On a
 GPU each plan can be captured as one CUDA graph (``graph.GraphedStep``, ``fit(cuda_graph=True)``).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -90,7 +98,8 @@ class StepPlan:
         model.draw_parameters()  # those drawn on first use, as one flat buffer (one update kernel)
         with backend.activate():
             self.X = backend.zeros(batch_shape)
-            inputs, self.outputs = self._dry_forward()
+            with model.mode(True), _buffers_kept(model):  # a training step's buffers; no state moves
+                inputs, self.outputs = self._dry_forward()
             Y = self.outputs[-1] if self.outputs[-1] is not None else inputs[-1]
             self.y = backend.zeros(tuple(target_shape or Y.shape), target_dtype or backend.dtype)
             self.work = self._loss_work(self.loss.workspace(Y, self.y))
@@ -99,6 +108,7 @@ class StepPlan:
             # the loss once by its checked methods (shapes, dtypes), then bound for every step
             Loss.bind(self.loss, Y, self.y, self.dout, self.work)()
         self._loss = self.loss.bind(Y, self.y, self.dout, self.work)
+        self._before = [layer.before_step for layer in model.layers if callable(getattr(layer, "before_step", None))]
         self.graph = None  # a GraphedStep of this plan, when fit captures one
 
     def _bind(self, inputs):
@@ -256,7 +266,20 @@ class StepPlan:
         """``run_into`` of a plan known to be current (``PlanCache.run``: its ``get`` checked)."""
         if type(scale) is not float or scale != 1.0:  # a bool or an array is no scale: checked, not compared
             scale = _checks.number("StepPlan.run: scale", scale, low=0, low_open=True)
-        X, y = self._load(X, self.X, "X"), self._load(y, self.y, "y")
+        self._load(X, self.X, "X")
+        self._load(y, self.y, "y")
+        self.before_step()
+        return self._launch(scale)
+
+    def before_step(self):
+        """The layers' host work before a step (``before_step``: Dropout's key written, its step
+        advanced): before each planned step, and before each replay of a captured one."""
+        for hook in self._before:
+            hook()
+
+    def _launch(self, scale=1.0):
+        """Forward, loss and backward on the plan's buffers: device work only (what a CUDA graph
+        records); ``before_step`` has run."""
         observers = observers_of(self.model)
         # one errstate for the step's expected overflows (``Kernel.overflows``: the sigmoid's exp(-z) = inf)
         with self.backend.activate(), np.errstate(over="ignore"):
@@ -377,6 +400,18 @@ class PlanCache:
             return plan.graph._step(X, y)
         Y, value = plan._run_into(X, y, scale)
         return Y, value.copy()
+
+
+@contextlib.contextmanager
+def _buffers_kept(model):
+    """A block after which every layer's buffers hold what they held before it (a dry run moves no
+    running statistic, no Dropout step)."""
+    saved = [(b, b.copy()) for layer in model.layers for b in layer.buffers.values()]
+    try:
+        yield
+    finally:
+        for b, value in saved:
+            b[...] = value
 
 
 def layers_changed(model, layers) -> bool:

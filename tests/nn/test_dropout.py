@@ -8,14 +8,18 @@ import numpy as np
 import pytest
 
 import gpubp
+from gpubp.backend.kernels import dropout as dropout_kernels
 from gpubp.nn import Dropout
 
 from helpers import TOL
 
 
 def keep_mask(seed, step, shape, p):
-    """The documented draw: keep = u >= p, u ~ U[0, 1) from default_rng([seed, step])."""
-    return np.random.default_rng([seed, step]).random(shape) >= p
+    """The documented mask: keep[i] = murmur3(i, key(seed, step)) >= round(p 2^32), by the kernel's
+    plain reference formula (held to MurmurHash3's published values in test_dropout_counter.py)."""
+    k0, k1 = dropout_kernels.key_words(seed, step)
+    _, mask = dropout_kernels.dropout.reference(np.ones(shape), k0, k1, dropout_kernels.threshold(p), 1.0)
+    return mask == 1
 
 
 @pytest.mark.parametrize("shape", [(8, 5), (3, 2, 4, 5)], ids=["2d", "4d"])
