@@ -17,8 +17,12 @@ What a capture needs, and where it comes from:
   layers' ``backend.matmul`` to gpubp's own GEMM (``backend/kernels/gemm.py``) and turns CuPy's
   CUB reductions off (they allocate scratch);
 * no host sync and no per-step decision in Python: targets are trusted (``fit`` checks them
-  all first), observers are refused, and what changes between steps — the step count's bias
-  corrections, a scheduled lr — is written to a device array the update kernels read.
+  all first), observers are refused, and what changes between steps is written on the host,
+  before each replay, to device arrays the recorded kernels read: the step count's bias
+  corrections and a scheduled lr (the optimizer's scalars), and whatever a layer's
+  ``before_step`` writes (``StepPlan.before_step``: Dropout's mask key, its step count advanced
+  on the host, so a checkpoint saves the right one). The layers' modes are recorded with the
+  graph: a step after a mode changed records it again.
 
 If the model or the optimizer replaces its arrays (a restore, a resumed state), the graph would
 write into the old ones: ``step`` notices (``Optimizer.prepared`` returns another list), warms
@@ -38,8 +42,9 @@ def graph_problem(model) -> str | None:
         return f"a {type(model).__name__} is not a gpubp Sequential"
     for i, layer in enumerate(model.layers):
         if not layer.capturable:
-            return (f"layer {i} ({layer!r}) cannot be captured yet (only Dense and activation layers can: "
-                    f"the others' matrix products run on cuBLAS, which CuPy refuses while capturing)")
+            return (f"layer {i} ({layer!r}) cannot be captured yet (those whose class says capturable = True "
+                    f"can: Dense, the activations, Dropout; the others' steps allocate or run on cuBLAS, "
+                    f"which CuPy refuses while capturing)")
     return None
 
 
@@ -80,7 +85,8 @@ class GraphedStep:
         with self.backend.activate():
             self.stream.wait_event(self.backend.current_stream().record())
             with self.stream, self.backend.graph_arithmetic():
-                arrays = opt.prepared(plan.model).arrays
+                buffers = [b for layer in plan.model.layers for b in layer.buffers.values()]  # Dropout's step
+                arrays = [*opt.prepared(plan.model).arrays, *buffers]
                 saved, t = [a.copy() for a in arrays], opt.t
                 with plan.loss.targets_checked():
                     plan.step(plan.X, plan.y)
@@ -92,11 +98,15 @@ class GraphedStep:
     def _record(self):
         plan = self.plan
         self._updates = plan.optimizer.prepared(plan.model)
+        self._modes = _modes(plan.model)
+        problem = plan.stale()
+        if problem:
+            raise StateError(f"GraphedStep: {problem} since the plan was made; make a new plan")
 
-        def one_step():
+        def one_step():  # device work only: the host's part of a step (before_step) runs before each replay
             plan.model.zero_grad()
             with plan.loss.targets_checked():
-                self.out, self.value = plan.run_into(plan.X, plan.y)
+                self.out, self.value = plan._launch()
             plan.optimizer.launch(self._updates, self.backend)  # reads the scalars step() writes
         self.graph = self.backend.capture(one_step, self.stream)
 
@@ -113,17 +123,24 @@ class GraphedStep:
         """``step`` of a plan known to be current (``PlanCache.run``: its ``get`` checked)."""
         plan, opt = self.plan, self.plan.optimizer
         self._refuse_observers(plan)
-        if opt.prepared(plan.model) is not self._updates:  # arrays replaced: the graph would miss them
-            self._warm_up()  # the new arrays may need kernels not yet compiled (another shape, layout
-            self._record()   # or a flat buffer given up): none may compile and load inside a capture
+        if opt.prepared(plan.model) is not self._updates or _modes(plan.model) != self._modes:
+            self._warm_up()  # arrays replaced (the graph would miss them) or a mode changed (the graph
+            self._record()   # holds the other mode's kernels); the new ones may need kernels not yet
+            # compiled (another shape, layout or a flat buffer given up): none may compile inside a capture
         with self.backend.activate():
             current = self.backend.current_stream()
             self.stream.wait_event(current.record())      # the batch gathered on the current stream
             with self.stream:
                 plan._load(X, plan.X, "X")
                 plan._load(y, plan.y, "y")
+                plan.before_step()  # the layers' per-step values (Dropout's key) into their device arrays
                 opt.t += 1
                 self.backend.write(self._updates.scalars, opt.scalars())
                 self.graph.launch(self.stream)
             current.wait_event(self.stream.record())      # what reads the results waits for them
             return self.out, self.value.copy()
+
+
+def _modes(model) -> tuple:
+    """Each layer's mode (training or eval), as a graph records it."""
+    return tuple(bool(layer.training) for layer in model.layers)

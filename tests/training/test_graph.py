@@ -232,3 +232,64 @@ def test_fit_refuses_to_capture_a_convolution_before_training():
     with pytest.raises(InvalidValueError, match=r"fit: cuda_graph: layer 0 \(Conv2D"):
         fit(cnn, X, y, epochs=1, progress=False, cuda_graph=True)
 
+
+
+# -- Dropout in a graph: each replay's key written before it, the step counted on the host ----------
+
+
+def dropout_mlp(backend, dtype="float64", seed=3):
+    return gpubp.Sequential([gpubp.Dense(6, 8), gpubp.Sigmoid(), gpubp.Dropout(0.3), gpubp.Dense(8, 5), gpubp.ReLU(),
+                             gpubp.Dropout(0.2), gpubp.Dense(5, 3)], backend=backend, dtype=dtype, seed=seed)
+
+
+class RecordOnTheHost(CaptureOnTheHost):
+    """A "capture" that records without running (as CUDA's does): the numbers of replays can be compared."""
+
+    def capture(self, fn, stream):
+        self.captures += 1
+        return types.SimpleNamespace(launch=lambda stream: fn())
+
+
+def test_a_graphed_dropout_step_replays_each_steps_mask_and_counts_its_steps():
+    """A captured step's Dropout reads the key ``before_step`` writes before each replay: the steps
+    drop what eager steps drop, the host step count follows, and a mode change records anew."""
+    backend = RecordOnTheHost("float64")
+    graphed_model, eager_model = dropout_mlp(backend), dropout_mlp("cpu")
+    assert graph_problem(graphed_model) is None
+    graphed = GraphedStep(StepPlan(graphed_model, "mse", SGD(lr=0.1, momentum=0.9), (16, 6)))
+    assert graphed_model.layers[2].step == 0  # warming up and capturing take no step
+    rng = np.random.default_rng(2)
+    eager_opt, lossf = SGD(lr=0.1, momentum=0.9), gpubp.losses.get_loss("mse")
+    for mode in (True, True, False, True):
+        graphed_model.train(mode)
+        eager_model.train(mode)
+        X, y = rng.normal(size=(16, 6)), rng.normal(size=(16, 3))
+        graphed.step(X, y)
+        eager_model.zero_grad()
+        lossf.forward(eager_model.forward(X), y)
+        eager_model.backward(lossf.backward(), input_grad=False)
+        eager_opt.step(eager_model)
+        assert [layer.state for layer in graphed_model.layers[2::3]] == [layer.state for layer in eager_model.layers[2::3]]
+        for name, p in eager_model.parameters().items():
+            np.testing.assert_array_equal(graphed_model.parameters()[name], p, err_msg=name)
+    assert graphed_model.layers[2].step == 3 and backend.captures == 3  # eval, then training again: recorded anew
+
+
+@needs_gpu
+def test_a_graphed_fit_with_dropout_equals_the_eager_fit_bit_for_bit():
+    # two graphs (a short last batch), each replay with its own step's masks; checkpoints save the step
+    X, y = small_problem()
+    runs = []
+    for cuda_graph in (False, True):
+        model = dropout_mlp("cuda:0")
+        with model.backend.graph_arithmetic():  # the eager run computes as the graph does
+            history = fit(model, X, y, optimizer=Adam(lr=1e-2), epochs=3, batch_size=16, seed=1, progress=False,
+                          cuda_graph=cuda_graph)
+        runs.append((model, history))
+    (eager, h_eager), (graphed, h_graphed) = runs
+    assert h_graphed.loss == h_eager.loss
+    assert [layer.state for layer in graphed.layers[2::3]] == [layer.state for layer in eager.layers[2::3]]
+    assert graphed.layers[2].step == 15
+    for name, p in eager.parameters().items():
+        np.testing.assert_array_equal(graphed.backend.to_numpy(graphed.parameters()[name]),
+                                      eager.backend.to_numpy(p), err_msg=name)
