@@ -47,6 +47,29 @@ def positive_float(text):
     return value
 
 
+def file_path(text):
+    """argparse type: a path, not empty nor blank: ``--save "$OUT"`` with $OUT unset was taken for no
+    --save at all (``--data ""`` trained on the built-in digits, ``--out ""`` printed)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a file path, got {text!r} (an empty shell variable?)")
+    return text  # as given: a marked default stays marked
+
+
+def output_file(text):
+    """argparse type: a ``file_path`` to write, not ending in a separator (``--save runs/`` wrote a file
+    named runs, not one inside the folder runs/ meant)."""
+    if file_path(text).endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise argparse.ArgumentTypeError(f"expected a file name, got {text!r}, a folder; name a file inside it")
+    return text
+
+
+def column(text):
+    """argparse type: a CSV column name, not empty (``--target ""`` was taken for the last column)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a column name, got {text!r}")
+    return text
+
+
 def widths(text):
     """argparse type: comma-separated layer widths such as ``64,64`` (empty: none)."""
     try:
@@ -183,8 +206,8 @@ def synthetic(loss, n, n_in, n_out, seed):
 
 def add_saved_model(p, data_help):
     """The arguments of a command run on a saved model: MODEL, DATA, --batch-size, --device."""
-    p.add_argument("model", metavar="MODEL", help="a checkpoint written by gpubp train --save")
-    p.add_argument("data", metavar="DATA", help=data_help)
+    p.add_argument("model", metavar="MODEL", type=file_path, help="a checkpoint written by gpubp train --save")
+    p.add_argument("data", metavar="DATA", type=file_path, help=data_help)
     add_batch_size(p, 1024)
     add_device(p, dtype=None)
 

@@ -11,6 +11,8 @@ def add_arguments(p):
     for action in p._actions:  # counts refused by argparse, in the commands' words
         if action.dest in ("repeat", "threads"):
             action.type = flags.positive_int
+        elif action.dest == "json":  # not empty, not a folder
+            action.type = flags.output_file
 
 
 def run(args) -> int:

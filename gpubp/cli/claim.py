@@ -54,7 +54,8 @@ class Claim:
             self.seen = signature
             return None
         if not isinstance(state, dict):
-            return f"{self.path} was replaced by a file that is not a gpubp checkpoint while this run trained; it is kept"
+            return f"{self.path} was replaced by a file that is not a gpubp checkpoint while this run trained; " \
+                   f"it is kept"
         done, created = (state.get("extra") or {}).get("epochs_done"), state.get("created")
         what = "a model" if done is None else f"a checkpoint of {done} epoch(s)"
         return f"another run wrote {self.path} while this one trained ({what}, saved {created}); it is kept"

@@ -231,7 +231,8 @@ def _fits_model(record, architecture) -> dict:
     named = len(record["classes"]) if record.get("task") == "classification" and record.get("classes") else \
         Scaler.from_dict(record["target_scaler"]).mean.size if record.get("target_scaler") else None
     if None not in (n_out, named) and n_out != named:
-        what = f"the classes {record['classes']!r:.80}" if record.get("task") == "classification" else "a target scaling"
+        what = f"the classes {record['classes']!r:.80}" if record.get("task") == "classification" else \
+            "a target scaling"
         raise InvalidValueError(f"it names {what} for {named} output(s), but the model has {n_out}")
     return record
 

@@ -13,7 +13,8 @@ HELP = "evaluate a saved model on a labelled CSV/.npz (read and scaled as in tra
 
 def add_arguments(p):
     flags.add_saved_model(p, "a CSV with the features and the target column, or an .npz with X and y")
-    p.add_argument("--target", metavar="COLUMN", help="the CSV's target column (default: the one the model was trained on)")
+    p.add_argument("--target", metavar="COLUMN", type=flags.column,
+                   help="the CSV's target column (default: the one the model was trained on)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 

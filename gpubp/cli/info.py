@@ -7,12 +7,14 @@ from ..backend import parse_spec
 from ..checkpoint import read_metadata
 from ..errors import GpubpError
 from ..tools.doctor import machine, versions
+from .args import file_path
 
 HELP = "show gpubp/NumPy/CuPy/CUDA versions, devices and what 'auto' picks and why"
 
 
 def add_arguments(parser):
-    parser.add_argument("path", nargs="?", help="a checkpoint (.npz): print where and how it was made")
+    parser.add_argument("path", nargs="?", metavar="PATH", type=file_path,
+                        help="a checkpoint (.npz): print where and how it was made")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -23,7 +23,8 @@ HELP = "predict with a saved model on a CSV/.npz of raw features (scaled as in t
 
 def add_arguments(p):
     flags.add_saved_model(p, "a CSV with the training features' columns (any order), or an .npz with X")
-    p.add_argument("--out", metavar="PATH", help="write the predictions here as CSV (default: print them)")
+    p.add_argument("--out", metavar="PATH", type=flags.output_file,
+                   help="write the predictions here as CSV (default: print them)")
     flags.add_overwrite(p, "--out", "the predictions CSV of an earlier gpubp predict")
 
 

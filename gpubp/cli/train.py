@@ -34,12 +34,14 @@ DEFAULTS = {"mlp": (0.01, "constant"), "cnn": (0.005, "cosine")}  # (lr, schedul
 
 def add_arguments(p):
     d = p.add_argument_group("data")
-    d.add_argument("--data", metavar="PATH", help="your own data: a CSV with a header row, or an .npz with X and y")
-    d.add_argument("--target", metavar="COLUMN", help="the CSV column to predict (default: the last)")
+    d.add_argument("--data", metavar="PATH", type=flags.file_path,
+                   help="your own data: a CSV with a header row, or an .npz with X and y")
+    d.add_argument("--target", metavar="COLUMN", type=flags.column,
+                   help="the CSV column to predict (default: the last)")
     d.add_argument("--val-split", type=flags.fraction, default=flags.marked(0.1), metavar="FRACTION",
                    help="share of the training data held out for validation (seeded; stratified for "
                         "classes; 0: none; --resume: the saved run's)")
-    d.add_argument("--test", metavar="PATH", help="a test file for --data, read like it")
+    d.add_argument("--test", metavar="PATH", type=flags.file_path, help="a test file for --data, read like it")
     d.add_argument("--dataset", default=flags.marked("digits"), choices=BUILT_IN,
                    help="built-in data when --data is not given (xor trains and tests on its 4 points; "
                         "--resume: the saved run's)")
@@ -80,15 +82,18 @@ def add_arguments(p):
                    help="data parallelism over the ranks of `mpiexec -n N gpubp train --distributed` "
                         "(needs gpubp[mpi]; on CUDA one GPU per rank)")
     o = p.add_argument_group("output")
-    o.add_argument("--save", metavar="PATH", help="write the trained model, optimizer and data scaling to this .npz")
+    o.add_argument("--save", metavar="PATH", type=flags.output_file,
+                   help="write the trained model, optimizer and data scaling to this .npz")
     o.add_argument("--checkpoint-every", type=flags.positive_int, metavar="N", help="also write --save every N epochs")
-    o.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    o.add_argument("--resume", metavar="PATH", type=flags.file_path, help="continue the run saved in this checkpoint")
     o.add_argument("--overwrite", action="store_true",
                    help="let --save, --log and --plot replace another run's checkpoint, log or plot, or a file "
                         "gpubp did not write (kept otherwise: refused before training)")
-    o.add_argument("--log", metavar="PATH", help="one line per epoch: CSV for a .csv, else JSON lines (.jsonl)")
+    o.add_argument("--log", metavar="PATH", type=flags.output_file,
+                   help="one line per epoch: CSV for a .csv, else JSON lines (.jsonl)")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
-    o.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
+    o.add_argument("--plot", metavar="PATH", type=flags.output_file,
+                   help="write loss/accuracy curves to this PNG (needs gpubp[plot])")
 
 
 def device_line(spec, backend) -> str:

@@ -19,7 +19,7 @@ def add_arguments(p):
                    help="learning rate of the --epochs of training")
     flags.add_device(p)
     flags.add_seed(p)
-    p.add_argument("--plot", metavar="PATH", default=flags.marked("vanishing_gradients.png"),
+    p.add_argument("--plot", metavar="PATH", type=flags.output_file, default=flags.marked("vanishing_gradients.png"),
                    help="PNG of the norms (needs gpubp[plot])")
     p.add_argument("--no-plot", action="store_true", help="print the table only")
     flags.add_overwrite(p, "--plot", "a plot drawn by gpubp")

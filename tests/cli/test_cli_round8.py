@@ -193,3 +193,30 @@ def test_a_run_s_own_checkpoints_and_the_file_it_was_given_are_its_to_replace(sa
     assert code == 0 and "epochs: 5" in out, err
     assert checkpoint.read_metadata(save)["extra"]["epochs_done"] == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+# -- an empty path, a folder for a file --------------------------------------------------------------
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--save", ""], "argument --save: expected a file path, got ''"),  # was: trained, saved nothing
+    (["train", "--data", ""], "argument --data: expected a file path, got ''"),  # was: trained on the digits
+    (["train", "--resume", " "], "argument --resume: expected a file path, got ' '"),
+    (["train", "--log", ""], "argument --log: expected a file path"),
+    (["train", "--plot", ""], "argument --plot: expected a file path"),
+    (["train", "--data", "{d}/data.csv", "--test", ""], "argument --test: expected a file path"),
+    (["train", "--data", "{d}/data.csv", "--target", ""], "argument --target: expected a column name, got ''"),
+    (["train", "--save", "{tmp}/runs/"], r"argument --save: expected a file name, got '.*runs/', a folder"),
+    (["train", "--log", "{tmp}/"], "argument --log: expected a file name"),  # was: a file named runs, written
+    (["predict", "{d}/own.npz", "{d}/data.csv", "--out", ""], "argument --out: expected a file path"),  # printed
+    (["predict", "{d}/own.npz", "{d}/data.csv", "--out", "{tmp}/p/"], "argument --out: expected a file name"),
+    (["evaluate", "", "{d}/data.csv"], "argument MODEL: expected a file path"),
+    (["evaluate", "{d}/own.npz", "{d}/data.csv", "--target", ""], "argument --target: expected a column name"),
+    (["info", ""], "argument PATH: expected a file path"),
+    (["vanishing", "--plot", "{tmp}/v/"], "argument --plot: expected a file name"),
+    (["bench", "--json", ""], "argument --json: expected a file path"),
+])
+def test_an_empty_path_or_a_folder_for_a_file_is_a_usage_error(saved, tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.setattr(FIT, "_run_epoch", never)
+    argv = [a.format(d=saved, tmp=tmp_path) for a in argv]
+    code, out, err = run(argv + (["--device", "cpu"] if argv[0] == "train" else []), capsys)
+    assert code == 2 and re.search(f"gpubp {argv[0]}: error: {words}", err), err
+    assert out == "" and list(tmp_path.iterdir()) == []
