@@ -95,6 +95,23 @@ def check_out(backend, out, shape, where, of):
         raise InvalidValueError(f"{where}: the buffer is read-only")
 
 
+def work(layer, name, shape, dtype, init=None):
+    """``layer``'s work array ``name`` of ``shape`` and ``dtype``, made once and kept (never handed to a
+    caller): what a step reuses, so that a step plan's step allocates nothing and a CUDA graph's recorded
+    addresses stay the layer's. ``init(array)`` runs once, when it is made (a padding of -inf, a constant
+    mask); after that it holds what was last written. One array per (name, shape, dtype): each batch shape
+    a model sees (a batch, an epoch's short last one) keeps its own, none dropped while a plan or a graph
+    may use it; moving the layer (``Layer.to``) drops them all (plans made before are stale then)."""
+    dtype = layer.backend.xp.dtype(dtype)
+    kept = layer.__dict__.setdefault("_work", {})
+    a = kept.get((name, shape, dtype))
+    if a is None:
+        a = kept[name, shape, dtype] = layer.backend.empty(shape, dtype)
+        if init is not None:
+            init(a)
+    return a
+
+
 def into(out, value):
     """``value``; with a buffer ``out`` given (a step plan's), ``value`` written into it and ``out``."""
     if out is None:

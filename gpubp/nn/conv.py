@@ -8,9 +8,9 @@ import numpy as np
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import INITIALIZERS, addressable, checked_weight, draw
-from .arrays import FAILURES, core_error, into
+from .arrays import FAILURES, core_error, into, work
 from .base import Layer
-from .windows import DEVICE_OPTION, col2im, output_size, pair, same_padding, torch_options, windows
+from .windows import DEVICE_OPTION, col2im, output_size, pair, placed, same_padding, torch_options, windows
 
 TORCH_OPTIONS = {  # PyTorch's Conv2d arguments that Conv2D takes only at their defaults: see torch_options
     "dilation": ((1, (1, 1)), "its windows are contiguous (dilation=1)"),
@@ -40,9 +40,11 @@ class Conv2D(Layer):
 
         dW = sum_n delta_n @ cols_n^T      db = sum_{n,p} delta      dX = col2im(W_col^T @ delta_n)
 
-    For stride 1, dX goes by whole rows (``_backward_rows``). cols and the backward's work
-    arrays are kept between calls while the shapes repeat (dropped when the layer moves to
-    another backend); no array handed to a caller is ever written again.
+    For stride 1, dX goes by whole rows (``_backward_rows``). cols, the padded input and the
+    backward's work arrays are made once per input shape and kept (``arrays.work``; dropped when
+    the layer moves to another backend), and every product runs through ``backend.matmul`` into
+    one of them: a planned step allocates nothing, and on a GPU it can be captured as a CUDA graph
+    (``capturable``). No array handed to a caller is ever written again.
 
     W has shape (out_channels, in_channels, kh, kw) as in PyTorch; b is (out_channels,),
     initialised to zero (as ``Dense`` does). ``init`` names a He draw scaled by fan-in =
@@ -54,6 +56,7 @@ class Conv2D(Layer):
     defaults only (``TORCH_OPTIONS``).
     """
 
+    capturable = True  # products by backend.matmul into work arrays (gpubp's GEMM in a capture), nothing allocated
     in_channels, out_channels, kernel_size, stride, padding, bias, init = (_checks.Fixed() for _ in range(7))
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
@@ -77,7 +80,6 @@ class Conv2D(Layer):
             conv_weight(init, np.random.default_rng(0), 1, 1, (0,))  # an unknown name fails here
         self.seed, self._params = _checks.seed("Conv2D seed", seed), None
         self.X = self.cols = None
-        self._buffers = {}  # scratch arrays by name (see _scratch)
 
     def __repr__(self):
         extra = (f", padding={self.padding}" if any(self.padding) else "") + ("" if self.bias else ", bias=False")
@@ -112,7 +114,7 @@ class Conv2D(Layer):
         """(N, out_channels, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if they do not fit."""
         OH, OW = output_size(self, shape, self.kernel_size, self.stride, self.padding)  # shape is 4 numbers now
         if shape[1] != self.in_channels:
-            hint = (f" (channels last? NumPy's X.transpose(0, 3, 1, 2) makes NHWC images NCHW)"
+            hint = (" (channels last? NumPy's X.transpose(0, 3, 1, 2) makes NHWC images NCHW)"
                     if shape[3] == self.in_channels else "")
             raise ShapeError(f"{self!r} expects {self.in_channels} input channels (NCHW), got shape "
                              f"{tuple(shape)}{hint}")
@@ -125,21 +127,31 @@ class Conv2D(Layer):
 
     def _forward(self, X, out=None):
         try:
-            xp, (N, O, OH, OW) = self.backend.xp, self.output_shape(X.shape)
-            win = windows(xp, X, self.kernel_size, self.stride, self.padding)  # (N, C, OH, OW, kh, kw)
-            cols = self._scratch("cols", (N, win.shape[1], *self.kernel_size, OH, OW), X.dtype)
+            backend, (N, O, OH, OW) = self.backend, self.output_shape(X.shape)
+            win = windows(backend.xp, self._padded(X), self.kernel_size, self.stride)  # (N, C, OH, OW, kh, kw)
+            cols = work(self, "cols", (N, win.shape[1], *self.kernel_size, OH, OW), X.dtype)
             cols[...] = win.transpose(0, 1, 4, 5, 2, 3)  # im2col: the one copy of the windows
             cols = cols.reshape(N, self.W_rows, OH * OW)  # (N, C kh kw, OH OW)
             direct = out is not None and out.flags.c_contiguous  # then Y is computed in out itself
-            Y = xp.matmul(self.params["W"].reshape(O, -1), cols,  # Y_n = W_col @ cols_n
-                          out=out.reshape(N, O, OH * OW) if direct else None)
+            Y = out if direct else backend.empty((N, O, OH, OW), X.dtype) if out is None else \
+                work(self, "Y", (N, O, OH, OW), X.dtype)
+            Y_rows = Y.reshape(N, O, OH * OW)
+            backend.matmul(self.params["W"].reshape(O, -1), cols, out=Y_rows)  # Y_n = W_col @ cols_n
             if self.bias:
-                Y += self.params["b"][:, None]
-            Y = out if direct else into(out, Y.reshape(N, O, OH, OW))
+                Y_rows += self.params["b"][:, None]
+            Y = Y if out is None or direct else into(out, Y)
         except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
             raise core_error(self, "forward", exc, X=X, out=out) from None
         self.cols, self.X = cols, X
         return Y
+
+    def _padded(self, X):
+        """X itself, or X zero-padded by ``padding`` in a work array (its zeros written once)."""
+        (N, C, H, W), (ph, pw) = X.shape, self.padding
+        if not (ph or pw):
+            return X
+        Xp = work(self, "Xp", (N, C, H + 2 * ph, W + 2 * pw), X.dtype, init=lambda a: a.fill(0))
+        return placed(Xp, X, self.padding)
 
     def backward(self, dY, out=None):
         """dX, written into ``out`` when given; dY and out checked before any gradient is added."""
@@ -149,13 +161,16 @@ class Conv2D(Layer):
     def _backward(self, dY, out=None):
         delta = self._backward_params(dY)
         try:
-            (N, C, _, _), (kh, kw), (OH, OW) = self.X.shape, self.kernel_size, dY.shape[2:]
-            xp, W_col = self.backend.xp, self.params["W"].reshape(self.out_channels, -1)
+            (N, C, H, W), (kh, kw), (OH, OW) = self.X.shape, self.kernel_size, dY.shape[2:]
+            W_col, (ph, pw) = self.params["W"].reshape(self.out_channels, -1), self.padding
             if self.stride == (1, 1):
                 dX = self._backward_rows(W_col, delta.reshape(N, self.out_channels, OH, OW), out)
             else:
-                dcols = xp.matmul(W_col.T, delta).reshape(N, C, kh, kw, OH, OW)  # W_col^T @ delta_n
-                dX = col2im(xp, dcols, self.X.shape, self.stride, self.padding)
+                dcols = work(self, "dcols", (N, self.W_rows, OH * OW), dY.dtype)
+                self.backend.matmul(W_col.T, delta, out=dcols)  # W_col^T @ delta_n
+                dXp = work(self, "dXp", (N, C, H + 2 * ph, W + 2 * pw), dY.dtype) if ph or pw else None
+                dX = col2im(self.backend.xp, dcols.reshape(N, C, kh, kw, OH, OW), self.X.shape, self.stride,
+                            self.padding, out=out, work=dXp)
             return dX if dX is out else into(out, dX)
         except FAILURES as exc:
             raise core_error(self, "backward", exc, dY=dY, out=out) from None
@@ -167,22 +182,31 @@ class Conv2D(Layer):
         land on the next row's first entries, harmlessly; the run stops before the image ends)."""
         xp, (N, O, OH, OW), (N, C, H, W) = self.backend.xp, delta.shape, self.X.shape
         (kh, kw), (ph, pw), Wp = self.kernel_size, self.padding, OW + self.kernel_size[1] - 1
-        wide = self._scratch("delta", (N, O, OH, Wp), delta.dtype, zeros=True)
+        wide = work(self, "delta", (N, O, OH, Wp), delta.dtype, init=lambda a: a.fill(0))
         wide[..., :OW] = delta  # columns OW.. stay zero
-        dcols = self._scratch("dcols", (N, C * kh * kw, OH * Wp), delta.dtype)
-        xp.matmul(W_col.T, wide.reshape(N, O, OH * Wp), out=dcols)  # W_col^T @ delta_n, rows Wp wide
+        dcols = work(self, "dcols", (N, C * kh * kw, OH * Wp), delta.dtype)
+        self.backend.matmul(W_col.T, wide.reshape(N, O, OH * Wp), out=dcols)  # W_col^T @ delta_n, rows Wp wide
         dcols, run = dcols.reshape(N, C, kh, kw, OH * Wp), OH * Wp - (kw - 1)
-        unpadded = not (ph or pw) and out is not None and out.flags.c_contiguous  # dXp can be out itself
-        dXp = out.reshape(N, C, H * W) if unpadded else xp.empty((N, C, (H + 2 * ph) * Wp), dtype=delta.dtype)
+        padded = ph or pw
+        direct = not padded and out is not None and out.flags.c_contiguous  # dXp can be out itself
+        if direct:
+            dXp = out.reshape(N, C, H * W)
+        elif not padded and out is None:  # handed to the caller: an array of its own
+            dXp = xp.empty((N, C, H * W), dtype=delta.dtype)
+        else:
+            dXp = work(self, "dXp", (N, C, (H + 2 * ph) * Wp), delta.dtype)
         dXp.fill(0)
         for i in range(kh):
             for j in range(kw):
                 entry = dXp[:, :, i * Wp + j:i * Wp + j + run]
                 entry += dcols[:, :, i, j, :run]
-        if unpadded:
+        if direct:
             return out
         dXp = dXp.reshape(N, C, H + 2 * ph, Wp)
-        return xp.ascontiguousarray(dXp[:, :, ph:ph + H, pw:pw + W]) if ph or pw else dXp
+        inner = dXp[:, :, ph:ph + H, pw:pw + W] if padded else dXp
+        if out is None:
+            return xp.ascontiguousarray(inner) if padded else dXp
+        return into(out, inner)
 
     def backward_params(self, dY):
         """dW and db only (no dX, e.g. for the first layer); returns delta as (N, O, OH OW)."""
@@ -191,11 +215,12 @@ class Conv2D(Layer):
 
     def _backward_params(self, dY):
         try:
-            xp, O, shape = self.backend.xp, self.out_channels, self.parameter_shapes()["W"]
+            O, shape = self.out_channels, self.parameter_shapes()["W"]
             delta = dY.reshape(dY.shape[0], O, dY.shape[2] * dY.shape[3])
 
             def dW(out):  # dW^T = sum_n cols_n @ delta_n^T, summed into grads["W"] viewed as (C kh kw, O)
-                per_image = xp.matmul(self.cols, delta.transpose(0, 2, 1))  # (N, C kh kw, O): BLAS likes this side
+                per_image = work(self, "dW", (delta.shape[0], self.W_rows, O), delta.dtype)  # BLAS likes this side
+                self.backend.matmul(self.cols, delta.transpose(0, 2, 1), out=per_image)
                 view = out is not None and out.flags.c_contiguous  # else reshape would copy: the sum lost
                 dWt = per_image.sum(axis=0, out=out.reshape(O, -1).T if view else None)
                 return dWt.T.reshape(shape) if out is None or view else into(out, dWt.T.reshape(shape))
@@ -207,14 +232,6 @@ class Conv2D(Layer):
         except FAILURES as exc:
             raise core_error(self, "backward", exc, dY=dY, X=self.X) from None
 
-    def _scratch(self, name, shape, dtype, zeros=False):
-        """A work array of this layer (never handed to a caller), kept while shape and dtype repeat;
-        ``zeros``: filled with zeros when made (entries the caller never writes stay zero)."""
-        buf, xp = self._buffers.get(name), self.backend.xp
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self._buffers[name] = (xp.zeros if zeros else xp.empty)(shape, dtype=dtype)
-        return buf
-
     def _clear_cache(self):
-        self.X = self.cols = None
-        self._buffers = {}
+        super()._clear_cache()
+        self.cols = None

@@ -12,14 +12,19 @@ each step is one vectorised operation over the output; AvgPool2D takes its windo
 ``windows.windows`` and sends gradients back through ``windows.col2im``, its adjoint. Overlapping
 windows add up correctly; the gradient of the padding is dropped. Unpadded, floor-mode pools
 read X itself, as they always did.
+
+Every array a step writes besides its output and dX (the padded input, MaxPool2D's masks, the
+shares of dY, the padded gradient, AvgPool2D's divisor) is a work array made once per input shape
+(``arrays.work``), and every operation writes into an array with ``out=``: a planned step allocates
+nothing, so on a GPU it can be captured as a CUDA graph (``capturable``).
 """
 from __future__ import annotations
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
-from .arrays import FAILURES, core_error, into, shape_error
+from .arrays import FAILURES, core_error, into, shape_error, work
 from .base import Layer
-from .windows import col2im, output_size, padded, pair, tap, torch_options, windows
+from .windows import col2im, output_size, padded, pair, placed, tap, torch_options, windows
 
 
 def _show(hw):
@@ -29,6 +34,7 @@ def _show(hw):
 class _Pool2D(Layer, abstract=True):
     """Shared by the windowed pools: arguments, checks, the padded geometry, and the saved input X."""
 
+    capturable = True  # every array a step writes is made once per shape (arrays.work): nothing allocated
     kernel_size, stride, padding, ceil_mode = (_checks.Fixed() for _ in range(4))  # the windows: set once
 
     def __init__(self, kernel_size, stride, padding, ceil_mode, backend, options):
@@ -75,9 +81,27 @@ class _Pool2D(Layer, abstract=True):
         return (OH, OW), (max(H + 2 * ph, (OH - 1) * sh + kh), max(W + 2 * pw, (OW - 1) * sw + kw))
 
     def _padded(self, X, fill):
-        """((OH, OW), Xp): X itself when no window reaches past it, else X in a padded array of ``fill``."""
+        """((OH, OW), Xp): X itself when no window reaches past it, else X placed in a padded work array
+        of ``fill`` (one per input shape: its padding written once)."""
         out_hw, size = self._geometry(X.shape)
-        return out_hw, X if size == tuple(X.shape[2:]) else padded(self.backend.xp, X, self.padding, size, fill)
+        if size == tuple(X.shape[2:]):
+            return out_hw, X
+        Xp = work(self, ("Xp", *X.shape[2:]), (*X.shape[:2], *size), X.dtype, init=lambda a: a.fill(fill))
+        return out_hw, placed(Xp, X, self.padding)
+
+    def _gradient_buffer(self, dY, out, zeroed=True):
+        """Where the gradient of the padded input is summed (zeroed unless told not to): ``out`` itself when
+        nothing is padded (a new array when no ``out`` is given: it is handed to the caller), else a work array."""
+        size, shape = self._geometry(self.X.shape)[1], self.X.shape
+        if size != tuple(shape[2:]):
+            dXp = work(self, "dXp", (*shape[:2], *size), dY.dtype)
+        elif out is None:
+            return self.backend.xp.zeros(shape, dtype=dY.dtype)
+        else:
+            dXp = out
+        if zeroed:
+            dXp.fill(0)
+        return dXp
 
     def _unpadded(self, dXp, out):
         """dX from dXp, the gradient of the padded input: X's own entries, written into ``out`` when given."""
@@ -133,13 +157,13 @@ class MaxPool2D(_Pool2D):
             out_hw, Xp = self._padded(X, -xp.inf)
             offsets = [(i, j) for i in range(kh) for j in range(kw)]
             taps = [tap(Xp, i, j, out_hw, self.stride) for i, j in offsets]
-            inside = None if Xp is X else padded(xp, xp.ones((1, 1, *X.shape[2:]), dtype=bool), self.padding,
-                                                 Xp.shape[2:], False)  # True on X, False on its padding
+            inside = None if Xp is X else work(self, ("inside", *X.shape[2:]), (1, 1, *Xp.shape[2:]), bool,
+                                               init=lambda a: self._inside(a, X.shape[2:]))
             in_x = [None if inside is None else tap(inside, i, j, out_hw, self.stride) for i, j in offsets]
             Y = taps[-1].copy() if out is None else into(out, taps[-1])  # S_{T-1}
-            won_all = xp.empty((len(taps), *Y.shape), dtype=bool)
+            won_all = work(self, "won", (len(taps), *Y.shape), bool)
             won_all[-1] = True  # c_{T-1}: S_T = -inf
-            nan = xp.empty(Y.shape, dtype=bool)
+            nan = work(self, "nan", Y.shape, bool)
             for x, c, x_in_X in zip(taps[-2::-1], won_all[-2::-1], in_x[-2::-1]):
                 xp.logical_not(xp.less(x, Y, out=c), out=c)
                 xp.greater(c, xp.isnan(Y, out=nan), out=c)  # c and not nan
@@ -157,27 +181,31 @@ class MaxPool2D(_Pool2D):
         self.X, self.won = X, won_all
         return Y
 
+    def _inside(self, mask, hw):
+        """``mask`` (1, 1, Hp, Wp) True on X (of height and width ``hw``) and False on its padding."""
+        (H, W), (ph, pw) = hw, self.padding
+        mask.fill(False)
+        mask[:, :, ph:ph + H, pw:pw + W] = True
+
     def _backward(self, dY, out=None):
         xp, (kh, kw), (sh, sw) = self.backend.xp, self.kernel_size, self.stride
         try:
-            size = self._geometry(self.X.shape)[1]
-            if out is not None and size == tuple(self.X.shape[2:]):
-                dXp = into(out, 0)  # unpadded: the gradient goes straight into out
-            else:
-                dXp = xp.zeros((*self.X.shape[:2], *size), dtype=dY.dtype)
+            dXp = self._gradient_buffer(dY, out)
             disjoint = sh >= kh and sw >= kw  # then each input element is in at most one window
+            share = None if disjoint else work(self, "share", dY.shape, dY.dtype)
             for t, won in enumerate(self.won):
                 entry = tap(dXp, t // kw, t % kw, dY.shape[2:], self.stride)
                 if disjoint:
                     xp.multiply(dY, won, out=entry)
                 else:
-                    entry += dY * won
+                    entry += xp.multiply(dY, won, out=share)
             return self._unpadded(dXp, out)
         except FAILURES as exc:
             raise core_error(self, "backward", exc, dY=dY, out=out) from None
 
     def _clear_cache(self):
-        self.X = self.won = None
+        super()._clear_cache()
+        self.won = None
 
 
 class AvgPool2D(_Pool2D):
@@ -218,14 +246,17 @@ class AvgPool2D(_Pool2D):
         inner, at = ((H + 2 * ph, W + 2 * pw), (0, 0)) if self.count_include_pad else ((H, W), (ph, pw))
         if inner == size:
             return kh * kw
-        M = padded(xp, xp.ones((1, 1, *inner), dtype=dtype), at, size)
-        return windows(xp, M, self.kernel_size, self.stride).sum(axis=(4, 5))[0, 0]
+
+        def window_sums(d):  # made once per input shape
+            M = padded(xp, xp.ones((1, 1, *inner), dtype=dtype), at, size)
+            windows(xp, M, self.kernel_size, self.stride).sum(axis=(4, 5), out=d[None, None])
+        return work(self, ("divisor", H, W), self._geometry(shape)[0], dtype, init=window_sums)
 
     def _forward(self, X, out=None):
         xp = self.backend.xp
         try:
             Xp = self._padded(X, 0)[1]
-            Y = windows(xp, Xp, self.kernel_size, self.stride).sum(axis=(4, 5), out=out)
+            Y = windows(xp, Xp, self.kernel_size, self.stride).sum(axis=(4, 5), out=out)  # out None: a new Y
             Y /= self._divisor(X.shape, X.dtype)
         except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
             raise core_error(self, "forward", exc, X=X, out=out) from None
@@ -235,10 +266,10 @@ class AvgPool2D(_Pool2D):
     def _backward(self, dY, out=None):
         xp, (kh, kw) = self.backend.xp, self.kernel_size
         try:
-            (N, C, OH, OW), size = dY.shape, self._geometry(self.X.shape)[1]
-            dwin = xp.broadcast_to((dY / self._divisor(self.X.shape, dY.dtype))[:, :, None, None],
-                                   (N, C, kh, kw, OH, OW))
-            return self._unpadded(col2im(xp, dwin, (N, C, *size), self.stride), out)
+            (N, C, OH, OW), dXp = dY.shape, self._gradient_buffer(dY, out, zeroed=False)  # col2im zeroes it
+            share = xp.divide(dY, self._divisor(self.X.shape, dY.dtype), out=work(self, "share", dY.shape, dY.dtype))
+            dwin = xp.broadcast_to(share[:, :, None, None], (N, C, kh, kw, OH, OW))
+            return self._unpadded(col2im(xp, dwin, dXp.shape, self.stride, out=dXp), out)
         except FAILURES as exc:
             raise core_error(self, "backward", exc, dY=dY, out=out) from None
 
@@ -246,6 +277,8 @@ class AvgPool2D(_Pool2D):
 class GlobalAvgPool2D(Layer):
     """Y[n, c] = (1 / (H W)) sum_{h,w} X[n, c, h, w], shape (N, C) (PyTorch's AdaptiveAvgPool2d(1)
     then flatten); dX[n, c, h, w] = dY[n, c] / (H W)."""
+
+    capturable = True  # its one work array (dY / (H W)) is made once per shape (arrays.work)
 
     def __init__(self, *unsupported, backend=None, **options):
         super().__init__(backend)
@@ -284,9 +317,10 @@ class GlobalAvgPool2D(Layer):
 
     def _backward(self, dY, out=None):
         try:
-            H, W = self.X.shape[2:]
-            dX = self.backend.xp.empty(self.X.shape, dtype=dY.dtype) if out is None else out
-            dX[...] = (dY / (H * W))[:, :, None, None]
+            (H, W), xp = self.X.shape[2:], self.backend.xp
+            share = xp.divide(dY, H * W, out=work(self, "share", dY.shape, dY.dtype))
+            dX = xp.empty(self.X.shape, dtype=dY.dtype) if out is None else out
+            dX[...] = share[:, :, None, None]
         except FAILURES as exc:
             raise core_error(self, "backward", exc, dY=dY, out=out) from None
         return dX

@@ -10,6 +10,7 @@ class Flatten(Layer):
     """Y = X with dims start_dim..end_dim merged into one (PyTorch's nn.Flatten: by default
     (N, C, H, W) -> (N, C H W)); dX = dY reshaped back to X's shape (views, no copies, for contiguous arrays)."""
 
+    capturable = True  # a copy into the plan's buffer: nothing allocated
     start_dim, end_dim = _checks.Fixed(), _checks.Fixed()  # set once
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1, backend=None):

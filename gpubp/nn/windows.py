@@ -135,6 +135,17 @@ def padded(xp, X, padding, size, value=0):
         raise _error(f"padded (padding {padding!r:.30}, size {size!r:.30})", exc, X=X) from None
 
 
+def placed(Xp, X, padding):
+    """``Xp`` (N, C, Hp, Wp) with X (N, C, H, W) written at offset ``padding`` (ph, pw): a work array made
+    once, its padding left as it was made (``padded``'s, without a new array)."""
+    try:
+        (H, W), (ph, pw) = X.shape[2:], padding
+        Xp[:, :, ph:ph + H, pw:pw + W] = X
+        return Xp
+    except _FAILURES as exc:
+        raise _error(f"placed (padding {padding!r:.30})", exc, Xp=Xp, X=X) from None
+
+
 def windows(xp, X, kernel, stride, padding=(0, 0)):
     """Strided view (N, C, OH, OW, kh, kw) of the windows of X zero-padded by ``padding``."""
     try:
@@ -160,18 +171,30 @@ def tap(Xp, i, j, out_hw, stride):
         raise _error(f"tap ({i!r:.20}, {j!r:.20}) of {out_hw!r:.30} windows, stride {stride!r:.30}", exc, Xp=Xp) from None
 
 
-def col2im(xp, dwin, shape, stride, padding=(0, 0)):
+def col2im(xp, dwin, shape, stride, padding=(0, 0), out=None, work=None):
     """dX (shape N, C, H, W) from window gradients ``dwin`` (N, C, kh, kw, OH, OW), the adjoint of
-    ``windows``: dXp[n, c, oh*sh + i, ow*sw + j] += dwin[n, c, i, j, oh, ow], then the padding cut."""
+    ``windows``: dXp[n, c, oh*sh + i, ow*sw + j] += dwin[n, c, i, j, oh, ow], then the padding cut.
+    Written into ``out`` when given; padded, the sums go into ``work`` (N, C, H + 2 ph, W + 2 pw) when
+    given (a new array else), unpadded straight into ``out``: with both, nothing is allocated."""
     try:
         (N, C, H, W), (_, _, kh, kw, OH, OW) = shape, dwin.shape
         ph, pw = padding
-        dXp = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dwin.dtype)
+        dXp = work if ph or pw else out
+        if dXp is None:
+            dXp = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dwin.dtype)
+        else:
+            dXp.fill(0)
         for i in range(kh):
             for j in range(kw):
                 entry = tap(dXp, i, j, (OH, OW), stride)
                 xp.add(entry, dwin[:, :, i, j], out=entry)
-        return xp.ascontiguousarray(dXp[:, :, ph:ph + H, pw:pw + W]) if ph or pw else dXp
+        if not (ph or pw):
+            return dXp
+        inner = dXp[:, :, ph:ph + H, pw:pw + W]
+        if out is None:
+            return xp.ascontiguousarray(inner)
+        out[...] = inner
+        return out
     except _FAILURES as exc:
         raise _error(f"col2im to shape {shape!r:.40} (stride {stride!r:.30}, padding {padding!r:.30})", exc,
                      dwin=dwin) from None
