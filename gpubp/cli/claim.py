@@ -1,6 +1,8 @@
 """One ``--save``, one run: a checkpoint that another run writes at this run's ``--save`` while it
 trains (two runs given the same path) is kept, and this run's model goes beside it
-(``<name>.rescued.npz``), where the last run to finish replaced the other's model unsaid.
+(``<name>.rescued.npz``), where the last run to finish replaced the other's model unsaid. One
+``--log``, one run: an epoch log that another run writes meanwhile is left to it (``LogClaim``),
+where the two runs' lines were mixed in one file, a run's first line replacing the other's.
 
 Each run marks the checkpoints it writes with a token of its own (``extra["writer"]``); before a
 write, ``--save`` must hold nothing, what it held when the run checked it (the ``--resume``
@@ -10,9 +12,20 @@ the same instant are not told apart; a lock would be)."""
 from __future__ import annotations
 
 import os
+import warnings
 
 from .. import checkpoint
-from ..errors import CheckpointError, GpubpError
+from ..errors import CheckpointError, GpubpError, GpubpWarning
+
+
+def signature(path):
+    """(inode, modification time, size) of the file at ``path``, None when there is none: a write
+    by anyone changes it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 class Claim:
@@ -27,11 +40,7 @@ class Claim:
         self.stopped = False  # the run was stopped by this: said once
 
     def _signature(self):
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
+        return signature(self.path)
 
     def _state(self):
         """None when no file is at the path; else its metadata, or (for a file that is no checkpoint
@@ -69,3 +78,25 @@ class Claim:
             self.stopped = True
             raise CheckpointError(f"--save: {taken}; this run stops before its checkpoint of epoch {epoch + 1} "
                                   f"would replace it (give each run its own --save)")
+
+
+class LogClaim:
+    """``log`` (an EpochLog) as a fit callback that writes its line only while the file holds what
+    this run left there (what was there when it started, then its own lines): a log another run
+    writes meanwhile is left to that run, said once in a warning, and this run goes on without it
+    (its epochs are in the history that --save keeps)."""
+
+    def __init__(self, log, seen):
+        self.log, self.seen, self.left = log, seen, False  # ``seen``: the file's signature when it was checked
+
+    def on_epoch_end(self, epoch, model, history):
+        if self.left:
+            return
+        if signature(self.log.path) != self.seen:
+            self.left = True
+            warnings.warn(f"--log {self.log.path}: another run wrote it while this one trained; it is left to that "
+                          f"run, and this run logs no more lines from epoch {epoch + 1} on (give each run its own "
+                          f"--log)", GpubpWarning)
+            return
+        self.log.on_epoch_end(epoch, model, history)
+        self.seen = signature(self.log.path)

@@ -23,7 +23,7 @@ from ..train import evaluate, fit, save_training
 from ..train.epoch import guard
 from ..train.resume import held_at, refuse_overwrite
 from . import args as flags
-from .claim import Claim
+from .claim import Claim, LogClaim, signature
 from .data import BUILT_IN, in_target_units, prepare, raw_mse
 from .resume import ahead_of, check_model_flags, continue_saved
 
@@ -136,6 +136,7 @@ def train(args, comm) -> int:
         check_model_flags(args)
         claim = Claim(args.save, args.checkpoint_every, args.epochs, args.patience) \
             if args.save and (comm is None or comm.is_root) else None  # what --save holds now
+        log_seen = signature(args.log) if args.log else None  # and --log
     with guard(comm, "reading the checkpoint and the data"):
         if args.resume:  # the saved dtype unless --dtype says otherwise; the saved model's kind
             saved = checkpoint.load(args.resume, spec, dtype=flags.dtype(args))
@@ -164,7 +165,7 @@ def train(args, comm) -> int:
     if claim:
         extras["writer"] = claim.token  # a run's own checkpoints told apart from another's at --save
     log = EpochLog(args.log, append=bool(args.resume), overwrite=args.overwrite) if args.log and root else None
-    callbacks = [c for c in (log, claim if args.checkpoint_every else None) if c]
+    callbacks = [c for c in (log and LogClaim(log, log_seen), claim if args.checkpoint_every else None) if c]
     try:
         history = fit(model, data.X, data.y, loss=args.loss, optimizer=optimizer, lr=args.lr, epochs=args.epochs,
                       batch_size=args.batch_size, seed=args.seed, schedule=args.schedule or schedule,

@@ -220,3 +220,17 @@ def test_an_empty_path_or_a_folder_for_a_file_is_a_usage_error(saved, tmp_path, 
     code, out, err = run(argv + (["--device", "cpu"] if argv[0] == "train" else []), capsys)
     assert code == 2 and re.search(f"gpubp {argv[0]}: error: {words}", err), err
     assert out == "" and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("at_epoch", [1, 2])
+def test_an_epoch_log_another_run_writes_meanwhile_is_left_to_it(saved, tmp_path, capsys, monkeypatch, at_epoch):
+    """Was: the two runs' lines mixed in one file, a run's first line replacing the other's log."""
+    log, other = tmp_path / "same.csv", tmp_path / "other.csv"
+    other.write_text("epoch,loss,accuracy,lr,seconds,samples_per_sec\n1,0.5,0.5,0.01,0.1,100.0\n")
+    another_run_writes(monkeypatch, other, log, at_epoch)
+    code, out, err = run(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "3", "--quiet",
+                          "--log", str(log)], capsys)
+    assert code == 0 and "epochs: 3" in out
+    assert err == f"gpubp train: warning: --log {log}: another run wrote it while this one trained; it is left to " \
+                  f"that run, and this run logs no more lines from epoch {at_epoch} on (give each run its own --log)"
+    assert log.read_text() == other.read_text()  # the other run's log, whole and alone
