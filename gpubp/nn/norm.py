@@ -3,24 +3,38 @@
 Non-trainable state, the running mean and variance (and, for PyTorch's cumulative average, the
 count of batches averaged), lives in ``layer.buffers`` beside ``params`` (which only an optimizer
 updates): it changes in training forwards only and is what a checkpoint must save with the
-parameters.
+parameters. Forward and backward take ``out=`` buffers and keep their work arrays per input shape,
+so a model with BatchNorm runs in a step plan and a CUDA graph (gpubp/plan/).
 """
 from __future__ import annotations
 
+import functools
 import math
+import types
 
 import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
-from .arrays import FAILURES, into, shape_error
+from .arrays import FAILURES, core_error, into, shape_error
 from .base import Layer
 from .windows import DEVICE_OPTION, torch_options
 
 TORCH_OPTIONS = {"device": DEVICE_OPTION, "dtype": DEVICE_OPTION}  # PyTorch's, taken at their defaults only
 STATISTICS = ("running_mean", "running_var")
 COUNT = "num_batches_tracked"  # PyTorch's name; kept (int64, on the device) only for momentum=None
+KEPT_SHAPES = 4  # the input shapes whose work arrays a layer keeps
+SMALL_WORK = (  # the work arrays per channel or of one value: names, shape (C: channels), dtype (X: X's)
+    ("mu64 var64", ("C",), "float64"),
+    ("k64 x64", (), "float64"),
+    ("mu var inv_sigma dbeta dgamma scale scale_m", ("C",), "X"),
+    ("new_mean new_var", (2, "C"), "X"),  # each estimate's two terms
+    ("k keep k_var", (), "X"),
+    ("finite", ("C",), "bool"),
+    ("ok ok2", (), "bool"),
+    ("n", (), "int64"),
+)
 
 
 class BatchNorm(Layer):
@@ -50,12 +64,21 @@ class BatchNorm(Layer):
     gamma starts at ones, beta at zeros; running_mean at zeros, running_var at ones, the count at 0.
     PyTorch's device and dtype are taken by keyword at their defaults only (``TORCH_OPTIONS``).
     gpubp keeps the count only where it is used (momentum=None; PyTorch counts always).
+
+    ``forward(X, out=Y)`` and ``backward(dY, out=dX)`` write into buffers given (a step plan's:
+    ``bind``); every other array a step writes is the layer's own, made once per input shape and
+    written again at each step (``_work``: the float64 statistics and deviations, x_hat, 1 / sigma,
+    the backward's sums and products), so a planned step allocates nothing, reads nothing to the
+    host and calls no GEMM, and can be captured as a CUDA graph (``capturable``). The numbers are
+    those of fresh arrays, bit for bit. A captured graph holds eps and momentum as they were when
+    it was recorded (it reads the mode, the parameters and the running statistics at each replay).
     """
 
     num_features = _checks.Fixed()  # the parameters' shape: set once
     affine = _checks.Fixed()
     track_running_stats = _checks.Fixed()
     eps = _checks.Checked(_checks.number, low=0, low_open=True)  # set later too: checked
+    capturable = True  # a step writes into given buffers and its own work arrays: no allocation, host read or GEMM
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *unsupported,
                  backend=None, **options):
@@ -76,6 +99,7 @@ class BatchNorm(Layer):
             running[COUNT] = self.backend.zeros((), dtype=np.int64)
         self.keep_buffers(running if self.track_running_stats else {})
         self.X = self.x_hat = self.inv_sigma = None
+        self._kept = {}  # (shape, dtype) -> work arrays (_work)
         self.batch_stats = True  # whether the last forward normalised by batch statistics
 
     @property
@@ -135,31 +159,58 @@ class BatchNorm(Layer):
         except FAILURES as exc:
             raise shape_error(self, shape, exc) from None
 
-    def forward(self, X):
-        self.backend.check_array(X, "BatchNorm input")
-        self.output_shape(X.shape)
-        axes, shape = _axes(X)
-        xp, self.batch_stats = self.backend.xp, self.training or not self.track_running_stats
-        if self.batch_stats:  # statistics in float64: var of float32 values past 1.8e19 is finite there
-            mu = X.mean(axis=axes, dtype=np.float64)
-            d = X - mu.reshape(shape)  # float64 deviations, as NumPy's var forms them (CuPy's var squares in X's dtype)
-            var = xp.multiply(d, d, out=d).mean(axis=axes)
-            self.inv_sigma = (1 / xp.sqrt(var + self.eps)).astype(X.dtype)  # 1 / sigma, per channel
-            with np.errstate(over="ignore"):  # a var past the dtype's range: Inf, so the estimates stay as they were
-                mu, var = mu.astype(X.dtype), var.astype(X.dtype)
-            if self.training and self.track_running_stats:
-                self._update_running(mu, var, X.size // self.num_features)
-        else:
-            mu, var = self.buffers["running_mean"], self.buffers["running_var"]
-            self.inv_sigma = 1 / xp.sqrt(var + self.eps)
-        self.x_hat = (X - mu.reshape(shape)) * self.inv_sigma.reshape(shape)
-        self.X = X
-        if not self.affine:
-            return self.x_hat
-        return self.x_hat * self.params["gamma"].reshape(shape) + self.params["beta"].reshape(shape)
+    def forward(self, X, out=None):
+        """Y, written into ``out`` when given (a step plan's buffer of X's shape; X itself may be it:
+        X is read whole before Y is written); X and out checked first."""
+        self._check_forward(X, out)
+        return self._forward(X, out)
 
-    def _update_running(self, mu, var, m):
-        """PyTorch's rule, in place (the buffers stay the same arrays): unbiased var for the estimate.
+    def _forward(self, X, out=None, work=None):
+        """The forward's core: every array it writes is ``out`` (a new Y without it), the running
+        statistics, or the layer's work arrays for X's shape (``work``: those a step plan bound)."""
+        xp = self.backend.xp
+        try:
+            _fits(X, out)
+            work = work or self._work(X.shape, X.dtype)
+            axes, shape = _axes(X)
+            self.batch_stats = self.training or not self.track_running_stats
+            if self.batch_stats:
+                mu, var = self._batch_statistics(X, work, axes, shape)
+            else:  # 1 / sigma = 1 / sqrt(running_var + eps), in X's dtype
+                mu, var, inv = self.buffers["running_mean"], self.buffers["running_var"], work.inv_sigma
+                xp.divide(1, xp.sqrt(xp.add(var, self.eps, out=inv), out=inv), out=inv)
+            x_hat = xp.multiply(xp.subtract(X, mu.reshape(shape), out=work.x_hat), work.inv_sigma.reshape(shape),
+                                out=work.x_hat)
+            Y = self.backend.empty(X.shape, X.dtype) if out is None else out
+            if self.affine:  # Y = gamma x_hat + beta
+                xp.add(xp.multiply(x_hat, self.params["gamma"].reshape(shape), out=Y),
+                       self.params["beta"].reshape(shape), out=Y)
+            else:
+                Y[...] = x_hat
+            if self.training and self.track_running_stats:
+                self._update_running(mu, var, X.size // self.num_features, work)
+        except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
+            raise core_error(self, "forward", exc, X=X, out=out) from None
+        self.X, self.x_hat, self.inv_sigma = X, x_hat, work.inv_sigma
+        return Y
+
+    def _batch_statistics(self, X, work, axes, shape):
+        """The batch's mu and (biased) var in X's dtype, and 1 / sigma into ``work.inv_sigma``; computed
+        in float64: var of float32 values past 1.8e19 is finite there (a var past the dtype's range is
+        Inf in X's dtype, so the running estimates stay as they were)."""
+        xp = self.backend.xp
+        mu64, var64, d = work.mu64, work.var64, work.d64
+        xp.mean(X, axis=axes, dtype=np.float64, out=mu64)
+        xp.subtract(X, mu64.reshape(shape), out=d)  # float64 deviations, as NumPy's var forms them
+        xp.mean(xp.multiply(d, d, out=d), axis=axes, out=var64)
+        with np.errstate(over="ignore"):
+            work.mu[...], work.var[...] = mu64, var64  # rounded to X's dtype
+            work.inv_sigma[...] = xp.divide(1, xp.sqrt(xp.add(var64, self.eps, out=var64), out=var64), out=var64)
+        return work.mu, work.var
+
+    def _update_running(self, mu, var, m, work):
+        """PyTorch's rule, in place (the buffers stay the same arrays, every intermediate in ``work``):
+        unbiased var for the estimate.
 
         A batch whose mean or variance is not finite (NaN/Inf in X, or a variance past the
         dtype's range: float32 values spread over more than about 1.8e19) leaves both estimates
@@ -168,32 +219,55 @@ class BatchNorm(Layer):
         good). Decided on the device, k = 1 / n too: no host sync."""
         xp = self.backend.xp
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-        finite = xp.isfinite(mu).all() & xp.isfinite(var).all()  # a 0-d bool array
+        finite = xp.all(xp.isfinite(mu, out=work.finite), out=work.ok)  # a 0-d bool array
+        xp.logical_and(finite, xp.all(xp.isfinite(var, out=work.finite), out=work.ok2), out=finite)
         if self.momentum is None:  # k = 1 / n, in float64 on the device, rounded once to the dtype
             n = self.buffers[COUNT]
             n += finite
-            k = 1 / xp.maximum(n, 1)  # n = 0 only while no batch was finite: nothing is written then
-            k, keep, k_var = (a.astype(rm.dtype) for a in (k, 1 - k, k * m / (m - 1)))
+            # n = 0 only while no batch was finite: nothing is written then
+            k64 = xp.divide(1, xp.maximum(n, 1, out=work.n), out=work.k64)
+            work.k[...] = k64
+            work.keep[...] = xp.subtract(1, k64, out=work.x64)
+            work.k_var[...] = xp.divide(xp.multiply(k64, m, out=work.x64), m - 1, out=work.x64)
+            k, keep, k_var = work.k, work.keep, work.k_var
         else:  # the scalars in float64 on the host, rounded once
             k = self.momentum
             keep, k_var = 1 - k, k * m / (m - 1)
-        xp.copyto(rm, keep * rm + k * mu, where=finite)
-        xp.copyto(rv, keep * rv + k_var * var, where=finite)
+        for estimate, stat, weight, into_ in ((rm, mu, k, work.new_mean), (rv, var, k_var, work.new_var)):
+            kept, moved = xp.multiply(estimate, keep, out=into_[0]), xp.multiply(stat, weight, out=into_[1])
+            xp.copyto(estimate, xp.add(kept, moved, out=kept), where=finite)  # keep estimate + weight stat
 
-    def backward(self, dY):
-        self._check_dY(dY, () if self.X is None else self.X.shape)
-        axes, shape = _axes(dY)
-        dbeta, dgamma = dY.sum(axis=axes), (dY * self.x_hat).sum(axis=axes)
-        scale = self.inv_sigma.reshape(shape)  # gamma / sigma, gamma = 1 without affine
-        if self.affine:
-            self._accumulate("gamma", lambda out: into(out, dgamma))
-            self._accumulate("beta", lambda out: into(out, dbeta))
-            self._grads_zero = self._grads_stale = False
-            scale = self.params["gamma"].reshape(shape) * scale
-        if not self.batch_stats:
-            return dY * scale
-        m = dY.size // self.num_features
-        return (scale / m) * (m * dY - dbeta.reshape(shape) - self.x_hat * dgamma.reshape(shape))
+    def backward(self, dY, out=None):
+        """dX, written into ``out`` when given (a buffer of X's shape; dY itself may be it); dY and
+        out checked before any gradient is added."""
+        shape = () if self.X is None else self.X.shape
+        self._check_dY(dY, shape)
+        self._check_out(out, shape, "backward")
+        return self._backward(dY, out)
+
+    def _backward(self, dY, out=None, work=None):
+        xp = self.backend.xp
+        try:
+            _fits(dY, out)
+            work = work or self._work(dY.shape, dY.dtype)
+            axes, shape = _axes(dY)
+            dbeta = xp.sum(dY, axis=axes, out=work.dbeta)
+            dgamma = xp.sum(xp.multiply(dY, self.x_hat, out=work.w), axis=axes, out=work.dgamma)
+            scale = self.inv_sigma  # gamma / sigma, gamma = 1 without affine
+            if self.affine:
+                self._accumulate("gamma", lambda g: into(g, dgamma))
+                self._accumulate("beta", lambda g: into(g, dbeta))
+                self._grads_zero = self._grads_stale = False
+                scale = xp.multiply(self.params["gamma"], scale, out=work.scale)
+            dX = self.backend.empty(dY.shape, dY.dtype) if out is None else out
+            if not self.batch_stats:
+                return xp.multiply(dY, scale.reshape(shape), out=dX)
+            m = dY.size // self.num_features  # dX = (gamma / sigma / m) (m dY - dbeta - x_hat dgamma)
+            xp.subtract(xp.multiply(dY, m, out=dX), dbeta.reshape(shape), out=dX)
+            xp.subtract(dX, xp.multiply(self.x_hat, dgamma.reshape(shape), out=work.w), out=dX)
+            return xp.multiply(dX, xp.divide(scale, m, out=work.scale_m).reshape(shape), out=dX)
+        except FAILURES as exc:
+            raise core_error(self, "backward", exc, dY=dY, out=out) from None
 
     def checked_buffers(self, arrays: dict) -> dict:
         """running_mean, running_var and num_batches_tracked (those the layer keeps) from ``{name:
@@ -228,12 +302,50 @@ class BatchNorm(Layer):
         return arrays
 
     def bind(self, X, Y, dY, dX):
-        """Refused: BatchNorm's forward and backward write no ``out`` buffer, so a step plan cannot bind them."""
-        raise InvalidValueError(f"{self!r} cannot be bound to a step plan's buffers: its forward and backward "
-                                f"take no out buffer; run it with forward and backward")
+        """The cores on a step plan's buffers (X, Y; dY, dX), with the work arrays of X's shape held
+        by them: a captured CUDA graph writes those at every replay, so they live as long as the plan
+        does, whatever shapes the layer sees meanwhile. The model's mode is read at every step."""
+        work = self._work(X.shape, X.dtype)
+        return functools.partial(self._forward, X, Y, work), functools.partial(self._backward, dY, dX, work)
+
+    def _work(self, shape, dtype):
+        """The work arrays for inputs of ``shape`` and ``dtype``: made on first use, kept for the
+        last ``KEPT_SHAPES`` shapes (a plan's batch and its short last batch, eval's)."""
+        key = (tuple(shape), np.dtype(dtype))
+        work = self._kept.get(key)
+        if work is None:
+            while len(self._kept) >= KEPT_SHAPES:
+                self._kept.pop(next(iter(self._kept)))
+            work = self._kept[key] = _work_arrays(self.backend, key[0], key[1], self.num_features)
+        return work
 
     def _clear_cache(self):
         self.X = self.x_hat = self.inv_sigma = None
+        self._kept = {}
+
+
+def _work_arrays(backend, shape, dtype, C):
+    """Every array BatchNorm's forward and backward write besides Y, dX, the running statistics and
+    the gradients, for inputs of ``shape`` and ``dtype`` (C channels): x_hat, the float64 deviations
+    d64 (forward only) and the backward's product w (X's dtype) in the same memory, and ``SMALL_WORK``."""
+    size, f64 = math.prod(shape), np.dtype(np.float64)
+    with backend.activate():
+        flat = backend.empty((size,), f64)
+        work = types.SimpleNamespace(x_hat=backend.empty(shape, dtype), d64=flat.reshape(shape))
+        work.w = work.d64 if dtype == f64 else flat.view(dtype)[:size].reshape(shape)
+        for names, dims, kind in SMALL_WORK:
+            for name in names.split():
+                setattr(work, name, backend.empty(tuple(C if d == "C" else d for d in dims),
+                                                  dtype if kind == "X" else np.dtype(kind)))
+    return work
+
+
+def _fits(X, out):
+    """Refuse (ValueError, named by ``core_error``) an ``out`` of another shape or dtype than X's,
+    before anything is written: a bound plan's buffers are not checked per step."""
+    if out is not None and (tuple(out.shape) != tuple(X.shape) or out.dtype != X.dtype):
+        raise ValueError(f"out must be of X's shape and dtype, got {out.dtype} {tuple(out.shape)} for "
+                         f"{X.dtype} {tuple(X.shape)}")
 
 
 def _axes(X):

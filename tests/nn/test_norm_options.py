@@ -258,7 +258,7 @@ def test_a_batchnorm_without_parameters_in_a_model():
 
 def test_image_model_with_every_option_fits_and_round_trips(tmp_path):
     """Conv2D -> BatchNorm(affine=False, track_running_stats=False) -> ... -> BatchNorm1d(momentum=None):
-    fit (its step plan refused, eager steps), evaluate, a checkpoint holding only the count."""
+    fit (planned steps), evaluate, a checkpoint holding only the count."""
     model = gpubp.Sequential([Conv2D(1, 3, 3, padding=1), BatchNorm(3, affine=False, track_running_stats=False),
                               gpubp.ReLU(), Flatten(), gpubp.Dense(3 * 4 * 4, 5), BatchNorm(5, momentum=None),
                               gpubp.Dense(5, 2)], dtype="float64", seed=0)
@@ -384,8 +384,19 @@ def test_buffers_by_option():
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
-def test_step_plans_still_refuse_batchnorm(options):
-    layer = BatchNorm(3, backend=F64, **options)
-    X = np.ones((2, 3))
-    with pytest.raises(gpubp.InvalidValueError, match="cannot be bound to a step plan's buffers"):
-        layer.bind(X, X, X, X)
+@pytest.mark.parametrize("kind", SHAPES)
+def test_bound_steps_write_what_the_checked_methods_return(options, kind):
+    """A step plan binds BatchNorm's cores to its buffers (it refused them before they took out=);
+    more in test_norm_planned.py."""
+    X, dY = data(SHAPES[kind], 3), data(SHAPES[kind], 4)
+    eager, bound = BatchNorm(3, backend=F64, **options), BatchNorm(3, backend=F64, **options)
+    Y, dX = np.empty_like(X), np.empty_like(X)
+    forward, backward = bound.bind(X, Y, dY, dX)
+    for training in (True, False):
+        eager.training = bound.training = training
+        forward()
+        backward()
+        np.testing.assert_array_equal(Y, eager.forward(X))
+        np.testing.assert_array_equal(dX, eager.backward(dY))
+        for name, b in eager.buffers.items():
+            np.testing.assert_array_equal(bound.buffers[name], b)
