@@ -71,13 +71,13 @@ class BatchNorm(Layer):
     the backward's sums and products), so a planned step allocates nothing, reads nothing to the
     host and calls no GEMM, and can be captured as a CUDA graph (``capturable``). The numbers are
     those of fresh arrays, bit for bit. A captured graph holds eps and momentum as they were when
-    it was recorded (it reads the mode, the parameters and the running statistics at each replay).
+    it was recorded: setting another value counts as a change of the layer's arrays (``generation``),
+    so the graph is recorded again before its next step.
     """
 
     num_features = _checks.Fixed()  # the parameters' shape: set once
     affine = _checks.Fixed()
     track_running_stats = _checks.Fixed()
-    eps = _checks.Checked(_checks.number, low=0, low_open=True)  # set later too: checked
     capturable = True  # a step writes into given buffers and its own work arrays: no allocation, host read or GEMM
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *unsupported,
@@ -103,6 +103,22 @@ class BatchNorm(Layer):
         self.batch_stats = True  # whether the last forward normalised by batch statistics
 
     @property
+    def eps(self):
+        """Added to the variance under the square root: a number > 0, checked whenever it is set."""
+        return self._eps
+
+    @eps.setter
+    def eps(self, value):
+        self._eps = self._recorded("_eps", _checks.number(f"{type(self).__name__} eps", value, low=0, low_open=True))
+
+    def _recorded(self, name, value):
+        """``value``, the new eps or momentum: a CUDA graph recorded with the old one holds it, so a
+        change counts as a replaced parameter array does (``generation``): the graph is recorded again."""
+        if name in self.__dict__ and self.__dict__[name] != value:
+            self.generation += 1
+        return value
+
+    @property
     def momentum(self):
         """Each batch's weight k in the running estimates, or None: their cumulative average."""
         return self._momentum
@@ -116,7 +132,7 @@ class BatchNorm(Layer):
             raise InvalidValueError(f"BatchNorm momentum=None (the cumulative average, counting the batches in "
                                     f"num_batches_tracked) is chosen when the layer is made: {self!r} cannot take "
                                     f"momentum={value!r}; make a new BatchNorm")
-        self._momentum = value
+        self._momentum = self._recorded("_momentum", value)
 
     def __repr__(self):
         momentum = "None" if self.momentum is None else f"{self.momentum:g}"

@@ -320,6 +320,20 @@ def test_out_may_be_the_input():
     same(Xc, Y), same(dYc, dX), same(b.grads["gamma"], a.grads["gamma"])
 
 
+def test_a_new_eps_or_momentum_counts_as_a_change_of_the_layer():
+    """A captured graph holds them as recorded: a change makes it record again (as a replaced array does)."""
+    layer = BatchNorm(3)
+    start = layer.generation
+    layer.eps, layer.momentum = 1e-5, 0.1  # the same values: nothing changed
+    assert layer.generation == start
+    layer.eps = 1e-3
+    layer.momentum = 0.5
+    assert layer.generation == start + 2 and (layer.eps, layer.momentum) == (1e-3, 0.5)
+    with pytest.raises(InvalidValueError, match="BatchNorm eps must be a finite number > 0"):
+        layer.eps = 0
+    assert layer.generation == start + 2 and layer.eps == 1e-3
+
+
 def test_a_batchnorm_model_can_be_captured():
     model = gpubp.Sequential([gpubp.Dense(6, 8), BatchNorm(8), gpubp.ReLU(), gpubp.Dense(8, 3)])
     assert graph_problem(model) is None and BatchNorm.capturable
@@ -405,6 +419,31 @@ def test_planning_and_capturing_leave_the_running_statistics_as_they_were(copyto
     GraphedStep(StepPlan(model, "mse", SGD(), (16, 6)))
     for k, v in model.buffers().items():
         same(v, before[k], k)
+
+
+@needs_gpu
+def test_a_graph_follows_a_new_eps_and_momentum(copyto_recorded):
+    backend = gpubp.get_backend("cuda:0", "float64")
+    models = [gpubp.Sequential([gpubp.Dense(6, 8), BatchNorm(8), gpubp.ReLU(), gpubp.Dense(8, 3)],
+                               backend=backend, seed=3) for _ in range(2)]
+    opts = [SGD(lr=0.05), SGD(lr=0.05)]
+    graphed, loss = GraphedStep(StepPlan(models[0], "mse", opts[0], (16, 6))), MSE()
+    rng = np.random.default_rng(2)
+    with backend.graph_arithmetic():
+        for step in range(4):
+            if step == 2:
+                for model in models:
+                    model.layers[1].eps, model.layers[1].momentum = 0.5, 0.7
+            X, y = (backend.asarray(rng.normal(size=s)) for s in ((16, 6), (16, 3)))
+            out, _ = graphed.step(X, y)
+            models[1].zero_grad()
+            Y = models[1].forward(X)
+            loss.forward(Y, y)
+            models[1].backward(loss.backward(), input_grad=False)
+            opts[1].step(models[1])
+            same(out, Y, f"step {step} output")
+            for k, v in state(models[1].layers[1]).items():
+                same(state(models[0].layers[1])[k], v, f"step {step} {k}")
 
 
 @needs_gpu
