@@ -116,8 +116,13 @@ _pool = _Pool()
 
 
 def _root(a):
-    while isinstance(a, np.ndarray) and a.base is not None and isinstance(a.base, np.ndarray):
-        a = a.base
+    """The array whose memory ``a`` views. NumPy's ``as_strided`` (under ``sliding_window_view``, as
+    CuPy's, a view) keeps its array behind a ``DummyArray`` base: followed too."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        base = a.base if isinstance(a.base, np.ndarray) else getattr(a.base, "base", None)
+        if not isinstance(base, np.ndarray):
+            break
+        a = base
     return a
 
 

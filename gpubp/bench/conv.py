@@ -4,7 +4,8 @@ Conv(C1, k) - ReLU - MaxPool(2) - Conv(C2, k) - ReLU - MaxPool(2) - Flatten - De
 - Dense(classes), float32, as PyTorch's nn.Conv2d/MaxPool2d/Linear. Both sides start from the
 same host-drawn float64 weights and data; torch is imported only inside ``torch_lenet_step``.
 Timed like the MLP step: ``mlp.measure`` in a fresh process (``mlp.run_isolated``) with a
-config dict whose ``kind`` is ``"lenet"``; ``cudnn`` in it switches cuDNN on CUDA.
+config dict whose ``kind`` is ``"lenet"``; ``cudnn`` in it switches cuDNN on CUDA. On a GPU the
+planned step can also be replayed as one captured CUDA graph (``gpubp_lenet_step(graphed=True)``).
 """
 from __future__ import annotations
 
@@ -84,16 +85,18 @@ def gpubp_model(cfg, backend):
     return model
 
 
-def gpubp_lenet_step(cfg, device, lr=0.01, dtype="float32", planned=False):
+def gpubp_lenet_step(cfg, device, lr=0.01, dtype="float32", planned=False, graphed=False):
     """A closure running one gpubp LeNet training step, its backend, and the model; ``planned``:
-    the step of a step plan (the batch in its buffers, as fit gathers it), else the eager one."""
+    the step of a step plan (the batch in its buffers, as fit gathers it), ``graphed``: that plan's
+    step captured as one CUDA graph (on a GPU: every layer of the LeNet is capturable), else the
+    eager one."""
     backend = get_backend(device, dtype)
     model = gpubp_model(cfg, backend)
     X, labels = data(cfg)
     X, T = backend.asarray(X), backend.xp.asarray(labels)
     loss, opt = SoftmaxCrossEntropy(), SGD(lr=lr)
-    if planned:
-        return planned_step(model, loss, opt, X, T), backend, model
+    if planned or graphed:
+        return planned_step(model, loss, opt, X, T, graphed), backend, model
     return eager_step(model, loss, opt, X, T), backend, model
 
 
