@@ -35,12 +35,9 @@ class Claim:
 
     def __init__(self, path, every=None, epochs=None, patience=None):
         self.path, self.token = path, os.urandom(8).hex()
-        self.found, self.seen = self._state(), self._signature()
+        self.found, self.seen = self._state(), signature(path)
         self.every, self.epochs, self.patience = every, epochs, patience
         self.stopped = False  # the run was stopped by this: said once
-
-    def _signature(self):
-        return signature(self.path)
 
     def _state(self):
         """None when no file is at the path; else its metadata, or (for a file that is no checkpoint
@@ -50,17 +47,17 @@ class Claim:
         try:
             return checkpoint.read_metadata(self.path)
         except (GpubpError, OSError):
-            return ("unreadable", self._signature())
+            return ("unreadable", signature(self.path))
 
     def taken(self) -> str | None:
         """What another run left at the path since this run checked it, in words; None when it is free."""
-        signature = self._signature()
-        if signature is None or signature == self.seen:  # nothing there to lose, or nothing new
+        now = signature(self.path)
+        if now is None or now == self.seen:  # nothing there to lose, or nothing new
             return None
         state = self._state()
         mine = isinstance(state, dict) and (state.get("extra") or {}).get("writer") == self.token
         if mine or state == self.found:
-            self.seen = signature
+            self.seen = now
             return None
         if not isinstance(state, dict):
             return f"{self.path} was replaced by a file that is not a gpubp checkpoint while this run trained; " \
