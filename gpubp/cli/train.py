@@ -21,6 +21,7 @@ from ..optim import OPTIMIZERS, get_optimizer
 from ..tools.plot import check_plot_path, plot_history, pyplot
 from ..train import evaluate, fit, save_training
 from ..train.epoch import guard
+from ..train.interrupts import deferred
 from ..train.resume import held_at, refuse_overwrite
 from . import args as flags
 from .claim import Claim, LogClaim, signature
@@ -225,13 +226,20 @@ def _save(args, model, optimizer, history, name, extras, resumed, claim=None) ->
     written beside it, else in the current folder, as ``<name>.rescued.npz`` (a name no file has),
     and a GpubpError says where, or that the run's epochs are lost and what --save keeps. A
     checkpoint that another run wrote at --save while this one trained (``claim``) is kept: the
-    model goes beside it as well."""
+    model goes beside it as well. A Ctrl-C (or SIGTERM) while the checkpoint is written waits for
+    its end, then the saved line is printed and the run stops as interrupted (a second Ctrl-C stops
+    at once, the file already there kept): it threw away the whole run's model."""
     if history.interrupted and os.path.exists(args.save) and not ahead_of(args, history, resumed):
         return f"not saved: interrupted in epoch {history.epochs + 1}; {args.save} keeps what it held"
+    ctrl_c = []
 
     def write(path):
-        return save_training(path, model, optimizer, history, args.seed,
-                             {"batch_size": args.batch_size, "shuffle": True}, dataset=name, **extras)
+        with deferred(running=True) as steps:
+            path = save_training(path, model, optimizer, history, args.seed,
+                                 {"batch_size": args.batch_size, "shuffle": True}, dataset=name, **extras)
+            steps.running = False
+            ctrl_c.extend([True] if steps.pending else [])
+        return path
     taken = claim and claim.taken()
     if taken:  # said already when it stopped the run
         raise GpubpError(("" if claim.stopped else f"--save: {taken}; ") + _rescue(write, args.save, history.epochs))
@@ -239,7 +247,11 @@ def _save(args, model, optimizer, history, name, extras, resumed, claim=None) ->
         path = write(args.save)
     except (GpubpError, MemoryError, OSError) as exc:
         raise GpubpError(f"--save {args.save}: {describe(exc)}; {_rescue(write, args.save, history.epochs)}") from None
-    return f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
+    line = f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
+    if ctrl_c:  # came while it was written
+        print(line)
+        raise KeyboardInterrupt
+    return line
 
 
 def _rescue(write, save, epochs) -> str:

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -234,3 +235,20 @@ def test_an_epoch_log_another_run_writes_meanwhile_is_left_to_it(saved, tmp_path
     assert err == f"gpubp train: warning: --log {log}: another run wrote it while this one trained; it is left to " \
                   f"that run, and this run logs no more lines from epoch {at_epoch} on (give each run its own --log)"
     assert log.read_text() == other.read_text()  # the other run's log, whole and alone
+
+
+# -- Ctrl-C while the model is written ---------------------------------------------------------------
+def test_ctrl_c_while_the_model_is_written_waits_for_the_write(tmp_path, capsys, monkeypatch):
+    """Was: the KeyboardInterrupt cut the write short (its temp file removed), and the model of the
+    whole run, trained to its end, was lost with "interrupted" said."""
+    real = gpubp.cli.train.save_training
+
+    def ctrl_c_in_the_write(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C, as the file is being written
+        return real(*args, **kwargs)
+    monkeypatch.setattr(gpubp.cli.train, "save_training", ctrl_c_in_the_write)
+    save = tmp_path / "m.npz"
+    code, out, err = run(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "3", "--quiet",
+                          "--save", str(save)], capsys)
+    assert code == 130 and err == "gpubp train: interrupted" and f"saved: {save}" in out
+    assert checkpoint.read_metadata(save)["extra"]["epochs_done"] == 3
