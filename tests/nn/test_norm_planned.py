@@ -377,6 +377,8 @@ def test_a_graphed_fit_equals_the_eager_fit_bit_for_bit(options, copyto_recorded
     assert h_graphed.loss == h_eager.loss
     for name, p in eager.parameters().items():
         same(graphed.parameters()[name], p, name)
+    for name, b in eager.buffers().items():
+        same(graphed.buffers()[name], b, name)
 
 
 @needs_gpu
@@ -405,6 +407,27 @@ def test_a_graphed_step_equals_the_eager_step_with_its_statistics(options, copyt
                 same(state(models[0].layers[1])[k], v, k)
     for k, v in models[1].parameters().items():
         same(models[0].parameters()[k], v, k)
+
+
+@needs_gpu
+@pytest.mark.parametrize("options", [OPTIONS[0], OPTIONS[-1]], ids=[IDS[0], IDS[-1]])
+def test_a_graphed_image_model_fit_equals_the_eager_fit_bit_for_bit(options, copyto_recorded):
+    """Conv2D -> BatchNorm over (N, C, H, W) -> ReLU -> MaxPool2D -> ... (Conv2D and the pools are capturable too)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(22, 2, 6, 6)), rng.integers(0, 3, 22)
+    runs = []
+    for cuda_graph in (False, True):
+        model = image_model(**options).to(gpubp.get_backend("cuda:0", "float64"))
+        with model.backend.graph_arithmetic():
+            history = fit(model, X, y, optimizer=Adam(lr=1e-2), epochs=2, batch_size=8, seed=1, progress=False,
+                          cuda_graph=cuda_graph)
+        runs.append((history, model))
+    (h_eager, eager), (h_graphed, graphed) = runs
+    assert h_graphed.loss == h_eager.loss
+    for name, p in eager.parameters().items():
+        same(graphed.parameters()[name], p, name)
+    for name, b in eager.buffers().items():
+        same(graphed.buffers()[name], b, name)
 
 
 @needs_gpu
