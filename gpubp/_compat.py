@@ -13,11 +13,12 @@ import numpy as np
 try:  # pragma: no cover - depends on the machine
     import cupy
     has_cupy = True
-    cupy_import_error = ""
+    cupy_import_error, cupy_import_failed = "", False
 except Exception as exc:  # ImportError, or a broken CUDA install raising at import
     cupy = None
     has_cupy = False
     cupy_import_error = f"{type(exc).__name__}: {exc}"
+    cupy_import_failed = not (isinstance(exc, ModuleNotFoundError) and exc.name == "cupy")  # installed, broken
 
 
 @functools.lru_cache(maxsize=None)
@@ -28,7 +29,7 @@ def gpu_status(device_id: int = 0) -> tuple[bool, str]:
     computation runs on it. The reason says what is missing otherwise.
     """
     if not has_cupy:
-        return False, f"CuPy is not installed ({cupy_import_error}); pip install 'gpubp[cuda12]' or 'gpubp[cuda13]'"
+        return False, cupy_problem()
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
@@ -43,6 +44,20 @@ def gpu_status(device_id: int = 0) -> tuple[bool, str]:
     except Exception as exc:
         return False, f"cuda:{device_id} is visible but failed a test computation ({type(exc).__name__}: {exc})"
     return True, f"cuda:{device_id} works"
+
+
+MEND_CUPY = ("mend what the import error names (CUPY_CACHE_DIR must be a folder CuPy can create, the CUDA "
+             "libraries must load), or reinstall CuPy")
+
+
+def cupy_problem() -> str:
+    """Why CuPy cannot be imported, with what to do: install it, or mend an installed CuPy whose import
+    fails (a CUPY_CACHE_DIR it cannot create, missing CUDA libraries); "" where it imports."""
+    if has_cupy:
+        return ""
+    if cupy_import_failed:
+        return (f"CuPy is installed, but importing it failed ({cupy_import_error}); {MEND_CUPY}")
+    return f"CuPy is not installed ({cupy_import_error}); pip install 'gpubp[cuda12]' or 'gpubp[cuda13]'"
 
 
 def _no_device_reason(exc) -> str:

@@ -15,12 +15,18 @@ _pool: dict = {}  # threads -> ThreadPoolExecutor
 
 
 def threads() -> int:
-    """Threads for large kernels: ``OMP_NUM_THREADS`` when set (as BLAS and PyTorch read it),
-    else the cores this process may use."""
+    """Threads for large kernels: ``OMP_NUM_THREADS`` when it is a whole number >= 1 (as BLAS and
+    PyTorch read it), else the cores this process may use."""
+    return omp_threads() or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def omp_threads() -> int | None:
+    """``OMP_NUM_THREADS`` as a whole number >= 1, or None where it is unset or not one."""
     try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
     except ValueError:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return None
+    return n if n >= 1 else None
 
 
 def in_blocks(fn, n: int) -> None:

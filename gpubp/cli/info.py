@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from ..backend import parse_spec
+from .._compat import cupy_import_error, cupy_import_failed
+from ..backend import omp_threads, parse_spec
 from ..checkpoint import read_metadata
 from ..errors import GpubpError
 from ..tools.doctor import machine, versions
@@ -25,12 +26,15 @@ def _print_machine(info):
         print(f"CuPy {v['cupy']} ({v['cupy_package']})  CUDA runtime {v['cuda_runtime']}  "
               f"driver {v['cuda_driver']}  NVRTC {v['nvrtc']}")
     else:
-        print("CuPy: not installed (NumPy only)")
+        why = f"installed, but importing it failed ({cupy_import_error})" if cupy_import_failed else "not installed"
+        print(f"CuPy: {why} (NumPy only)")
     for d in info["devices"] or [{"device": "devices", "name": "no CUDA device visible"}]:
         extra = f", {d['memory_gib']} GiB, cc {d['compute_capability']}" if "memory_gib" in d else ""
         print(f"{d['device']}: {d['name']}{extra}")
     print(f"auto -> {info['auto']['device']}: {info['auto']['reason']}")
-    source = f"OMP_NUM_THREADS={info['OMP_NUM_THREADS']}" if info["OMP_NUM_THREADS"] else "all usable cores"
+    omp = info["OMP_NUM_THREADS"]
+    source = ("all usable cores" if omp is None else f"OMP_NUM_THREADS={omp}" if omp_threads() else
+              f"all usable cores: OMP_NUM_THREADS={omp!r} is not a whole number >= 1")
     print(f"CPU kernels on 2^20+ elements: {info['cpu_threads']} thread(s) ({source})")
     if info["GPUBP_DEVICE"]:
         try:

@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import gpubp
-from gpubp import cli
+from gpubp import _compat, cli
 from gpubp.backend import KERNELS
 from helpers import ROOT
 
@@ -65,6 +66,40 @@ def test_info_says_how_many_threads_cpu_kernels_use(monkeypatch, capsys):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert cli.main(["info"]) == 0
     assert "3 thread(s) (OMP_NUM_THREADS=3)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["junk", "0", "-2"])
+def test_info_says_when_omp_num_threads_is_not_used(value, monkeypatch, capsys):
+    """Before: OMP_NUM_THREADS=junk ran on every core while info said "(OMP_NUM_THREADS=junk)", and
+    0 or -2 ran one thread; a value that is not a whole number >= 1 now means every core, said so."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = gpubp.backend.threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert gpubp.backend.threads() == cores and gpubp.backend.omp_threads() is None
+    assert cli.main(["info"]) == 0
+    assert (f"{cores} thread(s) (all usable cores: OMP_NUM_THREADS='{value}' is not a whole number >= 1)"
+            in capsys.readouterr().out)
+
+
+def test_a_cupy_whose_import_fails_is_not_called_missing(tmp_path):
+    """Before: CuPy installed but failing at import (CUPY_CACHE_DIR it cannot create) was reported as
+    "not installed ... pip install gpubp[cuda12]"; now the import error is named, with what to mend.
+    A CuPy that is truly missing still says pip install."""
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    code = ("import sys\nif sys.argv[1] == 'missing': sys.modules['cupy'] = None\n"
+            "from gpubp import _compat; from gpubp.cli import main; print(_compat.cupy_problem()); main(['info'])")
+    env = {**os.environ, "GPUBP_FAKE_CUPY": "", "CUPY_CACHE_DIR": str(blocked / "cache")}
+    missing = subprocess.run([sys.executable, "-c", code, "missing"], capture_output=True, text=True, env=env)
+    assert "CuPy is not installed" in missing.stdout and "pip install 'gpubp[cuda12]'" in missing.stdout
+    assert "CuPy: not installed (NumPy only)" in missing.stdout
+    if not _compat.has_cupy and not _compat.cupy_import_failed:
+        return  # no CuPy here to break
+    broken = subprocess.run([sys.executable, "-c", code, "broken"], capture_output=True, text=True, env=env)
+    if "CuPy is installed, but importing it failed" not in broken.stdout:
+        pytest.skip(f"this CuPy imports with an unusable CUPY_CACHE_DIR: {broken.stdout[:200]}")
+    assert "mend what the import error names" in broken.stdout and "pip install" not in broken.stdout
+    assert "CuPy: installed, but importing it failed (" in broken.stdout
 
 
 def test_parity_command_within_tolerance():

@@ -192,6 +192,21 @@ def test_a_bad_gpubp_device_is_a_failure(monkeypatch, spec):
     assert item.status == doctor.OK and "cpu/float64" in item.detail
 
 
+@pytest.mark.parametrize("spec", ["gpu", "cuda:3/float64"])
+def test_a_gpubp_device_naming_a_gpu_that_does_not_work_is_a_failure(monkeypatch, spec):
+    """Before: ``GPUBP_DEVICE=cuda:0 gpubp check --cpu-only`` said ok on a machine without a working
+    GPU, while every command without --device then stopped; now a failure even where no GPU is expected."""
+    monkeypatch.setenv("GPUBP_DEVICE", spec)
+    monkeypatch.setattr(doctor._compat, "gpu_status", lambda index: (False, f"no such device {index}"))
+    [item] = doctor.run_checks(False, checks=(doctor.check_device_setting,))
+    index = spec.split("/")[0][-1] if ":" in spec else "0"
+    assert item.status == doctor.FAILURE and f"no such device {index}" in item.detail
+    assert f"names cuda:{index}, which does not work here" in item.detail and "unset GPUBP_DEVICE" in item.fix
+    monkeypatch.setattr(doctor._compat, "gpu_status", lambda index: (True, "works"))
+    [item] = doctor.check_device_setting(False)
+    assert item.status == doctor.OK
+
+
 def test_a_stray_mpi_variable_does_not_break_info(monkeypatch):
     """Before: a non-numeric OMPI_COMM_WORLD_RANK made machine() (gpubp info) raise ValueError."""
     monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "x")

@@ -59,6 +59,7 @@ def check_versions(expect_gpu):
     elif not _compat.has_cupy:
         why = _compat.cupy_import_error or "not installed"
         yield _missing(expect_gpu, "cupy", f"CuPy cannot be imported ({why})",
+                       _compat.MEND_CUPY if dists or _compat.cupy_import_failed else
                        "pip install 'gpubp[cuda12]' or 'gpubp[cuda13]' (match the driver's CUDA)")
     else:
         yield Item("cupy packages", OK, f"one CuPy distribution ({dists[0][0] if dists else 'source build'})")
@@ -176,7 +177,8 @@ def _version(text):
 
 
 def check_device_setting(expect_gpu):
-    """GPUBP_DEVICE, when set, must be a device spec: every gpubp call without one refuses it."""
+    """GPUBP_DEVICE, when set, must be a device spec, and a CUDA device it names must work: every gpubp
+    call without a device of its own uses it (a failure even where no GPU is expected, ``--cpu-only``)."""
     spec = os.environ.get("GPUBP_DEVICE")
     if spec is None:
         return
@@ -186,6 +188,13 @@ def check_device_setting(expect_gpu):
         yield Item("GPUBP_DEVICE", FAILURE, f"{spec!r} is not a device: {exc}",
                    "set GPUBP_DEVICE to auto, cpu, gpu or cuda:N (optionally /float32 or /float64), or unset it")
         return
+    if device != "cpu":
+        usable, reason = _compat.gpu_status(int(device.split(":")[1]))
+        if not usable:
+            yield Item("GPUBP_DEVICE", FAILURE, f"{spec!r} names {device}, which does not work here: {reason}; "
+                                                f"every gpubp command without --device would stop",
+                       "unset GPUBP_DEVICE, or set it to cpu (or auto: the GPU where one works, else the CPU)")
+            return
     yield Item("GPUBP_DEVICE", OK, f"{spec!r}: {device}" + (f"/{dtype}" if dtype else ""))
 
 
