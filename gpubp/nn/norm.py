@@ -70,7 +70,9 @@ class BatchNorm(Layer):
     written again at each step (``_work``: the float64 statistics and deviations, x_hat, 1 / sigma,
     the backward's sums and products), so a planned step allocates nothing, reads nothing to the
     host and calls no GEMM, and can be captured as a CUDA graph (``capturable``). The numbers are
-    those of fresh arrays, bit for bit. A captured graph holds eps and momentum as they were when
+    those of fresh arrays, bit for bit, for C-ordered inputs (what gpubp's layers and plans give;
+    the work arrays are C-ordered, so another layout's sums run in another order: last-bit
+    differences from arrays laid out as X). A captured graph holds eps and momentum as they were when
     it was recorded: setting another value counts as a change of the layer's arrays (``generation``),
     so the graph is recorded again before its next step.
     """
