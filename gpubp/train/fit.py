@@ -159,6 +159,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                                         f"and it sets every epoch's rate: leave lr out, or start the schedule at it")
         if sched is None:
             _checks.number("fit: the optimizer's lr", optimizer.lr, low=0, low_open=True)
+        _lr_fits(optimizer.lr if sched is None else _scheduled_lr(sched, start), model, "")
         _refuse_nonfinite_start(model, optimizer)
         settings = None if comm is None else _run_settings(
             loss, epochs, batch_size, shuffle, seed, tol, patience, restore_best, checkpoint_every, sched, start,
@@ -187,7 +188,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         with loss.targets_checked(), np.errstate(all="ignore"), deferred(comm=comm) as steps:
             for epoch in range(start, epochs):
                 if sched is not None:
-                    optimizer.lr = _scheduled_lr(sched, epoch)
+                    optimizer.lr = _lr_fits(_scheduled_lr(sched, epoch), model, f" (the schedule's, epoch {epoch + 1})")
                 snapshot = _snapshot(model, optimizer)  # finite: checked at the start or after the last epoch
                 marks = _marks(history)
                 # with comm, what runs on each rank alone between the steps' collectives (callbacks, validation,
@@ -359,6 +360,16 @@ def _run_settings(loss, epochs, batch_size, shuffle, seed, tol, patience, restor
             "checkpoint_every": every,
             "lr per epoch": None if sched is None else [_scheduled_lr(sched, e) for e in range(start, epochs)],
             "epochs resumed": start, "resumed losses": [history.loss, history.val_loss, history.val_metric]}
+
+
+def _lr_fits(lr, model, which) -> float:
+    """``lr`` when it is a finite number in the model's dtype (the update kernels read it there), else refused:
+    1e308 is inf in float32, and every parameter would be NaN after the first step."""
+    dtype = np.dtype(model.backend.dtype)
+    if lr > float(np.finfo(dtype).max):
+        raise InvalidValueError(f"fit: lr={lr:g}{which} is beyond {dtype}'s largest number "
+                                f"({float(np.finfo(dtype).max):.4g}), inf where the update reads it; give a smaller lr")
+    return lr
 
 
 def _scheduled_lr(sched, epoch) -> float:

@@ -370,3 +370,20 @@ def test_resuming_a_checkpoint_restore_best_rewound_says_so(tmp_path):
     assert history.best_epoch < 6
     with pytest.warns(gpubp.GpubpWarning, match=f"holds epoch {history.best_epoch}'s weights, the best one"):
         fit(net(), X, y, epochs=7, resume_from=path, validation_data=(Xv, yv), progress=False)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # the check itself must not overflow a cast
+@pytest.mark.parametrize("how", ["lr", "schedule"])
+def test_an_lr_beyond_the_models_dtype_is_refused_before_its_epoch(how):
+    """Before: lr=1e39 on a float32 model (inf where the update kernels read it) trained an epoch,
+    then stopped on NaN parameters; now refused before the epoch that would use it, the model kept."""
+    X, y = np.random.default_rng(0).random((20, 4)), np.arange(20) % 3
+    model = gpubp.mlp(4, [8], 3, seed=0)
+    start = {k: v.copy() for k, v in model.parameters().items()}
+    kw = {"lr": 1e39} if how == "lr" else {"schedule": lambda e: 1e39, "epochs": 2}
+    with pytest.raises(gpubp.InvalidValueError, match=r"lr=1e\+39.* beyond float32's largest number"):
+        gpubp.fit(model, X, y, progress=False, **kw)
+    for k, v in model.parameters().items():
+        np.testing.assert_array_equal(v, start[k])
+    history = gpubp.fit(gpubp.mlp(4, [8], 3, seed=0, dtype="float64"), X, y, lr=1e39, epochs=1, progress=False)
+    assert len(history.loss) == 1  # a float64 model holds that rate
