@@ -672,10 +672,13 @@ def get_elapsed_time(start, end):
 
 # ---------------------------------------------------------------- the module
 
+WRITE_FIRST = {"copyto", "put", "place", "putmask", "fill_diagonal"}  # CuPy functions writing into their first argument
+
+
 def _module_function(name, fn):
     def f(*args, **kwargs):
         args, kwargs = _unwrap_args(args, kwargs)
-        return _call(fn, args, kwargs, writes=kwargs.get("out") is not None)
+        return _call(fn, args, kwargs, writes=kwargs.get("out") is not None or name in WRITE_FIRST)
     f.__name__ = name
     return f
 

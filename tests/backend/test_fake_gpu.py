@@ -109,6 +109,22 @@ def test_a_capture_records_and_replays_with_the_scalars_of_its_time(fake):
     assert cp.asnumpy(y).tolist() == [0.25] * 4 and cp.asnumpy(x).tolist() == [0.75] * 4
 
 
+def test_a_copy_into_an_array_is_recorded_in_a_capture(fake):
+    """cupy.copyto (and put, place, putmask) launch a kernel writing their first argument: a capture
+    records it, a replay runs it (it had run once, at capture, like a function making a new array)."""
+    cp = fake.module
+    dst, src = cp.zeros((3,), dtype=np.float64), cp.ones((3,), dtype=np.float64)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        cp.copyto(dst, src, where=src > 0)
+        graph = stream.end_capture()
+    assert cp.asnumpy(dst).tolist() == [0, 0, 0]  # recorded, not run
+    src += 1
+    graph.launch(stream)
+    assert cp.asnumpy(dst).tolist() == [2, 2, 2]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(GPU_OK, reason="a real GPU runs the gpu-marked tests themselves")
 def test_the_gpu_marked_tests_fail_only_where_the_fake_cannot_follow(tmp_path):

@@ -172,7 +172,7 @@ def test_count_moves_with_the_layer(device):
 @needs_gpu
 def test_running_statistics_update_makes_no_host_sync():
     """A training forward with momentum=None recorded in a CUDA graph capture, where any host read or
-    sync is refused, then replayed: the count and the cumulative average move as eagerly."""
+    sync is refused, then replayed on new batches: the count and the cumulative average move as eagerly."""
     be = gpubp.get_backend("cuda:0", "float64")
     layer, eager = BatchNorm(3, momentum=None, backend=be), BatchNorm(3, momentum=None, backend=F64)
     X = data(SHAPES["2d"], 0)
@@ -187,9 +187,10 @@ def test_running_statistics_update_makes_no_host_sync():
         finally:
             graph = stream.end_capture()
         assert int(be.to_numpy(layer.buffers["num_batches_tracked"])) == 1  # recorded, not run
-        for _ in range(2):
+        for k in range(2):  # each replay on a batch of its own: the average moves
+            Xd[...] = be.asarray(data(SHAPES["2d"], k + 1))
             graph.launch(stream)
-            eager(X)
+            eager(data(SHAPES["2d"], k + 1))
         stream.synchronize()
     assert int(be.to_numpy(layer.buffers["num_batches_tracked"])) == 3
     for name in ("running_mean", "running_var"):

@@ -341,21 +341,6 @@ def test_a_batchnorm_model_can_be_captured():
 
 # ---------------------------------------------------------------- on the GPU (or the CuPy stand-in)
 
-@pytest.fixture
-def copyto_recorded(monkeypatch):
-    """Under the CuPy stand-in, ``cupy.copyto`` recorded in a capture as CuPy records it: a copy kernel
-    writing into dst, run at each launch (tests/fake_cupy.py records a module function only when it is
-    given ``out=``, so it ran copyto once, at capture, and never at a launch)."""
-    if FAKE is None:
-        return
-
-    def copyto(dst, src, casting="same_kind", where=None):
-        args, kwargs = FAKE._unwrap_args([dst, src], {"casting": casting, **({} if where is None else
-                                                                               {"where": where})})
-        FAKE._call(np.copyto, args, kwargs, writes=True)
-    monkeypatch.setattr(FAKE.module, "copyto", copyto)
-
-
 def graphed_fit(cuda_graph, options, epochs=3):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(70, 6)), rng.integers(0, 3, 70)
@@ -369,7 +354,7 @@ def graphed_fit(cuda_graph, options, epochs=3):
 
 @needs_gpu
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
-def test_a_graphed_fit_equals_the_eager_fit_bit_for_bit(options, copyto_recorded):
+def test_a_graphed_fit_equals_the_eager_fit_bit_for_bit(options):
     # 70 samples in batches of 16: a short last batch, so two graphs, each captured with nothing
     # allocated, read to the host or sent to cuBLAS inside (the stand-in refuses each, as CUDA does)
     eager, h_eager = graphed_fit(False, options)
@@ -383,7 +368,7 @@ def test_a_graphed_fit_equals_the_eager_fit_bit_for_bit(options, copyto_recorded
 
 @needs_gpu
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
-def test_a_graphed_step_equals_the_eager_step_with_its_statistics(options, copyto_recorded):
+def test_a_graphed_step_equals_the_eager_step_with_its_statistics(options):
     """Step by step: the model output, the loss, BatchNorm's gradients and running statistics."""
     backend = gpubp.get_backend("cuda:0", "float64")
     models = [gpubp.Sequential([gpubp.Dense(6, 8), BatchNorm(8, **options), gpubp.ReLU(), gpubp.Dense(8, 3)],
@@ -411,7 +396,7 @@ def test_a_graphed_step_equals_the_eager_step_with_its_statistics(options, copyt
 
 @needs_gpu
 @pytest.mark.parametrize("options", [OPTIONS[0], OPTIONS[-1]], ids=[IDS[0], IDS[-1]])
-def test_a_graphed_image_model_fit_equals_the_eager_fit_bit_for_bit(options, copyto_recorded):
+def test_a_graphed_image_model_fit_equals_the_eager_fit_bit_for_bit(options):
     """Conv2D -> BatchNorm over (N, C, H, W) -> ReLU -> MaxPool2D -> ... (Conv2D and the pools are capturable too)."""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(22, 2, 6, 6)), rng.integers(0, 3, 22)
@@ -431,7 +416,7 @@ def test_a_graphed_image_model_fit_equals_the_eager_fit_bit_for_bit(options, cop
 
 
 @needs_gpu
-def test_planning_and_capturing_leave_the_running_statistics_as_they_were(copyto_recorded):
+def test_planning_and_capturing_leave_the_running_statistics_as_they_were():
     """The plan's dry forward and the graph's warm-up step run BatchNorm in training: both put the
     model's buffers back (plan/step.py, plan/graph.py)."""
     model = gpubp.Sequential([gpubp.Dense(6, 8), BatchNorm(8, momentum=None), gpubp.ReLU(), gpubp.Dense(8, 3)],
@@ -445,7 +430,7 @@ def test_planning_and_capturing_leave_the_running_statistics_as_they_were(copyto
 
 
 @needs_gpu
-def test_a_graph_follows_a_new_eps_and_momentum(copyto_recorded):
+def test_a_graph_follows_a_new_eps_and_momentum():
     backend = gpubp.get_backend("cuda:0", "float64")
     models = [gpubp.Sequential([gpubp.Dense(6, 8), BatchNorm(8), gpubp.ReLU(), gpubp.Dense(8, 3)],
                                backend=backend, seed=3) for _ in range(2)]
