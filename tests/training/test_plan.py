@@ -158,20 +158,22 @@ def test_image_models_plan_like_eager_bit_for_bit(name):
         np.testing.assert_array_equal(v, runs[1][1][k], err_msg=k)
 
 
-def test_batch_norm_model_falls_back_to_the_eager_step():
+def test_a_batch_norm_model_is_planned():
+    """It fell back to the eager step while BatchNorm took no out= (more in tests/nn/test_norm_planned.py)."""
     model = gpubp.Sequential([gpubp.Conv2D(1, 2, 3, padding=1), gpubp.BatchNorm(2), gpubp.ReLU(), gpubp.Flatten(),
                               gpubp.Dense(2 * 5 * 5, 3)], seed=0)
-    assert "layer 1 (BatchNorm" in plan_problem(model)
-    assert PlanCache(model, MSE(), SGD()).get(None, None, 4) is None
-    with pytest.raises(InvalidValueError, match="takes no output buffers"):
-        StepPlan(model, "mse", SGD(), (4, 1, 5, 5))
+    assert plan_problem(model) is None
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(20, 1, 5, 5)), rng.integers(0, 3, 20)
+    zeros = np.zeros((20, 1, 5, 5), np.float32), np.zeros((20, 3), np.float32)
+    assert isinstance(PlanCache(model, MSE(), SGD()).get(*zeros, 4), StepPlan)
     runs = []
     for plan in (True, False):
         m = gpubp.Sequential.from_config(model.config(), seed=0)
-        runs.append(fit(m, X, y, epochs=2, batch_size=8, progress=False, plan=plan).loss)
-    assert runs[0] == runs[1]
+        runs.append((fit(m, X, y, epochs=2, batch_size=8, progress=False, plan=plan).loss, m.buffers()))
+    assert runs[0][0] == runs[1][0]
+    for k, v in runs[1][1].items():
+        np.testing.assert_array_equal(runs[0][1][k], v, err_msg=k)
 
 
 def test_a_dropout_model_is_planned_and_a_layer_without_out_falls_back():
@@ -545,3 +547,92 @@ def test_ctrl_c_mid_epoch_leaves_the_last_step_and_a_resume_repeats_the_run(wher
         h = fit(resumed, X, y, **run, plan=planned, resume_from=path)
         assert h.loss == h_full.loss
         np.testing.assert_array_equal(resumed.flat[0], full.flat[0])
+
+
+# -- image models: a planned step allocates no array (what a CUDA graph needs) --------------
+
+CAPTURABLE_IMAGE_MODELS = {  # (layers, input side): each image layer, padded and not, strided and not, overlapping
+    "lenet": (lambda: [gpubp.Conv2D(1, 8, 5, padding=2), gpubp.ReLU(), gpubp.MaxPool2D(2),
+                       gpubp.Conv2D(8, 8, 3, stride=2, padding=1), gpubp.ReLU(), gpubp.MaxPool2D(3, stride=1, padding=1),
+                       gpubp.AvgPool2D(2, padding=1, ceil_mode=True, count_include_pad=False), gpubp.Flatten(),
+                       gpubp.Dense(8 * 3 * 3, 10)], 16),
+    "global-pool": (lambda: [gpubp.Conv2D(1, 8, 3), gpubp.ReLU(), gpubp.AvgPool2D(2), gpubp.Conv2D(8, 8, 2, stride=2),
+                             gpubp.ReLU(), gpubp.Conv2D(8, 8, 3, padding=1), gpubp.Sigmoid(),
+                             gpubp.MaxPool2D(3, stride=1), gpubp.GlobalAvgPool2D(), gpubp.Dense(8, 10)], 26),
+}
+
+
+def step_peaks(step, steps=8):
+    """Bytes allocated on top of what was live, in each of ``steps`` steps after three warm-up steps."""
+    for _ in range(3):
+        step()
+    peaks = []
+    tracemalloc.start()
+    try:
+        for _ in range(steps):
+            base = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            step()
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
+    return peaks
+
+
+def work_arrays(model) -> dict:
+    """Every work array the model's layers keep (``gpubp.nn.arrays.work``), by layer and key."""
+    return {(i, key): a for i, layer in enumerate(model.layers) for key, a in layer.__dict__.get("_work", {}).items()}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(CAPTURABLE_IMAGE_MODELS))
+def test_an_image_model_allocates_no_array_per_planned_step_after_warm_up(name, dtype):
+    # what a captured CUDA graph needs of Conv2D, the pools and Flatten: each step writes only the plan's
+    # buffers and the layers' work arrays, made once per shape during warm-up (the same arrays after
+    # eight more steps). NumPy's ufunc iterator buffers are set to their least (16 elements) so that what
+    # is left is Python's objects, a few KiB; the activations and all but the smallest work arrays are
+    # larger than the bound (a constant mask, a divisor, a bool mask of the last small layers are not).
+    layers, side = CAPTURABLE_IMAGE_MODELS[name]
+    model = gpubp.Sequential(layers(), dtype=dtype, seed=0)
+    assert gpubp.plan.graph_problem(model) is None
+    rng = np.random.default_rng(0)
+    X = model.backend.asarray(rng.normal(size=(32, 1, side, side)))
+    y = model.backend.asarray(rng.integers(0, 10, 32), dtype="int64")
+    plan = StepPlan(model, "softmax_cross_entropy", Adam(lr=1e-3), X.shape, y.shape, y.dtype)
+    plan.step(X, y)
+    made = work_arrays(model)
+    bound = 8 * 1024
+    assert min(a.nbytes for a in plan.outputs if a is not None and a.ndim == 4) > bound  # an image would fail
+    old = np.setbufsize(16)
+    try:
+        planned = step_peaks(lambda: plan.step(X, y))
+        lossf = gpubp.losses.get_loss("softmax_cross_entropy")
+
+        def eager():
+            model.zero_grad()
+            lossf.forward(model.forward(X), y)
+            model.backward(lossf.backward(), input_grad=False)
+            plan.optimizer.step(model)
+        eager_peak = max(step_peaks(eager, steps=2))
+    finally:
+        np.setbufsize(old)
+    assert max(planned) <= bound, planned
+    assert eager_peak > 20 * bound, eager_peak  # the measure sees arrays when they are allocated
+    kept = work_arrays(model)
+    assert all(kept[key] is a for key, a in made.items()), "a work array was made again"
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURABLE_IMAGE_MODELS))
+def test_capturable_image_models_plan_like_eager_bit_for_bit(name):
+    layers, side = CAPTURABLE_IMAGE_MODELS[name]
+    model = gpubp.Sequential(layers(), dtype="float64", seed=0)
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(20, 1, side, side)), rng.integers(0, 10, 20)  # batches of 8, 8 and 4: two plans
+    runs = []
+    for plan in (True, False):
+        m = gpubp.Sequential.from_config(model.config(), dtype="float64", seed=0)
+        history = fit(m, X, y, optimizer=SGD(lr=0.1, momentum=0.9), epochs=2, batch_size=8, progress=False, plan=plan)
+        runs.append((history.loss, {k: v.copy() for k, v in m.parameters().items()}))
+    assert runs[0][0] == runs[1][0]
+    for k, v in runs[0][1].items():
+        np.testing.assert_array_equal(v, runs[1][1][k], err_msg=k)
