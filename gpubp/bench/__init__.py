@@ -121,7 +121,7 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
         if not torch_available():
             result["mlp_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
     if conv:
-        result["conv"] = [_bench_lenet(device, quick, repeat, progress, isolated)]
+        result["conv"] = [_bench_lenet(device, quick, repeat, progress, isolated, graph and device != "cpu")]
         if not torch_available():
             result["conv_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
     if scaling and in_time("scaling"):
@@ -134,13 +134,15 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
     return result
 
 
-def _bench_lenet(device, quick, repeat, progress, isolated) -> dict:
-    """The LeNet step (conv.py): gpubp, and PyTorch on the same device (on a GPU with cuDNN off,
-    the peer of gpubp's own kernels, and on); ratios gpubp/PyTorch. ``isolated(what, impl,
-    config, repeat)`` runs one measurement (``run``'s, in a fresh process)."""
+def _bench_lenet(device, quick, repeat, progress, isolated, graphed=False) -> dict:
+    """The LeNet step (conv.py): gpubp (eager, planned and, with ``graphed``, the planned step
+    replayed as one CUDA graph), and PyTorch on the same device (on a GPU with cuDNN off, the peer
+    of gpubp's own kernels, and on); ratios gpubp/PyTorch. ``isolated(what, impl, config,
+    repeat)`` runs one measurement (``run``'s, in a fresh process)."""
     cfg = QUICK_LENET if quick else LENET
     row, repeat = {"config": "quick" if quick else "lenet", "lenet": cfg}, 1 if quick else repeat
-    for impl in ("gpubp", "gpubp-planned"):
+    impls = ("gpubp", "gpubp-planned") + ("gpubp-graph",) * graphed
+    for impl in impls:
         progress(f"LeNet step ({describe(cfg)}) {impl}")
         row[impl] = isolated(f"LeNet {impl}", impl, cfg, repeat)
     if torch_available():
@@ -148,7 +150,7 @@ def _bench_lenet(device, quick, repeat, progress, isolated) -> dict:
         for name, cudnn in peers.items():
             progress(f"LeNet step {name}")
             row[name] = isolated(f"LeNet {name}", "torch", dict(cfg, cudnn=cudnn), repeat)
-            for impl in ("gpubp", "gpubp-planned"):
+            for impl in impls:
                 if "ms" in row[impl] and "ms" in row[name]:
                     row[f"ratio_{impl}_over_{name}".replace("-", "_")] = row[impl]["ms"] / row[name]["ms"]
     return row
@@ -206,7 +208,11 @@ def table(result) -> str:
             lines.append(f"{describe(r['lenet']):44}{ms[0]:9.3f}{ms[1]:9.3f}{ms[2]:10.3f}{ms[3]:9.3f}"
                          f"{r.get('ratio_gpubp_planned_over_torch', nan):15.2f}"
                          f"{r.get('ratio_gpubp_planned_over_torch_cudnn', nan):15.2f}")
-            errors = {k: r[k]["error"] for k in ("gpubp", "gpubp-planned", "torch", "torch-cudnn")
+            if "gpubp-graph" in r:
+                lines.append(f"{'    CUDA graph':44}{r['gpubp-graph'].get('ms', nan):18.3f}{'':19}"
+                             f"{r.get('ratio_gpubp_graph_over_torch', nan):15.2f}"
+                             f"{r.get('ratio_gpubp_graph_over_torch_cudnn', nan):15.2f}")
+            errors = {k: r[k]["error"] for k in ("gpubp", "gpubp-planned", "gpubp-graph", "torch", "torch-cudnn")
                       if "error" in r.get(k, {})}
             lines += [f"    {k} failed: {e}" for k, e in errors.items()]
         if "conv_note" in result:
@@ -228,7 +234,8 @@ def add_arguments(p):
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
     p.add_argument("--only", choices=["kernels", "mlp", "conv", "scaling"], action="append",
                    help="run only these parts (repeatable)")
-    p.add_argument("--cuda-graph", action="store_true", help="on a GPU, also time the MLP steps (a)-(c) replayed as one captured CUDA graph each")
+    p.add_argument("--cuda-graph", action="store_true", help="on a GPU, also time the MLP steps (a)-(c) and the LeNet step replayed as one "
+                   "captured CUDA graph each")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
     p.add_argument("--overwrite", action="store_true", help="let --json replace a file that is not a benchmark "
                    "JSON of gpubp (kept otherwise: refused before measuring)")

@@ -35,7 +35,7 @@ CONFIGS = {  # name: (layer widths, activation, batch)
     "c": ([64] * 11, "sigmoid", 64),
 }
 IMPLS = ("gpubp", "gpubp-planned", "gpubp-graph", "by-hand", "torch", "torch-graph")
-LENET_IMPLS = ("gpubp", "gpubp-planned", "torch")
+LENET_IMPLS = ("gpubp", "gpubp-planned", "gpubp-graph", "torch")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
@@ -116,7 +116,8 @@ def _step(impl, config, device):
     if is_lenet(config):
         if impl == "torch":
             return torch_lenet_step(config, device)
-        step, backend, _ = gpubp_lenet_step(config, device, planned=impl == "gpubp-planned")
+        step, backend, _ = gpubp_lenet_step(config, device, planned=impl == "gpubp-planned",
+                                            graphed=impl == "gpubp-graph")
         return step, backend.synchronize
     widths, activation, batch = CONFIGS[config] if isinstance(config, str) else config
     if impl in ("torch", "torch-graph"):

@@ -1,7 +1,7 @@
 """PyTorch's own kernel for the op of each registry kernel: the peer of its bandwidth figure.
 
 Activations and their backwards are the ATen ops autograd itself calls (``sigmoid_backward``,
-``threshold_backward``, ...), each into a preallocated output; an update is one ``step()`` of
+``threshold_backward``, ...), each into a preallocated output; dropout is ``native_dropout``; an update is one ``step()`` of
 ``torch.optim``'s optimizer over a single parameter tensor, ``fused=True`` where PyTorch has a
 fused kernel on the device (SGD, Adam) and ``foreach=True`` where it has not (RMSprop) — its
 Python per step included, as a user pays it. Run in a worker process (``mlp.run_isolated``),
@@ -42,6 +42,12 @@ def activation_ops(torch, a, b, out) -> dict:
     }
 
 
+def dropout_ops(torch, a, p=0.5) -> dict:
+    """Dropout's op as PyTorch's autograd runs it in training: ``native_dropout``, the output and
+    its mask from ``a`` in one kernel (new arrays each call: it has no out= form), keeping 1 - p."""
+    return {"dropout": lambda: torch.ops.aten.native_dropout(a, p, True)}
+
+
 def optimizer_step(torch, name, n, device, dtype):
     """``step()`` of the torch.optim optimizer for update kernel ``name`` over one parameter of
     ``n`` elements with its gradient set, and how it runs ("fused" or "foreach")."""
@@ -69,7 +75,7 @@ def measure_all(names, n, device, dtype, repeat) -> dict:
     sync = torch_sync(torch, dev)
     a, b = (torch.rand(n, device=dev, dtype=tdtype) * 2 - 1 for _ in range(2))
     out = torch.empty_like(a)
-    ops, rows = activation_ops(torch, a, b, out), {}
+    ops, rows = {**activation_ops(torch, a, b, out), **dropout_ops(torch, a)}, {}
     for name in names:
         try:
             fn, how = (ops[name], "ATen op") if name in ops else optimizer_step(torch, name, n, dev, tdtype)

@@ -325,12 +325,17 @@ def test_each_pytorch_peer_of_a_kernel_computes_that_kernels_op():
     that name choose that very kernel."""
     torch = pytest.importorskip("torch")
     from gpubp import optim
-    from gpubp.bench.torch_kernels import OPTIMIZERS, SLOPE, activation_ops
+    from gpubp.bench.torch_kernels import OPTIMIZERS, SLOPE, activation_ops, dropout_ops
     rng = np.random.default_rng(0)
     a, b = rng.uniform(-3, 3, 1001), rng.uniform(-1, 1, 1001)
     out = torch.empty(a.size, dtype=torch.float64)
     ops = activation_ops(torch, torch.from_numpy(a), torch.from_numpy(b), out)
-    assert set(ops) | set(OPTIMIZERS) == set(KERNELS) and not set(ops) & set(OPTIMIZERS)
+    drops = dropout_ops(torch, torch.from_numpy(a), p=0.5)
+    assert set(ops) | set(drops) | set(OPTIMIZERS) == set(KERNELS)
+    assert not set(ops) & set(OPTIMIZERS) and not set(drops) & (set(ops) | set(OPTIMIZERS))
+    y, keep = (t.numpy() for t in drops["dropout"]())  # gpubp's dropout: y = x [kept] / (1 - p)
+    np.testing.assert_array_equal(y, np.where(keep, 2 * a, 0))
+    assert abs(keep.mean() - 0.5) < 5 * 0.5 / np.sqrt(a.size)
     for name, op in ops.items():
         kernel, arrays = KERNELS[name], iter([a, b])
         ins = [SLOPE if arg in kernel.scalars else next(arrays) for arg in kernel.input_names]
