@@ -95,21 +95,39 @@ def check_out(backend, out, shape, where, of):
         raise InvalidValueError(f"{where}: the buffer is read-only")
 
 
+KEPT_SHAPES = 4  # the shapes a layer keeps work arrays of, per name: a batch, an epoch's short last one, eval's two
+
+
 def work(layer, name, shape, dtype, init=None):
     """``layer``'s work array ``name`` of ``shape`` and ``dtype``, made once and kept (never handed to a
-    caller): what a step reuses, so that a step plan's step allocates nothing and a CUDA graph's recorded
-    addresses stay the layer's. ``init(array)`` runs once, when it is made (a padding of -inf, a constant
-    mask); after that it holds what was last written. One array per (name, shape, dtype): each batch shape
-    a model sees (a batch, an epoch's short last one) keeps its own, none dropped while a plan or a graph
-    may use it; moving the layer (``Layer.to``) drops them all (plans made before are stale then)."""
+    caller): what a step reuses, so that a step plan's step allocates nothing. ``init(array)`` runs once,
+    when it is made (a padding of -inf, a constant mask); after that it holds what was last written, and
+    nothing a step reads was written by an earlier step. ``kept``'s rules: the last ``KEPT_SHAPES`` shapes
+    per name; moving the layer (``Layer.to``) drops them all (plans made before are stale then)."""
     dtype = layer.backend.xp.dtype(dtype)
-    kept = layer.__dict__.setdefault("_work", {})
-    a = kept.get((name, shape, dtype))
-    if a is None:
-        a = kept[name, shape, dtype] = layer.backend.empty(shape, dtype)
+
+    def make():
+        a = layer.backend.empty(shape, dtype)
         if init is not None:
             init(a)
-    return a
+        return a
+    return kept(layer, name, (shape, dtype), make)
+
+
+def kept(layer, name, key, make):
+    """``make()`` for ``(name, key)``, made once and kept by ``layer``: the work arrays of a shape.
+    For each ``name`` the last ``KEPT_SHAPES`` keys used are kept (so that a model called on ever new
+    batch sizes, e.g. by ``predict`` on requests, does not hold one set of arrays per size); one let go
+    while a CUDA graph uses it stays alive, held by the graph (``GraphedStep`` keeps what it recorded)."""
+    store = layer.__dict__.setdefault("_kept_work", {})
+    value = store.pop((name, key), None)
+    if value is None:
+        value = make()
+        same = [k for k in store if k[0] == name]
+        for k in same[:max(0, len(same) + 1 - KEPT_SHAPES)]:  # the least recently used
+            del store[k]
+    store[name, key] = value  # the most recently used: last
+    return value
 
 
 def into(out, value):

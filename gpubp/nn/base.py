@@ -347,7 +347,7 @@ class Layer:
         for name in ("X", "Y"):
             if hasattr(self, name):
                 setattr(self, name, None)
-        self.__dict__.pop("_work", None)  # work arrays on the old device (arrays.work)
+        self.__dict__.pop("_kept_work", None)  # work arrays on the old device (arrays.kept)
 
     def _accumulate(self, name, compute):
         """grads[name] (+)= compute(out): written directly right after zero_grad."""

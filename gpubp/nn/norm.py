@@ -17,14 +17,13 @@ import numpy as np
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
-from .arrays import FAILURES, core_error, into, shape_error
+from .arrays import FAILURES, core_error, into, kept, shape_error
 from .base import Layer
 from .windows import DEVICE_OPTION, torch_options
 
 TORCH_OPTIONS = {"device": DEVICE_OPTION, "dtype": DEVICE_OPTION}  # PyTorch's, taken at their defaults only
 STATISTICS = ("running_mean", "running_var")
 COUNT = "num_batches_tracked"  # PyTorch's name; kept (int64, on the device) only for momentum=None
-KEPT_SHAPES = 4  # the input shapes whose work arrays a layer keeps
 SMALL_WORK = (  # the work arrays per channel or of one value: names, shape (C: channels), dtype (X: X's)
     ("mu64 var64", ("C",), "float64"),
     ("k64 x64", (), "float64"),
@@ -101,7 +100,6 @@ class BatchNorm(Layer):
             running[COUNT] = self.backend.zeros((), dtype=np.int64)
         self.keep_buffers(running if self.track_running_stats else {})
         self.X = self.x_hat = self.inv_sigma = None
-        self._kept = {}  # (shape, dtype) -> work arrays (_work)
         self.batch_stats = True  # whether the last forward normalised by batch statistics
 
     @property
@@ -327,19 +325,15 @@ class BatchNorm(Layer):
         return functools.partial(self._forward, X, Y, work), functools.partial(self._backward, dY, dX, work)
 
     def _work(self, shape, dtype):
-        """The work arrays for inputs of ``shape`` and ``dtype``: made on first use, kept for the
-        last ``KEPT_SHAPES`` shapes (a plan's batch and its short last batch, eval's)."""
-        key = (tuple(shape), np.dtype(dtype))
-        work = self._kept.get(key)
-        if work is None:
-            while len(self._kept) >= KEPT_SHAPES:
-                self._kept.pop(next(iter(self._kept)))
-            work = self._kept[key] = _work_arrays(self.backend, key[0], key[1], self.num_features)
-        return work
+        """The work arrays for inputs of ``shape`` and ``dtype``: made on first use, kept as every
+        layer keeps its work arrays (``arrays.kept``: the last few shapes)."""
+        shape, dtype = tuple(shape), np.dtype(dtype)
+        return kept(self, "statistics", (shape, dtype), lambda: _work_arrays(self.backend, shape, dtype,
+                                                                             self.num_features))
 
     def _clear_cache(self):
-        self.X = self.x_hat = self.inv_sigma = None
-        self._kept = {}
+        super()._clear_cache()
+        self.x_hat = self.inv_sigma = None
 
 
 def _work_arrays(backend, shape, dtype, C):

@@ -43,8 +43,8 @@ def graph_problem(model) -> str | None:
     for i, layer in enumerate(model.layers):
         if not layer.capturable:
             return (f"layer {i} ({layer!r}) cannot be captured yet (those whose class says capturable = True "
-                    f"can: Dense, the activations, Dropout; the others' steps allocate or run on cuBLAS, "
-                    f"which CuPy refuses while capturing)")
+                    f"can: every gpubp layer; a step of another may allocate, read the host or run on "
+                    f"cuBLAS, which a capture refuses)")
     return None
 
 
@@ -109,6 +109,9 @@ class GraphedStep:
                 self.out, self.value = plan._launch()
             plan.optimizer.launch(self._updates, self.backend)  # reads the scalars step() writes
         self.graph = self.backend.capture(one_step, self.stream)
+        # the layers' work arrays the graph writes at every replay, alive as long as it is, also once a
+        # layer lets them go (it keeps those of its last few shapes: nn.arrays.kept)
+        self._work = [dict(vars(layer).get("_kept_work", {})) for layer in plan.model.layers]
 
     def step(self, X, y):
         """One training step on ``X``, ``y`` (the plan's buffers, or arrays copied into them):

@@ -10,6 +10,7 @@ import pytest
 import gpubp
 from gpubp._compat import has_cupy
 from gpubp.bench import conv as lenet
+from gpubp.nn.arrays import KEPT_SHAPES
 from gpubp.optim import SGD, Adam
 from gpubp.plan import GraphedStep, StepPlan, graph_problem
 from gpubp.train import fit
@@ -46,12 +47,33 @@ def test_a_moved_layer_drops_its_work_arrays_and_makes_them_anew_there():
     conv, pool = gpubp.Conv2D(1, 2, 3, padding=1), gpubp.MaxPool2D(3, stride=1, padding=1)
     X = np.random.default_rng(0).normal(size=(2, 1, 5, 5)).astype(np.float32)
     pool.forward(conv.forward(X))
-    assert conv.__dict__["_work"] and pool.__dict__["_work"]
+    assert conv.__dict__["_kept_work"] and pool.__dict__["_kept_work"]
     for layer in (conv, pool):
         layer.to("cpu/float64")
-        assert "_work" not in layer.__dict__
+        assert "_kept_work" not in layer.__dict__
     Y = pool.forward(conv.forward(X.astype(np.float64)))
-    assert Y.dtype == np.float64 and all(a.dtype in (np.float64, bool) for a in pool.__dict__["_work"].values())
+    assert Y.dtype == np.float64 and all(a.dtype in (np.float64, bool) for a in pool.__dict__["_kept_work"].values())
+
+
+def test_work_arrays_are_kept_for_the_last_few_shapes_only():
+    """Before: one set of work arrays per batch size a layer ever saw, for its life (a model answering
+    requests of every size held them all); now the last KEPT_SHAPES per name, the others let go."""
+    model = gpubp.Sequential(MODELS["lenet"][0](), dtype="float64", seed=0)
+    side = MODELS["lenet"][1]
+    for n in range(1, 12):
+        model.forward(images(n, side, seed=n)[0])
+    for layer in model.layers:
+        kept = vars(layer).get("_kept_work", {})
+        names = {key[0] for key in kept}
+        assert all(sum(key[0] == name for key in kept) <= KEPT_SHAPES for name in names), layer
+    conv = model.layers[0]
+    recent = dict(vars(conv)["_kept_work"])
+    model.forward(images(11, side)[0])  # the last shape: the same arrays
+    assert all(vars(conv)["_kept_work"][key] is a for key, a in recent.items())
+    assert not any(key[1][0][0] == 1 for key in vars(conv)["_kept_work"])  # the first shape's: let go
+    np.testing.assert_array_equal(model.forward(images(1, side, seed=1)[0]),  # made anew, the same numbers
+                                  gpubp.Sequential(MODELS["lenet"][0](), dtype="float64", seed=0).forward(
+                                      images(1, side, seed=1)[0]))
 
 
 @pytest.mark.skipif(not has_cupy, reason="the CuPy stand-in reads CuPy's names: CuPy is not installed")
@@ -103,6 +125,9 @@ def test_a_graphed_step_equals_the_planned_step_bit_for_bit_step_after_step(name
     graphed = GraphedStep(StepPlan(model, "softmax_cross_entropy", Adam(lr=1e-2), shape, (8,), np.int64))
     plan = StepPlan(twin, "softmax_cross_entropy", Adam(lr=1e-2), shape, (8,), np.int64)
     for step in range(4):  # a new batch each step: the graph reads it from the plan's buffers
+        if step == 2:  # the layers called on other batch sizes let the graph's work arrays go: it holds them
+            for n in range(1, KEPT_SHAPES + 2):
+                model.forward(backend.asarray(images(n, side, seed=n)[0]))
         X, y = images(8, side, seed=step)
         X, y = backend.asarray(X), backend.xp.asarray(y)
         out, value = graphed.step(X, y)

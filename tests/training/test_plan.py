@@ -581,7 +581,7 @@ def step_peaks(step, steps=8):
 
 def work_arrays(model) -> dict:
     """Every work array the model's layers keep (``gpubp.nn.arrays.work``), by layer and key."""
-    return {(i, key): a for i, layer in enumerate(model.layers) for key, a in layer.__dict__.get("_work", {}).items()}
+    return {(i, key): a for i, layer in enumerate(model.layers) for key, a in layer.__dict__.get("_kept_work", {}).items()}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
