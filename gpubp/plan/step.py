@@ -34,8 +34,8 @@ does). The plan is made for training: its dry forward runs every layer in traini
 layer that passes its input on in eval, as Dropout does, still gets its buffer) and puts back the
 layers' modes and buffers (running statistics, Dropout's step) after it.
 
-A layer whose ``forward``/``backward`` take no ``out`` (a user's layer; BatchNorm until it
-does) makes the model unplannable: ``plan_problem`` says why and ``fit`` then runs the eager step. ``fit`` keeps one plan per batch shape (``PlanCache``):
+A layer whose ``forward``/``backward`` take no ``out`` (a user's layer; every gpubp layer
+takes it) makes the model unplannable: ``plan_problem`` says why and ``fit`` then runs the eager step. ``fit`` keeps one plan per batch shape (``PlanCache``):
 the short last batch of an epoch gets its own plan, made once, rather than padding. On a
 GPU each plan can be captured as one CUDA graph (``graph.GraphedStep``, ``fit(cuda_graph=True)``).
 """

@@ -89,7 +89,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             step), an error on one rank (a file it lacks, its callback) stops all ranks alike, and
             only rank 0 shows progress and writes checkpoints.
         plan: run each step into buffers allocated once (``gpubp.plan``: one plan per batch
-            shape, the same numbers as the eager step, Dropout's masks included); False, or a layer
+            shape, the same numbers as the eager step, Dropout's masks and BatchNorm's running statistics
+            included); False, or a layer
             without ``out=`` buffers (a user's layer), runs the eager step.
         cuda_graph: on a CUDA device, capture each plan's whole step (update included) as one
             CUDA graph and replay it per batch (``gpubp.plan.graph``); needs a plannable model,
