@@ -6,7 +6,7 @@ import gc
 import tracemalloc
 
 from .._compat import cupy, gpu_status
-from ..backend.kernels.updates import forget_scratch
+from ..backend.kernels.scratch import forget_scratch
 
 
 def peak_bytes(make_step) -> int:

@@ -48,7 +48,7 @@ import numpy as np
 
 from .. import _checks
 from .._checks import takes_out
-from ..backend.kernels.updates import ScratchIn
+from ..backend.kernels.scratch import ScratchIn
 from ..errors import DeviceError, DTypeError, InvalidValueError, ShapeError, StateError
 from ..losses import Loss, get_loss
 from ..network import Sequential, observers_of, tell

@@ -75,7 +75,7 @@ def test_scalars_as_0d_arrays_still_run_in_blocks(name):
     with plain numbers computes."""
     import tracemalloc
     from gpubp.backend._blocks import BLOCK
-    from gpubp.backend.kernels import updates
+    from gpubp.backend.kernels import scratch
     kernel, backend = KERNELS[name], gpubp.get_backend("cpu", "float32")
     n = 8 * BLOCK + 7  # several blocks, fewer than are shared among threads
     ins, outs = sample_arguments(kernel, backend.dtype, np.random.default_rng(3), n=n)
@@ -84,7 +84,7 @@ def test_scalars_as_0d_arrays_still_run_in_blocks(name):
     assert sum(np.ndim(a) == 0 for a in zero_d) == len(kernel.scalars)
     want = [o.copy() for o in outs]
     run = backend.bind(kernel, *zero_d, *outs)
-    updates.forget_scratch()  # no scratch kept from before: this run makes its own
+    scratch.forget_scratch()  # no scratch kept from before: this run makes its own
     tracemalloc.start()
     try:
         run()
@@ -107,23 +107,23 @@ def test_update_takes_its_scratch_from_a_lent_buffer(name, room):
     (``room`` parameter sizes: none, one, or more than any update needs), else its own: the
     numbers are those of the update with its own scratch, and a lent buffer with room is written."""
     import tracemalloc
-    from gpubp.backend.kernels import updates
+    from gpubp.backend.kernels import scratch
     kernel = KERNELS[name]
     ins, outs = sample_arguments(kernel, np.dtype("float32"), np.random.default_rng(4), n=5000)
     want = [o.copy() for o in outs]
     kernel.numpy(*ins, *want)
     lent = np.full(room * 5000 + 3, 7.0, np.float32)
-    updates.forget_scratch()
+    scratch.forget_scratch()
     tracemalloc.start()
     try:
-        with updates.ScratchIn(lent):
+        with scratch.ScratchIn(lent):
             kernel.numpy(*ins, *outs)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     for have, expected in zip(outs, want):
         np.testing.assert_array_equal(have, expected)
-    assert updates._scratch_arrays.__dict__.get("lent") is None  # nothing lent after the block
+    assert scratch.lent() is None  # nothing lent after the block
     if room == 3:  # every scratch array an update takes (two at most) fits: none of its own
         assert peak < 5000 * 4, peak
         assert not np.all(lent == 7.0)
@@ -246,3 +246,23 @@ def test_every_kernel_at_extremes(name, backend):
         np.testing.assert_allclose(have, w, rtol=TOL[dtype]["rtol"] * 10,
                                    atol=np.finfo(dtype).tiny * 1e8 + TOL[dtype]["atol"] * np.abs(w).max(),
                                    err_msg=f"{name}.{out_name}")
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_a_bound_kernel_allocates_nothing_per_call_after_its_first(name):
+    """Every kernel's NumPy path takes its scratch from this thread's kept arrays (kernels/scratch.py):
+    tanh's backward made a block-sized array per call before, so a planned tanh step allocated."""
+    import tracemalloc
+    from gpubp.backend._blocks import BLOCK
+    kernel, backend = KERNELS[name], gpubp.get_backend("cpu", "float32")
+    ins, outs = sample_arguments(kernel, backend.dtype, np.random.default_rng(5), n=2 * BLOCK + 3)
+    zero_d = [np.asarray(a, backend.dtype) if np.ndim(a) == 0 else a for a in ins]
+    run = backend.bind(kernel, *zero_d, *outs)
+    run()
+    tracemalloc.start()
+    try:
+        run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024, peak  # Python objects and NumPy's iterator buffer: no block of scratch

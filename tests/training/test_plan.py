@@ -244,13 +244,13 @@ def test_update_of_a_plan_takes_its_scratch_from_the_spent_activations(opt):
     """The update runs after the backward pass, when the plan's activations and deltas are spent:
     its NumPy kernels take their scratch there (a parameter-sized array each otherwise), from the
     first step on, in ``StepPlan.step`` and in ``fit``; the numbers are those of an eager step."""
-    from gpubp.backend.kernels import updates
+    from gpubp.backend.kernels import scratch
     models = [mlp(32, [256, 256], 4, "sigmoid", seed=0) for _ in range(2)]
     X, y = (models[0].backend.asarray(a) for a in data("mse", n=256, n_in=32, n_out=4))
     plan = StepPlan(models[0], "mse", OPTIMIZERS[opt](), X.shape)
     assert plan.arena.size >= max(p.size for p in models[0].parameters().values())
     plan.step(X, y)  # the first step makes the optimizer's slots
-    updates.forget_scratch()
+    scratch.forget_scratch()
     tracemalloc.start()
     try:
         plan.step(X, y)
@@ -266,9 +266,9 @@ def test_update_of_a_plan_takes_its_scratch_from_the_spent_activations(opt):
         eager.step(models[1])
     for a, b in zip(models[0].parameters().values(), models[1].parameters().values()):
         np.testing.assert_array_equal(a, b)
-    updates.forget_scratch()
+    scratch.forget_scratch()
     fit(models[0], X, y, loss="mse", optimizer=OPTIMIZERS[opt](), epochs=1, batch_size=100, progress=False)
-    assert not updates._scratch_arrays.__dict__.get("arrays"), "fit's planned update made scratch of its own"
+    assert not scratch.held(), "fit's planned update made scratch of its own"
 
 
 def allocation_peak(step, steps=range(3, 11)):

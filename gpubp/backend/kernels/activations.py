@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .registry import Kernel, register
+from .scratch import scratch
 
 def _sigmoid_np(z, s):
     # s = 1 / (1 + exp(-z)) in four in-place passes. Below z = -88.7 (float32) or
@@ -38,7 +39,7 @@ def _tanh_backward_np(g, t, delta):
     # 1 - t^2 as (1 - t)(1 + t): for t near +-1, 1 - t*t cancels after t*t was
     # rounded (thousands of ulps off); 1 - t is exact there (Sterbenz) and 1 + t
     # is rounded once. Same order as the CUDA body, so the two agree bit for bit.
-    one_plus_t = np.add(t, 1)        # a block-sized scratch array (the backend launches in blocks)
+    one_plus_t = np.add(t, 1, out=scratch(t.shape, t.dtype))  # this thread's block-sized scratch
     np.subtract(1, t, out=delta)
     delta *= one_plus_t
     delta *= g

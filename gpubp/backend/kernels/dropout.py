@@ -24,12 +24,11 @@ thread (the backend launches large arrays in blocks and passes each block's firs
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from ..._compat import cupy, is_cupy_array
 from .registry import Kernel, register
+from .scratch import scratch
 
 M32, M64 = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
 GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment: 2^64 / golden ratio, odd
@@ -67,17 +66,14 @@ def _mixed_word(k: int) -> int:
 
 # -- the NumPy path: 32-bit words in place, scratch kept per thread ------------------------
 
-_local = threading.local()
 _iota = np.arange(1 << 17, dtype=np.uint32)  # 0, 1, 2, ...: grown (never written) when a launch is longer
 
 
 def _scratch(n):
-    """Two uint32 arrays and a bool array of ``n`` elements, views of this thread's own (grown as needed):
+    """Two uint32 arrays and a bool array of ``n`` elements, this thread's own (``scratch.scratch``):
     a step's mask allocates nothing once the first has run."""
-    have = getattr(_local, "arrays", None)
-    if have is None or have[0].size < n:
-        have = _local.arrays = (np.empty(n, np.uint32), np.empty(n, np.uint32), np.empty(n, np.bool_))
-    return [a[:n] for a in have]
+    return scratch((n,), np.uint32, "dropout h"), scratch((n,), np.uint32, "dropout tmp"), \
+        scratch((n,), np.bool_, "dropout keep")
 
 
 def _rotl_in_place(h, r, tmp):
@@ -131,7 +127,8 @@ def _dropout_np(x, k0, k1, t, scale, y, mask, start=0):
     h, tmp, keep = _scratch(x.size)
     murmur3_indices(h, tmp, start, int(k0), int(k1))
     np.greater_equal(h, np.uint32(int(t)), out=keep)
-    np.multiply(keep.reshape(x.shape), scale, out=mask)  # keep / (1 - p): scale or 0
+    np.copyto(mask, keep.reshape(x.shape))  # keep / (1 - p): scale or 0 (a cast in copyto needs no buffer)
+    mask *= scale
     np.multiply(x, mask, out=y)
 
 

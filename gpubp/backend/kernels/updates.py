@@ -15,11 +15,11 @@ the rounded ``1 - beta``, never ``beta`` itself.
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
 from .registry import Kernel, register
+from .scratch import scratch
 
 
 def one_minus_power(beta: float, t: int) -> float:
@@ -52,60 +52,9 @@ def adam_scalars(lr, beta1, beta2, eps, weight_decay, t, decoupled=True):
 # -- NumPy building blocks: in place, with scratch arrays the size of the parameter
 # (the backend launches large arrays in cache-sized blocks, so in practice of a block)
 
-_scratch_arrays = threading.local()  # each thread its own: blocks of one array run on several
-
-
 def _scratch(like, k=0):
-    """Scratch array ``k`` of ``like``'s shape and dtype: a piece of the buffer lent by
-    ``ScratchIn`` when it has room, else one made once per thread and reused by every later
-    step: an update allocates nothing (a fresh block-sized array per call would cost a page
-    fault per page, every step)."""
-    local = _scratch_arrays.__dict__
-    lent = local.get("lent")
-    if lent is not None:
-        view = lent.take(like, k)
-        if view is not None:
-            return view
-    arrays = local.setdefault("arrays", {})
-    key = (like.shape, like.dtype, k)
-    a = arrays.get(key)
-    if a is None:
-        a = arrays[key] = np.empty_like(like)
-    return a
-
-
-class ScratchIn:
-    """``with ScratchIn(buffer):`` updates run in the block (by this thread) take their scratch
-    from ``buffer``, a flat C-contiguous array whose contents are spent (a step plan's activations
-    and deltas once the backward pass is over), wherever it has room: no memory of their own.
-    Made once and entered at every step, it keeps the views it cut."""
-
-    def __init__(self, buffer):
-        self.buffer, self._views, self._slots, self._before = buffer, {}, {}, None
-
-    def take(self, like, k):
-        """Piece ``k`` of the buffer for an array like ``like`` (each ``k`` its own), or None: no room."""
-        key = (like.shape, like.dtype, k)
-        view = self._views.get(key)
-        if view is None:
-            at, n = self._slots.setdefault(k, len(self._slots)) * like.size, like.size
-            fits = like.dtype == self.buffer.dtype and at + n <= self.buffer.size
-            view = self._views[key] = self.buffer[at:at + n].reshape(like.shape) if fits else False
-        return view if view is not False else None
-
-    def __enter__(self):
-        local = _scratch_arrays.__dict__
-        self._before, local["lent"] = local.get("lent"), self
-        return self
-
-    def __exit__(self, *exc):
-        _scratch_arrays.__dict__["lent"] = self._before
-
-
-def forget_scratch() -> None:
-    """Drop the calling thread's scratch arrays (the next update makes them anew): what a
-    measure of one step's peak memory does first, so that the step's own scratch is counted."""
-    _scratch_arrays.__dict__.pop("arrays", None)
+    """Scratch array ``k`` of ``like``'s shape and dtype (``scratch.scratch``: none allocated per step)."""
+    return scratch(like.shape, like.dtype, k)
 
 
 def _decayed(grad, wd, param, out):
