@@ -231,6 +231,7 @@ def allocation_peak(step, steps=6):
     return peak - base, current - base
 
 
+@pytest.mark.filterwarnings("ignore:SGD. the model has no parameters")  # affine=False in an image model alone
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
 @pytest.mark.parametrize("form", ["NC", "NCHW"])
 def test_a_planned_step_allocates_no_array(options, form):
