@@ -94,6 +94,10 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
                 row["torch"] = peer = peers.get(row["kernel"], {"error": peers.get("error", "not measured")})
                 if "ms" in peer:
                     row["ratio_over_torch"] = row["ms"] / peer["ms"]
+    if conv:  # before the MLP steps, whose last figures (torch.compile) may take minutes to compile
+        result["conv"] = [_bench_lenet(device, quick, repeat, progress, isolated, graph and device != "cpu")]
+        if not torch_available():
+            result["conv_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
     if mlp:  # what the targets compare first (over all three configs), should the time run out
         configs = QUICK_CONFIGS if quick else CONFIGS
         on_gpu, has_torch, rep = graph and device != "cpu", torch_available(), 1 if quick else repeat
@@ -120,10 +124,6 @@ def run(device="cpu", quick=False, threads=None, repeat=5, kernels=True, mlp=Tru
         result["mlp"] = rows
         if not torch_available():
             result["mlp_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
-    if conv:
-        result["conv"] = [_bench_lenet(device, quick, repeat, progress, isolated, graph and device != "cpu")]
-        if not torch_available():
-            result["conv_note"] = "PyTorch is not installed: no peer to compare against (pip install torch)"
     if scaling and in_time("scaling"):
         progress("scaling: batch, width, depth")
         result["scaling"] = bench_scaling(device, points=2 if quick else 4, repeat=1 if quick else 3, deadline=deadline)
