@@ -1,12 +1,14 @@
 """What the tests share: the repository root, the GPU probe, its marker and skip reason
-(defined here once), the device list the fixtures run over, the tolerances, and the command
-line run in-process."""
+(defined here once), the device list the fixtures run over, the tolerances, the command
+line run in-process, an allocation measure and the planned-equals-eager fit."""
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import gpubp
 from gpubp._compat import gpu_status
 from gpubp.tools.parity.tolerance import POLICY
 
@@ -70,3 +72,35 @@ def run_cli(argv, capsys):
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     return code, out, (err.strip().splitlines() or [""])[-1]
+
+
+def allocation_peak(step, steps=8):
+    """``(peak, left)``: bytes allocated on top of what is live during ``steps`` calls of ``step``
+    after three warm-up calls, at their peak and after the last."""
+    for _ in range(3):
+        step()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(steps):
+            step()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - base, current - base
+
+
+def assert_planned_fit_is_eager(model, X, y, **fit_args):
+    """``fit`` with and without a step plan, each from ``model``'s config with seed 0, trains alike bit
+    for bit (losses and parameters), in batches of 8 over two epochs (a short last batch where
+    ``len(X)`` is not a multiple of 8)."""
+    runs = []
+    for plan in (True, False):
+        m = gpubp.Sequential.from_config(model.config(), dtype=model.backend.dtype, seed=0)
+        history = gpubp.fit(m, X, y, optimizer=gpubp.SGD(lr=0.1), epochs=2, batch_size=8, progress=False,
+                            plan=plan, **fit_args)
+        runs.append((history.loss, {k: v.copy() for k, v in m.parameters().items()}))
+    assert runs[0][0] == runs[1][0]
+    for k, v in runs[0][1].items():
+        np.testing.assert_array_equal(v, runs[1][1][k], err_msg=k)

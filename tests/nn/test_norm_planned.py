@@ -6,7 +6,6 @@ name, and a captured step under the CuPy stand-in (no allocation, host read or c
 import importlib
 import itertools
 import os
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from gpubp.optim import SGD, Adam
 from gpubp.plan import GraphedStep, StepPlan, graph_problem, plan_problem
 from gpubp.train import fit
 
-from helpers import needs_gpu
+from helpers import allocation_peak, needs_gpu
 
 FAKE = importlib.import_module("fake_cupy") if os.environ.get("GPUBP_FAKE_CUPY") == "1" else None
 
@@ -213,22 +212,6 @@ def test_fit_with_plans_equals_fit_without_bit_for_bit(options):
     for k, v in eager.buffers().items():
         same(planned.buffers()[k], v, k)
     assert int(eager.buffers()["6.num_batches_tracked"]) == 9
-
-
-def allocation_peak(step, steps=6):
-    """(peak, left) bytes allocated on top of what is live during ``steps`` steps after three warm-up steps."""
-    for _ in range(3):
-        step()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for _ in range(steps):
-            step()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base, current - base
 
 
 @pytest.mark.filterwarnings("ignore:SGD. the model has no parameters")  # affine=False in an image model alone

@@ -14,6 +14,8 @@ from gpubp.optim import SGD, Adam
 from gpubp.plan import PlanCache, StepPlan, plan_problem
 from gpubp.train import fit
 
+from helpers import allocation_peak, assert_planned_fit_is_eager
+
 OPTIMIZERS = {"sgd": lambda: SGD(lr=0.05), "momentum": lambda: SGD(lr=0.05, momentum=0.9),
               "adam": lambda: Adam(lr=1e-2)}
 
@@ -148,14 +150,7 @@ def test_image_models_plan_like_eager_bit_for_bit(name):
     assert plan_problem(model) is None
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(20, 1, side, side)), rng.integers(0, 3, 20)  # batches of 8, 8 and 4
-    runs = []
-    for plan in (True, False):
-        m = gpubp.Sequential.from_config(model.config(), dtype="float64", seed=0)
-        history = fit(m, X, y, optimizer=SGD(lr=0.1), epochs=2, batch_size=8, progress=False, plan=plan)
-        runs.append((history.loss, {k: v.copy() for k, v in m.parameters().items()}))
-    assert runs[0][0] == runs[1][0]
-    for k, v in runs[0][1].items():
-        np.testing.assert_array_equal(v, runs[1][1][k], err_msg=k)
+    assert_planned_fit_is_eager(model, X, y)
 
 
 def test_a_batch_norm_model_is_planned():
@@ -269,22 +264,6 @@ def test_update_of_a_plan_takes_its_scratch_from_the_spent_activations(opt):
     scratch.forget_scratch()
     fit(models[0], X, y, loss="mse", optimizer=OPTIMIZERS[opt](), epochs=1, batch_size=100, progress=False)
     assert not scratch.held(), "fit's planned update made scratch of its own"
-
-
-def allocation_peak(step, steps=range(3, 11)):
-    """Bytes allocated on top of what is live during steps 3..10 (after two warm-up steps)."""
-    for _ in range(3):
-        step()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for _ in steps:
-            step()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base, current - base
 
 
 @pytest.mark.parametrize("loss, opt", [("mse", "sgd"), ("bce", "adam"), ("softmax_cross_entropy", "momentum")])
