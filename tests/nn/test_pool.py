@@ -169,13 +169,22 @@ def test_global_avg_and_flatten_shapes(device):
 
 
 @pytest.mark.parametrize("make", [lambda be: MaxPool2D(3, 2, backend=be), lambda be: AvgPool2D((2, 3), backend=be),
-                                  lambda be: GlobalAvgPool2D(backend=be), lambda be: Flatten(backend=be)],
-                         ids=["max", "avg", "global_avg", "flatten"])
+                                  lambda be: GlobalAvgPool2D(backend=be), lambda be: Flatten(backend=be),
+                                  lambda be: MaxPool2D(3, 2, 1, backend=be),
+                                  lambda be: MaxPool2D((2, 3), 2, (1, 1), ceil_mode=True, backend=be),
+                                  lambda be: AvgPool2D(3, 2, 1, True, backend=be),
+                                  lambda be: AvgPool2D((3, 2), 2, (1, 0), True, False, backend=be),
+                                  lambda be: AvgPool2D(2, 1, 1, divisor_override=3, backend=be)],
+                         ids=["max", "avg", "global_avg", "flatten", "max_p1", "max_ceil", "avg_ceil",
+                              "avg_ceil_no_pad_count", "avg_divisor"])
 def test_parity(make, device, dtype):
-    """Forward and dX on ``device`` in ``dtype`` against the CPU in float64 (TOL by dtype)."""
+    """Forward and dX on ``device`` in ``dtype`` against the CPU in float64 (TOL by dtype), padded
+    and ceil-mode pools too."""
     tol, rng = TOL[np.dtype(dtype)], np.random.default_rng(4)
     X = rng.normal(size=(3, 2, 7, 6)).astype(dtype).astype(np.float64)
     layer, ref = make(gpubp.get_backend(device, dtype)), make(gpubp.get_backend("cpu", "float64"))
+    if isinstance(ref, MaxPool2D):
+        X[0, 0, 0, :3] = -np.inf  # beside a padding: it must not win the tie
     be, Y_ref = layer.backend, ref(X)
     Y = be.to_numpy(layer(be.asarray(X)))
     np.testing.assert_allclose(Y, Y_ref, **tol)
