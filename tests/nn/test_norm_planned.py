@@ -94,6 +94,12 @@ def same(a, b, what=""):
                                   np.asarray(gpubp.get_backend("cpu").to_numpy(b)), err_msg=what)
 
 
+def same_arrays(model, like):
+    """``model``'s parameters and buffers equal ``like``'s bit for bit."""
+    for name, a in {**like.parameters(), **like.buffers()}.items():
+        same({**model.parameters(), **model.buffers()}[name], a, name)
+
+
 def state(layer):
     """Everything a BatchNorm step changes: gradients and buffers, as host copies."""
     host = layer.backend.to_numpy
@@ -207,10 +213,7 @@ def test_fit_with_plans_equals_fit_without_bit_for_bit(options):
         runs.append((history, model))
     (h_plan, planned), (h_eager, eager) = runs
     assert h_plan.loss == h_eager.loss and h_plan.val_loss == h_eager.val_loss
-    for k, v in eager.parameters().items():
-        same(planned.parameters()[k], v, k)
-    for k, v in eager.buffers().items():
-        same(planned.buffers()[k], v, k)
+    same_arrays(planned, eager)
     assert int(eager.buffers()["6.num_batches_tracked"]) == 9
 
 
@@ -344,10 +347,7 @@ def test_a_graphed_fit_equals_the_eager_fit_bit_for_bit(options):
     eager, h_eager = graphed_fit(False, options)
     graphed, h_graphed = graphed_fit(True, options)
     assert h_graphed.loss == h_eager.loss
-    for name, p in eager.parameters().items():
-        same(graphed.parameters()[name], p, name)
-    for name, b in eager.buffers().items():
-        same(graphed.buffers()[name], b, name)
+    same_arrays(graphed, eager)
 
 
 @needs_gpu
@@ -393,10 +393,7 @@ def test_a_graphed_image_model_fit_equals_the_eager_fit_bit_for_bit(options):
         runs.append((history, model))
     (h_eager, eager), (h_graphed, graphed) = runs
     assert h_graphed.loss == h_eager.loss
-    for name, p in eager.parameters().items():
-        same(graphed.parameters()[name], p, name)
-    for name, b in eager.buffers().items():
-        same(graphed.buffers()[name], b, name)
+    same_arrays(graphed, eager)
 
 
 @needs_gpu
