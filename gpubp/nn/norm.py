@@ -42,8 +42,7 @@ class BatchNorm(Layer):
 
     Batch statistics: mu and var are the batch mean and *biased* variance over the m = N (H W)
     values of each channel. They are used in training, and in eval too with
-    ``track_running_stats=False`` (no running estimates are kept then; eval takes one value per
-    channel, x_hat = 0, which PyTorch refuses: fit probes a model with one sample). Otherwise each
+    ``track_running_stats=False`` (no running estimates are kept then). Otherwise each
     training batch moves the running estimates by PyTorch's rule, and eval normalises by them::
 
         running_mean = (1 - k) running_mean + k mu
@@ -160,17 +159,18 @@ class BatchNorm(Layer):
             return {"gamma": self.backend.xp.ones((C,), dtype=self.backend.dtype), "beta": self.backend.zeros((C,))}
 
     def output_shape(self, shape):
-        """``shape`` itself when it is (N, C) or (N, C, H, W) with C = num_features and, in
-        training, more than one value per channel (a variance of one value is 0); else a ShapeError.
-        Eval without running statistics takes one value (x_hat = 0, Y = beta; PyTorch refuses it):
-        fit probes a model with one sample in eval."""
+        """``shape`` itself when it is (N, C) or (N, C, H, W) with C = num_features and, where batch
+        statistics are used (training; eval too without running statistics), more than one value per
+        channel (one value's x_hat is 0, whatever it is: Y = beta); else a ShapeError, as PyTorch's."""
         try:
             if len(shape) not in (2, 4) or shape[1] != self.num_features:
                 raise ShapeError(f"{self!r} expects inputs of shape (N, {self.num_features}) or "
                                  f"(N, {self.num_features}, H, W), got shape {tuple(shape)}")
-            if self.training and math.prod(shape) // self.num_features < 2:
-                raise ShapeError(f"{self!r} in training needs more than one value per channel, got input "
-                                 f"shape {tuple(shape)} (use a larger batch, or eval mode)")
+            if (self.training or not self.track_running_stats) and math.prod(shape) // self.num_features < 2:
+                when = "in training" if self.training else "without running statistics (in eval too)"
+                cure = "use a larger batch, or eval mode" if self.track_running_stats else "use a larger batch"
+                raise ShapeError(f"{self!r} {when} normalises by the batch's statistics and needs more than "
+                                 f"one value per channel, got input shape {tuple(shape)} ({cure})")
             return tuple(shape)
         except FAILURES as exc:
             raise shape_error(self, shape, exc) from None

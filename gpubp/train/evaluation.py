@@ -36,11 +36,20 @@ def predict(model, X, batch_size=1024) -> np.ndarray:
     with np.errstate(all="ignore"):  # overflow is reported as a NumericalError, below
         _probe(model, Xd, "predict", "X")  # a sample the model refuses, named as the user's array
     with _mode(model, False), np.errstate(all="ignore"):
-        outs = [model.backend.to_numpy(model.forward(Xd[i:i + batch_size]))
-                for i in range(0, Xd.shape[0], batch_size)]
+        outs = [model.backend.to_numpy(model.forward(Xd[lo:hi])) for lo, hi in eval_batches(Xd.shape[0], batch_size)]
     out = np.concatenate(outs)
     _refuse_nonfinite_outputs(model, out, 0, "predict", "X")
     return out
+
+
+def eval_batches(n, batch_size):
+    """(start, stop) of each batch an eval pass over ``n`` samples runs, in order: ``batch_size``
+    samples each, a last batch of one sample joined to the one before it (a layer normalising by
+    the batch's own statistics, BatchNorm without running statistics, refuses one sample)."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [(lo, min(lo + batch_size, n) if i < len(starts) - 1 else n) for i, lo in enumerate(starts)]
 
 
 def _refuse_nonfinite_outputs(model, out, offset, what, name):
@@ -63,11 +72,11 @@ def _evaluate(model, loss, X, y, batch_size, what, names=("X", "y")):
     a loss that is not finite is refused with its cause (NumericalError), never returned."""
     total, correct, n = LossSum(model.backend), 0.0, X.shape[0]
     with _mode(model, False):
-        for lo in range(0, n, batch_size):
-            out = model.forward(X[lo:lo + batch_size])
-            total.add(loss.forward(out, y[lo:lo + batch_size]), out.shape[0])
+        for lo, hi in eval_batches(n, batch_size):
+            out = model.forward(X[lo:hi])
+            total.add(loss.forward(out, y[lo:hi]), out.shape[0])
             if _metric_name(loss):
-                correct = correct + _n_correct(loss, out, y[lo:lo + batch_size])
+                correct = correct + _n_correct(loss, out, y[lo:hi])
     metric = float(correct) / n if _metric_name(loss) else None
     value = float(total) / n
     if not np.isfinite(value):
@@ -102,8 +111,8 @@ def _refuse_nonfinite_loss(model, loss, X, y, batch_size, value, what, names):
     finite: an output that overflowed in the layers (the first such sample named), else the loss itself
     overflowing the float type (targets far from the outputs)."""
     with _mode(model, False), np.errstate(all="ignore"):
-        for lo in range(0, X.shape[0], batch_size):
-            _refuse_nonfinite_outputs(model, model.forward(X[lo:lo + batch_size]), lo, what, names[0])
+        for lo, hi in eval_batches(X.shape[0], batch_size):
+            _refuse_nonfinite_outputs(model, model.forward(X[lo:hi]), lo, what, names[0])
     xp, dtype = model.backend.xp, model.backend.dtype
     largest = float(xp.abs(y).max()) if y.dtype.kind == "f" else None
     targets = f" (|{names[1]}| up to {largest:.3g})" if largest is not None else ""

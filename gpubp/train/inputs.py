@@ -67,11 +67,13 @@ def _warn_sigmoid_twice(model, loss, what):
 
 
 def _probe(model, X, what, name):
-    """The model's output for the first sample of ``X``; a sample the model refuses is named
-    as the user's array, with its whole shape (not as a layer's one-sample input)."""
+    """The model's output for the first sample of ``X``, run in eval with the second where there is
+    one (a layer normalising by the batch's statistics, BatchNorm without running statistics,
+    refuses one sample); an input the model refuses is named as the user's array, with its whole
+    shape (not as a layer's probe input)."""
     try:
         with _mode(model, False):  # a probe: no Dropout step, no BatchNorm statistics
-            return model.forward(X[:1])
+            return model.forward(X[:2])[:1]
     except (ShapeError, DTypeError) as exc:
         raise type(exc)(f"{what}: {name} of shape {tuple(X.shape)} does not fit the model: {exc}") from None
 

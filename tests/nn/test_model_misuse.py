@@ -222,7 +222,7 @@ def test_a_batch_of_one_batchnorm_refuses_in_training_moves_nothing():
     model.eval()
     model.forward(one)  # eval mode: running statistics, one sample is fine
     model.train()
-    with pytest.raises(ShapeError, match=r"BatchNorm\(4, .*\) in training needs more than one value per channel"):
+    with pytest.raises(ShapeError, match=r"BatchNorm\(4, .*\) in training normalises by the batch.s statistics and needs more than one value per channel"):
         model.forward(one)
     assert model.layers[1].step == 0 and np.all(model.layers[2].buffers["running_mean"] == 0)
 

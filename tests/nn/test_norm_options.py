@@ -197,15 +197,31 @@ def test_running_statistics_update_makes_no_host_sync():
         np.testing.assert_allclose(be.to_numpy(layer.buffers[name]), eager.buffers[name], rtol=1e-12)
 
 
-def test_eval_without_running_statistics_takes_one_value_per_channel():
-    """track_running_stats=False normalises a one-sample batch in eval to x_hat = 0: Y = beta (PyTorch
-    refuses it; gpubp's fit probes a model with one sample in eval). Training still refuses it."""
+def test_without_running_statistics_one_value_per_channel_is_refused_in_eval_too():
+    """track_running_stats=False normalises by the batch's statistics in eval too, so a one-sample
+    batch would be x_hat = 0 whatever it holds (Y = beta: a silent wrong answer; PyTorch refuses it).
+    It is refused as in training; predict and evaluate never cut such a batch (a last batch of one
+    joins the one before it), and
+    one sample alone is refused naming the user's array."""
     layer = layer_for(F64, track_running_stats=False)
-    with pytest.raises(gpubp.ShapeError, match=r"in training needs more than one value per channel"):
-        layer(np.ones((1, 3)))
-    layer.training = False
-    np.testing.assert_array_equal(layer(np.array([[1.0, 5.0, -2.0]])), BETA[None])
-    np.testing.assert_array_equal(layer.backward(np.ones((1, 3))), np.zeros((1, 3)))
+    for training in (True, False):
+        layer.training = training
+        with pytest.raises(gpubp.ShapeError, match=r"normalises by the batch's statistics and needs more than one "
+                                                   r"value per channel, got input shape \(1, 3\)"):
+            layer(np.ones((1, 3)))
+    model = gpubp.Sequential([gpubp.Dense(3, 4), BatchNorm(4, track_running_stats=False), gpubp.Dense(4, 2)],
+                             dtype="float64", seed=0)
+    X, y = np.random.default_rng(0).normal(size=(5, 3)), np.array([0, 1, 0, 1, 1])
+    model.eval()
+    by_two = gpubp.predict(model, X, batch_size=2)  # batches of 2 and 3 samples
+    np.testing.assert_array_equal(by_two, np.concatenate([model.forward(X[:2]), model.forward(X[2:])]))
+    np.testing.assert_array_equal(gpubp.predict(model, X, batch_size=4), model.forward(X))  # one batch of 5
+    with_batch_4 = gpubp.evaluate(model, X, y, batch_size=4)["loss"]
+    assert with_batch_4 == pytest.approx(gpubp.evaluate(model, X, y, batch_size=5)["loss"], rel=1e-15)
+    gpubp.fit(model, X, y, epochs=1, batch_size=3, validation_data=(X[:3], y[:3]), progress=False)
+    for run in (lambda: gpubp.predict(model, X[:1]), lambda: gpubp.evaluate(model, X[:1], y[:1])):
+        with pytest.raises(gpubp.ShapeError, match=r"X of shape \(1, 3\) does not fit the model: BatchNorm"):
+            run()
 
 
 def test_a_batchnorm_without_parameters_in_a_model():
