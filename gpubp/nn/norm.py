@@ -18,12 +18,11 @@ from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
 from .arrays import FAILURES, core_error, into, kept, shape_error
+from . import running
 from .base import Layer
 from .windows import DEVICE_OPTION, torch_options
 
 TORCH_OPTIONS = {"device": DEVICE_OPTION, "dtype": DEVICE_OPTION}  # PyTorch's, taken at their defaults only
-STATISTICS = ("running_mean", "running_var")
-COUNT = "num_batches_tracked"  # PyTorch's name; kept (int64, on the device) only for momentum=None
 SMALL_WORK = (  # the work arrays per channel or of one value: names, shape (C: channels), dtype (X: X's)
     ("mu64 var64", ("C",), "float64"),
     ("k64 x64", (), "float64"),
@@ -94,10 +93,10 @@ class BatchNorm(Layer):
         addressable(f"BatchNorm({num_features}) gamma", (self.num_features,), self.backend.dtype.itemsize)
         self.seed, self._params = None, (None if self.affine else {})  # None: drawn on first use
         C, xp = self.num_features, self.backend.xp
-        running = {"running_mean": self.backend.zeros((C,)), "running_var": xp.ones((C,), dtype=self.backend.dtype)}
+        estimates = {"running_mean": self.backend.zeros((C,)), "running_var": xp.ones((C,), dtype=self.backend.dtype)}
         if momentum is None:
-            running[COUNT] = self.backend.zeros((), dtype=np.int64)
-        self.keep_buffers(running if self.track_running_stats else {})
+            estimates[running.COUNT] = self.backend.zeros((), dtype=np.int64)
+        self.keep_buffers(estimates if self.track_running_stats else {})
         self.X = self.x_hat = self.inv_sigma = None
         self.batch_stats = True  # whether the last forward normalised by batch statistics
 
@@ -204,7 +203,7 @@ class BatchNorm(Layer):
             else:
                 Y[...] = x_hat
             if self.training and self.track_running_stats:
-                self._update_running(mu, var, X.size // self.num_features, work)
+                running.update(xp, self.buffers, mu, var, X.size // self.num_features, self.momentum, work)
         except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
             raise core_error(self, "forward", exc, X=X, out=out) from None
         self.X, self.x_hat, self.inv_sigma = X, x_hat, work.inv_sigma
@@ -223,35 +222,6 @@ class BatchNorm(Layer):
             work.mu[...], work.var[...] = mu64, var64  # rounded to X's dtype
             work.inv_sigma[...] = xp.divide(1, xp.sqrt(xp.add(var64, self.eps, out=var64), out=var64), out=var64)
         return work.mu, work.var
-
-    def _update_running(self, mu, var, m, work):
-        """PyTorch's rule, in place (the buffers stay the same arrays, every intermediate in ``work``):
-        unbiased var for the estimate.
-
-        A batch whose mean or variance is not finite (NaN/Inf in X, or a variance past the
-        dtype's range: float32 values spread over more than about 1.8e19) leaves both estimates
-        as they were, and the count too: its output already shows the NaN, and the statistics of
-        every batch before it, what eval uses, are not lost (PyTorch would keep NaN in them for
-        good). Decided on the device, k = 1 / n too: no host sync."""
-        xp = self.backend.xp
-        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-        finite = xp.all(xp.isfinite(mu, out=work.finite), out=work.ok)  # a 0-d bool array
-        xp.logical_and(finite, xp.all(xp.isfinite(var, out=work.finite), out=work.ok2), out=finite)
-        if self.momentum is None:  # k = 1 / n, in float64 on the device, rounded once to the dtype
-            n = self.buffers[COUNT]
-            n += finite
-            # n = 0 only while no batch was finite: nothing is written then
-            k64 = xp.divide(1, xp.maximum(n, 1, out=work.n), out=work.k64)
-            work.k[...] = k64
-            work.keep[...] = xp.subtract(1, k64, out=work.x64)
-            work.k_var[...] = xp.divide(xp.multiply(k64, m, out=work.x64), m - 1, out=work.x64)
-            k, keep, k_var = work.k, work.keep, work.k_var
-        else:  # the scalars in float64 on the host, rounded once
-            k = self.momentum
-            keep, k_var = 1 - k, k * m / (m - 1)
-        for estimate, stat, weight, into_ in ((rm, mu, k, work.new_mean), (rv, var, k_var, work.new_var)):
-            kept, moved = xp.multiply(estimate, keep, out=into_[0]), xp.multiply(stat, weight, out=into_[1])
-            xp.copyto(estimate, xp.add(kept, moved, out=kept), where=finite)  # keep estimate + weight stat
 
     def backward(self, dY, out=None):
         """dX, written into ``out`` when given (a buffer of X's shape; dY itself may be it); dY and
@@ -286,35 +256,18 @@ class BatchNorm(Layer):
             raise core_error(self, "backward", exc, dY=dY, out=out) from None
 
     def checked_buffers(self, arrays: dict) -> dict:
-        """running_mean, running_var and num_batches_tracked (those the layer keeps) from ``{name:
-        array}`` (any device), every name, shape and value checked: finite statistics, a variance
-        never negative (its square root is taken in eval), a count a 0-d integer array >= 0."""
+        """The estimates and the count this layer keeps, from ``{name: array}`` (any device), checked
+        (``running.checked``)."""
         shapes = {name: buf.shape for name, buf in self.buffers.items()}
         if not isinstance(arrays, dict) or set(arrays) != set(shapes):
             return self._checked_arrays("buffer", arrays, shapes)  # the error naming the buffers
-        stats = {k: arrays[k] for k in STATISTICS if k in shapes}
-        checked = self._checked_arrays("buffer", stats, {k: shapes[k] for k in stats})
-        for name, a in checked.items():
-            self.backend.check_finite(a, f"{self!r} buffer {name}")
-        if stats and bool((checked["running_var"] < 0).any()):
-            raise InvalidValueError(f"{self!r} buffer running_var must be >= 0 (a variance), got a negative value")
-        if COUNT in shapes:
-            checked[COUNT] = self._checked_count(self.backend, arrays[COUNT])
-        return checked
-
-    def _checked_count(self, backend, value):
-        """``value`` (an integer array of shape (), any device; a Python int) as an int64 on ``backend``."""
-        n = np.asarray(self.backend.to_numpy(value))
-        if n.shape != () or n.dtype.kind not in "iu" or not 0 <= n <= np.iinfo(np.int64).max:
-            raise InvalidValueError(f"{self!r} buffer {COUNT} is a count, a 0-d integer array >= 0, got "
-                                    f"{n.dtype} of shape {n.shape}" + (f": {n}" if n.shape == () else ""))
-        return backend.asarray(n, np.int64)
+        return running.checked(self, arrays, shapes)
 
     def moved_arrays(self, backend, prefix=""):
         """As ``Layer.moved_arrays``, with the count (int64, not of the layer's dtype) moved too."""
         arrays = super().moved_arrays(backend, prefix)
-        if COUNT in self.buffers:
-            arrays["buffer"][COUNT] = self._checked_count(backend, self.buffers[COUNT])
+        if running.COUNT in self.buffers:
+            arrays["buffer"][running.COUNT] = running.count_on(self, backend, self.buffers[running.COUNT])
         return arrays
 
     def bind(self, X, Y, dY, dX):
