@@ -39,8 +39,8 @@ SETTINGS = {"seed": "seed: 1 on rank 0, 2 on rank {r}", "epochs": "epochs: 2 on 
 @pytest.fixture(scope="module", params=[2, 3])
 def outcome(request, tmp_path_factory):
     n = request.param
-    out = tmp_path_factory.mktemp(f"round7_{n}")
-    code, output, _ = launch("worker_round7.py", "cases", out, n=n, timeout=240)
+    out = tmp_path_factory.mktemp(f"one_rank_differs_{n}")
+    code, output, _ = launch("worker_one_rank_differs.py", "cases", out, n=n, timeout=240)
     assert code == 0, output[-4000:]
     return n, [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)], out
 
@@ -117,7 +117,7 @@ def test_the_communicator_is_still_in_step_after_every_failure(outcome):
 ])
 def test_a_communicator_without_mpi_running_is_a_gpubp_error(mode, words):
     pytest.importorskip("mpi4py")
-    proc = subprocess.run([sys.executable, str(HERE / "worker_round7.py"), mode], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(HERE / "worker_one_rank_differs.py"), mode], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout.startswith(words), proc.stdout + proc.stderr[-2000:]
     assert "MPI_INIT" not in proc.stderr and "MPI_FINALIZE" not in proc.stderr, proc.stderr[-2000:]

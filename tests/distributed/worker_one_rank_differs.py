@@ -1,5 +1,5 @@
 """Run under ``mpiexec -n N`` (2 or 3): data-parallel fits that one rank alone makes go wrong,
-one after another on the same communicator, for tests/distributed/test_round7.py.
+one after another on the same communicator, for tests/distributed/test_one_rank_differs.py.
 
 ``cases <out>``: for each case every rank calls fit (the last rank with another setting, or a
 file, or a callback that fails) and writes ``{case: [error type, message, parameter digest,
