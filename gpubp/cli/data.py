@@ -15,6 +15,7 @@ from ..losses import LOSSES
 from ..train import predict
 
 CNN_SHAPE = [1, 8, 8]  # the built-in digits as images
+FAR, NARROW = 10, 20  # new data this many training spans outside its range, or spanning 1/NARROW of it: another scale
 BUILT_IN = ["digits", "xor", "spirals"]  # the datasets --dataset names
 
 
@@ -48,7 +49,7 @@ def prepare(args, saved=None) -> Data:
     shape = (saved or {}).get("shape") or (CNN_SHAPE if args.model == "cnn" else [X.shape[1]])
     info = {"source": args.dataset, "target": None, "features": None, "task": "classification",
             "classes": list(range(int(y.max()) + 1)), "loss": args.loss, "scaler": None, "shape": shape,
-            "val_split": args.val_split}
+            "val_split": args.val_split, "range": value_range(X)}
     data = Data(X, y, val, (X_test, y_test), info, args.dataset)
     return _shaped(data)
 
@@ -57,7 +58,11 @@ def _own(args, regression, saved):
     saved = saved or {}
     _csv_target(args.data, args.target)
     table = load_table(args.data, target=args.target or saved.get("target"), regression=regression,
-                       features=saved.get("features"), classes=saved.get("classes"))
+                       features=_named(args.data, saved.get("features")), classes=saved.get("classes"))
+    shape = _model_shape(args, table.X, saved)
+    image = saved.get("image") if saved else (list(table.X.shape[1:]) if table.X.ndim == 4 else None)
+    fit_shape(table.X, shape, args.data, "--data", image)
+    check_range(table.X, saved, args.data, "--data")  # a resumed run's data at the scale it was trained on
     if not saved:
         _plausible_features(table, args.data)
     if table.classes and not saved.get("classes"):
@@ -65,18 +70,19 @@ def _own(args, regression, saved):
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
     scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else Scaler.fit(X)
     targets = _target_scaler(y, regression, saved)
-    shape = _model_shape(args, X, saved)
+    values = saved.get("range") if saved else value_range(table.X)
     info = {"source": str(args.data), "target": table.target, "features": table.features,
             "task": "regression" if regression else "classification", "classes": table.classes,
             "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape, "val_split": args.val_split,
-            **({"target_scaler": targets.to_dict()} if targets else {})}
+            **({"target_scaler": targets.to_dict()} if targets else {}), **({"image": image} if image else {}),
+            **({"range": values} if values else {})}
     test = None
     if args.test:
-        t = load_table(args.test, target=table.target, regression=regression, features=table.features,
-                       classes=table.classes)
+        t = load_table(args.test, target=table.target, regression=regression,
+                       features=_named(args.test, table.features), classes=table.classes)
+        fit_shape(t.X, shape, args.test, "--test", image)
+        check_range(t.X, info, args.test, "--test")
         test = (t.X, t.y)
-        fit_shape(t.X, shape, args.test, "--test")
-    fit_shape(X, shape, args.data, "--data")
     data = Data(X, y, val, test, info, str(args.data))
     return _shaped(data, scaler, targets)
 
@@ -90,6 +96,39 @@ def _target_scaler(y, regression, saved):
     if saved.get("target_scaler"):
         return Scaler.from_dict(saved["target_scaler"])
     return None if saved else Scaler.fit(y)
+
+
+def value_range(X) -> list:
+    """[min, max] of the training data as read (raw): what ``check_range`` holds new data to."""
+    return [float(X.min()), float(X.max())]
+
+
+def check_range(X, info, path, name):
+    """Refuse images (warn of other data) whose values lie far outside the range the model was trained
+    on (``info["range"]``): 0..255 pixels given to a model trained on 0..1 are standardised into values
+    near 900 and answered with certainty, silently. Warn of images spanning a small part of it (0..1
+    pixels for a model trained on 0..255). A record without a range (an older gpubp's) is not checked."""
+    if not info.get("range") or not X.size:
+        return
+    (lo, hi), x_lo, x_hi = info["range"], float(X.min()), float(X.max())
+    span, images = hi - lo, len(info.get("shape") or []) == 3 or bool(info.get("image"))
+    seen, trained = f"its values run from {x_lo:.4g} to {x_hi:.4g}", f"the {lo:.4g} to {hi:.4g} of the training data"
+    if span > 0 and (x_hi > hi + FAR * span or x_lo < lo - FAR * span):
+        pixels = " (0..255 pixels for a model trained on 0..1? X / 255)" if lo >= 0 and hi <= 1 < x_hi <= 255 else ""
+        message = f"{name} {path}: {seen}, far outside {trained}{pixels}; scale them as the training data were"
+        if images:
+            raise InvalidValueError(message)
+        warnings.warn(message + " (answers this far out are guesses)", GpubpWarning)
+    elif span > 0 and images and x_hi > x_lo and (x_hi - x_lo) * NARROW < span:
+        pixels = " (0..1 pixels for a model trained on 0..255? X * 255)" if x_lo >= 0 and x_hi <= 1 < hi <= 255 else ""
+        warnings.warn(f"{name} {path}: {seen}, a small part of {trained}{pixels}; scale them as the training data "
+                      f"were", GpubpWarning)
+
+
+def _named(path, features):
+    """The feature names a file must hold: a CSV's columns; an .npz's X is read whole (its shape is
+    checked against the model's by ``fit_shape``, which names images as images)."""
+    return None if str(path).lower().endswith(".npz") else features
 
 
 def _model_shape(args, X, saved):
@@ -207,6 +246,19 @@ def _checked_record(record) -> dict:
         shape = [_checks.integer("shape", n, 1) for n in shape]
     if record.get("val_split") is not None:
         _checks.number("val_split", record["val_split"], 0, 1, high_open=True)
+    image = record.get("image")
+    if image is not None:
+        if not isinstance(image, list) or len(image) != 3:
+            raise InvalidValueError(f"image must be a list of 3 whole numbers (C, H, W), got {image!r:.60}")
+        image = [_checks.integer("image", n, 1) for n in image]
+        if shape and int(np.prod(image)) != int(np.prod(shape)):
+            raise InvalidValueError(f"image {image} holds {int(np.prod(image))} values, but shape {shape} says "
+                                    f"{int(np.prod(shape))}")
+    values = record.get("range")
+    if values is not None and not (isinstance(values, list) and len(values) == 2 and
+                                   all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+                                   and all(np.isfinite(values)) and values[0] <= values[1]):
+        raise InvalidValueError(f"range must be [lowest, highest], two finite numbers, got {values!r:.60}")
     for name in ("scaler", "target_scaler"):
         if record.get(name) is not None:
             scaler = Scaler.from_dict(record[name])
@@ -275,11 +327,12 @@ def read_for_model(path, info, target=None, require_target=False):
     regression = info.get("task") == "regression"
     _csv_target(path, target)
     table = load_table(path, target=target or info.get("target"), regression=regression,
-                       features=info.get("features"), classes=info.get("classes"),
+                       features=_named(path, info.get("features")), classes=info.get("classes"),
                        require_target=require_target)
     X = table.X
     if info.get("shape"):
-        fit_shape(X, info["shape"], path, "DATA")
+        fit_shape(X, info["shape"], path, "DATA", info.get("image"))
+    check_range(X, info, path, "DATA")
     if info.get("scaler"):
         X = Scaler.from_dict(info["scaler"])(X)
     if info.get("shape"):
@@ -294,14 +347,23 @@ def _csv_target(path, target):
                                 f"array y; leave --target out")
 
 
-def fit_shape(X, shape, path, name):
+def fit_shape(X, shape, path, name, image=None):
     """Refuse ``X`` unless each sample can be read as ``shape``: the same number of values, and
-    an image (C, H, W) only when it is ``shape`` itself (not the same pixels in another layout)."""
+    images (C, H, W) only as the model's own, ``image`` (an MLP's, kept in its record) or ``shape``
+    when it is one: not the same pixels in another layout (channels last, height and width swapped)."""
+    image = tuple(image or (shape if len(shape) == 3 else ()))
     per_sample, want = int(np.prod(X.shape[1:])), int(np.prod(shape))
-    image = tuple(X.shape[1:]) if X.ndim == 4 else None
-    if per_sample != want or (image is not None and len(shape) == 3 and image != tuple(shape)):
-        what = f"images of {tuple(shape)}" if len(shape) == 3 else f"{want} features"
-        found = f"images of {image}" if image else f"{per_sample} values"
-        hint = "; one too many: is the target column among them? drop it" if per_sample == want + 1 else ""
-        raise ShapeError(f"{name} {path}: the model reads {what} per sample, the file holds {found} per sample"
-                         f"{hint}")
+    found = tuple(X.shape[1:]) if X.ndim == 4 else None
+    if per_sample == want and (not found or not image or found == image):
+        return
+    if per_sample == want + 1 and not found:
+        hint = "; one too many: is the target column among them? drop it"
+    elif found and image and found == (*image[1:], image[0]):
+        hint = "; that looks like channels last (N, H, W, C): the model reads NCHW, save X.transpose(0, 3, 1, 2)"
+    elif X.size == want and len(X) > 1:
+        hint = f"; X holds {want} values in all: is it one sample (an image) without its sample axis? save X[None]"
+    else:
+        hint = ""
+    what = f"images of {image}" if image else f"{want} features"
+    raise ShapeError(f"{name} {path}: the model reads {what} per sample, the file holds "
+                     f"{f'images of {found}' if found else f'{per_sample} values'} per sample{hint}")

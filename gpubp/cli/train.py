@@ -78,7 +78,7 @@ def add_arguments(p):
         elif action.dest in ("loss", "seed", "batch_size"):
             action.help += " (--resume: the saved run's)"
     t.add_argument("--cuda-graph", action="store_true",
-                   help="on a GPU, replay each training step as one captured CUDA graph (MLP models)")
+                   help="on a GPU, replay each training step as one captured CUDA graph (--model mlp and cnn)")
     t.add_argument("--distributed", action="store_true",
                    help="data parallelism over the ranks of `mpiexec -n N gpubp train --distributed` "
                         "(needs gpubp[mpi]; on CUDA one GPU per rank)")

@@ -28,10 +28,16 @@ from ..checkpoint.atomic import describe
 from ..errors import InvalidValueError, NumericalError, ShapeError
 
 
+FOREIGN = [(b"\x93NUMPY", "a single .npy array"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+           (b"GIF8", "a GIF image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image")]  # by magic number
+FOREIGN_FIX = ("gpubp reads its data from a CSV, or an .npz holding X (images: (N, C, H, W) or (N, H, W)) and y; "
+               "load the images or arrays into one X and save them with np.savez(path, X=X, y=y)")
+
+
 @dataclass
 class Table:
-    """Features ``X`` (float64, (N, F) or images (N, C, H, W)), targets ``y`` (int64 class
-    indices, or float64 (N, k); None when the file has no target), and what they mean."""
+    """Features ``X`` (float64, (N, F) or images (N, C, H, W); an .npz's (N, H, W) as (N, 1, H, W)), targets
+    ``y`` (int64 class indices, or float64 (N, k); None when the file has no target), and what they mean."""
 
     X: np.ndarray
     y: np.ndarray | None
@@ -73,6 +79,10 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
         keys = [_key(str(c)) for c in classes]
         if len(set(keys)) != len(keys):
             raise InvalidValueError(f"classes {classes} name a class more than once")
+    if path.is_dir():
+        raise InvalidValueError(f"data file {path} is a folder; gpubp reads one file: a CSV, or an .npz of arrays "
+                                f"(images: load them into one array X (N, C, H, W) and save X and y with "
+                                f"np.savez(path, X=X, y=y))")
     if not path.is_file():
         raise InvalidValueError(f"data file {path} does not exist (or is not a file)")
     if path.suffix.lower() == ".npz":
@@ -99,6 +109,14 @@ def _names(name, value, what, kind=object) -> list:
     return names
 
 
+def _brief(names, ends=4) -> str:
+    """``names`` as a list, its middle left out when long (a header of 784 pixels would fill the screen)."""
+    if len(names) <= 3 * ends:
+        return repr(list(names))
+    shown = ", ".join(map(repr, [*names[:ends], "...", *names[-ends:]])).replace("'...'", "...")
+    return f"[{shown}] ({len(names)} columns)"
+
+
 def _where(path, line) -> str:
     """Where a target value is: a CSV's line, an .npz's index into y."""
     return f"y[{line}]" if path.suffix.lower() == ".npz" else f"line {line}"
@@ -117,12 +135,16 @@ def _read_csv(path, target, features, require_target):
     target = _target_column(path, header, None if target is None else target.strip(), features, require_target)
     names = list(features) if features is not None else [h for h in header if h != target]
     if target in names:  # the answer among the inputs: a model that learns nothing else
-        raise InvalidValueError(f"{path}: the target column {target!r} is also one of the features {names}")
+        raise InvalidValueError(f"{path}: the target column {target!r} is also one of the features {_brief(names)}")
     if not names:
-        raise InvalidValueError(f"{path}: no feature column: the header {header} holds only the target {target!r}")
+        raise InvalidValueError(f"{path}: no feature column: the header {_brief(header)} holds only the target "
+                                f"{target!r}")
     missing = [n for n in names if n not in header]
     if missing:
-        raise InvalidValueError(f"{path}: the model needs the column(s) {missing}, not in the header {header}")
+        npz = (": the model was trained on an .npz, whose X values these name in order; give it an .npz with X"
+               if names == [f"x{i}" for i in range(len(names))] else "")
+        raise InvalidValueError(f"{path}: the model needs the column(s) {_brief(missing)}, not in the header "
+                                f"{_brief(header)}{npz}")
     cols = [header.index(n) for n in names]
     X = np.empty((len(rows) - 1, len(cols)))
     for i, (line, row) in enumerate(rows[1:]):
@@ -158,6 +180,9 @@ def _text(path) -> str:
             data = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
         raise InvalidValueError(f"cannot read {path} ({describe(exc)})") from None
+    foreign = next((what for magic, what in FOREIGN if data.startswith(magic)), None)
+    if foreign:
+        raise InvalidValueError(f"{path} is {foreign}, not a CSV or an .npz: {FOREIGN_FIX}")
     if data[:4] == b"PK\x03\x04":
         raise InvalidValueError(f"{path} is a zip archive (an Excel workbook? an .npz under another name?), not a "
                                 f"CSV: save it as CSV in UTF-8, or give an .npz its .npz name")
@@ -206,10 +231,10 @@ def _target_column(path, header, target, features, require_target):
             target = header[-1]
     if target is not None and target not in header:
         if require_target:
-            raise InvalidValueError(f"{path}: no column {target!r} to predict; the header has {header}")
+            raise InvalidValueError(f"{path}: no column {target!r} to predict; the header has {_brief(header)}")
         target = None
     if require_target and target is None:
-        raise InvalidValueError(f"{path}: no target column (give --target COLUMN); the header has {header}")
+        raise InvalidValueError(f"{path}: no target column (give --target COLUMN); the header has {_brief(header)}")
     return target
 
 
@@ -239,9 +264,11 @@ def _read_npz(path, features, require_target):
     if "X" not in arrays or (require_target and "y" not in arrays):
         raise InvalidValueError(f"{path}: an .npz needs arrays named X and y, found {sorted(arrays)}")
     X = arrays["X"]
-    if X.dtype.kind not in "iuf" or X.ndim not in (2, 4):
-        raise ShapeError(f"{path}: X must be numbers of shape (samples, features) or (samples, C, H, W), "
-                         f"got {X.dtype} {X.shape}")
+    if X.dtype.kind not in "biuf" or X.ndim not in (2, 3, 4):
+        raise ShapeError(f"{path}: X must be numbers of shape (samples, features), (samples, C, H, W) or "
+                         f"(samples, H, W), got {X.dtype} {X.shape}")
+    if X.ndim == 3:  # images without a channel axis (as MNIST loaders give them): one channel each
+        X = X[:, None]
     if X.size == 0:
         raise ShapeError(f"{path}: X holds no samples or no features (shape {X.shape})")
     X = X.astype(np.float64)
@@ -274,8 +301,11 @@ def _floats(raw, path, target) -> np.ndarray:
 def _encode(raw, classes, path, target):
     """(labels, indices): ``classes`` when given, else the distinct values, sorted."""
     if isinstance(raw, np.ndarray):
-        raise ShapeError(f"{path}: classification needs y with one label per sample, got shape {raw.shape} "
-                         f"(use --loss mse for several real-valued targets)")
+        one_hot = raw.dtype.kind in "biuf" and raw.shape[1] > 1 and bool(((raw == 0) | (raw == 1)).all()) \
+            and bool((raw.sum(axis=1) == 1).all())
+        hint = ("; it looks one-hot: save its class indices, y.argmax(axis=1)" if one_hot else
+                " (use --loss mse for several real-valued targets)")
+        raise ShapeError(f"{path}: classification needs y with one label per sample, got shape {raw.shape}{hint}")
     empty = next((line for line, text in raw if not text.strip()), None)
     if empty is not None:
         raise InvalidValueError(f"{path}, {_where(path, empty)}, column {target!r}: the label is empty; every sample "
