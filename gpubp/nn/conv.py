@@ -112,6 +112,8 @@ class Conv2D(Layer):
 
     def output_shape(self, shape):
         """(N, out_channels, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if they do not fit."""
+        if isinstance(shape, (tuple, list)) and len(shape) in (2, 3):  # images short of an axis: said which
+            raise ShapeError(f"{self!r} expects NCHW (4-d) inputs, got shape {tuple(shape)}: {self._missing(shape)}")
         OH, OW = output_size(self, shape, self.kernel_size, self.stride, self.padding)  # shape is 4 numbers now
         if shape[1] != self.in_channels:
             hint = (" (channels last? NumPy's X.transpose(0, 3, 1, 2) makes NHWC images NCHW)"
@@ -120,8 +122,18 @@ class Conv2D(Layer):
                              f"{tuple(shape)}{hint}")
         return shape[0], self.out_channels, OH, OW
 
+    def _missing(self, shape) -> str:
+        """What a 2-d or 3-d input probably is, and the NumPy that makes it NCHW."""
+        if len(shape) == 3:
+            one = "; one image (C, H, W)? X[None] makes it a batch of one" if shape[0] == self.in_channels else ""
+            return f"(N, H, W) images without a channel axis? X[:, None] makes them (N, 1, H, W){one}"
+        one = "; one (H, W) image? X[None, None] makes it a batch of one" if self.in_channels == 1 else ""
+        return f"rows of C H W pixels each? X.reshape(len(X), C, H, W) makes them images{one}"
+
     def forward(self, X, out=None):
         """Y (N, O, OH, OW), written into ``out`` when given (a step plan's buffer); X and out checked."""
+        if getattr(X, "ndim", None) in (2, 3):
+            self.output_shape(X.shape)  # refused saying which axis is missing
         self._check_forward(X, out, ndim=4)
         return self._forward(X, out)
 

@@ -26,6 +26,10 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
     X = _features(model, X, what, names[0])
     y = _as_array(y, what, names[1])
     labels = isinstance(loss, SoftmaxCrossEntropy) and y.ndim == 1  # integer labels stay integers
+    if labels and y.dtype.kind in "USO" and not all(isinstance(v, (int, float)) for v in y.tolist()[:1000]):
+        raise DTypeError(f"{what}: {names[1]} holds text labels ({y.dtype}, e.g. {y.tolist()[0]!r:.40}), but "
+                         f"softmax_cross_entropy takes class indices 0..C-1: classes, {names[1]} = "
+                         f"np.unique({names[1]}, return_inverse=True) makes them (classes[i] is class i's label)")
     if labels and y.dtype.kind == "f":  # named as the user gave it, before any conversion
         raise DTypeError(f"{what}: {names[1]} holds {y.dtype} values, but 1-d targets of softmax_cross_entropy "
                          f"are integer class labels 0..C-1: convert them ({names[1]}.astype(int)) or give "
@@ -71,11 +75,28 @@ def _probe(model, X, what, name):
     one (a layer normalising by the batch's statistics, BatchNorm without running statistics,
     refuses one sample); an input the model refuses is named as the user's array, with its whole
     shape (not as a layer's probe input)."""
+    _walk_shapes(model, X.shape, what, name)
     try:
         with _mode(model, False):  # a probe: no Dropout step, no BatchNorm statistics
             return model.forward(X[:2])[:1]
     except (ShapeError, DTypeError) as exc:
         raise type(exc)(f"{what}: {name} of shape {tuple(X.shape)} does not fit the model: {exc}") from None
+
+
+def _walk_shapes(model, shape, what, name):
+    """``shape`` through each layer's ``output_shape``, as far as the layers tell: the first layer that
+    refuses it is named with its index and the shapes that led to it, all of ``name`` (a Dense of the
+    wrong width after Flatten: how many values the images became), not the probe's two samples."""
+    trail = [str(tuple(shape))]
+    for i, layer in enumerate(getattr(model, "layers", [])):
+        try:
+            shape = layer.output_shape(tuple(shape))
+        except ShapeError as exc:
+            steps = f" (layer {i}; the shapes up to it: {' -> '.join(trail)})" if i else ""
+            raise ShapeError(f"{what}: {name} of shape {trail[0]} does not fit the model: {exc}{steps}") from None
+        if shape is None:  # a layer that cannot tell (a user's): the probe runs it
+            return
+        trail += [type(layer).__name__, str(tuple(shape))]
 
 
 def _one_sample_batch(model, X, batch_size, ranks=1):

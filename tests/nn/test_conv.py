@@ -168,7 +168,8 @@ def test_bad_arguments(kwargs, error, words):
 
 def test_bad_inputs_name_the_layer():
     layer = Conv2D(3, 4, 3, padding=1, backend=gpubp.get_backend("cpu", "float64"))
-    with pytest.raises(gpubp.ShapeError, match=r"Conv2D input: expected a 4-d array, got shape \(2, 27\)"):
+    with pytest.raises(gpubp.ShapeError, match=r"Conv2D\(3, 4, .*\) expects NCHW \(4-d\) inputs, got shape \(2, 27\): "
+                                               r"rows of C H W pixels each\? X.reshape\(len\(X\), C, H, W\)"):
         layer(np.zeros((2, 27)))
     with pytest.raises(gpubp.ShapeError, match=r"Conv2D\(3, 4, .*\) expects 3 input channels .*\(2, 1, 5, 5\)"):
         layer(np.zeros((2, 1, 5, 5)))

@@ -151,7 +151,7 @@ def test_bad_data_is_refused():
         fit(mlp(), np.zeros((100, 2)), np.zeros(99, dtype=int))
     with pytest.raises(ShapeError, match="must hold samples along its first axis"):
         fit(mlp(), np.zeros(100), np.zeros(100, dtype=int))
-    with pytest.raises(ShapeError, match=r"Dense input: expected a 2-d array, got shape \(2, 2, 1\)"):
+    with pytest.raises(ShapeError, match=r"Dense input: expected a 2-d array, got shape \(100, 2, 1\)"):
         fit(mlp(), np.zeros((100, 2, 1)), np.zeros(100, dtype=int))  # images into an MLP
 
 
