@@ -35,7 +35,7 @@ def load(args):
     ck = checkpoint.load(args.model, get_backend(flags.device_spec(args)))
     extra, record = ck.metadata.get("extra", {}), saved_record(ck.metadata, args.model)
     if not record:
-        unread = sorted(set(extra) - {*STATE_KEYS, "data"})
+        unread = sorted(set(extra) - {*STATE_KEYS, "data", "writer"})  # writer: the run's mark (checkpoint.claim)
         warnings.warn(f"{args.model} was not saved by gpubp train, so it keeps no record of how its training data "
                       f"was read (columns, classes, scaling): {args.data} goes into the model as it is"
                       + (f"; its extras {unread} are not read (a scaling kept there is not applied: give data "

@@ -9,7 +9,8 @@ import time
 import warnings
 
 from .. import checkpoint
-from ..checkpoint.atomic import describe
+from ..checkpoint.atomic import describe, locked
+from ..checkpoint.claim import Claim, signature
 from .._checks import output_path, writable_target
 from .._compat import gpu_status
 from ..backend import get_backend
@@ -24,7 +25,7 @@ from ..train.epoch import guard
 from ..train.interrupts import deferred
 from ..train.resume import held_at, refuse_overwrite
 from . import args as flags
-from .claim import Claim, LogClaim, signature
+from .claim import LogClaim
 from .data import BUILT_IN, in_target_units, prepare, raw_mse
 from .resume import ahead_of, check_model_flags, continue_saved
 
@@ -135,8 +136,8 @@ def train(args, comm) -> int:
     with guard(comm, "checking the flags and outputs"):  # paths a rank alone may fail on
         _check_outputs(args)
         check_model_flags(args)
-        claim = Claim(args.save, args.checkpoint_every, args.epochs, args.patience) \
-            if args.save and (comm is None or comm.is_root) else None  # what --save holds now
+        claim = Claim(os.path.abspath(args.save), "--save") if args.save and (comm is None or comm.is_root) \
+            else None  # what --save holds now (the file checked: ~ is the shell's to expand)
         log_seen = signature(args.log) if args.log else None  # and --log
     with guard(comm, "reading the checkpoint and the data"):
         if args.resume:  # the saved dtype unless --dtype says otherwise; the saved model's kind
@@ -163,16 +164,14 @@ def train(args, comm) -> int:
     extras = {"data": data.info, "run": {"schedule": args.schedule or schedule}}  # fit keeps the batch size
     t0 = time.perf_counter()
     root = comm is None or comm.is_root  # the one rank that writes files
-    if claim:
-        extras["writer"] = claim.token  # a run's own checkpoints told apart from another's at --save
     log = EpochLog(args.log, append=bool(args.resume), overwrite=args.overwrite) if args.log and root else None
-    callbacks = [c for c in (log and LogClaim(log, log_seen), claim if args.checkpoint_every else None) if c]
+    callbacks = [LogClaim(log, log_seen)] if log else []
     try:
         history = fit(model, data.X, data.y, loss=args.loss, optimizer=optimizer, lr=args.lr, epochs=args.epochs,
                       batch_size=args.batch_size, seed=args.seed, schedule=args.schedule or schedule,
                       validation_data=data.val, patience=args.patience, restore_best=args.restore_best,
                       progress=False if args.quiet else None, callbacks=callbacks,
-                      checkpoint_path=args.save if args.checkpoint_every else None,
+                      checkpoint_path=(claim or args.save) if args.checkpoint_every else None,  # fit writes as claimed
                       checkpoint_every=args.checkpoint_every, checkpoint_extra=extras,
                       resume_from=args.resume, comm=comm, cuda_graph=args.cuda_graph, overwrite=args.overwrite)
     except GpubpError as exc:  # out of memory, a disk full, ...: fit's whole epochs are saved before it is said
@@ -236,17 +235,18 @@ def _save(args, model, optimizer, history, name, extras, resumed, claim=None) ->
     def write(path):
         with deferred(running=True) as steps:
             path = save_training(path, model, optimizer, history, args.seed,
-                                 {"batch_size": args.batch_size, "shuffle": True}, dataset=name, **extras)
+                                 {"batch_size": args.batch_size, "shuffle": True}, dataset=name, **extras,
+                                 **({"writer": claim.token} if claim else {}))
             steps.running = False
             ctrl_c.extend([True] if steps.pending else [])
         return path
-    taken = claim and claim.taken()
-    if taken:  # said already when it stopped the run
-        raise GpubpError(("" if claim.stopped else f"--save: {taken}; ") + _rescue(write, args.save, history.epochs))
     try:
-        path = write(args.save)
+        with claim.writing() if claim else contextlib.nullcontext() as taken:  # its lock held from check to write
+            path = None if taken else write(claim.path if claim else args.save)
     except (GpubpError, MemoryError, OSError) as exc:
         raise GpubpError(f"--save {args.save}: {describe(exc)}; {_rescue(write, args.save, history.epochs)}") from None
+    if taken:  # said already when it stopped the run
+        raise GpubpError(("" if claim.stopped else f"--save: {taken}; ") + _rescue(write, args.save, history.epochs))
     line = f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
     if ctrl_c:  # came while it was written
         print(line)
@@ -259,14 +259,24 @@ def _rescue(write, save, epochs) -> str:
     name no file has (nothing is replaced); say where, or what is lost."""
     stem, failed = os.path.splitext(os.path.basename(save))[0], None
     for folder in dict.fromkeys((os.path.dirname(os.path.abspath(save)), os.getcwd())):
-        names = (os.path.join(folder, f"{stem}.rescued{f'-{k}' if k else ''}.npz") for k in itertools.count())
-        path = next(p for p in names if not os.path.lexists(p))
         try:
-            return f"the model ({epochs} epoch(s)) is saved instead at {write(path)}; give it to --resume to continue"
+            return f"the model ({epochs} epoch(s)) is saved instead at {_write_new(write, folder, stem)}; give it " \
+                   f"to --resume to continue"
         except (GpubpError, MemoryError, OSError) as exc:
             failed = exc
     return f"nor could it be written beside it or in the current folder ({describe(failed)}): the model " \
            f"({epochs} epoch(s)) is lost; {held_at(save)}"
+
+
+def _write_new(write, folder, stem) -> str:
+    """``write(path)`` at the first ``<stem>.rescued[-k].npz`` in ``folder`` that no file has, made sure
+    of under the name's lock: two runs rescued at once take two names."""
+    for k in itertools.count():
+        path = os.path.join(folder, f"{stem}.rescued{f'-{k}' if k else ''}.npz")
+        if not os.path.lexists(path):
+            with locked(path):
+                if not os.path.lexists(path):
+                    return write(path)
 
 
 def _unchanged(flag, path, meta):

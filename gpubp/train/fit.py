@@ -66,6 +66,10 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             checkpoint holds the model returned. A checkpoint already at ``checkpoint_path``, the
             model of a run this one does not resume (``resume_from`` is another file), is refused
             before training unless ``overwrite=True``: this run could replace it by a worse one.
+            One path, one run (``checkpoint.claim``): a checkpoint another run (process) writes
+            there while this one trains is kept, and this run stops at its next write
+            (CheckpointError; the model holds the whole epochs). ``checkpoint_path`` may be a
+            ``Claim`` taken earlier (what the path held then is what this run may replace).
         checkpoint_extra: a JSON-able dict kept in every checkpoint's extras (e.g. the feature
             scaling a model needs to predict raw data); checked before training; its keys may
             not be the training state's own (epochs_done, seed, history).
@@ -133,7 +137,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         progress = None if progress is None else _checks.flag("fit: progress", progress,
                                                               " or None (a terminal decides)")
         callbacks = _callbacks(callbacks)
-        checkpoint_every = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite)
+        checkpoint_every, claim = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite)
         checkpoint_extra = _checkpoint_extra(checkpoint_extra)
         Xd, yd = _prepare(model, loss, X, y, "fit")
         _one_sample_batch(model, Xd, batch_size, 1 if comm is None else comm.size)
@@ -212,8 +216,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
                     with guard(comm, f"writing the checkpoint of epoch {epoch + 1}"):  # rank 0's failure stops all
                         if root:
-                            _write_checkpoint(checkpoint_path, model, optimizer, history, (seed, batching),
-                                              checkpoint_extra)
+                            _write_checkpoint(claim, model, optimizer, history, (seed, batching), checkpoint_extra)
                 history.stopped = _stop_reason(history, tol, patience)
                 if history.stopped:
                     break
@@ -236,7 +239,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         raise _stopped(exc, model, history, keeper, "training stopped" + cut) from None
     finally:
         bar.close()
-    return _finish(model, optimizer, history, keeper, (seed, batching), root and checkpoint_path, checkpoint_every,
+    return _finish(model, optimizer, history, keeper, (seed, batching), root and claim, checkpoint_every,
                    checkpoint_extra, comm)
 
 
@@ -304,8 +307,8 @@ def _validate(model, loss, val, batch_size, history, marks):
         history.val_metric.append(v_metric)
 
 
-def _finish(model, optimizer, history, keeper, run, path, every, extra, comm=None) -> History:
-    """The end of fit: the best epoch put back (restore_best), and the checkpoint at ``path``
+def _finish(model, optimizer, history, keeper, run, claim, every, extra, comm=None) -> History:
+    """The end of fit: the best epoch put back (restore_best), and the checkpoint (``claim``'s path)
     made to hold the model returned when its last write was of an earlier epoch (``run``: the
     seed and batching it keeps). A Ctrl-C meanwhile waits for its end and is then dropped: the
     run is over, and the model returned and the checkpoint are whole (a second stops at once; with
@@ -315,22 +318,31 @@ def _finish(model, optimizer, history, keeper, run, path, every, extra, comm=Non
         written = every and history.epochs % every == 0 and not restored
         try:
             with guard(comm, "writing the checkpoint of the model returned"):  # rank 0's failure stops all
-                if path and history.epochs and not history.interrupted and not written:
-                    _write_checkpoint(path, model, optimizer, history, run, extra)
+                if claim and history.epochs and not history.interrupted and not written:
+                    _write_checkpoint(claim, model, optimizer, history, run, extra)
         except GpubpError as exc:  # a CheckpointError, or with comm every rank's RankFailure of it
             raise _stopped(exc, model, history, keeper, "training is done") from None
         steps.running = steps.pending = False
     return history
 
 
-def _write_checkpoint(path, model, optimizer, history, run, extra):
-    """``save_training`` to ``path``; whatever stops it (a full disk, a folder gone or made
-    read-only, no memory left) is one CheckpointError saying what ``path`` still holds."""
+def _write_checkpoint(claim, model, optimizer, history, run, extra):
+    """``save_training`` to ``claim``'s path, marked as this run's, holding the path's lock from the
+    check to the write; a checkpoint another run wrote there meanwhile is kept: CheckpointError, the
+    run stops. Whatever stops the write (a full disk, a folder gone or made read-only, no memory
+    left) is one CheckpointError saying what the path still holds."""
+    path = claim.path
     try:
-        save_training(path, model, optimizer, history, *run, **(extra or {}))
+        with claim.writing() as taken:
+            if not taken:
+                save_training(path, model, optimizer, history, *run, **{**(extra or {}), "writer": claim.token})
     except (GpubpError, MemoryError, OSError) as exc:
         raise CheckpointError(f"fit: cannot write the checkpoint of epoch {history.epochs} to {path} "
                               f"({describe(exc)}); {held_at(path)}") from None
+    if taken:
+        claim.stopped = True
+        raise CheckpointError(f"{claim.name}: {taken}; this run stops before its checkpoint of epoch {history.epochs} "
+                              f"would replace it (give each run its own path)")
 
 
 def _stopped(exc, model, history, keeper, what):

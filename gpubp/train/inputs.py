@@ -10,6 +10,8 @@ import numpy as np
 
 from .. import _checks
 from ..checkpoint import metadata_json, target
+from ..checkpoint.archive import user_path
+from ..checkpoint.claim import Claim
 from .resume import refuse_overwrite, refuse_state_keys
 from ..errors import DTypeError, GpubpError, GpubpWarning, InvalidValueError, ShapeError
 from ..nn import Activation, Identity, Sigmoid
@@ -230,12 +232,15 @@ def _takes(fn, args) -> bool:
 
 def _checkpoint_extra(extra):
     """``checkpoint_extra`` checked now, not at the first checkpoint after an epoch of training: a
-    dict of JSON-able values whose keys are strings other than the training state's own."""
+    dict of JSON-able values whose keys are strings other than the training state's own and ``writer``."""
     if extra is None:
         return None
     if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
         raise InvalidValueError(f"fit: checkpoint_extra must be a dict with string keys, got {extra!r:.80}")
     refuse_state_keys(extra)
+    if "writer" in extra:  # fit's own mark of the run that wrote a checkpoint (checkpoint.claim)
+        raise InvalidValueError("fit: checkpoint_extra may not use the key 'writer': fit marks its checkpoints with "
+                                "it (the run that wrote them); rename it")
     try:
         metadata_json(extra)  # the checkpoint writer's own rules, applied before training
     except GpubpError as exc:
@@ -244,26 +249,29 @@ def _checkpoint_extra(extra):
 
 
 def _checkpointing(path, every, resume_from=None, overwrite=False):
-    """``checkpoint_every`` checked against ``checkpoint_path`` (both or neither); the path is
+    """(``checkpoint_every``, the Claim of ``checkpoint_path``): both or neither given; the path is
     checked now, before any training, as the checkpoint writer checks it (a writable folder; no
     folder, read-only file or file that is not a gpubp checkpoint there), and a checkpoint of
-    another run there is kept unless ``overwrite`` (``refuse_overwrite``)."""
+    another run there is kept unless ``overwrite`` (``refuse_overwrite``); then what it holds is
+    claimed (``path`` may be a Claim already)."""
     if path is None:
         if every is not None:
             raise InvalidValueError(f"fit: checkpoint_every={every!r} without checkpoint_path; nothing would "
                                     f"be written (give checkpoint_path too)")
-        return None
+        return None, None
     if every is None:
         raise InvalidValueError("fit: checkpoint_path needs checkpoint_every, a whole number >= 1 "
                                 "(write every N epochs), got None")
     every = _checks.integer("fit: checkpoint_every", every, 1)
+    claim = path if isinstance(path, Claim) else None
+    path = claim.path if claim else user_path(path)
     try:
         target(path)  # the checkpoint writer's own refusals (a folder, someone's data file), before training
     except GpubpError as exc:
         raise InvalidValueError(f"fit: {exc}") from None
     if not overwrite:
         refuse_overwrite(path, resume_from, "fit: checkpoint_path", "resume_from='{path}'", "overwrite=True")
-    return every
+    return every, claim or Claim(path)
 
 
 def _mode(model, training):

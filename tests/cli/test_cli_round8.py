@@ -180,7 +180,7 @@ def test_a_checkpoint_another_run_wrote_at_save_meanwhile_is_kept(saved, tmp_pat
     assert err.count("another run wrote") == 1 and f"is saved instead at {tmp_path / 'same.rescued.npz'}" in err
     assert save.read_bytes() == other.read_bytes()  # the other run's model, kept
     rescued = checkpoint.read_metadata(tmp_path / "same.rescued.npz")["extra"]
-    assert rescued["dataset"] == "xor" and rescued["epochs_done"] == (1 if every else 3)  # stopped before epoch 2's
+    assert rescued["dataset"] == "xor" and rescued["epochs_done"] == (2 if every else 3)  # stopped at epoch 2's write
 
 
 def test_a_run_s_own_checkpoints_and_the_file_it_was_given_are_its_to_replace(saved, tmp_path, capsys):
