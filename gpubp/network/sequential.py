@@ -9,7 +9,7 @@ import warnings
 from .. import _checks
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
-from ..nn import ACTIVATIONS, Activation, Dense, Identity, Layer, layer_from_config
+from ..nn import ACTIVATIONS, LAYERS, Activation, Dense, Identity, Layer, layer_from_config
 from ..nn.arrays import values
 from .observers import observer_list, observers_of, tell
 from .state import ModelState, refuse_shared_memory
@@ -73,6 +73,7 @@ class Sequential(ModelState):
         return self.forward(X)
 
     _predicted = False  # the last forward was predict's: the layers hold its inputs, not a training batch's
+    _inputs: dict = {}  # {i: input shape} of the user's layers in the last forward (their dX is of it)
 
     def forward(self, X):
         self._predicted = False
@@ -80,10 +81,13 @@ class Sequential(ModelState):
             self._check_chain(X)
         if self._flat is None:  # the flatten_ after this forward would untie arrays that share memory
             refuse_shared_memory(self._memory(), "Sequential.forward")
-        observers = observers_of(self)
+        observers, self._inputs = observers_of(self), {}
         with self.backend.activate():
             for i, layer in enumerate(self.layers):
                 Y = layer.forward(X)
+                if not _gpubp_layer(layer):  # a user's: what it returned is checked before anyone reads it
+                    self._inputs[i] = X.shape
+                    check_returned(self.backend, layer, "forward", Y, layer.output_shape(X.shape), i)
                 tell(observers, "forward", self, i, layer, X, Y)
                 X = Y
         if self._flat is None:  # parameters drawn on first use (seed=None): now one flat buffer each
@@ -137,6 +141,10 @@ class Sequential(ModelState):
                     dX = None
                 else:
                     dX = layer.backward(dY)
+                    if not _gpubp_layer(layer) and (dX is not None or i or input_grad):
+                        check_returned(self.backend, layer, "backward", dX, self._inputs.get(i), i)
+                if not _gpubp_layer(layer):
+                    check_gradients_written(layer, i)
                 tell(observers, "backward", self, i, layer, dY, dX)
                 dY = dX
         return dY
@@ -242,6 +250,48 @@ def _layers(layers) -> list:
                                     f"a layer can appear once (create a second one)")
     _check_widths(layers)
     return layers
+
+
+def _gpubp_layer(layer) -> bool:
+    """Whether ``layer`` is of a class gpubp defines (registered), whose returns its own checks and
+    tests vouch for; a user's class, a subclass of gpubp's too, is checked as it runs (``check_returned``)."""
+    return LAYERS.get(type(layer).__name__) is type(layer)
+
+
+def check_returned(backend, layer, method, array, shape, index=None) -> None:
+    """Refuse what a user's ``layer`` (layer ``index`` of a model) returned from ``method``, Y or dX, unless
+    it is an array of ``backend``'s dtype on its device, of ``shape`` (None: not known), before the layer
+    below, an observer or the loss reads it: they would name themselves, or use it (a first layer's dX
+    is the model's dL/dX). gradcheck_layer checks a layer so too."""
+    if array is not None and backend.is_own(array) and array.dtype == backend.dtype and (
+            shape is None or tuple(array.shape) == tuple(shape)):
+        return  # the step's path: nothing named, nothing formatted
+    what = "Y" if method == "forward" else "dX"
+    where = f"{_named(layer, index)}.{method} returned {what}"
+    if array is None:
+        raise DeviceError(f"{where}: expected an array on {backend.device}, got a NoneType; "
+                          + ("forward returns the layer's output Y" if what == "Y" else
+                             "backward returns dX = dL/dX for the layer below (a first layer may return None "
+                             "only under backward(input_grad=False), as fit runs it)"))
+    backend.check_array(array, where)
+    if shape is not None and tuple(array.shape) != tuple(shape):
+        said = (f"its output_shape says {tuple(shape)}" if what == "Y" else
+                f"dX = dL/dX has the shape of the layer's input, {tuple(shape)}")
+        raise ShapeError(f"{where} of shape {tuple(array.shape)}, but {said}")
+
+
+def check_gradients_written(layer, index=None) -> None:
+    """Refuse a backward of a user's ``layer`` (layer ``index`` of a model) with parameters that wrote none
+    of its gradients since ``zero_grad`` (it never read ``layer.grads``): they would read as zeros, and its
+    parameters never move."""
+    if layer.grads_stale and layer.parameters_drawn and layer.params:
+        raise StateError(f"{_named(layer, index)}.backward wrote none of its gradients {sorted(layer.params)}: since "
+                         f"zero_grad they read as zeros, so no optimizer would move its parameters; write dL/dp "
+                         f"into layer.grads[name] (e.g. self.grads[name][...] = ...), not into a copy or _grads")
+
+
+def _named(layer, index) -> str:
+    return repr(layer) if index is None else f"layer {index} {layer!r}"
 
 
 def _check_widths(layers) -> None:

@@ -32,8 +32,9 @@ from ..._compat import is_cupy_array, to_host
 from ...backend import as_float_dtype, backend_of, get_backend
 from ...errors import (DeviceError, DTypeError, GpubpError, GpubpWarning, GradcheckError, InvalidValueError,
                        NumericalError, ShapeError)
-from ...losses import get_loss
+from ...losses import SoftmaxCrossEntropy, get_loss
 from ...network import Sequential
+from ...network.sequential import check_gradients_written, check_returned
 from ...nn import Layer
 from .differences import compare
 from .report import GradcheckReport, Kink, Row, finish
@@ -57,7 +58,7 @@ def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4
                                 f"(a report of no rows would pass); check its layers' dX with gradcheck_layer")
     m, backend = _copy(model, model.backend, dtype)
     loss = copy.copy(get_loss(loss))
-    X, y = _inputs("gradcheck", backend, model.backend, X, y, names=("X", "y"))
+    X, y = _inputs("gradcheck", backend, model.backend, X, y, names=("X", "y"), labels=_labels(loss, y))
     start = _frozen(m.buffers())
 
     def f():  # every evaluation from the same buffers: the same Dropout mask, BatchNorm state
@@ -82,14 +83,19 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
     (X,) = _inputs("gradcheck_layer", backend, layer.backend, X, names=("X",))
     start = _frozen(lay.buffers)
     lay.load_buffers(start)
-    w = backend.asarray(np.random.default_rng(seed).normal(size=lay.forward(X).shape))
+    Y = lay.forward(X)  # a layer of the user's own: what it returns is checked as a model checks it
+    check_returned(backend, lay, "forward", Y, lay.output_shape(X.shape))
+    w = backend.asarray(np.random.default_rng(seed).normal(size=Y.shape))
 
     def f():  # every evaluation from the same buffers: the same Dropout mask, BatchNorm state
         lay.load_buffers(start)
         return float((lay.forward(X) * w).sum())
     _finite_start("gradcheck_layer", f(), f"the output of {lay!r}")
     lay.zero_grad()
-    analytic = {"dX": backend.to_numpy(lay.backward(w))}
+    dX = lay.backward(w)
+    check_returned(backend, lay, "backward", dX, X.shape)
+    check_gradients_written(lay)
+    analytic = {"dX": backend.to_numpy(dX)}
     analytic.update({k: backend.to_numpy(g) for k, g in lay.grads.items()})
     arrays = {"dX": X, **lay.params}
     return finish(compare(f, arrays, analytic, eps, atol, rtol, max_samples_per_param, seed), raise_on_fail)
@@ -103,7 +109,7 @@ def gradcheck_loss(loss, Y, T, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, 
     origin = backend_of(Y) if is_cupy_array(Y) else get_backend("cpu", dtype)  # Y may be a list
     backend = get_backend(origin.device, dtype)
     loss = copy.copy(get_loss(loss))
-    Y, T = _inputs("gradcheck_loss", backend, origin, Y, T, names=("Y", "T"))
+    Y, T = _inputs("gradcheck_loss", backend, origin, Y, T, names=("Y", "T"), labels=_labels(loss, T))
 
     def f():
         return float(loss.forward(Y, T))
@@ -118,7 +124,9 @@ def _check_args(fn, eps, atol, rtol, max_samples, seed, dtype, raise_on_fail) ->
     differentiates backwards; tolerances are >= 0; at least one entry is sampled; the dtype
     is float32 or float64 (a DTypeError); ``raise_on_fail`` (returned) is True or False. An eps
     so small that rounding swamps the differences (below sqrt of the dtype's machine epsilon:
-    float32's default 1e-6) warns: a correct backward would be reported wrong."""
+    float32's default 1e-6) warns: a correct backward would be reported wrong; so does one so large
+    that the central difference's truncation error, about eps^2/6 of the gradient where the loss's
+    derivatives are of order one, exceeds the tolerance (atol, rtol)."""
     eps = _checks.number(f"{fn}: eps", eps, low=0, low_open=True)
     _checks.number(f"{fn}: atol", atol, low=0)
     _checks.number(f"{fn}: rtol", rtol, low=0)
@@ -134,6 +142,11 @@ def _check_args(fn, eps, atol, rtol, max_samples, seed, dtype, raise_on_fail) ->
                       f"wrong; use eps near {np.cbrt(np.finfo(name).eps):.0e}"
                       + (" with atol and rtol near 1e-2, or dtype='float64'" if name == "float32" else ""),
                       GpubpWarning, stacklevel=3)
+    if eps ** 2 / 6 > max(atol, rtol):
+        warnings.warn(f"{fn}: eps={eps:g} is so large that central differences are off by about eps^2/6 = "
+                      f"{eps ** 2 / 6:.2g} of the gradient (times the loss's third derivative), beyond atol={atol:g} "
+                      f"and rtol={rtol:g}, so a correct backward can be reported wrong (or at a kink); use eps near "
+                      f"{np.cbrt(np.finfo(name).eps):.0e}", GpubpWarning, stacklevel=3)
     return _checks.flag(f"{fn}: raise_on_fail", raise_on_fail)
 
 
@@ -162,16 +175,25 @@ def _copy(obj, backend, dtype):
     return twin.to(target), target
 
 
-def _inputs(fn, backend, origin, *arrays, names):
-    """Arrays on the checked device: floats as float64, integer labels unchanged; NaN/Inf refused."""
+def _labels(loss, T) -> bool:
+    """Whether targets ``T`` are class labels, kept integers (fit's rule): 1-d, of softmax_cross_entropy."""
+    return isinstance(get_loss(loss), SoftmaxCrossEntropy) and np.ndim(T) == 1
+
+
+def _inputs(fn, backend, origin, *arrays, names, labels=False):
+    """Arrays on the checked device, as fit takes them: numbers (integers too) as the checked float
+    dtype, the last array's integer class labels (``labels``) unchanged; NaN/Inf refused."""
     out = []
-    for name, a in zip(names, arrays):
+    for k, (name, a) in enumerate(zip(names, arrays)):
         if is_cupy_array(a) and not origin.is_own(a):
             raise DeviceError(f"{fn}: an input is on cuda:{a.device.id} but the model is on {origin.device}")
         if isinstance(a, np.ndarray) and origin.name == "cupy":
             raise DeviceError(f"{fn}: a NumPy input for a CuPy model; move it with model.backend.asarray(x)")
+        keep = labels and k == len(arrays) - 1
         try:
             a = backend.asarray(a)
+            if a.dtype.kind in "iub" and not keep:  # uint8 pixels, integer targets: fit takes them as floats
+                a = backend.asarray(a, backend.dtype)
         except GpubpError as exc:  # masked values, no numbers, not rectangular
             raise type(exc)(f"{fn}: the input {name}: {exc}") from None
         if a.size == 0:
