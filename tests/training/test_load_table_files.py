@@ -1,4 +1,4 @@
-"""load_table on files as other programs write them, round seven: each input here was once
+"""load_table on files as other programs write them: each input here was once
 read wrongly, or refused naming the wrong line or the wrong cause."""
 import gzip
 import re

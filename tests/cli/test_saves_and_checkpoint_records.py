@@ -1,4 +1,4 @@
-"""Round eight of the CLI's reliability: what a user's shell found. A --save that its writer would
+"""What a user's shell found of --save and of checkpoint records. A --save that its writer would
 refuse (read-only, a pipe) is refused before training, not after it; a checkpoint whose records
 (training state, run, data) were edited by hand or damaged is one line naming the file and the
 record, before any data is read, never a traceback or a silent wrong answer; two runs writing one
@@ -24,7 +24,7 @@ FIT = importlib.import_module("gpubp.train.fit")  # the module (gpubp.train.fit 
 def saved(tmp_path_factory):
     """Checkpoints written by gpubp train: xor (built-in), and a classifier and a regression of an
     own CSV; and that CSV."""
-    d = tmp_path_factory.mktemp("round8")
+    d = tmp_path_factory.mktemp("saves")
     X = np.random.default_rng(0).normal(size=(16, 2)).round(3)
     rows = "\n".join(f"{a},{b},{int(a + b > 0)}" for a, b in X)
     (d / "data.csv").write_text("a,b,y\n" + rows + "\n")

@@ -1,4 +1,4 @@
-"""Round eight on the step plan, the observers and the epoch log: a stale plan's repr shows the
+"""The step plan, the observers and the epoch log: a stale plan's repr shows the
 layers it was made for and says it is stale; an observer that cannot take what a model tells it,
 or one added to ``model.observers`` later, is refused where it is given (it was a TypeError at the
 first layer of a step, or silently ignored); EpochLog given a History made by hand (NumPy numbers,

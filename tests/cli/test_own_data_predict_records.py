@@ -1,4 +1,5 @@
-"""Your own files from the command line, round seven: inputs that once stopped a command on
+"""Your own files from the command line: predict reads no labels, and a checkpoint's data record
+must describe its model; inputs that once stopped a command on
 something it does not read, or named the wrong place in the file."""
 import csv
 import re
@@ -15,7 +16,7 @@ from helpers import run_cli as run
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A classifier of 'cat'/'dog' from two columns a, b, trained one epoch; its folder."""
-    d = tmp_path_factory.mktemp("round7")
+    d = tmp_path_factory.mktemp("records")
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 2))
     rows = [f"{a},{b},{'cat' if a > 0 else 'dog'}" for a, b in X]

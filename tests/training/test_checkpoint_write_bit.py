@@ -1,4 +1,4 @@
-"""Round eight of the checkpoints' reliability: a file without a write permission bit is kept
+"""Checkpoints kept: a file without a write permission bit is kept
 from every writer, root included (as every output gpubp writes); the training state a
 checkpoint keeps is read by one checker, for fit and the command alike."""
 import os

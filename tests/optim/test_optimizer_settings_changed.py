@@ -1,4 +1,4 @@
-"""Round eight on the optimizers and schedules: a hyperparameter that changes the slots a rule
+"""The optimizers and schedules as a user changes them: a hyperparameter that changes the slots a rule
 keeps (SGD's momentum, RMSprop's centered and momentum, Adam's amsgrad) set between steps is the
 one the next step uses, as its docstring says (it was taken, then every step refused, naming a way
 out that threw the moments away); a Cosine schedule's settings set later keep min_lr <= lr; a
