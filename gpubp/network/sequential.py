@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import warnings
 
+import numpy as np
+
 from .. import _checks
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
@@ -208,8 +210,11 @@ class Sequential(ModelState):
         return self.flatten_() if current is not None and (moving or current != new) else self
 
     def config(self) -> list:
-        """Architecture as a list of layer configs (see ``from_config``)."""
-        return [layer.config() for layer in self.layers]
+        """Architecture as a list of layer configs (see ``from_config``), each as a checkpoint stores it and
+        reads it back (JSON: tuples as lists, NumPy scalars as numbers), so that a saved architecture equals
+        the model's when a resume compares them; a layer's ``config()`` that JSON cannot hold is refused
+        here, naming the layer, before anything is written (``_plain``)."""
+        return [_config_of(i, layer) for i, layer in enumerate(self.layers)]
 
     @classmethod
     def from_config(cls, config, backend=None, dtype=None, seed=0):
@@ -218,6 +223,12 @@ class Sequential(ModelState):
             raise InvalidValueError(f"from_config takes a list of layer configs (what config() gives), "
                                     f"got a {type(config).__name__}")
         backend = get_backend(backend, dtype)
+        for i, c in enumerate(config):
+            name = c.get("type") if isinstance(c, dict) else None
+            if isinstance(name, str) and name not in LAYERS:
+                raise InvalidValueError(f"layer {i}: unknown layer type {name!r} in config; known: {sorted(LAYERS)}. "
+                                        f"A layer class of your own is not rebuilt from its name: build the model "
+                                        f"in code and read a checkpoint into it with checkpoint.load_into(path, model)")
         return cls([layer_from_config(c, backend) for c in config], backend=backend, seed=seed)
 
     def predict(self, X):
@@ -250,6 +261,40 @@ def _layers(layers) -> list:
                                     f"a layer can appear once (create a second one)")
     _check_widths(layers)
     return layers
+
+
+def _config_of(i, layer) -> dict:
+    """Layer ``i``'s ``config()`` as JSON gives it back, refused naming the layer unless it is a dict
+    naming its type under "type" whose values JSON holds."""
+    config = layer.config()
+    where = f"Sequential.config: layer {i} {layer!r}.config()"
+    if not isinstance(config, dict) or not isinstance(config.get("type"), str):
+        raise InvalidValueError(f"{where} must return a dict naming the layer's type, like "
+                                f"{{'type': '{type(layer).__name__}', ...}}, got {config!r:.80}")
+    return _plain(config, where)
+
+
+def _plain(x, where):
+    """``x`` as JSON stores it and reads it back; what it cannot hold, or not as itself, refused: a
+    non-string key (read back as a string), NaN (read back, it equals nothing, so a resume would find
+    "a different architecture"), any other object."""
+    if isinstance(x, dict):
+        for key in x:
+            if not isinstance(key, str):
+                raise InvalidValueError(f"{where}: the key {key!r} is a {type(key).__name__}, which a checkpoint "
+                                        f"reads back as a string; use string keys")
+        return {k: _plain(v, where) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v, where) for v in x]
+    if isinstance(x, np.generic):  # an np.int64 from a shape, an np.float64 from arithmetic
+        x = x.item()
+    if isinstance(x, float) and x != x:
+        raise InvalidValueError(f"{where} holds NaN, which equals nothing, itself included: a resume from a "
+                                f"checkpoint of this model would find a different architecture; give a number or None")
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    raise InvalidValueError(f"{where} holds a {type(x).__name__} ({x!r:.40}), which a checkpoint cannot store "
+                            f"(JSON); give numbers, strings, None, lists and dicts")
 
 
 def _gpubp_layer(layer) -> bool:
