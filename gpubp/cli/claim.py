@@ -1,10 +1,13 @@
 """One ``--log``, one run: an epoch log that another run writes meanwhile is left to it
 (``LogClaim``), where the two runs' lines were mixed in one file, a run's first line replacing the
-other's. (One ``--save``, one run: ``gpubp.checkpoint.claim``, which fit uses too.)"""
+other's; the check and the line are made under the file's lock (``checkpoint.atomic.locked``), so
+two runs writing at the same instant are told apart too. (One ``--save``, one run:
+``gpubp.checkpoint.claim``, which fit uses too.)"""
 from __future__ import annotations
 
 import warnings
 
+from ..checkpoint.atomic import locked
 from ..checkpoint.claim import signature
 from ..errors import GpubpWarning
 
@@ -21,11 +24,12 @@ class LogClaim:
     def on_epoch_end(self, epoch, model, history):
         if self.left:
             return
-        if signature(self.log.path) != self.seen:
-            self.left = True
-            warnings.warn(f"--log {self.log.path}: another run wrote it while this one trained; it is left to that "
-                          f"run, and this run logs no more lines from epoch {epoch + 1} on (give each run its own "
-                          f"--log)", GpubpWarning)
-            return
-        self.log.on_epoch_end(epoch, model, history)
-        self.seen = signature(self.log.path)
+        with locked(self.log.path):
+            if signature(self.log.path) == self.seen:
+                self.log.on_epoch_end(epoch, model, history)
+                self.seen = signature(self.log.path)
+                return
+        self.left = True
+        warnings.warn(f"--log {self.log.path}: another run wrote it while this one trained; it is left to that "
+                      f"run, and this run logs no more lines from epoch {epoch + 1} on (give each run its own "
+                      f"--log)", GpubpWarning)

@@ -1,9 +1,11 @@
 """Runs of `gpubp train` that write one --save in the same instant: the check of --save and the write
 hold the path's lock, so each later run finds the earlier one's checkpoint there and its own model
-goes beside it, under a name of its own; a lock left by a run that was killed is taken over, said
-once; a --save in a folder that takes no new files is refused before training."""
+goes beside it, under a name of its own; runs writing one --log at once leave it whole to one of
+them; a lock left by a run that was killed is taken over, said once; a --save in a folder that
+takes no new files is refused before training."""
 import contextlib
 import io
+import json
 import multiprocessing
 import os
 import signal
@@ -16,6 +18,8 @@ from gpubp import checkpoint
 from gpubp.checkpoint import atomic
 from gpubp.checkpoint.claim import Claim
 from gpubp.cli import main
+from gpubp.cli.claim import LogClaim
+from gpubp.history import EpochLog
 from helpers import run_cli as run
 
 FORK = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
@@ -66,6 +70,45 @@ def test_runs_that_save_in_one_instant_keep_every_model(tmp_path):
             err = (folder / f"err{at[name]}").read_text()
             assert f"--save: another run wrote {save} while this one trained" in err
             assert f"is saved instead at {folder / name}" in err
+
+
+def log_at_once(log, seed, barrier, err):
+    """In a forked process: ``gpubp train --log log --seed seed`` for 3 epochs, each epoch's check of
+    --log started with the other run's (``barrier``) and its line written slowly."""
+    claimed, write = LogClaim.on_epoch_end, EpochLog._write
+
+    def together(self, *args):
+        barrier.wait(timeout=60)
+        return claimed(self, *args)
+
+    def slow_write(self, *args):
+        time.sleep(0.05)
+        return write(self, *args)
+    LogClaim.on_epoch_end, EpochLog._write = together, slow_write
+    with open(err, "w") as f, contextlib.redirect_stderr(f), contextlib.redirect_stdout(io.StringIO()):
+        code = main([*TRAIN, "--epochs", "3", "--seed", str(seed), "--log", log])
+    os._exit(code)
+
+
+def test_runs_that_log_in_one_instant_leave_the_log_whole_to_one(tmp_path):
+    """Was: both runs found --log as they had left it and wrote: the second's first line replaced
+    the first's, or their lines were mixed."""
+    for round_ in range(4):
+        folder = tmp_path / f"round{round_}"
+        folder.mkdir()
+        log, barrier = folder / "log.jsonl", FORK.Barrier(2)
+        runs = [FORK.Process(target=log_at_once, args=(str(log), s, barrier, str(folder / f"err{s}"))) for s in (1, 2)]
+        for p in runs:
+            p.start()
+        for p in runs:
+            p.join(120)
+        assert [p.exitcode for p in runs] == [0, 0]
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [line["epoch"] for line in lines] == [1, 2, 3]
+        errs = [(folder / f"err{s}").read_text() for s in (1, 2)]
+        left = [e for e in errs if "another run wrote it while this one trained" in e]
+        assert len(left) == 1 and "logs no more lines from epoch 1 on" in left[0], errs
+        assert sorted(os.listdir(folder)) == ["err1", "err2", "log.jsonl"]  # no lock or temp file left
 
 
 def hold_then_die(path, held):
