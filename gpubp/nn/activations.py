@@ -24,6 +24,11 @@ class Activation(Layer, abstract=True):
         super().__init__(backend)
         self.X = self.Y = None
 
+    @property
+    def backward_reads(self):
+        """The saved one of X and Y: delta = dY * f'(.) reads no other."""
+        return (self.saves,)
+
     def _extra(self):
         """The kernels' scalar arguments after the arrays (LeakyReLU's slope), read at each launch."""
         return ()
@@ -130,6 +135,7 @@ class Identity(Layer):
     """Y = X; dX = dY (both passed through: ``out`` is accepted and left unused)."""
 
     capturable = True
+    backward_reads = ()  # dX = dY; X only for its shape
     X = None  # the last input, for its shape: dY must have it
 
     def output_shape(self, shape):

@@ -40,6 +40,7 @@ class Layer:
     training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
     _buffers_kept = types.MappingProxyType({})  # none, unless a layer keeps some (keep_buffers)
     _own_reset_running = False  # a subclass's own reset_parameters runs under drawn_arrays
+    backward_reads = ("X", "Y")  # what backward reads of its input and output (``reads_in_backward``)
 
     def __init_subclass__(cls, abstract=False, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -82,12 +83,21 @@ class Layer:
             return functools.partial(forward, X, out=Y), functools.partial(self._unchecked("backward_params"), dY)
         return functools.partial(forward, X, out=Y), functools.partial(self._unchecked("backward"), dY, out=dX)
 
+    def reads_in_backward(self) -> tuple:
+        """What this layer's backward reads of its input ("X") and of its output ("Y"): a step plan writes
+        deltas over the others once the forward is done (gpubp/plan/layout.py). The ``backward_reads``
+        of the class that says it, which holds for gpubp's own classes below it too; where a user's class
+        below it defines methods of its own (a backward of its own, maybe), both."""
+        mro = type(self).__mro__
+        for cls in mro[:mro.index(_owner(type(self), "backward_reads"))]:
+            if cls.__module__.split(".")[0] != "gpubp" and _defines_methods(cls):
+                return ("X", "Y")
+        return tuple(self.backward_reads)
+
     def _unchecked(self, name):
         """The core ``_<name>`` of the checked method ``name`` when the class defining the core
         derives from the one defining ``name`` (a subclass that overrides only ``name`` keeps it)."""
-        def owner(attr):
-            return next((c for c in type(self).__mro__ if attr in vars(c)), None)
-        checked, core = owner(name), owner("_" + name)
+        checked, core = _owner(type(self), name), _owner(type(self), "_" + name)
         return getattr(self, "_" + name) if core is not None and issubclass(core, checked) else getattr(self, name)
 
     @property
@@ -382,6 +392,16 @@ class Layer:
         shape would be broadcast or cut, into another dtype rounded or truncated."""
         check_out(self.backend, out, shape, f"{type(self).__name__}.{what} out",
                   "output" if what == "forward" else "input gradient dX")
+
+
+def _owner(cls, name):
+    """The class of ``cls``'s MRO that defines ``name``, or None."""
+    return next((c for c in cls.__mro__ if name in vars(c)), None)
+
+
+def _defines_methods(cls) -> bool:
+    """Whether ``cls`` itself defines a method or property (dunder methods aside)."""
+    return any(not k.startswith("__") and (callable(v) or isinstance(v, property)) for k, v in vars(cls).items())
 
 
 def _defines_own(cls, name) -> bool:

@@ -19,6 +19,7 @@ class Dense(Layer):
     """Affine layer Y = X W + b with W of shape (n_in, n_out) (no b with ``bias=False``)."""
 
     capturable = True  # its products go through backend.matmul, gpubp's GEMM in a capture
+    backward_reads = ("X",)  # dW = X^T delta; Y is not read
 
     n_in, n_out, init, bias = (_checks.Fixed() for _ in range(4))  # the configuration: set once
 

@@ -11,10 +11,12 @@ step (the parameters, their gradients and the optimizer's slots persist already)
     plan = StepPlan(model, "mse", opt, (64, 784))
     value = plan.step(X_batch, y_batch)   # zero_grad, forward, loss, backward, update
 
-Deltas alternate between two pools (a layer reads dY from one and writes dX into the
-other), so a plan holds no more deltas than an eager step does at a time. The layers' outputs
-and the two pools are views of one buffer, the arena, whose contents are spent once the
-backward pass is over: ``update`` lends it to the optimizer's NumPy kernels as their scratch. The model's
+dL/dY, the loss's work and each layer's dX lie in a layer output that nothing reads any more by
+the time they are written (a Dense output under a sigmoid, say: the sigmoid's backward reads its
+own output), in a pool only where none is free (``layout.place``): after a planned ``run`` those
+outputs hold deltas (the model's output is kept). The layers' outputs and the pools are views of
+one buffer, the arena, whose contents are spent once the backward pass is over: ``update`` lends
+it to the optimizer's NumPy kernels as their scratch (it is made at least as large as that). The model's
 observers (``model.observers``, ``gpubp.network.observing`` blocks, anomaly mode) are
 told after each layer exactly as ``Sequential.forward/backward`` tell them; since the
 plan reuses its buffers, an observer must copy what it keeps beyond its call (the
@@ -48,11 +50,13 @@ import numpy as np
 
 from .. import _checks
 from .._checks import takes_out
+from ..backend._blocks import BLOCK
 from ..backend.kernels.scratch import ScratchIn
 from ..errors import DeviceError, DTypeError, InvalidValueError, ShapeError, StateError
 from ..losses import Loss, get_loss
 from ..network import Sequential, observers_of, tell
 from ..optim import get_optimizer
+from . import layout
 from .graph import GraphedStep
 
 
@@ -99,11 +103,15 @@ class StepPlan:
         with backend.activate():
             self.X = backend.zeros(batch_shape)
             with model.mode(True), _buffers_kept(model):  # a training step's buffers; no state moves
-                inputs, self.outputs = self._dry_forward()
+                shapes, Y = self._dry_shapes()
+                self.y = backend.zeros(tuple(target_shape or Y.shape), target_dtype or backend.dtype)
+                space = self.loss.workspace(Y, self.y)
+                placed = self._layout = self._place(shapes, space)
+                inputs, self.outputs = self._dry_forward(shapes, placed.pools)
             Y = self.outputs[-1] if self.outputs[-1] is not None else inputs[-1]
-            self.y = backend.zeros(tuple(target_shape or Y.shape), target_dtype or backend.dtype)
-            self.work = self._loss_work(self.loss.workspace(Y, self.y))
-            self.dout, self.deltas = self._delta_buffers(inputs, Y)
+            self.work = self._loss_work(space, placed.work)
+            self.dout = self._region(placed.dout, Y.shape)
+            self.deltas = [None if at is None else self._region(at, X.shape) for at, X in zip(placed.dx, inputs)]
             self._bind(inputs)
             # the loss once by its checked methods (shapes, dtypes), then bound for every step
             Loss.bind(self.loss, Y, self.y, self.dout, self.work)()
@@ -128,20 +136,38 @@ class StepPlan:
             dY = dY if passes else dX
         self._forward, self._backward = fwd[::-1], bwd
 
-    def _dry_forward(self):
-        """Run each layer once on zeros (checking shapes and dtypes once), then once more into a
-        buffer of the plan (so what it saves for backward is the plan's, not a stray array);
-        returns each layer's input and its output buffer (None where a layer passes its input on)."""
-        shapes, deltas, X = [], [], self.X
-        for i, layer in enumerate(self.model.layers):
+    def _dry_shapes(self):
+        """Run each layer once on zeros, checking shapes and dtypes once: per layer the (shape, dtype)
+        of its output (None where it passes its input on), and the model's output."""
+        shapes, X = [], self.X
+        for layer in self.model.layers:
             Y = layer.forward(X)
             shapes.append(None if Y is X else (Y.shape, Y.dtype))
-            if _writes_dx(i, layer, passes=Y is X):
-                deltas.append(X.size)
             X = Y
+        return shapes, X
+
+    def _place(self, shapes, space):
+        """Where dL/dY, the loss's work and each layer's dX lie (``layout.place``): in outputs of the
+        arena that nothing reads any more by then, in pools where none is free."""
+        sizes, sources, reads, dx, source, size_in = [], [], [], [], None, math.prod(self.X.shape)
+        for i, (layer, shape) in enumerate(zip(self.model.layers, shapes)):
+            passes = shape is None
+            own = not passes and shape[1] == self.backend.dtype  # an output of the arena
+            sources.append(source)
+            sizes.append(math.prod(shape[0]) if own else None)
+            reads.append(layer.reads_in_backward())
+            dx.append(size_in if _writes_dx(i, layer, passes) else None)
+            if not passes:
+                source, size_in = (i if own else None), math.prod(shape[0])
+        work = sum(math.prod(shape) for name, (shape, dtype) in space.items() if self._in_arena(name, dtype))
+        return layout.place(sizes, [s is None for s in shapes], sources, reads, dx, size_in, work)
+
+    def _dry_forward(self, shapes, pools):
+        """Run each layer once more, into a buffer of the plan (so what it saves for backward is the
+        plan's, not a stray array); returns each layer's input and its output buffer (None where a
+        layer passes its input on)."""
         own = [s for s in shapes if s is not None and s[1] == self.backend.dtype]
-        largest = max(deltas + [X.size])  # dL/dY of the loss too
-        carved = iter(self._carve([shape for shape, _ in own] + [(largest,)] * 2))
+        carved = iter(self._carve([shape for shape, _ in own] + [(size,) for size in pools]))
         inputs, outputs, X, self._apart = [], [], self.X, []
         for layer, shape in zip(self.model.layers, shapes):
             inputs.append(X)
@@ -153,7 +179,7 @@ class StepPlan:
                     self._apart.append(out)
                 X = layer.forward(X, out=out)
             outputs.append(None if shape is None else X)
-        self._pools = list(carved)  # the deltas' two pools, each as large as the largest delta
+        self._pools = list(carved)  # for what no dead output can hold (layout.place)
         return inputs, outputs
 
     def _carve(self, shapes):
@@ -166,40 +192,51 @@ class StepPlan:
             at = -(-at // line) * line + line
             starts.append(at)
             at += math.prod(shape)
-        self.arena = self.backend.zeros(at)
+        self.arena = self.backend.zeros(max(at, self._update_room()))
         self._scratch = ScratchIn(self.arena)
         return [self.arena[at:at + math.prod(shape)].reshape(shape) for shape, at in zip(shapes, starts)]
 
-    def _loss_work(self, space):
-        """The loss's work arrays: in the second delta pool, unused until the layers' backward pass
-        begins, when the loss is done with them (but its ``value``, returned after that pass, and what
-        does not fit or has another dtype: arrays of their own)."""
-        work, free = {}, self._pools[1]
+    def _update_room(self) -> int:
+        """Elements of scratch the update's NumPy kernel takes per array (``update``): one pass over the
+        parameters (a flat model's one buffer: one kernel), or one block of them where the kernel runs in
+        blocks (``NumpyBackend.run``); none on a GPU. The arena holds at least that much."""
+        if self.backend.name != "numpy":
+            return 0
+        n = sum(p.size for p in self.model.parameters().values())
+        return n if n < 2 * BLOCK else BLOCK
+
+    def _region(self, region, shape):
+        """A view of ``shape`` at the start of ``region`` (``layout.Layout``)."""
+        return self._flat(region)[:math.prod(shape)].reshape(shape)
+
+    def _flat(self, region):
+        """``region`` (``layout.Layout``) as a flat view: a pool, or a layer's output buffer."""
+        kind, k = region
+        return self._pools[k] if kind == "pool" else self.outputs[k].reshape(-1)
+
+    def _in_arena(self, name, dtype) -> bool:
+        """Whether the loss's work array ``name`` lies in the arena: not its ``value``, returned after the
+        backward pass, nor an array of another dtype."""
+        return name != "value" and dtype == self.backend.dtype
+
+    def _loss_work(self, space, region):
+        """The loss's work arrays, one after the other in ``region``, dead from the loss until the
+        backward pass (but its value and arrays of another dtype: arrays of their own)."""
+        work, free = {}, None if region is None else self._flat(region)
         for name, (shape, dtype) in space.items():
-            n = math.prod(shape)
-            if name != "value" and dtype == free.dtype and n <= free.size:
+            if self._in_arena(name, dtype):
+                n = math.prod(shape)
                 work[name], free = free[:n].reshape(shape), free[n:]
             else:
                 work[name] = self.backend.zeros(shape, dtype)
                 self._apart.append(work[name])
         return work
 
-    def _delta_buffers(self, inputs, Y):
-        """dL/dY of the loss and each layer's dX as views of the two alternating pools."""
-        layers, dout, current, deltas = self.model.layers, self._pools[0][:Y.size].reshape(Y.shape), 0, []
-        for i in range(len(layers) - 1, -1, -1):
-            if not _writes_dx(i, layers[i], passes=self.outputs[i] is None):
-                deltas.append(None)
-                continue
-            current ^= 1
-            deltas.append(self._pools[current][:inputs[i].size].reshape(inputs[i].shape))
-        return dout, deltas[::-1]
-
     def __repr__(self):
         rows = [("input X", self.X), ("targets y", self.y)]
         rows += [(f"layer {i} {layer!r} output", out) for i, (layer, out) in
                  enumerate(zip(self._layers, self.outputs)) if out is not None]  # the layers it was made for
-        rows += [(f"deltas (pool {k} of 2)", pool) for k, pool in enumerate(self._pools)]
+        rows += [(f"deltas, loss work (pool {k} of {len(self._pools)})", pool) for k, pool in enumerate(self._pools)]
         rows += [(f"loss {type(self.loss).__name__} {name}", a) for name, a in self.work.items()]
         lines = [f"StepPlan({type(self.loss).__name__}, {type(self.optimizer).__name__}, batch "
                  f"{tuple(self.X.shape)} on {self.backend.device} {self.backend.dtype}: "
@@ -207,8 +244,10 @@ class StepPlan:
                  f"{_kib(self.persistent_bytes)} of parameters, gradients and optimizer state)"]
         lines += [f"  {name:42} {str(tuple(a.shape)):>14} {a.dtype.name:>8} {_kib(a.nbytes):>12}"
                   for name, a in rows]
-        lines.append(f"  (layer outputs, deltas and the loss's work but its value lie in one arena of "
-                     f"{_kib(self.arena.nbytes)}, the update's scratch once the backward pass is over)")
+        deltas = [at for at in (self._layout.dout, *self._layout.dx) if at is not None]
+        lines.append(f"  (layer outputs and pools lie in one arena of {_kib(self.arena.nbytes)}, the update's "
+                     f"scratch once the backward pass is over; {sum(at[0] == 'output' for at in deltas)} of the "
+                     f"{len(deltas)} deltas, dL/dY included, lie in layer outputs that nothing reads by then)")
         problem = self.stale()
         if problem:  # its steps are refused: said where it is shown
             lines.append(f"  stale: {problem} since the plan was made; make a new plan")

@@ -123,7 +123,7 @@ def test_plan_step_repr_and_buffers():
     text = repr(plan)
     assert text.startswith("StepPlan(MSE, SGD, batch (16, 6) on cpu float32")
     for row in ("input X", "targets y", "layer 0 Dense(6, 8) output", "layer 1 Sigmoid() output",
-                "deltas (pool 0 of 2)", "loss MSE diff"):
+                "loss MSE diff"):
         assert row in text
     assert f"{plan.nbytes / 1024:.1f} KiB allocated once" in text
     X, y = (model.backend.asarray(a[:16]) for a in data("mse"))
