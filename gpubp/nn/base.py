@@ -23,7 +23,9 @@ class Layer:
 
     A layer with parameters draws them on first use (``params``), from the RNG its
     model hands it (``Sequential(..., seed=)``) or else from its own ``seed``: each
-    array is drawn once on the host and uploaded once, whatever the model does first.
+    array is drawn once on the host and uploaded once, whatever the model does first. A
+    layer of one's own with parameters says them (``parameter_shapes``) and draws them
+    (``drawn_parameters``); what it draws is checked there, naming the layer and parameter.
     Every concrete layer class of gpubp (``abstract=False``) lands in ``LAYERS``, so
     ``layer_from_config`` rebuilds it; a user's own subclass is left out (its
     ``config()`` need not name its constructor's arguments).
@@ -40,6 +42,7 @@ class Layer:
     training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
     _buffers_kept = types.MappingProxyType({})  # none, unless a layer keeps some (keep_buffers)
     _own_reset_running = False  # a subclass's own reset_parameters runs under drawn_arrays
+    seed = None  # the seed of its own first draw when no model hands it an RNG (a user's layer need not set one)
     backward_reads = ("X", "Y")  # what backward reads of its input and output (``reads_in_backward``)
 
     def __init_subclass__(cls, abstract=False, **kwargs):
@@ -49,7 +52,10 @@ class Layer:
 
     def __init__(self, backend=None):
         self.backend = get_backend(backend)
-        self._params: dict | None = {}  # None: not drawn yet (see params)
+        # None: not drawn yet (see params); a class that states or draws parameters (a user's too, which
+        # overrides parameter_shapes and drawn_parameters only) has them drawn on first use
+        stated = _defines_own(type(self), "parameter_shapes") or _defines_own(type(self), "drawn_parameters")
+        self._params: dict | None = None if stated else {}
         self._grads: dict = {}
         self._grads_zero = True   # the next backward overwrites grads instead of adding
         self._grads_stale = False  # grads hold values from before zero_grad (read as zeros)
@@ -155,12 +161,35 @@ class Layer:
         the reset raises; what it set travels under "reset"."""
         if _defines_own(type(self), "reset_parameters") and not self._own_reset_running:
             return self._reset_undone(rng)
-        params = self.drawn_parameters(rng, prefix) or None
+        params = self._checked_draw(self.drawn_parameters(rng, prefix), prefix)
+        params = params or (None if self._params is not None else {})  # {}: drawn, none (stated none)
         grads = None
         if params is not None:
             with self.backend.activate():
                 grads = {k: self.backend.zeros(p.shape) for k, p in params.items()}
         return {"parameter": params, "gradient": grads, "buffer": {}}
+
+    def _checked_draw(self, drawn, prefix) -> dict:
+        """What ``drawn_parameters`` returned, refused naming the layer and parameter unless it is a dict of
+        the names ``parameter_shapes`` states (when it states any), each finite numbers of the stated shape;
+        an array on the host or of another dtype (a user's layer drawing with NumPy) is taken into this
+        layer's dtype on its device, as a callable initialiser's is."""
+        if not isinstance(drawn, dict):
+            raise InvalidValueError(f"{self!r}.drawn_parameters must return a dict {{name: array}}, got "
+                                    f"{type(drawn).__name__} {drawn!r:.60}")
+        shapes = self.parameter_shapes()
+        if shapes and set(drawn) != set(shapes):
+            raise ShapeError(f"{self!r}.drawn_parameters drew {sorted(drawn)}, but parameter_shapes says "
+                             f"{sorted(shapes)}; draw each of them (override drawn_parameters(rng, prefix))")
+        checked = {}
+        for name, a in drawn.items():
+            what = f"{self!r} parameter {prefix}{name}"
+            if not (self.backend.is_own(a) and a.dtype == self.backend.dtype):
+                a = values(self.backend, a, what)
+            if name in shapes and tuple(a.shape) != tuple(shapes[name]):
+                raise ShapeError(f"{what} has shape {tuple(a.shape)}, parameter_shapes says {tuple(shapes[name])}")
+            checked[name] = self.backend.check_finite(a, what)
+        return checked
 
     def _reset_undone(self, rng) -> dict:
         """``drawn_arrays`` of a layer with its own ``reset_parameters``: run it, keep what it set
