@@ -11,7 +11,8 @@ import numpy as np
 from .. import _checks
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
-from ..nn import ACTIVATIONS, LAYERS, Activation, Dense, Identity, Layer, layer_from_config
+from ..nn import ACTIVATIONS, LAYERS, Dense, Layer, layer_from_config
+from ..nn.base import defining_class
 from ..nn.arrays import values
 from .observers import observer_list, observers_of, tell
 from .state import ModelState, refuse_shared_memory
@@ -240,8 +241,8 @@ class Sequential(ModelState):
 
 
 def _layers(layers) -> list:
-    """``layers`` as a list of Layer objects whose Dense widths chain (checked here, with the
-    layer index, rather than at the first forward)."""
+    """``layers`` as a list of Layer objects whose forms chain (``_check_forms``: checked here, with
+    the layer index, rather than at the first forward)."""
     if isinstance(layers, Layer):
         raise InvalidValueError(f"Sequential takes a list of layers, got one layer ({layers!r}); "
                                 f"write Sequential([{layers!r}])")
@@ -259,7 +260,7 @@ def _layers(layers) -> list:
         if same:  # its backward would read the input saved by its later use, and it would be updated twice
             raise InvalidValueError(f"Sequential: item {i} {layer!r} is the same layer object as item {same[0]}; "
                                     f"a layer can appear once (create a second one)")
-    _check_widths(layers)
+    _check_forms(layers)
     return layers
 
 
@@ -339,18 +340,35 @@ def _named(layer, index) -> str:
     return repr(layer) if index is None else f"layer {index} {layer!r}"
 
 
-def _check_widths(layers) -> None:
-    """Refuse a Dense whose n_in is not the n_out of the Dense before it (through activations)."""
-    width = None  # (index, layer) that fixes the width flowing into the next layer, if known
+def _check_forms(layers) -> None:
+    """Refuse, naming both layers, a layer that cannot take what the layer before it gives, as far as the
+    layers tell before any data (``Layer.output_form``: a Dense after images, widths or channels that
+    do not chain); a user's class that says its own ``output_shape`` is taken as unknown."""
+    form, source = (None, None), None  # (axes, axis 1) flowing on, and the layer that fixed it
     for i, layer in enumerate(layers):
-        if isinstance(layer, Dense):
-            if width is not None and width[1].n_out != layer.n_in:
-                j, before = width
-                raise ShapeError(f"Sequential: layer {i} {layer!r} expects inputs of width {layer.n_in}, but "
-                                 f"layer {j} {before!r} outputs width {before.n_out}")
-            width = (i, layer)
-        elif not isinstance(layer, (Activation, Identity)):
-            width = None  # a layer of unknown shape change
+        stated = defining_class(type(layer), "output_form")
+        if not issubclass(stated, defining_class(type(layer), "output_shape")):
+            form = (None, None)  # its own output_shape below gpubp's output_form: its form unknown
+            continue
+        try:
+            after = tuple(layer.output_form(form))
+        except ShapeError as exc:
+            j, before = source
+            raise ShapeError(f"Sequential: layer {i} {layer!r} {exc}, but layer {j} {before!r} outputs "
+                             f"{_described(form)}") from None
+        if after != form:
+            source = (i, layer)
+        form = after
+
+
+def _described(form) -> str:
+    """A form (``Layer.output_form``) in words: 'width 8', 'images (N, 4, H, W)'."""
+    ndim, size = form
+    if ndim == 2:
+        return "rows (N, features)" if size is None else f"width {size}"
+    if ndim == 4:
+        return f"images (N, {'C' if size is None else size}, H, W)"
+    return f"{ndim}-d arrays" if ndim is not None else f"axis 1 of size {size}"
 
 
 def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0) -> Sequential:

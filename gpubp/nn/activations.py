@@ -39,6 +39,9 @@ class Activation(Layer, abstract=True):
         except FAILURES as exc:
             raise shape_error(self, shape, exc) from None
 
+    def output_form(self, form):
+        return tuple(form)
+
     def derivative_terms(self):
         """Elementwise size of the terms f' is computed from, the scale of its rounding (the parity
         tolerance reads it), or None where f' is exact given the saved input (the ReLU family)."""
@@ -143,6 +146,9 @@ class Identity(Layer):
             return tuple(shape)
         except FAILURES as exc:
             raise shape_error(self, shape, exc) from None
+
+    def output_form(self, form):
+        return tuple(form)
 
     def forward(self, X, out=None):
         self.backend.check_array(X, "Identity input")

@@ -68,6 +68,13 @@ class Layer:
         cannot take them, or None when the layer cannot tell before it runs (a user's layer)."""
         return None
 
+    def output_form(self, form):
+        """``output_shape`` as far as it is known when a model is built, before any data: ``form`` is
+        (number of axes, size of axis 1) of the input, each None where unknown; returns the output's, or
+        raises a ShapeError saying what this layer expects ("expects ..."). (None, None) where it cannot
+        tell (a user's layer); ``Sequential`` checks its chain by it."""
+        return None, None
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
@@ -95,7 +102,7 @@ class Layer:
         of the class that says it, which holds for gpubp's own classes below it too; where a user's class
         below it defines methods of its own (a backward of its own, maybe), both."""
         mro = type(self).__mro__
-        for cls in mro[:mro.index(_owner(type(self), "backward_reads"))]:
+        for cls in mro[:mro.index(defining_class(type(self), "backward_reads"))]:
             if cls.__module__.split(".")[0] != "gpubp" and _defines_methods(cls):
                 return ("X", "Y")
         return tuple(self.backward_reads)
@@ -103,7 +110,7 @@ class Layer:
     def _unchecked(self, name):
         """The core ``_<name>`` of the checked method ``name`` when the class defining the core
         derives from the one defining ``name`` (a subclass that overrides only ``name`` keeps it)."""
-        checked, core = _owner(type(self), name), _owner(type(self), "_" + name)
+        checked, core = defining_class(type(self), name), defining_class(type(self), "_" + name)
         return getattr(self, "_" + name) if core is not None and issubclass(core, checked) else getattr(self, name)
 
     @property
@@ -423,8 +430,8 @@ class Layer:
                   "output" if what == "forward" else "input gradient dX")
 
 
-def _owner(cls, name):
-    """The class of ``cls``'s MRO that defines ``name``, or None."""
+def defining_class(cls, name):
+    """The class of ``cls``'s MRO that defines ``name``, or None (Layer defines every method)."""
     return next((c for c in cls.__mro__ if name in vars(c)), None)
 
 

@@ -110,6 +110,14 @@ class Conv2D(Layer):
         with self.backend.activate():
             return {"W": self.backend.asarray(W), **({"b": self.backend.zeros((self.out_channels,))} if self.bias else {})}
 
+    def output_form(self, form):
+        """(4, out_channels) for images of in_channels (``Layer.output_form``)."""
+        ndim, channels = form
+        if ndim not in (None, 4) or channels not in (None, self.in_channels):
+            raise ShapeError(f"expects images of {self.in_channels} channel{'s' * (self.in_channels != 1)} "
+                             f"(N, {self.in_channels}, H, W)")
+        return 4, self.out_channels
+
     def output_shape(self, shape):
         """(N, out_channels, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if they do not fit."""
         if isinstance(shape, (tuple, list)) and len(shape) in (2, 3):  # images short of an axis: said which

@@ -52,6 +52,16 @@ class Dense(Layer):
         with self.backend.activate():
             return {"W": self.backend.asarray(W), **({"b": self.backend.zeros((self.n_out,))} if self.bias else {})}
 
+    def output_form(self, form):
+        """(2, n_out) for rows of width n_in (``Layer.output_form``)."""
+        ndim, width = form
+        if ndim not in (None, 2):
+            raise ShapeError(f"expects rows (N, {self.n_in})" + (" (a Flatten() before it makes images rows)"
+                                                                  if ndim == 4 else ""))
+        if width not in (None, self.n_in):
+            raise ShapeError(f"expects inputs of width {self.n_in}")
+        return 2, self.n_out
+
     def output_shape(self, shape):
         """(N, n_out) for inputs of shape (N, n_in), else a ShapeError."""
         try:

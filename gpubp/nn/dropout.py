@@ -123,6 +123,9 @@ class Dropout(Layer):
         except FAILURES as exc:
             raise shape_error(self, shape, exc) from None
 
+    def output_form(self, form):
+        return tuple(form)
+
     def forward(self, X, out=None):
         """Y = X * mask (training; the mask of this step's key, then step + 1), Y = X (eval: X
         itself, or copied into ``out`` when given)."""

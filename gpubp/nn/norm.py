@@ -157,6 +157,13 @@ class BatchNorm(Layer):
         with self.backend.activate():
             return {"gamma": self.backend.xp.ones((C,), dtype=self.backend.dtype), "beta": self.backend.zeros((C,))}
 
+    def output_form(self, form):
+        """``form`` itself for (N, C) or (N, C, H, W) with C = num_features (``Layer.output_form``)."""
+        ndim, channels = form
+        if ndim not in (None, 2, 4) or channels not in (None, self.num_features):
+            raise ShapeError(f"expects inputs (N, {self.num_features}) or (N, {self.num_features}, H, W)")
+        return ndim, self.num_features
+
     def output_shape(self, shape):
         """``shape`` itself when it is (N, C) or (N, C, H, W) with C = num_features and, where batch
         statistics are used (training; eval too without running statistics), more than one value per

@@ -66,6 +66,12 @@ class _Pool2D(Layer, abstract=True):
         return {"type": type(self).__name__, "kernel_size": list(self.kernel_size), "stride": list(self.stride),
                 **options}
 
+    def output_form(self, form):
+        """Images stay images of as many channels (``Layer.output_form``)."""
+        if form[0] not in (None, 4):
+            raise ShapeError("expects images (N, C, H, W)")
+        return 4, form[1]
+
     def output_shape(self, shape):
         """(N, C, OH, OW) for inputs of ``shape``; a ShapeError naming the layer if no window fits."""
         OH, OW = output_size(self, shape, self.kernel_size, self.stride, self.padding, self.ceil_mode)
@@ -289,6 +295,12 @@ class GlobalAvgPool2D(Layer):
                                     f"it averages each channel to one value (PyTorch's AdaptiveAvgPool2d(1) "
                                     f"then flatten)")
         self.X = None
+
+    def output_form(self, form):
+        """Images of C channels give rows (N, C) (``Layer.output_form``)."""
+        if form[0] not in (None, 4):
+            raise ShapeError("expects images (N, C, H, W)")
+        return 2, form[1]
 
     def output_shape(self, shape):
         """(N, C) for inputs of ``shape`` (N, C, H, W) with H, W >= 1, else a ShapeError."""

@@ -25,6 +25,21 @@ class Flatten(Layer):
     def config(self):
         return {"type": "Flatten", "start_dim": self.start_dim, "end_dim": self.end_dim}
 
+    def output_form(self, form):
+        """The axes start_dim..end_dim merged into one: axis 1 unknown where it was among them
+        (``Layer.output_form``); with other dims than the default, unknown until the axes are."""
+        ndim, channels = form
+        if ndim is None:
+            return (2, None) if (self.start_dim, self.end_dim) == (1, -1) else (None, None)
+        if not (-ndim <= self.start_dim < ndim and -ndim <= self.end_dim < ndim):
+            return None, None  # output_shape names it at the first forward
+        start, end = self.start_dim % ndim, self.end_dim % ndim
+        if start > end:
+            return None, None
+        if start == end:
+            return ndim, channels
+        return ndim - (end - start), (None if start <= 1 <= end else channels)
+
     def output_shape(self, shape):
         """``shape`` with dims start_dim..end_dim merged; a ShapeError when the input has too few dims."""
         try:

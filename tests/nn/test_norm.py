@@ -272,8 +272,9 @@ def test_bad_inputs_name_the_layer():
         layer.backward(np.zeros((2, 3)))
     with pytest.raises(gpubp.StateError, match="BatchNorm.backward called before forward"):
         layer_for(gpubp.get_backend("cpu", "float64")).backward(np.zeros((2, 3)))
-    with pytest.raises(gpubp.ShapeError, match=r"BatchNorm\(8, .*\) expects inputs of shape \(N, 8\)"):
-        gpubp.Sequential([gpubp.Dense(4, 5), BatchNorm(8)], dtype="float64")(np.zeros((2, 4)))
+    with pytest.raises(gpubp.ShapeError, match=r"layer 1 BatchNorm\(8, .*\) expects inputs \(N, 8\) or "
+                                               r"\(N, 8, H, W\), but layer 0 Dense\(4, 5\) outputs width 5"):
+        gpubp.Sequential([gpubp.Dense(4, 5), BatchNorm(8)], dtype="float64")  # refused where it is built
 
 
 def test_model_with_batchnorm_gradients(device):
