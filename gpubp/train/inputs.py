@@ -77,12 +77,12 @@ def _probe(model, X, what, name):
     one (a layer normalising by the batch's statistics, BatchNorm without running statistics,
     refuses one sample); an input the model refuses is named as the user's array, with its whole
     shape (not as a layer's probe input)."""
-    _walk_shapes(model, X.shape, what, name)
-    try:
-        with _mode(model, False):  # a probe: no Dropout step, no BatchNorm statistics
+    with _mode(model, False):  # a probe: no Dropout step, no BatchNorm statistics; shapes as eval takes them
+        _walk_shapes(model, X.shape, what, name)
+        try:
             return model.forward(X[:2])[:1]
-    except (ShapeError, DTypeError) as exc:
-        raise type(exc)(f"{what}: {name} of shape {tuple(X.shape)} does not fit the model: {exc}") from None
+        except (ShapeError, DTypeError) as exc:
+            raise type(exc)(f"{what}: {name} of shape {tuple(X.shape)} does not fit the model: {exc}") from None
 
 
 def _walk_shapes(model, shape, what, name):
