@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 
 import numpy as np
 
@@ -49,10 +50,43 @@ def positive_float(text):
 
 def file_path(text):
     """argparse type: a path, not empty nor blank: ``--save "$OUT"`` with $OUT unset was taken for no
-    --save at all (``--data ""`` trained on the built-in digits, ``--out ""`` printed)."""
+    --save at all (``--data ""`` trained on the built-in digits, ``--out ""`` printed); nor holding a
+    part the shell expands (``unexpanded``). A leading ~ that names a folder there is that folder
+    (``./~``), as the shell left it: the library, which expands ~, would read another file."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected a file path, got {text!r} (an empty shell variable?)")
-    return text  # as given: a marked default stays marked
+    word = unexpanded(text)
+    if word:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {word} was not expanded (the path was quoted, or no shell ran: a config file, an exec-form "
+            f"CMD), and no file or folder is named so; {_shell_would(word, text)}")
+    return os.path.join(os.curdir, text) if os.path.expanduser(text) != text else text  # a marked default kept
+
+
+VARIABLE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[^}]*\})")  # what a shell expands in a word
+
+
+def unexpanded(text) -> str | None:
+    """The first $NAME, ${NAME} or leading ~ (``~user``) of the path ``text`` that a shell would have
+    expanded, in a part that names nothing on disk as written; None when there is none."""
+    seps = re.escape(os.sep + (os.altsep or ""))
+    for part in re.finditer(f"[^{seps}]+", text):
+        tilde = part.start() == 0 and os.path.expanduser(part.group()) != part.group()
+        word = part.group() if tilde else next((m.group() for m in VARIABLE.finditer(part.group())), None)
+        if word and not os.path.lexists(text[:part.end()]):
+            return word
+    return None
+
+
+def _shell_would(word, text) -> str:
+    """What a shell would have made of ``word`` here, and of the whole path ``text`` when it can."""
+    if word.startswith("~"):
+        now = f"{word} is {os.path.expanduser(word)} here"
+    else:
+        name = word.strip("${}")
+        now = f"${name} is {os.environ[name]} here" if name in os.environ else f"${name} is not set here"
+    expanded = os.path.expandvars(os.path.expanduser(text))
+    return now + ("" if VARIABLE.search(expanded) else f": did you mean {expanded}?")
 
 
 def output_file(text):
