@@ -25,6 +25,7 @@ from .evaluation import _evaluate, _metric_name
 from .inputs import (_callbacks, _check_comm, _checkpoint_extra, _checkpointing, _one_sample_batch,
                      _prepare, _validation, _warn_sigmoid_twice)
 from .interrupts import deferred
+from .pixels import warn_raw_pixels
 from .resume import _resume, data_fingerprint, held_at, save_training
 from .state import (_BestKeeper, _marks, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore,
                     _roll_back, _snapshot, _truncate)
@@ -142,6 +143,10 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         Xd, yd = _prepare(model, loss, X, y, "fit")
         _one_sample_batch(model, Xd, batch_size, 1 if comm is None else comm.size)
         val = _validation(model, loss, validation_data)
+        if comm is None or comm.is_root:  # one warning of a run, not one per rank
+            for name, images in (("X", Xd), ("validation_data X", val[0] if val else None)):
+                if images is not None:
+                    warn_raw_pixels(model.backend, images, "fit", name)
         data = data_fingerprint(model.backend, Xd, yd)
         history, start = History(metric_name=_metric_name(loss)), 0
         batching = {"batch_size": batch_size, "shuffle": shuffle}  # kept in the checkpoints; a resumed run's compared
@@ -209,6 +214,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                     bar.epoch(epoch, history.summary(epoch))
                     _call(callbacks, "on_epoch_end", epoch, model, history)
                     _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written NaN/Inf
+                if comm is not None and hasattr(comm, "check_alike"):  # a value written on some ranks only
+                    comm.check_alike(model, optimizer, f"epoch {epoch + 1}")
                 marks = None  # the epoch is whole (on every rank): a failure from here on keeps it
                 if keeper is not None:
                     with guard(comm, f"keeping epoch {epoch + 1} as the best"):
