@@ -15,9 +15,10 @@ import socket
 
 import numpy as np
 
-from .._compat import cupy
+from .._compat import cupy, to_host
 from .._version import __version__
 from ..errors import InvalidValueError
+from ..nn import BatchNorm, Dropout
 from .errors import MismatchError
 
 
@@ -74,6 +75,69 @@ def refuse_other_layouts(mpi_comm, layout) -> None:
                             f"(dtype, shapes) {_short(everyone[0])} on rank 0, {_short(everyone[r])} on "
                             f"rank {r}; every rank must pass arrays of the same shapes and dtypes, in the "
                             f"same order", r, ["arrays"])
+
+
+def refuse_share_dependent(model) -> None:
+    """Refuse, on every rank alike (the ranks' architectures agree), a layer whose training step
+    depends on how a global batch is shared out, so that N ranks would not take one process's step:
+    BatchNorm (batch statistics) and Dropout with p > 0 (its mask, drawn from (seed, step) by element)."""
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, BatchNorm):
+            why = ("normalises each rank's share of a batch by the share's own statistics, not the batch's (and "
+                   "the ranks' running estimates would come apart)")
+            cure = "train it in one process"
+        elif isinstance(layer, Dropout) and layer.p > 0:
+            why = "draws the same mask for every rank's share of a batch, not one process's mask for the batch"
+            cure = "train it in one process, or with Dropout(0) on every rank"
+        else:
+            continue
+        error = InvalidValueError(f"fit with comm: layer {i}, {layer!r}, {why}, so data-parallel ranks would not train "
+                                  f"as one process does; {cure}")
+        error.everywhere = True  # every rank holds this same model (compared first)
+        raise error
+
+
+def state_digests(model, optimizer=None) -> dict:
+    """What must stay alike on every rank of a data-parallel run, by name: ``values``, a digest of each
+    parameter, buffer and optimizer slot; ``settings``, the optimizer's lr, step count and hyperparameters.
+    A model or optimizer this rank cannot sum up gives ``{"error": ...}``, which differs from any rank's."""
+    try:
+        values = {f"parameter {k}": _digest(a) for k, a in model.parameters().items()}
+        values.update({f"buffer {k}": _digest(a) for k, a in model.buffers().items()})
+        settings = {}
+        if optimizer is not None:
+            settings = {"optimizer lr": optimizer.lr, "optimizer step count": optimizer.t,
+                        **{f"optimizer {k}": v for k, v in getattr(optimizer, "hyper", {}).items()}}
+            values.update({f"optimizer slot {s} of {name}": _digest(a)
+                           for name, slots in optimizer.state.items() for s, a in slots.items()})
+    except Exception as exc:  # junk a callback put in the model: this rank's own difference
+        return {"values": {}, "settings": {"error": f"{type(exc).__name__}: {exc}"}}
+    return {"values": values, "settings": settings}
+
+
+def refuse_apart(mpi_comm, mine: dict, what: str) -> None:
+    """Refuse, on every rank alike, ranks whose ``state_digests`` differ from rank 0's at the end of
+    ``what``, naming the first such rank, the values it holds otherwise and the settings that differ."""
+    everyone = mpi_comm.allgather(mine)
+    ours = everyone[0]
+    for r, theirs in enumerate(everyone[1:], start=1):
+        values = [k for k in dict.fromkeys([*ours["values"], *theirs["values"]])
+                  if ours["values"].get(k) != theirs["values"].get(k)]
+        settings = [difference(k, ours["settings"].get(k, "(none)"), theirs["settings"].get(k, "(none)"), r)
+                    for k in dict.fromkeys([*ours["settings"], *theirs["settings"]])
+                    if ours["settings"].get(k) != theirs["settings"].get(k)]
+        if values or settings:
+            named = ", ".join(values[:3]) + (f" and {len(values) - 3} more" if len(values) > 3 else "")
+            held = f"holds other values than rank 0 in {named}" if values else "differs from rank 0"
+            raise MismatchError(f"the ranks' models came apart by the end of {what}: rank {r} of {len(everyone)} "
+                                f"{held}{'; ' if settings else ''}{'; '.join(settings)} (changed on some ranks only, "
+                                f"by a callback?); every rank stopped: change parameters, buffers and optimizer "
+                                f"settings alike on every rank", r, values + settings)
+
+
+def _digest(array) -> str:
+    a = np.ascontiguousarray(to_host(array))
+    return hashlib.blake2b(a.data, digest_size=8).hexdigest()
 
 
 def _device_kind(backend) -> str:

@@ -1,0 +1,68 @@
+"""Run under ``mpiexec -n N python worker_apart.py <case> <out>``: a data-parallel fit in which the
+ranks' models would come apart. Every rank writes ``<out>/rank<r>.json``: the error fit raised
+(class and message), the epochs of its history, its parameters, and the parameters after a fit of
+a fresh model on the same communicator (which must still work and agree).
+
+Cases: ``nudge``: the last rank adds 1 to a weight in ``on_batch_end`` of epoch 2; ``lr``: it sets
+its optimizer's lr in ``on_epoch_begin`` of epoch 2; ``batchnorm`` / ``dropout``: every rank trains a model with such a layer, whose
+training step depends on the shares of the batch (a BatchNorm's statistics, a Dropout's mask);
+``dropout0``: a Dropout of p=0, which changes nothing.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import gpubp
+from gpubp.distributed.mpi import world
+
+X = np.random.default_rng(0).standard_normal((32, 4))
+y = (X[:, 0] > 0).astype(np.int64)
+
+
+def fresh(case=""):
+    middle = {"batchnorm": [gpubp.BatchNorm(3)], "dropout": [gpubp.Dropout(0.5)],
+              "dropout0": [gpubp.Dropout(0.0)]}.get(case, [])
+    return gpubp.Sequential([gpubp.Dense(4, 3), *middle, gpubp.Tanh(), gpubp.Dense(3, 2)], backend="cpu",
+                            dtype="float64", seed=0)
+
+
+class Apart:
+    """The last rank alone changes a value of its model or optimizer (``case``)."""
+
+    def __init__(self, comm, case, optimizer):
+        self.case, self.last, self.optimizer = case, comm.rank == comm.size - 1, optimizer
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, model):
+        self.epoch = epoch
+        if self.last and epoch == 1 and self.case == "lr":
+            self.optimizer.lr = 0.5
+
+    def on_batch_end(self, step, model, value):
+        if self.last and self.epoch == 1 and step == 1 and self.case == "nudge":
+            model.parameters()["0.W"][0, 0] += 1.0
+
+
+def main():
+    case, out = sys.argv[1], sys.argv[2]
+    comm = world()
+    optimizer = gpubp.SGD(lr=0.1)
+    model = fresh(case)
+    try:
+        history = gpubp.fit(model, X, y, optimizer=optimizer, epochs=3, batch_size=8, comm=comm,
+                            callbacks=[Apart(comm, case, optimizer)], progress=False)
+        error, epochs = ["none", ""], history.epochs
+    except Exception as exc:
+        error, epochs = [type(exc).__name__, str(exc)], getattr(getattr(exc, "history", None), "epochs", None)
+    params = np.concatenate([p.ravel() for p in model.parameters().values()]).tolist()
+    after = fresh()
+    gpubp.fit(after, X, y, optimizer="sgd", lr=0.1, epochs=2, batch_size=8, comm=comm, progress=False)
+    Path(out, f"rank{comm.rank}.json").write_text(json.dumps({
+        "error": error, "epochs": epochs, "params": params,
+        "after": np.concatenate([p.ravel() for p in after.parameters().values()]).tolist()}))
+
+
+if __name__ == "__main__":
+    main()
