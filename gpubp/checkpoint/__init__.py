@@ -2,7 +2,8 @@
 
 Written atomically (a temp file in the same folder, fsync, ``os.replace``, fsync of the
 folder), so a crash leaves either the old checkpoint or the new one, never half of one;
-the temp files of saves that were killed are removed by the next save in that folder. An
+the temp files of saves that were killed are removed by the next save in that folder (and,
+with the lock file such a save left, by the next read of its checkpoint). An
 existing file keeps its permissions; a symbolic link is followed (the file it names is
 replaced, the link kept). Non-finite parameters or slots are never written.
 

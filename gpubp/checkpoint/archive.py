@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 
 from ..errors import CheckpointError, GpubpError
+from .atomic import clear_stale
 
 FORMAT = "gpubp-checkpoint-1"
 # what reading a damaged zip can raise (a flipped byte: bad CRC, unknown compression, "encrypted")
@@ -85,6 +86,7 @@ class Archive:
         self.path = user_path(path)
         if not isinstance(self.path, str):
             raise CheckpointError(f"a checkpoint path must be a file path, got {path!r}")
+        clear_stale(self.path)  # a lock file a killed writer left beside it, before it is named missing
         if not os.path.exists(self.path):
             raise CheckpointError(f"no checkpoint at {self.path}")
         if os.path.isdir(self.path):

@@ -1,7 +1,8 @@
 """Writing a file so that a crash leaves the old one or the new one, never half of one: an
 open temp file in the same folder, fsync, ``os.replace``, fsync of the folder; an existing
 file keeps its permissions; temp files of saves that were killed are removed by the next.
-Two processes writing one file take turns (``locked``)."""
+Two processes writing one file take turns (``locked``); the lock file of one killed while it wrote
+is removed by the next write, or read (``clear_stale``), of that file."""
 from __future__ import annotations
 
 import contextlib
@@ -130,7 +131,8 @@ def locked(path, wait=None):
     a time; within the block the same thread takes it again at once. Another writer is waited for
     up to ``wait`` seconds (default ``WAIT``), then CheckpointError names it. The lock file is
     removed at the end; one left by a process killed while it held it (the kernel released its
-    flock, the file stayed) is taken over with a GpubpWarning naming that process."""
+    flock, the file stayed) is taken over with a GpubpWarning naming that process (a read of the
+    file removes it: ``clear_stale``)."""
     key = os.path.realpath(path)
     mine = _held.__dict__.setdefault("paths", set())
     if key in mine:
@@ -181,6 +183,36 @@ def _acquire(path, wait):
                 os.close(fd)
                 raise
         os.close(fd)  # released and removed by its holder meanwhile: the next file at the name is the lock
+
+
+def clear_stale(path):
+    """Remove the lock file of ``path`` when no process holds it: one left by a writer killed while it
+    held it (the file is whole: its last write, or the one before), with the temp files of writers
+    gone from this host (``remove_orphans``); said in a GpubpWarning naming that writer. As a writer
+    does it: only while this process holds the file's flock and the file is still at its name. A
+    lock that is held (a write under way; this thread's own) is left alone, as is one that cannot be
+    removed (a read-only folder)."""
+    key = os.path.realpath(path)
+    name = lock_path(key)
+    if fcntl is None or key in getattr(_held, "paths", ()) or not os.path.lexists(name):
+        return
+    try:
+        fd = os.open(name, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        left = _holder(fd, None) if _still_at(fd, name) else False
+        if left is not False:
+            os.unlink(name)
+            remove_orphans(os.path.dirname(key))
+        if left:  # none named: a writer that made the file and had not locked it yet (it tries again)
+            warnings.warn(f"{path}: the lock left by {left}, which ended without releasing it (killed while writing "
+                          f"it?), is removed ({name}); the file holds its last whole write", GpubpWarning, stacklevel=4)
+    except OSError:  # held by a writer (BlockingIOError), unlockable, or not removable
+        pass
+    finally:
+        os.close(fd)
 
 
 def _still_at(fd, name) -> bool:

@@ -1,8 +1,8 @@
 """Runs of `gpubp train` that write one --save in the same instant: the check of --save and the write
 hold the path's lock, so each later run finds the earlier one's checkpoint there and its own model
 goes beside it, under a name of its own; runs writing one --log at once leave it whole to one of
-them; a lock left by a run that was killed is taken over, said once; a --save in a folder that
-takes no new files is refused before training."""
+them; a lock left by a run that was killed is taken over, said once, or removed by a command that
+reads its file; a --save in a folder that takes no new files is refused before training."""
 import contextlib
 import io
 import json
@@ -161,3 +161,55 @@ def test_a_save_beginning_with_a_tilde_is_the_file_checked_not_one_in_home(tmp_p
     code, out, err = run([*TRAIN, "--save", "~/m.npz"], capsys)
     assert code == 0 and f"saved: {here / '~' / 'm.npz'}" in out, err
     assert (home / "m.npz").read_bytes() == other and os.listdir(here / "~") == ["m.npz"]
+
+
+def killed_holding_the_lock(path) -> int:
+    """The pid of a process that took ``path``'s lock, wrote its temp file beside it and was killed."""
+    held = FORK.Event()
+    holder = FORK.Process(target=hold_then_die, args=(str(path), held))
+    holder.start()
+    assert held.wait(60)
+    temp = os.path.join(os.path.dirname(path), f".gpubp-{atomic.HOST}-{holder.pid}-0123abcd.tmp")
+    with open(temp, "wb") as f:
+        f.write(b"PK half a checkpoint")
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(60)
+    return holder.pid
+
+
+@pytest.mark.parametrize("command", [["predict", "{m}", "{x}"], ["evaluate", "{m}", "{xy}"], ["info", "{m}"],
+                                     ["train", "--device", "cpu", "--epochs", "2", "--quiet", "--resume", "{m}"]])
+def test_a_lock_left_by_a_killed_writer_is_removed_when_its_file_is_read(tmp_path, capsys, command):
+    """Was: predict, evaluate, info and train --resume read the checkpoint and left the killed writer's
+    .m.npz.gpubp-lock (and its temp file) beside it until the next write, unsaid."""
+    save, data, labelled = tmp_path / "m.npz", tmp_path / "x.csv", tmp_path / "xy.csv"
+    assert main([*TRAIN, "--save", str(save)]) == 0
+    data.write_text("a,b\n0,0\n0,1\n")
+    labelled.write_text("a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
+    pid = killed_holding_the_lock(save)
+    lock = tmp_path / ".m.npz.gpubp-lock"
+    assert lock.exists()
+    capsys.readouterr()
+    code, err = main([a.format(m=save, x=data, xy=labelled) for a in command]), capsys.readouterr().err
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "lock" in line]
+    assert warned == [f"gpubp {command[0]}: warning: {save}: the lock left by process {pid} on {atomic.HOST}, which "
+                      f"ended without releasing it (killed while writing it?), is removed ({lock}); the file holds "
+                      f"its last whole write"], warned
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "x.csv", "xy.csv"]
+
+
+def test_a_lock_held_by_a_live_writer_is_left_to_it_when_its_file_is_read(tmp_path, capsys):
+    """A read beside a write under way removes nothing and says nothing: the lock is the writer's."""
+    save = tmp_path / "m.npz"
+    assert main([*TRAIN, "--save", str(save)]) == 0
+    held = FORK.Event()
+    holder = FORK.Process(target=hold_then_die, args=(str(save), held))
+    holder.start()
+    try:
+        assert held.wait(60)
+        code, out, err = run(["info", str(save)], capsys)
+        assert code == 0 and "lock" not in err and (tmp_path / ".m.npz.gpubp-lock").exists()
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join(60)
