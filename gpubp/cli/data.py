@@ -70,7 +70,7 @@ def _own(args, regression, saved):
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
     scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else Scaler.fit(X)
     targets = _target_scaler(y, regression, saved)
-    values = saved.get("range") if saved else value_range(table.X)
+    values = saved.get("range") or value_range(table.X)  # an older record's lack: the data this run trains on
     info = {"source": str(args.data), "target": table.target, "features": table.features,
             "task": "regression" if regression else "classification", "classes": table.classes,
             "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape, "val_split": args.val_split,
@@ -107,7 +107,8 @@ def check_range(X, info, path, name):
     """Refuse images (warn of other data) whose values lie far outside the range the model was trained
     on (``info["range"]``): 0..255 pixels given to a model trained on 0..1 are standardised into values
     near 900 and answered with certainty, silently. Warn of images spanning a small part of it (0..1
-    pixels for a model trained on 0..255). A record without a range (an older gpubp's) is not checked."""
+    pixels for a model trained on 0..255). A record without a range (an older gpubp's) is not checked
+    (``unrecorded`` says so)."""
     if not info.get("range") or not X.size:
         return
     (lo, hi), x_lo, x_hi = info["range"], float(X.min()), float(X.max())
@@ -123,6 +124,23 @@ def check_range(X, info, path, name):
         pixels = " (0..1 pixels for a model trained on 0..255? X * 255)" if x_lo >= 0 and x_hi <= 1 < hi <= 255 else ""
         warnings.warn(f"{name} {path}: {seen}, a small part of {trained}{pixels}; scale them as the training data "
                       f"were", GpubpWarning)
+
+
+def unrecorded(record, path, val_split=None):
+    """Say once what the data ``record`` of the checkpoint ``path``, written by an older gpubp, lacks
+    and so what cannot be checked: the training data's value range (data at another scale, 0..255
+    pixels for a model trained on 0..1, is read unrefused) and, for a resumed run (``val_split``, the
+    one it takes), the validation split. Nothing for a record of none (a Python model's: said by its
+    reader), nor the range of a resumed built-in dataset, read as it always was."""
+    lacks = []
+    if record and record.get("range") is None and (val_split is None or record.get("source") not in BUILT_IN):
+        lacks.append("the value range of its training data, so the scale of the data given cannot be checked (give "
+                     "it scaled as the training data were)")
+    if record and val_split is not None and record.get("val_split") is None:
+        lacks.append(f"its validation split, so --val-split {val_split} is taken as the run's")
+    if lacks:
+        warnings.warn(f"{path} was saved by an older gpubp, whose record of the data lacks {'; and '.join(lacks)}",
+                      GpubpWarning)
 
 
 def _named(path, features):

@@ -16,7 +16,7 @@ from ..errors import GpubpError, GpubpWarning, InvalidValueError
 from ..train import predict
 from ..train.resume import STATE_KEYS
 from . import args as flags
-from .data import check_record, in_target_units, read_for_model, saved_record
+from .data import check_record, in_target_units, read_for_model, saved_record, unrecorded
 
 HELP = "predict with a saved model on a CSV/.npz of raw features (scaled as in training); CSV out"
 
@@ -34,6 +34,7 @@ def load(args):
     scaling kept there by ``fit(checkpoint_extra=...)`` is not applied)."""
     ck = checkpoint.load(args.model, get_backend(flags.device_spec(args)))
     extra, record = ck.metadata.get("extra", {}), saved_record(ck.metadata, args.model)
+    unrecorded(record, args.model)
     if not record:
         unread = sorted(set(extra) - {*STATE_KEYS, "data", "writer"})  # writer: the run's mark (checkpoint.claim)
         warnings.warn(f"{args.model} was not saved by gpubp train, so it keeps no record of how its training data "

@@ -12,7 +12,7 @@ from ..optim import get_optimizer
 from ..schedules import SCHEDULES
 from ..train.resume import training_state
 from . import args as flags
-from .data import BUILT_IN, saved_record
+from .data import BUILT_IN, saved_record, unrecorded
 
 KINDS = {"mlp": "an MLP", "cnn": "a CNN"}
 
@@ -56,6 +56,7 @@ def continue_saved(args, saved):
     for name, value in (("loss", info.get("loss")), ("seed", extra.get("seed")), ("val_split", info.get("val_split")),
                         ("schedule", run.get("schedule")), ("batch_size", batch_size)):
         _same(args, name, value, f"was trained with {_flag(name)} {value}")  # the same samples, steps and rates
+    unrecorded(info, args.resume, args.val_split)
     if args.optimizer and saved.optimizer:
         wanted = get_optimizer(args.optimizer)
         if (type(wanted), wanted.hyper) != (type(saved.optimizer), saved.optimizer.hyper):
