@@ -293,6 +293,8 @@ def _unchanged(flag, path, meta):
 
 def _check_outputs(args):
     """Every output path and flag combination refused before any work."""
+    if args.cuda_graph and args.distributed:  # refused alike on every rank, under the guard, not by fit on each alone
+        raise InvalidValueError("--cuda-graph replays one process's whole step as one CUDA graph: not with --distributed")
     if args.checkpoint_every and not args.save:
         raise InvalidValueError("--checkpoint-every needs --save PATH, the checkpoint to write")
     if args.save:
