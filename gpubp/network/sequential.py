@@ -110,14 +110,26 @@ class Sequential(ModelState):
             raise DeviceError(f"layers {', '.join(moved)} no longer live on this model's backend "
                               f"({self.backend.device}/{self.backend.dtype}), e.g. moved by another model they are "
                               f"part of; model.to(model.backend) moves them back")
-        shape = getattr(X, "shape", None)
-        if shape is None:
+        if getattr(X, "shape", None) is None:
             return  # not an array: the first layer says so
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
-            if shape is None:  # a layer that cannot tell: the rest is checked as they run
-                break
+        self.output_shape(X.shape)
         self._chain = self._chain_key(X)
+
+    def output_shape(self, shape):
+        """The output shape for inputs of ``shape``, by each layer's ``output_shape`` in its present
+        mode (None where a layer cannot tell: a user's); a layer's refusal is raised naming its index
+        and the shapes up to it (after Flatten: how many values the images became)."""
+        trail = [str(tuple(shape))]
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(tuple(shape))
+            except ShapeError as exc:
+                steps = f"; the shapes up to it: {' -> '.join(trail)}" if i else ""
+                raise ShapeError(f"{exc} (layer {i}{steps})") from None
+            if shape is None:  # a layer that cannot tell: the rest is checked as they run
+                return None
+            trail += [type(layer).__name__, str(tuple(shape))]
+        return tuple(shape)
 
     def _chain_key(self, X):
         """What a passed chain check holds for: the input shape, the layers, each one's mode and backend."""

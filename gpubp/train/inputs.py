@@ -86,19 +86,13 @@ def _probe(model, X, what, name):
 
 
 def _walk_shapes(model, shape, what, name):
-    """``shape`` through each layer's ``output_shape``, as far as the layers tell: the first layer that
-    refuses it is named with its index and the shapes that led to it, all of ``name`` (a Dense of the
-    wrong width after Flatten: how many values the images became), not the probe's two samples."""
-    trail = [str(tuple(shape))]
-    for i, layer in enumerate(getattr(model, "layers", [])):
-        try:
-            shape = layer.output_shape(tuple(shape))
-        except ShapeError as exc:
-            steps = f" (layer {i}; the shapes up to it: {' -> '.join(trail)})" if i else ""
-            raise ShapeError(f"{what}: {name} of shape {trail[0]} does not fit the model: {exc}{steps}") from None
-        if shape is None:  # a layer that cannot tell (a user's): the probe runs it
-            return
-        trail += [type(layer).__name__, str(tuple(shape))]
+    """``shape`` through the model's layers (``Sequential.output_shape``): the first layer that refuses
+    it is named with its index and the shapes that led to it, all of ``name`` (a Dense of the wrong
+    width after Flatten: how many values the images became), not the probe's two samples."""
+    try:
+        model.output_shape(tuple(shape))
+    except ShapeError as exc:
+        raise ShapeError(f"{what}: {name} of shape {tuple(shape)} does not fit the model: {exc}") from None
 
 
 def _one_sample_batch(model, X, batch_size, ranks=1):
