@@ -185,8 +185,9 @@ class EpochLog:
     def _write(self, data, epoch):
         """``data`` appended whole (a failed write is cut off again), or at a new log's first line
         written atomically, so the file replaced is kept whole when it cannot be."""
-        if not self.appending_to_lines():
-            write_atomically(self.path, lambda f: f.write(data))
+        kept = None if self.started or not self.appending_to_lines() else self._before(epoch)
+        if kept is not None or not self.appending_to_lines():  # a new log, or one cut back to this epoch
+            write_atomically(self.path, lambda f: f.write((kept or b"") + data))
             self.started = True
             return
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))  # gone: said, not made anew
@@ -204,8 +205,36 @@ class EpochLog:
             os.close(fd)
         self.started = True
 
+    def _before(self, epoch):
+        """A resumed run's first line (``epoch``, from 0): the bytes of the log up to its last line of the
+        epoch resumed from (``epoch``, from 1), when lines of later epochs follow it (a run went on past
+        the checkpoint this one resumed from, then stopped: killed between checkpoints), said in a
+        warning; None when none do (a log of other runs before this one's first epoch is left whole).
+        Was: this run's lines followed them, two of each such epoch."""
+        with open(self.path, "rb") as f:
+            lines = f.readlines()
+        epochs = [_epoch_of(line) for line in lines]
+        at = max((i for i, n in enumerate(epochs) if n == epoch), default=None) if epoch else None
+        found = [n for n in epochs[at + 1:] if n is not None and n > epoch] if at is not None else []
+        if not found:
+            return None
+        last = max(found)
+        warnings.warn(f"EpochLog: {self.path} holds lines of epochs {epoch + 1} to {last}, past the epoch {epoch} this "
+                      f"run resumed from (a run that went on after its last checkpoint): they are cut off, and this "
+                      f"run's lines follow epoch {epoch}", GpubpWarning, stacklevel=5)
+        return b"".join(lines[:at + 1])
+
     def close(self):
         """Nothing to do: each line is written and its file closed at once (kept for callers)."""
+
+
+def _epoch_of(line):
+    """The epoch number of one line of an epoch log (bytes: a JSON line or a CSV row), None for the
+    CSV header or a line that is not one."""
+    try:
+        return int(json.loads(line)["epoch"]) if line.startswith(b"{") else int(line.split(b",", 1)[0])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def is_epoch_log(path) -> bool:

@@ -126,6 +126,27 @@ def test_a_resumed_run_appends_to_its_log(tmp_path, name):
         assert [json.loads(r)["epoch"] for r in text] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("name", ["log.csv", "log.jsonl"])
+def test_a_run_resumed_from_an_earlier_checkpoint_than_its_log_logs_each_epoch_once(tmp_path, capsys, name):
+    """A run killed between checkpoints (--checkpoint-every) leaves lines in its log past the checkpoint it is
+    resumed from. Was: the resumed run's lines followed them, the log holding epochs 1, 2, 3, 3, 4 (two runs'
+    epoch 3), silently; now the lines the checkpoint does not hold are cut off, said once."""
+    ck, log = tmp_path / "m.npz", tmp_path / name
+    common = ["--data", str(DATA / "fruit.csv"), "--quiet", "--device", "cpu", "--log", str(log)]
+    assert main(["train", *common, "--epochs", "2", "--save", str(ck)]) == 0
+    earlier = (tmp_path / "earlier.npz").write_bytes(ck.read_bytes())
+    assert earlier and main(["train", *common, "--epochs", "4", "--resume", str(ck), "--save", str(ck)]) == 0
+    capsys.readouterr()
+    assert main(["train", *common, "--epochs", "3", "--resume", str(tmp_path / "earlier.npz")]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert said == [f"gpubp train: warning: EpochLog: {log} holds lines of epochs 3 to 4, past the epoch 2 this run "
+                    f"resumed from (a run that went on after its last checkpoint): they are cut off, and this run's "
+                    f"lines follow epoch 2"], said
+    text = log.read_text().splitlines()
+    epochs = [int(r.split(",")[0]) for r in text[1:]] if name.endswith(".csv") else [json.loads(r)["epoch"] for r in text]
+    assert epochs == [1, 2, 3]
+
+
 def test_a_real_csv_end_to_end(tmp_path, capsys):
     """Fisher's iris (tests/data/iris.csv): train with a validation split and a test file,
     then predict and evaluate the raw file from the checkpoint."""
