@@ -78,6 +78,18 @@ def inventory_problem(headers, required, optional, dtypes, dtype) -> str | None:
     return None
 
 
+def _is_text(path) -> bool:
+    """Whether the first bytes of ``path`` read as UTF-8 text without NUL (a character cut where they end allowed)."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    try:
+        head.decode()
+    except UnicodeDecodeError as exc:
+        if exc.reason != "unexpected end of data" or len(head) < 512:
+            return False
+    return b"\x00" not in head
+
+
 class Archive:
     """An open .npz: the zip directory and each array's header (shape, dtype) read up front,
     each header checked against the entry's size; ``read`` reads one array."""
@@ -102,6 +114,8 @@ class Archive:
             raise CheckpointError(f"{self.path} is empty (0 bytes), not a checkpoint; was its save interrupted?")
         if head == b"\x93NUMPY":
             raise CheckpointError(f"{self.path} holds a single array, not a gpubp checkpoint (.npz)")
+        if not head.startswith(b"PK") and _is_text(self.path):
+            raise CheckpointError(f"{self.path} holds text (a CSV?), not a gpubp checkpoint (.npz)")
         try:
             self.zip = zipfile.ZipFile(self.path)
         except DAMAGE as exc:

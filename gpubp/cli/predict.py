@@ -32,6 +32,9 @@ def load(args):
     """(model, data info) of the checkpoint ``args.model`` on ``args.device``. A model saved without
     data info (not by gpubp train) reads DATA as it is: warned of, naming the extras not read (a
     scaling kept there by ``fit(checkpoint_extra=...)`` is not applied)."""
+    if not flags.is_checkpoint(args.model) and flags.is_checkpoint(args.data):
+        raise InvalidValueError(f"MODEL {args.model} is not a gpubp checkpoint but DATA {args.data} is one: give the "
+                                f"model first (gpubp {args.command} MODEL DATA)")
     ck = checkpoint.load(args.model, get_backend(flags.device_spec(args)))
     extra, record = ck.metadata.get("extra", {}), saved_record(ck.metadata, args.model)
     unrecorded(record, args.model)

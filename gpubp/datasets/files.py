@@ -261,6 +261,9 @@ def _read_npz(path, features, require_target):
             raise ValueError(f"{damaged} not stored as .npy arrays")
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:  # damaged files
         raise InvalidValueError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from None
+    if "__meta__" in arrays and "X" not in arrays:  # the listing of every parameter and slot says nothing
+        raise InvalidValueError(f"{path} is a gpubp checkpoint (a trained model), not data: give an .npz of X and y, "
+                                f"or a CSV")
     if "X" not in arrays or (require_target and "y" not in arrays):
         raise InvalidValueError(f"{path}: an .npz needs arrays named X and y, found {sorted(arrays)}")
     X = arrays["X"]

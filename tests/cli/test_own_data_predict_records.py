@@ -78,3 +78,20 @@ def test_a_data_record_that_is_not_the_model_s_is_refused(tmp_path, capsys, reco
                             capsys)
         assert code == 1 and re.search(words + r" output\(s\), but the model has " + str(outputs), last), last
     assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["predict", "{d}/train.csv", "{d}/m.npz"], "MODEL {d}/train.csv is not a gpubp checkpoint but DATA {d}/m.npz "
+                                               "is one: give the model first (gpubp predict MODEL DATA)"),
+    (["evaluate", "{d}/train.csv", "{d}/m.npz"], "MODEL {d}/train.csv is not a gpubp checkpoint but DATA {d}/m.npz "
+                                                "is one: give the model first (gpubp evaluate MODEL DATA)"),
+    (["info", "{d}/train.csv"], "{d}/train.csv holds text (a CSV?), not a gpubp checkpoint (.npz)"),
+    (["predict", "{d}/m.npz", "{d}/m.npz"], "{d}/m.npz is a gpubp checkpoint (a trained model), not data"),
+    (["train", "--data", "{d}/m.npz"], "{d}/m.npz is a gpubp checkpoint (a trained model), not data"),
+])
+def test_a_model_given_as_data_or_data_as_a_model_is_named_so(model, capsys, argv, words):
+    """Was: 'train.csv is not a readable .npz checkpoint (BadZipFile: File is not a zip file); it is damaged,
+    truncated or another kind of file' for arguments given the wrong way round, and 'an .npz needs arrays named
+    X and y, found ['__meta__', 'opt/0.W/m', ...]' (every array of the checkpoint) for a model given as data."""
+    code, out, last = run([a.format(d=model) for a in argv], capsys)
+    assert code == 1 and words.format(d=model) in last, last

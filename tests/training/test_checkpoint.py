@@ -70,8 +70,11 @@ def test_bad_files_give_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         checkpoint.load(tmp_path / "missing.npz")
     junk = tmp_path / "junk.npz"
-    junk.write_bytes(b"not a zip")
+    junk.write_bytes(b"\x01\xfenot a zip")
     with pytest.raises(CheckpointError, match="not a readable"):
+        checkpoint.load(junk)
+    junk.write_bytes(b"a,b,label\n1,2,cat\n")
+    with pytest.raises(CheckpointError, match=r"holds text \(a CSV\?\), not a gpubp checkpoint"):
         checkpoint.load(junk)
     other = tmp_path / "other.npz"
     np.savez(other, a=np.zeros(3))
