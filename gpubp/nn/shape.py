@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import _checks
-from ..errors import ShapeError
+from ..errors import InvalidValueError, ShapeError
 from .arrays import FAILURES, core_error, into, shape_error
 from .base import Layer
 
@@ -17,6 +17,9 @@ class Flatten(Layer):
         super().__init__(backend)
         self.start_dim, self.end_dim = (_checks.integer(f"Flatten {name}", dim)
                                         for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)))
+        if (self.start_dim < 0) == (self.end_dim < 0) and self.start_dim > self.end_dim:  # in any input's dims
+            raise InvalidValueError(f"Flatten start_dim={self.start_dim} comes after end_dim={self.end_dim}: it "
+                                    f"merges dims start_dim..end_dim (PyTorch refuses this order too)")
         self.X = None
 
     def __repr__(self):
@@ -46,7 +49,10 @@ class Flatten(Layer):
             nd = len(shape)
             start, end = self.start_dim % max(nd, 1), self.end_dim % max(nd, 1)
             if not (-nd <= self.start_dim < nd and -nd <= self.end_dim < nd) or start > end:
-                raise ShapeError(f"{self!r} cannot flatten a {nd}-d input of shape {tuple(shape)}")
+                known = -nd <= self.start_dim < nd and -nd <= self.end_dim < nd
+                order = (f": start_dim {self.start_dim} is dim {start} there and end_dim {self.end_dim} dim {end}, "
+                         f"before it") if known else ""
+                raise ShapeError(f"{self!r} cannot flatten a {nd}-d input of shape {tuple(shape)}{order}")
             merged = 1
             for n in shape[start:end + 1]:
                 merged *= n
