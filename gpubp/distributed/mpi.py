@@ -39,7 +39,8 @@ from .devices import agree_on_device
 from .errors import DistributedError
 from .faults import install_abort_hook
 from .sharding import grad_scale, local_batches
-from .transport import MPI, MPI_ERROR, MPITransport, check_transport_name, make_transport, mpi4py, mpi_running
+from .transport import (MPI, MPI_ERROR, MPITransport, check_transport_name, make_transport, mpi4py, mpi_running,
+                        refuse_other_launcher)
 
 
 def world(device="cpu", transport=None, bucket_bytes=DEFAULT_BUCKET_BYTES, abort_on_error=True) -> "Communicator":
@@ -73,6 +74,8 @@ class Communicator:
         mpi_running()
         self.mpi = MPI.COMM_WORLD if mpi_comm is None else mpi_comm
         self.rank, self.size = self.mpi.Get_rank(), self.mpi.Get_size()
+        if mpi_comm is None:  # the world: as many processes as the launcher started
+            refuse_other_launcher(self.size)
         node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()

@@ -6,6 +6,10 @@ MPI library, ``MPI`` is None and ``MPI_ERROR`` says why.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+
 from .._compat import is_cupy_array, to_host
 from ..errors import DeviceError, InvalidValueError
 from .errors import DistributedError
@@ -58,6 +62,25 @@ def mpi_running() -> None:
     if MPI.Is_finalized():
         raise DistributedError("MPI was finalized in this process (MPI.Finalize()); a communicator cannot be "
                                "made or used after it: finalize at the end of the program only")
+
+
+# the rank and size a launcher gives each process it starts: Open MPI's mpiexec, then MPICH's Hydra (PMI)
+LAUNCHERS = (("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"))
+
+
+def refuse_other_launcher(size: int) -> None:
+    """Refuse a process that a launcher started as one of N while MPI sees a world of ``size``
+    processes: the launcher is not the one of the MPI library mpi4py loaded (MPICH's Hydra with
+    Open MPI's wheel, or the reverse), so each process is a world of its own and would train alone."""
+    for rank_name, size_name in LAUNCHERS:
+        rank, launched = os.environ.get(rank_name, "").strip(), os.environ.get(size_name, "").strip()
+        if rank.isdigit() and launched.isdigit() and int(launched) != size:
+            library = MPI.Get_library_version().strip().splitlines()[0].split(",")[0]
+            here = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "the mpiexec of that library"
+            raise DistributedError(f"this process was started as rank {rank} of {launched} ({rank_name}, {size_name}), "
+                                   f"but the MPI library mpi4py loaded ({library}) sees a world of {size} process(es): "
+                                   f"the launcher is another MPI's, and each process would train alone; start the "
+                                   f"ranks with {here}")
 
 
 def check_transport_name(transport):
