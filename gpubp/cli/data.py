@@ -68,12 +68,13 @@ def _own(args, regression, saved):
     if table.classes and not saved.get("classes"):
         _plausible_classes(table, args.data)
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
-    scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else Scaler.fit(X)
+    # a resumed run reads the data as its model learnt it: with the saved scaling, or none (built-in data, fit's)
+    scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else None if saved else Scaler.fit(X)
     targets = _target_scaler(y, regression, saved)
     values = saved.get("range") or value_range(table.X)  # an older record's lack: the data this run trains on
     info = {"source": str(args.data), "target": table.target, "features": table.features,
             "task": "regression" if regression else "classification", "classes": table.classes,
-            "loss": args.loss, "scaler": scaler.to_dict(), "shape": shape, "val_split": args.val_split,
+            "loss": args.loss, "scaler": scaler and scaler.to_dict(), "shape": shape, "val_split": args.val_split,
             **({"target_scaler": targets.to_dict()} if targets else {}), **({"image": image} if image else {}),
             **({"range": values} if values else {})}
     test = None

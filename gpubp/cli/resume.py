@@ -4,9 +4,10 @@ a flag given that contradicts them is refused, before the data is read."""
 from __future__ import annotations
 
 import os
+import warnings
 
 from .. import _checks, checkpoint
-from ..errors import CheckpointError, GpubpError, InvalidValueError
+from ..errors import CheckpointError, GpubpError, GpubpWarning, InvalidValueError
 from ..network import mlp
 from ..optim import get_optimizer
 from ..schedules import SCHEDULES
@@ -63,12 +64,26 @@ def continue_saved(args, saved):
             raise InvalidValueError(f"--optimizer {args.optimizer}, but {args.resume} continues {saved.optimizer}; "
                                     f"leave --optimizer out to continue it (--lr sets its learning rate)")
         args.optimizer = None  # the name restates the saved optimizer: it continues, hyperparameters and all
+    if not info:  # fit's in Python, or checkpoint.save's with a training state: what was it trained on?
+        _unrecorded_data(args)
     source = info.get("source")
     if source and not args.data:
         if source not in BUILT_IN:
             raise InvalidValueError(f"{args.resume} was trained on {source}: give --data PATH (that file, or one "
                                     f"with the same columns) to continue it")
         _same(args, "dataset", source, f"was trained on {source}")
+
+
+def _unrecorded_data(args):
+    """A run saved without gpubp train's data record continues on the data named (--data read as it
+    is, unscaled, as predict reads it for such a model), never on the default digits unasked."""
+    if not args.data and not flags.given(args, "dataset"):
+        raise InvalidValueError(f"{args.resume} keeps no record of the data it was trained on (it was not saved by "
+                                f"gpubp train): give that data, --data PATH (read as it is, unscaled) or --dataset "
+                                f"NAME")
+    if args.data:
+        warnings.warn(f"{args.resume} was not saved by gpubp train, so it keeps no record of how its training data "
+                      f"was read (columns, classes, scaling): {args.data} goes into the model as it is", GpubpWarning)
 
 
 def run_record(extra, path) -> dict:

@@ -32,6 +32,7 @@ from .resume import ahead_of, check_model_flags, continue_saved
 HELP = ("train an MLP on your own CSV/.npz (--data) or a built-in dataset (default: 8x8 digits), "
         "on the GPU if one works, else the CPU")
 DEFAULTS = {"mlp": (0.01, "constant"), "cnn": (0.005, "cosine")}  # (lr, schedule) per --model
+AS_IT_IS = {"scaler": None}  # the data record of a model trained without gpubp train's: data read unscaled
 
 
 def add_arguments(p):
@@ -149,7 +150,7 @@ def train(args, comm) -> int:
         resumed = saved.metadata.get("extra", {}) if saved else {}  # epochs done, seed, data info
         ranks = f", {comm.size} rank(s) over {comm.transport.name}" if comm else ""
         print(device_line(spec, backend) + ranks)
-        data = prepare(args, resumed.get("data"))
+        data = prepare(args, resumed.get("data", AS_IT_IS if saved else None))
         model = saved.model if saved else build(args, data, backend)
         if saved:  # fit reads it again: what it continues must be what was checked
             _unchanged("--resume", args.resume, saved.metadata)
