@@ -303,6 +303,8 @@ def _floats(raw, path, target) -> np.ndarray:
 
 def _encode(raw, classes, path, target):
     """(labels, indices): ``classes`` when given, else the distinct values, sorted."""
+    if isinstance(raw, np.ndarray) and raw.shape[1] == 1:  # a column of labels (y[:, None]): one per sample
+        raw = [(i, str(v)) for i, v in enumerate(raw[:, 0].tolist())]
     if isinstance(raw, np.ndarray):
         one_hot = raw.dtype.kind in "biuf" and raw.shape[1] > 1 and bool(((raw == 0) | (raw == 1)).all()) \
             and bool((raw.sum(axis=1) == 1).all())

@@ -118,3 +118,14 @@ def test_a_pandas_index_column_is_named_with_the_way_to_save_without_it(tmp_path
     with pytest.raises(InvalidValueError, match=r"column\(s\) \[1\] .*no name \(a pandas index column: save with "
                                                 r"to_csv\(\.\.\., index=False\)\)"):
         load_table(tmp_path / "d.csv", target="label")
+
+
+def test_class_labels_saved_as_a_column_are_one_label_per_sample(tmp_path):
+    """Was: y of shape (N, 1) (y[:, None], as a regression keeps its targets) refused for classification, 'use
+    --loss mse for several real-valued targets', though it holds one label per sample."""
+    X, y = np.arange(12.0).reshape(6, 2), np.array([0, 1, 2, 0, 1, 2])
+    np.savez(tmp_path / "column.npz", X=X, y=y[:, None])
+    np.savez(tmp_path / "flat.npz", X=X, y=y)
+    column, flat = load_table(tmp_path / "column.npz"), load_table(tmp_path / "flat.npz")
+    assert column.classes == flat.classes == [0, 1, 2] and (column.y == flat.y).all()
+    assert load_table(tmp_path / "column.npz", regression=True).y.shape == (6, 1)  # a regression's targets as given
