@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 
 import numpy as np
 
 from .. import _checks
 from ..backend import backend_of
-from ..errors import InvalidValueError, NumericalError, StateError
+from ..errors import GpubpWarning, InvalidValueError, NumericalError, StateError
 from ..plan import PlanCache
 from .evaluation import LossSum, _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
 from .inputs import _mode
@@ -68,6 +69,8 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
         # last word before the gradient all-reduce
         with guard(comm, f"epoch {epoch + 1}, step {step}", steps, model):
             _check_unchanged(model, data)
+            if step:  # the epoch began in training mode: only a callback since can have changed it
+                _training_again(model)
             model.zero_grad()
             # with a communicator the gradients are this rank's share n_r / B of the global mean,
             # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
@@ -116,6 +119,19 @@ def _check_unchanged(model, data):
                          f"when it started; move the model before calling fit")
     if not model.layers:  # the eager step would train the identity: the data as its own output
         raise StateError("fit: the model has no layers left (a callback removed them all)")
+
+
+def _training_again(model):
+    """Layers a callback left in eval mode (``model.eval()`` to look at the model, no ``model.train()``
+    after) put back in training before the next step, with a warning naming them: fit trains in
+    training mode (was: the rest of the epoch trained in eval, silently)."""
+    idle = [f"{i} {type(layer).__name__}" for i, layer in enumerate(model.layers) if not layer.training]
+    if idle:
+        which = "the model" if len(idle) == len(model.layers) else f"layers {', '.join(idle)}"
+        warnings.warn(f"fit: a callback left {which} in eval mode; fit trains in training mode, "
+                      f"so they are put back before the next step (call model.train() after model.eval(); "
+                      f"gpubp.evaluate and predict put the mode back themselves)", GpubpWarning, stacklevel=5)
+        model.train()
 
 
 def _forward_backward(model, loss, X, y, idx, share, plan):

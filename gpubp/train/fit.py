@@ -60,7 +60,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             ``on_batch_end(step, model, loss_value)`` (after backward, before the step)
             and ``on_epoch_end(epoch, model, history)``. A callback may replace, insert or remove
             layers (the step plans follow: the same numbers as the eager step) but not move the
-            model to another device or dtype (StateError: the data stays where fit put it).
+            model to another device or dtype (StateError: the data stays where fit put it); layers
+            one leaves in eval mode are put back in training before the next step, with a warning.
         checkpoint_path, checkpoint_every: write a checkpoint every N epochs (both or neither;
             the folder must exist and be writable, checked before training), and once more at
             the end when the last epoch was not written (early stop, restore_best), so the
