@@ -24,7 +24,7 @@ sys.path.insert(0, ROOT)
 from gpubp._checks import json_with_keys, output_path  # noqa: E402
 from gpubp.bench.allreduce import allreduce, weak_scaling  # noqa: E402  (starts MPI)
 from gpubp.checkpoint.atomic import write_atomically  # noqa: E402
-from gpubp.distributed import RankFailure  # noqa: E402
+from gpubp.distributed import MismatchError, RankFailure  # noqa: E402
 from gpubp.distributed.mpi import world  # noqa: E402
 
 
@@ -41,10 +41,11 @@ def main() -> int:
     args = p.parse_args()
     comm = world(device="cpu")
     try:
+        comm.check_consistent(facts={"--quick": args.quick})  # every rank times the same collectives
         with comm.guard("checking --json"):  # every rank stops alike, before any measurement
             out = args.json and output_path("--json", args.json, is_result, "a distributed benchmark JSON",
                                             args.overwrite)
-    except RankFailure as exc:
+    except (RankFailure, MismatchError) as exc:  # raised on every rank alike
         if comm.is_root:
             print(f"bench_distributed: error: {exc.__cause__ or exc}", file=sys.stderr)
         return 1
