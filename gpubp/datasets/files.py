@@ -83,8 +83,11 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
         raise InvalidValueError(f"data file {path} is a folder; gpubp reads one file: a CSV, or an .npz of arrays "
                                 f"(images: load them into one array X (N, C, H, W) and save X and y with "
                                 f"np.savez(path, X=X, y=y))")
+    if path.exists() and not path.is_file():  # reading a pipe with no writer would wait forever
+        raise InvalidValueError(f"data file {path} is a pipe or a device, not a file (process substitution, "
+                                f"/dev/stdin?); write it to a file and give that")
     if not path.is_file():
-        raise InvalidValueError(f"data file {path} does not exist (or is not a file)")
+        raise InvalidValueError(f"data file {path} does not exist")
     if path.suffix.lower() == ".npz":
         X, raw, names, target = _read_npz(path, features, require_target)
     else:

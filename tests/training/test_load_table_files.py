@@ -1,6 +1,7 @@
 """load_table on files as other programs write them: each input here was once
 read wrongly, or refused naming the wrong line or the wrong cause."""
 import gzip
+import os
 import re
 
 import numpy as np
@@ -129,3 +130,15 @@ def test_class_labels_saved_as_a_column_are_one_label_per_sample(tmp_path):
     column, flat = load_table(tmp_path / "column.npz"), load_table(tmp_path / "flat.npz")
     assert column.classes == flat.classes == [0, 1, 2] and (column.y == flat.y).all()
     assert load_table(tmp_path / "column.npz", regression=True).y.shape == (6, 1)  # a regression's targets as given
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_a_pipe_given_as_data_is_named_a_pipe(tmp_path):
+    """Was: 'data file /dev/fd/63 does not exist (or is not a file)' for `gpubp predict m.npz <(zcat x.csv.gz)`:
+    it exists; it is a pipe, which gpubp does not read (one with no writer would wait forever)."""
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(InvalidValueError, match=r"data file .*pipe is a pipe or a device, not a file \(process "
+                                                r"substitution, /dev/stdin\?\); write it to a file and give that"):
+        load_table(tmp_path / "pipe")
+    with pytest.raises(InvalidValueError, match=r"data file .*missing.csv does not exist$"):
+        load_table(tmp_path / "missing.csv")
