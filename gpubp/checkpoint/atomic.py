@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import socket
@@ -117,9 +118,14 @@ UNLOCKABLE = (getattr(errno, "ENOLCK", None), getattr(errno, "EOPNOTSUPP", None)
 
 
 def lock_path(path) -> str:
-    """The lock file of ``path``: ``.<name>.gpubp-lock`` beside the file a write to it replaces."""
+    """The lock file of ``path``: ``.<name>.gpubp-lock`` beside the file a write to it replaces; for a
+    name within 14 bytes of the file system's limit (255), ``.<its start>-<hash of it>.gpubp-lock``,
+    which the file system takes (was: refused, and the write with it)."""
     folder, name = os.path.split(os.path.realpath(path))
-    return os.path.join(folder, f".{name}{LOCK}")
+    lock = f".{name}{LOCK}"
+    if len(os.fsencode(lock)) > 255:
+        lock = f".{name[:40]}-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}{LOCK}"
+    return os.path.join(folder, lock)
 
 
 @contextlib.contextmanager

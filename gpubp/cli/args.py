@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 
 import numpy as np
 
@@ -17,6 +16,7 @@ from ..nn import ACTIVATIONS
 from ..losses import LOSSES, BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..optim import OPTIMIZERS
 from ..schedules import SCHEDULES
+from .paths import file_path, output_file  # noqa: F401 (the path types, part of the vocabulary)
 
 HIDDEN_ACTIVATIONS = [a for a in ACTIVATIONS if a != "identity"]
 
@@ -46,55 +46,6 @@ def positive_float(text):
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
-
-
-def file_path(text):
-    """argparse type: a path, not empty nor blank: ``--save "$OUT"`` with $OUT unset was taken for no
-    --save at all (``--data ""`` trained on the built-in digits, ``--out ""`` printed); nor holding a
-    part the shell expands (``unexpanded``). A leading ~ that names a folder there is that folder
-    (``./~``), as the shell left it: the library, which expands ~, would read another file."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(f"expected a file path, got {text!r} (an empty shell variable?)")
-    word = unexpanded(text)
-    if word:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: {word} was not expanded (the path was quoted, or no shell ran: a config file, an exec-form "
-            f"CMD), and no file or folder is named so; {_shell_would(word, text)}")
-    return os.path.join(os.curdir, text) if os.path.expanduser(text) != text else text  # a marked default kept
-
-
-VARIABLE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[^}]*\})")  # what a shell expands in a word
-
-
-def unexpanded(text) -> str | None:
-    """The first $NAME, ${NAME} or leading ~ (``~user``) of the path ``text`` that a shell would have
-    expanded, in a part that names nothing on disk as written; None when there is none."""
-    seps = re.escape(os.sep + (os.altsep or ""))
-    for part in re.finditer(f"[^{seps}]+", text):
-        tilde = part.start() == 0 and os.path.expanduser(part.group()) != part.group()
-        word = part.group() if tilde else next((m.group() for m in VARIABLE.finditer(part.group())), None)
-        if word and not os.path.lexists(text[:part.end()]):
-            return word
-    return None
-
-
-def _shell_would(word, text) -> str:
-    """What a shell would have made of ``word`` here, and of the whole path ``text`` when it can."""
-    if word.startswith("~"):
-        now = f"{word} is {os.path.expanduser(word)} here"
-    else:
-        name = word.strip("${}")
-        now = f"${name} is {os.environ[name]} here" if name in os.environ else f"${name} is not set here"
-    expanded = os.path.expandvars(os.path.expanduser(text))
-    return now + ("" if VARIABLE.search(expanded) else f": did you mean {expanded}?")
-
-
-def output_file(text):
-    """argparse type: a ``file_path`` to write, not ending in a separator (``--save runs/`` wrote a file
-    named runs, not one inside the folder runs/ meant)."""
-    if file_path(text).endswith(tuple(filter(None, (os.sep, os.altsep)))):
-        raise argparse.ArgumentTypeError(f"expected a file name, got {text!r}, a folder; name a file inside it")
-    return text
 
 
 def column(text):
