@@ -258,7 +258,8 @@ def _save(args, model, optimizer, history, name, extras, resumed, claim=None) ->
 def _rescue(write, save, epochs) -> str:
     """Write the model that --save could not hold beside it, else in the current folder, under a
     name no file has (nothing is replaced); say where, or what is lost."""
-    stem, failed = os.path.splitext(os.path.basename(save))[0], None
+    stem = os.fsdecode(os.fsencode(os.path.splitext(os.path.basename(save))[0])[:200])  # + .rescued-k.npz: fits
+    failed = None
     for folder in dict.fromkeys((os.path.dirname(os.path.abspath(save)), os.getcwd())):
         try:
             return f"the model ({epochs} epoch(s)) is saved instead at {_write_new(write, folder, stem)}; give it " \

@@ -62,6 +62,19 @@ def test_a_save_that_cannot_be_written_is_saved_beside_it(table, tmp_path, capsy
     assert epochs_at(rescued) == 4 and files(tmp_path) == ["m.rescued.npz", "table.npz"]
 
 
+def test_a_save_of_a_long_name_that_cannot_be_written_is_saved_beside_it(table, tmp_path, capsys, monkeypatch):
+    """Was: the rescue name, '<name>.rescued.npz', too long for the file system when --save's was near its limit
+    (250 characters): 'nor could it be written beside it or in the current folder (File name too long): the model
+    (4 epoch(s)) is lost'."""
+    savez_failing(monkeypatch, {1})
+    monkeypatch.chdir(tmp_path)
+    save = tmp_path / ("m" * 246 + ".npz")
+    code, out, last = train(table, "--save", str(save), capsys=capsys)
+    rescued = [name for name in files(tmp_path) if ".rescued" in name]
+    assert code == 1 and len(rescued) == 1 and f"is saved instead at {tmp_path / rescued[0]}" in last, last
+    assert epochs_at(tmp_path / rescued[0]) == 4 and rescued[0].startswith("m" * 100)
+
+
 def test_a_checkpoint_that_cannot_be_written_keeps_the_earlier_one_and_the_model_is_saved_beside_it(
         table, tmp_path, capsys, monkeypatch):
     """Epoch 2's checkpoint is written; epoch 4's, and --save again, find the disk full; beside it there is room.
