@@ -55,12 +55,13 @@ def guard(comm, what, steps=None, model=None):
 
 
 def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
-               plans=None, first=None, steps=None):
+               plans=None, first=None, steps=None, targets=None):
     """One epoch's steps; returns this rank's (loss sum, a LossSum; correct count), still on the device.
     With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers.
     ``first`` (the snapshot of the run's first epoch, whose first step is then checked) refuses a
     NaN/Inf loss at the run's first step, before any update: the data overflows, not the training.
-    ``steps`` (``interrupts.Steps``) marks each step running, so a Ctrl-C waits for its end."""
+    ``steps`` (``interrupts.Steps``) marks each step running, so a Ctrl-C waits for its end.
+    ``targets`` (``inputs.CheckedTargets``) checks the targets again when a callback changed the layers."""
     data = backend_of(X)
     total, correct, steps = LossSum(data), 0.0, steps or Steps()
     for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
@@ -71,6 +72,8 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
             _check_unchanged(model, data)
             if step:  # the epoch began in training mode: only a callback since can have changed it
                 _training_again(model)
+            if targets is not None:
+                targets.check()
             model.zero_grad()
             # with a communicator the gradients are this rank's share n_r / B of the global mean,
             # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
@@ -152,14 +155,14 @@ def _forward_backward(model, loss, X, y, idx, share, plan):
 
 
 def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, snapshot,
-               comm=None, plans=None, first=False, steps=None):
+               comm=None, plans=None, first=False, steps=None, targets=None):
     backend, n = model.backend, X.shape[0]
     t0 = time.perf_counter()
     with guard(comm, f"the start of epoch {epoch + 1}"):  # on one rank alone it stops every rank
         _check_unchanged(model, backend_of(X))  # by an on_epoch_begin callback: said before the mode is set
     with _mode(model, True):
         total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
-                                    callbacks, comm, plans, snapshot if first else None, steps)
+                                    callbacks, comm, plans, snapshot if first else None, steps, targets)
     if comm is not None:
         total, correct = comm.allreduce_scalars(float(total), float(correct))
     epoch_loss = float(total) / n

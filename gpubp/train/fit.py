@@ -22,8 +22,8 @@ from ..progress import Progress
 from ..schedules import get_schedule
 from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name
-from .inputs import (_callbacks, _check_comm, _checkpoint_extra, _checkpointing, _one_sample_batch,
-                     _prepare, _validation, _warn_sigmoid_twice)
+from .inputs import (CheckedTargets, _callbacks, _check_comm, _checkpoint_extra, _checkpointing,
+                     _one_sample_batch, _prepare, _validation, _warn_sigmoid_twice)
 from .interrupts import deferred
 from .pixels import warn_raw_pixels
 from .resume import _resume, data_fingerprint, held_at, save_training
@@ -144,6 +144,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         Xd, yd = _prepare(model, loss, X, y, "fit")
         _one_sample_batch(model, Xd, batch_size, 1 if comm is None else comm.size)
         val = _validation(model, loss, validation_data)
+        targets = CheckedTargets(model, loss, [(Xd, yd, ("X", "y"))]
+                                 + ([(*val, ("validation_data X", "validation_data y"))] if val else []))
         if comm is None or comm.is_root:  # one warning of a run, not one per rank
             for name, images in (("X", Xd), ("validation_data X", val[0] if val else None)):
                 if images is not None:
@@ -208,8 +210,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                     _call(callbacks, "on_epoch_begin", epoch, model)
                     _keep_flat(model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
-                           callbacks, snapshot, comm, plans, first=epoch == start, steps=steps)
+                           callbacks, snapshot, comm, plans, first=epoch == start, steps=steps, targets=targets)
                 with guard(comm, f"the end of epoch {epoch + 1}"):
+                    targets.check()  # a callback after the last step changed the layers?
                     if val is not None:
                         _validate(model, loss, val, batch_size, history, marks)
                     bar.epoch(epoch, history.summary(epoch))

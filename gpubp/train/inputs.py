@@ -44,24 +44,57 @@ def _prepare(model, loss, X, y, what, names=("X", "y")):
     model.backend.check_finite(y, f"{what}: {names[1]}")
     with np.errstate(all="ignore"):  # an output or loss beyond the float range is refused, not warned of
         out = _probe(model, X, what, names[0])
+    _fit_targets(loss, out, y, what, names[1])
+    return X, y
+
+
+def _fit_targets(loss, out, y, what, name):
+    """Refuse targets ``y`` that do not fit the model's output ``out`` (one sample of it) for ``loss``:
+    shapes, dtypes, and every value (labels within the classes: one device sync)."""
+    labels = isinstance(loss, SoftmaxCrossEntropy) and y.ndim == 1
     if not labels and tuple(y.shape[1:]) != tuple(out.shape[1:]):
         column = isinstance(loss, SoftmaxCrossEntropy) and tuple(y.shape[1:]) == (1,)  # labels as a column
-        raise ShapeError(f"{what}: {names[1]} has shape {tuple(y.shape)} but the model gives "
-                         f"{tuple(out.shape[1:])} per sample; {names[1]} must have shape "
+        raise ShapeError(f"{what}: {name} has shape {tuple(y.shape)} but the model gives "
+                         f"{tuple(out.shape[1:])} per sample; {name} must have shape "
                          f"{(y.shape[0], *out.shape[1:])}"
-                         + (f", or be class labels of shape ({y.shape[0]},): {names[1]}.ravel()" if column else ""))
+                         + (f", or be class labels of shape ({y.shape[0]},): {name}.ravel()" if column else ""))
     try:  # the loss's own checks of shapes and dtypes, on the first sample (its values are checked below)
         with loss.targets_checked(), np.errstate(all="ignore"):
             loss.forward(out, y[:1])
     except (ShapeError, DTypeError) as exc:
-        raise type(exc)(f"{what}: the model's output, {tuple(out.shape[1:])} per sample, and {names[1]} do not "
+        raise type(exc)(f"{what}: the model's output, {tuple(out.shape[1:])} per sample, and {name} do not "
                         f"fit {type(loss).__name__}: {exc}") from None
     if isinstance(loss, SoftmaxCrossEntropy) and out.shape[1] < 2:
         raise ShapeError(f"{what}: softmax_cross_entropy needs one output per class (2 or more), but the model "
                          f"gives {out.shape[1]} per sample: the softmax of one output is always 1, so the loss "
                          f"is 0 and nothing is learned; use loss='bce' for one yes/no output")
     loss.check_targets(out, y)
-    return X, y
+
+
+class CheckedTargets:
+    """The targets fit checked against the model's outputs before training, which every batch then
+    trusts (``Loss.targets_checked``): checked again, all of them, once a callback has changed the
+    model's layers (``check``, before each step and each validation), since the outputs may have
+    changed with them (a last Dense of fewer classes: a label beyond them was a row of zeros)."""
+
+    def __init__(self, model, loss, data):
+        self.model, self.loss, self.data, self.layers = model, loss, data, list(model.layers)
+
+    def check(self):
+        """Nothing while the layers are those last checked (one list comparison); else each
+        ``(X, y, names)`` of ``data`` through the model in eval (a probe) and its targets checked."""
+        if self.model.layers == self.layers:
+            return
+        for X, y, names in self.data:
+            with np.errstate(all="ignore"):
+                out = _probe(self.model, X, "fit", names[0])
+            try:
+                _fit_targets(self.loss, out, y, "fit", names[1])
+            except (ShapeError, DTypeError, InvalidValueError) as exc:
+                said = str(exc) if str(exc).startswith("fit: ") else f"fit: {names[1]}: {exc}"
+                raise type(exc)(f"{said} (a callback changed the model's layers: it now gives "
+                                f"{tuple(out.shape[1:])} per sample)") from None
+        self.layers = list(self.model.layers)
 
 
 def _warn_sigmoid_twice(model, loss, what):
