@@ -146,7 +146,7 @@ class EpochLog:
         row.update(lr=h.lr[epoch], seconds=h.epoch_time[epoch], samples_per_sec=h.samples_per_sec[epoch])
         row.update({k: float(v) for k, v in row.items() if k != "epoch"})  # NumPy numbers too (JSON takes floats)
         try:
-            self._write(self._line(row), epoch)
+            self._write(self._line(row), epoch, h.loss[epoch - 1] if epoch else None)
         except OSError as exc:
             kept = "the log keeps the lines written before it" if os.path.isfile(self.path) else "the log is gone"
             raise GpubpError(f"EpochLog: cannot write epoch {epoch + 1}'s line to {self.path} ({describe(exc)}); "
@@ -182,10 +182,10 @@ class EpochLog:
                           f"its lines keep the file's columns", GpubpWarning, stacklevel=4)
         return header or columns
 
-    def _write(self, data, epoch):
+    def _write(self, data, epoch, loss=None):
         """``data`` appended whole (a failed write is cut off again), or at a new log's first line
         written atomically, so the file replaced is kept whole when it cannot be."""
-        kept = None if self.started or not self.appending_to_lines() else self._before(epoch)
+        kept = None if self.started or not self.appending_to_lines() else self._before(epoch, loss)
         if kept is not None or not self.appending_to_lines():  # a new log, or one cut back to this epoch
             write_atomically(self.path, lambda f: f.write((kept or b"") + data))
             self.started = True
@@ -205,17 +205,18 @@ class EpochLog:
             os.close(fd)
         self.started = True
 
-    def _before(self, epoch):
+    def _before(self, epoch, loss):
         """A resumed run's first line (``epoch``, from 0): the bytes of the log up to its last line of the
-        epoch resumed from (``epoch``, from 1), when lines of later epochs follow it (a run went on past
-        the checkpoint this one resumed from, then stopped: killed between checkpoints), said in a
-        warning; None when none do (a log of other runs before this one's first epoch is left whole).
-        Was: this run's lines followed them, two of each such epoch."""
+        epoch resumed from (``epoch``, from 1; its loss the history's, ``loss``: the saved run's line),
+        when lines of later epochs follow it (a run went on past the checkpoint this one resumed from,
+        then stopped: killed between checkpoints), said in a warning; None when none do (a log of
+        other runs, or before this one's first epoch, is left whole). Was: this run's lines followed
+        them, two of each such epoch."""
         with open(self.path, "rb") as f:
             lines = f.readlines()
-        epochs = [_epoch_of(line) for line in lines]
-        at = max((i for i, n in enumerate(epochs) if n == epoch), default=None) if epoch else None
-        found = [n for n in epochs[at + 1:] if n is not None and n > epoch] if at is not None else []
+        read = [_epoch_and_loss(line) for line in lines]
+        at = max((i for i, e in enumerate(read) if e == (epoch, loss)), default=None) if epoch else None
+        found = [e[0] for e in read[at + 1:] if e and e[0] > epoch] if at is not None else []
         if not found:
             return None
         last = max(found)
@@ -228,11 +229,15 @@ class EpochLog:
         """Nothing to do: each line is written and its file closed at once (kept for callers)."""
 
 
-def _epoch_of(line):
-    """The epoch number of one line of an epoch log (bytes: a JSON line or a CSV row), None for the
-    CSV header or a line that is not one."""
+def _epoch_and_loss(line):
+    """(epoch, loss) of one line of an epoch log (bytes: a JSON line, or a CSV row whose first columns
+    are epoch and loss), None for the CSV header or a line that is not one."""
     try:
-        return int(json.loads(line)["epoch"]) if line.startswith(b"{") else int(line.split(b",", 1)[0])
+        if line.startswith(b"{"):
+            row = json.loads(line)
+            return int(row["epoch"]), float(row["loss"])
+        epoch, loss = line.split(b",")[:2]
+        return int(epoch), float(loss)
     except (ValueError, KeyError, TypeError):
         return None
 

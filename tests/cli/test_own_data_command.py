@@ -147,6 +147,19 @@ def test_a_run_resumed_from_an_earlier_checkpoint_than_its_log_logs_each_epoch_o
     assert epochs == [1, 2, 3]
 
 
+def test_a_resumed_run_cuts_no_line_of_another_run_s_log(tmp_path, capsys):
+    """The lines past the resumed epoch are cut only from the run's own log: one whose line of that epoch
+    is not the saved run's (another run's log, given to --log by mistake) keeps every line."""
+    common = ["--data", str(DATA / "fruit.csv"), "--quiet", "--device", "cpu"]
+    log = tmp_path / "other.csv"
+    assert main(["train", *common, "--epochs", "4", "--seed", "1", "--log", str(log)]) == 0
+    before = log.read_text()
+    assert main(["train", *common, "--epochs", "2", "--save", str(tmp_path / "m.npz")]) == 0
+    assert main(["train", *common, "--epochs", "3", "--resume", str(tmp_path / "m.npz"), "--log", str(log)]) == 0
+    assert log.read_text().startswith(before) and len(log.read_text().splitlines()) == 6
+    assert "cut off" not in capsys.readouterr().err
+
+
 def test_a_real_csv_end_to_end(tmp_path, capsys):
     """Fisher's iris (tests/data/iris.csv): train with a validation split and a test file,
     then predict and evaluate the raw file from the checkpoint."""
