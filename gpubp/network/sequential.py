@@ -103,17 +103,24 @@ class Sequential(ModelState):
         ``output_shape`` as far as the layers can tell; remembered for the next forward. The
         layers themselves are checked as the constructor checks them (``layers`` may have been
         replaced or appended to since), and each must still live on the model's backend."""
-        _layers(self.layers)
-        moved = [f"{i} {layer!r} ({layer.backend.device}/{layer.backend.dtype})"
-                 for i, layer in enumerate(self.layers) if layer.backend != self.backend]
-        if moved:
-            raise DeviceError(f"layers {', '.join(moved)} no longer live on this model's backend "
-                              f"({self.backend.device}/{self.backend.dtype}), e.g. moved by another model they are "
-                              f"part of; model.to(model.backend) moves them back")
+        self.check_layers()
         if getattr(X, "shape", None) is None:
             return  # not an array: the first layer says so
         self.output_shape(X.shape)
         self._chain = self._chain_key(X)
+
+    def check_layers(self):
+        """Refuse layers that are no gpubp layers (``layers`` may have been replaced or appended to
+        since the constructor checked them) or that do not live on the model's backend: put in after
+        the model was made (a layer moves to its model's backend and dtype where the model is made or
+        moved), or moved by another model they are part of; each named with its backend."""
+        _layers(self.layers)
+        moved = [f"{i} {layer!r} ({layer.backend.device}/{layer.backend.dtype})"
+                 for i, layer in enumerate(self.layers) if layer.backend != self.backend]
+        if moved:
+            raise DeviceError(f"layers {', '.join(moved)} do not live on this model's backend "
+                              f"({self.backend.device}/{self.backend.dtype}): put in after the model was made, or "
+                              f"moved by another model they are part of; model.to(model.backend) moves them here")
 
     def output_shape(self, shape):
         """The output shape for inputs of ``shape``, by each layer's ``output_shape`` in its present

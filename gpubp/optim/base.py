@@ -143,7 +143,9 @@ class Optimizer:
         gets flat slots too and one kernel for all of them (the same numbers: it is elementwise).
         A layer put in place of another (``model.layers[i] = ...``) gets slots of its own, zeros, not
         the moments of the layer it replaced (the step count ``t`` stays the optimizer's)."""
-        backend, params, grads = _model(model).backend, model.parameters(), model.gradients()
+        if callable(getattr(_model(model), "check_layers", None)):  # a layer of another backend, named as such
+            model.check_layers()
+        backend, params, grads = model.backend, model.parameters(), model.gradients()
         if not params:  # PyTorch refuses an empty parameter list; a step here would change nothing, silently
             warnings.warn(f"{type(self).__name__}: the model has no parameters, so its steps change nothing",
                           GpubpWarning, stacklevel=4)  # the caller of step()

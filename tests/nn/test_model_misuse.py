@@ -207,7 +207,7 @@ def test_a_layer_moved_away_by_another_model_is_named_at_the_next_forward():
     first = gpubp.Sequential([shared, gpubp.ReLU()], seed=0)
     gpubp.Sequential([shared], dtype="float64", seed=None)  # moves the shared layer to float64
     X = np.ones((2, 3), np.float32)
-    with pytest.raises(gpubp.DeviceError, match=r"layers 0 Dense\(3, 3\) \(cpu/float64\) no longer live on this "
+    with pytest.raises(gpubp.DeviceError, match=r"layers 0 Dense\(3, 3\) \(cpu/float64\) do not live on this "
                                                 r"model's backend \(cpu/float32\)"):
         first.forward(X)  # was: 'Dense input: expected float64 values', from a float32 model
     first.to(first.backend)
