@@ -105,7 +105,7 @@ def target(path) -> tuple:
     every output gpubp writes), a file that is not a gpubp checkpoint (someone's
     data, a damaged checkpoint: moved away by the user, never replaced). ``~`` is expanded; through
     a symbolic link the file it names is replaced, the link kept."""
-    given = user_path(path)
+    given = file_name("checkpoint path", user_path(path))
     path = _checks.writable_target("checkpoint path", given)  # through a link: the file it names
     given = os.path.abspath(given)
     if not os.path.exists(path):
@@ -121,6 +121,14 @@ def target(path) -> tuple:
         raise InvalidValueError(f"checkpoint path: {path} is there and is not a gpubp checkpoint, so it is not "
                                 f"replaced; move it away or give another name ({exc})") from None
     return given, path
+
+
+def file_name(name, path):
+    """``path`` (a str; anything else as given, for the caller to refuse), refused when it ends in a
+    separator: ``runs/`` names a folder, where a file named runs was written."""
+    if isinstance(path, str) and path.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise InvalidValueError(f"{name}: {path} ends in a separator, so it names a folder; name a file inside it")
+    return path
 
 
 def same_file(a, b) -> bool:

@@ -15,7 +15,7 @@ import warnings
 
 from .._checks import writable_target
 from ..errors import GpubpError, GpubpWarning, InvalidValueError
-from . import read_metadata
+from . import file_name, read_metadata
 from .archive import user_path
 from .atomic import locked
 
@@ -37,7 +37,7 @@ class Claim:
     ``name`` is how messages call the path (``"--save"``, ``"fit: checkpoint_path"``)."""
 
     def __init__(self, path, name="fit: checkpoint_path"):
-        self.path, self.name, self.token = os.path.abspath(user_path(path)), name, os.urandom(8).hex()
+        self.path, self.name, self.token = os.path.abspath(file_name(name, user_path(path))), name, os.urandom(8).hex()
         folder = os.path.dirname(writable_target(name, self.path))
         try:
             with locked(self.path):  # read whole, not while another writes it; the folder takes new files
