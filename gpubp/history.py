@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from . import _checks
+from .checkpoint import file_name
 from .checkpoint.atomic import describe, write_atomically
 from .errors import GpubpError, GpubpWarning, InvalidValueError
 
@@ -121,6 +122,7 @@ class EpochLog:
 
     def __init__(self, path, append=False, overwrite=False):
         # a folder, a missing one, another file than a log: refused now
+        path = file_name("EpochLog path", os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else path)
         self.path = _checks.output_path("EpochLog path", path, is_epoch_log, "an epoch log", overwrite)
         self.json = not self.path.lower().endswith(".csv")
         self.append = _checks.flag("EpochLog append", append)

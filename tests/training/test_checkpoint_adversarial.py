@@ -54,15 +54,17 @@ def test_a_link_to_a_folder_or_a_special_file_is_refused(tmp_path):
     assert not os.listdir(tmp_path / "folder")
 
 
-@pytest.mark.parametrize("write", ["save", "fit"])
+@pytest.mark.parametrize("write", ["save", "fit", "log"])
 def test_a_path_ending_in_a_separator_is_refused_as_a_folder(tmp_path, write):
-    """Was: checkpoint.save('runs/', model) and fit(checkpoint_path='runs/') wrote a file named runs, not one in
-    the folder runs/ meant (the command line refused it already)."""
+    """Was: checkpoint.save('runs/', model), fit(checkpoint_path='runs/') and EpochLog('runs/') wrote a file named
+    runs, not one in the folder runs/ meant (the command line refused it already)."""
     model, opt = trained()
     path = str(tmp_path / "runs") + os.sep
     with pytest.raises(InvalidValueError, match=r"runs/ ends in a separator, so it names a folder; name a file"):
         if write == "save":
             checkpoint.save(path, model, opt)
+        elif write == "log":
+            gpubp.history.EpochLog(path)
         else:
             gpubp.fit(model, np.zeros((4, 4)), np.array([0, 1, 0, 1]), epochs=1, progress=False,
                       checkpoint_path=path, checkpoint_every=1)
