@@ -19,7 +19,7 @@ from ..plan import PlanCache
 from .evaluation import LossSum, _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
 from .inputs import _mode
 from .interrupts import Steps
-from .state import _refuse_nonfinite_end, _restore
+from .state import _refuse_nonfinite_end, _restore, _written_by
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
@@ -168,12 +168,14 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     epoch_loss = float(total) / n
     backend.synchronize()
     seconds = time.perf_counter() - t0
+    written = _written_by(callbacks, "on_batch_end")
+    hint = f"; or {written}" if written else ""
     if not math.isfinite(epoch_loss):
         _restore(model, optimizer, snapshot)
         raise NumericalError(f"training loss became {epoch_loss} in epoch {epoch + 1}; parameters and "
                              f"optimizer state were restored to the start of that epoch "
-                             f"(lower the learning rate, or check the data for NaN/Inf)")
-    _refuse_nonfinite_end(model, optimizer, snapshot, epoch)
+                             f"(lower the learning rate, or check the data for NaN/Inf{hint})")
+    _refuse_nonfinite_end(model, optimizer, snapshot, epoch, hint=hint)
     history.loss.append(epoch_loss)
     if history.metric_name:
         history.metric.append(float(correct) / n)

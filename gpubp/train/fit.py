@@ -28,7 +28,7 @@ from .interrupts import deferred
 from .pixels import warn_raw_pixels
 from .resume import _resume, data_fingerprint, held_at, save_training
 from .state import (_BestKeeper, _marks, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore,
-                    _roll_back, _snapshot, _truncate)
+                    _roll_back, _snapshot, _truncate, _written_by)
 
 
 def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epochs=10,
@@ -198,6 +198,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         # every label was checked once, above (no sync per batch); NaN/Inf is checked after each epoch and
         # reported as a NumericalError, so NumPy's floating-point warnings are noise (CuPy gives none);
         # a Ctrl-C during a step is raised when the step is done (interrupts.deferred)
+        begun, ended = (_written_by(callbacks, hook) for hook in ("on_epoch_begin", "on_epoch_end"))  # NaN's cause
         with loss.targets_checked(), np.errstate(all="ignore"), deferred(comm=comm) as steps:
             for epoch in range(start, epochs):
                 if sched is not None:
@@ -208,6 +209,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 # the progress line) is guarded: a failure on one rank stops every rank (one all-reduce an epoch)
                 with guard(comm, f"the start of epoch {epoch + 1}"):
                     _call(callbacks, "on_epoch_begin", epoch, model)
+                    if begun:  # one sync an epoch, with such callbacks only
+                        _refuse_nonfinite_end(model, optimizer, snapshot, epoch, begun)
                     _keep_flat(model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
                            callbacks, snapshot, comm, plans, first=epoch == start, steps=steps, targets=targets)
@@ -217,7 +220,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                         _validate(model, loss, val, batch_size, history, marks)
                     bar.epoch(epoch, history.summary(epoch))
                     _call(callbacks, "on_epoch_end", epoch, model, history)
-                    _refuse_nonfinite_end(model, optimizer, snapshot, epoch)  # callbacks may have written NaN/Inf
+                    _refuse_nonfinite_end(model, optimizer, snapshot, epoch, ended)  # the epoch's own check passed
                 if comm is not None and hasattr(comm, "check_alike"):  # a value written on some ranks only
                     comm.check_alike(model, optimizer, f"epoch {epoch + 1}")
                 marks = None  # the epoch is whole (on every rank): a failure from here on keeps it

@@ -45,13 +45,23 @@ def _refuse_nonfinite_model(model, what):
                              f"reload a good checkpoint or retrain")
 
 
-def _refuse_nonfinite_end(model, optimizer, snapshot, epoch):
+def _refuse_nonfinite_end(model, optimizer, snapshot, epoch, cause=None, hint=""):
+    """NaN/Inf in the model or optimizer refused, the epoch's start restored: said as from the training
+    (``hint`` added to its cures), or as ``cause`` where only that can have written it (a callback)."""
     bad = _nonfinite(model, optimizer)
     if bad:
         _restore(model, optimizer, snapshot)
-        raise NumericalError(f"training produced NaN/Inf in epoch {epoch + 1} although the loss stayed finite "
-                             f"({', '.join(bad)}); parameters and optimizer state were restored to the start "
-                             f"of that epoch (lower the learning rate, or scale the inputs)")
+        said = f"{cause} in epoch {epoch + 1} ({', '.join(bad)})" if cause else \
+            f"training produced NaN/Inf in epoch {epoch + 1} although the loss stayed finite ({', '.join(bad)})"
+        raise NumericalError(f"{said}; parameters and optimizer state were restored to the start of that epoch"
+                             + ("" if cause else f" (lower the learning rate, or scale the inputs{hint})"))
+
+
+def _written_by(callbacks, hook) -> str | None:
+    """What fit says of NaN/Inf found in the model after ``hook``'s callbacks ran (None: none has it)."""
+    if any(callable(getattr(cb, hook, None)) for cb in callbacks):
+        return f"an {hook} callback wrote NaN/Inf into the model"
+    return None
 
 
 class _BestKeeper:
