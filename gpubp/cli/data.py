@@ -263,6 +263,9 @@ def _checked_record(record) -> dict:
         if not isinstance(shape, list) or len(shape) not in (1, 3):
             raise InvalidValueError(f"shape must be a list of 1 or 3 whole numbers, got {shape!r:.60}")
         shape = [_checks.integer("shape", n, 1) for n in shape]
+    if shape and record.get("features") and len(record["features"]) != int(np.prod(shape)):
+        raise InvalidValueError(f"features names {len(record['features'])} column(s) {record['features']!r:.60}, but "
+                                f"shape {shape} says {int(np.prod(shape))} values per sample")
     if record.get("val_split") is not None:
         _checks.number("val_split", record["val_split"], 0, 1, high_open=True)
     image = record.get("image")

@@ -114,6 +114,9 @@ PREDICTED = [  # (model, edit, words): was a traceback, or predictions of a dama
     ("own", _set("extra", "data", "scaler", value={"mean": [0.0], "std": [1.0]}),
      r"scaler has 1 feature\(s\), but shape \[2\] says 2"),
     ("reg", _set("extra", "data", "target_scaler", value={"mean": [0.0, 1.0]}), "a Scaler is stored as"),
+    # was: the data blamed, 'DATA data.csv: the model reads 2 features per sample, the file holds 1 values'
+    ("own", _set("extra", "data", "features", value=["a"]),
+     r"features names 1 column\(s\) \['a'\], but shape \[2\] says 2 values per sample"),
 ]
 
 
