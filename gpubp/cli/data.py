@@ -181,6 +181,14 @@ def _plausible_classes(table, path):
         warnings.warn(f"--data {path}: the target {table.target!r} has {n} distinct values in {rows} rows, so "
                       f"{few}: is it the column to predict (--target), or a real-valued target (--loss mse)?",
                       GpubpWarning)
+    spelled: dict = {}
+    for c in table.classes:
+        spelled.setdefault(str(c).casefold(), []).append(str(c))
+    twins = next((names for names in spelled.values() if len(names) > 1), None)
+    if twins:  # a spreadsheet's autocorrect ("Yes", "yes"): one class spelled two ways, the model taught to tell them
+        warnings.warn(f"--data {path}: the target {table.target!r} holds labels that differ only in case: "
+                      f"{' and '.join(map(repr, sorted(twins)))}, each a class of its own; if they are one, spell "
+                      f"them alike", GpubpWarning)
 
 
 def _plausible_features(table, path):

@@ -103,6 +103,19 @@ def test_a_whole_number_measurement_read_as_classes_is_warned_of(tmp_path, capsy
     assert "warning" not in capsys.readouterr().err
 
 
+def test_labels_that_differ_only_in_case_are_warned_of(tmp_path, capsys):
+    """Was: 'yes' and 'Yes' (a spreadsheet's autocorrect) trained as two classes without a word, the model
+    learning to tell them apart; they stay two, as given, and are said."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 40))
+    labels = ["no" if x < 0 else "yes" if i % 3 else "Yes" for i, x in enumerate(a)]
+    path = _write_csv(tmp_path / "answers.csv", ["a", "b", "answer"], [[x, z, t] for x, z, t in zip(a, b, labels)])
+    assert main(["train", "--data", path, "--epochs", "1", "--quiet", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "the target 'answer' holds labels that differ only in case: 'Yes' and 'yes'" in err, err
+    assert "each a class of its own" in err
+
+
 def test_predict_with_a_python_model_says_its_scaling_is_not_read(tmp_path, capsys):
     """Was: a model trained in Python on standardised data, its Scaler kept as fit's docstring suggests
     (checkpoint_extra={"scaler": ...}), was evaluated by `gpubp evaluate` on raw data at accuracy 0.44
