@@ -128,8 +128,8 @@ def _metric_name(loss):
 def _n_correct(loss, out, y):
     """Correct predictions in a batch, as the loss defines them: for softmax cross-entropy the
     argmax class; for BCE each output is its own yes/no (logit > 0 against target > 0.5), so a
-    sample counts as the fraction of its outputs that are right."""
+    sample counts as the fraction of its outputs (all of them: (C, H, W) too) that are right."""
     if isinstance(loss, BinaryCrossEntropy):
-        return ((out > 0) == (y > 0.5)).sum() / out.shape[1]
+        return ((out > 0) == (y > 0.5)).sum() / (out.size // out.shape[0])
     truth = y if y.ndim == 1 else y.argmax(axis=1)
     return (out.argmax(axis=1) == truth).sum()
