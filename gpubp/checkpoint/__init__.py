@@ -102,7 +102,7 @@ def target(path) -> tuple:
     """(``path`` as given, made absolute; the file a save to it replaces), refused before any work
     when that file cannot or must not be replaced: a folder that does not exist or is not writable,
     a folder, a pipe or device, a read-only file (no write permission bit: kept from root too, as
-    every output gpubp writes), a file that is not a gpubp checkpoint (someone's
+    every output gpubp writes), a file that is not a gpubp checkpoint, unless empty (someone's
     data, a damaged checkpoint: moved away by the user, never replaced). ``~`` is expanded; through
     a symbolic link the file it names is replaced, the link kept."""
     given = file_name("checkpoint path", user_path(path))
@@ -115,6 +115,8 @@ def target(path) -> tuple:
                                 f"give the name of a file")
     if not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222:  # no write bit: kept from root too
         raise InvalidValueError(f"checkpoint path: {path} is read-only; it is kept (make it writable to replace it)")
+    if os.path.getsize(path) == 0:  # nothing to keep (touch, a temp file's name): replaced, as by every output
+        return given, path
     try:
         read_metadata(path)
     except CheckpointError as exc:

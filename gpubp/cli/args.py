@@ -231,7 +231,7 @@ def distinct_files(outputs, inputs=None, allowed=()):
                                         f"give another path")
     for name, path in outs:
         path = writable_target(name, path, create_parents=True)  # through a link, the file it names
-        if os.path.isfile(path) and is_checkpoint(path) != (name == "--save"):
+        if os.path.isfile(path) and os.path.getsize(path) and is_checkpoint(path) != (name == "--save"):
             what = "a gpubp checkpoint" if name != "--save" else "a file that is not a gpubp checkpoint"
             raise InvalidValueError(f"{name} {path} is {what}, which writing it would replace; give another path "
                                     f"(or remove that file first)")

@@ -200,7 +200,7 @@ def test_train_flags_that_were_silently_ignored_are_refused(tmp_path, capsys, ar
 
 @pytest.mark.parametrize("argv, words", [
     (["train", "--epochs", "1", "--save", "{d}/notes.txt"], "--save .*notes.txt is a file that is not a gpubp"),
-    (["train", "--epochs", "1", "--save", "{d}/empty.npz"], "--save .*empty.npz is a file that is not a gpubp"),
+    (["train", "--epochs", "1", "--save", "{d}/one_byte.npz"], "--save .*one_byte.npz is a file that is not a gpubp"),
     (["train", "--epochs", "1", "--log", "{d}/xor.npz"], "--log .*xor.npz is a gpubp checkpoint"),
     (["predict", "{d}/own.npz", "{d}/table.npz", "--out", "{d}/xor.npz"], "--out .*xor.npz is a gpubp checkpoint"),
     (["vanishing", "--depth", "1", "--plot", "{d}/xor.png"], "--plot .*xor.png is a gpubp checkpoint"),
@@ -214,7 +214,7 @@ def test_an_output_never_replaces_a_file_of_another_kind(saved, tmp_path, capsys
         (tmp_path / name).write_bytes((saved / name).read_bytes())
     (tmp_path / "xor.png").write_bytes((saved / "xor.npz").read_bytes())
     (tmp_path / "notes.txt").write_text("my notes")
-    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "one_byte.npz").write_bytes(b"\0")  # a truncated save (an empty file is replaced: nothing in it)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     code, out, last = run([*(a.format(d=tmp_path) for a in argv), "--device", "cpu"], capsys)
     assert code == 1 and re.search(words, last), last

@@ -8,6 +8,7 @@ import pytest
 
 import gpubp
 from gpubp import checkpoint
+from gpubp.cli import main
 from gpubp.errors import CheckpointError, InvalidValueError
 
 from test_checkpoint_safety import edited, good, trained  # noqa: F401 (good: a fixture)
@@ -69,6 +70,19 @@ def test_a_path_ending_in_a_separator_is_refused_as_a_folder(tmp_path, write):
             gpubp.fit(model, np.zeros((4, 4)), np.array([0, 1, 0, 1]), epochs=1, progress=False,
                       checkpoint_path=path, checkpoint_every=1)
     assert os.listdir(tmp_path) == []
+
+
+def test_an_empty_file_at_the_path_is_replaced(tmp_path, capsys):
+    """An empty file holds nothing to keep (touch m.npz; a temp file's name a harness made): replaced, as every
+    other output gpubp writes replaces one. Was: 'is there and is not a gpubp checkpoint, so it is not replaced'
+    (checkpoint.save, fit) and '--save m.npz is a file that is not a gpubp checkpoint' (gpubp train)."""
+    model, opt = trained()
+    for name in ("a.npz", "b.npz"):
+        (tmp_path / name).touch()
+    assert checkpoint.load(checkpoint.save(tmp_path / "a.npz", model, opt)).optimizer.t == opt.t
+    assert main(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "1", "--quiet", "--hidden", "4",
+                 "--save", str(tmp_path / "b.npz")]) == 0, capsys.readouterr().err
+    assert checkpoint.read_metadata(tmp_path / "b.npz")["extra"]["epochs_done"] == 1
 
 
 def test_paths_as_bytes_and_with_a_tilde(tmp_path, monkeypatch):
@@ -275,7 +289,7 @@ def test_an_optimizer_whose_state_would_not_load_is_refused_before_writing(good,
     assert sorted(os.listdir(os.path.dirname(path))) == ["good.npz"]
 
 
-@pytest.mark.parametrize("content", [b"x,y\n1,2\n", b"", "npy", "npz"])
+@pytest.mark.parametrize("content", [b"x,y\n1,2\n", b"\0", "npy", "npz"])  # an empty file: replaced (below)
 def test_a_file_that_is_not_a_checkpoint_is_never_replaced(tmp_path, content):
     path = tmp_path / "data.npz"
     if content == "npy":
