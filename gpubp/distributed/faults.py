@@ -1,25 +1,29 @@
 """When a rank fails: ``guard`` turns an exception on one rank into the same ``RankFailure`` on
 every rank (and a model changed on one rank alone into the same ``MismatchError``), ``abort`` ends
 every rank, and ``install_abort_hook`` aborts them all when an exception escapes one rank, instead
-of leaving the others waiting in a collective."""
+of leaving the others waiting in a collective. ``install_leave_notice`` has a rank that ends its
+program tell the others, so that a rank waiting for it in a guard stops instead of waiting for ever."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
 import signal
 import sys
 import threading
+import time
 import weakref
 
 import numpy as np
 
 from ..errors import StateError
 from .consistency import difference
-from .errors import MismatchError, RankFailure
+from .errors import DistributedError, MismatchError, RankFailure
 from .transport import MPI
 
 _TOKENS = weakref.WeakKeyDictionary()  # model -> ((generation, backend), token of its layout)
+_LEFT = 17  # the tag of a leave notice, sent on a communicator of its own (comm.leave)
 
 
 @contextlib.contextmanager
@@ -64,7 +68,7 @@ def _agree(comm, what, exc, steps, model, noting=None, interrupted=False):
     noted = steps is not None and steps.noted
     interrupted = interrupted or (noting is not None and noting.noted)
     flags = np.array([exc is not None, noted, interrupted, comm.closed, token, -token], dtype=np.int64)
-    comm.mpi.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
+    _wait(comm, comm.mpi.Iallreduce(MPI.IN_PLACE, flags, op=MPI.MAX), what)
     failed, noted, interrupted, closed, high, low = flags.tolist()
     if noted and steps is not None:
         steps.agree()
@@ -76,6 +80,42 @@ def _agree(comm, what, exc, steps, model, noting=None, interrupted=False):
         _refuse_layouts(comm, what, model)
     if interrupted:
         raise KeyboardInterrupt
+
+
+def _wait(comm, request, what, grace=2.0):
+    """Wait for ``request`` (a guard's all-reduce, which every rank must join). A rank that ended its
+    program (its leave notice, kept in ``comm.gone``) never joins: once ``grace`` seconds have passed
+    since it was known gone (time for a collective that it did finish to finish here too), this rank
+    stops with a DistributedError, which ends every rank (it is this rank's alone: the abort hook, or
+    the command, aborts them)."""
+    leave, status, polls, since = getattr(comm, "leave", None), MPI.Status(), 0, None
+    gone = getattr(comm, "gone", set())
+    while not request.Test():
+        if leave is not None and leave.Iprobe(source=MPI.ANY_SOURCE, tag=_LEFT, status=status):
+            leave.Recv(np.zeros(1, np.int8), source=status.Get_source(), tag=_LEFT)
+            gone = comm.gone = gone | {status.Get_source()}
+        if gone and since is None:
+            since = time.monotonic()
+        if since is not None and time.monotonic() - since > grace:
+            raise DistributedError(f"rank {min(gone)} of {comm.size} ended its program while rank {comm.rank} "
+                                   f"waited for it during {what}: every rank must call fit (and every collective) "
+                                   f"alike, not some ranks only; every rank is ended")
+        polls += 1
+        time.sleep(0 if polls < 2000 else 0.001)  # a rank a step behind comes soon; one far behind, rarely checked
+
+
+def install_leave_notice(comm) -> None:
+    """At the end of this rank's program, a notice to every other rank on ``comm.leave`` (a
+    communicator of its own): a rank still waiting for this one in a guard then stops (``_wait``)."""
+    comm.leave, note = comm.mpi.Dup(), np.zeros(1, np.int8)  # the note lives as long as the hook
+
+    def notify():
+        if MPI.Is_initialized() and not MPI.Is_finalized():
+            for r in range(comm.size):  # one byte each: sent eagerly; MPI_Finalize needs no receive of it
+                if r != comm.rank:
+                    comm.leave.Isend(note, dest=r, tag=_LEFT).Free()
+
+    atexit.register(notify)
 
 
 def _refuse_failure(comm, what, exc):

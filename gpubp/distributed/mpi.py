@@ -37,7 +37,7 @@ from .consistency import (data_fingerprint, rank_facts, refuse_apart, refuse_dif
                           refuse_share_dependent, state_digests)
 from .devices import agree_on_device
 from .errors import DistributedError
-from .faults import install_abort_hook
+from .faults import install_abort_hook, install_leave_notice
 from .sharding import grad_scale, local_batches
 from .transport import (MPI, MPI_ERROR, MPITransport, check_transport_name, make_transport, mpi4py, mpi_running,
                         refuse_other_launcher)
@@ -55,6 +55,7 @@ def world(device="cpu", transport=None, bucket_bytes=DEFAULT_BUCKET_BYTES, abort
     """
     abort_on_error = _checks.flag("world: abort_on_error", abort_on_error)
     comm = Communicator(device=device, transport=transport, bucket_bytes=bucket_bytes)
+    install_leave_notice(comm)  # a rank that ends its program while others wait for it in a guard ends them
     if abort_on_error:
         install_abort_hook(comm)
     return comm
