@@ -8,6 +8,7 @@ from ..errors import NumericalError
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from ..network import Sequential
 from .inputs import _features, _mode, _prepare, _probe, _warn_sigmoid_twice
+from .pixels import check_range
 from .state import _refuse_nonfinite_model
 
 
@@ -18,9 +19,11 @@ def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict
     loss = get_loss(loss)
     _warn_sigmoid_twice(model, loss, "evaluate")
     batch_size = _checks.integer("evaluate: batch_size", batch_size, 1)
+    with np.errstate(all="ignore"):
+        X, y = _prepare(model, loss, X, y, "evaluate")
+    check_range(model, X, "evaluate", "X")
     with loss.targets_checked(), np.errstate(all="ignore"):  # overflow is reported as a NumericalError
-        value, metric = _evaluate(model, loss, *_prepare(model, loss, X, y, "evaluate"), batch_size=batch_size,
-                                  what="evaluate")
+        value, metric = _evaluate(model, loss, X, y, batch_size=batch_size, what="evaluate")
     result = {"loss": value}
     if metric is not None:
         result[_metric_name(loss)] = metric
@@ -33,6 +36,7 @@ def predict(model, X, batch_size=1024) -> np.ndarray:
     _refuse_nonfinite_model(model, "predict")
     batch_size = _checks.integer("predict: batch_size", batch_size, 1)
     Xd = _features(model, X, "predict", "X")
+    check_range(model, Xd, "predict", "X")
     with np.errstate(all="ignore"):  # overflow is reported as a NumericalError, below
         _probe(model, Xd, "predict", "X")  # a sample the model refuses, named as the user's array
     with _mode(model, False), np.errstate(all="ignore"):

@@ -25,7 +25,7 @@ from .evaluation import _evaluate, _metric_name
 from .inputs import (CheckedTargets, _callbacks, _check_comm, _checkpoint_extra, _checkpointing,
                      _one_sample_batch, _prepare, _validation, _warn_sigmoid_twice)
 from .interrupts import deferred
-from .pixels import warn_raw_pixels
+from .pixels import check_range, remember_range, warn_raw_pixels
 from .resume import _resume, data_fingerprint, held_at, save_training
 from .state import (_BestKeeper, _marks, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore,
                     _roll_back, _snapshot, _truncate, _written_by)
@@ -146,10 +146,11 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         val = _validation(model, loss, validation_data)
         targets = CheckedTargets(model, loss, [(Xd, yd, ("X", "y"))]
                                  + ([(*val, ("validation_data X", "validation_data y"))] if val else []))
+        remember_range(model, Xd)  # what predict and evaluate hold new images to, and validation's now
         if comm is None or comm.is_root:  # one warning of a run, not one per rank
             for name, images in (("X", Xd), ("validation_data X", val[0] if val else None)):
-                if images is not None:
-                    warn_raw_pixels(model.backend, images, "fit", name)
+                if images is not None and not warn_raw_pixels(model.backend, images, "fit", name) and images is not Xd:
+                    check_range(model, images, "fit", name)
         data = data_fingerprint(model.backend, Xd, yd)
         history, start = History(metric_name=_metric_name(loss)), 0
         batching = {"batch_size": batch_size, "shuffle": shuffle}  # kept in the checkpoints; a resumed run's compared
