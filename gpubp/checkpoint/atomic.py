@@ -112,6 +112,7 @@ def alive(pid) -> bool:
 # -- one writer at a time ---------------------------------------------------------------------
 LOCK = ".gpubp-lock"  # the ending of lock files' names
 WAIT = 300.0  # seconds a write waits for another process's write of the same file, then gives up
+SAY_AFTER = 2.0  # seconds of waiting after which the wait is said (a holder stopped with Ctrl-Z looked like a hang)
 _held = threading.local()  # the files whose lock this thread holds: taken again within, it is not waited for
 UNLOCKABLE = (getattr(errno, "ENOLCK", None), getattr(errno, "EOPNOTSUPP", None), getattr(errno, "ENOTSUP", None),
               errno.EINVAL)  # flock refused by the file system (some network or FUSE mounts)
@@ -161,7 +162,8 @@ def _acquire(path, wait):
     where nothing can lock."""
     if fcntl is None:
         return None
-    name, deadline = lock_path(path), time.monotonic() + wait
+    name, start, said = lock_path(path), time.monotonic(), False
+    deadline = start + wait
     while True:
         fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -173,6 +175,10 @@ def _acquire(path, wait):
                 raise CheckpointError(f"{path} is being written by {holder}, which has held its lock ({name}) for "
                                       f"over {wait:g} s; nothing was written (if no gpubp process writes it, "
                                       f"remove {name})") from None
+            if not said and time.monotonic() - start > SAY_AFTER:
+                said = True
+                warnings.warn(f"{path}: waiting for {holder}, which is writing it (up to {wait:g} s)", GpubpWarning,
+                              stacklevel=5)
             time.sleep(0.02)
             continue
         except OSError as exc:

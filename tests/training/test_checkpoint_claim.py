@@ -153,6 +153,27 @@ def test_a_writer_waits_for_another_and_names_it_when_it_holds_on(tmp_path, monk
     assert os.listdir(tmp_path) == ["m.npz"]
 
 
+@POSIX
+def test_a_writer_kept_waiting_says_what_for_while_it_waits(tmp_path, monkeypatch):
+    """Was: silent for up to WAIT (300 s) while another process held the lock (a run stopped with Ctrl-Z
+    while it saved): gpubp train --save seemed hung before training began."""
+    path, held, release = tmp_path / "m.npz", FORK.Event(), FORK.Event()
+    holder = FORK.Process(target=hold_until, args=(str(path), held, release))
+    holder.start()
+    assert held.wait(60)
+    monkeypatch.setattr(atomic, "WAIT", 0.6)
+    monkeypatch.setattr(atomic, "SAY_AFTER", 0.1)
+    try:
+        with pytest.warns(GpubpWarning, match=rf"{path}: waiting for process {holder.pid} on {atomic.HOST}, which "
+                                              rf"is writing it \(up to 0\.6 s\)") as said:
+            with pytest.raises(CheckpointError, match="is being written by"):
+                checkpoint.save(path, net())
+        assert len([w for w in said if "waiting for" in str(w.message)]) == 1
+    finally:
+        release.set()
+        holder.join(60)
+
+
 def test_one_thread_at_a_time_and_the_holder_may_take_it_again(tmp_path):
     path, seen = tmp_path / "m.npz", []
 
