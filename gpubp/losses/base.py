@@ -14,10 +14,21 @@ from .._checks import takes_out
 from ..backend import backend_of
 from ..errors import DeviceError, DTypeError, GpubpError, ShapeError, StateError
 from ..nn.arrays import check_out
+from ..nn.windows import torch_options
+
+MEAN = (("mean",), "the loss is the mean over the batch (reduction='mean')")
+SAME_WEIGHT = ((None,), "every class and sample weighs the same (weight=None)")
 
 
 class Loss:
-    """Base class: remembers what ``backward`` needs from the last ``forward``."""
+    """Base class: remembers what ``backward`` needs from the last ``forward``. A loss takes the keyword
+    arguments of PyTorch's same loss (``TORCH_OPTIONS``) at their default values only, so ported code
+    reads the same; another value is refused by name (``nn.windows.torch_options``, as the layers)."""
+
+    TORCH_OPTIONS: dict = {}  # {name: (values meaning what this loss does, what it does)}
+
+    def __init__(self, **options):
+        torch_options(type(self).__name__, options, self.TORCH_OPTIONS)
 
     def __call__(self, Y, T):
         return self.forward(Y, T)

@@ -7,7 +7,7 @@ import math
 
 from ..backend.kernels import activations
 from ..errors import DTypeError, InvalidValueError, ShapeError
-from .base import Loss
+from .base import MEAN, SAME_WEIGHT, Loss
 
 
 class BinaryCrossEntropy(Loss):
@@ -17,6 +17,8 @@ class BinaryCrossEntropy(Loss):
     """
 
     _saves = ("Z",)
+    TORCH_OPTIONS = {"weight": SAME_WEIGHT, "reduction": MEAN,
+                     "pos_weight": ((None,), "positives and negatives weigh the same (pos_weight=None)")}
 
     def forward(self, Z, T):
         xp = self._begin(Z, T)
@@ -62,6 +64,10 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     _saves = ("log_probs",)
+    TORCH_OPTIONS = {"weight": SAME_WEIGHT, "reduction": MEAN,
+                     "ignore_index": ((-100,), "every label counts, and one outside 0..C-1 is refused"),
+                     "label_smoothing": ((0.0, 0), "targets count as given (label_smoothing=0.0); give smoothed "
+                                                    "targets as rows of probabilities, shape (N, C)")}
 
     def forward(self, Z, T):
         xp = self._begin(Z, T, ndim=2)

@@ -14,6 +14,7 @@ class MSE(Loss):
     """
 
     _saves = ("diff",)
+    TORCH_OPTIONS = {"reduction": (("mean",), "the loss is the mean over every element (reduction='mean')")}
 
     def forward(self, Y, T):
         self._begin(Y, T)
