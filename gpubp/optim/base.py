@@ -13,7 +13,8 @@ from .._compat import to_host
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..network.state import refuse_shared_memory
-from .state import Hyperparameters, SlotState, checked_state, construct, slots_by_parameter
+from ..nn.windows import torch_options as check_options
+from .state import TORCH_OPTIONS, Hyperparameters, SlotState, checked_state, construct, slots_by_parameter
 
 
 class Updates(NamedTuple):
@@ -31,6 +32,12 @@ class Optimizer:
     kernel = None  # a registry Kernel (gpubp/backend/kernels/updates.py)
     slots: tuple = ()
     nonnegative_slots: tuple = ()  # slots that hold sums of squares (a negative one gives NaN steps)
+
+    TORCH_OPTIONS = TORCH_OPTIONS  # PyTorch's optimizer arguments taken at their defaults only
+
+    def __new__(cls, *args, **kwargs):
+        refuse_parameters(cls.__name__, args, kwargs)  # before Python binds them: PyTorch's SGD(params, lr=...)
+        return super().__new__(cls)
 
     def __init__(self, lr, **hyper):
         self.lr = _positive("lr", lr)
@@ -298,6 +305,23 @@ class Optimizer:
         self.lr, self.hyper, self.t = saved["lr"], saved["hyper"], saved["t"]
         self.state = {n: {s: backend.asarray(a) for s, a in st.items()} for n, st in saved["state"].items()}
         self._loaded = True  # the next prepare checks it is this model's
+
+
+def refuse_parameters(name, args, kwargs) -> None:
+    """Refuse parameters given first, as to PyTorch's optimizers (``SGD(model.parameters(), lr=0.1)``): a
+    gpubp optimizer steps a whole model, and its first argument is the learning rate."""
+    first = args[0] if args else None
+    if isinstance(first, (dict, list, tuple)) or hasattr(first, "__next__") or hasattr(first, "parameters") \
+            or getattr(first, "ndim", 0):
+        lr = kwargs.get("lr", args[1] if len(args) > 1 else "...")
+        raise InvalidValueError(f"{name} takes no parameters (PyTorch's first argument): make it as {name}(lr={lr}), "
+                                f"then fit(model, X, y, optimizer=it) or it.step(model), which updates every "
+                                f"parameter of the model")
+
+
+def torch_options(optimizer, options) -> None:
+    """PyTorch's arguments of an optimizer (``Optimizer.TORCH_OPTIONS``) at their defaults taken, others refused."""
+    check_options(optimizer, options, Optimizer.TORCH_OPTIONS)
 
 
 def _model(model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .._checks import flag
 from ..backend.kernels import updates
 from ..errors import InvalidValueError
-from .base import Optimizer, _nonneg, _positive, _unit
+from .base import Optimizer, _nonneg, _positive, _unit, refuse_parameters, torch_options
 from .state import check_keywords, checked_state, saved_dict
 
 
@@ -20,7 +20,8 @@ class SGD(Optimizer):
     dampening 0, as in PyTorch.
     """
 
-    def __init__(self, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, **options):
+        torch_options("SGD", options)
         momentum, dampening = _unit("momentum", momentum), _unit("dampening", dampening, closed=True)
         nesterov = flag("nesterov", nesterov)
         if nesterov and (not momentum or dampening):
@@ -56,7 +57,8 @@ class RMSprop(Optimizer):
     here, 1e-2 in PyTorch (pass ``lr`` when porting).
     """
 
-    def __init__(self, lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    def __init__(self, lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, **options):
+        torch_options("RMSprop", options)
         super().__init__(lr, alpha=_unit("alpha", alpha), eps=_positive("eps", eps),
                          weight_decay=_nonneg("weight_decay", weight_decay),
                          momentum=_unit("momentum", momentum), centered=flag("centered", centered))
@@ -96,7 +98,8 @@ class Adam(Optimizer):
     """
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 decoupled_weight_decay=True):
+                 decoupled_weight_decay=True, **options):
+        torch_options("Adam", options)
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
@@ -122,9 +125,16 @@ class Adam(Optimizer):
                                     decoupled=h.get("decoupled_weight_decay", True))
 
 
-def AdamW(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False):
-    """Adam with decoupled weight decay (default 0.01, as in PyTorch)."""
-    return Adam(lr, betas, eps, weight_decay, amsgrad=amsgrad, decoupled_weight_decay=True)
+def _adamw(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False, **options):
+    """AdamW's arguments (its signature, which ``get_optimizer`` checks keywords against)."""
+    return Adam(lr, betas, eps, weight_decay, amsgrad=amsgrad, decoupled_weight_decay=True, **options)
+
+
+def AdamW(*args, **kwargs):
+    """Adam with decoupled weight decay (default 0.01, as in PyTorch): AdamW(lr=1e-3, betas=(0.9, 0.999),
+    eps=1e-8, weight_decay=0.01, amsgrad=False)."""
+    refuse_parameters("AdamW", args, kwargs)
+    return _adamw(*args, **kwargs)
 
 
 OPTIMIZERS = {
@@ -145,7 +155,7 @@ def get_optimizer(opt="adam", **kw) -> Optimizer:
         factory = OPTIMIZERS[name]
     except KeyError:
         raise InvalidValueError(f"unknown optimizer {opt!r}; choose one of {sorted(OPTIMIZERS)}") from None
-    check_keywords(name, {"momentum": SGD, "nesterov": SGD}.get(name, factory), kw)  # the presets' own class
+    check_keywords(name, {"momentum": SGD, "nesterov": SGD, "adamw": _adamw}.get(name, factory), kw)  # the presets' own
     return factory(**kw)
 
 

@@ -11,10 +11,20 @@ from .._compat import to_host
 from ..errors import DTypeError, InvalidValueError, NumericalError
 
 
+TORCH_OPTIONS = {  # PyTorch's optimizer arguments, taken at their defaults only (nn.windows.torch_options)
+    "foreach": ((None,), "each update is one fused kernel per parameter, or one for a flat model (foreach=None)"),
+    "fused": ((None,), "its updates are fused kernels already (fused=None)"),
+    "maximize": ((False,), "it minimises the loss (maximize=False); minimise its negative"),
+    "capturable": ((False,), "fit's cuda_graph=True captures the update in the step's graph (capturable=False)"),
+    "differentiable": ((False,), "its updates are not differentiated (differentiable=False)")}
+
+
 def check_keywords(name, make, kw) -> None:
-    """Refuse keyword arguments the optimizer made by ``make`` does not take, naming those it does."""
-    accepted = list(inspect.signature(make).parameters)
-    unknown = sorted(set(kw) - set(accepted))
+    """Refuse keyword arguments the optimizer made by ``make`` does not take, naming those it does (its
+    ``**options`` are PyTorch's arguments, which it checks itself)."""
+    parameters = inspect.signature(make).parameters.values()
+    accepted = [p.name for p in parameters if p.kind is not p.VAR_KEYWORD]
+    unknown = sorted(set(kw) - set(accepted) - (set(TORCH_OPTIONS) if len(accepted) < len(parameters) else set()))
     if unknown:
         raise InvalidValueError(f"optimizer {name!r} takes {accepted}, got {unknown}")
 
