@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from .. import _checks
 from ..backend.kernels import activations as kernels
+from ..errors import InvalidValueError
 from .base import Layer
 from .arrays import FAILURES, shape_error
+from .windows import torch_options
+
+
+def not_inplace(layer, backend):
+    """Refuse a bool given where a layer's backend goes: PyTorch's ``inplace`` goes there (ReLU(True))."""
+    if isinstance(backend, bool):
+        raise InvalidValueError(f"{layer} got {backend} where its backend goes (PyTorch's {layer} takes inplace "
+                                f"there; gpubp's never writes its input: leave it out)")
 
 
 class Activation(Layer, abstract=True):
@@ -20,7 +29,11 @@ class Activation(Layer, abstract=True):
     saves = "Y"
     capturable = True  # registry kernels only
 
-    def __init__(self, backend=None):
+    TORCH_OPTIONS = {"inplace": ((False,), "its forward never writes its input (inplace=False)")}
+
+    def __init__(self, backend=None, **options):
+        not_inplace(type(self).__name__, backend)
+        torch_options(type(self).__name__, options, self.TORCH_OPTIONS)
         super().__init__(backend)
         self.X = self.Y = None
 
@@ -102,8 +115,13 @@ class LeakyReLU(Activation):
 
     forward_kernel, backward_kernel, saves = kernels.leaky_relu, kernels.leaky_relu_backward, "X"
 
-    def __init__(self, slope: float = 0.01, backend=None):
-        super().__init__(backend)
+    def __init__(self, slope: float = 0.01, backend=None, **options):
+        if "negative_slope" in options:  # PyTorch's name
+            if slope != 0.01:
+                raise InvalidValueError("LeakyReLU: slope and negative_slope (PyTorch's name) are one argument, "
+                                        "given twice")
+            slope = options.pop("negative_slope")
+        super().__init__(backend, **options)
         self._slope_array = None
         self.slope = slope  # checked by the setter
 

@@ -30,13 +30,16 @@ class Dense(Layer):
         if n_in < 1 or n_out < 1:
             raise ShapeError(f"Dense needs n_in >= 1 and n_out >= 1, got ({n_in}, {n_out})")
         addressable(f"Dense({n_in}, {n_out}) weight W", (n_in, n_out))
+        if isinstance(init, bool):  # Dense(4, 3, False), as PyTorch's Linear(in, out, bias)
+            raise InvalidValueError(f"Dense got {init} where its init goes (PyTorch's Linear takes bias there: give "
+                                    f"bias={init} by name)")
         get_initializer(init)  # an unknown name is refused now, not at the first forward
         bias = _checks.flag("Dense bias", bias)
         self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bias
         self.seed, self._params, self.X = _checks.seed("Dense seed", seed), None, None
 
     def __repr__(self):
-        return f"Dense({self.n_in}, {self.n_out})"
+        return f"Dense({self.n_in}, {self.n_out}{'' if self.bias else ', bias=False'})"
 
     def config(self):
         init = self.init if isinstance(self.init, str) else "xavier_uniform"
