@@ -217,6 +217,8 @@ class Sequential(ModelState):
         first: the move would give each name a copy of its own.
         """
         current = self.__dict__.get("backend")  # None while the constructor runs
+        if dtype is None and current is not None and _a_dtype(backend):  # PyTorch's model.to(torch.float64)
+            backend, dtype = current.device, backend
         if dtype is None and not isinstance(backend, Backend) and current is not None:
             dtype = None if parse_spec(default_device(check=True) if backend is None else backend)[1] else current.dtype
         new = get_backend(backend, dtype)
@@ -257,6 +259,17 @@ class Sequential(ModelState):
             Y = self.forward(values(self.backend, X, "Sequential.predict X"))
         self._predicted = True
         return Y
+
+
+def _a_dtype(x) -> bool:
+    """Whether ``x``, given where a device goes, names a dtype ('float64', np.float64) and no device."""
+    if x is None or isinstance(x, Backend):
+        return False
+    try:
+        np.dtype(x)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _layers(layers) -> list:
