@@ -227,16 +227,21 @@ def _callbacks(callbacks) -> tuple:
     is checked now, not after an epoch of training, to be callable with fit's arguments."""
     if callbacks is None:
         return ()
+    if isinstance(callbacks, dict):
+        raise InvalidValueError(f"fit: callbacks is a dict; callbacks are objects with any of the methods "
+                                f"{', '.join(HOOKS)} (types.SimpleNamespace(**callbacks) makes one of a dict of them)")
     single = any(callable(getattr(callbacks, h, None)) for h in HOOKS)
     try:
-        items = (callbacks,) if single else tuple(callbacks)
+        items = (callbacks,) if single or _others(callbacks) else tuple(callbacks)
     except TypeError:
         raise InvalidValueError(f"fit: callbacks must be an object with any of {', '.join(HOOKS)}, or a list "
                                 f"of them; got a {type(callbacks).__name__}") from None
     for i, cb in enumerate(items):
-        name = "callbacks" if single else f"callbacks[{i}]"
+        name = "callbacks" if items[0] is callbacks else f"callbacks[{i}]"
         if not any(callable(getattr(cb, h, None)) for h in HOOKS):
-            raise InvalidValueError(f"fit: {name} (a {type(cb).__name__}) has none of the methods {', '.join(HOOKS)}")
+            others = f"; it has {', '.join(_others(cb))}, which fit never calls" if _others(cb) else ""
+            raise InvalidValueError(f"fit: {name} (a {type(cb).__name__}) has none of the methods "
+                                    f"{', '.join(HOOKS)}{others}")
         for hook, args in HOOKS.items():
             fn = getattr(cb, hook, None)
             if fn is not None and not _takes(fn, args):
@@ -244,6 +249,11 @@ def _callbacks(callbacks) -> tuple:
                                         f"{fn!r:.80}" + (" (a class: pass an instance of it)" if isinstance(cb, type)
                                                          else ""))
     return items
+
+
+def _others(cb) -> list:
+    """The methods of ``cb`` named as hooks (on_...) that fit never calls: misspelt, or another library's."""
+    return sorted(h for h in dir(cb) if h.startswith("on_") and h not in HOOKS and callable(getattr(cb, h, None)))
 
 
 def _takes(fn, args) -> bool:
