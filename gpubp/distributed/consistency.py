@@ -99,11 +99,12 @@ def refuse_share_dependent(model) -> None:
 
 def state_digests(model, optimizer=None) -> dict:
     """What must stay alike on every rank of a data-parallel run, by name: ``values``, a digest of each
-    parameter, buffer and optimizer slot; ``settings``, the optimizer's lr, step count and hyperparameters.
+    parameter and optimizer slot; ``settings``, the optimizer's lr, step count and hyperparameters.
+    Not buffers: a Dropout's step counter stays behind on a rank without samples in a step (its
+    mask is unused at p=0, the only Dropout data parallelism takes), and BatchNorm is refused.
     A model or optimizer this rank cannot sum up gives ``{"error": ...}``, which differs from any rank's."""
     try:
         values = {f"parameter {k}": _digest(a) for k, a in model.parameters().items()}
-        values.update({f"buffer {k}": _digest(a) for k, a in model.buffers().items()})
         settings = {}
         if optimizer is not None:
             settings = {"optimizer lr": optimizer.lr, "optimizer step count": optimizer.t,
@@ -131,8 +132,8 @@ def refuse_apart(mpi_comm, mine: dict, what: str) -> None:
             held = f"holds other values than rank 0 in {named}" if values else "differs from rank 0"
             raise MismatchError(f"the ranks' models came apart by the end of {what}: rank {r} of {len(everyone)} "
                                 f"{held}{'; ' if settings else ''}{'; '.join(settings)} (changed on some ranks only, "
-                                f"by a callback?); every rank stopped: change parameters, buffers and optimizer "
-                                f"settings alike on every rank", r, values + settings)
+                                f"by a callback?); every rank stopped: change parameters and optimizer settings alike "
+                                f"on every rank", r, values + settings)
 
 
 def _digest(array) -> str:

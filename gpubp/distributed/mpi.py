@@ -244,8 +244,8 @@ class Communicator:
         return mine
 
     def check_alike(self, model, optimizer=None, what="a step") -> None:
-        """Refuse, on every rank alike, ranks whose parameters, buffers or optimizer state came apart
-        (written on some ranks only); fit asks at the end of every epoch (one small allgather)."""
+        """Refuse, on every rank alike, ranks whose parameters or optimizer state came apart (written
+        on some ranks only); fit asks at the end of every epoch (one small allgather)."""
         self._open()
         refuse_apart(self.mpi, state_digests(model, optimizer), what)
 
