@@ -20,9 +20,10 @@ from ..optim import get_optimizer
 from ..plan import PlanCache, graph_problem, plan_problem
 from ..progress import Progress
 from ..schedules import get_schedule
+from .callbacks import checked_callbacks
 from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name
-from .inputs import (CheckedTargets, _callbacks, _check_comm, _checkpoint_extra, _checkpointing,
+from .inputs import (CheckedTargets, _check_comm, _checkpoint_extra, _checkpointing,
                      _one_sample_batch, _prepare, _validation, _warn_sigmoid_twice)
 from .interrupts import deferred
 from .pixels import check_range, remember_range, warn_raw_pixels
@@ -138,7 +139,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             ("shuffle", shuffle), ("restore_best", restore_best), ("plan", plan), ("overwrite", overwrite)))
         progress = None if progress is None else _checks.flag("fit: progress", progress,
                                                               " or None (a terminal decides)")
-        callbacks = _callbacks(callbacks)
+        callbacks = checked_callbacks(callbacks)
         checkpoint_every, claim = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite)
         checkpoint_extra = _checkpoint_extra(checkpoint_extra)
         Xd, yd = _prepare(model, loss, X, y, "fit")
