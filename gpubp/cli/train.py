@@ -127,9 +127,14 @@ def run(args) -> int:
 def communicator(args):
     """The MPI world of this process, its device agreed by every rank (importing gpubp's MPI
     module starts MPI, so it is imported only for --distributed)."""
-    from ..distributed.mpi import world
+    from ..distributed.mpi import MPI, world
     spec = flags.device_spec(args)
-    return world(device="cuda" if spec.startswith(("gpu", "cuda")) else spec)
+    try:
+        return world(device="cuda" if spec.startswith(("gpu", "cuda")) else spec)
+    except GpubpError as exc:  # raised on every rank alike (no GPU on some rank): rank 0 says it
+        if getattr(exc, "everywhere", False) and MPI.COMM_WORLD.Get_rank() != 0:
+            raise SystemExit(1) from None
+        raise
 
 
 def train(args, comm) -> int:

@@ -25,5 +25,7 @@ def agree_on_device(mpi_comm, local_rank, device) -> str:
     missing = [(r, why) for r, why in enumerate(everyone) if why]
     if missing:
         r, why = missing[0]
-        raise DeviceError(f"device={device!r}, but rank {r} of {len(everyone)} has no usable GPU ({why})")
+        error = DeviceError(f"device={device!r}, but rank {r} of {len(everyone)} has no usable GPU ({why})")
+        error.everywhere = True  # every rank raises it, from the same allgather
+        raise error
     return f"cuda:{gpu}"
