@@ -105,17 +105,22 @@ def _wait(comm, request, what, grace=2.0):
 
 
 def install_leave_notice(comm) -> None:
-    """At the end of this rank's program, a notice to every other rank on ``comm.leave`` (a
-    communicator of its own): a rank still waiting for this one in a guard then stops (``_wait``)."""
-    comm.leave, note = comm.mpi.Dup(), np.zeros(1, np.int8)  # the note lives as long as the hook
+    """When this rank ends, a notice to every other rank on ``comm.leave`` (a communicator of its own):
+    a rank still waiting for this one in a guard then stops (``_wait``). Sent once, by whichever comes
+    first: the program's end (an exit hook, run before mpi4py finalizes MPI) or the program's own
+    ``MPI.Finalize()`` (the delete callback of an attribute of MPI_COMM_SELF, which MPI_Finalize runs
+    first, MPI still whole)."""
+    comm.leave, note, sent = comm.mpi.Dup(), np.zeros(1, np.int8), []
 
-    def notify():
-        if MPI.Is_initialized() and not MPI.Is_finalized():
+    def notify(*_):
+        if not sent and MPI.Is_initialized() and not MPI.Is_finalized():
+            sent.append(True)
             for r in range(comm.size):  # one byte each: sent eagerly; MPI_Finalize needs no receive of it
                 if r != comm.rank:
                     comm.leave.Isend(note, dest=r, tag=_LEFT).Free()
 
     atexit.register(notify)
+    MPI.COMM_SELF.Set_attr(MPI.Comm.Create_keyval(delete_fn=notify), note)
 
 
 def _refuse_failure(comm, what, exc):
