@@ -11,10 +11,12 @@ gradient of the mean loss over the global batch: the same step a single process 
   starts MPI, so this package does not import it).
 * ``transport``: MPI itself and the MPI transport; ``nccl``: the GPU transport used on CUDA devices.
 * ``devices``: which GPU (or the CPU) each rank takes, agreed by every rank.
-* ``faults``: an exception on one rank raised on every rank (``guard``), or every rank aborted.
+* ``faults``: an exception on one rank raised on every rank (``guard``), or every rank aborted; a
+  rank that ends its program tells the others, so none waits for it in a guard for ever.
 * ``errors``: ``DistributedError``; ``RankFailure`` and ``MismatchError`` are raised alike on every rank.
 * ``consistency``: what every rank must share (versions, device kind, model, the arrays of a
-  collective) and how a difference is told.
+  collective, the weights while training) and how a difference is told; the layers whose step
+  depends on how a batch is shared out (BatchNorm, Dropout), refused.
 
 The core never imports this package, and ``import gpubp`` does not: fit receives a communicator
 object and calls its methods.
