@@ -59,9 +59,12 @@ def refuse_differences(mpi_comm, mine: dict) -> None:
         fields = [k for k in sorted(set(ref) | set(theirs)) if ref.get(k) != theirs.get(k)]
         if fields:
             detail = "; ".join(difference(k, ref.get(k), theirs.get(k), r) for k in fields)
+            shards = "; data parallelism takes the whole training set on every rank and gives each rank its share " \
+                     "of every batch itself: give every rank the same data, not a shard per rank" \
+                if "training data" in fields else ""
             raise MismatchError(f"rank {r} of {len(everyone)} (on {host}) differs from rank 0 (on {host0}): "
                                 f"{detail}; every rank must run the same gpubp, NumPy, model and data on the "
-                                f"same kind of device", r, fields)
+                                f"same kind of device{shards}", r, fields)
 
 
 def refuse_other_layouts(mpi_comm, layout) -> None:

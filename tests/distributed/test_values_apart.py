@@ -62,3 +62,13 @@ def test_a_dropout_that_drops_nothing_trains(tmp_path):
     seen = run(tmp_path, "dropout0", n=3)
     assert seen[0]["error"] == ["none", ""] and {s["epochs"] for s in seen} == {3}
     assert np.isfinite(seen[0]["params"]).all() and all(s["params"] == seen[0]["params"] for s in seen)
+
+
+def test_a_shard_per_rank_is_told_that_fit_shards_the_data_itself(tmp_path):
+    """Was: 'training data: ... on rank 0, ... on rank 1; every rank must run the same ... data', which
+    a user who gave each rank its own shard on purpose (Horovod's way) could only read as a bug."""
+    seen = run(tmp_path, "shard")
+    kind, message = seen[0]["error"]
+    assert kind == "MismatchError" and "training data: '16 samples of (4,)" in message, message
+    assert "data parallelism takes the whole training set on every rank and gives each rank its share of every " \
+           "batch itself: give every rank the same data, not a shard per rank" in message, message

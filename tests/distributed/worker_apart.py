@@ -6,6 +6,7 @@ a fresh model on the same communicator (which must still work and agree).
 Cases: ``nudge``: the last rank adds 1 to a weight in ``on_batch_end`` of epoch 2; ``lr``: it sets
 its optimizer's lr in ``on_epoch_begin`` of epoch 2; ``batchnorm`` / ``dropout``: every rank trains a model with such a layer, whose
 training step depends on the shares of the batch (a BatchNorm's statistics, a Dropout's mask);
+``shard``: each rank passes its own share of the data (Horovod's way), not the whole set;
 ``dropout0``: a Dropout of p=0, which changes nothing, in batches of 2 (with 3 ranks, one rank has
 no sample at any step, so its Dropout's step counter stays behind: a buffer that may differ).
 """
@@ -51,8 +52,9 @@ def main():
     comm = world()
     optimizer = gpubp.SGD(lr=0.1)
     model = fresh(case)
+    mine = slice(comm.rank, None, comm.size) if case == "shard" else slice(None)
     try:
-        history = gpubp.fit(model, X, y, optimizer=optimizer, epochs=3, batch_size=2 if case == "dropout0" else 8,
+        history = gpubp.fit(model, X[mine], y[mine], optimizer=optimizer, epochs=3, batch_size=2 if case == "dropout0" else 8,
                             comm=comm, callbacks=[Apart(comm, case, optimizer)], progress=False)
         error, epochs = ["none", ""], history.epochs
     except Exception as exc:
