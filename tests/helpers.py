@@ -1,6 +1,6 @@
 """What the tests share: the repository root, the GPU probe, its marker and skip reason
 (defined here once), the device list the fixtures run over, the tolerances, the command
-line run in-process, an allocation measure and the planned-equals-eager fit."""
+line run in-process, an allocation measure, the planned-equals-eager fit, and a user's own layer."""
 import struct
 import tracemalloc
 from pathlib import Path
@@ -104,3 +104,27 @@ def assert_planned_fit_is_eager(model, X, y, **fit_args):
     assert runs[0][0] == runs[1][0]
     for k, v in runs[0][1].items():
         np.testing.assert_array_equal(v, runs[1][1][k], err_msg=k)
+
+
+class Scale(gpubp.nn.Layer):
+    """A user's own layer, written from the Layer docstring alone: Y = X * s (s per column), its
+    parameter stated by ``parameter_shapes`` and drawn by ``drawn_parameters``, nothing private set;
+    dX = dY * s and dL/ds = sum over the batch of dY * X, written into ``layer.grads``."""
+
+    def __init__(self, n=4, backend=None):
+        super().__init__(backend)
+        self.n = n
+
+    def parameter_shapes(self):
+        return {"s": (self.n,)}
+
+    def drawn_parameters(self, rng, prefix=""):
+        return {"s": self.backend.asarray(rng.normal(size=self.n))}
+
+    def forward(self, X):
+        self.X = X
+        return X * self.params["s"]
+
+    def backward(self, dY):
+        self.grads["s"][...] = (dY * self.X).sum(axis=0)
+        return dY * self.params["s"]

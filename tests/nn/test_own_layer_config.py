@@ -9,29 +9,13 @@ import gpubp
 from gpubp import checkpoint
 from gpubp.errors import CheckpointError, InvalidValueError
 
+import helpers
 
-class Scale(gpubp.nn.Layer):
+
+class Scale(helpers.Scale):
     """Y = X * s; its config is what ``config_fn`` makes of it."""
 
     config_fn = staticmethod(lambda layer: {"type": "Scale", "n": layer.n})
-
-    def __init__(self, n=4, backend=None):
-        super().__init__(backend)
-        self.n, self._params, self.seed = n, None, 0
-
-    def parameter_shapes(self):
-        return {"s": (self.n,)}
-
-    def drawn_parameters(self, rng, prefix=""):
-        return {"s": self.backend.asarray(rng.normal(size=self.n))}
-
-    def forward(self, X):
-        self.X = X
-        return X * self.params["s"]
-
-    def backward(self, dY):
-        self.grads["s"][...] = (dY * self.X).sum(axis=0)
-        return dY * self.params["s"]
 
     def config(self):
         return self.config_fn(self)

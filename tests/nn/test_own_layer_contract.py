@@ -8,28 +8,7 @@ import pytest
 import gpubp
 from gpubp.errors import DeviceError, DTypeError, ShapeError, StateError
 
-
-class Scale(gpubp.nn.Layer):
-    """Y = X * s (s per column), written as the Layer docstring suggests: parameters stated by
-    parameter_shapes and drawn by drawn_parameters, gradients written into layer.grads."""
-
-    def __init__(self, n=4, backend=None):
-        super().__init__(backend)
-        self.n, self._params, self.seed = n, None, 0
-
-    def parameter_shapes(self):
-        return {"s": (self.n,)}
-
-    def drawn_parameters(self, rng, prefix=""):
-        return {"s": self.backend.asarray(rng.normal(size=self.n))}
-
-    def forward(self, X):
-        self.X = X
-        return X * self.params["s"]
-
-    def backward(self, dY):
-        self.grads["s"][...] = (dY * self.X).sum(axis=0)  # dL/ds = sum over the batch of dY * X
-        return dY * self.params["s"]                      # dX = dY * s
+from helpers import Scale  # Y = X * s, written as the Layer docstring suggests
 
 
 def backward_returning(fn):
