@@ -13,9 +13,9 @@ from ..datasets import Scaler, load_dataset, load_table, split
 from ..errors import CheckpointError, GpubpError, GpubpWarning, InvalidValueError, ShapeError
 from ..losses import LOSSES
 from ..train import predict
+from ..train.pixels import scale_mismatch
 
 CNN_SHAPE = [1, 8, 8]  # the built-in digits as images
-FAR, NARROW = 10, 20  # new data this many training spans outside its range, or spanning 1/NARROW of it: another scale
 BUILT_IN = ["digits", "xor", "spirals"]  # the datasets --dataset names
 
 
@@ -113,16 +113,15 @@ def check_range(X, info, path, name):
     if not info.get("range") or not X.size:
         return
     (lo, hi), x_lo, x_hi = info["range"], float(X.min()), float(X.max())
-    span, images = hi - lo, len(info.get("shape") or []) == 3 or bool(info.get("image"))
+    images = len(info.get("shape") or []) == 3 or bool(info.get("image"))
     seen, trained = f"its values run from {x_lo:.4g} to {x_hi:.4g}", f"the {lo:.4g} to {hi:.4g} of the training data"
-    if span > 0 and (x_hi > hi + FAR * span or x_lo < lo - FAR * span):
-        pixels = " (0..255 pixels for a model trained on 0..1? X / 255)" if lo >= 0 and hi <= 1 < x_hi <= 255 else ""
+    verdict, pixels = scale_mismatch((lo, hi), (x_lo, x_hi), "X")
+    if verdict == "far":
         message = f"{name} {path}: {seen}, far outside {trained}{pixels}; scale them as the training data were"
         if images:
             raise InvalidValueError(message)
         warnings.warn(message + " (answers this far out are guesses)", GpubpWarning)
-    elif span > 0 and images and x_hi > x_lo and (x_hi - x_lo) * NARROW < span:
-        pixels = " (0..1 pixels for a model trained on 0..255? X * 255)" if x_lo >= 0 and x_hi <= 1 < hi <= 255 else ""
+    elif verdict == "narrow" and images:
         warnings.warn(f"{name} {path}: {seen}, a small part of {trained}{pixels}; scale them as the training data "
                       f"were", GpubpWarning)
 

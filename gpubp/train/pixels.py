@@ -14,7 +14,7 @@ import warnings
 from ..errors import GpubpWarning
 
 SAMPLE = 100_000  # values looked at for whole numbers: an even spread over X, at most this many
-FAR, NARROW = 10, 20  # the command line's: new images this many training spans outside, or spanning 1/NARROW
+FAR, NARROW = 10, 20  # new data this many training spans outside its range, or spanning 1/NARROW of it
 
 
 def warn_raw_pixels(backend, X, what, name) -> bool:
@@ -49,15 +49,27 @@ def check_range(model, X, what, name):
     if fitted is None or X.ndim != 4 or not X.size:
         return
     (lo, hi), x_lo, x_hi = fitted, float(X.min()), float(X.max())
-    span = hi - lo
     seen, trained = f"{name}'s values run from {x_lo:.4g} to {x_hi:.4g}", f"the {lo:.4g} to {hi:.4g} of the images"
-    if span > 0 and (x_hi > hi + FAR * span or x_lo < lo - FAR * span):
-        pixels = f" (0..255 pixels for a model trained on 0..1? {name} / 255)" if lo >= 0 and hi <= 1 < x_hi <= 255 \
-            else ""
+    verdict, pixels = scale_mismatch((lo, hi), (x_lo, x_hi), name)
+    if verdict == "far":
         warnings.warn(f"{what}: {seen}, far outside {trained} fit trained this model on{pixels}; scale them as the "
                       f"training images were (answers this far out are guesses)", GpubpWarning, stacklevel=3)
-    elif span > 0 and x_hi > x_lo and (x_hi - x_lo) * NARROW < span:
-        pixels = f" (0..1 pixels for a model trained on 0..255? {name} * 255)" if x_lo >= 0 and x_hi <= 1 < hi <= 255 \
-            else ""
+    elif verdict == "narrow":
         warnings.warn(f"{what}: {seen}, a small part of {trained} fit trained this model on{pixels}; scale them as "
                       f"the training images were", GpubpWarning, stacklevel=3)
+
+
+def scale_mismatch(trained, seen, name) -> tuple:
+    """How values running from ``seen`` = (lo, hi) stand to the ``trained`` range, by the one rule fit and
+    the command line share: ("far", hint) when they lie more than FAR training spans outside it,
+    ("narrow", hint) when they span less than 1/NARROW of it, else (None, ""); the hint names 0..255 and
+    0..1 pixels and their fix (``name`` / 255, ``name`` * 255) where the ranges are those, else ""."""
+    (lo, hi), (x_lo, x_hi) = trained, seen
+    span = hi - lo
+    if span > 0 and (x_hi > hi + FAR * span or x_lo < lo - FAR * span):
+        return "far", (f" (0..255 pixels for a model trained on 0..1? {name} / 255)"
+                       if lo >= 0 and hi <= 1 < x_hi <= 255 else "")
+    if span > 0 and x_hi > x_lo and (x_hi - x_lo) * NARROW < span:
+        return "narrow", (f" (0..1 pixels for a model trained on 0..255? {name} * 255)"
+                          if x_lo >= 0 and x_hi <= 1 < hi <= 255 else "")
+    return None, ""
