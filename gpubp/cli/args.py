@@ -56,9 +56,12 @@ def column(text):
 
 
 def widths(text):
-    """argparse type: comma-separated layer widths such as ``64,64`` (empty: none)."""
+    """argparse type: comma-separated layer widths such as ``64,64`` (empty: none; an empty width
+    between commas, ``64,,64`` or ``,,``, is refused, not read as fewer layers)."""
+    if not text.strip():
+        return []
     try:
-        return [positive_int(w) for w in text.split(",") if w.strip()]
+        return [positive_int(w) for w in text.split(",")]
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected widths >= 1 separated by commas, e.g. 64,64; got {text!r}") from None

@@ -344,9 +344,10 @@ def check_record(model, X, info, path):
 
 def raw_mse(model, X, y, info, batch_size=1024) -> float:
     """A regression's MSE in its target's units, ``mean((out - y)^2)`` with ``y`` as read from
-    the file (``X`` as the model reads it)."""
+    the file (``X`` as the model reads it); inf where it passes float64's range (said by the caller)."""
     out = in_target_units(predict(model, X, batch_size=batch_size), info)
-    return float(np.mean((out - np.asarray(y, np.float64).reshape(out.shape)) ** 2))
+    with np.errstate(over="ignore"):
+        return float(np.mean((out - np.asarray(y, np.float64).reshape(out.shape)) ** 2))
 
 
 def read_for_model(path, info, target=None, require_target=False):
