@@ -53,22 +53,29 @@ def mpiexec() -> list:
     return [exe, "--oversubscribe"] if "Open MPI" in version else [exe]
 
 
-def launch(script, *args, n=RANKS, timeout=120):
-    """Run ``mpiexec -n n python script args``; returns (returncode, output, seconds). A run past
-    ``timeout`` is killed with its whole process group and fails the test as a hang."""
+def run_mpiexec(args, cwd=ROOT, timeout=120, merged=False):
+    """Run ``mpiexec args`` (this checkout's gpubp first on the path, allowed as root); returns
+    (returncode, stdout, stderr): stderr inside stdout and None with ``merged``. A run past ``timeout``
+    is killed with its whole process group and fails the test as a hang."""
     env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    cmd = [*mpiexec(), "-n", str(n), sys.executable, str(HERE / script), *map(str, args)]
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            cwd=ROOT, start_new_session=True)
+    cmd = [*mpiexec(), *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+                            text=True, env=env, cwd=cwd, start_new_session=True)
     try:
-        output, _ = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"{' '.join(cmd)} hung: killed after {timeout} s\n{output[-3000:]}")
-    return proc.returncode, output, time.monotonic() - t0
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} hung: killed after {timeout} s\n{(err or out)[-3000:]}")
+    return proc.returncode, out, err
+
+
+def launch(script, *args, n=RANKS, timeout=120):
+    """Run ``mpiexec -n n python script args``; returns (returncode, output, seconds) (``run_mpiexec``)."""
+    t0 = time.monotonic()
+    code, output, _ = run_mpiexec(["-n", n, sys.executable, HERE / script, *args], timeout=timeout, merged=True)
+    return code, output, time.monotonic() - t0
 
 
 def ranks(out, n=RANKS) -> list:
@@ -299,20 +306,11 @@ def test_the_train_command_with_bad_data_on_one_rank_stops_every_rank(tmp_path, 
     rows = "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(40))
     (tmp_path / "data.csv").write_text("a,b,y\n" + rows)
     (tmp_path / "short.csv").write_text("a,b,y\n" + rows[:len(rows) // 2])
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "gpubp", "train", "--distributed", "--device", "cpu", "--epochs", "1",
                "--quiet", "--data"]
-    launcher = mpiexec()
-    proc = subprocess.Popen([*launcher, "-n", "1", *command, "data.csv", ":", "-n", "1", *command, rank1_data],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"hung: {proc.communicate()[1][-2000:]}")
-    assert proc.returncode != 0 and "epochs:" not in out
+    code, out, err = run_mpiexec(["-n", "1", *command, "data.csv", ":", "-n", "1", *command, rank1_data],
+                                 cwd=tmp_path, timeout=60)
+    assert code != 0 and "epochs:" not in out
     lines = [line for line in err.splitlines() if line.startswith("gpubp train: error:")]
     assert len(lines) == 1 and re.search(words, lines[0]), err[-2000:]
     assert "Traceback" not in err

@@ -1,30 +1,16 @@
 """``mpiexec -n 2 gpubp train --distributed`` given flags that no rank can train with: one line
 from rank 0 naming the flag, every rank exits 1, no MPI_Abort and no traceback."""
-import os
-import signal
-import subprocess
 import sys
 
 import pytest
 
 from gpubp._compat import gpu_status
-from helpers import ROOT
-from test_mpi_world import mpiexec
+from test_mpi_world import run_mpiexec
 
 
 def train(tmp_path, *flags, n=2):
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    command = [*mpiexec(), "-n", str(n), sys.executable, "-m", "gpubp", "train", "--distributed", "--epochs", "1",
-               "--quiet", "--dataset", "xor", *flags]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=90)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"hung: {proc.communicate()[1][-2000:]}")
-    return proc.returncode, out, err
+    return run_mpiexec(["-n", n, sys.executable, "-m", "gpubp", "train", "--distributed", "--epochs", "1", "--quiet",
+                        "--dataset", "xor", *flags], cwd=tmp_path, timeout=90)
 
 
 def test_cuda_graph_with_distributed_is_one_line(tmp_path):
