@@ -16,7 +16,7 @@ gradient of the mean loss over the global batch: the same step a single process 
 * ``errors``: ``DistributedError``; ``RankFailure`` and ``MismatchError`` are raised alike on every rank.
 * ``consistency``: what every rank must share (versions, device kind, model, the arrays of a
   collective, the weights while training) and how a difference is told; the layers whose step
-  depends on how a batch is shared out (BatchNorm, Dropout), refused.
+  depends on how a batch is shared out (BatchNorm), refused.
 
 The core never imports this package, and ``import gpubp`` does not: fit receives a communicator
 object and calls its methods.

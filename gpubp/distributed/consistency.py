@@ -18,7 +18,7 @@ import numpy as np
 from .._compat import cupy, to_host
 from .._version import __version__
 from ..errors import InvalidValueError
-from ..nn import BatchNorm, Dropout
+from ..nn import BatchNorm
 from .errors import MismatchError
 
 
@@ -83,15 +83,13 @@ def refuse_other_layouts(mpi_comm, layout) -> None:
 def refuse_share_dependent(model) -> None:
     """Refuse, on every rank alike (the ranks' architectures agree), a layer whose training step
     depends on how a global batch is shared out, so that N ranks would not take one process's step:
-    BatchNorm (batch statistics) and Dropout with p > 0 (its mask, drawn from (seed, step) by element)."""
+    BatchNorm (batch statistics). (Dropout's mask is drawn by element of the global batch: fit tells
+    it where each rank's share starts.)"""
     for i, layer in enumerate(model.layers):
         if isinstance(layer, BatchNorm):
             why = ("normalises each rank's share of a batch by the share's own statistics, not the batch's (and "
                    "the ranks' running estimates would come apart)")
             cure = "train it in one process"
-        elif isinstance(layer, Dropout) and layer.p > 0:
-            why = "draws the same mask for every rank's share of a batch, not one process's mask for the batch"
-            cure = "train it in one process, or with Dropout(0) on every rank"
         else:
             continue
         error = InvalidValueError(f"fit with comm: layer {i}, {layer!r}, {why}, so data-parallel ranks would not train "
@@ -102,12 +100,13 @@ def refuse_share_dependent(model) -> None:
 
 def state_digests(model, optimizer=None) -> dict:
     """What must stay alike on every rank of a data-parallel run, by name: ``values``, a digest of each
-    parameter and optimizer slot; ``settings``, the optimizer's lr, step count and hyperparameters.
-    Not buffers: a Dropout's step counter stays behind on a rank without samples in a step (its
-    mask is unused at p=0, the only Dropout data parallelism takes), and BatchNorm is refused.
+    parameter, buffer (Dropout's seed and step, which advance alike on every rank: a rank without
+    samples takes each step's draw too) and optimizer slot; ``settings``, the optimizer's lr, step
+    count and hyperparameters.
     A model or optimizer this rank cannot sum up gives ``{"error": ...}``, which differs from any rank's."""
     try:
         values = {f"parameter {k}": _digest(a) for k, a in model.parameters().items()}
+        values.update({f"buffer {k}": _digest(a) for k, a in model.buffers().items()})
         settings = {}
         if optimizer is not None:
             settings = {"optimizer lr": optimizer.lr, "optimizer step count": optimizer.t,

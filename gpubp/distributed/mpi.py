@@ -28,7 +28,7 @@ import weakref
 import numpy as np
 
 from .. import _checks
-from .._compat import is_cupy_array
+from .._compat import is_cupy_array, to_host
 from ..backend import backend_of
 from ..errors import DTypeError, InvalidValueError, StateError
 from . import faults
@@ -38,7 +38,7 @@ from .consistency import (data_fingerprint, rank_facts, refuse_apart, refuse_dif
 from .devices import agree_on_device
 from .errors import DistributedError
 from .faults import install_abort_hook, install_leave_notice
-from .sharding import grad_scale, local_batches
+from .sharding import grad_scale, local_batches, shard_bounds
 from .transport import (MPI, MPI_ERROR, MPITransport, check_transport_name, make_transport, mpi4py, mpi_running,
                         refuse_other_launcher)
 
@@ -98,6 +98,10 @@ class Communicator:
     def local_batches(self, n, batch_size, seed, epoch, shuffle=True):
         """This rank's ``(local_indices, global_n)`` per global batch (see ``sharding.local_batches``)."""
         return local_batches(n, batch_size, seed, epoch, self.rank, self.size, shuffle)
+
+    def first_of_share(self, global_n: int) -> int:
+        """Where this rank's share of a global batch of ``global_n`` samples starts in it."""
+        return shard_bounds(global_n, self.rank, self.size)[0]
 
     grad_scale = staticmethod(grad_scale)
 
@@ -164,15 +168,21 @@ class Communicator:
         return list(arrays)
 
     def broadcast_training_state_(self, model, optimizer=None, root=0) -> None:
-        """Rank ``root``'s parameters and, with ``optimizer``, its step count, lr and slots, on every
-        rank (slots that exist only on ``root``, e.g. before a fresh rank's first step, are created)."""
+        """Rank ``root``'s parameters and buffers (Dropout's seed and step: the same masks on every rank)
+        and, with ``optimizer``, its step count, lr and slots, on every rank (slots that exist only on
+        ``root``, e.g. before a fresh rank's first step, are created)."""
         self._open()
         root = self._root(root)
         params = model.parameters()
         arrays = list(params.values())
+        mine = {"buffers": {k: to_host(a) for k, a in model.buffers().items()}}
         if optimizer is not None:
-            mine = {"t": optimizer.t, "lr": optimizer.lr, "slots": {n: list(st) for n, st in optimizer.state.items()}}
-            meta = self.mpi.bcast(mine if self.rank == root else None, root=root)
+            mine["optimizer"] = {"t": optimizer.t, "lr": optimizer.lr,
+                                 "slots": {n: list(st) for n, st in optimizer.state.items()}}
+        told = self.mpi.bcast(mine if self.rank == root else None, root=root)
+        model.load_buffers(told["buffers"])
+        if optimizer is not None:
+            meta = told["optimizer"]
             optimizer.t, optimizer.lr = meta["t"], meta["lr"]
             optimizer.state = {name: {s: _slot(optimizer.state.get(name, {}).get(s), params[name], model.backend)
                                       for s in slots} for name, slots in meta["slots"].items()}
@@ -229,7 +239,7 @@ class Communicator:
         data or (``validation``: the same, or None for none) validation data; the error names the
         first rank that differs from rank 0 and what differs. ``facts`` adds or overrides entries
         (e.g. the run's settings). A model whose training step depends on how a batch is shared out
-        (BatchNorm, Dropout) is refused. Returns this rank's facts."""
+        (BatchNorm) is refused. Returns this rank's facts."""
         mine = {**rank_facts(model, optimizer), "mpi4py": mpi4py.__version__, **(facts or {})}
         for name, arrays in (("data", data), ("validation", validation)):
             if arrays is not None and not isinstance(arrays, (tuple, list)):  # an array: one array per sample

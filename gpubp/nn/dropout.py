@@ -18,8 +18,11 @@ class Dropout(Layer):
     dX = dY * keep / (1 - p) (training), dX = dY (eval).
 
     The mask is counter-based and computed on the device, one registry kernel
-    (``backend/kernels/dropout.py``): keep[i] = murmur3(i, key) >= t, where i is the element's flat
-    index, the 64-bit key is SplitMix64's output for (seed, step) and t = min(round(p 2^32), 2^32 - 1),
+    (``backend/kernels/dropout.py``): keep[i] = murmur3(first_sample * m + i, key) >= t, where i is the
+    element's flat index in X, m the size of one sample (X.size / X.shape[0]), ``first_sample`` where
+    X's first sample sits in the batch the mask is drawn for (0, unless a data-parallel fit sets it
+    to its rank's share's first sample: the ranks' masks are then the rows of the single process's
+    mask for the global batch, so N ranks drop what one process drops), the 64-bit key is SplitMix64's output for (seed, step) and t = min(round(p 2^32), 2^32 - 1),
     so keep is Bernoulli(1 - p) up to 2^-32, in integer arithmetic: one (seed, step) gives one mask,
     bit for bit, on NumPy and CuPy alike, with no host draw and no upload. (Before, the mask was drawn
     on the host from ``np.random.default_rng([seed, step])``: a seed now drops other units than it
@@ -50,6 +53,8 @@ class Dropout(Layer):
         self.keep_buffers({"seed": np.zeros((), np.int64), "step": np.zeros((), np.int64)})
         self.seed = 0 if seed is None else seed
         self._seed_set = seed is not None  # a seed the user chose (then set), not the default
+        self.first_sample = 0
+        self._sample_size = 1
         self.X = self.mask = self._mask = self._device_draw = None
 
     def __repr__(self):
@@ -75,6 +80,16 @@ class Dropout(Layer):
     @step.setter
     def step(self, value):
         self.buffers["step"][...] = _counter("Dropout step", value)
+
+    @property
+    def first_sample(self) -> int:
+        """Where the next batch's first sample sits in the batch its mask is drawn for (0 in one
+        process; a data-parallel fit sets each rank's share's first sample, then 0 again)."""
+        return self._first_sample
+
+    @first_sample.setter
+    def first_sample(self, value):
+        self._first_sample = _counter("Dropout first_sample", value)
 
     @property
     def state(self) -> dict:
@@ -133,6 +148,7 @@ class Dropout(Layer):
         self.X, self.mask = X, None
         if not self.training:
             return X if out is None else self._copy(X, out)
+        self._sample_size = _sample_size(X.shape)
         self.before_step()
         mask = self._mask
         if mask is None or not self.backend.is_own(mask) or mask.dtype != self.backend.dtype \
@@ -155,28 +171,32 @@ class Dropout(Layer):
 
     def before_step(self):
         """In training, this step's draw into the device arrays the kernel reads (the key of
-        (seed, step), t and the scale, as one host write each), then step + 1; in eval, nothing.
+        (seed, step) and t, the first element's offset, the scale: one host write each), then
+        step + 1; in eval, nothing.
         The eager forward calls it; a step plan calls it before each step and each replay of its CUDA
         graph (outside the capture), so the bound kernel reads each step's key."""
         if not self.training:
             return
-        words, scale = self._draw_arrays()
+        words, offset, scale = self._draw_arrays()
         self.backend.write(words, [*kernels.key_words(self.seed, self.step), kernels.threshold(self.p)])
+        self.backend.write(offset, self.first_sample * self._sample_size)
         self.backend.write(scale, 1 / (1 - self.p))  # a Python float, rounded once to the layer's dtype
         self.step += 1
 
     def _draw_arrays(self):
-        """``(words, scale)``: uint32 (k0, k1, t) and the 0-d scale on the layer's device (made anew after a move)."""
+        """``(words, offset, scale)``: uint32 (k0, k1, t), the uint64 offset and the scale, on the layer's
+        device (made anew after a move)."""
         arrays = self._device_draw
-        if arrays is None or not self.backend.is_own(arrays[1]) or arrays[1].dtype != self.backend.dtype:
+        if arrays is None or not self.backend.is_own(arrays[2]) or arrays[2].dtype != self.backend.dtype:
             with self.backend.activate():
-                arrays = self._device_draw = (self.backend.zeros(3, np.uint32), self.backend.zeros(()))
+                arrays = self._device_draw = (self.backend.zeros(3, np.uint32), self.backend.zeros((), np.uint64),
+                                              self.backend.zeros(()))
         return arrays
 
     def _draw(self):
-        """The kernel's scalar arguments k0, k1, t, scale: 0-d views of the draw arrays, read at each launch."""
-        words, scale = self._draw_arrays()
-        return words[0, ...], words[1, ...], words[2, ...], scale  # views (words[0] is a NumPy scalar: a copy)
+        """The kernel's scalar arguments k0, k1, t, offset, scale: 0-d views of the draw arrays, read at each launch."""
+        words, offset, scale = self._draw_arrays()
+        return words[0, ...], words[1, ...], words[2, ...], offset, scale  # views (words[0] is a NumPy scalar: a copy)
 
     def _copy(self, a, out):
         with self.backend.activate():
@@ -188,6 +208,7 @@ class Dropout(Layer):
         shape); the mode is read at each call (eval: copies). ``before_step`` must run before each
         step (the plan calls it): the bound forward reads the key it wrote."""
         xp = self.backend.xp
+        self._sample_size = _sample_size(X.shape)
         with self.backend.activate():
             mask = self.backend.zeros(X.shape)
         run = self.backend.bind(kernels.dropout, X, *self._draw(), Y, mask)
@@ -207,6 +228,11 @@ class Dropout(Layer):
 
     def _clear_cache(self):
         self.X = self.mask = self._mask = self._device_draw = None
+
+
+def _sample_size(shape) -> int:
+    """The elements of one sample of a batch of ``shape`` (1 for a vector: one element a sample)."""
+    return int(np.prod(shape[1:], dtype=np.int64))
 
 
 def _counter(name, value) -> int:

@@ -35,12 +35,42 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
 
 
 def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
-    """``(indices on the device, global batch size)`` of each step: the consecutive slices of
-    ``epoch_order``, or with ``comm`` this rank's share of each (``global_n`` then counts all ranks)."""
+    """``(indices on the device, global batch size, first)`` of each step: the consecutive slices of
+    ``epoch_order``, or with ``comm`` this rank's share of each (``global_n`` then counts all ranks,
+    and ``first`` is the share's position in the global batch)."""
     if comm is None:
         order = backend.asarray(epoch_order(n, seed, epoch, shuffle))
-        return ((order[lo:lo + batch_size], None) for lo in range(0, n, batch_size))
-    return ((backend.asarray(idx), global_n) for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
+        return ((order[lo:lo + batch_size], None, 0) for lo in range(0, n, batch_size))
+    return ((backend.asarray(idx), global_n, comm.first_of_share(global_n))
+            for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
+
+
+def _drawing(model):
+    """The layers that draw per element of a batch (Dropout's mask), which take ``first_sample``."""
+    return [layer for layer in model.layers if hasattr(layer, "first_sample")]
+
+
+@contextlib.contextmanager
+def _shares(model, comm):
+    """With ``comm``, the epoch's steps tell the layers that draw per element where this rank's
+    share starts in the global batch (``_place``); they are put back to 0 however the epoch ends."""
+    try:
+        yield
+    finally:
+        if comm is not None:
+            for layer in _drawing(model):
+                layer.first_sample = 0
+
+
+def _place(model, first, has_samples):
+    """This rank's share starts at sample ``first`` of the global batch: a Dropout draws the rows of
+    the single process's mask for it, so N ranks drop what one process drops. A rank without samples
+    takes the step's draw all the same (``before_step``: Dropout's step advanced), so its masks stay
+    in step with the other ranks'."""
+    for layer in _drawing(model):
+        layer.first_sample = first
+        if not has_samples:
+            layer.before_step()
 
 
 def guard(comm, what, steps=None, model=None):
@@ -64,38 +94,42 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     ``targets`` (``inputs.CheckedTargets``) checks the targets again when a callback changed the layers."""
     data = backend_of(X)
     total, correct, steps = LossSum(data), 0.0, steps or Steps()
-    for step, (idx, global_n) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed, epoch, comm)):
-        steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
-        # on_batch_end callbacks run inside: the guard's agreement on the model's layout is the
-        # last word before the gradient all-reduce
-        with guard(comm, f"epoch {epoch + 1}, step {step}", steps, model):
-            _check_unchanged(model, data)
-            if step:  # the epoch began in training mode: only a callback since can have changed it
-                _training_again(model)
-            if targets is not None:
-                targets.check()
-            model.zero_grad()
-            # with a communicator the gradients are this rank's share n_r / B of the global mean,
-            # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
-            share = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
-            plan = graphed = None
-            if len(idx):  # with a communicator a rank may hold no sample of a small last batch
-                plan = plans.get(X, y, len(idx)) if plans is not None else None
-                graphed = plan.graph if plan is not None else None  # the whole step, update included
-                Xb, yb, out, value = _forward_backward(model, loss, X, y, idx, share, plan)
-                if first is not None and step == 0:
-                    _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, first, epoch)
-                _call(callbacks, "on_batch_end", step, model, value)
-                total.add(value, Xb.shape[0])  # stays on the device: no sync per batch
-                if history.metric_name:
-                    correct = correct + _n_correct(loss, out, yb)
-        if comm is not None:  # the global-batch mean gradient on every rank
-            comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
-        if plan is None:
-            optimizer.step(model)
-        elif graphed is None:
-            plan.update()  # the update's scratch in the plan's spent buffers
-        steps.end()
+    with _shares(model, comm):
+        for step, (idx, global_n, first_row) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed,
+                                                                     epoch, comm)):
+            steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
+            # on_batch_end callbacks run inside: the guard's agreement on the model's layout is the
+            # last word before the gradient all-reduce
+            with guard(comm, f"epoch {epoch + 1}, step {step}", steps, model):
+                _check_unchanged(model, data)
+                if step:  # the epoch began in training mode: only a callback since can have changed it
+                    _training_again(model)
+                if targets is not None:
+                    targets.check()
+                model.zero_grad()
+                if comm is not None:
+                    _place(model, first_row, len(idx) > 0)
+                # with a communicator the gradients are this rank's share n_r / B of the global mean,
+                # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
+                share = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
+                plan = graphed = None
+                if len(idx):  # with a communicator a rank may hold no sample of a small last batch
+                    plan = plans.get(X, y, len(idx)) if plans is not None else None
+                    graphed = plan.graph if plan is not None else None  # the whole step, update included
+                    Xb, yb, out, value = _forward_backward(model, loss, X, y, idx, share, plan)
+                    if first is not None and step == 0:
+                        _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, first, epoch)
+                    _call(callbacks, "on_batch_end", step, model, value)
+                    total.add(value, Xb.shape[0])  # stays on the device: no sync per batch
+                    if history.metric_name:
+                        correct = correct + _n_correct(loss, out, yb)
+            if comm is not None:  # the global-batch mean gradient on every rank
+                comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
+            if plan is None:
+                optimizer.step(model)
+            elif graphed is None:
+                plan.update()  # the update's scratch in the plan's spent buffers
+            steps.end()
     return total, correct
 
 

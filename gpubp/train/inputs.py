@@ -204,7 +204,7 @@ def _input_width(model):
     return None
 
 
-COMM_METHODS = ("guard", "check_consistent", "broadcast_training_state_", "local_batches", "grad_scale",
+COMM_METHODS = ("guard", "check_consistent", "broadcast_training_state_", "local_batches", "first_of_share", "grad_scale",
                 "allreduce_gradients_", "allreduce_scalars")
 
 

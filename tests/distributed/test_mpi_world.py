@@ -109,16 +109,22 @@ def test_two_ranks_train_exactly_like_one_process(world_run):
 
 def test_fit_on_two_ranks_is_fit_in_one_process(world_run):
     """fit(..., comm=) itself: the same weights (float64, 1e-12), history and accuracy as one
-    process, identical bytes on every rank, and one complete checkpoint written by rank 0."""
+    process, identical bytes on every rank, and one complete checkpoint written by rank 0. With
+    Dropout too (planned and eager, and a rank without samples in a step): the ranks draw the rows of
+    the single process's masks, and their Dropout steps advance as its do (was: refused, because
+    every rank drew the same mask for its share)."""
     cases = world_run[0]["fit"]
-    assert len(cases) == 2
+    assert len(cases) == 4 and sum("/dropout" in case for case in cases) == 2
     for case, r in cases.items():
         assert r["worst_rel"] <= 1e-12, case
+        assert r["buffers"] == r["single_buffers"], case  # Dropout's seeds (rank 0's) and steps
+        assert set(r["first_samples"]) == {0}, case  # put back after fit
         assert r["loss"] == pytest.approx(r["single_loss"], rel=1e-12), case
         assert r["metric"] == pytest.approx(r["single_metric"], rel=1e-12), case
         assert r["checkpoint_equal"] and not r["temp_files"], case
         assert r["gradients_in_buffer"], case  # reduced in place: no copies in and out
         assert len({result["fit"][case]["digest"] for result in world_run}) == 1, case
+        assert world_run[1]["fit"][case]["buffers"] == r["buffers"], case
 
 
 def test_the_reduced_epoch_loss_is_the_single_process_loss(world_run):

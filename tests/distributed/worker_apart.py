@@ -4,11 +4,11 @@ ranks' models would come apart. Every rank writes ``<out>/rank<r>.json``: the er
 a fresh model on the same communicator (which must still work and agree).
 
 Cases: ``nudge``: the last rank adds 1 to a weight in ``on_batch_end`` of epoch 2; ``lr``: it sets
-its optimizer's lr in ``on_epoch_begin`` of epoch 2; ``batchnorm`` / ``dropout``: every rank trains a model with such a layer, whose
-training step depends on the shares of the batch (a BatchNorm's statistics, a Dropout's mask);
-``shard``: each rank passes its own share of the data (Horovod's way), not the whole set;
-``dropout0``: a Dropout of p=0, which changes nothing, in batches of 2 (with 3 ranks, one rank has
-no sample at any step, so its Dropout's step counter stays behind: a buffer that may differ).
+its optimizer's lr in ``on_epoch_begin`` of epoch 2; ``batchnorm``: every rank trains a model with
+a BatchNorm, whose training step depends on the shares of the batch (its statistics); ``shard``:
+each rank passes its own share of the data (Horovod's way), not the whole set; ``dropout``: a
+Dropout(0.5) in batches of 2 (with 3 ranks, one rank has no sample at any step, and its Dropout
+must take each step's draw all the same, or its step counter, a buffer, would stay behind).
 """
 import json
 import sys
@@ -24,8 +24,7 @@ y = (X[:, 0] > 0).astype(np.int64)
 
 
 def fresh(case=""):
-    middle = {"batchnorm": [gpubp.BatchNorm(3)], "dropout": [gpubp.Dropout(0.5)],
-              "dropout0": [gpubp.Dropout(0.0)]}.get(case, [])
+    middle = {"batchnorm": [gpubp.BatchNorm(3)], "dropout": [gpubp.Dropout(0.5)]}.get(case, [])
     return gpubp.Sequential([gpubp.Dense(4, 3), *middle, gpubp.Tanh(), gpubp.Dense(3, 2)], backend="cpu",
                             dtype="float64", seed=0)
 
@@ -54,16 +53,17 @@ def main():
     model = fresh(case)
     mine = slice(comm.rank, None, comm.size) if case == "shard" else slice(None)
     try:
-        history = gpubp.fit(model, X[mine], y[mine], optimizer=optimizer, epochs=3, batch_size=2 if case == "dropout0" else 8,
+        history = gpubp.fit(model, X[mine], y[mine], optimizer=optimizer, epochs=3, batch_size=2 if case == "dropout" else 8,
                             comm=comm, callbacks=[Apart(comm, case, optimizer)], progress=False)
         error, epochs = ["none", ""], history.epochs
     except Exception as exc:
         error, epochs = [type(exc).__name__, str(exc)], getattr(getattr(exc, "history", None), "epochs", None)
     params = np.concatenate([p.ravel() for p in model.parameters().values()]).tolist()
+    buffers = {k: np.asarray(a).tolist() for k, a in model.buffers().items()}
     after = fresh()
     gpubp.fit(after, X, y, optimizer="sgd", lr=0.1, epochs=2, batch_size=8, comm=comm, progress=False)
     Path(out, f"rank{comm.rank}.json").write_text(json.dumps({
-        "error": error, "epochs": epochs, "params": params,
+        "error": error, "epochs": epochs, "params": params, "buffers": buffers,
         "after": np.concatenate([p.ravel() for p in after.parameters().values()]).tolist()}))
 
 

@@ -48,6 +48,17 @@ def model(device, dtype, seed, hidden=WIDTHS[1]):
     return gpubp.mlp(WIDTHS[0], hidden, WIDTHS[2], activation="tanh", backend=device, dtype=dtype, seed=seed)
 
 
+def dropout_model(device, dtype, seed):
+    """Dropout between the layers: its seed is drawn from the model's, so it differs by rank until
+    rank 0's is broadcast, and its mask is drawn by element of the global batch."""
+    return gpubp.Sequential([gpubp.Dense(WIDTHS[0], 9), gpubp.Tanh(), gpubp.Dropout(0.4), gpubp.Dense(9, 7),
+                             gpubp.ReLU(), gpubp.Dropout(0.2), gpubp.Dense(7, WIDTHS[2])],
+                            backend=device, dtype=dtype, seed=seed)
+
+
+MODELS = {"mlp": model, "dropout": dropout_model}
+
+
 def train_step(net, loss, opt, X, y):
     """One single-process step, as fit takes it; returns the batch's loss sum (host float)."""
     value = loss.forward(net.forward(X), y)
@@ -160,14 +171,15 @@ def mismatch_checks(comm, device):
     return out
 
 
-def fit_case(comm, device, opt_name, dtype, loss_name, n, batch_size, out):
-    """``fit(..., comm=comm)`` on 2 ranks against ``fit`` in one process: weights, history,
-    and the checkpoint (written by rank 0 only)."""
+def fit_case(comm, device, opt_name, dtype, loss_name, n, batch_size, out, kind="mlp", plan=True):
+    """``fit(..., comm=comm)`` on 2 ranks against ``fit`` in one process: weights, buffers (Dropout's
+    seeds and steps), history, and the checkpoint (written by rank 0 only)."""
     X, y = data(n, loss_name)
-    ref, dist = model(device, dtype, seed=100), model(device, dtype, seed=100 + comm.rank)  # inits differ
-    kwargs = dict(loss=loss_name, epochs=EPOCHS, batch_size=batch_size, seed=SEED, progress=False)
+    build = MODELS[kind]
+    ref, dist = build(device, dtype, seed=100), build(device, dtype, seed=100 + comm.rank)  # inits differ
+    kwargs = dict(loss=loss_name, epochs=EPOCHS, batch_size=batch_size, seed=SEED, progress=False, plan=plan)
     ref_history = gpubp.fit(ref, X, y, optimizer=OPTIMIZERS[opt_name](), **kwargs)
-    path = Path(out, f"fit-{opt_name}-{n}-{batch_size}.npz")
+    path = Path(out, f"fit-{kind}-{opt_name}-{n}-{batch_size}-{plan}.npz")
     history = gpubp.fit(dist, X, y, optimizer=OPTIMIZERS[opt_name](), comm=comm, checkpoint_path=path,
                         checkpoint_every=EPOCHS, **kwargs)
     worst = max(compare(ref.backend.to_numpy(p), dist.backend.to_numpy(dist.parameters()[k]),
@@ -176,7 +188,9 @@ def fit_case(comm, device, opt_name, dtype, loss_name, n, batch_size, out):
     saved = gpubp.checkpoint.load(path, "cpu", dtype).model if path.exists() else None
     bound = comm._bound.get(dist)
     in_buffer = bound is not None and all(g is v for g, v in zip(dist.gradients().values(), bound.gradient_views))
-    return {"worst_rel": worst, "loss": history.loss, "single_loss": ref_history.loss, "gradients_in_buffer": in_buffer,
+    buffers = {k: int(a) for k, a in dist.buffers().items()}
+    return {"worst_rel": worst, "buffers": buffers, "single_buffers": {k: int(a) for k, a in ref.buffers().items()},
+            "first_samples": [getattr(layer, "first_sample", 0) for layer in dist.layers], "loss": history.loss, "single_loss": ref_history.loss, "gradients_in_buffer": in_buffer,
             "metric": history.metric, "single_metric": ref_history.metric, "digest": _digest(dist),
             "checkpoint_equal": saved is not None and _digest(saved) == _digest(dist),
             "temp_files": sorted(p.name for p in Path(out).iterdir() if p.name.startswith(".gpubp-"))}
@@ -196,8 +210,13 @@ def main():
     for opt_name, dtype, loss, n, batch_size in cases:
         key = f"{opt_name}/{dtype}/{loss}/n{n}/b{batch_size}"
         result["training"][key] = training_case(comm, device, opt_name, dtype, loss, n, batch_size)
-    fits = [("adam", "float64", "softmax_cross_entropy", 23, 8), ("momentum", "float64", "mse", 7, 3)]
-    result["fit"] = {f"{c[0]}/{c[2]}/n{c[3]}/b{c[4]}": fit_case(comm, device, *c, args.out) for c in fits}
+    # Dropout: planned and eager, a short last batch, and (7/3) a last batch of one sample, which
+    # leaves rank 1 without samples while its Dropout still takes the step's draw
+    fits = [("adam", "float64", "softmax_cross_entropy", 23, 8), ("momentum", "float64", "mse", 7, 3),
+            ("adam", "float64", "softmax_cross_entropy", 23, 8, "dropout"),
+            ("momentum", "float64", "mse", 7, 3, "dropout", False)]
+    result["fit"] = {"/".join(map(str, c[:1] + c[2:])): fit_case(comm, device, *c[:5], args.out, *c[5:])
+                     for c in fits}
     result["buckets"] = bucket_checks(comm, device)
     result["broadcast"] = broadcast_checks(comm, device)
     result["mismatch"] = mismatch_checks(comm, device)

@@ -18,7 +18,7 @@ def keep_mask(seed, step, shape, p):
     """The documented mask: keep[i] = murmur3(i, key(seed, step)) >= round(p 2^32), by the kernel's
     plain reference formula (held to MurmurHash3's published values in test_dropout_counter.py)."""
     k0, k1 = dropout_kernels.key_words(seed, step)
-    _, mask = dropout_kernels.dropout.reference(np.ones(shape), k0, k1, dropout_kernels.threshold(p), 1.0)
+    _, mask = dropout_kernels.dropout.reference(np.ones(shape), k0, k1, dropout_kernels.threshold(p), 0, 1.0)
     return mask == 1
 
 

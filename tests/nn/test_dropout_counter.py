@@ -66,9 +66,11 @@ def test_the_hash_is_murmur3_of_the_index_then_the_key(start):
     want = [murmur3_32(struct.pack("<III", i & M32, i >> 32, k1), k0) for i in range(start, start + n)]
     assert h.tolist() == want
     t = kernels.threshold(0.5)
-    _, mask = kernels.dropout.reference(np.ones(n), k0, k1, t, 2.0)
-    from_zero = [murmur3_32(struct.pack("<III", i, 0, k1), k0) for i in range(n)]
-    assert mask.tolist() == [2.0 if v >= t else 0.0 for v in from_zero]
+    _, mask = kernels.dropout.reference(np.ones(n), k0, k1, t, start, 2.0)  # the kernel's offset: the first index
+    assert mask.tolist() == [2.0 if v >= t else 0.0 for v in want]
+    y, blocked = np.empty(n), np.empty(n)
+    gpubp.get_backend("cpu", "float64").launch(kernels.dropout, np.ones(n), k0, k1, t, np.uint64(start), 2.0, y, blocked)
+    assert blocked.tolist() == mask.tolist()
 
 
 def test_the_threshold_rule():
@@ -103,13 +105,14 @@ def host_build(tmp_path_factory):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("seed, step, p", [(0, 0, 0.5), (2**62 + 1, 2**40, 0.1), (7, 3, 0.0), (5, 9, 1 - 2**-40)])
-def test_the_cuda_body_on_the_host_equals_the_numpy_path_bit_for_bit(host_build, dtype, seed, step, p):
-    """The CUDA body compiled as host C++ over the whole array (indices from 0) and the NumPy backend's
-    launch (in blocks, each given its first index) write the same bits: y and the mask."""
+@pytest.mark.parametrize("seed, step, p, offset", [(0, 0, 0.5, 0), (2**62 + 1, 2**40, 0.1, 2**32 - BLOCK),
+                                                   (7, 3, 0.0, 5), (5, 9, 1 - 2**-40, 3 * 2**32)])
+def test_the_cuda_body_on_the_host_equals_the_numpy_path_bit_for_bit(host_build, dtype, seed, step, p, offset):
+    """The CUDA body compiled as host C++ over the whole array (indices from 0, plus the offset) and the
+    NumPy backend's launch (in blocks, each given its first index) write the same bits: y and the mask."""
     n, dt = 3 * BLOCK + 123, np.dtype(dtype)
     x = np.random.default_rng(seed % 97).normal(size=n).astype(dt)
-    scalars = [*kernels.key_words(seed, step), kernels.threshold(p), dt.type(1 / (1 - p))]
+    scalars = [*kernels.key_words(seed, step), kernels.threshold(p), np.uint64(offset), dt.type(1 / (1 - p))]
     host = [np.full(n, np.nan, dt) for _ in range(2)]
     host_build.run(kernels.dropout, dt, [x, *scalars], host)
     blocked = [np.full(n, np.nan, dt) for _ in range(2)]
@@ -233,3 +236,32 @@ def test_the_mask_is_the_same_on_the_cpu_and_the_gpu(dtype):
     assert gpu.step == cpu.step == 2**33 + 6
     dY = np.random.default_rng(5).normal(size=X.shape).astype(dtype)
     np.testing.assert_array_equal(gpu.backend.to_numpy(gpu.backward(gpu.backend.asarray(dY))), cpu.backward(dY))
+
+
+@pytest.mark.parametrize("shape", [(10, 7), (9, 2, 3, 3)], ids=["2d", "4d"])
+def test_the_shares_of_a_batch_draw_the_rows_of_its_mask(shape, device):
+    """A data-parallel rank's share of a global batch, told where it starts (``first_sample``), drops
+    what one process drops on those rows of the whole batch: the shares' masks, stacked in order, are
+    the whole batch's mask, bit for bit, whatever the cut (an empty share included)."""
+    backend = gpubp.get_backend(device, "float64")
+    X = backend.asarray(np.random.default_rng(3).normal(size=shape) + 5.0)  # no zeros of its own
+    whole = Dropout(0.4, seed=21, backend=backend)
+    whole.step = 6
+    want = backend.to_numpy(whole(X))
+    for cuts in ([0, 3, 7, shape[0]], [0, 0, 1, shape[0]], [0, shape[0]]):
+        parts = []
+        for lo, hi in zip(cuts, cuts[1:]):
+            share = Dropout(0.4, seed=21, backend=backend)
+            share.step, share.first_sample = 6, lo
+            parts.append(backend.to_numpy(share(X[lo:hi])))
+            assert share.step == 7
+        np.testing.assert_array_equal(np.concatenate(parts), want)
+    shifted = Dropout(0.4, seed=21, backend=backend)
+    shifted.step, shifted.first_sample = 6, 1  # another place in the batch: another mask
+    assert not np.array_equal(backend.to_numpy(shifted(X[:4])), want[:4])
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "0", 2**63])
+def test_first_sample_is_a_whole_number_named_when_refused(bad):
+    with pytest.raises(gpubp.errors.GpubpError, match="Dropout first_sample"):
+        Dropout(0.5).first_sample = bad

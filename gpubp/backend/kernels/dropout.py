@@ -1,7 +1,10 @@
 """Dropout's counter-based mask: a hash of the element's index and a key, computed where the
 data lives, the same bits on NumPy and CUDA (integer arithmetic only).
 
-For element ``i`` (its flat index in C order) and the step's 64-bit key ``(k0, k1)``::
+For element ``i`` (its flat index in C order, plus ``offset``: where the array's first element
+sits in the batch the mask is drawn for, 0 in one process; a data-parallel rank's share of a
+global batch starts past the shares before it, so the ranks' masks together are the single
+process's) and the step's 64-bit key ``(k0, k1)``::
 
     h(i)    = MurmurHash3_x86_32 of the 12 bytes (lo32(i), hi32(i), k1), little-endian words,
               with seed k0        (Austin Appleby's MurmurHash3, public domain: smhasher's
@@ -123,18 +126,18 @@ def murmur3_indices(h, tmp, start, k0, k1):
     h ^= tmp
 
 
-def _dropout_np(x, k0, k1, t, scale, y, mask, start=0):
+def _dropout_np(x, k0, k1, t, offset, scale, y, mask, start=0):
     h, tmp, keep = _scratch(x.size)
-    murmur3_indices(h, tmp, start, int(k0), int(k1))
+    murmur3_indices(h, tmp, start + int(offset), int(k0), int(k1))
     np.greater_equal(h, np.uint32(int(t)), out=keep)
     np.copyto(mask, keep.reshape(x.shape))  # keep / (1 - p): scale or 0 (a cast in copyto needs no buffer)
     mask *= scale
     np.multiply(x, mask, out=y)
 
 
-def _dropout_ref(x, k0, k1, t, scale, y=None, mask=None):
+def _dropout_ref(x, k0, k1, t, offset, scale, y=None, mask=None):
     xp = cupy if is_cupy_array(x) else np
-    i = xp.arange(x.size, dtype=xp.uint64).reshape(x.shape)
+    i = (xp.arange(x.size, dtype=xp.uint64) + xp.uint64(int(offset))).reshape(x.shape)
     h = xp.full(x.shape, int(k0), dtype=xp.uint64)
     for word in (i & M32, i >> 32, xp.full(x.shape, int(k1), dtype=xp.uint64)):
         k = (word * C1) & M32
@@ -153,7 +156,7 @@ def _dropout_ref(x, k0, k1, t, scale, y=None, mask=None):
 
 
 # The hash in 32-bit unsigned words, as the NumPy path computes it; `i` is the element's flat index.
-_CUDA = """const unsigned long long idx = (unsigned long long)i;
+_CUDA = """const unsigned long long idx = (unsigned long long)i + offset;
 const unsigned int words[3] = {(unsigned int)idx, (unsigned int)(idx >> 32), k1};
 unsigned int h = k0;
 for (int w = 0; w < 3; ++w) {
@@ -170,11 +173,12 @@ mask = m;
 y = x * m"""
 
 dropout = register(Kernel(
-    "dropout", "T x, uint32 k0, uint32 k1, uint32 t, T scale", "T y, T mask",
+    "dropout", "T x, uint32 k0, uint32 k1, uint32 t, uint64 offset, T scale", "T y, T mask",
     _CUDA, _dropout_np, _dropout_ref,
-    "mask = [murmur3(i, key) >= t] / (1 - p), y = x * mask (key from seed and step, t = p 2^32).",
-    scalars=("k0", "k1", "t", "scale"), ulps=(2, 2),  # the scale rounded once, one product
-    examples=((*key_words(0, 0), threshold(0.5), 2.0), (*key_words(42, 7), threshold(0.1), 1 / 0.9),
-              (*key_words(2**40 + 3, 123456), threshold(0.8), 5.0), (*key_words(7, 1), threshold(0.0), 1.0)),
+    "mask = [murmur3(offset + i, key) >= t] / (1 - p), y = x * mask (key from seed and step, t = p 2^32).",
+    scalars=("k0", "k1", "t", "offset", "scale"), ulps=(2, 2),  # the scale rounded once, one product
+    examples=((*key_words(0, 0), threshold(0.5), 0, 2.0), (*key_words(42, 7), threshold(0.1), 640, 1 / 0.9),
+              (*key_words(2**40 + 3, 123456), threshold(0.8), 2**32 - 100, 5.0),
+              (*key_words(7, 1), threshold(0.0), 0, 1.0)),
     indexed=True,
 ))
