@@ -15,8 +15,7 @@ gradient of the mean loss over the global batch: the same step a single process 
   rank that ends its program tells the others, so none waits for it in a guard for ever.
 * ``errors``: ``DistributedError``; ``RankFailure`` and ``MismatchError`` are raised alike on every rank.
 * ``consistency``: what every rank must share (versions, device kind, model, the arrays of a
-  collective, the weights while training) and how a difference is told; the layers whose step
-  depends on how a batch is shared out (BatchNorm), refused.
+  collective, the weights while training) and how a difference is told.
 
 The core never imports this package, and ``import gpubp`` does not: fit receives a communicator
 object and calls its methods.

@@ -18,7 +18,6 @@ import numpy as np
 from .._compat import cupy, to_host
 from .._version import __version__
 from ..errors import InvalidValueError
-from ..nn import BatchNorm
 from .errors import MismatchError
 
 
@@ -78,24 +77,6 @@ def refuse_other_layouts(mpi_comm, layout) -> None:
                             f"(dtype, shapes) {_short(everyone[0])} on rank 0, {_short(everyone[r])} on "
                             f"rank {r}; every rank must pass arrays of the same shapes and dtypes, in the "
                             f"same order", r, ["arrays"])
-
-
-def refuse_share_dependent(model) -> None:
-    """Refuse, on every rank alike (the ranks' architectures agree), a layer whose training step
-    depends on how a global batch is shared out, so that N ranks would not take one process's step:
-    BatchNorm (batch statistics). (Dropout's mask is drawn by element of the global batch: fit tells
-    it where each rank's share starts.)"""
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, BatchNorm):
-            why = ("normalises each rank's share of a batch by the share's own statistics, not the batch's (and "
-                   "the ranks' running estimates would come apart)")
-            cure = "train it in one process"
-        else:
-            continue
-        error = InvalidValueError(f"fit with comm: layer {i}, {layer!r}, {why}, so data-parallel ranks would not train "
-                                  f"as one process does; {cure}")
-        error.everywhere = True  # every rank holds this same model (compared first)
-        raise error
 
 
 def state_digests(model, optimizer=None) -> dict:

@@ -34,7 +34,7 @@ from ..errors import DTypeError, InvalidValueError, StateError
 from . import faults
 from .buckets import DEFAULT_BUCKET_BYTES, FlatBuckets
 from .consistency import (data_fingerprint, rank_facts, refuse_apart, refuse_differences, refuse_other_layouts,
-                          refuse_share_dependent, state_digests)
+                          state_digests)
 from .devices import agree_on_device
 from .errors import DistributedError
 from .faults import install_abort_hook, install_leave_notice
@@ -238,8 +238,7 @@ class Communicator:
         device kind, dtype, architecture, optimizer, (``data``: host arrays, samples first) training
         data or (``validation``: the same, or None for none) validation data; the error names the
         first rank that differs from rank 0 and what differs. ``facts`` adds or overrides entries
-        (e.g. the run's settings). A model whose training step depends on how a batch is shared out
-        (BatchNorm) is refused. Returns this rank's facts."""
+        (e.g. the run's settings). Returns this rank's facts."""
         mine = {**rank_facts(model, optimizer), "mpi4py": mpi4py.__version__, **(facts or {})}
         for name, arrays in (("data", data), ("validation", validation)):
             if arrays is not None and not isinstance(arrays, (tuple, list)):  # an array: one array per sample
@@ -249,8 +248,6 @@ class Communicator:
             mine["training data"] = data_fingerprint(*data)
         mine["validation data"] = "none" if validation is None else data_fingerprint(*validation)
         refuse_differences(self.mpi, mine)
-        if model is not None:  # alike on every rank now: refused on every rank alike
-            refuse_share_dependent(model)
         return mine
 
     def check_alike(self, model, optimizer=None, what="a step") -> None:

@@ -18,11 +18,11 @@ class Dropout(Layer):
     dX = dY * keep / (1 - p) (training), dX = dY (eval).
 
     The mask is counter-based and computed on the device, one registry kernel
-    (``backend/kernels/dropout.py``): keep[i] = murmur3(first_sample * m + i, key) >= t, where i is the
-    element's flat index in X, m the size of one sample (X.size / X.shape[0]), ``first_sample`` where
-    X's first sample sits in the batch the mask is drawn for (0, unless a data-parallel fit sets it
-    to its rank's share's first sample: the ranks' masks are then the rows of the single process's
-    mask for the global batch, so N ranks drop what one process drops), the 64-bit key is SplitMix64's output for (seed, step) and t = min(round(p 2^32), 2^32 - 1),
+    (``backend/kernels/dropout.py``): keep[i] = murmur3(first * m + i, key) >= t, where i is the
+    element's flat index in X, m the size of one sample (X.size / X.shape[0]), ``first`` where X's
+    first sample sits in the batch the mask is drawn for (0, unless a data-parallel fit gives the
+    layer its ``share`` of a global batch, ``nn.share.BatchShare``: the ranks' masks are then the
+    rows of the single process's mask for the global batch, so N ranks drop what one process drops), the 64-bit key is SplitMix64's output for (seed, step) and t = min(round(p 2^32), 2^32 - 1),
     so keep is Bernoulli(1 - p) up to 2^-32, in integer arithmetic: one (seed, step) gives one mask,
     bit for bit, on NumPy and CuPy alike, with no host draw and no upload. (Before, the mask was drawn
     on the host from ``np.random.default_rng([seed, step])``: a seed now drops other units than it
@@ -53,7 +53,7 @@ class Dropout(Layer):
         self.keep_buffers({"seed": np.zeros((), np.int64), "step": np.zeros((), np.int64)})
         self.seed = 0 if seed is None else seed
         self._seed_set = seed is not None  # a seed the user chose (then set), not the default
-        self.first_sample = 0
+        self.share = None  # this process's share of a global batch (nn/share.py), set by fit for a step
         self._sample_size = 1
         self.X = self.mask = self._mask = self._device_draw = None
 
@@ -80,16 +80,6 @@ class Dropout(Layer):
     @step.setter
     def step(self, value):
         self.buffers["step"][...] = _counter("Dropout step", value)
-
-    @property
-    def first_sample(self) -> int:
-        """Where the next batch's first sample sits in the batch its mask is drawn for (0 in one
-        process; a data-parallel fit sets each rank's share's first sample, then 0 again)."""
-        return self._first_sample
-
-    @first_sample.setter
-    def first_sample(self, value):
-        self._first_sample = _counter("Dropout first_sample", value)
 
     @property
     def state(self) -> dict:
@@ -179,9 +169,18 @@ class Dropout(Layer):
             return
         words, offset, scale = self._draw_arrays()
         self.backend.write(words, [*kernels.key_words(self.seed, self.step), kernels.threshold(self.p)])
-        self.backend.write(offset, self.first_sample * self._sample_size)
+        first = 0 if self.share is None else _counter("Dropout share.first", self.share.first)
+        self.backend.write(offset, first * self._sample_size)
         self.backend.write(scale, 1 / (1 - self.p))  # a Python float, rounded once to the layer's dtype
         self.step += 1
+
+    def idle_forward(self):
+        """A step whose batch this process holds no sample of: its draw is taken all the same, so the
+        step count stays that of the processes that hold samples (``nn/share.py``)."""
+        self.before_step()
+
+    def idle_backward(self):
+        """Nothing: the mask's backward needs no other process."""
 
     def _draw_arrays(self):
         """``(words, offset, scale)``: uint32 (k0, k1, t), the uint64 offset and the scale, on the layer's

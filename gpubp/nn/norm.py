@@ -31,6 +31,7 @@ SMALL_WORK = (  # the work arrays per channel or of one value: names, shape (C: 
     ("k keep k_var", (), "X"),
     ("finite", ("C",), "bool"),
     ("ok ok2", (), "bool"),
+    ("count64", (), "float64"),
     ("n", (), "int64"),
 )
 
@@ -57,6 +58,12 @@ class BatchNorm(Layer):
         dbeta = sum dY      dgamma = sum dY x_hat
         dX = (1/m) gamma / sigma (m dY - dbeta - x_hat dgamma)      (batch statistics)
         dX = gamma / sigma dY                                        (running estimates)
+
+    Under data parallelism fit gives the layer, for each training step, its ``share`` of the global
+    batch (``nn/share.py``): mu, var, m, dbeta and dgamma in the formulas above are then the global
+    batch's, summed over the shares (sum X with the count m, then sum (X - mu)^2; in the backward
+    dbeta and dgamma, after this share's own sums went to the gradients, which fit sums itself),
+    so N processes normalise, update the running estimates and back-propagate as one process.
 
     gamma starts at ones, beta at zeros; running_mean at zeros, running_var at ones, the count at 0.
     PyTorch's device and dtype are taken by keyword at their defaults only (``TORCH_OPTIONS``).
@@ -99,6 +106,8 @@ class BatchNorm(Layer):
         self.keep_buffers(estimates if self.track_running_stats else {})
         self.X = self.x_hat = self.inv_sigma = None
         self.batch_stats = True  # whether the last forward normalised by batch statistics
+        self.values = 0  # the values per channel its statistics were over (the global batch's under a share)
+        self.share = None  # this process's share of a global batch (nn/share.py), set by fit for a step
 
     @property
     def eps(self):
@@ -172,7 +181,7 @@ class BatchNorm(Layer):
             if len(shape) not in (2, 4) or shape[1] != self.num_features:
                 raise ShapeError(f"{self!r} expects inputs of shape (N, {self.num_features}) or "
                                  f"(N, {self.num_features}, H, W), got shape {tuple(shape)}")
-            if (self.training or not self.track_running_stats) and math.prod(shape) // self.num_features < 2:
+            if (self.training or not self.track_running_stats) and self._values(shape) < 2:
                 when = "in training" if self.training else "without running statistics (in eval too)"
                 cure = "use a larger batch, or eval mode" if self.track_running_stats else "use a larger batch"
                 raise ShapeError(f"{self!r} {when} normalises by the batch's statistics and needs more than "
@@ -210,7 +219,7 @@ class BatchNorm(Layer):
             else:
                 Y[...] = x_hat
             if self.training and self.track_running_stats:
-                running.update(xp, self.buffers, mu, var, X.size // self.num_features, self.momentum, work)
+                running.update(xp, self.buffers, mu, var, self.values, self.momentum, work)
         except FAILURES as exc:  # a bound plan's buffers that do not fit: said, not NumPy's words
             raise core_error(self, "forward", exc, X=X, out=out) from None
         self.X, self.x_hat, self.inv_sigma = X, x_hat, work.inv_sigma
@@ -220,11 +229,24 @@ class BatchNorm(Layer):
         """The batch's mu and (biased) var in X's dtype, and 1 / sigma into ``work.inv_sigma``; computed
         in float64: var of float32 values past 1.8e19 is finite there (a var past the dtype's range is
         Inf in X's dtype, so the running estimates stay as they were)."""
-        xp = self.backend.xp
-        mu64, var64, d = work.mu64, work.var64, work.d64
-        xp.mean(X, axis=axes, dtype=np.float64, out=mu64)
+        xp, shared = self.backend.xp, self._shared()
+        mu64, var64, d, count = work.mu64, work.var64, work.d64, work.count64
+        if shared:  # mu = sum X / m, then var = sum (X - mu)^2 / m, each sum over every share
+            xp.sum(X, axis=axes, dtype=np.float64, out=mu64)
+            count[...] = X.size // self.num_features
+            self.share.sum_([mu64, count])
+            self.values = int(count)
+            xp.divide(mu64, count, out=mu64)
+        else:  # (a step plan's dry run under a share: its shapes are the share's, its count the batch's)
+            self.values = self._values(X.shape)
+            xp.mean(X, axis=axes, dtype=np.float64, out=mu64)
         xp.subtract(X, mu64.reshape(shape), out=d)  # float64 deviations, as NumPy's var forms them
-        xp.mean(xp.multiply(d, d, out=d), axis=axes, out=var64)
+        if shared:
+            xp.sum(xp.multiply(d, d, out=d), axis=axes, out=var64)
+            self.share.sum_([var64])
+            xp.divide(var64, count, out=var64)
+        else:
+            xp.mean(xp.multiply(d, d, out=d), axis=axes, out=var64)
         with np.errstate(over="ignore"):
             work.mu[...], work.var[...] = mu64, var64  # rounded to X's dtype
             work.inv_sigma[...] = xp.divide(1, xp.sqrt(xp.add(var64, self.eps, out=var64), out=var64), out=var64)
@@ -252,15 +274,49 @@ class BatchNorm(Layer):
                 self._accumulate("beta", lambda g: into(g, dbeta))
                 self._grads_zero = self._grads_stale = False
                 scale = xp.multiply(self.params["gamma"], scale, out=work.scale)
+            if self.batch_stats and self._shared():  # the global batch's sums, for dX (after the gradients)
+                self.share.sum_([dbeta, dgamma])
             dX = self.backend.empty(dY.shape, dY.dtype) if out is None else out
             if not self.batch_stats:
                 return xp.multiply(dY, scale.reshape(shape), out=dX)
-            m = dY.size // self.num_features  # dX = (gamma / sigma / m) (m dY - dbeta - x_hat dgamma)
+            m = self.values  # dX = (gamma / sigma / m) (m dY - dbeta - x_hat dgamma)
             xp.subtract(xp.multiply(dY, m, out=dX), dbeta.reshape(shape), out=dX)
             xp.subtract(dX, xp.multiply(self.x_hat, dgamma.reshape(shape), out=work.w), out=dX)
             return xp.multiply(dX, xp.divide(scale, m, out=work.scale_m).reshape(shape), out=dX)
         except FAILURES as exc:
             raise core_error(self, "backward", exc, dY=dY, out=out) from None
+
+    def _shared(self) -> bool:
+        """Whether this step's statistics are summed over the shares of a global batch (in training)."""
+        return self.share is not None and self.share.sum_ is not None and self.training
+
+    def _values(self, shape) -> int:
+        """The values per channel of the statistics over a batch of ``shape``: the global batch's under
+        a share (in training), summed or not (a step plan's dry run sums nothing)."""
+        per_sample = math.prod(shape[2:])
+        return (self.share.total if self.share is not None and self.training else shape[0]) * per_sample
+
+    def idle_forward(self):
+        """A training step whose batch this process holds no sample of: its part of the statistics'
+        sums (zeros), and the running estimates moved by the global batch's, as on every process."""
+        if not self._shared():
+            return
+        C = self.num_features
+        X = self.backend.zeros((0, C))
+        work = self._work(X.shape, X.dtype)
+        self.batch_stats = True
+        mu, var = self._batch_statistics(X, work, *_axes(X))
+        if self.track_running_stats:
+            running.update(self.backend.xp, self.buffers, mu, var, self.values, self.momentum, work)
+        self.X = self.x_hat = None
+
+    def idle_backward(self):
+        """Its part of the backward's sums (zeros): the processes that hold samples wait for it."""
+        if self._shared():
+            work = self._work((0, self.num_features), self.backend.dtype)
+            work.dbeta.fill(0)
+            work.dgamma.fill(0)
+            self.share.sum_([work.dbeta, work.dgamma])
 
     def checked_buffers(self, arrays: dict) -> dict:
         """The estimates and the count this layer keeps, from ``{name: array}`` (any device), checked

@@ -6,6 +6,7 @@ and its record in the history (loss, metric, lr, time), refused when not finite.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 import warnings
@@ -15,6 +16,7 @@ import numpy as np
 from .. import _checks
 from ..backend import backend_of
 from ..errors import GpubpWarning, InvalidValueError, NumericalError, StateError
+from ..nn.share import BatchShare
 from ..plan import PlanCache
 from .evaluation import LossSum, _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
 from .inputs import _mode
@@ -45,32 +47,36 @@ def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
             for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
 
 
-def _drawing(model):
-    """The layers that draw per element of a batch (Dropout's mask), which take ``first_sample``."""
-    return [layer for layer in model.layers if hasattr(layer, "first_sample")]
+def _sharing(model):
+    """The layers whose step depends on the whole global batch (``nn/share.py``: Dropout, BatchNorm)."""
+    return [layer for layer in model.layers if hasattr(layer, "share")]
 
 
 @contextlib.contextmanager
-def _shares(model, comm):
-    """With ``comm``, the epoch's steps tell the layers that draw per element where this rank's
-    share starts in the global batch (``_place``); they are put back to 0 however the epoch ends."""
+def _shared(model, share):
+    """``share`` (``BatchShare``: this rank's share of the global batch) told to the layers for the
+    block, the step's forward and backward; None again after it, however it ends (a probe or a
+    plan's dry run outside it sums nothing with the other ranks)."""
+    layers = _sharing(model) if share is not None else []  # one process: nothing to tell
+    for layer in layers:
+        layer.share = share
     try:
         yield
     finally:
-        if comm is not None:
-            for layer in _drawing(model):
-                layer.first_sample = 0
+        for layer in layers:
+            layer.share = None
 
 
-def _place(model, first, has_samples):
-    """This rank's share starts at sample ``first`` of the global batch: a Dropout draws the rows of
-    the single process's mask for it, so N ranks drop what one process drops. A rank without samples
-    takes the step's draw all the same (``before_step``: Dropout's step advanced), so its masks stay
-    in step with the other ranks'."""
-    for layer in _drawing(model):
-        layer.first_sample = first
-        if not has_samples:
-            layer.before_step()
+def _idle(model, share):
+    """A step whose global batch this rank holds no sample of: the layers take their part in it all
+    the same (Dropout's draw, BatchNorm's sums with the other ranks), forward in layer order and
+    backward in reverse, as the ranks that hold samples do."""
+    with _shared(model, share):
+        layers = _sharing(model)
+        for layer in layers:
+            layer.idle_forward()
+        for layer in reversed(layers):
+            layer.idle_backward()
 
 
 def guard(comm, what, steps=None, model=None):
@@ -94,42 +100,45 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     ``targets`` (``inputs.CheckedTargets``) checks the targets again when a callback changed the layers."""
     data = backend_of(X)
     total, correct, steps = LossSum(data), 0.0, steps or Steps()
-    with _shares(model, comm):
-        for step, (idx, global_n, first_row) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed,
-                                                                     epoch, comm)):
-            steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
-            # on_batch_end callbacks run inside: the guard's agreement on the model's layout is the
-            # last word before the gradient all-reduce
-            with guard(comm, f"epoch {epoch + 1}, step {step}", steps, model):
-                _check_unchanged(model, data)
-                if step:  # the epoch began in training mode: only a callback since can have changed it
-                    _training_again(model)
-                if targets is not None:
-                    targets.check()
-                model.zero_grad()
-                if comm is not None:
-                    _place(model, first_row, len(idx) > 0)
-                # with a communicator the gradients are this rank's share n_r / B of the global mean,
-                # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
-                share = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
-                plan = graphed = None
-                if len(idx):  # with a communicator a rank may hold no sample of a small last batch
-                    plan = plans.get(X, y, len(idx)) if plans is not None else None
-                    graphed = plan.graph if plan is not None else None  # the whole step, update included
+    for step, (idx, global_n, first_row) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed,
+                                                                 epoch, comm)):
+        steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
+        # on_batch_end callbacks run inside: the guard's agreement on the model's layout is the
+        # last word before the gradient all-reduce
+        with guard(comm, f"epoch {epoch + 1}, step {step}", steps, model):
+            _check_unchanged(model, data)
+            if step:  # the epoch began in training mode: only a callback since can have changed it
+                _training_again(model)
+            if targets is not None:
+                targets.check()
+            model.zero_grad()
+            # with a communicator the gradients are this rank's share n_r / B of the global mean,
+            # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
+            share = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
+            plan = graphed = None
+            batch_share = None if comm is None else BatchShare(first_row, global_n, comm.allreduce_sum_)
+            if len(idx):  # with a communicator a rank may hold no sample of a small last batch
+                if plans is not None:  # a new plan's dry run: shapes as the share's, nothing summed with other ranks
+                    with _shared(model, batch_share and dataclasses.replace(batch_share, sum_=None)):
+                        plan = plans.get(X, y, len(idx))
+                graphed = plan.graph if plan is not None else None  # the whole step, update included
+                with _shared(model, batch_share):
                     Xb, yb, out, value = _forward_backward(model, loss, X, y, idx, share, plan)
-                    if first is not None and step == 0:
-                        _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, first, epoch)
-                    _call(callbacks, "on_batch_end", step, model, value)
-                    total.add(value, Xb.shape[0])  # stays on the device: no sync per batch
-                    if history.metric_name:
-                        correct = correct + _n_correct(loss, out, yb)
-            if comm is not None:  # the global-batch mean gradient on every rank
-                comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
-            if plan is None:
-                optimizer.step(model)
-            elif graphed is None:
-                plan.update()  # the update's scratch in the plan's spent buffers
-            steps.end()
+                if first is not None and step == 0:
+                    _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, first, epoch)
+                _call(callbacks, "on_batch_end", step, model, value)
+                total.add(value, Xb.shape[0])  # stays on the device: no sync per batch
+                if history.metric_name:
+                    correct = correct + _n_correct(loss, out, yb)
+            else:
+                _idle(model, batch_share)
+        if comm is not None:  # the global-batch mean gradient on every rank
+            comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
+        if plan is None:
+            optimizer.step(model)
+        elif graphed is None:
+            plan.update()  # the update's scratch in the plan's spent buffers
+        steps.end()
     return total, correct
 
 

@@ -143,7 +143,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         checkpoint_every, claim = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite)
         checkpoint_extra = _checkpoint_extra(checkpoint_extra)
         Xd, yd = _prepare(model, loss, X, y, "fit")
-        _one_sample_batch(model, Xd, batch_size, 1 if comm is None else comm.size)
+        _one_sample_batch(model, Xd, batch_size)
         val = _validation(model, loss, validation_data)
         targets = CheckedTargets(model, loss, [(Xd, yd, ("X", "y"))]
                                  + ([(*val, ("validation_data X", "validation_data y"))] if val else []))

@@ -123,23 +123,20 @@ def _walk_shapes(model, shape, what, name):
         raise ShapeError(f"{what}: {name} of shape {tuple(shape)} does not fit the model: {exc}") from None
 
 
-def _one_sample_batch(model, X, batch_size, ranks=1):
-    """A batch of one sample on some rank, when the epoch has one, run through the model in
-    training now (its buffers put back), so a layer refusing it (BatchNorm over one value per
-    channel) stops fit before training, not at the end of the first epoch. A global batch of
-    ``b`` samples is shared by ``ranks`` ranks as ``b // ranks`` or one more each (one rank of
-    the first ``b % ranks``), so some rank holds one sample exactly when ``0 < b < 2 ranks``."""
-    sizes = {batch_size, X.shape[0] % batch_size} - {0}
-    if not any(b < 2 * ranks for b in sizes):
+def _one_sample_batch(model, X, batch_size):
+    """A batch of one sample, when the epoch has one, run through the model in training now (its
+    buffers put back), so a layer refusing it (BatchNorm over one value per channel) stops fit
+    before training, not at the end of the first epoch. (With a communicator the global batch is
+    what counts: a rank's share of one sample is normalised by the global batch's statistics.)"""
+    if 1 not in {batch_size, X.shape[0] % batch_size}:
         return
     saved = {k: v.copy() for k, v in model.buffers().items()}
     try:
         with _mode(model, True):
             model.forward(X[:1])
     except ShapeError as exc:
-        where = "" if ranks == 1 else f" on some of the {ranks} ranks"
-        when = "at every step" if batch_size < 2 * ranks else "at the end of every epoch"
-        raise ShapeError(f"fit: {X.shape[0]} sample(s) in batches of {batch_size} make a batch of one sample{where} "
+        when = "at every step" if batch_size == 1 else "at the end of every epoch"
+        raise ShapeError(f"fit: {X.shape[0]} sample(s) in batches of {batch_size} make a batch of one sample "
                          f"{when}, which the model refuses in training ({exc}); choose another batch_size") from None
     finally:
         model.load_buffers(saved)

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 
 from helpers import ROOT, needs_gpu
@@ -110,15 +112,21 @@ def test_two_ranks_train_exactly_like_one_process(world_run):
 def test_fit_on_two_ranks_is_fit_in_one_process(world_run):
     """fit(..., comm=) itself: the same weights (float64, 1e-12), history and accuracy as one
     process, identical bytes on every rank, and one complete checkpoint written by rank 0. With
-    Dropout too (planned and eager, and a rank without samples in a step): the ranks draw the rows of
-    the single process's masks, and their Dropout steps advance as its do (was: refused, because
-    every rank drew the same mask for its share)."""
+    Dropout (planned and eager, and a rank without samples in a step): the ranks draw the rows of
+    the single process's masks, and their Dropout steps advance as its do. With BatchNorm (planned
+    and eager, shares of one sample): the ranks normalise by the global batch's statistics and their
+    running estimates (and count) are the single process's. (Was: both refused, because every rank
+    drew the same mask for its share, or normalised it by its own statistics.)"""
     cases = world_run[0]["fit"]
-    assert len(cases) == 4 and sum("/dropout" in case for case in cases) == 2
+    assert len(cases) == 6 and sum("/dropout" in case for case in cases) == 2
+    assert sum("/batchnorm" in case for case in cases) == 2
     for case, r in cases.items():
         assert r["worst_rel"] <= 1e-12, case
-        assert r["buffers"] == r["single_buffers"], case  # Dropout's seeds (rank 0's) and steps
-        assert set(r["first_samples"]) == {0}, case  # put back after fit
+        assert r["buffers"].keys() == r["single_buffers"].keys(), case  # Dropout's seeds (rank 0's) and steps
+        for k, v in r["buffers"].items():  # BatchNorm's estimates and count: norm-wise within 1e-12
+            single = np.asarray(r["single_buffers"][k])
+            assert np.abs(np.asarray(v) - single).max() <= 1e-12 * np.abs(single).max(), f"{case} {k}"
+        assert set(r["shares"]) == {None}, case  # put back after fit
         assert r["loss"] == pytest.approx(r["single_loss"], rel=1e-12), case
         assert r["metric"] == pytest.approx(r["single_metric"], rel=1e-12), case
         assert r["checkpoint_equal"] and not r["temp_files"], case

@@ -4,11 +4,11 @@ ranks' models would come apart. Every rank writes ``<out>/rank<r>.json``: the er
 a fresh model on the same communicator (which must still work and agree).
 
 Cases: ``nudge``: the last rank adds 1 to a weight in ``on_batch_end`` of epoch 2; ``lr``: it sets
-its optimizer's lr in ``on_epoch_begin`` of epoch 2; ``batchnorm``: every rank trains a model with
-a BatchNorm, whose training step depends on the shares of the batch (its statistics); ``shard``:
-each rank passes its own share of the data (Horovod's way), not the whole set; ``dropout``: a
-Dropout(0.5) in batches of 2 (with 3 ranks, one rank has no sample at any step, and its Dropout
-must take each step's draw all the same, or its step counter, a buffer, would stay behind).
+its optimizer's lr in ``on_epoch_begin`` of epoch 2; ``shard``: each rank passes its own share of
+the data (Horovod's way), not the whole set; ``dropout`` / ``batchnorm``: a Dropout(0.5) or a
+BatchNorm in batches of 2 (with 3 ranks, one rank has no sample at any step, and must take its part
+in each step all the same: Dropout's draw, BatchNorm's sums over the shares), each rank's result
+also compared with a single process's fit (``single``: the largest difference, relative to the largest value).
 """
 import json
 import sys
@@ -25,8 +25,8 @@ y = (X[:, 0] > 0).astype(np.int64)
 
 def fresh(case=""):
     middle = {"batchnorm": [gpubp.BatchNorm(3)], "dropout": [gpubp.Dropout(0.5)]}.get(case, [])
-    return gpubp.Sequential([gpubp.Dense(4, 3), *middle, gpubp.Tanh(), gpubp.Dense(3, 2)], backend="cpu",
-                            dtype="float64", seed=0)
+    return gpubp.Sequential([gpubp.Dense(4, 3, bias=case != "batchnorm"), *middle, gpubp.Tanh(), gpubp.Dense(3, 2)],
+                            backend="cpu", dtype="float64", seed=0)
 
 
 class Apart:
@@ -53,17 +53,23 @@ def main():
     model = fresh(case)
     mine = slice(comm.rank, None, comm.size) if case == "shard" else slice(None)
     try:
-        history = gpubp.fit(model, X[mine], y[mine], optimizer=optimizer, epochs=3, batch_size=2 if case == "dropout" else 8,
+        history = gpubp.fit(model, X[mine], y[mine], optimizer=optimizer, epochs=3, batch_size=2 if case in ("dropout", "batchnorm") else 8,
                             comm=comm, callbacks=[Apart(comm, case, optimizer)], progress=False)
         error, epochs = ["none", ""], history.epochs
     except Exception as exc:
         error, epochs = [type(exc).__name__, str(exc)], getattr(getattr(exc, "history", None), "epochs", None)
     params = np.concatenate([p.ravel() for p in model.parameters().values()]).tolist()
     buffers = {k: np.asarray(a).tolist() for k, a in model.buffers().items()}
+    single = fresh(case)
+    gpubp.fit(single, X, y, optimizer=gpubp.SGD(lr=0.1), epochs=3, batch_size=2 if case in ("dropout", "batchnorm") else 8,
+              progress=False)
+    mine = np.concatenate([a.ravel() for a in [*model.parameters().values(), *model.buffers().values()]])
+    ref = np.concatenate([a.ravel() for a in [*single.parameters().values(), *single.buffers().values()]])
+    worst = float(np.max(np.abs(mine - ref)) / np.max(np.abs(ref)))  # norm-wise
     after = fresh()
     gpubp.fit(after, X, y, optimizer="sgd", lr=0.1, epochs=2, batch_size=8, comm=comm, progress=False)
     Path(out, f"rank{comm.rank}.json").write_text(json.dumps({
-        "error": error, "epochs": epochs, "params": params, "buffers": buffers,
+        "error": error, "epochs": epochs, "params": params, "buffers": buffers, "single": worst,
         "after": np.concatenate([p.ravel() for p in after.parameters().values()]).tolist()}))
 
 

@@ -56,7 +56,18 @@ def dropout_model(device, dtype, seed):
                             backend=device, dtype=dtype, seed=seed)
 
 
-MODELS = {"mlp": model, "dropout": dropout_model}
+def batchnorm_model(device, dtype, seed):
+    """BatchNorm with momentum and with the cumulative average: each normalises by the global batch's
+    statistics, summed over the ranks' shares, and moves its running estimates by them. The Dense
+    layers before them have no bias: its gradient is 0 but for rounding, which Adam would scale up
+    to steps of lr in directions that differ with the order of the additions."""
+    return gpubp.Sequential([gpubp.Dense(WIDTHS[0], 9, bias=False), gpubp.BatchNorm(9), gpubp.Tanh(),
+                             gpubp.Dense(9, 7, bias=False),
+                             gpubp.BatchNorm(7, momentum=None), gpubp.ReLU(), gpubp.Dense(7, WIDTHS[2])],
+                            backend=device, dtype=dtype, seed=seed)
+
+
+MODELS = {"mlp": model, "dropout": dropout_model, "batchnorm": batchnorm_model}
 
 
 def train_step(net, loss, opt, X, y):
@@ -188,9 +199,10 @@ def fit_case(comm, device, opt_name, dtype, loss_name, n, batch_size, out, kind=
     saved = gpubp.checkpoint.load(path, "cpu", dtype).model if path.exists() else None
     bound = comm._bound.get(dist)
     in_buffer = bound is not None and all(g is v for g, v in zip(dist.gradients().values(), bound.gradient_views))
-    buffers = {k: int(a) for k, a in dist.buffers().items()}
-    return {"worst_rel": worst, "buffers": buffers, "single_buffers": {k: int(a) for k, a in ref.buffers().items()},
-            "first_samples": [getattr(layer, "first_sample", 0) for layer in dist.layers], "loss": history.loss, "single_loss": ref_history.loss, "gradients_in_buffer": in_buffer,
+    buffers = {k: np.asarray(dist.backend.to_numpy(a)).tolist() for k, a in dist.buffers().items()}
+    single = {k: np.asarray(ref.backend.to_numpy(a)).tolist() for k, a in ref.buffers().items()}
+    return {"worst_rel": worst, "buffers": buffers, "single_buffers": single,
+            "shares": [getattr(layer, "share", None) for layer in dist.layers], "loss": history.loss, "single_loss": ref_history.loss, "gradients_in_buffer": in_buffer,
             "metric": history.metric, "single_metric": ref_history.metric, "digest": _digest(dist),
             "checkpoint_equal": saved is not None and _digest(saved) == _digest(dist),
             "temp_files": sorted(p.name for p in Path(out).iterdir() if p.name.startswith(".gpubp-"))}
@@ -210,11 +222,14 @@ def main():
     for opt_name, dtype, loss, n, batch_size in cases:
         key = f"{opt_name}/{dtype}/{loss}/n{n}/b{batch_size}"
         result["training"][key] = training_case(comm, device, opt_name, dtype, loss, n, batch_size)
-    # Dropout: planned and eager, a short last batch, and (7/3) a last batch of one sample, which
-    # leaves rank 1 without samples while its Dropout still takes the step's draw
+    # Dropout and BatchNorm: planned and eager, a short last batch; (7/3) a last batch of one sample,
+    # which leaves rank 1 without samples while its Dropout still takes the step's draw; (11/3) shares
+    # of one sample, which BatchNorm normalises by the global batch's statistics
     fits = [("adam", "float64", "softmax_cross_entropy", 23, 8), ("momentum", "float64", "mse", 7, 3),
             ("adam", "float64", "softmax_cross_entropy", 23, 8, "dropout"),
-            ("momentum", "float64", "mse", 7, 3, "dropout", False)]
+            ("momentum", "float64", "mse", 7, 3, "dropout", False),
+            ("adam", "float64", "softmax_cross_entropy", 23, 8, "batchnorm"),
+            ("momentum", "float64", "mse", 11, 3, "batchnorm", False)]
     result["fit"] = {"/".join(map(str, c[:1] + c[2:])): fit_case(comm, device, *c[:5], args.out, *c[5:])
                      for c in fits}
     result["buckets"] = bucket_checks(comm, device)

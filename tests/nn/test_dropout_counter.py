@@ -13,6 +13,7 @@ import gpubp
 from gpubp.backend._blocks import BLOCK
 from gpubp.backend.kernels import dropout as kernels
 from gpubp.nn import Dense, Dropout, ReLU, Sigmoid
+from gpubp.nn.share import BatchShare
 from gpubp.optim import SGD, Adam
 from gpubp.plan import StepPlan, plan_problem
 from gpubp.train import fit
@@ -240,7 +241,7 @@ def test_the_mask_is_the_same_on_the_cpu_and_the_gpu(dtype):
 
 @pytest.mark.parametrize("shape", [(10, 7), (9, 2, 3, 3)], ids=["2d", "4d"])
 def test_the_shares_of_a_batch_draw_the_rows_of_its_mask(shape, device):
-    """A data-parallel rank's share of a global batch, told where it starts (``first_sample``), drops
+    """A data-parallel rank's share of a global batch, told where it starts (``share.first``), drops
     what one process drops on those rows of the whole batch: the shares' masks, stacked in order, are
     the whole batch's mask, bit for bit, whatever the cut (an empty share included)."""
     backend = gpubp.get_backend(device, "float64")
@@ -252,16 +253,18 @@ def test_the_shares_of_a_batch_draw_the_rows_of_its_mask(shape, device):
         parts = []
         for lo, hi in zip(cuts, cuts[1:]):
             share = Dropout(0.4, seed=21, backend=backend)
-            share.step, share.first_sample = 6, lo
+            share.step, share.share = 6, BatchShare(lo, shape[0])
             parts.append(backend.to_numpy(share(X[lo:hi])))
             assert share.step == 7
         np.testing.assert_array_equal(np.concatenate(parts), want)
     shifted = Dropout(0.4, seed=21, backend=backend)
-    shifted.step, shifted.first_sample = 6, 1  # another place in the batch: another mask
+    shifted.step, shifted.share = 6, BatchShare(1, shape[0])  # another place in the batch: another mask
     assert not np.array_equal(backend.to_numpy(shifted(X[:4])), want[:4])
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5, "0", 2**63])
-def test_first_sample_is_a_whole_number_named_when_refused(bad):
-    with pytest.raises(gpubp.errors.GpubpError, match="Dropout first_sample"):
-        Dropout(0.5).first_sample = bad
+def test_a_share_s_first_sample_is_a_whole_number_named_when_refused(bad):
+    layer = Dropout(0.5)
+    layer.share = BatchShare(bad, 10)
+    with pytest.raises(gpubp.errors.GpubpError, match="Dropout share.first"):
+        layer(np.ones((2, 3), np.float32))

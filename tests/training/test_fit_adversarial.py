@@ -76,28 +76,6 @@ def test_a_one_sample_batch_batchnorm_refuses_is_named_before_training(n, batch_
     assert all(np.array_equal(np.array(v), buffers[k]) for k, v in model.buffers().items())  # Dropout's step too
 
 
-@pytest.mark.parametrize("n, batch_size, refused", [
-    (8, 3, True),  # every global batch of 3 gives the second of 2 ranks one sample
-    (8, 6, True),  # the last global batch of 2: one sample on each rank
-    (9, 4, True),  # the last global batch of 1: rank 0 holds it alone
-    (8, 4, False),  # shares of 2 and 2
-    (14, 5, False),  # shares of 3 and 2, the last batch of 4 as 2 and 2
-])
-def test_a_rank_s_one_sample_share_is_named_before_training(n, batch_size, refused):
-    """Was: with comm, only the global batches were looked at, so a rank's share of one sample
-    failed in BatchNorm mid-epoch. Over 2 ranks a global batch of b gives some rank one sample
-    exactly when 0 < b < 4."""
-    from gpubp.train.inputs import _one_sample_batch
-    model = bn_net()
-    Xd = model.backend.asarray(X0[:n])
-    if refused:
-        with pytest.raises(ShapeError, match=rf"batches of {batch_size} make a batch of one sample on some of the 2 "
-                                             rf"ranks .*choose another batch_size"):
-            _one_sample_batch(model, Xd, batch_size, ranks=2)
-    else:
-        _one_sample_batch(model, Xd, batch_size, ranks=2)
-
-
 def test_the_one_sample_probe_leaves_no_trace():
     """A model that takes a one-sample batch trains exactly as if the probe had not run: Dropout's
     step counts only the steps (3 per epoch), BatchNorm's statistics only the training batches."""
