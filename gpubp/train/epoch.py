@@ -67,6 +67,35 @@ def _shared(model, share):
             layer.share = None
 
 
+class _Sums:
+    """A step's sums over the ranks (``comm.allreduce_sum_``, the layers' ``share.sum_``), counted, so
+    that a rank failing inside the step knows how many it joined (``_complete``)."""
+
+    def __init__(self, comm):
+        self.comm, self.done = comm, 0
+
+    def __call__(self, arrays):
+        self.comm.allreduce_sum_(arrays)
+        self.done += 1
+
+
+def _complete(model, share):
+    """This rank failed inside a step's forward or backward after ``share.sum_.done`` of its layers'
+    sums over the ranks: it joins the rest with an idle step's zeros (the first ``done`` skipped), so
+    the other ranks, which go on to the step's end, are not left waiting in a sum it never joins
+    (or matched with its guard's); the step's guard then stops every rank alike, the epoch undone."""
+    if share is None:
+        return
+    sums, skip = share.sum_, [share.sum_.done]
+
+    def rest(arrays):
+        if skip[0]:
+            skip[0] -= 1
+        else:
+            sums.comm.allreduce_sum_(arrays)
+    _idle(model, dataclasses.replace(share, sum_=rest))
+
+
 def _idle(model, share):
     """A step whose global batch this rank holds no sample of: the layers take their part in it all
     the same (Dropout's draw, BatchNorm's sums with the other ranks), forward in layer order and
@@ -106,32 +135,27 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
         # on_batch_end callbacks run inside: the guard's agreement on the model's layout is the
         # last word before the gradient all-reduce
         with guard(comm, f"epoch {epoch + 1}, step {step}", steps, model):
-            _check_unchanged(model, data)
-            if step:  # the epoch began in training mode: only a callback since can have changed it
-                _training_again(model)
-            if targets is not None:
-                targets.check()
-            model.zero_grad()
-            # with a communicator the gradients are this rank's share n_r / B of the global mean,
-            # scaled in dL/dY (batch x outputs) rather than in every gradient after the backward
-            share = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
-            plan = graphed = None
-            batch_share = None if comm is None else BatchShare(first_row, global_n, comm.allreduce_sum_)
-            if len(idx):  # with a communicator a rank may hold no sample of a small last batch
-                if plans is not None:  # a new plan's dry run: shapes as the share's, nothing summed with other ranks
-                    with _shared(model, batch_share and dataclasses.replace(batch_share, sum_=None)):
-                        plan = plans.get(X, y, len(idx))
-                graphed = plan.graph if plan is not None else None  # the whole step, update included
-                with _shared(model, batch_share):
-                    Xb, yb, out, value = _forward_backward(model, loss, X, y, idx, share, plan)
+            batch_share = None if comm is None else BatchShare(first_row, global_n, _Sums(comm))
+            try:  # up to the step's last sum over the ranks: a failure here joins the rest first
+                _check_unchanged(model, data)
+                if step:  # the epoch began in training mode: only a callback since can have changed it
+                    _training_again(model)
+                if targets is not None:
+                    targets.check()
+                model.zero_grad()
+                plan, passed = _pass(model, loss, X, y, idx, global_n, comm, plans, batch_share)
+            except BaseException:
+                _complete(model, batch_share)
+                raise
+            graphed = plan.graph if plan is not None else None  # the whole step, update included
+            if passed is not None:
+                Xb, yb, out, value = passed
                 if first is not None and step == 0:
                     _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, first, epoch)
                 _call(callbacks, "on_batch_end", step, model, value)
                 total.add(value, Xb.shape[0])  # stays on the device: no sync per batch
                 if history.metric_name:
                     correct = correct + _n_correct(loss, out, yb)
-            else:
-                _idle(model, batch_share)
         if comm is not None:  # the global-batch mean gradient on every rank
             comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
         if plan is None:
@@ -140,6 +164,23 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
             plan.update()  # the update's scratch in the plan's spent buffers
         steps.end()
     return total, correct
+
+
+def _pass(model, loss, X, y, idx, global_n, comm, plans, batch_share):
+    """``(plan, (Xb, yb, output, loss value))`` of this rank's samples ``idx``, the gradients in the
+    model (scaled by the rank's weight ``n_r / B`` in dL/dY, not in every gradient after the
+    backward); ``(None, None)`` where a rank holds no sample of a small last batch and only takes
+    its part in the step's sums (``_idle``)."""
+    if not len(idx):
+        _idle(model, batch_share)
+        return None, None
+    weight = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
+    plan = None
+    if plans is not None:  # a new plan's dry run: shapes as the share's, nothing summed with other ranks
+        with _shared(model, batch_share and dataclasses.replace(batch_share, sum_=None)):
+            plan = plans.get(X, y, len(idx))
+    with _shared(model, batch_share):
+        return plan, _forward_backward(model, loss, X, y, idx, weight, plan)
 
 
 def _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, snapshot, epoch):
@@ -180,19 +221,19 @@ def _training_again(model):
         model.train()
 
 
-def _forward_backward(model, loss, X, y, idx, share, plan):
-    """(Xb, yb, output, loss value) of the samples ``idx``, the gradients (times ``share``) in the
+def _forward_backward(model, loss, X, y, idx, weight, plan):
+    """(Xb, yb, output, loss value) of the samples ``idx``, the gradients (times ``weight``) in the
     model: through ``plan``'s captured graph (the update too) or its buffers, else eagerly. ``plan``
     is ``PlanCache.get``'s for this step, so known to be current."""
     if plan is not None:
         Xb, yb = plan.gather(X, y, idx)
-        return (Xb, yb, *PlanCache.run(plan, Xb, yb, share))
+        return (Xb, yb, *PlanCache.run(plan, Xb, yb, weight))
     Xb, yb = X[idx], y[idx]
     out = model.forward(Xb)
     value = loss.forward(out, yb)
     dY = loss.backward()
-    if share != 1:
-        dY *= model.backend.dtype.type(share)
+    if weight != 1:
+        dY *= model.backend.dtype.type(weight)
     model.backward(dY, input_grad=False)
     return Xb, yb, out, value
 

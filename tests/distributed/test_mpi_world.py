@@ -197,6 +197,19 @@ def test_a_failing_rank_stops_every_rank_with_the_same_error(tmp_path):
     assert output.count("RankFailure: rank 1 of 2 failed during training step 1") == RANKS
 
 
+def test_a_rank_failing_between_batchnorm_sums_stops_every_rank(tmp_path):
+    """A BatchNorm sums its statistics over the ranks inside the step: a rank that fails between two
+    such sums joins the rest with zeros before its guard, so the other rank, which goes on to the
+    step's end, is neither left waiting in a sum nor matched with the guard's all-reduce (was: a
+    hang); both raise the same error and the epoch is undone."""
+    code, output, seconds = launch("worker_faults.py", "batchnorm-step", tmp_path, timeout=60)
+    assert code == 0 and seconds < 30, output[-3000:]
+    seen = ranks(tmp_path)
+    assert seen[0]["error"] == seen[1]["error"] == ("rank 1 of 2 failed during epoch 1, step 2: ValueError: a layer on "
+                                                    "rank 1 refused its share; every rank stopped")
+    assert seen[0]["undone"] and seen[1]["undone"]
+
+
 def test_an_unguarded_error_aborts_every_rank_instead_of_hanging(tmp_path):
     code, output, seconds = launch("worker_faults.py", "abort", tmp_path, timeout=60)
     assert code != 0 and seconds < 30, output[-3000:]

@@ -11,6 +11,10 @@ stop at the end of that step and write how many steps they ran and their paramet
 ``<out>/rank<r>.json``. ``interrupt-twice``: rank 1 gets two, which abort both ranks.
 ``cli-interrupt``: rank 1's ``gpubp train --distributed`` is interrupted while it reads the data,
 which rank 0 waits for in a collective: both ranks end.
+``batchnorm-step``: in a data-parallel fit of a model with two BatchNorms, a layer between them
+raises on rank 1 in step 2, after the first BatchNorm's sums over the ranks and before the
+second's, which rank 0 goes on to: both ranks raise the same RankFailure and write it, with
+whether their parameters are those before the epoch, to ``<out>/rank<r>.json``.
 """
 import json
 import os
@@ -81,6 +85,39 @@ def interrupted_fit(comm, out, times):
         {"interrupted": history.interrupted, "steps": len(steps), "epochs": history.epochs, "params": params}))
 
 
+class FailsOnRank1(gpubp.nn.Layer):
+    """Y = X, dX = dY; raises on rank 1 at its third training forward."""
+
+    def __init__(self, rank):
+        super().__init__()
+        self.rank, self.calls = rank, 0
+
+    def forward(self, X):
+        self.calls += self.training
+        if self.rank == 1 and self.calls == 3:
+            raise ValueError("a layer on rank 1 refused its share")
+        return X
+
+    def backward(self, dY):
+        return dY
+
+
+def batchnorm_step(comm, out):
+    model = gpubp.Sequential([gpubp.Dense(4, 6, bias=False), gpubp.BatchNorm(6), gpubp.Tanh(), FailsOnRank1(comm.rank),
+                              gpubp.Dense(6, 5, bias=False), gpubp.BatchNorm(5), gpubp.ReLU(), gpubp.Dense(5, 2)],
+                             backend="cpu", dtype="float64", seed=0)
+    before = {k: p.copy() for k, p in model.parameters().items()}
+    X = np.random.default_rng(0).standard_normal((32, 4))
+    y = (X[:, 0] > 0).astype(np.int64)
+    try:
+        gpubp.fit(model, X, y, optimizer="sgd", lr=0.1, epochs=2, batch_size=8, comm=comm, progress=False, plan=False)
+        error = "no error"
+    except RankFailure as exc:
+        error = str(exc)
+    undone = all(np.array_equal(p, before[k]) for k, p in model.parameters().items())
+    Path(out, f"rank{comm.rank}.json").write_text(json.dumps({"error": error, "undone": undone}))
+
+
 def cli_interrupt(comm, out):
     from gpubp.cli import main as cli_main
     from gpubp.cli import train
@@ -108,6 +145,8 @@ def main():
         interrupted_fit(comm, out, 1 if mode == "interrupt" else 2)
     elif mode == "cli-interrupt":
         cli_interrupt(comm, out)
+    elif mode == "batchnorm-step":
+        batchnorm_step(comm, out)
     return 0
 
 
