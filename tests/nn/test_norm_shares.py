@@ -2,7 +2,8 @@
 the data-parallel ranks and ``Shares.sum_`` for their all-reduce. Each share's output, dX and running
 estimates are those of one BatchNorm over the whole batch, and the shares' gamma/beta gradients add
 up to its (float64, norm-wise 1e-13), for 2-d and image inputs, shares of one sample and a share of
-none (``idle_forward``/``idle_backward``). (tests/distributed runs the same under MPI, in fit.)"""
+none (``idle_forward``/``idle_backward``), on the CPU and on a GPU. (tests/distributed runs the same under
+MPI, in fit.)"""
 import threading
 
 import numpy as np
@@ -11,33 +12,33 @@ import pytest
 import gpubp
 from gpubp.nn.share import BatchShare
 
-CPU = gpubp.get_backend("cpu", "float64")
-
 
 class Shares:
-    """``sum_`` for ``k`` threads: every call sums the threads' arrays, in thread order, into each."""
+    """``sum_`` for ``k`` threads: every call sums the threads' arrays (on the host, in thread order)
+    into each."""
 
-    def __init__(self, k):
-        self.k, self.barrier, self.held = k, threading.Barrier(k, timeout=20), [None] * k
+    def __init__(self, k, backend):
+        self.k, self.backend, self.barrier, self.held = k, backend, threading.Barrier(k, timeout=20), [None] * k
 
     def sum_for(self, i):
         def sum_(arrays):
-            self.held[i] = [np.array(a) for a in arrays]
+            self.held[i] = [np.array(self.backend.to_numpy(a)) for a in arrays]  # copies: the arrays are written below
             self.barrier.wait()
             for j, a in enumerate(arrays):
-                a[...] = sum(self.held[r][j] for r in range(self.k))
+                a[...] = self.backend.asarray(sum(self.held[r][j] for r in range(self.k)), dtype=a.dtype)
             self.barrier.wait()
         return sum_
 
 
 def close(a, b, rtol=1e-13):
-    return np.abs(np.asarray(a) - np.asarray(b)).max() <= rtol * max(np.abs(np.asarray(b)).max(), 1e-300)
+    a, b = (gpubp.get_backend("cpu").to_numpy(v) if not isinstance(v, np.ndarray) else v for v in (a, b))
+    return np.abs(a - b).max() <= rtol * max(np.abs(b).max(), 1e-300)
 
 
-def layer(C, momentum):
-    bn = gpubp.BatchNorm(C, momentum=momentum, backend=CPU)
-    bn.params["gamma"][...] = np.linspace(0.5, 2, C)
-    bn.params["beta"][...] = np.linspace(-1, 1, C)
+def layer(C, momentum, backend=None):
+    bn = gpubp.BatchNorm(C, momentum=momentum, backend=backend or gpubp.get_backend("cpu", "float64"))
+    bn.params["gamma"][...] = bn.backend.asarray(np.linspace(0.5, 2, C))
+    bn.params["beta"][...] = bn.backend.asarray(np.linspace(-1, 1, C))
     return bn
 
 
@@ -45,15 +46,16 @@ def layer(C, momentum):
                                          ((6, 2, 3, 3), [0, 1, 6]), ((5, 3, 2, 2), [0, 2, 2, 5])],
                          ids=["halves", "idle-share", "one-sample-shares", "images", "images-idle"])
 @pytest.mark.parametrize("momentum", [0.1, None])
-def test_shares_of_a_batch_normalise_as_the_whole_batch(shape, cuts, momentum):
+def test_shares_of_a_batch_normalise_as_the_whole_batch(shape, cuts, momentum, device):
+    backend = gpubp.get_backend(device, "float64")
     rng = np.random.default_rng(len(cuts))
-    X, dY = rng.normal(size=shape) * 3 + 1, rng.normal(size=shape)
-    whole = layer(shape[1], momentum)
+    X, dY = (backend.asarray(a) for a in (rng.normal(size=shape) * 3 + 1, rng.normal(size=shape)))
+    whole = layer(shape[1], momentum, backend)
     for _ in range(2):  # two steps: the running estimates move twice (the count to 2)
         whole.zero_grad()
         Y_whole, dX_whole = whole(X), whole.backward(dY)
-    k, sums = len(cuts) - 1, Shares(len(cuts) - 1)
-    parts, layers, failures = [None] * k, [layer(shape[1], momentum) for _ in range(k)], []
+    k, sums = len(cuts) - 1, Shares(len(cuts) - 1, backend)
+    parts, layers, failures = [None] * k, [layer(shape[1], momentum, backend) for _ in range(k)], []
 
     def rank(i):
         lo, hi = cuts[i], cuts[i + 1]
@@ -63,7 +65,7 @@ def test_shares_of_a_batch_normalise_as_the_whole_batch(shape, cuts, momentum):
             for _ in range(2):
                 bn.zero_grad()
                 if hi > lo:
-                    parts[i] = (bn(X[lo:hi]), bn.backward(dY[lo:hi]))
+                    parts[i] = (backend.to_numpy(bn(X[lo:hi])), backend.to_numpy(bn.backward(dY[lo:hi])))
                 else:
                     bn.idle_forward()
                     bn.idle_backward()
