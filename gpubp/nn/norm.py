@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import types
 
 import numpy as np
 
@@ -19,23 +18,11 @@ from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
 from .arrays import FAILURES, core_error, into, kept, shape_error
 from . import running
+from .batch_statistics import axes_of, statistics, work_arrays
 from .base import Layer
 from .windows import DEVICE_OPTION, torch_options
 
 TORCH_OPTIONS = {"device": DEVICE_OPTION, "dtype": DEVICE_OPTION}  # PyTorch's, taken at their defaults only
-SMALL_WORK = (  # the work arrays per channel or of one value: names, shape (C: channels), dtype (X: X's)
-    ("mu64 var64", ("C",), "float64"),
-    ("k64 x64", (), "float64"),
-    ("mu var inv_sigma dbeta dgamma scale scale_m", ("C",), "X"),
-    ("new_mean new_var", (2, "C"), "X"),  # each estimate's two terms
-    ("k keep k_var", (), "X"),
-    ("finite", ("C",), "bool"),
-    ("ok ok2", (), "bool"),
-    ("count64", (), "float64"),
-    ("n", (), "int64"),
-)
-
-
 class BatchNorm(Layer):
     """Y = gamma x_hat + beta, x_hat = (X - mu) / sigma, sigma = sqrt(var + eps), per channel c
     (PyTorch's BatchNorm1d for (N, C), BatchNorm2d for (N, C, H, W), and its arguments).
@@ -203,7 +190,7 @@ class BatchNorm(Layer):
         try:
             _fits(X, out)
             work = work or self._work(X.shape, X.dtype)
-            axes, shape = _axes(X)
+            axes, shape = axes_of(X)
             self.batch_stats = self.training or not self.track_running_stats
             if self.batch_stats:
                 mu, var = self._batch_statistics(X, work, axes, shape)
@@ -226,31 +213,14 @@ class BatchNorm(Layer):
         return Y
 
     def _batch_statistics(self, X, work, axes, shape):
-        """The batch's mu and (biased) var in X's dtype, and 1 / sigma into ``work.inv_sigma``; computed
-        in float64: var of float32 values past 1.8e19 is finite there (a var past the dtype's range is
-        Inf in X's dtype, so the running estimates stay as they were)."""
-        xp, shared = self.backend.xp, self._shared()
-        mu64, var64, d, count = work.mu64, work.var64, work.d64, work.count64
-        if shared:  # mu = sum X / m, then var = sum (X - mu)^2 / m, each sum over every share
-            xp.sum(X, axis=axes, dtype=np.float64, out=mu64)
-            count[...] = X.size // self.num_features
-            self.share.sum_([mu64, count])
-            self.values = int(count)
-            xp.divide(mu64, count, out=mu64)
-        else:  # (a step plan's dry run under a share: its shapes are the share's, its count the batch's)
-            self.values = self._values(X.shape)
-            xp.mean(X, axis=axes, dtype=np.float64, out=mu64)
-        xp.subtract(X, mu64.reshape(shape), out=d)  # float64 deviations, as NumPy's var forms them
-        if shared:
-            xp.sum(xp.multiply(d, d, out=d), axis=axes, out=var64)
-            self.share.sum_([var64])
-            xp.divide(var64, count, out=var64)
-        else:
-            xp.mean(xp.multiply(d, d, out=d), axis=axes, out=var64)
-        with np.errstate(over="ignore"):
-            work.mu[...], work.var[...] = mu64, var64  # rounded to X's dtype
-            work.inv_sigma[...] = xp.divide(1, xp.sqrt(xp.add(var64, self.eps, out=var64), out=var64), out=var64)
-        return work.mu, work.var
+        """The batch's mu and (biased) var in X's dtype, 1 / sigma into ``work.inv_sigma``, and the
+        values per channel they are over (``batch_statistics.statistics``): the global batch's,
+        summed over the shares, under a ``share`` in training."""
+        shared = self._shared()
+        mu, var, self.values = statistics(self.backend.xp, X, work, axes, shape, self.eps,
+                                          self.share.sum_ if shared else None,
+                                          None if shared else self._values(X.shape))
+        return mu, var
 
     def backward(self, dY, out=None):
         """dX, written into ``out`` when given (a buffer of X's shape; dY itself may be it); dY and
@@ -265,7 +235,7 @@ class BatchNorm(Layer):
         try:
             _fits(dY, out)
             work = work or self._work(dY.shape, dY.dtype)
-            axes, shape = _axes(dY)
+            axes, shape = axes_of(dY)
             dbeta = xp.sum(dY, axis=axes, out=work.dbeta)
             dgamma = xp.sum(xp.multiply(dY, self.x_hat, out=work.w), axis=axes, out=work.dgamma)
             scale = self.inv_sigma  # gamma / sigma, gamma = 1 without affine
@@ -305,7 +275,7 @@ class BatchNorm(Layer):
         X = self.backend.zeros((0, C))
         work = self._work(X.shape, X.dtype)
         self.batch_stats = True
-        mu, var = self._batch_statistics(X, work, *_axes(X))
+        mu, var = self._batch_statistics(X, work, *axes_of(X))
         if self.track_running_stats:
             running.update(self.backend.xp, self.buffers, mu, var, self.values, self.momentum, work)
         self.X = self.x_hat = None
@@ -344,28 +314,12 @@ class BatchNorm(Layer):
         """The work arrays for inputs of ``shape`` and ``dtype``: made on first use, kept as every
         layer keeps its work arrays (``arrays.kept``: the last few shapes)."""
         shape, dtype = tuple(shape), np.dtype(dtype)
-        return kept(self, "statistics", (shape, dtype), lambda: _work_arrays(self.backend, shape, dtype,
-                                                                             self.num_features))
+        return kept(self, "statistics", (shape, dtype), lambda: work_arrays(self.backend, shape, dtype,
+                                                                            self.num_features))
 
     def _clear_cache(self):
         super()._clear_cache()
         self.x_hat = self.inv_sigma = None
-
-
-def _work_arrays(backend, shape, dtype, C):
-    """Every array BatchNorm's forward and backward write besides Y, dX, the running statistics and
-    the gradients, for inputs of ``shape`` and ``dtype`` (C channels): x_hat, the float64 deviations
-    d64 (forward only) and the backward's product w (X's dtype) in the same memory, and ``SMALL_WORK``."""
-    size, f64 = math.prod(shape), np.dtype(np.float64)
-    with backend.activate():
-        flat = backend.empty((size,), f64)
-        work = types.SimpleNamespace(x_hat=backend.empty(shape, dtype), d64=flat.reshape(shape))
-        work.w = work.d64 if dtype == f64 else flat.view(dtype)[:size].reshape(shape)
-        for names, dims, kind in SMALL_WORK:
-            for name in names.split():
-                setattr(work, name, backend.empty(tuple(C if d == "C" else d for d in dims),
-                                                  dtype if kind == "X" else np.dtype(kind)))
-    return work
 
 
 def _fits(X, out):
@@ -374,10 +328,3 @@ def _fits(X, out):
     if out is not None and (tuple(out.shape) != tuple(X.shape) or out.dtype != X.dtype):
         raise ValueError(f"out must be of X's shape and dtype, got {out.dtype} {tuple(out.shape)} for "
                          f"{X.dtype} {tuple(X.shape)}")
-
-
-def _axes(X):
-    """The axes reduced per channel, and the shape a (C,) vector takes to broadcast against X."""
-    if X.ndim == 2:
-        return (0,), (1, X.shape[1])
-    return (0, 2, 3), (1, X.shape[1], 1, 1)
