@@ -34,7 +34,7 @@ from ...errors import (DeviceError, DTypeError, GpubpError, GpubpWarning, Gradch
                        NumericalError, ShapeError)
 from ...losses import SoftmaxCrossEntropy, get_loss
 from ...network import Sequential
-from ...network.sequential import check_gradients_written, check_returned
+from ...network.checks import check_gradients_written, check_returned
 from ...nn import Layer
 from .differences import compare
 from .report import GradcheckReport, Kink, Row, finish
