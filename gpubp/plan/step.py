@@ -11,14 +11,10 @@ step (the parameters, their gradients and the optimizer's slots persist already)
     plan = StepPlan(model, "mse", opt, (64, 784))
     value = plan.step(X_batch, y_batch)   # zero_grad, forward, loss, backward, update
 
-dL/dY, the loss's work and each layer's dX lie in a layer output that nothing reads any more by
-the time they are written (a Dense output under a sigmoid, say: the sigmoid's backward reads its
-own output), in a pool only where none is free (``layout.place``): after a planned ``run`` those
-outputs hold deltas (the model's output is kept). The layers' outputs and the pools are views of
-one buffer, the arena, whose contents are spent once the backward pass is over: ``update`` lends
-it to the optimizer's NumPy kernels as their scratch (it is made at least as large as that). The model's
-observers (``model.observers``, ``gpubp.network.observing`` blocks, anomaly mode) are
-told after each layer exactly as ``Sequential.forward/backward`` tell them; since the
+Its buffers are laid out by ``buffers.PlanBuffers``: the deltas lie in layer outputs nothing
+reads any more by then, all in one arena that ``update`` lends to the optimizer as scratch.
+The model's observers (``model.observers``, ``gpubp.network.observing`` blocks, anomaly mode)
+are told after each layer exactly as ``Sequential.forward/backward`` tell them; since the
 plan reuses its buffers, an observer must copy what it keeps beyond its call (the
 anomaly watch, the gradient recorder and the parity recorder do).
 
@@ -37,27 +33,23 @@ layer that passes its input on in eval, as Dropout does, still gets its buffer) 
 layers' modes and buffers (running statistics, Dropout's step) after it.
 
 A layer whose ``forward``/``backward`` take no ``out`` (a user's layer; every gpubp layer
-takes it) makes the model unplannable: ``plan_problem`` says why and ``fit`` then runs the eager step. ``fit`` keeps one plan per batch shape (``PlanCache``):
-the short last batch of an epoch gets its own plan, made once, rather than padding. On a
-GPU each plan can be captured as one CUDA graph (``graph.GraphedStep``, ``fit(cuda_graph=True)``).
+takes it) makes the model unplannable: ``plan_problem`` says why and ``fit`` then runs the eager
+step. ``fit`` keeps one plan per batch shape (``cache.PlanCache``). On a GPU each plan can be
+captured as one CUDA graph (``graph.GraphedStep``, ``fit(cuda_graph=True)``).
 """
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numpy as np
 
 from .. import _checks
 from .._checks import takes_out
-from ..backend._blocks import BLOCK
-from ..backend.kernels.scratch import ScratchIn
 from ..errors import DeviceError, DTypeError, InvalidValueError, ShapeError, StateError
 from ..losses import Loss, get_loss
 from ..network import Sequential, observers_of, tell
 from ..optim import get_optimizer
-from . import layout
-from .graph import GraphedStep
+from .buffers import PlanBuffers
 
 
 def plan_problem(model) -> str | None:
@@ -73,7 +65,7 @@ def plan_problem(model) -> str | None:
     return None
 
 
-class StepPlan:
+class StepPlan(PlanBuffers):
     """Buffers for one training step of ``model`` on batches of ``batch_shape``.
 
     Args:
@@ -135,137 +127,6 @@ class StepPlan:
             self._seen[i][2:] = dY, dY if passes else dX
             dY = dY if passes else dX
         self._forward, self._backward = fwd[::-1], bwd
-
-    def _dry_shapes(self):
-        """Run each layer once on zeros, checking shapes and dtypes once: per layer the (shape, dtype)
-        of its output (None where it passes its input on), and the model's output."""
-        shapes, X = [], self.X
-        for layer in self.model.layers:
-            Y = layer.forward(X)
-            shapes.append(None if Y is X else (Y.shape, Y.dtype))
-            X = Y
-        return shapes, X
-
-    def _place(self, shapes, space):
-        """Where dL/dY, the loss's work and each layer's dX lie (``layout.place``): in outputs of the
-        arena that nothing reads any more by then, in pools where none is free."""
-        sizes, sources, reads, dx, source, size_in = [], [], [], [], None, math.prod(self.X.shape)
-        for i, (layer, shape) in enumerate(zip(self.model.layers, shapes)):
-            passes = shape is None
-            own = not passes and shape[1] == self.backend.dtype  # an output of the arena
-            sources.append(source)
-            sizes.append(math.prod(shape[0]) if own else None)
-            reads.append(layer.reads_in_backward())
-            dx.append(size_in if _writes_dx(i, layer, passes) else None)
-            if not passes:
-                source, size_in = (i if own else None), math.prod(shape[0])
-        work = sum(math.prod(shape) for name, (shape, dtype) in space.items() if self._in_arena(name, dtype))
-        return layout.place(sizes, [s is None for s in shapes], sources, reads, dx, size_in, work)
-
-    def _dry_forward(self, shapes, pools):
-        """Run each layer once more, into a buffer of the plan (so what it saves for backward is the
-        plan's, not a stray array); returns each layer's input and its output buffer (None where a
-        layer passes its input on)."""
-        own = [s for s in shapes if s is not None and s[1] == self.backend.dtype]
-        carved = iter(self._carve([shape for shape, _ in own] + [(size,) for size in pools]))
-        inputs, outputs, X, self._apart = [], [], self.X, []
-        for layer, shape in zip(self.model.layers, shapes):
-            inputs.append(X)
-            if shape is not None:
-                if shape[1] == self.backend.dtype:
-                    out = next(carved)
-                else:  # an output of another dtype than the backend's: a buffer of its own
-                    out = self.backend.zeros(*shape)
-                    self._apart.append(out)
-                X = layer.forward(X, out=out)
-            outputs.append(None if shape is None else X)
-        self._pools = list(carved)  # for what no dead output can hold (layout.place)
-        return inputs, outputs
-
-    def _carve(self, shapes):
-        """Views of ``shapes`` into one zeroed buffer of the backend's dtype (``self.arena``), each on
-        a cache line, one line after the last view ends (views of whole pages then start at different
-        offsets within a page: a load and a store 4 KiB apart would stall as one address). All it
-        holds is spent once the backward pass is over: the update takes its scratch there (``update``)."""
-        line, at, starts = max(1, 64 // self.backend.dtype.itemsize), 0, []
-        for shape in shapes:
-            at = -(-at // line) * line + line
-            starts.append(at)
-            at += math.prod(shape)
-        self.arena = self.backend.zeros(max(at, self._update_room()))
-        self._scratch = ScratchIn(self.arena)
-        return [self.arena[at:at + math.prod(shape)].reshape(shape) for shape, at in zip(shapes, starts)]
-
-    def _update_room(self) -> int:
-        """Elements of scratch the update's NumPy kernel takes per array (``update``): one pass over the
-        parameters (a flat model's one buffer: one kernel), or one block of them where the kernel runs in
-        blocks (``NumpyBackend.run``); none on a GPU. The arena holds at least that much."""
-        if self.backend.name != "numpy":
-            return 0
-        n = sum(p.size for p in self.model.parameters().values())
-        return n if n < 2 * BLOCK else BLOCK
-
-    def _region(self, region, shape):
-        """A view of ``shape`` at the start of ``region`` (``layout.Layout``)."""
-        return self._flat(region)[:math.prod(shape)].reshape(shape)
-
-    def _flat(self, region):
-        """``region`` (``layout.Layout``) as a flat view: a pool, or a layer's output buffer."""
-        kind, k = region
-        return self._pools[k] if kind == "pool" else self.outputs[k].reshape(-1)
-
-    def _in_arena(self, name, dtype) -> bool:
-        """Whether the loss's work array ``name`` lies in the arena: not its ``value``, returned after the
-        backward pass, nor an array of another dtype."""
-        return name != "value" and dtype == self.backend.dtype
-
-    def _loss_work(self, space, region):
-        """The loss's work arrays, one after the other in ``region``, dead from the loss until the
-        backward pass (but its value and arrays of another dtype: arrays of their own)."""
-        work, free = {}, None if region is None else self._flat(region)
-        for name, (shape, dtype) in space.items():
-            if self._in_arena(name, dtype):
-                n = math.prod(shape)
-                work[name], free = free[:n].reshape(shape), free[n:]
-            else:
-                work[name] = self.backend.zeros(shape, dtype)
-                self._apart.append(work[name])
-        return work
-
-    def __repr__(self):
-        rows = [("input X", self.X), ("targets y", self.y)]
-        rows += [(f"layer {i} {layer!r} output", out) for i, (layer, out) in
-                 enumerate(zip(self._layers, self.outputs)) if out is not None]  # the layers it was made for
-        rows += [(f"deltas, loss work (pool {k} of {len(self._pools)})", pool) for k, pool in enumerate(self._pools)]
-        rows += [(f"loss {type(self.loss).__name__} {name}", a) for name, a in self.work.items()]
-        lines = [f"StepPlan({type(self.loss).__name__}, {type(self.optimizer).__name__}, batch "
-                 f"{tuple(self.X.shape)} on {self.backend.device} {self.backend.dtype}: "
-                 f"{len(rows)} buffers, {_kib(self.nbytes)} allocated once; persistent: "
-                 f"{_kib(self.persistent_bytes)} of parameters, gradients and optimizer state)"]
-        lines += [f"  {name:42} {str(tuple(a.shape)):>14} {a.dtype.name:>8} {_kib(a.nbytes):>12}"
-                  for name, a in rows]
-        deltas = [at for at in (self._layout.dout, *self._layout.dx) if at is not None]
-        lines.append(f"  (layer outputs and pools lie in one arena of {_kib(self.arena.nbytes)}, the update's "
-                     f"scratch once the backward pass is over; {sum(at[0] == 'output' for at in deltas)} of the "
-                     f"{len(deltas)} deltas, dL/dY included, lie in layer outputs that nothing reads by then)")
-        problem = self.stale()
-        if problem:  # its steps are refused: said where it is shown
-            lines.append(f"  stale: {problem} since the plan was made; make a new plan")
-        return "\n".join(lines)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the buffers this plan allocated."""
-        arrays = [self.X, self.y, self.arena, *self._apart]
-        return sum(a.nbytes for a in arrays)
-
-    @property
-    def persistent_bytes(self) -> int:
-        """Bytes of what persists without a plan: parameters, gradients, optimizer slots."""
-        state = getattr(self.optimizer, "state", {})
-        return (sum(a.nbytes for a in self.model.parameters().values())
-                + sum(a.nbytes for a in self.model.gradients().values())
-                + sum(a.nbytes for st in state.values() for a in st.values()))
 
     def gather(self, X, y, idx):
         """Copy the samples ``idx`` of the whole arrays ``X``, ``y`` into the plan's batch
@@ -393,54 +254,6 @@ class StepPlan:
                              f"plan for this dtype")
 
 
-class PlanCache:
-    """``fit``'s plans, one per batch shape (the short last batch gets its own), or none at
-    all when the model cannot be planned (``problem`` says why: the eager step is used).
-    With ``cuda_graph`` each plan is captured as a CUDA graph (``plan.graph``). When the
-    model's layers change between steps (a callback replaced one), every plan is dropped and
-    the model is planned again (or run eagerly, if it can no longer be planned)."""
-
-    model, loss, optimizer, cuda_graph = (_checks.Fixed() for _ in range(4))  # what every plan is made of
-
-    def __init__(self, model, loss, optimizer, cuda_graph=False):
-        _checks.instance("PlanCache: model", model, Sequential)
-        cuda_graph = _checks.flag("PlanCache: cuda_graph", cuda_graph)
-        self.model, self.loss, self.optimizer, self.cuda_graph = model, loss, optimizer, cuda_graph
-        self._renew()
-
-    def _renew(self):
-        self._layers = list(self.model.layers)
-        self.problem = plan_problem(self.model)
-        self.plans: dict = {}
-
-    def get(self, X, y, n):
-        """The plan for a batch of ``n`` rows of ``X`` and ``y``, or None (eager). The one check per
-        step that the plan is current: the model's layers are those it was made for (else every plan is
-        dropped and the model planned again), and it is the plan for the model's backend (the key)."""
-        if layers_changed(self.model, self._layers):
-            self._renew()
-        if self.problem:
-            return None
-        key = (n, self.model.backend)
-        plan = self.plans.get(key)
-        if plan is None:
-            plan = self.plans[key] = StepPlan(self.model, self.loss, self.optimizer, (n, *X.shape[1:]),
-                                              (n, *y.shape[1:]), y.dtype)
-            if self.cuda_graph:
-                plan.graph = GraphedStep(plan)
-        return plan
-
-    @staticmethod
-    def run(plan, X, y, scale=1.0):
-        """One step of ``plan``, just returned by ``get`` (which checked that it is current, so it is
-        not checked again): ``(model output, loss value)`` of its captured graph (the update included)
-        or of its forward, loss and backward (``StepPlan.run``)."""
-        if plan.graph is not None:
-            return plan.graph._step(X, y)
-        Y, value = plan._run_into(X, y, scale)
-        return Y, value.copy()
-
-
 @contextlib.contextmanager
 def _buffers_kept(model):
     """A block after which every layer's buffers hold what they held before it (a dry run moves no
@@ -459,12 +272,6 @@ def layers_changed(model, layers) -> bool:
     return model.layers != layers and list(model.layers) != layers
 
 
-def _writes_dx(i, layer, passes) -> bool:
-    """Whether layer ``i`` writes a dX of its own in a planned step: not when it passes its input
-    on (dY is then its dX), nor when it is the first and can skip it (``backward_params``)."""
-    return not passes and not (i == 0 and hasattr(layer, "backward_params"))
-
-
 def _shape(name, shape) -> tuple:
     """``shape`` as a tuple of whole numbers >= 1, each checked by name."""
     try:
@@ -479,7 +286,3 @@ def _dtype(dtype):
         return np.dtype(dtype)
     except TypeError:
         raise DTypeError(f"StepPlan: target_dtype {dtype!r} is not a dtype (e.g. 'int64', 'float32')") from None
-
-
-def _kib(nbytes) -> str:
-    return f"{nbytes / 1024:.1f} KiB"

@@ -12,6 +12,7 @@ from gpubp.losses import MSE
 from gpubp.network import mlp
 from gpubp.optim import SGD, Adam
 from gpubp.plan import PlanCache, StepPlan, plan_problem
+from gpubp.plan import cache as cache_module, step as step_module
 from gpubp.train import fit
 
 from helpers import allocation_peak, assert_planned_fit_is_eager
@@ -432,14 +433,14 @@ def test_a_plan_cache_drops_its_plans_when_the_layers_change():
 
 
 def test_a_planned_fit_step_checks_its_layers_once(monkeypatch):
-    import gpubp.plan.step as step_module
     calls, original = [], step_module.layers_changed
 
     def counted(model, layers):
         calls.append(1)
         return original(model, layers)
 
-    monkeypatch.setattr(step_module, "layers_changed", counted)
+    for module in (cache_module, step_module):  # PlanCache's check and StepPlan's
+        monkeypatch.setattr(module, "layers_changed", counted)
     X, y = data("softmax_cross_entropy")  # 70 samples in batches of 16: 5 steps an epoch
     fit(mlp(6, [8], 3, seed=0), X, y, optimizer=SGD(lr=0.1), epochs=2, batch_size=16, progress=False)
     assert len(calls) == 10  # PlanCache.get's, once per step (StepPlan.run checked them a second time)
