@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from ..checkpoint.atomic import describe
-from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalError, OutOfMemoryError
+from ..errors import GpubpError, InvalidValueError, NumericalError
 from ..history import History
 from ..losses import get_loss
 from ..network import Sequential
@@ -21,13 +20,15 @@ from ..plan import PlanCache, graph_problem, plan_problem
 from ..progress import Progress
 from ..schedules import get_schedule
 from .callbacks import checked_callbacks
+from .ending import _finish, _stopped, _write_checkpoint
 from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name
 from .inputs import (CheckedTargets, _check_comm, _checkpoint_extra, _checkpointing,
                      _one_sample_batch, _prepare, _validation, _warn_sigmoid_twice)
 from .interrupts import deferred
 from .pixels import check_range, remember_range, warn_raw_pixels
-from .resume import _resume, data_fingerprint, held_at, save_training
+from .resume import _resume, data_fingerprint
+from .settings import _lr_fits, _run_settings, _scheduled_lr, _stop_reason
 from .state import (_BestKeeper, _marks, _nonfinite, _refuse_nonfinite_end, _refuse_nonfinite_start, _restore,
                     _roll_back, _snapshot, _truncate, _written_by)
 
@@ -321,98 +322,3 @@ def _validate(model, loss, val, batch_size, history, marks):
     history.val_loss.append(v_loss)
     if v_metric is not None:
         history.val_metric.append(v_metric)
-
-
-def _finish(model, optimizer, history, keeper, run, claim, every, extra, comm=None) -> History:
-    """The end of fit: the best epoch put back (restore_best), and the checkpoint (``claim``'s path)
-    made to hold the model returned when its last write was of an earlier epoch (``run``: the
-    seed and batching it keeps). A Ctrl-C meanwhile waits for its end and is then dropped: the
-    run is over, and the model returned and the checkpoint are whole (a second stops at once; with
-    ``comm``, every rank)."""
-    with deferred(running=True, comm=comm) as steps:
-        restored = keeper is not None and keeper.restore(model, history)
-        written = every and history.epochs % every == 0 and not restored
-        try:
-            with guard(comm, "writing the checkpoint of the model returned"):  # rank 0's failure stops all
-                if claim and history.epochs and not history.interrupted and not written:
-                    _write_checkpoint(claim, model, optimizer, history, run, extra)
-        except GpubpError as exc:  # a CheckpointError, or with comm every rank's RankFailure of it
-            raise _stopped(exc, model, history, keeper, "training is done") from None
-        steps.running = steps.pending = False
-    return history
-
-
-def _write_checkpoint(claim, model, optimizer, history, run, extra):
-    """``save_training`` to ``claim``'s path, marked as this run's, holding the path's lock from the
-    check to the write; a checkpoint another run wrote there meanwhile is kept: CheckpointError, the
-    run stops. Whatever stops the write (a full disk, a folder gone or made read-only, no memory
-    left) is one CheckpointError saying what the path still holds."""
-    path = claim.path
-    try:
-        with claim.writing() as taken:
-            if not taken:
-                save_training(path, model, optimizer, history, *run, **{**(extra or {}), "writer": claim.token})
-    except (GpubpError, MemoryError, OSError) as exc:
-        raise CheckpointError(f"fit: cannot write the checkpoint of epoch {history.epochs} to {path} "
-                              f"({describe(exc)}); {held_at(path)}") from None
-    if taken:
-        claim.stopped = True
-        raise CheckpointError(f"{claim.name}: {taken}; this run stops before its checkpoint of epoch {history.epochs} "
-                              f"would replace it (give each run its own path)")
-
-
-def _stopped(exc, model, history, keeper, what):
-    """The error ``exc`` that stopped fit, with the ``history`` of the whole epochs the model holds
-    (an epoch cut short was rolled back), after restore_best put its epoch back: an out-of-memory
-    error becomes gpubp's OutOfMemoryError, and gpubp's own errors say what the model holds; an
-    OSError (a callback's own file) keeps its type and message, so ``except OSError`` still catches it."""
-    best = keeper is not None and keeper.restore(model, history)
-    held = f"{what}: the model holds {history.epochs} whole epoch(s)" + \
-        (f", with the weights of the best, epoch {history.best_epoch} (restore_best)" if best else "")
-    if isinstance(exc, MemoryError) and type(exc) is not OutOfMemoryError:
-        exc = OutOfMemoryError(f"fit: out of memory ({describe(exc)})")
-    if type(exc) in (GpubpError, CheckpointError, OutOfMemoryError, InvalidValueError):
-        exc = type(exc)(f"{exc}; {held}")
-    exc.history = history
-    return exc
-
-
-def _run_settings(loss, epochs, batch_size, shuffle, seed, tol, patience, restore_best, every, sched, start,
-                  history) -> dict:
-    """What every rank of a data-parallel fit must share beyond its model, optimizer and data: the
-    settings that decide the batches, the steps and when the run stops (a rank with another seed
-    trains on other samples, one with more epochs waits for the others in a collective, one with
-    another schedule updates by other rates), and the epochs it resumes, whose losses decide
-    ``patience``. A schedule is compared by its rate for each epoch still to run."""
-    return {"loss": repr(loss), "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle,
-            "seed": 0 if seed is None else seed, "tol": tol, "patience": patience, "restore_best": restore_best,
-            "checkpoint_every": every,
-            "lr per epoch": None if sched is None else [_scheduled_lr(sched, e) for e in range(start, epochs)],
-            "epochs resumed": start, "resumed losses": [history.loss, history.val_loss, history.val_metric]}
-
-
-def _lr_fits(lr, model, which) -> float:
-    """``lr`` when it is a finite number in the model's dtype (the update kernels read it there), else refused:
-    1e308 is inf in float32, and every parameter would be NaN after the first step."""
-    dtype = np.dtype(model.backend.dtype)
-    if lr > float(np.finfo(dtype).max):
-        raise InvalidValueError(f"fit: lr={lr:g}{which} is beyond {dtype}'s largest number "
-                                f"({float(np.finfo(dtype).max):.4g}), inf where the update reads it; give a smaller lr")
-    return lr
-
-
-def _scheduled_lr(sched, epoch) -> float:
-    return _checks.number(f"fit: the schedule's lr for epoch {epoch}", sched(epoch), low=0)
-
-
-def _stop_reason(history, tol, patience):
-    if tol is not None and len(history.loss) >= 2:
-        prev, last = history.loss[-2], history.loss[-1]
-        if abs(prev - last) <= tol * max(abs(prev), 1e-12):
-            return f"converged: loss changed by less than {tol:g} (relative)"
-    if patience is not None:
-        watched = history.watched()
-        best = int(np.argmin(watched))
-        if len(watched) - 1 - best >= patience:
-            return f"no improvement for {patience} epochs (best at epoch {best + 1})"
-    return None

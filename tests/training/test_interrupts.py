@@ -11,7 +11,7 @@ import pytest
 
 import gpubp
 from gpubp.errors import InvalidValueError
-from gpubp.train import fit
+from gpubp.train import ending, fit
 from gpubp.train.interrupts import Steps, deferred
 
 BATCH, STEPS = 8, 6  # batches of 8 samples, 6 steps an epoch
@@ -222,15 +222,13 @@ def test_ctrl_c_while_fit_writes_its_last_checkpoint(presses, tmp_path, monkeypa
     """Was: one Ctrl-C while fit put back the best epoch or wrote its last checkpoint cut that
     work (the file kept an earlier epoch, or none). Now one waits for the end and the run returns
     whole; a second stops at once, the file left as it was (the write is atomic)."""
-    import importlib
-    fit_module = importlib.import_module("gpubp.train.fit")  # the module (gpubp.train.fit is also the function)
-    real = fit_module.save_training
+    real = ending.save_training
 
     def ctrl_c_then_save(*args, **kwargs):
         for _ in range(presses):
             os.kill(os.getpid(), signal.SIGINT)
         return real(*args, **kwargs)
-    monkeypatch.setattr(fit_module, "save_training", ctrl_c_then_save)
+    monkeypatch.setattr(ending, "save_training", ctrl_c_then_save)  # the writer of fit's last checkpoint
     X, y = data()
     path = tmp_path / "run.npz"
     opt = gpubp.Adam(lr=0.01)
