@@ -7,7 +7,7 @@
 - ``house_price``: the seeds' one-sample toy (a 2,000 sq ft house at $100k: x = 2, y = 100).
 - ``load_table`` (files.py): your own CSV (header row, a target column; UTF-8, gzip-compressed too)
   or ``.npz`` (X, y);
-  ``Scaler`` standardises features with the training split's mean and std.
+  ``Scaler`` (scaler.py) standardises features with the training split's mean and std.
 
 Every built-in loader (``load_digits``, ``xor``, ``spirals``, ``house_price``, ``load_dataset``)
 returns ``(X_train, y_train, X_test, y_test)`` as NumPy arrays: float64 features, int64 class
@@ -22,7 +22,8 @@ import numpy as np
 
 from .._checks import flag, integer, number, unmasked
 from ..errors import InvalidValueError
-from .files import Scaler, Table, load_table  # noqa: F401  (your own data)
+from .files import Table, load_table  # noqa: F401  (your own data)
+from .scaler import Scaler  # noqa: F401
 
 HERE = Path(__file__).parent
 

@@ -1,0 +1,53 @@
+"""Reading an ``.npz`` holding ``X`` (features (N, F), images (N, C, H, W) or (N, H, W)) and ``y``;
+a damaged file, a gpubp checkpoint or arrays of the wrong kind are refused."""
+from __future__ import annotations
+
+import zipfile
+import zlib
+
+import numpy as np
+
+from ..errors import InvalidValueError, ShapeError
+
+
+def read_npz(path, features, require_target):
+    """``(X, raw, names, target)``: X as float64, ``raw`` y's labels as ``[(index, text)]`` (a 2-d y as
+    the array itself; None when absent or not required), ``names`` x0, x1, ... and the target "y"."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # one .npy array under an .npz name
+            raise ValueError(f"it holds a single {type(archive).__name__}, not named arrays")
+        with archive:
+            arrays = {k: archive[k] for k in archive.files}
+        damaged = sorted(k for k, a in arrays.items() if not isinstance(a, np.ndarray))  # raw bytes: no .npy
+        if damaged:
+            raise ValueError(f"{damaged} not stored as .npy arrays")
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:  # damaged files
+        raise InvalidValueError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from None
+    if "__meta__" in arrays and "X" not in arrays:  # the listing of every parameter and slot says nothing
+        raise InvalidValueError(f"{path} is a gpubp checkpoint (a trained model), not data: give an .npz of X and y, "
+                                f"or a CSV")
+    if "X" not in arrays or (require_target and "y" not in arrays):
+        raise InvalidValueError(f"{path}: an .npz needs arrays named X and y, found {sorted(arrays)}")
+    X = arrays["X"]
+    if X.dtype.kind not in "biuf" or X.ndim not in (2, 3, 4):
+        raise ShapeError(f"{path}: X must be numbers of shape (samples, features), (samples, C, H, W) or "
+                         f"(samples, H, W), got {X.dtype} {X.shape}")
+    if X.ndim == 3:  # images without a channel axis (as MNIST loaders give them): one channel each
+        X = X[:, None]
+    if X.size == 0:
+        raise ShapeError(f"{path}: X holds no samples or no features (shape {X.shape})")
+    X = X.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(X))
+    if len(bad):
+        raise InvalidValueError(f"{path}: X holds NaN/Inf, the first at index {tuple(int(i) for i in bad[0])}")
+    names = [f"x{i}" for i in range(int(np.prod(X.shape[1:])))]
+    if features is not None and len(features) != len(names):
+        raise ShapeError(f"{path}: X has {len(names)} features per sample, the model expects {len(features)}")
+    y = arrays.get("y") if require_target else None
+    if y is not None and (y.ndim not in (1, 2) or y.dtype.kind not in "biufU"):
+        raise ShapeError(f"{path}: y must hold one label or row of targets per sample, got {y.dtype} {y.shape}")
+    if y is not None and len(y) != len(X):
+        raise ShapeError(f"{path}: X has {len(X)} samples but y has {len(y)}")
+    raw = None if y is None else ([(i, str(v)) for i, v in enumerate(y.tolist())] if y.ndim == 1 else y)
+    return X, raw, list(features or names), "y" if y is not None else None

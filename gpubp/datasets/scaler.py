@@ -1,0 +1,114 @@
+"""``Scaler``: features standardised with the training split's mean and std, ``x' = (x - mean) / std``
+(std 0 -> 1, so a constant column stays finite); ``to_dict`` is what a checkpoint stores so
+``predict`` on raw data is right."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import Fixed, unmasked
+from ..errors import InvalidValueError, NumericalError, ShapeError
+
+
+class Scaler:
+    """Per-feature standardisation fitted on training data: ``x' = (x - mean) / std``. Its mean
+    and std are fixed when it is made (a new Scaler for others)."""
+
+    mean, std = Fixed(), Fixed()
+
+    def __init__(self, mean, std):
+        self.mean, self.std = _floats_of("Scaler: mean", mean).ravel(), _floats_of("Scaler: std", std).ravel()
+        if self.mean.shape != self.std.shape or not self.mean.size:
+            raise ShapeError(f"Scaler: {self.mean.size} means but {self.std.size} stds; one of each per feature")
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all() and (self.std > 0).all()):
+            raise InvalidValueError("Scaler: mean and std must be finite and std > 0 (NaN, Inf or a zero std "
+                                    "would turn every input into NaN or Inf)")
+
+    def __repr__(self):
+        return f"Scaler({self.mean.size} features)"
+
+    @classmethod
+    def fit(cls, X) -> "Scaler":
+        X = _floats_of("Scaler.fit: X", X)
+        if X.ndim == 0:
+            raise ShapeError(f"Scaler.fit: X needs one row per sample, got a single value {X!r:.60}")
+        if len(X) == 0:
+            raise ShapeError("Scaler.fit: no samples to take the mean and std of")
+        X = X.reshape(len(X), -1)
+        if not np.isfinite(X).all():
+            raise InvalidValueError("Scaler.fit: the features hold NaN/Inf")
+        # each column divided by a power of two near its largest |x| (exact): the mean and the squares
+        # neither overflow (values up to 1.8e308) nor underflow (subnormal columns); the same numbers otherwise
+        unit = np.ldexp(1.0, np.frexp(np.abs(X).max(axis=0))[1] - 1)
+        Z = X / unit
+        mean, std = Z.mean(axis=0) * unit, Z.std(axis=0) * unit
+        # a column of one value: its mean is that value exactly (summing n copies of 0.1 rounds), its std 1,
+        # not the rounding's ~1e-17, which would blow a new value 0.2 up to 7e15
+        constant = (X == X[0]).all(axis=0)
+        return cls(np.where(constant, X[0], mean), np.where(constant | (std == 0), 1.0, std))
+
+    def __call__(self, X) -> np.ndarray:
+        X = self._checked("Scaler: X", X)
+        X2 = X.reshape(len(X), self.mean.size)
+        with np.errstate(all="ignore"):  # x - mean may overflow where the result does not: then in halves
+            out = self._halves((X2 - self.mean) / self.std, lambda: (X2 / 2 - self.mean / 2) / self.std)
+        return self._finite(out.reshape(X.shape), X, "scaled")
+
+    def inverse(self, X) -> np.ndarray:
+        """Back to the original units: ``x = x' std + mean`` (a regression's outputs)."""
+        X = self._checked("Scaler.inverse: X", X)
+        X2 = X.reshape(len(X), self.mean.size)
+        with np.errstate(all="ignore"):
+            out = self._halves(X2 * self.std + self.mean, lambda: X2 * (self.std / 2) + self.mean / 2)
+        return self._finite(out.reshape(X.shape), X, "unscaled")
+
+    @staticmethod
+    def _halves(out, half) -> np.ndarray:
+        """``out``, its NaN/Inf entries recomputed as twice ``half()`` (the same formula on halved terms,
+        exact), which is finite where only an intermediate sum overflowed float64."""
+        bad = ~np.isfinite(out)
+        if bad.any():
+            out[bad] = (half() * 2)[bad]
+        return out
+
+    @staticmethod
+    def _finite(out, X, what) -> np.ndarray:
+        """``out``, refused when finite values of ``X`` became NaN/Inf (beyond float64's range)."""
+        bad = ~np.isfinite(out) & np.isfinite(X)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise NumericalError(f"Scaler: X{list(first)} = {X[first]:.6g} {what} is beyond float64's range "
+                                 f"({int(bad.sum())} value(s)); the data is far outside what the Scaler was fitted on")
+        return out
+
+    def _checked(self, name, X) -> np.ndarray:
+        """``X`` as float64, refused unless each sample holds the fitted number of features."""
+        X = _floats_of(name, X)
+        if X.ndim < 1 or X.size != len(X) * self.mean.size:
+            raise ShapeError(f"Scaler: fitted on {self.mean.size} features per sample, got data of shape {X.shape}")
+        return X
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d) -> "Scaler":
+        if not isinstance(d, dict) or set(d) != {"mean", "std"}:
+            raise InvalidValueError(f"a Scaler is stored as {{'mean': [...], 'std': [...]}}, got {d!r:.80}")
+        return cls(d["mean"], d["std"])
+
+
+def _floats_of(name, values) -> np.ndarray:
+    """``values`` as a C-ordered float64 array (a Fortran-ordered or strided array reduced as its C-ordered
+    copy is, to the last bit); masked values, None, complex and non-numbers refused."""
+    unmasked(name, values)
+    try:
+        given = np.asarray(values)
+        missing = given.dtype == object and given.ndim > 0 and any(v is None for v in given.reshape(-1))  # NumPy: NaN
+        floats = None if missing or np.iscomplexobj(given) else np.asarray(given, np.float64, order="C")
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"{name} must be numbers (an array or lists of them), got {values!r:.60}") from None
+    if missing:
+        raise InvalidValueError(f"{name} holds None where numbers belong (a missing value?): {values!r:.60}")
+    if floats is None:  # NumPy would drop the imaginary parts with only a warning
+        raise InvalidValueError(f"{name} must be real numbers, got complex values {values!r:.60}")
+    return floats

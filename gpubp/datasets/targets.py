@@ -1,0 +1,106 @@
+"""A data file's targets and cells: class labels as indices into the classes (numbers sorted
+numerically, anything else as text; "1" and "1.0" one class), regression targets as floats, a
+cell as a finite number; every bad value named with its file, line (or index) and column."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import InvalidValueError, ShapeError
+
+
+def float_targets(raw, path, target) -> np.ndarray:
+    """Regression targets as float64: an .npz's array checked finite, or a CSV's cells as numbers."""
+    if isinstance(raw, np.ndarray):
+        if raw.dtype.kind not in "iuf":
+            raise InvalidValueError(f"{path}: regression targets y must be numbers, got {raw.dtype}")
+        bad = np.argwhere(~np.isfinite(raw))
+        if len(bad):
+            raise InvalidValueError(f"{path}: y holds NaN/Inf, the first at index {tuple(int(i) for i in bad[0])}")
+        return raw.astype(np.float64)
+    return np.array([number(text, path, line, target) for line, text in raw])
+
+
+def encode_labels(raw, classes, path, target):
+    """(labels, indices): ``classes`` when given, else the distinct values, sorted."""
+    if isinstance(raw, np.ndarray) and raw.shape[1] == 1:  # a column of labels (y[:, None]): one per sample
+        raw = [(i, str(v)) for i, v in enumerate(raw[:, 0].tolist())]
+    if isinstance(raw, np.ndarray):
+        one_hot = raw.dtype.kind in "biuf" and raw.shape[1] > 1 and bool(((raw == 0) | (raw == 1)).all()) \
+            and bool((raw.sum(axis=1) == 1).all())
+        hint = ("; it looks one-hot: save its class indices, y.argmax(axis=1)" if one_hot else
+                " (use --loss mse for several real-valued targets)")
+        raise ShapeError(f"{path}: classification needs y with one label per sample, got shape {raw.shape}{hint}")
+    empty = next((line for line, text in raw if not text.strip()), None)
+    if empty is not None:
+        raise InvalidValueError(f"{path}, {_where(path, empty)}, column {target!r}: the label is empty; every sample "
+                                f"needs one (remove the row or fill it in)")
+    missing = next(((line, text) for line, text in raw if _is_nonfinite(text)), None)
+    if missing is not None:  # "nan" is a missing value, not a class of its own
+        raise InvalidValueError(f"{path}, {_where(path, missing[0])}, column {target!r}: the label "
+                                f"{missing[1].strip()!r} is not finite; every sample needs a real label (remove the "
+                                f"row or fill it in)")
+    if classes is None:
+        classes = _sorted_labels({text for _, text in raw})
+    if len(classes) < 2:
+        raise InvalidValueError(f"{path}: column {target!r} has only one distinct value {classes}; "
+                                f"classification needs two or more (--loss mse for regression)")
+    index = {label_key(str(c)): i for i, c in enumerate(classes)}
+    y = np.empty(len(raw), dtype=np.int64)
+    for k, (line, text) in enumerate(raw):
+        if label_key(text) not in index:
+            raise InvalidValueError(f"{path}, {_where(path, line)}, column {target!r}: {text!r} is not one of the "
+                                    f"model's classes {classes}")
+        y[k] = index[label_key(text)]
+    return classes, y
+
+
+def _sorted_labels(values) -> list:
+    """Numbers sorted as numbers (kept as int where whole), else text sorted as text."""
+    try:
+        numbers = sorted({_label_number(v) for v in values})
+    except ValueError:
+        return sorted({label_key(v) for v in values})  # "1" and "1.0" beside text labels are one class
+    return numbers
+
+
+def _label_number(text):
+    """A numeric label: an int when whole (exactly, however large), else a float; ValueError if text."""
+    try:
+        return int(text)
+    except ValueError:
+        v = float(text)
+    return int(v) if v.is_integer() else v
+
+
+def label_key(text) -> str:
+    """The label of a target cell as ``_sorted_labels`` spells it ("1.0" and "1" are class 1)."""
+    try:
+        return str(_label_number(text))
+    except ValueError:
+        return text
+
+
+def _is_nonfinite(text) -> bool:
+    try:
+        return not math.isfinite(float(text))
+    except (ValueError, OverflowError):
+        return False
+
+
+def number(text, path, line, column) -> float:
+    """A cell as a finite float, or a refusal naming the file, line and column."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidValueError(f"{path}, {_where(path, line)}, column {column!r}: {text.strip()!r} is not "
+                                f"a number") from None
+    if not math.isfinite(value):
+        raise InvalidValueError(f"{path}, {_where(path, line)}, column {column!r}: {text.strip()!r} is not finite")
+    return value
+
+
+def _where(path, line) -> str:
+    """Where a target value is: a CSV's line, an .npz's index into y."""
+    return f"y[{line}]" if path.suffix.lower() == ".npz" else f"line {line}"
