@@ -1,11 +1,12 @@
 """Layers, each a screenful with its forward and its backward (the delta rule) side by side,
-on NumPy and CuPy alike: the ``Layer`` base and the registry (base.py), the checks of arrays
-crossing into a layer (arrays.py), ``Dense`` (dense.py), the activations (activations.py), and
-for images (NCHW, PyTorch's argument names and defaults) ``Conv2D`` (conv.py), pooling
-(pool.py), both over the sliding windows of windows.py, ``Flatten`` (shape.py), ``Dropout``
-(dropout.py) and ``BatchNorm`` (norm.py; its statistics in batch_statistics.py, its running
-estimates in running.py), and the share of a global batch that data-parallel training tells the
-last two (share.py).
+on NumPy and CuPy alike: the ``Layer`` base and the registry (base.py; drawing parameters in
+parameter_draws.py, loading and keeping arrays in stored.py, moving devices in moves.py), the
+checks of arrays crossing into a layer (arrays.py), ``Dense`` (dense.py), the activations
+(activations.py), and for images (NCHW, PyTorch's argument names and defaults) ``Conv2D``
+(conv.py), pooling (pool.py), both over the sliding windows of windows.py, ``Flatten``
+(shape.py), ``Dropout`` (dropout.py) and ``BatchNorm`` (norm.py; its statistics in
+batch_statistics.py, its running estimates in running.py), and the share of a global batch that
+data-parallel training tells the last two (share.py).
 """
 from .activations import ACTIVATIONS, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import LAYERS, Layer, layer_from_config
