@@ -17,9 +17,10 @@ from .. import _checks
 from .._compat import gpu_status, is_cupy_array
 from ._blocks import omp_threads, threads
 from ..errors import DeviceError, GpubpError
-from .base import Backend, as_float_dtype, describe
+from .base import Backend, as_float_dtype
 from .kernels import KERNELS, Kernel
 from .numpy_backend import NumpyBackend
+from .operands import describe
 
 __all__ = ["Backend", "NumpyBackend", "KERNELS", "Kernel", "get_backend", "use_backend", "auto_choice",
            "backend_of", "default_device", "parse_spec", "as_float_dtype", "describe", "threads", "omp_threads"]

@@ -8,7 +8,8 @@ import numpy as np
 
 from .._compat import cupy
 from ..errors import OutOfMemoryError, StateError
-from .base import MATMUL, Backend, given, operand_error
+from .base import Backend
+from .operands import MATMUL, given, operand_error
 from .kernels.gemm import gemm
 
 _compiled: dict[str, object] = {}

@@ -6,7 +6,8 @@ import functools
 import numpy as np
 
 from ._blocks import BLOCK, in_blocks
-from .base import FOREIGN, MATMUL, Backend, given, operand_error
+from .base import Backend
+from .operands import FOREIGN, MATMUL, given, operand_error
 
 _matmul = np.matmul
 _FOREIGN = tuple(FOREIGN)  # ndarrays whose operators mean other things

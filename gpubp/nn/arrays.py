@@ -6,7 +6,7 @@ only once NumPy or CuPy failed on them, are named by ``shape_error`` and ``core_
 """
 from __future__ import annotations
 
-from ..backend.base import operand_error
+from ..backend.operands import operand_error
 from ..errors import GpubpError, InvalidValueError, ShapeError
 
 

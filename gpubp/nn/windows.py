@@ -15,7 +15,7 @@ from __future__ import annotations
 import numbers
 import operator
 
-from ..backend.base import operand_error
+from ..backend.operands import operand_error
 from ..errors import GpubpError, InvalidValueError, ShapeError
 
 _FAILURES = (TypeError, ValueError, IndexError, AttributeError, KeyError)

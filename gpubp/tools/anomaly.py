@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextvars
 
-from ..backend.base import count_nonfinite
+from ..backend.operands import count_nonfinite
 from .. import _checks
 from ..errors import GpubpError, InvalidValueError, NumericalError, StateError
 from ..network import observing

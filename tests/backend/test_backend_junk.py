@@ -7,7 +7,7 @@ import pytest
 
 import gpubp
 from gpubp.backend import KERNELS
-from gpubp.backend.base import count_nonfinite
+from gpubp.backend.operands import count_nonfinite
 from gpubp.errors import DeviceError, DTypeError, GpubpError, InvalidValueError, OutOfMemoryError, ShapeError
 from helpers import DEVICES, needs_gpu
 
