@@ -8,7 +8,8 @@ import warnings
 from ..errors import GpubpWarning
 from ..train import evaluate
 from . import args as flags
-from .data import check_record, raw_mse, read_for_model
+from .data_record import check_record
+from .model_data import raw_mse, read_for_model
 from .predict import load
 
 HELP = "evaluate a saved model on a labelled CSV/.npz (read and scaled as in training): loss, accuracy"

@@ -16,7 +16,8 @@ from ..errors import GpubpError, GpubpWarning, InvalidValueError
 from ..train import predict
 from ..train.resume import STATE_KEYS
 from . import args as flags
-from .data import check_record, in_target_units, read_for_model, saved_record, unrecorded
+from .data_record import check_record, saved_record, unrecorded
+from .model_data import in_target_units, read_for_model
 
 HELP = "predict with a saved model on a CSV/.npz of raw features (scaled as in training); CSV out"
 

@@ -13,7 +13,7 @@ from ..optim import get_optimizer
 from ..schedules import SCHEDULES
 from ..train.resume import training_state
 from . import args as flags
-from .data import BUILT_IN, saved_record, unrecorded
+from .data_record import BUILT_IN, saved_record, unrecorded
 
 KINDS = {"mlp": "an MLP", "cnn": "a CNN"}
 
