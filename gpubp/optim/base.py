@@ -8,12 +8,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import integer, number
+from .._checks import integer
 from .._compat import to_host
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..network.state import refuse_shared_memory
-from ..nn.windows import torch_options as check_options
+from .arguments import nonnegative, positive, refuse_parameters
 from .state import TORCH_OPTIONS, Hyperparameters, SlotState, checked_state, construct, slots_by_parameter
 
 
@@ -40,7 +40,7 @@ class Optimizer:
         return super().__new__(cls)
 
     def __init__(self, lr, **hyper):
-        self.lr = _positive("lr", lr)
+        self.lr = positive("lr", lr)
         self._hyper = Hyperparameters(type(self), hyper, self._hyper_changed)  # checked by the subclass's constructor
         self.t, self._prepared, self._loaded = 0, None, False
         self.state: dict = {}
@@ -54,7 +54,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value) -> None:
-        self._lr = _nonneg("lr", value)
+        self._lr = nonnegative("lr", value)
 
     @property
     def t(self) -> int:
@@ -307,23 +307,6 @@ class Optimizer:
         self._loaded = True  # the next prepare checks it is this model's
 
 
-def refuse_parameters(name, args, kwargs) -> None:
-    """Refuse parameters given first, as to PyTorch's optimizers (``SGD(model.parameters(), lr=0.1)``): a
-    gpubp optimizer steps a whole model, and its first argument is the learning rate."""
-    first = args[0] if args else None
-    if isinstance(first, (dict, list, tuple)) or hasattr(first, "__next__") or hasattr(first, "parameters") \
-            or getattr(first, "ndim", 0):
-        lr = kwargs.get("lr", args[1] if len(args) > 1 else "...")
-        raise InvalidValueError(f"{name} takes no parameters (PyTorch's first argument): make it as {name}(lr={lr}), "
-                                f"then fit(model, X, y, optimizer=it) or it.step(model), which updates every "
-                                f"parameter of the model")
-
-
-def torch_options(optimizer, options) -> None:
-    """PyTorch's arguments of an optimizer (``Optimizer.TORCH_OPTIONS``) at their defaults taken, others refused."""
-    check_options(optimizer, options, Optimizer.TORCH_OPTIONS)
-
-
 def _model(model):
     """``model`` when it is one an optimizer can step (a Sequential, or any object with ``backend``,
     ``parameters()`` and ``gradients()``), else an InvalidValueError naming what it got."""
@@ -336,16 +319,3 @@ def _model(model):
 def _holders(model) -> dict:
     """``{parameter name: the layer holding it}`` (names as ``model.parameters()`` gives them)."""
     return {f"{i}.{k}": layer for i, layer in enumerate(getattr(model, "layers", ())) for k in layer.params}
-
-
-def _positive(name, x) -> float:
-    return number(name, x, low=0, low_open=True)
-
-
-def _nonneg(name, x) -> float:
-    return number(name, x, low=0)
-
-
-def _unit(name, x, closed=False) -> float:
-    """In [0, 1), or [0, 1] when ``closed``."""
-    return number(name, x, low=0, high=1, high_open=not closed)

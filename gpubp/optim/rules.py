@@ -5,7 +5,8 @@ from __future__ import annotations
 from .._checks import flag
 from ..backend.kernels import updates
 from ..errors import InvalidValueError
-from .base import Optimizer, _nonneg, _positive, _unit, refuse_parameters, torch_options
+from .arguments import nonnegative, positive, refuse_parameters, torch_options, unit
+from .base import Optimizer
 from .state import check_keywords, checked_state, saved_dict
 
 
@@ -22,13 +23,13 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, **options):
         torch_options("SGD", options)
-        momentum, dampening = _unit("momentum", momentum), _unit("dampening", dampening, closed=True)
+        momentum, dampening = unit("momentum", momentum), unit("dampening", dampening, closed=True)
         nesterov = flag("nesterov", nesterov)
         if nesterov and (not momentum or dampening):
             raise InvalidValueError(f"nesterov=True needs momentum > 0 and dampening 0, "
                                     f"got momentum={momentum}, dampening={dampening}")
         super().__init__(lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                         weight_decay=_nonneg("weight_decay", weight_decay))
+                         weight_decay=nonnegative("weight_decay", weight_decay))
 
     @property
     def kernel(self):
@@ -59,9 +60,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, **options):
         torch_options("RMSprop", options)
-        super().__init__(lr, alpha=_unit("alpha", alpha), eps=_positive("eps", eps),
-                         weight_decay=_nonneg("weight_decay", weight_decay),
-                         momentum=_unit("momentum", momentum), centered=flag("centered", centered))
+        super().__init__(lr, alpha=unit("alpha", alpha), eps=positive("eps", eps),
+                         weight_decay=nonnegative("weight_decay", weight_decay),
+                         momentum=unit("momentum", momentum), centered=flag("centered", centered))
 
     @property
     def kernel(self):
@@ -104,8 +105,8 @@ class Adam(Optimizer):
             b1, b2 = betas
         except (TypeError, ValueError):
             raise InvalidValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-        super().__init__(lr, beta1=_unit("beta1", b1), beta2=_unit("beta2", b2),
-                         eps=_positive("eps", eps), weight_decay=_nonneg("weight_decay", weight_decay),
+        super().__init__(lr, beta1=unit("beta1", b1), beta2=unit("beta2", b2),
+                         eps=positive("eps", eps), weight_decay=nonnegative("weight_decay", weight_decay),
                          amsgrad=flag("amsgrad", amsgrad),
                          decoupled_weight_decay=flag("decoupled_weight_decay", decoupled_weight_decay))
 
