@@ -73,7 +73,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             One path, one run (``checkpoint.claim``): a checkpoint another run (process) writes
             there while this one trains is kept, and this run stops at its next write
             (CheckpointError; the model holds the whole epochs). ``checkpoint_path`` may be a
-            ``Claim`` taken earlier (what the path held then is what this run may replace).
+            ``Claim`` taken earlier (what the path held then is what this run may replace). With
+            ``comm`` rank 0 alone writes it, so it is checked there alone and every rank stops
+            alike with rank 0's error (another rank may see another file system).
         checkpoint_extra: a JSON-able dict kept in every checkpoint's extras (e.g. the feature
             scaling a model needs to predict raw data); checked before training; its keys may
             not be the training state's own (epochs_done, seed, history).
@@ -141,7 +143,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         progress = None if progress is None else _checks.flag("fit: progress", progress,
                                                               " or None (a terminal decides)")
         callbacks = checked_callbacks(callbacks)
-        checkpoint_every, claim = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite)
+        checkpoint_every, claim = _checkpointing(checkpoint_path, checkpoint_every, resume_from, overwrite, comm)
         checkpoint_extra = _checkpoint_extra(checkpoint_extra)
         Xd, yd = _prepare(model, loss, X, y, "fit")
         _one_sample_batch(model, Xd, batch_size)

@@ -12,6 +12,7 @@ from ..checkpoint import metadata_json, target
 from ..checkpoint.archive import user_path
 from ..checkpoint.claim import Claim
 from .resume import refuse_overwrite, refuse_state_keys
+from .root_only import on_root
 from ..errors import DTypeError, GpubpError, GpubpWarning, InvalidValueError, ShapeError
 from ..nn import Activation, Identity, Sigmoid
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy
@@ -232,12 +233,14 @@ def _checkpoint_extra(extra):
     return extra
 
 
-def _checkpointing(path, every, resume_from=None, overwrite=False):
+def _checkpointing(path, every, resume_from=None, overwrite=False, comm=None):
     """(``checkpoint_every``, the Claim of ``checkpoint_path``): both or neither given; the path is
     checked now, before any training, as the checkpoint writer checks it (a writable folder; no
     folder, read-only file or file that is not a gpubp checkpoint there), and a checkpoint of
     another run there is kept unless ``overwrite`` (``refuse_overwrite``); then what it holds is
-    claimed (``path`` may be a Claim already)."""
+    claimed (``path`` may be a Claim already). With ``comm`` the path is rank 0's, the one rank that
+    writes it: checked and claimed there alone, its verdict every rank's (``root_only``); the other
+    ranks get no Claim."""
     if path is None:
         if every is not None:
             raise InvalidValueError(f"fit: checkpoint_every={every!r} without checkpoint_path; nothing would "
@@ -247,6 +250,11 @@ def _checkpointing(path, every, resume_from=None, overwrite=False):
         raise InvalidValueError("fit: checkpoint_path needs checkpoint_every, a whole number >= 1 "
                                 "(write every N epochs), got None")
     every = _checks.integer("fit: checkpoint_every", every, 1)
+    return every, on_root(comm, "checking fit's arguments", lambda: _claimed(path, resume_from, overwrite))
+
+
+def _claimed(path, resume_from, overwrite):
+    """The Claim of the checkpoint path ``path`` (or ``path`` itself, a Claim already), checked first."""
     claim = path if isinstance(path, Claim) else None
     path = claim.path if claim else user_path(path)
     try:
@@ -255,7 +263,7 @@ def _checkpointing(path, every, resume_from=None, overwrite=False):
         raise InvalidValueError(f"fit: {exc}") from None
     if not overwrite:
         refuse_overwrite(path, resume_from, "fit: checkpoint_path", "resume_from='{path}'", "overwrite=True")
-    return every, claim or Claim(path)
+    return claim or Claim(path)
 
 
 def _mode(model, training):

@@ -7,8 +7,10 @@ communicator stays usable: the next fit on it is one process's (float64, 1e-12).
   overlap: a silent wrong answer), schedule, loss (ranks' weights apart), epochs, batch_size,
   patience (a hang or MPI_ERR_TRUNCATE); validation data on one rank only (was called "training
   data");
-* a file one rank alone lacks (resume_from, checkpoint_path's folder) and a callback failing on
-  one rank (on_epoch_begin, on_epoch_end): was a hang, the others waiting in a collective;
+* a file one rank alone lacks (resume_from) and a callback failing on one rank (on_epoch_begin,
+  on_epoch_end): was a hang, the others waiting in a collective; checkpoint_path, which rank 0
+  alone writes, is rank 0's to check: its folder on rank 0 alone trains (was: refused, naming
+  rank 1), on the other ranks alone stops every rank with rank 0's own error;
 * a guard of the user's around fit passes fit's RankFailure as it is (was: re-agreed, naming rank 0);
 * MPI not initialised or finalized: a DistributedError (was: Open MPI's abort message);
 * ``gpubp train --distributed`` with another --seed on one rank: one line naming it (was: trained).
@@ -69,17 +71,23 @@ def test_validation_data_on_one_rank_is_named_as_such(outcome):
     assert "training data" not in message
 
 
-@pytest.mark.parametrize("case, words", [
-    ("resume file on rank 0 only", "CheckpointError: no checkpoint at {out}/here1/r.npz"),
-    ("checkpoint folder on rank 0 only", "InvalidValueError: fit: checkpoint path: the folder {out}/here1/sub "
-                                         "does not exist"),
-])
-def test_a_file_one_rank_lacks_stops_every_rank(outcome, case, words):
+def test_a_file_one_rank_lacks_stops_every_rank(outcome):
     n, seen, out = outcome
-    kind, message, _, epochs = alike(seen, case)
+    kind, message, _, epochs = alike(seen, "resume file on rank 0 only")
     assert kind == "RankFailure", message
-    assert message.startswith(f"rank 1 of {n} failed during checking fit's arguments: "
-                              + words.format(out=out)), message
+    assert message.startswith(f"rank 1 of {n} failed during checking fit's arguments: CheckpointError: no "
+                              f"checkpoint at {out}/here1/r.npz"), message
+
+
+def test_a_checkpoint_folder_is_rank_0s_to_check(outcome):
+    """checkpoint_path is written by rank 0 alone: a folder that only rank 0 has trains (was: refused,
+    rank 1 named); one that only the other ranks have stops every rank with rank 0's own error."""
+    n, seen, out = outcome
+    assert alike(seen, "checkpoint folder on rank 0 only")[::3] == [None, 2]
+    assert (out / "here0" / "sub" / "c.npz").is_file() and not (out / "here1" / "sub").exists()
+    kind, message, _, epochs = alike(seen, "checkpoint folder on the other ranks only")
+    assert kind == "InvalidValueError" and epochs is None, message
+    assert message == f"fit: checkpoint path: the folder {out}/here0/other does not exist; create it first"
 
 
 @pytest.mark.parametrize("hook, when", [("on_epoch_begin", "the start of epoch 1"),

@@ -55,8 +55,8 @@ def cases(comm, out):
         "schedule": {"schedule": "cosine"}, "patience": {"patience": 1}, "loss": {"loss": "mse"},
         "validation on one rank": {"validation_data": (X, (X[:, 0] > 0).astype(np.int64))},
     }
-    here = out / f"here{me}"  # this rank's own disk: what rank 0 has there, the others lack
-    (here / "sub").mkdir(parents=True, exist_ok=True) if me == 0 else here.mkdir()
+    here = out / f"here{me}"  # this rank's own disk: what rank 0 has there, the others lack (and the reverse)
+    (here / ("sub" if me == 0 else "other")).mkdir(parents=True, exist_ok=True)
     if me == 0:  # a checkpoint on rank 0's disk alone
         model, X, y, kw = problem()
         gpubp.fit(model, X, y, **{**kw, "epochs": 1}, checkpoint_path=str(here / "r.npz"), checkpoint_every=1)
@@ -68,7 +68,9 @@ def cases(comm, out):
         results[case] = run(lambda: gpubp.fit(model, X, y, comm=comm, **{**kw, **(kwargs if other else {})}), model)
     for case, kwargs in {"resume file on rank 0 only": {"resume_from": str(here / "r.npz")},
                          "checkpoint folder on rank 0 only": {"checkpoint_path": str(here / "sub" / "c.npz"),
-                                                              "checkpoint_every": 1}}.items():
+                                                              "checkpoint_every": 1},
+                         "checkpoint folder on the other ranks only": {"checkpoint_path": str(here / "other" / "c.npz"),
+                                                                       "checkpoint_every": 1}}.items():
         model, X, y, kw = problem()
         results[case] = run(lambda: gpubp.fit(model, X, y, comm=comm, **kw, **kwargs), model)
     for hook in ("on_epoch_begin", "on_epoch_end"):
