@@ -40,6 +40,7 @@ class Dropout(Layer):
     """
 
     capturable = True  # one registry kernel and a product into the plan's buffers
+    takes_share = True  # its mask drawn by element of a global batch (nn/share.py)
 
     p = _checks.Checked(_checks.number, low=0, high=1, high_open=True)  # set later too: checked
 

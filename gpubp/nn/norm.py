@@ -72,6 +72,7 @@ class BatchNorm(Layer):
     affine = _checks.Fixed()
     track_running_stats = _checks.Fixed()
     capturable = True  # a step writes into given buffers and its own work arrays: no allocation, host read or GEMM
+    takes_share = True  # its statistics summed over the shares of a global batch (nn/share.py)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *unsupported,
                  backend=None, **options):

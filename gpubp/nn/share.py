@@ -1,9 +1,10 @@
 """A process's share of a global batch, told for one step to the layers whose step depends on the
 whole batch, so that N data-parallel processes take the step one process takes on the batch.
 
-Such a layer has an attribute ``share`` (None: the batch it is given is the whole batch) and two
-methods for a process that holds no sample of a step's batch, which must still take its part:
-``idle_forward()`` (in layer order) and ``idle_backward()`` (in reverse order). Dropout draws its
+Such a layer says so (class attribute ``takes_share = True``), has an attribute ``share`` (None:
+the batch it is given is the whole batch) and two methods for a process that holds no sample of a
+step's batch, which must still take its part: ``idle_forward()`` (in layer order) and
+``idle_backward()`` (in reverse order). A user's layer may take part the same way. Dropout draws its
 mask by element of the global batch (``first``); BatchNorm sums its statistics over the shares
 (``sum_``).
 """

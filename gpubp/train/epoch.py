@@ -49,7 +49,7 @@ def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
 
 def _sharing(model):
     """The layers whose step depends on the whole global batch (``nn/share.py``: Dropout, BatchNorm)."""
-    return [layer for layer in model.layers if hasattr(layer, "share")]
+    return [layer for layer in model.layers if getattr(type(layer), "takes_share", False) is True]
 
 
 @contextlib.contextmanager
