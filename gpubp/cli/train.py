@@ -24,6 +24,7 @@ from ..train import evaluate, fit, save_training
 from ..train.epoch import guard
 from ..train.interrupts import deferred
 from ..train.resume import held_at, refuse_overwrite
+from ..train.root_only import on_root
 from . import args as flags
 from .claim import LogClaim
 from .data import BUILT_IN, in_target_units, prepare, raw_mse
@@ -139,12 +140,11 @@ def communicator(args):
 
 def train(args, comm) -> int:
     spec = comm.device if comm else flags.device_spec(args)
-    with guard(comm, "checking the flags and outputs"):  # paths a rank alone may fail on
-        _check_outputs(args)
+    with guard(comm, "checking the flags and outputs"):
+        _check_flags(args)
         check_model_flags(args)
-        claim = Claim(os.path.abspath(args.save), "--save") if args.save and (comm is None or comm.is_root) \
-            else None  # what --save holds now (the file checked: ~ is the shell's to expand)
-        log_seen = signature(args.log) if args.log else None  # and --log
+        # the outputs rank 0 alone writes, checked there alone (another rank may see another file system)
+        claim, log_seen = on_root(comm, "checking the flags and outputs", lambda: _check_outputs(args)) or (None, None)
     with guard(comm, "reading the checkpoint and the data"):
         if args.resume:  # the saved dtype unless --dtype says otherwise; the saved model's kind
             saved = checkpoint.load(args.resume, spec, dtype=flags.dtype(args))
@@ -298,18 +298,12 @@ def _unchanged(flag, path, meta):
                               f"trained: run again to continue what it holds now")
 
 
-def _check_outputs(args):
-    """Every output path and flag combination refused before any work."""
+def _check_flags(args):
+    """The flag combinations refused before any work (alike on every rank)."""
     if args.cuda_graph and args.distributed:  # refused alike on every rank, under the guard, not by fit on each alone
         raise InvalidValueError("--cuda-graph replays one process's whole step as one CUDA graph: not with --distributed")
     if args.checkpoint_every and not args.save:
         raise InvalidValueError("--checkpoint-every needs --save PATH, the checkpoint to write")
-    if args.save:
-        writable_target("--save", args.save)
-    log = args.log and writable_target("--log", args.log)  # through a link, the file it names
-    if args.plot:
-        check_plot_path(args.plot, "--plot", overwrite=args.overwrite)
-        pyplot()
     if args.test and not args.data:
         raise InvalidValueError("--test goes with --data (the built-in datasets bring their own test split)")
     if args.test and flags.same_file(args.test, args.data):
@@ -320,6 +314,17 @@ def _check_outputs(args):
     if args.data and flags.given(args, "dataset"):
         raise InvalidValueError(f"--dataset {args.dataset} names built-in data, --data {args.data} your own: "
                                 f"give one of them")
+
+
+def _check_outputs(args):
+    """Every output path (--save, --log, --plot) refused before any work; then (the Claim of --save,
+    the signature of --log): what they hold now, which this run may replace."""
+    if args.save:
+        writable_target("--save", args.save)
+    log = args.log and writable_target("--log", args.log)  # through a link, the file it names
+    if args.plot:
+        check_plot_path(args.plot, "--plot", overwrite=args.overwrite)
+        pyplot()
     flags.distinct_files({"--save": args.save, "--log": args.log, "--plot": args.plot},
                          {"--data": args.data, "--test": args.test, "--resume": args.resume},
                          allowed={("--save", "--resume")})  # a run continued in place
@@ -327,14 +332,14 @@ def _check_outputs(args):
         _save_target(args.save)
     if log:  # a file there that is not an epoch log (someone's data) is kept unless --overwrite
         output_path("--log", log, is_epoch_log, "an epoch log", args.overwrite)
-    if args.overwrite:
-        return
-    if args.save:  # another run's work at an output is kept
+    if not args.overwrite and args.save:  # another run's work at an output is kept
         refuse_overwrite(args.save, args.resume, "--save", "--resume {path}", "--overwrite")
-    if log and os.path.isfile(log) and os.path.getsize(log) and not args.resume:
+    if not args.overwrite and log and os.path.isfile(log) and os.path.getsize(log) and not args.resume:
         raise InvalidValueError(f"--log: {args.log} already holds another run's log, which this run would replace; "
                                 f"it is kept: give another path, continue that run (--resume appends to it), or "
                                 f"pass --overwrite to replace it")
+    claim = Claim(os.path.abspath(args.save), "--save") if args.save else None  # ~ is the shell's to expand
+    return claim, signature(args.log) if args.log else None
 
 
 def _save_target(path):
