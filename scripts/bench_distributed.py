@@ -24,8 +24,9 @@ sys.path.insert(0, ROOT)
 from gpubp._checks import json_with_keys, output_path  # noqa: E402
 from gpubp.bench.allreduce import allreduce, weak_scaling  # noqa: E402  (starts MPI)
 from gpubp.checkpoint.atomic import write_atomically  # noqa: E402
-from gpubp.distributed import MismatchError, RankFailure  # noqa: E402
 from gpubp.distributed.mpi import world  # noqa: E402
+from gpubp.errors import GpubpError  # noqa: E402
+from gpubp.train.root_only import on_root  # noqa: E402
 
 
 def is_result(path) -> bool:
@@ -42,11 +43,14 @@ def main() -> int:
     comm = world(device="cpu")
     try:
         comm.check_consistent(facts={"--quick": args.quick})  # every rank times the same collectives
-        with comm.guard("checking --json"):  # every rank stops alike, before any measurement
-            out = args.json and output_path("--json", args.json, is_result, "a distributed benchmark JSON",
-                                            args.overwrite)
-    except (RankFailure, MismatchError) as exc:  # raised on every rank alike
-        if comm.is_root:
+        # rank 0 alone writes --json: checked there alone (another rank may see another file system), every
+        # rank stopping alike before any measurement
+        out = on_root(comm, "checking --json", lambda: args.json and output_path(
+            "--json", args.json, is_result, "a distributed benchmark JSON", args.overwrite))
+    except GpubpError as exc:
+        if not getattr(exc, "everywhere", False):
+            raise
+        if comm.is_root:  # raised on every rank alike (RankFailure, MismatchError, rank 0's refusal of --json)
             print(f"bench_distributed: error: {exc.__cause__ or exc}", file=sys.stderr)
         return 1
     result = {"allreduce": allreduce(comm, repeat=5 if args.quick else 20, rounds=1 if args.quick else 9),

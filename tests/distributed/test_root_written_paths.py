@@ -1,4 +1,5 @@
-"""Paths only rank 0 writes (gpubp train's --save, --log and --plot; fit's ``checkpoint_path``) are
+"""Paths only rank 0 writes (gpubp train's --save, --log and --plot; fit's ``checkpoint_path``;
+scripts/bench_distributed.py's --json) are
 checked on rank 0 alone and its verdict is every rank's; paths every rank reads (--data, --resume)
 are checked on every rank, naming the rank that fails. Each rank runs in a folder of its own
 (``mpiexec -n 1 -wdir A ... : -n 1 -wdir B ...``), so a relative path names a folder that one rank
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gpubp.cli import main
+from helpers import ROOT
 from test_mpi_world import run_mpiexec
 
 HERE = Path(__file__).resolve().parent
@@ -99,3 +101,21 @@ def test_an_input_rank_1_lacks_stops_every_rank_naming_rank_1(tmp_path, flag):
     lines = errors(err)
     assert len(lines) == 1 and "rank 1 of 2 failed" in lines[0] and "in." in lines[0], err[-3000:]
     assert "MPI_ABORT" not in err and "Traceback" not in err, err[-3000:]
+
+
+@pytest.mark.parametrize("only", [0, 1])
+def test_bench_distributed_json_is_rank_0s_to_check(tmp_path, only):
+    """out/ on rank 0 alone: measured and written there (was: refused on rank 1); on rank 1 alone:
+    rank 0's own refusal in one line, before any measurement."""
+    folders = ranks(tmp_path)
+    (folders[only] / "out").mkdir()
+    code, out, err = per_rank(folders, [sys.executable, ROOT / "scripts" / "bench_distributed.py", "--quick",
+                                        "--json", "out/r.json"], timeout=120)
+    lines = [line for line in err.splitlines() if line.startswith("bench_distributed: error:")]
+    if only == 0:
+        assert code == 0 and not lines and (folders[0] / "out" / "r.json").is_file(), out + err[-3000:]
+        return
+    assert code == 1 and "all-reduce of" not in out, out + err[-3000:]
+    assert lines == [f"bench_distributed: error: --json: the folder {folders[0] / 'out'} does not exist; create it "
+                     f"first"], err[-3000:]
+    assert "Traceback" not in err and "MPI_ABORT" not in err and list((folders[1] / "out").iterdir()) == []
