@@ -3,7 +3,7 @@ on NumPy and CuPy alike: the ``Layer`` base and the registry (base.py; drawing p
 parameter_draws.py, loading and keeping arrays in stored.py, moving devices in moves.py), the
 checks of arrays crossing into a layer (arrays.py), ``Dense`` (dense.py), the activations
 (activations.py), and for images (NCHW, PyTorch's argument names and defaults) ``Conv2D``
-(conv.py), pooling (pool.py), both over the sliding windows of windows.py, ``Flatten``
+(conv.py), pooling (pool.py, both over the sliding windows of windows.py; global_pool.py), ``Flatten``
 (shape.py), ``Dropout`` (dropout.py) and ``BatchNorm`` (norm.py; its statistics in
 batch_statistics.py, its running estimates in running.py), and the share of a global batch that
 data-parallel training tells the last two (share.py).
@@ -14,7 +14,8 @@ from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .norm import BatchNorm
-from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .global_pool import GlobalAvgPool2D
+from .pool import AvgPool2D, MaxPool2D
 from .shape import Flatten
 
 __all__ = ["Layer", "LAYERS", "layer_from_config", "Dense", "Activation", "ACTIVATIONS", "Sigmoid", "Tanh", "ReLU",
