@@ -60,15 +60,15 @@ def killed_while_saving(comm, out):
 def last_checkpoint_fails(comm, out):
     model, X, y, kwargs = problem()
     if comm.rank == 0:
-        fit_module = sys.modules["gpubp.train.fit"]  # the module (gpubp.train.fit is the function)
-        save, saves = fit_module.save_training, []
+        ending = sys.modules["gpubp.train.ending"]  # the writer of fit's last checkpoint
+        save, saves = ending.save_training, []
 
         def full_disk(path, *args, **kw):
             saves.append(path)
             if len(saves) > 1:
                 raise OSError(errno.ENOSPC, "No space left on device", path)
             return save(path, *args, **kw)
-        fit_module.save_training = full_disk
+        ending.save_training = full_disk
     try:
         gpubp.fit(model, X, y, epochs=3, comm=comm, checkpoint_path=str(out / "ranks.npz"), checkpoint_every=2,
                   **kwargs)
