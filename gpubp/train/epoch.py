@@ -48,8 +48,19 @@ def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
 
 
 def _sharing(model):
-    """The layers whose step depends on the whole global batch (``nn/share.py``: Dropout, BatchNorm)."""
-    return [layer for layer in model.layers if getattr(type(layer), "takes_share", False) is True]
+    """The layers whose step depends on the whole global batch (``nn/share.py``: Dropout, BatchNorm),
+    each refused unless it has the idle methods a rank holding no sample of a step calls: asked
+    before any sum of the step, alike on every rank (was: an AttributeError at the first step
+    leaving a rank without samples, or a hang where the layer's forward sums over the ranks)."""
+    layers = [(i, layer) for i, layer in enumerate(model.layers) if getattr(type(layer), "takes_share", False) is True]
+    for i, layer in layers:
+        missing = [name for name in ("idle_forward", "idle_backward") if not callable(getattr(layer, name, None))]
+        if missing:
+            raise InvalidValueError(f"layer {i} {type(layer).__name__} says takes_share = True but has no callable "
+                                    f"{', '.join(missing)}, which a data-parallel rank holding no sample of a step "
+                                    f"calls to take its part in the step's sums over the ranks (nn/share.py): "
+                                    f"define them, or leave takes_share out")
+    return [layer for _, layer in layers]
 
 
 @contextlib.contextmanager

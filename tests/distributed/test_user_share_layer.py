@@ -1,0 +1,33 @@
+"""A user's layer takes a share of each global batch as Dropout and BatchNorm do (nn/share.py:
+``takes_share = True``, ``share``, ``idle_forward``/``idle_backward``): 3 ranks, some holding no
+sample of a step, train as one process. One that says ``takes_share = True`` without the idle
+methods is refused at the run's first step, naming the layer and what it lacks. (Was: an
+AttributeError from inside fit, 'Centre' object has no attribute 'idle_forward', at the first step
+that left a rank without samples: here the last of the first epoch, after the epoch's other steps
+had run.) Runs ``worker_user_share.py`` under mpiexec."""
+import json
+
+from test_mpi_world import launch
+
+
+def run(tmp_path, case, n=3):
+    code, output, _ = launch("worker_user_share.py", case, tmp_path, n=n, timeout=90)
+    assert code == 0, output[-3000:]
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(n)]
+
+
+def test_a_users_layer_taking_a_share_trains_as_one_process(tmp_path):
+    seen = run(tmp_path, "centre")
+    assert all(s["error"] == ["none", ""] for s in seen), [s["error"] for s in seen]
+    assert all(s["params"] == seen[0]["params"] for s in seen)
+    assert max(s["single"] for s in seen) <= 1e-12, [s["single"] for s in seen]
+    assert sorted(s["idle"] for s in seen) == [0, 2, 2]  # two ranks idle at each epoch's last step
+
+
+def test_a_layer_taking_a_share_without_idle_methods_is_refused_at_the_first_step(tmp_path):
+    seen = run(tmp_path, "no-idle")
+    assert len({tuple(s["error"]) for s in seen}) == 1, [s["error"] for s in seen]
+    kind, message = seen[0]["error"]
+    assert kind == "RankFailure" and "during epoch 1, step 0: InvalidValueError" in message, message
+    assert "layer 1 NoIdle says takes_share = True but has no callable idle_forward, idle_backward" in message, message
+    assert "AttributeError" not in message and "TypeError" not in message, message
