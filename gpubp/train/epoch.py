@@ -253,7 +253,9 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                comm=None, plans=None, first=False, steps=None, targets=None):
     backend, n = model.backend, X.shape[0]
     t0 = time.perf_counter()
-    with guard(comm, f"the start of epoch {epoch + 1}"):  # on one rank alone it stops every rank
+    # on one rank alone it stops every rank; so does a layout an on_epoch_begin callback changed on some
+    # ranks only, before the first step's sums over the ranks (BatchNorm's, in the forward)
+    with guard(comm, f"the start of epoch {epoch + 1}", model=model):
         _check_unchanged(model, backend_of(X))  # by an on_epoch_begin callback: said before the mode is set
     with _mode(model, True):
         total, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,

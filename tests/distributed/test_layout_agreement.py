@@ -24,11 +24,11 @@ def run(tmp_path, case, n=2):
 
 
 @pytest.mark.parametrize("case, n, words", [
-    ("insert", 2, ["the model on rank 1 of 2 differs from rank 0's at the end of epoch 2, step 0",
+    ("insert", 2, ["the model on rank 1 of 2 differs from rank 0's at the end of the start of epoch 2",
                    "model layer 3: (none: 3 layers) on rank 0, 'Dense (cpu float64)' on rank 1 (3 layers on "
                    "rank 0, 4 on rank 1); parameter 2.W: (3, 2) on rank 0, (3, 3) on rank 1",
                    "no gradient was summed"]),
-    ("insert", 3, ["the model on rank 2 of 3 differs from rank 0's at the end of epoch 2, step 0",
+    ("insert", 3, ["the model on rank 2 of 3 differs from rank 0's at the end of the start of epoch 2",
                    "(3 layers on rank 0, 4 on rank 2)"]),
     ("widen", 2, ["the model on rank 1 of 2 differs from rank 0's at the end of epoch 1, step 1",
                   "parameter 0.W: (4, 3) on rank 0, (4, 5) on rank 1"]),
