@@ -1,7 +1,8 @@
 """Run under ``mpiexec -n N python worker_resume_bn.py <out> <epochs> [resume]`` (or in one process,
 without a communicator, with ``--one``): a fit of a model with BatchNorm on images (the cumulative average, with
 its count), BatchNorm on features and two Dropouts, a checkpoint every epoch to ``<out>/ck.npz``,
-continuing ``resume`` when given; rank 0 writes its parameters and buffers to ``<out>/state.json``.
+continuing ``resume`` when given; rank 0 writes its parameters and buffers to ``<out>/state.json``
+and the data to ``<out>/data.npz``.
 22 samples in batches of 5: the last batch's 2 leave a third rank idle."""
 import json
 import sys
@@ -28,7 +29,8 @@ def train(out, epochs, resume=None, comm=None):
     model, X, y, kwargs = problem()
     gpubp.fit(model, X, y, epochs=epochs, comm=comm, checkpoint_path=str(Path(out, "ck.npz")), checkpoint_every=1,
               resume_from=resume, **kwargs)
-    if comm is None or comm.is_root:
+    if comm is None or comm.is_root:  # and the data, for `gpubp train --data`
+        np.savez(Path(out, "data.npz"), X=X, y=y)
         state = {**model.parameters(), **{f"buffer {k}": v for k, v in model.buffers().items()}}
         Path(out, "state.json").write_text(json.dumps({k: np.asarray(v).tolist() for k, v in state.items()}))
 
