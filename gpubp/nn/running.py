@@ -25,7 +25,14 @@ def update(xp, buffers, mu, var, m, momentum, work):
     A batch whose mean or variance is not finite (NaN/Inf in X, or a variance past the dtype's
     range: float32 values spread over more than about 1.8e19) leaves both estimates as they were,
     and the count too: its output already shows the NaN, and the statistics of every batch before
-    it, what eval uses, are not lost (PyTorch would keep NaN in them for good)."""
+    it, what eval uses, are not lost (PyTorch would keep NaN in them for good).
+
+    Nor does a batch of fewer than two values per channel (no unbiased variance: m / (m - 1)). A
+    layer refuses such a batch, so it comes only in a data-parallel step that a failing rank joins
+    with zeros (``train/epoch.py`` ``_complete``), undone with its epoch (was: ZeroDivisionError on
+    the other ranks, raised again while they completed the step's sums: every rank hung)."""
+    if m < 2:
+        return
     rm, rv = buffers["running_mean"], buffers["running_var"]
     finite = xp.all(xp.isfinite(mu, out=work.finite), out=work.ok)  # a 0-d bool array
     xp.logical_and(finite, xp.all(xp.isfinite(var, out=work.finite), out=work.ok2), out=finite)

@@ -1,0 +1,25 @@
+"""A rank failing in a layer before a BatchNorm, in a step where the other ranks hold one sample in
+all, stops every rank with its own error. It joins the step's sums with zeros (``epoch._complete``),
+so the others' BatchNorm sees a global batch of one value per channel: its running estimates are left
+as they were (the step is undone with its epoch). (Was: the other ranks raised ZeroDivisionError in
+the running variance's m / (m - 1), then again while completing the step's sums, and every rank hung.)
+Runs ``worker_fails_before_bn.py`` under mpiexec with a timeout."""
+import json
+
+import pytest
+
+from test_mpi_world import launch
+
+
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("momentum", ["0.1", "None"])
+def test_a_rank_failing_before_batchnorm_stops_every_rank_with_its_error(tmp_path, momentum, n):
+    code, output, _ = launch("worker_fails_before_bn.py", momentum, tmp_path, n=n, timeout=60)
+    assert code == 0, output[-3000:]
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(n)]
+    assert len({tuple(s["error"]) for s in seen}) == 1, [s["error"] for s in seen]
+    kind, message = seen[0]["error"]
+    assert kind == "RankFailure", message
+    assert message.startswith(f"rank 0 of {n} failed during epoch 1, step 2: ValueError: the layer before "
+                              f"BatchNorm failed on rank 0; every rank stopped"), message
+    assert all(s["after"] == [float(n)] for s in seen)  # the communicator is still in step
