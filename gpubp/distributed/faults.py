@@ -17,7 +17,7 @@ import weakref
 
 import numpy as np
 
-from ..errors import StateError
+from ..errors import GpubpError, StateError
 from .consistency import difference
 from .errors import DistributedError, MismatchError, RankFailure
 from .transport import MPI
@@ -124,8 +124,14 @@ def install_leave_notice(comm) -> None:
 
 
 def _refuse_failure(comm, what, exc):
+    """Every rank raises the same error: a RankFailure naming the first rank that failed and what it
+    raised, or, where every rank raised the same error (a batch every rank refuses alike), that
+    error itself, as one process would raise it."""
     reports = comm.mpi.allgather(None if exc is None else f"{type(exc).__name__}: {exc}")
     failed = [r for r, report in enumerate(reports) if report is not None]
+    if len(failed) == comm.size and len(set(reports)) == 1 and isinstance(exc, GpubpError):
+        exc.everywhere = True  # every rank is here with it: a guard around this one passes it on
+        raise exc
     first = failed[0]
     others = f" (ranks {', '.join(map(str, failed))} failed)" if len(failed) > 1 else ""
     raise RankFailure(f"rank {first} of {comm.size} failed during {what}: {reports[first]}{others}; "

@@ -28,6 +28,6 @@ def test_a_layer_taking_a_share_without_idle_methods_is_refused_at_the_first_ste
     seen = run(tmp_path, "no-idle")
     assert len({tuple(s["error"]) for s in seen}) == 1, [s["error"] for s in seen]
     kind, message = seen[0]["error"]
-    assert kind == "RankFailure" and "during epoch 1, step 0: InvalidValueError" in message, message
+    assert kind == "InvalidValueError", message  # raised by every rank alike: the error itself, as one process
     assert "layer 1 NoIdle says takes_share = True but has no callable idle_forward, idle_backward" in message, message
     assert "AttributeError" not in message and "TypeError" not in message, message

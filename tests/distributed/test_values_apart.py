@@ -60,6 +60,18 @@ def test_share_dependent_layers_train_alike_on_ranks_without_samples(tmp_path, c
         assert seen[0]["buffers"]["1.running_var"] != [1.0, 1.0, 1.0]  # the estimates moved
 
 
+def test_an_error_every_rank_raises_alike_is_that_error(tmp_path):
+    """A last global batch of one sample, which BatchNorm cannot normalise, is refused before training
+    on every rank alike: each raises the ShapeError one process raises (was: 'RankFailure: rank 0 of 3
+    failed during checking fit's arguments: ShapeError: ... (ranks 0, 1, 2 failed)')."""
+    seen = run(tmp_path, "one-sample", n=3)
+    kind, message = seen[0]["error"]
+    assert kind == "ShapeError", message
+    assert message.startswith("fit: 32 sample(s) in batches of 31 make a batch of one sample at the end of every "
+                              "epoch, which the model refuses in training"), message
+    assert {s["epochs"] for s in seen} == {None}
+
+
 def test_a_shard_per_rank_is_told_that_fit_shards_the_data_itself(tmp_path):
     """Was: 'training data: ... on rank 0, ... on rank 1; every rank must run the same ... data', which
     a user who gave each rank its own shard on purpose (Horovod's way) could only read as a bug."""
