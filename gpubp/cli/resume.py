@@ -47,7 +47,7 @@ def continue_saved(args, saved):
     if extra.get("epochs_done") is None:
         raise InvalidValueError(f"{args.resume} holds a model but no training run to continue (it was written by "
                                 f"checkpoint.save, not by gpubp train --save or save_training)")
-    info, (_, done, _, batching), run = saved_record(saved.metadata, args.resume), \
+    info, (history, done, _, batching), run = saved_record(saved.metadata, args.resume), \
         training_state(extra, args.resume), run_record(extra, args.resume)  # each checked before it is used
     if args.epochs < done:
         raise InvalidValueError(f"--epochs {args.epochs}, but {args.resume} has done {done} epochs: --epochs counts "
@@ -57,6 +57,8 @@ def continue_saved(args, saved):
     for name, value in (("loss", info.get("loss")), ("seed", extra.get("seed")), ("val_split", info.get("val_split")),
                         ("schedule", run.get("schedule")), ("batch_size", batch_size)):
         _same(args, name, value, f"was trained with {_flag(name)} {value}")  # the same samples, steps and rates
+    if run.get("schedule") is None:
+        _unrecorded_schedule(args, history.lr)
     unrecorded(info, args.resume, args.val_split)
     if args.optimizer and saved.optimizer:
         wanted = get_optimizer(args.optimizer)
@@ -72,6 +74,18 @@ def continue_saved(args, saved):
             raise InvalidValueError(f"{args.resume} was trained on {source}: give --data PATH (that file, or one "
                                     f"with the same columns) to continue it")
         _same(args, "dataset", source, f"was trained on {source}")
+
+
+def _unrecorded_schedule(args, rates):
+    """A run saved without gpubp train's record of its schedule (fit's in Python) continues at its one
+    rate ("constant", not --model's default schedule); one whose rates changed needs --schedule named."""
+    if flags.given(args, "schedule"):
+        return
+    if len(set(rates)) > 1:
+        raise InvalidValueError(f"{args.resume} keeps no record of its learning-rate schedule (it was not saved by "
+                                f"gpubp train) and its rates changed from epoch to epoch ({rates[0]:g} to "
+                                f"{rates[-1]:g}): give --schedule {'|'.join(SCHEDULES)}, the one it was trained with")
+    args.schedule = "constant"
 
 
 def _unrecorded_data(args):

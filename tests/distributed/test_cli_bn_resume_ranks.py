@@ -2,8 +2,8 @@
 Dropout, under ``mpiexec -n 3 ... --distributed`` (the last batch of each epoch leaves a rank idle):
 the same model as the command in one process and as an uninterrupted fit (parameters within 1e-12
 norm-wise, running estimates too, BatchNorm's count and Dropout's steps exactly). The checkpoint and
-the uninterrupted run come from ``worker_resume_bn.py``. (``--schedule constant``: without it the
-command gives the conv model --model cnn's default schedule, cosine, which fit's saved run did not have.)"""
+the uninterrupted run come from ``worker_resume_bn.py``. (``--schedule constant`` restates what the
+command now takes by itself for a run fit saved at one rate: tests/cli/test_resume_unrecorded_schedule.py.)"""
 import os
 import subprocess
 import sys
