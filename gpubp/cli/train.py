@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import os
 import time
 import warnings
 
 from .. import checkpoint
-from ..checkpoint.atomic import describe, locked
+from ..checkpoint.atomic import describe
 from ..checkpoint.claim import Claim, signature
 from .._checks import output_path, writable_target
 from .._compat import gpu_status
@@ -20,15 +19,15 @@ from ..network import Sequential, mlp
 from ..nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from ..optim import OPTIMIZERS, get_optimizer
 from ..tools.plot import check_plot_path, plot_history, pyplot
-from ..train import evaluate, fit, save_training
+from ..train import evaluate, fit
 from ..train.epoch import guard
-from ..train.interrupts import deferred
-from ..train.resume import held_at, refuse_overwrite
+from ..train.resume import refuse_overwrite
 from ..train.root_only import on_root
 from . import args as flags
 from .claim import LogClaim
 from .data import BUILT_IN, in_target_units, prepare, raw_mse
-from .resume import ahead_of, check_model_flags, continue_saved
+from .resume import check_model_flags, continue_saved
+from .saving import kept_of, save_run
 
 HELP = ("train an MLP on your own CSV/.npz (--data) or a built-in dataset (default: 8x8 digits), "
         "on the GPU if one works, else the CPU")
@@ -181,13 +180,13 @@ def train(args, comm) -> int:
                       checkpoint_every=args.checkpoint_every, checkpoint_extra=extras,
                       resume_from=args.resume, comm=comm, cuda_graph=args.cuda_graph, overwrite=args.overwrite)
     except GpubpError as exc:  # out of memory, a disk full, ...: fit's whole epochs are saved before it is said
-        raise _kept(exc, args, model, optimizer, data.name, extras, resumed, root, claim) from None
+        raise kept_of(exc, args, model, optimizer, data.name, extras, resumed, root, claim) from None
     finally:
         if log:
             log.close()
     saved_line = None  # written before the report, so nothing printed or evaluated can lose it
     if args.save and root:
-        saved_line = _save(args, model, optimizer, history, data.name, extras, resumed, claim)
+        saved_line = save_run(args, model, optimizer, history, data.name, extras, resumed, claim)
     kept = saved_line or "no --save: the model is not kept"
     try:
         report(args, model, data, history, time.perf_counter() - t0)
@@ -202,88 +201,6 @@ def train(args, comm) -> int:
             raise GpubpError(f"--plot {args.plot}: {describe(exc)}; {kept}") from None
         print(f"plot: {plot}")
     return 130 if history.interrupted else 0
-
-
-def _kept(exc, args, model, optimizer, name, extras, resumed, root, claim=None):
-    """``exc``, fit's error, saying what is kept of the run: the whole epochs it trained (its
-    ``history``; none when it stopped before) are written to --save first (``_save``: else beside it)."""
-    history, done = getattr(exc, "history", None), resumed.get("epochs_done") or 0
-    if history is None or not root or history.epochs <= done:
-        return exc  # nothing trained that is not already on disk (the --resume checkpoint)
-    if not args.save:
-        kept = f"no --save: the {history.epochs - done} epoch(s) trained are not kept"
-    else:
-        try:
-            kept = _save(args, model, optimizer, history, name, extras, resumed, claim)
-        except GpubpError as failed:
-            kept = str(failed)
-    kept = GpubpError(f"{exc}; {kept}")
-    kept.everywhere = getattr(exc, "everywhere", False)  # every rank stopped alike: no MPI_Abort needed
-    return kept
-
-
-def _save(args, model, optimizer, history, name, extras, resumed, claim=None) -> str:
-    """Write --save; after Ctrl-C only where no file is yet, or where the file is still the
-    checkpoint this run resumed from (``resumed``: its extras) and the run has done more whole
-    epochs: the model then holds part of an epoch, and a checkpoint already there (an earlier
-    run, or --checkpoint-every's last write at an epoch's end) is the better one to keep.
-    When --save cannot be written (a full disk, its folder gone, no memory left) the model is
-    written beside it, else in the current folder, as ``<name>.rescued.npz`` (a name no file has),
-    and a GpubpError says where, or that the run's epochs are lost and what --save keeps. A
-    checkpoint that another run wrote at --save while this one trained (``claim``) is kept: the
-    model goes beside it as well. A Ctrl-C (or SIGTERM) while the checkpoint is written waits for
-    its end, then the saved line is printed and the run stops as interrupted (a second Ctrl-C stops
-    at once, the file already there kept): it threw away the whole run's model."""
-    if history.interrupted and os.path.exists(args.save) and not ahead_of(args, history, resumed):
-        return f"not saved: interrupted in epoch {history.epochs + 1}; {args.save} keeps what it held"
-    ctrl_c = []
-
-    def write(path):
-        with deferred(running=True) as steps:
-            path = save_training(path, model, optimizer, history, args.seed,
-                                 {"batch_size": args.batch_size, "shuffle": True}, dataset=name, **extras,
-                                 **({"writer": claim.token} if claim else {}))
-            steps.running = False
-            ctrl_c.extend([True] if steps.pending else [])
-        return path
-    try:
-        with claim.writing() if claim else contextlib.nullcontext() as taken:  # its lock held from check to write
-            path = None if taken else write(claim.path if claim else args.save)
-    except (GpubpError, MemoryError, OSError) as exc:
-        raise GpubpError(f"--save {args.save}: {describe(exc)}; {_rescue(write, args.save, history.epochs)}") from None
-    if taken:  # said already when it stopped the run
-        raise GpubpError(("" if claim.stopped else f"--save: {taken}; ") + _rescue(write, args.save, history.epochs))
-    line = f"saved: {path}" + (f" (interrupted: {history.epochs} whole epoch(s))" if history.interrupted else "")
-    if ctrl_c:  # came while it was written
-        print(line)
-        raise KeyboardInterrupt
-    return line
-
-
-def _rescue(write, save, epochs) -> str:
-    """Write the model that --save could not hold beside it, else in the current folder, under a
-    name no file has (nothing is replaced); say where, or what is lost."""
-    stem = os.fsdecode(os.fsencode(os.path.splitext(os.path.basename(save))[0])[:200])  # + .rescued-k.npz: fits
-    failed = None
-    for folder in dict.fromkeys((os.path.dirname(os.path.abspath(save)), os.getcwd())):
-        try:
-            return f"the model ({epochs} epoch(s)) is saved instead at {_write_new(write, folder, stem)}; give it " \
-                   f"to --resume to continue"
-        except (GpubpError, MemoryError, OSError) as exc:
-            failed = exc
-    return f"nor could it be written beside it or in the current folder ({describe(failed)}): the model " \
-           f"({epochs} epoch(s)) is lost; {held_at(save)}"
-
-
-def _write_new(write, folder, stem) -> str:
-    """``write(path)`` at the first ``<stem>.rescued[-k].npz`` in ``folder`` that no file has, made sure
-    of under the name's lock: two runs rescued at once take two names."""
-    for k in itertools.count():
-        path = os.path.join(folder, f"{stem}.rescued{f'-{k}' if k else ''}.npz")
-        if not os.path.lexists(path):
-            with locked(path):
-                if not os.path.lexists(path):
-                    return write(path)
 
 
 def _unchanged(flag, path, meta):

@@ -12,6 +12,7 @@ import signal
 import numpy as np
 import pytest
 
+import gpubp.cli.saving
 import gpubp.cli.train
 from gpubp import checkpoint
 from gpubp.cli import main
@@ -244,12 +245,12 @@ def test_an_epoch_log_another_run_writes_meanwhile_is_left_to_it(saved, tmp_path
 def test_ctrl_c_while_the_model_is_written_waits_for_the_write(tmp_path, capsys, monkeypatch):
     """Was: the KeyboardInterrupt cut the write short (its temp file removed), and the model of the
     whole run, trained to its end, was lost with "interrupted" said."""
-    real = gpubp.cli.train.save_training
+    real = gpubp.cli.saving.save_training
 
     def ctrl_c_in_the_write(*args, **kwargs):
         signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C, as the file is being written
         return real(*args, **kwargs)
-    monkeypatch.setattr(gpubp.cli.train, "save_training", ctrl_c_in_the_write)
+    monkeypatch.setattr(gpubp.cli.saving, "save_training", ctrl_c_in_the_write)  # train's --save writer
     save = tmp_path / "m.npz"
     code, out, err = run(["train", "--device", "cpu", "--dataset", "xor", "--epochs", "3", "--quiet",
                           "--save", str(save)], capsys)
