@@ -95,7 +95,7 @@ def _complete(model, share):
     sums over the ranks: it joins the rest with an idle step's zeros (the first ``done`` skipped), so
     the other ranks, which go on to the step's end, are not left waiting in a sum it never joins
     (or matched with its guard's); the step's guard then stops every rank alike, the epoch undone."""
-    if share is None:
+    if share is None or not _joinable(model):
         return
     sums, skip = share.sum_, [share.sum_.done]
 
@@ -104,7 +104,22 @@ def _complete(model, share):
             skip[0] -= 1
         else:
             sums.comm.allreduce_sum_(arrays)
-    _idle(model, dataclasses.replace(share, sum_=rest))
+    try:
+        _idle(model, dataclasses.replace(share, sum_=rest))
+    except Exception as exc:  # the other ranks would wait in those sums for ever: every rank is ended
+        sums.comm.abort(f"a step failed here after {sums.done} of its layers' sums over the ranks, and joining "
+                        f"the rest failed too ({type(exc).__name__}: {exc}), so the other ranks, waiting in them, "
+                        f"could not be told")
+
+
+def _joinable(model) -> bool:
+    """Whether the model's layers can take an idle step: else ``_sharing`` refused them alike on every
+    rank before any sum over the ranks, so there is nothing to join."""
+    try:
+        _sharing(model)
+    except InvalidValueError:
+        return False
+    return True
 
 
 def _idle(model, share):

@@ -31,3 +31,14 @@ def test_a_layer_taking_a_share_without_idle_methods_is_refused_at_the_first_ste
     assert kind == "InvalidValueError", message  # raised by every rank alike: the error itself, as one process
     assert "layer 1 NoIdle says takes_share = True but has no callable idle_forward, idle_backward" in message, message
     assert "AttributeError" not in message and "TypeError" not in message, message
+
+
+def test_a_rank_that_cannot_join_the_rest_of_a_step_s_sums_ends_every_rank(tmp_path):
+    """Rank 1 fails inside a step, and its layer's idle_forward, which would join the sums the other
+    ranks wait in, fails too: every rank is aborted, saying why (was: the other ranks hung)."""
+    code, output, seconds = launch("worker_user_share.py", "idle-fails", tmp_path, n=3, timeout=90)
+    assert code != 0 and seconds < 60, output[-3000:]
+    assert "rank 1 of 3: a step failed here after 0 of its layers' sums over the ranks, and joining the rest failed " \
+           "too (RuntimeError: its idle step broke too)" in output and "aborting every rank" in output, output[-3000:]
+    assert not list(tmp_path.glob("rank*.json"))  # no rank returned
+

@@ -7,7 +7,9 @@ its layer's ``idle_forward`` ran.
 
 Cases: ``centre``: Centre, Y = X - mu with mu the global batch's mean (summed over the shares with
 ``share.sum_``, idle ranks adding zeros); ``no-idle``: a layer that says ``takes_share = True`` but
-has no ``idle_forward``/``idle_backward``.
+has no ``idle_forward``/``idle_backward``; ``idle-fails``: a Centre that raises on rank 1 at its
+second training forward, and whose ``idle_forward`` raises too, so rank 1 cannot join the step's
+remaining sums, which the other ranks wait in (every rank is then aborted).
 """
 import json
 import sys
@@ -72,8 +74,25 @@ class NoIdle(Centre):
     idle_forward = idle_backward = None
 
 
-def model(case):
-    middle = Centre() if case == "centre" else NoIdle()
+class IdleFails(Centre):
+    """Raises on rank 1 at its second training forward; its idle_forward raises on any rank."""
+
+    def __init__(self, rank, backend=None):
+        super().__init__(backend)
+        self.rank, self.calls = rank, 0
+
+    def forward(self, X, out=None):
+        self.calls += self.training
+        if self.rank == 1 and self.calls == 2:
+            raise ValueError("Centre refused rank 1's share")
+        return super().forward(X, out)
+
+    def idle_forward(self):
+        raise RuntimeError("its idle step broke too")
+
+
+def model(case, rank=0):
+    middle = {"centre": Centre, "no-idle": NoIdle}.get(case, lambda: IdleFails(rank))()
     return gpubp.Sequential([gpubp.Dense(4, C), middle, gpubp.Tanh(), gpubp.Dense(C, 2)], backend="cpu",
                             dtype="float64", seed=0)
 
@@ -82,7 +101,7 @@ def main():
     case, out = sys.argv[1], sys.argv[2]
     comm = world()
     kwargs = dict(optimizer="sgd", lr=0.1, epochs=2, batch_size=3, progress=False, plan=False)
-    mine = model(case)
+    mine = model(case, comm.rank)
     try:
         gpubp.fit(mine, X, y, comm=comm, **kwargs)
         error = ["none", ""]
