@@ -22,8 +22,7 @@ SMALL_WORK = (  # the work arrays per channel or of one value: names, shape (C: 
 )
 
 
-
-def statistics(xp, X, work, axes, shape, eps, sum_=None, values=None):
+def statistics(xp, X, work, axes, shape, eps, sum_, values):
     """``(mu, var, m)``: X's mean and biased variance per channel in X's dtype (``work.mu``,
     ``work.var``), 1 / sqrt(var + eps) into ``work.inv_sigma``, and m, the values per channel they
     are over. Computed in float64 (var of float32 values past 1.8e19 is finite there; a var past
@@ -31,18 +30,17 @@ def statistics(xp, X, work, axes, shape, eps, sum_=None, values=None):
 
     With ``sum_`` (``BatchShare.sum_``) X is one share of a global batch: mu = (sum X) / m, the sum
     and m summed over every share, then var = (sum (X - mu)^2) / m, summed likewise; NumPy's mean
-    and var form the same sums and quotients in one process. Without, m is ``values`` (a step plan's
-    dry run under a share counts the global batch) or X's own."""
+    and var form the same sums and quotients in one process. Without, m is ``values`` (X's own, or
+    the global batch's in a step plan's dry run under a share)."""
     mu64, var64, d, count = work.mu64, work.var64, work.d64, work.count64
-    C = X.shape[1]
     if sum_ is not None:
         xp.sum(X, axis=axes, dtype=np.float64, out=mu64)
-        count[...] = X.size // C
+        count[...] = X.size // X.shape[1]
         sum_([mu64, count])
         m = int(count)
         xp.divide(mu64, count, out=mu64)
     else:
-        m = X.size // C if values is None else values
+        m = values
         xp.mean(X, axis=axes, dtype=np.float64, out=mu64)
     xp.subtract(X, mu64.reshape(shape), out=d)  # float64 deviations, as NumPy's var forms them
     if sum_ is not None:

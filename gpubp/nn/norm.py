@@ -23,6 +23,8 @@ from .base import Layer
 from .windows import DEVICE_OPTION, torch_options
 
 TORCH_OPTIONS = {"device": DEVICE_OPTION, "dtype": DEVICE_OPTION}  # PyTorch's, taken at their defaults only
+
+
 class BatchNorm(Layer):
     """Y = gamma x_hat + beta, x_hat = (X - mu) / sigma, sigma = sqrt(var + eps), per channel c
     (PyTorch's BatchNorm1d for (N, C), BatchNorm2d for (N, C, H, W), and its arguments).

@@ -67,12 +67,12 @@ def _sharing(model):
 def _shared(model, share):
     """``share`` (``BatchShare``: this rank's share of the global batch) told to the layers for the
     block, the step's forward and backward; None again after it, however it ends (a probe or a
-    plan's dry run outside it sums nothing with the other ranks)."""
+    plan's dry run outside it sums nothing with the other ranks). Yields those layers."""
     layers = _sharing(model) if share is not None else []  # one process: nothing to tell
     for layer in layers:
         layer.share = share
     try:
-        yield
+        yield layers
     finally:
         for layer in layers:
             layer.share = None
@@ -126,8 +126,7 @@ def _idle(model, share):
     """A step whose global batch this rank holds no sample of: the layers take their part in it all
     the same (Dropout's draw, BatchNorm's sums with the other ranks), forward in layer order and
     backward in reverse, as the ranks that hold samples do."""
-    with _shared(model, share):
-        layers = _sharing(model)
+    with _shared(model, share) as layers:
         for layer in layers:
             layer.idle_forward()
         for layer in reversed(layers):
