@@ -5,8 +5,9 @@ checks of arrays crossing into a layer (arrays.py), ``Dense`` (dense.py), the ac
 (activations.py), and for images (NCHW, PyTorch's argument names and defaults) ``Conv2D``
 (conv.py), pooling (pool.py, both over the sliding windows of windows.py; global_pool.py), ``Flatten``
 (shape.py), ``Dropout`` (dropout.py) and ``BatchNorm`` (norm.py; its statistics in
-batch_statistics.py, its running estimates in running.py), and the share of a global batch that
-data-parallel training tells the last two (share.py).
+batch_statistics.py, its running estimates in running.py, its sums over the ranks' shares and idle
+steps in norm_shares.py), and the share of a global batch that data-parallel training tells the last
+two (share.py).
 """
 from .activations import ACTIVATIONS, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import LAYERS, Layer, layer_from_config

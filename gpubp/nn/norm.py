@@ -9,7 +9,6 @@ so a model with BatchNorm runs in a step plan and a CUDA graph (gpubp/plan/).
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
@@ -18,14 +17,16 @@ from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable
 from .arrays import FAILURES, core_error, into, kept, shape_error
 from . import running
-from .batch_statistics import axes_of, statistics, work_arrays
+from .batch_statistics import axes_of, work_arrays
 from .base import Layer
+from .norm_shares import SharedStatistics
+from .running import RunningEstimates
 from .windows import DEVICE_OPTION, torch_options
 
 TORCH_OPTIONS = {"device": DEVICE_OPTION, "dtype": DEVICE_OPTION}  # PyTorch's, taken at their defaults only
 
 
-class BatchNorm(Layer):
+class BatchNorm(SharedStatistics, RunningEstimates, Layer):
     """Y = gamma x_hat + beta, x_hat = (X - mu) / sigma, sigma = sqrt(var + eps), per channel c
     (PyTorch's BatchNorm1d for (N, C), BatchNorm2d for (N, C, H, W), and its arguments).
 
@@ -52,7 +53,8 @@ class BatchNorm(Layer):
     batch (``nn/share.py``): mu, var, m, dbeta and dgamma in the formulas above are then the global
     batch's, summed over the shares (sum X with the count m, then sum (X - mu)^2; in the backward
     dbeta and dgamma, after this share's own sums went to the gradients, which fit sums itself),
-    so N processes normalise, update the running estimates and back-propagate as one process.
+    so N processes normalise, update the running estimates and back-propagate as one process
+    (``nn/norm_shares.py``, with the idle steps of a process that holds no sample).
 
     gamma starts at ones, beta at zeros; running_mean at zeros, running_var at ones, the count at 0.
     PyTorch's device and dtype are taken by keyword at their defaults only (``TORCH_OPTIONS``).
@@ -89,11 +91,7 @@ class BatchNorm(Layer):
         self.eps, self.momentum = eps, momentum
         addressable(f"BatchNorm({num_features}) gamma", (self.num_features,), self.backend.dtype.itemsize)
         self.seed, self._params = None, (None if self.affine else {})  # None: drawn on first use
-        C, xp = self.num_features, self.backend.xp
-        estimates = {"running_mean": self.backend.zeros((C,)), "running_var": xp.ones((C,), dtype=self.backend.dtype)}
-        if momentum is None:
-            estimates[running.COUNT] = self.backend.zeros((), dtype=np.int64)
-        self.keep_buffers(estimates if self.track_running_stats else {})
+        self._keep_estimates(momentum is None)
         self.X = self.x_hat = self.inv_sigma = None
         self.batch_stats = True  # whether the last forward normalised by batch statistics
         self.values = 0  # the values per channel its statistics were over (the global batch's under a share)
@@ -215,16 +213,6 @@ class BatchNorm(Layer):
         self.X, self.x_hat, self.inv_sigma = X, x_hat, work.inv_sigma
         return Y
 
-    def _batch_statistics(self, X, work, axes, shape):
-        """The batch's mu and (biased) var in X's dtype, 1 / sigma into ``work.inv_sigma``, and the
-        values per channel they are over (``batch_statistics.statistics``): the global batch's,
-        summed over the shares, under a ``share`` in training."""
-        shared = self._shared()
-        mu, var, self.values = statistics(self.backend.xp, X, work, axes, shape, self.eps,
-                                          self.share.sum_ if shared else None,
-                                          None if shared else self._values(X.shape))
-        return mu, var
-
     def backward(self, dY, out=None):
         """dX, written into ``out`` when given (a buffer of X's shape; dY itself may be it); dY and
         out checked before any gradient is added."""
@@ -258,53 +246,6 @@ class BatchNorm(Layer):
             return xp.multiply(dX, xp.divide(scale, m, out=work.scale_m).reshape(shape), out=dX)
         except FAILURES as exc:
             raise core_error(self, "backward", exc, dY=dY, out=out) from None
-
-    def _shared(self) -> bool:
-        """Whether this step's statistics are summed over the shares of a global batch (in training)."""
-        return self.share is not None and self.share.sum_ is not None and self.training
-
-    def _values(self, shape) -> int:
-        """The values per channel of the statistics over a batch of ``shape``: the global batch's under
-        a share (in training), summed or not (a step plan's dry run sums nothing)."""
-        per_sample = math.prod(shape[2:])
-        return (self.share.total if self.share is not None and self.training else shape[0]) * per_sample
-
-    def idle_forward(self):
-        """A training step whose batch this process holds no sample of: its part of the statistics'
-        sums (zeros), and the running estimates moved by the global batch's, as on every process."""
-        if not self._shared():
-            return
-        C = self.num_features
-        X = self.backend.zeros((0, C))
-        work = self._work(X.shape, X.dtype)
-        self.batch_stats = True
-        mu, var = self._batch_statistics(X, work, *axes_of(X))
-        if self.track_running_stats:
-            running.update(self.backend.xp, self.buffers, mu, var, self.values, self.momentum, work)
-        self.X = self.x_hat = None
-
-    def idle_backward(self):
-        """Its part of the backward's sums (zeros): the processes that hold samples wait for it."""
-        if self._shared():
-            work = self._work((0, self.num_features), self.backend.dtype)
-            work.dbeta.fill(0)
-            work.dgamma.fill(0)
-            self.share.sum_([work.dbeta, work.dgamma])
-
-    def checked_buffers(self, arrays: dict) -> dict:
-        """The estimates and the count this layer keeps, from ``{name: array}`` (any device), checked
-        (``running.checked``)."""
-        shapes = {name: buf.shape for name, buf in self.buffers.items()}
-        if not isinstance(arrays, dict) or set(arrays) != set(shapes):
-            return self._checked_arrays("buffer", arrays, shapes)  # the error naming the buffers
-        return running.checked(self, arrays, shapes)
-
-    def moved_arrays(self, backend, prefix=""):
-        """As ``Layer.moved_arrays``, with the count (int64, not of the layer's dtype) moved too."""
-        arrays = super().moved_arrays(backend, prefix)
-        if running.COUNT in self.buffers:
-            arrays["buffer"][running.COUNT] = running.count_on(self, backend, self.buffers[running.COUNT])
-        return arrays
 
     def bind(self, X, Y, dY, dX):
         """The cores on a step plan's buffers (X, Y; dY, dX), with the work arrays of X's shape held

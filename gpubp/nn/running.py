@@ -1,5 +1,6 @@
 """The running estimates of a normalisation layer's statistics (BatchNorm's ``buffers``): PyTorch's
-update rule, in place on the device, and the checks of estimates loaded or moved.
+update rule, in place on the device, and the estimates as a layer keeps them (``RunningEstimates``:
+made, and checked when loaded or moved).
 
 For each channel, with k = momentum, or k = 1 / n for ``momentum=None`` (n = the count of batches
 averaged, this one included: the plain average of every batch's statistics)::
@@ -51,6 +52,34 @@ def update(xp, buffers, mu, var, m, momentum, work):
     for estimate, stat, weight, into in ((rm, mu, k, work.new_mean), (rv, var, k_var, work.new_var)):
         old, new = xp.multiply(estimate, keep, out=into[0]), xp.multiply(stat, weight, out=into[1])
         xp.copyto(estimate, xp.add(old, new, out=old), where=finite)  # keep estimate + weight stat
+
+
+class RunningEstimates:
+    """A base of BatchNorm: its running estimates (and count) made, loaded checked and moved."""
+
+    def _keep_estimates(self, counted: bool) -> None:
+        """running_mean = 0 and running_var = 1 per channel, and with ``counted`` (momentum=None) the
+        count n = 0 (int64), kept as the layer's buffers; none without track_running_stats."""
+        C, xp = self.num_features, self.backend.xp
+        estimates = {"running_mean": self.backend.zeros((C,)), "running_var": xp.ones((C,), dtype=self.backend.dtype)}
+        if counted:
+            estimates[COUNT] = self.backend.zeros((), dtype=np.int64)
+        self.keep_buffers(estimates if self.track_running_stats else {})
+
+    def checked_buffers(self, arrays: dict) -> dict:
+        """The estimates and the count this layer keeps, from ``{name: array}`` (any device), checked
+        (``checked``)."""
+        shapes = {name: buf.shape for name, buf in self.buffers.items()}
+        if not isinstance(arrays, dict) or set(arrays) != set(shapes):
+            return self._checked_arrays("buffer", arrays, shapes)  # the error naming the buffers
+        return checked(self, arrays, shapes)
+
+    def moved_arrays(self, backend, prefix=""):
+        """As ``Layer.moved_arrays``, with the count (int64, not of the layer's dtype) moved too."""
+        arrays = super().moved_arrays(backend, prefix)
+        if COUNT in self.buffers:
+            arrays["buffer"][COUNT] = count_on(self, backend, self.buffers[COUNT])
+        return arrays
 
 
 def checked(layer, arrays, shapes):
