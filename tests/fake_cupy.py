@@ -132,6 +132,31 @@ def _account(a):
     weakref.finalize(_root(a), _pool._free, size)
 
 
+def _shares_bounds(a, b):
+    """CuPy's ``may_share_bounds`` (cupy/_core/_memory_range.pyx): one allocation, non-empty, and the
+    byte ranges ``[first, last]`` the two arrays span intersect."""
+    if _root(a) is not _root(b) or a.size == 0 or b.size == 0:
+        return False
+
+    def bounds(x):
+        ends = [(n - 1) * s for n, s in zip(x.shape, x.strides)]
+        start = x.__array_interface__["data"][0]
+        return start + sum(min(e, 0) for e in ends), start + sum(max(e, 0) for e in ends) + x.itemsize
+    (a0, a1), (b0, b1) = bounds(a), bounds(b)
+    return a0 < b1 and b0 < a1
+
+
+def _copy_overlapping_inputs(inputs, outs):
+    """What a CuPy ufunc given outputs does first (cupy/_core/_kernel.pyx, ``_copy_in_args_if_needed``):
+    an input array that is not the very object of an output but shares memory with one is copied, a
+    new array from the pool (its hooks are called: gpubp's capture guard refuses it). ``a[...] = b``
+    and ``copyto`` copy through the ufunc ``elementwise_copy``, ``a += b`` through ``add(a, b, a)``."""
+    for x in inputs:
+        if isinstance(x, ndarray) and any(isinstance(o, ndarray) and x is not o and _shares_bounds(x._a, o._a)
+                                          for o in outs):
+            _pool._free(_pool._malloc(x.nbytes))  # the copy, dropped once its kernel is queued
+
+
 # ---------------------------------------------------------------- arrays
 
 def _unwrap(x):
@@ -297,6 +322,7 @@ class ndarray:
         ins = [_unwrap(x) for x in inputs]
         out = kwargs.get("out")
         if out is not None:
+            _copy_overlapping_inputs([*inputs, kwargs.get("where")], out)
             kwargs["out"] = tuple(_unwrap(o) for o in out)
         fn = ufunc if method == "__call__" else ufunc.reduce
         return _call(fn, ins, kwargs, writes=out is not None)
@@ -347,6 +373,12 @@ class ndarray:
             raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
         if isinstance(value, (list, tuple)):
             raise TypeError(f"Unsupported type {type(value)}")
+        if isinstance(value, ndarray) and not _arrays_in([_unwrap_any(key)], {}):  # basic indexing
+            view = self._a[_unwrap_any(key)]  # CuPy's _scatter_op: copied unless the very view, or a memcpy
+            alike = view.shape == value.shape and view.strides == value.strides
+            same = alike and view.__array_interface__["data"][0] == value._a.__array_interface__["data"][0]
+            if not same and not (alike and view.flags.c_contiguous and view.dtype == value.dtype):
+                _copy_overlapping_inputs([value], [ndarray._of(view)])
         value = value._a if isinstance(value, ndarray) else value
         _call(self._a.__setitem__, [_unwrap_any(key), value], {}, writes=True, owner=self._a)
 
@@ -393,6 +425,7 @@ def _binary(name):
         return _call(getattr(np.ndarray, f"__r{name}__"), [self._a, _unwrap(other)], {})
 
     def inplace(self, other):
+        _copy_overlapping_inputs([other], [self])
         _call(getattr(np.ndarray, f"__i{name}__"), [self._a, _unwrap(other)], {}, writes=True)
         return self
     return forward, reflected, inplace
@@ -675,8 +708,25 @@ def get_elapsed_time(start, end):
 WRITE_FIRST = {"copyto", "put", "place", "putmask", "fill_diagonal"}  # CuPy functions writing into their first argument
 
 
+def _copyto_copies(dst, src, where=None, **kwargs):
+    """``cupy.copyto`` (cupy/_manipulation/basic.py): a memcpy where both are C- (or F-) contiguous
+    of one dtype and size, else the ufunc ``elementwise_copy``, which copies an overlapping ``src``."""
+    if not isinstance(dst, ndarray) or not isinstance(src, ndarray) or src.ndim == 0:
+        return
+    memcpy = ((dst.flags.c_contiguous and src.flags.c_contiguous) or (dst.flags.f_contiguous and src.flags.f_contiguous)) \
+        and dst.dtype == src.dtype and dst.size == src.size
+    if where is not None or not memcpy:
+        _copy_overlapping_inputs([src, where], [dst])
+
+
 def _module_function(name, fn):
     def f(*args, **kwargs):
+        if name == "copyto":
+            _copyto_copies(*args, **kwargs)
+        elif isinstance(fn, np.ufunc) or name == "clip":  # clip is CuPy's ufunc _clip too
+            nin = fn.nin if isinstance(fn, np.ufunc) else 3
+            out = kwargs.get("out", args[nin:])
+            _copy_overlapping_inputs([*args[:nin], kwargs.get("where")], out if isinstance(out, tuple) else (out,))
         args, kwargs = _unwrap_args(args, kwargs)
         return _call(fn, args, kwargs, writes=kwargs.get("out") is not None or name in WRITE_FIRST)
     f.__name__ = name
