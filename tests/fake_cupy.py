@@ -898,11 +898,17 @@ class NcclCommunicator:
     """NCCL of one rank (a sum over one rank leaves a buffer as it is): the NCCL transport's calls,
     their arguments checked as CuPy's binding takes them (device pointers and counts as ints)."""
 
-    def __init__(self, ndev, commId, rank):
+    def __init__(self, ndev, commId, rank, config=None):
+        # CuPy 14 (cupy_backends/cuda/libs/nccl.pyx, NcclCommunicator.__init__(int ndev, bytes commId,
+        # int rank, ...)): the id is bytes of NCCL_UNIQUE_ID_BYTES (a tuple of ints before 14.0)
+        if not isinstance(commId, bytes):
+            raise TypeError(f"Argument 'commId' has incorrect type (expected bytes, got {type(commId).__name__})")
+        if len(commId) != 128:
+            raise ValueError(f"commId length {len(commId)} != 128.")
         if ndev != 1:
             raise FakeLimit(f"NCCL across {ndev} ranks")
-        if not (isinstance(commId, tuple) and len(commId) == 128) or rank != 0:
-            raise TypeError(f"NcclCommunicator(ndev, commId, rank): got {type(commId).__name__} and rank {rank}")
+        if rank != 0:
+            raise RuntimeError(f"NCCL_ERROR_INVALID_ARGUMENT: rank {rank} of 1")
         self._open = True
 
     def _check(self, *ints):
@@ -926,7 +932,7 @@ class NcclCommunicator:
 
 cuda.nccl = types.ModuleType("cupy.cuda.nccl")
 cuda.nccl.available = True
-cuda.nccl.get_unique_id = lambda: tuple(range(128))
+cuda.nccl.get_unique_id = lambda: bytes(range(128))  # bytes since CuPy 14.0 (nccl.pyx get_unique_id)
 cuda.nccl.NcclCommunicator = NcclCommunicator
 cuda.nccl.NCCL_SUM, cuda.nccl.NCCL_FLOAT32, cuda.nccl.NCCL_FLOAT64 = 0, 7, 8
 if REAL is not None:  # NVRTC needs no GPU: CuPy's own compiler, as on a GPU machine (and what it reads)
