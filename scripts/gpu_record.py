@@ -29,6 +29,35 @@ sys.path.insert(0, ROOT)
 # from this checkout too, installed or not: without it every benchmark worker fails at its import.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 
+
+def _can_write(path) -> bool:
+    """Whether a file can be made in folder ``path``, or in the folder it would be made in (CuPy
+    creates the missing folders itself): the probe of gpubp's doctor (check_kernel_cache)."""
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            return True
+    except OSError:  # not writable, or a file where a folder should be
+        return False
+
+
+def writable_kernel_cache() -> str:
+    """CuPy's kernel cache folder, one this run can write: CuPy keeps each compiled kernel in
+    CUPY_CACHE_DIR (default ~/.cupy/kernel_cache), and where that cannot be written (a read-only
+    home) its first kernel raises, so gpu_status finds no usable GPU and every GPU test is skipped.
+    Then this run and what it starts use a folder in the temporary directory instead. Called before
+    CuPy is imported: CuPy 14.1+ reads CUPY_CACHE_DIR once, at its import (cupy/cuda/compiler.py
+    builds its DiskKernelCacheBackend then, making the folder), so a later change misses this process."""
+    path = os.path.abspath(os.environ.get("CUPY_CACHE_DIR") or os.path.expanduser("~/.cupy/kernel_cache"))
+    if not _can_write(path):
+        path = os.environ["CUPY_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "gpubp-cupy-kernel-cache")
+    return path
+
+
+KERNEL_CACHE = writable_kernel_cache()  # before gpubp imports CuPy
+
 import gpubp  # noqa: E402
 from gpubp._checks import json_with_keys, output_path  # noqa: E402
 from gpubp._compat import gpu_status  # noqa: E402
@@ -36,7 +65,6 @@ from gpubp.checkpoint.atomic import write_atomically  # noqa: E402
 from gpubp.errors import InvalidValueError  # noqa: E402
 from gpubp.bench import print_progress, run, table  # noqa: E402
 from gpubp.datasets import load_digits  # noqa: E402
-from gpubp.tools.doctor.checks import FAILURE, check_kernel_cache  # noqa: E402
 
 
 OUTPUTS = ("record.json", "pytest.xml", "pytest.log", "parity.txt", "bench.txt")  # what --out receives
@@ -115,16 +143,6 @@ def parity_of_digits(device: str, steps: int) -> list:
     return out
 
 
-def writable_kernel_cache() -> str:
-    """CuPy's kernel cache folder, one this run can write: CuPy keeps each compiled kernel in
-    CUPY_CACHE_DIR (default ~/.cupy/kernel_cache), and where that cannot be written (a read-only
-    home) its first kernel raises, so gpu_status finds no usable GPU and every GPU test is skipped.
-    Then this run and what it starts use a folder in the temporary directory instead."""
-    if any(item.status == FAILURE for item in check_kernel_cache(expect_gpu=True)):
-        os.environ["CUPY_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "gpubp-cupy-kernel-cache")
-    return os.environ.get("CUPY_CACHE_DIR") or os.path.expanduser("~/.cupy/kernel_cache")
-
-
 def phase(record, name, fn):
     """Run one phase, recording its seconds and, if it crashed, the traceback's tail."""
     print_progress(f"{name} ...")
@@ -179,7 +197,7 @@ def main() -> int:
         p.error(str(exc))
     os.makedirs(args.out, exist_ok=True)
     start, record = time.monotonic(), {"argv": sys.argv[1:], "skipped_phases": sorted(skip),
-                                       "kernel_cache": writable_kernel_cache()}
+                                       "kernel_cache": KERNEL_CACHE}
     path = os.path.join(args.out, "record.json")
 
     def save():  # first, then after every phase: a run stopped from outside still leaves its record so far
