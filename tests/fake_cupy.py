@@ -511,6 +511,8 @@ class ElementwiseKernel:
                     if ctype in types_ and types_[ctype] != a.dtype:
                         raise TypeError(f"Type is mismatched. {pname} {a.dtype} {ctype} {types_[ctype]}")
                     types_.setdefault(ctype, a.dtype)
+                elif a.dtype != np.dtype(ctype):  # a declared type ("uint32 k0"): an array of exactly it
+                    raise TypeError(f"Type is mismatched. {pname} {a.dtype} {ctype}")  # (_decide_params_type_core)
                 unwrapped.append(a._a)
             elif isinstance(a, (np.ndarray, list, tuple)):
                 raise TypeError(f"Unsupported type {type(a)}")
