@@ -13,7 +13,9 @@ are stated in each class. ``scalars()`` derives the kernel's scalars (``1 - beta
 backend rounds each once to the model's dtype.
 
 Modules: ``base.py`` (Optimizer: the update bound once per model, launched per step),
+``slots.py`` (the slots kept per parameter: checked against the model, made, moved, flattened),
 ``rules.py`` (SGD, RMSprop, Adam, AdamW; an optimizer by name or from saved state),
+``arguments.py`` (their arguments checked),
 ``state.py`` (saved state read back checked: nothing changes until all of it is).
 """
 from .base import Optimizer, Updates

@@ -104,10 +104,10 @@ def test_hand_set_slots_are_checked_before_any_step(slots, match):
 
 
 def test_the_check_runs_once_per_generation_not_per_step(monkeypatch):
-    import gpubp.optim.base as base
+    import gpubp.optim.slots as slots
     calls = []
-    check = base.refuse_shared_memory
-    monkeypatch.setattr(base, "refuse_shared_memory", lambda *a: calls.append(1) or check(*a))
+    check = slots.refuse_shared_memory
+    monkeypatch.setattr(slots, "refuse_shared_memory", lambda *a: calls.append(1) or check(*a))
     m, opt = model(), Adam()
     for _ in range(3):
         opt.step(m)
@@ -121,10 +121,10 @@ def test_gradients_accumulated_in_place_are_not_a_new_generation(monkeypatch):
     """``grads["W"] += g`` (a backward without zero_grad) puts the same array back under its name:
     was counted as a replacement, so every step without zero_grad checked and bound the update
     anew; the same for an optimizer slot scaled in place through its dict (``state[n][s] *= 0``)."""
-    import gpubp.optim.base as base
+    import gpubp.optim.slots as slots
     calls = []
-    check = base.refuse_shared_memory
-    monkeypatch.setattr(base, "refuse_shared_memory", lambda *a: calls.append(1) or check(*a))
+    check = slots.refuse_shared_memory
+    monkeypatch.setattr(slots, "refuse_shared_memory", lambda *a: calls.append(1) or check(*a))
     m, opt = model(), Adam()
     X = np.ones((4, m.layers[0].n_in))
     for _ in range(3):
