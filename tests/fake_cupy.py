@@ -373,6 +373,11 @@ class ndarray:
             raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
         if isinstance(value, (list, tuple)):
             raise TypeError(f"Unsupported type {type(value)}")
+        masks = [k for k in (key if isinstance(key, tuple) else (key,))
+                 if isinstance(k, (ndarray, np.ndarray)) and k.dtype == np.bool_]
+        for mask in masks:  # CuPy's _scatter_op_mask_single: a scan of the mask (a new array), then its
+            _pool._free(_pool._malloc(mask.size * 4))  # count read on the host, int(mask_scanned[-1])
+            _check_host_read("a[mask] = ... (CuPy reads the mask's count)")
         if isinstance(value, ndarray) and not _arrays_in([_unwrap_any(key)], {}):  # basic indexing
             view = self._a[_unwrap_any(key)]  # CuPy's _scatter_op: copied unless the very view, or a memcpy
             alike = view.shape == value.shape and view.strides == value.strides

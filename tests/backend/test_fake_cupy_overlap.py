@@ -93,3 +93,23 @@ def test_a_captured_overlapping_input_is_refused_by_gpubps_guard():
     backend.capture(lambda: cupy.exp(a, out=a), stream).launch(stream)  # the very array: allowed
     stream.synchronize()
     assert backend.to_numpy(a).tolist() == [1] * 8
+
+
+def test_a_boolean_mask_assignment_scans_the_mask_and_reads_its_count(fake, mallocs):
+    """CuPy 14's a[mask] = v (cupy/_core/_routines_indexing.pyx, _scatter_op_mask_single ->
+    _prepare_mask_indexing_single, line 801-802 at v14.2.0) scans the mask into a new array and reads
+    its last element on the host: an allocation, and a sync no capture allows."""
+    cp = fake.module
+    a = cp.zeros((8,), dtype=np.float32)
+    mask = a > -1
+    mallocs.clear()
+    a[mask] = 1
+    assert mallocs == [512] and cp.asnumpy(a).tolist() == [1] * 8  # 8 int32 counts, rounded up to 512 bytes
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        try:
+            with pytest.raises(fake.CaptureError):
+                a[mask] = 2
+        finally:
+            stream.end_capture()
