@@ -6,8 +6,7 @@ from __future__ import annotations
 from .. import _checks
 from ..backend.kernels import activations as kernels
 from ..errors import InvalidValueError
-from .base import Layer
-from .arrays import FAILURES, shape_error
+from .base import ShapeKeeping
 from .windows import torch_options
 
 
@@ -18,7 +17,7 @@ def not_inplace(layer, backend):
                                 f"there; gpubp's never writes its input: leave it out)")
 
 
-class Activation(Layer, abstract=True):
+class Activation(ShapeKeeping, abstract=True):
     """Elementwise f with a fused backward kernel ``delta = dY * f'(.)``.
 
     Subclasses hold their two registry kernels and say whether the backward needs
@@ -45,15 +44,6 @@ class Activation(Layer, abstract=True):
     def _extra(self):
         """The kernels' scalar arguments after the arrays (LeakyReLU's slope), read at each launch."""
         return ()
-
-    def output_shape(self, shape):
-        try:
-            return tuple(shape)
-        except FAILURES as exc:
-            raise shape_error(self, shape, exc) from None
-
-    def output_form(self, form):
-        return tuple(form)
 
     def derivative_terms(self):
         """Elementwise size of the terms f' is computed from, the scale of its rounding (the parity
@@ -152,21 +142,12 @@ class LeakyReLU(Activation):
         return (bound,)
 
 
-class Identity(Layer):
+class Identity(ShapeKeeping):
     """Y = X; dX = dY (both passed through: ``out`` is accepted and left unused)."""
 
     capturable = True
     backward_reads = ()  # dX = dY; X only for its shape
     X = None  # the last input, for its shape: dY must have it
-
-    def output_shape(self, shape):
-        try:
-            return tuple(shape)
-        except FAILURES as exc:
-            raise shape_error(self, shape, exc) from None
-
-    def output_form(self, form):
-        return tuple(form)
 
     def forward(self, X, out=None):
         self.backend.check_array(X, "Identity input")

@@ -1,8 +1,9 @@
 """The Layer base class: parameters drawn once on first use, gradients that accumulate until
 ``zero_grad()`` (and read as zeros right after it), train/eval mode, the checks of a forward's and
-a backward's arrays; and the registry every gpubp layer joins, so ``layer_from_config`` rebuilds
-it. Drawing parameters (parameter_draws.py), loading and keeping parameters and buffers
-(stored.py) and moving to another backend (moves.py) are its bases.
+a backward's arrays, and ``ShapeKeeping`` for layers whose output has their input's shape; and the
+registry every gpubp layer joins, so ``layer_from_config`` rebuilds it. Drawing parameters
+(parameter_draws.py), loading and keeping parameters and buffers (stored.py) and moving to another
+backend (moves.py) are its bases.
 
 Notation (seed 001, section 7): a layer maps X to Y; ``dY`` is dL/dY coming from the
 layer above and ``backward`` returns dX = dL/dX for the layer below.
@@ -14,7 +15,7 @@ import functools
 from .. import _checks
 from ..backend import Backend, get_backend
 from ..errors import InvalidValueError, ShapeError, StateError
-from .arrays import check_out
+from .arrays import FAILURES, check_out, shape_error
 from .moves import LayerMoves
 from .parameter_draws import ParameterDraws, defines_own
 from .stored import StoredArrays
@@ -184,6 +185,19 @@ class Layer(ParameterDraws, StoredArrays, LayerMoves):
         shape would be broadcast or cut, into another dtype rounded or truncated."""
         check_out(self.backend, out, shape, f"{type(self).__name__}.{what} out",
                   "output" if what == "forward" else "input gradient dX")
+
+
+class ShapeKeeping(Layer, abstract=True):
+    """A layer whose output has its input's shape, whatever it is (the activations, Identity, Dropout)."""
+
+    def output_shape(self, shape):
+        try:
+            return tuple(shape)
+        except FAILURES as exc:
+            raise shape_error(self, shape, exc) from None
+
+    def output_form(self, form):
+        return tuple(form)
 
 
 def defining_class(cls, name):

@@ -7,12 +7,11 @@ import numpy as np
 from .. import _checks
 from ..backend.kernels import dropout as kernels
 from ..errors import InvalidValueError, ShapeError
-from .base import Layer
-from .arrays import FAILURES, shape_error
+from .base import ShapeKeeping
 from .windows import torch_options
 
 
-class Dropout(Layer):
+class Dropout(ShapeKeeping):
     """Y = X * keep / (1 - p) in training, keep ~ Bernoulli(1 - p) per element; Y = X in eval
     (inverted dropout, PyTorch's nn.Dropout). Backward goes through the same mask:
     dX = dY * keep / (1 - p) (training), dX = dY (eval).
@@ -122,15 +121,6 @@ class Dropout(Layer):
     def reset_replaces(self) -> str:
         """"seed and step" unless they are a new Dropout's (the default seed 0, step 0)."""
         return "" if not self._seed_set and self.state == {"seed": 0, "step": 0} else "seed and step"
-
-    def output_shape(self, shape):
-        try:
-            return tuple(shape)
-        except FAILURES as exc:
-            raise shape_error(self, shape, exc) from None
-
-    def output_form(self, form):
-        return tuple(form)
 
     def forward(self, X, out=None):
         """Y = X * mask (training; the mask of this step's key, then step + 1), Y = X (eval: X
