@@ -2,7 +2,6 @@
 (defined here once), the device list the fixtures run over, the tolerances, the command
 line run in-process, an allocation measure, the planned-equals-eager fit, and a user's own layer."""
 import struct
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 
 import gpubp
 from gpubp._compat import gpu_status
+from gpubp.bench.memory import traced_allocation
 from gpubp.tools.parity.tolerance import POLICY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,16 +79,7 @@ def allocation_peak(step, steps=8):
     after three warm-up calls, at their peak and after the last."""
     for _ in range(3):
         step()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for _ in range(steps):
-            step()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base, current - base
+    return traced_allocation(step, steps)
 
 
 def assert_planned_fit_is_eager(model, X, y, **fit_args):

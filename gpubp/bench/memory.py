@@ -56,12 +56,19 @@ def allocated_per_step(step, backend, steps=5) -> int:
             step()
         backend.synchronize()
         return max(0, int(pool.used_bytes() - before))
+    return traced_allocation(step, steps)[0]
+
+
+def traced_allocation(step, steps) -> tuple:
+    """``(peak, left)``: the bytes of host memory ``steps`` calls of ``step`` allocate on top of what
+    is live (tracemalloc), at their peak and after the last."""
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         for _ in range(steps):
             step()
-        return int(tracemalloc.get_traced_memory()[1] - base)
+        current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return int(peak - base), int(current - base)
