@@ -87,9 +87,13 @@ def test_a_captured_overlapping_input_is_refused_by_gpubps_guard():
     """On a GPU, CuPy's own copy; under GPUBP_FAKE_CUPY=1, the fake's."""
     backend = CupyBackend(0)
     a = backend.zeros((8,))
+    with backend.activate():
+        cupy.exp(a, out=a)  # the kernel compiled and loaded before any capture, as GraphedStep's warm-up does
+        a.fill(0)
     stream = backend.stream()
     with pytest.raises(StateError, match="asked CuPy's memory pool"):
         backend.capture(lambda: cupy.exp(a[...], out=a), stream)
+    assert not stream.is_capturing()
     backend.capture(lambda: cupy.exp(a, out=a), stream).launch(stream)  # the very array: allowed
     stream.synchronize()
     assert backend.to_numpy(a).tolist() == [1] * 8
