@@ -1,0 +1,50 @@
+"""A loss that becomes NaN/Inf on one rank reaches every rank's parameters through the summed
+gradient, so the epoch's loss is not finite everywhere; the error every rank raises names where it
+began: the step, and the rank whose samples overflowed (was: the same error on every rank, naming
+none), or says that every rank's did at once (the learning rate). Runs
+``worker_nonfinite_origin.py`` under mpiexec with a timeout."""
+import json
+
+import pytest
+
+from test_mpi_world import launch
+
+from gpubp.distributed.sharding import shard_bounds
+from gpubp.train.nonfinite_origin import origin_words
+
+
+@pytest.mark.parametrize("plan", ["plan", "eager"])
+@pytest.mark.parametrize("n", [2, 3])
+def test_the_rank_whose_samples_overflow_is_named(tmp_path, plan, n):
+    holder = next(r for r in range(n) if shard_bounds(4, r, n)[0] <= 2 < shard_bounds(4, r, n)[1])  # sample 6
+    code, output, _ = launch("worker_nonfinite_origin.py", "sample", plan, tmp_path, n=n, timeout=90)
+    assert code == 0, output[-3000:]
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(n)]
+    assert len({tuple(s["error"]) for s in seen}) == 1, [s["error"] for s in seen]
+    kind, message = seen[0]["error"]
+    assert kind == "NumericalError", message
+    assert message.startswith(f"training loss became nan in epoch 1; it was first not finite at epoch 1, step 1 "
+                              f"on rank {holder} of {n} alone"), message
+    assert all(s["kept"] for s in seen)  # restored to the start of the epoch
+
+
+def test_a_loss_that_overflows_on_every_rank_names_no_rank(tmp_path):
+    code, output, _ = launch("worker_nonfinite_origin.py", "rate", "plan", tmp_path, n=2, timeout=90)
+    assert code == 0, output[-3000:]
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert seen[0]["error"] == seen[1]["error"]
+    kind, message = seen[0]["error"]
+    assert kind == "NumericalError" and "it was first not finite at epoch 1, step 1 on every rank at once" in message
+    assert "rank 0" not in message and "rank 1" not in message
+
+
+@pytest.mark.parametrize("firsts, words", [
+    ([-1, -1], ""),
+    ([-1, 4, 5], "at epoch 3, step 4 on rank 1 of 3 alone"),
+    ([7, 7, 8, -1], "at epoch 3, step 7 on ranks 0, 1 of 4 alone"),
+    ([2, 2], "at epoch 3, step 2 on every rank at once"),
+])
+def test_origin_words(firsts, words):
+    """The earliest step wins; ranks whose loss stayed finite (-1) are not at its origin."""
+    said = origin_words(firsts, epoch=2)
+    assert (words in said) if words else said == ""
