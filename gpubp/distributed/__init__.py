@@ -9,6 +9,7 @@ gradient of the mean loss over the global batch: the same step a single process 
 * ``buckets``: gradients flattened into one preallocated buffer, reduced in buckets of a few MB.
 * ``mpi``: the communicator, ``from gpubp.distributed.mpi import world`` (importing that module
   starts MPI, so this package does not import it).
+* ``collectives``: the communicator's sums and broadcasts of arrays, in place and bucketed.
 * ``transport``: MPI itself and the MPI transport; ``nccl``: the GPU transport used on CUDA devices.
 * ``devices``: which GPU (or the CPU) each rank takes, agreed by every rank.
 * ``faults``: an exception on one rank raised on every rank (``guard``), or every rank aborted; a

@@ -1,0 +1,150 @@
+"""The communicator's collectives on arrays (``ArrayCollectives``, a base of ``Communicator``): sums
+and broadcasts in place over every rank, bucketed (``buckets.py``: one flat buffer per dtype and
+device, allocated once per layout, one collective per bucket), a model's gradients reduced in the
+flat buffer they live in, and rank 0's training state on every rank.
+
+For a step over a global batch of B samples, rank r holding n_r of them::
+
+    g = sum_r (n_r / B) g_r        (the gradient of the mean loss over the global batch)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from .._compat import is_cupy_array, to_host
+from ..backend import backend_of
+from ..errors import DTypeError, InvalidValueError
+from .buckets import FlatBuckets
+from .consistency import refuse_other_layouts
+from .sharding import grad_scale
+
+
+class ArrayCollectives:
+    """``Communicator``'s collectives on arrays: over ``self.transport`` and ``self.mpi``, in buckets
+    of ``self.bucket_bytes``, their flat buffers kept in ``self._plans`` (by layout) and
+    ``self._bound`` (by model)."""
+
+    def allreduce_sum_(self, arrays, scale=None) -> list:
+        """Replace each array by its sum over all ranks (times ``scale`` on this rank first), in place,
+        one collective per bucket; arrays of several dtypes or devices make one buffer each."""
+        scale = None if scale is None else _checks.number("allreduce_sum_: scale", scale)
+        for backend, plan, group in self._groups(arrays):
+            with backend.activate():  # CuPy kernels run on the arrays' own device
+                plan.pack(group, scale)
+                for bucket in plan.buckets:
+                    self.transport.allreduce_(bucket)
+                plan.unpack(group)
+        return list(arrays)
+
+    def allreduce_gradients_(self, model, local_n: int, global_n: int, scaled=False) -> None:
+        """The model's gradients become ``sum_r (n_r / B) g_r``: the gradient of the mean loss over the
+        global batch of ``B = global_n`` samples. ``local_n == 0``: this rank adds zeros (its stale
+        gradients are not read). ``scaled``: each gradient already carries its factor ``n_r / B``
+        (``fit`` multiplies dL/dY by it before the backward), so only the reduction runs.
+
+        The gradients live in the communicator's flat buffer (``model.keep_gradients_in`` its
+        views, on the first call and again whenever the model has replaced them), so a step
+        scales the buffer and reduces its buckets in place: no copy in or out."""
+        self._open()
+        grads = model.gradients()
+        plan = self._bound.get(model)
+        if plan is None or any(g is not v for g, v in zip(grads.values(), plan.gradient_views)):
+            plan = self._bound[model] = self._bind(model, grads)
+        scale = grad_scale(local_n, global_n)
+        backend = model.backend
+        with backend.activate():
+            if scale == 0:
+                plan.flat.fill(0)
+            elif scale != 1 and not scaled:
+                plan.flat *= backend.dtype.type(scale)
+            for bucket in plan.buckets:
+                self.transport.allreduce_(bucket)
+
+    def _bind(self, model, grads) -> FlatBuckets:
+        """A flat buffer for ``model``'s gradients: the one they live in already (``Sequential.flat``,
+        which also keeps the optimizer's update one kernel), else a new one they move into."""
+        backend, flat = model.backend, getattr(model, "flat", None)
+        with backend.activate():
+            plan = FlatBuckets([g.shape for g in grads.values()], backend.dtype, backend.xp, self.bucket_bytes,
+                               flat=None if flat is None else flat[1])
+        if flat is None:
+            views = dict(zip(grads, (v.reshape(g.shape) for v, g in zip(plan.views(), grads.values()))))
+            model.keep_gradients_in(views)
+            grads = views
+        plan.gradient_views = list(grads.values())
+        return plan
+
+    def broadcast_(self, arrays, root=0) -> list:
+        """Overwrite each array, in place, with rank ``root``'s values (bucketed like the sums)."""
+        root = self._root(root)
+        for backend, plan, group in self._groups(arrays):
+            with backend.activate():
+                plan.pack(group)
+                for bucket in plan.buckets:
+                    self.transport.bcast_(bucket, root)
+                plan.unpack(group)
+        return list(arrays)
+
+    def broadcast_training_state_(self, model, optimizer=None, root=0) -> None:
+        """Rank ``root``'s parameters and buffers (Dropout's seed and step: the same masks on every rank)
+        and, with ``optimizer``, its step count, lr and slots, on every rank (slots that exist only on
+        ``root``, e.g. before a fresh rank's first step, are created)."""
+        self._open()
+        root = self._root(root)
+        params = model.parameters()
+        arrays = list(params.values())
+        mine = {"buffers": {k: to_host(a) for k, a in model.buffers().items()}}
+        if optimizer is not None:
+            mine["optimizer"] = {"t": optimizer.t, "lr": optimizer.lr,
+                                 "slots": {n: list(st) for n, st in optimizer.state.items()}}
+        told = self.mpi.bcast(mine if self.rank == root else None, root=root)
+        model.load_buffers(told["buffers"])
+        if optimizer is not None:
+            meta = told["optimizer"]
+            optimizer.t, optimizer.lr = meta["t"], meta["lr"]
+            optimizer.state = {name: {s: _slot(optimizer.state.get(name, {}).get(s), params[name], model.backend)
+                                      for s in slots} for name, slots in meta["slots"].items()}
+            arrays += [a for st in optimizer.state.values() for a in st.values()]
+        self.broadcast_(arrays, root)
+
+    def _groups(self, arrays):
+        """``(backend, plan, arrays)`` per (device, dtype), each plan allocated once and reused; every
+        array is checked before the first collective (it is written in place)."""
+        self._open()
+        groups: dict = {}
+        for a in _writable_float_arrays(arrays):
+            groups.setdefault(backend_of(a), []).append(a)
+        keys = [(backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
+                for backend, group in groups.items()]
+        if any(key not in self._plans for key in keys):  # a new layout: every rank must pass the same
+            refuse_other_layouts(self.mpi, [key[1:] for key in keys])
+        for (backend, group), key in zip(groups.items(), keys):
+            if key not in self._plans:
+                with backend.activate():
+                    self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
+                                                   self.bucket_bytes)
+            yield backend, self._plans[key], group
+
+
+def _writable_float_arrays(arrays):
+    """``arrays``, refused unless a list or tuple of writable float NumPy/CuPy arrays (a
+    collective writes them in place), naming the position of the first that is not."""
+    if not isinstance(arrays, (list, tuple)):
+        raise InvalidValueError(f"collectives take a list of arrays, got {type(arrays).__name__}; "
+                                f"for one array x pass [x]")
+    for i, a in enumerate(arrays):
+        if not (isinstance(a, np.ndarray) or is_cupy_array(a)) or a.dtype.kind != "f":
+            raise DTypeError(f"collectives take float NumPy/CuPy arrays, got {type(a).__name__} "
+                             f"of {getattr(a, 'dtype', None)} at position {i}")
+        if isinstance(a, np.ndarray) and not a.flags.writeable:
+            raise InvalidValueError(f"collectives write the arrays in place, but the array at position {i} "
+                                    f"is read-only; pass a writable copy (x.copy())")
+    return arrays
+
+
+def _slot(arr, param, backend):
+    """An optimizer slot for ``param`` on ``backend``: ``arr`` when it fits, else zeros (overwritten by the broadcast)."""
+    if arr is not None and backend.is_own(arr) and arr.dtype == backend.dtype and arr.shape == param.shape:
+        return arr
+    return backend.zeros(param.shape)
