@@ -27,6 +27,8 @@ tests so and holds that every failure there is a FakeLimit.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 import threading
 import time
@@ -254,8 +256,56 @@ def _call(fn, args, kwargs, writes=False, owner=None):
     return ndarray._of(fresh)
 
 
+# The keywords CuPy's ufuncs take (cupy/_core/_kernel.pyx, ufunc.__call__ pops out, _where, dtype and
+# casting, then "Wrong arguments" for any other; ufunc.reduce(array, axis, dtype, out, keepdims)): NumPy's
+# where=, initial=, order=, subok= pass on NumPy and are a TypeError on a GPU.
+UFUNC_KEYWORDS, REDUCE_KEYWORDS = {"out", "dtype", "casting"}, {"axis", "dtype", "out", "keepdims"}
+
+
+def _refuse_keywords(kwargs, allowed):
+    odd = {k: v for k, v in kwargs.items() if k not in allowed}
+    if odd:
+        raise TypeError(f"Wrong arguments {odd}")
+
+
+@functools.lru_cache(maxsize=None)
+def _real_signature(owner, name):
+    """The signature of CuPy's ``owner.name`` ("module": a function of ``cupy``, "ndarray": a method,
+    from the first line of its docstring where Cython states it), or None where it cannot be read."""
+    if REAL is None:
+        return None
+    obj = getattr(REAL if owner == "module" else REAL.ndarray, name, None)
+    if obj is None or isinstance(obj, type):
+        return None
+    try:
+        return inspect.signature(obj)
+    except (TypeError, ValueError):
+        pass
+    first = (getattr(obj, "__doc__", None) or "").strip().splitlines()[:1]
+    if not first or f"{name}(" not in first[0]:
+        return None
+    namespace = {}
+    try:
+        params = first[0][first[0].index(f"{name}(") + len(name) + 1:first[0].rindex(")")]
+        exec(f"def f({params}): pass", {}, namespace)
+    except (SyntaxError, ValueError, NameError):
+        return None
+    return inspect.signature(namespace["f"])
+
+
+def _bind_as_cupy(owner, name, args, kwargs):
+    """CuPy's TypeError for arguments its ``name`` does not take (a keyword only NumPy knows)."""
+    sig = _real_signature(owner, name)
+    if sig is not None:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"cupy{'.ndarray' if owner == 'ndarray' else ''}.{name}: {exc}") from None
+
+
 def _array_method(name):
     def method(self, *args, **kwargs):
+        _bind_as_cupy("ndarray", name, (self, *args), kwargs)
         args, kwargs = _unwrap_args(args, kwargs)
         return _call(getattr(self._a, name), args, kwargs, writes=kwargs.get("out") is not None, owner=self._a)
     method.__name__ = name
@@ -319,6 +369,7 @@ class ndarray:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method != "__call__" and method != "reduce":
             raise FakeLimit(f"ufunc.{method}")
+        _refuse_keywords(kwargs, UFUNC_KEYWORDS if method == "__call__" else REDUCE_KEYWORDS)
         ins = [_unwrap(x) for x in inputs]
         out = kwargs.get("out")
         if out is not None:
@@ -728,6 +779,10 @@ def _copyto_copies(dst, src, where=None, **kwargs):
 
 def _module_function(name, fn):
     def f(*args, **kwargs):
+        if isinstance(fn, np.ufunc):
+            _refuse_keywords(kwargs, UFUNC_KEYWORDS)
+        else:
+            _bind_as_cupy("module", name, args, kwargs)
         if name == "copyto":
             _copyto_copies(*args, **kwargs)
         elif isinstance(fn, np.ufunc) or name == "clip":  # clip is CuPy's ufunc _clip too

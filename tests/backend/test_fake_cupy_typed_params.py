@@ -37,3 +37,25 @@ def test_the_fake_refuses_it_too():
         kernel(x, cp.zeros((), dtype=np.uint64), y)
     with pytest.raises(fake_cupy.FakeLimit):  # the right dtype passes the checks (then: not a registry kernel)
         kernel(x, cp.zeros((), dtype=np.uint32), y)
+
+
+def test_the_fake_refuses_the_keywords_only_numpy_takes():
+    """CuPy 14's ufunc.__call__ takes out, dtype and casting only (cupy/_core/_kernel.pyx lines
+    1268-1277 at v14.2.0: "Wrong arguments" for any other, NumPy's where= among them), its reduce
+    (array, axis, dtype, out, keepdims); its functions and array methods take what their signatures
+    say (ndarray.sum has no initial=, cupy.all no where=). The fake ran NumPy's, which take them all."""
+    import fake_cupy
+    cp = fake_cupy.module
+    a = cp.ones((4,), dtype=np.float32)
+    mask = a > 0
+    for call in (lambda: cp.exp(a, where=mask), lambda: np.exp(a, where=mask), lambda: np.add.reduce(a, initial=0),
+                 lambda: cp.multiply(a, 2, out=a, order="C")):
+        with pytest.raises(TypeError, match="Wrong arguments"):
+            call()
+    for call in (lambda: a.sum(initial=0), lambda: cp.sum(a, initial=0), lambda: cp.all(a > 0, where=mask),
+                 lambda: a.max(axis=0, where=mask)):
+        with pytest.raises(TypeError, match="cupy"):
+            call()
+    cp.exp(a, out=a, dtype=np.float32, casting="same_kind")  # what CuPy takes passes
+    assert float(a.sum(axis=0, dtype=np.float64, keepdims=False)) == pytest.approx(4 * np.e)
+    assert float(cp.sum(a, axis=0)) == pytest.approx(4 * np.e) and float(np.add.reduce(a, axis=0)) == pytest.approx(4 * np.e)
