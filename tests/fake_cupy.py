@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import sys
 import threading
 import time
@@ -588,21 +589,50 @@ class ElementwiseKernel:
 
 
 class RawKernel:
-    """gpubp's GEMM kernel (``gpubp_gemm_float`` / ``_double``): ``out = a @ b`` by NumPy."""
+    """gpubp's GEMM kernel (``gpubp_gemm_float`` / ``_double``): ``out = a @ b`` by NumPy.
 
-    def __init__(self, code, name, options=(), backend="nvrtc", translate_cucomplex=False, **kw):
+    CuPy passes each argument as what it is (cupy/cuda/function.pyx ``_pointer``: an array as its
+    pointer, a NumPy scalar by value in its own dtype's bytes) and cuLaunchKernel copies as many
+    bytes as the kernel's parameter has: a scalar of another size than the parameter's C type is
+    read wrong on a GPU, silently. The fake reads the kernel's C parameters from its source and
+    refuses such an argument (TypeError), and a pointer to arrays of another dtype than the kernel's."""
+
+    C_TYPES = {"int": np.int32, "unsigned int": np.uint32, "long long": np.int64, "unsigned long long": np.uint64,
+               "float": np.float32, "double": np.float64}
+
+    def __init__(self, code, name, options=(), backend="nvrtc", translate_cucomplex=False, *,
+                 enable_cooperative_groups=False, jitify=False):
         if not name.startswith("gpubp_gemm_"):
             raise FakeLimit(f"RawKernel {name!r}")
-        self.name = name
+        self.name, self.params = name, self._parameters(code, name)
 
-    def __call__(self, grid, block, args, shared_mem=0):
+    @staticmethod
+    def _parameters(code, name):
+        """``[(C type, is_pointer)]`` of kernel ``name`` in ``code`` (a macro's ``gpubp_gemm_##T`` too)."""
+        ctype = name.rsplit("_", 1)[1]
+        found = re.search(rf"\b{re.escape(name)}\s*\(([^)]*)\)", code) or \
+            re.search(rf"\b{re.escape(name.rsplit('_', 1)[0])}_##T\s*\(([^)]*)\)", code)
+        if found is None:
+            raise FakeLimit(f"RawKernel {name!r}: its parameters are not found in the source")
+        params = []
+        for p in found.group(1).replace("\\", " ").split(","):
+            words = [w for w in p.replace("*", " * ").split() if w not in ("const", "__restrict__")][:-1]
+            base = " ".join(w for w in words if w != "*")  # the type less const, __restrict__ and *
+            params.append((ctype if base == "T" else base, "*" in words))
+        return params
+
+    def __call__(self, grid, block, args, *, shared_mem=0, enable_cooperative_groups=False):
+        if len(args) != len(self.params):
+            raise TypeError(f"{self.name} takes {len(self.params)} arguments, got {len(args)}")
+        for i, ((ctype, pointer), x) in enumerate(zip(self.params, args)):
+            want = self.C_TYPES[ctype]
+            if pointer and not (isinstance(x, ndarray) and x.dtype == want):
+                raise TypeError(f"{self.name} argument {i}: a {ctype}* takes a device array of {np.dtype(want)}, "
+                                f"got {type(x).__name__} {getattr(x, 'dtype', '')}")
+            if not pointer and not (isinstance(x, np.generic) and x.dtype == want):
+                raise TypeError(f"{self.name} argument {i}: a {ctype} takes a NumPy {np.dtype(want)} scalar (CuPy "
+                                f"copies the argument's own bytes), got {type(x).__name__} {getattr(x, 'dtype', '')}")
         a, b, out = args[:3]
-        for x in (a, b, out):
-            if not isinstance(x, ndarray):
-                raise TypeError(f"Unsupported type {type(x)}")
-        dtype = np.float32 if self.name.endswith("float") else np.float64
-        if not a.dtype == b.dtype == out.dtype == dtype:
-            raise FakeLimit(f"{self.name} launched on {a.dtype}, {b.dtype}, {out.dtype}")
         _call(np.matmul, [a._a, b._a], {"out": out._a}, writes=True)
 
 
