@@ -6,21 +6,16 @@ one rank while the other hung in the gradient all-reduce (or a StateError on one
 communicator closed on one rank, or a Ctrl-C during fit's argument checks, left the others
 waiting in a collective. Each case runs ``worker_layout.py`` under mpiexec with a timeout.
 """
-import json
 
 import pytest
 
-from test_mpi_world import launch
+from test_mpi_world import one_error, records
 
 
 def run(tmp_path, case, n=2):
-    code, output, _ = launch("worker_layout.py", case, tmp_path, n=n, timeout=90)
-    assert code == 0, output[-3000:]
-    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(n)]
-    errors = {tuple(s["error"]) for s in seen}
-    assert len(errors) == 1, errors  # every rank raised the same error
+    seen = records("worker_layout.py", case, out=tmp_path, n=n)
     assert all(s["after"] == seen[0]["after"] for s in seen)  # the next fit ran, alike on every rank
-    return errors.pop()
+    return one_error(seen)
 
 
 @pytest.mark.parametrize("case, n, words", [

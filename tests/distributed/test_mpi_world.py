@@ -84,6 +84,20 @@ def ranks(out, n=RANKS) -> list:
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
 
 
+def records(script, *args, out, n=RANKS, timeout=90) -> list:
+    """Each rank's ``<out>/rank<r>.json`` after ``launch(script, *args, out)``, which ends with code 0."""
+    code, output, _ = launch(script, *args, out, n=n, timeout=timeout)
+    assert code == 0, output[-3000:]
+    return ranks(out, n)
+
+
+def one_error(seen) -> tuple:
+    """``(kind, message)`` of the error that every rank's record ``seen`` holds alike (asserted)."""
+    errors = {tuple(s["error"]) for s in seen}
+    assert len(errors) == 1, errors  # every rank raised the same error
+    return errors.pop()
+
+
 @pytest.fixture(scope="module")
 def world_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("mpi_world")

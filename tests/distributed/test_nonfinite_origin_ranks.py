@@ -3,11 +3,9 @@ gradient, so the epoch's loss is not finite everywhere; the error every rank rai
 began: the step, and the rank whose samples overflowed (was: the same error on every rank, naming
 none), or says that every rank's did at once (the learning rate). Runs
 ``worker_nonfinite_origin.py`` under mpiexec with a timeout."""
-import json
-
 import pytest
 
-from test_mpi_world import launch
+from test_mpi_world import one_error, records
 
 from gpubp.distributed.sharding import shard_bounds
 from gpubp.train.nonfinite_origin import origin_words
@@ -17,11 +15,8 @@ from gpubp.train.nonfinite_origin import origin_words
 @pytest.mark.parametrize("n", [2, 3])
 def test_the_rank_whose_samples_overflow_is_named(tmp_path, plan, n):
     holder = next(r for r in range(n) if shard_bounds(4, r, n)[0] <= 2 < shard_bounds(4, r, n)[1])  # sample 6
-    code, output, _ = launch("worker_nonfinite_origin.py", "sample", plan, tmp_path, n=n, timeout=90)
-    assert code == 0, output[-3000:]
-    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(n)]
-    assert len({tuple(s["error"]) for s in seen}) == 1, [s["error"] for s in seen]
-    kind, message = seen[0]["error"]
+    seen = records("worker_nonfinite_origin.py", "sample", plan, out=tmp_path, n=n)
+    kind, message = one_error(seen)
     assert kind == "NumericalError", message
     assert message.startswith(f"training loss became nan in epoch 1; it was first not finite at epoch 1, step 1 "
                               f"on rank {holder} of {n} alone"), message
@@ -29,11 +24,7 @@ def test_the_rank_whose_samples_overflow_is_named(tmp_path, plan, n):
 
 
 def test_a_loss_that_overflows_on_every_rank_names_no_rank(tmp_path):
-    code, output, _ = launch("worker_nonfinite_origin.py", "rate", "plan", tmp_path, n=2, timeout=90)
-    assert code == 0, output[-3000:]
-    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert seen[0]["error"] == seen[1]["error"]
-    kind, message = seen[0]["error"]
+    kind, message = one_error(records("worker_nonfinite_origin.py", "rate", "plan", out=tmp_path, n=2))
     assert kind == "NumericalError" and "it was first not finite at epoch 1, step 1 on every rank at once" in message
     assert "rank 0" not in message and "rank 1" not in message
 

@@ -5,15 +5,12 @@ methods is refused at the run's first step, naming the layer and what it lacks. 
 AttributeError from inside fit, 'Centre' object has no attribute 'idle_forward', at the first step
 that left a rank without samples: here the last of the first epoch, after the epoch's other steps
 had run.) Runs ``worker_user_share.py`` under mpiexec."""
-import json
 
-from test_mpi_world import launch
+from test_mpi_world import launch, one_error, records
 
 
 def run(tmp_path, case, n=3):
-    code, output, _ = launch("worker_user_share.py", case, tmp_path, n=n, timeout=90)
-    assert code == 0, output[-3000:]
-    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(n)]
+    return records("worker_user_share.py", case, out=tmp_path, n=n)
 
 
 def test_a_users_layer_taking_a_share_trains_as_one_process(tmp_path):
@@ -26,8 +23,7 @@ def test_a_users_layer_taking_a_share_trains_as_one_process(tmp_path):
 
 def test_a_layer_taking_a_share_without_idle_methods_is_refused_at_the_first_step(tmp_path):
     seen = run(tmp_path, "no-idle")
-    assert len({tuple(s["error"]) for s in seen}) == 1, [s["error"] for s in seen]
-    kind, message = seen[0]["error"]
+    kind, message = one_error(seen)
     assert kind == "InvalidValueError", message  # raised by every rank alike: the error itself, as one process
     assert "layer 1 NoIdle says takes_share = True but has no callable idle_forward, idle_backward" in message, message
     assert "AttributeError" not in message and "TypeError" not in message, message

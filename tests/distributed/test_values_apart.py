@@ -8,19 +8,16 @@ drew the same mask for its share) trained without a word, 12% and 19% away from 
 weights; both now take the single process's step, a rank without samples included. Each case runs ``worker_apart.py`` under
 mpiexec with a timeout.
 """
-import json
 
 import numpy as np
 import pytest
 
-from test_mpi_world import launch
+from test_mpi_world import one_error, records
 
 
 def run(tmp_path, case, n=2):
-    code, output, _ = launch("worker_apart.py", case, tmp_path, n=n, timeout=90)
-    assert code == 0, output[-3000:]
-    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(n)]
-    assert len({tuple(s["error"]) for s in seen}) == 1, [s["error"] for s in seen]  # the same error everywhere
+    seen = records("worker_apart.py", case, out=tmp_path, n=n)
+    one_error(seen)  # the same error everywhere
     assert all(s["after"] == seen[0]["after"] for s in seen)  # the communicator is still in step
     return seen
 
