@@ -410,8 +410,8 @@ class ndarray:
 
     __str__ = lambda self: str(self._a)  # noqa: E731
 
-    def __format__(self, spec):
-        return format(self._a, spec) if self.ndim == 0 else format(str(self), spec)
+    def __format__(self, spec):  # CuPy's (cupy/_core/core.pyx): the host copy's format, a host read
+        return format(self.get(), spec)
 
     def __getitem__(self, key):
         key = _unwrap_any(key)

@@ -59,3 +59,23 @@ def test_the_fake_refuses_the_keywords_only_numpy_takes():
     cp.exp(a, out=a, dtype=np.float32, casting="same_kind")  # what CuPy takes passes
     assert float(a.sum(axis=0, dtype=np.float64, keepdims=False)) == pytest.approx(4 * np.e)
     assert float(cp.sum(a, axis=0)) == pytest.approx(4 * np.e) and float(np.add.reduce(a, axis=0)) == pytest.approx(4 * np.e)
+
+
+def test_formatting_a_device_array_formats_its_host_copy_as_cupy_does():
+    """CuPy 14's ndarray.__format__ is ``format(self.get(), format_spec)`` (cupy/_core/core.pyx, line
+    2074 at v14.2.0): NumPy's refusal of a format spec for a 1-d array, and a host read (refused while a
+    stream captures). The fake formatted a 1-d array's str with the spec instead."""
+    import fake_cupy
+    cp = fake_cupy.module
+    a = cp.asarray(np.array([1.0, 2.0]))
+    assert f"{a[0]:.3g}" == "1" and f"{a}" == str(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="unsupported format string"):
+        f"{a:>12}"
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        try:
+            with pytest.raises(fake_cupy.CaptureError):
+                f"{a[0]:.3g}"
+        finally:
+            stream.end_capture()
