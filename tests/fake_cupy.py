@@ -405,10 +405,11 @@ class ndarray:
             raise TypeError("iteration over a 0-d array")
         return (self[i] for i in range(len(self._a)))
 
-    def __repr__(self):
-        return repr(self._a).replace("array(", "fake_cupy.array(", 1)
+    def __repr__(self):  # CuPy's is repr(self.get()) (cupy/_core/core.pyx): a host read
+        return repr(self.get()).replace("array(", "fake_cupy.array(", 1)
 
-    __str__ = lambda self: str(self._a)  # noqa: E731
+    def __str__(self):  # str(self.get()), as CuPy's
+        return str(self.get())
 
     def __format__(self, spec):  # CuPy's (cupy/_core/core.pyx): the host copy's format, a host read
         return format(self.get(), spec)

@@ -79,3 +79,22 @@ def test_formatting_a_device_array_formats_its_host_copy_as_cupy_does():
                 f"{a[0]:.3g}"
         finally:
             stream.end_capture()
+
+
+def test_repr_and_str_read_the_host_copy_as_cupy_does():
+    """CuPy 14: ``__repr__`` is ``repr(self.get())`` and ``__str__`` ``str(self.get())`` (cupy/_core/
+    core.pyx, lines 2068-2072 at v14.2.0): an error message naming a device array's values inside a
+    capture makes a host read there. The fake read NumPy's array directly."""
+    import fake_cupy
+    cp = fake_cupy.module
+    a = cp.asarray(np.array([1.0, 2.0]))
+    assert str(a) == str(np.array([1.0, 2.0])) and repr(a) == "fake_cupy." + repr(np.array([1.0, 2.0]))
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        try:
+            for show in (str, repr):
+                with pytest.raises(fake_cupy.CaptureError):
+                    show(a)
+        finally:
+            stream.end_capture()
