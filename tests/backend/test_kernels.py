@@ -7,7 +7,9 @@ import pytest
 
 import gpubp
 from gpubp.backend import KERNELS
-from gpubp.backend.kernels import activations, sample_arguments
+from gpubp.backend._blocks import BLOCK
+from gpubp.backend.kernels import activations, sample_arguments, scratch
+from gpubp.bench.memory import traced_allocation
 from gpubp.errors import InvalidValueError
 
 from helpers import TOL
@@ -35,7 +37,6 @@ def test_kernel_matches_reference(name, backend):
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_blocked_path_equals_one_pass(name, dtype):
     """Large arrays go through the NumPy path in blocks; the result must not change."""
-    from gpubp.backend._blocks import BLOCK
     kernel, dt = KERNELS[name], np.dtype(dtype)
     ins, outs = sample_arguments(kernel, dt, np.random.default_rng(1), n=2 * BLOCK + 123, spread=3.0)
     one = [o.copy() for o in outs]
@@ -73,9 +74,6 @@ def test_scalars_as_0d_arrays_still_run_in_blocks(name):
     A large array still runs in cache-sized blocks, each with a block of scratch at most (one
     whole-array pass would need scratch of the parameter's size), and computes what one pass
     with plain numbers computes."""
-    import tracemalloc
-    from gpubp.backend._blocks import BLOCK
-    from gpubp.backend.kernels import scratch
     kernel, backend = KERNELS[name], gpubp.get_backend("cpu", "float32")
     n = 8 * BLOCK + 7  # several blocks, fewer than are shared among threads
     ins, outs = sample_arguments(kernel, backend.dtype, np.random.default_rng(3), n=n)
@@ -85,12 +83,7 @@ def test_scalars_as_0d_arrays_still_run_in_blocks(name):
     want = [o.copy() for o in outs]
     run = backend.bind(kernel, *zero_d, *outs)
     scratch.forget_scratch()  # no scratch kept from before: this run makes its own
-    tracemalloc.start()
-    try:
-        run()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = traced_allocation(run, 1)[0]
     assert peak < n * backend.dtype.itemsize // 2, peak  # blocks: never a parameter-sized scratch
     kernel.numpy(*[float(a) if np.ndim(a) == 0 else a for a in ins], *want)
     for have, expected in zip(outs, want):
@@ -106,21 +99,14 @@ def test_update_takes_its_scratch_from_a_lent_buffer(name, room):
     """Inside ``ScratchIn(buffer)`` an update's scratch is a piece of ``buffer`` where it has room
     (``room`` parameter sizes: none, one, or more than any update needs), else its own: the
     numbers are those of the update with its own scratch, and a lent buffer with room is written."""
-    import tracemalloc
-    from gpubp.backend.kernels import scratch
     kernel = KERNELS[name]
     ins, outs = sample_arguments(kernel, np.dtype("float32"), np.random.default_rng(4), n=5000)
     want = [o.copy() for o in outs]
     kernel.numpy(*ins, *want)
     lent = np.full(room * 5000 + 3, 7.0, np.float32)
     scratch.forget_scratch()
-    tracemalloc.start()
-    try:
-        with scratch.ScratchIn(lent):
-            kernel.numpy(*ins, *outs)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    with scratch.ScratchIn(lent):
+        peak = traced_allocation(lambda: kernel.numpy(*ins, *outs), 1)[0]
     for have, expected in zip(outs, want):
         np.testing.assert_array_equal(have, expected)
     assert scratch.lent() is None  # nothing lent after the block
@@ -205,14 +191,10 @@ def test_sigmoid_backward_uses_the_saved_output(backend):
 
 def test_fused_numpy_path_allocates_nothing_large():
     """The CPU path writes into `out`: peak extra memory is at most a small block."""
-    import tracemalloc
     be = gpubp.get_backend("cpu", "float32")
     g, s, out = (be.asarray(np.random.rand(1 << 20)) for _ in range(3))
     be.apply(activations.sigmoid_backward, g, s, out=out)
-    tracemalloc.start()
-    be.apply(activations.sigmoid_backward, g, s, out=out)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    peak = traced_allocation(lambda: be.apply(activations.sigmoid_backward, g, s, out=out), 1)[0]
     assert peak < out.nbytes / 8, f"{peak} bytes allocated for a {out.nbytes}-byte in-place kernel"
 
 
@@ -252,17 +234,10 @@ def test_every_kernel_at_extremes(name, backend):
 def test_a_bound_kernel_allocates_nothing_per_call_after_its_first(name):
     """Every kernel's NumPy path takes its scratch from this thread's kept arrays (kernels/scratch.py):
     tanh's backward made a block-sized array per call before, so a planned tanh step allocated."""
-    import tracemalloc
-    from gpubp.backend._blocks import BLOCK
     kernel, backend = KERNELS[name], gpubp.get_backend("cpu", "float32")
     ins, outs = sample_arguments(kernel, backend.dtype, np.random.default_rng(5), n=2 * BLOCK + 3)
     zero_d = [np.asarray(a, backend.dtype) if np.ndim(a) == 0 else a for a in ins]
     run = backend.bind(kernel, *zero_d, *outs)
     run()
-    tracemalloc.start()
-    try:
-        run()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = traced_allocation(run, 1)[0]
     assert peak < 16 * 1024, peak  # Python objects and NumPy's iterator buffer: no block of scratch
