@@ -169,23 +169,31 @@ def test_parity(device, dtype):
     """Forward, dX, dgamma, dbeta and running statistics on ``device`` in ``dtype`` against the CPU in
     float64 (TOL by dtype); nothing promoted out of float32."""
     layer, ref = layer_for(gpubp.get_backend(device, dtype)), layer_for(gpubp.get_backend("cpu", "float64"))
-    be, tol = layer.backend, TOL[np.dtype(dtype)]
     X = data(SHAPES["4d"]).astype(dtype).astype(np.float64)
     dY = np.random.default_rng(1).normal(size=X.shape).astype(dtype).astype(np.float64)
     for training in (True, False):
         layer.training = ref.training = training
-        Y = be.to_numpy(layer(be.asarray(X)))
-        np.testing.assert_allclose(Y, ref(X), **tol)
-        layer.zero_grad()
-        ref.zero_grad()
-        dX = be.to_numpy(layer.backward(be.asarray(dY)))
-        np.testing.assert_allclose(dX, ref.backward(dY), **tol)
-        arrays = [Y, dX, *layer.grads.values(), *layer.buffers.values()]
-        assert {a.dtype for a in arrays} == {np.dtype(dtype)}
-        for name in ("gamma", "beta"):
-            np.testing.assert_allclose(be.to_numpy(layer.grads[name]), ref.grads[name], **tol)
-        for name in ("running_mean", "running_var"):
-            np.testing.assert_allclose(be.to_numpy(layer.buffers[name]), ref.buffers[name], **tol)
+        assert_steps_alike(layer, ref, X, dY)
+    assert set(layer.grads) == {"gamma", "beta"} and set(layer.buffers) == {"running_mean", "running_var"}
+
+
+def assert_steps_alike(layer, ref, X, dY):
+    """One forward and backward of ``layer`` (on its device, in its dtype) and of ``ref`` (the CPU in
+    float64) on X and dY: Y, dX, every gradient and buffer alike within TOL of the layer's dtype,
+    none promoted out of it (the count ``num_batches_tracked`` an int64), each on the layer's device."""
+    be, tol = layer.backend, TOL[layer.backend.dtype]
+    Y = be.to_numpy(layer(be.asarray(X)))
+    np.testing.assert_allclose(Y, ref(X), **tol)
+    layer.zero_grad()
+    ref.zero_grad()
+    dX = be.to_numpy(layer.backward(be.asarray(dY)))
+    np.testing.assert_allclose(dX, ref.backward(dY), **tol)
+    assert {a.dtype for a in (Y, dX, *map(be.to_numpy, layer.grads.values()))} == {be.dtype}
+    for name, g in layer.grads.items():
+        np.testing.assert_allclose(be.to_numpy(g), ref.grads[name], **tol)
+    for name, buf in layer.buffers.items():
+        assert be.is_own(buf) and buf.dtype == (np.int64 if name == "num_batches_tracked" else be.dtype)
+        np.testing.assert_allclose(be.to_numpy(buf), ref.buffers[name], **tol)
 
 
 def test_model_train_eval_reaches_every_layer():

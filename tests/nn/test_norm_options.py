@@ -17,7 +17,8 @@ from gpubp.distributed.buckets import FlatBuckets
 from gpubp.distributed.faults import layout
 from gpubp.nn import BatchNorm, Conv2D, Flatten, layer_from_config
 
-from helpers import TOL, needs_gpu
+from helpers import needs_gpu
+from test_norm import assert_steps_alike
 
 F64 = gpubp.get_backend("cpu", "float64")
 SHAPES = {"1d": (6, 3), "2d": (4, 3, 5, 2)}
@@ -136,23 +137,11 @@ def test_parity(device, dtype, options):
     """Each option on ``device`` in ``dtype`` against the CPU in float64 (TOL by dtype), training then
     eval: Y, dX, gradients, buffers; nothing promoted out of float32, the count int64 on the device."""
     layer, ref = layer_for(gpubp.get_backend(device, dtype), **options), layer_for(F64, **options)
-    be, tol = layer.backend, TOL[np.dtype(dtype)]
     for step, training in enumerate((True, True, True, False)):
         layer.training = ref.training = training
         X = data(SHAPES["2d"], step).astype(dtype).astype(np.float64)
         dY = np.random.default_rng(step).normal(size=X.shape).astype(dtype).astype(np.float64)
-        Y = be.to_numpy(layer(be.asarray(X)))
-        np.testing.assert_allclose(Y, ref(X), **tol)
-        layer.zero_grad()
-        ref.zero_grad()
-        dX = be.to_numpy(layer.backward(be.asarray(dY)))
-        np.testing.assert_allclose(dX, ref.backward(dY), **tol)
-        assert {a.dtype for a in (Y, dX, *map(be.to_numpy, layer.grads.values()))} == {np.dtype(dtype)}
-        for name, g in layer.grads.items():
-            np.testing.assert_allclose(be.to_numpy(g), ref.grads[name], **tol)
-        for name, buf in layer.buffers.items():
-            assert be.is_own(buf) and buf.dtype == (np.int64 if name == "num_batches_tracked" else np.dtype(dtype))
-            np.testing.assert_allclose(be.to_numpy(buf), ref.buffers[name], **tol)
+        assert_steps_alike(layer, ref, X, dY)
 
 
 def test_count_moves_with_the_layer(device):
