@@ -18,10 +18,11 @@ from ..backend import backend_of
 from ..errors import GpubpWarning, InvalidValueError, NumericalError, StateError
 from ..nn.share import BatchShare
 from ..plan import PlanCache
-from .evaluation import LossSum, _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
+from .evaluation import _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
 from .inputs import _mode
 from .interrupts import Steps
-from .nonfinite_origin import FiniteSteps
+from .loss_record import LossRecord
+from .nonfinite_origin import nonfinite_origin
 from .state import _refuse_nonfinite_end, _restore, _written_by
 
 
@@ -147,16 +148,14 @@ def guard(comm, what, steps=None, model=None):
 
 def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history, callbacks, comm,
                plans=None, first=None, steps=None, targets=None):
-    """One epoch's steps; returns this rank's (loss sum, a LossSum; correct count), still on the device,
-    and with ``comm`` its ``FiniteSteps`` (else None).
+    """One epoch's steps; returns this rank's (losses, a LossRecord; correct count), still on the device.
     With ``plans`` (a PlanCache) forward, loss and backward run in a step plan's buffers.
     ``first`` (the snapshot of the run's first epoch, whose first step is then checked) refuses a
     NaN/Inf loss at the run's first step, before any update: the data overflows, not the training.
     ``steps`` (``interrupts.Steps``) marks each step running, so a Ctrl-C waits for its end.
     ``targets`` (``inputs.CheckedTargets``) checks the targets again when a callback changed the layers."""
     data = backend_of(X)
-    total, correct, steps = LossSum(data), 0.0, steps or Steps()
-    finite = None if comm is None else FiniteSteps(data, -(-X.shape[0] // batch_size))
+    total, correct, steps = LossRecord(data, -(-X.shape[0] // batch_size)), 0.0, steps or Steps()
     for step, (idx, global_n, first_row) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed,
                                                                  epoch, comm)):
         steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
@@ -181,9 +180,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                 if first is not None and step == 0:
                     _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, first, epoch)
                 _call(callbacks, "on_batch_end", step, model, value)
-                total.add(value, Xb.shape[0])  # stays on the device: no sync per batch
-                if finite is not None:
-                    finite.mark(step, value)
+                total.add(step, value, Xb.shape[0])  # stays on the device: no sync per batch
                 if history.metric_name:
                     correct = correct + _n_correct(loss, out, yb)
         if comm is not None:  # the global-batch mean gradient on every rank
@@ -193,7 +190,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
         elif graphed is None:
             plan.update()  # the update's scratch in the plan's spent buffers
         steps.end()
-    return total, correct, finite
+    return total, correct
 
 
 def _pass(model, loss, X, y, idx, global_n, comm, plans, batch_share):
@@ -277,17 +274,18 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     with guard(comm, f"the start of epoch {epoch + 1}", model=model):
         _check_unchanged(model, backend_of(X))  # by an on_epoch_begin callback: said before the mode is set
     with _mode(model, True):
-        total, correct, finite = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
-                                    callbacks, comm, plans, snapshot if first else None, steps, targets)
+        losses, correct = _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, history,
+                                     callbacks, comm, plans, snapshot if first else None, steps, targets)
+    total = float(losses)
     if comm is not None:
-        total, correct = comm.allreduce_scalars(float(total), float(correct))
-    epoch_loss = float(total) / n
+        total, correct = comm.allreduce_scalars(total, float(correct))
+    epoch_loss = total / n
     backend.synchronize()
     seconds = time.perf_counter() - t0
     written = _written_by(callbacks, "on_batch_end")
     hint = f"; or {written}" if written else ""
     if not math.isfinite(epoch_loss):
-        origin = "" if finite is None else finite.origin(comm, epoch)  # alike on every rank: a sum over them
+        origin = nonfinite_origin(losses, comm, epoch)  # with comm alike on every rank: a sum over them
         _restore(model, optimizer, snapshot)
         raise NumericalError(f"training loss became {epoch_loss} in epoch {epoch + 1}{origin}; parameters and "
                              f"optimizer state were restored to the start of that epoch "

@@ -8,6 +8,7 @@ from ..errors import NumericalError
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from ..network import Sequential
 from .inputs import _features, _mode, _prepare, _probe, _warn_sigmoid_twice
+from .loss_record import LossRecord
 from .pixels import check_range
 from .state import _refuse_nonfinite_model
 
@@ -74,11 +75,12 @@ def _refuse_nonfinite_outputs(model, out, offset, what, name):
 def _evaluate(model, loss, X, y, batch_size, what, names=("X", "y")):
     """Mean loss and metric over (X, y) in eval mode (Dropout off, BatchNorm's running statistics);
     a loss that is not finite is refused with its cause (NumericalError), never returned."""
-    total, correct, n = LossSum(model.backend), 0.0, X.shape[0]
+    n, batches = X.shape[0], eval_batches(X.shape[0], batch_size)
+    total, correct = LossRecord(model.backend, len(batches)), 0.0
     with _mode(model, False):
-        for lo, hi in eval_batches(n, batch_size):
+        for step, (lo, hi) in enumerate(batches):
             out = model.forward(X[lo:hi])
-            total.add(loss.forward(out, y[lo:hi]), out.shape[0])
+            total.add(step, loss.forward(out, y[lo:hi]), out.shape[0])
             if _metric_name(loss):
                 correct = correct + _n_correct(loss, out, y[lo:hi])
     metric = float(correct) / n if _metric_name(loss) else None
@@ -86,28 +88,6 @@ def _evaluate(model, loss, X, y, batch_size, what, names=("X", "y")):
     if not np.isfinite(value):
         _refuse_nonfinite_loss(model, loss, X, y, batch_size, value, what, names)
     return value, metric
-
-
-class LossSum:
-    """sum_b n_b L_b over batches b of n_b samples with mean loss L_b (a 0-d array in the model's
-    dtype), added up in float64 on the device: one float64 accumulator per batch size, so a step
-    costs one in-place add (no host sync, no multiply) and a long float32 epoch's sum is not
-    rounded to float32 as it grows. ``float(total)`` reads it (one sync per batch size)."""
-
-    __slots__ = ("backend", "sums")
-
-    def __init__(self, backend):
-        self.backend, self.sums = backend, {}
-
-    def add(self, value, n):
-        acc = self.sums.get(n)
-        if acc is None:
-            with self.backend.activate():
-                acc = self.sums[n] = self.backend.zeros((), np.float64)
-        acc += value
-
-    def __float__(self):
-        return sum((n * float(acc) for n, acc in self.sums.items()), 0.0)
 
 
 def _refuse_nonfinite_loss(model, loss, X, y, batch_size, value, what, names):
