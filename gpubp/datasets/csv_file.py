@@ -33,6 +33,7 @@ def read_csv(path, target, features, require_target):
     for line, row in rows[1:]:
         if len(row) != len(header):
             raise ShapeError(f"{path}, line {line}: {len(row)} values but the header has {len(header)} columns")
+    _not_a_sample(path, header, rows[1:])
     target = _target_column(path, header, None if target is None else target.strip(), features, require_target)
     names = list(features) if features is not None else [h for h in header if h != target]
     if target in names:  # the answer among the inputs: a model that learns nothing else
@@ -121,6 +122,24 @@ def _check_header(path, header):
     if repeated:
         raise InvalidValueError(f"{path}: the header names the column(s) {repeated} more than once; "
                                 f"every column needs a name of its own")
+
+
+def _not_a_sample(path, header, rows):
+    """Refuse a first row of numbers and labels: a CSV without its header (as UCI's iris.data), whose
+    first sample was taken for the header (lost, its values the column names) where each name that is
+    no number is a value of its column in the rows below (a label, 'setosa'), which a name never is."""
+    words = [c for c, h in enumerate(header) if not _is_number(h)]
+    if len(words) == len(header):
+        return
+    lines = []
+    for c in words:
+        lines.append(next((line for line, row in rows if row[c].strip() == header[c]), None))
+        if lines[-1] is None:
+            return
+    first = ",".join(header[:5]) + (",..." if len(header) > 5 else "")
+    raise InvalidValueError(f"{path}: the first row ({first}) is a sample, not a header: it holds numbers, and "
+                            f"{header[words[0]]!r} is a value of its column (line {lines[0]} too); the CSV needs a "
+                            f"header row naming its columns (add one, e.g. x0,x1,...,label)")
 
 
 def _target_column(path, header, target, features, require_target):

@@ -1,0 +1,33 @@
+"""load_table on CSVs a demanding user gives it: each input here was once read wrongly
+(a sample lost, a value misread) or refused without saying what was wrong."""
+import pytest
+
+from gpubp.datasets import load_table
+from gpubp.errors import InvalidValueError
+
+
+def test_a_csv_without_its_header_row_is_refused_not_read_a_sample_short(tmp_path):
+    """UCI's iris.data has no header: its first sample (5.1,3.5,1.4,0.2,setosa) was taken for the
+    header, so that sample was lost and the features were named '5.1', '3.5', ... silently."""
+    path = tmp_path / "iris.data.csv"
+    path.write_text("5.1,3.5,1.4,0.2,setosa\n4.9,3.0,1.4,0.2,setosa\n7.0,3.2,4.7,1.4,versicolor\n"
+                    "6.4,3.2,4.5,1.5,versicolor\n")
+    with pytest.raises(InvalidValueError, match=r"first row \(5\.1,3\.5,1\.4,0\.2,setosa\) is a sample, not a "
+                                                r"header: .*'setosa' is a value of its column \(line 2 too\)"):
+        load_table(path)
+
+
+@pytest.mark.parametrize("text", [
+    "2019,2020,region\n1.0,2.0,north\n3.0,4.0,south\n",  # years as column names
+    "0,1,label\n0.5,0.25,0\n0.75,0.5,1\n",  # pixel numbers as names, labels that are numbers
+    "x,1,label\nx,2,a\ny,3,b\n",  # a name also a value, but a column of text is no sample's number
+])
+def test_a_header_with_numbers_among_its_names_is_still_a_header(tmp_path, text):
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    try:
+        table = load_table(path)
+    except InvalidValueError as exc:  # the last case: 'x' is no number, said so, not "a sample"
+        assert "is not a number" in str(exc) and "not a header" not in str(exc)
+        return
+    assert len(table.y) == 2
