@@ -25,8 +25,9 @@ def checked_layers(layers) -> list:
         raise ShapeError("Sequential needs at least one layer")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
-            raise InvalidValueError(f"Sequential: item {i} is a {type(layer).__name__} ({layer!r:.60}), "
-                                    f"not a gpubp layer")
+            kind = type(layer).__name__
+            raise InvalidValueError(f"Sequential: item {i} is {'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind} "
+                                    f"({layer!r:.60}), not a gpubp layer")
         same = [j for j, other in enumerate(layers[:i]) if other is layer]
         if same:  # its backward would read the input saved by its later use, and it would be updated twice
             raise InvalidValueError(f"Sequential: item {i} {layer!r} is the same layer object as item {same[0]}; "

@@ -128,7 +128,7 @@ class Sequential(ModelState):
         mode (None where a layer cannot tell: a user's); a layer's refusal is raised naming its index
         and the shapes up to it (after Flatten: how many values the images became)."""
         trail = [str(tuple(shape))]
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self._layers()):
             try:
                 shape = layer.output_shape(tuple(shape))
             except ShapeError as exc:
@@ -157,8 +157,9 @@ class Sequential(ModelState):
                              "mode), so the gradients would be of that pass; run forward on the batch again")
         observers = observers_of(self)
         with self.backend.activate():
-            for i in range(len(self.layers) - 1, -1, -1):
-                layer = self.layers[i]
+            layers = self._layers()
+            for i in range(len(layers) - 1, -1, -1):
+                layer = layers[i]
                 if i == 0 and not input_grad and hasattr(layer, "backward_params"):
                     layer.backward_params(dY)
                     dX = None
@@ -191,7 +192,7 @@ class Sequential(ModelState):
     @contextlib.contextmanager
     def mode(self, training: bool):
         """A block in training (True) or eval (False) mode; each layer's mode before is restored after."""
-        before = [layer.training for layer in self.layers]
+        before = [layer.training for layer in self._layers()]
         self.train(training)
         try:
             yield self
@@ -202,7 +203,7 @@ class Sequential(ModelState):
     @property
     def training(self) -> bool:
         """True unless ``eval()`` (or ``train(False)``) was called since the last ``train()``."""
-        return all(layer.training for layer in self.layers)
+        return all(layer.training for layer in self._layers())
 
     @training.setter
     def training(self, mode):
@@ -237,7 +238,7 @@ class Sequential(ModelState):
         reads it back (JSON: tuples as lists, NumPy scalars as numbers), so that a saved architecture equals
         the model's when a resume compares them; a layer's ``config()`` that JSON cannot hold is refused
         here, naming the layer, before anything is written (``checks.plain``)."""
-        return [config_of(i, layer) for i, layer in enumerate(self.layers)]
+        return [config_of(i, layer) for i, layer in enumerate(self._layers())]
 
     @classmethod
     def from_config(cls, config, backend=None, dtype=None, seed=0):

@@ -15,13 +15,26 @@ import numpy as np
 
 from .. import _checks
 from ..errors import InvalidValueError, ShapeError
+from ..nn import Layer
 from ..nn.arrays import check_replacement
+from .checks import checked_layers
 
 
 class ModelState:
     """The named-array half of ``Sequential``: it needs ``self.layers`` and ``self.backend``."""
 
     _flat = None  # (parameters, gradients) once flatten_ has run
+
+    def _layers(self) -> list:
+        """``self.layers``, refused as the constructor refuses them (``checks.checked_layers``, naming the
+        item) when the list was changed in place since (``model.layers.append(x)`` is not checked as it
+        happens) so that it holds something that is no gpubp layer, or a layer twice: every method that reads
+        the layers goes through here, so none fails inside on an item's missing attribute. (An emptied list
+        passes: what each method does with no layers is its own, as fit's and a plan's refusals say.)"""
+        layers = self.layers
+        if len({id(layer) for layer in layers if isinstance(layer, Layer)}) != len(layers):
+            checked_layers(layers)
+        return layers
 
     def parameters(self) -> dict:
         """``{"i.name": array}`` for every parameter, in layer order."""
@@ -42,7 +55,7 @@ class ModelState:
 
     def _by_name(self, arrays_of) -> dict:
         """``{"i.name": value}`` of the dict ``arrays_of(layer)`` of every layer i, in layer order."""
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in arrays_of(layer).items()}
+        return {f"{i}.{k}": v for i, layer in enumerate(self._layers()) for k, v in arrays_of(layer).items()}
 
     def load_parameters(self, arrays: dict) -> None:
         """Set every parameter from ``{"i.name": array}`` (as ``parameters()`` names them), in
@@ -51,7 +64,7 @@ class ModelState:
         refuse_shared_memory(self._memory(), "Sequential.load_parameters")
         checked = self._checked(arrays, "load_parameters", "parameters", lambda layer: layer.parameter_shapes(),
                                 lambda layer, share, i: layer.checked_parameters(share, f"{i}."))
-        for layer, share in zip(self.layers, checked):
+        for layer, share in zip(self._layers(), checked):
             layer._write_parameters(share)
         if self.flat is None:  # some were drawn just now, as separate arrays
             self.flatten_()
@@ -61,7 +74,7 @@ class ModelState:
         values are all checked before anything is written."""
         checked = self._checked(arrays, "load_buffers", "buffers", lambda layer: layer.buffers,
                                 lambda layer, share, i: layer.checked_buffers(share))
-        for layer, share in zip(self.layers, checked):
+        for layer, share in zip(self._layers(), checked):
             layer._write_buffers(share)
 
     def _checked(self, arrays, method, what, names_of, check) -> list:
@@ -72,7 +85,7 @@ class ModelState:
             raise ShapeError(f"{what} do not match the model: missing {sorted(names - set(arrays))}, "
                              f"unexpected {sorted(map(str, set(arrays) - names))}")
         return [check(layer, {k: arrays[f"{i}.{k}"] for k in names_of(layer)}, i)
-                for i, layer in enumerate(self.layers)]
+                for i, layer in enumerate(self._layers())]
 
     def keep_gradients_in(self, arrays: dict) -> None:
         """Store every layer's gradients in ``arrays`` (``{"i.name": array}``, as ``gradients()``
@@ -86,14 +99,14 @@ class ModelState:
             raise ShapeError(f"Sequential.keep_gradients_in: the model has no gradients {unknown}; "
                              f"its gradients are {list(self.gradients())}")
         shares = []
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self._layers()):
             mine = {k: arrays[f"{i}.{k}"] for k in layer.params if f"{i}.{k}" in arrays}
             for k, array in mine.items():
                 check_replacement(layer, "gradient", layer.grads, k, array)
             shares.append(mine)
-        kept = [{**layer.grads, **mine} for layer, mine in zip(self.layers, shares)]
+        kept = [{**layer.grads, **mine} for layer, mine in zip(self._layers(), shares)]
         refuse_shared_memory(self._memory(grads=kept), "Sequential.keep_gradients_in")
-        for layer, mine in zip(self.layers, shares):
+        for layer, mine in zip(self._layers(), shares):
             if mine:
                 layer.keep_gradients_in(mine)
 
@@ -101,19 +114,19 @@ class ModelState:
         """``(kind, name, array, backend)`` of every parameter and gradient of the layers that have
         drawn theirs (``grads``: each layer's gradients to check instead of its own), for
         ``refuse_shared_memory``."""
-        grads = [layer.grads if layer.parameters_drawn else {} for layer in self.layers] if grads is None else grads
+        grads = [layer.grads if layer.parameters_drawn else {} for layer in self._layers()] if grads is None else grads
         return [(kind, f"{i}.{k}", a, layer.backend)
-                for i, (layer, g) in enumerate(zip(self.layers, grads)) if layer.parameters_drawn
+                for i, (layer, g) in enumerate(zip(self._layers(), grads)) if layer.parameters_drawn
                 for kind, arrays in (("parameter", layer.params), ("gradient", g)) for k, a in arrays.items()]
 
     @property
     def generation(self) -> tuple:
         """Changes whenever a layer is swapped or replaces its parameter or gradient arrays
         (not when their values change): an optimizer keeps what it checked until then."""
-        return tuple((id(layer), layer.generation) for layer in self.layers)
+        return tuple((id(layer), layer.generation) for layer in self._layers())
 
     def zero_grad(self):
-        for layer in self.layers:
+        for layer in self._layers():
             layer.zero_grad()
 
     def reset_parameters(self, seed=0):
@@ -122,7 +135,7 @@ class ModelState:
         the flat buffers are made before any layer changes, so a refused draw (named by its layer)
         leaves every parameter, and the flat buffer, as it was."""
         rng = self.backend.host_rng(_checks.seed("seed", seed))
-        drawn = [layer.drawn_arrays(rng, f"{i}.") for i, layer in enumerate(self.layers)]
+        drawn = [layer.drawn_arrays(rng, f"{i}.") for i, layer in enumerate(self._layers())]
         return self._take_drawn(drawn, "Sequential.reset_parameters")
 
     def draw_parameters(self):
@@ -130,24 +143,24 @@ class ModelState:
         own seed) and keep them flat (``flatten_``), as the first forward would; returns self.
         All or nothing, as ``reset_parameters``."""
         drawn = [None if layer.parameters_drawn else layer.drawn_arrays(layer.backend.host_rng(layer.seed), f"{i}.")
-                 for i, layer in enumerate(self.layers)]
+                 for i, layer in enumerate(self._layers())]
         return self._take_drawn(drawn, "Sequential.draw_parameters", flatten=self._flat is None)
 
     def _take_drawn(self, drawn: list, where: str, flatten=True):
         """Swap in each layer's ``drawn_arrays`` (None: kept), then keep every parameter flat
         (``flatten``); shared memory is refused and the flat buffers made before any layer changes."""
         params = [layer.params if arrays is None or arrays["parameter"] is None and layer.parameters_drawn
-                  else arrays["parameter"] for layer, arrays in zip(self.layers, drawn)]
+                  else arrays["parameter"] for layer, arrays in zip(self._layers(), drawn)]
         flat = None
         if flatten and all(p is not None for p in params):
             grads = [layer.grads if arrays is None or arrays["parameter"] is None else arrays["gradient"]
-                     for layer, arrays in zip(self.layers, drawn)]
-            refuse_shared_memory(_entries(self.layers, params, grads), where)
+                     for layer, arrays in zip(self._layers(), drawn)]
+            refuse_shared_memory(_entries(self._layers(), params, grads), where)
             flat = self._flat_views(params)
-            for layer, p, (views, _) in zip(self.layers, params, flat[1]):
+            for layer, p, (views, _) in zip(self._layers(), params, flat[1]):
                 for name, view in views.items():
                     check_replacement(layer, "parameter", p, name, view)  # what keep_parameters_in checks
-        for layer, arrays in zip(self.layers, drawn):
+        for layer, arrays in zip(self._layers(), drawn):
             if arrays is not None:
                 layer._take_drawn(arrays)
         return self if flat is None else self._keep_flat(*flat)
@@ -157,10 +170,10 @@ class ModelState:
         ``parameters()``, each array a view of it (values kept): what lets an optimizer update
         them all in one kernel launch (``flat``). Done when parameters are drawn, moved or
         loaded; a no-op while some layer has not drawn its parameters yet. Returns self."""
-        if not all(layer.parameters_drawn for layer in self.layers):
+        if not all(layer.parameters_drawn for layer in self._layers()):
             return self
         refuse_shared_memory(self._memory(), "Sequential.flatten_")  # a copy each would untie them
-        return self._keep_flat(*self._flat_views([layer.params for layer in self.layers]))
+        return self._keep_flat(*self._flat_views([layer.params for layer in self._layers()]))
 
     def _flat_views(self, params: list) -> tuple:
         """``((parameters, gradients), views)``: two new flat buffers for the layers' ``params``
@@ -180,7 +193,7 @@ class ModelState:
 
     def _keep_flat(self, flat, views):
         """Make ``_flat_views`` output the layers' parameters and gradients (values copied in)."""
-        for layer, (params, grads) in zip(self.layers, views):
+        for layer, (params, grads) in zip(self._layers(), views):
             layer.keep_parameters_in(params)
             layer.keep_gradients_in(grads)
         self._flat = flat

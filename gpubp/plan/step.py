@@ -59,7 +59,7 @@ def plan_problem(model) -> str | None:
         return f"a {type(model).__name__} is not a plain gpubp Sequential"
     if not model.layers:
         return "the model has no layers"
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model._layers()):  # junk put in since the model was made: refused, naming it
         if not (takes_out(layer.forward) and takes_out(layer.backward)):
             return f"layer {i} ({layer!r}) takes no output buffers (out=)"
     return None
