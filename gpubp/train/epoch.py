@@ -155,7 +155,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     ``steps`` (``interrupts.Steps``) marks each step running, so a Ctrl-C waits for its end.
     ``targets`` (``inputs.CheckedTargets``) checks the targets again when a callback changed the layers."""
     data = backend_of(X)
-    total, correct, steps = LossRecord(data, -(-X.shape[0] // batch_size)), 0.0, steps or Steps()
+    total, correct, steps = LossRecord(data, -(-X.shape[0] // batch_size), loss), 0.0, steps or Steps()
     for step, (idx, global_n, first_row) in enumerate(_batches(data, X.shape[0], batch_size, shuffle, seed,
                                                                  epoch, comm)):
         steps.running = True  # from zero_grad to the update: a Ctrl-C now is raised by steps.end()
@@ -177,10 +177,10 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
             graphed = plan.graph if plan is not None else None  # the whole step, update included
             if passed is not None:
                 Xb, yb, out, value = passed
+                total.add(step, value, Xb.shape[0])  # stays on the device: no sync per batch
                 if first is not None and step == 0:
                     _refuse_nonfinite_first_loss(model, loss, optimizer, Xb, yb, out, value, first, epoch)
                 _call(callbacks, "on_batch_end", step, model, value)
-                total.add(step, value, Xb.shape[0])  # stays on the device: no sync per batch
                 if history.metric_name:
                     correct = correct + _n_correct(loss, out, yb)
         if comm is not None:  # the global-batch mean gradient on every rank

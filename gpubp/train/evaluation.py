@@ -76,7 +76,7 @@ def _evaluate(model, loss, X, y, batch_size, what, names=("X", "y")):
     """Mean loss and metric over (X, y) in eval mode (Dropout off, BatchNorm's running statistics);
     a loss that is not finite is refused with its cause (NumericalError), never returned."""
     n, batches = X.shape[0], eval_batches(X.shape[0], batch_size)
-    total, correct = LossRecord(model.backend, len(batches)), 0.0
+    total, correct = LossRecord(model.backend, len(batches), loss), 0.0
     with _mode(model, False):
         for step, (lo, hi) in enumerate(batches):
             out = model.forward(X[lo:hi])

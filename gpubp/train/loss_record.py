@@ -7,24 +7,32 @@ from __future__ import annotations
 import numpy as np
 
 from .._compat import to_host
+from ..errors import ShapeError
 
 
 class LossRecord:
     """L_s, the mean loss of step s over its n_s samples (a 0-d array in the model's dtype), kept in
     float64 on the device: ``float(record)`` is sum_s n_s L_s (a long float32 epoch's sum is not
     rounded to float32 as it grows), ``first_nonfinite()`` the first step whose L_s is NaN/Inf.
-    A step that adds nothing (a rank holding no sample of it) counts 0 samples of loss 0."""
+    A step that adds nothing (a rank holding no sample of it) counts 0 samples of loss 0.
+    ``loss`` is the loss whose values these are (named where one is not a mean: a loss of one's own)."""
 
-    __slots__ = ("values", "counts", "_host")
+    __slots__ = ("values", "counts", "loss", "_host")
 
-    def __init__(self, backend, steps: int):
+    def __init__(self, backend, steps: int, loss):
         with backend.activate():
             self.values = backend.zeros(steps, np.float64)
         self.counts = np.zeros(steps)  # n_s, on the host
-        self._host = None
+        self.loss, self._host = loss, None
 
     def add(self, step: int, value, n: int) -> None:
-        """Step ``step``'s mean loss ``value`` over ``n`` samples: one copy on the device."""
+        """Step ``step``'s mean loss ``value`` over ``n`` samples: one copy on the device. A value that
+        is not one number (per-sample losses, say) is refused, naming the loss."""
+        shape = getattr(value, "shape", ())
+        if shape != ():
+            raise ShapeError(f"{type(self.loss).__name__}.forward returned an array of shape {tuple(shape)}, not the "
+                             f"batch's mean loss: a loss's forward returns one number, a 0-d array (e.g. "
+                             f"losses.mean() of per-sample losses)")
         self.values[step] = value
         self.counts[step] = n
         self._host = None

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import gpubp
-from gpubp.errors import NumericalError
+from gpubp.errors import NumericalError, ShapeError
+from gpubp.losses import MSE, Loss
 from gpubp.train.loss_record import LossRecord
 from gpubp.train.nonfinite_origin import nonfinite_origin, origin_words
 
@@ -25,7 +26,7 @@ class Ranks:
 
 def test_the_sum_weighs_each_steps_mean_by_its_samples_in_float64(backend):
     losses, counts = [0.1, 1e-9, 7.25, 3.0], [32, 32, 32, 5]
-    record = LossRecord(backend, 5)  # step 4: the rank held no sample
+    record = LossRecord(backend, 5, MSE())  # step 4: the rank held no sample
     for step, (value, n) in enumerate(zip(losses, counts)):
         record.add(step, backend.asarray(np.array(value)), n)
     in_dtype = [float(np.array(v, backend.dtype)) for v in losses]  # each L_s as the model computed it
@@ -34,7 +35,7 @@ def test_the_sum_weighs_each_steps_mean_by_its_samples_in_float64(backend):
 
 
 def test_the_first_step_whose_loss_is_not_finite(backend):
-    record = LossRecord(backend, 5)
+    record = LossRecord(backend, 5, MSE())
     for step, value in enumerate([1.0, 2.0, np.inf, np.nan]):
         record.add(step, backend.asarray(np.array(value)), 8)
     assert record.first_nonfinite() == 2
@@ -43,7 +44,7 @@ def test_the_first_step_whose_loss_is_not_finite(backend):
 
 
 def test_the_earliest_step_over_the_ranks_names_its_rank(backend):
-    record = LossRecord(backend, 3)
+    record = LossRecord(backend, 3, MSE())
     record.add(2, backend.asarray(np.array(np.nan)), 4)
     # the other two ranks: rank 0 first not finite at step 1 (1 + 1), rank 2 finite throughout (0)
     words = nonfinite_origin(record, Ranks(1, 3, [[2, 0, 0], [0, 0, 0]]), epoch=0)
@@ -80,3 +81,30 @@ def test_fit_names_the_step_where_the_loss_first_overflowed(plan):
     assert str(err.value).startswith("training loss became inf in epoch 1; it was first not finite at epoch 1, "
                                      "step 2; parameters and optimizer state were restored"), str(err.value)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters().values()))
+
+
+class PerSample(Loss):
+    """A loss of one's own that forgets the mean: |Y - T| per sample."""
+
+    def forward(self, Y, T):
+        self.d = Y - T
+        return abs(self.d).mean(axis=1)
+
+    def backward(self, out=None):
+        return (self.d > 0) * 2.0 - 1.0
+
+
+@pytest.mark.parametrize("plan", [True, False])
+def test_a_loss_of_ones_own_returning_per_sample_losses_is_refused_by_name(plan):
+    """Was: TypeError 'only 0-dimensional arrays can be converted to Python scalars' from fit's
+    first-step check, and from evaluate's sum."""
+    X = np.random.default_rng(0).standard_normal((12, 3))
+    y = np.random.default_rng(1).standard_normal((12, 2))
+    model = gpubp.mlp(3, [5], 2, "relu", "cpu", "float64", seed=0)
+    before = [p.copy() for p in model.parameters().values()]
+    words = r"PerSample.forward returned an array of shape \(4,\), not the batch's mean loss"
+    with pytest.raises(ShapeError, match=words):
+        gpubp.fit(model, X, y, loss=PerSample(), epochs=1, batch_size=4, progress=False, plan=plan)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters().values()))
+    with pytest.raises(ShapeError, match=words.replace("4", "12")):
+        gpubp.evaluate(model, X, y, loss=PerSample(), batch_size=12)
