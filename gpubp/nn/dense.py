@@ -13,17 +13,26 @@ from ..errors import InvalidValueError, ShapeError
 from ..initializers import addressable, checked_weight, get_initializer
 from .base import Layer
 from .arrays import FAILURES, core_error, shape_error
+from .windows import DEVICE_OPTION, torch_options
+
+TORCH_NAMES = {"in_features": "n_in", "out_features": "n_out"}  # PyTorch's Linear's names for gpubp's
 
 
 class Dense(Layer):
-    """Affine layer Y = X W + b with W of shape (n_in, n_out) (no b with ``bias=False``)."""
+    """Affine layer Y = X W + b with W of shape (n_in, n_out) (no b with ``bias=False``).
+
+    PyTorch's Linear's names are taken by keyword: in_features and out_features for n_in and
+    n_out, device and dtype at their defaults (None) only (give ``backend=``)."""
 
     capturable = True  # its products go through backend.matmul, gpubp's GEMM in a capture
     backward_reads = ("X",)  # dW = X^T delta; Y is not read
 
     n_in, n_out, init, bias = (_checks.Fixed() for _ in range(4))  # the configuration: set once
 
-    def __init__(self, n_in: int, n_out: int, init="xavier_uniform", seed=None, backend=None, bias=True):
+    def __init__(self, n_in: int = None, n_out: int = None, init="xavier_uniform", seed=None, backend=None, bias=True,
+                 **options):
+        n_in, n_out = _torch_names(n_in, n_out, options)
+        torch_options("Dense", options, {"device": DEVICE_OPTION, "dtype": DEVICE_OPTION})
         super().__init__(backend)
         for name, value in (("n_in", n_in), ("n_out", n_out)):
             _checks.integer(f"Dense {name}", value)
@@ -130,3 +139,19 @@ class Dense(Layer):
                 return backend.matmul(dY, self.params["W"].T, out=out)  # dX = delta W^T
             except FAILURES as exc:
                 raise core_error(self, "backward", exc, dY=dY, W=self.params["W"], out=out) from None
+
+
+def _torch_names(n_in, n_out, options) -> tuple:
+    """(n_in, n_out), either given by PyTorch's name (``Dense(in_features=784, out_features=10)``, taken out
+    of ``options``); both names of one size, or none, refused naming them."""
+    sizes = {"n_in": n_in, "n_out": n_out}
+    for torch_name, name in TORCH_NAMES.items():
+        if torch_name in options:
+            if sizes[name] is not None:
+                raise InvalidValueError(f"Dense: {name} and {torch_name} (PyTorch's name) are one argument, given twice")
+            sizes[name] = options.pop(torch_name)
+    missing = [name for name, size in sizes.items() if size is None]
+    if missing:
+        raise InvalidValueError(f"Dense needs {' and '.join(missing)}, the input and output widths: Dense(n_in, n_out) "
+                                f"(PyTorch's in_features, out_features)")
+    return sizes["n_in"], sizes["n_out"]
