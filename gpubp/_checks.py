@@ -106,6 +106,9 @@ def writable_target(name, path, create_parents=False) -> str:
             target = os.path.realpath(path)
         except OSError as exc:  # a loop
             raise InvalidValueError(f"{name}: {path} is a link that leads to no file ({exc.strerror})") from None
+        if os.path.exists(path) and not os.path.lexists(target):  # /dev/stdout sent to a pipe: /proc/N/fd/pipe:[M]
+            raise InvalidValueError(f"{name}: {path} leads to {target}, a pipe, a socket or a deleted file (output "
+                                    f"sent to another program?), not a file to write; give the path of a file")
         name, path = f"{name} {path} (a link to {target})", target
     if os.path.isdir(path):
         raise InvalidValueError(f"{name}: {path} is a folder; give a file name inside it")
