@@ -149,6 +149,10 @@ class Identity(ShapeKeeping):
     backward_reads = ()  # dX = dY; X only for its shape
     X = None  # the last input, for its shape: dY must have it
 
+    def __init__(self, backend=None, **options):
+        torch_options("Identity", options, {})  # PyTorch's Identity ignores any; gpubp's names them
+        super().__init__(backend)
+
     def forward(self, X, out=None):
         self.backend.check_array(X, "Identity input")
         self.X = X

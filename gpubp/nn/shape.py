@@ -5,6 +5,7 @@ from .. import _checks
 from ..errors import InvalidValueError, ShapeError
 from .arrays import FAILURES, core_error, into, shape_error
 from .base import Layer
+from .windows import torch_options
 
 class Flatten(Layer):
     """Y = X with dims start_dim..end_dim merged into one (PyTorch's nn.Flatten: by default
@@ -13,7 +14,8 @@ class Flatten(Layer):
     capturable = True  # a copy into the plan's buffer: nothing allocated
     start_dim, end_dim = _checks.Fixed(), _checks.Fixed()  # set once
 
-    def __init__(self, start_dim: int = 1, end_dim: int = -1, backend=None):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1, backend=None, **options):
+        torch_options("Flatten", options, {})  # a keyword neither PyTorch's Flatten nor gpubp's takes
         super().__init__(backend)
         self.start_dim, self.end_dim = (_checks.integer(f"Flatten {name}", dim)
                                         for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)))
