@@ -9,6 +9,9 @@ step, so a planned step allocates none.
 from __future__ import annotations
 
 import contextlib
+import numbers
+
+import numpy as np
 
 from .._checks import takes_out
 from ..backend import backend_of
@@ -23,7 +26,12 @@ SAME_WEIGHT = ((None,), "every class and sample weighs the same (weight=None)")
 class Loss:
     """Base class: remembers what ``backward`` needs from the last ``forward``. A loss takes the keyword
     arguments of PyTorch's same loss (``TORCH_OPTIONS``) at their default values only, so ported code
-    reads the same; another value is refused by name (``nn.windows.torch_options``, as the layers)."""
+    reads the same; another value is refused by name (``nn.windows.torch_options``, as the layers).
+
+    A loss of one's own subclasses it: ``forward(Y, T)`` returns the batch's mean loss, one number (a
+    0-d array), and ``backward()`` (or ``backward(out=None)``, writing ``out`` or returning a new array)
+    returns dL/dY, an array of Y's device, shape and dtype; fit and evaluate hold it to both
+    (``returned_value``, ``returned_gradient``)."""
 
     TORCH_OPTIONS: dict = {}  # {name: (values meaning what this loss does, what it does)}
 
@@ -129,14 +137,16 @@ class Loss:
         def run():
             self.work = work
             try:
-                value = self.forward(Y, T)
+                value = returned_value(self, self.forward(Y, T))
                 if backward_out:
-                    self.backward(out=dY)
+                    given = self.backward(out=dY)
+                    if given is not dY:  # a backward that leaves ``out`` unused (was: dY left as it was)
+                        dY[...] = returned_gradient(self, given, Y)
                 else:
-                    dY[...] = self.backward()
+                    dY[...] = returned_gradient(self, self.backward(), Y)
             finally:
                 self.work = None
-            return value
+            return value if hasattr(value, "shape") else backend_of(Y).xp.asarray(value, dtype=Y.dtype)
         return run
 
     def _saved(self, name, out=None):
@@ -147,3 +157,36 @@ class Loss:
         saved = getattr(self, name)
         check_out(self.backend, out, saved.shape, f"{type(self).__name__}.backward out", "predictions, as dL/dY")
         return saved
+
+
+def returned_value(loss, value):
+    """``value`` when it is what a loss's forward returns, the batch's mean loss as one real number (a
+    0-d array, or a number); else a ShapeError or DTypeError naming ``loss`` (a loss of one's own)."""
+    name, shape = f"{type(loss).__name__}.forward", getattr(value, "shape", None)
+    if shape is None and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return value
+    if shape is None:
+        raise DTypeError(f"{name} returned a {type(value).__name__}, not the batch's mean loss: a loss's forward "
+                         f"returns one number, a 0-d array")
+    if tuple(shape) != ():
+        raise ShapeError(f"{name} returned an array of shape {tuple(shape)}, not the batch's mean loss: a loss's "
+                         f"forward returns one number, a 0-d array (e.g. losses.mean() of per-sample losses)")
+    if np.dtype(value.dtype).kind not in "fiu":
+        raise DTypeError(f"{name} returned a 0-d array of {value.dtype}, not a real number")
+    return value
+
+
+def returned_gradient(loss, dY, Y):
+    """``dY`` when it is what a loss's backward returns for the predictions ``Y``: dL/dY, an array on
+    Y's device of Y's shape and dtype; else a DeviceError, ShapeError or DTypeError naming ``loss``."""
+    name, backend = f"{type(loss).__name__}.backward", backend_of(Y)
+    if not backend.is_own(dY):
+        raise DeviceError(f"{name} returned a {type(dY).__name__}, not dL/dY as an array on {backend.device} (of "
+                          f"the predictions' shape {tuple(Y.shape)})")
+    if dY.shape != Y.shape:
+        raise ShapeError(f"{name} returned dL/dY of shape {tuple(dY.shape)}, the predictions have shape "
+                         f"{tuple(Y.shape)}")
+    if dY.dtype != Y.dtype:
+        raise DTypeError(f"{name} returned dL/dY of dtype {dY.dtype}, the predictions are {Y.dtype}; return "
+                         f"it in theirs")
+    return dY

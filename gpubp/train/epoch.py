@@ -16,6 +16,7 @@ import numpy as np
 from .. import _checks
 from ..backend import backend_of
 from ..errors import GpubpWarning, InvalidValueError, NumericalError, StateError
+from ..losses.base import returned_gradient
 from ..nn.share import BatchShare
 from ..plan import PlanCache
 from .evaluation import _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
@@ -258,7 +259,7 @@ def _forward_backward(model, loss, X, y, idx, weight, plan):
     Xb, yb = X[idx], y[idx]
     out = model.forward(Xb)
     value = loss.forward(out, yb)
-    dY = loss.backward()
+    dY = returned_gradient(loss, loss.backward(), out)  # a loss of one's own: dL/dY named as its, not a layer's
     if weight != 1:
         dY *= model.backend.dtype.type(weight)
     model.backward(dY, input_grad=False)

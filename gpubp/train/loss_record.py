@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._compat import to_host
-from ..errors import ShapeError
+from ..losses.base import returned_value
 
 
 class LossRecord:
@@ -27,13 +27,8 @@ class LossRecord:
 
     def add(self, step: int, value, n: int) -> None:
         """Step ``step``'s mean loss ``value`` over ``n`` samples: one copy on the device. A value that
-        is not one number (per-sample losses, say) is refused, naming the loss."""
-        shape = getattr(value, "shape", ())
-        if shape != ():
-            raise ShapeError(f"{type(self.loss).__name__}.forward returned an array of shape {tuple(shape)}, not the "
-                             f"batch's mean loss: a loss's forward returns one number, a 0-d array (e.g. "
-                             f"losses.mean() of per-sample losses)")
-        self.values[step] = value
+        is not one number (per-sample losses, say) is refused, naming the loss (``returned_value``)."""
+        self.values[step] = returned_value(self.loss, value)
         self.counts[step] = n
         self._host = None
 
