@@ -30,7 +30,7 @@ from ..errors import CheckpointError, GpubpError, InvalidValueError, NumericalEr
 from ..network import Sequential
 from ..optim import Optimizer, optimizer_from_state
 from ..optim.state import checked_state
-from .archive import FORMAT, Archive, inventory_problem, read_meta, user_path
+from .archive import FORMAT, Archive, inventory_problem, read_meta, user_path, written_by
 from .atomic import write_atomically
 
 KEPT = "the file already there, if any, is kept"  # how save's refusals after the path's checks end
@@ -199,7 +199,7 @@ def load(path, backend=None, dtype=None) -> Checkpoint:
         try:
             model = Sequential.from_config(meta["architecture"], backend, seed=None)
         except (GpubpError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise CheckpointError(f"{archive.path}: the architecture cannot be built: {exc}") from None
+            raise CheckpointError(f"{archive.path}: the architecture cannot be built: {exc}{written_by(meta)}") from None
         return _restore(archive, meta, model)
 
 
@@ -233,7 +233,8 @@ def _restore(archive, meta, model) -> Checkpoint:
     slots, t = _saved_slots(meta, model, archive.path) if "optimizer" in meta else ((), 0)
     problem = inventory_problem(archive.headers, *_expected(model, slots, t), meta["dtype"])
     if problem:
-        raise CheckpointError(f"{archive.path}: {problem}; the file is damaged, truncated or from another model")
+        raise CheckpointError(f"{archive.path}: {problem}; the file is damaged, truncated or from another model"
+                              f"{written_by(meta)}")
     arrays = {key: archive.read(key) for key in archive.headers if key != "__meta__"}
     shapes, buffers = model.parameter_shapes(), model.buffers()
     bad = {k: int(a.size - np.count_nonzero(np.isfinite(a))) for k, a in arrays.items()}
@@ -256,7 +257,8 @@ def _restore(archive, meta, model) -> Checkpoint:
         except (ValueError, TypeError, KeyError) as exc:
             if isinstance(exc, GpubpError) and not isinstance(exc, InvalidValueError):
                 raise
-            raise CheckpointError(f"{archive.path}: the saved optimizer cannot be rebuilt ({exc})") from None
+            raise CheckpointError(f"{archive.path}: the saved optimizer cannot be rebuilt ({exc}){written_by(meta)}") \
+                from None
     before = {k: v.copy() for k, v in buffers.items()}
     try:  # the buffers first: a layer may still refuse their values (a negative variance, step)
         model.load_buffers({k: arrays[f"buffer/{k}"] for k in buffers})
@@ -275,7 +277,7 @@ def _saved_slots(meta, model, path):
         t = _checks.integer("t", opt["t"], 0)
         probe = optimizer_from_state({**opt, "state": {}}, model.backend)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: the saved optimizer is unreadable ({exc})") from None
+        raise CheckpointError(f"{path}: the saved optimizer is unreadable ({exc}){written_by(meta)}") from None
     return tuple(probe.slots), t
 
 

@@ -7,12 +7,14 @@ import contextlib
 import json
 import math
 import os
+import re
 import struct
 import zipfile
 import zlib
 
 import numpy as np
 
+from .._version import __version__
 from ..errors import CheckpointError, GpubpError
 from .atomic import clear_stale
 
@@ -46,15 +48,33 @@ def read_meta(archive) -> dict:
         raise CheckpointError(f"{path}: unreadable metadata ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
-        raise CheckpointError(f"{path}: unsupported checkpoint format {found!r}, expected {FORMAT}")
+        raise CheckpointError(f"{path}: unsupported checkpoint format {found!r}, expected {FORMAT}{written_by(meta)}")
     if not isinstance(meta.get("architecture"), list) or not all(isinstance(c, dict) for c in meta["architecture"]):
-        raise CheckpointError(f"{path}: the metadata holds no architecture (a list of layer configs)")
+        raise CheckpointError(f"{path}: the metadata holds no architecture (a list of layer configs)"
+                              f"{written_by(meta)}")
     if meta.get("dtype") not in ("float32", "float64"):
-        raise CheckpointError(f"{path}: the metadata says dtype {meta.get('dtype')!r}, expected float32 or float64")
+        raise CheckpointError(f"{path}: the metadata says dtype {meta.get('dtype')!r}, expected float32 or float64"
+                              f"{written_by(meta)}")
     for key in ("optimizer", "extra"):
         if key in meta and not isinstance(meta[key], dict):
             raise CheckpointError(f"{path}: the {key} metadata is not a dict")
     return meta
+
+
+def written_by(meta) -> str:
+    """For a refusal of a checkpoint another gpubp wrote: which one, and that a newer one's may hold what
+    this one cannot read (else a file of a later version reads as damaged); "" for this version's."""
+    version = meta.get("gpubp") if isinstance(meta, dict) else None
+    if not isinstance(version, str) or version == __version__:
+        return ""
+    if _release(version) > _release(__version__):
+        return f" (written by gpubp {version:.40}, newer than this gpubp {__version__}: read it with that version)"
+    return f" (written by gpubp {version:.40}; this is gpubp {__version__})"
+
+
+def _release(version) -> tuple:
+    """The release numbers of a version string: "1.10.0rc1" -> (1, 10, 0)."""
+    return tuple(int(n) for n in re.findall(r"\d+", re.split(r"[^\d.]", version, maxsplit=1)[0]))
 
 
 def inventory_problem(headers, required, optional, dtypes, dtype) -> str | None:
