@@ -130,10 +130,13 @@ class StepPlan(PlanBuffers):
 
     def gather(self, X, y, idx):
         """Copy the samples ``idx`` of the whole arrays ``X``, ``y`` into the plan's batch
-        buffers (no new array); returns them. ``idx`` holds one integer index per row of the plan's
-        batch; the indices are trusted to lie in range (fit draws them; checking would sync the device)."""
+        buffers (no new array); returns them. ``X`` and ``y`` hold as many samples (checked: no sync).
+        ``idx`` holds one integer index per row of the plan's batch; the indices are trusted to lie in
+        range (fit draws them; checking their values would sync the device)."""
         self._check(X, self.X, "X", any_rows=True)
         self._check(y, self.y, "y", any_rows=True)
+        if len(X) != len(y):  # the indices would read past y's (or X's) end: rows clipped or wrapped, silently
+            raise ShapeError(f"StepPlan.gather: X has {len(X)} samples and y {len(y)}; give one target per sample")
         rows = self.X.shape[0]
         if getattr(idx, "dtype", np.dtype(object)).kind not in "iu" or getattr(idx, "shape", None) != (rows,):
             raise ShapeError(f"StepPlan.gather: idx must be {rows} integer indices on {self.backend.device}, "
