@@ -18,10 +18,13 @@ def read_npz(path, features, require_target):
         if not isinstance(archive, np.lib.npyio.NpzFile):  # one .npy array under an .npz name
             raise ValueError(f"it holds a single {type(archive).__name__}, not named arrays")
         with archive:
-            arrays = {k: archive[k] for k in archive.files}
+            arrays = {k: _array(archive, k, path) for k in archive.files}
+        arrays = {k: a for k, a in arrays.items() if a is not None}  # pickles beside X and y: not read
         damaged = sorted(k for k, a in arrays.items() if not isinstance(a, np.ndarray))  # raw bytes: no .npy
         if damaged:
             raise ValueError(f"{damaged} not stored as .npy arrays")
+    except InvalidValueError:
+        raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:  # damaged files
         raise InvalidValueError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from None
     if "__meta__" in arrays and "X" not in arrays:  # the listing of every parameter and slot says nothing
@@ -51,3 +54,19 @@ def read_npz(path, features, require_target):
         raise ShapeError(f"{path}: X has {len(X)} samples but y has {len(y)}")
     raw = None if y is None else ([(i, str(v)) for i, v in enumerate(y.tolist())] if y.ndim == 1 else y)
     return X, raw, list(features or names), "y" if y is not None else None
+
+
+def _array(archive, key, path):
+    """The array ``key`` of the open ``archive``; one of Python objects (a pickle, as pandas' ``.values`` of
+    text gives), which ``allow_pickle=False`` leaves unread, refused as X or y, naming how to save it, and
+    skipped (None) as another array (column names kept beside the data), which gpubp does not read."""
+    try:
+        return archive[key]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+    if key not in ("X", "y"):
+        return None
+    how = "numbers (X.astype(np.float64))" if key == "X" else "numbers or text (y.astype(str))"
+    raise InvalidValueError(f"{path}: the array {key!r} holds Python objects (dtype object, stored as a pickle, which "
+                            f"gpubp does not load: it can run code); save {key} as {how}")
