@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import DeviceError, InvalidValueError, ShapeError, StateError
 from ..nn import LAYERS, Layer
-from ..nn.base import defining_class
+from ..nn.base import defining_class, set_up
 
 
 def checked_layers(layers) -> list:
@@ -28,6 +28,7 @@ def checked_layers(layers) -> list:
             kind = type(layer).__name__
             raise InvalidValueError(f"Sequential: item {i} is {'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind} "
                                     f"({layer!r:.60}), not a gpubp layer")
+        set_up(layer, f"Sequential: item {i} ")
         same = [j for j, other in enumerate(layers[:i]) if other is layer]
         if same:  # its backward would read the input saved by its later use, and it would be updated twice
             raise InvalidValueError(f"Sequential: item {i} {layer!r} is the same layer object as item {same[0]}; "

@@ -66,6 +66,13 @@ class Layer(ParameterDraws, StoredArrays, LayerMoves):
     def __call__(self, X):
         return self.forward(X)
 
+    def __getattr__(self, name):
+        """Only for names not found (never on the path of a step): the state ``__init__`` sets, read on a
+        layer whose class's ``__init__`` never called ``super().__init__``, refused saying so (``set_up``)."""
+        if name in _SET_UP and "backend" not in vars(self):
+            set_up(self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def output_shape(self, shape):
         """The shape of the output for inputs of ``shape``, a ShapeError naming the layer when it
         cannot take them, or None when the layer cannot tell before it runs (a user's layer)."""
@@ -198,6 +205,21 @@ class ShapeKeeping(Layer, abstract=True):
 
     def output_form(self, form):
         return tuple(form)
+
+
+_SET_UP = ("_params", "_grads", "_grads_zero", "_grads_stale")  # what Layer.__init__ sets beside the backend
+
+
+def set_up(layer, where=""):
+    """``layer``, refused (``where``: who asks, e.g. "Sequential: item 1 ") unless ``Layer.__init__`` ran
+    on it: a class of one's own whose ``__init__`` never called ``super().__init__`` has no backend and no
+    parameter state, and would fail inside with Python's AttributeError ('Checked' object has no attribute
+    'dtype'). As PyTorch's Module, a Layer is set up by its base's ``__init__``."""
+    if "backend" not in vars(layer):
+        name = type(layer).__name__
+        raise InvalidValueError(f"{where}{name} was never set up as a gpubp Layer: {name}.__init__ must call "
+                                f"super().__init__(backend) (or super().__init__()) before it sets anything")
+    return layer
 
 
 def defining_class(cls, name):

@@ -36,6 +36,7 @@ from ...losses import SoftmaxCrossEntropy, get_loss
 from ...network import Sequential
 from ...network.checks import check_gradients_written, check_returned
 from ...nn import Layer
+from ...nn.base import set_up
 from .differences import compare
 from .report import GradcheckReport, Kink, Row, finish
 
@@ -78,7 +79,7 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
     (so dL/dY = w: every output's gradient path is exercised with a different weight)."""
     raise_on_fail = _check_args("gradcheck_layer", eps, atol, rtol, max_samples_per_param, seed, dtype,
                                 raise_on_fail)
-    _checks.instance("gradcheck_layer: layer", layer, Layer, "for a model use gradcheck")
+    set_up(_checks.instance("gradcheck_layer: layer", layer, Layer, "for a model use gradcheck"), "gradcheck_layer: ")
     lay, backend = _copy(layer, layer.backend, dtype)
     (X,) = _inputs("gradcheck_layer", backend, layer.backend, X, names=("X",))
     start = _frozen(lay.buffers)
