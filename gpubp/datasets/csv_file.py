@@ -61,7 +61,7 @@ def _csv_rows(path) -> list:
     """``[(line, values)]`` of the rows holding a value, ``line`` the one each begins on in the
     file (blank rows are skipped, a quoted value may span lines); a quote never closed is refused,
     not read as the rest of the file."""
-    reader = csv.reader(io.StringIO(_text(path), newline=""), strict=True)
+    reader = csv.reader(io.StringIO(_text(path), newline=""), strict=True, skipinitialspace=True)
     rows, line = [], 1
     try:
         for row in reader:

@@ -31,3 +31,15 @@ def test_a_header_with_numbers_among_its_names_is_still_a_header(tmp_path, text)
         assert "is not a number" in str(exc) and "not a header" not in str(exc)
         return
     assert len(table.y) == 2
+
+
+def test_a_quoted_value_after_a_space_is_read_without_its_quotes(tmp_path):
+    """`1, 2, "yes"` (a space after each comma, as people type CSV): the quotes were kept as part of the
+    value, so '"yes"' and 'yes' were two classes (four for a yes/no target), silently, and '"2"' was
+    refused as no number."""
+    path = tmp_path / "d.csv"
+    path.write_text('"a", "b", "label"\n1, "2", "yes"\n3, 4, "no"\n5, 6, no\n7, 8, yes\n')
+    table = load_table(path)
+    assert table.features == ["a", "b"] and table.target == "label"
+    assert table.classes == ["no", "yes"] and table.y.tolist() == [1, 0, 0, 1]
+    assert table.X.tolist() == [[1, 2], [3, 4], [5, 6], [7, 8]]
