@@ -7,13 +7,12 @@ from __future__ import annotations
 import contextlib
 import warnings
 
-import numpy as np
-
 from .. import _checks
 from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..nn import ACTIVATIONS, LAYERS, Dense, Layer, layer_from_config
 from ..nn.arrays import values
+from ..nn.moves import dtype_named
 from .checks import check_gradients_written, check_returned, checked_layers, config_of, gpubp_layer
 from .observers import observer_list, observers_of, tell
 from .state import ModelState, refuse_shared_memory
@@ -219,8 +218,9 @@ class Sequential(ModelState):
         first: the move would give each name a copy of its own.
         """
         current = self.__dict__.get("backend")  # None while the constructor runs
-        if dtype is None and current is not None and _a_dtype(backend):  # PyTorch's model.to(torch.float64)
-            backend, dtype = current.device, backend
+        named, dtype = dtype_named(backend), dtype_named(dtype, dtype)  # PyTorch's dtypes as NumPy's
+        if dtype is None and current is not None and named is not None:  # PyTorch's model.to(torch.float64)
+            backend, dtype = current.device, named
         if dtype is None and not isinstance(backend, Backend) and current is not None:
             dtype = None if parse_spec(default_device(check=True) if backend is None else backend)[1] else current.dtype
         new = get_backend(backend, dtype)
@@ -261,17 +261,6 @@ class Sequential(ModelState):
             Y = self.forward(values(self.backend, X, "Sequential.predict X"))
         self._predicted = True
         return Y
-
-
-def _a_dtype(x) -> bool:
-    """Whether ``x``, given where a device goes, names a dtype ('float64', np.float64) and no device."""
-    if x is None or isinstance(x, Backend):
-        return False
-    try:
-        np.dtype(x)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0) -> Sequential:

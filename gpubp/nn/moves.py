@@ -2,6 +2,8 @@
 per device converted and checked first, then swapped in, so a refusal leaves it as it was."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import Backend, default_device, get_backend, parse_spec
 from .arrays import values
 
@@ -9,14 +11,22 @@ from .arrays import values
 class LayerMoves:
     """``Layer.to`` and ``moved_arrays``: what a layer holds per device, on another backend."""
 
-    def to(self, backend):
+    def to(self, backend, dtype=None):
         """Move every array this layer holds per device (``moved_arrays``) to ``backend`` (Backend or
-        spec; None: the default device, as ``Sequential.to``); returns self. All or nothing: each is
-        converted and checked before any is swapped in, so a refusal (a value beyond the new dtype's
-        range, named) leaves the layer as it was. Parameters not drawn yet are drawn later, there."""
-        if not isinstance(backend, Backend):
-            device, dtype = parse_spec(default_device() if backend is None else backend)
-            backend = get_backend(device, dtype or self.backend.dtype)
+        spec; None: the default device; a dtype alone, PyTorch's ``layer.to(torch.float64)``: this
+        device in it; ``dtype`` re-types, as ``Sequential.to``); returns self. Without a dtype a spec
+        keeps the layer's. All or nothing: each is converted and checked before any is swapped in, so
+        a refusal (a value beyond the new dtype's range, named) leaves the layer as it was. Parameters
+        not drawn yet are drawn later, there."""
+        named, dtype = dtype_named(backend), dtype_named(dtype, dtype)
+        if named is not None and dtype is None:
+            backend, dtype = self.backend.device, named
+        if isinstance(backend, Backend):
+            backend = backend if dtype is None else get_backend(backend, dtype)
+        else:
+            device, spec_dtype = parse_spec(default_device() if backend is None else backend)
+            backend = get_backend(device if spec_dtype is None else f"{device}/{spec_dtype}",
+                                  dtype or (None if spec_dtype else self.backend.dtype))
         if backend != self.backend:
             self._take_moved(backend, self.moved_arrays(backend))
         return self
@@ -49,3 +59,17 @@ class LayerMoves:
             if hasattr(self, name):
                 setattr(self, name, None)
         self.__dict__.pop("_kept_work", None)  # work arrays on the old device (arrays.kept)
+
+
+def dtype_named(x, otherwise=None):
+    """The NumPy dtype ``x`` names where a device or a dtype goes ('float64', np.float64, or PyTorch's
+    torch.float64, as ported code writes ``model.to(torch.float64)``), else ``otherwise`` (a device, a
+    Backend, None: no dtype)."""
+    if x is None or isinstance(x, Backend):
+        return otherwise
+    if type(x).__module__ == "torch" and type(x).__name__ == "dtype":  # torch.float64: NumPy's float64
+        x = str(x).rpartition(".")[2]
+    try:
+        return np.dtype(x)
+    except (TypeError, ValueError):
+        return otherwise
