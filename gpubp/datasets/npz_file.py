@@ -8,12 +8,14 @@ import zlib
 import numpy as np
 
 from ..errors import InvalidValueError, ShapeError
+from .csv_file import FOREIGN, FOREIGN_FIX
 
 
 def read_npz(path, features, require_target):
     """``(X, raw, names, target)``: X as float64, ``raw`` y's labels as ``[(index, text)]`` (a 2-d y as
     the array itself; None when absent or not required), ``names`` x0, x1, ... and the target "y"."""
     try:
+        _is_npz(path)
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):  # one .npy array under an .npz name
             raise ValueError(f"it holds a single {type(archive).__name__}, not named arrays")
@@ -54,6 +56,38 @@ def read_npz(path, features, require_target):
         raise ShapeError(f"{path}: X has {len(X)} samples but y has {len(y)}")
     raw = None if y is None else ([(i, str(v)) for i, v in enumerate(y.tolist())] if y.ndim == 1 else y)
     return X, raw, list(features or names), "y" if y is not None else None
+
+
+def _is_npz(path):
+    """Refuse a file that is neither a zip (an .npz) nor one .npy array, saying what it is: NumPy reads
+    anything else as a pickle, and its refusal spoke of loading "pickled (object) data" unsafely."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith((b"PK", b"\x93NUMPY")):
+        return
+    foreign = next((what for magic, what in FOREIGN if head.startswith(magic)), None)
+    if not head:
+        what = "empty (0 bytes)"
+    elif foreign:
+        raise InvalidValueError(f"{path} is {foreign}, not an .npz: {FOREIGN_FIX}")
+    elif head.startswith(b"\x1f\x8b"):
+        what = "gzip-compressed (an .npz.gz? decompress it with gunzip and give the .npz)"
+    elif head.startswith(b"\x80"):
+        what = "a Python pickle, which gpubp does not load (it can run code)"
+    elif b"\x00" not in head and _text(head):
+        what = "text (a CSV under an .npz name? give it its .csv name)"
+    else:
+        what = f"not a zip archive, beginning with the bytes {head[:8]!r}"
+    raise InvalidValueError(f"{path} is {what}, so not an .npz of arrays X and y (np.savez(path, X=X, y=y) writes one)")
+
+
+def _text(head) -> bool:
+    """Whether the bytes ``head`` read as UTF-8 (a character cut where they end allowed)."""
+    try:
+        head.decode()
+    except UnicodeDecodeError as exc:
+        return exc.reason == "unexpected end of data" and len(head) == 512
+    return True
 
 
 def _array(archive, key, path):

@@ -85,7 +85,7 @@ def test_given_classes_are_matched_by_value_and_must_be_distinct(tmp_path):
 
 
 @pytest.mark.parametrize("content, words", [
-    (b"PK\x03\x04garbage", "cannot read"), (b"", "cannot read"),
+    (b"PK\x03\x04garbage", "cannot read"), (b"", r"is empty \(0 bytes\)"),
 ])
 def test_a_damaged_npz_is_named(tmp_path, content, words):
     (tmp_path / "d.npz").write_bytes(content)
