@@ -50,6 +50,7 @@ from ..losses import Loss, get_loss
 from ..network import Sequential, observers_of, tell
 from ..optim import get_optimizer
 from .buffers import PlanBuffers
+from .own_layers import held_to_returns
 
 
 def plan_problem(model) -> str | None:
@@ -121,7 +122,8 @@ class StepPlan(PlanBuffers):
         for i in range(len(layers) - 1, -1, -1):
             dX = self.deltas[i]
             passes = self.outputs[i] is None  # the layer returns its input, and dY as dX
-            forward, backward = layers[i].bind(inputs[i], self.outputs[i], dY, dX)
+            bound = layers[i].bind(inputs[i], self.outputs[i], dY, dX)  # a layer of one's own: held to its returns
+            forward, backward = held_to_returns(self.backend, layers[i], i, *bound, self.outputs[i], dX)
             fwd.append(forward)
             bwd.append(backward)
             self._seen[i][2:] = dY, dY if passes else dX
