@@ -42,7 +42,7 @@ class ModelState:
 
     def parameter_shapes(self) -> dict:
         """``{"i.name": shape}`` of every parameter, known without drawing any."""
-        return self._by_name(lambda layer: layer.parameter_shapes())
+        return {f"{i}.{k}": v for i, layer in enumerate(self._layers()) for k, v in layer.stated_shapes(f"{i}.").items()}
 
     def gradients(self) -> dict:
         """``{"i.name": array}`` of accumulated gradients, same keys as ``parameters()``."""
@@ -62,7 +62,7 @@ class ModelState:
         place where they exist; names, shapes and values (numbers, finite) are all checked before
         anything is written, and so is that no two names share memory (one's values would be lost)."""
         refuse_shared_memory(self._memory(), "Sequential.load_parameters")
-        checked = self._checked(arrays, "load_parameters", "parameters", lambda layer: layer.parameter_shapes(),
+        checked = self._checked(arrays, "load_parameters", "parameters", lambda layer: layer.stated_shapes(),
                                 lambda layer, share, i: layer.checked_parameters(share, f"{i}."))
         for layer, share in zip(self._layers(), checked):
             layer._write_parameters(share)

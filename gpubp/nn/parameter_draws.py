@@ -4,6 +4,8 @@ parameter), then swapped in; a user's own ``reset_parameters`` is run and undone
 swap every layer's draw in at once."""
 from __future__ import annotations
 
+import numbers
+
 from ..errors import InvalidValueError, ShapeError
 from .arrays import values
 
@@ -17,6 +19,27 @@ class ParameterDraws:
     def parameter_shapes(self) -> dict:
         """``{name: shape}`` of the parameters, known without drawing them."""
         return {}
+
+    def stated_shapes(self, prefix="") -> dict:
+        """``parameter_shapes()`` checked where gpubp reads it (a draw, a load, a model's or checkpoint's
+        ``parameter_shapes``): a dict of names (non-empty strings) to shapes (tuples of whole numbers >= 0;
+        () for a scalar), refused naming the layer (and ``prefix``-ed parameter) otherwise, as
+        ``{name: tuple of ints}``. (A layer of one's own writes it; gpubp's own always pass.)"""
+        shapes = self.parameter_shapes()
+        if not isinstance(shapes, dict):
+            raise InvalidValueError(f"{self!r}.parameter_shapes must return a dict {{name: shape}}, e.g. "
+                                    f"{{'W': (4, 3)}}, got {type(shapes).__name__} {shapes!r:.60}")
+        checked = {}
+        for name, shape in shapes.items():
+            if not isinstance(name, str) or not name:
+                raise InvalidValueError(f"{self!r}.parameter_shapes: a parameter's name is a non-empty string "
+                                        f"(it names the array in checkpoints), got {name!r:.40}")
+            dims = tuple(shape) if isinstance(shape, (tuple, list)) else None
+            if dims is None or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0 for d in dims):
+                raise ShapeError(f"{self!r}.parameter_shapes: parameter {prefix}{name} has shape {shape!r:.40}; "
+                                 f"a shape is a tuple of whole numbers >= 0, e.g. (4, 3), or () for a scalar")
+            checked[name] = tuple(int(d) for d in dims)
+        return checked
 
     def reset_parameters(self, rng):
         """Redraw parameters from the host RNG ``rng``: ``drawn_arrays(rng)`` swapped in (no-op for
@@ -53,7 +76,7 @@ class ParameterDraws:
         if not isinstance(drawn, dict):
             raise InvalidValueError(f"{self!r}.drawn_parameters must return a dict {{name: array}}, got "
                                     f"{type(drawn).__name__} {drawn!r:.60}")
-        shapes = self.parameter_shapes()
+        shapes = self.stated_shapes(prefix)
         if shapes and set(drawn) != set(shapes):
             raise ShapeError(f"{self!r}.drawn_parameters drew {sorted(drawn)}, but parameter_shapes says "
                              f"{sorted(shapes)}; draw each of them (override drawn_parameters(rng, prefix))")
@@ -104,7 +127,7 @@ class ParameterDraws:
     def reset_replaces(self) -> str:
         """What ``reset_parameters`` would replace that this layer already holds, in words ("" for
         nothing; a seeded ``Sequential`` warns naming it): its parameters, once drawn."""
-        return "parameters" if self.parameters_drawn and self.parameter_shapes() else ""
+        return "parameters" if self.parameters_drawn and self.stated_shapes() else ""
 
 
 def defines_own(cls, name) -> bool:

@@ -26,7 +26,7 @@ class StoredArrays:
         if not isinstance(arrays, dict):
             raise InvalidValueError(f"{self!r}: parameters are loaded from a dict {{name: array}}, "
                                     f"got a {type(arrays).__name__}")
-        checked = self._checked_arrays("parameter", arrays, self.parameter_shapes(), prefix)
+        checked = self._checked_arrays("parameter", arrays, self.stated_shapes(prefix), prefix)
         for name, a in checked.items():
             self.backend.check_finite(a, f"{self!r} parameter {prefix}{name}")
         return checked
