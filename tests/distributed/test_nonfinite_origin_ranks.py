@@ -8,7 +8,6 @@ import pytest
 from test_mpi_world import one_error, records
 
 from gpubp.distributed.sharding import shard_bounds
-from gpubp.train.nonfinite_origin import origin_words
 
 
 @pytest.mark.parametrize("plan", ["plan", "eager"])
@@ -28,14 +27,3 @@ def test_a_loss_that_overflows_on_every_rank_names_no_rank(tmp_path):
     assert kind == "NumericalError" and "it was first not finite at epoch 1, step 1 on every rank at once" in message
     assert "rank 0" not in message and "rank 1" not in message
 
-
-@pytest.mark.parametrize("firsts, words", [
-    ([-1, -1], ""),
-    ([-1, 4, 5], "at epoch 3, step 4 on rank 1 of 3 alone"),
-    ([7, 7, 8, -1], "at epoch 3, step 7 on ranks 0, 1 of 4 alone"),
-    ([2, 2], "at epoch 3, step 2 on every rank at once"),
-])
-def test_origin_words(firsts, words):
-    """The earliest step wins; ranks whose loss stayed finite (-1) are not at its origin."""
-    said = origin_words(firsts, epoch=2)
-    assert (words in said) if words else said == ""
