@@ -17,8 +17,8 @@ import numpy as np
 
 from .._checks import json_with_keys, output_path
 from ..backend import KERNELS, get_backend
-from ..checkpoint.atomic import write_atomically
-from ..errors import InvalidValueError
+from ..checkpoint.atomic import describe as reason, write_atomically
+from ..errors import GpubpError, InvalidValueError
 from ..tools.doctor import machine
 from .conv import LENET, QUICK_LENET, describe
 from .kernels import bench_kernels
@@ -262,6 +262,12 @@ def main(args) -> int:
                  graph=args.cuda_graph, progress=print_progress)
     print(table(result))
     if out:
-        write_atomically(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
+        text = json.dumps(result, indent=1)
+        try:
+            write_atomically(out, lambda f: f.write(text.encode()))
+        except (OSError, MemoryError) as exc:  # a full disk, a read-only mount (root passes the access check)
+            print(text)  # the measurements are not lost with the file
+            raise GpubpError(f"--json {args.json}: cannot write the results ({reason(exc)}); nothing was written "
+                             f"there (a file already there is kept): the JSON is printed above") from None
         print(f"\nwritten: {args.json}")
     return 0
