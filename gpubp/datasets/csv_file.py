@@ -12,7 +12,7 @@ import numpy as np
 
 from ..checkpoint.atomic import describe
 from ..errors import InvalidValueError, ShapeError
-from .targets import number
+from .targets import number, to_float
 
 
 FOREIGN = [(b"\x93NUMPY", "a single .npy array"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
@@ -160,7 +160,7 @@ def _target_column(path, header, target, features, require_target):
 
 def _is_number(text) -> bool:
     try:
-        float(text)
+        to_float(text)
     except ValueError:
         return False
     return True

@@ -67,6 +67,7 @@ def _sorted_labels(values) -> list:
 
 def _label_number(text):
     """A numeric label: an int when whole (exactly, however large), else a float; ValueError if text."""
+    _plain(text)
     try:
         return int(text)
     except ValueError:
@@ -84,15 +85,29 @@ def label_key(text) -> str:
 
 def _is_nonfinite(text) -> bool:
     try:
-        return not math.isfinite(float(text))
+        return not math.isfinite(to_float(text))
     except (ValueError, OverflowError):
         return False
+
+
+def to_float(text) -> float:
+    """``float(text)`` as a CSV's number: ValueError for Python's own spellings that no CSV means as one
+    (``_plain``)."""
+    return float(_plain(text))
+
+
+def _plain(text) -> str:
+    """``text``, ValueError if it holds "_": Python reads "2021_03" as 202103 and "1_0" as 10, where a CSV
+    holds a period or a label spelled so (a label would be answered as 10)."""
+    if "_" in text:
+        raise ValueError(f"{text!r} holds '_'")
+    return text
 
 
 def number(text, path, line, column) -> float:
     """A cell as a finite float, or a refusal naming the file, line and column."""
     try:
-        value = float(text)
+        value = to_float(text)
     except ValueError:
         raise InvalidValueError(f"{path}, {_where(path, line)}, column {column!r}: {text.strip()!r} is not "
                                 f"a number") from None

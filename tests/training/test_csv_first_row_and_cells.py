@@ -43,3 +43,14 @@ def test_a_quoted_value_after_a_space_is_read_without_its_quotes(tmp_path):
     assert table.features == ["a", "b"] and table.target == "label"
     assert table.classes == ["no", "yes"] and table.y.tolist() == [1, 0, 0, 1]
     assert table.X.tolist() == [[1, 2], [3, 4], [5, 6], [7, 8]]
+
+
+def test_a_value_with_an_underscore_is_text_not_a_python_number(tmp_path):
+    """Python reads "1_0" as 10 and "2021_03" as 202103: labels 1_0 and 2_0 were classes 10 and 20 (and
+    predicted as such), a period column 2021_03 the number 202103, silently."""
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,label\n1,2,1_0\n2,3,2_0\n3,4,1_0\n4,5,2_0\n")
+    assert load_table(path).classes == ["1_0", "2_0"]
+    path.write_text("a,period,label\n1,2021_03,0\n2,2021_04,1\n")
+    with pytest.raises(InvalidValueError, match="line 2, column 'period': '2021_03' is not a number"):
+        load_table(path)
