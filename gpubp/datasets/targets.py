@@ -4,6 +4,7 @@ cell as a finite number; every bad value named with its file, line (or index) an
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -110,10 +111,24 @@ def number(text, path, line, column) -> float:
         value = to_float(text)
     except ValueError:
         raise InvalidValueError(f"{path}, {_where(path, line)}, column {column!r}: {text.strip()!r} is not "
-                                f"a number") from None
+                                f"a number{_why_not(text.strip())}") from None
     if not math.isfinite(value):
         raise InvalidValueError(f"{path}, {_where(path, line)}, column {column!r}: {text.strip()!r} is not finite")
     return value
+
+
+def _why_not(text) -> str:
+    """What a cell that is no number may be, for the refusal: empty, a decimal comma, a thousands separator."""
+    if not text:
+        return " (the cell is empty: a missing value? fill it in or remove the row)"
+    plain, point = text.replace(",", ""), text.replace(",", ".")
+    if re.fullmatch(r"[+-]?\d{1,3}(,\d{3}){2,}", text):
+        return f" (thousands separators? write {plain})"
+    if re.fullmatch(r"[+-]?\d{1,3},\d{3}", text):  # 1,500: either
+        return f" (a thousands separator, or a decimal comma? write {plain} or {point})"
+    if re.fullmatch(r"[+-]?\d*,\d+", text):
+        return f" (a decimal comma? write {point})"
+    return ""
 
 
 def _where(path, line) -> str:

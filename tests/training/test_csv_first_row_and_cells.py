@@ -54,3 +54,18 @@ def test_a_value_with_an_underscore_is_text_not_a_python_number(tmp_path):
     path.write_text("a,period,label\n1,2021_03,0\n2,2021_04,1\n")
     with pytest.raises(InvalidValueError, match="line 2, column 'period': '2021_03' is not a number"):
         load_table(path)
+
+
+@pytest.mark.parametrize("cell, hint", [
+    ("", "(the cell is empty: a missing value? fill it in or remove the row)"),
+    ('"1,5"', "(a decimal comma? write 1.5)"),
+    ('"1,500"', "(a thousands separator, or a decimal comma? write 1500 or 1.500)"),
+    ('"1,500,000"', "(thousands separators? write 1500000)"),
+])
+def test_a_cell_that_is_no_number_says_what_it_may_be(tmp_path, cell, hint):
+    """Was: "'' is not a number", "'1,5' is not a number": the cause left to guess."""
+    path = tmp_path / "d.csv"
+    path.write_text(f"a,b,label\n{cell},2,0\n3,4,1\n")
+    with pytest.raises(InvalidValueError) as info:
+        load_table(path)
+    assert str(info.value).endswith(f"line 2, column 'a': {cell.strip(chr(34))!r} is not a number {hint}"), info.value
