@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _checks
 from ..datasets import Scaler
+from ..datasets.targets import label_key
 from ..errors import CheckpointError, GpubpError, GpubpWarning, InvalidValueError
 from ..losses import LOSSES
 from ..train import predict
@@ -49,6 +50,10 @@ def _checked_record(record) -> dict:
                                    not all(isinstance(v, kinds) and not isinstance(v, bool) for v in values)):
             raise InvalidValueError(f"{name} must be a list of {'column names' if name == 'features' else 'labels'} "
                                     f"or null, got {values!r:.60}")
+        keys = values and [label_key(str(v)) if name == "classes" else v for v in values]
+        if keys and len(set(keys)) != len(keys):  # a column read twice, or one label's outputs two
+            raise InvalidValueError(f"{name} {values!r:.80} name a {'column' if name == 'features' else 'class'} more "
+                                    f"than once")
     shape = record.get("shape")
     if shape is not None:
         if not isinstance(shape, list) or len(shape) not in (1, 3):

@@ -118,6 +118,9 @@ PREDICTED = [  # (model, edit, words): was a traceback, or predictions of a dama
     # was: the data blamed, 'DATA data.csv: the model reads 2 features per sample, the file holds 1 values'
     ("own", _set("extra", "data", "features", value=["a"]),
      r"features names 1 column\(s\) \['a'\], but shape \[2\] says 2 values per sample"),
+    # was: "features ['a', 'a'] name a column more than once", as if the data or the command had named them
+    ("own", _set("extra", "data", "features", value=["a", "a"]), r"features \['a', 'a'\] name a column more than once"),
+    ("own", _set("extra", "data", "classes", value=[1, "1.0"]), r"classes \[1, '1.0'\] name a class more than once"),
 ]
 
 
