@@ -163,6 +163,8 @@ def train(args, comm) -> int:
     print(f"model: {model}")
     print(f"data: {data.name}, {len(data.X)} training / {len(data.val[0]) if data.val else 0} validation / "
           f"{len(data.test[0]) if data.test else 0} test samples")
+    if data.info.get("target"):  # own data: what it learns, the default column too (price first, rooms last)
+        print(target_line(data.info, given=bool(args.target or saved)))
     lr, schedule = DEFAULTS[args.model]
     optimizer = (saved.optimizer if args.optimizer is None else get_optimizer(args.optimizer)) if saved \
         else get_optimizer(args.optimizer or "adam", lr=args.lr or lr)
@@ -201,6 +203,18 @@ def train(args, comm) -> int:
             raise GpubpError(f"--plot {args.plot}: {describe(exc)}; {kept}") from None
         print(f"plot: {plot}")
     return 130 if history.interrupted else 0
+
+
+def target_line(info, given) -> str:
+    """What a run on own data learns: its target column (said to be the default, the last column, unless
+    ``given``), and its classes or that it is a regression."""
+    npz = str(info.get("source", "")).lower().endswith(".npz")  # its target is its array y
+    how = "" if given or npz else " (the last column; --target COLUMN names another)"
+    classes = info.get("classes")
+    if not classes:
+        return f"target: {info['target']!r}{how}, real-valued (regression)"
+    shown = ", ".join(map(str, classes[:6])) + (", ..." if len(classes) > 6 else "")
+    return f"target: {info['target']!r}{how}, {len(classes)} classes: {shown}"
 
 
 def _unchanged(flag, path, meta):
