@@ -52,6 +52,9 @@ def read_npz(path, features, require_target):
     y = arrays.get("y") if require_target else None
     if y is not None and (y.ndim not in (1, 2) or y.dtype.kind not in "biufU"):
         raise ShapeError(f"{path}: y must hold one label or row of targets per sample, got {y.dtype} {y.shape}")
+    if y is not None and y.ndim == 2 and not y.shape[1]:  # was: "Scaler: 0 means but 0 stds", naming no file
+        raise ShapeError(f"{path}: y holds no target per sample (shape {y.shape}); give one label, or a row of "
+                         f"one or more targets, per sample")
     if y is not None and len(y) != len(X):
         raise ShapeError(f"{path}: X has {len(X)} samples but y has {len(y)}")
     raw = None if y is None else ([(i, str(v)) for i, v in enumerate(y.tolist())] if y.ndim == 1 else y)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gpubp.datasets import load_table
-from gpubp.errors import InvalidValueError
+from gpubp.errors import InvalidValueError, ShapeError
 
 X = np.random.default_rng(0).normal(size=(12, 3))
 LABELS = np.array(["cat", "dog"] * 6, dtype=object)
@@ -27,3 +27,11 @@ def test_an_array_of_objects_beside_x_and_y_is_not_read(tmp_path):
     np.savez(tmp_path / "d.npz", X=X, y=LABELS.astype(str), columns=np.array(["a", "b", None], dtype=object))
     table = load_table(tmp_path / "d.npz")
     assert table.classes == ["cat", "dog"] and table.X.shape == (12, 3)
+
+
+def test_a_y_of_no_target_per_sample_is_named(tmp_path):
+    """y of shape (N, 0): a regression was refused with "Scaler: 0 means but 0 stds", naming no file."""
+    np.savez(tmp_path / "d.npz", X=X, y=np.zeros((12, 0)))
+    for regression in (True, False):
+        with pytest.raises(ShapeError, match=r"d.npz: y holds no target per sample \(shape \(12, 0\)\)"):
+            load_table(tmp_path / "d.npz", regression=regression)
