@@ -26,6 +26,10 @@ def read_host(x) -> np.ndarray:
         return to_host(x)
     except ValueError as exc:  # ragged lists
         raise ShapeError(f"not a rectangular array ({exc})") from None
+    except (TypeError, RuntimeError) as exc:  # what refuses to be read: a PyTorch tensor that requires grad,
+        # on a GPU, sparse or bfloat16, each saying what it needs; the message names the object and passes it on
+        raise InvalidValueError(f"cannot read {describe(x)} as numbers ({type(exc).__name__}: {exc}); pass a "
+                                f"NumPy array") from None
 
 
 def real_numbers(host):

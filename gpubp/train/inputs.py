@@ -188,7 +188,7 @@ def _as_array(a, what, name):
         return np.asarray(a)
     except ValueError as exc:  # ragged lists
         raise ShapeError(f"{what}: {name} is not a rectangular array ({exc})") from None
-    except TypeError as exc:  # e.g. a tensor on a GPU
+    except (TypeError, RuntimeError) as exc:  # a tensor on a GPU (TypeError), one that requires grad (RuntimeError)
         raise DTypeError(f"{what}: {name} (a {type(a).__name__}) cannot be read as an array ({exc})") from None
 
 
