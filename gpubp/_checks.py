@@ -124,6 +124,20 @@ def writable_target(name, path, create_parents=False) -> str:
     return path
 
 
+def broken_link(path) -> str:
+    """For a refusal of ``path`` as missing: where it is a link that leads to no file, what it leads to
+    (a file that is not there, or a loop of links); else ""."""
+    if not os.path.islink(path):
+        return ""
+    try:
+        os.path.realpath(path, strict=True)
+    except FileNotFoundError:
+        return f" (a link to {os.readlink(path)}, which does not exist)"
+    except OSError:
+        return " (a link in a loop of links, leading to no file)"
+    return ""
+
+
 def output_path(name, path, ours, kind, overwrite=False, create_parents=False, allow=None) -> str:
     """The one rule of every file gpubp writes: ``writable_target(name, path)``, where a file already
     there is replaced only when it is empty, or a ``kind`` that gpubp wrote (``ours(path)`` is True:

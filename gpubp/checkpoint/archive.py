@@ -14,6 +14,7 @@ import zlib
 
 import numpy as np
 
+from .._checks import broken_link
 from .._version import __version__
 from ..errors import CheckpointError, GpubpError
 from .atomic import clear_stale
@@ -120,7 +121,7 @@ class Archive:
             raise CheckpointError(f"a checkpoint path must be a file path, got {path!r}")
         clear_stale(self.path)  # a lock file a killed writer left beside it, before it is named missing
         if not os.path.exists(self.path):
-            raise CheckpointError(f"no checkpoint at {self.path}")
+            raise CheckpointError(f"no checkpoint at {self.path}{broken_link(self.path)}")
         if os.path.isdir(self.path):
             raise CheckpointError(f"{self.path} is a folder, not a checkpoint file")
         if not os.path.isfile(self.path):  # reading a pipe would wait for a writer forever

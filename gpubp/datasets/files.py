@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import flag
+from .._checks import broken_link, flag
 from ..errors import InvalidValueError
 from .csv_file import read_csv
 from .npz_file import read_npz
@@ -74,7 +74,7 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
         raise InvalidValueError(f"data file {path} is a pipe or a device, not a file (process substitution, "
                                 f"/dev/stdin?); write it to a file and give that")
     if not path.is_file():
-        raise InvalidValueError(f"data file {path} does not exist")
+        raise InvalidValueError(f"data file {path} does not exist{broken_link(path)}")
     if path.suffix.lower() == ".npz":
         X, raw, names, target = read_npz(path, features, require_target)
     else:
