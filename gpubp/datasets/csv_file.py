@@ -28,6 +28,7 @@ def read_csv(path, target, features, require_target):
     if len(rows) < 2:
         raise InvalidValueError(f"{path}: expected a header row and at least one data row, "
                                 f"found {len(rows)} non-empty row(s)")
+    rows = _without_empty_margin(rows)
     header = [h.strip() for h in rows[0][1]]
     _check_header(path, header)
     for line, row in rows[1:]:
@@ -72,6 +73,18 @@ def _csv_rows(path) -> list:
         raise InvalidValueError(f"{path}, line {line}: not a CSV row ({exc}): a quote \" never closed, or text "
                                 f"after a closing one?") from None
     return rows
+
+
+def _without_empty_margin(rows) -> list:
+    """``rows`` without the empty cells a spreadsheet leaves right of its last named column (1,2,0,,, under
+    a,b,label, or a header a,b,label,, over columns with nothing in them): a row was refused for its
+    count of values, a column for its lack of a name. A cell with a value there is left to be refused."""
+    header = rows[0][1]
+    width = len(header)
+    while width > 1 and not header[width - 1].strip() and \
+            all(len(row) < width or not row[width - 1].strip() for _, row in rows[1:]):
+        width -= 1
+    return [(line, row[:width] if not "".join(row[width:]).strip() else row) for line, row in rows]
 
 
 def _text(path) -> str:

@@ -3,7 +3,7 @@
 import pytest
 
 from gpubp.datasets import load_table
-from gpubp.errors import InvalidValueError
+from gpubp.errors import InvalidValueError, ShapeError
 
 
 def test_a_csv_without_its_header_row_is_refused_not_read_a_sample_short(tmp_path):
@@ -69,3 +69,27 @@ def test_a_cell_that_is_no_number_says_what_it_may_be(tmp_path, cell, hint):
     with pytest.raises(InvalidValueError) as info:
         load_table(path)
     assert str(info.value).endswith(f"line 2, column 'a': {cell.strip(chr(34))!r} is not a number {hint}"), info.value
+
+
+@pytest.mark.parametrize("text", [
+    "a,b,label\n1,2,0,,\n3,4,1\n5,6,0,\n",  # empty cells after the last column (Excel's, once a cell there was used)
+    "a,b,label,,\n1,2,0,,\n3,4,1,,\n5,6,0\n",  # and a header over them with no names
+])
+def test_a_spreadsheets_empty_cells_right_of_the_table_are_not_columns(tmp_path, text):
+    """Was: "line 2: 5 values but the header has 3 columns", or "column(s) [4, 5] of the header have no name"."""
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    table = load_table(path)
+    assert table.features == ["a", "b"] and table.X.tolist() == [[1, 2], [3, 4], [5, 6]]
+    assert table.y.tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("a,b,label\n1,2,0,7\n3,4,1\n", "line 2: 4 values but the header has 3 columns"),  # a value there: refused
+    ("a,b,label,\n1,2,0,x\n3,4,1,\n", r"column\(s\) \[4\] of the header have no name"),
+])
+def test_a_value_right_of_the_table_is_still_refused(tmp_path, text, words):
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    with pytest.raises((InvalidValueError, ShapeError), match=words):
+        load_table(path)
