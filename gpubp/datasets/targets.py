@@ -10,6 +10,8 @@ import numpy as np
 
 from ..errors import InvalidValueError, ShapeError
 
+MISSING = {"na", "n/a", "#n/a", "null", "none", "?", "-", "missing", "<na>"}  # how files mark a missing value
+
 
 def float_targets(raw, path, target) -> np.ndarray:
     """Regression targets as float64: an .npz's array checked finite, or a CSV's cells as numbers."""
@@ -43,6 +45,7 @@ def encode_labels(raw, classes, path, target):
                                 f"{missing[1].strip()!r} is not finite; every sample needs a real label (remove the "
                                 f"row or fill it in)")
     if classes is None:
+        _missing_among_numbers(raw, path, target)
         classes = _sorted_labels({text for _, text in raw})
     if len(classes) < 2:
         raise InvalidValueError(f"{path}: column {target!r} has only one distinct value {classes}; "
@@ -55,6 +58,20 @@ def encode_labels(raw, classes, path, target):
                                     f"model's classes {classes}")
         y[k] = index[label_key(text)]
     return classes, y
+
+
+def _missing_among_numbers(raw, path, target):
+    """Refuse a label that marks a missing value ("NA", "?", "null", ...) among labels that are otherwise
+    numbers: it became a class of its own, learnt and predicted (text alone may hold "NA", North America)."""
+    marks = [(line, text.strip()) for line, text in raw if text.strip().lower() in MISSING]
+    if not marks:
+        return
+    rest = {text for _, text in raw if text.strip().lower() not in MISSING}
+    if rest and not any(isinstance(c, str) for c in _sorted_labels(rest)):
+        line, text = marks[0]
+        raise InvalidValueError(f"{path}, {_where(path, line)}, column {target!r}: the label {text!r} among numbers "
+                                f"marks a missing value ({len(marks)} such row(s)), which would be a class of its own; "
+                                f"every sample needs a real label (remove the rows or fill them in)")
 
 
 def _sorted_labels(values) -> list:
@@ -121,6 +138,8 @@ def _why_not(text) -> str:
     """What a cell that is no number may be, for the refusal: empty, a decimal comma, a thousands separator."""
     if not text:
         return " (the cell is empty: a missing value? fill it in or remove the row)"
+    if text.lower() in MISSING:
+        return " (it marks a missing value? fill it in or remove the row)"
     plain, point = text.replace(",", ""), text.replace(",", ".")
     if re.fullmatch(r"[+-]?\d{1,3}(,\d{3}){2,}", text):
         return f" (thousands separators? write {plain})"

@@ -1,5 +1,7 @@
 """load_table on CSVs a demanding user gives it: each input here was once read wrongly
 (a sample lost, a value misread) or refused without saying what was wrong."""
+import re
+
 import pytest
 
 from gpubp.datasets import load_table
@@ -93,3 +95,23 @@ def test_a_value_right_of_the_table_is_still_refused(tmp_path, text, words):
     path.write_text(text)
     with pytest.raises((InvalidValueError, ShapeError), match=words):
         load_table(path)
+
+
+@pytest.mark.parametrize("mark", ["NA", "?", "null", "N/A"])
+def test_a_missing_value_mark_among_numeric_labels_is_not_a_class(tmp_path, mark):
+    """UCI's files mark a missing value '?', R and pandas 'NA': among labels 0 and 1 it was a third class,
+    learnt and predicted, silently."""
+    path = tmp_path / "d.csv"
+    path.write_text(f"a,b,label\n1,2,0\n2,3,1\n3,4,{mark}\n4,5,0\n")
+    with pytest.raises(InvalidValueError, match=rf"line 4, column 'label': the label '{re.escape(mark)}' among numbers "
+                                                r"marks a missing value \(1 such row\(s\)\)"):
+        load_table(path)
+    path.write_text(f"a,b,label\n1,{mark},0\n2,3,1\n")
+    with pytest.raises(InvalidValueError, match=r"is not a number \(it marks a missing value\? fill it in"):
+        load_table(path)
+
+
+def test_na_among_text_labels_is_a_label(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,region\n1,2,EU\n2,3,NA\n3,4,EU\n")
+    assert load_table(path).classes == ["EU", "NA"]  # North America
