@@ -35,6 +35,10 @@ def read_csv(path, target, features, require_target):
         if len(row) != len(header):
             raise ShapeError(f"{path}, line {line}: {len(row)} values but the header has {len(header)} columns")
     _not_a_sample(path, header, rows[1:])
+    again = next((line for line, row in rows[1:] if [c.strip() for c in row] == header), None)
+    if again is not None:  # was: "line 52, column 'a': 'a' is not a number"
+        raise InvalidValueError(f"{path}, line {again}: the header row again (CSV files joined, each with its header?); "
+                                f"remove it")
     target = _target_column(path, header, None if target is None else target.strip(), features, require_target)
     names = list(features) if features is not None else [h for h in header if h != target]
     if target in names:  # the answer among the inputs: a model that learns nothing else

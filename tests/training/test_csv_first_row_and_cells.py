@@ -115,3 +115,11 @@ def test_na_among_text_labels_is_a_label(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("a,b,region\n1,2,EU\n2,3,NA\n3,4,EU\n")
     assert load_table(path).classes == ["EU", "NA"]  # North America
+
+
+def test_the_header_row_again_is_named_so(tmp_path):
+    """`cat a.csv b.csv > all.csv`: was "line 4, column 'a': 'a' is not a number"."""
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,label\n1,2,0\n2,3,1\na, b ,label\n3,4,0\n")
+    with pytest.raises(InvalidValueError, match=r"d.csv, line 4: the header row again \(CSV files joined"):
+        load_table(path)
