@@ -77,9 +77,10 @@ class Sequential(ModelState):
 
     _predicted = False  # the last forward was predict's: the layers hold its inputs, not a training batch's
     _inputs: dict = {}  # {i: input shape} of the user's layers in the last forward (their dX is of it)
+    _ran = None  # the layers the last forward ran through; () while one runs (or after one failed)
 
     def forward(self, X):
-        self._predicted = False
+        self._predicted, self._ran = False, ()
         if self._chain != self._chain_key(X):  # a new input shape, new layers, another mode or device
             self._check_chain(X)
         if self._flat is None:  # the flatten_ after this forward would untie arrays that share memory
@@ -95,6 +96,7 @@ class Sequential(ModelState):
                 X = Y
         if self._flat is None:  # parameters drawn on first use (seed=None): now one flat buffer each
             self.flatten_()
+        self._ran = list(self.layers)
         return X
 
     def _check_chain(self, X):
@@ -154,9 +156,10 @@ class Sequential(ModelState):
         if self._predicted:
             raise StateError("Sequential.backward after predict: the layers now hold predict's inputs (in eval "
                              "mode), so the gradients would be of that pass; run forward on the batch again")
+        layers = self._layers()  # junk put in since: named first
+        self._check_ran()
         observers = observers_of(self)
         with self.backend.activate():
-            layers = self._layers()
             for i in range(len(layers) - 1, -1, -1):
                 layer = layers[i]
                 if i == 0 and not input_grad and hasattr(layer, "backward_params"):
@@ -171,6 +174,20 @@ class Sequential(ModelState):
                 tell(observers, "backward", self, i, layer, dY, dX)
                 dY = dX
         return dY
+
+    def _check_ran(self):
+        """Refuse a backward whose forward did not finish, or ran through other layers than the model now
+        holds (one removed, inserted or replaced since): each layer's backward reads what its own last
+        forward saved, so the gradients would be of no pass that ran (a removed ReLU's mask left out, the
+        layers before a failed one holding the new batch, those after it the old)."""
+        ran = self._ran
+        if ran == ():
+            raise StateError("Sequential.backward after a forward that did not finish (it raised): the layers "
+                             "before the one that failed hold that batch, the others the one before; run forward again")
+        if ran is not None and ran != self.layers and ran != list(self.layers):
+            raise StateError(f"Sequential.backward: the model's layers changed since the last forward (it ran "
+                             f"through {len(ran)} layers, the model has {len(self.layers)}, not all the same "
+                             f"objects), so the gradients would be of no pass that ran; run forward again")
 
     def train(self, mode=True):
         """Training mode (``mode=True``, the default) or eval mode (False) for every layer; returns self.
