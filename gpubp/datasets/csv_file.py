@@ -51,7 +51,7 @@ def read_csv(path, target, features, require_target):
         npz = (": the model was trained on an .npz, whose X values these name in order; give it an .npz with X"
                if names == [f"x{i}" for i in range(len(names))] else "")
         raise InvalidValueError(f"{path}: the model needs the column(s) {_brief(missing)}, not in the header "
-                                f"{_brief(header)}{npz}")
+                                f"{_brief(header)}{npz}{_spelled(missing, header)}")
     cols = [header.index(n) for n in names]
     X = np.empty((len(rows) - 1, len(cols)))
     for i, (line, row) in enumerate(rows[1:]):
@@ -168,11 +168,22 @@ def _target_column(path, header, target, features, require_target):
             target = header[-1]
     if target is not None and target not in header:
         if require_target:
-            raise InvalidValueError(f"{path}: no column {target!r} to predict; the header has {_brief(header)}")
+            raise InvalidValueError(f"{path}: no column {target!r} to predict; the header has {_brief(header)}"
+                                    f"{_spelled([target], header)}")
         target = None
     if require_target and target is None:
         raise InvalidValueError(f"{path}: no target column (give --target COLUMN); the header has {_brief(header)}")
     return target
+
+
+def _spelled(names, header) -> str:
+    """For columns ``names`` not in ``header``: those it holds spelled in another case or with other
+    separators ('Price', 'price-k' for 'price_k'), said as what was meant; else ""."""
+    def key(name):
+        return "".join(c for c in name.casefold() if c.isalnum())
+    found = {key(h): h for h in header}
+    meant = [(n, found[key(n)]) for n in names if key(n) in found]
+    return "; spelled so in the file: " + ", ".join(f"{h!r} for {n!r}" for n, h in meant[:4]) if meant else ""
 
 
 def _is_number(text) -> bool:

@@ -123,3 +123,15 @@ def test_the_header_row_again_is_named_so(tmp_path):
     path.write_text("a,b,label\n1,2,0\n2,3,1\na, b ,label\n3,4,0\n")
     with pytest.raises(InvalidValueError, match=r"d.csv, line 4: the header row again \(CSV files joined"):
         load_table(path)
+
+
+def test_a_column_spelled_otherwise_in_the_file_is_named(tmp_path):
+    """Was: "no column 'Label' to predict; the header has [..., 'label']", the difference left to spot."""
+    path = tmp_path / "d.csv"
+    path.write_text("Area-m2,b,label\n1,2,0\n2,3,1\n")
+    with pytest.raises(InvalidValueError, match=r"no column 'Label' to predict; .*; spelled so in the file: 'label' "
+                                                r"for 'Label'$"):
+        load_table(path, target="Label")
+    with pytest.raises(InvalidValueError, match=r"needs the column\(s\) \['area_m2'\], .*; spelled so in the file: "
+                                                r"'Area-m2' for 'area_m2'$"):
+        load_table(path, features=["area_m2", "b"], require_target=False)
