@@ -87,6 +87,18 @@ def _own(args, regression, saved):
     return _shaped(data, scaler, targets)
 
 
+def target_line(info, given) -> str:
+    """What a run on own data learns: its target column (said to be the default, the last column, unless
+    ``given``), and its classes or that it is a regression."""
+    npz = str(info.get("source", "")).lower().endswith(".npz")  # its target is its array y
+    how = "" if given or npz else " (the last column; --target COLUMN names another)"
+    classes = info.get("classes")
+    if not classes:
+        return f"target: {info['target']!r}{how}, real-valued (regression)"
+    shown = ", ".join(map(str, classes[:6])) + (", ..." if len(classes) > 6 else "")
+    return f"target: {info['target']!r}{how}, {len(classes)} classes: {shown}"
+
+
 def _target_scaler(y, regression, saved):
     """A regression learns its target standardised too (a price in the hundreds from outputs near 0
     takes an MLP many epochs); its outputs are turned back into the target's units when read. A

@@ -25,7 +25,7 @@ from ..train.resume import refuse_overwrite
 from ..train.root_only import on_root
 from . import args as flags
 from .claim import LogClaim
-from .data import BUILT_IN, in_target_units, prepare, raw_mse
+from .data import BUILT_IN, in_target_units, prepare, raw_mse, target_line
 from .resume import check_model_flags, continue_saved
 from .saving import kept_of, save_run
 
@@ -203,18 +203,6 @@ def train(args, comm) -> int:
             raise GpubpError(f"--plot {args.plot}: {describe(exc)}; {kept}") from None
         print(f"plot: {plot}")
     return 130 if history.interrupted else 0
-
-
-def target_line(info, given) -> str:
-    """What a run on own data learns: its target column (said to be the default, the last column, unless
-    ``given``), and its classes or that it is a regression."""
-    npz = str(info.get("source", "")).lower().endswith(".npz")  # its target is its array y
-    how = "" if given or npz else " (the last column; --target COLUMN names another)"
-    classes = info.get("classes")
-    if not classes:
-        return f"target: {info['target']!r}{how}, real-valued (regression)"
-    shown = ", ".join(map(str, classes[:6])) + (", ..." if len(classes) > 6 else "")
-    return f"target: {info['target']!r}{how}, {len(classes)} classes: {shown}"
 
 
 def _unchanged(flag, path, meta):
