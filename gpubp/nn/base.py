@@ -63,8 +63,9 @@ class Layer(ParameterDraws, StoredArrays, LayerMoves):
         self._grads_zero = True   # the next backward overwrites grads instead of adding
         self._grads_stale = False  # grads hold values from before zero_grad (read as zeros)
 
-    def __call__(self, X):
-        return self.forward(X)
+    def __call__(self, X, **options):
+        """``forward(X)``, its options too (``layer(X, out=buffer)`` as ``layer.forward(X, out=buffer)``)."""
+        return self.forward(X, **options)
 
     def __getattr__(self, name):
         """Only for names not found (never on the path of a step): the state ``__init__`` sets, read on a
