@@ -89,6 +89,18 @@ def instance(name, value, kind, hint=""):
     return value
 
 
+def named(value) -> str:
+    """``value`` as an error names what it got where a name was asked for: a string, number or None
+    as written, an array by its shape (not its values), anything else by a short repr (and its type
+    where the repr does not start with it)."""
+    if value is None or isinstance(value, (str, int, float)):
+        return f"{value!r:.60}"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"an array of shape {tuple(value.shape)}" if value.shape else f"a 0-d array of {value.dtype}"
+    kind, said = type(value).__name__, f"{value!r:.60}"
+    return said if said.startswith(kind) else f"{'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind} {said}"
+
+
 def writable_target(name, path, create_parents=False) -> str:
     """The file a write to ``path`` replaces, as an absolute str, refused before any work when it
     could not be written: its folder must exist (or, with ``create_parents``, its nearest existing

@@ -86,7 +86,7 @@ def get_initializer(init):
     try:
         return INITIALIZERS[init]
     except (KeyError, TypeError):  # TypeError: an unhashable init
-        raise InvalidValueError(f"unknown initialiser {init!r}; choose one of {sorted(INITIALIZERS)}") from None
+        raise InvalidValueError(f"unknown initialiser {_checks.named(init)}; choose one of {sorted(INITIALIZERS)}") from None
 
 
 def checked_weight(W, shape, what) -> np.ndarray:

@@ -4,6 +4,7 @@ Modules: ``base.py`` (Loss: the checks of predictions, targets and ``out`` every
 the buffers a step plan lends), ``mse.py`` (MSE), ``cross_entropy.py`` (BinaryCrossEntropy and
 SoftmaxCrossEntropy from logits, in stable forms). A loss by name: ``get_loss``.
 """
+from .._checks import named
 from ..errors import InvalidValueError
 from .base import Loss
 from .cross_entropy import BinaryCrossEntropy, SoftmaxCrossEntropy
@@ -22,7 +23,7 @@ def get_loss(loss) -> Loss:
     try:
         return LOSSES[loss.lower() if isinstance(loss, str) else loss]()  # any case, as optimizers and schedules
     except (KeyError, TypeError):  # TypeError: an unhashable value such as a list
-        raise InvalidValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None
+        raise InvalidValueError(f"unknown loss {named(loss)}; choose one of {sorted(LOSSES)} or give a Loss") from None
 
 
 __all__ = ["Loss", "MSE", "BinaryCrossEntropy", "SoftmaxCrossEntropy", "LOSSES", "get_loss"]

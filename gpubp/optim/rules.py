@@ -2,7 +2,7 @@
 optimizer by name (``get_optimizer``) or from saved state (``optimizer_from_state``)."""
 from __future__ import annotations
 
-from .._checks import flag
+from .._checks import flag, named
 from ..backend.kernels import updates
 from ..errors import InvalidValueError
 from .arguments import nonnegative, positive, refuse_parameters, torch_options, unit
@@ -155,7 +155,8 @@ def get_optimizer(opt="adam", **kw) -> Optimizer:
     try:
         factory = OPTIMIZERS[name]
     except KeyError:
-        raise InvalidValueError(f"unknown optimizer {opt!r}; choose one of {sorted(OPTIMIZERS)}") from None
+        raise InvalidValueError(f"unknown optimizer {named(opt)}; choose one of {sorted(OPTIMIZERS)} or give an "
+                                f"Optimizer") from None
     check_keywords(name, {"momentum": SGD, "nesterov": SGD, "adamw": _adamw}.get(name, factory), kw)  # the presets' own
     return factory(**kw)
 
