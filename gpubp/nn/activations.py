@@ -68,18 +68,6 @@ class Activation(ShapeKeeping, abstract=True):
         self._own_buffer(out, "backward", dY=dY, **{self.saves: saved})
         return self.backend.apply(self.backward_kernel, dY, saved, *self._extra(), out=out)
 
-    def _own_buffer(self, out, what, **read):
-        """Refuse an ``out`` buffer that shares memory with an array the kernel reads (``read``): its NumPy
-        path works in several in-place passes over ``out`` (LeakyReLU's max(z, slope z), the sigmoid's
-        delta = (1 - s) s g), so it would read what it already wrote; the CUDA kernel would not (parity)."""
-        if out is None:
-            return
-        shared = [name for name, a in read.items() if self.backend.xp.may_share_memory(a, out)]
-        if shared:
-            raise InvalidValueError(f"{self!r}.{what}: out shares memory with {' and '.join(shared)}, which the "
-                                    f"kernel reads as it writes out (its forward never writes its input, as "
-                                    f"inplace=False); give out a buffer of its own")
-
     def bind(self, X, Y, dY, dX):
         if dX is None:
             return super().bind(X, Y, dY, dX)

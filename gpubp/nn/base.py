@@ -179,6 +179,19 @@ class Layer(ParameterDraws, StoredArrays, LayerMoves):
         self._check_dY(dY, () if self.X is None else self.output_shape(self.X.shape))
         self._check_out(out, self.X.shape, "backward")
 
+    def _own_buffer(self, out, what, **read):
+        """Refuse an ``out`` buffer (None: none given) that shares memory with an array ``what`` reads
+        (``read``: {name: array}): the NumPy paths work in several in-place passes over ``out`` (LeakyReLU's
+        max(z, slope z), the sigmoid's delta = (1 - s) s g, MaxPool2D's zeroed gradient), so they would read
+        what they already wrote, where a CUDA kernel, elementwise, would not."""
+        if out is None:
+            return
+        shared = [name for name, a in read.items() if self.backend.xp.may_share_memory(a, out)]
+        if shared:
+            raise InvalidValueError(f"{self!r}.{what}: out shares memory with {' and '.join(shared)}, which "
+                                    f"{what} reads as it writes out (a layer never writes its inputs, as "
+                                    f"PyTorch's inplace=False); give out a buffer of its own")
+
     def _check_dY(self, dY, shape):
         self.backend.check_array(dY, f"{type(self).__name__}.backward dY")
         if getattr(self, "Y", None) is None and getattr(self, "X", None) is None:

@@ -193,6 +193,13 @@ class MaxPool2D(_Pool2D):
         mask.fill(False)
         mask[:, :, ph:ph + H, pw:pw + W] = True
 
+    def backward(self, dY, out=None):
+        """dX, written into ``out`` when given (not dY's memory: the gradient is zeroed first, a 1x1 pool's
+        into out itself); dY and out checked first."""
+        self._check_backward(dY, out)
+        self._own_buffer(out, "backward", dY=dY)
+        return self._backward(dY, out)
+
     def _backward(self, dY, out=None):
         xp, (kh, kw), (sh, sw) = self.backend.xp, self.kernel_size, self.stride
         try:

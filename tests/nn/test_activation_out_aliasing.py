@@ -1,7 +1,8 @@
 """An activation's ``out`` buffer that is (or overlaps) an array its kernel reads, X in forward, dY or the
 saved X/Y in backward, is refused. Was: the NumPy kernels' in-place passes read what they had already
 written: LeakyReLU.forward(X, out=X) gave slope * X for positive X, and backward(dY, out=dY) of the sigmoid,
-tanh, ReLU and LeakyReLU wrong input gradients, silently (the CUDA kernels, elementwise, would not)."""
+tanh, ReLU and LeakyReLU wrong input gradients, silently (the CUDA kernels, elementwise, would not); so
+did a 1x1 MaxPool2D's backward(dY, out=dY) (zeros)."""
 import numpy as np
 import pytest
 
@@ -46,3 +47,15 @@ def test_buffers_of_their_own_give_what_fresh_arrays_give(name):
     assert b.forward(X.copy(), out=outY) is outY and b.backward(dY.copy(), out=outdX) is outdX
     np.testing.assert_array_equal(outY, Y)
     np.testing.assert_array_equal(outdX, dX)
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_a_max_pool_s_backward_into_dY_is_refused(ceil_mode):
+    """Was: a 1x1 MaxPool2D (dX of dY's shape) zeroed out, that is dY, before reading it: dX = 0, silently."""
+    pool = gpubp.MaxPool2D(1, ceil_mode=ceil_mode, backend=B)
+    pool.forward(np.ones((2, 3, 4, 4)))
+    dYi = np.ones((2, 3, 4, 4))
+    with pytest.raises(InvalidValueError, match=r"MaxPool2D.*backward: out shares memory with dY"):
+        pool.backward(dYi, out=dYi)
+    out = np.empty_like(dYi)
+    np.testing.assert_array_equal(pool.backward(dYi, out=out), dYi)
