@@ -29,6 +29,9 @@ def checked_layers(layers) -> list:
             raise InvalidValueError(f"Sequential: item {i} is {'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind} "
                                     f"({layer!r:.60}), not a gpubp layer")
         set_up(layer, f"Sequential: item {i} ")
+        if defining_class(type(layer), "forward") is Layer:  # nothing a model could run
+            raise InvalidValueError(f"Sequential: item {i} {type(layer).__name__} defines no forward(X); a Layer "
+                                    f"of one's own returns its output Y from forward(X)")
         same = [j for j, other in enumerate(layers[:i]) if other is layer]
         if same:  # its backward would read the input saved by its later use, and it would be updated twice
             raise InvalidValueError(f"Sequential: item {i} {layer!r} is the same layer object as item {same[0]}; "

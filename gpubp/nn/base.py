@@ -90,10 +90,15 @@ class Layer(ParameterDraws, StoredArrays, LayerMoves):
         return f"{type(self).__name__}()"
 
     def forward(self, X):
-        raise NotImplementedError
+        """Y for the input X; saves what backward reads. A layer of one's own defines it."""
+        raise NotImplementedError(f"{type(self).__name__} defines no forward(X): a Layer of one's own returns its "
+                                  f"output Y from forward(X), saving what its backward reads (self.X = X)")
 
     def backward(self, dY):
-        raise NotImplementedError
+        """dX = dL/dX for dY = dL/dY, the parameters' gradients added into ``grads``. A layer of one's own
+        that trains defines it."""
+        raise NotImplementedError(f"{type(self).__name__} defines no backward(dY): a Layer of one's own that is "
+                                  f"trained returns dX = dL/dX from backward(dY), writing dL/dp into self.grads[name]")
 
     def bind(self, X, Y, dY, dX):
         """This layer's forward and backward in a step plan (gpubp/plan/) as two functions of
