@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from ..errors import InvalidValueError, ShapeError
 from .arrays import values
 
@@ -41,9 +43,17 @@ class ParameterDraws:
             checked[name] = tuple(int(d) for d in dims)
         return checked
 
-    def reset_parameters(self, rng):
+    def reset_parameters(self, rng=None):
         """Redraw parameters from the host RNG ``rng``: ``drawn_arrays(rng)`` swapped in (no-op for
-        parameter-free layers)."""
+        parameter-free layers). ``rng`` may also be a seed (a whole number >= 0), or None, as PyTorch's
+        ``layer.reset_parameters()`` is called: the layer's own ``seed`` (a fresh draw where it has none)."""
+        if not isinstance(rng, np.random.Generator):
+            seed = getattr(self, "seed", None) if rng is None else rng
+            if not (seed is None or isinstance(seed, np.random.Generator) or isinstance(seed, numbers.Integral)
+                    and not isinstance(seed, (bool, np.bool_)) and seed >= 0):
+                raise InvalidValueError(f"{self!r}.reset_parameters: rng must be a NumPy Generator, such as "
+                                        f"np.random.default_rng(0), or a seed (a whole number >= 0), got {rng!r:.60}")
+            rng = np.random.default_rng(seed)
         self._take_drawn(self.drawn_arrays(rng))
 
     def drawn_parameters(self, rng, prefix="") -> dict:

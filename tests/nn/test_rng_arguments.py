@@ -50,8 +50,9 @@ def test_draw_refuses_a_bad_fan(fan):
 
 @pytest.mark.parametrize("layer", [lambda: gpubp.Dense(4, 3), lambda: gpubp.Conv2D(1, 2, 3), lambda: gpubp.Dropout(0.5)],
                          ids=["Dense", "Conv2D", "Dropout"])
-@pytest.mark.parametrize("rng", JUNK_RNG, ids=repr)
+@pytest.mark.parametrize("rng", [r for r in JUNK_RNG if r is not None and not isinstance(r, int)], ids=repr)
 def test_reset_parameters_refuses_an_rng_that_is_no_generator(layer, rng):
+    """None (PyTorch's layer.reset_parameters()) and a seed are taken (tests/nn/test_layer_reset_parameters.py)."""
     with pytest.raises(InvalidValueError, match="rng must be a NumPy Generator"):
         layer().reset_parameters(rng)
 
