@@ -12,6 +12,7 @@ from ..backend import Backend, default_device, get_backend, parse_spec
 from ..errors import DeviceError, GpubpWarning, InvalidValueError, ShapeError, StateError
 from ..nn import ACTIVATIONS, LAYERS, Dense, Layer, layer_from_config
 from ..nn.arrays import values
+from ..nn.base import TORCH_NAMES
 from ..nn.moves import dtype_named
 from .checks import check_gradients_written, check_returned, checked_layers, config_of, gpubp_layer
 from .observers import observer_list, observers_of, tell
@@ -74,6 +75,12 @@ class Sequential(ModelState):
 
     def __call__(self, X):
         return self.forward(X)
+
+    def __getattr__(self, name):
+        """Only for names not found: a PyTorch module's (state_dict, cuda, ...) said where gpubp keeps it."""
+        hint = TORCH_NAMES.get(name) if name not in ("eval", "train", "weight", "bias") else None
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}"
+                             + (f" (PyTorch's name; in gpubp: {hint})" if hint else ""))
 
     _predicted = False  # the last forward was predict's: the layers hold its inputs, not a training batch's
     _inputs: dict = {}  # {i: input shape} of the user's layers in the last forward (their dX is of it)

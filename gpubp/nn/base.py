@@ -72,7 +72,9 @@ class Layer(ParameterDraws, StoredArrays, LayerMoves):
         layer whose class's ``__init__`` never called ``super().__init__``, refused saying so (``set_up``)."""
         if name in _SET_UP and "backend" not in vars(self):
             set_up(self)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        hint = TORCH_NAMES.get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}"
+                             + (f" (PyTorch's name; in gpubp: {hint})" if hint else ""))
 
     def output_shape(self, shape):
         """The shape of the output for inputs of ``shape``, a ShapeError naming the layer when it
@@ -227,6 +229,18 @@ class ShapeKeeping(Layer, abstract=True):
 
 
 _SET_UP = ("_params", "_grads", "_grads_zero", "_grads_stale")  # what Layer.__init__ sets beside the backend
+
+TORCH_NAMES = {  # what ported code reads of a PyTorch module, and where gpubp keeps it (a layer's and a model's)
+    "weight": "params['W'] (Dense's W is (n_in, n_out), PyTorch's Linear weight transposed; BatchNorm's gamma)",
+    "bias": "params['b'] (BatchNorm's beta)",
+    "running_mean": "buffers['running_mean']", "running_var": "buffers['running_var']",
+    "state_dict": "parameters() and buffers() by name, or gpubp.checkpoint to save a model",
+    "load_state_dict": "load_parameters({name: array}) and load_buffers(...), or gpubp.checkpoint.load_into",
+    "named_parameters": "parameters() ({name: array})", "named_buffers": "buffers() ({name: array})",
+    "cuda": "to('cuda')", "cpu": "to('cpu')", "double": "to('float64')", "float": "to('float32')",
+    "modules": "layers (a model's list of layers)", "children": "layers (a model's list of layers)",
+    "eval": "layer.training = False (a model's eval() sets every layer's)", "train": "layer.training = True",
+}
 
 
 def set_up(layer, where=""):
