@@ -133,7 +133,7 @@ class LeakyReLU(Activation):
         return f"LeakyReLU({self.slope})"
 
     def config(self):
-        return {"type": "LeakyReLU", "slope": self.slope}
+        return {"type": type(self).__name__, "slope": self.slope}
 
     def _extra(self):
         """The slope as a 0-d array of the layer's dtype, rounded once (as the CUDA kernel takes it), the

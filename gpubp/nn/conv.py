@@ -87,7 +87,7 @@ class Conv2D(Layer):
                 f"stride={self.stride}{extra})")
 
     def config(self):
-        return {"type": "Conv2D", "in_channels": self.in_channels, "out_channels": self.out_channels,
+        return {"type": type(self).__name__, "in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": list(self.kernel_size), "stride": list(self.stride),
                 "padding": list(self.padding), "bias": self.bias,
                 "init": self.init if isinstance(self.init, str) else "he_uniform"}

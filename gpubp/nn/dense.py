@@ -52,7 +52,7 @@ class Dense(Layer):
 
     def config(self):
         init = self.init if isinstance(self.init, str) else "xavier_uniform"
-        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": init, "bias": self.bias}
+        return {"type": type(self).__name__, "n_in": self.n_in, "n_out": self.n_out, "init": init, "bias": self.bias}
 
     def parameter_shapes(self):
         return {"W": (self.n_in, self.n_out), **({"b": (self.n_out,)} if self.bias else {})}
@@ -148,7 +148,8 @@ def _torch_names(n_in, n_out, options) -> tuple:
     for torch_name, name in TORCH_NAMES.items():
         if torch_name in options:
             if sizes[name] is not None:
-                raise InvalidValueError(f"Dense: {name} and {torch_name} (PyTorch's name) are one argument, given twice")
+                raise InvalidValueError(f"Dense: {name} and {torch_name} (PyTorch's name) are one argument, "
+                                        f"given twice")
             sizes[name] = options.pop(torch_name)
     missing = [name for name, size in sizes.items() if size is None]
     if missing:

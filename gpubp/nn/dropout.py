@@ -61,7 +61,7 @@ class Dropout(ShapeKeeping):
         return f"Dropout(p={self.p:g})"
 
     def config(self):
-        return {"type": "Dropout", "p": self.p}
+        return {"type": type(self).__name__, "p": self.p}
 
     @property
     def seed(self) -> int:

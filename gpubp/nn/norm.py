@@ -139,7 +139,7 @@ class BatchNorm(SharedStatistics, RunningEstimates, Layer):
         """num_features, eps and momentum, and affine and track_running_stats where False (a config
         without them, as older checkpoints hold, is PyTorch's default True)."""
         options = {k: False for k in ("affine", "track_running_stats") if not getattr(self, k)}
-        return {"type": "BatchNorm", "num_features": self.num_features, "eps": self.eps,
+        return {"type": type(self).__name__, "num_features": self.num_features, "eps": self.eps,
                 "momentum": self.momentum, **options}
 
     def parameter_shapes(self):

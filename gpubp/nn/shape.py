@@ -28,7 +28,7 @@ class Flatten(Layer):
         return f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim})"
 
     def config(self):
-        return {"type": "Flatten", "start_dim": self.start_dim, "end_dim": self.end_dim}
+        return {"type": type(self).__name__, "start_dim": self.start_dim, "end_dim": self.end_dim}
 
     def output_form(self, form):
         """The axes start_dim..end_dim merged into one: axis 1 unknown where it was among them
