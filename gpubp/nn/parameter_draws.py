@@ -26,8 +26,13 @@ class ParameterDraws:
         """``parameter_shapes()`` checked where gpubp reads it (a draw, a load, a model's or checkpoint's
         ``parameter_shapes``): a dict of names (non-empty strings) to shapes (tuples of whole numbers >= 0;
         () for a scalar), refused naming the layer (and ``prefix``-ed parameter) otherwise, as
-        ``{name: tuple of ints}``. (A layer of one's own writes it; gpubp's own always pass.)"""
+        ``{name: tuple of ints}``. (A layer of one's own writes it; gpubp's own always pass.) A layer of
+        one's own that states none but holds parameters it drew (``drawn_parameters`` alone): their shapes,
+        so that what ``parameters()`` lists is what a load or a checkpoint takes back."""
         shapes = self.parameter_shapes()
+        held = self.__dict__.get("_params")
+        if isinstance(shapes, dict) and not shapes and held and not defines_own(type(self), "parameter_shapes"):
+            return {name: tuple(a.shape) for name, a in held.items()}
         if not isinstance(shapes, dict):
             raise InvalidValueError(f"{self!r}.parameter_shapes must return a dict {{name: shape}}, e.g. "
                                     f"{{'W': (4, 3)}}, got {type(shapes).__name__} {shapes!r:.60}")
