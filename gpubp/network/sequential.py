@@ -37,11 +37,16 @@ class Sequential(ModelState):
     observers = _checks.Checked(observer_list)  # told after each layer (observers.py)
     backend = _checks.Checked(_checks.instance, kind=Backend, hint="move a model with model.to(device)")
 
-    def __init__(self, layers, backend=None, dtype=None, seed=0):
-        if any(isinstance(a, Layer) for a in (backend, dtype, seed)):  # PyTorch's nn.Sequential(a, b, ...)
-            given = ", ".join(repr(a) for a in (layers, backend, dtype, seed) if isinstance(a, Layer))
+    def __init__(self, layers, backend=None, dtype=None, seed=0, *more, **options):
+        if any(isinstance(a, Layer) for a in (backend, dtype, seed, *more)):  # PyTorch's nn.Sequential(a, b, ...)
+            given = ", ".join(repr(a) for a in (layers, backend, dtype, seed, *more) if isinstance(a, Layer))
             raise InvalidValueError(f"Sequential takes its layers as one list, got them as separate arguments; "
-                                    f"write Sequential([{given}, ...])")
+                                    f"write Sequential([{given}])")
+        if more or options:  # an argument Sequential does not take, by position or by name
+            extra = [repr(a)[:40] for a in more] + [f"{k}={v!r:.40}" for k, v in options.items()]
+            raise InvalidValueError(f"Sequential takes (layers, backend=None, dtype=None, seed=0), got also "
+                                    f"{', '.join(extra)}" + (" (give the device as backend=)" if "device" in options
+                                                             else ""))
         self.layers = layers
         self.observers = []
         self._chain = None  # (input shape, layers, their modes) that _check_chain last passed
@@ -287,11 +292,14 @@ class Sequential(ModelState):
         return Y
 
 
-def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0) -> Sequential:
+def mlp(n_in, hidden, n_out, activation="relu", backend=None, dtype=None, seed=0, **options) -> Sequential:
     """Dense -> activation for each size in ``hidden``, then a Dense output layer.
 
     He initialisation for the ReLU family, Glorot otherwise.
     """
+    if options:
+        raise InvalidValueError(f"mlp takes (n_in, hidden, n_out, activation='relu', backend=None, dtype=None, "
+                                f"seed=0), got also {', '.join(f'{k}={v!r:.40}' for k, v in options.items())}")
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise InvalidValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
     try:
