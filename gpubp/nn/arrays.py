@@ -27,6 +27,31 @@ class Arrays(dict):
         super().__setitem__(name, array)
         self.layer.generation += 1
 
+    def update(self, *arrays, **named):
+        """Each array put under its name as ``arrays[name] = array`` puts it (checked), all checked first."""
+        given = dict(*arrays, **named)
+        for name, array in given.items():
+            if dict.get(self, name) is not array:
+                check_replacement(self.layer, self.what, self, name, array)
+        for name, array in given.items():
+            self[name] = array
+
+    def __ior__(self, arrays):
+        self.update(arrays)
+        return self
+
+    def setdefault(self, name, array=None):
+        if name not in self:
+            self[name] = array  # refused: every name is the layer's already
+        return self[name]
+
+    def _fixed_names(self, *args, **kw):
+        raise InvalidValueError(f"{self.layer!r} {self.what}s are {sorted(self)}: none can be removed (the layer's "
+                                f"forward and backward read each); replace one with layer.{'params' if self.what == 'parameter' else 'grads'}"
+                                f"[name] = array")
+
+    __delitem__ = pop = popitem = clear = _fixed_names
+
     def __reduce__(self):  # copies and pickles rebuild it whole (not item by item, which would be refused)
         return type(self), (self.layer, self.what, dict(self))
 

@@ -109,7 +109,7 @@ class StoredArrays:
             check_replacement(self, what, store, name, array)
         for name, array in arrays.items():
             array[...] = store[name]
-        store.update(arrays)
+        dict.update(store, arrays)  # checked above, one generation for them all
         self.generation += 1
 
     def _set_parameters(self, params: dict) -> None:
