@@ -1,10 +1,9 @@
 """Sequential: a stack of layers run forward in order and backward in reverse, telling the
 observers (observers.py) after each layer; its arrays by name live in state.py, what it holds its
-layers to in checks.py. Also ``mlp``.
+layers to in checks.py, its train and eval modes in modes.py. Also ``mlp``.
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 from .. import _checks
@@ -15,11 +14,12 @@ from ..nn.arrays import values
 from ..nn.base import TORCH_NAMES
 from ..nn.moves import dtype_named
 from .checks import check_gradients_written, check_returned, checked_layers, config_of, gpubp_layer
+from .modes import TrainingModes
 from .observers import observer_list, observers_of, tell
 from .state import ModelState, refuse_shared_memory
 
 
-class Sequential(ModelState):
+class Sequential(ModelState, TrainingModes):
     """Chain of layers on one backend.
 
     ``forward(X)`` runs each layer's forward; ``backward(dY)`` runs each layer's
@@ -200,42 +200,6 @@ class Sequential(ModelState):
             raise StateError(f"Sequential.backward: the model's layers changed since the last forward (it ran "
                              f"through {len(ran)} layers, the model has {len(self.layers)}, not all the same "
                              f"objects), so the gradients would be of no pass that ran; run forward again")
-
-    def train(self, mode=True):
-        """Training mode (``mode=True``, the default) or eval mode (False) for every layer; returns self.
-
-        In training Dropout drops units and BatchNorm normalises by batch statistics (and
-        updates its running ones); in eval both are deterministic: Dropout is the identity and
-        BatchNorm uses its running statistics.
-        """
-        mode = _checks.flag("Sequential.train mode", mode)
-        for layer in checked_layers(self.layers):  # appended to since? checked as the constructor checks them
-            layer.training = mode
-        return self
-
-    def eval(self):
-        """Eval mode for every layer (``train(False)``); returns self."""
-        return self.train(False)
-
-    @contextlib.contextmanager
-    def mode(self, training: bool):
-        """A block in training (True) or eval (False) mode; each layer's mode before is restored after."""
-        before = [layer.training for layer in self._layers()]
-        self.train(training)
-        try:
-            yield self
-        finally:
-            for layer, was in zip(self.layers, before):
-                layer.training = was
-
-    @property
-    def training(self) -> bool:
-        """True unless ``eval()`` (or ``train(False)``) was called since the last ``train()``."""
-        return all(layer.training for layer in self._layers())
-
-    @training.setter
-    def training(self, mode):
-        self.train(mode)
 
     def to(self, backend, dtype=None):
         """Move every layer to ``backend`` (spec or Backend, optionally re-typed); returns self.
