@@ -30,7 +30,7 @@ def update(xp, buffers, mu, var, m, momentum, work):
 
     Nor does a batch of fewer than two values per channel (no unbiased variance: m / (m - 1)). A
     layer refuses such a batch, so it comes only in a data-parallel step that a failing rank joins
-    with zeros (``train/epoch.py`` ``_complete``), undone with its epoch (was: ZeroDivisionError on
+    with zeros (``train/shares.py`` ``complete``), undone with its epoch (was: ZeroDivisionError on
     the other ranks, raised again while they completed the step's sums: every rank hung)."""
     if m < 2:
         return

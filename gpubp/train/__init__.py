@@ -1,6 +1,6 @@
 """Training: ``fit`` (fit.py: the run, its settings in settings.py, its own arguments checked in
 arguments.py, how it ends in ending.py; epoch.py: one epoch's batches and steps, data-parallel with a
-communicator), ``evaluate`` and ``predict`` (evaluation.py), the checks of what they are given
+communicator, the ranks' shares in shares.py), ``evaluate`` and ``predict`` (evaluation.py), the checks of what they are given
 (inputs.py), the guard that no non-finite state leaves fit (state.py), resume state (resume.py), and
 Ctrl-C taken between steps, never inside one (interrupts.py).
 """

@@ -24,6 +24,7 @@ from .inputs import _mode
 from .interrupts import Steps
 from .loss_record import LossRecord
 from .nonfinite_origin import nonfinite_origin
+from .shares import Sums, complete, idle, shared
 from .state import _refuse_nonfinite_end, _restore, _written_by
 
 
@@ -48,92 +49,6 @@ def _batches(backend, n, batch_size, shuffle, seed, epoch, comm):
         return ((order[lo:lo + batch_size], None, 0) for lo in range(0, n, batch_size))
     return ((backend.asarray(idx), global_n, comm.first_of_share(global_n))
             for idx, global_n in comm.local_batches(n, batch_size, seed, epoch, shuffle))
-
-
-def _sharing(model):
-    """The layers whose step depends on the whole global batch (``nn/share.py``: Dropout, BatchNorm),
-    each refused unless it has the idle methods a rank holding no sample of a step calls: asked
-    before any sum of the step, alike on every rank (was: an AttributeError at the first step
-    leaving a rank without samples, or a hang where the layer's forward sums over the ranks)."""
-    layers = [(i, layer) for i, layer in enumerate(model.layers) if getattr(type(layer), "takes_share", False) is True]
-    for i, layer in layers:
-        missing = [name for name in ("idle_forward", "idle_backward") if not callable(getattr(layer, name, None))]
-        if missing:
-            raise InvalidValueError(f"layer {i} {type(layer).__name__} says takes_share = True but has no callable "
-                                    f"{', '.join(missing)}, which a data-parallel rank holding no sample of a step "
-                                    f"calls to take its part in the step's sums over the ranks (nn/share.py): "
-                                    f"define them, or leave takes_share out")
-    return [layer for _, layer in layers]
-
-
-@contextlib.contextmanager
-def _shared(model, share):
-    """``share`` (``BatchShare``: this rank's share of the global batch) told to the layers for the
-    block, the step's forward and backward; None again after it, however it ends (a probe or a
-    plan's dry run outside it sums nothing with the other ranks). Yields those layers."""
-    layers = _sharing(model) if share is not None else []  # one process: nothing to tell
-    for layer in layers:
-        layer.share = share
-    try:
-        yield layers
-    finally:
-        for layer in layers:
-            layer.share = None
-
-
-class _Sums:
-    """A step's sums over the ranks (``comm.allreduce_sum_``, the layers' ``share.sum_``), counted, so
-    that a rank failing inside the step knows how many it joined (``_complete``)."""
-
-    def __init__(self, comm):
-        self.comm, self.done = comm, 0
-
-    def __call__(self, arrays):
-        self.comm.allreduce_sum_(arrays)
-        self.done += 1
-
-
-def _complete(model, share):
-    """This rank failed inside a step's forward or backward after ``share.sum_.done`` of its layers'
-    sums over the ranks: it joins the rest with an idle step's zeros (the first ``done`` skipped), so
-    the other ranks, which go on to the step's end, are not left waiting in a sum it never joins
-    (or matched with its guard's); the step's guard then stops every rank alike, the epoch undone."""
-    if share is None or not _joinable(model):
-        return
-    sums, skip = share.sum_, [share.sum_.done]
-
-    def rest(arrays):
-        if skip[0]:
-            skip[0] -= 1
-        else:
-            sums.comm.allreduce_sum_(arrays)
-    try:
-        _idle(model, dataclasses.replace(share, sum_=rest))
-    except Exception as exc:  # the other ranks would wait in those sums for ever: every rank is ended
-        sums.comm.abort(f"a step failed here after {sums.done} of its layers' sums over the ranks, and joining "
-                        f"the rest failed too ({type(exc).__name__}: {exc}), so the other ranks, waiting in them, "
-                        f"could not be told")
-
-
-def _joinable(model) -> bool:
-    """Whether the model's layers can take an idle step: else ``_sharing`` refused them alike on every
-    rank before any sum over the ranks, so there is nothing to join."""
-    try:
-        _sharing(model)
-    except InvalidValueError:
-        return False
-    return True
-
-
-def _idle(model, share):
-    """A step whose global batch this rank holds no sample of: the layers take their part in it all
-    the same (Dropout's draw, BatchNorm's sums with the other ranks), forward in layer order and
-    backward in reverse, as the ranks that hold samples do."""
-    with _shared(model, share) as layers:
-        for layer in layers:
-            layer.idle_forward()
-        for layer in reversed(layers):
-            layer.idle_backward()
 
 
 def guard(comm, what, steps=None, model=None):
@@ -163,7 +78,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
         # on_batch_end callbacks run inside: the guard's agreement on the model's layout is the
         # last word before the gradient all-reduce
         with guard(comm, f"epoch {epoch + 1}, step {step}", steps, model):
-            batch_share = None if comm is None else BatchShare(first_row, global_n, _Sums(comm))
+            batch_share = None if comm is None else BatchShare(first_row, global_n, Sums(comm))
             try:  # up to the step's last sum over the ranks: a failure here joins the rest first
                 _check_unchanged(model, data)
                 if step:  # the epoch began in training mode: only a callback since can have changed it
@@ -173,7 +88,7 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                 model.zero_grad()
                 plan, passed = _pass(model, loss, X, y, idx, global_n, comm, plans, batch_share)
             except BaseException:
-                _complete(model, batch_share)
+                complete(model, batch_share)
                 raise
             graphed = plan.graph if plan is not None else None  # the whole step, update included
             if passed is not None:
@@ -198,16 +113,16 @@ def _pass(model, loss, X, y, idx, global_n, comm, plans, batch_share):
     """``(plan, (Xb, yb, output, loss value))`` of this rank's samples ``idx``, the gradients in the
     model (scaled by the rank's weight ``n_r / B`` in dL/dY, not in every gradient after the
     backward); ``(None, None)`` where a rank holds no sample of a small last batch and only takes
-    its part in the step's sums (``_idle``)."""
+    its part in the step's sums (``shares.idle``)."""
     if not len(idx):
-        _idle(model, batch_share)
+        idle(model, batch_share)
         return None, None
     weight = comm.grad_scale(len(idx), global_n) if comm is not None else 1.0
     plan = None
     if plans is not None:  # a new plan's dry run: shapes as the share's, nothing summed with other ranks
-        with _shared(model, batch_share and dataclasses.replace(batch_share, sum_=None)):
+        with shared(model, batch_share and dataclasses.replace(batch_share, sum_=None)):
             plan = plans.get(X, y, len(idx))
-    with _shared(model, batch_share):
+    with shared(model, batch_share):
         return plan, _forward_backward(model, loss, X, y, idx, weight, plan)
 
 

@@ -1,5 +1,5 @@
 """A rank failing in a layer before a BatchNorm, in a step where the other ranks hold one sample in
-all, stops every rank with its own error. It joins the step's sums with zeros (``epoch._complete``),
+all, stops every rank with its own error. It joins the step's sums with zeros (``shares.complete``),
 so the others' BatchNorm sees a global batch of one value per channel: its running estimates are left
 as they were (the step is undone with its epoch). (Was: the other ranks raised ZeroDivisionError in
 the running variance's m / (m - 1), then again while completing the step's sums, and every rank hung.)

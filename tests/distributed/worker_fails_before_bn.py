@@ -1,7 +1,7 @@
 """Run under ``mpiexec -n N python worker_fails_before_bn.py <momentum> <out>``: a data-parallel fit
 of 10 samples in batches of 4 (the last batch's 2 samples: one each for ranks 0 and 1) whose rank 0
 fails in the forward of the layer before a BatchNorm, at the last step of epoch 1. Rank 0 then joins
-the step's sums with an idle step's zeros (``epoch._complete``), so the other ranks' BatchNorm sees
+the step's sums with an idle step's zeros (``shares.complete``), so the other ranks' BatchNorm sees
 a global batch of one sample. Every rank writes ``<out>/rank<r>.json``: the error fit raised (class
 and message) and a sum over the ranks after it (the communicator still in step)."""
 import json
