@@ -44,7 +44,8 @@ class Layer(ParameterDraws, StoredArrays, LayerMoves):
     backend = _checks.Checked(_checks.instance, kind=Backend, hint="move a layer with layer.to(device)")
     capturable = False  # its bound step can be recorded in a CUDA graph (plan/graph.py)
     generation = 0  # counts replacements of the parameter or gradient arrays (Sequential.generation)
-    training = True  # the model's mode (Sequential.train / eval): Dropout and BatchNorm read it
+    # the model's mode (Sequential.train / eval), read by Dropout and BatchNorm: True or False when set
+    training = _checks.Checked(_checks.flag)
     seed = None  # the seed of its own first draw when no model hands it an RNG (a user's layer need not set one)
     backward_reads = ("X", "Y")  # what backward reads of its input and output (``reads_in_backward``)
 
@@ -55,6 +56,7 @@ class Layer(ParameterDraws, StoredArrays, LayerMoves):
 
     def __init__(self, backend=None):
         self.backend = get_backend(backend)
+        self.training = True
         # None: not drawn yet (see params); a class that states or draws parameters (a user's too, which
         # overrides parameter_shapes and drawn_parameters only) has them drawn on first use
         stated = defines_own(type(self), "parameter_shapes") or defines_own(type(self), "drawn_parameters")
