@@ -17,26 +17,23 @@ class LossRecord:
     A step that adds nothing (a rank holding no sample of it) counts 0 samples of loss 0.
     ``loss`` is the loss whose values these are (named where one is not a mean: a loss of one's own)."""
 
-    __slots__ = ("values", "counts", "loss", "_host")
+    __slots__ = ("values", "counts", "loss")
 
     def __init__(self, backend, steps: int, loss):
         with backend.activate():
             self.values = backend.zeros(steps, np.float64)
         self.counts = np.zeros(steps)  # n_s, on the host
-        self.loss, self._host = loss, None
+        self.loss = loss
 
     def add(self, step: int, value, n: int) -> None:
         """Step ``step``'s mean loss ``value`` over ``n`` samples: one copy on the device. A value that
         is not one number (per-sample losses, say) is refused, naming the loss (``returned_value``)."""
         self.values[step] = returned_value(self.loss, value)
         self.counts[step] = n
-        self._host = None
 
     def host(self) -> np.ndarray:
-        """The steps' losses on the host (one transfer, kept until the next ``add``)."""
-        if self._host is None:
-            self._host = to_host(self.values)
-        return self._host
+        """The steps' losses on the host (one transfer)."""
+        return to_host(self.values)
 
     def __float__(self) -> float:
         losses, taken = self.host(), self.counts > 0
