@@ -207,6 +207,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                     _keep_flat(model)
                 _run_epoch(model, loss, optimizer, Xd, yd, batch_size, shuffle, seed, epoch, history,
                            callbacks, snapshot, comm, plans, first=epoch == start, steps=steps, targets=targets)
+                steps.running = True  # the epoch's record (its --log line too) is whole before a Ctrl-C stops fit
                 with guard(comm, f"the end of epoch {epoch + 1}"):
                     targets.check()  # a callback after the last step changed the layers?
                     if val is not None:
@@ -214,6 +215,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                     bar.epoch(epoch, history.summary(epoch))
                     _call(callbacks, "on_epoch_end", epoch, model, history)
                     _refuse_nonfinite_end(model, optimizer, snapshot, epoch, ended)  # the epoch's own check passed
+                steps.end()
                 if comm is not None and hasattr(comm, "check_alike"):  # a value written on some ranks only
                     comm.check_alike(model, optimizer, f"epoch {epoch + 1}")
                 marks = None  # the epoch is whole (on every rank): a failure from here on keeps it
