@@ -848,14 +848,26 @@ def asnumpy(a, stream=None, order="C", out=None, blocking=True):
     return np.asarray(a, order=order)
 
 
+class Crash(BaseException):
+    """What ends the process on a GPU (a segmentation fault there): no error a caller could catch."""
+
+
 def matmul(a, b, out=None, **kwargs):
+    for x in (a, b) if out is None else (a, b, out):  # before any check of CuPy's own
+        if not isinstance(x, ndarray):
+            raise Crash(f"CuPy 14.2's matmul ends the process (a segmentation fault in _try_fastcall_matmul, "
+                        f"seen on an H200) on a {type(x).__name__} operand")
     if _recording() is not None:  # CuPy: cuBLAS is not allowed while a stream captures
         raise NotImplementedError("cuBLAS operations are not allowed during stream capture")
-    for x in (a, b):
-        if not isinstance(x, ndarray):
-            raise TypeError(f"Unsupported type {type(x)}")
     return _call(np.matmul, [a._a, b._a], {"out": _unwrap(out)} if out is not None else {},
                  writes=out is not None)
+
+
+def sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=False):
+    """CuPy's (cupy/lib/stride_tricks.py) copies ``window_shape`` to the device first: an allocation."""
+    _pool._free(_pool._malloc(np.size(window_shape) * 8))
+    return _call(np.lib.stride_tricks.sliding_window_view, [_unwrap(x), window_shape],
+                 {"axis": axis, "subok": subok, "writeable": writeable})
 
 
 def take(a, indices, axis=None, out=None):
@@ -912,6 +924,7 @@ module = _Module("cupy", np, REAL)
 module.__version__ = "14.2.0+fake"
 module.ndarray = ndarray
 module.asarray, module.array, module.asnumpy, module.matmul, module.take = asarray, array, asnumpy, matmul, take
+module.lib.stride_tricks.sliding_window_view = sliding_window_view
 module.get_array_module = get_array_module
 module.ElementwiseKernel, module.RawKernel = ElementwiseKernel, RawKernel
 module.get_default_memory_pool = lambda: _pool

@@ -89,8 +89,12 @@ class CupyBackend(Backend):
     def matmul(self, a, b, out=None):
         """cuBLAS (``cupy.matmul``), except inside ``graph_arithmetic`` (a capture): gpubp's
         GEMM kernel (backend/kernels/gemm.py), as CuPy refuses cuBLAS while a stream captures.
-        Operands that do not fit are a ShapeError or DTypeError naming their shapes and dtypes."""
+        Operands that do not fit are a ShapeError or DTypeError naming their shapes and dtypes; one
+        that is no CuPy array is refused first, as CuPy 14.2's matmul crashes the process on None."""
         try:
+            for x in (a, b) if out is None else (a, b, out):
+                if not isinstance(x, cupy.ndarray):
+                    raise TypeError(f"{type(x).__name__} is not a CuPy array")
             if not self._graph_arithmetic or out is None:
                 return cupy.matmul(a, b, out=out)
             if a.ndim == 1:  # 1^T D (sum_rows): a row vector times a matrix

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numbers
 import operator
 
+import numpy as np
+
 from ..backend.operands import operand_error
 from ..errors import GpubpError, InvalidValueError, ShapeError
 
@@ -147,12 +149,22 @@ def placed(Xp, X, padding):
 
 
 def windows(xp, X, kernel, stride, padding=(0, 0)):
-    """Strided view (N, C, OH, OW, kh, kw) of the windows of X zero-padded by ``padding``."""
+    """Read-only strided view (N, C, OH, OW, kh, kw) of the windows of X zero-padded by ``padding``:
+    strides (s_N, s_C, sh s_H, sw s_W, s_H, s_W) over X's own memory. Made with ``as_strided``: CuPy's
+    ``sliding_window_view`` copies the window shape to the device, an allocation that a captured
+    CUDA graph refuses (seen on an H200)."""
     try:
-        (ph, pw), (sh, sw) = padding, stride
+        (ph, pw), (sh, sw), (kh, kw) = padding, stride, kernel
         if ph or pw:
             X = xp.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        return xp.lib.stride_tricks.sliding_window_view(X, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+        (N, C, H, W), (sN, sC, sH, sW) = X.shape, X.strides
+        OH, OW = (H - kh) // sh + 1, (W - kw) // sw + 1
+        if min(kh, kw, sh, sw, OH, OW) < 1:
+            raise ValueError(f"no {kh}x{kw} window with stride ({sh}, {sw}) fits in {H}x{W}")
+        view = xp.lib.stride_tricks.as_strided(X, (N, C, OH, OW, kh, kw), (sN, sC, sH * sh, sW * sw, sH, sW))
+        if isinstance(view, np.ndarray):  # NumPy's views are writeable; CuPy's have no such flag
+            view.flags.writeable = False
+        return view
     except _FAILURES as exc:
         raise _error(f"windows (kernel {kernel!r:.30}, stride {stride!r:.30}, padding {padding!r:.30})", exc, X=X) from None
 
