@@ -561,6 +561,11 @@ class ElementwiseKernel:
             if len(args) == len(self.ins):
                 raise FakeLimit("an ElementwiseKernel whose outputs CuPy allocates")
             raise TypeError(f"Wrong number of arguments for {self.name!r}")
+        loose = [pname for (_, pname, raw), a in zip(params, args) if isinstance(a, ndarray) and not raw]
+        if size is not None and loose:  # cupy/_core/_kernel.pyx, _broadcast
+            raise ValueError("Specified 'size' can be used only if all of the ndarray are 'raw'.")
+        if size is None and not loose:
+            raise ValueError("Loop size is undecided.")
         types_ = {}
         unwrapped = []
         for (ctype, pname, raw), a in zip(params, args):
@@ -853,12 +858,13 @@ class Crash(BaseException):
 
 
 def matmul(a, b, out=None, **kwargs):
-    for x in (a, b) if out is None else (a, b, out):  # before any check of CuPy's own
-        if not isinstance(x, ndarray):
-            raise Crash(f"CuPy 14.2's matmul ends the process (a segmentation fault in _try_fastcall_matmul, "
-                        f"seen on an H200) on a {type(x).__name__} operand")
+    if out is None and (a is None or b is None):  # _try_fastcall_matmul passes None on to _core.matmul
+        raise Crash("CuPy 14.2's matmul ends the process on a None operand (a segmentation fault, seen on an H200)")
     if _recording() is not None:  # CuPy: cuBLAS is not allowed while a stream captures
         raise NotImplementedError("cuBLAS operations are not allowed during stream capture")
+    for x in (a, b):
+        if not isinstance(x, ndarray):
+            raise TypeError(f"Unsupported type {type(x)}")
     return _call(np.matmul, [a._a, b._a], {"out": _unwrap(out)} if out is not None else {},
                  writes=out is not None)
 

@@ -1,4 +1,4 @@
-"""CupyBackend: the CUDA path. Registry kernels become ``cupy.ElementwiseKernel``."""
+"""CupyBackend: the CUDA path. Registry kernels become ``cupy.ElementwiseKernel``s of four elements per thread."""
 from __future__ import annotations
 
 import contextlib
@@ -11,16 +11,18 @@ from ..errors import OutOfMemoryError, StateError
 from .base import Backend
 from .operands import MATMUL, given, operand_error
 from .kernels.gemm import gemm
+from .kernels.unrolled import threads, unrolled
 
-_compiled: dict[str, object] = {}
+_compiled: dict[tuple, object] = {}  # (kernel name, array_scalars): its ElementwiseKernel
 
 
-def elementwise_kernel(kernel):
-    """The ``cupy.ElementwiseKernel`` of a registry kernel, built once and cached."""
-    if kernel.name not in _compiled:
-        _compiled[kernel.name] = cupy.ElementwiseKernel(
-            kernel.inputs, kernel.outputs, kernel.cuda, kernel.cuda_name)
-    return _compiled[kernel.name]
+def elementwise_kernel(kernel, array_scalars=()):
+    """The ``cupy.ElementwiseKernel`` of a registry kernel, four elements per thread (kernels/unrolled.py),
+    its scalars ``array_scalars`` given as 0-d arrays; built once and cached; called with ``size=threads(n)``."""
+    key = (kernel.name, array_scalars)
+    if key not in _compiled:
+        _compiled[key] = cupy.ElementwiseKernel(*unrolled(kernel, array_scalars), kernel.cuda_name)
+    return _compiled[key]
 
 
 def out_of_memory(device, exc) -> OutOfMemoryError:
@@ -190,6 +192,9 @@ class CupyBackend(Backend):
     def run(self, kernel, args) -> None:
         with self.activate():
             try:
-                elementwise_kernel(kernel)(*args)
+                if args[0].size:
+                    array_scalars = tuple(kernel.input_names[i] for i in kernel.scalar_positions
+                                          if isinstance(args[i], cupy.ndarray))
+                    elementwise_kernel(kernel, array_scalars)(*args, size=threads(args[0].size))
             except (TypeError, ValueError, AttributeError) as exc:
                 self._refuse_run(kernel, args, exc)

@@ -2,8 +2,6 @@
 and against the unfused NumPy/CuPy expression it replaces (its ``reference``)."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from ..backend import KERNELS
@@ -16,8 +14,7 @@ def bytes_moved(kernel, n, itemsize) -> int:
     """Bytes a perfect kernel must move: each array input read, each output written,
     and outputs updated in place (``param -= ...``, state on the right-hand side) read too."""
     arrays_in = len(kernel.input_names) - len(kernel.scalars)
-    read_outs = sum(len(re.findall(rf"\b{o}\b", kernel.cuda)) > 1 or f"{o} -=" in kernel.cuda
-                    for o in kernel.output_names)
+    read_outs = sum(kernel.reads(o) for o in kernel.output_names)
     return (arrays_in + len(kernel.output_names) + read_outs) * n * itemsize
 
 

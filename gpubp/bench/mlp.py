@@ -86,7 +86,7 @@ def torch_step(widths, activation, batch, device, lr=0.01, graphed=False):
     X, T = (torch.from_numpy(a).float().to(dev) for a in data(widths, batch))
     if graphed:
         model = torch.compile(model, mode="reduce-overhead")
-    return torch_sgd_step(model, torch.nn.functional.mse_loss, X, T, lr, dev)
+    return torch_sgd_step(model, torch.nn.functional.mse_loss, X, T, lr, dev, graphed)
 
 
 def measure(impl, config, device, repeat):

@@ -41,13 +41,17 @@ def torch_in_float32(torch):
     torch.backends.cudnn.allow_tf32 = False
 
 
-def torch_sgd_step(model, loss_fn, X, T, lr, dev):
-    """One PyTorch SGD training step on (X, T) as a closure, and the sync that waits for it."""
+def torch_sgd_step(model, loss_fn, X, T, lr, dev, graphed=False):
+    """One PyTorch SGD training step on (X, T) as a closure, and the sync that waits for it. A
+    ``graphed`` model (torch.compile's CUDA graphs) is told where each step begins: else its next
+    replay overwrites outputs that the step still reads, a RuntimeError (seen on an H200)."""
     import torch
     opt = torch.optim.SGD(model.parameters(), lr=lr)
 
     def step():
-        opt.zero_grad(set_to_none=False)
+        if graphed:
+            torch.compiler.cudagraph_mark_step_begin()
+        opt.zero_grad(set_to_none=graphed)  # a graph's gradients are its outputs: accumulated into, they were overwritten
         loss_fn(model(X), T).backward()
         opt.step()
     return step, torch_sync(torch, dev)

@@ -108,7 +108,10 @@ def test_an_elementwise_kernel_is_built_for_every_registry_kernel(name, monkeypa
     assert isinstance(built, cupy.ElementwiseKernel)
     assert (built.nin, built.nout, built.name) == (len(kernel.input_names), len(kernel.output_names),
                                                    kernel.cuda_name)
-    assert [p.name for p in built.params[:built.nin + built.nout]] == kernel.input_names + kernel.output_names
+    arrays = [n not in kernel.scalars for n in kernel.input_names + kernel.output_names]  # raw arrays named x_
+    params = built.params[:built.nin + built.nout]
+    assert [p.name for p in params] == [n + "_" * a for n, a in zip(kernel.input_names + kernel.output_names, arrays)]
+    assert [p.raw for p in params] == arrays
 
 
 def test_signatures_of_the_calls_gpubp_makes():
@@ -176,12 +179,13 @@ ARG_KIND_NDARRAY, ARG_KIND_INDEXER, ARG_KIND_SCALAR = 1, 2, 3  # cupy/_core/_ker
 
 def cupy_elementwise_source(built, dtype, scalars, scalar_mode):
     """CuPy's source for ElementwiseKernel ``built`` on 1-d contiguous ``dtype`` arrays; the
-    inputs named in ``scalars`` passed as NumPy scalars ("numbers") or as 0-d arrays ("arrays")."""
+    inputs named in ``scalars`` passed as NumPy scalars ("numbers") or as 0-d arrays ("arrays",
+    raw parameters ``name_``)."""
     try:
         from cupy._core import _carray, _kernel, _scalar, core
         infos = [_kernel._ArgInfo(ARG_KIND_SCALAR, _scalar.CScalar, np.dtype(dtype), 0, True, True)
                  if p.name in scalars and scalar_mode == "numbers" else
-                 _kernel._ArgInfo(ARG_KIND_NDARRAY, cupy.ndarray, np.dtype(dtype), 1, True, True)
+                 _kernel._ArgInfo(ARG_KIND_NDARRAY, cupy.ndarray, np.dtype(dtype), 0 if p.name[:-1] in scalars else 1, True, True)
                  for p in built.params[:built.nin + built.nout]]
         infos.append(_kernel._ArgInfo(ARG_KIND_INDEXER, _carray.Indexer, None, 1, True, True))
         body = _kernel._get_elementwise_kernel_code(tuple(infos), _kernel._TypeMap((("T", np.dtype(dtype).type),)),
@@ -212,10 +216,10 @@ def cupy_compile_log(source, arch=90) -> str:
         nvrtc.destroyProgram(prog)
 
 
-def built_kernel(kernel, monkeypatch):
+def built_kernel(kernel, monkeypatch, array_scalars=()):
     from gpubp.backend import cupy_backend
     monkeypatch.setattr(cupy_backend, "_compiled", {})  # the kernel as CupyBackend builds it, not a cached one
-    return cupy_backend.elementwise_kernel(kernel)
+    return cupy_backend.elementwise_kernel(kernel, array_scalars)
 
 
 @pytest.mark.parametrize("name, dtype, scalar_mode", [
@@ -223,16 +227,18 @@ def built_kernel(kernel, monkeypatch):
     for mode in (("numbers", "arrays") if KERNELS[name].scalars else ("numbers",))])
 def test_the_code_cupy_generates_for_every_registry_kernel_compiles(name, dtype, scalar_mode, monkeypatch):
     kernel = KERNELS[name]
-    source = cupy_elementwise_source(built_kernel(kernel, monkeypatch), dtype, kernel.scalars, scalar_mode)
+    built = built_kernel(kernel, monkeypatch, tuple(kernel.scalars) if scalar_mode == "arrays" else ())
+    source = cupy_elementwise_source(built, dtype, kernel.scalars, scalar_mode)
     log = cupy_compile_log(source)
     assert not log, f"NVRTC refuses the code CuPy generates for {name}:\n{log}\n--- source ---\n{source}"
 
 
 def test_a_body_clashing_with_cupys_own_names_fails_that_check(monkeypatch):
-    """`_ind` is CuPy's indexer: a stand-in kernel compiles such a body, CuPy's does not."""
+    """`_ind` is CuPy's indexer, a parameter of every kernel it generates: a stand-in kernel compiles
+    a hyperparameter of that name, CuPy's does not."""
     from gpubp.backend.kernels import Kernel
     from test_nvrtc import compile_ok
-    clash = Kernel("clash_test", "T _ind", "T y", "y = _ind", None, None)
+    clash = Kernel("clash_test", "T x, T _ind", "T y", "y = x + _ind", None, None, scalars=("_ind",))
     compile_ok(cuda_source(clash, "float"), "90")
     assert cupy_compile_log(cupy_elementwise_source(built_kernel(clash, monkeypatch), "float32", (), "numbers"))
 

@@ -23,6 +23,7 @@ the integer ``1``, never ``1.0``).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
@@ -101,6 +102,11 @@ class Kernel:
     def types(self) -> dict[str, str]:
         """``{name: type}`` of every argument as declared: "T", or a NumPy dtype name ("uint32")."""
         return {p.split()[-1]: p.split()[-2] for p in f"{self.inputs},{self.outputs}".split(",") if p.strip()}
+
+    def reads(self, output) -> bool:
+        """Whether the body reads ``output``'s old value (``param -= ...``, ``buf = momentum * buf``)
+        rather than only assigning it (``s = ...``)."""
+        return re.search(rf"\b{output}\b", re.sub(rf"\b{output}\s*=(?!=)", "", self.cuda)) is not None
 
     def scalar_dtype(self, name, dtype) -> np.dtype:
         """The dtype scalar ``name`` is passed in: ``dtype`` (the arrays') for a ``T``, else its declared type."""
