@@ -8,7 +8,7 @@ writes ``record/record.json`` (what DESIGN.md asks of a GPU run: the machine wit
 device, CuPy/CUDA versions, tests passed/failed/skipped with each failure, the parity
 summaries, every benchmark figure, each phase's seconds and any phase that crashed),
 ``pytest.xml`` and ``pytest.log`` (the suite's own output), ``parity.txt`` and
-``bench.txt`` (the tables). A phase that fails is recorded and the next one still runs.
+``bench.txt`` (the tables); the parity report runs a digits MLP and a small CNN. A phase that fails is recorded and the next one still runs.
 ``--device cpu --tests tests/backend/test_kernels.py --quick`` runs the same pipeline on a CPU.
 
 The NCCL test starts its rank with ``mpiexec``. An image with mpi4py but no MPI (the lent H200's
@@ -140,14 +140,20 @@ def test_results(selection: str, out: str, timeout: float) -> dict:
 
 
 def parity_of_digits(device: str, steps: int) -> list:
-    """CPU against ``device`` in float32 and float64 on a digits MLP: each run's summary."""
+    """CPU against ``device`` in float32 and float64 on a digits MLP, and on a small CNN of the digits
+    as 1x8x8 images: each run's summary."""
     X, y, _, _ = load_digits()
     out = []
-    for dtype in ("float32", "float64"):
-        model = gpubp.mlp(X.shape[1], [64, 32], 10, "relu", "cpu", dtype, seed=0)
-        report = gpubp.parity(model, X, y, "softmax_cross_entropy", "adam", steps=steps, batch_size=64,
+    for kind, dtype in (("mlp", "float32"), ("mlp", "float64"), ("cnn", "float32"), ("cnn", "float64")):
+        if kind == "mlp":
+            model, data = gpubp.mlp(X.shape[1], [64, 32], 10, "relu", "cpu", dtype, seed=0), X
+        else:
+            model = gpubp.Sequential([gpubp.Conv2D(1, 8, 3, padding=1), gpubp.ReLU(), gpubp.MaxPool2D(2), gpubp.Flatten(),
+                                      gpubp.Dense(128, 10)], dtype=dtype, seed=0)
+            data = X.reshape(-1, 1, 8, 8)
+        report = gpubp.parity(model, data, y, "softmax_cross_entropy", "adam", steps=steps, batch_size=64,
                               lr=1e-3, backends=(f"cpu/{dtype}", f"{device}/{dtype}"))
-        out.append({"dtype": dtype, "ok": report.ok, "summary": report.summary(), "table": report.table(),
+        out.append({"model": kind, "dtype": dtype, "ok": report.ok, "summary": report.summary(), "table": report.table(),
                     "worst_by_step": report.worst_by_step()})
     return out
 

@@ -238,7 +238,9 @@ def test_gpu_record_writes_tests_and_benchmarks(tmp_path):
     record = json.loads((out / "record.json").read_text())
     assert "errors" not in record, record.get("errors")
     assert (record["tests"]["passed"], record["tests"]["failed"]) == (1, 1)
-    assert [r["dtype"] for r in record["parity"]] == ["float32", "float64"] and all(r["ok"] for r in record["parity"])
+    assert [(r["model"], r["dtype"]) for r in record["parity"]] == [
+        ("mlp", "float32"), ("mlp", "float64"), ("cnn", "float32"), ("cnn", "float64")]
+    assert all(r["ok"] for r in record["parity"]) and "Conv2D" in (out / "parity.txt").read_text()
     assert "broken on purpose" in (out / "pytest.log").read_text()
     assert record["tests"]["failures"][0]["test"].endswith("test_bad")
     assert "broken on purpose" in record["tests"]["failures"][0]["message"]

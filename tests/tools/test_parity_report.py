@@ -322,6 +322,22 @@ def test_a_cnn_in_the_parity_report_and_a_fault_in_its_conv_layer_found():
     assert (first.step, first.layer, first.quantity) == (1, 0, "dW")
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_cnn_on_the_cpu_against_each_device(device):
+    """The conv layers in a CPU/GPU parity report (the GPU case runs where a GPU works)."""
+    from gpubp.datasets import load_digits
+    X, y, _, _ = load_digits()
+    cnn = gpubp.Sequential([gpubp.Conv2D(1, 4, 3, padding=1), gpubp.ReLU(), gpubp.MaxPool2D(2), gpubp.Flatten(),
+                            gpubp.Dense(64, 10)], seed=0)
+    same = pytest.warns(gpubp.GpubpWarning, match="compares a backend with itself") if device == "cpu" \
+        else contextlib.nullcontext()
+    with same:
+        report = gpubp.parity(cnn, X.reshape(-1, 1, 8, 8)[:64], y[:64], "softmax_cross_entropy", "sgd", steps=3,
+                              backends=("cpu", device))
+    assert report.ok, report.table()
+    assert "Conv2D" in report.table()
+
+
 def test_saturated_units_are_judged_by_the_terms_of_f_prime():
     """The seeds' house (x = 2, y = 100) under MSE (``gpubp parity --dataset house_price --loss mse``)
     drives the tanh units into saturation: f' = 1 - Y^2 is then far below the rounding of the float32
