@@ -1,6 +1,7 @@
 """What the tests share: the repository root, the GPU probe, its marker and skip reason
 (defined here once), the device list the fixtures run over, the tolerances, the command
 line run in-process, an allocation measure, the planned-equals-eager fit, and a user's own layer."""
+import re
 import struct
 from pathlib import Path
 
@@ -18,6 +19,12 @@ GPU_OK, GPU_REASON = gpu_status(0)
 
 
 GPU_MARKS = [pytest.mark.gpu, pytest.mark.skipif(not GPU_OK, reason=f"no usable GPU: {GPU_REASON}")]
+
+
+def stable_id(value) -> str:
+    """A test id for ``value`` that is the same in every process: its repr without memory addresses
+    (pytest-xdist refuses a run whose workers collect different ids)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
 def needs_gpu(test):

@@ -5,10 +5,11 @@ import pytest
 
 from gpubp.backend import Backend
 from gpubp.errors import InvalidValueError
+from helpers import stable_id
 
 
 @pytest.mark.parametrize("seed", ["x", -1, 1.5, float("nan"), float("inf"), True, {}, [], object(),
-                                  np.array([[np.nan]]), np.array(["a"])], ids=repr)
+                                  np.array([[np.nan]]), np.array(["a"])], ids=stable_id)
 def test_host_rng_refuses_a_seed_that_is_none(seed):
     with pytest.raises(InvalidValueError, match="seed must be a whole number >= 0"):
         Backend.host_rng(seed)

@@ -5,6 +5,7 @@ import pytest
 
 import gpubp
 from gpubp.errors import InvalidValueError
+from helpers import stable_id
 
 JUNK = [None, True, "x", -1, 1.5, [], object(), np.array([]), np.zeros((0, 3)), lambda: None]
 LAYERS = {"Dense": lambda: gpubp.Dense(4, 3, seed=0), "Conv2D": lambda: gpubp.Conv2D(1, 2, 3, seed=0),
@@ -13,7 +14,7 @@ LAYERS = {"Dense": lambda: gpubp.Dense(4, 3, seed=0), "Conv2D": lambda: gpubp.Co
 
 @pytest.mark.parametrize("method", ["keep_gradients_in", "keep_parameters_in"])
 @pytest.mark.parametrize("layer", LAYERS.values(), ids=LAYERS.keys())
-@pytest.mark.parametrize("junk", JUNK, ids=repr)
+@pytest.mark.parametrize("junk", JUNK, ids=stable_id)
 def test_keep_in_takes_a_dict(layer, method, junk):
     with pytest.raises(InvalidValueError, match=f"{method} takes a dict {{name: array}}, got a"):
         getattr(layer(), method)(junk)

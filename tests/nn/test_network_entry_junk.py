@@ -6,9 +6,10 @@ import pytest
 import gpubp
 from gpubp.errors import InvalidValueError
 from gpubp.network import observing
+from helpers import stable_id
 
 
-@pytest.mark.parametrize("hidden", ["", "64", {}, {64: 1}, {3}], ids=repr)
+@pytest.mark.parametrize("hidden", ["", "64", {}, {64: 1}, {3}], ids=stable_id)
 def test_mlp_hidden_must_be_a_list_of_widths(hidden):
     with pytest.raises(InvalidValueError, match="mlp: hidden must be a list of widths"):
         gpubp.mlp(4, hidden, 2)

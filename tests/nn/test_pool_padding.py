@@ -14,7 +14,7 @@ from gpubp import checkpoint
 from gpubp.nn import AvgPool2D, MaxPool2D, layer_from_config
 from gpubp.plan import plan_problem
 
-from helpers import assert_planned_fit_is_eager, torch_reference
+from helpers import assert_planned_fit_is_eager, stable_id, torch_reference
 
 F64 = gpubp.get_backend("cpu", "float64")
 SHAPES = [(5, 7), (4, 4), (1, 3), (7, 2), (2, 9), (6, 6)]  # odd, even, one row, one column's worth
@@ -219,7 +219,7 @@ LAYERS = [MaxPool2D(3, 2, 1), MaxPool2D((3, 2), 1, (1, 0), ceil_mode=True), AvgP
           AvgPool2D(2, count_include_pad=False), AvgPool2D(2, 1, 1, divisor_override=7), MaxPool2D(2), AvgPool2D(2)]
 
 
-@pytest.mark.parametrize("layer", LAYERS, ids=repr)
+@pytest.mark.parametrize("layer", LAYERS, ids=stable_id)
 def test_config_rebuilds_the_layer(layer):
     config = json.loads(json.dumps(layer.config()))
     again = layer_from_config(config)
@@ -273,7 +273,7 @@ def test_a_step_plan_runs_padded_pools_like_the_eager_step():
     assert_planned_fit_is_eager(model, X, y)
 
 
-@pytest.mark.parametrize("layer", LAYERS[:5], ids=repr)
+@pytest.mark.parametrize("layer", LAYERS[:5], ids=stable_id)
 def test_out_buffers_are_written_and_returned(layer, device):
     """Buffers holding junk (NaN) are written whole: no padding entry or stale value left in them."""
     backend = gpubp.get_backend(device, "float64")

@@ -7,6 +7,7 @@ import pytest
 import gpubp
 from gpubp import initializers
 from gpubp.errors import InvalidValueError
+from helpers import stable_id
 
 NAMES = ["xavier_uniform", "xavier_normal", "he_uniform", "he_normal"]
 JUNK_RNG = [None, 0, 1.5, "x", [], {}, object(), np.zeros((0, 3)), np.random.RandomState(0)]
@@ -14,14 +15,14 @@ JUNK_N = [None, True, "x", -1, 0, 1.5, float("nan"), float("inf"), [], {}, objec
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("rng", JUNK_RNG, ids=repr)
+@pytest.mark.parametrize("rng", JUNK_RNG, ids=stable_id)
 def test_an_initialiser_refuses_an_rng_that_is_no_generator(name, rng):
     with pytest.raises(InvalidValueError, match=f"{name}: rng must be a NumPy Generator"):
         getattr(initializers, name)(rng, 4, 3)
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("n", JUNK_N, ids=repr)
+@pytest.mark.parametrize("n", JUNK_N, ids=stable_id)
 @pytest.mark.parametrize("which", ["n_in", "n_out"])
 def test_an_initialiser_names_a_bad_size(name, n, which):
     sizes = {"n_in": 4, "n_out": 3, which: n}
@@ -50,7 +51,7 @@ def test_draw_refuses_a_bad_fan(fan):
 
 @pytest.mark.parametrize("layer", [lambda: gpubp.Dense(4, 3), lambda: gpubp.Conv2D(1, 2, 3), lambda: gpubp.Dropout(0.5)],
                          ids=["Dense", "Conv2D", "Dropout"])
-@pytest.mark.parametrize("rng", [r for r in JUNK_RNG if r is not None and not isinstance(r, int)], ids=repr)
+@pytest.mark.parametrize("rng", [r for r in JUNK_RNG if r is not None and not isinstance(r, int)], ids=stable_id)
 def test_reset_parameters_refuses_an_rng_that_is_no_generator(layer, rng):
     """None (PyTorch's layer.reset_parameters()) and a seed are taken (tests/nn/test_layer_reset_parameters.py)."""
     with pytest.raises(InvalidValueError, match="rng must be a NumPy Generator"):

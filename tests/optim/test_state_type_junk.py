@@ -5,9 +5,10 @@ import pytest
 
 import gpubp
 from gpubp.errors import InvalidValueError
+from helpers import stable_id
 
 
-@pytest.mark.parametrize("kind", [np.array(["SGD", "SGD"]), np.ones(2, bool), None, 1], ids=repr)
+@pytest.mark.parametrize("kind", [np.array(["SGD", "SGD"]), np.ones(2, bool), None, 1], ids=stable_id)
 def test_load_state_dict_type_must_be_the_class_name(kind):
     d = gpubp.SGD(0.1).state_dict()
     d["type"] = kind

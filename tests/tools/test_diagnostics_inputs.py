@@ -6,6 +6,7 @@ import pytest
 import gpubp
 from gpubp.errors import InvalidValueError, NumericalError
 from gpubp.tools.diagnostics import format_table, record_gradients, vanishing_experiment
+from helpers import stable_id
 
 
 @pytest.mark.parametrize("kwargs,words", [
@@ -78,7 +79,7 @@ def test_recorder_events_for_a_model_it_is_not_attached_to_are_refused():
         rec.on_batch_end(0, other, None)
 
 
-@pytest.mark.parametrize("model", [None, True, "x", 1.5, [], {}, object(), np.array([]), lambda: None], ids=repr)
+@pytest.mark.parametrize("model", [None, True, "x", 1.5, [], {}, object(), np.array([]), lambda: None], ids=stable_id)
 def test_gradient_recorder_attach_takes_a_model(model):
     """Before, AttributeError: '...' object has no attribute 'layers' (found by fuzzing the public API)."""
     from gpubp.tools.diagnostics import GradientRecorder

@@ -15,6 +15,7 @@ from gpubp.errors import InvalidValueError
 from gpubp.plan import GraphedStep, PlanCache, StepPlan
 from gpubp.progress import Progress
 from gpubp.train import epoch_order
+from helpers import stable_id
 
 
 def _model():
@@ -38,7 +39,7 @@ def test_scaler_refuses_none_that_numpy_reads_as_nan(method):
         getattr(scaler, method)(np.array([[1.0, None]], dtype=object))
 
 
-@pytest.mark.parametrize("scale", [True, np.ones(2), "1"], ids=repr)
+@pytest.mark.parametrize("scale", [True, np.ones(2), "1"], ids=stable_id)
 def test_step_plan_scale_must_be_a_number(scale):
     plan = StepPlan(_model(), "softmax_cross_entropy", "sgd", (8, 4), (8,), "int64")
     X, y = np.ones((8, 4), np.float32), np.arange(8) % 2
@@ -58,19 +59,19 @@ def test_plan_cache_takes_a_sequential(model):
         PlanCache(model, "mse", "sgd")
 
 
-@pytest.mark.parametrize("cuda_graph", [None, "", 0, [], np.ones(2, bool)], ids=repr)
+@pytest.mark.parametrize("cuda_graph", [None, "", 0, [], np.ones(2, bool)], ids=stable_id)
 def test_plan_cache_cuda_graph_must_be_a_flag(cuda_graph):
     with pytest.raises(InvalidValueError, match="PlanCache: cuda_graph must be True or False"):
         PlanCache(_model(), "mse", "sgd", cuda_graph)
 
 
-@pytest.mark.parametrize("stream", [0, "", [], {}, "stderr"], ids=repr)
+@pytest.mark.parametrize("stream", [0, "", [], {}, "stderr"], ids=stable_id)
 def test_progress_stream_must_be_writable_or_none(stream):
     with pytest.raises(InvalidValueError, match="Progress stream must be a text stream"):
         Progress(3, True, stream)
 
 
-@pytest.mark.parametrize("unit", [None, 1, np.array(["a", "b"])], ids=repr)
+@pytest.mark.parametrize("unit", [None, 1, np.array(["a", "b"])], ids=stable_id)
 def test_progress_unit_must_be_a_word(unit):
     with pytest.raises(InvalidValueError, match="Progress unit must be a word"):
         Progress(3, True, io.StringIO(), unit)
@@ -80,20 +81,20 @@ def test_progress_unit_must_be_a_word(unit):
     (lambda p, v: p.update(v), "Progress.update: done must be a whole number >= 0"),
     (lambda p, v: p.epoch(v, ""), "Progress.epoch: epoch must be a whole number >= 0"),
 ])
-@pytest.mark.parametrize("junk", [None, 1.5, math.nan, True, -1, "1"], ids=repr)
+@pytest.mark.parametrize("junk", [None, 1.5, math.nan, True, -1, "1"], ids=stable_id)
 def test_progress_counts_must_be_whole_numbers(call, words, junk):
     with pytest.raises(InvalidValueError, match=words):
         call(Progress(3, True, io.StringIO()), junk)
 
 
-@pytest.mark.parametrize("minimum", ["x", math.nan, True, np.ones(2)], ids=repr)
+@pytest.mark.parametrize("minimum", ["x", math.nan, True, np.ones(2)], ids=stable_id)
 def test_checks_integer_refuses_a_bound_that_is_not_a_number(minimum):
     with pytest.raises(InvalidValueError, match="n: the bound minimum must be a number"):
         _checks.integer("n", 5, minimum)
 
 
 @pytest.mark.parametrize("which", ["low", "high"])
-@pytest.mark.parametrize("bound", ["x", math.nan, 1j, [1], np.ones(2)], ids=repr)
+@pytest.mark.parametrize("bound", ["x", math.nan, 1j, [1], np.ones(2)], ids=stable_id)
 def test_checks_number_refuses_a_bound_that_is_not_a_number(which, bound):
     with pytest.raises(InvalidValueError, match=f"x: the bound {which} must be a number"):
         _checks.number("x", 0.5, **{which: bound})
@@ -105,7 +106,7 @@ def test_checks_number_open_ends_must_be_flags(which):
         _checks.number("x", 0.5, 0, 1, **{which: np.ones(2, bool)})
 
 
-@pytest.mark.parametrize("kind", [None, (), "Sequential", (gpubp.Sequential, 1)], ids=repr)
+@pytest.mark.parametrize("kind", [None, (), "Sequential", (gpubp.Sequential, 1)], ids=stable_id)
 def test_checks_instance_refuses_a_kind_that_is_not_a_class(kind):
     with pytest.raises(InvalidValueError, match="m: the kind to check against must be a class"):
         _checks.instance("m", 1, kind)
@@ -116,7 +117,7 @@ def test_checks_instance_names_each_class_of_a_tuple():
         _checks.instance("m", 1, (gpubp.Dense, gpubp.Sequential))
 
 
-@pytest.mark.parametrize("junk", ["no", np.ones(2, bool), 1], ids=repr)
+@pytest.mark.parametrize("junk", ["no", np.ones(2, bool), 1], ids=stable_id)
 def test_checks_writable_target_create_parents_must_be_a_flag(junk, tmp_path):
     with pytest.raises(InvalidValueError, match="p: create_parents must be True or False"):
         _checks.writable_target("p", tmp_path / "a" / "b.txt", junk)

@@ -10,6 +10,7 @@ import gpubp
 from gpubp import checkpoint
 from gpubp.datasets import Scaler, load_table, split
 from gpubp.errors import DTypeError, InvalidValueError, ShapeError
+from helpers import stable_id
 
 ARRAYS = [np.array([]), np.ones((2, 3), dtype=np.int8)]
 IRIS = __file__.rsplit("/", 2)[0] + "/data/iris.csv"
@@ -60,7 +61,7 @@ def _history():
     return gpubp.fit(gpubp.mlp(4, [5], 3, seed=0), X, y, optimizer="sgd", epochs=2, progress=False)
 
 
-@pytest.mark.parametrize("history", [None, "x", 1.5, [], {}, object(), np.array([])], ids=repr)
+@pytest.mark.parametrize("history", [None, "x", 1.5, [], {}, object(), np.array([])], ids=stable_id)
 def test_epoch_log_on_epoch_end_takes_a_history(history, tmp_path):
     """Before, AttributeError: '...' object has no attribute 'metric_name'."""
     from gpubp.history import EpochLog
@@ -71,7 +72,7 @@ def test_epoch_log_on_epoch_end_takes_a_history(history, tmp_path):
 @pytest.mark.parametrize("epoch, words", [(None, "epoch must be a whole number >= 0"), ("x", "must be a whole number"),
                                           (1.5, "must be a whole number"), (-1, "must be a whole number >= 0"),
                                           (np.array([]), "must be a whole number"), (2, "epoch 2 is not in the history"),
-                                          (10**30, "is not in the history")], ids=repr)
+                                          (10**30, "is not in the history")], ids=stable_id)
 def test_epoch_log_on_epoch_end_names_a_bad_epoch(epoch, words, tmp_path):
     """Before, TypeError, IndexError, or a row for epoch 0 written for epoch=-1."""
     from gpubp.history import EpochLog

@@ -15,7 +15,7 @@ CSV = b"a,b,y\n1,2,0\n3,4,1\n"
 
 @pytest.mark.parametrize("content, words", [
     (CSV, r"is text \(a CSV under an .npz name\? give it its .csv name\)"),
-    (gzip.compress(CSV), r"is gzip-compressed \(an .npz.gz\? decompress it"),
+    (gzip.compress(CSV, mtime=0), r"is gzip-compressed \(an .npz.gz\? decompress it"),
     (pickle.dumps({"X": [[1.0]], "y": [0]}), "is a Python pickle, which gpubp does not load"),
     (b"", r"is empty \(0 bytes\)"),
     (b"\x00\x01\x02\x03 binary", r"is not a zip archive, beginning with the bytes b'\\x00\\x01"),
