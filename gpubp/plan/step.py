@@ -132,9 +132,28 @@ class StepPlan(PlanBuffers):
 
     def gather(self, X, y, idx):
         """Copy the samples ``idx`` of the whole arrays ``X``, ``y`` into the plan's batch
-        buffers (no new array); returns them. ``X`` and ``y`` hold as many samples (checked: no sync).
-        ``idx`` holds one integer index per row of the plan's batch; the indices are trusted to lie in
-        range (fit draws them; checking their values would sync the device)."""
+        buffers (no new array); returns them. ``X`` and ``y`` hold as many samples; ``idx`` holds one
+        integer index per row of the plan's batch, each in [0, len(X)) (checked: on a GPU that reads
+        their least and greatest back, a sync; ``fit``, which draws them, skips that check)."""
+        self._fits(X, y, idx)
+        low, high = int(idx.min()), int(idx.max())
+        if low < 0 or high >= len(X):  # NumPy's take clips, CuPy's wraps: a batch of other samples, silently
+            raise InvalidValueError(f"StepPlan.gather: idx must lie in [0, {len(X)}) (X has {len(X)} samples), "
+                                    f"got indices from {low} to {high}")
+        return self.gather_drawn(X, y, idx)
+
+    def gather_drawn(self, X, y, idx):
+        """``gather`` of indices known to lie in range (``fit`` draws them): no values read back."""
+        self._fits(X, y, idx)
+        xp = self.backend.xp
+        mode = {"mode": "clip"} if self.backend.name == "numpy" else {}  # 'raise' would buffer a copy
+        xp.take(X, idx, axis=0, out=self.X, **mode)
+        xp.take(y, idx, axis=0, out=self.y, **mode)
+        return self.X, self.y
+
+    def _fits(self, X, y, idx):
+        """Refuse arrays ``gather`` cannot take: on another device, of another dtype or sample shape,
+        X and y of different lengths, or ``idx`` not one integer per row of the batch (no sync)."""
         self._check(X, self.X, "X", any_rows=True)
         self._check(y, self.y, "y", any_rows=True)
         if len(X) != len(y):  # the indices would read past y's (or X's) end: rows clipped or wrapped, silently
@@ -144,11 +163,6 @@ class StepPlan(PlanBuffers):
             raise ShapeError(f"StepPlan.gather: idx must be {rows} integer indices on {self.backend.device}, "
                              f"one per row of the plan's batch, got {type(idx).__name__} "
                              f"{getattr(idx, 'dtype', '')} {tuple(getattr(idx, 'shape', ()))}")
-        xp = self.backend.xp
-        mode = {"mode": "clip"} if self.backend.name == "numpy" else {}  # 'raise' would buffer a copy
-        xp.take(X, idx, axis=0, out=self.X, **mode)
-        xp.take(y, idx, axis=0, out=self.y, **mode)
-        return self.X, self.y
 
     def run(self, X, y, scale=1.0):
         """Forward, loss and backward (no input gradient) of one batch into the plan's

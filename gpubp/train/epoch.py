@@ -169,7 +169,7 @@ def _forward_backward(model, loss, X, y, idx, weight, plan):
     model: through ``plan``'s captured graph (the update too) or its buffers, else eagerly. ``plan``
     is ``PlanCache.get``'s for this step, so known to be current."""
     if plan is not None:
-        Xb, yb = plan.gather(X, y, idx)
+        Xb, yb = plan.gather_drawn(X, y, idx)
         return (Xb, yb, *PlanCache.run(plan, Xb, yb, weight))
     Xb, yb = X[idx], y[idx]
     out = model.forward(Xb)
