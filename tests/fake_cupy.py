@@ -595,37 +595,52 @@ class ElementwiseKernel:
 
 
 class RawKernel:
-    """gpubp's GEMM kernel (``gpubp_gemm_float`` / ``_double``): ``out = a @ b`` by NumPy.
+    """gpubp's GEMM kernel (``gpubp_gemm_float`` / ``_double``) computed by NumPy as the kernel computes it:
+    for every item z < gridDim.z, ``C[z] = A[z] @ B[z]`` through the pointers and element strides it is
+    given, ``X[z][i, j] = X_ptr[z xz + i xs0 + j xs1]`` (item stride 0: one matrix shared by every item),
+    over the rows and columns its grid's blocks cover.
 
     CuPy passes each argument as what it is (cupy/cuda/function.pyx ``_pointer``: an array as its
     pointer, a NumPy scalar by value in its own dtype's bytes) and cuLaunchKernel copies as many
     bytes as the kernel's parameter has: a scalar of another size than the parameter's C type is
     read wrong on a GPU, silently. The fake reads the kernel's C parameters from its source and
-    refuses such an argument (TypeError), and a pointer to arrays of another dtype than the kernel's."""
+    refuses such an argument (TypeError), and a pointer to arrays of another dtype than the kernel's.
+    A grid beyond CUDA's limits (x < 2^31, y and z <= 65535), a block of another size than the kernel's
+    tile needs, and an address outside the pointed-to array's allocation are refused too (a GPU fails
+    the launch, or reads and writes another array's memory)."""
 
     C_TYPES = {"int": np.int32, "unsigned int": np.uint32, "long long": np.int64, "unsigned long long": np.uint64,
                "float": np.float32, "double": np.float64}
+    NAMES = ["A", "B", "C", "M", "N", "K", "az", "as0", "as1", "bz", "bs0", "bs1", "cz", "cs0", "cs1"]
 
     def __init__(self, code, name, options=(), backend="nvrtc", translate_cucomplex=False, *,
                  enable_cooperative_groups=False, jitify=False):
         if not name.startswith("gpubp_gemm_"):
             raise FakeLimit(f"RawKernel {name!r}")
-        self.name, self.params = name, self._parameters(code, name)
+        self.name, self.params, names = name, *self._parameters(code, name)
+        tile = re.search(r"constexpr int BM = (\d+), BN = (\d+), BK = \d+, TM = (\d+), TN = (\d+);", code)
+        if names != self.NAMES or tile is None:
+            raise FakeLimit(f"RawKernel {name!r}: the fake computes parameters {self.NAMES} and a BM x BN tile, "
+                            f"the source has {names}")
+        bm, bn, tm, tn = map(int, tile.groups())
+        self.tile, self.threads = (bm, bn), (bm // tm) * (bn // tn)
 
     @staticmethod
     def _parameters(code, name):
-        """``[(C type, is_pointer)]`` of kernel ``name`` in ``code`` (a macro's ``gpubp_gemm_##T`` too)."""
+        """``[(C type, is_pointer)]`` and the names of kernel ``name``'s parameters in ``code`` (a macro's
+        ``gpubp_gemm_##T`` too)."""
         ctype = name.rsplit("_", 1)[1]
         found = re.search(rf"\b{re.escape(name)}\s*\(([^)]*)\)", code) or \
             re.search(rf"\b{re.escape(name.rsplit('_', 1)[0])}_##T\s*\(([^)]*)\)", code)
         if found is None:
             raise FakeLimit(f"RawKernel {name!r}: its parameters are not found in the source")
-        params = []
+        params, names = [], []
         for p in found.group(1).replace("\\", " ").split(","):
-            words = [w for w in p.replace("*", " * ").split() if w not in ("const", "__restrict__")][:-1]
-            base = " ".join(w for w in words if w != "*")  # the type less const, __restrict__ and *
+            words = [w for w in p.replace("*", " * ").split() if w not in ("const", "__restrict__")]
+            base = " ".join(w for w in words[:-1] if w != "*")  # the type less const, __restrict__ and *
             params.append((ctype if base == "T" else base, "*" in words))
-        return params
+            names.append(words[-1])
+        return params, names
 
     def __call__(self, grid, block, args, *, shared_mem=0, enable_cooperative_groups=False):
         if len(args) != len(self.params):
@@ -638,8 +653,38 @@ class RawKernel:
             if not pointer and not (isinstance(x, np.generic) and x.dtype == want):
                 raise TypeError(f"{self.name} argument {i}: a {ctype} takes a NumPy {np.dtype(want)} scalar (CuPy "
                                 f"copies the argument's own bytes), got {type(x).__name__} {getattr(x, 'dtype', '')}")
-        a, b, out = args[:3]
-        _call(np.matmul, [a._a, b._a], {"out": out._a}, writes=True)
+        gx, gy, gz = self._dims("grid", grid)
+        if not (gx < 2**31 and gy <= 65535 and gz <= 65535) or self._dims("block", block) != (self.threads, 1, 1):
+            raise RuntimeError(f"CUDA_ERROR_INVALID_VALUE: {self.name} launched with grid {grid}, block {block} "
+                               f"(grid x < 2^31, y and z <= 65535; its tile takes a block of {self.threads})")
+        a, b, out, m, n, k = args[:6]
+        rows, cols = min(int(m), gy * self.tile[0]), min(int(n), gx * self.tile[1])  # what the blocks cover
+        A, B, C = (self._matrices(x, (gz, *shape), args[i:i + 3]) for x, shape, i in
+                   ((a, (rows, int(k)), 6), (b, (int(k), cols), 9), (out, (rows, cols), 12)))
+        _call(np.matmul, [A, B], {"out": C}, writes=True)
+
+    @staticmethod
+    def _dims(what, dims):
+        """A launch's grid or block as CuPy takes it (a tuple of 1 to 3 positive ints) and CUDA reads it: (x, y, z)."""
+        if not (isinstance(dims, tuple) and 1 <= len(dims) <= 3 and
+                all(isinstance(d, (int, np.integer)) and d > 0 for d in dims)):
+            raise RuntimeError(f"CUDA_ERROR_INVALID_VALUE: a {what} of {dims!r}")
+        return tuple(int(d) for d in dims) + (1,) * (3 - len(dims))
+
+    def _matrices(self, x, shape, strides):
+        """What the kernel addresses through pointer ``x`` at ``x_ptr[z sz + i s0 + j s1]`` for ``(z, i, j)``
+        below ``shape``, element ``strides`` ``(sz, s0, s1)``: a NumPy view; refused where it reaches outside
+        ``x``'s allocation (on a GPU an illegal address, or another array's memory)."""
+        a, root = x._a, _root(x._a)
+        view = np.lib.stride_tricks.as_strided(a, shape, [int(s) * a.itemsize for s in strides], writeable=True)
+        if view.size:
+            ends = [(d - 1) * s for d, s in zip(view.shape, view.strides)]
+            start, low = root.__array_interface__["data"][0], a.__array_interface__["data"][0]
+            if low + sum(min(e, 0) for e in ends) < start or \
+                    low + sum(max(e, 0) for e in ends) + a.itemsize > start + root.nbytes:
+                raise RuntimeError(f"cudaErrorIllegalAddress: {self.name} addresses {shape} elements at strides "
+                                   f"{tuple(int(s) for s in strides)} beyond an array of {root.nbytes} bytes")
+        return view
 
 
 # ---------------------------------------------------------------- cuda: devices, streams, events, graphs

@@ -101,12 +101,7 @@ class CupyBackend(Backend):
                 return cupy.matmul(a, b, out=out)
             if a.ndim == 1:  # 1^T D (sum_rows): a row vector times a matrix
                 gemm(a[None, :], b, out[None, :])
-            elif out.ndim == 3:  # a stack of products (Conv2D's W_col @ cols_n): one GEMM per item
-                if max(a.ndim, b.ndim) > 3 or {x.shape[0] for x in (a, b) if x.ndim == 3} - {out.shape[0]}:
-                    raise ValueError("a stack of products takes 2-d operands or 3-d ones of out's stack size")
-                for n in range(out.shape[0]):
-                    gemm(a[n] if a.ndim == 3 else a, b[n] if b.ndim == 3 else b, out[n])
-            else:
+            else:  # 2-d, or a stack of products (Conv2D's W_col @ cols_n) in one launch, blockIdx.z the item
                 gemm(a, b, out)
             return out
         except (TypeError, ValueError, AttributeError) as exc:

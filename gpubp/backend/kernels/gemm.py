@@ -12,6 +12,15 @@ dense layer's three products need no copy: ``Z = X @ W``, ``dW = X.T @ delta``,
 row of ones: ``gemm(ones[None, :batch], delta, db[None, :])`` (the caller keeps the
 ones; allocating them inside a capture would defeat it).
 
+A stack of Z products is one launch (Conv2D's ``Y_n = W_col @ cols_n``, one per image):
+
+    C[z] = A[z] @ B[z],    z = 0 .. Z-1,    X[z] = X_ptr + z * xz
+
+with item strides az, bz, cz in elements; ``az = 0`` when A is one 2-d matrix shared by
+every item (W_col), likewise B. ``blockIdx.z`` is the item: the grid is
+(ceil(N/BN), ceil(M/BM), Z) blocks, each the 2-d kernel's block below on its item's
+matrices, and a 2-d product is the stack of one item (grid z = 1, item strides 0).
+
 Design (in the spirit of tiny-cuda-nn's fully fused layers, kept simple): a block of
 ``THREADS`` = 256 threads computes a BM x BN = 64 x 64 tile of C; thread t = (ty, tx)
 owns the TM x TN = 4 x 4 outputs ``C[i0 + ty + 16 r, j0 + tx + 16 c]`` in registers.
@@ -26,13 +35,14 @@ The kernel is written as *phases*: ``GPUBP_PHASE(t) { ... }`` is a barrier, then
 body for thread t. On the GPU each thread runs its own t = threadIdx.x; compiled as
 host C++ (``GPUBP_HOST``, see :func:`host_source`) the phase is a loop over every t of
 the block, so one block runs as its threads would between barriers, and a driver loops
-over the grid. Registers that outlive a phase are arrays indexed by ``GPUBP_SLOT(t)``
-(one slot per thread on the host, slot 0 on the GPU); shared memory is touched only
-inside phases, and every phase begins with a barrier, by construction. The host test
+over the grid's z, y and x. Registers that outlive a phase are arrays indexed by
+``GPUBP_SLOT(t)`` (one slot per thread on the host, slot 0 on the GPU); shared memory is
+touched only inside phases, and every phase begins with a barrier, by construction. The host test
 (tests/backend/test_gemm.py) therefore runs the very text NVRTC compiles.
 
-:func:`gemm` launches on the current stream with no allocation and no host sync, so it
-can be captured; the compiled kernels are cached per dtype (CuPy caches per device).
+:func:`gemm` is one launch per call, a stack included, on the current stream with no
+allocation and no host sync, so it can be captured; the compiled kernels are cached per
+dtype (CuPy caches per device).
 """
 from __future__ import annotations
 
@@ -115,12 +125,18 @@ __device__ void block(const T* __restrict__ A, const T* __restrict__ B, T* __res
 }
 }  // namespace gpubp_gemm
 
+// Item z = blockIdx.z of a stack: C[z] = A[z] @ B[z] with X[z] = X + z xz (item stride xz in elements;
+// 0: one matrix shared by every item). A 2-d product is the stack of one item.
 #define GPUBP_GEMM_ENTRY(T)                                                                        \
 extern "C" __global__ void __launch_bounds__(gpubp_gemm::THREADS) gpubp_gemm_##T(                 \
         const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C,                      \
-        const int M, const int N, const int K, const long long as0, const long long as1,          \
-        const long long bs0, const long long bs1, const long long cs0, const long long cs1) {     \
-    gpubp_gemm::block<T>(A, B, C, M, N, K, as0, as1, bs0, bs1, cs0, cs1, (int)blockIdx.x, (int)blockIdx.y); \
+        const int M, const int N, const int K,                                                    \
+        const long long az, const long long as0, const long long as1,                             \
+        const long long bz, const long long bs0, const long long bs1,                             \
+        const long long cz, const long long cs0, const long long cs1) {                           \
+    const long long z = (long long)blockIdx.z;                                                    \
+    gpubp_gemm::block<T>(A + z * az, B + z * bz, C + z * cz, M, N, K,                             \
+                         as0, as1, bs0, bs1, cs0, cs1, (int)blockIdx.x, (int)blockIdx.y);         \
 }
 GPUBP_GEMM_ENTRY(float)
 GPUBP_GEMM_ENTRY(double)
@@ -140,15 +156,17 @@ static gpubp_uint3 blockIdx;
 
 HOST_DRIVER = r"""
 #define GPUBP_GEMM_HOST(T)                                                                         \
-extern "C" void gpubp_gemm_host_##T(const unsigned gx, const unsigned gy,                          \
+extern "C" void gpubp_gemm_host_##T(const unsigned gx, const unsigned gy, const unsigned gz,       \
         const T* A, const T* B, T* C, const int M, const int N, const int K,                       \
-        const long long as0, const long long as1, const long long bs0, const long long bs1,        \
-        const long long cs0, const long long cs1) {                                                \
-    for (unsigned y = 0; y < gy; ++y)                                                              \
-        for (unsigned x = 0; x < gx; ++x) {                                                        \
-            blockIdx = gpubp_uint3{x, y, 0};                                                       \
-            gpubp_gemm_##T(A, B, C, M, N, K, as0, as1, bs0, bs1, cs0, cs1);                        \
-        }                                                                                          \
+        const long long az, const long long as0, const long long as1,                              \
+        const long long bz, const long long bs0, const long long bs1,                              \
+        const long long cz, const long long cs0, const long long cs1) {                            \
+    for (unsigned z = 0; z < gz; ++z)                                                              \
+        for (unsigned y = 0; y < gy; ++y)                                                          \
+            for (unsigned x = 0; x < gx; ++x) {                                                    \
+                blockIdx = gpubp_uint3{x, y, z};                                                   \
+                gpubp_gemm_##T(A, B, C, M, N, K, az, as0, as1, bz, bs0, bs1, cz, cs0, cs1);        \
+            }                                                                                      \
 }
 GPUBP_GEMM_HOST(float)
 GPUBP_GEMM_HOST(double)
@@ -156,20 +174,22 @@ GPUBP_GEMM_HOST(double)
 
 
 def host_source(source: str = SOURCE) -> str:
-    """``source`` as host C++ with ``gpubp_gemm_host_<float|double>(gx, gy, *launch_args)``
-    running every block of a ``(gx, gy)`` grid, each block's threads phase by phase."""
+    """``source`` as host C++ with ``gpubp_gemm_host_<float|double>(gx, gy, gz, *launch_args)``
+    running every block of a ``(gx, gy, gz)`` grid, each block's threads phase by phase."""
     return HOST_PRELUDE + source + HOST_DRIVER
 
 
-def _element_strides(x) -> tuple[int, int]:
-    s0, s1 = x.strides
-    if s0 % x.itemsize or s1 % x.itemsize:
+def _element_strides(x) -> tuple[int, int, int]:
+    """``(item, row, column)`` strides of ``x`` in elements; item stride 0 for a 2-d ``x``,
+    the one matrix every item of a stack multiplies."""
+    strides = x.strides if x.ndim == 3 else (0, *x.strides)
+    if any(s % x.itemsize for s in strides):
         raise ShapeError(f"gemm needs strides that are whole elements, got {x.strides} bytes")
-    return s0 // x.itemsize, s1 // x.itemsize
+    return tuple(s // x.itemsize for s in strides)
 
 
 def _span(x, address) -> tuple[int, int]:
-    """``[first, last]`` byte addresses a non-empty 2-d array touches."""
+    """``[first, last]`` byte addresses a non-empty array touches."""
     ends = [(n - 1) * s for n, s in zip(x.shape, x.strides)]
     return address + sum(min(e, 0) for e in ends), address + sum(max(e, 0) for e in ends) + x.itemsize - 1
 
@@ -181,35 +201,49 @@ def _address(x) -> int:
 def launch_arguments(a, b, out):
     """``(grid, args)`` of the kernel computing ``out = a @ b``, or a gpubp error.
 
+    A 2-d ``out`` is one product of 2-d ``a`` and ``b``. A 3-d ``out`` is a stack of Z =
+    ``out.shape[0]`` products, ``out[z] = a[z] @ b[z]``, where a 2-d ``a`` or ``b`` is the one
+    matrix every item multiplies (at least one of them is a stack of Z); ``blockIdx.z`` is the
+    item. A 2-d product is the stack of one item (grid z = 1, item strides 0).
+
     Works on any arrays with ``shape``/``strides``/``dtype`` (NumPy too, for the host
     tests). ``a`` and ``b`` may have any strides (C order and transposed views read
-    coalesced); ``out`` must be C- or F-contiguous (one writer per element) and must
-    not overlap ``a`` or ``b``. ``grid`` is None when ``out`` is empty.
+    coalesced); each item of ``out`` must be C- or F-contiguous, the items apart (one writer
+    per element), and ``out`` must not overlap ``a`` or ``b``. ``grid`` is None when ``out``
+    is empty.
     """
+    ndims = (2, 3) if out.ndim == 3 else (2,)
     for name, x in (("a", a), ("b", b), ("out", out)):
-        if x.ndim != 2:
-            raise ShapeError(f"gemm: {name} must be 2-d, got shape {x.shape}")
-    (m, k), (k2, n) = a.shape, b.shape
-    if k != k2 or out.shape != (m, n):
-        raise ShapeError(f"gemm: a {a.shape} @ b {b.shape} does not fit out {out.shape}")
+        if x.ndim not in ndims:
+            raise ShapeError(f"gemm: {name} must be 2-d, or 3-d (a stack) when out is, got shape {x.shape}")
+    (m, k), (k2, n) = a.shape[-2:], b.shape[-2:]
+    items = out.shape[0] if out.ndim == 3 else 1
+    stacks = {x.shape[0] for x in (a, b) if x.ndim == 3}
+    if k != k2 or out.shape[-2:] != (m, n) or stacks != ({items} if out.ndim == 3 else set()):
+        raise ShapeError(f"gemm: a {a.shape} @ b {b.shape} does not fit out {out.shape} (a stack of "
+                         f"products takes 2-d operands or 3-d ones of out's stack size, one at least)")
     dtype = out.dtype
     if dtype not in CTYPES or a.dtype != dtype or b.dtype != dtype:
         raise DTypeError(f"gemm needs float32 or float64 arrays of one dtype, got a {a.dtype}, "
                          f"b {b.dtype}, out {out.dtype}")
-    if not (out.flags.c_contiguous or out.flags.f_contiguous):
-        raise ShapeError(f"gemm: out must be C- or F-contiguous, got strides {out.strides}")
-    if max(m, n, k) >= 2**31 or -(-m // BM) > 65535:
+    strides = [s for x in (a, b, out) for s in _element_strides(x)]  # (item, row, column) of a, b, out
+    item = out[0] if out.ndim == 3 and items else out
+    if not (item.flags.c_contiguous or item.flags.f_contiguous):
+        raise ShapeError(f"gemm: out{'[z]' if out.ndim == 3 else ''} must be C- or F-contiguous, "
+                         f"got strides {out.strides}")
+    if items > 1 and abs(strides[6]) < m * n:  # contiguous items m n elements long, |item stride| apart
+        raise ShapeError(f"gemm: out's items overlap (strides {out.strides}); each needs elements of its own")
+    if max(m, n, k) >= 2**31 or -(-m // BM) > 65535 or items > 65535:
         raise ShapeError(f"gemm: a {a.shape} @ b {b.shape} is too large for this kernel")
-    if m == 0 or n == 0:
+    if m == 0 or n == 0 or items == 0:
         return None, ()
     low, high = _span(out, _address(out))
     for name, x in (("a", a), ("b", b)) if k else ():
         first, last = _span(x, _address(x))
         if first <= high and low <= last:
             raise InvalidValueError(f"gemm: out overlaps {name}; write the product to another array")
-    grid = (-(-n // BN), -(-m // BM), 1)
-    strides = [np.int64(s) for x in (a, b, out) for s in _element_strides(x)]
-    return grid, (a, b, out, np.int32(m), np.int32(n), np.int32(k), *strides)
+    grid = (-(-n // BN), -(-m // BM), items)
+    return grid, (a, b, out, np.int32(m), np.int32(n), np.int32(k), *[np.int64(s) for s in strides])
 
 
 _kernels: dict = {}
@@ -224,12 +258,13 @@ def kernel(dtype):
 
 
 def gemm(a, b, out):
-    """``out = a @ b`` for 2-d CuPy arrays, on the current stream; returns ``out``.
+    """``out = a @ b`` for 2-d CuPy arrays, or a stack ``out[z] = a[z] @ b[z]`` for a 3-d ``out``
+    (a 2-d ``a`` or ``b`` shared by every item), in one launch on the current stream; returns ``out``.
 
     No allocation and no host synchronisation, so it may run while a stream captures a
     CUDA graph (compile first: call it once before ``begin_capture``). ``a`` and ``b``:
-    any strides, e.g. C-contiguous arrays or their transposes ``x.T``; ``out``: C- or
-    F-contiguous, not overlapping ``a`` or ``b``. Same dtype (float32 or float64) for all.
+    any strides, e.g. C-contiguous arrays or their transposes ``x.T``; ``out``: each item C-
+    or F-contiguous, not overlapping ``a`` or ``b``. Same dtype (float32 or float64) for all.
     """
     for name, x in (("a", a), ("b", b), ("out", out)):
         if not is_cupy_array(x):
