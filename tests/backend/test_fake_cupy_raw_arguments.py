@@ -17,9 +17,10 @@ pytestmark = pytest.mark.skipif(not has_cupy, reason=f"the fake reads CuPy's nam
 
 def launch(a, b, out):
     """The grid and arguments gpubp.backend.kernels.gemm.launch_arguments makes (it reads the installed
-    CuPy's arrays, not the fake's): three int32 sizes, then six int64 element strides."""
+    CuPy's arrays, not the fake's): three int32 sizes, then nine int64 element strides (item, row and
+    column of a, b and out; item stride 0 for these 2-d arrays)."""
     (m, k), n = a.shape, b.shape[1]
-    strides = [np.int64(s // x.itemsize) for x in (a, b, out) for s in x.strides]
+    strides = [np.int64(s // x.itemsize) for x in (a, b, out) for s in (0, *x.strides)]
     return (1, 1, 1), (a, b, out, np.int32(m), np.int32(n), np.int32(k), *strides)
 
 
@@ -41,7 +42,7 @@ def test_the_gemm_launch_gpubp_makes_passes_and_computes(fake):
     from gpubp.backend.kernels import gemm
     cp = fake.module
     kernel = fake.RawKernel(gemm.SOURCE, "gpubp_gemm_float")
-    assert [c for c, pointer in kernel.params] == ["float"] * 3 + ["int"] * 3 + ["long long"] * 6
+    assert [c for c, pointer in kernel.params] == ["float"] * 3 + ["int"] * 3 + ["long long"] * 9
     a, b = cp.asarray(np.arange(6, dtype=np.float32).reshape(2, 3)), cp.asarray(np.ones((3, 2), np.float32))
     out = cp.zeros((2, 2), dtype=np.float32)
     grid, args = launch(a, b, out)
@@ -63,5 +64,5 @@ def test_scalars_of_another_size_and_arrays_of_another_dtype_are_refused(fake):
     doubles = (cp.zeros((2, 2), dtype=np.float64),) + args[1:]
     with pytest.raises(TypeError, match="argument 0: a float\\* takes a device array of float32"):
         kernel(grid, (gemm.THREADS,), doubles)
-    with pytest.raises(TypeError, match="takes 12 arguments"):
+    with pytest.raises(TypeError, match="takes 15 arguments"):
         kernel(grid, (gemm.THREADS,), args[:-1])
