@@ -16,6 +16,7 @@ from .. import _checks
 from .._compat import to_host
 from ..errors import DTypeError, DeviceError, GpubpError, InvalidValueError, NumericalError, ShapeError
 from .kernels.registry import Kernel
+from .host_memory import refuse_beyond_free
 from .operands import (MATMUL, allocation_error, count_nonfinite, describe, first_odd, foreign, given, numeric_dtype,
                        operand_error, read_host, real_numbers)
 
@@ -106,6 +107,7 @@ class Backend:
     def zeros(self, shape, dtype=None):
         """A new array of zeros of ``shape`` (whole numbers >= 0) and ``dtype`` (this backend's by default)."""
         dtype = self.dtype if dtype is None else dtype
+        refuse_beyond_free("zeros", shape, dtype)
         try:
             return self.xp.zeros(shape, dtype=dtype)
         except (TypeError, ValueError, OverflowError, MemoryError) as exc:
@@ -114,6 +116,7 @@ class Backend:
     def empty(self, shape, dtype=None):
         """A new array of ``shape`` and ``dtype`` (this backend's by default), its values not set."""
         dtype = self.dtype if dtype is None else dtype
+        refuse_beyond_free("empty", shape, dtype)
         try:
             return self.xp.empty(shape, dtype=dtype)
         except (TypeError, ValueError, OverflowError, MemoryError) as exc:
