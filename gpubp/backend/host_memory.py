@@ -33,13 +33,14 @@ def refuse_beyond_free(what, shape, dtype) -> None:
     the memory free now; shapes and dtypes that are no such are left to NumPy to refuse."""
     try:
         dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        nbytes = math.prod(int(n) for n in dims) * np.dtype(dtype).itemsize
+        values = math.prod(int(n) for n in dims)
+        nbytes = values * np.dtype(dtype).itemsize
     except (TypeError, ValueError, OverflowError):
         return
     if nbytes < LARGE:
         return
     free = free_bytes()
     if free is not None and nbytes > free:
-        raise OutOfMemoryError(f"{what}: an array of shape {dims} needs {nbytes / 2**30:.3g} GiB and this machine has "
-                               f"{free / 2**30:.3g} GiB free (memory and swap): written, it would get the process "
-                               f"killed. Use a smaller model or batch, or free memory")
+        raise OutOfMemoryError(f"{what}: an array of shape {dims} holds {values:.3g} values, {nbytes / 2**30:.3g} GiB, "
+                               f"and this machine has {free / 2**30:.3g} GiB free (memory and swap): written, it would "
+                               f"get the process killed. Use a smaller model or batch, or free memory")
