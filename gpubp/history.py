@@ -54,8 +54,19 @@ class History:
 
     def watched(self) -> list:
         """What ``patience`` and ``restore_best`` judge per epoch, lower being better: minus the
-        validation metric, else the validation loss, else the training loss."""
-        return [-m for m in self.val_metric] or self.val_loss or self.loss
+        validation metric, else the validation loss, when the last epoch has one, else the training
+        loss (a run resumed without validation data); an epoch without validation (NaN) is inf."""
+        for values, sign in ((self.val_metric, -1), (self.val_loss, 1), (self.loss, 1)):
+            if values is self.loss or len(values) == self.epochs > 0:
+                return [math.inf if math.isnan(v) else sign * v for v in values]
+
+    def add_validation(self, loss, metric=None):
+        """The last epoch's validation loss (and metric), after NaN for the epochs before it without one (a run
+        resumed with validation data from one without), so ``val_loss[e]`` is epoch ``e``'s."""
+        for values, value in ((self.val_loss, loss), (self.val_metric, metric)):
+            if value is not None:
+                values.extend([math.nan] * (self.epochs - 1 - len(values)))
+                values.append(value)
 
     @property
     def epochs(self) -> int:
@@ -75,9 +86,9 @@ class History:
         if unknown:
             raise InvalidValueError(f"history has unknown fields {unknown}; known: {sorted(known)}")
         d = dict(d)
-        for name in PER_EPOCH:
-            values = d.get(name, [])
-            if not isinstance(values, list) or not all(_is_number(v) for v in values):
+        for name in PER_EPOCH:  # NaN in a validation list: an epoch without validation (add_validation)
+            values, nan = d.get(name, []), name.startswith("val_")
+            if not isinstance(values, list) or not all(_is_number(v) or nan and _is_real(v) and v != v for v in values):
                 raise InvalidValueError(f"history {name} must be a list of numbers, got {values!r:.80}")
             d[name] = [float(v) for v in values]
         for name in ("metric_name", "stopped", "data"):
@@ -96,12 +107,12 @@ class History:
                                     f"(epochs count from 0)")
         parts = [f"loss {self.loss[epoch]:.4f}"]
         # validation lists can be shorter (a resumed run without validation data)
-        if self.metric_name and len(self.metric) > epoch:
-            parts.append(f"{self.metric_name} {self.metric[epoch]:.4f}")
-        if len(self.val_loss) > epoch:
-            parts.append(f"val_loss {self.val_loss[epoch]:.4f}")
-        if len(self.val_metric) > epoch:
-            parts.append(f"val_{self.metric_name} {self.val_metric[epoch]:.4f}")
+        name = self.metric_name or "metric"
+        if len(self.metric) > epoch:
+            parts.append(f"{name} {self.metric[epoch]:.4f}")
+        for key, values in (("val_loss", self.val_loss), (f"val_{name}", self.val_metric)):
+            if len(values) > epoch and not math.isnan(values[epoch]):  # NaN: no validation that epoch
+                parts.append(f"{key} {values[epoch]:.4f}")
         if len(self.samples_per_sec) > epoch:
             parts.append(f"{self.samples_per_sec[epoch]:,.0f} samples/s")
         return "  ".join(parts)
@@ -143,7 +154,7 @@ class EpochLog:
                                     f"(each per-epoch list needs an entry per epoch of loss)")
         row = {"epoch": epoch + 1, "loss": h.loss[epoch]}
         for key, values in ((name, h.metric), ("val_loss", h.val_loss), (f"val_{name}", h.val_metric)):
-            if key and len(values) > epoch:
+            if key and len(values) > epoch and not math.isnan(values[epoch]):  # NaN: no validation that epoch
                 row[key] = values[epoch]
         row.update(lr=h.lr[epoch], seconds=h.epoch_time[epoch], samples_per_sec=h.samples_per_sec[epoch])
         row.update({k: float(v) for k, v in row.items() if k != "epoch"})  # NumPy numbers too (JSON takes floats)

@@ -271,6 +271,4 @@ def _validate(model, loss, val, batch_size, history, marks):
     except KeyboardInterrupt:
         _truncate(history, marks)
         raise
-    history.val_loss.append(v_loss)
-    if v_metric is not None:
-        history.val_metric.append(v_metric)
+    history.add_validation(v_loss, v_metric)  # NaN before it for epochs without validation (a resumed run)

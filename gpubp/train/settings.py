@@ -20,7 +20,9 @@ def _run_settings(loss, epochs, batch_size, shuffle, seed, tol, patience, restor
             "seed": 0 if seed is None else seed, "tol": tol, "patience": patience, "restore_best": restore_best,
             "checkpoint_every": every,
             "lr per epoch": None if sched is None else [_scheduled_lr(sched, e) for e in range(start, epochs)],
-            "epochs resumed": start, "resumed losses": [history.loss, history.val_loss, history.val_metric]}
+            "epochs resumed": start,  # NaN (an epoch without validation) as None: equal on every rank
+            "resumed losses": [[None if v != v else v for v in values]
+                               for values in (history.loss, history.val_loss, history.val_metric)]}
 
 
 def _lr_fits(lr, model, which) -> float:

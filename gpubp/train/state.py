@@ -90,8 +90,9 @@ class _BestKeeper:
                       GpubpWarning, stacklevel=4)
 
     def on_epoch_end(self, epoch, model, history):
-        value = history.watched()[-1]
-        if value < self.value:  # the snapshot first: a Ctrl-C while it is taken keeps the old best whole
+        # judged against the epochs before by today's criterion (a run resumed with validation data: not the loss)
+        *before, value = history.watched()
+        if value < min(before, default=math.inf):  # the snapshot first: a Ctrl-C while it is taken keeps the old best whole
             state = _snapshot(model, self.optimizer, lambda a: model.backend.to_numpy(a).copy())
             self.value, self.epoch, self.state = value, epoch, state
 
