@@ -122,8 +122,26 @@ class Optimizer(OptimizerSlots):
         """One update of every parameter of ``model`` from its accumulated gradients."""
         updates = self.prepared(model)
         self.t += 1
-        model.backend.write(updates.scalars, self.scalars())
+        try:
+            scalars = self.checked_scalars(model.backend.dtype)
+        except InvalidValueError:
+            self.t -= 1  # refused: nothing changed, the step count neither
+            raise
+        model.backend.write(updates.scalars, scalars)
         self.launch(updates, model.backend)
+
+    def checked_scalars(self, dtype) -> tuple:
+        """``scalars()`` for this step, each checked to be finite in ``dtype``, the model's: a learning
+        rate or hyperparameter beyond its range (lr=1e39 in float32) would be an inf scalar that turns
+        every parameter into inf or NaN at once, without an error (CuPy raises no warning either)."""
+        scalars, largest = self.scalars(), float(np.finfo(dtype).max)
+        for name, value in zip(self.kernel.scalars, scalars):
+            if not abs(value) <= largest:  # NaN too
+                raise InvalidValueError(
+                    f"{type(self).__name__}: the step's {name} = {value:g} (from {self!r}) is beyond the model's "
+                    f"{np.dtype(dtype)} (largest {largest:.3g}), so the update would turn its parameters into "
+                    f"inf/NaN; give a smaller lr or hyperparameter (the parameters are unchanged)")
+        return scalars
 
     def prepare(self, model) -> "Updates":
         """The update of every parameter of ``model`` bound once (``Backend.bind``), each gradient
@@ -149,7 +167,7 @@ class Optimizer(OptimizerSlots):
                              f"which would be applied to this one; create a new optimizer for this model, or set "
                              f"optimizer.state = {{}} to start afresh")
         eps = self.hyper.get("eps")
-        if eps is not None and backend.dtype.type(eps) == 0:  # sqrt(0) + 0: a zero gradient's step is 0/0
+        if eps is not None and eps <= float(np.finfo(backend.dtype).max) and backend.dtype.type(eps) == 0:  # sqrt(0) + 0: a zero gradient's step is 0/0
             raise InvalidValueError(f"{type(self).__name__} eps={eps:g} is 0 in the model's {backend.dtype}, so a "
                                     f"zero gradient's step would be 0/0 = NaN; give eps >= "
                                     f"{float(np.finfo(backend.dtype).smallest_subnormal):.3g}")
