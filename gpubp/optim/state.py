@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 
-from .._checks import integer
+from .._checks import integer, number
 from .._compat import to_host
 from ..errors import DTypeError, InvalidValueError, NumericalError
 
@@ -168,7 +168,9 @@ def checked_state(d, cls) -> dict:
         raise InvalidValueError(f"optimizer state lacks {missing}; expected Optimizer.state_dict() output")
     if not isinstance(d["hyper"], dict) or "lr" not in d["hyper"]:
         raise InvalidValueError(f"optimizer state: hyper must be a dict with lr, got {d['hyper']!r:.80}")
-    fresh = construct(cls, d["hyper"])  # the constructor's checks, by name
+    lr = number("optimizer state: hyper lr", d["hyper"]["lr"], low=0)  # 0 as optimizer.lr takes (a schedule's end)
+    fresh = construct(cls, {**d["hyper"], "lr": lr or 1.0})  # the constructor's other checks, by name
+    fresh.lr = lr
     t = integer("optimizer state t (steps taken)", d["t"], minimum=0)
     state = slots_by_parameter(d["state"], "optimizer state: state")
     host = {}
