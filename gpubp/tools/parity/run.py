@@ -25,13 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import _checks
-from ..._compat import to_host
 from ...backend import Backend, get_backend, parse_spec
-from ...errors import DTypeError, GpubpWarning, InvalidValueError, ShapeError
+from ...errors import GpubpWarning, InvalidValueError
 from ...losses import get_loss
 from ...network import Sequential
 from ...optim import get_optimizer
 from ...progress import Progress
+from .data import data_named, host_data, on_device
 from .report import Entry, ParityReport
 from .terms import gradient_terms, output_terms
 from .tolerance import compare, loss_gradient_terms, tf32_state, tolerance_for, true_float32
@@ -162,9 +162,9 @@ class _Recorder:
 class _Run:
     """One backend's copy of the model, watched by a :class:`_Recorder` on its observers."""
 
-    def __init__(self, model, backend, loss, optimizer, lr, fault):
+    def __init__(self, model, backend, loss, optimizer, lr, fault, data):
         self.model = copy_model(model, backend)
-        self.backend = backend
+        self.backend, (self.X, self.T) = backend, on_device(backend, *data)
         self.loss, self.optimizer = get_loss(copy.deepcopy(loss)), make_optimizer(optimizer, lr)
         self.recorder = _Recorder(backend, fault)
         self.model.observers.append(self.recorder)
@@ -173,13 +173,14 @@ class _Run:
     def scales(self):
         return self.recorder.scales
 
-    def step(self, X, T) -> dict:
-        """One training step on host batch (X, T); returns {(layer, quantity): float64 array}."""
+    def step(self, rows) -> dict:
+        """One training step on the data's ``rows``; returns {(layer, quantity): float64 array}."""
         model = self.model
         model.zero_grad()
         self.recorder.begin()
-        Y = model.forward(self.backend.asarray(X))
-        value = self.loss.forward(Y, self.backend.asarray(T))
+        rows = self.backend.asarray(rows)  # on the device: a CuPy array is indexed by a CuPy one
+        Y = model.forward(self.X[rows])
+        value = self.loss.forward(Y, self.T[rows])
         self.recorder.loss(model, value, Y, loss_gradient_terms(self.loss))
         model.backward(self.loss.backward())
         self.optimizer.step(model)
@@ -198,13 +199,13 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
     first step says it will take over 10 s shows its progress (on a terminal).
     """
     sides, steps, lr = _check_arguments(model, backends, steps, lr, perturb)
-    Xh, yh = _data(X, y)
+    Xh, yh = host_data(X, y, loss)
     n = Xh.shape[0]
     size = n if batch_size is None else _checks.integer("parity: batch_size", batch_size, minimum=1)
     report = ParityReport(tuple(f"{b.device}/{b.dtype.name}" for b in sides),
                           tolerance_for(*(b.dtype for b in sides)), steps,
                           [repr(layer) for layer in model.layers], tf32=tf32_state()[1])
-    runs = [_Run(model, b, loss, optimizer, lr, perturb if perturb and perturb.side == k else None)
+    runs = [_Run(model, b, loss, optimizer, lr, perturb if perturb and perturb.side == k else None, (Xh, yh))
             for k, b in enumerate(sides)]
     bar = Progress(steps, False, unit="step")  # shown (on a terminal) once the first step says the run is long
     try:
@@ -212,7 +213,8 @@ def parity(model, X, y, loss="mse", optimizer="sgd", steps=5, backends=("cpu", "
             for step in range(steps):
                 start = time.perf_counter()
                 rows = (step * size + np.arange(size)) % n
-                a, b = (run.step(Xh[rows], yh[rows]) for run in runs)
+                with data_named(Xh, yh, loss, step):
+                    a, b = (run.step(rows) for run in runs)
                 report.entries += _compare_step(step, a, b, runs[0].scales, report)
                 if step == 0 and (time.perf_counter() - start) * steps > 10:
                     bar = Progress(steps, unit="step")
@@ -249,20 +251,6 @@ def _compare_step(step, a, b, scales, report) -> list[Entry]:
         name = "loss" if layer is None else report.layers[layer]
         entries.append(Entry(step, layer, name, quantity, d.max_abs, d.max_rel, d.ratio))
     return entries
-
-
-def _data(X, y):
-    """Host copies of the data: numbers, finite, as many targets as rows, at least one row."""
-    Xh, yh = np.asarray(to_host(X)), np.asarray(to_host(y))
-    for name, a in (("X", Xh), ("y", yh)):
-        if a.dtype.kind not in "iubf":
-            raise DTypeError(f"parity: {name} must hold real numbers, got an array of dtype {a.dtype}")
-        get_backend("cpu").check_finite(a, f"parity: {name}")
-    if Xh.ndim == 0 or yh.ndim == 0 or Xh.shape[0] == 0:
-        raise ShapeError(f"parity needs at least one row of data, got X of shape {Xh.shape} and y of shape {yh.shape}")
-    if Xh.shape[0] != yh.shape[0]:
-        raise ShapeError(f"parity: X has {Xh.shape[0]} rows but y has {yh.shape[0]}; they must match")
-    return Xh, yh
 
 
 def _check_perturbation(p, model, steps):
