@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from .. import _checks
 from ..backend import get_backend
 from ..datasets import load_digits
-from ..errors import GpubpError, InvalidValueError, StateError
+from ..errors import DTypeError, GpubpError, InvalidValueError, ShapeError, StateError
 from ..initializers import addressable
 from ..nn import Dense
 from ..losses import SoftmaxCrossEntropy, get_loss
@@ -138,10 +138,17 @@ def record_gradients(model, X, T, loss) -> GradientRecorder:
     _checks.instance("record_gradients: model", model, Sequential)
     rec, loss, backend = GradientRecorder(), get_loss(loss), model.backend
     X, T = backend.asarray(X), backend.asarray(T)
+    labels = isinstance(loss, SoftmaxCrossEntropy) and T.ndim == 1  # class labels stay integers, as fit keeps them
+    X, T = (backend.asarray(a, backend.dtype) if a.dtype.kind in "iub" and not keep else a
+            for a, keep in ((X, False), (T, labels)))  # uint8 pixels, 0/1 targets: as fit takes them
     backend.check_finite(X, "record_gradients: the input X")
     backend.check_finite(T, "record_gradients: the targets T")
     with rec.epoch(model):
-        loss.forward(model.forward(X), T)
+        try:
+            loss.forward(model.forward(X), T)
+        except (ShapeError, DTypeError, InvalidValueError) as exc:
+            raise type(exc)(f"record_gradients: X of shape {tuple(X.shape)} and T of shape {tuple(T.shape)} do not "
+                            f"fit the model and the {type(loss).__name__} loss: {exc}") from None
         model.zero_grad()
         model.backward(loss.backward())
         rec.on_batch_end(0, model, None)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -65,7 +66,8 @@ def gradcheck(model, loss, X, y, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4
     def f():  # every evaluation from the same buffers: the same Dropout mask, BatchNorm state
         m.load_buffers(start)
         return float(loss.forward(m.forward(X), y))
-    _finite_start("gradcheck", f(), "the loss")
+    with _named("gradcheck", {"X": X, "y": y}, f"the model and the {type(loss).__name__} loss"):
+        _finite_start("gradcheck", f(), "the loss")
     m.zero_grad()
     m.backward(loss.backward())
     analytic = {k: backend.to_numpy(g) for k, g in m.gradients().items()}
@@ -84,7 +86,8 @@ def gradcheck_layer(layer, X, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, m
     (X,) = _inputs("gradcheck_layer", backend, layer.backend, X, names=("X",))
     start = _frozen(lay.buffers)
     lay.load_buffers(start)
-    Y = lay.forward(X)  # a layer of the user's own: what it returns is checked as a model checks it
+    with _named("gradcheck_layer", {"X": X}, repr(lay)):
+        Y = lay.forward(X)  # a layer of the user's own: what it returns is checked as a model checks it
     check_returned(backend, lay, "forward", Y, lay.output_shape(X.shape))
     w = backend.asarray(np.random.default_rng(seed).normal(size=Y.shape))
 
@@ -114,7 +117,8 @@ def gradcheck_loss(loss, Y, T, eps=1e-6, dtype="float64", atol=1e-6, rtol=1e-4, 
 
     def f():
         return float(loss.forward(Y, T))
-    _finite_start("gradcheck_loss", f(), "the loss")
+    with _named("gradcheck_loss", {"Y": Y, "T": T}, type(loss).__name__):
+        _finite_start("gradcheck_loss", f(), "the loss")
     analytic = {"dY": backend.to_numpy(loss.backward())}
     return finish(compare(f, {"dY": Y}, analytic, eps, atol, rtol, max_samples_per_param, seed),
                    raise_on_fail)
@@ -149,6 +153,17 @@ def _check_args(fn, eps, atol, rtol, max_samples, seed, dtype, raise_on_fail) ->
                       f"and rtol={rtol:g}, so a correct backward can be reported wrong (or at a kink); use eps near "
                       f"{np.cbrt(np.finfo(name).eps):.0e}", GpubpWarning, stacklevel=3)
     return _checks.flag(f"{fn}: raise_on_fail", raise_on_fail)
+
+
+@contextmanager
+def _named(fn, inputs, what):
+    """What ``what`` refuses in the ``inputs`` (a shape, a dtype, a label) named as ``fn``'s inputs."""
+    try:
+        yield
+    except (ShapeError, DTypeError, InvalidValueError) as exc:
+        given = " and ".join(f"{k} of shape {tuple(a.shape)} ({a.dtype})" for k, a in inputs.items())
+        raise type(exc)(f"{fn}: the input{'s' if len(inputs) > 1 else ''} {given} do{'' if len(inputs) > 1 else 'es'} "
+                        f"not fit {what}: {exc}") from None
 
 
 def _finite_start(fn, value, what):
