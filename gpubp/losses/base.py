@@ -15,7 +15,7 @@ import numpy as np
 
 from .._checks import takes_out
 from ..backend import backend_of
-from ..errors import DeviceError, DTypeError, GpubpError, ShapeError, StateError
+from ..errors import DeviceError, DTypeError, GpubpError, InvalidValueError, ShapeError, StateError
 from ..nn.arrays import check_out
 from ..nn.windows import torch_options
 
@@ -156,6 +156,12 @@ class Loss:
             raise StateError(f"{type(self).__name__}.backward called before forward (or after a forward that failed)")
         saved = getattr(self, name)
         check_out(self.backend, out, saved.shape, f"{type(self).__name__}.backward out", "predictions, as dL/dY")
+        read = {"the targets": getattr(self, "T", None), "the predictions" if name == "Z" else f"its saved {name}": saved}
+        shared = [what for what, a in read.items() if out is not None and a is not None and self.backend.is_own(a)
+                  and self.backend.xp.may_share_memory(a, out)]
+        if shared:  # backward reads them as it writes out: the gradient would be wrong (0 for out=T)
+            raise InvalidValueError(f"{type(self).__name__}.backward: out shares memory with {' and '.join(shared)}, "
+                                    f"which backward reads as it writes out; give out a buffer of its own")
         return saved
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 
 from ..backend import backend_of
+from ..errors import NumericalError
 from .base import Loss
 
 
@@ -19,6 +20,7 @@ class MSE(Loss):
     def forward(self, Y, T):
         self._begin(Y, T)
         T = self._float_targets(Y, T)
+        self._check_batch_targets(Y, T)
         return self._value(Y, T, self._buf("diff", Y.shape), self._buf("square", Y.shape), self._buf("value", ()))
 
     def _value(self, Y, T, diff, square, value):
@@ -26,6 +28,17 @@ class MSE(Loss):
         xp = self.backend.xp
         self.T, self.diff = T, xp.subtract(Y, T, out=diff)
         return self._mean(xp.multiply(diff, diff, out=square), Y.size, value)
+
+    def check_targets(self, Y, T):
+        """Targets must be finite (a NaN or Inf one makes the loss and every gradient NaN or Inf): one
+        device sync for all of ``T``."""
+        self._array_targets(T)
+        xp = backend_of(T).xp
+        bad = int(T.size - xp.count_nonzero(xp.isfinite(T))) if T.dtype.kind == "f" else 0
+        if bad:
+            first = tuple(int(i) for i in xp.argwhere(~xp.isfinite(T))[0])
+            raise NumericalError(f"MSE: targets hold {bad} NaN/Inf value(s), the first at index {first}; the loss "
+                                 f"and its gradient would be NaN/Inf")
 
     def backward(self, out=None):
         diff = self._saved("diff", out)
