@@ -21,7 +21,7 @@ import numpy as np
 from ... import _checks, _compat
 from ...backend import KERNELS, get_backend, parse_spec
 from ...backend.kernels import cuda_source
-from ...errors import GpubpError
+from ...errors import GpubpError, InvalidValueError
 from ...losses import MSE
 from ..gradcheck import gradcheck
 from ..parity import parity
@@ -39,6 +39,10 @@ class Item:
     status: str
     detail: str
     fix: str = ""
+
+    def __post_init__(self):
+        if self.status not in (OK, WARNING, FAILURE):
+            raise InvalidValueError(f"Item status must be {OK!r}, {WARNING!r} or {FAILURE!r}, got {self.status!r:.40}")
 
     def line(self) -> str:
         mark = {OK: "[ ok ]", WARNING: "[warn]", FAILURE: "[FAIL]"}[self.status]
@@ -257,12 +261,18 @@ CHECKS = (check_versions, check_device_setting, check_cuda, check_nvrtc, check_k
 def run_checks(expect_gpu: bool | None = None, checks=CHECKS) -> list[Item]:
     """Run every check; a check that crashes is itself a failure (the doctor never raises)."""
     expect_gpu = gpu_expected()[0] if expect_gpu is None else _checks.flag("run_checks: expect_gpu", expect_gpu)
+    if isinstance(checks, (str, bytes)) or not isinstance(checks, (list, tuple)) or not all(map(callable, checks)):
+        raise InvalidValueError(f"run_checks: checks must be a list of functions expect_gpu -> [Item, ...] (such as "
+                                f"CHECKS), got {checks!r:.80}")
     items = []
     for check in checks:
+        name = getattr(check, "__name__", type(check).__name__).removeprefix("check_")
         try:
-            items.extend(check(expect_gpu))
+            for item in check(expect_gpu):  # those before a crash are kept
+                if not isinstance(item, Item):
+                    raise InvalidValueError(f"it gave {item!r:.60}, not an Item")
+                items.append(item)
         except Exception as exc:
-            name = check.__name__.removeprefix("check_")
             items.append(Item(name, FAILURE, f"the check crashed: {type(exc).__name__}: {exc}",
                               "report this with the output of `gpubp info`"))
     return items
@@ -270,4 +280,7 @@ def run_checks(expect_gpu: bool | None = None, checks=CHECKS) -> list[Item]:
 
 def exit_code(items) -> int:
     """1 when any item failed, else 0 (warnings pass)."""
-    return int(any(i.status == FAILURE for i in items))
+    given = list(items) if isinstance(items, (list, tuple)) or hasattr(items, "__next__") else None
+    if given is None or not all(isinstance(i, Item) for i in given):
+        raise InvalidValueError(f"exit_code takes the Items run_checks returns, got {items!r:.80}")
+    return int(any(i.status == FAILURE for i in given))
