@@ -3,6 +3,8 @@ PyTorch's ways of calling one (its parameters first, its options at their defaul
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .._checks import number
 from ..errors import InvalidValueError
 from ..nn.windows import torch_options as check_options
@@ -12,9 +14,9 @@ from .state import TORCH_OPTIONS
 def refuse_parameters(name, args, kwargs) -> None:
     """Refuse parameters given first, as to PyTorch's optimizers (``SGD(model.parameters(), lr=0.1)``): a
     gpubp optimizer steps a whole model, and its first argument is the learning rate."""
-    first = args[0] if args else None
-    if isinstance(first, (dict, list, tuple)) or hasattr(first, "__next__") or hasattr(first, "parameters") \
-            or getattr(first, "ndim", 0):
+    first = args[0] if args else None  # parameters: any collection (dict_values too), an iterator, a model
+    if isinstance(first, Iterable) and not isinstance(first, (str, bytes)) and getattr(first, "ndim", 1) != 0 \
+            or hasattr(first, "parameters"):
         lr = kwargs.get("lr", args[1] if len(args) > 1 else "...")
         raise InvalidValueError(f"{name} takes no parameters (PyTorch's first argument): make it as {name}(lr={lr}), "
                                 f"then fit(model, X, y, optimizer=it) or it.step(model), which updates every "

@@ -111,6 +111,12 @@ class Optimizer(OptimizerSlots):
         self.state = d["_state"]  # its slots tracked again
         self._added, self._slot_names, self._holders = set(added), tuple(self.slots), {}
 
+    def __getattr__(self, name):
+        """Only for names not found: a PyTorch optimizer's (zero_grad, param_groups) said where gpubp keeps it."""
+        hint = TORCH_NAMES.get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}"
+                             + (f" (PyTorch's name; in gpubp: {hint})" if hint else ""))
+
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper}.items())
         return f"{type(self).__name__}({args})"
@@ -118,8 +124,14 @@ class Optimizer(OptimizerSlots):
     def scalars(self) -> tuple:
         raise NotImplementedError
 
-    def step(self, model) -> None:
-        """One update of every parameter of ``model`` from its accumulated gradients."""
+    def step(self, model=None, closure=None):
+        """One update of every parameter of ``model`` from its accumulated gradients. ``closure``
+        (PyTorch's): a function that recomputes the gradients and returns the loss, called first;
+        its loss is returned (None without one)."""
+        loss = None
+        if closure is not None:
+            _model(model)  # known to be a model before the closure runs
+            loss = closure()
         updates = self.prepared(model)
         self.t += 1
         try:
@@ -129,6 +141,7 @@ class Optimizer(OptimizerSlots):
             raise
         model.backend.write(updates.scalars, scalars)
         self.launch(updates, model.backend)
+        return loss
 
     def checked_scalars(self, dtype) -> tuple:
         """``scalars()`` for this step, each checked to be finite in ``dtype``, the model's: a learning
@@ -156,6 +169,10 @@ class Optimizer(OptimizerSlots):
         if callable(getattr(_model(model), "check_layers", None)):  # a layer of another backend, named as such
             model.check_layers()
         backend, params, grads = model.backend, model.parameters(), model.gradients()
+        missing = [name for name in params if name not in grads]
+        if missing:
+            raise InvalidValueError(f"{type(self).__name__}: the model has no gradient for its parameters {missing} "
+                                    f"(model.gradients() lacks them), so it cannot be stepped")
         if not params:  # PyTorch refuses an empty parameter list; a step here would change nothing, silently
             warnings.warn(f"{type(self).__name__}: the model has no parameters, so its steps change nothing",
                           GpubpWarning, stacklevel=4)  # the caller of step()
@@ -224,8 +241,9 @@ class Optimizer(OptimizerSlots):
                 slots[slot] = np.zeros_like(next(iter(slots.values())))
         return {"type": type(self).__name__, "hyper": {"lr": self.lr, **self.hyper}, "t": self.t, "state": state}
 
-    def load_state_dict(self, d: dict, backend) -> None:
-        """Restore ``state_dict()`` output onto ``backend`` (a Backend or a device spec), exactly.
+    def load_state_dict(self, d: dict, backend=None) -> None:
+        """Restore ``state_dict()`` output onto ``backend`` (a Backend or a device spec; None: the default
+        device, and the next step moves it to its model's), exactly.
         The saved hyperparameters replace this optimizer's; everything is checked first (kind,
         hyperparameters as the constructor checks them, ``t``, each slot's name, dtype and
         values), so a refused state leaves this optimizer as it was."""
@@ -245,9 +263,22 @@ def _model(model):
     """``model`` when it is one an optimizer can step (a Sequential, or any object with ``backend``,
     ``parameters()`` and ``gradients()``), else an InvalidValueError naming what it got."""
     if not all(hasattr(model, a) for a in ("backend", "parameters", "gradients")):
+        torch = model is None or callable(model) and not hasattr(model, "backend")  # PyTorch's step(), step(closure)
         raise InvalidValueError(f"an optimizer steps a model (a gpubp Sequential: backend, parameters(), "
-                                f"gradients()), got a {type(model).__name__} {model!r:.60}")
+                                f"gradients()), got a {type(model).__name__} {model!r:.60}"
+                                + ("; call optimizer.step(model), or optimizer.step(model, closure) (a PyTorch "
+                                   "optimizer knows its parameters; a gpubp one is given the model)" if torch else ""))
+    if not isinstance(model.backend, Backend):
+        raise InvalidValueError(f"an optimizer steps a model whose backend is a gpubp Backend (gpubp.get_backend(...)),"
+                                f" got a {type(model).__name__} whose backend is {model.backend!r:.60}")
     return model
+
+
+TORCH_NAMES = {  # what ported code calls on a PyTorch optimizer, and where gpubp keeps it
+    "zero_grad": "model.zero_grad(), the gradients are the model's (fit zeroes them each step)",
+    "param_groups": "optimizer.lr and optimizer.hyper, one group: the optimizer steps the whole model",
+    "add_param_group": "one optimizer steps one whole model; give another model an optimizer of its own",
+    "defaults": "optimizer.hyper (and optimizer.lr)"}
 
 
 def _holders(model) -> dict:

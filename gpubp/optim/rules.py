@@ -126,8 +126,12 @@ class Adam(Optimizer):
                                     decoupled=h.get("decoupled_weight_decay", True))
 
 
-def _adamw(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False, **options):
+def _adamw(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False, decoupled_weight_decay=True,
+           **options):
     """AdamW's arguments (its signature, which ``get_optimizer`` checks keywords against)."""
+    if flag("decoupled_weight_decay", decoupled_weight_decay) is not True:
+        raise InvalidValueError("AdamW's weight decay is decoupled (decoupled_weight_decay=True); for the L2 penalty "
+                                "added to the gradient use Adam(weight_decay=..., decoupled_weight_decay=False)")
     return Adam(lr, betas, eps, weight_decay, amsgrad=amsgrad, decoupled_weight_decay=True, **options)
 
 
@@ -161,7 +165,7 @@ def get_optimizer(opt="adam", **kw) -> Optimizer:
     return factory(**kw)
 
 
-def optimizer_from_state(d: dict, backend) -> Optimizer:
+def optimizer_from_state(d: dict, backend=None) -> Optimizer:
     """Rebuild an optimizer from ``state_dict()`` output, its state placed on ``backend``."""
     kinds = {cls.__name__: cls for cls in (SGD, RMSprop, Adam)}
     kind = saved_dict(d).get("type")

@@ -42,6 +42,10 @@ def saved_dict(d) -> dict:
     """``d`` itself when it is a dict (what ``Optimizer.state_dict()`` gives), else refused."""
     if not isinstance(d, dict):
         raise InvalidValueError(f"optimizer state must be a dict (Optimizer.state_dict()), got a {type(d).__name__}")
+    if "param_groups" in d and "type" not in d:
+        raise InvalidValueError("optimizer state: this is a PyTorch optimizer's state_dict() (param_groups, state by "
+                                "parameter number), not a gpubp Optimizer.state_dict(); make the gpubp optimizer with "
+                                "the same hyperparameters instead (its moments start afresh)")
     return d
 
 
