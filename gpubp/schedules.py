@@ -31,7 +31,8 @@ class Schedule:
         return f"{type(self).__name__}({args})"
 
     def rate(self, epoch: int) -> float:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no rate(epoch): a Schedule of one's own returns the "
+                                  f"learning rate of an epoch (counted from 0) from it")
 
 
 class Constant(Schedule):

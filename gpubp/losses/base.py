@@ -70,10 +70,12 @@ class Loss:
         return T
 
     def forward(self, Y, T):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no forward(Y, T): a Loss of one's own returns the "
+                                  f"batch's mean loss from it, one number (a 0-d array)")
 
     def backward(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no backward(): a Loss of one's own returns dL/dY "
+                                  f"from it (or from backward(out=None)), an array of the predictions' shape and dtype")
 
     def check_targets(self, Y, T) -> None:
         """Check a whole target array ``T`` once for outputs shaped like ``Y`` (``fit`` does,
