@@ -152,6 +152,10 @@ OPTIMIZERS = {
 def get_optimizer(opt="adam", **kw) -> Optimizer:
     """An optimizer by name (keyword arguments go to its constructor), or an instance unchanged."""
     if isinstance(opt, Optimizer):
+        if kw:  # they would be ignored: the instance keeps its own
+            raise InvalidValueError(f"get_optimizer: got {opt!r} and the arguments {sorted(kw)}, which an instance "
+                                    f"does not take; set them on it (optimizer.lr = ..., optimizer.hyper[...] = ...) "
+                                    f"or give the optimizer by name")
         return opt
     if isinstance(opt, type) and issubclass(opt, Optimizer):
         raise InvalidValueError(f"optimizer: got the class {opt.__name__}; pass an instance, {opt.__name__}()")

@@ -98,3 +98,11 @@ def test_a_model_of_one_s_own_without_a_gradient_or_a_backend_is_named():
     own = Own()
     SGD(0.5).step(own)
     np.testing.assert_array_equal(own.p["w"], 0.5)
+
+
+def test_arguments_given_with_an_optimizer_instance_are_refused_not_ignored():
+    # was: get_optimizer(Adam(), lr=0.5) returned the Adam at lr 0.001, the 0.5 dropped silently
+    opt = Adam()
+    with pytest.raises(InvalidValueError, match=r"get_optimizer: got Adam\(lr=0.001.*the arguments \['lr'\]"):
+        get_optimizer(opt, lr=0.5)
+    assert get_optimizer(opt) is opt and get_optimizer("adam", lr=0.5).lr == 0.5
