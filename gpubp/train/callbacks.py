@@ -1,6 +1,6 @@
 """The callbacks fit is given, checked before any training: objects with any of ``HOOKS`` (or a
 list of them), each hook callable with fit's arguments; what is not (a dict of hooks, hooks named
-otherwise) refused by what it is."""
+otherwise) refused by what it is. A callback stops the run by setting ``history.stopped`` to why."""
 from __future__ import annotations
 
 import inspect
@@ -54,3 +54,20 @@ def _takes(fn, args) -> bool:
         return False
     except ValueError:  # no signature to read (a builtin)
         return True
+
+
+def checked_stop(history):
+    """Refuse what a callback set ``history.stopped`` to, unless a string saying why the run stops (or None)."""
+    said = history.stopped
+    if said is not None and not (isinstance(said, str) and said.strip()):
+        raise InvalidValueError(f"fit: a callback set history.stopped to {said!r:.60}; to stop the run, set it to "
+                                f"a string saying why (e.g. 'reached 99% accuracy')")
+
+
+def agreed_stop(history, comm=None):
+    """Why a callback stopped the run (``history.stopped``, checked by ``checked_stop``), else None; with
+    ``comm`` (every rank asks, once an epoch) a stop on any rank stops every rank alike."""
+    said = history.stopped
+    if comm is not None and comm.allreduce_scalars(float(said is not None))[0] and said is None:
+        said = "a callback on another rank stopped the run"
+    return said

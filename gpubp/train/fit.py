@@ -19,7 +19,7 @@ from ..optim import get_optimizer
 from ..plan import PlanCache
 from ..progress import Progress
 from .arguments import _AsGiven, _check_cuda_graph, _run_lr
-from .callbacks import checked_callbacks
+from .callbacks import agreed_stop, checked_callbacks, checked_stop
 from .ending import _finish, _stopped, _write_checkpoint
 from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name
@@ -122,8 +122,9 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     read-only; the checkpoint already there is kept whole), or another gpubp error (an EpochLog
     line that cannot be written). An epoch cut short is undone, so the model holds the whole
     epochs in the error's ``history`` (with ``restore_best``, the best one's weights), and the
-    message says what the model and the checkpoint hold. A callback's own OSError is raised as it
-    is, with that ``history`` too.
+    message says what the model and the checkpoint hold. A callback's own error (any exception) is
+    raised as it is, with that ``history`` too, the epoch it cut short undone. A callback stops the
+    run after the epoch by setting ``history.stopped`` to a string saying why.
     """
     _checks.instance("fit: model", model, Sequential)
     _check_cuda_graph(cuda_graph, model, plan, comm)  # the same on every rank: no guard needed
@@ -197,7 +198,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                 if sched is not None:
                     optimizer.lr = _lr_fits(_scheduled_lr(sched, epoch), model, f" (the schedule's, epoch {epoch + 1})")
                 snapshot = _snapshot(model, optimizer)  # finite: checked at the start or after the last epoch
-                marks = _marks(history)
+                marks, history.stopped = _marks(history), None  # a callback may say why the run stops
                 # with comm, what runs on each rank alone between the steps' collectives (callbacks, validation,
                 # the progress line) is guarded: a failure on one rank stops every rank (one all-reduce an epoch)
                 with guard(comm, f"the start of epoch {epoch + 1}"):
@@ -214,6 +215,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                         _validate(model, loss, val, batch_size, history, marks)
                     bar.epoch(epoch, history.summary(epoch))
                     _call(callbacks, "on_epoch_end", epoch, model, history)
+                    checked_stop(history)
                     _refuse_nonfinite_end(model, optimizer, snapshot, epoch, ended)  # the epoch's own check passed
                 steps.end()
                 if comm is not None and hasattr(comm, "check_alike"):  # a value written on some ranks only
@@ -226,7 +228,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
                     with guard(comm, f"writing the checkpoint of epoch {epoch + 1}"):  # rank 0's failure stops all
                         if root:
                             _write_checkpoint(claim, model, optimizer, history, (seed, batching), checkpoint_extra)
-                history.stopped = _stop_reason(history, tol, patience)
+                history.stopped = agreed_stop(history, comm) or _stop_reason(history, tol, patience)
                 if history.stopped:
                     break
     except KeyboardInterrupt:
@@ -239,7 +241,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
             exc = NumericalError(f"{exc}; restore_best then put back the best epoch, {history.best_epoch}")
         exc.history = history
         raise exc from None
-    except (GpubpError, MemoryError, OSError) as exc:  # out of memory, a checkpoint or log not written, ...
+    except Exception as exc:  # out of memory, a checkpoint or log not written, a callback's own error, ...
         cut = f" in epoch {epoch + 1}" + (" (its part done is undone)" if marks is not None else "")
         try:
             _roll_back(model, optimizer, history, snapshot, marks)
