@@ -70,14 +70,19 @@ class Optimizer(OptimizerSlots):
     def hyper(self) -> dict:
         """The rule's hyperparameters but ``lr`` (``{"momentum": 0.9, ...}``): one set later is checked
         as the constructor checks it (``Hyperparameters``), and the next step uses it, also one that
-        changes the slots the rule keeps (``_hyper_changed``)."""
+        changes the slots the rule keeps (``_hyper_changed``). ``optimizer.hyper = {...}`` sets those
+        it names; the others keep their values (none can be removed)."""
         return self._hyper
 
     @hyper.setter
     def hyper(self, hyper) -> None:
         if not isinstance(hyper, dict):
             raise InvalidValueError(f"{type(self).__name__} hyper must be a dict of hyperparameters, got {hyper!r:.80}")
-        checked = construct(type(self), hyper).hyper  # checked by a fresh optimizer's constructor
+        if "lr" in hyper:  # the constructor would take it, and the optimizer keep its own
+            raise InvalidValueError(f"{type(self).__name__}.hyper holds no lr: set optimizer.lr = {hyper['lr']!r:.40}")
+        kept = {k: v for k, v in self.__dict__.get("_hyper", {}).items()
+                if not ("betas" in hyper and k in ("beta1", "beta2"))}  # the others keep their values
+        checked = construct(type(self), {**kept, **hyper}).hyper  # checked by a fresh optimizer's constructor
         self._hyper = Hyperparameters(type(self), checked, self._hyper_changed)
         self._hyper_changed()
 
@@ -184,7 +189,8 @@ class Optimizer(OptimizerSlots):
                              f"which would be applied to this one; create a new optimizer for this model, or set "
                              f"optimizer.state = {{}} to start afresh")
         eps = self.hyper.get("eps")
-        if eps is not None and eps <= float(np.finfo(backend.dtype).max) and backend.dtype.type(eps) == 0:  # sqrt(0) + 0: a zero gradient's step is 0/0
+        # sqrt(0) + 0: a zero gradient's step is 0/0 (an eps beyond the dtype is refused by step's scalars)
+        if eps is not None and eps <= float(np.finfo(backend.dtype).max) and backend.dtype.type(eps) == 0:
             raise InvalidValueError(f"{type(self).__name__} eps={eps:g} is 0 in the model's {backend.dtype}, so a "
                                     f"zero gradient's step would be 0/0 = NaN; give eps >= "
                                     f"{float(np.finfo(backend.dtype).smallest_subnormal):.3g}")
