@@ -158,7 +158,8 @@ class Loss:
             raise StateError(f"{type(self).__name__}.backward called before forward (or after a forward that failed)")
         saved = getattr(self, name)
         check_out(self.backend, out, saved.shape, f"{type(self).__name__}.backward out", "predictions, as dL/dY")
-        read = {"the targets": getattr(self, "T", None), "the predictions" if name == "Z" else f"its saved {name}": saved}
+        read = {"the targets": getattr(self, "T", None),
+                "the predictions" if name == "Z" else f"its saved {name}": saved}
         shared = [what for what, a in read.items() if out is not None and a is not None and self.backend.is_own(a)
                   and self.backend.xp.may_share_memory(a, out)]
         if shared:  # backward reads them as it writes out: the gradient would be wrong (0 for out=T)
