@@ -33,14 +33,15 @@ class GradientRecorder:
 
     After training: ``dW_norms[e][k]`` is the mean ``||dW||`` of the k-th Dense layer
     (``dense[k]`` is its index in ``model.layers``) in epoch ``e``; ``delta_norms[e][i]``
-    the mean ``||dY||`` received by layer ``i`` (NaN where it never ran a backward).
+    the mean ``||dY||`` received by layer ``i`` (NaN where it never ran a backward). ``names`` and
+    ``dense`` are the last epoch's layers; ``rows(e)`` names epoch ``e``'s own (a callback may change them).
     Norms are Frobenius norms, summed on the device and read once per epoch.
     """
 
     def __init__(self):
         self.dW_norms, self.delta_norms = [], []
         self.names, self.dense = [], []
-        self._model = None
+        self._model, self._layouts = None, []  # each recorded epoch's (names, dense)
 
     # -- fit() callback protocol ------------------------------------------------------
     def on_epoch_begin(self, epoch, model):
@@ -48,6 +49,7 @@ class GradientRecorder:
 
     def on_batch_end(self, step, model, loss_value):
         self._watching(model, "on_batch_end")
+        self._follow(model)
         xp = model.backend.xp
         for k, i in enumerate(self.dense):
             self._dW_sum[k] = self._dW_sum[k] + xp.linalg.norm(model.layers[i].grads["W"])
@@ -63,6 +65,7 @@ class GradientRecorder:
         self.dW_norms.append([float(s) / n for s in self._dW_sum])
         self.delta_norms.append([float(s) / c if c else float("nan")
                                  for s, c in zip(self._delta_sum, self._delta_count)])
+        self._layouts.append((self.names, self.dense))
         self.detach()
 
     # -- watching a model ---------------------------------------------------------------
@@ -70,13 +73,27 @@ class GradientRecorder:
         """Start an epoch on ``model``: zero the sums and join ``model.observers``."""
         _checks.instance("GradientRecorder.attach: model", model, Sequential)
         self.detach()
-        self._model, n_layers = model, len(model.layers)
+        self._model, self._batch, self._batches = model, {}, 0
+        self._layout(model)
+        model.observers.append(self)
+
+    def _layout(self, model):
+        """The sums, zeroed, for ``model``'s layers now."""
+        self._layers, n_layers = list(model.layers), len(model.layers)
         self.names = [type(layer).__name__ for layer in model.layers]
         self.dense = [i for i, layer in enumerate(model.layers) if isinstance(layer, Dense)]
         self._dW_sum = [0.0] * len(self.dense)
         self._delta_sum, self._delta_count = [0.0] * n_layers, [0] * n_layers
-        self._batch, self._batches = {}, 0
-        model.observers.append(self)
+
+    def _follow(self, model):
+        """The layers taken again when a callback changed them before the epoch's first batch (one after the
+        recorder in fit's list); a change within the epoch refused: its sums would mix other layers' norms."""
+        if model.layers == self._layers:
+            return
+        if self._batches or self._batch:
+            raise StateError("GradientRecorder: the model's layers changed during an epoch (by a callback?), so its "
+                             "per-layer norms would mix layers; change them in on_epoch_begin, or record another epoch")
+        self._layout(model)
 
     def _watching(self, model, event):
         """Refuse an event for a model this recorder is not attached to (its layer indices
@@ -96,6 +113,7 @@ class GradientRecorder:
     def backward(self, model, i, layer, dY, dX):
         """Observer event: layer ``i`` received ``dY`` (its norm stays on the device)."""
         if model is self._model:
+            self._follow(model)
             try:
                 self._delta_count[i]  # noqa: B018  (a layer index of this model, else refused here, not at the sum)
                 norm = model.backend.xp.linalg.norm(dY)
@@ -119,8 +137,9 @@ class GradientRecorder:
         if not self.delta_norms:
             raise GpubpError("GradientRecorder has recorded no epoch yet")
         epoch = checked_epoch("GradientRecorder", self, epoch)
-        dW = dict(zip(self.dense, self.dW_norms[epoch]))
-        return [(i, name, dW.get(i), self.delta_norms[epoch][i]) for i, name in enumerate(self.names)]
+        names, dense = self._layouts[epoch] if len(self._layouts) == len(self.dW_norms) else (self.names, self.dense)
+        dW = dict(zip(dense, self.dW_norms[epoch]))
+        return [(i, name, dW.get(i), self.delta_norms[epoch][i]) for i, name in enumerate(names)]
 
     def table(self, epoch=-1) -> str:
         """``rows(epoch)`` as a printed table, the output layer marked."""
