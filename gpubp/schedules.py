@@ -53,7 +53,8 @@ class StepDecay(Schedule):
         self.step_size, self.gamma = step_size, gamma
 
     def rate(self, epoch):
-        return self.lr * self.gamma ** (epoch // self.step_size)
+        # beyond 2^64 decays the power is exactly 0 (gamma < 1) or 1, and a float power overflows past 1e308
+        return self.lr * self.gamma ** min(epoch // self.step_size, 1 << 64)
 
 
 class Cosine(Schedule):
