@@ -64,7 +64,10 @@ def _fit_targets(loss, out, y, what, name):
         raise ShapeError(f"{what}: softmax_cross_entropy needs one output per class (2 or more), but the model "
                          f"gives {out.shape[1]} per sample: the softmax of one output is always 1, so the loss "
                          f"is 0 and nothing is learned; use loss='bce' for one yes/no output")
-    loss.check_targets(out, y)
+    try:  # every value (labels within the classes), named as the user's array
+        loss.check_targets(out, y)
+    except (ShapeError, DTypeError, InvalidValueError) as exc:
+        raise type(exc)(f"{what}: {name}: {exc}") from None
 
 
 class CheckedTargets:
