@@ -21,6 +21,10 @@ class Schedule:
     lr = Checked(number, low=0)
 
     def __init__(self, lr):
+        if hasattr(lr, "step") and hasattr(lr, "state_dict"):  # PyTorch's scheduler(optimizer, ...)
+            raise InvalidValueError(f"{type(self).__name__} takes the learning rate of epoch 0 first, not the optimizer "
+                                    f"(PyTorch's first argument): {type(self).__name__}(optimizer.lr, ...), then "
+                                    f"fit(..., optimizer=optimizer, schedule=it) sets optimizer.lr each epoch")
         self.lr = lr
 
     def __call__(self, epoch) -> float:
@@ -67,9 +71,14 @@ class Cosine(Schedule):
     total_epochs = Checked(integer, minimum=1)
     min_lr = Checked(number, low=0)
 
-    def __init__(self, lr, total_epochs, min_lr=0.0):
+    def __init__(self, lr, total_epochs=None, min_lr=0.0, T_max=None, eta_min=None):
         super().__init__(lr)
-        self.total_epochs, self.min_lr = total_epochs, min_lr
+        if (total_epochs is None) == (T_max is None) or eta_min is not None and min_lr != 0.0:
+            raise InvalidValueError(f"Cosine takes total_epochs (PyTorch's T_max) once and min_lr (PyTorch's eta_min) "
+                                    f"at most once, got total_epochs={total_epochs!r}, T_max={T_max!r}, "
+                                    f"min_lr={min_lr!r}, eta_min={eta_min!r}")
+        self.total_epochs = T_max if total_epochs is None else total_epochs
+        self.min_lr = min_lr if eta_min is None else eta_min
 
     def __setattr__(self, name, value):
         """``lr`` and ``min_lr`` set later keep min_lr <= lr, as when made (a min_lr above lr makes
