@@ -14,6 +14,7 @@ so neither the layers nor their instances are touched.
 """
 from __future__ import annotations
 
+import copy
 import math
 from contextlib import contextmanager
 
@@ -152,9 +153,11 @@ class GradientRecorder:
 
 
 def record_gradients(model, X, T, loss) -> GradientRecorder:
-    """One forward/backward of ``model`` on ``(X, T)`` under ``loss`` (a Loss or its name),
-    recorded as a single epoch."""
+    """One forward/backward of ``model`` on ``(X, T)`` under ``loss`` (a Loss or its name), in its
+    mode, recorded as a single epoch: on a copy, so the model's BatchNorm statistics, gradients (a
+    callback's step uses them) and caches stay as they were."""
     _checks.instance("record_gradients: model", model, Sequential)
+    model = _twin(model)
     rec, loss, backend = GradientRecorder(), get_loss(loss), model.backend
     X, T = backend.asarray(X), backend.asarray(T)
     labels = isinstance(loss, SoftmaxCrossEntropy) and T.ndim == 1  # class labels stay integers, as fit keeps them
@@ -172,6 +175,15 @@ def record_gradients(model, X, T, loss) -> GradientRecorder:
         model.backward(loss.backward())
         rec.on_batch_end(0, model, None)
     return rec
+
+
+def _twin(model):
+    """A copy of ``model`` on its backend, without its observers (a recorder fit attached)."""
+    try:
+        return copy.deepcopy(model, {id(model.backend): model.backend, id(model.observers): []}).flatten_()
+    except Exception as exc:  # a user's layer holding a lock, a file, a generator...
+        raise InvalidValueError(f"record_gradients works on a copy, and {model!r:.80} cannot be copied "
+                                f"({type(exc).__name__}: {exc}); give its layers state that copy.deepcopy can copy") from exc
 
 
 def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,
