@@ -86,15 +86,20 @@ class GradientRecorder:
         self._dW_sum = [0.0] * len(self.dense)
         self._delta_sum, self._delta_count = [0.0] * n_layers, [0] * n_layers
 
-    def _follow(self, model):
-        """The layers taken again when a callback changed them before the epoch's first batch (one after the
-        recorder in fit's list); a change within the epoch refused: its sums would mix other layers' norms."""
+    def _follow(self, model, refuse=True) -> bool:
+        """Whether the sums are of ``model``'s layers: taken again when a callback changed them before the
+        epoch's first batch (one after the recorder in fit's list); a change within the epoch refused (its
+        sums would mix other layers' norms), or with ``refuse=False`` (an observer event: a recorder a
+        stopped fit left attached too) False."""
         if model.layers == self._layers:
-            return
+            return True
+        if (self._batches or self._batch) and not refuse:
+            return False
         if self._batches or self._batch:
             raise StateError("GradientRecorder: the model's layers changed during an epoch (by a callback?), so its "
                              "per-layer norms would mix layers; change them in on_epoch_begin, or record another epoch")
         self._layout(model)
+        return True
 
     def _watching(self, model, event):
         """Refuse an event for a model this recorder is not attached to (its layer indices
@@ -113,8 +118,7 @@ class GradientRecorder:
 
     def backward(self, model, i, layer, dY, dX):
         """Observer event: layer ``i`` received ``dY`` (its norm stays on the device)."""
-        if model is self._model:
-            self._follow(model)
+        if model is self._model and self._follow(model, refuse=False):  # else on_batch_end refuses it
             try:
                 self._delta_count[i]  # noqa: B018  (a layer index of this model, else refused here, not at the sum)
                 norm = model.backend.xp.linalg.norm(dY)
