@@ -27,6 +27,10 @@ def checked_callbacks(callbacks) -> tuple:
                                 f"of them; got a {type(callbacks).__name__}") from None
     for i, cb in enumerate(items):
         name = "callbacks" if items[0] is callbacks else f"callbacks[{i}]"
+        first = next(j for j, other in enumerate(items) if other is cb)
+        if first < i:  # each hook would run twice per event: an EpochLog writes each line twice
+            raise InvalidValueError(f"fit: callbacks[{i}] is callbacks[{first}] again ({type(cb).__name__}); fit "
+                                    f"calls each one given, so it would run twice per event: give it once")
         if not any(callable(getattr(cb, h, None)) for h in HOOKS):
             others = f"; it has {', '.join(_others(cb))}, which fit never calls" if _others(cb) else ""
             raise InvalidValueError(f"fit: {name} (a {type(cb).__name__}) has none of the methods "
