@@ -40,3 +40,15 @@ def test_refusals_name_parity_and_the_data(data):
         _run(X, y.astype(float))
     with pytest.raises(NumericalError, match=r"^parity: X on cpu/float32: holds values up to 4e\+39"):
         _run(X * 1e39, np.eye(3)[y])
+
+
+def test_copy_model_takes_a_spec_and_refuses_what_is_not_a_model():
+    """Was: AttributeError ('str' object has no attribute 'dtype'; 'Dense' has no 'from_config')."""
+    from gpubp.errors import InvalidValueError
+    from gpubp.tools.parity import copy_model
+    model = gpubp.mlp(4, [5], 3, "tanh", seed=0)
+    twin = copy_model(model, "cpu/float64")
+    assert twin.backend.dtype == np.float64 and twin is not model
+    assert all(np.allclose(twin.parameters()[k], p) for k, p in model.parameters().items())
+    with pytest.raises(InvalidValueError, match=r"^copy_model: model must be a gpubp Sequential, got a Dense"):
+        copy_model(gpubp.Dense(4, 3), "cpu")

@@ -79,7 +79,9 @@ def make_optimizer(spec, lr):
 def copy_model(model, backend):
     """The same architecture and weights on ``backend``, from ``model.config()``; a deep copy
     when a layer type is not one gpubp can rebuild (a user's own Layer subclass). Either way
-    the copy starts with no observers of its own."""
+    the copy starts with no observers of its own. ``backend`` may be a spec, as ``resolve_backend`` takes."""
+    _checks.instance("copy_model: model", model, Sequential)
+    backend = resolve_backend(backend, model.backend.dtype)
     try:
         twin = type(model).from_config(model.config(), backend, backend.dtype, seed=None)
     except ValueError:
