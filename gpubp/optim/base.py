@@ -183,11 +183,12 @@ class Optimizer(OptimizerSlots):
                           GpubpWarning, stacklevel=4)  # the caller of step()
         if getattr(self, "_loaded", False):  # cleared once this prepare succeeds: a refused one checks again
             self._check_state_names(params)
-        owner = self._owner and self._owner()
-        if owner is not None and owner is not model and any(self._state.values()):
-            raise StateError(f"{type(self).__name__} holds the slots (momentum, moving averages) of another model, "
-                             f"which would be applied to this one; create a new optimizer for this model, or set "
-                             f"optimizer.state = {{}} to start afresh")
+        owner = self._owner and self._owner()  # None: none yet, or one no longer alive (refused all the same)
+        if self._owner is not None and owner is not model and any(self._state.values()):
+            raise StateError(f"{type(self).__name__} holds the slots (momentum, moving averages) of another model"
+                             f"{'' if owner is not None else ', no longer alive,'} which would be applied to this "
+                             f"one; create a new optimizer for this model, or set optimizer.state = {{}} and "
+                             f"optimizer.t = 0 to start afresh")
         eps = self.hyper.get("eps")
         # sqrt(0) + 0: a zero gradient's step is 0/0 (an eps beyond the dtype is refused by step's scalars)
         if eps is not None and eps <= float(np.finfo(backend.dtype).max) and backend.dtype.type(eps) == 0:
