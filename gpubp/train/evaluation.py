@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from ..errors import NumericalError
+from ..errors import InvalidValueError, NumericalError
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from ..network import Sequential
 from .inputs import _features, _mode, _prepare, _probe, _warn_sigmoid_twice
@@ -13,15 +13,19 @@ from .pixels import check_range
 from .state import _refuse_nonfinite_model
 
 
-def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict:
-    """``{"loss": ..., "accuracy": ...}`` (accuracy for classification losses) on (X, y), in eval mode."""
+def evaluate(model, X, y, loss=None, batch_size=1024) -> dict:
+    """``{"loss": ..., "accuracy": ...}`` (accuracy for classification losses) on (X, y), in eval mode.
+    ``loss`` defaults to softmax_cross_entropy, whose targets are then class labels, one-hot rows or
+    probabilities: other rows (a regression's targets) are refused, not scored as class weights."""
     _checks.instance("evaluate: model", model, Sequential)
     _refuse_nonfinite_model(model, "evaluate")
-    loss = get_loss(loss)
+    defaulted, loss = loss is None, get_loss("softmax_cross_entropy" if loss is None else loss)
     _warn_sigmoid_twice(model, loss, "evaluate")
     batch_size = _checks.integer("evaluate: batch_size", batch_size, 1)
     with np.errstate(all="ignore"):
         X, y = _prepare(model, loss, X, y, "evaluate")
+    if defaulted:
+        _refuse_regression_targets(model, y)
     check_range(model, X, "evaluate", "X")
     with loss.targets_checked(), np.errstate(all="ignore"):  # overflow is reported as a NumericalError
         value, metric = _evaluate(model, loss, X, y, batch_size=batch_size, what="evaluate")
@@ -29,6 +33,20 @@ def evaluate(model, X, y, loss="softmax_cross_entropy", batch_size=1024) -> dict
     if metric is not None:
         result[_metric_name(loss)] = metric
     return result
+
+
+def _refuse_regression_targets(model, y):
+    """Refuse float target rows that are not distributions (summing to 1) under the default loss: a
+    regression model evaluated without loss='mse' got a softmax cross-entropy and an 'accuracy'."""
+    if y.ndim < 2 or y.dtype.kind != "f":
+        return
+    sums = y.reshape(y.shape[0], -1).sum(axis=1)
+    low, high = float(sums.min()), float(sums.max())
+    if abs(low - 1) > 1e-3 or abs(high - 1) > 1e-3:
+        raise InvalidValueError(f"evaluate: y's rows are not one-hot or probabilities (they sum to {low:.4g} .. "
+                                f"{high:.4g}), so the default loss, softmax_cross_entropy, would score them as class "
+                                f"weights: give the model's loss, e.g. loss='mse' for a regression (or "
+                                f"loss='softmax_cross_entropy' for weighted targets)")
 
 
 def predict(model, X, batch_size=1024) -> np.ndarray:
