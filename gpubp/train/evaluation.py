@@ -45,8 +45,8 @@ def _refuse_regression_targets(model, y):
     if abs(low - 1) > 1e-3 or abs(high - 1) > 1e-3:
         raise InvalidValueError(f"evaluate: y's rows are not one-hot or probabilities (they sum to {low:.4g} .. "
                                 f"{high:.4g}), so the default loss, softmax_cross_entropy, would score them as class "
-                                f"weights: give the model's loss, e.g. loss='mse' for a regression (or "
-                                f"loss='softmax_cross_entropy' for weighted targets)")
+                                f"weights: give the model's loss, e.g. loss='mse' for a regression, 'bce' for yes/no "
+                                f"outputs (or loss='softmax_cross_entropy' for weighted targets)")
 
 
 def predict(model, X, batch_size=1024) -> np.ndarray:
