@@ -187,7 +187,8 @@ def _twin(model):
         return copy.deepcopy(model, {id(model.backend): model.backend, id(model.observers): []}).flatten_()
     except Exception as exc:  # a user's layer holding a lock, a file, a generator...
         raise InvalidValueError(f"record_gradients works on a copy, and {model!r:.80} cannot be copied "
-                                f"({type(exc).__name__}: {exc}); give its layers state that copy.deepcopy can copy") from exc
+                                f"({type(exc).__name__}: {exc}); give its layers state that copy.deepcopy "
+                                f"can copy") from exc
 
 
 def vanishing_experiment(depth=10, width=32, seed=0, backend=None, dtype=None,

@@ -90,9 +90,10 @@ class _BestKeeper:
                       GpubpWarning, stacklevel=4)
 
     def on_epoch_end(self, epoch, model, history):
-        # judged against the epochs before by today's criterion (a run resumed with validation data: not the loss)
+        # judged against the epochs before by today's criterion (a run resumed with validation data: not the loss);
+        # the snapshot first: a Ctrl-C while it is taken keeps the old best whole
         *before, value = history.watched()
-        if value < min(before, default=math.inf):  # the snapshot first: a Ctrl-C while it is taken keeps the old best whole
+        if value < min(before, default=math.inf):
             state = _snapshot(model, self.optimizer, lambda a: model.backend.to_numpy(a).copy())
             self.value, self.epoch, self.state = value, epoch, state
 
