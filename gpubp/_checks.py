@@ -39,7 +39,12 @@ def number(name, value, low=None, high=None, low_open=False, high_open=False) ->
         bound += f"{' and' if bound else ''} {'<' if high_open else '<='} {high:g}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise InvalidValueError(f"{name} must be a finite number{bound}, got {value!r}")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float's range (10**400): its repr may be too long to print
+        kind = "an integer" if isinstance(value, numbers.Integral) else f"a {type(value).__name__}"
+        raise InvalidValueError(f"{name} must be a finite number{bound}, got {kind} beyond float's range "
+                                f"(+-1.8e308)") from None
     if not math.isfinite(x) or (low is not None and (x <= low if low_open else x < low)) \
             or (high is not None and (x >= high if high_open else x > high)):
         raise InvalidValueError(f"{name} must be a finite number{bound}, got {value!r}")

@@ -213,6 +213,25 @@ def test_capturing_does_not_train_and_replaced_state_is_recaptured():
 
 
 @needs_gpu
+def test_a_graphed_step_refuses_a_learning_rate_beyond_the_dtype_and_changes_nothing():
+    """As Optimizer.step refuses it (bc334cd); was: the graph replayed with an inf scalar, every
+    parameter inf/NaN without an error."""
+    model = mlp(6, [8], 3, backend="cuda:0", dtype="float32", seed=0)
+    opt = SGD(lr=1e-2)
+    graphed = GraphedStep(StepPlan(model, "softmax_cross_entropy", opt, (16, 6), (16,), np.int64))
+    X, y = small_problem(16)
+    X, y = model.backend.asarray(X), model.backend.xp.asarray(y)
+    graphed.step(X, y)
+    before, t = {k: model.backend.to_numpy(v) for k, v in model.parameters().items()}, opt.t
+    opt.lr = 1e39
+    with pytest.raises(InvalidValueError, match="beyond the model's float32"):
+        graphed.step(X, y)
+    assert opt.t == t
+    for k, v in model.parameters().items():
+        np.testing.assert_array_equal(model.backend.to_numpy(v), before[k], err_msg=k)
+
+
+@needs_gpu
 def test_a_graph_refuses_a_step_once_a_layer_was_replaced_and_follows_a_replaced_parameter():
     rng = np.random.default_rng(1)
     model = mlp(6, [8], 3, backend="cuda:0", dtype="float64", seed=0)
