@@ -107,7 +107,8 @@ class Backend:
     def zeros(self, shape, dtype=None):
         """A new array of zeros of ``shape`` (whole numbers >= 0) and ``dtype`` (this backend's by default)."""
         dtype = self.dtype if dtype is None else dtype
-        refuse_beyond_free("zeros", shape, dtype)
+        if self.device == "cpu":  # host memory (a GPU's is CuPy's to refuse)
+            refuse_beyond_free("zeros", shape, dtype)
         try:
             return self.xp.zeros(shape, dtype=dtype)
         except (TypeError, ValueError, OverflowError, MemoryError) as exc:
@@ -116,7 +117,8 @@ class Backend:
     def empty(self, shape, dtype=None):
         """A new array of ``shape`` and ``dtype`` (this backend's by default), its values not set."""
         dtype = self.dtype if dtype is None else dtype
-        refuse_beyond_free("empty", shape, dtype)
+        if self.device == "cpu":  # host memory (a GPU's is CuPy's to refuse)
+            refuse_beyond_free("empty", shape, dtype)
         try:
             return self.xp.empty(shape, dtype=dtype)
         except (TypeError, ValueError, OverflowError, MemoryError) as exc:

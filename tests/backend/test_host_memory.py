@@ -7,6 +7,7 @@ import gpubp
 from gpubp.backend import host_memory
 from gpubp.errors import OutOfMemoryError
 from gpubp.plan import StepPlan
+from helpers import needs_gpu
 
 
 @pytest.fixture
@@ -44,3 +45,8 @@ def test_free_bytes_reads_this_machine_or_says_it_cannot():
 def test_junk_shapes_are_left_to_the_backends_own_errors(one_gib_free):
     with pytest.raises(gpubp.errors.ShapeError, match="shape must be a whole number"):
         gpubp.get_backend("cpu", "float32").zeros(("x", 3))
+
+
+@needs_gpu
+def test_a_gpu_array_is_not_held_to_the_hosts_free_memory(one_gib_free):
+    assert gpubp.get_backend("cuda:0", "float32").zeros((2**29,)).shape == (2**29,)  # 2 GiB on the device
