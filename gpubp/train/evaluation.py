@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from ..errors import InvalidValueError, NumericalError
+from ..errors import NumericalError
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from ..network import Sequential
-from .inputs import _features, _mode, _prepare, _probe, _warn_sigmoid_twice
+from .inputs import _features, _mode, _prepare, _probe, _warn_sigmoid_twice, refuse_regression_targets
 from .loss_record import LossRecord
 from .pixels import check_range
 from .state import _refuse_nonfinite_model
@@ -25,7 +25,7 @@ def evaluate(model, X, y, loss=None, batch_size=1024) -> dict:
     with np.errstate(all="ignore"):
         X, y = _prepare(model, loss, X, y, "evaluate")
     if defaulted:
-        _refuse_regression_targets(model, y)
+        refuse_regression_targets(y, "evaluate")
     check_range(model, X, "evaluate", "X")
     with loss.targets_checked(), np.errstate(all="ignore"):  # overflow is reported as a NumericalError
         value, metric = _evaluate(model, loss, X, y, batch_size=batch_size, what="evaluate")
@@ -33,20 +33,6 @@ def evaluate(model, X, y, loss=None, batch_size=1024) -> dict:
     if metric is not None:
         result[_metric_name(loss)] = metric
     return result
-
-
-def _refuse_regression_targets(model, y):
-    """Refuse float target rows that are not distributions (summing to 1) under the default loss: a
-    regression model evaluated without loss='mse' got a softmax cross-entropy and an 'accuracy'."""
-    if y.ndim < 2 or y.dtype.kind != "f":
-        return
-    sums = y.reshape(y.shape[0], -1).sum(axis=1)
-    low, high = float(sums.min()), float(sums.max())
-    if abs(low - 1) > 1e-3 or abs(high - 1) > 1e-3:
-        raise InvalidValueError(f"evaluate: y's rows are not one-hot or probabilities (they sum to {low:.4g} .. "
-                                f"{high:.4g}), so the default loss, softmax_cross_entropy, would score them as class "
-                                f"weights: give the model's loss, e.g. loss='mse' for a regression, 'bce' for yes/no "
-                                f"outputs (or loss='softmax_cross_entropy' for weighted targets)")
 
 
 def predict(model, X, batch_size=1024) -> np.ndarray:

@@ -24,7 +24,7 @@ from .ending import _finish, _stopped, _write_checkpoint
 from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name
 from .inputs import (CheckedTargets, _check_comm, _checkpoint_extra, _checkpointing,
-                     _one_sample_batch, _prepare, _validation, _warn_sigmoid_twice)
+                     _one_sample_batch, _prepare, _validation, _warn_sigmoid_twice, refuse_regression_targets)
 from .interrupts import deferred
 from .pixels import check_range, remember_range, warn_raw_pixels
 from .resume import _resume, data_fingerprint
@@ -33,7 +33,7 @@ from .state import (_BestKeeper, _marks, _nonfinite, _refuse_nonfinite_end, _ref
                     _roll_back, _snapshot, _truncate, _written_by)
 
 
-def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epochs=10,
+def fit(model, X, y, loss=None, optimizer=None, lr=None, epochs=10,
         batch_size=32, shuffle=True, seed=None, validation_data=None, schedule=None, tol=None,
         patience=None, progress=None, callbacks=(), checkpoint_path=None, checkpoint_every=None,
         resume_from=None, comm=None, restore_best=False, checkpoint_extra=None, plan=True,
@@ -48,7 +48,8 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         X, y: arrays, lists or array-likes (read by NumPy), with one sample per row; they are put on
             the model's device in its dtype once (float64 data into a float32 model is rounded to
             float32, as a float32 array would be; values beyond float32's range are refused).
-        loss: a name or an instance.
+        loss: a name or an instance; default softmax_cross_entropy, whose float target rows must
+            then be one-hot or probabilities (a regression's are refused: give loss='mse').
         optimizer: a name or an instance; default Adam (or, resuming, the saved optimizer).
         lr: overrides the optimizer's rate (also a resumed one); a finite number > 0.
         seed: batch order (default 0, or the seed stored in ``resume_from``).
@@ -131,7 +132,7 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
     _check_comm(comm)
     as_given = _AsGiven(model, optimizer, resume_from)  # a refused run leaves what resume_from loaded undone
     with as_given, guard(comm, "checking fit's arguments"):  # what one rank alone refuses (its file, flag) stops all
-        loss = get_loss(loss)
+        defaulted, loss = loss is None, get_loss("softmax_cross_entropy" if loss is None else loss)
         _warn_sigmoid_twice(model, loss, "fit")
         epochs = _checks.integer("fit: epochs", epochs, 1)
         batch_size = _checks.integer("fit: batch_size", batch_size, 1)
@@ -149,6 +150,10 @@ def fit(model, X, y, loss="softmax_cross_entropy", optimizer=None, lr=None, epoc
         Xd, yd = _prepare(model, loss, X, y, "fit")
         _one_sample_batch(model, Xd, batch_size)
         val = _validation(model, loss, validation_data)
+        if defaulted:  # a regression's targets would train a classifier on class weights
+            refuse_regression_targets(yd, "fit")
+            if val:
+                refuse_regression_targets(val[1], "fit", "validation_data y")
         targets = CheckedTargets(model, loss, [(Xd, yd, ("X", "y"))]
                                  + ([(*val, ("validation_data X", "validation_data y"))] if val else []))
         remember_range(model, Xd)  # what predict and evaluate hold new images to, and validation's now

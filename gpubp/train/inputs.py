@@ -146,6 +146,21 @@ def _one_sample_batch(model, X, batch_size):
         model.load_buffers(saved)
 
 
+def refuse_regression_targets(y, what, name="y"):
+    """Refuse float target rows that are not distributions (summing to 1) under the default loss,
+    softmax_cross_entropy, which would take them as class weights: a regression's targets given to
+    fit or evaluate without loss='mse' trained or scored a classifier, without a word."""
+    if y.ndim < 2 or y.dtype.kind != "f":
+        return
+    sums = y.reshape(y.shape[0], -1).sum(axis=1)
+    low, high = float(sums.min()), float(sums.max())
+    if abs(low - 1) > 1e-3 or abs(high - 1) > 1e-3:
+        raise InvalidValueError(f"{what}: {name}'s rows are not one-hot or probabilities (they sum to {low:.4g} .. "
+                                f"{high:.4g}), so the default loss, softmax_cross_entropy, would take them as class "
+                                f"weights: give the model's loss, e.g. loss='mse' for a regression, 'bce' for yes/no "
+                                f"outputs (or loss='softmax_cross_entropy' for weighted targets)")
+
+
 def _validation(model, loss, data):
     if data is None:
         return None

@@ -30,3 +30,16 @@ def test_labels_one_hot_rows_and_probabilities_are_scored_as_before():
     assert gpubp.evaluate(model, X, np.eye(3)[labels]) == pytest.approx(by_labels)
     assert gpubp.evaluate(model, X, np.eye(3, dtype=int)[labels]) == pytest.approx(by_labels)
     assert 0 <= gpubp.evaluate(model, X, probabilities)["accuracy"] <= 1
+
+
+def test_fit_refuses_a_regressions_targets_under_the_default_loss_before_training():
+    """Was: fit trained a softmax classifier on them as class weights, without a word."""
+    Y = np.abs(X[:, :2] * 3 + 5)
+    model = gpubp.mlp(4, [8], 2, seed=0)
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    with pytest.raises(InvalidValueError, match=r"^fit: y's rows are not one-hot or probabilities .* loss='mse'"):
+        gpubp.fit(model, X, Y, epochs=2, progress=False)
+    with pytest.raises(InvalidValueError, match=r"^fit: validation_data y's rows are not one-hot"):
+        gpubp.fit(model, X, np.eye(2)[np.arange(40) % 2], epochs=2, progress=False, validation_data=(X, Y))
+    assert all(np.array_equal(v, before[k]) for k, v in model.parameters().items())  # nothing trained
+    assert len(gpubp.fit(model, X, Y, loss="mse", epochs=2, progress=False).loss) == 2
