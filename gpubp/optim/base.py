@@ -138,15 +138,19 @@ class Optimizer(OptimizerSlots):
             _model(model)  # known to be a model before the closure runs
             loss = closure()
         updates = self.prepared(model)
-        self.t += 1
-        try:
-            scalars = self.checked_scalars(model.backend.dtype)
-        except InvalidValueError:
-            self.t -= 1  # refused: nothing changed, the step count neither
-            raise
-        model.backend.write(updates.scalars, scalars)
+        model.backend.write(updates.scalars, self.advance(model.backend.dtype))
         self.launch(updates, model.backend)
         return loss
+
+    def advance(self, dtype) -> tuple:
+        """The next step's scalars, ``t`` counted, each checked (``checked_scalars``); a refused step
+        leaves ``t`` as it was: nothing changed (``step``, and a graphed step's replay)."""
+        self.t += 1
+        try:
+            return self.checked_scalars(dtype)
+        except InvalidValueError:
+            self.t -= 1
+            raise
 
     def checked_scalars(self, dtype) -> tuple:
         """``scalars()`` for this step, each checked to be finite in ``dtype``, the model's: a learning

@@ -137,13 +137,7 @@ class GraphedStep:
                 plan._load(X, plan.X, "X")
                 plan._load(y, plan.y, "y")
                 plan.before_step()  # the layers' per-step values (Dropout's key) into their device arrays
-                opt.t += 1
-                try:  # an lr beyond the dtype: refused, as Optimizer.step refuses it, nothing changed
-                    scalars = opt.checked_scalars(self.backend.dtype)
-                except InvalidValueError:
-                    opt.t -= 1
-                    raise
-                self.backend.write(self._updates.scalars, scalars)
+                self.backend.write(self._updates.scalars, opt.advance(self.backend.dtype))  # refused: nothing changed
                 self.graph.launch(self.stream)
             current.wait_event(self.stream.record())      # what reads the results waits for them
             return self.out, self.value.copy()
