@@ -39,6 +39,12 @@ def read_csv(path, target, features, require_target):
     if again is not None:  # was: "line 52, column 'a': 'a' is not a number"
         raise InvalidValueError(f"{path}, line {again}: the header row again (CSV files joined, each with its header?); "
                                 f"remove it")
+    missing = [n for n in features or () if n not in header]  # before the target, which they may decide
+    if missing:  # was: "no target column", where the target is the one column that is no feature
+        npz = (": the model was trained on an .npz, whose X values these name in order; give it an .npz with X"
+               if list(features) == [f"x{i}" for i in range(len(features))] else "")
+        raise InvalidValueError(f"{path}: the model needs the column(s) {_brief(missing)}, not in the header "
+                                f"{_brief(header)}{npz}{_spelled(missing, header)}")
     target = _target_column(path, header, None if target is None else target.strip(), features, require_target)
     names = list(features) if features is not None else [h for h in header if h != target]
     if target in names:  # the answer among the inputs: a model that learns nothing else
@@ -46,12 +52,6 @@ def read_csv(path, target, features, require_target):
     if not names:
         raise InvalidValueError(f"{path}: no feature column: the header {_brief(header)} holds only the target "
                                 f"{target!r}")
-    missing = [n for n in names if n not in header]
-    if missing:
-        npz = (": the model was trained on an .npz, whose X values these name in order; give it an .npz with X"
-               if names == [f"x{i}" for i in range(len(names))] else "")
-        raise InvalidValueError(f"{path}: the model needs the column(s) {_brief(missing)}, not in the header "
-                                f"{_brief(header)}{npz}{_spelled(missing, header)}")
     cols = [header.index(n) for n in names]
     X = np.empty((len(rows) - 1, len(cols)))
     for i, (line, row) in enumerate(rows[1:]):

@@ -9,6 +9,7 @@ targets.py; ``Scaler`` (scaler.py) standardises the features.
 """
 from __future__ import annotations
 
+from collections import abc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,13 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
 
 
 def _names(name, value, what, kind=object) -> list:
-    """``value`` as a list (a string would be read as one name per character)."""
+    """``value`` as a list (a string would be read as one name per character); a set or a dict is refused:
+    the order of the names is the order of X's columns or of the class indices, and a set has none
+    (its order of strings changes from run to run)."""
+    if isinstance(value, (abc.Set, abc.Mapping)):
+        raise InvalidValueError(f"{name} must be a list of {what}, in order, got a {type(value).__name__} "
+                                f"{value!r:.80}: its order is not one you chose (a set's changes from run to run); "
+                                f"give a list")
     try:
         names = None if isinstance(value, (str, bytes)) else list(value)
     except TypeError:

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import InvalidValueError, ShapeError
 from .csv_file import FOREIGN, FOREIGN_FIX
+from .targets import labels_of
 
 
 def read_npz(path, features, require_target):
@@ -57,7 +58,7 @@ def read_npz(path, features, require_target):
                          f"one or more targets, per sample")
     if y is not None and len(y) != len(X):
         raise ShapeError(f"{path}: X has {len(X)} samples but y has {len(y)}")
-    raw = None if y is None else ([(i, str(v)) for i, v in enumerate(y.tolist())] if y.ndim == 1 else y)
+    raw = None if y is None else (list(enumerate(labels_of(y))) if y.ndim == 1 else y)
     return X, raw, list(features or names), "y" if y is not None else None
 
 

@@ -28,7 +28,7 @@ def float_targets(raw, path, target) -> np.ndarray:
 def encode_labels(raw, classes, path, target):
     """(labels, indices): ``classes`` when given, else the distinct values, sorted."""
     if isinstance(raw, np.ndarray) and raw.shape[1] == 1:  # a column of labels (y[:, None]): one per sample
-        raw = [(i, str(v)) for i, v in enumerate(raw[:, 0].tolist())]
+        raw = list(enumerate(labels_of(raw[:, 0])))
     if isinstance(raw, np.ndarray):
         one_hot = raw.dtype.kind in "biuf" and raw.shape[1] > 1 and bool(((raw == 0) | (raw == 1)).all()) \
             and bool((raw.sum(axis=1) == 1).all())
@@ -58,6 +58,12 @@ def encode_labels(raw, classes, path, target):
                                     f"model's classes {classes}")
         y[k] = index[label_key(text)]
     return classes, y
+
+
+def labels_of(y) -> list:
+    """An array's values as text, each as its dtype spells it: a float32 0.1 as "0.1" (``tolist`` gave
+    Python's float64 0.10000000149011612, a class of that name, and a CSV's 0.1 was no class of the model)."""
+    return y.astype(str).tolist()
 
 
 def _missing_among_numbers(raw, path, target):
