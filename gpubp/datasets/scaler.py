@@ -16,12 +16,18 @@ class Scaler:
     mean, std = Fixed(), Fixed()
 
     def __init__(self, mean, std):
-        self.mean, self.std = _floats_of("Scaler: mean", mean).ravel(), _floats_of("Scaler: std", std).ravel()
+        # copies (flatten): an array given stays the caller's, neither tied to the Scaler nor made read-only
+        self.mean, self.std = _floats_of("Scaler: mean", mean).flatten(), _floats_of("Scaler: std", std).flatten()
         if self.mean.shape != self.std.shape or not self.mean.size:
             raise ShapeError(f"Scaler: {self.mean.size} means but {self.std.size} stds; one of each per feature")
         if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all() and (self.std > 0).all()):
             raise InvalidValueError("Scaler: mean and std must be finite and std > 0 (NaN, Inf or a zero std "
                                     "would turn every input into NaN or Inf)")
+        # read-only, as the attributes are fixed: scaler.std[0] = 0 went past the check above
+        self.mean.flags.writeable = self.std.flags.writeable = False
+
+    def __reduce__(self):  # a copy or pickle made again through __init__: checked, read-only
+        return type(self), (self.mean, self.std)
 
     def __repr__(self):
         return f"Scaler({self.mean.size} features)"
@@ -33,6 +39,8 @@ class Scaler:
             raise ShapeError(f"Scaler.fit: X needs one row per sample, got a single value {X!r:.60}")
         if len(X) == 0:
             raise ShapeError("Scaler.fit: no samples to take the mean and std of")
+        if not X.size:  # was: "Scaler: 0 means but 0 stds"
+            raise ShapeError(f"Scaler.fit: X of shape {X.shape} holds no feature per sample")
         X = X.reshape(len(X), -1)
         if not np.isfinite(X).all():
             raise InvalidValueError("Scaler.fit: the features hold NaN/Inf")
