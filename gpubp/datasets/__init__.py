@@ -46,7 +46,7 @@ def xor():
 def spirals(n=400, noise=0.1, seed=0, test_fraction=0.25):
     """Two interleaved spirals (n points in all), labels 0 and 1."""
     integer("spirals: n", n, minimum=2)
-    number("spirals: noise", noise, low=0)
+    noise = abs(number("spirals: noise", noise, low=0))  # -0.0 as 0.0: NumPy's normal refused it ("scale < 0")
     rng = np.random.default_rng(integer("spirals: seed", seed, minimum=0))
     try:
         t = np.sqrt(rng.uniform(0, 1, n)) * 3 * np.pi
@@ -56,6 +56,9 @@ def spirals(n=400, noise=0.1, seed=0, test_fraction=0.25):
     sign = np.where(y == 0, 1.0, -1.0)
     X = np.stack([sign * t * np.cos(t), sign * t * np.sin(t)], axis=1) / (3 * np.pi)
     X += rng.normal(0, noise, X.shape)
+    if not np.isfinite(X).all():  # was: points at +-inf, returned without a word
+        raise InvalidValueError(f"spirals: noise={noise:g} throws points beyond float64's range; give a noise a few "
+                                f"times the spirals' radius of 1 at most")
     return _both_sides(split(X, y.astype(np.int64), test_fraction, seed), test_fraction)
 
 
@@ -98,7 +101,7 @@ def split(X, y, test_fraction, seed, stratify=False):
     values is refused (its mask would be lost)."""
     number("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
     rng = np.random.default_rng(integer("seed", seed, minimum=0))
-    X, y = np.asarray(unmasked("split: X", X)), np.asarray(unmasked("split: y", y))
+    X, y = _array("split: X", X), _array("split: y", y)
     if X.ndim == 0 or y.ndim == 0:
         raise InvalidValueError(f"split: X and y need one row per sample, got shapes {X.shape} and {y.shape}")
     if len(X) != len(y):
@@ -116,3 +119,13 @@ def split(X, y, test_fraction, seed, stratify=False):
     mask = np.zeros(len(y), dtype=bool)
     mask[test] = True
     return X[~mask], y[~mask], X[mask], y[mask]
+
+
+def _array(name, value) -> np.ndarray:
+    """``value`` as an array; masked values refused, and rows of different lengths (NumPy's ValueError
+    "inhomogeneous shape" was raised as it was)."""
+    try:
+        return np.asarray(unmasked(name, value))
+    except ValueError:
+        raise InvalidValueError(f"{name} must be an array, or a list of rows of one length each, got "
+                                f"{value!r:.60}") from None
