@@ -124,8 +124,9 @@ def split(X, y, test_fraction, seed, stratify=False):
 def _array(name, value) -> np.ndarray:
     """``value`` as an array; masked values refused, and rows of different lengths (NumPy's ValueError
     "inhomogeneous shape" was raised as it was)."""
+    unmasked(name, value)
     try:
-        return np.asarray(unmasked(name, value))
+        return np.asarray(value)
     except ValueError:
         raise InvalidValueError(f"{name} must be an array, or a list of rows of one length each, got "
                                 f"{value!r:.60}") from None
