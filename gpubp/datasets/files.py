@@ -9,6 +9,8 @@ targets.py; ``Scaler`` (scaler.py) standardises the features.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from collections import abc
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +64,11 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
         raise InvalidValueError("features [] name no column; a model reads at least one")
     if classes is not None:
         classes = _names("classes", classes, "labels")
+        odd = [c for c in classes if not isinstance(c, (str, numbers.Real)) or c != c
+               or c in (math.inf, -math.inf) or isinstance(c, str) and not c.strip()]
+        if odd:  # was: every label of the file refused as "not one of the model's classes [None, 1]"
+            raise InvalidValueError(f"classes {classes!r:.80} hold {odd[0]!r:.40}, which is no label: a class is "
+                                    f"text or a finite number")
         if len(classes) < 2:
             raise InvalidValueError(f"classes {classes} name {len(classes)} class(es); classification needs two or more")
         keys = [label_key(str(c)) for c in classes]

@@ -42,3 +42,11 @@ def test_float32_labels_are_named_as_written(tmp_path):
     assert load_table(path, classes=[0.1, 0.2]).y.tolist() == [0, 1, 0, 1]
     np.savez(path, X=np.ones((4, 2)), y=np.array([[0.1], [0.2], [0.1], [0.2]], np.float32))  # a column of labels
     assert load_table(path).classes == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("odd", [None, float("nan"), float("inf"), "", " ", b"x", 2j, ["x"]])
+def test_classes_that_no_label_can_be_are_refused_as_such(table_csv, odd):
+    # was: every label of the file refused as "'x' is not one of the model's classes ['x', None]"
+    with pytest.raises(InvalidValueError, match=r"classes \['x', .*\] hold .*, which is no label: a class is text"):
+        load_table(table_csv, classes=["x", odd])
+    assert load_table(table_csv, classes=["x", "y", 2.5]).y.tolist() == [0, 1, 0]
