@@ -9,15 +9,20 @@ For a step over a global batch of B samples, rank r holding n_r of them::
 """
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+
 import numpy as np
 
 from .. import _checks
 from .._compat import is_cupy_array, to_host
 from ..backend import backend_of
-from ..errors import DTypeError, InvalidValueError
+from ..errors import DTypeError, GpubpError, InvalidValueError
 from .buckets import FlatBuckets
 from .consistency import refuse_other_layouts
+from .faults import refuse_failure
 from .sharding import grad_scale
+from .transport import MPI
 
 
 class ArrayCollectives:
@@ -28,8 +33,8 @@ class ArrayCollectives:
     def allreduce_sum_(self, arrays, scale=None) -> list:
         """Replace each array by its sum over all ranks (times ``scale`` on this rank first), in place,
         one collective per bucket; arrays of several dtypes or devices make one buffer each."""
-        scale = None if scale is None else _checks.number("allreduce_sum_: scale", scale)
-        for backend, plan, group in self._groups(arrays):
+        groups, scale = self._groups(arrays, "allreduce_sum_", lambda: _checked_scale(scale, arrays))
+        for backend, plan, group in groups:
             with backend.activate():  # CuPy kernels run on the arrays' own device
                 plan.pack(group, scale)
                 for bucket in plan.buckets:
@@ -47,6 +52,7 @@ class ArrayCollectives:
         views, on the first call and again whenever the model has replaced them), so a step
         scales the buffer and reduces its buckets in place: no copy in or out."""
         self._open()
+        check_model("allreduce_gradients_", model)
         grads = model.gradients()
         plan = self._bound.get(model)
         if plan is None or any(g is not v for g, v in zip(grads.values(), plan.gradient_views)):
@@ -77,8 +83,8 @@ class ArrayCollectives:
 
     def broadcast_(self, arrays, root=0) -> list:
         """Overwrite each array, in place, with rank ``root``'s values (bucketed like the sums)."""
-        root = self._root(root)
-        for backend, plan, group in self._groups(arrays):
+        groups, root = self._groups(arrays, "broadcast_", lambda: self._root(root))
+        for backend, plan, group in groups:
             with backend.activate():
                 plan.pack(group)
                 for bucket in plan.buckets:
@@ -91,6 +97,7 @@ class ArrayCollectives:
         and, with ``optimizer``, its step count, lr and slots, on every rank (slots that exist only on
         ``root``, e.g. before a fresh rank's first step, are created)."""
         self._open()
+        check_model("broadcast_training_state_", model, optimizer)
         root = self._root(root)
         params = model.parameters()
         arrays = list(params.values())
@@ -108,39 +115,86 @@ class ArrayCollectives:
             arrays += [a for st in optimizer.state.values() for a in st.values()]
         self.broadcast_(arrays, root)
 
-    def _groups(self, arrays):
-        """``(backend, plan, arrays)`` per (device, dtype), each plan allocated once and reused; every
-        array is checked before the first collective (it is written in place)."""
-        self._open()
-        groups: dict = {}
-        for a in _writable_float_arrays(arrays):
-            groups.setdefault(backend_of(a), []).append(a)
-        keys = [(backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
-                for backend, group in groups.items()]
-        if any(key not in self._plans for key in keys):  # a new layout: every rank must pass the same
-            refuse_other_layouts(self.mpi, [key[1:] for key in keys])
+    def _groups(self, arrays, what, check) -> tuple:
+        """``([(backend, plan, arrays)] per (device, dtype), check())``, each plan allocated once and
+        reused. Every rank learns, in one small all-reduce before any array is sent, whether any rank
+        refused its call (a closed communicator, an array that is not a writable float array, what
+        ``check`` refuses) or passes other dtypes and shapes: then every rank raises the same error.
+        Asked on every call, not only for a layout new to this rank: ranks whose plans for two layouts
+        are both made would otherwise sum unlike buffers, and a rank that found its call refused would
+        leave the others waiting in the collective."""
+        error, groups, keys, checked = None, {}, [], None
+        try:
+            self._open()
+            for a in _writable_float_arrays(arrays):
+                groups.setdefault(backend_of(a), []).append(a)
+            checked = check()
+            keys = [(backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
+                    for backend, group in groups.items()]
+        except GpubpError as exc:
+            error = exc
+        layout = [key[1:] for key in keys]  # not devices: ranks use different GPUs
+        token = int.from_bytes(hashlib.blake2b(repr(layout).encode(), digest_size=7).digest(), "little")
+        flags = np.array([error is not None, token, -token], dtype=np.int64)
+        self.mpi.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
+        if flags[0]:
+            refuse_failure(self, f"the call of {what}", error)
+        if flags[1] != -flags[2]:
+            refuse_other_layouts(self.mpi, layout)
         for (backend, group), key in zip(groups.items(), keys):
             if key not in self._plans:
                 with backend.activate():
                     self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
                                                    self.bucket_bytes)
-            yield backend, self._plans[key], group
+        return [(backend, self._plans[key], group) for (backend, group), key in zip(groups.items(), keys)], checked
 
 
 def _writable_float_arrays(arrays):
     """``arrays``, refused unless a list or tuple of writable float NumPy/CuPy arrays (a
     collective writes them in place), naming the position of the first that is not."""
     if not isinstance(arrays, (list, tuple)):
-        raise InvalidValueError(f"collectives take a list of arrays, got {type(arrays).__name__}; "
-                                f"for one array x pass [x]")
+        hint = "list(d.values()) for a dict d of arrays (model.parameters())" if isinstance(arrays, Mapping) else \
+            "[x] for one array x" if hasattr(arrays, "shape") else "a list of them"
+        raise InvalidValueError(f"collectives take a list of arrays, got {type(arrays).__name__}; pass {hint}")
     for i, a in enumerate(arrays):
         if not (isinstance(a, np.ndarray) or is_cupy_array(a)) or a.dtype.kind != "f":
             raise DTypeError(f"collectives take float NumPy/CuPy arrays, got {type(a).__name__} "
                              f"of {getattr(a, 'dtype', None)} at position {i}")
+        if isinstance(a, np.ma.MaskedArray):  # a[...] = sums would unmask every entry, the masked ones summed
+            raise InvalidValueError(f"collectives sum every entry, but the array at position {i} is a masked array, "
+                                    f"whose mask they would drop; pass its values with masked entries as you mean "
+                                    f"them, e.g. x.filled(0)")
         if isinstance(a, np.ndarray) and not a.flags.writeable:
             raise InvalidValueError(f"collectives write the arrays in place, but the array at position {i} "
                                     f"is read-only; pass a writable copy (x.copy())")
     return arrays
+
+
+def _checked_scale(scale, arrays):
+    """``scale`` (None: none) as a finite float, refused beyond the range of an array's dtype (1e40 for
+    float32: every product inf)."""
+    if scale is None:
+        return None
+    scale = _checks.number("allreduce_sum_: scale", scale)
+    for i, a in enumerate(arrays):
+        if abs(scale) > float(np.finfo(a.dtype).max):
+            raise InvalidValueError(f"allreduce_sum_: scale must be within the range of the arrays' dtype, got "
+                                    f"{scale:g}, beyond {a.dtype.name}'s +-{float(np.finfo(a.dtype).max):.3g} "
+                                    f"(the array at position {i}): every sum would be inf")
+    return scale
+
+
+def check_model(what, model, optimizer=None, optional=False) -> None:
+    """Refuse, before any collective, a ``model`` that is not a gpubp model (its parameters, gradients,
+    buffers and backend) or an ``optimizer`` that is not a gpubp optimizer (its t, lr and state);
+    ``optional``: None is fine for either."""
+    if not (optional and model is None) and (not hasattr(model, "backend") or not all(
+            callable(getattr(model, m, None)) for m in ("parameters", "gradients", "buffers"))):
+        raise InvalidValueError(f"{what}: model must be a gpubp model (gpubp.Sequential, e.g. gpubp.mlp(...)), "
+                                f"got {model!r:.80}")
+    if optimizer is not None and not all(hasattr(optimizer, a) for a in ("t", "lr", "state")):
+        raise InvalidValueError(f"{what}: optimizer must be a gpubp optimizer (gpubp.optim.SGD, Adam, ...), "
+                                f"got {optimizer!r:.80}")
 
 
 def _slot(arr, param, backend):

@@ -18,7 +18,7 @@ import numpy as np
 from .._compat import cupy, to_host
 from .._version import __version__
 from ..errors import InvalidValueError
-from .errors import MismatchError
+from .errors import DistributedError, MismatchError
 
 
 def rank_facts(model=None, optimizer=None) -> dict:
@@ -117,6 +117,12 @@ def refuse_apart(mpi_comm, mine: dict, what: str) -> None:
                                 f"{held}{'; ' if settings else ''}{'; '.join(settings)} (changed on some ranks only, "
                                 f"by a callback?); every rank stopped: change parameters and optimizer settings alike "
                                 f"on every rank", r, values + settings)
+    if "error" in ours["settings"]:  # alike on every rank, so no difference above: not a pass
+        error = DistributedError(f"no rank can sum up its model and optimizer at the end of {what} "
+                                 f"({ours['settings']['error']}), so whether they came apart is unknown; every rank "
+                                 f"stopped: keep arrays of the model's backend in its parameters and buffers")
+        error.everywhere = True  # every rank raises it, from the same allgather
+        raise error
 
 
 def _digest(array) -> str:

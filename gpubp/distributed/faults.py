@@ -73,7 +73,7 @@ def _agree(comm, what, exc, steps, model, noting=None, interrupted=False):
     if noted and steps is not None:
         steps.agree()
     if failed:
-        _refuse_failure(comm, what, exc)
+        refuse_failure(comm, what, exc)
     if closed:
         _refuse_closed(comm, what)
     if high != -low:
@@ -123,7 +123,7 @@ def install_leave_notice(comm) -> None:
     MPI.COMM_SELF.Set_attr(MPI.Comm.Create_keyval(delete_fn=notify), note)
 
 
-def _refuse_failure(comm, what, exc):
+def refuse_failure(comm, what, exc):
     """Every rank raises the same error: a RankFailure naming the first rank that failed and what it
     raised, or, where every rank raised the same error (a batch every rank refuses alike), that
     error itself, as one process would raise it."""

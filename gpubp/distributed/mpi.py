@@ -31,7 +31,7 @@ from .. import _checks
 from ..errors import InvalidValueError, StateError
 from . import faults
 from .buckets import DEFAULT_BUCKET_BYTES
-from .collectives import ArrayCollectives
+from .collectives import ArrayCollectives, check_model
 from .consistency import data_fingerprint, rank_facts, refuse_apart, refuse_differences, state_digests
 from .devices import agree_on_device
 from .errors import DistributedError
@@ -107,14 +107,12 @@ class Communicator(ArrayCollectives):
     def allreduce_scalars(self, *values) -> tuple:
         """Sums over all ranks of a few host numbers (loss sum, correct count, sample count), float64."""
         self._open()
-        bad = [v for v in values if not isinstance(v, numbers.Real)]
-        if bad:
-            raise InvalidValueError(f"allreduce_scalars takes numbers, got {bad[0]!r:.60}")
-        buf = np.array([float(v) for v in values], dtype=np.float64)
+        buf = np.array([_host_number(v) for v in values], dtype=np.float64)
         self.mpi.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         return tuple(float(v) for v in buf)
 
     def barrier(self) -> None:
+        self._open()
         self.mpi.Barrier()
 
     # -- agreement and failure ----------------------------------------------------------
@@ -135,6 +133,11 @@ class Communicator(ArrayCollectives):
         data or (``validation``: the same, or None for none) validation data; the error names the
         first rank that differs from rank 0 and what differs. ``facts`` adds or overrides entries
         (e.g. the run's settings). Returns this rank's facts."""
+        self._open()
+        check_model("check_consistent", model, optimizer, optional=True)
+        if facts is not None and not isinstance(facts, dict):
+            raise InvalidValueError(f"check_consistent: facts must be a dict of what every rank must share, "
+                                    f"like {{'batch size': 64}}, got {type(facts).__name__}")
         mine = {**rank_facts(model, optimizer), "mpi4py": mpi4py.__version__, **(facts or {})}
         for name, arrays in (("data", data), ("validation", validation)):
             if arrays is not None and not isinstance(arrays, (tuple, list)):  # an array: one array per sample
@@ -150,6 +153,7 @@ class Communicator(ArrayCollectives):
         """Refuse, on every rank alike, ranks whose parameters or optimizer state came apart (written
         on some ranks only); fit asks at the end of every epoch (one small allgather)."""
         self._open()
+        check_model("check_alike", model, optimizer)
         refuse_apart(self.mpi, state_digests(model, optimizer), what)
 
     def abort(self, message: str, code: int = 1) -> None:
@@ -180,6 +184,17 @@ class Communicator(ArrayCollectives):
         if root >= self.size:
             raise InvalidValueError(f"root must be a rank in [0, {self.size - 1}], got {root}")
         return root
+
+
+def _host_number(value) -> float:
+    """``value`` (a real number: a loss sum, a count) as a float, else an InvalidValueError naming it."""
+    if isinstance(value, numbers.Real):
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float64 (10**400): float() raises, its repr may be huge
+            raise InvalidValueError(f"allreduce_scalars takes numbers within float64's range (+-1.8e308), got "
+                                    f"an integer of {len(str(abs(value)))} digits") from None
+    raise InvalidValueError(f"allreduce_scalars takes numbers, got {value!r:.60}")
 
 
 def _spelled(value):

@@ -1,0 +1,59 @@
+"""Odd calls of the communicator's public methods: a gpubp error naming what is wrong, before any
+collective, never a raw traceback or a silently wrong sum; and where ranks call otherwise (arrays
+of other layouts, a call one rank refuses), the same error on every rank instead of a hang."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def cases():
+    pytest.importorskip("mpi4py")
+    proc = subprocess.run([sys.executable, str(HERE / "worker_api_sweep.py")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return {case: (kind, message) for case, kind, message in
+            (line.split("|", 2) for line in proc.stdout.splitlines() if "|" in line)}
+
+
+@pytest.mark.parametrize("case,kind,words", [
+    ("scalars 10**400", "InvalidValueError", "within float64's range (+-1.8e308), got an integer of 401 digits"),
+    ("scale 1e40", "InvalidValueError", "beyond float32's +-3.4e+38 (the array at position 0)"),  # was: inf sums
+    ("masked", "InvalidValueError", "position 0 is a masked array, whose mask they would drop"),  # was: unmasked
+    ("dict", "InvalidValueError", "got dict; pass list(d.values())"),                    # was: "pass [x]"
+    ("facts=[1]", "InvalidValueError", "facts must be a dict"),                          # was: TypeError
+    ("check_consistent model=5", "InvalidValueError", "check_consistent: model must be a gpubp model"),
+    ("gradients of 5", "InvalidValueError", "allreduce_gradients_: model must be a gpubp model"),
+    ("state with 'sgd'", "InvalidValueError", "optimizer must be a gpubp optimizer"),  # was: AttributeError
+    ("check_alike None", "InvalidValueError", "check_alike: model must be a gpubp model (gpubp.Sequential, "
+                                              "e.g. gpubp.mlp(...)), got None"),  # was: a pass
+    ("check_alike unreadable", "DistributedError", "no rank can sum up its model and optimizer"),  # was: a pass
+    ("masked after", "ok", "[False, True]"),
+    ("barrier after close", "StateError", "communicator (rank 0 of 1) is closed"),  # was: a barrier
+    ("check_consistent after close", "StateError", "communicator (rank 0 of 1) is closed"),
+])
+def test_a_communicator_refuses_odd_calls(cases, case, kind, words):
+    assert cases[case][0] == kind and words in cases[case][1], cases[case]
+
+
+def test_ranks_that_call_otherwise_stop_alike():
+    """Before: arrays of two layouts that both ranks had planned were summed unlike, silently (rank 0's
+    second array got rank 1's first's ones); a read-only array or a closed communicator on rank 1 alone
+    left rank 0 waiting in the collective."""
+    from test_mpi_world import launch
+    code, output, _ = launch("worker_api_sweep.py", "ranks", timeout=60)
+    lines = dict(line.split("|", 1) for line in output.splitlines() if " on rank " in line and "|" in line)
+    for r in (0, 1):
+        assert lines[f"swapped on rank {r}"].startswith(
+            "MismatchError|rank 1 of 2 passes other arrays to a collective than rank 0: (dtype, shapes) "
+            "[('float64', ((2,), (3,)))] on rank 0, [('float64', ((3,), (2,)))] on rank 1"), output[-3000:]
+        assert lines[f"read-only on rank {r}"].startswith(
+            "RankFailure|rank 1 of 2 failed during the call of allreduce_sum_: InvalidValueError: collectives "
+            "write the arrays in place, but the array at position 0 is read-only"), output[-3000:]
+        assert lines[f"closed on rank {r}"].startswith(
+            "RankFailure|rank 1 of 2 failed during the call of broadcast_: StateError: this communicator "
+            "(rank 1 of 2) is closed"), output[-3000:]
