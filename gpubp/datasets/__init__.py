@@ -23,7 +23,7 @@ import numpy as np
 from .._checks import flag, integer, number, unmasked
 from ..errors import InvalidValueError
 from .files import Table, load_table  # noqa: F401  (your own data)
-from .scaler import Scaler  # noqa: F401
+from .scaler import Scaler, on_device  # noqa: F401
 
 HERE = Path(__file__).parent
 
@@ -125,6 +125,7 @@ def _array(name, value) -> np.ndarray:
     """``value`` as an array; masked values refused, and rows of different lengths (NumPy's ValueError
     "inhomogeneous shape" was raised as it was)."""
     unmasked(name, value)
+    on_device(name, value)
     try:
         return np.asarray(value)
     except ValueError:

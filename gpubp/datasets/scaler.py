@@ -109,6 +109,7 @@ def _floats_of(name, values) -> np.ndarray:
     """``values`` as a C-ordered float64 array (a Fortran-ordered or strided array reduced as its C-ordered
     copy is, to the last bit); masked values, None, complex and non-numbers refused."""
     unmasked(name, values)
+    on_device(name, values)
     try:
         given = np.asarray(values)
         missing = given.dtype == object and given.ndim > 0 and any(v is None for v in given.reshape(-1))  # NumPy: NaN
@@ -120,3 +121,12 @@ def _floats_of(name, values) -> np.ndarray:
     if floats is None:  # NumPy would drop the imaginary parts with only a warning
         raise InvalidValueError(f"{name} must be real numbers, got complex values {values!r:.60}")
     return floats
+
+
+def on_device(name, values):
+    """Refuse an array on a GPU (CuPy's, a CUDA tensor), which NumPy will not read (was: "must be numbers",
+    its repr a NumPy array's): the datasets' helpers work on the host."""
+    if hasattr(values, "__cuda_array_interface__"):
+        raise InvalidValueError(f"{name} is a {type(values).__module__}.{type(values).__name__} on the GPU; this "
+                                f"works on host (NumPy) arrays: give its host copy, x.get() (CuPy) or "
+                                f"x.cpu().numpy() (torch)")
