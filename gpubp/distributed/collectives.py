@@ -20,9 +20,8 @@ from ..backend import backend_of
 from ..errors import DTypeError, GpubpError, InvalidValueError
 from .buckets import FlatBuckets
 from .consistency import refuse_other_layouts
-from .faults import refuse_failure
+from .faults import agree_on_call
 from .sharding import grad_scale
-from .transport import MPI
 
 
 class ArrayCollectives:
@@ -135,11 +134,7 @@ class ArrayCollectives:
             error = exc
         layout = [key[1:] for key in keys]  # not devices: ranks use different GPUs
         token = int.from_bytes(hashlib.blake2b(repr(layout).encode(), digest_size=7).digest(), "little")
-        flags = np.array([error is not None, token, -token], dtype=np.int64)
-        self.mpi.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
-        if flags[0]:
-            refuse_failure(self, f"the call of {what}", error)
-        if flags[1] != -flags[2]:
+        if not agree_on_call(self, f"the call of {what}", error, token):
             refuse_other_layouts(self.mpi, layout)
         for (backend, group), key in zip(groups.items(), keys):
             if key not in self._plans:

@@ -123,6 +123,18 @@ def install_leave_notice(comm) -> None:
     MPI.COMM_SELF.Set_attr(MPI.Comm.Create_keyval(delete_fn=notify), note)
 
 
+def agree_on_call(comm, what, exc, token) -> bool:
+    """Before a collective that a rank may refuse: one all-reduce (MAX) of ``[failed, token, -token]``.
+    A call refused on any rank (``exc``, this rank's error or None) is refused on every rank alike
+    (``refuse_failure``), none left waiting in the collective; returns whether every rank passed the
+    same ``token`` (what the collective's buffers must agree in, e.g. their layout)."""
+    flags = np.array([exc is not None, token, -token], dtype=np.int64)
+    comm.mpi.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
+    if flags[0]:
+        refuse_failure(comm, what, exc)
+    return bool(flags[1] == -flags[2])
+
+
 def refuse_failure(comm, what, exc):
     """Every rank raises the same error: a RankFailure naming the first rank that failed and what it
     raised, or, where every rank raised the same error (a batch every rank refuses alike), that

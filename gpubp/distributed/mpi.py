@@ -28,13 +28,13 @@ import weakref
 import numpy as np
 
 from .. import _checks
-from ..errors import InvalidValueError, StateError
+from ..errors import GpubpError, InvalidValueError, StateError
 from . import faults
 from .buckets import DEFAULT_BUCKET_BYTES
 from .collectives import ArrayCollectives, check_model
 from .consistency import data_fingerprint, rank_facts, refuse_apart, refuse_differences, state_digests
 from .devices import agree_on_device
-from .errors import DistributedError
+from .errors import DistributedError, MismatchError
 from .faults import install_abort_hook, install_leave_notice
 from .sharding import grad_scale, local_batches, shard_bounds
 from .transport import (MPI, MPI_ERROR, MPITransport, check_transport_name, make_transport, mpi4py, mpi_running,
@@ -105,9 +105,19 @@ class Communicator(ArrayCollectives):
 
     # -- host scalars, barrier --------------------------------------------------------
     def allreduce_scalars(self, *values) -> tuple:
-        """Sums over all ranks of a few host numbers (loss sum, correct count, sample count), float64."""
-        self._open()
-        buf = np.array([_host_number(v) for v in values], dtype=np.float64)
+        """Sums over all ranks of a few host numbers (loss sum, correct count, sample count), float64; every
+        rank passes as many (else every rank raises the same MismatchError, as it raises one rank's refusal)."""
+        error, buf = None, np.zeros(0)
+        try:
+            self._open()
+            buf = np.array([_host_number(v) for v in values], dtype=np.float64)
+        except GpubpError as exc:  # refused on every rank, none left in the sum
+            error = exc
+        if not faults.agree_on_call(self, "the call of allreduce_scalars", error, len(buf)):
+            counts = self.mpi.allgather(len(buf))  # MPI would sum past the end of the shorter buffers
+            r = next(r for r, n in enumerate(counts) if n != counts[0])
+            raise MismatchError(f"rank {r} of {self.size} passes {counts[r]} number(s) to allreduce_scalars, rank 0 "
+                                f"{counts[0]}; every rank must pass as many, in the same order", r, ["scalars"])
         self.mpi.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         return tuple(float(v) for v in buf)
 

@@ -41,7 +41,8 @@ def test_a_communicator_refuses_odd_calls(cases, case, kind, words):
 
 
 def test_ranks_that_call_otherwise_stop_alike():
-    """Before: arrays of two layouts that both ranks had planned were summed unlike, silently (rank 0's
+    """Before: allreduce_scalars of 2 numbers on rank 0 and 3 on rank 1 failed on rank 0 and gave (2, 4, 6)
+    on rank 1; arrays of two layouts that both ranks had planned were summed unlike, silently (rank 0's
     second array got rank 1's first's ones); a read-only array or a closed communicator on rank 1 alone
     left rank 0 waiting in the collective."""
     from test_mpi_world import launch
@@ -51,6 +52,11 @@ def test_ranks_that_call_otherwise_stop_alike():
         assert lines[f"swapped on rank {r}"].startswith(
             "MismatchError|rank 1 of 2 passes other arrays to a collective than rank 0: (dtype, shapes) "
             "[('float64', ((2,), (3,)))] on rank 0, [('float64', ((3,), (2,)))] on rank 1"), output[-3000:]
+        assert lines[f"scalar counts on rank {r}"].startswith(  # was: MPI_ERR_TRUNCATE; (2, 4, 6) on rank 1
+            "MismatchError|rank 1 of 2 passes 3 number(s) to allreduce_scalars, rank 0 2"), output[-3000:]
+        assert lines[f"scalar refused on rank {r}"].startswith(  # was: rank 0 left in the sum
+            "RankFailure|rank 1 of 2 failed during the call of allreduce_scalars: InvalidValueError: "
+            "allreduce_scalars takes numbers, got 'x'"), output[-3000:]
         assert lines[f"read-only on rank {r}"].startswith(
             "RankFailure|rank 1 of 2 failed during the call of allreduce_sum_: InvalidValueError: collectives "
             "write the arrays in place, but the array at position 0 is read-only"), output[-3000:]

@@ -26,6 +26,8 @@ if sys.argv[1:] == ["ranks"]:
     comm.allreduce_sum_([np.ones(3), np.ones(2)])
     run(f"swapped on rank {r}", lambda: [a.tolist() for a in comm.allreduce_sum_(
         [np.ones(2), np.ones(3)] if r == 0 else [np.ones(3), np.ones(2)])])
+    run(f"scalar counts on rank {r}", lambda: comm.allreduce_scalars(*[1.0, 2.0, 3.0][:2 + r]))
+    run(f"scalar refused on rank {r}", lambda: comm.allreduce_scalars(1.0, "x" if r else 2.0))
     ro = np.ones(2)
     ro.setflags(write=r == 0)
     run(f"read-only on rank {r}", lambda: comm.allreduce_sum_([ro, np.ones(3)]))
