@@ -20,6 +20,7 @@ from ..backend import backend_of
 from ..errors import DTypeError, GpubpError, InvalidValueError
 from .buckets import FlatBuckets
 from .consistency import refuse_other_layouts
+from .errors import MismatchError
 from .faults import agree_on_call
 from .sharding import grad_scale
 
@@ -82,7 +83,7 @@ class ArrayCollectives:
 
     def broadcast_(self, arrays, root=0) -> list:
         """Overwrite each array, in place, with rank ``root``'s values (bucketed like the sums)."""
-        groups, root = self._groups(arrays, "broadcast_", lambda: self._root(root))
+        groups, root = self._groups(arrays, "broadcast_", lambda: self._root(root), same=True)
         for backend, plan, group in groups:
             with backend.activate():
                 plan.pack(group)
@@ -95,9 +96,15 @@ class ArrayCollectives:
         """Rank ``root``'s parameters and buffers (Dropout's seed and step: the same masks on every rank)
         and, with ``optimizer``, its step count, lr and slots, on every rank (slots that exist only on
         ``root``, e.g. before a fresh rank's first step, are created)."""
-        self._open()
-        check_model("broadcast_training_state_", model, optimizer)
-        root = self._root(root)
+        error = None
+        try:  # refused on every rank alike, before the first broadcast
+            self._open()
+            check_model("broadcast_training_state_", model, optimizer)
+            root = self._root(root)
+        except GpubpError as exc:
+            error = exc
+        if not agree_on_call(self, "the call of broadcast_training_state_", error, root if error is None else 0):
+            _refuse_other_roots(self, "broadcast_training_state_", root)
         params = model.parameters()
         arrays = list(params.values())
         mine = {"buffers": {k: to_host(a) for k, a in model.buffers().items()}}
@@ -114,11 +121,12 @@ class ArrayCollectives:
             arrays += [a for st in optimizer.state.values() for a in st.values()]
         self.broadcast_(arrays, root)
 
-    def _groups(self, arrays, what, check) -> tuple:
+    def _groups(self, arrays, what, check, same=False) -> tuple:
         """``([(backend, plan, arrays)] per (device, dtype), check())``, each plan allocated once and
         reused. Every rank learns, in one small all-reduce before any array is sent, whether any rank
         refused its call (a closed communicator, an array that is not a writable float array, what
-        ``check`` refuses) or passes other dtypes and shapes: then every rank raises the same error.
+        ``check`` refuses) or passes other dtypes and shapes (``same``: or another ``check()``, a
+        broadcast's root): then every rank raises the same error.
         Asked on every call, not only for a layout new to this rank: ranks whose plans for two layouts
         are both made would otherwise sum unlike buffers, and a rank that found its call refused would
         leave the others waiting in the collective."""
@@ -133,15 +141,27 @@ class ArrayCollectives:
         except GpubpError as exc:
             error = exc
         layout = [key[1:] for key in keys]  # not devices: ranks use different GPUs
-        token = int.from_bytes(hashlib.blake2b(repr(layout).encode(), digest_size=7).digest(), "little")
+        told = repr((layout, checked) if same else layout)
+        token = int.from_bytes(hashlib.blake2b(told.encode(), digest_size=7).digest(), "little")
         if not agree_on_call(self, f"the call of {what}", error, token):
             refuse_other_layouts(self.mpi, layout)
+            _refuse_other_roots(self, what, checked)  # the layouts agree: the roots differ
         for (backend, group), key in zip(groups.items(), keys):
             if key not in self._plans:
                 with backend.activate():
                     self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
                                                    self.bucket_bytes)
         return [(backend, self._plans[key], group) for (backend, group), key in zip(groups.items(), keys)], checked
+
+
+def _refuse_other_roots(comm, what, root) -> None:
+    """Refuse, on every rank alike, a broadcast whose ranks name other roots (each rank that names
+    itself would keep its own values, without a word)."""
+    roots = comm.mpi.allgather(root)
+    r = next((r for r, theirs in enumerate(roots) if theirs != roots[0]), None)
+    if r is not None:
+        raise MismatchError(f"rank {r} of {comm.size} passes root={roots[r]} to {what}, rank 0 root={roots[0]}; "
+                            f"every rank must name the same root", r, ["root"])
 
 
 def _writable_float_arrays(arrays):

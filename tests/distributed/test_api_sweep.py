@@ -42,9 +42,10 @@ def test_a_communicator_refuses_odd_calls(cases, case, kind, words):
 
 def test_ranks_that_call_otherwise_stop_alike():
     """Before: allreduce_scalars of 2 numbers on rank 0 and 3 on rank 1 failed on rank 0 and gave (2, 4, 6)
-    on rank 1; arrays of two layouts that both ranks had planned were summed unlike, silently (rank 0's
-    second array got rank 1's first's ones); a read-only array or a closed communicator on rank 1 alone
-    left rank 0 waiting in the collective."""
+    on rank 1; a broadcast whose ranks each named themselves root left each its own values; arrays of two
+    layouts that both ranks had planned were summed unlike, silently (rank 0's second array got rank 1's
+    first's ones); a read-only array or a closed communicator on rank 1 alone left rank 0 waiting in the
+    collective."""
     from test_mpi_world import launch
     code, output, _ = launch("worker_api_sweep.py", "ranks", timeout=60)
     lines = dict(line.split("|", 1) for line in output.splitlines() if " on rank " in line and "|" in line)
@@ -57,6 +58,9 @@ def test_ranks_that_call_otherwise_stop_alike():
         assert lines[f"scalar refused on rank {r}"].startswith(  # was: rank 0 left in the sum
             "RankFailure|rank 1 of 2 failed during the call of allreduce_scalars: InvalidValueError: "
             "allreduce_scalars takes numbers, got 'x'"), output[-3000:]
+        for what in ("broadcast_", "broadcast_training_state_"):  # was: each rank kept its own values, silently
+            assert lines[f"own {'state ' if 'state' in what else ''}root on rank {r}"].startswith(
+                f"MismatchError|rank 1 of 2 passes root=1 to {what}, rank 0 root=0"), output[-3000:]
         assert lines[f"read-only on rank {r}"].startswith(
             "RankFailure|rank 1 of 2 failed during the call of allreduce_sum_: InvalidValueError: collectives "
             "write the arrays in place, but the array at position 0 is read-only"), output[-3000:]
