@@ -53,6 +53,7 @@ class ArrayCollectives:
         scales the buffer and reduces its buckets in place: no copy in or out."""
         self._open()
         check_model("allreduce_gradients_", model)
+        scaled = _checks.flag("allreduce_gradients_: scaled", scaled)
         grads = model.gradients()
         plan = self._bound.get(model)
         if plan is None or any(g is not v for g, v in zip(grads.values(), plan.gradient_views)):

@@ -41,12 +41,21 @@ def data_fingerprint(*arrays) -> str:
     repr for an object array, whose bytes are pointers that differ from process to process)."""
     if not arrays:
         raise InvalidValueError("data_fingerprint needs at least one array (the samples first)")
-    digest = hashlib.sha256()
-    for a in arrays:
+    digest, shapes = hashlib.sha256(), []
+    for i, a in enumerate(arrays):
+        try:
+            a = np.asarray(a)
+        except (ValueError, TypeError) as exc:  # ragged lists; a GPU array
+            raise InvalidValueError(f"data_fingerprint: array {i} ({type(a).__name__}) cannot be read as one host "
+                                    f"array ({exc})") from None
+        if a.ndim == 0:
+            raise InvalidValueError(f"data_fingerprint: array {i} must hold samples along its first axis, got "
+                                    f"{_short(a.tolist(), 60)}")
         a = np.ascontiguousarray(a)
         digest.update(str((a.dtype.str, a.shape)).encode())
         digest.update(repr(a.tolist()).encode() if a.dtype.hasobject else a.data)
-    return f"{len(arrays[0])} samples of {tuple(np.shape(arrays[0])[1:])}, sha256 {digest.hexdigest()[:12]}"
+        shapes.append(a.shape)
+    return f"{shapes[0][0]} samples of {shapes[0][1:]}, sha256 {digest.hexdigest()[:12]}"
 
 
 def refuse_differences(mpi_comm, mine: dict) -> None:

@@ -23,6 +23,7 @@ without mpiexec the world is this one process. ``import gpubp`` never imports it
 from __future__ import annotations
 
 import numbers
+import pickle
 import weakref
 
 import numpy as np
@@ -143,19 +144,13 @@ class Communicator(ArrayCollectives):
         data or (``validation``: the same, or None for none) validation data; the error names the
         first rank that differs from rank 0 and what differs. ``facts`` adds or overrides entries
         (e.g. the run's settings). Returns this rank's facts."""
-        self._open()
-        check_model("check_consistent", model, optimizer, optional=True)
-        if facts is not None and not isinstance(facts, dict):
-            raise InvalidValueError(f"check_consistent: facts must be a dict of what every rank must share, "
-                                    f"like {{'batch size': 64}}, got {type(facts).__name__}")
-        mine = {**rank_facts(model, optimizer), "mpi4py": mpi4py.__version__, **(facts or {})}
-        for name, arrays in (("data", data), ("validation", validation)):
-            if arrays is not None and not isinstance(arrays, (tuple, list)):  # an array: one array per sample
-                raise InvalidValueError(f"check_consistent: {name} must be a tuple of host arrays, samples first, "
-                                        f"like (X, y), got {type(arrays).__name__}")
-        if data is not None:
-            mine["training data"] = data_fingerprint(*data)
-        mine["validation data"] = "none" if validation is None else data_fingerprint(*validation)
+        error, mine = None, {}
+        try:  # refused on every rank alike, none left waiting in the comparison
+            self._open()
+            mine = _facts(model, optimizer, facts, data, validation)
+        except Exception as exc:  # a user's layer whose config fails too
+            error = exc
+        faults.agree_on_call(self, "the call of check_consistent", error, 0)
         refuse_differences(self.mpi, mine)
         return mine
 
@@ -194,6 +189,29 @@ class Communicator(ArrayCollectives):
         if root >= self.size:
             raise InvalidValueError(f"root must be a rank in [0, {self.size - 1}], got {root}")
         return root
+
+
+def _facts(model, optimizer, facts, data, validation) -> dict:
+    """``Communicator.check_consistent``'s facts of this rank, refused (a gpubp error naming the argument)
+    where they cannot be told: not a model, facts not a dict of values that can be sent, data not arrays."""
+    check_model("check_consistent", model, optimizer, optional=True)
+    if facts is not None and not isinstance(facts, dict):
+        raise InvalidValueError(f"check_consistent: facts must be a dict of what every rank must share, "
+                                f"like {{'batch size': 64}}, got {type(facts).__name__}")
+    mine = {**rank_facts(model, optimizer), "mpi4py": mpi4py.__version__, **(facts or {})}
+    for name, arrays in (("data", data), ("validation", validation)):
+        if arrays is not None and not isinstance(arrays, (tuple, list)):  # an array: one array per sample
+            raise InvalidValueError(f"check_consistent: {name} must be a tuple of host arrays, samples first, "
+                                    f"like (X, y), got {type(arrays).__name__}")
+    if data is not None:
+        mine["training data"] = data_fingerprint(*data)
+    mine["validation data"] = "none" if validation is None else data_fingerprint(*validation)
+    try:
+        pickle.dumps(mine)  # what the comparison sends
+    except Exception as exc:
+        raise InvalidValueError(f"check_consistent: facts must hold values that can be sent to the other ranks "
+                                f"(picklable: numbers, strings, lists, dicts), got {facts!r:.80} ({exc})") from None
+    return mine
 
 
 def _host_number(value) -> float:

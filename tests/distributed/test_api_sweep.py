@@ -26,6 +26,10 @@ def cases():
     ("masked", "InvalidValueError", "position 0 is a masked array, whose mask they would drop"),  # was: unmasked
     ("dict", "InvalidValueError", "got dict; pass list(d.values())"),                    # was: "pass [x]"
     ("facts=[1]", "InvalidValueError", "facts must be a dict"),                          # was: TypeError
+    ("facts unpicklable", "InvalidValueError", "facts must hold values that can be sent"),  # was: pickle's error
+    ("data ragged", "InvalidValueError", "data_fingerprint: array 0 (list) cannot be read as one host array"),
+    ("data (X, None)", "InvalidValueError", "array 1 must hold samples along its first axis, got None"),
+    ("scaled='yes'", "InvalidValueError", "scaled must be True or False, got 'yes'"),  # was: taken as True
     ("check_consistent model=5", "InvalidValueError", "check_consistent: model must be a gpubp model"),
     ("gradients of 5", "InvalidValueError", "allreduce_gradients_: model must be a gpubp model"),
     ("state with 'sgd'", "InvalidValueError", "optimizer must be a gpubp optimizer"),  # was: AttributeError
@@ -44,8 +48,8 @@ def test_ranks_that_call_otherwise_stop_alike():
     """Before: allreduce_scalars of 2 numbers on rank 0 and 3 on rank 1 failed on rank 0 and gave (2, 4, 6)
     on rank 1; a broadcast whose ranks each named themselves root left each its own values; arrays of two
     layouts that both ranks had planned were summed unlike, silently (rank 0's second array got rank 1's
-    first's ones); a read-only array or a closed communicator on rank 1 alone left rank 0 waiting in the
-    collective."""
+    first's ones); a read-only array, a closed communicator or ragged data for check_consistent on rank 1
+    alone left rank 0 waiting in the collective."""
     from test_mpi_world import launch
     code, output, _ = launch("worker_api_sweep.py", "ranks", timeout=60)
     lines = dict(line.split("|", 1) for line in output.splitlines() if " on rank " in line and "|" in line)
@@ -58,6 +62,9 @@ def test_ranks_that_call_otherwise_stop_alike():
         assert lines[f"scalar refused on rank {r}"].startswith(  # was: rank 0 left in the sum
             "RankFailure|rank 1 of 2 failed during the call of allreduce_scalars: InvalidValueError: "
             "allreduce_scalars takes numbers, got 'x'"), output[-3000:]
+        assert lines[f"ragged data on rank {r}"].startswith(  # was: a ValueError on rank 1, rank 0 left waiting
+            "RankFailure|rank 1 of 2 failed during the call of check_consistent: InvalidValueError: data_fingerprint: "
+            "array 0 (list) cannot be read"), output[-3000:]
         for what in ("broadcast_", "broadcast_training_state_"):  # was: each rank kept its own values, silently
             assert lines[f"own {'state ' if 'state' in what else ''}root on rank {r}"].startswith(
                 f"MismatchError|rank 1 of 2 passes root=1 to {what}, rank 0 root=0"), output[-3000:]

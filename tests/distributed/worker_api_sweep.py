@@ -28,6 +28,7 @@ if sys.argv[1:] == ["ranks"]:
         [np.ones(2), np.ones(3)] if r == 0 else [np.ones(3), np.ones(2)])])
     run(f"scalar counts on rank {r}", lambda: comm.allreduce_scalars(*[1.0, 2.0, 3.0][:2 + r]))
     run(f"scalar refused on rank {r}", lambda: comm.allreduce_scalars(1.0, "x" if r else 2.0))
+    run(f"ragged data on rank {r}", lambda: comm.check_consistent(data=([[1, 2], [3]] if r else [[1, 2], [3, 4]],)))
     mine = np.full(3, float(r))
     run(f"own root on rank {r}", lambda: comm.broadcast_([mine], root=r))
     model = gpubp.mlp(3, [4], 2, "tanh", "cpu", seed=r)
@@ -52,6 +53,10 @@ CASES = {
     "check_consistent model=5": lambda: comm.check_consistent(5),
     "gradients of 5": lambda: comm.allreduce_gradients_(5, 1, 1),
     "state with 'sgd'": lambda: comm.broadcast_training_state_(model, "sgd"),
+    "facts unpicklable": lambda: comm.check_consistent(facts={"f": lambda: 1}),
+    "data ragged": lambda: comm.check_consistent(data=([[1.0, 2.0], [3.0]],)),
+    "data (X, None)": lambda: comm.check_consistent(data=(np.ones((2, 3)), None)),
+    "scaled='yes'": lambda: comm.allreduce_gradients_(model, 1, 1, scaled="yes"),
     "check_alike None": lambda: comm.check_alike(None),
     "check_alike unreadable": lambda: comm.check_alike(model, junk_state),
 }
