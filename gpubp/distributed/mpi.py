@@ -123,7 +123,9 @@ class Communicator(ArrayCollectives):
         return tuple(float(v) for v in buf)
 
     def barrier(self) -> None:
-        self._open()
+        """Wait for every rank; a communicator closed on any rank is a RankFailure (a StateError where every
+        rank closed it) on every rank, none left waiting."""
+        self._refused_alike("barrier", self._open)
         self.mpi.Barrier()
 
     # -- agreement and failure ----------------------------------------------------------
@@ -157,8 +159,7 @@ class Communicator(ArrayCollectives):
     def check_alike(self, model, optimizer=None, what="a step") -> None:
         """Refuse, on every rank alike, ranks whose parameters or optimizer state came apart (written
         on some ranks only); fit asks at the end of every epoch (one small allgather)."""
-        self._open()
-        check_model("check_alike", model, optimizer)
+        self._refused_alike("check_alike", lambda: (self._open(), check_model("check_alike", model, optimizer)))
         refuse_apart(self.mpi, state_digests(model, optimizer), what)
 
     def abort(self, message: str, code: int = 1) -> None:
@@ -178,6 +179,15 @@ class Communicator(ArrayCollectives):
         MPI's own message). ``fit`` asks once, before its first collective; a communicator closed
         (on any rank) is refused by that collective, fit's first ``guard``, on every rank alike."""
         mpi_running()
+
+    def _refused_alike(self, what, check) -> None:
+        """Run ``check`` (this rank's refusals of a call); what it refuses on any rank is refused on every rank."""
+        error = None
+        try:
+            check()
+        except GpubpError as exc:
+            error = exc
+        faults.agree_on_call(self, f"the call of {what}", error, 0)
 
     def _open(self):
         if self.closed:

@@ -39,6 +39,8 @@ if sys.argv[1:] == ["ranks"]:
     if r == 1:
         comm.close()
     run(f"closed on rank {r}", lambda: comm.broadcast_([np.ones(2), np.ones(3)]))
+    run(f"barrier closed on rank {r}", comm.barrier)
+    run(f"check_alike closed on rank {r}", lambda: comm.check_alike(model))
     sys.exit()
 
 model = gpubp.mlp(3, [4], 2, "tanh", "cpu", seed=0)
