@@ -136,6 +136,7 @@ class ArrayCollectives:
             self._open()
             for a in _writable_float_arrays(arrays):
                 groups.setdefault(backend_of(a), []).append(a)
+            self.transport.refuse_other_devices(arrays)
             checked = check()
             keys = [(backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
                     for backend, group in groups.items()]

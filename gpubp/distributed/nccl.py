@@ -65,6 +65,15 @@ class NCCLTransport:
     def close(self) -> None:
         self.comm.destroy()
 
+    def refuse_other_devices(self, arrays) -> None:
+        """Refuse, before any collective, arrays NCCL cannot read: only CuPy arrays on this rank's GPU."""
+        for i, a in enumerate(arrays):
+            if not is_cupy_array(a) or a.device.id != self.device_id:
+                where = f" on cuda:{a.device.id}" if is_cupy_array(a) else ""
+                raise DeviceError(f"this communicator sums over NCCL on cuda:{self.device_id}, but the array at "
+                                  f"position {i} is a {type(a).__module__}.{type(a).__name__}{where}; build the "
+                                  f"model on comm.device, or make the communicator with world(transport='mpi')")
+
     def _check(self, buf):
         if not is_cupy_array(buf) or buf.device.id != self.device_id:
             raise DeviceError(f"the NCCL transport reduces CuPy arrays on cuda:{self.device_id}, got "

@@ -50,6 +50,9 @@ class MPITransport:
     def close(self) -> None:
         pass
 
+    def refuse_other_devices(self, arrays) -> None:
+        """MPI takes arrays of any device: CuPy arrays go through host memory."""
+
 
 def mpi_running() -> None:
     """Refuse, before MPI is asked anything, an MPI that is not running: not initialised

@@ -36,6 +36,8 @@ def cases():
     ("check_alike None", "InvalidValueError", "check_alike: model must be a gpubp model (gpubp.Sequential, "
                                               "e.g. gpubp.mlp(...)), got None"),  # was: a pass
     ("check_alike unreadable", "DistributedError", "no rank can sum up its model and optimizer"),  # was: a pass
+    ("NumPy to NCCL", "DeviceError", "sums over NCCL on cuda:0, but the array at position 0 is a numpy.ndarray"),
+    ("fit of a CPU model over NCCL", "DeviceError", "build the model on comm.device"),  # was: no way out said
     ("masked after", "ok", "[False, True]"),
     ("barrier after close", "StateError", "communicator (rank 0 of 1) is closed"),  # was: a barrier
     ("check_consistent after close", "StateError", "communicator (rank 0 of 1) is closed"),

@@ -9,6 +9,7 @@ import numpy as np
 
 import gpubp
 from gpubp.distributed.mpi import world
+from gpubp.distributed.nccl import NCCLTransport
 
 
 def run(case, fn):
@@ -62,6 +63,12 @@ CASES = {
     "check_alike None": lambda: comm.check_alike(None),
     "check_alike unreadable": lambda: comm.check_alike(model, junk_state),
 }
+nccl = world()
+nccl.transport = object.__new__(NCCLTransport)  # as made on cuda:0, without a GPU: only its checks are asked
+nccl.transport.device_id = 0
+X, y = np.random.default_rng(0).normal(size=(8, 3)), np.arange(8) % 2
+CASES["NumPy to NCCL"] = lambda: nccl.allreduce_sum_([np.ones(2)])
+CASES["fit of a CPU model over NCCL"] = lambda: gpubp.fit(model, X, y, epochs=1, comm=nccl, progress=False)
 for case, fn in CASES.items():
     run(case, fn)
 print(f"masked after|ok|{masked.mask.tolist()}")
