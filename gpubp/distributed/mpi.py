@@ -72,6 +72,9 @@ class Communicator(ArrayCollectives):
         self.bucket_bytes = _checks.integer("bucket_bytes", bucket_bytes, minimum=1)
         transport = check_transport_name(_spelled(transport))
         mpi_running()
+        if mpi_comm is not None and not isinstance(mpi_comm, MPI.Intracomm):
+            raise InvalidValueError(f"mpi_comm must be an mpi4py intracommunicator (MPI.COMM_WORLD, or one split "
+                                    f"from it), or None for the world; got {mpi_comm!r:.60}")
         self.mpi = MPI.COMM_WORLD if mpi_comm is None else mpi_comm
         self.rank, self.size = self.mpi.Get_rank(), self.mpi.Get_size()
         if mpi_comm is None:  # the world: as many processes as the launcher started
@@ -164,6 +167,7 @@ class Communicator(ArrayCollectives):
 
     def abort(self, message: str, code: int = 1) -> None:
         """Print ``message`` and end every rank now (``MPI_Abort``): for errors only one rank sees."""
+        code = _checks.integer("abort: code", code, minimum=0)  # MPI's TypeError would come after the message
         faults.abort(self, message, code)
 
     def close(self) -> None:

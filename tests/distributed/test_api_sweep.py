@@ -38,6 +38,9 @@ def cases():
     ("check_alike unreadable", "DistributedError", "no rank can sum up its model and optimizer"),  # was: a pass
     ("NumPy to NCCL", "DeviceError", "sums over NCCL on cuda:0, but the array at position 0 is a numpy.ndarray"),
     ("fit of a CPU model over NCCL", "DeviceError", "build the model on comm.device"),  # was: no way out said
+    ("mpi_comm=5", "InvalidValueError", "mpi_comm must be an mpi4py intracommunicator"),  # was: AttributeError
+    # was: "aborting every rank" said, then a TypeError and no abort
+    ("abort code 'x'", "InvalidValueError", "abort: code must be a whole number >= 0, got 'x'"),
     ("masked after", "ok", "[False, True]"),
     ("barrier after close", "StateError", "communicator (rank 0 of 1) is closed"),  # was: a barrier
     ("check_consistent after close", "StateError", "communicator (rank 0 of 1) is closed"),

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 import gpubp
-from gpubp.distributed.mpi import world
+from gpubp.distributed.mpi import Communicator, world
 from gpubp.distributed.nccl import NCCLTransport
 
 
@@ -63,6 +63,8 @@ CASES = {
     "check_alike None": lambda: comm.check_alike(None),
     "check_alike unreadable": lambda: comm.check_alike(model, junk_state),
 }
+CASES["mpi_comm=5"] = lambda: Communicator(mpi_comm=5)
+CASES["abort code 'x'"] = lambda: comm.abort("a test", code="x")
 nccl = world()
 nccl.transport = object.__new__(NCCLTransport)  # as made on cuda:0, without a GPU: only its checks are asked
 nccl.transport.device_id = 0
