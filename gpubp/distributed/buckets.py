@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .. import _checks
+from ..backend.host_memory import refuse_beyond_free
 from ..errors import DTypeError, GpubpError, InvalidValueError, ShapeError
 from ..initializers import addressable
 
@@ -42,6 +43,8 @@ class FlatBuckets:
         self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()
         bucket_bytes = _checks.integer("bucket_bytes", bucket_bytes, minimum=1)
         self.per_bucket = max(1, bucket_bytes // self.dtype.itemsize)  # elements per bucket
+        if flat is None and xp is np:  # NumPy's own MemoryError would name none of this
+            refuse_beyond_free("FlatBuckets: a flat buffer", (self.offsets[-1],), self.dtype)
         self.flat = xp.zeros(self.offsets[-1], dtype=self.dtype) if flat is None else flat  # or one given
         if getattr(self.flat, "shape", None) != (self.offsets[-1],) or getattr(self.flat, "dtype", None) != self.dtype:
             raise ShapeError(f"FlatBuckets: a flat buffer of {self.offsets[-1]} {self.dtype.name}, got "

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from gpubp.backend.host_memory import free_bytes
+from gpubp.distributed.buckets import FlatBuckets
+from gpubp.errors import OutOfMemoryError
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -80,3 +84,13 @@ def test_ranks_that_call_otherwise_stop_alike():
             assert lines[f"{'' if what == 'broadcast_' else what + ' '}closed on rank {r}"].startswith(
                 f"RankFailure|rank 1 of 2 failed during the call of {what}: StateError: this communicator "
                 f"(rank 1 of 2) is closed"), output[-3000:]
+
+
+def test_a_flat_buffer_beyond_free_memory_is_refused_by_gpubp():
+    """Before: NumPy's MemoryError ("Unable to allocate 34.4 GiB"), naming no buffer (allreduce_sum_ of
+    arrays as large as the free memory makes one)."""
+    free = free_bytes()
+    if free is None:
+        pytest.skip("no /proc/meminfo: the free memory is unknown here")
+    with pytest.raises(OutOfMemoryError, match="FlatBuckets: a flat buffer"):
+        FlatBuckets([(int(free * 1.5) // 8,)], "float64")
