@@ -140,6 +140,11 @@ class ArrayCollectives:
             checked = check()
             keys = [(backend.device, backend.dtype.name, tuple(tuple(a.shape) for a in group))
                     for backend, group in groups.items()]
+            for (backend, group), key in zip(groups.items(), keys):  # a buffer beyond one rank's memory: agreed
+                if key not in self._plans:
+                    with backend.activate():
+                        self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
+                                                       self.bucket_bytes)
         except GpubpError as exc:
             error = exc
         layout = [key[1:] for key in keys]  # not devices: ranks use different GPUs
@@ -148,11 +153,6 @@ class ArrayCollectives:
         if not agree_on_call(self, f"the call of {what}", error, token):
             refuse_other_layouts(self.mpi, layout)
             _refuse_other_roots(self, what, checked)  # the layouts agree: the roots differ
-        for (backend, group), key in zip(groups.items(), keys):
-            if key not in self._plans:
-                with backend.activate():
-                    self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
-                                                   self.bucket_bytes)
         return [(backend, self._plans[key], group) for (backend, group), key in zip(groups.items(), keys)], checked
 
 

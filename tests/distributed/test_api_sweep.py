@@ -57,8 +57,9 @@ def test_ranks_that_call_otherwise_stop_alike():
     """Before: allreduce_scalars of 2 numbers on rank 0 and 3 on rank 1 failed on rank 0 and gave (2, 4, 6)
     on rank 1; a broadcast whose ranks each named themselves root left each its own values; arrays of two
     layouts that both ranks had planned were summed unlike, silently (rank 0's second array got rank 1's
-    first's ones); a read-only array, a communicator closed (for a broadcast, barrier, check_alike) or ragged
-    data for check_consistent on rank 1 alone left rank 0 waiting in the collective."""
+    first's ones); a read-only array, a flat buffer beyond the memory, a communicator closed (for a
+    broadcast, barrier, check_alike) or ragged data for check_consistent on rank 1 alone left rank 0
+    waiting in the collective."""
     from test_mpi_world import launch
     code, output, _ = launch("worker_api_sweep.py", "ranks", timeout=60)
     lines = dict(line.split("|", 1) for line in output.splitlines() if " on rank " in line and "|" in line)
@@ -80,6 +81,9 @@ def test_ranks_that_call_otherwise_stop_alike():
         assert lines[f"read-only on rank {r}"].startswith(
             "RankFailure|rank 1 of 2 failed during the call of allreduce_sum_: InvalidValueError: collectives "
             "write the arrays in place, but the array at position 0 is read-only"), output[-3000:]
+        assert lines[f"no memory on rank {r}"].startswith(  # was: rank 0 left in the sum
+            "RankFailure|rank 1 of 2 failed during the call of allreduce_sum_: OutOfMemoryError: no memory (a test)"), \
+            output[-3000:]
         for what in ("broadcast_", "barrier", "check_alike"):
             assert lines[f"{'' if what == 'broadcast_' else what + ' '}closed on rank {r}"].startswith(
                 f"RankFailure|rank 1 of 2 failed during the call of {what}: StateError: this communicator "

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 
 import gpubp
+from gpubp.distributed import collectives
+from gpubp.errors import OutOfMemoryError
 from gpubp.distributed.mpi import Communicator, world
 from gpubp.distributed.nccl import NCCLTransport
 
@@ -37,6 +39,11 @@ if sys.argv[1:] == ["ranks"]:
     ro = np.ones(2)
     ro.setflags(write=r == 0)
     run(f"read-only on rank {r}", lambda: comm.allreduce_sum_([ro, np.ones(3)]))
+    made = collectives.FlatBuckets
+    if r == 1:  # rank 1 alone cannot make the flat buffer of a new layout
+        collectives.FlatBuckets = lambda *_, **__: (_ for _ in ()).throw(OutOfMemoryError("no memory (a test)"))
+    run(f"no memory on rank {r}", lambda: comm.allreduce_sum_([np.ones(7)]))
+    collectives.FlatBuckets = made
     if r == 1:
         comm.close()
     run(f"closed on rank {r}", lambda: comm.broadcast_([np.ones(2), np.ones(3)]))
