@@ -34,6 +34,16 @@ class ArrayCollectives:
         """Replace each array by its sum over all ranks (times ``scale`` on this rank first), in place,
         one collective per bucket; arrays of several dtypes or devices make one buffer each."""
         groups, scale = self._groups(arrays, "allreduce_sum_", lambda: _checked_scale(scale, arrays))
+        return self._sum_(groups, scale, arrays)
+
+    def allreduce_sum_alike_(self, arrays) -> list:
+        """``allreduce_sum_`` of arrays that every rank passes alike by construction (``fit``'s sums inside a
+        step, train/shares.py, several per BatchNorm layer and step): without the agreement all-reduce first;
+        a call refused here is raised on this rank alone, and fit's step guard stops every rank."""
+        groups, _ = self._groups(arrays, "allreduce_sum_", lambda: None, agree=False)
+        return self._sum_(groups, None, arrays)
+
+    def _sum_(self, groups, scale, arrays) -> list:
         for backend, plan, group in groups:
             with backend.activate():  # CuPy kernels run on the arrays' own device
                 plan.pack(group, scale)
@@ -122,7 +132,7 @@ class ArrayCollectives:
             arrays += [a for st in optimizer.state.values() for a in st.values()]
         self.broadcast_(arrays, root)
 
-    def _groups(self, arrays, what, check, same=False) -> tuple:
+    def _groups(self, arrays, what, check, same=False, agree=True) -> tuple:
         """``([(backend, plan, arrays)] per (device, dtype), check())``, each plan allocated once and
         reused. Every rank learns, in one small all-reduce before any array is sent, whether any rank
         refused its call (a closed communicator, an array that is not a writable float array, what
@@ -146,7 +156,11 @@ class ArrayCollectives:
                         self._plans[key] = FlatBuckets([a.shape for a in group], backend.dtype, backend.xp,
                                                        self.bucket_bytes)
         except GpubpError as exc:
+            if not agree:
+                raise
             error = exc
+        if not agree:
+            return [(backend, self._plans[key], group) for (backend, group), key in zip(groups.items(), keys)], checked
         layout = [key[1:] for key in keys]  # not devices: ranks use different GPUs
         told = repr((layout, checked) if same else layout)
         token = int.from_bytes(hashlib.blake2b(told.encode(), digest_size=7).digest(), "little")

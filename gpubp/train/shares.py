@@ -43,14 +43,14 @@ def shared(model, share):
 
 
 class Sums:
-    """A step's sums over the ranks (``comm.allreduce_sum_``, the layers' ``share.sum_``), counted, so
+    """A step's sums over the ranks (``comm.allreduce_sum_alike_``, the layers' ``share.sum_``), counted, so
     that a rank failing inside the step knows how many it joined (``complete``)."""
 
     def __init__(self, comm):
         self.comm, self.done = comm, 0
 
     def __call__(self, arrays):
-        self.comm.allreduce_sum_(arrays)
+        self.comm.allreduce_sum_alike_(arrays)
         self.done += 1
 
 
@@ -67,7 +67,7 @@ def complete(model, share):
         if skip[0]:
             skip[0] -= 1
         else:
-            sums.comm.allreduce_sum_(arrays)
+            sums.comm.allreduce_sum_alike_(arrays)
     try:
         idle(model, dataclasses.replace(share, sum_=rest))
     except Exception as exc:  # the other ranks would wait in those sums for ever: every rank is ended
