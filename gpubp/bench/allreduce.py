@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from .. import _checks
 from ..distributed.mpi import MPI, Communicator
 from ..losses import MSE
 from ..network import mlp
@@ -46,6 +47,7 @@ def allreduce(comm, repeat=50, rounds=9, widths=WIDTHS) -> dict:
     of gradients already scaled through dL/dY: the buckets of the flat buffer the gradients
     live in, reduced in place) against one ``Allreduce`` of the same bytes, timed in
     alternating rounds (the median round of each), so a busy machine slows both alike."""
+    repeat, rounds = _checks.integer("allreduce: repeat", repeat, 1), _checks.integer("allreduce: rounds", rounds, 1)
     model = mlp(widths[0], widths[1:-1], widths[-1], "sigmoid", "cpu", seed=0)
     flat = np.concatenate([g.ravel() for g in model.gradients().values()])
     times = [(timed(comm, lambda: comm.allreduce_gradients_(model, 1, comm.size, scaled=True), repeat),
@@ -78,6 +80,7 @@ def training_step(comm, batch, repeat, widths=WIDTHS) -> float:
 
 def weak_scaling(comm, batch=256, repeat=20) -> dict:
     """The step on all ranks against the same step on rank 0 alone (the others wait)."""
+    batch, repeat = _checks.integer("weak_scaling: batch", batch, 1), _checks.integer("weak_scaling: repeat", repeat, 1)
     alone = comm.mpi.Split(0 if comm.rank == 0 else MPI.UNDEFINED, comm.rank)
     one = training_step(Communicator(alone), batch, repeat) if comm.rank == 0 else 0.0
     if comm.rank == 0:
