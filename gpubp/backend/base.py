@@ -106,23 +106,21 @@ class Backend:
 
     def zeros(self, shape, dtype=None):
         """A new array of zeros of ``shape`` (whole numbers >= 0) and ``dtype`` (this backend's by default)."""
-        dtype = self.dtype if dtype is None else dtype
-        if self.device == "cpu":  # host memory (a GPU's is CuPy's to refuse)
-            refuse_beyond_free("zeros", shape, dtype)
-        try:
-            return self.xp.zeros(shape, dtype=dtype)
-        except (TypeError, ValueError, OverflowError, MemoryError) as exc:
-            raise allocation_error("zeros", shape, dtype, exc) from None
+        return self._new("zeros", shape, dtype)
 
     def empty(self, shape, dtype=None):
         """A new array of ``shape`` and ``dtype`` (this backend's by default), its values not set."""
+        return self._new("empty", shape, dtype)
+
+    def _new(self, make, shape, dtype):
+        """``xp.<make>(shape, dtype)`` ("zeros" or "empty"), what it cannot make said by gpubp's error."""
         dtype = self.dtype if dtype is None else dtype
         if self.device == "cpu":  # host memory (a GPU's is CuPy's to refuse)
-            refuse_beyond_free("empty", shape, dtype)
+            refuse_beyond_free(make, shape, dtype)
         try:
-            return self.xp.empty(shape, dtype=dtype)
+            return getattr(self.xp, make)(shape, dtype=dtype)
         except (TypeError, ValueError, OverflowError, MemoryError) as exc:
-            raise allocation_error("empty", shape, dtype, exc) from None
+            raise allocation_error(make, shape, dtype, exc) from None
 
     def sum_rows(self, a, out=None):
         """Column sums ``1^T a`` of a 2-d array as one matrix-vector product.

@@ -159,14 +159,13 @@ class ArrayCollectives:
             if not agree:
                 raise
             error = exc
-        if not agree:
-            return [(backend, self._plans[key], group) for (backend, group), key in zip(groups.items(), keys)], checked
-        layout = [key[1:] for key in keys]  # not devices: ranks use different GPUs
-        told = repr((layout, checked) if same else layout)
-        token = int.from_bytes(hashlib.blake2b(told.encode(), digest_size=7).digest(), "little")
-        if not agree_on_call(self, f"the call of {what}", error, token):
-            refuse_other_layouts(self.mpi, layout)
-            _refuse_other_roots(self, what, checked)  # the layouts agree: the roots differ
+        if agree:
+            layout = [key[1:] for key in keys]  # not devices: ranks use different GPUs
+            told = repr((layout, checked) if same else layout)
+            token = int.from_bytes(hashlib.blake2b(told.encode(), digest_size=7).digest(), "little")
+            if not agree_on_call(self, f"the call of {what}", error, token):
+                refuse_other_layouts(self.mpi, layout)
+                _refuse_other_roots(self, what, checked)  # the layouts agree: the roots differ
         return [(backend, self._plans[key], group) for (backend, group), key in zip(groups.items(), keys)], checked
 
 

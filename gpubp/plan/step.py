@@ -140,11 +140,14 @@ class StepPlan(PlanBuffers):
         if low < 0 or high >= len(X):  # NumPy's take clips, CuPy's wraps: a batch of other samples, silently
             raise InvalidValueError(f"StepPlan.gather: idx must lie in [0, {len(X)}) (X has {len(X)} samples), "
                                     f"got indices from {low} to {high}")
-        return self.gather_drawn(X, y, idx)
+        return self._take(X, y, idx)
 
     def gather_drawn(self, X, y, idx):
         """``gather`` of indices known to lie in range (``fit`` draws them): no values read back."""
         self._fits(X, y, idx)
+        return self._take(X, y, idx)
+
+    def _take(self, X, y, idx):
         xp = self.backend.xp
         mode = {"mode": "clip"} if self.backend.name == "numpy" else {}  # 'raise' would buffer a copy
         xp.take(X, idx, axis=0, out=self.X, **mode)
