@@ -185,11 +185,25 @@ class CupyBackend(Backend):
             return super().empty(shape, dtype)
 
     def run(self, kernel, args) -> None:
-        with self.activate():
-            try:
-                if args[0].size:
-                    array_scalars = tuple(kernel.input_names[i] for i in kernel.scalar_positions
-                                          if isinstance(args[i], cupy.ndarray))
-                    elementwise_kernel(kernel, array_scalars)(*args, size=threads(args[0].size))
-            except (TypeError, ValueError, AttributeError) as exc:
-                self._refuse_run(kernel, args, exc)
+        self._launcher(kernel, args)()
+
+    def bind(self, kernel, *args):
+        # the ElementwiseKernel and its thread count found once, not at every launch
+        return self._launcher(kernel, self._refuse_read_only(kernel, self._arguments(kernel, args)))
+
+    def _launcher(self, kernel, args):
+        """A function of no arguments that launches ``kernel`` on ``args`` (checked): its
+        ElementwiseKernel (the scalars given as 0-d arrays raw parameters) and ``size`` chosen now."""
+        n = args[0].size
+        size = threads(n)
+        array_scalars = tuple(kernel.input_names[i] for i in kernel.scalar_positions if isinstance(args[i], cupy.ndarray))
+        compiled = elementwise_kernel(kernel, array_scalars) if n else None
+
+        def launch():
+            with self.activate():
+                try:
+                    if n:
+                        compiled(*args, size=size)
+                except (TypeError, ValueError, AttributeError) as exc:
+                    self._refuse_run(kernel, args, exc)
+        return launch

@@ -12,7 +12,7 @@ from gpubp.backend.kernels import activations, sample_arguments, scratch
 from gpubp.bench.memory import traced_allocation
 from gpubp.errors import InvalidValueError
 
-from helpers import TOL
+from helpers import TOL, needs_gpu
 
 
 def as_tuple(x):
@@ -232,6 +232,25 @@ def test_every_kernel_at_extremes(name, backend):
         np.testing.assert_allclose(have, w, rtol=TOL[dtype]["rtol"] * 10,
                                    atol=np.finfo(dtype).tiny * 1e8 + TOL[dtype]["atol"] * np.abs(w).max(),
                                    err_msg=f"{name}.{out_name}")
+
+
+@needs_gpu
+def test_a_bound_cupy_launch_finds_its_kernel_once(monkeypatch):
+    """A step plan's or optimizer's bound launch on CuPy looks up its ElementwiseKernel (and which
+    scalars are 0-d arrays) when bound, not at each of its calls; and computes what ``launch`` does."""
+    from gpubp.backend import cupy_backend
+    backend, kernel = gpubp.get_backend("cuda:0", "float32"), KERNELS["sgd"]
+    lookups = []
+    found = cupy_backend.elementwise_kernel
+    monkeypatch.setattr(cupy_backend, "elementwise_kernel", lambda *a: lookups.append(a) or found(*a))
+    grad, param = (backend.asarray(np.linspace(-1, 1, 1000) * k) for k in (1, 2))
+    lr, want = backend.asarray(np.float32(0.5)), param.copy()
+    run = backend.bind(kernel, grad, lr, np.float32(0), param)
+    for _ in range(3):
+        run()
+        backend.launch(kernel, grad, lr, np.float32(0), want)
+    assert lookups == [(kernel, ("lr",))] + [(kernel, ("lr",))] * 3  # one for the bound launch, one per launch
+    np.testing.assert_array_equal(backend.to_numpy(param), backend.to_numpy(want))
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
