@@ -89,8 +89,8 @@ class GradientRecorder:
     def _follow(self, model, refuse=True) -> bool:
         """Whether the sums are of ``model``'s layers: taken again when a callback changed them before the
         epoch's first batch (one after the recorder in fit's list); a change within the epoch refused (its
-        sums would mix other layers' norms), or with ``refuse=False`` (an observer event: a recorder a
-        stopped fit left attached too) False."""
+        sums would mix other layers' norms), or with ``refuse=False`` (an observer event: a recorder
+        attached by hand, watching another fit) False."""
         if model.layers == self._layers:
             return True
         if (self._batches or self._batch) and not refuse:
@@ -104,9 +104,10 @@ class GradientRecorder:
     def _watching(self, model, event):
         """Refuse an event for a model this recorder is not attached to (its layer indices
         would read another model's gradients)."""
-        if model is not self._model or self._model is None:
-            raise StateError(f"GradientRecorder.{event}: the recorder is not attached to this model; "
-                             f"call attach(model) (or on_epoch_begin, as fit does) first")
+        if model is not self._model or self._model is None or not any(o is self for o in model.observers):
+            raise StateError(f"GradientRecorder.{event}: the recorder is not attached to this model (or was taken "
+                             f"off its observers, as fit does when it ends); call attach(model) (or "
+                             f"on_epoch_begin, as fit does) first")
 
     def detach(self):
         """Leave the observers of the model attached to (if any)."""

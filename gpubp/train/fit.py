@@ -65,6 +65,8 @@ def fit(model, X, y, loss=None, optimizer=None, lr=None, epochs=10,
             layers (the step plans follow: the same numbers as the eager step) but not move the
             model to another device or dtype (StateError: the data stays where fit put it); layers
             one leaves in eval mode are put back in training before the next step, with a warning.
+            Observers a callback adds to ``model.observers`` (a GradientRecorder) are taken off when
+            fit ends, however it ends; those the model had before fit are kept.
         checkpoint_path, checkpoint_every: write a checkpoint every N epochs (both or neither;
             the folder must exist and be writable, checked before training), and once more at
             the end when the last epoch was not written (early stop, restore_best), so the
@@ -193,6 +195,7 @@ def fit(model, X, y, loss=None, optimizer=None, lr=None, epochs=10,
             keeper.resumed(model, history, resume_from)
         plans = PlanCache(model, loss, optimizer, cuda_graph) if plan else None  # step plans, one per batch shape
     marks, epoch = None, start  # marks: the history's lengths at the start of an epoch not yet whole
+    given = list(model.observers)  # what a callback adds (GradientRecorder) is taken out however fit ends
     try:
         # every label was checked once, above (no sync per batch); NaN/Inf is checked after each epoch and
         # reported as a NumericalError, so NumPy's floating-point warnings are noise (CuPy gives none);
@@ -255,8 +258,21 @@ def fit(model, X, y, loss=None, optimizer=None, lr=None, epochs=10,
         raise _stopped(exc, model, history, keeper, "training stopped" + cut) from None
     finally:
         bar.close()
+        _drop_added_observers(model, given)
     return _finish(model, optimizer, history, keeper, (seed, batching), root and claim, checkpoint_every,
                    checkpoint_extra, comm)
+
+
+def _drop_added_observers(model, given):
+    """The model's observers without those added during the run (a callback's, such as a GradientRecorder
+    attached in on_epoch_begin that an early stop, error or Ctrl-C kept from detaching itself), which would
+    otherwise go on watching every later forward and backward; those it was given are kept."""
+    observers = getattr(model, "observers", None)
+    if observers is None:
+        return
+    kept = [o for o in observers if any(o is g for g in given)]
+    if len(kept) != len(observers):
+        observers[:] = kept
 
 
 def _keep_flat(model):

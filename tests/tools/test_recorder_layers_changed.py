@@ -41,13 +41,17 @@ def test_layers_changed_within_an_epoch_are_refused_by_name():
         gpubp.fit(model, X, y, epochs=2, batch_size=8, progress=False, callbacks=[Insert("on_batch_end", 2), rec])
 
 
-def test_a_recorder_a_stopped_fit_left_attached_does_not_stop_a_later_one():
+def test_a_recorder_a_stopped_fit_took_off_or_one_attached_by_hand_does_not_stop_a_later_one():
     class Stop:
         def on_batch_end(self, step, model, loss):
             raise KeyboardInterrupt
 
     model, rec = gpubp.mlp(4, [5], 3, "tanh", seed=0), GradientRecorder()
     gpubp.fit(model, X, y, epochs=2, batch_size=8, progress=False, callbacks=[Stop(), rec])  # Ctrl-C: returns
-    assert model.observers == [rec] and rec._batch  # what it had of the batch cut short
+    assert model.observers == []  # fit took off what its callbacks added
+    rec.attach(model)
+    model.zero_grad()
+    model.backward(model.forward(model.backend.asarray(X[:8])))
+    assert rec._batch  # a batch it watched, never summed
     h = gpubp.fit(model, X, y, epochs=2, batch_size=8, progress=False, callbacks=Insert("on_epoch_begin", 1))
-    assert h.epochs == 2
+    assert h.epochs == 2 and model.observers == [rec]  # attached by hand before fit: kept
