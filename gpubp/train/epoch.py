@@ -19,7 +19,7 @@ from ..errors import GpubpWarning, InvalidValueError, NumericalError, StateError
 from ..losses.base import returned_gradient
 from ..nn.share import BatchShare
 from ..plan import PlanCache
-from .evaluation import _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs
+from .evaluation import _accuracy, _n_correct, _refuse_nonfinite_loss, _refuse_nonfinite_outputs, scored
 from .inputs import _mode
 from .interrupts import Steps
 from .loss_record import LossRecord
@@ -209,7 +209,7 @@ def _run_epoch(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
     _refuse_nonfinite_end(model, optimizer, snapshot, epoch, hint=hint)
     history.loss.append(epoch_loss)
     if history.metric_name:
-        history.metric.append(float(correct) / n)
+        history.metric.append(_accuracy(correct, scored(loss, y)))  # target rows of zeros left out
     history.lr.append(optimizer.lr)
     history.epoch_time.append(seconds)
     history.samples_per_sec.append(n / seconds if seconds > 0 else float("inf"))

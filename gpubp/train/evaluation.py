@@ -7,7 +7,8 @@ from .. import _checks
 from ..errors import NumericalError
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from ..network import Sequential
-from .inputs import _features, _mode, _prepare, _probe, _warn_sigmoid_twice, refuse_regression_targets
+from .inputs import (_features, _mode, _prepare, _probe, _warn_sigmoid_twice, refuse_regression_targets,
+                     unlabelled_rows)
 from .loss_record import LossRecord
 from .pixels import check_range
 from .state import _refuse_nonfinite_model
@@ -16,7 +17,9 @@ from .state import _refuse_nonfinite_model
 def evaluate(model, X, y, loss=None, batch_size=1024) -> dict:
     """``{"loss": ..., "accuracy": ...}`` (accuracy for classification losses) on (X, y), in eval mode.
     ``loss`` defaults to softmax_cross_entropy, whose targets are then class labels, one-hot rows or
-    probabilities: other rows (a regression's targets) are refused, not scored as class weights."""
+    probabilities: other rows (a regression's targets, a row of zeros) are refused, not scored as class
+    weights. With softmax_cross_entropy given, a target row of zeros (weight 0, no class) is left out of
+    the accuracy, with a warning naming it (y of zeros only is refused)."""
     _checks.instance("evaluate: model", model, Sequential)
     _refuse_nonfinite_model(model, "evaluate")
     defaulted, loss = loss is None, get_loss("softmax_cross_entropy" if loss is None else loss)
@@ -26,6 +29,7 @@ def evaluate(model, X, y, loss=None, batch_size=1024) -> dict:
         X, y = _prepare(model, loss, X, y, "evaluate")
     if defaulted:
         refuse_regression_targets(y, "evaluate")
+    unlabelled_rows(model, loss, y, "evaluate")
     check_range(model, X, "evaluate", "X")
     with loss.targets_checked(), np.errstate(all="ignore"):  # overflow is reported as a NumericalError
         value, metric = _evaluate(model, loss, X, y, batch_size=batch_size, what="evaluate")
@@ -87,7 +91,7 @@ def _evaluate(model, loss, X, y, batch_size, what, names=("X", "y")):
             total.add(step, loss.forward(out, y[lo:hi]), out.shape[0])
             if _metric_name(loss):
                 correct = correct + _n_correct(loss, out, y[lo:hi])
-    metric = float(correct) / n if _metric_name(loss) else None
+    metric = _accuracy(correct, scored(loss, y)) if _metric_name(loss) else None
     value = float(total) / n
     if not np.isfinite(value):
         _refuse_nonfinite_loss(model, loss, X, y, batch_size, value, what, names)
@@ -115,9 +119,24 @@ def _metric_name(loss):
 
 def _n_correct(loss, out, y):
     """Correct predictions in a batch, as the loss defines them: for softmax cross-entropy the
-    argmax class; for BCE each output is its own yes/no (logit > 0 against target > 0.5), so a
-    sample counts as the fraction of its outputs (all of them: (C, H, W) too) that are right."""
+    argmax class (a target row of zeros has none: never correct, and ``scored`` leaves it out); for
+    BCE each output is its own yes/no (logit > 0 against target > 0.5), so a sample counts as the
+    fraction of its outputs (all of them: (C, H, W) too) that are right."""
     if isinstance(loss, BinaryCrossEntropy):
         return ((out > 0) == (y > 0.5)).sum() / (out.size // out.shape[0])
-    truth = y if y.ndim == 1 else y.argmax(axis=1)
-    return (out.argmax(axis=1) == truth).sum()
+    if y.ndim == 1:
+        return (out.argmax(axis=1) == y).sum()
+    return ((out.argmax(axis=1) == y.argmax(axis=1)) & (y.max(axis=1) > 0)).sum()
+
+
+def scored(loss, y) -> int:
+    """The samples of targets ``y`` the accuracy counts: all, but a softmax cross-entropy target row of
+    zeros (weight 0: no class; ``inputs.unlabelled_rows``). One sync for such rows, none for labels."""
+    if isinstance(loss, SoftmaxCrossEntropy) and y.ndim == 2:
+        return int((y.max(axis=1) > 0).sum())
+    return y.shape[0]
+
+
+def _accuracy(correct, n) -> float:
+    """``correct / n``; NaN when no sample counts (refused before fit and evaluate: not reached)."""
+    return float(correct) / n if n else float("nan")

@@ -24,7 +24,8 @@ from .ending import _finish, _stopped, _write_checkpoint
 from .epoch import _call, _run_epoch, guard
 from .evaluation import _evaluate, _metric_name
 from .inputs import (CheckedTargets, _check_comm, _checkpoint_extra, _checkpointing,
-                     _one_sample_batch, _prepare, _validation, _warn_sigmoid_twice, refuse_regression_targets)
+                     _one_sample_batch, _prepare, _validation, _warn_sigmoid_twice, refuse_regression_targets,
+                     unlabelled_rows)
 from .interrupts import deferred
 from .pixels import check_range, remember_range, warn_raw_pixels
 from .resume import _resume, data_fingerprint
@@ -49,7 +50,9 @@ def fit(model, X, y, loss=None, optimizer=None, lr=None, epochs=10,
             the model's device in its dtype once (float64 data into a float32 model is rounded to
             float32, as a float32 array would be; values beyond float32's range are refused).
         loss: a name or an instance; default softmax_cross_entropy, whose float target rows must
-            then be one-hot or probabilities (a regression's are refused: give loss='mse').
+            then be one-hot or probabilities (a regression's are refused: give loss='mse'). With
+            softmax_cross_entropy given, a target row of zeros (weight 0, no class) is left out of the
+            accuracy, with a warning naming it; targets of zeros only are refused.
         optimizer: a name or an instance; default Adam (or, resuming, the saved optimizer).
         lr: overrides the optimizer's rate (also a resumed one); a finite number > 0.
         seed: batch order (default 0, or the seed stored in ``resume_from``).
@@ -156,6 +159,9 @@ def fit(model, X, y, loss=None, optimizer=None, lr=None, epochs=10,
             refuse_regression_targets(yd, "fit")
             if val:
                 refuse_regression_targets(val[1], "fit", "validation_data y")
+        for ys, name in ((yd, "y"), (val[1] if val else None, "validation_data y")):
+            if ys is not None:  # a row of zeros has no class: left out of the accuracy, said once
+                unlabelled_rows(model, loss, ys, "fit", name, warn=comm is None or comm.is_root)
         targets = CheckedTargets(model, loss, [(Xd, yd, ("X", "y"))]
                                  + ([(*val, ("validation_data X", "validation_data y"))] if val else []))
         remember_range(model, Xd)  # what predict and evaluate hold new images to, and validation's now

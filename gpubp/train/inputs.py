@@ -149,16 +149,42 @@ def _one_sample_batch(model, X, batch_size):
 def refuse_regression_targets(y, what, name="y"):
     """Refuse float target rows that are not distributions (summing to 1) under the default loss,
     softmax_cross_entropy, which would take them as class weights: a regression's targets given to
-    fit or evaluate without loss='mse' trained or scored a classifier, without a word."""
+    fit or evaluate without loss='mse' trained or scored a classifier, without a word. The first
+    such row is named (a row of zeros: one without a class)."""
     if y.ndim < 2 or y.dtype.kind != "f":
         return
     sums = y.reshape(y.shape[0], -1).sum(axis=1)
-    low, high = float(sums.min()), float(sums.max())
-    if abs(low - 1) > 1e-3 or abs(high - 1) > 1e-3:
-        raise InvalidValueError(f"{what}: {name}'s rows are not one-hot or probabilities (they sum to {low:.4g} .. "
-                                f"{high:.4g}), so the default loss, softmax_cross_entropy, would take them as class "
-                                f"weights: give the model's loss, e.g. loss='mse' for a regression, 'bce' for yes/no "
-                                f"outputs (or loss='softmax_cross_entropy' for weighted targets)")
+    off = abs(sums - 1) > 1e-3
+    if not bool(off.any()):
+        return
+    first = int(off.argmax())
+    row, low, high = float(sums[first]), float(sums.min()), float(sums.max())
+    raise InvalidValueError(f"{what}: {name}'s rows are not one-hot or probabilities (row {first} sums to {row:.4g}"
+                            + (", all zeros: no class" if row == 0 else "") + f"; they sum to {low:.4g} .. "
+                            f"{high:.4g}), so the default loss, softmax_cross_entropy, would take them as class "
+                            f"weights: give the model's loss, e.g. loss='mse' for a regression, 'bce' for yes/no "
+                            f"outputs (or loss='softmax_cross_entropy' for weighted targets)")
+
+
+def unlabelled_rows(model, loss, y, what, name="y", warn=True):
+    """Softmax cross-entropy target rows of all zeros: weight 0 (they add nothing to the loss) and no
+    class, so the accuracy leaves them out (``evaluation.scored``) instead of scoring them as class 0;
+    warned of by row (``warn``), refused when every row is one (nothing to train or score). One sync."""
+    if not (isinstance(loss, SoftmaxCrossEntropy) and y.ndim == 2 and y.shape[0]):
+        return
+    empty = y.max(axis=1) <= 0  # targets are >= 0 (checked): a row of zeros
+    count, n = int(empty.sum()), y.shape[0]
+    if not count:
+        return
+    rows = ", ".join(str(int(i)) for i in model.backend.xp.flatnonzero(empty)[:5]) + (", ..." if count > 5 else "")
+    if count == n:
+        raise InvalidValueError(f"{what}: every row of {name} is all zeros, so no sample has a class: nothing to "
+                                f"train or score with softmax_cross_entropy (give each sample its one-hot row)")
+    if warn:
+        warnings.warn(f"{what}: {name} row(s) {rows} ({count} of {n}) are all zeros: softmax_cross_entropy gives them "
+                      f"weight 0 and they have no class, so the accuracy leaves them out (it counts the other "
+                      f"{n - count}); give each sample its one-hot row, or drop those rows", GpubpWarning,
+                      stacklevel=3)
 
 
 def _validation(model, loss, data):
