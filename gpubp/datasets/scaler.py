@@ -1,12 +1,14 @@
 """``Scaler``: features standardised with the training split's mean and std, ``x' = (x - mean) / std``
-(std 0 -> 1, so a constant column stays finite); ``to_dict`` is what a checkpoint stores so
-``predict`` on raw data is right."""
+(a constant column, or one constant but for rounding, std 1, so it stays finite); ``to_dict`` is what a
+checkpoint stores so ``predict`` on raw data is right."""
 from __future__ import annotations
 
 import numpy as np
 
 from .._checks import Fixed, unmasked
 from ..errors import InvalidValueError, NumericalError, ShapeError
+
+ROUNDING_STEPS = 16  # a column spanning at most this many rounding steps of its floats is constant
 
 
 class Scaler:
@@ -34,6 +36,12 @@ class Scaler:
 
     @classmethod
     def fit(cls, X) -> "Scaler":
+        """The Scaler of ``X``'s columns. A column whose values span at most ``ROUNDING_STEPS`` (16) rounding
+        steps of its float type (``np.spacing`` at its largest ``|x|``: float32's for float16/float32 arrays,
+        float64's otherwise) is constant, std 1: that spread is rounding, not signal, and dividing by it
+        scaled a new value 2.0 of a column [1.0, nextafter(1.0)] to 6e15 (of [1.0, 1.0000001] in float32,
+        to 1.7e7)."""
+        given = _float_type(X)
         X = _floats_of("Scaler.fit: X", X)
         if X.ndim == 0:
             raise ShapeError(f"Scaler.fit: X needs one row per sample, got a single value {X!r:.60}")
@@ -51,8 +59,12 @@ class Scaler:
         mean, std = Z.mean(axis=0) * unit, Z.std(axis=0) * unit
         # a column of one value: its mean is that value exactly (summing n copies of 0.1 rounds), its std 1,
         # not the rounding's ~1e-17, which would blow a new value 0.2 up to 7e15
-        constant = (X == X[0]).all(axis=0)
-        return cls(np.where(constant, X[0], mean), np.where(constant | (std == 0), 1.0, std))
+        same = (X == X[0]).all(axis=0)
+        with np.errstate(over="ignore"):  # a spread beyond float64's range is inf: no rounding
+            spread = X.max(axis=0) - X.min(axis=0)
+        steps = np.spacing(np.abs(X).max(axis=0).astype(given)).astype(np.float64)
+        constant = same | (spread <= ROUNDING_STEPS * steps) | (std == 0)
+        return cls(np.where(same, X[0], mean), np.where(constant, 1.0, std))
 
     def __call__(self, X) -> np.ndarray:
         X = self._checked("Scaler: X", X)
@@ -103,6 +115,15 @@ class Scaler:
         if not isinstance(d, dict) or set(d) != {"mean", "std"}:
             raise InvalidValueError(f"a Scaler is stored as {{'mean': [...], 'std': [...]}}, got {d!r:.80}")
         return cls(d["mean"], d["std"])
+
+
+def _float_type(values) -> type:
+    """The float type whose rounding ``values`` carry: a float16 or float32 array's own, else float64."""
+    try:
+        dtype = np.dtype(getattr(values, "dtype", np.float64))
+    except TypeError:  # a torch dtype, say
+        return np.float64
+    return dtype.type if dtype.kind == "f" and dtype.itemsize < 8 else np.float64
 
 
 def _floats_of(name, values) -> np.ndarray:
