@@ -67,6 +67,13 @@ def csv_target(path, target):
                                 f"array y; leave --target out")
 
 
+def file_target(path, target):
+    """The target to read ``path`` by: a CSV's column ``target`` (None: the last column, or the one a
+    model's features leave); for an .npz always None, its array y, as the command reads it. A CSV's column
+    named by a model trained on a CSV is no array of an .npz given to it (was: passed on, and refused)."""
+    return None if str(path).lower().endswith(".npz") else target
+
+
 def named_features(path, features):
     """The feature names a file must hold: a CSV's columns; an .npz's X is read whole (its shape is
     checked against the model's by ``fit_shape``, which names images as images)."""

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..datasets import Scaler, load_table
 from ..train import predict
-from .data_checks import check_range, csv_target, fit_shape, named_features
+from .data_checks import check_range, csv_target, file_target, fit_shape, named_features
 
 
 def read_for_model(path, info, target=None, require_target=False):
@@ -15,7 +15,7 @@ def read_for_model(path, info, target=None, require_target=False):
     info = info or {}
     regression = info.get("task") == "regression"
     csv_target(path, target)
-    table = load_table(path, target=target or info.get("target"), regression=regression,
+    table = load_table(path, target=file_target(path, target or info.get("target")), regression=regression,
                        features=named_features(path, info.get("features")), classes=info.get("classes"),
                        require_target=require_target)
     X = table.X

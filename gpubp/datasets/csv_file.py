@@ -43,14 +43,14 @@ def read_csv(path, target, features, require_target):
     if missing:  # was: "no target column", where the target is the one column that is no feature
         npz = (": the model was trained on an .npz, whose X values these name in order; give it an .npz with X"
                if list(features) == [f"x{i}" for i in range(len(features))] else "")
-        raise InvalidValueError(f"{path}: the model needs the column(s) {_brief(missing)}, not in the header "
-                                f"{_brief(header)}{npz}{_spelled(missing, header)}")
+        raise InvalidValueError(f"{path}: the model needs the column(s) {brief(missing)}, not in the header "
+                                f"{brief(header)}{npz}{spelled(missing, header)}")
     target = _target_column(path, header, None if target is None else target.strip(), features, require_target)
     names = list(features) if features is not None else [h for h in header if h != target]
     if target in names:  # the answer among the inputs: a model that learns nothing else
-        raise InvalidValueError(f"{path}: the target column {target!r} is also one of the features {_brief(names)}")
+        raise InvalidValueError(f"{path}: the target column {target!r} is also one of the features {brief(names)}")
     if not names:
-        raise InvalidValueError(f"{path}: no feature column: the header {_brief(header)} holds only the target "
+        raise InvalidValueError(f"{path}: no feature column: the header {brief(header)} holds only the target "
                                 f"{target!r}")
     cols = [header.index(n) for n in names]
     X = np.empty((len(rows) - 1, len(cols)))
@@ -168,15 +168,15 @@ def _target_column(path, header, target, features, require_target):
             target = header[-1]
     if target is not None and target not in header:
         if require_target:
-            raise InvalidValueError(f"{path}: no column {target!r} to predict; the header has {_brief(header)}"
-                                    f"{_spelled([target], header)}")
+            raise InvalidValueError(f"{path}: no column {target!r} to predict; the header has {brief(header)}"
+                                    f"{spelled([target], header)}")
         target = None
     if require_target and target is None:
-        raise InvalidValueError(f"{path}: no target column (give --target COLUMN); the header has {_brief(header)}")
+        raise InvalidValueError(f"{path}: no target column (give --target COLUMN); the header has {brief(header)}")
     return target
 
 
-def _spelled(names, header) -> str:
+def spelled(names, header) -> str:
     """For columns ``names`` not in ``header``: those it holds spelled in another case or with other
     separators ('Price', 'price-k' for 'price_k'), said as what was meant; else ""."""
     def key(name):
@@ -194,7 +194,7 @@ def _is_number(text) -> bool:
     return True
 
 
-def _brief(names, ends=4) -> str:
+def brief(names, ends=4) -> str:
     """``names`` as a list, its middle left out when long (a header of 784 pixels would fill the screen)."""
     if len(names) <= 3 * ends:
         return repr(list(names))

@@ -1,6 +1,7 @@
 """Your own data: a CSV with a header row (UTF-8, or gzip-compressed), or an ``.npz`` holding ``X`` and ``y``.
 
-A CSV's target column (``target=``, default the last) becomes ``y``; every other column is a
+A CSV's target column (``target=``, default the last) becomes ``y``, as does an .npz's target array
+(``target=``, default the array ``y``); every other column is a
 numeric feature. For classification the classes are the target's distinct values, kept as a
 list of labels (numbers sorted numerically, anything else as text), and ``y`` holds their
 indices; for regression ``y`` is the target as floats, shape (N, 1). Every bad value is named
@@ -41,10 +42,13 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
     """Read ``path`` (``.csv`` or ``.npz``) as a :class:`Table`.
 
     Args:
-        target: the CSV column to predict (default: the last column).
+        target: what to predict: a CSV's column (default: the last one), or an .npz's array (default: ``y``;
+            an .npz with arrays X, y and y_coarse reads y_coarse as the target for ``target="y_coarse"``).
+            A name the file does not hold is refused, naming the columns or arrays it has.
         regression: float targets instead of classes.
         features: the feature columns a trained model expects (by name, any order in the
-            file); default every column but the target.
+            file); default every column but the target. An .npz's X columns are named x0, x1, ... by
+            position: features given for one must be those, in order.
         classes: the labels a trained model knows; a target value outside them is refused.
         require_target: False to read the features only (prediction): the target column,
             present or not, is left out of ``X`` and not read (``y`` is None), so labels a
@@ -84,7 +88,7 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
     if not path.is_file():
         raise InvalidValueError(f"data file {path} does not exist{broken_link(path)}")
     if path.suffix.lower() == ".npz":
-        X, raw, names, target = read_npz(path, features, require_target)
+        X, raw, names, target = read_npz(path, target, features, require_target)
     else:
         X, raw, names, target = read_csv(path, target, features, require_target)
     if raw is None:

@@ -1,5 +1,5 @@
-"""Reading an ``.npz`` holding ``X`` (features (N, F), images (N, C, H, W) or (N, H, W)) and ``y``;
-a damaged file, a gpubp checkpoint or arrays of the wrong kind are refused."""
+"""Reading an ``.npz`` holding ``X`` (features (N, F), images (N, C, H, W) or (N, H, W)) and its target
+array (``y``, or the one named); a damaged file, a gpubp checkpoint or arrays of the wrong kind are refused."""
 from __future__ import annotations
 
 import zipfile
@@ -8,20 +8,23 @@ import zlib
 import numpy as np
 
 from ..errors import InvalidValueError, ShapeError
-from .csv_file import FOREIGN, FOREIGN_FIX
+from .csv_file import FOREIGN, FOREIGN_FIX, brief, spelled
 from .targets import labels_of
 
 
-def read_npz(path, features, require_target):
-    """``(X, raw, names, target)``: X as float64, ``raw`` y's labels as ``[(index, text)]`` (a 2-d y as
-    the array itself; None when absent or not required), ``names`` x0, x1, ... and the target "y"."""
+def read_npz(path, target, features, require_target):
+    """``(X, raw, names, target)``: X as float64, ``raw`` the target array's labels as ``[(index, text)]`` (a
+    2-d one as the array itself; None when absent or not required), ``names`` x0, x1, ... (``features``, when
+    given, must be these) and the target: the
+    array named ``target`` (default "y"), refused when the file holds none of that name (or names X)."""
+    name = "y" if target is None else target
     try:
         _is_npz(path)
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):  # one .npy array under an .npz name
             raise ValueError(f"it holds a single {type(archive).__name__}, not named arrays")
         with archive:
-            arrays = {k: _array(archive, k, path) for k in archive.files}
+            arrays = {k: _array(archive, k, path, ("X", name)) for k in archive.files}
         arrays = {k: a for k, a in arrays.items() if a is not None}  # pickles beside X and y: not read
         damaged = sorted(k for k, a in arrays.items() if not isinstance(a, np.ndarray))  # raw bytes: no .npy
         if damaged:
@@ -33,8 +36,14 @@ def read_npz(path, features, require_target):
     if "__meta__" in arrays and "X" not in arrays:  # the listing of every parameter and slot says nothing
         raise InvalidValueError(f"{path} is a gpubp checkpoint (a trained model), not data: give an .npz of X and y, "
                                 f"or a CSV")
-    if "X" not in arrays or (require_target and "y" not in arrays):
-        raise InvalidValueError(f"{path}: an .npz needs arrays named X and y, found {sorted(arrays)}")
+    if name == "X":
+        raise InvalidValueError(f"{path}: target 'X' names the features' array; name the array to predict, "
+                                f"one of {sorted(k for k in arrays if k != 'X')}")
+    if target is not None and require_target and name not in arrays:  # was: y read whatever was asked
+        raise InvalidValueError(f"{path}: no array {name!r} to predict; the .npz holds {sorted(arrays)}"
+                                f"{spelled([name], list(arrays))}")
+    if "X" not in arrays or (require_target and name not in arrays):
+        raise InvalidValueError(f"{path}: an .npz needs arrays named X and {name}, found {sorted(arrays)}")
     X = arrays["X"]
     if X.dtype.kind not in "biuf" or X.ndim not in (2, 3, 4):
         raise ShapeError(f"{path}: X must be numbers of shape (samples, features), (samples, C, H, W) or "
@@ -50,16 +59,19 @@ def read_npz(path, features, require_target):
     names = [f"x{i}" for i in range(int(np.prod(X.shape[1:])))]
     if features is not None and len(features) != len(names):
         raise ShapeError(f"{path}: X has {len(names)} features per sample, the model expects {len(features)}")
-    y = arrays.get("y") if require_target else None
+    if features is not None and list(features) != names:  # was: taken as the names of X's columns, unread
+        raise InvalidValueError(f"{path}: features {brief(list(features))} are not X's columns, which an .npz names "
+                                f"by position, {brief(names)}; give those, in that order, or features=None")
+    y = arrays.get(name) if require_target else None
     if y is not None and (y.ndim not in (1, 2) or y.dtype.kind not in "biufU"):
-        raise ShapeError(f"{path}: y must hold one label or row of targets per sample, got {y.dtype} {y.shape}")
+        raise ShapeError(f"{path}: {name} must hold one label or row of targets per sample, got {y.dtype} {y.shape}")
     if y is not None and y.ndim == 2 and not y.shape[1]:  # was: "Scaler: 0 means but 0 stds", naming no file
-        raise ShapeError(f"{path}: y holds no target per sample (shape {y.shape}); give one label, or a row of "
-                         f"one or more targets, per sample")
+        raise ShapeError(f"{path}: {name} holds no target per sample (shape {y.shape}); give one label, or a row "
+                         f"of one or more targets, per sample")
     if y is not None and len(y) != len(X):
-        raise ShapeError(f"{path}: X has {len(X)} samples but y has {len(y)}")
+        raise ShapeError(f"{path}: X has {len(X)} samples but {name} has {len(y)}")
     raw = None if y is None else (list(enumerate(labels_of(y))) if y.ndim == 1 else y)
-    return X, raw, list(features or names), "y" if y is not None else None
+    return X, raw, names, name if y is not None else None
 
 
 def _is_npz(path):
@@ -94,16 +106,16 @@ def _text(head) -> bool:
     return True
 
 
-def _array(archive, key, path):
+def _array(archive, key, path, read):
     """The array ``key`` of the open ``archive``; one of Python objects (a pickle, as pandas' ``.values`` of
-    text gives), which ``allow_pickle=False`` leaves unread, refused as X or y, naming how to save it, and
-    skipped (None) as another array (column names kept beside the data), which gpubp does not read."""
+    text gives), which ``allow_pickle=False`` leaves unread, refused as one of the arrays ``read`` (X and the
+    target), naming how to save it, and skipped (None) as another (column names kept beside the data)."""
     try:
         return archive[key]
     except ValueError as exc:
         if "allow_pickle" not in str(exc):
             raise
-    if key not in ("X", "y"):
+    if key not in read:
         return None
     how = "numbers (X.astype(np.float64))" if key == "X" else "numbers or text (y.astype(str))"
     raise InvalidValueError(f"{path}: the array {key!r} holds Python objects (dtype object, stored as a pickle, which "

@@ -17,10 +17,10 @@ def float_targets(raw, path, target) -> np.ndarray:
     """Regression targets as float64: an .npz's array checked finite, or a CSV's cells as numbers."""
     if isinstance(raw, np.ndarray):
         if raw.dtype.kind not in "iuf":
-            raise InvalidValueError(f"{path}: regression targets y must be numbers, got {raw.dtype}")
+            raise InvalidValueError(f"{path}: regression targets {target} must be numbers, got {raw.dtype}")
         bad = np.argwhere(~np.isfinite(raw))
         if len(bad):
-            raise InvalidValueError(f"{path}: y holds NaN/Inf, the first at index {tuple(int(i) for i in bad[0])}")
+            raise InvalidValueError(f"{path}: {target} holds NaN/Inf, the first at index {tuple(int(i) for i in bad[0])}")
         return raw.astype(np.float64)
     return np.array([number(text, path, line, target) for line, text in raw])
 
@@ -34,14 +34,14 @@ def encode_labels(raw, classes, path, target):
             and bool((raw.sum(axis=1) == 1).all())
         hint = ("; it looks one-hot: save its class indices, y.argmax(axis=1)" if one_hot else
                 " (use --loss mse for several real-valued targets)")
-        raise ShapeError(f"{path}: classification needs y with one label per sample, got shape {raw.shape}{hint}")
+        raise ShapeError(f"{path}: classification needs {target} with one label per sample, got shape {raw.shape}{hint}")
     empty = next((line for line, text in raw if not text.strip()), None)
     if empty is not None:
-        raise InvalidValueError(f"{path}, {_where(path, empty)}, column {target!r}: the label is empty; every sample "
+        raise InvalidValueError(f"{path}, {_where(path, empty, target)}: the label is empty; every sample "
                                 f"needs one (remove the row or fill it in)")
     missing = next(((line, text) for line, text in raw if _is_nonfinite(text)), None)
     if missing is not None:  # "nan" is a missing value, not a class of its own
-        raise InvalidValueError(f"{path}, {_where(path, missing[0])}, column {target!r}: the label "
+        raise InvalidValueError(f"{path}, {_where(path, missing[0], target)}: the label "
                                 f"{missing[1].strip()!r} is not finite; every sample needs a real label (remove the "
                                 f"row or fill it in)")
     if classes is None:
@@ -54,7 +54,7 @@ def encode_labels(raw, classes, path, target):
     y = np.empty(len(raw), dtype=np.int64)
     for k, (line, text) in enumerate(raw):
         if label_key(text) not in index:
-            raise InvalidValueError(f"{path}, {_where(path, line)}, column {target!r}: {text!r} is not one of the "
+            raise InvalidValueError(f"{path}, {_where(path, line, target)}: {text!r} is not one of the "
                                     f"model's classes {classes}")
         y[k] = index[label_key(text)]
     return classes, y
@@ -75,7 +75,7 @@ def _missing_among_numbers(raw, path, target):
     rest = {text for _, text in raw if text.strip().lower() not in MISSING}
     if rest and not any(isinstance(c, str) for c in _sorted_labels(rest)):
         line, text = marks[0]
-        raise InvalidValueError(f"{path}, {_where(path, line)}, column {target!r}: the label {text!r} among numbers "
+        raise InvalidValueError(f"{path}, {_where(path, line, target)}: the label {text!r} among numbers "
                                 f"marks a missing value ({len(marks)} such row(s)), which would be a class of its own; "
                                 f"every sample needs a real label (remove the rows or fill them in)")
 
@@ -133,10 +133,10 @@ def number(text, path, line, column) -> float:
     try:
         value = to_float(text)
     except ValueError:
-        raise InvalidValueError(f"{path}, {_where(path, line)}, column {column!r}: {text.strip()!r} is not "
+        raise InvalidValueError(f"{path}, {_where(path, line, column)}: {text.strip()!r} is not "
                                 f"a number{_why_not(text.strip())}") from None
     if not math.isfinite(value):
-        raise InvalidValueError(f"{path}, {_where(path, line)}, column {column!r}: {text.strip()!r} is not finite")
+        raise InvalidValueError(f"{path}, {_where(path, line, column)}: {text.strip()!r} is not finite")
     return value
 
 
@@ -156,6 +156,6 @@ def _why_not(text) -> str:
     return ""
 
 
-def _where(path, line) -> str:
-    """Where a target value is: a CSV's line, an .npz's index into y."""
-    return f"y[{line}]" if path.suffix.lower() == ".npz" else f"line {line}"
+def _where(path, line, name) -> str:
+    """Where a value is: a CSV's line and its column ``name``, an .npz's index into its array ``name``."""
+    return f"{name}[{line}], column {name!r}" if path.suffix.lower() == ".npz" else f"line {line}, column {name!r}"
