@@ -10,7 +10,7 @@ import numpy as np
 
 from ..datasets import Scaler, load_dataset, load_table, split
 from ..errors import InvalidValueError, ShapeError
-from .data_checks import check_range, csv_target, file_target, fit_shape, named_features, value_range
+from .data_checks import check_range, csv_target, file_target, fit_shape, in_cli_words, named_features, value_range
 from .data_record import BUILT_IN, check_record, saved_record, unrecorded  # noqa: F401  (their old import path)
 from .model_data import in_target_units, raw_mse, read_for_model  # noqa: F401  (their old import path)
 from .plausible_data import plausible_classes, plausible_features
@@ -56,9 +56,10 @@ def prepare(args, saved=None) -> Data:
 def _own(args, regression, saved):
     saved = saved or {}
     csv_target(args.data, args.target)
-    table = load_table(args.data, target=file_target(args.data, args.target or saved.get("target")),
-                       regression=regression, features=named_features(args.data, saved.get("features")),
-                       classes=saved.get("classes"))
+    with in_cli_words():
+        table = load_table(args.data, target=file_target(args.data, args.target or saved.get("target")),
+                           regression=regression, features=named_features(args.data, saved.get("features")),
+                           classes=saved.get("classes"))
     shape = _model_shape(args, table.X, saved)
     image = saved.get("image") if saved else (list(table.X.shape[1:]) if table.X.ndim == 4 else None)
     fit_shape(table.X, shape, args.data, "--data", image)
@@ -79,9 +80,9 @@ def _own(args, regression, saved):
             **({"range": values} if values else {})}
     test = None
     if args.test:
-        # a CSV's target column is no array of an .npz (was: passed on, and refused)
-        t = load_table(args.test, target=file_target(args.test, table.target), regression=regression,
-                       features=named_features(args.test, table.features), classes=table.classes)
+        with in_cli_words():  # a CSV's target column is no array of an .npz (was: passed on, and refused)
+            t = load_table(args.test, target=file_target(args.test, table.target), regression=regression,
+                           features=named_features(args.test, table.features), classes=table.classes)
         fit_shape(t.X, shape, args.test, "--test", image)
         check_range(t.X, info, args.test, "--test")
         test = (t.X, t.y)

@@ -4,10 +4,11 @@ target is its array y, its X read whole)."""
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import GpubpWarning, InvalidValueError, ShapeError
+from ..errors import GpubpError, GpubpWarning, InvalidValueError, ShapeError
 from ..train.pixels import scale_mismatch
 
 
@@ -72,6 +73,24 @@ def file_target(path, target):
     model's features leave); for an .npz always None, its array y, as the command reads it. A CSV's column
     named by a model trained on a CSV is no array of an .npz given to it (was: passed on, and refused)."""
     return None if str(path).lower().endswith(".npz") else target
+
+
+CLI_WORDS = {"target=COLUMN": "--target COLUMN", "regression=True": "--loss mse"}  # load_table's, as flags
+
+
+@contextmanager
+def in_cli_words():
+    """Refusals of ``load_table`` (which name its Python arguments: ``target=COLUMN``) in the command's
+    flags (``--target COLUMN``), as the same type of error."""
+    try:
+        yield
+    except GpubpError as exc:
+        text = str(exc)
+        for python, cli in CLI_WORDS.items():
+            text = text.replace(python, cli)
+        if text == str(exc):
+            raise
+        raise type(exc)(text) from None
 
 
 def named_features(path, features):

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..datasets import Scaler, load_table
 from ..train import predict
-from .data_checks import check_range, csv_target, file_target, fit_shape, named_features
+from .data_checks import check_range, csv_target, file_target, fit_shape, in_cli_words, named_features
 
 
 def read_for_model(path, info, target=None, require_target=False):
@@ -15,9 +15,10 @@ def read_for_model(path, info, target=None, require_target=False):
     info = info or {}
     regression = info.get("task") == "regression"
     csv_target(path, target)
-    table = load_table(path, target=file_target(path, target or info.get("target")), regression=regression,
-                       features=named_features(path, info.get("features")), classes=info.get("classes"),
-                       require_target=require_target)
+    with in_cli_words():
+        table = load_table(path, target=file_target(path, target or info.get("target")), regression=regression,
+                           features=named_features(path, info.get("features")), classes=info.get("classes"),
+                           require_target=require_target)
     X = table.X
     if info.get("shape"):
         fit_shape(X, info["shape"], path, "DATA", info.get("image"))

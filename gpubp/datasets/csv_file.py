@@ -172,7 +172,7 @@ def _target_column(path, header, target, features, require_target):
                                     f"{spelled([target], header)}")
         target = None
     if require_target and target is None:
-        raise InvalidValueError(f"{path}: no target column (give --target COLUMN); the header has {brief(header)}")
+        raise InvalidValueError(f"{path}: no target column (give target=COLUMN); the header has {brief(header)}")
     return target
 
 

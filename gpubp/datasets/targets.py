@@ -33,7 +33,7 @@ def encode_labels(raw, classes, path, target):
         one_hot = raw.dtype.kind in "biuf" and raw.shape[1] > 1 and bool(((raw == 0) | (raw == 1)).all()) \
             and bool((raw.sum(axis=1) == 1).all())
         hint = ("; it looks one-hot: save its class indices, y.argmax(axis=1)" if one_hot else
-                " (use --loss mse for several real-valued targets)")
+                " (regression=True for several real-valued targets)")
         raise ShapeError(f"{path}: classification needs {target} with one label per sample, got shape {raw.shape}{hint}")
     empty = next((line for line, text in raw if not text.strip()), None)
     if empty is not None:
@@ -49,7 +49,7 @@ def encode_labels(raw, classes, path, target):
         classes = _sorted_labels({text for _, text in raw})
     if len(classes) < 2:
         raise InvalidValueError(f"{path}: column {target!r} has only one distinct value {classes}; "
-                                f"classification needs two or more (--loss mse for regression)")
+                                f"classification needs two or more (regression=True for a real-valued target)")
     index = {label_key(str(c)): i for i, c in enumerate(classes)}
     y = np.empty(len(raw), dtype=np.int64)
     for k, (line, text) in enumerate(raw):
