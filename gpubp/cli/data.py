@@ -70,7 +70,9 @@ def _own(args, regression, saved):
         plausible_classes(table, args.data)
     X, y, val = _split(table.X, table.y, args.val_split, args.seed, stratify=not regression)
     # a resumed run reads the data as its model learnt it: with the saved scaling, or none (built-in data, fit's)
-    scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else None if saved else Scaler.fit(X)
+    # fitted on X in the file's float type: a float32 file's rounding steps are no spread to scale up
+    scaler = Scaler.from_dict(saved["scaler"]) if saved.get("scaler") else None if saved else \
+        Scaler.fit(X.astype(table.precision, copy=False))
     targets = _target_scaler(y, regression, saved)
     values = saved.get("range") or value_range(table.X)  # an older record's lack: the data this run trains on
     info = {"source": str(args.data), "target": table.target, "features": table.features,

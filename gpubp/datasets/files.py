@@ -28,13 +28,16 @@ from .targets import encode_labels, float_targets, label_key
 @dataclass
 class Table:
     """Features ``X`` (float64, (N, F) or images (N, C, H, W); an .npz's (N, H, W) as (N, 1, H, W)), targets
-    ``y`` (int64 class indices, or float64 (N, k); None when the file has no target), and what they mean."""
+    ``y`` (int64 class indices, or float64 (N, k); None when the file has no target), and what they mean;
+    ``precision``: the float type X had in the file (an .npz's float16 or float32, else float64), whose
+    rounding steps ``Scaler.fit(X.astype(precision))`` takes as no spread."""
 
     X: np.ndarray
     y: np.ndarray | None
     features: list
     target: str | None
     classes: list | None
+    precision: type = np.float64
 
 
 def load_table(path, target=None, regression=False, features=None, classes=None,
@@ -88,16 +91,16 @@ def load_table(path, target=None, regression=False, features=None, classes=None,
     if not path.is_file():
         raise InvalidValueError(f"data file {path} does not exist{broken_link(path)}")
     if path.suffix.lower() == ".npz":
-        X, raw, names, target = read_npz(path, target, features, require_target)
+        X, raw, names, target, precision = read_npz(path, target, features, require_target)
     else:
-        X, raw, names, target = read_csv(path, target, features, require_target)
+        (X, raw, names, target), precision = read_csv(path, target, features, require_target), np.float64
     if raw is None:
-        return Table(X, None, names, None, classes)
+        return Table(X, None, names, None, classes, precision)
     if regression:
         y = float_targets(raw, path, target)
-        return Table(X, y.reshape(len(y), -1), names, target, None)
+        return Table(X, y.reshape(len(y), -1), names, target, None, precision)
     labels, y = encode_labels(raw, classes, path, target)
-    return Table(X, y, names, target, labels)
+    return Table(X, y, names, target, labels, precision)
 
 
 def _names(name, value, what, kind=object) -> list:

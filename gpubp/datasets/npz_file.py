@@ -13,9 +13,9 @@ from .targets import labels_of
 
 
 def read_npz(path, target, features, require_target):
-    """``(X, raw, names, target)``: X as float64, ``raw`` the target array's labels as ``[(index, text)]`` (a
-    2-d one as the array itself; None when absent or not required), ``names`` x0, x1, ... (``features``, when
-    given, must be these) and the target: the
+    """``(X, raw, names, target, precision)``: X as float64 (``precision``: its float type in the file),
+    ``raw`` the target array's labels as ``[(index, text)]`` (a 2-d one as the array itself; None when absent
+    or not required), ``names`` x0, x1, ... (``features``, when given, must be these) and the target: the
     array named ``target`` (default "y"), refused when the file holds none of that name (or names X)."""
     name = "y" if target is None else target
     try:
@@ -52,6 +52,7 @@ def read_npz(path, target, features, require_target):
         X = X[:, None]
     if X.size == 0:
         raise ShapeError(f"{path}: X holds no samples or no features (shape {X.shape})")
+    precision = X.dtype.type if X.dtype.kind == "f" and X.dtype.itemsize < 8 else np.float64
     X = X.astype(np.float64)
     bad = np.argwhere(~np.isfinite(X))
     if len(bad):
@@ -71,7 +72,7 @@ def read_npz(path, target, features, require_target):
     if y is not None and len(y) != len(X):
         raise ShapeError(f"{path}: X has {len(X)} samples but {name} has {len(y)}")
     raw = None if y is None else (list(enumerate(labels_of(y))) if y.ndim == 1 else y)
-    return X, raw, names, name if y is not None else None
+    return X, raw, names, name if y is not None else None, precision
 
 
 def _is_npz(path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gpubp.datasets.scaler as scaler_module
-from gpubp.datasets import Scaler
+from gpubp.datasets import Scaler, load_table
 
 ROUNDING_STEPS = 16  # the docstring's
 
@@ -47,3 +47,14 @@ def test_a_spread_beyond_rounding_is_standardised(column, dtype):
 def test_a_column_of_one_value_keeps_that_value_as_its_mean():
     scaler = Scaler.fit(np.array([[0.1, 1.0], [0.1, 1.0 + np.spacing(1.0)], [0.1, 1.0]]))
     assert scaler.mean[0] == 0.1 and scaler.std.tolist() == [1.0, 1.0] and 1.0 <= scaler.mean[1] <= 1.0 + 2e-16
+
+
+def test_a_tables_precision_is_its_files_float_type(tmp_path):
+    """An .npz's float32 X is read as float64; ``precision`` keeps float32, whose rounding Scaler.fit then sees."""
+    X = np.array([[1.0, 0.0], [1.0000001, 1.0], [1.0, 2.0]], np.float32)
+    np.savez(tmp_path / "f32.npz", X=X, y=np.array([0, 1, 0]))
+    (tmp_path / "d.csv").write_text("a,b,y\n1.0,0,0\n1.0000001,1,1\n")
+    table = load_table(tmp_path / "f32.npz")
+    assert table.X.dtype == np.float64 and table.precision is np.float32
+    assert load_table(tmp_path / "d.csv").precision is np.float64
+    assert Scaler.fit(table.X.astype(table.precision)).std[0] == 1.0 and Scaler.fit(table.X).std[0] != 1.0
