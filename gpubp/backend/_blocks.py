@@ -13,10 +13,12 @@ than one unblocked pass over 2^22; two threads were faster from 2^20 elements on
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 BLOCK = 1 << 18  # elements per block: 1 MiB of float32 per operand (measured, see above)
+MIN_BLOCK = 1 << 16  # the smallest block where scratch is lent (``sizes``)
 THREADED = 4 * BLOCK  # from this many elements, blocks are shared among threads (NumPy frees the GIL)
 _pool: dict = {}  # threads -> ThreadPoolExecutor
 
@@ -36,22 +38,42 @@ def omp_threads() -> int | None:
     return n if n >= 1 else None
 
 
-def in_blocks(fn, n: int) -> None:
-    """``fn(lo, hi)`` over [0, n) in pieces of ``BLOCK``; from ``THREADED`` elements the
-    pieces are shared, in contiguous runs, among ``threads()`` threads."""
-    starts, workers = range(0, n, BLOCK), threads()
+def sizes(scratch_arrays: int = 0, lent: int | None = None) -> tuple[int, int]:
+    """``(one_pass, block)``: a kernel over at most ``one_pass`` elements runs as one pass, a longer
+    one in blocks of ``block``. Where ``lent`` elements of scratch are lent (a step plan's spent
+    buffers) and the kernel takes ``scratch_arrays`` of them, a pass fits them there: at most
+    ``lent // scratch_arrays`` elements, though never fewer than ``MIN_BLOCK`` (a smaller lent buffer
+    leaves the kernel its own scratch), so a plan need not grow its buffers to the largest block."""
+    one_pass, block = 2 * BLOCK - 1, BLOCK  # no short block left after one of BLOCK
+    if lent is not None and scratch_arrays:
+        room = max(MIN_BLOCK, lent // scratch_arrays)
+        one_pass, block = min(one_pass, room), min(block, room)
+    return one_pass, block
 
-    def run(part):
-        for lo in part:
-            fn(lo, min(lo + BLOCK, n))
-    if n < THREADED or workers == 1:
+
+def workers(n: int) -> int:
+    """The threads ``in_blocks`` shares ``n`` elements among: ``threads()`` from ``THREADED`` on, else 1."""
+    return 1 if n < THREADED else threads()
+
+
+def in_blocks(fn, n: int, block: int = BLOCK, contexts=None) -> None:
+    """``fn(lo, hi)`` over [0, n) in pieces of ``block``; from ``THREADED`` elements the
+    pieces are shared, in contiguous runs, among ``workers(n)`` threads, the j-th run inside
+    ``contexts[j]`` where given (each thread's piece of lent scratch)."""
+    starts, count = range(0, n, block), workers(n)
+
+    def run(part, context=None):
+        with context or contextlib.nullcontext():
+            for lo in part:
+                fn(lo, min(lo + block, n))
+    if count == 1:
         run(starts)
         return
-    pool = _pool.get(workers)
+    pool = _pool.get(count)
     if pool is None:
-        pool = _pool[workers] = ThreadPoolExecutor(workers, "gpubp-kernel")
-    share = -(-len(starts) // workers)
-    list(pool.map(run, [starts[i:i + share] for i in range(0, len(starts), share)]))
+        pool = _pool[count] = ThreadPoolExecutor(count, "gpubp-kernel")
+    share = -(-len(starts) // count)
+    list(pool.map(run, [starts[i:i + share] for i in range(0, len(starts), share)], contexts or [None] * count))
 
 
 if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads

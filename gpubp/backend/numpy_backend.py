@@ -5,7 +5,8 @@ import functools
 
 import numpy as np
 
-from ._blocks import BLOCK, in_blocks
+from ._blocks import MIN_BLOCK, in_blocks, sizes, workers
+from .kernels.scratch import lent
 from .base import Backend
 from .operands import FOREIGN, MATMUL, given, operand_error
 
@@ -41,17 +42,20 @@ class NumpyBackend(Backend):
     def bind(self, kernel, *args):
         # a kernel that ``overflows`` runs under its caller's np.errstate (a step plan's, one per step)
         args = self._refuse_read_only(kernel, self._arguments(kernel, args))
-        if args[0].size < 2 * BLOCK:  # one block: the NumPy body itself, with nothing in between
-            return functools.partial(kernel.numpy, *args)
+        if args[0].size <= (sizes()[0] if not kernel.scratch else MIN_BLOCK):  # one pass wherever it runs:
+            return functools.partial(kernel.numpy, *args)  # the NumPy body itself, with nothing in between
         return functools.partial(self.run, kernel, args)
 
     def run(self, kernel, args) -> None:
         # Large arrays go through in cache-sized blocks: each in-place pass of the
-        # NumPy path then re-reads data from L2 instead of from memory. A 0-d array is a
-        # scalar (a learning rate read at each launch), the same for every block.
+        # NumPy path then re-reads data from cache instead of from memory. A 0-d array is a
+        # scalar (a learning rate read at each launch), the same for every block. Where scratch is
+        # lent (a step plan's update), the blocks are those whose scratch fits there.
         try:
             n = args[0].size  # the first argument is always an array
-            if n < 2 * BLOCK:
+            lender, count = lent() if kernel.scratch else None, workers(n)  # each thread a piece of what is lent
+            one_pass, block = sizes(kernel.scratch, None if lender is None else lender.buffer.size // count)
+            if n <= one_pass:
                 kernel.numpy(*args)
                 return
             blocked = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
@@ -60,6 +64,7 @@ class NumpyBackend(Backend):
                 return
             flat = [a.reshape(-1) if b else a for a, b in zip(args, blocked)]
             at = (lambda lo: {"start": lo}) if kernel.indexed else (lambda lo: {})  # an index-aware body: where the block starts
-            in_blocks(lambda lo, hi: kernel.numpy(*[a[lo:hi] if b else a for a, b in zip(flat, blocked)], **at(lo)), n)
+            in_blocks(lambda lo, hi: kernel.numpy(*[a[lo:hi] if b else a for a, b in zip(flat, blocked)], **at(lo)),
+                      n, block, None if lender is None else lender.shares(count))
         except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
             self._refuse_run(kernel, args, exc)

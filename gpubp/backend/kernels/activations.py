@@ -91,7 +91,7 @@ tanh_backward = register(Kernel(
     "tanh_backward", "T g, T t", "T delta",
     "delta = (1 - t) * (1 + t) * g",
     _tanh_backward_np, lambda g, t, delta: g * (1 - t * t),
-    "delta = g * (1 - t^2), from the tanh output t = tanh(z), as (1 - t)(1 + t) g.",
+    "delta = g * (1 - t^2), from the tanh output t = tanh(z), as (1 - t)(1 + t) g.", scratch=1,
 ))
 
 relu = register(Kernel(

@@ -67,6 +67,9 @@ class Kernel:
     computes over the whole array from index 0. A scalar declared with another type than ``T``
     (``"uint32 k0"``) is passed in that type (``scalar_dtype``).
 
+    ``scratch``: how many scratch arrays of its arguments' size and dtype the NumPy path takes
+    at most (``scratch.scratch``; one block's size where the backend runs it in blocks).
+
     ``overflows``: the NumPy path may overflow where its result is still right (the sigmoid's
     ``exp(-z) = inf`` gives ``s = 0``) and leaves NumPy's warning to whoever runs it: an eager
     launch runs it under ``np.errstate(over="ignore")``, a bound one under its caller's (a step
@@ -86,6 +89,7 @@ class Kernel:
     prepare: Callable | None = None  # prepare(ins, outs): make sampled state consistent
     overflows: bool = False  # the NumPy path's expected overflow is silenced by its caller
     indexed: bool = False  # the body reads i, the element index; the NumPy path takes start=
+    scratch: int = 0  # scratch arrays of the arguments' size and dtype its NumPy path takes, at most
 
     def ulp_budget(self, dtype) -> float:
         return self.ulps[0] if np.dtype(dtype) == np.float32 else self.ulps[1]

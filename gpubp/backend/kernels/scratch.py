@@ -41,7 +41,16 @@ class ScratchIn:
     Made once and entered at every step, it keeps the views it cut."""
 
     def __init__(self, buffer):
-        self.buffer, self._views, self._slots, self._before = buffer, {}, {}, None
+        self.buffer, self._views, self._slots, self._before, self._shares = buffer, {}, {}, None, {}
+
+    def shares(self, count) -> list:
+        """``count`` ScratchIn over disjoint, equal pieces of the buffer (made once per ``count``): one
+        for each thread of a kernel run in blocks on ``count`` threads."""
+        made = self._shares.get(count)
+        if made is None:
+            size = self.buffer.size // count
+            made = self._shares[count] = [ScratchIn(self.buffer[j * size:(j + 1) * size]) for j in range(count)]
+        return made
 
     def take(self, shape, dtype, k):
         """Piece ``k`` of the buffer for an array of ``shape`` and ``dtype`` (each ``k`` its own), or

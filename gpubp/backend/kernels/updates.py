@@ -193,7 +193,7 @@ def _rmsprop_kernel(centered, momentum):
         "sq = alpha sq + (1 - alpha) g^2; " + ("avg = alpha avg + (1 - alpha) g; " if centered else "")
         + (f"buf = mu buf + g / ({denom}); param -= lr buf" if momentum else f"param -= lr g / ({denom})"),
         scalars=scalars, examples=tuple(e[:len(scalars)] for e in examples), ulps=(4, 4),
-        prepare=_centered_state if centered else None,
+        prepare=_centered_state if centered else None, scratch=2,
     ))
 
 
@@ -243,7 +243,7 @@ def _adam_kernel(amsgrad):
         "T param, T m, T v" + ", T vmax" * amsgrad, body, _adam_np(amsgrad), _adam_ref(amsgrad),
         "g = grad + l2 param; m, v moving averages of g, g^2" + ("; vmax = max(vmax, v)" if amsgrad else "")
         + f"; param = (1 - lr wd) param - lr / (1 - b1^t) * m / (sqrt({vhat} / (1 - b2^t)) + eps)",
-        scalars=scalars, examples=examples, ulps=(2, 2),
+        scalars=scalars, examples=examples, ulps=(2, 2), scratch=2,
     ))
 
 
@@ -252,7 +252,7 @@ sgd = register(Kernel(
     "param -= lr * (grad + weight_decay * param)",
     _sgd_np, _sgd_ref,
     "param -= lr * (g + wd * param).", scalars=("lr", "weight_decay"),
-    examples=((0.1, 0.0), (0.01, 1e-4), (1.0, 0.5)), ulps=(2, 2),
+    examples=((0.1, 0.0), (0.01, 1e-4), (1.0, 0.5)), ulps=(2, 2), scratch=1,
 ))
 
 sgd_momentum = register(Kernel(
@@ -264,7 +264,7 @@ sgd_momentum = register(Kernel(
     "buf = mu * buf + (1 - dampening) * g; param -= lr * (g + mu * buf if nesterov else buf).",
     scalars=("lr", "momentum", "one_minus_dampening", "weight_decay", "nesterov"),
     examples=(sgd_momentum_scalars(0.1, 0.9, 0.0, 0.0, False, 2), sgd_momentum_scalars(0.05, 0.9, 0.0, 1e-4, True, 5),
-              sgd_momentum_scalars(0.01, 0.5, 0.1, 0.01, False, 3)), ulps=(2, 2),
+              sgd_momentum_scalars(0.01, 0.5, 0.1, 0.01, False, 3)), ulps=(2, 2), scratch=2,
 ))
 
 rmsprop = _rmsprop_kernel(centered=False, momentum=False)

@@ -1,0 +1,61 @@
+"""A planned update whose parameters outnumber the plan's spent buffers: its NumPy kernel runs in
+blocks whose scratch fits those buffers (``_blocks.sizes``), and where it is shared among threads,
+each thread takes its own piece of them (``ScratchIn.shares``), so no thread makes scratch of its own."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from gpubp.backend import _blocks
+from gpubp.backend.kernels import scratch
+from gpubp.losses import MSE
+from gpubp.network import mlp
+from gpubp.optim import SGD, Adam
+from gpubp.plan import StepPlan
+
+
+@pytest.fixture
+def fresh_threads(monkeypatch):
+    """``renew()``: the blocked executor's threads made anew from then on (none with scratch of its own
+    from earlier tests); they are shut down after the test."""
+    made = []
+
+    def renew():
+        made.append({})
+        monkeypatch.setattr(_blocks, "_pool", made[-1])
+    yield renew
+    for pools in made:
+        for pool in pools.values():
+            pool.shutdown()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("make", [lambda: SGD(lr=0.05), lambda: Adam(lr=1e-3)], ids=["sgd", "adam"])
+def test_update_blocks_fit_the_spent_buffers(make, threads, monkeypatch, fresh_threads):
+    monkeypatch.setenv("OMP_NUM_THREADS", str(threads))
+    models = [mlp(512, [512, 512, 512], 512, "sigmoid", seed=0) for _ in range(2)]  # 1.05 M parameters
+    n = sum(p.size for p in models[0].parameters().values())
+    assert n >= _blocks.THREADED  # shared among threads where there are two
+    rng = np.random.default_rng(0)
+    X, y = (models[0].backend.asarray(rng.normal(size=(8, 512))) for _ in range(2))
+    plan = StepPlan(models[0], "mse", make(), X.shape)
+    assert plan.arena.size < n // 4  # a batch of 8: far fewer activations than parameters
+    plan.step(X, y)  # the first step makes the optimizer's slots
+    fresh_threads()  # any scratch of a thread's own would be made in the step below
+    scratch.forget_scratch()
+    tracemalloc.start()
+    try:
+        plan.step(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < _blocks.MIN_BLOCK * 4, peak  # not one block of float32 scratch, in any thread
+    assert not scratch.held()
+    eager, lossf = make(), MSE()
+    for _ in range(2):
+        models[1].zero_grad()
+        lossf.forward(models[1].forward(X), y)
+        models[1].backward(lossf.backward(), input_grad=False)
+        eager.step(models[1])
+    for a, b in zip(models[0].parameters().values(), models[1].parameters().values()):
+        np.testing.assert_array_equal(a, b)
