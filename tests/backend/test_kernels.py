@@ -234,6 +234,23 @@ def test_every_kernel_at_extremes(name, backend):
                                    err_msg=f"{name}.{out_name}")
 
 
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_a_kernel_takes_no_more_scratch_than_it_declares(name):
+    """``Kernel.scratch`` is what a step plan leaves room for in its spent buffers (``_blocks.sizes``):
+    a NumPy body taking more scratch arrays of its arguments' dtype would make its own beside them."""
+    kernel, dt = KERNELS[name], np.dtype("float32")
+    for k, example in enumerate(kernel.examples or [None]):
+        ins, outs = sample_arguments(kernel, dt, np.random.default_rng(k), n=1000)
+        if example is not None:  # each realistic set of scalars: weight decay, dampening take more
+            ins = [dt.type(example[kernel.scalars.index(n_)]) if n_ in kernel.scalars else a
+                   for a, n_ in zip(ins, kernel.input_names)]
+        scratch.forget_scratch()
+        with np.errstate(all="ignore"):
+            kernel.numpy(*ins, *outs)
+        taken = [key for key, a in scratch.held().items() if a.dtype == dt and a.size == 1000]
+        assert len(taken) <= kernel.scratch, (example, taken)
+
+
 @needs_gpu
 def test_a_bound_cupy_launch_finds_its_kernel_once(monkeypatch):
     """A step plan's or optimizer's bound launch on CuPy looks up its ElementwiseKernel (and which
