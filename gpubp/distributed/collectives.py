@@ -19,7 +19,7 @@ from .._compat import is_cupy_array, to_host
 from ..backend import backend_of
 from ..errors import DTypeError, GpubpError, InvalidValueError
 from .buckets import FlatBuckets
-from .consistency import refuse_other_layouts
+from .consistency import difference, refuse_other_layouts
 from .errors import MismatchError
 from .faults import agree_on_call
 from .sharding import grad_scale
@@ -60,15 +60,39 @@ class ArrayCollectives:
 
         The gradients live in the communicator's flat buffer (``model.keep_gradients_in`` its
         views, on the first call and again whenever the model has replaced them), so a step
-        scales the buffer and reduces its buckets in place: no copy in or out."""
-        self._open()
-        check_model("allreduce_gradients_", model)
-        scaled = _checks.flag("allreduce_gradients_: scaled", scaled)
-        grads = model.gradients()
-        plan = self._bound.get(model)
-        if plan is None or any(g is not v for g, v in zip(grads.values(), plan.gradient_views)):
-            plan = self._bound[model] = self._bind(model, grads)
-        scale = grad_scale(local_n, global_n)
+        scales the buffer and reduces its buckets in place: no copy in or out.
+
+        Every rank must pass a model of the same gradients (names, shapes, dtype), cut into the same
+        buckets: agreed in one small all-reduce on the first call for a model and again when its
+        layout changes here, else the same MismatchError on every rank, nothing summed; remembered,
+        so later steps run no collective but the buckets' (change a model alike on every rank)."""
+        self._reduce_gradients(model, local_n, global_n, scaled, agree=True)
+
+    def allreduce_gradients_alike_(self, model, local_n: int, global_n: int, scaled=False) -> None:
+        """``allreduce_gradients_`` of a model every rank has alike by construction (``fit``, whose step
+        guard agrees on the model's layout before this sum): never the agreement all-reduce."""
+        self._reduce_gradients(model, local_n, global_n, scaled, agree=False)
+
+    def _reduce_gradients(self, model, local_n, global_n, scaled, agree):
+        """The sum of ``allreduce_gradients_`` (``agree``) or ``allreduce_gradients_alike_``. A call refused here
+        before its model was agreed on is refused on every rank alike, in that agreement (the other ranks
+        are in it); after, on this rank (the others sum: a guard, as fit's, tells them)."""
+        error = plan = None
+        try:
+            self._open()
+            check_model("allreduce_gradients_", model)
+            scaled = _checks.flag("allreduce_gradients_: scaled", scaled)
+            scale = grad_scale(local_n, global_n)
+            grads = model.gradients()
+            plan = self._bound.get(model)
+            if plan is None or any(g is not v for g, v in zip(grads.values(), plan.gradient_views)):
+                plan = self._bound[model] = self._bind(model, grads)
+        except GpubpError as exc:
+            if not agree or self._agreed_on(model):
+                raise
+            error = exc
+        if agree and (error is not None or self._agreed.get(model) != plan.layout_token):
+            self._agree_gradients(model, plan, error)
         backend = model.backend
         with backend.activate():
             if scale == 0:
@@ -77,6 +101,29 @@ class ArrayCollectives:
                 plan.flat *= backend.dtype.type(scale)
             for bucket in plan.buckets:
                 self.transport.allreduce_(bucket)
+
+    def _agreed_on(self, model) -> bool:
+        """Whether every rank agreed on a layout of ``model``'s gradients (False for what is no model)."""
+        try:
+            return model in self._agreed
+        except TypeError:  # not weakly referable: no model
+            return False
+
+    def _agree_gradients(self, model, plan, error=None) -> None:
+        """Refuse, on every rank alike, a call refused on any rank (``error``: this rank's) or ranks whose
+        gradient buffers differ (names, shapes, dtype, buckets): one all-reduce of a token of
+        ``plan.layout``; a gather of the layouts only when they differ. Remembers the layout agreed."""
+        token = 0 if error is not None else plan.layout_token
+        if not agree_on_call(self, "the call of allreduce_gradients_", error, token):
+            everyone = self.mpi.allgather(plan.layout)
+            r = next(r for r, theirs in enumerate(everyone) if theirs != everyone[0])
+            ours, theirs = everyone[0], everyone[r]
+            fields = [k for k in ours if ours[k] != theirs[k]]
+            detail = "; ".join(difference(k, ours[k], theirs[k], r) for k in fields)
+            raise MismatchError(f"allreduce_gradients_: rank {r} of {self.size} passes a model of other gradients than "
+                                f"rank 0: {detail}; every rank must pass a model of the same parameters (names, shapes, "
+                                f"dtype) and a communicator of the same bucket_bytes; nothing was summed", r, fields)
+        self._agreed[model] = plan.layout_token
 
     def _bind(self, model, grads) -> FlatBuckets:
         """A flat buffer for ``model``'s gradients: the one they live in already (``Sequential.flat``,
@@ -90,6 +137,10 @@ class ArrayCollectives:
             model.keep_gradients_in(views)
             grads = views
         plan.gradient_views = list(grads.values())
+        plan.layout = {"dtype": plan.dtype.name, "gradients": {k: tuple(g.shape) for k, g in grads.items()},
+                       "bucket elements": plan.per_bucket}
+        digest = hashlib.blake2b(repr(plan.layout).encode(), digest_size=7).digest()
+        plan.layout_token = int.from_bytes(digest, "little") + 1  # 0: none agreed
         return plan
 
     def broadcast_(self, arrays, root=0) -> list:

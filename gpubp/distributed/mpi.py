@@ -86,6 +86,7 @@ class Communicator(ArrayCollectives):
         self.transport = make_transport(self.mpi, self.device, transport)
         self._plans: dict = {}
         self._bound = weakref.WeakKeyDictionary()  # model -> FlatBuckets holding its gradients
+        self._agreed = weakref.WeakKeyDictionary()  # model -> the layout token of its gradients every rank agreed on
         self.closed = False
 
     def __repr__(self):

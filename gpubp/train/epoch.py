@@ -99,8 +99,8 @@ def _run_steps(model, loss, optimizer, X, y, batch_size, shuffle, seed, epoch, h
                 _call(callbacks, "on_batch_end", step, model, value)
                 if history.metric_name:
                     correct = correct + _n_correct(loss, out, yb)
-        if comm is not None:  # the global-batch mean gradient on every rank
-            comm.allreduce_gradients_(model, len(idx), global_n, scaled=True)
+        if comm is not None:  # the global-batch mean gradient on every rank (the guard agreed on the layout)
+            comm.allreduce_gradients_alike_(model, len(idx), global_n, scaled=True)
         if plan is None:
             optimizer.step(model)
         elif graphed is None:

@@ -247,7 +247,7 @@ def _input_width(model):
 
 
 COMM_METHODS = ("guard", "check_consistent", "broadcast_training_state_", "local_batches", "first_of_share", "grad_scale",
-                "allreduce_gradients_", "allreduce_scalars")
+                "allreduce_gradients_alike_", "allreduce_scalars")
 
 
 def _check_comm(comm):
