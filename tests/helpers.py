@@ -89,6 +89,20 @@ def allocation_peak(step, steps=8):
     return traced_allocation(step, steps)
 
 
+def assert_eager_steps_match(planned, eager, optimizer, X, y, steps=2):
+    """``steps`` eager MSE training steps of ``eager`` (zero_grad, forward, loss, backward,
+    ``optimizer``'s update) leave its parameters equal bit for bit to those of ``planned``, a model
+    of the same config that a step plan trained ``steps`` steps on the same batch."""
+    loss = gpubp.losses.MSE()
+    for _ in range(steps):
+        eager.zero_grad()
+        loss.forward(eager.forward(X), y)
+        eager.backward(loss.backward(), input_grad=False)
+        optimizer.step(eager)
+    for (name, a), b in zip(planned.parameters().items(), eager.parameters().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
 def assert_planned_fit_is_eager(model, X, y, **fit_args):
     """``fit`` with and without a step plan, each from ``model``'s config with seed 0, trains alike bit
     for bit (losses and parameters), in batches of 8 over two epochs (a short last batch where

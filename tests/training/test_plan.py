@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import gpubp
+from gpubp.bench.memory import traced_allocation
 from gpubp.errors import InvalidValueError, NumericalError, ShapeError
 from gpubp.nn import layer_from_config
 from gpubp.losses import MSE
@@ -15,7 +16,7 @@ from gpubp.plan import PlanCache, StepPlan, plan_problem
 from gpubp.plan import cache as cache_module, step as step_module
 from gpubp.train import fit
 
-from helpers import allocation_peak, assert_planned_fit_is_eager
+from helpers import allocation_peak, assert_eager_steps_match, assert_planned_fit_is_eager
 
 OPTIMIZERS = {"sgd": lambda: SGD(lr=0.05), "momentum": lambda: SGD(lr=0.05, momentum=0.9),
               "adam": lambda: Adam(lr=1e-2)}
@@ -247,21 +248,9 @@ def test_update_of_a_plan_takes_its_scratch_from_the_spent_activations(opt):
     assert plan.arena.size >= max(p.size for p in models[0].parameters().values())
     plan.step(X, y)  # the first step makes the optimizer's slots
     scratch.forget_scratch()
-    tracemalloc.start()
-    try:
-        plan.step(X, y)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = traced_allocation(lambda: plan.step(X, y), 1)[0]
     assert peak < 256 * 256 * 4, peak  # W of 256 x 256: no scratch of its size
-    eager, lossf = OPTIMIZERS[opt](), MSE()
-    for _ in range(2):
-        models[1].zero_grad()
-        lossf.forward(models[1].forward(X), y)
-        models[1].backward(lossf.backward(), input_grad=False)
-        eager.step(models[1])
-    for a, b in zip(models[0].parameters().values(), models[1].parameters().values()):
-        np.testing.assert_array_equal(a, b)
+    assert_eager_steps_match(*models, OPTIMIZERS[opt](), X, y)
     scratch.forget_scratch()
     fit(models[0], X, y, loss="mse", optimizer=OPTIMIZERS[opt](), epochs=1, batch_size=100, progress=False)
     assert not scratch.held(), "fit's planned update made scratch of its own"

@@ -1,17 +1,17 @@
 """A planned update whose parameters outnumber the plan's spent buffers: its NumPy kernel runs in
 blocks whose scratch fits those buffers (``_blocks.sizes``), and where it is shared among threads,
 each thread takes its own piece of them (``ScratchIn.shares``), so no thread makes scratch of its own."""
-import tracemalloc
-
 import numpy as np
 import pytest
 
 from gpubp.backend import _blocks
 from gpubp.backend.kernels import scratch
-from gpubp.losses import MSE
 from gpubp.network import mlp
 from gpubp.optim import SGD, Adam
+from gpubp.bench.memory import traced_allocation
 from gpubp.plan import StepPlan
+
+from helpers import assert_eager_steps_match
 
 
 @pytest.fixture
@@ -43,19 +43,7 @@ def test_update_blocks_fit_the_spent_buffers(make, threads, monkeypatch, fresh_t
     plan.step(X, y)  # the first step makes the optimizer's slots
     fresh_threads()  # any scratch of a thread's own would be made in the step below
     scratch.forget_scratch()
-    tracemalloc.start()
-    try:
-        plan.step(X, y)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = traced_allocation(lambda: plan.step(X, y), 1)[0]
     assert peak < _blocks.MIN_BLOCK * 4, peak  # not one block of float32 scratch, in any thread
     assert not scratch.held()
-    eager, lossf = make(), MSE()
-    for _ in range(2):
-        models[1].zero_grad()
-        lossf.forward(models[1].forward(X), y)
-        models[1].backward(lossf.backward(), input_grad=False)
-        eager.step(models[1])
-    for a, b in zip(models[0].parameters().values(), models[1].parameters().values()):
-        np.testing.assert_array_equal(a, b)
+    assert_eager_steps_match(*models, make(), X, y)
