@@ -30,13 +30,15 @@ class TrainingModes:
 
     @contextlib.contextmanager
     def mode(self, training: bool):
-        """A block in training (True) or eval (False) mode; each layer's mode before is restored after."""
-        before = [layer.training for layer in self._layers()]
+        """A block in training (True) or eval (False) mode; each layer's mode before is put back after,
+        layer by layer, not by position: a layer inserted, replaced or removed inside the block (a
+        callback of fit's) leaves the others their modes, and a layer new since keeps its own."""
+        before = [(layer, layer.training) for layer in self._layers()]
         self.train(training)
         try:
             yield self
         finally:
-            for layer, was in zip(self.layers, before):
+            for layer, was in before:
                 layer.training = was
 
     @property

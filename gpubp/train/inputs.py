@@ -310,20 +310,8 @@ def _claimed(path, resume_from, overwrite):
     return claim or Claim(path)
 
 
-@contextlib.contextmanager
 def _mode(model, training):
-    """The model in training or eval mode for a block, each layer's mode before put back after by layer,
-    not by position: a callback may insert, replace or remove layers inside (was: the modes put back on
-    the layers now at those positions, one left in training after fit); a layer new since keeps its
-    own. A model without modes runs as it is."""
-    if not hasattr(model, "mode"):
-        yield model
-        return
-    before = [(layer, getattr(layer, "training", None)) for layer in model.layers]
-    model.train(training)  # the layers checked as the model checks them
-    try:
-        yield model
-    finally:
-        for layer, was in before:
-            if was is not None:
-                layer.training = was
+    """The model in training or eval mode for a block, each layer's mode put back after, layer by layer
+    (``Sequential.mode``: a callback may insert, replace or remove layers inside). A model without
+    modes runs as it is."""
+    return model.mode(training) if hasattr(model, "mode") else contextlib.nullcontext()

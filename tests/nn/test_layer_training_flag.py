@@ -29,3 +29,15 @@ def test_training_takes_bools_numpy_s_too_and_a_model_sets_every_layer():
     assert all(layer.training is True for layer in model.layers)
     model.eval()
     assert not any(layer.training for layer in model.layers)
+
+
+def test_a_mode_block_puts_each_layer_s_mode_back_by_layer_not_by_position():
+    """``model.mode(...)`` puts back the modes the layers had: a layer inserted inside the block keeps
+    its own and the others get theirs, wherever they moved. Was: by position, so the model's last
+    layer (moved one down) was left in training after an eval model's training block."""
+    model = gpubp.Sequential([gpubp.Dense(3, 3), gpubp.Dropout(0.5)], dtype="float64", seed=0).eval()
+    dropout, added = model.layers[1], gpubp.ReLU()
+    with model.mode(True):
+        model.layers.insert(0, added)
+    assert dropout.training is False and model.layers[1].training is False
+    assert added.training is True  # new inside the block: its own mode, as the block set it
