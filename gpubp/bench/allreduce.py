@@ -43,14 +43,14 @@ def gradient_shapes(widths=WIDTHS) -> list:
 
 
 def allreduce(comm, repeat=50, rounds=9, widths=WIDTHS) -> dict:
-    """The gradient all-reduce of a training step as ``fit`` runs it (``allreduce_gradients_``
+    """The gradient all-reduce of a training step as ``fit`` runs it (``allreduce_gradients_alike_``
     of gradients already scaled through dL/dY: the buckets of the flat buffer the gradients
     live in, reduced in place) against one ``Allreduce`` of the same bytes, timed in
     alternating rounds (the median round of each), so a busy machine slows both alike."""
     repeat, rounds = _checks.integer("allreduce: repeat", repeat, 1), _checks.integer("allreduce: rounds", rounds, 1)
     model = mlp(widths[0], widths[1:-1], widths[-1], "sigmoid", "cpu", seed=0)
     flat = np.concatenate([g.ravel() for g in model.gradients().values()])
-    times = [(timed(comm, lambda: comm.allreduce_gradients_(model, 1, comm.size, scaled=True), repeat),
+    times = [(timed(comm, lambda: comm.allreduce_gradients_alike_(model, 1, comm.size, scaled=True), repeat),
               timed(comm, lambda: comm.mpi.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM), repeat))
              for _ in range(rounds)]
     bucketed, single = (float(np.median(t)) for t in zip(*times))
@@ -73,7 +73,7 @@ def training_step(comm, batch, repeat, widths=WIDTHS) -> float:
         dY = loss.backward()
         dY *= model.backend.dtype.type(1 / comm.size)  # this rank's share, as fit scales it
         model.backward(dY, input_grad=False)
-        comm.allreduce_gradients_(model, batch, batch * comm.size, scaled=True)
+        comm.allreduce_gradients_alike_(model, batch, batch * comm.size, scaled=True)
         opt.step(model)
     return timed(comm, step, repeat)
 
