@@ -44,27 +44,45 @@ class NumpyBackend(Backend):
         args = self._refuse_read_only(kernel, self._arguments(kernel, args))
         if args[0].size <= (sizes()[0] if not kernel.scratch else MIN_BLOCK):  # one pass wherever it runs:
             return functools.partial(kernel.numpy, *args)  # the NumPy body itself, with nothing in between
-        return functools.partial(self.run, kernel, args)
+        return self._launcher(kernel, args)
 
     def run(self, kernel, args) -> None:
-        # Large arrays go through in cache-sized blocks: each in-place pass of the
-        # NumPy path then re-reads data from cache instead of from memory. A 0-d array is a
-        # scalar (a learning rate read at each launch), the same for every block. Where scratch is
-        # lent (a step plan's update), the blocks are those whose scratch fits there.
         try:
-            n = args[0].size  # the first argument is always an array
-            lender, count = lent() if kernel.scratch else None, workers(n)  # each thread a piece of what is lent
-            one_pass, block = sizes(kernel.scratch, None if lender is None else lender.buffer.size // count)
-            if n <= one_pass:
-                kernel.numpy(*args)
-                return
-            blocked = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
-            if not all(a.size == n and a.flags.c_contiguous for a, b in zip(args, blocked) if b):
-                kernel.numpy(*args)
-                return
-            flat = [a.reshape(-1) if b else a for a, b in zip(args, blocked)]
-            at = (lambda lo: {"start": lo}) if kernel.indexed else (lambda lo: {})  # an index-aware body: where the block starts
-            in_blocks(lambda lo, hi: kernel.numpy(*[a[lo:hi] if b else a for a, b in zip(flat, blocked)], **at(lo)),
-                      n, block, None if lender is None else lender.shares(count))
+            launch = self._launcher(kernel, args)
         except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
             self._refuse_run(kernel, args, exc)
+        launch()
+
+    def _launcher(self, kernel, args):
+        """``kernel`` on ``args`` (checked) as a function of no arguments. Large arrays go through in
+        cache-sized blocks: each in-place pass of the NumPy path then re-reads data from cache instead
+        of from memory. A 0-d array is a scalar (a learning rate read at each launch), the same for
+        every block. Where scratch is lent (a step plan's update) the blocks are those whose scratch
+        fits there (``_blocks.sizes``); each block's arguments are cut once per block size, so a bound
+        launch repeated every step only calls the body on them."""
+        n = args[0].size  # the first argument is always an array
+        blocked = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
+        whole = not all(a.size == n and a.flags.c_contiguous for a, b in zip(args, blocked) if b)  # one pass
+        flat = [a.reshape(-1) if b and not whole else a for a, b in zip(args, blocked)]
+        cuts = {}  # block size -> each block's (arguments, keywords)
+
+        def pieces(block):
+            cut = cuts.get(block)
+            if cut is None:  # an index-aware body is told where its block starts
+                cut = cuts[block] = [([a[lo:lo + block] if b else a for a, b in zip(flat, blocked)],
+                                      {"start": lo} if kernel.indexed else {}) for lo in range(0, n, block)]
+            return cut
+
+        def launch():
+            try:
+                lender, count = lent() if kernel.scratch else None, workers(n)  # each thread a piece of what is lent
+                one_pass, block = sizes(kernel.scratch, None if lender is None else lender.buffer.size // count)
+                if n <= one_pass or whole:
+                    kernel.numpy(*args)
+                    return
+                cut = pieces(block)
+                in_blocks(lambda lo, hi: kernel.numpy(*cut[lo // block][0], **cut[lo // block][1]), n, block,
+                          None if lender is None else lender.shares(count))
+            except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+                self._refuse_run(kernel, args, exc)
+        return launch
