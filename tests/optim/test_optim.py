@@ -223,8 +223,11 @@ def test_moving_the_model_mid_run_carries_the_state_exactly():
     assert opt.state["0.W"]["m"].dtype == np.float32 and not np.array_equal(opt.state["0.W"]["m"], m_before)
 
 
-def test_numpy_update_allocates_no_parameter_sized_temporaries():
+def test_numpy_update_allocates_no_parameter_sized_temporaries(monkeypatch):
+    """The update runs in blocks with block-sized scratch, made at the first step and reused. One
+    thread: where blocks are shared among threads, a thread the pool starts later makes its own then."""
     import tracemalloc
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     backend = gpubp.get_backend("cpu", "float32")
     model = gpubp.Sequential([gpubp.Dense(1024, 1024)], backend=backend)
     for grad in model.gradients().values():
