@@ -123,7 +123,7 @@ class ModelState:
     def generation(self) -> tuple:
         """Changes whenever a layer is swapped or replaces its parameter or gradient arrays
         (not when their values change): an optimizer keeps what it checked until then."""
-        return tuple((id(layer), layer.generation) for layer in self._layers())
+        return tuple([(id(layer), layer.generation) for layer in self._layers()])
 
     def zero_grad(self):
         for layer in self._layers():

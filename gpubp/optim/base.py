@@ -3,6 +3,7 @@ parameter, or one for a flat model) and launched per step; its state saved and r
 slots checked, made and moved: slots.py)."""
 from __future__ import annotations
 
+import functools
 import warnings
 import weakref
 from typing import NamedTuple
@@ -145,18 +146,18 @@ class Optimizer(OptimizerSlots):
     def advance(self, dtype) -> tuple:
         """The next step's scalars, ``t`` counted, each checked (``checked_scalars``); a refused step
         leaves ``t`` as it was: nothing changed (``step``, and a graphed step's replay)."""
-        self.t += 1
+        self._t += 1  # a whole number >= 0 plus one: no need of the setter's check at every step
         try:
             return self.checked_scalars(dtype)
         except InvalidValueError:
-            self.t -= 1
+            self._t -= 1
             raise
 
     def checked_scalars(self, dtype) -> tuple:
         """``scalars()`` for this step, each checked to be finite in ``dtype``, the model's: a learning
         rate or hyperparameter beyond its range (lr=1e39 in float32) would be an inf scalar that turns
         every parameter into inf or NaN at once, without an error (CuPy raises no warning either)."""
-        scalars, largest = self.scalars(), float(np.finfo(dtype).max)
+        scalars, largest = self.scalars(), _largest(dtype)
         for name, value in zip(self.kernel.scalars, scalars):
             if not abs(value) <= largest:  # NaN too
                 raise InvalidValueError(
@@ -221,7 +222,9 @@ class Optimizer(OptimizerSlots):
     def prepared(self, model) -> "Updates":
         """``prepare(model)``, kept while the model's arrays and this state stay the same ones
         (``Sequential.generation``), so a step re-checks nothing that cannot have changed."""
-        generation = getattr(_model(model), "generation", None)
+        if self._owner is None or self._owner() is not model:  # the model stepped last was checked then
+            _model(model)
+        generation = getattr(model, "generation", None)
         if generation is None:  # nothing tells when its arrays change
             self._prepared = None
             return self.prepare(model)
@@ -268,6 +271,12 @@ class Optimizer(OptimizerSlots):
         self.lr, self.hyper, self.t = saved["lr"], saved["hyper"], saved["t"]
         self.state = {n: {s: backend.asarray(a) for s, a in st.items()} for n, st in saved["state"].items()}
         self._loaded = True  # the next prepare checks it is this model's
+
+
+@functools.lru_cache
+def _largest(dtype) -> float:
+    """The largest finite number of ``dtype``."""
+    return float(np.finfo(dtype).max)
 
 
 def _model(model):
