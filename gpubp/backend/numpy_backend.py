@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from ._blocks import MIN_BLOCK, in_blocks, sizes, workers
+from ._blocks import LENT_BLOCK, in_blocks, sizes, workers
 from .kernels.scratch import lent
 from .base import Backend
 from .operands import FOREIGN, MATMUL, given, operand_error
@@ -42,7 +42,7 @@ class NumpyBackend(Backend):
     def bind(self, kernel, *args):
         # a kernel that ``overflows`` runs under its caller's np.errstate (a step plan's, one per step)
         args = self._refuse_read_only(kernel, self._arguments(kernel, args))
-        if args[0].size <= (sizes()[0] if not kernel.scratch else MIN_BLOCK):  # one pass wherever it runs:
+        if args[0].size <= (sizes()[0] if not kernel.scratch else LENT_BLOCK):  # one pass wherever it runs:
             return functools.partial(kernel.numpy, *args)  # the NumPy body itself, with nothing in between
         return self._launcher(kernel, args)
 
@@ -57,9 +57,9 @@ class NumpyBackend(Backend):
         """``kernel`` on ``args`` (checked) as a function of no arguments. Large arrays go through in
         cache-sized blocks: each in-place pass of the NumPy path then re-reads data from cache instead
         of from memory. A 0-d array is a scalar (a learning rate read at each launch), the same for
-        every block. Where scratch is lent (a step plan's update) the blocks are those whose scratch
-        fits there (``_blocks.sizes``); each block's arguments are cut once per block size, so a bound
-        launch repeated every step only calls the body on them."""
+        every block. Where scratch is lent (a step plan's update) the blocks are of ``LENT_BLOCK``, each
+        reusing the same piece of the lent buffer (``_blocks.sizes``); each block's arguments are cut
+        once per block size, so a bound launch repeated every step only calls the body on them."""
         n = args[0].size  # the first argument is always an array
         blocked = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
         whole = not all(a.size == n and a.flags.c_contiguous for a, b in zip(args, blocked) if b)  # one pass

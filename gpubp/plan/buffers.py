@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ..backend._blocks import MIN_BLOCK, workers
+from ..backend._blocks import LENT_BLOCK, workers
 from ..backend.kernels.scratch import ScratchIn
 from . import layout
 
@@ -84,12 +84,12 @@ class PlanBuffers:
     def _update_room(self) -> int:
         """Elements of scratch the update's NumPy kernel needs at least (``update``): its scratch arrays
         (``Kernel.scratch``) for one pass over the parameters (a flat model's one buffer: one kernel), or for
-        its smallest blocks (``_blocks.sizes``: larger ones where the arena has room) in each thread that
-        shares them; none on a GPU. The arena holds at least that much."""
+        one block of ``LENT_BLOCK`` (``_blocks.sizes``: every block reuses it) in each thread that shares
+        them; none on a GPU. The arena holds at least that much."""
         if self.backend.name != "numpy":
             return 0
         n = sum(p.size for p in self.model.parameters().values())
-        return getattr(self.optimizer.kernel, "scratch", 0) * min(n, MIN_BLOCK) * workers(n)
+        return getattr(self.optimizer.kernel, "scratch", 0) * min(n, LENT_BLOCK) * workers(n)
 
     def _region(self, region, shape):
         """A view of ``shape`` at the start of ``region`` (``layout.Layout``)."""

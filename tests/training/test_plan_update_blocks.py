@@ -1,5 +1,5 @@
 """A planned update whose parameters outnumber the plan's spent buffers: its NumPy kernel runs in
-blocks whose scratch fits those buffers (``_blocks.sizes``), and where it is shared among threads,
+blocks of ``LENT_BLOCK``, each reusing one piece of those buffers (``_blocks.sizes``), and where it is shared among threads,
 each thread takes its own piece of them (``ScratchIn.shares``), so no thread makes scratch of its own."""
 import numpy as np
 import pytest
@@ -44,6 +44,28 @@ def test_update_blocks_fit_the_spent_buffers(make, threads, monkeypatch, fresh_t
     fresh_threads()  # any scratch of a thread's own would be made in the step below
     scratch.forget_scratch()
     peak = traced_allocation(lambda: plan.step(X, y), 1)[0]
-    assert peak < _blocks.MIN_BLOCK * 4, peak  # not one block of float32 scratch, in any thread
+    assert peak < _blocks.LENT_BLOCK * 4, peak  # not one block of float32 scratch, in any thread
     assert not scratch.held()
+    assert_eager_steps_match(*models, make(), X, y)
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(lr=0.05), lambda: Adam(lr=1e-3)], ids=["sgd", "adam"])
+def test_every_block_of_a_planned_update_reuses_one_piece_of_the_arena(make, monkeypatch, fresh_threads):
+    """The update's scratch is one block's worth at the arena's start, written again by every block (it
+    stays in this core's cache), however much more of the arena is spent: the rest is left as it was."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    fresh_threads()
+    models = [mlp(512, [512, 512, 512], 512, "sigmoid", seed=0) for _ in range(2)]
+    rng = np.random.default_rng(0)
+    X, y = (models[0].backend.asarray(rng.normal(size=(128, 512))) for _ in range(2))
+    plan = StepPlan(models[0], "mse", make(), X.shape)
+    used = plan.optimizer.kernel.scratch * _blocks.LENT_BLOCK
+    assert plan.arena.size > 2 * used  # room for larger blocks, which the update does not take
+    for _ in range(2):  # the first step makes the optimizer's slots
+        models[0].zero_grad()
+        plan.run(X, y)
+        plan.arena[...] = np.nan  # spent: the update only writes its scratch here
+        plan.update()
+        assert np.isnan(plan.arena[used:]).all()
+        assert not np.isnan(plan.arena[:_blocks.LENT_BLOCK]).any()  # written by every rule
     assert_eager_steps_match(*models, make(), X, y)
