@@ -81,6 +81,10 @@ class NumpyBackend(Backend):
                     kernel.numpy(*args)
                     return
                 cut = pieces(block)
+                if count == 1:  # in this thread, in what it has lent (if any)
+                    for piece, keywords in cut:
+                        kernel.numpy(*piece, **keywords)
+                    return
                 in_blocks(lambda lo, hi: kernel.numpy(*cut[lo // block][0], **cut[lo // block][1]), n, block,
                           None if lender is None else lender.shares(count))
             except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 
 import numpy as np
 
@@ -19,11 +20,14 @@ from ..nn import Layer
 from ..nn.arrays import check_replacement
 from .checks import checked_layers
 
+_GENERATION = operator.attrgetter("generation")
+
 
 class ModelState:
     """The named-array half of ``Sequential``: it needs ``self.layers`` and ``self.backend``."""
 
     _flat = None  # (parameters, gradients) once flatten_ has run
+    _passed = None  # (layers, their ids) as ``_layers`` last passed them
 
     def _layers(self) -> list:
         """``self.layers``, refused as the constructor refuses them (``checks.checked_layers``, naming the
@@ -32,8 +36,11 @@ class ModelState:
         the layers goes through here, so none fails inside on an item's missing attribute. (An emptied list
         passes: what each method does with no layers is its own, as fit's and a plan's refusals say.)"""
         layers = self.layers
-        if len({id(layer) for layer in layers if isinstance(layer, Layer)}) != len(layers):
-            checked_layers(layers)
+        ids = list(map(id, layers))
+        if self._passed is None or ids != self._passed[1]:  # not the layers as they last passed
+            if len({id(layer) for layer in layers if isinstance(layer, Layer)}) != len(layers):
+                checked_layers(layers)
+            self._passed = list(layers), ids  # kept alive: none of their ids is another object's
         return layers
 
     def parameters(self) -> dict:
@@ -123,7 +130,8 @@ class ModelState:
     def generation(self) -> tuple:
         """Changes whenever a layer is swapped or replaces its parameter or gradient arrays
         (not when their values change): an optimizer keeps what it checked until then."""
-        return tuple([(id(layer), layer.generation) for layer in self._layers()])
+        layers = self._layers()
+        return tuple(map(id, layers)) + tuple(map(_GENERATION, layers))  # the layers, then their counts
 
     def zero_grad(self):
         for layer in self._layers():

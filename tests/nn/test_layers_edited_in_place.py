@@ -50,3 +50,18 @@ def test_a_layer_put_in_twice_is_named_before_its_arrays_are_listed_twice(call):
     model.layers.append(model.layers[0])
     with pytest.raises(InvalidValueError, match="item 3 Dense.* same layer object as item 0"):
         call(model)
+
+
+def test_an_item_put_where_a_dropped_layer_was_is_named_though_it_may_reuse_its_address():
+    """The layers are checked again only when they are no longer those that last passed, compared by
+    identity; the model keeps those alive, so an object made after one was dropped cannot take its id."""
+    model = gpubp.Sequential([gpubp.Dense(3, 4), gpubp.ReLU(), gpubp.Dense(4, 2)])
+    model.parameters()  # the layers pass
+    junk = type("Junk", (), {})
+    for _ in range(50):  # an object of a layer's size made where the dropped layer would be freed
+        model.layers.pop(1)
+        model.layers.insert(1, junk())
+        with pytest.raises(InvalidValueError, match="item 1 is a Junk .*not a gpubp layer"):
+            model.parameters()
+        model.layers[1] = gpubp.ReLU()
+        model.parameters()
