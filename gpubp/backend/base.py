@@ -112,6 +112,12 @@ class Backend:
         """A new array of ``shape`` and ``dtype`` (this backend's by default), its values not set."""
         return self._new("empty", shape, dtype)
 
+    def flat_zeros(self, sizes) -> list:
+        """Flat arrays of zeros of this backend's dtype, one per size, allocated together: what a step
+        reads and writes at every step (parameters and gradients, optimizer slots, a plan's arena). On
+        the host they lie on huge pages where they fill one (``huge_pages``)."""
+        return [self.zeros((n,)) for n in sizes]
+
     def _new(self, make, shape, dtype):
         """``xp.<make>(shape, dtype)`` ("zeros" or "empty"), what it cannot make said by gpubp's error."""
         dtype = self.dtype if dtype is None else dtype

@@ -5,10 +5,11 @@ import functools
 
 import numpy as np
 
+from . import huge_pages
 from ._blocks import LENT_BLOCK, in_blocks, sizes, workers
 from .kernels.scratch import lent
 from .base import Backend
-from .operands import FOREIGN, MATMUL, given, operand_error
+from .operands import FOREIGN, MATMUL, allocation_error, given, operand_error
 
 _matmul = np.matmul
 _FOREIGN = tuple(FOREIGN)  # ndarrays whose operators mean other things
@@ -24,6 +25,12 @@ class NumpyBackend(Backend):
             return _matmul(a, b, out=out)
         except (TypeError, ValueError) as exc:
             raise operand_error("matmul", exc, self, MATMUL, a=a, b=b, **given(out=out)) from None
+
+    def flat_zeros(self, sizes) -> list:
+        try:
+            return huge_pages.zeros([int(n) for n in sizes], self.dtype)
+        except (OSError, ValueError, OverflowError, MemoryError) as exc:  # the mapping refused
+            raise allocation_error("zeros", (sum(sizes),), self.dtype, exc) from None
 
     def is_own(self, x) -> bool:
         """A NumPy array, or a subclass that computes as one (a memmap); not a masked array or a

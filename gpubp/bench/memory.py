@@ -6,13 +6,15 @@ import gc
 import tracemalloc
 
 from .._compat import cupy, gpu_status
+from ..backend.huge_pages import live_bytes
 from ..backend.kernels.scratch import forget_scratch
 
 
 def peak_bytes(make_step) -> int:
     """Peak bytes held during one step: the model, its data and the step's own arrays.
 
-    CPU: tracemalloc (NumPy reports its allocations to it). CuPy: bytes the memory pool holds
+    CPU: tracemalloc (NumPy reports its allocations to it), plus the regions on huge pages made
+    meanwhile (``huge_pages``: mapped, not seen by tracemalloc). CuPy: bytes the memory pool holds
     afterwards (it keeps freed blocks, so this is the step's high-water mark), less what it held
     before the step was made (the arrays of earlier measurements still alive in this process).
     Garbage of the making (arrays only a reference cycle holds) is collected first on both.
@@ -23,6 +25,7 @@ def peak_bytes(make_step) -> int:
     if pool is not None:
         pool.free_all_blocks()
         base = pool.used_bytes()
+    regions = live_bytes()
     tracemalloc.start()
     try:
         step, backend, model = make_step()
@@ -33,7 +36,9 @@ def peak_bytes(make_step) -> int:
         tracemalloc.reset_peak()  # forget the host-side initialisation draws
         step()
         backend.synchronize()
-        return int(pool.total_bytes()) - base if backend.name == "cupy" else tracemalloc.get_traced_memory()[1]
+        if backend.name == "cupy":
+            return int(pool.total_bytes()) - base
+        return tracemalloc.get_traced_memory()[1] + live_bytes() - regions
     finally:
         tracemalloc.stop()
 

@@ -188,8 +188,8 @@ class ModelState:
         (``{name: array}`` each) and, per layer, ``({name: parameter view}, {name: gradient view})``."""
         shapes = [p.shape for arrays in params for p in arrays.values()]
         sizes = [math.prod(s) for s in shapes]
-        with self.backend.activate():
-            flat = self.backend.zeros((sum(sizes),)), self.backend.zeros((sum(sizes),))
+        with self.backend.activate():  # together: on the host on huge pages (``Backend.flat_zeros``)
+            flat = tuple(self.backend.flat_zeros([sum(sizes)] * 2))
         ends = list(itertools.accumulate(sizes))
         views = [[f[e - n:e].reshape(s) for e, n, s in zip(ends, sizes, shapes)] for f in flat]
         k, per_layer = 0, []

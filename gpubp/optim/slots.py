@@ -47,9 +47,14 @@ class OptimizerSlots:
         """Each slot of every parameter in ``names`` moved into one flat array per slot (values
         kept; the state then holds views of it), in that order: the flat slots."""
         xp, flats = backend.xp, []
+        size = sum(self._state[name][self.slots[0]].size for name in names) if self.slots else 0
+        made = iter(backend.flat_zeros([size] * len(self.slots)))  # together: on the host on huge pages
         for slot in self.slots:
-            arrays = [self._state[name][slot] for name in names]
-            flat = xp.concatenate([a.ravel() for a in arrays])
+            arrays, flat = [self._state[name][slot] for name in names], next(made)
+            if any(a.dtype != flat.dtype for a in arrays):
+                flat = xp.concatenate([a.ravel() for a in arrays])  # slots of their own dtype keep it
+            elif arrays:
+                xp.concatenate([a.ravel() for a in arrays], out=flat)
             start = 0
             for name, a in zip(names, arrays):
                 self._state[name][slot] = flat[start:start + a.size].reshape(a.shape)

@@ -77,7 +77,7 @@ class PlanBuffers:
             at = -(-at // line) * line + line
             starts.append(at)
             at += math.prod(shape)
-        self.arena = self.backend.zeros(max(at, self._update_room()))
+        self.arena = self.backend.flat_zeros([max(at, self._update_room())])[0]  # on the host on huge pages
         self._scratch = ScratchIn(self.arena)
         return [self.arena[at:at + math.prod(shape)].reshape(shape) for shape, at in zip(shapes, starts)]
 
