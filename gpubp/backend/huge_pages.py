@@ -4,8 +4,8 @@ A training step reads and writes the same few MiB at every step: parameters, gra
 optimizer state, a step plan's activations. On 4 KiB pages each MiB takes 256 TLB entries; the
 step's GEMMs evict the entries of everything else, and the Python that runs after them (the
 optimizer's step) misses on each object it touches, several times its cost timed alone. On 2 MiB
-pages the arrays take a few entries (the benchmark's (a), two threads: a planned step 0.97x the
-hand-written NumPy step's time with the model's parameters and gradients on one huge page, 1.06x
+pages the arrays take a few entries (the benchmark's (a), two threads, seven paired runs: a planned
+step took 0.99-1.03x the hand-written NumPy step's time, mean 1.01, against 0.96-1.11x, mean 1.05,
 on 4 KiB pages).
 
 ``zeros(sizes, dtype)`` maps one private anonymous region, starts the arrays on a 2 MiB boundary
