@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import mmap
 import weakref
+from pathlib import Path
 
 import numpy as np
 
 from .host_memory import refuse_beyond_free
 
+SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")  # Linux's: "always [madvise] never"
 PAGE = 1 << 21  # bytes of a huge page (x86-64, arm64 with 4 KiB base pages)
-LINE = 64  # each array starts on a cache line, one line after the last ends (as a plan carves its arena)
+LINE = 64  # bytes of a cache line (``lines_apart``)
 _ADVICE = getattr(mmap, "MADV_HUGEPAGE", None)  # Linux only
 _live = [0]  # bytes of the regions alive
 
@@ -33,16 +35,24 @@ def zeros(sizes, dtype) -> list:
     """Flat arrays of zeros of ``sizes`` (elements) and ``dtype``, in one region on huge pages where
     they fill a whole one, else each NumPy's own."""
     dtype = np.dtype(dtype)
-    starts, at = [], 0
-    for n in sizes:
-        at = -(-at // LINE) * LINE + (LINE if starts else 0)  # a line apart: no two at one offset of a 4 KiB page
-        starts.append(at)
-        at += n * dtype.itemsize
-    if _ADVICE is None or at < PAGE:
+    starts, end = lines_apart(sizes, dtype.itemsize)
+    if _ADVICE is None or end * dtype.itemsize < PAGE:
         return [np.zeros(n, dtype) for n in sizes]
-    refuse_beyond_free("zeros", (at,), np.uint8)  # a mapping is promised lazily, as NumPy's memory is
-    region = _region(at)
-    return [region[s:s + n * dtype.itemsize].view(dtype) for s, n in zip(starts, sizes)]
+    refuse_beyond_free("zeros", (end,), dtype)  # a mapping is promised lazily, as NumPy's memory is
+    region = _region(end * dtype.itemsize).view(dtype)
+    return [region[s:s + n] for s, n in zip(starts, sizes)]
+
+
+def lines_apart(sizes, itemsize) -> tuple[list, int]:
+    """``(starts, end)`` of arrays of ``sizes`` elements laid one after the other, each on a cache line
+    and one line after the last ends (no two then start at one offset of a 4 KiB page, where a load
+    and a store 4 KiB apart stall as one address), in elements of ``itemsize`` bytes."""
+    line, starts, at = max(1, LINE // itemsize), [], 0
+    for n in sizes:
+        at = -(-at // line) * line + (line if starts else 0)
+        starts.append(at)
+        at += n
+    return starts, at
 
 
 def _region(nbytes) -> np.ndarray:
@@ -64,3 +74,16 @@ def _freed(nbytes) -> None:
 def live_bytes() -> int:
     """Bytes of the regions ``zeros`` made that some array still holds."""
     return _live[0]
+
+
+def status() -> str:
+    """Whether a region's whole 2 MiB pages become huge pages here: "yes (...)" naming Linux's
+    transparent huge page setting, or "no (...)" saying why not."""
+    if _ADVICE is None:
+        return "no (the system has no madvise: not Linux)"
+    try:
+        text = SETTING.read_text()
+        setting = text[text.index("[") + 1:text.index("]")]
+    except (OSError, ValueError):
+        return f"no ({SETTING} cannot be read)"
+    return f"{'no' if setting == 'never' else 'yes'} (transparent huge pages: {setting})"

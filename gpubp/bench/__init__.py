@@ -36,7 +36,8 @@ def record_machine(device) -> dict:
     v = facts["versions"]
     info = {"date": datetime.date.today().isoformat(), "device": device, "gpubp": v["gpubp"],
             "numpy": v["numpy"], "python": v["python"], "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-            "cpu_threads": facts["cpu_threads"], "load_average": list(os.getloadavg())}
+            "cpu_threads": facts["cpu_threads"], "huge_pages": facts["huge_pages"],
+            "load_average": list(os.getloadavg())}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"

@@ -36,6 +36,7 @@ def _print_machine(info):
     source = ("all usable cores" if omp is None else f"OMP_NUM_THREADS={omp}" if omp_threads() else
               f"all usable cores: OMP_NUM_THREADS={omp!r} is not a whole number >= 1")
     print(f"CPU kernels on 2^20+ elements: {info['cpu_threads']} thread(s) ({source})")
+    print(f"a step's host arrays on 2 MiB pages: {info['huge_pages']}")
     if info["GPUBP_DEVICE"]:
         try:
             parse_spec(info["GPUBP_DEVICE"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from ..backend._blocks import LENT_BLOCK, workers
+from ..backend.huge_pages import lines_apart
 from ..backend.kernels.scratch import ScratchIn
 from . import layout
 
@@ -69,14 +70,9 @@ class PlanBuffers:
 
     def _carve(self, shapes):
         """Views of ``shapes`` into one zeroed buffer of the backend's dtype (``self.arena``), each on
-        a cache line, one line after the last view ends (views of whole pages then start at different
-        offsets within a page: a load and a store 4 KiB apart would stall as one address). All it
-        holds is spent once the backward pass is over: the update takes its scratch there (``update``)."""
-        line, at, starts = max(1, 64 // self.backend.dtype.itemsize), 0, []
-        for shape in shapes:
-            at = -(-at // line) * line + line
-            starts.append(at)
-            at += math.prod(shape)
+        a cache line, one line after the last view ends (``huge_pages.lines_apart``). All it holds is
+        spent once the backward pass is over: the update takes its scratch there (``update``)."""
+        starts, at = lines_apart([math.prod(shape) for shape in shapes], self.backend.dtype.itemsize)
         self.arena = self.backend.flat_zeros([max(at, self._update_room())])[0]  # on the host on huge pages
         self._scratch = ScratchIn(self.arena)
         return [self.arena[at:at + math.prod(shape)].reshape(shape) for shape, at in zip(shapes, starts)]

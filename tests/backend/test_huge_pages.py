@@ -2,7 +2,6 @@
 disjoint, on a huge page boundary, huge pages asked for on the whole 2 MiB pages only (the rest on
 4 KiB pages: no memory beyond the bytes asked for), counted while alive (tracemalloc sees none)."""
 import gc
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +13,6 @@ from gpubp.bench.memory import peak_bytes
 from gpubp.bench.mlp import gpubp_step
 
 MiB = 1 << 20
-
-
-def _huge_pages_given() -> bool:
-    """Whether this Linux gives transparent huge pages to a region that asks (``[always]`` or ``[madvise]``)."""
-    try:
-        return "[never]" not in Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    except OSError:
-        return False
 
 
 def _huge_kib(address) -> int:
@@ -37,8 +28,8 @@ def _huge_kib(address) -> int:
     raise AssertionError(f"no mapping holds {address:#x}")
 
 
-needs_huge_pages = pytest.mark.skipif(not (sys.platform.startswith("linux") and _huge_pages_given()),
-                                      reason="this system gives no transparent huge pages")
+needs_huge_pages = pytest.mark.skipif(not huge_pages.status().startswith("yes"),
+                                      reason=f"huge pages: {huge_pages.status()}")
 
 
 @pytest.mark.parametrize("sizes, dtype", [([300_000, 300_000], "float32"), ([100_000, 200_000, 1], "float64"),
@@ -97,3 +88,18 @@ def test_a_models_parameters_and_gradients_lie_together_and_a_benchmark_counts_t
     n = params.nbytes + grads.nbytes
     peak = peak_bytes(lambda: gpubp_step([784, 512, 512, 10], "sigmoid", 8, "cpu", planned=True))
     assert peak >= n, (peak, n)  # the model's parameters and gradients, and then some
+
+
+@pytest.mark.parametrize("text, said", [("[always] madvise never", "yes (transparent huge pages: always)"),
+                                        ("always [madvise] never", "yes (transparent huge pages: madvise)"),
+                                        ("always madvise [never]", "no (transparent huge pages: never)"),
+                                        (None, "cannot be read"), ("garbled", "cannot be read")])
+def test_the_status_names_linuxs_setting_or_why_none_is_read(text, said, monkeypatch, tmp_path):
+    setting = tmp_path / "enabled"
+    if text is not None:
+        setting.write_text(text + "\n")
+    monkeypatch.setattr(huge_pages, "SETTING", setting)
+    monkeypatch.setattr(huge_pages, "_ADVICE", huge_pages._ADVICE or 14)  # as on Linux
+    assert said in huge_pages.status()
+    monkeypatch.setattr(huge_pages, "_ADVICE", None)
+    assert huge_pages.status() == "no (the system has no madvise: not Linux)"

@@ -62,6 +62,14 @@ def test_info_json(capsys):
     assert info["cpu_threads"] >= 1
 
 
+def test_info_says_whether_a_steps_host_arrays_lie_on_huge_pages(monkeypatch, capsys, tmp_path):
+    setting = tmp_path / "enabled"
+    setting.write_text("always madvise [never]\n")
+    monkeypatch.setattr(gpubp.backend.huge_pages, "SETTING", setting)
+    assert cli.main(["info"]) == 0
+    assert "a step's host arrays on 2 MiB pages: no (transparent huge pages: never)" in capsys.readouterr().out
+
+
 def test_info_says_how_many_threads_cpu_kernels_use(monkeypatch, capsys):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert cli.main(["info"]) == 0

@@ -11,7 +11,7 @@ import numpy as np
 
 from ... import _compat
 from ..._version import __version__
-from ...backend import auto_choice, parse_spec, threads
+from ...backend import auto_choice, huge_pages, parse_spec, threads
 from ...errors import GpubpError
 
 
@@ -106,9 +106,10 @@ def mpi_launch() -> dict | None:
 
 
 def machine() -> dict:
-    """Versions, devices, what ``auto`` picks and why, the CPU kernels' thread count, and the
-    MPI rank and size under mpiexec."""
+    """Versions, devices, what ``auto`` picks and why, the CPU kernels' thread count, whether a step's
+    host arrays lie on huge pages, and the MPI rank and size under mpiexec."""
     device, reason = auto_choice()
     return {"versions": versions(), "devices": devices(), "auto": {"device": device, "reason": reason},
             "GPUBP_DEVICE": os.environ.get("GPUBP_DEVICE"), "cpu_threads": threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "mpi": mpi_launch()}
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "huge_pages": huge_pages.status(),
+            "mpi": mpi_launch()}
